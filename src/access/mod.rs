@@ -1,0 +1,86 @@
+//! Access: who the caller is (`Principal`), what role they hold in a workspace,
+//! and the only way to reach a workspace's data: a `Grant`, which this module
+//! alone can mint, from a verified membership or the narrow system handle.
+
+pub mod role;
+
+pub use role::Role;
+
+use crate::error::{Error, Result};
+use crate::ids::{UserId, WorkspaceId};
+use crate::store::control::{self, Control};
+
+/// The authenticated caller of one request.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub platform_admin: bool,
+    /// SHA-256 of the session token this request came with.
+    pub session_hash: Vec<u8>,
+}
+
+/// Permission to open one workspace's database. Its fields are private to this
+/// module, so no other code can fabricate one; `store::tenant::TenantPool` only
+/// opens a workspace for a `Grant`.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    workspace: WorkspaceId,
+    holder: GrantHolder,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GrantHolder {
+    Member {
+        user: UserId,
+        role: Role,
+    },
+    /// Cross-tenant code (operator CLI, workspace creation, later backups and
+    /// retention). Always names why, and the reason goes to the audit entry.
+    System {
+        reason: &'static str,
+    },
+}
+
+impl Grant {
+    pub fn workspace(&self) -> WorkspaceId {
+        self.workspace
+    }
+
+    pub fn holder(&self) -> &GrantHolder {
+        &self.holder
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        match &self.holder {
+            GrantHolder::Member { role, .. } => Some(*role),
+            GrantHolder::System { .. } => None,
+        }
+    }
+
+    /// The system handle. Callers are the CLI and platform jobs, never a request
+    /// handler acting for a user.
+    pub fn system(workspace: WorkspaceId, reason: &'static str) -> Self {
+        Self {
+            workspace,
+            holder: GrantHolder::System { reason },
+        }
+    }
+}
+
+/// Verifies membership, checked fresh on every request so a role change or a
+/// removal takes effect on the very next one. Not a member, a suspended
+/// workspace and a missing workspace all answer the same `NotFound`.
+pub async fn grant_for(control: &Control, who: &Principal, ws: WorkspaceId) -> Result<Grant> {
+    let user = who.user_id;
+    let role = control
+        .db
+        .read_async(move |c| control::active_membership(c, ws, user))
+        .await?;
+    match role {
+        Some(role) => Ok(Grant {
+            workspace: ws,
+            holder: GrantHolder::Member { user, role },
+        }),
+        None => Err(Error::NotFound("workspace")),
+    }
+}

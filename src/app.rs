@@ -1,0 +1,108 @@
+//! Application state and the server loop: open storage with the master key,
+//! bind, serve until SIGTERM/SIGINT, then drain and close the databases.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::Server;
+use poem::listener::TcpAcceptor;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::crypto::MasterKey;
+use crate::crypto::password::PasswordHasher;
+use crate::error::{Error, Result};
+use crate::store::DbOptions;
+use crate::store::control::Control;
+use crate::store::tenant::TenantPool;
+
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub clock: SharedClock,
+    pub control: Arc<Control>,
+    pub tenants: Arc<TenantPool>,
+    pub hasher: PasswordHasher,
+}
+
+impl AppState {
+    /// Opens control.db with the master key; refuses (touching nothing) if the
+    /// key does not match. With `create`, a missing control.db is initialised.
+    pub fn open(
+        config: Config,
+        master: MasterKey,
+        clock: SharedClock,
+        create: bool,
+    ) -> Result<Self> {
+        let opts = DbOptions::from_config(&config.file.storage);
+        let path = config.control_db_path();
+        let control = if !path.exists() && create {
+            crate::store::create_private_dir(&config.data_dir)?;
+            Control::initialize(&path, opts, master)?
+        } else {
+            Control::open(&path, opts, master)?
+        };
+        let a = &config.file.auth;
+        let hasher = PasswordHasher::new(
+            a.argon2_memory_kib,
+            a.argon2_iterations,
+            a.argon2_parallelism,
+            a.password_workers,
+        )?;
+        let tenants = TenantPool::new(
+            config.tenants_dir(),
+            opts,
+            config.file.storage.tenant_pool_size,
+        );
+        Ok(Self {
+            config: Arc::new(config),
+            clock,
+            control: Arc::new(control),
+            tenants: Arc::new(tenants),
+            hasher,
+        })
+    }
+
+    pub fn close(&self) {
+        self.tenants.close_all();
+        if let Err(e) = self.control.db.checkpoint() {
+            tracing::warn!(error = %e, "checkpoint at shutdown failed");
+        }
+    }
+}
+
+/// Binds the configured address (port 0 picks a free one) and returns the
+/// listener with the address it really got.
+pub async fn bind(config: &Config) -> Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> Result<()> {
+    let app = crate::web::routes(Arc::clone(&state));
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(30)))
+        .await?;
+    tracing::info!("stopped accepting; closing databases");
+    state.close();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM received, draining"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, draining"),
+    }
+}

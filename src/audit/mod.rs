@@ -1,0 +1,193 @@
+//! The audit chain. Every database (control.db for the platform, each
+//! workspace's data.db) keeps its own append-only chain, where
+//! `hash = SHA-256(prev_hash || canonical(entry))` and the first `prev_hash` is
+//! 32 zero bytes. Entries are written by `store::audit::append` inside the
+//! transaction of the change they record. Details (before/after, user agent) are
+//! sealed like every other person-typed value; the chain commits to their
+//! ciphertext's hash.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::ids::UserId;
+
+pub const GENESIS: [u8; 32] = [0u8; 32];
+
+/// Who did it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    User(UserId),
+    /// The operator at the server's shell (`aura ...` commands).
+    Operator,
+    /// Aura itself (schedules, dev bootstrap).
+    System,
+    /// An unauthenticated caller (failed logins).
+    Anonymous,
+}
+
+impl Actor {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Actor::User(_) => "user",
+            Actor::Operator => "operator",
+            Actor::System => "system",
+            Actor::Anonymous => "anonymous",
+        }
+    }
+
+    pub fn id(&self) -> Option<String> {
+        match self {
+            Actor::User(u) => Some(u.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Where a request came from; attached to every entry it causes.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl RequestMeta {
+    pub fn cli() -> Self {
+        Self {
+            ip: None,
+            user_agent: Some(format!("aura-cli/{}", env!("CARGO_PKG_VERSION"))),
+            request_id: None,
+        }
+    }
+}
+
+/// An entry about to be appended.
+#[derive(Clone, Debug)]
+pub struct NewEntry<'a> {
+    pub actor: Actor,
+    pub action: &'a str,
+    pub target_type: Option<&'a str>,
+    pub target_id: Option<String>,
+    pub meta: &'a RequestMeta,
+    /// State before and after, already redacted of secrets. Sealed on write.
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+impl<'a> NewEntry<'a> {
+    pub fn new(actor: Actor, action: &'a str, meta: &'a RequestMeta) -> Self {
+        Self {
+            actor,
+            action,
+            target_type: None,
+            target_id: None,
+            meta,
+            before: None,
+            after: None,
+        }
+    }
+
+    pub fn target(mut self, kind: &'a str, id: impl ToString) -> Self {
+        self.target_type = Some(kind);
+        self.target_id = Some(id.to_string());
+        self
+    }
+
+    pub fn after(mut self, v: serde_json::Value) -> Self {
+        self.after = Some(v);
+        self
+    }
+
+    pub fn before(mut self, v: serde_json::Value) -> Self {
+        self.before = Some(v);
+        self
+    }
+}
+
+/// A stored entry, as read back for verification.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoredEntry {
+    pub seq: i64,
+    pub time: i64,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    #[serde(skip)]
+    pub detail_ct: Option<Vec<u8>>,
+    #[serde(skip)]
+    pub prev_hash: Vec<u8>,
+    #[serde(skip)]
+    pub hash: Vec<u8>,
+}
+
+impl StoredEntry {
+    /// The canonical encoding: a JSON array in a fixed order, which serde_json
+    /// renders deterministically.
+    pub fn canonical(&self) -> Vec<u8> {
+        let detail = self
+            .detail_ct
+            .as_ref()
+            .map(|d| hex::encode(Sha256::digest(d)));
+        serde_json::to_vec(&(
+            self.seq,
+            self.time,
+            &self.actor_type,
+            &self.actor_id,
+            &self.action,
+            &self.target_type,
+            &self.target_id,
+            &self.ip,
+            &self.request_id,
+            detail,
+        ))
+        .unwrap_or_default()
+    }
+
+    pub fn compute_hash(&self, prev_hash: &[u8]) -> Vec<u8> {
+        let mut h = Sha256::new();
+        h.update(prev_hash);
+        h.update(self.canonical());
+        h.finalize().to_vec()
+    }
+}
+
+/// The result of walking a chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainCheck {
+    Intact { entries: u64 },
+    Broken { seq: i64, reason: &'static str },
+}
+
+/// Walks entries in order and reports the first one that does not fit.
+pub fn verify_chain(entries: &[StoredEntry]) -> ChainCheck {
+    let mut prev: Vec<u8> = GENESIS.to_vec();
+    let first = entries.first().map(|e| e.seq).unwrap_or(1);
+    for (expected_seq, e) in (first..).zip(entries.iter()) {
+        if e.seq != expected_seq {
+            return ChainCheck::Broken {
+                seq: expected_seq,
+                reason: "sequence gap",
+            };
+        }
+        if e.prev_hash != prev {
+            return ChainCheck::Broken {
+                seq: e.seq,
+                reason: "prev_hash does not match the previous entry",
+            };
+        }
+        if e.compute_hash(&prev) != e.hash {
+            return ChainCheck::Broken {
+                seq: e.seq,
+                reason: "entry content does not match its hash",
+            };
+        }
+        prev = e.hash.clone();
+    }
+    ChainCheck::Intact {
+        entries: entries.len() as u64,
+    }
+}

@@ -1,0 +1,102 @@
+//! `aura user ...` and `aura workspace ...`: operator actions, audited with the
+//! operator as actor. Output on stdout is meant for scripts.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use super::{Global, UserCommand, WorkspaceCommand, load_config, open_state};
+use crate::audit::{Actor, RequestMeta};
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::identity::users::{CreateUser, create_user};
+use crate::workspace::{CreateWorkspace, create_workspace, list_all};
+
+pub async fn user(g: &Global, cmd: UserCommand) -> Result<ExitCode> {
+    let UserCommand::Create {
+        email,
+        name,
+        platform_admin,
+        password_stdin: _,
+    } = cmd;
+    let password = read_password_stdin()?;
+    let state = open_state(g, load_config(g)?, false)?;
+    let id = create_user(
+        &state,
+        CreateUser {
+            email,
+            name,
+            password,
+            platform_admin,
+        },
+        Actor::Operator,
+        &RequestMeta::cli(),
+    )
+    .await
+    .map_err(explain)?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn workspace(g: &Global, cmd: WorkspaceCommand) -> Result<ExitCode> {
+    let state = open_state(g, load_config(g)?, false)?;
+    match cmd {
+        WorkspaceCommand::Create {
+            name,
+            owner,
+            region,
+        } => {
+            let id = create_workspace(
+                &state,
+                CreateWorkspace {
+                    name,
+                    owner_email: owner,
+                    region,
+                },
+                Actor::Operator,
+                &RequestMeta::cli(),
+            )
+            .await
+            .map_err(explain)?;
+            println!("{id}");
+        }
+        WorkspaceCommand::List => {
+            println!("ID\tNAME\tREGION\tSTATE\tCREATED");
+            for w in list_all(&state).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    w.id,
+                    w.name,
+                    if w.region.is_empty() { "-" } else { &w.region },
+                    w.state,
+                    rfc3339(w.created_at)
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_password_stdin() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let pw = line.trim_end_matches(['\n', '\r']).to_owned();
+    if pw.is_empty() {
+        return Err(Error::Usage(
+            "no password on stdin; pipe it in, e.g. `printf '%s' \"$PW\" | aura user create ... --password-stdin`".into(),
+        ));
+    }
+    Ok(pw)
+}
+
+/// Validation errors read better as one line per field on a terminal.
+fn explain(e: Error) -> Error {
+    match e {
+        Error::Validation(errs) => Error::Usage(
+            errs.iter()
+                .map(|f| format!("--{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        other => other,
+    }
+}

@@ -1,0 +1,155 @@
+//! The operator's command line. Every command takes `--config` and `--data-dir`
+//! (also `AURA_CONFIG`, `AURA_DATA_DIR`) and works beside a running server.
+
+mod admin;
+mod doctor;
+mod init;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::AppState;
+use crate::clock::SystemClock;
+use crate::config::{self, Config, Overrides};
+use crate::crypto::master_source::{self, DEV_WARNING};
+use crate::error::Result;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "aura",
+    version,
+    about = "Aura: a self-hosted workspace appliance that proves its security promises"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Config file (default /etc/aura/aura.toml if it exists).
+    #[arg(long, global = true, env = "AURA_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides the config's data_dir).
+    #[arg(long, global = true, env = "AURA_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Dev mode: no config needed, data in ./aura-dev, dev master key kept there.
+    #[arg(long, global = true)]
+    pub dev: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a default config, create the master key, the data dir and control.db.
+    Init,
+    /// Run the appliance.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+        #[arg(long, env = "AURA_LISTEN", value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage workspaces.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// Check the config, key, data dir and schema; non-zero exit on any FAIL.
+    Doctor,
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create an account; the password is read from stdin.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Give this account access to the platform area.
+        #[arg(long)]
+        platform_admin: bool,
+        /// Read the password from standard input (one line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WorkspaceCommand {
+    /// Create a workspace owned by an existing account; prints its id.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Email of the owner (must already have an account).
+        #[arg(long)]
+        owner: String,
+        /// Region label, e.g. EU or IN (default: the appliance's region).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// List workspaces.
+    List,
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let g = cli.global;
+    match cli.command {
+        Command::Version => {
+            println!(
+                "aura {} ({})",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::ARCH
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init => init::run(&g).await,
+        Command::Serve { listen } => serve::run(&g, listen).await,
+        Command::Doctor => doctor::run(&g).await,
+        Command::User(cmd) => {
+            crate::telemetry::init_cli();
+            admin::user(&g, cmd).await
+        }
+        Command::Workspace(cmd) => {
+            crate::telemetry::init_cli();
+            admin::workspace(&g, cmd).await
+        }
+    }
+}
+
+pub(crate) fn overrides(g: &Global, listen: Option<String>) -> Overrides {
+    Overrides {
+        config_path: g.config.clone(),
+        data_dir: g.data_dir.clone(),
+        listen,
+        dev: g.dev,
+    }
+}
+
+/// Loads config and key and opens the state, as every command but `init` does.
+pub(crate) fn open_state(g: &Global, cfg: Config, create: bool) -> Result<Arc<AppState>> {
+    let (master, origin) = master_source::load(&cfg)?;
+    if origin.is_dev() {
+        eprintln!("{DEV_WARNING}");
+        tracing::warn!(source = %origin.describe(), "using a dev master key");
+    }
+    let _ = g;
+    let offset = std::env::var("AURA_TEST_CLOCK_OFFSET")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    let clock = Arc::new(SystemClock::with_offset(offset));
+    Ok(Arc::new(AppState::open(cfg, master, clock, create)?))
+}
+
+pub(crate) fn load_config(g: &Global) -> Result<Config> {
+    config::load(&overrides(g, None))
+}

@@ -1,0 +1,349 @@
+//! Configuration: built-in defaults, then the TOML file, then `AURA_*` variables
+//! (nested keys with `__`, e.g. `AURA_STORAGE__SYNCHRONOUS=normal`). Unknown keys
+//! are an error that names the key, its source and, for files, the line.
+//! `packaging/aura.toml` documents every key; a unit test keeps it in sync.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/aura/aura.toml";
+pub const DEV_DATA_DIR: &str = "aura-dev";
+pub const DEV_LISTEN: &str = "127.0.0.1:8080";
+/// The commented default config that `aura init` writes.
+pub const DOCUMENTED_DEFAULTS: &str = include_str!("../packaging/aura.toml");
+
+/// Variables with the `AURA_` prefix that are not config keys.
+const NON_CONFIG_ENV: &[&str] = &["config", "master_key", "test_clock_offset"];
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub data_dir: PathBuf,
+    pub master_key_file: PathBuf,
+    pub listen: String,
+    pub public_url: String,
+    pub region: String,
+    pub storage: StorageConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub synchronous: Synchronous,
+    pub busy_timeout_ms: u64,
+    pub tenant_pool_size: usize,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Full,
+    Extra,
+    Normal,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub session_idle_minutes: u64,
+    pub session_absolute_hours: u64,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub password_workers: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("/var/lib/aura"),
+            master_key_file: PathBuf::from("/etc/aura/master.key"),
+            listen: DEV_LISTEN.to_owned(),
+            public_url: String::new(),
+            region: String::new(),
+            storage: StorageConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Full,
+            busy_timeout_ms: 5_000,
+            tenant_pool_size: 256,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            session_idle_minutes: 60,
+            session_absolute_hours: 12,
+            argon2_memory_kib: crate::crypto::password::MIN_M_KIB,
+            argon2_iterations: crate::crypto::password::MIN_T,
+            argon2_parallelism: crate::crypto::password::MIN_P,
+            password_workers: 2,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// What the command line contributes on top of the layers.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub config_path: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub dev: bool,
+}
+
+/// The validated runtime configuration, passed by reference.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub file: FileConfig,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// The URL people use to reach Aura (for links and cookie security).
+    pub public_url: String,
+    pub dev: bool,
+    /// Where the file layer came from, if any (for messages).
+    pub source: Option<PathBuf>,
+}
+
+impl Config {
+    /// Cookies get `Secure` and the `__Host-` prefix when served over TLS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    pub fn control_db_path(&self) -> PathBuf {
+        self.data_dir.join("control.db")
+    }
+
+    pub fn tenants_dir(&self) -> PathBuf {
+        self.data_dir.join("tenants")
+    }
+
+    pub fn dev_key_path(&self) -> PathBuf {
+        dev_key_path(&self.data_dir)
+    }
+}
+
+pub fn dev_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("dev-master.key")
+}
+
+/// Loads and validates. In dev mode a missing file is fine; otherwise a file
+/// named explicitly must exist, and the default path is used when present.
+pub fn load(ov: &Overrides) -> Result<Config> {
+    let mut fig = Figment::from(Serialized::defaults(FileConfig::default()));
+    let explicit = ov.config_path.clone();
+    let path = explicit
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let mut source = None;
+    if path.exists() {
+        fig = fig.merge(Toml::file_exact(&path));
+        source = Some(path.clone());
+    } else if explicit.is_some() {
+        return Err(Error::Config(format!(
+            "config file {} does not exist; create it with `aura init --config {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    fig = fig.merge(Env::prefixed("AURA_").split("__").ignore(NON_CONFIG_ENV));
+    let mut file: FileConfig = fig
+        .extract()
+        .map_err(|e| describe_figment_error(e, source.as_deref()))?;
+
+    if ov.dev && ov.data_dir.is_none() && !env_sets("AURA_DATA_DIR") && !file_sets_data_dir(&source)
+    {
+        file.data_dir = PathBuf::from(DEV_DATA_DIR);
+    }
+    if let Some(d) = &ov.data_dir {
+        file.data_dir = d.clone();
+    }
+    if let Some(l) = &ov.listen {
+        file.listen = l.clone();
+    }
+    validate(file, ov.dev, source)
+}
+
+fn env_sets(var: &str) -> bool {
+    std::env::var_os(var).is_some()
+}
+
+fn file_sets_data_dir(source: &Option<PathBuf>) -> bool {
+    source
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .is_some_and(|t| t.lines().any(|l| l.trim_start().starts_with("data_dir")))
+}
+
+fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Config> {
+    let listen: SocketAddr = file.listen.parse().map_err(|_| {
+        Error::Config(format!(
+            "key `listen`: `{}` is not an address like 127.0.0.1:8080",
+            file.listen
+        ))
+    })?;
+    if file.data_dir.as_os_str().is_empty() {
+        return Err(Error::Config("key `data_dir` must not be empty".into()));
+    }
+    let url_ok = file.public_url.is_empty()
+        || file.public_url.starts_with("http://")
+        || file.public_url.starts_with("https://");
+    if !url_ok {
+        return Err(Error::Config(
+            "key `public_url` must start with http:// or https://".into(),
+        ));
+    }
+    if file.storage.busy_timeout_ms == 0 {
+        return Err(Error::Config(
+            "key `storage.busy_timeout_ms` must be above 0".into(),
+        ));
+    }
+    if file.auth.session_idle_minutes == 0 || file.auth.session_absolute_hours == 0 {
+        return Err(Error::Config(
+            "keys `auth.session_idle_minutes` and `auth.session_absolute_hours` must be above 0"
+                .into(),
+        ));
+    }
+    let public_url = if file.public_url.is_empty() {
+        format!("http://{listen}")
+    } else {
+        file.public_url.trim_end_matches('/').to_owned()
+    };
+    Ok(Config {
+        data_dir: file.data_dir.clone(),
+        listen,
+        public_url,
+        dev,
+        source,
+        file,
+    })
+}
+
+/// Turns figment's error into one line per problem: the key, the source and,
+/// when the source is a file, the line the key is on.
+fn describe_figment_error(err: figment::Error, file: Option<&Path>) -> Error {
+    let mut lines = Vec::new();
+    for e in err {
+        let key = e.path.join(".");
+        let src = e
+            .metadata
+            .as_ref()
+            .map(|m| match &m.source {
+                Some(figment::Source::File(p)) => {
+                    let line = find_key_line(p, e.path.last().map(String::as_str));
+                    match line {
+                        Some(n) => format!("{}:{n}", p.display()),
+                        None => p.display().to_string(),
+                    }
+                }
+                Some(other) => format!("{} ({other})", m.name),
+                None => m.name.to_string(),
+            })
+            .or_else(|| file.map(|p| p.display().to_string()))
+            .unwrap_or_else(|| "defaults".into());
+        let kind = match &e.kind {
+            figment::error::Kind::UnknownField(name, allowed) => {
+                let full = if key.is_empty() || key.ends_with(name.as_str()) {
+                    key.clone()
+                } else {
+                    format!("{key}.{name}")
+                };
+                lines.push(format!(
+                    "unknown key `{full}` in {src}; allowed here: {}",
+                    allowed.join(", ")
+                ));
+                continue;
+            }
+            other => other.to_string(),
+        };
+        lines.push(format!("key `{key}` in {src}: {kind}"));
+    }
+    Error::Config(lines.join("\n"))
+}
+
+fn find_key_line(path: &Path, key: Option<&str>) -> Option<usize> {
+    let key = key?;
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            !t.starts_with('#')
+                && (t.starts_with(&format!("{key} "))
+                    || t.starts_with(&format!("{key}="))
+                    || t.starts_with(&format!("[{key}]")))
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_defaults_parse_to_the_built_in_defaults() {
+        let parsed: FileConfig = Figment::from(Toml::string(DOCUMENTED_DEFAULTS))
+            .extract()
+            .unwrap();
+        assert_eq!(parsed, FileConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_names_key_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("aura.toml");
+        std::fs::write(
+            &p,
+            "listen = \"127.0.0.1:1\"\n[storage]\nsynchronus = \"full\"\n",
+        )
+        .unwrap();
+        let err = load(&Overrides {
+            config_path: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("storage.synchronus"), "{err}");
+        assert!(err.contains(&format!("{}:3", p.display())), "{err}");
+    }
+}

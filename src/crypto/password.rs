@@ -1,0 +1,141 @@
+//! Password hashing with argon2id. Hashing is CPU- and memory-heavy, so it runs
+//! on the blocking pool behind a semaphore: a storm of logins queues here instead
+//! of starving every other request.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result};
+
+/// OWASP's minimum for argon2id; the config may only make it stronger.
+pub const MIN_M_KIB: u32 = 19_456;
+pub const MIN_T: u32 = 2;
+pub const MIN_P: u32 = 1;
+pub const MIN_PASSWORD_LEN: usize = 10;
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    /// Verified against when the email is unknown, so both paths cost the same.
+    dummy_hash: Arc<String>,
+}
+
+impl PasswordHasher {
+    pub fn new(m_kib: u32, t: u32, p: u32, workers: usize) -> Result<Self> {
+        if m_kib < MIN_M_KIB || t < MIN_T || p < MIN_P {
+            return Err(Error::Config(format!(
+                "argon2 parameters must be at least m={MIN_M_KIB} KiB, t={MIN_T}, p={MIN_P}"
+            )));
+        }
+        let params = Params::new(m_kib, t, p, None)
+            .map_err(|e| Error::Config(format!("argon2 parameters: {e}")))?;
+        let dummy = hash_with(&params, &crate::crypto::token::random_password())?;
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(workers.max(1))),
+            dummy_hash: Arc::new(dummy),
+        })
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String> {
+        check_password_policy(&password)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("password hashing pool closed"))?;
+        let params = self.params.clone();
+        tokio::task::spawn_blocking(move || hash_with(&params, &password)).await?
+    }
+
+    /// `None` as the stored hash means "unknown account": the dummy hash is
+    /// verified instead and the result is always false.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("password hashing pool closed"))?;
+        let known = stored.is_some();
+        let stored = stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
+        let ok = tokio::task::spawn_blocking(move || verify_with(&password, &stored)).await?;
+        Ok(known && ok)
+    }
+
+    /// Synchronous variant for the CLI, which has no reason to queue.
+    pub fn hash_blocking(&self, password: &str) -> Result<String> {
+        check_password_policy(password)?;
+        hash_with(&self.params, password)
+    }
+}
+
+pub fn check_password_policy(password: &str) -> Result<()> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_LEN {
+        return Err(Error::field(
+            "password",
+            format!("must be at least {MIN_PASSWORD_LEN} characters"),
+        ));
+    }
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(Error::field(
+            "password",
+            format!("must be at most {MAX_PASSWORD_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+fn hash_with(params: &Params, password: &str) -> Result<String> {
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::internal(format!("argon2 hash: {e}")))
+}
+
+fn verify_with(password: &str, stored: &str) -> bool {
+    // Parameters come from the stored PHC string, so old hashes keep verifying
+    // after the configured cost is raised.
+    match PasswordHash::new(stored) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_and_verify() {
+        let h = PasswordHasher::new(MIN_M_KIB, MIN_T, MIN_P, 1).unwrap();
+        let stored = h.hash("correct horse battery".into()).await.unwrap();
+        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(
+            h.verify("correct horse battery".into(), Some(stored.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !h.verify("wrong password!".into(), Some(stored))
+                .await
+                .unwrap()
+        );
+        assert!(!h.verify("anything at all".into(), None).await.unwrap());
+    }
+
+    #[test]
+    fn weak_parameters_and_passwords_are_refused() {
+        assert!(PasswordHasher::new(4096, 1, 1, 1).is_err());
+        assert!(check_password_policy("short").is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! The domain's one error type. `web::problem` is the single place that maps it
+//! to HTTP status codes and RFC 9457 problem documents; internal details stay in
+//! the logs and never reach a response.
+
+use serde::Serialize;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One invalid input, named by its field path (`email`, `fields[2].type`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Also used for rows that exist in another workspace: the caller must not
+    /// be able to tell "missing" from "not yours".
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Wrong password and unknown email are deliberately the same error.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("not allowed")]
+    Forbidden,
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many requests")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("not ready: {0}")]
+    Unavailable(&'static str),
+    #[error("crypto failure: {0}")]
+    Crypto(&'static str),
+    #[error("storage error: {0}")]
+    Storage(#[from] rusqlite::Error),
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// A command-line mistake; the message says what to do instead.
+    #[error("{0}")]
+    Usage(String),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A single-field validation error.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Validation(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
+    }
+
+    pub fn internal(what: impl std::fmt::Display) -> Self {
+        Error::Internal(what.to_string())
+    }
+}
+
+impl From<tokio::task::JoinError> for Error {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Error::Internal(format!("blocking task failed: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Internal(format!("json: {e}"))
+    }
+}

@@ -1,0 +1,175 @@
+//! Accounts. Emails and names are sealed in control.db; the email is found again
+//! through its blind index.
+
+use crate::app::AppState;
+use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::error::{Error, Result};
+use crate::ids::UserId;
+use crate::store::audit;
+use crate::store::control::{self, NewUser};
+
+pub const MAX_NAME_LEN: usize = 200;
+const MAX_EMAIL_LEN: usize = 254;
+
+/// A deliberately small check: one `@`, something on both sides, a dot in the
+/// domain, no spaces. Deliverability is proven by invitations, not regexes.
+pub fn validate_email(field: &str, email: &str) -> Result<String> {
+    let e = email.trim();
+    let ok = e.len() <= MAX_EMAIL_LEN
+        && !e.chars().any(char::is_whitespace)
+        && matches!(e.split_once('@'), Some((l, d)) if !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.') && !d.contains('@'));
+    if ok {
+        Ok(e.to_owned())
+    } else {
+        Err(Error::field(
+            field,
+            "must be an email address like name@example.com",
+        ))
+    }
+}
+
+pub fn validate_name(field: &str, name: &str) -> Result<String> {
+    let n = name.trim();
+    if n.is_empty() {
+        return Err(Error::field(field, "must not be empty"));
+    }
+    if n.chars().count() > MAX_NAME_LEN {
+        return Err(Error::field(
+            field,
+            format!("must be at most {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if n.chars().any(char::is_control) {
+        return Err(Error::field(field, "must not contain control characters"));
+    }
+    Ok(n.to_owned())
+}
+
+pub struct CreateUser {
+    pub email: String,
+    pub name: Option<String>,
+    pub password: String,
+    pub platform_admin: bool,
+}
+
+/// Creates an account and its `user.created` entry in the platform chain, in
+/// one transaction.
+pub async fn create_user(
+    state: &AppState,
+    req: CreateUser,
+    actor: Actor,
+    meta: &RequestMeta,
+) -> Result<UserId> {
+    let mut errors = Vec::new();
+    let email = validate_email("email", &req.email)
+        .map_err(|e| collect(&mut errors, e))
+        .ok();
+    let name = match req.name.as_deref() {
+        Some(n) => validate_name("name", n)
+            .map_err(|e| collect(&mut errors, e))
+            .ok(),
+        None => None,
+    };
+    if let Err(e) = crate::crypto::password::check_password_policy(&req.password) {
+        collect(&mut errors, e);
+    }
+    let (Some(email), true) = (email, errors.is_empty()) else {
+        return Err(Error::Validation(errors));
+    };
+    let hash = state.hasher.hash(req.password).await?;
+    let id = UserId::generate();
+    let now = state.clock.unix();
+    let keys = state.control.keys.clone();
+    let meta = meta.clone();
+    let platform_admin = req.platform_admin;
+    state
+        .control
+        .db
+        .write_async(move |tx| {
+            control::insert_user(
+                tx,
+                &keys,
+                &NewUser {
+                    id,
+                    email: &email,
+                    name: name.as_deref(),
+                    password_hash: Some(&hash),
+                    platform_admin,
+                },
+                now,
+            )?;
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(actor, "user.created", &meta)
+                    .target("user", id)
+                    .after(serde_json::json!({ "platform_admin": platform_admin })),
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(id)
+}
+
+/// Sets a new password (used by the dev bootstrap; self-service password change
+/// with session revocation arrives with the identity issue).
+pub async fn set_password(
+    state: &AppState,
+    user: UserId,
+    password: String,
+    actor: Actor,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let hash = state.hasher.hash(password).await?;
+    let now = state.clock.unix();
+    let keys = state.control.keys.clone();
+    let meta = meta.clone();
+    state
+        .control
+        .db
+        .write_async(move |tx| {
+            control::set_password_hash(tx, user, &hash, now)?;
+            // Every other session ends with a password change.
+            control::delete_user_sessions(tx, user)?;
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(actor, "user.password_changed", &meta).target("user", user),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+fn collect(errors: &mut Vec<crate::error::FieldError>, e: Error) {
+    if let Error::Validation(mut v) = e {
+        errors.append(&mut v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_and_name_rules() {
+        assert!(validate_email("email", "ada@example.com").is_ok());
+        for bad in [
+            "",
+            "ada",
+            "@x.io",
+            "ada@",
+            "ada@x",
+            "a b@x.io",
+            "ada@.io",
+            "ada@x.io.",
+        ] {
+            assert!(validate_email("email", bad).is_err(), "{bad}");
+        }
+        assert!(validate_name("name", "  ").is_err());
+        assert!(validate_name("name", "Ada\u{0}").is_err());
+        assert_eq!(validate_name("name", " Ada ").unwrap(), "Ada");
+    }
+}

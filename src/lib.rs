@@ -1,0 +1,26 @@
+//! Aura: a self-hostable appliance that keeps the promises of a SaaS trust page
+//! and proves them. See ARCHITECTURE.md (shared) and docs/architecture.md.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::await_holding_lock
+)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod access;
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod identity;
+pub mod ids;
+pub mod ops;
+pub mod store;
+pub mod telemetry;
+pub mod web;
+pub mod workspace;

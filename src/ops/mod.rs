@@ -1,0 +1,4 @@
+//! Operations endpoints and jobs: health, readiness, the dev bootstrap.
+
+pub mod dev;
+pub mod health;

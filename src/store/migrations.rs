@@ -1,0 +1,65 @@
+//! Embedded, numbered migrations. Each database records what it has applied in
+//! `schema_migrations`, and `PRAGMA user_version` mirrors the latest number.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const CONTROL: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("migrations/control/0001_init.sql"),
+}];
+
+pub const TENANT: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("migrations/tenant/0001_init.sql"),
+}];
+
+pub fn latest(migrations: &[Migration]) -> i64 {
+    migrations.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+pub fn current_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+pub fn apply(conn: &mut Connection, migrations: &[Migration]) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at INTEGER NOT NULL
+        ) STRICT;",
+    )?;
+    let have: i64 = tx.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    if have > latest(migrations) {
+        return Err(Error::Config(format!(
+            "database schema version {have} is newer than this binary knows ({}); upgrade aura",
+            latest(migrations)
+        )));
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for m in migrations.iter().filter(|m| m.version > have) {
+        tx.execute_batch(m.sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![m.version, m.name, now],
+        )?;
+        tx.pragma_update(None, "user_version", m.version)?;
+    }
+    tx.commit()?;
+    Ok(())
+}

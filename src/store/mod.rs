@@ -1,0 +1,229 @@
+//! All SQL lives under `store/`. A `Db` is one SQLite file with one writer
+//! connection and a small set of readers (WAL lets them run beside the writer).
+//! Work runs on the blocking pool; callers hand in closures.
+
+pub mod audit;
+pub mod control;
+pub mod migrations;
+pub mod tenant;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::config::Synchronous;
+use crate::error::{Error, Result};
+use migrations::Migration;
+
+#[derive(Clone, Copy, Debug)]
+pub struct DbOptions {
+    pub synchronous: Synchronous,
+    pub busy_timeout: Duration,
+}
+
+impl DbOptions {
+    pub fn from_config(c: &crate::config::StorageConfig) -> Self {
+        Self {
+            synchronous: c.synchronous,
+            busy_timeout: Duration::from_millis(c.busy_timeout_ms),
+        }
+    }
+}
+
+const MAX_IDLE_READERS: usize = 8;
+
+pub struct Db {
+    path: PathBuf,
+    opts: DbOptions,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.path).finish()
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) and brings the schema up to date.
+    pub fn open(path: &Path, opts: DbOptions, migrations: &[Migration]) -> Result<Self> {
+        let mut writer = connect(path, opts, true)?;
+        migrations::apply(&mut writer, migrations)?;
+        Ok(Self {
+            path: path.to_owned(),
+            opts,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Opens a database that must already exist, without migrating it (doctor,
+    /// and the key check before anything may be written).
+    pub fn open_existing(path: &Path, opts: DbOptions) -> Result<Self> {
+        if !path.exists() {
+            return Err(Error::Config(format!(
+                "{} does not exist; run `aura init` first",
+                path.display()
+            )));
+        }
+        let writer = connect(path, opts, false)?;
+        Ok(Self {
+            path: path.to_owned(),
+            opts,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// One IMMEDIATE transaction: the change and its audit entry commit together
+    /// or not at all.
+    pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self
+            .writer
+            .lock()
+            .map_err(|_| Error::internal("writer lock poisoned"))?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self
+            .readers
+            .lock()
+            .map_err(|_| Error::internal("reader pool lock poisoned"))?
+            .pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => connect(&self.path, self.opts, false)?,
+        };
+        let out = f(&conn);
+        if let Ok(mut idle) = self.readers.lock() {
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+        out
+    }
+
+    pub async fn write_async<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        tokio::task::spawn_blocking(move || db.write(f)).await?
+    }
+
+    pub async fn read_async<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        tokio::task::spawn_blocking(move || db.read(f)).await?
+    }
+
+    /// Flushes the WAL into the main file; used at clean shutdown.
+    pub fn checkpoint(&self) -> Result<()> {
+        let conn = self
+            .writer
+            .lock()
+            .map_err(|_| Error::internal("writer lock poisoned"))?;
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        Ok(())
+    }
+}
+
+fn connect(path: &Path, opts: DbOptions, create: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(opts.busy_timeout)?;
+    let sync = match opts.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Extra => "EXTRA",
+        Synchronous::Normal => "NORMAL",
+    };
+    // temp_store=MEMORY keeps sorter and temp-table spills off the disk;
+    // secure_delete overwrites freed pages so deleted ciphertext does not linger.
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL;
+         PRAGMA synchronous={sync};
+         PRAGMA foreign_keys=ON;
+         PRAGMA temp_store=MEMORY;
+         PRAGMA secure_delete=ON;"
+    ))?;
+    Ok(conn)
+}
+
+/// Creates a directory readable only by the service user.
+pub fn create_private_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if path.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| Error::Config(format!("cannot create {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pragmas_are_durable_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            &dir.path().join("t.db"),
+            DbOptions::from_config(&crate::config::StorageConfig::default()),
+            migrations::TENANT,
+        )
+        .unwrap();
+        let (mode, sync, fk): (String, i64, i64) = db
+            .read(|c| {
+                Ok((
+                    c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+                    c.query_row("PRAGMA synchronous", [], |r| r.get(0))?,
+                    c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "FULL");
+        assert_eq!(fk, 1);
+    }
+
+    #[test]
+    fn failed_write_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            &dir.path().join("t.db"),
+            DbOptions::from_config(&crate::config::StorageConfig::default()),
+            migrations::TENANT,
+        )
+        .unwrap();
+        let r: Result<()> = db.write(|tx| {
+            tx.execute("INSERT INTO meta(key, value) VALUES ('k', x'00')", [])?;
+            Err(Error::Forbidden)
+        });
+        assert!(r.is_err());
+        let n: i64 = db
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM meta WHERE key='k'", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}

@@ -1,0 +1,198 @@
+//! Workspace databases: `tenants/<workspace-id>/data.db`, opened lazily and
+//! pooled. A `TenantDb` exists only for a `Grant`, and carries the workspace's
+//! own sealer, so code holding one cannot touch another workspace.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, Transaction};
+
+use super::control::{self, Control};
+use super::{Db, DbOptions, migrations};
+use crate::access::Grant;
+use crate::audit::NewEntry;
+use crate::crypto::{BlindIndex, DataKey, Sealer};
+use crate::error::{Error, Result};
+use crate::ids::WorkspaceId;
+
+/// One workspace's storage with its keys. Cheap to clone.
+#[derive(Clone)]
+pub struct TenantDb {
+    id: WorkspaceId,
+    db: Arc<Db>,
+    sealer: Arc<Sealer>,
+    blind: Arc<BlindIndex>,
+}
+
+impl std::fmt::Debug for TenantDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantDb").field("id", &self.id).finish()
+    }
+}
+
+/// A write transaction in one workspace, with that workspace's keys.
+pub struct TenantTx<'a> {
+    pub tx: &'a Transaction<'a>,
+    pub sealer: &'a Sealer,
+    pub blind: &'a BlindIndex,
+    pub workspace: WorkspaceId,
+}
+
+impl TenantTx<'_> {
+    /// Appends to this workspace's audit chain inside this transaction.
+    pub fn audit(&self, now: i64, entry: &NewEntry<'_>) -> Result<i64> {
+        super::audit::append(self.tx, self.sealer, now, entry)
+    }
+}
+
+impl TenantDb {
+    pub fn id(&self) -> WorkspaceId {
+        self.id
+    }
+
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&TenantTx<'_>) -> Result<T> + Send + 'static,
+    {
+        let sealer = Arc::clone(&self.sealer);
+        let blind = Arc::clone(&self.blind);
+        let workspace = self.id;
+        self.db
+            .write_async(move |tx| {
+                f(&TenantTx {
+                    tx,
+                    sealer: &sealer,
+                    blind: &blind,
+                    workspace,
+                })
+            })
+            .await
+    }
+
+    pub fn write_blocking<T>(&self, f: impl FnOnce(&TenantTx<'_>) -> Result<T>) -> Result<T> {
+        self.db.write(|tx| {
+            f(&TenantTx {
+                tx,
+                sealer: &self.sealer,
+                blind: &self.blind,
+                workspace: self.id,
+            })
+        })
+    }
+
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Sealer) -> Result<T> + Send + 'static,
+    {
+        let sealer = Arc::clone(&self.sealer);
+        self.db.read_async(move |c| f(c, &sealer)).await
+    }
+
+    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection, &Sealer) -> Result<T>) -> Result<T> {
+        self.db.read(|c| f(c, &self.sealer))
+    }
+}
+
+/// Lazily opened, pooled workspace databases.
+pub struct TenantPool {
+    dir: PathBuf,
+    opts: DbOptions,
+    capacity: usize,
+    open: Mutex<HashMap<WorkspaceId, TenantDb>>,
+}
+
+impl TenantPool {
+    pub fn new(dir: PathBuf, opts: DbOptions, capacity: usize) -> Self {
+        Self {
+            dir,
+            opts,
+            capacity: capacity.max(1),
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn path_for(&self, id: WorkspaceId) -> PathBuf {
+        // The id is a parsed UUID, so it cannot contain path separators.
+        self.dir.join(id.to_string()).join("data.db")
+    }
+
+    /// Opens the workspace named by the grant. Blocking: call from the blocking
+    /// pool or the CLI (`open_async` wraps it).
+    pub fn open(&self, control: &Control, grant: &Grant) -> Result<TenantDb> {
+        let id = grant.workspace();
+        if let Some(t) = self
+            .open
+            .lock()
+            .map_err(|_| Error::internal("tenant pool lock poisoned"))?
+            .get(&id)
+        {
+            return Ok(t.clone());
+        }
+        let wrapped = control.db.read(|c| control::workspace_keys(c, id))?;
+        if wrapped.is_empty() {
+            return Err(Error::NotFound("workspace"));
+        }
+        let scope = id.to_string();
+        let keys = wrapped
+            .iter()
+            .map(|(kid, w)| control.master.unwrap(&scope, *kid, w))
+            .collect::<Result<Vec<DataKey>>>()?;
+        let newest = keys
+            .iter()
+            .max_by_key(|k| k.key_id)
+            .ok_or(Error::Crypto("workspace has no data key"))?;
+        let blind = BlindIndex::new(newest);
+        let sealer = Sealer::new(scope, &keys)?;
+        let path = self.path_for(id);
+        if let Some(parent) = path.parent() {
+            super::create_private_dir(parent)?;
+        }
+        let db = Db::open(&path, self.opts, migrations::TENANT)?;
+        let handle = TenantDb {
+            id,
+            db: Arc::new(db),
+            sealer: Arc::new(sealer),
+            blind: Arc::new(blind),
+        };
+        let mut open = self
+            .open
+            .lock()
+            .map_err(|_| Error::internal("tenant pool lock poisoned"))?;
+        if open.len() >= self.capacity {
+            // Evict handles nobody is using; in-flight requests keep theirs alive.
+            open.retain(|_, t| Arc::strong_count(&t.db) > 1);
+        }
+        Ok(open.entry(id).or_insert(handle).clone())
+    }
+
+    pub async fn open_async(
+        self: &Arc<Self>,
+        control: &Arc<Control>,
+        grant: Grant,
+    ) -> Result<TenantDb> {
+        let pool = Arc::clone(self);
+        let control = Arc::clone(control);
+        tokio::task::spawn_blocking(move || pool.open(&control, &grant)).await?
+    }
+
+    pub fn tenants_dir(&self) -> &PathBuf {
+        &self.dir
+    }
+
+    /// Closes every pooled database (clean shutdown).
+    pub fn close_all(&self) {
+        if let Ok(mut open) = self.open.lock() {
+            for t in open.values() {
+                let _ = t.db.checkpoint();
+            }
+            open.clear();
+        }
+    }
+}

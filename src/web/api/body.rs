@@ -1,0 +1,117 @@
+//! `JsonBody<T>`: a JSON request payload that keeps poem-openapi's schema for the
+//! OpenAPI document but parses with serde, so a bad body gets a problem that
+//! names the exact field (`fields[2].type`) instead of a generic parse error.
+
+use poem::{FromRequest, Request, RequestBody};
+use poem_openapi::payload::{ParsePayload, Payload};
+use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::types::Type;
+use serde::de::DeserializeOwned;
+
+use crate::error::FieldError;
+use crate::web::problem::Problem;
+
+pub struct JsonBody<T>(pub T);
+
+impl<T: Type> Payload for JsonBody<T> {
+    const CONTENT_TYPE: &'static str = "application/json";
+
+    fn check_content_type(content_type: &str) -> bool {
+        matches!(content_type.parse::<mime::Mime>(), Ok(m)
+            if m.type_() == "application" && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json")))
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Type + DeserializeOwned + Send> ParsePayload for JsonBody<T> {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let data = Vec::<u8>::from_request(request, body).await?;
+        parse_json(&data).map(JsonBody).map_err(poem::Error::from)
+    }
+}
+
+poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: Type + DeserializeOwned + Send);
+
+pub fn parse_json<T: DeserializeOwned>(data: &[u8]) -> Result<T, Problem> {
+    if data.is_empty() {
+        return Err(Problem::bad_request(
+            "the request body is empty; send a JSON object",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(data);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if !matches!(inner.classify(), serde_json::error::Category::Data) {
+            return Problem::bad_request("the request body is not valid JSON");
+        }
+        let message = strip_position(&inner.to_string());
+        let (field, message) = match missing_field(&message) {
+            Some(name) if path == "." => (name.to_owned(), "is required".to_owned()),
+            Some(name) => (format!("{path}.{name}"), "is required".to_owned()),
+            None => match unknown_field(&message) {
+                Some(name) if path == "." => (name.to_owned(), "is not a known field".to_owned()),
+                // serde_path_to_error's path already ends at the unknown key.
+                Some(_) => (path, "is not a known field".to_owned()),
+                None => (if path == "." { "body".to_owned() } else { path }, message),
+            },
+        };
+        Problem::validation(vec![FieldError { field, message }])
+    })
+}
+
+/// serde_json appends " at line 1 column 7"; the field path says more.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+fn backticked<'a>(msg: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = msg.strip_prefix(prefix)?;
+    let rest = rest.strip_prefix('`')?;
+    rest.split('`').next()
+}
+
+fn missing_field(msg: &str) -> Option<&str> {
+    backticked(msg, "missing field ")
+}
+
+fn unknown_field(msg: &str) -> Option<&str> {
+    backticked(msg, "unknown field ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Login {
+        email: String,
+        password: String,
+    }
+
+    #[test]
+    fn names_the_field() {
+        let p = parse_json::<Login>(br#"{"email":"a@b.c"}"#).unwrap_err();
+        assert_eq!(p.errors[0].field, "password");
+        let p = parse_json::<Login>(br#"{"email":5,"password":"x"}"#).unwrap_err();
+        assert_eq!(p.errors[0].field, "email");
+        let p = parse_json::<Login>(br#"{"email":"a","password":"x","admin":true}"#).unwrap_err();
+        assert_eq!(p.errors[0].field, "admin");
+        let p = parse_json::<Login>(b"{not json").unwrap_err();
+        assert_eq!(p.status, 400);
+    }
+}

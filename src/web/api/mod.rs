@@ -1,0 +1,27 @@
+//! The JSON API under `/api/v1`, one file per resource, described by the
+//! OpenAPI document at `/api/openapi.json`.
+
+pub mod auth;
+pub mod body;
+pub mod me;
+
+use poem_openapi::{OpenApiService, Tags};
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Sign-in and sessions.
+    Auth,
+    /// The signed-in account.
+    Me,
+}
+
+pub type ApiService = OpenApiService<(auth::AuthApi, me::MeApi), ()>;
+
+pub fn service(public_url: &str) -> ApiService {
+    OpenApiService::new(
+        (auth::AuthApi, me::MeApi),
+        "Aura API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .server(format!("{public_url}/api/v1"))
+}

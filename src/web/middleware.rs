@@ -1,0 +1,175 @@
+//! The envelope around every request: a request id, a tracing span, the
+//! same-origin rule for state-changing requests, security headers, and the
+//! conversion of errors into problem+json (API) or a friendly page (UI).
+//! Only the path is logged, never the query string or a body.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::{Endpoint, IntoResponse, Request, Response};
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::web::problem::Problem;
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+font-src 'self'; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
+form-action 'self'";
+
+pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let ip = req
+        .remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_string());
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect());
+    req.set_data(RequestMeta {
+        ip,
+        user_agent,
+        request_id: Some(request_id.clone()),
+    });
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let is_api = path.starts_with("/api/");
+    let span = tracing::info_span!("request", id = %request_id, method = %method, path = %path);
+
+    let result = async {
+        if let Err(p) = check_origin(&req) {
+            return Err(poem::Error::from(p));
+        }
+        next.call(req).await.map(IntoResponse::into_response)
+    }
+    .instrument(span.clone())
+    .await;
+
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(err) => {
+            let problem = span.in_scope(|| Problem::from_poem(&err));
+            if is_api || path.starts_with("/healthz") || path.starts_with("/readyz") {
+                problem.into_response()
+            } else {
+                crate::web::ui::error_page(&problem)
+            }
+        }
+    };
+    let status = resp.status();
+    set_security_headers(&mut resp, &request_id, &path);
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    Ok(resp)
+}
+
+fn set_security_headers(resp: &mut Response, request_id: &str, path: &str) {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-request-id", v);
+    }
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static(
+            "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
+        ),
+    );
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    if !path.starts_with("/assets/") {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// A request that changes state must come from this site: an `Origin` that is
+/// present must match, and a cookie-carrying request must show a matching
+/// `Origin` or `Referer`. (Synchronizer tokens for forms come with the web
+/// hardening issue.)
+fn check_origin(req: &Request) -> Result<(), Problem> {
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let forbidden = || {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "urn:aura:problem:cross-origin",
+            "Cross-origin request refused",
+        )
+        .detail("state-changing requests must come from this site")
+    };
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if *req.method() == Method::OPTIONS && origin.is_some() {
+        // Aura answers no cross-origin preflight.
+        return Err(forbidden());
+    }
+    if !unsafe_method {
+        return Ok(());
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let public = req
+        .data::<Arc<AppState>>()
+        .map(|s| s.config.public_url.clone());
+    let same_site = |url: &str| -> bool {
+        let url = url.trim_end_matches('/');
+        if public.as_deref() == Some(url) {
+            return true;
+        }
+        let authority = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .map(|rest| rest.split('/').next().unwrap_or(""));
+        matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+    };
+    if let Some(o) = origin {
+        return if same_site(o) {
+            Ok(())
+        } else {
+            Err(forbidden())
+        };
+    }
+    let has_cookie = req.headers().contains_key(header::COOKIE);
+    if has_cookie {
+        let referer = req
+            .headers()
+            .get(header::REFERER)
+            .and_then(|v| v.to_str().ok());
+        match referer {
+            Some(r) if same_site(r) => Ok(()),
+            _ => Err(forbidden()),
+        }
+    } else {
+        Ok(())
+    }
+}

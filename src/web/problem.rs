@@ -1,0 +1,221 @@
+//! The one mapping from domain errors to HTTP: RFC 9457 problem+json for the
+//! API. Internal details are logged with the request's span and never sent.
+
+use poem::error::ResponseError;
+use poem::http::{StatusCode, header};
+use poem::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::error::{Error, FieldError};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.title, self.status)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &'static str, title: &'static str) -> Self {
+        Self {
+            kind,
+            title,
+            status: status.as_u16(),
+            detail: None,
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn detail(mut self, d: impl Into<String>) -> Self {
+        self.detail = Some(d.into());
+        self
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            errors,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "urn:aura:problem:validation",
+                "The request has invalid fields",
+            )
+            .detail(detail)
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "urn:aura:problem:bad-request",
+            "Bad request",
+        )
+        .detail(detail)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "urn:aura:problem:not-found",
+            "Not found",
+        )
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "urn:aura:problem:internal",
+            "Internal error",
+        )
+        .detail("the error was logged; quote the x-request-id header when reporting it")
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// For errors raised by poem itself (no route, wrong method, payload limits).
+    pub fn from_poem(err: &poem::Error) -> Self {
+        if let Some(p) = err.downcast_ref::<Problem>() {
+            return p.clone();
+        }
+        let status = err.status();
+        match status {
+            StatusCode::NOT_FOUND => Self::not_found(),
+            StatusCode::METHOD_NOT_ALLOWED => Self::new(
+                status,
+                "urn:aura:problem:method-not-allowed",
+                "Method not allowed",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                status,
+                "urn:aura:problem:too-large",
+                "Request body too large",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(
+                status,
+                "urn:aura:problem:media-type",
+                "Unsupported media type",
+            )
+            .detail("send Content-Type: application/json"),
+            s if s.is_client_error() => {
+                Self::new(s, "urn:aura:problem:bad-request", "Bad request").detail(err.to_string())
+            }
+            _ => {
+                tracing::error!(error = %err, "unhandled server error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NotFound(what) => Self::not_found().detail(format!("{what} not found")),
+            Error::Unauthenticated => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "urn:aura:problem:unauthenticated",
+                "Sign-in required",
+            ),
+            Error::InvalidCredentials => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "urn:aura:problem:invalid-credentials",
+                "Invalid email or password",
+            ),
+            Error::Forbidden => Self::new(
+                StatusCode::FORBIDDEN,
+                "urn:aura:problem:forbidden",
+                "Not allowed",
+            ),
+            Error::Validation(errors) => Self::validation(errors),
+            Error::Conflict(d) => Self::new(
+                StatusCode::CONFLICT,
+                "urn:aura:problem:conflict",
+                "Conflict",
+            )
+            .detail(d),
+            Error::RateLimited { retry_after_secs } => Self {
+                retry_after: Some(retry_after_secs),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "urn:aura:problem:rate-limited",
+                    "Too many requests",
+                )
+            },
+            Error::Usage(d) => Self::bad_request(d),
+            Error::Unavailable(what) => {
+                tracing::warn!(what, "service unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "urn:aura:problem:unavailable",
+                    "Temporarily unavailable",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "internal error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<Error> for poem::Error {
+    fn from(e: Error) -> Self {
+        poem::Error::from(Problem::from(e))
+    }
+}
+
+impl ResponseError for Problem {
+    fn status(&self) -> StatusCode {
+        self.status_code()
+    }
+
+    fn as_response(&self) -> Response {
+        let body = serde_json::to_vec(self).unwrap_or_default();
+        let mut resp = Response::builder()
+            .status(self.status_code())
+            .header(header::CONTENT_TYPE, PROBLEM_JSON)
+            .body(body);
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = secs.to_string().parse() {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        if self.status == 401 {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                poem::http::HeaderValue::from_static("Cookie"),
+            );
+        }
+        resp
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        self.as_response()
+    }
+}

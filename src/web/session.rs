@@ -1,0 +1,74 @@
+//! The session cookie and the extractors that turn it into a `Principal`.
+//! A handler's signature says what it needs: `SignedIn` for any account.
+
+use std::sync::Arc;
+
+use poem::http::header;
+use poem::{FromRequest, Request, RequestBody};
+
+use crate::access::Principal;
+use crate::app::AppState;
+use crate::config::Config;
+use crate::error::Error;
+
+pub const COOKIE_PLAIN: &str = "aura_session";
+/// `__Host-` pins the cookie to this exact host, path `/`, and TLS.
+pub const COOKIE_TLS: &str = "__Host-aura_session";
+
+pub fn cookie_name(cfg: &Config) -> &'static str {
+    if cfg.secure_cookies() {
+        COOKIE_TLS
+    } else {
+        COOKIE_PLAIN
+    }
+}
+
+/// `Set-Cookie` value for a new session. Lives as long as the absolute timeout;
+/// the server enforces both timeouts regardless.
+pub fn session_cookie(cfg: &Config, token: &str) -> String {
+    let max_age = cfg.file.auth.session_absolute_hours.saturating_mul(3600);
+    let secure = if cfg.secure_cookies() { "; Secure" } else { "" };
+    format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        cookie_name(cfg)
+    )
+}
+
+pub fn clear_cookie(cfg: &Config) -> String {
+    let secure = if cfg.secure_cookies() { "; Secure" } else { "" };
+    format!(
+        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
+        cookie_name(cfg)
+    )
+}
+
+pub fn token_from_request(req: &Request, cfg: &Config) -> Option<String> {
+    let name = cookie_name(cfg);
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+pub fn app_state(req: &Request) -> poem::Result<Arc<AppState>> {
+    req.data::<Arc<AppState>>()
+        .cloned()
+        .ok_or_else(|| poem::Error::from(Error::internal("app state missing")))
+}
+
+/// Any signed-in account.
+pub struct SignedIn(pub Principal);
+
+impl<'a> FromRequest<'a> for SignedIn {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let state = app_state(req)?;
+        let token = token_from_request(req, &state.config).ok_or(Error::Unauthenticated)?;
+        let p = crate::identity::authenticate(&state, &token).await?;
+        Ok(SignedIn(p))
+    }
+}

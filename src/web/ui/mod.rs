@@ -1,0 +1,69 @@
+//! Server-rendered pages (maud). No inline script or style: the CSP forbids it,
+//! and everything the pages load is embedded in the binary.
+
+pub mod pages;
+
+use maud::{DOCTYPE, Markup, html};
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+
+use crate::web::problem::Problem;
+
+/// What the header shows about the signed-in person.
+pub struct Chrome<'a> {
+    pub email: Option<&'a str>,
+}
+
+pub fn layout(title: &str, chrome: &Chrome<'_>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Aura" }
+                link rel="stylesheet" href="/assets/app.css";
+                script src="/assets/app.js" defer {}
+            }
+            body {
+                header.topbar {
+                    a.brand href="/" { "Aura" }
+                    @if let Some(email) = chrome.email {
+                        nav {
+                            a href="/workspaces" { "Workspaces" }
+                            span.who { (email) }
+                            form method="post" action="/logout" {
+                                button.link type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+                footer { "Aura " (env!("CARGO_PKG_VERSION")) }
+            }
+        }
+    }
+}
+
+pub fn html_response(status: StatusCode, markup: Markup) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("text/html; charset=utf-8")
+        .body(markup.into_string())
+}
+
+/// The friendly page for an error on a UI route; no internal detail.
+pub fn error_page(p: &Problem) -> Response {
+    let status = p.status_code();
+    if status == StatusCode::UNAUTHORIZED {
+        return poem::web::Redirect::see_other("/login").into_response();
+    }
+    let body = html! {
+        section.card {
+            h1 { (p.title) }
+            @if let Some(d) = &p.detail { p { (d) } }
+            p { a href="/" { "Back to Aura" } }
+        }
+    };
+    html_response(status, layout(p.title, &Chrome { email: None }, body))
+}

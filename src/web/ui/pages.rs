@@ -1,0 +1,139 @@
+//! The sign-in page, the workspace list and sign-out.
+
+use std::sync::Arc;
+
+use maud::html;
+use poem::http::StatusCode;
+use poem::web::{Data, Form, Redirect};
+use poem::{IntoResponse, Response, handler};
+use serde::Deserialize;
+
+use super::{Chrome, html_response, layout};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::error::Error;
+use crate::web::session::{SignedIn, clear_cookie, session_cookie};
+
+#[handler]
+pub async fn home(who: Option<SignedIn>) -> Response {
+    match who {
+        Some(_) => Redirect::see_other("/workspaces").into_response(),
+        None => Redirect::see_other("/login").into_response(),
+    }
+}
+
+fn login_page(status: StatusCode, error: Option<&str>, email: &str) -> Response {
+    let body = html! {
+        section.card.narrow {
+            h1 { "Sign in" }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form method="post" action="/login" {
+                label for="email" { "Email" }
+                input #email type="email" name="email" value=(email) autocomplete="username" required autofocus;
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="current-password" required;
+                button type="submit" { "Sign in" }
+            }
+        }
+    };
+    html_response(status, layout("Sign in", &Chrome { email: None }, body))
+}
+
+#[handler]
+pub async fn login_form(who: Option<SignedIn>) -> Response {
+    if who.is_some() {
+        return Redirect::see_other("/workspaces").into_response();
+    }
+    login_page(StatusCode::OK, None, "")
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[handler]
+pub async fn login_submit(
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    Form(form): Form<LoginForm>,
+) -> poem::Result<Response> {
+    if form.email.trim().is_empty() || form.password.is_empty() {
+        return Ok(login_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Enter your email and password."),
+            &form.email,
+        ));
+    }
+    match crate::identity::login(&state, &form.email, form.password, &meta).await {
+        Ok(done) => {
+            let mut resp = Redirect::see_other("/workspaces").into_response();
+            if let Ok(v) = session_cookie(&state.config, &done.token).parse() {
+                resp.headers_mut().insert("set-cookie", v);
+            }
+            Ok(resp)
+        }
+        Err(Error::InvalidCredentials) => Ok(login_page(
+            StatusCode::UNAUTHORIZED,
+            Some("That email and password do not match an account."),
+            &form.email,
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[handler]
+pub async fn logout_submit(
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: Option<SignedIn>,
+) -> poem::Result<Response> {
+    if let Some(who) = who {
+        crate::identity::logout(&state, &who.0, &meta).await?;
+    }
+    let mut resp = Redirect::see_other("/login").into_response();
+    if let Ok(v) = clear_cookie(&state.config).parse() {
+        resp.headers_mut().insert("set-cookie", v);
+    }
+    Ok(resp)
+}
+
+#[handler]
+pub async fn workspaces(state: Data<&Arc<AppState>>, who: SignedIn) -> poem::Result<Response> {
+    let me = crate::web::api::me::load_me(&state, &who).await?;
+    let body = html! {
+        section.card {
+            h1 { "Your workspaces" }
+            @if me.workspaces.is_empty() {
+                p.muted { "You are not a member of any workspace yet. An operator can create one with "
+                    code { "aura workspace create" } "." }
+            } @else {
+                table.list {
+                    thead { tr { th { "Name" } th { "Your role" } th { "Region" } } }
+                    tbody {
+                        @for w in &me.workspaces {
+                            tr data-workspace=(w.id) {
+                                td { (w.name) }
+                                td { span.badge { (w.role) } }
+                                td { @if w.region.is_empty() { span.muted { "—" } } @else { (w.region) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        layout(
+            "Workspaces",
+            &Chrome {
+                email: Some(&me.email),
+            },
+            body,
+        ),
+    ))
+}
