@@ -14,6 +14,10 @@ use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::web::problem::Problem;
 
+/// Bodies beyond this are refused with 413 before any parsing. (Routes that
+/// stream large uploads will get their own limit.)
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 font-src 'self'; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
 form-action 'self'";
@@ -44,6 +48,7 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         if let Err(p) = check_origin(&req) {
             return Err(poem::Error::from(p));
         }
+        limit_body(&mut req).await?;
         next.call(req).await.map(IntoResponse::into_response)
     }
     .instrument(span.clone())
@@ -70,6 +75,38 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         );
     });
     Ok(resp)
+}
+
+/// Reads a request body up to the limit, so no handler ever sees more.
+async fn limit_body(req: &mut Request) -> poem::Result<()> {
+    let too_large = || {
+        poem::Error::from(
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "urn:aura:problem:too-large",
+                "Request body too large",
+            )
+            .detail(format!("the limit is {MAX_BODY_BYTES} bytes")),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let bytes = req
+        .take_body()
+        .into_bytes_limit(MAX_BODY_BYTES)
+        .await
+        .map_err(|_| too_large())?;
+    req.set_body(bytes);
+    Ok(())
 }
 
 fn set_security_headers(resp: &mut Response, request_id: &str, path: &str) {

@@ -10,13 +10,9 @@ pub mod ui;
 
 use std::sync::Arc;
 
-use poem::middleware::SizeLimit;
 use poem::{Endpoint, EndpointExt, Route, get, post};
 
 use crate::app::AppState;
-
-/// Bodies beyond this are refused with 413 before any parsing.
-const MAX_BODY_BYTES: usize = 256 * 1024;
 
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = api::service(&state.config.public_url);
@@ -34,7 +30,6 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/logout", post(ui::pages::logout_submit))
         .at("/workspaces", get(ui::pages::workspaces))
         .at("/assets/*path", get(assets::serve))
-        .with(SizeLimit::new(MAX_BODY_BYTES))
         .around(middleware::envelope)
         .data(state)
 }

@@ -1,0 +1,329 @@
+//! First sign-in end to end: login, logout, /me, cookies, problem documents,
+//! and the platform audit chain those actions write.
+
+mod common;
+
+use common::{Env, PASSWORD, client, login, open_db};
+use sha2::{Digest, Sha256};
+
+#[tokio::test]
+async fn login_me_logout_round_trip() {
+    let env = Env::new();
+    let user_id = env.create_user("ada@example.com", "Ada");
+    let ws = env.create_workspace("Analytical Engines", "ada@example.com");
+    let server = env.start();
+    let c = client(&server);
+
+    // Without a session.
+    let r = c.get(server.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+
+    // Sign in.
+    let r = login(&c, &server, "Ada@Example.com", PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("aura_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http must not set Secure: {cookie}"
+    );
+    let token = cookie["aura_session=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // Only the token's hash is stored.
+    let db = open_db(&env.data_dir().join("control.db"));
+    let stored: Vec<u8> = db
+        .query_row("SELECT id_hash FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, Sha256::digest(token.as_bytes()).to_vec());
+
+    // /me with the session.
+    let me: serde_json::Value = c
+        .get(server.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["id"], user_id);
+    assert_eq!(me["email"], "ada@example.com");
+    assert_eq!(me["name"], "Ada");
+    assert_eq!(me["workspaces"][0]["id"], ws.as_str());
+    assert_eq!(me["workspaces"][0]["name"], "Analytical Engines");
+    assert_eq!(me["workspaces"][0]["role"], "owner");
+
+    // A second login issues a different session id.
+    let c2 = client(&server);
+    let r2 = login(&c2, &server, "ada@example.com", PASSWORD).await;
+    assert_ne!(r2.headers()["set-cookie"].to_str().unwrap(), cookie);
+
+    // Logout ends the session server-side: replaying the old cookie fails.
+    let r = c
+        .post(server.url("/api/v1/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let replay = reqwest::Client::new()
+        .get(server.url("/api/v1/me"))
+        .header("cookie", format!("aura_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 401);
+    // The other session is unaffected.
+    assert_eq!(
+        c2.get(server.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let logs = server.stop();
+    let logs = String::from_utf8_lossy(&logs);
+    assert!(logs.contains("\"status\":200"), "request log lines exist");
+
+    // The platform chain recorded it all and verifies.
+    let db = open_db(&env.data_dir().join("control.db"));
+    let entries = aura::store::audit::all_entries(&db).unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert!(actions.contains(&"user.created"));
+    assert!(actions.contains(&"workspace.created"));
+    assert_eq!(actions.iter().filter(|a| **a == "auth.login").count(), 2);
+    assert_eq!(actions.iter().filter(|a| **a == "auth.logout").count(), 1);
+    assert_eq!(
+        aura::audit::verify_chain(&entries),
+        aura::audit::ChainCheck::Intact {
+            entries: entries.len() as u64
+        }
+    );
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_look_the_same() {
+    let env = Env::new();
+    env.create_user("grace@example.com", "Grace");
+    let server = env.start();
+    let c = client(&server);
+
+    let wrong = login(&c, &server, "grace@example.com", "not the password").await;
+    let status_wrong = wrong.status();
+    let body_wrong = wrong.text().await.unwrap();
+    let unknown = login(&c, &server, "nobody@example.com", "not the password").await;
+    let status_unknown = unknown.status();
+    let body_unknown = unknown.text().await.unwrap();
+    assert_eq!(status_wrong, 401);
+    assert_eq!(status_unknown, 401);
+    assert_eq!(body_wrong, body_unknown);
+    assert!(
+        c.get(server.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 401
+    );
+
+    server.stop();
+    let db = open_db(&env.data_dir().join("control.db"));
+    let n: i64 = db
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE action = 'auth.login_failed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 2);
+    let sessions: i64 = db
+        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sessions, 0, "a failed login writes no session");
+}
+
+#[tokio::test]
+async fn bad_input_names_the_field_and_writes_nothing() {
+    let env = Env::new();
+    let server = env.start();
+    let c = client(&server);
+    let before = audit_count(&env);
+
+    let r = c
+        .post(server.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({ "email": "a@b.io" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let p: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(p["errors"][0]["field"], "password");
+
+    let r = c
+        .post(server.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({ "email": 7, "password": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let p: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(p["errors"][0]["field"], "email");
+
+    let r = c
+        .post(server.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let r = c
+        .post(server.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 300 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+
+    // A foreign Origin is refused before anything runs.
+    let r = reqwest::Client::new()
+        .post(server.url("/api/v1/auth/login"))
+        .header("origin", "https://evil.example")
+        .json(&serde_json::json!({ "email": "a@b.io", "password": "whatever-long" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let r = c.get(server.url("/api/v1/nope")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+
+    server.stop();
+    assert_eq!(audit_count(&env), before, "rejected requests write nothing");
+}
+
+#[tokio::test]
+async fn health_readiness_openapi_and_headers() {
+    let env = Env::new();
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        c.get(server.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        c.get(server.url("/readyz")).send().await.unwrap().status(),
+        200
+    );
+
+    let spec: serde_json::Value = c
+        .get(server.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/auth/login", "/auth/logout", "/me"] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} missing from OpenAPI"
+        );
+    }
+
+    for path in ["/login", "/api/v1/me", "/assets/app.css", "/nope"] {
+        let r = c.get(server.url(path)).send().await.unwrap();
+        let h = r.headers();
+        assert!(h.contains_key("x-request-id"), "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{path}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+    }
+    server.stop();
+}
+
+#[tokio::test]
+async fn ui_sign_in_lists_workspaces_and_signs_out() {
+    let env = Env::new();
+    env.create_user("lin@example.com", "Lin");
+    env.create_workspace("Reservations Lisbon", "lin@example.com");
+    let server = env.start();
+    let c = client(&server);
+
+    let r = c.get(server.url("/workspaces")).send().await.unwrap();
+    assert_eq!(r.status(), 303, "anonymous is sent to sign in");
+    let page = c
+        .get(server.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<form method=\"post\" action=\"/login\""));
+    assert!(!page.contains("<script>"), "no inline script");
+
+    let r = c
+        .post(server.url("/login"))
+        .form(&[("email", "lin@example.com"), ("password", "wrong password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let r = c
+        .post(server.url("/login"))
+        .form(&[("email", "lin@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let page = c
+        .get(server.url("/workspaces"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Reservations Lisbon"), "{page}");
+
+    let r = c.post(server.url("/logout")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        c.get(server.url("/workspaces"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303
+    );
+    server.stop();
+}
+
+fn audit_count(env: &Env) -> i64 {
+    open_db(&env.data_dir().join("control.db"))
+        .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
+        .unwrap()
+}

@@ -1,0 +1,270 @@
+//! The shared test harness: runs the real `aura` binary on 127.0.0.1:0 with a
+//! temp data dir and a test master key, waits for its "listening" log line (no
+//! sleeps, no fixed ports), captures its logs, and stops it with SIGTERM.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_aura");
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A temp directory with a config, a key file (mode 0600) and a data dir.
+pub struct Env {
+    pub dir: TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("aura-test-")
+            .tempdir()
+            .unwrap();
+        let env = Env { dir };
+        let out = env.cli(&["init"], None);
+        assert!(
+            out.status.success(),
+            "aura init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        env
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root().join("data")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root().join("aura.toml")
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.root().join("master.key")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config")
+            .arg(self.config_path())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(args)
+            .env("AURA_MASTER_KEY_FILE", self.key_path())
+            .env_remove("AURA_CONFIG")
+            .env_remove("AURA_DATA_DIR")
+            .env_remove("AURA_LISTEN")
+            .env_remove("AURA_MASTER_KEY")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    /// Runs a CLI command to completion, feeding `stdin` if given.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut c = self.command(args);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn create_user(&self, email: &str, name: &str) -> String {
+        let out = self.cli(
+            &[
+                "user",
+                "create",
+                "--email",
+                email,
+                "--name",
+                name,
+                "--password-stdin",
+            ],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        assert!(
+            out.status.success(),
+            "user create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    pub fn create_workspace(&self, name: &str, owner: &str) -> String {
+        let out = self.cli(
+            &["workspace", "create", "--name", name, "--owner", owner],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "workspace create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    pub fn start(&self) -> Server {
+        Server::start(self.command(&["serve", "--listen", "127.0.0.1:0"]))
+    }
+}
+
+/// A running server process.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    log: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Server {
+    pub fn start(mut cmd: Command) -> Self {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<Result<String, String>>();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        {
+            let log = Arc::clone(&log);
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    log.lock()
+                        .unwrap()
+                        .extend_from_slice(format!("{line}\n").as_bytes());
+                    if line.contains("\"message\":\"listening\"") {
+                        if let Some(addr) = json_field(&line, "addr") {
+                            let _ = tx.send(Ok(addr));
+                        }
+                    }
+                }
+                let _ = tx.send(Err("server stdout closed before it listened".into()));
+            });
+        }
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    log.lock()
+                        .unwrap()
+                        .extend_from_slice(format!("{line}\n").as_bytes());
+                }
+            });
+        }
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Ok(addr)) => Server {
+                child,
+                base: format!("http://{addr}"),
+                log,
+            },
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let logs = String::from_utf8_lossy(&log.lock().unwrap()).to_string();
+                panic!("server did not start: {other:?}\n{logs}");
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn logs(&self) -> Vec<u8> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) -> Vec<u8> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "server exited with {status}");
+        // The reader threads finish when the pipes close.
+        for _ in 0..100 {
+            if Arc::strong_count(&self.log) == 1 {
+                break;
+            }
+            std::thread::yield_now();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.logs()
+    }
+
+    /// SIGKILL: no chance to flush or checkpoint.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json_field(line: &str, key: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    v.get(key)?.as_str().map(str::to_owned)
+}
+
+/// A cookie-aware HTTP client that sends a same-origin `Origin`, as a browser would.
+pub fn client(server: &Server) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("origin", server.base.parse().unwrap());
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub async fn login(
+    c: &reqwest::Client,
+    server: &Server,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    c.post(server.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Opens a database read-only, for assertions about what is on disk.
+pub fn open_db(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+}
