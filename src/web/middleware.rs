@@ -42,7 +42,9 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let is_api = path.starts_with("/api/");
-    let span = tracing::info_span!("request", id = %request_id, method = %method, path = %path);
+    let logged_path = loggable_path(&path);
+    let span =
+        tracing::info_span!("request", id = %request_id, method = %method, path = %logged_path);
 
     let result = async {
         if let Err(p) = check_origin(&req) {
@@ -75,6 +77,39 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         );
     });
     Ok(resp)
+}
+
+/// Path segments that may appear in logs as they are. Anything else (a name
+/// in a mistyped URL, a future slug) is logged as `_`, so a person-typed path
+/// never reaches the log; ids (UUIDs) are kept because they are not personal.
+const ROUTE_WORDS: &[&str] = &[
+    "api",
+    "v1",
+    "auth",
+    "login",
+    "logout",
+    "me",
+    "workspaces",
+    "healthz",
+    "readyz",
+    "openapi.json",
+    "assets",
+    "app.css",
+    "app.js",
+    "favicon.ico",
+];
+
+pub fn loggable_path(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if seg.is_empty() || ROUTE_WORDS.contains(&seg) || uuid::Uuid::parse_str(seg).is_ok() {
+                seg
+            } else {
+                "_"
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Reads a request body up to the limit, so no handler ever sees more.
@@ -208,5 +243,21 @@ fn check_origin(req: &Request) -> Result<(), Problem> {
         }
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_path_segments_are_not_logged() {
+        assert_eq!(loggable_path("/api/v1/me"), "/api/v1/me");
+        assert_eq!(loggable_path("/workspaces/Jane%20Doe"), "/workspaces/_");
+        let id = uuid::Uuid::now_v7().to_string();
+        assert_eq!(
+            loggable_path(&format!("/api/v1/workspaces/{id}")),
+            format!("/api/v1/workspaces/{id}")
+        );
     }
 }

@@ -1,0 +1,272 @@
+//! The operator's side: init, config errors, key file rules, doctor, and the
+//! CLI working beside a running server.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::{Env, PASSWORD, client, login};
+use sha2::{Digest, Sha256};
+
+#[test]
+fn init_creates_private_key_and_is_idempotent() {
+    let env = Env::new();
+    let mode = std::fs::metadata(env.key_path())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(std::fs::read(env.key_path()).unwrap().len(), 32);
+    assert!(env.data_dir().join("control.db").exists());
+    assert!(
+        !env.key_path().starts_with(env.data_dir()),
+        "key lives outside the data dir"
+    );
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    assert!(
+        config.contains("[storage]") && config.contains("# "),
+        "commented config"
+    );
+
+    let key_before = std::fs::read(env.key_path()).unwrap();
+    let out = env.cli(&["init"], None);
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read(env.key_path()).unwrap(),
+        key_before,
+        "init never replaces a key"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kept"));
+}
+
+#[test]
+fn unknown_config_key_is_named_with_its_source() {
+    let env = Env::new();
+    let config = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("session_idle_minutes = 60", "session_idle_minutez = 5");
+    std::fs::write(env.config_path(), config).unwrap();
+    let out = env.cli(&["doctor"], None);
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("auth.session_idle_minutez"), "{text}");
+    assert!(
+        text.contains(&env.config_path().display().to_string()),
+        "{text}"
+    );
+    assert!(text.contains("FAIL"), "{text}");
+
+    // Environment variables are checked the same way.
+    let fixed = std::fs::read_to_string(env.config_path())
+        .unwrap()
+        .replace("session_idle_minutez = 5", "session_idle_minutes = 60");
+    std::fs::write(env.config_path(), fixed).unwrap();
+    let out = env
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .env("AURA_STORAGE__SYNCHRONOUZ", "full")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("storage.synchronouz"), "{err}");
+    assert!(
+        err.contains("AURA_"),
+        "names the environment as the source: {err}"
+    );
+}
+
+#[test]
+fn group_readable_key_file_refuses_to_start() {
+    let env = Env::new();
+    std::fs::set_permissions(env.key_path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = snapshot(&env.data_dir());
+    let out = env
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 600"), "{err}");
+    assert_eq!(snapshot(&env.data_dir()), before);
+    let out = env.cli(&["doctor"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL  key"));
+}
+
+#[test]
+fn wrong_master_key_refuses_and_changes_no_file() {
+    let env = Env::new();
+    env.create_user("ops@example.com", "Ops");
+    env.create_workspace("Ledger", "ops@example.com");
+    let before = snapshot(&env.data_dir());
+    std::fs::write(env.key_path(), [9u8; 32]).unwrap();
+    for args in [
+        &["serve", "--listen", "127.0.0.1:0"][..],
+        &["workspace", "list"][..],
+    ] {
+        let out = env.command(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} must refuse");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("master key does not match"), "{err}");
+    }
+    assert_eq!(
+        snapshot(&env.data_dir()),
+        before,
+        "no file was created or changed"
+    );
+}
+
+#[tokio::test]
+async fn cli_works_beside_a_running_server() {
+    let env = Env::new();
+    let server = env.start();
+    // While the server holds the databases open:
+    env.create_user("owner@example.com", "Owner");
+    let ws = env.create_workspace("Leads EU", "owner@example.com");
+    let out = env.cli(&["workspace", "list"], None);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains(&ws) && listing.contains("Leads EU"),
+        "{listing}"
+    );
+
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "owner@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let me: serde_json::Value = c
+        .get(server.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["workspaces"][0]["id"], ws.as_str());
+
+    // Bad CLI input is explained and changes nothing.
+    let out = env.cli(
+        &[
+            "workspace",
+            "create",
+            "--name",
+            "X",
+            "--owner",
+            "nobody@example.com",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--owner"));
+    let out = env.cli(
+        &[
+            "user",
+            "create",
+            "--email",
+            "not-an-email",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--email") && err.contains("--password"),
+        "{err}"
+    );
+
+    let out = env.cli(&["doctor"], None);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    for check in ["config", "key", "data dir", "schema", "key check"] {
+        assert!(report.contains(&format!("ok    {check}")), "{report}");
+    }
+    server.stop();
+}
+
+#[test]
+fn version_prints() {
+    let out = std::process::Command::new(common::BIN)
+        .arg("version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("aura "));
+}
+
+#[tokio::test]
+async fn dev_mode_needs_no_config_and_prints_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("aura-dev");
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.current_dir(dir.path())
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .env_remove("AURA_CONFIG")
+        .env_remove("AURA_DATA_DIR")
+        .env_remove("AURA_MASTER_KEY");
+    let server = common::Server::start(cmd);
+    let logs = String::from_utf8_lossy(&server.logs()).to_string();
+    assert!(logs.contains("DEV MODE"), "loud warning: {logs}");
+    let email = field(&logs, "Email");
+    let password = field(&logs, "Password");
+    assert!(data.join("dev-master.key").exists());
+    let c = client(&server);
+    assert_eq!(login(&c, &server, &email, &password).await.status(), 200);
+    let me: serde_json::Value = c
+        .get(server.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["workspaces"][0]["name"], "Demo workspace");
+
+    // The CLI pointed at the dev data dir uses the dev key too.
+    let out = std::process::Command::new(common::BIN)
+        .args(["workspace", "list", "--data-dir"])
+        .arg(&data)
+        .env_remove("AURA_CONFIG")
+        .env_remove("AURA_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Demo workspace"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DEV MODE"));
+    server.stop();
+}
+
+fn field(logs: &str, name: &str) -> String {
+    logs.lines()
+        .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no {name} line in {logs}"))
+}
+
+/// Every file under `dir` with its SHA-256.
+fn snapshot(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let h = Sha256::digest(std::fs::read(&p).unwrap());
+                out.insert(p.display().to_string(), hex::encode(h));
+            }
+        }
+    }
+    out
+}
