@@ -42,7 +42,9 @@ fn argon2_ceiling(budget: Duration) -> f64 {
     let mut n = 0u64;
     while start.elapsed() < budget || n < 3 {
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        argon.hash_password(b"correct horse battery staple", &salt).unwrap();
+        argon
+            .hash_password(b"correct horse battery staple", &salt)
+            .unwrap();
         n += 1;
     }
     n as f64 / start.elapsed().as_secs_f64()
@@ -50,8 +52,14 @@ fn argon2_ceiling(budget: Duration) -> f64 {
 
 fn main() {
     // `cargo bench` passes --bench; nothing else is expected.
-    let secs: u64 = std::env::var("AURA_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let secs: u64 = std::env::var("AURA_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let budget = Duration::from_secs(secs);
-    println!("sqlite_full_insert {:.1} rows/s", sqlite_full_insert(budget));
+    println!(
+        "sqlite_full_insert {:.1} rows/s",
+        sqlite_full_insert(budget)
+    );
     println!("argon2_ceiling {:.2} hashes/s", argon2_ceiling(budget));
 }

@@ -3,6 +3,8 @@
 //! sleeps, no fixed ports), captures its logs, and stops it with SIGTERM.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
