@@ -20,6 +20,7 @@ pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod ops;
+pub mod search;
 pub mod store;
 pub mod telemetry;
 pub mod web;

@@ -3,6 +3,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::audit::signing::CheckpointBody;
+use crate::audit::verify::{ChainReport, SignedCheckpoint};
 use crate::audit::{GENESIS, NewEntry, StoredEntry};
 use crate::crypto::{Sealer, Slot};
 use crate::error::Result;
@@ -67,27 +69,9 @@ pub fn append(tx: &Transaction<'_>, sealer: &Sealer, now: i64, e: &NewEntry<'_>)
 }
 
 pub fn all_entries(conn: &Connection) -> Result<Vec<StoredEntry>> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, time, actor_type, actor_id, action, target_type, target_id, ip, request_id,
-                detail_ct, prev_hash, hash
-         FROM audit_log ORDER BY seq",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(StoredEntry {
-            seq: r.get(0)?,
-            time: r.get(1)?,
-            actor_type: r.get(2)?,
-            actor_id: r.get(3)?,
-            action: r.get(4)?,
-            target_type: r.get(5)?,
-            target_id: r.get(6)?,
-            ip: r.get(7)?,
-            request_id: r.get(8)?,
-            detail_ct: r.get(9)?,
-            prev_hash: r.get(10)?,
-            hash: r.get(11)?,
-        })
-    })?;
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM audit_log ORDER BY seq");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], entry_from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
@@ -95,6 +79,280 @@ pub fn count_action(conn: &Connection, action: &str) -> Result<i64> {
     Ok(conn.query_row(
         "SELECT count(*) FROM audit_log WHERE action = ?1",
         [action],
+        |r| r.get(0),
+    )?)
+}
+
+// ---- heads, checkpoints and verifications ----------------------------------
+
+/// The newest entry's (seq, hash); (0, genesis) for an empty chain.
+pub fn head(conn: &Connection) -> Result<(i64, Vec<u8>)> {
+    let last: Option<(i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(last.unwrap_or((0, GENESIS.to_vec())))
+}
+
+pub fn insert_checkpoint(
+    tx: &Transaction<'_>,
+    body: &CheckpointBody,
+    signature: &[u8],
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO audit_checkpoints (scope, seq, hash, time, reason, signature)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            body.scope,
+            body.seq,
+            body.hash,
+            body.time,
+            body.reason,
+            signature
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn checkpoints(conn: &Connection, scope: &str) -> Result<Vec<SignedCheckpoint>> {
+    let mut stmt = conn.prepare(
+        "SELECT scope, seq, hash, time, reason, signature FROM audit_checkpoints
+         WHERE scope = ?1 ORDER BY seq, id",
+    )?;
+    let rows = stmt.query_map([scope], |r| {
+        Ok(SignedCheckpoint {
+            body: CheckpointBody {
+                scope: r.get(0)?,
+                seq: r.get(1)?,
+                hash: r.get(2)?,
+                time: r.get(3)?,
+                reason: r.get(4)?,
+            },
+            signature: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub fn latest_checkpoint(conn: &Connection, scope: &str) -> Result<Option<SignedCheckpoint>> {
+    Ok(checkpoints(conn, scope)?
+        .into_iter()
+        .max_by_key(|c| (c.body.seq, c.body.time)))
+}
+
+pub fn insert_verification(tx: &Transaction<'_>, r: &ChainReport, now: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO audit_verifications (scope, time, ok, entries, first_bad_seq, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            r.scope,
+            now,
+            r.ok(),
+            r.entries as i64,
+            r.first_bad_seq,
+            r.reason
+        ],
+    )?;
+    Ok(())
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct VerificationRow {
+    pub time: i64,
+    pub ok: bool,
+    pub entries: i64,
+    pub first_bad_seq: Option<i64>,
+    pub reason: Option<String>,
+}
+
+pub fn latest_verification(conn: &Connection, scope: &str) -> Result<Option<VerificationRow>> {
+    Ok(conn
+        .query_row(
+            "SELECT time, ok, entries, first_bad_seq, reason FROM audit_verifications
+             WHERE scope = ?1 ORDER BY time DESC, id DESC LIMIT 1",
+            [scope],
+            |r| {
+                Ok(VerificationRow {
+                    time: r.get(0)?,
+                    ok: r.get(1)?,
+                    entries: r.get(2)?,
+                    first_bad_seq: r.get(3)?,
+                    reason: r.get(4)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+// ---- reading for search, export and indexing --------------------------------
+
+const ENTRY_COLUMNS: &str = "seq, time, actor_type, actor_id, action, target_type, target_id, ip, \
+                             request_id, detail_ct, prev_hash, hash";
+
+fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEntry> {
+    Ok(StoredEntry {
+        seq: r.get(0)?,
+        time: r.get(1)?,
+        actor_type: r.get(2)?,
+        actor_id: r.get(3)?,
+        action: r.get(4)?,
+        target_type: r.get(5)?,
+        target_id: r.get(6)?,
+        ip: r.get(7)?,
+        request_id: r.get(8)?,
+        detail_ct: r.get(9)?,
+        prev_hash: r.get(10)?,
+        hash: r.get(11)?,
+    })
+}
+
+/// Entries with seq > `after`, oldest first, at most `limit`.
+pub fn entries_after(conn: &Connection, after: i64, limit: i64) -> Result<Vec<StoredEntry>> {
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![after, limit], entry_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub fn entry(conn: &Connection, seq: i64) -> Result<Option<StoredEntry>> {
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM audit_log WHERE seq = ?1");
+    Ok(conn.query_row(&sql, [seq], entry_from_row).optional()?)
+}
+
+pub fn entries_by_seq(conn: &Connection, seqs: &[i64]) -> Result<Vec<StoredEntry>> {
+    let mut out = Vec::with_capacity(seqs.len());
+    for s in seqs {
+        if let Some(e) = entry(conn, *s)? {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// Structured filters that SQL answers from plaintext columns (ids, action
+/// names, IPs, times). Free text goes through the search index instead.
+#[derive(Clone, Debug, Default)]
+pub struct SqlFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub ip: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// Only entries with seq below this (the cursor).
+    pub before_seq: Option<i64>,
+    /// Only entries with seq at or below this (an export's checkpoint).
+    pub max_seq: Option<i64>,
+}
+
+/// The half-open range of action names that start with `prefix`, so the
+/// prefix match can use the index.
+pub fn prefix_range(prefix: &str) -> (String, String) {
+    let mut upper = prefix.to_owned();
+    upper.push(char::MAX);
+    (prefix.to_owned(), upper)
+}
+
+pub fn query(conn: &Connection, f: &SqlFilter, limit: i64) -> Result<Vec<StoredEntry>> {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+    if let Some(a) = &f.actor {
+        clauses.push(format!(
+            "(actor_id = ?{n} OR actor_type = ?{n})",
+            n = args.len() + 1
+        ));
+        args.push(Box::new(a.clone()));
+    }
+    if let Some(a) = &f.action {
+        if let Some(p) = a.strip_suffix('*') {
+            let (lo, hi) = prefix_range(p);
+            clauses.push(format!(
+                "(action >= ?{} AND action < ?{})",
+                args.len() + 1,
+                args.len() + 2
+            ));
+            args.push(Box::new(lo));
+            args.push(Box::new(hi));
+        } else {
+            let (lo, hi) = prefix_range(&format!("{a}."));
+            clauses.push(format!(
+                "(action = ?{} OR (action >= ?{} AND action < ?{}))",
+                args.len() + 1,
+                args.len() + 2,
+                args.len() + 3
+            ));
+            args.push(Box::new(a.clone()));
+            args.push(Box::new(lo));
+            args.push(Box::new(hi));
+        }
+    }
+    if let Some(t) = &f.target {
+        match t.split_once(':') {
+            Some((kind, id)) => {
+                clauses.push(format!(
+                    "(target_type = ?{} AND target_id = ?{})",
+                    args.len() + 1,
+                    args.len() + 2
+                ));
+                args.push(Box::new(kind.to_owned()));
+                args.push(Box::new(id.to_owned()));
+            }
+            None => {
+                clauses.push(format!("target_id = ?{}", args.len() + 1));
+                args.push(Box::new(t.clone()));
+            }
+        }
+    }
+    if let Some(ip) = &f.ip {
+        clauses.push(format!("ip = ?{}", args.len() + 1));
+        args.push(Box::new(ip.clone()));
+    }
+    if let Some(from) = f.from {
+        clauses.push(format!("time >= ?{}", args.len() + 1));
+        args.push(Box::new(from));
+    }
+    if let Some(to) = f.to {
+        clauses.push(format!("time <= ?{}", args.len() + 1));
+        args.push(Box::new(to));
+    }
+    if let Some(b) = f.before_seq {
+        clauses.push(format!("seq < ?{}", args.len() + 1));
+        args.push(Box::new(b));
+    }
+    if let Some(m) = f.max_seq {
+        clauses.push(format!("seq <= ?{}", args.len() + 1));
+        args.push(Box::new(m));
+    }
+    let wher = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM audit_log {wher} ORDER BY seq DESC LIMIT ?{}",
+        args.len() + 1
+    );
+    args.push(Box::new(limit));
+    let mut stmt = conn.prepare(&sql)?;
+    let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
+    let rows = stmt.query_map(refs.as_slice(), entry_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Removes entries up to and including `seq` (retention, behind a signed
+/// checkpoint at `seq`).
+pub fn delete_through(tx: &Transaction<'_>, seq: i64) -> Result<usize> {
+    Ok(tx.execute("DELETE FROM audit_log WHERE seq <= ?1", [seq])?)
+}
+
+/// The newest seq whose time is before `cutoff`.
+pub fn last_seq_before(conn: &Connection, cutoff: i64) -> Result<Option<i64>> {
+    Ok(conn.query_row(
+        "SELECT max(seq) FROM audit_log WHERE time < ?1",
+        [cutoff],
         |r| r.get(0),
     )?)
 }

@@ -9,6 +9,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use super::{Db, DbOptions, migrations};
 use crate::access::Role;
+use crate::audit::signing::AuditSigner;
 use crate::crypto::blind::normalize_email;
 use crate::crypto::{BlindIndex, DataKey, MasterKey, Sealer, Slot};
 use crate::error::{Error, Result};
@@ -28,6 +29,8 @@ pub struct Control {
     pub db: Arc<Db>,
     pub keys: Arc<PlatformKeys>,
     pub master: Arc<MasterKey>,
+    /// Signs audit checkpoints; its secret is sealed under the platform key.
+    pub signer: Arc<AuditSigner>,
 }
 
 impl Control {
@@ -90,10 +93,12 @@ impl Control {
             .ok_or(Error::Crypto("control.db has no platform data key"))?;
         let blind = BlindIndex::new(newest);
         let sealer = Sealer::new(PLATFORM_SCOPE, &keys)?;
+        let signer = db.write(|tx| AuditSigner::load_or_create(tx, &sealer))?;
         Ok(Self {
             db: Arc::new(db),
             keys: Arc::new(PlatformKeys { sealer, blind }),
             master: Arc::new(master),
+            signer: Arc::new(signer),
         })
     }
 }
@@ -486,4 +491,11 @@ pub fn delete_expired_sessions(tx: &Transaction<'_>, now: i64) -> Result<usize> 
         "DELETE FROM sessions WHERE idle_expires_at <= ?1 OR absolute_expires_at <= ?1",
         [now],
     )?)
+}
+
+pub fn workspace_ids(conn: &Connection) -> Result<Vec<WorkspaceId>> {
+    let mut stmt = conn.prepare("SELECT id FROM workspaces ORDER BY created_at, id")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    rows.map(|r| r.map_err(Error::from).and_then(|s| s.parse()))
+        .collect()
 }

@@ -11,17 +11,31 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const CONTROL: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("migrations/control/0001_init.sql"),
-}];
+pub const CONTROL: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("migrations/control/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "audit",
+        sql: include_str!("migrations/control/0002_audit.sql"),
+    },
+];
 
-pub const TENANT: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("migrations/tenant/0001_init.sql"),
-}];
+pub const TENANT: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("migrations/tenant/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "audit_indexes",
+        sql: include_str!("migrations/tenant/0002_audit_indexes.sql"),
+    },
+];
 
 pub fn latest(migrations: &[Migration]) -> i64 {
     migrations.iter().map(|m| m.version).max().unwrap_or(0)

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod control;
 pub mod migrations;
 pub mod tenant;
+pub mod tenant_settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,160 @@
+//! The appliance's Ed25519 audit key. Its secret half is sealed under the
+//! platform data key in control.db; its public half is stored in the clear and
+//! shipped with every export, so anyone can check a checkpoint offline.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use crate::crypto::{Sealer, Slot};
+use crate::error::{Error, Result};
+
+const SECRET_META: &str = "audit_signing_key";
+const PUBLIC_META: &str = "audit_public_key";
+
+pub struct AuditSigner {
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for AuditSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditSigner(<redacted>)")
+    }
+}
+
+/// What a checkpoint signs: the head of one chain at one moment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckpointBody {
+    pub scope: String,
+    pub seq: i64,
+    #[serde(with = "hex::serde")]
+    pub hash: Vec<u8>,
+    pub time: i64,
+    pub reason: String,
+}
+
+impl CheckpointBody {
+    /// The signed message: a versioned JSON array in a fixed order.
+    pub fn message(&self) -> Vec<u8> {
+        serde_json::to_vec(&(
+            "aura-audit-checkpoint-v1",
+            &self.scope,
+            self.seq,
+            hex::encode(&self.hash),
+            self.time,
+            &self.reason,
+        ))
+        .unwrap_or_default()
+    }
+}
+
+impl AuditSigner {
+    /// Loads the key, creating it on first use (inside the caller's transaction).
+    pub fn load_or_create(tx: &Transaction<'_>, sealer: &Sealer) -> Result<Self> {
+        let slot = Slot::new("meta", SECRET_META, "value");
+        let existing: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [SECRET_META],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(sealed) = existing {
+            let raw = sealer.open(slot, &sealed)?;
+            let bytes: [u8; 32] = raw
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::Crypto("audit signing key has the wrong length"))?;
+            return Ok(Self {
+                key: SigningKey::from_bytes(&bytes),
+            });
+        }
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let sealed = sealer.seal(slot, key.as_bytes())?;
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2)",
+            params![SECRET_META, sealed],
+        )?;
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2)",
+            params![PUBLIC_META, key.verifying_key().to_bytes().to_vec()],
+        )?;
+        Ok(Self { key })
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    pub fn sign(&self, body: &CheckpointBody) -> Vec<u8> {
+        self.key.sign(&body.message()).to_bytes().to_vec()
+    }
+}
+
+/// The stored public key, for verifiers that hold no secret.
+pub fn stored_public_key(conn: &Connection) -> Result<Option<[u8; 32]>> {
+    let v: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [PUBLIC_META],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.and_then(|b| b.as_slice().try_into().ok()))
+}
+
+pub fn verify_signature(public_key: &[u8; 32], body: &CheckpointBody, signature: &[u8]) -> bool {
+    let Ok(vk) = VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
+    let Ok(sig) = Signature::from_slice(signature) else {
+        return false;
+    };
+    vk.verify(&body.message(), &sig).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_bind_every_field() {
+        let signer = AuditSigner {
+            key: SigningKey::generate(&mut rand::rngs::OsRng),
+        };
+        let body = CheckpointBody {
+            scope: "platform".into(),
+            seq: 7,
+            hash: vec![1; 32],
+            time: 100,
+            reason: "schedule".into(),
+        };
+        let sig = signer.sign(&body);
+        let pk = signer.public_key();
+        assert!(verify_signature(&pk, &body, &sig));
+        for tampered in [
+            CheckpointBody {
+                seq: 8,
+                ..body.clone()
+            },
+            CheckpointBody {
+                scope: "ws".into(),
+                ..body.clone()
+            },
+            CheckpointBody {
+                hash: vec![2; 32],
+                ..body.clone()
+            },
+            CheckpointBody {
+                time: 101,
+                ..body.clone()
+            },
+        ] {
+            assert!(!verify_signature(&pk, &tampered, &sig));
+        }
+        let other = AuditSigner {
+            key: SigningKey::generate(&mut rand::rngs::OsRng),
+        };
+        assert!(!verify_signature(&other.public_key(), &body, &sig));
+    }
+}

@@ -1,0 +1,29 @@
+//! Per-workspace settings kept in the workspace's own `meta` table. Values are
+//! small enums and numbers, never person-typed.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::error::Result;
+
+const AUDIT_RETENTION_DAYS: &str = "audit_retention_days";
+
+pub fn audit_retention_days(conn: &Connection) -> Result<Option<u32>> {
+    let v: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [AUDIT_RETENTION_DAYS],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok()))
+}
+
+pub fn set_audit_retention_days(tx: &Transaction<'_>, days: u32) -> Result<()> {
+    tx.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![AUDIT_RETENTION_DAYS, days.to_string().into_bytes()],
+    )?;
+    Ok(())
+}
