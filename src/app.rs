@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::crypto::password::PasswordHasher;
 use crate::error::{Error, Result};
+use crate::search::IndexRegistry;
 use crate::store::DbOptions;
 use crate::store::control::Control;
 use crate::store::tenant::TenantPool;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub control: Arc<Control>,
     pub tenants: Arc<TenantPool>,
     pub hasher: PasswordHasher,
+    /// In-memory search indexes (never on disk), keyed by purpose and scope.
+    pub indexes: IndexRegistry,
 }
 
 impl AppState {
@@ -59,6 +62,7 @@ impl AppState {
             control: Arc::new(control),
             tenants: Arc::new(tenants),
             hasher,
+            indexes: IndexRegistry::new(32),
         })
     }
 
@@ -82,11 +86,21 @@ pub async fn bind(config: &Config) -> Result<(tokio::net::TcpListener, std::net:
 
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> Result<()> {
     let app = crate::web::routes(Arc::clone(&state));
+    let jobs = crate::ops::jobs::spawn(Arc::clone(&state));
     let acceptor = TcpAcceptor::from_tokio(listener)?;
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(30)))
         .await?;
-    tracing::info!("stopped accepting; closing databases");
+    jobs.abort();
+    tracing::info!("stopped accepting; signing audit heads and closing databases");
+    let st = Arc::clone(&state);
+    let signed = tokio::task::spawn_blocking(move || {
+        crate::audit::chains::checkpoint_all(&st.control, &st.tenants, "shutdown", st.clock.unix())
+    })
+    .await;
+    if let Ok(Err(e)) = signed {
+        tracing::warn!(error = %e, "could not sign audit heads at shutdown");
+    }
     state.close();
     Ok(())
 }

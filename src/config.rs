@@ -31,7 +31,26 @@ pub struct FileConfig {
     pub region: String,
     pub storage: StorageConfig,
     pub auth: AuthConfig,
+    pub audit: AuditConfig,
     pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    pub retention_days: u32,
+    pub checkpoint_interval_secs: u64,
+    pub verify_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: 365,
+            checkpoint_interval_secs: 300,
+            verify_interval_secs: 86_400,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -86,6 +105,7 @@ impl Default for FileConfig {
             region: String::new(),
             storage: StorageConfig::default(),
             auth: AuthConfig::default(),
+            audit: AuditConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -243,6 +263,17 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
         return Err(Error::Config(
             "keys `auth.session_idle_minutes` and `auth.session_absolute_hours` must be above 0"
                 .into(),
+        ));
+    }
+    let a = &file.audit;
+    if a.retention_days < 7 || a.retention_days > 36_500 {
+        return Err(Error::Config(
+            "key `audit.retention_days` must be between 7 and 36500".into(),
+        ));
+    }
+    if a.checkpoint_interval_secs == 0 || a.verify_interval_secs == 0 {
+        return Err(Error::Config(
+            "keys `audit.checkpoint_interval_secs` and `audit.verify_interval_secs` must be above 0".into(),
         ));
     }
     let public_url = if file.public_url.is_empty() {

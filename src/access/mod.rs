@@ -2,6 +2,7 @@
 //! and the only way to reach a workspace's data: a `Grant`, which this module
 //! alone can mint, from a verified membership or the narrow system handle.
 
+pub mod enter;
 pub mod role;
 
 pub use role::Role;

@@ -7,6 +7,9 @@
 //! ciphertext's hash.
 
 pub mod chains;
+pub mod export;
+pub mod search;
+pub mod service;
 pub mod signing;
 pub mod verify;
 
@@ -136,6 +139,11 @@ impl StoredEntry {
             .detail_ct
             .as_ref()
             .map(|d| hex::encode(Sha256::digest(d)));
+        self.canonical_with(detail)
+    }
+
+    /// The canonical encoding given the details' digest (what an export carries).
+    pub fn canonical_with(&self, detail: Option<String>) -> Vec<u8> {
         serde_json::to_vec(&(
             self.seq,
             self.time,

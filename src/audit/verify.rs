@@ -80,8 +80,7 @@ pub fn verify(
     };
 
     let mut prev = base_hash;
-    let mut expected = base_seq + 1;
-    for e in entries {
+    for (expected, e) in (base_seq + 1..).zip(entries.iter()) {
         if e.seq != expected {
             problems.push((expected, "entry missing (sequence gap)".into()));
             break;
@@ -98,7 +97,6 @@ pub fn verify(
             break;
         }
         prev = e.hash.clone();
-        expected += 1;
     }
 
     let head_seq = entries.last().map(|e| e.seq).unwrap_or(base_seq);

@@ -2,6 +2,7 @@
 //! (also `AURA_CONFIG`, `AURA_DATA_DIR`) and works beside a running server.
 
 mod admin;
+mod audit;
 mod doctor;
 mod init;
 mod serve;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Manage workspaces.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
+    /// Verify, export and maintain the audit chains.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Check the config, key, data dir and schema; non-zero exit on any FAIL.
     Doctor,
     /// Print the version.
@@ -117,6 +121,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::User(cmd) => {
             crate::telemetry::init_cli();
             admin::user(&g, cmd).await
+        }
+        Command::Audit(cmd) => {
+            crate::telemetry::init_cli();
+            audit::run(&g, cmd).await
         }
         Command::Workspace(cmd) => {
             crate::telemetry::init_cli();

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery};
 use tantivy::schema::{FAST, Field, INDEXED, STORED, Schema, TEXT};
-use tantivy::{Index, IndexReader, IndexWriter, Order, TantivyDocument, Term, doc};
+use tantivy::{Index, IndexReader, IndexWriter, Order, Term, doc};
 
 use crate::error::{Error, Result};
 

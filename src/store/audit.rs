@@ -246,6 +246,8 @@ pub struct SqlFilter {
     pub before_seq: Option<i64>,
     /// Only entries with seq at or below this (an export's checkpoint).
     pub max_seq: Option<i64>,
+    /// Oldest first, after this seq (exports walk forward in batches).
+    pub ascending_after: Option<i64>,
 }
 
 /// The half-open range of action names that start with `prefix`, so the
@@ -326,13 +328,22 @@ pub fn query(conn: &Connection, f: &SqlFilter, limit: i64) -> Result<Vec<StoredE
         clauses.push(format!("seq <= ?{}", args.len() + 1));
         args.push(Box::new(m));
     }
+    if let Some(a) = f.ascending_after {
+        clauses.push(format!("seq > ?{}", args.len() + 1));
+        args.push(Box::new(a));
+    }
+    let order = if f.ascending_after.is_some() {
+        "ASC"
+    } else {
+        "DESC"
+    };
     let wher = if clauses.is_empty() {
         String::new()
     } else {
         format!("WHERE {}", clauses.join(" AND "))
     };
     let sql = format!(
-        "SELECT {ENTRY_COLUMNS} FROM audit_log {wher} ORDER BY seq DESC LIMIT ?{}",
+        "SELECT {ENTRY_COLUMNS} FROM audit_log {wher} ORDER BY seq {order} LIMIT ?{}",
         args.len() + 1
     );
     args.push(Box::new(limit));

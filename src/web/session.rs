@@ -72,3 +72,18 @@ impl<'a> FromRequest<'a> for SignedIn {
         Ok(SignedIn(p))
     }
 }
+
+/// A signed-in platform admin; anyone else gets 403 (the platform area's
+/// existence is no secret, its contents are).
+pub struct PlatformAdmin(pub Principal);
+
+impl<'a> FromRequest<'a> for PlatformAdmin {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let SignedIn(p) = SignedIn::from_request(req, body).await?;
+        if p.platform_admin {
+            Ok(PlatformAdmin(p))
+        } else {
+            Err(Error::Forbidden.into())
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, one file per resource, described by the
 //! OpenAPI document at `/api/openapi.json`.
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod me;
@@ -13,13 +14,15 @@ pub enum ApiTags {
     Auth,
     /// The signed-in account.
     Me,
+    /// The tamper-evident audit log.
+    Audit,
 }
 
-pub type ApiService = OpenApiService<(auth::AuthApi, me::MeApi), ()>;
+pub type ApiService = OpenApiService<(auth::AuthApi, me::MeApi, audit::AuditApi), ()>;
 
 pub fn service(public_url: &str) -> ApiService {
     OpenApiService::new(
-        (auth::AuthApi, me::MeApi),
+        (auth::AuthApi, me::MeApi, audit::AuditApi),
         "Aura API",
         env!("CARGO_PKG_VERSION"),
     )

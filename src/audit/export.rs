@@ -1,0 +1,290 @@
+//! Streamed exports of one chain, NDJSON or CSV, cut at a signed checkpoint.
+//! NDJSON starts with the checkpoint line (with the appliance's public key), so
+//! `aura audit verify-export FILE` (or any Ed25519 + SHA-256 tool) can check it
+//! offline: every entry's hash, the links between them, and the head against
+//! the signature.
+
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::search::{EntryView, view};
+use super::signing::{CheckpointBody, verify_signature};
+use super::{GENESIS, StoredEntry};
+use crate::crypto::Sealer;
+use crate::error::{Error, Result};
+use crate::store::audit::{self as sql, SqlFilter};
+
+const BATCH: i64 = 1_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Ndjson,
+    Csv,
+}
+
+impl Format {
+    pub fn parse(v: &str) -> Result<Self> {
+        match v {
+            "ndjson" | "" => Ok(Format::Ndjson),
+            "csv" => Ok(Format::Csv),
+            _ => Err(Error::field("format", "must be ndjson or csv")),
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Ndjson => "application/x-ndjson",
+            Format::Csv => "text/csv; charset=utf-8",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Ndjson => "ndjson",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+/// The first NDJSON line; also sent as the `x-aura-checkpoint` header.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointLine {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub scope: String,
+    pub seq: i64,
+    pub hash: String,
+    pub time: i64,
+    pub reason: String,
+    pub signature: String,
+    pub public_key: String,
+    /// True when filters were applied: entries then need not be contiguous.
+    pub filtered: bool,
+}
+
+impl CheckpointLine {
+    pub fn new(
+        body: &CheckpointBody,
+        signature: &[u8],
+        public_key: &[u8; 32],
+        filtered: bool,
+    ) -> Self {
+        Self {
+            kind: "checkpoint".into(),
+            scope: body.scope.clone(),
+            seq: body.seq,
+            hash: hex::encode(&body.hash),
+            time: body.time,
+            reason: body.reason.clone(),
+            signature: hex::encode(signature),
+            public_key: hex::encode(public_key),
+            filtered,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct EntryLine {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(flatten)]
+    entry: Value,
+}
+
+const CSV_HEADER: [&str; 15] = [
+    "seq",
+    "time",
+    "actor",
+    "actor_type",
+    "action",
+    "target",
+    "target_type",
+    "ip",
+    "request_id",
+    "user_agent",
+    "before",
+    "after",
+    "hash",
+    "prev_hash",
+    "detail_sha256",
+];
+
+fn csv_row(v: &EntryView) -> Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    w.write_record([
+        v.seq.to_string(),
+        v.time.clone(),
+        v.actor.clone(),
+        v.actor_type.clone(),
+        v.action.clone(),
+        v.target.clone().unwrap_or_default(),
+        v.target_type.clone().unwrap_or_default(),
+        v.ip.clone().unwrap_or_default(),
+        v.request_id.clone().unwrap_or_default(),
+        v.user_agent.clone().unwrap_or_default(),
+        v.before.to_string(),
+        v.after.to_string(),
+        v.hash.clone(),
+        v.prev_hash.clone(),
+        v.detail_sha256.clone().unwrap_or_default(),
+    ])
+    .map_err(|e| Error::internal(format!("csv: {e}")))?;
+    w.into_inner()
+        .map_err(|e| Error::internal(format!("csv: {e}")))
+}
+
+/// Writes the export through `sink` in chunks; returns the number of entries.
+pub fn write(
+    conn: &Connection,
+    sealer: &Sealer,
+    filter: &SqlFilter,
+    format: Format,
+    header: &CheckpointLine,
+    sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
+) -> Result<u64> {
+    match format {
+        Format::Ndjson => {
+            let mut line = serde_json::to_vec(header)?;
+            line.push(b'\n');
+            sink(line)?;
+        }
+        Format::Csv => {
+            let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+            w.write_record(CSV_HEADER)
+                .map_err(|e| Error::internal(format!("csv: {e}")))?;
+            sink(
+                w.into_inner()
+                    .map_err(|e| Error::internal(format!("csv: {e}")))?,
+            )?;
+        }
+    }
+    let mut f = filter.clone();
+    f.max_seq = Some(header.seq);
+    f.before_seq = None;
+    let mut after = 0;
+    let mut count = 0u64;
+    loop {
+        f.ascending_after = Some(after);
+        let batch = sql::query(conn, &f, BATCH)?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        let mut chunk = Vec::with_capacity(batch.len() * 512);
+        for e in &batch {
+            let v = view(e, sealer);
+            match format {
+                Format::Ndjson => {
+                    let line = EntryLine {
+                        kind: "entry".into(),
+                        entry: serde_json::to_value(&v)?,
+                    };
+                    chunk.extend(serde_json::to_vec(&line)?);
+                    chunk.push(b'\n');
+                }
+                Format::Csv => chunk.extend(csv_row(&v)?),
+            }
+            count += 1;
+        }
+        sink(chunk)?;
+        if (batch.len() as i64) < BATCH {
+            break;
+        }
+    }
+    Ok(count)
+}
+
+/// The result of checking an NDJSON export offline.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ExportCheck {
+    pub entries: u64,
+    pub checkpoint_seq: i64,
+    pub filtered: bool,
+}
+
+/// Verifies an NDJSON export with nothing but its own contents (and,
+/// optionally, the public key the verifier trusts).
+pub fn verify_ndjson(text: &str, trusted_key: Option<&[u8; 32]>) -> Result<ExportCheck> {
+    let bad = |m: String| Error::Usage(format!("export does not verify: {m}"));
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let first = lines
+        .next()
+        .ok_or_else(|| bad("the file is empty".into()))?;
+    let cp: CheckpointLine = serde_json::from_str(first)
+        .map_err(|_| bad("the first line is not a checkpoint".into()))?;
+    let pk: [u8; 32] = hex::decode(&cp.public_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| bad("the public key is malformed".into()))?;
+    if trusted_key.is_some_and(|t| *t != pk) {
+        return Err(bad(
+            "signed by a different key than the one you trust".into()
+        ));
+    }
+    let body = CheckpointBody {
+        scope: cp.scope.clone(),
+        seq: cp.seq,
+        hash: hex::decode(&cp.hash).map_err(|_| bad("checkpoint hash is malformed".into()))?,
+        time: cp.time,
+        reason: cp.reason.clone(),
+    };
+    let sig = hex::decode(&cp.signature).map_err(|_| bad("signature is malformed".into()))?;
+    if !verify_signature(&pk, &body, &sig) {
+        return Err(bad("the checkpoint signature is invalid".into()));
+    }
+    let mut prev: Option<(i64, Vec<u8>)> = None;
+    let mut count = 0u64;
+    for line in lines {
+        let v: EntryLine = serde_json::from_str(line)
+            .map_err(|_| bad(format!("line {} is not an entry", count + 2)))?;
+        let e: EntryView = serde_json::from_value(v.entry)
+            .map_err(|_| bad(format!("line {} is not an entry", count + 2)))?;
+        let stored = StoredEntry {
+            seq: e.seq,
+            time: e.time_unix,
+            actor_type: e.actor_type.clone(),
+            actor_id: (e.actor != e.actor_type).then(|| e.actor.clone()),
+            action: e.action.clone(),
+            target_type: e.target_type.clone(),
+            target_id: e.target.clone(),
+            ip: e.ip.clone(),
+            request_id: e.request_id.clone(),
+            detail_ct: None,
+            prev_hash: hex::decode(&e.prev_hash).unwrap_or_default(),
+            hash: hex::decode(&e.hash).unwrap_or_default(),
+        };
+        let mut h = <sha2::Sha256 as sha2::Digest>::new();
+        sha2::Digest::update(&mut h, &stored.prev_hash);
+        sha2::Digest::update(&mut h, stored.canonical_with(e.detail_sha256.clone()));
+        if sha2::Digest::finalize(h).to_vec() != stored.hash {
+            return Err(bad(format!("entry seq {} does not match its hash", e.seq)));
+        }
+        if !cp.filtered {
+            let linked = match &prev {
+                Some((pseq, phash)) => e.seq == pseq + 1 && stored.prev_hash == *phash,
+                None => e.seq > 1 || stored.prev_hash == GENESIS,
+            };
+            if !linked {
+                return Err(bad(format!(
+                    "entry seq {} does not link to the one before",
+                    e.seq
+                )));
+            }
+        }
+        prev = Some((e.seq, stored.hash.clone()));
+        count += 1;
+    }
+    if !cp.filtered {
+        match &prev {
+            Some((seq, hash)) if *seq == cp.seq && *hash == body.hash => {}
+            None if cp.seq == 0 => {}
+            _ => return Err(bad("the last entry is not the signed head".into())),
+        }
+    }
+    Ok(ExportCheck {
+        entries: count,
+        checkpoint_seq: cp.seq,
+        filtered: cp.filtered,
+    })
+}

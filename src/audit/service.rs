@@ -1,0 +1,329 @@
+//! What the API, the UI and the CLI call: search, read, export, verify and
+//! retention settings for one chain, each on the blocking pool.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::chains::{self, Chain};
+use super::export::{self, CheckpointLine, Format};
+use super::search::{self, EntryView, SearchPage, SearchParams};
+use super::verify::ChainReport;
+use super::{Actor, NewEntry, RequestMeta};
+use crate::access::enter::TenantCtx;
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::store::audit::{self as sql, SqlFilter, VerificationRow};
+use crate::store::tenant_settings;
+
+fn index_key(chain: Chain) -> String {
+    format!("audit:{}", chain.scope())
+}
+
+/// Builds search parameters from raw query values, naming any bad field.
+#[allow(clippy::too_many_arguments)]
+pub fn params(
+    q: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    ip: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+) -> Result<SearchParams> {
+    let nonempty = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let mut errors = Vec::new();
+    let mut time = |field: &str, v: Option<String>| match nonempty(v) {
+        Some(v) => search::parse_time(field, &v)
+            .map_err(|e| collect(&mut errors, e))
+            .ok(),
+        None => None,
+    };
+    let from = time("from", from);
+    let to = time("to", to);
+    let before_seq = match nonempty(cursor) {
+        Some(c) => match c.parse::<i64>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                errors.push(field_error(
+                    "cursor",
+                    "must be a next_cursor value from a previous page",
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    let limit = limit.unwrap_or(search::DEFAULT_LIMIT);
+    if !(1..=search::MAX_LIMIT).contains(&limit) {
+        errors.push(field_error(
+            "limit",
+            &format!("must be between 1 and {}", search::MAX_LIMIT),
+        ));
+    }
+    let q = nonempty(q);
+    if q.as_ref().is_some_and(|q| q.len() > 500) {
+        errors.push(field_error("q", "must be at most 500 characters"));
+    }
+    if !errors.is_empty() {
+        return Err(Error::Validation(errors));
+    }
+    Ok(SearchParams {
+        q,
+        filter: SqlFilter {
+            actor: nonempty(actor),
+            action: nonempty(action),
+            target: nonempty(target),
+            ip: nonempty(ip),
+            from,
+            to,
+            before_seq,
+            ..SqlFilter::default()
+        },
+        limit,
+    })
+}
+
+fn field_error(field: &str, message: &str) -> crate::error::FieldError {
+    crate::error::FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn collect(errors: &mut Vec<crate::error::FieldError>, e: Error) {
+    if let Error::Validation(mut v) = e {
+        errors.append(&mut v);
+    }
+}
+
+pub async fn search_workspace(
+    state: &Arc<AppState>,
+    ctx: &TenantCtx,
+    p: SearchParams,
+) -> Result<SearchPage> {
+    let index = state
+        .indexes
+        .get(&index_key(Chain::Workspace(ctx.db.id())))?;
+    ctx.db
+        .read(move |conn, sealer| search::search(conn, sealer, &index, &p))
+        .await
+}
+
+pub async fn search_platform(state: &Arc<AppState>, p: SearchParams) -> Result<SearchPage> {
+    let index = state.indexes.get(&index_key(Chain::Platform))?;
+    let keys = state.control.keys.clone();
+    state
+        .control
+        .db
+        .read_async(move |conn| search::search(conn, &keys.sealer, &index, &p))
+        .await
+}
+
+pub async fn entry_workspace(ctx: &TenantCtx, seq: i64) -> Result<EntryView> {
+    ctx.db
+        .read(move |conn, sealer| {
+            sql::entry(conn, seq)?
+                .map(|e| search::view(&e, sealer))
+                .ok_or(Error::NotFound("audit entry"))
+        })
+        .await
+}
+
+pub async fn entry_platform(state: &Arc<AppState>, seq: i64) -> Result<EntryView> {
+    let keys = state.control.keys.clone();
+    state
+        .control
+        .db
+        .read_async(move |conn| {
+            sql::entry(conn, seq)?
+                .map(|e| search::view(&e, &keys.sealer))
+                .ok_or(Error::NotFound("audit entry"))
+        })
+        .await
+}
+
+pub type ExportStream = mpsc::Receiver<std::result::Result<Bytes, std::io::Error>>;
+
+/// Records the export in the chain, signs the head (which includes that
+/// record), and streams everything up to the head. Returns the checkpoint line
+/// and the body stream.
+pub async fn export(
+    state: &Arc<AppState>,
+    chain: Chain,
+    filter: SqlFilter,
+    format: Format,
+    actor: Actor,
+    meta: &RequestMeta,
+) -> Result<(CheckpointLine, ExportStream)> {
+    let filtered = filter.actor.is_some()
+        || filter.action.is_some()
+        || filter.target.is_some()
+        || filter.ip.is_some()
+        || filter.from.is_some()
+        || filter.to.is_some();
+    let now = state.clock.unix();
+    let detail = json!({ "format": format.extension(), "filtered": filtered });
+    let meta = meta.clone();
+    let st = Arc::clone(state);
+    let (line, _) = tokio::task::spawn_blocking(move || -> Result<(CheckpointLine, ())> {
+        let body = match chain {
+            Chain::Platform => {
+                let keys = st.control.keys.clone();
+                st.control.db.write(|tx| {
+                    sql::append(
+                        tx,
+                        &keys.sealer,
+                        now,
+                        &NewEntry::new(actor, "audit.exported", &meta).after(detail),
+                    )
+                })?;
+                chains::checkpoint_platform(&st.control, "export", now)?
+            }
+            Chain::Workspace(ws) => {
+                let t = chains::open_tenant(&st.control, &st.tenants, ws, "audit export")?;
+                t.write_blocking(|t| {
+                    t.audit(
+                        now,
+                        &NewEntry::new(actor, "audit.exported", &meta).after(detail),
+                    )
+                })?;
+                chains::checkpoint_workspace(&st.control, &t, "export", now)?
+            }
+        };
+        let sig = st.control.signer.sign(&body);
+        Ok((
+            CheckpointLine::new(&body, &sig, &st.control.signer.public_key(), filtered),
+            (),
+        ))
+    })
+    .await??;
+
+    let (tx, rx) = mpsc::channel(8);
+    let st = Arc::clone(state);
+    let header = line.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut sink = |chunk: Vec<u8>| -> Result<()> {
+            tx.blocking_send(Ok(Bytes::from(chunk)))
+                .map_err(|_| Error::internal("export reader went away"))
+        };
+        let result = match chain {
+            Chain::Platform => {
+                let keys = st.control.keys.clone();
+                st.control
+                    .db
+                    .read(|c| export::write(c, &keys.sealer, &filter, format, &header, &mut sink))
+            }
+            Chain::Workspace(ws) => {
+                chains::open_tenant(&st.control, &st.tenants, ws, "audit export").and_then(|t| {
+                    t.read_blocking(|c, s| export::write(c, s, &filter, format, &header, &mut sink))
+                })
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "audit export stopped");
+        }
+    });
+    Ok((line, rx))
+}
+
+/// Verifies one chain now, records the result, and notes it in the platform chain.
+pub async fn verify_now(
+    state: &Arc<AppState>,
+    chain: Chain,
+    actor: Actor,
+    meta: &RequestMeta,
+) -> Result<ChainReport> {
+    let st = Arc::clone(state);
+    let now = state.clock.unix();
+    let meta = meta.clone();
+    tokio::task::spawn_blocking(move || {
+        let report = chains::verify_chain(&st.control, &st.tenants, chain)?;
+        chains::record_verification(&st.control, &report, now)?;
+        let keys = st.control.keys.clone();
+        st.control.db.write(|tx| {
+            sql::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(actor, "audit.verified", &meta)
+                    .target("audit_chain", chain.scope())
+                    .after(json!({ "ok": report.ok(), "entries": report.entries, "first_bad_seq": report.first_bad_seq })),
+            )
+        })?;
+        Ok(report)
+    })
+    .await?
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ChainStatus {
+    pub last_verification: Option<VerificationRow>,
+    pub checkpoint_seq: Option<i64>,
+    pub checkpoint_time: Option<i64>,
+    pub retention_days: u32,
+}
+
+pub async fn status(state: &Arc<AppState>, chain: Chain) -> Result<ChainStatus> {
+    let st = Arc::clone(state);
+    tokio::task::spawn_blocking(move || {
+        let scope = chain.scope();
+        let (v, cp) = st.control.db.read(|c| {
+            Ok((
+                sql::latest_verification(c, &scope)?,
+                sql::latest_checkpoint(c, &scope)?,
+            ))
+        })?;
+        let default_days = st.config.file.audit.retention_days;
+        let retention_days = match chain {
+            Chain::Platform => default_days,
+            Chain::Workspace(ws) => {
+                chains::open_tenant(&st.control, &st.tenants, ws, "audit status")?
+                    .read_blocking(|c, _| tenant_settings::audit_retention_days(c))?
+                    .unwrap_or(default_days)
+            }
+        };
+        Ok(ChainStatus {
+            last_verification: v,
+            checkpoint_seq: cp.as_ref().map(|c| c.body.seq),
+            checkpoint_time: cp.as_ref().map(|c| c.body.time),
+            retention_days,
+        })
+    })
+    .await?
+}
+
+pub async fn set_retention(
+    state: &Arc<AppState>,
+    ctx: &TenantCtx,
+    days: u32,
+    meta: &RequestMeta,
+) -> Result<u32> {
+    if !(7..=36_500).contains(&days) {
+        return Err(Error::field(
+            "retention_days",
+            "must be between 7 and 36500",
+        ));
+    }
+    let now = state.clock.unix();
+    let default_days = state.config.file.audit.retention_days;
+    let meta = meta.clone();
+    let user = ctx.user;
+    ctx.db
+        .write(move |t| {
+            let before = tenant_settings::audit_retention_days(t.tx)?.unwrap_or(default_days);
+            tenant_settings::set_audit_retention_days(t.tx, days)?;
+            t.audit(
+                now,
+                &NewEntry::new(Actor::User(user), "audit.retention_changed", &meta)
+                    .before(json!({ "retention_days": before }))
+                    .after(json!({ "retention_days": days })),
+            )?;
+            Ok(days)
+        })
+        .await
+}

@@ -1,0 +1,400 @@
+//! The audit log over HTTP: search, entries, streamed export, verification
+//! status and retention, for a workspace's owners and admins, and the platform
+//! chain for platform admins.
+
+use std::sync::Arc;
+
+use poem::Body;
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::{Binary, Json, Response};
+use poem_openapi::{Object, OpenApi};
+use serde::Deserialize;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::ApiTags;
+use super::body::JsonBody;
+use crate::access::Role;
+use crate::access::enter::enter;
+use crate::app::AppState;
+use crate::audit::chains::Chain;
+use crate::audit::export::Format;
+use crate::audit::search::{EntryView, SearchPage};
+use crate::audit::service::{self, ChainStatus};
+use crate::audit::verify::ChainReport;
+use crate::audit::{Actor, RequestMeta};
+use crate::error::Error;
+use crate::web::session::{PlatformAdmin, SignedIn};
+
+#[derive(Object)]
+pub struct AuditEntry {
+    pub seq: i64,
+    /// RFC 3339.
+    pub time: String,
+    pub time_unix: i64,
+    /// The actor's id, or its kind when it has none (`system`, `operator`, `anonymous`).
+    pub actor: String,
+    pub actor_type: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub target_type: Option<String>,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub user_agent: Option<String>,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    pub hash: String,
+    pub prev_hash: String,
+}
+
+impl From<EntryView> for AuditEntry {
+    fn from(v: EntryView) -> Self {
+        Self {
+            seq: v.seq,
+            time: v.time,
+            time_unix: v.time_unix,
+            actor: v.actor,
+            actor_type: v.actor_type,
+            action: v.action,
+            target: v.target,
+            target_type: v.target_type,
+            ip: v.ip,
+            request_id: v.request_id,
+            user_agent: v.user_agent,
+            before: v.before,
+            after: v.after,
+            hash: v.hash,
+            prev_hash: v.prev_hash,
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<SearchPage> for AuditPage {
+    fn from(p: SearchPage) -> Self {
+        Self {
+            items: p.items.into_iter().map(AuditEntry::from).collect(),
+            next_cursor: p.next_cursor,
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct AuditStatus {
+    pub retention_days: u32,
+    pub checkpoint_seq: Option<i64>,
+    pub checkpoint_time: Option<i64>,
+    pub last_verified_at: Option<i64>,
+    pub last_verification_ok: Option<bool>,
+    pub last_verification_entries: Option<i64>,
+    pub first_bad_seq: Option<i64>,
+    pub reason: Option<String>,
+}
+
+impl From<ChainStatus> for AuditStatus {
+    fn from(s: ChainStatus) -> Self {
+        let v = s.last_verification;
+        Self {
+            retention_days: s.retention_days,
+            checkpoint_seq: s.checkpoint_seq,
+            checkpoint_time: s.checkpoint_time,
+            last_verified_at: v.as_ref().map(|v| v.time),
+            last_verification_ok: v.as_ref().map(|v| v.ok),
+            last_verification_entries: v.as_ref().map(|v| v.entries),
+            first_bad_seq: v.as_ref().and_then(|v| v.first_bad_seq),
+            reason: v.and_then(|v| v.reason),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct VerifyResult {
+    pub ok: bool,
+    pub entries: u64,
+    pub head_seq: i64,
+    pub checkpoint_seq: Option<i64>,
+    pub first_bad_seq: Option<i64>,
+    pub reason: Option<String>,
+}
+
+impl From<ChainReport> for VerifyResult {
+    fn from(r: ChainReport) -> Self {
+        Self {
+            ok: r.ok(),
+            entries: r.entries,
+            head_seq: r.head_seq,
+            checkpoint_seq: r.checkpoint_seq,
+            first_bad_seq: r.first_bad_seq,
+            reason: r.reason,
+        }
+    }
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Days to keep entries (7..36500).
+    pub retention_days: u32,
+}
+
+pub struct AuditApi;
+
+type ExportResponse = Response<Binary<Body>>;
+
+fn export_response(
+    format: Format,
+    line: crate::audit::export::CheckpointLine,
+    rx: service::ExportStream,
+) -> ExportResponse {
+    let checkpoint = serde_json::to_string(&line).unwrap_or_default();
+    Response::new(Binary(Body::from_bytes_stream(ReceiverStream::new(rx))))
+        .header("content-type", format.content_type())
+        .header(
+            "content-disposition",
+            format!(
+                "attachment; filename=\"audit-{}-{}.{}\"",
+                line.scope,
+                line.seq,
+                format.extension()
+            ),
+        )
+        .header("x-aura-checkpoint", checkpoint)
+}
+
+#[OpenApi(tag = "ApiTags::Audit")]
+impl AuditApi {
+    /// Searches a workspace's audit log, newest first. `action` matches a
+    /// dotted prefix (`member` matches `member.role_changed`; `rec*` any
+    /// prefix); `q` is free text over the decrypted entries.
+    #[oai(path = "/workspaces/:workspace/audit", method = "get")]
+    #[allow(clippy::too_many_arguments)]
+    async fn search(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        q: Query<Option<String>>,
+        actor: Query<Option<String>>,
+        action: Query<Option<String>>,
+        target: Query<Option<String>>,
+        ip: Query<Option<String>>,
+        from: Query<Option<String>>,
+        to: Query<Option<String>>,
+        cursor: Query<Option<String>>,
+        limit: Query<Option<i64>>,
+    ) -> poem::Result<Json<AuditPage>> {
+        let ctx = enter(&state, &who.0, &workspace, Role::Admin, "audit.read", &meta).await?;
+        let p = service::params(
+            q.0, actor.0, action.0, target.0, ip.0, from.0, to.0, cursor.0, limit.0,
+        )?;
+        Ok(Json(
+            service::search_workspace(&state, &ctx, p).await?.into(),
+        ))
+    }
+
+    /// Streams the workspace's audit log as NDJSON (first line: the signed
+    /// checkpoint it was cut at) or CSV (checkpoint in `x-aura-checkpoint`).
+    #[oai(path = "/workspaces/:workspace/audit/export", method = "get")]
+    #[allow(clippy::too_many_arguments)]
+    async fn export(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        format: Query<Option<String>>,
+        actor: Query<Option<String>>,
+        action: Query<Option<String>>,
+        target: Query<Option<String>>,
+        ip: Query<Option<String>>,
+        from: Query<Option<String>>,
+        to: Query<Option<String>>,
+    ) -> poem::Result<ExportResponse> {
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            Role::Admin,
+            "audit.export",
+            &meta,
+        )
+        .await?;
+        let format = Format::parse(format.0.as_deref().unwrap_or("ndjson"))?;
+        let p = service::params(
+            None, actor.0, action.0, target.0, ip.0, from.0, to.0, None, None,
+        )?;
+        let chain = Chain::Workspace(ctx.db.id());
+        let (line, rx) = service::export(
+            &state,
+            chain,
+            p.filter,
+            format,
+            Actor::User(ctx.user),
+            &meta,
+        )
+        .await?;
+        Ok(export_response(format, line, rx))
+    }
+
+    /// One entry, with its state before and after.
+    #[oai(path = "/workspaces/:workspace/audit/entries/:seq", method = "get")]
+    async fn entry(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        seq: Path<String>,
+    ) -> poem::Result<Json<AuditEntry>> {
+        let ctx = enter(&state, &who.0, &workspace, Role::Admin, "audit.read", &meta).await?;
+        let seq: i64 = seq.0.parse().map_err(|_| Error::NotFound("audit entry"))?;
+        Ok(Json(service::entry_workspace(&ctx, seq).await?.into()))
+    }
+
+    /// Retention, the newest signed checkpoint and the last verification.
+    #[oai(path = "/workspaces/:workspace/audit/status", method = "get")]
+    async fn status(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+    ) -> poem::Result<Json<AuditStatus>> {
+        let ctx = enter(&state, &who.0, &workspace, Role::Admin, "audit.read", &meta).await?;
+        Ok(Json(
+            service::status(&state, Chain::Workspace(ctx.db.id()))
+                .await?
+                .into(),
+        ))
+    }
+
+    /// Verifies the workspace's chain against its signed checkpoints now.
+    #[oai(path = "/workspaces/:workspace/audit/verify", method = "post")]
+    async fn verify(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+    ) -> poem::Result<Json<VerifyResult>> {
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            Role::Admin,
+            "audit.verify",
+            &meta,
+        )
+        .await?;
+        let chain = Chain::Workspace(ctx.db.id());
+        Ok(Json(
+            service::verify_now(&state, chain, Actor::User(ctx.user), &meta)
+                .await?
+                .into(),
+        ))
+    }
+
+    /// Sets how long this workspace keeps audit entries (owners only).
+    #[oai(path = "/workspaces/:workspace/audit/settings", method = "put")]
+    async fn settings(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        body: JsonBody<RetentionSettings>,
+    ) -> poem::Result<Json<RetentionSettings>> {
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            Role::Owner,
+            "audit.settings",
+            &meta,
+        )
+        .await?;
+        let days = service::set_retention(&state, &ctx, body.0.retention_days, &meta).await?;
+        Ok(Json(RetentionSettings {
+            retention_days: days,
+        }))
+    }
+
+    /// Searches the platform's own chain (sign-ins, accounts, workspaces).
+    #[oai(path = "/platform/audit", method = "get")]
+    #[allow(clippy::too_many_arguments)]
+    async fn platform_search(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _admin: PlatformAdmin,
+        q: Query<Option<String>>,
+        actor: Query<Option<String>>,
+        action: Query<Option<String>>,
+        target: Query<Option<String>>,
+        ip: Query<Option<String>>,
+        from: Query<Option<String>>,
+        to: Query<Option<String>>,
+        cursor: Query<Option<String>>,
+        limit: Query<Option<i64>>,
+    ) -> poem::Result<Json<AuditPage>> {
+        let p = service::params(
+            q.0, actor.0, action.0, target.0, ip.0, from.0, to.0, cursor.0, limit.0,
+        )?;
+        Ok(Json(service::search_platform(&state, p).await?.into()))
+    }
+
+    /// Streams the platform chain (same formats as the workspace export).
+    #[oai(path = "/platform/audit/export", method = "get")]
+    async fn platform_export(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        admin: PlatformAdmin,
+        format: Query<Option<String>>,
+    ) -> poem::Result<ExportResponse> {
+        let format = Format::parse(format.0.as_deref().unwrap_or("ndjson"))?;
+        let (line, rx) = service::export(
+            &state,
+            Chain::Platform,
+            Default::default(),
+            format,
+            Actor::User(admin.0.user_id),
+            &meta,
+        )
+        .await?;
+        Ok(export_response(format, line, rx))
+    }
+
+    /// One platform entry.
+    #[oai(path = "/platform/audit/entries/:seq", method = "get")]
+    async fn platform_entry(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _admin: PlatformAdmin,
+        seq: Path<String>,
+    ) -> poem::Result<Json<AuditEntry>> {
+        let seq: i64 = seq.0.parse().map_err(|_| Error::NotFound("audit entry"))?;
+        Ok(Json(service::entry_platform(&state, seq).await?.into()))
+    }
+
+    /// Verifies the platform chain now.
+    #[oai(path = "/platform/audit/verify", method = "post")]
+    async fn platform_verify(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        admin: PlatformAdmin,
+    ) -> poem::Result<Json<VerifyResult>> {
+        Ok(Json(
+            service::verify_now(&state, Chain::Platform, Actor::User(admin.0.user_id), &meta)
+                .await?
+                .into(),
+        ))
+    }
+}
