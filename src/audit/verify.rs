@@ -53,13 +53,14 @@ pub fn verify(
         }
     }
 
-    // Where the chain may start: seq 1, or right after a signed retention anchor.
+    // Where the chain may start: seq 1, or right after a signed *retention*
+    // checkpoint. Other checkpoints are no anchors: otherwise cutting off the
+    // oldest entries up to any checkpoint would go unnoticed.
     let (base_seq, base_hash) = match entries.first() {
         Some(first) if first.seq > 1 => {
-            match valid
-                .iter()
-                .find(|c| c.seq == first.seq - 1 && c.hash == first.prev_hash)
-            {
+            match valid.iter().find(|c| {
+                c.reason == "retention" && c.seq == first.seq - 1 && c.hash == first.prev_hash
+            }) {
                 Some(anchor) => (anchor.seq, anchor.hash.clone()),
                 None => {
                     let expected = valid
@@ -101,7 +102,7 @@ pub fn verify(
 
     let head_seq = entries.last().map(|e| e.seq).unwrap_or(base_seq);
     for cp in &valid {
-        if cp.seq < base_seq || cp.seq == 0 {
+        if cp.seq <= base_seq {
             continue;
         }
         if cp.seq > head_seq {

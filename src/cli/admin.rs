@@ -9,7 +9,7 @@ use crate::audit::{Actor, RequestMeta};
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
 use crate::identity::users::{CreateUser, create_user};
-use crate::workspace::{CreateWorkspace, create_workspace, list_all};
+use crate::workspace::{CreateWorkspace, add_member, create_workspace, list_all};
 
 pub async fn user(g: &Global, cmd: UserCommand) -> Result<ExitCode> {
     let UserCommand::Create {
@@ -52,6 +52,29 @@ pub async fn workspace(g: &Global, cmd: WorkspaceCommand) -> Result<ExitCode> {
                     owner_email: owner,
                     region,
                 },
+                Actor::Operator,
+                &RequestMeta::cli(),
+            )
+            .await
+            .map_err(explain)?;
+            println!("{id}");
+        }
+        WorkspaceCommand::AddMember {
+            workspace,
+            email,
+            role,
+        } => {
+            let ws = workspace.parse().map_err(|_| {
+                Error::Usage(format!(
+                    "--workspace: `{workspace}` is not a workspace id; see `aura workspace list`"
+                ))
+            })?;
+            let role = role.parse().map_err(explain)?;
+            let id = add_member(
+                &state,
+                ws,
+                &email,
+                role,
                 Actor::Operator,
                 &RequestMeta::cli(),
             )

@@ -102,6 +102,16 @@ pub enum WorkspaceCommand {
     },
     /// List workspaces.
     List,
+    /// Add an existing account to a workspace with a role.
+    AddMember {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        email: String,
+        /// owner, admin, manager, member or viewer.
+        #[arg(long)]
+        role: String,
+    },
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {

@@ -145,3 +145,76 @@ pub async fn list_for_user(state: &AppState, user: UserId) -> Result<Vec<(Worksp
         .read_async(move |c| control::memberships_for_user(c, &keys, user))
         .await
 }
+
+/// Adds an existing account to a workspace with a role (operator action; the
+/// invitation flow for admins arrives with the identity issue).
+pub async fn add_member(
+    state: &AppState,
+    ws: WorkspaceId,
+    email: &str,
+    role: Role,
+    actor: Actor,
+    meta: &RequestMeta,
+) -> Result<UserId> {
+    let keys = state.control.keys.clone();
+    let email = email.to_owned();
+    let (user, exists) = state
+        .control
+        .db
+        .read_async(move |c| {
+            Ok((
+                control::find_user_by_email(c, &keys, &email)?,
+                control::get_workspace(c, &keys, ws)?.is_some(),
+            ))
+        })
+        .await?;
+    if !exists {
+        return Err(Error::NotFound("workspace"));
+    }
+    let user = user.ok_or_else(|| {
+        Error::field(
+            "email",
+            "no account has this email; create it first with `aura user create`",
+        )
+    })?;
+    let now = state.clock.unix();
+    let keys = state.control.keys.clone();
+    let meta_c = meta.clone();
+    let actor_c = actor.clone();
+    let uid = user.id;
+    state
+        .control
+        .db
+        .write_async(move |tx| {
+            if control::active_membership(tx, ws, uid)?.is_some() {
+                return Err(Error::field("email", "this account is already a member"));
+            }
+            control::insert_membership(tx, ws, uid, role, now)?;
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(actor_c, "member.added", &meta_c)
+                    .target("user", uid)
+                    .after(json!({ "workspace": ws.to_string(), "role": role.as_str() })),
+            )?;
+            Ok(())
+        })
+        .await?;
+    let tenant = state
+        .tenants
+        .open_async(&state.control, Grant::system(ws, "operator adds a member"))
+        .await?;
+    let meta_c = meta.clone();
+    tenant
+        .write(move |t| {
+            t.audit(
+                now,
+                &NewEntry::new(actor, "member.added", &meta_c)
+                    .target("user", uid)
+                    .after(json!({ "role": role.as_str() })),
+            )
+        })
+        .await?;
+    Ok(uid)
+}

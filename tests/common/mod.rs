@@ -91,6 +91,39 @@ impl Env {
         child.wait_with_output().unwrap()
     }
 
+    /// Runs a CLI command against another data dir (a copy), same key.
+    pub fn cli_at(&self, data_dir: &Path, args: &[&str]) -> Output {
+        let mut c = self.command(args);
+        c.arg("--data-dir").arg(data_dir);
+        c.stdin(Stdio::null());
+        c.output().unwrap()
+    }
+
+    pub fn tenant_db(&self, ws: &str) -> PathBuf {
+        self.data_dir().join("tenants").join(ws).join("data.db")
+    }
+
+    pub fn add_member(&self, ws: &str, email: &str, role: &str) {
+        let out = self.cli(
+            &[
+                "workspace",
+                "add-member",
+                "--workspace",
+                ws,
+                "--email",
+                email,
+                "--role",
+                role,
+            ],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "add-member: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn create_user(&self, email: &str, name: &str) -> String {
         let out = self.cli(
             &[
@@ -264,6 +297,20 @@ pub async fn login(
         .send()
         .await
         .unwrap()
+}
+
+/// Copies a directory tree (to tamper with a copy).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
 }
 
 /// Opens a database read-only, for assertions about what is on disk.

@@ -1,0 +1,550 @@
+//! The audit log: one entry per change in the same transaction, signed
+//! checkpoints, tamper detection with the right sequence number, search,
+//! isolation, export verified offline, and retention that keeps chains valid.
+
+mod common;
+
+use common::{Env, PASSWORD, Server, client, copy_dir, login, open_db};
+use serde_json::Value;
+
+struct Setup {
+    env: Env,
+    server: Server,
+    ws: String,
+    owner_id: String,
+    c: reqwest::Client,
+}
+
+/// A workspace whose owner is signed in, with a few entries in its chain.
+async fn setup() -> Setup {
+    let env = Env::new();
+    let owner_id = env.create_user("owner@example.com", "Owner");
+    let ws = env.create_workspace("Audit Ltd", "owner@example.com");
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "owner@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    Setup {
+        env,
+        server,
+        ws,
+        owner_id,
+        c,
+    }
+}
+
+async fn set_retention(s: &Setup, days: u32) -> reqwest::Response {
+    s.c.put(
+        s.server
+            .url(&format!("/api/v1/workspaces/{}/audit/settings", s.ws)),
+    )
+    .json(&serde_json::json!({ "retention_days": days }))
+    .send()
+    .await
+    .unwrap()
+}
+
+async fn search(s: &Setup, query: &str) -> (u16, Value) {
+    let r =
+        s.c.get(
+            s.server
+                .url(&format!("/api/v1/workspaces/{}/audit?{query}", s.ws)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn count(db: &std::path::Path, action: &str) -> i64 {
+    open_db(db)
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE action = ?1",
+            [action],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn each_change_writes_exactly_one_entry_and_failures_write_none() {
+    let s = setup().await;
+    let tenant = s.env.tenant_db(&s.ws);
+    let control = s.env.data_dir().join("control.db");
+
+    assert_eq!(set_retention(&s, 90).await.status(), 200);
+    assert_eq!(count(&tenant, "audit.retention_changed"), 1);
+
+    // Invalid: 422 naming the field, and no entry.
+    let r = set_retention(&s, 3).await;
+    assert_eq!(r.status(), 422);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["errors"][0]["field"], "retention_days");
+    assert_eq!(count(&tenant, "audit.retention_changed"), 1);
+
+    let before = count(&control, "audit.verified");
+    let r =
+        s.c.post(
+            s.server
+                .url(&format!("/api/v1/workspaces/{}/audit/verify", s.ws)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(count(&control, "audit.verified"), before + 1);
+
+    let r =
+        s.c.get(s.server.url(&format!(
+            "/api/v1/workspaces/{}/audit/export?format=csv",
+            s.ws
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-aura-checkpoint"));
+    let csv = r.text().await.unwrap();
+    assert!(csv.starts_with("seq,time,actor,"), "{csv}");
+    assert!(csv.contains("audit.retention_changed"));
+    assert_eq!(count(&tenant, "audit.exported"), 1);
+
+    let logins = count(&control, "auth.login");
+    let logouts = count(&control, "auth.logout");
+    assert_eq!(
+        login(&s.c, &s.server, "owner@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(count(&control, "auth.login"), logins + 1);
+    assert_eq!(
+        s.c.post(s.server.url("/api/v1/auth/logout"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(count(&control, "auth.logout"), logouts + 1);
+    s.server.stop();
+}
+
+#[tokio::test]
+async fn search_filters_cursor_and_isolation() {
+    let s = setup().await;
+    for d in [30, 60, 90] {
+        assert_eq!(set_retention(&s, d).await.status(), 200);
+    }
+
+    let (st, page) = search(&s, "action=audit").await;
+    assert_eq!(st, 200);
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{page}");
+    assert!(
+        items
+            .iter()
+            .all(|i| i["action"] == "audit.retention_changed")
+    );
+    assert!(
+        items[0]["seq"].as_i64() > items[1]["seq"].as_i64(),
+        "newest first"
+    );
+    assert_eq!(items[0]["after"]["retention_days"], 90);
+    assert_eq!(items[0]["before"]["retention_days"], 60);
+    assert_eq!(items[0]["actor"], s.owner_id.as_str());
+    assert_eq!(items[0]["ip"], "127.0.0.1");
+
+    let (_, page) = search(&s, "action=audit.retention_changed&limit=2").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, next) = search(
+        &s,
+        &format!("action=audit.retention_changed&limit=2&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(next["items"].as_array().unwrap().len(), 1);
+    assert!(next["next_cursor"].is_null());
+
+    let (_, page) = search(&s, &format!("actor={}", s.owner_id)).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    let (_, page) = search(&s, "actor=operator").await;
+    assert!(
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["actor"] == "operator")
+    );
+    let (_, page) = search(&s, "ip=10.9.9.9").await;
+    assert!(page["items"].as_array().unwrap().is_empty());
+    let (_, page) = search(&s, "action=rec*").await;
+    assert!(page["items"].as_array().unwrap().is_empty());
+    let (_, page) = search(&s, "from=2999-01-01").await;
+    assert!(page["items"].as_array().unwrap().is_empty());
+    let (_, page) = search(&s, &format!("target=workspace:{}", s.ws)).await;
+    assert_eq!(page["items"][0]["action"], "workspace.created");
+
+    // Free text reaches the sealed details (the workspace's name is only there).
+    let (_, page) = search(&s, "q=Audit%20Ltd").await;
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["action"], "workspace.created");
+    let (_, page) = search(&s, "q=retention&action=audit&limit=1").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert!(page["next_cursor"].is_string());
+
+    let (st, p) = search(&s, "from=yesterday&limit=0").await;
+    assert_eq!(st, 422);
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["from", "limit"]);
+
+    // Another workspace's audit log is a 404 to this owner, like a missing one.
+    s.env.create_user("other@example.com", "Other");
+    let other = s.env.create_workspace("Other Co", "other@example.com");
+    for path in [
+        format!("/api/v1/workspaces/{other}/audit"),
+        format!("/api/v1/workspaces/{other}/audit/entries/1"),
+        format!("/api/v1/workspaces/{other}/audit/export"),
+        format!("/api/v1/workspaces/{other}/audit/status"),
+        "/api/v1/workspaces/00000000-0000-7000-8000-000000000000/audit".to_owned(),
+        "/api/v1/workspaces/not-an-id/audit".to_owned(),
+    ] {
+        let r = s.c.get(s.server.url(&path)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let r =
+        s.c.get(
+            s.server
+                .url(&format!("/api/v1/workspaces/{other}/audit?q=Other")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let (_, page) = search(&s, "q=Other").await;
+    assert!(
+        page["items"].as_array().unwrap().is_empty(),
+        "never another workspace's entries: {page}"
+    );
+
+    // A member below admin is refused, and the refusal is audited.
+    s.env.create_user("viewer@example.com", "Viewer");
+    s.env.add_member(&s.ws, "viewer@example.com", "viewer");
+    let v = client(&s.server);
+    assert_eq!(
+        login(&v, &s.server, "viewer@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let r = v
+        .get(s.server.url(&format!("/api/v1/workspaces/{}/audit", s.ws)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let (_, page) = search(&s, "action=access.denied").await;
+    assert_eq!(page["items"][0]["after"]["attempted"], "audit.read");
+
+    // Anonymous: 401. Platform chain: platform admins only.
+    let r = reqwest::Client::new()
+        .get(s.server.url(&format!("/api/v1/workspaces/{}/audit", s.ws)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        s.c.get(s.server.url("/api/v1/platform/audit"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    s.server.stop();
+}
+
+#[tokio::test]
+async fn ndjson_export_verifies_offline_and_tampering_is_caught() {
+    let s = setup().await;
+    assert_eq!(set_retention(&s, 45).await.status(), 200);
+    let r =
+        s.c.get(s.server.url(&format!(
+            "/api/v1/workspaces/{}/audit/export?format=ndjson",
+            s.ws
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    let body = r.text().await.unwrap();
+    let first: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
+    assert_eq!(first["type"], "checkpoint");
+    assert_eq!(first["reason"], "export");
+    let last: Value = serde_json::from_str(body.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["action"], "audit.exported",
+        "the export is itself in the export"
+    );
+    assert_eq!(last["seq"], first["seq"]);
+
+    let file = s.env.root().join("export.ndjson");
+    std::fs::write(&file, &body).unwrap();
+    let out = s
+        .env
+        .cli(&["audit", "verify-export", file.to_str().unwrap()], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let key = first["public_key"].as_str().unwrap();
+    let out = s.env.cli(
+        &[
+            "audit",
+            "verify-export",
+            file.to_str().unwrap(),
+            "--public-key",
+            key,
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    let wrong = "ab".repeat(32);
+    let out = s.env.cli(
+        &[
+            "audit",
+            "verify-export",
+            file.to_str().unwrap(),
+            "--public-key",
+            &wrong,
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+
+    let tampered = body.replacen("\"retention_days\":45", "\"retention_days\":46", 1);
+    let tampered = tampered.replacen("audit.retention_changed", "audit.retention_changes", 1);
+    std::fs::write(&file, tampered).unwrap();
+    let out = s
+        .env
+        .cli(&["audit", "verify-export", file.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("does not match its hash"));
+
+    // The platform admin's platform export works the same way.
+    s.env.cli(
+        &[
+            "user",
+            "create",
+            "--email",
+            "pa@example.com",
+            "--platform-admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let pa = client(&s.server);
+    assert_eq!(
+        login(&pa, &s.server, "pa@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let body = pa
+        .get(s.server.url("/api/v1/platform/audit/export"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    std::fs::write(&file, &body).unwrap();
+    let out = s
+        .env
+        .cli(&["audit", "verify-export", file.to_str().unwrap()], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let page: Value = pa
+        .get(s.server.url("/api/v1/platform/audit?action=auth"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["action"] == "auth.login")
+    );
+    s.server.stop();
+}
+
+/// Direct SQLite edits of five kinds, each detected at the right seq.
+#[tokio::test]
+async fn tampering_is_detected_with_the_first_bad_seq() {
+    let s = setup().await;
+    for d in [10, 20, 30, 40, 50, 60] {
+        assert_eq!(set_retention(&s, d).await.status(), 200);
+    }
+    s.server.stop(); // signs every head at shutdown
+    let out = s.env.cli(&["audit", "verify"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let head: i64 = open_db(&s.env.tenant_db(&s.ws))
+        .query_row("SELECT max(seq) FROM audit_log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(head, 8);
+
+    let cases: [(&str, &str, i64); 6] = [
+        ("cut the oldest", "DELETE FROM audit_log WHERE seq <= 2;", 1),
+        ("edit", "UPDATE audit_log SET action = 'audit.nothing_happened' WHERE seq = 3;", 3),
+        ("delete", "DELETE FROM audit_log WHERE seq = 3;", 3),
+        (
+            "reorder",
+            "UPDATE audit_log SET seq = -1 WHERE seq = 3; UPDATE audit_log SET seq = 3 WHERE seq = 4;
+             UPDATE audit_log SET seq = 4 WHERE seq = -1;",
+            3,
+        ),
+        (
+            "insert",
+            "UPDATE audit_log SET seq = -(seq + 1) WHERE seq >= 3; UPDATE audit_log SET seq = -seq WHERE seq < 0;
+             INSERT INTO audit_log (seq, time, actor_type, action, prev_hash, hash)
+             SELECT 3, time, 'system', 'member.added', hash, randomblob(32) FROM audit_log WHERE seq = 2;",
+            3,
+        ),
+        ("truncate", "DELETE FROM audit_log WHERE seq >= 5;", 5),
+    ];
+    for (kind, sql, expected) in cases {
+        let copy = s.env.root().join(format!("copy-{kind}"));
+        copy_dir(&s.env.data_dir(), &copy);
+        let db =
+            rusqlite::Connection::open(copy.join("tenants").join(&s.ws).join("data.db")).unwrap();
+        db.execute_batch("DROP TRIGGER audit_log_append_only;")
+            .unwrap();
+        db.execute_batch(sql).unwrap();
+        drop(db);
+        let out = s.env.cli_at(&copy, &["audit", "verify"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{kind} not detected:\n{text}");
+        assert!(
+            text.contains(&format!(
+                "FAIL  workspace {}: first bad seq {expected}:",
+                s.ws
+            )),
+            "{kind}: expected seq {expected}:\n{text}"
+        );
+        assert!(
+            text.contains("ok    platform"),
+            "other chains unaffected:\n{text}"
+        );
+        let one = s
+            .env
+            .cli_at(&copy, &["audit", "verify", "--workspace", &s.ws]);
+        assert!(!one.status.success());
+    }
+
+    // A consistent rewrite of the whole chain is caught by the signature.
+    let copy = s.env.root().join("copy-rewrite");
+    copy_dir(&s.env.data_dir(), &copy);
+    let control = rusqlite::Connection::open(copy.join("control.db")).unwrap();
+    control
+        .execute(
+            "UPDATE audit_checkpoints SET seq = 7 WHERE scope = ?1",
+            [&s.ws],
+        )
+        .unwrap();
+    drop(control);
+    let out = s.env.cli_at(&copy, &["audit", "verify"]);
+    assert!(!out.status.success(), "a forged checkpoint is caught");
+}
+
+#[tokio::test]
+async fn retention_removes_old_entries_and_the_chain_still_verifies() {
+    let s = setup().await;
+    for d in [10, 20, 30] {
+        assert_eq!(set_retention(&s, d).await.status(), 200);
+    }
+    assert_eq!(set_retention(&s, 365).await.status(), 200);
+    s.server.stop();
+    let before: i64 = open_db(&s.env.tenant_db(&s.ws))
+        .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
+        .unwrap();
+
+    // 400 days later.
+    let out = s
+        .env
+        .command(&["audit", "prune"])
+        .env("AURA_TEST_CLOCK_OFFSET", (400 * 86_400).to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&s.ws), "{text}");
+
+    let db = open_db(&s.env.tenant_db(&s.ws));
+    let (after, first): (i64, i64) = db
+        .query_row("SELECT count(*), min(seq) FROM audit_log", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(
+        after, 2,
+        "the newest old entry is kept as the head, plus the retention record"
+    );
+    assert!(after < before && first > 1);
+    let last: String = db
+        .query_row(
+            "SELECT action FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(last, "audit.retention_applied");
+
+    let out = s.env.cli(&["audit", "verify"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Deleting the retention anchor's successor is still caught.
+    let copy = s.env.root().join("copy-after-retention");
+    copy_dir(&s.env.data_dir(), &copy);
+    let db = rusqlite::Connection::open(copy.join("tenants").join(&s.ws).join("data.db")).unwrap();
+    db.execute("DELETE FROM audit_log WHERE seq = ?1", [first])
+        .unwrap();
+    drop(db);
+    let out = s.env.cli_at(&copy, &["audit", "verify"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("first bad seq {first}")));
+}
