@@ -163,6 +163,39 @@ async fn no_person_typed_string_reaches_disk_or_logs() {
         .send()
         .await
         .unwrap();
+    // The audit search index and exports are built from the sealed details.
+    let me_ws = me["workspaces"][0]["id"].as_str().unwrap().to_owned();
+    let search = c
+        .get(server.url(&format!("/api/v1/workspaces/{me_ws}/audit?q={ws_name}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(search.status(), 200);
+    let found: serde_json::Value = search.json().await.unwrap();
+    assert!(
+        !found["items"].as_array().unwrap().is_empty(),
+        "the index holds the canary: {found}"
+    );
+    let export = c
+        .get(server.url(&format!("/api/v1/workspaces/{me_ws}/audit/export")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        export.contains(&ws_name),
+        "the export is readable by its owner"
+    );
+    let r = c
+        .put(server.url(&format!("/api/v1/workspaces/{me_ws}/audit/settings")))
+        .header("user-agent", &agent)
+        .json(&serde_json::json!({ "retention_days": 90 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let form = c
         .post(server.url("/login"))
         .form(&[("email", failed.as_str()), ("password", "nope nope nope")])

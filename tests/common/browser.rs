@@ -168,6 +168,21 @@ impl Browser {
         }
     }
 
+    /// Saves a PNG when `SCREENSHOT_DIR` names a directory (for people
+    /// reviewing the UI; tests never depend on it).
+    pub async fn screenshot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("SCREENSHOT_DIR") else {
+            return;
+        };
+        let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        if let Some(b64) = v.as_str() {
+            use base64::Engine;
+            if let Ok(png) = base64::engine::general_purpose::STANDARD.decode(b64) {
+                let _ = std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png);
+            }
+        }
+    }
+
     pub async fn quit(mut self) {
         let _ = self
             .http

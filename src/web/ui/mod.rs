@@ -1,6 +1,7 @@
 //! Server-rendered pages (maud). No inline script or style: the CSP forbids it,
 //! and everything the pages load is embedded in the binary.
 
+pub mod audit;
 pub mod pages;
 
 use maud::{DOCTYPE, Markup, html};

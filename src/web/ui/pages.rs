@@ -112,17 +112,23 @@ pub async fn workspaces(state: Data<&Arc<AppState>>, who: SignedIn) -> poem::Res
                     code { "aura workspace create" } "." }
             } @else {
                 table.list {
-                    thead { tr { th { "Name" } th { "Your role" } th { "Region" } } }
+                    thead { tr { th { "Name" } th { "Your role" } th { "Region" } th {} } }
                     tbody {
                         @for w in &me.workspaces {
                             tr data-workspace=(w.id) {
                                 td { (w.name) }
                                 td { span.badge { (w.role) } }
                                 td { @if w.region.is_empty() { span.muted { "—" } } @else { (w.region) } }
+                                td { @if w.role == "owner" || w.role == "admin" {
+                                    a href=(format!("/w/{}/audit", w.id)) { "Audit log" }
+                                } }
                             }
                         }
                     }
                 }
+            }
+            @if me.platform_admin {
+                p { a href="/platform/audit" { "Platform audit log" } }
             }
         }
     };

@@ -1,0 +1,344 @@
+//! The audit pages: search with filters and free text, entry detail with a
+//! before/after diff, export links, and the chain's verification status. One
+//! rendering for a workspace's chain and for the platform's.
+
+use std::sync::Arc;
+
+use maud::{Markup, html};
+use poem::http::StatusCode;
+use poem::web::{Data, Path, Query, Redirect};
+use poem::{IntoResponse, Response, handler};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Chrome, html_response, layout};
+use crate::access::Role;
+use crate::access::enter::enter;
+use crate::app::AppState;
+use crate::audit::chains::Chain;
+use crate::audit::search::{EntryView, SearchPage};
+use crate::audit::service::{self, ChainStatus};
+use crate::audit::{Actor, RequestMeta};
+use crate::clock::rfc3339;
+use crate::error::Error;
+use crate::web::session::{PlatformAdmin, SignedIn};
+
+#[derive(Deserialize, Default, Clone)]
+pub struct Filters {
+    q: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    ip: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<String>,
+}
+
+impl Filters {
+    fn pairs(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("q", &self.q),
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("target", &self.target),
+            ("ip", &self.ip),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().filter(|s| !s.is_empty()).map(|s| (k, s)))
+        .collect()
+    }
+
+    fn query_string(&self, extra: &[(&str, &str)]) -> String {
+        let mut pairs = self.pairs();
+        pairs.extend_from_slice(extra);
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    }
+
+    fn params(&self) -> crate::error::Result<crate::audit::search::SearchParams> {
+        let f = self.clone();
+        service::params(
+            f.q, f.actor, f.action, f.target, f.ip, f.from, f.to, f.cursor, None,
+        )
+    }
+}
+
+struct ChainPage<'a> {
+    title: &'a str,
+    base: String,
+    export_base: String,
+    filters: &'a Filters,
+    page: &'a SearchPage,
+    status: &'a ChainStatus,
+}
+
+fn status_box(s: &ChainStatus, verify_action: &str) -> Markup {
+    html! {
+        section.card.status {
+            h2 { "Integrity" }
+            @match &s.last_verification {
+                Some(v) if v.ok => p.ok-line { "Verified intact " (rfc3339(v.time)) " — " (v.entries) " entries." }
+                Some(v) => p.error { "Verification FAILED " (rfc3339(v.time)) " at seq "
+                    (v.first_bad_seq.map(|s| s.to_string()).unwrap_or_default()) ": " (v.reason.clone().unwrap_or_default()) }
+                None => p.muted { "Not verified yet." }
+            }
+            p.muted {
+                @match (s.checkpoint_seq, s.checkpoint_time) {
+                    (Some(seq), Some(t)) => { "Newest signed checkpoint: seq " (seq) " at " (rfc3339(t)) ". " }
+                    _ => { "No signed checkpoint yet. " }
+                }
+                "Entries are kept " (s.retention_days) " days."
+            }
+            form method="post" action=(verify_action) {
+                button type="submit" { "Verify now" }
+            }
+        }
+    }
+}
+
+fn chain_page(p: ChainPage<'_>) -> Markup {
+    let f = p.filters;
+    html! {
+        section.card {
+            h1 { (p.title) }
+            form.filters method="get" action=(p.base) {
+                div.grid {
+                    label { "Search" input type="search" name="q" value=(f.q.clone().unwrap_or_default()) placeholder="free text"; }
+                    label { "Action" input name="action" value=(f.action.clone().unwrap_or_default()) placeholder="e.g. member or auth.login"; }
+                    label { "Actor" input name="actor" value=(f.actor.clone().unwrap_or_default()) placeholder="user id or system"; }
+                    label { "Target" input name="target" value=(f.target.clone().unwrap_or_default()) placeholder="id or type:id"; }
+                    label { "IP" input name="ip" value=(f.ip.clone().unwrap_or_default()); }
+                    label { "From" input type="date" name="from" value=(f.from.clone().unwrap_or_default()); }
+                    label { "To" input type="date" name="to" value=(f.to.clone().unwrap_or_default()); }
+                }
+                button type="submit" { "Search" }
+                " "
+                a.button.secondary href=(format!("{}?{}", p.export_base, f.query_string(&[("format", "ndjson")]))) { "Export NDJSON" }
+                " "
+                a.button.secondary href=(format!("{}?{}", p.export_base, f.query_string(&[("format", "csv")]))) { "Export CSV" }
+            }
+            @if p.page.items.is_empty() {
+                p.muted { "No entries match." }
+            } @else {
+                table.list.audit {
+                    thead { tr { th { "#" } th { "Time" } th { "Action" } th { "Actor" } th { "Target" } th { "IP" } } }
+                    tbody {
+                        @for e in &p.page.items {
+                            tr {
+                                td { a href=(format!("{}/{}", p.base, e.seq)) { (e.seq) } }
+                                td { (e.time) }
+                                td { code.action { (e.action) } }
+                                td { (e.actor) }
+                                td { (e.target_type.clone().unwrap_or_default()) " " span.muted { (e.target.clone().unwrap_or_default()) } }
+                                td { (e.ip.clone().unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+                @if let Some(c) = &p.page.next_cursor {
+                    p { a href=(format!("{}?{}", p.base, f.query_string(&[("cursor", c)]))) { "Older entries →" } }
+                }
+            }
+        }
+        (status_box(p.status, &format!("{}/verify", p.base)))
+    }
+}
+
+fn diff_rows(before: &Value, after: &Value) -> Vec<(String, String, String, bool)> {
+    let keys: std::collections::BTreeSet<String> = [before, after]
+        .iter()
+        .filter_map(|v| v.as_object())
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    let show = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    keys.into_iter()
+        .map(|k| {
+            let b = show(before.get(&k));
+            let a = show(after.get(&k));
+            let changed = b != a;
+            (k, b, a, changed)
+        })
+        .collect()
+}
+
+fn entry_page(e: &EntryView, back: &str) -> Markup {
+    html! {
+        section.card {
+            p { a href=(back) { "← Audit log" } }
+            h1 { "Entry " (e.seq) ": " code { (e.action) } }
+            table.kv {
+                tr { th { "Time" } td { (e.time) } }
+                tr { th { "Actor" } td { (e.actor_type) @if e.actor != e.actor_type { " " (e.actor) } } }
+                tr { th { "Target" } td { (e.target_type.clone().unwrap_or_default()) " " (e.target.clone().unwrap_or_default()) } }
+                tr { th { "IP" } td { (e.ip.clone().unwrap_or_default()) } }
+                tr { th { "User agent" } td { (e.user_agent.clone().unwrap_or_default()) } }
+                tr { th { "Request id" } td { code { (e.request_id.clone().unwrap_or_default()) } } }
+                tr { th { "Hash" } td { code.hash { (e.hash) } } }
+                tr { th { "Previous hash" } td { code.hash { (e.prev_hash) } } }
+            }
+            h2 { "Change" }
+            @let rows = diff_rows(&e.before, &e.after);
+            @if rows.is_empty() {
+                p.muted { "This entry records an event, not a change of state." }
+            } @else {
+                table.list.diff {
+                    thead { tr { th { "Field" } th { "Before" } th { "After" } } }
+                    tbody {
+                        @for (k, b, a, changed) in rows {
+                            tr class=(if changed { "changed" } else { "" }) {
+                                td { (k) } td.before { (b) } td.after { (a) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn chrome_email(state: &AppState, who: &SignedIn) -> String {
+    crate::web::api::me::load_me(state, who)
+        .await
+        .map(|m| m.email)
+        .unwrap_or_default()
+}
+
+#[handler]
+pub async fn workspace_audit(
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+    Query(filters): Query<Filters>,
+) -> poem::Result<Response> {
+    let ctx = enter(&state, &who.0, &ws, Role::Admin, "audit.read", &meta).await?;
+    let page = service::search_workspace(&state, &ctx, filters.params()?).await?;
+    let status = service::status(&state, Chain::Workspace(ctx.db.id())).await?;
+    let email = chrome_email(&state, &who).await;
+    let body = chain_page(ChainPage {
+        title: "Audit log",
+        base: format!("/w/{ws}/audit"),
+        export_base: format!("/api/v1/workspaces/{ws}/audit/export"),
+        filters: &filters,
+        page: &page,
+        status: &status,
+    });
+    Ok(html_response(
+        StatusCode::OK,
+        layout(
+            "Audit log",
+            &Chrome {
+                email: Some(&email),
+            },
+            body,
+        ),
+    ))
+}
+
+#[handler]
+pub async fn workspace_entry(
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path((ws, seq)): Path<(String, String)>,
+) -> poem::Result<Response> {
+    let ctx = enter(&state, &who.0, &ws, Role::Admin, "audit.read", &meta).await?;
+    let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
+    let e = service::entry_workspace(&ctx, seq).await?;
+    let email = chrome_email(&state, &who).await;
+    let body = entry_page(&e, &format!("/w/{ws}/audit"));
+    Ok(html_response(
+        StatusCode::OK,
+        layout(
+            "Audit entry",
+            &Chrome {
+                email: Some(&email),
+            },
+            body,
+        ),
+    ))
+}
+
+#[handler]
+pub async fn workspace_verify(
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let ctx = enter(&state, &who.0, &ws, Role::Admin, "audit.verify", &meta).await?;
+    service::verify_now(
+        &state,
+        Chain::Workspace(ctx.db.id()),
+        Actor::User(ctx.user),
+        &meta,
+    )
+    .await?;
+    Ok(Redirect::see_other(format!("/w/{ws}/audit")).into_response())
+}
+
+#[handler]
+pub async fn platform_audit(
+    state: Data<&Arc<AppState>>,
+    admin: PlatformAdmin,
+    Query(filters): Query<Filters>,
+) -> poem::Result<Response> {
+    let page = service::search_platform(&state, filters.params()?).await?;
+    let status = service::status(&state, Chain::Platform).await?;
+    let email = chrome_email(&state, &SignedIn(admin.0)).await;
+    let body = chain_page(ChainPage {
+        title: "Platform audit log",
+        base: "/platform/audit".into(),
+        export_base: "/api/v1/platform/audit/export".into(),
+        filters: &filters,
+        page: &page,
+        status: &status,
+    });
+    Ok(html_response(
+        StatusCode::OK,
+        layout(
+            "Platform audit",
+            &Chrome {
+                email: Some(&email),
+            },
+            body,
+        ),
+    ))
+}
+
+#[handler]
+pub async fn platform_entry(
+    state: Data<&Arc<AppState>>,
+    admin: PlatformAdmin,
+    Path(seq): Path<String>,
+) -> poem::Result<Response> {
+    let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
+    let e = service::entry_platform(&state, seq).await?;
+    let email = chrome_email(&state, &SignedIn(admin.0)).await;
+    Ok(html_response(
+        StatusCode::OK,
+        layout(
+            "Audit entry",
+            &Chrome {
+                email: Some(&email),
+            },
+            entry_page(&e, "/platform/audit"),
+        ),
+    ))
+}
+
+#[handler]
+pub async fn platform_verify(
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    admin: PlatformAdmin,
+) -> poem::Result<Response> {
+    service::verify_now(&state, Chain::Platform, Actor::User(admin.0.user_id), &meta).await?;
+    Ok(Redirect::see_other("/platform/audit").into_response())
+}
