@@ -52,7 +52,7 @@ fn argon2_ceiling(budget: Duration) -> f64 {
 
 fn main() {
     // `cargo bench` passes --bench; nothing else is expected.
-    let secs: u64 = std::env::var("AURA_BENCH_SECS")
+    let secs: u64 = std::env::var("BENCH_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
