@@ -12,7 +12,7 @@ use super::StoredEntry;
 use crate::clock::rfc3339;
 use crate::crypto::{Sealer, Slot};
 use crate::error::{Error, Result};
-use crate::search::MemIndex;
+use crate::search::{IndexDoc, IndexQuery, MemIndex, regex_escape};
 use crate::store::audit::{self as sql, SqlFilter};
 
 pub const MAX_LIMIT: i64 = 200;
@@ -120,7 +120,13 @@ pub fn catch_up(conn: &Connection, sealer: &Sealer, idx: &mut MemIndex) -> Resul
             break;
         }
         for e in &batch {
-            idx.add(e.seq, &index_text(e, &detail(e, sealer)))?;
+            let text = index_text(e, &detail(e, sealer));
+            idx.add(&IndexDoc {
+                id: e.seq,
+                time: e.time,
+                text: &text,
+                keywords: &keywords(e),
+            })?;
         }
         changed = true;
         if (batch.len() as i64) < CATCH_UP_BATCH {
@@ -133,25 +139,63 @@ pub fn catch_up(conn: &Connection, sealer: &Sealer, idx: &mut MemIndex) -> Resul
     Ok(())
 }
 
-/// The same semantics as `store::audit::query`, for rows the index found.
-fn matches(e: &StoredEntry, f: &SqlFilter) -> bool {
-    let actor_ok = f
-        .actor
-        .as_ref()
-        .is_none_or(|a| e.actor_id.as_deref() == Some(a) || e.actor_type == *a);
-    let action_ok = f.action.as_ref().is_none_or(|a| match a.strip_suffix('*') {
-        Some(p) => e.action.starts_with(p),
-        None => e.action == *a || e.action.starts_with(&format!("{a}.")),
-    });
-    let target_ok = f.target.as_ref().is_none_or(|t| match t.split_once(':') {
-        Some((k, id)) => e.target_type.as_deref() == Some(k) && e.target_id.as_deref() == Some(id),
-        None => e.target_id.as_deref() == Some(t),
-    });
-    let ip_ok = f.ip.as_ref().is_none_or(|ip| e.ip.as_deref() == Some(ip));
-    let from_ok = f.from.is_none_or(|from| e.time >= from);
-    let to_ok = f.to.is_none_or(|to| e.time <= to);
-    let max_ok = f.max_seq.is_none_or(|m| e.seq <= m);
-    actor_ok && action_ok && target_ok && ip_ok && from_ok && to_ok && max_ok
+/// Exact-match terms for the structured filters: `actionp:` holds every
+/// dotted prefix of the action, so `member` finds `member.added`.
+fn keywords(e: &StoredEntry) -> Vec<String> {
+    let mut k = vec![
+        format!("action:{}", e.action),
+        format!("actor:{}", e.actor_type),
+    ];
+    let mut prefix = String::new();
+    for part in e.action.split('.') {
+        if !prefix.is_empty() {
+            prefix.push('.');
+        }
+        prefix.push_str(part);
+        k.push(format!("actionp:{prefix}"));
+    }
+    if let Some(a) = &e.actor_id {
+        k.push(format!("actor:{a}"));
+    }
+    if let Some(t) = &e.target_id {
+        k.push(format!("target:{t}"));
+        if let Some(kind) = &e.target_type {
+            k.push(format!("target:{kind}:{t}"));
+        }
+    }
+    if let Some(ip) = &e.ip {
+        k.push(format!("ip:{ip}"));
+    }
+    k
+}
+
+fn index_query<'a>(q: Option<&'a str>, f: &SqlFilter, limit: usize) -> IndexQuery<'a> {
+    let mut keywords = Vec::new();
+    let mut keyword_regex = None;
+    if let Some(a) = &f.actor {
+        keywords.push(format!("actor:{a}"));
+    }
+    if let Some(a) = &f.action {
+        match a.strip_suffix('*') {
+            Some(p) => keyword_regex = Some(format!("action:{}.*", regex_escape(p))),
+            None => keywords.push(format!("actionp:{a}")),
+        }
+    }
+    if let Some(t) = &f.target {
+        keywords.push(format!("target:{t}"));
+    }
+    if let Some(ip) = &f.ip {
+        keywords.push(format!("ip:{ip}"));
+    }
+    IndexQuery {
+        text: q,
+        keywords,
+        keyword_regex,
+        time_from: f.from,
+        time_to: f.to,
+        before_id: f.before_seq,
+        limit,
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -167,6 +211,9 @@ pub struct SearchPage {
     pub next_cursor: Option<String>,
 }
 
+/// Every search goes through the index (kept current from committed rows),
+/// so filtered and free-text queries cost the same few milliseconds at 1M
+/// entries; SQL then fetches the rows by seq.
 pub fn search(
     conn: &Connection,
     sealer: &Sealer,
@@ -174,38 +221,14 @@ pub fn search(
     p: &SearchParams,
 ) -> Result<SearchPage> {
     let limit = p.limit.clamp(1, MAX_LIMIT);
-    let mut found: Vec<StoredEntry> = match p.q.as_deref().map(str::trim).filter(|q| !q.is_empty())
-    {
-        None => sql::query(conn, &p.filter, limit + 1)?,
-        Some(q) => {
-            let mut idx = index
-                .lock()
-                .map_err(|_| Error::internal("audit index lock poisoned"))?;
-            catch_up(conn, sealer, &mut idx)?;
-            let mut out = Vec::new();
-            let mut before = p.filter.before_seq;
-            let k = (limit * 4).max(100) as usize;
-            for _ in 0..50 {
-                let ids = idx.search(q, before, k)?;
-                let Some(min) = ids.iter().min().copied() else {
-                    break;
-                };
-                for e in sql::entries_by_seq(conn, &ids)? {
-                    if matches(&e, &p.filter) {
-                        out.push(e);
-                    }
-                    if out.len() as i64 > limit {
-                        break;
-                    }
-                }
-                if out.len() as i64 > limit || ids.len() < k {
-                    break;
-                }
-                before = Some(min);
-            }
-            out
-        }
+    let ids = {
+        let mut idx = index
+            .lock()
+            .map_err(|_| Error::internal("audit index lock poisoned"))?;
+        catch_up(conn, sealer, &mut idx)?;
+        idx.search(&index_query(p.q.as_deref(), &p.filter, limit as usize + 1))?
     };
+    let mut found = sql::entries_by_seq(conn, &ids)?;
     let next_cursor = if found.len() as i64 > limit {
         found.truncate(limit as usize);
         found.last().map(|e| e.seq.to_string())

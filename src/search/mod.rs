@@ -8,9 +8,11 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery};
-use tantivy::schema::{FAST, Field, INDEXED, STORED, Schema, TEXT};
-use tantivy::{Index, IndexReader, IndexWriter, Order, Term, doc};
+use tantivy::query::{
+    AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, RegexQuery, TermQuery,
+};
+use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT};
+use tantivy::{Index, IndexReader, IndexWriter, Order, TantivyDocument, Term};
 
 use crate::error::{Error, Result};
 
@@ -21,14 +23,37 @@ fn search_err(e: impl std::fmt::Display) -> Error {
     Error::internal(format!("search index: {e}"))
 }
 
-/// One in-memory index of (id, text) documents, where `id` is a row's
-/// monotonically increasing number (audit seq, record rowid).
+/// One document: a row's monotonically increasing number (audit seq, record
+/// rowid), its time, free text, and exact keywords (`actor:<id>`, ...).
+pub struct IndexDoc<'a> {
+    pub id: i64,
+    pub time: i64,
+    pub text: &'a str,
+    pub keywords: &'a [String],
+}
+
+/// A query: optional free text (all words must match), keywords that must all
+/// be present, an optional keyword regex, a time range, and a cursor.
+#[derive(Default)]
+pub struct IndexQuery<'a> {
+    pub text: Option<&'a str>,
+    pub keywords: Vec<String>,
+    pub keyword_regex: Option<String>,
+    pub time_from: Option<i64>,
+    pub time_to: Option<i64>,
+    pub before_id: Option<i64>,
+    pub limit: usize,
+}
+
+/// One in-memory index, newest-first queries over ids.
 pub struct MemIndex {
     index: Index,
     writer: IndexWriter,
     reader: IndexReader,
     id: Field,
+    time: Field,
     text: Field,
+    keyword: Field,
     /// Everything up to and including this id is indexed.
     pub indexed_through: i64,
     pub docs: u64,
@@ -38,7 +63,9 @@ impl MemIndex {
     pub fn new() -> Result<Self> {
         let mut sb = Schema::builder();
         let id = sb.add_u64_field("id", INDEXED | FAST | STORED);
+        let time = sb.add_i64_field("time", INDEXED | FAST);
         let text = sb.add_text_field("text", TEXT);
+        let keyword = sb.add_text_field("kw", STRING);
         let index = Index::create_in_ram(sb.build());
         let writer = index
             .writer_with_num_threads(1, WRITER_ARENA_BYTES)
@@ -49,18 +76,25 @@ impl MemIndex {
             writer,
             reader,
             id,
+            time,
             text,
+            keyword,
             indexed_through: 0,
             docs: 0,
         })
     }
 
-    pub fn add(&mut self, id: i64, text: &str) -> Result<()> {
-        let id_u = u64::try_from(id).map_err(search_err)?;
-        self.writer
-            .add_document(doc!(self.id => id_u, self.text => text))
-            .map_err(search_err)?;
-        self.indexed_through = self.indexed_through.max(id);
+    pub fn add(&mut self, d: &IndexDoc<'_>) -> Result<()> {
+        let id_u = u64::try_from(d.id).map_err(search_err)?;
+        let mut doc = TantivyDocument::default();
+        doc.add_u64(self.id, id_u);
+        doc.add_i64(self.time, d.time);
+        doc.add_text(self.text, d.text);
+        for k in d.keywords {
+            doc.add_text(self.keyword, k);
+        }
+        self.writer.add_document(doc).map_err(search_err)?;
+        self.indexed_through = self.indexed_through.max(d.id);
         self.docs += 1;
         Ok(())
     }
@@ -78,14 +112,40 @@ impl MemIndex {
         Ok(())
     }
 
-    /// Ids matching the free-text `q` (all words must match), below `before`,
-    /// newest first, at most `limit`.
-    pub fn search(&self, q: &str, before: Option<i64>, limit: usize) -> Result<Vec<i64>> {
-        let mut parser = QueryParser::for_index(&self.index, vec![self.text]);
-        parser.set_conjunction_by_default();
-        let (text_query, _errors) = parser.parse_query_lenient(q);
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_query)];
-        if let Some(b) = before {
+    /// Ids matching the query, newest first.
+    pub fn search(&self, q: &IndexQuery<'_>) -> Result<Vec<i64>> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(AllQuery))];
+        if let Some(text) = q.text.map(str::trim).filter(|t| !t.is_empty()) {
+            let mut parser = QueryParser::for_index(&self.index, vec![self.text]);
+            parser.set_conjunction_by_default();
+            let (text_query, _errors) = parser.parse_query_lenient(text);
+            clauses.push((Occur::Must, text_query));
+        }
+        for k in &q.keywords {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(self.keyword, k),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        if let Some(re) = &q.keyword_regex {
+            let rq = RegexQuery::from_pattern(re, self.keyword).map_err(search_err)?;
+            clauses.push((Occur::Must, Box::new(rq)));
+        }
+        if q.time_from.is_some() || q.time_to.is_some() {
+            let lo = q
+                .time_from
+                .map(|t| Bound::Included(Term::from_field_i64(self.time, t)))
+                .unwrap_or(Bound::Unbounded);
+            let hi = q
+                .time_to
+                .map(|t| Bound::Included(Term::from_field_i64(self.time, t)))
+                .unwrap_or(Bound::Unbounded);
+            clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
+        }
+        if let Some(b) = q.before_id {
             let upper = u64::try_from(b).unwrap_or(0);
             clauses.push((
                 Occur::Must,
@@ -101,7 +161,7 @@ impl MemIndex {
             .searcher()
             .search(
                 &query,
-                &TopDocs::with_limit(limit.max(1)).order_by_fast_field::<u64>("id", Order::Desc),
+                &TopDocs::with_limit(q.limit.max(1)).order_by_fast_field::<u64>("id", Order::Desc),
             )
             .map_err(search_err)?;
         Ok(hits
@@ -109,6 +169,20 @@ impl MemIndex {
             .filter_map(|(id, _)| i64::try_from(id).ok())
             .collect())
     }
+}
+
+/// Escapes a literal for use inside a keyword regex.
+pub fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' || c == ':' || c == '-' {
+            out.push(c);
+        } else {
+            out.push('\\');
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Open indexes by key (e.g. `audit:<workspace-id>`), capped in number; an
@@ -154,19 +228,81 @@ impl IndexRegistry {
 mod tests {
     use super::*;
 
+    fn add(i: &mut MemIndex, id: i64, time: i64, text: &str, kw: &[&str]) {
+        let kw: Vec<String> = kw.iter().map(|k| k.to_string()).collect();
+        i.add(&IndexDoc {
+            id,
+            time,
+            text,
+            keywords: &kw,
+        })
+        .unwrap();
+    }
+
+    fn q<'a>(text: Option<&'a str>, kw: &[&str]) -> IndexQuery<'a> {
+        IndexQuery {
+            text,
+            keywords: kw.iter().map(|k| k.to_string()).collect(),
+            limit: 10,
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn finds_words_newest_first_below_a_cursor() {
+    fn finds_words_and_keywords_newest_first_below_a_cursor() {
         let mut i = MemIndex::new().unwrap();
-        i.add(1, "record.created invoice Acme").unwrap();
-        i.add(2, "member.role_changed Ada").unwrap();
-        i.add(3, "record.updated invoice Acme Corp").unwrap();
+        add(
+            &mut i,
+            1,
+            100,
+            "invoice Acme",
+            &["action:record.created", "actor:u1"],
+        );
+        add(
+            &mut i,
+            2,
+            200,
+            "Ada",
+            &["action:member.role_changed", "actor:u2"],
+        );
+        add(
+            &mut i,
+            3,
+            300,
+            "invoice Acme Corp",
+            &["action:record.updated", "actor:u1"],
+        );
         i.commit().unwrap();
-        assert_eq!(i.search("invoice", None, 10).unwrap(), vec![3, 1]);
-        assert_eq!(i.search("invoice", Some(3), 10).unwrap(), vec![1]);
-        assert_eq!(i.search("acme corp", None, 10).unwrap(), vec![3]);
-        assert!(i.search("nothing", None, 10).unwrap().is_empty());
+        assert_eq!(i.search(&q(Some("invoice"), &[])).unwrap(), vec![3, 1]);
+        assert_eq!(
+            i.search(&IndexQuery {
+                before_id: Some(3),
+                ..q(Some("invoice"), &[])
+            })
+            .unwrap(),
+            vec![1]
+        );
+        assert_eq!(i.search(&q(Some("acme corp"), &[])).unwrap(), vec![3]);
+        assert!(i.search(&q(Some("nothing"), &[])).unwrap().is_empty());
+        assert_eq!(i.search(&q(None, &["actor:u1"])).unwrap(), vec![3, 1]);
+        assert_eq!(
+            i.search(&q(Some("invoice"), &["action:record.created"]))
+                .unwrap(),
+            vec![1]
+        );
+        let re = IndexQuery {
+            keyword_regex: Some(format!("action:{}.*", regex_escape("rec"))),
+            ..q(None, &[])
+        };
+        assert_eq!(i.search(&re).unwrap(), vec![3, 1]);
+        let t = IndexQuery {
+            time_from: Some(150),
+            time_to: Some(250),
+            ..q(None, &[])
+        };
+        assert_eq!(i.search(&t).unwrap(), vec![2]);
         i.remove(3);
         i.commit().unwrap();
-        assert_eq!(i.search("invoice", None, 10).unwrap(), vec![1]);
+        assert_eq!(i.search(&q(Some("invoice"), &[])).unwrap(), vec![1]);
     }
 }
