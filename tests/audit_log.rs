@@ -548,3 +548,126 @@ async fn retention_removes_old_entries_and_the_chain_still_verifies() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("first bad seq {first}")));
 }
+
+fn total(db: &std::path::Path) -> i64 {
+    open_db(db)
+        .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Every state-changing API route, enumerated from the OpenAPI document, must
+/// have an entry here; each call must add exactly one entry of its action to
+/// the right chain.
+#[tokio::test]
+async fn every_mutating_api_route_writes_exactly_its_entry() {
+    let s = setup().await;
+    let out = s.env.cli(
+        &[
+            "user",
+            "create",
+            "--email",
+            "staff@example.com",
+            "--platform-admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(out.status.success());
+    let staff = client(&s.server);
+    assert_eq!(
+        login(&staff, &s.server, "staff@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+
+    // (method, OpenAPI path, chain, action)
+    let table: &[(&str, &str, &str, &str)] = &[
+        ("POST", "/auth/login", "platform", "auth.login"),
+        ("POST", "/auth/logout", "platform", "auth.logout"),
+        (
+            "POST",
+            "/workspaces/{workspace}/audit/verify",
+            "platform",
+            "audit.verified",
+        ),
+        (
+            "PUT",
+            "/workspaces/{workspace}/audit/settings",
+            "workspace",
+            "audit.retention_changed",
+        ),
+        (
+            "POST",
+            "/platform/audit/verify",
+            "platform",
+            "audit.verified",
+        ),
+    ];
+    let spec: Value =
+        s.c.get(s.server.url("/api/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            let m = method.to_uppercase();
+            if m == "GET" {
+                continue;
+            }
+            assert!(
+                table.iter().any(|(tm, tp, _, _)| *tm == m && *tp == path),
+                "{m} {path} changes state but has no audit expectation in this test"
+            );
+        }
+    }
+
+    let control = s.env.data_dir().join("control.db");
+    let tenant = s.env.tenant_db(&s.ws);
+    for (method, path, chain, action) in table {
+        let db = if *chain == "platform" {
+            &control
+        } else {
+            &tenant
+        };
+        let (before_total, before_action) = (total(db), count(db, action));
+        let url = s
+            .server
+            .url(&format!("/api/v1{}", path.replace("{workspace}", &s.ws)));
+        let r = match (*method, *path) {
+            ("POST", "/auth/login") => login(&s.c, &s.server, "owner@example.com", PASSWORD).await,
+            ("POST", "/platform/audit/verify") => staff.post(&url).send().await.unwrap(),
+            ("PUT", _) => {
+                s.c.put(&url)
+                    .json(&serde_json::json!({ "retention_days": 120 }))
+                    .send()
+                    .await
+                    .unwrap()
+            }
+            _ => s.c.post(&url).send().await.unwrap(),
+        };
+        assert!(r.status().is_success(), "{method} {path}: {}", r.status());
+        assert_eq!(
+            count(db, action),
+            before_action + 1,
+            "{method} {path} writes one {action}"
+        );
+        assert_eq!(
+            total(db),
+            before_total + 1,
+            "{method} {path} writes nothing else"
+        );
+        if *path == "/auth/logout" {
+            assert_eq!(
+                login(&s.c, &s.server, "owner@example.com", PASSWORD)
+                    .await
+                    .status(),
+                200
+            );
+        }
+    }
+    s.server.stop();
+}

@@ -30,6 +30,14 @@ pub enum Actor {
     System,
     /// An unauthenticated caller (failed logins).
     Anonymous,
+    /// A program using an API token (its id, never the secret).
+    Token(String),
+    /// Platform staff inside a workspace through recorded impersonation; the
+    /// stated reason is person-typed, so it goes into the sealed details.
+    Staff {
+        staff: UserId,
+        reason: String,
+    },
 }
 
 impl Actor {
@@ -39,12 +47,26 @@ impl Actor {
             Actor::Operator => "operator",
             Actor::System => "system",
             Actor::Anonymous => "anonymous",
+            Actor::Token(_) => "token",
+            Actor::Staff { .. } => "staff",
+        }
+    }
+
+    /// What the sealed details carry about the actor (the impersonation reason).
+    pub fn sealed_context(&self) -> Option<serde_json::Value> {
+        match self {
+            Actor::Staff { reason, .. } => {
+                Some(serde_json::json!({ "impersonation_reason": reason }))
+            }
+            _ => None,
         }
     }
 
     pub fn id(&self) -> Option<String> {
         match self {
             Actor::User(u) => Some(u.to_string()),
+            Actor::Token(t) => Some(t.clone()),
+            Actor::Staff { staff, .. } => Some(staff.to_string()),
             _ => None,
         }
     }

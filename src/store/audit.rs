@@ -25,6 +25,7 @@ pub fn append(tx: &Transaction<'_>, sealer: &Sealer, now: i64, e: &NewEntry<'_>)
         "before": e.before,
         "after": e.after,
         "user_agent": e.meta.user_agent,
+        "actor": e.actor.sealed_context(),
     });
     let seq_s = seq.to_string();
     let detail_ct = sealer.seal(
