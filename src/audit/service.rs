@@ -170,18 +170,13 @@ pub async fn export(
     let detail = json!({ "format": format.extension(), "filtered": filtered });
     let meta = meta.clone();
     let st = Arc::clone(state);
-    let (line, _) = tokio::task::spawn_blocking(move || -> Result<(CheckpointLine, ())> {
+    let line = tokio::task::spawn_blocking(move || -> Result<CheckpointLine> {
         let body = match chain {
             Chain::Platform => {
-                let keys = st.control.keys.clone();
-                st.control.db.write(|tx| {
-                    sql::append(
-                        tx,
-                        &keys.sealer,
-                        now,
-                        &NewEntry::new(actor, "audit.exported", &meta).after(detail),
-                    )
-                })?;
+                st.control.audit_alone(
+                    now,
+                    &NewEntry::new(actor, "audit.exported", &meta).after(detail),
+                )?;
                 chains::checkpoint_platform(&st.control, "export", now)?
             }
             Chain::Workspace(ws) => {
@@ -196,9 +191,11 @@ pub async fn export(
             }
         };
         let sig = st.control.signer.sign(&body);
-        Ok((
-            CheckpointLine::new(&body, &sig, &st.control.signer.public_key(), filtered),
-            (),
+        Ok(CheckpointLine::new(
+            &body,
+            &sig,
+            &st.control.signer.public_key(),
+            filtered,
         ))
     })
     .await??;
@@ -244,17 +241,12 @@ pub async fn verify_now(
     tokio::task::spawn_blocking(move || {
         let report = chains::verify_chain(&st.control, &st.tenants, chain)?;
         chains::record_verification(&st.control, &report, now)?;
-        let keys = st.control.keys.clone();
-        st.control.db.write(|tx| {
-            sql::append(
-                tx,
-                &keys.sealer,
-                now,
-                &NewEntry::new(actor, "audit.verified", &meta)
-                    .target("audit_chain", chain.scope())
-                    .after(json!({ "ok": report.ok(), "entries": report.entries, "first_bad_seq": report.first_bad_seq })),
-            )
-        })?;
+        st.control.audit_alone(
+            now,
+            &NewEntry::new(actor, "audit.verified", &meta)
+                .target("audit_chain", chain.scope())
+                .after(json!({ "ok": report.ok(), "entries": report.entries, "first_bad_seq": report.first_bad_seq })),
+        )?;
         Ok(report)
     })
     .await?

@@ -103,6 +103,15 @@ impl Control {
     }
 }
 
+impl Control {
+    /// Appends one entry to the platform chain in a transaction of its own,
+    /// for events that change nothing else (exports, verifications).
+    pub fn audit_alone(&self, now: i64, entry: &crate::audit::NewEntry<'_>) -> Result<i64> {
+        self.db
+            .write(|tx| crate::store::audit::append(tx, &self.keys.sealer, now, entry))
+    }
+}
+
 fn verify_master_key_readonly(path: &Path, master: &MasterKey) -> Result<()> {
     let uri = format!("file:{}?immutable=1", path.display());
     let conn = Connection::open_with_flags(

@@ -5,13 +5,12 @@
 use std::sync::Arc;
 
 use maud::{Markup, html};
-use poem::http::StatusCode;
 use poem::web::{Data, Path, Query, Redirect};
 use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Chrome, html_response, layout};
+use super::signed_in_page;
 use crate::access::Role;
 use crate::access::enter::enter;
 use crate::app::AppState;
@@ -229,16 +228,7 @@ pub async fn workspace_audit(
         page: &page,
         status: &status,
     });
-    Ok(html_response(
-        StatusCode::OK,
-        layout(
-            "Audit log",
-            &Chrome {
-                email: Some(&email),
-            },
-            body,
-        ),
-    ))
+    Ok(signed_in_page("Audit log", &email, body))
 }
 
 #[handler]
@@ -253,16 +243,7 @@ pub async fn workspace_entry(
     let e = service::entry_workspace(&ctx, seq).await?;
     let email = chrome_email(&state, &who).await;
     let body = entry_page(&e, &format!("/w/{ws}/audit"));
-    Ok(html_response(
-        StatusCode::OK,
-        layout(
-            "Audit entry",
-            &Chrome {
-                email: Some(&email),
-            },
-            body,
-        ),
-    ))
+    Ok(signed_in_page("Audit entry", &email, body))
 }
 
 #[handler]
@@ -300,16 +281,7 @@ pub async fn platform_audit(
         page: &page,
         status: &status,
     });
-    Ok(html_response(
-        StatusCode::OK,
-        layout(
-            "Platform audit",
-            &Chrome {
-                email: Some(&email),
-            },
-            body,
-        ),
-    ))
+    Ok(signed_in_page("Platform audit", &email, body))
 }
 
 #[handler]
@@ -321,15 +293,10 @@ pub async fn platform_entry(
     let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
     let e = service::entry_platform(&state, seq).await?;
     let email = chrome_email(&state, &SignedIn(admin.0)).await;
-    Ok(html_response(
-        StatusCode::OK,
-        layout(
-            "Audit entry",
-            &Chrome {
-                email: Some(&email),
-            },
-            entry_page(&e, "/platform/audit"),
-        ),
+    Ok(signed_in_page(
+        "Audit entry",
+        &email,
+        entry_page(&e, "/platform/audit"),
     ))
 }
 

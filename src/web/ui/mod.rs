@@ -53,6 +53,14 @@ pub fn html_response(status: StatusCode, markup: Markup) -> Response {
         .body(markup.into_string())
 }
 
+/// A 200 page for a signed-in person.
+pub fn signed_in_page(title: &str, email: &str, body: Markup) -> Response {
+    html_response(
+        StatusCode::OK,
+        layout(title, &Chrome { email: Some(email) }, body),
+    )
+}
+
 /// The friendly page for an error on a UI route; no internal detail.
 pub fn error_page(p: &Problem) -> Response {
     let status = p.status_code();
