@@ -85,9 +85,17 @@ pub async fn bind(config: &Config) -> Result<(tokio::net::TcpListener, std::net:
 }
 
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> Result<()> {
+    serve_with(state, TcpAcceptor::from_tokio(listener)?).await
+}
+
+/// Serves the app on any acceptor (plain TCP, or TLS) until SIGTERM/SIGINT,
+/// then drains, signs the audit heads and closes the databases.
+pub async fn serve_with<A: poem::listener::Acceptor + 'static>(
+    state: Arc<AppState>,
+    acceptor: A,
+) -> Result<()> {
     let app = crate::web::routes(Arc::clone(&state));
     let jobs = crate::ops::jobs::spawn(Arc::clone(&state));
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(30)))
         .await?;
@@ -105,7 +113,7 @@ pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> R
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let term = async {
         match signal(SignalKind::terminate()) {

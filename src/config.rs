@@ -32,7 +32,72 @@ pub struct FileConfig {
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub audit: AuditConfig,
+    pub tls: TlsConfig,
     pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub mode: TlsMode,
+    pub domains: Vec<String>,
+    pub https_listen: String,
+    pub http_listen: String,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub trusted_proxies: Vec<String>,
+    pub acme: AcmeConfig,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    Off,
+    Acme,
+    Files,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    pub contact: String,
+    pub directory_url: String,
+    pub challenge: AcmeChallenge,
+    pub ca_root_file: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    #[serde(rename = "http-01")]
+    Http01,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            mode: TlsMode::Off,
+            domains: Vec::new(),
+            https_listen: "0.0.0.0:443".into(),
+            http_listen: "0.0.0.0:80".into(),
+            cert_file: PathBuf::new(),
+            key_file: PathBuf::new(),
+            trusted_proxies: Vec::new(),
+            acme: AcmeConfig::default(),
+        }
+    }
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            contact: String::new(),
+            directory_url: "https://acme-v02.api.letsencrypt.org/directory".into(),
+            challenge: AcmeChallenge::TlsAlpn01,
+            ca_root_file: PathBuf::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -106,6 +171,7 @@ impl Default for FileConfig {
             storage: StorageConfig::default(),
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
+            tls: TlsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -161,6 +227,8 @@ pub struct Config {
     /// The URL people use to reach Aura (for links and cookie security).
     pub public_url: String,
     pub dev: bool,
+    /// Parsed `tls.trusted_proxies`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Where the file layer came from, if any (for messages).
     pub source: Option<PathBuf>,
 }
@@ -169,6 +237,10 @@ impl Config {
     /// Cookies get `Secure` and the `__Host-` prefix when served over TLS.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
+    }
+
+    pub fn tls_on(&self) -> bool {
+        self.file.tls.mode != TlsMode::Off
     }
 
     pub fn control_db_path(&self) -> PathBuf {
@@ -276,12 +348,72 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
             "keys `audit.checkpoint_interval_secs` and `audit.verify_interval_secs` must be above 0".into(),
         ));
     }
-    let public_url = if file.public_url.is_empty() {
+    let public_url = if file.public_url.is_empty() && file.tls.mode != TlsMode::Off {
+        let port = file
+            .tls
+            .https_listen
+            .parse::<SocketAddr>()
+            .map(|a| a.port())
+            .unwrap_or(443);
+        let host = file.tls.domains.first().cloned().unwrap_or_default();
+        if port == 443 {
+            format!("https://{host}")
+        } else {
+            format!("https://{host}:{port}")
+        }
+    } else if file.public_url.is_empty() {
         format!("http://{listen}")
     } else {
         file.public_url.trim_end_matches('/').to_owned()
     };
+    let t = &file.tls;
+    let trusted_proxies = t
+        .trusted_proxies
+        .iter()
+        .map(|c| {
+            c.parse::<ipnet::IpNet>()
+                .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    Error::Config(format!(
+                        "key `tls.trusted_proxies`: `{c}` is not a CIDR like 10.0.0.0/8"
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    match t.mode {
+        TlsMode::Off => {}
+        TlsMode::Acme => {
+            if t.domains.is_empty() {
+                return Err(Error::Config(
+                    "key `tls.domains` must name at least one domain when tls.mode = \"acme\""
+                        .into(),
+                ));
+            }
+            if t.acme.contact.is_empty() || !t.acme.contact.contains('@') {
+                return Err(Error::Config(
+                    "key `tls.acme.contact` must be an email address when tls.mode = \"acme\""
+                        .into(),
+                ));
+            }
+        }
+        TlsMode::Files => {
+            if t.cert_file.as_os_str().is_empty() || t.key_file.as_os_str().is_empty() {
+                return Err(Error::Config("keys `tls.cert_file` and `tls.key_file` are required when tls.mode = \"files\"".into()));
+            }
+        }
+    }
+    for (key, v) in [
+        ("tls.https_listen", &t.https_listen),
+        ("tls.http_listen", &t.http_listen),
+    ] {
+        if !v.is_empty() && v.parse::<SocketAddr>().is_err() {
+            return Err(Error::Config(format!(
+                "key `{key}`: `{v}` is not an address like 0.0.0.0:443"
+            )));
+        }
+    }
     Ok(Config {
+        trusted_proxies,
         data_dir: file.data_dir.clone(),
         listen,
         public_url,

@@ -23,5 +23,6 @@ pub mod ops;
 pub mod search;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod web;
 pub mod workspace;

@@ -284,9 +284,14 @@ async fn ui_sign_in_lists_workspaces_and_signs_out() {
     assert!(page.contains("<form method=\"post\" action=\"/login\""));
     assert!(!page.contains("<script>"), "no inline script");
 
+    let token = common::csrf_from(&page);
     let r = c
         .post(server.url("/login"))
-        .form(&[("email", "lin@example.com"), ("password", "wrong password")])
+        .form(&[
+            ("email", "lin@example.com"),
+            ("password", "wrong password"),
+            ("csrf", &token),
+        ])
         .send()
         .await
         .unwrap();
@@ -294,7 +299,11 @@ async fn ui_sign_in_lists_workspaces_and_signs_out() {
 
     let r = c
         .post(server.url("/login"))
-        .form(&[("email", "lin@example.com"), ("password", PASSWORD)])
+        .form(&[
+            ("email", "lin@example.com"),
+            ("password", PASSWORD),
+            ("csrf", &token),
+        ])
         .send()
         .await
         .unwrap();
@@ -309,7 +318,13 @@ async fn ui_sign_in_lists_workspaces_and_signs_out() {
         .unwrap();
     assert!(page.contains("Reservations Lisbon"), "{page}");
 
-    let r = c.post(server.url("/logout")).send().await.unwrap();
+    let token = common::csrf_from(&page);
+    let r = c
+        .post(server.url("/logout"))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(
         c.get(server.url("/workspaces"))

@@ -196,9 +196,15 @@ async fn no_person_typed_string_reaches_disk_or_logs() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let form = c
+    let anon = client(&server);
+    let token = common::page_csrf(&anon, &server.url("/login")).await;
+    let form = anon
         .post(server.url("/login"))
-        .form(&[("email", failed.as_str()), ("password", "nope nope nope")])
+        .form(&[
+            ("email", failed.as_str()),
+            ("password", "nope nope nope"),
+            ("csrf", token.as_str()),
+        ])
         .send()
         .await
         .unwrap();

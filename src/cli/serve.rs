@@ -9,6 +9,9 @@ use crate::error::Result;
 pub async fn run(g: &Global, listen: Option<String>) -> Result<ExitCode> {
     let mut cfg = config::load(&overrides(g, listen))?;
     crate::telemetry::init(&cfg.file.log);
+    if cfg.tls_on() {
+        return run_tls(g, cfg).await;
+    }
     let (listener, addr) = crate::app::bind(&cfg).await?;
     if cfg.file.public_url.is_empty() {
         cfg.public_url = format!("http://{addr}");
@@ -31,5 +34,101 @@ pub async fn run(g: &Global, listen: Option<String>) -> Result<ExitCode> {
     }
     tracing::info!(addr = %addr, url = %url, "listening");
     crate::app::serve(state, listener).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bind(addr: &str, key: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        crate::error::Error::Config(format!(
+            "key `{key}`: cannot listen on {addr}: {e} (ports below 1024 need CAP_NET_BIND_SERVICE)"
+        ))
+    })
+}
+
+/// TLS on: HTTPS on `tls.https_listen`, and on `tls.http_listen` only ACME
+/// http-01 answers and a redirect. SIGHUP (or a change of the files) reloads
+/// the operator's certificate.
+async fn run_tls(g: &Global, mut cfg: crate::config::Config) -> Result<ExitCode> {
+    let https = bind(&cfg.file.tls.https_listen, "tls.https_listen").await?;
+    let https_addr = https.local_addr()?;
+    let http = if cfg.file.tls.http_listen.is_empty() {
+        None
+    } else {
+        Some(bind(&cfg.file.tls.http_listen, "tls.http_listen").await?)
+    };
+    if cfg.file.public_url.is_empty() {
+        let host = cfg
+            .file
+            .tls
+            .domains
+            .first()
+            .cloned()
+            .unwrap_or_else(|| https_addr.ip().to_string());
+        cfg.public_url = if https_addr.port() == 443 {
+            format!("https://{host}")
+        } else {
+            format!("https://{host}:{}", https_addr.port())
+        };
+    }
+    let url = cfg.public_url.clone();
+    let state = open_state(g, cfg, false)?;
+    let Some(tls) = crate::tls::setup(&state)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    if let Some(http) = http {
+        let http_addr = http.local_addr()?;
+        let app = crate::tls::redirect::app(tls.http01.clone(), https_addr.port());
+        tokio::spawn(async move {
+            let acceptor = match poem::listener::TcpAcceptor::from_tokio(http) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(error = %e, "http listener failed");
+                    return;
+                }
+            };
+            let _ = poem::Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(
+                    app,
+                    crate::app::shutdown_signal(),
+                    Some(std::time::Duration::from_secs(5)),
+                )
+                .await;
+        });
+        tracing::info!(addr = %http_addr, "http_listening");
+    }
+    if let Some(files) = tls.files.clone() {
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            let mut seen = files.modified();
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            loop {
+                let why = tokio::select! {
+                    _ = hup.recv() => "SIGHUP",
+                    _ = tick.tick() => {
+                        let now = files.modified();
+                        if now == seen { continue; }
+                        seen = now;
+                        "file change"
+                    }
+                };
+                match files.reload() {
+                    Ok(()) => tracing::info!(trigger = why, "certificate reloaded"),
+                    Err(e) => {
+                        tracing::warn!(trigger = why, error = %e, "certificate reload failed; the current one keeps serving")
+                    }
+                }
+            }
+        });
+    }
+    let acceptor = crate::tls::acceptor::TlsAcceptor::new(
+        https,
+        tls.server_config.clone(),
+        tls.challenge_config.clone(),
+    )?;
+    tracing::info!(addr = %https_addr, url = %url, "listening");
+    crate::app::serve_with(state, acceptor).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -25,10 +25,11 @@ form-action 'self'";
 pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     let started = Instant::now();
     let request_id = uuid::Uuid::now_v7().to_string();
-    let ip = req
-        .remote_addr()
-        .as_socket_addr()
-        .map(|a| a.ip().to_string());
+    let state = req.data::<Arc<AppState>>().cloned();
+    let ip = client_ip(&req, state.as_deref()).map(|a| a.to_string());
+    let hsts = state
+        .as_ref()
+        .is_some_and(|s| s.config.tls_on() && !s.config.dev);
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
@@ -51,6 +52,9 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
             return Err(poem::Error::from(p));
         }
         limit_body(&mut req).await?;
+        if let Some(st) = &state {
+            crate::web::csrf::check_form(&req, st).map_err(poem::Error::from)?;
+        }
         next.call(req).await.map(IntoResponse::into_response)
     }
     .instrument(span.clone())
@@ -69,6 +73,12 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     };
     let status = resp.status();
     set_security_headers(&mut resp, &request_id, &path);
+    if hsts {
+        resp.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),
@@ -112,6 +122,35 @@ pub fn loggable_path(path: &str) -> String {
         .join("/")
 }
 
+/// The source IP: the peer, unless the peer is a trusted proxy, in which case
+/// the right-most address in `X-Forwarded-For` that is not itself a trusted
+/// proxy.
+pub fn client_ip(req: &Request, state: Option<&AppState>) -> Option<std::net::IpAddr> {
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip())?;
+    let trusted = state
+        .map(|s| s.config.trusted_proxies.as_slice())
+        .unwrap_or(&[]);
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<std::net::IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !is_trusted(ip))
+            .unwrap_or(peer),
+    )
+}
+
 /// Reads a request body up to the limit, so no handler ever sees more.
 async fn limit_body(req: &mut Request) -> poem::Result<()> {
     let too_large = || {
@@ -140,6 +179,7 @@ async fn limit_body(req: &mut Request) -> poem::Result<()> {
         .into_bytes_limit(MAX_BODY_BYTES)
         .await
         .map_err(|_| too_large())?;
+    req.set_data(crate::web::csrf::FormBody(bytes.to_vec()));
     req.set_body(bytes);
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod csrf;
 pub mod middleware;
 pub mod problem;
 pub mod session;
@@ -14,28 +15,48 @@ use poem::{Endpoint, EndpointExt, Route, get, post};
 
 use crate::app::AppState;
 
+/// Every UI route that changes state (HTML form posts). The router registers
+/// POST handlers only from this list, so a new form route cannot be added
+/// without appearing here, and the CSRF and audit tests walk this list.
+pub const UI_FORM_ROUTES: &[&str] = &[
+    "/login",
+    "/logout",
+    "/w/:ws/audit/verify",
+    "/platform/audit/verify",
+];
+
+fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
+    Some(match path {
+        "/login" => ui::pages::login_submit.boxed(),
+        "/logout" => ui::pages::logout_submit.boxed(),
+        "/w/:ws/audit/verify" => ui::audit::workspace_verify.boxed(),
+        "/platform/audit/verify" => ui::audit::platform_verify.boxed(),
+        _ => return None,
+    })
+}
+
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = api::service(&state.config.public_url);
     let spec = api.spec_endpoint();
-    Route::new()
+    let mut route = Route::new()
         .at("/healthz", get(crate::ops::health::healthz))
         .at("/readyz", get(crate::ops::health::readyz))
         .nest("/api/v1", api)
         .at("/api/openapi.json", spec)
         .at("/", get(ui::pages::home))
-        .at(
-            "/login",
-            get(ui::pages::login_form).post(ui::pages::login_submit),
-        )
-        .at("/logout", post(ui::pages::logout_submit))
         .at("/workspaces", get(ui::pages::workspaces))
         .at("/w/:ws/audit", get(ui::audit::workspace_audit))
-        .at("/w/:ws/audit/verify", post(ui::audit::workspace_verify))
         .at("/w/:ws/audit/:seq", get(ui::audit::workspace_entry))
         .at("/platform/audit", get(ui::audit::platform_audit))
-        .at("/platform/audit/verify", post(ui::audit::platform_verify))
         .at("/platform/audit/:seq", get(ui::audit::platform_entry))
-        .at("/assets/*path", get(assets::serve))
-        .around(middleware::envelope)
-        .data(state)
+        .at("/assets/*path", get(assets::serve));
+    for path in UI_FORM_ROUTES {
+        let Some(ep) = ui_form(path) else { continue };
+        route = if *path == "/login" {
+            route.at(*path, get(ui::pages::login_form).post(ep))
+        } else {
+            route.at(*path, post(ep))
+        };
+    }
+    route.around(middleware::envelope).data(state)
 }

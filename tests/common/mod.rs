@@ -299,6 +299,21 @@ pub async fn login(
         .unwrap()
 }
 
+/// The CSRF token a page's forms carry.
+pub fn csrf_from(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html
+        .find(marker)
+        .map(|i| i + marker.len())
+        .expect("page has a CSRF field");
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// GETs a page and returns its CSRF token.
+pub async fn page_csrf(c: &reqwest::Client, url: &str) -> String {
+    csrf_from(&c.get(url).send().await.unwrap().text().await.unwrap())
+}
+
 /// Copies a directory tree (to tamper with a copy).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use maud::{Markup, html};
 use poem::web::{Data, Path, Query, Redirect};
-use poem::{IntoResponse, Response, handler};
+use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -71,9 +71,10 @@ struct ChainPage<'a> {
     filters: &'a Filters,
     page: &'a SearchPage,
     status: &'a ChainStatus,
+    csrf: &'a str,
 }
 
-fn status_box(s: &ChainStatus, verify_action: &str) -> Markup {
+fn status_box(s: &ChainStatus, verify_action: &str, csrf: &str) -> Markup {
     html! {
         section.card.status {
             h2 { "Integrity" }
@@ -91,6 +92,7 @@ fn status_box(s: &ChainStatus, verify_action: &str) -> Markup {
                 "Entries are kept " (s.retention_days) " days."
             }
             form method="post" action=(verify_action) {
+                (super::csrf_field(csrf))
                 button type="submit" { "Verify now" }
             }
         }
@@ -141,7 +143,7 @@ fn chain_page(p: ChainPage<'_>) -> Markup {
                 }
             }
         }
-        (status_box(p.status, &format!("{}/verify", p.base)))
+        (status_box(p.status, &format!("{}/verify", p.base), p.csrf))
     }
 }
 
@@ -210,6 +212,7 @@ async fn chrome_email(state: &AppState, who: &SignedIn) -> String {
 
 #[handler]
 pub async fn workspace_audit(
+    req: &Request,
     state: Data<&Arc<AppState>>,
     meta: Data<&RequestMeta>,
     who: SignedIn,
@@ -220,6 +223,7 @@ pub async fn workspace_audit(
     let page = service::search_workspace(&state, &ctx, filters.params()?).await?;
     let status = service::status(&state, Chain::Workspace(ctx.db.id())).await?;
     let email = chrome_email(&state, &who).await;
+    let (csrf, _) = crate::web::csrf::token_for(req, &state);
     let body = chain_page(ChainPage {
         title: "Audit log",
         base: format!("/w/{ws}/audit"),
@@ -227,12 +231,14 @@ pub async fn workspace_audit(
         filters: &filters,
         page: &page,
         status: &status,
+        csrf: &csrf,
     });
-    Ok(signed_in_page("Audit log", &email, body))
+    Ok(signed_in_page("Audit log", &email, &csrf, body))
 }
 
 #[handler]
 pub async fn workspace_entry(
+    req: &Request,
     state: Data<&Arc<AppState>>,
     meta: Data<&RequestMeta>,
     who: SignedIn,
@@ -242,8 +248,9 @@ pub async fn workspace_entry(
     let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
     let e = service::entry_workspace(&ctx, seq).await?;
     let email = chrome_email(&state, &who).await;
+    let (csrf, _) = crate::web::csrf::token_for(req, &state);
     let body = entry_page(&e, &format!("/w/{ws}/audit"));
-    Ok(signed_in_page("Audit entry", &email, body))
+    Ok(signed_in_page("Audit entry", &email, &csrf, body))
 }
 
 #[handler]
@@ -266,6 +273,7 @@ pub async fn workspace_verify(
 
 #[handler]
 pub async fn platform_audit(
+    req: &Request,
     state: Data<&Arc<AppState>>,
     admin: PlatformAdmin,
     Query(filters): Query<Filters>,
@@ -273,6 +281,7 @@ pub async fn platform_audit(
     let page = service::search_platform(&state, filters.params()?).await?;
     let status = service::status(&state, Chain::Platform).await?;
     let email = chrome_email(&state, &SignedIn(admin.0)).await;
+    let (csrf, _) = crate::web::csrf::token_for(req, &state);
     let body = chain_page(ChainPage {
         title: "Platform audit log",
         base: "/platform/audit".into(),
@@ -280,12 +289,14 @@ pub async fn platform_audit(
         filters: &filters,
         page: &page,
         status: &status,
+        csrf: &csrf,
     });
-    Ok(signed_in_page("Platform audit", &email, body))
+    Ok(signed_in_page("Platform audit", &email, &csrf, body))
 }
 
 #[handler]
 pub async fn platform_entry(
+    req: &Request,
     state: Data<&Arc<AppState>>,
     admin: PlatformAdmin,
     Path(seq): Path<String>,
@@ -293,9 +304,11 @@ pub async fn platform_entry(
     let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
     let e = service::entry_platform(&state, seq).await?;
     let email = chrome_email(&state, &SignedIn(admin.0)).await;
+    let (csrf, _) = crate::web::csrf::token_for(req, &state);
     Ok(signed_in_page(
         "Audit entry",
         &email,
+        &csrf,
         entry_page(&e, "/platform/audit"),
     ))
 }

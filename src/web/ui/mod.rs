@@ -13,6 +13,13 @@ use crate::web::problem::Problem;
 /// What the header shows about the signed-in person.
 pub struct Chrome<'a> {
     pub email: Option<&'a str>,
+    /// The CSRF token every form on the page carries.
+    pub csrf: &'a str,
+}
+
+/// The hidden field that carries the CSRF token in a form.
+pub fn csrf_field(token: &str) -> Markup {
+    html! { input type="hidden" name=(crate::web::csrf::FIELD) value=(token); }
 }
 
 pub fn layout(title: &str, chrome: &Chrome<'_>, body: Markup) -> Markup {
@@ -34,6 +41,7 @@ pub fn layout(title: &str, chrome: &Chrome<'_>, body: Markup) -> Markup {
                             a href="/workspaces" { "Workspaces" }
                             span.who { (email) }
                             form method="post" action="/logout" {
+                                (csrf_field(chrome.csrf))
                                 button.link type="submit" { "Sign out" }
                             }
                         }
@@ -54,10 +62,17 @@ pub fn html_response(status: StatusCode, markup: Markup) -> Response {
 }
 
 /// A 200 page for a signed-in person.
-pub fn signed_in_page(title: &str, email: &str, body: Markup) -> Response {
+pub fn signed_in_page(title: &str, email: &str, csrf: &str, body: Markup) -> Response {
     html_response(
         StatusCode::OK,
-        layout(title, &Chrome { email: Some(email) }, body),
+        layout(
+            title,
+            &Chrome {
+                email: Some(email),
+                csrf,
+            },
+            body,
+        ),
     )
 }
 
@@ -74,5 +89,15 @@ pub fn error_page(p: &Problem) -> Response {
             p { a href="/" { "Back to Aura" } }
         }
     };
-    html_response(status, layout(p.title, &Chrome { email: None }, body))
+    html_response(
+        status,
+        layout(
+            p.title,
+            &Chrome {
+                email: None,
+                csrf: "",
+            },
+            body,
+        ),
+    )
 }

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use maud::html;
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Redirect};
-use poem::{IntoResponse, Response, handler};
+use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::{Chrome, html_response, layout};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::Error;
+use crate::web::csrf;
 use crate::web::session::{SignedIn, clear_cookie, session_cookie};
 
 #[handler]
@@ -22,12 +23,20 @@ pub async fn home(who: Option<SignedIn>) -> Response {
     }
 }
 
-fn login_page(status: StatusCode, error: Option<&str>, email: &str) -> Response {
+fn login_page(
+    req: &Request,
+    state: &AppState,
+    status: StatusCode,
+    error: Option<&str>,
+    email: &str,
+) -> Response {
+    let (csrf, set_cookie) = csrf::token_for(req, state);
     let body = html! {
         section.card.narrow {
             h1 { "Sign in" }
             @if let Some(e) = error { p.error role="alert" { (e) } }
             form method="post" action="/login" {
+                (super::csrf_field(&csrf))
                 label for="email" { "Email" }
                 input #email type="email" name="email" value=(email) autocomplete="username" required autofocus;
                 label for="password" { "Password" }
@@ -36,15 +45,33 @@ fn login_page(status: StatusCode, error: Option<&str>, email: &str) -> Response 
             }
         }
     };
-    html_response(status, layout("Sign in", &Chrome { email: None }, body))
+    let mut resp = html_response(
+        status,
+        layout(
+            "Sign in",
+            &Chrome {
+                email: None,
+                csrf: &csrf,
+            },
+            body,
+        ),
+    );
+    if let Some(c) = set_cookie.and_then(|c| c.parse().ok()) {
+        resp.headers_mut().append("set-cookie", c);
+    }
+    resp
 }
 
 #[handler]
-pub async fn login_form(who: Option<SignedIn>) -> Response {
+pub async fn login_form(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    who: Option<SignedIn>,
+) -> Response {
     if who.is_some() {
         return Redirect::see_other("/workspaces").into_response();
     }
-    login_page(StatusCode::OK, None, "")
+    login_page(req, &state, StatusCode::OK, None, "")
 }
 
 #[derive(Deserialize)]
@@ -57,12 +84,15 @@ pub struct LoginForm {
 
 #[handler]
 pub async fn login_submit(
+    req: &Request,
     state: Data<&Arc<AppState>>,
     meta: Data<&RequestMeta>,
     Form(form): Form<LoginForm>,
 ) -> poem::Result<Response> {
     if form.email.trim().is_empty() || form.password.is_empty() {
         return Ok(login_page(
+            req,
+            &state,
             StatusCode::UNPROCESSABLE_ENTITY,
             Some("Enter your email and password."),
             &form.email,
@@ -77,6 +107,8 @@ pub async fn login_submit(
             Ok(resp)
         }
         Err(Error::InvalidCredentials) => Ok(login_page(
+            req,
+            &state,
             StatusCode::UNAUTHORIZED,
             Some("That email and password do not match an account."),
             &form.email,
@@ -102,7 +134,11 @@ pub async fn logout_submit(
 }
 
 #[handler]
-pub async fn workspaces(state: Data<&Arc<AppState>>, who: SignedIn) -> poem::Result<Response> {
+pub async fn workspaces(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    who: SignedIn,
+) -> poem::Result<Response> {
     let me = crate::web::api::me::load_me(&state, &who).await?;
     let body = html! {
         section.card {
@@ -132,14 +168,6 @@ pub async fn workspaces(state: Data<&Arc<AppState>>, who: SignedIn) -> poem::Res
             }
         }
     };
-    Ok(html_response(
-        StatusCode::OK,
-        layout(
-            "Workspaces",
-            &Chrome {
-                email: Some(&me.email),
-            },
-            body,
-        ),
-    ))
+    let (csrf, _) = csrf::token_for(req, &state);
+    Ok(super::signed_in_page("Workspaces", &me.email, &csrf, body))
 }

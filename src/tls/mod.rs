@@ -1,0 +1,77 @@
+//! TLS: automatic certificates through ACME (rustls-acme), the operator's
+//! certificate files (reloaded on SIGHUP or change), or off (plain HTTP behind
+//! a trusted reverse proxy). Only TLS 1.2 and 1.3 with forward-secret AEAD
+//! suites are offered (rustls' defaults). With TLS on, the plain HTTP port
+//! serves only ACME http-01 answers and a redirect to HTTPS.
+
+pub mod acceptor;
+pub mod acme;
+pub mod files;
+pub mod redirect;
+
+use std::sync::{Arc, Mutex};
+
+use rustls::ServerConfig;
+use rustls::server::ResolvesServerCert;
+
+use crate::app::AppState;
+use crate::config::TlsMode;
+use crate::error::{Error, Result};
+
+/// What the running TLS setup reports (doctor, logs, later /trust and metrics).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct TlsStatus {
+    pub mode: String,
+    pub last_event: Option<String>,
+    pub last_error: Option<String>,
+}
+
+pub type SharedStatus = Arc<Mutex<TlsStatus>>;
+
+/// Everything the listeners need.
+pub struct TlsSetup {
+    pub server_config: Arc<ServerConfig>,
+    /// For TLS-ALPN-01 validation handshakes (ACME only).
+    pub challenge_config: Option<Arc<ServerConfig>>,
+    /// Answers http-01 challenges (ACME only).
+    pub http01: Option<Arc<rustls_acme::ResolvesServerCertAcme>>,
+    pub files: Option<Arc<files::FilesResolver>>,
+    pub status: SharedStatus,
+}
+
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+pub fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConfig>> {
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS setup: {e}")))?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Builds the TLS side for the configured mode; `None` when TLS is off.
+pub fn setup(state: &Arc<AppState>) -> Result<Option<TlsSetup>> {
+    let status: SharedStatus = Arc::new(Mutex::new(TlsStatus {
+        mode: format!("{:?}", state.config.file.tls.mode).to_lowercase(),
+        ..Default::default()
+    }));
+    match state.config.file.tls.mode {
+        TlsMode::Off => Ok(None),
+        TlsMode::Files => {
+            let t = &state.config.file.tls;
+            let resolver = Arc::new(files::FilesResolver::load(&t.cert_file, &t.key_file)?);
+            Ok(Some(TlsSetup {
+                server_config: server_config(resolver.clone())?,
+                challenge_config: None,
+                http01: None,
+                files: Some(resolver),
+                status,
+            }))
+        }
+        TlsMode::Acme => acme::setup(state, status).map(Some),
+    }
+}

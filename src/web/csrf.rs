@@ -1,0 +1,132 @@
+//! CSRF defence for HTML forms, on top of the same-origin rule in the
+//! middleware: every form post carries a synchronizer token. Signed in, the
+//! token is a keyed hash of the session (so another session's token fails);
+//! before sign-in (the login form) it is a random value also set as a cookie
+//! (double submit). JSON calls are covered by the origin rule plus the
+//! `application/json` content type, which no cross-site form can send.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use poem::Request;
+use poem::http::{StatusCode, header};
+use subtle::ConstantTimeEq;
+
+use crate::app::AppState;
+use crate::config::Config;
+use crate::crypto::token::{hash_token, random_token};
+use crate::web::problem::Problem;
+use crate::web::session::token_from_request;
+
+pub const FIELD: &str = "csrf";
+const PRE_SESSION_COOKIE: &str = "aura_csrf";
+const PRE_SESSION_COOKIE_TLS: &str = "__Host-aura_csrf";
+
+fn cookie_name(cfg: &Config) -> &'static str {
+    if cfg.secure_cookies() {
+        PRE_SESSION_COOKIE_TLS
+    } else {
+        PRE_SESSION_COOKIE
+    }
+}
+
+fn cookie_value(req: &Request, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn session_token(state: &AppState, session_hash: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(
+        state
+            .control
+            .keys
+            .blind
+            .compute("csrf.session", &hex::encode(session_hash)),
+    )
+}
+
+/// The token a page embeds in its forms, and a `Set-Cookie` value when a
+/// pre-session token had to be created.
+pub fn token_for(req: &Request, state: &AppState) -> (String, Option<String>) {
+    if let Some(t) = token_from_request(req, &state.config) {
+        return (session_token(state, &hash_token(&t)), None);
+    }
+    let name = cookie_name(&state.config);
+    if let Some(v) = cookie_value(req, name) {
+        return (v, None);
+    }
+    let v = random_token();
+    let secure = if state.config.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!("{name}={v}; Path=/; HttpOnly; SameSite=Lax{secure}");
+    (v, Some(cookie))
+}
+
+fn is_form(req: &Request) -> bool {
+    req.content_type()
+        .and_then(|c| c.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            (m.type_() == mime::APPLICATION && m.subtype() == mime::WWW_FORM_URLENCODED)
+                || (m.type_() == mime::MULTIPART && m.subtype() == mime::FORM_DATA)
+        })
+}
+
+fn refused(detail: &str) -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "urn:aura:problem:csrf",
+        "Form expired or forged",
+    )
+    .detail(detail.to_owned())
+}
+
+/// Checks a form post's token. Multipart forms must send the token in the
+/// `x-csrf-token` header (the body is not parsed here).
+pub fn check_form(req: &Request, state: &AppState) -> Result<(), Problem> {
+    if !is_form(req) {
+        return Ok(());
+    }
+    let sent = if let Some(h) = req
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(h.to_owned())
+    } else {
+        let body = req
+            .data::<FormBody>()
+            .map(|b| b.0.as_slice())
+            .unwrap_or_default();
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+            .ok()
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == FIELD).map(|(_, v)| v))
+    };
+    let Some(sent) = sent else {
+        return Err(refused(
+            "the form has no CSRF token; reload the page and try again",
+        ));
+    };
+    let expected = match token_from_request(req, &state.config) {
+        Some(t) => session_token(state, &hash_token(&t)),
+        None => cookie_value(req, cookie_name(&state.config))
+            .ok_or_else(|| refused("reload the page and try again"))?,
+    };
+    if bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(refused("reload the page and try again"))
+    }
+}
+
+/// A copy of a buffered form body, so the check can read it before the handler.
+#[derive(Clone)]
+pub struct FormBody(pub Vec<u8>);
