@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod certs;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -161,6 +162,15 @@ impl Env {
     pub fn start(&self) -> Server {
         Server::start(self.command(&["serve", "--listen", "127.0.0.1:0"]))
     }
+
+    /// Starts with extra `AURA_*` settings (e.g. TLS, trusted proxies).
+    pub fn start_with(&self, envs: &[(&str, &str)]) -> Server {
+        let mut c = self.command(&["serve", "--listen", "127.0.0.1:0"]);
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        Server::start(c)
+    }
 }
 
 /// A running server process.
@@ -190,7 +200,11 @@ impl Server {
                         .unwrap()
                         .extend_from_slice(format!("{line}\n").as_bytes());
                     if line.contains("\"message\":\"listening\"") {
-                        if let Some(addr) = json_field(&line, "addr") {
+                        // poem logs its own "listening" lines (socket://...);
+                        // Aura's line carries the plain address.
+                        if let Some(addr) =
+                            json_field(&line, "addr").filter(|a| !a.starts_with("socket://"))
+                        {
                             let _ = tx.send(Ok(addr));
                         }
                     }
@@ -230,6 +244,26 @@ impl Server {
 
     pub fn logs(&self) -> Vec<u8> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The address of a line like `"message":"http_listening"` in the log.
+    pub fn logged_addr(&self, message: &str) -> Option<String> {
+        let logs = String::from_utf8_lossy(&self.logs()).to_string();
+        logs.lines()
+            .filter(|l| l.contains(&format!("\"message\":\"{message}\"")))
+            .find_map(|l| json_field(l, "addr"))
+    }
+
+    /// The bound address of the main listener (`host:port`).
+    pub fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,0 +1,260 @@
+//! Web hardening: CSRF on every state-changing UI route, the same-origin rule,
+//! trusted proxies, operator certificate files with reload, and the HTTP port
+//! with TLS on.
+
+mod common;
+
+use common::certs::{Ca, served_serial};
+use common::{Env, PASSWORD, client, csrf_from, login, open_db};
+
+fn audit_total(env: &Env) -> i64 {
+    open_db(&env.data_dir().join("control.db"))
+        .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Every form route refuses a missing token, another session's token and a
+/// foreign Origin with 403 and changes nothing; the right token works.
+#[tokio::test]
+async fn csrf_is_enforced_on_every_state_changing_ui_route() {
+    let env = Env::new();
+    let out = env.cli(
+        &[
+            "user",
+            "create",
+            "--email",
+            "admin@example.com",
+            "--platform-admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(out.status.success());
+    let ws = env.create_workspace("Forms Inc", "admin@example.com");
+    let server = env.start();
+    let me = client(&server);
+    assert_eq!(
+        login(&me, &server, "admin@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let other = client(&server);
+    assert_eq!(
+        login(&other, &server, "admin@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let page = |c: &reqwest::Client, path: &str| {
+        let url = server.url(path);
+        let c = c.clone();
+        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let mut my_token = csrf_from(&page(&me, "/workspaces").await);
+    let other_token = csrf_from(&page(&other, "/workspaces").await);
+    assert_ne!(my_token, other_token, "tokens are bound to the session");
+
+    for route in aura::web::UI_FORM_ROUTES {
+        let path = route.replace(":ws", &ws);
+        let (c, good) = if *route == "/login" {
+            let anon = client(&server);
+            let t = csrf_from(&page(&anon, "/login").await);
+            (anon, t)
+        } else {
+            (me.clone(), my_token.clone())
+        };
+        let form = |token: Option<&str>| {
+            let mut f: Vec<(&str, String)> = vec![
+                ("email", "admin@example.com".into()),
+                ("password", PASSWORD.into()),
+            ];
+            if let Some(t) = token {
+                f.push(("csrf", t.to_owned()));
+            }
+            f
+        };
+        let before = audit_total(&env);
+        for (case, token, origin) in [
+            ("no token", None, server.base.clone()),
+            (
+                "another session's token",
+                Some(other_token.as_str()),
+                server.base.clone(),
+            ),
+            (
+                "foreign origin",
+                Some(good.as_str()),
+                "https://evil.example".to_owned(),
+            ),
+        ] {
+            let r = c
+                .post(server.url(&path))
+                .header("origin", origin)
+                .form(&form(token))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{route}: {case}");
+        }
+        assert_eq!(
+            audit_total(&env),
+            before,
+            "{route}: refused posts change nothing"
+        );
+        let r = c
+            .post(server.url(&path))
+            .form(&form(Some(&good)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{route}: the right token works");
+        if *route == "/logout" {
+            assert_eq!(
+                login(&me, &server, "admin@example.com", PASSWORD)
+                    .await
+                    .status(),
+                200
+            );
+            my_token = csrf_from(&page(&me, "/workspaces").await);
+        }
+    }
+    server.stop();
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    let env = Env::new();
+    env.create_user("p@example.com", "P");
+    for (trusted, expected) in [(true, "203.0.113.9"), (false, "127.0.0.1")] {
+        let server = if trusted {
+            env.start_with(&[("AURA_TLS__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]")])
+        } else {
+            env.start()
+        };
+        let r = client(&server)
+            .post(server.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", "198.51.100.1, 203.0.113.9")
+            .json(&serde_json::json!({ "email": "p@example.com", "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        server.stop();
+        let ip: String = open_db(&env.data_dir().join("control.db"))
+            .query_row(
+                "SELECT ip FROM audit_log WHERE action = 'auth.login' ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(ip, expected, "trusted proxy: {trusted}");
+    }
+}
+
+#[tokio::test]
+async fn operator_certificate_is_served_and_replaced_on_sighup() {
+    let env = Env::new();
+    env.create_user("tls@example.com", "TLS");
+    let ca = Ca::new(&env.root().join("pki"), "test-ca");
+    let (cert, key) = ca.leaf("leaf1", "aura.test");
+    let live_cert = env.root().join("live.pem");
+    let live_key = env.root().join("live.key");
+    std::fs::copy(&cert, &live_cert).unwrap();
+    std::fs::copy(&key, &live_key).unwrap();
+    let server = env.start_with(&[
+        ("AURA_TLS__MODE", "files"),
+        ("AURA_TLS__CERT_FILE", live_cert.to_str().unwrap()),
+        ("AURA_TLS__KEY_FILE", live_key.to_str().unwrap()),
+        ("AURA_TLS__HTTPS_LISTEN", "127.0.0.1:0"),
+        ("AURA_TLS__HTTP_LISTEN", "127.0.0.1:0"),
+    ]);
+    let addr: std::net::SocketAddr = server.addr().parse().unwrap();
+    let https = format!("https://aura.test:{}", addr.port());
+    let c = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&ca.cert).unwrap()).unwrap(),
+        )
+        .resolve("aura.test", addr)
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = c.get(format!("{https}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=31536000")
+    );
+    let r = c
+        .post(format!("{https}/api/v1/auth/login"))
+        .header("origin", &https)
+        .json(&serde_json::json!({ "email": "tls@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("__Host-aura_session=") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    assert_eq!(
+        c.get(format!("{https}/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Port 80's job with TLS on: a redirect to HTTPS.
+    let http = server
+        .logged_addr("http_listening")
+        .expect("http listener logged");
+    let r = c
+        .get(format!("http://{http}/workspaces?x=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 308);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("https://")
+    );
+
+    let first = served_serial(&server.addr(), "aura.test");
+    assert!(first.starts_with("serial="), "{first}");
+    let (cert2, key2) = ca.leaf("leaf2", "aura.test");
+    std::fs::copy(&cert2, &live_cert).unwrap();
+    std::fs::copy(&key2, &live_key).unwrap();
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let now = served_serial(&server.addr(), "aura.test");
+        if now != first && now.starts_with("serial=") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "certificate was not replaced after SIGHUP"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // A broken replacement is refused; the current certificate keeps serving.
+    std::fs::write(&live_cert, "not a certificate").unwrap();
+    server.signal("HUP");
+    assert_eq!(
+        c.get(format!("{https}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    server.stop();
+}
