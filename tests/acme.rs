@@ -1,0 +1,237 @@
+//! ACME end to end against Debian's pebble, with pebble-challtestsrv as the
+//! DNS that answers 127.0.0.1 for every name. pebble ships no listener
+//! certificate, so one is made with openssl. Shown here: a certificate issued
+//! through TLS-ALPN-01 and through HTTP-01, HTTPS answered with it (checked by
+//! a client that trusts pebble's root), a restart that reuses the sealed
+//! cached certificate without a new order, and serving on with pebble gone.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::certs::{Ca, served_serial};
+use common::{Env, Server};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Pebble {
+    pebble: Child,
+    challtest: Child,
+    directory: String,
+    management: String,
+    listener_ca: std::path::PathBuf,
+}
+
+impl Pebble {
+    fn start(dir: &std::path::Path, aura_http: u16, aura_https: u16) -> Pebble {
+        let ca = Ca::new(&dir.join("pebble-pki"), "pebble-listener-ca");
+        let (cert, key) = ca.leaf("pebble-listener", "localhost");
+        let (port, mgmt, dns, dns_mgmt) = (free_port(), free_port(), free_port(), free_port());
+        let config = dir.join("pebble.json");
+        std::fs::write(
+            &config,
+            serde_json::json!({ "pebble": {
+                "listenAddress": format!("127.0.0.1:{port}"),
+                "managementListenAddress": format!("127.0.0.1:{mgmt}"),
+                "certificate": cert, "privateKey": key,
+                "httpPort": aura_http, "tlsPort": aura_https,
+                "ocspResponderURL": "", "externalAccountBindingRequired": false
+            }})
+            .to_string(),
+        )
+        .unwrap();
+        let challtest = Command::new("pebble-challtestsrv")
+            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .args([
+                "-dns01",
+                &format!("127.0.0.1:{dns}"),
+                "-management",
+                &format!("127.0.0.1:{dns_mgmt}"),
+            ])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pebble-challtestsrv is installed by scripts/test (apt: pebble)");
+        let pebble = Command::new("pebble")
+            .args([
+                "-config",
+                config.to_str().unwrap(),
+                "-dnsserver",
+                &format!("127.0.0.1:{dns}"),
+            ])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pebble is installed by scripts/test (apt: pebble)");
+        Pebble {
+            pebble,
+            challtest,
+            directory: format!("https://127.0.0.1:{port}/dir"),
+            management: format!("https://127.0.0.1:{mgmt}"),
+            listener_ca: ca.cert,
+        }
+    }
+
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&std::fs::read(&self.listener_ca).unwrap()).unwrap(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    /// Waits (bounded) until the directory answers.
+    async fn ready(&self) {
+        let c = self.client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !c
+            .get(&self.directory)
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+        {
+            assert!(Instant::now() < deadline, "pebble did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The root that signs what pebble issues (a fresh one per pebble run).
+    async fn issuing_root(&self) -> Vec<u8> {
+        let r = self
+            .client()
+            .get(format!("{}/roots/0", self.management))
+            .send()
+            .await
+            .unwrap();
+        r.bytes().await.unwrap().to_vec()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.pebble.kill();
+        let _ = self.pebble.wait();
+        let _ = self.challtest.kill();
+        let _ = self.challtest.wait();
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn start_aura(env: &Env, pebble: &Pebble, challenge: &str, http: u16, https: u16) -> Server {
+    env.start_with(&[
+        ("AURA_TLS__MODE", "acme"),
+        ("AURA_TLS__DOMAINS", "[\"aura.test\"]"),
+        ("AURA_TLS__HTTPS_LISTEN", &format!("127.0.0.1:{https}")),
+        ("AURA_TLS__HTTP_LISTEN", &format!("127.0.0.1:{http}")),
+        ("AURA_TLS__ACME__CONTACT", "ops@example.com"),
+        ("AURA_TLS__ACME__DIRECTORY_URL", &pebble.directory),
+        ("AURA_TLS__ACME__CHALLENGE", challenge),
+        (
+            "AURA_TLS__ACME__CA_ROOT_FILE",
+            pebble.listener_ca.to_str().unwrap(),
+        ),
+    ])
+}
+
+/// Waits (bounded) until Aura answers HTTPS with a certificate pebble issued.
+async fn https_ok(root_pem: &[u8], https: u16) -> reqwest::Response {
+    let addr: SocketAddr = format!("127.0.0.1:{https}").parse().unwrap();
+    let c = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(root_pem).unwrap())
+        .resolve("aura.test", addr)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match c
+            .get(format!("https://aura.test:{https}/healthz"))
+            .send()
+            .await
+        {
+            Ok(r) => return r,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no certificate from pebble in time: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+async fn issue_with(challenge: &str) -> (Env, Pebble, Vec<u8>, u16, u16, String) {
+    let env = Env::new();
+    let (http, https) = (free_port(), free_port());
+    let pebble = Pebble::start(env.root(), http, https);
+    pebble.ready().await;
+    let server = start_aura(&env, &pebble, challenge, http, https);
+    let root = pebble.issuing_root().await;
+    let r = https_ok(&root, https).await;
+    assert_eq!(
+        r.status(),
+        200,
+        "HTTPS answered with the issued certificate ({challenge})"
+    );
+    assert!(r.headers().contains_key("strict-transport-security"));
+    let serial = served_serial(&format!("127.0.0.1:{https}"), "aura.test");
+    let logs = String::from_utf8_lossy(&server.stop()).to_string();
+    assert!(
+        logs.contains("DeployedNewCert"),
+        "a new order was made:\n{logs}"
+    );
+    (env, pebble, root, http, https, serial)
+}
+
+#[tokio::test]
+async fn acme_tls_alpn_01_issue_restart_reuses_cache_and_survives_ca_outage() {
+    let (env, mut pebble, root, http, https, serial) = issue_with("tls-alpn-01").await;
+    // The cache holds no plaintext key: every file in acme/ is sealed.
+    for e in std::fs::read_dir(env.data_dir().join("acme")).unwrap() {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("PRIVATE KEY"));
+    }
+    // The CA goes away; a restart still serves the cached certificate.
+    pebble.stop();
+    let server = start_aura(&env, &pebble, "tls-alpn-01", http, https);
+    let r = https_ok(&root, https).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        served_serial(&format!("127.0.0.1:{https}"), "aura.test"),
+        serial,
+        "same certificate, no new order"
+    );
+    let logs = String::from_utf8_lossy(&server.logs()).to_string();
+    assert!(logs.contains("DeployedCachedCert"), "{logs}");
+    assert!(
+        !logs.contains("DeployedNewCert"),
+        "no new order after restart"
+    );
+    // Still serving with the CA unreachable.
+    assert_eq!(https_ok(&root, https).await.status(), 200);
+    server.stop();
+}
+
+#[tokio::test]
+async fn acme_http_01_issue() {
+    let (_env, _pebble, _root, _http, _https, serial) = issue_with("http-01").await;
+    assert!(serial.starts_with("serial="));
+}
