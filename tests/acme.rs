@@ -231,7 +231,98 @@ async fn acme_tls_alpn_01_issue_restart_reuses_cache_and_survives_ca_outage() {
 }
 
 #[tokio::test]
-async fn acme_http_01_issue() {
-    let (_env, _pebble, _root, _http, _https, serial) = issue_with("http-01").await;
+async fn acme_http_01_issue_and_doctor_checks() {
+    let (env, pebble, _root, http, https, serial) = issue_with("http-01").await;
     assert!(serial.starts_with("serial="));
+
+    // `aura doctor` checks the directory, the clock against it, the ports and DNS.
+    let out = env
+        .command(&["doctor"])
+        .env("AURA_TLS__MODE", "acme")
+        .env("AURA_TLS__DOMAINS", "[\"aura.test\"]")
+        .env("AURA_TLS__HTTPS_LISTEN", format!("127.0.0.1:{https}"))
+        .env("AURA_TLS__HTTP_LISTEN", format!("127.0.0.1:{http}"))
+        .env("AURA_TLS__ACME__CONTACT", "ops@example.com")
+        .env("AURA_TLS__ACME__DIRECTORY_URL", &pebble.directory)
+        .env(
+            "AURA_TLS__ACME__CA_ROOT_FILE",
+            pebble.listener_ca.to_str().unwrap(),
+        )
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("ok    acme"), "{report}");
+    assert!(report.contains("ok    clock"), "{report}");
+    assert!(report.contains("ok    port"), "{report}");
+    // aura.test only resolves inside the test's DNS, so the system resolver fails it.
+    assert!(
+        report.contains("FAIL  dns") && !out.status.success(),
+        "{report}"
+    );
+}
+
+/// The TLS scan: sslscan against the ACME-issued certificate. Only TLS 1.2
+/// and 1.3, only forward-secret AEAD suites, no compression, no Heartbleed.
+/// The full output goes to `target/sslscan.txt` (see docs/security-scans.md).
+#[tokio::test]
+async fn sslscan_of_the_acme_certificate_finds_nothing_weak() {
+    let env = Env::new();
+    let (http, https) = (free_port(), free_port());
+    let pebble = Pebble::start(env.root(), http, https);
+    pebble.ready().await;
+    let server = start_aura(&env, &pebble, "tls-alpn-01", http, https);
+    let root = pebble.issuing_root().await;
+    assert_eq!(https_ok(&root, https).await.status(), 200);
+    let out = Command::new("sslscan")
+        .args([
+            "--no-colour",
+            "--sni-name=aura.test",
+            &format!("127.0.0.1:{https}"),
+        ])
+        .output()
+        .expect("sslscan is installed by scripts/test (apt: sslscan)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let _ = std::fs::create_dir_all("target");
+    let _ = std::fs::write("target/sslscan.txt", &text);
+    for old in ["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(old))
+            .unwrap_or_default();
+        assert!(line.contains("disabled"), "{old} must be disabled:\n{text}");
+    }
+    for new in ["TLSv1.2", "TLSv1.3"] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(new))
+            .unwrap_or_default();
+        assert!(line.contains("enabled"), "{new} must be enabled:\n{text}");
+    }
+    let accepted: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("Accepted") || l.starts_with("Preferred"))
+        .collect();
+    assert!(!accepted.is_empty(), "{text}");
+    for l in &accepted {
+        for weak in ["CBC", "RC4", "DES", "NULL", "EXP", "MD5", "anon"] {
+            assert!(!l.contains(weak), "weak suite offered: {l}");
+        }
+        let tls12 = l.contains("TLSv1.2");
+        assert!(
+            !tls12 || l.contains("ECDHE"),
+            "TLS 1.2 suite without forward secrecy: {l}"
+        );
+        assert!(
+            l.contains("GCM") || l.contains("CHACHA20") || l.contains("TLS_AES"),
+            "non-AEAD suite: {l}"
+        );
+    }
+    assert!(!text.contains("Compression enabled"), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("vulnerable to heartbleed") && !l.contains("not vulnerable")),
+        "{text}"
+    );
+    server.stop();
 }

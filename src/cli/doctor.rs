@@ -8,16 +8,16 @@ use crate::crypto::master_source;
 use crate::error::Result;
 use crate::store::{Db, DbOptions, migrations};
 
-struct Report {
+pub struct Report {
     failed: bool,
 }
 
 impl Report {
-    fn ok(&self, what: &str, detail: impl std::fmt::Display) {
+    pub fn ok(&self, what: &str, detail: impl std::fmt::Display) {
         println!("ok    {what:<12} {detail}");
     }
 
-    fn fail(&mut self, what: &str, detail: impl std::fmt::Display) {
+    pub fn fail(&mut self, what: &str, detail: impl std::fmt::Display) {
         self.failed = true;
         println!("FAIL  {what:<12} {detail}");
     }
@@ -94,6 +94,8 @@ pub async fn run(g: &Global) -> Result<ExitCode> {
             Err(e) => r.fail("key check", e),
         }
     }
+
+    super::doctor_tls::check(&cfg, &mut r).await;
 
     if r.failed {
         println!("\nSome checks failed; fix the FAIL lines above and run `aura doctor` again.");

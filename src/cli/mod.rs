@@ -4,6 +4,7 @@
 mod admin;
 mod audit;
 mod doctor;
+mod doctor_tls;
 mod init;
 mod serve;
 

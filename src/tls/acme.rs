@@ -115,7 +115,7 @@ impl AccountCache for SealedCache {
 
 /// The client config for talking to the CA: web PKI roots plus, optionally,
 /// the operator's extra root (an internal CA, or a test CA).
-fn client_config(ca_root_file: &std::path::Path) -> Result<Arc<ClientConfig>> {
+pub fn client_config(ca_root_file: &std::path::Path) -> Result<Arc<ClientConfig>> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if !ca_root_file.as_os_str().is_empty() {
