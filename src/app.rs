@@ -97,6 +97,7 @@ pub async fn serve_with<A: poem::listener::Acceptor + 'static>(
     let app = crate::web::routes(Arc::clone(&state));
     let jobs = crate::ops::jobs::spawn(Arc::clone(&state));
     Server::new_with_acceptor(acceptor)
+        .idle_timeout(Duration::from_secs(75))
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(30)))
         .await?;
     jobs.abort();

@@ -259,6 +259,28 @@ async fn health_readiness_openapi_and_headers() {
         );
         assert!(csp.contains("frame-ancestors 'none'"), "{path}");
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert!(
+            csp.contains("base-uri 'none'") && csp.contains("form-action 'self'"),
+            "{path}"
+        );
+        assert_eq!(
+            h["referrer-policy"], "strict-origin-when-cross-origin",
+            "{path}"
+        );
+        assert_eq!(h["cross-origin-opener-policy"], "same-origin", "{path}");
+        assert!(
+            h["permissions-policy"]
+                .to_str()
+                .unwrap()
+                .contains("camera=()"),
+            "{path}"
+        );
+        assert!(
+            !h.contains_key("strict-transport-security"),
+            "no HSTS on plain HTTP: {path}"
+        );
+        let no_store = h.get("cache-control").is_some_and(|v| v == "no-store");
+        assert_eq!(no_store, !path.starts_with("/assets/"), "{path}");
     }
     server.stop();
 }

@@ -135,11 +135,17 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let r = client(&server)
             .post(server.url("/api/v1/auth/login"))
             .header("x-forwarded-for", "198.51.100.1, 203.0.113.9")
+            .header("x-forwarded-proto", "https")
             .json(&serde_json::json!({ "email": "p@example.com", "password": PASSWORD }))
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers().contains_key("strict-transport-security"),
+            trusted,
+            "X-Forwarded-Proto is believed only from a trusted proxy"
+        );
         server.stop();
         let ip: String = open_db(&env.data_dir().join("control.db"))
             .query_row(

@@ -14,9 +14,17 @@ use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::web::problem::Problem;
 
-/// Bodies beyond this are refused with 413 before any parsing. (Routes that
-/// stream large uploads will get their own limit.)
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Bodies beyond the limit are refused with 413 before any parsing. Small by
+/// default; a route that needs more (imports) gets an entry in
+/// `body_limit_for`.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// A request's handler must finish within this (bodies included), so a
+/// trickling client cannot hold a worker (slowloris).
+pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+pub fn body_limit_for(_path: &str) -> usize {
+    DEFAULT_BODY_LIMIT
+}
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 font-src 'self'; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
@@ -29,7 +37,7 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     let ip = client_ip(&req, state.as_deref()).map(|a| a.to_string());
     let hsts = state
         .as_ref()
-        .is_some_and(|s| s.config.tls_on() && !s.config.dev);
+        .is_some_and(|s| !s.config.dev && (s.config.tls_on() || forwarded_https(&req, s)));
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
@@ -47,7 +55,7 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     let span =
         tracing::info_span!("request", id = %request_id, method = %method, path = %logged_path);
 
-    let result = async {
+    let work = async {
         if let Err(p) = check_origin(&req) {
             return Err(poem::Error::from(p));
         }
@@ -57,8 +65,18 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         }
         next.call(req).await.map(IntoResponse::into_response)
     }
-    .instrument(span.clone())
-    .await;
+    .instrument(span.clone());
+    let result = match tokio::time::timeout(REQUEST_DEADLINE, work).await {
+        Ok(r) => r,
+        Err(_) => Err(poem::Error::from(
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "urn:aura:problem:timeout",
+                "Request took too long",
+            )
+            .detail("the request did not complete in time; try again"),
+        )),
+    };
 
     let mut resp = match result {
         Ok(r) => r,
@@ -151,8 +169,26 @@ pub fn client_ip(req: &Request, state: Option<&AppState>) -> Option<std::net::Ip
     )
 }
 
+/// `X-Forwarded-Proto: https` from a trusted proxy: the client's hop was TLS.
+fn forwarded_https(req: &Request, state: &AppState) -> bool {
+    let Some(peer) = req.remote_addr().as_socket_addr().map(|a| a.ip()) else {
+        return false;
+    };
+    state
+        .config
+        .trusted_proxies
+        .iter()
+        .any(|n| n.contains(&peer))
+        && req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
 /// Reads a request body up to the limit, so no handler ever sees more.
 async fn limit_body(req: &mut Request) -> poem::Result<()> {
+    let limit = body_limit_for(req.uri().path());
     let too_large = || {
         poem::Error::from(
             Problem::new(
@@ -160,7 +196,7 @@ async fn limit_body(req: &mut Request) -> poem::Result<()> {
                 "urn:aura:problem:too-large",
                 "Request body too large",
             )
-            .detail(format!("the limit is {MAX_BODY_BYTES} bytes")),
+            .detail(format!("the limit is {limit} bytes")),
         )
     };
     let declared = req
@@ -168,7 +204,7 @@ async fn limit_body(req: &mut Request) -> poem::Result<()> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+    if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
@@ -176,7 +212,7 @@ async fn limit_body(req: &mut Request) -> poem::Result<()> {
     }
     let bytes = req
         .take_body()
-        .into_bytes_limit(MAX_BODY_BYTES)
+        .into_bytes_limit(limit)
         .await
         .map_err(|_| too_large())?;
     req.set_data(crate::web::csrf::FormBody(bytes.to_vec()));
