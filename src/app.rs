@@ -25,6 +25,8 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     /// In-memory search indexes (never on disk), keyed by purpose and scope.
     pub indexes: IndexRegistry,
+    /// The TLS side's state (mode, last ACME event and error), for operators.
+    pub tls_status: crate::tls::SharedStatus,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             tenants: Arc::new(tenants),
             hasher,
             indexes: IndexRegistry::new(32),
+            tls_status: Default::default(),
         })
     }
 

@@ -228,6 +228,49 @@ async fn acme_tls_alpn_01_issue_restart_reuses_cache_and_survives_ca_outage() {
     // Still serving with the CA unreachable.
     assert_eq!(https_ok(&root, https).await.status(), 200);
     server.stop();
+
+    // A CA that cannot be reached is surfaced to operators.
+    let fresh = Env::new();
+    let out = fresh.cli(
+        &[
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--platform-admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{}\n", common::PASSWORD)),
+    );
+    assert!(out.status.success());
+    let (http2, https2) = (free_port(), free_port());
+    let server = fresh.start_with(&[
+        ("AURA_TLS__MODE", "acme"),
+        ("AURA_TLS__DOMAINS", "[\"aura.test\"]"),
+        ("AURA_TLS__HTTPS_LISTEN", &format!("127.0.0.1:{https2}")),
+        ("AURA_TLS__HTTP_LISTEN", &format!("127.0.0.1:{http2}")),
+        ("AURA_TLS__ACME__CONTACT", "ops@example.com"),
+        ("AURA_TLS__ACME__DIRECTORY_URL", &pebble.directory),
+        (
+            "AURA_TLS__ACME__CA_ROOT_FILE",
+            pebble.listener_ca.to_str().unwrap(),
+        ),
+    ]);
+    // With no certificate yet nobody can sign in over TLS to read the
+    // platform status, so the log is where this failure shows.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = String::from_utf8_lossy(&server.logs()).to_string();
+        if logs.contains("acme failed; the current certificate keeps serving") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ACME failure was not logged:\n{logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop();
 }
 
 #[tokio::test]

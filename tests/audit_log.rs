@@ -581,6 +581,24 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
         200
     );
 
+    let st: Value = staff
+        .get(s.server.url("/api/v1/platform/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(st["tls_mode"], "off");
+    assert_eq!(
+        s.c.get(s.server.url("/api/v1/platform/status"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+
     // (method, OpenAPI path, chain, action)
     let table: &[(&str, &str, &str, &str)] = &[
         ("POST", "/auth/login", "platform", "auth.login"),

@@ -55,10 +55,10 @@ pub fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<Server
 
 /// Builds the TLS side for the configured mode; `None` when TLS is off.
 pub fn setup(state: &Arc<AppState>) -> Result<Option<TlsSetup>> {
-    let status: SharedStatus = Arc::new(Mutex::new(TlsStatus {
-        mode: format!("{:?}", state.config.file.tls.mode).to_lowercase(),
-        ..Default::default()
-    }));
+    let status: SharedStatus = Arc::clone(&state.tls_status);
+    if let Ok(mut s) = status.lock() {
+        s.mode = format!("{:?}", state.config.file.tls.mode).to_lowercase();
+    }
     match state.config.file.tls.mode {
         TlsMode::Off => Ok(None),
         TlsMode::Files => {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod me;
+pub mod platform;
 
 use poem_openapi::{OpenApiService, Tags};
 
@@ -16,13 +17,28 @@ pub enum ApiTags {
     Me,
     /// The tamper-evident audit log.
     Audit,
+    /// The platform area (operators).
+    Platform,
 }
 
-pub type ApiService = OpenApiService<(auth::AuthApi, me::MeApi, audit::AuditApi), ()>;
+pub type ApiService = OpenApiService<
+    (
+        auth::AuthApi,
+        me::MeApi,
+        audit::AuditApi,
+        platform::PlatformApi,
+    ),
+    (),
+>;
 
 pub fn service(public_url: &str) -> ApiService {
     OpenApiService::new(
-        (auth::AuthApi, me::MeApi, audit::AuditApi),
+        (
+            auth::AuthApi,
+            me::MeApi,
+            audit::AuditApi,
+            platform::PlatformApi,
+        ),
         "Aura API",
         env!("CARGO_PKG_VERSION"),
     )

@@ -282,6 +282,16 @@ pub async fn platform_audit(
     let status = service::status(&state, Chain::Platform).await?;
     let email = chrome_email(&state, &SignedIn(admin.0)).await;
     let (csrf, _) = crate::web::csrf::token_for(req, &state);
+    let st = crate::web::api::platform::status(&state);
+    let tls_box = maud::html! {
+        section.card.tls {
+            h2 { "Appliance" }
+            p { "Version " (st.version) " · TLS " strong { (st.tls_mode) }
+                @if !st.region.is_empty() { " · region " (st.region) } }
+            @if let Some(e) = &st.tls_last_event { p.muted { "Last certificate event: " (e) } }
+            @if let Some(e) = &st.tls_last_error { p.error { "Certificate renewal failing (the current certificate keeps serving): " (e) } }
+        }
+    };
     let body = chain_page(ChainPage {
         title: "Platform audit log",
         base: "/platform/audit".into(),
@@ -291,7 +301,12 @@ pub async fn platform_audit(
         status: &status,
         csrf: &csrf,
     });
-    Ok(signed_in_page("Platform audit", &email, &csrf, body))
+    Ok(signed_in_page(
+        "Platform audit",
+        &email,
+        &csrf,
+        maud::html! { (tls_box) (body) },
+    ))
 }
 
 #[handler]
