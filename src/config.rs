@@ -29,11 +29,56 @@ pub struct FileConfig {
     pub listen: String,
     pub public_url: String,
     pub region: String,
+    pub residency: String,
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub audit: AuditConfig,
     pub tls: TlsConfig,
+    pub backup: BackupConfig,
     pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    pub schedule: String,
+    pub recipients: Vec<String>,
+    pub keep_daily: u32,
+    pub keep_weekly: u32,
+    pub targets: Vec<BackupTarget>,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            schedule: "daily".into(),
+            recipients: Vec::new(),
+            keep_daily: 7,
+            keep_weekly: 4,
+            targets: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackupTarget {
+    pub kind: BackupTargetKind,
+    #[serde(default)]
+    pub path: PathBuf,
+    #[serde(default)]
+    pub bucket: String,
+    #[serde(default)]
+    pub endpoint: String,
+    #[serde(default)]
+    pub region: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupTargetKind {
+    Local,
+    S3,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -168,10 +213,12 @@ impl Default for FileConfig {
             listen: DEV_LISTEN.to_owned(),
             public_url: String::new(),
             region: String::new(),
+            residency: String::new(),
             storage: StorageConfig::default(),
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
             tls: TlsConfig::default(),
+            backup: BackupConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -366,6 +413,41 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
     } else {
         file.public_url.trim_end_matches('/').to_owned()
     };
+    for (i, target) in file.backup.targets.iter().enumerate() {
+        let region = if target.region.is_empty() {
+            &file.region
+        } else {
+            &target.region
+        };
+        if !file.residency.is_empty() && !region.eq_ignore_ascii_case(&file.residency) {
+            return Err(Error::Config(format!(
+                "key `backup.targets[{i}]` ({:?} {}) is in region `{region}`, outside this appliance's residency `{}`; \
+                 choose a target in {} or change `residency`",
+                target.kind,
+                if target.kind == BackupTargetKind::Local {
+                    target.path.display().to_string()
+                } else {
+                    target.bucket.clone()
+                },
+                file.residency,
+                file.residency
+            )));
+        }
+        if target.kind == BackupTargetKind::S3
+            && (target.bucket.is_empty() || target.endpoint.is_empty())
+        {
+            return Err(Error::Config(format!(
+                "key `backup.targets[{i}]`: an s3 target needs `bucket` and `endpoint`"
+            )));
+        }
+    }
+    for r in &file.backup.recipients {
+        if r.parse::<age::x25519::Recipient>().is_err() {
+            return Err(Error::Config(format!(
+                "key `backup.recipients`: `{r}` is not an age recipient (age1...)"
+            )));
+        }
+    }
     let t = &file.tls;
     let trusted_proxies = t
         .trusted_proxies

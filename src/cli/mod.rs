@@ -3,6 +3,7 @@
 
 mod admin;
 mod audit;
+mod backup;
 mod doctor;
 mod doctor_tls;
 mod init;
@@ -62,6 +63,24 @@ pub enum Command {
     /// Manage workspaces.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
+    /// Encrypted backups and restore drills.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
+    /// Restore a backup into a new data dir.
+    Restore {
+        /// The backup id (see `aura backup list`).
+        #[arg(long)]
+        from: String,
+        /// The new data dir.
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Restore one workspace in place (not yet available).
+        #[arg(long)]
+        workspace: Option<String>,
+        /// The age identity file.
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
     /// Verify, export and maintain the audit chains.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -132,6 +151,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::User(cmd) => {
             crate::telemetry::init_cli();
             admin::user(&g, cmd).await
+        }
+        Command::Backup(cmd) => {
+            crate::telemetry::init_cli();
+            backup::run(&g, cmd).await
+        }
+        Command::Restore {
+            from,
+            to,
+            workspace,
+            identity,
+        } => {
+            crate::telemetry::init_cli();
+            backup::restore(&g, from, to, workspace, identity).await
         }
         Command::Audit(cmd) => {
             crate::telemetry::init_cli();

@@ -1,0 +1,345 @@
+//! Taking a backup: consistent snapshots (`VACUUM INTO`, while writes go on),
+//! a manifest, then tar → zstd → age into the target, atomically; and the
+//! reverse, with every check the drill and restore rely on.
+
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use rand::RngCore;
+use rusqlite::{Connection, OpenFlags};
+use serde_json::json;
+
+use super::target::{BackupMeta, LocalTarget, sha256_file};
+use super::{FORMAT_VERSION, FileEntry, Manifest, ManifestWorkspace};
+use crate::access::Grant;
+use crate::app::AppState;
+use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::error::{Error, Result};
+use crate::store::control;
+
+pub struct RunSummary {
+    pub id: String,
+    pub path: PathBuf,
+    pub size: u64,
+    pub workspaces: usize,
+    pub secs: f64,
+}
+
+/// Wrapped workspace keys, kept out of the archives (see the module docs).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Escrow {
+    pub created_at: i64,
+    pub keys: Vec<EscrowKey>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct EscrowKey {
+    pub workspace: String,
+    pub key_id: u32,
+    pub wrapped_hex: String,
+}
+
+fn new_id(now: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let mut r = [0u8; 3];
+    rand::rngs::OsRng.fill_bytes(&mut r);
+    format!(
+        "b-{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        hex::encode(r)
+    )
+}
+
+fn vacuum_into(conn: &Connection, dest: &Path) -> Result<()> {
+    if let Some(p) = dest.parent() {
+        crate::store::create_private_dir(p)?;
+    }
+    conn.execute("VACUUM INTO ?1", [dest.display().to_string()])?;
+    Ok(())
+}
+
+pub fn table_counts(path: &Path) -> Result<std::collections::BTreeMap<String, i64>> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let names: Vec<String> = {
+        let mut stmt = conn.prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for n in names {
+        let c: i64 = conn.query_row(&format!("SELECT count(*) FROM \"{n}\""), [], |r| r.get(0))?;
+        out.insert(n, c);
+    }
+    Ok(out)
+}
+
+fn encrypt_to(
+    recipients: &[age::x25519::Recipient],
+    out: &mut std::fs::File,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+        .map_err(|e| Error::internal(format!("age: {e}")))?;
+    let mut w = enc.wrap_output(out)?;
+    write(&mut w)?;
+    w.finish()?;
+    Ok(())
+}
+
+/// Takes one backup into the local target.
+pub fn run(state: &AppState, progress: &dyn Fn(&str)) -> Result<RunSummary> {
+    let started = std::time::Instant::now();
+    let cfg = &state.config;
+    let recipients = super::recipients(cfg)?;
+    let target = LocalTarget::from_config(cfg)?;
+    let now = state.clock.unix();
+    let id = new_id(now);
+    let scratch = cfg.data_dir.join("backups").join(format!(".work-{id}"));
+    crate::store::create_private_dir(&scratch)?;
+    let result = (|| {
+        progress("snapshot control.db");
+        let control_copy = scratch.join("control.db");
+        state.control.db.read(|c| vacuum_into(c, &control_copy))?;
+        // The wrapped workspace keys leave the archive; they go to the escrow.
+        let escrow = {
+            let keys = state.control.db.read(|c| {
+                let mut stmt = c.prepare("SELECT workspace_id, key_id, wrapped FROM workspace_keys ORDER BY workspace_id, key_id")?;
+                let rows = stmt.query_map([], |r| {
+                    Ok(EscrowKey {
+                        workspace: r.get(0)?,
+                        key_id: r.get(1)?,
+                        wrapped_hex: hex::encode(r.get::<_, Vec<u8>>(2)?),
+                    })
+                })?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })?;
+            Escrow {
+                created_at: now,
+                keys,
+            }
+        };
+        {
+            let c = Connection::open(&control_copy)?;
+            c.execute_batch("PRAGMA secure_delete=ON; DELETE FROM workspace_keys; VACUUM;")?;
+        }
+        let ids = state.control.db.read(control::workspace_ids)?;
+        let mut workspaces = Vec::new();
+        for ws in &ids {
+            progress(&format!("snapshot workspace {ws}"));
+            let t = state
+                .tenants
+                .open(&state.control, &Grant::system(*ws, "backup"))?;
+            let dest = scratch.join("tenants").join(ws.to_string()).join("data.db");
+            t.read_blocking(|c, _| vacuum_into(c, &dest))?;
+            workspaces.push(ManifestWorkspace {
+                id: ws.to_string(),
+                key_ids: escrow
+                    .keys
+                    .iter()
+                    .filter(|k| k.workspace == ws.to_string())
+                    .map(|k| k.key_id)
+                    .collect(),
+            });
+        }
+        let mut rel: Vec<String> = vec!["control.db".into()];
+        rel.extend(ids.iter().map(|w| format!("tenants/{w}/data.db")));
+        let files = rel
+            .iter()
+            .map(|r| {
+                let p = scratch.join(r);
+                Ok(FileEntry {
+                    path: r.clone(),
+                    sha256: sha256_file(&p)?,
+                    size: std::fs::metadata(&p)?.len(),
+                    tables: table_counts(&p)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let manifest = Manifest {
+            format: FORMAT_VERSION,
+            id: id.clone(),
+            aura_version: env!("CARGO_PKG_VERSION").into(),
+            created_at: now,
+            region: target.region.clone(),
+            residency: cfg.file.residency.clone(),
+            workspaces,
+            files,
+        };
+        progress("compress and encrypt");
+        let manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
+        let path = target.put(&format!("{id}.tar.zst.age"), |f| {
+            encrypt_to(&recipients, f, |w| {
+                let mut z = zstd::Encoder::new(w, 3)?;
+                {
+                    let mut tar = tar::Builder::new(&mut z);
+                    let mut h = tar::Header::new_gnu();
+                    h.set_size(manifest_bytes.len() as u64);
+                    h.set_mode(0o600);
+                    h.set_mtime(now.max(0) as u64);
+                    h.set_cksum();
+                    tar.append_data(&mut h, "manifest.json", manifest_bytes.as_slice())?;
+                    for r in &rel {
+                        tar.append_path_with_name(scratch.join(r), r)?;
+                    }
+                    tar.finish()?;
+                }
+                z.finish()?;
+                Ok(())
+            })
+        })?;
+        let escrow_bytes = serde_json::to_vec(&escrow)?;
+        target.put(super::target::ESCROW, |f| {
+            encrypt_to(&recipients, f, |w| Ok(w.write_all(&escrow_bytes)?))
+        })?;
+        let size = std::fs::metadata(&path)?.len();
+        target.put_meta(&BackupMeta {
+            id: id.clone(),
+            created_at: now,
+            size,
+            sha256: sha256_file(&path)?,
+            workspaces: ids.len(),
+            region: target.region.clone(),
+        })?;
+        state.control.audit_alone(
+            now,
+            &NewEntry::new(Actor::System, "backup.completed", &RequestMeta::default())
+                .target("backup", &id)
+                .after(json!({ "size": size, "workspaces": ids.len(), "region": target.region })),
+        )?;
+        Ok(RunSummary {
+            id: id.clone(),
+            path,
+            size,
+            workspaces: ids.len(),
+            secs: started.elapsed().as_secs_f64(),
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn decrypting_reader(path: &Path, identity: &age::x25519::Identity) -> Result<impl Read> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| Error::Usage(format!("cannot open {}: {e}", path.display())))?;
+    let dec = age::Decryptor::new_buffered(BufReader::new(f)).map_err(|e| {
+        Error::Usage(format!(
+            "{} is not an age file ({e}); it was altered or is not an Aura backup",
+            path.display()
+        ))
+    })?;
+    dec.decrypt(std::iter::once(identity as &dyn age::Identity))
+        .map_err(|e| Error::Usage(format!("{} does not decrypt with this identity ({e}); use the identity matching `backup.recipients`", path.display())))
+}
+
+fn allowed(path: &str) -> bool {
+    if path == "manifest.json" || path == "control.db" {
+        return true;
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    matches!(parts.as_slice(), ["tenants", id, "data.db"] if id.parse::<crate::ids::WorkspaceId>().is_ok())
+}
+
+/// Decrypts and unpacks an archive into `dir`, then checks every file against
+/// the manifest (presence, size, SHA-256, nothing extra). Any tampering with
+/// the ciphertext fails the age authentication before a byte is used.
+pub fn unpack(
+    archive: &Path,
+    identity: &age::x25519::Identity,
+    dir: &Path,
+    expected_id: Option<&str>,
+) -> Result<Manifest> {
+    let bad = |m: String| Error::Usage(format!("backup rejected: {m}"));
+    crate::store::create_private_dir(dir)?;
+    let reader = decrypting_reader(archive, identity)?;
+    let z = zstd::Decoder::new(reader).map_err(|e| bad(format!("not zstd inside: {e}")))?;
+    let mut tar = tar::Archive::new(z);
+    let mut seen = Vec::new();
+    let entries = tar
+        .entries()
+        .map_err(|e| bad(format!("not a tar inside: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(format!("damaged archive: {e}")))?;
+        let path = entry
+            .path()
+            .map_err(|e| bad(format!("bad path: {e}")))?
+            .to_string_lossy()
+            .to_string();
+        if entry.header().entry_type().is_dir() {
+            let p = path.trim_end_matches('/');
+            let parts: Vec<&str> = p.split('/').collect();
+            let ok = matches!(parts.as_slice(), ["tenants"])
+                || matches!(parts.as_slice(), ["tenants", id] if id.parse::<crate::ids::WorkspaceId>().is_ok());
+            if ok {
+                continue;
+            }
+            return Err(bad(format!("unexpected directory `{path}` in the archive")));
+        }
+        if !allowed(&path) || !entry.header().entry_type().is_file() {
+            return Err(bad(format!("unexpected file `{path}` in the archive")));
+        }
+        let dest = dir.join(&path);
+        if let Some(p) = dest.parent() {
+            crate::store::create_private_dir(p)?;
+        }
+        let mut out = std::fs::File::create(&dest)?;
+        std::io::copy(&mut entry, &mut out)
+            .map_err(|e| bad(format!("damaged archive ({path}): {e}")))?;
+        out.sync_all()?;
+        seen.push(path);
+    }
+    let manifest: Manifest = serde_json::from_slice(
+        &std::fs::read(dir.join("manifest.json")).map_err(|_| bad("no manifest".into()))?,
+    )
+    .map_err(|e| bad(format!("unreadable manifest: {e}")))?;
+    if manifest.format != super::FORMAT_VERSION {
+        return Err(bad(format!(
+            "format {} is not supported by this version",
+            manifest.format
+        )));
+    }
+    if let Some(id) = expected_id {
+        if manifest.id != id {
+            return Err(bad(format!(
+                "the archive named {id} holds backup {} (a swapped file)",
+                manifest.id
+            )));
+        }
+    }
+    for f in &manifest.files {
+        let p = dir.join(&f.path);
+        if !p.exists() {
+            return Err(bad(format!(
+                "{} is listed in the manifest but missing",
+                f.path
+            )));
+        }
+        if std::fs::metadata(&p)?.len() != f.size || sha256_file(&p)? != f.sha256 {
+            return Err(bad(format!(
+                "{} does not match its SHA-256 in the manifest",
+                f.path
+            )));
+        }
+    }
+    for s in &seen {
+        if s != "manifest.json" && !manifest.files.iter().any(|f| &f.path == s) {
+            return Err(bad(format!("{s} is not in the manifest")));
+        }
+    }
+    Ok(manifest)
+}
+
+/// Decrypts the key escrow next to the archives.
+pub fn read_escrow(path: &Path, identity: &age::x25519::Identity) -> Result<Escrow> {
+    let mut r = decrypting_reader(path, identity)?;
+    let mut buf = Vec::new();
+    r.read_to_end(&mut buf)?;
+    serde_json::from_slice(&buf).map_err(|e| Error::Usage(format!("key escrow unreadable: {e}")))
+}

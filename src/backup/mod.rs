@@ -1,0 +1,122 @@
+//! Backups that prove they restore. An archive is
+//! `age(zstd(tar(manifest.json, control.db, tenants/<id>/data.db...)))`,
+//! encrypted to the configured age recipients, so the standard `age` tool with
+//! an offline identity opens it without Aura. Inside, workspace data stays
+//! sealed under the workspace keys.
+//!
+//! Crypto-shredding: archives never contain the wrapped workspace keys. Those
+//! go to one key escrow per target, `keys-latest.age`, rewritten at every
+//! backup (no history). Deleting a workspace's key and rewriting the escrow
+//! makes its rows in every archive unreadable. See docs/backups.md.
+
+pub mod archive;
+pub mod drill;
+pub mod restore;
+pub mod target;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+pub const FORMAT_VERSION: u32 = 1;
+pub const DEV_IDENTITY_FILE: &str = "dev-backup-identity.txt";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    /// Rows per table, for the drill and restore checks.
+    pub tables: std::collections::BTreeMap<String, i64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManifestWorkspace {
+    pub id: String,
+    pub key_ids: Vec<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub format: u32,
+    pub id: String,
+    pub aura_version: String,
+    pub created_at: i64,
+    pub region: String,
+    pub residency: String,
+    pub workspaces: Vec<ManifestWorkspace>,
+    pub files: Vec<FileEntry>,
+}
+
+/// The age recipients to encrypt to: the configured ones, or in dev mode the
+/// dev identity's (generated on first use).
+pub fn recipients(cfg: &Config) -> Result<Vec<age::x25519::Recipient>> {
+    if !cfg.file.backup.recipients.is_empty() {
+        return cfg
+            .file
+            .backup
+            .recipients
+            .iter()
+            .map(|r| {
+                r.parse().map_err(|_| {
+                    Error::Config(format!(
+                        "key `backup.recipients`: `{r}` is not an age recipient"
+                    ))
+                })
+            })
+            .collect();
+    }
+    if cfg.dev || crate::crypto::master_source::data_dir_has_dev_key(&cfg.data_dir) {
+        return Ok(vec![dev_identity(&cfg.data_dir)?.to_public()]);
+    }
+    Err(Error::Config(
+        "no backup recipients: set `backup.recipients = [\"age1...\"]` (make one with `age-keygen`)".into(),
+    ))
+}
+
+/// `<data_dir>/dev-backup-identity.txt`, created (0600) when missing.
+pub fn dev_identity(data_dir: &Path) -> Result<age::x25519::Identity> {
+    use age::secrecy::ExposeSecret;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join(DEV_IDENTITY_FILE);
+    if !path.exists() {
+        let id = age::x25519::Identity::generate();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        writeln!(
+            f,
+            "# Aura DEV backup identity; public key: {}",
+            id.to_public()
+        )?;
+        writeln!(f, "{}", id.to_string().expose_secret())?;
+    }
+    read_identity(&path)
+}
+
+/// Reads an age identity file (as written by `age-keygen`).
+pub fn read_identity(path: &Path) -> Result<age::x25519::Identity> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("cannot read identity {}: {e}", path.display())))?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .and_then(|l| l.parse().ok())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{} holds no age identity (AGE-SECRET-KEY-...)",
+                path.display()
+            ))
+        })
+}
+
+/// Where local backups go by default.
+pub fn default_dir(cfg: &Config) -> PathBuf {
+    cfg.data_dir.join("backups")
+}

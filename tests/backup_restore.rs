@@ -1,0 +1,413 @@
+//! Backups: encrypted to age recipients, checked by a restore drill, restored
+//! into a new data dir that then serves; tampering rejected with the live
+//! data untouched; readable with the real `age` CLI; no canary inside.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use age::secrecy::ExposeSecret;
+use common::{Env, PASSWORD, client, login, open_db};
+
+struct Keys {
+    identity_file: PathBuf,
+    recipient: String,
+}
+
+fn age_keys(dir: &Path, name: &str) -> Keys {
+    let id = age::x25519::Identity::generate();
+    let identity_file = dir.join(format!("{name}.txt"));
+    std::fs::write(
+        &identity_file,
+        format!("{}\n", id.to_string().expose_secret()),
+    )
+    .unwrap();
+    Keys {
+        identity_file,
+        recipient: id.to_public().to_string(),
+    }
+}
+
+fn with_recipient(env: &Env, keys: &Keys, args: &[&str]) -> std::process::Output {
+    env.command(args)
+        .env(
+            "AURA_BACKUP__RECIPIENTS",
+            format!("[\"{}\"]", keys.recipient),
+        )
+        .output()
+        .unwrap()
+}
+
+fn backup_run(env: &Env, keys: &Keys) -> String {
+    let out = with_recipient(env, keys, &["backup", "run"]);
+    assert!(
+        out.status.success(),
+        "backup run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn tenant_files(env: &Env) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(env.data_dir().join("tenants")).unwrap() {
+        let p = e.unwrap().path().join("data.db");
+        out.push((p.clone(), std::fs::read(&p).unwrap()));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn round_trip_restores_three_workspaces_that_serve_and_verify() {
+    let env = Env::new();
+    let keys = age_keys(env.root(), "backup-identity");
+    let mut wss = Vec::new();
+    for i in 0..3 {
+        let email = format!("owner{i}@example.com");
+        env.create_user(&email, &format!("Owner {i}"));
+        wss.push(env.create_workspace(&format!("Company {i}"), &email));
+    }
+    let server = env.start();
+    for (i, ws) in wss.iter().enumerate() {
+        let c = client(&server);
+        assert_eq!(
+            login(&c, &server, &format!("owner{i}@example.com"), PASSWORD)
+                .await
+                .status(),
+            200
+        );
+        let r = c
+            .put(server.url(&format!("/api/v1/workspaces/{ws}/audit/settings")))
+            .json(&serde_json::json!({ "retention_days": 100 + i }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // Taken while the server runs.
+    let id = backup_run(&env, &keys);
+    assert!(id.starts_with("b-"), "{id}");
+    let list = String::from_utf8_lossy(&env.cli(&["backup", "list"], None).stdout).to_string();
+    assert!(list.contains(&id), "{list}");
+    server.stop();
+
+    let out = env.cli(
+        &[
+            "backup",
+            "verify",
+            &id,
+            "--identity",
+            keys.identity_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "drill: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok    drill"));
+
+    // Restore the whole appliance into a fresh dir and run it.
+    let restored = env.root().join("restored");
+    let out = env.cli(
+        &[
+            "restore",
+            "--from",
+            &id,
+            "--to",
+            restored.to_str().unwrap(),
+            "--identity",
+            keys.identity_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Per-table row counts of every workspace are equal (the restore adds only
+    // its own platform audit entry).
+    for ws in &wss {
+        let a = aura::backup::archive::table_counts(&env.tenant_db(ws)).unwrap();
+        let b =
+            aura::backup::archive::table_counts(&restored.join("tenants").join(ws).join("data.db"))
+                .unwrap();
+        assert_eq!(a, b, "{ws}");
+    }
+    let out = env.cli_at(&restored, &["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let mut cmd = env.command(&["serve", "--listen", "127.0.0.1:0"]);
+    cmd.arg("--data-dir").arg(&restored);
+    let server = common::Server::start(cmd);
+    for (i, ws) in wss.iter().enumerate() {
+        let c = client(&server);
+        assert_eq!(
+            login(&c, &server, &format!("owner{i}@example.com"), PASSWORD)
+                .await
+                .status(),
+            200,
+            "sign in after restore"
+        );
+        let me: serde_json::Value = c
+            .get(server.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["workspaces"][0]["name"], format!("Company {i}"));
+        let page: serde_json::Value = c
+            .get(server.url(&format!(
+                "/api/v1/workspaces/{ws}/audit?action=audit.retention_changed"
+            )))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            page["items"][0]["after"]["retention_days"],
+            100 + i as i64,
+            "decrypted data equal"
+        );
+    }
+    server.stop();
+
+    // The standard age CLI opens the archive with the identity: no Aura needed.
+    let archive = env
+        .data_dir()
+        .join("backups")
+        .join(format!("{id}.tar.zst.age"));
+    let listing = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "age -d -i {} {} | zstd -dc | tar -t",
+            keys.identity_file.display(),
+            archive.display()
+        ))
+        .output()
+        .expect("age, zstd and tar are installed by scripts/test");
+    let names = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    assert!(
+        names.contains("manifest.json") && names.contains("control.db"),
+        "{names}"
+    );
+    assert_eq!(names.matches("/data.db").count(), 3, "{names}");
+
+    // Archives hold no wrapped workspace key: those live only in the escrow.
+    let scratch = env.root().join("peek");
+    aura::backup::archive::unpack(
+        &archive,
+        &aura::backup::read_identity(&keys.identity_file).unwrap(),
+        &scratch,
+        Some(&id),
+    )
+    .unwrap();
+    let n: i64 = open_db(&scratch.join("control.db"))
+        .query_row("SELECT count(*) FROM workspace_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn tampered_or_misused_backups_are_rejected_and_live_data_is_untouched() {
+    let env = Env::new();
+    let keys = age_keys(env.root(), "id");
+    let other = age_keys(env.root(), "other");
+    env.create_user("a@example.com", "A");
+    env.create_workspace("Alpha", "a@example.com");
+    env.create_workspace("Beta", "a@example.com");
+    let first = backup_run(&env, &keys);
+    let id = backup_run(&env, &keys);
+    let dir = env.data_dir().join("backups");
+    let archive = dir.join(format!("{id}.tar.zst.age"));
+    let pristine = std::fs::read(&archive).unwrap();
+    let live = tenant_files(&env);
+    let ident = keys.identity_file.to_str().unwrap().to_owned();
+
+    let verify = |identity: &str| {
+        let out = env.cli(&["backup", "verify", &id, "--identity", identity], None);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    assert!(verify(&ident).0, "the pristine backup passes");
+
+    let len = pristine.len();
+    let cases: Vec<(&str, Box<dyn Fn() -> Vec<u8>>)> = vec![
+        (
+            "flipped header byte",
+            Box::new(|| {
+                let mut b = pristine.clone();
+                b[30] ^= 1;
+                b
+            }),
+        ),
+        (
+            "flipped body byte",
+            Box::new(|| {
+                let mut b = pristine.clone();
+                b[len / 2] ^= 1;
+                b
+            }),
+        ),
+        ("truncated", Box::new(|| pristine[..len - 100].to_vec())),
+        (
+            "swapped file",
+            Box::new(|| std::fs::read(dir.join(format!("{first}.tar.zst.age"))).unwrap()),
+        ),
+    ];
+    for (case, make) in cases {
+        std::fs::write(&archive, make()).unwrap();
+        let (ok, text) = verify(&ident);
+        assert!(!ok, "{case} must be rejected:\n{text}");
+        assert!(
+            text.contains("FAIL") && text.contains("step failed"),
+            "{case}: clear error:\n{text}"
+        );
+        if case == "swapped file" {
+            assert!(text.contains("swapped"), "{text}");
+        }
+    }
+    std::fs::write(&archive, &pristine).unwrap();
+
+    // The wrong age identity.
+    let (ok, text) = verify(other.identity_file.to_str().unwrap());
+    assert!(
+        !ok && text.contains("does not decrypt with this identity"),
+        "{text}"
+    );
+
+    // A forged archive re-encrypted to the (public) recipient with a changed
+    // manifest: caught by the manifest's SHA-256s.
+    let work = env.root().join("forge");
+    let id_key = aura::backup::read_identity(&keys.identity_file).unwrap();
+    let mut manifest = aura::backup::archive::unpack(&archive, &id_key, &work, Some(&id)).unwrap();
+    manifest.files[0].sha256 = "00".repeat(32);
+    std::fs::write(
+        work.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let forged = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd {} && tar -c manifest.json control.db tenants | zstd -q -c | age -r {} > {}",
+            work.display(),
+            keys.recipient,
+            archive.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(forged.success());
+    let (ok, text) = verify(&ident);
+    assert!(!ok && text.contains("SHA-256"), "{text}");
+    std::fs::write(&archive, &pristine).unwrap();
+
+    // The wrong workspace key: an escrow whose keys were swapped between workspaces.
+    let escrow_path = dir.join("keys-latest.age");
+    let escrow_orig = std::fs::read(&escrow_path).unwrap();
+    let mut escrow = aura::backup::archive::read_escrow(&escrow_path, &id_key).unwrap();
+    let (a, b) = (
+        escrow.keys[0].wrapped_hex.clone(),
+        escrow.keys[1].wrapped_hex.clone(),
+    );
+    escrow.keys[0].wrapped_hex = b;
+    escrow.keys[1].wrapped_hex = a;
+    let plain = env.root().join("escrow.json");
+    std::fs::write(&plain, serde_json::to_vec(&escrow).unwrap()).unwrap();
+    let st = Command::new("age")
+        .args([
+            "-r",
+            &keys.recipient,
+            "-o",
+            escrow_path.to_str().unwrap(),
+            plain.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (ok, text) = verify(&ident);
+    assert!(!ok && text.contains("sealed rows"), "{text}");
+    std::fs::write(&escrow_path, escrow_orig).unwrap();
+    assert!(verify(&ident).0, "restored files pass again");
+
+    assert_eq!(
+        tenant_files(&env),
+        live,
+        "the live workspace data was never touched"
+    );
+    let drills: i64 = open_db(&env.data_dir().join("control.db"))
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE action = 'backup.drill'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(drills >= 8, "every drill is in the platform audit log");
+}
+
+#[tokio::test]
+async fn backups_hold_no_canary_and_residency_refuses_foreign_targets() {
+    let env = Env::new();
+    let keys = age_keys(env.root(), "id");
+    let canary = format!("cnrybackup{}", uuid::Uuid::now_v7().simple());
+    env.create_user(&format!("{canary}@example.com"), &canary);
+    env.create_workspace(&canary, &format!("{canary}@example.com"));
+    backup_run(&env, &keys);
+    for e in std::fs::read_dir(env.data_dir().join("backups")).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            let bytes = std::fs::read(&p).unwrap();
+            assert!(
+                !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+                "{} holds the canary",
+                p.display()
+            );
+            assert!(
+                !bytes.windows(10).any(|w| w == &canary.as_bytes()[..10]),
+                "{}",
+                p.display()
+            );
+        }
+    }
+    let out = env
+        .command(&["backup", "list"])
+        .env("AURA_RESIDENCY", "EU")
+        .env(
+            "AURA_BACKUP__TARGETS",
+            "[{kind=\"local\", path=\"/tmp/x\", region=\"US\"}]",
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("outside this appliance's residency `EU`"),
+        "{err}"
+    );
+}
