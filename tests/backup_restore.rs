@@ -258,31 +258,22 @@ async fn tampered_or_misused_backups_are_rejected_and_live_data_is_untouched() {
     assert!(verify(&ident).0, "the pristine backup passes");
 
     let len = pristine.len();
-    let cases: Vec<(&str, Box<dyn Fn() -> Vec<u8>>)> = vec![
-        (
-            "flipped header byte",
-            Box::new(|| {
-                let mut b = pristine.clone();
-                b[30] ^= 1;
-                b
-            }),
-        ),
-        (
-            "flipped body byte",
-            Box::new(|| {
-                let mut b = pristine.clone();
-                b[len / 2] ^= 1;
-                b
-            }),
-        ),
-        ("truncated", Box::new(|| pristine[..len - 100].to_vec())),
+    let flip = |at: usize| {
+        let mut b = pristine.clone();
+        b[at] ^= 1;
+        b
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("flipped header byte", flip(30)),
+        ("flipped body byte", flip(len / 2)),
+        ("truncated", pristine[..len - 100].to_vec()),
         (
             "swapped file",
-            Box::new(|| std::fs::read(dir.join(format!("{first}.tar.zst.age"))).unwrap()),
+            std::fs::read(dir.join(format!("{first}.tar.zst.age"))).unwrap(),
         ),
     ];
-    for (case, make) in cases {
-        std::fs::write(&archive, make()).unwrap();
+    for (case, bytes) in cases {
+        std::fs::write(&archive, bytes).unwrap();
         let (ok, text) = verify(&ident);
         assert!(!ok, "{case} must be rejected:\n{text}");
         assert!(
