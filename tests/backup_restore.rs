@@ -402,3 +402,131 @@ async fn backups_hold_no_canary_and_residency_refuses_foreign_targets() {
         "{err}"
     );
 }
+
+/// One workspace restored in place while the server runs and another
+/// workspace keeps writing: the other's writes all land, the restored one is
+/// back at the backup's state, and every chain still verifies.
+#[tokio::test]
+async fn one_workspace_restores_in_place_while_others_keep_writing() {
+    let env = Env::new();
+    let keys = age_keys(env.root(), "id");
+    env.create_user("a@example.com", "A");
+    env.create_user("b@example.com", "B");
+    let wa = env.create_workspace("Restored Co", "a@example.com");
+    let wb = env.create_workspace("Busy Co", "b@example.com");
+    let server = env.start();
+    let ca = client(&server);
+    let cb = client(&server);
+    assert_eq!(
+        login(&ca, &server, "a@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        login(&cb, &server, "b@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let set = |c: &reqwest::Client, ws: &str, days: i64| {
+        c.put(server.url(&format!("/api/v1/workspaces/{ws}/audit/settings")))
+            .json(&serde_json::json!({ "retention_days": days }))
+            .send()
+    };
+    assert_eq!(set(&ca, &wa, 50).await.unwrap().status(), 200);
+    let id = backup_run(&env, &keys);
+    assert_eq!(
+        set(&ca, &wa, 77).await.unwrap().status(),
+        200,
+        "a change after the backup"
+    );
+
+    // B writes throughout the restore of A.
+    let writer = {
+        let cb = cb.clone();
+        let url = server.url(&format!("/api/v1/workspaces/{wb}/audit/settings"));
+        tokio::spawn(async move {
+            let mut ok = 0;
+            for d in 100..140 {
+                let r = cb
+                    .put(&url)
+                    .json(&serde_json::json!({ "retention_days": d }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                ok += 1;
+            }
+            ok
+        })
+    };
+    let out = with_recipient(
+        &env,
+        &keys,
+        &[
+            "restore",
+            "--from",
+            &id,
+            "--workspace",
+            &wa,
+            "--identity",
+            keys.identity_file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        writer.await.unwrap(),
+        40,
+        "every write to the other workspace landed"
+    );
+
+    let page: serde_json::Value = ca
+        .get(server.url(&format!(
+            "/api/v1/workspaces/{wa}/audit?action=audit.retention_changed"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        page["items"][0]["after"]["retention_days"], 50,
+        "back at the backup: {page}"
+    );
+    let page: serde_json::Value = ca
+        .get(server.url(&format!("/api/v1/workspaces/{wa}/audit?q=restored")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        page["items"][0]["action"], "backup.restored",
+        "the restore is in the workspace's own chain"
+    );
+    let page: serde_json::Value = cb
+        .get(server.url(&format!(
+            "/api/v1/workspaces/{wb}/audit?action=audit.retention_changed&limit=1"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["after"]["retention_days"], 139);
+    server.stop();
+    let out = env.cli(&["audit", "verify"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

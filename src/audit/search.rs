@@ -113,6 +113,12 @@ fn flatten(v: &Value, out: &mut Vec<String>) {
 
 /// Indexes committed entries the index has not seen yet.
 pub fn catch_up(conn: &Connection, sealer: &Sealer, idx: &mut MemIndex) -> Result<()> {
+    // A workspace restored in place starts its index again.
+    let generation = crate::store::tenant_settings::generation(conn).unwrap_or(0);
+    if generation != idx.generation {
+        *idx = MemIndex::new()?;
+        idx.generation = generation;
+    }
     let mut changed = false;
     loop {
         let batch = sql::entries_after(conn, idx.indexed_through, CATCH_UP_BATCH)?;

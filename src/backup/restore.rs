@@ -70,3 +70,79 @@ pub fn full(
         workspaces: manifest.workspaces.len(),
     })
 }
+
+/// Replaces one workspace in place while the server runs. The backup is
+/// checked like a drill first; the live database is then overwritten through
+/// SQLite's online backup API, which takes the database's write lock, so the
+/// server's requests for that workspace wait (up to the busy timeout) or get
+/// 503 for the moment of the swap; other workspaces are not touched.
+pub fn workspace(
+    state: &crate::app::AppState,
+    archive_path: &Path,
+    escrow_path: &Path,
+    id: &str,
+    ws: crate::ids::WorkspaceId,
+    identity: &age::x25519::Identity,
+) -> Result<i64> {
+    let scratch = state
+        .config
+        .data_dir
+        .join("backups")
+        .join(format!(".restore-{id}-{ws}"));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let result = (|| {
+        let manifest = archive::unpack(archive_path, identity, &scratch, Some(id))?;
+        let escrow = archive::read_escrow(escrow_path, identity)?;
+        if !manifest.workspaces.iter().any(|w| w.id == ws.to_string()) {
+            return Err(Error::Usage(format!(
+                "backup {id} does not contain workspace {ws}"
+            )));
+        }
+        if let Err((step, why)) =
+            check_unpacked(&scratch, &manifest, &escrow, &state.control.master)
+        {
+            return Err(Error::Usage(format!(
+                "backup {id} failed the {step} check: {why}; nothing was changed"
+            )));
+        }
+        let tenant = state.tenants.open(
+            &state.control,
+            &crate::access::Grant::system(ws, "restore one workspace"),
+        )?;
+        let src = rusqlite::Connection::open_with_flags(
+            scratch.join("tenants").join(ws.to_string()).join("data.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        tenant.replace_from(&src)?;
+        let now = state.clock.unix();
+        let (head, hash) = tenant.read_blocking(|c, _| crate::store::audit::head(c))?;
+        let meta = RequestMeta::cli();
+        // The chain now ends where the backup ended: drop checkpoints that no
+        // longer match, sign the new head, and say so in both chains.
+        state.control.db.write(|tx| {
+            tx.execute(
+                "DELETE FROM audit_checkpoints WHERE scope = ?1 AND seq >= ?2",
+                rusqlite::params![ws.to_string(), head],
+            )?;
+            Ok(())
+        })?;
+        tenant.write_blocking(|t| {
+            t.audit(
+                now,
+                &NewEntry::new(Actor::Operator, "backup.restored", &meta)
+                    .target("backup", id)
+                    .after(json!({ "scope": "workspace", "previous_head": head, "previous_hash": hex::encode(&hash) })),
+            )
+        })?;
+        crate::audit::chains::checkpoint_workspace(&state.control, &tenant, "manual", now)?;
+        state.control.audit_alone(
+            now,
+            &NewEntry::new(Actor::Operator, "backup.restored", &meta)
+                .target("workspace", ws)
+                .after(json!({ "backup": id, "head": head })),
+        )?;
+        Ok(head)
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}

@@ -174,10 +174,34 @@ pub async fn restore(
     workspace: Option<String>,
     identity_path: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    if workspace.is_some() {
-        return Err(Error::Usage(
-            "restoring one workspace in place is not available in this version; restore the appliance with --to DIR".into(),
-        ));
+    if let Some(ws) = workspace {
+        let ws: crate::ids::WorkspaceId = ws.parse().map_err(|_| {
+            Error::Usage(format!(
+                "--workspace: `{ws}` is not a workspace id; see `aura workspace list`"
+            ))
+        })?;
+        let state = open_state(g, load_config(g)?, false)?;
+        let ident = identity(g, &state.config, identity_path)?;
+        let target = LocalTarget::from_config(&state.config)?;
+        let archive_path = target.archive_path(&from);
+        if !archive_path.exists() {
+            return Err(Error::Usage(format!(
+                "no backup {from}; see `aura backup list`"
+            )));
+        }
+        let bar = spinner("restoring one workspace");
+        let st = state.clone();
+        let escrow = target.escrow_path();
+        let from_c = from.clone();
+        let head = tokio::task::spawn_blocking(move || {
+            restore::workspace(&st, &archive_path, &escrow, &from_c, ws, &ident)
+        })
+        .await??;
+        bar.finish_and_clear();
+        println!(
+            "restored workspace {ws} from backup {from} (its audit chain now continues from seq {head}); other workspaces were not touched"
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     let to = to.ok_or_else(|| {
         Error::Usage("--to DIR is required: the new data dir to restore into".into())

@@ -74,7 +74,7 @@ pub enum Command {
         /// The new data dir.
         #[arg(long)]
         to: Option<PathBuf>,
-        /// Restore one workspace in place (not yet available).
+        /// Restore one workspace in place, beside a running server.
         #[arg(long)]
         workspace: Option<String>,
         /// The age identity file.

@@ -56,6 +56,8 @@ pub struct MemIndex {
     keyword: Field,
     /// Everything up to and including this id is indexed.
     pub indexed_through: i64,
+    /// The source's restore generation this index was built from.
+    pub generation: u64,
     pub docs: u64,
 }
 
@@ -80,6 +82,7 @@ impl MemIndex {
             text,
             keyword,
             indexed_through: 0,
+            generation: 0,
             docs: 0,
         })
     }

@@ -133,6 +133,17 @@ impl Db {
         tokio::task::spawn_blocking(move || db.read(f)).await?
     }
 
+    /// Overwrites this database with another through the online backup API.
+    pub fn replace_from(&self, src: &Connection) -> Result<()> {
+        let mut conn = self
+            .writer
+            .lock()
+            .map_err(|_| Error::internal("writer lock poisoned"))?;
+        let backup = rusqlite::backup::Backup::new(src, &mut conn)?;
+        backup.run_to_completion(256, std::time::Duration::from_millis(0), None)?;
+        Ok(())
+    }
+
     /// Flushes the WAL into the main file; used at clean shutdown.
     pub fn checkpoint(&self) -> Result<()> {
         let conn = self

@@ -98,6 +98,14 @@ impl TenantDb {
     pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection, &Sealer) -> Result<T>) -> Result<T> {
         self.db.read(|c| f(c, &self.sealer))
     }
+
+    /// Overwrites this database with `src` through SQLite's online backup API
+    /// (restore of one workspace). Readers and writers elsewhere wait on the
+    /// lock for the moment of the copy.
+    pub fn replace_from(&self, src: &Connection) -> Result<()> {
+        self.db.replace_from(src)?;
+        crate::store::tenant_settings::bump_generation(&self.db)
+    }
 }
 
 /// Lazily opened, pooled workspace databases.

@@ -27,3 +27,29 @@ pub fn set_audit_retention_days(tx: &Transaction<'_>, days: u32) -> Result<()> {
     )?;
     Ok(())
 }
+
+const GENERATION: &str = "restore_generation";
+
+/// Bumped by every in-place restore, so in-memory indexes know to rebuild.
+pub fn generation(conn: &Connection) -> Result<u64> {
+    let v: Option<Vec<u8>> = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [GENERATION], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(v.and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0))
+}
+
+pub fn bump_generation(db: &crate::store::Db) -> Result<()> {
+    db.write(|tx| {
+        let next = generation(tx)? + 1;
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![GENERATION, next.to_string().into_bytes()],
+        )?;
+        Ok(())
+    })
+}
