@@ -42,6 +42,10 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct BackupConfig {
     pub schedule: String,
+    pub drill_schedule: String,
+    /// An age identity for scheduled restore drills (optional; drills run by
+    /// hand take `--identity`).
+    pub drill_identity_file: PathBuf,
     pub recipients: Vec<String>,
     pub keep_daily: u32,
     pub keep_weekly: u32,
@@ -52,6 +56,8 @@ impl Default for BackupConfig {
     fn default() -> Self {
         Self {
             schedule: "daily".into(),
+            drill_schedule: "weekly".into(),
+            drill_identity_file: PathBuf::new(),
             recipients: Vec::new(),
             keep_daily: 7,
             keep_weekly: 4,
@@ -440,6 +446,13 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
                 "key `backup.targets[{i}]`: an s3 target needs `bucket` and `endpoint`"
             )));
         }
+    }
+    for (key, v) in [
+        ("backup.schedule", &file.backup.schedule),
+        ("backup.drill_schedule", &file.backup.drill_schedule),
+    ] {
+        crate::ops::schedule::Schedule::parse(v)
+            .map_err(|e| Error::Config(format!("key `{key}`: {e}")))?;
     }
     for r in &file.backup.recipients {
         if r.parse::<age::x25519::Recipient>().is_err() {

@@ -530,3 +530,80 @@ async fn one_workspace_restores_in_place_while_others_keep_writing() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The platform's backups page: run now and drill now from the UI, with the
+/// results shown and recorded.
+#[tokio::test]
+async fn backups_page_runs_a_backup_and_a_drill() {
+    let env = Env::new();
+    let keys = age_keys(env.root(), "id");
+    let out = env.cli(
+        &[
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--platform-admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(out.status.success());
+    env.create_workspace("Paged", "ops@example.com");
+    let server = env.start_with(&[
+        (
+            "AURA_BACKUP__RECIPIENTS",
+            &format!("[\"{}\"]", keys.recipient),
+        ),
+        (
+            "AURA_BACKUP__DRILL_IDENTITY_FILE",
+            keys.identity_file.to_str().unwrap(),
+        ),
+    ]);
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "ops@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let page = c
+        .get(server.url("/platform/backups"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("No backups yet"), "{page}");
+    let token = common::csrf_from(&page);
+    let r = c
+        .post(server.url("/platform/backups/run"))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = c
+        .post(server.url("/platform/backups/drill"))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let page = c
+        .get(server.url("/platform/backups"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Last restore drill passed"), "{page}");
+    assert_eq!(
+        page.matches("<code>b-").count(),
+        1,
+        "one backup listed: {page}"
+    );
+    server.stop();
+}

@@ -128,3 +128,37 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     std::io::copy(&mut f, &mut h)?;
     Ok(hex::encode(h.finalize()))
 }
+
+/// Keeps the newest backup of each of the last `daily` days and of the last
+/// `weekly` ISO weeks, and always the newest one.
+pub fn prune(target: &LocalTarget, daily: usize, weekly: usize) -> Result<usize> {
+    let mut all = target.list()?;
+    all.reverse(); // newest first
+    let mut keep = std::collections::HashSet::new();
+    if let Some(n) = all.first() {
+        keep.insert(n.id.clone());
+    }
+    let (mut days, mut weeks) = (Vec::new(), Vec::new());
+    for m in &all {
+        let t = time::OffsetDateTime::from_unix_timestamp(m.created_at)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let day = t.date();
+        let week = (t.year(), t.iso_week());
+        if !days.contains(&day) && days.len() < daily {
+            days.push(day);
+            keep.insert(m.id.clone());
+        }
+        if !weeks.contains(&week) && weeks.len() < weekly {
+            weeks.push(week);
+            keep.insert(m.id.clone());
+        }
+    }
+    let mut removed = 0;
+    for m in &all {
+        if !keep.contains(&m.id) {
+            target.remove(&m.id)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

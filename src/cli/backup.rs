@@ -125,45 +125,15 @@ pub async fn run(g: &Global, cmd: BackupCommand) -> Result<ExitCode> {
         BackupCommand::Prune => {
             let target = LocalTarget::from_config(&state.config)?;
             let b = &state.config.file.backup;
-            let removed = prune(&target, b.keep_daily as usize, b.keep_weekly as usize)?;
+            let removed = crate::backup::target::prune(
+                &target,
+                b.keep_daily as usize,
+                b.keep_weekly as usize,
+            )?;
             println!("pruned {removed} backup(s); kept {}", target.list()?.len());
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// Keeps the newest backup of each of the last `daily` days and of the last
-/// `weekly` ISO weeks, and always the newest one.
-pub fn prune(target: &LocalTarget, daily: usize, weekly: usize) -> Result<usize> {
-    let mut all = target.list()?;
-    all.reverse(); // newest first
-    let mut keep = std::collections::HashSet::new();
-    if let Some(n) = all.first() {
-        keep.insert(n.id.clone());
-    }
-    let (mut days, mut weeks) = (Vec::new(), Vec::new());
-    for m in &all {
-        let t = time::OffsetDateTime::from_unix_timestamp(m.created_at)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let day = t.date();
-        let week = (t.year(), t.iso_week());
-        if !days.contains(&day) && days.len() < daily {
-            days.push(day);
-            keep.insert(m.id.clone());
-        }
-        if !weeks.contains(&week) && weeks.len() < weekly {
-            weeks.push(week);
-            keep.insert(m.id.clone());
-        }
-    }
-    let mut removed = 0;
-    for m in &all {
-        if !keep.contains(&m.id) {
-            target.remove(&m.id)?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }
 
 /// `aura restore --from ID --to DIR --identity FILE`.

@@ -9,7 +9,20 @@ use crate::app::AppState;
 use crate::audit::chains;
 
 pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    let backups = spawn_scheduled(
+        Arc::clone(&state),
+        "backup",
+        state.config.file.backup.schedule.clone(),
+        backup_now,
+    );
+    let drills = spawn_scheduled(
+        Arc::clone(&state),
+        "restore drill",
+        state.config.file.backup.drill_schedule.clone(),
+        drill_now,
+    );
     tokio::spawn(async move {
+        let _guards = (AbortOnDrop(backups), AbortOnDrop(drills));
         let cfg = state.config.file.audit.clone();
         let mut checkpoint =
             tokio::time::interval(Duration::from_secs(cfg.checkpoint_interval_secs));
@@ -37,6 +50,92 @@ async fn run_blocking(
         Ok(Err(e)) => tracing::warn!(job = what, error = %e, "job failed"),
         Err(e) => tracing::warn!(job = what, error = %e, "job panicked"),
     }
+}
+
+/// Aborts a task when dropped (the job loops end with the server).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn spawn_scheduled(
+    state: Arc<AppState>,
+    what: &'static str,
+    schedule: String,
+    job: fn(&AppState) -> crate::error::Result<String>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Ok(schedule) = crate::ops::schedule::Schedule::parse(&schedule) else {
+            return;
+        };
+        loop {
+            let now = chrono::DateTime::from_timestamp(state.clock.unix(), 0).unwrap_or_default();
+            let Some(next) = schedule.next_after(now) else {
+                return;
+            };
+            let wait = (next - now).to_std().unwrap_or_default();
+            tokio::time::sleep(wait).await;
+            run_blocking(&state, what, job).await;
+        }
+    })
+}
+
+/// Takes a backup, then prunes; a failure is recorded in the platform chain.
+pub fn backup_now(state: &AppState) -> crate::error::Result<String> {
+    match crate::backup::archive::run(state, &|_| {}) {
+        Ok(s) => {
+            let target = crate::backup::target::LocalTarget::from_config(&state.config)?;
+            let b = &state.config.file.backup;
+            let pruned = crate::backup::target::prune(
+                &target,
+                b.keep_daily as usize,
+                b.keep_weekly as usize,
+            )?;
+            Ok(format!(
+                "backup {} ({} bytes), {pruned} pruned",
+                s.id, s.size
+            ))
+        }
+        Err(e) => {
+            let _ = state.control.audit_alone(
+                state.clock.unix(),
+                &crate::audit::NewEntry::new(
+                    crate::audit::Actor::System,
+                    "backup.failed",
+                    &crate::audit::RequestMeta::default(),
+                )
+                .after(serde_json::json!({ "error": e.to_string() })),
+            );
+            Err(e)
+        }
+    }
+}
+
+/// The identity scheduled drills use: the configured file, or the dev one.
+pub fn drill_identity(state: &AppState) -> crate::error::Result<age::x25519::Identity> {
+    let cfg = &state.config;
+    let f = &cfg.file.backup.drill_identity_file;
+    if !f.as_os_str().is_empty() {
+        return crate::backup::read_identity(f);
+    }
+    if cfg.dev || crate::crypto::master_source::data_dir_has_dev_key(&cfg.data_dir) {
+        return crate::backup::dev_identity(&cfg.data_dir);
+    }
+    Err(crate::error::Error::Config(
+        "scheduled restore drills need `backup.drill_identity_file`; skipped".into(),
+    ))
+}
+
+pub fn drill_now(state: &AppState) -> crate::error::Result<String> {
+    let identity = drill_identity(state)?;
+    let r = crate::backup::drill::run(state, None, &identity)?;
+    Ok(match r.failed_step {
+        None => format!("drill of {} passed in {:.1}s", r.id, r.secs),
+        Some(step) => format!("drill of {} FAILED at {step}: {}", r.id, r.detail),
+    })
 }
 
 pub fn checkpoint_all(state: &AppState) -> crate::error::Result<String> {

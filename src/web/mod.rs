@@ -23,6 +23,8 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/logout",
     "/w/:ws/audit/verify",
     "/platform/audit/verify",
+    "/platform/backups/run",
+    "/platform/backups/drill",
 ];
 
 fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
@@ -31,6 +33,8 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/logout" => ui::pages::logout_submit.boxed(),
         "/w/:ws/audit/verify" => ui::audit::workspace_verify.boxed(),
         "/platform/audit/verify" => ui::audit::platform_verify.boxed(),
+        "/platform/backups/run" => ui::backups::run_now.boxed(),
+        "/platform/backups/drill" => ui::backups::drill_now.boxed(),
         _ => return None,
     })
 }
@@ -49,6 +53,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/w/:ws/audit/:seq", get(ui::audit::workspace_entry))
         .at("/platform/audit", get(ui::audit::platform_audit))
         .at("/platform/audit/:seq", get(ui::audit::platform_entry))
+        .at("/platform/backups", get(ui::backups::page))
         .at("/assets/*path", get(assets::serve));
     for path in UI_FORM_ROUTES {
         let Some(ep) = ui_form(path) else { continue };

@@ -2,6 +2,7 @@
 //! and everything the pages load is embedded in the binary.
 
 pub mod audit;
+pub mod backups;
 pub mod pages;
 
 use maud::{DOCTYPE, Markup, html};

@@ -164,7 +164,7 @@ pub async fn workspaces(
                 }
             }
             @if me.platform_admin {
-                p { a href="/platform/audit" { "Platform audit log" } }
+                p { a href="/platform/audit" { "Platform audit log" } " · " a href="/platform/backups" { "Backups" } }
             }
         }
     };
