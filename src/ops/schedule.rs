@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 #[derive(Clone, Debug)]
 pub enum Schedule {
     Off,
-    Cron(croner::Cron),
+    Cron(Box<croner::Cron>),
 }
 
 impl Schedule {
@@ -20,7 +20,7 @@ impl Schedule {
         };
         croner::Cron::new(expr)
             .parse()
-            .map(Schedule::Cron)
+            .map(|c| Schedule::Cron(Box::new(c)))
             .map_err(|e| format!("`{s}` is not a schedule ({e}); use daily, hourly, weekly, off or a cron expression like \"30 2 * * *\""))
     }
 
