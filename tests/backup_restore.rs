@@ -607,3 +607,89 @@ async fn backups_page_runs_a_backup_and_a_drill() {
     );
     server.stop();
 }
+
+/// A backup taken under concurrent writes restores to a consistent state.
+#[tokio::test]
+async fn backup_under_write_load_restores_consistently() {
+    let env = Env::new();
+    let keys = age_keys(env.root(), "id");
+    env.create_user("w@example.com", "W");
+    let ws = env.create_workspace("Loaded", "w@example.com");
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "w@example.com", PASSWORD).await.status(),
+        200
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (c, stop) = (c.clone(), stop.clone());
+        let url = server.url(&format!("/api/v1/workspaces/{ws}/audit/settings"));
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 2000 {
+                let r = c
+                    .put(&url)
+                    .json(&serde_json::json!({ "retention_days": 30 + (n % 300) }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                n += 1;
+            }
+            n
+        })
+    };
+    let id = tokio::task::spawn_blocking({
+        let env_cmd = env.command(&["backup", "run"]);
+        let recipient = keys.recipient.clone();
+        move || {
+            let mut cmd = env_cmd;
+            let out = cmd
+                .env("AURA_BACKUP__RECIPIENTS", format!("[\"{recipient}\"]"))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap()
+                .trim()
+                .to_owned()
+        }
+    })
+    .await
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.await.unwrap();
+    assert!(writes > 0);
+    server.stop();
+    let restored = env.root().join("restored");
+    let out = env.cli(
+        &[
+            "restore",
+            "--from",
+            &id,
+            "--to",
+            restored.to_str().unwrap(),
+            "--identity",
+            keys.identity_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env.cli_at(&restored, &["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "consistent chains: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
