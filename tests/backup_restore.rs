@@ -693,3 +693,124 @@ async fn backup_under_write_load_restores_consistently() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// An S3-compatible target on loopback (moto's server from PyPI): the backup
+/// is uploaded, and a drill with the local copy gone fetches it back.
+#[tokio::test]
+async fn s3_target_uploads_and_a_drill_fetches_back() {
+    let env = Env::new();
+    let keys = age_keys(env.root(), "id");
+    env.create_user("s3@example.com", "S3");
+    env.create_workspace("Bucketed", "s3@example.com");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut moto = Command::new("python3")
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 with moto[server] is installed by scripts/test");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while http.get(&endpoint).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "moto did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        http.put(format!("{endpoint}/aura-backups"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let targets = format!(
+        "[{{kind=\"s3\", bucket=\"aura-backups\", endpoint=\"{endpoint}\", region=\"EU\"}}]"
+    );
+    let run = |args: &[&str]| {
+        env.command(args)
+            .env("AURA_RESIDENCY", "EU")
+            .env("AURA_REGION", "EU")
+            .env("AURA_BACKUP__TARGETS", &targets)
+            .env(
+                "AURA_BACKUP__RECIPIENTS",
+                format!("[\"{}\"]", keys.recipient),
+            )
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["backup", "run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let listing = http
+        .get(format!("{endpoint}/aura-backups?list-type=2"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listing.contains(&format!("{id}.tar.zst.age")) && listing.contains("keys-latest.age"),
+        "{listing}"
+    );
+
+    std::fs::remove_file(
+        env.data_dir()
+            .join("backups")
+            .join(format!("{id}.tar.zst.age")),
+    )
+    .unwrap();
+    let out = run(&[
+        "backup",
+        "verify",
+        &id,
+        "--identity",
+        keys.identity_file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The same bucket tagged as another region is refused under EU residency.
+    let out = env
+        .command(&["backup", "run"])
+        .env("AURA_RESIDENCY", "EU")
+        .env(
+            "AURA_BACKUP__TARGETS",
+            format!(
+                "[{{kind=\"s3\", bucket=\"aura-backups\", endpoint=\"{endpoint}\", region=\"US\"}}]"
+            ),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside this appliance's residency"));
+    let _ = moto.kill();
+    let _ = moto.wait();
+}

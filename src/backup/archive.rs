@@ -200,19 +200,36 @@ pub fn run(state: &AppState, progress: &dyn Fn(&str)) -> Result<RunSummary> {
             encrypt_to(&recipients, f, |w| Ok(w.write_all(&escrow_bytes)?))
         })?;
         let size = std::fs::metadata(&path)?.len();
-        target.put_meta(&BackupMeta {
+        let meta = BackupMeta {
             id: id.clone(),
             created_at: now,
             size,
             sha256: sha256_file(&path)?,
             workspaces: ids.len(),
             region: target.region.clone(),
-        })?;
+        };
+        target.put_meta(&meta)?;
+        // Copies to every S3-compatible target (same residency rules).
+        let remotes = super::s3::S3Target::all(cfg)?;
+        if !remotes.is_empty() {
+            progress("upload to S3");
+            let handle = tokio::runtime::Handle::try_current()
+                .map_err(|_| Error::internal("S3 upload needs the async runtime"))?;
+            for r in &remotes {
+                handle.block_on(async {
+                    r.upload(&path, &format!("{id}.tar.zst.age")).await?;
+                    r.upload(&target.escrow_path(), super::target::ESCROW)
+                        .await?;
+                    let meta_path = target.dir.join(format!("{id}.json"));
+                    r.upload(&meta_path, &format!("{id}.json")).await
+                })?;
+            }
+        }
         state.control.audit_alone(
             now,
             &NewEntry::new(Actor::System, "backup.completed", &RequestMeta::default())
                 .target("backup", &id)
-                .after(json!({ "size": size, "workspaces": ids.len(), "region": target.region })),
+                .after(json!({ "size": size, "workspaces": ids.len(), "region": target.region, "remote_targets": remotes.len() })),
         )?;
         Ok(RunSummary {
             id: id.clone(),

@@ -128,6 +128,32 @@ pub fn check_unpacked(
     Ok(())
 }
 
+/// Brings a backup (and the current escrow) from the first S3 target that
+/// has it, when the local copy is gone.
+fn fetch_remote(state: &AppState, target: &LocalTarget, id: &str) -> Result<()> {
+    let name = format!("{id}.tar.zst.age");
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|_| Error::internal("fetching a backup needs the async runtime"))?;
+    for r in super::s3::S3Target::all(&state.config)? {
+        let found = handle.block_on(async {
+            if !r.exists(&name).await {
+                return Ok::<_, Error>(false);
+            }
+            r.download(&name, &target.archive_path(id)).await?;
+            r.download(super::target::ESCROW, &target.escrow_path())
+                .await?;
+            Ok(true)
+        })?;
+        if found {
+            tracing::info!(target = %r.label, backup = id, "fetched the backup from S3 for the drill");
+            return Ok(());
+        }
+    }
+    Err(Error::Usage(format!(
+        "no backup {id} locally or in any S3 target; see `aura backup list`"
+    )))
+}
+
 /// Runs a drill on `id` (or the latest backup) and records the result.
 pub fn run(
     state: &AppState,
@@ -145,9 +171,7 @@ pub fn run(
     };
     let archive_path = target.archive_path(&id);
     if !archive_path.exists() {
-        return Err(Error::Usage(format!(
-            "no backup {id}; see `aura backup list`"
-        )));
+        fetch_remote(state, &target, &id)?;
     }
     let scratch = state
         .config

@@ -12,6 +12,7 @@
 pub mod archive;
 pub mod drill;
 pub mod restore;
+pub mod s3;
 pub mod target;
 
 use std::path::{Path, PathBuf};
