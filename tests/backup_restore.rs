@@ -814,3 +814,37 @@ async fn s3_target_uploads_and_a_drill_fetches_back() {
     let _ = moto.kill();
     let _ = moto.wait();
 }
+
+#[tokio::test]
+async fn prune_keeps_the_newest_and_identity_can_come_from_stdin() {
+    let env = Env::new();
+    let keys = age_keys(env.root(), "id");
+    env.create_user("p@example.com", "P");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(backup_run(&env, &keys));
+    }
+    // Same day: keep_daily keeps one per day, so only the newest stays.
+    let out = env
+        .command(&["backup", "prune"])
+        .env("AURA_BACKUP__KEEP_WEEKLY", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = String::from_utf8_lossy(&env.cli(&["backup", "list"], None).stdout).to_string();
+    assert!(
+        list.contains(&ids[2]) && !list.contains(&ids[0]) && !list.contains(&ids[1]),
+        "{list}"
+    );
+    let identity = std::fs::read_to_string(&keys.identity_file).unwrap();
+    let out = env.cli(&["backup", "verify", "--identity", "-"], Some(&identity));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

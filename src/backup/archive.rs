@@ -45,13 +45,14 @@ fn new_id(now: i64) -> String {
     let mut r = [0u8; 3];
     rand::rngs::OsRng.fill_bytes(&mut r);
     format!(
-        "b-{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}",
+        "b-{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z-{}",
         t.year(),
         u8::from(t.month()),
         t.day(),
         t.hour(),
         t.minute(),
         t.second(),
+        time::OffsetDateTime::now_utc().millisecond(),
         hex::encode(r)
     )
 }

@@ -101,10 +101,17 @@ pub fn dev_identity(data_dir: &Path) -> Result<age::x25519::Identity> {
     read_identity(&path)
 }
 
-/// Reads an age identity file (as written by `age-keygen`).
+/// Reads an age identity file (as written by `age-keygen`); `-` reads it
+/// from standard input.
 pub fn read_identity(path: &Path) -> Result<age::x25519::Identity> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Usage(format!("cannot read identity {}: {e}", path.display())))?;
+    let text = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("cannot read identity {}: {e}", path.display())))?
+    };
     text.lines()
         .map(str::trim)
         .find(|l| l.starts_with("AGE-SECRET-KEY-"))
@@ -120,4 +127,32 @@ pub fn read_identity(path: &Path) -> Result<age::x25519::Identity> {
 /// Where local backups go by default.
 pub fn default_dir(cfg: &Config) -> PathBuf {
     cfg.data_dir.join("backups")
+}
+
+/// Applies retention to the local target and removes the same backups from
+/// every S3 target. Never removes the newest.
+pub fn prune_all(cfg: &Config) -> Result<usize> {
+    let local = target::LocalTarget::from_config(cfg)?;
+    let before: Vec<String> = local.list()?.into_iter().map(|m| m.id).collect();
+    let removed = target::prune(
+        &local,
+        cfg.file.backup.keep_daily as usize,
+        cfg.file.backup.keep_weekly as usize,
+    )?;
+    let after: Vec<String> = local.list()?.into_iter().map(|m| m.id).collect();
+    let gone: Vec<&String> = before.iter().filter(|id| !after.contains(id)).collect();
+    let remotes = s3::S3Target::all(cfg)?;
+    if !gone.is_empty() && !remotes.is_empty() {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::internal("pruning S3 needs the async runtime"))?;
+        for r in &remotes {
+            for id in &gone {
+                handle.block_on(async {
+                    r.delete(&format!("{id}.tar.zst.age")).await?;
+                    r.delete(&format!("{id}.json")).await
+                })?;
+            }
+        }
+    }
+    Ok(removed)
 }

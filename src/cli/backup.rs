@@ -23,7 +23,7 @@ pub enum BackupCommand {
     Verify {
         /// A backup id (default: the latest).
         id: Option<String>,
-        /// The age identity file (default in dev: the dev identity).
+        /// The age identity file, or `-` for stdin (default in dev: the dev identity).
         #[arg(long)]
         identity: Option<PathBuf>,
     },
