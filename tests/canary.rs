@@ -222,6 +222,22 @@ async fn no_person_typed_string_reaches_disk_or_logs() {
         bad_input,
     ];
 
+    // A backup of it all, scanned with the rest of the data dir.
+    let identity = age::x25519::Identity::generate();
+    let out = env
+        .command(&["backup", "run"])
+        .env(
+            "AURA_BACKUP__RECIPIENTS",
+            format!("[\"{}\"]", identity.to_public()),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // While running: the WAL and shm hold the freshest pages.
     let hits = scan_dir(&env.data_dir(), &all);
     assert!(

@@ -244,6 +244,31 @@ async fn dev_mode_needs_no_config_and_prints_sign_in() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Demo workspace"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("DEV MODE"));
+
+    // Backups work with no config: a dev age identity is generated and used.
+    let dev_cli = |args: &[&str]| {
+        std::process::Command::new(common::BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("AURA_CONFIG")
+            .env_remove("AURA_DATA_DIR")
+            .output()
+            .unwrap()
+    };
+    let out = dev_cli(&["backup", "run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(data.join("dev-backup-identity.txt").exists());
+    let out = dev_cli(&["backup", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     server.stop();
 }
 

@@ -66,6 +66,7 @@ async fn audit_page_finds_an_action_by_free_text_in_chromium() {
     // Free text reaches the sealed details: the workspace's name lives only there.
     b.type_into("input[name=q]", "zanzibar").await;
     b.click("form.filters button[type=submit]").await;
+    b.wait_for_url("q=zanzibar").await;
     let page = b.wait_for_text("workspace.created").await;
     b.screenshot("audit-search").await;
     assert!(

@@ -49,7 +49,9 @@ pub fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<Server
         .map_err(|e| Error::Config(format!("TLS setup: {e}")))?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only: poem's graceful shutdown waits out idle HTTP/2
+    // connections until its timeout, which would stall every SIGTERM.
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
 

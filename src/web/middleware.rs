@@ -282,10 +282,12 @@ fn check_origin(req: &Request) -> Result<(), Problem> {
     if !unsafe_method {
         return Ok(());
     }
+    // HTTP/2 carries the host in `:authority`, which lands in the URI.
     let host = req
         .headers()
         .get(header::HOST)
-        .and_then(|v| v.to_str().ok());
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
     let public = req
         .data::<Arc<AppState>>()
         .map(|s| s.config.public_url.clone());

@@ -151,6 +151,19 @@ impl Browser {
             .to_owned()
     }
 
+    /// Polls until the current URL contains `part` (bounded): the page a
+    /// form submit leads to has loaded.
+    pub async fn wait_for_url(&self, part: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.current_url().await.contains(part) {
+            assert!(
+                Instant::now() < deadline,
+                "the URL never contained {part:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls until the page source contains `text` (bounded), for pages that
     /// load after a form submit.
     pub async fn wait_for_text(&self, text: &str) -> String {
