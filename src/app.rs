@@ -27,6 +27,7 @@ pub struct AppState {
     pub indexes: IndexRegistry,
     /// The TLS side's state (mode, last ACME event and error), for operators.
     pub tls_status: crate::tls::SharedStatus,
+    pub metrics: crate::ops::metrics::Metrics,
 }
 
 impl AppState {
@@ -66,6 +67,7 @@ impl AppState {
             hasher,
             indexes: IndexRegistry::new(32),
             tls_status: Default::default(),
+            metrics: Default::default(),
         })
     }
 

@@ -35,7 +35,14 @@ pub struct FileConfig {
     pub audit: AuditConfig,
     pub tls: TlsConfig,
     pub backup: BackupConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub bearer_token: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -225,6 +232,7 @@ impl Default for FileConfig {
             audit: AuditConfig::default(),
             tls: TlsConfig::default(),
             backup: BackupConfig::default(),
+            metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
     }

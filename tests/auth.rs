@@ -231,6 +231,11 @@ async fn health_readiness_openapi_and_headers() {
         c.get(server.url("/readyz")).send().await.unwrap().status(),
         200
     );
+    assert_eq!(
+        c.get(server.url("/metrics")).send().await.unwrap().status(),
+        404,
+        "metrics are not public by default"
+    );
 
     let spec: serde_json::Value = c
         .get(server.url("/api/openapi.json"))

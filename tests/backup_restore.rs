@@ -559,6 +559,7 @@ async fn backups_page_runs_a_backup_and_a_drill() {
             "AURA_BACKUP__DRILL_IDENTITY_FILE",
             keys.identity_file.to_str().unwrap(),
         ),
+        ("AURA_METRICS__BEARER_TOKEN", "scrape-secret-123"),
     ]);
     let c = client(&server);
     assert_eq!(
@@ -605,6 +606,31 @@ async fn backups_page_runs_a_backup_and_a_drill() {
         1,
         "one backup listed: {page}"
     );
+
+    // Results also reach metrics, which only the configured bearer token reads.
+    let anon = reqwest::Client::new();
+    assert_eq!(
+        anon.get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let m = anon
+        .get(server.url("/metrics"))
+        .bearer_auth("scrape-secret-123")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("aura_backup_last_success_timestamp_seconds"),
+        "{m}"
+    );
+    assert!(m.contains("aura_backup_drill_last_ok 1"), "{m}");
     server.stop();
 }
 

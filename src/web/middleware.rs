@@ -90,6 +90,9 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         }
     };
     let status = resp.status();
+    if let Some(st) = &state {
+        st.metrics.record(status.as_u16());
+    }
     set_security_headers(&mut resp, &request_id, &path);
     if hsts {
         resp.headers_mut().insert(

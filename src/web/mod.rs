@@ -45,6 +45,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let mut route = Route::new()
         .at("/healthz", get(crate::ops::health::healthz))
         .at("/readyz", get(crate::ops::health::readyz))
+        .at("/metrics", get(crate::ops::metrics::metrics))
         .nest("/api/v1", api)
         .at("/api/openapi.json", spec)
         .at("/", get(ui::pages::home))
