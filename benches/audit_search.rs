@@ -7,17 +7,15 @@
 //!
 //! Prints `name value unit` lines. `BENCH_AUDIT_ENTRIES` sets N.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aura::access::Grant;
-use aura::app::AppState;
 use aura::audit::search::{self, SearchParams};
 use aura::audit::{Actor, NewEntry, RequestMeta};
-use aura::clock::SystemClock;
-use aura::config::{self, Overrides};
-use aura::crypto::MasterKey;
 use aura::store::audit::SqlFilter;
 use rand::Rng;
 
@@ -77,52 +75,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config::load(&Overrides {
-        config_path: Some(dir.path().join("none.toml")).filter(|p| p.exists()),
-        data_dir: Some(dir.path().join("data")),
-        listen: None,
-        dev: false,
-    })
-    .unwrap();
-    let state = Arc::new(
-        AppState::open(
-            cfg,
-            MasterKey::generate(),
-            Arc::new(SystemClock::new()),
-            true,
-        )
-        .unwrap(),
-    );
-    let ws = rt.block_on(async {
-        let meta = RequestMeta::default();
-        aura::identity::create_user(
-            &state,
-            aura::identity::users::CreateUser {
-                email: "bench@example.com".into(),
-                name: None,
-                password: "bench password 123".into(),
-                platform_admin: false,
-            },
-            Actor::System,
-            &meta,
-        )
-        .await
-        .unwrap();
-        aura::workspace::create_workspace(
-            &state,
-            aura::workspace::CreateWorkspace {
-                name: "Bench".into(),
-                owner_email: "bench@example.com".into(),
-                region: None,
-            },
-            Actor::System,
-            &meta,
-        )
-        .await
-        .unwrap()
-    });
+    let common::Fixture {
+        rt: _rt,
+        dir: _dir,
+        state,
+        ws,
+    } = common::fixture();
     let tenant = state
         .tenants
         .open(&state.control, &Grant::system(ws, "benchmark"))

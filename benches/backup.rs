@@ -8,16 +8,14 @@
 //!
 //! `BENCH_BACKUP_ENTRIES` sets N (default 300,000).
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use aura::access::Grant;
-use aura::app::AppState;
 use aura::audit::{Actor, NewEntry, RequestMeta};
-use aura::clock::SystemClock;
-use aura::config::{self, Overrides};
-use aura::crypto::MasterKey;
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -29,55 +27,17 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let _guard = rt.enter();
-    let dir = tempfile::tempdir().unwrap();
+    // Backups go to an age recipient made here, set before the config loads.
     let id = age::x25519::Identity::generate();
-    let recipient = id.to_public().to_string();
-    // SAFETY of the environment: set before any thread reads it.
-    unsafe { std::env::set_var("AURA_BACKUP__RECIPIENTS", format!("[\"{recipient}\"]")) };
-    let cfg = config::load(&Overrides {
-        data_dir: Some(dir.path().join("data")),
-        ..Default::default()
-    })
-    .unwrap();
-    let state = Arc::new(
-        AppState::open(
-            cfg,
-            MasterKey::generate(),
-            Arc::new(SystemClock::new()),
-            true,
+    // SAFETY: no other thread runs yet.
+    unsafe {
+        std::env::set_var(
+            "AURA_BACKUP__RECIPIENTS",
+            format!("[\"{}\"]", id.to_public()),
         )
-        .unwrap(),
-    );
-    let ws = rt.block_on(async {
-        let meta = RequestMeta::default();
-        aura::identity::create_user(
-            &state,
-            aura::identity::users::CreateUser {
-                email: "b@example.com".into(),
-                name: None,
-                password: "bench password 123".into(),
-                platform_admin: false,
-            },
-            Actor::System,
-            &meta,
-        )
-        .await
-        .unwrap();
-        aura::workspace::create_workspace(
-            &state,
-            aura::workspace::CreateWorkspace {
-                name: "Bench".into(),
-                owner_email: "b@example.com".into(),
-                region: None,
-            },
-            Actor::System,
-            &meta,
-        )
-        .await
-        .unwrap()
-    });
+    };
+    let common::Fixture { rt, dir, state, ws } = common::fixture();
+    let _guard = rt.enter();
     let tenant = state
         .tenants
         .open(&state.control, &Grant::system(ws, "benchmark"))

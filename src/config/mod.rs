@@ -12,11 +12,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod sections;
+pub use sections::*;
+
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/aura/aura.toml";
 pub const DEV_DATA_DIR: &str = "aura-dev";
 pub const DEV_LISTEN: &str = "127.0.0.1:8080";
 /// The commented default config that `aura init` writes.
-pub const DOCUMENTED_DEFAULTS: &str = include_str!("../packaging/aura.toml");
+pub const DOCUMENTED_DEFAULTS: &str = include_str!("../../packaging/aura.toml");
 
 /// Variables with the `AURA_` prefix that are not config keys.
 const NON_CONFIG_ENV: &[&str] = &["config", "master_key", "test_clock_offset"];
@@ -37,143 +40,6 @@ pub struct FileConfig {
     pub backup: BackupConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
-    pub bearer_token: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct BackupConfig {
-    pub schedule: String,
-    pub drill_schedule: String,
-    /// An age identity for scheduled restore drills (optional; drills run by
-    /// hand take `--identity`).
-    pub drill_identity_file: PathBuf,
-    pub recipients: Vec<String>,
-    pub keep_daily: u32,
-    pub keep_weekly: u32,
-    pub targets: Vec<BackupTarget>,
-}
-
-impl Default for BackupConfig {
-    fn default() -> Self {
-        Self {
-            schedule: "daily".into(),
-            drill_schedule: "weekly".into(),
-            drill_identity_file: PathBuf::new(),
-            recipients: Vec::new(),
-            keep_daily: 7,
-            keep_weekly: 4,
-            targets: Vec::new(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct BackupTarget {
-    pub kind: BackupTargetKind,
-    #[serde(default)]
-    pub path: PathBuf,
-    #[serde(default)]
-    pub bucket: String,
-    #[serde(default)]
-    pub endpoint: String,
-    #[serde(default)]
-    pub region: String,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum BackupTargetKind {
-    Local,
-    S3,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    pub mode: TlsMode,
-    pub domains: Vec<String>,
-    pub https_listen: String,
-    pub http_listen: String,
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-    pub trusted_proxies: Vec<String>,
-    pub acme: AcmeConfig,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    Off,
-    Acme,
-    Files,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct AcmeConfig {
-    pub contact: String,
-    pub directory_url: String,
-    pub challenge: AcmeChallenge,
-    pub ca_root_file: PathBuf,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub enum AcmeChallenge {
-    #[serde(rename = "tls-alpn-01")]
-    TlsAlpn01,
-    #[serde(rename = "http-01")]
-    Http01,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        Self {
-            mode: TlsMode::Off,
-            domains: Vec::new(),
-            https_listen: "0.0.0.0:443".into(),
-            http_listen: "0.0.0.0:80".into(),
-            cert_file: PathBuf::new(),
-            key_file: PathBuf::new(),
-            trusted_proxies: Vec::new(),
-            acme: AcmeConfig::default(),
-        }
-    }
-}
-
-impl Default for AcmeConfig {
-    fn default() -> Self {
-        Self {
-            contact: String::new(),
-            directory_url: "https://acme-v02.api.letsencrypt.org/directory".into(),
-            challenge: AcmeChallenge::TlsAlpn01,
-            ca_root_file: PathBuf::new(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuditConfig {
-    pub retention_days: u32,
-    pub checkpoint_interval_secs: u64,
-    pub verify_interval_secs: u64,
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        Self {
-            retention_days: 365,
-            checkpoint_interval_secs: 300,
-            verify_interval_secs: 86_400,
-        }
-    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
