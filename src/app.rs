@@ -101,11 +101,16 @@ pub async fn serve_with<A: poem::listener::Acceptor + 'static>(
 ) -> Result<()> {
     let app = crate::web::routes(Arc::clone(&state));
     let jobs = crate::ops::jobs::spawn(Arc::clone(&state));
+    let watchdog = crate::ops::systemd::spawn_watchdog(Arc::clone(&state));
+    crate::ops::systemd::ready(&format!("serving {}", state.config.public_url));
     Server::new_with_acceptor(acceptor)
         .idle_timeout(Duration::from_secs(75))
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(30)))
         .await?;
     jobs.abort();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     tracing::info!("stopped accepting; signing audit heads and closing databases");
     let st = Arc::clone(&state);
     let signed = tokio::task::spawn_blocking(move || {
@@ -120,6 +125,11 @@ pub async fn serve_with<A: poem::listener::Acceptor + 'static>(
 }
 
 pub async fn shutdown_signal() {
+    shutdown_wait().await;
+    crate::ops::systemd::stopping();
+}
+
+async fn shutdown_wait() {
     use tokio::signal::unix::{SignalKind, signal};
     let term = async {
         match signal(SignalKind::terminate()) {

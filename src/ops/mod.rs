@@ -5,3 +5,4 @@ pub mod health;
 pub mod jobs;
 pub mod metrics;
 pub mod schedule;
+pub mod systemd;
