@@ -126,3 +126,113 @@ async fn sigterm_drains_without_losing_acknowledged_writes() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[tokio::test]
+async fn trust_page_reflects_config_and_backups_and_security_txt_is_rfc9116() {
+    let env = Env::new();
+    let identity = age::x25519::Identity::generate();
+    let recipients = format!("[\"{}\"]", identity.to_public());
+    let server = env.start_with(&[
+        ("AURA_REGION", "IN"),
+        ("AURA_BACKUP__RECIPIENTS", &recipients),
+    ]);
+    let t: serde_json::Value = reqwest::get(server.url("/trust.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["region"], "IN");
+    assert_eq!(t["tls"]["mode"], "off");
+    assert!(t["backups"]["last_success"].is_null());
+    assert!(t["subprocessors"].as_array().unwrap().is_empty());
+    assert!(
+        t["encryption"]["at_rest"]
+            .as_str()
+            .unwrap()
+            .contains("XChaCha20-Poly1305")
+    );
+
+    let out = env
+        .command(&["backup", "run"])
+        .env("AURA_BACKUP__RECIPIENTS", &recipients)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t: serde_json::Value = reqwest::get(server.url("/trust.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        t["backups"]["last_success"].is_string(),
+        "a backup run shows at once: {t}"
+    );
+    let page = reqwest::get(server.url("/trust"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("last successful backup: 20"), "{page}");
+    assert_eq!(
+        reqwest::get(server.url("/.well-known/security.txt"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    server.stop();
+
+    // A config change shows after a restart; security.txt comes from config.
+    let server = env.start_with(&[
+        ("AURA_REGION", "EU"),
+        ("AURA_RESIDENCY", "EU"),
+        ("AURA_SECURITY_TXT__CONTACT", "mailto:security@example.com"),
+        (
+            "AURA_BACKUP__TARGETS",
+            "[{kind=\"s3\", bucket=\"b\", endpoint=\"https://s3.eu.example\", region=\"EU\"}]",
+        ),
+    ]);
+    let t: serde_json::Value = reqwest::get(server.url("/trust.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["region"], "EU");
+    assert_eq!(t["residency"], "EU");
+    assert_eq!(t["subprocessors"][0]["host"], "s3.eu.example");
+    let r = reqwest::get(server.url("/.well-known/security.txt"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let txt = r.text().await.unwrap();
+    let field = |name: &str| {
+        txt.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in {txt}"))
+            .to_owned()
+    };
+    assert_eq!(field("Contact"), "mailto:security@example.com");
+    let expires = time::OffsetDateTime::parse(
+        &field("Expires"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(expires > time::OffsetDateTime::now_utc() + time::Duration::days(300));
+    assert!(field("Policy").ends_with("/trust"));
+    assert_eq!(field("Preferred-Languages"), "en");
+    server.stop();
+}

@@ -216,6 +216,22 @@ async fn operator_certificate_is_served_and_replaced_on_sighup() {
         200
     );
 
+    // The trust page names the certificate being served.
+    let t: serde_json::Value = c
+        .get(format!("{https}/trust.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["tls"]["mode"], "files");
+    assert!(
+        t["tls"]["issuer"].as_str().unwrap().contains("test-ca"),
+        "{t}"
+    );
+    assert!(t["tls"]["expires"].is_string());
+
     // Port 80's job with TLS on: a redirect to HTTPS.
     let http = server
         .logged_addr("http_listening")

@@ -39,6 +39,7 @@ pub struct FileConfig {
     pub tls: TlsConfig,
     pub backup: BackupConfig,
     pub metrics: MetricsConfig,
+    pub security_txt: SecurityTxtConfig,
     pub log: LogConfig,
 }
 
@@ -99,6 +100,7 @@ impl Default for FileConfig {
             tls: TlsConfig::default(),
             backup: BackupConfig::default(),
             metrics: MetricsConfig::default(),
+            security_txt: SecurityTxtConfig::default(),
             log: LogConfig::default(),
         }
     }

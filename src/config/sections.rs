@@ -141,3 +141,23 @@ pub enum BackupTargetKind {
     Local,
     S3,
 }
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityTxtConfig {
+    pub contact: String,
+    pub expires_days: u32,
+    pub policy: String,
+    pub preferred_languages: String,
+}
+
+impl Default for SecurityTxtConfig {
+    fn default() -> Self {
+        Self {
+            contact: String::new(),
+            expires_days: 365,
+            policy: String::new(),
+            preferred_languages: "en".into(),
+        }
+    }
+}

@@ -6,3 +6,4 @@ pub mod jobs;
 pub mod metrics;
 pub mod schedule;
 pub mod systemd;
+pub mod trust;

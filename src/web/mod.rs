@@ -46,6 +46,12 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/healthz", get(crate::ops::health::healthz))
         .at("/readyz", get(crate::ops::health::readyz))
         .at("/metrics", get(crate::ops::metrics::metrics))
+        .at("/trust", get(crate::ops::trust::trust_page))
+        .at("/trust.json", get(crate::ops::trust::trust_json))
+        .at(
+            "/.well-known/security.txt",
+            get(crate::ops::trust::security_txt),
+        )
         .nest("/api/v1", api)
         .at("/api/openapi.json", spec)
         .at("/", get(ui::pages::home))

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod backups;
 pub mod pages;
+pub mod trust;
 
 use maud::{DOCTYPE, Markup, html};
 use poem::http::StatusCode;

@@ -1,0 +1,231 @@
+//! The live trust page: every line is computed from the running system (its
+//! config, keys, TLS certificate, audit log and backups), so it cannot drift
+//! from the truth. `/trust` for people, `/trust.json` for machines, and
+//! `/.well-known/security.txt` (RFC 9116).
+
+use std::sync::Arc;
+
+use poem::http::StatusCode;
+use poem::web::{Data, Json};
+use poem::{IntoResponse, Response, handler};
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::clock::rfc3339;
+use crate::config::{BackupTargetKind, TlsMode};
+use crate::store::audit::{self as sql, SqlFilter};
+
+#[derive(Serialize)]
+pub struct Trust {
+    pub version: String,
+    pub build: String,
+    pub region: String,
+    pub residency: String,
+    pub tls: TrustTls,
+    pub encryption: TrustEncryption,
+    pub backups: TrustBackups,
+    pub audit: TrustAudit,
+    pub mfa: String,
+    pub subprocessors: Vec<Subprocessor>,
+}
+
+#[derive(Serialize)]
+pub struct TrustTls {
+    pub mode: String,
+    pub issuer: Option<String>,
+    pub expires: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct TrustEncryption {
+    pub at_rest: String,
+    pub passwords: String,
+    pub audit_signatures: String,
+    pub keys_created: Option<String>,
+    pub last_rotation: String,
+}
+
+#[derive(Serialize)]
+pub struct TrustBackups {
+    pub configured: bool,
+    pub last_success: Option<String>,
+    pub last_drill: Option<String>,
+    pub last_drill_passed: Option<bool>,
+}
+
+#[derive(Serialize)]
+pub struct TrustAudit {
+    pub retention_days: u32,
+    pub last_verification: Option<String>,
+    pub last_verification_intact: Option<bool>,
+}
+
+#[derive(Serialize)]
+pub struct Subprocessor {
+    pub role: String,
+    pub host: String,
+}
+
+fn last_event(state: &AppState, action: &str) -> Option<(i64, serde_json::Value)> {
+    let f = SqlFilter {
+        action: Some(action.to_owned()),
+        ..Default::default()
+    };
+    let keys = state.control.keys.clone();
+    state
+        .control
+        .db
+        .read(|c| {
+            Ok(sql::query(c, &f, 1)?
+                .first()
+                .map(|e| (e.time, crate::audit::search::view(e, &keys.sealer).after)))
+        })
+        .ok()
+        .flatten()
+}
+
+fn host_of(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+pub fn compute(state: &AppState) -> Trust {
+    let cfg = &state.config;
+    let f = &cfg.file;
+    let cert = crate::tls::current_certificate(state);
+    let keys_created: Option<i64> = state
+        .control
+        .db
+        .read(|c| {
+            Ok(
+                c.query_row("SELECT min(created_at) FROM platform_keys", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .ok()
+        .flatten();
+    let backup = last_event(state, "backup.completed");
+    let drill = last_event(state, "backup.drill");
+    let verification: Option<(i64, bool)> = state
+        .control
+        .db
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT max(time), min(ok) FROM audit_verifications WHERE time = (SELECT max(time) FROM audit_verifications)",
+                [],
+                |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<bool>>(1)?)),
+            )?)
+        })
+        .ok()
+        .and_then(|(t, ok)| t.zip(ok));
+    let backups_configured = !f.backup.recipients.is_empty() || cfg.dev;
+    let mut subprocessors = Vec::new();
+    if f.tls.mode == TlsMode::Acme {
+        subprocessors.push(Subprocessor {
+            role: "certificate authority (ACME)".into(),
+            host: host_of(&f.tls.acme.directory_url),
+        });
+    }
+    for t in f
+        .backup
+        .targets
+        .iter()
+        .filter(|t| t.kind == BackupTargetKind::S3)
+    {
+        subprocessors.push(Subprocessor {
+            role: format!(
+                "backup storage (S3, region {})",
+                if t.region.is_empty() {
+                    &f.region
+                } else {
+                    &t.region
+                }
+            ),
+            host: host_of(&t.endpoint),
+        });
+    }
+    Trust {
+        version: env!("CARGO_PKG_VERSION").into(),
+        build: format!("{} {}", std::env::consts::ARCH, std::env::consts::OS),
+        region: f.region.clone(),
+        residency: f.residency.clone(),
+        tls: TrustTls {
+            mode: format!("{:?}", f.tls.mode).to_lowercase(),
+            issuer: cert.as_ref().map(|c| c.0.clone()),
+            expires: cert.map(|c| rfc3339(c.1)),
+        },
+        encryption: TrustEncryption {
+            at_rest: "XChaCha20-Poly1305, one data key per workspace, wrapped by the master key".into(),
+            passwords: "argon2id (m=19456 KiB, t=2, p=1 or stronger)".into(),
+            audit_signatures: "Ed25519 checkpoints over SHA-256 hash chains".into(),
+            keys_created: keys_created.map(rfc3339),
+            last_rotation: "never rotated (keys in use since they were created)".into(),
+        },
+        backups: TrustBackups {
+            configured: backups_configured,
+            last_success: backup.map(|b| rfc3339(b.0)),
+            last_drill: drill.as_ref().map(|d| rfc3339(d.0)),
+            last_drill_passed: drill.and_then(|d| d.1.get("ok").and_then(|v| v.as_bool())),
+        },
+        audit: TrustAudit {
+            retention_days: f.audit.retention_days,
+            last_verification: verification.map(|v| rfc3339(v.0)),
+            last_verification_intact: verification.map(|v| v.1),
+        },
+        mfa: "not available in this version (arrives with the identity capability); no workspace requires it".into(),
+        subprocessors,
+    }
+}
+
+async fn computed(state: &Arc<AppState>) -> Option<Trust> {
+    let st = Arc::clone(state);
+    tokio::task::spawn_blocking(move || compute(&st)).await.ok()
+}
+
+#[handler]
+pub async fn trust_json(state: Data<&Arc<AppState>>) -> Response {
+    match computed(&state).await {
+        Some(t) => Json(t).into_response(),
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+#[handler]
+pub async fn trust_page(state: Data<&Arc<AppState>>) -> Response {
+    match computed(&state).await {
+        Some(t) => crate::web::ui::trust::page(&t),
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+#[handler]
+pub fn security_txt(state: Data<&Arc<AppState>>) -> Response {
+    let s = &state.config.file.security_txt;
+    if s.contact.is_empty() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let expires =
+        time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(s.expires_days.max(1)));
+    let policy = if s.policy.is_empty() {
+        format!("{}/trust", state.config.public_url)
+    } else {
+        s.policy.clone()
+    };
+    let body = format!(
+        "Contact: {}\nExpires: {}\nPolicy: {}\nPreferred-Languages: {}\nCanonical: {}/.well-known/security.txt\n",
+        s.contact,
+        rfc3339(expires.unix_timestamp()),
+        policy,
+        s.preferred_languages,
+        state.config.public_url
+    );
+    Response::builder()
+        .content_type("text/plain; charset=utf-8")
+        .body(body)
+}

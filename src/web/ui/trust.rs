@@ -1,0 +1,57 @@
+//! The /trust page: the same facts as /trust.json, for people.
+
+use maud::html;
+use poem::Response;
+use poem::http::StatusCode;
+
+use super::{Chrome, html_response, layout};
+use crate::ops::trust::Trust;
+
+fn or_not(v: &Option<String>, none: &str) -> String {
+    v.clone().unwrap_or_else(|| none.to_owned())
+}
+
+pub fn page(t: &Trust) -> Response {
+    let body = html! {
+        section.card.trust {
+            h1 { "Trust" }
+            p.muted { "Computed from this running appliance just now; " a href="/trust.json" { "JSON" } "." }
+            table.kv {
+                tr { th { "Version" } td { (t.version) " (" (t.build) ")" } }
+                tr { th { "Region" } td { @if t.region.is_empty() { "not configured" } @else { (t.region) } } }
+                tr { th { "Residency" } td { @if t.residency.is_empty() { "not enforced" } @else { "enforced: " (t.residency) } } }
+                tr { th { "TLS" } td { (t.tls.mode)
+                    @if let Some(i) = &t.tls.issuer { "; certificate from " (i) }
+                    @if let Some(e) = &t.tls.expires { ", valid until " (e) } } }
+                tr { th { "Encryption at rest" } td { (t.encryption.at_rest) } }
+                tr { th { "Passwords" } td { (t.encryption.passwords) } }
+                tr { th { "Audit log" } td { (t.encryption.audit_signatures) "; kept " (t.audit.retention_days) " days; last verification: "
+                    (or_not(&t.audit.last_verification, "not yet"))
+                    @if let Some(ok) = t.audit.last_verification_intact { (if ok { " (intact)" } else { " (FAILED)" }) } } }
+                tr { th { "Keys" } td { "created " (or_not(&t.encryption.keys_created, "unknown")) "; " (t.encryption.last_rotation) } }
+                tr { th { "Backups" } td {
+                    @if !t.backups.configured { "not configured" } @else {
+                        "last successful backup: " (or_not(&t.backups.last_success, "none yet"))
+                        "; last restore drill: " (or_not(&t.backups.last_drill, "none yet"))
+                        @if let Some(ok) = t.backups.last_drill_passed { (if ok { " (passed)" } else { " (FAILED)" }) }
+                    } } }
+                tr { th { "MFA" } td { (t.mfa) } }
+                tr { th { "Subprocessors" } td {
+                    @if t.subprocessors.is_empty() { "none configured (no SMTP relay, no S3 endpoint, no ACME CA, no webhooks)" } @else {
+                        ul { @for s in &t.subprocessors { li { (s.role) ": " code { (s.host) } } } }
+                    } } }
+            }
+        }
+    };
+    html_response(
+        StatusCode::OK,
+        layout(
+            "Trust",
+            &Chrome {
+                email: None,
+                csrf: "",
+            },
+            body,
+        ),
+    )
+}
