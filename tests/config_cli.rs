@@ -185,7 +185,17 @@ async fn cli_works_beside_a_running_server() {
     let out = env.cli(&["doctor"], None);
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}");
-    for check in ["config", "key", "data dir", "schema", "key check"] {
+    for check in [
+        "config",
+        "key",
+        "data dir",
+        "schema",
+        "key check",
+        "permissions",
+        "disk",
+        "unit",
+        "tls",
+    ] {
         assert!(report.contains(&format!("ok    {check}")), "{report}");
     }
     server.stop();

@@ -249,6 +249,23 @@ async fn operator_certificate_is_served_and_replaced_on_sighup() {
             .starts_with("https://")
     );
 
+    // doctor reads the served certificate: the test leaf has 7 days left.
+    let out = env
+        .command(&["doctor"])
+        .env("AURA_TLS__MODE", "files")
+        .env("AURA_TLS__CERT_FILE", live_cert.to_str().unwrap())
+        .env("AURA_TLS__KEY_FILE", live_key.to_str().unwrap())
+        .env("AURA_TLS__HTTPS_LISTEN", server.addr())
+        .env("AURA_TLS__HTTP_LISTEN", "")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("FAIL  certificate") && report.contains("days left"),
+        "{report}"
+    );
+    assert!(report.contains("ok    port"), "{report}");
+
     let first = served_serial(&server.addr(), "aura.test");
     assert!(first.starts_with("serial="), "{first}");
     let (cert2, key2) = ca.leaf("leaf2", "aura.test");

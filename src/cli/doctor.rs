@@ -90,11 +90,15 @@ pub async fn run(g: &Global) -> Result<ExitCode> {
 
     if let Some(master) = master {
         match crate::store::control::Control::open(&path, opts, master) {
-            Ok(_) => r.ok("key check", "the master key opens control.db"),
+            Ok(control) => {
+                r.ok("key check", "the master key opens control.db");
+                super::doctor_ops::check_certificate(&cfg, &control.keys, &mut r);
+            }
             Err(e) => r.fail("key check", e),
         }
     }
 
+    super::doctor_ops::check(&cfg, &mut r);
     super::doctor_tls::check(&cfg, &mut r).await;
 
     if r.failed {

@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod backup;
 mod doctor;
+mod doctor_ops;
 mod doctor_tls;
 mod init;
 mod serve;

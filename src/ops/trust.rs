@@ -97,7 +97,7 @@ fn host_of(url: &str) -> String {
 pub fn compute(state: &AppState) -> Trust {
     let cfg = &state.config;
     let f = &cfg.file;
-    let cert = crate::tls::current_certificate(state);
+    let cert = crate::tls::current_certificate(&state.config, &state.control.keys);
     let keys_created: Option<i64> = state
         .control
         .db

@@ -80,23 +80,23 @@ pub fn setup(state: &Arc<AppState>) -> Result<Option<TlsSetup>> {
 
 /// The certificate being served (files, or the sealed ACME cache): its
 /// issuer and expiry, for /trust.
-pub fn current_certificate(state: &AppState) -> Option<(String, i64)> {
-    let t = &state.config.file.tls;
+pub fn current_certificate(
+    config: &crate::config::Config,
+    keys: &crate::store::control::PlatformKeys,
+) -> Option<(String, i64)> {
+    let t = &config.file.tls;
     let pem = match t.mode {
         TlsMode::Off => return None,
         TlsMode::Files => std::fs::read(&t.cert_file).ok()?,
         TlsMode::Acme => {
-            let dir = state.config.data_dir.join("acme");
+            let dir = config.data_dir.join("acme");
             let entry = std::fs::read_dir(&dir)
                 .ok()?
                 .filter_map(|e| e.ok())
                 .find(|e| e.file_name().to_string_lossy().starts_with("cert-"))?;
             let name = entry.file_name().to_string_lossy().to_string();
             let sealed = std::fs::read(entry.path()).ok()?;
-            state
-                .control
-                .keys
-                .sealer
+            keys.sealer
                 .open(crate::crypto::Slot::new("acme", &name, "blob"), &sealed)
                 .ok()?
         }

@@ -1,0 +1,84 @@
+//! Operational checks for `aura doctor`: file permissions, free disk space,
+//! the systemd unit, the certificate's expiry.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::doctor::Report;
+use crate::config::Config;
+
+const MIN_FREE_BYTES: u64 = 1024 * 1024 * 1024;
+const CERT_WARN_DAYS: i64 = 14;
+
+pub fn check(cfg: &Config, r: &mut Report) {
+    match std::fs::metadata(&cfg.data_dir) {
+        Ok(m) if m.permissions().mode() & 0o077 == 0 => r.ok(
+            "permissions",
+            format!(
+                "{} is private (mode {:04o})",
+                cfg.data_dir.display(),
+                m.permissions().mode() & 0o777
+            ),
+        ),
+        Ok(m) => r.fail(
+            "permissions",
+            format!(
+                "{} has mode {:04o}; run `chmod 700 {}`",
+                cfg.data_dir.display(),
+                m.permissions().mode() & 0o777,
+                cfg.data_dir.display()
+            ),
+        ),
+        Err(e) => r.fail("permissions", format!("{}: {e}", cfg.data_dir.display())),
+    }
+    match nix::sys::statvfs::statvfs(&cfg.data_dir) {
+        Ok(s) => {
+            let free = s.blocks_available() as u64 * s.fragment_size() as u64;
+            let gib = free as f64 / 1_073_741_824.0;
+            if free >= MIN_FREE_BYTES {
+                r.ok("disk", format!("{gib:.1} GiB free for the data dir"));
+            } else {
+                r.fail("disk", format!("only {gib:.2} GiB free for the data dir; free space or move backups to another disk"));
+            }
+        }
+        Err(e) => r.fail("disk", format!("cannot read free space: {e}")),
+    }
+    let unit = [
+        "/etc/systemd/system/aura.service",
+        "/lib/systemd/system/aura.service",
+        "/usr/lib/systemd/system/aura.service",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists());
+    match unit {
+        Some(p) => r.ok("unit", format!("{p} is installed")),
+        None => r.ok(
+            "unit",
+            "no systemd unit installed (fine when Aura runs another way)",
+        ),
+    }
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        if now.as_secs() < 1_700_000_000 {
+            r.fail(
+                "clock",
+                "the system clock is before 2023; fix NTP (systemd-timesyncd or chrony)",
+            );
+        }
+    }
+}
+
+/// Certificate expiry, once the state (and so the ACME cache key) is open.
+pub fn check_certificate(cfg: &Config, keys: &crate::store::control::PlatformKeys, r: &mut Report) {
+    if let Some((issuer, not_after)) = crate::tls::current_certificate(cfg, keys) {
+        let days = (not_after - time::OffsetDateTime::now_utc().unix_timestamp()) / 86_400;
+        if days >= CERT_WARN_DAYS {
+            r.ok("certificate", format!("from {issuer}, {days} days left"));
+        } else {
+            r.fail(
+                "certificate",
+                format!(
+                    "from {issuer}, only {days} days left; check the ACME logs or replace the files"
+                ),
+            );
+        }
+    }
+}
