@@ -32,7 +32,9 @@ pub fn check(cfg: &Config, r: &mut Report) {
     }
     match nix::sys::statvfs::statvfs(&cfg.data_dir) {
         Ok(s) => {
-            let free = s.blocks_available() as u64 * s.fragment_size() as u64;
+            // fsblkcnt_t and c_ulong are u64 here but not on every platform.
+            #[allow(clippy::unnecessary_cast)]
+            let free = (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64);
             let gib = free as f64 / 1_073_741_824.0;
             if free >= MIN_FREE_BYTES {
                 r.ok("disk", format!("{gib:.1} GiB free for the data dir"));
