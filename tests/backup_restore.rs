@@ -631,6 +631,19 @@ async fn backups_page_runs_a_backup_and_a_drill() {
         "{m}"
     );
     assert!(m.contains("aura_backup_drill_last_ok 1"), "{m}");
+    assert!(
+        m.contains(
+            "aura_http_requests_total{method=\"GET\",route=\"/platform/backups\",status=\"2xx\"}"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("aura_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/auth/login\",le=\"+Inf\"} 1"), "{m}");
+    assert!(m.contains("aura_db_write_waiters{db=\"control\"}"), "{m}");
+    assert_eq!(
+        m.matches("aura_audit_chain_head_seq{scope=").count(),
+        2,
+        "platform and the workspace: {m}"
+    );
     server.stop();
 }
 

@@ -16,16 +16,106 @@ use crate::app::AppState;
 use crate::audit::search::view;
 use crate::store::audit::{self as sql, SqlFilter};
 
+/// Latency histogram bucket bounds, in seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// Per-route counters: by status class, and a latency histogram.
+#[derive(Default)]
+struct RouteStats {
+    by_class: [u64; 6],
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum_secs: f64,
+}
+
 /// Counters the request envelope updates.
 #[derive(Default)]
 pub struct Metrics {
     pub responses: [AtomicU64; 6],
+    routes: std::sync::Mutex<std::collections::BTreeMap<String, RouteStats>>,
+}
+
+/// A route label with bounded cardinality: ids and unknown segments become
+/// placeholders.
+pub fn route_label(path: &str) -> String {
+    crate::web::middleware::loggable_path(path)
+        .split('/')
+        .map(|seg| {
+            if uuid::Uuid::parse_str(seg).is_ok()
+                || seg.chars().all(|c| c.is_ascii_digit()) && !seg.is_empty()
+            {
+                ":id"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 impl Metrics {
     pub fn record(&self, status: u16) {
         let class = usize::from(status / 100).min(5);
         self.responses[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn observe(&self, method: &str, path: &str, status: u16, secs: f64) {
+        let key = format!("{method} {}", route_label(path));
+        if let Ok(mut routes) = self.routes.lock() {
+            let r = routes.entry(key).or_default();
+            r.by_class[usize::from(status / 100).min(5)] += 1;
+            r.count += 1;
+            r.sum_secs += secs;
+            for (i, b) in BUCKETS.iter().enumerate() {
+                if secs <= *b {
+                    r.buckets[i] += 1;
+                }
+            }
+        }
+    }
+
+    fn render_routes(&self, out: &mut String) {
+        let Ok(routes) = self.routes.lock() else {
+            return;
+        };
+        let _ = writeln!(out, "# TYPE aura_http_requests_total counter");
+        for (key, r) in routes.iter() {
+            let (method, route) = key.split_once(' ').unwrap_or(("", key));
+            for (class, n) in r.by_class.iter().enumerate().skip(1) {
+                if *n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "aura_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{class}xx\"}} {n}"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(out, "# TYPE aura_http_request_duration_seconds histogram");
+        for (key, r) in routes.iter() {
+            let (method, route) = key.split_once(' ').unwrap_or(("", key));
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "aura_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"{b}\"}} {}",
+                    r.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "aura_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"+Inf\"}} {}",
+                r.count
+            );
+            let _ = writeln!(
+                out,
+                "aura_http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\"}} {}",
+                r.sum_secs
+            );
+            let _ = writeln!(
+                out,
+                "aura_http_request_duration_seconds_count{{method=\"{method}\",route=\"{route}\"}} {}",
+                r.count
+            );
+        }
     }
 }
 
@@ -87,9 +177,42 @@ pub fn render(state: &AppState) -> String {
         let _ = writeln!(out, "# TYPE aura_backup_drill_last_ok gauge");
         let _ = writeln!(out, "aura_backup_drill_last_ok {}", u8::from(ok));
     }
-    if let Ok((seq, _)) = state.control.db.read(sql::head) {
-        let _ = writeln!(out, "# TYPE aura_audit_chain_head_seq gauge");
-        let _ = writeln!(out, "aura_audit_chain_head_seq{{scope=\"platform\"}} {seq}");
+    state.metrics.render_routes(&mut out);
+    let _ = writeln!(out, "# TYPE aura_db_write_waiters gauge");
+    let _ = writeln!(
+        out,
+        "aura_db_write_waiters{{db=\"control\"}} {}",
+        state.control.db.write_waiters()
+    );
+    let _ = writeln!(out, "# TYPE aura_audit_chain_head_seq gauge");
+    for chain in crate::audit::chains::all_chains(&state.control).unwrap_or_default() {
+        let head = match chain {
+            crate::audit::chains::Chain::Platform => state.control.db.read(sql::head).ok(),
+            crate::audit::chains::Chain::Workspace(ws) => {
+                crate::audit::chains::open_tenant(&state.control, &state.tenants, ws, "metrics")
+                    .and_then(|t| t.read_blocking(|c, _| sql::head(c)))
+                    .ok()
+            }
+        };
+        if let Some((seq, _)) = head {
+            let _ = writeln!(
+                out,
+                "aura_audit_chain_head_seq{{scope=\"{}\"}} {seq}",
+                chain.scope()
+            );
+        }
+    }
+    if let Some((_, not_after)) =
+        crate::tls::current_certificate(&state.config, &state.control.keys)
+    {
+        let _ = writeln!(
+            out,
+            "# TYPE aura_tls_certificate_expiry_timestamp_seconds gauge"
+        );
+        let _ = writeln!(
+            out,
+            "aura_tls_certificate_expiry_timestamp_seconds {not_after}"
+        );
     }
     out
 }

@@ -38,6 +38,8 @@ const MAX_IDLE_READERS: usize = 8;
 pub struct Db {
     path: PathBuf,
     opts: DbOptions,
+    /// Callers waiting for the writer (the write queue, for metrics).
+    waiting: std::sync::atomic::AtomicUsize,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
 }
@@ -56,6 +58,7 @@ impl Db {
         Ok(Self {
             path: path.to_owned(),
             opts,
+            waiting: Default::default(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
         })
@@ -74,9 +77,14 @@ impl Db {
         Ok(Self {
             path: path.to_owned(),
             opts,
+            waiting: Default::default(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
         })
+    }
+
+    pub fn write_waiters(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn path(&self) -> &Path {
@@ -86,10 +94,11 @@ impl Db {
     /// One IMMEDIATE transaction: the change and its audit entry commit together
     /// or not at all.
     pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self
-            .writer
-            .lock()
-            .map_err(|_| Error::internal("writer lock poisoned"))?;
+        use std::sync::atomic::Ordering;
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let lock = self.writer.lock();
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let mut conn = lock.map_err(|_| Error::internal("writer lock poisoned"))?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;

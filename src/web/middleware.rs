@@ -92,6 +92,12 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     let status = resp.status();
     if let Some(st) = &state {
         st.metrics.record(status.as_u16());
+        st.metrics.observe(
+            method.as_str(),
+            &path,
+            status.as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
     }
     set_security_headers(&mut resp, &request_id, &path);
     if hsts {
@@ -123,11 +129,27 @@ const ROUTE_WORDS: &[&str] = &[
     "workspaces",
     "healthz",
     "readyz",
+    "metrics",
     "openapi.json",
     "assets",
     "app.css",
     "app.js",
     "favicon.ico",
+    "trust",
+    "trust.json",
+    ".well-known",
+    "security.txt",
+    "w",
+    "audit",
+    "export",
+    "entries",
+    "status",
+    "verify",
+    "settings",
+    "platform",
+    "backups",
+    "run",
+    "drill",
 ];
 
 pub fn loggable_path(path: &str) -> String {
