@@ -28,6 +28,45 @@ pub struct AppState {
     /// The TLS side's state (mode, last ACME event and error), for operators.
     pub tls_status: crate::tls::SharedStatus,
     pub metrics: crate::ops::metrics::Metrics,
+    /// Settings SIGHUP re-reads without a restart.
+    pub reloadable: std::sync::RwLock<Reloadable>,
+}
+
+/// The part of the config that takes effect on SIGHUP.
+#[derive(Clone, Debug)]
+pub struct Reloadable {
+    pub security_txt: crate::config::SecurityTxtConfig,
+    pub metrics_token: String,
+}
+
+impl Reloadable {
+    pub fn from_config(c: &Config) -> Self {
+        Self {
+            security_txt: c.file.security_txt.clone(),
+            metrics_token: c.file.metrics.bearer_token.clone(),
+        }
+    }
+}
+
+impl AppState {
+    pub fn reloadable(&self) -> Reloadable {
+        self.reloadable
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|_| Reloadable::from_config(&self.config))
+    }
+
+    /// Re-reads the config with the same overrides and applies what can
+    /// change at runtime; the rest waits for a restart.
+    pub fn reload(&self, ov: &crate::config::Overrides) -> Result<()> {
+        let fresh = crate::config::load(ov)?;
+        let mut r = self
+            .reloadable
+            .write()
+            .map_err(|_| Error::internal("reload lock poisoned"))?;
+        *r = Reloadable::from_config(&fresh);
+        Ok(())
+    }
 }
 
 impl AppState {
@@ -59,6 +98,7 @@ impl AppState {
             opts,
             config.file.storage.tenant_pool_size,
         );
+        let reloadable = std::sync::RwLock::new(Reloadable::from_config(&config));
         Ok(Self {
             config: Arc::new(config),
             clock,
@@ -68,6 +108,7 @@ impl AppState {
             indexes: IndexRegistry::new(32),
             tls_status: Default::default(),
             metrics: Default::default(),
+            reloadable,
         })
     }
 

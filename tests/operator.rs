@@ -236,3 +236,50 @@ async fn trust_page_reflects_config_and_backups_and_security_txt_is_rfc9116() {
     assert_eq!(field("Preferred-Languages"), "en");
     server.stop();
 }
+
+/// SIGHUP re-reads the reloadable config without a restart.
+#[tokio::test]
+async fn sighup_reloads_the_config() {
+    let env = Env::new();
+    let server = env.start();
+    assert_eq!(
+        reqwest::get(server.url("/.well-known/security.txt"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let cfg = std::fs::read_to_string(env.config_path()).unwrap();
+    let (head, tail) = cfg.split_once("[security_txt]").unwrap();
+    let tail = tail.replacen(
+        "contact = \"\"",
+        "contact = \"mailto:psirt@example.com\"",
+        1,
+    );
+    let cfg = format!("{head}[security_txt]{tail}");
+    std::fs::write(env.config_path(), cfg).unwrap();
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = reqwest::get(server.url("/.well-known/security.txt"))
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            assert!(
+                r.text()
+                    .await
+                    .unwrap()
+                    .contains("Contact: mailto:psirt@example.com")
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload the config"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = String::from_utf8_lossy(&server.logs()).to_string();
+    assert!(logs.contains("configuration reloaded"), "{logs}");
+    server.stop();
+}

@@ -1,12 +1,14 @@
 //! `aura serve`: open storage, bind, print how to sign in (dev), serve.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use super::{Global, open_state, overrides};
 use crate::config;
 use crate::error::Result;
 
 pub async fn run(g: &Global, listen: Option<String>) -> Result<ExitCode> {
+    let listen_again = listen.clone();
     let mut cfg = config::load(&overrides(g, listen))?;
     crate::telemetry::init(&cfg.file.log);
     if cfg.tls_on() {
@@ -19,6 +21,7 @@ pub async fn run(g: &Global, listen: Option<String>) -> Result<ExitCode> {
     let dev = cfg.dev;
     let url = cfg.public_url.clone();
     let state = open_state(g, cfg, dev)?;
+    spawn_reload(Arc::clone(&state), overrides(g, listen_again), None);
     if dev {
         let demo = crate::ops::dev::bootstrap(&state).await?;
         println!();
@@ -96,33 +99,7 @@ async fn run_tls(g: &Global, mut cfg: crate::config::Config) -> Result<ExitCode>
         });
         tracing::info!(addr = %http_addr, "http_listening");
     }
-    if let Some(files) = tls.files.clone() {
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                return;
-            };
-            let mut seen = files.modified();
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
-            loop {
-                let why = tokio::select! {
-                    _ = hup.recv() => "SIGHUP",
-                    _ = tick.tick() => {
-                        let now = files.modified();
-                        if now == seen { continue; }
-                        seen = now;
-                        "file change"
-                    }
-                };
-                match files.reload() {
-                    Ok(()) => tracing::info!(trigger = why, "certificate reloaded"),
-                    Err(e) => {
-                        tracing::warn!(trigger = why, error = %e, "certificate reload failed; the current one keeps serving")
-                    }
-                }
-            }
-        });
-    }
+    spawn_reload(Arc::clone(&state), overrides(g, None), tls.files.clone());
     let acceptor = crate::tls::acceptor::TlsAcceptor::new(
         https,
         tls.server_config.clone(),
@@ -131,4 +108,55 @@ async fn run_tls(g: &Global, mut cfg: crate::config::Config) -> Result<ExitCode>
     tracing::info!(addr = %https_addr, url = %url, "listening");
     crate::app::serve_with(state, acceptor).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP re-reads the config (security.txt, the metrics token) and, with
+/// operator certificate files, the certificate; a change of those files is
+/// also picked up every 10 s. Everything else needs a restart.
+fn spawn_reload(
+    state: Arc<crate::app::AppState>,
+    ov: crate::config::Overrides,
+    files: Option<Arc<crate::tls::files::FilesResolver>>,
+) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        let mut seen = files.as_ref().and_then(|f| f.modified());
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            let hup_fired = tokio::select! {
+                _ = hup.recv() => true,
+                _ = tick.tick() => false,
+            };
+            if hup_fired {
+                crate::ops::systemd::status("reloading");
+                match state.reload(&ov) {
+                    Ok(()) => tracing::info!("configuration reloaded"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "configuration reload failed; the current settings stay")
+                    }
+                }
+            }
+            if let Some(f) = &files {
+                let now = f.modified();
+                if hup_fired || now != seen {
+                    seen = now;
+                    match f.reload() {
+                        Ok(()) => tracing::info!(
+                            trigger = if hup_fired { "SIGHUP" } else { "file change" },
+                            "certificate reloaded"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "certificate reload failed; the current one keeps serving")
+                        }
+                    }
+                }
+            }
+            if hup_fired {
+                crate::ops::systemd::status(&format!("serving {}", state.config.public_url));
+            }
+        }
+    });
 }

@@ -219,7 +219,7 @@ pub fn render(state: &AppState) -> String {
 
 #[handler]
 pub async fn metrics(req: &Request, state: Data<&Arc<AppState>>) -> Response {
-    let token = &state.config.file.metrics.bearer_token;
+    let token = state.reloadable().metrics_token;
     if token.is_empty() {
         return StatusCode::NOT_FOUND.into_response();
     }

@@ -206,7 +206,7 @@ pub async fn trust_page(state: Data<&Arc<AppState>>) -> Response {
 
 #[handler]
 pub fn security_txt(state: Data<&Arc<AppState>>) -> Response {
-    let s = &state.config.file.security_txt;
+    let s = state.reloadable().security_txt;
     if s.contact.is_empty() {
         return StatusCode::NOT_FOUND.into_response();
     }
