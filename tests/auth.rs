@@ -369,3 +369,70 @@ fn audit_count(env: &Env) -> i64 {
         .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
         .unwrap()
 }
+
+/// Sessions end by time: an expired session is refused, and the background
+/// job purges expired rows (one audit entry for the sweep).
+#[tokio::test]
+async fn expired_sessions_are_refused_and_purged() {
+    let env = Env::new();
+    env.create_user("old@example.com", "Old");
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "old@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let other = client(&server);
+    assert_eq!(
+        login(&other, &server, "old@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.get(server.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    server.stop();
+
+    // Two days later (past both timeouts), the same cookie is refused and the
+    // row is swept.
+    let server = env.start_with(&[("AURA_TEST_CLOCK_OFFSET", "172800")]);
+    assert_eq!(
+        c.get(server.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let db = env.data_dir().join("control.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let purged: i64 = open_db(&db)
+            .query_row(
+                "SELECT count(*) FROM audit_log WHERE action = 'session.expired_purged'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        let sessions: i64 = open_db(&db)
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .unwrap();
+        if sessions == 0 && purged >= 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired sessions were not purged ({purged}, {sessions} left)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.stop();
+}

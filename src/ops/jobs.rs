@@ -139,13 +139,30 @@ pub fn drill_now(state: &AppState) -> crate::error::Result<String> {
 }
 
 pub fn checkpoint_all(state: &AppState) -> crate::error::Result<String> {
-    let n = chains::checkpoint_all(
-        &state.control,
-        &state.tenants,
-        "schedule",
-        state.clock.unix(),
-    )?;
-    Ok(format!("{n} checkpoint(s) signed"))
+    let now = state.clock.unix();
+    // Housekeeping first: expired sessions go, recorded as one entry.
+    let keys = state.control.keys.clone();
+    let purged = state.control.db.write(|tx| {
+        let n = crate::store::control::delete_expired_sessions(tx, now)?;
+        if n > 0 {
+            crate::store::audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &crate::audit::NewEntry::new(
+                    crate::audit::Actor::System,
+                    "session.expired_purged",
+                    &crate::audit::RequestMeta::default(),
+                )
+                .after(serde_json::json!({ "sessions": n })),
+            )?;
+        }
+        Ok(n)
+    })?;
+    let n = chains::checkpoint_all(&state.control, &state.tenants, "schedule", now)?;
+    Ok(format!(
+        "{n} checkpoint(s) signed, {purged} expired session(s) purged"
+    ))
 }
 
 fn verify_and_prune(state: &AppState) -> crate::error::Result<String> {

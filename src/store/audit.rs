@@ -76,14 +76,6 @@ pub fn all_entries(conn: &Connection) -> Result<Vec<StoredEntry>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-pub fn count_action(conn: &Connection, action: &str) -> Result<i64> {
-    Ok(conn.query_row(
-        "SELECT count(*) FROM audit_log WHERE action = ?1",
-        [action],
-        |r| r.get(0),
-    )?)
-}
-
 // ---- heads, checkpoints and verifications ----------------------------------
 
 /// The newest entry's (seq, hash); (0, genesis) for an empty chain.

@@ -255,10 +255,6 @@ pub fn set_password_hash(tx: &Transaction<'_>, id: UserId, hash: &str, now: i64)
     Ok(())
 }
 
-pub fn count_users(conn: &Connection) -> Result<i64> {
-    Ok(conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
-}
-
 // ---- workspaces -----------------------------------------------------------
 
 #[derive(Clone, Debug)]
