@@ -99,7 +99,7 @@ pub fn check_unpacked(
             .filter(|k| &k.workspace == id)
             .map(|k| {
                 let wrapped = hex::decode(&k.wrapped_hex).map_err(|_| Error::Crypto("escrow entry is not hex"))?;
-                master.unwrap(id, k.key_id, &wrapped)
+                master.unwrap_key(id, k.key_id, &wrapped)
             })
             .collect::<Result<Vec<_>>>()
             .map_err(|e| ("sealed rows".to_owned(), format!("workspace {id}: its key does not unwrap ({e}); wrong master key, or the workspace was shredded")))?;

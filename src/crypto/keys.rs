@@ -98,12 +98,12 @@ impl MasterKey {
         }
     }
 
-    pub fn wrap(&self, scope: &str, key: &DataKey) -> Result<Vec<u8>> {
+    pub fn wrap_key(&self, scope: &str, key: &DataKey) -> Result<Vec<u8>> {
         let aad = wrap_aad(scope, key.key_id);
         wrap_bytes(&self.kek(), key.bytes.expose(), aad.as_bytes())
     }
 
-    pub fn unwrap(&self, scope: &str, key_id: u32, wrapped: &[u8]) -> Result<DataKey> {
+    pub fn unwrap_key(&self, scope: &str, key_id: u32, wrapped: &[u8]) -> Result<DataKey> {
         let aad = wrap_aad(scope, key_id);
         let plain = unwrap_bytes(&self.kek(), wrapped, aad.as_bytes())?;
         Ok(DataKey {
@@ -171,24 +171,27 @@ mod tests {
     fn wrapped_key_is_bound_to_scope_and_id() {
         let mk = MasterKey::generate();
         let dk = DataKey::generate(1);
-        let w = mk.wrap("ws-a", &dk).unwrap();
+        let w = mk.wrap_key("ws-a", &dk).unwrap();
         assert_eq!(
-            mk.unwrap("ws-a", 1, &w).unwrap().bytes.expose(),
+            mk.unwrap_key("ws-a", 1, &w).unwrap().bytes.expose(),
             dk.bytes.expose()
         );
         assert!(
-            mk.unwrap("ws-b", 1, &w).is_err(),
+            mk.unwrap_key("ws-b", 1, &w).is_err(),
             "moved to another workspace"
         );
-        assert!(mk.unwrap("ws-a", 2, &w).is_err(), "claimed another key id");
         assert!(
-            MasterKey::generate().unwrap("ws-a", 1, &w).is_err(),
+            mk.unwrap_key("ws-a", 2, &w).is_err(),
+            "claimed another key id"
+        );
+        assert!(
+            MasterKey::generate().unwrap_key("ws-a", 1, &w).is_err(),
             "wrong master key"
         );
         let mut t = w.clone();
         let last = t.len() - 1;
         t[last] ^= 1;
-        assert!(mk.unwrap("ws-a", 1, &t).is_err(), "tampered");
+        assert!(mk.unwrap_key("ws-a", 1, &t).is_err(), "tampered");
     }
 
     #[test]

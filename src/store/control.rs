@@ -43,7 +43,7 @@ impl Control {
         let db = Db::open(path, opts, migrations::CONTROL)?;
         let check = master.make_key_check()?;
         let pk = DataKey::generate(1);
-        let wrapped = master.wrap(PLATFORM_SCOPE, &pk)?;
+        let wrapped = master.wrap_key(PLATFORM_SCOPE, &pk)?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         db.write(|tx| {
             tx.execute(
@@ -85,7 +85,7 @@ impl Control {
         })?;
         let keys = wrapped
             .iter()
-            .map(|(id, w)| master.unwrap(PLATFORM_SCOPE, *id, w))
+            .map(|(id, w)| master.unwrap_key(PLATFORM_SCOPE, *id, w))
             .collect::<Result<Vec<_>>>()?;
         let newest = keys
             .iter()

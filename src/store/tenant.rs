@@ -150,7 +150,7 @@ impl TenantPool {
         let scope = id.to_string();
         let keys = wrapped
             .iter()
-            .map(|(kid, w)| control.master.unwrap(&scope, *kid, w))
+            .map(|(kid, w)| control.master.unwrap_key(&scope, *kid, w))
             .collect::<Result<Vec<DataKey>>>()?;
         let newest = keys
             .iter()

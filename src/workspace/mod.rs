@@ -65,7 +65,7 @@ pub async fn create_workspace(
 
     let id = WorkspaceId::generate();
     let dek = DataKey::generate(1);
-    let wrapped = state.control.master.wrap(&id.to_string(), &dek)?;
+    let wrapped = state.control.master.wrap_key(&id.to_string(), &dek)?;
     let now = state.clock.unix();
 
     // The platform row (with the wrapped key) commits first: the tenant pool
