@@ -319,3 +319,23 @@ pub async fn set_retention(
         })
         .await
 }
+
+/// The newest entry of one action in the platform chain, decrypted (for the
+/// backups page, /trust and /metrics). Blocking.
+pub fn last_platform_entry(state: &AppState, action: &str) -> Option<EntryView> {
+    let f = SqlFilter {
+        action: Some(action.to_owned()),
+        ..Default::default()
+    };
+    let keys = state.control.keys.clone();
+    state
+        .control
+        .db
+        .read(|c| {
+            Ok(sql::query(c, &f, 1)?
+                .first()
+                .map(|e| search::view(e, &keys.sealer)))
+        })
+        .ok()
+        .flatten()
+}

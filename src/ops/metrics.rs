@@ -13,8 +13,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
-use crate::audit::search::view;
-use crate::store::audit::{self as sql, SqlFilter};
+use crate::audit::service::last_platform_entry;
+use crate::store::audit as sql;
 
 /// Latency histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
@@ -119,24 +119,6 @@ impl Metrics {
     }
 }
 
-fn last(state: &AppState, action: &str) -> Option<(i64, serde_json::Value)> {
-    let f = SqlFilter {
-        action: Some(action.to_owned()),
-        ..Default::default()
-    };
-    let keys = state.control.keys.clone();
-    state
-        .control
-        .db
-        .read(|c| {
-            Ok(sql::query(c, &f, 1)?
-                .first()
-                .map(|e| (e.time, view(e, &keys.sealer).after)))
-        })
-        .ok()
-        .flatten()
-}
-
 pub fn render(state: &AppState) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# TYPE aura_build_info gauge");
@@ -153,7 +135,9 @@ pub fn render(state: &AppState) -> String {
             c.load(Ordering::Relaxed)
         );
     }
-    if let Some((t, after)) = last(state, "backup.completed") {
+    if let Some((t, after)) =
+        last_platform_entry(state, "backup.completed").map(|e| (e.time_unix, e.after))
+    {
         let _ = writeln!(
             out,
             "# TYPE aura_backup_last_success_timestamp_seconds gauge"
@@ -163,14 +147,18 @@ pub fn render(state: &AppState) -> String {
         let _ = writeln!(out, "# TYPE aura_backup_last_size_bytes gauge");
         let _ = writeln!(out, "aura_backup_last_size_bytes {size}");
     }
-    if let Some((t, _)) = last(state, "backup.failed") {
+    if let Some((t, _)) =
+        last_platform_entry(state, "backup.failed").map(|e| (e.time_unix, e.after))
+    {
         let _ = writeln!(
             out,
             "# TYPE aura_backup_last_failure_timestamp_seconds gauge"
         );
         let _ = writeln!(out, "aura_backup_last_failure_timestamp_seconds {t}");
     }
-    if let Some((t, after)) = last(state, "backup.drill") {
+    if let Some((t, after)) =
+        last_platform_entry(state, "backup.drill").map(|e| (e.time_unix, e.after))
+    {
         let ok = after.get("ok").and_then(|v| v.as_bool()).unwrap_or(false);
         let _ = writeln!(out, "# TYPE aura_backup_drill_last_timestamp_seconds gauge");
         let _ = writeln!(out, "aura_backup_drill_last_timestamp_seconds {t}");

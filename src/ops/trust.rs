@@ -11,9 +11,9 @@ use poem::{IntoResponse, Response, handler};
 use serde::Serialize;
 
 use crate::app::AppState;
+use crate::audit::service::last_platform_entry;
 use crate::clock::rfc3339;
 use crate::config::{BackupTargetKind, TlsMode};
-use crate::store::audit::{self as sql, SqlFilter};
 
 #[derive(Serialize)]
 pub struct Trust {
@@ -66,24 +66,6 @@ pub struct Subprocessor {
     pub host: String,
 }
 
-fn last_event(state: &AppState, action: &str) -> Option<(i64, serde_json::Value)> {
-    let f = SqlFilter {
-        action: Some(action.to_owned()),
-        ..Default::default()
-    };
-    let keys = state.control.keys.clone();
-    state
-        .control
-        .db
-        .read(|c| {
-            Ok(sql::query(c, &f, 1)?
-                .first()
-                .map(|e| (e.time, crate::audit::search::view(e, &keys.sealer).after)))
-        })
-        .ok()
-        .flatten()
-}
-
 fn host_of(url: &str) -> String {
     url.split("://")
         .nth(1)
@@ -110,8 +92,8 @@ pub fn compute(state: &AppState) -> Trust {
         })
         .ok()
         .flatten();
-    let backup = last_event(state, "backup.completed");
-    let drill = last_event(state, "backup.drill");
+    let backup = last_platform_entry(state, "backup.completed").map(|e| (e.time_unix, e.after));
+    let drill = last_platform_entry(state, "backup.drill").map(|e| (e.time_unix, e.after));
     let verification: Option<(i64, bool)> = state
         .control
         .db

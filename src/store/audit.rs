@@ -252,78 +252,58 @@ pub fn prefix_range(prefix: &str) -> (String, String) {
 }
 
 pub fn query(conn: &Connection, f: &SqlFilter, limit: i64) -> Result<Vec<StoredEntry>> {
-    let mut clauses: Vec<String> = Vec::new();
-    let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+    use rusqlite::types::Value;
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    // Each clause uses plain `?` placeholders, bound in order.
+    let mut add = |clause: &'static str, values: Vec<Value>| {
+        clauses.push(clause);
+        args.extend(values);
+    };
+    let text = |s: &str| Value::Text(s.to_owned());
     if let Some(a) = &f.actor {
-        clauses.push(format!(
-            "(actor_id = ?{n} OR actor_type = ?{n})",
-            n = args.len() + 1
-        ));
-        args.push(Box::new(a.clone()));
+        add("(actor_id = ? OR actor_type = ?)", vec![text(a), text(a)]);
     }
     if let Some(a) = &f.action {
-        if let Some(p) = a.strip_suffix('*') {
-            let (lo, hi) = prefix_range(p);
-            clauses.push(format!(
-                "(action >= ?{} AND action < ?{})",
-                args.len() + 1,
-                args.len() + 2
-            ));
-            args.push(Box::new(lo));
-            args.push(Box::new(hi));
-        } else {
-            let (lo, hi) = prefix_range(&format!("{a}."));
-            clauses.push(format!(
-                "(action = ?{} OR (action >= ?{} AND action < ?{}))",
-                args.len() + 1,
-                args.len() + 2,
-                args.len() + 3
-            ));
-            args.push(Box::new(a.clone()));
-            args.push(Box::new(lo));
-            args.push(Box::new(hi));
+        match a.strip_suffix('*') {
+            Some(p) => {
+                let (lo, hi) = prefix_range(p);
+                add(
+                    "(action >= ? AND action < ?)",
+                    vec![Value::Text(lo), Value::Text(hi)],
+                );
+            }
+            None => {
+                let (lo, hi) = prefix_range(&format!("{a}."));
+                add(
+                    "(action = ? OR (action >= ? AND action < ?))",
+                    vec![text(a), Value::Text(lo), Value::Text(hi)],
+                );
+            }
         }
     }
     if let Some(t) = &f.target {
         match t.split_once(':') {
-            Some((kind, id)) => {
-                clauses.push(format!(
-                    "(target_type = ?{} AND target_id = ?{})",
-                    args.len() + 1,
-                    args.len() + 2
-                ));
-                args.push(Box::new(kind.to_owned()));
-                args.push(Box::new(id.to_owned()));
-            }
-            None => {
-                clauses.push(format!("target_id = ?{}", args.len() + 1));
-                args.push(Box::new(t.clone()));
-            }
+            Some((kind, id)) => add(
+                "(target_type = ? AND target_id = ?)",
+                vec![text(kind), text(id)],
+            ),
+            None => add("target_id = ?", vec![text(t)]),
         }
     }
     if let Some(ip) = &f.ip {
-        clauses.push(format!("ip = ?{}", args.len() + 1));
-        args.push(Box::new(ip.clone()));
+        add("ip = ?", vec![text(ip)]);
     }
-    if let Some(from) = f.from {
-        clauses.push(format!("time >= ?{}", args.len() + 1));
-        args.push(Box::new(from));
-    }
-    if let Some(to) = f.to {
-        clauses.push(format!("time <= ?{}", args.len() + 1));
-        args.push(Box::new(to));
-    }
-    if let Some(b) = f.before_seq {
-        clauses.push(format!("seq < ?{}", args.len() + 1));
-        args.push(Box::new(b));
-    }
-    if let Some(m) = f.max_seq {
-        clauses.push(format!("seq <= ?{}", args.len() + 1));
-        args.push(Box::new(m));
-    }
-    if let Some(a) = f.ascending_after {
-        clauses.push(format!("seq > ?{}", args.len() + 1));
-        args.push(Box::new(a));
+    for (clause, v) in [
+        ("time >= ?", f.from),
+        ("time <= ?", f.to),
+        ("seq < ?", f.before_seq),
+        ("seq <= ?", f.max_seq),
+        ("seq > ?", f.ascending_after),
+    ] {
+        if let Some(v) = v {
+            add(clause, vec![Value::Integer(v)]);
+        }
     }
     let order = if f.ascending_after.is_some() {
         "ASC"
@@ -335,14 +315,10 @@ pub fn query(conn: &Connection, f: &SqlFilter, limit: i64) -> Result<Vec<StoredE
     } else {
         format!("WHERE {}", clauses.join(" AND "))
     };
-    let sql = format!(
-        "SELECT {ENTRY_COLUMNS} FROM audit_log {wher} ORDER BY seq {order} LIMIT ?{}",
-        args.len() + 1
-    );
-    args.push(Box::new(limit));
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM audit_log {wher} ORDER BY seq {order} LIMIT ?");
+    args.push(Value::Integer(limit));
     let mut stmt = conn.prepare(&sql)?;
-    let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
-    let rows = stmt.query_map(refs.as_slice(), entry_from_row)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), entry_from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 

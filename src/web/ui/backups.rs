@@ -10,25 +10,12 @@ use poem::{IntoResponse, Request, Response, handler};
 
 use super::{csrf_field, signed_in_page};
 use crate::app::AppState;
-use crate::audit::search::{EntryView, view};
+use crate::audit::search::EntryView;
+use crate::audit::service::last_platform_entry;
 use crate::backup::target::{BackupMeta, LocalTarget};
 use crate::clock::rfc3339;
 use crate::error::Result;
-use crate::store::audit::{self as sql, SqlFilter};
 use crate::web::session::{PlatformAdmin, SignedIn};
-
-/// The newest platform entry of an action, decrypted.
-fn last_of(state: &AppState, action: &str) -> Result<Option<EntryView>> {
-    let f = SqlFilter {
-        action: Some(action.to_owned()),
-        ..Default::default()
-    };
-    let keys = state.control.keys.clone();
-    state
-        .control
-        .db
-        .read(|c| Ok(sql::query(c, &f, 1)?.first().map(|e| view(e, &keys.sealer))))
-}
 
 pub struct BackupStatus {
     pub backups: Vec<BackupMeta>,
@@ -45,9 +32,9 @@ pub fn status(state: &AppState) -> Result<BackupStatus> {
         backups: target.list()?,
         target: target.dir.display().to_string(),
         region: target.region.clone(),
-        last_drill: last_of(state, "backup.drill")?,
-        last_failure: last_of(state, "backup.failed")?,
-        last_success: last_of(state, "backup.completed")?,
+        last_drill: last_platform_entry(state, "backup.drill"),
+        last_failure: last_platform_entry(state, "backup.failed"),
+        last_success: last_platform_entry(state, "backup.completed"),
     })
 }
 
