@@ -366,14 +366,7 @@ async fn ndjson_export_verifies_offline_and_tampering_is_caught() {
             .status(),
         200
     );
-    let body = pa
-        .get(s.server.url("/api/v1/platform/audit/export"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = common::get_text(&pa, s.server.url("/api/v1/platform/audit/export")).await;
     std::fs::write(&file, &body).unwrap();
     let out = s
         .env
@@ -383,14 +376,8 @@ async fn ndjson_export_verifies_offline_and_tampering_is_caught() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let page: Value = pa
-        .get(s.server.url("/api/v1/platform/audit?action=auth"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value =
+        common::get_json(&pa, s.server.url("/api/v1/platform/audit?action=auth")).await;
     assert!(
         page["items"]
             .as_array()
@@ -581,14 +568,7 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
         200
     );
 
-    let st: Value = staff
-        .get(s.server.url("/api/v1/platform/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let st: Value = common::get_json(&staff, s.server.url("/api/v1/platform/status")).await;
     assert_eq!(st["tls_mode"], "off");
     assert_eq!(
         s.c.get(s.server.url("/api/v1/platform/status"))
@@ -622,14 +602,7 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             "audit.verified",
         ),
     ];
-    let spec: Value =
-        s.c.get(s.server.url("/api/openapi.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let spec: Value = common::get_json(&s.c, s.server.url("/api/openapi.json")).await;
     for (path, ops) in spec["paths"].as_object().unwrap() {
         for method in ops.as_object().unwrap().keys() {
             let m = method.to_uppercase();

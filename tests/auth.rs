@@ -44,14 +44,7 @@ async fn login_me_logout_round_trip() {
     assert_eq!(stored, Sha256::digest(token.as_bytes()).to_vec());
 
     // /me with the session.
-    let me: serde_json::Value = c
-        .get(server.url("/api/v1/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: serde_json::Value = common::get_json(&c, server.url("/api/v1/me")).await;
     assert_eq!(me["id"], user_id);
     assert_eq!(me["email"], "ada@example.com");
     assert_eq!(me["name"], "Ada");
@@ -237,14 +230,7 @@ async fn health_readiness_openapi_and_headers() {
         "metrics are not public by default"
     );
 
-    let spec: serde_json::Value = c
-        .get(server.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: serde_json::Value = common::get_json(&c, server.url("/api/openapi.json")).await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     for path in ["/auth/login", "/auth/logout", "/me"] {
         assert!(
@@ -300,14 +286,7 @@ async fn ui_sign_in_lists_workspaces_and_signs_out() {
 
     let r = c.get(server.url("/workspaces")).send().await.unwrap();
     assert_eq!(r.status(), 303, "anonymous is sent to sign in");
-    let page = c
-        .get(server.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = common::get_text(&c, server.url("/login")).await;
     assert!(page.contains("<form method=\"post\" action=\"/login\""));
     assert!(!page.contains("<script>"), "no inline script");
 
@@ -335,14 +314,7 @@ async fn ui_sign_in_lists_workspaces_and_signs_out() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let page = c
-        .get(server.url("/workspaces"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = common::get_text(&c, server.url("/workspaces")).await;
     assert!(page.contains("Reservations Lisbon"), "{page}");
 
     let token = common::csrf_from(&page);

@@ -163,25 +163,15 @@ async fn round_trip_restores_three_workspaces_that_serve_and_verify() {
             200,
             "sign in after restore"
         );
-        let me: serde_json::Value = c
-            .get(server.url("/api/v1/me"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me: serde_json::Value = common::get_json(&c, server.url("/api/v1/me")).await;
         assert_eq!(me["workspaces"][0]["name"], format!("Company {i}"));
-        let page: serde_json::Value = c
-            .get(server.url(&format!(
+        let page: serde_json::Value = common::get_json(
+            &c,
+            server.url(&format!(
                 "/api/v1/workspaces/{ws}/audit?action=audit.retention_changed"
-            )))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            )),
+        )
+        .await;
         assert_eq!(
             page["items"][0]["after"]["retention_days"],
             100 + i as i64,
@@ -485,42 +475,33 @@ async fn one_workspace_restores_in_place_while_others_keep_writing() {
         "every write to the other workspace landed"
     );
 
-    let page: serde_json::Value = ca
-        .get(server.url(&format!(
+    let page: serde_json::Value = common::get_json(
+        &ca,
+        server.url(&format!(
             "/api/v1/workspaces/{wa}/audit?action=audit.retention_changed"
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        )),
+    )
+    .await;
     assert_eq!(
         page["items"][0]["after"]["retention_days"], 50,
         "back at the backup: {page}"
     );
-    let page: serde_json::Value = ca
-        .get(server.url(&format!("/api/v1/workspaces/{wa}/audit?q=restored")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: serde_json::Value = common::get_json(
+        &ca,
+        server.url(&format!("/api/v1/workspaces/{wa}/audit?q=restored")),
+    )
+    .await;
     assert_eq!(
         page["items"][0]["action"], "backup.restored",
         "the restore is in the workspace's own chain"
     );
-    let page: serde_json::Value = cb
-        .get(server.url(&format!(
+    let page: serde_json::Value = common::get_json(
+        &cb,
+        server.url(&format!(
             "/api/v1/workspaces/{wb}/audit?action=audit.retention_changed&limit=1"
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        )),
+    )
+    .await;
     assert_eq!(page["items"][0]["after"]["retention_days"], 139);
     server.stop();
     let out = env.cli(&["audit", "verify"], None);
@@ -568,14 +549,7 @@ async fn backups_page_runs_a_backup_and_a_drill() {
             .status(),
         200
     );
-    let page = c
-        .get(server.url("/platform/backups"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = common::get_text(&c, server.url("/platform/backups")).await;
     assert!(page.contains("No backups yet"), "{page}");
     let token = common::csrf_from(&page);
     let r = c
@@ -592,14 +566,7 @@ async fn backups_page_runs_a_backup_and_a_drill() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let page = c
-        .get(server.url("/platform/backups"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = common::get_text(&c, server.url("/platform/backups")).await;
     assert!(page.contains("Last restore drill passed"), "{page}");
     assert_eq!(
         page.matches("<code>b-").count(),
@@ -803,14 +770,7 @@ async fn s3_target_uploads_and_a_drill_fetches_back() {
         .unwrap()
         .trim()
         .to_owned();
-    let listing = http
-        .get(format!("{endpoint}/aura-backups?list-type=2"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let listing = common::get_text(&http, format!("{endpoint}/aura-backups?list-type=2")).await;
     assert!(
         listing.contains(&format!("{id}.tar.zst.age")) && listing.contains("keys-latest.age"),
         "{listing}"

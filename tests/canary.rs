@@ -176,14 +176,11 @@ async fn no_person_typed_string_reaches_disk_or_logs() {
         !found["items"].as_array().unwrap().is_empty(),
         "the index holds the canary: {found}"
     );
-    let export = c
-        .get(server.url(&format!("/api/v1/workspaces/{me_ws}/audit/export")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let export = common::get_text(
+        &c,
+        server.url(&format!("/api/v1/workspaces/{me_ws}/audit/export")),
+    )
+    .await;
     assert!(
         export.contains(&ws_name),
         "the export is readable by its owner"

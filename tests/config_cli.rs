@@ -141,14 +141,7 @@ async fn cli_works_beside_a_running_server() {
             .status(),
         200
     );
-    let me: serde_json::Value = c
-        .get(server.url("/api/v1/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: serde_json::Value = common::get_json(&c, server.url("/api/v1/me")).await;
     assert_eq!(me["workspaces"][0]["id"], ws.as_str());
 
     // Bad CLI input is explained and changes nothing.
@@ -229,14 +222,7 @@ async fn dev_mode_needs_no_config_and_prints_sign_in() {
     assert!(data.join("dev-master.key").exists());
     let c = client(&server);
     assert_eq!(login(&c, &server, &email, &password).await.status(), 200);
-    let me: serde_json::Value = c
-        .get(server.url("/api/v1/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: serde_json::Value = common::get_json(&c, server.url("/api/v1/me")).await;
     assert_eq!(me["workspaces"][0]["name"], "Demo workspace");
 
     // The CLI pointed at the dev data dir uses the dev key too.

@@ -49,7 +49,7 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
     let page = |c: &reqwest::Client, path: &str| {
         let url = server.url(path);
         let c = c.clone();
-        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+        async move { common::get_text(&c, url).await }
     };
     let mut my_token = csrf_from(&page(&me, "/workspaces").await);
     let other_token = csrf_from(&page(&other, "/workspaces").await);
@@ -217,14 +217,7 @@ async fn operator_certificate_is_served_and_replaced_on_sighup() {
     );
 
     // The trust page names the certificate being served.
-    let t: serde_json::Value = c
-        .get(format!("{https}/trust.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t: serde_json::Value = common::get_json(&c, format!("{https}/trust.json")).await;
     assert_eq!(t["tls"]["mode"], "files");
     assert!(
         t["tls"]["issuer"].as_str().unwrap().contains("test-ca"),

@@ -333,6 +333,16 @@ pub async fn login(
         .unwrap()
 }
 
+/// GET a URL and return the body as text.
+pub async fn get_text(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// GET a URL and return the body as JSON.
+pub async fn get_json(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_json::Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// The CSRF token a page's forms carry.
 pub fn csrf_from(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
@@ -345,7 +355,7 @@ pub fn csrf_from(html: &str) -> String {
 
 /// GETs a page and returns its CSRF token.
 pub async fn page_csrf(c: &reqwest::Client, url: &str) -> String {
-    csrf_from(&c.get(url).send().await.unwrap().text().await.unwrap())
+    csrf_from(&get_text(c, url).await)
 }
 
 /// Copies a directory tree (to tamper with a copy).
