@@ -168,6 +168,22 @@ pub async fn serve_with<A: poem::listener::Acceptor + 'static>(
 pub async fn shutdown_signal() {
     shutdown_wait().await;
     crate::ops::systemd::stopping();
+    arm_forced_exit();
+}
+
+/// A last resort after SIGTERM: if draining has not finished well after the
+/// 30 s grace period, exit anyway. Every acknowledged write is already
+/// durable (synchronous=FULL), so this loses nothing but the final
+/// checkpoint, which the next start signs.
+fn arm_forced_exit() {
+    static ARMED: std::sync::Once = std::sync::Once::new();
+    ARMED.call_once(|| {
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_secs(45));
+            tracing::error!("shutdown did not finish in 45 s; exiting");
+            std::process::exit(0);
+        });
+    });
 }
 
 async fn shutdown_wait() {
