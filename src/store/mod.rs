@@ -42,7 +42,17 @@ pub struct Db {
     waiting: std::sync::atomic::AtomicUsize,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Writes queued for the next group commit (see `write_async`).
+    pending: Mutex<Vec<Job>>,
 }
+
+/// A queued write: runs inside the batch's transaction (in its own savepoint)
+/// and returns what to do once the batch's commit has succeeded or failed.
+type Job = Box<dyn FnOnce(&Transaction<'_>) -> Ack + Send>;
+type Ack = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// How many queued writes one transaction (one fsync) may carry.
+const MAX_BATCH: usize = 256;
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,6 +71,7 @@ impl Db {
             waiting: Default::default(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            pending: Mutex::new(Vec::new()),
         })
     }
 
@@ -80,6 +91,7 @@ impl Db {
             waiting: Default::default(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            pending: Mutex::new(Vec::new()),
         })
     }
 
@@ -124,13 +136,71 @@ impl Db {
         out
     }
 
+    /// Group commit. The write is queued; whichever caller next holds the
+    /// writer runs every queued write in one IMMEDIATE transaction, each in its
+    /// own savepoint (a failing write rolls back alone, with its audit entry),
+    /// commits once (one fsync for the whole batch) and only then answers each
+    /// caller. Concurrent requests therefore share fsyncs, and an answer still
+    /// means "committed durably".
     pub async fn write_async<T, F>(self: &Arc<Self>, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
+        let (done, answer) = tokio::sync::oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |tx: &Transaction<'_>| {
+            let out = in_savepoint(tx, f);
+            Box::new(move |commit_error: Option<&str>| {
+                let out = match (out, commit_error) {
+                    (Ok(v), None) => Ok(v),
+                    (Ok(_), Some(e)) => Err(Error::internal(format!("commit failed: {e}"))),
+                    (Err(e), _) => Err(e),
+                };
+                let _ = done.send(out);
+            })
+        });
+        self.pending
+            .lock()
+            .map_err(|_| Error::internal("write queue lock poisoned"))?
+            .push(job);
         let db = Arc::clone(self);
-        tokio::task::spawn_blocking(move || db.write(f)).await?
+        tokio::task::spawn_blocking(move || db.run_pending()).await??;
+        answer
+            .await
+            .map_err(|_| Error::internal("queued write was dropped"))?
+    }
+
+    /// Runs queued writes in batches until the queue is empty. A caller whose
+    /// write another caller already took finds the queue empty and returns; its
+    /// answer arrives through its channel.
+    fn run_pending(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let lock = self.writer.lock();
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let mut conn = lock.map_err(|_| Error::internal("writer lock poisoned"))?;
+        loop {
+            let batch: Vec<Job> = {
+                let mut q = self
+                    .pending
+                    .lock()
+                    .map_err(|_| Error::internal("write queue lock poisoned"))?;
+                let n = q.len().min(MAX_BATCH);
+                q.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                return Ok(());
+            }
+            // A failure to begin drops the batch's jobs, which answers each of
+            // their callers with an error.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let acks: Vec<Ack> = batch.into_iter().map(|job| job(&tx)).collect();
+            let committed = tx.commit().map_err(|e| e.to_string());
+            let err = committed.as_ref().err().map(String::as_str);
+            for ack in acks {
+                ack(err);
+            }
+        }
     }
 
     pub async fn read_async<T, F>(self: &Arc<Self>, f: F) -> Result<T>
@@ -161,6 +231,24 @@ impl Db {
             .map_err(|_| Error::internal("writer lock poisoned"))?;
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
         Ok(())
+    }
+}
+
+/// Runs one queued write inside a savepoint of the batch's transaction.
+fn in_savepoint<T>(
+    tx: &Transaction<'_>,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    tx.execute_batch("SAVEPOINT job")?;
+    match f(tx) {
+        Ok(v) => {
+            tx.execute_batch("RELEASE job")?;
+            Ok(v)
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
     }
 }
 
@@ -226,6 +314,47 @@ mod tests {
         assert_eq!(mode, "wal");
         assert_eq!(sync, 2, "FULL");
         assert_eq!(fk, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn group_commit_isolates_a_failing_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(
+            Db::open(
+                &dir.path().join("t.db"),
+                DbOptions::from_config(&crate::config::StorageConfig::default()),
+                migrations::TENANT,
+            )
+            .unwrap(),
+        );
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let db = Arc::clone(&db);
+            tasks.push(tokio::spawn(async move {
+                db.write_async(move |tx| {
+                    tx.execute(
+                        "INSERT INTO meta(key, value) VALUES (?1, x'00')",
+                        [format!("k{i}")],
+                    )?;
+                    if i % 7 == 0 {
+                        return Err(Error::Forbidden);
+                    }
+                    Ok(i)
+                })
+                .await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            if t.await.unwrap().is_ok() {
+                ok += 1;
+            }
+        }
+        let n: i64 = db
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM meta WHERE key LIKE 'k%'", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(ok, 64 - 10);
+        assert_eq!(n, ok, "only the successful writes are committed");
     }
 
     #[test]
