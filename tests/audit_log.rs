@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Env, PASSWORD, Server, client, copy_dir, login, open_db};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 struct Setup {
     env: Env,
@@ -579,27 +579,145 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
         403
     );
 
-    // (method, OpenAPI path, chain, action)
-    let table: &[(&str, &str, &str, &str)] = &[
-        ("POST", "/auth/login", "platform", "auth.login"),
-        ("POST", "/auth/logout", "platform", "auth.logout"),
+    // (method, OpenAPI path, chain, action, body, id to capture from the
+    // response), in the order they run: later rows use captured ids.
+    let wschain = "workspace";
+    let table: &[(&str, &str, &str, &str, Value, Option<&str>)] = &[
+        (
+            "POST",
+            "/auth/login",
+            "platform",
+            "auth.login",
+            Value::Null,
+            None,
+        ),
+        (
+            "POST",
+            "/auth/logout",
+            "platform",
+            "auth.logout",
+            Value::Null,
+            None,
+        ),
         (
             "POST",
             "/workspaces/{workspace}/audit/verify",
             "platform",
             "audit.verified",
+            Value::Null,
+            None,
         ),
         (
             "PUT",
             "/workspaces/{workspace}/audit/settings",
-            "workspace",
+            wschain,
             "audit.retention_changed",
+            json!({"retention_days": 120}),
+            None,
         ),
         (
             "POST",
             "/platform/audit/verify",
             "platform",
             "audit.verified",
+            Value::Null,
+            None,
+        ),
+        (
+            "POST",
+            "/workspaces/{workspace}/collections",
+            wschain,
+            "collection.created",
+            json!({"name": "Fixture", "fields": [{"name": "N", "type": "text"}]}),
+            Some("{collection}"),
+        ),
+        (
+            "PATCH",
+            "/workspaces/{workspace}/collections/{collection}",
+            wschain,
+            "collection.updated",
+            json!({"name": "Fixture 2"}),
+            None,
+        ),
+        (
+            "POST",
+            "/workspaces/{workspace}/collections/{collection}/records",
+            wschain,
+            "record.created",
+            json!({"values": {"N": "a"}}),
+            Some("{record}"),
+        ),
+        (
+            "PATCH",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}",
+            wschain,
+            "record.updated",
+            json!({"values": {"N": "b"}}),
+            None,
+        ),
+        (
+            "POST",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}/history/{version}/restore",
+            wschain,
+            "record.restored",
+            Value::Null,
+            None,
+        ),
+        (
+            "POST",
+            "/workspaces/{workspace}/collections/{collection}/import",
+            wschain,
+            "records.imported",
+            json!("N\nc\nd\n"),
+            None,
+        ),
+        (
+            "DELETE",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}",
+            wschain,
+            "record.deleted",
+            Value::Null,
+            None,
+        ),
+        (
+            "POST",
+            "/workspaces/{workspace}/teams",
+            wschain,
+            "team.created",
+            json!({"name": "Desk"}),
+            Some("{team}"),
+        ),
+        (
+            "PUT",
+            "/workspaces/{workspace}/teams/{team}/members/{user}",
+            wschain,
+            "team.member_set",
+            json!({"role": "lead"}),
+            None,
+        ),
+        (
+            "DELETE",
+            "/workspaces/{workspace}/teams/{team}/members/{user}",
+            wschain,
+            "team.member_removed",
+            Value::Null,
+            None,
+        ),
+        (
+            "DELETE",
+            "/workspaces/{workspace}/teams/{team}",
+            wschain,
+            "team.deleted",
+            Value::Null,
+            None,
+        ),
+        (
+            "DELETE",
+            "/workspaces/{workspace}/collections/{collection}",
+            wschain,
+            "collection.deleted",
+            Value::Null,
+            None,
         ),
     ];
     let spec: Value = common::get_json(&s.c, s.server.url("/api/openapi.json")).await;
@@ -610,7 +728,7 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
                 continue;
             }
             assert!(
-                table.iter().any(|(tm, tp, _, _)| *tm == m && *tp == path),
+                table.iter().any(|(tm, tp, ..)| *tm == m && *tp == path),
                 "{m} {path} changes state but has no audit expectation in this test"
             );
         }
@@ -618,29 +736,44 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
 
     let control = s.env.data_dir().join("control.db");
     let tenant = s.env.tenant_db(&s.ws);
-    for (method, path, chain, action) in table {
+    let mut ids: Vec<(&str, String)> = vec![
+        ("{workspace}", s.ws.clone()),
+        ("{user}", s.owner_id.clone()),
+        ("{version}", "1".into()),
+    ];
+    for (method, path, chain, action, body, capture) in table {
         let db = if *chain == "platform" {
             &control
         } else {
             &tenant
         };
         let (before_total, before_action) = (total(db), count(db, action));
-        let url = s
-            .server
-            .url(&format!("/api/v1{}", path.replace("{workspace}", &s.ws)));
-        let r = match (*method, *path) {
-            ("POST", "/auth/login") => login(&s.c, &s.server, "owner@example.com", PASSWORD).await,
-            ("POST", "/platform/audit/verify") => staff.post(&url).send().await.unwrap(),
-            ("PUT", _) => {
-                s.c.put(&url)
-                    .json(&serde_json::json!({ "retention_days": 120 }))
-                    .send()
-                    .await
-                    .unwrap()
-            }
-            _ => s.c.post(&url).send().await.unwrap(),
+        let mut p = path.to_string();
+        for (k, v) in &ids {
+            p = p.replace(k, v);
+        }
+        let url = s.server.url(&format!("/api/v1{p}"));
+        let client = if *path == "/platform/audit/verify" {
+            &staff
+        } else {
+            &s.c
+        };
+        let req = client.request(method.parse().unwrap(), &url);
+        let req = match body {
+            Value::Null => req,
+            Value::String(csv) => req.header("content-type", "text/csv").body(csv.clone()),
+            json => req.json(json),
+        };
+        let r = if *path == "/auth/login" {
+            login(&s.c, &s.server, "owner@example.com", PASSWORD).await
+        } else {
+            req.send().await.unwrap()
         };
         assert!(r.status().is_success(), "{method} {path}: {}", r.status());
+        if let Some(key) = capture {
+            let v: Value = r.json().await.unwrap();
+            ids.push((key, v["id"].as_str().unwrap().to_owned()));
+        }
         assert_eq!(
             count(db, action),
             before_action + 1,

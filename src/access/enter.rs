@@ -38,19 +38,7 @@ pub async fn enter(
         .open_async(&state.control, grant.clone())
         .await?;
     if !role.at_least(needs) {
-        let now = state.clock.unix();
-        let meta = meta.clone();
-        let user = who.user_id;
-        db.write(move |t| {
-            t.audit(
-                now,
-                &NewEntry::new(Actor::User(user), "access.denied", &meta).after(
-                    json!({ "attempted": action, "role": role.as_str(), "needs": needs.as_str() }),
-                ),
-            )
-        })
-        .await?;
-        return Err(Error::Forbidden);
+        return Err(deny(state, &db, who.user_id, role, action, needs.as_str(), meta).await);
     }
     Ok(TenantCtx {
         grant,
@@ -58,4 +46,34 @@ pub async fn enter(
         user: who.user_id,
         role,
     })
+}
+
+/// Records a refused action in the workspace's audit chain and returns the
+/// 403 to answer with. Used by `enter` for the route's narrowing and by the
+/// domain code when the loaded resource refuses (a collection's own
+/// permissions).
+pub async fn deny(
+    state: &AppState,
+    db: &TenantDb,
+    user: UserId,
+    role: Role,
+    action: &str,
+    needs: &str,
+    meta: &RequestMeta,
+) -> Error {
+    let now = state.clock.unix();
+    let meta = meta.clone();
+    let detail = json!({ "attempted": action, "role": role.as_str(), "needs": needs });
+    let written = db
+        .write(move |t| {
+            t.audit(
+                now,
+                &NewEntry::new(Actor::User(user), "access.denied", &meta).after(detail),
+            )
+        })
+        .await;
+    match written {
+        Ok(_) => Error::Forbidden,
+        Err(e) => e,
+    }
 }

@@ -3,6 +3,7 @@
 //! alone can mint, from a verified membership or the narrow system handle.
 
 pub mod enter;
+pub mod permissions;
 pub mod role;
 
 pub use role::Role;

@@ -368,6 +368,31 @@ pub fn active_membership(conn: &Connection, ws: WorkspaceId, user: UserId) -> Re
     role.map(|r| r.parse()).transpose()
 }
 
+/// A workspace's members with their accounts, for member lists and `member`
+/// fields.
+pub fn workspace_members(
+    conn: &Connection,
+    keys: &PlatformKeys,
+    ws: WorkspaceId,
+) -> Result<Vec<(UserRow, Role)>> {
+    let cols = USER_COLUMNS
+        .split(", ")
+        .map(|c| format!("u.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {cols}, m.role FROM memberships m JOIN users u ON u.id = m.user_id
+         WHERE m.workspace_id = ?1 ORDER BY m.created_at, u.id"
+    ))?;
+    let mut rows = stmt.query([ws.to_string()])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let role: String = r.get(7)?;
+        out.push((user_from_row(keys, r)?, role.parse()?));
+    }
+    Ok(out)
+}
+
 pub fn memberships_for_user(
     conn: &Connection,
     keys: &PlatformKeys,

@@ -35,6 +35,11 @@ pub const TENANT: &[Migration] = &[
         name: "audit_indexes",
         sql: include_str!("migrations/tenant/0002_audit_indexes.sql"),
     },
+    Migration {
+        version: 3,
+        name: "records",
+        sql: include_str!("migrations/tenant/0003_records.sql"),
+    },
 ];
 
 pub fn latest(migrations: &[Migration]) -> i64 {

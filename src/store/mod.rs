@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod control;
 pub mod migrations;
+pub mod records;
 pub mod tenant;
 pub mod tenant_settings;
 
@@ -351,7 +352,13 @@ mod tests {
             }
         }
         let n: i64 = db
-            .read(|c| Ok(c.query_row("SELECT count(*) FROM meta WHERE key LIKE 'k%'", [], |r| r.get(0))?))
+            .read(|c| {
+                Ok(
+                    c.query_row("SELECT count(*) FROM meta WHERE key LIKE 'k%'", [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
             .unwrap();
         assert_eq!(ok, 64 - 10);
         assert_eq!(n, ok, "only the successful writes are committed");

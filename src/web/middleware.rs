@@ -22,8 +22,15 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// trickling client cannot hold a worker (slowloris).
 pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
-pub fn body_limit_for(_path: &str) -> usize {
-    DEFAULT_BODY_LIMIT
+/// CSV imports may carry up to this much.
+pub const IMPORT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+pub fn body_limit_for(path: &str) -> usize {
+    if path.starts_with("/api/v1/workspaces/") && path.ends_with("/import") {
+        IMPORT_BODY_LIMIT
+    } else {
+        DEFAULT_BODY_LIMIT
+    }
 }
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -150,6 +157,19 @@ const ROUTE_WORDS: &[&str] = &[
     "backups",
     "run",
     "drill",
+    "collections",
+    "records",
+    "history",
+    "restore",
+    "import",
+    "teams",
+    "members",
+    "remove",
+    "delete",
+    "schema",
+    "new",
+    "c",
+    "r",
 ];
 
 pub fn loggable_path(path: &str) -> String {

@@ -14,8 +14,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
 use super::body::JsonBody;
-use crate::access::Role;
 use crate::access::enter::enter;
+use crate::access::permissions::{Action, Resource, needs};
 use crate::app::AppState;
 use crate::audit::chains::Chain;
 use crate::audit::export::Format;
@@ -190,7 +190,15 @@ impl AuditApi {
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> poem::Result<Json<AuditPage>> {
-        let ctx = enter(&state, &who.0, &workspace, Role::Admin, "audit.read", &meta).await?;
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            needs(Resource::AuditLog, Action::Read),
+            "audit.read",
+            &meta,
+        )
+        .await?;
         let p = service::params(
             q.0, actor.0, action.0, target.0, ip.0, from.0, to.0, cursor.0, limit.0,
         )?;
@@ -221,7 +229,7 @@ impl AuditApi {
             &state,
             &who.0,
             &workspace,
-            Role::Admin,
+            needs(Resource::AuditLog, Action::Export),
             "audit.export",
             &meta,
         )
@@ -253,7 +261,15 @@ impl AuditApi {
         workspace: Path<String>,
         seq: Path<String>,
     ) -> poem::Result<Json<AuditEntry>> {
-        let ctx = enter(&state, &who.0, &workspace, Role::Admin, "audit.read", &meta).await?;
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            needs(Resource::AuditLog, Action::Read),
+            "audit.read",
+            &meta,
+        )
+        .await?;
         let seq: i64 = seq.0.parse().map_err(|_| Error::NotFound("audit entry"))?;
         Ok(Json(service::entry_workspace(&ctx, seq).await?.into()))
     }
@@ -267,7 +283,15 @@ impl AuditApi {
         who: SignedIn,
         workspace: Path<String>,
     ) -> poem::Result<Json<AuditStatus>> {
-        let ctx = enter(&state, &who.0, &workspace, Role::Admin, "audit.read", &meta).await?;
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            needs(Resource::AuditLog, Action::Read),
+            "audit.read",
+            &meta,
+        )
+        .await?;
         Ok(Json(
             service::status(&state, Chain::Workspace(ctx.db.id()))
                 .await?
@@ -288,7 +312,7 @@ impl AuditApi {
             &state,
             &who.0,
             &workspace,
-            Role::Admin,
+            needs(Resource::AuditLog, Action::Verify),
             "audit.verify",
             &meta,
         )
@@ -315,7 +339,7 @@ impl AuditApi {
             &state,
             &who.0,
             &workspace,
-            Role::Owner,
+            needs(Resource::AuditLog, Action::Settings),
             "audit.settings",
             &meta,
         )

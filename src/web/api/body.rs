@@ -69,6 +69,33 @@ pub fn parse_json<T: DeserializeOwned>(data: &[u8]) -> Result<T, Problem> {
     })
 }
 
+/// A `text/csv` request body (CSV import), read whole within the route's
+/// body limit.
+pub struct CsvBody(pub Vec<u8>);
+
+impl Payload for CsvBody {
+    const CONTENT_TYPE: &'static str = "text/csv";
+
+    fn check_content_type(content_type: &str) -> bool {
+        matches!(content_type.parse::<mime::Mime>(), Ok(m)
+            if m.type_() == "text" && m.subtype() == "csv")
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        <poem_openapi::types::Binary<Vec<u8>> as Type>::schema_ref()
+    }
+}
+
+impl ParsePayload for CsvBody {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        Ok(CsvBody(Vec::<u8>::from_request(request, body).await?))
+    }
+}
+
+poem_openapi::impl_apirequest_for_payload!(CsvBody,);
+
 /// serde_json appends " at line 1 column 7"; the field path says more.
 fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {

@@ -6,6 +6,8 @@ pub mod auth;
 pub mod body;
 pub mod me;
 pub mod platform;
+pub mod records;
+pub mod teams;
 
 use poem_openapi::{OpenApiService, Tags};
 
@@ -19,6 +21,10 @@ pub enum ApiTags {
     Audit,
     /// The platform area (operators).
     Platform,
+    /// Collections and their records.
+    Records,
+    /// Members and teams of a workspace.
+    Teams,
 }
 
 pub type ApiService = OpenApiService<
@@ -27,6 +33,8 @@ pub type ApiService = OpenApiService<
         me::MeApi,
         audit::AuditApi,
         platform::PlatformApi,
+        records::RecordsApi,
+        teams::TeamsApi,
     ),
     (),
 >;
@@ -38,6 +46,8 @@ pub fn service(public_url: &str) -> ApiService {
             me::MeApi,
             audit::AuditApi,
             platform::PlatformApi,
+            records::RecordsApi,
+            teams::TeamsApi,
         ),
         "Aura API",
         env!("CARGO_PKG_VERSION"),

@@ -1,0 +1,267 @@
+//! The one permission table: role × action × resource. Route handlers ask it
+//! for the least role an operation needs before they open the workspace; the
+//! domain code checks the loaded resource itself (a team-owned collection, a
+//! collection's own record permissions). `docs/permissions.md` is generated
+//! from this table and a test keeps the two equal.
+
+use super::Role;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    Member,
+    Team,
+    Collection,
+    Record,
+    AuditLog,
+}
+
+impl Resource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Member => "member",
+            Resource::Team => "team",
+            Resource::Collection => "collection",
+            Resource::Record => "record",
+            Resource::AuditLog => "audit log",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Read,
+    Create,
+    Update,
+    Delete,
+    Export,
+    Import,
+    Verify,
+    Settings,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Export => "export",
+            Action::Import => "import",
+            Action::Verify => "verify",
+            Action::Settings => "settings",
+        }
+    }
+}
+
+pub struct Rule {
+    pub resource: Resource,
+    pub action: Action,
+    pub roles: &'static [Role],
+    pub note: &'static str,
+}
+
+use Role::{Admin, Manager, Member, Owner, Viewer};
+
+const EVERYONE: &[Role] = &[Owner, Admin, Manager, Member, Viewer];
+const WRITERS: &[Role] = &[Owner, Admin, Manager, Member];
+const MANAGERS: &[Role] = &[Owner, Admin, Manager];
+const ADMINS: &[Role] = &[Owner, Admin];
+const OWNERS: &[Role] = &[Owner];
+
+pub const TABLE: &[Rule] = &[
+    Rule {
+        resource: Resource::Member,
+        action: Action::Read,
+        roles: EVERYONE,
+        note: "the member list (names, emails, roles) of the workspace",
+    },
+    Rule {
+        resource: Resource::Team,
+        action: Action::Read,
+        roles: EVERYONE,
+        note: "team names, leads and members",
+    },
+    Rule {
+        resource: Resource::Team,
+        action: Action::Create,
+        roles: ADMINS,
+        note: "create teams",
+    },
+    Rule {
+        resource: Resource::Team,
+        action: Action::Update,
+        roles: ADMINS,
+        note: "add and remove team members; a team's lead may also manage its own team's members",
+    },
+    Rule {
+        resource: Resource::Team,
+        action: Action::Delete,
+        roles: ADMINS,
+        note: "delete a team that owns no collection",
+    },
+    Rule {
+        resource: Resource::Collection,
+        action: Action::Read,
+        roles: EVERYONE,
+        note: "see a collection and its schema; a team-owned one only its team's lead and members see",
+    },
+    Rule {
+        resource: Resource::Collection,
+        action: Action::Create,
+        roles: MANAGERS,
+        note: "define a collection (owned by the workspace or a team)",
+    },
+    Rule {
+        resource: Resource::Collection,
+        action: Action::Update,
+        roles: MANAGERS,
+        note: "change the schema and the record permissions; in a team-owned collection, the team's lead",
+    },
+    Rule {
+        resource: Resource::Collection,
+        action: Action::Delete,
+        roles: ADMINS,
+        note: "delete a collection and all its records",
+    },
+    Rule {
+        resource: Resource::Record,
+        action: Action::Read,
+        roles: EVERYONE,
+        note: "default; each collection sets its own list (search and CSV export follow it)",
+    },
+    Rule {
+        resource: Resource::Record,
+        action: Action::Create,
+        roles: WRITERS,
+        note: "default; each collection sets its own list (CSV import needs it too)",
+    },
+    Rule {
+        resource: Resource::Record,
+        action: Action::Update,
+        roles: WRITERS,
+        note: "default; each collection sets its own list (restoring a version is an update)",
+    },
+    Rule {
+        resource: Resource::Record,
+        action: Action::Delete,
+        roles: MANAGERS,
+        note: "default; each collection sets its own list",
+    },
+    Rule {
+        resource: Resource::Record,
+        action: Action::Export,
+        roles: EVERYONE,
+        note: "CSV export, for those the collection lets read",
+    },
+    Rule {
+        resource: Resource::Record,
+        action: Action::Import,
+        roles: WRITERS,
+        note: "CSV import, for those the collection lets create",
+    },
+    Rule {
+        resource: Resource::AuditLog,
+        action: Action::Read,
+        roles: ADMINS,
+        note: "search and read the workspace's audit entries",
+    },
+    Rule {
+        resource: Resource::AuditLog,
+        action: Action::Export,
+        roles: ADMINS,
+        note: "export the audit log (itself audited)",
+    },
+    Rule {
+        resource: Resource::AuditLog,
+        action: Action::Verify,
+        roles: ADMINS,
+        note: "verify the chain now",
+    },
+    Rule {
+        resource: Resource::AuditLog,
+        action: Action::Settings,
+        roles: OWNERS,
+        note: "set the retention period",
+    },
+];
+
+fn rule(resource: Resource, action: Action) -> Option<&'static Rule> {
+    TABLE
+        .iter()
+        .find(|r| r.resource == resource && r.action == action)
+}
+
+/// The roles the table allows; none for a pair it does not list.
+pub fn roles_for(resource: Resource, action: Action) -> Vec<Role> {
+    rule(resource, action)
+        .map(|r| r.roles.to_vec())
+        .unwrap_or_default()
+}
+
+pub fn allows(role: Role, resource: Resource, action: Action) -> bool {
+    rule(resource, action).is_some_and(|r| r.roles.contains(&role))
+}
+
+/// The least privileged role allowed (role lists are always "this role and
+/// every higher one"), for the route's first narrowing. A pair missing from
+/// the table needs `Owner`, so forgetting a rule fails closed.
+pub fn needs(resource: Resource, action: Action) -> Role {
+    rule(resource, action)
+        .and_then(|r| r.roles.iter().max().copied())
+        .unwrap_or(Role::Owner)
+}
+
+/// The table as Markdown, for `docs/permissions.md`.
+pub fn markdown() -> String {
+    let mut out = String::from("| Resource | Action |");
+    for r in Role::ALL {
+        out.push_str(&format!(" {r} |"));
+    }
+    out.push_str(" Notes |\n|---|---|");
+    for _ in Role::ALL {
+        out.push_str(":-:|");
+    }
+    out.push_str("---|\n");
+    for rule in TABLE {
+        out.push_str(&format!(
+            "| {} | {} |",
+            rule.resource.as_str(),
+            rule.action.as_str()
+        ));
+        for r in Role::ALL {
+            out.push_str(if rule.roles.contains(&r) {
+                " ✔ |"
+            } else {
+                " — |"
+            });
+        }
+        out.push_str(&format!(" {} |\n", rule.note));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_lists_are_contiguous_from_owner() {
+        for r in TABLE {
+            let want: Vec<Role> = Role::ALL
+                .into_iter()
+                .filter(|x| x.at_least(needs(r.resource, r.action)))
+                .collect();
+            assert_eq!(r.roles, want.as_slice(), "{:?} {:?}", r.resource, r.action);
+        }
+    }
+
+    #[test]
+    fn docs_are_generated_from_the_table() {
+        let doc = include_str!("../../docs/permissions.md");
+        let table = markdown();
+        if !doc.contains(&table) {
+            panic!("docs/permissions.md is out of date; replace its table with:\n\n{table}");
+        }
+    }
+}

@@ -1,0 +1,759 @@
+//! Workspace records: typed collections (owned by the workspace or a team),
+//! sealed records with history, unique values through blind indexes,
+//! idempotent creates, cursor pages, search and CSV. The route enters the
+//! workspace (membership, least role from the permission table); everything
+//! here checks the loaded collection itself: its owner team and its own
+//! record permissions.
+
+pub mod csv_io;
+pub mod schema;
+pub mod search;
+pub mod teams;
+pub mod values;
+
+use std::collections::HashSet;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::access::Role;
+use crate::access::enter::{TenantCtx, deny};
+use crate::access::permissions::{Action, Resource, allows};
+use crate::app::AppState;
+use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::error::{Error, Result};
+use crate::store::records::{self as rstore, CollectionRow, Ctx, RecordRow, Sort, VersionRow};
+use schema::{Definition, FieldInput, Permissions, RecordAction};
+use values::{Lookup, Values};
+
+pub const MAX_PAGE: usize = 200;
+const DEFAULT_PAGE: usize = 50;
+
+pub fn now_ms(state: &AppState) -> i64 {
+    i64::try_from(state.clock.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// RFC 3339 with milliseconds.
+pub fn rfc3339_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// The caller's role inside a collection, or `None` when the collection is
+/// not theirs to see (a team-owned collection of a team they are not on).
+/// On the team, a lead acts at least as a manager; a member with their
+/// workspace role.
+pub fn effective_role(
+    coll: &CollectionRow,
+    role: Role,
+    teams: &[(String, String)],
+) -> Option<Role> {
+    match &coll.team_id {
+        None => Some(role),
+        Some(team) => teams.iter().find(|(t, _)| t == team).map(|(_, team_role)| {
+            if team_role == "lead" && !role.at_least(Role::Manager) {
+                Role::Manager
+            } else {
+                role
+            }
+        }),
+    }
+}
+
+/// A collection as the caller sees it.
+#[derive(Clone, Debug)]
+pub struct Visible {
+    pub row: CollectionRow,
+    pub role: Role,
+}
+
+impl Visible {
+    pub fn can(&self, action: RecordAction) -> bool {
+        self.row.def.permissions.allows(self.role, action)
+    }
+
+    pub fn can_manage(&self) -> bool {
+        allows(self.role, Resource::Collection, Action::Update)
+    }
+}
+
+async fn my_teams(ctx: &TenantCtx) -> Result<Vec<(String, String)>> {
+    let user = ctx.user.to_string();
+    ctx.db.read(move |c, _| rstore::teams_of(c, &user)).await
+}
+
+pub async fn list_collections(ctx: &TenantCtx) -> Result<Vec<Visible>> {
+    let teams = my_teams(ctx).await?;
+    let role = ctx.role;
+    let all = ctx.db.read(rstore::list_collections).await?;
+    Ok(all
+        .into_iter()
+        .filter_map(|row| effective_role(&row, role, &teams).map(|role| Visible { row, role }))
+        .collect())
+}
+
+/// Loads a collection the caller may see; any other id answers 404.
+pub async fn load(ctx: &TenantCtx, id: &str) -> Result<Visible> {
+    let teams = my_teams(ctx).await?;
+    let owned = id.to_owned();
+    let row = ctx
+        .db
+        .read(move |c, s| rstore::get_collection(c, s, &owned))
+        .await?
+        .ok_or(Error::NotFound("collection"))?;
+    let role = effective_role(&row, ctx.role, &teams).ok_or(Error::NotFound("collection"))?;
+    Ok(Visible { row, role })
+}
+
+/// Loads and checks one record action on the collection itself.
+pub async fn load_for(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    id: &str,
+    action: RecordAction,
+) -> Result<Visible> {
+    let v = load(ctx, id).await?;
+    if !v.can(action) {
+        return Err(deny(
+            state,
+            &ctx.db,
+            ctx.user,
+            v.role,
+            action.as_str(),
+            "collection permissions",
+            meta,
+        )
+        .await);
+    }
+    Ok(v)
+}
+
+async fn load_managed(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    id: &str,
+) -> Result<Visible> {
+    let v = load(ctx, id).await?;
+    if !v.can_manage() {
+        return Err(deny(
+            state,
+            &ctx.db,
+            ctx.user,
+            v.role,
+            "collection.update",
+            "manager",
+            meta,
+        )
+        .await);
+    }
+    Ok(v)
+}
+
+// ---- collections ----------------------------------------------------------
+
+pub struct NewCollection {
+    pub name: String,
+    pub fields: Vec<FieldInput>,
+    pub team_id: Option<String>,
+    pub permissions: Option<Permissions>,
+}
+
+pub async fn create_collection(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    input: NewCollection,
+) -> Result<Visible> {
+    let now = state.clock.unix();
+    let ms = now_ms(state);
+    let user = ctx.user;
+    let meta2 = meta.clone();
+    let teams = my_teams(ctx).await?;
+    let role = ctx.role;
+    let row = ctx
+        .db
+        .write(move |t| {
+            let ids = rstore::collection_ids(t.tx)?;
+            let def = schema::build_definition(&input.name, &input.fields, input.permissions, &ids)?;
+            if let Some(team) = &input.team_id {
+                if !rstore::team_exists(t.tx, team)? {
+                    return Err(Error::field("team_id", "is not a team of this workspace"));
+                }
+            }
+            let row = CollectionRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                team_id: input.team_id,
+                def,
+                created_at: ms,
+                updated_at: ms,
+            };
+            rstore::save_collection(t.tx, t.sealer, &row)?;
+            t.audit(
+                now,
+                &NewEntry::new(Actor::User(user), "collection.created", &meta2)
+                    .target("collection", &row.id)
+                    .after(json!({
+                        "name": row.def.name,
+                        "team": row.team_id,
+                        "fields": row.def.fields.iter().map(|f| json!({"id": f.id, "name": f.name, "type": f.kind.as_str()})).collect::<Vec<_>>(),
+                    })),
+            )?;
+            Ok(row)
+        })
+        .await?;
+    // The creator may not be on the owning team; they then see it no more.
+    let role = effective_role(&row, role, &teams).unwrap_or(role);
+    Ok(Visible { row, role })
+}
+
+pub struct CollectionChange {
+    pub name: Option<String>,
+    pub fields: Option<Vec<FieldInput>>,
+    pub permissions: Option<Permissions>,
+}
+
+pub async fn change_collection(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    id: &str,
+    change: CollectionChange,
+) -> Result<Visible> {
+    let v = load_managed(state, ctx, meta, id).await?;
+    let now = state.clock.unix();
+    let ms = now_ms(state);
+    let user = ctx.user;
+    let meta2 = meta.clone();
+    let role = v.role;
+    let row = ctx
+        .db
+        .write(move |t| {
+            // Re-read inside the transaction: another change may have landed.
+            let current = rstore::get_collection(t.tx, t.sealer, &v.row.id)?
+                .ok_or(Error::NotFound("collection"))?;
+            let ids = rstore::collection_ids(t.tx)?;
+            let def = schema::apply_change(
+                &current.def,
+                change.name.as_deref(),
+                change.fields.as_deref(),
+                change.permissions,
+                &ids,
+            )?;
+            let newly_keyed = def.live_fields().any(|f| {
+                (f.unique || f.pii)
+                    && current
+                        .def
+                        .field_by_id(&f.id)
+                        .is_none_or(|o| o.unique != f.unique || o.pii != f.pii || o.retired)
+            });
+            let before = json!({"name": current.def.name, "fields": current.def.fields.len()});
+            let row = CollectionRow {
+                def,
+                updated_at: ms.max(current.updated_at),
+                ..current
+            };
+            rstore::save_collection(t.tx, t.sealer, &row)?;
+            if newly_keyed {
+                rstore::backfill_keys(
+                    &Ctx {
+                        tx: t.tx,
+                        sealer: t.sealer,
+                        blind: t.blind,
+                    },
+                    &row,
+                )?;
+            }
+            t.audit(
+                now,
+                &NewEntry::new(Actor::User(user), "collection.updated", &meta2)
+                    .target("collection", &row.id)
+                    .before(before)
+                    .after(json!({
+                        "name": row.def.name,
+                        "fields": row.def.fields.iter().map(|f| json!({"id": f.id, "name": f.name, "type": f.kind.as_str(), "retired": f.retired})).collect::<Vec<_>>(),
+                        "permissions": row.def.permissions,
+                    })),
+            )?;
+            Ok(row)
+        })
+        .await?;
+    Ok(Visible { row, role })
+}
+
+pub async fn delete_collection(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    id: &str,
+) -> Result<()> {
+    let v = load(ctx, id).await?;
+    if !allows(v.role, Resource::Collection, Action::Delete) {
+        return Err(deny(
+            state,
+            &ctx.db,
+            ctx.user,
+            v.role,
+            "collection.delete",
+            "admin",
+            meta,
+        )
+        .await);
+    }
+    let now = state.clock.unix();
+    let user = ctx.user;
+    let meta2 = meta.clone();
+    ctx.db
+        .write(move |t| {
+            let others = rstore::list_collections(t.tx, t.sealer)?;
+            if others.iter().any(|o| {
+                o.id != v.row.id
+                    && o.def
+                        .fields
+                        .iter()
+                        .any(|f| f.collection.as_deref() == Some(v.row.id.as_str()))
+            }) {
+                return Err(Error::Conflict(
+                    "another collection has a relation to this one; retire that field first".into(),
+                ));
+            }
+            let n = rstore::delete_collection(t.tx, &v.row.id)?;
+            t.audit(
+                now,
+                &NewEntry::new(Actor::User(user), "collection.deleted", &meta2)
+                    .target("collection", &v.row.id)
+                    .before(json!({"name": v.row.def.name, "records": n})),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+// ---- records --------------------------------------------------------------
+
+/// Checks relations (inside the write transaction) and member references.
+pub struct TxLookup<'a> {
+    pub conn: &'a rusqlite::Connection,
+    pub members: &'a HashSet<String>,
+}
+
+impl Lookup for TxLookup<'_> {
+    fn is_member(&self, user_id: &str) -> bool {
+        self.members.contains(user_id)
+    }
+
+    fn record_exists(&self, collection: &str, record_id: &str) -> Result<bool> {
+        rstore::record_exists(self.conn, collection, record_id)
+    }
+}
+
+/// User ids of the workspace's members (for `member` fields), fetched only
+/// when the collection has one.
+pub async fn member_ids(
+    state: &AppState,
+    ctx: &TenantCtx,
+    def: &Definition,
+) -> Result<HashSet<String>> {
+    if !def
+        .live_fields()
+        .any(|f| f.kind == schema::FieldType::Member)
+    {
+        return Ok(HashSet::new());
+    }
+    let ws = ctx.db.id();
+    state
+        .control
+        .db
+        .read_async(move |c| {
+            let mut stmt = c.prepare("SELECT user_id FROM memberships WHERE workspace_id = ?1")?;
+            let ids = stmt
+                .query_map([ws.to_string()], |r| r.get(0))?
+                .collect::<rusqlite::Result<HashSet<String>>>()?;
+            Ok(ids)
+        })
+        .await
+}
+
+fn changed_fields(def: &Definition, old: &Values, new: &Values) -> Vec<String> {
+    def.fields
+        .iter()
+        .filter(|f| old.get(&f.id) != new.get(&f.id))
+        .map(|f| f.name.clone())
+        .collect()
+}
+
+pub struct Created {
+    pub coll: Visible,
+    pub record: RecordRow,
+    /// True when an earlier create with the same Idempotency-Key answered.
+    pub replayed: bool,
+}
+
+pub async fn create_record(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    coll_id: &str,
+    input: Map<String, Value>,
+    idempotency_key: Option<String>,
+) -> Result<Created> {
+    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Create).await?;
+    if let Some(k) = &idempotency_key {
+        if k.is_empty() || k.len() > 255 || !k.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::field(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            ));
+        }
+    }
+    let members = member_ids(state, ctx, &coll.row.def).await?;
+    let now = state.clock.unix();
+    let ms = now_ms(state);
+    let user = ctx.user;
+    let meta2 = meta.clone();
+    let row = coll.row.clone();
+    let (record, replayed) = ctx
+        .db
+        .write(move |t| {
+            let idem = idempotency_key.map(|k| {
+                let key = t
+                    .blind
+                    .compute("records.idempotency", &format!("{user}:{}:{k}", row.id));
+                let body = serde_json::to_vec(&input).unwrap_or_default();
+                (key, Sha256::digest(&body).to_vec())
+            });
+            if let Some((key, req)) = &idem {
+                if let Some(seq) = rstore::idempotent_replay(t.tx, key, req, now)? {
+                    if let Some(rec) = rstore::get_record_by_seq(t.tx, t.sealer, seq)? {
+                        return Ok((rec, true));
+                    }
+                    return Err(Error::Conflict(
+                        "the record this Idempotency-Key created has since been deleted".into(),
+                    ));
+                }
+            }
+            let lookup = TxLookup {
+                conn: t.tx,
+                members: &members,
+            };
+            let vals = values::validate(&row.def, &input, None, &lookup)?;
+            let c = Ctx {
+                tx: t.tx,
+                sealer: t.sealer,
+                blind: t.blind,
+            };
+            let rec = rstore::insert_record(&c, &row, vals, ms, Some(&user.to_string()))?;
+            if let Some((key, req)) = &idem {
+                rstore::remember_idempotency(t.tx, key, req, rec.seq, now)?;
+            }
+            t.audit(
+                now,
+                &NewEntry::new(Actor::User(user), "record.created", &meta2)
+                    .target("record", &rec.id)
+                    .after(json!({"collection": row.id, "version": 1})),
+            )?;
+            Ok((rec, false))
+        })
+        .await?;
+    Ok(Created {
+        coll,
+        record,
+        replayed,
+    })
+}
+
+async fn fetch(ctx: &TenantCtx, coll: &Visible, id: &str) -> Result<RecordRow> {
+    let (c, r) = (coll.row.id.clone(), id.to_owned());
+    ctx.db
+        .read(move |conn, s| rstore::get_record(conn, s, &c, &r))
+        .await?
+        .ok_or(Error::NotFound("record"))
+}
+
+pub async fn get_record(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    coll_id: &str,
+    id: &str,
+) -> Result<(Visible, RecordRow)> {
+    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Read).await?;
+    let rec = fetch(ctx, &coll, id).await?;
+    Ok((coll, rec))
+}
+
+/// Applies a partial change (`null` clears a field) or, with `restore`, puts
+/// back an earlier version's values.
+async fn write_update(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    coll: Visible,
+    id: &str,
+    change: Update,
+) -> Result<(Visible, RecordRow)> {
+    let members = member_ids(state, ctx, &coll.row.def).await?;
+    let now = state.clock.unix();
+    let ms = now_ms(state);
+    let user = ctx.user;
+    let meta2 = meta.clone();
+    let row = coll.row.clone();
+    let id = id.to_owned();
+    let rec = ctx
+        .db
+        .write(move |t| {
+            let old = rstore::get_record(t.tx, t.sealer, &row.id, &id)?
+                .ok_or(Error::NotFound("record"))?;
+            let (vals, action, extra) = match change {
+                Update::Values(input) => {
+                    let lookup = TxLookup {
+                        conn: t.tx,
+                        members: &members,
+                    };
+                    (
+                        values::validate(&row.def, &input, Some(&old.values), &lookup)?,
+                        "record.updated",
+                        json!(null),
+                    )
+                }
+                Update::Restore(version) => {
+                    let versions = rstore::versions(t.tx, t.sealer, &old)?;
+                    let v = versions
+                        .into_iter()
+                        .find(|v| v.version == version)
+                        .ok_or(Error::NotFound("version"))?;
+                    (v.values, "record.restored", json!(version))
+                }
+            };
+            let fields = changed_fields(&row.def, &old.values, &vals);
+            let c = Ctx {
+                tx: t.tx,
+                sealer: t.sealer,
+                blind: t.blind,
+            };
+            let rec = rstore::update_record(&c, &row, &old, vals, ms, Some(&user.to_string()))?;
+            let mut after = json!({"collection": row.id, "version": rec.version, "fields": fields});
+            if !extra.is_null() {
+                after["restored_version"] = extra;
+            }
+            t.audit(
+                now,
+                &NewEntry::new(Actor::User(user), action, &meta2)
+                    .target("record", &rec.id)
+                    .before(json!({"version": old.version}))
+                    .after(after),
+            )?;
+            Ok(rec)
+        })
+        .await?;
+    Ok((coll, rec))
+}
+
+enum Update {
+    Values(Map<String, Value>),
+    Restore(i64),
+}
+
+pub async fn update_record(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    coll_id: &str,
+    id: &str,
+    input: Map<String, Value>,
+) -> Result<(Visible, RecordRow)> {
+    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Update).await?;
+    write_update(state, ctx, meta, coll, id, Update::Values(input)).await
+}
+
+pub async fn restore_version(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    coll_id: &str,
+    id: &str,
+    version: i64,
+) -> Result<(Visible, RecordRow)> {
+    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Update).await?;
+    write_update(state, ctx, meta, coll, id, Update::Restore(version)).await
+}
+
+pub async fn delete_record(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    coll_id: &str,
+    id: &str,
+) -> Result<()> {
+    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Delete).await?;
+    let now = state.clock.unix();
+    let ms = now_ms(state);
+    let user = ctx.user;
+    let meta2 = meta.clone();
+    let (c, r) = (coll.row.id.clone(), id.to_owned());
+    ctx.db
+        .write(move |t| {
+            let old =
+                rstore::get_record(t.tx, t.sealer, &c, &r)?.ok_or(Error::NotFound("record"))?;
+            rstore::delete_record(t.tx, old.seq, ms)?;
+            t.audit(
+                now,
+                &NewEntry::new(Actor::User(user), "record.deleted", &meta2)
+                    .target("record", &old.id)
+                    .before(json!({"collection": c, "version": old.version})),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+pub async fn history(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    coll_id: &str,
+    id: &str,
+) -> Result<(Visible, RecordRow, Vec<VersionRow>)> {
+    let (coll, rec) = get_record(state, ctx, meta, coll_id, id).await?;
+    let r = rec.clone();
+    let versions = ctx.db.read(move |c, s| rstore::versions(c, s, &r)).await?;
+    Ok((coll, rec, versions))
+}
+
+#[derive(Default, Clone)]
+pub struct ListParams {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+    pub q: Option<String>,
+    pub sort: Option<String>,
+}
+
+pub struct Page {
+    pub coll: Visible,
+    pub items: Vec<RecordRow>,
+    pub next_cursor: Option<String>,
+    pub sort: Sort,
+}
+
+fn bad_cursor() -> Error {
+    Error::field("cursor", "is not a cursor this list returned")
+}
+
+fn decode_cursor(c: &str) -> Result<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad_cursor())?;
+    String::from_utf8(bytes).map_err(|_| bad_cursor())
+}
+
+pub async fn list_records(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    coll_id: &str,
+    p: ListParams,
+) -> Result<Page> {
+    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Read).await?;
+    let limit = match p.limit {
+        None => DEFAULT_PAGE,
+        Some(n) if (1..=MAX_PAGE as i64).contains(&n) => n as usize,
+        Some(_) => return Err(Error::field("limit", "must be between 1 and 200")),
+    };
+    let sort = Sort::parse(p.sort.as_deref())?;
+    let q = p.q.filter(|q| !q.trim().is_empty());
+    let cid = coll.row.id.clone();
+    let (items, next_cursor) = if let Some(q) = q {
+        if q.chars().count() > 200 {
+            return Err(Error::field("q", "must be at most 200 characters"));
+        }
+        let before = match p.cursor.as_deref() {
+            None => None,
+            Some(c) => Some(
+                decode_cursor(c)?
+                    .strip_prefix("s:")
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .ok_or_else(bad_cursor)?,
+            ),
+        };
+        let seqs = search::search(state, &ctx.db, &cid, &q, before, limit + 1).await?;
+        let more = seqs.len() > limit;
+        let seqs: Vec<i64> = seqs.into_iter().take(limit).collect();
+        let last = seqs.last().copied();
+        let c2 = cid.clone();
+        let items = ctx
+            .db
+            .read(move |c, s| {
+                let mut out = Vec::new();
+                for seq in seqs {
+                    if let Some(r) = rstore::get_record_by_seq(c, s, seq)? {
+                        if r.collection_id == c2 {
+                            out.push(r);
+                        }
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        let next = match (more, last) {
+            (true, Some(seq)) => Some(URL_SAFE_NO_PAD.encode(format!("s:{seq}"))),
+            _ => None,
+        };
+        (items, next)
+    } else {
+        let after = match p.cursor.as_deref() {
+            None => None,
+            Some(c) => {
+                let s = decode_cursor(c)?;
+                let mut parts = s.split(':');
+                match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                    (Some(tag), Some(t), Some(seq), None) if tag == sort.as_str() => Some((
+                        t.parse::<i64>().map_err(|_| bad_cursor())?,
+                        seq.parse::<i64>().map_err(|_| bad_cursor())?,
+                    )),
+                    _ => return Err(bad_cursor()),
+                }
+            }
+        };
+        let mut items = ctx
+            .db
+            .read(move |c, s| rstore::list_records(c, s, &cid, sort, after, limit + 1))
+            .await?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = match (more, items.last()) {
+            (true, Some(r)) => {
+                let t = match sort {
+                    Sort::CreatedAsc | Sort::CreatedDesc => r.created_at,
+                    Sort::UpdatedAsc | Sort::UpdatedDesc => r.updated_at,
+                };
+                Some(URL_SAFE_NO_PAD.encode(format!("{}:{t}:{}", sort.as_str(), r.seq)))
+            }
+            _ => None,
+        };
+        (items, next)
+    };
+    Ok(Page {
+        coll,
+        items,
+        next_cursor,
+        sort,
+    })
+}
+
+/// A record as clients see it.
+pub fn record_json(def: &Definition, r: &RecordRow) -> Value {
+    json!({
+        "id": r.id,
+        "collection_id": r.collection_id,
+        "values": values::to_api(def, &r.values),
+        "created_at": rfc3339_ms(r.created_at),
+        "updated_at": rfc3339_ms(r.updated_at),
+        "version": r.version,
+    })
+}

@@ -1,0 +1,678 @@
+//! SQL for teams, collections and records in one workspace database. Every
+//! value a person typed goes in sealed; unique and pii values also get keyed
+//! digests in `record_keys`.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::crypto::{BlindIndex, Sealer, Slot};
+use crate::error::{Error, FieldError, Result};
+use crate::records::schema::{Definition, FieldType};
+use crate::records::values::{self, Values};
+
+/// Versions of a record kept for history and restore.
+pub const HISTORY_VERSIONS: i64 = 20;
+
+// ---- teams ----------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct TeamRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    /// (user id, "lead" | "member")
+    pub members: Vec<(String, String)>,
+}
+
+pub fn list_teams(conn: &Connection, sealer: &Sealer) -> Result<Vec<TeamRow>> {
+    let mut stmt =
+        conn.prepare("SELECT id, name_ct, created_at FROM teams ORDER BY created_at, id")?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        let ct: Vec<u8> = r.get(1)?;
+        out.push(TeamRow {
+            name: sealer.open_string(Slot::new("teams", &id, "name"), &ct)?,
+            id,
+            created_at: r.get(2)?,
+            members: Vec::new(),
+        });
+    }
+    let mut stmt =
+        conn.prepare("SELECT team_id, user_id, role FROM team_members ORDER BY role, created_at")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let team: String = r.get(0)?;
+        if let Some(t) = out.iter_mut().find(|t| t.id == team) {
+            t.members.push((r.get(1)?, r.get(2)?));
+        }
+    }
+    Ok(out)
+}
+
+pub fn insert_team(
+    tx: &Transaction<'_>,
+    sealer: &Sealer,
+    id: &str,
+    name: &str,
+    now: i64,
+) -> Result<()> {
+    let ct = sealer.seal_str(Slot::new("teams", id, "name"), name)?;
+    tx.execute(
+        "INSERT INTO teams (id, name_ct, created_at) VALUES (?1, ?2, ?3)",
+        params![id, ct, now],
+    )?;
+    Ok(())
+}
+
+pub fn team_exists(conn: &Connection, id: &str) -> Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM teams WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+pub fn delete_team(tx: &Transaction<'_>, id: &str) -> Result<bool> {
+    let owns: i64 = tx.query_row(
+        "SELECT count(*) FROM collections WHERE team_id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    if owns > 0 {
+        return Err(Error::Conflict(
+            "the team owns collections; move or delete them first".into(),
+        ));
+    }
+    Ok(tx.execute("DELETE FROM teams WHERE id = ?1", [id])? > 0)
+}
+
+pub fn set_team_member(
+    tx: &Transaction<'_>,
+    team: &str,
+    user: &str,
+    role: &str,
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO team_members (team_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(team_id, user_id) DO UPDATE SET role = excluded.role",
+        params![team, user, role, now],
+    )?;
+    Ok(())
+}
+
+pub fn remove_team_member(tx: &Transaction<'_>, team: &str, user: &str) -> Result<bool> {
+    Ok(tx.execute(
+        "DELETE FROM team_members WHERE team_id = ?1 AND user_id = ?2",
+        params![team, user],
+    )? > 0)
+}
+
+/// The teams a user belongs to: (team id, role).
+pub fn teams_of(conn: &Connection, user: &str) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare("SELECT team_id, role FROM team_members WHERE user_id = ?1")?;
+    let rows = stmt
+        .query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+// ---- collections ----------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct CollectionRow {
+    pub id: String,
+    pub team_id: Option<String>,
+    pub def: Definition,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn collection_from_row(sealer: &Sealer, r: &rusqlite::Row<'_>) -> Result<CollectionRow> {
+    let id: String = r.get(0)?;
+    let ct: Vec<u8> = r.get(2)?;
+    let def = serde_json::from_slice(&sealer.open(Slot::new("collections", &id, "def"), &ct)?)?;
+    Ok(CollectionRow {
+        id,
+        team_id: r.get(1)?,
+        def,
+        created_at: r.get(3)?,
+        updated_at: r.get(4)?,
+    })
+}
+
+const COLLECTION_COLS: &str = "id, team_id, def_ct, created_at, updated_at";
+
+pub fn list_collections(conn: &Connection, sealer: &Sealer) -> Result<Vec<CollectionRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLLECTION_COLS} FROM collections ORDER BY created_at, id"
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(collection_from_row(sealer, r)?);
+    }
+    Ok(out)
+}
+
+pub fn get_collection(
+    conn: &Connection,
+    sealer: &Sealer,
+    id: &str,
+) -> Result<Option<CollectionRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLLECTION_COLS} FROM collections WHERE id = ?1"
+    ))?;
+    let mut rows = stmt.query([id])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(collection_from_row(sealer, r)?)),
+        None => Ok(None),
+    }
+}
+
+pub fn collection_ids(conn: &Connection) -> Result<std::collections::HashSet<String>> {
+    let mut stmt = conn.prepare("SELECT id FROM collections")?;
+    let ids = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
+
+pub fn save_collection(tx: &Transaction<'_>, sealer: &Sealer, c: &CollectionRow) -> Result<()> {
+    let ct = sealer.seal(
+        Slot::new("collections", &c.id, "def"),
+        &serde_json::to_vec(&c.def)?,
+    )?;
+    tx.execute(
+        "INSERT INTO collections (id, team_id, def_ct, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(id) DO UPDATE SET def_ct = excluded.def_ct, updated_at = excluded.updated_at",
+        params![c.id, c.team_id, ct, c.created_at, c.updated_at],
+    )?;
+    bump_schema_version(tx)
+}
+
+pub fn delete_collection(tx: &Transaction<'_>, id: &str) -> Result<usize> {
+    let targeted: i64 = tx.query_row(
+        "SELECT count(*) FROM records WHERE collection_id = ?1 AND deleted = 0",
+        [id],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "DELETE FROM record_versions WHERE record_seq IN (SELECT seq FROM records WHERE collection_id = ?1)",
+        [id],
+    )?;
+    tx.execute("DELETE FROM record_keys WHERE collection_id = ?1", [id])?;
+    tx.execute("DELETE FROM records WHERE collection_id = ?1", [id])?;
+    tx.execute("DELETE FROM collections WHERE id = ?1", [id])?;
+    // The search index rebuilds on a schema change, dropping the records.
+    bump_schema_version(tx)?;
+    Ok(usize::try_from(targeted).unwrap_or(0))
+}
+
+const SCHEMA_VERSION: &str = "records.schema_version";
+
+/// Bumped by every schema change, so the search index knows to rebuild.
+pub fn schema_version(conn: &Connection) -> Result<u64> {
+    let v: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [SCHEMA_VERSION],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0))
+}
+
+fn bump_schema_version(tx: &Transaction<'_>) -> Result<()> {
+    let next = schema_version(tx)? + 1;
+    tx.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![SCHEMA_VERSION, next.to_string().into_bytes()],
+    )?;
+    Ok(())
+}
+
+// ---- records --------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct RecordRow {
+    pub seq: i64,
+    pub id: String,
+    pub collection_id: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version: i64,
+    pub values: Values,
+}
+
+fn open_values(sealer: &Sealer, id: &str, ct: &[u8]) -> Result<Values> {
+    Ok(serde_json::from_slice(
+        &sealer.open(Slot::new("records", id, "values"), ct)?,
+    )?)
+}
+
+const RECORD_COLS: &str = "seq, id, collection_id, created_at, updated_at, version, values_ct";
+
+fn record_from_row(sealer: &Sealer, r: &rusqlite::Row<'_>) -> Result<RecordRow> {
+    let id: String = r.get(1)?;
+    let ct: Vec<u8> = r.get(6)?;
+    Ok(RecordRow {
+        seq: r.get(0)?,
+        values: open_values(sealer, &id, &ct)?,
+        id,
+        collection_id: r.get(2)?,
+        created_at: r.get(3)?,
+        updated_at: r.get(4)?,
+        version: r.get(5)?,
+    })
+}
+
+pub fn get_record(
+    conn: &Connection,
+    sealer: &Sealer,
+    collection: &str,
+    id: &str,
+) -> Result<Option<RecordRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLS} FROM records WHERE id = ?1 AND collection_id = ?2 AND deleted = 0"
+    ))?;
+    let mut rows = stmt.query(params![id, collection])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(record_from_row(sealer, r)?)),
+        None => Ok(None),
+    }
+}
+
+pub fn get_record_by_seq(
+    conn: &Connection,
+    sealer: &Sealer,
+    seq: i64,
+) -> Result<Option<RecordRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLS} FROM records WHERE seq = ?1 AND deleted = 0"
+    ))?;
+    let mut rows = stmt.query([seq])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(record_from_row(sealer, r)?)),
+        None => Ok(None),
+    }
+}
+
+pub fn record_exists(conn: &Connection, collection: &str, id: &str) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 1 FROM records WHERE id = ?1 AND collection_id = ?2 AND deleted = 0",
+    )?;
+    Ok(stmt
+        .query_row(params![id, collection], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sort {
+    CreatedDesc,
+    CreatedAsc,
+    UpdatedDesc,
+    UpdatedAsc,
+}
+
+impl Sort {
+    pub fn parse(s: Option<&str>) -> Result<Self> {
+        Ok(match s.unwrap_or("-created_at") {
+            "-created_at" => Sort::CreatedDesc,
+            "created_at" => Sort::CreatedAsc,
+            "-updated_at" => Sort::UpdatedDesc,
+            "updated_at" => Sort::UpdatedAsc,
+            _ => {
+                return Err(Error::field(
+                    "sort",
+                    "must be one of created_at, -created_at, updated_at, -updated_at",
+                ));
+            }
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::CreatedDesc => "-created_at",
+            Sort::CreatedAsc => "created_at",
+            Sort::UpdatedDesc => "-updated_at",
+            Sort::UpdatedAsc => "updated_at",
+        }
+    }
+}
+
+/// One page in the given order, after the (time, seq) position of `after`.
+pub fn list_records(
+    conn: &Connection,
+    sealer: &Sealer,
+    collection: &str,
+    sort: Sort,
+    after: Option<(i64, i64)>,
+    limit: usize,
+) -> Result<Vec<RecordRow>> {
+    let (col, cmp, dir) = match sort {
+        Sort::CreatedDesc => ("created_at", "<", "DESC"),
+        Sort::CreatedAsc => ("created_at", ">", "ASC"),
+        Sort::UpdatedDesc => ("updated_at", "<", "DESC"),
+        Sort::UpdatedAsc => ("updated_at", ">", "ASC"),
+    };
+    let (t, s) = after.unwrap_or(match cmp {
+        "<" => (i64::MAX, i64::MAX),
+        _ => (i64::MIN, i64::MIN),
+    });
+    let sql = format!(
+        "SELECT {RECORD_COLS} FROM records
+         WHERE collection_id = ?1 AND deleted = 0 AND ({col}, seq) {cmp} (?2, ?3)
+         ORDER BY {col} {dir}, seq {dir} LIMIT ?4"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![collection, t, s, limit as i64])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(record_from_row(sealer, r)?);
+    }
+    Ok(out)
+}
+
+fn next_rev(tx: &Transaction<'_>) -> Result<i64> {
+    let mut stmt = tx.prepare_cached("SELECT coalesce(max(rev), 0) + 1 FROM records")?;
+    Ok(stmt.query_row([], |r| r.get(0))?)
+}
+
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+/// Rewrites a record's digests: unique fields (per collection and field,
+/// enforced by a unique index) and pii fields (workspace-wide, for finding a
+/// data subject).
+fn write_keys(
+    tx: &Transaction<'_>,
+    blind: &BlindIndex,
+    collection: &str,
+    def: &Definition,
+    seq: i64,
+    vals: &Values,
+) -> Result<()> {
+    tx.prepare_cached("DELETE FROM record_keys WHERE record_seq = ?1")?
+        .execute([seq])?;
+    let mut errors = Vec::new();
+    for f in def.live_fields() {
+        let Some(v) = vals.get(&f.id) else { continue };
+        if f.kind == FieldType::MultiSelect {
+            continue;
+        }
+        let text = values::index_text(f, v);
+        if f.unique {
+            let digest = blind.compute(&format!("record.unique:{collection}:{}", f.id), &text);
+            let r = tx
+                .prepare_cached(
+                    "INSERT INTO record_keys (collection_id, field_id, digest, record_seq, uniq)
+                     VALUES (?1, ?2, ?3, ?4, 1)",
+                )?
+                .execute(params![collection, f.id, digest, seq]);
+            match r {
+                Ok(_) => {}
+                Err(e) if is_constraint(&e) => errors.push(FieldError {
+                    field: format!("values.{}", f.name),
+                    message: "must be unique; another record already has this value".into(),
+                }),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if f.pii {
+            let digest = blind.compute("record.pii", &text);
+            tx.prepare_cached(
+                "INSERT INTO record_keys (collection_id, field_id, digest, record_seq, uniq)
+                 VALUES (?1, ?2, ?3, ?4, 0)",
+            )?
+            .execute(params![collection, f.id, digest, seq])?;
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::error::Error::Validation(errors))
+    }
+}
+
+fn save_version(
+    tx: &Transaction<'_>,
+    sealer: &Sealer,
+    rec: &RecordRow,
+    actor: Option<&str>,
+    values_json: &[u8],
+) -> Result<()> {
+    let slot_row = format!("{}:{}", rec.id, rec.version);
+    let ct = sealer.seal(
+        Slot::new("record_versions", &slot_row, "values"),
+        values_json,
+    )?;
+    tx.prepare_cached(
+        "INSERT INTO record_versions (record_seq, version, time, actor, values_ct)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![rec.seq, rec.version, rec.updated_at, actor, ct])?;
+    tx.prepare_cached("DELETE FROM record_versions WHERE record_seq = ?1 AND version <= ?2")?
+        .execute(params![rec.seq, rec.version - HISTORY_VERSIONS])?;
+    Ok(())
+}
+
+pub struct Ctx<'a> {
+    pub tx: &'a Transaction<'a>,
+    pub sealer: &'a Sealer,
+    pub blind: &'a BlindIndex,
+}
+
+pub fn insert_record(
+    c: &Ctx<'_>,
+    coll: &CollectionRow,
+    vals: Values,
+    now_ms: i64,
+    actor: Option<&str>,
+) -> Result<RecordRow> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let json = serde_json::to_vec(&vals)?;
+    let ct = c.sealer.seal(Slot::new("records", &id, "values"), &json)?;
+    let rev = next_rev(c.tx)?;
+    c.tx.prepare_cached(
+        "INSERT INTO records (id, collection_id, created_at, updated_at, version, rev, values_ct)
+         VALUES (?1, ?2, ?3, ?3, 1, ?4, ?5)",
+    )?
+    .execute(params![id, coll.id, now_ms, rev, ct])?;
+    let rec = RecordRow {
+        seq: c.tx.last_insert_rowid(),
+        id,
+        collection_id: coll.id.clone(),
+        created_at: now_ms,
+        updated_at: now_ms,
+        version: 1,
+        values: vals,
+    };
+    write_keys(c.tx, c.blind, &coll.id, &coll.def, rec.seq, &rec.values)?;
+    save_version(c.tx, c.sealer, &rec, actor, &json)?;
+    Ok(rec)
+}
+
+pub fn update_record(
+    c: &Ctx<'_>,
+    coll: &CollectionRow,
+    old: &RecordRow,
+    vals: Values,
+    now_ms: i64,
+    actor: Option<&str>,
+) -> Result<RecordRow> {
+    let json = serde_json::to_vec(&vals)?;
+    let ct = c
+        .sealer
+        .seal(Slot::new("records", &old.id, "values"), &json)?;
+    let rev = next_rev(c.tx)?;
+    // Updated time never goes backwards, so the update order stays a total order.
+    let updated = now_ms.max(old.updated_at);
+    c.tx.prepare_cached(
+        "UPDATE records SET values_ct = ?1, updated_at = ?2, version = version + 1, rev = ?3
+         WHERE seq = ?4",
+    )?
+    .execute(params![ct, updated, rev, old.seq])?;
+    let rec = RecordRow {
+        updated_at: updated,
+        version: old.version + 1,
+        values: vals,
+        ..old.clone()
+    };
+    write_keys(c.tx, c.blind, &coll.id, &coll.def, rec.seq, &rec.values)?;
+    save_version(c.tx, c.sealer, &rec, actor, &json)?;
+    Ok(rec)
+}
+
+/// Leaves a tombstone (no values) so the search index learns of the deletion.
+pub fn delete_record(tx: &Transaction<'_>, seq: i64, now_ms: i64) -> Result<()> {
+    let rev = next_rev(tx)?;
+    tx.execute(
+        "UPDATE records SET deleted = 1, values_ct = NULL, updated_at = ?1, rev = ?2 WHERE seq = ?3",
+        params![now_ms, rev, seq],
+    )?;
+    tx.execute("DELETE FROM record_versions WHERE record_seq = ?1", [seq])?;
+    tx.execute("DELETE FROM record_keys WHERE record_seq = ?1", [seq])?;
+    Ok(())
+}
+
+/// Rebuilds the unique digests of one field over all its records (turning
+/// `unique` on); a duplicate fails the schema change.
+pub fn backfill_keys(c: &Ctx<'_>, coll: &CollectionRow) -> Result<()> {
+    let mut after = None;
+    loop {
+        let page = list_records(c.tx, c.sealer, &coll.id, Sort::CreatedAsc, after, 500)?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = Some((last.created_at, last.seq));
+        for r in &page {
+            write_keys(c.tx, c.blind, &coll.id, &coll.def, r.seq, &r.values).map_err(
+                |e| match e {
+                    Error::Validation(errs) => Error::Validation(
+                        errs.into_iter()
+                            .map(|fe| FieldError {
+                                field: fe.field.replacen("values.", "fields.", 1),
+                                message: "cannot be made unique: existing records share a value"
+                                    .into(),
+                            })
+                            .collect(),
+                    ),
+                    other => other,
+                },
+            )?;
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct VersionRow {
+    pub version: i64,
+    pub time: i64,
+    pub actor: Option<String>,
+    pub values: Values,
+}
+
+pub fn versions(conn: &Connection, sealer: &Sealer, rec: &RecordRow) -> Result<Vec<VersionRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT version, time, actor, values_ct FROM record_versions
+         WHERE record_seq = ?1 ORDER BY version DESC",
+    )?;
+    let mut rows = stmt.query([rec.seq])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let version: i64 = r.get(0)?;
+        let ct: Vec<u8> = r.get(3)?;
+        let slot_row = format!("{}:{version}", rec.id);
+        let plain = sealer.open(Slot::new("record_versions", &slot_row, "values"), &ct)?;
+        out.push(VersionRow {
+            version,
+            time: r.get(1)?,
+            actor: r.get(2)?,
+            values: serde_json::from_slice(&plain)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Idempotency-Key: the record an earlier create with this key made, if the
+/// key is younger than a day. A different request under the same key is an
+/// error naming the header.
+pub fn idempotent_replay(
+    tx: &Transaction<'_>,
+    key_digest: &[u8],
+    request_digest: &[u8],
+    now: i64,
+) -> Result<Option<i64>> {
+    tx.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < ?1",
+        [now - 86_400],
+    )?;
+    let row: Option<(Vec<u8>, i64)> = tx
+        .query_row(
+            "SELECT request_digest, record_seq FROM idempotency_keys WHERE key_digest = ?1",
+            [key_digest],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match row {
+        Some((d, seq)) if d == request_digest => Ok(Some(seq)),
+        Some(_) => Err(Error::field(
+            "Idempotency-Key",
+            "was already used for a different request; use a new key",
+        )),
+        None => Ok(None),
+    }
+}
+
+pub fn remember_idempotency(
+    tx: &Transaction<'_>,
+    key_digest: &[u8],
+    request_digest: &[u8],
+    seq: i64,
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO idempotency_keys (key_digest, request_digest, record_seq, created_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![key_digest, request_digest, seq, now],
+    )?;
+    Ok(())
+}
+
+/// Changes after `rev`, in order, for the search index: (seq, rev, collection,
+/// values or None when deleted).
+pub type Change = (i64, i64, String, Option<Values>);
+
+pub fn changes_since(
+    conn: &Connection,
+    sealer: &Sealer,
+    rev: i64,
+    limit: usize,
+) -> Result<Vec<Change>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, rev, collection_id, deleted, id, values_ct FROM records
+         WHERE rev > ?1 ORDER BY rev LIMIT ?2",
+    )?;
+    let mut rows = stmt.query(params![rev, limit as i64])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let deleted: i64 = r.get(3)?;
+        let values = if deleted == 1 {
+            None
+        } else {
+            let id: String = r.get(4)?;
+            let ct: Vec<u8> = r.get(5)?;
+            Some(open_values(sealer, &id, &ct)?)
+        };
+        out.push((r.get(0)?, r.get(1)?, r.get(2)?, values));
+    }
+    Ok(out)
+}

@@ -1,0 +1,685 @@
+//! Collections and records over HTTP. Each handler enters the workspace with
+//! the least role the permission table allows for the operation; the records
+//! module then checks the collection it loaded (team ownership, the
+//! collection's own permissions).
+
+use std::sync::Arc;
+
+use poem::Body;
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::{Binary, Json, Response};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::ApiTags;
+use super::body::{CsvBody, JsonBody};
+use crate::access::enter::{TenantCtx, enter};
+use crate::access::permissions::{Action, Resource, needs};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::error::Error;
+use crate::records::schema::{Field, FieldInput, Permissions, RecordAction};
+use crate::records::{self, CollectionChange, NewCollection, Visible, csv_io, rfc3339_ms};
+use crate::store::records::{RecordRow, VersionRow};
+use crate::web::session::SignedIn;
+
+#[derive(Object)]
+pub struct Rights {
+    pub read: bool,
+    pub create: bool,
+    pub update: bool,
+    pub delete: bool,
+    /// May change the schema and permissions.
+    pub manage: bool,
+}
+
+#[derive(Object)]
+pub struct Collection {
+    pub id: String,
+    pub name: String,
+    /// The owning team; absent when the whole workspace owns it.
+    pub team_id: Option<String>,
+    pub fields: Vec<Field>,
+    pub permissions: Permissions,
+    /// What the caller may do here.
+    pub you: Rights,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Visible> for Collection {
+    fn from(v: Visible) -> Self {
+        let you = Rights {
+            read: v.can(RecordAction::Read),
+            create: v.can(RecordAction::Create),
+            update: v.can(RecordAction::Update),
+            delete: v.can(RecordAction::Delete),
+            manage: v.can_manage(),
+        };
+        Self {
+            id: v.row.id,
+            name: v.row.def.name,
+            team_id: v.row.team_id,
+            fields: v.row.def.fields,
+            permissions: v.row.def.permissions,
+            you,
+            created_at: rfc3339_ms(v.row.created_at),
+            updated_at: rfc3339_ms(v.row.updated_at),
+        }
+    }
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionCreate {
+    pub name: String,
+    pub fields: Vec<FieldInput>,
+    /// A team to own the collection; only its lead and members will see it.
+    #[serde(default)]
+    pub team_id: Option<String>,
+    #[serde(default)]
+    pub permissions: Option<Permissions>,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Entries with an `id` change that field (rename, flags, `retired`);
+    /// entries without add a field. Fields not listed stay as they are.
+    #[serde(default)]
+    pub fields: Option<Vec<FieldInput>>,
+    #[serde(default)]
+    pub permissions: Option<Permissions>,
+}
+
+#[derive(Object)]
+pub struct CollectionList {
+    pub items: Vec<Collection>,
+}
+
+#[derive(Object)]
+pub struct Record {
+    pub id: String,
+    pub collection_id: String,
+    /// Field name → value. Money is `{"amount_minor": 12345, "currency": "EUR"}`,
+    /// decimals are strings.
+    pub values: Value,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+fn record(v: &Visible, r: RecordRow) -> Record {
+    Record {
+        values: Value::Object(records::values::to_api(&v.row.def, &r.values)),
+        id: r.id,
+        collection_id: r.collection_id,
+        created_at: rfc3339_ms(r.created_at),
+        updated_at: rfc3339_ms(r.updated_at),
+        version: r.version,
+    }
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordInput {
+    /// Field name (or id) → value. In a PATCH, `null` clears a field and
+    /// fields not named stay as they are.
+    pub values: Value,
+}
+
+impl RecordInput {
+    fn into_map(self) -> Result<Map<String, Value>, Error> {
+        match self.values {
+            Value::Object(m) => Ok(m),
+            _ => Err(Error::field("values", "must be an object of field → value")),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct RecordPage {
+    pub items: Vec<Record>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Object)]
+pub struct Version {
+    pub version: i64,
+    pub time: String,
+    /// The user who wrote this version.
+    pub actor: Option<String>,
+    pub values: Value,
+}
+
+#[derive(Object)]
+pub struct History {
+    /// Newest first; the last 20 versions are kept.
+    pub items: Vec<Version>,
+}
+
+fn version(v: &Visible, x: VersionRow) -> Version {
+    Version {
+        version: x.version,
+        time: rfc3339_ms(x.time),
+        actor: x.actor,
+        values: Value::Object(records::values::to_api(&v.row.def, &x.values)),
+    }
+}
+
+#[derive(Object)]
+pub struct ImportResult {
+    pub imported: u64,
+}
+
+#[derive(ApiResponse)]
+pub enum CollectionCreated {
+    #[oai(status = 201)]
+    Created(Json<Collection>),
+}
+
+#[derive(ApiResponse)]
+pub enum RecordCreated {
+    /// Created, or (with `Idempotent-Replayed: true`) the record an earlier
+    /// request with the same Idempotency-Key created.
+    #[oai(status = 201)]
+    Created(
+        Json<Record>,
+        #[oai(header = "Location")] String,
+        #[oai(header = "Idempotent-Replayed")] Option<String>,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum Deleted {
+    #[oai(status = 204)]
+    Deleted,
+}
+
+pub struct RecordsApi;
+
+async fn enter_for(
+    state: &AppState,
+    who: &SignedIn,
+    workspace: &str,
+    resource: Resource,
+    action: Action,
+    meta: &RequestMeta,
+) -> poem::Result<TenantCtx> {
+    let label = match (resource, action) {
+        (Resource::Collection, Action::Create) => "collection.create",
+        (Resource::Collection, Action::Delete) => "collection.delete",
+        (Resource::Collection, Action::Update) => "collection.update",
+        (Resource::Record, Action::Import) => "records.import",
+        (Resource::Record, Action::Export) => "records.export",
+        _ => "records.read",
+    };
+    Ok(enter(
+        state,
+        &who.0,
+        workspace,
+        needs(resource, action),
+        label,
+        meta,
+    )
+    .await?)
+}
+
+#[OpenApi(tag = "ApiTags::Records")]
+impl RecordsApi {
+    /// The collections the caller can see.
+    #[oai(path = "/workspaces/:workspace/collections", method = "get")]
+    async fn list_collections(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+    ) -> poem::Result<Json<CollectionList>> {
+        let ctx = enter_for(
+            &state,
+            &who,
+            &workspace,
+            Resource::Collection,
+            Action::Read,
+            &meta,
+        )
+        .await?;
+        let items = records::list_collections(&ctx).await?;
+        Ok(Json(CollectionList {
+            items: items.into_iter().map(Collection::from).collect(),
+        }))
+    }
+
+    /// Defines a collection (admins and managers).
+    #[oai(path = "/workspaces/:workspace/collections", method = "post")]
+    async fn create_collection(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        body: JsonBody<CollectionCreate>,
+    ) -> poem::Result<CollectionCreated> {
+        let ctx = enter_for(
+            &state,
+            &who,
+            &workspace,
+            Resource::Collection,
+            Action::Create,
+            &meta,
+        )
+        .await?;
+        let b = body.0;
+        let v = records::create_collection(
+            &state,
+            &ctx,
+            &meta,
+            NewCollection {
+                name: b.name,
+                fields: b.fields,
+                team_id: b.team_id,
+                permissions: b.permissions,
+            },
+        )
+        .await?;
+        Ok(CollectionCreated::Created(Json(v.into())))
+    }
+
+    /// One collection with its schema.
+    #[oai(
+        path = "/workspaces/:workspace/collections/:collection",
+        method = "get"
+    )]
+    async fn get_collection(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        collection: Path<String>,
+    ) -> poem::Result<Json<Collection>> {
+        let ctx = enter_for(
+            &state,
+            &who,
+            &workspace,
+            Resource::Collection,
+            Action::Read,
+            &meta,
+        )
+        .await?;
+        Ok(Json(records::load(&ctx, &collection).await?.into()))
+    }
+
+    /// Changes the name, the fields (add, rename, retire, flags) or the
+    /// record permissions. A field's type never changes.
+    #[oai(
+        path = "/workspaces/:workspace/collections/:collection",
+        method = "patch"
+    )]
+    async fn change_collection(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        collection: Path<String>,
+        body: JsonBody<CollectionPatch>,
+    ) -> poem::Result<Json<Collection>> {
+        // Team leads manage their team's collections whatever their workspace
+        // role, so the route narrows to members and the collection decides.
+        let ctx = enter_for(
+            &state,
+            &who,
+            &workspace,
+            Resource::Record,
+            Action::Read,
+            &meta,
+        )
+        .await?;
+        let b = body.0;
+        let v = records::change_collection(
+            &state,
+            &ctx,
+            &meta,
+            &collection,
+            CollectionChange {
+                name: b.name,
+                fields: b.fields,
+                permissions: b.permissions,
+            },
+        )
+        .await?;
+        Ok(Json(v.into()))
+    }
+
+    /// Deletes a collection with all its records (admins).
+    #[oai(
+        path = "/workspaces/:workspace/collections/:collection",
+        method = "delete"
+    )]
+    async fn delete_collection(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        collection: Path<String>,
+    ) -> poem::Result<Deleted> {
+        let ctx = enter_for(
+            &state,
+            &who,
+            &workspace,
+            Resource::Collection,
+            Action::Delete,
+            &meta,
+        )
+        .await?;
+        records::delete_collection(&state, &ctx, &meta, &collection).await?;
+        Ok(Deleted::Deleted)
+    }
+
+    /// A page of records, newest first by default. `sort` is `created_at`,
+    /// `-created_at`, `updated_at` or `-updated_at`; `q` searches the
+    /// searchable fields (results newest first).
+    #[oai(
+        path = "/workspaces/:workspace/collections/:collection/records",
+        method = "get"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn list_records(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        collection: Path<String>,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+        q: Query<Option<String>>,
+        sort: Query<Option<String>>,
+    ) -> poem::Result<Json<RecordPage>> {
+        let ctx = enter_for(
+            &state,
+            &who,
+            &workspace,
+            Resource::Record,
+            Action::Read,
+            &meta,
+        )
+        .await?;
+        let page = records::list_records(
+            &state,
+            &ctx,
+            &meta,
+            &collection,
+            records::ListParams {
+                limit: limit.0,
+                cursor: cursor.0,
+                q: q.0,
+                sort: sort.0,
+            },
+        )
+        .await?;
+        let coll = page.coll;
+        Ok(Json(RecordPage {
+            items: page.items.into_iter().map(|r| record(&coll, r)).collect(),
+            next_cursor: page.next_cursor,
+        }))
+    }
+
+    /// Creates a record. Send `Idempotency-Key` to make retries safe: the same
+    /// key with the same body answers with the first record.
+    #[oai(
+        path = "/workspaces/:workspace/collections/:collection/records",
+        method = "post"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn create_record(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        collection: Path<String>,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        body: JsonBody<RecordInput>,
+    ) -> poem::Result<RecordCreated> {
+        let ctx = enter_for(
+            &state,
+            &who,
+            &workspace,
+            Resource::Record,
+            Action::Read,
+            &meta,
+        )
+        .await?;
+        let input = body.0.into_map()?;
+        let c = records::create_record(&state, &ctx, &meta, &collection, input, idempotency_key.0)
+            .await?;
+        let location = format!(
+            "/api/v1/workspaces/{}/collections/{}/records/{}",
+            ctx.db.id(),
+            c.coll.row.id,
+            c.record.id
+        );
+        let replayed = c.replayed.then(|| "true".to_owned());
+        Ok(RecordCreated::Created(
+            Json(record(&c.coll, c.record)),
+            location,
+            replayed,
+        ))
+    }
+
+    /// One record.
+    #[oai(
+        path = "/workspaces/:workspace/collections/:collection/records/:record",
+        method = "get"
+    )]
+    async fn get_record(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        collection: Path<String>,
+        record: Path<String>,
+    ) -> poem::Result<Json<Record>> {
+        let ctx = enter_for(
+            &state,
+            &who,
+            &workspace,
+            Resource::Record,
+            Action::Read,
+            &meta,
+        )
+        .await?;
+        let (v, r) = records::get_record(&state, &ctx, &meta, &collection, &record).await?;
+        Ok(Json(self::record(&v, r)))
+    }
+
+    /// Changes some fields of a record (`null` clears one).
+    #[oai(
+        path = "/workspaces/:workspace/collections/:collection/records/:record",
+        method = "patch"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn update_record(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        collection: Path<String>,
+        record: Path<String>,
+        body: JsonBody<RecordInput>,
+    ) -> poem::Result<Json<Record>> {
+        let ctx = enter_for(
+            &state,
+            &who,
+            &workspace,
+            Resource::Record,
+            Action::Read,
+            &meta,
+        )
+        .await?;
+        let input = body.0.into_map()?;
+        let (v, r) =
+            records::update_record(&state, &ctx, &meta, &collection, &record, input).await?;
+        Ok(Json(self::record(&v, r)))
+    }
+
+    /// Deletes a record and its history.
+    #[oai(
+        path = "/workspaces/:workspace/collections/:collection/records/:record",
+        method = "delete"
+    )]
+    async fn delete_record(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        collection: Path<String>,
+        record: Path<String>,
+    ) -> poem::Result<Deleted> {
+        let ctx = enter_for(
+            &state,
+            &who,
+            &workspace,
+            Resource::Record,
+            Action::Read,
+            &meta,
+        )
+        .await?;
+        records::delete_record(&state, &ctx, &meta, &collection, &record).await?;
+        Ok(Deleted::Deleted)
+    }
+
+    /// The record's last versions, newest first.
+    #[oai(
+        path = "/workspaces/:workspace/collections/:collection/records/:record/history",
+        method = "get"
+    )]
+    async fn history(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        collection: Path<String>,
+        record: Path<String>,
+    ) -> poem::Result<Json<History>> {
+        let ctx = enter_for(
+            &state,
+            &who,
+            &workspace,
+            Resource::Record,
+            Action::Read,
+            &meta,
+        )
+        .await?;
+        let (v, _, versions) = records::history(&state, &ctx, &meta, &collection, &record).await?;
+        Ok(Json(History {
+            items: versions.into_iter().map(|x| version(&v, x)).collect(),
+        }))
+    }
+
+    /// Restores an earlier version's values as a new version.
+    #[oai(
+        path = "/workspaces/:workspace/collections/:collection/records/:record/history/:version/restore",
+        method = "post"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn restore(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        collection: Path<String>,
+        record: Path<String>,
+        version: Path<String>,
+    ) -> poem::Result<Json<Record>> {
+        let ctx = enter_for(
+            &state,
+            &who,
+            &workspace,
+            Resource::Record,
+            Action::Read,
+            &meta,
+        )
+        .await?;
+        let n: i64 = version.0.parse().map_err(|_| Error::NotFound("version"))?;
+        let (v, r) = records::restore_version(&state, &ctx, &meta, &collection, &record, n).await?;
+        Ok(Json(self::record(&v, r)))
+    }
+
+    /// Streams the collection as CSV (`id`, `created_at`, `updated_at`, then
+    /// one column per field). Audited.
+    #[oai(
+        path = "/workspaces/:workspace/collections/:collection/export",
+        method = "get"
+    )]
+    async fn export(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        collection: Path<String>,
+    ) -> poem::Result<Response<Binary<Body>>> {
+        let ctx = enter_for(
+            &state,
+            &who,
+            &workspace,
+            Resource::Record,
+            Action::Export,
+            &meta,
+        )
+        .await?;
+        let rx = csv_io::export(&state, &ctx, &meta, &collection).await?;
+        Ok(
+            Response::new(Binary(Body::from_bytes_stream(ReceiverStream::new(rx))))
+                .header("content-type", "text/csv; charset=utf-8")
+                .header(
+                    "content-disposition",
+                    format!("attachment; filename=\"collection-{}.csv\"", collection.0),
+                ),
+        )
+    }
+
+    /// Imports CSV rows as new records: all of them, or none with every
+    /// problem named by line and column. The header row names the fields.
+    #[oai(
+        path = "/workspaces/:workspace/collections/:collection/import",
+        method = "post"
+    )]
+    async fn import(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        collection: Path<String>,
+        body: CsvBody,
+    ) -> poem::Result<Json<ImportResult>> {
+        let ctx = enter_for(
+            &state,
+            &who,
+            &workspace,
+            Resource::Record,
+            Action::Import,
+            &meta,
+        )
+        .await?;
+        let n = csv_io::import(&state, &ctx, &meta, &collection, body.0).await?;
+        Ok(Json(ImportResult { imported: n as u64 }))
+    }
+}

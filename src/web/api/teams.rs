@@ -1,0 +1,230 @@
+//! A workspace's members and teams over HTTP.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+
+use super::ApiTags;
+use super::body::JsonBody;
+use crate::access::Role;
+use crate::access::enter::enter;
+use crate::access::permissions::{Action, Resource, needs};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::clock::rfc3339;
+use crate::records::teams;
+use crate::store::records::TeamRow;
+use crate::web::session::SignedIn;
+
+#[derive(Object)]
+pub struct Member {
+    pub user_id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: Role,
+}
+
+#[derive(Object)]
+pub struct MemberList {
+    pub items: Vec<Member>,
+}
+
+#[derive(Object)]
+pub struct TeamMember {
+    pub user_id: String,
+    /// `lead` or `member`.
+    pub role: String,
+}
+
+#[derive(Object)]
+pub struct Team {
+    pub id: String,
+    pub name: String,
+    pub members: Vec<TeamMember>,
+    pub created_at: String,
+}
+
+impl From<TeamRow> for Team {
+    fn from(t: TeamRow) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            members: t
+                .members
+                .into_iter()
+                .map(|(user_id, role)| TeamMember { user_id, role })
+                .collect(),
+            created_at: rfc3339(t.created_at),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct TeamList {
+    pub items: Vec<Team>,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamCreate {
+    pub name: String,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamRole {
+    /// `lead` or `member`.
+    pub role: String,
+}
+
+#[derive(ApiResponse)]
+pub enum TeamCreated {
+    #[oai(status = 201)]
+    Created(Json<Team>),
+}
+
+#[derive(ApiResponse)]
+pub enum Done {
+    #[oai(status = 204)]
+    Done,
+}
+
+pub struct TeamsApi;
+
+#[OpenApi(tag = "ApiTags::Teams")]
+impl TeamsApi {
+    /// The workspace's members and their roles.
+    #[oai(path = "/workspaces/:workspace/members", method = "get")]
+    async fn members(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+    ) -> poem::Result<Json<MemberList>> {
+        let need = needs(Resource::Member, Action::Read);
+        let ctx = enter(&state, &who.0, &workspace, need, "member.read", &meta).await?;
+        let items = teams::members(&state, &ctx).await?;
+        Ok(Json(MemberList {
+            items: items
+                .into_iter()
+                .map(|(u, role)| Member {
+                    user_id: u.id.to_string(),
+                    email: u.email,
+                    name: u.name,
+                    role,
+                })
+                .collect(),
+        }))
+    }
+
+    /// Teams with their leads and members.
+    #[oai(path = "/workspaces/:workspace/teams", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+    ) -> poem::Result<Json<TeamList>> {
+        let need = needs(Resource::Team, Action::Read);
+        let ctx = enter(&state, &who.0, &workspace, need, "team.read", &meta).await?;
+        let items = teams::list(&ctx).await?;
+        Ok(Json(TeamList {
+            items: items.into_iter().map(Team::from).collect(),
+        }))
+    }
+
+    /// Creates a team (admins).
+    #[oai(path = "/workspaces/:workspace/teams", method = "post")]
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        body: JsonBody<TeamCreate>,
+    ) -> poem::Result<TeamCreated> {
+        let need = needs(Resource::Team, Action::Create);
+        let ctx = enter(&state, &who.0, &workspace, need, "team.create", &meta).await?;
+        let t = teams::create(&state, &ctx, &meta, &body.0.name).await?;
+        Ok(TeamCreated::Created(Json(t.into())))
+    }
+
+    /// Deletes a team that owns no collection (admins).
+    #[oai(path = "/workspaces/:workspace/teams/:team", method = "delete")]
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        team: Path<String>,
+    ) -> poem::Result<Done> {
+        let need = needs(Resource::Team, Action::Delete);
+        let ctx = enter(&state, &who.0, &workspace, need, "team.delete", &meta).await?;
+        teams::delete(&state, &ctx, &meta, &team).await?;
+        Ok(Done::Done)
+    }
+
+    /// Adds a workspace member to the team, or changes their team role
+    /// (admins, or the team's lead).
+    #[oai(
+        path = "/workspaces/:workspace/teams/:team/members/:user",
+        method = "put"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn set_member(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        team: Path<String>,
+        user: Path<String>,
+        body: JsonBody<TeamRole>,
+    ) -> poem::Result<Done> {
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            Role::Viewer,
+            "team.update",
+            &meta,
+        )
+        .await?;
+        teams::set_member(&state, &ctx, &meta, &team, &user, &body.0.role).await?;
+        Ok(Done::Done)
+    }
+
+    /// Removes someone from the team (admins, or the team's lead).
+    #[oai(
+        path = "/workspaces/:workspace/teams/:team/members/:user",
+        method = "delete"
+    )]
+    async fn remove_member(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        team: Path<String>,
+        user: Path<String>,
+    ) -> poem::Result<Done> {
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            Role::Viewer,
+            "team.update",
+            &meta,
+        )
+        .await?;
+        teams::remove_member(&state, &ctx, &meta, &team, &user).await?;
+        Ok(Done::Done)
+    }
+}
