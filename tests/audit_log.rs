@@ -582,7 +582,15 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
     // (method, OpenAPI path, chain, action, body, id to capture from the
     // response), in the order they run: later rows use captured ids.
     let wschain = "workspace";
-    let table: &[(&str, &str, &str, &str, Value, Option<&str>)] = &[
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        Value,
+        Option<&'static str>,
+    );
+    let table: &[Row] = &[
         (
             "POST",
             "/auth/login",
