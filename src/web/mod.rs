@@ -25,6 +25,16 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/platform/audit/verify",
     "/platform/backups/run",
     "/platform/backups/drill",
+    "/w/:ws/collections",
+    "/w/:ws/c/:coll/schema",
+    "/w/:ws/c/:coll/records",
+    "/w/:ws/c/:coll/r/:rec",
+    "/w/:ws/c/:coll/r/:rec/delete",
+    "/w/:ws/c/:coll/r/:rec/restore",
+    "/w/:ws/teams",
+    "/w/:ws/teams/:team/members",
+    "/w/:ws/teams/:team/members/remove",
+    "/w/:ws/teams/:team/delete",
 ];
 
 fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
@@ -35,6 +45,16 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/platform/audit/verify" => ui::audit::platform_verify.boxed(),
         "/platform/backups/run" => ui::backups::run_now.boxed(),
         "/platform/backups/drill" => ui::backups::drill_now.boxed(),
+        "/w/:ws/collections" => ui::records::create_collection.boxed(),
+        "/w/:ws/c/:coll/schema" => ui::records::schema_submit.boxed(),
+        "/w/:ws/c/:coll/records" => ui::records::create_record.boxed(),
+        "/w/:ws/c/:coll/r/:rec" => ui::records::update_record.boxed(),
+        "/w/:ws/c/:coll/r/:rec/delete" => ui::records::delete_record.boxed(),
+        "/w/:ws/c/:coll/r/:rec/restore" => ui::records::restore_record.boxed(),
+        "/w/:ws/teams" => ui::teams::create_team.boxed(),
+        "/w/:ws/teams/:team/members" => ui::teams::add_member.boxed(),
+        "/w/:ws/teams/:team/members/remove" => ui::teams::remove_member.boxed(),
+        "/w/:ws/teams/:team/delete" => ui::teams::delete_team.boxed(),
         _ => return None,
     })
 }
@@ -56,6 +76,10 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/api/openapi.json", spec)
         .at("/", get(ui::pages::home))
         .at("/workspaces", get(ui::pages::workspaces))
+        .at("/w/:ws", get(ui::records::workspace_home))
+        .at("/w/:ws/collections/new", get(ui::records::new_collection))
+        .at("/w/:ws/c/:coll", get(ui::records::collection_page))
+        .at("/w/:ws/c/:coll/new", get(ui::records::new_record))
         .at("/w/:ws/audit", get(ui::audit::workspace_audit))
         .at("/w/:ws/audit/:seq", get(ui::audit::workspace_entry))
         .at("/platform/audit", get(ui::audit::platform_audit))
@@ -64,10 +88,13 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/assets/*path", get(assets::serve));
     for path in UI_FORM_ROUTES {
         let Some(ep) = ui_form(path) else { continue };
-        route = if *path == "/login" {
-            route.at(*path, get(ui::pages::login_form).post(ep))
-        } else {
-            route.at(*path, post(ep))
+        // A few form routes also have a page at the same address.
+        route = match *path {
+            "/login" => route.at(*path, get(ui::pages::login_form).post(ep)),
+            "/w/:ws/c/:coll/schema" => route.at(*path, get(ui::records::schema_page).post(ep)),
+            "/w/:ws/c/:coll/r/:rec" => route.at(*path, get(ui::records::record_page).post(ep)),
+            "/w/:ws/teams" => route.at(*path, get(ui::teams::teams_page).post(ep)),
+            _ => route.at(*path, post(ep)),
         };
     }
     route.around(middleware::envelope).data(state)

@@ -4,6 +4,8 @@
 pub mod audit;
 pub mod backups;
 pub mod pages;
+pub mod records;
+pub mod teams;
 pub mod trust;
 
 use maud::{DOCTYPE, Markup, html};

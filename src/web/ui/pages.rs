@@ -152,7 +152,7 @@ pub async fn workspaces(
                     tbody {
                         @for w in &me.workspaces {
                             tr data-workspace=(w.id) {
-                                td { (w.name) }
+                                td { a href=(format!("/w/{}", w.id)) { (w.name) } }
                                 td { span.badge { (w.role) } }
                                 td { @if w.region.is_empty() { span.muted { "—" } } @else { (w.region) } }
                                 td { @if w.role == "owner" || w.role == "admin" {

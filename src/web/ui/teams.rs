@@ -1,0 +1,181 @@
+//! Team management: teams with their leads and members, create and delete
+//! (admins), add and remove people (admins, or the team's lead).
+
+use std::sync::Arc;
+
+use maud::html;
+use poem::http::StatusCode;
+use poem::web::{Data, Path, Redirect};
+use poem::{IntoResponse, Request, Response, handler};
+
+use super::csrf_field;
+use super::records::{enter_ui, form_pairs, page};
+use crate::access::Role;
+use crate::access::permissions::{Action, Resource, allows};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::records::teams;
+use crate::web::session::SignedIn;
+
+fn field<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default()
+}
+
+#[handler]
+pub async fn teams_page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "team.read", &meta).await?;
+    let list = teams::list(&ctx).await?;
+    let members = teams::members(&state, &ctx).await?;
+    let email = |id: &str| {
+        members
+            .iter()
+            .find(|(u, _)| u.id.to_string() == id)
+            .map(|(u, _)| u.email.clone())
+            .unwrap_or_else(|| id.to_owned())
+    };
+    let admin = allows(ctx.role, Resource::Team, Action::Update);
+    let me = ctx.user.to_string();
+    page(req, &state, &who, StatusCode::OK, "Teams", |token| {
+        html! {
+            section.card {
+                p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } }
+                h1 { "Teams" }
+                p.muted { "A team can own collections: only its leads and members see them. Leads manage their team's members and collections." }
+                @if list.is_empty() { p.muted { "No teams yet." } }
+                @for t in &list {
+                    @let lead = t.members.iter().any(|(u, r)| *u == me && r == "lead");
+                    article.team data-team=(t.id) {
+                        h2 { (t.name) }
+                        table.list {
+                            thead { tr { th { "Person" } th { "Team role" } th {} } }
+                            tbody {
+                                @for (uid, role) in &t.members {
+                                    tr {
+                                        td { (email(uid)) }
+                                        td { span.badge { (role) } }
+                                        td { @if admin || lead {
+                                            form method="post" action=(format!("/w/{ws}/teams/{}/members/remove", t.id)) {
+                                                (csrf_field(token))
+                                                input type="hidden" name="user_id" value=(uid);
+                                                button.secondary type="submit" { "Remove" }
+                                            }
+                                        } }
+                                    }
+                                }
+                            }
+                        }
+                        @if admin || lead {
+                            form.inline method="post" action=(format!("/w/{ws}/teams/{}/members", t.id)) {
+                                (csrf_field(token))
+                                select name="user_id" aria-label="Person" {
+                                    @for (u, _) in &members { option value=(u.id) { (u.email) } }
+                                }
+                                select name="role" aria-label="Team role" {
+                                    option value="member" { "member" }
+                                    option value="lead" { "lead" }
+                                }
+                                button type="submit" { "Add to team" }
+                            }
+                        }
+                        @if admin {
+                            form method="post" action=(format!("/w/{ws}/teams/{}/delete", t.id)) {
+                                (csrf_field(token))
+                                button.danger type="submit" { "Delete team" }
+                            }
+                        }
+                    }
+                }
+            }
+            @if allows(ctx.role, Resource::Team, Action::Create) {
+                section.card {
+                    h2 { "New team" }
+                    form id="new-team" method="post" action=(format!("/w/{ws}/teams")) {
+                        (csrf_field(token))
+                        label for="team-name" { "Name" }
+                        input id="team-name" name="name" required maxlength="64";
+                        button type="submit" { "Create team" }
+                    }
+                }
+            }
+        }
+    })
+    .await
+}
+
+fn back(ws: &str) -> Response {
+    Redirect::see_other(format!("/w/{ws}/teams")).into_response()
+}
+
+#[handler]
+pub async fn create_team(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = crate::access::permissions::needs(Resource::Team, Action::Create);
+    let ctx = enter_ui(&state, &who, &ws, need, "team.create", &meta).await?;
+    let pairs = form_pairs(req);
+    teams::create(&state, &ctx, &meta, field(&pairs, "name")).await?;
+    Ok(back(&ws))
+}
+
+#[handler]
+pub async fn delete_team(
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path((ws, team)): Path<(String, String)>,
+) -> poem::Result<Response> {
+    let need = crate::access::permissions::needs(Resource::Team, Action::Delete);
+    let ctx = enter_ui(&state, &who, &ws, need, "team.delete", &meta).await?;
+    teams::delete(&state, &ctx, &meta, &team).await?;
+    Ok(back(&ws))
+}
+
+#[handler]
+pub async fn add_member(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path((ws, team)): Path<(String, String)>,
+) -> poem::Result<Response> {
+    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "team.update", &meta).await?;
+    let pairs = form_pairs(req);
+    teams::set_member(
+        &state,
+        &ctx,
+        &meta,
+        &team,
+        field(&pairs, "user_id"),
+        field(&pairs, "role"),
+    )
+    .await?;
+    Ok(back(&ws))
+}
+
+#[handler]
+pub async fn remove_member(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path((ws, team)): Path<(String, String)>,
+) -> poem::Result<Response> {
+    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "team.update", &meta).await?;
+    let pairs = form_pairs(req);
+    teams::remove_member(&state, &ctx, &meta, &team, field(&pairs, "user_id")).await?;
+    Ok(back(&ws))
+}
