@@ -30,6 +30,7 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
         Some(&format!("{PASSWORD}\n")),
     );
     assert!(out.status.success());
+    let my_id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let ws = env.create_workspace("Forms Inc", "admin@example.com");
     let server = env.start();
     let me = client(&server);
@@ -52,11 +53,64 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
         async move { common::get_text(&c, url).await }
     };
     let mut my_token = csrf_from(&page(&me, "/workspaces").await);
+    // Fixtures for the routes that act on a collection, a record or a team.
+    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let created = |v: serde_json::Value| v["id"].as_str().unwrap().to_owned();
+    let coll = created(
+        me.post(api("/collections"))
+            .json(&serde_json::json!({"name": "Forms", "fields": [{"name": "N", "type": "text"}]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    let rec = created(
+        me.post(api(&format!("/collections/{coll}/records")))
+            .json(&serde_json::json!({"values": {"N": "a"}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    let team = created(
+        me.post(api("/teams"))
+            .json(&serde_json::json!({"name": "Desk"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
     let other_token = csrf_from(&page(&other, "/workspaces").await);
     assert_ne!(my_token, other_token, "tokens are bound to the session");
 
     for route in aura::web::UI_FORM_ROUTES {
-        let path = route.replace(":ws", &ws);
+        let path = route
+            .replace(":ws", &ws)
+            .replace(":coll", &coll)
+            .replace(":rec", &rec)
+            .replace(":team", &team);
+        // What each form needs to succeed.
+        let extra: Vec<(&str, String)> = match *route {
+            "/w/:ws/collections" => vec![
+                ("name", "More".into()),
+                ("f0.name", "A".into()),
+                ("f0.type", "text".into()),
+            ],
+            "/w/:ws/c/:coll/schema" => vec![("name", "Forms renamed".into())],
+            "/w/:ws/c/:coll/r/:rec/restore" => vec![("version", "1".into())],
+            "/w/:ws/teams" => vec![("name", "Another team".into())],
+            "/w/:ws/teams/:team/members" => {
+                vec![("user_id", my_id.clone()), ("role", "lead".into())]
+            }
+            "/w/:ws/teams/:team/members/remove" => vec![("user_id", my_id.clone())],
+            _ => vec![],
+        };
         let (c, good) = if *route == "/login" {
             let anon = client(&server);
             let t = csrf_from(&page(&anon, "/login").await);
@@ -72,6 +126,7 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             if let Some(t) = token {
                 f.push(("csrf", t.to_owned()));
             }
+            f.extend(extra.iter().cloned());
             f
         };
         let before = audit_total(&env);

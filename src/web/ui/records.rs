@@ -239,6 +239,7 @@ fn permissions_table(p: &Permissions) -> Markup {
     ];
     html! {
         table.list.perms {
+            input type="hidden" name="perm.present" value="1";
             thead { tr { th { "Records" } @for r in Role::ALL { th { (r) } } } }
             tbody {
                 @for (action, roles) in rows {
@@ -519,7 +520,9 @@ pub async fn schema_submit(
     let change = CollectionChange {
         name: one(&pairs, "name").map(str::to_owned),
         fields: Some(parse_fields(&pairs)),
-        permissions: Some(parse_permissions(&pairs)),
+        // The editor always sends the marker; a form without it leaves the
+        // permissions alone rather than reading "no boxes" as "nobody".
+        permissions: one(&pairs, "perm.present").map(|_| parse_permissions(&pairs)),
     };
     match records::change_collection(&state, &ctx, &meta, &coll, change).await {
         Ok(v) => Ok(see_other(format!("/w/{ws}/c/{}", v.row.id))),
