@@ -41,16 +41,34 @@ fn needles(s: &str) -> Vec<Vec<u8>> {
     out
 }
 
+/// Every needle of every canary found in `haystack`. One pass over the
+/// haystack with the needles bucketed by their first two bytes (searching for
+/// each needle in turn took seconds per megabyte of WAL in a debug build).
 fn scan_bytes(haystack: &[u8], canaries: &[String]) -> Vec<String> {
-    let mut hits = Vec::new();
-    for c in canaries {
-        for n in needles(c) {
-            if haystack.windows(n.len()).any(|w| w == n.as_slice()) {
-                hits.push(format!("{c} as {}", String::from_utf8_lossy(&n)));
+    let all: Vec<(usize, Vec<u8>)> = canaries
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| needles(c).into_iter().map(move |n| (i, n)))
+        .collect();
+    let key = |a: u8, b: u8| (usize::from(a) << 8) | usize::from(b);
+    let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); 1 << 16];
+    for (j, (_, n)) in all.iter().enumerate() {
+        assert!(n.len() >= 2, "needles are longer than two bytes");
+        buckets[key(n[0], n[1])].push(j);
+    }
+    let mut found = vec![false; all.len()];
+    for pos in 0..haystack.len().saturating_sub(1) {
+        for &j in &buckets[key(haystack[pos], haystack[pos + 1])] {
+            if !found[j] && haystack[pos..].starts_with(&all[j].1) {
+                found[j] = true;
             }
         }
     }
-    hits
+    all.iter()
+        .zip(found)
+        .filter(|(_, f)| *f)
+        .map(|((i, n), _)| format!("{} as {}", canaries[*i], String::from_utf8_lossy(n)))
+        .collect()
 }
 
 fn scan_dir(dir: &Path, canaries: &[String]) -> Vec<String> {
@@ -255,6 +273,367 @@ async fn no_person_typed_string_reaches_disk_or_logs() {
     assert!(
         hits.is_empty(),
         "canaries on disk after shutdown:\n{}",
+        hits.join("\n")
+    );
+}
+
+/// Every file under `dir` (recursively) scanned for the canaries, tolerating
+/// files that vanish or cannot be read (the system temp dir is shared with
+/// other processes). Returns the hits and the number of files read.
+fn scan_tree(dir: &Path, canaries: &[String]) -> (Vec<String>, usize) {
+    let mut hits = Vec::new();
+    let mut files = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()));
+            }
+        } else if meta.is_file() && meta.len() <= 64 * 1024 * 1024 {
+            if let Ok(bytes) = std::fs::read(&p) {
+                files += 1;
+                for h in scan_bytes(&bytes, canaries) {
+                    hits.push(format!("{}: {h}", p.display()));
+                }
+            }
+        }
+    }
+    (hits, files)
+}
+
+fn temp_entries() -> std::collections::BTreeSet<std::path::PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Scans what appeared in the system temp dir since `before`.
+fn scan_new_temp(
+    before: &std::collections::BTreeSet<std::path::PathBuf>,
+    canaries: &[String],
+) -> (Vec<String>, usize) {
+    let mut hits = Vec::new();
+    let mut files = 0;
+    for p in temp_entries().difference(before) {
+        let (h, n) = scan_tree(p, canaries);
+        hits.extend(h);
+        files += n;
+    }
+    (hits, files)
+}
+
+/// Records of every field type, the in-memory search index, CSV export and
+/// import, schema changes, history and teams: canaries go in through each, the
+/// API answers with them, and then the data dir (DB, -wal, -shm), the server
+/// log and whatever appeared in the system temp dir are scanned for them.
+#[tokio::test]
+async fn every_field_type_search_and_csv_leave_no_plaintext() {
+    let temp_before = temp_entries();
+    let env = Env::new();
+    let owner_id = env.create_user("fields@example.com", "Fields Owner");
+    let ws = env.create_workspace("Fields Ltd", "fields@example.com");
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "fields@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let url = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let mut all: Vec<String> = Vec::new();
+    let mut mint = |tag: &str| {
+        let c = canary(tag);
+        all.push(c.clone());
+        c
+    };
+
+    // The relation target: its name, field name and value are canaries too.
+    let rel_coll = mint("relcoll");
+    let rel_field = mint("relfield");
+    let rel_value = mint("relvalue");
+    // The collection: its name, every field name and every option.
+    let coll_name = mint("collname");
+    let types = [
+        "text",
+        "long_text",
+        "integer",
+        "decimal",
+        "money",
+        "boolean",
+        "date",
+        "datetime",
+        "email",
+        "phone",
+        "url",
+        "select",
+        "multi_select",
+        "relation",
+        "member",
+    ];
+    let names: Vec<String> = types
+        .iter()
+        .map(|t| mint(&format!("f{}", t.replace('_', ""))))
+        .collect();
+    let name = |t: &str| names[types.iter().position(|x| *x == t).unwrap()].clone();
+    let opt_a = mint("optopen");
+    let opt_b = mint("optclosed");
+    let tag_a = mint("tagvip");
+    let tag_b = mint("taglate");
+    // String values (numbers, dates and phone digits are not canaries: digits
+    // can turn up anywhere by chance).
+    let v_text = mint("vtext");
+    let v_long = mint("vlong");
+    let v_long_2 = mint("vlongedit");
+    let v_email = mint("vemail");
+    let v_url = mint("vurl");
+    let v_text_2 = mint("vtexttwo");
+    let v_email_2 = mint("vemailtwo");
+    // Imported through CSV.
+    let i_text = mint("itext");
+    let i_long = mint("ilong");
+    let i_email = mint("iemail");
+    let i_url = mint("iurl");
+    // Schema changes and teams.
+    let renamed = mint("collrenamed");
+    let new_field = mint("fadded");
+    let team_name = mint("teamname");
+
+    let send = |req: reqwest::RequestBuilder| async move {
+        let r = req.send().await.unwrap();
+        let s = r.status().as_u16();
+        (s, r.text().await.unwrap())
+    };
+    let json_of = |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap();
+
+    let (s, body) = send(c.post(url("/collections")).json(&serde_json::json!({
+        "name": rel_coll,
+        "fields": [{"name": rel_field, "type": "text", "searchable": true}]
+    })))
+    .await;
+    assert_eq!(s, 201, "{body}");
+    assert!(
+        body.contains(&rel_coll) && body.contains(&rel_field),
+        "{body}"
+    );
+    let companies = json_of(&body)["id"].as_str().unwrap().to_owned();
+    let (s, body) = send(
+        c.post(url(&format!("/collections/{companies}/records")))
+            .json(&serde_json::json!({"values": {&rel_field: rel_value}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    assert!(body.contains(&rel_value));
+    let acme = json_of(&body)["id"].as_str().unwrap().to_owned();
+
+    let fields = serde_json::json!([
+        {"name": name("text"), "type": "text", "required": true, "searchable": true},
+        {"name": name("long_text"), "type": "long_text", "searchable": true},
+        {"name": name("integer"), "type": "integer"},
+        {"name": name("decimal"), "type": "decimal"},
+        {"name": name("money"), "type": "money"},
+        {"name": name("boolean"), "type": "boolean"},
+        {"name": name("date"), "type": "date"},
+        {"name": name("datetime"), "type": "datetime"},
+        {"name": name("email"), "type": "email", "unique": true, "pii": true, "searchable": true},
+        {"name": name("phone"), "type": "phone", "pii": true},
+        {"name": name("url"), "type": "url", "searchable": true},
+        {"name": name("select"), "type": "select", "options": [opt_a, opt_b]},
+        {"name": name("multi_select"), "type": "multi_select", "options": [tag_a, tag_b]},
+        {"name": name("relation"), "type": "relation", "collection": companies},
+        {"name": name("member"), "type": "member"}
+    ]);
+    let (s, body) = send(
+        c.post(url("/collections"))
+            .json(&serde_json::json!({"name": coll_name, "fields": fields})),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let coll_json = json_of(&body);
+    let coll = coll_json["id"].as_str().unwrap().to_owned();
+    assert_eq!(coll_json["fields"].as_array().unwrap().len(), 15);
+    for n in names
+        .iter()
+        .chain([&coll_name, &opt_a, &opt_b, &tag_a, &tag_b])
+    {
+        assert!(body.contains(n.as_str()), "the schema answers with {n}");
+    }
+
+    let records = url(&format!("/collections/{coll}/records"));
+    let mut rec_ids = Vec::new();
+    for (text, email, opt, tags) in [
+        (&v_text, &v_email, &opt_a, vec![&tag_a, &tag_b]),
+        (&v_text_2, &v_email_2, &opt_b, vec![&tag_b]),
+    ] {
+        let values = serde_json::json!({
+            name("text"): text,
+            name("long_text"): format!("{v_long}\nsecond line"),
+            name("integer"): 42,
+            name("decimal"): "12.50",
+            name("money"): {"amount_minor": 123456, "currency": "EUR"},
+            name("boolean"): true,
+            name("date"): "2026-02-28",
+            name("datetime"): "2026-02-28T10:00:00Z",
+            name("email"): format!("{email}@example.com"),
+            name("phone"): "+44 20 7946 0958",
+            name("url"): format!("https://{v_url}.example/"),
+            name("select"): opt,
+            name("multi_select"): tags,
+            name("relation"): acme,
+            name("member"): owner_id,
+        });
+        let (s, body) = send(
+            c.post(&records)
+                .json(&serde_json::json!({"values": values})),
+        )
+        .await;
+        assert_eq!(s, 201, "{body}");
+        for needle in [text, email, &v_long, &v_url, opt] {
+            assert!(
+                body.contains(needle.as_str()),
+                "the record answers with {needle}"
+            );
+        }
+        rec_ids.push(json_of(&body)["id"].as_str().unwrap().to_owned());
+    }
+    // An edit keeps the old value in the history.
+    let rec_url = format!("{records}/{}", rec_ids[0]);
+    let (s, body) = send(
+        c.patch(&rec_url)
+            .json(&serde_json::json!({"values": {name("long_text"): v_long_2}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = send(c.get(format!("{rec_url}/history"))).await;
+    assert_eq!(s, 200);
+    assert!(body.contains(&v_long) && body.contains(&v_long_2), "{body}");
+
+    // The search index is built from the sealed rows on the first query.
+    let search = |q: String| {
+        let c = c.clone();
+        let u = format!("{records}?q={q}");
+        async move {
+            let r = c.get(u).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let found = search(v_text.clone()).await;
+    assert!(
+        found.contains(&rec_ids[0]) && !found.contains(&rec_ids[1]),
+        "search finds the canary: {found}"
+    );
+    let found = search(v_long_2.clone()).await;
+    assert!(found.contains(&rec_ids[0]), "search sees the edit: {found}");
+
+    // CSV export: header (field names) and values.
+    let r = c
+        .get(url(&format!("/collections/{coll}/export")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let csv = r.text().await.unwrap();
+    for n in names.iter().chain([
+        &v_text, &v_text_2, &v_long_2, &v_email, &v_url, &opt_a, &tag_a,
+    ]) {
+        assert!(csv.contains(n.as_str()), "the export carries {n}:\n{csv}");
+    }
+
+    // CSV import with further canaries.
+    let import = format!(
+        "{},{},{},{},{},{}\n{i_text},\"{i_long}\nline two\",{i_email}@example.com,https://{i_url}.example/,{opt_b},{tag_a}; {tag_b}\n",
+        name("text"),
+        name("long_text"),
+        name("email"),
+        name("url"),
+        name("select"),
+        name("multi_select"),
+    );
+    let (s, body) = send(
+        c.post(url(&format!("/collections/{coll}/import")))
+            .header("content-type", "text/csv")
+            .body(import),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(json_of(&body)["imported"], 1);
+    let found = search(i_text.clone()).await;
+    for n in [&i_text, &i_long, &i_email, &i_url] {
+        assert!(
+            found.contains(n.as_str()),
+            "the imported record answers with {n}: {found}"
+        );
+    }
+
+    // A schema change (rename, a new field) rebuilds the index.
+    let (s, body) = send(c.patch(url(&format!("/collections/{coll}"))).json(
+        &serde_json::json!({"name": renamed, "fields": [{"name": new_field, "type": "text", "searchable": true}]}),
+    ))
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains(&renamed) && body.contains(&new_field));
+    let found = search(v_email_2.clone()).await;
+    assert!(
+        found.contains(&rec_ids[1]),
+        "search after the rebuild: {found}"
+    );
+
+    let (s, body) = send(
+        c.post(url("/teams"))
+            .json(&serde_json::json!({"name": team_name})),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let (_, body) = send(c.get(url("/teams"))).await;
+    assert!(body.contains(&team_name), "{body}");
+
+    // While running: the WAL and shm hold the freshest pages.
+    let hits = scan_dir(&env.data_dir(), &all);
+    assert!(
+        hits.is_empty(),
+        "canaries on disk while running:\n{}",
+        hits.join("\n")
+    );
+    let (hits, _) = scan_new_temp(&temp_before, &all);
+    assert!(
+        hits.is_empty(),
+        "canaries in the temp dir while running:\n{}",
+        hits.join("\n")
+    );
+
+    let logs = server.stop();
+    assert!(logs.len() > 200, "the log was captured");
+    let hits = scan_bytes(&logs, &all);
+    assert!(
+        hits.is_empty(),
+        "canaries in the server log:\n{}",
+        hits.join("\n")
+    );
+    // A clean shutdown checkpoints and removes the -wal and -shm files.
+    let (hits, files) = scan_tree(&env.data_dir(), &all);
+    assert!(
+        files >= 2,
+        "the control and tenant databases ({files} files)"
+    );
+    assert!(
+        hits.is_empty(),
+        "canaries on disk after shutdown:\n{}",
+        hits.join("\n")
+    );
+    let (hits, files) = scan_new_temp(&temp_before, &all);
+    assert!(
+        files >= 3,
+        "the temp dir scan read too few files ({files}); the test's own dir is in it"
+    );
+    assert!(
+        hits.is_empty(),
+        "canaries in the temp dir after shutdown:\n{}",
         hits.join("\n")
     );
 }

@@ -487,7 +487,17 @@ pub async fn schema_page(
     let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "collection.read", &meta).await?;
     let v = records::load(&ctx, &coll).await?;
     if !v.can_manage() {
-        return Err(Error::Forbidden.into());
+        let e = crate::access::enter::deny(
+            &state,
+            &ctx.db,
+            ctx.user,
+            v.role,
+            "collection.update",
+            "manager",
+            &meta,
+        )
+        .await;
+        return Err(e.into());
     }
     let targets = relation_targets(&ctx).await?;
     page(req, &state, &who, StatusCode::OK, "Schema", |t| {

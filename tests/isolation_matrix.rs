@@ -1,0 +1,1576 @@
+//! The isolation matrix: every API route (enumerated from the OpenAPI
+//! document), every state-changing UI route (enumerated from
+//! `aura::web::UI_FORM_ROUTES`) and every page of the router is tried by every
+//! kind of caller: anonymous, each workspace role, the owner of workspace A
+//! pointing at B's objects, the admin of workspace B (with A's workspace id,
+//! and with B's own workspace id around A's objects) and a platform admin. A
+//! route without an entry in the tables below fails the test, and so does an
+//! entry for a route that is gone.
+//!
+//! Expectations: members get 2xx at or above the route's least role and 403
+//! below it; anyone else gets 404 for anything under another workspace, and
+//! 404 for another workspace's objects under their own workspace id; the
+//! platform area is 403 to everyone but platform admins; anonymous callers
+//! get 401 (API) or a redirect to the sign-in page (UI). Across all of it, no
+//! response may carry anything of a workspace the caller is not a member of.
+//! A second test puts another workspace's ids into bodies and forms
+//! (relations, members, teams): they must be answered exactly like ids that
+//! exist nowhere.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use common::{Env, PASSWORD, Server, client, login};
+use rand::RngCore;
+use serde_json::{Value, json};
+
+// ---- the oracle: roles and what a route needs ------------------------------
+
+/// Workspace roles, least privileged first (this test's own notion, not the
+/// app's, so the table below is an independent statement of the rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    Viewer,
+    Member,
+    Manager,
+    Admin,
+    Owner,
+}
+
+const ROLES: [Role; 5] = [
+    Role::Viewer,
+    Role::Member,
+    Role::Manager,
+    Role::Admin,
+    Role::Owner,
+];
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Member => "member",
+            Role::Manager => "manager",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+}
+
+/// Who may call a route successfully.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    /// No sign-in. The test sends a deliberately invalid body, so every caller,
+    /// signed in or not, gets this status.
+    Public(u16),
+    /// Any signed-in account, whatever its workspaces.
+    SignedIn,
+    /// Platform admins (operators) only.
+    Platform,
+    /// At least this role in the workspace the path names.
+    Role(Role),
+}
+
+// ---- the API table ---------------------------------------------------------
+
+enum Payload {
+    None,
+    Json(Value),
+    Csv(&'static str),
+}
+
+struct ApiRoute {
+    method: &'static str,
+    /// As in the OpenAPI document (under `/api/v1`).
+    path: &'static str,
+    need: Need,
+    payload: Payload,
+    /// Appended as the query string; `{canary}` is replaced.
+    query: &'static str,
+    /// The route deletes or rewires its objects: every attempt gets fresh ones.
+    fresh: bool,
+    /// The route ends the caller's session: every attempt signs in anew.
+    own_session: bool,
+}
+
+fn api(method: &'static str, path: &'static str, need: Need) -> ApiRoute {
+    ApiRoute {
+        method,
+        path,
+        need,
+        payload: Payload::None,
+        query: "",
+        fresh: false,
+        own_session: false,
+    }
+}
+
+impl ApiRoute {
+    fn json(mut self, v: Value) -> Self {
+        self.payload = Payload::Json(v);
+        self
+    }
+    fn csv(mut self, s: &'static str) -> Self {
+        self.payload = Payload::Csv(s);
+        self
+    }
+    fn query(mut self, q: &'static str) -> Self {
+        self.query = q;
+        self
+    }
+    fn fresh(mut self) -> Self {
+        self.fresh = true;
+        self
+    }
+    fn own_session(mut self) -> Self {
+        self.own_session = true;
+        self
+    }
+}
+
+/// One entry per (method, path) of the OpenAPI document. A new API route must
+/// get an entry here (the test fails naming it until it does).
+fn api_table() -> Vec<ApiRoute> {
+    use Need::{Platform, Public, SignedIn};
+    let role = Need::Role;
+    vec![
+        // Auth. A login with a body missing its password: 422 for anyone.
+        api("POST", "/auth/login", Public(422)).json(json!({"email": "nobody@example.com"})),
+        api("POST", "/auth/logout", SignedIn).own_session(),
+        api("GET", "/me", SignedIn),
+        // The platform area.
+        api("GET", "/platform/status", Platform),
+        api("GET", "/platform/audit", Platform),
+        api("GET", "/platform/audit/export", Platform),
+        api("GET", "/platform/audit/entries/{seq}", Platform),
+        api("POST", "/platform/audit/verify", Platform),
+        // A workspace's audit log.
+        api("GET", "/workspaces/{workspace}/audit", role(Role::Admin)),
+        api(
+            "GET",
+            "/workspaces/{workspace}/audit/export",
+            role(Role::Admin),
+        ),
+        api(
+            "GET",
+            "/workspaces/{workspace}/audit/entries/{seq}",
+            role(Role::Admin),
+        ),
+        api(
+            "GET",
+            "/workspaces/{workspace}/audit/status",
+            role(Role::Admin),
+        ),
+        api(
+            "POST",
+            "/workspaces/{workspace}/audit/verify",
+            role(Role::Admin),
+        ),
+        api(
+            "PUT",
+            "/workspaces/{workspace}/audit/settings",
+            role(Role::Owner),
+        )
+        .json(json!({"retention_days": 90})),
+        // Collections.
+        api(
+            "GET",
+            "/workspaces/{workspace}/collections",
+            role(Role::Viewer),
+        ),
+        api(
+            "POST",
+            "/workspaces/{workspace}/collections",
+            role(Role::Manager),
+        )
+        .json(json!({"name": "Made by the matrix", "fields": [{"name": "N", "type": "text"}]})),
+        api(
+            "GET",
+            "/workspaces/{workspace}/collections/{collection}",
+            role(Role::Viewer),
+        ),
+        api(
+            "PATCH",
+            "/workspaces/{workspace}/collections/{collection}",
+            role(Role::Manager),
+        )
+        .json(json!({"name": "Renamed by the matrix"})),
+        api(
+            "DELETE",
+            "/workspaces/{workspace}/collections/{collection}",
+            role(Role::Admin),
+        )
+        .fresh(),
+        api(
+            "GET",
+            "/workspaces/{workspace}/collections/{collection}/export",
+            role(Role::Viewer),
+        ),
+        api(
+            "POST",
+            "/workspaces/{workspace}/collections/{collection}/import",
+            role(Role::Member),
+        )
+        .csv("Title,Note\nimported,by the matrix\n"),
+        // Records.
+        api(
+            "GET",
+            "/workspaces/{workspace}/collections/{collection}/records",
+            role(Role::Viewer),
+        )
+        .query("q={canary}"),
+        api(
+            "POST",
+            "/workspaces/{workspace}/collections/{collection}/records",
+            role(Role::Member),
+        )
+        .json(json!({"values": {"Title": "made by the matrix", "Note": "x"}})),
+        api(
+            "GET",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}",
+            role(Role::Viewer),
+        ),
+        api(
+            "PATCH",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}",
+            role(Role::Member),
+        )
+        .json(json!({"values": {"Note": "patched by the matrix"}})),
+        api(
+            "DELETE",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}",
+            role(Role::Manager),
+        )
+        .fresh(),
+        api(
+            "GET",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}/history",
+            role(Role::Viewer),
+        ),
+        api(
+            "POST",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}/history/{version}/restore",
+            role(Role::Member),
+        ),
+        // Members and teams.
+        api("GET", "/workspaces/{workspace}/members", role(Role::Viewer)),
+        api("GET", "/workspaces/{workspace}/teams", role(Role::Viewer)),
+        api("POST", "/workspaces/{workspace}/teams", role(Role::Admin))
+            .json(json!({"name": "Matrix team"})),
+        api(
+            "DELETE",
+            "/workspaces/{workspace}/teams/{team}",
+            role(Role::Admin),
+        )
+        .fresh(),
+        api(
+            "PUT",
+            "/workspaces/{workspace}/teams/{team}/members/{user}",
+            role(Role::Admin),
+        )
+        .json(json!({"role": "member"}))
+        .fresh(),
+        api(
+            "DELETE",
+            "/workspaces/{workspace}/teams/{team}/members/{user}",
+            role(Role::Admin),
+        )
+        .fresh(),
+    ]
+}
+
+// ---- the UI table ----------------------------------------------------------
+
+/// What a `:param` of a UI route is replaced with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum P {
+    Ws,
+    Coll,
+    Rec,
+    Team,
+    /// An audit entry's sequence number (1: every chain has one).
+    Seq,
+    /// A static asset's name.
+    Asset,
+}
+
+const WS: &[(&str, P)] = &[(":ws", P::Ws)];
+const COLL: &[(&str, P)] = &[(":ws", P::Ws), (":coll", P::Coll)];
+const REC: &[(&str, P)] = &[(":ws", P::Ws), (":coll", P::Coll), (":rec", P::Rec)];
+const TEAM: &[(&str, P)] = &[(":ws", P::Ws), (":team", P::Team)];
+
+type FormFn = fn(&Subst) -> Vec<(String, String)>;
+
+struct UiRoute {
+    /// A form post (else a page, fetched with GET).
+    post: bool,
+    /// Exactly as the router spells it (`aura::web::UI_FORM_ROUTES`).
+    path: &'static str,
+    params: &'static [(&'static str, P)],
+    need: Need,
+    /// The form fields (the CSRF token is added by the test).
+    form: FormFn,
+    /// Appended as the query string; `{canary}` is replaced.
+    query: &'static str,
+    fresh: bool,
+    own_session: bool,
+}
+
+fn no_fields(_: &Subst) -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn ui(path: &'static str, params: &'static [(&'static str, P)], need: Need) -> UiRoute {
+    UiRoute {
+        post: true,
+        path,
+        params,
+        need,
+        form: no_fields,
+        query: "",
+        fresh: false,
+        own_session: false,
+    }
+}
+
+fn page(path: &'static str, params: &'static [(&'static str, P)], need: Need) -> UiRoute {
+    UiRoute {
+        post: false,
+        ..ui(path, params, need)
+    }
+}
+
+impl UiRoute {
+    fn form(mut self, f: FormFn) -> Self {
+        self.form = f;
+        self
+    }
+    fn fresh(mut self) -> Self {
+        self.fresh = true;
+        self
+    }
+    fn own_session(mut self) -> Self {
+        self.own_session = true;
+        self
+    }
+    fn query(mut self, q: &'static str) -> Self {
+        self.query = q;
+        self
+    }
+}
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// The record permissions every collection form sends (the defaults).
+fn default_perms() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (action, roles) in [
+        (
+            "read",
+            &["owner", "admin", "manager", "member", "viewer"][..],
+        ),
+        ("create", &["owner", "admin", "manager", "member"][..]),
+        ("update", &["owner", "admin", "manager", "member"][..]),
+        ("delete", &["owner", "admin", "manager"][..]),
+    ] {
+        for r in roles {
+            out.push((format!("perm.{action}"), (*r).to_owned()));
+        }
+    }
+    out
+}
+
+/// One entry per route in `aura::web::UI_FORM_ROUTES`. NEW UI FORM ROUTES MUST
+/// BE ADDED HERE: the path params to substitute, the least role that may post
+/// the form, and a valid form body (the test fails naming any route it does
+/// not know).
+fn ui_table() -> Vec<UiRoute> {
+    use Need::{Platform, Public, SignedIn};
+    let role = Need::Role;
+    vec![
+        // An empty sign-in form: 422 for anyone.
+        ui("/login", &[], Public(422)),
+        ui("/logout", &[], SignedIn).own_session(),
+        ui("/w/:ws/audit/verify", WS, role(Role::Admin)),
+        ui("/platform/audit/verify", &[], Platform),
+        ui("/platform/backups/run", &[], Platform),
+        ui("/platform/backups/drill", &[], Platform),
+        ui("/w/:ws/collections", WS, role(Role::Manager)).form(|_| {
+            let mut f = pairs(&[
+                ("name", "Made in the UI by the matrix"),
+                ("f0.name", "N"),
+                ("f0.type", "text"),
+            ]);
+            f.extend(default_perms());
+            f
+        }),
+        // The schema form replaces the permissions with what it sends, so it
+        // gets a fresh collection each time.
+        ui("/w/:ws/c/:coll/schema", COLL, role(Role::Manager))
+            .form(|s| {
+                let mut f = pairs(&[("name", "Renamed in the UI by the matrix")]);
+                f.push(("f0.id".into(), s.title_field.clone()));
+                f.push(("f0.name".into(), "Title".into()));
+                f.push(("f0.type".into(), "text".into()));
+                f.push(("f0.searchable".into(), "on".into()));
+                f.extend(default_perms());
+                f
+            })
+            .fresh(),
+        ui("/w/:ws/c/:coll/records", COLL, role(Role::Member)).form(|s| {
+            vec![
+                (format!("v.{}", s.title_field), "made in the UI".into()),
+                (format!("v.{}", s.note_field), "by the matrix".into()),
+            ]
+        }),
+        // The record form sends every field; the title keeps its canary.
+        ui("/w/:ws/c/:coll/r/:rec", REC, role(Role::Member)).form(|s| {
+            vec![
+                (format!("v.{}", s.title_field), s.canary.clone()),
+                (format!("v.{}", s.note_field), "updated in the UI".into()),
+            ]
+        }),
+        ui("/w/:ws/c/:coll/r/:rec/delete", REC, role(Role::Manager)).fresh(),
+        ui("/w/:ws/c/:coll/r/:rec/restore", REC, role(Role::Member))
+            .form(|_| pairs(&[("version", "1")])),
+        ui("/w/:ws/teams", WS, role(Role::Admin)).form(|_| pairs(&[("name", "UI matrix team")])),
+        ui("/w/:ws/teams/:team/members", TEAM, role(Role::Admin))
+            .form(|s| {
+                vec![
+                    ("user_id".into(), s.user.clone()),
+                    ("role".into(), "member".into()),
+                ]
+            })
+            .fresh(),
+        ui("/w/:ws/teams/:team/members/remove", TEAM, role(Role::Admin))
+            .form(|s| vec![("user_id".into(), s.user.clone())])
+            .fresh(),
+        ui("/w/:ws/teams/:team/delete", TEAM, role(Role::Admin)).fresh(),
+    ]
+}
+
+/// The pages (GET) and public endpoints of the router, for the leak check
+/// and the 403/404 rules. The app keeps no list of these (as it does of form
+/// routes), so every path literal in `src/web/mod.rs`, where the router is
+/// built, must be a form route, a page here, or in `NOT_PAGES`: a new page
+/// fails the test until it has an entry. NEW PAGES MUST BE ADDED HERE.
+fn ui_pages() -> Vec<UiRoute> {
+    use Need::{Platform, Public, SignedIn};
+    let role = Need::Role;
+    const SEQ: &[(&str, P)] = &[(":ws", P::Ws), (":seq", P::Seq)];
+    vec![
+        // Public: nothing of any workspace, to anyone.
+        page("/", &[], Public(303)),
+        page("/healthz", &[], Public(200)),
+        page("/readyz", &[], Public(200)),
+        // 404 until an operator sets a bearer token.
+        page("/metrics", &[], Public(404)),
+        page("/trust", &[], Public(200)),
+        page("/trust.json", &[], Public(200)),
+        // 404 until an operator sets a contact.
+        page("/.well-known/security.txt", &[], Public(404)),
+        page("/api/openapi.json", &[], Public(200)),
+        page("/assets/*path", &[("*path", P::Asset)], Public(200)),
+        // Signed in.
+        page("/workspaces", &[], SignedIn),
+        page("/w/:ws", WS, role(Role::Viewer)),
+        page("/w/:ws/collections/new", WS, role(Role::Manager)),
+        page("/w/:ws/c/:coll", COLL, role(Role::Viewer)).query("q={canary}"),
+        page("/w/:ws/c/:coll/new", COLL, role(Role::Member)),
+        page("/w/:ws/c/:coll/schema", COLL, role(Role::Manager)),
+        page("/w/:ws/c/:coll/r/:rec", REC, role(Role::Viewer)),
+        page("/w/:ws/teams", WS, role(Role::Viewer)),
+        page("/w/:ws/audit", WS, role(Role::Admin)),
+        page("/w/:ws/audit/:seq", SEQ, role(Role::Admin)),
+        page("/platform/audit", &[], Platform),
+        page("/platform/audit/:seq", &[(":seq", P::Seq)], Platform),
+        page("/platform/backups", &[], Platform),
+    ]
+}
+
+/// Path literals in `src/web/mod.rs` that are neither form routes nor pages
+/// of `ui_pages()`, and why.
+const NOT_PAGES: &[(&str, &str)] = &[(
+    "/api/v1",
+    "the API's prefix; the OpenAPI document enumerates its routes",
+)];
+
+/// Every string literal in `src/web/mod.rs` that starts with `/`.
+fn router_literals() -> BTreeSet<&'static str> {
+    include_str!("../src/web/mod.rs")
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.starts_with('/'))
+        .collect()
+}
+
+// ---- callers and fixtures --------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Anon,
+    /// A member of workspace A.
+    A(Role),
+    /// The admin (owner) of workspace B, no role in A.
+    OtherAdmin,
+    /// A platform admin, member of no workspace.
+    Staff,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    A,
+    B,
+}
+
+/// When an attempt applies to a route.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum When {
+    Always,
+    /// The path names a collection, record or team.
+    Objects,
+    /// The path names a record.
+    Record,
+}
+
+/// One column of the matrix: a caller, and where each path id comes from.
+struct Attempt {
+    label: &'static str,
+    who: Who,
+    ws: Side,
+    coll: Side,
+    /// Records, teams and team members.
+    rest: Side,
+    when: When,
+}
+
+impl Attempt {
+    /// The path mixes ids of the two workspaces.
+    fn crosses(&self) -> bool {
+        self.ws != self.coll || self.ws != self.rest
+    }
+}
+
+fn attempts() -> Vec<Attempt> {
+    let a = |label, who| Attempt {
+        label,
+        who,
+        ws: Side::A,
+        coll: Side::A,
+        rest: Side::A,
+        when: When::Always,
+    };
+    vec![
+        a("anon", Who::Anon),
+        a("viewer", Who::A(Role::Viewer)),
+        a("member", Who::A(Role::Member)),
+        a("manager", Who::A(Role::Manager)),
+        a("admin", Who::A(Role::Admin)),
+        a("owner", Who::A(Role::Owner)),
+        // A's owner, A's workspace id, B's objects.
+        Attempt {
+            label: "owner:B-objs",
+            who: Who::A(Role::Owner),
+            ws: Side::A,
+            coll: Side::B,
+            rest: Side::B,
+            when: When::Objects,
+        },
+        // A's owner, A's collection, B's record.
+        Attempt {
+            label: "owner:B-rec",
+            who: Who::A(Role::Owner),
+            ws: Side::A,
+            coll: Side::A,
+            rest: Side::B,
+            when: When::Record,
+        },
+        // B's admin, A's workspace id.
+        a("B-admin", Who::OtherAdmin),
+        // B's admin, B's workspace id, A's objects.
+        Attempt {
+            label: "B-admin:B-ws",
+            who: Who::OtherAdmin,
+            ws: Side::B,
+            coll: Side::A,
+            rest: Side::A,
+            when: When::Objects,
+        },
+        // B's admin, B's workspace and collection, A's record.
+        Attempt {
+            label: "B-admin:B-coll",
+            who: Who::OtherAdmin,
+            ws: Side::B,
+            coll: Side::B,
+            rest: Side::A,
+            when: When::Record,
+        },
+        a("staff", Who::Staff),
+        // TODO(tokens): scoped API tokens, revoked tokens and expired JWTs do
+        // not exist yet. When they do, add their columns here: a token scoped
+        // to A with and without the route's scope (2xx / 403), a token scoped
+        // to B used on A (404), a revoked token (401) and an expired JWT
+        // (401), each with a `Who` variant and a client that sends it.
+    ]
+}
+
+/// Objects of one workspace, made by its owner through the API.
+#[derive(Clone)]
+struct Objs {
+    collection: String,
+    title_field: String,
+    note_field: String,
+    record: String,
+    team: String,
+    /// A member of `team` (the workspace's owner).
+    user: String,
+}
+
+/// Everything a path, query or form can name, resolved for one attempt.
+struct Subst {
+    ws: String,
+    collection: String,
+    title_field: String,
+    note_field: String,
+    record: String,
+    team: String,
+    user: String,
+    canary: String,
+}
+
+struct Workspace {
+    id: String,
+    canary: String,
+    owner_id: String,
+    shared: Objs,
+    /// What only members may see: the canary and every object id.
+    data: Vec<String>,
+    /// Also not for other workspaces' admins (a platform admin may see these
+    /// in the platform log): the workspace's id and name, its people.
+    meta: Vec<String>,
+}
+
+struct Caller {
+    who: Who,
+    client: reqwest::Client,
+    csrf: String,
+}
+
+fn rand_hex() -> String {
+    let mut b = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn email_of(who: Who) -> &'static str {
+    match who {
+        Who::Anon => "",
+        Who::A(Role::Viewer) => "viewer@a.example.com",
+        Who::A(Role::Member) => "member@a.example.com",
+        Who::A(Role::Manager) => "manager@a.example.com",
+        Who::A(Role::Admin) => "admin@a.example.com",
+        Who::A(Role::Owner) => "owner@a.example.com",
+        Who::OtherAdmin => "admin@b.example.com",
+        Who::Staff => "staff@example.com",
+    }
+}
+
+struct Reply {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+async fn send(req: reqwest::RequestBuilder) -> Reply {
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = r.text().await.unwrap_or_default();
+    Reply {
+        status,
+        location,
+        body,
+    }
+}
+
+async fn signed_in(server: &Server, email: &str) -> (reqwest::Client, String) {
+    let c = client(server);
+    let r = login(&c, server, email, PASSWORD).await;
+    assert_eq!(r.status(), 200, "sign-in as {email}");
+    let csrf = common::page_csrf(&c, &server.url("/workspaces")).await;
+    (c, csrf)
+}
+
+async fn make_objs(server: &Server, c: &reqwest::Client, ws: &Workspace) -> Objs {
+    make_objs_raw(server, c, &ws.id, &ws.canary, &ws.owner_id).await
+}
+
+async fn make_objs_raw(
+    server: &Server,
+    c: &reqwest::Client,
+    ws: &str,
+    canary: &str,
+    owner_id: &str,
+) -> Objs {
+    let url = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let coll = send(c.post(url("/collections")).json(&json!({
+        "name": format!("{canary} collection"),
+        "fields": [
+            {"name": "Title", "type": "text", "searchable": true},
+            {"name": "Note", "type": "text"}
+        ]
+    })))
+    .await;
+    assert_eq!(coll.status, 201, "fixture collection: {}", coll.body);
+    let coll: Value = serde_json::from_str(&coll.body).unwrap();
+    let cid = coll["id"].as_str().unwrap().to_owned();
+    let field = |i: usize| coll["fields"][i]["id"].as_str().unwrap().to_owned();
+    let rec = send(
+        c.post(url(&format!("/collections/{cid}/records")))
+            .json(&json!({"values": {"Title": canary, "Note": "fixture"}})),
+    )
+    .await;
+    assert_eq!(rec.status, 201, "fixture record: {}", rec.body);
+    let rec: Value = serde_json::from_str(&rec.body).unwrap();
+    let team = send(
+        c.post(url("/teams"))
+            .json(&json!({"name": format!("{canary} team")})),
+    )
+    .await;
+    assert_eq!(team.status, 201, "fixture team: {}", team.body);
+    let team: Value = serde_json::from_str(&team.body).unwrap();
+    let tid = team["id"].as_str().unwrap().to_owned();
+    let put = send(
+        c.put(url(&format!("/teams/{tid}/members/{owner_id}")))
+            .json(&json!({"role": "member"})),
+    )
+    .await;
+    assert_eq!(put.status, 204, "fixture team member: {}", put.body);
+    Objs {
+        title_field: field(0),
+        note_field: field(1),
+        collection: cid,
+        record: rec["id"].as_str().unwrap().to_owned(),
+        team: tid,
+        user: owner_id.to_owned(),
+    }
+}
+
+// ---- expectations ------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Success,
+    Status(u16),
+    /// 401 from the API; a redirect to /login (or 401/403) from the UI.
+    SignIn,
+}
+
+fn expect(need: Need, a: &Attempt) -> Expect {
+    match (a.who, need) {
+        (_, Need::Public(s)) => Expect::Status(s),
+        (Who::Anon, _) => Expect::SignIn,
+        _ if a.crosses() => Expect::Status(404),
+        (_, Need::SignedIn) => Expect::Success,
+        (Who::Staff, Need::Platform) => Expect::Success,
+        (_, Need::Platform) => Expect::Status(403),
+        (Who::A(r), Need::Role(min)) if r >= min => Expect::Success,
+        (Who::A(_), Need::Role(_)) => Expect::Status(403),
+        // Not a member of the workspace the path names: as if it did not exist.
+        (Who::OtherAdmin | Who::Staff, Need::Role(_)) => Expect::Status(404),
+    }
+}
+
+fn meets(ui: bool, path: &str, e: Expect, r: &Reply) -> bool {
+    let to_login = r.status == 303 && r.location.as_deref() == Some("/login");
+    match e {
+        Expect::Status(s) => r.status == s,
+        Expect::SignIn if ui => to_login || r.status == 401 || r.status == 403,
+        Expect::SignIn => r.status == 401,
+        Expect::Success if ui => {
+            (200..300).contains(&r.status) || (r.status == 303 && (!to_login || path == "/logout"))
+        }
+        Expect::Success => (200..300).contains(&r.status),
+    }
+}
+
+/// The strings of another workspace that this response must not contain,
+/// leaving out anything the caller sent in the request itself.
+fn needles<'a>(who: Who, a: &'a Workspace, b: &'a Workspace, sent: &str) -> Vec<&'a str> {
+    let mut n: Vec<&str> = Vec::new();
+    let mut add = |ws: &'a Workspace, meta: bool| {
+        n.extend(ws.data.iter().map(String::as_str));
+        if meta {
+            n.extend(ws.meta.iter().map(String::as_str));
+        }
+    };
+    match who {
+        Who::A(_) => add(b, true),
+        Who::Anon | Who::OtherAdmin => add(a, true),
+        Who::Staff => {
+            add(a, false);
+            add(b, false);
+        }
+    }
+    n.retain(|s| !sent.contains(s));
+    n
+}
+
+// ---- the run -------------------------------------------------------------------
+
+struct Cell {
+    status: u16,
+    ok: bool,
+    leaked: bool,
+}
+
+struct Row {
+    route: String,
+    cells: Vec<Option<Cell>>,
+}
+
+struct Run {
+    /// Keeps the data dir alive as long as the server.
+    _env: Env,
+    server: Server,
+    callers: Vec<Caller>,
+    a: Workspace,
+    b: Workspace,
+    rows: Vec<Row>,
+    failures: Vec<String>,
+    leaks: usize,
+    requests: usize,
+    /// A's canary was seen by A's members (the leak check is not vacuous).
+    a_canary_seen: bool,
+}
+
+impl Run {
+    fn caller(&self, who: Who) -> &Caller {
+        self.callers.iter().find(|c| c.who == who).unwrap()
+    }
+
+    fn ws(&self, side: Side) -> &Workspace {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+
+    /// Fresh objects in one workspace, remembered as that workspace's data.
+    async fn fresh(&mut self, side: Side) -> Objs {
+        let owner = match side {
+            Side::A => Who::A(Role::Owner),
+            Side::B => Who::OtherAdmin,
+        };
+        let o = make_objs(&self.server, &self.caller(owner).client, self.ws(side)).await;
+        let ws = match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        };
+        ws.data
+            .extend([o.collection.clone(), o.record.clone(), o.team.clone()]);
+        o
+    }
+
+    async fn subst(&mut self, a: &Attempt, fresh: bool) -> Subst {
+        let (coll, rest) = if fresh {
+            let c = self.fresh(a.coll).await;
+            let r = if a.rest == a.coll {
+                c.clone()
+            } else {
+                self.fresh(a.rest).await
+            };
+            (c, r)
+        } else {
+            (
+                self.ws(a.coll).shared.clone(),
+                self.ws(a.rest).shared.clone(),
+            )
+        };
+        Subst {
+            ws: self.ws(a.ws).id.clone(),
+            collection: coll.collection,
+            title_field: coll.title_field,
+            note_field: coll.note_field,
+            record: rest.record,
+            team: rest.team,
+            user: rest.user,
+            canary: self.ws(a.coll).canary.clone(),
+        }
+    }
+
+    /// The client and CSRF token an attempt uses.
+    async fn session(&self, who: Who, own_session: bool) -> (reqwest::Client, String) {
+        if own_session && who != Who::Anon {
+            return signed_in(&self.server, email_of(who)).await;
+        }
+        let c = self.caller(who);
+        (c.client.clone(), c.csrf.clone())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        ui: bool,
+        route: &str,
+        path: &str,
+        a: &Attempt,
+        e: Expect,
+        sent: &str,
+        reply: &Reply,
+    ) -> Cell {
+        self.requests += 1;
+        let ok = meets(ui, path, e, reply);
+        if !ok {
+            let snippet: String = reply.body.chars().take(300).collect();
+            self.failures.push(format!(
+                "{route} as {}: expected {e:?}, got {}{} {snippet}",
+                a.label,
+                reply.status,
+                reply
+                    .location
+                    .as_deref()
+                    .map(|l| format!(" → {l}"))
+                    .unwrap_or_default(),
+            ));
+        }
+        let found: Vec<String> = needles(a.who, &self.a, &self.b, sent)
+            .into_iter()
+            .filter(|n| reply.body.contains(n))
+            .map(str::to_owned)
+            .collect();
+        if !found.is_empty() {
+            self.leaks += 1;
+            self.failures.push(format!(
+                "LEAK {route} as {}: the response ({}) contains {found:?}",
+                a.label, reply.status
+            ));
+        }
+        if matches!(a.who, Who::A(_)) && !a.crosses() && reply.body.contains(&self.a.canary) {
+            self.a_canary_seen = true;
+        }
+        Cell {
+            status: reply.status,
+            ok,
+            leaked: !found.is_empty(),
+        }
+    }
+}
+
+fn applies(when: When, has_objects: bool, has_record: bool) -> bool {
+    match when {
+        When::Always => true,
+        When::Objects => has_objects,
+        When::Record => has_record,
+    }
+}
+
+fn fill_api_path(path: &str, s: &Subst) -> Result<String, String> {
+    let mut out = path.to_owned();
+    for (k, v) in [
+        ("{workspace}", s.ws.as_str()),
+        ("{collection}", &s.collection),
+        ("{record}", &s.record),
+        ("{team}", &s.team),
+        ("{user}", &s.user),
+        ("{seq}", "1"),
+        ("{version}", "1"),
+    ] {
+        out = out.replace(k, v);
+    }
+    if out.contains('{') {
+        Err(format!(
+            "{path}: a path parameter this test cannot fill; teach fill_api_path"
+        ))
+    } else {
+        Ok(out)
+    }
+}
+
+fn fill_ui_path(route: &UiRoute, s: &Subst) -> String {
+    route
+        .path
+        .split('/')
+        .map(|seg| {
+            if !seg.starts_with(':') && !seg.starts_with('*') {
+                return seg.to_owned();
+            }
+            let p = route
+                .params
+                .iter()
+                .find(|(name, _)| *name == seg)
+                .unwrap_or_else(|| panic!("{}: no entry for {seg}", route.path))
+                .1;
+            match p {
+                P::Ws => s.ws.clone(),
+                P::Coll => s.collection.clone(),
+                P::Rec => s.record.clone(),
+                P::Team => s.team.clone(),
+                P::Seq => "1".to_owned(),
+                P::Asset => "app.css".to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+async fn run_api(run: &mut Run, routes: &[ApiRoute], attempts: &[Attempt]) {
+    for route in routes {
+        let label = format!("{} {}", route.method, route.path);
+        let has_objects = ["{collection}", "{record}", "{team}"]
+            .iter()
+            .any(|p| route.path.contains(p));
+        let has_record = route.path.contains("{record}");
+        let mut cells = Vec::new();
+        for a in attempts {
+            if !applies(a.when, has_objects, has_record) {
+                cells.push(None);
+                continue;
+            }
+            let s = run.subst(a, route.fresh).await;
+            let path = match fill_api_path(route.path, &s) {
+                Ok(p) => p,
+                Err(e) => {
+                    run.failures.push(e);
+                    break;
+                }
+            };
+            let mut url = run.server.url(&format!("/api/v1{path}"));
+            if !route.query.is_empty() {
+                url.push('?');
+                url.push_str(&route.query.replace("{canary}", &s.canary));
+            }
+            let (c, _) = run.session(a.who, route.own_session).await;
+            let method = reqwest::Method::from_bytes(route.method.as_bytes()).unwrap();
+            let req = c.request(method, &url);
+            let (req, body) = match &route.payload {
+                Payload::None => (req, String::new()),
+                Payload::Json(v) => (req.json(v), v.to_string()),
+                Payload::Csv(csv) => (
+                    req.header("content-type", "text/csv").body(*csv),
+                    (*csv).to_owned(),
+                ),
+            };
+            let reply = send(req).await;
+            let e = expect(route.need, a);
+            let sent = format!("{url}\n{body}");
+            cells.push(Some(
+                run.record(false, &label, route.path, a, e, &sent, &reply),
+            ));
+        }
+        run.rows.push(Row {
+            route: label,
+            cells,
+        });
+    }
+}
+
+async fn run_ui(run: &mut Run, routes: &[UiRoute], attempts: &[Attempt]) {
+    for route in routes {
+        let label = format!(
+            "UI {} {}",
+            if route.post { "POST" } else { "GET" },
+            route.path
+        );
+        let ps: Vec<P> = route.params.iter().map(|(_, p)| *p).collect();
+        let has_objects = ps.iter().any(|p| matches!(p, P::Coll | P::Rec | P::Team));
+        let has_record = ps.contains(&P::Rec);
+        let mut cells = Vec::new();
+        for a in attempts {
+            if !applies(a.when, has_objects, has_record) {
+                cells.push(None);
+                continue;
+            }
+            let s = run.subst(a, route.fresh).await;
+            let path = fill_ui_path(route, &s);
+            let mut url = run.server.url(&path);
+            if !route.query.is_empty() {
+                url.push('?');
+                url.push_str(&route.query.replace("{canary}", &s.canary));
+            }
+            let (c, csrf) = run.session(a.who, route.own_session).await;
+            let mut form = (route.form)(&s);
+            let sent = format!(
+                "{url}\n{}",
+                form.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            );
+            let reply = if route.post {
+                form.push(("csrf".into(), csrf));
+                send(c.post(&url).form(&form)).await
+            } else {
+                send(c.get(&url)).await
+            };
+            let e = expect(route.need, a);
+            cells.push(Some(
+                run.record(true, &label, route.path, a, e, &sent, &reply),
+            ));
+        }
+        run.rows.push(Row {
+            route: label,
+            cells,
+        });
+    }
+}
+
+fn print_table(run: &Run, attempts: &[Attempt]) {
+    let width = run.rows.iter().map(|r| r.route.len()).max().unwrap_or(10);
+    let mut out = format!("{:width$}", "route \\ caller");
+    for a in attempts {
+        out.push_str(&format!(" {}", a.label));
+    }
+    out.push('\n');
+    for r in &run.rows {
+        out.push_str(&format!("{:width$}", r.route));
+        for (a, c) in attempts.iter().zip(&r.cells) {
+            let cell = match c {
+                None => "·".to_owned(),
+                Some(c) => format!(
+                    "{}{}{}",
+                    c.status,
+                    if c.ok { "" } else { "!" },
+                    if c.leaked { "L" } else { "" }
+                ),
+            };
+            out.push_str(&format!(" {cell:>w$}", w = a.label.len()));
+        }
+        out.push('\n');
+    }
+    println!(
+        "{out}(! = not the expected status, L = leaked another workspace's data, · = not applicable)"
+    );
+}
+
+/// Workspace A (owner, admin, manager, member, viewer) and B (its admin),
+/// a platform admin, everyone signed in, and each workspace's shared objects.
+async fn world() -> Run {
+    let env = Env::new();
+    let mut ids = Vec::new();
+    for r in ROLES {
+        ids.push((r, env.create_user(email_of(Who::A(r)), r.as_str())));
+    }
+    let a_owner = ids
+        .iter()
+        .find(|(r, _)| *r == Role::Owner)
+        .unwrap()
+        .1
+        .clone();
+    let b_owner = env.create_user(email_of(Who::OtherAdmin), "B admin");
+    let out = env.cli(
+        &[
+            "user",
+            "create",
+            "--email",
+            email_of(Who::Staff),
+            "--platform-admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a_name = format!("IsoWs-A-{}", rand_hex());
+    let b_name = format!("IsoWs-B-{}", rand_hex());
+    let a_ws = env.create_workspace(&a_name, email_of(Who::A(Role::Owner)));
+    for r in &ROLES[..4] {
+        env.add_member(&a_ws, email_of(Who::A(*r)), r.as_str());
+    }
+    let b_ws = env.create_workspace(&b_name, email_of(Who::OtherAdmin));
+    let server = env.start();
+
+    let mut callers = Vec::new();
+    let anon = client(&server);
+    let anon_csrf = common::page_csrf(&anon, &server.url("/login")).await;
+    callers.push(Caller {
+        who: Who::Anon,
+        client: anon,
+        csrf: anon_csrf,
+    });
+    let mut whos: Vec<Who> = ROLES.iter().map(|r| Who::A(*r)).collect();
+    whos.extend([Who::OtherAdmin, Who::Staff]);
+    for who in whos {
+        let (client, csrf) = signed_in(&server, email_of(who)).await;
+        callers.push(Caller { who, client, csrf });
+    }
+    let a_canary = format!("ISOCANARY-A-{}", rand_hex());
+    let b_canary = format!("ISOCANARY-B-{}", rand_hex());
+    let owner_of = |who: Who| &callers.iter().find(|c| c.who == who).unwrap().client;
+    let a_shared = make_objs_raw(
+        &server,
+        owner_of(Who::A(Role::Owner)),
+        &a_ws,
+        &a_canary,
+        &a_owner,
+    )
+    .await;
+    let b_shared = make_objs_raw(
+        &server,
+        owner_of(Who::OtherAdmin),
+        &b_ws,
+        &b_canary,
+        &b_owner,
+    )
+    .await;
+    let data = |c: &str, o: &Objs| {
+        vec![
+            c.to_owned(),
+            o.collection.clone(),
+            o.record.clone(),
+            o.team.clone(),
+        ]
+    };
+    let mut a_meta = vec![a_ws.clone(), a_name.clone()];
+    for (r, id) in &ids {
+        a_meta.push(id.clone());
+        a_meta.push(email_of(Who::A(*r)).to_owned());
+    }
+    let a = Workspace {
+        data: data(&a_canary, &a_shared),
+        meta: a_meta,
+        id: a_ws,
+        canary: a_canary,
+        owner_id: a_owner,
+        shared: a_shared,
+    };
+    let b = Workspace {
+        data: data(&b_canary, &b_shared),
+        meta: vec![
+            b_ws.clone(),
+            b_name.clone(),
+            b_owner.clone(),
+            email_of(Who::OtherAdmin).to_owned(),
+        ],
+        id: b_ws,
+        canary: b_canary,
+        owner_id: b_owner,
+        shared: b_shared,
+    };
+
+    Run {
+        _env: env,
+        server,
+        callers,
+        a,
+        b,
+        rows: Vec::new(),
+        failures: Vec::new(),
+        leaks: 0,
+        requests: 0,
+        a_canary_seen: false,
+    }
+}
+
+#[tokio::test]
+async fn every_route_times_every_caller() {
+    let started = Instant::now();
+    let mut run = world().await;
+    // The routes the app has, against the routes this test knows.
+    let mut failures = Vec::new();
+    let spec: Value =
+        common::get_json(&run.callers[0].client, run.server.url("/api/openapi.json")).await;
+    let mut in_spec = BTreeSet::new();
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            in_spec.insert(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    let api_routes = api_table();
+    let in_table: BTreeSet<String> = api_routes
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        in_table.len(),
+        api_routes.len(),
+        "duplicate API table entries"
+    );
+    for missing in in_spec.difference(&in_table) {
+        failures.push(format!(
+            "API route {missing} is in the OpenAPI document but has no entry in api_table()"
+        ));
+    }
+    for stale in in_table.difference(&in_spec) {
+        failures.push(format!(
+            "api_table() has an entry for {stale}, which the OpenAPI document does not list"
+        ));
+    }
+    let ui_routes = ui_table();
+    let ui_known: BTreeSet<&str> = aura::web::UI_FORM_ROUTES.iter().copied().collect();
+    let ui_in_table: BTreeSet<&str> = ui_routes.iter().map(|r| r.path).collect();
+    assert_eq!(
+        ui_in_table.len(),
+        ui_routes.len(),
+        "duplicate UI table entries"
+    );
+    for missing in ui_known.difference(&ui_in_table) {
+        failures.push(format!(
+            "UI form route {missing} is in aura::web::UI_FORM_ROUTES but has no entry in ui_table()"
+        ));
+    }
+    for stale in ui_in_table.difference(&ui_known) {
+        failures.push(format!(
+            "ui_table() has an entry for {stale}, which aura::web::UI_FORM_ROUTES does not list"
+        ));
+    }
+    let pages = ui_pages();
+    let page_paths: BTreeSet<&str> = pages.iter().map(|r| r.path).collect();
+    assert_eq!(page_paths.len(), pages.len(), "duplicate page entries");
+    let router = router_literals();
+    for lit in &router {
+        let known = ui_known.contains(lit)
+            || page_paths.contains(lit)
+            || NOT_PAGES.iter().any(|(p, _)| p == lit);
+        if !known {
+            failures.push(format!(
+                "{lit} appears in src/web/mod.rs but is neither a form route nor in ui_pages() or NOT_PAGES"
+            ));
+        }
+    }
+    for stale in page_paths.iter().filter(|p| !router.contains(*p)) {
+        failures.push(format!(
+            "ui_pages() has an entry for {stale}, which src/web/mod.rs does not mention"
+        ));
+    }
+    let mut bad_params = BTreeSet::new();
+    for r in ui_routes.iter().chain(&pages) {
+        let segs: BTreeSet<&str> = r
+            .path
+            .split('/')
+            .filter(|s| s.starts_with(':') || s.starts_with('*'))
+            .collect();
+        let named: BTreeSet<&str> = r.params.iter().map(|(n, _)| *n).collect();
+        if segs != named {
+            bad_params.insert(r.path);
+            failures.push(format!(
+                "UI entry {}: params {named:?} do not match the path's {segs:?}",
+                r.path
+            ));
+        }
+    }
+    let api_routes: Vec<ApiRoute> = api_routes
+        .into_iter()
+        .filter(|r| in_spec.contains(&format!("{} {}", r.method, r.path)))
+        .collect();
+    let ui_routes: Vec<UiRoute> = ui_routes
+        .into_iter()
+        .filter(|r| ui_known.contains(r.path) && !bad_params.contains(r.path))
+        .collect();
+    let pages: Vec<UiRoute> = pages
+        .into_iter()
+        .filter(|r| router.contains(r.path) && !bad_params.contains(r.path))
+        .collect();
+
+    let attempts = attempts();
+    run.failures = failures;
+    run_api(&mut run, &api_routes, &attempts).await;
+    run_ui(&mut run, &ui_routes, &attempts).await;
+    run_ui(&mut run, &pages, &attempts).await;
+
+    print_table(&run, &attempts);
+    println!(
+        "{} API routes, {} UI form routes, {} pages, {} attempts, {} leaks, {:.1}s",
+        api_routes.len(),
+        ui_routes.len(),
+        pages.len(),
+        run.requests,
+        run.leaks,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        run.a_canary_seen,
+        "A's canary never reached A's own members: the leak check would be vacuous"
+    );
+    assert!(
+        run.failures.is_empty(),
+        "{} problem(s), {} leak(s):\n{}",
+        run.failures.len(),
+        run.leaks,
+        run.failures.join("\n")
+    );
+    run.server.stop();
+}
+
+/// Ids of another workspace inside request bodies and forms (relation targets
+/// and values, member fields, owning teams, team members) are refused exactly
+/// like ids that exist nowhere: the same status and the same answer, so a
+/// caller cannot even tell that they exist.
+#[tokio::test]
+async fn another_workspaces_ids_in_bodies_are_unknown_ids() {
+    let run = world().await;
+    let owner = run.caller(Who::A(Role::Owner));
+    let (c, csrf) = (&owner.client, owner.csrf.as_str());
+    let (a, b) = (&run.a, &run.b);
+    let api = |p: &str| run.server.url(&format!("/api/v1/workspaces/{}{p}", a.id));
+    let ui = |p: &str| run.server.url(&format!("/w/{}{p}", a.id));
+
+    // A collection of A with a relation to A's own collection and a member field.
+    let links = send(c.post(api("/collections")).json(&json!({
+        "name": "Links",
+        "fields": [
+            {"name": "Rel", "type": "relation", "collection": a.shared.collection},
+            {"name": "Who", "type": "member"}
+        ]
+    })))
+    .await;
+    assert_eq!(links.status, 201, "{}", links.body);
+    let links: Value = serde_json::from_str(&links.body).unwrap();
+    let links_id = links["id"].as_str().unwrap().to_owned();
+    let rel_field = links["fields"][0]["id"].as_str().unwrap().to_owned();
+    let who_field = links["fields"][1]["id"].as_str().unwrap().to_owned();
+    let rec = send(
+        c.post(api(&format!("/collections/{links_id}/records")))
+            .json(&json!({"values": {"Rel": a.shared.record, "Who": a.owner_id}})),
+    )
+    .await;
+    assert_eq!(rec.status, 201, "{}", rec.body);
+    let rec: Value = serde_json::from_str(&rec.body).unwrap();
+    let rec_id = rec["id"].as_str().unwrap().to_owned();
+
+    type Build<'a> = Box<dyn Fn(&str) -> reqwest::RequestBuilder + 'a>;
+    let records = api(&format!("/collections/{links_id}/records"));
+    let import = api(&format!("/collections/{links_id}/import"));
+    let form = |pairs: Vec<(String, String)>| {
+        let mut f = pairs;
+        f.push(("csrf".into(), csrf.to_owned()));
+        f
+    };
+    let cases: Vec<(&str, &str, Build)> = vec![
+        (
+            "relation target of a new collection",
+            &b.shared.collection,
+            Box::new(|id| {
+                c.post(api("/collections")).json(&json!({"name": "Bad link",
+                    "fields": [{"name": "Rel", "type": "relation", "collection": id}]}))
+            }),
+        ),
+        (
+            "relation target added to a collection",
+            &b.shared.collection,
+            Box::new(|id| {
+                c.patch(api(&format!("/collections/{links_id}"))).json(
+                    &json!({"fields": [{"name": "Rel2", "type": "relation", "collection": id}]}),
+                )
+            }),
+        ),
+        (
+            "owning team of a new collection",
+            &b.shared.team,
+            Box::new(|id| {
+                c.post(api("/collections"))
+                    .json(&json!({"name": "Bad team", "team_id": id,
+                    "fields": [{"name": "N", "type": "text"}]}))
+            }),
+        ),
+        (
+            "relation value of a new record",
+            &b.shared.record,
+            Box::new(|id| c.post(&records).json(&json!({"values": {"Rel": id}}))),
+        ),
+        (
+            "relation value of a record update",
+            &b.shared.record,
+            Box::new(|id| {
+                c.patch(format!("{records}/{rec_id}"))
+                    .json(&json!({"values": {"Rel": id}}))
+            }),
+        ),
+        (
+            "member value of a new record",
+            &b.owner_id,
+            Box::new(|id| c.post(&records).json(&json!({"values": {"Who": id}}))),
+        ),
+        (
+            "relation value in a CSV import",
+            &b.shared.record,
+            Box::new(|id| {
+                c.post(&import)
+                    .header("content-type", "text/csv")
+                    .body(format!("Rel\n{id}\n"))
+            }),
+        ),
+        (
+            "member value in a CSV import",
+            &b.owner_id,
+            Box::new(|id| {
+                c.post(&import)
+                    .header("content-type", "text/csv")
+                    .body(format!("Who\n{id}\n"))
+            }),
+        ),
+        (
+            "team member",
+            &b.owner_id,
+            Box::new(|id| {
+                c.put(api(&format!("/teams/{}/members/{id}", a.shared.team)))
+                    .json(&json!({"role": "member"}))
+            }),
+        ),
+        (
+            "UI: team member",
+            &b.owner_id,
+            Box::new(|id| {
+                c.post(ui(&format!("/teams/{}/members", a.shared.team)))
+                    .form(&form(pairs(&[("user_id", id), ("role", "member")])))
+            }),
+        ),
+        (
+            "UI: relation value of a new record",
+            &b.shared.record,
+            Box::new(|id| {
+                c.post(ui(&format!("/c/{links_id}/records")))
+                    .form(&form(vec![(format!("v.{rel_field}"), id.to_owned())]))
+            }),
+        ),
+        (
+            "UI: member value of a new record",
+            &b.owner_id,
+            Box::new(|id| {
+                c.post(ui(&format!("/c/{links_id}/records")))
+                    .form(&form(vec![(format!("v.{who_field}"), id.to_owned())]))
+            }),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, foreign, build) in &cases {
+        let nowhere = uuid::Uuid::now_v7().to_string();
+        let theirs = send(build(foreign)).await;
+        let none = send(build(&nowhere)).await;
+        println!(
+            "{what}: another workspace's id → {}, an unknown id → {}",
+            theirs.status, none.status
+        );
+        if theirs.status < 400 {
+            failures.push(format!(
+                "{what}: another workspace's id was accepted ({}): {}",
+                theirs.status, theirs.body
+            ));
+        }
+        let (t, n) = (
+            theirs.body.replace(*foreign, "<id>"),
+            none.body.replace(&nowhere, "<id>"),
+        );
+        if theirs.status != none.status || t != n {
+            failures.push(format!(
+                "{what}: another workspace's id answers differently from an unknown one:\n  theirs ({}): {t}\n  unknown ({}): {n}",
+                theirs.status, none.status
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
