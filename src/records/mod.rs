@@ -99,15 +99,23 @@ pub async fn list_collections(ctx: &TenantCtx) -> Result<Vec<Visible>> {
         .collect())
 }
 
-/// Loads a collection the caller may see; any other id answers 404.
+/// Loads a collection the caller may see; any other id answers 404. One read
+/// on the blocking pool: the collection and the caller's teams together.
 pub async fn load(ctx: &TenantCtx, id: &str) -> Result<Visible> {
-    let teams = my_teams(ctx).await?;
     let owned = id.to_owned();
-    let row = ctx
+    let user = ctx.user.to_string();
+    let (row, teams) = ctx
         .db
-        .read(move |c, s| rstore::get_collection(c, s, &owned))
-        .await?
-        .ok_or(Error::NotFound("collection"))?;
+        .read(move |c, s| {
+            let row = rstore::get_collection(c, s, &owned)?;
+            let teams = match &row {
+                Some(r) if r.team_id.is_some() => rstore::teams_of(c, &user)?,
+                _ => Vec::new(),
+            };
+            Ok((row, teams))
+        })
+        .await?;
+    let row = row.ok_or(Error::NotFound("collection"))?;
     let role = effective_role(&row, ctx.role, &teams).ok_or(Error::NotFound("collection"))?;
     Ok(Visible { row, role })
 }

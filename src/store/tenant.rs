@@ -185,6 +185,15 @@ impl TenantPool {
         control: &Arc<Control>,
         grant: Grant,
     ) -> Result<TenantDb> {
+        // An open handle needs no blocking work: skip the hop to the pool.
+        if let Some(t) = self
+            .open
+            .lock()
+            .map_err(|_| Error::internal("tenant pool lock poisoned"))?
+            .get(&grant.workspace())
+        {
+            return Ok(t.clone());
+        }
         let pool = Arc::clone(self);
         let control = Arc::clone(control);
         tokio::task::spawn_blocking(move || pool.open(&control, &grant)).await?
