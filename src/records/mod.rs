@@ -6,6 +6,7 @@
 //! record permissions.
 
 pub mod csv_io;
+mod list;
 pub mod schema;
 pub mod search;
 pub mod teams;
@@ -13,8 +14,6 @@ pub mod values;
 
 use std::collections::HashSet;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -24,12 +23,14 @@ use crate::access::permissions::{Action, Resource, allows};
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
-use crate::store::records::{self as rstore, CollectionRow, Ctx, RecordRow, Sort, VersionRow};
+use crate::store::records::{self as rstore, CollectionRow, Ctx, RecordRow, VersionRow};
 use schema::{Definition, FieldInput, Permissions, RecordAction};
 use values::{Lookup, Values};
 
+pub use list::{ListParams, Page, list_records};
+
 pub const MAX_PAGE: usize = 200;
-const DEFAULT_PAGE: usize = 50;
+pub(crate) const DEFAULT_PAGE: usize = 50;
 
 pub fn now_ms(state: &AppState) -> i64 {
     i64::try_from(state.clock.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
@@ -86,7 +87,9 @@ impl Visible {
 
 async fn my_teams(ctx: &TenantCtx) -> Result<Vec<(String, String)>> {
     let user = ctx.user.to_string();
-    ctx.db.read(move |c, _| rstore::teams_of(c, &user)).await
+    ctx.db
+        .read(move |c, _| crate::store::teams::teams_of(c, &user))
+        .await
 }
 
 pub async fn list_collections(ctx: &TenantCtx) -> Result<Vec<Visible>> {
@@ -109,7 +112,7 @@ pub async fn load(ctx: &TenantCtx, id: &str) -> Result<Visible> {
         .read(move |c, s| {
             let row = rstore::get_collection(c, s, &owned)?;
             let teams = match &row {
-                Some(r) if r.team_id.is_some() => rstore::teams_of(c, &user)?,
+                Some(r) if r.team_id.is_some() => crate::store::teams::teams_of(c, &user)?,
                 _ => Vec::new(),
             };
             Ok((row, teams))
@@ -144,7 +147,7 @@ pub async fn load_for(
     Ok(v)
 }
 
-async fn load_managed(
+pub async fn load_managed(
     state: &AppState,
     ctx: &TenantCtx,
     meta: &RequestMeta,
@@ -193,7 +196,7 @@ pub async fn create_collection(
             let ids = rstore::collection_ids(t.tx)?;
             let def = schema::build_definition(&input.name, &input.fields, input.permissions, &ids)?;
             if let Some(team) = &input.team_id {
-                if !rstore::team_exists(t.tx, team)? {
+                if !crate::store::teams::team_exists(t.tx, team)? {
                     return Err(Error::field("team_id", "is not a team of this workspace"));
                 }
             }
@@ -634,124 +637,6 @@ pub async fn history(
     let r = rec.clone();
     let versions = ctx.db.read(move |c, s| rstore::versions(c, s, &r)).await?;
     Ok((coll, rec, versions))
-}
-
-#[derive(Default, Clone)]
-pub struct ListParams {
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-    pub q: Option<String>,
-    pub sort: Option<String>,
-}
-
-pub struct Page {
-    pub coll: Visible,
-    pub items: Vec<RecordRow>,
-    pub next_cursor: Option<String>,
-    pub sort: Sort,
-}
-
-fn bad_cursor() -> Error {
-    Error::field("cursor", "is not a cursor this list returned")
-}
-
-fn decode_cursor(c: &str) -> Result<String> {
-    let bytes = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad_cursor())?;
-    String::from_utf8(bytes).map_err(|_| bad_cursor())
-}
-
-pub async fn list_records(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    coll_id: &str,
-    p: ListParams,
-) -> Result<Page> {
-    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Read).await?;
-    let limit = match p.limit {
-        None => DEFAULT_PAGE,
-        Some(n) if (1..=MAX_PAGE as i64).contains(&n) => n as usize,
-        Some(_) => return Err(Error::field("limit", "must be between 1 and 200")),
-    };
-    let sort = Sort::parse(p.sort.as_deref())?;
-    let q = p.q.filter(|q| !q.trim().is_empty());
-    let cid = coll.row.id.clone();
-    let (items, next_cursor) = if let Some(q) = q {
-        if q.chars().count() > 200 {
-            return Err(Error::field("q", "must be at most 200 characters"));
-        }
-        let before = match p.cursor.as_deref() {
-            None => None,
-            Some(c) => Some(
-                decode_cursor(c)?
-                    .strip_prefix("s:")
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .ok_or_else(bad_cursor)?,
-            ),
-        };
-        let seqs = search::search(state, &ctx.db, &cid, &q, before, limit + 1).await?;
-        let more = seqs.len() > limit;
-        let seqs: Vec<i64> = seqs.into_iter().take(limit).collect();
-        let last = seqs.last().copied();
-        let c2 = cid.clone();
-        let items = ctx
-            .db
-            .read(move |c, s| {
-                let mut out = Vec::new();
-                for seq in seqs {
-                    if let Some(r) = rstore::get_record_by_seq(c, s, seq)? {
-                        if r.collection_id == c2 {
-                            out.push(r);
-                        }
-                    }
-                }
-                Ok(out)
-            })
-            .await?;
-        let next = match (more, last) {
-            (true, Some(seq)) => Some(URL_SAFE_NO_PAD.encode(format!("s:{seq}"))),
-            _ => None,
-        };
-        (items, next)
-    } else {
-        let after = match p.cursor.as_deref() {
-            None => None,
-            Some(c) => {
-                let s = decode_cursor(c)?;
-                let mut parts = s.split(':');
-                match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                    (Some(tag), Some(t), Some(seq), None) if tag == sort.as_str() => Some((
-                        t.parse::<i64>().map_err(|_| bad_cursor())?,
-                        seq.parse::<i64>().map_err(|_| bad_cursor())?,
-                    )),
-                    _ => return Err(bad_cursor()),
-                }
-            }
-        };
-        let mut items = ctx
-            .db
-            .read(move |c, s| rstore::list_records(c, s, &cid, sort, after, limit + 1))
-            .await?;
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next = match (more, items.last()) {
-            (true, Some(r)) => {
-                let t = match sort {
-                    Sort::CreatedAsc | Sort::CreatedDesc => r.created_at,
-                    Sort::UpdatedAsc | Sort::UpdatedDesc => r.updated_at,
-                };
-                Some(URL_SAFE_NO_PAD.encode(format!("{}:{t}:{}", sort.as_str(), r.seq)))
-            }
-            _ => None,
-        };
-        (items, next)
-    };
-    Ok(Page {
-        coll,
-        items,
-        next_cursor,
-        sort,
-    })
 }
 
 /// A record as clients see it.

@@ -11,10 +11,10 @@ use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::store::control::{self, UserRow};
-use crate::store::records::{self as rstore, TeamRow};
+use crate::store::teams::TeamRow;
 
 pub async fn list(ctx: &TenantCtx) -> Result<Vec<TeamRow>> {
-    ctx.db.read(rstore::list_teams).await
+    ctx.db.read(crate::store::teams::list_teams).await
 }
 
 /// The workspace's members with their accounts.
@@ -41,7 +41,7 @@ pub async fn create(
     ctx.db
         .write(move |t| {
             let id = uuid::Uuid::now_v7().to_string();
-            rstore::insert_team(t.tx, t.sealer, &id, &name, now)?;
+            crate::store::teams::insert_team(t.tx, t.sealer, &id, &name, now)?;
             t.audit(
                 now,
                 &NewEntry::new(Actor::User(user), "team.created", &meta)
@@ -70,7 +70,7 @@ pub async fn delete(
     let team = team.to_owned();
     ctx.db
         .write(move |t| {
-            if !rstore::delete_team(t.tx, &team)? {
+            if !crate::store::teams::delete_team(t.tx, &team)? {
                 return Err(Error::NotFound("team"));
             }
             t.audit(
@@ -135,7 +135,7 @@ pub async fn set_member(
     let (team, user, role) = (team.to_owned(), user.to_owned(), role.to_owned());
     ctx.db
         .write(move |t| {
-            rstore::set_team_member(t.tx, &team, &user, &role, now)?;
+            crate::store::teams::set_team_member(t.tx, &team, &user, &role, now)?;
             t.audit(
                 now,
                 &NewEntry::new(Actor::User(actor), "team.member_set", &meta)
@@ -161,7 +161,7 @@ pub async fn remove_member(
     let (team, user) = (team.to_owned(), user.to_owned());
     ctx.db
         .write(move |t| {
-            if !rstore::remove_team_member(t.tx, &team, &user)? {
+            if !crate::store::teams::remove_team_member(t.tx, &team, &user)? {
                 return Err(Error::NotFound("team member"));
             }
             t.audit(

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod control;
 pub mod migrations;
 pub mod records;
+pub mod teams;
 pub mod tenant;
 pub mod tenant_settings;
 

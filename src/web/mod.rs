@@ -45,12 +45,12 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/platform/audit/verify" => ui::audit::platform_verify.boxed(),
         "/platform/backups/run" => ui::backups::run_now.boxed(),
         "/platform/backups/drill" => ui::backups::drill_now.boxed(),
-        "/w/:ws/collections" => ui::records::create_collection.boxed(),
-        "/w/:ws/c/:coll/schema" => ui::records::schema_submit.boxed(),
-        "/w/:ws/c/:coll/records" => ui::records::create_record.boxed(),
-        "/w/:ws/c/:coll/r/:rec" => ui::records::update_record.boxed(),
-        "/w/:ws/c/:coll/r/:rec/delete" => ui::records::delete_record.boxed(),
-        "/w/:ws/c/:coll/r/:rec/restore" => ui::records::restore_record.boxed(),
+        "/w/:ws/collections" => ui::schema::create_collection.boxed(),
+        "/w/:ws/c/:coll/schema" => ui::schema::schema_submit.boxed(),
+        "/w/:ws/c/:coll/records" => ui::record_form::create_record.boxed(),
+        "/w/:ws/c/:coll/r/:rec" => ui::record_form::update_record.boxed(),
+        "/w/:ws/c/:coll/r/:rec/delete" => ui::record_form::delete_record.boxed(),
+        "/w/:ws/c/:coll/r/:rec/restore" => ui::record_form::restore_record.boxed(),
         "/w/:ws/teams" => ui::teams::create_team.boxed(),
         "/w/:ws/teams/:team/members" => ui::teams::add_member.boxed(),
         "/w/:ws/teams/:team/members/remove" => ui::teams::remove_member.boxed(),
@@ -77,9 +77,9 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/", get(ui::pages::home))
         .at("/workspaces", get(ui::pages::workspaces))
         .at("/w/:ws", get(ui::records::workspace_home))
-        .at("/w/:ws/collections/new", get(ui::records::new_collection))
+        .at("/w/:ws/collections/new", get(ui::schema::new_collection))
         .at("/w/:ws/c/:coll", get(ui::records::collection_page))
-        .at("/w/:ws/c/:coll/new", get(ui::records::new_record))
+        .at("/w/:ws/c/:coll/new", get(ui::record_form::new_record))
         .at("/w/:ws/audit", get(ui::audit::workspace_audit))
         .at("/w/:ws/audit/:seq", get(ui::audit::workspace_entry))
         .at("/platform/audit", get(ui::audit::platform_audit))
@@ -91,8 +91,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         // A few form routes also have a page at the same address.
         route = match *path {
             "/login" => route.at(*path, get(ui::pages::login_form).post(ep)),
-            "/w/:ws/c/:coll/schema" => route.at(*path, get(ui::records::schema_page).post(ep)),
-            "/w/:ws/c/:coll/r/:rec" => route.at(*path, get(ui::records::record_page).post(ep)),
+            "/w/:ws/c/:coll/schema" => route.at(*path, get(ui::schema::schema_page).post(ep)),
+            "/w/:ws/c/:coll/r/:rec" => route.at(*path, get(ui::record_form::record_page).post(ep)),
             "/w/:ws/teams" => route.at(*path, get(ui::teams::teams_page).post(ep)),
             _ => route.at(*path, post(ep)),
         };

@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::records::teams;
-use crate::store::records::TeamRow;
+use crate::store::teams::TeamRow;
 use crate::web::session::SignedIn;
 
 #[derive(Object)]

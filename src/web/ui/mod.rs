@@ -3,8 +3,11 @@
 
 pub mod audit;
 pub mod backups;
+pub mod forms;
 pub mod pages;
+pub mod record_form;
 pub mod records;
+pub mod schema;
 pub mod teams;
 pub mod trust;
 

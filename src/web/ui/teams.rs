@@ -9,21 +9,13 @@ use poem::web::{Data, Path, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 
 use super::csrf_field;
-use super::records::{enter_ui, form_pairs, page};
+use super::forms::{enter_ui, form_pairs, one, page};
 use crate::access::Role;
 use crate::access::permissions::{Action, Resource, allows};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::records::teams;
 use crate::web::session::SignedIn;
-
-fn field<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_default()
-}
 
 #[handler]
 pub async fn teams_page(
@@ -127,7 +119,7 @@ pub async fn create_team(
     let need = crate::access::permissions::needs(Resource::Team, Action::Create);
     let ctx = enter_ui(&state, &who, &ws, need, "team.create", &meta).await?;
     let pairs = form_pairs(req);
-    teams::create(&state, &ctx, &meta, field(&pairs, "name")).await?;
+    teams::create(&state, &ctx, &meta, one(&pairs, "name").unwrap_or_default()).await?;
     Ok(back(&ws))
 }
 
@@ -159,8 +151,8 @@ pub async fn add_member(
         &ctx,
         &meta,
         &team,
-        field(&pairs, "user_id"),
-        field(&pairs, "role"),
+        one(&pairs, "user_id").unwrap_or_default(),
+        one(&pairs, "role").unwrap_or_default(),
     )
     .await?;
     Ok(back(&ws))
@@ -176,6 +168,13 @@ pub async fn remove_member(
 ) -> poem::Result<Response> {
     let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "team.update", &meta).await?;
     let pairs = form_pairs(req);
-    teams::remove_member(&state, &ctx, &meta, &team, field(&pairs, "user_id")).await?;
+    teams::remove_member(
+        &state,
+        &ctx,
+        &meta,
+        &team,
+        one(&pairs, "user_id").unwrap_or_default(),
+    )
+    .await?;
     Ok(back(&ws))
 }

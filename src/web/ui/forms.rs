@@ -1,0 +1,126 @@
+//! What every records and teams page shares: reading a posted form (repeated
+//! keys kept), entering the workspace, the page frame with its CSRF token,
+//! and showing validation errors.
+
+use std::sync::Arc;
+
+use maud::{Markup, html};
+use poem::http::StatusCode;
+use poem::web::Redirect;
+use poem::{IntoResponse, Request, Response};
+
+use super::{html_response, layout};
+use crate::access::Role;
+use crate::access::enter::{TenantCtx, enter};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::error::{Error, FieldError};
+use crate::records::Visible;
+use crate::web::csrf;
+use crate::web::session::SignedIn;
+
+/// The form fields of a posted form, in order, repeated keys kept.
+pub fn form_pairs(req: &Request) -> Vec<(String, String)> {
+    let body = req
+        .data::<csrf::FormBody>()
+        .map(|b| b.0.as_slice())
+        .unwrap_or_default();
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+pub fn one<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+pub fn every<'a>(pairs: &'a [(String, String)], key: &str) -> Vec<&'a str> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// A signed-in page with the header and the page's CSRF token.
+pub async fn page(
+    req: &Request,
+    state: &AppState,
+    who: &SignedIn,
+    status: StatusCode,
+    title: &str,
+    body: impl FnOnce(&str) -> Markup,
+) -> poem::Result<Response> {
+    let user = who.0.user_id;
+    let control = Arc::clone(&state.control);
+    let email = state
+        .control
+        .db
+        .read_async(move |c| crate::store::control::get_user(c, &control.keys, user))
+        .await?
+        .map(|u| u.email)
+        .unwrap_or_default();
+    let (token, _) = csrf::token_for(req, state);
+    let markup = body(&token);
+    Ok(html_response(
+        status,
+        layout(
+            title,
+            &super::Chrome {
+                email: Some(&email),
+                csrf: &token,
+            },
+            markup,
+        ),
+    ))
+}
+
+pub async fn enter_ui(
+    state: &AppState,
+    who: &SignedIn,
+    ws: &str,
+    needs: Role,
+    action: &'static str,
+    meta: &RequestMeta,
+) -> poem::Result<TenantCtx> {
+    Ok(enter(state, &who.0, ws, needs, action, meta).await?)
+}
+
+pub fn see_other(url: String) -> Response {
+    Redirect::see_other(url).into_response()
+}
+
+pub fn errors_box(errors: &[FieldError]) -> Markup {
+    html! {
+        @if !errors.is_empty() {
+            div.error role="alert" {
+                p { "Nothing was saved. Please fix:" }
+                ul { @for e in errors { li { strong { (e.field) } " " (e.message) } } }
+            }
+        }
+    }
+}
+
+pub fn breadcrumbs(ws: &str, coll: Option<&Visible>) -> Markup {
+    html! {
+        p.crumbs {
+            a href="/workspaces" { "Workspaces" } " › "
+            a href=(format!("/w/{ws}")) { "Collections" }
+            @if let Some(c) = coll {
+                " › " a href=(format!("/w/{ws}/c/{}", c.row.id)) { (c.row.def.name) }
+            }
+        }
+    }
+}
+
+pub fn validation_errors(e: Error) -> poem::Result<Vec<FieldError>> {
+    match e {
+        Error::Validation(v) => Ok(v),
+        Error::Conflict(m) => Ok(vec![FieldError {
+            field: "".into(),
+            message: m,
+        }]),
+        other => Err(other.into()),
+    }
+}

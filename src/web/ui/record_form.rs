@@ -1,0 +1,514 @@
+//! The record form generated from a collection's schema (typed inputs as
+//! hints, the server as the truth), the record page with its history and
+//! restore, and the handlers that create, update, delete and restore.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use maud::{Markup, html};
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{Request, Response, handler};
+use serde_json::{Map, Value, json};
+
+use super::csrf_field;
+use super::forms::{
+    breadcrumbs, enter_ui, errors_box, every, form_pairs, one, page, see_other, validation_errors,
+};
+use crate::access::Role;
+use crate::access::enter::TenantCtx;
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::error::{Error, FieldError};
+use crate::records::schema::{Field, FieldType, RecordAction};
+use crate::records::values::{self, Values};
+use crate::records::{self, Visible, rfc3339_ms};
+use crate::store::records::{self as rstore, RecordRow};
+use crate::web::session::SignedIn;
+
+/// What each input shows: the stored value, or what was typed before an error.
+type Shown = HashMap<String, Vec<String>>;
+
+fn shown_from(def_fields: &[Field], vals: &Values) -> Shown {
+    let mut out = Shown::new();
+    for f in def_fields {
+        let Some(v) = vals.get(&f.id) else { continue };
+        let items = match f.kind {
+            FieldType::MultiSelect => v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            FieldType::Money => {
+                let text = values::money_text(v);
+                let (amount, code) = text.split_once(' ').unwrap_or((&text, ""));
+                vec![amount.to_owned(), code.to_owned()]
+            }
+            FieldType::Datetime => vec![
+                v.as_str()
+                    .map(|s| s.trim_end_matches('Z').chars().take(16).collect())
+                    .unwrap_or_default(),
+            ],
+            FieldType::Boolean => vec![if v.as_bool() == Some(true) {
+                "on".into()
+            } else {
+                String::new()
+            }],
+            _ => vec![values::to_text(f, v)],
+        };
+        out.insert(f.id.clone(), items);
+    }
+    out
+}
+
+fn shown_from_form(def_fields: &[Field], pairs: &[(String, String)]) -> Shown {
+    def_fields
+        .iter()
+        .map(|f| {
+            let key = format!("v.{}", f.id);
+            let mut items: Vec<String> =
+                every(pairs, &key).into_iter().map(str::to_owned).collect();
+            if f.kind == FieldType::Money {
+                items = vec![
+                    one(pairs, &key).unwrap_or_default().to_owned(),
+                    one(pairs, &format!("{key}.currency"))
+                        .unwrap_or_default()
+                        .to_owned(),
+                ];
+            }
+            (f.id.clone(), items)
+        })
+        .collect()
+}
+
+/// Turns the form into the JSON a client would send; unparsable inputs are
+/// errors named like the API's.
+fn values_from_form(
+    def_fields: &[Field],
+    pairs: &[(String, String)],
+) -> (Map<String, Value>, Vec<FieldError>) {
+    let mut map = Map::new();
+    let mut errors = Vec::new();
+    for f in def_fields {
+        let key = format!("v.{}", f.id);
+        let raw = one(pairs, &key).unwrap_or_default();
+        let parsed = match f.kind {
+            FieldType::Boolean => Ok(Some(json!(raw == "on"))),
+            FieldType::MultiSelect => {
+                let picked = every(pairs, &key);
+                Ok((!picked.is_empty()).then(|| json!(picked)))
+            }
+            FieldType::Money => {
+                let cur = one(pairs, &format!("{key}.currency")).unwrap_or_default();
+                if raw.trim().is_empty() {
+                    Ok(None)
+                } else {
+                    values::from_text(f, &format!("{} {}", raw.trim(), cur.trim().to_uppercase()))
+                }
+            }
+            FieldType::Datetime if !raw.trim().is_empty() && raw.trim().len() == 16 => {
+                values::from_text(f, &format!("{}:00Z", raw.trim()))
+            }
+            _ => values::from_text(f, raw),
+        };
+        match parsed {
+            Ok(v) => {
+                map.insert(f.name.clone(), v.unwrap_or(Value::Null));
+            }
+            Err(m) => errors.push(FieldError {
+                field: format!("values.{}", f.name),
+                message: m,
+            }),
+        }
+    }
+    (map, errors)
+}
+
+/// Choices for relation and member fields.
+struct Choices {
+    members: Vec<(String, String)>,
+    relations: HashMap<String, Vec<(String, String)>>,
+}
+
+async fn choices(state: &AppState, ctx: &TenantCtx, v: &Visible) -> poem::Result<Choices> {
+    let fields: Vec<&Field> = v.row.def.live_fields().collect();
+    let members = if fields.iter().any(|f| f.kind == FieldType::Member) {
+        records::teams::members(state, ctx)
+            .await?
+            .into_iter()
+            .map(|(u, _)| (u.id.to_string(), u.email))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut relations = HashMap::new();
+    for f in fields.iter().filter(|f| f.kind == FieldType::Relation) {
+        let Some(target) = f.collection.clone() else {
+            continue;
+        };
+        // Only collections the person may read offer their records.
+        let Ok(tv) = records::load(ctx, &target).await else {
+            continue;
+        };
+        if !tv.can(RecordAction::Read) {
+            continue;
+        }
+        let label_field = tv.row.def.live_fields().next().cloned();
+        let t2 = target.clone();
+        let rows: Vec<RecordRow> = ctx
+            .db
+            .read(move |c, s| rstore::list_records(c, s, &t2, rstore::Sort::CreatedDesc, None, 200))
+            .await?;
+        let opts = rows
+            .into_iter()
+            .map(|r| {
+                let label = label_field
+                    .as_ref()
+                    .and_then(|lf| r.values.get(&lf.id).map(|x| values::to_text(lf, x)))
+                    .unwrap_or_else(|| r.id.clone());
+                (r.id, label)
+            })
+            .collect();
+        relations.insert(target, opts);
+    }
+    Ok(Choices { members, relations })
+}
+
+fn input_for(f: &Field, shown: &Shown, choices: &Choices) -> Markup {
+    let name = format!("v.{}", f.id);
+    let id = format!("in-{}", f.id);
+    let cur = shown.get(&f.id).cloned().unwrap_or_default();
+    let first = cur.first().cloned().unwrap_or_default();
+    let req = f.required;
+    html! {
+        @match f.kind {
+            FieldType::LongText => textarea id=(id) name=(name) required[req] maxlength="20000" rows="4" { (first) },
+            FieldType::Integer => input id=(id) name=(name) type="number" step="1" value=(first) required[req];
+            FieldType::Decimal => input id=(id) name=(name) inputmode="decimal" pattern="-?[0-9]+([.][0-9]+)?" value=(first) required[req];
+            FieldType::Money => span.money {
+                input id=(id) name=(name) inputmode="decimal" pattern="-?[0-9]+([.][0-9]+)?" value=(first) required[req] placeholder="123.45";
+                @let code = cur.get(1).cloned().filter(|c| !c.is_empty()).or_else(|| f.currency.clone()).unwrap_or_default();
+                input name=(format!("{name}.currency")) value=(code) maxlength="3" placeholder="EUR" aria-label=(format!("{} currency", f.name)) readonly[f.currency.is_some()];
+            },
+            FieldType::Boolean => input id=(id) name=(name) type="checkbox" value="on" checked[first == "on"];
+            FieldType::Date => input id=(id) name=(name) type="date" value=(first) required[req];
+            FieldType::Datetime => input id=(id) name=(name) type="datetime-local" value=(first) required[req];
+            FieldType::Email => input id=(id) name=(name) type="email" value=(first) required[req];
+            FieldType::Phone => input id=(id) name=(name) type="tel" value=(first) required[req];
+            FieldType::Url => input id=(id) name=(name) type="url" value=(first) required[req];
+            FieldType::Select => select id=(id) name=(name) required[req] {
+                option value="" { "—" }
+                @for o in &f.options { option value=(o) selected[first == *o] { (o) } }
+            },
+            FieldType::MultiSelect => span.multi id=(id) {
+                @for o in &f.options {
+                    label.check { input type="checkbox" name=(name) value=(o) checked[cur.contains(o)]; " " (o) }
+                }
+            },
+            FieldType::Relation => {
+                @match f.collection.as_ref().and_then(|c| choices.relations.get(c)) {
+                    Some(opts) => select id=(id) name=(name) required[req] {
+                        option value="" { "—" }
+                        @for (rid, label) in opts { option value=(rid) selected[first == *rid] { (label) } }
+                    },
+                    None => input id=(id) name=(name) value=(first) placeholder="record id" required[req];,
+                }
+            },
+            FieldType::Member => select id=(id) name=(name) required[req] {
+                option value="" { "—" }
+                @for (uid, email) in &choices.members { option value=(uid) selected[first == *uid] { (email) } }
+            },
+            FieldType::Text => input id=(id) name=(name) value=(first) required[req] maxlength="1000";
+        }
+    }
+}
+
+struct RecordForm<'a> {
+    ws: &'a str,
+    v: &'a Visible,
+    rec: Option<&'a RecordRow>,
+    shown: &'a Shown,
+    choices: &'a Choices,
+    errors: &'a [FieldError],
+    history: &'a [rstore::VersionRow],
+}
+
+fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
+    let base = format!("/w/{}/c/{}", f.ws, f.v.row.id);
+    let action = match f.rec {
+        Some(r) => format!("{base}/r/{}", r.id),
+        None => format!("{base}/records"),
+    };
+    let editable = match f.rec {
+        Some(_) => f.v.can(RecordAction::Update),
+        None => f.v.can(RecordAction::Create),
+    };
+    html! {
+        section.card {
+            (breadcrumbs(f.ws, Some(f.v)))
+            h1 { @if let Some(r) = f.rec { "Record " small.muted { (r.id) } } @else { "New record" } }
+            (errors_box(f.errors))
+            form id="record" method="post" action=(action) {
+                (csrf_field(token))
+                fieldset disabled[!editable] {
+                    @for fd in f.v.row.def.live_fields() {
+                        label for=(format!("in-{}", fd.id)) {
+                            (fd.name)
+                            @if fd.required { " *" }
+                            @if fd.kind == FieldType::Datetime { span.muted { " (UTC)" } }
+                        }
+                        (input_for(fd, f.shown, f.choices))
+                    }
+                }
+                @if editable { button type="submit" { "Save" } }
+            }
+            @if let Some(r) = f.rec {
+                p.muted { "Version " (r.version) " · created " (rfc3339_ms(r.created_at)) " · updated " (rfc3339_ms(r.updated_at)) }
+                @if f.v.can(RecordAction::Delete) {
+                    form method="post" action=(format!("{base}/r/{}/delete", r.id)) {
+                        (csrf_field(token))
+                        button.danger type="submit" { "Delete record" }
+                    }
+                }
+            }
+        }
+        @if let Some(r) = f.rec {
+            section.card {
+                h2 { "History" }
+                p.muted { "The last 20 versions are kept. Restoring writes the old values as a new version." }
+                table.list id="history" {
+                    thead { tr { th { "Version" } th { "When" } th { "Values" } th {} } }
+                    tbody {
+                        @for h in f.history {
+                            tr {
+                                td { (h.version) }
+                                td { (rfc3339_ms(h.time)) }
+                                td { code { (Value::Object(values::to_api(&f.v.row.def, &h.values))) } }
+                                td {
+                                    @if h.version != r.version && f.v.can(RecordAction::Update) {
+                                        form method="post" action=(format!("{base}/r/{}/restore", r.id)) {
+                                            (csrf_field(token))
+                                            input type="hidden" name="version" value=(h.version);
+                                            button.secondary type="submit" { "Restore" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The record page, or the new-record page when `rec` is `None`.
+#[allow(clippy::too_many_arguments)]
+async fn render_record(
+    req: &Request,
+    state: &AppState,
+    who: &SignedIn,
+    ctx: &TenantCtx,
+    status: StatusCode,
+    ws: &str,
+    v: &Visible,
+    rec: Option<&RecordRow>,
+    shown: &Shown,
+    errors: &[FieldError],
+    history: &[rstore::VersionRow],
+) -> poem::Result<Response> {
+    let choices = choices(state, ctx, v).await?;
+    let title = if rec.is_some() {
+        "Record"
+    } else {
+        "New record"
+    };
+    page(req, state, who, status, title, |t| {
+        record_form(
+            RecordForm {
+                ws,
+                v,
+                rec,
+                shown,
+                choices: &choices,
+                errors,
+                history,
+            },
+            t,
+        )
+    })
+    .await
+}
+
+#[handler]
+pub async fn new_record(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path((ws, coll)): Path<(String, String)>,
+) -> poem::Result<Response> {
+    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "records.read", &meta).await?;
+    let v = records::load_for(&state, &ctx, &meta, &coll, RecordAction::Create).await?;
+    render_record(
+        req,
+        &state,
+        &who,
+        &ctx,
+        StatusCode::OK,
+        &ws,
+        &v,
+        None,
+        &Shown::new(),
+        &[],
+        &[],
+    )
+    .await
+}
+
+#[handler]
+pub async fn create_record(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path((ws, coll)): Path<(String, String)>,
+) -> poem::Result<Response> {
+    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "records.create", &meta).await?;
+    let v = records::load_for(&state, &ctx, &meta, &coll, RecordAction::Create).await?;
+    let pairs = form_pairs(req);
+    let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
+    let (mut input, errors) = values_from_form(&fields, &pairs);
+    input.retain(|_, x| !x.is_null());
+    let result = if errors.is_empty() {
+        records::create_record(&state, &ctx, &meta, &coll, input, None)
+            .await
+            .map(|c| c.record)
+    } else {
+        Err(Error::Validation(errors))
+    };
+    match result {
+        Ok(r) => Ok(see_other(format!("/w/{ws}/c/{coll}/r/{}", r.id))),
+        Err(e) => {
+            let errors = validation_errors(e)?;
+            let shown = shown_from_form(&fields, &pairs);
+            render_record(
+                req,
+                &state,
+                &who,
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &ws,
+                &v,
+                None,
+                &shown,
+                &errors,
+                &[],
+            )
+            .await
+        }
+    }
+}
+
+#[handler]
+pub async fn record_page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path((ws, coll, id)): Path<(String, String, String)>,
+) -> poem::Result<Response> {
+    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "records.read", &meta).await?;
+    let (v, rec, history) = records::history(&state, &ctx, &meta, &coll, &id).await?;
+    let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
+    let shown = shown_from(&fields, &rec.values);
+    render_record(
+        req,
+        &state,
+        &who,
+        &ctx,
+        StatusCode::OK,
+        &ws,
+        &v,
+        Some(&rec),
+        &shown,
+        &[],
+        &history,
+    )
+    .await
+}
+
+#[handler]
+pub async fn update_record(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path((ws, coll, id)): Path<(String, String, String)>,
+) -> poem::Result<Response> {
+    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "records.update", &meta).await?;
+    let v = records::load_for(&state, &ctx, &meta, &coll, RecordAction::Update).await?;
+    let pairs = form_pairs(req);
+    let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
+    let (input, errors) = values_from_form(&fields, &pairs);
+    let result = if errors.is_empty() {
+        records::update_record(&state, &ctx, &meta, &coll, &id, input).await
+    } else {
+        Err(Error::Validation(errors))
+    };
+    match result {
+        Ok(_) => Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}"))),
+        Err(e) => {
+            let errors = validation_errors(e)?;
+            let (v, rec, history) = records::history(&state, &ctx, &meta, &coll, &id).await?;
+            let shown = shown_from_form(&fields, &pairs);
+            render_record(
+                req,
+                &state,
+                &who,
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &ws,
+                &v,
+                Some(&rec),
+                &shown,
+                &errors,
+                &history,
+            )
+            .await
+        }
+    }
+}
+
+#[handler]
+pub async fn delete_record(
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path((ws, coll, id)): Path<(String, String, String)>,
+) -> poem::Result<Response> {
+    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "records.delete", &meta).await?;
+    records::delete_record(&state, &ctx, &meta, &coll, &id).await?;
+    Ok(see_other(format!("/w/{ws}/c/{coll}")))
+}
+
+#[handler]
+pub async fn restore_record(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path((ws, coll, id)): Path<(String, String, String)>,
+) -> poem::Result<Response> {
+    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "records.update", &meta).await?;
+    let pairs = form_pairs(req);
+    let version: i64 = one(&pairs, "version")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::field("version", "must be a version number"))?;
+    records::restore_version(&state, &ctx, &meta, &coll, &id, version).await?;
+    Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}")))
+}

@@ -1,0 +1,392 @@
+//! The schema editor: define a collection (name, owner, typed fields,
+//! record permissions) and change it later. Parsing the editor's rows into
+//! `FieldInput`s is all it does; `records` decides what is valid.
+
+use std::sync::Arc;
+
+use maud::{Markup, html};
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{Request, Response, handler};
+
+use super::csrf_field;
+use super::forms::{
+    breadcrumbs, enter_ui, errors_box, every, form_pairs, one, page, see_other, validation_errors,
+};
+use crate::access::Role;
+use crate::access::enter::TenantCtx;
+use crate::access::permissions::{Action, Resource, needs};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::error::FieldError;
+use crate::records::schema::{Field, FieldInput, FieldType, Permissions};
+use crate::records::{self, CollectionChange, NewCollection, Visible};
+use crate::web::session::SignedIn;
+
+const NEW_ROWS: usize = 3;
+
+fn type_select(name: &str, selected: Option<FieldType>, disabled: bool) -> Markup {
+    html! {
+        select name=(name) disabled[disabled] {
+            @if selected.is_none() { option value="" { "— type —" } }
+            @for t in FieldType::ALL {
+                option value=(t.as_str()) selected[Some(t) == selected] { (t.as_str().replace('_', " ")) }
+            }
+        }
+    }
+}
+
+fn field_row(i: usize, f: Option<&Field>, relation_targets: &[(String, String)]) -> Markup {
+    let p = |k: &str| format!("f{i}.{k}");
+    let flag = |k: &str, on: bool, label: &str| {
+        html! { label.check { input type="checkbox" name=(p(k)) value="on" checked[on]; " " (label) } }
+    };
+    html! {
+        tr.field-row {
+            td {
+                @if let Some(f) = f { input type="hidden" name=(p("id")) value=(f.id); input type="hidden" name=(p("type")) value=(f.kind.as_str()); }
+                input name=(p("name")) value=(f.map(|f| f.name.as_str()).unwrap_or("")) placeholder="Field name" aria-label="Field name";
+            }
+            td { (type_select(&p("type"), f.map(|f| f.kind), f.is_some())) }
+            td.flags {
+                (flag("required", f.is_some_and(|f| f.required), "required"))
+                (flag("unique", f.is_some_and(|f| f.unique), "unique"))
+                (flag("pii", f.is_some_and(|f| f.pii), "personal data"))
+                (flag("searchable", f.is_some_and(|f| f.searchable), "searchable"))
+                @if f.is_some() { (flag("retired", f.is_some_and(|f| f.retired), "retired")) }
+            }
+            td {
+                input name=(p("options")) value=(f.map(|f| f.options.join(", ")).unwrap_or_default()) placeholder="choices, comma separated (select)";
+                input name=(p("currency")) value=(f.and_then(|f| f.currency.clone()).unwrap_or_default()) placeholder="currency, e.g. EUR (money)" maxlength="3";
+                @if f.is_none_or(|f| f.kind == FieldType::Relation) {
+                    select name=(p("collection")) disabled[f.is_some()] aria-label="Related collection" {
+                        option value="" { "— related collection (relation) —" }
+                        @for (id, name) in relation_targets {
+                            option value=(id) selected[f.and_then(|f| f.collection.as_deref()) == Some(id.as_str())] { (name) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn permissions_table(p: &Permissions) -> Markup {
+    let rows = [
+        ("read", &p.read),
+        ("create", &p.create),
+        ("update", &p.update),
+        ("delete", &p.delete),
+    ];
+    html! {
+        table.list.perms {
+            input type="hidden" name="perm.present" value="1";
+            thead { tr { th { "Records" } @for r in Role::ALL { th { (r) } } } }
+            tbody {
+                @for (action, roles) in rows {
+                    tr {
+                        td { (action) }
+                        @for r in Role::ALL {
+                            td { input type="checkbox" name=(format!("perm.{action}")) value=(r.as_str()) checked[roles.contains(&r)] aria-label=(format!("{r} may {action}")); }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct SchemaForm<'a> {
+    ws: &'a str,
+    coll: Option<&'a Visible>,
+    name: &'a str,
+    teams: &'a [(String, String)],
+    relation_targets: &'a [(String, String)],
+    permissions: &'a Permissions,
+    errors: &'a [FieldError],
+}
+
+fn schema_form(f: SchemaForm<'_>, token: &str) -> Markup {
+    let (action, fields): (String, &[Field]) = match f.coll {
+        Some(c) => (
+            format!("/w/{}/c/{}/schema", f.ws, c.row.id),
+            &c.row.def.fields,
+        ),
+        None => (format!("/w/{}/collections", f.ws), &[]),
+    };
+    html! {
+        section.card {
+            (breadcrumbs(f.ws, f.coll))
+            h1 { @if f.coll.is_some() { "Schema" } @else { "New collection" } }
+            (errors_box(f.errors))
+            form id="schema" method="post" action=(action) {
+                (csrf_field(token))
+                label for="name" { "Name" }
+                input id="name" name="name" value=(f.name) required maxlength="64";
+                @if f.coll.is_none() {
+                    label for="team" { "Owner" }
+                    select id="team" name="team_id" {
+                        option value="" { "The whole workspace" }
+                        @for (id, name) in f.teams { option value=(id) { "Team " (name) } }
+                    }
+                }
+                h2 { "Fields" }
+                p.muted { "A field's type is fixed once created; rename, retire or add fields freely. Existing records stay valid." }
+                table.list id="fields" {
+                    thead { tr { th { "Name" } th { "Type" } th { "Flags" } th { "Settings" } } }
+                    tbody {
+                        @for (i, fd) in fields.iter().enumerate() { (field_row(i, Some(fd), f.relation_targets)) }
+                        @for i in fields.len()..fields.len() + NEW_ROWS { (field_row(i, None, f.relation_targets)) }
+                    }
+                }
+                button.secondary type="button" data-add-row="#fields" { "Add another field" }
+                h2 { "Who may work with records" }
+                (permissions_table(f.permissions))
+                button type="submit" { "Save" }
+            }
+        }
+    }
+}
+
+/// Reads the schema editor's rows. Blank new rows are skipped.
+fn parse_fields(pairs: &[(String, String)]) -> Vec<FieldInput> {
+    let mut idx: Vec<usize> = pairs
+        .iter()
+        .filter_map(|(k, _)| k.strip_prefix('f')?.split_once('.')?.0.parse().ok())
+        .collect();
+    idx.sort_unstable();
+    idx.dedup();
+    idx.into_iter()
+        .filter_map(|i| {
+            let get = |k: &str| one(pairs, &format!("f{i}.{k}")).map(str::trim);
+            let flag = |k: &str| get(k) == Some("on");
+            let id = get("id").filter(|s| !s.is_empty()).map(str::to_owned);
+            let name = get("name").unwrap_or_default().to_owned();
+            if id.is_none() && name.is_empty() {
+                return None;
+            }
+            Some(FieldInput {
+                id,
+                name,
+                kind: get("type").unwrap_or_default().to_owned(),
+                required: flag("required"),
+                unique: flag("unique"),
+                pii: flag("pii"),
+                searchable: flag("searchable"),
+                retired: flag("retired"),
+                options: get("options")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                currency: get("currency")
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_uppercase),
+                collection: get("collection")
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+fn parse_permissions(pairs: &[(String, String)]) -> Permissions {
+    let roles = |action: &str| {
+        every(pairs, &format!("perm.{action}"))
+            .into_iter()
+            .filter_map(|r| r.parse::<Role>().ok())
+            .collect()
+    };
+    Permissions {
+        read: roles("read"),
+        create: roles("create"),
+        update: roles("update"),
+        delete: roles("delete"),
+    }
+}
+
+async fn relation_targets(ctx: &TenantCtx) -> poem::Result<Vec<(String, String)>> {
+    Ok(records::list_collections(ctx)
+        .await?
+        .into_iter()
+        .map(|c| (c.row.id, c.row.def.name))
+        .collect())
+}
+
+async fn team_choices(ctx: &TenantCtx) -> poem::Result<Vec<(String, String)>> {
+    Ok(records::teams::list(ctx)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.name))
+        .collect())
+}
+
+/// The schema editor page: a new collection when `coll` is `None`.
+#[allow(clippy::too_many_arguments)]
+async fn render_schema(
+    req: &Request,
+    state: &AppState,
+    who: &SignedIn,
+    ctx: &TenantCtx,
+    status: StatusCode,
+    ws: &str,
+    coll: Option<&Visible>,
+    name: &str,
+    permissions: &Permissions,
+    errors: &[FieldError],
+) -> poem::Result<Response> {
+    let teams = match coll {
+        None => team_choices(ctx).await?,
+        Some(_) => Vec::new(),
+    };
+    let targets = relation_targets(ctx).await?;
+    let title = if coll.is_some() {
+        "Schema"
+    } else {
+        "New collection"
+    };
+    page(req, state, who, status, title, |t| {
+        schema_form(
+            SchemaForm {
+                ws,
+                coll,
+                name,
+                teams: &teams,
+                relation_targets: &targets,
+                permissions,
+                errors,
+            },
+            t,
+        )
+    })
+    .await
+}
+
+#[handler]
+pub async fn new_collection(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::Collection, Action::Create);
+    let ctx = enter_ui(&state, &who, &ws, need, "collection.create", &meta).await?;
+    let perms = Permissions::default();
+    render_schema(
+        req,
+        &state,
+        &who,
+        &ctx,
+        StatusCode::OK,
+        &ws,
+        None,
+        "",
+        &perms,
+        &[],
+    )
+    .await
+}
+
+#[handler]
+pub async fn create_collection(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::Collection, Action::Create);
+    let ctx = enter_ui(&state, &who, &ws, need, "collection.create", &meta).await?;
+    let pairs = form_pairs(req);
+    let name = one(&pairs, "name").unwrap_or_default().to_owned();
+    let perms = parse_permissions(&pairs);
+    let input = NewCollection {
+        name: name.clone(),
+        fields: parse_fields(&pairs),
+        team_id: one(&pairs, "team_id")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        permissions: Some(perms.clone()),
+    };
+    match records::create_collection(&state, &ctx, &meta, input).await {
+        Ok(v) => Ok(see_other(format!("/w/{ws}/c/{}", v.row.id))),
+        Err(e) => {
+            let errors = validation_errors(e)?;
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            render_schema(
+                req, &state, &who, &ctx, status, &ws, None, &name, &perms, &errors,
+            )
+            .await
+        }
+    }
+}
+
+#[handler]
+pub async fn schema_page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path((ws, coll)): Path<(String, String)>,
+) -> poem::Result<Response> {
+    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "collection.read", &meta).await?;
+    let v = records::load_managed(&state, &ctx, &meta, &coll).await?;
+    let d = &v.row.def;
+    render_schema(
+        req,
+        &state,
+        &who,
+        &ctx,
+        StatusCode::OK,
+        &ws,
+        Some(&v),
+        &d.name,
+        &d.permissions,
+        &[],
+    )
+    .await
+}
+
+#[handler]
+pub async fn schema_submit(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path((ws, coll)): Path<(String, String)>,
+) -> poem::Result<Response> {
+    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "collection.update", &meta).await?;
+    let pairs = form_pairs(req);
+    let change = CollectionChange {
+        name: one(&pairs, "name").map(str::to_owned),
+        fields: Some(parse_fields(&pairs)),
+        // The editor always sends the marker; a form without it leaves the
+        // permissions alone rather than reading "no boxes" as "nobody".
+        permissions: one(&pairs, "perm.present").map(|_| parse_permissions(&pairs)),
+    };
+    match records::change_collection(&state, &ctx, &meta, &coll, change).await {
+        Ok(v) => Ok(see_other(format!("/w/{ws}/c/{}", v.row.id))),
+        Err(e) => {
+            let errors = validation_errors(e)?;
+            let v = records::load(&ctx, &coll).await?;
+            let d = &v.row.def;
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            render_schema(
+                req,
+                &state,
+                &who,
+                &ctx,
+                status,
+                &ws,
+                Some(&v),
+                &d.name,
+                &d.permissions,
+                &errors,
+            )
+            .await
+        }
+    }
+}
