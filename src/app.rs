@@ -23,6 +23,8 @@ pub struct AppState {
     pub control: Arc<Control>,
     pub tenants: Arc<TenantPool>,
     pub hasher: PasswordHasher,
+    /// Sign-in rate limits and per-account backoff (in memory).
+    pub limits: crate::identity::guard::Limits,
     /// In-memory search indexes (never on disk), keyed by purpose and scope.
     pub indexes: IndexRegistry,
     /// The TLS side's state (mode, last ACME event and error), for operators.
@@ -105,6 +107,7 @@ impl AppState {
             control: Arc::new(control),
             tenants: Arc::new(tenants),
             hasher,
+            limits: Default::default(),
             indexes: IndexRegistry::new(32),
             tls_status: Default::default(),
             metrics: Default::default(),

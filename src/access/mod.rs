@@ -17,8 +17,22 @@ use crate::store::control::{self, Control};
 pub struct Principal {
     pub user_id: UserId,
     pub platform_admin: bool,
-    /// SHA-256 of the session token this request came with.
-    pub session_hash: Vec<u8>,
+    pub via: Via,
+}
+
+/// How the caller proved who they are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// A browser session; the SHA-256 of its cookie token.
+    Session { hash: Vec<u8> },
+    /// An access JWT from `/auth/token`, under a refresh-token family.
+    Access { family: String },
+    /// An `aura_` API token: one workspace, at most `scope`.
+    ApiToken {
+        id: String,
+        workspace: WorkspaceId,
+        scope: Role,
+    },
 }
 
 /// Permission to open one workspace's database. Its fields are private to this
@@ -74,11 +88,23 @@ impl Grant {
 /// workspace and a missing workspace all answer the same `NotFound`.
 pub async fn grant_for(control: &Control, who: &Principal, ws: WorkspaceId) -> Result<Grant> {
     let user = who.user_id;
+    // An API token reaches its own workspace only, and never above its scope.
+    let cap = match &who.via {
+        Via::ApiToken {
+            workspace, scope, ..
+        } => {
+            if *workspace != ws {
+                return Err(Error::NotFound("workspace"));
+            }
+            Some(*scope)
+        }
+        _ => None,
+    };
     let role = control
         .db
         .read_async(move |c| control::active_membership(c, ws, user))
         .await?;
-    match role {
+    match role.map(|r| cap.map_or(r, |c| r.max(c))) {
         Some(role) => Ok(Grant {
             workspace: ws,
             holder: GrantHolder::Member { user, role },

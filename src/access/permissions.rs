@@ -13,6 +13,8 @@ pub enum Resource {
     Collection,
     Record,
     AuditLog,
+    ServiceAccount,
+    ApiToken,
 }
 
 impl Resource {
@@ -23,6 +25,8 @@ impl Resource {
             Resource::Collection => "collection",
             Resource::Record => "record",
             Resource::AuditLog => "audit log",
+            Resource::ServiceAccount => "service account",
+            Resource::ApiToken => "API token",
         }
     }
 }
@@ -75,6 +79,48 @@ pub const TABLE: &[Rule] = &[
         action: Action::Read,
         roles: EVERYONE,
         note: "the member list (names, emails, roles) of the workspace",
+    },
+    Rule {
+        resource: Resource::Member,
+        action: Action::Update,
+        roles: ADMINS,
+        note: "change a member's role; only an owner grants, changes or removes `owner`, and the last owner stays",
+    },
+    Rule {
+        resource: Resource::Member,
+        action: Action::Delete,
+        roles: ADMINS,
+        note: "remove a member: their sessions reach the workspace no more, their tokens in it are revoked",
+    },
+    Rule {
+        resource: Resource::ServiceAccount,
+        action: Action::Read,
+        roles: ADMINS,
+        note: "list service accounts",
+    },
+    Rule {
+        resource: Resource::ServiceAccount,
+        action: Action::Create,
+        roles: ADMINS,
+        note: "create a service account with a role no higher than the creator's",
+    },
+    Rule {
+        resource: Resource::ApiToken,
+        action: Action::Read,
+        roles: ADMINS,
+        note: "list the workspace's API tokens (names, scopes, expiry, last use; never the secret)",
+    },
+    Rule {
+        resource: Resource::ApiToken,
+        action: Action::Create,
+        roles: ADMINS,
+        note: "create a token for oneself or a service account, scoped no higher than the creator's role",
+    },
+    Rule {
+        resource: Resource::ApiToken,
+        action: Action::Delete,
+        roles: ADMINS,
+        note: "revoke a token; it stops working on the next request",
     },
     Rule {
         resource: Resource::Team,

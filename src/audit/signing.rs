@@ -3,14 +3,15 @@
 //! shipped with every export, so anyone can check a checkpoint offline.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction};
 use serde::Serialize;
 
-use crate::crypto::{Sealer, Slot};
-use crate::error::{Error, Result};
+use crate::crypto::Sealer;
+use crate::error::Result;
+use crate::store::keypairs;
 
-const SECRET_META: &str = "audit_signing_key";
-const PUBLIC_META: &str = "audit_public_key";
+/// Stored as `audit_signing_key` (sealed) and `audit_public_key` in `meta`.
+const PURPOSE: &str = "audit";
 
 pub struct AuditSigner {
     key: SigningKey,
@@ -51,35 +52,9 @@ impl CheckpointBody {
 impl AuditSigner {
     /// Loads the key, creating it on first use (inside the caller's transaction).
     pub fn load_or_create(tx: &Transaction<'_>, sealer: &Sealer) -> Result<Self> {
-        let slot = Slot::new("meta", SECRET_META, "value");
-        let existing: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT value FROM meta WHERE key = ?1",
-                [SECRET_META],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(sealed) = existing {
-            let raw = sealer.open(slot, &sealed)?;
-            let bytes: [u8; 32] = raw
-                .as_slice()
-                .try_into()
-                .map_err(|_| Error::Crypto("audit signing key has the wrong length"))?;
-            return Ok(Self {
-                key: SigningKey::from_bytes(&bytes),
-            });
-        }
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
-        let sealed = sealer.seal(slot, key.as_bytes())?;
-        tx.execute(
-            "INSERT INTO meta(key, value) VALUES (?1, ?2)",
-            params![SECRET_META, sealed],
-        )?;
-        tx.execute(
-            "INSERT INTO meta(key, value) VALUES (?1, ?2)",
-            params![PUBLIC_META, key.verifying_key().to_bytes().to_vec()],
-        )?;
-        Ok(Self { key })
+        Ok(Self {
+            key: keypairs::load_or_create(tx, sealer, PURPOSE)?,
+        })
     }
 
     pub fn public_key(&self) -> [u8; 32] {
@@ -93,14 +68,7 @@ impl AuditSigner {
 
 /// The stored public key, for verifiers that hold no secret.
 pub fn stored_public_key(conn: &Connection) -> Result<Option<[u8; 32]>> {
-    let v: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = ?1",
-            [PUBLIC_META],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(v.and_then(|b| b.as_slice().try_into().ok()))
+    keypairs::stored_public(conn, PURPOSE)
 }
 
 pub fn verify_signature(public_key: &[u8; 32], body: &CheckpointBody, signature: &[u8]) -> bool {

@@ -12,12 +12,16 @@ use crate::identity::users::{CreateUser, create_user};
 use crate::workspace::{CreateWorkspace, add_member, create_workspace, list_all};
 
 pub async fn user(g: &Global, cmd: UserCommand) -> Result<ExitCode> {
-    let UserCommand::Create {
-        email,
-        name,
-        platform_admin,
-        password_stdin: _,
-    } = cmd;
+    let (email, name, platform_admin) = match cmd {
+        UserCommand::Create {
+            email,
+            name,
+            platform_admin,
+            password_stdin: _,
+        } => (email, name, platform_admin),
+        UserCommand::Disable { email } => return set_disabled(g, &email, true).await,
+        UserCommand::Enable { email } => return set_disabled(g, &email, false).await,
+    };
     let password = read_password_stdin()?;
     let state = open_state(g, load_config(g)?, false)?;
     let id = create_user(
@@ -34,6 +38,34 @@ pub async fn user(g: &Global, cmd: UserCommand) -> Result<ExitCode> {
     .await
     .map_err(explain)?;
     println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn set_disabled(g: &Global, email: &str, disabled: bool) -> Result<ExitCode> {
+    let state = open_state(g, load_config(g)?, false)?;
+    let keys = state.control.keys.clone();
+    let e = email.to_owned();
+    let user = state
+        .control
+        .db
+        .read_async(move |c| crate::store::control::find_user_by_email(c, &keys, &e))
+        .await?
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "no account has the email {email}; check the spelling, or list members with \
+                 `aura workspace list`"
+            ))
+        })?;
+    crate::identity::users::set_disabled(
+        &state,
+        user.id,
+        disabled,
+        Actor::Operator,
+        &RequestMeta::cli(),
+    )
+    .await?;
+    let word = if disabled { "disabled" } else { "enabled" };
+    println!("{} {word}", user.id);
     Ok(ExitCode::SUCCESS)
 }
 

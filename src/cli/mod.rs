@@ -106,6 +106,17 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Disable an account: every session and API sign-in ends at once and its
+    /// API tokens stop working.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Re-enable a disabled account (it signs in afresh).
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

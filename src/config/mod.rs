@@ -68,6 +68,16 @@ pub struct AuthConfig {
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
     pub password_workers: usize,
+    /// Lifetime of an access JWT from `/auth/token`.
+    pub access_token_minutes: u64,
+    /// How long a refresh-token family lives, however often it rotates.
+    pub refresh_token_days: u64,
+    /// Failed sign-ins one IP may make per window before it gets 429.
+    pub login_failures_per_ip: u32,
+    pub login_failure_window_minutes: u64,
+    /// Failed sign-ins on one account before each further attempt waits
+    /// 2^n seconds (0 turns the per-account backoff off).
+    pub account_backoff_after: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -125,6 +135,11 @@ impl Default for AuthConfig {
             argon2_iterations: crate::crypto::password::MIN_T,
             argon2_parallelism: crate::crypto::password::MIN_P,
             password_workers: 2,
+            access_token_minutes: 10,
+            refresh_token_days: 30,
+            login_failures_per_ip: 5,
+            login_failure_window_minutes: 15,
+            account_backoff_after: 5,
         }
     }
 }
@@ -258,6 +273,11 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
     if file.storage.busy_timeout_ms == 0 {
         return Err(Error::Config(
             "key `storage.busy_timeout_ms` must be above 0".into(),
+        ));
+    }
+    if file.auth.access_token_minutes == 0 || file.auth.refresh_token_days == 0 {
+        return Err(Error::Config(
+            "keys `auth.access_token_minutes` and `auth.refresh_token_days` must be above 0".into(),
         ));
     }
     if file.auth.session_idle_minutes == 0 || file.auth.session_absolute_hours == 0 {

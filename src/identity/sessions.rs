@@ -1,7 +1,7 @@
 //! Browser sessions. The token goes to the browser once, in a cookie; control.db
 //! keeps only its SHA-256, with idle and absolute expiry.
 
-use crate::access::Principal;
+use crate::access::{Principal, Via};
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::token::{hash_token, random_token};
@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::store::audit;
 use crate::store::control::{self, SessionRow};
+use crate::store::tokens;
 
 /// `last_seen_at` is written at most this often, so reads stay reads.
 const TOUCH_EVERY_SECS: i64 = 60;
@@ -18,77 +19,48 @@ pub struct LoggedIn {
     pub user_id: UserId,
 }
 
-/// Checks a password and opens a new session (always a fresh id). A wrong
-/// password, an unknown email and a disabled account give the same error, and
-/// an unknown email still runs a full argon2 verification.
+/// Checks a password (under the sign-in rate limits) and opens a new session,
+/// always with a fresh id.
 pub async fn login(
     state: &AppState,
     email: &str,
     password: String,
     meta: &RequestMeta,
 ) -> Result<LoggedIn> {
-    let keys = state.control.keys.clone();
-    let email_owned = email.to_owned();
-    let user = state
-        .control
-        .db
-        .read_async(move |c| control::find_user_by_email(c, &keys, &email_owned))
-        .await?;
-    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let password_ok = state.hasher.verify(password, stored).await?;
+    let u = super::guard::check_password(state, email, password, meta).await?;
     let now = state.clock.unix();
     let keys = state.control.keys.clone();
     let meta_owned = meta.clone();
-    match user {
-        Some(u) if password_ok && !u.disabled => {
-            let token = random_token();
-            let auth = &state.config.file.auth;
-            let idle = (auth.session_idle_minutes as i64).saturating_mul(60);
-            let absolute = (auth.session_absolute_hours as i64).saturating_mul(3600);
-            let row = SessionRow {
-                id_hash: hash_token(&token),
-                user_id: u.id,
-                created_at: now,
-                last_seen_at: now,
-                idle_expires_at: now.saturating_add(idle.min(absolute)),
-                absolute_expires_at: now.saturating_add(absolute),
-                ip: meta.ip.clone(),
-            };
-            let user_id = u.id;
-            state
-                .control
-                .db
-                .write_async(move |tx| {
-                    control::insert_session(tx, &row)?;
-                    audit::append(
-                        tx,
-                        &keys.sealer,
-                        now,
-                        &NewEntry::new(Actor::User(user_id), "auth.login", &meta_owned)
-                            .target("user", user_id),
-                    )?;
-                    Ok(())
-                })
-                .await?;
-            Ok(LoggedIn { token, user_id })
-        }
-        other => {
-            let target = other.map(|u| u.id);
-            state
-                .control
-                .db
-                .write_async(move |tx| {
-                    let mut e = NewEntry::new(Actor::Anonymous, "auth.login_failed", &meta_owned);
-                    if let Some(id) = target {
-                        e = e.target("user", id);
-                    }
-                    audit::append(tx, &keys.sealer, now, &e)?;
-                    Ok(())
-                })
-                .await?;
-            Err(Error::InvalidCredentials)
-        }
-    }
+    let token = random_token();
+    let auth = &state.config.file.auth;
+    let idle = (auth.session_idle_minutes as i64).saturating_mul(60);
+    let absolute = (auth.session_absolute_hours as i64).saturating_mul(3600);
+    let row = SessionRow {
+        id_hash: hash_token(&token),
+        user_id: u.id,
+        created_at: now,
+        last_seen_at: now,
+        idle_expires_at: now.saturating_add(idle.min(absolute)),
+        absolute_expires_at: now.saturating_add(absolute),
+        ip: meta.ip.clone(),
+    };
+    let user_id = u.id;
+    state
+        .control
+        .db
+        .write_async(move |tx| {
+            control::insert_session(tx, &row)?;
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(Actor::User(user_id), "auth.login", &meta_owned)
+                    .target("user", user_id),
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(LoggedIn { token, user_id })
 }
 
 /// Resolves a session token to its principal, enforcing both timeouts and the
@@ -127,22 +99,34 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal> {
     Ok(Principal {
         user_id: row.user_id,
         platform_admin: found.platform_admin,
-        session_hash: id_hash,
+        via: Via::Session { hash: id_hash },
     })
 }
 
-/// Ends the session server-side; the cookie alone is worthless afterwards.
+/// Ends what the caller signed in with, server-side: the browser session, or
+/// the whole refresh-token family of an access JWT. An API token is revoked
+/// through its own route, not by logging out.
 pub async fn logout(state: &AppState, who: &Principal, meta: &RequestMeta) -> Result<()> {
     let now = state.clock.unix();
     let keys = state.control.keys.clone();
     let meta = meta.clone();
-    let h = who.session_hash.clone();
+    let via = who.via.clone();
     let user = who.user_id;
     state
         .control
         .db
         .write_async(move |tx| {
-            control::delete_session(tx, &h)?;
+            match &via {
+                Via::Session { hash } => {
+                    control::delete_session(tx, hash)?;
+                }
+                Via::Access { family } => {
+                    tokens::revoke_family(tx, family, now, "logout")?;
+                }
+                Via::ApiToken { .. } => return Err(Error::Usage(
+                    "an API token does not log out; revoke it instead".into(),
+                )),
+            }
             audit::append(
                 tx,
                 &keys.sealer,

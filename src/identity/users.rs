@@ -1,11 +1,12 @@
 //! Accounts. Emails and names are sealed in control.db; the email is found again
 //! through its blind index.
 
+use crate::access::{Principal, Via};
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
-use crate::store::audit;
+use crate::store::{accounts, audit, tokens};
 use crate::store::control::{self, NewUser};
 
 pub const MAX_NAME_LEN: usize = 200;
@@ -137,6 +138,107 @@ pub async fn set_password(
                 &keys.sealer,
                 now,
                 &NewEntry::new(actor, "user.password_changed", &meta).target("user", user),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// A signed-in user changes their own password. The current one is checked
+/// under the sign-in limits (re-authentication); afterwards every other
+/// browser session and API sign-in of the account has ended.
+pub async fn change_password(
+    state: &AppState,
+    who: &Principal,
+    current: String,
+    new: String,
+    meta: &RequestMeta,
+) -> Result<()> {
+    if matches!(who.via, Via::ApiToken { .. }) {
+        return Err(Error::Forbidden);
+    }
+    let keys = state.control.keys.clone();
+    let id = who.user_id;
+    let me = state
+        .control
+        .db
+        .read_async(move |c| control::get_user(c, &keys, id))
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    super::guard::check_password(state, &me.email, current, meta)
+        .await
+        .map_err(|e| match e {
+            Error::InvalidCredentials => Error::field("current_password", "is not your password"),
+            other => other,
+        })?;
+    let hash = state.hasher.hash(new).await.map_err(|e| match e {
+        Error::Validation(v) => Error::Validation(
+            v.into_iter()
+                .map(|mut f| {
+                    f.field = "new_password".into();
+                    f
+                })
+                .collect(),
+        ),
+        other => other,
+    })?;
+    let now = state.clock.unix();
+    let keys = state.control.keys.clone();
+    let meta = meta.clone();
+    let via = who.via.clone();
+    state
+        .control
+        .db
+        .write_async(move |tx| {
+            control::set_password_hash(tx, id, &hash, now)?;
+            let (keep_session, keep_family) = match &via {
+                Via::Session { hash } => (Some(hash.as_slice()), None),
+                Via::Access { family } => (None, Some(family.as_str())),
+                Via::ApiToken { .. } => (None, None),
+            };
+            accounts::end_other_sessions(tx, id, keep_session)?;
+            tokens::revoke_user_families(tx, id, keep_family, now, "password changed")?;
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(Actor::User(id), "user.password_changed", &meta).target("user", id),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// Disables or re-enables an account (operators). Disabling ends every
+/// session and API sign-in at once; API tokens held by the account stop
+/// working because each use checks the account.
+pub async fn set_disabled(
+    state: &AppState,
+    user: UserId,
+    disabled: bool,
+    actor: Actor,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let now = state.clock.unix();
+    let keys = state.control.keys.clone();
+    let meta = meta.clone();
+    state
+        .control
+        .db
+        .write_async(move |tx| {
+            accounts::set_disabled(tx, user, disabled, now)?;
+            let action = if disabled {
+                control::delete_user_sessions(tx, user)?;
+                tokens::revoke_user_families(tx, user, None, now, "account disabled")?;
+                "user.disabled"
+            } else {
+                "user.enabled"
+            };
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(actor, action, &meta).target("user", user),
             )?;
             Ok(())
         })

@@ -13,6 +13,7 @@ use crate::audit::signing::AuditSigner;
 use crate::crypto::blind::normalize_email;
 use crate::crypto::{BlindIndex, DataKey, MasterKey, Sealer, Slot};
 use crate::error::{Error, Result};
+use crate::identity::jwt::JwtKeys;
 use crate::ids::{UserId, WorkspaceId};
 
 const KEY_CHECK: &str = "key_check";
@@ -31,6 +32,8 @@ pub struct Control {
     pub master: Arc<MasterKey>,
     /// Signs audit checkpoints; its secret is sealed under the platform key.
     pub signer: Arc<AuditSigner>,
+    /// Signs and checks access JWTs; its secret is sealed the same way.
+    pub jwt: Arc<JwtKeys>,
 }
 
 impl Control {
@@ -93,12 +96,19 @@ impl Control {
             .ok_or(Error::Crypto("control.db has no platform data key"))?;
         let blind = BlindIndex::new(newest);
         let sealer = Sealer::new(PLATFORM_SCOPE, &keys)?;
-        let signer = db.write(|tx| AuditSigner::load_or_create(tx, &sealer))?;
+        let (signer, jwt_key) = db.write(|tx| {
+            Ok((
+                AuditSigner::load_or_create(tx, &sealer)?,
+                super::keypairs::load_or_create(tx, &sealer, "jwt")?,
+            ))
+        })?;
+        let jwt = JwtKeys::new(&jwt_key)?;
         Ok(Self {
             db: Arc::new(db),
             keys: Arc::new(PlatformKeys { sealer, blind }),
             master: Arc::new(master),
             signer: Arc::new(signer),
+            jwt: Arc::new(jwt),
         })
     }
 }

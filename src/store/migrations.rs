@@ -22,6 +22,11 @@ pub const CONTROL: &[Migration] = &[
         name: "audit",
         sql: include_str!("migrations/control/0002_audit.sql"),
     },
+    Migration {
+        version: 3,
+        name: "tokens",
+        sql: include_str!("migrations/control/0003_tokens.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[

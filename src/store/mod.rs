@@ -2,13 +2,16 @@
 //! connection and a small set of readers (WAL lets them run beside the writer).
 //! Work runs on the blocking pool; callers hand in closures.
 
+pub mod accounts;
 pub mod audit;
 pub mod control;
+pub mod keypairs;
 pub mod migrations;
 pub mod records;
 pub mod teams;
 pub mod tenant;
 pub mod tenant_settings;
+pub mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

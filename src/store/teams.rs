@@ -107,3 +107,8 @@ pub fn teams_of(conn: &Connection, user: &str) -> Result<Vec<(String, String)>> 
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
+
+/// Drops a user from every team (when they leave the workspace).
+pub fn remove_user_everywhere(tx: &Transaction<'_>, user: &str) -> Result<usize> {
+    Ok(tx.execute("DELETE FROM team_members WHERE user_id = ?1", [user])?)
+}

@@ -61,12 +61,31 @@ pub fn app_state(req: &Request) -> poem::Result<Arc<AppState>> {
         .ok_or_else(|| poem::Error::from(Error::internal("app state missing")))
 }
 
-/// Any signed-in account.
+/// The credential of `Authorization: Bearer <credential>`, if the header is
+/// there. A malformed header is an error, not a fall-back to the cookie.
+pub fn bearer_from_request(req: &Request) -> Option<Result<String, Error>> {
+    let v = req.headers().get(header::AUTHORIZATION)?;
+    let parsed = v
+        .to_str()
+        .ok()
+        .and_then(|s| s.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, cred)| cred.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    Some(parsed.ok_or(Error::Unauthenticated))
+}
+
+/// Any signed-in account: a bearer credential (API token or access JWT) when
+/// the request carries one, else the session cookie.
 pub struct SignedIn(pub Principal);
 
 impl<'a> FromRequest<'a> for SignedIn {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         let state = app_state(req)?;
+        if let Some(bearer) = bearer_from_request(req) {
+            let p = crate::identity::authenticate_bearer(&state, &bearer?).await?;
+            return Ok(SignedIn(p));
+        }
         let token = token_from_request(req, &state.config).ok_or(Error::Unauthenticated)?;
         let p = crate::identity::authenticate(&state, &token).await?;
         Ok(SignedIn(p))

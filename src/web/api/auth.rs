@@ -25,6 +25,44 @@ pub struct LoginResponse {
     pub user_id: String,
 }
 
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub email: String,
+    pub password: String,
+    /// The current TOTP code, when the account has enrolled one.
+    pub totp: Option<String>,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Object)]
+pub struct TokenResponse {
+    /// An EdDSA-signed JWT (`typ: at+jwt`); send it as `Authorization: Bearer`.
+    pub access_token: String,
+    /// Opaque and single-use: trade it at `/auth/refresh` for a new pair.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}
+
+impl From<crate::identity::tokens::TokenPair> for TokenResponse {
+    fn from(p: crate::identity::tokens::TokenPair) -> Self {
+        Self {
+            access_token: p.access_token,
+            refresh_token: p.refresh_token,
+            token_type: "Bearer".into(),
+            expires_in: p.expires_in,
+        }
+    }
+}
+
 #[derive(Object)]
 pub struct LogoutResponse {
     pub signed_out: bool,
@@ -51,7 +89,37 @@ impl AuthApi {
         .header("set-cookie", session_cookie(&state.config, &done.token)))
     }
 
-    /// Ends the current session on the server and clears the cookie.
+    /// Trades email and password (plus `totp` once enrolled) for a short-lived
+    /// access JWT and a refresh token. Shares the sign-in rate limits.
+    #[oai(path = "/auth/token", method = "post")]
+    async fn token(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        body: JsonBody<TokenRequest>,
+    ) -> poem::Result<Json<TokenResponse>> {
+        let TokenRequest {
+            email, password, ..
+        } = body.0;
+        let pair = crate::identity::tokens::issue(&state, &email, password, &meta).await?;
+        Ok(Json(pair.into()))
+    }
+
+    /// Rotates a refresh token: the presented one is spent, a new pair comes
+    /// back. Presenting a spent one revokes its whole family (401).
+    #[oai(path = "/auth/refresh", method = "post")]
+    async fn refresh(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        body: JsonBody<RefreshRequest>,
+    ) -> poem::Result<Json<TokenResponse>> {
+        let pair = crate::identity::tokens::refresh(&state, &body.0.refresh_token, &meta).await?;
+        Ok(Json(pair.into()))
+    }
+
+    /// Ends the current session (or, with a bearer access token, its whole
+    /// refresh-token family) on the server and clears the cookie.
     #[oai(path = "/auth/logout", method = "post")]
     async fn logout(
         &self,

@@ -3,13 +3,19 @@
 use std::sync::Arc;
 
 use poem::web::Data;
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
 
 use super::ApiTags;
+use super::body::JsonBody;
+use crate::access::{Principal, Via};
 use crate::app::AppState;
+use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::clock::rfc3339;
 use crate::error::Error;
-use crate::store::control;
+use crate::store::{accounts, audit, control};
 use crate::web::session::SignedIn;
 
 #[derive(Object)]
@@ -29,6 +35,36 @@ pub struct MeResponse {
     pub workspaces: Vec<MeWorkspace>,
 }
 
+#[derive(Object)]
+pub struct SignInInfo {
+    pub id: String,
+    /// `browser` (a session cookie) or `api` (an `/auth/token` sign-in).
+    pub kind: String,
+    pub current: bool,
+    pub created_at: String,
+    pub last_seen_at: Option<String>,
+    pub expires_at: String,
+    pub ip: Option<String>,
+}
+
+#[derive(Object)]
+pub struct SignInList {
+    pub items: Vec<SignInInfo>,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(ApiResponse)]
+pub enum Done {
+    #[oai(status = 204)]
+    Done,
+}
+
 pub struct MeApi;
 
 #[OpenApi(tag = "ApiTags::Me")]
@@ -42,6 +78,123 @@ impl MeApi {
     ) -> poem::Result<Json<MeResponse>> {
         Ok(Json(load_me(&state, &who).await?))
     }
+
+    /// Your live sign-ins: browser sessions and API (`/auth/token`) sign-ins.
+    #[oai(path = "/me/sessions", method = "get")]
+    async fn sessions(
+        &self,
+        state: Data<&Arc<AppState>>,
+        who: SignedIn,
+    ) -> poem::Result<Json<SignInList>> {
+        let items = sign_ins(&state, &who.0)
+            .await?
+            .into_iter()
+            .map(|(s, current)| SignInInfo {
+                id: s.id,
+                kind: if s.browser { "browser" } else { "api" }.into(),
+                current,
+                created_at: rfc3339(s.created_at),
+                last_seen_at: s.last_seen_at.map(rfc3339),
+                expires_at: rfc3339(s.expires_at),
+                ip: s.ip,
+            })
+            .collect();
+        Ok(Json(SignInList { items }))
+    }
+
+    /// Ends one of your sign-ins, server-side, at once.
+    #[oai(path = "/me/sessions/:id", method = "delete")]
+    async fn end_session(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        id: Path<String>,
+    ) -> poem::Result<Done> {
+        end_sign_in(&state, &who.0, &id, &meta).await?;
+        Ok(Done::Done)
+    }
+
+    /// Changes your password (the current one is required). Every other
+    /// session and API sign-in of yours ends.
+    #[oai(path = "/me/password", method = "post")]
+    async fn change_password(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        body: JsonBody<PasswordChange>,
+    ) -> poem::Result<Done> {
+        let PasswordChange {
+            current_password,
+            new_password,
+        } = body.0;
+        crate::identity::users::change_password(
+            &state,
+            &who.0,
+            current_password,
+            new_password,
+            &meta,
+        )
+        .await?;
+        Ok(Done::Done)
+    }
+}
+
+/// The caller's sign-ins, each with whether it is the one in use.
+pub async fn sign_ins(
+    state: &AppState,
+    who: &Principal,
+) -> Result<Vec<(accounts::SignIn, bool)>, Error> {
+    let id = who.user_id;
+    let now = state.clock.unix();
+    let list = state
+        .control
+        .db
+        .read_async(move |c| accounts::live_sign_ins(c, id, now))
+        .await?;
+    let current = match &who.via {
+        Via::Session { hash } => Some(accounts::session_public_id(hash)),
+        Via::Access { family } => Some(family.clone()),
+        Via::ApiToken { .. } => None,
+    };
+    Ok(list
+        .into_iter()
+        .map(|s| {
+            let cur = current.as_deref() == Some(s.id.as_str());
+            (s, cur)
+        })
+        .collect())
+}
+
+pub async fn end_sign_in(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    meta: &RequestMeta,
+) -> Result<(), Error> {
+    let user = who.user_id;
+    let now = state.clock.unix();
+    let keys = state.control.keys.clone();
+    let meta = meta.clone();
+    let id = id.to_owned();
+    state
+        .control
+        .db
+        .write_async(move |tx| {
+            if !accounts::end_sign_in(tx, user, &id, now)? {
+                return Err(Error::NotFound("session"));
+            }
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(Actor::User(user), "auth.session_ended", &meta)
+                    .target("user", user),
+            )?;
+            Ok(())
+        })
+        .await
 }
 
 pub async fn load_me(state: &AppState, who: &SignedIn) -> Result<MeResponse, Error> {
@@ -53,9 +206,15 @@ pub async fn load_me(state: &AppState, who: &SignedIn) -> Result<MeResponse, Err
         .read_async(move |c| control::get_user(c, &keys, id))
         .await?
         .ok_or(Error::Unauthenticated)?;
+    // A workspace API token sees its own workspace only.
+    let only = match &who.0.via {
+        Via::ApiToken { workspace, .. } => Some(*workspace),
+        _ => None,
+    };
     let workspaces = crate::workspace::list_for_user(state, id)
         .await?
         .into_iter()
+        .filter(|(w, _)| only.is_none_or(|o| o == w.id))
         .map(|(w, role)| MeWorkspace {
             id: w.id.to_string(),
             name: w.name,

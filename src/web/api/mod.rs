@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, one file per resource, described by the
 //! OpenAPI document at `/api/openapi.json`.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -25,6 +26,8 @@ pub enum ApiTags {
     Records,
     /// Members and teams of a workspace.
     Teams,
+    /// Member roles, service accounts and API tokens.
+    Access,
 }
 
 pub type ApiService = OpenApiService<
@@ -35,6 +38,7 @@ pub type ApiService = OpenApiService<
         platform::PlatformApi,
         records::RecordsApi,
         teams::TeamsApi,
+        access::AccessApi,
     ),
     (),
 >;
@@ -48,6 +52,7 @@ pub fn service(public_url: &str) -> ApiService {
             platform::PlatformApi,
             records::RecordsApi,
             teams::TeamsApi,
+            access::AccessApi,
         ),
         "Aura API",
         env!("CARGO_PKG_VERSION"),

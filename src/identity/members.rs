@@ -1,0 +1,233 @@
+//! Managing who is in a workspace: role changes, removal, service accounts.
+//! Memberships live in control.db, so each change writes its entry to the
+//! platform chain in the same transaction, then mirrors it into the
+//! workspace's own chain, where its owners and admins read it.
+
+use rusqlite::Transaction;
+use serde_json::json;
+
+use crate::access::Role;
+use crate::access::enter::TenantCtx;
+use crate::app::AppState;
+use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::error::{Error, Result};
+use crate::ids::UserId;
+use crate::store::control::{self, NewUser};
+use crate::store::{accounts, audit, tokens};
+
+/// One change to record, in both chains.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub action: &'static str,
+    pub target_type: &'static str,
+    pub target_id: String,
+    pub after: serde_json::Value,
+}
+
+/// Runs `f` on control.db with its platform audit entry in the same
+/// transaction, then appends the same entry to the workspace's chain.
+pub async fn control_change<T, F>(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    change: Change,
+    f: F,
+) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+{
+    let now = state.clock.unix();
+    let keys = state.control.keys.clone();
+    let actor = ctx.user;
+    let ws = ctx.db.id();
+    let m = meta.clone();
+    let c = change.clone();
+    let out = state
+        .control
+        .db
+        .write_async(move |tx| {
+            let out = f(tx)?;
+            let mut after = c.after.clone();
+            after["workspace"] = json!(ws.to_string());
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(Actor::User(actor), c.action, &m)
+                    .target(c.target_type, &c.target_id)
+                    .after(after),
+            )?;
+            Ok(out)
+        })
+        .await?;
+    let m = meta.clone();
+    ctx.db
+        .write(move |t| {
+            t.audit(
+                now,
+                &NewEntry::new(Actor::User(actor), change.action, &m)
+                    .target(change.target_type, &change.target_id)
+                    .after(change.after),
+            )
+        })
+        .await?;
+    Ok(out)
+}
+
+/// Whether `actor` (holding `actor_role`) may move `target` from `from` to
+/// `to` (`None`: removal). Only owners touch the owner role, and the last
+/// owner stays.
+fn check_change(actor_role: Role, from: Role, to: Option<Role>, owners: i64) -> Result<()> {
+    let touches_owner = from == Role::Owner || to == Some(Role::Owner);
+    if touches_owner && actor_role != Role::Owner {
+        return Err(Error::Forbidden);
+    }
+    if from == Role::Owner && to != Some(Role::Owner) && owners <= 1 {
+        return Err(Error::Conflict(
+            "a workspace keeps at least one owner; make someone else owner first".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn set_role(
+    state: &AppState,
+    ctx: &TenantCtx,
+    target: UserId,
+    role: Role,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let ws = ctx.db.id();
+    let actor_role = ctx.role;
+    let change = Change {
+        action: "member.role_changed",
+        target_type: "user",
+        target_id: target.to_string(),
+        after: json!({ "role": role.as_str() }),
+    };
+    control_change(state, ctx, meta, change, move |tx| {
+        let from = accounts::membership_role(tx, ws, target)?.ok_or(Error::NotFound("member"))?;
+        check_change(actor_role, from, Some(role), accounts::owner_count(tx, ws)?)?;
+        accounts::set_role(tx, ws, target, role)
+    })
+    .await
+}
+
+pub async fn remove(
+    state: &AppState,
+    ctx: &TenantCtx,
+    target: UserId,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let ws = ctx.db.id();
+    let actor_role = ctx.role;
+    let now = state.clock.unix();
+    let change = Change {
+        action: "member.removed",
+        target_type: "user",
+        target_id: target.to_string(),
+        after: json!({}),
+    };
+    control_change(state, ctx, meta, change, move |tx| {
+        let from = accounts::membership_role(tx, ws, target)?.ok_or(Error::NotFound("member"))?;
+        check_change(actor_role, from, None, accounts::owner_count(tx, ws)?)?;
+        accounts::delete_membership(tx, ws, target)?;
+        tokens::revoke_member_tokens(tx, ws, target, now)?;
+        Ok(())
+    })
+    .await?;
+    // Team places go with the membership.
+    let t = target.to_string();
+    ctx.db
+        .write(move |tx| crate::store::teams::remove_user_everywhere(tx.tx, &t).map(|_| ()))
+        .await
+}
+
+/// Creates a service account: an account that never signs in and acts only
+/// through tokens, a member of this workspace with `role`.
+pub async fn create_service_account(
+    state: &AppState,
+    ctx: &TenantCtx,
+    name: &str,
+    role: Role,
+    meta: &RequestMeta,
+) -> Result<UserId> {
+    let name = super::validate_name("name", name)?;
+    if !ctx.role.at_least(role) {
+        return Err(Error::field(
+            "role",
+            format!("must be no higher than your own role ({})", ctx.role),
+        ));
+    }
+    let id = UserId::generate();
+    let ws = ctx.db.id();
+    let now = state.clock.unix();
+    let keys = state.control.keys.clone();
+    let change = Change {
+        action: "service_account.created",
+        target_type: "user",
+        target_id: id.to_string(),
+        after: json!({ "role": role.as_str() }),
+    };
+    control_change(state, ctx, meta, change, move |tx| {
+        let email = format!("svc-{id}@service.invalid");
+        control::insert_user(
+            tx,
+            &keys,
+            &NewUser {
+                id,
+                email: &email,
+                name: Some(&name),
+                password_hash: None,
+                platform_admin: false,
+            },
+            now,
+        )?;
+        accounts::set_kind_service(tx, id)?;
+        control::insert_membership(tx, ws, id, role, now)?;
+        Ok(id)
+    })
+    .await
+}
+
+/// The workspace's service accounts: id, name, role.
+pub async fn service_accounts(
+    state: &AppState,
+    ctx: &TenantCtx,
+) -> Result<Vec<(UserId, String, Role)>> {
+    let keys = state.control.keys.clone();
+    let ws = ctx.db.id();
+    state
+        .control
+        .db
+        .read_async(move |c| {
+            let ids = accounts::service_account_ids(c, ws)?;
+            Ok(control::workspace_members(c, &keys, ws)?
+                .into_iter()
+                .filter(|(u, _)| ids.contains(&u.id))
+                .map(|(u, role)| (u.id, u.name.unwrap_or_default(), role))
+                .collect())
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_rules() {
+        use Role::*;
+        assert!(check_change(Admin, Member, Some(Manager), 1).is_ok());
+        assert!(check_change(Admin, Owner, Some(Admin), 2).is_err());
+        assert!(check_change(Admin, Member, Some(Owner), 1).is_err());
+        assert!(check_change(Owner, Owner, Some(Admin), 2).is_ok());
+        assert!(matches!(
+            check_change(Owner, Owner, Some(Admin), 1),
+            Err(Error::Conflict(_))
+        ));
+        assert!(check_change(Owner, Owner, None, 1).is_err());
+        assert!(check_change(Owner, Owner, Some(Owner), 1).is_ok());
+    }
+}

@@ -1,0 +1,176 @@
+//! SQL for changing accounts and memberships: disabling, roles, removal, and
+//! service accounts.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::access::Role;
+use crate::error::{Error, Result};
+use crate::ids::{UserId, WorkspaceId};
+
+pub fn set_disabled(tx: &Transaction<'_>, user: UserId, disabled: bool, now: i64) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE id = ?1",
+        params![user.to_string(), disabled, now],
+    )?;
+    if n == 0 {
+        return Err(Error::NotFound("user"));
+    }
+    Ok(())
+}
+
+pub fn set_kind_service(tx: &Transaction<'_>, user: UserId) -> Result<()> {
+    tx.execute(
+        "UPDATE users SET kind = 'service' WHERE id = ?1",
+        [user.to_string()],
+    )?;
+    Ok(())
+}
+
+pub fn is_service(conn: &Connection, user: UserId) -> Result<bool> {
+    let kind: Option<String> = conn
+        .query_row(
+            "SELECT kind FROM users WHERE id = ?1",
+            [user.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(kind.as_deref() == Some("service"))
+}
+
+/// Any membership, whatever the workspace's state (for management, where a
+/// removed member must answer 404).
+pub fn membership_role(conn: &Connection, ws: WorkspaceId, user: UserId) -> Result<Option<Role>> {
+    let role: Option<String> = conn
+        .query_row(
+            "SELECT role FROM memberships WHERE workspace_id = ?1 AND user_id = ?2",
+            params![ws.to_string(), user.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    role.map(|r| r.parse()).transpose()
+}
+
+pub fn owner_count(conn: &Connection, ws: WorkspaceId) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM memberships WHERE workspace_id = ?1 AND role = 'owner'",
+        [ws.to_string()],
+        |r| r.get(0),
+    )?)
+}
+
+pub fn set_role(tx: &Transaction<'_>, ws: WorkspaceId, user: UserId, role: Role) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE memberships SET role = ?3 WHERE workspace_id = ?1 AND user_id = ?2",
+        params![ws.to_string(), user.to_string(), role.as_str()],
+    )?;
+    if n == 0 {
+        return Err(Error::NotFound("member"));
+    }
+    Ok(())
+}
+
+pub fn delete_membership(tx: &Transaction<'_>, ws: WorkspaceId, user: UserId) -> Result<()> {
+    let n = tx.execute(
+        "DELETE FROM memberships WHERE workspace_id = ?1 AND user_id = ?2",
+        params![ws.to_string(), user.to_string()],
+    )?;
+    if n == 0 {
+        return Err(Error::NotFound("member"));
+    }
+    Ok(())
+}
+
+/// The workspace's service accounts (members whose account is `service`).
+pub fn service_account_ids(
+    conn: &Connection,
+    ws: WorkspaceId,
+) -> Result<std::collections::HashSet<UserId>> {
+    let mut stmt = conn.prepare(
+        "SELECT u.id FROM memberships m JOIN users u ON u.id = m.user_id
+         WHERE m.workspace_id = ?1 AND u.kind = 'service'",
+    )?;
+    let rows = stmt.query_map([ws.to_string()], |r| r.get::<_, String>(0))?;
+    rows.map(|r| r.map_err(Error::from).and_then(|s| s.parse()))
+        .collect()
+}
+
+/// A sign-in a user can see and end: a browser session or an API token
+/// family.
+#[derive(Clone, Debug)]
+pub struct SignIn {
+    /// Browser: the first 16 bytes of the token's hash, in hex; API: the
+    /// family id.
+    pub id: String,
+    pub browser: bool,
+    pub created_at: i64,
+    pub last_seen_at: Option<i64>,
+    pub expires_at: i64,
+    pub ip: Option<String>,
+}
+
+pub fn session_public_id(id_hash: &[u8]) -> String {
+    hex::encode(&id_hash[..id_hash.len().min(16)])
+}
+
+pub fn live_sign_ins(conn: &Connection, user: UserId, now: i64) -> Result<Vec<SignIn>> {
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT id_hash, created_at, last_seen_at, min(idle_expires_at, absolute_expires_at), ip
+         FROM sessions WHERE user_id = ?1 AND idle_expires_at > ?2 AND absolute_expires_at > ?2
+         ORDER BY created_at",
+    )?;
+    let mut rows = stmt.query(params![user.to_string(), now])?;
+    while let Some(r) = rows.next()? {
+        let h: Vec<u8> = r.get(0)?;
+        out.push(SignIn {
+            id: session_public_id(&h),
+            browser: true,
+            created_at: r.get(1)?,
+            last_seen_at: r.get(2)?,
+            expires_at: r.get(3)?,
+            ip: r.get(4)?,
+        });
+    }
+    let mut stmt = conn.prepare(
+        "SELECT id, created_at, expires_at FROM token_families
+         WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 ORDER BY created_at",
+    )?;
+    let mut rows = stmt.query(params![user.to_string(), now])?;
+    while let Some(r) = rows.next()? {
+        out.push(SignIn {
+            id: r.get(0)?,
+            browser: false,
+            created_at: r.get(1)?,
+            last_seen_at: None,
+            expires_at: r.get(2)?,
+            ip: None,
+        });
+    }
+    Ok(out)
+}
+
+/// Ends one of a user's sign-ins by its public id. False when there is none.
+pub fn end_sign_in(tx: &Transaction<'_>, user: UserId, id: &str, now: i64) -> Result<bool> {
+    let mut stmt = tx.prepare("SELECT id_hash FROM sessions WHERE user_id = ?1")?;
+    let hashes = stmt
+        .query_map([user.to_string()], |r| r.get::<_, Vec<u8>>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if let Some(h) = hashes.iter().find(|h| session_public_id(h) == id) {
+        tx.execute("DELETE FROM sessions WHERE id_hash = ?1", [h])?;
+        return Ok(true);
+    }
+    let n = tx.execute(
+        "UPDATE token_families SET revoked_at = ?3, revoked_reason = 'ended by the user'
+         WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+        params![id, user.to_string(), now],
+    )?;
+    Ok(n == 1)
+}
+
+/// Ends every browser session of a user except `keep` (a token hash).
+pub fn end_other_sessions(tx: &Transaction<'_>, user: UserId, keep: Option<&[u8]>) -> Result<usize> {
+    Ok(tx.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 AND id_hash IS NOT ?2",
+        params![user.to_string(), keep],
+    )?)
+}

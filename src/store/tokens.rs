@@ -1,0 +1,340 @@
+//! SQL for programmatic credentials in control.db: refresh-token families and
+//! `aura_` API tokens. Secrets arrive here already hashed; token names are
+//! sealed under the platform key.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::control::PlatformKeys;
+use crate::access::Role;
+use crate::crypto::Slot;
+use crate::error::{Error, Result};
+use crate::ids::{UserId, WorkspaceId};
+
+// ---- refresh-token families --------------------------------------------------
+
+/// What `/auth/refresh` needs to know about a presented refresh token.
+#[derive(Clone, Debug)]
+pub struct RefreshLookup {
+    pub family_id: String,
+    pub user_id: UserId,
+    pub used: bool,
+    pub family_revoked: bool,
+    pub family_expires_at: i64,
+    pub user_disabled: bool,
+    pub platform_admin: bool,
+}
+
+pub fn insert_family(
+    tx: &Transaction<'_>,
+    id: &str,
+    user: UserId,
+    now: i64,
+    expires_at: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO token_families (id, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![id, user.to_string(), now, expires_at],
+    )?;
+    Ok(())
+}
+
+pub fn insert_refresh(tx: &Transaction<'_>, hash: &[u8], family: &str, now: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO refresh_tokens (hash, family_id, created_at) VALUES (?1, ?2, ?3)",
+        params![hash, family, now],
+    )?;
+    Ok(())
+}
+
+pub fn find_refresh(conn: &Connection, hash: &[u8]) -> Result<Option<RefreshLookup>> {
+    let row = conn
+        .query_row(
+            "SELECT f.id, f.user_id, r.used_at IS NOT NULL, f.revoked_at IS NOT NULL,
+                    f.expires_at, u.disabled, u.platform_admin
+             FROM refresh_tokens r
+             JOIN token_families f ON f.id = r.family_id
+             JOIN users u ON u.id = f.user_id
+             WHERE r.hash = ?1",
+            [hash],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, bool>(5)?,
+                    r.get::<_, bool>(6)?,
+                ))
+            },
+        )
+        .optional()?;
+    row.map(|(family_id, user, used, revoked, expires, disabled, admin)| {
+        Ok(RefreshLookup {
+            family_id,
+            user_id: user.parse()?,
+            used,
+            family_revoked: revoked,
+            family_expires_at: expires,
+            user_disabled: disabled,
+            platform_admin: admin,
+        })
+    })
+    .transpose()
+}
+
+/// Marks a refresh token used. Returns false when another request used it
+/// first (the loser of a race is treated as a reuse).
+pub fn mark_refresh_used(tx: &Transaction<'_>, hash: &[u8], now: i64) -> Result<bool> {
+    let n = tx.execute(
+        "UPDATE refresh_tokens SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL",
+        params![hash, now],
+    )?;
+    Ok(n == 1)
+}
+
+pub fn revoke_family(tx: &Transaction<'_>, id: &str, now: i64, reason: &str) -> Result<usize> {
+    Ok(tx.execute(
+        "UPDATE token_families SET revoked_at = ?2, revoked_reason = ?3
+         WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, now, reason],
+    )?)
+}
+
+pub fn revoke_user_families(
+    tx: &Transaction<'_>,
+    user: UserId,
+    except: Option<&str>,
+    now: i64,
+    reason: &str,
+) -> Result<usize> {
+    Ok(tx.execute(
+        "UPDATE token_families SET revoked_at = ?2, revoked_reason = ?3
+         WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?4",
+        params![user.to_string(), now, reason, except],
+    )?)
+}
+
+/// The state an access JWT is checked against on every request: is its family
+/// still live and its account still enabled.
+pub struct FamilyState {
+    pub user_id: UserId,
+    pub live: bool,
+    pub platform_admin: bool,
+}
+
+pub fn family_state(conn: &Connection, id: &str, now: i64) -> Result<Option<FamilyState>> {
+    let row = conn
+        .query_row(
+            "SELECT f.user_id, f.revoked_at IS NULL AND f.expires_at > ?2 AND u.disabled = 0,
+                    u.platform_admin
+             FROM token_families f JOIN users u ON u.id = f.user_id WHERE f.id = ?1",
+            params![id, now],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            },
+        )
+        .optional()?;
+    row.map(|(u, live, admin)| {
+        Ok(FamilyState {
+            user_id: u.parse()?,
+            live,
+            platform_admin: admin,
+        })
+    })
+    .transpose()
+}
+
+// ---- API tokens -------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct ApiTokenRow {
+    pub id: String,
+    pub workspace_id: WorkspaceId,
+    pub user_id: UserId,
+    pub created_by: UserId,
+    pub name: String,
+    pub scope: Role,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+pub struct NewApiToken<'a> {
+    pub id: &'a str,
+    pub hash: &'a [u8],
+    pub workspace_id: WorkspaceId,
+    pub user_id: UserId,
+    pub created_by: UserId,
+    pub name: &'a str,
+    pub scope: Role,
+    pub expires_at: Option<i64>,
+}
+
+pub fn insert_api_token(
+    tx: &Transaction<'_>,
+    keys: &PlatformKeys,
+    t: &NewApiToken<'_>,
+    now: i64,
+) -> Result<()> {
+    let name_ct = keys
+        .sealer
+        .seal_str(Slot::new("api_tokens", t.id, "name"), t.name)?;
+    tx.execute(
+        "INSERT INTO api_tokens (id, hash, workspace_id, user_id, created_by, name_ct, scope,
+                                 created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            t.id,
+            t.hash,
+            t.workspace_id.to_string(),
+            t.user_id.to_string(),
+            t.created_by.to_string(),
+            name_ct,
+            t.scope.as_str(),
+            now,
+            t.expires_at
+        ],
+    )?;
+    Ok(())
+}
+
+const TOKEN_COLUMNS: &str = "id, workspace_id, user_id, created_by, name_ct, scope, created_at,
+                             expires_at, last_used_at, revoked_at";
+
+fn token_from_row(keys: &PlatformKeys, r: &rusqlite::Row<'_>) -> Result<ApiTokenRow> {
+    let id: String = r.get(0)?;
+    let ws: String = r.get(1)?;
+    let user: String = r.get(2)?;
+    let by: String = r.get(3)?;
+    let name_ct: Vec<u8> = r.get(4)?;
+    let scope: String = r.get(5)?;
+    Ok(ApiTokenRow {
+        name: keys
+            .sealer
+            .open_string(Slot::new("api_tokens", &id, "name"), &name_ct)?,
+        id,
+        workspace_id: ws.parse()?,
+        user_id: user.parse()?,
+        created_by: by.parse()?,
+        scope: scope.parse()?,
+        created_at: r.get(6)?,
+        expires_at: r.get(7)?,
+        last_used_at: r.get(8)?,
+        revoked_at: r.get(9)?,
+    })
+}
+
+pub fn list_api_tokens(
+    conn: &Connection,
+    keys: &PlatformKeys,
+    ws: WorkspaceId,
+) -> Result<Vec<ApiTokenRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE workspace_id = ?1 ORDER BY created_at, id"
+    ))?;
+    let mut rows = stmt.query([ws.to_string()])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(token_from_row(keys, r)?);
+    }
+    Ok(out)
+}
+
+pub fn get_api_token(
+    conn: &Connection,
+    keys: &PlatformKeys,
+    ws: WorkspaceId,
+    id: &str,
+) -> Result<Option<ApiTokenRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE workspace_id = ?1 AND id = ?2"
+    ))?;
+    let mut rows = stmt.query(params![ws.to_string(), id])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(token_from_row(keys, r)?)),
+        None => Ok(None),
+    }
+}
+
+/// What authenticating with an API token needs: no names, no decryption.
+pub struct TokenAuth {
+    pub id: String,
+    pub workspace_id: WorkspaceId,
+    pub user_id: UserId,
+    pub scope: Role,
+    pub last_used_at: Option<i64>,
+}
+
+/// A live token by its hash: not revoked, not expired, its account enabled.
+pub fn find_live_api_token(conn: &Connection, hash: &[u8], now: i64) -> Result<Option<TokenAuth>> {
+    let row = conn
+        .query_row(
+            "SELECT t.id, t.workspace_id, t.user_id, t.scope, t.last_used_at
+             FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.hash = ?1 AND t.revoked_at IS NULL
+               AND (t.expires_at IS NULL OR t.expires_at > ?2) AND u.disabled = 0",
+            params![hash, now],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            },
+        )
+        .optional()?;
+    row.map(|(id, ws, user, scope, last)| {
+        Ok(TokenAuth {
+            id,
+            workspace_id: ws.parse()?,
+            user_id: user.parse()?,
+            scope: scope.parse()?,
+            last_used_at: last,
+        })
+    })
+    .transpose()
+}
+
+pub fn touch_api_token(tx: &Transaction<'_>, id: &str, now: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+pub fn revoke_api_token(tx: &Transaction<'_>, ws: WorkspaceId, id: &str, now: i64) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?3)
+         WHERE workspace_id = ?1 AND id = ?2",
+        params![ws.to_string(), id, now],
+    )?;
+    if n == 0 {
+        return Err(Error::NotFound("token"));
+    }
+    Ok(())
+}
+
+/// Revokes the tokens a user holds in one workspace (used when a member is
+/// removed). Tokens of the workspace's service accounts stay: they belong to
+/// the workspace, not to whoever created them.
+pub fn revoke_member_tokens(
+    tx: &Transaction<'_>,
+    ws: WorkspaceId,
+    user: UserId,
+    now: i64,
+) -> Result<usize> {
+    Ok(tx.execute(
+        "UPDATE api_tokens SET revoked_at = ?3
+         WHERE workspace_id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+        params![ws.to_string(), user.to_string(), now],
+    )?)
+}

@@ -1,0 +1,278 @@
+//! Who may act in a workspace, over HTTP: member roles and removal, service
+//! accounts, and `aura_` API tokens.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+
+use super::ApiTags;
+use super::body::JsonBody;
+use crate::access::Role;
+use crate::access::enter::enter;
+use crate::access::permissions::{Action, Resource, needs};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::clock::rfc3339;
+use crate::error::Error;
+use crate::identity::{api_tokens, members};
+use crate::ids::UserId;
+use crate::store::tokens::ApiTokenRow;
+use crate::web::session::SignedIn;
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    pub role: Role,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountCreate {
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Object)]
+pub struct ServiceAccount {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Object)]
+pub struct ServiceAccountList {
+    pub items: Vec<ServiceAccount>,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCreate {
+    pub name: String,
+    /// The most this token may do; at most the creator's role.
+    pub scope: Role,
+    /// Days until it expires; absent means it does not expire.
+    pub expires_in_days: Option<u32>,
+    /// A service account of this workspace; absent means the creator's own.
+    pub service_account: Option<String>,
+}
+
+#[derive(Object)]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    pub scope: Role,
+    /// The account the token acts as.
+    pub holder_id: String,
+    pub holder_name: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+impl ApiToken {
+    fn from_row(t: ApiTokenRow, holder_name: Option<String>) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            scope: t.scope,
+            holder_id: t.user_id.to_string(),
+            holder_name,
+            created_by: t.created_by.to_string(),
+            created_at: rfc3339(t.created_at),
+            expires_at: t.expires_at.map(rfc3339),
+            last_used_at: t.last_used_at.map(rfc3339),
+            revoked_at: t.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct ApiTokenCreated {
+    #[oai(flatten)]
+    pub token: ApiToken,
+    /// The secret, shown this once: only its SHA-256 is kept.
+    pub secret: String,
+}
+
+#[derive(Object)]
+pub struct ApiTokenList {
+    pub items: Vec<ApiToken>,
+}
+
+#[derive(ApiResponse)]
+pub enum Created<T: poem_openapi::types::ToJSON> {
+    #[oai(status = 201)]
+    Created(Json<T>),
+}
+
+#[derive(ApiResponse)]
+pub enum Done {
+    #[oai(status = 204)]
+    Done,
+}
+
+fn user_id(raw: &str) -> Result<UserId, Error> {
+    raw.parse().map_err(|_| Error::NotFound("member"))
+}
+
+pub struct AccessApi;
+
+#[OpenApi(tag = "ApiTags::Access")]
+impl AccessApi {
+    /// Changes a member's role (admins; only owners touch `owner`, and the
+    /// last owner stays). Takes effect on the member's next request.
+    #[oai(path = "/workspaces/:workspace/members/:user", method = "put")]
+    async fn set_role(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        user: Path<String>,
+        body: JsonBody<RoleChange>,
+    ) -> poem::Result<Done> {
+        let need = needs(Resource::Member, Action::Update);
+        let ctx = enter(&state, &who.0, &workspace, need, "member.update", &meta).await?;
+        members::set_role(&state, &ctx, user_id(&user)?, body.0.role, &meta).await?;
+        Ok(Done::Done)
+    }
+
+    /// Removes a member: their access to this workspace ends at once and
+    /// their API tokens for it are revoked.
+    #[oai(path = "/workspaces/:workspace/members/:user", method = "delete")]
+    async fn remove(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        user: Path<String>,
+    ) -> poem::Result<Done> {
+        let need = needs(Resource::Member, Action::Delete);
+        let ctx = enter(&state, &who.0, &workspace, need, "member.delete", &meta).await?;
+        members::remove(&state, &ctx, user_id(&user)?, &meta).await?;
+        Ok(Done::Done)
+    }
+
+    /// The workspace's service accounts (admins).
+    #[oai(path = "/workspaces/:workspace/service-accounts", method = "get")]
+    async fn service_accounts(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+    ) -> poem::Result<Json<ServiceAccountList>> {
+        let need = needs(Resource::ServiceAccount, Action::Read);
+        let ctx = enter(&state, &who.0, &workspace, need, "service_account.read", &meta).await?;
+        let items = members::service_accounts(&state, &ctx)
+            .await?
+            .into_iter()
+            .map(|(id, name, role)| ServiceAccount {
+                id: id.to_string(),
+                name,
+                role,
+            })
+            .collect();
+        Ok(Json(ServiceAccountList { items }))
+    }
+
+    /// Creates a service account with a role no higher than the caller's.
+    #[oai(path = "/workspaces/:workspace/service-accounts", method = "post")]
+    async fn create_service_account(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        body: JsonBody<ServiceAccountCreate>,
+    ) -> poem::Result<Created<ServiceAccount>> {
+        let need = needs(Resource::ServiceAccount, Action::Create);
+        let ctx = enter(&state, &who.0, &workspace, need, "service_account.create", &meta).await?;
+        let ServiceAccountCreate { name, role } = body.0;
+        let id = members::create_service_account(&state, &ctx, &name, role, &meta).await?;
+        Ok(Created::Created(Json(ServiceAccount {
+            id: id.to_string(),
+            name: name.trim().to_owned(),
+            role,
+        })))
+    }
+
+    /// The workspace's API tokens, revoked ones included (admins). Secrets
+    /// are never shown again.
+    #[oai(path = "/workspaces/:workspace/tokens", method = "get")]
+    async fn tokens(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+    ) -> poem::Result<Json<ApiTokenList>> {
+        let need = needs(Resource::ApiToken, Action::Read);
+        let ctx = enter(&state, &who.0, &workspace, need, "api_token.read", &meta).await?;
+        let names = api_tokens::holder_names(&state, &ctx).await?;
+        let items = api_tokens::list(&state, &ctx)
+            .await?
+            .into_iter()
+            .map(|t| {
+                let n = names.get(&t.user_id).cloned();
+                ApiToken::from_row(t, n)
+            })
+            .collect();
+        Ok(Json(ApiTokenList { items }))
+    }
+
+    /// Creates an `aura_` token for the caller or a service account. The
+    /// secret is in this response only.
+    #[oai(path = "/workspaces/:workspace/tokens", method = "post")]
+    async fn create_token(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        body: JsonBody<TokenCreate>,
+    ) -> poem::Result<Created<ApiTokenCreated>> {
+        let need = needs(Resource::ApiToken, Action::Create);
+        let ctx = enter(&state, &who.0, &workspace, need, "api_token.create", &meta).await?;
+        let TokenCreate {
+            name,
+            scope,
+            expires_in_days,
+            service_account,
+        } = body.0;
+        let req = api_tokens::NewToken {
+            name,
+            scope,
+            expires_in_days,
+            service_account,
+        };
+        let made = api_tokens::create(&state, &ctx, req, &meta).await?;
+        Ok(Created::Created(Json(ApiTokenCreated {
+            token: ApiToken::from_row(made.row, None),
+            secret: made.secret,
+        })))
+    }
+
+    /// Revokes a token; it fails from the next request on.
+    #[oai(path = "/workspaces/:workspace/tokens/:token", method = "delete")]
+    async fn revoke_token(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        token: Path<String>,
+    ) -> poem::Result<Done> {
+        let need = needs(Resource::ApiToken, Action::Delete);
+        let ctx = enter(&state, &who.0, &workspace, need, "api_token.delete", &meta).await?;
+        api_tokens::revoke(&state, &ctx, &token, &meta).await?;
+        Ok(Done::Done)
+    }
+}
