@@ -727,6 +727,78 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             Value::Null,
             None,
         ),
+        (
+            "POST",
+            "/auth/token",
+            "platform",
+            "auth.token_issued",
+            json!({"email": "owner@example.com", "password": PASSWORD}),
+            Some("{refresh}"),
+        ),
+        (
+            "POST",
+            "/auth/refresh",
+            "platform",
+            "auth.token_refreshed",
+            json!({"refresh_token": "{refresh}"}),
+            None,
+        ),
+        (
+            "DELETE",
+            "/me/sessions/{id}",
+            "platform",
+            "auth.session_ended",
+            Value::Null,
+            None,
+        ),
+        (
+            "PUT",
+            "/workspaces/{workspace}/members/{user}",
+            "platform",
+            "member.role_changed",
+            json!({"role": "owner"}),
+            None,
+        ),
+        (
+            "POST",
+            "/workspaces/{workspace}/service-accounts",
+            "platform",
+            "service_account.created",
+            json!({"name": "CI robot", "role": "member"}),
+            Some("{svc}"),
+        ),
+        (
+            "POST",
+            "/workspaces/{workspace}/tokens",
+            "platform",
+            "api_token.created",
+            json!({"name": "deploy", "scope": "member", "service_account": "{svc}"}),
+            Some("{token}"),
+        ),
+        (
+            "DELETE",
+            "/workspaces/{workspace}/tokens/{token}",
+            "platform",
+            "api_token.revoked",
+            Value::Null,
+            None,
+        ),
+        (
+            "DELETE",
+            "/workspaces/{workspace}/members/{user}",
+            "platform",
+            "member.removed",
+            Value::Null,
+            None,
+        ),
+        (
+            "POST",
+            "/me/password",
+            "platform",
+            "user.password_changed",
+            json!({"current_password": PASSWORD, "new_password": PASSWORD}),
+            None,
+        ),
     ];
     let spec: Value = common::get_json(&s.c, s.server.url("/api/openapi.json")).await;
     for (path, ops) in spec["paths"].as_object().unwrap() {
@@ -755,6 +827,21 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
         } else {
             &tenant
         };
+        if path.contains("/me/sessions/{id}") {
+            let list: Value = common::get_json(&s.c, s.server.url("/api/v1/me/sessions")).await;
+            let other = list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["current"] == false)
+                .expect("another sign-in to end");
+            ids.push(("{id}", other["id"].as_str().unwrap().to_owned()));
+        }
+        if *method == "DELETE" && *path == "/workspaces/{workspace}/members/{user}" {
+            // Remove the service account, not the owner.
+            let svc = ids.iter().find(|(k, _)| *k == "{svc}").unwrap().1.clone();
+            ids.insert(0, ("{user}", svc));
+        }
         let (before_total, before_action) = (total(db), count(db, action));
         let mut p = path.to_string();
         for (k, v) in &ids {
@@ -767,7 +854,15 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             &s.c
         };
         let req = client.request(method.parse().unwrap(), &url);
-        let req = match body {
+        let mut body = body.clone();
+        if let Value::Object(_) = body {
+            let mut text = body.to_string();
+            for (k, v) in &ids {
+                text = text.replace(k, v);
+            }
+            body = serde_json::from_str(&text).unwrap();
+        }
+        let req = match &body {
             Value::Null => req,
             Value::String(csv) => req.header("content-type", "text/csv").body(csv.clone()),
             json => req.json(json),
@@ -780,7 +875,12 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
         assert!(r.status().is_success(), "{method} {path}: {}", r.status());
         if let Some(key) = capture {
             let v: Value = r.json().await.unwrap();
-            ids.push((key, v["id"].as_str().unwrap().to_owned()));
+            let field = if *key == "{refresh}" {
+                "refresh_token"
+            } else {
+                "id"
+            };
+            ids.push((key, v[field].as_str().unwrap().to_owned()));
         }
         assert_eq!(
             count(db, action),

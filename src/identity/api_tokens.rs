@@ -180,7 +180,10 @@ pub async fn authenticate(state: &AppState, secret: &str) -> Result<Principal> {
         .read_async(move |c| tokens::find_live_api_token(c, &hash, now))
         .await?
         .ok_or(Error::Unauthenticated)?;
-    if found.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY_SECS) {
+    if found
+        .last_used_at
+        .is_none_or(|t| now - t >= TOUCH_EVERY_SECS)
+    {
         let id = found.id.clone();
         state
             .control

@@ -189,7 +189,11 @@ mod tests {
         }
         assert_eq!(w.retry_after("ip", 10, 5, 900), Some(890));
         assert_eq!(w.retry_after("other", 10, 5, 900), None);
-        assert_eq!(w.retry_after("ip", 900, 5, 900), None, "the oldest aged out");
+        assert_eq!(
+            w.retry_after("ip", 900, 5, 900),
+            None,
+            "the oldest aged out"
+        );
     }
 
     #[test]

@@ -119,7 +119,10 @@ mod tests {
 
         // Another key's token.
         let other = JwtKeys::new(&SigningKey::generate(&mut rand::rngs::OsRng)).unwrap();
-        assert!(keys.verify(&other.issue(&claims(1000)).unwrap(), 1001).is_err());
+        assert!(
+            keys.verify(&other.issue(&claims(1000)).unwrap(), 1001)
+                .is_err()
+        );
 
         // alg=none with the same payload.
         let parts: Vec<&str> = t.split('.').collect();

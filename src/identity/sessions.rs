@@ -123,9 +123,11 @@ pub async fn logout(state: &AppState, who: &Principal, meta: &RequestMeta) -> Re
                 Via::Access { family } => {
                     tokens::revoke_family(tx, family, now, "logout")?;
                 }
-                Via::ApiToken { .. } => return Err(Error::Usage(
-                    "an API token does not log out; revoke it instead".into(),
-                )),
+                Via::ApiToken { .. } => {
+                    return Err(Error::Usage(
+                        "an API token does not log out; revoke it instead".into(),
+                    ));
+                }
             }
             audit::append(
                 tx,

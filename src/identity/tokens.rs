@@ -21,7 +21,12 @@ pub struct TokenPair {
 }
 
 fn access_token(state: &AppState, user: UserId, family: &str, now: i64) -> Result<(String, u64)> {
-    let ttl = state.config.file.auth.access_token_minutes.saturating_mul(60);
+    let ttl = state
+        .config
+        .file
+        .auth
+        .access_token_minutes
+        .saturating_mul(60);
     let claims = AccessClaims {
         iss: ISSUER.into(),
         aud: AUDIENCE.into(),
@@ -118,8 +123,7 @@ pub async fn refresh(state: &AppState, presented: &str, meta: &RequestMeta) -> R
                 tx,
                 &keys.sealer,
                 now,
-                &NewEntry::new(Actor::User(uid), "auth.token_refreshed", &meta)
-                    .target("user", uid),
+                &NewEntry::new(Actor::User(uid), "auth.token_refreshed", &meta).target("user", uid),
             )?;
             Ok(true)
         })

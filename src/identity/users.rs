@@ -6,8 +6,8 @@ use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
-use crate::store::{accounts, audit, tokens};
 use crate::store::control::{self, NewUser};
+use crate::store::{accounts, audit, tokens};
 
 pub const MAX_NAME_LEN: usize = 200;
 const MAX_EMAIL_LEN: usize = 254;

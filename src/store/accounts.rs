@@ -168,7 +168,11 @@ pub fn end_sign_in(tx: &Transaction<'_>, user: UserId, id: &str, now: i64) -> Re
 }
 
 /// Ends every browser session of a user except `keep` (a token hash).
-pub fn end_other_sessions(tx: &Transaction<'_>, user: UserId, keep: Option<&[u8]>) -> Result<usize> {
+pub fn end_other_sessions(
+    tx: &Transaction<'_>,
+    user: UserId,
+    keep: Option<&[u8]>,
+) -> Result<usize> {
     Ok(tx.execute(
         "DELETE FROM sessions WHERE user_id = ?1 AND id_hash IS NOT ?2",
         params![user.to_string(), keep],

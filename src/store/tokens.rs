@@ -69,17 +69,19 @@ pub fn find_refresh(conn: &Connection, hash: &[u8]) -> Result<Option<RefreshLook
             },
         )
         .optional()?;
-    row.map(|(family_id, user, used, revoked, expires, disabled, admin)| {
-        Ok(RefreshLookup {
-            family_id,
-            user_id: user.parse()?,
-            used,
-            family_revoked: revoked,
-            family_expires_at: expires,
-            user_disabled: disabled,
-            platform_admin: admin,
-        })
-    })
+    row.map(
+        |(family_id, user, used, revoked, expires, disabled, admin)| {
+            Ok(RefreshLookup {
+                family_id,
+                user_id: user.parse()?,
+                used,
+                family_revoked: revoked,
+                family_expires_at: expires,
+                user_disabled: disabled,
+                platform_admin: admin,
+            })
+        },
+    )
     .transpose()
 }
 

@@ -170,7 +170,15 @@ impl AccessApi {
         workspace: Path<String>,
     ) -> poem::Result<Json<ServiceAccountList>> {
         let need = needs(Resource::ServiceAccount, Action::Read);
-        let ctx = enter(&state, &who.0, &workspace, need, "service_account.read", &meta).await?;
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            need,
+            "service_account.read",
+            &meta,
+        )
+        .await?;
         let items = members::service_accounts(&state, &ctx)
             .await?
             .into_iter()
@@ -194,7 +202,15 @@ impl AccessApi {
         body: JsonBody<ServiceAccountCreate>,
     ) -> poem::Result<Created<ServiceAccount>> {
         let need = needs(Resource::ServiceAccount, Action::Create);
-        let ctx = enter(&state, &who.0, &workspace, need, "service_account.create", &meta).await?;
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            need,
+            "service_account.create",
+            &meta,
+        )
+        .await?;
         let ServiceAccountCreate { name, role } = body.0;
         let id = members::create_service_account(&state, &ctx, &name, role, &meta).await?;
         Ok(Created::Created(Json(ServiceAccount {

@@ -189,8 +189,7 @@ pub async fn end_sign_in(
                 tx,
                 &keys.sealer,
                 now,
-                &NewEntry::new(Actor::User(user), "auth.session_ended", &meta)
-                    .target("user", user),
+                &NewEntry::new(Actor::User(user), "auth.session_ended", &meta).target("user", user),
             )?;
             Ok(())
         })
