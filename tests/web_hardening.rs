@@ -86,6 +86,37 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             .await
             .unwrap(),
     );
+    let svc = created(
+        me.post(api("/service-accounts"))
+            .json(&serde_json::json!({"name": "Robot", "role": "member"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    let api_token = created(
+        me.post(api("/tokens"))
+            .json(&serde_json::json!({"name": "ci", "scope": "viewer"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    let sessions: serde_json::Value =
+        common::get_json(&me, server.url("/api/v1/me/sessions")).await;
+    let other_session = sessions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let other_token = csrf_from(&page(&other, "/workspaces").await);
     assert_ne!(my_token, other_token, "tokens are bound to the session");
 
@@ -109,6 +140,18 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
                 vec![("user_id", my_id.clone()), ("role", "lead".into())]
             }
             "/w/:ws/teams/:team/members/remove" => vec![("user_id", my_id.clone())],
+            "/w/:ws/members/role" => vec![("user_id", svc.clone()), ("role", "viewer".into())],
+            "/w/:ws/members/remove" => vec![("user_id", svc.clone())],
+            "/w/:ws/service-accounts" => {
+                vec![("name", "Robot 2".into()), ("role", "viewer".into())]
+            }
+            "/w/:ws/tokens" => vec![("name", "deploy".into()), ("scope", "member".into())],
+            "/w/:ws/tokens/revoke" => vec![("token_id", api_token.clone())],
+            "/account/sessions/end" => vec![("id", other_session.clone())],
+            "/account/password" => vec![
+                ("current_password", PASSWORD.into()),
+                ("new_password", PASSWORD.into()),
+            ],
             _ => vec![],
         };
         let (c, good) = if *route == "/login" {
@@ -163,7 +206,10 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 303, "{route}: the right token works");
+        // A new token's secret is shown on the answering page, not after a
+        // redirect.
+        let want = if *route == "/w/:ws/tokens" { 200 } else { 303 };
+        assert_eq!(r.status(), want, "{route}: the right token works");
         if *route == "/logout" {
             assert_eq!(
                 login(&me, &server, "admin@example.com", PASSWORD)

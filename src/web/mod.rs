@@ -35,6 +35,13 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/w/:ws/teams/:team/members",
     "/w/:ws/teams/:team/members/remove",
     "/w/:ws/teams/:team/delete",
+    "/w/:ws/members/role",
+    "/w/:ws/members/remove",
+    "/w/:ws/service-accounts",
+    "/w/:ws/tokens",
+    "/w/:ws/tokens/revoke",
+    "/account/sessions/end",
+    "/account/password",
 ];
 
 fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
@@ -55,6 +62,13 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/w/:ws/teams/:team/members" => ui::teams::add_member.boxed(),
         "/w/:ws/teams/:team/members/remove" => ui::teams::remove_member.boxed(),
         "/w/:ws/teams/:team/delete" => ui::teams::delete_team.boxed(),
+        "/w/:ws/members/role" => ui::access::change_role.boxed(),
+        "/w/:ws/members/remove" => ui::access::remove_member.boxed(),
+        "/w/:ws/service-accounts" => ui::access::create_service_account.boxed(),
+        "/w/:ws/tokens" => ui::access::create_token.boxed(),
+        "/w/:ws/tokens/revoke" => ui::access::revoke_token.boxed(),
+        "/account/password" => ui::account::change_password.boxed(),
+        "/account/sessions/end" => ui::account::end_session.boxed(),
         _ => return None,
     })
 }
@@ -80,6 +94,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/w/:ws/collections/new", get(ui::schema::new_collection))
         .at("/w/:ws/c/:coll", get(ui::records::collection_page))
         .at("/w/:ws/c/:coll/new", get(ui::record_form::new_record))
+        .at("/w/:ws/members", get(ui::access::members_page))
+        .at("/account", get(ui::account::account_page))
         .at("/w/:ws/audit", get(ui::audit::workspace_audit))
         .at("/w/:ws/audit/:seq", get(ui::audit::workspace_entry))
         .at("/platform/audit", get(ui::audit::platform_audit))

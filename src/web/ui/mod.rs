@@ -1,6 +1,8 @@
 //! Server-rendered pages (maud). No inline script or style: the CSP forbids it,
 //! and everything the pages load is embedded in the binary.
 
+pub mod access;
+pub mod account;
 pub mod audit;
 pub mod backups;
 pub mod forms;
@@ -46,7 +48,7 @@ pub fn layout(title: &str, chrome: &Chrome<'_>, body: Markup) -> Markup {
                     @if let Some(email) = chrome.email {
                         nav {
                             a href="/workspaces" { "Workspaces" }
-                            span.who { (email) }
+                            a.who href="/account" { (email) }
                             form method="post" action="/logout" {
                                 (csrf_field(chrome.csrf))
                                 button.link type="submit" { "Sign out" }

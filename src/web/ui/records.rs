@@ -66,6 +66,7 @@ pub async fn workspace_home(
                 p.actions {
                     @if can_create { a.button id="new-collection" href=(format!("/w/{ws}/collections/new")) { "New collection" } }
                     a.button.secondary href=(format!("/w/{ws}/teams")) { "Teams" }
+                    a.button.secondary href=(format!("/w/{ws}/members")) { "Members and tokens" }
                     @if admin { a.button.secondary href=(format!("/w/{ws}/audit")) { "Audit log" } }
                 }
             }

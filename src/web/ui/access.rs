@@ -1,0 +1,338 @@
+//! Who may act in a workspace, in the browser: members and their roles,
+//! service accounts, and API tokens (the secret is shown once, on the page
+//! that answers the creating form, and never again).
+
+use std::sync::Arc;
+
+use maud::html;
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{Request, Response, handler};
+
+use super::csrf_field;
+use super::forms::{enter_ui, errors_box, form_pairs, one, page, see_other, validation_errors};
+use crate::access::Role;
+use crate::access::enter::TenantCtx;
+use crate::access::permissions::{Action, Resource, allows, needs};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::clock::rfc3339;
+use crate::error::{Error, FieldError};
+use crate::identity::{api_tokens, members};
+use crate::records::teams;
+use crate::web::session::SignedIn;
+
+fn role_select(name: &str, selected: Role, up_to: Role) -> maud::Markup {
+    html! {
+        select name=(name) aria-label="Role" {
+            @for r in Role::ALL.into_iter().filter(|r| up_to.at_least(*r)) {
+                option value=(r.as_str()) selected[r == selected] { (r.as_str()) }
+            }
+        }
+    }
+}
+
+async fn render(
+    req: &Request,
+    state: &AppState,
+    who: &SignedIn,
+    ctx: &TenantCtx,
+    status: StatusCode,
+    errors: &[FieldError],
+    secret: Option<&str>,
+) -> poem::Result<Response> {
+    let ws = ctx.db.id().to_string();
+    let people = teams::members(state, ctx).await?;
+    let admin = allows(ctx.role, Resource::Member, Action::Update);
+    let (services, tokens, names) = if admin {
+        (
+            members::service_accounts(state, ctx).await?,
+            api_tokens::list(state, ctx).await?,
+            api_tokens::holder_names(state, ctx).await?,
+        )
+    } else {
+        Default::default()
+    };
+    let service_ids: Vec<String> = services.iter().map(|(id, ..)| id.to_string()).collect();
+    let me = ctx.user;
+    let my_role = ctx.role;
+    page(req, state, who, status, "Members and tokens", |token| {
+        html! {
+            section.card {
+                p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } }
+                h1 { "Members" }
+                (errors_box(errors))
+                table.list id="members" {
+                    thead { tr { th { "Person" } th { "Role" } th {} } }
+                    tbody {
+                        @for (u, role) in &people {
+                            @let uid = u.id.to_string();
+                            @let robot = service_ids.contains(&uid);
+                            tr data-user=(uid) {
+                                td {
+                                    @if robot { (u.name.clone().unwrap_or_default()) " " span.badge { "service account" } }
+                                    @else { (u.email) @if let Some(n) = &u.name { " (" (n) ")" } }
+                                }
+                                td {
+                                    @if admin && u.id != me {
+                                        form.inline method="post" action=(format!("/w/{ws}/members/role")) {
+                                            (csrf_field(token))
+                                            input type="hidden" name="user_id" value=(uid);
+                                            (role_select("role", *role, my_role))
+                                            button.secondary type="submit" { "Change role" }
+                                        }
+                                    } @else { span.badge { (role.as_str()) } }
+                                }
+                                td { @if admin && u.id != me {
+                                    form method="post" action=(format!("/w/{ws}/members/remove")) {
+                                        (csrf_field(token))
+                                        input type="hidden" name="user_id" value=(uid);
+                                        button.danger type="submit" { "Remove" }
+                                    }
+                                } }
+                            }
+                        }
+                    }
+                }
+            }
+            @if admin {
+                section.card {
+                    h2 { "Service accounts" }
+                    p.muted { "An account for a program: it never signs in and acts only through API tokens, with the role you give it." }
+                    form.inline id="new-service-account" method="post" action=(format!("/w/{ws}/service-accounts")) {
+                        (csrf_field(token))
+                        input name="name" required maxlength="200" placeholder="Name" aria-label="Name";
+                        (role_select("role", Role::Member, my_role))
+                        button type="submit" { "Create service account" }
+                    }
+                }
+                section.card {
+                    h2 { "API tokens" }
+                    @if let Some(s) = secret {
+                        div.notice role="status" {
+                            p { strong { "Copy this token now. " } "Only its SHA-256 is kept: it cannot be shown again." }
+                            code id="new-token" { (s) }
+                        }
+                    }
+                    table.list id="tokens" {
+                        thead { tr { th { "Name" } th { "Acts as" } th { "Scope" } th { "Expires" } th { "Last used" } th {} } }
+                        tbody {
+                            @for t in &tokens {
+                                tr data-token=(t.id) {
+                                    td { (t.name) }
+                                    td { (names.get(&t.user_id).cloned().unwrap_or_default()) }
+                                    td { span.badge { (t.scope.as_str()) } }
+                                    td { (t.expires_at.map(rfc3339).unwrap_or_else(|| "never".into())) }
+                                    td { (t.last_used_at.map(rfc3339).unwrap_or_else(|| "never".into())) }
+                                    td {
+                                        @if t.revoked_at.is_some() { span.badge { "revoked" } }
+                                        @else {
+                                            form method="post" action=(format!("/w/{ws}/tokens/revoke")) {
+                                                (csrf_field(token))
+                                                input type="hidden" name="token_id" value=(t.id);
+                                                button.danger type="submit" { "Revoke" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    form id="new-token-form" method="post" action=(format!("/w/{ws}/tokens")) {
+                        (csrf_field(token))
+                        label for="token-name" { "Name" }
+                        input id="token-name" name="name" required maxlength="200";
+                        label for="token-holder" { "Acts as" }
+                        select id="token-holder" name="service_account" {
+                            option value="" { "me" }
+                            @for (id, name, _) in &services { option value=(id) { (name) } }
+                        }
+                        label for="token-scope" { "Scope (the most it may do)" }
+                        (role_select("scope", Role::Viewer, my_role))
+                        label for="token-days" { "Expires in days (empty: never)" }
+                        input id="token-days" name="expires_in_days" type="number" min="1" max="3650" value="90";
+                        button type="submit" { "Create token" }
+                    }
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[handler]
+pub async fn members_page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::Member, Action::Read);
+    let ctx = enter_ui(&state, &who, &ws, need, "member.read", &meta).await?;
+    render(req, &state, &who, &ctx, StatusCode::OK, &[], None).await
+}
+
+/// After a change: back to the page, or the page again with what went wrong.
+async fn done(
+    req: &Request,
+    state: &AppState,
+    who: &SignedIn,
+    ctx: &TenantCtx,
+    r: Result<(), Error>,
+) -> poem::Result<Response> {
+    match r {
+        Ok(()) => Ok(see_other(format!("/w/{}/members", ctx.db.id()))),
+        Err(Error::Forbidden) => Err(Error::Forbidden.into()),
+        Err(e) => {
+            let errors = validation_errors(e)?;
+            render(
+                req,
+                state,
+                who,
+                ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &errors,
+                None,
+            )
+            .await
+        }
+    }
+}
+
+fn user_field(pairs: &[(String, String)]) -> Result<crate::ids::UserId, Error> {
+    one(pairs, "user_id")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| Error::NotFound("member"))
+}
+
+fn role_field(pairs: &[(String, String)], field: &str) -> Result<Role, Error> {
+    one(pairs, field)
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| Error::field(field, "must be owner, admin, manager, member or viewer"))
+}
+
+#[handler]
+pub async fn change_role(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::Member, Action::Update);
+    let ctx = enter_ui(&state, &who, &ws, need, "member.update", &meta).await?;
+    let pairs = form_pairs(req);
+    let user = user_field(&pairs)?;
+    let r = match role_field(&pairs, "role") {
+        Ok(role) => members::set_role(&state, &ctx, user, role, &meta).await,
+        Err(e) => Err(e),
+    };
+    done(req, &state, &who, &ctx, r).await
+}
+
+#[handler]
+pub async fn remove_member(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::Member, Action::Delete);
+    let ctx = enter_ui(&state, &who, &ws, need, "member.delete", &meta).await?;
+    let pairs = form_pairs(req);
+    let user = user_field(&pairs)?;
+    let r = members::remove(&state, &ctx, user, &meta).await;
+    done(req, &state, &who, &ctx, r).await
+}
+
+#[handler]
+pub async fn create_service_account(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::ServiceAccount, Action::Create);
+    let ctx = enter_ui(&state, &who, &ws, need, "service_account.create", &meta).await?;
+    let pairs = form_pairs(req);
+    let r = match role_field(&pairs, "role") {
+        Ok(role) => {
+            let name = one(&pairs, "name").unwrap_or_default();
+            members::create_service_account(&state, &ctx, name, role, &meta)
+                .await
+                .map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    done(req, &state, &who, &ctx, r).await
+}
+
+#[handler]
+pub async fn create_token(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::ApiToken, Action::Create);
+    let ctx = enter_ui(&state, &who, &ws, need, "api_token.create", &meta).await?;
+    let pairs = form_pairs(req);
+    let days = match one(&pairs, "expires_in_days").map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(d) => d
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| Error::field("expires_in_days", "must be a whole number of days")),
+    };
+    let made = match (role_field(&pairs, "scope"), days) {
+        (Ok(scope), Ok(expires_in_days)) => {
+            let req_token = api_tokens::NewToken {
+                name: one(&pairs, "name").unwrap_or_default().to_owned(),
+                scope,
+                expires_in_days,
+                service_account: one(&pairs, "service_account")
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            };
+            api_tokens::create(&state, &ctx, req_token, &meta).await
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    match made {
+        Ok(c) => {
+            render(
+                req,
+                &state,
+                &who,
+                &ctx,
+                StatusCode::OK,
+                &[],
+                Some(&c.secret),
+            )
+            .await
+        }
+        Err(e) => done(req, &state, &who, &ctx, Err(e)).await,
+    }
+}
+
+#[handler]
+pub async fn revoke_token(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::ApiToken, Action::Delete);
+    let ctx = enter_ui(&state, &who, &ws, need, "api_token.delete", &meta).await?;
+    let pairs = form_pairs(req);
+    let id = one(&pairs, "token_id").unwrap_or_default();
+    let r = api_tokens::revoke(&state, &ctx, id, &meta).await;
+    done(req, &state, &who, &ctx, r).await
+}
