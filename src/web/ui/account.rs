@@ -65,7 +65,7 @@ async fn render(
                     label for="current_password" { "Current password" }
                     input id="current_password" name="current_password" type="password" required autocomplete="current-password";
                     label for="new_password" { "New password" }
-                    input id="new_password" name="new_password" type="password" required minlength="12" autocomplete="new-password";
+                    input id="new_password" name="new_password" type="password" required minlength="10" autocomplete="new-password";
                     button type="submit" { "Change password" }
                 }
             }
