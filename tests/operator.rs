@@ -135,6 +135,7 @@ async fn trust_page_reflects_config_and_backups_and_security_txt_is_rfc9116() {
     let server = env.start_with(&[
         ("AURA_REGION", "IN"),
         ("AURA_BACKUP__RECIPIENTS", &recipients),
+        ("AURA_AUTH__ACCESS_TOKEN_MINUTES", "7"),
     ]);
     let t: serde_json::Value = reqwest::get(server.url("/trust.json"))
         .await
@@ -144,6 +145,11 @@ async fn trust_page_reflects_config_and_backups_and_security_txt_is_rfc9116() {
         .unwrap();
     assert_eq!(t["region"], "IN");
     assert_eq!(t["tls"]["mode"], "off");
+    assert_eq!(
+        t["sign_in"]["access_token_minutes"], 7,
+        "read from the config"
+    );
+    assert_eq!(t["sign_in"]["login_failures_per_ip"], 5);
     assert!(t["backups"]["last_success"].is_null());
     assert!(t["subprocessors"].as_array().unwrap().is_empty());
     assert!(

@@ -26,6 +26,7 @@ pub struct Trust {
     pub backups: TrustBackups,
     pub audit: TrustAudit,
     pub mfa: String,
+    pub sign_in: TrustSignIn,
     pub subprocessors: Vec<Subprocessor>,
 }
 
@@ -58,6 +59,18 @@ pub struct TrustAudit {
     pub retention_days: u32,
     pub last_verification: Option<String>,
     pub last_verification_intact: Option<bool>,
+}
+
+/// Sign-in and token settings, read from the running config.
+#[derive(Serialize)]
+pub struct TrustSignIn {
+    pub session_idle_minutes: u64,
+    pub session_absolute_hours: u64,
+    pub access_token_minutes: u64,
+    pub refresh_tokens: String,
+    pub api_tokens: String,
+    pub login_failures_per_ip: u32,
+    pub login_failure_window_minutes: u64,
 }
 
 #[derive(Serialize)]
@@ -160,7 +173,19 @@ pub fn compute(state: &AppState) -> Trust {
             last_verification: verification.map(|v| rfc3339(v.0)),
             last_verification_intact: verification.map(|v| v.1),
         },
-        mfa: "not available in this version (arrives with the identity capability); no workspace requires it".into(),
+        mfa: "not available in this version (TOTP and passkeys are on the roadmap); no workspace requires it".into(),
+        sign_in: TrustSignIn {
+            session_idle_minutes: f.auth.session_idle_minutes,
+            session_absolute_hours: f.auth.session_absolute_hours,
+            access_token_minutes: f.auth.access_token_minutes,
+            refresh_tokens: format!(
+                "single use, rotated on every refresh; reuse revokes the family; families end after {} days",
+                f.auth.refresh_token_days
+            ),
+            api_tokens: "stored as SHA-256 only, shown once, one workspace, capped scope".into(),
+            login_failures_per_ip: f.auth.login_failures_per_ip,
+            login_failure_window_minutes: f.auth.login_failure_window_minutes,
+        },
         subprocessors,
     }
 }

@@ -36,6 +36,10 @@ pub fn page(t: &Trust) -> Response {
                         @if let Some(ok) = t.backups.last_drill_passed { (if ok { " (passed)" } else { " (FAILED)" }) }
                     } } }
                 tr { th { "MFA" } td { (t.mfa) } }
+                tr { th { "Browser sessions" } td { "end after " (t.sign_in.session_idle_minutes) " idle minutes, " (t.sign_in.session_absolute_hours) " hours at most" } }
+                tr { th { "Access tokens" } td { "EdDSA JWTs valid " (t.sign_in.access_token_minutes) " minutes; refresh tokens " (t.sign_in.refresh_tokens) } }
+                tr { th { "API tokens" } td { (t.sign_in.api_tokens) } }
+                tr { th { "Sign-in limits" } td { (t.sign_in.login_failures_per_ip) " failures per IP per " (t.sign_in.login_failure_window_minutes) " minutes, then 429; per-account backoff" } }
                 tr { th { "Subprocessors" } td {
                     @if t.subprocessors.is_empty() { "none configured (no SMTP relay, no S3 endpoint, no ACME CA, no webhooks)" } @else {
                         ul { @for s in &t.subprocessors { li { (s.role) ": " code { (s.host) } } } }
