@@ -26,6 +26,14 @@ pub enum Error {
     InvalidCredentials,
     #[error("not allowed")]
     Forbidden,
+    /// The password was right; the account also needs its second factor.
+    #[error("an authentication code is required")]
+    MfaRequired,
+    #[error("invalid authentication code")]
+    MfaInvalid,
+    /// The workspace requires a second factor the caller has not set up.
+    #[error("this workspace requires two-factor sign-in")]
+    MfaEnrolmentRequired,
     #[error("invalid input")]
     Validation(Vec<FieldError>),
     #[error("{0}")]

@@ -10,7 +10,7 @@ pub use role::Role;
 
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
-use crate::store::control::{self, Control};
+use crate::store::control::Control;
 
 /// The authenticated caller of one request.
 #[derive(Clone, Debug)]
@@ -102,9 +102,14 @@ pub async fn grant_for(control: &Control, who: &Principal, ws: WorkspaceId) -> R
     };
     let role = control
         .db
-        .read_async(move |c| control::active_membership(c, ws, user))
+        .read_async(move |c| crate::store::mfa::membership_gate(c, ws, user))
         .await?;
-    match role.map(|r| cap.map_or(r, |c| r.max(c))) {
+    // A workspace that requires a second factor shuts out people without
+    // one (service accounts act through tokens and are exempt).
+    if matches!(role, Some((_, true))) {
+        return Err(Error::MfaEnrolmentRequired);
+    }
+    match role.map(|(r, _)| cap.map_or(r, |c| r.max(c))) {
         Some(role) => Ok(Grant {
             workspace: ws,
             holder: GrantHolder::Member { user, role },

@@ -15,6 +15,7 @@ pub enum Resource {
     AuditLog,
     ServiceAccount,
     ApiToken,
+    Workspace,
 }
 
 impl Resource {
@@ -27,6 +28,7 @@ impl Resource {
             Resource::AuditLog => "audit log",
             Resource::ServiceAccount => "service account",
             Resource::ApiToken => "API token",
+            Resource::Workspace => "workspace",
         }
     }
 }
@@ -121,6 +123,18 @@ pub const TABLE: &[Rule] = &[
         action: Action::Delete,
         roles: ADMINS,
         note: "revoke a token; it stops working on the next request",
+    },
+    Rule {
+        resource: Resource::Workspace,
+        action: Action::Read,
+        roles: EVERYONE,
+        note: "the workspace's settings, such as whether it requires two-factor sign-in",
+    },
+    Rule {
+        resource: Resource::Workspace,
+        action: Action::Settings,
+        roles: OWNERS,
+        note: "require two-factor sign-in: members without it reach nothing until they enrol",
     },
     Rule {
         resource: Resource::Team,

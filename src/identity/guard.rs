@@ -103,6 +103,10 @@ impl Backoff {
 pub struct Limits {
     pub login_ip: Window,
     pub accounts: Backoff,
+    /// Wrong second-factor codes per account.
+    pub totp: Window,
+    /// Browser sign-ins waiting for their second factor.
+    pub mfa_pending: super::mfa::Pending,
 }
 
 fn ip_key(meta: &RequestMeta) -> String {

@@ -191,6 +191,48 @@ pub async fn create_service_account(
     .await
 }
 
+/// Turns the workspace's two-factor requirement on or off (owners).
+pub async fn set_mfa_policy(
+    state: &AppState,
+    ctx: &TenantCtx,
+    required: bool,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let ws = ctx.db.id();
+    let me = ctx.user;
+    let has_own = state
+        .control
+        .db
+        .read_async(move |c| crate::store::mfa::has_confirmed_totp(c, me))
+        .await?;
+    if required && !has_own {
+        return Err(Error::field(
+            "required",
+            "set up two-factor sign-in for yourself first (your account page), or you would be shut out",
+        ));
+    }
+    let now = state.clock.unix();
+    let change = Change {
+        action: "workspace.mfa_policy_changed",
+        target_type: "workspace",
+        target_id: ws.to_string(),
+        after: json!({ "require_mfa": required }),
+    };
+    control_change(state, ctx, meta, change, move |tx| {
+        crate::store::mfa::set_require_mfa(tx, ws, required, now)
+    })
+    .await
+}
+
+pub async fn mfa_policy(state: &AppState, ctx: &TenantCtx) -> Result<bool> {
+    let ws = ctx.db.id();
+    state
+        .control
+        .db
+        .read_async(move |c| crate::store::mfa::require_mfa(c, ws))
+        .await
+}
+
 /// The workspace's service accounts: id, name, role.
 pub async fn service_accounts(
     state: &AppState,

@@ -6,6 +6,7 @@ pub mod api_tokens;
 pub mod guard;
 pub mod jwt;
 pub mod members;
+pub mod mfa;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

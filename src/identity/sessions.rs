@@ -19,15 +19,75 @@ pub struct LoggedIn {
     pub user_id: UserId,
 }
 
-/// Checks a password (under the sign-in rate limits) and opens a new session,
-/// always with a fresh id.
+/// API sign-in: the password and, when the account has a second factor, its
+/// code in the same request. Opens a new session, always with a fresh id.
 pub async fn login(
     state: &AppState,
     email: &str,
     password: String,
+    totp: Option<&str>,
     meta: &RequestMeta,
 ) -> Result<LoggedIn> {
     let u = super::guard::check_password(state, email, password, meta).await?;
+    super::mfa::second_factor(state, u.id, totp, meta).await?;
+    open_session(state, u.id, meta).await
+}
+
+/// Where a browser sign-in stands after the password.
+pub enum FirstStep {
+    Done(LoggedIn),
+    /// The account has a second factor: ask for the code, carrying this
+    /// one-time token to `login_with_code`.
+    NeedsCode(String),
+}
+
+pub async fn login_browser(
+    state: &AppState,
+    email: &str,
+    password: String,
+    meta: &RequestMeta,
+) -> Result<FirstStep> {
+    let u = super::guard::check_password(state, email, password, meta).await?;
+    match super::mfa::second_factor(state, u.id, None, meta).await {
+        Ok(()) => Ok(FirstStep::Done(open_session(state, u.id, meta).await?)),
+        Err(Error::MfaRequired) => {
+            let now = state.clock.unix();
+            Ok(FirstStep::NeedsCode(
+                state.limits.mfa_pending.start(u.id, now),
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The second step of a browser sign-in.
+pub async fn login_with_code(
+    state: &AppState,
+    pending: &str,
+    code: &str,
+    meta: &RequestMeta,
+) -> Result<LoggedIn> {
+    let now = state.clock.unix();
+    let user = state
+        .limits
+        .mfa_pending
+        .peek(pending, now)
+        .ok_or(Error::Unauthenticated)?;
+    super::mfa::check_code(state, user, code, meta).await?;
+    state.limits.mfa_pending.finish(pending);
+    let keys = state.control.keys.clone();
+    let row = state
+        .control
+        .db
+        .read_async(move |c| control::get_user(c, &keys, user))
+        .await?;
+    if row.is_none_or(|u| u.disabled) {
+        return Err(Error::Unauthenticated);
+    }
+    open_session(state, user, meta).await
+}
+
+async fn open_session(state: &AppState, user_id: UserId, meta: &RequestMeta) -> Result<LoggedIn> {
     let now = state.clock.unix();
     let keys = state.control.keys.clone();
     let meta_owned = meta.clone();
@@ -37,14 +97,13 @@ pub async fn login(
     let absolute = (auth.session_absolute_hours as i64).saturating_mul(3600);
     let row = SessionRow {
         id_hash: hash_token(&token),
-        user_id: u.id,
+        user_id,
         created_at: now,
         last_seen_at: now,
         idle_expires_at: now.saturating_add(idle.min(absolute)),
         absolute_expires_at: now.saturating_add(absolute),
         ip: meta.ip.clone(),
     };
-    let user_id = u.id;
     state
         .control
         .db

@@ -44,9 +44,11 @@ pub async fn issue(
     state: &AppState,
     email: &str,
     password: String,
+    totp: Option<&str>,
     meta: &RequestMeta,
 ) -> Result<TokenPair> {
     let user = super::guard::check_password(state, email, password, meta).await?;
+    super::mfa::second_factor(state, user.id, totp, meta).await?;
     let now = state.clock.unix();
     let family = uuid::Uuid::new_v4().to_string();
     let days = state.config.file.auth.refresh_token_days as i64;

@@ -27,6 +27,11 @@ pub const CONTROL: &[Migration] = &[
         name: "tokens",
         sql: include_str!("migrations/control/0003_tokens.sql"),
     },
+    Migration {
+        version: 4,
+        name: "mfa",
+        sql: include_str!("migrations/control/0004_mfa.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod audit;
 pub mod control;
 pub mod keypairs;
+pub mod mfa;
 pub mod migrations;
 pub mod records;
 pub mod teams;

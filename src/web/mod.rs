@@ -42,6 +42,10 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/w/:ws/tokens/revoke",
     "/account/sessions/end",
     "/account/password",
+    "/account/mfa/start",
+    "/account/mfa/confirm",
+    "/account/mfa/remove",
+    "/w/:ws/mfa-policy",
 ];
 
 fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
@@ -69,6 +73,10 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/w/:ws/tokens/revoke" => ui::access::revoke_token.boxed(),
         "/account/password" => ui::account::change_password.boxed(),
         "/account/sessions/end" => ui::account::end_session.boxed(),
+        "/account/mfa/start" => ui::account::mfa_start.boxed(),
+        "/account/mfa/confirm" => ui::account::mfa_confirm.boxed(),
+        "/account/mfa/remove" => ui::account::mfa_remove.boxed(),
+        "/w/:ws/mfa-policy" => ui::access::set_mfa_policy.boxed(),
         _ => return None,
     })
 }

@@ -150,6 +150,23 @@ impl From<Error> for Problem {
                 "urn:aura:problem:forbidden",
                 "Not allowed",
             ),
+            Error::MfaRequired => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "urn:aura:problem:mfa-required",
+                "Authentication code required",
+            )
+            .detail("send the current code from your authenticator app, or a recovery code, as `totp`"),
+            Error::MfaInvalid => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "urn:aura:problem:mfa-invalid",
+                "Invalid authentication code",
+            ),
+            Error::MfaEnrolmentRequired => Self::new(
+                StatusCode::FORBIDDEN,
+                "urn:aura:problem:mfa-enrolment-required",
+                "Two-factor sign-in required",
+            )
+            .detail("this workspace requires two-factor sign-in; set it up on your account page (/account)"),
             Error::Validation(errors) => Self::validation(errors),
             Error::Conflict(d) => Self::new(
                 StatusCode::CONFLICT,

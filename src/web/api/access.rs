@@ -121,6 +121,13 @@ fn user_id(raw: &str) -> Result<UserId, Error> {
     raw.parse().map_err(|_| Error::NotFound("member"))
 }
 
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfaPolicy {
+    /// Members (people) must have a second factor to reach the workspace.
+    pub required: bool,
+}
+
 pub struct AccessApi;
 
 #[OpenApi(tag = "ApiTags::Access")]
@@ -290,5 +297,48 @@ impl AccessApi {
         let ctx = enter(&state, &who.0, &workspace, need, "api_token.delete", &meta).await?;
         api_tokens::revoke(&state, &ctx, &token, &meta).await?;
         Ok(Done::Done)
+    }
+
+    /// Whether the workspace requires two-factor sign-in.
+    #[oai(path = "/workspaces/:workspace/mfa-policy", method = "get")]
+    async fn mfa_policy(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+    ) -> poem::Result<Json<MfaPolicy>> {
+        let need = needs(Resource::Workspace, Action::Read);
+        let ctx = enter(&state, &who.0, &workspace, need, "workspace.read", &meta).await?;
+        let required = members::mfa_policy(&state, &ctx).await?;
+        Ok(Json(MfaPolicy { required }))
+    }
+
+    /// Requires (or stops requiring) two-factor sign-in (owners). Members
+    /// without a second factor then get 403 `mfa-enrolment-required` until
+    /// they enrol.
+    #[oai(path = "/workspaces/:workspace/mfa-policy", method = "put")]
+    async fn set_mfa_policy(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        body: JsonBody<MfaPolicy>,
+    ) -> poem::Result<Json<MfaPolicy>> {
+        let need = needs(Resource::Workspace, Action::Settings);
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            need,
+            "workspace.settings",
+            &meta,
+        )
+        .await?;
+        members::set_mfa_policy(&state, &ctx, body.0.required, &meta).await?;
+        Ok(Json(MfaPolicy {
+            required: body.0.required,
+        }))
     }
 }

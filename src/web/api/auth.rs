@@ -18,6 +18,9 @@ use crate::web::session::{SignedIn, clear_cookie, session_cookie};
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// The current TOTP code or a recovery code, when the account has a
+    /// second factor (without it: 401 `mfa-required`).
+    pub totp: Option<String>,
 }
 
 #[derive(Object)]
@@ -81,8 +84,12 @@ impl AuthApi {
         meta: Data<&RequestMeta>,
         body: JsonBody<LoginRequest>,
     ) -> poem::Result<Response<Json<LoginResponse>>> {
-        let LoginRequest { email, password } = body.0;
-        let done = crate::identity::login(&state, &email, password, &meta).await?;
+        let LoginRequest {
+            email,
+            password,
+            totp,
+        } = body.0;
+        let done = crate::identity::login(&state, &email, password, totp.as_deref(), &meta).await?;
         Ok(Response::new(Json(LoginResponse {
             user_id: done.user_id.to_string(),
         }))
@@ -99,9 +106,12 @@ impl AuthApi {
         body: JsonBody<TokenRequest>,
     ) -> poem::Result<Json<TokenResponse>> {
         let TokenRequest {
-            email, password, ..
+            email,
+            password,
+            totp,
         } = body.0;
-        let pair = crate::identity::tokens::issue(&state, &email, password, &meta).await?;
+        let pair = crate::identity::tokens::issue(&state, &email, password, totp.as_deref(), &meta)
+            .await?;
         Ok(Json(pair.into()))
     }
 

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod me;
+pub mod mfa;
 pub mod platform;
 pub mod records;
 pub mod teams;
@@ -34,6 +35,7 @@ pub type ApiService = OpenApiService<
     (
         auth::AuthApi,
         me::MeApi,
+        mfa::MfaApi,
         audit::AuditApi,
         platform::PlatformApi,
         records::RecordsApi,
@@ -48,6 +50,7 @@ pub fn service(public_url: &str) -> ApiService {
         (
             auth::AuthApi,
             me::MeApi,
+            mfa::MfaApi,
             audit::AuditApi,
             platform::PlatformApi,
             records::RecordsApi,

@@ -54,6 +54,8 @@ async fn render(
         Default::default()
     };
     let service_ids: Vec<String> = services.iter().map(|(id, ..)| id.to_string()).collect();
+    let owner = allows(ctx.role, Resource::Workspace, Action::Settings);
+    let require_mfa = members::mfa_policy(state, ctx).await?;
     let me = ctx.user;
     let my_role = ctx.role;
     page(req, state, who, status, "Members and tokens", |token| {
@@ -92,6 +94,21 @@ async fn render(
                                 } }
                             }
                         }
+                    }
+                }
+            }
+            section.card id="mfa-policy" {
+                h2 { "Two-factor sign-in" }
+                @if require_mfa {
+                    p { "Required: people without a second factor reach nothing here until they set one up on their account page." }
+                } @else {
+                    p.muted { "Not required." }
+                }
+                @if owner {
+                    form method="post" action=(format!("/w/{ws}/mfa-policy")) {
+                        (csrf_field(token))
+                        input type="hidden" name="required" value=(if require_mfa { "false" } else { "true" });
+                        button type="submit" { @if require_mfa { "Stop requiring it" } @else { "Require it" } }
                     }
                 }
             }
@@ -334,5 +351,24 @@ pub async fn revoke_token(
     let pairs = form_pairs(req);
     let id = one(&pairs, "token_id").unwrap_or_default();
     let r = api_tokens::revoke(&state, &ctx, id, &meta).await;
+    done(req, &state, &who, &ctx, r).await
+}
+
+#[handler]
+pub async fn set_mfa_policy(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::Workspace, Action::Settings);
+    let ctx = enter_ui(&state, &who, &ws, need, "workspace.settings", &meta).await?;
+    let pairs = form_pairs(req);
+    let r = match one(&pairs, "required") {
+        Some("true") => members::set_mfa_policy(&state, &ctx, true, &meta).await,
+        Some("false") => members::set_mfa_policy(&state, &ctx, false, &meta).await,
+        _ => Err(Error::field("required", "must be true or false")),
+    };
     done(req, &state, &who, &ctx, r).await
 }

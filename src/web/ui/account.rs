@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use maud::html;
+use maud::{Markup, PreEscaped, html};
 use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{Request, Response, handler};
@@ -14,8 +14,74 @@ use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::error::FieldError;
+use crate::identity::mfa::{self, Enrolment};
 use crate::web::api::me::{end_sign_in, sign_ins};
 use crate::web::session::SignedIn;
+
+/// What the two-factor section shows besides its status.
+#[derive(Default)]
+pub enum MfaStep<'a> {
+    #[default]
+    Idle,
+    /// Enrolment started: the QR code and the confirm form.
+    Enrolling(&'a Enrolment),
+    /// Enrolment confirmed: the recovery codes, once.
+    Confirmed(&'a [String]),
+}
+
+fn mfa_section(token: &str, enabled: bool, left: i64, step: &MfaStep<'_>) -> Markup {
+    html! {
+        section.card id="mfa" {
+            h2 { "Two-factor sign-in" }
+            @match step {
+                MfaStep::Enrolling(e) => {
+                    p { "Scan this code with an authenticator app, or type the key, then enter the 6-digit code it shows." }
+                    div.qr { (PreEscaped(svg_only(&e.qr_svg))) }
+                    p { "Key: " code id="totp-secret" { (e.secret_base32) } }
+                    p.muted { code.uri { (e.otpauth_uri) } }
+                    form id="mfa-confirm" method="post" action="/account/mfa/confirm" {
+                        (csrf_field(token))
+                        label for="confirm-code" { "Code from the app" }
+                        input id="confirm-code" name="code" autocomplete="one-time-code" inputmode="numeric" required;
+                        button type="submit" { "Turn on" }
+                    }
+                }
+                MfaStep::Confirmed(codes) => {
+                    div.notice role="status" {
+                        p { strong { "Two-factor sign-in is on. " } "Keep these recovery codes somewhere safe: each works once, instead of a code from the app, and they are not shown again." }
+                        ul id="recovery-codes" { @for c in codes.iter() { li { code { (c) } } } }
+                    }
+                }
+                MfaStep::Idle => {
+                    @if enabled {
+                        p { "On. " (left) " recovery codes left." }
+                        form id="mfa-remove" method="post" action="/account/mfa/remove" {
+                            (csrf_field(token))
+                            label for="remove-password" { "Password" }
+                            input id="remove-password" name="password" type="password" required autocomplete="current-password";
+                            label for="remove-code" { "Code from the app, or a recovery code" }
+                            input id="remove-code" name="code" required autocomplete="one-time-code";
+                            button.danger type="submit" { "Turn off" }
+                        }
+                    } @else {
+                        p.muted { "Off. With it on, signing in also asks for a code from an authenticator app." }
+                        form id="mfa-start" method="post" action="/account/mfa/start" {
+                            (csrf_field(token))
+                            label for="mfa-password" { "Password" }
+                            input id="mfa-password" name="password" type="password" required autocomplete="current-password";
+                            button type="submit" { "Set up" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `<svg>` element of a rendered document (no XML declaration).
+fn svg_only(doc: &str) -> &str {
+    doc.find("<svg").map_or(doc, |i| &doc[i..])
+}
 
 async fn render(
     req: &Request,
@@ -25,7 +91,20 @@ async fn render(
     errors: &[FieldError],
     notice: Option<&str>,
 ) -> poem::Result<Response> {
+    render_mfa(req, state, who, status, errors, notice, MfaStep::Idle).await
+}
+
+async fn render_mfa(
+    req: &Request,
+    state: &AppState,
+    who: &SignedIn,
+    status: StatusCode,
+    errors: &[FieldError],
+    notice: Option<&str>,
+    step: MfaStep<'_>,
+) -> poem::Result<Response> {
     let list = sign_ins(state, &who.0).await?;
+    let (enabled, left) = crate::identity::mfa::status(state, who.0.user_id).await?;
     page(req, state, who, status, "Your account", |token| {
         html! {
             section.card {
@@ -57,6 +136,7 @@ async fn render(
                     }
                 }
             }
+            (mfa_section(token, enabled, left, &step))
             section.card {
                 h2 { "Change password" }
                 p.muted { "Every other browser session and API sign-in of yours ends." }
@@ -124,4 +204,79 @@ pub async fn end_session(
     let pairs = form_pairs(req);
     end_sign_in(&state, &who.0, one(&pairs, "id").unwrap_or_default(), &meta).await?;
     Ok(see_other("/account".into()))
+}
+
+/// Re-renders the page with the errors of a failed MFA form.
+async fn failed(
+    req: &Request,
+    state: &AppState,
+    who: &SignedIn,
+    e: crate::error::Error,
+) -> poem::Result<Response> {
+    let errors = validation_errors(e)?;
+    render(
+        req,
+        state,
+        who,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &errors,
+        None,
+    )
+    .await
+}
+
+#[handler]
+pub async fn mfa_start(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+) -> poem::Result<Response> {
+    let pairs = form_pairs(req);
+    let password = one(&pairs, "password").unwrap_or_default().to_owned();
+    match mfa::start_enrolment(&state, &who.0, password, &meta).await {
+        Ok(e) => {
+            let step = MfaStep::Enrolling(&e);
+            render_mfa(req, &state, &who, StatusCode::OK, &[], None, step).await
+        }
+        Err(e) => failed(req, &state, &who, e).await,
+    }
+}
+
+#[handler]
+pub async fn mfa_confirm(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+) -> poem::Result<Response> {
+    let pairs = form_pairs(req);
+    let code = one(&pairs, "code").unwrap_or_default();
+    match mfa::confirm(&state, &who.0, code, &meta).await {
+        Ok(codes) => {
+            let step = MfaStep::Confirmed(&codes);
+            render_mfa(req, &state, &who, StatusCode::OK, &[], None, step).await
+        }
+        Err(e) => failed(req, &state, &who, e).await,
+    }
+}
+
+#[handler]
+pub async fn mfa_remove(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+) -> poem::Result<Response> {
+    let pairs = form_pairs(req);
+    let password = one(&pairs, "password").unwrap_or_default().to_owned();
+    let code = one(&pairs, "code").unwrap_or_default();
+    match mfa::remove(&state, &who.0, password, code, &meta).await {
+        Ok(()) => Ok(see_other("/account#mfa".into())),
+        Err(crate::error::Error::MfaInvalid) => {
+            let e = crate::error::Error::field("code", "is not a valid code");
+            failed(req, &state, &who, e).await
+        }
+        Err(e) => failed(req, &state, &who, e).await,
+    }
 }

@@ -95,6 +95,9 @@ pub fn error_page(p: &Problem) -> Response {
         section.card {
             h1 { (p.title) }
             @if let Some(d) = &p.detail { p { (d) } }
+            @if p.kind == "urn:aura:problem:mfa-enrolment-required" {
+                p { a.button href="/account#mfa" { "Set up two-factor sign-in" } }
+            }
             p { a href="/" { "Back to Aura" } }
         }
     };

@@ -30,18 +30,41 @@ fn login_page(
     error: Option<&str>,
     email: &str,
 ) -> Response {
+    login_step(req, state, status, error, email, None)
+}
+
+/// The sign-in page; with `pending`, its second step (the code).
+fn login_step(
+    req: &Request,
+    state: &AppState,
+    status: StatusCode,
+    error: Option<&str>,
+    email: &str,
+    pending: Option<&str>,
+) -> Response {
     let (csrf, set_cookie) = csrf::token_for(req, state);
     let body = html! {
         section.card.narrow {
             h1 { "Sign in" }
             @if let Some(e) = error { p.error role="alert" { (e) } }
-            form method="post" action="/login" {
-                (super::csrf_field(&csrf))
-                label for="email" { "Email" }
-                input #email type="email" name="email" value=(email) autocomplete="username" required autofocus;
-                label for="password" { "Password" }
-                input #password type="password" name="password" autocomplete="current-password" required;
-                button type="submit" { "Sign in" }
+            @if let Some(p) = pending {
+                form id="mfa-form" method="post" action="/login" {
+                    (super::csrf_field(&csrf))
+                    input type="hidden" name="mfa_token" value=(p);
+                    label for="code" { "Authentication code" }
+                    p.muted { "The 6-digit code from your authenticator app, or one of your recovery codes." }
+                    input id="code" name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus;
+                    button type="submit" { "Verify" }
+                }
+            } @else {
+                form method="post" action="/login" {
+                    (super::csrf_field(&csrf))
+                    label for="email" { "Email" }
+                    input #email type="email" name="email" value=(email) autocomplete="username" required autofocus;
+                    label for="password" { "Password" }
+                    input #password type="password" name="password" autocomplete="current-password" required;
+                    button type="submit" { "Sign in" }
+                }
             }
         }
     };
@@ -80,6 +103,19 @@ pub struct LoginForm {
     email: String,
     #[serde(default)]
     password: String,
+    /// The second step: the one-time token of a sign-in waiting for its code.
+    #[serde(default)]
+    mfa_token: String,
+    #[serde(default)]
+    code: String,
+}
+
+fn signed_in(state: &AppState, token: &str) -> Response {
+    let mut resp = Redirect::see_other("/workspaces").into_response();
+    if let Ok(v) = session_cookie(&state.config, token).parse() {
+        resp.headers_mut().insert("set-cookie", v);
+    }
+    resp
 }
 
 #[handler]
@@ -89,6 +125,30 @@ pub async fn login_submit(
     meta: Data<&RequestMeta>,
     Form(form): Form<LoginForm>,
 ) -> poem::Result<Response> {
+    if !form.mfa_token.is_empty() {
+        let done =
+            crate::identity::sessions::login_with_code(&state, &form.mfa_token, &form.code, &meta)
+                .await;
+        return match done {
+            Ok(done) => Ok(signed_in(&state, &done.token)),
+            Err(Error::MfaInvalid) => Ok(login_step(
+                req,
+                &state,
+                StatusCode::UNAUTHORIZED,
+                Some("That code is not valid (each code works once). Try the next one."),
+                "",
+                Some(&form.mfa_token),
+            )),
+            Err(Error::Unauthenticated) => Ok(login_page(
+                req,
+                &state,
+                StatusCode::UNAUTHORIZED,
+                Some("That sign-in expired. Please start again."),
+                "",
+            )),
+            Err(e) => Err(e.into()),
+        };
+    }
     if form.email.trim().is_empty() || form.password.is_empty() {
         return Ok(login_page(
             req,
@@ -98,14 +158,17 @@ pub async fn login_submit(
             &form.email,
         ));
     }
-    match crate::identity::login(&state, &form.email, form.password, &meta).await {
-        Ok(done) => {
-            let mut resp = Redirect::see_other("/workspaces").into_response();
-            if let Ok(v) = session_cookie(&state.config, &done.token).parse() {
-                resp.headers_mut().insert("set-cookie", v);
-            }
-            Ok(resp)
-        }
+    use crate::identity::sessions::{FirstStep, login_browser};
+    match login_browser(&state, &form.email, form.password, &meta).await {
+        Ok(FirstStep::Done(done)) => Ok(signed_in(&state, &done.token)),
+        Ok(FirstStep::NeedsCode(pending)) => Ok(login_step(
+            req,
+            &state,
+            StatusCode::OK,
+            None,
+            "",
+            Some(&pending),
+        )),
         Err(Error::InvalidCredentials) => Ok(login_page(
             req,
             &state,

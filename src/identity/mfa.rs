@@ -1,0 +1,390 @@
+//! Second factors: TOTP (RFC 6238, SHA-1, 6 digits, 30-second steps, one
+//! step of skew) with ten single-use recovery codes.
+//!
+//! - Enrolment needs the current password, shows the otpauth URI and a QR
+//!   code (SVG, rendered here), and is confirmed with a code.
+//! - A code is accepted once: the newest step used is stored, and an older or
+//!   equal step is refused.
+//! - At most `TRIES` wrong codes per account per `TRY_WINDOW`; then 429.
+//! - Removing the factor needs the password and a current code.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+use totp_rs::{Algorithm, TOTP};
+
+use crate::access::{Principal, Via};
+use crate::app::AppState;
+use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::crypto::token::{hash_token, random_token, sha256};
+use crate::error::{Error, Result};
+use crate::ids::UserId;
+use crate::store::control::{self, UserRow};
+use crate::store::{audit, mfa};
+
+const STEP: u64 = 30;
+const SECRET_LEN: usize = 20;
+const RECOVERY_CODES: usize = 10;
+pub const TRIES: u32 = 5;
+const TRY_WINDOW: i64 = 5 * 60;
+/// How long the second step of a browser sign-in may wait.
+const PENDING_SECS: i64 = 5 * 60;
+
+fn totp(secret: &[u8], account: &str) -> Result<TOTP> {
+    TOTP::new(
+        Algorithm::SHA1,
+        6,
+        1,
+        STEP,
+        secret.to_vec(),
+        Some("Aura".into()),
+        account.to_owned(),
+    )
+    .map_err(|_| Error::internal("TOTP parameters rejected"))
+}
+
+/// The step a code matches (current, previous or next), if any.
+fn matching_step(secret: &[u8], code: &str, now: i64) -> Option<i64> {
+    let t = totp(secret, "").ok()?;
+    let now = u64::try_from(now).ok()?;
+    let current = now / STEP;
+    [current.saturating_sub(1), current, current + 1]
+        .into_iter()
+        .find(|s| bool::from(t.generate(s * STEP).as_bytes().ct_eq(code.as_bytes())))
+        .and_then(|s| i64::try_from(s).ok())
+}
+
+fn normalize(code: &str) -> String {
+    code.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// What enrolment shows once: the secret for manual entry, the otpauth URI
+/// and the same URI as a QR code.
+pub struct Enrolment {
+    pub secret_base32: String,
+    pub otpauth_uri: String,
+    pub qr_svg: String,
+}
+
+async fn user_row(state: &AppState, user: UserId) -> Result<UserRow> {
+    let keys = state.control.keys.clone();
+    state
+        .control
+        .db
+        .read_async(move |c| control::get_user(c, &keys, user))
+        .await?
+        .ok_or(Error::Unauthenticated)
+}
+
+/// Re-authentication for MFA changes: a person with their password, through
+/// the sign-in limits.
+async fn reauthenticate(
+    state: &AppState,
+    who: &Principal,
+    password: String,
+    meta: &RequestMeta,
+) -> Result<UserRow> {
+    if matches!(who.via, Via::ApiToken { .. }) {
+        return Err(Error::Forbidden);
+    }
+    let me = user_row(state, who.user_id).await?;
+    super::guard::check_password(state, &me.email, password, meta)
+        .await
+        .map_err(|e| match e {
+            Error::InvalidCredentials => Error::field("password", "is not your password"),
+            other => other,
+        })
+}
+
+fn audit_alone(
+    state: &AppState,
+    user: UserId,
+    action: &'static str,
+    meta: &RequestMeta,
+    change: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()> + Send + 'static,
+) -> impl std::future::Future<Output = Result<()>> + Send {
+    let keys = state.control.keys.clone();
+    let now = state.clock.unix();
+    let meta = meta.clone();
+    let db = state.control.db.clone();
+    async move {
+        db.write_async(move |tx| {
+            change(tx)?;
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(Actor::User(user), action, &meta).target("user", user),
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+pub async fn start_enrolment(
+    state: &AppState,
+    who: &Principal,
+    password: String,
+    meta: &RequestMeta,
+) -> Result<Enrolment> {
+    let me = reauthenticate(state, who, password, meta).await?;
+    let mut secret = vec![0u8; SECRET_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let t = totp(&secret, &me.email)?;
+    let uri = t.get_url();
+    let qr = qrcode::QrCode::new(uri.as_bytes())
+        .map_err(|_| Error::internal("the otpauth URI does not fit a QR code"))?
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .build();
+    let keys = state.control.keys.clone();
+    let user = me.id;
+    let now = state.clock.unix();
+    let stored = secret.clone();
+    audit_alone(state, user, "mfa.enrolment_started", meta, move |tx| {
+        mfa::put_pending_totp(tx, &keys, user, &stored, now)
+    })
+    .await?;
+    Ok(Enrolment {
+        secret_base32: t.get_secret_base32(),
+        otpauth_uri: uri,
+        qr_svg: qr,
+    })
+}
+
+/// Confirms enrolment with a code from the app and returns the recovery
+/// codes, shown this once.
+pub async fn confirm(
+    state: &AppState,
+    who: &Principal,
+    code: &str,
+    meta: &RequestMeta,
+) -> Result<Vec<String>> {
+    let user = who.user_id;
+    let keys = state.control.keys.clone();
+    let row = state
+        .control
+        .db
+        .read_async(move |c| mfa::get_totp(c, &keys, user))
+        .await?;
+    let Some(row) = row.filter(|r| !r.confirmed) else {
+        return Err(Error::Conflict(
+            "there is no enrolment to confirm; start one first".into(),
+        ));
+    };
+    limit(state, user)?;
+    let now = state.clock.unix();
+    let Some(step) = matching_step(&row.secret, &normalize(code), now) else {
+        state.limits.totp.record(&key(user), now, TRY_WINDOW);
+        return Err(Error::field(
+            "code",
+            "does not match; check the time on your device",
+        ));
+    };
+    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
+    let hashes: Vec<Vec<u8>> = codes.iter().map(|c| hash_token(&normalize(c))).collect();
+    audit_alone(state, user, "mfa.enabled", meta, move |tx| {
+        mfa::confirm_totp(tx, user, step, now)?;
+        mfa::replace_recovery_codes(tx, user, &hashes)
+    })
+    .await?;
+    Ok(codes)
+}
+
+/// Removes the second factor: password and a current code (or a recovery
+/// code) required.
+pub async fn remove(
+    state: &AppState,
+    who: &Principal,
+    password: String,
+    code: &str,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let me = reauthenticate(state, who, password, meta).await?;
+    check_code(state, me.id, code, meta).await?;
+    let user = me.id;
+    audit_alone(state, user, "mfa.disabled", meta, move |tx| {
+        mfa::delete_mfa(tx, user)
+    })
+    .await
+}
+
+/// `(enrolled, recovery codes left)`.
+pub async fn status(state: &AppState, user: UserId) -> Result<(bool, i64)> {
+    state
+        .control
+        .db
+        .read_async(move |c| {
+            Ok((
+                mfa::has_confirmed_totp(c, user)?,
+                mfa::recovery_codes_left(c, user)?,
+            ))
+        })
+        .await
+}
+
+fn recovery_code() -> String {
+    // 12 characters of a 256-bit token, in three groups: about 72 bits.
+    let t: String = random_token()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    format!("{}-{}-{}", &t[0..4], &t[4..8], &t[8..12])
+}
+
+fn key(user: UserId) -> String {
+    format!("totp:{user}")
+}
+
+fn limit(state: &AppState, user: UserId) -> Result<()> {
+    let now = state.clock.unix();
+    match state
+        .limits
+        .totp
+        .retry_after(&key(user), now, TRIES, TRY_WINDOW)
+    {
+        Some(retry_after_secs) => Err(Error::RateLimited { retry_after_secs }),
+        None => Ok(()),
+    }
+}
+
+/// Checks a TOTP or recovery code for an account that has a confirmed
+/// factor; spends it. Wrong codes count toward the per-account limit and are
+/// audited.
+pub async fn check_code(
+    state: &AppState,
+    user: UserId,
+    code: &str,
+    meta: &RequestMeta,
+) -> Result<()> {
+    limit(state, user)?;
+    let keys = state.control.keys.clone();
+    let row = state
+        .control
+        .db
+        .read_async(move |c| mfa::get_totp(c, &keys, user))
+        .await?
+        .filter(|r| r.confirmed)
+        .ok_or(Error::MfaInvalid)?;
+    let now = state.clock.unix();
+    let code = normalize(code);
+    let step = matching_step(&row.secret, &code, now);
+    let recovery = hash_token(&code);
+    let keys = state.control.keys.clone();
+    let m = meta.clone();
+    let accepted = state
+        .control
+        .db
+        .write_async(move |tx| {
+            let (ok, how) = match step {
+                Some(s) => (mfa::use_step(tx, user, s)?, "totp"),
+                None => (
+                    mfa::use_recovery_code(tx, user, &recovery, now)?,
+                    "recovery code",
+                ),
+            };
+            let action = if ok {
+                "auth.mfa_passed"
+            } else {
+                "auth.mfa_failed"
+            };
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(Actor::User(user), action, &m)
+                    .target("user", user)
+                    .after(serde_json::json!({ "method": how })),
+            )?;
+            Ok(ok)
+        })
+        .await?;
+    if accepted {
+        Ok(())
+    } else {
+        state.limits.totp.record(&key(user), now, TRY_WINDOW);
+        Err(Error::MfaInvalid)
+    }
+}
+
+/// After a correct password: nothing more for an account without a second
+/// factor; otherwise the code is required and checked.
+pub async fn second_factor(
+    state: &AppState,
+    user: UserId,
+    code: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let enrolled = state
+        .control
+        .db
+        .read_async(move |c| mfa::has_confirmed_totp(c, user))
+        .await?;
+    match (enrolled, code.map(str::trim).filter(|c| !c.is_empty())) {
+        (false, _) => Ok(()),
+        (true, None) => Err(Error::MfaRequired),
+        (true, Some(c)) => check_code(state, user, c, meta).await,
+    }
+}
+
+/// Browser sign-ins that passed the password and wait for the code, keyed by
+/// the SHA-256 of a one-time token carried in the second form.
+#[derive(Default)]
+pub struct Pending {
+    waiting: Mutex<HashMap<Vec<u8>, (UserId, i64)>>,
+}
+
+impl Pending {
+    pub fn start(&self, user: UserId, now: i64) -> String {
+        let token = random_token();
+        let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (_, expires)| *expires > now);
+        map.insert(
+            sha256(token.as_bytes()).to_vec(),
+            (user, now + PENDING_SECS),
+        );
+        token
+    }
+
+    /// The waiting account, if the token is live. The token stays usable
+    /// for another try until it expires; the code limit bounds the tries.
+    pub fn peek(&self, token: &str, now: i64) -> Option<UserId> {
+        let map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(sha256(token.as_bytes()).as_slice())
+            .filter(|(_, expires)| *expires > now)
+            .map(|(u, _)| *u)
+    }
+
+    pub fn finish(&self, token: &str) {
+        let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(sha256(token.as_bytes()).as_slice());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_their_step_only() {
+        let secret = [7u8; SECRET_LEN];
+        let t = totp(&secret, "a@b.c").unwrap();
+        let now = 1_700_000_000i64;
+        let code = t.generate(now as u64);
+        assert_eq!(matching_step(&secret, &code, now), Some(now / 30));
+        assert_eq!(matching_step(&secret, &code, now + 30), Some(now / 30));
+        assert_eq!(matching_step(&secret, &code, now + 90), None);
+        assert_eq!(matching_step(&secret, "000000x", now), None);
+        let r = recovery_code();
+        assert_eq!(r.len(), 14);
+        assert_eq!(normalize(&r.to_uppercase()).len(), 12);
+    }
+}

@@ -1,0 +1,193 @@
+//! SQL for second factors (TOTP, recovery codes) and the workspace MFA policy.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::control::PlatformKeys;
+use crate::access::Role;
+use crate::crypto::Slot;
+use crate::error::{Error, Result};
+use crate::ids::{UserId, WorkspaceId};
+
+pub struct TotpRow {
+    pub secret: Vec<u8>,
+    pub confirmed: bool,
+    pub last_step: i64,
+}
+
+fn slot(user: &str) -> Slot<'_> {
+    Slot::new("totp", user, "secret")
+}
+
+pub fn get_totp(conn: &Connection, keys: &PlatformKeys, user: UserId) -> Result<Option<TotpRow>> {
+    let u = user.to_string();
+    let row = conn
+        .query_row(
+            "SELECT secret_ct, confirmed_at IS NOT NULL, last_step FROM totp WHERE user_id = ?1",
+            [&u],
+            |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
+        )
+        .optional()?;
+    row.map(|(ct, confirmed, last_step)| {
+        Ok(TotpRow {
+            secret: keys.sealer.open(slot(&u), &ct)?,
+            confirmed,
+            last_step,
+        })
+    })
+    .transpose()
+}
+
+/// Stores a new, unconfirmed secret (replacing an unconfirmed one). A
+/// confirmed authenticator must be removed first.
+pub fn put_pending_totp(
+    tx: &Transaction<'_>,
+    keys: &PlatformKeys,
+    user: UserId,
+    secret: &[u8],
+    now: i64,
+) -> Result<()> {
+    let u = user.to_string();
+    let ct = keys.sealer.seal(slot(&u), secret)?;
+    let n = tx.execute(
+        "INSERT INTO totp (user_id, secret_ct, created_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT(user_id) DO UPDATE SET secret_ct = excluded.secret_ct,
+             created_at = excluded.created_at, last_step = 0
+         WHERE totp.confirmed_at IS NULL",
+        params![u, ct, now],
+    )?;
+    if n == 0 {
+        return Err(Error::Conflict(
+            "two-factor sign-in is already set up; remove it first to enrol another authenticator"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn confirm_totp(tx: &Transaction<'_>, user: UserId, step: i64, now: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE totp SET confirmed_at = ?2, last_step = ?3 WHERE user_id = ?1",
+        params![user.to_string(), now, step],
+    )?;
+    Ok(())
+}
+
+/// Moves `last_step` forward; false when `step` was already used (replay).
+pub fn use_step(tx: &Transaction<'_>, user: UserId, step: i64) -> Result<bool> {
+    Ok(tx.execute(
+        "UPDATE totp SET last_step = ?2 WHERE user_id = ?1 AND last_step < ?2",
+        params![user.to_string(), step],
+    )? == 1)
+}
+
+pub fn delete_mfa(tx: &Transaction<'_>, user: UserId) -> Result<()> {
+    let u = user.to_string();
+    tx.execute("DELETE FROM totp WHERE user_id = ?1", [&u])?;
+    tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [&u])?;
+    Ok(())
+}
+
+pub fn replace_recovery_codes(
+    tx: &Transaction<'_>,
+    user: UserId,
+    hashes: &[Vec<u8>],
+) -> Result<()> {
+    let u = user.to_string();
+    tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [&u])?;
+    for h in hashes {
+        tx.execute(
+            "INSERT INTO recovery_codes (user_id, hash) VALUES (?1, ?2)",
+            params![u, h],
+        )?;
+    }
+    Ok(())
+}
+
+/// Spends a recovery code; false when it is unknown or already spent.
+pub fn use_recovery_code(
+    tx: &Transaction<'_>,
+    user: UserId,
+    hash: &[u8],
+    now: i64,
+) -> Result<bool> {
+    Ok(tx.execute(
+        "UPDATE recovery_codes SET used_at = ?3
+         WHERE user_id = ?1 AND hash = ?2 AND used_at IS NULL",
+        params![user.to_string(), hash, now],
+    )? == 1)
+}
+
+pub fn recovery_codes_left(conn: &Connection, user: UserId) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
+        [user.to_string()],
+        |r| r.get(0),
+    )?)
+}
+
+pub fn has_confirmed_totp(conn: &Connection, user: UserId) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM totp WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
+            [user.to_string()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+pub fn set_require_mfa(
+    tx: &Transaction<'_>,
+    ws: WorkspaceId,
+    required: bool,
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE workspaces SET require_mfa = ?2, updated_at = ?3 WHERE id = ?1",
+        params![ws.to_string(), required, now],
+    )?;
+    Ok(())
+}
+
+pub fn require_mfa(conn: &Connection, ws: WorkspaceId) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT require_mfa FROM workspaces WHERE id = ?1",
+            [ws.to_string()],
+            |r| r.get::<_, bool>(0),
+        )
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// What entering a workspace needs in one read: the caller's role in an
+/// active workspace, and whether its MFA policy shuts them out (a person
+/// without a confirmed second factor in a workspace that requires one).
+pub fn membership_gate(
+    conn: &Connection,
+    ws: WorkspaceId,
+    user: UserId,
+) -> Result<Option<(Role, bool)>> {
+    let row: Option<(String, bool)> = conn
+        .query_row(
+            "SELECT m.role,
+                    w.require_mfa = 1 AND u.kind = 'person'
+                    AND NOT EXISTS (SELECT 1 FROM totp t
+                                    WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL)
+             FROM memberships m
+             JOIN workspaces w ON w.id = m.workspace_id
+             JOIN users u ON u.id = m.user_id
+             WHERE m.workspace_id = ?1 AND m.user_id = ?2 AND w.state = 'active'",
+            params![ws.to_string(), user.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    row.map(|(role, blocked)| Ok((role.parse()?, blocked)))
+        .transpose()
+}

@@ -1,0 +1,128 @@
+//! Your second factor over HTTP: TOTP enrolment (with a QR code), its
+//! confirmation (which returns the recovery codes once), status and removal.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+
+use super::ApiTags;
+use super::body::JsonBody;
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::identity::mfa;
+use crate::web::session::SignedIn;
+
+#[derive(Object)]
+pub struct MfaStatus {
+    pub totp_enabled: bool,
+    pub recovery_codes_left: i64,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reauth {
+    /// Your current password.
+    pub password: String,
+}
+
+#[derive(Object)]
+pub struct TotpEnrolment {
+    /// Base32, for typing into an app by hand.
+    pub secret: String,
+    pub otpauth_uri: String,
+    /// The same URI as a QR code, an SVG document.
+    pub qr_svg: String,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Code {
+    pub code: String,
+}
+
+#[derive(Object)]
+pub struct RecoveryCodes {
+    /// Ten single-use codes, shown this once; only their hashes are kept.
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveTotp {
+    pub password: String,
+    /// A current TOTP code or a recovery code.
+    pub code: String,
+}
+
+#[derive(ApiResponse)]
+pub enum Done {
+    #[oai(status = 204)]
+    Done,
+}
+
+pub struct MfaApi;
+
+#[OpenApi(tag = "ApiTags::Me")]
+impl MfaApi {
+    /// Whether you have a second factor, and how many recovery codes are left.
+    #[oai(path = "/me/mfa", method = "get")]
+    async fn status(
+        &self,
+        state: Data<&Arc<AppState>>,
+        who: SignedIn,
+    ) -> poem::Result<Json<MfaStatus>> {
+        let (totp_enabled, recovery_codes_left) = mfa::status(&state, who.0.user_id).await?;
+        Ok(Json(MfaStatus {
+            totp_enabled,
+            recovery_codes_left,
+        }))
+    }
+
+    /// Starts TOTP enrolment (your password required). Confirm it with a code.
+    #[oai(path = "/me/mfa/totp", method = "post")]
+    async fn start(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        body: JsonBody<Reauth>,
+    ) -> poem::Result<Json<TotpEnrolment>> {
+        let e = mfa::start_enrolment(&state, &who.0, body.0.password, &meta).await?;
+        Ok(Json(TotpEnrolment {
+            secret: e.secret_base32,
+            otpauth_uri: e.otpauth_uri,
+            qr_svg: e.qr_svg,
+        }))
+    }
+
+    /// Confirms enrolment with a code from the app; answers the recovery
+    /// codes, once.
+    #[oai(path = "/me/mfa/totp/confirm", method = "post")]
+    async fn confirm(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        body: JsonBody<Code>,
+    ) -> poem::Result<Json<RecoveryCodes>> {
+        let recovery_codes = mfa::confirm(&state, &who.0, &body.0.code, &meta).await?;
+        Ok(Json(RecoveryCodes { recovery_codes }))
+    }
+
+    /// Removes the second factor (password and a current code required).
+    #[oai(path = "/me/mfa/totp/remove", method = "post")]
+    async fn remove(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        body: JsonBody<RemoveTotp>,
+    ) -> poem::Result<Done> {
+        let RemoveTotp { password, code } = body.0;
+        mfa::remove(&state, &who.0, password, &code, &meta).await?;
+        Ok(Done::Done)
+    }
+}
