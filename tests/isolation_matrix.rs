@@ -3,19 +3,23 @@
 //! `aura::web::UI_FORM_ROUTES`) and every page of the router is tried by every
 //! kind of caller: anonymous, each workspace role, the owner of workspace A
 //! pointing at B's objects, the admin of workspace B (with A's workspace id,
-//! and with B's own workspace id around A's objects) and a platform admin. A
-//! route without an entry in the tables below fails the test, and so does an
-//! entry for a route that is gone.
+//! and with B's own workspace id around A's objects), a platform admin, and
+//! programs: `aura_` API tokens scoped to A (admin and viewer), one scoped to
+//! B, a revoked token and an expired access JWT. A route without an entry in
+//! the tables below fails the test, and so does an entry for a route that is
+//! gone.
 //!
 //! Expectations: members get 2xx at or above the route's least role and 403
-//! below it; anyone else gets 404 for anything under another workspace, and
-//! 404 for another workspace's objects under their own workspace id; the
-//! platform area is 403 to everyone but platform admins; anonymous callers
-//! get 401 (API) or a redirect to the sign-in page (UI). Across all of it, no
-//! response may carry anything of a workspace the caller is not a member of.
+//! below it (a token: its scope); anyone else gets 404 for anything under
+//! another workspace, and 404 for another workspace's objects under their own
+//! workspace id; the platform area is 403 to everyone but platform admins
+//! (tokens never carry platform rights); anonymous callers, revoked tokens and
+//! expired JWTs get 401 (API) or a redirect to the sign-in page (UI). Across
+//! all of it, no response may carry anything of a workspace the caller is not
+//! a member of (or, for a token, not scoped to).
 //! A second test puts another workspace's ids into bodies and forms
-//! (relations, members, teams): they must be answered exactly like ids that
-//! exist nowhere.
+//! (relations, members, teams, a token's service account): they must be
+//! answered exactly like ids that exist nowhere.
 
 mod common;
 
@@ -67,6 +71,12 @@ enum Need {
     Public(u16),
     /// Any signed-in account, whatever its workspaces.
     SignedIn,
+    /// Any signed-in account gets this status (the test sends an unknown id
+    /// or an invalid body); anonymous callers must sign in first.
+    Signed(u16),
+    /// Ends what the caller signed in with: any signed-in account, except that
+    /// an API token does not sign out (it is revoked instead) and gets 400.
+    SignOut,
     /// Platform admins (operators) only.
     Platform,
     /// At least this role in the workspace the path names.
@@ -90,9 +100,20 @@ struct ApiRoute {
     /// Appended as the query string; `{canary}` is replaced.
     query: &'static str,
     /// The route deletes or rewires its objects: every attempt gets fresh ones.
-    fresh: bool,
+    fresh: Fresh,
     /// The route ends the caller's session: every attempt signs in anew.
     own_session: bool,
+}
+
+/// Which of a workspace's objects each attempt at a route gets anew.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fresh {
+    /// None: the shared ones.
+    No,
+    /// A collection, a record and a team (with its member).
+    Content,
+    /// A service account and an API token.
+    Access,
 }
 
 fn api(method: &'static str, path: &'static str, need: Need) -> ApiRoute {
@@ -102,7 +123,7 @@ fn api(method: &'static str, path: &'static str, need: Need) -> ApiRoute {
         need,
         payload: Payload::None,
         query: "",
-        fresh: false,
+        fresh: Fresh::No,
         own_session: false,
     }
 }
@@ -121,7 +142,11 @@ impl ApiRoute {
         self
     }
     fn fresh(mut self) -> Self {
-        self.fresh = true;
+        self.fresh = Fresh::Content;
+        self
+    }
+    fn fresh_access(mut self) -> Self {
+        self.fresh = Fresh::Access;
         self
     }
     fn own_session(mut self) -> Self {
@@ -133,13 +158,23 @@ impl ApiRoute {
 /// One entry per (method, path) of the OpenAPI document. A new API route must
 /// get an entry here (the test fails naming it until it does).
 fn api_table() -> Vec<ApiRoute> {
-    use Need::{Platform, Public, SignedIn};
+    use Need::{Platform, Public, SignOut, Signed, SignedIn};
     let role = Need::Role;
     vec![
-        // Auth. A login with a body missing its password: 422 for anyone.
+        // Auth. A login or token request with a body missing its password:
+        // 422 for anyone, and no failed sign-in to count against the limits.
         api("POST", "/auth/login", Public(422)).json(json!({"email": "nobody@example.com"})),
-        api("POST", "/auth/logout", SignedIn).own_session(),
+        api("POST", "/auth/token", Public(422)).json(json!({"email": "nobody@example.com"})),
+        api("POST", "/auth/refresh", Public(401))
+            .json(json!({"refresh_token": "not-a-refresh-token"})),
+        api("POST", "/auth/logout", SignOut).own_session(),
         api("GET", "/me", SignedIn),
+        api("GET", "/me/sessions", SignedIn),
+        // `{id}` is a sign-in that does not exist.
+        api("DELETE", "/me/sessions/{id}", Signed(404)),
+        // No new password: 422 before any password check (a wrong one would
+        // count against the sign-in limits).
+        api("POST", "/me/password", Signed(422)).json(json!({"current_password": ""})),
         // The platform area.
         api("GET", "/platform/status", Platform),
         api("GET", "/platform/audit", Platform),
@@ -254,8 +289,42 @@ fn api_table() -> Vec<ApiRoute> {
             "/workspaces/{workspace}/collections/{collection}/records/{record}/history/{version}/restore",
             role(Role::Member),
         ),
-        // Members and teams.
+        // Members, service accounts and API tokens. `{user}` is a service
+        // account with the viewer role, which any admin may change.
         api("GET", "/workspaces/{workspace}/members", role(Role::Viewer)),
+        api(
+            "PUT",
+            "/workspaces/{workspace}/members/{user}",
+            role(Role::Admin),
+        )
+        .json(json!({"role": "viewer"})),
+        api(
+            "DELETE",
+            "/workspaces/{workspace}/members/{user}",
+            role(Role::Admin),
+        )
+        .fresh_access(),
+        api(
+            "GET",
+            "/workspaces/{workspace}/service-accounts",
+            role(Role::Admin),
+        ),
+        api(
+            "POST",
+            "/workspaces/{workspace}/service-accounts",
+            role(Role::Admin),
+        )
+        .json(json!({"name": "Matrix service account", "role": "viewer"})),
+        api("GET", "/workspaces/{workspace}/tokens", role(Role::Admin)),
+        api("POST", "/workspaces/{workspace}/tokens", role(Role::Admin))
+            .json(json!({"name": "Matrix token", "scope": "viewer"})),
+        api(
+            "DELETE",
+            "/workspaces/{workspace}/tokens/{token}",
+            role(Role::Admin),
+        )
+        .fresh_access(),
+        // Teams.
         api("GET", "/workspaces/{workspace}/teams", role(Role::Viewer)),
         api("POST", "/workspaces/{workspace}/teams", role(Role::Admin))
             .json(json!({"name": "Matrix team"})),
@@ -314,7 +383,7 @@ struct UiRoute {
     form: FormFn,
     /// Appended as the query string; `{canary}` is replaced.
     query: &'static str,
-    fresh: bool,
+    fresh: Fresh,
     own_session: bool,
 }
 
@@ -330,7 +399,7 @@ fn ui(path: &'static str, params: &'static [(&'static str, P)], need: Need) -> U
         need,
         form: no_fields,
         query: "",
-        fresh: false,
+        fresh: Fresh::No,
         own_session: false,
     }
 }
@@ -348,7 +417,7 @@ impl UiRoute {
         self
     }
     fn fresh(mut self) -> Self {
-        self.fresh = true;
+        self.fresh = Fresh::Content;
         self
     }
     fn own_session(mut self) -> Self {
@@ -391,12 +460,12 @@ fn default_perms() -> Vec<(String, String)> {
 /// the form, and a valid form body (the test fails naming any route it does
 /// not know).
 fn ui_table() -> Vec<UiRoute> {
-    use Need::{Platform, Public, SignedIn};
+    use Need::{Platform, Public, SignOut};
     let role = Need::Role;
     vec![
         // An empty sign-in form: 422 for anyone.
         ui("/login", &[], Public(422)),
-        ui("/logout", &[], SignedIn).own_session(),
+        ui("/logout", &[], SignOut).own_session(),
         ui("/w/:ws/audit/verify", WS, role(Role::Admin)),
         ui("/platform/audit/verify", &[], Platform),
         ui("/platform/backups/run", &[], Platform),
@@ -522,6 +591,22 @@ enum Who {
     OtherAdmin,
     /// A platform admin, member of no workspace.
     Staff,
+    /// An `aura_` API token of A's owner, scoped to A with this scope (the
+    /// holder is the owner, so the scope is the role it acts with).
+    Token(Role),
+    /// An API token of B's owner, scoped to B (admin).
+    OtherToken,
+    /// A revoked API token of A's owner (it was scoped `owner`).
+    RevokedToken,
+    /// An access JWT of A's owner, past its expiry.
+    ExpiredJwt,
+}
+
+impl Who {
+    /// Signs in with a password (else holds a token, or nothing).
+    fn is_person(self) -> bool {
+        matches!(self, Who::A(_) | Who::OtherAdmin | Who::Staff)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -534,7 +619,7 @@ enum Side {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum When {
     Always,
-    /// The path names a collection, record or team.
+    /// The path names a collection, record, team, member or API token.
     Objects,
     /// The path names a record.
     Record,
@@ -546,7 +631,7 @@ struct Attempt {
     who: Who,
     ws: Side,
     coll: Side,
-    /// Records, teams and team members.
+    /// Records, teams, team and workspace members, API tokens.
     rest: Side,
     when: When,
 }
@@ -613,16 +698,27 @@ fn attempts() -> Vec<Attempt> {
             when: When::Record,
         },
         a("staff", Who::Staff),
-        // TODO(tokens): scoped API tokens, revoked tokens and expired JWTs do
-        // not exist yet. When they do, add their columns here: a token scoped
-        // to A with and without the route's scope (2xx / 403), a token scoped
-        // to B used on A (404), a revoked token (401) and an expired JWT
-        // (401), each with a `Who` variant and a client that sends it.
+        // API tokens scoped to A: 2xx within their scope, 403 above it.
+        a("tok-admin", Who::Token(Role::Admin)),
+        a("tok-viewer", Who::Token(Role::Viewer)),
+        // A token scoped to B, on A's workspace id.
+        a("B-token", Who::OtherToken),
+        // A token scoped to B, B's workspace id, A's objects.
+        Attempt {
+            label: "B-token:B-ws",
+            who: Who::OtherToken,
+            ws: Side::B,
+            coll: Side::A,
+            rest: Side::A,
+            when: When::Objects,
+        },
+        a("revoked", Who::RevokedToken),
+        a("expired", Who::ExpiredJwt),
     ]
 }
 
 /// Objects of one workspace, made by its owner through the API.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 struct Objs {
     collection: String,
     title_field: String,
@@ -631,6 +727,29 @@ struct Objs {
     team: String,
     /// A member of `team` (the workspace's owner).
     user: String,
+    /// A service account with the viewer role: a member any admin may change.
+    member: String,
+    /// An API token (of `member`), its id and its secret.
+    token: String,
+    token_secret: String,
+}
+
+impl Objs {
+    /// What only the workspace's members may see of these objects.
+    fn data(&self) -> [String; 4] {
+        [
+            self.collection.clone(),
+            self.record.clone(),
+            self.team.clone(),
+            self.token_secret.clone(),
+        ]
+    }
+
+    /// The workspace's accounts and tokens: control-plane objects, which the
+    /// platform audit log names to a platform admin.
+    fn meta(&self) -> [String; 2] {
+        [self.member.clone(), self.token.clone()]
+    }
 }
 
 /// Everything a path, query or form can name, resolved for one attempt.
@@ -642,6 +761,8 @@ struct Subst {
     record: String,
     team: String,
     user: String,
+    member: String,
+    token: String,
     canary: String,
 }
 
@@ -653,7 +774,8 @@ struct Workspace {
     /// What only members may see: the canary and every object id.
     data: Vec<String>,
     /// Also not for other workspaces' admins (a platform admin may see these
-    /// in the platform log): the workspace's id and name, its people.
+    /// in the platform log): the workspace's id and name, its people, its
+    /// service accounts and the ids of its API tokens.
     meta: Vec<String>,
 }
 
@@ -671,7 +793,7 @@ fn rand_hex() -> String {
 
 fn email_of(who: Who) -> &'static str {
     match who {
-        Who::Anon => "",
+        Who::Anon | Who::Token(_) | Who::OtherToken | Who::RevokedToken | Who::ExpiredJwt => "",
         Who::A(Role::Viewer) => "viewer@a.example.com",
         Who::A(Role::Member) => "member@a.example.com",
         Who::A(Role::Manager) => "manager@a.example.com",
@@ -712,17 +834,29 @@ async fn signed_in(server: &Server, email: &str) -> (reqwest::Client, String) {
     (c, csrf)
 }
 
-async fn make_objs(server: &Server, c: &reqwest::Client, ws: &Workspace) -> Objs {
-    make_objs_raw(server, c, &ws.id, &ws.canary, &ws.owner_id).await
-}
-
-async fn make_objs_raw(
+async fn make_objs(
     server: &Server,
     c: &reqwest::Client,
     ws: &str,
     canary: &str,
     owner_id: &str,
 ) -> Objs {
+    let mut o = Objs::default();
+    make_content(server, c, ws, canary, owner_id, &mut o).await;
+    make_access(server, c, ws, canary, &mut o).await;
+    o
+}
+
+/// A collection (named after the canary) with a record (titled with it), a
+/// team with the owner in it.
+async fn make_content(
+    server: &Server,
+    c: &reqwest::Client,
+    ws: &str,
+    canary: &str,
+    owner_id: &str,
+    o: &mut Objs,
+) {
     let url = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
     let coll = send(c.post(url("/collections")).json(&json!({
         "name": format!("{canary} collection"),
@@ -757,14 +891,73 @@ async fn make_objs_raw(
     )
     .await;
     assert_eq!(put.status, 204, "fixture team member: {}", put.body);
-    Objs {
-        title_field: field(0),
-        note_field: field(1),
-        collection: cid,
-        record: rec["id"].as_str().unwrap().to_owned(),
-        team: tid,
-        user: owner_id.to_owned(),
-    }
+    o.title_field = field(0);
+    o.note_field = field(1);
+    o.collection = cid;
+    o.record = rec["id"].as_str().unwrap().to_owned();
+    o.team = tid;
+    o.user = owner_id.to_owned();
+}
+
+/// A service account with the viewer role and an API token of it.
+async fn make_access(server: &Server, c: &reqwest::Client, ws: &str, canary: &str, o: &mut Objs) {
+    let url = server.url(&format!("/api/v1/workspaces/{ws}/service-accounts"));
+    let sa = send(
+        c.post(url)
+            .json(&json!({"name": format!("{canary} service account"), "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(sa.status, 201, "fixture service account: {}", sa.body);
+    let sa: Value = serde_json::from_str(&sa.body).unwrap();
+    o.member = sa["id"].as_str().unwrap().to_owned();
+    (o.token, o.token_secret) = make_token(
+        server,
+        c,
+        ws,
+        json!({"name": format!("{canary} token"), "scope": "viewer", "service_account": o.member}),
+    )
+    .await;
+}
+
+/// Creates an API token in `ws` (`POST .../tokens` with `body`): its id and
+/// its secret.
+async fn make_token(
+    server: &Server,
+    c: &reqwest::Client,
+    ws: &str,
+    body: Value,
+) -> (String, String) {
+    let url = server.url(&format!("/api/v1/workspaces/{ws}/tokens"));
+    let made = send(c.post(url).json(&body)).await;
+    assert_eq!(made.status, 201, "fixture token {body}: {}", made.body);
+    let made: Value = serde_json::from_str(&made.body).unwrap();
+    let secret = made["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("aura_"), "{made}");
+    (made["id"].as_str().unwrap().to_owned(), secret)
+}
+
+/// A client that sends `Authorization: Bearer {credential}` (and a
+/// same-origin `Origin`, like `common::client`), and the CSRF token for its
+/// form posts: with no session, the sign-in page's pre-session cookie (double
+/// submit). A live credential is sent on from the sign-in page, so a client
+/// without it, sharing the cookie jar, fetches the page.
+async fn bearer(server: &Server, credential: &str) -> (reqwest::Client, String) {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let build = |auth: Option<String>| {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("origin", server.base.parse().unwrap());
+        if let Some(a) = auth {
+            headers.insert("authorization", a.parse().unwrap());
+        }
+        reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+    let csrf = common::page_csrf(&build(None), &server.url("/login")).await;
+    (build(Some(format!("Bearer {credential}"))), csrf)
 }
 
 // ---- expectations ------------------------------------------------------------
@@ -780,15 +973,21 @@ enum Expect {
 fn expect(need: Need, a: &Attempt) -> Expect {
     match (a.who, need) {
         (_, Need::Public(s)) => Expect::Status(s),
-        (Who::Anon, _) => Expect::SignIn,
+        (Who::Anon | Who::RevokedToken | Who::ExpiredJwt, _) => Expect::SignIn,
         _ if a.crosses() => Expect::Status(404),
         (_, Need::SignedIn) => Expect::Success,
+        (_, Need::Signed(s)) => Expect::Status(s),
+        // An API token is revoked, not signed out.
+        (Who::Token(_) | Who::OtherToken, Need::SignOut) => Expect::Status(400),
+        (_, Need::SignOut) => Expect::Success,
         (Who::Staff, Need::Platform) => Expect::Success,
+        // Tokens never carry platform rights.
         (_, Need::Platform) => Expect::Status(403),
-        (Who::A(r), Need::Role(min)) if r >= min => Expect::Success,
-        (Who::A(_), Need::Role(_)) => Expect::Status(403),
-        // Not a member of the workspace the path names: as if it did not exist.
-        (Who::OtherAdmin | Who::Staff, Need::Role(_)) => Expect::Status(404),
+        (Who::A(r) | Who::Token(r), Need::Role(min)) if r >= min => Expect::Success,
+        (Who::A(_) | Who::Token(_), Need::Role(_)) => Expect::Status(403),
+        // Not a member of (or a token for) the workspace the path names: as
+        // if it did not exist.
+        (Who::OtherAdmin | Who::OtherToken | Who::Staff, Need::Role(_)) => Expect::Status(404),
     }
 }
 
@@ -816,8 +1015,11 @@ fn needles<'a>(who: Who, a: &'a Workspace, b: &'a Workspace, sent: &str) -> Vec<
         }
     };
     match who {
-        Who::A(_) => add(b, true),
-        Who::Anon | Who::OtherAdmin => add(a, true),
+        Who::A(_) | Who::Token(_) => add(b, true),
+        // A revoked or expired credential of A's owner is nobody's.
+        Who::Anon | Who::OtherAdmin | Who::OtherToken | Who::RevokedToken | Who::ExpiredJwt => {
+            add(a, true)
+        }
         Who::Staff => {
             add(a, false);
             add(b, false);
@@ -867,29 +1069,42 @@ impl Run {
         }
     }
 
-    /// Fresh objects in one workspace, remembered as that workspace's data.
-    async fn fresh(&mut self, side: Side) -> Objs {
+    /// One workspace's shared objects with those of one kind made anew, the
+    /// new ones remembered among that workspace's needles.
+    async fn fresh(&mut self, side: Side, kind: Fresh) -> Objs {
         let owner = match side {
             Side::A => Who::A(Role::Owner),
             Side::B => Who::OtherAdmin,
         };
-        let o = make_objs(&self.server, &self.caller(owner).client, self.ws(side)).await;
+        let (c, ws) = (&self.caller(owner).client, self.ws(side));
+        let mut o = ws.shared.clone();
+        match kind {
+            Fresh::No => {}
+            Fresh::Content => {
+                make_content(&self.server, c, &ws.id, &ws.canary, &ws.owner_id, &mut o).await
+            }
+            Fresh::Access => make_access(&self.server, c, &ws.id, &ws.canary, &mut o).await,
+        }
         let ws = match side {
             Side::A => &mut self.a,
             Side::B => &mut self.b,
         };
+        let shared = ws.shared.data().into_iter().chain(ws.shared.meta());
+        let shared: BTreeSet<String> = shared.collect();
         ws.data
-            .extend([o.collection.clone(), o.record.clone(), o.team.clone()]);
+            .extend(o.data().into_iter().filter(|s| !shared.contains(s)));
+        ws.meta
+            .extend(o.meta().into_iter().filter(|s| !shared.contains(s)));
         o
     }
 
-    async fn subst(&mut self, a: &Attempt, fresh: bool) -> Subst {
-        let (coll, rest) = if fresh {
-            let c = self.fresh(a.coll).await;
+    async fn subst(&mut self, a: &Attempt, fresh: Fresh) -> Subst {
+        let (coll, rest) = if fresh != Fresh::No {
+            let c = self.fresh(a.coll, fresh).await;
             let r = if a.rest == a.coll {
                 c.clone()
             } else {
-                self.fresh(a.rest).await
+                self.fresh(a.rest, fresh).await
             };
             (c, r)
         } else {
@@ -906,13 +1121,15 @@ impl Run {
             record: rest.record,
             team: rest.team,
             user: rest.user,
+            member: rest.member,
+            token: rest.token,
             canary: self.ws(a.coll).canary.clone(),
         }
     }
 
     /// The client and CSRF token an attempt uses.
     async fn session(&self, who: Who, own_session: bool) -> (reqwest::Client, String) {
-        if own_session && who != Who::Anon {
+        if own_session && who.is_person() {
             return signed_in(&self.server, email_of(who)).await;
         }
         let c = self.caller(who);
@@ -978,12 +1195,20 @@ fn applies(when: When, has_objects: bool, has_record: bool) -> bool {
 
 fn fill_api_path(path: &str, s: &Subst) -> Result<String, String> {
     let mut out = path.to_owned();
+    // A team's `{user}` is in the team; the workspace's, a member to change.
+    let user = if path.contains("{team}") {
+        &s.user
+    } else {
+        &s.member
+    };
     for (k, v) in [
         ("{workspace}", s.ws.as_str()),
         ("{collection}", &s.collection),
         ("{record}", &s.record),
         ("{team}", &s.team),
-        ("{user}", &s.user),
+        ("{user}", user),
+        ("{token}", &s.token),
+        ("{id}", "no-such-sign-in"),
         ("{seq}", "1"),
         ("{version}", "1"),
     ] {
@@ -1028,7 +1253,7 @@ fn fill_ui_path(route: &UiRoute, s: &Subst) -> String {
 async fn run_api(run: &mut Run, routes: &[ApiRoute], attempts: &[Attempt]) {
     for route in routes {
         let label = format!("{} {}", route.method, route.path);
-        let has_objects = ["{collection}", "{record}", "{team}"]
+        let has_objects = ["{collection}", "{record}", "{team}", "{user}", "{token}"]
             .iter()
             .any(|p| route.path.contains(p));
         let has_record = route.path.contains("{record}");
@@ -1155,7 +1380,9 @@ fn print_table(run: &Run, attempts: &[Attempt]) {
 }
 
 /// Workspace A (owner, admin, manager, member, viewer) and B (its admin),
-/// a platform admin, everyone signed in, and each workspace's shared objects.
+/// a platform admin, everyone signed in, each workspace's shared objects, and
+/// the programs' credentials: API tokens (live and revoked) and an expired
+/// access JWT.
 async fn world() -> Run {
     let env = Env::new();
     let mut ids = Vec::new();
@@ -1192,6 +1419,27 @@ async fn world() -> Run {
         env.add_member(&a_ws, email_of(Who::A(*r)), r.as_str());
     }
     let b_ws = env.create_workspace(&b_name, email_of(Who::OtherAdmin));
+    // An access JWT of A's owner from a server whose clock is two hours
+    // behind: it expired (10 minutes after it was issued) long before the
+    // main server starts. The signing key lives in control.db, so the main
+    // server finds the signature good and refuses the token for its age.
+    let expired_jwt = {
+        let past = env.start_with(&[("AURA_TEST_CLOCK_OFFSET", "-7200")]);
+        let r = send(
+            client(&past)
+                .post(past.url("/api/v1/auth/token"))
+                .json(&json!({"email": email_of(Who::A(Role::Owner)), "password": PASSWORD})),
+        )
+        .await;
+        assert_eq!(r.status, 200, "token from the past: {}", r.body);
+        let r: Value = serde_json::from_str(&r.body).unwrap();
+        let jwt = r["access_token"].as_str().unwrap().to_owned();
+        // Good while it was young: only its age can refuse it later.
+        let me = send(client(&past).get(past.url("/api/v1/me")).bearer_auth(&jwt)).await;
+        assert_eq!(me.status, 200, "the JWT in its time: {}", me.body);
+        past.stop();
+        jwt
+    };
     let server = env.start();
 
     let mut callers = Vec::new();
@@ -1211,7 +1459,7 @@ async fn world() -> Run {
     let a_canary = format!("ISOCANARY-A-{}", rand_hex());
     let b_canary = format!("ISOCANARY-B-{}", rand_hex());
     let owner_of = |who: Who| &callers.iter().find(|c| c.who == who).unwrap().client;
-    let a_shared = make_objs_raw(
+    let a_shared = make_objs(
         &server,
         owner_of(Who::A(Role::Owner)),
         &a_ws,
@@ -1219,7 +1467,7 @@ async fn world() -> Run {
         &a_owner,
     )
     .await;
-    let b_shared = make_objs_raw(
+    let b_shared = make_objs(
         &server,
         owner_of(Who::OtherAdmin),
         &b_ws,
@@ -1227,21 +1475,64 @@ async fn world() -> Run {
         &b_owner,
     )
     .await;
-    let data = |c: &str, o: &Objs| {
-        vec![
-            c.to_owned(),
-            o.collection.clone(),
-            o.record.clone(),
-            o.team.clone(),
-        ]
+    // The programs' tokens, made by each workspace's owner.
+    let (a_owner_c, b_owner_c) = (
+        owner_of(Who::A(Role::Owner)).clone(),
+        owner_of(Who::OtherAdmin).clone(),
+    );
+    let scoped = |scope: &str| json!({"name": format!("Matrix {scope} token"), "scope": scope});
+    let a_admin = make_token(&server, &a_owner_c, &a_ws, scoped("admin")).await;
+    let a_viewer = make_token(&server, &a_owner_c, &a_ws, scoped("viewer")).await;
+    let b_token = make_token(&server, &b_owner_c, &b_ws, scoped("admin")).await;
+    let revoked = make_token(&server, &a_owner_c, &a_ws, scoped("owner")).await;
+    let me = send(
+        client(&server)
+            .get(server.url("/api/v1/me"))
+            .bearer_auth(&revoked.1),
+    )
+    .await;
+    assert_eq!(
+        me.status, 200,
+        "the token before its revocation: {}",
+        me.body
+    );
+    let del = send(
+        a_owner_c.delete(server.url(&format!("/api/v1/workspaces/{a_ws}/tokens/{}", revoked.0))),
+    )
+    .await;
+    assert_eq!(del.status, 204, "revoking a token: {}", del.body);
+    for (who, credential) in [
+        (Who::Token(Role::Admin), &a_admin.1),
+        (Who::Token(Role::Viewer), &a_viewer.1),
+        (Who::OtherToken, &b_token.1),
+        (Who::RevokedToken, &revoked.1),
+        (Who::ExpiredJwt, &expired_jwt),
+    ] {
+        let (client, csrf) = bearer(&server, credential).await;
+        callers.push(Caller { who, client, csrf });
+    }
+    // A token's secret is the workspace's data; its id, like its holder's,
+    // is in the platform audit log.
+    let data = |c: &str, o: &Objs, tokens: &[&(String, String)]| {
+        let mut d = vec![c.to_owned()];
+        d.extend(o.data());
+        d.extend(tokens.iter().map(|t| t.1.clone()));
+        d
     };
+    let meta = |o: &Objs, tokens: &[&(String, String)]| {
+        let mut m = o.meta().to_vec();
+        m.extend(tokens.iter().map(|t| t.0.clone()));
+        m
+    };
+    let a_tokens = [&a_admin, &a_viewer, &revoked];
     let mut a_meta = vec![a_ws.clone(), a_name.clone()];
+    a_meta.extend(meta(&a_shared, &a_tokens));
     for (r, id) in &ids {
         a_meta.push(id.clone());
         a_meta.push(email_of(Who::A(*r)).to_owned());
     }
     let a = Workspace {
-        data: data(&a_canary, &a_shared),
+        data: data(&a_canary, &a_shared, &a_tokens),
         meta: a_meta,
         id: a_ws,
         canary: a_canary,
@@ -1249,13 +1540,17 @@ async fn world() -> Run {
         shared: a_shared,
     };
     let b = Workspace {
-        data: data(&b_canary, &b_shared),
-        meta: vec![
-            b_ws.clone(),
-            b_name.clone(),
-            b_owner.clone(),
-            email_of(Who::OtherAdmin).to_owned(),
-        ],
+        data: data(&b_canary, &b_shared, &[&b_token]),
+        meta: [
+            vec![
+                b_ws.clone(),
+                b_name.clone(),
+                b_owner.clone(),
+                email_of(Who::OtherAdmin).to_owned(),
+            ],
+            meta(&b_shared, &[&b_token]),
+        ]
+        .concat(),
         id: b_ws,
         canary: b_canary,
         owner_id: b_owner,
@@ -1407,9 +1702,10 @@ async fn every_route_times_every_caller() {
 }
 
 /// Ids of another workspace inside request bodies and forms (relation targets
-/// and values, member fields, owning teams, team members) are refused exactly
-/// like ids that exist nowhere: the same status and the same answer, so a
-/// caller cannot even tell that they exist.
+/// and values, member fields, owning teams, team members, the service account
+/// a new API token is for) are refused exactly like ids that exist nowhere:
+/// the same status and the same answer, so a caller cannot even tell that
+/// they exist.
 #[tokio::test]
 async fn another_workspaces_ids_in_bodies_are_unknown_ids() {
     let run = world().await;
@@ -1511,6 +1807,14 @@ async fn another_workspaces_ids_in_bodies_are_unknown_ids() {
                 c.post(&import)
                     .header("content-type", "text/csv")
                     .body(format!("Who\n{id}\n"))
+            }),
+        ),
+        (
+            "service account of a new API token",
+            &b.shared.member,
+            Box::new(|id| {
+                c.post(api("/tokens"))
+                    .json(&json!({"name": "Bad holder", "scope": "viewer", "service_account": id}))
             }),
         ),
         (
