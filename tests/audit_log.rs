@@ -799,6 +799,38 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             json!({"current_password": PASSWORD, "new_password": PASSWORD}),
             None,
         ),
+        (
+            "PUT",
+            "/workspaces/{workspace}/mfa-policy",
+            "platform",
+            "workspace.mfa_policy_changed",
+            json!({"required": false}),
+            None,
+        ),
+        (
+            "POST",
+            "/me/mfa/totp",
+            "platform",
+            "mfa.enrolment_started",
+            json!({"password": PASSWORD}),
+            Some("{secret}"),
+        ),
+        (
+            "POST",
+            "/me/mfa/totp/confirm",
+            "platform",
+            "mfa.enabled",
+            json!({"code": "{code}"}),
+            Some("{recovery}"),
+        ),
+        (
+            "POST",
+            "/me/mfa/totp/remove",
+            "platform",
+            "mfa.disabled",
+            json!({"password": PASSWORD, "code": "{recovery}"}),
+            None,
+        ),
     ];
     let spec: Value = common::get_json(&s.c, s.server.url("/api/openapi.json")).await;
     for (path, ops) in spec["paths"].as_object().unwrap() {
@@ -836,6 +868,10 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
                 .find(|i| i["current"] == false)
                 .expect("another sign-in to end");
             ids.push(("{id}", other["id"].as_str().unwrap().to_owned()));
+        }
+        if *path == "/me/mfa/totp/confirm" {
+            let secret = &ids.iter().find(|(k, _)| *k == "{secret}").unwrap().1;
+            ids.push(("{code}", common::otp::code_now(secret)));
         }
         if *method == "DELETE" && *path == "/workspaces/{workspace}/members/{user}" {
             // Remove the service account, not the owner.
@@ -875,12 +911,13 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
         assert!(r.status().is_success(), "{method} {path}: {}", r.status());
         if let Some(key) = capture {
             let v: Value = r.json().await.unwrap();
-            let field = if *key == "{refresh}" {
-                "refresh_token"
-            } else {
-                "id"
+            let found = match *key {
+                "{refresh}" => &v["refresh_token"],
+                "{secret}" => &v["secret"],
+                "{recovery}" => &v["recovery_codes"][0],
+                _ => &v["id"],
             };
-            ids.push((key, v[field].as_str().unwrap().to_owned()));
+            ids.push((key, found.as_str().unwrap().to_owned()));
         }
         assert_eq!(
             count(db, action),

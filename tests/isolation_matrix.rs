@@ -74,6 +74,9 @@ enum Need {
     /// Any signed-in account gets this status (the test sends an unknown id
     /// or an invalid body); anonymous callers must sign in first.
     Signed(u16),
+    /// Like `Signed`, for what only a person may do with their own account
+    /// (password, second factor): an API token gets 403.
+    Person(u16),
     /// Ends what the caller signed in with: any signed-in account, except that
     /// an API token does not sign out (it is revoked instead) and gets 400.
     SignOut,
@@ -175,6 +178,12 @@ fn api_table() -> Vec<ApiRoute> {
         // No new password: 422 before any password check (a wrong one would
         // count against the sign-in limits).
         api("POST", "/me/password", Signed(422)).json(json!({"current_password": ""})),
+        // Second factor: bodies missing a field, so nothing is enrolled and no
+        // password is tried.
+        api("GET", "/me/mfa", SignedIn),
+        api("POST", "/me/mfa/totp", Signed(422)).json(json!({})),
+        api("POST", "/me/mfa/totp/confirm", Signed(422)).json(json!({})),
+        api("POST", "/me/mfa/totp/remove", Signed(422)).json(json!({"password": ""})),
         // The platform area.
         api("GET", "/platform/status", Platform),
         api("GET", "/platform/audit", Platform),
@@ -324,6 +333,17 @@ fn api_table() -> Vec<ApiRoute> {
             role(Role::Admin),
         )
         .fresh_access(),
+        api(
+            "GET",
+            "/workspaces/{workspace}/mfa-policy",
+            role(Role::Viewer),
+        ),
+        api(
+            "PUT",
+            "/workspaces/{workspace}/mfa-policy",
+            role(Role::Owner),
+        )
+        .json(json!({"required": false})),
         // Teams.
         api("GET", "/workspaces/{workspace}/teams", role(Role::Viewer)),
         api("POST", "/workspaces/{workspace}/teams", role(Role::Admin))
@@ -420,6 +440,10 @@ impl UiRoute {
         self.fresh = Fresh::Content;
         self
     }
+    fn fresh_access(mut self) -> Self {
+        self.fresh = Fresh::Access;
+        self
+    }
     fn own_session(mut self) -> Self {
         self.own_session = true;
         self
@@ -460,7 +484,7 @@ fn default_perms() -> Vec<(String, String)> {
 /// the form, and a valid form body (the test fails naming any route it does
 /// not know).
 fn ui_table() -> Vec<UiRoute> {
-    use Need::{Platform, Public, SignOut};
+    use Need::{Person, Platform, Public, SignOut, Signed};
     let role = Need::Role;
     vec![
         // An empty sign-in form: 422 for anyone.
@@ -521,6 +545,32 @@ fn ui_table() -> Vec<UiRoute> {
             .form(|s| vec![("user_id".into(), s.user.clone())])
             .fresh(),
         ui("/w/:ws/teams/:team/delete", TEAM, role(Role::Admin)).fresh(),
+        // Members, service accounts, tokens and the MFA policy.
+        ui("/w/:ws/members/role", WS, role(Role::Admin)).form(|s| {
+            vec![
+                ("user_id".into(), s.member.clone()),
+                ("role".into(), "viewer".into()),
+            ]
+        }),
+        ui("/w/:ws/members/remove", WS, role(Role::Admin))
+            .form(|s| vec![("user_id".into(), s.member.clone())])
+            .fresh_access(),
+        ui("/w/:ws/service-accounts", WS, role(Role::Admin))
+            .form(|_| pairs(&[("name", "UI matrix robot"), ("role", "viewer")])),
+        // Answers 200: the new secret is on the answering page.
+        ui("/w/:ws/tokens", WS, role(Role::Admin))
+            .form(|_| pairs(&[("name", "UI matrix token"), ("scope", "viewer")])),
+        ui("/w/:ws/tokens/revoke", WS, role(Role::Admin))
+            .form(|s| vec![("token_id".into(), s.token.clone())])
+            .fresh_access(),
+        ui("/w/:ws/mfa-policy", WS, role(Role::Owner)).form(|_| pairs(&[("required", "false")])),
+        // Your account: forms missing what they need (no password is tried,
+        // no session is ended).
+        ui("/account/sessions/end", &[], Signed(404)).form(|_| pairs(&[("id", "nope")])),
+        ui("/account/password", &[], Person(422)),
+        ui("/account/mfa/start", &[], Person(422)),
+        ui("/account/mfa/confirm", &[], Person(422)),
+        ui("/account/mfa/remove", &[], Person(422)),
     ]
 }
 
@@ -555,6 +605,8 @@ fn ui_pages() -> Vec<UiRoute> {
         page("/w/:ws/c/:coll/schema", COLL, role(Role::Manager)),
         page("/w/:ws/c/:coll/r/:rec", REC, role(Role::Viewer)),
         page("/w/:ws/teams", WS, role(Role::Viewer)),
+        page("/w/:ws/members", WS, role(Role::Viewer)),
+        page("/account", &[], SignedIn),
         page("/w/:ws/audit", WS, role(Role::Admin)),
         page("/w/:ws/audit/:seq", SEQ, role(Role::Admin)),
         page("/platform/audit", &[], Platform),
@@ -977,6 +1029,8 @@ fn expect(need: Need, a: &Attempt) -> Expect {
         _ if a.crosses() => Expect::Status(404),
         (_, Need::SignedIn) => Expect::Success,
         (_, Need::Signed(s)) => Expect::Status(s),
+        (Who::Token(_) | Who::OtherToken, Need::Person(_)) => Expect::Status(403),
+        (_, Need::Person(s)) => Expect::Status(s),
         // An API token is revoked, not signed out.
         (Who::Token(_) | Who::OtherToken, Need::SignOut) => Expect::Status(400),
         (_, Need::SignOut) => Expect::Success,

@@ -148,6 +148,10 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             "/w/:ws/tokens" => vec![("name", "deploy".into()), ("scope", "member".into())],
             "/w/:ws/tokens/revoke" => vec![("token_id", api_token.clone())],
             "/account/sessions/end" => vec![("id", other_session.clone())],
+            "/w/:ws/mfa-policy" => vec![("required", "false".into())],
+            "/account/mfa/start" => vec![("password", PASSWORD.into())],
+            "/account/mfa/confirm" => vec![("code", "000000".into())],
+            "/account/mfa/remove" => vec![("password", PASSWORD.into()), ("code", "000000".into())],
             "/account/password" => vec![
                 ("current_password", PASSWORD.into()),
                 ("new_password", PASSWORD.into()),
@@ -206,9 +210,14 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             .send()
             .await
             .unwrap();
-        // A new token's secret is shown on the answering page, not after a
-        // redirect.
-        let want = if *route == "/w/:ws/tokens" { 200 } else { 303 };
+        // A new token's secret and a new authenticator's QR code are shown on
+        // the answering page, not after a redirect; a wrong code is a 422
+        // (the token was accepted, the form was not).
+        let want = match *route {
+            "/w/:ws/tokens" | "/account/mfa/start" => 200,
+            "/account/mfa/confirm" | "/account/mfa/remove" => 422,
+            _ => 303,
+        };
         assert_eq!(r.status(), want, "{route}: the right token works");
         if *route == "/logout" {
             assert_eq!(

@@ -92,6 +92,9 @@ async fn reauthenticate(
     if matches!(who.via, Via::ApiToken { .. }) {
         return Err(Error::Forbidden);
     }
+    if password.is_empty() {
+        return Err(Error::field("password", "is required"));
+    }
     let me = user_row(state, who.user_id).await?;
     super::guard::check_password(state, &me.email, password, meta)
         .await
@@ -166,6 +169,9 @@ pub async fn confirm(
     code: &str,
     meta: &RequestMeta,
 ) -> Result<Vec<String>> {
+    if matches!(who.via, Via::ApiToken { .. }) {
+        return Err(Error::Forbidden);
+    }
     let user = who.user_id;
     let keys = state.control.keys.clone();
     let row = state
@@ -207,9 +213,11 @@ pub async fn remove(
     meta: &RequestMeta,
 ) -> Result<()> {
     let me = reauthenticate(state, who, password, meta).await?;
-    check_code(state, me.id, code, meta).await?;
+    let proof = check_code(state, me.id, code, meta).await?;
     let user = me.id;
+    let now = state.clock.unix();
     audit_alone(state, user, "mfa.disabled", meta, move |tx| {
+        proof.spend(tx, now)?;
         mfa::delete_mfa(tx, user)
     })
     .await
@@ -256,82 +264,106 @@ fn limit(state: &AppState, user: UserId) -> Result<()> {
     }
 }
 
-/// Checks a TOTP or recovery code for an account that has a confirmed
-/// factor; spends it. Wrong codes count toward the per-account limit and are
-/// audited.
+/// A code that checked out, not yet spent. The caller spends it with
+/// `spend` inside the transaction of what it unlocks (a session, a removal),
+/// so the code is used exactly when that happens.
+#[derive(Clone, Debug)]
+pub struct Proof {
+    user: UserId,
+    kind: ProofKind,
+}
+
+#[derive(Clone, Debug)]
+enum ProofKind {
+    Step(i64),
+    Recovery(Vec<u8>),
+}
+
+impl Proof {
+    pub fn method(&self) -> &'static str {
+        match self.kind {
+            ProofKind::Step(_) => "totp",
+            ProofKind::Recovery(_) => "recovery code",
+        }
+    }
+
+    /// Spends the code; `MfaInvalid` when it was spent meanwhile (replay).
+    pub fn spend(&self, tx: &rusqlite::Transaction<'_>, now: i64) -> Result<()> {
+        let ok = match &self.kind {
+            ProofKind::Step(s) => mfa::use_step(tx, self.user, *s)?,
+            ProofKind::Recovery(h) => mfa::use_recovery_code(tx, self.user, h, now)?,
+        };
+        if ok { Ok(()) } else { Err(Error::MfaInvalid) }
+    }
+}
+
+/// Checks a TOTP or recovery code for an account with a confirmed factor.
+/// A wrong or replayed code counts toward the per-account limit and is
+/// audited as `auth.mfa_failed`.
 pub async fn check_code(
     state: &AppState,
     user: UserId,
     code: &str,
     meta: &RequestMeta,
-) -> Result<()> {
+) -> Result<Proof> {
     limit(state, user)?;
     let keys = state.control.keys.clone();
-    let row = state
-        .control
-        .db
-        .read_async(move |c| mfa::get_totp(c, &keys, user))
-        .await?
-        .filter(|r| r.confirmed)
-        .ok_or(Error::MfaInvalid)?;
     let now = state.clock.unix();
     let code = normalize(code);
-    let step = matching_step(&row.secret, &code, now);
     let recovery = hash_token(&code);
+    let probe = recovery.clone();
+    let found = state
+        .control
+        .db
+        .read_async(move |c| {
+            let Some(row) = mfa::get_totp(c, &keys, user)?.filter(|r| r.confirmed) else {
+                return Ok(None);
+            };
+            if let Some(step) = matching_step(&row.secret, &code, now) {
+                return Ok((step > row.last_step).then_some(ProofKind::Step(step)));
+            }
+            Ok(mfa::recovery_code_unused(c, user, &probe)?.then_some(ProofKind::Recovery(probe)))
+        })
+        .await?;
+    if let Some(kind) = found {
+        return Ok(Proof { user, kind });
+    }
+    state.limits.totp.record(&key(user), now, TRY_WINDOW);
     let keys = state.control.keys.clone();
     let m = meta.clone();
-    let accepted = state
+    state
         .control
         .db
         .write_async(move |tx| {
-            let (ok, how) = match step {
-                Some(s) => (mfa::use_step(tx, user, s)?, "totp"),
-                None => (
-                    mfa::use_recovery_code(tx, user, &recovery, now)?,
-                    "recovery code",
-                ),
-            };
-            let action = if ok {
-                "auth.mfa_passed"
-            } else {
-                "auth.mfa_failed"
-            };
             audit::append(
                 tx,
                 &keys.sealer,
                 now,
-                &NewEntry::new(Actor::User(user), action, &m)
-                    .target("user", user)
-                    .after(serde_json::json!({ "method": how })),
+                &NewEntry::new(Actor::User(user), "auth.mfa_failed", &m).target("user", user),
             )?;
-            Ok(ok)
+            Ok(())
         })
         .await?;
-    if accepted {
-        Ok(())
-    } else {
-        state.limits.totp.record(&key(user), now, TRY_WINDOW);
-        Err(Error::MfaInvalid)
-    }
+    Err(Error::MfaInvalid)
 }
 
 /// After a correct password: nothing more for an account without a second
-/// factor; otherwise the code is required and checked.
+/// factor (`None`); otherwise the code is required and checked.
 pub async fn second_factor(
     state: &AppState,
     user: UserId,
     code: Option<&str>,
     meta: &RequestMeta,
-) -> Result<()> {
+) -> Result<Option<Proof>> {
     let enrolled = state
         .control
         .db
         .read_async(move |c| mfa::has_confirmed_totp(c, user))
         .await?;
     match (enrolled, code.map(str::trim).filter(|c| !c.is_empty())) {
-        (false, _) => Ok(()),
+        (false, _) => Ok(None),
         (true, None) => Err(Error::MfaRequired),
-        (true, Some(c)) => check_code(state, user, c, meta).await,
+        (true, Some(c)) => check_code(state, user, c, meta).await.map(Some),
     }
 }
 

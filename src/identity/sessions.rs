@@ -29,8 +29,8 @@ pub async fn login(
     meta: &RequestMeta,
 ) -> Result<LoggedIn> {
     let u = super::guard::check_password(state, email, password, meta).await?;
-    super::mfa::second_factor(state, u.id, totp, meta).await?;
-    open_session(state, u.id, meta).await
+    let proof = super::mfa::second_factor(state, u.id, totp, meta).await?;
+    open_session(state, u.id, proof, meta).await
 }
 
 /// Where a browser sign-in stands after the password.
@@ -49,7 +49,9 @@ pub async fn login_browser(
 ) -> Result<FirstStep> {
     let u = super::guard::check_password(state, email, password, meta).await?;
     match super::mfa::second_factor(state, u.id, None, meta).await {
-        Ok(()) => Ok(FirstStep::Done(open_session(state, u.id, meta).await?)),
+        Ok(proof) => Ok(FirstStep::Done(
+            open_session(state, u.id, proof, meta).await?,
+        )),
         Err(Error::MfaRequired) => {
             let now = state.clock.unix();
             Ok(FirstStep::NeedsCode(
@@ -73,7 +75,7 @@ pub async fn login_with_code(
         .mfa_pending
         .peek(pending, now)
         .ok_or(Error::Unauthenticated)?;
-    super::mfa::check_code(state, user, code, meta).await?;
+    let proof = super::mfa::check_code(state, user, code, meta).await?;
     state.limits.mfa_pending.finish(pending);
     let keys = state.control.keys.clone();
     let row = state
@@ -84,10 +86,17 @@ pub async fn login_with_code(
     if row.is_none_or(|u| u.disabled) {
         return Err(Error::Unauthenticated);
     }
-    open_session(state, user, meta).await
+    open_session(state, user, Some(proof), meta).await
 }
 
-async fn open_session(state: &AppState, user_id: UserId, meta: &RequestMeta) -> Result<LoggedIn> {
+/// Opens the session; a second-factor proof is spent in the same
+/// transaction, and the entry says which factor was used.
+async fn open_session(
+    state: &AppState,
+    user_id: UserId,
+    proof: Option<super::mfa::Proof>,
+    meta: &RequestMeta,
+) -> Result<LoggedIn> {
     let now = state.clock.unix();
     let keys = state.control.keys.clone();
     let meta_owned = meta.clone();
@@ -109,13 +118,13 @@ async fn open_session(state: &AppState, user_id: UserId, meta: &RequestMeta) -> 
         .db
         .write_async(move |tx| {
             control::insert_session(tx, &row)?;
-            audit::append(
-                tx,
-                &keys.sealer,
-                now,
-                &NewEntry::new(Actor::User(user_id), "auth.login", &meta_owned)
-                    .target("user", user_id),
-            )?;
+            let mut entry = NewEntry::new(Actor::User(user_id), "auth.login", &meta_owned)
+                .target("user", user_id);
+            if let Some(p) = &proof {
+                p.spend(tx, now)?;
+                entry = entry.after(serde_json::json!({ "second_factor": p.method() }));
+            }
+            audit::append(tx, &keys.sealer, now, &entry)?;
             Ok(())
         })
         .await?;

@@ -48,7 +48,7 @@ pub async fn issue(
     meta: &RequestMeta,
 ) -> Result<TokenPair> {
     let user = super::guard::check_password(state, email, password, meta).await?;
-    super::mfa::second_factor(state, user.id, totp, meta).await?;
+    let proof = super::mfa::second_factor(state, user.id, totp, meta).await?;
     let now = state.clock.unix();
     let family = uuid::Uuid::new_v4().to_string();
     let days = state.config.file.auth.refresh_token_days as i64;
@@ -66,12 +66,13 @@ pub async fn issue(
         .write_async(move |tx| {
             tokens::insert_family(tx, &fam, uid, now, family_expires)?;
             tokens::insert_refresh(tx, &refresh_hash, &fam, now)?;
-            audit::append(
-                tx,
-                &keys.sealer,
-                now,
-                &NewEntry::new(Actor::User(uid), "auth.token_issued", &meta).target("user", uid),
-            )?;
+            let mut entry =
+                NewEntry::new(Actor::User(uid), "auth.token_issued", &meta).target("user", uid);
+            if let Some(p) = &proof {
+                p.spend(tx, now)?;
+                entry = entry.after(serde_json::json!({ "second_factor": p.method() }));
+            }
+            audit::append(tx, &keys.sealer, now, &entry)?;
             Ok(())
         })
         .await?;

@@ -157,6 +157,9 @@ pub async fn change_password(
     if matches!(who.via, Via::ApiToken { .. }) {
         return Err(Error::Forbidden);
     }
+    if current.is_empty() {
+        return Err(Error::field("current_password", "is required"));
+    }
     let keys = state.control.keys.clone();
     let id = who.user_id;
     let me = state

@@ -123,6 +123,17 @@ pub fn use_recovery_code(
     )? == 1)
 }
 
+pub fn recovery_code_unused(conn: &Connection, user: UserId, hash: &[u8]) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM recovery_codes WHERE user_id = ?1 AND hash = ?2 AND used_at IS NULL",
+            params![user.to_string(), hash],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
 pub fn recovery_codes_left(conn: &Connection, user: UserId) -> Result<i64> {
     Ok(conn.query_row(
         "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
