@@ -21,6 +21,7 @@ pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod ops;
+pub mod platform;
 pub mod records;
 pub mod search;
 pub mod store;

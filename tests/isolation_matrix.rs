@@ -82,6 +82,9 @@ enum Need {
     SignOut,
     /// Platform admins (operators) only.
     Platform,
+    /// Platform admins get this status (an invalid body, a workspace that
+    /// does not exist); everyone else as for `Platform`.
+    PlatformOnly(u16),
     /// At least this role in the workspace the path names.
     Role(Role),
 }
@@ -161,7 +164,7 @@ impl ApiRoute {
 /// One entry per (method, path) of the OpenAPI document. A new API route must
 /// get an entry here (the test fails naming it until it does).
 fn api_table() -> Vec<ApiRoute> {
-    use Need::{Platform, Public, SignOut, Signed, SignedIn};
+    use Need::{Platform, PlatformOnly, Public, SignOut, Signed, SignedIn};
     let role = Need::Role;
     vec![
         // Auth. A login or token request with a body missing its password:
@@ -190,6 +193,25 @@ fn api_table() -> Vec<ApiRoute> {
         api("GET", "/platform/audit/export", Platform),
         api("GET", "/platform/audit/entries/{seq}", Platform),
         api("POST", "/platform/audit/verify", Platform),
+        api("GET", "/platform/workspaces", Platform),
+        api("POST", "/platform/workspaces", PlatformOnly(422)).json(json!({"name": "x"})),
+        api(
+            "POST",
+            "/platform/workspaces/{workspace}/suspend",
+            PlatformOnly(404),
+        ),
+        api(
+            "POST",
+            "/platform/workspaces/{workspace}/resume",
+            PlatformOnly(404),
+        ),
+        api(
+            "POST",
+            "/platform/workspaces/{workspace}/impersonate",
+            PlatformOnly(404),
+        )
+        .json(json!({"reason": "route check by the matrix"})),
+        api("POST", "/platform/impersonation/end", Platform),
         // A workspace's audit log.
         api("GET", "/workspaces/{workspace}/audit", role(Role::Admin)),
         api(
@@ -383,9 +405,12 @@ enum P {
     Seq,
     /// A static asset's name.
     Asset,
+    /// A workspace id that exists nowhere (for platform actions).
+    Nowhere,
 }
 
 const WS: &[(&str, P)] = &[(":ws", P::Ws)];
+const NOWHERE_WS: &[(&str, P)] = &[(":ws", P::Nowhere)];
 const COLL: &[(&str, P)] = &[(":ws", P::Ws), (":coll", P::Coll)];
 const REC: &[(&str, P)] = &[(":ws", P::Ws), (":coll", P::Coll), (":rec", P::Rec)];
 const TEAM: &[(&str, P)] = &[(":ws", P::Ws), (":team", P::Team)];
@@ -484,7 +509,7 @@ fn default_perms() -> Vec<(String, String)> {
 /// the form, and a valid form body (the test fails naming any route it does
 /// not know).
 fn ui_table() -> Vec<UiRoute> {
-    use Need::{Person, Platform, Public, SignOut, Signed};
+    use Need::{Person, Platform, PlatformOnly, Public, SignOut, Signed};
     let role = Need::Role;
     vec![
         // An empty sign-in form: 422 for anyone.
@@ -492,6 +517,23 @@ fn ui_table() -> Vec<UiRoute> {
         ui("/logout", &[], SignOut).own_session(),
         ui("/w/:ws/audit/verify", WS, role(Role::Admin)),
         ui("/platform/audit/verify", &[], Platform),
+        ui("/platform/workspaces", &[], PlatformOnly(422)),
+        ui(
+            "/platform/workspaces/:ws/suspend",
+            NOWHERE_WS,
+            PlatformOnly(404),
+        ),
+        ui(
+            "/platform/workspaces/:ws/resume",
+            NOWHERE_WS,
+            PlatformOnly(404),
+        ),
+        ui(
+            "/platform/workspaces/:ws/impersonate",
+            NOWHERE_WS,
+            PlatformOnly(422),
+        ),
+        ui("/platform/impersonation/end", &[], Platform),
         ui("/platform/backups/run", &[], Platform),
         ui("/platform/backups/drill", &[], Platform),
         ui("/w/:ws/collections", WS, role(Role::Manager)).form(|_| {
@@ -612,6 +654,7 @@ fn ui_pages() -> Vec<UiRoute> {
         page("/platform/audit", &[], Platform),
         page("/platform/audit/:seq", &[(":seq", P::Seq)], Platform),
         page("/platform/backups", &[], Platform),
+        page("/platform/workspaces", &[], Platform),
     ]
 }
 
@@ -1035,6 +1078,8 @@ fn expect(need: Need, a: &Attempt) -> Expect {
         (Who::Token(_) | Who::OtherToken, Need::SignOut) => Expect::Status(400),
         (_, Need::SignOut) => Expect::Success,
         (Who::Staff, Need::Platform) => Expect::Success,
+        (Who::Staff, Need::PlatformOnly(s)) => Expect::Status(s),
+        (_, Need::PlatformOnly(_)) => Expect::Status(403),
         // Tokens never carry platform rights.
         (_, Need::Platform) => Expect::Status(403),
         (Who::A(r) | Who::Token(r), Need::Role(min)) if r >= min => Expect::Success,
@@ -1247,8 +1292,18 @@ fn applies(when: When, has_objects: bool, has_record: bool) -> bool {
     }
 }
 
+const NOWHERE: &str = "00000000-0000-0000-0000-000000000000";
+
 fn fill_api_path(path: &str, s: &Subst) -> Result<String, String> {
     let mut out = path.to_owned();
+    // The platform's per-workspace actions (suspend, impersonate) are tried on
+    // a workspace that does not exist: the staff caller must get as far as
+    // the lookup (404) without suspending the workspaces the matrix uses.
+    let ws = if path.starts_with("/platform/workspaces/") {
+        NOWHERE
+    } else {
+        s.ws.as_str()
+    };
     // A team's `{user}` is in the team; the workspace's, a member to change.
     let user = if path.contains("{team}") {
         &s.user
@@ -1256,7 +1311,7 @@ fn fill_api_path(path: &str, s: &Subst) -> Result<String, String> {
         &s.member
     };
     for (k, v) in [
-        ("{workspace}", s.ws.as_str()),
+        ("{workspace}", ws),
         ("{collection}", &s.collection),
         ("{record}", &s.record),
         ("{team}", &s.team),
@@ -1298,6 +1353,7 @@ fn fill_ui_path(route: &UiRoute, s: &Subst) -> String {
                 P::Team => s.team.clone(),
                 P::Seq => "1".to_owned(),
                 P::Asset => "app.css".to_owned(),
+                P::Nowhere => NOWHERE.to_owned(),
             }
         })
         .collect::<Vec<_>>()

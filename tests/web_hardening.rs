@@ -149,6 +149,13 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             "/w/:ws/tokens/revoke" => vec![("token_id", api_token.clone())],
             "/account/sessions/end" => vec![("id", other_session.clone())],
             "/w/:ws/mfa-policy" => vec![("required", "false".into())],
+            "/platform/workspaces" => vec![
+                ("name", "Second".into()),
+                ("owner_email", "admin@example.com".into()),
+            ],
+            "/platform/workspaces/:ws/impersonate" => {
+                vec![("reason", "Ticket 99: checking a form".into())]
+            }
             "/account/mfa/start" => vec![("password", PASSWORD.into())],
             "/account/mfa/confirm" => vec![("code", "000000".into())],
             "/account/mfa/remove" => vec![("password", PASSWORD.into()), ("code", "000000".into())],

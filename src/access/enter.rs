@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use super::{Grant, Principal, Role, grant_for};
+use super::{Grant, GrantHolder, Principal, Role, Via, grant_for};
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
@@ -18,6 +18,9 @@ pub struct TenantCtx {
     pub db: TenantDb,
     pub user: UserId,
     pub role: Role,
+    /// Who the audit entries of this request name: the person, the API token,
+    /// or platform staff with their impersonation reason.
+    pub actor: Actor,
 }
 
 pub async fn enter(
@@ -37,14 +40,23 @@ pub async fn enter(
         .tenants
         .open_async(&state.control, grant.clone())
         .await?;
+    let actor = match (grant.holder(), &who.via) {
+        (GrantHolder::Staff { user, reason, .. }, _) => Actor::Staff {
+            staff: *user,
+            reason: reason.clone(),
+        },
+        (_, Via::ApiToken { id, .. }) => Actor::Token(id.clone()),
+        _ => Actor::User(who.user_id),
+    };
     if !role.at_least(needs) {
-        return Err(deny(state, &db, who.user_id, role, action, needs.as_str(), meta).await);
+        return Err(deny(state, &db, &actor, role, action, needs.as_str(), meta).await);
     }
     Ok(TenantCtx {
         grant,
         db,
         user: who.user_id,
         role,
+        actor,
     })
 }
 
@@ -55,7 +67,7 @@ pub async fn enter(
 pub async fn deny(
     state: &AppState,
     db: &TenantDb,
-    user: UserId,
+    actor: &Actor,
     role: Role,
     action: &str,
     needs: &str,
@@ -64,11 +76,12 @@ pub async fn deny(
     let now = state.clock.unix();
     let meta = meta.clone();
     let detail = json!({ "attempted": action, "role": role.as_str(), "needs": needs });
+    let actor = actor.clone();
     let written = db
         .write(move |t| {
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(user), "access.denied", &meta).after(detail),
+                &NewEntry::new(actor, "access.denied", &meta).after(detail),
             )
         })
         .await;

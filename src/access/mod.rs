@@ -18,6 +18,8 @@ pub struct Principal {
     pub user_id: UserId,
     pub platform_admin: bool,
     pub via: Via,
+    /// A platform admin's live, recorded impersonation (browser sessions only).
+    pub impersonating: Option<crate::store::platform::Impersonation>,
 }
 
 /// How the caller proved who they are.
@@ -50,6 +52,13 @@ pub enum GrantHolder {
         user: UserId,
         role: Role,
     },
+    /// Platform staff in a recorded impersonation; the reason goes with every
+    /// audit entry they cause.
+    Staff {
+        user: UserId,
+        role: Role,
+        reason: String,
+    },
     /// Cross-tenant code (operator CLI, workspace creation, later backups and
     /// retention). Always names why, and the reason goes to the audit entry.
     System {
@@ -68,7 +77,7 @@ impl Grant {
 
     pub fn role(&self) -> Option<Role> {
         match &self.holder {
-            GrantHolder::Member { role, .. } => Some(*role),
+            GrantHolder::Member { role, .. } | GrantHolder::Staff { role, .. } => Some(*role),
             GrantHolder::System { .. } => None,
         }
     }
@@ -114,6 +123,18 @@ pub async fn grant_for(control: &Control, who: &Principal, ws: WorkspaceId) -> R
             workspace: ws,
             holder: GrantHolder::Member { user, role },
         }),
-        None => Err(Error::NotFound("workspace")),
+        None => match &who.impersonating {
+            // Staff without a membership, inside a recorded impersonation of
+            // exactly this workspace.
+            Some(i) if i.workspace_id == ws && who.platform_admin => Ok(Grant {
+                workspace: ws,
+                holder: GrantHolder::Staff {
+                    user,
+                    role: i.role,
+                    reason: i.reason.clone(),
+                },
+            }),
+            _ => Err(Error::NotFound("workspace")),
+        },
     }
 }

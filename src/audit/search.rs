@@ -35,6 +35,9 @@ pub struct EntryView {
     pub ip: Option<String>,
     pub request_id: Option<String>,
     pub user_agent: Option<String>,
+    /// Platform staff's stated reason, for entries they caused while
+    /// impersonating.
+    pub impersonation_reason: Option<String>,
     pub before: Value,
     pub after: Value,
     pub hash: String,
@@ -68,6 +71,11 @@ pub fn view(e: &StoredEntry, sealer: &Sealer) -> EntryView {
         request_id: e.request_id.clone(),
         user_agent: d
             .get("user_agent")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        impersonation_reason: d
+            .get("actor")
+            .and_then(|a| a.get("impersonation_reason"))
             .and_then(Value::as_str)
             .map(str::to_owned),
         before: d.get("before").cloned().unwrap_or(Value::Null),

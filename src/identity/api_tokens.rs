@@ -199,6 +199,7 @@ pub async fn authenticate(state: &AppState, secret: &str) -> Result<Principal> {
             workspace: found.workspace_id,
             scope: found.scope,
         },
+        impersonating: None,
     })
 }
 

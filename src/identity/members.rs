@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::access::Role;
 use crate::access::enter::TenantCtx;
 use crate::app::AppState;
-use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::audit::{NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::store::control::{self, NewUser};
@@ -39,7 +39,8 @@ where
 {
     let now = state.clock.unix();
     let keys = state.control.keys.clone();
-    let actor = ctx.user;
+    let actor = ctx.actor.clone();
+    let a2 = actor.clone();
     let ws = ctx.db.id();
     let m = meta.clone();
     let c = change.clone();
@@ -48,13 +49,14 @@ where
         .db
         .write_async(move |tx| {
             let out = f(tx)?;
+            let platform_actor = a2;
             let mut after = c.after.clone();
             after["workspace"] = json!(ws.to_string());
             audit::append(
                 tx,
                 &keys.sealer,
                 now,
-                &NewEntry::new(Actor::User(actor), c.action, &m)
+                &NewEntry::new(platform_actor, c.action, &m)
                     .target(c.target_type, &c.target_id)
                     .after(after),
             )?;
@@ -66,7 +68,7 @@ where
         .write(move |t| {
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(actor), change.action, &m)
+                &NewEntry::new(actor, change.action, &m)
                     .target(change.target_type, &change.target_id)
                     .after(change.after),
             )

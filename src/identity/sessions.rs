@@ -164,10 +164,23 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal> {
             .write_async(move |tx| control::touch_session(tx, &h, now, now.saturating_add(idle)))
             .await?;
     }
+    // Only platform staff can impersonate; only their sessions pay the read.
+    let impersonating = if found.platform_admin {
+        let keys = state.control.keys.clone();
+        let h = id_hash.clone();
+        state
+            .control
+            .db
+            .read_async(move |c| crate::store::platform::active_for_session(c, &keys, &h, now))
+            .await?
+    } else {
+        None
+    };
     Ok(Principal {
         user_id: row.user_id,
         platform_admin: found.platform_admin,
         via: Via::Session { hash: id_hash },
+        impersonating,
     })
 }
 

@@ -158,6 +158,7 @@ pub async fn authenticate_access(state: &AppState, token: &str) -> Result<Princi
             user_id: f.user_id,
             platform_admin: f.platform_admin,
             via: Via::Access { family: claims.sid },
+            impersonating: None,
         }),
         _ => Err(Error::Unauthenticated),
     }

@@ -12,7 +12,7 @@ use super::{TxLookup, load_for, member_ids, rfc3339_ms, values};
 use crate::access::enter::TenantCtx;
 use crate::app::AppState;
 use crate::audit::service::ExportStream;
-use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::audit::{NewEntry, RequestMeta};
 use crate::error::{Error, FieldError, Result};
 use crate::store::records::{self as rstore, Ctx, Sort};
 
@@ -35,14 +35,14 @@ pub async fn export(
 ) -> Result<ExportStream> {
     let coll = load_for(state, ctx, meta, coll_id, RecordAction::Read).await?;
     let now = state.clock.unix();
-    let user = ctx.user;
+    let actor = ctx.actor.clone();
     let meta = meta.clone();
     let cid = coll.row.id.clone();
     ctx.db
         .write(move |t| {
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(user), "records.exported", &meta)
+                &NewEntry::new(actor.clone(), "records.exported", &meta)
                     .target("collection", &cid)
                     .after(json!({ "format": "csv" })),
             )
@@ -199,6 +199,7 @@ pub async fn import(
     let now = state.clock.unix();
     let ms = super::now_ms(state);
     let user = ctx.user;
+    let audit_actor = ctx.actor.clone();
     let meta = meta.clone();
     let row = coll.row.clone();
     ctx.db
@@ -238,7 +239,7 @@ pub async fn import(
             }
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(user), "records.imported", &meta)
+                &NewEntry::new(audit_actor.clone(), "records.imported", &meta)
                     .target("collection", &row.id)
                     .after(json!({ "records": count })),
             )?;

@@ -21,7 +21,7 @@ use crate::access::Role;
 use crate::access::enter::{TenantCtx, deny};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::app::AppState;
-use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::audit::{NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::store::records::{self as rstore, CollectionRow, Ctx, RecordRow, VersionRow};
 use schema::{Definition, FieldInput, Permissions, RecordAction};
@@ -136,7 +136,7 @@ pub async fn load_for(
         return Err(deny(
             state,
             &ctx.db,
-            ctx.user,
+            &ctx.actor,
             v.role,
             action.as_str(),
             "collection permissions",
@@ -158,7 +158,7 @@ pub async fn load_managed(
         return Err(deny(
             state,
             &ctx.db,
-            ctx.user,
+            &ctx.actor,
             v.role,
             "collection.update",
             "manager",
@@ -186,7 +186,7 @@ pub async fn create_collection(
 ) -> Result<Visible> {
     let now = state.clock.unix();
     let ms = now_ms(state);
-    let user = ctx.user;
+    let actor = ctx.actor.clone();
     let meta2 = meta.clone();
     let teams = my_teams(ctx).await?;
     let role = ctx.role;
@@ -210,7 +210,7 @@ pub async fn create_collection(
             rstore::save_collection(t.tx, t.sealer, &row)?;
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(user), "collection.created", &meta2)
+                &NewEntry::new(actor.clone(), "collection.created", &meta2)
                     .target("collection", &row.id)
                     .after(json!({
                         "name": row.def.name,
@@ -242,7 +242,7 @@ pub async fn change_collection(
     let v = load_managed(state, ctx, meta, id).await?;
     let now = state.clock.unix();
     let ms = now_ms(state);
-    let user = ctx.user;
+    let actor = ctx.actor.clone();
     let meta2 = meta.clone();
     let role = v.role;
     let row = ctx
@@ -285,7 +285,7 @@ pub async fn change_collection(
             }
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(user), "collection.updated", &meta2)
+                &NewEntry::new(actor.clone(), "collection.updated", &meta2)
                     .target("collection", &row.id)
                     .before(before)
                     .after(json!({
@@ -311,7 +311,7 @@ pub async fn delete_collection(
         return Err(deny(
             state,
             &ctx.db,
-            ctx.user,
+            &ctx.actor,
             v.role,
             "collection.delete",
             "admin",
@@ -320,7 +320,7 @@ pub async fn delete_collection(
         .await);
     }
     let now = state.clock.unix();
-    let user = ctx.user;
+    let actor = ctx.actor.clone();
     let meta2 = meta.clone();
     ctx.db
         .write(move |t| {
@@ -339,7 +339,7 @@ pub async fn delete_collection(
             let n = rstore::delete_collection(t.tx, &v.row.id)?;
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(user), "collection.deleted", &meta2)
+                &NewEntry::new(actor.clone(), "collection.deleted", &meta2)
                     .target("collection", &v.row.id)
                     .before(json!({"name": v.row.def.name, "records": n})),
             )?;
@@ -429,6 +429,7 @@ pub async fn create_record(
     let now = state.clock.unix();
     let ms = now_ms(state);
     let user = ctx.user;
+    let actor = ctx.actor.clone();
     let meta2 = meta.clone();
     let row = coll.row.clone();
     let (record, replayed) = ctx
@@ -467,7 +468,7 @@ pub async fn create_record(
             }
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(user), "record.created", &meta2)
+                &NewEntry::new(actor.clone(), "record.created", &meta2)
                     .target("record", &rec.id)
                     .after(json!({"collection": row.id, "version": 1})),
             )?;
@@ -515,6 +516,7 @@ async fn write_update(
     let now = state.clock.unix();
     let ms = now_ms(state);
     let user = ctx.user;
+    let actor = ctx.actor.clone();
     let meta2 = meta.clone();
     let row = coll.row.clone();
     let id = id.to_owned();
@@ -557,7 +559,7 @@ async fn write_update(
             }
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(user), action, &meta2)
+                &NewEntry::new(actor.clone(), action, &meta2)
                     .target("record", &rec.id)
                     .before(json!({"version": old.version}))
                     .after(after),
@@ -607,7 +609,7 @@ pub async fn delete_record(
     let coll = load_for(state, ctx, meta, coll_id, RecordAction::Delete).await?;
     let now = state.clock.unix();
     let ms = now_ms(state);
-    let user = ctx.user;
+    let actor = ctx.actor.clone();
     let meta2 = meta.clone();
     let (c, r) = (coll.row.id.clone(), id.to_owned());
     ctx.db
@@ -617,7 +619,7 @@ pub async fn delete_record(
             rstore::delete_record(t.tx, old.seq, ms)?;
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(user), "record.deleted", &meta2)
+                &NewEntry::new(actor.clone(), "record.deleted", &meta2)
                     .target("record", &old.id)
                     .before(json!({"collection": c, "version": old.version})),
             )?;

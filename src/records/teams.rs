@@ -7,7 +7,7 @@ use crate::access::Role;
 use crate::access::enter::{TenantCtx, deny};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::app::AppState;
-use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::audit::{NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::store::control::{self, UserRow};
@@ -36,7 +36,7 @@ pub async fn create(
 ) -> Result<TeamRow> {
     let name = crate::records::schema::validate_collection_name("name", name)?;
     let now = state.clock.unix();
-    let user = ctx.user;
+    let actor = ctx.actor.clone();
     let meta = meta.clone();
     ctx.db
         .write(move |t| {
@@ -44,7 +44,7 @@ pub async fn create(
             crate::store::teams::insert_team(t.tx, t.sealer, &id, &name, now)?;
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(user), "team.created", &meta)
+                &NewEntry::new(actor.clone(), "team.created", &meta)
                     .target("team", &id)
                     .after(json!({ "name": name })),
             )?;
@@ -65,7 +65,7 @@ pub async fn delete(
     team: &str,
 ) -> Result<()> {
     let now = state.clock.unix();
-    let user = ctx.user;
+    let actor = ctx.actor.clone();
     let meta = meta.clone();
     let team = team.to_owned();
     ctx.db
@@ -75,7 +75,7 @@ pub async fn delete(
             }
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(user), "team.deleted", &meta).target("team", &team),
+                &NewEntry::new(actor.clone(), "team.deleted", &meta).target("team", &team),
             )?;
             Ok(())
         })
@@ -102,7 +102,7 @@ async fn check_manage(
         Err(deny(
             state,
             &ctx.db,
-            ctx.user,
+            &ctx.actor,
             ctx.role,
             "team.update",
             "admin or team lead",
@@ -130,7 +130,7 @@ pub async fn set_member(
         return Err(Error::NotFound("member"));
     }
     let now = state.clock.unix();
-    let actor = ctx.user;
+    let actor = ctx.actor.clone();
     let meta = meta.clone();
     let (team, user, role) = (team.to_owned(), user.to_owned(), role.to_owned());
     ctx.db
@@ -138,7 +138,7 @@ pub async fn set_member(
             crate::store::teams::set_team_member(t.tx, &team, &user, &role, now)?;
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(actor), "team.member_set", &meta)
+                &NewEntry::new(actor.clone(), "team.member_set", &meta)
                     .target("team", &team)
                     .after(json!({ "user": user, "role": role })),
             )?;
@@ -156,7 +156,7 @@ pub async fn remove_member(
 ) -> Result<()> {
     check_manage(state, ctx, meta, team).await?;
     let now = state.clock.unix();
-    let actor = ctx.user;
+    let actor = ctx.actor.clone();
     let meta = meta.clone();
     let (team, user) = (team.to_owned(), user.to_owned());
     ctx.db
@@ -166,7 +166,7 @@ pub async fn remove_member(
             }
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(actor), "team.member_removed", &meta)
+                &NewEntry::new(actor.clone(), "team.member_removed", &meta)
                     .target("team", &team)
                     .before(json!({ "user": user })),
             )?;

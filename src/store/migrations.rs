@@ -32,6 +32,11 @@ pub const CONTROL: &[Migration] = &[
         name: "mfa",
         sql: include_str!("migrations/control/0004_mfa.sql"),
     },
+    Migration {
+        version: 5,
+        name: "platform",
+        sql: include_str!("migrations/control/0005_platform.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[

@@ -8,6 +8,7 @@ pub mod control;
 pub mod keypairs;
 pub mod mfa;
 pub mod migrations;
+pub mod platform;
 pub mod records;
 pub mod teams;
 pub mod tenant;

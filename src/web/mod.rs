@@ -46,6 +46,11 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/account/mfa/confirm",
     "/account/mfa/remove",
     "/w/:ws/mfa-policy",
+    "/platform/workspaces",
+    "/platform/workspaces/:ws/suspend",
+    "/platform/workspaces/:ws/resume",
+    "/platform/workspaces/:ws/impersonate",
+    "/platform/impersonation/end",
 ];
 
 fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
@@ -77,6 +82,11 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/account/mfa/confirm" => ui::account::mfa_confirm.boxed(),
         "/account/mfa/remove" => ui::account::mfa_remove.boxed(),
         "/w/:ws/mfa-policy" => ui::access::set_mfa_policy.boxed(),
+        "/platform/workspaces" => ui::platform::create_workspace.boxed(),
+        "/platform/workspaces/:ws/suspend" => ui::platform::suspend.boxed(),
+        "/platform/workspaces/:ws/resume" => ui::platform::resume.boxed(),
+        "/platform/workspaces/:ws/impersonate" => ui::platform::impersonate.boxed(),
+        "/platform/impersonation/end" => ui::platform::end_impersonation.boxed(),
         _ => return None,
     })
 }
@@ -118,6 +128,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             "/w/:ws/c/:coll/schema" => route.at(*path, get(ui::schema::schema_page).post(ep)),
             "/w/:ws/c/:coll/r/:rec" => route.at(*path, get(ui::record_form::record_page).post(ep)),
             "/w/:ws/teams" => route.at(*path, get(ui::teams::teams_page).post(ep)),
+            "/platform/workspaces" => route.at(*path, get(ui::platform::workspaces_page).post(ep)),
             _ => route.at(*path, post(ep)),
         };
     }

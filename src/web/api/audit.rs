@@ -41,6 +41,9 @@ pub struct AuditEntry {
     pub ip: Option<String>,
     pub request_id: Option<String>,
     pub user_agent: Option<String>,
+    /// Why platform staff were inside the workspace (entries they caused
+    /// while impersonating).
+    pub impersonation_reason: Option<String>,
     pub before: serde_json::Value,
     pub after: serde_json::Value,
     pub hash: String,
@@ -58,6 +61,7 @@ impl From<EntryView> for AuditEntry {
             action: v.action,
             target: v.target,
             target_type: v.target_type,
+            impersonation_reason: v.impersonation_reason,
             ip: v.ip,
             request_id: v.request_id,
             user_agent: v.user_agent,
@@ -239,15 +243,8 @@ impl AuditApi {
             None, actor.0, action.0, target.0, ip.0, from.0, to.0, None, None,
         )?;
         let chain = Chain::Workspace(ctx.db.id());
-        let (line, rx) = service::export(
-            &state,
-            chain,
-            p.filter,
-            format,
-            Actor::User(ctx.user),
-            &meta,
-        )
-        .await?;
+        let (line, rx) =
+            service::export(&state, chain, p.filter, format, ctx.actor.clone(), &meta).await?;
         Ok(export_response(format, line, rx))
     }
 
@@ -319,7 +316,7 @@ impl AuditApi {
         .await?;
         let chain = Chain::Workspace(ctx.db.id());
         Ok(Json(
-            service::verify_now(&state, chain, Actor::User(ctx.user), &meta)
+            service::verify_now(&state, chain, ctx.actor.clone(), &meta)
                 .await?
                 .into(),
         ))

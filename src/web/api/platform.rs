@@ -4,12 +4,79 @@
 use std::sync::Arc;
 
 use poem::web::Data;
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
 
 use super::ApiTags;
+use super::body::JsonBody;
+use crate::access::Role;
 use crate::app::AppState;
+use crate::audit::{Actor, RequestMeta};
+use crate::clock::rfc3339;
 use crate::web::session::PlatformAdmin;
+
+#[derive(Object)]
+pub struct WorkspaceHealth {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    /// `active` or `suspended`.
+    pub state: String,
+    pub members: i64,
+    pub size_bytes: u64,
+    pub created_at: String,
+}
+
+#[derive(Object)]
+pub struct WorkspaceList {
+    pub items: Vec<WorkspaceHealth>,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceCreate {
+    pub name: String,
+    /// The email of an existing account, who becomes the owner.
+    pub owner_email: String,
+    /// A region label (default: the appliance's).
+    pub region: Option<String>,
+}
+
+#[derive(Object)]
+pub struct WorkspaceCreated {
+    pub id: String,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpersonationStart {
+    /// Why (recorded in both audit chains; at least 10 characters).
+    pub reason: String,
+    /// 1 to 60; default 30.
+    pub minutes: Option<u32>,
+    /// The role to act with; default `viewer` (never `owner`).
+    pub role: Option<Role>,
+}
+
+#[derive(Object)]
+pub struct ImpersonationStarted {
+    pub id: String,
+    pub expires_at: String,
+}
+
+#[derive(ApiResponse)]
+pub enum Created<T: poem_openapi::types::ToJSON> {
+    #[oai(status = 201)]
+    Created(Json<T>),
+}
+
+#[derive(ApiResponse)]
+pub enum Done {
+    #[oai(status = 204)]
+    Done,
+}
 
 #[derive(Object)]
 pub struct PlatformStatus {
@@ -54,5 +121,130 @@ impl PlatformApi {
         _admin: PlatformAdmin,
     ) -> Json<PlatformStatus> {
         Json(status(&state))
+    }
+
+    /// Every workspace with its health: state, region, members, size.
+    /// Nothing inside a workspace is shown here.
+    #[oai(path = "/platform/workspaces", method = "get")]
+    async fn workspaces(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _admin: PlatformAdmin,
+    ) -> poem::Result<Json<WorkspaceList>> {
+        let items = crate::platform::list(&state)
+            .await?
+            .into_iter()
+            .map(|h| WorkspaceHealth {
+                id: h.row.id.to_string(),
+                name: h.row.name,
+                region: h.row.region,
+                state: h.row.state,
+                members: h.members,
+                size_bytes: h.size_bytes,
+                created_at: rfc3339(h.row.created_at),
+            })
+            .collect();
+        Ok(Json(WorkspaceList { items }))
+    }
+
+    /// Creates a workspace owned by an existing account.
+    #[oai(path = "/platform/workspaces", method = "post")]
+    async fn create_workspace(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        admin: PlatformAdmin,
+        body: JsonBody<WorkspaceCreate>,
+    ) -> poem::Result<Created<WorkspaceCreated>> {
+        let WorkspaceCreate {
+            name,
+            owner_email,
+            region,
+        } = body.0;
+        let id = crate::workspace::create_workspace(
+            &state,
+            crate::workspace::CreateWorkspace {
+                name,
+                owner_email,
+                region,
+            },
+            Actor::User(admin.0.user_id),
+            &meta,
+        )
+        .await?;
+        Ok(Created::Created(Json(WorkspaceCreated {
+            id: id.to_string(),
+        })))
+    }
+
+    /// Suspends a workspace: its members get 404 until it is resumed.
+    #[oai(path = "/platform/workspaces/:workspace/suspend", method = "post")]
+    async fn suspend(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        admin: PlatformAdmin,
+        workspace: Path<String>,
+    ) -> poem::Result<Done> {
+        crate::platform::set_active(&state, &admin.0, &workspace, false, &meta).await?;
+        Ok(Done::Done)
+    }
+
+    /// Resumes a suspended workspace.
+    #[oai(path = "/platform/workspaces/:workspace/resume", method = "post")]
+    async fn resume(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        admin: PlatformAdmin,
+        workspace: Path<String>,
+    ) -> poem::Result<Done> {
+        crate::platform::set_active(&state, &admin.0, &workspace, true, &meta).await?;
+        Ok(Done::Done)
+    }
+
+    /// Starts a recorded impersonation of a workspace for this browser
+    /// session: a stated reason, an expiry, a role (default viewer). It is
+    /// written to the platform log and to the workspace's own audit log.
+    #[oai(path = "/platform/workspaces/:workspace/impersonate", method = "post")]
+    async fn impersonate(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        admin: PlatformAdmin,
+        workspace: Path<String>,
+        body: JsonBody<ImpersonationStart>,
+    ) -> poem::Result<Created<ImpersonationStarted>> {
+        let ImpersonationStart {
+            reason,
+            minutes,
+            role,
+        } = body.0;
+        let started = crate::platform::impersonate(
+            &state,
+            &admin.0,
+            &workspace,
+            &reason,
+            minutes.unwrap_or(30),
+            role.unwrap_or(Role::Viewer),
+            &meta,
+        )
+        .await?;
+        Ok(Created::Created(Json(ImpersonationStarted {
+            id: started.id,
+            expires_at: rfc3339(started.expires_at),
+        })))
+    }
+
+    /// Ends this session's impersonation (204 also when there was none).
+    #[oai(path = "/platform/impersonation/end", method = "post")]
+    async fn end_impersonation(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        admin: PlatformAdmin,
+    ) -> poem::Result<Done> {
+        crate::platform::end(&state, &admin.0, &meta).await?;
+        Ok(Done::Done)
     }
 }

@@ -179,6 +179,9 @@ fn entry_page(e: &EntryView, back: &str) -> Markup {
                 tr { th { "Target" } td { (e.target_type.clone().unwrap_or_default()) " " (e.target.clone().unwrap_or_default()) } }
                 tr { th { "IP" } td { (e.ip.clone().unwrap_or_default()) } }
                 tr { th { "User agent" } td { (e.user_agent.clone().unwrap_or_default()) } }
+                @if let Some(r) = &e.impersonation_reason {
+                    tr { th { "Impersonation reason" } td { (r) } }
+                }
                 tr { th { "Request id" } td { code { (e.request_id.clone().unwrap_or_default()) } } }
                 tr { th { "Hash" } td { code.hash { (e.hash) } } }
                 tr { th { "Previous hash" } td { code.hash { (e.prev_hash) } } }
@@ -264,7 +267,7 @@ pub async fn workspace_verify(
     service::verify_now(
         &state,
         Chain::Workspace(ctx.db.id()),
-        Actor::User(ctx.user),
+        ctx.actor.clone(),
         &meta,
     )
     .await?;

@@ -70,6 +70,7 @@ pub async fn page(
             &super::Chrome {
                 email: Some(&email),
                 csrf: &token,
+                impersonating: who.0.impersonating.as_ref(),
             },
             markup,
         ),

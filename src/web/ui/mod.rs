@@ -7,6 +7,7 @@ pub mod audit;
 pub mod backups;
 pub mod forms;
 pub mod pages;
+pub mod platform;
 pub mod record_form;
 pub mod records;
 pub mod schema;
@@ -24,6 +25,8 @@ pub struct Chrome<'a> {
     pub email: Option<&'a str>,
     /// The CSRF token every form on the page carries.
     pub csrf: &'a str,
+    /// Platform staff inside a recorded impersonation: a banner on every page.
+    pub impersonating: Option<&'a crate::store::platform::Impersonation>,
 }
 
 /// The hidden field that carries the CSRF token in a form.
@@ -56,6 +59,17 @@ pub fn layout(title: &str, chrome: &Chrome<'_>, body: Markup) -> Markup {
                         }
                     }
                 }
+                @if let Some(i) = chrome.impersonating {
+                    div.banner role="alert" id="impersonation-banner" {
+                        "Impersonating workspace " a href=(format!("/w/{}", i.workspace_id)) { code { (i.workspace_id) } }
+                        " as " strong { (i.role.as_str()) } " until " (crate::clock::rfc3339(i.expires_at))
+                        ". Reason: " em { (i.reason) } ". Everything you do is recorded in its audit log. "
+                        form.inline-end method="post" action="/platform/impersonation/end" {
+                            (csrf_field(chrome.csrf))
+                            button.secondary type="submit" { "End impersonation" }
+                        }
+                    }
+                }
                 main { (body) }
                 footer { "Aura " (env!("CARGO_PKG_VERSION")) }
             }
@@ -79,6 +93,7 @@ pub fn signed_in_page(title: &str, email: &str, csrf: &str, body: Markup) -> Res
             &Chrome {
                 email: Some(email),
                 csrf,
+                impersonating: None,
             },
             body,
         ),
@@ -108,6 +123,7 @@ pub fn error_page(p: &Problem) -> Response {
             &Chrome {
                 email: None,
                 csrf: "",
+                impersonating: None,
             },
             body,
         ),

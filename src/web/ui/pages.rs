@@ -75,6 +75,7 @@ fn login_step(
             &Chrome {
                 email: None,
                 csrf: &csrf,
+                impersonating: None,
             },
             body,
         ),
@@ -227,7 +228,7 @@ pub async fn workspaces(
                 }
             }
             @if me.platform_admin {
-                p { a href="/platform/audit" { "Platform audit log" } " · " a href="/platform/backups" { "Backups" } }
+                p { a href="/platform/workspaces" { "Workspaces (platform)" } " · " a href="/platform/audit" { "Platform audit log" } " · " a href="/platform/backups" { "Backups" } }
             }
         }
     };

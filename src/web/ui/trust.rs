@@ -54,6 +54,7 @@ pub fn page(t: &Trust) -> Response {
             &Chrome {
                 email: None,
                 csrf: "",
+                impersonating: None,
             },
             body,
         ),

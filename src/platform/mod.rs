@@ -1,0 +1,284 @@
+//! The platform area: operators create, list, suspend and resume workspaces
+//! and see their health, but never read workspace data. To support a
+//! workspace they start an impersonation with a stated reason and an expiry,
+//! bound to their browser session; it is recorded in the platform chain and
+//! in the workspace's own chain (where its owners read it), and every entry
+//! they cause inside names them as staff, with the reason.
+
+use serde_json::json;
+
+use crate::access::{Grant, Principal, Role, Via};
+use crate::app::AppState;
+use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::error::{Error, Result};
+use crate::ids::WorkspaceId;
+use crate::store::control::{self, WorkspaceRow};
+use crate::store::{audit, platform};
+
+pub const MAX_IMPERSONATION_MINUTES: u32 = 60;
+const MIN_REASON_CHARS: usize = 10;
+
+/// A workspace as operators see it: no names of people, no content.
+pub struct Health {
+    pub row: WorkspaceRow,
+    pub members: i64,
+    /// Size of the workspace's database file (and its WAL), in bytes.
+    pub size_bytes: u64,
+}
+
+pub async fn list(state: &AppState) -> Result<Vec<Health>> {
+    let keys = state.control.keys.clone();
+    let rows = state
+        .control
+        .db
+        .read_async(move |c| {
+            control::list_workspaces(c, &keys)?
+                .into_iter()
+                .map(|w| {
+                    let members = platform::member_count(c, w.id)?;
+                    Ok((w, members))
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .await?;
+    let dir = state.tenants.tenants_dir().clone();
+    Ok(rows
+        .into_iter()
+        .map(|(row, members)| {
+            let base = dir.join(row.id.to_string());
+            let size_bytes = ["data.db", "data.db-wal"]
+                .iter()
+                .filter_map(|f| std::fs::metadata(base.join(f)).ok())
+                .map(|m| m.len())
+                .sum();
+            Health {
+                row,
+                members,
+                size_bytes,
+            }
+        })
+        .collect())
+}
+
+fn parse_ws(id: &str) -> Result<WorkspaceId> {
+    id.parse().map_err(|_| Error::NotFound("workspace"))
+}
+
+/// Suspends (`active = false`) or resumes a workspace. A suspended
+/// workspace answers 404 to its members until it is resumed.
+pub async fn set_active(
+    state: &AppState,
+    staff: &Principal,
+    workspace: &str,
+    active: bool,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let ws = parse_ws(workspace)?;
+    let now = state.clock.unix();
+    let keys = state.control.keys.clone();
+    let m = meta.clone();
+    let who = staff.user_id;
+    let (new_state, action) = if active {
+        ("active", "workspace.resumed")
+    } else {
+        ("suspended", "workspace.suspended")
+    };
+    state
+        .control
+        .db
+        .write_async(move |tx| {
+            platform::set_state(tx, ws, new_state, now)?;
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(Actor::User(who), action, &m).target("workspace", ws),
+            )?;
+            Ok(())
+        })
+        .await?;
+    // The workspace's owners see it in their own chain too.
+    let grant = Grant::system(ws, "platform workspace state change");
+    let db = state.tenants.open_async(&state.control, grant).await?;
+    let m = meta.clone();
+    db.write(move |t| {
+        t.audit(
+            now,
+            &NewEntry::new(Actor::User(who), action, &m).target("workspace", ws),
+        )
+    })
+    .await?;
+    Ok(())
+}
+
+pub struct Started {
+    pub id: String,
+    pub expires_at: i64,
+}
+
+/// Starts an impersonation of `workspace` for the staff member's current
+/// browser session.
+pub async fn impersonate(
+    state: &AppState,
+    staff: &Principal,
+    workspace: &str,
+    reason: &str,
+    minutes: u32,
+    role: Role,
+    meta: &RequestMeta,
+) -> Result<Started> {
+    let Via::Session { hash } = &staff.via else {
+        return Err(Error::Usage(
+            "impersonation is for a browser session; sign in to the platform area".into(),
+        ));
+    };
+    let reason = reason.trim().to_owned();
+    let mut errors = Vec::new();
+    if reason.chars().count() < MIN_REASON_CHARS || reason.chars().any(char::is_control) {
+        errors.push(crate::error::FieldError {
+            field: "reason".into(),
+            message: format!(
+                "say why, in at least {MIN_REASON_CHARS} characters (a ticket number helps)"
+            ),
+        });
+    }
+    if !(1..=MAX_IMPERSONATION_MINUTES).contains(&minutes) {
+        errors.push(crate::error::FieldError {
+            field: "minutes".into(),
+            message: format!("must be between 1 and {MAX_IMPERSONATION_MINUTES}"),
+        });
+    }
+    if role == Role::Owner {
+        errors.push(crate::error::FieldError {
+            field: "role".into(),
+            message: "must be admin, manager, member or viewer".into(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(Error::Validation(errors));
+    }
+    let ws = parse_ws(workspace)?;
+    let now = state.clock.unix();
+    let expires_at = now + i64::from(minutes) * 60;
+    let id = uuid::Uuid::now_v7().to_string();
+    let keys = state.control.keys.clone();
+    let m = meta.clone();
+    let staff_id = staff.user_id;
+    let session_hash = hash.clone();
+    let i_id = id.clone();
+    let r = reason.clone();
+    let detail = json!({ "role": role.as_str(), "expires_at": expires_at, "impersonation": id });
+    let d = detail.clone();
+    state
+        .control
+        .db
+        .write_async(move |tx| {
+            let active =
+                control::get_workspace(tx, &keys, ws)?.is_some_and(|w| w.state == "active");
+            if !active {
+                return Err(Error::NotFound("workspace"));
+            }
+            platform::insert_impersonation(
+                tx,
+                &keys,
+                &platform::NewImpersonation {
+                    id: &i_id,
+                    staff_id,
+                    workspace_id: ws,
+                    session_hash: &session_hash,
+                    reason: &r,
+                    role,
+                    expires_at,
+                },
+                now,
+            )?;
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(
+                    Actor::Staff {
+                        staff: staff_id,
+                        reason: r.clone(),
+                    },
+                    "impersonation.started",
+                    &m,
+                )
+                .target("workspace", ws)
+                .after(d),
+            )?;
+            Ok(())
+        })
+        .await?;
+    let grant = Grant::system(ws, "recording an impersonation");
+    let db = state.tenants.open_async(&state.control, grant).await?;
+    let m = meta.clone();
+    db.write(move |t| {
+        t.audit(
+            now,
+            &NewEntry::new(
+                Actor::Staff {
+                    staff: staff_id,
+                    reason,
+                },
+                "impersonation.started",
+                &m,
+            )
+            .target("workspace", ws)
+            .after(detail),
+        )
+    })
+    .await?;
+    Ok(Started { id, expires_at })
+}
+
+/// Ends the caller's live impersonation (if any), in both chains.
+pub async fn end(state: &AppState, staff: &Principal, meta: &RequestMeta) -> Result<bool> {
+    let Some(i) = staff.impersonating.clone() else {
+        return Ok(false);
+    };
+    let now = state.clock.unix();
+    let keys = state.control.keys.clone();
+    let m = meta.clone();
+    let actor = Actor::Staff {
+        staff: i.staff_id,
+        reason: i.reason.clone(),
+    };
+    let a = actor.clone();
+    let iid = i.id.clone();
+    let ws = i.workspace_id;
+    let ended = state
+        .control
+        .db
+        .write_async(move |tx| {
+            if !platform::end_impersonation(tx, &iid, now)? {
+                return Ok(false);
+            }
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(a, "impersonation.ended", &m)
+                    .target("workspace", ws)
+                    .after(json!({ "impersonation": iid })),
+            )?;
+            Ok(true)
+        })
+        .await?;
+    if ended {
+        let grant = Grant::system(ws, "recording an impersonation");
+        let db = state.tenants.open_async(&state.control, grant).await?;
+        let m = meta.clone();
+        let iid = i.id.clone();
+        db.write(move |t| {
+            t.audit(
+                now,
+                &NewEntry::new(actor, "impersonation.ended", &m)
+                    .target("workspace", ws)
+                    .after(json!({ "impersonation": iid })),
+            )
+        })
+        .await?;
+    }
+    Ok(ended)
+}

@@ -1,0 +1,206 @@
+//! The platform area's workspaces page: health, create, suspend and resume,
+//! and starting a recorded impersonation.
+
+use std::sync::Arc;
+
+use maud::html;
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{Request, Response, handler};
+
+use super::csrf_field;
+use super::forms::{errors_box, form_pairs, one, page, see_other, validation_errors};
+use crate::access::Role;
+use crate::app::AppState;
+use crate::audit::{Actor, RequestMeta};
+use crate::clock::rfc3339;
+use crate::error::{Error, FieldError};
+use crate::platform::MAX_IMPERSONATION_MINUTES;
+use crate::web::session::{PlatformAdmin, SignedIn};
+
+async fn render(
+    req: &Request,
+    state: &AppState,
+    admin: &PlatformAdmin,
+    status: StatusCode,
+    errors: &[FieldError],
+) -> poem::Result<Response> {
+    let list = crate::platform::list(state).await?;
+    let who = SignedIn(admin.0.clone());
+    page(req, state, &who, status, "Workspaces (platform)", |token| {
+        html! {
+            section.card {
+                p.crumbs { a href="/platform/audit" { "Platform audit log" } " · " a href="/platform/backups" { "Backups" } }
+                h1 { "Workspaces" }
+                p.muted { "Health only: what is inside a workspace is not shown here. To help a workspace, start an impersonation: it is recorded, with your reason, in the platform log and in the workspace's own audit log, and ends by itself." }
+                (errors_box(errors))
+                table.list id="platform-workspaces" {
+                    thead { tr { th { "Workspace" } th { "Region" } th { "State" } th { "Members" } th { "Size" } th { "Created" } th {} } }
+                    tbody {
+                        @for h in &list {
+                            @let id = h.row.id.to_string();
+                            tr data-workspace=(id) {
+                                td { (h.row.name) br; code.muted { (id) } }
+                                td { (h.row.region) }
+                                td { span.badge { (h.row.state) } }
+                                td { (h.members) }
+                                td { (h.size_bytes / 1024) " KiB" }
+                                td { (rfc3339(h.row.created_at)) }
+                                td {
+                                    @let (label, to) = if h.row.state == "active" { ("Suspend", "suspend") } else { ("Resume", "resume") };
+                                    form method="post" action=(format!("/platform/workspaces/{id}/{to}")) {
+                                        (csrf_field(token))
+                                        button.secondary type="submit" { (label) }
+                                    }
+                                    @if h.row.state == "active" {
+                                        form.impersonate method="post" action=(format!("/platform/workspaces/{id}/impersonate")) {
+                                            (csrf_field(token))
+                                            input name="reason" required minlength="10" placeholder="Reason (ticket number)" aria-label="Reason";
+                                            input name="minutes" type="number" min="1" max=(MAX_IMPERSONATION_MINUTES) value="30" aria-label="Minutes";
+                                            select name="role" aria-label="Role" {
+                                                @for r in [Role::Viewer, Role::Member, Role::Manager, Role::Admin] {
+                                                    option value=(r.as_str()) { (r.as_str()) }
+                                                }
+                                            }
+                                            button type="submit" { "Impersonate" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section.card {
+                h2 { "New workspace" }
+                form id="new-workspace" method="post" action="/platform/workspaces" {
+                    (csrf_field(token))
+                    label for="ws-name" { "Name" }
+                    input id="ws-name" name="name" required maxlength="200";
+                    label for="ws-owner" { "Owner's email (an existing account)" }
+                    input id="ws-owner" name="owner_email" type="email" required;
+                    label for="ws-region" { "Region (empty: this appliance's)" }
+                    input id="ws-region" name="region" maxlength="32";
+                    button type="submit" { "Create workspace" }
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[handler]
+pub async fn workspaces_page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    admin: PlatformAdmin,
+) -> poem::Result<Response> {
+    render(req, &state, &admin, StatusCode::OK, &[]).await
+}
+
+async fn done(
+    req: &Request,
+    state: &AppState,
+    admin: &PlatformAdmin,
+    r: Result<(), Error>,
+    to: String,
+) -> poem::Result<Response> {
+    match r {
+        Ok(()) => Ok(see_other(to)),
+        Err(e) => {
+            let errors = validation_errors(e)?;
+            render(req, state, admin, StatusCode::UNPROCESSABLE_ENTITY, &errors).await
+        }
+    }
+}
+
+#[handler]
+pub async fn create_workspace(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    admin: PlatformAdmin,
+) -> poem::Result<Response> {
+    let pairs = form_pairs(req);
+    let region = one(&pairs, "region")
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned);
+    let r = crate::workspace::create_workspace(
+        &state,
+        crate::workspace::CreateWorkspace {
+            name: one(&pairs, "name").unwrap_or_default().to_owned(),
+            owner_email: one(&pairs, "owner_email").unwrap_or_default().to_owned(),
+            region,
+        },
+        Actor::User(admin.0.user_id),
+        &meta,
+    )
+    .await
+    .map(|_| ());
+    done(req, &state, &admin, r, "/platform/workspaces".into()).await
+}
+
+#[handler]
+pub async fn suspend(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    admin: PlatformAdmin,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let r = crate::platform::set_active(&state, &admin.0, &ws, false, &meta).await;
+    done(req, &state, &admin, r, "/platform/workspaces".into()).await
+}
+
+#[handler]
+pub async fn resume(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    admin: PlatformAdmin,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let r = crate::platform::set_active(&state, &admin.0, &ws, true, &meta).await;
+    done(req, &state, &admin, r, "/platform/workspaces".into()).await
+}
+
+#[handler]
+pub async fn impersonate(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    admin: PlatformAdmin,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let pairs = form_pairs(req);
+    let minutes = one(&pairs, "minutes")
+        .unwrap_or("30")
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| Error::field("minutes", "must be a whole number of minutes"));
+    let role = one(&pairs, "role")
+        .unwrap_or("viewer")
+        .parse::<Role>()
+        .map_err(|_| Error::field("role", "must be admin, manager, member or viewer"));
+    let r = match (minutes, role) {
+        (Ok(m), Ok(role)) => {
+            let reason = one(&pairs, "reason").unwrap_or_default();
+            crate::platform::impersonate(&state, &admin.0, &ws, reason, m, role, &meta)
+                .await
+                .map(|_| ())
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    done(req, &state, &admin, r, format!("/w/{ws}")).await
+}
+
+#[handler]
+pub async fn end_impersonation(
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    admin: PlatformAdmin,
+) -> poem::Result<Response> {
+    crate::platform::end(&state, &admin.0, &meta).await?;
+    Ok(see_other("/platform/workspaces".into()))
+}
