@@ -23,6 +23,8 @@ pub struct AppState {
     pub control: Arc<Control>,
     pub tenants: Arc<TenantPool>,
     pub hasher: PasswordHasher,
+    /// Outgoing mail (SMTP, or the outbox file under --dev).
+    pub mailer: crate::mail::Mailer,
     /// Sign-in rate limits and per-account backoff (in memory).
     pub limits: crate::identity::guard::Limits,
     /// In-memory search indexes (never on disk), keyed by purpose and scope.
@@ -101,7 +103,9 @@ impl AppState {
             config.file.storage.tenant_pool_size,
         );
         let reloadable = std::sync::RwLock::new(Reloadable::from_config(&config));
+        let mailer = crate::mail::Mailer::from_config(&config)?;
         Ok(Self {
+            mailer,
             config: Arc::new(config),
             clock,
             control: Arc::new(control),

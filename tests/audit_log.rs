@@ -17,10 +17,14 @@ struct Setup {
 
 /// A workspace whose owner is signed in, with a few entries in its chain.
 async fn setup() -> Setup {
+    setup_with(&[]).await
+}
+
+async fn setup_with(vars: &[(&str, &str)]) -> Setup {
     let env = Env::new();
     let owner_id = env.create_user("owner@example.com", "Owner");
     let ws = env.create_workspace("Audit Ltd", "owner@example.com");
-    let server = env.start();
+    let server = env.start_with(vars);
     let c = client(&server);
     assert_eq!(
         login(&c, &server, "owner@example.com", PASSWORD)
@@ -547,7 +551,11 @@ fn total(db: &std::path::Path) -> i64 {
 /// the right chain.
 #[tokio::test]
 async fn every_mutating_api_route_writes_exactly_its_entry() {
-    let s = setup().await;
+    // Invitations go out by mail: a real SMTP sink.
+    let sink = common::smtp::Sink::start();
+    let vars = sink.env();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let s = setup_with(&vars).await;
     let out = s.env.cli(
         &[
             "user",
@@ -831,6 +839,39 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             json!({"password": PASSWORD, "code": "{recovery}"}),
             None,
         ),
+        (
+            "POST",
+            "/workspaces/{workspace}/invitations",
+            "platform",
+            "invitation.created",
+            json!({"email": "revoked@example.com", "role": "viewer"}),
+            Some("{invitation}"),
+        ),
+        (
+            "DELETE",
+            "/workspaces/{workspace}/invitations/{invitation}",
+            "platform",
+            "invitation.revoked",
+            Value::Null,
+            None,
+        ),
+        (
+            "POST",
+            "/workspaces/{workspace}/invitations",
+            "platform",
+            "invitation.created",
+            json!({"email": "staff@example.com", "role": "viewer"}),
+            None,
+        ),
+        // Accepted by the (existing, signed-in) staff account.
+        (
+            "POST",
+            "/invitations/{token}/accept",
+            "platform",
+            "invitation.accepted",
+            json!({}),
+            None,
+        ),
         // The platform area, as the staff member.
         (
             "POST",
@@ -910,6 +951,9 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
                 .expect("another sign-in to end");
             ids.push(("{id}", other["id"].as_str().unwrap().to_owned()));
         }
+        if *path == "/invitations/{token}/accept" {
+            ids.insert(0, ("{token}", sink.token_for("staff@example.com")));
+        }
         if *path == "/me/mfa/totp/confirm" {
             let secret = &ids.iter().find(|(k, _)| *k == "{secret}").unwrap().1;
             ids.push(("{code}", common::otp::code_now(secret)));
@@ -925,7 +969,7 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             p = p.replace(k, v);
         }
         let url = s.server.url(&format!("/api/v1{p}"));
-        let client = if path.starts_with("/platform/") {
+        let client = if path.starts_with("/platform/") || path.starts_with("/invitations/") {
             &staff
         } else {
             &s.c

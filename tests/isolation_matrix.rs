@@ -87,6 +87,9 @@ enum Need {
     PlatformOnly(u16),
     /// At least this role in the workspace the path names.
     Role(Role),
+    /// Like `Role`, but the test sends an invalid body or an unknown id, so
+    /// those allowed get this status instead of a 2xx.
+    RoleStatus(Role, u16),
 }
 
 // ---- the API table ---------------------------------------------------------
@@ -194,6 +197,26 @@ fn api_table() -> Vec<ApiRoute> {
         api("GET", "/platform/audit/entries/{seq}", Platform),
         api("POST", "/platform/audit/verify", Platform),
         api("GET", "/platform/workspaces", Platform),
+        // Invitations: an invalid address (422 for those allowed, and no mail),
+        // an unknown id or token (404).
+        api(
+            "POST",
+            "/workspaces/{workspace}/invitations",
+            Need::RoleStatus(Role::Admin, 422),
+        )
+        .json(json!({"email": "not-an-address", "role": "viewer"})),
+        api(
+            "GET",
+            "/workspaces/{workspace}/invitations",
+            role(Role::Admin),
+        ),
+        api(
+            "DELETE",
+            "/workspaces/{workspace}/invitations/{invitation}",
+            Need::RoleStatus(Role::Admin, 404),
+        ),
+        api("GET", "/invitations/{token}", Public(404)),
+        api("POST", "/invitations/{token}/accept", Public(404)).json(json!({})),
         api("POST", "/platform/workspaces", PlatformOnly(422)).json(json!({"name": "x"})),
         api(
             "POST",
@@ -411,6 +434,7 @@ enum P {
 
 const WS: &[(&str, P)] = &[(":ws", P::Ws)];
 const NOWHERE_WS: &[(&str, P)] = &[(":ws", P::Nowhere)];
+const INVITE: &[(&str, P)] = &[(":token", P::Nowhere)];
 const COLL: &[(&str, P)] = &[(":ws", P::Ws), (":coll", P::Coll)];
 const REC: &[(&str, P)] = &[(":ws", P::Ws), (":coll", P::Coll), (":rec", P::Rec)];
 const TEAM: &[(&str, P)] = &[(":ws", P::Ws), (":team", P::Team)];
@@ -534,6 +558,15 @@ fn ui_table() -> Vec<UiRoute> {
             PlatformOnly(422),
         ),
         ui("/platform/impersonation/end", &[], Platform),
+        ui("/w/:ws/invitations", WS, Need::RoleStatus(Role::Admin, 422))
+            .form(|_| pairs(&[("email", "not-an-address"), ("role", "viewer")])),
+        ui(
+            "/w/:ws/invitations/revoke",
+            WS,
+            Need::RoleStatus(Role::Admin, 404),
+        )
+        .form(|_| pairs(&[("invitation_id", "nope")])),
+        ui("/invite/:token", INVITE, Public(404)),
         ui("/platform/backups/run", &[], Platform),
         ui("/platform/backups/drill", &[], Platform),
         ui("/w/:ws/collections", WS, role(Role::Manager)).form(|_| {
@@ -655,6 +688,7 @@ fn ui_pages() -> Vec<UiRoute> {
         page("/platform/audit/:seq", &[(":seq", P::Seq)], Platform),
         page("/platform/backups", &[], Platform),
         page("/platform/workspaces", &[], Platform),
+        page("/invite/:token", INVITE, Public(404)),
     ]
 }
 
@@ -1083,10 +1117,13 @@ fn expect(need: Need, a: &Attempt) -> Expect {
         // Tokens never carry platform rights.
         (_, Need::Platform) => Expect::Status(403),
         (Who::A(r) | Who::Token(r), Need::Role(min)) if r >= min => Expect::Success,
-        (Who::A(_) | Who::Token(_), Need::Role(_)) => Expect::Status(403),
+        (Who::A(r) | Who::Token(r), Need::RoleStatus(min, s)) if r >= min => Expect::Status(s),
+        (Who::A(_) | Who::Token(_), Need::Role(_) | Need::RoleStatus(..)) => Expect::Status(403),
         // Not a member of (or a token for) the workspace the path names: as
         // if it did not exist.
-        (Who::OtherAdmin | Who::OtherToken | Who::Staff, Need::Role(_)) => Expect::Status(404),
+        (Who::OtherAdmin | Who::OtherToken | Who::Staff, Need::Role(_) | Need::RoleStatus(..)) => {
+            Expect::Status(404)
+        }
     }
 }
 
@@ -1304,6 +1341,13 @@ fn fill_api_path(path: &str, s: &Subst) -> Result<String, String> {
     } else {
         s.ws.as_str()
     };
+    // `{token}` is an API token's id under a workspace, else an invitation
+    // link's token (an unknown one).
+    let token = if path.starts_with("/invitations/") {
+        "no-such-invitation"
+    } else {
+        s.token.as_str()
+    };
     // A team's `{user}` is in the team; the workspace's, a member to change.
     let user = if path.contains("{team}") {
         &s.user
@@ -1316,7 +1360,8 @@ fn fill_api_path(path: &str, s: &Subst) -> Result<String, String> {
         ("{record}", &s.record),
         ("{team}", &s.team),
         ("{user}", user),
-        ("{token}", &s.token),
+        ("{token}", token),
+        ("{invitation}", "00000000-0000-0000-0000-000000000000"),
         ("{id}", "no-such-sign-in"),
         ("{seq}", "1"),
         ("{version}", "1"),
@@ -1550,7 +1595,8 @@ async fn world() -> Run {
         past.stop();
         jwt
     };
-    let server = env.start();
+    // Invitation acceptance is limited per IP; the matrix sends many.
+    let server = env.start_with(&[("AURA_AUTH__REGISTRATIONS_PER_IP", "100000")]);
 
     let mut callers = Vec::new();
     let anon = client(&server);

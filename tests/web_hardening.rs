@@ -32,7 +32,11 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
     assert!(out.status.success());
     let my_id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let ws = env.create_workspace("Forms Inc", "admin@example.com");
-    let server = env.start();
+    // Invitations go out by mail: a real SMTP sink.
+    let sink = common::smtp::Sink::start();
+    let vars = sink.env();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = env.start_with(&vars);
     let me = client(&server);
     assert_eq!(
         login(&me, &server, "admin@example.com", PASSWORD)
@@ -117,15 +121,29 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
         .as_str()
         .unwrap()
         .to_owned();
+    let invitation = created(
+        me.post(api("/invitations"))
+            .json(&serde_json::json!({"email": "revoke-me@example.com", "role": "viewer"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
     let other_token = csrf_from(&page(&other, "/workspaces").await);
     assert_ne!(my_token, other_token, "tokens are bound to the session");
 
     for route in aura::web::UI_FORM_ROUTES {
-        let path = route
+        let mut path = route
             .replace(":ws", &ws)
             .replace(":coll", &coll)
             .replace(":rec", &rec)
             .replace(":team", &team);
+        if route.contains(":token") {
+            // The invitation the invitations form (earlier in the list) sent.
+            path = path.replace(":token", &sink.token_for("csrf-invitee@example.com"));
+        }
         // What each form needs to succeed.
         let extra: Vec<(&str, String)> = match *route {
             "/w/:ws/collections" => vec![
@@ -149,6 +167,13 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             "/w/:ws/tokens/revoke" => vec![("token_id", api_token.clone())],
             "/account/sessions/end" => vec![("id", other_session.clone())],
             "/w/:ws/mfa-policy" => vec![("required", "false".into())],
+            "/w/:ws/invitations" => vec![
+                ("email", "csrf-invitee@example.com".into()),
+                ("role", "viewer".into()),
+            ],
+            "/w/:ws/invitations/revoke" => vec![("invitation_id", invitation.clone())],
+            // A new account: the last route, as it signs the client in as it.
+            "/invite/:token" => vec![("name", "Invitee".into()), ("password", PASSWORD.into())],
             "/platform/workspaces" => vec![
                 ("name", "Second".into()),
                 ("owner_email", "admin@example.com".into()),
@@ -173,10 +198,14 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             (me.clone(), my_token.clone())
         };
         let form = |token: Option<&str>| {
-            let mut f: Vec<(&str, String)> = vec![
-                ("email", "admin@example.com".into()),
-                ("password", PASSWORD.into()),
-            ];
+            let mut f: Vec<(&str, String)> = if *route == "/login" {
+                vec![
+                    ("email", "admin@example.com".into()),
+                    ("password", PASSWORD.into()),
+                ]
+            } else {
+                Vec::new()
+            };
             if let Some(t) = token {
                 f.push(("csrf", t.to_owned()));
             }

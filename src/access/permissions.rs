@@ -16,6 +16,7 @@ pub enum Resource {
     ServiceAccount,
     ApiToken,
     Workspace,
+    Invitation,
 }
 
 impl Resource {
@@ -29,6 +30,7 @@ impl Resource {
             Resource::ServiceAccount => "service account",
             Resource::ApiToken => "API token",
             Resource::Workspace => "workspace",
+            Resource::Invitation => "invitation",
         }
     }
 }
@@ -93,6 +95,24 @@ pub const TABLE: &[Rule] = &[
         action: Action::Delete,
         roles: ADMINS,
         note: "remove a member: their sessions reach the workspace no more, their tokens in it are revoked",
+    },
+    Rule {
+        resource: Resource::Invitation,
+        action: Action::Read,
+        roles: ADMINS,
+        note: "list invitations (pending, accepted, revoked)",
+    },
+    Rule {
+        resource: Resource::Invitation,
+        action: Action::Create,
+        roles: ADMINS,
+        note: "invite by email with a role no higher than one's own; only owners invite owners",
+    },
+    Rule {
+        resource: Resource::Invitation,
+        action: Action::Delete,
+        roles: ADMINS,
+        note: "revoke a pending invitation; its link stops working",
     },
     Rule {
         resource: Resource::ServiceAccount,

@@ -40,6 +40,7 @@ pub struct FileConfig {
     pub backup: BackupConfig,
     pub metrics: MetricsConfig,
     pub security_txt: SecurityTxtConfig,
+    pub mail: MailConfig,
     pub log: LogConfig,
 }
 
@@ -78,6 +79,8 @@ pub struct AuthConfig {
     /// Failed sign-ins on one account before each further attempt waits
     /// 2^n seconds (0 turns the per-account backoff off).
     pub account_backoff_after: u32,
+    /// Accepted invitations (which may create accounts) per IP per 30 minutes.
+    pub registrations_per_ip: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -111,6 +114,7 @@ impl Default for FileConfig {
             backup: BackupConfig::default(),
             metrics: MetricsConfig::default(),
             security_txt: SecurityTxtConfig::default(),
+            mail: MailConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -140,6 +144,7 @@ impl Default for AuthConfig {
             login_failures_per_ip: 5,
             login_failure_window_minutes: 15,
             account_backoff_after: 5,
+            registrations_per_ip: 3,
         }
     }
 }

@@ -161,3 +161,42 @@ impl Default for SecurityTxtConfig {
         }
     }
 }
+
+/// Outgoing mail (invitations). With no `smtp_host`, mail cannot be sent,
+/// except under `serve --dev`, where it goes to `outbox_file` (default
+/// `<data_dir>/dev-outbox.txt`) for the developer to read.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// `starttls` (default), `tls` (implicit TLS, usually port 465) or
+    /// `none` (only for a relay on the same host).
+    pub smtp_tls: SmtpTls,
+    pub username: String,
+    pub password: String,
+    pub from: String,
+    pub outbox_file: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    Starttls,
+    Tls,
+    None,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_host: String::new(),
+            smtp_port: 587,
+            smtp_tls: SmtpTls::Starttls,
+            username: String::new(),
+            password: String::new(),
+            from: "Aura <aura@localhost>".into(),
+            outbox_file: PathBuf::new(),
+        }
+    }
+}

@@ -105,6 +105,8 @@ pub struct Limits {
     pub accounts: Backoff,
     /// Wrong second-factor codes per account.
     pub totp: Window,
+    /// Invitation acceptances (which may create accounts) per IP.
+    pub registrations: Window,
     /// Browser sign-ins waiting for their second factor.
     pub mfa_pending: super::mfa::Pending,
 }

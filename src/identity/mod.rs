@@ -4,6 +4,7 @@
 
 pub mod api_tokens;
 pub mod guard;
+pub mod invitations;
 pub mod jwt;
 pub mod members;
 pub mod mfa;

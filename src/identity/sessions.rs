@@ -89,6 +89,11 @@ pub async fn login_with_code(
     open_session(state, user, Some(proof), meta).await
 }
 
+/// Signs in an account that just came to be (an accepted invitation).
+pub async fn sign_in_new(state: &AppState, user: UserId, meta: &RequestMeta) -> Result<LoggedIn> {
+    open_session(state, user, None, meta).await
+}
+
 /// Opens the session; a second-factor proof is spent in the same
 /// transaction, and the entry says which factor was used.
 async fn open_session(

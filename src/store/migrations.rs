@@ -37,6 +37,11 @@ pub const CONTROL: &[Migration] = &[
         name: "platform",
         sql: include_str!("migrations/control/0005_platform.sql"),
     },
+    Migration {
+        version: 6,
+        name: "invitations",
+        sql: include_str!("migrations/control/0006_invitations.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[

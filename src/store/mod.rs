@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod control;
+pub mod invitations;
 pub mod keypairs;
 pub mod mfa;
 pub mod migrations;

@@ -189,6 +189,9 @@ const ROUTE_WORDS: &[&str] = &[
     "resume",
     "impersonate",
     "impersonation",
+    "invitations",
+    "invite",
+    "accept",
 ];
 
 pub fn loggable_path(path: &str) -> String {

@@ -51,6 +51,9 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/platform/workspaces/:ws/resume",
     "/platform/workspaces/:ws/impersonate",
     "/platform/impersonation/end",
+    "/w/:ws/invitations",
+    "/w/:ws/invitations/revoke",
+    "/invite/:token",
 ];
 
 fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
@@ -87,6 +90,9 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/platform/workspaces/:ws/resume" => ui::platform::resume.boxed(),
         "/platform/workspaces/:ws/impersonate" => ui::platform::impersonate.boxed(),
         "/platform/impersonation/end" => ui::platform::end_impersonation.boxed(),
+        "/w/:ws/invitations" => ui::access::invite.boxed(),
+        "/w/:ws/invitations/revoke" => ui::access::revoke_invitation.boxed(),
+        "/invite/:token" => ui::invite::accept.boxed(),
         _ => return None,
     })
 }
@@ -127,6 +133,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             "/login" => route.at(*path, get(ui::pages::login_form).post(ep)),
             "/w/:ws/c/:coll/schema" => route.at(*path, get(ui::schema::schema_page).post(ep)),
             "/w/:ws/c/:coll/r/:rec" => route.at(*path, get(ui::record_form::record_page).post(ep)),
+            "/invite/:token" => route.at(*path, get(ui::invite::invite_page).post(ep)),
             "/w/:ws/teams" => route.at(*path, get(ui::teams::teams_page).post(ep)),
             "/platform/workspaces" => route.at(*path, get(ui::platform::workspaces_page).post(ep)),
             _ => route.at(*path, post(ep)),

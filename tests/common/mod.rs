@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod certs;
 pub mod otp;
+pub mod smtp;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

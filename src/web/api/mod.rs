@@ -5,6 +5,7 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod invitations;
 pub mod me;
 pub mod mfa;
 pub mod platform;
@@ -41,6 +42,7 @@ pub type ApiService = OpenApiService<
         records::RecordsApi,
         teams::TeamsApi,
         access::AccessApi,
+        invitations::InvitationsApi,
     ),
     (),
 >;
@@ -56,6 +58,7 @@ pub fn service(public_url: &str) -> ApiService {
             records::RecordsApi,
             teams::TeamsApi,
             access::AccessApi,
+            invitations::InvitationsApi,
         ),
         "Aura API",
         env!("CARGO_PKG_VERSION"),

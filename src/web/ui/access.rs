@@ -55,6 +55,12 @@ async fn render(
     };
     let service_ids: Vec<String> = services.iter().map(|(id, ..)| id.to_string()).collect();
     let owner = allows(ctx.role, Resource::Workspace, Action::Settings);
+    let invites = if admin {
+        crate::identity::invitations::list(state, ctx).await?
+    } else {
+        Vec::new()
+    };
+    let now = state.clock.unix();
     let require_mfa = members::mfa_policy(state, ctx).await?;
     let me = ctx.user;
     let my_role = ctx.role;
@@ -113,6 +119,39 @@ async fn render(
                 }
             }
             @if admin {
+                section.card id="invitations" {
+                    h2 { "Invitations" }
+                    form.inline id="invite-form" method="post" action=(format!("/w/{ws}/invitations")) {
+                        (csrf_field(token))
+                        input name="email" type="email" required placeholder="name@example.com" aria-label="Email";
+                        (role_select("role", Role::Member, my_role))
+                        button type="submit" { "Invite" }
+                    }
+                    p.muted { "The link goes out by mail, works once and expires after 7 days." }
+                    @if !invites.is_empty() {
+                        table.list {
+                            thead { tr { th { "Email" } th { "Role" } th { "Status" } th { "Expires" } th {} } }
+                            tbody {
+                                @for i in &invites {
+                                    @let pending = i.accepted_at.is_none() && i.revoked_at.is_none() && i.expires_at > now;
+                                    tr data-invitation=(i.id) {
+                                        td { (i.email) }
+                                        td { span.badge { (i.role.as_str()) } }
+                                        td { @if i.accepted_at.is_some() { "accepted" } @else if i.revoked_at.is_some() { "revoked" } @else if pending { "pending" } @else { "expired" } }
+                                        td { (rfc3339(i.expires_at)) }
+                                        td { @if pending {
+                                            form method="post" action=(format!("/w/{ws}/invitations/revoke")) {
+                                                (csrf_field(token))
+                                                input type="hidden" name="invitation_id" value=(i.id);
+                                                button.danger type="submit" { "Revoke" }
+                                            }
+                                        } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
                 section.card {
                     h2 { "Service accounts" }
                     p.muted { "An account for a program: it never signs in and acts only through API tokens, with the role you give it." }
@@ -370,5 +409,44 @@ pub async fn set_mfa_policy(
         Some("false") => members::set_mfa_policy(&state, &ctx, false, &meta).await,
         _ => Err(Error::field("required", "must be true or false")),
     };
+    done(req, &state, &who, &ctx, r).await
+}
+
+#[handler]
+pub async fn invite(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::Invitation, Action::Create);
+    let ctx = enter_ui(&state, &who, &ws, need, "invitation.create", &meta).await?;
+    let pairs = form_pairs(req);
+    let r = match role_field(&pairs, "role") {
+        Ok(role) => {
+            let email = one(&pairs, "email").unwrap_or_default();
+            crate::identity::invitations::invite(&state, &ctx, email, role, &meta)
+                .await
+                .map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    done(req, &state, &who, &ctx, r).await
+}
+
+#[handler]
+pub async fn revoke_invitation(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::Invitation, Action::Delete);
+    let ctx = enter_ui(&state, &who, &ws, need, "invitation.delete", &meta).await?;
+    let pairs = form_pairs(req);
+    let id = one(&pairs, "invitation_id").unwrap_or_default();
+    let r = crate::identity::invitations::revoke(&state, &ctx, id, &meta).await;
     done(req, &state, &who, &ctx, r).await
 }

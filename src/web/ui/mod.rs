@@ -6,6 +6,7 @@ pub mod account;
 pub mod audit;
 pub mod backups;
 pub mod forms;
+pub mod invite;
 pub mod pages;
 pub mod platform;
 pub mod record_form;

@@ -1,0 +1,331 @@
+//! Invitations: an admin invites an email address with a role; the link is
+//! sent by mail, works once and expires after `VALID_DAYS`. Accepting as
+//! someone without an account creates it (name and password); an existing
+//! account must be signed in to accept. Acceptance is rate limited per IP.
+
+use serde_json::json;
+
+use super::members::{Change, control_change};
+use crate::access::enter::TenantCtx;
+use crate::access::{Grant, Principal, Role};
+use crate::app::AppState;
+use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::crypto::token::{hash_token, random_token};
+use crate::error::{Error, Result};
+use crate::ids::{UserId, WorkspaceId};
+use crate::mail::Mail;
+use crate::store::control::{self, NewUser};
+use crate::store::invitations::{self as store, InvitationRow, NewInvitation};
+use crate::store::{accounts, audit};
+
+pub const VALID_DAYS: i64 = 7;
+const ACCEPT_WINDOW: i64 = 30 * 60;
+
+pub async fn invite(
+    state: &AppState,
+    ctx: &TenantCtx,
+    email: &str,
+    role: Role,
+    meta: &RequestMeta,
+) -> Result<InvitationRow> {
+    let email = super::validate_email("email", email)?;
+    if role == Role::Owner && ctx.role != Role::Owner {
+        return Err(Error::field("role", "only an owner invites an owner"));
+    }
+    if !ctx.role.at_least(role) {
+        return Err(Error::field(
+            "role",
+            format!("must be no higher than your own role ({})", ctx.role),
+        ));
+    }
+    if !state.mailer.configured() {
+        return Err(Error::Unavailable(
+            "mail is not configured: set [mail] smtp_host in the config to send invitations",
+        ));
+    }
+    let ws = ctx.db.id();
+    let now = state.clock.unix();
+    let keys = state.control.keys.clone();
+    let e = email.clone();
+    let (already, pending, ws_name) = state
+        .control
+        .db
+        .read_async(move |c| {
+            let member = match control::find_user_by_email(c, &keys, &e)? {
+                Some(u) => accounts::membership_role(c, ws, u.id)?.is_some(),
+                None => false,
+            };
+            let pending = store::has_pending_for(c, &keys, ws, &e, now)?;
+            let name = control::get_workspace(c, &keys, ws)?
+                .map(|w| w.name)
+                .unwrap_or_default();
+            Ok((member, pending, name))
+        })
+        .await?;
+    if already {
+        return Err(Error::field(
+            "email",
+            "is already a member of this workspace",
+        ));
+    }
+    if pending {
+        return Err(Error::field(
+            "email",
+            "already has a pending invitation; revoke it to send a new one",
+        ));
+    }
+    let token = random_token();
+    let expires_at = now + VALID_DAYS * 86_400;
+    let link = format!("{}/invite/{token}", state.config.public_url);
+    // The mail goes first: if it cannot be sent, nothing is stored.
+    state
+        .mailer
+        .send(Mail {
+            to: email.clone(),
+            subject: format!("You are invited to {ws_name} on Aura"),
+            body: format!(
+                "You have been invited to join the workspace \"{ws_name}\" on Aura as {role}.\n\n\
+                 Accept the invitation: {link}\n\n\
+                 The link works once and expires on {}. If you did not expect this, ignore it.\n",
+                crate::clock::rfc3339(expires_at)
+            ),
+        })
+        .await?;
+    let row = InvitationRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        workspace_id: ws,
+        email,
+        role,
+        invited_by: ctx.user,
+        created_at: now,
+        expires_at,
+        accepted_at: None,
+        revoked_at: None,
+    };
+    let r = row.clone();
+    let keys = state.control.keys.clone();
+    let hash = hash_token(&token);
+    let change = Change {
+        action: "invitation.created",
+        target_type: "invitation",
+        target_id: row.id.clone(),
+        after: json!({ "role": role.as_str(), "expires_at": expires_at }),
+    };
+    control_change(state, ctx, meta, change, move |tx| {
+        store::insert(
+            tx,
+            &keys,
+            &NewInvitation {
+                id: &r.id,
+                workspace_id: r.workspace_id,
+                token_hash: &hash,
+                email: &r.email,
+                role: r.role,
+                invited_by: r.invited_by,
+                expires_at: r.expires_at,
+            },
+            now,
+        )
+    })
+    .await?;
+    Ok(row)
+}
+
+pub async fn list(state: &AppState, ctx: &TenantCtx) -> Result<Vec<InvitationRow>> {
+    let keys = state.control.keys.clone();
+    let ws = ctx.db.id();
+    state
+        .control
+        .db
+        .read_async(move |c| store::list(c, &keys, ws))
+        .await
+}
+
+pub async fn revoke(state: &AppState, ctx: &TenantCtx, id: &str, meta: &RequestMeta) -> Result<()> {
+    let ws = ctx.db.id();
+    let now = state.clock.unix();
+    let iid = id.to_owned();
+    let change = Change {
+        action: "invitation.revoked",
+        target_type: "invitation",
+        target_id: id.to_owned(),
+        after: json!({}),
+    };
+    control_change(state, ctx, meta, change, move |tx| {
+        store::revoke(tx, ws, &iid, now)
+    })
+    .await
+}
+
+/// What the invitation page shows before accepting.
+pub struct Preview {
+    pub invitation: InvitationRow,
+    pub workspace_name: String,
+    pub account_exists: bool,
+}
+
+pub async fn preview(state: &AppState, token: &str) -> Result<Preview> {
+    let keys = state.control.keys.clone();
+    let hash = hash_token(token);
+    let now = state.clock.unix();
+    state
+        .control
+        .db
+        .read_async(move |c| {
+            let inv =
+                store::find_live(c, &keys, &hash, now)?.ok_or(Error::NotFound("invitation"))?;
+            let workspace_name = control::get_workspace(c, &keys, inv.workspace_id)?
+                .map(|w| w.name)
+                .unwrap_or_default();
+            let account_exists = control::find_user_by_email(c, &keys, &inv.email)?.is_some();
+            Ok(Preview {
+                invitation: inv,
+                workspace_name,
+                account_exists,
+            })
+        })
+        .await
+}
+
+/// A new account's details, when the invited address has none yet.
+pub struct NewAccount {
+    pub name: String,
+    pub password: String,
+}
+
+pub struct Accepted {
+    pub workspace: WorkspaceId,
+    pub user: UserId,
+    /// A new account was created (the caller may sign it in).
+    pub created: bool,
+}
+
+pub async fn accept(
+    state: &AppState,
+    token: &str,
+    who: Option<&Principal>,
+    new_account: Option<NewAccount>,
+    meta: &RequestMeta,
+) -> Result<Accepted> {
+    let now = state.clock.unix();
+    let ip = format!("accept:{}", meta.ip.as_deref().unwrap_or("-"));
+    let limit = state.config.file.auth.registrations_per_ip;
+    if let Some(retry_after_secs) =
+        state
+            .limits
+            .registrations
+            .retry_after(&ip, now, limit, ACCEPT_WINDOW)
+    {
+        return Err(Error::RateLimited { retry_after_secs });
+    }
+    state.limits.registrations.record(&ip, now, ACCEPT_WINDOW);
+    let preview = preview(state, token).await?;
+    let inv = preview.invitation;
+    let keys = state.control.keys.clone();
+    let email = inv.email.clone();
+    let existing = state
+        .control
+        .db
+        .read_async(move |c| control::find_user_by_email(c, &keys, &email))
+        .await?;
+    let (user, hash, created) = match (existing, who) {
+        (Some(u), Some(p)) if p.user_id == u.id && !u.disabled => (u.id, None, false),
+        (Some(_), _) => {
+            return Err(Error::Conflict(format!(
+                "{} already has an account: sign in as it to accept",
+                inv.email
+            )));
+        }
+        (None, _) => {
+            let Some(acct) = new_account else {
+                return Err(Error::field("name", "is required to create your account"));
+            };
+            let mut errors = Vec::new();
+            let name = match super::validate_name("name", &acct.name) {
+                Ok(n) => Some(n),
+                Err(Error::Validation(mut v)) => {
+                    errors.append(&mut v);
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            if let Err(Error::Validation(mut v)) =
+                crate::crypto::password::check_password_policy(&acct.password)
+            {
+                errors.append(&mut v);
+            }
+            if !errors.is_empty() {
+                return Err(Error::Validation(errors));
+            }
+            let hash = state.hasher.hash(acct.password).await?;
+            (
+                UserId::generate(),
+                Some((name.unwrap_or_default(), hash)),
+                true,
+            )
+        }
+    };
+    let keys = state.control.keys.clone();
+    let m = meta.clone();
+    let i = inv.clone();
+    state
+        .control
+        .db
+        .write_async(move |tx| {
+            if !store::mark_accepted(tx, &i.id, now)? {
+                return Err(Error::NotFound("invitation"));
+            }
+            if let Some((name, hash)) = &hash {
+                control::insert_user(
+                    tx,
+                    &keys,
+                    &NewUser {
+                        id: user,
+                        email: &i.email,
+                        name: Some(name),
+                        password_hash: Some(hash),
+                        platform_admin: false,
+                    },
+                    now,
+                )?;
+                audit::append(
+                    tx,
+                    &keys.sealer,
+                    now,
+                    &NewEntry::new(Actor::User(user), "user.created", &m).target("user", user),
+                )?;
+            }
+            control::insert_membership(tx, i.workspace_id, user, i.role, now)?;
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(Actor::User(user), "invitation.accepted", &m)
+                    .target("invitation", &i.id)
+                    .after(
+                        json!({ "workspace": i.workspace_id.to_string(), "role": i.role.as_str() }),
+                    ),
+            )?;
+            Ok(())
+        })
+        .await?;
+    let grant = Grant::system(inv.workspace_id, "recording an accepted invitation");
+    let db = state.tenants.open_async(&state.control, grant).await?;
+    let m = meta.clone();
+    let role = inv.role;
+    let iid = inv.id.clone();
+    db.write(move |t| {
+        t.audit(
+            now,
+            &NewEntry::new(Actor::User(user), "member.added", &m)
+                .target("user", user)
+                .after(json!({ "role": role.as_str(), "invitation": iid })),
+        )
+    })
+    .await?;
+    Ok(Accepted {
+        workspace: inv.workspace_id,
+        user,
+        created,
+    })
+}

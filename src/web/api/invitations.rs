@@ -1,0 +1,218 @@
+//! Invitations over HTTP: admins invite by email; the invited person reads
+//! and accepts the invitation with the token from the link.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+
+use super::ApiTags;
+use super::body::JsonBody;
+use crate::access::Role;
+use crate::access::enter::enter;
+use crate::access::permissions::{Action, Resource, needs};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::clock::rfc3339;
+use crate::identity::invitations::{self, NewAccount};
+use crate::store::invitations::InvitationRow;
+use crate::web::session::SignedIn;
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationCreate {
+    pub email: String,
+    pub role: Role,
+}
+
+#[derive(Object)]
+pub struct Invitation {
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+    /// `pending`, `accepted`, `revoked` or `expired`.
+    pub status: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+impl Invitation {
+    pub fn from_row(r: InvitationRow, now: i64) -> Self {
+        let status = if r.accepted_at.is_some() {
+            "accepted"
+        } else if r.revoked_at.is_some() {
+            "revoked"
+        } else if r.expires_at <= now {
+            "expired"
+        } else {
+            "pending"
+        };
+        Self {
+            id: r.id,
+            email: r.email,
+            role: r.role,
+            status: status.into(),
+            created_at: rfc3339(r.created_at),
+            expires_at: rfc3339(r.expires_at),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct InvitationList {
+    pub items: Vec<Invitation>,
+}
+
+#[derive(Object)]
+pub struct InvitationPreview {
+    pub workspace_name: String,
+    pub email: String,
+    pub role: Role,
+    pub expires_at: String,
+    /// The address has an account: sign in as it, then accept.
+    pub account_exists: bool,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationAccept {
+    /// For a new account: your name.
+    pub name: Option<String>,
+    /// For a new account: your password.
+    pub password: Option<String>,
+}
+
+#[derive(Object)]
+pub struct InvitationAccepted {
+    pub workspace_id: String,
+    pub user_id: String,
+    /// A new account was created; sign in with its email and password.
+    pub account_created: bool,
+}
+
+#[derive(ApiResponse)]
+pub enum Created {
+    #[oai(status = 201)]
+    Created(Json<Invitation>),
+}
+
+#[derive(ApiResponse)]
+pub enum Done {
+    #[oai(status = 204)]
+    Done,
+}
+
+pub struct InvitationsApi;
+
+#[OpenApi(tag = "ApiTags::Access")]
+impl InvitationsApi {
+    /// Invites an email address with a role; the link goes out by mail,
+    /// works once and expires after 7 days.
+    #[oai(path = "/workspaces/:workspace/invitations", method = "post")]
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        body: JsonBody<InvitationCreate>,
+    ) -> poem::Result<Created> {
+        let need = needs(Resource::Invitation, Action::Create);
+        let ctx = enter(&state, &who.0, &workspace, need, "invitation.create", &meta).await?;
+        let row = invitations::invite(&state, &ctx, &body.0.email, body.0.role, &meta).await?;
+        Ok(Created::Created(Json(Invitation::from_row(
+            row,
+            state.clock.unix(),
+        ))))
+    }
+
+    /// The workspace's invitations, newest first.
+    #[oai(path = "/workspaces/:workspace/invitations", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+    ) -> poem::Result<Json<InvitationList>> {
+        let need = needs(Resource::Invitation, Action::Read);
+        let ctx = enter(&state, &who.0, &workspace, need, "invitation.read", &meta).await?;
+        let now = state.clock.unix();
+        let items = invitations::list(&state, &ctx)
+            .await?
+            .into_iter()
+            .map(|r| Invitation::from_row(r, now))
+            .collect();
+        Ok(Json(InvitationList { items }))
+    }
+
+    /// Revokes a pending invitation.
+    #[oai(
+        path = "/workspaces/:workspace/invitations/:invitation",
+        method = "delete"
+    )]
+    async fn revoke(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        invitation: Path<String>,
+    ) -> poem::Result<Done> {
+        let need = needs(Resource::Invitation, Action::Delete);
+        let ctx = enter(&state, &who.0, &workspace, need, "invitation.delete", &meta).await?;
+        invitations::revoke(&state, &ctx, &invitation, &meta).await?;
+        Ok(Done::Done)
+    }
+
+    /// What an invitation link offers (404 once used, revoked or expired).
+    #[oai(path = "/invitations/:token", method = "get")]
+    async fn preview(
+        &self,
+        state: Data<&Arc<AppState>>,
+        token: Path<String>,
+    ) -> poem::Result<Json<InvitationPreview>> {
+        let p = invitations::preview(&state, &token).await?;
+        Ok(Json(InvitationPreview {
+            workspace_name: p.workspace_name,
+            email: p.invitation.email,
+            role: p.invitation.role,
+            expires_at: rfc3339(p.invitation.expires_at),
+            account_exists: p.account_exists,
+        }))
+    }
+
+    /// Accepts an invitation: with `name` and `password` when the address has
+    /// no account yet, else signed in as that account. At most 3 attempts per
+    /// IP per 30 minutes.
+    #[oai(path = "/invitations/:token/accept", method = "post")]
+    async fn accept(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: Option<SignedIn>,
+        token: Path<String>,
+        body: JsonBody<InvitationAccept>,
+    ) -> poem::Result<Json<InvitationAccepted>> {
+        let new_account = match (body.0.name, body.0.password) {
+            (Some(name), Some(password)) => Some(NewAccount { name, password }),
+            _ => None,
+        };
+        let done = invitations::accept(
+            &state,
+            &token,
+            who.as_ref().map(|w| &w.0),
+            new_account,
+            &meta,
+        )
+        .await?;
+        Ok(Json(InvitationAccepted {
+            workspace_id: done.workspace.to_string(),
+            user_id: done.user.to_string(),
+            account_created: done.created,
+        }))
+    }
+}

@@ -1,0 +1,147 @@
+//! The invitation link's page: what it offers, and accepting it (creating
+//! the account when the address has none).
+
+use std::sync::Arc;
+
+use maud::html;
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{IntoResponse, Request, Response, handler};
+
+use super::forms::{errors_box, form_pairs, one, see_other};
+use super::{Chrome, csrf_field, html_response, layout};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::error::{Error, FieldError};
+use crate::identity::invitations::{self, NewAccount, Preview};
+use crate::web::csrf;
+use crate::web::session::{SignedIn, session_cookie};
+
+fn render(
+    req: &Request,
+    state: &AppState,
+    token: &str,
+    p: &Preview,
+    signed_in_as: Option<&str>,
+    status: StatusCode,
+    errors: &[FieldError],
+) -> Response {
+    let (csrf_token, set_cookie) = csrf::token_for(req, state);
+    let inv = &p.invitation;
+    let body = html! {
+        section.card.narrow {
+            h1 { "Join " (p.workspace_name) }
+            p { "You are invited as " strong { (inv.role.as_str()) } " (" (inv.email) ")." }
+            (errors_box(errors))
+            @if p.account_exists {
+                @if signed_in_as == Some(inv.email.as_str()) {
+                    form id="accept-form" method="post" action=(format!("/invite/{token}")) {
+                        (csrf_field(&csrf_token))
+                        button type="submit" { "Accept and join" }
+                    }
+                } @else {
+                    p { "This address already has an account. "
+                        a href="/login" { "Sign in as " (inv.email) } ", then open this link again." }
+                }
+            } @else {
+                form id="accept-form" method="post" action=(format!("/invite/{token}")) {
+                    (csrf_field(&csrf_token))
+                    label for="name" { "Your name" }
+                    input id="name" name="name" required maxlength="200" autocomplete="name";
+                    label for="password" { "Choose a password (10 characters or more)" }
+                    input id="password" name="password" type="password" required minlength="10" autocomplete="new-password";
+                    button type="submit" { "Create account and join" }
+                }
+            }
+        }
+    };
+    let mut resp = html_response(
+        status,
+        layout(
+            "Invitation",
+            &Chrome {
+                email: signed_in_as,
+                csrf: &csrf_token,
+                impersonating: None,
+            },
+            body,
+        ),
+    );
+    if let Some(c) = set_cookie.and_then(|c| c.parse().ok()) {
+        resp.headers_mut().append("set-cookie", c);
+    }
+    resp
+}
+
+async fn email_of(state: &AppState, who: &Option<SignedIn>) -> Option<String> {
+    let me = who.as_ref()?;
+    crate::web::api::me::load_me(state, me)
+        .await
+        .ok()
+        .map(|m| m.email)
+}
+
+#[handler]
+pub async fn invite_page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    who: Option<SignedIn>,
+    Path(token): Path<String>,
+) -> poem::Result<Response> {
+    let p = invitations::preview(&state, &token).await?;
+    let email = email_of(&state, &who).await;
+    Ok(render(
+        req,
+        &state,
+        &token,
+        &p,
+        email.as_deref(),
+        StatusCode::OK,
+        &[],
+    ))
+}
+
+#[handler]
+pub async fn accept(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: Option<SignedIn>,
+    Path(token): Path<String>,
+) -> poem::Result<Response> {
+    let pairs = form_pairs(req);
+    let new_account = match (one(&pairs, "name"), one(&pairs, "password")) {
+        (Some(name), Some(password)) => Some(NewAccount {
+            name: name.to_owned(),
+            password: password.to_owned(),
+        }),
+        _ => None,
+    };
+    let principal = who.as_ref().map(|w| &w.0);
+    match invitations::accept(&state, &token, principal, new_account, &meta).await {
+        Ok(done) => {
+            let mut resp = see_other(format!("/w/{}", done.workspace));
+            if done.created {
+                let s = crate::identity::sessions::sign_in_new(&state, done.user, &meta).await?;
+                if let Ok(v) = session_cookie(&state.config, &s.token).parse() {
+                    resp.headers_mut().insert("set-cookie", v);
+                }
+            }
+            Ok(resp.into_response())
+        }
+        Err(Error::Validation(errors)) => {
+            let p = invitations::preview(&state, &token).await?;
+            let email = email_of(&state, &who).await;
+            Ok(render(
+                req,
+                &state,
+                &token,
+                &p,
+                email.as_deref(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &errors,
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

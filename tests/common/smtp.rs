@@ -1,0 +1,91 @@
+//! A real SMTP sink for tests: aiosmtpd (Debian's python3-aiosmtpd, which
+//! scripts/test installs) on a loopback port, printing what it receives.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// aiosmtpd's debugging handler: every message it receives is printed.
+pub struct Sink {
+    child: Child,
+    port: u16,
+    out: Arc<Mutex<String>>,
+}
+
+impl Sink {
+    pub fn start() -> Sink {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("/usr/bin/python3")
+            .args(["-u", "-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3-aiosmtpd is installed (scripts/test installs it)");
+        let out = Arc::new(Mutex::new(String::new()));
+        let stdout = child.stdout.take().unwrap();
+        let o = Arc::clone(&out);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                o.lock().unwrap().push_str(&line);
+                o.lock().unwrap().push('\n');
+            }
+        });
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "SMTP sink did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Sink { child, port, out }
+    }
+
+    /// The `AURA_MAIL__*` settings that send to this sink.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AURA_MAIL__SMTP_HOST".into(), "127.0.0.1".into()),
+            ("AURA_MAIL__SMTP_PORT".into(), self.port.to_string()),
+            ("AURA_MAIL__SMTP_TLS".into(), "none".into()),
+            ("AURA_MAIL__FROM".into(), "Aura <aura@example.com>".into()),
+        ]
+    }
+
+    /// Waits for a message to `to` and returns the token of its link.
+    pub fn token_for(&self, to: &str) -> String {
+        let started = Instant::now();
+        loop {
+            // Quoted-printable: undo the soft line breaks.
+            let text = self.out.lock().unwrap().replace("=\n", "");
+            if let Some(i) = text.find(&format!("To: {to}")) {
+                let rest = &text[i..];
+                if let Some(j) = rest.find("/invite/") {
+                    let token: String = rest[j + "/invite/".len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                        .collect();
+                    return token;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no mail to {to}: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
