@@ -24,7 +24,7 @@ pub struct AppState {
     pub tenants: Arc<TenantPool>,
     pub hasher: PasswordHasher,
     /// Outgoing mail (SMTP, or the outbox file under --dev).
-    pub mailer: crate::mail::Mailer,
+    pub mailer: Arc<crate::mail::Mailer>,
     /// Sign-in rate limits and per-account backoff (in memory).
     pub limits: crate::identity::guard::Limits,
     /// In-memory search indexes (never on disk), keyed by purpose and scope.
@@ -103,7 +103,7 @@ impl AppState {
             config.file.storage.tenant_pool_size,
         );
         let reloadable = std::sync::RwLock::new(Reloadable::from_config(&config));
-        let mailer = crate::mail::Mailer::from_config(&config)?;
+        let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);
         Ok(Self {
             mailer,
             config: Arc::new(config),

@@ -554,7 +554,8 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
     // Invitations go out by mail: a real SMTP sink.
     let sink = common::smtp::Sink::start();
     let vars = sink.env();
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    vars.push(("AURA_AUTH__MAGIC_LINKS", "true"));
     let s = setup_with(&vars).await;
     let out = s.env.cli(
         &[
@@ -870,6 +871,14 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             "platform",
             "invitation.accepted",
             json!({}),
+            None,
+        ),
+        (
+            "POST",
+            "/auth/magic-link",
+            "platform",
+            "auth.magic_link_sent",
+            json!({"email": "owner@example.com"}),
             None,
         ),
         // The platform area, as the staff member.

@@ -216,6 +216,8 @@ fn api_table() -> Vec<ApiRoute> {
             Need::RoleStatus(Role::Admin, 404),
         ),
         api("GET", "/invitations/{token}", Public(404)),
+        // Magic links are off in the matrix's server: 404 for anyone.
+        api("POST", "/auth/magic-link", Public(404)).json(json!({"email": "a@example.com"})),
         api("POST", "/invitations/{token}/accept", Public(404)).json(json!({})),
         api("POST", "/platform/workspaces", PlatformOnly(422)).json(json!({"name": "x"})),
         api(
@@ -567,6 +569,9 @@ fn ui_table() -> Vec<UiRoute> {
         )
         .form(|_| pairs(&[("invitation_id", "nope")])),
         ui("/invite/:token", INVITE, Public(404)),
+        // Off: 404; an unknown link: the sign-in page with 401.
+        ui("/login/magic", &[], Public(404)).form(|_| pairs(&[("email", "a@example.com")])),
+        ui("/magic/:token", INVITE, Public(401)),
         ui("/platform/backups/run", &[], Platform),
         ui("/platform/backups/drill", &[], Platform),
         ui("/w/:ws/collections", WS, role(Role::Manager)).form(|_| {
@@ -689,6 +694,7 @@ fn ui_pages() -> Vec<UiRoute> {
         page("/platform/backups", &[], Platform),
         page("/platform/workspaces", &[], Platform),
         page("/invite/:token", INVITE, Public(404)),
+        page("/magic/:token", INVITE, Public(200)),
     ]
 }
 

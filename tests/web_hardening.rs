@@ -35,7 +35,8 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
     // Invitations go out by mail: a real SMTP sink.
     let sink = common::smtp::Sink::start();
     let vars = sink.env();
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    vars.push(("AURA_AUTH__MAGIC_LINKS", "true"));
     let server = env.start_with(&vars);
     let me = client(&server);
     assert_eq!(
@@ -140,9 +141,13 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             .replace(":coll", &coll)
             .replace(":rec", &rec)
             .replace(":team", &team);
-        if route.contains(":token") {
+        if *route == "/invite/:token" {
             // The invitation the invitations form (earlier in the list) sent.
             path = path.replace(":token", &sink.token_for("csrf-invitee@example.com"));
+        }
+        if *route == "/magic/:token" {
+            // The link the magic-link form (just before) sent.
+            path = path.replace(":token", &sink.link_token("admin@example.com", "/magic/"));
         }
         // What each form needs to succeed.
         let extra: Vec<(&str, String)> = match *route {
@@ -172,6 +177,7 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
                 ("role", "viewer".into()),
             ],
             "/w/:ws/invitations/revoke" => vec![("invitation_id", invitation.clone())],
+            "/login/magic" => vec![("email", "admin@example.com".into())],
             // A new account: the last route, as it signs the client in as it.
             "/invite/:token" => vec![("name", "Invitee".into()), ("password", PASSWORD.into())],
             "/platform/workspaces" => vec![
@@ -250,12 +256,12 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
         // the answering page, not after a redirect; a wrong code is a 422
         // (the token was accepted, the form was not).
         let want = match *route {
-            "/w/:ws/tokens" | "/account/mfa/start" => 200,
+            "/w/:ws/tokens" | "/account/mfa/start" | "/login/magic" => 200,
             "/account/mfa/confirm" | "/account/mfa/remove" => 422,
             _ => 303,
         };
         assert_eq!(r.status(), want, "{route}: the right token works");
-        if *route == "/logout" {
+        if *route == "/logout" || *route == "/magic/:token" {
             assert_eq!(
                 login(&me, &server, "admin@example.com", PASSWORD)
                     .await

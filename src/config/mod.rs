@@ -81,6 +81,8 @@ pub struct AuthConfig {
     pub account_backoff_after: u32,
     /// Accepted invitations (which may create accounts) per IP per 30 minutes.
     pub registrations_per_ip: u32,
+    /// Offer sign-in by a single-use link sent by mail (needs `[mail]`).
+    pub magic_links: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -145,6 +147,7 @@ impl Default for AuthConfig {
             login_failure_window_minutes: 15,
             account_backoff_after: 5,
             registrations_per_ip: 3,
+            magic_links: false,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod api_tokens;
 pub mod guard;
 pub mod invitations;
 pub mod jwt;
+pub mod magic;
 pub mod members;
 pub mod mfa;
 pub mod sessions;

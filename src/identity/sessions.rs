@@ -48,14 +48,24 @@ pub async fn login_browser(
     meta: &RequestMeta,
 ) -> Result<FirstStep> {
     let u = super::guard::check_password(state, email, password, meta).await?;
-    match super::mfa::second_factor(state, u.id, None, meta).await {
+    after_first_factor(state, u.id, meta).await
+}
+
+/// After a password or a magic link: the session, or the code step when the
+/// account has a second factor.
+pub async fn after_first_factor(
+    state: &AppState,
+    user: UserId,
+    meta: &RequestMeta,
+) -> Result<FirstStep> {
+    match super::mfa::second_factor(state, user, None, meta).await {
         Ok(proof) => Ok(FirstStep::Done(
-            open_session(state, u.id, proof, meta).await?,
+            open_session(state, user, proof, meta).await?,
         )),
         Err(Error::MfaRequired) => {
             let now = state.clock.unix();
             Ok(FirstStep::NeedsCode(
-                state.limits.mfa_pending.start(u.id, now),
+                state.limits.mfa_pending.start(user, now),
             ))
         }
         Err(e) => Err(e),

@@ -42,6 +42,11 @@ pub const CONTROL: &[Migration] = &[
         name: "invitations",
         sql: include_str!("migrations/control/0006_invitations.sql"),
     },
+    Migration {
+        version: 7,
+        name: "magic_links",
+        sql: include_str!("migrations/control/0007_magic_links.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[

@@ -192,6 +192,8 @@ const ROUTE_WORDS: &[&str] = &[
     "invitations",
     "invite",
     "accept",
+    "magic",
+    "magic-link",
 ];
 
 pub fn loggable_path(path: &str) -> String {

@@ -53,6 +53,8 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/platform/impersonation/end",
     "/w/:ws/invitations",
     "/w/:ws/invitations/revoke",
+    "/login/magic",
+    "/magic/:token",
     "/invite/:token",
 ];
 
@@ -93,6 +95,8 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/w/:ws/invitations" => ui::access::invite.boxed(),
         "/w/:ws/invitations/revoke" => ui::access::revoke_invitation.boxed(),
         "/invite/:token" => ui::invite::accept.boxed(),
+        "/login/magic" => ui::magic::request_link.boxed(),
+        "/magic/:token" => ui::magic::redeem.boxed(),
         _ => return None,
     })
 }
@@ -134,6 +138,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             "/w/:ws/c/:coll/schema" => route.at(*path, get(ui::schema::schema_page).post(ep)),
             "/w/:ws/c/:coll/r/:rec" => route.at(*path, get(ui::record_form::record_page).post(ep)),
             "/invite/:token" => route.at(*path, get(ui::invite::invite_page).post(ep)),
+            "/magic/:token" => route.at(*path, get(ui::magic::link_page).post(ep)),
             "/w/:ws/teams" => route.at(*path, get(ui::teams::teams_page).post(ep)),
             "/platform/workspaces" => route.at(*path, get(ui::platform::workspaces_page).post(ep)),
             _ => route.at(*path, post(ep)),

@@ -58,16 +58,22 @@ impl Sink {
         ]
     }
 
-    /// Waits for a message to `to` and returns the token of its link.
+    /// Waits for an invitation to `to` and returns the token of its link.
     pub fn token_for(&self, to: &str) -> String {
+        self.link_token(to, "/invite/")
+    }
+
+    /// Waits for a message to `to` with a link under `prefix` (`/invite/`,
+    /// `/magic/`) and returns the link's token; the newest such message wins.
+    pub fn link_token(&self, to: &str, prefix: &str) -> String {
         let started = Instant::now();
         loop {
             // Quoted-printable: undo the soft line breaks.
             let text = self.out.lock().unwrap().replace("=\n", "");
-            if let Some(i) = text.find(&format!("To: {to}")) {
+            if let Some(i) = text.rfind(&format!("To: {to}")) {
                 let rest = &text[i..];
-                if let Some(j) = rest.find("/invite/") {
-                    let token: String = rest[j + "/invite/".len()..]
+                if let Some(j) = rest.find(prefix) {
+                    let token: String = rest[j + prefix.len()..]
                         .chars()
                         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
                         .collect();

@@ -66,6 +66,24 @@ impl From<crate::identity::tokens::TokenPair> for TokenResponse {
     }
 }
 
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MagicLinkRequest {
+    pub email: String,
+}
+
+#[derive(Object)]
+pub struct MagicLinkAccepted {
+    /// The same for every address: whether it has an account is not said.
+    pub message: String,
+}
+
+#[derive(poem_openapi::ApiResponse)]
+pub enum MagicLinkResponse {
+    #[oai(status = 202)]
+    Accepted(Json<MagicLinkAccepted>),
+}
+
 #[derive(Object)]
 pub struct LogoutResponse {
     pub signed_out: bool,
@@ -126,6 +144,22 @@ impl AuthApi {
     ) -> poem::Result<Json<TokenResponse>> {
         let pair = crate::identity::tokens::refresh(&state, &body.0.refresh_token, &meta).await?;
         Ok(Json(pair.into()))
+    }
+
+    /// Mails a single-use sign-in link (15 minutes), when the appliance has
+    /// magic links on (`auth.magic_links`; else 404). Every address gets the
+    /// same 202; 5 requests per IP per 15 minutes.
+    #[oai(path = "/auth/magic-link", method = "post")]
+    async fn magic_link(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        body: JsonBody<MagicLinkRequest>,
+    ) -> poem::Result<MagicLinkResponse> {
+        crate::identity::magic::request(&state, &body.0.email, &meta).await?;
+        Ok(MagicLinkResponse::Accepted(Json(MagicLinkAccepted {
+            message: "If this address has an account, a sign-in link is on its way.".into(),
+        })))
     }
 
     /// Ends the current session (or, with a bearer access token, its whole

@@ -34,7 +34,7 @@ fn login_page(
 }
 
 /// The sign-in page; with `pending`, its second step (the code).
-fn login_step(
+pub(super) fn login_step(
     req: &Request,
     state: &AppState,
     status: StatusCode,
@@ -64,6 +64,15 @@ fn login_step(
                     label for="password" { "Password" }
                     input #password type="password" name="password" autocomplete="current-password" required;
                     button type="submit" { "Sign in" }
+                }
+                @if crate::identity::magic::enabled(state) {
+                    form id="magic-form" method="post" action="/login/magic" {
+                        (super::csrf_field(&csrf))
+                        p.muted { "Or get a single-use sign-in link by mail:" }
+                        label for="magic-email" { "Email" }
+                        input id="magic-email" type="email" name="email" autocomplete="username" required;
+                        button.secondary type="submit" { "Email me a link" }
+                    }
                 }
             }
         }
@@ -111,7 +120,7 @@ pub struct LoginForm {
     code: String,
 }
 
-fn signed_in(state: &AppState, token: &str) -> Response {
+pub(super) fn signed_in(state: &AppState, token: &str) -> Response {
     let mut resp = Redirect::see_other("/workspaces").into_response();
     if let Ok(v) = session_cookie(&state.config, token).parse() {
         resp.headers_mut().insert("set-cookie", v);

@@ -1,0 +1,121 @@
+//! Magic-link sign-in in the browser: asking for a link, and the link's page,
+//! whose button (a POST, so mail scanners that fetch links spend nothing)
+//! signs in, or asks for the code when the account has a second factor.
+
+use std::sync::Arc;
+
+use maud::html;
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{Request, Response, handler};
+
+use super::forms::{form_pairs, one};
+use super::pages::{login_step, signed_in};
+use super::{Chrome, csrf_field, html_response, layout};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::error::Error;
+use crate::identity::sessions::{FirstStep, after_first_factor};
+use crate::web::csrf;
+
+fn simple(
+    req: &Request,
+    state: &AppState,
+    title: &str,
+    body: impl FnOnce(&str) -> maud::Markup,
+) -> Response {
+    let (token, set_cookie) = csrf::token_for(req, state);
+    let body = body(&token);
+    let mut resp = html_response(
+        StatusCode::OK,
+        layout(
+            title,
+            &Chrome {
+                email: None,
+                csrf: &token,
+                impersonating: None,
+            },
+            body,
+        ),
+    );
+    if let Some(c) = set_cookie.and_then(|c| c.parse().ok()) {
+        resp.headers_mut().append("set-cookie", c);
+    }
+    resp
+}
+
+#[handler]
+pub async fn request_link(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+) -> poem::Result<Response> {
+    let pairs = form_pairs(req);
+    let email = one(&pairs, "email").unwrap_or_default();
+    match crate::identity::magic::request(&state, email, &meta).await {
+        Ok(()) => Ok(simple(req, &state, "Check your mail", |_| {
+            html! { section.card.narrow { h1 { "Check your mail" }
+            p id="magic-sent" { "If this address has an account, a sign-in link is on its way. It works once, for 15 minutes." } } }
+        })),
+        Err(Error::Validation(_)) => Ok(login_step(
+            req,
+            &state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Enter an email address."),
+            "",
+            None,
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[handler]
+pub fn link_page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Path(token): Path<String>,
+) -> Response {
+    simple(req, &state, "Sign in", |csrf_token| {
+        html! { section.card.narrow {
+            h1 { "Sign in to Aura" }
+            form id="magic-redeem" method="post" action=(format!("/magic/{token}")) {
+                (csrf_field(csrf_token))
+                button type="submit" { "Sign in" }
+            }
+        } }
+    })
+}
+
+#[handler]
+pub async fn redeem(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    Path(token): Path<String>,
+) -> poem::Result<Response> {
+    let user = match crate::identity::magic::redeem(&state, &token, &meta).await {
+        Ok(u) => u,
+        Err(Error::Unauthenticated) => {
+            return Ok(login_step(
+                req,
+                &state,
+                StatusCode::UNAUTHORIZED,
+                Some("That sign-in link is used or expired. Ask for a new one."),
+                "",
+                None,
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match after_first_factor(&state, user, &meta).await? {
+        FirstStep::Done(done) => Ok(signed_in(&state, &done.token)),
+        FirstStep::NeedsCode(pending) => Ok(login_step(
+            req,
+            &state,
+            StatusCode::OK,
+            None,
+            "",
+            Some(&pending),
+        )),
+    }
+}

@@ -1,0 +1,144 @@
+//! Magic-link sign-in with a real SMTP sink: off unless configured; every
+//! address gets the same answer; the link works once; it never skips a second
+//! factor; requests are rate limited.
+
+mod common;
+
+use common::smtp::Sink;
+use common::{Env, PASSWORD, client, csrf_from, login};
+use serde_json::{Value, json};
+
+fn start(env: &Env, sink: &Sink, magic: bool) -> common::Server {
+    let vars = sink.env();
+    let mut all: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    all.push((
+        "AURA_AUTH__MAGIC_LINKS",
+        if magic { "true" } else { "false" },
+    ));
+    env.start_with(&all)
+}
+
+async fn ask(c: &reqwest::Client, s: &common::Server, email: &str) -> reqwest::Response {
+    c.post(s.url("/api/v1/auth/magic-link"))
+        .json(&json!({ "email": email }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Opens the link's page and presses its button.
+async fn redeem(c: &reqwest::Client, s: &common::Server, token: &str) -> reqwest::Response {
+    let page = common::get_text(c, s.url(&format!("/magic/{token}"))).await;
+    assert!(page.contains("magic-redeem"), "{page}");
+    c.post(s.url(&format!("/magic/{token}")))
+        .form(&[("csrf", csrf_from(&page))])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_link_signs_in_once_and_keeps_the_second_factor() {
+    let sink = Sink::start();
+    let env = Env::new();
+    env.create_user("ada@example.com", "Ada");
+    env.create_user("grace@example.com", "Grace");
+
+    // Off by default.
+    let s = start(&env, &sink, false);
+    assert_eq!(ask(&client(&s), &s, "ada@example.com").await.status(), 404);
+    let page = common::get_text(&client(&s), s.url("/login")).await;
+    assert!(!page.contains("magic-form"));
+    s.stop();
+
+    let s = start(&env, &sink, true);
+    let page = common::get_text(&client(&s), s.url("/login")).await;
+    assert!(page.contains("magic-form"), "the sign-in page offers it");
+
+    // Known and unknown addresses get the same answer.
+    let known = ask(&client(&s), &s, "ada@example.com").await;
+    assert_eq!(known.status(), 202);
+    let known: Value = known.json().await.unwrap();
+    let unknown = ask(&client(&s), &s, "nobody@example.com").await;
+    assert_eq!(unknown.status(), 202);
+    assert_eq!(known, unknown.json::<Value>().await.unwrap());
+
+    // The link signs in, once.
+    let token = sink.link_token("ada@example.com", "/magic/");
+    let db = common::open_db(&env.data_dir().join("control.db"));
+    let stored: i64 = db
+        .query_row(
+            "SELECT count(*) FROM magic_links WHERE instr(hash, ?1) > 0",
+            [token.as_bytes()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 0, "only the token's hash is stored");
+    let c = client(&s);
+    let r = redeem(&c, &s, &token).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/workspaces");
+    let me: Value = common::get_json(&c, s.url("/api/v1/me")).await;
+    assert_eq!(me["email"], "ada@example.com");
+    let r = redeem(&client(&s), &s, &token).await;
+    assert_eq!(r.status(), 401, "used");
+
+    // With a second factor, the link stands in for the password only.
+    let g = client(&s);
+    assert_eq!(
+        login(&g, &s, "grace@example.com", PASSWORD).await.status(),
+        200
+    );
+    let e: Value = g
+        .post(s.url("/api/v1/me/mfa/totp"))
+        .json(&json!({ "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = e["secret"].as_str().unwrap().to_owned();
+    let r = g
+        .post(s.url("/api/v1/me/mfa/totp/confirm"))
+        .json(&json!({ "code": common::otp::code_now(&secret) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        ask(&client(&s), &s, "grace@example.com").await.status(),
+        202
+    );
+    let token = sink.link_token("grace@example.com", "/magic/");
+    let c = client(&s);
+    let r = redeem(&c, &s, &token).await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("mfa-form"), "asks for the code: {page}");
+    assert_eq!(
+        c.get(s.url("/api/v1/me")).send().await.unwrap().status(),
+        401,
+        "no session before the code"
+    );
+}
+
+#[tokio::test]
+async fn requests_are_limited_per_ip() {
+    let sink = Sink::start();
+    let env = Env::new();
+    env.create_user("ada@example.com", "Ada");
+    let s = start(&env, &sink, true);
+    let c = client(&s);
+    for _ in 0..5 {
+        assert_eq!(ask(&c, &s, "ada@example.com").await.status(), 202);
+    }
+    let r = ask(&c, &s, "ada@example.com").await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    // Sign-in by password is a separate limit.
+    assert_eq!(
+        login(&c, &s, "ada@example.com", PASSWORD).await.status(),
+        200
+    );
+}
