@@ -637,3 +637,113 @@ async fn every_field_type_search_and_csv_leave_no_plaintext() {
         hits.join("\n")
     );
 }
+
+/// Who may act in a workspace: a member's name and email (through the CLI),
+/// a service account's name and API token names (through the API) are
+/// canaries; the API answers with them, and neither the data dir (while
+/// running and after shutdown) nor the server log holds them.
+#[tokio::test]
+async fn members_service_accounts_and_token_names_leave_no_plaintext() {
+    let env = Env::new();
+    env.create_user("access@example.com", "Access Owner");
+    let ws = env.create_workspace("Access Ltd", "access@example.com");
+    let server = env.start();
+    let member_name = canary("membername");
+    let member_local = canary("memberemail");
+    let member_email = format!("{member_local}@example.com");
+    let sa_name = canary("svcname");
+    let sa_token_name = canary("svctoken");
+    let own_token_name = canary("owntoken");
+
+    // The member, while the server runs.
+    env.create_user(&member_email, &member_name);
+    env.add_member(&ws, &member_email, "member");
+
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "access@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let url = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let post = |p: &str, body: serde_json::Value| {
+        let req = c.post(url(p)).json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 201);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let sa = post(
+        "/service-accounts",
+        serde_json::json!({ "name": sa_name, "role": "member" }),
+    )
+    .await;
+    let made = post(
+        "/tokens",
+        serde_json::json!({ "name": sa_token_name, "scope": "member", "service_account": sa["id"] }),
+    )
+    .await;
+    post(
+        "/tokens",
+        serde_json::json!({ "name": own_token_name, "scope": "viewer" }),
+    )
+    .await;
+    // The token is used (last use recorded) and shows up in the lists.
+    let secret = made["secret"].as_str().unwrap();
+    let r = reqwest::Client::new()
+        .get(url("/collections"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let members = common::get_text(&c, url("/members")).await;
+    assert!(
+        members.contains(&member_name) && members.contains(&member_email),
+        "{members}"
+    );
+    let tokens = common::get_text(&c, url("/tokens")).await;
+    for n in [&sa_name, &sa_token_name, &own_token_name] {
+        assert!(
+            tokens.contains(n.as_str()),
+            "the token list answers with {n}"
+        );
+    }
+    let accounts = common::get_text(&c, url("/service-accounts")).await;
+    assert!(accounts.contains(&sa_name), "{accounts}");
+
+    let all = vec![
+        member_name,
+        member_local,
+        member_email,
+        sa_name,
+        sa_token_name,
+        own_token_name,
+    ];
+    let hits = scan_dir(&env.data_dir(), &all);
+    assert!(
+        hits.is_empty(),
+        "canaries on disk while running:\n{}",
+        hits.join("\n")
+    );
+    let logs = server.stop();
+    let hits = scan_bytes(&logs, &all);
+    assert!(
+        hits.is_empty(),
+        "canaries in the server log:\n{}",
+        hits.join("\n")
+    );
+    // A clean shutdown checkpoints and removes the -wal and -shm files.
+    let (hits, files) = scan_tree(&env.data_dir(), &all);
+    assert!(
+        files >= 2,
+        "the control and tenant databases ({files} files)"
+    );
+    assert!(
+        hits.is_empty(),
+        "canaries on disk after shutdown:\n{}",
+        hits.join("\n")
+    );
+}

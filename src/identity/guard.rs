@@ -4,6 +4,10 @@
 //! - per account: after `account_backoff_after` failures, each further attempt
 //!   waits 2^n seconds (capped at 15 minutes).
 //!
+//! Attempts in flight count against both limits until they end, so parallel
+//! guesses get no more password checks than sequential ones: those beyond a
+//! limit wait for the verdicts ahead of them.
+//!
 //! Unknown and known emails take the same path: the account limiter is keyed
 //! by the email's blind index whether or not an account exists, and an unknown
 //! email still runs a full argon2 verification against a dummy hash.
@@ -16,6 +20,7 @@ use std::sync::Mutex;
 
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::config::AuthConfig;
 use crate::error::{Error, Result};
 use crate::store::audit;
 use crate::store::control::{self, UserRow};
@@ -24,13 +29,245 @@ const MAX_BACKOFF_SECS: i64 = 15 * 60;
 /// Above this many tracked keys, stale ones are swept on the next write.
 const SWEEP_ABOVE: usize = 10_000;
 
-/// Sliding-window failure counters keyed by a string (an IP, a purpose).
+/// What the limiters say to an attempt about to check a password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Admit {
+    /// Go ahead.
+    Go,
+    /// Attempts in flight could still use up a limit: wait for one to end.
+    Wait,
+    /// Refused: retry after this many seconds.
+    Refuse(u64),
+}
+
+/// How an admitted attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Failed(i64),
+    Succeeded,
+    /// Never reached a verdict (an error, or the request was dropped).
+    Aborted,
+}
+
 #[derive(Default)]
-pub struct Window {
-    hits: Mutex<HashMap<String, VecDeque<i64>>>,
+struct Hits {
+    failures: VecDeque<i64>,
+    in_flight: u32,
+}
+
+/// Sliding-window failure counts keyed by a string (an IP), with the
+/// attempts in flight, which count against the limit until they end.
+#[derive(Default)]
+struct Window {
+    hits: HashMap<String, Hits>,
 }
 
 impl Window {
+    fn check(&mut self, key: &str, now: i64, limit: u32, window: i64) -> Admit {
+        if self.hits.len() > SWEEP_ABOVE {
+            self.hits.retain(|_, h| {
+                h.in_flight > 0 || h.failures.back().is_some_and(|t| *t > now - window)
+            });
+        }
+        let Some(h) = self.hits.get_mut(key) else {
+            return Admit::Go;
+        };
+        while h.failures.front().is_some_and(|t| *t <= now - window) {
+            h.failures.pop_front();
+        }
+        let failed = h.failures.len() as u64;
+        if failed > 0 && failed >= u64::from(limit) {
+            let oldest = h.failures.front().copied().unwrap_or(now);
+            return Admit::Refuse((oldest + window - now).max(1) as u64);
+        }
+        if h.in_flight > 0 && failed + u64::from(h.in_flight) >= u64::from(limit) {
+            return Admit::Wait;
+        }
+        Admit::Go
+    }
+
+    fn start(&mut self, key: &str) {
+        self.hits.entry(key.to_owned()).or_default().in_flight += 1;
+    }
+
+    fn finish(&mut self, key: &str, outcome: Outcome) {
+        if let Some(h) = self.hits.get_mut(key) {
+            h.in_flight = h.in_flight.saturating_sub(1);
+            if let Outcome::Failed(at) = outcome {
+                h.failures.push_back(at);
+            }
+            if h.in_flight == 0 && h.failures.is_empty() {
+                self.hits.remove(key);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Account {
+    failures: u32,
+    last: i64,
+    in_flight: u32,
+}
+
+/// Per-account exponential backoff on consecutive failures, with the
+/// attempts in flight as in `Window`.
+#[derive(Default)]
+struct Backoff {
+    accounts: HashMap<Vec<u8>, Account>,
+}
+
+impl Backoff {
+    fn check(&mut self, key: &[u8], now: i64, after: u32) -> Admit {
+        if self.accounts.len() > SWEEP_ABOVE {
+            self.accounts
+                .retain(|_, a| a.in_flight > 0 || a.last > now - MAX_BACKOFF_SECS);
+        }
+        let Some(a) = self.accounts.get(key) else {
+            return Admit::Go;
+        };
+        if after == 0 {
+            return Admit::Go;
+        }
+        if a.failures >= after {
+            let exp = (a.failures - after).min(20);
+            let until = a.last + (1i64 << exp).min(MAX_BACKOFF_SECS);
+            if now < until {
+                return Admit::Refuse((until - now) as u64);
+            }
+        }
+        if a.in_flight > 0 && a.failures.saturating_add(a.in_flight) >= after {
+            return Admit::Wait;
+        }
+        Admit::Go
+    }
+
+    fn start(&mut self, key: &[u8]) {
+        self.accounts.entry(key.to_vec()).or_default().in_flight += 1;
+    }
+
+    fn finish(&mut self, key: &[u8], outcome: Outcome) {
+        if let Some(a) = self.accounts.get_mut(key) {
+            a.in_flight = a.in_flight.saturating_sub(1);
+            match outcome {
+                Outcome::Failed(at) => {
+                    a.failures = a.failures.saturating_add(1);
+                    a.last = a.last.max(at);
+                }
+                Outcome::Succeeded => a.failures = 0,
+                Outcome::Aborted => {}
+            }
+            if a.in_flight == 0 && a.failures == 0 {
+                self.accounts.remove(key);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    login_ip: Window,
+    accounts: Backoff,
+}
+
+/// The limiters of one running appliance. Both are checked and an attempt
+/// counted in both under one lock, so an attempt never holds one limiter's
+/// place while waiting on the other.
+#[derive(Default)]
+pub struct Limits {
+    counters: Mutex<Counters>,
+    /// Woken whenever an attempt ends, for those waiting on it.
+    ended: tokio::sync::Notify,
+    /// Wrong second-factor codes per account.
+    pub totp: SlidingWindow,
+    /// Invitation acceptances (which may create accounts) per IP.
+    pub registrations: SlidingWindow,
+    /// Magic-link requests per IP.
+    pub magic: SlidingWindow,
+    /// Browser sign-ins waiting for their second factor.
+    pub mfa_pending: super::mfa::Pending,
+}
+
+/// One admitted attempt; ending it (also by being dropped, when the request
+/// goes away mid-check) updates both limiters and wakes waiting attempts.
+struct Attempt<'a> {
+    limits: &'a Limits,
+    ip: String,
+    account: Vec<u8>,
+    outcome: Outcome,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        {
+            let mut c = self.limits.lock();
+            c.login_ip.finish(&self.ip, self.outcome);
+            c.accounts.finish(&self.account, self.outcome);
+        }
+        self.limits.ended.notify_waiters();
+    }
+}
+
+impl Limits {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.counters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn admit(&self, ip: &str, account: &[u8], now: i64, auth: &AuthConfig) -> Admit {
+        let window = (auth.login_failure_window_minutes as i64).saturating_mul(60);
+        let mut c = self.lock();
+        let by_ip = c
+            .login_ip
+            .check(ip, now, auth.login_failures_per_ip, window);
+        let by_account = c.accounts.check(account, now, auth.account_backoff_after);
+        match (by_ip, by_account) {
+            (Admit::Refuse(secs), _) | (_, Admit::Refuse(secs)) => Admit::Refuse(secs),
+            (Admit::Go, Admit::Go) => {
+                c.login_ip.start(ip);
+                c.accounts.start(account);
+                Admit::Go
+            }
+            _ => Admit::Wait,
+        }
+    }
+
+    /// Admits an attempt, waiting while attempts in flight could still use
+    /// up a limit.
+    async fn attempt(&self, state: &AppState, ip: String, account: Vec<u8>) -> Result<Attempt<'_>> {
+        let auth = &state.config.file.auth;
+        loop {
+            // Registered before the check, so an attempt ending in between
+            // still wakes this one.
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            match self.admit(&ip, &account, state.clock.unix(), auth) {
+                Admit::Go => {
+                    return Ok(Attempt {
+                        limits: self,
+                        ip,
+                        account,
+                        outcome: Outcome::Aborted,
+                    });
+                }
+                Admit::Refuse(retry_after_secs) => {
+                    tracing::warn!(retry_after_secs, "sign-in refused by rate limit");
+                    return Err(Error::RateLimited { retry_after_secs });
+                }
+                Admit::Wait => ended.await,
+            }
+        }
+    }
+}
+
+/// A plain sliding-window counter for limits that are counted as they happen
+/// (second-factor codes, invitation acceptances, magic-link requests).
+#[derive(Default)]
+pub struct SlidingWindow {
+    hits: Mutex<HashMap<String, VecDeque<i64>>>,
+}
+
+impl SlidingWindow {
     /// Seconds to wait when `key` already has `limit` hits inside `window`.
     pub fn retry_after(&self, key: &str, now: i64, limit: u32, window: i64) -> Option<u64> {
         let mut map = self.hits.lock().unwrap_or_else(|p| p.into_inner());
@@ -53,62 +290,6 @@ impl Window {
         }
         map.entry(key.to_owned()).or_default().push_back(now);
     }
-
-    pub fn clear(&self, key: &str) {
-        let mut map = self.hits.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(key);
-    }
-}
-
-/// Per-account exponential backoff: (consecutive failures, last failure).
-#[derive(Default)]
-pub struct Backoff {
-    accounts: Mutex<HashMap<Vec<u8>, (u32, i64)>>,
-}
-
-impl Backoff {
-    fn wait(&self, key: &[u8], now: i64, after: u32) -> Option<u64> {
-        if after == 0 {
-            return None;
-        }
-        let map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
-        let (fails, last) = *map.get(key)?;
-        if fails < after {
-            return None;
-        }
-        let exp = (fails - after).min(20);
-        let wait = (1i64 << exp).min(MAX_BACKOFF_SECS);
-        let until = last + wait;
-        (now < until).then(|| (until - now) as u64)
-    }
-
-    fn fail(&self, key: &[u8], now: i64) {
-        let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > SWEEP_ABOVE {
-            map.retain(|_, (_, last)| *last > now - MAX_BACKOFF_SECS);
-        }
-        let e = map.entry(key.to_vec()).or_insert((0, now));
-        e.0 = e.0.saturating_add(1);
-        e.1 = now;
-    }
-
-    fn succeed(&self, key: &[u8]) {
-        let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(key);
-    }
-}
-
-/// The limiters of one running appliance.
-#[derive(Default)]
-pub struct Limits {
-    pub login_ip: Window,
-    pub accounts: Backoff,
-    /// Wrong second-factor codes per account.
-    pub totp: Window,
-    /// Invitation acceptances (which may create accounts) per IP.
-    pub registrations: Window,
-    /// Browser sign-ins waiting for their second factor.
-    pub mfa_pending: super::mfa::Pending,
 }
 
 fn ip_key(meta: &RequestMeta) -> String {
@@ -124,25 +305,8 @@ pub async fn check_password(
     password: String,
     meta: &RequestMeta,
 ) -> Result<UserRow> {
-    let auth = &state.config.file.auth;
-    let window = (auth.login_failure_window_minutes as i64).saturating_mul(60);
-    let now = state.clock.unix();
-    let ip = ip_key(meta);
     let account = control::email_index(&state.control.keys, email);
-    let limited = state
-        .limits
-        .login_ip
-        .retry_after(&ip, now, auth.login_failures_per_ip, window)
-        .or_else(|| {
-            state
-                .limits
-                .accounts
-                .wait(&account, now, auth.account_backoff_after)
-        });
-    if let Some(retry_after_secs) = limited {
-        tracing::warn!(retry_after_secs, "sign-in refused by rate limit");
-        return Err(Error::RateLimited { retry_after_secs });
-    }
+    let mut attempt = state.limits.attempt(state, ip_key(meta), account).await?;
 
     let keys = state.control.keys.clone();
     let email_owned = email.to_owned();
@@ -155,13 +319,13 @@ pub async fn check_password(
     let password_ok = state.hasher.verify(password, stored).await?;
     match user {
         Some(u) if password_ok && !u.disabled => {
-            state.limits.accounts.succeed(&account);
+            attempt.outcome = Outcome::Succeeded;
             Ok(u)
         }
         other => {
             let now = state.clock.unix();
-            state.limits.login_ip.record(&ip, now, window);
-            state.limits.accounts.fail(&account, now);
+            attempt.outcome = Outcome::Failed(now);
+            drop(attempt);
             let target = other.map(|u| u.id);
             let keys = state.control.keys.clone();
             let meta = meta.clone();
@@ -186,36 +350,91 @@ pub async fn check_password(
 mod tests {
     use super::*;
 
+    fn go(w: &mut Window, t: i64) {
+        assert_eq!(w.check("ip", t, 5, 900), Admit::Go);
+        w.start("ip");
+    }
+
     #[test]
     fn window_refuses_after_limit_and_forgets() {
-        let w = Window::default();
+        let mut w = Window::default();
         for t in 0..5 {
-            assert_eq!(w.retry_after("ip", t, 5, 900), None);
-            w.record("ip", t, 900);
+            go(&mut w, t);
+            w.finish("ip", Outcome::Failed(t));
         }
-        assert_eq!(w.retry_after("ip", 10, 5, 900), Some(890));
-        assert_eq!(w.retry_after("other", 10, 5, 900), None);
+        assert_eq!(w.check("ip", 10, 5, 900), Admit::Refuse(890));
+        assert_eq!(w.check("other", 10, 5, 900), Admit::Go);
+        assert_eq!(w.check("ip", 900, 5, 900), Admit::Go, "the oldest aged out");
+    }
+
+    #[test]
+    fn attempts_in_flight_hold_back_the_rest() {
+        let mut w = Window::default();
+        for _ in 0..5 {
+            go(&mut w, 100);
+        }
+        assert_eq!(w.check("ip", 100, 5, 900), Admit::Wait);
+        // One succeeds: room for one more. The rest fail: refused.
+        w.finish("ip", Outcome::Succeeded);
+        go(&mut w, 100);
+        for _ in 0..5 {
+            w.finish("ip", Outcome::Failed(100));
+        }
+        assert_eq!(w.check("ip", 101, 5, 900), Admit::Refuse(899));
+
+        let mut b = Backoff::default();
+        for _ in 0..5 {
+            assert_eq!(b.check(b"a", 100, 5), Admit::Go);
+            b.start(b"a");
+        }
+        assert_eq!(b.check(b"a", 100, 5), Admit::Wait);
+        b.finish(b"a", Outcome::Aborted);
         assert_eq!(
-            w.retry_after("ip", 900, 5, 900),
-            None,
-            "the oldest aged out"
+            b.check(b"a", 100, 5),
+            Admit::Go,
+            "an aborted attempt is no failure"
         );
     }
 
     #[test]
     fn backoff_doubles_and_resets() {
-        let b = Backoff::default();
+        let mut b = Backoff::default();
+        let fail = |b: &mut Backoff, t: i64| {
+            assert_eq!(b.check(b"a", t, 5), Admit::Go);
+            b.start(b"a");
+            b.finish(b"a", Outcome::Failed(t));
+        };
         for _ in 0..5 {
-            assert_eq!(b.wait(b"a", 100, 5), None);
-            b.fail(b"a", 100);
+            fail(&mut b, 100);
         }
-        assert_eq!(b.wait(b"a", 100, 5), Some(1));
-        b.fail(b"a", 101);
-        assert_eq!(b.wait(b"a", 101, 5), Some(2));
-        b.fail(b"a", 103);
-        assert_eq!(b.wait(b"a", 103, 5), Some(4));
-        b.succeed(b"a");
-        assert_eq!(b.wait(b"a", 103, 5), None);
-        assert_eq!(b.wait(b"a", 103, 0), None, "0 turns it off");
+        assert_eq!(b.check(b"a", 100, 5), Admit::Refuse(1));
+        fail(&mut b, 101);
+        assert_eq!(b.check(b"a", 101, 5), Admit::Refuse(2));
+        fail(&mut b, 103);
+        assert_eq!(b.check(b"a", 103, 5), Admit::Refuse(4));
+        assert_eq!(b.check(b"a", 107, 5), Admit::Go);
+        b.start(b"a");
+        b.finish(b"a", Outcome::Succeeded);
+        assert!(b.accounts.is_empty(), "a success clears the account");
+        for _ in 0..10 {
+            assert_eq!(b.check(b"z", 103, 0), Admit::Go, "0 turns it off");
+            b.start(b"z");
+        }
+    }
+
+    #[test]
+    fn an_attempt_waiting_on_one_limiter_holds_no_place_in_the_other() {
+        let limits = Limits::default();
+        let auth = AuthConfig::default();
+        // Five attempts on one account from one address, none finished.
+        for _ in 0..5 {
+            assert_eq!(limits.admit("a", b"acct", 100, &auth), Admit::Go);
+        }
+        assert_eq!(limits.admit("b", b"acct", 100, &auth), Admit::Wait);
+        // The waiter from "b" took nothing: "b" still has its full limit.
+        for _ in 0..5 {
+            assert_eq!(limits.admit("b", b"other", 100, &auth), Admit::Go);
+        }
+        assert_eq!(limits.admit("b", b"third", 100, &auth), Admit::Wait);
     }
 }

@@ -33,12 +33,12 @@ pub async fn request(state: &AppState, email: &str, meta: &RequestMeta) -> Resul
     if let Some(retry_after_secs) =
         state
             .limits
-            .login_ip
+            .magic
             .retry_after(&ip, now, REQUESTS_PER_IP, REQUEST_WINDOW)
     {
         return Err(Error::RateLimited { retry_after_secs });
     }
-    state.limits.login_ip.record(&ip, now, REQUEST_WINDOW);
+    state.limits.magic.record(&ip, now, REQUEST_WINDOW);
     let keys = state.control.keys.clone();
     let e = email.clone();
     let user = state

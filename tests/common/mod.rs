@@ -18,6 +18,13 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_aura");
+
+/// The binary the harness runs: `TEST_AURA_BIN` when set, else `BIN`. With a
+/// target dir shared between checkouts, `target/debug/aura` is whichever
+/// checkout built last; a copy taken right after building pins this one's.
+pub fn bin() -> String {
+    std::env::var("TEST_AURA_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A temp directory with a config, a key file (mode 0600) and a data dir.
@@ -58,7 +65,7 @@ impl Env {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.arg("--config")
             .arg(self.config_path())
             .arg("--data-dir")
@@ -377,4 +384,59 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// Opens a database read-only, for assertions about what is on disk.
 pub fn open_db(path: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+}
+
+/// `POST /api/v1/auth/token`: email and password for an access JWT and a
+/// refresh token (no cookie, no `Origin`, as a program would call it).
+pub async fn token_request(server: &Server, email: &str, password: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.url("/api/v1/auth/token"))
+        .json(&serde_json::json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `POST /api/v1/auth/refresh` with a refresh token.
+pub async fn refresh_request(server: &Server, refresh_token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.url("/api/v1/auth/refresh"))
+        .json(&serde_json::json!({ "refresh_token": refresh_token }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A request with `Authorization: Bearer <credential>` and nothing else.
+pub fn bearer(
+    method: reqwest::Method,
+    server: &Server,
+    credential: &str,
+    path: &str,
+) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .request(method, server.url(path))
+        .bearer_auth(credential)
+}
+
+/// The status of `GET path` with a bearer credential.
+pub async fn bearer_status(server: &Server, credential: &str, path: &str) -> u16 {
+    bearer(reqwest::Method::GET, server, credential, path)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The session token a login response sets (`aura_session=...`).
+pub fn session_token_of(r: &reqwest::Response) -> String {
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    cookie
+        .strip_prefix("aura_session=")
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
 }
