@@ -167,3 +167,64 @@ async fn create_collection_add_record_find_it_in_chromium() {
     b.quit().await;
     server.stop();
 }
+
+/// Two-factor sign-in in a real browser: set it up on the account page with
+/// a code computed from the shown key, see the recovery codes, sign in again
+/// through the code step, and create an API token on the members page.
+#[tokio::test]
+async fn set_up_two_factor_and_sign_in_with_a_code_in_chromium() {
+    let env = Env::new();
+    env.create_user("keeper@example.com", "Keeper");
+    let ws = env.create_workspace("Lighthouse Log", "keeper@example.com");
+    let server = env.start();
+    let b = Browser::start().await;
+
+    b.goto(&server.url("/login")).await;
+    b.type_into("#email", "keeper@example.com").await;
+    b.type_into("#password", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.wait_for_text("Lighthouse Log").await;
+
+    b.goto(&server.url("/account")).await;
+    b.wait_for_text("Two-factor sign-in").await;
+    b.type_into("#mfa-password", PASSWORD).await;
+    b.click("#mfa-start button[type=submit]").await;
+    b.wait_for_text("id=\"totp-secret\"").await;
+    b.screenshot("mfa-enrolling").await;
+    let secret = b.text("#totp-secret").await;
+    assert_eq!(secret.len(), 32, "{secret}");
+    b.type_into("#confirm-code", &common::otp::code_now(&secret))
+        .await;
+    b.click("#mfa-confirm button[type=submit]").await;
+    b.wait_for_text("id=\"recovery-codes\"").await;
+    b.screenshot("mfa-recovery-codes").await;
+    assert_eq!(b.count("#recovery-codes li").await, 10);
+
+    b.click("form[action='/logout'] button").await;
+    b.wait_for_text("Sign in").await;
+
+    // The password leads to the code step; the enrolment spent the current
+    // step, so the next step's code (one step of skew is accepted).
+    b.type_into("#email", "keeper@example.com").await;
+    b.type_into("#password", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.wait_for_text("id=\"mfa-form\"").await;
+    b.type_into("#code", &common::otp::code_next(&secret)).await;
+    b.click("#mfa-form button[type=submit]").await;
+    b.wait_for_url("/workspaces").await;
+    b.wait_for_text("Lighthouse Log").await;
+
+    // An API token, shown once on the members page.
+    b.goto(&server.url(&format!("/w/{ws}/members"))).await;
+    b.wait_for_text("id=\"new-token-form\"").await;
+    b.type_into("#token-name", "Nightly export").await;
+    b.click("#new-token-form button[type=submit]").await;
+    b.wait_for_text("id=\"new-token\"").await;
+    b.screenshot("new-api-token").await;
+    let token = b.text("#new-token").await;
+    assert!(token.starts_with("aura_"), "{token}");
+    assert!(b.source().await.contains("Nightly export"));
+
+    b.quit().await;
+    server.stop();
+}

@@ -143,6 +143,28 @@ impl Browser {
             .to_owned()
     }
 
+    /// The rendered text of the first element matching `css`.
+    pub async fn text(&self, css: &str) -> String {
+        let el = self.find(css).await;
+        self.cmd(reqwest::Method::GET, &format!("/element/{el}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// How many elements match `css`.
+    pub async fn count(&self, css: &str) -> usize {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/elements",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await;
+        v.as_array().map_or(0, Vec::len)
+    }
+
     pub async fn current_url(&self) -> String {
         self.cmd(reqwest::Method::GET, "/url", None)
             .await

@@ -23,3 +23,30 @@ pub fn code_now(secret_base32: &str) -> String {
         .as_secs();
     code_at(secret_base32, now)
 }
+
+/// Unix seconds now, as the server's clock (without an offset) sees them.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The code of the step after the current one. The server accepts one step
+/// of skew, so this works right after the current step's code was spent.
+pub fn code_next(secret_base32: &str) -> String {
+    code_at(secret_base32, now() + 30)
+}
+
+/// A six-digit code that matches no step within two of now: a wrong code
+/// that cannot be right by chance.
+pub fn wrong_code(secret_base32: &str) -> String {
+    let t = now();
+    let near: Vec<String> = (0..=4)
+        .map(|i| code_at(secret_base32, (t + i * 30).saturating_sub(60)))
+        .collect();
+    (0..)
+        .map(|n: u32| format!("{:06}", (123_456 + n * 7919) % 1_000_000))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
