@@ -922,6 +922,23 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             Value::Null,
             None,
         ),
+        // Last: a reset ends the owner's sessions.
+        (
+            "POST",
+            "/auth/password-reset",
+            "platform",
+            "auth.password_reset_sent",
+            json!({"email": "owner@example.com"}),
+            None,
+        ),
+        (
+            "POST",
+            "/auth/password-reset/confirm",
+            "platform",
+            "user.password_reset",
+            json!({"token": "{reset}", "new_password": PASSWORD}),
+            None,
+        ),
     ];
     let spec: Value = common::get_json(&s.c, s.server.url("/api/openapi.json")).await;
     for (path, ops) in spec["paths"].as_object().unwrap() {
@@ -962,6 +979,9 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
         }
         if *path == "/invitations/{token}/accept" {
             ids.insert(0, ("{token}", sink.token_for("staff@example.com")));
+        }
+        if *path == "/auth/password-reset/confirm" {
+            ids.push(("{reset}", sink.link_token("owner@example.com", "/reset/")));
         }
         if *path == "/me/mfa/totp/confirm" {
             let secret = &ids.iter().find(|(k, _)| *k == "{secret}").unwrap().1;

@@ -218,6 +218,10 @@ fn api_table() -> Vec<ApiRoute> {
         api("GET", "/invitations/{token}", Public(404)),
         // Magic links are off in the matrix's server: 404 for anyone.
         api("POST", "/auth/magic-link", Public(404)).json(json!({"email": "a@example.com"})),
+        // No mail in the matrix's server: no reset links; an unknown token: 401.
+        api("POST", "/auth/password-reset", Public(404)).json(json!({"email": "a@example.com"})),
+        api("POST", "/auth/password-reset/confirm", Public(401))
+            .json(json!({"token": "nope", "new_password": "0123456789ab"})),
         api("POST", "/invitations/{token}/accept", Public(404)).json(json!({})),
         api("POST", "/platform/workspaces", PlatformOnly(422)).json(json!({"name": "x"})),
         api(
@@ -572,6 +576,9 @@ fn ui_table() -> Vec<UiRoute> {
         // Off: 404; an unknown link: the sign-in page with 401.
         ui("/login/magic", &[], Public(404)).form(|_| pairs(&[("email", "a@example.com")])),
         ui("/magic/:token", INVITE, Public(401)),
+        ui("/reset", &[], Public(404)).form(|_| pairs(&[("email", "a@example.com")])),
+        ui("/reset/:token", INVITE, Public(404))
+            .form(|_| pairs(&[("new_password", "0123456789ab")])),
         ui("/platform/backups/run", &[], Platform),
         ui("/platform/backups/drill", &[], Platform),
         ui("/w/:ws/collections", WS, role(Role::Manager)).form(|_| {
@@ -695,6 +702,8 @@ fn ui_pages() -> Vec<UiRoute> {
         page("/platform/workspaces", &[], Platform),
         page("/invite/:token", INVITE, Public(404)),
         page("/magic/:token", INVITE, Public(200)),
+        page("/reset", &[], Public(200)),
+        page("/reset/:token", INVITE, Public(404)),
     ]
 }
 

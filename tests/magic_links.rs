@@ -142,3 +142,84 @@ async fn requests_are_limited_per_ip() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_reset_link_sets_a_new_password_once_and_ends_every_session() {
+    let sink = Sink::start();
+    let env = Env::new();
+    env.create_user("ada@example.com", "Ada");
+
+    // Without mail there are no reset links.
+    let s = env.start();
+    let r = client(&s)
+        .post(s.url("/api/v1/auth/password-reset"))
+        .json(&json!({"email": "ada@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    s.stop();
+
+    let s = start(&env, &sink, false);
+    let old = client(&s);
+    assert_eq!(
+        login(&old, &s, "ada@example.com", PASSWORD).await.status(),
+        200
+    );
+    let page = common::get_text(&client(&s), s.url("/login")).await;
+    assert!(page.contains("forgot-link"));
+
+    // Same answer for every address.
+    for email in ["ada@example.com", "nobody@example.com"] {
+        let r = client(&s)
+            .post(s.url("/api/v1/auth/password-reset"))
+            .json(&json!({ "email": email }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let token = sink.link_token("ada@example.com", "/reset/");
+    let c = client(&s);
+    let page = common::get_text(&c, s.url(&format!("/reset/{token}"))).await;
+    assert!(page.contains("reset-form"), "{page}");
+    let csrf = csrf_from(&page);
+    let post = |pw: &'static str| {
+        c.post(s.url(&format!("/reset/{token}")))
+            .form(&[("csrf", csrf.as_str()), ("new_password", pw)])
+            .send()
+    };
+    assert_eq!(
+        post("short").await.unwrap().status(),
+        422,
+        "the policy applies"
+    );
+    let new_password = "a brand new passphrase";
+    assert_eq!(post(new_password).await.unwrap().status(), 200);
+
+    // Every old session is over; the new password works, the old one not.
+    assert_eq!(
+        old.get(s.url("/api/v1/me")).send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        login(&client(&s), &s, "ada@example.com", PASSWORD)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        login(&client(&s), &s, "ada@example.com", new_password)
+            .await
+            .status(),
+        200
+    );
+    // Once.
+    let r = client(&s)
+        .post(s.url("/api/v1/auth/password-reset/confirm"))
+        .json(&json!({"token": token, "new_password": "yet another passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}

@@ -145,6 +145,9 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             // The invitation the invitations form (earlier in the list) sent.
             path = path.replace(":token", &sink.token_for("csrf-invitee@example.com"));
         }
+        if *route == "/reset/:token" {
+            path = path.replace(":token", &sink.link_token("admin@example.com", "/reset/"));
+        }
         if *route == "/magic/:token" {
             // The link the magic-link form (just before) sent.
             path = path.replace(":token", &sink.link_token("admin@example.com", "/magic/"));
@@ -177,7 +180,8 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
                 ("role", "viewer".into()),
             ],
             "/w/:ws/invitations/revoke" => vec![("invitation_id", invitation.clone())],
-            "/login/magic" => vec![("email", "admin@example.com".into())],
+            "/login/magic" | "/reset" => vec![("email", "admin@example.com".into())],
+            "/reset/:token" => vec![("new_password", PASSWORD.into())],
             // A new account: the last route, as it signs the client in as it.
             "/invite/:token" => vec![("name", "Invitee".into()), ("password", PASSWORD.into())],
             "/platform/workspaces" => vec![
@@ -256,12 +260,13 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
         // the answering page, not after a redirect; a wrong code is a 422
         // (the token was accepted, the form was not).
         let want = match *route {
-            "/w/:ws/tokens" | "/account/mfa/start" | "/login/magic" => 200,
+            "/w/:ws/tokens" | "/account/mfa/start" | "/login/magic" | "/reset"
+            | "/reset/:token" => 200,
             "/account/mfa/confirm" | "/account/mfa/remove" => 422,
             _ => 303,
         };
         assert_eq!(r.status(), want, "{route}: the right token works");
-        if *route == "/logout" || *route == "/magic/:token" {
+        if *route == "/logout" || *route == "/magic/:token" || *route == "/reset/:token" {
             assert_eq!(
                 login(&me, &server, "admin@example.com", PASSWORD)
                     .await

@@ -1,8 +1,13 @@
-//! Magic-link sign-in, when `auth.magic_links` is on: a single-use link by
-//! mail, valid for 15 minutes. Asking for one always gets the same answer, at
-//! the same speed (the mail is sent in the background), whether or not the
-//! address has an account. Redeeming it stands in for the password only: an
-//! account with a second factor still has to give its code.
+//! Links by mail, for two purposes:
+//! - magic-link sign-in, when `auth.magic_links` is on: it stands in for the
+//!   password only; an account with a second factor still gives its code;
+//! - password reset, whenever mail is configured: it sets a new password and
+//!   ends every session and API sign-in of the account (a second factor, if
+//!   any, stays and is still asked for at sign-in).
+//!
+//! A link works once, for 15 minutes. Asking for one always gets the same
+//! answer at the same speed (the mail goes out in the background), whether
+//! or not the address has an account; requests are limited per IP.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -18,18 +23,53 @@ const VALID_SECS: i64 = 15 * 60;
 const REQUESTS_PER_IP: u32 = 5;
 const REQUEST_WINDOW: i64 = 15 * 60;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    SignIn,
+    PasswordReset,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::SignIn => "sign_in",
+            Purpose::PasswordReset => "password_reset",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Purpose::SignIn => "magic",
+            Purpose::PasswordReset => "reset",
+        }
+    }
+}
+
 pub fn enabled(state: &AppState) -> bool {
     state.config.file.auth.magic_links && state.mailer.configured()
 }
 
+pub fn reset_enabled(state: &AppState) -> bool {
+    state.mailer.configured()
+}
+
 /// Asks for a link. Answers `Ok` for any address (rate limited per IP).
-pub async fn request(state: &AppState, email: &str, meta: &RequestMeta) -> Result<()> {
-    if !enabled(state) {
-        return Err(Error::NotFound("magic-link sign-in"));
+pub async fn request(
+    state: &AppState,
+    email: &str,
+    purpose: Purpose,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let on = match purpose {
+        Purpose::SignIn => enabled(state),
+        Purpose::PasswordReset => reset_enabled(state),
+    };
+    if !on {
+        return Err(Error::NotFound("this sign-in option"));
     }
     let email = super::validate_email("email", email)?;
     let now = state.clock.unix();
-    let ip = format!("magic:{}", meta.ip.as_deref().unwrap_or("-"));
+    let ip = format!("{}:{}", purpose.as_str(), meta.ip.as_deref().unwrap_or("-"));
     if let Some(retry_after_secs) =
         state
             .limits
@@ -60,24 +100,39 @@ pub async fn request(state: &AppState, email: &str, meta: &RequestMeta) -> Resul
         .db
         .write_async(move |tx| {
             tx.execute(
-                "INSERT INTO magic_links (hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![hash, uid.to_string(), now, now + VALID_SECS],
+                "INSERT INTO magic_links (hash, user_id, created_at, expires_at, purpose)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    hash,
+                    uid.to_string(),
+                    now,
+                    now + VALID_SECS,
+                    purpose.as_str()
+                ],
             )?;
+            let action = match purpose {
+                Purpose::SignIn => "auth.magic_link_sent",
+                Purpose::PasswordReset => "auth.password_reset_sent",
+            };
             audit::append(
                 tx,
                 &keys.sealer,
                 now,
-                &NewEntry::new(Actor::Anonymous, "auth.magic_link_sent", &m).target("user", uid),
+                &NewEntry::new(Actor::Anonymous, action, &m).target("user", uid),
             )?;
             Ok(())
         })
         .await?;
-    let link = format!("{}/magic/{token}", state.config.public_url);
+    let link = format!("{}/{}/{token}", state.config.public_url, purpose.path());
+    let (subject, what) = match purpose {
+        Purpose::SignIn => ("Your Aura sign-in link", "Sign in to Aura"),
+        Purpose::PasswordReset => ("Reset your Aura password", "Choose a new password"),
+    };
     let mail = Mail {
         to: email,
-        subject: "Your Aura sign-in link".into(),
+        subject: subject.into(),
         body: format!(
-            "Sign in to Aura: {link}\n\nThe link works once, for 15 minutes. If you did not ask for it, ignore this mail.\n"
+            "{what}: {link}\n\nThe link works once, for 15 minutes. If you did not ask for it, ignore this mail.\n"
         ),
     };
     // In the background, so a known address answers as fast as an unknown one.
@@ -90,9 +145,87 @@ pub async fn request(state: &AppState, email: &str, meta: &RequestMeta) -> Resul
     Ok(())
 }
 
-/// Spends a link and returns its account (`Unauthenticated` when it is
-/// unknown, used or expired).
+/// Spends a sign-in link and returns its account (`Unauthenticated` when it
+/// is unknown, used or expired).
 pub async fn redeem(state: &AppState, token: &str, meta: &RequestMeta) -> Result<UserId> {
+    spend(
+        state,
+        token,
+        Purpose::SignIn,
+        "auth.magic_link_used",
+        meta,
+        |_, _| Ok(()),
+    )
+    .await
+}
+
+/// Whether a reset link is still good (for showing its form).
+pub async fn reset_link_live(state: &AppState, token: &str) -> Result<bool> {
+    let hash = hash_token(token);
+    let now = state.clock.unix();
+    state
+        .control
+        .db
+        .read_async(move |c| {
+            Ok(c.query_row(
+                "SELECT 1 FROM magic_links WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2
+                   AND purpose = 'password_reset'",
+                params![hash, now],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+        })
+        .await
+}
+
+/// Spends a reset link and sets the new password; every session and API
+/// sign-in of the account ends.
+pub async fn reset_password(
+    state: &AppState,
+    token: &str,
+    new_password: String,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let hash = state.hasher.hash(new_password).await.map_err(|e| match e {
+        Error::Validation(v) => Error::Validation(
+            v.into_iter()
+                .map(|mut f| {
+                    f.field = "new_password".into();
+                    f
+                })
+                .collect(),
+        ),
+        other => other,
+    })?;
+    let now = state.clock.unix();
+    spend(
+        state,
+        token,
+        Purpose::PasswordReset,
+        "user.password_reset",
+        meta,
+        move |tx, user| {
+            control::set_password_hash(tx, user, &hash, now)?;
+            control::delete_user_sessions(tx, user)?;
+            crate::store::tokens::revoke_user_families(tx, user, None, now, "password reset")?;
+            Ok(())
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Spends a link of `purpose`, runs `then` in the same transaction, and
+/// writes `action` for the account.
+async fn spend(
+    state: &AppState,
+    token: &str,
+    purpose: Purpose,
+    action: &'static str,
+    meta: &RequestMeta,
+    then: impl FnOnce(&rusqlite::Transaction<'_>, UserId) -> Result<()> + Send + 'static,
+) -> Result<UserId> {
     let hash = hash_token(token);
     let now = state.clock.unix();
     let keys = state.control.keys.clone();
@@ -104,9 +237,9 @@ pub async fn redeem(state: &AppState, token: &str, meta: &RequestMeta) -> Result
             let user: Option<String> = tx
                 .query_row(
                     "UPDATE magic_links SET used_at = ?2
-                     WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2
+                     WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2 AND purpose = ?3
                      RETURNING user_id",
-                    params![hash, now],
+                    params![hash, now, purpose.as_str()],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -115,11 +248,12 @@ pub async fn redeem(state: &AppState, token: &str, meta: &RequestMeta) -> Result
             if disabled {
                 return Err(Error::Unauthenticated);
             }
+            then(tx, user)?;
             audit::append(
                 tx,
                 &keys.sealer,
                 now,
-                &NewEntry::new(Actor::User(user), "auth.magic_link_used", &m).target("user", user),
+                &NewEntry::new(Actor::User(user), action, &m).target("user", user),
             )?;
             Ok(user)
         })

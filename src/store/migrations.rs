@@ -47,6 +47,11 @@ pub const CONTROL: &[Migration] = &[
         name: "magic_links",
         sql: include_str!("migrations/control/0007_magic_links.sql"),
     },
+    Migration {
+        version: 8,
+        name: "password_reset",
+        sql: include_str!("migrations/control/0008_password_reset.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[

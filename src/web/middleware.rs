@@ -194,6 +194,8 @@ const ROUTE_WORDS: &[&str] = &[
     "accept",
     "magic",
     "magic-link",
+    "reset",
+    "password-reset",
 ];
 
 pub fn loggable_path(path: &str) -> String {

@@ -55,6 +55,8 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/w/:ws/invitations/revoke",
     "/login/magic",
     "/magic/:token",
+    "/reset",
+    "/reset/:token",
     "/invite/:token",
 ];
 
@@ -97,6 +99,8 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/invite/:token" => ui::invite::accept.boxed(),
         "/login/magic" => ui::magic::request_link.boxed(),
         "/magic/:token" => ui::magic::redeem.boxed(),
+        "/reset" => ui::magic::request_reset.boxed(),
+        "/reset/:token" => ui::magic::reset.boxed(),
         _ => return None,
     })
 }
@@ -139,6 +143,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             "/w/:ws/c/:coll/r/:rec" => route.at(*path, get(ui::record_form::record_page).post(ep)),
             "/invite/:token" => route.at(*path, get(ui::invite::invite_page).post(ep)),
             "/magic/:token" => route.at(*path, get(ui::magic::link_page).post(ep)),
+            "/reset" => route.at(*path, get(ui::magic::forgot_page).post(ep)),
+            "/reset/:token" => route.at(*path, get(ui::magic::reset_page).post(ep)),
             "/w/:ws/teams" => route.at(*path, get(ui::teams::teams_page).post(ep)),
             "/platform/workspaces" => route.at(*path, get(ui::platform::workspaces_page).post(ep)),
             _ => route.at(*path, post(ep)),

@@ -84,6 +84,20 @@ pub enum MagicLinkResponse {
     Accepted(Json<MagicLinkAccepted>),
 }
 
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirm {
+    /// The token from the emailed link (`/reset/{token}`).
+    pub token: String,
+    pub new_password: String,
+}
+
+#[derive(poem_openapi::ApiResponse)]
+pub enum ResetDone {
+    #[oai(status = 204)]
+    Done,
+}
+
 #[derive(Object)]
 pub struct LogoutResponse {
     pub signed_out: bool,
@@ -156,10 +170,51 @@ impl AuthApi {
         meta: Data<&RequestMeta>,
         body: JsonBody<MagicLinkRequest>,
     ) -> poem::Result<MagicLinkResponse> {
-        crate::identity::magic::request(&state, &body.0.email, &meta).await?;
+        crate::identity::magic::request(
+            &state,
+            &body.0.email,
+            crate::identity::magic::Purpose::SignIn,
+            &meta,
+        )
+        .await?;
         Ok(MagicLinkResponse::Accepted(Json(MagicLinkAccepted {
             message: "If this address has an account, a sign-in link is on its way.".into(),
         })))
+    }
+
+    /// Mails a single-use password-reset link (15 minutes). Every address gets
+    /// the same 202; 5 requests per IP per 15 minutes; 404 when no mail is
+    /// configured.
+    #[oai(path = "/auth/password-reset", method = "post")]
+    async fn password_reset(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        body: JsonBody<MagicLinkRequest>,
+    ) -> poem::Result<MagicLinkResponse> {
+        use crate::identity::magic::{Purpose, request};
+        request(&state, &body.0.email, Purpose::PasswordReset, &meta).await?;
+        Ok(MagicLinkResponse::Accepted(Json(MagicLinkAccepted {
+            message: "If this address has an account, a reset link is on its way.".into(),
+        })))
+    }
+
+    /// Sets a new password with a reset link's token (401 when it is used,
+    /// expired or unknown). Every session and API sign-in of the account ends;
+    /// a second factor stays.
+    #[oai(path = "/auth/password-reset/confirm", method = "post")]
+    async fn password_reset_confirm(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        body: JsonBody<PasswordResetConfirm>,
+    ) -> poem::Result<ResetDone> {
+        let PasswordResetConfirm {
+            token,
+            new_password,
+        } = body.0;
+        crate::identity::magic::reset_password(&state, &token, new_password, &meta).await?;
+        Ok(ResetDone::Done)
     }
 
     /// Ends the current session (or, with a bearer access token, its whole

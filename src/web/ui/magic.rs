@@ -1,6 +1,8 @@
-//! Magic-link sign-in in the browser: asking for a link, and the link's page,
-//! whose button (a POST, so mail scanners that fetch links spend nothing)
-//! signs in, or asks for the code when the account has a second factor.
+//! Emailed links in the browser. Magic-link sign-in: asking for a link, and
+//! the link's page, whose button (a POST, so mail scanners that fetch links
+//! spend nothing) signs in, or asks for the code when the account has a
+//! second factor. Password reset: asking for a link, and the link's form for
+//! the new password.
 
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use super::{Chrome, csrf_field, html_response, layout};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::Error;
+use crate::identity::magic::Purpose;
 use crate::identity::sessions::{FirstStep, after_first_factor};
 use crate::web::csrf;
 
@@ -52,7 +55,14 @@ pub async fn request_link(
 ) -> poem::Result<Response> {
     let pairs = form_pairs(req);
     let email = one(&pairs, "email").unwrap_or_default();
-    match crate::identity::magic::request(&state, email, &meta).await {
+    match crate::identity::magic::request(
+        &state,
+        email,
+        crate::identity::magic::Purpose::SignIn,
+        &meta,
+    )
+    .await
+    {
         Ok(()) => Ok(simple(req, &state, "Check your mail", |_| {
             html! { section.card.narrow { h1 { "Check your mail" }
             p id="magic-sent" { "If this address has an account, a sign-in link is on its way. It works once, for 15 minutes." } } }
@@ -117,5 +127,98 @@ pub async fn redeem(
             "",
             Some(&pending),
         )),
+    }
+}
+
+fn reset_form(token: &str, csrf_token: &str, errors: &[crate::error::FieldError]) -> maud::Markup {
+    html! { section.card.narrow {
+        h1 { "Choose a new password" }
+        (super::forms::errors_box(errors))
+        p.muted { "Every session and API sign-in of your account ends. Two-factor sign-in, if you have it, stays on." }
+        form id="reset-form" method="post" action=(format!("/reset/{token}")) {
+            (csrf_field(csrf_token))
+            label for="new_password" { "New password (10 characters or more)" }
+            input id="new_password" name="new_password" type="password" required minlength="10" autocomplete="new-password";
+            button type="submit" { "Set password" }
+        }
+    } }
+}
+
+#[handler]
+pub fn forgot_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
+    let on = crate::identity::magic::reset_enabled(&state);
+    simple(req, &state, "Reset your password", |csrf_token| {
+        html! { section.card.narrow {
+            h1 { "Reset your password" }
+            @if on {
+                form id="forgot-form" method="post" action="/reset" {
+                    (csrf_field(csrf_token))
+                    label for="forgot-email" { "Email" }
+                    input id="forgot-email" type="email" name="email" autocomplete="username" required;
+                    button type="submit" { "Email me a reset link" }
+                }
+            } @else {
+                p { "This appliance sends no mail, so it cannot reset passwords by link. Ask your operator." }
+            }
+        } }
+    })
+}
+
+#[handler]
+pub async fn request_reset(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+) -> poem::Result<Response> {
+    let pairs = form_pairs(req);
+    let email = one(&pairs, "email").unwrap_or_default();
+    crate::identity::magic::request(&state, email, Purpose::PasswordReset, &meta).await?;
+    Ok(simple(req, &state, "Check your mail", |_| {
+        html! { section.card.narrow { h1 { "Check your mail" }
+        p id="reset-sent" { "If this address has an account, a reset link is on its way. It works once, for 15 minutes." } } }
+    }))
+}
+
+#[handler]
+pub async fn reset_page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Path(token): Path<String>,
+) -> poem::Result<Response> {
+    if !crate::identity::magic::reset_link_live(&state, &token).await? {
+        return Err(Error::NotFound("reset link").into());
+    }
+    Ok(simple(req, &state, "Choose a new password", |csrf_token| {
+        reset_form(&token, csrf_token, &[])
+    }))
+}
+
+#[handler]
+pub async fn reset(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    Path(token): Path<String>,
+) -> poem::Result<Response> {
+    let pairs = form_pairs(req);
+    let password = one(&pairs, "new_password").unwrap_or_default().to_owned();
+    match crate::identity::magic::reset_password(&state, &token, password, &meta).await {
+        Ok(()) => Ok(login_step(
+            req,
+            &state,
+            StatusCode::OK,
+            Some("Your password is changed. Sign in with it."),
+            "",
+            None,
+        )),
+        Err(Error::Validation(errors)) => {
+            let mut resp = simple(req, &state, "Choose a new password", |csrf_token| {
+                reset_form(&token, csrf_token, &errors)
+            });
+            resp.set_status(StatusCode::UNPROCESSABLE_ENTITY);
+            Ok(resp)
+        }
+        Err(Error::Unauthenticated) => Err(Error::NotFound("reset link").into()),
+        Err(e) => Err(e.into()),
     }
 }

@@ -65,6 +65,7 @@ pub(super) fn login_step(
                     input #password type="password" name="password" autocomplete="current-password" required;
                     button type="submit" { "Sign in" }
                 }
+                p.muted { a href="/reset" id="forgot-link" { "Forgot your password?" } }
                 @if crate::identity::magic::enabled(state) {
                     form id="magic-form" method="post" action="/login/magic" {
                         (super::csrf_field(&csrf))
