@@ -58,6 +58,30 @@ pub enum Error {
 }
 
 impl Error {
+    /// Validation errors re-attributed to `field` (a password policy checked
+    /// for `new_password`, say); other errors unchanged.
+    pub fn for_field(self, field: &str) -> Self {
+        match self {
+            Error::Validation(v) => Error::Validation(
+                v.into_iter()
+                    .map(|mut f| {
+                        f.field = field.to_owned();
+                        f
+                    })
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    /// A failed re-authentication, as an error on the form's password field.
+    pub fn wrong_password(self, field: &str) -> Self {
+        match self {
+            Error::InvalidCredentials => Error::field(field, "is not your password"),
+            other => other,
+        }
+    }
+
     /// A single-field validation error.
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Validation(vec![FieldError {

@@ -187,17 +187,11 @@ pub async fn reset_password(
     new_password: String,
     meta: &RequestMeta,
 ) -> Result<()> {
-    let hash = state.hasher.hash(new_password).await.map_err(|e| match e {
-        Error::Validation(v) => Error::Validation(
-            v.into_iter()
-                .map(|mut f| {
-                    f.field = "new_password".into();
-                    f
-                })
-                .collect(),
-        ),
-        other => other,
-    })?;
+    let hash = state
+        .hasher
+        .hash(new_password)
+        .await
+        .map_err(|e| e.for_field("new_password"))?;
     let now = state.clock.unix();
     spend(
         state,

@@ -98,10 +98,7 @@ async fn reauthenticate(
     let me = user_row(state, who.user_id).await?;
     super::guard::check_password(state, &me.email, password, meta)
         .await
-        .map_err(|e| match e {
-            Error::InvalidCredentials => Error::field("password", "is not your password"),
-            other => other,
-        })
+        .map_err(|e| e.wrong_password("password"))
 }
 
 fn audit_alone(

@@ -170,21 +170,12 @@ pub async fn change_password(
         .ok_or(Error::Unauthenticated)?;
     super::guard::check_password(state, &me.email, current, meta)
         .await
-        .map_err(|e| match e {
-            Error::InvalidCredentials => Error::field("current_password", "is not your password"),
-            other => other,
-        })?;
-    let hash = state.hasher.hash(new).await.map_err(|e| match e {
-        Error::Validation(v) => Error::Validation(
-            v.into_iter()
-                .map(|mut f| {
-                    f.field = "new_password".into();
-                    f
-                })
-                .collect(),
-        ),
-        other => other,
-    })?;
+        .map_err(|e| e.wrong_password("current_password"))?;
+    let hash = state
+        .hasher
+        .hash(new)
+        .await
+        .map_err(|e| e.for_field("new_password"))?;
     let now = state.clock.unix();
     let keys = state.control.keys.clone();
     let meta = meta.clone();

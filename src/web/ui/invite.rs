@@ -8,13 +8,12 @@ use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{IntoResponse, Request, Response, handler};
 
+use super::csrf_field;
 use super::forms::{errors_box, form_pairs, one, see_other};
-use super::{Chrome, csrf_field, html_response, layout};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::{Error, FieldError};
 use crate::identity::invitations::{self, NewAccount, Preview};
-use crate::web::csrf;
 use crate::web::session::{SignedIn, session_cookie};
 
 fn render(
@@ -26,51 +25,43 @@ fn render(
     status: StatusCode,
     errors: &[FieldError],
 ) -> Response {
-    let (csrf_token, set_cookie) = csrf::token_for(req, state);
     let inv = &p.invitation;
-    let body = html! {
-        section.card.narrow {
-            h1 { "Join " (p.workspace_name) }
-            p { "You are invited as " strong { (inv.role.as_str()) } " (" (inv.email) ")." }
-            (errors_box(errors))
-            @if p.account_exists {
-                @if signed_in_as == Some(inv.email.as_str()) {
-                    form id="accept-form" method="post" action=(format!("/invite/{token}")) {
-                        (csrf_field(&csrf_token))
-                        button type="submit" { "Accept and join" }
+    super::public_page(
+        req,
+        state,
+        status,
+        "Invitation",
+        signed_in_as,
+        |csrf_token| {
+            html! {
+                section.card.narrow {
+                    h1 { "Join " (p.workspace_name) }
+                    p { "You are invited as " strong { (inv.role.as_str()) } " (" (inv.email) ")." }
+                    (errors_box(errors))
+                    @if p.account_exists {
+                        @if signed_in_as == Some(inv.email.as_str()) {
+                            form id="accept-form" method="post" action=(format!("/invite/{token}")) {
+                                (csrf_field(csrf_token))
+                                button type="submit" { "Accept and join" }
+                            }
+                        } @else {
+                            p { "This address already has an account. "
+                                a href="/login" { "Sign in as " (inv.email) } ", then open this link again." }
+                        }
+                    } @else {
+                        form id="accept-form" method="post" action=(format!("/invite/{token}")) {
+                            (csrf_field(csrf_token))
+                            label for="name" { "Your name" }
+                            input id="name" name="name" required maxlength="200" autocomplete="name";
+                            label for="password" { "Choose a password (10 characters or more)" }
+                            input id="password" name="password" type="password" required minlength="10" autocomplete="new-password";
+                            button type="submit" { "Create account and join" }
+                        }
                     }
-                } @else {
-                    p { "This address already has an account. "
-                        a href="/login" { "Sign in as " (inv.email) } ", then open this link again." }
-                }
-            } @else {
-                form id="accept-form" method="post" action=(format!("/invite/{token}")) {
-                    (csrf_field(&csrf_token))
-                    label for="name" { "Your name" }
-                    input id="name" name="name" required maxlength="200" autocomplete="name";
-                    label for="password" { "Choose a password (10 characters or more)" }
-                    input id="password" name="password" type="password" required minlength="10" autocomplete="new-password";
-                    button type="submit" { "Create account and join" }
                 }
             }
-        }
-    };
-    let mut resp = html_response(
-        status,
-        layout(
-            "Invitation",
-            &Chrome {
-                email: signed_in_as,
-                csrf: &csrf_token,
-                impersonating: None,
-            },
-            body,
-        ),
-    );
-    if let Some(c) = set_cookie.and_then(|c| c.parse().ok()) {
-        resp.headers_mut().append("set-cookie", c);
-    }
-    resp
+        },
+    )
 }
 
 async fn email_of(state: &AppState, who: &Option<SignedIn>) -> Option<String> {

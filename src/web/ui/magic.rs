@@ -11,15 +11,14 @@ use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Request, Response, handler};
 
+use super::csrf_field;
 use super::forms::{form_pairs, one};
 use super::pages::{login_step, signed_in};
-use super::{Chrome, csrf_field, html_response, layout};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::Error;
 use crate::identity::magic::Purpose;
 use crate::identity::sessions::{FirstStep, after_first_factor};
-use crate::web::csrf;
 
 fn simple(
     req: &Request,
@@ -27,24 +26,7 @@ fn simple(
     title: &str,
     body: impl FnOnce(&str) -> maud::Markup,
 ) -> Response {
-    let (token, set_cookie) = csrf::token_for(req, state);
-    let body = body(&token);
-    let mut resp = html_response(
-        StatusCode::OK,
-        layout(
-            title,
-            &Chrome {
-                email: None,
-                csrf: &token,
-                impersonating: None,
-            },
-            body,
-        ),
-    );
-    if let Some(c) = set_cookie.and_then(|c| c.parse().ok()) {
-        resp.headers_mut().append("set-cookie", c);
-    }
-    resp
+    super::public_page(req, state, StatusCode::OK, title, None, body)
 }
 
 #[handler]

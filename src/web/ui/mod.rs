@@ -103,6 +103,31 @@ pub fn signed_in_page(title: &str, email: &str, csrf: &str, body: Markup) -> Res
 }
 
 /// The friendly page for an error on a UI route; no internal detail.
+/// A page for someone who may not be signed in (sign-in, links by mail,
+/// invitations): its forms carry the pre-session CSRF token, whose cookie is
+/// set here when it is new.
+pub fn public_page(
+    req: &poem::Request,
+    state: &crate::app::AppState,
+    status: StatusCode,
+    title: &str,
+    email: Option<&str>,
+    body: impl FnOnce(&str) -> Markup,
+) -> Response {
+    let (csrf, set_cookie) = crate::web::csrf::token_for(req, state);
+    let markup = body(&csrf);
+    let chrome = Chrome {
+        email,
+        csrf: &csrf,
+        impersonating: None,
+    };
+    let mut resp = html_response(status, layout(title, &chrome, markup));
+    if let Some(c) = set_cookie.and_then(|c| c.parse().ok()) {
+        resp.headers_mut().append("set-cookie", c);
+    }
+    resp
+}
+
 pub fn error_page(p: &Problem) -> Response {
     let status = p.status_code();
     if status == StatusCode::UNAUTHORIZED {

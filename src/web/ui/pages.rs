@@ -8,7 +8,6 @@ use poem::web::{Data, Form, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::{Chrome, html_response, layout};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::Error;
@@ -42,58 +41,43 @@ pub(super) fn login_step(
     email: &str,
     pending: Option<&str>,
 ) -> Response {
-    let (csrf, set_cookie) = csrf::token_for(req, state);
-    let body = html! {
-        section.card.narrow {
-            h1 { "Sign in" }
-            @if let Some(e) = error { p.error role="alert" { (e) } }
-            @if let Some(p) = pending {
-                form id="mfa-form" method="post" action="/login" {
-                    (super::csrf_field(&csrf))
-                    input type="hidden" name="mfa_token" value=(p);
-                    label for="code" { "Authentication code" }
-                    p.muted { "The 6-digit code from your authenticator app, or one of your recovery codes." }
-                    input id="code" name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus;
-                    button type="submit" { "Verify" }
-                }
-            } @else {
-                form method="post" action="/login" {
-                    (super::csrf_field(&csrf))
-                    label for="email" { "Email" }
-                    input #email type="email" name="email" value=(email) autocomplete="username" required autofocus;
-                    label for="password" { "Password" }
-                    input #password type="password" name="password" autocomplete="current-password" required;
-                    button type="submit" { "Sign in" }
-                }
-                p.muted { a href="/reset" id="forgot-link" { "Forgot your password?" } }
-                @if crate::identity::magic::enabled(state) {
-                    form id="magic-form" method="post" action="/login/magic" {
-                        (super::csrf_field(&csrf))
-                        p.muted { "Or get a single-use sign-in link by mail:" }
-                        label for="magic-email" { "Email" }
-                        input id="magic-email" type="email" name="email" autocomplete="username" required;
-                        button.secondary type="submit" { "Email me a link" }
+    super::public_page(req, state, status, "Sign in", None, |csrf| {
+        html! {
+            section.card.narrow {
+                h1 { "Sign in" }
+                @if let Some(e) = error { p.error role="alert" { (e) } }
+                @if let Some(p) = pending {
+                    form id="mfa-form" method="post" action="/login" {
+                        (super::csrf_field(csrf))
+                        input type="hidden" name="mfa_token" value=(p);
+                        label for="code" { "Authentication code" }
+                        p.muted { "The 6-digit code from your authenticator app, or one of your recovery codes." }
+                        input id="code" name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus;
+                        button type="submit" { "Verify" }
+                    }
+                } @else {
+                    form method="post" action="/login" {
+                        (super::csrf_field(csrf))
+                        label for="email" { "Email" }
+                        input #email type="email" name="email" value=(email) autocomplete="username" required autofocus;
+                        label for="password" { "Password" }
+                        input #password type="password" name="password" autocomplete="current-password" required;
+                        button type="submit" { "Sign in" }
+                    }
+                    p.muted { a href="/reset" id="forgot-link" { "Forgot your password?" } }
+                    @if crate::identity::magic::enabled(state) {
+                        form id="magic-form" method="post" action="/login/magic" {
+                            (super::csrf_field(csrf))
+                            p.muted { "Or get a single-use sign-in link by mail:" }
+                            label for="magic-email" { "Email" }
+                            input id="magic-email" type="email" name="email" autocomplete="username" required;
+                            button.secondary type="submit" { "Email me a link" }
+                        }
                     }
                 }
             }
         }
-    };
-    let mut resp = html_response(
-        status,
-        layout(
-            "Sign in",
-            &Chrome {
-                email: None,
-                csrf: &csrf,
-                impersonating: None,
-            },
-            body,
-        ),
-    );
-    if let Some(c) = set_cookie.and_then(|c| c.parse().ok()) {
-        resp.headers_mut().append("set-cookie", c);
-    }
-    resp
+    })
 }
 
 #[handler]
