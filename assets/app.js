@@ -76,3 +76,108 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
 });
+
+// Passkeys (WebAuthn). The server sends options with binary fields in
+// base64url and takes the credential back the same way.
+const b64u = {
+  enc(buf) {
+    let s = "";
+    for (const b of new Uint8Array(buf)) s += String.fromCharCode(b);
+    return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  },
+  dec(str) {
+    const s = atob(str.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((str.length + 3) % 4));
+    return Uint8Array.from(s, (c) => c.charCodeAt(0));
+  },
+};
+
+async function postJson(url, body) {
+  const r = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const field = (data.errors || []).map((e) => e.field + " " + e.message).join("; ");
+    throw new Error(field || data.detail || data.title || "failed (" + r.status + ")");
+  }
+  return data;
+}
+
+async function passkeyCreate(options) {
+  const pk = options.publicKey;
+  pk.challenge = b64u.dec(pk.challenge);
+  pk.user.id = b64u.dec(pk.user.id);
+  for (const c of pk.excludeCredentials || []) c.id = b64u.dec(c.id);
+  // A discoverable credential, so it can also sign in on its own.
+  pk.authenticatorSelection = Object.assign({}, pk.authenticatorSelection, {
+    residentKey: "required",
+    requireResidentKey: true,
+  });
+  const cred = await navigator.credentials.create({ publicKey: pk });
+  return {
+    id: cred.id,
+    rawId: b64u.enc(cred.rawId),
+    type: cred.type,
+    response: {
+      attestationObject: b64u.enc(cred.response.attestationObject),
+      clientDataJSON: b64u.enc(cred.response.clientDataJSON),
+    },
+    extensions: cred.getClientExtensionResults(),
+  };
+}
+
+async function passkeyGet(options) {
+  const pk = options.publicKey;
+  pk.challenge = b64u.dec(pk.challenge);
+  for (const c of pk.allowCredentials || []) c.id = b64u.dec(c.id);
+  const cred = await navigator.credentials.get({ publicKey: pk });
+  return {
+    id: cred.id,
+    rawId: b64u.enc(cred.rawId),
+    type: cred.type,
+    response: {
+      authenticatorData: b64u.enc(cred.response.authenticatorData),
+      clientDataJSON: b64u.enc(cred.response.clientDataJSON),
+      signature: b64u.enc(cred.response.signature),
+      userHandle: cred.response.userHandle ? b64u.enc(cred.response.userHandle) : null,
+    },
+    extensions: cred.getClientExtensionResults(),
+  };
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const status = (el, text) => {
+    const out = document.querySelector(el.dataset.status || "#passkey-status");
+    if (out) out.textContent = text;
+  };
+  for (const button of document.querySelectorAll("[data-passkey]")) {
+    button.addEventListener("click", async (ev) => {
+      ev.preventDefault();
+      try {
+        if (button.dataset.passkey === "register") {
+          const start = await postJson("/api/v1/me/passkeys/register/start", {
+            name: document.querySelector("#passkey-name").value,
+            password: document.querySelector("#passkey-password").value,
+          });
+          const credential = await passkeyCreate(start.options);
+          await postJson("/api/v1/me/passkeys/register/finish", {
+            ceremony: start.ceremony,
+            credential,
+          });
+          window.location.assign("/account?added=passkey#passkeys");
+        } else {
+          const token = button.dataset.mfaToken;
+          const start = await postJson("/api/v1/auth/passkey/start", token ? { mfa_token: token } : {});
+          const credential = await passkeyGet(start.options);
+          await postJson("/api/v1/auth/passkey/finish", { ceremony: start.ceremony, credential });
+          window.location.assign("/workspaces");
+        }
+      } catch (e) {
+        status(button, "Passkey: " + e.message);
+      }
+    });
+  }
+});

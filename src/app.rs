@@ -23,6 +23,8 @@ pub struct AppState {
     pub control: Arc<Control>,
     pub tenants: Arc<TenantPool>,
     pub hasher: PasswordHasher,
+    /// The WebAuthn relying party and passkey ceremonies in flight.
+    pub passkeys: crate::identity::passkeys::Passkeys,
     /// Outgoing mail (SMTP, or the outbox file under --dev).
     pub mailer: Arc<crate::mail::Mailer>,
     /// Sign-in rate limits and per-account backoff (in memory).
@@ -104,7 +106,9 @@ impl AppState {
         );
         let reloadable = std::sync::RwLock::new(Reloadable::from_config(&config));
         let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);
+        let passkeys = crate::identity::passkeys::Passkeys::from_config(&config);
         Ok(Self {
+            passkeys,
             mailer,
             config: Arc::new(config),
             clock,

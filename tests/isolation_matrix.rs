@@ -187,6 +187,14 @@ fn api_table() -> Vec<ApiRoute> {
         // Second factor: bodies missing a field, so nothing is enrolled and no
         // password is tried.
         api("GET", "/me/mfa", SignedIn),
+        // Passkeys: public_url here is an IP, so the relying party is off (404)
+        // for ceremonies; listing works.
+        api("GET", "/me/passkeys", SignedIn),
+        api("POST", "/me/passkeys/register/start", Signed(422)).json(json!({})),
+        api("POST", "/me/passkeys/register/finish", Signed(422)).json(json!({})),
+        api("POST", "/me/passkeys/{id}/remove", Signed(422)).json(json!({})),
+        api("POST", "/auth/passkey/start", Public(404)).json(json!({})),
+        api("POST", "/auth/passkey/finish", Public(422)).json(json!({})),
         api("POST", "/me/mfa/totp", Signed(422)).json(json!({})),
         api("POST", "/me/mfa/totp/confirm", Signed(422)).json(json!({})),
         api("POST", "/me/mfa/totp/remove", Signed(422)).json(json!({"password": ""})),
@@ -658,6 +666,7 @@ fn ui_table() -> Vec<UiRoute> {
         ui("/account/mfa/start", &[], Person(422)),
         ui("/account/mfa/confirm", &[], Person(422)),
         ui("/account/mfa/remove", &[], Person(422)),
+        ui("/account/passkeys/remove", &[], Person(422)),
     ]
 }
 

@@ -228,3 +228,98 @@ async fn set_up_two_factor_and_sign_in_with_a_code_in_chromium() {
     b.quit().await;
     server.stop();
 }
+
+/// Passkeys in chromium with a virtual authenticator: register one on the
+/// account page, use it as the second step after the password, then sign in
+/// with it alone. WebAuthn needs a domain, so the server's public address is
+/// `http://localhost:<port>`.
+#[tokio::test]
+async fn passkeys_register_stand_in_for_the_code_and_sign_in_alone_in_chromium() {
+    let env = Env::new();
+    env.create_user("keeper@example.com", "Keeper");
+    env.create_workspace("Lighthouse Log", "keeper@example.com");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://localhost:{port}");
+    // `localhost` may resolve to ::1 first: listen on both loopbacks.
+    let mut cmd = env.command(&["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    cmd.env("AURA_PUBLIC_URL", &base);
+    let server = common::Server::start(cmd);
+    let url = |p: &str| format!("{base}{p}");
+    let b = Browser::start().await;
+    b.add_virtual_authenticator().await;
+
+    b.goto(&url("/login")).await;
+    b.type_into("#email", "keeper@example.com").await;
+    b.type_into("#password", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.wait_for_text("Lighthouse Log").await;
+
+    // Register.
+    b.goto(&url("/account")).await;
+    b.wait_for_text("id=\"passkey-add\"").await;
+    b.type_into("#passkey-password", PASSWORD).await;
+    b.click("#passkey-add").await;
+    b.wait_for_text("id=\"passkey-list\"").await;
+    b.screenshot("passkey-registered").await;
+    assert_eq!(b.count("#passkey-list tbody tr").await, 1);
+
+    // The password now leads to a second step; the passkey completes it.
+    b.click("form[action='/logout'] button").await;
+    b.wait_for_text("Sign in").await;
+    b.type_into("#email", "keeper@example.com").await;
+    b.type_into("#password", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.wait_for_text("id=\"passkey-second\"").await;
+    b.click("#passkey-second").await;
+    b.wait_for_url("/workspaces").await;
+    b.wait_for_text("Lighthouse Log").await;
+
+    // A passkey alone signs in.
+    b.click("form[action='/logout'] button").await;
+    b.wait_for_text("id=\"passkey-login\"").await;
+    b.click("#passkey-login").await;
+    b.wait_for_url("/workspaces").await;
+    b.wait_for_text("Lighthouse Log").await;
+
+    // Removing it takes the password again.
+    b.goto(&url("/account")).await;
+    b.wait_for_text("id=\"passkey-list\"").await;
+    b.type_into(
+        "form[action='/account/passkeys/remove'] input[name=password]",
+        PASSWORD,
+    )
+    .await;
+    b.click("form[action='/account/passkeys/remove'] button")
+        .await;
+    b.wait_for_text("id=\"passkey-add\"").await;
+    assert_eq!(b.count("#passkey-list").await, 0);
+    b.quit().await;
+
+    // Recorded, and sealed at rest.
+    let db = common::open_db(&env.data_dir().join("control.db"));
+    let used: i64 = db
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE action = 'auth.passkey_used'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(used, 2);
+    let removed: i64 = db
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE action = 'mfa.passkey_removed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(removed, 1);
+    let left: i64 = db
+        .query_row("SELECT count(*) FROM passkeys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+    server.stop();
+}

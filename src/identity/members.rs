@@ -205,7 +205,7 @@ pub async fn set_mfa_policy(
     let has_own = state
         .control
         .db
-        .read_async(move |c| crate::store::mfa::has_confirmed_totp(c, me))
+        .read_async(move |c| crate::store::mfa::has_second_factor(c, me))
         .await?;
     if required && !has_own {
         return Err(Error::field(

@@ -355,7 +355,7 @@ pub async fn second_factor(
     let enrolled = state
         .control
         .db
-        .read_async(move |c| mfa::has_confirmed_totp(c, user))
+        .read_async(move |c| mfa::has_second_factor(c, user))
         .await?;
     match (enrolled, code.map(str::trim).filter(|c| !c.is_empty())) {
         (false, _) => Ok(None),

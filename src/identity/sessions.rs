@@ -99,7 +99,8 @@ pub async fn login_with_code(
     open_session(state, user, Some(proof), meta).await
 }
 
-/// Signs in an account that just came to be (an accepted invitation).
+/// Opens a session after a sign-in that needs nothing more: an account that
+/// just came to be (an accepted invitation), or a verified passkey.
 pub async fn sign_in_new(state: &AppState, user: UserId, meta: &RequestMeta) -> Result<LoggedIn> {
     open_session(state, user, None, meta).await
 }

@@ -153,6 +153,11 @@ pub fn has_confirmed_totp(conn: &Connection, user: UserId) -> Result<bool> {
         .is_some())
 }
 
+/// A confirmed TOTP or at least one passkey.
+pub fn has_second_factor(conn: &Connection, user: UserId) -> Result<bool> {
+    Ok(has_confirmed_totp(conn, user)? || super::passkeys::count_for_user(conn, user)? > 0)
+}
+
 pub fn set_require_mfa(
     tx: &Transaction<'_>,
     ws: WorkspaceId,
@@ -191,6 +196,7 @@ pub fn membership_gate(
                     w.require_mfa = 1 AND u.kind = 'person'
                     AND NOT EXISTS (SELECT 1 FROM totp t
                                     WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL)
+                    AND NOT EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = u.id)
              FROM memberships m
              JOIN workspaces w ON w.id = m.workspace_id
              JOIN users u ON u.id = m.user_id

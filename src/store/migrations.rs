@@ -52,6 +52,11 @@ pub const CONTROL: &[Migration] = &[
         name: "password_reset",
         sql: include_str!("migrations/control/0008_password_reset.sql"),
     },
+    Migration {
+        version: 9,
+        name: "passkeys",
+        sql: include_str!("migrations/control/0009_passkeys.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[

@@ -9,6 +9,7 @@ pub mod invitations;
 pub mod keypairs;
 pub mod mfa;
 pub mod migrations;
+pub mod passkeys;
 pub mod platform;
 pub mod records;
 pub mod teams;

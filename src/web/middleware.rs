@@ -196,6 +196,10 @@ const ROUTE_WORDS: &[&str] = &[
     "magic-link",
     "reset",
     "password-reset",
+    "passkeys",
+    "passkey",
+    "register",
+    "finish",
 ];
 
 pub fn loggable_path(path: &str) -> String {

@@ -56,6 +56,9 @@ impl Browser {
                         "--no-first-run", "--disable-background-networking",
                         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                         format!("--user-data-dir={}", profile.path().display()),
+                        // Servers listen on 127.0.0.1; `localhost` (which
+                        // passkey tests need: WebAuthn wants a domain) too.
+                        "--host-resolver-rules=MAP localhost 127.0.0.1",
                         "--window-size=1200,800"
                     ]
                 }
@@ -94,6 +97,24 @@ impl Browser {
             panic!("WebDriver {path}: {v}");
         }
         v["value"].clone()
+    }
+
+    /// Adds a virtual platform authenticator (resident keys, user
+    /// verification that always succeeds) for passkey ceremonies.
+    pub async fn add_virtual_authenticator(&self) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/webauthn/authenticator",
+            Some(json!({
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": true,
+                "hasUserVerification": true,
+                "isUserConsenting": true,
+                "isUserVerified": true,
+            })),
+        )
+        .await;
     }
 
     pub async fn goto(&self, url: &str) {

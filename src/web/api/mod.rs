@@ -8,6 +8,7 @@ pub mod body;
 pub mod invitations;
 pub mod me;
 pub mod mfa;
+pub mod passkeys;
 pub mod platform;
 pub mod records;
 pub mod teams;
@@ -37,6 +38,7 @@ pub type ApiService = OpenApiService<
         auth::AuthApi,
         me::MeApi,
         mfa::MfaApi,
+        passkeys::PasskeysApi,
         audit::AuditApi,
         platform::PlatformApi,
         records::RecordsApi,
@@ -53,6 +55,7 @@ pub fn service(public_url: &str) -> ApiService {
             auth::AuthApi,
             me::MeApi,
             mfa::MfaApi,
+            passkeys::PasskeysApi,
             audit::AuditApi,
             platform::PlatformApi,
             records::RecordsApi,

@@ -105,6 +105,8 @@ async fn render_mfa(
 ) -> poem::Result<Response> {
     let list = sign_ins(state, &who.0).await?;
     let (enabled, left) = crate::identity::mfa::status(state, who.0.user_id).await?;
+    let keys = crate::identity::passkeys::list(state, who.0.user_id).await?;
+    let passkeys_on = state.passkeys.available();
     page(req, state, who, status, "Your account", |token| {
         html! {
             section.card {
@@ -137,6 +139,42 @@ async fn render_mfa(
                 }
             }
             (mfa_section(token, enabled, left, &step))
+            section.card id="passkeys" {
+                h2 { "Passkeys" }
+                @if !passkeys_on {
+                    p.muted { "Passkeys need this appliance's address to be a domain name (public_url)." }
+                } @else {
+                    p.muted { "A passkey signs you in on its own, or stands in for the code after your password." }
+                    @if !keys.is_empty() {
+                        table.list id="passkey-list" {
+                            thead { tr { th { "Name" } th { "Added" } th { "Last used" } th {} } }
+                            tbody {
+                                @for k in &keys {
+                                    tr data-passkey-id=(k.id) {
+                                        td { (k.name) }
+                                        td { (rfc3339(k.created_at)) }
+                                        td { (k.last_used_at.map(rfc3339).unwrap_or_else(|| "never".into())) }
+                                        td {
+                                            form.inline method="post" action="/account/passkeys/remove" {
+                                                (csrf_field(token))
+                                                input type="hidden" name="id" value=(k.id);
+                                                input name="password" type="password" required placeholder="Password" aria-label="Password" autocomplete="current-password";
+                                                button.danger type="submit" { "Remove" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    label for="passkey-name" { "Name" }
+                    input id="passkey-name" value="Passkey" maxlength="200";
+                    label for="passkey-password" { "Password" }
+                    input id="passkey-password" type="password" autocomplete="current-password";
+                    button type="button" id="passkey-add" data-passkey="register" { "Add a passkey" }
+                    p.muted id="passkey-status" role="status" {}
+                }
+            }
             section.card {
                 h2 { "Change password" }
                 p.muted { "Every other browser session and API sign-in of yours ends." }
@@ -277,6 +315,22 @@ pub async fn mfa_remove(
             let e = crate::error::Error::field("code", "is not a valid code");
             failed(req, &state, &who, e).await
         }
+        Err(e) => failed(req, &state, &who, e).await,
+    }
+}
+
+#[handler]
+pub async fn passkey_remove(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+) -> poem::Result<Response> {
+    let pairs = form_pairs(req);
+    let id = one(&pairs, "id").unwrap_or_default();
+    let password = one(&pairs, "password").unwrap_or_default().to_owned();
+    match crate::identity::passkeys::remove(&state, &who.0, id, password, &meta).await {
+        Ok(()) => Ok(see_other("/account#passkeys".into())),
         Err(e) => failed(req, &state, &who, e).await,
     }
 }

@@ -55,6 +55,10 @@ pub(super) fn login_step(
                         input id="code" name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus;
                         button type="submit" { "Verify" }
                     }
+                    @if state.passkeys.available() {
+                        p { button.secondary type="button" id="passkey-second" data-passkey="second-factor" data-mfa-token=(p) { "Use a passkey instead" } }
+                        p.muted id="passkey-status" role="status" {}
+                    }
                 } @else {
                     form method="post" action="/login" {
                         (super::csrf_field(csrf))
@@ -65,6 +69,10 @@ pub(super) fn login_step(
                         button type="submit" { "Sign in" }
                     }
                     p.muted { a href="/reset" id="forgot-link" { "Forgot your password?" } }
+                @if state.passkeys.available() {
+                    p { button.secondary type="button" id="passkey-login" data-passkey="login" { "Sign in with a passkey" } }
+                    p.muted id="passkey-status" role="status" {}
+                }
                     @if crate::identity::magic::enabled(state) {
                         form id="magic-form" method="post" action="/login/magic" {
                             (super::csrf_field(csrf))

@@ -1,0 +1,386 @@
+//! Passkeys (WebAuthn, through webauthn-rs): registered by a signed-in
+//! person (password again), used as the second factor after a password or a
+//! magic link, or on their own as the first factor ("Sign in with a
+//! passkey": user verification makes them multi-factor by themselves).
+//!
+//! Ceremony state lives in memory for five minutes. The relying party is the
+//! host of `public_url`; an address that is an IP cannot have passkeys (the
+//! browsers refuse), and the routes then answer 404.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, DiscoverableAuthentication, DiscoverableKey, Passkey,
+    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, Url,
+};
+use webauthn_rs::{Webauthn, WebauthnBuilder};
+
+use crate::access::{Principal, Via};
+use crate::app::AppState;
+use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::config::Config;
+use crate::crypto::token::random_token;
+use crate::error::{Error, Result};
+use crate::ids::UserId;
+use crate::store::passkeys::{self as store, PasskeyRow};
+use crate::store::{audit, control};
+
+const CEREMONY_SECS: i64 = 5 * 60;
+
+enum Ceremony {
+    Register {
+        user: UserId,
+        name: String,
+        state: PasskeyRegistration,
+    },
+    /// The second step of a sign-in that passed its first factor.
+    SecondFactor {
+        user: UserId,
+        pending: String,
+        state: PasskeyAuthentication,
+    },
+    /// A sign-in with a passkey alone.
+    Discover { state: DiscoverableAuthentication },
+}
+
+/// The relying party and the ceremonies in flight.
+pub struct Passkeys {
+    webauthn: Option<Webauthn>,
+    ceremonies: Mutex<HashMap<String, (i64, Ceremony)>>,
+}
+
+impl Passkeys {
+    pub fn from_config(cfg: &Config) -> Self {
+        let webauthn = Url::parse(&cfg.public_url).ok().and_then(|origin| {
+            let host = origin.host_str()?.to_owned();
+            if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
+                return None;
+            }
+            WebauthnBuilder::new(&host, &origin)
+                .ok()?
+                .rp_name("Aura")
+                .build()
+                .ok()
+        });
+        Self {
+            webauthn,
+            ceremonies: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn available(&self) -> bool {
+        self.webauthn.is_some()
+    }
+
+    fn rp(&self) -> Result<&Webauthn> {
+        self.webauthn.as_ref().ok_or(Error::NotFound(
+            "passkeys (public_url must be a domain name, e.g. https://aura.example.com)",
+        ))
+    }
+
+    fn put(&self, now: i64, c: Ceremony) -> String {
+        let id = random_token();
+        let mut map = self.ceremonies.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (expires, _)| *expires > now);
+        map.insert(id.clone(), (now + CEREMONY_SECS, c));
+        id
+    }
+
+    fn take(&self, id: &str, now: i64) -> Option<Ceremony> {
+        let mut map = self.ceremonies.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(id)
+            .filter(|(expires, _)| *expires > now)
+            .map(|(_, c)| c)
+    }
+}
+
+fn rp_error(e: impl std::fmt::Display) -> Error {
+    tracing::info!(error = %e, "passkey ceremony refused");
+    Error::field("credential", "the passkey could not be verified")
+}
+
+fn parse(row: &PasskeyRow) -> Result<Passkey> {
+    serde_json::from_slice(&row.passkey_json)
+        .map_err(|_| Error::internal("a stored passkey does not parse"))
+}
+
+async fn rows(state: &AppState, user: UserId) -> Result<Vec<PasskeyRow>> {
+    let keys = state.control.keys.clone();
+    state
+        .control
+        .db
+        .read_async(move |c| store::for_user(c, &keys, user))
+        .await
+}
+
+/// Starts registering a passkey for the caller (their password again).
+pub async fn start_registration(
+    state: &AppState,
+    who: &Principal,
+    password: String,
+    name: &str,
+    meta: &RequestMeta,
+) -> Result<(String, CreationChallengeResponse)> {
+    let rp = state.passkeys.rp()?;
+    if matches!(who.via, Via::ApiToken { .. }) {
+        return Err(Error::Forbidden);
+    }
+    let name = super::validate_name("name", name)?;
+    if password.is_empty() {
+        return Err(Error::field("password", "is required"));
+    }
+    let keys = state.control.keys.clone();
+    let uid = who.user_id;
+    let me = state
+        .control
+        .db
+        .read_async(move |c| control::get_user(c, &keys, uid))
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    super::guard::check_password(state, &me.email, password, meta)
+        .await
+        .map_err(|e| e.wrong_password("password"))?;
+    let existing: Vec<_> = rows(state, uid)
+        .await?
+        .iter()
+        .filter_map(|r| parse(r).ok())
+        .map(|p| p.cred_id().clone())
+        .collect();
+    let display = me.name.clone().unwrap_or_else(|| me.email.clone());
+    let (options, reg) = rp
+        .start_passkey_registration(uid.as_uuid(), &me.email, &display, Some(existing))
+        .map_err(rp_error)?;
+    let now = state.clock.unix();
+    let id = state.passkeys.put(
+        now,
+        Ceremony::Register {
+            user: uid,
+            name,
+            state: reg,
+        },
+    );
+    Ok((id, options))
+}
+
+pub async fn finish_registration(
+    state: &AppState,
+    who: &Principal,
+    ceremony: &str,
+    credential: &RegisterPublicKeyCredential,
+    meta: &RequestMeta,
+) -> Result<PasskeyRow> {
+    let rp = state.passkeys.rp()?;
+    let now = state.clock.unix();
+    let Some(Ceremony::Register {
+        user,
+        name,
+        state: reg,
+    }) = state.passkeys.take(ceremony, now)
+    else {
+        return Err(Error::field("ceremony", "expired or unknown; start again"));
+    };
+    if user != who.user_id {
+        return Err(Error::field("ceremony", "expired or unknown; start again"));
+    }
+    let passkey = rp
+        .finish_passkey_registration(credential, &reg)
+        .map_err(rp_error)?;
+    let json =
+        serde_json::to_vec(&passkey).map_err(|_| Error::internal("serializing a passkey"))?;
+    let row = PasskeyRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        user_id: user,
+        name,
+        passkey_json: json,
+        created_at: now,
+        last_used_at: None,
+    };
+    let r = row.clone();
+    let cred_id = passkey.cred_id().to_vec();
+    let keys = state.control.keys.clone();
+    let m = meta.clone();
+    state
+        .control
+        .db
+        .write_async(move |tx| {
+            store::insert(tx, &keys, &r, &cred_id)?;
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(Actor::User(user), "mfa.passkey_added", &m).target("passkey", &r.id),
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(row)
+}
+
+pub async fn list(state: &AppState, user: UserId) -> Result<Vec<PasskeyRow>> {
+    rows(state, user).await
+}
+
+/// Removes a passkey (the password again).
+pub async fn remove(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    password: String,
+    meta: &RequestMeta,
+) -> Result<()> {
+    if matches!(who.via, Via::ApiToken { .. }) {
+        return Err(Error::Forbidden);
+    }
+    if password.is_empty() {
+        return Err(Error::field("password", "is required"));
+    }
+    let keys = state.control.keys.clone();
+    let uid = who.user_id;
+    let me = state
+        .control
+        .db
+        .read_async(move |c| control::get_user(c, &keys, uid))
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    super::guard::check_password(state, &me.email, password, meta)
+        .await
+        .map_err(|e| e.wrong_password("password"))?;
+    let keys = state.control.keys.clone();
+    let m = meta.clone();
+    let now = state.clock.unix();
+    let pid = id.to_owned();
+    state
+        .control
+        .db
+        .write_async(move |tx| {
+            store::delete(tx, uid, &pid)?;
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(Actor::User(uid), "mfa.passkey_removed", &m).target("passkey", &pid),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// The second step of a sign-in with a passkey: options for the account's
+/// passkeys, bound to the pending sign-in.
+pub async fn start_second_factor(
+    state: &AppState,
+    pending: &str,
+) -> Result<(String, RequestChallengeResponse)> {
+    let rp = state.passkeys.rp()?;
+    let now = state.clock.unix();
+    let user = state
+        .limits
+        .mfa_pending
+        .peek(pending, now)
+        .ok_or(Error::Unauthenticated)?;
+    let keys: Vec<Passkey> = rows(state, user)
+        .await?
+        .iter()
+        .filter_map(|r| parse(r).ok())
+        .collect();
+    if keys.is_empty() {
+        return Err(Error::field("passkey", "this account has no passkey"));
+    }
+    let (options, auth) = rp.start_passkey_authentication(&keys).map_err(rp_error)?;
+    let id = state.passkeys.put(
+        now,
+        Ceremony::SecondFactor {
+            user,
+            pending: pending.to_owned(),
+            state: auth,
+        },
+    );
+    Ok((id, options))
+}
+
+/// A sign-in with a passkey alone.
+pub fn start_discoverable(state: &AppState) -> Result<(String, RequestChallengeResponse)> {
+    let rp = state.passkeys.rp()?;
+    let (options, auth) = rp.start_discoverable_authentication().map_err(rp_error)?;
+    let id = state
+        .passkeys
+        .put(state.clock.unix(), Ceremony::Discover { state: auth });
+    Ok((id, options))
+}
+
+/// Finishes either sign-in ceremony; returns the account, with the pending
+/// second step spent. The counter is updated and the use audited.
+pub async fn finish_sign_in(
+    state: &AppState,
+    ceremony: &str,
+    credential: &PublicKeyCredential,
+    meta: &RequestMeta,
+) -> Result<UserId> {
+    let rp = state.passkeys.rp()?;
+    let now = state.clock.unix();
+    let refused = || Error::MfaInvalid;
+    let (user, result) = match state.passkeys.take(ceremony, now) {
+        Some(Ceremony::SecondFactor {
+            user,
+            pending,
+            state: auth,
+        }) => {
+            let r = rp.finish_passkey_authentication(credential, &auth);
+            state.limits.mfa_pending.finish(&pending);
+            (user, r.map_err(|_| refused())?)
+        }
+        Some(Ceremony::Discover { state: auth }) => {
+            let (uuid, _) = rp
+                .identify_discoverable_authentication(credential)
+                .map_err(|_| refused())?;
+            let user = UserId::from_uuid(uuid);
+            let keys: Vec<DiscoverableKey> = rows(state, user)
+                .await?
+                .iter()
+                .filter_map(|r| parse(r).ok())
+                .map(|p| DiscoverableKey::from(&p))
+                .collect();
+            let r = rp
+                .finish_discoverable_authentication(credential, auth, &keys)
+                .map_err(|_| refused())?;
+            (user, r)
+        }
+        _ => return Err(Error::Unauthenticated),
+    };
+    // Store the new counter on the passkey that was used.
+    let mut used = None;
+    for row in rows(state, user).await? {
+        let Ok(mut p) = parse(&row) else { continue };
+        if p.cred_id() == result.cred_id() {
+            p.update_credential(&result);
+            used = Some((row.id, serde_json::to_vec(&p).unwrap_or(row.passkey_json)));
+            break;
+        }
+    }
+    let Some((pid, json)) = used else {
+        return Err(refused());
+    };
+    let keys = state.control.keys.clone();
+    let m = meta.clone();
+    let disabled = state
+        .control
+        .db
+        .write_async(move |tx| {
+            store::update(tx, &keys, &pid, &json, now)?;
+            let disabled = control::get_user(tx, &keys, user)?.is_none_or(|u| u.disabled);
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(Actor::User(user), "auth.passkey_used", &m).target("passkey", &pid),
+            )?;
+            Ok(disabled)
+        })
+        .await?;
+    if disabled {
+        return Err(Error::Unauthenticated);
+    }
+    Ok(user)
+}

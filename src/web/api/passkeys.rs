@@ -1,0 +1,215 @@
+//! Passkeys over HTTP: your passkeys (register with the password again, list,
+//! remove), and the sign-in ceremonies the browser drives (a passkey as the
+//! second step of a sign-in, or on its own).
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::{Json, Response};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+
+use super::ApiTags;
+use super::body::JsonBody;
+use super::mfa::Reauth;
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::clock::rfc3339;
+use crate::error::Error;
+use crate::identity::passkeys;
+use crate::store::passkeys::PasskeyRow;
+use crate::web::session::{SignedIn, session_cookie};
+
+#[derive(Object)]
+pub struct PasskeyInfo {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+impl From<PasskeyRow> for PasskeyInfo {
+    fn from(r: PasskeyRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            created_at: rfc3339(r.created_at),
+            last_used_at: r.last_used_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct PasskeyList {
+    pub items: Vec<PasskeyInfo>,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterStart {
+    pub password: String,
+    /// A label, such as "Laptop".
+    pub name: String,
+}
+
+#[derive(Object)]
+#[oai(rename = "PasskeyCeremony")]
+pub struct Ceremony {
+    pub ceremony: String,
+    /// The WebAuthn options for `navigator.credentials.create()` or `.get()`
+    /// (binary fields base64url-encoded).
+    pub options: serde_json::Value,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[oai(rename = "PasskeyCeremonyFinish")]
+pub struct CeremonyFinish {
+    pub ceremony: String,
+    /// The credential the browser returned, binary fields base64url-encoded.
+    pub credential: serde_json::Value,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInStart {
+    /// The one-time token of a sign-in waiting for its second step; absent:
+    /// sign in with a passkey alone.
+    pub mfa_token: Option<String>,
+}
+
+#[derive(Object)]
+pub struct SignedInAs {
+    pub user_id: String,
+}
+
+#[derive(ApiResponse)]
+pub enum Created {
+    #[oai(status = 201)]
+    Created(Json<PasskeyInfo>),
+}
+
+#[derive(ApiResponse)]
+pub enum Done {
+    #[oai(status = 204)]
+    Done,
+}
+
+fn options(v: impl serde::Serialize) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(v).map_err(|_| Error::internal("serializing WebAuthn options"))
+}
+
+fn credential<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, Error> {
+    serde_json::from_value(v)
+        .map_err(|_| Error::field("credential", "is not a WebAuthn credential"))
+}
+
+pub struct PasskeysApi;
+
+#[OpenApi(tag = "ApiTags::Me")]
+impl PasskeysApi {
+    /// Your passkeys.
+    #[oai(path = "/me/passkeys", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        who: SignedIn,
+    ) -> poem::Result<Json<PasskeyList>> {
+        let items = passkeys::list(&state, who.0.user_id)
+            .await?
+            .into_iter()
+            .map(PasskeyInfo::from)
+            .collect();
+        Ok(Json(PasskeyList { items }))
+    }
+
+    /// Starts registering a passkey (your password again).
+    #[oai(path = "/me/passkeys/register/start", method = "post")]
+    async fn register_start(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        body: JsonBody<RegisterStart>,
+    ) -> poem::Result<Json<Ceremony>> {
+        let RegisterStart { password, name } = body.0;
+        let (ceremony, opts) =
+            passkeys::start_registration(&state, &who.0, password, &name, &meta).await?;
+        Ok(Json(Ceremony {
+            ceremony,
+            options: options(opts)?,
+        }))
+    }
+
+    /// Finishes registering a passkey.
+    #[oai(path = "/me/passkeys/register/finish", method = "post")]
+    async fn register_finish(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        body: JsonBody<CeremonyFinish>,
+    ) -> poem::Result<Created> {
+        let CeremonyFinish {
+            ceremony,
+            credential: c,
+        } = body.0;
+        let cred = credential(c)?;
+        let row = passkeys::finish_registration(&state, &who.0, &ceremony, &cred, &meta).await?;
+        Ok(Created::Created(Json(row.into())))
+    }
+
+    /// Removes one of your passkeys (your password again).
+    #[oai(path = "/me/passkeys/:id/remove", method = "post")]
+    async fn remove(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        id: Path<String>,
+        body: JsonBody<Reauth>,
+    ) -> poem::Result<Done> {
+        passkeys::remove(&state, &who.0, &id, body.0.password, &meta).await?;
+        Ok(Done::Done)
+    }
+
+    /// Starts a passkey sign-in: the second step of a sign-in (with its
+    /// `mfa_token`), or a passkey alone.
+    #[oai(path = "/auth/passkey/start", method = "post")]
+    async fn sign_in_start(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: JsonBody<SignInStart>,
+    ) -> poem::Result<Json<Ceremony>> {
+        let (ceremony, opts) = match body.0.mfa_token.as_deref() {
+            Some(t) => passkeys::start_second_factor(&state, t).await?,
+            None => passkeys::start_discoverable(&state)?,
+        };
+        Ok(Json(Ceremony {
+            ceremony,
+            options: options(opts)?,
+        }))
+    }
+
+    /// Finishes a passkey sign-in and sets the session cookie.
+    #[oai(path = "/auth/passkey/finish", method = "post")]
+    async fn sign_in_finish(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        body: JsonBody<CeremonyFinish>,
+    ) -> poem::Result<Response<Json<SignedInAs>>> {
+        let CeremonyFinish {
+            ceremony,
+            credential: c,
+        } = body.0;
+        let cred = credential(c)?;
+        let user = passkeys::finish_sign_in(&state, &ceremony, &cred, &meta).await?;
+        let s = crate::identity::sessions::sign_in_new(&state, user, &meta).await?;
+        Ok(Response::new(Json(SignedInAs {
+            user_id: user.to_string(),
+        }))
+        .header("set-cookie", session_cookie(&state.config, &s.token)))
+    }
+}
