@@ -225,6 +225,19 @@ async fn dev_mode_needs_no_config_and_prints_sign_in() {
     let me: serde_json::Value = common::get_json(&c, server.url("/api/v1/me")).await;
     assert_eq!(me["workspaces"][0]["name"], "Demo workspace");
 
+    // Mail goes to the dev outbox: an invitation's link is there to follow.
+    let ws = me["workspaces"][0]["id"].as_str().unwrap().to_owned();
+    let r = c
+        .post(server.url(&format!("/api/v1/workspaces/{ws}/invitations")))
+        .json(&serde_json::json!({"email": "guest@example.com", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let outbox = std::fs::read_to_string(data.join("dev-outbox.txt")).unwrap();
+    assert!(outbox.contains("To: guest@example.com"), "{outbox}");
+    assert!(outbox.contains("/invite/"), "{outbox}");
+
     // The CLI pointed at the dev data dir uses the dev key too.
     let out = std::process::Command::new(common::BIN)
         .args(["workspace", "list", "--data-dir"])

@@ -33,6 +33,18 @@ pub async fn run(g: &Global, listen: Option<String>) -> Result<ExitCode> {
         println!("  Email       {}", demo.email);
         println!("  Password    {}", demo.password);
         println!("  Data dir    {}", state.config.data_dir.display());
+        let mail = &state.config.file.mail;
+        if mail.smtp_host.is_empty() {
+            let outbox = if mail.outbox_file.as_os_str().is_empty() {
+                state.config.data_dir.join("dev-outbox.txt")
+            } else {
+                mail.outbox_file.clone()
+            };
+            println!(
+                "  Mail        {} (invitations and sign-in links)",
+                outbox.display()
+            );
+        }
         println!();
     }
     tracing::info!(addr = %addr, url = %url, "listening");
