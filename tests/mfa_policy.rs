@@ -60,7 +60,7 @@ async fn workspace_policy_shuts_out_people_without_a_second_factor() {
     };
     assert_eq!(with_token(&own).await.unwrap().status(), 200);
 
-    enrol(&o, &server).await;
+    let (_, owner_codes, _) = enrol(&o, &server).await;
     let (status, p) = answer(put(&o, true).await.unwrap()).await;
     assert_eq!(status, 200, "{p}");
     assert_eq!(p, json!({ "required": true }));
@@ -139,6 +139,23 @@ async fn workspace_policy_shuts_out_people_without_a_second_factor() {
     assert_eq!(e["target_type"], "workspace");
     assert_eq!(e["target"], ws.as_str());
     assert_eq!(e["after"]["require_mfa"], true);
+
+    // While the policy holds, nobody removes their last second factor (they
+    // would shut themselves out): 409, and the factor stays.
+    let (status, problem) = post(
+        &o,
+        &server,
+        "/api/v1/me/mfa/totp/remove",
+        json!({ "password": common::PASSWORD, "code": owner_codes[0] }),
+    )
+    .await;
+    assert_eq!(status, 409, "{problem}");
+    let (_, st) = get(&o, &server, "/api/v1/me/mfa").await;
+    assert_eq!(st["totp_enabled"], true);
+    assert_eq!(
+        st["recovery_codes_left"], 10,
+        "the refused removal spent nothing"
+    );
     server.stop();
     assert_eq!(audit_count(&env, "workspace.mfa_policy_changed"), 1);
 }

@@ -214,6 +214,8 @@ pub async fn remove(
     let user = me.id;
     let now = state.clock.unix();
     audit_alone(state, user, "mfa.disabled", meta, move |tx| {
+        let passkeys = crate::store::passkeys::count_for_user(tx, user)?;
+        mfa::check_last_factor(tx, user, passkeys)?;
         proof.spend(tx, now)?;
         mfa::delete_mfa(tx, user)
     })

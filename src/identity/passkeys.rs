@@ -256,6 +256,9 @@ pub async fn remove(
         .db
         .write_async(move |tx| {
             store::delete(tx, uid, &pid)?;
+            let left = store::count_for_user(tx, uid)?
+                + i64::from(crate::store::mfa::has_confirmed_totp(tx, uid)?);
+            crate::store::mfa::check_last_factor(tx, uid, left)?;
             audit::append(
                 tx,
                 &keys.sealer,

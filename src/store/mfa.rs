@@ -158,6 +158,30 @@ pub fn has_second_factor(conn: &Connection, user: UserId) -> Result<bool> {
     Ok(has_confirmed_totp(conn, user)? || super::passkeys::count_for_user(conn, user)? > 0)
 }
 
+/// Whether any active workspace the user belongs to requires a second factor.
+pub fn required_for(conn: &Connection, user: UserId) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM memberships m JOIN workspaces w ON w.id = m.workspace_id
+             WHERE m.user_id = ?1 AND w.require_mfa = 1 AND w.state = 'active' LIMIT 1",
+            [user.to_string()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Refuses to remove a second factor that is the account's last one while a
+/// workspace it belongs to requires one (the account would be shut out).
+pub fn check_last_factor(conn: &Connection, user: UserId, factors_left: i64) -> Result<()> {
+    if factors_left == 0 && required_for(conn, user)? {
+        return Err(Error::Conflict(
+            "a workspace you belong to requires two-factor sign-in: add another factor before removing this one".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub fn set_require_mfa(
     tx: &Transaction<'_>,
     ws: WorkspaceId,

@@ -102,7 +102,6 @@ pub fn signed_in_page(title: &str, email: &str, csrf: &str, body: Markup) -> Res
     )
 }
 
-/// The friendly page for an error on a UI route; no internal detail.
 /// A page for someone who may not be signed in (sign-in, links by mail,
 /// invitations): its forms carry the pre-session CSRF token, whose cookie is
 /// set here when it is new.
@@ -128,6 +127,7 @@ pub fn public_page(
     resp
 }
 
+/// The friendly page for an error on a UI route; no internal detail.
 pub fn error_page(p: &Problem) -> Response {
     let status = p.status_code();
     if status == StatusCode::UNAUTHORIZED {
@@ -143,7 +143,7 @@ pub fn error_page(p: &Problem) -> Response {
             p { a href="/" { "Back to Aura" } }
         }
     };
-    html_response(
+    let mut resp = html_response(
         status,
         layout(
             p.title,
@@ -154,5 +154,13 @@ pub fn error_page(p: &Problem) -> Response {
             },
             body,
         ),
-    )
+    );
+    // A rate-limited page says when to come back, like the API does.
+    if let Some(secs) = p.retry_after
+        && let Ok(v) = secs.to_string().parse()
+    {
+        resp.headers_mut()
+            .insert(poem::http::header::RETRY_AFTER, v);
+    }
+    resp
 }
