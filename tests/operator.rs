@@ -150,6 +150,13 @@ async fn trust_page_reflects_config_and_backups_and_security_txt_is_rfc9116() {
         "read from the config"
     );
     assert_eq!(t["sign_in"]["login_failures_per_ip"], 5);
+    assert!(
+        t["mfa"]
+            .as_str()
+            .unwrap()
+            .contains("0 workspace(s) require"),
+        "{t}"
+    );
     assert!(t["backups"]["last_success"].is_null());
     assert!(t["subprocessors"].as_array().unwrap().is_empty());
     assert!(

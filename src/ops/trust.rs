@@ -119,6 +119,22 @@ pub fn compute(state: &AppState) -> Trust {
         })
         .ok()
         .and_then(|(t, ok)| t.zip(ok));
+    let requiring_mfa: i64 = state
+        .control
+        .db
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM workspaces WHERE require_mfa = 1 AND state = 'active'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap_or(0);
+    let passkeys = if state.passkeys.available() {
+        "and passkeys"
+    } else {
+        "(passkeys need public_url to be a domain name)"
+    };
     let backups_configured = !f.backup.recipients.is_empty() || cfg.dev;
     let mut subprocessors = Vec::new();
     if f.tls.mode == TlsMode::Acme {
@@ -156,7 +172,8 @@ pub fn compute(state: &AppState) -> Trust {
             expires: cert.map(|c| rfc3339(c.1)),
         },
         encryption: TrustEncryption {
-            at_rest: "XChaCha20-Poly1305, one data key per workspace, wrapped by the master key".into(),
+            at_rest: "XChaCha20-Poly1305, one data key per workspace, wrapped by the master key"
+                .into(),
             passwords: "argon2id (m=19456 KiB, t=2, p=1 or stronger)".into(),
             audit_signatures: "Ed25519 checkpoints over SHA-256 hash chains".into(),
             keys_created: keys_created.map(rfc3339),
@@ -173,7 +190,9 @@ pub fn compute(state: &AppState) -> Trust {
             last_verification: verification.map(|v| rfc3339(v.0)),
             last_verification_intact: verification.map(|v| v.1),
         },
-        mfa: "not available in this version (TOTP and passkeys are on the roadmap); no workspace requires it".into(),
+        mfa: format!(
+            "TOTP (with hashed recovery codes) {passkeys}, for every account; {requiring_mfa} workspace(s) require a second factor"
+        ),
         sign_in: TrustSignIn {
             session_idle_minutes: f.auth.session_idle_minutes,
             session_absolute_hours: f.auth.session_absolute_hours,
