@@ -5,8 +5,10 @@
 //! here checks the loaded collection itself: its owner team and its own
 //! record permissions.
 
+mod collections;
 pub mod csv_io;
 mod list;
+pub mod rights;
 pub mod schema;
 pub mod search;
 pub mod teams;
@@ -24,9 +26,12 @@ use crate::app::AppState;
 use crate::audit::{NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::store::records::{self as rstore, CollectionRow, Ctx, RecordRow, VersionRow};
-use schema::{Definition, FieldInput, Permissions, RecordAction};
+use schema::{Definition, RecordAction};
 use values::{Lookup, Values};
 
+pub use collections::{
+    CollectionChange, NewCollection, change_collection, create_collection, delete_collection,
+};
 pub use list::{ListParams, Page, list_records};
 
 pub const MAX_PAGE: usize = 200;
@@ -167,185 +172,6 @@ pub async fn load_managed(
         .await);
     }
     Ok(v)
-}
-
-// ---- collections ----------------------------------------------------------
-
-pub struct NewCollection {
-    pub name: String,
-    pub fields: Vec<FieldInput>,
-    pub team_id: Option<String>,
-    pub permissions: Option<Permissions>,
-}
-
-pub async fn create_collection(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    input: NewCollection,
-) -> Result<Visible> {
-    let now = state.clock.unix();
-    let ms = now_ms(state);
-    let actor = ctx.actor.clone();
-    let meta2 = meta.clone();
-    let teams = my_teams(ctx).await?;
-    let role = ctx.role;
-    let row = ctx
-        .db
-        .write(move |t| {
-            let ids = rstore::collection_ids(t.tx)?;
-            let def = schema::build_definition(&input.name, &input.fields, input.permissions, &ids)?;
-            if let Some(team) = &input.team_id {
-                if !crate::store::teams::team_exists(t.tx, team)? {
-                    return Err(Error::field("team_id", "is not a team of this workspace"));
-                }
-            }
-            let row = CollectionRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                team_id: input.team_id,
-                def,
-                created_at: ms,
-                updated_at: ms,
-            };
-            rstore::save_collection(t.tx, t.sealer, &row)?;
-            t.audit(
-                now,
-                &NewEntry::new(actor.clone(), "collection.created", &meta2)
-                    .target("collection", &row.id)
-                    .after(json!({
-                        "name": row.def.name,
-                        "team": row.team_id,
-                        "fields": row.def.fields.iter().map(|f| json!({"id": f.id, "name": f.name, "type": f.kind.as_str()})).collect::<Vec<_>>(),
-                    })),
-            )?;
-            Ok(row)
-        })
-        .await?;
-    // The creator may not be on the owning team; they then see it no more.
-    let role = effective_role(&row, role, &teams).unwrap_or(role);
-    Ok(Visible { row, role })
-}
-
-pub struct CollectionChange {
-    pub name: Option<String>,
-    pub fields: Option<Vec<FieldInput>>,
-    pub permissions: Option<Permissions>,
-}
-
-pub async fn change_collection(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    id: &str,
-    change: CollectionChange,
-) -> Result<Visible> {
-    let v = load_managed(state, ctx, meta, id).await?;
-    let now = state.clock.unix();
-    let ms = now_ms(state);
-    let actor = ctx.actor.clone();
-    let meta2 = meta.clone();
-    let role = v.role;
-    let row = ctx
-        .db
-        .write(move |t| {
-            // Re-read inside the transaction: another change may have landed.
-            let current = rstore::get_collection(t.tx, t.sealer, &v.row.id)?
-                .ok_or(Error::NotFound("collection"))?;
-            let ids = rstore::collection_ids(t.tx)?;
-            let def = schema::apply_change(
-                &current.def,
-                change.name.as_deref(),
-                change.fields.as_deref(),
-                change.permissions,
-                &ids,
-            )?;
-            let newly_keyed = def.live_fields().any(|f| {
-                (f.unique || f.pii)
-                    && current
-                        .def
-                        .field_by_id(&f.id)
-                        .is_none_or(|o| o.unique != f.unique || o.pii != f.pii || o.retired)
-            });
-            let before = json!({"name": current.def.name, "fields": current.def.fields.len()});
-            let row = CollectionRow {
-                def,
-                updated_at: ms.max(current.updated_at),
-                ..current
-            };
-            rstore::save_collection(t.tx, t.sealer, &row)?;
-            if newly_keyed {
-                rstore::backfill_keys(
-                    &Ctx {
-                        tx: t.tx,
-                        sealer: t.sealer,
-                        blind: t.blind,
-                    },
-                    &row,
-                )?;
-            }
-            t.audit(
-                now,
-                &NewEntry::new(actor.clone(), "collection.updated", &meta2)
-                    .target("collection", &row.id)
-                    .before(before)
-                    .after(json!({
-                        "name": row.def.name,
-                        "fields": row.def.fields.iter().map(|f| json!({"id": f.id, "name": f.name, "type": f.kind.as_str(), "retired": f.retired})).collect::<Vec<_>>(),
-                        "permissions": row.def.permissions,
-                    })),
-            )?;
-            Ok(row)
-        })
-        .await?;
-    Ok(Visible { row, role })
-}
-
-pub async fn delete_collection(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    id: &str,
-) -> Result<()> {
-    let v = load(ctx, id).await?;
-    if !allows(v.role, Resource::Collection, Action::Delete) {
-        return Err(deny(
-            state,
-            &ctx.db,
-            &ctx.actor,
-            v.role,
-            "collection.delete",
-            "admin",
-            meta,
-        )
-        .await);
-    }
-    let now = state.clock.unix();
-    let actor = ctx.actor.clone();
-    let meta2 = meta.clone();
-    ctx.db
-        .write(move |t| {
-            let others = rstore::list_collections(t.tx, t.sealer)?;
-            if others.iter().any(|o| {
-                o.id != v.row.id
-                    && o.def
-                        .fields
-                        .iter()
-                        .any(|f| f.collection.as_deref() == Some(v.row.id.as_str()))
-            }) {
-                return Err(Error::Conflict(
-                    "another collection has a relation to this one; retire that field first".into(),
-                ));
-            }
-            let n = rstore::delete_collection(t.tx, &v.row.id)?;
-            t.audit(
-                now,
-                &NewEntry::new(actor.clone(), "collection.deleted", &meta2)
-                    .target("collection", &v.row.id)
-                    .before(json!({"name": v.row.def.name, "records": n})),
-            )?;
-            Ok(())
-        })
-        .await
 }
 
 // ---- records --------------------------------------------------------------

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::Role;
+pub use super::rights::{Permissions, RecordAction};
 use crate::error::{Error, FieldError, Result};
 
 pub const MAX_FIELDS: usize = 100;
@@ -130,73 +130,6 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[oai(skip_serializing_if_is_none)]
     pub collection: Option<String>,
-}
-
-/// Which roles may do what with a collection's records.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, poem_openapi::Object)]
-#[serde(deny_unknown_fields)]
-pub struct Permissions {
-    pub read: Vec<Role>,
-    pub create: Vec<Role>,
-    pub update: Vec<Role>,
-    pub delete: Vec<Role>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordAction {
-    Read,
-    Create,
-    Update,
-    Delete,
-}
-
-impl RecordAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordAction::Read => "record.read",
-            RecordAction::Create => "record.create",
-            RecordAction::Update => "record.update",
-            RecordAction::Delete => "record.delete",
-        }
-    }
-}
-
-impl Default for Permissions {
-    /// The defaults come from the permission table (`access::permissions`).
-    fn default() -> Self {
-        use crate::access::permissions::{Action, Resource, roles_for};
-        Self {
-            read: roles_for(Resource::Record, Action::Read),
-            create: roles_for(Resource::Record, Action::Create),
-            update: roles_for(Resource::Record, Action::Update),
-            delete: roles_for(Resource::Record, Action::Delete),
-        }
-    }
-}
-
-impl Permissions {
-    pub fn allows(&self, role: Role, action: RecordAction) -> bool {
-        let list = match action {
-            RecordAction::Read => &self.read,
-            RecordAction::Create => &self.create,
-            RecordAction::Update => &self.update,
-            RecordAction::Delete => &self.delete,
-        };
-        list.contains(&role)
-    }
-
-    fn normalize(mut self) -> Self {
-        for l in [
-            &mut self.read,
-            &mut self.create,
-            &mut self.update,
-            &mut self.delete,
-        ] {
-            l.sort();
-            l.dedup();
-        }
-        self
-    }
 }
 
 /// What is sealed in `collections.def_ct`.

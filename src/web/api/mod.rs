@@ -5,6 +5,7 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod collections;
 pub mod invitations;
 pub mod me;
 pub mod mfa;
@@ -41,6 +42,7 @@ pub type ApiService = OpenApiService<
         passkeys::PasskeysApi,
         audit::AuditApi,
         platform::PlatformApi,
+        collections::CollectionsApi,
         records::RecordsApi,
         teams::TeamsApi,
         access::AccessApi,
@@ -58,6 +60,7 @@ pub fn service(public_url: &str) -> ApiService {
             passkeys::PasskeysApi,
             audit::AuditApi,
             platform::PlatformApi,
+            collections::CollectionsApi,
             records::RecordsApi,
             teams::TeamsApi,
             access::AccessApi,

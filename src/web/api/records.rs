@@ -21,86 +21,9 @@ use crate::access::permissions::{Action, Resource, needs};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::Error;
-use crate::records::schema::{Field, FieldInput, Permissions, RecordAction};
-use crate::records::{self, CollectionChange, NewCollection, Visible, csv_io, rfc3339_ms};
+use crate::records::{self, Visible, csv_io, rfc3339_ms};
 use crate::store::records::{RecordRow, VersionRow};
 use crate::web::session::SignedIn;
-
-#[derive(Object)]
-pub struct Rights {
-    pub read: bool,
-    pub create: bool,
-    pub update: bool,
-    pub delete: bool,
-    /// May change the schema and permissions.
-    pub manage: bool,
-}
-
-#[derive(Object)]
-pub struct Collection {
-    pub id: String,
-    pub name: String,
-    /// The owning team; absent when the whole workspace owns it.
-    pub team_id: Option<String>,
-    pub fields: Vec<Field>,
-    pub permissions: Permissions,
-    /// What the caller may do here.
-    pub you: Rights,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-impl From<Visible> for Collection {
-    fn from(v: Visible) -> Self {
-        let you = Rights {
-            read: v.can(RecordAction::Read),
-            create: v.can(RecordAction::Create),
-            update: v.can(RecordAction::Update),
-            delete: v.can(RecordAction::Delete),
-            manage: v.can_manage(),
-        };
-        Self {
-            id: v.row.id,
-            name: v.row.def.name,
-            team_id: v.row.team_id,
-            fields: v.row.def.fields,
-            permissions: v.row.def.permissions,
-            you,
-            created_at: rfc3339_ms(v.row.created_at),
-            updated_at: rfc3339_ms(v.row.updated_at),
-        }
-    }
-}
-
-#[derive(Object, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CollectionCreate {
-    pub name: String,
-    pub fields: Vec<FieldInput>,
-    /// A team to own the collection; only its lead and members will see it.
-    #[serde(default)]
-    pub team_id: Option<String>,
-    #[serde(default)]
-    pub permissions: Option<Permissions>,
-}
-
-#[derive(Object, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CollectionPatch {
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Entries with an `id` change that field (rename, flags, `retired`);
-    /// entries without add a field. Fields not listed stay as they are.
-    #[serde(default)]
-    pub fields: Option<Vec<FieldInput>>,
-    #[serde(default)]
-    pub permissions: Option<Permissions>,
-}
-
-#[derive(Object)]
-pub struct CollectionList {
-    pub items: Vec<Collection>,
-}
 
 #[derive(Object)]
 pub struct Record {
@@ -179,12 +102,6 @@ pub struct ImportResult {
 }
 
 #[derive(ApiResponse)]
-pub enum CollectionCreated {
-    #[oai(status = 201)]
-    Created(Json<Collection>),
-}
-
-#[derive(ApiResponse)]
 pub enum RecordCreated {
     /// Created, or (with `Idempotent-Replayed: true`) the record an earlier
     /// request with the same Idempotency-Key created.
@@ -204,7 +121,7 @@ pub enum Deleted {
 
 pub struct RecordsApi;
 
-async fn enter_for(
+pub(super) async fn enter_for(
     state: &AppState,
     who: &SignedIn,
     workspace: &str,
@@ -233,158 +150,6 @@ async fn enter_for(
 
 #[OpenApi(tag = "ApiTags::Records")]
 impl RecordsApi {
-    /// The collections the caller can see.
-    #[oai(path = "/workspaces/:workspace/collections", method = "get")]
-    async fn list_collections(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
-    ) -> poem::Result<Json<CollectionList>> {
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Collection,
-            Action::Read,
-            &meta,
-        )
-        .await?;
-        let items = records::list_collections(&ctx).await?;
-        Ok(Json(CollectionList {
-            items: items.into_iter().map(Collection::from).collect(),
-        }))
-    }
-
-    /// Defines a collection (admins and managers).
-    #[oai(path = "/workspaces/:workspace/collections", method = "post")]
-    async fn create_collection(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
-        body: JsonBody<CollectionCreate>,
-    ) -> poem::Result<CollectionCreated> {
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Collection,
-            Action::Create,
-            &meta,
-        )
-        .await?;
-        let b = body.0;
-        let v = records::create_collection(
-            &state,
-            &ctx,
-            &meta,
-            NewCollection {
-                name: b.name,
-                fields: b.fields,
-                team_id: b.team_id,
-                permissions: b.permissions,
-            },
-        )
-        .await?;
-        Ok(CollectionCreated::Created(Json(v.into())))
-    }
-
-    /// One collection with its schema.
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection",
-        method = "get"
-    )]
-    async fn get_collection(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
-        collection: Path<String>,
-    ) -> poem::Result<Json<Collection>> {
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Collection,
-            Action::Read,
-            &meta,
-        )
-        .await?;
-        Ok(Json(records::load(&ctx, &collection).await?.into()))
-    }
-
-    /// Changes the name, the fields (add, rename, retire, flags) or the
-    /// record permissions. A field's type never changes.
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection",
-        method = "patch"
-    )]
-    async fn change_collection(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
-        collection: Path<String>,
-        body: JsonBody<CollectionPatch>,
-    ) -> poem::Result<Json<Collection>> {
-        // Team leads manage their team's collections whatever their workspace
-        // role, so the route narrows to members and the collection decides.
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Record,
-            Action::Read,
-            &meta,
-        )
-        .await?;
-        let b = body.0;
-        let v = records::change_collection(
-            &state,
-            &ctx,
-            &meta,
-            &collection,
-            CollectionChange {
-                name: b.name,
-                fields: b.fields,
-                permissions: b.permissions,
-            },
-        )
-        .await?;
-        Ok(Json(v.into()))
-    }
-
-    /// Deletes a collection with all its records (admins).
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection",
-        method = "delete"
-    )]
-    async fn delete_collection(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
-        collection: Path<String>,
-    ) -> poem::Result<Deleted> {
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Collection,
-            Action::Delete,
-            &meta,
-        )
-        .await?;
-        records::delete_collection(&state, &ctx, &meta, &collection).await?;
-        Ok(Deleted::Deleted)
-    }
-
     /// A page of records, newest first by default. `sort` is `created_at`,
     /// `-created_at`, `updated_at` or `-updated_at`; `q` searches the
     /// searchable fields (results newest first).
