@@ -339,3 +339,25 @@ pub fn last_platform_entry(state: &AppState, action: &str) -> Option<EntryView> 
         .ok()
         .flatten()
 }
+
+/// Appends one entry to a workspace's own chain, in a transaction of its
+/// own, for code that acts on the workspace without a membership (platform
+/// actions, an accepted invitation) after its control.db change committed.
+/// The system handle names `why`.
+pub async fn record_in_workspace<F>(
+    state: &AppState,
+    ws: crate::ids::WorkspaceId,
+    why: &'static str,
+    now: i64,
+    meta: &RequestMeta,
+    entry: F,
+) -> Result<()>
+where
+    F: for<'m> FnOnce(&'m RequestMeta) -> NewEntry<'m> + Send + 'static,
+{
+    let grant = crate::access::Grant::system(ws, why);
+    let db = state.tenants.open_async(&state.control, grant).await?;
+    let meta = meta.clone();
+    db.write(move |t| t.audit(now, &entry(&meta)).map(|_| ()))
+        .await
+}

@@ -283,6 +283,16 @@ impl SlidingWindow {
         }
     }
 
+    /// Counts one attempt, or refuses it (`RateLimited`) when `key` already
+    /// has `limit` inside `window`.
+    pub fn hit(&self, key: &str, now: i64, limit: u32, window: i64) -> Result<()> {
+        if let Some(retry_after_secs) = self.retry_after(key, now, limit, window) {
+            return Err(Error::RateLimited { retry_after_secs });
+        }
+        self.record(key, now, window);
+        Ok(())
+    }
+
     pub fn record(&self, key: &str, now: i64, window: i64) {
         let mut map = self.hits.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > SWEEP_ABOVE {
@@ -344,6 +354,36 @@ pub async fn check_password(
             Err(Error::InvalidCredentials)
         }
     }
+}
+
+/// Re-authentication before a change to the account's own credentials
+/// (password, second factors): a person, not an API token, giving their
+/// password again under the sign-in limits. A wrong one is an error on
+/// `field`.
+pub async fn reauthenticate(
+    state: &AppState,
+    who: &crate::access::Principal,
+    password: String,
+    field: &str,
+    meta: &RequestMeta,
+) -> Result<UserRow> {
+    if matches!(who.via, crate::access::Via::ApiToken { .. }) {
+        return Err(Error::Forbidden);
+    }
+    if password.is_empty() {
+        return Err(Error::field(field, "is required"));
+    }
+    let keys = state.control.keys.clone();
+    let id = who.user_id;
+    let me = state
+        .control
+        .db
+        .read_async(move |c| control::get_user(c, &keys, id))
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    check_password(state, &me.email, password, meta)
+        .await
+        .map_err(|e| e.wrong_password(field))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::members::{Change, control_change};
 use crate::access::enter::TenantCtx;
-use crate::access::{Grant, Principal, Role};
+use crate::access::{Principal, Role};
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::token::{hash_token, random_token};
@@ -210,15 +210,10 @@ pub async fn accept(
     let now = state.clock.unix();
     let ip = format!("accept:{}", meta.ip.as_deref().unwrap_or("-"));
     let limit = state.config.file.auth.registrations_per_ip;
-    if let Some(retry_after_secs) =
-        state
-            .limits
-            .registrations
-            .retry_after(&ip, now, limit, ACCEPT_WINDOW)
-    {
-        return Err(Error::RateLimited { retry_after_secs });
-    }
-    state.limits.registrations.record(&ip, now, ACCEPT_WINDOW);
+    state
+        .limits
+        .registrations
+        .hit(&ip, now, limit, ACCEPT_WINDOW)?;
     let preview = preview(state, token).await?;
     let inv = preview.invitation;
     let keys = state.control.keys.clone();
@@ -309,18 +304,13 @@ pub async fn accept(
             Ok(())
         })
         .await?;
-    let grant = Grant::system(inv.workspace_id, "recording an accepted invitation");
-    let db = state.tenants.open_async(&state.control, grant).await?;
-    let m = meta.clone();
     let role = inv.role;
     let iid = inv.id.clone();
-    db.write(move |t| {
-        t.audit(
-            now,
-            &NewEntry::new(Actor::User(user), "member.added", &m)
-                .target("user", user)
-                .after(json!({ "role": role.as_str(), "invitation": iid })),
-        )
+    let why = "recording an accepted invitation";
+    crate::audit::service::record_in_workspace(state, inv.workspace_id, why, now, meta, move |m| {
+        NewEntry::new(Actor::User(user), "member.added", m)
+            .target("user", user)
+            .after(json!({ "role": role.as_str(), "invitation": iid }))
     })
     .await?;
     Ok(Accepted {

@@ -70,15 +70,10 @@ pub async fn request(
     let email = super::validate_email("email", email)?;
     let now = state.clock.unix();
     let ip = format!("{}:{}", purpose.as_str(), meta.ip.as_deref().unwrap_or("-"));
-    if let Some(retry_after_secs) =
-        state
-            .limits
-            .magic
-            .retry_after(&ip, now, REQUESTS_PER_IP, REQUEST_WINDOW)
-    {
-        return Err(Error::RateLimited { retry_after_secs });
-    }
-    state.limits.magic.record(&ip, now, REQUEST_WINDOW);
+    state
+        .limits
+        .magic
+        .hit(&ip, now, REQUESTS_PER_IP, REQUEST_WINDOW)?;
     let keys = state.control.keys.clone();
     let e = email.clone();
     let user = state
@@ -201,8 +196,13 @@ pub async fn reset_password(
         meta,
         move |tx, user| {
             control::set_password_hash(tx, user, &hash, now)?;
-            control::delete_user_sessions(tx, user)?;
-            crate::store::tokens::revoke_user_families(tx, user, None, now, "password reset")?;
+            crate::store::accounts::end_sign_ins(
+                tx,
+                user,
+                Default::default(),
+                now,
+                "password reset",
+            )?;
             Ok(())
         },
     )

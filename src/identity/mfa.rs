@@ -17,12 +17,12 @@ use totp_rs::{Algorithm, TOTP};
 
 use crate::access::{Principal, Via};
 use crate::app::AppState;
-use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::audit::RequestMeta;
 use crate::crypto::token::{hash_token, random_token, sha256};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
-use crate::store::control::{self, UserRow};
-use crate::store::{audit, mfa};
+
+use crate::store::mfa;
 
 const STEP: u64 = 30;
 const SECRET_LEN: usize = 20;
@@ -71,69 +71,13 @@ pub struct Enrolment {
     pub qr_svg: String,
 }
 
-async fn user_row(state: &AppState, user: UserId) -> Result<UserRow> {
-    let keys = state.control.keys.clone();
-    state
-        .control
-        .db
-        .read_async(move |c| control::get_user(c, &keys, user))
-        .await?
-        .ok_or(Error::Unauthenticated)
-}
-
-/// Re-authentication for MFA changes: a person with their password, through
-/// the sign-in limits.
-async fn reauthenticate(
-    state: &AppState,
-    who: &Principal,
-    password: String,
-    meta: &RequestMeta,
-) -> Result<UserRow> {
-    if matches!(who.via, Via::ApiToken { .. }) {
-        return Err(Error::Forbidden);
-    }
-    if password.is_empty() {
-        return Err(Error::field("password", "is required"));
-    }
-    let me = user_row(state, who.user_id).await?;
-    super::guard::check_password(state, &me.email, password, meta)
-        .await
-        .map_err(|e| e.wrong_password("password"))
-}
-
-fn audit_alone(
-    state: &AppState,
-    user: UserId,
-    action: &'static str,
-    meta: &RequestMeta,
-    change: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()> + Send + 'static,
-) -> impl std::future::Future<Output = Result<()>> + Send {
-    let keys = state.control.keys.clone();
-    let now = state.clock.unix();
-    let meta = meta.clone();
-    let db = state.control.db.clone();
-    async move {
-        db.write_async(move |tx| {
-            change(tx)?;
-            audit::append(
-                tx,
-                &keys.sealer,
-                now,
-                &NewEntry::new(Actor::User(user), action, &meta).target("user", user),
-            )?;
-            Ok(())
-        })
-        .await
-    }
-}
-
 pub async fn start_enrolment(
     state: &AppState,
     who: &Principal,
     password: String,
     meta: &RequestMeta,
 ) -> Result<Enrolment> {
-    let me = reauthenticate(state, who, password, meta).await?;
+    let me = super::guard::reauthenticate(state, who, password, "password", meta).await?;
     let mut secret = vec![0u8; SECRET_LEN];
     rand::rngs::OsRng.fill_bytes(&mut secret);
     let t = totp(&secret, &me.email)?;
@@ -147,7 +91,7 @@ pub async fn start_enrolment(
     let user = me.id;
     let now = state.clock.unix();
     let stored = secret.clone();
-    audit_alone(state, user, "mfa.enrolment_started", meta, move |tx| {
+    super::self_change(state, user, "mfa.enrolment_started", now, meta, move |tx| {
         mfa::put_pending_totp(tx, &keys, user, &stored, now)
     })
     .await?;
@@ -192,7 +136,7 @@ pub async fn confirm(
     };
     let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
     let hashes: Vec<Vec<u8>> = codes.iter().map(|c| hash_token(&normalize(c))).collect();
-    audit_alone(state, user, "mfa.enabled", meta, move |tx| {
+    super::self_change(state, user, "mfa.enabled", now, meta, move |tx| {
         mfa::confirm_totp(tx, user, step, now)?;
         mfa::replace_recovery_codes(tx, user, &hashes)
     })
@@ -209,11 +153,11 @@ pub async fn remove(
     code: &str,
     meta: &RequestMeta,
 ) -> Result<()> {
-    let me = reauthenticate(state, who, password, meta).await?;
+    let me = super::guard::reauthenticate(state, who, password, "password", meta).await?;
     let proof = check_code(state, me.id, code, meta).await?;
     let user = me.id;
     let now = state.clock.unix();
-    audit_alone(state, user, "mfa.disabled", meta, move |tx| {
+    super::self_change(state, user, "mfa.disabled", now, meta, move |tx| {
         let passkeys = crate::store::passkeys::count_for_user(tx, user)?;
         mfa::check_last_factor(tx, user, passkeys)?;
         proof.spend(tx, now)?;
@@ -328,21 +272,7 @@ pub async fn check_code(
         return Ok(Proof { user, kind });
     }
     state.limits.totp.record(&key(user), now, TRY_WINDOW);
-    let keys = state.control.keys.clone();
-    let m = meta.clone();
-    state
-        .control
-        .db
-        .write_async(move |tx| {
-            audit::append(
-                tx,
-                &keys.sealer,
-                now,
-                &NewEntry::new(Actor::User(user), "auth.mfa_failed", &m).target("user", user),
-            )?;
-            Ok(())
-        })
-        .await?;
+    super::self_change(state, user, "auth.mfa_failed", now, meta, |_| Ok(())).await?;
     Err(Error::MfaInvalid)
 }
 

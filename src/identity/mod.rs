@@ -19,7 +19,42 @@ pub use users::{create_user, validate_email, validate_name};
 
 use crate::access::Principal;
 use crate::app::AppState;
+use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::Result;
+use crate::ids::UserId;
+
+/// A change a person makes to their own account (sign-ins, password, second
+/// factors): `change` and its entry (actor and target the account) in one
+/// control.db transaction.
+pub(crate) async fn self_change<T, F>(
+    state: &AppState,
+    user: UserId,
+    action: &'static str,
+    now: i64,
+    meta: &RequestMeta,
+    change: F,
+) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+{
+    let keys = state.control.keys.clone();
+    let meta = meta.clone();
+    state
+        .control
+        .db
+        .write_async(move |tx| {
+            let out = change(tx)?;
+            crate::store::audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(Actor::User(user), action, &meta).target("user", user),
+            )?;
+            Ok(out)
+        })
+        .await
+}
 
 /// Resolves an `Authorization: Bearer` credential: an `aura_` API token, or
 /// else an access JWT. A refresh token is neither, so it never authenticates

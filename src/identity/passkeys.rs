@@ -17,7 +17,7 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
-use crate::access::{Principal, Via};
+use crate::access::Principal;
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::config::Config;
@@ -106,7 +106,8 @@ fn parse(row: &PasskeyRow) -> Result<Passkey> {
         .map_err(|_| Error::internal("a stored passkey does not parse"))
 }
 
-async fn rows(state: &AppState, user: UserId) -> Result<Vec<PasskeyRow>> {
+/// The account's passkeys.
+pub async fn list(state: &AppState, user: UserId) -> Result<Vec<PasskeyRow>> {
     let keys = state.control.keys.clone();
     state
         .control
@@ -124,25 +125,10 @@ pub async fn start_registration(
     meta: &RequestMeta,
 ) -> Result<(String, CreationChallengeResponse)> {
     let rp = state.passkeys.rp()?;
-    if matches!(who.via, Via::ApiToken { .. }) {
-        return Err(Error::Forbidden);
-    }
     let name = super::validate_name("name", name)?;
-    if password.is_empty() {
-        return Err(Error::field("password", "is required"));
-    }
-    let keys = state.control.keys.clone();
-    let uid = who.user_id;
-    let me = state
-        .control
-        .db
-        .read_async(move |c| control::get_user(c, &keys, uid))
-        .await?
-        .ok_or(Error::Unauthenticated)?;
-    super::guard::check_password(state, &me.email, password, meta)
-        .await
-        .map_err(|e| e.wrong_password("password"))?;
-    let existing: Vec<_> = rows(state, uid)
+    let me = super::guard::reauthenticate(state, who, password, "password", meta).await?;
+    let uid = me.id;
+    let existing: Vec<_> = list(state, uid)
         .await?
         .iter()
         .filter_map(|r| parse(r).ok())
@@ -218,10 +204,6 @@ pub async fn finish_registration(
     Ok(row)
 }
 
-pub async fn list(state: &AppState, user: UserId) -> Result<Vec<PasskeyRow>> {
-    rows(state, user).await
-}
-
 /// Removes a passkey (the password again).
 pub async fn remove(
     state: &AppState,
@@ -230,23 +212,9 @@ pub async fn remove(
     password: String,
     meta: &RequestMeta,
 ) -> Result<()> {
-    if matches!(who.via, Via::ApiToken { .. }) {
-        return Err(Error::Forbidden);
-    }
-    if password.is_empty() {
-        return Err(Error::field("password", "is required"));
-    }
-    let keys = state.control.keys.clone();
-    let uid = who.user_id;
-    let me = state
-        .control
-        .db
-        .read_async(move |c| control::get_user(c, &keys, uid))
+    let uid = super::guard::reauthenticate(state, who, password, "password", meta)
         .await?
-        .ok_or(Error::Unauthenticated)?;
-    super::guard::check_password(state, &me.email, password, meta)
-        .await
-        .map_err(|e| e.wrong_password("password"))?;
+        .id;
     let keys = state.control.keys.clone();
     let m = meta.clone();
     let now = state.clock.unix();
@@ -283,7 +251,7 @@ pub async fn start_second_factor(
         .mfa_pending
         .peek(pending, now)
         .ok_or(Error::Unauthenticated)?;
-    let keys: Vec<Passkey> = rows(state, user)
+    let keys: Vec<Passkey> = list(state, user)
         .await?
         .iter()
         .filter_map(|r| parse(r).ok())
@@ -324,7 +292,7 @@ pub async fn finish_sign_in(
     let rp = state.passkeys.rp()?;
     let now = state.clock.unix();
     let refused = || Error::MfaInvalid;
-    let (user, result) = match state.passkeys.take(ceremony, now) {
+    let (user, stored, result) = match state.passkeys.take(ceremony, now) {
         Some(Ceremony::SecondFactor {
             user,
             pending,
@@ -332,15 +300,16 @@ pub async fn finish_sign_in(
         }) => {
             let r = rp.finish_passkey_authentication(credential, &auth);
             state.limits.mfa_pending.finish(&pending);
-            (user, r.map_err(|_| refused())?)
+            let r = r.map_err(|_| refused())?;
+            (user, list(state, user).await?, r)
         }
         Some(Ceremony::Discover { state: auth }) => {
             let (uuid, _) = rp
                 .identify_discoverable_authentication(credential)
                 .map_err(|_| refused())?;
             let user = UserId::from_uuid(uuid);
-            let keys: Vec<DiscoverableKey> = rows(state, user)
-                .await?
+            let stored = list(state, user).await?;
+            let keys: Vec<DiscoverableKey> = stored
                 .iter()
                 .filter_map(|r| parse(r).ok())
                 .map(|p| DiscoverableKey::from(&p))
@@ -348,13 +317,13 @@ pub async fn finish_sign_in(
             let r = rp
                 .finish_discoverable_authentication(credential, auth, &keys)
                 .map_err(|_| refused())?;
-            (user, r)
+            (user, stored, r)
         }
         _ => return Err(Error::Unauthenticated),
     };
     // Store the new counter on the passkey that was used.
     let mut used = None;
-    for row in rows(state, user).await? {
+    for row in stored {
         let Ok(mut p) = parse(&row) else { continue };
         if p.cred_id() == result.cred_id() {
             p.update_credential(&result);

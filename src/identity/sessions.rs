@@ -152,16 +152,29 @@ async fn open_session(
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal> {
     let id_hash = hash_token(token);
     let lookup = id_hash.clone();
+    let now = state.clock.unix();
+    let keys = state.control.keys.clone();
+    // One read: the session, and for platform staff (only they can
+    // impersonate) their live impersonation.
     let found = state
         .control
         .db
-        .read_async(move |c| control::find_session(c, &lookup))
+        .read_async(move |c| {
+            let Some(found) = control::find_session(c, &lookup)? else {
+                return Ok(None);
+            };
+            let impersonating = if found.platform_admin {
+                crate::store::platform::active_for_session(c, &keys, &lookup, now)?
+            } else {
+                None
+            };
+            Ok(Some((found, impersonating)))
+        })
         .await?;
-    let Some(found) = found else {
+    let Some((found, impersonating)) = found else {
         return Err(Error::Unauthenticated);
     };
     let row = found.session;
-    let now = state.clock.unix();
     if found.user_disabled || now >= row.idle_expires_at || now >= row.absolute_expires_at {
         let h = id_hash.clone();
         state
@@ -180,18 +193,6 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal> {
             .write_async(move |tx| control::touch_session(tx, &h, now, now.saturating_add(idle)))
             .await?;
     }
-    // Only platform staff can impersonate; only their sessions pay the read.
-    let impersonating = if found.platform_admin {
-        let keys = state.control.keys.clone();
-        let h = id_hash.clone();
-        state
-            .control
-            .db
-            .read_async(move |c| crate::store::platform::active_for_session(c, &keys, &h, now))
-            .await?
-    } else {
-        None
-    };
     Ok(Principal {
         user_id: row.user_id,
         platform_admin: found.platform_admin,
@@ -205,34 +206,22 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal> {
 /// through its own route, not by logging out.
 pub async fn logout(state: &AppState, who: &Principal, meta: &RequestMeta) -> Result<()> {
     let now = state.clock.unix();
-    let keys = state.control.keys.clone();
-    let meta = meta.clone();
     let via = who.via.clone();
-    let user = who.user_id;
-    state
-        .control
-        .db
-        .write_async(move |tx| {
-            match &via {
-                Via::Session { hash } => {
-                    control::delete_session(tx, hash)?;
-                }
-                Via::Access { family } => {
-                    tokens::revoke_family(tx, family, now, "logout")?;
-                }
-                Via::ApiToken { .. } => {
-                    return Err(Error::Usage(
-                        "an API token does not log out; revoke it instead".into(),
-                    ));
-                }
+    super::self_change(state, who.user_id, "auth.logout", now, meta, move |tx| {
+        match &via {
+            Via::Session { hash } => {
+                control::delete_session(tx, hash)?;
             }
-            audit::append(
-                tx,
-                &keys.sealer,
-                now,
-                &NewEntry::new(Actor::User(user), "auth.logout", &meta).target("user", user),
-            )?;
-            Ok(())
-        })
-        .await
+            Via::Access { family } => {
+                tokens::revoke_family(tx, family, now, "logout")?;
+            }
+            Via::ApiToken { .. } => {
+                return Err(Error::Usage(
+                    "an API token does not log out; revoke it instead".into(),
+                ));
+            }
+        }
+        Ok(())
+    })
+    .await
 }

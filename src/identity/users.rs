@@ -7,7 +7,7 @@ use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::store::control::{self, NewUser};
-use crate::store::{accounts, audit, tokens};
+use crate::store::{accounts, audit};
 
 pub const MAX_NAME_LEN: usize = 200;
 const MAX_EMAIL_LEN: usize = 254;
@@ -154,53 +154,29 @@ pub async fn change_password(
     new: String,
     meta: &RequestMeta,
 ) -> Result<()> {
-    if matches!(who.via, Via::ApiToken { .. }) {
-        return Err(Error::Forbidden);
-    }
-    if current.is_empty() {
-        return Err(Error::field("current_password", "is required"));
-    }
-    let keys = state.control.keys.clone();
+    super::guard::reauthenticate(state, who, current, "current_password", meta).await?;
     let id = who.user_id;
-    let me = state
-        .control
-        .db
-        .read_async(move |c| control::get_user(c, &keys, id))
-        .await?
-        .ok_or(Error::Unauthenticated)?;
-    super::guard::check_password(state, &me.email, current, meta)
-        .await
-        .map_err(|e| e.wrong_password("current_password"))?;
     let hash = state
         .hasher
         .hash(new)
         .await
         .map_err(|e| e.for_field("new_password"))?;
     let now = state.clock.unix();
-    let keys = state.control.keys.clone();
-    let meta = meta.clone();
     let via = who.via.clone();
-    state
-        .control
-        .db
-        .write_async(move |tx| {
-            control::set_password_hash(tx, id, &hash, now)?;
-            let (keep_session, keep_family) = match &via {
-                Via::Session { hash } => (Some(hash.as_slice()), None),
-                Via::Access { family } => (None, Some(family.as_str())),
-                Via::ApiToken { .. } => (None, None),
-            };
-            accounts::end_other_sessions(tx, id, keep_session)?;
-            tokens::revoke_user_families(tx, id, keep_family, now, "password changed")?;
-            audit::append(
-                tx,
-                &keys.sealer,
-                now,
-                &NewEntry::new(Actor::User(id), "user.password_changed", &meta).target("user", id),
-            )?;
-            Ok(())
-        })
-        .await
+    super::self_change(state, id, "user.password_changed", now, meta, move |tx| {
+        control::set_password_hash(tx, id, &hash, now)?;
+        let (keep_session, keep_family) = match &via {
+            Via::Session { hash } => (Some(hash.as_slice()), None),
+            Via::Access { family } => (None, Some(family.as_str())),
+            Via::ApiToken { .. } => (None, None),
+        };
+        let keep = accounts::Keep {
+            session: keep_session,
+            family: keep_family,
+        };
+        accounts::end_sign_ins(tx, id, keep, now, "password changed")
+    })
+    .await
 }
 
 /// Disables or re-enables an account (operators). Disabling ends every
@@ -222,8 +198,7 @@ pub async fn set_disabled(
         .write_async(move |tx| {
             accounts::set_disabled(tx, user, disabled, now)?;
             let action = if disabled {
-                control::delete_user_sessions(tx, user)?;
-                tokens::revoke_user_families(tx, user, None, now, "account disabled")?;
+                accounts::end_sign_ins(tx, user, Default::default(), now, "account disabled")?;
                 "user.disabled"
             } else {
                 "user.enabled"

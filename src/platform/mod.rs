@@ -7,8 +7,9 @@
 
 use serde_json::json;
 
-use crate::access::{Grant, Principal, Role, Via};
+use crate::access::{Principal, Role, Via};
 use crate::app::AppState;
+use crate::audit::service::record_in_workspace;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::ids::WorkspaceId;
@@ -98,17 +99,15 @@ pub async fn set_active(
         })
         .await?;
     // The workspace's owners see it in their own chain too.
-    let grant = Grant::system(ws, "platform workspace state change");
-    let db = state.tenants.open_async(&state.control, grant).await?;
-    let m = meta.clone();
-    db.write(move |t| {
-        t.audit(
-            now,
-            &NewEntry::new(Actor::User(who), action, &m).target("workspace", ws),
-        )
-    })
-    .await?;
-    Ok(())
+    record_in_workspace(
+        state,
+        ws,
+        "platform workspace state change",
+        now,
+        meta,
+        move |m| NewEntry::new(Actor::User(who), action, m).target("workspace", ws),
+    )
+    .await
 }
 
 pub struct Started {
@@ -210,24 +209,25 @@ pub async fn impersonate(
             Ok(())
         })
         .await?;
-    let grant = Grant::system(ws, "recording an impersonation");
-    let db = state.tenants.open_async(&state.control, grant).await?;
-    let m = meta.clone();
-    db.write(move |t| {
-        t.audit(
-            now,
-            &NewEntry::new(
+    record_in_workspace(
+        state,
+        ws,
+        "recording an impersonation",
+        now,
+        meta,
+        move |m| {
+            NewEntry::new(
                 Actor::Staff {
                     staff: staff_id,
                     reason,
                 },
                 "impersonation.started",
-                &m,
+                m,
             )
             .target("workspace", ws)
-            .after(detail),
-        )
-    })
+            .after(detail)
+        },
+    )
     .await?;
     Ok(Started { id, expires_at })
 }
@@ -266,18 +266,19 @@ pub async fn end(state: &AppState, staff: &Principal, meta: &RequestMeta) -> Res
         })
         .await?;
     if ended {
-        let grant = Grant::system(ws, "recording an impersonation");
-        let db = state.tenants.open_async(&state.control, grant).await?;
-        let m = meta.clone();
         let iid = i.id.clone();
-        db.write(move |t| {
-            t.audit(
-                now,
-                &NewEntry::new(actor, "impersonation.ended", &m)
+        record_in_workspace(
+            state,
+            ws,
+            "recording an impersonation",
+            now,
+            meta,
+            move |m| {
+                NewEntry::new(actor, "impersonation.ended", m)
                     .target("workspace", ws)
-                    .after(json!({ "impersonation": iid })),
-            )
-        })
+                    .after(json!({ "impersonation": iid }))
+            },
+        )
         .await?;
     }
     Ok(ended)

@@ -167,14 +167,27 @@ pub fn end_sign_in(tx: &Transaction<'_>, user: UserId, id: &str, now: i64) -> Re
     Ok(n == 1)
 }
 
-/// Ends every browser session of a user except `keep` (a token hash).
-pub fn end_other_sessions(
+/// What of a user's sign-ins survives `end_sign_ins`: the one making the
+/// change (its session's token hash, or its refresh-token family).
+#[derive(Clone, Copy, Default)]
+pub struct Keep<'a> {
+    pub session: Option<&'a [u8]>,
+    pub family: Option<&'a str>,
+}
+
+/// Ends every browser session and API sign-in (refresh-token family) of a
+/// user, except what `keep` names; `reason` goes on the revoked families.
+pub fn end_sign_ins(
     tx: &Transaction<'_>,
     user: UserId,
-    keep: Option<&[u8]>,
-) -> Result<usize> {
-    Ok(tx.execute(
+    keep: Keep<'_>,
+    now: i64,
+    reason: &str,
+) -> Result<()> {
+    tx.execute(
         "DELETE FROM sessions WHERE user_id = ?1 AND id_hash IS NOT ?2",
-        params![user.to_string(), keep],
-    )?)
+        params![user.to_string(), keep.session],
+    )?;
+    super::tokens::revoke_user_families(tx, user, keep.family, now, reason)?;
+    Ok(())
 }

@@ -35,7 +35,6 @@ pub struct Impersonation {
     pub workspace_id: WorkspaceId,
     pub reason: String,
     pub role: Role,
-    pub started_at: i64,
     pub expires_at: i64,
 }
 
@@ -90,8 +89,7 @@ pub fn active_for_session(
 ) -> Result<Option<Impersonation>> {
     let row = conn
         .query_row(
-            "SELECT i.id, i.staff_id, i.workspace_id, i.reason_ct, i.role, i.started_at,
-                    i.expires_at
+            "SELECT i.id, i.staff_id, i.workspace_id, i.reason_ct, i.role, i.expires_at
              FROM impersonations i JOIN workspaces w ON w.id = i.workspace_id
              WHERE i.session_hash = ?1 AND i.ended_at IS NULL AND i.expires_at > ?2
                AND w.state = 'active'
@@ -105,12 +103,11 @@ pub fn active_for_session(
                     r.get::<_, Vec<u8>>(3)?,
                     r.get::<_, String>(4)?,
                     r.get::<_, i64>(5)?,
-                    r.get::<_, i64>(6)?,
                 ))
             },
         )
         .optional()?;
-    row.map(|(id, staff, ws, reason_ct, role, started, expires)| {
+    row.map(|(id, staff, ws, reason_ct, role, expires)| {
         Ok(Impersonation {
             reason: keys
                 .sealer
@@ -119,7 +116,6 @@ pub fn active_for_session(
             staff_id: staff.parse()?,
             workspace_id: ws.parse()?,
             role: role.parse()?,
-            started_at: started,
             expires_at: expires,
         })
     })

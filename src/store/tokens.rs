@@ -21,7 +21,6 @@ pub struct RefreshLookup {
     pub family_revoked: bool,
     pub family_expires_at: i64,
     pub user_disabled: bool,
-    pub platform_admin: bool,
 }
 
 pub fn insert_family(
@@ -50,7 +49,7 @@ pub fn find_refresh(conn: &Connection, hash: &[u8]) -> Result<Option<RefreshLook
     let row = conn
         .query_row(
             "SELECT f.id, f.user_id, r.used_at IS NOT NULL, f.revoked_at IS NOT NULL,
-                    f.expires_at, u.disabled, u.platform_admin
+                    f.expires_at, u.disabled
              FROM refresh_tokens r
              JOIN token_families f ON f.id = r.family_id
              JOIN users u ON u.id = f.user_id
@@ -64,24 +63,20 @@ pub fn find_refresh(conn: &Connection, hash: &[u8]) -> Result<Option<RefreshLook
                     r.get::<_, bool>(3)?,
                     r.get::<_, i64>(4)?,
                     r.get::<_, bool>(5)?,
-                    r.get::<_, bool>(6)?,
                 ))
             },
         )
         .optional()?;
-    row.map(
-        |(family_id, user, used, revoked, expires, disabled, admin)| {
-            Ok(RefreshLookup {
-                family_id,
-                user_id: user.parse()?,
-                used,
-                family_revoked: revoked,
-                family_expires_at: expires,
-                user_disabled: disabled,
-                platform_admin: admin,
-            })
-        },
-    )
+    row.map(|(family_id, user, used, revoked, expires, disabled)| {
+        Ok(RefreshLookup {
+            family_id,
+            user_id: user.parse()?,
+            used,
+            family_revoked: revoked,
+            family_expires_at: expires,
+            user_disabled: disabled,
+        })
+    })
     .transpose()
 }
 

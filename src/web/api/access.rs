@@ -6,11 +6,11 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
-use super::ApiTags;
 use super::body::JsonBody;
+use super::{ApiTags, Created, Done};
 use crate::access::Role;
 use crate::access::enter::enter;
 use crate::access::permissions::{Action, Resource, needs};
@@ -103,18 +103,6 @@ pub struct ApiTokenCreated {
 #[derive(Object)]
 pub struct ApiTokenList {
     pub items: Vec<ApiToken>,
-}
-
-#[derive(ApiResponse)]
-pub enum Created<T: poem_openapi::types::ToJSON> {
-    #[oai(status = 201)]
-    Created(Json<T>),
-}
-
-#[derive(ApiResponse)]
-pub enum Done {
-    #[oai(status = 204)]
-    Done,
 }
 
 fn user_id(raw: &str) -> Result<UserId, Error> {

@@ -7,8 +7,8 @@ use poem_openapi::payload::{Json, Response};
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
-use super::ApiTags;
 use super::body::JsonBody;
+use super::{ApiTags, Done};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::web::session::{SignedIn, clear_cookie, session_cookie};
@@ -90,12 +90,6 @@ pub struct PasswordResetConfirm {
     /// The token from the emailed link (`/reset/{token}`).
     pub token: String,
     pub new_password: String,
-}
-
-#[derive(poem_openapi::ApiResponse)]
-pub enum ResetDone {
-    #[oai(status = 204)]
-    Done,
 }
 
 #[derive(Object)]
@@ -208,13 +202,13 @@ impl AuthApi {
         state: Data<&Arc<AppState>>,
         meta: Data<&RequestMeta>,
         body: JsonBody<PasswordResetConfirm>,
-    ) -> poem::Result<ResetDone> {
+    ) -> poem::Result<Done> {
         let PasswordResetConfirm {
             token,
             new_password,
         } = body.0;
         crate::identity::magic::reset_password(&state, &token, new_password, &meta).await?;
-        Ok(ResetDone::Done)
+        Ok(Done::Done)
     }
 
     /// Ends the current session (or, with a bearer access token, its whole

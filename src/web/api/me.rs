@@ -5,17 +5,17 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
-use super::ApiTags;
 use super::body::JsonBody;
+use super::{ApiTags, Done};
 use crate::access::{Principal, Via};
 use crate::app::AppState;
-use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::error::Error;
-use crate::store::{accounts, audit, control};
+use crate::store::{accounts, control};
 use crate::web::session::SignedIn;
 
 #[derive(Object)]
@@ -57,12 +57,6 @@ pub struct SignInList {
 pub struct PasswordChange {
     pub current_password: String,
     pub new_password: String,
-}
-
-#[derive(ApiResponse)]
-pub enum Done {
-    #[oai(status = 204)]
-    Done,
 }
 
 pub struct MeApi;
@@ -175,25 +169,14 @@ pub async fn end_sign_in(
 ) -> Result<(), Error> {
     let user = who.user_id;
     let now = state.clock.unix();
-    let keys = state.control.keys.clone();
-    let meta = meta.clone();
     let id = id.to_owned();
-    state
-        .control
-        .db
-        .write_async(move |tx| {
-            if !accounts::end_sign_in(tx, user, &id, now)? {
-                return Err(Error::NotFound("session"));
-            }
-            audit::append(
-                tx,
-                &keys.sealer,
-                now,
-                &NewEntry::new(Actor::User(user), "auth.session_ended", &meta).target("user", user),
-            )?;
-            Ok(())
-        })
-        .await
+    crate::identity::self_change(state, user, "auth.session_ended", now, meta, move |tx| {
+        if !accounts::end_sign_in(tx, user, &id, now)? {
+            return Err(Error::NotFound("session"));
+        }
+        Ok(())
+    })
+    .await
 }
 
 pub async fn load_me(state: &AppState, who: &SignedIn) -> Result<MeResponse, Error> {

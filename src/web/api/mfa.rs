@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
-use super::ApiTags;
 use super::body::JsonBody;
+use super::{ApiTags, Done};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::identity::mfa;
@@ -55,12 +55,6 @@ pub struct RemoveTotp {
     pub password: String,
     /// A current TOTP code or a recovery code.
     pub code: String,
-}
-
-#[derive(ApiResponse)]
-pub enum Done {
-    #[oai(status = 204)]
-    Done,
 }
 
 pub struct MfaApi;

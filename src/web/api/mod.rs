@@ -14,7 +14,22 @@ pub mod platform;
 pub mod records;
 pub mod teams;
 
-use poem_openapi::{OpenApiService, Tags};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApiService, Tags};
+
+/// 204 No Content: the change is done.
+#[derive(ApiResponse)]
+pub enum Done {
+    #[oai(status = 204)]
+    Done,
+}
+
+/// 201 Created, with the new thing.
+#[derive(ApiResponse)]
+pub enum Created<T: poem_openapi::types::ToJSON> {
+    #[oai(status = 201)]
+    Created(Json<T>),
+}
 
 #[derive(Tags)]
 pub enum ApiTags {

@@ -10,9 +10,9 @@ use poem_openapi::payload::{Json, Response};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
-use super::ApiTags;
 use super::body::JsonBody;
 use super::mfa::Reauth;
+use super::{ApiTags, Done};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
@@ -88,12 +88,6 @@ pub struct SignedInAs {
 pub enum Created {
     #[oai(status = 201)]
     Created(Json<PasskeyInfo>),
-}
-
-#[derive(ApiResponse)]
-pub enum Done {
-    #[oai(status = 204)]
-    Done,
 }
 
 fn options(v: impl serde::Serialize) -> Result<serde_json::Value, Error> {

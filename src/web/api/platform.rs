@@ -6,11 +6,11 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
-use super::ApiTags;
 use super::body::JsonBody;
+use super::{ApiTags, Created, Done};
 use crate::access::Role;
 use crate::app::AppState;
 use crate::audit::{Actor, RequestMeta};
@@ -64,18 +64,6 @@ pub struct ImpersonationStart {
 pub struct ImpersonationStarted {
     pub id: String,
     pub expires_at: String,
-}
-
-#[derive(ApiResponse)]
-pub enum Created<T: poem_openapi::types::ToJSON> {
-    #[oai(status = 201)]
-    Created(Json<T>),
-}
-
-#[derive(ApiResponse)]
-pub enum Done {
-    #[oai(status = 204)]
-    Done,
 }
 
 #[derive(Object)]

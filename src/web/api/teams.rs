@@ -8,8 +8,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
-use super::ApiTags;
 use super::body::JsonBody;
+use super::{ApiTags, Done};
 use crate::access::Role;
 use crate::access::enter::enter;
 use crate::access::permissions::{Action, Resource, needs};
@@ -85,12 +85,6 @@ pub struct TeamRole {
 pub enum TeamCreated {
     #[oai(status = 201)]
     Created(Json<Team>),
-}
-
-#[derive(ApiResponse)]
-pub enum Done {
-    #[oai(status = 204)]
-    Done,
 }
 
 pub struct TeamsApi;
