@@ -9,15 +9,13 @@
 //! answer at the same speed (the mail goes out in the background), whether
 //! or not the address has an account; requests are limited per IP.
 
-use rusqlite::{OptionalExtension, params};
-
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::token::{hash_token, random_token};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::mail::Mail;
-use crate::store::{audit, control};
+use crate::store::{audit, control, links};
 
 const VALID_SECS: i64 = 15 * 60;
 const REQUESTS_PER_IP: u32 = 5;
@@ -94,17 +92,7 @@ pub async fn request(
         .control
         .db
         .write_async(move |tx| {
-            tx.execute(
-                "INSERT INTO magic_links (hash, user_id, created_at, expires_at, purpose)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    hash,
-                    uid.to_string(),
-                    now,
-                    now + VALID_SECS,
-                    purpose.as_str()
-                ],
-            )?;
+            links::insert(tx, &hash, uid, now, now + VALID_SECS, purpose.as_str())?;
             let action = match purpose {
                 Purpose::SignIn => "auth.magic_link_sent",
                 Purpose::PasswordReset => "auth.password_reset_sent",
@@ -161,16 +149,7 @@ pub async fn reset_link_live(state: &AppState, token: &str) -> Result<bool> {
     state
         .control
         .db
-        .read_async(move |c| {
-            Ok(c.query_row(
-                "SELECT 1 FROM magic_links WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2
-                   AND purpose = 'password_reset'",
-                params![hash, now],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
-        })
+        .read_async(move |c| links::live(c, &hash, now, Purpose::PasswordReset.as_str()))
         .await
 }
 
@@ -228,15 +207,7 @@ async fn spend(
         .control
         .db
         .write_async(move |tx| {
-            let user: Option<String> = tx
-                .query_row(
-                    "UPDATE magic_links SET used_at = ?2
-                     WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2 AND purpose = ?3
-                     RETURNING user_id",
-                    params![hash, now, purpose.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let user = links::spend(tx, &hash, now, purpose.as_str())?;
             let user: UserId = user.ok_or(Error::Unauthenticated)?.parse()?;
             let disabled = control::get_user(tx, &keys, user)?.is_none_or(|u| u.disabled);
             if disabled {
