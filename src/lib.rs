@@ -26,6 +26,7 @@ pub mod platform;
 pub mod records;
 pub mod search;
 pub mod store;
+pub mod subjects;
 pub mod telemetry;
 pub mod tls;
 pub mod web;

@@ -17,6 +17,7 @@ pub enum Resource {
     ApiToken,
     Workspace,
     Invitation,
+    DataSubject,
 }
 
 impl Resource {
@@ -31,6 +32,7 @@ impl Resource {
             Resource::ApiToken => "API token",
             Resource::Workspace => "workspace",
             Resource::Invitation => "invitation",
+            Resource::DataSubject => "data subject",
         }
     }
 }
@@ -263,6 +265,30 @@ pub const TABLE: &[Rule] = &[
         action: Action::Settings,
         roles: OWNERS,
         note: "set the retention period",
+    },
+    Rule {
+        resource: Resource::Workspace,
+        action: Action::Export,
+        roles: ADMINS,
+        note: "export the whole workspace as one archive (members, teams, collections, records, audit log; itself audited)",
+    },
+    Rule {
+        resource: Resource::DataSubject,
+        action: Action::Read,
+        roles: ADMINS,
+        note: "find every record that refers to a person by a pii value, in every collection, team-owned ones included (audited)",
+    },
+    Rule {
+        resource: Resource::DataSubject,
+        action: Action::Export,
+        roles: ADMINS,
+        note: "export a person's records with their history and audit entries as JSON (audited)",
+    },
+    Rule {
+        resource: Resource::DataSubject,
+        action: Action::Delete,
+        roles: ADMINS,
+        note: "anonymise a person: pii values become a keyed pseudonym, in records, versions and audit details (audited)",
     },
 ];
 

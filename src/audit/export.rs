@@ -251,6 +251,8 @@ pub fn verify_ndjson(text: &str, trusted_key: Option<&[u8; 32]>) -> Result<Expor
             ip: e.ip.clone(),
             request_id: e.request_id.clone(),
             detail_ct: None,
+            detail_digest: None,
+            redacted_by: None,
             prev_hash: hex::decode(&e.prev_hash).unwrap_or_default(),
             hash: hex::decode(&e.hash).unwrap_or_default(),
         };

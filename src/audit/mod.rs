@@ -147,6 +147,13 @@ pub struct StoredEntry {
     pub request_id: Option<String>,
     #[serde(skip)]
     pub detail_ct: Option<Vec<u8>>,
+    /// Set only on an entry whose details an anonymisation replaced: the
+    /// SHA-256 of the original sealed details, which the chain commits to.
+    #[serde(skip)]
+    pub detail_digest: Option<Vec<u8>>,
+    /// The `data_subject.anonymised` entry that replaced the details.
+    #[serde(skip)]
+    pub redacted_by: Option<i64>,
     #[serde(skip)]
     pub prev_hash: Vec<u8>,
     #[serde(skip)]
@@ -157,11 +164,19 @@ impl StoredEntry {
     /// The canonical encoding: a JSON array in a fixed order, which serde_json
     /// renders deterministically.
     pub fn canonical(&self) -> Vec<u8> {
-        let detail = self
-            .detail_ct
-            .as_ref()
-            .map(|d| hex::encode(Sha256::digest(d)));
-        self.canonical_with(detail)
+        self.canonical_with(self.committed_detail_digest())
+    }
+
+    /// The digest of the details the chain commits to: the stored one when an
+    /// anonymisation replaced them, else the SHA-256 of the sealed details.
+    pub fn committed_detail_digest(&self) -> Option<String> {
+        match &self.detail_digest {
+            Some(d) => Some(hex::encode(d)),
+            None => self
+                .detail_ct
+                .as_ref()
+                .map(|d| hex::encode(Sha256::digest(d))),
+        }
     }
 
     /// The canonical encoding given the details' digest (what an export carries).

@@ -44,6 +44,10 @@ pub struct EntryView {
     pub prev_hash: String,
     /// SHA-256 of the sealed details: what the chain commits to.
     pub detail_sha256: Option<String>,
+    /// True when an anonymisation replaced the details (a data subject's
+    /// values became pseudonyms); the chain still commits to the original.
+    #[serde(default)]
+    pub redacted: bool,
 }
 
 pub fn detail(e: &StoredEntry, sealer: &Sealer) -> Value {
@@ -56,7 +60,6 @@ pub fn detail(e: &StoredEntry, sealer: &Sealer) -> Value {
 }
 
 pub fn view(e: &StoredEntry, sealer: &Sealer) -> EntryView {
-    use sha2::Digest;
     let d = detail(e, sealer);
     EntryView {
         seq: e.seq,
@@ -82,10 +85,8 @@ pub fn view(e: &StoredEntry, sealer: &Sealer) -> EntryView {
         after: d.get("after").cloned().unwrap_or(Value::Null),
         hash: hex::encode(&e.hash),
         prev_hash: hex::encode(&e.prev_hash),
-        detail_sha256: e
-            .detail_ct
-            .as_ref()
-            .map(|d| hex::encode(sha2::Sha256::digest(d))),
+        detail_sha256: e.committed_detail_digest(),
+        redacted: e.redacted_by.is_some(),
     }
 }
 

@@ -10,6 +10,11 @@ use super::StoredEntry;
 use super::signing::{CheckpointBody, verify_signature};
 use crate::audit::GENESIS;
 
+/// The action of the entry that may replace earlier entries' sealed details.
+pub const ANONYMISED: &str = "data_subject.anonymised";
+/// Deleting a collection removes its records' values from their entries.
+pub const COLLECTION_DELETED: &str = "collection.deleted";
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ChainReport {
     pub scope: String,
@@ -97,6 +102,10 @@ pub fn verify(
             problems.push((e.seq, "entry content does not match its hash".into()));
             break;
         }
+        if let Some(problem) = redaction_problem(e, entries, base_seq) {
+            problems.push((e.seq, problem.into()));
+            break;
+        }
         prev = e.hash.clone();
     }
 
@@ -128,5 +137,35 @@ pub fn verify(
         checkpoint_seq: valid.iter().map(|c| c.seq).max(),
         first_bad_seq: first.as_ref().map(|(s, _)| *s),
         reason: first.map(|(_, r)| r),
+    }
+}
+
+/// An entry with replaced details must name a later `data_subject.anonymised`
+/// entry of the same chain, and only such an entry carries a stored digest.
+fn redaction_problem(
+    e: &StoredEntry,
+    entries: &[StoredEntry],
+    base_seq: i64,
+) -> Option<&'static str> {
+    match (e.redacted_by, &e.detail_digest) {
+        (None, None) => None,
+        (None, Some(_)) | (Some(_), None) => {
+            Some("the entry's details were replaced outside an anonymisation")
+        }
+        (Some(by), Some(_)) => {
+            let at = usize::try_from(by - base_seq - 1).ok();
+            let redactor = at.and_then(|i| entries.get(i)).filter(|r| r.seq == by);
+            match redactor {
+                Some(r)
+                    if by > e.seq
+                        && [ANONYMISED, COLLECTION_DELETED].contains(&r.action.as_str()) =>
+                {
+                    None
+                }
+                _ => Some(
+                    "the entry's details were replaced, but no later anonymisation entry covers it",
+                ),
+            }
+        }
     }
 }

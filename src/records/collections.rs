@@ -179,13 +179,16 @@ pub async fn delete_collection(
                     "another collection has a relation to this one; retire that field first".into(),
                 ));
             }
+            let record_ids = crate::store::subjects::record_ids(t.tx, &v.row.id)?;
             let n = rstore::delete_collection(t.tx, &v.row.id)?;
-            t.audit(
+            let seq = t.audit(
                 now,
                 &NewEntry::new(actor.clone(), "collection.deleted", &meta2)
                     .target("collection", &v.row.id)
                     .before(json!({"name": v.row.def.name, "records": n})),
             )?;
+            // The records are gone, so their values leave the audit too.
+            crate::subjects::erase_audit_values(t, &record_ids, seq)?;
             Ok(())
         })
         .await

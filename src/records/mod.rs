@@ -227,6 +227,29 @@ fn changed_fields(def: &Definition, old: &Values, new: &Values) -> Vec<String> {
         .collect()
 }
 
+/// The values an audit entry keeps (sealed, like all details), by field id so
+/// that a later anonymisation knows which are `pii` whatever the fields are
+/// called by then. With `only`, just the fields whose value differs from it.
+pub fn audit_values(vals: &Values, only: Option<&Values>) -> Value {
+    let m: Map<String, Value> = match only {
+        None => vals.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        Some(other) => {
+            let keys: std::collections::BTreeSet<&String> =
+                vals.keys().chain(other.keys()).collect();
+            keys.into_iter()
+                .filter(|k| vals.get(*k) != other.get(*k))
+                .map(|k| {
+                    (
+                        (*k).clone(),
+                        vals.get(k.as_str()).cloned().unwrap_or(Value::Null),
+                    )
+                })
+                .collect()
+        }
+    };
+    Value::Object(m)
+}
+
 pub struct Created {
     pub coll: Visible,
     pub record: RecordRow,
@@ -296,7 +319,7 @@ pub async fn create_record(
                 now,
                 &NewEntry::new(actor.clone(), "record.created", &meta2)
                     .target("record", &rec.id)
-                    .after(json!({"collection": row.id, "version": 1})),
+                    .after(json!({"collection": row.id, "version": 1, "values": audit_values(&rec.values, None)})),
             )?;
             Ok((rec, false))
         })
@@ -379,7 +402,12 @@ async fn write_update(
                 blind: t.blind,
             };
             let rec = rstore::update_record(&c, &row, &old, vals, ms, Some(&user.to_string()))?;
-            let mut after = json!({"collection": row.id, "version": rec.version, "fields": fields});
+            let mut after = json!({
+                "collection": row.id,
+                "version": rec.version,
+                "fields": fields,
+                "values": audit_values(&rec.values, Some(&old.values)),
+            });
             if !extra.is_null() {
                 after["restored_version"] = extra;
             }
@@ -387,7 +415,7 @@ async fn write_update(
                 now,
                 &NewEntry::new(actor.clone(), action, &meta2)
                     .target("record", &rec.id)
-                    .before(json!({"version": old.version}))
+                    .before(json!({"version": old.version, "values": audit_values(&old.values, Some(&rec.values))}))
                     .after(after),
             )?;
             Ok(rec)
@@ -447,7 +475,7 @@ pub async fn delete_record(
                 now,
                 &NewEntry::new(actor.clone(), "record.deleted", &meta2)
                     .target("record", &old.id)
-                    .before(json!({"collection": c, "version": old.version})),
+                    .before(json!({"collection": c, "version": old.version, "values": audit_values(&old.values, None)})),
             )?;
             Ok(())
         })

@@ -43,6 +43,8 @@ pub fn append(tx: &Transaction<'_>, sealer: &Sealer, now: i64, e: &NewEntry<'_>)
         ip: e.meta.ip.clone(),
         request_id: e.meta.request_id.clone(),
         detail_ct: Some(detail_ct),
+        detail_digest: None,
+        redacted_by: None,
         prev_hash: prev_hash.clone(),
         hash: Vec::new(),
     };
@@ -183,7 +185,7 @@ pub fn latest_verification(conn: &Connection, scope: &str) -> Result<Option<Veri
 // ---- reading for search, export and indexing --------------------------------
 
 const ENTRY_COLUMNS: &str = "seq, time, actor_type, actor_id, action, target_type, target_id, ip, \
-                             request_id, detail_ct, prev_hash, hash";
+                             request_id, detail_ct, prev_hash, hash, detail_digest, redacted_by";
 
 fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEntry> {
     Ok(StoredEntry {
@@ -199,6 +201,8 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEntry> {
         detail_ct: r.get(9)?,
         prev_hash: r.get(10)?,
         hash: r.get(11)?,
+        detail_digest: r.get(12)?,
+        redacted_by: r.get(13)?,
     })
 }
 

@@ -57,6 +57,11 @@ pub const CONTROL: &[Migration] = &[
         name: "passkeys",
         sql: include_str!("migrations/control/0009_passkeys.sql"),
     },
+    Migration {
+        version: 12,
+        name: "audit_redaction",
+        sql: include_str!("migrations/control/0012_audit_redaction.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[
@@ -74,6 +79,11 @@ pub const TENANT: &[Migration] = &[
         version: 3,
         name: "records",
         sql: include_str!("migrations/tenant/0003_records.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "audit_redaction",
+        sql: include_str!("migrations/tenant/0004_audit_redaction.sql"),
     },
 ];
 

@@ -13,6 +13,7 @@ pub mod migrations;
 pub mod passkeys;
 pub mod platform;
 pub mod records;
+pub mod subjects;
 pub mod teams;
 pub mod tenant;
 pub mod tenant_settings;
@@ -230,6 +231,18 @@ impl Db {
             .map_err(|_| Error::internal("writer lock poisoned"))?;
         let backup = rusqlite::backup::Backup::new(src, &mut conn)?;
         backup.run_to_completion(256, std::time::Duration::from_millis(0), None)?;
+        Ok(())
+    }
+
+    /// Rebuilds the file and empties the WAL, so nothing a change replaced
+    /// lingers in free pages or old WAL frames (after an anonymisation).
+    pub fn scrub(&self) -> Result<()> {
+        let conn = self
+            .writer
+            .lock()
+            .map_err(|_| Error::internal("writer lock poisoned"))?;
+        conn.execute_batch("PRAGMA secure_delete = ON; VACUUM;")?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
 

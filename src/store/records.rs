@@ -275,7 +275,7 @@ pub fn list_records(
     Ok(out)
 }
 
-fn next_rev(tx: &Transaction<'_>) -> Result<i64> {
+pub(super) fn next_rev(tx: &Transaction<'_>) -> Result<i64> {
     let mut stmt = tx.prepare_cached("SELECT coalesce(max(rev), 0) + 1 FROM records")?;
     Ok(stmt.query_row([], |r| r.get(0))?)
 }
@@ -287,7 +287,7 @@ fn is_constraint(e: &rusqlite::Error) -> bool {
 /// Rewrites a record's digests: unique fields (per collection and field,
 /// enforced by a unique index) and pii fields (workspace-wide, for finding a
 /// data subject).
-fn write_keys(
+pub(super) fn write_keys(
     tx: &Transaction<'_>,
     blind: &BlindIndex,
     collection: &str,
@@ -434,7 +434,12 @@ pub fn delete_record(tx: &Transaction<'_>, seq: i64, now_ms: i64) -> Result<()> 
         params![now_ms, rev, seq],
     )?;
     tx.execute("DELETE FROM record_versions WHERE record_seq = ?1", [seq])?;
-    tx.execute("DELETE FROM record_keys WHERE record_seq = ?1", [seq])?;
+    // The pii digests stay with the tombstone: its audit entries still hold
+    // the values, and a data subject request must find them.
+    tx.execute(
+        "DELETE FROM record_keys WHERE record_seq = ?1 AND uniq = 1",
+        [seq],
+    )?;
     Ok(())
 }
 

@@ -99,6 +99,14 @@ impl TenantDb {
         self.db.read(|c| f(c, &self.sealer))
     }
 
+    /// See `Db::scrub`: runs on the blocking pool.
+    pub async fn scrub(&self) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || db.scrub())
+            .await
+            .map_err(|_| Error::internal("scrub task failed"))?
+    }
+
     /// Overwrites this database with `src` through SQLite's online backup API
     /// (restore of one workspace). Readers and writers elsewhere wait on the
     /// lock for the moment of the copy.

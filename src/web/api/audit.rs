@@ -48,6 +48,9 @@ pub struct AuditEntry {
     pub after: serde_json::Value,
     pub hash: String,
     pub prev_hash: String,
+    /// An anonymisation (or a collection's deletion) replaced the details;
+    /// the chain still commits to the originals.
+    pub redacted: bool,
 }
 
 impl From<EntryView> for AuditEntry {
@@ -69,6 +72,7 @@ impl From<EntryView> for AuditEntry {
             after: v.after,
             hash: v.hash,
             prev_hash: v.prev_hash,
+            redacted: v.redacted,
         }
     }
 }

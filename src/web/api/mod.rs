@@ -12,6 +12,7 @@ pub mod mfa;
 pub mod passkeys;
 pub mod platform;
 pub mod records;
+pub mod subjects;
 pub mod teams;
 
 use poem_openapi::payload::Json;
@@ -47,6 +48,8 @@ pub enum ApiTags {
     Teams,
     /// Member roles, service accounts and API tokens.
     Access,
+    /// Data-subject requests and workspace exports.
+    Privacy,
 }
 
 pub type ApiService = OpenApiService<
@@ -62,6 +65,7 @@ pub type ApiService = OpenApiService<
         teams::TeamsApi,
         access::AccessApi,
         invitations::InvitationsApi,
+        subjects::SubjectsApi,
     ),
     (),
 >;
@@ -80,6 +84,7 @@ pub fn service(public_url: &str) -> ApiService {
             teams::TeamsApi,
             access::AccessApi,
             invitations::InvitationsApi,
+            subjects::SubjectsApi,
         ),
         "Aura API",
         env!("CARGO_PKG_VERSION"),

@@ -1,0 +1,366 @@
+//! Data-subject requests (GDPR Art. 15, 17, 20): given an email, a phone or
+//! any value of a `pii` field, find every record that refers to the person
+//! through the pii blind indexes (no record is decrypted to look), export them
+//! with their history and audit trail, or anonymise them: each `pii` value
+//! becomes the person's keyed pseudonym (or is removed where no pseudonym fits
+//! the type), everything else stays so aggregates still add up, and the same
+//! pseudonym replaces the values in the sealed details of the records' audit
+//! entries without breaking the chain. Design: `docs/data-subjects.md`.
+
+pub mod pseudonym;
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::access::enter::TenantCtx;
+use crate::app::AppState;
+use crate::audit::search::{EntryView, detail, view};
+use crate::audit::verify::ANONYMISED;
+use crate::audit::{NewEntry, RequestMeta};
+use crate::crypto::BlindIndex;
+use crate::error::{Error, Result};
+use crate::records::values;
+use crate::records::{record_json, rfc3339_ms};
+use crate::store::audit as audit_sql;
+use crate::store::records::{self as rstore, CollectionRow, Ctx};
+use crate::store::subjects::{self as sql, Hit};
+use crate::store::tenant::TenantTx;
+use pseudonym::Pseudonym;
+
+const MAX_IDENTIFIER: usize = 1_000;
+
+/// The identifier as given, checked; never stored or logged.
+fn identifier(raw: &str) -> Result<String> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Err(Error::field("identifier", "is required"));
+    }
+    if t.chars().count() > MAX_IDENTIFIER {
+        return Err(Error::field(
+            "identifier",
+            "must be at most 1000 characters",
+        ));
+    }
+    Ok(t.to_owned())
+}
+
+/// The digests to look for: the identifier normalised the ways a pii field
+/// normalises its values (case-folded text and emails, phones as digits).
+fn digests(blind: &BlindIndex, id: &str) -> Vec<Vec<u8>> {
+    let mut forms = vec![id.to_lowercase(), id.to_owned()];
+    if let Some(p) = values::phone(id) {
+        forms.push(p.trim_start_matches('+').to_owned());
+    }
+    forms.sort();
+    forms.dedup();
+    forms
+        .iter()
+        .map(|f| blind.compute("record.pii", f))
+        .collect()
+}
+
+/// One record that refers to the person.
+#[derive(Clone, Debug, Serialize)]
+pub struct Match {
+    pub collection_id: String,
+    pub collection: String,
+    pub record_id: String,
+    /// A deleted record: its values are gone, its audit entries keep them.
+    pub deleted: bool,
+    /// The pii fields that matched, by name.
+    pub matched_fields: Vec<String>,
+    /// The record as the API shows it (absent when deleted).
+    pub record: Option<Value>,
+}
+
+struct Found {
+    hits: Vec<Hit>,
+    collections: HashMap<String, CollectionRow>,
+}
+
+fn find_in(
+    conn: &rusqlite::Connection,
+    sealer: &crate::crypto::Sealer,
+    digests: &[Vec<u8>],
+) -> Result<Found> {
+    let hits = sql::find(conn, digests)?;
+    let collections = rstore::list_collections(conn, sealer)?
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect();
+    Ok(Found { hits, collections })
+}
+
+fn field_names(c: Option<&CollectionRow>, ids: &[String]) -> Vec<String> {
+    ids.iter()
+        .map(|id| {
+            c.and_then(|c| c.def.fields.iter().find(|f| &f.id == id))
+                .map(|f| f.name.clone())
+                .unwrap_or_else(|| id.clone())
+        })
+        .collect()
+}
+
+fn matches(
+    conn: &rusqlite::Connection,
+    sealer: &crate::crypto::Sealer,
+    found: &Found,
+) -> Result<Vec<Match>> {
+    let mut out = Vec::with_capacity(found.hits.len());
+    for h in &found.hits {
+        let coll = found.collections.get(&h.collection_id);
+        let record = match (h.deleted, coll) {
+            (false, Some(c)) => {
+                rstore::get_record_by_seq(conn, sealer, h.seq)?.map(|r| record_json(&c.def, &r))
+            }
+            _ => None,
+        };
+        out.push(Match {
+            collection_id: h.collection_id.clone(),
+            collection: coll.map(|c| c.def.name.clone()).unwrap_or_default(),
+            record_id: h.id.clone(),
+            deleted: h.deleted,
+            matched_fields: field_names(coll, &h.fields),
+            record,
+        });
+    }
+    Ok(out)
+}
+
+/// The records that refer to the person. Recorded as `data_subject.searched`
+/// (with the count; the identifier itself is never kept).
+pub async fn find(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    raw: &str,
+) -> Result<Vec<Match>> {
+    let id = identifier(raw)?;
+    let now = state.clock.unix();
+    let meta = meta.clone();
+    let entry_ctx = (ctx.actor.clone(), meta);
+    ctx.db
+        .write(move |t| {
+            let found = find_in(t.tx, t.sealer, &digests(t.blind, &id))?;
+            let out = matches(t.tx, t.sealer, &found)?;
+            let (actor, meta) = &entry_ctx;
+            t.audit(
+                now,
+                &NewEntry::new(actor.clone(), "data_subject.searched", meta)
+                    .target("data_subject", "request")
+                    .after(json!({ "records": out.len() })),
+            )?;
+            Ok(out)
+        })
+        .await
+}
+
+/// Everything kept about the person: the records with their kept versions and
+/// their audit entries. Recorded as `data_subject.exported`.
+#[derive(Debug, Serialize)]
+pub struct SubjectExport {
+    pub format: &'static str,
+    pub workspace: String,
+    pub exported_at: String,
+    pub records: Vec<ExportedRecord>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExportedRecord {
+    #[serde(flatten)]
+    pub matched: Match,
+    pub history: Vec<Value>,
+    pub audit: Vec<EntryView>,
+}
+
+pub async fn export(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    raw: &str,
+) -> Result<SubjectExport> {
+    let id = identifier(raw)?;
+    let now = state.clock.unix();
+    let ws = ctx.db.id().to_string();
+    let entry_meta = meta.clone();
+    let actor = ctx.actor.clone();
+    let records = ctx
+        .db
+        .write(move |t| {
+            let found = find_in(t.tx, t.sealer, &digests(t.blind, &id))?;
+            let mut out = Vec::new();
+            for (m, h) in matches(t.tx, t.sealer, &found)?
+                .into_iter()
+                .zip(&found.hits)
+            {
+                let coll = found.collections.get(&h.collection_id);
+                let mut history = Vec::new();
+                if let (Some(c), Some(rec)) =
+                    (coll, rstore::get_record_by_seq(t.tx, t.sealer, h.seq)?)
+                {
+                    for v in rstore::versions(t.tx, t.sealer, &rec)? {
+                        history.push(json!({
+                            "version": v.version,
+                            "time": rfc3339_ms(v.time),
+                            "values": values::to_api(&c.def, &v.values),
+                        }));
+                    }
+                }
+                let seqs = sql::audit_seqs(t.tx, std::slice::from_ref(&h.id))?;
+                let audit = audit_sql::entries_by_seq(t.tx, &seqs)?
+                    .iter()
+                    .map(|e| view(e, t.sealer))
+                    .collect();
+                out.push(ExportedRecord {
+                    matched: m,
+                    history,
+                    audit,
+                });
+            }
+            t.audit(
+                now,
+                &NewEntry::new(actor.clone(), "data_subject.exported", &entry_meta)
+                    .target("data_subject", "request")
+                    .after(json!({ "records": out.len() })),
+            )?;
+            Ok(out)
+        })
+        .await?;
+    Ok(SubjectExport {
+        format: "aura-data-subject-export/1",
+        workspace: ws,
+        exported_at: crate::clock::rfc3339(now),
+        records,
+    })
+}
+
+/// What an anonymisation changed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Anonymised {
+    /// The keyed pseudonym that now stands for the person.
+    pub pseudonym: String,
+    pub records: usize,
+    pub deleted_records: usize,
+    pub versions: usize,
+    pub audit_entries: usize,
+}
+
+pub async fn anonymise(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    raw: &str,
+) -> Result<Anonymised> {
+    let id = identifier(raw)?;
+    let now = state.clock.unix();
+    let entry_meta = meta.clone();
+    let actor = ctx.actor.clone();
+    let done = ctx
+        .db
+        .write(move |t| {
+            let found = find_in(t.tx, t.sealer, &digests(t.blind, &id))?;
+            let p = Pseudonym::new(t.blind, &id);
+            let collections: Vec<&str> = {
+                let set: HashSet<&str> = found
+                    .hits
+                    .iter()
+                    .map(|h| h.collection_id.as_str())
+                    .collect();
+                let mut v: Vec<&str> = set.into_iter().collect();
+                v.sort_unstable();
+                v
+            };
+            let record_ids: Vec<&str> = found.hits.iter().map(|h| h.id.as_str()).collect();
+            let redactor = t.audit(
+                now,
+                &NewEntry::new(actor.clone(), ANONYMISED, &entry_meta)
+                    .target("data_subject", p.as_str())
+                    .after(json!({
+                        "records": found.hits.len(),
+                        "record_ids": record_ids,
+                        "collections": collections,
+                    })),
+            )?;
+            let c = Ctx {
+                tx: t.tx,
+                sealer: t.sealer,
+                blind: t.blind,
+            };
+            let mut out = Anonymised {
+                pseudonym: p.as_str().to_owned(),
+                records: 0,
+                deleted_records: 0,
+                versions: 0,
+                audit_entries: 0,
+            };
+            for h in &found.hits {
+                let Some(coll) = found.collections.get(&h.collection_id) else {
+                    continue;
+                };
+                let pii = p.pii_fields(&coll.def);
+                if h.deleted {
+                    sql::drop_tombstone_keys(t.tx, h.seq)?;
+                    out.deleted_records += 1;
+                } else if let Some(rec) = rstore::get_record_by_seq(t.tx, t.sealer, h.seq)? {
+                    let mut vals = rec.values.clone();
+                    p.apply(&pii, &mut vals);
+                    sql::rewrite_record(&c, &coll.id, &coll.def, &rec, &vals)?;
+                    out.versions += sql::rewrite_versions(t.tx, t.sealer, &rec, |v| {
+                        p.apply(&pii, v);
+                    })?;
+                    sql::drop_idempotency(t.tx, rec.seq)?;
+                    out.records += 1;
+                }
+                for seq in sql::audit_seqs(t.tx, std::slice::from_ref(&h.id))? {
+                    let Some(e) = audit_sql::entry(t.tx, seq)? else {
+                        continue;
+                    };
+                    let mut d = detail(&e, t.sealer);
+                    let mut changed = false;
+                    for side in ["before", "after"] {
+                        if let Some(Value::Object(m)) =
+                            d.get_mut(side).and_then(|s| s.get_mut("values"))
+                        {
+                            changed |= p.apply_map(&pii, m);
+                        }
+                    }
+                    if changed {
+                        sql::replace_audit_detail(t.tx, t.sealer, seq, &d, redactor)?;
+                        out.audit_entries += 1;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    // The audit search index held the old details in memory; the record index
+    // catches up from the new `rev`s. Then the files lose the old ciphertexts.
+    state.indexes.drop_index(&format!("audit:{}", ctx.db.id()));
+    ctx.db.scrub().await?;
+    Ok(done)
+}
+
+/// Removes the record values from the sealed details of these records' audit
+/// entries (when their collection is deleted), redacted by entry `by`.
+pub fn erase_audit_values(t: &TenantTx<'_>, record_ids: &[String], by: i64) -> Result<usize> {
+    let mut n = 0;
+    for seq in sql::audit_seqs(t.tx, record_ids)? {
+        let Some(e) = audit_sql::entry(t.tx, seq)? else {
+            continue;
+        };
+        let mut d = detail(&e, t.sealer);
+        let mut changed = false;
+        for side in ["before", "after"] {
+            if let Some(Value::Object(m)) = d.get_mut(side) {
+                changed |= m.remove("values").is_some();
+            }
+        }
+        if changed {
+            sql::replace_audit_detail(t.tx, t.sealer, seq, &d, by)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}

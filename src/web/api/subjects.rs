@@ -1,0 +1,175 @@
+//! Data-subject requests over HTTP (owners and admins): find, export and
+//! anonymise the records that refer to a person. The identifier travels in a
+//! POST body, never in a URL (which proxies and logs keep).
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::ApiTags;
+use super::body::JsonBody;
+use crate::access::enter::{TenantCtx, enter};
+use crate::access::permissions::{Action, Resource, needs};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::subjects;
+use crate::web::session::SignedIn;
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectRequest {
+    /// An email, a phone number, or any value of a `pii` field.
+    pub identifier: String,
+}
+
+#[derive(Object)]
+pub struct SubjectMatch {
+    pub collection_id: String,
+    pub collection: String,
+    pub record_id: String,
+    /// A deleted record: its values are gone, its audit entries keep them.
+    pub deleted: bool,
+    /// The pii fields whose value matched, by name.
+    pub matched_fields: Vec<String>,
+    /// The record as `GET .../records/{id}` shows it; absent when deleted.
+    pub record: Option<Value>,
+}
+
+#[derive(Object)]
+pub struct SubjectMatches {
+    pub items: Vec<SubjectMatch>,
+}
+
+#[derive(Object)]
+pub struct AnonymiseResult {
+    /// The keyed pseudonym that now stands for the person in this workspace.
+    pub pseudonym: String,
+    /// Live records rewritten.
+    pub records: u64,
+    /// Deleted records whose audit entries were rewritten.
+    pub deleted_records: u64,
+    /// Kept versions rewritten.
+    pub versions: u64,
+    /// Audit entries whose sealed details were rewritten.
+    pub audit_entries: u64,
+}
+
+async fn enter_subjects(
+    state: &AppState,
+    who: &SignedIn,
+    workspace: &str,
+    action: Action,
+    label: &'static str,
+    meta: &RequestMeta,
+) -> poem::Result<TenantCtx> {
+    let need = needs(Resource::DataSubject, action);
+    Ok(enter(state, &who.0, workspace, need, label, meta).await?)
+}
+
+pub struct SubjectsApi;
+
+#[OpenApi(tag = "ApiTags::Privacy")]
+impl SubjectsApi {
+    /// Finds every record that refers to a person, through the pii blind
+    /// indexes (owners and admins; audited as `data_subject.searched`).
+    #[oai(path = "/workspaces/:workspace/data-subjects/search", method = "post")]
+    async fn search(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        body: JsonBody<SubjectRequest>,
+    ) -> poem::Result<Json<SubjectMatches>> {
+        let ctx = enter_subjects(
+            &state,
+            &who,
+            &workspace,
+            Action::Read,
+            "data_subject.search",
+            &meta,
+        )
+        .await?;
+        let found = subjects::find(&state, &ctx, &meta, &body.0.identifier).await?;
+        Ok(Json(SubjectMatches {
+            items: found
+                .into_iter()
+                .map(|m| SubjectMatch {
+                    collection_id: m.collection_id,
+                    collection: m.collection,
+                    record_id: m.record_id,
+                    deleted: m.deleted,
+                    matched_fields: m.matched_fields,
+                    record: m.record,
+                })
+                .collect(),
+        }))
+    }
+
+    /// Exports the person's records, their kept versions and their audit
+    /// entries as one JSON document (audited as `data_subject.exported`).
+    #[oai(path = "/workspaces/:workspace/data-subjects/export", method = "post")]
+    async fn export(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        body: JsonBody<SubjectRequest>,
+    ) -> poem::Result<Json<Value>> {
+        let ctx = enter_subjects(
+            &state,
+            &who,
+            &workspace,
+            Action::Export,
+            "data_subject.export",
+            &meta,
+        )
+        .await?;
+        let out = subjects::export(&state, &ctx, &meta, &body.0.identifier).await?;
+        Ok(Json(
+            serde_json::to_value(out).map_err(crate::error::Error::from)?,
+        ))
+    }
+
+    /// Anonymises the person: every pii value in their records, the records'
+    /// kept versions and their audit entries becomes the keyed pseudonym (or is
+    /// removed where no pseudonym fits the type); other values stay. The
+    /// audit chain still verifies (audited as `data_subject.anonymised`).
+    #[oai(
+        path = "/workspaces/:workspace/data-subjects/anonymise",
+        method = "post"
+    )]
+    async fn anonymise(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        body: JsonBody<SubjectRequest>,
+    ) -> poem::Result<Json<AnonymiseResult>> {
+        let ctx = enter_subjects(
+            &state,
+            &who,
+            &workspace,
+            Action::Delete,
+            "data_subject.anonymise",
+            &meta,
+        )
+        .await?;
+        let a = subjects::anonymise(&state, &ctx, &meta, &body.0.identifier).await?;
+        let n = |x: usize| u64::try_from(x).unwrap_or(u64::MAX);
+        Ok(Json(AnonymiseResult {
+            pseudonym: a.pseudonym,
+            records: n(a.records),
+            deleted_records: n(a.deleted_records),
+            versions: n(a.versions),
+            audit_entries: n(a.audit_entries),
+        }))
+    }
+}
