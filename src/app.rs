@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics: crate::ops::metrics::Metrics,
     /// Settings SIGHUP re-reads without a restart.
     pub reloadable: std::sync::RwLock<Reloadable>,
+    /// Workspace exports being written or waiting for download.
+    pub exports: crate::export::jobs::ExportJobs,
 }
 
 /// The part of the config that takes effect on SIGHUP.
@@ -107,7 +109,9 @@ impl AppState {
         let reloadable = std::sync::RwLock::new(Reloadable::from_config(&config));
         let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);
         let passkeys = crate::identity::passkeys::Passkeys::from_config(&config);
+        let exports = crate::export::jobs::ExportJobs::new(&config.data_dir);
         Ok(Self {
+            exports,
             passkeys,
             mailer,
             config: Arc::new(config),

@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod export;
 pub mod identity;
 pub mod ids;
 pub mod mail;

@@ -114,6 +114,11 @@ pub async fn workspace(g: &Global, cmd: WorkspaceCommand) -> Result<ExitCode> {
             .map_err(explain)?;
             println!("{id}");
         }
+        WorkspaceCommand::Export {
+            workspace,
+            out,
+            recipient,
+        } => return super::export::run(&state, &workspace, out, recipient),
         WorkspaceCommand::List => {
             println!("ID\tNAME\tREGION\tSTATE\tCREATED");
             for w in list_all(&state).await? {

@@ -7,6 +7,7 @@ mod backup;
 mod doctor;
 mod doctor_ops;
 mod doctor_tls;
+mod export;
 mod init;
 mod serve;
 
@@ -143,6 +144,17 @@ pub enum WorkspaceCommand {
         /// owner, admin, manager, member or viewer.
         #[arg(long)]
         role: String,
+    },
+    /// Export the whole workspace as one archive (.tar.zst; .age with --recipient).
+    Export {
+        /// The workspace id (see `aura workspace list`).
+        workspace: String,
+        /// The archive to write (must not exist).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Encrypt the archive to this age recipient (age1...).
+        #[arg(long)]
+        recipient: Option<String>,
     },
 }
 

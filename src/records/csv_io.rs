@@ -7,14 +7,14 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use super::schema::RecordAction;
+use super::schema::{Field, RecordAction};
 use super::{TxLookup, load_for, member_ids, rfc3339_ms, values};
 use crate::access::enter::TenantCtx;
 use crate::app::AppState;
 use crate::audit::service::ExportStream;
 use crate::audit::{NewEntry, RequestMeta};
 use crate::error::{Error, FieldError, Result};
-use crate::store::records::{self as rstore, Ctx, Sort};
+use crate::store::records::{self as rstore, Ctx, RecordRow, Sort};
 
 const PAGE: usize = 500;
 /// At most this many rows per import.
@@ -67,35 +67,11 @@ pub async fn export(
                     return;
                 }
             };
-            let mut w = csv::Writer::from_writer(Vec::new());
-            let mut ok = true;
-            if header {
-                let mut h = vec!["id".to_owned(), "created_at".into(), "updated_at".into()];
-                h.extend(fields.iter().map(|f| f.name.clone()));
-                ok &= w.write_record(&h).is_ok();
-                header = false;
-            }
-            for r in &page {
-                let mut row = vec![
-                    r.id.clone(),
-                    rfc3339_ms(r.created_at),
-                    rfc3339_ms(r.updated_at),
-                ];
-                row.extend(fields.iter().map(|f| {
-                    r.values
-                        .get(&f.id)
-                        .map(|v| values::to_text(f, v))
-                        .unwrap_or_default()
-                }));
-                ok &= w.write_record(&row).is_ok();
-            }
-            let chunk = match w.into_inner() {
-                Ok(b) if ok => b,
-                _ => {
-                    let _ = tx.blocking_send(Err(csv_err("export failed")));
-                    return;
-                }
+            let Some(chunk) = csv_rows(&fields, &page, header) else {
+                let _ = tx.blocking_send(Err(csv_err("export failed")));
+                return;
             };
+            header = false;
             if !chunk.is_empty() && tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
                 return;
             }
@@ -246,4 +222,31 @@ pub async fn import(
             Ok(count)
         })
         .await
+}
+
+/// CSV lines for a page of records (`id`, `created_at`, `updated_at`, then one
+/// column per field), with the header line first when `header`.
+pub fn csv_rows(fields: &[Field], page: &[RecordRow], header: bool) -> Option<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut ok = true;
+    if header {
+        let mut h = vec!["id".to_owned(), "created_at".into(), "updated_at".into()];
+        h.extend(fields.iter().map(|f| f.name.clone()));
+        ok &= w.write_record(&h).is_ok();
+    }
+    for r in page {
+        let mut row = vec![
+            r.id.clone(),
+            rfc3339_ms(r.created_at),
+            rfc3339_ms(r.updated_at),
+        ];
+        row.extend(fields.iter().map(|f| {
+            r.values
+                .get(&f.id)
+                .map(|v| values::to_text(f, v))
+                .unwrap_or_default()
+        }));
+        ok &= w.write_record(&row).is_ok();
+    }
+    w.into_inner().ok().filter(|_| ok)
 }

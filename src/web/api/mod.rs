@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod collections;
+pub mod exports;
 pub mod invitations;
 pub mod me;
 pub mod mfa;
@@ -66,6 +67,7 @@ pub type ApiService = OpenApiService<
         access::AccessApi,
         invitations::InvitationsApi,
         subjects::SubjectsApi,
+        exports::ExportsApi,
     ),
     (),
 >;
@@ -85,6 +87,7 @@ pub fn service(public_url: &str) -> ApiService {
             access::AccessApi,
             invitations::InvitationsApi,
             subjects::SubjectsApi,
+            exports::ExportsApi,
         ),
         "Aura API",
         env!("CARGO_PKG_VERSION"),

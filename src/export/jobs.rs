@@ -1,0 +1,270 @@
+//! Export jobs on the server: the archive is written in the background into a
+//! spool file under `<data_dir>/exports/`, always age-encrypted: to the
+//! recipient given at export time, or else to a one-off identity that lives
+//! only in memory (so the spool is unreadable on disk and after a restart).
+//! The UI and the API poll the progress and download the result, which is
+//! decrypted on the fly in the second case. Jobs and their files go after an
+//! hour, and at startup.
+
+use std::collections::HashMap;
+use std::io::{BufReader, Read, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::Summary;
+use crate::app::AppState;
+use crate::audit::{Actor, RequestMeta};
+use crate::error::{Error, Result};
+use crate::ids::WorkspaceId;
+use crate::store::tenant::TenantDb;
+
+const KEEP_SECONDS: i64 = 3_600;
+const CHUNK: usize = 64 * 1024;
+
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    /// `running`, `ready` or `failed`.
+    pub state: &'static str,
+    pub done: u64,
+    pub total: u64,
+    pub summary: Option<Summary>,
+    /// What went wrong, for people (details are in the log).
+    pub error: Option<String>,
+}
+
+pub struct Job {
+    pub id: String,
+    pub workspace: WorkspaceId,
+    pub created_at: i64,
+    /// Encrypted to the caller's own age recipient (served as it is).
+    pub to_recipient: bool,
+    identity: Option<age::x25519::Identity>,
+    path: PathBuf,
+    status: Mutex<Status>,
+}
+
+impl Job {
+    pub fn status(&self) -> Status {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn set(&self, f: impl FnOnce(&mut Status)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+
+    pub fn file_name(&self) -> String {
+        let ext = if self.to_recipient {
+            "tar.zst.age"
+        } else {
+            "tar.zst"
+        };
+        format!("aura-export-{}-{}.{ext}", self.workspace, self.created_at)
+    }
+
+    pub fn content_type(&self) -> &'static str {
+        if self.to_recipient {
+            "application/octet-stream"
+        } else {
+            "application/zstd"
+        }
+    }
+}
+
+pub struct ExportJobs {
+    dir: PathBuf,
+    jobs: Mutex<HashMap<String, Arc<Job>>>,
+}
+
+impl ExportJobs {
+    pub fn new(data_dir: &std::path::Path) -> Self {
+        Self {
+            dir: data_dir.join("exports"),
+            jobs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// At server start: spool files of an earlier run cannot be read any more
+    /// (their identities were in memory), so they go.
+    pub fn clear_spool(&self) {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<Job>>>> {
+        self.jobs
+            .lock()
+            .map_err(|_| Error::internal("export jobs lock poisoned"))
+    }
+
+    fn prune(&self, now: i64) -> Result<()> {
+        self.lock()?.retain(|_, j| {
+            let keep = now - j.created_at < KEEP_SECONDS || j.status().state == "running";
+            if !keep {
+                let _ = std::fs::remove_file(&j.path);
+            }
+            keep
+        });
+        Ok(())
+    }
+
+    /// The workspace's jobs, newest first.
+    pub fn list(&self, ws: WorkspaceId, now: i64) -> Result<Vec<Arc<Job>>> {
+        self.prune(now)?;
+        let mut out: Vec<Arc<Job>> = self
+            .lock()?
+            .values()
+            .filter(|j| j.workspace == ws)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(out)
+    }
+
+    /// A job of this workspace; another workspace's job is not found.
+    pub fn get(&self, ws: WorkspaceId, id: &str) -> Result<Arc<Job>> {
+        self.lock()?
+            .get(id)
+            .filter(|j| j.workspace == ws)
+            .cloned()
+            .ok_or(Error::NotFound("export"))
+    }
+}
+
+/// Records the export, signs the chain head, and starts writing the archive.
+pub async fn start(
+    state: &Arc<AppState>,
+    db: TenantDb,
+    actor: Actor,
+    meta: &RequestMeta,
+    recipient: Option<age::x25519::Recipient>,
+) -> Result<Arc<Job>> {
+    let jobs = &state.exports;
+    let now = state.clock.unix();
+    jobs.prune(now)?;
+    crate::store::create_private_dir(&jobs.dir)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let (identity, to) = match recipient {
+        Some(r) => (None, r),
+        None => {
+            let i = age::x25519::Identity::generate();
+            let r = i.to_public();
+            (Some(i), r)
+        }
+    };
+    let job = Arc::new(Job {
+        path: jobs.dir.join(format!("{id}.age")),
+        id: id.clone(),
+        workspace: db.id(),
+        created_at: now,
+        to_recipient: identity.is_none(),
+        identity,
+        status: Mutex::new(Status {
+            state: "running",
+            ..Status::default()
+        }),
+    });
+    let (st, d, m, enc) = (
+        Arc::clone(state),
+        db.clone(),
+        meta.clone(),
+        job.to_recipient,
+    );
+    let checkpoint =
+        tokio::task::spawn_blocking(move || super::begin(&st, &d, actor, &m, enc)).await??;
+    jobs.lock()?.insert(id, Arc::clone(&job));
+    let (st, j) = (Arc::clone(state), Arc::clone(&job));
+    tokio::task::spawn_blocking(move || {
+        let result = (|| -> Result<Summary> {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&j.path)?;
+            let enc = age::Encryptor::with_recipients(std::iter::once(&to as &dyn age::Recipient))
+                .map_err(|e| Error::internal(format!("age: {e}")))?;
+            let w = enc.wrap_output(std::io::BufWriter::new(file))?;
+            let progress = |done: u64, total: u64| {
+                j.set(|s| {
+                    s.done = done;
+                    s.total = total;
+                })
+            };
+            let (w, summary) = super::write(&st, &db, &checkpoint, w, &progress)?;
+            let mut file = w.finish()?;
+            file.flush()?;
+            file.get_ref().sync_all()?;
+            Ok(summary)
+        })();
+        match result {
+            Ok(summary) => j.set(|s| {
+                s.state = "ready";
+                s.summary = Some(summary);
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, workspace = %j.workspace, "workspace export failed");
+                let _ = std::fs::remove_file(&j.path);
+                j.set(|s| {
+                    s.state = "failed";
+                    s.error = Some("the export failed; the server log has the details".into());
+                });
+            }
+        }
+    });
+    Ok(job)
+}
+
+pub type DownloadStream = mpsc::Receiver<std::result::Result<Bytes, std::io::Error>>;
+
+/// Streams a ready archive: as stored when it is encrypted to the caller's
+/// recipient, else decrypted with the job's in-memory identity.
+pub fn download(job: Arc<Job>) -> Result<DownloadStream> {
+    if job.status().state != "ready" {
+        return Err(Error::Conflict("the export is not ready yet".into()));
+    }
+    let file = std::fs::File::open(&job.path).map_err(|_| Error::NotFound("export"))?;
+    let (tx, rx) = mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let reader: Result<Box<dyn Read>> = match &job.identity {
+            None => Ok(Box::new(BufReader::new(file))),
+            Some(identity) => age::Decryptor::new_buffered(BufReader::new(file))
+                .and_then(|d| d.decrypt(std::iter::once(identity as &dyn age::Identity)))
+                .map(|r| Box::new(r) as Box<dyn Read>)
+                .map_err(|e| Error::internal(format!("export spool: {e}"))),
+        };
+        let mut reader = match reader {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "export download failed");
+                let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
+                return;
+            }
+        };
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "export download failed");
+                    let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
+                    return;
+                }
+            }
+        }
+    });
+    Ok(rx)
+}

@@ -1,0 +1,177 @@
+//! Workspace exports over HTTP (owners and admins): start one, watch its
+//! progress, download the archive. See `crate::export` for what it holds.
+
+use std::sync::Arc;
+
+use poem::Body;
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::{Binary, Json, Response};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::ApiTags;
+use super::body::JsonBody;
+use crate::access::enter::{TenantCtx, enter};
+use crate::access::permissions::{Action, Resource, needs};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::export::jobs::{self, Job};
+use crate::web::session::SignedIn;
+
+#[derive(Object, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    /// Encrypt the archive to this age recipient (`age1...`); without it the
+    /// download is the plain `.tar.zst`.
+    #[serde(default)]
+    pub recipient: Option<String>,
+}
+
+#[derive(Object)]
+pub struct ExportJob {
+    pub id: String,
+    /// `running`, `ready` or `failed`.
+    pub state: String,
+    /// Records and audit entries written so far, of `total`.
+    pub done: u64,
+    pub total: u64,
+    pub encrypted: bool,
+    pub file_name: String,
+    pub created_at: String,
+    /// Where to fetch the archive once `state` is `ready`.
+    pub download: String,
+    pub records: Option<u64>,
+    pub audit_entries: Option<u64>,
+    pub bytes: Option<u64>,
+    pub error: Option<String>,
+}
+
+impl ExportJob {
+    pub fn of(j: &Job) -> Self {
+        let s = j.status();
+        Self {
+            id: j.id.clone(),
+            state: s.state.to_owned(),
+            done: s.done,
+            total: s.total,
+            encrypted: j.to_recipient,
+            file_name: j.file_name(),
+            created_at: crate::clock::rfc3339(j.created_at),
+            download: format!(
+                "/api/v1/workspaces/{}/exports/{}/download",
+                j.workspace, j.id
+            ),
+            records: s.summary.as_ref().map(|x| x.records),
+            audit_entries: s.summary.as_ref().map(|x| x.audit_entries),
+            bytes: s.summary.as_ref().map(|x| x.bytes),
+            error: s.error,
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct ExportJobs {
+    pub items: Vec<ExportJob>,
+}
+
+#[derive(ApiResponse)]
+pub enum ExportStarted {
+    /// The export runs; poll it until `state` is `ready`.
+    #[oai(status = 202)]
+    Accepted(Json<ExportJob>),
+}
+
+async fn enter_export(
+    state: &AppState,
+    who: &SignedIn,
+    workspace: &str,
+    meta: &RequestMeta,
+) -> poem::Result<TenantCtx> {
+    let need = needs(Resource::Workspace, Action::Export);
+    Ok(enter(state, &who.0, workspace, need, "workspace.export", meta).await?)
+}
+
+pub struct ExportsApi;
+
+#[OpenApi(tag = "ApiTags::Privacy")]
+impl ExportsApi {
+    /// Starts an export of the whole workspace (owners and admins; audited
+    /// as `workspace.exported`).
+    #[oai(path = "/workspaces/:workspace/exports", method = "post")]
+    async fn start(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        body: JsonBody<ExportRequest>,
+    ) -> poem::Result<ExportStarted> {
+        let ctx = enter_export(&state, &who, &workspace, &meta).await?;
+        let recipient = match body.0.recipient.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(r) => Some(crate::export::recipient("recipient", r)?),
+        };
+        let job = jobs::start(&state, ctx.db.clone(), ctx.actor.clone(), &meta, recipient).await?;
+        Ok(ExportStarted::Accepted(Json(ExportJob::of(&job))))
+    }
+
+    /// The workspace's exports of the last hour, newest first.
+    #[oai(path = "/workspaces/:workspace/exports", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+    ) -> poem::Result<Json<ExportJobs>> {
+        let ctx = enter_export(&state, &who, &workspace, &meta).await?;
+        let list = state.exports.list(ctx.db.id(), state.clock.unix())?;
+        Ok(Json(ExportJobs {
+            items: list.iter().map(|j| ExportJob::of(j)).collect(),
+        }))
+    }
+
+    /// One export's progress.
+    #[oai(path = "/workspaces/:workspace/exports/:export", method = "get")]
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        export: Path<String>,
+    ) -> poem::Result<Json<ExportJob>> {
+        let ctx = enter_export(&state, &who, &workspace, &meta).await?;
+        let job = state.exports.get(ctx.db.id(), &export)?;
+        Ok(Json(ExportJob::of(&job)))
+    }
+
+    /// The archive, streamed (409 until the export is ready).
+    #[oai(
+        path = "/workspaces/:workspace/exports/:export/download",
+        method = "get"
+    )]
+    async fn download(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        export: Path<String>,
+    ) -> poem::Result<Response<Binary<Body>>> {
+        let ctx = enter_export(&state, &who, &workspace, &meta).await?;
+        let job = state.exports.get(ctx.db.id(), &export)?;
+        let (name, ctype) = (job.file_name(), job.content_type());
+        let rx = jobs::download(job)?;
+        Ok(
+            Response::new(Binary(Body::from_bytes_stream(ReceiverStream::new(rx))))
+                .header("content-type", ctype)
+                .header(
+                    "content-disposition",
+                    format!("attachment; filename=\"{name}\""),
+                ),
+        )
+    }
+}
