@@ -403,6 +403,38 @@ fn api_table() -> Vec<ApiRoute> {
             role(Role::Owner),
         )
         .json(json!({"required": false})),
+        // Data-subject requests (a person no record refers to) and exports.
+        api(
+            "POST",
+            "/workspaces/{workspace}/data-subjects/search",
+            role(Role::Admin),
+        )
+        .json(json!({"identifier": "matrix-nobody@example.com"})),
+        api(
+            "POST",
+            "/workspaces/{workspace}/data-subjects/export",
+            role(Role::Admin),
+        )
+        .json(json!({"identifier": "matrix-nobody@example.com"})),
+        api(
+            "POST",
+            "/workspaces/{workspace}/data-subjects/anonymise",
+            role(Role::Admin),
+        )
+        .json(json!({"identifier": "matrix-nobody@example.com"})),
+        api("POST", "/workspaces/{workspace}/exports", role(Role::Admin)).json(json!({})),
+        api("GET", "/workspaces/{workspace}/exports", role(Role::Admin)),
+        // `{export}` is a job that does not exist.
+        api(
+            "GET",
+            "/workspaces/{workspace}/exports/{export}",
+            Need::RoleStatus(Role::Admin, 404),
+        ),
+        api(
+            "GET",
+            "/workspaces/{workspace}/exports/{export}/download",
+            Need::RoleStatus(Role::Admin, 404),
+        ),
         // Teams.
         api("GET", "/workspaces/{workspace}/teams", role(Role::Viewer)),
         api("POST", "/workspaces/{workspace}/teams", role(Role::Admin))
@@ -572,6 +604,17 @@ fn ui_table() -> Vec<UiRoute> {
             PlatformOnly(422),
         ),
         ui("/platform/impersonation/end", &[], Platform),
+        ui("/w/:ws/privacy/export", WS, role(Role::Admin)),
+        ui("/w/:ws/privacy/subjects", WS, role(Role::Admin))
+            .form(|_| pairs(&[("identifier", "matrix-nobody@example.com")])),
+        ui("/w/:ws/privacy/subjects/export", WS, role(Role::Admin))
+            .form(|_| pairs(&[("identifier", "matrix-nobody@example.com")])),
+        ui("/w/:ws/privacy/subjects/anonymise", WS, role(Role::Admin)).form(|_| {
+            pairs(&[
+                ("identifier", "matrix-nobody@example.com"),
+                ("confirm", "yes"),
+            ])
+        }),
         ui("/w/:ws/invitations", WS, Need::RoleStatus(Role::Admin, 422))
             .form(|_| pairs(&[("email", "not-an-address"), ("role", "viewer")])),
         ui(
@@ -704,6 +747,12 @@ fn ui_pages() -> Vec<UiRoute> {
         page("/w/:ws/members", WS, role(Role::Viewer)),
         page("/account", &[], SignedIn),
         page("/w/:ws/audit", WS, role(Role::Admin)),
+        page("/w/:ws/privacy", WS, role(Role::Admin)),
+        page(
+            "/w/:ws/privacy/exports/:id",
+            &[(":ws", P::Ws), (":id", P::Nowhere)],
+            Need::RoleStatus(Role::Admin, 404),
+        ),
         page("/w/:ws/audit/:seq", SEQ, role(Role::Admin)),
         page("/platform/audit", &[], Platform),
         page("/platform/audit/:seq", &[(":seq", P::Seq)], Platform),
@@ -1389,6 +1438,7 @@ fn fill_api_path(path: &str, s: &Subst) -> Result<String, String> {
         ("{id}", "no-such-sign-in"),
         ("{seq}", "1"),
         ("{version}", "1"),
+        ("{export}", "no-such-export"),
     ] {
         out = out.replace(k, v);
     }

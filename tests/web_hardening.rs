@@ -181,6 +181,13 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             ],
             "/w/:ws/invitations/revoke" => vec![("invitation_id", invitation.clone())],
             "/login/magic" | "/reset" => vec![("email", "admin@example.com".into())],
+            "/w/:ws/privacy/subjects" | "/w/:ws/privacy/subjects/export" => {
+                vec![("identifier", "nobody@example.com".into())]
+            }
+            "/w/:ws/privacy/subjects/anonymise" => vec![
+                ("identifier", "nobody@example.com".into()),
+                ("confirm", "yes".into()),
+            ],
             "/reset/:token" => vec![("new_password", PASSWORD.into())],
             // A new account: the last route, as it signs the client in as it.
             "/invite/:token" => vec![("name", "Invitee".into()), ("password", PASSWORD.into())],
@@ -262,6 +269,10 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
         let want = match *route {
             "/w/:ws/tokens" | "/account/mfa/start" | "/login/magic" | "/reset"
             | "/reset/:token" => 200,
+            // Results pages and a JSON download answer the post directly.
+            "/w/:ws/privacy/subjects"
+            | "/w/:ws/privacy/subjects/export"
+            | "/w/:ws/privacy/subjects/anonymise" => 200,
             // A wrong code; a removal without a password (the form got through).
             "/account/mfa/confirm" | "/account/mfa/remove" | "/account/passkeys/remove" => 422,
             _ => 303,

@@ -58,6 +58,11 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/magic/:token",
     "/reset",
     "/reset/:token",
+    "/w/:ws/privacy/export",
+    "/w/:ws/privacy/subjects",
+    "/w/:ws/privacy/subjects/export",
+    "/w/:ws/privacy/subjects/anonymise",
+    // Last: the CSRF test signs in as the new account here.
     "/invite/:token",
 ];
 
@@ -103,6 +108,10 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/magic/:token" => ui::magic::redeem.boxed(),
         "/reset" => ui::magic::request_reset.boxed(),
         "/reset/:token" => ui::magic::reset.boxed(),
+        "/w/:ws/privacy/export" => ui::privacy::start_export.boxed(),
+        "/w/:ws/privacy/subjects" => ui::privacy::find_subject.boxed(),
+        "/w/:ws/privacy/subjects/export" => ui::privacy::export_subject.boxed(),
+        "/w/:ws/privacy/subjects/anonymise" => ui::privacy::anonymise_subject.boxed(),
         _ => return None,
     })
 }
@@ -135,6 +144,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/platform/audit", get(ui::audit::platform_audit))
         .at("/platform/audit/:seq", get(ui::audit::platform_entry))
         .at("/platform/backups", get(ui::backups::page))
+        .at("/w/:ws/privacy", get(ui::privacy::privacy_page))
+        .at("/w/:ws/privacy/exports/:id", get(ui::privacy::export_page))
         .at("/assets/*path", get(assets::serve));
     for path in UI_FORM_ROUTES {
         let Some(ep) = ui_form(path) else { continue };

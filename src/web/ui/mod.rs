@@ -10,6 +10,7 @@ pub mod invite;
 pub mod magic;
 pub mod pages;
 pub mod platform;
+pub mod privacy;
 pub mod record_form;
 pub mod records;
 pub mod schema;

@@ -1,0 +1,320 @@
+//! "Privacy and export" (owners and admins): export the whole workspace with
+//! its progress, and answer data-subject requests: find a person's records,
+//! download them as JSON, anonymise them.
+
+use std::sync::Arc;
+
+use maud::{Markup, html};
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{IntoResponse, Request, Response, handler};
+
+use super::csrf_field;
+use super::forms::{enter_ui, form_pairs, one, page, see_other};
+use crate::access::permissions::{Action, Resource, needs};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::error::{Error, FieldError};
+use crate::export::jobs;
+use crate::subjects::{self, Match};
+use crate::web::session::SignedIn;
+
+async fn ctx(
+    state: &AppState,
+    who: &SignedIn,
+    ws: &str,
+    action: Action,
+    label: &'static str,
+    meta: &RequestMeta,
+) -> poem::Result<crate::access::enter::TenantCtx> {
+    let resource = if label.starts_with("workspace") {
+        Resource::Workspace
+    } else {
+        Resource::DataSubject
+    };
+    enter_ui(state, who, ws, needs(resource, action), label, meta).await
+}
+
+fn crumbs(ws: &str) -> Markup {
+    html! { p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } " › " a href=(format!("/w/{ws}/privacy")) { "Privacy and export" } } }
+}
+
+fn field_errors(errors: &[FieldError]) -> Markup {
+    super::forms::errors_box(errors)
+}
+
+#[handler]
+pub async fn privacy_page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    render(req, &state, &meta, &who, &ws, &[]).await
+}
+
+async fn render(
+    req: &Request,
+    state: &Arc<AppState>,
+    meta: &RequestMeta,
+    who: &SignedIn,
+    ws: &str,
+    errors: &[FieldError],
+) -> poem::Result<Response> {
+    let c = ctx(state, who, ws, Action::Export, "workspace.export", meta).await?;
+    let exports = state.exports.list(c.db.id(), state.clock.unix())?;
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    page(req, state, who, status, "Privacy and export", |token| {
+        html! {
+            section.card {
+                (crumbs(ws))
+                h1 { "Privacy and export" }
+                (field_errors(errors))
+                h2 { "Export this workspace" }
+                p.muted { "One archive with the members, teams, collections (schemas, records as JSON and CSV) and the audit log with its signed checkpoint, plus a manifest of SHA-256 sums. Give an age recipient to get it encrypted to you." }
+                form method="post" action=(format!("/w/{ws}/privacy/export")) {
+                    (csrf_field(token))
+                    label { "age recipient (optional) " input name="recipient" id="export-recipient" placeholder="age1..." autocomplete="off"; }
+                    button type="submit" id="start-export" { "Start export" }
+                }
+                @if !exports.is_empty() {
+                    table.list {
+                        thead { tr { th { "Started" } th { "State" } th { "Records" } th {} } }
+                        tbody {
+                            @for j in &exports {
+                                @let s = j.status();
+                                tr {
+                                    td { (crate::clock::rfc3339(j.created_at)) }
+                                    td { a href=(format!("/w/{ws}/privacy/exports/{}", j.id)) { (s.state) } }
+                                    td { (s.summary.as_ref().map(|x| x.records).unwrap_or(s.done)) }
+                                    td { @if s.state == "ready" { a href=(format!("/api/v1/workspaces/{ws}/exports/{}/download", j.id)) { "Download " (j.file_name()) } } }
+                                }
+                            }
+                        }
+                    }
+                }
+                h2 { "Data subject requests" }
+                p.muted { "Find every record that refers to a person by their email, phone or any value of a field marked pii, in every collection. Then download their data or anonymise them. Each step is recorded in the audit log; the identifier itself is never kept." }
+                form method="post" action=(format!("/w/{ws}/privacy/subjects")) {
+                    (csrf_field(token))
+                    label { "Email, phone or other identifier " input name="identifier" id="subject-identifier" required autocomplete="off"; }
+                    button type="submit" id="find-subject" { "Find records" }
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[handler]
+pub async fn start_export(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let c = ctx(&state, &who, &ws, Action::Export, "workspace.export", &meta).await?;
+    let pairs = form_pairs(req);
+    let recipient = match one(&pairs, "recipient").map(str::trim) {
+        None | Some("") => None,
+        Some(r) => match crate::export::recipient("recipient", r) {
+            Ok(r) => Some(r),
+            Err(Error::Validation(errors)) => {
+                return render(req, &state, &meta, &who, &ws, &errors).await;
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let job = jobs::start(&state, c.db.clone(), c.actor.clone(), &meta, recipient).await?;
+    Ok(see_other(format!("/w/{ws}/privacy/exports/{}", job.id)))
+}
+
+#[handler]
+pub async fn export_page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path((ws, id)): Path<(String, String)>,
+) -> poem::Result<Response> {
+    let c = ctx(&state, &who, &ws, Action::Export, "workspace.export", &meta).await?;
+    let job = state.exports.get(c.db.id(), &id)?;
+    let s = job.status();
+    let mut resp = page(req, &state, &who, StatusCode::OK, "Workspace export", |_| {
+        html! {
+            section.card {
+                (crumbs(&ws))
+                h1 { "Workspace export" }
+                p { "Records and audit entries written: " (s.done) " of " (s.total) }
+                progress id="export-progress" value=(s.done) max=(s.total.max(1)) {}
+                @match s.state {
+                    "ready" => {
+                        p id="export-ready" { "Ready: " (s.summary.as_ref().map(|x| x.records).unwrap_or(0)) " records, " (s.summary.as_ref().map(|x| x.audit_entries).unwrap_or(0)) " audit entries." }
+                        p { a.button id="download-export" href=(format!("/api/v1/workspaces/{ws}/exports/{}/download", job.id)) { "Download " (job.file_name()) } }
+                        p.muted { "The download stays available for an hour." }
+                    },
+                    "failed" => { p.error role="alert" { (s.error.clone().unwrap_or_default()) } },
+                    _ => { p.muted { "Writing the archive; this page refreshes itself." } },
+                }
+            }
+        }
+    })
+    .await?;
+    if s.state == "running" {
+        resp.headers_mut()
+            .insert("refresh", poem::http::HeaderValue::from_static("1"));
+    }
+    Ok(resp)
+}
+
+fn matches_table(found: &[Match], ws: &str) -> Markup {
+    html! {
+        table.list id="subject-matches" {
+            thead { tr { th { "Collection" } th { "Record" } th { "Matched" } th { "State" } } }
+            tbody {
+                @for m in found {
+                    tr {
+                        td { (m.collection) }
+                        td { @if m.deleted { (m.record_id) } @else { a href=(format!("/w/{ws}/c/{}/r/{}", m.collection_id, m.record_id)) { (m.record_id) } } }
+                        td { (m.matched_fields.join(", ")) }
+                        td { @if m.deleted { "deleted (audit entries keep values)" } @else { "live" } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn identifier_of(req: &Request) -> String {
+    let pairs = form_pairs(req);
+    one(&pairs, "identifier").unwrap_or_default().to_owned()
+}
+
+#[handler]
+pub async fn find_subject(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let c = ctx(
+        &state,
+        &who,
+        &ws,
+        Action::Read,
+        "data_subject.search",
+        &meta,
+    )
+    .await?;
+    let id = identifier_of(req);
+    let found = match subjects::find(&state, &c, &meta, &id).await {
+        Ok(f) => f,
+        Err(Error::Validation(errors)) => {
+            return render(req, &state, &meta, &who, &ws, &errors).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    page(req, &state, &who, StatusCode::OK, "Data subject request", |token| {
+        html! {
+            section.card {
+                (crumbs(&ws))
+                h1 { "Data subject request" }
+                p id="subject-count" { (found.len()) " record(s) refer to this person." }
+                @if !found.is_empty() {
+                    (matches_table(&found, &ws))
+                    form method="post" action=(format!("/w/{ws}/privacy/subjects/export")) {
+                        (csrf_field(token))
+                        input type="hidden" name="identifier" value=(id);
+                        button type="submit" id="export-subject" { "Download their data (JSON)" }
+                    }
+                    form method="post" action=(format!("/w/{ws}/privacy/subjects/anonymise")) {
+                        (csrf_field(token))
+                        input type="hidden" name="identifier" value=(id);
+                        label { input type="checkbox" name="confirm" value="yes" id="confirm-anonymise" required; " Replace this person's pii values with a pseudonym everywhere. This cannot be undone." }
+                        button.danger type="submit" id="anonymise-subject" { "Anonymise" }
+                    }
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[handler]
+pub async fn export_subject(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let c = ctx(
+        &state,
+        &who,
+        &ws,
+        Action::Export,
+        "data_subject.export",
+        &meta,
+    )
+    .await?;
+    let out = subjects::export(&state, &c, &meta, &identifier_of(req)).await?;
+    let body = serde_json::to_vec_pretty(&out).map_err(Error::from)?;
+    Ok(body
+        .with_content_type("application/json")
+        .with_header(
+            "content-disposition",
+            "attachment; filename=\"data-subject-export.json\"",
+        )
+        .into_response())
+}
+
+#[handler]
+pub async fn anonymise_subject(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let c = ctx(
+        &state,
+        &who,
+        &ws,
+        Action::Delete,
+        "data_subject.anonymise",
+        &meta,
+    )
+    .await?;
+    let pairs = form_pairs(req);
+    if one(&pairs, "confirm") != Some("yes") {
+        let errors = vec![FieldError {
+            field: "confirm".into(),
+            message: "tick the box to confirm the anonymisation".into(),
+        }];
+        return render(req, &state, &meta, &who, &ws, &errors).await;
+    }
+    let done = subjects::anonymise(
+        &state,
+        &c,
+        &meta,
+        one(&pairs, "identifier").unwrap_or_default(),
+    )
+    .await?;
+    page(req, &state, &who, StatusCode::OK, "Anonymised", |_| {
+        html! {
+            section.card {
+                (crumbs(&ws))
+                h1 { "Anonymised" }
+                p id="anonymised" { "The person is now " code { (done.pseudonym) } " in this workspace: " (done.records) " record(s), " (done.versions) " kept version(s), " (done.deleted_records) " deleted record(s) and " (done.audit_entries) " audit entries rewritten. Amounts, dates and other values stay, so totals still add up." }
+            }
+        }
+    })
+    .await
+}
