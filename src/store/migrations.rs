@@ -57,6 +57,11 @@ pub const CONTROL: &[Migration] = &[
         name: "passkeys",
         sql: include_str!("migrations/control/0009_passkeys.sql"),
     },
+    Migration {
+        version: 10,
+        name: "lifecycle",
+        sql: include_str!("migrations/control/0010_lifecycle.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[
