@@ -4,7 +4,6 @@
 //! which is what makes that workspace unreadable in every existing backup at
 //! once (crypto-shredding).
 
-
 use super::archive::{Escrow, EscrowKey};
 use super::target::{ESCROW, LocalTarget};
 use crate::app::AppState;

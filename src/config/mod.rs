@@ -308,8 +308,7 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
         ));
     }
     let l = &file.lifecycle;
-    if l.workspace_grace_days > 3650 || l.account_grace_days > 3650 || l.purge_interval_secs == 0
-    {
+    if l.workspace_grace_days > 3650 || l.account_grace_days > 3650 || l.purge_interval_secs == 0 {
         return Err(Error::Config(
             "keys `lifecycle.workspace_grace_days` and `lifecycle.account_grace_days` must be at most 3650, and `lifecycle.purge_interval_secs` above 0".into(),
         ));

@@ -93,14 +93,21 @@ pub async fn cancel(state: &AppState, who: &Principal, meta: &RequestMeta) -> Re
     person(who)?;
     let user = who.user_id;
     let now = state.clock.unix();
-    crate::identity::self_change(state, user, "user.deletion_cancelled", now, meta, move |tx| {
-        if !lifecycle::cancel_user(tx, user)? {
-            return Err(Error::Conflict(
-                "your account is not scheduled for deletion".into(),
-            ));
-        }
-        Ok(())
-    })
+    crate::identity::self_change(
+        state,
+        user,
+        "user.deletion_cancelled",
+        now,
+        meta,
+        move |tx| {
+            if !lifecycle::cancel_user(tx, user)? {
+                return Err(Error::Conflict(
+                    "your account is not scheduled for deletion".into(),
+                ));
+            }
+            Ok(())
+        },
+    )
     .await?;
     notify::account(state, user, notify::Event::Cancelled).await;
     Ok(())
@@ -114,14 +121,20 @@ pub fn purge_due(state: &AppState, now: i64, progress: &dyn Fn(&str)) -> Result<
     let (mut deleted, mut kept) = (0, 0);
     let meta = RequestMeta::default();
     for user in due {
-        let sole = state.control.db.read(|c| lifecycle::sole_owner_of(c, user))?;
+        let sole = state
+            .control
+            .db
+            .read(|c| lifecycle::sole_owner_of(c, user))?;
         if !sole.is_empty() {
             tracing::warn!(user = %user, workspaces = ?sole, "account deletion due but it is the last owner; kept");
             kept += 1;
             continue;
         }
         progress(&format!("deleting account {user}"));
-        let workspaces = state.control.db.read(|c| lifecycle::memberships_of(c, user))?;
+        let workspaces = state
+            .control
+            .db
+            .read(|c| lifecycle::memberships_of(c, user))?;
         // Team places and an entry in each workspace's own chain first; the
         // memberships themselves go with the account row below.
         for ws in &workspaces {

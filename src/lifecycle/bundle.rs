@@ -157,7 +157,8 @@ pub fn unpack(bundle: &Path, identity: &age::x25519::Identity, dir: &Path) -> Re
             }
             DATA => {
                 let mut out = std::fs::File::create(dir.join(DATA))?;
-                std::io::copy(&mut entry, &mut out).map_err(|e| bad(format!("damaged data: {e}")))?;
+                std::io::copy(&mut entry, &mut out)
+                    .map_err(|e| bad(format!("damaged data: {e}")))?;
                 out.sync_all()?;
             }
             other => return Err(bad(format!("unexpected file `{other}`"))),

@@ -240,7 +240,10 @@ pub fn purge_due(state: &AppState, progress: &dyn Fn(&str)) -> Result<Purged> {
     let now = state.clock.unix();
     let meta = RequestMeta::default();
     let mut out = Purged::default();
-    let due = state.control.db.read(|c| lifecycle::due_deletions(c, now))?;
+    let due = state
+        .control
+        .db
+        .read(|c| lifecycle::due_deletions(c, now))?;
     for ws in due {
         progress(&format!("shredding workspace {ws}"));
         out.escrows += shred(state, ws, "deleted", Actor::System, &meta)?;

@@ -208,13 +208,12 @@ fn bad(m: impl std::fmt::Display) -> Error {
     Error::Usage(format!("bundle rejected: {m}; nothing was imported"))
 }
 
-fn import(
-    state: &AppState,
-    m: &Manifest,
-    data: &Path,
-    progress: &dyn Fn(&str),
-) -> Result<MovedIn> {
-    let ws: WorkspaceId = m.workspace.id.parse().map_err(|_| bad("bad workspace id"))?;
+fn import(state: &AppState, m: &Manifest, data: &Path, progress: &dyn Fn(&str)) -> Result<MovedIn> {
+    let ws: WorkspaceId = m
+        .workspace
+        .id
+        .parse()
+        .map_err(|_| bad("bad workspace id"))?;
     let keys = state.control.keys.clone();
     if state
         .control
@@ -289,7 +288,10 @@ fn import(
     }
     let mut members = Vec::new();
     for mb in &m.members {
-        let role: Role = mb.role.parse().map_err(|_| bad("a member has a bad role"))?;
+        let role: Role = mb
+            .role
+            .parse()
+            .map_err(|_| bad("a member has a bad role"))?;
         let id: UserId = mb.id.parse().map_err(|_| bad("a member has a bad id"))?;
         members.push((mb, id, role));
     }
@@ -387,7 +389,13 @@ fn import(
     // Re-anchor the chain under this appliance's audit key.
     progress("re-anchor the audit chain");
     if first_seq > 1 {
-        chains::sign_anchor(&state.control, &ws.to_string(), first_seq - 1, first_prev, now)?;
+        chains::sign_anchor(
+            &state.control,
+            &ws.to_string(),
+            first_seq - 1,
+            first_prev,
+            now,
+        )?;
     }
     let tenant = state
         .tenants

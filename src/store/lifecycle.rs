@@ -42,13 +42,14 @@ pub struct Lifecycle {
     pub due_at: Option<i64>,
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, Option<String>, i64, Option<i64>)> {
+/// A `workspace_lifecycle` row as stored.
+type RawRow = (String, String, Option<String>, i64, Option<i64>);
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-fn parse(
-    (ws, kind, by, at, due): (String, String, Option<String>, i64, Option<i64>),
-) -> Result<Lifecycle> {
+fn parse((ws, kind, by, at, due): RawRow) -> Result<Lifecycle> {
     Ok(Lifecycle {
         workspace: ws.parse()?,
         kind: Kind::parse(&kind)?,
@@ -200,7 +201,9 @@ pub fn set_escrow_stale(tx: &Transaction<'_>, stale: bool) -> Result<()> {
 
 pub fn escrow_stale(conn: &Connection) -> Result<bool> {
     Ok(conn
-        .query_row("SELECT 1 FROM meta WHERE key = ?1", [ESCROW_STALE], |_| Ok(()))
+        .query_row("SELECT 1 FROM meta WHERE key = ?1", [ESCROW_STALE], |_| {
+            Ok(())
+        })
         .optional()?
         .is_some())
 }

@@ -209,11 +209,7 @@ pub fn require_mfa(conn: &Connection, ws: WorkspaceId) -> Result<bool> {
 /// What entering a workspace needs in one read: the caller's role in an
 /// active workspace, and whether its MFA policy shuts them out (a person
 /// without a confirmed second factor in a workspace that requires one).
-pub fn membership_gate(
-    conn: &Connection,
-    ws: WorkspaceId,
-    user: UserId,
-) -> Result<Option<Gate>> {
+pub fn membership_gate(conn: &Connection, ws: WorkspaceId, user: UserId) -> Result<Option<Gate>> {
     let row: Option<(String, bool, Option<String>)> = conn
         .query_row(
             "SELECT m.role,

@@ -81,7 +81,12 @@ impl TenantDb {
 
     /// Appends one audit entry that records no change (a refused action), even
     /// while the workspace is read-only.
-    pub async fn record<F>(&self, now: i64, meta: crate::audit::RequestMeta, entry: F) -> Result<i64>
+    pub async fn record<F>(
+        &self,
+        now: i64,
+        meta: crate::audit::RequestMeta,
+        entry: F,
+    ) -> Result<i64>
     where
         F: for<'m> FnOnce(&'m crate::audit::RequestMeta) -> NewEntry<'m> + Send + 'static,
     {

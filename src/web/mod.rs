@@ -59,6 +59,10 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/reset",
     "/reset/:token",
     "/invite/:token",
+    "/w/:ws/deletion",
+    "/w/:ws/deletion/cancel",
+    "/account/deletion",
+    "/account/deletion/cancel",
 ];
 
 fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
@@ -103,6 +107,10 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/magic/:token" => ui::magic::redeem.boxed(),
         "/reset" => ui::magic::request_reset.boxed(),
         "/reset/:token" => ui::magic::reset.boxed(),
+        "/w/:ws/deletion" => ui::lifecycle::schedule_deletion.boxed(),
+        "/w/:ws/deletion/cancel" => ui::lifecycle::cancel_deletion.boxed(),
+        "/account/deletion" => ui::lifecycle::schedule_account_deletion.boxed(),
+        "/account/deletion/cancel" => ui::lifecycle::cancel_account_deletion.boxed(),
         _ => return None,
     })
 }
@@ -135,7 +143,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/platform/audit", get(ui::audit::platform_audit))
         .at("/platform/audit/:seq", get(ui::audit::platform_entry))
         .at("/platform/backups", get(ui::backups::page))
-        .at("/assets/*path", get(assets::serve));
+        .at("/assets/*path", get(assets::serve))
+        .at("/w/:ws/settings", get(ui::lifecycle::settings_page));
     for path in UI_FORM_ROUTES {
         let Some(ep) = ui_form(path) else { continue };
         // A few form routes also have a page at the same address.

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod collections;
 pub mod invitations;
+pub mod lifecycle;
 pub mod me;
 pub mod mfa;
 pub mod passkeys;
@@ -62,6 +63,7 @@ pub type ApiService = OpenApiService<
         teams::TeamsApi,
         access::AccessApi,
         invitations::InvitationsApi,
+        lifecycle::LifecycleApi,
     ),
     (),
 >;
@@ -80,6 +82,7 @@ pub fn service(public_url: &str) -> ApiService {
             teams::TeamsApi,
             access::AccessApi,
             invitations::InvitationsApi,
+            lifecycle::LifecycleApi,
         ),
         "Aura API",
         env!("CARGO_PKG_VERSION"),
