@@ -244,16 +244,28 @@ pub fn purge_due(state: &AppState, progress: &dyn Fn(&str)) -> Result<Purged> {
         .control
         .db
         .read(|c| lifecycle::due_deletions(c, now))?;
+    // One failure (an escrow that cannot be rewritten) does not hold up the
+    // rest; the first one is reported once everything else is done.
+    let mut failed: Option<Error> = None;
     for ws in due {
         progress(&format!("shredding workspace {ws}"));
-        out.escrows += shred(state, ws, "deleted", Actor::System, &meta)?;
-        out.workspaces += 1;
+        match shred(state, ws, "deleted", Actor::System, &meta) {
+            Ok(n) => out.escrows += n,
+            Err(e) => {
+                tracing::error!(workspace = %ws, error = %e, "shredding did not finish");
+                failed.get_or_insert(e);
+            }
+        }
+        // The key is gone once `shred_rows` committed, whatever followed.
+        if state.control.db.read(|c| lifecycle::get(c, ws))?.is_none() {
+            out.workspaces += 1;
+        }
     }
     let (deleted, blocked) = accounts::purge_due(state, now, progress)?;
     out.accounts = deleted;
     out.blocked = blocked;
     // A rewrite that failed before (or a CLI shred beside this server).
-    if state.control.db.read(lifecycle::escrow_stale)? {
+    if failed.is_none() && state.control.db.read(lifecycle::escrow_stale)? {
         out.escrows += crate::backup::escrow::rewrite_after_shred(state)?;
     }
     let live = state.control.db.read(control::workspace_ids)?;
@@ -262,7 +274,10 @@ pub fn purge_due(state: &AppState, progress: &dyn Fn(&str)) -> Result<Purged> {
             forget(state, id);
         }
     }
-    Ok(out)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// The server's purge loop: at start, then every `purge_interval_secs`.
