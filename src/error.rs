@@ -38,6 +38,10 @@ pub enum Error {
     Validation(Vec<FieldError>),
     #[error("{0}")]
     Conflict(String),
+    /// The workspace is read-only: `deleting` (scheduled for deletion) or
+    /// `moving` (being moved to another appliance).
+    #[error("the workspace is read-only ({0})")]
+    WorkspaceReadOnly(&'static str),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
     #[error("not ready: {0}")]

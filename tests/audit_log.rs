@@ -999,6 +999,40 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             json!({"password": PASSWORD}),
             None,
         ),
+        // Deletion, scheduled and cancelled (the workspace stays). The
+        // account is the staff member's: the owner is the workspace's last.
+        (
+            "POST",
+            "/workspaces/{workspace}/deletion",
+            "platform",
+            "workspace.deletion_scheduled",
+            json!({"confirm_name": "Audit Ltd"}),
+            None,
+        ),
+        (
+            "DELETE",
+            "/workspaces/{workspace}/deletion",
+            "platform",
+            "workspace.deletion_cancelled",
+            Value::Null,
+            None,
+        ),
+        (
+            "POST",
+            "/me/deletion",
+            "platform",
+            "user.deletion_scheduled",
+            json!({"password": PASSWORD}),
+            None,
+        ),
+        (
+            "DELETE",
+            "/me/deletion",
+            "platform",
+            "user.deletion_cancelled",
+            Value::Null,
+            None,
+        ),
         // Last: a reset ends the owner's sessions.
         (
             "POST",
@@ -1075,7 +1109,10 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             p = p.replace(k, v);
         }
         let url = s.server.url(&format!("/api/v1{p}"));
-        let client = if path.starts_with("/platform/") || path.starts_with("/invitations/") {
+        let client = if path.starts_with("/platform/")
+            || path.starts_with("/invitations/")
+            || path.starts_with("/me/deletion")
+        {
             &staff
         } else {
             &s.c

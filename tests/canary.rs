@@ -747,3 +747,113 @@ async fn members_service_accounts_and_token_names_leave_no_plaintext() {
         hits.join("\n")
     );
 }
+
+#[tokio::test]
+async fn deletion_and_a_move_leave_no_plaintext() {
+    use age::secrecy::ExposeSecret;
+    let source = Env::new();
+    let target = Env::new();
+    let ws_name = canary("wsname");
+    let owner_name = canary("ownername");
+    let member_local = canary("movermail");
+    let member_email = format!("{member_local}@example.com");
+    let team_name = canary("moveteam");
+    source.create_user("mover@example.com", &owner_name);
+    source.create_user(&member_email, &canary("movername"));
+    let ws = source.create_workspace(&ws_name, "mover@example.com");
+    source.add_member(&ws, &member_email, "viewer");
+    let server = source.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "mover@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let url = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let r = c
+        .post(url("/teams"))
+        .json(&serde_json::json!({ "name": team_name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // The name typed to confirm a deletion, then the cancellation.
+    let r = c
+        .post(url("/deletion"))
+        .json(&serde_json::json!({ "confirm_name": ws_name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c.delete(url("/deletion")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    let id = age::x25519::Identity::generate();
+    let id_file = target.root().join("target-identity.txt");
+    std::fs::write(&id_file, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    let bundle = source.root().join("move.age");
+    let out = source.cli(
+        &[
+            "workspace",
+            "move-out",
+            &ws,
+            "--to-recipient",
+            &id.to_public().to_string(),
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out2 = target.cli(
+        &[
+            "workspace",
+            "move-in",
+            bundle.to_str().unwrap(),
+            "--identity",
+            id_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out2.stderr)
+    );
+    let all = vec![ws_name, owner_name, member_local, member_email, team_name];
+    let mut hits = scan_dir(&source.data_dir(), &all);
+    // The target ran only the CLI: its databases are closed (no -wal).
+    let (target_hits, files) = scan_tree(&target.data_dir(), &all);
+    assert!(files >= 2, "the target's control and tenant databases");
+    hits.extend(target_hits);
+    hits.extend(scan_bytes(&std::fs::read(&bundle).unwrap(), &all));
+    for o in [&out, &out2] {
+        hits.extend(scan_bytes(&o.stdout, &all));
+        hits.extend(scan_bytes(&o.stderr, &all));
+    }
+    assert!(
+        hits.is_empty(),
+        "canaries after the move:\n{}",
+        hits.join("\n")
+    );
+    let out = source.cli(&["workspace", "move-confirm", &ws], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logs = server.stop();
+    let mut hits = scan_bytes(&logs, &all);
+    hits.extend(scan_tree(&source.data_dir(), &all).0);
+    hits.extend(scan_tree(&target.data_dir(), &all).0);
+    assert!(
+        hits.is_empty(),
+        "canaries after shredding:\n{}",
+        hits.join("\n")
+    );
+}

@@ -458,6 +458,27 @@ fn api_table() -> Vec<ApiRoute> {
             role(Role::Admin),
         )
         .fresh(),
+        // Deletion: a wrong name (422) and nothing to cancel (409), so no
+        // workspace or account is ever scheduled here.
+        api(
+            "GET",
+            "/workspaces/{workspace}/deletion",
+            role(Role::Viewer),
+        ),
+        api(
+            "POST",
+            "/workspaces/{workspace}/deletion",
+            Need::RoleStatus(Role::Owner, 422),
+        )
+        .json(json!({"confirm_name": "not the name"})),
+        api(
+            "DELETE",
+            "/workspaces/{workspace}/deletion",
+            Need::RoleStatus(Role::Owner, 409),
+        ),
+        api("GET", "/me/deletion", SignedIn),
+        api("POST", "/me/deletion", Need::Person(422)).json(json!({"password": ""})),
+        api("DELETE", "/me/deletion", Need::Person(409)),
     ]
 }
 
@@ -710,6 +731,11 @@ fn ui_table() -> Vec<UiRoute> {
         ui("/account/mfa/confirm", &[], Person(422)),
         ui("/account/mfa/remove", &[], Person(422)),
         ui("/account/passkeys/remove", &[], Person(422)),
+        // Deletion: no name typed (422); nothing to cancel (back to the page).
+        ui("/w/:ws/deletion", WS, Need::RoleStatus(Role::Owner, 422)),
+        ui("/w/:ws/deletion/cancel", WS, role(Role::Owner)),
+        ui("/account/deletion", &[], Person(422)),
+        ui("/account/deletion/cancel", &[], Person(303)),
     ]
 }
 
@@ -762,6 +788,7 @@ fn ui_pages() -> Vec<UiRoute> {
         page("/magic/:token", INVITE, Public(200)),
         page("/reset", &[], Public(200)),
         page("/reset/:token", INVITE, Public(404)),
+        page("/w/:ws/settings", WS, role(Role::Viewer)),
     ]
 }
 

@@ -205,6 +205,9 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
                 ("current_password", PASSWORD.into()),
                 ("new_password", PASSWORD.into()),
             ],
+            // Scheduled, then cancelled by the next route.
+            "/w/:ws/deletion" => vec![("confirm_name", "Forms Inc".into())],
+            "/account/deletion" => vec![("password", PASSWORD.into())],
             _ => vec![],
         };
         let (c, good) = if *route == "/login" {
@@ -275,6 +278,8 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             | "/w/:ws/privacy/subjects/anonymise" => 200,
             // A wrong code; a removal without a password (the form got through).
             "/account/mfa/confirm" | "/account/mfa/remove" | "/account/passkeys/remove" => 422,
+            // The last owner of a workspace: refused on the page (the form got through).
+            "/account/deletion" => 422,
             _ => 303,
         };
         assert_eq!(r.status(), want, "{route}: the right token works");

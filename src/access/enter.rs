@@ -51,6 +51,14 @@ pub async fn enter(
     if !role.at_least(needs) {
         return Err(deny(state, &db, &actor, role, action, needs.as_str(), meta).await);
     }
+    // A workspace being deleted or moved is read-only: reads go on, changes
+    // are refused here (those kept in control.db, such as members and
+    // tokens) or by the `TenantDb` itself (workspace data).
+    if let Some(kind) = db.frozen()
+        && !allowed_while_frozen(action)
+    {
+        return Err(Error::WorkspaceReadOnly(kind.as_str()));
+    }
     Ok(TenantCtx {
         grant,
         db,
@@ -77,16 +85,23 @@ pub async fn deny(
     let meta = meta.clone();
     let detail = json!({ "attempted": action, "role": role.as_str(), "needs": needs });
     let actor = actor.clone();
+    // A refusal changes nothing, so it is recorded even in a read-only workspace.
     let written = db
-        .write(move |t| {
-            t.audit(
-                now,
-                &NewEntry::new(actor, "access.denied", &meta).after(detail),
-            )
+        .record(now, meta, move |m| {
+            NewEntry::new(actor, "access.denied", m).after(detail)
         })
         .await;
     match written {
         Ok(_) => Error::Forbidden,
         Err(e) => e,
     }
+}
+
+/// Operations a read-only workspace still allows: reading, exporting,
+/// verifying, and cancelling its deletion.
+fn allowed_while_frozen(action: &str) -> bool {
+    [".read", ".export", ".verify"]
+        .iter()
+        .any(|s| action.ends_with(s))
+        || action == crate::lifecycle::CANCEL_ACTION
 }

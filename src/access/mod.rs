@@ -44,7 +44,12 @@ pub enum Via {
 pub struct Grant {
     workspace: WorkspaceId,
     holder: GrantHolder,
+    /// The workspace is read-only for this holder (being deleted or moved):
+    /// its `TenantDb` refuses writes. The system handle is never frozen.
+    frozen: Option<Frozen>,
 }
+
+pub use crate::store::lifecycle::Kind as Frozen;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GrantHolder {
@@ -75,6 +80,10 @@ impl Grant {
         &self.holder
     }
 
+    pub fn frozen(&self) -> Option<Frozen> {
+        self.frozen
+    }
+
     pub fn role(&self) -> Option<Role> {
         match &self.holder {
             GrantHolder::Member { role, .. } | GrantHolder::Staff { role, .. } => Some(*role),
@@ -88,6 +97,7 @@ impl Grant {
         Self {
             workspace,
             holder: GrantHolder::System { reason },
+            frozen: None,
         }
     }
 }
@@ -109,31 +119,43 @@ pub async fn grant_for(control: &Control, who: &Principal, ws: WorkspaceId) -> R
         }
         _ => None,
     };
-    let role = control
+    let gate = control
         .db
         .read_async(move |c| crate::store::mfa::membership_gate(c, ws, user))
         .await?;
     // A workspace that requires a second factor shuts out people without
     // one (service accounts act through tokens and are exempt).
-    if matches!(role, Some((_, true))) {
+    if gate.as_ref().is_some_and(|g| g.needs_mfa) {
         return Err(Error::MfaEnrolmentRequired);
     }
-    match role.map(|(r, _)| cap.map_or(r, |c| r.max(c))) {
-        Some(role) => Ok(Grant {
+    match gate {
+        Some(g) => Ok(Grant {
             workspace: ws,
-            holder: GrantHolder::Member { user, role },
+            holder: GrantHolder::Member {
+                user,
+                role: cap.map_or(g.role, |c| g.role.max(c)),
+            },
+            frozen: g.frozen,
         }),
         None => match &who.impersonating {
             // Staff without a membership, inside a recorded impersonation of
             // exactly this workspace.
-            Some(i) if i.workspace_id == ws && who.platform_admin => Ok(Grant {
-                workspace: ws,
-                holder: GrantHolder::Staff {
-                    user,
-                    role: i.role,
-                    reason: i.reason.clone(),
-                },
-            }),
+            Some(i) if i.workspace_id == ws && who.platform_admin => {
+                let frozen = control
+                    .db
+                    .read_async(move |c| crate::store::lifecycle::get(c, ws))
+                    .await?
+                    .map(|l| l.kind);
+                Ok(Grant {
+                    workspace: ws,
+                    holder: GrantHolder::Staff {
+                        user,
+                        role: i.role,
+                        reason: i.reason.clone(),
+                    },
+                    frozen,
+                })
+            }
             _ => Err(Error::NotFound("workspace")),
         },
     }

@@ -159,6 +159,12 @@ pub const TABLE: &[Rule] = &[
         note: "require two-factor sign-in: members without it reach nothing until they enrol",
     },
     Rule {
+        resource: Resource::Workspace,
+        action: Action::Delete,
+        roles: OWNERS,
+        note: "schedule the workspace's deletion (read-only through the grace period, then its key is destroyed) or cancel it",
+    },
+    Rule {
         resource: Resource::Team,
         action: Action::Read,
         roles: EVERYONE,

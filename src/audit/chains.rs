@@ -57,6 +57,28 @@ fn sign_and_store(control: &Control, body: CheckpointBody) -> Result<CheckpointB
     Ok(body)
 }
 
+/// Signs a retention anchor for a chain that starts after seq 1 (a workspace
+/// moved in from another appliance, whose source had applied retention): the
+/// caller has checked it against the source's own signed checkpoint.
+pub fn sign_anchor(
+    control: &Control,
+    scope: &str,
+    seq: i64,
+    hash: Vec<u8>,
+    now: i64,
+) -> Result<CheckpointBody> {
+    sign_and_store(
+        control,
+        CheckpointBody {
+            scope: scope.to_owned(),
+            seq,
+            hash,
+            time: now,
+            reason: "retention".into(),
+        },
+    )
+}
+
 /// Signs the head of the platform chain.
 pub fn checkpoint_platform(control: &Control, reason: &str, now: i64) -> Result<CheckpointBody> {
     let (seq, hash) = control.db.read(sql::head)?;

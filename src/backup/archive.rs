@@ -30,6 +30,9 @@ pub struct RunSummary {
 pub struct Escrow {
     pub created_at: i64,
     pub keys: Vec<EscrowKey>,
+    /// Workspaces whose keys were destroyed: a restore skips them knowingly.
+    #[serde(default)]
+    pub shredded: Vec<String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -82,7 +85,7 @@ pub fn table_counts(path: &Path) -> Result<std::collections::BTreeMap<String, i6
     Ok(out)
 }
 
-fn encrypt_to(
+pub(crate) fn encrypt_to(
     recipients: &[age::x25519::Recipient],
     out: &mut std::fs::File,
     write: impl FnOnce(&mut dyn Write) -> Result<()>,
@@ -110,23 +113,7 @@ pub fn run(state: &AppState, progress: &dyn Fn(&str)) -> Result<RunSummary> {
         let control_copy = scratch.join("control.db");
         state.control.db.read(|c| vacuum_into(c, &control_copy))?;
         // The wrapped workspace keys leave the archive; they go to the escrow.
-        let escrow = {
-            let keys = state.control.db.read(|c| {
-                let mut stmt = c.prepare("SELECT workspace_id, key_id, wrapped FROM workspace_keys ORDER BY workspace_id, key_id")?;
-                let rows = stmt.query_map([], |r| {
-                    Ok(EscrowKey {
-                        workspace: r.get(0)?,
-                        key_id: r.get(1)?,
-                        wrapped_hex: hex::encode(r.get::<_, Vec<u8>>(2)?),
-                    })
-                })?;
-                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-            })?;
-            Escrow {
-                created_at: now,
-                keys,
-            }
-        };
+        let escrow = super::escrow::current(&state.control, now)?;
         {
             let c = Connection::open(&control_copy)?;
             c.execute_batch("PRAGMA secure_delete=ON; DELETE FROM workspace_keys; VACUUM;")?;

@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod drill;
+pub mod escrow;
 pub mod restore;
 pub mod s3;
 pub mod target;

@@ -19,6 +19,8 @@ use crate::store::control::Control;
 pub struct Restored {
     pub id: String,
     pub workspaces: usize,
+    /// Workspaces in the archive whose keys were destroyed since (skipped).
+    pub shredded: usize,
 }
 
 pub fn full(
@@ -44,6 +46,7 @@ pub fn full(
         )));
     }
     let _ = std::fs::remove_file(to.join("manifest.json"));
+    let shredded = drop_shredded(to, &manifest, &escrow)?;
     {
         let conn = rusqlite::Connection::open(to.join("control.db"))?;
         for k in &escrow.keys {
@@ -62,13 +65,46 @@ pub fn full(
         time::OffsetDateTime::now_utc().unix_timestamp(),
         &NewEntry::new(Actor::Operator, "backup.restored", &RequestMeta::cli())
             .target("backup", id)
-            .after(json!({ "workspaces": manifest.workspaces.len(), "scope": "appliance" })),
+            .after(json!({ "workspaces": manifest.workspaces.len() - shredded, "shredded_skipped": shredded, "scope": "appliance" })),
     )?;
     control.db.checkpoint()?;
     Ok(Restored {
         id: id.to_owned(),
-        workspaces: manifest.workspaces.len(),
+        workspaces: manifest.workspaces.len() - shredded,
+        shredded,
     })
+}
+
+/// Workspaces shredded since the backup was taken (listed in the escrow,
+/// with no key there): their files are removed from the restored dir and
+/// their rows from its control.db, as on the live appliance. Their data in
+/// the archive stays ciphertext whose key no longer exists.
+fn drop_shredded(to: &Path, manifest: &super::Manifest, escrow: &archive::Escrow) -> Result<usize> {
+    let gone: Vec<&str> = manifest
+        .workspaces
+        .iter()
+        .map(|w| w.id.as_str())
+        .filter(|id| {
+            escrow.shredded.iter().any(|s| s == id)
+                && !escrow.keys.iter().any(|k| k.workspace == *id)
+        })
+        .collect();
+    if gone.is_empty() {
+        return Ok(0);
+    }
+    let conn = rusqlite::Connection::open(to.join("control.db"))?;
+    conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;")?;
+    for id in &gone {
+        let ws: crate::ids::WorkspaceId = id.parse()?;
+        let _ = std::fs::remove_dir_all(to.join("tenants").join(ws.to_string()));
+        conn.execute("DELETE FROM audit_checkpoints WHERE scope = ?1", [id])?;
+        conn.execute("DELETE FROM workspaces WHERE id = ?1", [id])?;
+        conn.execute(
+            "INSERT OR IGNORE INTO shredded_workspaces (id, shredded_at, reason) VALUES (?1, ?2, 'deleted')",
+            params![id, escrow.created_at],
+        )?;
+    }
+    Ok(gone.len())
 }
 
 /// Replaces one workspace in place while the server runs. The backup is
@@ -96,6 +132,11 @@ pub fn workspace(
         if !manifest.workspaces.iter().any(|w| w.id == ws.to_string()) {
             return Err(Error::Usage(format!(
                 "backup {id} does not contain workspace {ws}"
+            )));
+        }
+        if escrow.shredded.contains(&ws.to_string()) {
+            return Err(Error::Usage(format!(
+                "workspace {ws} was deleted and its key destroyed: backup {id} can no longer restore it"
             )));
         }
         if let Err((step, why)) =

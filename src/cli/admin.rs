@@ -132,6 +132,8 @@ pub async fn workspace(g: &Global, cmd: WorkspaceCommand) -> Result<ExitCode> {
                 );
             }
         }
+        // Deletion and moves: see cli/lifecycle.rs.
+        other => return super::lifecycle::run(&state, other).await,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -196,6 +196,12 @@ pub async fn restore(
     })
     .await??;
     bar.finish_and_clear();
+    if r.shredded > 0 {
+        println!(
+            "skipped {} workspace(s) deleted since this backup: their keys were destroyed",
+            r.shredded
+        );
+    }
     println!(
         "restored backup {} ({} workspace(s)) into {}; start it with `aura serve --data-dir {}` and the same master key",
         r.id,

@@ -9,6 +9,7 @@ mod doctor_ops;
 mod doctor_tls;
 mod export;
 mod init;
+mod lifecycle;
 mod serve;
 
 use std::path::PathBuf;
@@ -155,6 +156,41 @@ pub enum WorkspaceCommand {
         /// Encrypt the archive to this age recipient (age1...).
         #[arg(long)]
         recipient: Option<String>,
+    },
+    /// Carry out the deletions that are due now: destroy the keys of
+    /// workspaces past their grace period (crypto-shredding) and delete the
+    /// accounts past theirs. The server also does this on its own.
+    PurgeDue,
+    /// Write a workspace's sealed bundle for another appliance; the workspace
+    /// turns read-only here until `move-confirm` or `move-cancel`.
+    MoveOut {
+        /// The workspace id.
+        workspace: String,
+        /// The target appliance's age recipient (age1...).
+        #[arg(long)]
+        to_recipient: String,
+        /// Where to write the bundle (default: ./aura-move-<id>.age).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Import a bundle from `move-out`, with its data and audit chain.
+    MoveIn {
+        /// The bundle file.
+        bundle: PathBuf,
+        /// This appliance's age identity (the recipient's secret half); `-`
+        /// reads it from stdin.
+        #[arg(long)]
+        identity: PathBuf,
+    },
+    /// After the target imported it: shred the moved workspace here.
+    MoveConfirm {
+        /// The workspace id.
+        workspace: String,
+    },
+    /// Call a move off: the workspace is writable here again.
+    MoveCancel {
+        /// The workspace id.
+        workspace: String,
     },
 }
 

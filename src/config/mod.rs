@@ -42,6 +42,7 @@ pub struct FileConfig {
     pub security_txt: SecurityTxtConfig,
     pub mail: MailConfig,
     pub log: LogConfig,
+    pub lifecycle: LifecycleConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -118,6 +119,7 @@ impl Default for FileConfig {
             security_txt: SecurityTxtConfig::default(),
             mail: MailConfig::default(),
             log: LogConfig::default(),
+            lifecycle: LifecycleConfig::default(),
         }
     }
 }
@@ -303,6 +305,12 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
     if a.checkpoint_interval_secs == 0 || a.verify_interval_secs == 0 {
         return Err(Error::Config(
             "keys `audit.checkpoint_interval_secs` and `audit.verify_interval_secs` must be above 0".into(),
+        ));
+    }
+    let l = &file.lifecycle;
+    if l.workspace_grace_days > 3650 || l.account_grace_days > 3650 || l.purge_interval_secs == 0 {
+        return Err(Error::Config(
+            "keys `lifecycle.workspace_grace_days` and `lifecycle.account_grace_days` must be at most 3650, and `lifecycle.purge_interval_secs` above 0".into(),
         ));
     }
     let public_url = if file.public_url.is_empty() && file.tls.mode != TlsMode::Off {

@@ -200,3 +200,24 @@ impl Default for MailConfig {
         }
     }
 }
+
+/// Deleting workspaces and accounts: how long the grace period lasts before
+/// the workspace's key is destroyed (or the account deleted), and how often
+/// the server looks for deletions that are due.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleConfig {
+    pub workspace_grace_days: u32,
+    pub account_grace_days: u32,
+    pub purge_interval_secs: u64,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self {
+            workspace_grace_days: 14,
+            account_grace_days: 14,
+            purge_interval_secs: 3600,
+        }
+    }
+}

@@ -119,14 +119,14 @@ pub fn begin(
     encrypted: bool,
 ) -> Result<CheckpointLine> {
     let now = state.clock.unix();
-    db.write_blocking(|t| {
-        t.audit(
-            now,
-            &NewEntry::new(actor, "workspace.exported", meta)
-                .target("workspace", db.id())
-                .after(json!({ "encrypted": encrypted })),
-        )
-    })?;
+    // An export changes no data, so it is allowed (and recorded) while the
+    // workspace is read-only, e.g. during its deletion's grace period.
+    db.record_blocking(
+        now,
+        &NewEntry::new(actor, "workspace.exported", meta)
+            .target("workspace", db.id())
+            .after(json!({ "encrypted": encrypted })),
+    )?;
     let body = chains::checkpoint_workspace(&state.control, db, "export", now)?;
     let sig = state.control.signer.sign(&body);
     Ok(CheckpointLine::new(

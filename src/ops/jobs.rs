@@ -21,8 +21,14 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         state.config.file.backup.drill_schedule.clone(),
         drill_now,
     );
+    // Deletions that are due: at start, then every lifecycle.purge_interval_secs.
+    let purges = crate::lifecycle::spawn(Arc::clone(&state));
     tokio::spawn(async move {
-        let _guards = (AbortOnDrop(backups), AbortOnDrop(drills));
+        let _guards = (
+            AbortOnDrop(backups),
+            AbortOnDrop(drills),
+            AbortOnDrop(purges),
+        );
         let cfg = state.config.file.audit.clone();
         let mut checkpoint =
             tokio::time::interval(Duration::from_secs(cfg.checkpoint_interval_secs));

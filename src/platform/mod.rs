@@ -25,6 +25,8 @@ pub struct Health {
     pub members: i64,
     /// Size of the workspace's database file (and its WAL), in bytes.
     pub size_bytes: u64,
+    /// When its deletion is due, if it is being deleted.
+    pub deletion_due_at: Option<i64>,
 }
 
 pub async fn list(state: &AppState) -> Result<Vec<Health>> {
@@ -33,11 +35,17 @@ pub async fn list(state: &AppState) -> Result<Vec<Health>> {
         .control
         .db
         .read_async(move |c| {
+            let lifecycles = crate::store::lifecycle::all(c)?;
             control::list_workspaces(c, &keys)?
                 .into_iter()
-                .map(|w| {
+                .map(|mut w| {
                     let members = platform::member_count(c, w.id)?;
-                    Ok((w, members))
+                    // A move keeps `state`; show it as what it is.
+                    let l = lifecycles.iter().find(|l| l.workspace == w.id);
+                    if let Some(l) = l {
+                        w.state = l.kind.as_str().to_owned();
+                    }
+                    Ok((w, members, l.and_then(|l| l.due_at)))
                 })
                 .collect::<Result<Vec<_>>>()
         })
@@ -45,7 +53,7 @@ pub async fn list(state: &AppState) -> Result<Vec<Health>> {
     let dir = state.tenants.tenants_dir().clone();
     Ok(rows
         .into_iter()
-        .map(|(row, members)| {
+        .map(|(row, members, deletion_due_at)| {
             let base = dir.join(row.id.to_string());
             let size_bytes = ["data.db", "data.db-wal"]
                 .iter()
@@ -56,6 +64,7 @@ pub async fn list(state: &AppState) -> Result<Vec<Health>> {
                 row,
                 members,
                 size_bytes,
+                deletion_due_at,
             }
         })
         .collect())
@@ -88,6 +97,12 @@ pub async fn set_active(
         .control
         .db
         .write_async(move |tx| {
+            if let Some(l) = crate::store::lifecycle::get(tx, ws)? {
+                return Err(Error::Conflict(format!(
+                    "the workspace is {}; that ends first (cancel it, or let it finish)",
+                    l.kind.as_str()
+                )));
+            }
             platform::set_state(tx, ws, new_state, now)?;
             audit::append(
                 tx,

@@ -108,7 +108,8 @@ pub fn find_live(
     let mut stmt = conn.prepare(&format!(
         "SELECT {} FROM invitations i JOIN workspaces w ON w.id = i.workspace_id
          WHERE i.token_hash = ?1 AND i.accepted_at IS NULL AND i.revoked_at IS NULL
-           AND i.expires_at > ?2 AND w.state = 'active'",
+           AND i.expires_at > ?2 AND w.state = 'active'
+           AND NOT EXISTS (SELECT 1 FROM workspace_lifecycle l WHERE l.workspace_id = w.id)",
         COLUMNS
             .split(',')
             .map(|c| format!("i.{}", c.trim()))

@@ -209,26 +209,40 @@ pub fn require_mfa(conn: &Connection, ws: WorkspaceId) -> Result<bool> {
 /// What entering a workspace needs in one read: the caller's role in an
 /// active workspace, and whether its MFA policy shuts them out (a person
 /// without a confirmed second factor in a workspace that requires one).
-pub fn membership_gate(
-    conn: &Connection,
-    ws: WorkspaceId,
-    user: UserId,
-) -> Result<Option<(Role, bool)>> {
-    let row: Option<(String, bool)> = conn
+pub fn membership_gate(conn: &Connection, ws: WorkspaceId, user: UserId) -> Result<Option<Gate>> {
+    let row: Option<(String, bool, Option<String>)> = conn
         .query_row(
             "SELECT m.role,
                     w.require_mfa = 1 AND u.kind = 'person'
                     AND NOT EXISTS (SELECT 1 FROM totp t
                                     WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL)
-                    AND NOT EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = u.id)
+                    AND NOT EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = u.id),
+                    (SELECT l.kind FROM workspace_lifecycle l WHERE l.workspace_id = w.id)
              FROM memberships m
              JOIN workspaces w ON w.id = m.workspace_id
              JOIN users u ON u.id = m.user_id
-             WHERE m.workspace_id = ?1 AND m.user_id = ?2 AND w.state = 'active'",
+             WHERE m.workspace_id = ?1 AND m.user_id = ?2 AND w.state IN ('active', 'deleting')",
             params![ws.to_string(), user.to_string()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    row.map(|(role, blocked)| Ok((role.parse()?, blocked)))
-        .transpose()
+    row.map(|(role, blocked, frozen)| {
+        Ok(Gate {
+            role: role.parse()?,
+            needs_mfa: blocked,
+            frozen: frozen
+                .map(|k| super::lifecycle::Kind::parse(&k))
+                .transpose()?,
+        })
+    })
+    .transpose()
+}
+
+/// What entering a workspace needs to know about a membership.
+pub struct Gate {
+    pub role: Role,
+    /// The workspace requires a second factor this person has not set up.
+    pub needs_mfa: bool,
+    /// The workspace is read-only (being deleted or moved).
+    pub frozen: Option<super::lifecycle::Kind>,
 }

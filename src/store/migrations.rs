@@ -58,6 +58,11 @@ pub const CONTROL: &[Migration] = &[
         sql: include_str!("migrations/control/0009_passkeys.sql"),
     },
     Migration {
+        version: 10,
+        name: "lifecycle",
+        sql: include_str!("migrations/control/0010_lifecycle.sql"),
+    },
+    Migration {
         version: 12,
         name: "audit_redaction",
         sql: include_str!("migrations/control/0012_audit_redaction.sql"),

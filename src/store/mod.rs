@@ -7,6 +7,7 @@ pub mod audit;
 pub mod control;
 pub mod invitations;
 pub mod keypairs;
+pub mod lifecycle;
 pub mod links;
 pub mod mfa;
 pub mod migrations;

@@ -23,6 +23,9 @@ pub struct TenantDb {
     db: Arc<Db>,
     sealer: Arc<Sealer>,
     blind: Arc<BlindIndex>,
+    /// Set from the grant: a workspace being deleted or moved refuses writes
+    /// (audit entries of refusals still go through `record`).
+    frozen: Option<crate::access::Frozen>,
 }
 
 impl std::fmt::Debug for TenantDb {
@@ -47,6 +50,13 @@ impl TenantTx<'_> {
 }
 
 impl TenantDb {
+    /// A clone carrying the grant's read-only state.
+    fn for_grant(&self, grant: &Grant) -> Self {
+        let mut t = self.clone();
+        t.frozen = grant.frozen();
+        t
+    }
+
     pub fn id(&self) -> WorkspaceId {
         self.id
     }
@@ -55,11 +65,47 @@ impl TenantDb {
         &self.sealer
     }
 
+    pub fn blind(&self) -> &BlindIndex {
+        &self.blind
+    }
+
+    /// Why this handle refuses writes, if it does.
+    pub fn frozen(&self) -> Option<crate::access::Frozen> {
+        self.frozen
+    }
+
+    /// Refuses with 409 `workspace-deleting` / `workspace-moving` when the
+    /// workspace is read-only for this handle.
+    pub fn writable(&self) -> Result<()> {
+        match self.frozen {
+            Some(k) => Err(Error::WorkspaceReadOnly(k.as_str())),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends one audit entry that records no change (a refused action), even
+    /// while the workspace is read-only.
+    pub async fn record<F>(
+        &self,
+        now: i64,
+        meta: crate::audit::RequestMeta,
+        entry: F,
+    ) -> Result<i64>
+    where
+        F: for<'m> FnOnce(&'m crate::audit::RequestMeta) -> NewEntry<'m> + Send + 'static,
+    {
+        let sealer = Arc::clone(&self.sealer);
+        self.db
+            .write_async(move |tx| super::audit::append(tx, &sealer, now, &entry(&meta)))
+            .await
+    }
+
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&TenantTx<'_>) -> Result<T> + Send + 'static,
     {
+        self.writable()?;
         let sealer = Arc::clone(&self.sealer);
         let blind = Arc::clone(&self.blind);
         let workspace = self.id;
@@ -75,7 +121,15 @@ impl TenantDb {
             .await
     }
 
+    /// `record` on the calling thread: one audit entry for something that
+    /// changes no data (an export), allowed while the workspace is read-only.
+    pub fn record_blocking(&self, now: i64, entry: &NewEntry<'_>) -> Result<i64> {
+        self.db
+            .write(|tx| super::audit::append(tx, &self.sealer, now, entry))
+    }
+
     pub fn write_blocking<T>(&self, f: impl FnOnce(&TenantTx<'_>) -> Result<T>) -> Result<T> {
+        self.writable()?;
         self.db.write(|tx| {
             f(&TenantTx {
                 tx,
@@ -149,7 +203,7 @@ impl TenantPool {
             .map_err(|_| Error::internal("tenant pool lock poisoned"))?
             .get(&id)
         {
-            return Ok(t.clone());
+            return Ok(t.for_grant(grant));
         }
         let wrapped = control.db.read(|c| control::workspace_keys(c, id))?;
         if wrapped.is_empty() {
@@ -176,6 +230,7 @@ impl TenantPool {
             db: Arc::new(db),
             sealer: Arc::new(sealer),
             blind: Arc::new(blind),
+            frozen: None,
         };
         let mut open = self
             .open
@@ -185,7 +240,7 @@ impl TenantPool {
             // Evict handles nobody is using; in-flight requests keep theirs alive.
             open.retain(|_, t| Arc::strong_count(&t.db) > 1);
         }
-        Ok(open.entry(id).or_insert(handle).clone())
+        Ok(open.entry(id).or_insert(handle).for_grant(grant))
     }
 
     pub async fn open_async(
@@ -200,11 +255,28 @@ impl TenantPool {
             .map_err(|_| Error::internal("tenant pool lock poisoned"))?
             .get(&grant.workspace())
         {
-            return Ok(t.clone());
+            return Ok(t.for_grant(&grant));
         }
         let pool = Arc::clone(self);
         let control = Arc::clone(control);
         tokio::task::spawn_blocking(move || pool.open(&control, &grant)).await?
+    }
+
+    /// Drops the pooled handle of a workspace (it was shredded or moved
+    /// away): its keys leave the pool; requests still holding a clone finish
+    /// with it.
+    pub fn forget(&self, id: WorkspaceId) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(&id);
+        }
+    }
+
+    /// The workspaces with a pooled handle.
+    pub fn open_ids(&self) -> Vec<WorkspaceId> {
+        self.open
+            .lock()
+            .map(|o| o.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     pub fn tenants_dir(&self) -> &PathBuf {

@@ -139,20 +139,31 @@ pub async fn find(
 ) -> Result<Vec<Match>> {
     let id = identifier(raw)?;
     let now = state.clock.unix();
-    let meta = meta.clone();
-    let entry_ctx = (ctx.actor.clone(), meta);
+    let d = digests(ctx.db.blind(), &id);
+    let out = ctx
+        .db
+        .read(move |c, s| matches(c, s, &find_in(c, s, &d)?))
+        .await?;
+    record(ctx, now, meta, "data_subject.searched", out.len()).await?;
+    Ok(out)
+}
+
+/// A search or an export changes no data: recorded on its own, and allowed
+/// while the workspace is read-only (a person may ask during a deletion's
+/// grace period).
+async fn record(
+    ctx: &TenantCtx,
+    now: i64,
+    meta: &RequestMeta,
+    action: &'static str,
+    n: usize,
+) -> Result<i64> {
+    let actor = ctx.actor.clone();
     ctx.db
-        .write(move |t| {
-            let found = find_in(t.tx, t.sealer, &digests(t.blind, &id))?;
-            let out = matches(t.tx, t.sealer, &found)?;
-            let (actor, meta) = &entry_ctx;
-            t.audit(
-                now,
-                &NewEntry::new(actor.clone(), "data_subject.searched", meta)
-                    .target("data_subject", "request")
-                    .after(json!({ "records": out.len() })),
-            )?;
-            Ok(out)
+        .record(now, meta.clone(), move |m| {
+            NewEntry::new(actor, action, m)
+                .target("data_subject", "request")
+                .after(json!({ "records": n }))
         })
         .await
 }
@@ -184,23 +195,19 @@ pub async fn export(
     let id = identifier(raw)?;
     let now = state.clock.unix();
     let ws = ctx.db.id().to_string();
-    let entry_meta = meta.clone();
-    let actor = ctx.actor.clone();
+    let d = digests(ctx.db.blind(), &id);
     let records = ctx
         .db
-        .write(move |t| {
-            let found = find_in(t.tx, t.sealer, &digests(t.blind, &id))?;
+        .read(move |conn, sealer| {
+            let found = find_in(conn, sealer, &d)?;
             let mut out = Vec::new();
-            for (m, h) in matches(t.tx, t.sealer, &found)?
-                .into_iter()
-                .zip(&found.hits)
-            {
+            for (m, h) in matches(conn, sealer, &found)?.into_iter().zip(&found.hits) {
                 let coll = found.collections.get(&h.collection_id);
                 let mut history = Vec::new();
                 if let (Some(c), Some(rec)) =
-                    (coll, rstore::get_record_by_seq(t.tx, t.sealer, h.seq)?)
+                    (coll, rstore::get_record_by_seq(conn, sealer, h.seq)?)
                 {
-                    for v in rstore::versions(t.tx, t.sealer, &rec)? {
+                    for v in rstore::versions(conn, sealer, &rec)? {
                         history.push(json!({
                             "version": v.version,
                             "time": rfc3339_ms(v.time),
@@ -208,10 +215,10 @@ pub async fn export(
                         }));
                     }
                 }
-                let seqs = sql::audit_seqs(t.tx, std::slice::from_ref(&h.id))?;
-                let audit = audit_sql::entries_by_seq(t.tx, &seqs)?
+                let seqs = sql::audit_seqs(conn, std::slice::from_ref(&h.id))?;
+                let audit = audit_sql::entries_by_seq(conn, &seqs)?
                     .iter()
-                    .map(|e| view(e, t.sealer))
+                    .map(|e| view(e, sealer))
                     .collect();
                 out.push(ExportedRecord {
                     matched: m,
@@ -219,15 +226,10 @@ pub async fn export(
                     audit,
                 });
             }
-            t.audit(
-                now,
-                &NewEntry::new(actor.clone(), "data_subject.exported", &entry_meta)
-                    .target("data_subject", "request")
-                    .after(json!({ "records": out.len() })),
-            )?;
             Ok(out)
         })
         .await?;
+    record(ctx, now, meta, "data_subject.exported", records.len()).await?;
     Ok(SubjectExport {
         format: "aura-data-subject-export/1",
         workspace: ws,

@@ -62,7 +62,11 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/w/:ws/privacy/subjects",
     "/w/:ws/privacy/subjects/export",
     "/w/:ws/privacy/subjects/anonymise",
-    // Last: the CSRF test signs in as the new account here.
+    "/w/:ws/deletion",
+    "/w/:ws/deletion/cancel",
+    "/account/deletion",
+    "/account/deletion/cancel",
+    // Last: the CSRF test signs in as the invitee here.
     "/invite/:token",
 ];
 
@@ -112,6 +116,10 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/w/:ws/privacy/subjects" => ui::privacy::find_subject.boxed(),
         "/w/:ws/privacy/subjects/export" => ui::privacy::export_subject.boxed(),
         "/w/:ws/privacy/subjects/anonymise" => ui::privacy::anonymise_subject.boxed(),
+        "/w/:ws/deletion" => ui::lifecycle::schedule_deletion.boxed(),
+        "/w/:ws/deletion/cancel" => ui::lifecycle::cancel_deletion.boxed(),
+        "/account/deletion" => ui::lifecycle::schedule_account_deletion.boxed(),
+        "/account/deletion/cancel" => ui::lifecycle::cancel_account_deletion.boxed(),
         _ => return None,
     })
 }
@@ -146,7 +154,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/platform/backups", get(ui::backups::page))
         .at("/w/:ws/privacy", get(ui::privacy::privacy_page))
         .at("/w/:ws/privacy/exports/:id", get(ui::privacy::export_page))
-        .at("/assets/*path", get(assets::serve));
+        .at("/assets/*path", get(assets::serve))
+        .at("/w/:ws/settings", get(ui::lifecycle::settings_page));
     for path in UI_FORM_ROUTES {
         let Some(ep) = ui_form(path) else { continue };
         // A few form routes also have a page at the same address.

@@ -174,6 +174,20 @@ impl From<Error> for Problem {
                 "Conflict",
             )
             .detail(d),
+            Error::WorkspaceReadOnly(state) => {
+                let (kind, detail) = if state == "moving" {
+                    (
+                        "urn:aura:problem:workspace-moving",
+                        "this workspace is being moved to another appliance and is read-only",
+                    )
+                } else {
+                    (
+                        "urn:aura:problem:workspace-deleting",
+                        "this workspace is scheduled for deletion and is read-only; an owner can cancel the deletion on its settings page",
+                    )
+                };
+                Self::new(StatusCode::CONFLICT, kind, "Workspace is read-only").detail(detail)
+            }
             Error::RateLimited { retry_after_secs } => Self {
                 retry_after: Some(retry_after_secs),
                 ..Self::new(

@@ -95,3 +95,23 @@ impl Drop for Sink {
         let _ = self.child.wait();
     }
 }
+
+impl Sink {
+    /// Waits for a message to `to` whose text contains `needle`.
+    pub fn wait_for(&self, to: &str, needle: &str) {
+        let started = Instant::now();
+        loop {
+            let text = self.out.lock().unwrap().replace("=\n", "");
+            if let Some(i) = text.rfind(&format!("To: {to}")) {
+                if text[i..].contains(needle) {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no mail to {to} with {needle:?}: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

@@ -8,6 +8,7 @@ pub mod body;
 pub mod collections;
 pub mod exports;
 pub mod invitations;
+pub mod lifecycle;
 pub mod me;
 pub mod mfa;
 pub mod passkeys;
@@ -68,6 +69,7 @@ pub type ApiService = OpenApiService<
         invitations::InvitationsApi,
         subjects::SubjectsApi,
         exports::ExportsApi,
+        lifecycle::LifecycleApi,
     ),
     (),
 >;
@@ -88,6 +90,7 @@ pub fn service(public_url: &str) -> ApiService {
             invitations::InvitationsApi,
             subjects::SubjectsApi,
             exports::ExportsApi,
+            lifecycle::LifecycleApi,
         ),
         "Aura API",
         env!("CARGO_PKG_VERSION"),

@@ -22,11 +22,13 @@ pub struct WorkspaceHealth {
     pub id: String,
     pub name: String,
     pub region: String,
-    /// `active` or `suspended`.
+    /// `active`, `suspended`, `deleting` (read-only until `deletion_due_at`)
+    /// or `moving` (read-only until the move is confirmed or cancelled).
     pub state: String,
     pub members: i64,
     pub size_bytes: u64,
     pub created_at: String,
+    pub deletion_due_at: Option<String>,
 }
 
 #[derive(Object)]
@@ -130,6 +132,7 @@ impl PlatformApi {
                 members: h.members,
                 size_bytes: h.size_bytes,
                 created_at: rfc3339(h.row.created_at),
+                deletion_due_at: h.deletion_due_at.map(rfc3339),
             })
             .collect();
         Ok(Json(WorkspaceList { items }))

@@ -91,7 +91,7 @@ impl SubjectsApi {
             &who,
             &workspace,
             Action::Read,
-            "data_subject.search",
+            "data_subject.read",
             &meta,
         )
         .await?;

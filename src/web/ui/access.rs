@@ -67,7 +67,7 @@ async fn render(
     page(req, state, who, status, "Members and tokens", |token| {
         html! {
             section.card {
-                p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } }
+                p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } " · " a href=(format!("/w/{ws}/settings")) { "Settings" } }
                 h1 { "Members" }
                 (errors_box(errors))
                 table.list id="members" {

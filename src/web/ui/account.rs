@@ -83,7 +83,7 @@ fn svg_only(doc: &str) -> &str {
     doc.find("<svg").map_or(doc, |i| &doc[i..])
 }
 
-async fn render(
+pub(super) async fn render(
     req: &Request,
     state: &AppState,
     who: &SignedIn,
@@ -107,6 +107,8 @@ async fn render_mfa(
     let (enabled, left) = crate::identity::mfa::status(state, who.0.user_id).await?;
     let keys = crate::identity::passkeys::list(state, who.0.user_id).await?;
     let passkeys_on = state.passkeys.available();
+    let deletion_due = crate::lifecycle::accounts::due(state, who.0.user_id).await?;
+    let grace = state.config.file.lifecycle.account_grace_days;
     page(req, state, who, status, "Your account", |token| {
         html! {
             section.card {
@@ -187,6 +189,7 @@ async fn render_mfa(
                     button type="submit" { "Change password" }
                 }
             }
+            (super::lifecycle::account_section(token, deletion_due, grace))
         }
     })
     .await

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod backups;
 pub mod forms;
 pub mod invite;
+pub mod lifecycle;
 pub mod magic;
 pub mod pages;
 pub mod platform;

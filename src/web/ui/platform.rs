@@ -42,15 +42,20 @@ async fn render(
                             tr data-workspace=(id) {
                                 td { (h.row.name) br; code.muted { (id) } }
                                 td { (h.row.region) }
-                                td { span.badge { (h.row.state) } }
+                                td {
+                                    span.badge { (h.row.state) }
+                                    @if let Some(due) = h.deletion_due_at { br; small.muted { "key destroyed " (rfc3339(due)) } }
+                                }
                                 td { (h.members) }
                                 td { (h.size_bytes / 1024) " KiB" }
                                 td { (rfc3339(h.row.created_at)) }
                                 td {
                                     @let (label, to) = if h.row.state == "active" { ("Suspend", "suspend") } else { ("Resume", "resume") };
-                                    form method="post" action=(format!("/platform/workspaces/{id}/{to}")) {
-                                        (csrf_field(token))
-                                        button.secondary type="submit" { (label) }
+                                    @if matches!(h.row.state.as_str(), "active" | "suspended") {
+                                        form method="post" action=(format!("/platform/workspaces/{id}/{to}")) {
+                                            (csrf_field(token))
+                                            button.secondary type="submit" { (label) }
+                                        }
                                     }
                                     @if h.row.state == "active" {
                                         form.impersonate method="post" action=(format!("/platform/workspaces/{id}/impersonate")) {

@@ -204,15 +204,7 @@ pub async fn find_subject(
     who: SignedIn,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let c = ctx(
-        &state,
-        &who,
-        &ws,
-        Action::Read,
-        "data_subject.search",
-        &meta,
-    )
-    .await?;
+    let c = ctx(&state, &who, &ws, Action::Read, "data_subject.read", &meta).await?;
     let id = identifier_of(req);
     let found = match subjects::find(&state, &c, &meta, &id).await {
         Ok(f) => f,

@@ -1,0 +1,183 @@
+//! The move bundle: `age(zstd(tar(bundle.json, data.db)))`, encrypted to the
+//! target appliance's age recipient only. `bundle.json` carries what lives
+//! outside the workspace's database: its name and settings, its data keys
+//! (raw, so only the target's identity can read them), its members, and its
+//! chain's signed checkpoints with the source's public audit key.
+
+use std::io::{BufReader, Read, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub const FORMAT: u32 = 1;
+const MANIFEST: &str = "bundle.json";
+const DATA: &str = "data.db";
+
+#[derive(Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub aura_version: String,
+    pub created_at: i64,
+    pub source_region: String,
+    pub workspace: Workspace,
+    pub keys: Vec<Key>,
+    pub members: Vec<Member>,
+    /// The source's Ed25519 audit key (hex), which signed `checkpoints`.
+    pub audit_public_key: String,
+    pub checkpoints: Vec<Checkpoint>,
+    pub data_sha256: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub require_mfa: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Key {
+    pub key_id: u32,
+    pub key_hex: String,
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key_hex);
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Member {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    /// `person` or `service`.
+    pub kind: String,
+    pub role: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: String,
+    pub time: i64,
+    pub reason: String,
+    pub signature: String,
+}
+
+/// Writes the bundle to `out` (under a temporary name, synced, then renamed;
+/// mode 0600).
+pub fn write(
+    out: &Path,
+    recipient: &age::x25519::Recipient,
+    manifest: &Manifest,
+    data: &Path,
+) -> Result<u64> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "bundle".into());
+    let tmp = out.with_file_name(format!(".{name}.partial"));
+    let result = (|| -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let json = serde_json::to_vec_pretty(manifest)?;
+        crate::backup::archive::encrypt_to(std::slice::from_ref(recipient), &mut f, |w| {
+            let mut z = zstd::Encoder::new(w, 3)?;
+            {
+                let mut tar = tar::Builder::new(&mut z);
+                let mut h = tar::Header::new_gnu();
+                h.set_size(json.len() as u64);
+                h.set_mode(0o600);
+                h.set_mtime(manifest.created_at.max(0) as u64);
+                h.set_cksum();
+                tar.append_data(&mut h, MANIFEST, json.as_slice())?;
+                tar.append_path_with_name(data, DATA)?;
+                tar.finish()?;
+            }
+            z.finish()?;
+            Ok(())
+        })?;
+        f.flush()?;
+        f.sync_all()?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, out)?;
+    Ok(std::fs::metadata(out)?.len())
+}
+
+/// Decrypts and unpacks a bundle into `dir` (which must be private to the
+/// service): only `bundle.json` and `data.db` are accepted, and the data
+/// must match its SHA-256.
+pub fn unpack(bundle: &Path, identity: &age::x25519::Identity, dir: &Path) -> Result<Manifest> {
+    let bad = |m: String| Error::Usage(format!("bundle rejected: {m}"));
+    let f = std::fs::File::open(bundle)
+        .map_err(|e| Error::Usage(format!("cannot open {}: {e}", bundle.display())))?;
+    let dec = age::Decryptor::new_buffered(BufReader::new(f))
+        .map_err(|e| bad(format!("not an age file ({e})")))?;
+    let reader = dec
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .map_err(|e| {
+            bad(format!(
+                "it does not decrypt with this identity ({e}); use the identity whose recipient was given to `move-out --to-recipient`"
+            ))
+        })?;
+    let z = zstd::Decoder::new(reader).map_err(|e| bad(format!("not zstd inside: {e}")))?;
+    let mut tar = tar::Archive::new(z);
+    crate::store::create_private_dir(dir)?;
+    let mut json = Vec::new();
+    for entry in tar.entries().map_err(|e| bad(format!("not a tar: {e}")))? {
+        let mut entry = entry.map_err(|e| bad(format!("damaged: {e}")))?;
+        let path = entry
+            .path()
+            .map_err(|e| bad(format!("bad path: {e}")))?
+            .to_string_lossy()
+            .to_string();
+        if !entry.header().entry_type().is_file() {
+            return Err(bad(format!("unexpected entry `{path}`")));
+        }
+        match path.as_str() {
+            MANIFEST => {
+                entry
+                    .read_to_end(&mut json)
+                    .map_err(|e| bad(format!("damaged manifest: {e}")))?;
+            }
+            DATA => {
+                let mut out = std::fs::File::create(dir.join(DATA))?;
+                std::io::copy(&mut entry, &mut out)
+                    .map_err(|e| bad(format!("damaged data: {e}")))?;
+                out.sync_all()?;
+            }
+            other => return Err(bad(format!("unexpected file `{other}`"))),
+        }
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&json).map_err(|e| bad(format!("unreadable manifest: {e}")))?;
+    if manifest.format != FORMAT {
+        return Err(bad(format!(
+            "format {} is not supported by this version",
+            manifest.format
+        )));
+    }
+    let data = dir.join(DATA);
+    if !data.exists() {
+        return Err(bad("it holds no data.db".into()));
+    }
+    if crate::backup::target::sha256_file(&data)? != manifest.data_sha256 {
+        return Err(bad("data.db does not match its SHA-256".into()));
+    }
+    Ok(manifest)
+}

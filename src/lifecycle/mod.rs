@@ -1,0 +1,299 @@
+//! Deleting a workspace with a grace period, and crypto-shredding it at the
+//! end. An owner schedules the deletion; the workspace turns read-only (the
+//! access layer refuses changes with 409 `workspace-deleting`, reads go on),
+//! its owners are mailed, and any owner can cancel. When the grace period
+//! (`lifecycle.workspace_grace_days`, 14 by default) ends, `purge_due`
+//! destroys its wrapped keys in control.db, rewrites the key escrow at every
+//! backup target without them, and removes its files: its data in every
+//! existing backup is unreadable from then on. Everything is recorded in the
+//! platform chain (and, while it exists, the workspace's own).
+//!
+//! `accounts` does the same for a person's account; `moving` carries a
+//! workspace to another appliance.
+
+pub mod accounts;
+pub mod bundle;
+pub mod moving;
+mod notify;
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::access::enter::TenantCtx;
+use crate::app::AppState;
+use crate::audit::service::record_in_workspace;
+use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::error::{Error, Result};
+use crate::ids::WorkspaceId;
+use crate::store::lifecycle::{self, Kind};
+use crate::store::{audit, control};
+
+/// The audit label of cancelling a deletion: the one change a read-only
+/// workspace still accepts.
+pub const CANCEL_ACTION: &str = "workspace.deletion";
+const DAY: i64 = 86_400;
+
+/// Whether a workspace is being deleted (and when) or moved.
+#[derive(Clone, Debug)]
+pub struct Status {
+    /// `active`, `deleting` or `moving`.
+    pub state: &'static str,
+    pub requested_at: Option<i64>,
+    pub due_at: Option<i64>,
+}
+
+impl Status {
+    fn of(l: Option<lifecycle::Lifecycle>) -> Self {
+        match l {
+            Some(l) => Status {
+                state: l.kind.as_str(),
+                requested_at: Some(l.requested_at),
+                due_at: l.due_at,
+            },
+            None => Status {
+                state: "active",
+                requested_at: None,
+                due_at: None,
+            },
+        }
+    }
+}
+
+pub async fn status(state: &AppState, ctx: &TenantCtx) -> Result<Status> {
+    let ws = ctx.db.id();
+    let l = state
+        .control
+        .db
+        .read_async(move |c| lifecycle::get(c, ws))
+        .await?;
+    Ok(Status::of(l))
+}
+
+/// Schedules the deletion (owners). `confirm_name` must be the workspace's
+/// name, as typed by a person who means it.
+pub async fn schedule(
+    state: &AppState,
+    ctx: &TenantCtx,
+    confirm_name: &str,
+    meta: &RequestMeta,
+) -> Result<Status> {
+    let ws = ctx.db.id();
+    let keys = state.control.keys.clone();
+    let row = state
+        .control
+        .db
+        .read_async(move |c| control::get_workspace(c, &keys, ws))
+        .await?
+        .ok_or(Error::NotFound("workspace"))?;
+    if confirm_name.trim() != row.name.trim() || confirm_name.trim().is_empty() {
+        return Err(Error::field(
+            "confirm_name",
+            "type the workspace's name exactly, to confirm",
+        ));
+    }
+    let now = state.clock.unix();
+    let days = i64::from(state.config.file.lifecycle.workspace_grace_days);
+    let due = now + days * DAY;
+    let keys = state.control.keys.clone();
+    let actor = ctx.actor.clone();
+    let a = actor.clone();
+    let m = meta.clone();
+    let user = ctx.user;
+    let detail = json!({ "due_at": due, "grace_days": days });
+    let d = detail.clone();
+    state
+        .control
+        .db
+        .write_async(move |tx| {
+            lifecycle::begin(tx, ws, Kind::Deleting, Some(user), now, Some(due))?;
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(a, "workspace.deletion_scheduled", &m)
+                    .target("workspace", ws)
+                    .after(d),
+            )?;
+            Ok(())
+        })
+        .await?;
+    record_in_workspace(state, ws, "recording a deletion", now, meta, move |m| {
+        NewEntry::new(actor, "workspace.deletion_scheduled", m)
+            .target("workspace", ws)
+            .after(detail)
+    })
+    .await?;
+    notify::owners(state, ws, &row.name, notify::Event::Scheduled { due }).await;
+    Ok(Status {
+        state: "deleting",
+        requested_at: Some(now),
+        due_at: Some(due),
+    })
+}
+
+/// Cancels a scheduled deletion (owners); the workspace is writable again.
+pub async fn cancel(state: &AppState, ctx: &TenantCtx, meta: &RequestMeta) -> Result<Status> {
+    let ws = ctx.db.id();
+    let now = state.clock.unix();
+    let keys = state.control.keys.clone();
+    let actor = ctx.actor.clone();
+    let a = actor.clone();
+    let m = meta.clone();
+    let name = state
+        .control
+        .db
+        .write_async(move |tx| {
+            if !lifecycle::cancel(tx, ws, Kind::Deleting, now)? {
+                return Err(Error::Conflict(
+                    "the workspace is not scheduled for deletion".into(),
+                ));
+            }
+            audit::append(
+                tx,
+                &keys.sealer,
+                now,
+                &NewEntry::new(a, "workspace.deletion_cancelled", &m).target("workspace", ws),
+            )?;
+            Ok(control::get_workspace(tx, &keys, ws)?
+                .map(|w| w.name)
+                .unwrap_or_default())
+        })
+        .await?;
+    record_in_workspace(state, ws, "recording a deletion", now, meta, move |m| {
+        NewEntry::new(actor, "workspace.deletion_cancelled", m).target("workspace", ws)
+    })
+    .await?;
+    notify::owners(state, ws, &name, notify::Event::Cancelled).await;
+    Ok(Status::of(None))
+}
+
+/// Destroys a workspace (blocking): its wrapped keys and control.db rows in
+/// one transaction with the `workspace.shredded` entry, then its in-memory
+/// handles and indexes, its files, and the key escrow at every backup
+/// target. `reason` is `deleted` or `moved`. Returns how many escrows were
+/// rewritten.
+pub fn shred(
+    state: &AppState,
+    ws: WorkspaceId,
+    reason: &'static str,
+    actor: Actor,
+    meta: &RequestMeta,
+) -> Result<usize> {
+    let now = state.clock.unix();
+    let keys = state.control.keys.clone();
+    state.control.db.write(|tx| {
+        lifecycle::shred_rows(tx, ws, reason, now)?;
+        audit::append(
+            tx,
+            &keys.sealer,
+            now,
+            &NewEntry::new(actor, "workspace.shredded", meta)
+                .target("workspace", ws)
+                .after(json!({ "reason": reason })),
+        )?;
+        Ok(())
+    })?;
+    forget(state, ws);
+    let dir = state.tenants.tenants_dir().join(ws.to_string());
+    if let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        // The key is gone already, so what is left is unreadable; say so.
+        tracing::error!(workspace = %ws, error = %e, "could not remove the shredded workspace's files");
+    }
+    crate::backup::escrow::rewrite_after_shred(state)
+}
+
+/// Lets go of everything in memory about a workspace: its pooled database
+/// handle (with its keys) and its search indexes.
+fn forget(state: &AppState, ws: WorkspaceId) {
+    state.tenants.forget(ws);
+    state.indexes.drop_index(&format!("audit:{ws}"));
+    state.indexes.drop_index(&format!("records:{ws}"));
+}
+
+/// What one run of `purge_due` did.
+#[derive(Debug, Default)]
+pub struct Purged {
+    pub workspaces: usize,
+    pub accounts: usize,
+    /// Accounts kept because deleting them would leave a workspace ownerless.
+    pub blocked: usize,
+    pub escrows: usize,
+}
+
+impl std::fmt::Display for Purged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} workspace(s) shredded, {} account(s) deleted, {} account(s) kept (last owner), {} escrow(s) rewritten",
+            self.workspaces, self.accounts, self.blocked, self.escrows
+        )
+    }
+}
+
+/// Carries out every deletion that is due (blocking): the server runs it at
+/// start and every `lifecycle.purge_interval_secs`; `aura workspace
+/// purge-due` runs it by hand. `progress` hears about each workspace.
+pub fn purge_due(state: &AppState, progress: &dyn Fn(&str)) -> Result<Purged> {
+    let now = state.clock.unix();
+    let meta = RequestMeta::default();
+    let mut out = Purged::default();
+    let due = state
+        .control
+        .db
+        .read(|c| lifecycle::due_deletions(c, now))?;
+    // One failure (an escrow that cannot be rewritten) does not hold up the
+    // rest; the first one is reported once everything else is done.
+    let mut failed: Option<Error> = None;
+    for ws in due {
+        progress(&format!("shredding workspace {ws}"));
+        match shred(state, ws, "deleted", Actor::System, &meta) {
+            Ok(n) => out.escrows += n,
+            Err(e) => {
+                tracing::error!(workspace = %ws, error = %e, "shredding did not finish");
+                failed.get_or_insert(e);
+            }
+        }
+        // The key is gone once `shred_rows` committed, whatever followed.
+        if state.control.db.read(|c| lifecycle::get(c, ws))?.is_none() {
+            out.workspaces += 1;
+        }
+    }
+    let (deleted, blocked) = accounts::purge_due(state, now, progress)?;
+    out.accounts = deleted;
+    out.blocked = blocked;
+    // A rewrite that failed before (or a CLI shred beside this server).
+    if failed.is_none() && state.control.db.read(lifecycle::escrow_stale)? {
+        out.escrows += crate::backup::escrow::rewrite_after_shred(state)?;
+    }
+    let live = state.control.db.read(control::workspace_ids)?;
+    for id in state.tenants.open_ids() {
+        if !live.contains(&id) {
+            forget(state, id);
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// The server's purge loop: at start, then every `purge_interval_secs`.
+pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let secs = state.config.file.lifecycle.purge_interval_secs.max(1);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(secs));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let st = Arc::clone(&state);
+            match tokio::task::spawn_blocking(move || purge_due(&st, &|_| {})).await {
+                Ok(Ok(p)) => tracing::info!(job = "purge", summary = %p, "job done"),
+                Ok(Err(e)) => tracing::warn!(job = "purge", error = %e, "job failed"),
+                Err(e) => tracing::warn!(job = "purge", error = %e, "job panicked"),
+            }
+        }
+    })
+}

@@ -1,0 +1,462 @@
+//! Moving a workspace to another appliance (for residency, say from an India
+//! VM to an EU one). `move_out` turns the workspace read-only, records
+//! `workspace.moved_out` in both chains, signs its chain's head and writes a
+//! bundle sealed to the target's age recipient. `move_in` on the target
+//! checks the bundle's chain against the source's signed checkpoints with the
+//! source's public key, then imports it under its own master key and
+//! re-anchors the chain: a `workspace.moved_in` entry and a checkpoint signed
+//! by the target (plus a retention anchor if the source had pruned), so
+//! `aura audit verify` passes there. The source stays read-only until the
+//! operator confirms (`move_confirm`, which shreds it) or cancels.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+use serde_json::json;
+
+use super::bundle::{self, Checkpoint, Key, Manifest, Member};
+use crate::access::{Grant, Role};
+use crate::app::AppState;
+use crate::audit::chains::{self, checkpoint_workspace};
+use crate::audit::signing::{CheckpointBody, stored_public_key};
+use crate::audit::verify::{SignedCheckpoint, verify};
+use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::crypto::keys::KeyBytes;
+use crate::crypto::{DataKey, Sealer, Slot};
+use crate::error::{Error, Result};
+use crate::ids::{UserId, WorkspaceId};
+use crate::store::control::{self, NewUser};
+use crate::store::lifecycle::{self, Kind};
+use crate::store::{audit as sql, mfa};
+
+pub struct MovedOut {
+    pub path: PathBuf,
+    pub size: u64,
+    pub entries: u64,
+}
+
+fn parse_ws(s: &str) -> Result<WorkspaceId> {
+    s.parse().map_err(|_| {
+        Error::Usage(format!(
+            "`{s}` is not a workspace id; see `aura workspace list`"
+        ))
+    })
+}
+
+/// Writes the bundle (blocking). Running it again for a workspace already
+/// moving writes a fresh bundle.
+pub fn move_out(
+    state: &AppState,
+    workspace: &str,
+    recipient: &str,
+    out: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<MovedOut> {
+    let ws = parse_ws(workspace)?;
+    let to: age::x25519::Recipient = recipient.trim().parse().map_err(|_| {
+        Error::Usage(
+            "--to-recipient: not an age recipient (age1...); on the target, run `age-keygen -y` on its identity file".into(),
+        )
+    })?;
+    let keys = state.control.keys.clone();
+    let row = state
+        .control
+        .db
+        .read(|c| control::get_workspace(c, &keys, ws))?
+        .ok_or_else(|| Error::Usage(format!("no workspace {ws}; see `aura workspace list`")))?;
+    let now = state.clock.unix();
+    let meta = RequestMeta::cli();
+    let detail = json!({ "to_recipient": recipient.trim() });
+    progress("making the workspace read-only");
+    state.control.db.write(|tx| {
+        match lifecycle::get(tx, ws)? {
+            Some(l) if l.kind == Kind::Deleting => {
+                return Err(Error::Usage(
+                    "the workspace is scheduled for deletion; an owner must cancel that first"
+                        .into(),
+                ));
+            }
+            Some(_) => {}
+            None => lifecycle::begin(tx, ws, Kind::Moving, None, now, None)?,
+        }
+        sql::append(
+            tx,
+            &keys.sealer,
+            now,
+            &NewEntry::new(Actor::Operator, "workspace.moved_out", &meta)
+                .target("workspace", ws)
+                .after(detail.clone()),
+        )?;
+        Ok(())
+    })?;
+    let tenant = state
+        .tenants
+        .open(&state.control, &Grant::system(ws, "moving a workspace out"))?;
+    tenant.write_blocking(|t| {
+        t.audit(
+            now,
+            &NewEntry::new(Actor::Operator, "workspace.moved_out", &meta)
+                .target("workspace", ws)
+                .after(detail.clone()),
+        )
+    })?;
+    // The head the target will check, signed here.
+    checkpoint_workspace(&state.control, &tenant, "manual", now)?;
+    let scratch = state.config.data_dir.join(format!(".move-out-{ws}"));
+    let _ = std::fs::remove_dir_all(&scratch);
+    crate::store::create_private_dir(&scratch)?;
+    let result = (|| {
+        progress("snapshot the workspace");
+        let data = scratch.join("data.db");
+        tenant.read_blocking(|c, _| {
+            c.execute("VACUUM INTO ?1", [data.display().to_string()])?;
+            Ok(())
+        })?;
+        let entries = tenant.read_blocking(|c, _| sql::all_entries(c))?.len() as u64;
+        let manifest = state.control.db.read(|c| {
+            let wrapped = control::workspace_keys(c, ws)?;
+            let keys_out = wrapped
+                .iter()
+                .map(|(kid, w)| {
+                    let k = state.control.master.unwrap_key(&ws.to_string(), *kid, w)?;
+                    Ok(Key {
+                        key_id: *kid,
+                        key_hex: hex::encode(k.bytes.expose()),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let members = control::workspace_members(c, &keys, ws)?
+                .into_iter()
+                .map(|(u, role)| {
+                    Ok(Member {
+                        kind: lifecycle::user_kind(c, u.id)?,
+                        id: u.id.to_string(),
+                        email: u.email,
+                        name: u.name,
+                        role: role.as_str().into(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let checkpoints = sql::checkpoints(c, &ws.to_string())?
+                .into_iter()
+                .map(|cp| Checkpoint {
+                    seq: cp.body.seq,
+                    hash: hex::encode(&cp.body.hash),
+                    time: cp.body.time,
+                    reason: cp.body.reason,
+                    signature: hex::encode(&cp.signature),
+                })
+                .collect();
+            Ok(Manifest {
+                format: bundle::FORMAT,
+                aura_version: env!("CARGO_PKG_VERSION").into(),
+                created_at: now,
+                source_region: state.config.file.region.clone(),
+                workspace: bundle::Workspace {
+                    id: ws.to_string(),
+                    name: row.name.clone(),
+                    region: row.region.clone(),
+                    require_mfa: mfa::require_mfa(c, ws)?,
+                },
+                keys: keys_out,
+                members,
+                audit_public_key: hex::encode(stored_public_key(c)?.unwrap_or_default()),
+                checkpoints,
+                data_sha256: crate::backup::target::sha256_file(&data)?,
+            })
+        })?;
+        progress("compress and encrypt for the target");
+        let size = bundle::write(out, &to, &manifest, &data)?;
+        Ok(MovedOut {
+            path: out.to_owned(),
+            size,
+            entries,
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+pub struct MovedIn {
+    pub workspace: WorkspaceId,
+    pub entries: u64,
+    pub members_matched: usize,
+    pub members_created: usize,
+}
+
+/// Imports a bundle (blocking). Nothing is written before every check passed.
+pub fn move_in(
+    state: &AppState,
+    bundle_path: &Path,
+    identity: &age::x25519::Identity,
+    progress: &dyn Fn(&str),
+) -> Result<MovedIn> {
+    let scratch = state
+        .config
+        .data_dir
+        .join(format!(".move-in-{}", uuid::Uuid::new_v4()));
+    progress("decrypt and unpack");
+    let result = (|| {
+        let manifest = bundle::unpack(bundle_path, identity, &scratch)?;
+        import(state, &manifest, &scratch.join("data.db"), progress)
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn bad(m: impl std::fmt::Display) -> Error {
+    Error::Usage(format!("bundle rejected: {m}; nothing was imported"))
+}
+
+fn import(state: &AppState, m: &Manifest, data: &Path, progress: &dyn Fn(&str)) -> Result<MovedIn> {
+    let ws: WorkspaceId = m
+        .workspace
+        .id
+        .parse()
+        .map_err(|_| bad("bad workspace id"))?;
+    let keys = state.control.keys.clone();
+    if state
+        .control
+        .db
+        .read(|c| control::get_workspace(c, &keys, ws))?
+        .is_some()
+    {
+        return Err(Error::Usage(format!(
+            "workspace {ws} already exists on this appliance; nothing was imported"
+        )));
+    }
+    progress("check the data and its audit chain");
+    let entries = {
+        let conn = Connection::open_with_flags(data, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if ok != "ok" {
+            return Err(bad(format!("data.db fails its integrity check: {ok}")));
+        }
+        sql::all_entries(&conn)?
+    };
+    let pk: [u8; 32] = hex::decode(&m.audit_public_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| bad("no source audit key"))?;
+    let cps = m
+        .checkpoints
+        .iter()
+        .map(|c| {
+            Ok(SignedCheckpoint {
+                body: CheckpointBody {
+                    scope: ws.to_string(),
+                    seq: c.seq,
+                    hash: hex::decode(&c.hash).map_err(|_| bad("a checkpoint is not hex"))?,
+                    time: c.time,
+                    reason: c.reason.clone(),
+                },
+                signature: hex::decode(&c.signature).map_err(|_| bad("a signature is not hex"))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let report = verify(&ws.to_string(), &entries, &cps, Some(&pk));
+    if let Some(seq) = report.first_bad_seq {
+        return Err(bad(format!(
+            "its audit chain fails at seq {seq}: {}",
+            report.reason.unwrap_or_default()
+        )));
+    }
+    if report.checkpoint_seq != Some(report.head_seq) {
+        return Err(bad("its chain's head is not signed by the source"));
+    }
+    // The keys must open the data: one sealed audit detail, as the drill does.
+    let data_keys = m
+        .keys
+        .iter()
+        .map(|k| {
+            let raw = hex::decode(&k.key_hex).map_err(|_| bad("a key is not hex"))?;
+            Ok(DataKey {
+                key_id: k.key_id,
+                bytes: KeyBytes::from_slice(&raw)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if data_keys.is_empty() {
+        return Err(bad("it carries no data key"));
+    }
+    let sealer = Sealer::new(ws.to_string(), &data_keys)?;
+    if let Some(e) = entries.iter().find(|e| e.detail_ct.is_some()) {
+        let ct = e.detail_ct.clone().unwrap_or_default();
+        sealer
+            .open(Slot::new("audit_log", &e.seq.to_string(), "detail"), &ct)
+            .map_err(|_| bad("its keys do not open its data"))?;
+    }
+    let mut members = Vec::new();
+    for mb in &m.members {
+        let role: Role = mb
+            .role
+            .parse()
+            .map_err(|_| bad("a member has a bad role"))?;
+        let id: UserId = mb.id.parse().map_err(|_| bad("a member has a bad id"))?;
+        members.push((mb, id, role));
+    }
+    let wrapped = data_keys
+        .iter()
+        .map(|k| Ok((k.key_id, state.control.master.wrap_key(&ws.to_string(), k)?)))
+        .collect::<Result<Vec<_>>>()?;
+
+    progress("import");
+    let dir = state.tenants.tenants_dir().join(ws.to_string());
+    crate::store::create_private_dir(&dir)?;
+    for f in ["data.db", "data.db-wal", "data.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    std::fs::rename(data, dir.join("data.db"))?;
+    let now = state.clock.unix();
+    let meta = RequestMeta::cli();
+    let (first_seq, first_prev) = entries
+        .first()
+        .map(|e| (e.seq, e.prev_hash.clone()))
+        .unwrap_or((1, Vec::new()));
+    let source = json!({
+        "source_region": m.source_region,
+        "source_audit_key": m.audit_public_key,
+        "source_head_seq": report.head_seq,
+        "bundle_created_at": m.created_at,
+    });
+    let written = state.control.db.write(|tx| {
+        let (first, rest) = wrapped.split_first().ok_or_else(|| bad("no data key"))?;
+        control::insert_workspace(
+            tx,
+            &keys,
+            ws,
+            &m.workspace.name,
+            &m.workspace.region,
+            (first.0, &first.1),
+            now,
+        )?;
+        for (kid, w) in rest {
+            lifecycle::insert_key(tx, ws, *kid, w, now)?;
+        }
+        mfa::set_require_mfa(tx, ws, m.workspace.require_mfa, now)?;
+        let (mut matched, mut created) = (0, 0);
+        for (mb, id, role) in &members {
+            let user = match control::find_user_by_email(tx, &keys, &mb.email)? {
+                Some(u) => {
+                    matched += 1;
+                    u.id
+                }
+                None => {
+                    // Same id as on the source, so the chain's actor ids
+                    // and the workspace's own references still name them.
+                    control::insert_user(
+                        tx,
+                        &keys,
+                        &NewUser {
+                            id: *id,
+                            email: &mb.email,
+                            name: mb.name.as_deref(),
+                            password_hash: None,
+                            platform_admin: false,
+                        },
+                        now,
+                    )?;
+                    if mb.kind == "service" {
+                        lifecycle::mark_service(tx, *id)?;
+                    }
+                    created += 1;
+                    *id
+                }
+            };
+            control::insert_membership(tx, ws, user, *role, now)?;
+        }
+        lifecycle::unshred(tx, ws)?;
+        let mut after = source.clone();
+        after["members_matched"] = json!(matched);
+        after["members_created"] = json!(created);
+        sql::append(
+            tx,
+            &keys.sealer,
+            now,
+            &NewEntry::new(Actor::Operator, "workspace.moved_in", &meta)
+                .target("workspace", ws)
+                .after(after),
+        )?;
+        Ok((matched, created))
+    });
+    let (matched, created) = match written {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
+    // Re-anchor the chain under this appliance's audit key.
+    progress("re-anchor the audit chain");
+    if first_seq > 1 {
+        chains::sign_anchor(
+            &state.control,
+            &ws.to_string(),
+            first_seq - 1,
+            first_prev,
+            now,
+        )?;
+    }
+    let tenant = state
+        .tenants
+        .open(&state.control, &Grant::system(ws, "moving a workspace in"))?;
+    tenant.write_blocking(|t| {
+        t.audit(
+            now,
+            &NewEntry::new(Actor::Operator, "workspace.moved_in", &meta)
+                .target("workspace", ws)
+                .after(source.clone()),
+        )
+    })?;
+    checkpoint_workspace(&state.control, &tenant, "manual", now)?;
+    Ok(MovedIn {
+        workspace: ws,
+        entries: entries.len() as u64 + 1,
+        members_matched: matched,
+        members_created: created,
+    })
+}
+
+/// The operator confirms the target has the workspace: the source shreds it.
+pub fn move_confirm(state: &AppState, workspace: &str) -> Result<usize> {
+    let ws = parse_ws(workspace)?;
+    let l = state.control.db.read(|c| lifecycle::get(c, ws))?;
+    if !l.is_some_and(|l| l.kind == Kind::Moving) {
+        return Err(Error::Usage(format!(
+            "workspace {ws} is not being moved; run `aura workspace move-out` first"
+        )));
+    }
+    super::shred(state, ws, "moved", Actor::Operator, &RequestMeta::cli())
+}
+
+/// The move is off: the workspace is writable again here.
+pub fn move_cancel(state: &AppState, workspace: &str) -> Result<()> {
+    let ws = parse_ws(workspace)?;
+    let now = state.clock.unix();
+    let meta = RequestMeta::cli();
+    let keys = state.control.keys.clone();
+    state.control.db.write(|tx| {
+        if !lifecycle::cancel(tx, ws, Kind::Moving, now)? {
+            return Err(Error::Usage(format!("workspace {ws} is not being moved")));
+        }
+        sql::append(
+            tx,
+            &keys.sealer,
+            now,
+            &NewEntry::new(Actor::Operator, "workspace.move_cancelled", &meta)
+                .target("workspace", ws),
+        )?;
+        Ok(())
+    })?;
+    let tenant = state
+        .tenants
+        .open(&state.control, &Grant::system(ws, "cancelling a move"))?;
+    tenant.write_blocking(|t| {
+        t.audit(
+            now,
+            &NewEntry::new(Actor::Operator, "workspace.move_cancelled", &meta)
+                .target("workspace", ws),
+        )
+    })?;
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! Deleting in the browser: the workspace settings page with its "Delete
+//! workspace" section (type the name to confirm; then the due date and a
+//! Cancel button), and "Delete my account" on /account.
+
+use std::sync::Arc;
+
+use maud::{Markup, html};
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{Request, Response, handler};
+
+use super::csrf_field;
+use super::forms::{enter_ui, errors_box, form_pairs, one, page, see_other, validation_errors};
+use crate::access::Role;
+use crate::access::enter::TenantCtx;
+use crate::access::permissions::{Action, Resource, needs};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::clock::rfc3339;
+use crate::error::{Error, FieldError};
+use crate::lifecycle::{self, CANCEL_ACTION, accounts};
+use crate::web::session::SignedIn;
+
+async fn render(
+    req: &Request,
+    state: &AppState,
+    who: &SignedIn,
+    ctx: &TenantCtx,
+    status: StatusCode,
+    errors: &[FieldError],
+) -> poem::Result<Response> {
+    let ws = ctx.db.id().to_string();
+    let s = lifecycle::status(state, ctx).await?;
+    let owner = ctx.role == Role::Owner;
+    let days = state.config.file.lifecycle.workspace_grace_days;
+    page(req, state, who, status, "Workspace settings", |token| {
+        html! {
+            section.card {
+                p.crumbs {
+                    a href="/workspaces" { "Workspaces" } " › "
+                    a href=(format!("/w/{ws}")) { "Collections" } " · "
+                    a href=(format!("/w/{ws}/members")) { "Members and tokens" }
+                }
+                h1 { "Workspace settings" }
+                (errors_box(errors))
+            }
+            section.card id="deletion" data-state=(s.state) {
+                h2 { "Delete workspace" }
+                @match s.state {
+                    "deleting" => {
+                        div.notice role="status" {
+                            p {
+                                strong { "Scheduled for deletion. " }
+                                "The workspace is read-only. On "
+                                time id="deletion-due" { (s.due_at.map(rfc3339).unwrap_or_default()) }
+                                " its key is destroyed: its data, and every backup of it, can no longer be read."
+                            }
+                        }
+                        @if owner {
+                            form id="deletion-cancel" method="post" action=(format!("/w/{ws}/deletion/cancel")) {
+                                (csrf_field(token))
+                                button type="submit" { "Cancel the deletion" }
+                            }
+                        }
+                    }
+                    "moving" => {
+                        p { "The workspace is being moved to another appliance and is read-only here until the operator confirms or calls it off." }
+                    }
+                    _ => {
+                        @if owner {
+                            p {
+                                "The workspace turns read-only at once and its owners are told by mail. After "
+                                (days) " days its data key is destroyed, so its data and every backup of it can no longer be read, and its files are removed. Until then any owner can cancel."
+                            }
+                            form id="deletion-form" method="post" action=(format!("/w/{ws}/deletion")) {
+                                (csrf_field(token))
+                                label for="confirm_name" { "Type the workspace's name to confirm" }
+                                input id="confirm_name" name="confirm_name" required autocomplete="off";
+                                button.danger type="submit" { "Delete workspace" }
+                            }
+                        } @else {
+                            p.muted { "Only owners can delete the workspace." }
+                        }
+                    }
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[handler]
+pub async fn settings_page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::Workspace, Action::Read);
+    let ctx = enter_ui(&state, &who, &ws, need, "workspace.read", &meta).await?;
+    render(req, &state, &who, &ctx, StatusCode::OK, &[]).await
+}
+
+#[handler]
+pub async fn schedule_deletion(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::Workspace, Action::Delete);
+    let ctx = enter_ui(&state, &who, &ws, need, "workspace.delete", &meta).await?;
+    let pairs = form_pairs(req);
+    let name = one(&pairs, "confirm_name").unwrap_or_default();
+    match lifecycle::schedule(&state, &ctx, name, &meta).await {
+        Ok(_) => Ok(see_other(format!("/w/{}/settings", ctx.db.id()))),
+        Err(e) => {
+            let errors = validation_errors(e)?;
+            render(
+                req,
+                &state,
+                &who,
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &errors,
+            )
+            .await
+        }
+    }
+}
+
+#[handler]
+pub async fn cancel_deletion(
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::Workspace, Action::Delete);
+    let ctx = enter_ui(&state, &who, &ws, need, CANCEL_ACTION, &meta).await?;
+    match lifecycle::cancel(&state, &ctx, &meta).await {
+        // Nothing scheduled (a second click): the page shows where it stands.
+        Ok(_) | Err(Error::Conflict(_)) => Ok(see_other(format!("/w/{}/settings", ctx.db.id()))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The "Delete my account" section of /account.
+pub fn account_section(token: &str, due: Option<i64>, grace_days: u32) -> Markup {
+    html! {
+        section.card id="account-deletion" {
+            h2 { "Delete my account" }
+            @if let Some(due) = due {
+                div.notice role="status" {
+                    p {
+                        strong { "Scheduled for deletion. " }
+                        "On " time id="account-deletion-due" { (rfc3339(due)) }
+                        " your memberships end and the account is deleted. Until then it works as before."
+                    }
+                }
+                form id="account-deletion-cancel" method="post" action="/account/deletion/cancel" {
+                    (csrf_field(token))
+                    button type="submit" { "Cancel the deletion" }
+                }
+            } @else {
+                p.muted {
+                    "After " (grace_days) " days your memberships end and your account is deleted; until then you can cancel. "
+                    "If you are the last owner of a workspace, make someone else owner first (or delete the workspace)."
+                }
+                form id="account-deletion-form" method="post" action="/account/deletion" {
+                    (csrf_field(token))
+                    label for="deletion-password" { "Password" }
+                    input id="deletion-password" name="password" type="password" required autocomplete="current-password";
+                    button.danger type="submit" { "Delete my account" }
+                }
+            }
+        }
+    }
+}
+
+#[handler]
+pub async fn schedule_account_deletion(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+) -> poem::Result<Response> {
+    let pairs = form_pairs(req);
+    let password = one(&pairs, "password").unwrap_or_default().to_owned();
+    match accounts::schedule(&state, &who.0, password, &meta).await {
+        Ok(_) => Ok(see_other("/account#account-deletion".into())),
+        Err(Error::Forbidden) => Err(Error::Forbidden.into()),
+        Err(e) => {
+            let errors = validation_errors(e)?;
+            super::account::render(
+                req,
+                &state,
+                &who,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &errors,
+                None,
+            )
+            .await
+        }
+    }
+}
+
+#[handler]
+pub async fn cancel_account_deletion(
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+) -> poem::Result<Response> {
+    match accounts::cancel(&state, &who.0, &meta).await {
+        Ok(()) | Err(Error::Conflict(_)) => Ok(see_other("/account#account-deletion".into())),
+        Err(e) => Err(e.into()),
+    }
+}

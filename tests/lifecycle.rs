@@ -1,0 +1,564 @@
+//! Deletion with a grace period and crypto-shredding, account deletion, and
+//! moving a workspace between two appliances (two data dirs, two master
+//! keys), driven through the real binary, real HTTP and a real SMTP sink;
+//! time moves with `AURA_TEST_CLOCK_OFFSET`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use age::secrecy::ExposeSecret;
+use common::{Env, PASSWORD, Server, client, login, open_db};
+use serde_json::{Value, json};
+
+const DAY: i64 = 86_400;
+
+struct AgeKeys {
+    identity_file: PathBuf,
+    recipient: String,
+}
+
+fn age_keys(dir: &Path, name: &str) -> AgeKeys {
+    let id = age::x25519::Identity::generate();
+    let identity_file = dir.join(format!("{name}.txt"));
+    std::fs::write(
+        &identity_file,
+        format!("{}\n", id.to_string().expose_secret()),
+    )
+    .unwrap();
+    AgeKeys {
+        identity_file,
+        recipient: id.to_public().to_string(),
+    }
+}
+
+/// A CLI command with the backup recipient set and the clock moved by `days`.
+fn cli(env: &Env, keys: &AgeKeys, days: i64, args: &[&str]) -> Output {
+    env.command(args)
+        .env(
+            "AURA_BACKUP__RECIPIENTS",
+            format!("[\"{}\"]", keys.recipient),
+        )
+        .env("AURA_TEST_CLOCK_OFFSET", (days * DAY).to_string())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+async fn signed_in(server: &Server, email: &str) -> reqwest::Client {
+    let c = client(server);
+    assert_eq!(login(&c, server, email, PASSWORD).await.status(), 200);
+    c
+}
+
+async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = req.send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+fn api(server: &Server, ws: &str, path: &str) -> String {
+    server.url(&format!("/api/v1/workspaces/{ws}{path}"))
+}
+
+fn count(db: &Path, sql: &str, arg: &str) -> i64 {
+    open_db(db).query_row(sql, [arg], |r| r.get(0)).unwrap()
+}
+
+fn actions(db: &Path, action: &str) -> i64 {
+    count(
+        db,
+        "SELECT count(*) FROM audit_log WHERE action = ?1",
+        action,
+    )
+}
+
+#[tokio::test]
+async fn deletion_is_read_only_cancellable_then_shreds_the_key_in_every_backup() {
+    let env = Env::new();
+    let keys = age_keys(env.root(), "backup-identity");
+    let sink = common::smtp::Sink::start();
+    env.create_user("owner@example.com", "Owner");
+    env.create_user("admin@example.com", "Admin");
+    env.create_user("keeper@example.com", "Keeper");
+    let doomed = env.create_workspace("Doomed Ltd", "owner@example.com");
+    let kept = env.create_workspace("Keeper Ltd", "keeper@example.com");
+    env.add_member(&doomed, "admin@example.com", "admin");
+    let mut vars: Vec<(String, String)> = sink.env();
+    vars.push((
+        "AURA_BACKUP__RECIPIENTS".into(),
+        format!("[\"{}\"]", keys.recipient),
+    ));
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = env.start_with(&vars);
+    let owner = signed_in(&server, "owner@example.com").await;
+    let admin = signed_in(&server, "admin@example.com").await;
+    let keeper = signed_in(&server, "keeper@example.com").await;
+    for (c, ws, name) in [
+        (&owner, &doomed, "Doomed team"),
+        (&keeper, &kept, "Keeper team"),
+    ] {
+        let (s, _) = send(
+            c.post(api(&server, ws, "/teams"))
+                .json(&json!({"name": name})),
+        )
+        .await;
+        assert_eq!(s, 201);
+    }
+    // A backup holding both workspaces, taken before the deletion.
+    let backup = ok(&cli(&env, &keys, 0, &["backup", "run"]))
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let deletion = api(&server, &doomed, "/deletion");
+    let control = env.data_dir().join("control.db");
+    // The name must be typed right; nothing is written otherwise.
+    let (s, p) = send(
+        owner
+            .post(&deletion)
+            .json(&json!({"confirm_name": "Doomed"})),
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert_eq!(p["errors"][0]["field"], "confirm_name");
+    // Owners only.
+    let (s, _) = send(
+        admin
+            .post(&deletion)
+            .json(&json!({"confirm_name": "Doomed Ltd"})),
+    )
+    .await;
+    assert_eq!(s, 403);
+    assert_eq!(actions(&control, "workspace.deletion_scheduled"), 0);
+
+    let (s, d) = send(
+        owner
+            .post(&deletion)
+            .json(&json!({"confirm_name": "Doomed Ltd"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["state"], "deleting");
+    let due = time::OffsetDateTime::parse(
+        d["due_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((due - now - 14 * DAY).abs() < 120, "14 days by default");
+    sink.wait_for("owner@example.com", "scheduled for deletion");
+
+    // Read-only: changes get 409 naming the state, reads go on.
+    let (s, p) = send(
+        owner
+            .post(api(&server, &doomed, "/teams"))
+            .json(&json!({"name": "More"})),
+    )
+    .await;
+    assert_eq!(s, 409);
+    assert_eq!(p["type"], "urn:aura:problem:workspace-deleting");
+    let (s, p) = send(
+        owner
+            .put(api(&server, &doomed, "/mfa-policy"))
+            .json(&json!({"required": true})),
+    )
+    .await;
+    assert_eq!(
+        (s, p["type"].as_str()),
+        (409, Some("urn:aura:problem:workspace-deleting"))
+    );
+    let (s, teams) = send(admin.get(api(&server, &doomed, "/teams"))).await;
+    assert_eq!(s, 200);
+    assert_eq!(teams["items"][0]["name"], "Doomed team");
+    let page = common::get_text(&owner, server.url(&format!("/w/{doomed}/settings"))).await;
+    assert!(
+        page.contains("deletion-cancel") && page.contains("deletion-due"),
+        "{page}"
+    );
+    let platform: Value = {
+        let out = env.cli(
+            &[
+                "user",
+                "create",
+                "--email",
+                "staff@example.com",
+                "--platform-admin",
+                "--password-stdin",
+            ],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        assert!(out.status.success());
+        let staff = signed_in(&server, "staff@example.com").await;
+        common::get_json(&staff, server.url("/api/v1/platform/workspaces")).await
+    };
+    let row = platform["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == doomed.as_str())
+        .unwrap();
+    assert_eq!(row["state"], "deleting");
+    assert_eq!(row["deletion_due_at"], d["due_at"]);
+
+    // Cancel: writable again; then schedule once more.
+    let (s, d) = send(owner.delete(&deletion)).await;
+    assert_eq!((s, d["state"].as_str()), (200, Some("active")));
+    sink.wait_for("owner@example.com", "cancelled");
+    let (s, _) = send(
+        owner
+            .post(api(&server, &doomed, "/teams"))
+            .json(&json!({"name": "After"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, _) = send(owner.delete(&deletion)).await;
+    assert_eq!(s, 409, "nothing to cancel");
+    let (s, _) = send(
+        owner
+            .post(&deletion)
+            .json(&json!({"confirm_name": "Doomed Ltd"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    // Not due yet: nothing happens. 15 days later: shredded.
+    let out = ok(&cli(&env, &keys, 0, &["workspace", "purge-due"]));
+    assert!(out.contains("0 workspace(s) shredded"), "{out}");
+    assert!(env.tenant_db(&doomed).exists());
+    let out = ok(&cli(&env, &keys, 15, &["workspace", "purge-due"]));
+    assert!(out.contains("1 workspace(s) shredded"), "{out}");
+    assert!(out.contains("1 escrow(s) rewritten"), "{out}");
+    assert!(!env.data_dir().join("tenants").join(&doomed).exists());
+    let q = "SELECT count(*) FROM workspace_keys WHERE workspace_id = ?1";
+    assert_eq!(count(&control, q, &doomed), 0);
+    assert_eq!(actions(&control, "workspace.shredded"), 1);
+    assert_eq!(actions(&control, "workspace.deletion_scheduled"), 2);
+    assert_eq!(actions(&control, "workspace.deletion_cancelled"), 1);
+    // The running server answers as for a workspace that never existed.
+    let (s, _) = send(owner.get(api(&server, &doomed, "/teams"))).await;
+    assert_eq!(s, 404);
+    let (s, _) = send(keeper.get(api(&server, &kept, "/teams"))).await;
+    assert_eq!(s, 200);
+    server.stop();
+    ok(&env.cli(&["audit", "verify"], None));
+
+    // The old backup: its drill passes, knowing the shredded workspace; it
+    // restores every other workspace, and the shredded one's rows are there
+    // only as ciphertext whose key no longer exists anywhere.
+    let id = keys.identity_file.to_str().unwrap();
+    ok(&cli(
+        &env,
+        &keys,
+        15,
+        &["backup", "verify", &backup, "--identity", id],
+    ));
+    let out = cli(
+        &env,
+        &keys,
+        15,
+        &[
+            "restore",
+            "--from",
+            &backup,
+            "--workspace",
+            &doomed,
+            "--identity",
+            id,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("key destroyed"));
+    let restored = env.root().join("restored");
+    let out = ok(&cli(
+        &env,
+        &keys,
+        15,
+        &[
+            "restore",
+            "--from",
+            &backup,
+            "--to",
+            restored.to_str().unwrap(),
+            "--identity",
+            id,
+        ],
+    ));
+    assert!(out.contains("skipped 1 workspace"), "{out}");
+    assert!(
+        restored
+            .join("tenants")
+            .join(&kept)
+            .join("data.db")
+            .exists()
+    );
+    assert!(!restored.join("tenants").join(&doomed).exists());
+    ok(&env.cli_at(&restored, &["audit", "verify"]));
+    let mut cmd = env.command(&["serve", "--listen", "127.0.0.1:0"]);
+    cmd.arg("--data-dir").arg(&restored);
+    let server = Server::start(cmd);
+    let keeper = signed_in(&server, "keeper@example.com").await;
+    let (s, teams) = send(keeper.get(api(&server, &kept, "/teams"))).await;
+    assert_eq!(
+        (s, teams["items"][0]["name"].as_str()),
+        (200, Some("Keeper team"))
+    );
+    let owner = signed_in(&server, "owner@example.com").await;
+    let (s, _) = send(owner.get(api(&server, &doomed, "/teams"))).await;
+    assert_eq!(s, 404);
+    server.stop();
+
+    let backups = env.data_dir().join("backups");
+    let identity = aura::backup::read_identity(&keys.identity_file).unwrap();
+    let unpacked = env.root().join("unpacked");
+    aura::backup::archive::unpack(
+        &backups.join(format!("{backup}.tar.zst.age")),
+        &identity,
+        &unpacked,
+        Some(&backup),
+    )
+    .unwrap();
+    let in_archive = unpacked.join("tenants").join(&doomed).join("data.db");
+    let teams_ct: Vec<u8> = open_db(&in_archive)
+        .query_row("SELECT name_ct FROM teams LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    assert!(!teams_ct.windows(11).any(|w| w == b"Doomed team"));
+    let escrow =
+        aura::backup::archive::read_escrow(&backups.join("keys-latest.age"), &identity).unwrap();
+    assert!(escrow.keys.iter().all(|k| k.workspace != doomed));
+    assert!(escrow.keys.iter().any(|k| k.workspace == kept));
+    assert!(escrow.shredded.contains(&doomed));
+}
+
+#[tokio::test]
+async fn account_deletion_ends_memberships_and_never_leaves_a_workspace_ownerless() {
+    let env = Env::new();
+    let keys = age_keys(env.root(), "id");
+    env.create_user("owner@example.com", "Owner");
+    let member_id = env.create_user("member@example.com", "Member");
+    let ws = env.create_workspace("Acme Widgets", "owner@example.com");
+    env.add_member(&ws, "member@example.com", "admin");
+    let server = env.start();
+    let owner = signed_in(&server, "owner@example.com").await;
+    let member = signed_in(&server, "member@example.com").await;
+    let me = server.url("/api/v1/me/deletion");
+
+    // The last owner cannot go: 409 naming the workspace.
+    let (s, p) = send(owner.post(&me).json(&json!({"password": PASSWORD}))).await;
+    assert_eq!(s, 409);
+    assert!(
+        p["detail"].as_str().unwrap().contains("Acme Widgets"),
+        "{p}"
+    );
+    // A wrong password is an error on the field.
+    let (s, p) = send(member.post(&me).json(&json!({"password": "not it at all"}))).await;
+    assert_eq!(
+        (s, p["errors"][0]["field"].as_str()),
+        (422, Some("password"))
+    );
+
+    let (s, d) = send(member.post(&me).json(&json!({"password": PASSWORD}))).await;
+    assert_eq!((s, d["scheduled"].as_bool()), (200, Some(true)));
+    let (s, _) = send(member.post(&me).json(&json!({"password": PASSWORD}))).await;
+    assert_eq!(s, 409, "already scheduled");
+    let (_, d) = send(member.delete(&me)).await;
+    assert_eq!(d["scheduled"], false);
+    let (_, d) = send(member.get(&me)).await;
+    assert_eq!(d["scheduled"], false);
+    let (s, _) = send(member.post(&me).json(&json!({"password": PASSWORD}))).await;
+    assert_eq!(s, 200);
+    let page = common::get_text(&member, server.url("/account")).await;
+    assert!(page.contains("account-deletion-due"), "{page}");
+    // Still works through the grace period.
+    let (s, _) = send(member.get(api(&server, &ws, "/teams"))).await;
+    assert_eq!(s, 200);
+
+    let out = ok(&cli(&env, &keys, 15, &["workspace", "purge-due"]));
+    assert!(out.contains("1 account(s) deleted"), "{out}");
+    let control = env.data_dir().join("control.db");
+    assert_eq!(
+        count(
+            &control,
+            "SELECT count(*) FROM users WHERE id = ?1",
+            &member_id
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &control,
+            "SELECT count(*) FROM memberships WHERE user_id = ?1",
+            &member_id
+        ),
+        0
+    );
+    assert_eq!(actions(&control, "user.deletion_scheduled"), 2);
+    assert_eq!(actions(&control, "user.deletion_cancelled"), 1);
+    assert_eq!(actions(&control, "user.deleted"), 1);
+    assert_eq!(actions(&env.tenant_db(&ws), "member.removed"), 1);
+    let (s, _) = send(member.get(api(&server, &ws, "/teams"))).await;
+    assert_eq!(s, 401, "the account's sessions are gone");
+    assert_eq!(
+        login(&client(&server), &server, "member@example.com", PASSWORD)
+            .await
+            .status(),
+        401
+    );
+    let (_, people) = send(owner.get(api(&server, &ws, "/members"))).await;
+    assert_eq!(people["items"].as_array().unwrap().len(), 1);
+    server.stop();
+    ok(&env.cli(&["audit", "verify"], None));
+}
+
+#[tokio::test]
+async fn a_workspace_moves_between_two_appliances_with_its_data_and_chain() {
+    let source = Env::new();
+    let target = Env::new();
+    let target_keys = age_keys(target.root(), "target-identity");
+    source.create_user("owner@example.com", "Owner");
+    let bob = source.create_user("bob@example.com", "Bob");
+    target.create_user("owner@example.com", "Owner on the target");
+    let ws = source.create_workspace("Mover GmbH", "owner@example.com");
+    source.add_member(&ws, "bob@example.com", "viewer");
+    let server = source.start();
+    let owner = signed_in(&server, "owner@example.com").await;
+    let (s, _) = send(
+        owner
+            .post(api(&server, &ws, "/teams"))
+            .json(&json!({"name": "Residency team"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, _) = send(
+        owner
+            .put(api(&server, &ws, "/audit/settings"))
+            .json(&json!({"retention_days": 123})),
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    let bundle = source.root().join("mover.age");
+    let out = ok(&source.cli(
+        &[
+            "workspace",
+            "move-out",
+            &ws,
+            "--to-recipient",
+            &target_keys.recipient,
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+        None,
+    ));
+    assert!(out.contains("read-only"), "{out}");
+    // Read-only at the source until the operator confirms.
+    let (s, p) = send(
+        owner
+            .post(api(&server, &ws, "/teams"))
+            .json(&json!({"name": "Late"})),
+    )
+    .await;
+    assert_eq!(
+        (s, p["type"].as_str()),
+        (409, Some("urn:aura:problem:workspace-moving"))
+    );
+    let (s, _) = send(owner.get(api(&server, &ws, "/teams"))).await;
+    assert_eq!(s, 200);
+
+    // Only the target's identity opens the bundle.
+    let other = age_keys(source.root(), "someone-else");
+    let out = target.cli(
+        &[
+            "workspace",
+            "move-in",
+            bundle.to_str().unwrap(),
+            "--identity",
+            other.identity_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let id = target_keys.identity_file.to_str().unwrap();
+    let out = ok(&target.cli(
+        &[
+            "workspace",
+            "move-in",
+            bundle.to_str().unwrap(),
+            "--identity",
+            id,
+        ],
+        None,
+    ));
+    assert!(out.contains(&format!("moved in workspace {ws}")), "{out}");
+    assert!(
+        out.contains("1 member(s) matched") && out.contains("1 account(s) created"),
+        "{out}"
+    );
+    let out = target.cli(
+        &[
+            "workspace",
+            "move-in",
+            bundle.to_str().unwrap(),
+            "--identity",
+            id,
+        ],
+        None,
+    );
+    assert!(!out.status.success(), "a second import is refused");
+    let verify = ok(&target.cli(&["audit", "verify"], None));
+    assert!(verify.contains(&ws), "{verify}");
+    let tcontrol = target.data_dir().join("control.db");
+    assert_eq!(
+        count(&tcontrol, "SELECT count(*) FROM users WHERE id = ?1", &bob),
+        1
+    );
+    assert_eq!(actions(&tcontrol, "workspace.moved_in"), 1);
+
+    // The target serves it: same data, decrypted under the target's keys.
+    let tserver = target.start();
+    let towner = signed_in(&tserver, "owner@example.com").await;
+    let (s, teams) = send(towner.get(api(&tserver, &ws, "/teams"))).await;
+    assert_eq!(
+        (s, teams["items"][0]["name"].as_str()),
+        (200, Some("Residency team"))
+    );
+    let (_, page) =
+        send(towner.get(api(&tserver, &ws, "/audit?action=audit.retention_changed"))).await;
+    assert_eq!(page["items"][0]["after"]["retention_days"], 123);
+    let (_, page) = send(towner.get(api(&tserver, &ws, "/audit?action=workspace.moved_out"))).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let (s, _) = send(
+        towner
+            .post(api(&tserver, &ws, "/teams"))
+            .json(&json!({"name": "EU team"})),
+    )
+    .await;
+    assert_eq!(s, 201, "writable on the target");
+    tserver.stop();
+    ok(&target.cli(&["audit", "verify"], None));
+
+    // The operator confirms: the source shreds its copy.
+    let out = ok(&source.cli(&["workspace", "move-confirm", &ws], None));
+    assert!(out.contains("shredded"), "{out}");
+    assert!(!source.data_dir().join("tenants").join(&ws).exists());
+    let (s, _) = send(owner.get(api(&server, &ws, "/teams"))).await;
+    assert_eq!(s, 404);
+    server.stop();
+    ok(&source.cli(&["audit", "verify"], None));
+    let scontrol = source.data_dir().join("control.db");
+    assert_eq!(actions(&scontrol, "workspace.moved_out"), 1);
+    assert_eq!(actions(&scontrol, "workspace.shredded"), 1);
+}
