@@ -20,6 +20,7 @@ pub mod crypto;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod integrations;
 pub mod mail;
 pub mod ops;
 pub mod platform;

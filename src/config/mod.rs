@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod integrations;
 mod sections;
+pub use integrations::IntegrationsConfig;
 pub use sections::*;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/aura/aura.toml";
@@ -42,6 +44,7 @@ pub struct FileConfig {
     pub security_txt: SecurityTxtConfig,
     pub mail: MailConfig,
     pub log: LogConfig,
+    pub integrations: IntegrationsConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -118,6 +121,7 @@ impl Default for FileConfig {
             security_txt: SecurityTxtConfig::default(),
             mail: MailConfig::default(),
             log: LogConfig::default(),
+            integrations: IntegrationsConfig::default(),
         }
     }
 }
@@ -365,6 +369,7 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
             )));
         }
     }
+    file.integrations.validate().map_err(Error::Config)?;
     let t = &file.tls;
     let trusted_proxies = t
         .trusted_proxies

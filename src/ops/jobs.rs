@@ -21,8 +21,10 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         state.config.file.backup.drill_schedule.clone(),
         drill_now,
     );
+    let integrations = crate::integrations::worker::spawn(Arc::clone(&state));
     tokio::spawn(async move {
         let _guards = (AbortOnDrop(backups), AbortOnDrop(drills));
+        let _integrations = AbortOnDrop(integrations);
         let cfg = state.config.file.audit.clone();
         let mut checkpoint =
             tokio::time::interval(Duration::from_secs(cfg.checkpoint_interval_secs));

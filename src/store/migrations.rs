@@ -75,6 +75,11 @@ pub const TENANT: &[Migration] = &[
         name: "records",
         sql: include_str!("migrations/tenant/0003_records.sql"),
     },
+    Migration {
+        version: 5,
+        name: "integrations",
+        sql: include_str!("migrations/tenant/0005_integrations.sql"),
+    },
 ];
 
 pub fn latest(migrations: &[Migration]) -> i64 {
