@@ -17,6 +17,7 @@ pub enum Resource {
     ApiToken,
     Workspace,
     Invitation,
+    Integration,
 }
 
 impl Resource {
@@ -31,6 +32,7 @@ impl Resource {
             Resource::ApiToken => "API token",
             Resource::Workspace => "workspace",
             Resource::Invitation => "invitation",
+            Resource::Integration => "integration",
         }
     }
 }
@@ -263,6 +265,30 @@ pub const TABLE: &[Rule] = &[
         action: Action::Settings,
         roles: OWNERS,
         note: "set the retention period",
+    },
+    Rule {
+        resource: Resource::Integration,
+        action: Action::Read,
+        roles: ADMINS,
+        note: "list integration secrets (name, last 4 characters, times; never a value), webhook endpoints and their delivery log, inbound integrations and their received events",
+    },
+    Rule {
+        resource: Resource::Integration,
+        action: Action::Create,
+        roles: ADMINS,
+        note: "store a secret, subscribe a webhook endpoint, create an inbound integration (a generated secret is shown once)",
+    },
+    Rule {
+        resource: Resource::Integration,
+        action: Action::Update,
+        roles: ADMINS,
+        note: "rotate a secret or an endpoint's signing secret (the previous one works for an overlap), redeliver a webhook message",
+    },
+    Rule {
+        resource: Resource::Integration,
+        action: Action::Delete,
+        roles: ADMINS,
+        note: "delete a secret (not while an inbound integration uses it), an endpoint or an inbound integration",
     },
 ];
 

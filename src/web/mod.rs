@@ -4,6 +4,7 @@
 pub mod api;
 pub mod assets;
 pub mod csrf;
+pub mod hooks;
 pub mod middleware;
 pub mod problem;
 pub mod session;
@@ -59,6 +60,15 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/reset",
     "/reset/:token",
     "/invite/:token",
+    "/w/:ws/integrations/secrets",
+    "/w/:ws/integrations/secrets/rotate",
+    "/w/:ws/integrations/secrets/delete",
+    "/w/:ws/integrations/webhooks",
+    "/w/:ws/integrations/webhooks/rotate",
+    "/w/:ws/integrations/webhooks/delete",
+    "/w/:ws/integrations/webhooks/redeliver",
+    "/w/:ws/integrations/inbound",
+    "/w/:ws/integrations/inbound/delete",
 ];
 
 fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
@@ -103,6 +113,15 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/magic/:token" => ui::magic::redeem.boxed(),
         "/reset" => ui::magic::request_reset.boxed(),
         "/reset/:token" => ui::magic::reset.boxed(),
+        "/w/:ws/integrations/secrets" => ui::integrations::create_secret.boxed(),
+        "/w/:ws/integrations/secrets/rotate" => ui::integrations::rotate_secret.boxed(),
+        "/w/:ws/integrations/secrets/delete" => ui::integrations::delete_secret.boxed(),
+        "/w/:ws/integrations/webhooks" => ui::integrations::create_webhook.boxed(),
+        "/w/:ws/integrations/webhooks/rotate" => ui::integrations::rotate_webhook.boxed(),
+        "/w/:ws/integrations/webhooks/delete" => ui::integrations::delete_webhook.boxed(),
+        "/w/:ws/integrations/webhooks/redeliver" => ui::integrations::redeliver.boxed(),
+        "/w/:ws/integrations/inbound" => ui::integrations::create_inbound.boxed(),
+        "/w/:ws/integrations/inbound/delete" => ui::integrations::delete_inbound.boxed(),
         _ => return None,
     })
 }
@@ -135,7 +154,9 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/platform/audit", get(ui::audit::platform_audit))
         .at("/platform/audit/:seq", get(ui::audit::platform_entry))
         .at("/platform/backups", get(ui::backups::page))
-        .at("/assets/*path", get(assets::serve));
+        .at("/assets/*path", get(assets::serve))
+        .at("/w/:ws/integrations", get(ui::integrations::page))
+        .at("/hooks/:ws/:integration", post(hooks::receive));
     for path in UI_FORM_ROUTES {
         let Some(ep) = ui_form(path) else { continue };
         // A few form routes also have a page at the same address.

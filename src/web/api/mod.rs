@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod collections;
+pub mod integrations;
 pub mod invitations;
 pub mod me;
 pub mod mfa;
@@ -13,6 +14,7 @@ pub mod passkeys;
 pub mod platform;
 pub mod records;
 pub mod teams;
+pub mod webhooks;
 
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApiService, Tags};
@@ -47,6 +49,8 @@ pub enum ApiTags {
     Teams,
     /// Member roles, service accounts and API tokens.
     Access,
+    /// Integration secrets, outbound webhooks and inbound integrations.
+    Integrations,
 }
 
 pub type ApiService = OpenApiService<
@@ -62,6 +66,8 @@ pub type ApiService = OpenApiService<
         teams::TeamsApi,
         access::AccessApi,
         invitations::InvitationsApi,
+        integrations::IntegrationsApi,
+        webhooks::WebhooksApi,
     ),
     (),
 >;
@@ -80,6 +86,8 @@ pub fn service(public_url: &str) -> ApiService {
             teams::TeamsApi,
             access::AccessApi,
             invitations::InvitationsApi,
+            integrations::IntegrationsApi,
+            webhooks::WebhooksApi,
         ),
         "Aura API",
         env!("CARGO_PKG_VERSION"),

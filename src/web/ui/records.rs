@@ -68,6 +68,7 @@ pub async fn workspace_home(
                     a.button.secondary href=(format!("/w/{ws}/teams")) { "Teams" }
                     a.button.secondary href=(format!("/w/{ws}/members")) { "Members and tokens" }
                     @if admin { a.button.secondary href=(format!("/w/{ws}/audit")) { "Audit log" } }
+                    @if admin { a.button.secondary href=(format!("/w/{ws}/integrations")) { "Integrations" } }
                 }
             }
         }
