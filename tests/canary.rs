@@ -880,7 +880,7 @@ async fn integration_secrets_and_payloads_leave_no_plaintext() {
         "canaries in the server log:\n{}",
         hits.join("\n")
     );
-    let hits = scan_dir(&env.data_dir(), &all);
+    let (hits, _) = scan_tree(&env.data_dir(), &all);
     assert!(
         hits.is_empty(),
         "canaries on disk after shutdown:\n{}",
