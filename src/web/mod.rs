@@ -59,16 +59,16 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/magic/:token",
     "/reset",
     "/reset/:token",
-    "/invite/:token",
     "/w/:ws/integrations/secrets",
     "/w/:ws/integrations/secrets/rotate",
     "/w/:ws/integrations/secrets/delete",
     "/w/:ws/integrations/webhooks",
     "/w/:ws/integrations/webhooks/rotate",
-    "/w/:ws/integrations/webhooks/delete",
     "/w/:ws/integrations/webhooks/redeliver",
+    "/w/:ws/integrations/webhooks/delete",
     "/w/:ws/integrations/inbound",
     "/w/:ws/integrations/inbound/delete",
+    "/invite/:token",
 ];
 
 fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
