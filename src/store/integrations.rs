@@ -8,6 +8,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::crypto::{BlindIndex, Sealer, Slot};
 use crate::error::Result;
 
+/// A sealed current value, the sealed previous one and when it stops working.
+type Sealed = (Vec<u8>, Option<Vec<u8>>, Option<i64>);
+
 const SECRETS: &str = "integration_secrets";
 
 /// A stored secret as the UI and API show it: never its value.
@@ -100,7 +103,7 @@ pub fn secret_values(
     id: &str,
     now: i64,
 ) -> Result<Option<Vec<String>>> {
-    let row: Option<(Vec<u8>, Option<Vec<u8>>, Option<i64>)> = conn
+    let row: Option<Sealed> = conn
         .query_row(
             "SELECT value_ct, previous_ct, previous_until FROM integration_secrets WHERE id = ?1",
             [id],

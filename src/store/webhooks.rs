@@ -7,6 +7,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::crypto::{Sealer, Slot};
 use crate::error::Result;
 
+/// A sealed current value, the sealed previous one and when it stops working.
+type Sealed = (Vec<u8>, Option<Vec<u8>>, Option<i64>);
+
 const ENDPOINTS: &str = "webhook_endpoints";
 const DELIVERIES: &str = "webhook_deliveries";
 
@@ -90,7 +93,7 @@ pub fn endpoint_secrets(
     id: &str,
     now: i64,
 ) -> Result<Vec<String>> {
-    let row: Option<(Vec<u8>, Option<Vec<u8>>, Option<i64>)> = conn
+    let row: Option<Sealed> = conn
         .query_row(
             "SELECT secret_ct, previous_ct, previous_until FROM webhook_endpoints WHERE id = ?1",
             [id],

@@ -102,7 +102,7 @@ impl From<DeliveryRow> for WebhookDelivery {
             next_attempt_at: d
                 .next_attempt_ms
                 .filter(|_| d.status == "pending")
-                .map(|ms| crate::records::rfc3339_ms(ms)),
+                .map(crate::records::rfc3339_ms),
             status: d.status,
             attempts: d.attempts,
             last_status_code: d.last_status,
