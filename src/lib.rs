@@ -21,6 +21,7 @@ pub mod error;
 pub mod export;
 pub mod identity;
 pub mod ids;
+pub mod integrations;
 pub mod lifecycle;
 pub mod mail;
 pub mod ops;

@@ -642,6 +642,65 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             Value::Null,
             None,
         ),
+        // Integrations: a webhook first, so the record rows below queue
+        // deliveries (to a name that never resolves: no entry is written by
+        // the worker's failed attempts).
+        (
+            "POST",
+            "/workspaces/{workspace}/webhooks",
+            wschain,
+            "webhook.created",
+            json!({"url": "https://hooks.example.invalid/aura", "events": ["record.created"]}),
+            Some("{webhook}"),
+        ),
+        (
+            "POST",
+            "/workspaces/{workspace}/webhooks/{webhook}/rotate-secret",
+            wschain,
+            "webhook.secret_rotated",
+            json!({"overlap_hours": 1}),
+            None,
+        ),
+        (
+            "POST",
+            "/workspaces/{workspace}/integrations/secrets",
+            wschain,
+            "integration_secret.created",
+            json!({"name": "Shop API key", "value": "sk_test_0123456789"}),
+            Some("{secret_id}"),
+        ),
+        (
+            "POST",
+            "/workspaces/{workspace}/integrations/secrets/{secret_id}/rotate",
+            wschain,
+            "integration_secret.rotated",
+            json!({"value": "sk_test_9876543210"}),
+            None,
+        ),
+        (
+            "POST",
+            "/workspaces/{workspace}/integrations/inbound",
+            wschain,
+            "inbound_integration.created",
+            json!({"name": "Shop", "mode": "signature", "secret_id": "{secret_id}"}),
+            Some("{integration}"),
+        ),
+        (
+            "DELETE",
+            "/workspaces/{workspace}/integrations/inbound/{integration}",
+            wschain,
+            "inbound_integration.deleted",
+            Value::Null,
+            None,
+        ),
+        (
+            "DELETE",
+            "/workspaces/{workspace}/integrations/secrets/{secret_id}",
+            wschain,
+            "integration_secret.deleted",
+            Value::Null,
+            None,
+        ),
         (
             "POST",
             "/workspaces/{workspace}/collections",
@@ -665,6 +724,22 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             "record.created",
             json!({"values": {"N": "a"}}),
             Some("{record}"),
+        ),
+        (
+            "POST",
+            "/workspaces/{workspace}/webhooks/{webhook}/deliveries/{delivery}/redeliver",
+            wschain,
+            "webhook.redelivered",
+            Value::Null,
+            None,
+        ),
+        (
+            "DELETE",
+            "/workspaces/{workspace}/webhooks/{webhook}",
+            wschain,
+            "webhook.deleted",
+            Value::Null,
+            None,
         ),
         (
             "PATCH",
@@ -1087,6 +1162,17 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
                 .find(|i| i["current"] == false)
                 .expect("another sign-in to end");
             ids.push(("{id}", other["id"].as_str().unwrap().to_owned()));
+        }
+        if path.contains("{delivery}") {
+            // The delivery the record.created row queued.
+            let hook = &ids.iter().find(|(k, _)| *k == "{webhook}").unwrap().1;
+            let url = s.server.url(&format!(
+                "/api/v1/workspaces/{}/webhooks/{hook}/deliveries",
+                s.ws
+            ));
+            let list: Value = common::get_json(&s.c, url).await;
+            let id = list["items"][0]["id"].as_str().expect("a queued delivery");
+            ids.push(("{delivery}", id.to_owned()));
         }
         if *path == "/invitations/{token}/accept" {
             ids.insert(0, ("{token}", sink.token_for("staff@example.com")));

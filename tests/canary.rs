@@ -857,3 +857,143 @@ async fn deletion_and_a_move_leave_no_plaintext() {
         hits.join("\n")
     );
 }
+
+/// Integrations: a stored secret (and its rotated value) is never in any
+/// answer the API or the UI gives, nor in the log or on disk; secret names,
+/// webhook URLs, inbound integration names and the events senders post are
+/// sealed like every other input.
+#[tokio::test]
+async fn integration_secrets_and_payloads_leave_no_plaintext() {
+    let env = Env::new();
+    env.create_user("int@example.com", "Integrator");
+    let ws = env.create_workspace("Integrations", "int@example.com");
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "int@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let (secret_name, secret_value, rotated) =
+        (canary("secname"), canary("secvalue"), canary("rotated"));
+    let (ui_value, url_path, inbound_name) =
+        (canary("uivalue"), canary("urlpath"), canary("inbound"));
+    let (body_text, msg_id) = (canary("body"), canary("msgid"));
+    let mut answers: Vec<String> = Vec::new();
+
+    let r = c
+        .post(api("/integrations/secrets"))
+        .json(&serde_json::json!({"name": secret_name, "value": secret_value}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let made: serde_json::Value = r.json().await.unwrap();
+    let sid = made["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["last4"], &secret_value[secret_value.len() - 4..]);
+    answers.push(made.to_string());
+    let r = c
+        .post(api(&format!("/integrations/secrets/{sid}/rotate")))
+        .json(&serde_json::json!({"value": rotated, "overlap_hours": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    answers.push(r.text().await.unwrap());
+    // Through the UI form as well.
+    let csrf = common::page_csrf(&c, &server.url(&format!("/w/{ws}/integrations"))).await;
+    let r = c
+        .post(server.url(&format!("/w/{ws}/integrations/secrets")))
+        .form(&[
+            ("name", "from the form"),
+            ("value", ui_value.as_str()),
+            ("csrf", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = c
+        .post(api("/webhooks"))
+        .json(&serde_json::json!({"url": format!("https://hooks.example.com/{url_path}"), "events": ["record.created"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    answers.push(r.text().await.unwrap());
+    let r = c
+        .post(api("/integrations/inbound"))
+        .json(&serde_json::json!({"name": inbound_name, "mode": "token", "secret_id": sid}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let inbound: serde_json::Value = r.json().await.unwrap();
+    assert!(inbound["secret"].is_null(), "a stored secret is not echoed");
+    answers.push(inbound.to_string());
+    let hook = inbound["url"].as_str().unwrap().to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let r = reqwest::Client::new()
+        .post(&hook)
+        .bearer_auth(&rotated)
+        .header("webhook-id", &msg_id)
+        .header("webhook-timestamp", now.to_string())
+        .body(format!("{{\"note\": \"{body_text}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "the rotated value verifies");
+    answers.push(r.text().await.unwrap());
+
+    // Every answer an admin can fetch, the UI page and the audit log included.
+    for path in [
+        "/integrations/secrets",
+        "/integrations/inbound",
+        "/webhooks",
+        "/audit?limit=200",
+        "/audit/export",
+    ] {
+        answers.push(common::get_text(&c, api(path)).await);
+    }
+    let iid = inbound["id"].as_str().unwrap();
+    answers.push(common::get_text(&c, api(&format!("/integrations/inbound/{iid}/events"))).await);
+    answers.push(common::get_text(&c, server.url(&format!("/w/{ws}/integrations"))).await);
+    answers.push(common::get_text(&c, server.url(&format!("/w/{ws}/audit"))).await);
+    answers.push(common::get_text(&c, server.url("/trust.json")).await);
+    let secrets = vec![secret_value.clone(), rotated.clone(), ui_value.clone()];
+    let hits = scan_bytes(answers.join("\n").as_bytes(), &secrets);
+    assert!(
+        hits.is_empty(),
+        "a secret value in an answer:\n{}",
+        hits.join("\n")
+    );
+    let all_answers = answers.join("\n");
+    assert!(all_answers.contains(&secret_name) && all_answers.contains(&body_text));
+
+    let mut all = secrets;
+    all.extend([secret_name, url_path, inbound_name, body_text, msg_id]);
+    let hits = scan_dir(&env.data_dir(), &all);
+    assert!(
+        hits.is_empty(),
+        "canaries on disk while running:\n{}",
+        hits.join("\n")
+    );
+    let logs = server.stop();
+    let hits = scan_bytes(&logs, &all);
+    assert!(
+        hits.is_empty(),
+        "canaries in the server log:\n{}",
+        hits.join("\n")
+    );
+    let (hits, _) = scan_tree(&env.data_dir(), &all);
+    assert!(
+        hits.is_empty(),
+        "canaries on disk after shutdown:\n{}",
+        hits.join("\n")
+    );
+}

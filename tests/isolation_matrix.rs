@@ -123,6 +123,12 @@ enum Fresh {
     Content,
     /// A service account and an API token.
     Access,
+    /// A stored integration secret.
+    Secret,
+    /// A webhook endpoint.
+    Webhook,
+    /// An inbound integration (with its generated secret).
+    Inbound,
 }
 
 fn api(method: &'static str, path: &'static str, need: Need) -> ApiRoute {
@@ -156,6 +162,10 @@ impl ApiRoute {
     }
     fn fresh_access(mut self) -> Self {
         self.fresh = Fresh::Access;
+        self
+    }
+    fn fresh_kind(mut self, kind: Fresh) -> Self {
+        self.fresh = kind;
         self
     }
     fn own_session(mut self) -> Self {
@@ -479,6 +489,81 @@ fn api_table() -> Vec<ApiRoute> {
         api("GET", "/me/deletion", SignedIn),
         api("POST", "/me/deletion", Need::Person(422)).json(json!({"password": ""})),
         api("DELETE", "/me/deletion", Need::Person(409)),
+        // Integrations: admins only. Deletions get fresh objects.
+        api(
+            "GET",
+            "/workspaces/{workspace}/integrations/secrets",
+            role(Role::Admin),
+        ),
+        api(
+            "POST",
+            "/workspaces/{workspace}/integrations/secrets",
+            role(Role::Admin),
+        )
+        .json(json!({"name": "Matrix key", "value": "sk_matrix_0123456789"})),
+        api(
+            "POST",
+            "/workspaces/{workspace}/integrations/secrets/{secret_id}/rotate",
+            role(Role::Admin),
+        )
+        .json(json!({"value": "sk_matrix_rotated_0123", "overlap_hours": 1})),
+        api(
+            "DELETE",
+            "/workspaces/{workspace}/integrations/secrets/{secret_id}",
+            role(Role::Admin),
+        )
+        .fresh_kind(Fresh::Secret),
+        api(
+            "GET",
+            "/workspaces/{workspace}/integrations/inbound",
+            role(Role::Admin),
+        ),
+        api(
+            "POST",
+            "/workspaces/{workspace}/integrations/inbound",
+            role(Role::Admin),
+        )
+        .json(json!({"name": "Matrix inbound", "mode": "token"})),
+        api(
+            "DELETE",
+            "/workspaces/{workspace}/integrations/inbound/{integration}",
+            role(Role::Admin),
+        )
+        .fresh_kind(Fresh::Inbound),
+        api(
+            "GET",
+            "/workspaces/{workspace}/integrations/inbound/{integration}/events",
+            role(Role::Admin),
+        ),
+        api("GET", "/workspaces/{workspace}/webhooks", role(Role::Admin)),
+        api(
+            "POST",
+            "/workspaces/{workspace}/webhooks",
+            role(Role::Admin),
+        )
+        .json(json!({"url": "https://hooks.example.invalid/matrix", "events": ["member.added"]})),
+        api(
+            "POST",
+            "/workspaces/{workspace}/webhooks/{webhook}/rotate-secret",
+            role(Role::Admin),
+        )
+        .json(json!({"overlap_hours": 1})),
+        api(
+            "DELETE",
+            "/workspaces/{workspace}/webhooks/{webhook}",
+            role(Role::Admin),
+        )
+        .fresh_kind(Fresh::Webhook),
+        api(
+            "GET",
+            "/workspaces/{workspace}/webhooks/{webhook}/deliveries",
+            role(Role::Admin),
+        ),
+        api(
+            "POST",
+            "/workspaces/{workspace}/webhooks/{webhook}/deliveries/{delivery}/redeliver",
+            role(Role::Admin),
+        ),
     ]
 }
 
@@ -497,6 +582,8 @@ enum P {
     Asset,
     /// A workspace id that exists nowhere (for platform actions).
     Nowhere,
+    /// An inbound integration of the workspace.
+    Integration,
 }
 
 const WS: &[(&str, P)] = &[(":ws", P::Ws)];
@@ -558,6 +645,10 @@ impl UiRoute {
     }
     fn fresh_access(mut self) -> Self {
         self.fresh = Fresh::Access;
+        self
+    }
+    fn fresh_kind(mut self, kind: Fresh) -> Self {
+        self.fresh = kind;
         self
     }
     fn own_session(mut self) -> Self {
@@ -723,6 +814,46 @@ fn ui_table() -> Vec<UiRoute> {
             .form(|s| vec![("token_id".into(), s.token.clone())])
             .fresh_access(),
         ui("/w/:ws/mfa-policy", WS, role(Role::Owner)).form(|_| pairs(&[("required", "false")])),
+        // Integrations. Creating a webhook or an inbound integration answers
+        // 200: the new secret is on the answering page.
+        ui("/w/:ws/integrations/secrets", WS, role(Role::Admin))
+            .form(|_| pairs(&[("name", "UI matrix key"), ("value", "sk_ui_matrix_0123")])),
+        ui("/w/:ws/integrations/secrets/rotate", WS, role(Role::Admin)).form(|s| {
+            vec![
+                ("secret_id".into(), s.secret_id.clone()),
+                ("value".into(), "sk_ui_matrix_rotated".into()),
+            ]
+        }),
+        ui("/w/:ws/integrations/secrets/delete", WS, role(Role::Admin))
+            .form(|s| vec![("secret_id".into(), s.secret_id.clone())])
+            .fresh_kind(Fresh::Secret),
+        ui("/w/:ws/integrations/webhooks", WS, role(Role::Admin)).form(|_| {
+            pairs(&[
+                ("url", "https://hooks.example.invalid/ui-matrix"),
+                ("events", "member.added"),
+            ])
+        }),
+        ui("/w/:ws/integrations/webhooks/rotate", WS, role(Role::Admin))
+            .form(|s| vec![("webhook_id".into(), s.webhook.clone())]),
+        ui(
+            "/w/:ws/integrations/webhooks/redeliver",
+            WS,
+            role(Role::Admin),
+        )
+        .form(|s| {
+            vec![
+                ("webhook_id".into(), s.webhook.clone()),
+                ("delivery_id".into(), s.delivery.clone()),
+            ]
+        }),
+        ui("/w/:ws/integrations/webhooks/delete", WS, role(Role::Admin))
+            .form(|s| vec![("webhook_id".into(), s.webhook.clone())])
+            .fresh_kind(Fresh::Webhook),
+        ui("/w/:ws/integrations/inbound", WS, role(Role::Admin))
+            .form(|_| pairs(&[("name", "UI matrix inbound"), ("mode", "signature")])),
+        ui("/w/:ws/integrations/inbound/delete", WS, role(Role::Admin))
+            .form(|s| vec![("integration_id".into(), s.integration.clone())])
+            .fresh_kind(Fresh::Inbound),
         // Your account: forms missing what they need (no password is tried,
         // no session is ended).
         ui("/account/sessions/end", &[], Signed(404)).form(|_| pairs(&[("id", "nope")])),
@@ -789,6 +920,16 @@ fn ui_pages() -> Vec<UiRoute> {
         page("/reset", &[], Public(200)),
         page("/reset/:token", INVITE, Public(404)),
         page("/w/:ws/settings", WS, role(Role::Viewer)),
+        page("/w/:ws/integrations", WS, role(Role::Admin)),
+        // Inbound webhooks: public, authenticated by signature. A form post
+        // without the webhook headers is refused alike for every caller
+        // (tests/integrations.rs covers signatures, replays and another
+        // workspace's signature).
+        ui(
+            "/hooks/:ws/:integration",
+            &[(":ws", P::Ws), (":integration", P::Integration)],
+            Public(400),
+        ),
     ]
 }
 
@@ -961,17 +1102,39 @@ struct Objs {
     /// An API token (of `member`), its id and its secret.
     token: String,
     token_secret: String,
+    /// A stored integration secret and its value.
+    secret_id: String,
+    secret_value: String,
+    /// A webhook endpoint (subscribed to `record.created`), its signing
+    /// secret, and a delivery it has queued.
+    webhook: String,
+    webhook_secret: String,
+    delivery: String,
+    /// An inbound integration and its generated secret.
+    integration: String,
+    integration_secret: String,
 }
 
 impl Objs {
     /// What only the workspace's members may see of these objects.
-    fn data(&self) -> [String; 4] {
+    fn data(&self) -> Vec<String> {
         [
-            self.collection.clone(),
-            self.record.clone(),
-            self.team.clone(),
-            self.token_secret.clone(),
+            &self.collection,
+            &self.record,
+            &self.team,
+            &self.token_secret,
+            &self.secret_id,
+            &self.secret_value,
+            &self.webhook,
+            &self.webhook_secret,
+            &self.delivery,
+            &self.integration,
+            &self.integration_secret,
         ]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect()
     }
 
     /// The workspace's accounts and tokens: control-plane objects, which the
@@ -992,6 +1155,10 @@ struct Subst {
     user: String,
     member: String,
     token: String,
+    secret_id: String,
+    webhook: String,
+    delivery: String,
+    integration: String,
     canary: String,
 }
 
@@ -1071,9 +1238,76 @@ async fn make_objs(
     owner_id: &str,
 ) -> Objs {
     let mut o = Objs::default();
+    make_secret(server, c, ws, &mut o).await;
+    make_webhook(server, c, ws, &mut o).await;
+    make_inbound(server, c, ws, &mut o).await;
     make_content(server, c, ws, canary, owner_id, &mut o).await;
     make_access(server, c, ws, canary, &mut o).await;
+    let url = server.url(&format!(
+        "/api/v1/workspaces/{ws}/webhooks/{}/deliveries",
+        o.webhook
+    ));
+    let list: Value = common::get_json(c, url).await;
+    o.delivery = list["items"][0]["id"]
+        .as_str()
+        .expect("the fixture record queued a delivery")
+        .to_owned();
     o
+}
+
+async fn make_integration_obj(
+    server: &Server,
+    c: &reqwest::Client,
+    ws: &str,
+    path: &str,
+    body: Value,
+) -> Value {
+    let url = server.url(&format!("/api/v1/workspaces/{ws}{path}"));
+    let made = send(c.post(url).json(&body)).await;
+    assert_eq!(made.status, 201, "fixture {path}: {}", made.body);
+    serde_json::from_str(&made.body).unwrap()
+}
+
+/// A stored secret with a random value.
+async fn make_secret(server: &Server, c: &reqwest::Client, ws: &str, o: &mut Objs) {
+    o.secret_value = format!("sk_fixture_{}", rand_hex());
+    let v = make_integration_obj(
+        server,
+        c,
+        ws,
+        "/integrations/secrets",
+        json!({"name": "Fixture key", "value": o.secret_value}),
+    )
+    .await;
+    o.secret_id = v["id"].as_str().unwrap().to_owned();
+}
+
+/// A webhook endpoint subscribed to `record.created` (its host never resolves).
+async fn make_webhook(server: &Server, c: &reqwest::Client, ws: &str, o: &mut Objs) {
+    let v = make_integration_obj(
+        server,
+        c,
+        ws,
+        "/webhooks",
+        json!({"url": "https://hooks.example.invalid/fixture", "events": ["record.created"]}),
+    )
+    .await;
+    o.webhook = v["id"].as_str().unwrap().to_owned();
+    o.webhook_secret = v["secret"].as_str().unwrap().to_owned();
+}
+
+/// An inbound integration with a generated secret.
+async fn make_inbound(server: &Server, c: &reqwest::Client, ws: &str, o: &mut Objs) {
+    let v = make_integration_obj(
+        server,
+        c,
+        ws,
+        "/integrations/inbound",
+        json!({"name": "Fixture inbound", "mode": "signature"}),
+    )
+    .await;
+    o.integration = v["id"].as_str().unwrap().to_owned();
+    o.integration_secret = v["secret"].as_str().unwrap().to_owned();
 }
 
 /// A collection (named after the canary) with a record (titled with it), a
@@ -1320,6 +1554,9 @@ impl Run {
                 make_content(&self.server, c, &ws.id, &ws.canary, &ws.owner_id, &mut o).await
             }
             Fresh::Access => make_access(&self.server, c, &ws.id, &ws.canary, &mut o).await,
+            Fresh::Secret => make_secret(&self.server, c, &ws.id, &mut o).await,
+            Fresh::Webhook => make_webhook(&self.server, c, &ws.id, &mut o).await,
+            Fresh::Inbound => make_inbound(&self.server, c, &ws.id, &mut o).await,
         }
         let ws = match side {
             Side::A => &mut self.a,
@@ -1359,6 +1596,10 @@ impl Run {
             user: rest.user,
             member: rest.member,
             token: rest.token,
+            secret_id: rest.secret_id,
+            webhook: rest.webhook,
+            delivery: rest.delivery,
+            integration: rest.integration,
             canary: self.ws(a.coll).canary.clone(),
         }
     }
@@ -1461,6 +1702,10 @@ fn fill_api_path(path: &str, s: &Subst) -> Result<String, String> {
         ("{team}", &s.team),
         ("{user}", user),
         ("{token}", token),
+        ("{secret_id}", &s.secret_id),
+        ("{webhook}", &s.webhook),
+        ("{delivery}", &s.delivery),
+        ("{integration}", &s.integration),
         ("{invitation}", "00000000-0000-0000-0000-000000000000"),
         ("{id}", "no-such-sign-in"),
         ("{seq}", "1"),
@@ -1500,6 +1745,7 @@ fn fill_ui_path(route: &UiRoute, s: &Subst) -> String {
                 P::Seq => "1".to_owned(),
                 P::Asset => "app.css".to_owned(),
                 P::Nowhere => NOWHERE.to_owned(),
+                P::Integration => s.integration.clone(),
             }
         })
         .collect::<Vec<_>>()
@@ -1509,9 +1755,19 @@ fn fill_ui_path(route: &UiRoute, s: &Subst) -> String {
 async fn run_api(run: &mut Run, routes: &[ApiRoute], attempts: &[Attempt]) {
     for route in routes {
         let label = format!("{} {}", route.method, route.path);
-        let has_objects = ["{collection}", "{record}", "{team}", "{user}", "{token}"]
-            .iter()
-            .any(|p| route.path.contains(p));
+        let has_objects = [
+            "{collection}",
+            "{record}",
+            "{team}",
+            "{user}",
+            "{token}",
+            "{secret_id}",
+            "{webhook}",
+            "{delivery}",
+            "{integration}",
+        ]
+        .iter()
+        .any(|p| route.path.contains(p));
         let has_record = route.path.contains("{record}");
         let mut cells = Vec::new();
         for a in attempts {

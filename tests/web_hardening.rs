@@ -132,6 +132,51 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             .await
             .unwrap(),
     );
+    // Integrations: a stored secret, a webhook with a queued delivery (the
+    // record made after it), an inbound integration.
+    let secret_id = created(
+        me.post(api("/integrations/secrets"))
+            .json(&serde_json::json!({"name": "Shop key", "value": "sk_test_0123456789"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    let webhook = created(
+        me.post(api("/webhooks"))
+            .json(&serde_json::json!({"url": "https://hooks.example.invalid/x", "events": ["record.created"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    created(
+        me.post(api(&format!("/collections/{coll}/records")))
+            .json(&serde_json::json!({"values": {"N": "queues a delivery"}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    let deliveries: serde_json::Value =
+        common::get_json(&me, api(&format!("/webhooks/{webhook}/deliveries"))).await;
+    let delivery = deliveries["items"][0]["id"].as_str().unwrap().to_owned();
+    let inbound = created(
+        me.post(api("/integrations/inbound"))
+            .json(&serde_json::json!({"name": "Shop", "mode": "token"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
     let other_token = csrf_from(&page(&other, "/workspaces").await);
     assert_ne!(my_token, other_token, "tokens are bound to the session");
 
@@ -208,6 +253,27 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             // Scheduled, then cancelled by the next route.
             "/w/:ws/deletion" => vec![("confirm_name", "Forms Inc".into())],
             "/account/deletion" => vec![("password", PASSWORD.into())],
+            "/w/:ws/integrations/secrets" => vec![
+                ("name", "Form key".into()),
+                ("value", "sk_form_0123456789".into()),
+            ],
+            "/w/:ws/integrations/secrets/rotate" => vec![
+                ("secret_id", secret_id.clone()),
+                ("value", "sk_form_9876543210".into()),
+            ],
+            "/w/:ws/integrations/secrets/delete" => vec![("secret_id", secret_id.clone())],
+            "/w/:ws/integrations/webhooks" => vec![
+                ("url", "https://hooks.example.invalid/form".into()),
+                ("events", "member.added".into()),
+            ],
+            "/w/:ws/integrations/webhooks/rotate" => vec![("webhook_id", webhook.clone())],
+            "/w/:ws/integrations/webhooks/redeliver" => vec![
+                ("webhook_id", webhook.clone()),
+                ("delivery_id", delivery.clone()),
+            ],
+            "/w/:ws/integrations/webhooks/delete" => vec![("webhook_id", webhook.clone())],
+            "/w/:ws/integrations/inbound" => vec![("name", "Form hook".into())],
+            "/w/:ws/integrations/inbound/delete" => vec![("integration_id", inbound.clone())],
             _ => vec![],
         };
         let (c, good) = if *route == "/login" {
@@ -276,6 +342,10 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             "/w/:ws/privacy/subjects"
             | "/w/:ws/privacy/subjects/export"
             | "/w/:ws/privacy/subjects/anonymise" => 200,
+            // A new signing or inbound secret is shown on the answering page.
+            "/w/:ws/integrations/webhooks"
+            | "/w/:ws/integrations/webhooks/rotate"
+            | "/w/:ws/integrations/inbound" => 200,
             // A wrong code; a removal without a password (the form got through).
             "/account/mfa/confirm" | "/account/mfa/remove" | "/account/passkeys/remove" => 422,
             // The last owner of a workspace: refused on the page (the form got through).

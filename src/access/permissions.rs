@@ -18,6 +18,7 @@ pub enum Resource {
     Workspace,
     Invitation,
     DataSubject,
+    Integration,
 }
 
 impl Resource {
@@ -33,6 +34,7 @@ impl Resource {
             Resource::Workspace => "workspace",
             Resource::Invitation => "invitation",
             Resource::DataSubject => "data subject",
+            Resource::Integration => "integration",
         }
     }
 }
@@ -295,6 +297,30 @@ pub const TABLE: &[Rule] = &[
         action: Action::Delete,
         roles: ADMINS,
         note: "anonymise a person: pii values become a keyed pseudonym, in records, versions and audit details (audited)",
+    },
+    Rule {
+        resource: Resource::Integration,
+        action: Action::Read,
+        roles: ADMINS,
+        note: "list integration secrets (name, last 4 characters, times; never a value), webhook endpoints and their delivery log, inbound integrations and their received events",
+    },
+    Rule {
+        resource: Resource::Integration,
+        action: Action::Create,
+        roles: ADMINS,
+        note: "store a secret, subscribe a webhook endpoint, create an inbound integration (a generated secret is shown once)",
+    },
+    Rule {
+        resource: Resource::Integration,
+        action: Action::Update,
+        roles: ADMINS,
+        note: "rotate a secret or an endpoint's signing secret (the previous one works for an overlap), redeliver a webhook message",
+    },
+    Rule {
+        resource: Resource::Integration,
+        action: Action::Delete,
+        roles: ADMINS,
+        note: "delete a secret (not while an inbound integration uses it), an endpoint or an inbound integration",
     },
 ];
 

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod integrations;
 mod sections;
+pub use integrations::IntegrationsConfig;
 pub use sections::*;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/aura/aura.toml";
@@ -43,6 +45,7 @@ pub struct FileConfig {
     pub mail: MailConfig,
     pub log: LogConfig,
     pub lifecycle: LifecycleConfig,
+    pub integrations: IntegrationsConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -120,6 +123,7 @@ impl Default for FileConfig {
             mail: MailConfig::default(),
             log: LogConfig::default(),
             lifecycle: LifecycleConfig::default(),
+            integrations: IntegrationsConfig::default(),
         }
     }
 }
@@ -373,6 +377,7 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
             )));
         }
     }
+    file.integrations.validate().map_err(Error::Config)?;
     let t = &file.tls;
     let trusted_proxies = t
         .trusted_proxies

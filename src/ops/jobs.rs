@@ -23,12 +23,14 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     );
     // Deletions that are due: at start, then every lifecycle.purge_interval_secs.
     let purges = crate::lifecycle::spawn(Arc::clone(&state));
+    let integrations = crate::integrations::worker::spawn(Arc::clone(&state));
     tokio::spawn(async move {
         let _guards = (
             AbortOnDrop(backups),
             AbortOnDrop(drills),
             AbortOnDrop(purges),
         );
+        let _integrations = AbortOnDrop(integrations);
         let cfg = state.config.file.audit.clone();
         let mut checkpoint =
             tokio::time::interval(Duration::from_secs(cfg.checkpoint_interval_secs));

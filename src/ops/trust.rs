@@ -161,6 +161,13 @@ pub fn compute(state: &AppState) -> Trust {
             host: host_of(&t.endpoint),
         });
     }
+    match crate::integrations::webhook_hosts(state) {
+        Ok(hosts) => subprocessors.extend(hosts.into_iter().map(|host| Subprocessor {
+            role: "webhook receiver (a workspace's outbound webhooks)".into(),
+            host,
+        })),
+        Err(e) => tracing::warn!(error = %e, "trust page: webhook hosts"),
+    }
     Trust {
         version: env!("CARGO_PKG_VERSION").into(),
         build: format!("{} {}", std::env::consts::ARCH, std::env::consts::OS),

@@ -90,6 +90,11 @@ pub const TENANT: &[Migration] = &[
         name: "audit_redaction",
         sql: include_str!("migrations/tenant/0004_audit_redaction.sql"),
     },
+    Migration {
+        version: 5,
+        name: "integrations",
+        sql: include_str!("migrations/tenant/0005_integrations.sql"),
+    },
 ];
 
 pub fn latest(migrations: &[Migration]) -> i64 {

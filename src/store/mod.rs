@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod control;
+pub mod integrations;
 pub mod invitations;
 pub mod keypairs;
 pub mod lifecycle;
@@ -19,6 +20,7 @@ pub mod teams;
 pub mod tenant;
 pub mod tenant_settings;
 pub mod tokens;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -44,8 +44,12 @@ pub struct TenantTx<'a> {
 
 impl TenantTx<'_> {
     /// Appends to this workspace's audit chain inside this transaction.
+    /// Webhook events of the change are queued here too, in the same
+    /// transaction (`integrations::outbox`).
     pub fn audit(&self, now: i64, entry: &NewEntry<'_>) -> Result<i64> {
-        super::audit::append(self.tx, self.sealer, now, entry)
+        let seq = super::audit::append(self.tx, self.sealer, now, entry)?;
+        crate::integrations::outbox::emit(self, now, entry)?;
+        Ok(seq)
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod assets;
 pub mod csrf;
+pub mod hooks;
 pub mod middleware;
 pub mod problem;
 pub mod session;
@@ -67,6 +68,15 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/account/deletion",
     "/account/deletion/cancel",
     // Last: the CSRF test signs in as the invitee here.
+    "/w/:ws/integrations/secrets",
+    "/w/:ws/integrations/secrets/rotate",
+    "/w/:ws/integrations/secrets/delete",
+    "/w/:ws/integrations/webhooks",
+    "/w/:ws/integrations/webhooks/rotate",
+    "/w/:ws/integrations/webhooks/redeliver",
+    "/w/:ws/integrations/webhooks/delete",
+    "/w/:ws/integrations/inbound",
+    "/w/:ws/integrations/inbound/delete",
     "/invite/:token",
 ];
 
@@ -120,6 +130,15 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/w/:ws/deletion/cancel" => ui::lifecycle::cancel_deletion.boxed(),
         "/account/deletion" => ui::lifecycle::schedule_account_deletion.boxed(),
         "/account/deletion/cancel" => ui::lifecycle::cancel_account_deletion.boxed(),
+        "/w/:ws/integrations/secrets" => ui::integrations::create_secret.boxed(),
+        "/w/:ws/integrations/secrets/rotate" => ui::integrations::rotate_secret.boxed(),
+        "/w/:ws/integrations/secrets/delete" => ui::integrations::delete_secret.boxed(),
+        "/w/:ws/integrations/webhooks" => ui::integrations::create_webhook.boxed(),
+        "/w/:ws/integrations/webhooks/rotate" => ui::integrations::rotate_webhook.boxed(),
+        "/w/:ws/integrations/webhooks/delete" => ui::integrations::delete_webhook.boxed(),
+        "/w/:ws/integrations/webhooks/redeliver" => ui::integrations::redeliver.boxed(),
+        "/w/:ws/integrations/inbound" => ui::integrations::create_inbound.boxed(),
+        "/w/:ws/integrations/inbound/delete" => ui::integrations::delete_inbound.boxed(),
         _ => return None,
     })
 }
@@ -155,7 +174,9 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/w/:ws/privacy", get(ui::privacy::privacy_page))
         .at("/w/:ws/privacy/exports/:id", get(ui::privacy::export_page))
         .at("/assets/*path", get(assets::serve))
-        .at("/w/:ws/settings", get(ui::lifecycle::settings_page));
+        .at("/w/:ws/settings", get(ui::lifecycle::settings_page))
+        .at("/w/:ws/integrations", get(ui::integrations::page))
+        .at("/hooks/:ws/:integration", post(hooks::receive));
     for path in UI_FORM_ROUTES {
         let Some(ep) = ui_form(path) else { continue };
         // A few form routes also have a page at the same address.

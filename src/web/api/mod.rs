@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod collections;
 pub mod exports;
+pub mod integrations;
 pub mod invitations;
 pub mod lifecycle;
 pub mod me;
@@ -16,6 +17,7 @@ pub mod platform;
 pub mod records;
 pub mod subjects;
 pub mod teams;
+pub mod webhooks;
 
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApiService, Tags};
@@ -52,6 +54,8 @@ pub enum ApiTags {
     Access,
     /// Data-subject requests and workspace exports.
     Privacy,
+    /// Integration secrets, outbound webhooks and inbound integrations.
+    Integrations,
 }
 
 pub type ApiService = OpenApiService<
@@ -70,6 +74,8 @@ pub type ApiService = OpenApiService<
         subjects::SubjectsApi,
         exports::ExportsApi,
         lifecycle::LifecycleApi,
+        integrations::IntegrationsApi,
+        webhooks::WebhooksApi,
     ),
     (),
 >;
@@ -91,6 +97,8 @@ pub fn service(public_url: &str) -> ApiService {
             subjects::SubjectsApi,
             exports::ExportsApi,
             lifecycle::LifecycleApi,
+            integrations::IntegrationsApi,
+            webhooks::WebhooksApi,
         ),
         "Aura API",
         env!("CARGO_PKG_VERSION"),

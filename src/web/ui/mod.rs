@@ -6,6 +6,7 @@ pub mod account;
 pub mod audit;
 pub mod backups;
 pub mod forms;
+pub mod integrations;
 pub mod invite;
 pub mod lifecycle;
 pub mod magic;

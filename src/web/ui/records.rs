@@ -69,6 +69,7 @@ pub async fn workspace_home(
                     a.button.secondary href=(format!("/w/{ws}/members")) { "Members and tokens" }
                     @if admin { a.button.secondary href=(format!("/w/{ws}/audit")) { "Audit log" } }
                     @if admin { a.button.secondary id="privacy-link" href=(format!("/w/{ws}/privacy")) { "Privacy and export" } }
+                    @if admin { a.button.secondary href=(format!("/w/{ws}/integrations")) { "Integrations" } }
                 }
             }
         }

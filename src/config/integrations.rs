@@ -1,0 +1,70 @@
+//! The `[integrations]` section: the SSRF allow-list for outbound webhooks,
+//! the retry schedule of deliveries and the default overlap of rotated
+//! secrets. Every key's default is documented in packaging/aura.toml.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegrationsConfig {
+    /// CIDRs that outbound webhooks may reach although they are not global
+    /// (private, loopback, link-local, ...). An endpoint whose host is an IP
+    /// literal inside one of them may also use plain `http://`.
+    pub allowed_cidrs: Vec<String>,
+    /// Attempts per delivery before it is marked failed.
+    pub max_attempts: u32,
+    /// The first retry waits about this long; each further one twice as long
+    /// (with jitter), up to `retry_max_secs`.
+    pub retry_base_ms: u64,
+    pub retry_max_secs: u64,
+    /// One delivery attempt's time limit (connect, send, answer).
+    pub timeout_secs: u64,
+    /// How often the delivery worker looks for due work.
+    pub poll_interval_ms: u64,
+    /// How long a rotated secret's previous value keeps working, unless the
+    /// rotation names its own overlap.
+    pub secret_overlap_hours: u32,
+}
+
+impl Default for IntegrationsConfig {
+    fn default() -> Self {
+        Self {
+            allowed_cidrs: Vec::new(),
+            max_attempts: 8,
+            retry_base_ms: 30_000,
+            retry_max_secs: 21_600,
+            timeout_secs: 10,
+            poll_interval_ms: 1_000,
+            secret_overlap_hours: 24,
+        }
+    }
+}
+
+impl IntegrationsConfig {
+    /// Checks the section; the error names the key.
+    pub fn validate(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        let nets = self
+            .allowed_cidrs
+            .iter()
+            .map(|c| {
+                c.parse::<ipnet::IpNet>()
+                    .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        format!(
+                            "key `integrations.allowed_cidrs`: `{c}` is not a CIDR like 10.0.0.0/8"
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        if self.max_attempts == 0 || self.max_attempts > 50 {
+            return Err("key `integrations.max_attempts` must be between 1 and 50".into());
+        }
+        if self.retry_base_ms == 0 || self.timeout_secs == 0 || self.poll_interval_ms == 0 {
+            return Err("keys `integrations.retry_base_ms`, `timeout_secs` and `poll_interval_ms` must be above 0".into());
+        }
+        if self.secret_overlap_hours > 720 {
+            return Err("key `integrations.secret_overlap_hours` must be at most 720".into());
+        }
+        Ok(nets)
+    }
+}

@@ -1,0 +1,131 @@
+//! Integration secrets: API keys and tokens an admin stores for integrations.
+//! Values are sealed and write-only: nothing returns one, only its name, its
+//! last four characters and its times. A rotation keeps the previous value
+//! working for an overlap; inbound integrations verify with either.
+
+use serde_json::json;
+
+use crate::access::enter::TenantCtx;
+use crate::app::AppState;
+use crate::audit::{NewEntry, RequestMeta};
+use crate::error::{Error, Result};
+use crate::store::integrations::{self as store, SecretRow};
+
+const MIN_LEN: usize = 8;
+const MAX_LEN: usize = 4096;
+
+pub fn validate_value(field: &str, value: &str) -> Result<()> {
+    let n = value.chars().count();
+    if value.trim().is_empty() || !(MIN_LEN..=MAX_LEN).contains(&n) {
+        return Err(Error::field(
+            field,
+            format!("must be {MIN_LEN} to {MAX_LEN} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::field(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+pub async fn list(ctx: &TenantCtx) -> Result<Vec<SecretRow>> {
+    ctx.db.read(store::list_secrets).await
+}
+
+pub async fn create(
+    state: &AppState,
+    ctx: &TenantCtx,
+    name: &str,
+    value: &str,
+    meta: &RequestMeta,
+) -> Result<SecretRow> {
+    let name = crate::identity::validate_name("name", name)?;
+    validate_value("value", value)?;
+    let now = state.clock.unix();
+    let id = super::new_id();
+    let (actor, m, value) = (ctx.actor.clone(), meta.clone(), value.to_owned());
+    let row = SecretRow {
+        id: id.clone(),
+        name: name.clone(),
+        last4: store::last4(&value),
+        created_at: now,
+        rotated_at: None,
+        last_used_at: None,
+        previous_until: None,
+    };
+    ctx.db
+        .write(move |t| {
+            store::insert_secret(t.tx, t.sealer, &id, &name, &value, now)?;
+            t.audit(
+                now,
+                &NewEntry::new(actor, "integration_secret.created", &m)
+                    .target("integration_secret", &id)
+                    .after(json!({ "name": name })),
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(row)
+}
+
+pub async fn rotate(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: &str,
+    value: &str,
+    overlap_hours: Option<u32>,
+    meta: &RequestMeta,
+) -> Result<SecretRow> {
+    validate_value("value", value)?;
+    let now = state.clock.unix();
+    let until = super::previous_until(
+        overlap_hours,
+        state.config.file.integrations.secret_overlap_hours,
+        now,
+    )?;
+    let (actor, m, value, id) = (
+        ctx.actor.clone(),
+        meta.clone(),
+        value.to_owned(),
+        id.to_owned(),
+    );
+    ctx.db
+        .write(move |t| {
+            if !store::rotate_secret(t.tx, t.sealer, &id, &value, until, now)? {
+                return Err(Error::NotFound("secret"));
+            }
+            t.audit(
+                now,
+                &NewEntry::new(actor, "integration_secret.rotated", &m)
+                    .target("integration_secret", &id)
+                    .after(json!({ "previous_valid_until": until })),
+            )?;
+            store::get_secret(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("secret"))
+        })
+        .await
+}
+
+pub async fn delete(state: &AppState, ctx: &TenantCtx, id: &str, meta: &RequestMeta) -> Result<()> {
+    let now = state.clock.unix();
+    let (actor, m, id) = (ctx.actor.clone(), meta.clone(), id.to_owned());
+    ctx.db
+        .write(move |t| {
+            let Some(old) = store::get_secret(t.tx, t.sealer, &id)? else {
+                return Err(Error::NotFound("secret"));
+            };
+            if store::secret_users(t.tx, &id)? > 0 {
+                return Err(Error::Conflict(
+                    "an inbound integration verifies with this secret; delete it first".into(),
+                ));
+            }
+            store::delete_secret(t.tx, &id)?;
+            t.audit(
+                now,
+                &NewEntry::new(actor, "integration_secret.deleted", &m)
+                    .target("integration_secret", &id)
+                    .before(json!({ "name": old.name })),
+            )?;
+            Ok(())
+        })
+        .await
+}

@@ -1,0 +1,219 @@
+//! Outbound webhook endpoints: an HTTPS URL, the event types it subscribes
+//! to, and a `whsec_` signing secret shown once (at creation and rotation).
+//! Its delivery log, and a manual redeliver that sends the same message
+//! (same `webhook-id`) again as a new delivery.
+
+use serde_json::json;
+
+use super::ssrf::Policy;
+use crate::access::enter::TenantCtx;
+use crate::app::AppState;
+use crate::audit::{NewEntry, RequestMeta};
+use crate::error::{Error, Result};
+use crate::store::webhooks::{self as store, DeliveryRow, EndpointRow, NewDelivery};
+
+pub struct Created {
+    pub endpoint: EndpointRow,
+    /// `whsec_...`, in this answer only.
+    pub secret: String,
+}
+
+fn validate_events(events: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let e = e.trim();
+        if !super::EVENT_TYPES.contains(&e) {
+            return Err(Error::field(
+                format!("events[{i}]"),
+                format!("must be one of {}", super::EVENT_TYPES.join(", ")),
+            ));
+        }
+        if !out.iter().any(|x| x == e) {
+            out.push(e.to_owned());
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::field("events", "choose at least one event type"));
+    }
+    Ok(out)
+}
+
+fn host(url: &url::Url) -> String {
+    url.host_str().unwrap_or_default().to_owned()
+}
+
+pub async fn list(ctx: &TenantCtx) -> Result<Vec<EndpointRow>> {
+    ctx.db.read(store::list_endpoints).await
+}
+
+pub async fn create(
+    state: &AppState,
+    ctx: &TenantCtx,
+    url: &str,
+    events: &[String],
+    meta: &RequestMeta,
+) -> Result<Created> {
+    let policy = Policy::from_config(&state.config.file.integrations);
+    let url = policy.check_url(url)?;
+    let events = validate_events(events)?;
+    let now = state.clock.unix();
+    let endpoint = EndpointRow {
+        id: super::new_id(),
+        url: url.to_string(),
+        events,
+        created_at: now,
+        previous_until: None,
+    };
+    let secret = super::signing::generate_secret();
+    let (actor, m, row, s) = (
+        ctx.actor.clone(),
+        meta.clone(),
+        endpoint.clone(),
+        secret.clone(),
+    );
+    ctx.db
+        .write(move |t| {
+            if store::count_endpoints(t.tx)? >= super::MAX_ENDPOINTS {
+                return Err(Error::Conflict(format!(
+                    "a workspace has at most {} webhook endpoints",
+                    super::MAX_ENDPOINTS
+                )));
+            }
+            store::insert_endpoint(t.tx, t.sealer, &row, &s)?;
+            t.audit(
+                now,
+                &NewEntry::new(actor, "webhook.created", &m)
+                    .target("webhook", &row.id)
+                    .after(json!({ "host": host(&url), "events": row.events })),
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(Created { endpoint, secret })
+}
+
+pub async fn rotate_secret(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: &str,
+    overlap_hours: Option<u32>,
+    meta: &RequestMeta,
+) -> Result<Created> {
+    let now = state.clock.unix();
+    let until = super::previous_until(
+        overlap_hours,
+        state.config.file.integrations.secret_overlap_hours,
+        now,
+    )?;
+    let secret = super::signing::generate_secret();
+    let (actor, m, id, s) = (
+        ctx.actor.clone(),
+        meta.clone(),
+        id.to_owned(),
+        secret.clone(),
+    );
+    let endpoint = ctx
+        .db
+        .write(move |t| {
+            if !store::rotate_endpoint_secret(t.tx, t.sealer, &id, &s, until, now)? {
+                return Err(Error::NotFound("webhook"));
+            }
+            t.audit(
+                now,
+                &NewEntry::new(actor, "webhook.secret_rotated", &m)
+                    .target("webhook", &id)
+                    .after(json!({ "previous_valid_until": until })),
+            )?;
+            store::get_endpoint(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("webhook"))
+        })
+        .await?;
+    Ok(Created { endpoint, secret })
+}
+
+pub async fn delete(state: &AppState, ctx: &TenantCtx, id: &str, meta: &RequestMeta) -> Result<()> {
+    let now = state.clock.unix();
+    let (actor, m, id) = (ctx.actor.clone(), meta.clone(), id.to_owned());
+    ctx.db
+        .write(move |t| {
+            let old =
+                store::get_endpoint(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("webhook"))?;
+            store::delete_endpoint(t.tx, &id)?;
+            let h = url::Url::parse(&old.url)
+                .map(|u| host(&u))
+                .unwrap_or_default();
+            t.audit(
+                now,
+                &NewEntry::new(actor, "webhook.deleted", &m)
+                    .target("webhook", &id)
+                    .before(json!({ "host": h, "events": old.events })),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// The newest deliveries of one endpoint (404 for an unknown endpoint).
+pub async fn deliveries(ctx: &TenantCtx, id: &str, limit: usize) -> Result<Vec<DeliveryRow>> {
+    let id = id.to_owned();
+    ctx.db
+        .read(move |c, s| {
+            store::get_endpoint(c, s, &id)?.ok_or(Error::NotFound("webhook"))?;
+            store::list_deliveries(c, Some(&id), limit)
+        })
+        .await
+}
+
+/// The newest deliveries of every endpoint (the integrations page).
+pub async fn recent_deliveries(ctx: &TenantCtx, limit: usize) -> Result<Vec<DeliveryRow>> {
+    ctx.db
+        .read(move |c, _| store::list_deliveries(c, None, limit))
+        .await
+}
+
+/// Sends a delivery's message again, now, as a new delivery with the same
+/// message id.
+pub async fn redeliver(
+    state: &AppState,
+    ctx: &TenantCtx,
+    endpoint: &str,
+    delivery: &str,
+    meta: &RequestMeta,
+) -> Result<DeliveryRow> {
+    let now = state.clock.unix();
+    let now_ms = crate::records::now_ms(state);
+    let (actor, m) = (ctx.actor.clone(), meta.clone());
+    let (endpoint, delivery) = (endpoint.to_owned(), delivery.to_owned());
+    let row = ctx
+        .db
+        .write(move |t| {
+            let (old, payload) = store::get_delivery(t.tx, t.sealer, &endpoint, &delivery)?
+                .ok_or(Error::NotFound("delivery"))?;
+            let id = super::new_id();
+            store::insert_delivery(
+                t.tx,
+                t.sealer,
+                &NewDelivery {
+                    id: &id,
+                    endpoint_id: &endpoint,
+                    msg_id: &old.msg_id,
+                    event_type: &old.event_type,
+                    payload: &payload,
+                    now,
+                    now_ms,
+                    redelivery_of: Some(&old.id),
+                },
+            )?;
+            t.audit(
+                now,
+                &NewEntry::new(actor, "webhook.redelivered", &m)
+                    .target("webhook_delivery", &id)
+                    .after(json!({ "webhook": endpoint, "redelivery_of": old.id })),
+            )?;
+            let (row, _) = store::get_delivery(t.tx, t.sealer, &endpoint, &id)?
+                .ok_or(Error::NotFound("delivery"))?;
+            Ok(row)
+        })
+        .await?;
+    super::outbox::wake(ctx.db.id());
+    Ok(row)
+}

@@ -1,0 +1,376 @@
+//! Integration secrets and inbound integrations over HTTP (admins). A stored
+//! secret's value is never returned: only its name, last four characters and
+//! times. A generated inbound secret is in the creating answer only.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use serde::Deserialize;
+
+use super::body::JsonBody;
+use super::{ApiTags, Created, Done};
+use crate::access::enter::{TenantCtx, enter};
+use crate::access::permissions::{Action, Resource, needs};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::clock::rfc3339;
+use crate::integrations::{inbound, secrets};
+use crate::store::integrations::{EventRow, InboundRow, SecretRow};
+use crate::web::session::SignedIn;
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationSecretCreate {
+    pub name: String,
+    /// The API key or token; stored sealed and never shown again.
+    pub value: String,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationSecretRotate {
+    pub value: String,
+    /// How long the previous value keeps working (0..720; default from the
+    /// operator's config).
+    pub overlap_hours: Option<u32>,
+}
+
+/// A stored secret, without its value.
+#[derive(Object)]
+pub struct IntegrationSecret {
+    pub id: String,
+    pub name: String,
+    /// The last four characters of the value.
+    pub last4: String,
+    pub created_at: String,
+    pub rotated_at: Option<String>,
+    pub last_used_at: Option<String>,
+    /// The previous value still works until then.
+    pub previous_valid_until: Option<String>,
+}
+
+impl IntegrationSecret {
+    pub fn from_row(r: SecretRow, now: i64) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            last4: r.last4,
+            created_at: rfc3339(r.created_at),
+            rotated_at: r.rotated_at.map(rfc3339),
+            last_used_at: r.last_used_at.map(rfc3339),
+            previous_valid_until: r.previous_until.filter(|u| *u > now).map(rfc3339),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct IntegrationSecretList {
+    pub items: Vec<IntegrationSecret>,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundCreate {
+    pub name: String,
+    /// `signature` (Standard Webhooks HMAC headers) or `token` (`Authorization: Bearer`).
+    pub mode: String,
+    /// A stored secret to verify with; absent: a new one is generated and
+    /// returned once.
+    pub secret_id: Option<String>,
+    /// Verified events become records of this collection.
+    pub collection_id: Option<String>,
+}
+
+#[derive(Object)]
+pub struct InboundIntegration {
+    pub id: String,
+    pub name: String,
+    pub mode: String,
+    pub secret_id: String,
+    pub collection_id: Option<String>,
+    /// The address to give the sender.
+    pub url: String,
+    pub created_at: String,
+}
+
+impl InboundIntegration {
+    fn from_row(state: &AppState, ctx: &TenantCtx, r: InboundRow) -> Self {
+        Self {
+            url: inbound::hook_url(state, ctx.db.id(), &r.id),
+            id: r.id,
+            name: r.name,
+            mode: r.mode,
+            secret_id: r.secret_id,
+            collection_id: r.collection_id,
+            created_at: rfc3339(r.created_at),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct InboundIntegrationCreated {
+    #[oai(flatten)]
+    pub integration: InboundIntegration,
+    /// The generated secret, shown this once (absent with `secret_id`).
+    pub secret: Option<String>,
+}
+
+#[derive(Object)]
+pub struct InboundIntegrationList {
+    pub items: Vec<InboundIntegration>,
+}
+
+/// A received, verified event.
+#[derive(Object)]
+pub struct InboundEvent {
+    pub id: String,
+    pub integration_id: String,
+    /// The sender's `webhook-id`.
+    pub msg_id: String,
+    pub sent_at: String,
+    pub received_at: String,
+    /// `received`, `processed` or `failed`.
+    pub status: String,
+    /// The record it became, if any.
+    pub record_id: Option<String>,
+    pub error: Option<String>,
+    /// The body as received (UTF-8, lossy).
+    pub body: String,
+}
+
+impl From<EventRow> for InboundEvent {
+    fn from(e: EventRow) -> Self {
+        Self {
+            id: e.id,
+            integration_id: e.integration_id,
+            msg_id: e.msg_id,
+            sent_at: rfc3339(e.sent_at),
+            received_at: rfc3339(e.received_at),
+            status: e.status,
+            record_id: e.record_id,
+            error: e.error,
+            body: String::from_utf8_lossy(&e.body).into_owned(),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct InboundEventList {
+    pub items: Vec<InboundEvent>,
+}
+
+pub struct IntegrationsApi;
+
+#[OpenApi(tag = "ApiTags::Integrations")]
+impl IntegrationsApi {
+    /// The stored secrets: names, last four characters and times, never values.
+    #[oai(path = "/workspaces/:workspace/integrations/secrets", method = "get")]
+    async fn secrets(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+    ) -> poem::Result<Json<IntegrationSecretList>> {
+        let need = needs(Resource::Integration, Action::Read);
+        let ctx = enter(&state, &who.0, &workspace, need, "integration.read", &meta).await?;
+        let now = state.clock.unix();
+        let items = secrets::list(&ctx)
+            .await?
+            .into_iter()
+            .map(|r| IntegrationSecret::from_row(r, now))
+            .collect();
+        Ok(Json(IntegrationSecretList { items }))
+    }
+
+    /// Stores a secret (sealed). The answer does not contain the value.
+    #[oai(path = "/workspaces/:workspace/integrations/secrets", method = "post")]
+    async fn create_secret(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        body: JsonBody<IntegrationSecretCreate>,
+    ) -> poem::Result<Created<IntegrationSecret>> {
+        let need = needs(Resource::Integration, Action::Create);
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            need,
+            "integration.create",
+            &meta,
+        )
+        .await?;
+        let row = secrets::create(&state, &ctx, &body.0.name, &body.0.value, &meta).await?;
+        Ok(Created::Created(Json(IntegrationSecret::from_row(
+            row,
+            state.clock.unix(),
+        ))))
+    }
+
+    /// Replaces a secret's value; the previous one keeps working for the overlap.
+    #[oai(
+        path = "/workspaces/:workspace/integrations/secrets/:secret_id/rotate",
+        method = "post"
+    )]
+    async fn rotate_secret(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        secret_id: Path<String>,
+        body: JsonBody<IntegrationSecretRotate>,
+    ) -> poem::Result<Json<IntegrationSecret>> {
+        let need = needs(Resource::Integration, Action::Update);
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            need,
+            "integration.update",
+            &meta,
+        )
+        .await?;
+        let b = body.0;
+        let row =
+            secrets::rotate(&state, &ctx, &secret_id, &b.value, b.overlap_hours, &meta).await?;
+        Ok(Json(IntegrationSecret::from_row(row, state.clock.unix())))
+    }
+
+    /// Deletes a secret (409 while an inbound integration verifies with it).
+    #[oai(
+        path = "/workspaces/:workspace/integrations/secrets/:secret_id",
+        method = "delete"
+    )]
+    async fn delete_secret(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        secret_id: Path<String>,
+    ) -> poem::Result<Done> {
+        let need = needs(Resource::Integration, Action::Delete);
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            need,
+            "integration.delete",
+            &meta,
+        )
+        .await?;
+        secrets::delete(&state, &ctx, &secret_id, &meta).await?;
+        Ok(Done::Done)
+    }
+
+    /// The inbound integrations, with the URL each sender posts to.
+    #[oai(path = "/workspaces/:workspace/integrations/inbound", method = "get")]
+    async fn inbound(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+    ) -> poem::Result<Json<InboundIntegrationList>> {
+        let need = needs(Resource::Integration, Action::Read);
+        let ctx = enter(&state, &who.0, &workspace, need, "integration.read", &meta).await?;
+        let items = inbound::list(&ctx)
+            .await?
+            .into_iter()
+            .map(|r| InboundIntegration::from_row(&state, &ctx, r))
+            .collect();
+        Ok(Json(InboundIntegrationList { items }))
+    }
+
+    /// Creates an inbound integration. Without `secret_id` a secret is
+    /// generated and returned in this answer only.
+    #[oai(path = "/workspaces/:workspace/integrations/inbound", method = "post")]
+    async fn create_inbound(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        body: JsonBody<InboundCreate>,
+    ) -> poem::Result<Created<InboundIntegrationCreated>> {
+        let need = needs(Resource::Integration, Action::Create);
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            need,
+            "integration.create",
+            &meta,
+        )
+        .await?;
+        let b = body.0;
+        let req = inbound::NewInbound {
+            name: b.name,
+            mode: b.mode,
+            secret_id: b.secret_id,
+            collection_id: b.collection_id,
+        };
+        let made = inbound::create(&state, &ctx, req, &meta).await?;
+        Ok(Created::Created(Json(InboundIntegrationCreated {
+            integration: InboundIntegration::from_row(&state, &ctx, made.integration),
+            secret: made.secret,
+        })))
+    }
+
+    /// Deletes an inbound integration and its received events (its secret stays).
+    #[oai(
+        path = "/workspaces/:workspace/integrations/inbound/:integration",
+        method = "delete"
+    )]
+    async fn delete_inbound(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        integration: Path<String>,
+    ) -> poem::Result<Done> {
+        let need = needs(Resource::Integration, Action::Delete);
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            need,
+            "integration.delete",
+            &meta,
+        )
+        .await?;
+        inbound::delete(&state, &ctx, &integration, &meta).await?;
+        Ok(Done::Done)
+    }
+
+    /// The newest 100 events an inbound integration received.
+    #[oai(
+        path = "/workspaces/:workspace/integrations/inbound/:integration/events",
+        method = "get"
+    )]
+    async fn inbound_events(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        integration: Path<String>,
+    ) -> poem::Result<Json<InboundEventList>> {
+        let need = needs(Resource::Integration, Action::Read);
+        let ctx = enter(&state, &who.0, &workspace, need, "integration.read", &meta).await?;
+        let items = inbound::events(&ctx, Some(&integration), 100)
+            .await?
+            .into_iter()
+            .map(InboundEvent::from)
+            .collect();
+        Ok(Json(InboundEventList { items }))
+    }
+}

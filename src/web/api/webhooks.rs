@@ -1,0 +1,287 @@
+//! Outbound webhook endpoints over HTTP (admins): subscribe, rotate the
+//! signing secret (shown once, like at creation), delete, read the delivery
+//! log and redeliver a message.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+
+use super::body::JsonBody;
+use super::{ApiTags, Created, Done};
+use crate::access::enter::enter;
+use crate::access::permissions::{Action, Resource, needs};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::clock::rfc3339;
+use crate::integrations::webhooks;
+use crate::store::webhooks::{DeliveryRow, EndpointRow};
+use crate::web::session::SignedIn;
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookCreate {
+    /// `https://...` (`http://` only to an IP the operator allow-listed).
+    pub url: String,
+    /// Event types, e.g. `record.created`, `member.role_changed`.
+    pub events: Vec<String>,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRotate {
+    /// How long the previous secret keeps signing too (0..720; default from
+    /// the operator's config).
+    pub overlap_hours: Option<u32>,
+}
+
+#[derive(Object)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_at: String,
+    /// Deliveries carry a second signature with the previous secret until then.
+    pub previous_secret_until: Option<String>,
+}
+
+impl WebhookEndpoint {
+    fn from_row(r: EndpointRow, now: i64) -> Self {
+        Self {
+            id: r.id,
+            url: r.url,
+            events: r.events,
+            created_at: rfc3339(r.created_at),
+            previous_secret_until: r.previous_until.filter(|u| *u > now).map(rfc3339),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct WebhookEndpointCreated {
+    #[oai(flatten)]
+    pub endpoint: WebhookEndpoint,
+    /// The signing secret (`whsec_...`), shown this once.
+    pub secret: String,
+}
+
+#[derive(Object)]
+pub struct WebhookEndpointList {
+    pub items: Vec<WebhookEndpoint>,
+}
+
+#[derive(Object)]
+pub struct WebhookDelivery {
+    pub id: String,
+    pub webhook_id: String,
+    /// The `webhook-id` header (the same for a redelivery).
+    pub msg_id: String,
+    pub event_type: String,
+    /// `pending`, `succeeded` or `failed` (no attempts left).
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    /// The receiver's last HTTP status.
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    pub redelivery_of: Option<String>,
+}
+
+impl From<DeliveryRow> for WebhookDelivery {
+    fn from(d: DeliveryRow) -> Self {
+        Self {
+            id: d.id,
+            webhook_id: d.endpoint_id,
+            msg_id: d.msg_id,
+            event_type: d.event_type,
+            next_attempt_at: d
+                .next_attempt_ms
+                .filter(|_| d.status == "pending")
+                .map(crate::records::rfc3339_ms),
+            status: d.status,
+            attempts: d.attempts,
+            last_status_code: d.last_status,
+            last_error: d.last_error,
+            created_at: rfc3339(d.created_at),
+            finished_at: d.finished_at.map(rfc3339),
+            redelivery_of: d.redelivery_of,
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct WebhookDeliveryList {
+    pub items: Vec<WebhookDelivery>,
+}
+
+/// 202 Accepted: queued, sent by the worker.
+#[derive(ApiResponse)]
+pub enum Queued {
+    #[oai(status = 202)]
+    Queued(Json<WebhookDelivery>),
+}
+
+pub struct WebhooksApi;
+
+#[OpenApi(tag = "ApiTags::Integrations")]
+impl WebhooksApi {
+    /// The workspace's webhook endpoints.
+    #[oai(path = "/workspaces/:workspace/webhooks", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+    ) -> poem::Result<Json<WebhookEndpointList>> {
+        let need = needs(Resource::Integration, Action::Read);
+        let ctx = enter(&state, &who.0, &workspace, need, "integration.read", &meta).await?;
+        let now = state.clock.unix();
+        let items = webhooks::list(&ctx)
+            .await?
+            .into_iter()
+            .map(|e| WebhookEndpoint::from_row(e, now))
+            .collect();
+        Ok(Json(WebhookEndpointList { items }))
+    }
+
+    /// Subscribes an endpoint. The signing secret is in this answer only.
+    #[oai(path = "/workspaces/:workspace/webhooks", method = "post")]
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        body: JsonBody<WebhookCreate>,
+    ) -> poem::Result<Created<WebhookEndpointCreated>> {
+        let need = needs(Resource::Integration, Action::Create);
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            need,
+            "integration.create",
+            &meta,
+        )
+        .await?;
+        let made = webhooks::create(&state, &ctx, &body.0.url, &body.0.events, &meta).await?;
+        Ok(Created::Created(Json(WebhookEndpointCreated {
+            endpoint: WebhookEndpoint::from_row(made.endpoint, state.clock.unix()),
+            secret: made.secret,
+        })))
+    }
+
+    /// A new signing secret, shown this once; the previous one keeps signing
+    /// (a second signature) for the overlap.
+    #[oai(
+        path = "/workspaces/:workspace/webhooks/:webhook/rotate-secret",
+        method = "post"
+    )]
+    async fn rotate(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        webhook: Path<String>,
+        body: JsonBody<WebhookRotate>,
+    ) -> poem::Result<Json<WebhookEndpointCreated>> {
+        let need = needs(Resource::Integration, Action::Update);
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            need,
+            "integration.update",
+            &meta,
+        )
+        .await?;
+        let made =
+            webhooks::rotate_secret(&state, &ctx, &webhook, body.0.overlap_hours, &meta).await?;
+        Ok(Json(WebhookEndpointCreated {
+            endpoint: WebhookEndpoint::from_row(made.endpoint, state.clock.unix()),
+            secret: made.secret,
+        }))
+    }
+
+    /// Deletes an endpoint and its delivery log.
+    #[oai(path = "/workspaces/:workspace/webhooks/:webhook", method = "delete")]
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        webhook: Path<String>,
+    ) -> poem::Result<Done> {
+        let need = needs(Resource::Integration, Action::Delete);
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            need,
+            "integration.delete",
+            &meta,
+        )
+        .await?;
+        webhooks::delete(&state, &ctx, &webhook, &meta).await?;
+        Ok(Done::Done)
+    }
+
+    /// The endpoint's newest 100 deliveries.
+    #[oai(
+        path = "/workspaces/:workspace/webhooks/:webhook/deliveries",
+        method = "get"
+    )]
+    async fn deliveries(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        webhook: Path<String>,
+    ) -> poem::Result<Json<WebhookDeliveryList>> {
+        let need = needs(Resource::Integration, Action::Read);
+        let ctx = enter(&state, &who.0, &workspace, need, "integration.read", &meta).await?;
+        let items = webhooks::deliveries(&ctx, &webhook, 100)
+            .await?
+            .into_iter()
+            .map(WebhookDelivery::from)
+            .collect();
+        Ok(Json(WebhookDeliveryList { items }))
+    }
+
+    /// Sends a delivery's message again (same `webhook-id`), as a new delivery.
+    #[oai(
+        path = "/workspaces/:workspace/webhooks/:webhook/deliveries/:delivery/redeliver",
+        method = "post"
+    )]
+    async fn redeliver(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        webhook: Path<String>,
+        delivery: Path<String>,
+    ) -> poem::Result<Queued> {
+        let need = needs(Resource::Integration, Action::Update);
+        let ctx = enter(
+            &state,
+            &who.0,
+            &workspace,
+            need,
+            "integration.update",
+            &meta,
+        )
+        .await?;
+        let row = webhooks::redeliver(&state, &ctx, &webhook, &delivery, &meta).await?;
+        Ok(Queued::Queued(Json(row.into())))
+    }
+}

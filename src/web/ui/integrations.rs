@@ -1,0 +1,430 @@
+//! The Integrations page of a workspace (admins): stored secrets (add,
+//! rotate, delete; name, last 4, created, last used), outbound webhook
+//! endpoints (add with event types, the signing secret shown once, rotate,
+//! delete) with the delivery log and a Redeliver button, and inbound
+//! integrations (the URL to give the sender, a generated secret shown once)
+//! with the received-events log.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use maud::html;
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{Request, Response, handler};
+
+use super::csrf_field;
+use super::forms::{
+    enter_ui, errors_box, every, form_pairs, one, page as frame, see_other, validation_errors,
+};
+use crate::access::enter::TenantCtx;
+use crate::access::permissions::{Action, Resource, needs};
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::clock::rfc3339;
+use crate::error::{Error, FieldError};
+use crate::integrations::{EVENT_TYPES, inbound, secrets, webhooks};
+use crate::web::session::SignedIn;
+
+/// A secret to show once, with what it belongs to.
+struct Shown {
+    what: &'static str,
+    secret: String,
+}
+
+fn when(t: Option<i64>) -> String {
+    t.map(rfc3339).unwrap_or_else(|| "never".into())
+}
+
+async fn render(
+    req: &Request,
+    state: &AppState,
+    who: &SignedIn,
+    ctx: &TenantCtx,
+    status: StatusCode,
+    errors: &[FieldError],
+    shown: Option<Shown>,
+) -> poem::Result<Response> {
+    let ws = ctx.db.id();
+    let now = state.clock.unix();
+    let stored = secrets::list(ctx).await?;
+    let endpoints = webhooks::list(ctx).await?;
+    let deliveries = webhooks::recent_deliveries(ctx, 30).await?;
+    let inbounds = inbound::list(ctx).await?;
+    let events = inbound::events(ctx, None, 30).await?;
+    let colls = crate::records::list_collections(ctx).await?;
+    let url_of: HashMap<&str, &str> = endpoints
+        .iter()
+        .map(|e| (e.id.as_str(), e.url.as_str()))
+        .collect();
+    let name_of: HashMap<&str, &str> = inbounds
+        .iter()
+        .map(|i| (i.id.as_str(), i.name.as_str()))
+        .collect();
+    let coll_name: HashMap<&str, &str> = colls
+        .iter()
+        .map(|c| (c.row.id.as_str(), c.row.def.name.as_str()))
+        .collect();
+    frame(req, state, who, status, "Integrations", |token| html! {
+        section.card {
+            p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } }
+            h1 { "Integrations" }
+            (errors_box(errors))
+            @if let Some(s) = &shown {
+                div.notice role="status" {
+                    p { strong { "Copy this " (s.what) " now. " } "It is stored sealed and cannot be shown again." }
+                    code id="new-secret" { (s.secret) }
+                }
+            }
+        }
+        section.card id="secrets" {
+            h2 { "Secrets" }
+            p.muted { "API keys and tokens for integrations. Values are write-only: only the last 4 characters are ever shown. A rotation keeps the previous value working for the overlap." }
+            table.list {
+                thead { tr { th { "Name" } th { "Last 4" } th { "Created" } th { "Last used" } th { "Rotate" } th {} } }
+                tbody {
+                    @for s in &stored {
+                        tr data-secret=(s.id) {
+                            td { (s.name) }
+                            td { code { "…" (s.last4) } }
+                            td { (rfc3339(s.created_at)) }
+                            td { (when(s.last_used_at)) }
+                            td {
+                                form.inline method="post" action=(format!("/w/{ws}/integrations/secrets/rotate")) {
+                                    (csrf_field(token))
+                                    input type="hidden" name="secret_id" value=(s.id);
+                                    input name="value" type="password" required minlength="8" autocomplete="off" placeholder="New value" aria-label="New value";
+                                    input name="overlap_hours" type="number" min="0" max="720" placeholder="Overlap (hours)" aria-label="Overlap in hours";
+                                    button.secondary type="submit" { "Rotate" }
+                                }
+                                @if let Some(u) = s.previous_until.filter(|u| *u > now) { p.muted { "previous value works until " (rfc3339(u)) } }
+                            }
+                            td {
+                                form method="post" action=(format!("/w/{ws}/integrations/secrets/delete")) {
+                                    (csrf_field(token))
+                                    input type="hidden" name="secret_id" value=(s.id);
+                                    button.danger type="submit" { "Delete" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form.inline id="new-secret-form" method="post" action=(format!("/w/{ws}/integrations/secrets")) {
+                (csrf_field(token))
+                input name="name" required maxlength="200" placeholder="Name" aria-label="Name";
+                input name="value" type="password" required minlength="8" autocomplete="off" placeholder="Value" aria-label="Value";
+                button type="submit" { "Store secret" }
+            }
+        }
+        section.card id="webhooks" {
+            h2 { "Outbound webhooks" }
+            p.muted { "Signed with Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature). Failed deliveries are retried with exponential backoff." }
+            table.list {
+                thead { tr { th { "URL" } th { "Events" } th { "Created" } th {} th {} } }
+                tbody {
+                    @for e in &endpoints {
+                        tr data-webhook=(e.id) {
+                            td { code { (e.url) } }
+                            td { (e.events.join(", ")) }
+                            td { (rfc3339(e.created_at)) }
+                            td {
+                                form method="post" action=(format!("/w/{ws}/integrations/webhooks/rotate")) {
+                                    (csrf_field(token))
+                                    input type="hidden" name="webhook_id" value=(e.id);
+                                    button.secondary type="submit" { "Rotate secret" }
+                                }
+                            }
+                            td {
+                                form method="post" action=(format!("/w/{ws}/integrations/webhooks/delete")) {
+                                    (csrf_field(token))
+                                    input type="hidden" name="webhook_id" value=(e.id);
+                                    button.danger type="submit" { "Delete" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form id="new-webhook-form" method="post" action=(format!("/w/{ws}/integrations/webhooks")) {
+                (csrf_field(token))
+                label for="webhook-url" { "URL (https://)" }
+                input id="webhook-url" name="url" type="url" required maxlength="2048" placeholder="https://example.com/hooks/aura";
+                fieldset {
+                    legend { "Events" }
+                    @for t in EVENT_TYPES {
+                        label.check { input type="checkbox" name="events" value=(t); " " (t) }
+                    }
+                }
+                button type="submit" { "Add endpoint" }
+            }
+            h3 { "Delivery log" }
+            table.list id="deliveries" {
+                thead { tr { th { "Created" } th { "Endpoint" } th { "Event" } th { "Status" } th { "Attempts" } th { "Last code" } th { "Error" } th {} } }
+                tbody {
+                    @for d in &deliveries {
+                        tr data-delivery=(d.id) {
+                            td { (rfc3339(d.created_at)) }
+                            td { code { (url_of.get(d.endpoint_id.as_str()).copied().unwrap_or("")) } }
+                            td { (d.event_type) }
+                            td { span.badge { (d.status) } }
+                            td { (d.attempts) }
+                            td { (d.last_status.map(|s| s.to_string()).unwrap_or_default()) }
+                            td { (d.last_error.clone().unwrap_or_default()) }
+                            td {
+                                form method="post" action=(format!("/w/{ws}/integrations/webhooks/redeliver")) {
+                                    (csrf_field(token))
+                                    input type="hidden" name="webhook_id" value=(d.endpoint_id);
+                                    input type="hidden" name="delivery_id" value=(d.id);
+                                    button.secondary type="submit" { "Redeliver" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.card id="inbound" {
+            h2 { "Inbound webhooks" }
+            p.muted { "Senders sign with Standard Webhooks headers (or send a bearer token); timestamps older than 5 minutes and repeated message ids are refused." }
+            table.list {
+                thead { tr { th { "Name" } th { "URL to give the sender" } th { "Verifies by" } th { "Creates records in" } th {} } }
+                tbody {
+                    @for i in &inbounds {
+                        tr data-inbound=(i.id) {
+                            td { (i.name) }
+                            td { code { (inbound::hook_url(state, ws, &i.id)) } }
+                            td { (i.mode) }
+                            td { (i.collection_id.as_deref().and_then(|c| coll_name.get(c).copied()).unwrap_or("—")) }
+                            td {
+                                form method="post" action=(format!("/w/{ws}/integrations/inbound/delete")) {
+                                    (csrf_field(token))
+                                    input type="hidden" name="integration_id" value=(i.id);
+                                    button.danger type="submit" { "Delete" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form id="new-inbound-form" method="post" action=(format!("/w/{ws}/integrations/inbound")) {
+                (csrf_field(token))
+                label for="inbound-name" { "Name" }
+                input id="inbound-name" name="name" required maxlength="200";
+                label for="inbound-mode" { "Verifies by" }
+                select id="inbound-mode" name="mode" {
+                    option value="signature" { "signature (Standard Webhooks HMAC)" }
+                    option value="token" { "token (Authorization: Bearer)" }
+                }
+                label for="inbound-secret" { "Secret" }
+                select id="inbound-secret" name="secret_id" {
+                    option value="" { "generate a new one" }
+                    @for s in &stored { option value=(s.id) { (s.name) " (…" (s.last4) ")" } }
+                }
+                label for="inbound-collection" { "Create a record in (optional)" }
+                select id="inbound-collection" name="collection_id" {
+                    option value="" { "no collection: keep the event only" }
+                    @for c in &colls { option value=(c.row.id) { (c.row.def.name) } }
+                }
+                button type="submit" { "Add inbound integration" }
+            }
+            h3 { "Received events" }
+            table.list id="received-events" {
+                thead { tr { th { "Received" } th { "Integration" } th { "Message id" } th { "Status" } th { "Record" } th { "Error" } } }
+                tbody {
+                    @for e in &events {
+                        tr data-event=(e.id) {
+                            td { (rfc3339(e.received_at)) }
+                            td { (name_of.get(e.integration_id.as_str()).copied().unwrap_or("")) }
+                            td { code { (e.msg_id) } }
+                            td { span.badge { (e.status) } }
+                            td { (e.record_id.clone().unwrap_or_default()) }
+                            td { (e.error.clone().unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[handler]
+pub async fn page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let need = needs(Resource::Integration, Action::Read);
+    let ctx = enter_ui(&state, &who, &ws, need, "integration.read", &meta).await?;
+    render(req, &state, &who, &ctx, StatusCode::OK, &[], None).await
+}
+
+/// After a change: back to the page, the page with a secret shown once, or
+/// the page again with what went wrong.
+async fn done(
+    req: &Request,
+    state: &AppState,
+    who: &SignedIn,
+    ctx: &TenantCtx,
+    r: Result<Option<Shown>, Error>,
+) -> poem::Result<Response> {
+    match r {
+        Ok(None) => Ok(see_other(format!("/w/{}/integrations", ctx.db.id()))),
+        Ok(Some(s)) => render(req, state, who, ctx, StatusCode::OK, &[], Some(s)).await,
+        Err(e) => {
+            let errors = validation_errors(e)?;
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            render(req, state, who, ctx, status, &errors, None).await
+        }
+    }
+}
+
+async fn enter_for(
+    state: &AppState,
+    who: &SignedIn,
+    ws: &str,
+    action: Action,
+    meta: &RequestMeta,
+) -> poem::Result<TenantCtx> {
+    let what = match action {
+        Action::Create => "integration.create",
+        Action::Update => "integration.update",
+        _ => "integration.delete",
+    };
+    enter_ui(
+        state,
+        who,
+        ws,
+        needs(Resource::Integration, action),
+        what,
+        meta,
+    )
+    .await
+}
+
+fn overlap(pairs: &[(String, String)]) -> Result<Option<u32>, Error> {
+    match one(pairs, "overlap_hours").map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(h) => h
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::field("overlap_hours", "must be a whole number of hours")),
+    }
+}
+
+macro_rules! form_handler {
+    ($name:ident, $action:expr, |$state:ident, $ctx:ident, $pairs:ident, $meta:ident| $body:expr) => {
+        #[handler]
+        pub async fn $name(
+            req: &Request,
+            state: Data<&Arc<AppState>>,
+            meta: Data<&RequestMeta>,
+            who: SignedIn,
+            Path(ws): Path<String>,
+        ) -> poem::Result<Response> {
+            let ctx = enter_for(&state, &who, &ws, $action, &meta).await?;
+            let pairs = form_pairs(req);
+            let r: Result<Option<Shown>, Error> = {
+                let ($state, $ctx, $pairs, $meta) = (&**state, &ctx, &pairs, &*meta);
+                $body
+            };
+            done(req, &state, &who, &ctx, r).await
+        }
+    };
+}
+
+form_handler!(create_secret, Action::Create, |st, ctx, p, m| {
+    let (name, value) = (
+        one(p, "name").unwrap_or_default(),
+        one(p, "value").unwrap_or_default(),
+    );
+    secrets::create(st, ctx, name, value, m).await.map(|_| None)
+});
+
+form_handler!(rotate_secret, Action::Update, |st, ctx, p, m| {
+    match overlap(p) {
+        Ok(h) => {
+            let (id, value) = (
+                one(p, "secret_id").unwrap_or_default(),
+                one(p, "value").unwrap_or_default(),
+            );
+            secrets::rotate(st, ctx, id, value, h, m)
+                .await
+                .map(|_| None)
+        }
+        Err(e) => Err(e),
+    }
+});
+
+form_handler!(delete_secret, Action::Delete, |st, ctx, p, m| {
+    secrets::delete(st, ctx, one(p, "secret_id").unwrap_or_default(), m)
+        .await
+        .map(|_| None)
+});
+
+form_handler!(create_webhook, Action::Create, |st, ctx, p, m| {
+    let events: Vec<String> = every(p, "events").into_iter().map(str::to_owned).collect();
+    webhooks::create(st, ctx, one(p, "url").unwrap_or_default(), &events, m)
+        .await
+        .map(|c| {
+            Some(Shown {
+                what: "signing secret",
+                secret: c.secret,
+            })
+        })
+});
+
+form_handler!(rotate_webhook, Action::Update, |st, ctx, p, m| {
+    match overlap(p) {
+        Ok(h) => webhooks::rotate_secret(st, ctx, one(p, "webhook_id").unwrap_or_default(), h, m)
+            .await
+            .map(|c| {
+                Some(Shown {
+                    what: "signing secret",
+                    secret: c.secret,
+                })
+            }),
+        Err(e) => Err(e),
+    }
+});
+
+form_handler!(delete_webhook, Action::Delete, |st, ctx, p, m| {
+    webhooks::delete(st, ctx, one(p, "webhook_id").unwrap_or_default(), m)
+        .await
+        .map(|_| None)
+});
+
+form_handler!(redeliver, Action::Update, |st, ctx, p, m| {
+    let (hook, delivery) = (
+        one(p, "webhook_id").unwrap_or_default(),
+        one(p, "delivery_id").unwrap_or_default(),
+    );
+    webhooks::redeliver(st, ctx, hook, delivery, m)
+        .await
+        .map(|_| None)
+});
+
+form_handler!(create_inbound, Action::Create, |st, ctx, p, m| {
+    let opt = |k| one(p, k).filter(|v| !v.is_empty()).map(str::to_owned);
+    let req = inbound::NewInbound {
+        name: one(p, "name").unwrap_or_default().to_owned(),
+        mode: one(p, "mode").unwrap_or("signature").to_owned(),
+        secret_id: opt("secret_id"),
+        collection_id: opt("collection_id"),
+    };
+    inbound::create(st, ctx, req, m).await.map(|c| {
+        c.secret.map(|secret| Shown {
+            what: "inbound secret",
+            secret,
+        })
+    })
+});
+
+form_handler!(delete_inbound, Action::Delete, |st, ctx, p, m| {
+    inbound::delete(st, ctx, one(p, "integration_id").unwrap_or_default(), m)
+        .await
+        .map(|_| None)
+});

@@ -1,0 +1,525 @@
+//! Integrations end to end: webhook deliveries to a real local receiver that
+//! fails at first (retried with backoff, signed per Standard Webhooks, then a
+//! manual redeliver), the SSRF guard on URLs and on resolved names, and
+//! inbound webhooks refusing bad signatures, stale timestamps, replays and
+//! another workspace's signatures.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aura::integrations::signing;
+use common::{Env, PASSWORD, Server, client, login};
+use poem::web::Data;
+use poem::{EndpointExt, Request, Route, handler, post};
+use serde_json::{Value, json};
+
+/// What the receiver saw: (path, webhook-id, webhook-timestamp, signature, body, when).
+type Seen = Arc<Mutex<Vec<(String, String, i64, String, Vec<u8>, Instant)>>>;
+
+#[derive(Clone)]
+struct Receiver {
+    seen: Seen,
+    /// `/flaky` answers 500 this many times, then 204.
+    fail_first: usize,
+}
+
+#[handler]
+async fn receive(req: &Request, body: Vec<u8>, r: Data<&Receiver>) -> poem::http::StatusCode {
+    let h = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let path = req.uri().path().to_owned();
+    let n = {
+        let mut seen = r.seen.lock().unwrap();
+        seen.push((
+            path.clone(),
+            h("webhook-id"),
+            h("webhook-timestamp").parse().unwrap_or(0),
+            h("webhook-signature"),
+            body,
+            Instant::now(),
+        ));
+        seen.iter().filter(|s| s.0 == path).count()
+    };
+    match path.as_str() {
+        "/flaky" if n <= r.fail_first => poem::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "/flaky" => poem::http::StatusCode::NO_CONTENT,
+        _ => poem::http::StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// A plain-HTTP receiver on 127.0.0.1:0; its base URL.
+async fn start_receiver(fail_first: usize) -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Route::new()
+        .at("/flaky", post(receive))
+        .at("/down", post(receive))
+        .data(Receiver {
+            seen: Arc::clone(&seen),
+            fail_first,
+        });
+    let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).unwrap();
+    tokio::spawn(async move {
+        let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
+    });
+    (format!("http://{addr}"), seen)
+}
+
+struct Ws {
+    env: Env,
+    server: Server,
+    c: reqwest::Client,
+    id: String,
+}
+
+async fn workspace(vars: &[(&str, &str)]) -> Ws {
+    let env = Env::new();
+    env.create_user("owner@example.com", "Owner");
+    let id = env.create_workspace("Hooks Inc", "owner@example.com");
+    let server = env.start_with(vars);
+    let c = client(&server);
+    let r = login(&c, &server, "owner@example.com", PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    Ws { env, server, c, id }
+}
+
+impl Ws {
+    fn api(&self, p: &str) -> String {
+        self.server
+            .url(&format!("/api/v1/workspaces/{}{p}", self.id))
+    }
+    async fn post(&self, p: &str, body: Value) -> (u16, Value) {
+        let r = self.c.post(self.api(p)).json(&body).send().await.unwrap();
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+    async fn get(&self, p: &str) -> Value {
+        common::get_json(&self.c, self.api(p)).await
+    }
+    /// A collection with one text field, and a record in it.
+    async fn record(&self) -> (String, String) {
+        let (s, coll) = self
+            .post(
+                "/collections",
+                json!({"name": "Orders", "fields": [{"name": "Title", "type": "text"}]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{coll}");
+        let cid = coll["id"].as_str().unwrap().to_owned();
+        let (s, rec) = self
+            .post(
+                &format!("/collections/{cid}/records"),
+                json!({"values": {"Title": "first"}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{rec}");
+        (cid, rec["id"].as_str().unwrap().to_owned())
+    }
+    /// Polls a webhook's deliveries until `done` holds (at most 30 s).
+    async fn wait_deliveries(&self, hook: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let d = self.get(&format!("/webhooks/{hook}/deliveries")).await;
+            let items = d["items"].as_array().cloned().unwrap_or_default();
+            if done(&items) {
+                return items;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "deliveries: {d}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+const LOOPBACK_ALLOWED: &[(&str, &str)] = &[
+    ("AURA_INTEGRATIONS__ALLOWED_CIDRS", "[\"127.0.0.0/8\"]"),
+    ("AURA_INTEGRATIONS__RETRY_BASE_MS", "300"),
+    ("AURA_INTEGRATIONS__MAX_ATTEMPTS", "4"),
+    ("AURA_INTEGRATIONS__POLL_INTERVAL_MS", "50"),
+];
+
+#[tokio::test]
+async fn failed_deliveries_retry_with_backoff_and_can_be_redelivered() {
+    let (base, seen) = start_receiver(2).await;
+    let w = workspace(LOOPBACK_ALLOWED).await;
+    let (s, hook) = w
+        .post(
+            "/webhooks",
+            json!({"url": format!("{base}/flaky"), "events": ["record.created", "record.deleted"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let hid = hook["id"].as_str().unwrap().to_owned();
+    let (s, down) = w
+        .post(
+            "/webhooks",
+            json!({"url": format!("{base}/down"), "events": ["record.created"]}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let down_id = down["id"].as_str().unwrap().to_owned();
+    // The list never shows a signing secret.
+    assert!(!w.get("/webhooks").await.to_string().contains(&secret));
+
+    let (_, record) = w.record().await;
+    let items = w
+        .wait_deliveries(&hid, |d| {
+            d.first().is_some_and(|x| x["status"] == "succeeded")
+        })
+        .await;
+    assert_eq!(
+        items[0]["attempts"], 3,
+        "two failures, then success: {items:?}"
+    );
+    assert_eq!(items[0]["last_status_code"], 204);
+    assert_eq!(items[0]["event_type"], "record.created");
+    let flaky: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.0 == "/flaky")
+        .cloned()
+        .collect();
+    assert_eq!(flaky.len(), 3);
+    for (_, id, ts, sig, body, _) in &flaky {
+        assert_eq!(id, &flaky[0].1, "one webhook-id for every attempt");
+        assert!(
+            signing::verify(std::slice::from_ref(&secret), sig, id, *ts, body),
+            "signed"
+        );
+        let payload: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(payload["type"], "record.created");
+        assert_eq!(payload["data"]["id"], record.as_str());
+        assert_eq!(payload["data"]["workspace_id"], w.id.as_str());
+    }
+    // Backoff: ~300 ms (150..300 with jitter) before the 2nd, twice that before the 3rd.
+    let gap1 = flaky[1].5 - flaky[0].5;
+    let gap2 = flaky[2].5 - flaky[1].5;
+    println!("retry gaps: {gap1:?}, {gap2:?}");
+    assert!(gap1 >= Duration::from_millis(140), "{gap1:?}");
+    assert!(gap2 >= Duration::from_millis(290), "{gap2:?}");
+
+    // An endpoint that never recovers is given up after max_attempts.
+    let d = w
+        .wait_deliveries(&down_id, |d| {
+            d.first().is_some_and(|x| x["status"] == "failed")
+        })
+        .await;
+    assert_eq!(d[0]["attempts"], 4);
+    assert_eq!(d[0]["last_status_code"], 503);
+
+    // A manual redeliver sends the same message again, once.
+    let first = items[0]["id"].as_str().unwrap();
+    let r =
+        w.c.post(w.api(&format!("/webhooks/{hid}/deliveries/{first}/redeliver")))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 202);
+    let again: Value = r.json().await.unwrap();
+    assert_eq!(again["msg_id"], items[0]["msg_id"]);
+    assert_eq!(again["redelivery_of"], first);
+    let items = w
+        .wait_deliveries(&hid, |d| {
+            d.len() == 2 && d[0]["status"] == "succeeded" && d[0]["attempts"] == 1
+        })
+        .await;
+    assert_eq!(items[0]["redelivery_of"], first);
+    let count = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.0 == "/flaky")
+        .count();
+    assert_eq!(count, 4);
+    // Another workspace's delivery id, or an unknown one: 404.
+    let r =
+        w.c.post(w.api(&format!("/webhooks/{down_id}/deliveries/{first}/redeliver")))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 404, "a delivery of another endpoint");
+
+    // The delivery log in the UI, with its status codes and Redeliver buttons.
+    let page = common::get_text(&w.c, w.server.url(&format!("/w/{}/integrations", w.id))).await;
+    assert!(page.contains("succeeded") && page.contains("204") && page.contains("Redeliver"));
+    // The receiver's host is listed as a subprocessor.
+    let trust = common::get_json(&w.c, w.server.url("/trust.json")).await;
+    assert!(
+        trust["subprocessors"].to_string().contains("127.0.0.1"),
+        "{trust}"
+    );
+    w.server.stop();
+}
+
+#[tokio::test]
+async fn the_ssrf_guard_refuses_private_addresses_unless_allow_listed() {
+    let (base, seen) = start_receiver(0).await;
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let w = workspace(&[("AURA_INTEGRATIONS__POLL_INTERVAL_MS", "50")]).await;
+    for url in [
+        "https://127.0.0.1/hook",
+        "https://10.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::ffff:127.0.0.1]/hook",
+        "https://2130706433/hook",
+        "http://hooks.example.com/hook",
+        &format!("{base}/flaky"),
+    ] {
+        let (s, p) = w
+            .post(
+                "/webhooks",
+                json!({"url": url, "events": ["record.created"]}),
+            )
+            .await;
+        assert_eq!(s, 422, "{url}: {p}");
+        assert_eq!(p["errors"][0]["field"], "url", "{p}");
+    }
+    // A name is checked where it is resolved: localhost is 127.0.0.1 here.
+    let (s, hook) = w
+        .post(
+            "/webhooks",
+            json!({"url": format!("https://localhost:{port}/flaky"), "events": ["record.created"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{hook}");
+    let hid = hook["id"].as_str().unwrap().to_owned();
+    w.record().await;
+    let d = w
+        .wait_deliveries(&hid, |d| d.first().is_some_and(|x| x["attempts"] == 1))
+        .await;
+    assert_eq!(d[0]["status"], "pending", "retried later");
+    assert!(d[0]["last_status_code"].is_null());
+    assert!(
+        d[0]["last_error"].as_str().unwrap().contains("SSRF"),
+        "{d:?}"
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing reached the receiver"
+    );
+    w.server.stop();
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn post_hook(url: &str, id: &str, ts: i64, sig: Option<&str>, body: &str) -> (u16, Value) {
+    let mut r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string());
+    if let Some(s) = sig {
+        r = r.header("webhook-signature", s);
+    }
+    let r = r.body(body.to_owned()).send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn inbound_webhooks_check_signature_timestamp_and_replay() {
+    let w = workspace(&[("AURA_INTEGRATIONS__POLL_INTERVAL_MS", "50")]).await;
+    let (cid, _) = w.record().await;
+    let (s, made) = w
+        .post(
+            "/integrations/inbound",
+            json!({"name": "Shop", "mode": "signature", "collection_id": cid}),
+        )
+        .await;
+    assert_eq!(s, 201, "{made}");
+    let secret = made["secret"].as_str().unwrap().to_owned();
+    let url = made["url"].as_str().unwrap().to_owned();
+    let iid = made["id"].as_str().unwrap().to_owned();
+    let body = r#"{"type": "order.created", "data": {"Title": "from the shop"}}"#;
+    let sign = |id: &str, ts: i64, secret: &str| signing::sign(secret, id, ts, body.as_bytes());
+
+    let t = now();
+    let (s, ok) = post_hook(&url, "evt_1", t, Some(&sign("evt_1", t, &secret)), body).await;
+    assert_eq!(s, 202, "{ok}");
+    // Bad signature: 403, nothing stored.
+    let (s, p) = post_hook(
+        &url,
+        "evt_2",
+        t,
+        Some(&sign("evt_2", t, "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")),
+        body,
+    )
+    .await;
+    assert_eq!(
+        (s, p["type"].as_str()),
+        (403, Some("urn:aura:problem:bad-signature"))
+    );
+    let (s, _) = post_hook(&url, "evt_2", t, None, body).await;
+    assert_eq!(s, 403, "no signature");
+    let (s, _) = post_hook(&url, "evt_2", t + 1, Some(&sign("evt_2", t, &secret)), body).await;
+    assert_eq!(s, 403, "a signature over another timestamp");
+    // Stale (correctly signed, 10 minutes old): 403.
+    let old = t - 600;
+    let (s, p) = post_hook(&url, "evt_3", old, Some(&sign("evt_3", old, &secret)), body).await;
+    assert_eq!(
+        (s, p["type"].as_str()),
+        (403, Some("urn:aura:problem:stale-timestamp"))
+    );
+    // Replay of evt_1 (freshly signed): 409.
+    let t2 = now();
+    let (s, p) = post_hook(&url, "evt_1", t2, Some(&sign("evt_1", t2, &secret)), body).await;
+    assert_eq!(
+        (s, p["type"].as_str()),
+        (409, Some("urn:aura:problem:replayed"))
+    );
+    // A missing webhook-id: 400.
+    let r = reqwest::Client::new()
+        .post(&url)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Processed asynchronously: the event became a record.
+    let started = Instant::now();
+    let events = loop {
+        let e = w.get(&format!("/integrations/inbound/{iid}/events")).await;
+        if e["items"][0]["status"] != "received" {
+            break e;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let items = events["items"].as_array().unwrap();
+    assert_eq!(
+        items.len(),
+        1,
+        "only the verified event was stored: {events}"
+    );
+    assert_eq!(items[0]["status"], "processed", "{events}");
+    assert_eq!(items[0]["msg_id"], "evt_1");
+    let rec = items[0]["record_id"].as_str().unwrap();
+    let r = w.get(&format!("/collections/{cid}/records/{rec}")).await;
+    assert_eq!(r["values"]["Title"], "from the shop");
+    // The secret shows its last use, never its value.
+    let secrets = w.get("/integrations/secrets").await;
+    assert!(secrets["items"][0]["last_used_at"].is_string(), "{secrets}");
+    assert!(!secrets.to_string().contains(&secret));
+
+    // Rotation: the previous value verifies during the overlap only.
+    let sid = made["secret_id"].as_str().unwrap();
+    let fresh = signing::generate_secret();
+    let (s, _) = w
+        .post(
+            &format!("/integrations/secrets/{sid}/rotate"),
+            json!({"value": fresh, "overlap_hours": 1}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let t = now();
+    let (s, _) = post_hook(&url, "evt_4", t, Some(&sign("evt_4", t, &secret)), body).await;
+    assert_eq!(s, 202, "the previous secret, inside the overlap");
+    let (s, _) = post_hook(&url, "evt_5", t, Some(&sign("evt_5", t, &fresh)), body).await;
+    assert_eq!(s, 202, "the new secret");
+    let newest = signing::generate_secret();
+    let (s, _) = w
+        .post(
+            &format!("/integrations/secrets/{sid}/rotate"),
+            json!({"value": newest, "overlap_hours": 0}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = post_hook(&url, "evt_6", t, Some(&sign("evt_6", t, &fresh)), body).await;
+    assert_eq!(s, 403, "no overlap: the previous secret stops at once");
+
+    // Another workspace: A's signature is refused at B's endpoint, and A's
+    // integration does not exist under B's id.
+    w.env.create_user("b@example.com", "B");
+    let b_ws = w.env.create_workspace("B Corp", "b@example.com");
+    let bc = client(&w.server);
+    assert_eq!(
+        login(&bc, &w.server, "b@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let r = bc
+        .post(
+            w.server
+                .url(&format!("/api/v1/workspaces/{b_ws}/integrations/inbound")),
+        )
+        .json(&json!({"name": "B shop", "mode": "signature"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let b_made: Value = r.json().await.unwrap();
+    let b_url = b_made["url"].as_str().unwrap();
+    let t = now();
+    let (s, _) = post_hook(b_url, "evt_x", t, Some(&sign("evt_x", t, &newest)), body).await;
+    assert_eq!(s, 403, "A's secret at B's endpoint");
+    let crossed = w.server.url(&format!("/hooks/{b_ws}/{iid}"));
+    let (s, _) = post_hook(&crossed, "evt_y", t, Some(&sign("evt_y", t, &newest)), body).await;
+    assert_eq!(s, 404, "A's integration under B's workspace id");
+    let (s, _) = post_hook(
+        &w.server.url(&format!("/hooks/{}/not-an-id", w.id)),
+        "e",
+        t,
+        Some("v1,x"),
+        body,
+    )
+    .await;
+    assert_eq!(s, 404);
+    // The secret cannot go while an integration verifies with it.
+    let r =
+        w.c.delete(w.api(&format!("/integrations/secrets/{sid}")))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 409);
+
+    // Token mode.
+    let (s, tok) = w
+        .post(
+            "/integrations/inbound",
+            json!({"name": "Pinger", "mode": "token"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let turl = tok["url"].as_str().unwrap();
+    let token = tok["secret"].as_str().unwrap();
+    let send = |bearer: String, id: &'static str| {
+        let turl = turl.to_owned();
+        async move {
+            reqwest::Client::new()
+                .post(turl)
+                .bearer_auth(bearer)
+                .header("webhook-id", id)
+                .header("webhook-timestamp", now().to_string())
+                .body("{}")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(send(token.to_owned(), "t1").await, 202);
+    assert_eq!(send(format!("{token}x"), "t2").await, 403);
+    assert_eq!(send(token.to_owned(), "t1").await, 409);
+    w.server.stop();
+}
