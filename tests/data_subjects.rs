@@ -387,6 +387,26 @@ async fn find_export_and_anonymise_a_person_among_ten_thousand_records() {
             files.push(p);
         }
     }
+    // And no plaintext of the person anywhere under the data dir.
+    let mut stack = vec![w.env.data_dir()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let bytes = std::fs::read(&p).unwrap();
+            for canary in ["Canarynameqx", "zelda.canary", "442079460958"] {
+                let c = canary.as_bytes();
+                assert!(
+                    !bytes.windows(c.len()).any(|x| x == c),
+                    "{canary} in {}",
+                    p.display()
+                );
+            }
+        }
+    }
     let needle = &old_ct[old_ct.len() - 32..];
     for f in files {
         let bytes = std::fs::read(&f).unwrap();

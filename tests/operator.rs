@@ -136,6 +136,7 @@ async fn trust_page_reflects_config_and_backups_and_security_txt_is_rfc9116() {
         ("AURA_REGION", "IN"),
         ("AURA_BACKUP__RECIPIENTS", &recipients),
         ("AURA_AUTH__ACCESS_TOKEN_MINUTES", "7"),
+        ("AURA_LIFECYCLE__WORKSPACE_GRACE_DAYS", "21"),
     ]);
     let t: serde_json::Value = reqwest::get(server.url("/trust.json"))
         .await
@@ -159,6 +160,12 @@ async fn trust_page_reflects_config_and_backups_and_security_txt_is_rfc9116() {
     );
     assert!(t["backups"]["last_success"].is_null());
     assert!(t["subprocessors"].as_array().unwrap().is_empty());
+    let deletion = t["data_rights"]["deletion"].as_str().unwrap();
+    assert!(
+        deletion.starts_with("workspaces 21 days"),
+        "read from the config: {deletion}"
+    );
+    assert_eq!(t["data_rights"]["workspaces_shredded"], 0);
     assert!(
         t["encryption"]["at_rest"]
             .as_str()

@@ -27,7 +27,18 @@ pub struct Trust {
     pub audit: TrustAudit,
     pub mfa: String,
     pub sign_in: TrustSignIn,
+    pub data_rights: TrustDataRights,
     pub subprocessors: Vec<Subprocessor>,
+}
+
+/// GDPR export and erasure, as this appliance does them.
+#[derive(Serialize)]
+pub struct TrustDataRights {
+    pub export: String,
+    pub erasure: String,
+    pub deletion: String,
+    /// Workspaces whose keys were destroyed (crypto-shredded) so far.
+    pub workspaces_shredded: i64,
 }
 
 #[derive(Serialize)]
@@ -119,6 +130,11 @@ pub fn compute(state: &AppState) -> Trust {
         })
         .ok()
         .and_then(|(t, ok)| t.zip(ok));
+    let shredded: i64 = state
+        .control
+        .db
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM shredded_workspaces", [], |r| r.get(0))?))
+        .unwrap_or(0);
     let requiring_mfa: i64 = state
         .control
         .db
@@ -211,6 +227,15 @@ pub fn compute(state: &AppState) -> Trust {
             api_tokens: "stored as SHA-256 only, shown once, one workspace, capped scope".into(),
             login_failures_per_ip: f.auth.login_failures_per_ip,
             login_failure_window_minutes: f.auth.login_failure_window_minutes,
+        },
+        data_rights: TrustDataRights {
+            export: "self-serve: owners and admins export a whole workspace as one archive (optionally age-encrypted) or one person's records as JSON".into(),
+            erasure: "self-serve anonymisation of a person: pii values become a keyed pseudonym in records, their history and audit entries; totals and the audit chain stay intact".into(),
+            deletion: format!(
+                "workspaces {} days and accounts {} days after the request (cancellable), then the workspace key is destroyed, so its data in every backup is unreadable",
+                f.lifecycle.workspace_grace_days, f.lifecycle.account_grace_days
+            ),
+            workspaces_shredded: shredded,
         },
         subprocessors,
     }

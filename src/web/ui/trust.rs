@@ -40,6 +40,7 @@ pub fn page(t: &Trust) -> Response {
                 tr { th { "Access tokens" } td { "EdDSA JWTs valid " (t.sign_in.access_token_minutes) " minutes; refresh tokens " (t.sign_in.refresh_tokens) } }
                 tr { th { "API tokens" } td { (t.sign_in.api_tokens) } }
                 tr { th { "Sign-in limits" } td { (t.sign_in.login_failures_per_ip) " failures per IP per " (t.sign_in.login_failure_window_minutes) " minutes, then 429; per-account backoff" } }
+                tr { th { "Your data" } td { "Export: " (t.data_rights.export) ". Erasure: " (t.data_rights.erasure) ". Deletion: " (t.data_rights.deletion) " (" (t.data_rights.workspaces_shredded) " so far)." } }
                 tr { th { "Subprocessors" } td {
                     @if t.subprocessors.is_empty() { "none configured (no SMTP relay, no S3 endpoint, no ACME CA, no webhooks)" } @else {
                         ul { @for s in &t.subprocessors { li { (s.role) ": " code { (s.host) } } } }
