@@ -323,3 +323,95 @@ async fn passkeys_register_stand_in_for_the_code_and_sign_in_alone_in_chromium()
     assert_eq!(left, 0);
     server.stop();
 }
+
+/// The privacy page in a real browser: export the workspace and watch the job
+/// finish, then find a guest by email, see their record and anonymise them.
+#[tokio::test]
+async fn export_and_anonymise_from_the_privacy_page_in_chromium() {
+    let env = Env::new();
+    env.create_user("dpo@example.com", "Privacy Officer");
+    let ws = env.create_workspace("Quay Hotel", "dpo@example.com");
+    let server = env.start();
+    let c = common::client(&server);
+    common::login(&c, &server, "dpo@example.com", PASSWORD).await;
+    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let coll: serde_json::Value = c
+        .post(api("/collections"))
+        .json(&serde_json::json!({"name": "Guests", "fields": [
+            {"name": "Name", "type": "text", "pii": true},
+            {"name": "Email", "type": "email", "pii": true},
+            {"name": "Spent", "type": "money", "currency": "EUR"}
+        ]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let coll = coll["id"].as_str().unwrap().to_owned();
+    for (name, email) in [
+        ("Grace Hopper", "grace@example.com"),
+        ("Alan Turing", "alan@example.com"),
+    ] {
+        let r = c
+            .post(api(&format!("/collections/{coll}/records")))
+            .json(&serde_json::json!({"values": {"Name": name, "Email": email,
+                "Spent": {"amount_minor": 4200, "currency": "EUR"}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+
+    let b = Browser::start().await;
+    b.goto(&server.url("/login")).await;
+    b.type_into("#email", "dpo@example.com").await;
+    b.type_into("#password", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.wait_for_text("Quay Hotel").await;
+    b.goto(&server.url(&format!("/w/{ws}"))).await;
+    b.click("#privacy-link").await;
+    b.wait_for_text("Export this workspace").await;
+
+    // The export page refreshes itself until the archive is ready.
+    b.click("#start-export").await;
+    b.wait_for_url("/privacy/exports/").await;
+    let page = b.wait_for_text("Ready:").await;
+    assert!(page.contains("2 records"), "{page}");
+    assert_eq!(b.count("#download-export").await, 1);
+    b.screenshot("export-ready").await;
+
+    // A data subject request.
+    b.goto(&server.url(&format!("/w/{ws}/privacy"))).await;
+    b.type_into("#subject-identifier", "GRACE@example.com")
+        .await;
+    b.click("#find-subject").await;
+    let page = b.wait_for_text("record(s) refer to this person").await;
+    assert!(page.contains("1 record(s)"), "{page}");
+    assert!(
+        page.contains("<td>Email</td>"),
+        "the field that matched: {page}"
+    );
+    b.click("#confirm-anonymise").await;
+    b.click("#anonymise-subject").await;
+    let page = b.wait_for_text("The person is now").await;
+    b.screenshot("anonymised").await;
+    assert!(page.contains("1 record(s)"), "{page}");
+
+    let list: serde_json::Value = c
+        .get(api(&format!("/collections/{coll}/records")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = list.to_string();
+    assert!(
+        !text.contains("Grace Hopper") && !text.contains("grace@example.com"),
+        "{text}"
+    );
+    assert!(text.contains("Alan Turing"), "others untouched");
+    b.quit().await;
+    server.stop();
+}
