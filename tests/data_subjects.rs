@@ -446,3 +446,38 @@ async fn find_export_and_anonymise_a_person_among_ten_thousand_records() {
         "replacing details needs an anonymisation entry"
     );
 }
+
+#[tokio::test]
+async fn deleting_a_collection_erases_its_values_from_the_audit_and_the_chain_verifies() {
+    let w = world().await;
+    let coll = w.collection(guests_schema()).await;
+    let rec = w
+        .record(&coll, json!({"Name": NAME, "Email": EMAIL, "Nights": 1}))
+        .await;
+    let (_, before) = w.get("/audit?action=record.created").await;
+    assert!(
+        before.to_string().contains(NAME),
+        "the entry keeps the values"
+    );
+    let r = w
+        .owner
+        .delete(w.url(&format!("/collections/{coll}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (_, after) = w.get("/audit?action=record.created").await;
+    let entry = &after["items"][0];
+    assert_eq!(entry["target"], rec.as_str());
+    assert_eq!(entry["redacted"], true);
+    assert!(!after.to_string().contains(NAME), "{after}");
+    assert!(entry["after"].get("values").is_none());
+    w.server.stop();
+    let out = w.env.cli(&["audit", "verify"], None);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
