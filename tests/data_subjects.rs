@@ -425,7 +425,7 @@ async fn find_export_and_anonymise_a_person_among_ten_thousand_records() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let db = common::open_db(&tenant_db);
+    let db = rusqlite::Connection::open(&tenant_db).unwrap();
     let redacted: i64 = db
         .query_row(
             "SELECT count(*) FROM audit_log WHERE redacted_by IS NOT NULL",
@@ -445,6 +445,39 @@ async fn find_export_and_anonymise_a_person_among_ten_thousand_records() {
         err.is_err(),
         "replacing details needs an anonymisation entry"
     );
+    // Borrowing the anonymisation to cover a hand edit of another entry gets
+    // past the trigger, but not past `aura audit verify`.
+    let anon: i64 = db
+        .query_row(
+            "SELECT seq FROM audit_log WHERE action = 'data_subject.anonymised'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let ct: Vec<u8> = db
+        .query_row("SELECT detail_ct FROM audit_log WHERE seq = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let digest = sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        &ct,
+    ))
+    .to_vec();
+    db.execute(
+        "UPDATE audit_log SET detail_ct = x'00', detail_digest = ?1, redacted_by = ?2 WHERE seq = 1",
+        rusqlite::params![digest, anon],
+    )
+    .unwrap();
+    drop(db);
+    let out = w.env.cli(&["audit", "verify"], None);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("does not list it"), "{text}");
 }
 
 #[tokio::test]

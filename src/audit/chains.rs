@@ -152,12 +152,55 @@ pub fn verify_chain(control: &Control, pool: &TenantPool, chain: Chain) -> Resul
     let (checkpoints, pk) = control
         .db
         .read(|c| Ok((sql::checkpoints(c, &scope)?, stored_public_key(c)?)))?;
-    let entries = match chain {
-        Chain::Platform => control.db.read(sql::all_entries)?,
-        Chain::Workspace(ws) => open_tenant(control, pool, ws, "audit verification")?
-            .read_blocking(|c, _| sql::all_entries(c))?,
+    let (entries, sealer) = match chain {
+        Chain::Platform => (control.db.read(sql::all_entries)?, None),
+        Chain::Workspace(ws) => {
+            let t = open_tenant(control, pool, ws, "audit verification")?;
+            let entries = t.read_blocking(|c, _| sql::all_entries(c))?;
+            (entries, Some(t))
+        }
     };
-    Ok(verify(&scope, &entries, &checkpoints, pk.as_ref()))
+    let mut report = verify(&scope, &entries, &checkpoints, pk.as_ref());
+    if let (true, Some(t)) = (report.ok(), sealer) {
+        if let Some((seq, reason)) = redactions_unlisted(&entries, t.sealer()) {
+            report.first_bad_seq = Some(seq);
+            report.reason = Some(reason);
+        }
+    }
+    Ok(report)
+}
+
+/// With the workspace key, a replaced entry must also be listed by the entry
+/// that replaced it (its sealed `audit_seqs`), so an anonymisation cannot be
+/// borrowed to cover a hand edit of any other entry.
+fn redactions_unlisted(
+    entries: &[super::StoredEntry],
+    sealer: &crate::crypto::Sealer,
+) -> Option<(i64, String)> {
+    let first = entries.first()?.seq;
+    for e in entries {
+        let Some(by) = e.redacted_by else { continue };
+        let listed = usize::try_from(by - first)
+            .ok()
+            .and_then(|i| entries.get(i))
+            .map(|r| super::search::detail(r, sealer))
+            .and_then(|d| {
+                ["after", "before"].iter().find_map(|side| {
+                    d.get(side)
+                        .and_then(|s| s.get("audit_seqs"))
+                        .and_then(|a| a.as_array())
+                        .map(|a| a.iter().any(|v| v.as_i64() == Some(e.seq)))
+                })
+            })
+            .unwrap_or(false);
+        if !listed {
+            return Some((
+                e.seq,
+                format!("the entry's details were replaced, but entry {by} does not list it"),
+            ));
+        }
+    }
+    None
 }
 
 pub fn record_verification(control: &Control, report: &ChainReport, now: i64) -> Result<()> {

@@ -180,15 +180,18 @@ pub async fn delete_collection(
                 ));
             }
             let record_ids = crate::store::subjects::record_ids(t.tx, &v.row.id)?;
+            let audit_seqs = crate::store::subjects::audit_seqs(t.tx, &record_ids)?;
             let n = rstore::delete_collection(t.tx, &v.row.id)?;
             let seq = t.audit(
                 now,
                 &NewEntry::new(actor.clone(), "collection.deleted", &meta2)
                     .target("collection", &v.row.id)
-                    .before(json!({"name": v.row.def.name, "records": n})),
+                    .before(
+                        json!({"name": v.row.def.name, "records": n, "audit_seqs": audit_seqs}),
+                    ),
             )?;
             // The records are gone, so their values leave the audit too.
-            crate::subjects::erase_audit_values(t, &record_ids, seq)?;
+            crate::subjects::erase_audit_values(t, &audit_seqs, seq)?;
             Ok(())
         })
         .await

@@ -275,6 +275,8 @@ pub async fn anonymise(
                 v
             };
             let record_ids: Vec<&str> = found.hits.iter().map(|h| h.id.as_str()).collect();
+            let ids: Vec<String> = found.hits.iter().map(|h| h.id.clone()).collect();
+            let audit_seqs = sql::audit_seqs(t.tx, &ids)?;
             let redactor = t.audit(
                 now,
                 &NewEntry::new(actor.clone(), ANONYMISED, &entry_meta)
@@ -283,6 +285,9 @@ pub async fn anonymise(
                         "records": found.hits.len(),
                         "record_ids": record_ids,
                         "collections": collections,
+                        // The entries it may rewrite: `aura audit verify`
+                        // checks every rewritten entry is listed here.
+                        "audit_seqs": audit_seqs,
                     })),
             )?;
             let c = Ctx {
@@ -344,11 +349,11 @@ pub async fn anonymise(
     Ok(done)
 }
 
-/// Removes the record values from the sealed details of these records' audit
-/// entries (when their collection is deleted), redacted by entry `by`.
-pub fn erase_audit_values(t: &TenantTx<'_>, record_ids: &[String], by: i64) -> Result<usize> {
+/// Removes the record values from the sealed details of these audit entries
+/// (a deleted collection's records'), redacted by entry `by`, which lists them.
+pub fn erase_audit_values(t: &TenantTx<'_>, seqs: &[i64], by: i64) -> Result<usize> {
     let mut n = 0;
-    for seq in sql::audit_seqs(t.tx, record_ids)? {
+    for &seq in seqs {
         let Some(e) = audit_sql::entry(t.tx, seq)? else {
             continue;
         };
