@@ -439,10 +439,18 @@ async fn changes_apply_on_the_next_request_despite_the_caches() {
     let status = |r: reqwest::Response| r.status().as_u16();
     let new_coll = |name: &str| serde_json::json!({"name": name, "fields": [{"name": "Title", "type": "text"}]});
 
-    let r = ada.post(wsurl("/collections")).json(&new_coll("Deals")).send().await.unwrap();
+    let r = ada
+        .post(wsurl("/collections"))
+        .json(&new_coll("Deals"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let coll: serde_json::Value = r.json().await.unwrap();
-    let (cid, fid) = (coll["id"].as_str().unwrap(), coll["fields"][0]["id"].as_str().unwrap());
+    let (cid, fid) = (
+        coll["id"].as_str().unwrap(),
+        coll["fields"][0]["id"].as_str().unwrap(),
+    );
     let r = ada
         .post(wsurl(&format!("/collections/{cid}/records")))
         .json(&serde_json::json!({"values": {"Title": "First"}}))
@@ -450,7 +458,10 @@ async fn changes_apply_on_the_next_request_despite_the_caches() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let rid = r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let rid = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let rec = wsurl(&format!("/collections/{cid}/records/{rid}"));
 
     // Warm every cache, then rename the field: the next read has the new name.
@@ -468,7 +479,11 @@ async fn changes_apply_on_the_next_request_despite_the_caches() {
     assert_eq!(back["values"], serde_json::json!({"Heading": "First"}));
 
     // Role change: a manager creates collections; as a viewer, the next try is refused.
-    let create = || bob.post(wsurl("/collections")).json(&new_coll("Mine")).send();
+    let create = || {
+        bob.post(wsurl("/collections"))
+            .json(&new_coll("Mine"))
+            .send()
+    };
     assert_eq!(status(create().await.unwrap()), 201);
     let r = ada
         .put(wsurl(&format!("/members/{bob_id}")))
@@ -481,7 +496,11 @@ async fn changes_apply_on_the_next_request_despite_the_caches() {
     assert_eq!(status(bob.get(&rec).send().await.unwrap()), 200);
 
     // Removal: the next read answers like a workspace that does not exist.
-    let r = ada.delete(wsurl(&format!("/members/{bob_id}"))).send().await.unwrap();
+    let r = ada
+        .delete(wsurl(&format!("/members/{bob_id}")))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
     assert_eq!(status(bob.get(&rec).send().await.unwrap()), 404);
 
@@ -498,7 +517,11 @@ async fn changes_apply_on_the_next_request_despite_the_caches() {
     let with_cookie = || raw.get(&rec).header("cookie", &ada_cookie).send();
     assert_eq!(status(with_cookie().await.unwrap()), 200);
     assert_eq!(status(with_cookie().await.unwrap()), 200);
-    let r = ada.post(server.url("/api/v1/auth/logout")).send().await.unwrap();
+    let r = ada
+        .post(server.url("/api/v1/auth/logout"))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
     assert_eq!(status(with_cookie().await.unwrap()), 401);
 }

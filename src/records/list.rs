@@ -92,11 +92,15 @@ pub async fn list_records(
     if let (None, Ok(limit), Ok(sort)) = (&q, &limit, &sort) {
         let (limit, sort) = (*limit, *sort);
         if let Ok(after) = parse_after(p.cursor.as_deref(), sort) {
-            let (coll, mut items) =
-                load_for_then(state, ctx, meta, coll_id, RecordAction::Read, move |c, s, row| {
-                    rstore::list_records(c, s, &row.id, sort, after, limit + 1)
-                })
-                .await?;
+            let (coll, mut items) = load_for_then(
+                state,
+                ctx,
+                meta,
+                coll_id,
+                RecordAction::Read,
+                move |c, s, row| rstore::list_records(c, s, &row.id, sort, after, limit + 1),
+            )
+            .await?;
             let next_cursor = next_cursor(&mut items, limit, sort);
             return Ok(Page {
                 coll,

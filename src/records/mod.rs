@@ -154,9 +154,11 @@ pub async fn load_for(
     id: &str,
     action: RecordAction,
 ) -> Result<Visible> {
-    Ok(load_for_then(state, ctx, meta, id, action, |_, _, _| Ok(()))
-        .await?
-        .0)
+    Ok(
+        load_for_then(state, ctx, meta, id, action, |_, _, _| Ok(()))
+            .await?
+            .0,
+    )
 }
 
 /// `load_for`, with `then` run in the same read (see `load_then`).
@@ -377,9 +379,14 @@ pub async fn get_record(
     id: &str,
 ) -> Result<(Visible, RecordRow)> {
     let rid = id.to_owned();
-    let (coll, rec) = load_for_then(state, ctx, meta, coll_id, RecordAction::Read, move |c, s, row| {
-        rstore::get_record(c, s, &row.id, &rid)
-    })
+    let (coll, rec) = load_for_then(
+        state,
+        ctx,
+        meta,
+        coll_id,
+        RecordAction::Read,
+        move |c, s, row| rstore::get_record(c, s, &row.id, &rid),
+    )
     .await?;
     Ok((coll, rec.ok_or(Error::NotFound("record"))?))
 }
