@@ -408,3 +408,120 @@ async fn expired_sessions_are_refused_and_purged() {
     }
     server.stop();
 }
+
+/// The session, membership and collection caches (`store::cache`) never
+/// outlive a change: each change below applies on the very next request,
+/// right after requests that filled the caches, whether the change came
+/// through the API or from the CLI (another process).
+#[tokio::test]
+async fn changes_apply_on_the_next_request_despite_the_caches() {
+    let env = Env::new();
+    env.create_user("ada@example.com", "Ada");
+    let bob_id = env.create_user("bob@example.com", "Bob");
+    env.create_user("cy@example.com", "Cy");
+    let ws = env.create_workspace("Cached Ltd", "ada@example.com");
+    env.add_member(&ws, "bob@example.com", "manager");
+    let server = env.start();
+    let (ada, bob, cy) = (client(&server), client(&server), client(&server));
+    let mut tokens = Vec::new();
+    for (c, email) in [
+        (&ada, "ada@example.com"),
+        (&bob, "bob@example.com"),
+        (&cy, "cy@example.com"),
+    ] {
+        let r = login(c, &server, email, PASSWORD).await;
+        assert_eq!(r.status(), 200);
+        tokens.push(common::session_token_of(&r));
+    }
+    // Ada's cookie, sent by hand, so logging out cannot just drop it client-side.
+    let ada_cookie = format!("aura_session={}", tokens[0]);
+    let wsurl = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let new_coll = |name: &str| serde_json::json!({"name": name, "fields": [{"name": "Title", "type": "text"}]});
+
+    let r = ada
+        .post(wsurl("/collections"))
+        .json(&new_coll("Deals"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let coll: serde_json::Value = r.json().await.unwrap();
+    let (cid, fid) = (
+        coll["id"].as_str().unwrap(),
+        coll["fields"][0]["id"].as_str().unwrap(),
+    );
+    let r = ada
+        .post(wsurl(&format!("/collections/{cid}/records")))
+        .json(&serde_json::json!({"values": {"Title": "First"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let rid = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rec = wsurl(&format!("/collections/{cid}/records/{rid}"));
+
+    // Warm every cache, then rename the field: the next read has the new name.
+    for _ in 0..3 {
+        assert_eq!(status(bob.get(&rec).send().await.unwrap()), 200);
+    }
+    let r = ada
+        .patch(wsurl(&format!("/collections/{cid}")))
+        .json(&serde_json::json!({"fields": [{"id": fid, "name": "Heading", "type": "text"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let back: serde_json::Value = bob.get(&rec).send().await.unwrap().json().await.unwrap();
+    assert_eq!(back["values"], serde_json::json!({"Heading": "First"}));
+
+    // Role change: a manager creates collections; as a viewer, the next try is refused.
+    let create = || {
+        bob.post(wsurl("/collections"))
+            .json(&new_coll("Mine"))
+            .send()
+    };
+    assert_eq!(status(create().await.unwrap()), 201);
+    let r = ada
+        .put(wsurl(&format!("/members/{bob_id}")))
+        .json(&serde_json::json!({"role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(status(create().await.unwrap()), 403);
+    assert_eq!(status(bob.get(&rec).send().await.unwrap()), 200);
+
+    // Removal: the next read answers like a workspace that does not exist.
+    let r = ada
+        .delete(wsurl(&format!("/members/{bob_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(status(bob.get(&rec).send().await.unwrap()), 404);
+
+    // A membership added by the CLI, beside the running server, counts at once
+    // even though "not a member" was just cached.
+    for _ in 0..2 {
+        assert_eq!(status(cy.get(&rec).send().await.unwrap()), 404);
+    }
+    env.add_member(&ws, "cy@example.com", "viewer");
+    assert_eq!(status(cy.get(&rec).send().await.unwrap()), 200);
+
+    // Logout ends the session server-side for the very next request.
+    let raw = reqwest::Client::new();
+    let with_cookie = || raw.get(&rec).header("cookie", &ada_cookie).send();
+    assert_eq!(status(with_cookie().await.unwrap()), 200);
+    assert_eq!(status(with_cookie().await.unwrap()), 200);
+    let r = ada
+        .post(server.url("/api/v1/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(status(with_cookie().await.unwrap()), 401);
+}

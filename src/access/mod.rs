@@ -102,9 +102,10 @@ impl Grant {
     }
 }
 
-/// Verifies membership, checked fresh on every request so a role change or a
-/// removal takes effect on the very next one. Not a member, a suspended
-/// workspace and a missing workspace all answer the same `NotFound`.
+/// Verifies membership, checked on every request (through a cache that any
+/// change to control.db empties) so a role change or a removal takes effect
+/// on the very next one. Not a member, a suspended workspace and a missing
+/// workspace all answer the same `NotFound`.
 pub async fn grant_for(control: &Control, who: &Principal, ws: WorkspaceId) -> Result<Grant> {
     let user = who.user_id;
     // An API token reaches its own workspace only, and never above its scope.
@@ -119,10 +120,21 @@ pub async fn grant_for(control: &Control, who: &Principal, ws: WorkspaceId) -> R
         }
         _ => None,
     };
-    let gate = control
-        .db
-        .read_async(move |c| crate::store::mfa::membership_gate(c, ws, user))
-        .await?;
+    // Cached while control.db is unchanged (`store::cache`): a role change,
+    // a removal, a suspension or a new MFA policy still applies on the very
+    // next request.
+    let version = control.cache.version()?;
+    let gate = match control.cache.gate(version, ws, user) {
+        Some(g) => g,
+        None => {
+            let g = control
+                .db
+                .read_async(move |c| crate::store::mfa::membership_gate(c, ws, user))
+                .await?;
+            control.cache.put_gate(version, ws, user, g.clone());
+            g
+        }
+    };
     // A workspace that requires a second factor shuts out people without
     // one (service accounts act through tokens and are exempt).
     if gate.as_ref().is_some_and(|g| g.needs_mfa) {

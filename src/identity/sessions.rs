@@ -148,29 +148,44 @@ async fn open_session(
 }
 
 /// Resolves a session token to its principal, enforcing both timeouts and the
-/// account's state on every request.
+/// account's state on every request. The lookup is cached while control.db
+/// is unchanged (`store::cache`), so any change to the session, the account
+/// or anything else there applies on the next request; the timeouts are
+/// compared with the clock here every time. Platform staff are never served
+/// from the cache: their impersonation has its own expiry.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal> {
     let id_hash = hash_token(token);
-    let lookup = id_hash.clone();
     let now = state.clock.unix();
-    let keys = state.control.keys.clone();
-    // One read: the session, and for platform staff (only they can
-    // impersonate) their live impersonation.
-    let found = state
-        .control
-        .db
-        .read_async(move |c| {
-            let Some(found) = control::find_session(c, &lookup)? else {
-                return Ok(None);
-            };
-            let impersonating = if found.platform_admin {
-                crate::store::platform::active_for_session(c, &keys, &lookup, now)?
-            } else {
-                None
-            };
-            Ok(Some((found, impersonating)))
-        })
-        .await?;
+    let cache = &state.control.cache;
+    let version = cache.version()?;
+    let found = match cache.session(version, &id_hash) {
+        Some(hit) => Some((hit, None)),
+        None => {
+            let lookup = id_hash.clone();
+            let keys = state.control.keys.clone();
+            // One read: the session, and for platform staff (only they can
+            // impersonate) their live impersonation.
+            let found = state
+                .control
+                .db
+                .read_async(move |c| {
+                    let Some(found) = control::find_session(c, &lookup)? else {
+                        return Ok(None);
+                    };
+                    let impersonating = if found.platform_admin {
+                        crate::store::platform::active_for_session(c, &keys, &lookup, now)?
+                    } else {
+                        None
+                    };
+                    Ok(Some((found, impersonating)))
+                })
+                .await?;
+            if let Some((f, _)) = found.as_ref().filter(|(f, _)| !f.platform_admin) {
+                cache.put_session(version, id_hash.clone(), f.clone());
+            }
+            found
+        }
+    };
     let Some((found, impersonating)) = found else {
         return Err(Error::Unauthenticated);
     };

@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::schema::RecordAction;
-use super::{DEFAULT_PAGE, MAX_PAGE, Visible, load_for, search};
+use super::{DEFAULT_PAGE, MAX_PAGE, Visible, load_for, load_for_then, search};
 use crate::access::enter::TenantCtx;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
@@ -36,6 +36,46 @@ fn decode_cursor(c: &str) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| bad_cursor())
 }
 
+fn parse_limit(limit: Option<i64>) -> Result<usize> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE as i64).contains(&n) => Ok(n as usize),
+        Some(_) => Err(Error::field("limit", "must be between 1 and 200")),
+    }
+}
+
+fn parse_after(cursor: Option<&str>, sort: Sort) -> Result<Option<(i64, i64)>> {
+    let Some(c) = cursor else {
+        return Ok(None);
+    };
+    let s = decode_cursor(c)?;
+    let mut parts = s.split(':');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(tag), Some(t), Some(seq), None) if tag == sort.as_str() => Ok(Some((
+            t.parse::<i64>().map_err(|_| bad_cursor())?,
+            seq.parse::<i64>().map_err(|_| bad_cursor())?,
+        ))),
+        _ => Err(bad_cursor()),
+    }
+}
+
+/// Cuts the extra row read to learn whether there is a next page, and
+/// returns that page's cursor.
+fn next_cursor(items: &mut Vec<RecordRow>, limit: usize, sort: Sort) -> Option<String> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    match (more, items.last()) {
+        (true, Some(r)) => {
+            let t = match sort {
+                Sort::CreatedAsc | Sort::CreatedDesc => r.created_at,
+                Sort::UpdatedAsc | Sort::UpdatedDesc => r.updated_at,
+            };
+            Some(URL_SAFE_NO_PAD.encode(format!("{}:{t}:{}", sort.as_str(), r.seq)))
+        }
+        _ => None,
+    }
+}
+
 pub async fn list_records(
     state: &AppState,
     ctx: &TenantCtx,
@@ -43,14 +83,36 @@ pub async fn list_records(
     coll_id: &str,
     p: ListParams,
 ) -> Result<Page> {
-    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Read).await?;
-    let limit = match p.limit {
-        None => DEFAULT_PAGE,
-        Some(n) if (1..=MAX_PAGE as i64).contains(&n) => n as usize,
-        Some(_) => return Err(Error::field("limit", "must be between 1 and 200")),
-    };
-    let sort = Sort::parse(p.sort.as_deref())?;
+    let limit = parse_limit(p.limit);
+    let sort = Sort::parse(p.sort.as_deref());
     let q = p.q.filter(|q| !q.trim().is_empty());
+    // A plain page with valid parameters: the collection and the page in one
+    // read. Anything else loads the collection first, so a collection the
+    // caller may not see still answers 404/403 before a parameter's 422.
+    if let (None, Ok(limit), Ok(sort)) = (&q, &limit, &sort) {
+        let (limit, sort) = (*limit, *sort);
+        if let Ok(after) = parse_after(p.cursor.as_deref(), sort) {
+            let (coll, mut items) = load_for_then(
+                state,
+                ctx,
+                meta,
+                coll_id,
+                RecordAction::Read,
+                move |c, s, row| rstore::list_records(c, s, &row.id, sort, after, limit + 1),
+            )
+            .await?;
+            let next_cursor = next_cursor(&mut items, limit, sort);
+            return Ok(Page {
+                coll,
+                items,
+                next_cursor,
+                sort,
+            });
+        }
+    }
+    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Read).await?;
+    let limit = limit?;
+    let sort = sort?;
     let cid = coll.row.id.clone();
     let (items, next_cursor) = if let Some(q) = q {
         if q.chars().count() > 200 {
@@ -90,36 +152,12 @@ pub async fn list_records(
         };
         (items, next)
     } else {
-        let after = match p.cursor.as_deref() {
-            None => None,
-            Some(c) => {
-                let s = decode_cursor(c)?;
-                let mut parts = s.split(':');
-                match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                    (Some(tag), Some(t), Some(seq), None) if tag == sort.as_str() => Some((
-                        t.parse::<i64>().map_err(|_| bad_cursor())?,
-                        seq.parse::<i64>().map_err(|_| bad_cursor())?,
-                    )),
-                    _ => return Err(bad_cursor()),
-                }
-            }
-        };
+        let after = parse_after(p.cursor.as_deref(), sort)?;
         let mut items = ctx
             .db
             .read(move |c, s| rstore::list_records(c, s, &cid, sort, after, limit + 1))
             .await?;
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next = match (more, items.last()) {
-            (true, Some(r)) => {
-                let t = match sort {
-                    Sort::CreatedAsc | Sort::CreatedDesc => r.created_at,
-                    Sort::UpdatedAsc | Sort::UpdatedDesc => r.updated_at,
-                };
-                Some(URL_SAFE_NO_PAD.encode(format!("{}:{t}:{}", sort.as_str(), r.seq)))
-            }
-            _ => None,
-        };
+        let next = next_cursor(&mut items, limit, sort);
         (items, next)
     };
     Ok(Page {

@@ -107,25 +107,43 @@ pub async fn list_collections(ctx: &TenantCtx) -> Result<Vec<Visible>> {
         .collect())
 }
 
-/// Loads a collection the caller may see; any other id answers 404. One read
-/// on the blocking pool: the collection and the caller's teams together.
-pub async fn load(ctx: &TenantCtx, id: &str) -> Result<Visible> {
+/// Loads a collection the caller may see (any other id answers 404) and
+/// runs `then` on it in the same read: one hop to the blocking pool for the
+/// collection (its definition from the workspace's cache when unchanged),
+/// the caller's teams and whatever the request reads. What `then` read is
+/// dropped unless the collection is the caller's to see.
+async fn load_then<T, F>(ctx: &TenantCtx, id: &str, then: F) -> Result<(Visible, T)>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection, &crate::crypto::Sealer, &CollectionRow) -> Result<T>
+        + Send
+        + 'static,
+{
     let owned = id.to_owned();
     let user = ctx.user.to_string();
-    let (row, teams) = ctx
+    let defs = ctx.db.defs();
+    let found = ctx
         .db
         .read(move |c, s| {
-            let row = rstore::get_collection(c, s, &owned)?;
-            let teams = match &row {
-                Some(r) if r.team_id.is_some() => crate::store::teams::teams_of(c, &user)?,
-                _ => Vec::new(),
+            let Some(row) = crate::store::cache::get_collection(c, s, &defs, &owned)? else {
+                return Ok(None);
             };
-            Ok((row, teams))
+            let teams = match &row.team_id {
+                Some(_) => crate::store::teams::teams_of(c, &user)?,
+                None => Vec::new(),
+            };
+            let out = then(c, s, &row)?;
+            Ok(Some((row, teams, out)))
         })
         .await?;
-    let row = row.ok_or(Error::NotFound("collection"))?;
+    let (row, teams, out) = found.ok_or(Error::NotFound("collection"))?;
     let role = effective_role(&row, ctx.role, &teams).ok_or(Error::NotFound("collection"))?;
-    Ok(Visible { row, role })
+    Ok((Visible { row, role }, out))
+}
+
+/// Loads a collection the caller may see; any other id answers 404.
+pub async fn load(ctx: &TenantCtx, id: &str) -> Result<Visible> {
+    Ok(load_then(ctx, id, |_, _, _| Ok(())).await?.0)
 }
 
 /// Loads and checks one record action on the collection itself.
@@ -136,7 +154,29 @@ pub async fn load_for(
     id: &str,
     action: RecordAction,
 ) -> Result<Visible> {
-    let v = load(ctx, id).await?;
+    Ok(
+        load_for_then(state, ctx, meta, id, action, |_, _, _| Ok(()))
+            .await?
+            .0,
+    )
+}
+
+/// `load_for`, with `then` run in the same read (see `load_then`).
+pub(crate) async fn load_for_then<T, F>(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    id: &str,
+    action: RecordAction,
+    then: F,
+) -> Result<(Visible, T)>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection, &crate::crypto::Sealer, &CollectionRow) -> Result<T>
+        + Send
+        + 'static,
+{
+    let (v, out) = load_then(ctx, id, then).await?;
     if !v.can(action) {
         return Err(deny(
             state,
@@ -149,7 +189,7 @@ pub async fn load_for(
         )
         .await);
     }
-    Ok(v)
+    Ok((v, out))
 }
 
 pub async fn load_managed(
@@ -331,14 +371,6 @@ pub async fn create_record(
     })
 }
 
-async fn fetch(ctx: &TenantCtx, coll: &Visible, id: &str) -> Result<RecordRow> {
-    let (c, r) = (coll.row.id.clone(), id.to_owned());
-    ctx.db
-        .read(move |conn, s| rstore::get_record(conn, s, &c, &r))
-        .await?
-        .ok_or(Error::NotFound("record"))
-}
-
 pub async fn get_record(
     state: &AppState,
     ctx: &TenantCtx,
@@ -346,9 +378,17 @@ pub async fn get_record(
     coll_id: &str,
     id: &str,
 ) -> Result<(Visible, RecordRow)> {
-    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Read).await?;
-    let rec = fetch(ctx, &coll, id).await?;
-    Ok((coll, rec))
+    let rid = id.to_owned();
+    let (coll, rec) = load_for_then(
+        state,
+        ctx,
+        meta,
+        coll_id,
+        RecordAction::Read,
+        move |c, s, row| rstore::get_record(c, s, &row.id, &rid),
+    )
+    .await?;
+    Ok((coll, rec.ok_or(Error::NotFound("record"))?))
 }
 
 /// Applies a partial change (`null` clears a field) or, with `restore`, puts

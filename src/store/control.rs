@@ -34,6 +34,8 @@ pub struct Control {
     pub signer: Arc<AuditSigner>,
     /// Signs and checks access JWTs; its secret is sealed the same way.
     pub jwt: Arc<JwtKeys>,
+    /// Session and membership lookups, valid while control.db is unchanged.
+    pub cache: Arc<super::cache::ControlCache>,
 }
 
 impl Control {
@@ -103,7 +105,9 @@ impl Control {
             ))
         })?;
         let jwt = JwtKeys::new(&jwt_key)?;
+        let cache = super::cache::ControlCache::new(db.path().to_owned(), db.opts);
         Ok(Self {
+            cache: Arc::new(cache),
             db: Arc::new(db),
             keys: Arc::new(PlatformKeys { sealer, blind }),
             master: Arc::new(master),

@@ -239,6 +239,7 @@ pub fn membership_gate(conn: &Connection, ws: WorkspaceId, user: UserId) -> Resu
 }
 
 /// What entering a workspace needs to know about a membership.
+#[derive(Clone, Debug)]
 pub struct Gate {
     pub role: Role,
     /// The workspace requires a second factor this person has not set up.

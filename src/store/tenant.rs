@@ -26,6 +26,9 @@ pub struct TenantDb {
     /// Set from the grant: a workspace being deleted or moved refuses writes
     /// (audit entries of refusals still go through `record`).
     frozen: Option<crate::access::Frozen>,
+    /// Decrypted collection definitions, checked against the stored
+    /// ciphertext on every use (`store::cache`).
+    defs: Arc<super::cache::DefCache>,
 }
 
 impl std::fmt::Debug for TenantDb {
@@ -71,6 +74,11 @@ impl TenantDb {
 
     pub fn blind(&self) -> &BlindIndex {
         &self.blind
+    }
+
+    /// This workspace's cache of decrypted collection definitions.
+    pub fn defs(&self) -> Arc<super::cache::DefCache> {
+        Arc::clone(&self.defs)
     }
 
     /// Why this handle refuses writes, if it does.
@@ -235,6 +243,7 @@ impl TenantPool {
             sealer: Arc::new(sealer),
             blind: Arc::new(blind),
             frozen: None,
+            defs: Default::default(),
         };
         let mut open = self
             .open

@@ -1,0 +1,236 @@
+//! In-memory caches in front of the reads every request repeats: the session
+//! lookup and the membership gate (control.db), and each workspace's
+//! decrypted collection definitions (its data.db).
+//!
+//! Invalidation is by construction, not by remembering to call something:
+//! - control.db entries are tagged with SQLite's `PRAGMA data_version` of a
+//!   dedicated watch connection, read before the entry's data was read. That
+//!   number changes whenever any other connection commits to control.db, in
+//!   this process or another (the `aura` CLI beside a running server). A
+//!   cached entry is served only while the number is unchanged, so every
+//!   change (logout, password change, disable, role change, removal, suspend,
+//!   deletion and move freezes, MFA policy, a session touch) empties both
+//!   maps before the next request reads them. Checking the number reads the
+//!   WAL index in shared memory; it does no disk I/O.
+//! - a collection definition is cached against its ciphertext: the row is
+//!   read on every request and the cached plaintext is used only when the
+//!   stored ciphertext is byte-for-byte the one it was decrypted from. Each
+//!   seal uses a fresh nonce, so any change (an edit, a restore, a move)
+//!   misses.
+//!
+//! Time-based rules (idle and absolute session expiry) are not cached: the
+//! callers compare the cached timestamps with the clock on every request.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::DbOptions;
+use super::control::SessionLookup;
+use super::mfa::Gate;
+use super::records::CollectionRow;
+use crate::crypto::{Sealer, Slot};
+use crate::error::{Error, Result};
+use crate::ids::{UserId, WorkspaceId};
+use crate::records::schema::Definition;
+
+/// Above this many entries a map is emptied before the next insert, which
+/// bounds the memory at a few MiB whatever the traffic.
+const MAX_ENTRIES: usize = 20_000;
+/// Collection definitions kept per workspace.
+const MAX_DEFS: usize = 512;
+
+/// Entries that were read while control.db was at `version`.
+struct Tagged<K, V> {
+    version: i64,
+    map: HashMap<K, V>,
+}
+
+impl<K: Eq + Hash, V: Clone> Tagged<K, V> {
+    fn new() -> Self {
+        Self {
+            version: i64::MIN,
+            map: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, current: i64, key: &K) -> Option<V> {
+        if self.version != current {
+            self.map.clear();
+            self.version = current;
+            return None;
+        }
+        self.map.get(key).cloned()
+    }
+
+    /// `read_at` is the version observed before the value was read.
+    fn put(&mut self, read_at: i64, key: K, value: V) {
+        if self.version != read_at {
+            self.map.clear();
+            self.version = read_at;
+        }
+        if self.map.len() >= MAX_ENTRIES {
+            self.map.clear();
+        }
+        self.map.insert(key, value);
+    }
+}
+
+/// The control.db caches of one running appliance.
+pub struct ControlCache {
+    path: PathBuf,
+    opts: DbOptions,
+    /// Opened on first use, so CLI commands that never authenticate a
+    /// request open nothing extra.
+    watch: Mutex<Option<Connection>>,
+    sessions: Mutex<Tagged<Vec<u8>, SessionLookup>>,
+    gates: Mutex<Tagged<(WorkspaceId, UserId), Option<Gate>>>,
+}
+
+impl ControlCache {
+    pub fn new(path: PathBuf, opts: DbOptions) -> Self {
+        Self {
+            path,
+            opts,
+            watch: Mutex::new(None),
+            sessions: Mutex::new(Tagged::new()),
+            gates: Mutex::new(Tagged::new()),
+        }
+    }
+
+    /// control.db's current `data_version` as the watch connection sees it.
+    /// Read it before reading what is to be cached.
+    pub fn version(&self) -> Result<i64> {
+        let mut watch = self
+            .watch
+            .lock()
+            .map_err(|_| Error::internal("cache watch lock poisoned"))?;
+        let conn = match watch.as_mut() {
+            Some(c) => c,
+            None => watch.insert(super::connect(&self.path, self.opts, false)?),
+        };
+        let mut stmt = conn.prepare_cached("PRAGMA data_version")?;
+        Ok(stmt.query_row([], |r| r.get(0))?)
+    }
+
+    pub fn session(&self, version: i64, id_hash: &[u8]) -> Option<SessionLookup> {
+        self.sessions.lock().ok()?.get(version, &id_hash.to_vec())
+    }
+
+    pub fn put_session(&self, read_at: i64, id_hash: Vec<u8>, found: SessionLookup) {
+        if let Ok(mut m) = self.sessions.lock() {
+            m.put(read_at, id_hash, found);
+        }
+    }
+
+    /// `Some(None)` is a cached "not a member".
+    pub fn gate(&self, version: i64, ws: WorkspaceId, user: UserId) -> Option<Option<Gate>> {
+        self.gates.lock().ok()?.get(version, &(ws, user))
+    }
+
+    pub fn put_gate(&self, read_at: i64, ws: WorkspaceId, user: UserId, gate: Option<Gate>) {
+        if let Ok(mut m) = self.gates.lock() {
+            m.put(read_at, (ws, user), gate);
+        }
+    }
+}
+
+/// One workspace's decrypted collection definitions, each with the
+/// ciphertext it came from. Lives in the pooled `TenantDb`, so it is dropped
+/// with the workspace's keys.
+#[derive(Default)]
+pub struct DefCache {
+    defs: Mutex<HashMap<String, (Vec<u8>, Definition)>>,
+}
+
+/// `store::records::get_collection` through the cache: the row is read every
+/// time; only the decryption and parsing of an unchanged definition is saved.
+pub fn get_collection(
+    conn: &Connection,
+    sealer: &Sealer,
+    cache: &DefCache,
+    id: &str,
+) -> Result<Option<CollectionRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, team_id, def_ct, created_at, updated_at FROM collections WHERE id = ?1",
+    )?;
+    let row = stmt
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((id, team_id, ct, created_at, updated_at)) = row else {
+        return Ok(None);
+    };
+    let cached = cache
+        .defs
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&id).filter(|(c, _)| *c == ct).map(|(_, d)| d.clone()));
+    let def = match cached {
+        Some(d) => d,
+        None => {
+            let def: Definition =
+                serde_json::from_slice(&sealer.open(Slot::new("collections", &id, "def"), &ct)?)?;
+            if let Ok(mut m) = cache.defs.lock() {
+                if m.len() >= MAX_DEFS {
+                    m.clear();
+                }
+                m.insert(id.clone(), (ct, def.clone()));
+            }
+            def
+        }
+    };
+    Ok(Some(CollectionRow {
+        id,
+        team_id,
+        def,
+        created_at,
+        updated_at,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tagged_entries_die_with_their_version() {
+        let mut t: Tagged<u8, &str> = Tagged::new();
+        t.put(7, 1, "a");
+        assert_eq!(t.get(7, &1), Some("a"));
+        assert_eq!(t.get(8, &1), None, "a newer version empties the map");
+        assert_eq!(t.get(7, &1), None);
+        // A value read before a change must not come back after it.
+        t.put(8, 2, "b");
+        t.put(7, 3, "stale");
+        assert_eq!(t.get(8, &2), None);
+        assert_eq!(t.get(8, &3), None);
+    }
+
+    #[test]
+    fn data_version_sees_commits_of_other_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let opts = DbOptions::from_config(&crate::config::StorageConfig::default());
+        let db = super::super::Db::open(&path, opts, super::super::migrations::TENANT).unwrap();
+        let cache = ControlCache::new(path, opts);
+        let v1 = cache.version().unwrap();
+        assert_eq!(cache.version().unwrap(), v1, "no commit, no change");
+        db.write(|tx| {
+            tx.execute("INSERT INTO meta(key, value) VALUES ('k', x'00')", [])?;
+            Ok(())
+        })
+        .unwrap();
+        assert_ne!(cache.version().unwrap(), v1);
+    }
+}
