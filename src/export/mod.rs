@@ -86,7 +86,8 @@ struct Builder<W: Write> {
 }
 
 impl<W: Write> Builder<W> {
-    fn add(&mut self, path: &str, data: &[u8]) -> Result<()> {
+    /// Appends one file, unlisted (the manifest itself).
+    fn append(&mut self, path: &str, data: &[u8]) -> Result<()> {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o600);
@@ -94,7 +95,12 @@ impl<W: Write> Builder<W> {
         h.set_cksum();
         self.tar
             .append_data(&mut h, path, data)
-            .map_err(|e| Error::internal(format!("export archive: {e}")))?;
+            .map_err(|e| Error::internal(format!("export archive: {e}")))
+    }
+
+    /// Appends one file and lists it for the manifest.
+    fn add(&mut self, path: &str, data: &[u8]) -> Result<()> {
+        self.append(path, data)?;
         self.sums.push(FileSum {
             path: path.to_owned(),
             sha256: hex::encode(Sha256::digest(data)),
@@ -285,15 +291,7 @@ pub fn write<W: Write>(
         "counts": { "collections": summary.collections, "records": summary.records, "audit_entries": summary.audit_entries, "members": members.len(), "teams": teams.len() },
         "files": b.sums,
     });
-    let manifest = serde_json::to_vec_pretty(&manifest)?;
-    let mut h = tar::Header::new_gnu();
-    h.set_size(manifest.len() as u64);
-    h.set_mode(0o600);
-    h.set_mtime(b.time);
-    h.set_cksum();
-    b.tar
-        .append_data(&mut h, "manifest.json", manifest.as_slice())
-        .map_err(|e| Error::internal(format!("export archive: {e}")))?;
+    b.append("manifest.json", &serde_json::to_vec_pretty(&manifest)?)?;
     let enc = b
         .tar
         .into_inner()

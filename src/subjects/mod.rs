@@ -12,7 +12,7 @@ pub mod pseudonym;
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::access::enter::TenantCtx;
 use crate::app::AppState;
@@ -275,8 +275,15 @@ pub async fn anonymise(
                 v
             };
             let record_ids: Vec<&str> = found.hits.iter().map(|h| h.id.as_str()).collect();
-            let ids: Vec<String> = found.hits.iter().map(|h| h.id.clone()).collect();
-            let audit_seqs = sql::audit_seqs(t.tx, &ids)?;
+            // Each record's audit entries, read once: listed in the entry
+            // below, then rewritten record by record.
+            let per_hit: Vec<Vec<i64>> = found
+                .hits
+                .iter()
+                .map(|h| sql::audit_seqs(t.tx, std::slice::from_ref(&h.id)))
+                .collect::<Result<_>>()?;
+            let mut audit_seqs: Vec<i64> = per_hit.iter().flatten().copied().collect();
+            audit_seqs.sort_unstable();
             let redactor = t.audit(
                 now,
                 &NewEntry::new(actor.clone(), ANONYMISED, &entry_meta)
@@ -302,7 +309,7 @@ pub async fn anonymise(
                 versions: 0,
                 audit_entries: 0,
             };
-            for h in &found.hits {
+            for (h, seqs) in found.hits.iter().zip(&per_hit) {
                 let Some(coll) = found.collections.get(&h.collection_id) else {
                     continue;
                 };
@@ -320,24 +327,12 @@ pub async fn anonymise(
                     sql::drop_idempotency(t.tx, rec.seq)?;
                     out.records += 1;
                 }
-                for seq in sql::audit_seqs(t.tx, std::slice::from_ref(&h.id))? {
-                    let Some(e) = audit_sql::entry(t.tx, seq)? else {
-                        continue;
-                    };
-                    let mut d = detail(&e, t.sealer);
-                    let mut changed = false;
-                    for side in ["before", "after"] {
-                        if let Some(Value::Object(m)) =
-                            d.get_mut(side).and_then(|s| s.get_mut("values"))
-                        {
-                            changed |= p.apply_map(&pii, m);
-                        }
+                out.audit_entries += rewrite_audit_details(t, seqs, redactor, |side| {
+                    match side.get_mut("values") {
+                        Some(Value::Object(m)) => p.apply_map(&pii, m),
+                        _ => false,
                     }
-                    if changed {
-                        sql::replace_audit_detail(t.tx, t.sealer, seq, &d, redactor)?;
-                        out.audit_entries += 1;
-                    }
-                }
+                })?;
             }
             Ok(out)
         })
@@ -352,6 +347,18 @@ pub async fn anonymise(
 /// Removes the record values from the sealed details of these audit entries
 /// (a deleted collection's records'), redacted by entry `by`, which lists them.
 pub fn erase_audit_values(t: &TenantTx<'_>, seqs: &[i64], by: i64) -> Result<usize> {
+    rewrite_audit_details(t, seqs, by, |side| side.remove("values").is_some())
+}
+
+/// Passes the `before` and `after` of each entry's sealed details through
+/// `f` (true when it changed one) and stores the changed details, redacted by
+/// entry `by`. Returns how many entries changed.
+fn rewrite_audit_details(
+    t: &TenantTx<'_>,
+    seqs: &[i64],
+    by: i64,
+    f: impl Fn(&mut Map<String, Value>) -> bool,
+) -> Result<usize> {
     let mut n = 0;
     for &seq in seqs {
         let Some(e) = audit_sql::entry(t.tx, seq)? else {
@@ -361,7 +368,7 @@ pub fn erase_audit_values(t: &TenantTx<'_>, seqs: &[i64], by: i64) -> Result<usi
         let mut changed = false;
         for side in ["before", "after"] {
             if let Some(Value::Object(m)) = d.get_mut(side) {
-                changed |= m.remove("values").is_some();
+                changed |= f(m);
             }
         }
         if changed {

@@ -162,6 +162,24 @@ pub struct InboundEventList {
     pub items: Vec<InboundEvent>,
 }
 
+/// Enters the workspace for an integration operation (owners and admins).
+pub(super) async fn enter_integration(
+    state: &AppState,
+    who: &SignedIn,
+    workspace: &str,
+    action: Action,
+    meta: &RequestMeta,
+) -> poem::Result<TenantCtx> {
+    let label = match action {
+        Action::Read => "integration.read",
+        Action::Create => "integration.create",
+        Action::Update => "integration.update",
+        _ => "integration.delete",
+    };
+    let need = needs(Resource::Integration, action);
+    Ok(enter(state, &who.0, workspace, need, label, meta).await?)
+}
+
 pub struct IntegrationsApi;
 
 #[OpenApi(tag = "ApiTags::Integrations")]
@@ -175,8 +193,7 @@ impl IntegrationsApi {
         who: SignedIn,
         workspace: Path<String>,
     ) -> poem::Result<Json<IntegrationSecretList>> {
-        let need = needs(Resource::Integration, Action::Read);
-        let ctx = enter(&state, &who.0, &workspace, need, "integration.read", &meta).await?;
+        let ctx = enter_integration(&state, &who, &workspace, Action::Read, &meta).await?;
         let now = state.clock.unix();
         let items = secrets::list(&ctx)
             .await?
@@ -196,16 +213,7 @@ impl IntegrationsApi {
         workspace: Path<String>,
         body: JsonBody<IntegrationSecretCreate>,
     ) -> poem::Result<Created<IntegrationSecret>> {
-        let need = needs(Resource::Integration, Action::Create);
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            need,
-            "integration.create",
-            &meta,
-        )
-        .await?;
+        let ctx = enter_integration(&state, &who, &workspace, Action::Create, &meta).await?;
         let row = secrets::create(&state, &ctx, &body.0.name, &body.0.value, &meta).await?;
         Ok(Created::Created(Json(IntegrationSecret::from_row(
             row,
@@ -227,16 +235,7 @@ impl IntegrationsApi {
         secret_id: Path<String>,
         body: JsonBody<IntegrationSecretRotate>,
     ) -> poem::Result<Json<IntegrationSecret>> {
-        let need = needs(Resource::Integration, Action::Update);
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            need,
-            "integration.update",
-            &meta,
-        )
-        .await?;
+        let ctx = enter_integration(&state, &who, &workspace, Action::Update, &meta).await?;
         let b = body.0;
         let row =
             secrets::rotate(&state, &ctx, &secret_id, &b.value, b.overlap_hours, &meta).await?;
@@ -256,16 +255,7 @@ impl IntegrationsApi {
         workspace: Path<String>,
         secret_id: Path<String>,
     ) -> poem::Result<Done> {
-        let need = needs(Resource::Integration, Action::Delete);
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            need,
-            "integration.delete",
-            &meta,
-        )
-        .await?;
+        let ctx = enter_integration(&state, &who, &workspace, Action::Delete, &meta).await?;
         secrets::delete(&state, &ctx, &secret_id, &meta).await?;
         Ok(Done::Done)
     }
@@ -279,8 +269,7 @@ impl IntegrationsApi {
         who: SignedIn,
         workspace: Path<String>,
     ) -> poem::Result<Json<InboundIntegrationList>> {
-        let need = needs(Resource::Integration, Action::Read);
-        let ctx = enter(&state, &who.0, &workspace, need, "integration.read", &meta).await?;
+        let ctx = enter_integration(&state, &who, &workspace, Action::Read, &meta).await?;
         let items = inbound::list(&ctx)
             .await?
             .into_iter()
@@ -300,16 +289,7 @@ impl IntegrationsApi {
         workspace: Path<String>,
         body: JsonBody<InboundCreate>,
     ) -> poem::Result<Created<InboundIntegrationCreated>> {
-        let need = needs(Resource::Integration, Action::Create);
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            need,
-            "integration.create",
-            &meta,
-        )
-        .await?;
+        let ctx = enter_integration(&state, &who, &workspace, Action::Create, &meta).await?;
         let b = body.0;
         let req = inbound::NewInbound {
             name: b.name,
@@ -337,16 +317,7 @@ impl IntegrationsApi {
         workspace: Path<String>,
         integration: Path<String>,
     ) -> poem::Result<Done> {
-        let need = needs(Resource::Integration, Action::Delete);
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            need,
-            "integration.delete",
-            &meta,
-        )
-        .await?;
+        let ctx = enter_integration(&state, &who, &workspace, Action::Delete, &meta).await?;
         inbound::delete(&state, &ctx, &integration, &meta).await?;
         Ok(Done::Done)
     }
@@ -364,8 +335,7 @@ impl IntegrationsApi {
         workspace: Path<String>,
         integration: Path<String>,
     ) -> poem::Result<Json<InboundEventList>> {
-        let need = needs(Resource::Integration, Action::Read);
-        let ctx = enter(&state, &who.0, &workspace, need, "integration.read", &meta).await?;
+        let ctx = enter_integration(&state, &who, &workspace, Action::Read, &meta).await?;
         let items = inbound::events(&ctx, Some(&integration), 100)
             .await?
             .into_iter()

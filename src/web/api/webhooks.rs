@@ -11,9 +11,9 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::integrations::enter_integration;
 use super::{ApiTags, Created, Done};
-use crate::access::enter::enter;
-use crate::access::permissions::{Action, Resource, needs};
+use crate::access::permissions::Action;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
@@ -139,8 +139,7 @@ impl WebhooksApi {
         who: SignedIn,
         workspace: Path<String>,
     ) -> poem::Result<Json<WebhookEndpointList>> {
-        let need = needs(Resource::Integration, Action::Read);
-        let ctx = enter(&state, &who.0, &workspace, need, "integration.read", &meta).await?;
+        let ctx = enter_integration(&state, &who, &workspace, Action::Read, &meta).await?;
         let now = state.clock.unix();
         let items = webhooks::list(&ctx)
             .await?
@@ -160,16 +159,7 @@ impl WebhooksApi {
         workspace: Path<String>,
         body: JsonBody<WebhookCreate>,
     ) -> poem::Result<Created<WebhookEndpointCreated>> {
-        let need = needs(Resource::Integration, Action::Create);
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            need,
-            "integration.create",
-            &meta,
-        )
-        .await?;
+        let ctx = enter_integration(&state, &who, &workspace, Action::Create, &meta).await?;
         let made = webhooks::create(&state, &ctx, &body.0.url, &body.0.events, &meta).await?;
         Ok(Created::Created(Json(WebhookEndpointCreated {
             endpoint: WebhookEndpoint::from_row(made.endpoint, state.clock.unix()),
@@ -192,16 +182,7 @@ impl WebhooksApi {
         webhook: Path<String>,
         body: JsonBody<WebhookRotate>,
     ) -> poem::Result<Json<WebhookEndpointCreated>> {
-        let need = needs(Resource::Integration, Action::Update);
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            need,
-            "integration.update",
-            &meta,
-        )
-        .await?;
+        let ctx = enter_integration(&state, &who, &workspace, Action::Update, &meta).await?;
         let made =
             webhooks::rotate_secret(&state, &ctx, &webhook, body.0.overlap_hours, &meta).await?;
         Ok(Json(WebhookEndpointCreated {
@@ -220,16 +201,7 @@ impl WebhooksApi {
         workspace: Path<String>,
         webhook: Path<String>,
     ) -> poem::Result<Done> {
-        let need = needs(Resource::Integration, Action::Delete);
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            need,
-            "integration.delete",
-            &meta,
-        )
-        .await?;
+        let ctx = enter_integration(&state, &who, &workspace, Action::Delete, &meta).await?;
         webhooks::delete(&state, &ctx, &webhook, &meta).await?;
         Ok(Done::Done)
     }
@@ -247,8 +219,7 @@ impl WebhooksApi {
         workspace: Path<String>,
         webhook: Path<String>,
     ) -> poem::Result<Json<WebhookDeliveryList>> {
-        let need = needs(Resource::Integration, Action::Read);
-        let ctx = enter(&state, &who.0, &workspace, need, "integration.read", &meta).await?;
+        let ctx = enter_integration(&state, &who, &workspace, Action::Read, &meta).await?;
         let items = webhooks::deliveries(&ctx, &webhook, 100)
             .await?
             .into_iter()
@@ -271,16 +242,7 @@ impl WebhooksApi {
         webhook: Path<String>,
         delivery: Path<String>,
     ) -> poem::Result<Queued> {
-        let need = needs(Resource::Integration, Action::Update);
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            need,
-            "integration.update",
-            &meta,
-        )
-        .await?;
+        let ctx = enter_integration(&state, &who, &workspace, Action::Update, &meta).await?;
         let row = webhooks::redeliver(&state, &ctx, &webhook, &delivery, &meta).await?;
         Ok(Queued::Queued(Json(row.into())))
     }

@@ -23,15 +23,10 @@ async fn ctx(
     state: &AppState,
     who: &SignedIn,
     ws: &str,
-    action: Action,
+    (resource, action): (Resource, Action),
     label: &'static str,
     meta: &RequestMeta,
 ) -> poem::Result<crate::access::enter::TenantCtx> {
-    let resource = if label.starts_with("workspace") {
-        Resource::Workspace
-    } else {
-        Resource::DataSubject
-    };
     enter_ui(state, who, ws, needs(resource, action), label, meta).await
 }
 
@@ -62,7 +57,15 @@ async fn render(
     ws: &str,
     errors: &[FieldError],
 ) -> poem::Result<Response> {
-    let c = ctx(state, who, ws, Action::Export, "workspace.export", meta).await?;
+    let c = ctx(
+        state,
+        who,
+        ws,
+        (Resource::Workspace, Action::Export),
+        "workspace.export",
+        meta,
+    )
+    .await?;
     let exports = state.exports.list(c.db.id(), state.clock.unix())?;
     let status = if errors.is_empty() {
         StatusCode::OK
@@ -119,7 +122,15 @@ pub async fn start_export(
     who: SignedIn,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let c = ctx(&state, &who, &ws, Action::Export, "workspace.export", &meta).await?;
+    let c = ctx(
+        &state,
+        &who,
+        &ws,
+        (Resource::Workspace, Action::Export),
+        "workspace.export",
+        &meta,
+    )
+    .await?;
     let pairs = form_pairs(req);
     let recipient = match one(&pairs, "recipient").map(str::trim) {
         None | Some("") => None,
@@ -143,7 +154,15 @@ pub async fn export_page(
     who: SignedIn,
     Path((ws, id)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let c = ctx(&state, &who, &ws, Action::Export, "workspace.export", &meta).await?;
+    let c = ctx(
+        &state,
+        &who,
+        &ws,
+        (Resource::Workspace, Action::Export),
+        "workspace.export",
+        &meta,
+    )
+    .await?;
     let job = state.exports.get(c.db.id(), &id)?;
     let s = job.status();
     let mut resp = page(req, &state, &who, StatusCode::OK, "Workspace export", |_| {
@@ -204,7 +223,15 @@ pub async fn find_subject(
     who: SignedIn,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let c = ctx(&state, &who, &ws, Action::Read, "data_subject.read", &meta).await?;
+    let c = ctx(
+        &state,
+        &who,
+        &ws,
+        (Resource::DataSubject, Action::Read),
+        "data_subject.read",
+        &meta,
+    )
+    .await?;
     let id = identifier_of(req);
     let found = match subjects::find(&state, &c, &meta, &id).await {
         Ok(f) => f,
@@ -251,7 +278,7 @@ pub async fn export_subject(
         &state,
         &who,
         &ws,
-        Action::Export,
+        (Resource::DataSubject, Action::Export),
         "data_subject.export",
         &meta,
     )
@@ -279,7 +306,7 @@ pub async fn anonymise_subject(
         &state,
         &who,
         &ws,
-        Action::Delete,
+        (Resource::DataSubject, Action::Delete),
         "data_subject.anonymise",
         &meta,
     )
