@@ -492,6 +492,12 @@ async fn deleting_a_collection_erases_its_values_from_the_audit_and_the_chain_ve
         before.to_string().contains(NAME),
         "the entry keeps the values"
     );
+    let (_, found) = w.get("/audit?q=canarynameqx").await;
+    assert_eq!(
+        found["items"].as_array().unwrap().len(),
+        1,
+        "free text finds it"
+    );
     let r = w
         .owner
         .delete(w.url(&format!("/collections/{coll}")))
@@ -505,6 +511,12 @@ async fn deleting_a_collection_erases_its_values_from_the_audit_and_the_chain_ve
     assert_eq!(entry["redacted"], true);
     assert!(!after.to_string().contains(NAME), "{after}");
     assert!(entry["after"].get("values").is_none());
+    let (_, found) = w.get("/audit?q=canarynameqx").await;
+    assert_eq!(
+        found["items"],
+        json!([]),
+        "nor does the search index keep it"
+    );
     w.server.stop();
     let out = w.env.cli(&["audit", "verify"], None);
     assert!(

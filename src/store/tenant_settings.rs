@@ -43,13 +43,17 @@ pub fn generation(conn: &Connection) -> Result<u64> {
 }
 
 pub fn bump_generation(db: &crate::store::Db) -> Result<()> {
-    db.write(|tx| {
-        let next = generation(tx)? + 1;
-        tx.execute(
-            "INSERT INTO meta(key, value) VALUES (?1, ?2)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![GENERATION, next.to_string().into_bytes()],
-        )?;
-        Ok(())
-    })
+    db.write(bump_generation_in)
+}
+
+/// The same inside a transaction that changes what the in-memory indexes
+/// were built from in place (sealed audit details replaced by a redaction).
+pub fn bump_generation_in(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    let next = generation(tx)? + 1;
+    tx.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![GENERATION, next.to_string().into_bytes()],
+    )?;
+    Ok(())
 }

@@ -337,9 +337,8 @@ pub async fn anonymise(
             Ok(out)
         })
         .await?;
-    // The audit search index held the old details in memory; the record index
-    // catches up from the new `rev`s. Then the files lose the old ciphertexts.
-    state.indexes.drop_index(&format!("audit:{}", ctx.db.id()));
+    // The indexes rebuild (the generation moved); the files lose the old
+    // ciphertexts.
     ctx.db.scrub().await?;
     Ok(done)
 }
@@ -375,6 +374,11 @@ fn rewrite_audit_details(
             sql::replace_audit_detail(t.tx, t.sealer, seq, &d, by)?;
             n += 1;
         }
+    }
+    if n > 0 {
+        // The in-memory indexes hold the old details: they rebuild on the
+        // next search, whichever process made the change.
+        crate::store::tenant_settings::bump_generation_in(t.tx)?;
     }
     Ok(n)
 }
