@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: a request allocates and frees many
+/// small objects across threads, where glibc's arenas showed as ~15 % of the
+/// server's time in profiles (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = aura::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -1,6 +1,7 @@
 //! All SQL lives under `store/`. A `Db` is one SQLite file with one writer
 //! connection and a small set of readers (WAL lets them run beside the writer).
-//! Work runs on the blocking pool; callers hand in closures.
+//! Writes run on the blocking pool, reads on the reader threads
+//! (`readers`); callers hand in closures.
 
 pub mod accounts;
 pub mod audit;
@@ -15,6 +16,7 @@ pub mod mfa;
 pub mod migrations;
 pub mod passkeys;
 pub mod platform;
+pub mod readers;
 pub mod records;
 pub mod subjects;
 pub mod teams;
@@ -224,7 +226,7 @@ impl Db {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let db = Arc::clone(self);
-        tokio::task::spawn_blocking(move || db.read(f)).await?
+        readers::run(move || db.read(f)).await
     }
 
     /// Overwrites this database with another through the online backup API.
