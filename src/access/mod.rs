@@ -20,6 +20,10 @@ pub struct Principal {
     pub via: Via,
     /// A platform admin's live, recorded impersonation (browser sessions only).
     pub impersonating: Option<crate::store::platform::Impersonation>,
+    /// control.db's `data_version` as the session check saw it (see
+    /// `store::cache`): the membership gate of the same request is checked
+    /// against it too, so a request reads it once.
+    pub control_version: Option<i64>,
 }
 
 /// How the caller proved who they are.
@@ -123,7 +127,10 @@ pub async fn grant_for(control: &Control, who: &Principal, ws: WorkspaceId) -> R
     // Cached while control.db is unchanged (`store::cache`): a role change,
     // a removal, a suspension or a new MFA policy still applies on the very
     // next request.
-    let version = control.cache.version()?;
+    let version = match who.control_version {
+        Some(v) => v,
+        None => control.cache.version()?,
+    };
     let gate = match control.cache.gate(version, ws, user) {
         Some(g) => g,
         None => {

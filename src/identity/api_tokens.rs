@@ -191,6 +191,7 @@ pub async fn authenticate(state: &AppState, secret: &str) -> Result<Principal> {
             scope: found.scope,
         },
         impersonating: None,
+        control_version: None,
     })
 }
 

@@ -213,6 +213,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal> {
         platform_admin: found.platform_admin,
         via: Via::Session { hash: id_hash },
         impersonating,
+        control_version: Some(version),
     })
 }
 

@@ -159,6 +159,7 @@ pub async fn authenticate_access(state: &AppState, token: &str) -> Result<Princi
             platform_admin: f.platform_admin,
             via: Via::Access { family: claims.sid },
             impersonating: None,
+            control_version: None,
         }),
         _ => Err(Error::Unauthenticated),
     }

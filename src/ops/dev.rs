@@ -102,7 +102,7 @@ async fn demo_records(state: &AppState, ws: WorkspaceId, meta: &RequestMeta) -> 
     let coll = CollectionRow {
         id: uuid::Uuid::now_v7().to_string(),
         team_id: None,
-        def,
+        def: def.into(),
         created_at: crate::records::now_ms(state),
         updated_at: crate::records::now_ms(state),
     };

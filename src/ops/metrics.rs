@@ -38,10 +38,15 @@ pub struct Metrics {
 /// A route label with bounded cardinality: ids and unknown segments become
 /// placeholders.
 pub fn route_label(path: &str) -> String {
-    crate::web::middleware::loggable_path(path)
+    label_of_logged(&crate::web::middleware::loggable_path(path))
+}
+
+/// `route_label` of a path already made loggable.
+fn label_of_logged(logged: &str) -> String {
+    logged
         .split('/')
         .map(|seg| {
-            if uuid::Uuid::parse_str(seg).is_ok()
+            if crate::web::middleware::is_uuid(seg)
                 || seg.chars().all(|c| c.is_ascii_digit()) && !seg.is_empty()
             {
                 ":id"
@@ -59,8 +64,9 @@ impl Metrics {
         self.responses[class].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn observe(&self, method: &str, path: &str, status: u16, secs: f64) {
-        let key = format!("{method} {}", route_label(path));
+    /// `logged_path` is the request path after `loggable_path`.
+    pub fn observe(&self, method: &str, logged_path: &str, status: u16, secs: f64) {
+        let key = format!("{method} {}", label_of_logged(logged_path));
         if let Ok(mut routes) = self.routes.lock() {
             let r = routes.entry(key).or_default();
             r.by_class[usize::from(status / 100).min(5)] += 1;

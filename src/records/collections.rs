@@ -46,7 +46,7 @@ pub async fn create_collection(
             let row = CollectionRow {
                 id: uuid::Uuid::now_v7().to_string(),
                 team_id: input.team_id,
-                def,
+                def: def.into(),
                 created_at: ms,
                 updated_at: ms,
             };
@@ -111,7 +111,7 @@ pub async fn change_collection(
             });
             let before = json!({"name": current.def.name, "fields": current.def.fields.len()});
             let row = CollectionRow {
-                def,
+                def: def.into(),
                 updated_at: ms.max(current.updated_at),
                 ..current
             };

@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -143,7 +143,7 @@ impl ControlCache {
 /// with the workspace's keys.
 #[derive(Default)]
 pub struct DefCache {
-    defs: Mutex<HashMap<String, (Vec<u8>, Definition)>>,
+    defs: Mutex<HashMap<String, (Vec<u8>, Arc<Definition>)>>,
 }
 
 /// `store::records::get_collection` through the cache: the row is read every
@@ -179,8 +179,9 @@ pub fn get_collection(
     let def = match cached {
         Some(d) => d,
         None => {
-            let def: Definition =
-                serde_json::from_slice(&sealer.open(Slot::new("collections", &id, "def"), &ct)?)?;
+            let def: Arc<Definition> = Arc::new(serde_json::from_slice(
+                &sealer.open(Slot::new("collections", &id, "def"), &ct)?,
+            )?);
             if let Ok(mut m) = cache.defs.lock() {
                 if m.len() >= MAX_DEFS {
                     m.clear();

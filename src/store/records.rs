@@ -18,7 +18,7 @@ pub const HISTORY_VERSIONS: i64 = 20;
 pub struct CollectionRow {
     pub id: String,
     pub team_id: Option<String>,
-    pub def: Definition,
+    pub def: std::sync::Arc<Definition>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -26,11 +26,12 @@ pub struct CollectionRow {
 fn collection_from_row(sealer: &Sealer, r: &rusqlite::Row<'_>) -> Result<CollectionRow> {
     let id: String = r.get(0)?;
     let ct: Vec<u8> = r.get(2)?;
-    let def = serde_json::from_slice(&sealer.open(Slot::new("collections", &id, "def"), &ct)?)?;
+    let def: Definition =
+        serde_json::from_slice(&sealer.open(Slot::new("collections", &id, "def"), &ct)?)?;
     Ok(CollectionRow {
         id,
         team_id: r.get(1)?,
-        def,
+        def: def.into(),
         created_at: r.get(3)?,
         updated_at: r.get(4)?,
     })
@@ -76,7 +77,7 @@ pub fn collection_ids(conn: &Connection) -> Result<std::collections::HashSet<Str
 pub fn save_collection(tx: &Transaction<'_>, sealer: &Sealer, c: &CollectionRow) -> Result<()> {
     let ct = sealer.seal(
         Slot::new("collections", &c.id, "def"),
-        &serde_json::to_vec(&c.def)?,
+        &serde_json::to_vec(&*c.def)?,
     )?;
     tx.execute(
         "INSERT INTO collections (id, team_id, def_ct, created_at, updated_at)
@@ -151,7 +152,13 @@ fn open_values(sealer: &Sealer, id: &str, ct: &[u8]) -> Result<Values> {
     )?)
 }
 
-const RECORD_COLS: &str = "seq, id, collection_id, created_at, updated_at, version, values_ct";
+/// The columns `record_from_row` reads, as a literal so that every record
+/// query is a constant (no formatting per request).
+macro_rules! record_cols {
+    () => {
+        "seq, id, collection_id, created_at, updated_at, version, values_ct"
+    };
+}
 
 fn record_from_row(sealer: &Sealer, r: &rusqlite::Row<'_>) -> Result<RecordRow> {
     let id: String = r.get(1)?;
@@ -173,8 +180,10 @@ pub fn get_record(
     collection: &str,
     id: &str,
 ) -> Result<Option<RecordRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {RECORD_COLS} FROM records WHERE id = ?1 AND collection_id = ?2 AND deleted = 0"
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        record_cols!(),
+        " FROM records WHERE id = ?1 AND collection_id = ?2 AND deleted = 0"
     ))?;
     let mut rows = stmt.query(params![id, collection])?;
     match rows.next()? {
@@ -188,8 +197,10 @@ pub fn get_record_by_seq(
     sealer: &Sealer,
     seq: i64,
 ) -> Result<Option<RecordRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {RECORD_COLS} FROM records WHERE seq = ?1 AND deleted = 0"
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        record_cols!(),
+        " FROM records WHERE seq = ?1 AND deleted = 0"
     ))?;
     let mut rows = stmt.query([seq])?;
     match rows.next()? {
@@ -251,22 +262,37 @@ pub fn list_records(
     after: Option<(i64, i64)>,
     limit: usize,
 ) -> Result<Vec<RecordRow>> {
-    let (col, cmp, dir) = match sort {
-        Sort::CreatedDesc => ("created_at", "<", "DESC"),
-        Sort::CreatedAsc => ("created_at", ">", "ASC"),
-        Sort::UpdatedDesc => ("updated_at", "<", "DESC"),
-        Sort::UpdatedAsc => ("updated_at", ">", "ASC"),
+    macro_rules! page_sql {
+        ($col:literal, $cmp:literal, $dir:literal) => {
+            concat!(
+                "SELECT ",
+                record_cols!(),
+                " FROM records WHERE collection_id = ?1 AND deleted = 0 AND (",
+                $col,
+                ", seq) ",
+                $cmp,
+                " (?2, ?3) ORDER BY ",
+                $col,
+                " ",
+                $dir,
+                ", seq ",
+                $dir,
+                " LIMIT ?4"
+            )
+        };
+    }
+    let (sql, descending) = match sort {
+        Sort::CreatedDesc => (page_sql!("created_at", "<", "DESC"), true),
+        Sort::CreatedAsc => (page_sql!("created_at", ">", "ASC"), false),
+        Sort::UpdatedDesc => (page_sql!("updated_at", "<", "DESC"), true),
+        Sort::UpdatedAsc => (page_sql!("updated_at", ">", "ASC"), false),
     };
-    let (t, s) = after.unwrap_or(match cmp {
-        "<" => (i64::MAX, i64::MAX),
-        _ => (i64::MIN, i64::MIN),
+    let (t, s) = after.unwrap_or(if descending {
+        (i64::MAX, i64::MAX)
+    } else {
+        (i64::MIN, i64::MIN)
     });
-    let sql = format!(
-        "SELECT {RECORD_COLS} FROM records
-         WHERE collection_id = ?1 AND deleted = 0 AND ({col}, seq) {cmp} (?2, ?3)
-         ORDER BY {col} {dir}, seq {dir} LIMIT ?4"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(params![collection, t, s, limit as i64])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {

@@ -106,7 +106,7 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         st.metrics.record(status.as_u16());
         st.metrics.observe(
             method.as_str(),
-            &path,
+            &logged_path,
             status.as_u16(),
             started.elapsed().as_secs_f64(),
         );
@@ -217,10 +217,16 @@ const ROUTE_WORDS: &[&str] = &[
     "hooks",
 ];
 
+/// A path segment that is a UUID in any form `uuid` parses (checked by
+/// length first: most segments are not).
+pub fn is_uuid(seg: &str) -> bool {
+    matches!(seg.len(), 32 | 36 | 38 | 45) && uuid::Uuid::parse_str(seg).is_ok()
+}
+
 pub fn loggable_path(path: &str) -> String {
     path.split('/')
         .map(|seg| {
-            if seg.is_empty() || ROUTE_WORDS.contains(&seg) || uuid::Uuid::parse_str(seg).is_ok() {
+            if seg.is_empty() || ROUTE_WORDS.contains(&seg) || is_uuid(seg) {
                 seg
             } else {
                 "_"

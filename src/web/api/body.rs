@@ -142,3 +142,61 @@ mod tests {
         assert_eq!(p.status, 400);
     }
 }
+
+/// `JsonOut<T>`: a JSON response with `T`'s schema in the OpenAPI document,
+/// written straight from `T` with serde. poem-openapi's `Json<T>` first
+/// copies the whole value into a `serde_json::Value` tree; for records and
+/// pages of records that copy was a measurable share of the response time.
+/// `T`'s serde names must match its `Object` names (plain field names, as
+/// everywhere in this API).
+pub struct JsonOut<T>(pub T);
+
+impl<T: Type> Payload for JsonOut<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn check_content_type(content_type: &str) -> bool {
+        JsonBody::<T>::check_content_type(content_type)
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: serde::Serialize + Send> poem::IntoResponse for JsonOut<T> {
+    fn into_response(self) -> poem::Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(body) => poem::Response::builder()
+                .content_type("application/json; charset=utf-8")
+                .body(body),
+            Err(e) => Problem::from(crate::error::Error::internal(format!("response: {e}")))
+                .into_response(),
+        }
+    }
+}
+
+impl<T: Type + serde::Serialize + Send> poem_openapi::ApiResponse for JsonOut<T> {
+    fn meta() -> poem_openapi::registry::MetaResponses {
+        use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses};
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "",
+                status: Some(200),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: Self::CONTENT_TYPE,
+                    schema: Self::schema_ref(),
+                }],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}

@@ -53,12 +53,13 @@ impl From<Visible> for Collection {
             delete: v.can(RecordAction::Delete),
             manage: v.can_manage(),
         };
+        let def = std::sync::Arc::unwrap_or_clone(v.row.def);
         Self {
             id: v.row.id,
-            name: v.row.def.name,
+            name: def.name,
             team_id: v.row.team_id,
-            fields: v.row.def.fields,
-            permissions: v.row.def.permissions,
+            fields: def.fields,
+            permissions: def.permissions,
             you,
             created_at: rfc3339_ms(v.row.created_at),
             updated_at: rfc3339_ms(v.row.updated_at),

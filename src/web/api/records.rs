@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
-use super::body::{CsvBody, JsonBody};
+use super::body::{CsvBody, JsonBody, JsonOut};
 use crate::access::enter::{TenantCtx, enter};
 use crate::access::permissions::{Action, Resource, needs};
 use crate::app::AppState;
@@ -25,7 +25,7 @@ use crate::records::{self, Visible, csv_io, rfc3339_ms};
 use crate::store::records::{RecordRow, VersionRow};
 use crate::web::session::SignedIn;
 
-#[derive(Object)]
+#[derive(Object, serde::Serialize)]
 pub struct Record {
     pub id: String,
     pub collection_id: String,
@@ -39,7 +39,7 @@ pub struct Record {
 
 fn record(v: &Visible, r: RecordRow) -> Record {
     Record {
-        values: Value::Object(records::values::to_api(&v.row.def, &r.values)),
+        values: Value::Object(records::values::into_api(&v.row.def, r.values)),
         id: r.id,
         collection_id: r.collection_id,
         created_at: rfc3339_ms(r.created_at),
@@ -65,7 +65,7 @@ impl RecordInput {
     }
 }
 
-#[derive(Object)]
+#[derive(Object, serde::Serialize)]
 pub struct RecordPage {
     pub items: Vec<Record>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -107,7 +107,7 @@ pub enum RecordCreated {
     /// request with the same Idempotency-Key created.
     #[oai(status = 201)]
     Created(
-        Json<Record>,
+        JsonOut<Record>,
         #[oai(header = "Location")] String,
         #[oai(header = "Idempotent-Replayed")] Option<String>,
     ),
@@ -169,7 +169,7 @@ impl RecordsApi {
         cursor: Query<Option<String>>,
         q: Query<Option<String>>,
         sort: Query<Option<String>>,
-    ) -> poem::Result<Json<RecordPage>> {
+    ) -> poem::Result<JsonOut<RecordPage>> {
         let ctx = enter_for(
             &state,
             &who,
@@ -193,7 +193,7 @@ impl RecordsApi {
         )
         .await?;
         let coll = page.coll;
-        Ok(Json(RecordPage {
+        Ok(JsonOut(RecordPage {
             items: page.items.into_iter().map(|r| record(&coll, r)).collect(),
             next_cursor: page.next_cursor,
         }))
@@ -236,7 +236,7 @@ impl RecordsApi {
         );
         let replayed = c.replayed.then(|| "true".to_owned());
         Ok(RecordCreated::Created(
-            Json(record(&c.coll, c.record)),
+            JsonOut(record(&c.coll, c.record)),
             location,
             replayed,
         ))
@@ -255,7 +255,7 @@ impl RecordsApi {
         workspace: Path<String>,
         collection: Path<String>,
         record: Path<String>,
-    ) -> poem::Result<Json<Record>> {
+    ) -> poem::Result<JsonOut<Record>> {
         let ctx = enter_for(
             &state,
             &who,
@@ -266,7 +266,7 @@ impl RecordsApi {
         )
         .await?;
         let (v, r) = records::get_record(&state, &ctx, &meta, &collection, &record).await?;
-        Ok(Json(self::record(&v, r)))
+        Ok(JsonOut(self::record(&v, r)))
     }
 
     /// Changes some fields of a record (`null` clears one).
@@ -284,7 +284,7 @@ impl RecordsApi {
         collection: Path<String>,
         record: Path<String>,
         body: JsonBody<RecordInput>,
-    ) -> poem::Result<Json<Record>> {
+    ) -> poem::Result<JsonOut<Record>> {
         let ctx = enter_for(
             &state,
             &who,
@@ -297,7 +297,7 @@ impl RecordsApi {
         let input = body.0.into_map()?;
         let (v, r) =
             records::update_record(&state, &ctx, &meta, &collection, &record, input).await?;
-        Ok(Json(self::record(&v, r)))
+        Ok(JsonOut(self::record(&v, r)))
     }
 
     /// Deletes a record and its history.
@@ -371,7 +371,7 @@ impl RecordsApi {
         collection: Path<String>,
         record: Path<String>,
         version: Path<String>,
-    ) -> poem::Result<Json<Record>> {
+    ) -> poem::Result<JsonOut<Record>> {
         let ctx = enter_for(
             &state,
             &who,
@@ -383,7 +383,7 @@ impl RecordsApi {
         .await?;
         let n: i64 = version.0.parse().map_err(|_| Error::NotFound("version"))?;
         let (v, r) = records::restore_version(&state, &ctx, &meta, &collection, &record, n).await?;
-        Ok(Json(self::record(&v, r)))
+        Ok(JsonOut(self::record(&v, r)))
     }
 
     /// Streams the collection as CSV (`id`, `created_at`, `updated_at`, then

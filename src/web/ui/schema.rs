@@ -211,7 +211,7 @@ async fn relation_targets(ctx: &TenantCtx) -> poem::Result<Vec<(String, String)>
     Ok(records::list_collections(ctx)
         .await?
         .into_iter()
-        .map(|c| (c.row.id, c.row.def.name))
+        .map(|c| (c.row.id, c.row.def.name.clone()))
         .collect())
 }
 
