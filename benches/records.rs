@@ -51,7 +51,7 @@ fn main() {
     let coll = CollectionRow {
         id: uuid::Uuid::now_v7().to_string(),
         team_id: None,
-        def: def.clone(),
+        def: def.clone().into(),
         created_at: 0,
         updated_at: 0,
     };
@@ -85,8 +85,11 @@ fn main() {
     let mut n = 0u64;
     while start.elapsed() < budget {
         let page = db
-            .read_blocking(|c, s| rstore::list_records(c, s, &coll.id, Sort::CreatedDesc, None, 20))
-            .unwrap();
+            .read_blocking(|c, s| {
+                rstore::list_page(c, s, &coll.id, Sort::CreatedDesc, None, 20, true)
+            })
+            .unwrap()
+            .0;
         assert_eq!(page.len(), 20);
         n += 1;
     }

@@ -25,6 +25,9 @@ pub fn init(cfg: &LogConfig) {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            // The request span's fields (id, method, path) once, under
+            // "span"; the list of every enclosing span repeated them.
+            .with_span_list(false)
             .try_init()
     } else {
         builder.try_init()

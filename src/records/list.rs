@@ -59,11 +59,8 @@ fn parse_after(cursor: Option<&str>, sort: Sort) -> Result<Option<(i64, i64)>> {
     }
 }
 
-/// Cuts the extra row read to learn whether there is a next page, and
-/// returns that page's cursor.
-fn next_cursor(items: &mut Vec<RecordRow>, limit: usize, sort: Sort) -> Option<String> {
-    let more = items.len() > limit;
-    items.truncate(limit);
+/// The next page's cursor, when there is a next page.
+fn next_cursor(items: &[RecordRow], more: bool, sort: Sort) -> Option<String> {
     match (more, items.last()) {
         (true, Some(r)) => {
             let t = match sort {
@@ -92,16 +89,16 @@ pub async fn list_records(
     if let (None, Ok(limit), Ok(sort)) = (&q, &limit, &sort) {
         let (limit, sort) = (*limit, *sort);
         if let Ok(after) = parse_after(p.cursor.as_deref(), sort) {
-            let (coll, mut items) = load_for_then(
+            let (coll, (items, more)) = load_for_then(
                 state,
                 ctx,
                 meta,
                 coll_id,
                 RecordAction::Read,
-                move |c, s, row| rstore::list_records(c, s, &row.id, sort, after, limit + 1),
+                move |c, s, row| rstore::list_page(c, s, &row.id, sort, after, limit, true),
             )
             .await?;
-            let next_cursor = next_cursor(&mut items, limit, sort);
+            let next_cursor = next_cursor(&items, more, sort);
             return Ok(Page {
                 coll,
                 items,
@@ -153,11 +150,11 @@ pub async fn list_records(
         (items, next)
     } else {
         let after = parse_after(p.cursor.as_deref(), sort)?;
-        let mut items = ctx
+        let (items, more) = ctx
             .db
-            .read(move |c, s| rstore::list_records(c, s, &cid, sort, after, limit + 1))
+            .read(move |c, s| rstore::list_page(c, s, &cid, sort, after, limit, true))
             .await?;
-        let next = next_cursor(&mut items, limit, sort);
+        let next = next_cursor(&items, more, sort);
         (items, next)
     };
     Ok(Page {

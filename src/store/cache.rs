@@ -57,7 +57,11 @@ impl<K: Eq + Hash, V: Clone> Tagged<K, V> {
         }
     }
 
-    fn get(&mut self, current: i64, key: &K) -> Option<V> {
+    fn get<Q>(&mut self, current: i64, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if self.version != current {
             self.map.clear();
             self.version = current;
@@ -117,7 +121,7 @@ impl ControlCache {
     }
 
     pub fn session(&self, version: i64, id_hash: &[u8]) -> Option<SessionLookup> {
-        self.sessions.lock().ok()?.get(version, &id_hash.to_vec())
+        self.sessions.lock().ok()?.get(version, id_hash)
     }
 
     pub fn put_session(&self, read_at: i64, id_hash: Vec<u8>, found: SessionLookup) {
@@ -138,12 +142,15 @@ impl ControlCache {
     }
 }
 
+/// A decrypted definition and the ciphertext it was decrypted from.
+type CachedDef = (Vec<u8>, Arc<Definition>);
+
 /// One workspace's decrypted collection definitions, each with the
 /// ciphertext it came from. Lives in the pooled `TenantDb`, so it is dropped
 /// with the workspace's keys.
 #[derive(Default)]
 pub struct DefCache {
-    defs: Mutex<HashMap<String, (Vec<u8>, Arc<Definition>)>>,
+    defs: Mutex<HashMap<String, CachedDef>>,
 }
 
 /// `store::records::get_collection` through the cache: the row is read every

@@ -262,6 +262,20 @@ pub fn list_records(
     after: Option<(i64, i64)>,
     limit: usize,
 ) -> Result<Vec<RecordRow>> {
+    Ok(list_page(conn, sealer, collection, sort, after, limit, false)?.0)
+}
+
+/// One page of `limit` records, and whether more follow. The row after the
+/// page is read to learn that, but never decrypted.
+pub fn list_page(
+    conn: &Connection,
+    sealer: &Sealer,
+    collection: &str,
+    sort: Sort,
+    after: Option<(i64, i64)>,
+    limit: usize,
+    probe_next: bool,
+) -> Result<(Vec<RecordRow>, bool)> {
     macro_rules! page_sql {
         ($col:literal, $cmp:literal, $dir:literal) => {
             concat!(
@@ -293,12 +307,16 @@ pub fn list_records(
         (i64::MIN, i64::MIN)
     });
     let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params![collection, t, s, limit as i64])?;
-    let mut out = Vec::new();
+    let fetch = limit + usize::from(probe_next);
+    let mut rows = stmt.query(params![collection, t, s, fetch as i64])?;
+    let mut out = Vec::with_capacity(limit.min(256));
     while let Some(r) = rows.next()? {
+        if out.len() == limit {
+            return Ok((out, true));
+        }
         out.push(record_from_row(sealer, r)?);
     }
-    Ok(out)
+    Ok((out, false))
 }
 
 pub(super) fn next_rev(tx: &Transaction<'_>) -> Result<i64> {

@@ -118,31 +118,6 @@ fn unknown_field(msg: &str) -> Option<&str> {
     backticked(msg, "unknown field ")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(serde::Deserialize, Debug)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
-    struct Login {
-        email: String,
-        password: String,
-    }
-
-    #[test]
-    fn names_the_field() {
-        let p = parse_json::<Login>(br#"{"email":"a@b.c"}"#).unwrap_err();
-        assert_eq!(p.errors[0].field, "password");
-        let p = parse_json::<Login>(br#"{"email":5,"password":"x"}"#).unwrap_err();
-        assert_eq!(p.errors[0].field, "email");
-        let p = parse_json::<Login>(br#"{"email":"a","password":"x","admin":true}"#).unwrap_err();
-        assert_eq!(p.errors[0].field, "admin");
-        let p = parse_json::<Login>(b"{not json").unwrap_err();
-        assert_eq!(p.status, 400);
-    }
-}
-
 /// `JsonOut<T>`: a JSON response with `T`'s schema in the OpenAPI document,
 /// written straight from `T` with serde. poem-openapi's `Json<T>` first
 /// copies the whole value into a `serde_json::Value` tree; for records and
@@ -198,5 +173,30 @@ impl<T: Type + serde::Serialize + Send> poem_openapi::ApiResponse for JsonOut<T>
 
     fn register(registry: &mut Registry) {
         T::register(registry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Login {
+        email: String,
+        password: String,
+    }
+
+    #[test]
+    fn names_the_field() {
+        let p = parse_json::<Login>(br#"{"email":"a@b.c"}"#).unwrap_err();
+        assert_eq!(p.errors[0].field, "password");
+        let p = parse_json::<Login>(br#"{"email":5,"password":"x"}"#).unwrap_err();
+        assert_eq!(p.errors[0].field, "email");
+        let p = parse_json::<Login>(br#"{"email":"a","password":"x","admin":true}"#).unwrap_err();
+        assert_eq!(p.errors[0].field, "admin");
+        let p = parse_json::<Login>(b"{not json").unwrap_err();
+        assert_eq!(p.status, 400);
     }
 }

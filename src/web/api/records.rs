@@ -448,3 +448,40 @@ impl RecordsApi {
         Ok(Json(ImportResult { imported: n as u64 }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::types::ToJSON;
+    use serde_json::json;
+
+    use super::*;
+
+    /// `JsonOut` writes records with serde; the OpenAPI document describes
+    /// them through `Object`. Both must give the same JSON.
+    #[test]
+    fn serde_output_matches_the_documented_shape() {
+        let page = RecordPage {
+            items: vec![Record {
+                id: "r1".into(),
+                collection_id: "c1".into(),
+                values: json!({"Title": "x", "Amount": {"amount_minor": 12345, "currency": "EUR"}}),
+                created_at: "2026-11-23T06:00:00.000Z".into(),
+                updated_at: "2026-11-23T06:00:01.000Z".into(),
+                version: 2,
+            }],
+            next_cursor: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&page).unwrap(),
+            page.to_json().unwrap()
+        );
+        let last = RecordPage {
+            items: vec![],
+            next_cursor: Some("abc".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&last).unwrap(),
+            last.to_json().unwrap()
+        );
+    }
+}
