@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod cache;
+pub mod collections;
 pub mod control;
 pub mod integrations;
 pub mod invitations;

@@ -1,6 +1,7 @@
-//! SQL for teams, collections and records in one workspace database. Every
-//! value a person typed goes in sealed; unique and pii values also get keyed
-//! digests in `record_keys`.
+//! SQL for records in one workspace database (collections live in
+//! `store::collections` and are re-exported here). Every value a person typed
+//! goes in sealed; unique and pii values also get keyed digests in
+//! `record_keys`.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -9,128 +10,13 @@ use crate::error::{Error, FieldError, Result};
 use crate::records::schema::{Definition, FieldType};
 use crate::records::values::{self, Values};
 
+pub use super::collections::{
+    CollectionRow, collection_ids, delete_collection, get_collection, list_collections,
+    save_collection, schema_version,
+};
+
 /// Versions of a record kept for history and restore.
 pub const HISTORY_VERSIONS: i64 = 20;
-
-// ---- collections ----------------------------------------------------------
-
-#[derive(Clone, Debug)]
-pub struct CollectionRow {
-    pub id: String,
-    pub team_id: Option<String>,
-    pub def: std::sync::Arc<Definition>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-fn collection_from_row(sealer: &Sealer, r: &rusqlite::Row<'_>) -> Result<CollectionRow> {
-    let id: String = r.get(0)?;
-    let ct: Vec<u8> = r.get(2)?;
-    let def: Definition =
-        serde_json::from_slice(&sealer.open(Slot::new("collections", &id, "def"), &ct)?)?;
-    Ok(CollectionRow {
-        id,
-        team_id: r.get(1)?,
-        def: def.into(),
-        created_at: r.get(3)?,
-        updated_at: r.get(4)?,
-    })
-}
-
-const COLLECTION_COLS: &str = "id, team_id, def_ct, created_at, updated_at";
-
-pub fn list_collections(conn: &Connection, sealer: &Sealer) -> Result<Vec<CollectionRow>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {COLLECTION_COLS} FROM collections ORDER BY created_at, id"
-    ))?;
-    let mut rows = stmt.query([])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(collection_from_row(sealer, r)?);
-    }
-    Ok(out)
-}
-
-pub fn get_collection(
-    conn: &Connection,
-    sealer: &Sealer,
-    id: &str,
-) -> Result<Option<CollectionRow>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {COLLECTION_COLS} FROM collections WHERE id = ?1"
-    ))?;
-    let mut rows = stmt.query([id])?;
-    match rows.next()? {
-        Some(r) => Ok(Some(collection_from_row(sealer, r)?)),
-        None => Ok(None),
-    }
-}
-
-pub fn collection_ids(conn: &Connection) -> Result<std::collections::HashSet<String>> {
-    let mut stmt = conn.prepare("SELECT id FROM collections")?;
-    let ids = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(ids)
-}
-
-pub fn save_collection(tx: &Transaction<'_>, sealer: &Sealer, c: &CollectionRow) -> Result<()> {
-    let ct = sealer.seal(
-        Slot::new("collections", &c.id, "def"),
-        &serde_json::to_vec(&*c.def)?,
-    )?;
-    tx.execute(
-        "INSERT INTO collections (id, team_id, def_ct, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(id) DO UPDATE SET def_ct = excluded.def_ct, updated_at = excluded.updated_at",
-        params![c.id, c.team_id, ct, c.created_at, c.updated_at],
-    )?;
-    bump_schema_version(tx)
-}
-
-pub fn delete_collection(tx: &Transaction<'_>, id: &str) -> Result<usize> {
-    let targeted: i64 = tx.query_row(
-        "SELECT count(*) FROM records WHERE collection_id = ?1 AND deleted = 0",
-        [id],
-        |r| r.get(0),
-    )?;
-    tx.execute(
-        "DELETE FROM record_versions WHERE record_seq IN (SELECT seq FROM records WHERE collection_id = ?1)",
-        [id],
-    )?;
-    tx.execute("DELETE FROM record_keys WHERE collection_id = ?1", [id])?;
-    tx.execute("DELETE FROM records WHERE collection_id = ?1", [id])?;
-    tx.execute("DELETE FROM collections WHERE id = ?1", [id])?;
-    // The search index rebuilds on a schema change, dropping the records.
-    bump_schema_version(tx)?;
-    Ok(usize::try_from(targeted).unwrap_or(0))
-}
-
-const SCHEMA_VERSION: &str = "records.schema_version";
-
-/// Bumped by every schema change, so the search index knows to rebuild.
-pub fn schema_version(conn: &Connection) -> Result<u64> {
-    let v: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = ?1",
-            [SCHEMA_VERSION],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(v.and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0))
-}
-
-fn bump_schema_version(tx: &Transaction<'_>) -> Result<()> {
-    let next = schema_version(tx)? + 1;
-    tx.execute(
-        "INSERT INTO meta(key, value) VALUES (?1, ?2)
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        params![SCHEMA_VERSION, next.to_string().into_bytes()],
-    )?;
-    Ok(())
-}
 
 // ---- records --------------------------------------------------------------
 
