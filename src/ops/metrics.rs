@@ -35,38 +35,15 @@ pub struct Metrics {
     routes: std::sync::Mutex<std::collections::BTreeMap<String, RouteStats>>,
 }
 
-/// A route label with bounded cardinality: ids and unknown segments become
-/// placeholders.
-pub fn route_label(path: &str) -> String {
-    label_of_logged(&crate::web::middleware::loggable_path(path))
-}
-
-/// `route_label` of a path already made loggable.
-fn label_of_logged(logged: &str) -> String {
-    logged
-        .split('/')
-        .map(|seg| {
-            if crate::web::middleware::is_uuid(seg)
-                || seg.chars().all(|c| c.is_ascii_digit()) && !seg.is_empty()
-            {
-                ":id"
-            } else {
-                seg
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 impl Metrics {
     pub fn record(&self, status: u16) {
         let class = usize::from(status / 100).min(5);
         self.responses[class].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// `logged_path` is the request path after `loggable_path`.
-    pub fn observe(&self, method: &str, logged_path: &str, status: u16, secs: f64) {
-        let key = format!("{method} {}", label_of_logged(logged_path));
+    /// `label` is the request path as `web::middleware::path_forms` labels it.
+    pub fn observe(&self, method: &str, label: &str, status: u16, secs: f64) {
+        let key = format!("{method} {label}");
         if let Ok(mut routes) = self.routes.lock() {
             let r = routes.entry(key).or_default();
             r.by_class[usize::from(status / 100).min(5)] += 1;

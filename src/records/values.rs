@@ -290,17 +290,15 @@ pub fn phone(s: &str) -> Option<String> {
 }
 
 /// The values as clients see them: live fields, by name.
-/// `to_api`, moving the values instead of copying them.
 pub fn into_api(def: &Definition, mut values: Values) -> Map<String, Value> {
     def.live_fields()
         .filter_map(|f| values.remove(&f.id).map(|v| (f.name.clone(), v)))
         .collect()
 }
 
+/// `into_api` of a copy.
 pub fn to_api(def: &Definition, values: &Values) -> Map<String, Value> {
-    def.live_fields()
-        .filter_map(|f| values.get(&f.id).map(|v| (f.name.clone(), v.clone())))
-        .collect()
+    into_api(def, values.clone())
 }
 
 /// Money as people write it: `123.45 EUR`.

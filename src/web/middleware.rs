@@ -58,7 +58,7 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let is_api = path.starts_with("/api/");
-    let logged_path = loggable_path(&path);
+    let (logged_path, route_label) = path_forms(&path);
     let span =
         tracing::info_span!("request", id = %request_id, method = %method, path = %logged_path);
 
@@ -106,7 +106,7 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         st.metrics.record(status.as_u16());
         st.metrics.observe(
             method.as_str(),
-            &logged_path,
+            &route_label,
             status.as_u16(),
             started.elapsed().as_secs_f64(),
         );
@@ -219,21 +219,30 @@ const ROUTE_WORDS: &[&str] = &[
 
 /// A path segment that is a UUID in any form `uuid` parses (checked by
 /// length first: most segments are not).
-pub fn is_uuid(seg: &str) -> bool {
+fn is_uuid(seg: &str) -> bool {
     matches!(seg.len(), 32 | 36 | 38 | 45) && uuid::Uuid::parse_str(seg).is_ok()
 }
 
+/// The path as logged (route words and ids kept, anything else `_`) and as
+/// a metrics label of bounded cardinality (ids as `:id` too), in one pass.
+pub fn path_forms(path: &str) -> (String, String) {
+    let (mut logged, mut label) = (Vec::new(), Vec::new());
+    for seg in path.split('/') {
+        let (l, r) = if seg.is_empty() || ROUTE_WORDS.contains(&seg) {
+            (seg, seg)
+        } else if is_uuid(seg) {
+            (seg, ":id")
+        } else {
+            ("_", "_")
+        };
+        logged.push(l);
+        label.push(r);
+    }
+    (logged.join("/"), label.join("/"))
+}
+
 pub fn loggable_path(path: &str) -> String {
-    path.split('/')
-        .map(|seg| {
-            if seg.is_empty() || ROUTE_WORDS.contains(&seg) || is_uuid(seg) {
-                seg
-            } else {
-                "_"
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+    path_forms(path).0
 }
 
 /// The source IP: the peer, unless the peer is a trusted proxy, in which case
