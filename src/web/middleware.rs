@@ -443,4 +443,12 @@ mod tests {
             format!("/api/v1/workspaces/{id}")
         );
     }
+
+    #[test]
+    fn metrics_labels_hide_ids_and_unknown_segments() {
+        let id = uuid::Uuid::now_v7().to_string();
+        let (logged, label) = path_forms(&format!("/api/v1/workspaces/{id}/records/42/x"));
+        assert_eq!(logged, format!("/api/v1/workspaces/{id}/records/_/_"));
+        assert_eq!(label, "/api/v1/workspaces/:id/records/_/_");
+    }
 }
