@@ -526,6 +526,9 @@ async fn a_disabled_account_loses_every_credential_until_enabled() {
         .to_owned();
     let ws_route = format!("/api/v1/workspaces/{ws}/collections");
     assert_eq!(bearer_status(&server, &secret, &ws_route).await, 200);
+    // Both bearers were just checked (and cached), and the change below comes
+    // from another process: the control.db cache must still see it.
+    assert_eq!(bearer_status(&server, &p.access, "/api/v1/me").await, 200);
 
     let out = env.cli(&["user", "disable", "--email", "ada@example.com"], None);
     assert!(

@@ -78,15 +78,17 @@ impl Sealer {
         &self.scope
     }
 
+    /// The header, then `aura/v1|scope|table|row|column`.
     fn aad(&self, header: &[u8], slot: Slot<'_>) -> Vec<u8> {
-        let mut aad = header.to_vec();
-        aad.extend_from_slice(
-            format!(
-                "aura/v1|{}|{}|{}|{}",
-                self.scope, slot.table, slot.row, slot.column
-            )
-            .as_bytes(),
-        );
+        let parts = [self.scope.as_str(), slot.table, slot.row, slot.column];
+        let mut aad =
+            Vec::with_capacity(header.len() + 7 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+        aad.extend_from_slice(header);
+        aad.extend_from_slice(b"aura/v1");
+        for p in parts {
+            aad.push(b'|');
+            aad.extend_from_slice(p.as_bytes());
+        }
         aad
     }
 
@@ -154,6 +156,20 @@ mod tests {
 
     fn sealer(scope: &str, key: &DataKey) -> Sealer {
         Sealer::new(scope, std::slice::from_ref(key)).unwrap()
+    }
+
+    /// The AAD is part of every stored ciphertext: its bytes may not change.
+    #[test]
+    fn aad_layout_is_fixed() {
+        let k = DataKey::generate(1);
+        let s = sealer("ws-1", &k);
+        let header = [1u8, 0, 0, 0, 1];
+        let mut want = header.to_vec();
+        want.extend_from_slice(b"aura/v1|ws-1|records|0190-abc|values");
+        assert_eq!(
+            s.aad(&header, Slot::new("records", "0190-abc", "values")),
+            want
+        );
     }
 
     #[test]

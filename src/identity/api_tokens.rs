@@ -165,12 +165,22 @@ pub async fn revoke(state: &AppState, ctx: &TenantCtx, id: &str, meta: &RequestM
 pub async fn authenticate(state: &AppState, secret: &str) -> Result<Principal> {
     let hash = hash_token(secret);
     let now = state.clock.unix();
-    let found = state
-        .control
-        .db
-        .read_async(move |c| tokens::find_live_api_token(c, &hash, now))
-        .await?
-        .ok_or(Error::Unauthenticated)?;
+    let cache = &state.control.cache;
+    let version = cache.version()?;
+    let found = match cache.api_token(version, &hash).filter(|t| t.live_at(now)) {
+        Some(hit) => hit,
+        None => {
+            let lookup = hash.clone();
+            let found = state
+                .control
+                .db
+                .read_async(move |c| tokens::find_live_api_token(c, &lookup, now))
+                .await?
+                .ok_or(Error::Unauthenticated)?;
+            cache.put_api_token(version, hash, found.clone());
+            found
+        }
+    };
     if found
         .last_used_at
         .is_none_or(|t| now - t >= TOUCH_EVERY_SECS)
@@ -191,7 +201,7 @@ pub async fn authenticate(state: &AppState, secret: &str) -> Result<Principal> {
             scope: found.scope,
         },
         impersonating: None,
-        control_version: None,
+        control_version: Some(version),
     })
 }
 

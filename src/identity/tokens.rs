@@ -143,23 +143,35 @@ pub async fn refresh(state: &AppState, presented: &str, meta: &RequestMeta) -> R
 }
 
 /// Resolves an access JWT: signature, header and claims first, then its family
-/// and account, fresh on every request.
+/// and account, checked on every request (through the control.db cache,
+/// which any change to control.db empties; expiry against the clock).
 pub async fn authenticate_access(state: &AppState, token: &str) -> Result<Principal> {
     let now = state.clock.unix();
     let claims = state.control.jwt.verify(token, now)?;
-    let sid = claims.sid.clone();
-    let fam = state
-        .control
-        .db
-        .read_async(move |c| tokens::family_state(c, &sid, now))
-        .await?;
+    let cache = &state.control.cache;
+    let version = cache.version()?;
+    let fam = match cache.family(version, &claims.sid) {
+        Some(hit) => Some(hit),
+        None => {
+            let sid = claims.sid.clone();
+            let found = state
+                .control
+                .db
+                .read_async(move |c| tokens::family_state(c, &sid))
+                .await?;
+            if let Some(f) = &found {
+                cache.put_family(version, claims.sid.clone(), f.clone());
+            }
+            found
+        }
+    };
     match fam {
-        Some(f) if f.live && f.user_id.to_string() == claims.sub => Ok(Principal {
+        Some(f) if f.live_at(now) && f.user_id.to_string() == claims.sub => Ok(Principal {
             user_id: f.user_id,
             platform_admin: f.platform_admin,
             via: Via::Access { family: claims.sid },
             impersonating: None,
-            control_version: None,
+            control_version: Some(version),
         }),
         _ => Err(Error::Unauthenticated),
     }

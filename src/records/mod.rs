@@ -41,16 +41,7 @@ pub fn now_ms(state: &AppState) -> i64 {
     i64::try_from(state.clock.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// RFC 3339 with milliseconds.
-pub fn rfc3339_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
+pub use crate::clock::rfc3339_ms;
 
 /// The caller's role inside a collection, or `None` when the collection is
 /// not theirs to see (a team-owned collection of a team they are not on).
@@ -108,7 +99,7 @@ pub async fn list_collections(ctx: &TenantCtx) -> Result<Vec<Visible>> {
 }
 
 /// Loads a collection the caller may see (any other id answers 404) and
-/// runs `then` on it in the same read: one hop to the blocking pool for the
+/// runs `then` on it in the same read: one hop to the reader threads for the
 /// collection (its definition from the workspace's cache when unchanged),
 /// the caller's teams and whatever the request reads. What `then` read is
 /// dropped unless the collection is the caller's to see.
@@ -120,19 +111,41 @@ where
         + 'static,
 {
     let owned = id.to_owned();
+    load_with(ctx, move |c, s, defs| {
+        let Some(row) = crate::store::cache::get_collection(c, s, defs, &owned)? else {
+            return Ok(None);
+        };
+        let out = then(c, s, &row)?;
+        Ok(Some((row, out)))
+    })
+    .await
+}
+
+/// `load_then` with the collection read by `fetch` (which may read it
+/// together with what the request needs, in one statement).
+async fn load_with<T, F>(ctx: &TenantCtx, fetch: F) -> Result<(Visible, T)>
+where
+    T: Send + 'static,
+    F: FnOnce(
+            &rusqlite::Connection,
+            &crate::crypto::Sealer,
+            &crate::store::cache::DefCache,
+        ) -> Result<Option<(CollectionRow, T)>>
+        + Send
+        + 'static,
+{
     let user = ctx.user.to_string();
     let defs = ctx.db.defs();
     let found = ctx
         .db
         .read(move |c, s| {
-            let Some(row) = crate::store::cache::get_collection(c, s, &defs, &owned)? else {
+            let Some((row, out)) = fetch(c, s, &defs)? else {
                 return Ok(None);
             };
             let teams = match &row.team_id {
                 Some(_) => crate::store::teams::teams_of(c, &user)?,
                 None => Vec::new(),
             };
-            let out = then(c, s, &row)?;
             Ok(Some((row, teams, out)))
         })
         .await?;
@@ -176,7 +189,18 @@ where
         + Send
         + 'static,
 {
-    let (v, out) = load_then(ctx, id, then).await?;
+    let loaded = load_then(ctx, id, then).await?;
+    check_action(state, ctx, meta, action, loaded).await
+}
+
+/// The caller's `action` on a loaded collection, or the logged denial.
+async fn check_action<T>(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    action: RecordAction,
+    (v, out): (Visible, T),
+) -> Result<(Visible, T)> {
     if !v.can(action) {
         return Err(deny(
             state,
@@ -378,16 +402,12 @@ pub async fn get_record(
     coll_id: &str,
     id: &str,
 ) -> Result<(Visible, RecordRow)> {
-    let rid = id.to_owned();
-    let (coll, rec) = load_for_then(
-        state,
-        ctx,
-        meta,
-        coll_id,
-        RecordAction::Read,
-        move |c, s, row| rstore::get_record(c, s, &row.id, &rid),
-    )
+    let (cid, rid) = (coll_id.to_owned(), id.to_owned());
+    let loaded = load_with(ctx, move |c, s, defs| {
+        crate::store::cache::get_collection_and_record(c, s, defs, &cid, &rid)
+    })
     .await?;
+    let (coll, rec) = check_action(state, ctx, meta, RecordAction::Read, loaded).await?;
     Ok((coll, rec.ok_or(Error::NotFound("record"))?))
 }
 

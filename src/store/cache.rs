@@ -1,6 +1,7 @@
-//! In-memory caches in front of the reads every request repeats: the session
-//! lookup and the membership gate (control.db), and each workspace's
-//! decrypted collection definitions (its data.db).
+//! In-memory caches in front of the reads every request repeats: the
+//! credential (a browser session, an API token, an access token's family)
+//! and the membership gate (control.db), and each workspace's decrypted
+//! collection definitions (its data.db).
 //!
 //! Invalidation is by construction, not by remembering to call something:
 //! - control.db entries are tagged with SQLite's `PRAGMA data_version` of a
@@ -9,8 +10,8 @@
 //!   this process or another (the `aura` CLI beside a running server). A
 //!   cached entry is served only while the number is unchanged, so every
 //!   change (logout, password change, disable, role change, removal, suspend,
-//!   deletion and move freezes, MFA policy, a session touch) empties both
-//!   maps before the next request reads them. Checking the number reads the
+//!   deletion and move freezes, MFA policy, a session touch) empties every
+//!   map before the next request reads them. Checking the number reads the
 //!   WAL index in shared memory; it does no disk I/O.
 //! - a collection definition is cached against its ciphertext: the row is
 //!   read on every request and the cached plaintext is used only when the
@@ -18,20 +19,23 @@
 //!   seal uses a fresh nonce, so any change (an edit, a restore, a move)
 //!   misses.
 //!
-//! Time-based rules (idle and absolute session expiry) are not cached: the
-//! callers compare the cached timestamps with the clock on every request.
+//! Time-based rules (session idle and absolute expiry, token and family
+//! expiry) are not cached: the callers compare the cached timestamps with the
+//! clock on every request. Only live credentials are cached; an unknown or
+//! dead one is looked up again each time.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use super::DbOptions;
 use super::control::SessionLookup;
 use super::mfa::Gate;
-use super::records::CollectionRow;
+use super::records::{CollectionRow, RecordRow, record_from_row};
+use super::tokens::{FamilyState, TokenAuth};
 use crate::crypto::{Sealer, Slot};
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
@@ -92,6 +96,10 @@ pub struct ControlCache {
     watch: Mutex<Option<Connection>>,
     sessions: Mutex<Tagged<Vec<u8>, SessionLookup>>,
     gates: Mutex<Tagged<(WorkspaceId, UserId), Option<Gate>>>,
+    /// API tokens by hash; only live ones are cached.
+    api_tokens: Mutex<Tagged<Vec<u8>, TokenAuth>>,
+    /// Access-token families by id.
+    families: Mutex<Tagged<String, FamilyState>>,
 }
 
 impl ControlCache {
@@ -102,6 +110,8 @@ impl ControlCache {
             watch: Mutex::new(None),
             sessions: Mutex::new(Tagged::new()),
             gates: Mutex::new(Tagged::new()),
+            api_tokens: Mutex::new(Tagged::new()),
+            families: Mutex::new(Tagged::new()),
         }
     }
 
@@ -127,6 +137,26 @@ impl ControlCache {
     pub fn put_session(&self, read_at: i64, id_hash: Vec<u8>, found: SessionLookup) {
         if let Ok(mut m) = self.sessions.lock() {
             m.put(read_at, id_hash, found);
+        }
+    }
+
+    pub fn api_token(&self, version: i64, hash: &[u8]) -> Option<TokenAuth> {
+        self.api_tokens.lock().ok()?.get(version, hash)
+    }
+
+    pub fn put_api_token(&self, read_at: i64, hash: Vec<u8>, found: TokenAuth) {
+        if let Ok(mut m) = self.api_tokens.lock() {
+            m.put(read_at, hash, found);
+        }
+    }
+
+    pub fn family(&self, version: i64, id: &str) -> Option<FamilyState> {
+        self.families.lock().ok()?.get(version, id)
+    }
+
+    pub fn put_family(&self, read_at: i64, id: String, found: FamilyState) {
+        if let Ok(mut m) = self.families.lock() {
+            m.put(read_at, id, found);
         }
     }
 
@@ -164,47 +194,78 @@ pub fn get_collection(
     let mut stmt = conn.prepare_cached(
         "SELECT id, team_id, def_ct, created_at, updated_at FROM collections WHERE id = ?1",
     )?;
-    let row = stmt
-        .query_row([id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })
-        .optional()?;
-    let Some((id, team_id, ct, created_at, updated_at)) = row else {
+    let mut rows = stmt.query([id])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(collection_from_row(sealer, cache, r)?)),
+        None => Ok(None),
+    }
+}
+
+/// `get_collection` and the live record `record` of that collection, in one
+/// statement: one read of the WAL index and its locks instead of two, on the
+/// route every integration polls.
+pub fn get_collection_and_record(
+    conn: &Connection,
+    sealer: &Sealer,
+    cache: &DefCache,
+    collection: &str,
+    record: &str,
+) -> Result<Option<(CollectionRow, Option<RecordRow>)>> {
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT c.id, c.team_id, c.def_ct, c.created_at, c.updated_at, ",
+        crate::store::records::record_cols!("r."),
+        " FROM collections c LEFT JOIN records r",
+        " ON r.id = ?2 AND r.collection_id = c.id AND r.deleted = 0",
+        " WHERE c.id = ?1"
+    ))?;
+    let mut rows = stmt.query([collection, record])?;
+    let Some(r) = rows.next()? else {
         return Ok(None);
     };
+    let coll = collection_from_row(sealer, cache, r)?;
+    let rec = match r.get_ref(5)? {
+        rusqlite::types::ValueRef::Null => None,
+        _ => Some(record_from_row(sealer, r, 5)?),
+    };
+    Ok(Some((coll, rec)))
+}
+
+/// A `collections` row (id, team_id, def_ct, created_at, updated_at), its
+/// definition from the cache while the ciphertext is unchanged.
+fn collection_from_row(
+    sealer: &Sealer,
+    cache: &DefCache,
+    r: &rusqlite::Row<'_>,
+) -> Result<CollectionRow> {
+    let id: String = r.get(0)?;
+    let ct = r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
     let cached = cache
         .defs
         .lock()
         .ok()
-        .and_then(|m| m.get(&id).filter(|(c, _)| *c == ct).map(|(_, d)| d.clone()));
+        .and_then(|m| m.get(&id).filter(|(c, _)| c == ct).map(|(_, d)| d.clone()));
     let def = match cached {
         Some(d) => d,
         None => {
             let def: Arc<Definition> = Arc::new(serde_json::from_slice(
-                &sealer.open(Slot::new("collections", &id, "def"), &ct)?,
+                &sealer.open(Slot::new("collections", &id, "def"), ct)?,
             )?);
             if let Ok(mut m) = cache.defs.lock() {
                 if m.len() >= MAX_DEFS {
                     m.clear();
                 }
-                m.insert(id.clone(), (ct, def.clone()));
+                m.insert(id.clone(), (ct.to_vec(), def.clone()));
             }
             def
         }
     };
-    Ok(Some(CollectionRow {
+    Ok(CollectionRow {
         id,
-        team_id,
+        team_id: r.get(1)?,
         def,
-        created_at,
-        updated_at,
-    }))
+        created_at: r.get(3)?,
+        updated_at: r.get(4)?,
+    })
 }
 
 #[cfg(test)]

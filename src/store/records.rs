@@ -40,23 +40,53 @@ fn open_values(sealer: &Sealer, id: &str, ct: &[u8]) -> Result<Values> {
 
 /// The columns `record_from_row` reads, as a literal so that every record
 /// query is a constant (no formatting per request).
+/// `record_cols!("r.")` names them from a table alias.
 macro_rules! record_cols {
     () => {
         "seq, id, collection_id, created_at, updated_at, version, values_ct"
     };
+    ($t:literal) => {
+        concat!(
+            $t,
+            "seq, ",
+            $t,
+            "id, ",
+            $t,
+            "collection_id, ",
+            $t,
+            "created_at, ",
+            $t,
+            "updated_at, ",
+            $t,
+            "version, ",
+            $t,
+            "values_ct"
+        )
+    };
 }
+pub(crate) use record_cols;
 
-fn record_from_row(sealer: &Sealer, r: &rusqlite::Row<'_>) -> Result<RecordRow> {
-    let id: String = r.get(1)?;
-    let ct: Vec<u8> = r.get(6)?;
+/// The record in `record_cols!` order, starting at column `at`.
+pub(crate) fn record_from_row(
+    sealer: &Sealer,
+    r: &rusqlite::Row<'_>,
+    at: usize,
+) -> Result<RecordRow> {
+    let id: String = r.get(at + 1)?;
     Ok(RecordRow {
-        seq: r.get(0)?,
-        values: open_values(sealer, &id, &ct)?,
+        seq: r.get(at)?,
+        values: open_values(
+            sealer,
+            &id,
+            r.get_ref(at + 6)?
+                .as_blob()
+                .map_err(rusqlite::Error::from)?,
+        )?,
         id,
-        collection_id: r.get(2)?,
-        created_at: r.get(3)?,
-        updated_at: r.get(4)?,
-        version: r.get(5)?,
+        collection_id: r.get(at + 2)?,
+        created_at: r.get(at + 3)?,
+        updated_at: r.get(at + 4)?,
+        version: r.get(at + 5)?,
     })
 }
 
@@ -73,7 +103,7 @@ pub fn get_record(
     ))?;
     let mut rows = stmt.query(params![id, collection])?;
     match rows.next()? {
-        Some(r) => Ok(Some(record_from_row(sealer, r)?)),
+        Some(r) => Ok(Some(record_from_row(sealer, r, 0)?)),
         None => Ok(None),
     }
 }
@@ -90,7 +120,7 @@ pub fn get_record_by_seq(
     ))?;
     let mut rows = stmt.query([seq])?;
     match rows.next()? {
-        Some(r) => Ok(Some(record_from_row(sealer, r)?)),
+        Some(r) => Ok(Some(record_from_row(sealer, r, 0)?)),
         None => Ok(None),
     }
 }
@@ -200,7 +230,7 @@ pub fn list_page(
         if out.len() == limit {
             return Ok((out, true));
         }
-        out.push(record_from_row(sealer, r)?);
+        out.push(record_from_row(sealer, r, 0)?);
     }
     Ok((out, false))
 }

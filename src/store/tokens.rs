@@ -113,33 +113,44 @@ pub fn revoke_user_families(
 }
 
 /// The state an access JWT is checked against on every request: is its family
-/// still live and its account still enabled.
+/// still live and its account still enabled. Expiry is compared with the
+/// clock by the caller (`live_at`), so the state can be cached.
+#[derive(Clone, Debug)]
 pub struct FamilyState {
     pub user_id: UserId,
+    /// Not revoked, and the account enabled.
     pub live: bool,
+    pub expires_at: i64,
     pub platform_admin: bool,
 }
 
-pub fn family_state(conn: &Connection, id: &str, now: i64) -> Result<Option<FamilyState>> {
-    let row = conn
-        .query_row(
-            "SELECT f.user_id, f.revoked_at IS NULL AND f.expires_at > ?2 AND u.disabled = 0,
-                    u.platform_admin
-             FROM token_families f JOIN users u ON u.id = f.user_id WHERE f.id = ?1",
-            params![id, now],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, bool>(1)?,
-                    r.get::<_, bool>(2)?,
-                ))
-            },
-        )
+impl FamilyState {
+    pub fn live_at(&self, now: i64) -> bool {
+        self.live && self.expires_at > now
+    }
+}
+
+pub fn family_state(conn: &Connection, id: &str) -> Result<Option<FamilyState>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.user_id, f.revoked_at IS NULL AND u.disabled = 0, f.expires_at,
+                u.platform_admin
+         FROM token_families f JOIN users u ON u.id = f.user_id WHERE f.id = ?1",
+    )?;
+    let row = stmt
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, bool>(3)?,
+            ))
+        })
         .optional()?;
-    row.map(|(u, live, admin)| {
+    row.map(|(u, live, expires_at, admin)| {
         Ok(FamilyState {
             user_id: u.parse()?,
             live,
+            expires_at,
             platform_admin: admin,
         })
     })
@@ -260,40 +271,49 @@ pub fn get_api_token(
 }
 
 /// What authenticating with an API token needs: no names, no decryption.
+#[derive(Clone, Debug)]
 pub struct TokenAuth {
     pub id: String,
     pub workspace_id: WorkspaceId,
     pub user_id: UserId,
     pub scope: Role,
+    pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
+}
+
+impl TokenAuth {
+    pub fn live_at(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|e| e > now)
+    }
 }
 
 /// A live token by its hash: not revoked, not expired, its account enabled.
 pub fn find_live_api_token(conn: &Connection, hash: &[u8], now: i64) -> Result<Option<TokenAuth>> {
-    let row = conn
-        .query_row(
-            "SELECT t.id, t.workspace_id, t.user_id, t.scope, t.last_used_at
-             FROM api_tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.hash = ?1 AND t.revoked_at IS NULL
-               AND (t.expires_at IS NULL OR t.expires_at > ?2) AND u.disabled = 0",
-            params![hash, now],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                ))
-            },
-        )
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.id, t.workspace_id, t.user_id, t.scope, t.expires_at, t.last_used_at
+         FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.hash = ?1 AND t.revoked_at IS NULL
+           AND (t.expires_at IS NULL OR t.expires_at > ?2) AND u.disabled = 0",
+    )?;
+    let row = stmt
+        .query_row(params![hash, now], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+            ))
+        })
         .optional()?;
-    row.map(|(id, ws, user, scope, last)| {
+    row.map(|(id, ws, user, scope, expires_at, last)| {
         Ok(TokenAuth {
             id,
             workspace_id: ws.parse()?,
             user_id: user.parse()?,
             scope: scope.parse()?,
+            expires_at,
             last_used_at: last,
         })
     })
@@ -334,4 +354,42 @@ pub fn revoke_member_tokens(
          WHERE workspace_id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
         params![ws.to_string(), user.to_string(), now],
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cached credentials carry their expiry, so a cache hit still expires
+    /// on time.
+    #[test]
+    fn cached_credentials_expire_by_the_clock() {
+        let user: UserId = uuid::Uuid::now_v7().to_string().parse().unwrap();
+        let fam = FamilyState {
+            user_id: user,
+            live: true,
+            expires_at: 100,
+            platform_admin: false,
+        };
+        assert!(fam.live_at(99));
+        assert!(!fam.live_at(100));
+        assert!(!FamilyState { live: false, ..fam }.live_at(0));
+        let tok = TokenAuth {
+            id: "t".into(),
+            workspace_id: uuid::Uuid::now_v7().to_string().parse().unwrap(),
+            user_id: user,
+            scope: Role::Member,
+            expires_at: Some(100),
+            last_used_at: None,
+        };
+        assert!(tok.live_at(99));
+        assert!(!tok.live_at(100));
+        assert!(
+            TokenAuth {
+                expires_at: None,
+                ..tok
+            }
+            .live_at(i64::MAX)
+        );
+    }
 }
