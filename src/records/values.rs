@@ -296,6 +296,27 @@ pub fn into_api(def: &Definition, mut values: Values) -> Map<String, Value> {
         .collect()
 }
 
+/// A record's values as clients see them (what `into_api` gives: live
+/// fields, by name), written by serde straight from the stored map, without
+/// building that map first. Fields come in schema order.
+pub struct ApiValues {
+    pub def: std::sync::Arc<Definition>,
+    pub values: Values,
+}
+
+impl serde::Serialize for ApiValues {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for f in self.def.live_fields() {
+            if let Some(v) = self.values.get(&f.id) {
+                m.serialize_entry(&f.name, v)?;
+            }
+        }
+        m.end()
+    }
+}
+
 /// `into_api` of a copy.
 pub fn to_api(def: &Definition, values: &Values) -> Map<String, Value> {
     into_api(def, values.clone())

@@ -9,6 +9,7 @@ use poem::Body;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Binary, Json, Response};
+use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -21,11 +22,12 @@ use crate::access::permissions::{Action, Resource, needs};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::Error;
+use crate::records::values::ApiValues;
 use crate::records::{self, Visible, csv_io, rfc3339_ms};
 use crate::store::records::{RecordRow, VersionRow};
 use crate::web::session::SignedIn;
 
-#[derive(Object, serde::Serialize)]
+#[derive(Object)]
 pub struct Record {
     pub id: String,
     pub collection_id: String,
@@ -37,9 +39,25 @@ pub struct Record {
     pub version: i64,
 }
 
-fn record(v: &Visible, r: RecordRow) -> Record {
-    Record {
-        values: Value::Object(records::values::into_api(&v.row.def, r.values)),
+/// A `Record` as it is written: the same JSON, with the values serialized
+/// straight from the stored map (`ApiValues`). The OpenAPI document shows
+/// `Record`; a unit test keeps the two identical.
+#[derive(serde::Serialize)]
+pub struct RecordOut {
+    id: String,
+    collection_id: String,
+    values: ApiValues,
+    created_at: String,
+    updated_at: String,
+    version: i64,
+}
+
+fn record(v: &Visible, r: RecordRow) -> RecordOut {
+    RecordOut {
+        values: ApiValues {
+            def: Arc::clone(&v.row.def),
+            values: r.values,
+        },
         id: r.id,
         collection_id: r.collection_id,
         created_at: rfc3339_ms(r.created_at),
@@ -47,6 +65,46 @@ fn record(v: &Visible, r: RecordRow) -> Record {
         version: r.version,
     }
 }
+
+/// A `RecordPage` as it is written (see `RecordOut`).
+#[derive(serde::Serialize)]
+pub struct RecordPageOut {
+    items: Vec<RecordOut>,
+    next_cursor: Option<String>,
+}
+
+/// `Out` is documented as `Doc`: its name and schema are `Doc`'s.
+macro_rules! documented_as {
+    ($out:ty => $doc:ty) => {
+        impl Type for $out {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = Self;
+            type RawElementValueType = Self;
+
+            fn name() -> std::borrow::Cow<'static, str> {
+                <$doc as Type>::name()
+            }
+
+            fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+                <$doc as Type>::schema_ref()
+            }
+
+            fn register(registry: &mut poem_openapi::registry::Registry) {
+                <$doc as Type>::register(registry)
+            }
+
+            fn as_raw_value(&self) -> Option<&Self> {
+                Some(self)
+            }
+
+            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+                Box::new(self.as_raw_value().into_iter())
+            }
+        }
+    };
+}
+documented_as!(RecordOut => Record);
+documented_as!(RecordPageOut => RecordPage);
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,7 +123,7 @@ impl RecordInput {
     }
 }
 
-#[derive(Object, serde::Serialize)]
+#[derive(Object)]
 pub struct RecordPage {
     pub items: Vec<Record>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -107,7 +165,7 @@ pub enum RecordCreated {
     /// request with the same Idempotency-Key created.
     #[oai(status = 201)]
     Created(
-        JsonOut<Record>,
+        JsonOut<RecordOut>,
         #[oai(header = "Location")] String,
         #[oai(header = "Idempotent-Replayed")] Option<String>,
     ),
@@ -169,7 +227,7 @@ impl RecordsApi {
         cursor: Query<Option<String>>,
         q: Query<Option<String>>,
         sort: Query<Option<String>>,
-    ) -> poem::Result<JsonOut<RecordPage>> {
+    ) -> poem::Result<JsonOut<RecordPageOut>> {
         let ctx = enter_for(
             &state,
             &who,
@@ -193,7 +251,7 @@ impl RecordsApi {
         )
         .await?;
         let coll = page.coll;
-        Ok(JsonOut(RecordPage {
+        Ok(JsonOut(RecordPageOut {
             items: page.items.into_iter().map(|r| record(&coll, r)).collect(),
             next_cursor: page.next_cursor,
         }))
@@ -255,7 +313,7 @@ impl RecordsApi {
         workspace: Path<String>,
         collection: Path<String>,
         record: Path<String>,
-    ) -> poem::Result<JsonOut<Record>> {
+    ) -> poem::Result<JsonOut<RecordOut>> {
         let ctx = enter_for(
             &state,
             &who,
@@ -284,7 +342,7 @@ impl RecordsApi {
         collection: Path<String>,
         record: Path<String>,
         body: JsonBody<RecordInput>,
-    ) -> poem::Result<JsonOut<Record>> {
+    ) -> poem::Result<JsonOut<RecordOut>> {
         let ctx = enter_for(
             &state,
             &who,
@@ -371,7 +429,7 @@ impl RecordsApi {
         collection: Path<String>,
         record: Path<String>,
         version: Path<String>,
-    ) -> poem::Result<JsonOut<Record>> {
+    ) -> poem::Result<JsonOut<RecordOut>> {
         let ctx = enter_for(
             &state,
             &who,
@@ -456,32 +514,83 @@ mod tests {
 
     use super::*;
 
-    /// `JsonOut` writes records with serde; the OpenAPI document describes
-    /// them through `Object`. Both must give the same JSON.
+    /// Records are written by serde from `RecordOut`; the OpenAPI document
+    /// describes them as `Record` (`Object`). Both must give the same JSON.
     #[test]
     fn serde_output_matches_the_documented_shape() {
-        let page = RecordPage {
-            items: vec![Record {
+        use std::collections::HashSet;
+
+        use crate::records::schema::{FieldInput, build_definition};
+        let field = |name: &str, kind: &str| FieldInput {
+            name: name.into(),
+            kind: kind.into(),
+            ..Default::default()
+        };
+        let mut def = build_definition(
+            "Bench",
+            &[
+                field("Title", "text"),
+                field("Amount", "money"),
+                field("Old", "text"),
+            ],
+            None,
+            &HashSet::new(),
+        )
+        .unwrap();
+        let ids: Vec<String> = def.fields.iter().map(|f| f.id.clone()).collect();
+        def.fields[2].retired = true;
+        let values: records::values::Values = [
+            (ids[0].clone(), json!("x \"quoted\" é")),
+            (
+                ids[1].clone(),
+                json!({"amount_minor": 12345, "currency": "EUR"}),
+            ),
+            (ids[2].clone(), json!("retired, never shown")),
+        ]
+        .into_iter()
+        .collect();
+        let def = Arc::new(def);
+        let out = RecordPageOut {
+            items: vec![RecordOut {
                 id: "r1".into(),
                 collection_id: "c1".into(),
-                values: json!({"Title": "x", "Amount": {"amount_minor": 12345, "currency": "EUR"}}),
-                created_at: "2026-11-23T06:00:00.000Z".into(),
-                updated_at: "2026-11-23T06:00:01.000Z".into(),
+                values: ApiValues {
+                    def: def.clone(),
+                    values: values.clone(),
+                },
+                created_at: "2026-11-23T06:00:00Z".into(),
+                updated_at: "2026-11-23T06:00:01.5Z".into(),
                 version: 2,
             }],
             next_cursor: None,
         };
-        assert_eq!(
-            serde_json::to_value(&page).unwrap(),
-            page.to_json().unwrap()
-        );
-        let last = RecordPage {
+        let documented = RecordPage {
+            items: vec![Record {
+                id: "r1".into(),
+                collection_id: "c1".into(),
+                values: Value::Object(records::values::into_api(&def, values)),
+                created_at: "2026-11-23T06:00:00Z".into(),
+                updated_at: "2026-11-23T06:00:01.5Z".into(),
+                version: 2,
+            }],
+            next_cursor: None,
+        };
+        let written = serde_json::to_value(&out).unwrap();
+        assert_eq!(written, documented.to_json().unwrap());
+        assert_eq!(written["items"][0]["values"]["Title"], "x \"quoted\" é");
+        assert!(written["items"][0]["values"].get("Old").is_none());
+        let last = RecordPageOut {
+            items: vec![],
+            next_cursor: Some("abc".into()),
+        };
+        let documented = RecordPage {
             items: vec![],
             next_cursor: Some("abc".into()),
         };
         assert_eq!(
             serde_json::to_value(&last).unwrap(),
-            last.to_json().unwrap()
+            documented.to_json().unwrap()
         );
+        assert_eq!(RecordOut::name(), Record::name());
     }
 }
