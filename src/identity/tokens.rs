@@ -159,7 +159,7 @@ pub async fn authenticate_access(state: &AppState, token: &str) -> Result<Princi
                 .db
                 .read_async(move |c| tokens::family_state(c, &sid))
                 .await?;
-            if let Some(f) = &found {
+            if let Some(f) = found.as_ref().filter(|f| f.live_at(now)) {
                 cache.put_family(version, claims.sid.clone(), f.clone());
             }
             found
