@@ -20,7 +20,7 @@ pub struct Principal {
     pub via: Via,
     /// A platform admin's live, recorded impersonation (browser sessions only).
     pub impersonating: Option<crate::store::platform::Impersonation>,
-    /// control.db's `data_version` as the session check saw it (see
+    /// control.db's change signal as the session check saw it (see
     /// `store::cache`): the membership gate of the same request is checked
     /// against it too, so a request reads it once.
     pub control_version: Option<i64>,

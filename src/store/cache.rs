@@ -11,8 +11,9 @@
 //!   cached entry is served only while the number is unchanged, so every
 //!   change (logout, password change, disable, role change, removal, suspend,
 //!   deletion and move freezes, MFA policy, a session touch) empties every
-//!   map before the next request reads them. Checking the number reads the
-//!   WAL index in shared memory; it does no disk I/O.
+//!   map before the next request reads them. The number is read from the
+//!   WAL-index header at the start of control.db's `-shm` file (one `pread`,
+//!   no lock; see `Watch`), with `PRAGMA data_version` as the fallback.
 //! - a collection definition is cached against its ciphertext: the row is
 //!   read on every request and the cached plaintext is used only when the
 //!   stored ciphertext is byte-for-byte the one it was decrypted from. Each
@@ -87,13 +88,96 @@ impl<K: Eq + Hash, V: Clone> Tagged<K, V> {
     }
 }
 
+/// The length of the two copies of the WAL-index header at the start of a
+/// WAL database's `-shm` file (SQLite's walformat.html, section 2.1).
+const WAL_INDEX_HEADERS: usize = 96;
+
+/// Notices commits to control.db, by any connection of any process.
+///
+/// In WAL mode every commit rewrites the WAL-index header, kept twice at the
+/// start of the `-shm` file, which every connection maps (its frame count,
+/// change counter, salts and checksum all move). A commit becomes visible to
+/// readers only once both copies hold the new header, so a header read that
+/// still shows the old bytes proves no reader can see the commit yet, and a
+/// value read after seeing a header is at least that new. Reading the 96
+/// bytes with one `pread` costs a fraction of `PRAGMA data_version`, which
+/// takes and drops the WAL read lock with two `fcntl` calls on every request.
+///
+/// A header caught mid-update (the copies differ) counts as a change, which
+/// only empties the caches once more. The connection stays open so the
+/// `-shm` file is never removed under the watch (SQLite deletes it only when
+/// the last connection closes). If the file cannot be read, the watch falls
+/// back to `PRAGMA data_version` for good.
+struct Watch {
+    conn: Connection,
+    shm: Option<std::fs::File>,
+    header: [u8; WAL_INDEX_HEADERS],
+    data_version: i64,
+    /// Goes up by one whenever either signal changes.
+    generation: i64,
+}
+
+impl Watch {
+    fn open(path: &std::path::Path, opts: DbOptions) -> Result<Self> {
+        let conn = super::connect(path, opts, false)?;
+        let mut w = Self {
+            conn,
+            shm: None,
+            header: [0; WAL_INDEX_HEADERS],
+            data_version: i64::MIN,
+            generation: 0,
+        };
+        // A read transaction maps (and if need be creates) the -shm file.
+        w.data_version()?;
+        let mut shm_path = path.as_os_str().to_owned();
+        shm_path.push("-shm");
+        match std::fs::File::open(&shm_path) {
+            Ok(f) => w.shm = Some(f),
+            Err(e) => {
+                tracing::debug!(error = %e, "control.db's WAL index is not readable; caches use PRAGMA data_version")
+            }
+        }
+        Ok(w)
+    }
+
+    fn version(&mut self) -> Result<i64> {
+        if let Some(shm) = &self.shm {
+            let mut now = [0u8; WAL_INDEX_HEADERS];
+            match std::os::unix::fs::FileExt::read_exact_at(shm, &mut now, 0) {
+                Ok(()) => {
+                    if now != self.header {
+                        self.header = now;
+                        self.generation += 1;
+                    }
+                    return Ok(self.generation);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read control.db's WAL index; caches use PRAGMA data_version");
+                    self.shm = None;
+                }
+            }
+        }
+        self.data_version()
+    }
+
+    fn data_version(&mut self) -> Result<i64> {
+        let mut stmt = self.conn.prepare_cached("PRAGMA data_version")?;
+        let dv: i64 = stmt.query_row([], |r| r.get(0))?;
+        if dv != self.data_version {
+            self.data_version = dv;
+            self.generation += 1;
+        }
+        Ok(self.generation)
+    }
+}
+
 /// The control.db caches of one running appliance.
 pub struct ControlCache {
     path: PathBuf,
     opts: DbOptions,
     /// Opened on first use, so CLI commands that never authenticate a
     /// request open nothing extra.
-    watch: Mutex<Option<Connection>>,
+    watch: Mutex<Option<Watch>>,
     sessions: Mutex<Tagged<Vec<u8>, SessionLookup>>,
     gates: Mutex<Tagged<(WorkspaceId, UserId), Option<Gate>>>,
     /// API tokens by hash; only live ones are cached.
@@ -115,19 +199,18 @@ impl ControlCache {
         }
     }
 
-    /// control.db's current `data_version` as the watch connection sees it.
-    /// Read it before reading what is to be cached.
+    /// A number that changes whenever anything commits to control.db, in
+    /// this process or another. Read it before reading what is to be cached.
     pub fn version(&self) -> Result<i64> {
         let mut watch = self
             .watch
             .lock()
             .map_err(|_| Error::internal("cache watch lock poisoned"))?;
-        let conn = match watch.as_mut() {
-            Some(c) => c,
-            None => watch.insert(super::connect(&self.path, self.opts, false)?),
+        let w = match watch.as_mut() {
+            Some(w) => w,
+            None => watch.insert(Watch::open(&self.path, self.opts)?),
         };
-        let mut stmt = conn.prepare_cached("PRAGMA data_version")?;
-        Ok(stmt.query_row([], |r| r.get(0))?)
+        w.version()
     }
 
     pub fn session(&self, version: i64, id_hash: &[u8]) -> Option<SessionLookup> {
@@ -286,20 +369,48 @@ mod tests {
         assert_eq!(t.get(8, &3), None);
     }
 
+    /// Both signals, the WAL-index header and the `PRAGMA data_version`
+    /// fallback: a commit by another connection changes the number, while
+    /// reads (which move the read marks just after the headers) do not.
     #[test]
-    fn data_version_sees_commits_of_other_connections() {
+    fn version_sees_commits_of_other_connections() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
         let opts = DbOptions::from_config(&crate::config::StorageConfig::default());
         let db = super::super::Db::open(&path, opts, super::super::migrations::TENANT).unwrap();
-        let cache = ControlCache::new(path, opts);
-        let v1 = cache.version().unwrap();
-        assert_eq!(cache.version().unwrap(), v1, "no commit, no change");
-        db.write(|tx| {
-            tx.execute("INSERT INTO meta(key, value) VALUES ('k', x'00')", [])?;
-            Ok(())
-        })
-        .unwrap();
-        assert_ne!(cache.version().unwrap(), v1);
+        let other = super::super::connect(&path, opts, false).unwrap();
+        let mut n = 0;
+        let mut commit = || {
+            n += 1;
+            db.write(move |tx| {
+                tx.execute(
+                    "INSERT INTO meta(key, value) VALUES (?1, x'00')",
+                    [format!("k{n}")],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        };
+        for via_shm in [true, false] {
+            let cache = ControlCache::new(path.clone(), opts);
+            let v1 = cache.version().unwrap();
+            if !via_shm {
+                let mut w = cache.watch.lock().unwrap();
+                let w = w.as_mut().unwrap();
+                assert!(w.shm.is_some(), "the WAL index is read on Linux");
+                w.shm = None;
+            }
+            assert_eq!(cache.version().unwrap(), v1, "no commit, no change");
+            let _: i64 = other
+                .query_row("SELECT count(*) FROM meta", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(cache.version().unwrap(), v1, "a read is not a change");
+            commit();
+            let v2 = cache.version().unwrap();
+            assert_ne!(v2, v1, "a commit is a change (via_shm {via_shm})");
+            assert_eq!(cache.version().unwrap(), v2);
+            commit();
+            assert_ne!(cache.version().unwrap(), v2);
+        }
     }
 }
