@@ -226,19 +226,27 @@ fn is_uuid(seg: &str) -> bool {
 /// The path as logged (route words and ids kept, anything else `_`) and as
 /// a metrics label of bounded cardinality (ids as `:id` too), in one pass.
 pub fn path_forms(path: &str) -> (String, String) {
-    let (mut logged, mut label) = (Vec::new(), Vec::new());
-    for seg in path.split('/') {
-        let (l, r) = if seg.is_empty() || ROUTE_WORDS.contains(&seg) {
-            (seg, seg)
-        } else if is_uuid(seg) {
+    let (mut logged, mut label) = (
+        String::with_capacity(path.len()),
+        String::with_capacity(path.len()),
+    );
+    for (i, seg) in path.split('/').enumerate() {
+        // An id is far longer than any route word, so it is tried first.
+        let (l, r) = if is_uuid(seg) {
             (seg, ":id")
+        } else if seg.is_empty() || ROUTE_WORDS.contains(&seg) {
+            (seg, seg)
         } else {
             ("_", "_")
         };
-        logged.push(l);
-        label.push(r);
+        if i > 0 {
+            logged.push('/');
+            label.push('/');
+        }
+        logged.push_str(l);
+        label.push_str(r);
     }
-    (logged.join("/"), label.join("/"))
+    (logged, label)
 }
 
 pub fn loggable_path(path: &str) -> String {
@@ -436,6 +444,10 @@ mod tests {
     #[test]
     fn unknown_path_segments_are_not_logged() {
         assert_eq!(loggable_path("/api/v1/me"), "/api/v1/me");
+        assert_eq!(loggable_path("/"), "/");
+        assert_eq!(loggable_path(""), "");
+        assert_eq!(loggable_path("/healthz"), "/healthz");
+        assert_eq!(loggable_path("/api//me/"), "/api//me/");
         assert_eq!(loggable_path("/workspaces/Jane%20Doe"), "/workspaces/_");
         let id = uuid::Uuid::now_v7().to_string();
         assert_eq!(
