@@ -12,9 +12,14 @@
 //! waits, a reader takes the whole queue in one run. The cost of the switch
 //! is shared by every read in the batch.
 //!
-//! When every reader thread is busy (long reads: an export, an index
-//! rebuild), a read goes to tokio's blocking pool instead, so short reads
-//! never queue behind long ones.
+//! A reader also holds its answers back while more reads are queued (at most
+//! 64 answers, or 200 µs, checked between reads) and then hands them over
+//! together, so the async worker wakes once for the batch and sends its
+//! responses in one burst instead of trading the core with the reader once
+//! per read. Long reads (exports, index rebuilds, audit verification) do not
+//! come here: they run on tokio's blocking pool. When every reader thread is
+//! busy, a read goes to the blocking pool too, so short reads never queue
+//! behind long ones.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
@@ -22,7 +27,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A read, run on a reader thread; what it returns hands the result to the
+/// waiting request (which wakes that request's task).
+type Job = Box<dyn FnOnce() -> Answer + Send>;
+type Answer = Box<dyn FnOnce() + Send>;
+
+/// At most this many answers are held back to be delivered together.
+const MAX_HELD: usize = 64;
+/// An answer is held back at most this long (checked between reads).
+const MAX_HOLD: std::time::Duration = std::time::Duration::from_micros(200);
 
 struct Readers {
     queue: crossbeam_channel::Sender<Job>,
@@ -48,10 +61,23 @@ fn start() -> Option<Readers> {
             .name(format!("aura-read-{i}"))
             .spawn(move || {
                 batch_policy();
-                while let Ok(job) = jobs.recv() {
-                    // A panicking read drops its answer channel, which
-                    // answers its caller with an error; the thread lives on.
-                    let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+                let mut held: Vec<Answer> = Vec::with_capacity(MAX_HELD);
+                while let Ok(first) = jobs.recv() {
+                    let started = std::time::Instant::now();
+                    let mut next = Some(first);
+                    while let Some(job) = next.take() {
+                        // A panicking read drops its answer channel, which
+                        // answers its caller with an error; the thread lives on.
+                        if let Ok(answer) = std::panic::catch_unwind(AssertUnwindSafe(job)) {
+                            held.push(answer);
+                        }
+                        if held.len() < MAX_HELD && started.elapsed() < MAX_HOLD {
+                            next = jobs.try_recv().ok();
+                        }
+                    }
+                    for answer in held.drain(..) {
+                        answer();
+                    }
                 }
             });
         if let Err(e) = spawned {
@@ -66,8 +92,13 @@ fn start() -> Option<Readers> {
     })
 }
 
-/// `SCHED_BATCH`: a woken reader does not preempt the thread that woke it.
-fn batch_policy() {
+/// `SCHED_BATCH` for the calling thread: once woken, it does not preempt
+/// the thread that is running. The reader threads use it, and so do the async
+/// workers (`main.rs`): a worker woken by a reader's answers or by the network
+/// then waits for the running thread's turn to end instead of cutting in, so
+/// readers and workers each finish their batch. The cost is wake-up latency
+/// when other programs keep the core busy: at most one scheduler slice.
+pub fn batch_policy() {
     use thread_priority::unix::{
         NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
         thread_native_id,
@@ -110,8 +141,13 @@ where
     };
     let (done, answer) = tokio::sync::oneshot::channel::<Result<T>>();
     let job: Job = Box::new(move || {
-        let _running = Running::start(&r.running);
-        let _ = done.send(f());
+        let out = {
+            let _running = Running::start(&r.running);
+            f()
+        };
+        Box::new(move || {
+            let _ = done.send(out);
+        })
     });
     if r.queue.send(job).is_err() {
         return Err(Error::internal("reader threads are gone"));
