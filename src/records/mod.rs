@@ -134,7 +134,7 @@ where
         + Send
         + 'static,
 {
-    let user = ctx.user.to_string();
+    let user = ctx.user;
     let defs = ctx.db.defs();
     let found = ctx
         .db
@@ -143,7 +143,7 @@ where
                 return Ok(None);
             };
             let teams = match &row.team_id {
-                Some(_) => crate::store::teams::teams_of(c, &user)?,
+                Some(_) => crate::store::teams::teams_of(c, &user.to_string())?,
                 None => Vec::new(),
             };
             Ok(Some((row, teams, out)))

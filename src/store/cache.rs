@@ -4,16 +4,16 @@
 //! collection definitions (its data.db).
 //!
 //! Invalidation is by construction, not by remembering to call something:
-//! - control.db entries are tagged with SQLite's `PRAGMA data_version` of a
-//!   dedicated watch connection, read before the entry's data was read. That
-//!   number changes whenever any other connection commits to control.db, in
-//!   this process or another (the `aura` CLI beside a running server). A
-//!   cached entry is served only while the number is unchanged, so every
-//!   change (logout, password change, disable, role change, removal, suspend,
-//!   deletion and move freezes, MFA policy, a session touch) empties every
-//!   map before the next request reads them. The number is read from the
-//!   WAL-index header at the start of control.db's `-shm` file (one `pread`,
-//!   no lock; see `Watch`), with `PRAGMA data_version` as the fallback.
+//! - control.db entries are tagged with a change number (`Watch`), read
+//!   before the entry's data was read. It moves whenever any connection
+//!   commits to control.db, in this process or another (the `aura` CLI
+//!   beside a running server): it follows the WAL-index header at the start
+//!   of control.db's `-shm` file (one `pread`, no lock), with `PRAGMA
+//!   data_version` of a dedicated connection as the fallback. A cached entry
+//!   is served only while the number is unchanged, so every change (logout,
+//!   password change, disable, role change, removal, suspend, deletion and
+//!   move freezes, MFA policy, a session touch) empties every map before the
+//!   next request reads them.
 //! - a collection definition is cached against its ciphertext: the row is
 //!   read on every request and the cached plaintext is used only when the
 //!   stored ciphertext is byte-for-byte the one it was decrypted from. Each
