@@ -304,3 +304,79 @@ fn snapshot(dir: &Path) -> BTreeMap<String, String> {
     }
     out
 }
+
+/// Finding 16 of issue 18: `aura init --dev --data-dir DIR` ignored `--dev`
+/// and wrote `/etc/aura/aura.toml` and `/etc/aura/master.key`, which every
+/// later command then picked up. In dev mode nothing is written outside the
+/// data dir: `init --dev` initialises the dev data dir (its dev key inside
+/// it, control.db) and says that `serve --dev` needs no init. The test runs
+/// the binary with its home and working dir in a temp dir and checks that
+/// `/etc/aura` is exactly as before (whether or not it exists on this
+/// machine; if this run created it, it is removed again).
+#[test]
+fn init_dev_writes_nothing_outside_its_data_dir() {
+    let etc = Path::new("/etc/aura");
+    let before = etc.exists().then(|| snapshot(etc));
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let data = dir.path().join("dev-data");
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::bin())
+            .current_dir(dir.path())
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("HOME", &home)
+            .env_remove("AURA_CONFIG")
+            .env_remove("AURA_DATA_DIR")
+            .env_remove("AURA_MASTER_KEY")
+            .env_remove("AURA_MASTER_KEY_FILE")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["init", "--dev"]);
+    let after = etc.exists().then(|| snapshot(etc));
+    if before.is_none() && after.is_some() {
+        std::fs::remove_dir_all(etc).unwrap();
+    }
+    assert_eq!(after, before, "init --dev left /etc/aura as it was");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("serve --dev"), "{text}");
+    assert!(data.join("dev-master.key").exists(), "{text}");
+    assert!(data.join("control.db").exists(), "{text}");
+    // Nothing beside the data dir: no config in the working dir, nothing in HOME.
+    let beside: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        {
+            let mut b = beside;
+            b.sort();
+            b
+        },
+        vec!["dev-data".to_owned(), "home".to_owned()]
+    );
+    assert_eq!(std::fs::read_dir(&home).unwrap().count(), 0);
+
+    // The dev data dir works with the dev key, and a second init keeps it.
+    let key = std::fs::read(data.join("dev-master.key")).unwrap();
+    let out = run(&["init", "--dev"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(data.join("dev-master.key")).unwrap(), key);
+    let out = run(&["--dev", "workspace", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(etc.exists().then(|| snapshot(etc)), before);
+}

@@ -313,6 +313,38 @@ async fn the_ssrf_guard_refuses_private_addresses_unless_allow_listed() {
     w.server.stop();
 }
 
+/// Finding 15 of issue 18: the IPv4-translated form (`::ffff:0:a.b.c.d`) and
+/// the NAT64 prefixes (`64:ff9b::/96`, the local-use `64:ff9b:1::/48`) carry
+/// an IPv4 address a NAT64 gateway or SIIT translator connects to; they are
+/// refused like the other embedded forms, and nothing is stored.
+#[tokio::test]
+async fn the_ssrf_guard_refuses_ipv4_translated_and_nat64_addresses() {
+    let w = workspace(&[]).await;
+    for url in [
+        "https://[::ffff:0:127.0.0.1]/hook",
+        "https://[::ffff:0:169.254.169.254]/latest/meta-data/",
+        "https://[::ffff:0:a00:1]/hook",
+        "https://[64:ff9b::127.0.0.1]/hook",
+        "https://[64:ff9b::10.0.0.1]/hook",
+        "https://[64:ff9b::169.254.169.254]/hook",
+        "https://[64:ff9b:1::a9fe:a9fe]/hook",
+        "https://[64:ff9b:1::8.8.8.8]/hook",
+        "https://[64:ff9b:1:7f00:1::]/hook",
+    ] {
+        let (s, p) = w
+            .post(
+                "/webhooks",
+                json!({"url": url, "events": ["record.created"]}),
+            )
+            .await;
+        assert_eq!(s, 422, "{url}: {p}");
+        assert_eq!(p["errors"][0]["field"], "url", "{p}");
+    }
+    let hooks = w.get("/webhooks").await;
+    assert_eq!(hooks["items"].as_array().map(Vec::len), Some(0), "{hooks}");
+    w.server.stop();
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -531,3 +531,74 @@ async fn browser_sign_in_takes_the_code_in_a_second_step() {
     server.stop();
     assert_eq!(audit_count(&env, "auth.mfa_failed"), 1);
 }
+
+/// Finding 6 of issue 18: the limit on wrong codes was checked before a
+/// code was evaluated and counted after, so 1,000 parallel wrong codes got
+/// 19 evaluations. Check and count are now one step: however many arrive at
+/// once, at most five are evaluated (answered 401 and audited as
+/// `auth.mfa_failed`), the rest get 429, and then even the right code waits.
+#[tokio::test]
+async fn parallel_wrong_codes_get_no_more_than_five_evaluations() {
+    let env = Env::new();
+    env.create_user("ivy@example.com", "Ivy");
+    let server = env.start();
+    let (secret, _, _) = enrol(&signed_in(&server, "ivy@example.com").await, &server).await;
+
+    // The browser's code step: one password check, then codes alone.
+    let b = client(&server);
+    let csrf = common::page_csrf(&b, &server.url("/login")).await;
+    let page = b
+        .post(server.url("/login"))
+        .form(&[
+            ("email", "ivy@example.com"),
+            ("password", PASSWORD),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let pending = hidden(&page, "mfa_token");
+    let csrf = common::csrf_from(&page);
+    let url = server.url("/login");
+    let step = |code: String| {
+        b.post(url.clone())
+            .form(&[
+                ("mfa_token", pending.clone()),
+                ("code", code),
+                ("csrf", csrf.clone()),
+            ])
+            .send()
+    };
+
+    let wrong = wrong_code(&secret);
+    let tries: Vec<_> = (0..1000)
+        .map(|_| tokio::spawn(step(wrong.clone())))
+        .collect();
+    let mut answers = std::collections::BTreeMap::<String, usize>::new();
+    for t in tries {
+        let key = match t.await.unwrap() {
+            Ok(r) => r.status().as_u16().to_string(),
+            Err(e) => format!("transport error: {e}"),
+        };
+        *answers.entry(key).or_default() += 1;
+    }
+    let evaluated = answers.get("401").copied().unwrap_or(0);
+    assert!(evaluated <= 5, "{evaluated} codes evaluated: {answers:?}");
+    assert!(
+        answers.get("429").copied().unwrap_or(0) >= 995,
+        "{answers:?}"
+    );
+
+    // The right code now waits too.
+    let r = step(code_next(&secret)).await.unwrap();
+    assert_eq!(r.status(), 429, "the limit holds for the right code");
+    server.stop();
+    assert!(
+        audit_count(&env, "auth.mfa_failed") <= 5,
+        "{} wrong codes were evaluated",
+        audit_count(&env, "auth.mfa_failed")
+    );
+}

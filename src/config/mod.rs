@@ -218,19 +218,21 @@ pub fn dev_key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("dev-master.key")
 }
 
-/// Loads and validates. In dev mode a missing file is fine; otherwise a file
-/// named explicitly must exist, and the default path is used when present.
+/// Loads and validates. A file named explicitly must exist; otherwise the
+/// default path is used when present, except in dev mode, which runs with no
+/// file at all (so `--dev` never picks up an installed appliance's config,
+/// its data dir or its key).
 pub fn load(ov: &Overrides) -> Result<Config> {
     let mut fig = Figment::from(Serialized::defaults(FileConfig::default()));
     let explicit = ov.config_path.clone();
     let path = explicit
         .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        .or_else(|| (!ov.dev).then(|| PathBuf::from(DEFAULT_CONFIG_PATH)));
     let mut source = None;
-    if path.exists() {
+    if let Some(path) = path.filter(|p| p.exists()) {
         fig = fig.merge(Toml::file_exact(&path));
-        source = Some(path.clone());
-    } else if explicit.is_some() {
+        source = Some(path);
+    } else if let Some(path) = &explicit {
         return Err(Error::Config(format!(
             "config file {} does not exist; create it with `aura init --config {}`",
             path.display(),

@@ -268,37 +268,41 @@ pub struct SlidingWindow {
 }
 
 impl SlidingWindow {
-    /// Seconds to wait when `key` already has `limit` hits inside `window`.
-    pub fn retry_after(&self, key: &str, now: i64, limit: u32, window: i64) -> Option<u64> {
+    /// Counts one attempt, or refuses it (`RateLimited`) when `key` already
+    /// has `limit` inside `window`. The check and the count happen under one
+    /// lock, so parallel attempts cannot all pass the check before any of
+    /// them is counted.
+    pub fn hit(&self, key: &str, now: i64, limit: u32, window: i64) -> Result<()> {
         let mut map = self.hits.lock().unwrap_or_else(|p| p.into_inner());
-        let q = map.get_mut(key)?;
+        if map.len() > SWEEP_ABOVE {
+            map.retain(|_, q| q.back().is_some_and(|t| *t > now - window));
+        }
+        let q = map.entry(key.to_owned()).or_default();
         while q.front().is_some_and(|t| *t <= now - window) {
             q.pop_front();
         }
         if q.len() as u64 >= u64::from(limit) {
             let oldest = q.front().copied().unwrap_or(now);
-            Some((oldest + window - now).max(1) as u64)
-        } else {
-            None
+            return Err(Error::RateLimited {
+                retry_after_secs: (oldest + window - now).max(1) as u64,
+            });
         }
-    }
-
-    /// Counts one attempt, or refuses it (`RateLimited`) when `key` already
-    /// has `limit` inside `window`.
-    pub fn hit(&self, key: &str, now: i64, limit: u32, window: i64) -> Result<()> {
-        if let Some(retry_after_secs) = self.retry_after(key, now, limit, window) {
-            return Err(Error::RateLimited { retry_after_secs });
-        }
-        self.record(key, now, window);
+        q.push_back(now);
         Ok(())
     }
 
-    pub fn record(&self, key: &str, now: i64, window: i64) {
+    /// Takes back one attempt counted at `at` by `hit` (it turned out not to
+    /// count against the limit, e.g. a right second-factor code).
+    pub fn give_back(&self, key: &str, at: i64) {
         let mut map = self.hits.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > SWEEP_ABOVE {
-            map.retain(|_, q| q.back().is_some_and(|t| *t > now - window));
+        if let Some(q) = map.get_mut(key) {
+            if let Some(i) = q.iter().rposition(|t| *t == at) {
+                q.remove(i);
+            }
+            if q.is_empty() {
+                map.remove(key);
+            }
         }
-        map.entry(key.to_owned()).or_default().push_back(now);
     }
 }
 
@@ -460,6 +464,24 @@ mod tests {
             assert_eq!(b.check(b"z", 103, 0), Admit::Go, "0 turns it off");
             b.start(b"z");
         }
+    }
+
+    #[test]
+    fn sliding_window_hits_count_as_they_are_checked_and_can_be_given_back() {
+        let w = SlidingWindow::default();
+        for _ in 0..5 {
+            w.hit("k", 100, 5, 300).unwrap();
+        }
+        assert!(matches!(
+            w.hit("k", 101, 5, 300),
+            Err(Error::RateLimited {
+                retry_after_secs: 299
+            })
+        ));
+        w.give_back("k", 100);
+        w.hit("k", 102, 5, 300).unwrap();
+        assert!(w.hit("k", 102, 5, 300).is_err());
+        assert!(w.hit("k", 400, 5, 300).is_ok(), "the window moved on");
     }
 
     #[test]

@@ -6,8 +6,13 @@
 //!   any, stays and is still asked for at sign-in).
 //!
 //! A link works once, for 15 minutes. Asking for one always gets the same
-//! answer at the same speed (the mail goes out in the background), whether
-//! or not the address has an account; requests are limited per IP.
+//! answer at the same speed, whether or not the address has an account: the
+//! request answers after the checks that do not depend on the address (on,
+//! valid, the per-IP limit), and everything that does (the lookup, the stored
+//! link and its audit entry, the mail) runs in a background task after the
+//! answer. Requests are limited per IP.
+
+use std::sync::Arc;
 
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
@@ -51,9 +56,11 @@ pub fn reset_enabled(state: &AppState) -> bool {
     state.mailer.configured()
 }
 
-/// Asks for a link. Answers `Ok` for any address (rate limited per IP).
+/// Asks for a link. Answers `Ok` for any address (rate limited per IP),
+/// before any work whose cost depends on the address: that runs in the
+/// background (`send_link`), so the answer's timing tells nothing.
 pub async fn request(
-    state: &AppState,
+    state: &Arc<AppState>,
     email: &str,
     purpose: Purpose,
     meta: &RequestMeta,
@@ -72,6 +79,25 @@ pub async fn request(
         .limits
         .magic
         .hit(&ip, now, REQUESTS_PER_IP, REQUEST_WINDOW)?;
+    let state = Arc::clone(state);
+    let meta = meta.clone();
+    tokio::spawn(async move {
+        if let Err(e) = send_link(&state, email, purpose, now, &meta).await {
+            tracing::warn!(error = %e, "sending a link by mail failed");
+        }
+    });
+    Ok(())
+}
+
+/// The part of a request that depends on the address: for an account that
+/// may have a link, stores its hash with the audit entry, then mails it.
+async fn send_link(
+    state: &AppState,
+    email: String,
+    purpose: Purpose,
+    now: i64,
+    meta: &RequestMeta,
+) -> Result<()> {
     let keys = state.control.keys.clone();
     let e = email.clone();
     let user = state
@@ -118,14 +144,7 @@ pub async fn request(
             "{what}: {link}\n\nThe link works once, for 15 minutes. If you did not ask for it, ignore this mail.\n"
         ),
     };
-    // In the background, so a known address answers as fast as an unknown one.
-    let st = std::sync::Arc::clone(&state.mailer);
-    tokio::spawn(async move {
-        if let Err(e) = st.send(mail).await {
-            tracing::warn!(error = %e, "sending a sign-in link failed");
-        }
-    });
-    Ok(())
+    state.mailer.send(mail).await
 }
 
 /// Spends a sign-in link and returns its account (`Unauthenticated` when it

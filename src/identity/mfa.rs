@@ -6,6 +6,9 @@
 //! - A code is accepted once: the newest step used is stored, and an older or
 //!   equal step is refused.
 //! - At most `TRIES` wrong codes per account per `TRY_WINDOW`; then 429.
+//!   A code takes its try before it is evaluated (check and count are one
+//!   step), and a right code gives it back, so parallel codes get no more
+//!   evaluations than sequential ones.
 //! - Removing the factor needs the password and a current code.
 
 use std::collections::HashMap;
@@ -125,15 +128,15 @@ pub async fn confirm(
             "there is no enrolment to confirm; start one first".into(),
         ));
     };
-    limit(state, user)?;
     let now = state.clock.unix();
+    take_try(state, user, now)?;
     let Some(step) = matching_step(&row.secret, &normalize(code), now) else {
-        state.limits.totp.record(&key(user), now, TRY_WINDOW);
         return Err(Error::field(
             "code",
             "does not match; check the time on your device",
         ));
     };
+    state.limits.totp.give_back(&key(user), now);
     let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
     let hashes: Vec<Vec<u8>> = codes.iter().map(|c| hash_token(&normalize(c))).collect();
     super::self_change(state, user, "mfa.enabled", now, meta, move |tx| {
@@ -195,16 +198,12 @@ fn key(user: UserId) -> String {
     format!("totp:{user}")
 }
 
-fn limit(state: &AppState, user: UserId) -> Result<()> {
-    let now = state.clock.unix();
-    match state
-        .limits
-        .totp
-        .retry_after(&key(user), now, TRIES, TRY_WINDOW)
-    {
-        Some(retry_after_secs) => Err(Error::RateLimited { retry_after_secs }),
-        None => Ok(()),
-    }
+/// Takes one of the account's tries before a code is evaluated, or refuses
+/// (429) when none is left. Check and count happen under one lock, so
+/// however many codes arrive at once, at most `TRIES` are evaluated per
+/// window; a code that turns out right gives its try back (`give_back`).
+fn take_try(state: &AppState, user: UserId, now: i64) -> Result<()> {
+    state.limits.totp.hit(&key(user), now, TRIES, TRY_WINDOW)
 }
 
 /// A code that checked out, not yet spent. The caller spends it with
@@ -249,9 +248,9 @@ pub async fn check_code(
     code: &str,
     meta: &RequestMeta,
 ) -> Result<Proof> {
-    limit(state, user)?;
-    let keys = state.control.keys.clone();
     let now = state.clock.unix();
+    take_try(state, user, now)?;
+    let keys = state.control.keys.clone();
     let code = normalize(code);
     let recovery = hash_token(&code);
     let probe = recovery.clone();
@@ -269,9 +268,9 @@ pub async fn check_code(
         })
         .await?;
     if let Some(kind) = found {
+        state.limits.totp.give_back(&key(user), now);
         return Ok(Proof { user, kind });
     }
-    state.limits.totp.record(&key(user), now, TRY_WINDOW);
     super::self_change(state, user, "auth.mfa_failed", now, meta, |_| Ok(())).await?;
     Err(Error::MfaInvalid)
 }

@@ -1,8 +1,12 @@
 //! The SSRF guard of outbound webhooks. An address that is not globally
 //! routable (unspecified, loopback, private, link-local, CGNAT, documentation,
 //! benchmarking, reserved, multicast, broadcast, unique-local, and the IPv6
-//! forms that embed such an IPv4 address) is refused unless the operator
-//! allow-lists it (`integrations.allowed_cidrs`).
+//! forms that embed such an IPv4 address: mapped `::ffff:a.b.c.d`, translated
+//! `::ffff:0:a.b.c.d`, compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4)
+//! is refused unless the operator allow-lists it (`integrations.allowed_cidrs`).
+//! The local-use NAT64 prefix `64:ff9b:1::/48` is refused whatever it
+//! carries: where its IPv4 address sits depends on the operator's prefix
+//! length, so it cannot be read back reliably, and it is never global.
 //!
 //! The check runs where the connection is made: the delivery client resolves
 //! names through `GuardedResolver`, which drops every refused address, so the
@@ -41,13 +45,16 @@ fn v4_global(ip: Ipv4Addr) -> bool {
         || o[0] >= 224) // multicast, reserved, broadcast
 }
 
-/// The IPv4 address an IPv6 address carries (mapped, compatible, NAT64,
-/// 6to4), which is what a connection to it would reach.
+/// The IPv4 address an IPv6 address carries (mapped, translated, compatible,
+/// NAT64, 6to4), which is what a connection to it would reach.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
     let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     if let Some(v4) = ip.to_ipv4_mapped() {
         return Some(v4);
+    }
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return Some(tail); // ::ffff:0:a.b.c.d (IPv4-translated, RFC 2765 SIIT)
     }
     if s[..6] == [0, 0, 0, 0, 0, 0] && !(s[6] == 0 && s[7] <= 1) {
         return Some(tail); // ::a.b.c.d (deprecated IPv4-compatible)
@@ -79,6 +86,7 @@ fn v6_global(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xff00) == 0xff00             // multicast
         || (s[0] == 0x2001 && s[1] == 0x0db8)    // documentation
         || (s[0] == 0x2001 && s[1] == 0)         // Teredo
+        || (s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 64:ff9b:1::/48
         || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard-only
         || s[..6] == [0, 0, 0, 0, 0, 0]) // the rest of ::/96
 }
@@ -260,6 +268,44 @@ mod tests {
         ] {
             assert!(is_global(ip(a)), "{a} is global");
         }
+    }
+
+    /// Finding 15 of issue 18: the IPv4-translated form and both NAT64
+    /// prefixes reach an IPv4 address through a translator.
+    #[test]
+    fn ipv4_translated_and_nat64_forms_are_refused() {
+        for a in [
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:169.254.169.254",
+            "::ffff:0:10.0.0.1",
+            "::ffff:0:0.0.0.0",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::10.1.2.3",
+            "64:ff9b::192.168.0.1",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1::8.8.8.8",
+            "64:ff9b:1:7f00:1::",
+            "64:ff9b:1:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            assert!(!is_global(ip(a)), "{a} must be refused");
+            assert!(!Policy::default().permits(ip(a)), "{a}");
+            assert!(
+                Policy::default()
+                    .check_url(&format!("https://[{a}]/x"))
+                    .is_err(),
+                "{a}"
+            );
+        }
+        // A global IPv4 address behind the well-known NAT64 prefix or the
+        // translated form is what a connection would reach: allowed.
+        for a in ["::ffff:0:8.8.8.8", "64:ff9b::8.8.8.8"] {
+            assert!(is_global(ip(a)), "{a} is global");
+        }
+        // The operator's allow-list opens them by the IPv4 address they carry.
+        let open = Policy::new(vec!["127.0.0.0/8".parse().unwrap()]);
+        assert!(open.permits(ip("::ffff:0:127.0.0.1")));
+        assert!(open.permits(ip("64:ff9b::127.0.0.1")));
+        assert!(!open.permits(ip("64:ff9b:1::127.0.0.1")));
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! CSV export and import of one collection. Export streams pages of decrypted
 //! rows straight into the response; import parses the uploaded body in
 //! memory, validates every row, and writes all of them in one transaction or
-//! none. Neither touches a temp file, so no plaintext lands on disk.
+//! none. Neither touches a temp file, so no plaintext lands on disk. Cells
+//! that a spreadsheet would run as a formula are neutralised on the way out
+//! and restored on the way in (`csv_cell`).
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
+use super::csv_cell::{neutralise, restore};
 use super::schema::{Field, RecordAction};
 use super::{TxLookup, load_for, member_ids, rfc3339_ms, values};
 use crate::access::enter::TenantCtx;
@@ -114,7 +117,7 @@ pub async fn import(
     let mut errors = Vec::new();
     let mut columns = Vec::new();
     for (i, h) in headers.iter().enumerate() {
-        let h = h.trim();
+        let h = restore(h.trim());
         if matches!(h, "id" | "created_at" | "updated_at") {
             columns.push(None);
             continue;
@@ -155,7 +158,7 @@ pub async fn import(
         let mut map = Map::new();
         for (cell, col) in rec.iter().zip(&columns) {
             let Some(f) = col else { continue };
-            match values::from_text(f, cell) {
+            match values::from_text(f, restore(cell)) {
                 Ok(Some(v)) => {
                     map.insert(f.name.clone(), v);
                 }
@@ -225,13 +228,14 @@ pub async fn import(
 }
 
 /// CSV lines for a page of records (`id`, `created_at`, `updated_at`, then one
-/// column per field), with the header line first when `header`.
+/// column per field), with the header line first when `header`. Every cell
+/// (field names too) is neutralised against spreadsheet formulas.
 pub fn csv_rows(fields: &[Field], page: &[RecordRow], header: bool) -> Option<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut ok = true;
     if header {
         let mut h = vec!["id".to_owned(), "created_at".into(), "updated_at".into()];
-        h.extend(fields.iter().map(|f| f.name.clone()));
+        h.extend(fields.iter().map(|f| neutralise(&f.name).into_owned()));
         ok &= w.write_record(&h).is_ok();
     }
     for r in page {
@@ -243,7 +247,7 @@ pub fn csv_rows(fields: &[Field], page: &[RecordRow], header: bool) -> Option<Ve
         row.extend(fields.iter().map(|f| {
             r.values
                 .get(&f.id)
-                .map(|v| values::to_text(f, v))
+                .map(|v| neutralise(&values::to_text(f, v)).into_owned())
                 .unwrap_or_default()
         }));
         ok &= w.write_record(&row).is_ok();

@@ -6,6 +6,7 @@
 //! record permissions.
 
 mod collections;
+pub mod csv_cell;
 pub mod csv_io;
 mod list;
 pub mod rights;

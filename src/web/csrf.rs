@@ -4,11 +4,16 @@
 //! before sign-in (the login form) it is a random value also set as a cookie
 //! (double submit). JSON calls are covered by the origin rule plus the
 //! `application/json` content type, which no cross-site form can send.
+//!
+//! A state-changing UI route takes nothing but a form body
+//! (`application/x-www-form-urlencoded` or `multipart/form-data`): any other
+//! content type, or none, is refused with 415 before the token is looked
+//! for, so no body can reach a form handler without passing the token check.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use poem::Request;
-use poem::http::{StatusCode, header};
+use poem::http::{Method, StatusCode, header};
 use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
@@ -89,11 +94,34 @@ fn refused(detail: &str) -> Problem {
     .detail(detail.to_owned())
 }
 
-/// Checks a form post's token. Multipart forms must send the token in the
-/// `x-csrf-token` header (the body is not parsed here).
+/// A state-changing request outside the JSON API: a UI form post. (Inbound
+/// webhooks under `/hooks/` are not checked here at all; see the middleware.)
+fn is_ui_write(req: &Request) -> bool {
+    !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && !req.uri().path().starts_with("/api/")
+}
+
+fn not_a_form() -> Problem {
+    Problem::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "urn:aura:problem:not-a-form",
+        "Only form posts are accepted here",
+    )
+    .detail(
+        "this address takes application/x-www-form-urlencoded or multipart/form-data; reload the page and try again",
+    )
+}
+
+/// Checks a form post's token; a UI write that is not a form is refused
+/// first. Multipart forms must send the token in the `x-csrf-token` header
+/// (the body is not parsed here).
 pub fn check_form(req: &Request, state: &AppState) -> Result<(), Problem> {
     if !is_form(req) {
-        return Ok(());
+        return if is_ui_write(req) {
+            Err(not_a_form())
+        } else {
+            Ok(())
+        };
     }
     let sent = if let Some(h) = req
         .headers()
