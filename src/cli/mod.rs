@@ -45,7 +45,8 @@ pub struct Global {
     /// Data directory (overrides the config's data_dir).
     #[arg(long, global = true, env = "AURA_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Dev mode: no config needed, data in ./aura-dev, dev master key kept there.
+    /// Dev mode: no config read unless --config names one, data in ./aura-dev,
+    /// dev master key kept there; nothing is written outside the data dir.
     #[arg(long, global = true)]
     pub dev: bool,
 }
