@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 pub struct DataLimitsConfig {
     /// Collections one workspace may define.
     pub max_collections: usize,
-    /// Fields one collection may define (retired fields count too).
+    /// Fields one collection may define (retired fields count too); at most
+    /// the schema's own limit of 100.
     pub max_fields: usize,
     /// Bytes of one collection's definition (name, fields, options,
     /// permissions) as stored.
@@ -43,7 +44,7 @@ impl Default for DataLimitsConfig {
     fn default() -> Self {
         Self {
             max_collections: 500,
-            max_fields: 200,
+            max_fields: 100,
             max_definition_bytes: 256 * 1024,
             search_concurrent: 4,
             search_queue: 64,
@@ -78,6 +79,10 @@ impl DataLimitsConfig {
             if v == 0 {
                 return Err(format!("key `data_limits.{key}` must be above 0"));
             }
+        }
+        // The schema's own limit (records::schema::MAX_FIELDS).
+        if self.max_fields > 100 {
+            return Err("key `data_limits.max_fields` must be at most 100".into());
         }
         if self.max_definition_bytes < 4096 {
             return Err("key `data_limits.max_definition_bytes` must be at least 4096".into());
