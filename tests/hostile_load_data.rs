@@ -132,13 +132,14 @@ async fn finding4_large_audit_log_verifies_and_exports_concurrently_within_a_mem
         .await;
     assert_eq!(s, 201, "{rec}");
     let rid = rec["id"].as_str().unwrap().to_owned();
-    // Each edit replaces ten 20,000-character values: unbounded, an audit
-    // entry would hold ~400 KB of before and after.
-    let edits = 250;
+    // Each edit replaces three 19,000-character values (just under the 64 KiB
+    // JSON body limit): unbounded, an audit entry holds ~114 KB of before and
+    // after, as in the report (1.4 GB from 12,000 edits).
+    let edits = 1_200;
     let started = Instant::now();
     for _ in 0..edits {
-        let values: serde_json::Map<String, Value> = (0..10)
-            .map(|i| (format!("Notes{i}"), json!(random_text(20_000))))
+        let values: serde_json::Map<String, Value> = (0..3)
+            .map(|i| (format!("Notes{i}"), json!(random_text(19_000))))
             .collect();
         let (s, b) = w
             .patch(
@@ -158,7 +159,7 @@ async fn finding4_large_audit_log_verifies_and_exports_concurrently_within_a_mem
     let (_, page) = w.get("/audit?action=record.updated&limit=1").await;
     let after = page["items"][0]["after"].to_string();
     assert!(
-        after.len() < 40_000 && after.contains("[truncated: 20000 bytes, sha256 "),
+        after.len() < 40_000 && after.contains("[truncated: 19000 bytes, sha256 "),
         "a bounded audit detail: {} bytes",
         after.len()
     );
