@@ -38,6 +38,8 @@ pub struct AppState {
     pub reloadable: std::sync::RwLock<Reloadable>,
     /// Workspace exports being written or waiting for download.
     pub exports: crate::export::jobs::ExportJobs,
+    /// Pools and caps of the heavy data paths (`[data_limits]`).
+    pub bounds: crate::bounds::DataBounds,
 }
 
 /// The part of the config that takes effect on SIGHUP.
@@ -110,7 +112,9 @@ impl AppState {
         let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);
         let passkeys = crate::identity::passkeys::Passkeys::from_config(&config);
         let exports = crate::export::jobs::ExportJobs::new(&config.data_dir);
+        let bounds = crate::bounds::DataBounds::new(&config.file.data_limits);
         Ok(Self {
+            bounds,
             exports,
             passkeys,
             mailer,
@@ -159,6 +163,10 @@ pub async fn serve_with<A: poem::listener::Acceptor + 'static>(
     let jobs = crate::ops::jobs::spawn(Arc::clone(&state));
     let watchdog = crate::ops::systemd::spawn_watchdog(Arc::clone(&state));
     crate::ops::systemd::ready(&format!("serving {}", state.config.public_url));
+    // Response bodies get a write deadline: a reader that takes nothing for
+    // the stall window loses its connection (docs/operations.md, limits).
+    let stall = Duration::from_secs(state.config.file.data_limits.export_stall_secs);
+    let acceptor = crate::bounds::paced::DeadlineAcceptor::new(acceptor, stall);
     Server::new_with_acceptor(acceptor)
         .idle_timeout(Duration::from_secs(75))
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(30)))

@@ -13,6 +13,7 @@ pub mod access;
 pub mod app;
 pub mod audit;
 pub mod backup;
+pub mod bounds;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -5,7 +5,9 @@
 use serde_json::json;
 
 use super::signing::{CheckpointBody, stored_public_key};
-use super::verify::{ChainReport, verify};
+use std::collections::{HashMap, HashSet};
+
+use super::verify::{ChainReport, Verifier};
 use super::{Actor, NewEntry, RequestMeta};
 use crate::access::Grant;
 use crate::error::Result;
@@ -147,60 +149,108 @@ pub fn checkpoint_all(
     Ok(signed)
 }
 
+/// Entries read per page while verifying: memory stays at one page however
+/// long the chain is.
+const VERIFY_PAGE: i64 = 128;
+
+/// Verifies one chain, streaming it page by page (keyset by seq) inside one
+/// read snapshot, so a concurrent append or retention cannot tear it.
 pub fn verify_chain(control: &Control, pool: &TenantPool, chain: Chain) -> Result<ChainReport> {
     let scope = chain.scope();
     let (checkpoints, pk) = control
         .db
         .read(|c| Ok((sql::checkpoints(c, &scope)?, stored_public_key(c)?)))?;
-    let (entries, sealer) = match chain {
-        Chain::Platform => (control.db.read(sql::all_entries)?, None),
+    let mut v = Verifier::new(&scope, &checkpoints, pk.as_ref());
+    let mut unlisted = None;
+    match chain {
+        Chain::Platform => control
+            .db
+            .read(|c| sql::in_snapshot(c, || walk(c, None, &mut v, &mut unlisted)))?,
         Chain::Workspace(ws) => {
             let t = open_tenant(control, pool, ws, "audit verification")?;
-            let entries = t.read_blocking(|c, _| sql::all_entries(c))?;
-            (entries, Some(t))
+            t.read_blocking(|c, s| sql::in_snapshot(c, || walk(c, Some(s), &mut v, &mut unlisted)))?;
         }
-    };
-    let mut report = verify(&scope, &entries, &checkpoints, pk.as_ref());
-    if let (true, Some(t)) = (report.ok(), sealer) {
-        if let Some((seq, reason)) = redactions_unlisted(&entries, t.sealer()) {
-            report.first_bad_seq = Some(seq);
-            report.reason = Some(reason);
-        }
+    }
+    let mut report = v.finish();
+    if let (true, Some((seq, reason))) = (report.ok(), unlisted) {
+        report.first_bad_seq = Some(seq);
+        report.reason = Some(reason);
     }
     Ok(report)
 }
 
-/// With the workspace key, a replaced entry must also be listed by the entry
-/// that replaced it (its sealed `audit_seqs`), so an anonymisation cannot be
-/// borrowed to cover a hand edit of any other entry.
-fn redactions_unlisted(
-    entries: &[super::StoredEntry],
-    sealer: &crate::crypto::Sealer,
-) -> Option<(i64, String)> {
-    let first = entries.first()?.seq;
-    for e in entries {
-        let Some(by) = e.redacted_by else { continue };
-        let listed = usize::try_from(by - first)
-            .ok()
-            .and_then(|i| entries.get(i))
-            .map(|r| super::search::detail(r, sealer))
-            .and_then(|d| {
-                ["after", "before"].iter().find_map(|side| {
-                    d.get(side)
-                        .and_then(|s| s.get("audit_seqs"))
-                        .and_then(|a| a.as_array())
-                        .map(|a| a.iter().any(|v| v.as_i64() == Some(e.seq)))
-                })
-            })
-            .unwrap_or(false);
-        if !listed {
-            return Some((
-                e.seq,
-                format!("the entry's details were replaced, but entry {by} does not list it"),
-            ));
+/// Verifies the chain in `conn` (a restored copy, say) without the
+/// workspace key, streaming it like `verify_chain`.
+pub fn verify_conn(
+    conn: &rusqlite::Connection,
+    scope: &str,
+    checkpoints: &[super::verify::SignedCheckpoint],
+    public_key: Option<&[u8; 32]>,
+) -> Result<ChainReport> {
+    let mut v = Verifier::new(scope, checkpoints, public_key);
+    sql::in_snapshot(conn, || walk(conn, None, &mut v, &mut None))?;
+    Ok(v.finish())
+}
+
+/// Feeds every entry to the verifier. With the workspace key, a replaced
+/// entry must also be listed by the entry that replaced it (its sealed
+/// `audit_seqs`), so an anonymisation cannot be borrowed to cover a hand edit
+/// of any other entry; the first that is not lands in `unlisted`.
+fn walk(
+    c: &rusqlite::Connection,
+    sealer: Option<&crate::crypto::Sealer>,
+    v: &mut Verifier,
+    unlisted: &mut Option<(i64, String)>,
+) -> Result<()> {
+    // The lists of the few replacing entries met lately, by their seq.
+    let mut lists: HashMap<i64, HashSet<i64>> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let page = sql::entries_after(c, after, VERIFY_PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in &page {
+            v.feed(e, &mut |seq| {
+                sql::entry(c, seq).ok().flatten().map(|r| r.action)
+            });
+            let (Some(sealer), Some(by), None) = (sealer, e.redacted_by, &unlisted) else {
+                continue;
+            };
+            if !lists.contains_key(&by) {
+                if lists.len() >= 64 {
+                    lists.clear();
+                }
+                let listed = sql::entry(c, by)?
+                    .map(|r| listed_seqs(&r, sealer))
+                    .unwrap_or_default();
+                lists.insert(by, listed);
+            }
+            if !lists.get(&by).is_some_and(|l| l.contains(&e.seq)) {
+                *unlisted = Some((
+                    e.seq,
+                    format!("the entry's details were replaced, but entry {by} does not list it"),
+                ));
+            }
+        }
+        if (page.len() as i64) < VERIFY_PAGE {
+            break;
         }
     }
-    None
+    Ok(())
+}
+
+/// The seqs a replacing entry lists in its sealed `audit_seqs`.
+fn listed_seqs(r: &super::StoredEntry, sealer: &crate::crypto::Sealer) -> HashSet<i64> {
+    let d = super::search::detail(r, sealer);
+    ["after", "before"]
+        .iter()
+        .filter_map(|side| {
+            d.get(side)
+                .and_then(|s| s.get("audit_seqs"))
+                .and_then(|a| a.as_array())
+        })
+        .flat_map(|a| a.iter().filter_map(|v| v.as_i64()))
+        .collect()
 }
 
 pub fn record_verification(control: &Control, report: &ChainReport, now: i64) -> Result<()> {

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::records::csv_cell::neutralise;
 use crate::store::audit::{self as sql, SqlFilter};
 
-const BATCH: i64 = 1_000;
+const BATCH: i64 = 200;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -150,54 +150,94 @@ pub fn write(
     header: &CheckpointLine,
     sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
 ) -> Result<u64> {
+    sink(head_bytes(format, header)?)?;
+    let mut after = 0;
+    let mut count = 0u64;
+    loop {
+        let page = page(conn, sealer, filter, format, header, after)?;
+        count += page.entries;
+        sink(page.bytes)?;
+        match page.next_after {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    Ok(count)
+}
+
+/// What comes before the entries: the checkpoint line, or the CSV header.
+pub fn head_bytes(format: Format, header: &CheckpointLine) -> Result<Vec<u8>> {
     match format {
         Format::Ndjson => {
             let mut line = serde_json::to_vec(header)?;
             line.push(b'\n');
-            sink(line)?;
+            Ok(line)
         }
         Format::Csv => {
             let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
             w.write_record(CSV_HEADER)
                 .map_err(|e| Error::internal(format!("csv: {e}")))?;
-            sink(
-                w.into_inner()
-                    .map_err(|e| Error::internal(format!("csv: {e}")))?,
-            )?;
+            w.into_inner()
+                .map_err(|e| Error::internal(format!("csv: {e}")))
         }
     }
+}
+
+/// One bounded page of an export: entries after `after` (keyset by seq) up
+/// to the checkpoint, at most `BATCH` of them and about `PAGE_BYTES`.
+pub struct Page {
+    pub bytes: Vec<u8>,
+    pub entries: u64,
+    /// Where the next page starts; None when this was the last.
+    pub next_after: Option<i64>,
+}
+
+/// A page stops growing past this many bytes, so a log of huge entries is
+/// still read in bounded pieces.
+pub const PAGE_BYTES: usize = 1 << 20;
+
+pub fn page(
+    conn: &Connection,
+    sealer: &Sealer,
+    filter: &SqlFilter,
+    format: Format,
+    header: &CheckpointLine,
+    after: i64,
+) -> Result<Page> {
     let mut f = filter.clone();
     f.max_seq = Some(header.seq);
     f.before_seq = None;
-    let mut after = 0;
-    let mut count = 0u64;
-    loop {
-        f.ascending_after = Some(after);
-        let batch = sql::query(conn, &f, BATCH)?;
-        let Some(last) = batch.last() else { break };
-        after = last.seq;
-        let mut chunk = Vec::with_capacity(batch.len() * 512);
-        for e in &batch {
-            let v = view(e, sealer);
-            match format {
-                Format::Ndjson => {
-                    let line = EntryLine {
-                        kind: "entry".into(),
-                        entry: serde_json::to_value(&v)?,
-                    };
-                    chunk.extend(serde_json::to_vec(&line)?);
-                    chunk.push(b'\n');
-                }
-                Format::Csv => chunk.extend(csv_row(&v)?),
+    f.ascending_after = Some(after);
+    let batch = sql::query(conn, &f, BATCH)?;
+    let full = batch.len() as i64 == BATCH;
+    let mut bytes = Vec::new();
+    let mut entries = 0u64;
+    let mut last = after;
+    for e in &batch {
+        let v = view(e, sealer);
+        match format {
+            Format::Ndjson => {
+                let line = EntryLine {
+                    kind: "entry".into(),
+                    entry: serde_json::to_value(&v)?,
+                };
+                bytes.extend(serde_json::to_vec(&line)?);
+                bytes.push(b'\n');
             }
-            count += 1;
+            Format::Csv => bytes.extend(csv_row(&v)?),
         }
-        sink(chunk)?;
-        if (batch.len() as i64) < BATCH {
+        entries += 1;
+        last = e.seq;
+        if bytes.len() >= PAGE_BYTES {
             break;
         }
     }
-    Ok(count)
+    let more = full || (entries as usize) < batch.len();
+    Ok(Page {
+        bytes,
+        entries,
+        next_after: (more && entries > 0).then_some(last),
+    })
 }
 
 /// The result of checking an NDJSON export offline.

@@ -6,6 +6,7 @@
 //! sealed like every other person-typed value; the chain commits to their
 //! ciphertext's hash.
 
+pub mod bounded;
 pub mod chains;
 pub mod export;
 pub mod search;
@@ -123,12 +124,12 @@ impl<'a> NewEntry<'a> {
     }
 
     pub fn after(mut self, v: serde_json::Value) -> Self {
-        self.after = Some(v);
+        self.after = Some(bounded::bound(v));
         self
     }
 
     pub fn before(mut self, v: serde_json::Value) -> Self {
-        self.before = Some(v);
+        self.before = Some(bounded::bound(v));
         self
     }
 }

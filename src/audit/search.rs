@@ -3,6 +3,7 @@
 //! details. Results are newest first with a cursor (the last seq returned).
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 use rusqlite::Connection;
 use serde::Serialize;
@@ -12,7 +13,7 @@ use super::StoredEntry;
 use crate::clock::rfc3339;
 use crate::crypto::{Sealer, Slot};
 use crate::error::{Error, Result};
-use crate::search::{IndexDoc, IndexQuery, MemIndex, regex_escape};
+use crate::search::{IndexDoc, IndexQuery, MemIndex, budget, regex_escape};
 use crate::store::audit::{self as sql, SqlFilter};
 
 pub const MAX_LIMIT: i64 = 200;
@@ -120,8 +121,14 @@ fn flatten(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// Indexes committed entries the index has not seen yet.
-pub fn catch_up(conn: &Connection, sealer: &Sealer, idx: &mut MemIndex) -> Result<()> {
+/// Indexes committed entries the index has not seen yet; stops at
+/// `deadline`, keeping what it indexed so far.
+pub fn catch_up(
+    conn: &Connection,
+    sealer: &Sealer,
+    idx: &mut MemIndex,
+    deadline: Option<Instant>,
+) -> Result<()> {
     // A workspace restored in place starts its index again.
     let generation = crate::store::tenant_settings::generation(conn).unwrap_or(0);
     if generation != idx.generation {
@@ -129,7 +136,12 @@ pub fn catch_up(conn: &Connection, sealer: &Sealer, idx: &mut MemIndex) -> Resul
         idx.generation = generation;
     }
     let mut changed = false;
+    let mut out_of_time = false;
     loop {
+        if budget::past(deadline) {
+            out_of_time = true;
+            break;
+        }
         let batch = sql::entries_after(conn, idx.indexed_through, CATCH_UP_BATCH)?;
         if batch.is_empty() {
             break;
@@ -150,6 +162,9 @@ pub fn catch_up(conn: &Connection, sealer: &Sealer, idx: &mut MemIndex) -> Resul
     }
     if changed {
         idx.commit()?;
+    }
+    if out_of_time {
+        return Err(budget::exceeded());
     }
     Ok(())
 }
@@ -184,7 +199,12 @@ fn keywords(e: &StoredEntry) -> Vec<String> {
     k
 }
 
-fn index_query<'a>(q: Option<&'a str>, f: &SqlFilter, limit: usize) -> IndexQuery<'a> {
+fn index_query<'a>(
+    q: Option<&'a str>,
+    f: &SqlFilter,
+    limit: usize,
+    max_terms: usize,
+) -> IndexQuery<'a> {
     let mut keywords = Vec::new();
     let mut keyword_regex = None;
     if let Some(a) = &f.actor {
@@ -210,6 +230,7 @@ fn index_query<'a>(q: Option<&'a str>, f: &SqlFilter, limit: usize) -> IndexQuer
         time_to: f.to,
         before_id: f.before_seq,
         limit,
+        max_terms,
     }
 }
 
@@ -218,6 +239,10 @@ pub struct SearchParams {
     pub q: Option<String>,
     pub filter: SqlFilter,
     pub limit: i64,
+    /// Most words in `q` (0: the index's default).
+    pub max_terms: usize,
+    /// The search's time budget, from when it starts to run.
+    pub budget: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -236,13 +261,19 @@ pub fn search(
     p: &SearchParams,
 ) -> Result<SearchPage> {
     let limit = p.limit.clamp(1, MAX_LIMIT);
-    let ids = {
-        let mut idx = index
-            .lock()
-            .map_err(|_| Error::internal("audit index lock poisoned"))?;
-        catch_up(conn, sealer, &mut idx)?;
-        idx.search(&index_query(p.q.as_deref(), &p.filter, limit as usize + 1))?
+    let deadline = p.budget.map(|b| Instant::now() + b);
+    // The lock covers the catch-up only; the query runs on a snapshot.
+    let prepared = {
+        let mut idx = crate::search::lock_until(index, deadline)?;
+        catch_up(conn, sealer, &mut idx, deadline)?;
+        idx.prepare(&index_query(
+            p.q.as_deref(),
+            &p.filter,
+            limit as usize + 1,
+            p.max_terms,
+        ))?
     };
+    let ids = prepared.run(deadline)?;
     let mut found = sql::entries_by_seq(conn, &ids)?;
     let next_cursor = if found.len() as i64 > limit {
         found.truncate(limit as usize);

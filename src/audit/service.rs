@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::json;
-use tokio::sync::mpsc;
 
 use super::chains::{self, Chain};
 use super::export::{self, CheckpointLine, Format};
@@ -14,6 +13,7 @@ use super::verify::ChainReport;
 use super::{Actor, NewEntry, RequestMeta};
 use crate::access::enter::TenantCtx;
 use crate::app::AppState;
+use crate::bounds::paced::PacedSender;
 use crate::error::{Error, Result};
 use crate::store::audit::{self as sql, SqlFilter, VerificationRow};
 use crate::store::tenant_settings;
@@ -85,6 +85,7 @@ pub fn params(
             ..SqlFilter::default()
         },
         limit,
+        ..SearchParams::default()
     })
 }
 
@@ -101,11 +102,20 @@ fn collect(errors: &mut Vec<crate::error::FieldError>, e: Error) {
     }
 }
 
+/// The search pool's slot, and the budget and word limit, for one search.
+async fn bounded(state: &AppState, mut p: SearchParams) -> Result<(crate::bounds::Slot, SearchParams)> {
+    let slot = state.bounds.search.slot().await?;
+    p.max_terms = state.bounds.limits.search_max_terms;
+    p.budget = Some(state.bounds.search_budget());
+    Ok((slot, p))
+}
+
 pub async fn search_workspace(
     state: &Arc<AppState>,
     ctx: &TenantCtx,
     p: SearchParams,
 ) -> Result<SearchPage> {
+    let (_slot, p) = bounded(state, p).await?;
     let index = state
         .indexes
         .get(&index_key(Chain::Workspace(ctx.db.id())))?;
@@ -115,6 +125,7 @@ pub async fn search_workspace(
 }
 
 pub async fn search_platform(state: &Arc<AppState>, p: SearchParams) -> Result<SearchPage> {
+    let (_slot, p) = bounded(state, p).await?;
     let index = state.indexes.get(&index_key(Chain::Platform))?;
     let keys = state.control.keys.clone();
     state
@@ -147,7 +158,7 @@ pub async fn entry_platform(state: &Arc<AppState>, seq: i64) -> Result<EntryView
         .await
 }
 
-pub type ExportStream = mpsc::Receiver<std::result::Result<Bytes, std::io::Error>>;
+pub type ExportStream = crate::bounds::paced::BodyStream;
 
 /// Records the export in the chain, signs the head (which includes that
 /// record), and streams everything up to the head. Returns the checkpoint line
@@ -166,6 +177,8 @@ pub async fn export(
         || filter.ip.is_some()
         || filter.from.is_some()
         || filter.to.is_some();
+    // Capped in all and per chain (429 beyond), before anything is written.
+    let slot = state.bounds.export_slot(&chain.scope()).await?;
     let now = state.clock.unix();
     let detail = json!({ "format": format.extension(), "filtered": filtered });
     let meta = meta.clone();
@@ -200,29 +213,63 @@ pub async fn export(
     })
     .await??;
 
-    let (tx, rx) = mpsc::channel(8);
+    let lim = &state.bounds.limits;
+    let (mut tx, rx) = PacedSender::channel(
+        std::time::Duration::from_secs(lim.export_stall_secs),
+        lim.export_min_bytes_per_sec,
+        Some(slot),
+    );
     let st = Arc::clone(state);
     let header = line.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut sink = |chunk: Vec<u8>| -> Result<()> {
-            tx.blocking_send(Ok(Bytes::from(chunk)))
-                .map_err(|_| Error::internal("export reader went away"))
-        };
-        let result = match chain {
-            Chain::Platform => {
-                let keys = st.control.keys.clone();
-                st.control
-                    .db
-                    .read(|c| export::write(c, &keys.sealer, &filter, format, &header, &mut sink))
-            }
+    // An async producer reading bounded pages (keyset by seq), so a slow
+    // reader holds neither a thread nor more than a page or two in memory.
+    tokio::spawn(async move {
+        let tenant = match chain {
+            Chain::Platform => None,
             Chain::Workspace(ws) => {
-                chains::open_tenant(&st.control, &st.tenants, ws, "audit export").and_then(|t| {
-                    t.read_blocking(|c, s| export::write(c, s, &filter, format, &header, &mut sink))
-                })
+                let grant = crate::access::Grant::system(ws, "audit export");
+                match st.tenants.open_async(&st.control, grant).await {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "audit export stopped");
+                        tx.fail("export failed");
+                        return;
+                    }
+                }
             }
         };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "audit export stopped");
+        let first = export::head_bytes(format, &header);
+        let mut next = match first {
+            Ok(b) => Some((b, Some(0))),
+            Err(_) => None,
+        };
+        while let Some((bytes, after)) = next.take() {
+            if !bytes.is_empty() && tx.send(Bytes::from(bytes)).await.is_err() {
+                return;
+            }
+            let Some(after) = after else { return };
+            let (f, h) = (filter.clone(), header.clone());
+            let page = match &tenant {
+                None => {
+                    let keys = st.control.keys.clone();
+                    st.control
+                        .db
+                        .read_async(move |c| export::page(c, &keys.sealer, &f, format, &h, after))
+                        .await
+                }
+                Some(t) => {
+                    t.read(move |c, s| export::page(c, s, &f, format, &h, after))
+                        .await
+                }
+            };
+            match page {
+                Ok(p) => next = Some((p.bytes, p.next_after)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit export stopped");
+                    tx.fail("export failed");
+                    return;
+                }
+            }
         }
     });
     Ok((line, rx))
@@ -238,7 +285,8 @@ pub async fn verify_now(
     let st = Arc::clone(state);
     let now = state.clock.unix();
     let meta = meta.clone();
-    tokio::task::spawn_blocking(move || {
+    // The bulk pool: few at once, a short queue, 429 beyond (finding 4).
+    state.bounds.bulk.run(move || {
         let report = chains::verify_chain(&st.control, &st.tenants, chain)?;
         chains::record_verification(&st.control, &report, now)?;
         st.control.audit_alone(
@@ -249,7 +297,7 @@ pub async fn verify_now(
         )?;
         Ok(report)
     })
-    .await?
+    .await
 }
 
 #[derive(Clone, Debug, serde::Serialize)]

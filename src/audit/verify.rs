@@ -37,106 +37,178 @@ pub struct SignedCheckpoint {
     pub signature: Vec<u8>,
 }
 
+/// Verifies a whole chain held in memory (tests and small chains); the
+/// server streams it through `Verifier` instead.
 pub fn verify(
     scope: &str,
     entries: &[StoredEntry],
     checkpoints: &[SignedCheckpoint],
     public_key: Option<&[u8; 32]>,
 ) -> ChainReport {
-    let mut problems: Vec<(i64, String)> = Vec::new();
+    let mut v = Verifier::new(scope, checkpoints, public_key);
+    for e in entries {
+        v.feed(e, &mut |seq| {
+            entries
+                .iter()
+                .find(|r| r.seq == seq)
+                .map(|r| r.action.clone())
+        });
+    }
+    v.finish()
+}
 
-    let mut valid: Vec<&CheckpointBody> = Vec::new();
-    for cp in checkpoints {
-        let ok = public_key.is_some_and(|pk| verify_signature(pk, &cp.body, &cp.signature));
-        if ok && cp.body.scope == scope {
-            valid.push(&cp.body);
-        } else {
-            problems.push((
-                cp.body.seq.max(1),
-                "a checkpoint's signature does not verify".into(),
-            ));
+/// Checks a chain entry by entry, oldest first, holding only the previous
+/// hash and the signed checkpoints: memory stays flat however long the
+/// chain is (issue 27, finding 4).
+pub struct Verifier {
+    scope: String,
+    problems: Vec<(i64, String)>,
+    /// Valid signed checkpoints.
+    valid: Vec<CheckpointBody>,
+    /// Checkpoint seqs met while feeding, with whether the hash matched.
+    met: std::collections::HashMap<i64, bool>,
+    base_seq: Option<i64>,
+    prev: Vec<u8>,
+    next_expected: i64,
+    /// The link check stopped at its first problem.
+    broken: bool,
+    count: u64,
+    head_seq: Option<i64>,
+}
+
+impl Verifier {
+    pub fn new(
+        scope: &str,
+        checkpoints: &[SignedCheckpoint],
+        public_key: Option<&[u8; 32]>,
+    ) -> Self {
+        let mut problems = Vec::new();
+        let mut valid = Vec::new();
+        for cp in checkpoints {
+            let ok = public_key.is_some_and(|pk| verify_signature(pk, &cp.body, &cp.signature));
+            if ok && cp.body.scope == scope {
+                valid.push(cp.body.clone());
+            } else {
+                problems.push((
+                    cp.body.seq.max(1),
+                    "a checkpoint's signature does not verify".into(),
+                ));
+            }
+        }
+        Self {
+            scope: scope.to_owned(),
+            problems,
+            valid,
+            met: Default::default(),
+            base_seq: None,
+            prev: Vec::new(),
+            next_expected: 0,
+            broken: false,
+            count: 0,
+            head_seq: None,
         }
     }
 
-    // Where the chain may start: seq 1, or right after a signed *retention*
-    // checkpoint. Other checkpoints are no anchors: otherwise cutting off the
-    // oldest entries up to any checkpoint would go unnoticed.
-    let (base_seq, base_hash) = match entries.first() {
-        Some(first) if first.seq > 1 => {
-            match valid.iter().find(|c| {
+    /// Where the chain may start: seq 1, or right after a signed *retention*
+    /// checkpoint. Other checkpoints are no anchors: otherwise cutting off the
+    /// oldest entries up to any checkpoint would go unnoticed.
+    fn start(&mut self, first: &StoredEntry) {
+        let (base_seq, base_hash) = if first.seq > 1 {
+            match self.valid.iter().find(|c| {
                 c.reason == "retention" && c.seq == first.seq - 1 && c.hash == first.prev_hash
             }) {
                 Some(anchor) => (anchor.seq, anchor.hash.clone()),
                 None => {
-                    let expected = valid
+                    let expected = self
+                        .valid
                         .iter()
                         .filter(|c| c.reason == "retention" && c.seq < first.seq)
                         .map(|c| c.seq)
                         .max()
                         .unwrap_or(0);
-                    problems.push((
+                    self.problems.push((
                         expected + 1,
                         "entries are missing before this one and no signed retention checkpoint covers them".into(),
                     ));
                     (first.seq - 1, first.prev_hash.clone())
                 }
             }
-        }
-        _ => (0, GENESIS.to_vec()),
-    };
-
-    let mut prev = base_hash;
-    for (expected, e) in (base_seq + 1..).zip(entries.iter()) {
-        if e.seq != expected {
-            problems.push((expected, "entry missing (sequence gap)".into()));
-            break;
-        }
-        if e.prev_hash != prev {
-            problems.push((
-                e.seq,
-                "prev_hash does not link to the previous entry".into(),
-            ));
-            break;
-        }
-        if e.compute_hash(&prev) != e.hash {
-            problems.push((e.seq, "entry content does not match its hash".into()));
-            break;
-        }
-        if let Some(problem) = redaction_problem(e, entries, base_seq) {
-            problems.push((e.seq, problem.into()));
-            break;
-        }
-        prev = e.hash.clone();
+        } else {
+            (0, GENESIS.to_vec())
+        };
+        self.base_seq = Some(base_seq);
+        self.prev = base_hash;
+        self.next_expected = base_seq + 1;
     }
 
-    let head_seq = entries.last().map(|e| e.seq).unwrap_or(base_seq);
-    for cp in &valid {
-        if cp.seq <= base_seq {
-            continue;
+    /// Feeds the next entry. `action_of` finds a later entry's action by seq
+    /// (the anonymisation that replaced this entry's details).
+    pub fn feed(&mut self, e: &StoredEntry, action_of: &mut dyn FnMut(i64) -> Option<String>) {
+        if self.base_seq.is_none() {
+            self.start(e);
         }
-        if cp.seq > head_seq {
-            problems.push((
-                head_seq + 1,
-                format!("the chain ends at seq {head_seq} but a signed checkpoint covers seq {}: entries were cut off", cp.seq),
-            ));
-            continue;
+        self.count += 1;
+        self.head_seq = Some(e.seq);
+        if let Some(cp) = self.valid.iter().find(|c| c.seq == e.seq) {
+            let ok = cp.hash == e.hash;
+            self.met.insert(e.seq, ok);
         }
-        let at = entries.iter().find(|e| e.seq == cp.seq);
-        match at {
-            Some(e) if e.hash == cp.hash => {}
-            Some(_) => problems.push((cp.seq, "entry does not match the signed checkpoint".into())),
-            None => problems.push((cp.seq, "entry under a signed checkpoint is missing".into())),
+        if self.broken {
+            return;
+        }
+        let expected = self.next_expected;
+        self.next_expected += 1;
+        let problem = if e.seq != expected {
+            Some((expected, "entry missing (sequence gap)"))
+        } else if e.prev_hash != self.prev {
+            Some((e.seq, "prev_hash does not link to the previous entry"))
+        } else if e.compute_hash(&self.prev) != e.hash {
+            Some((e.seq, "entry content does not match its hash"))
+        } else {
+            redaction_problem(e, action_of).map(|p| (e.seq, p))
+        };
+        match problem {
+            Some((seq, why)) => {
+                self.problems.push((seq, why.into()));
+                self.broken = true;
+            }
+            None => self.prev = e.hash.clone(),
         }
     }
 
-    let first = problems.into_iter().min_by_key(|(s, _)| *s);
-    ChainReport {
-        scope: scope.to_owned(),
-        entries: entries.len() as u64,
-        head_seq,
-        checkpoint_seq: valid.iter().map(|c| c.seq).max(),
-        first_bad_seq: first.as_ref().map(|(s, _)| *s),
-        reason: first.map(|(_, r)| r),
+    pub fn finish(mut self) -> ChainReport {
+        let base_seq = self.base_seq.unwrap_or(0);
+        let head_seq = self.head_seq.unwrap_or(base_seq);
+        for cp in &self.valid {
+            if cp.seq <= base_seq {
+                continue;
+            }
+            if cp.seq > head_seq {
+                self.problems.push((
+                    head_seq + 1,
+                    format!("the chain ends at seq {head_seq} but a signed checkpoint covers seq {}: entries were cut off", cp.seq),
+                ));
+                continue;
+            }
+            match self.met.get(&cp.seq) {
+                Some(true) => {}
+                Some(false) => self
+                    .problems
+                    .push((cp.seq, "entry does not match the signed checkpoint".into())),
+                None => self
+                    .problems
+                    .push((cp.seq, "entry under a signed checkpoint is missing".into())),
+            }
+        }
+        let first = self.problems.into_iter().min_by_key(|(s, _)| *s);
+        ChainReport {
+            scope: self.scope,
+            entries: self.count,
+            head_seq,
+            checkpoint_seq: self.valid.iter().map(|c| c.seq).max(),
+            first_bad_seq: first.as_ref().map(|(s, _)| *s),
+            reason: first.map(|(_, r)| r),
+        }
     }
 }
 
@@ -144,8 +216,7 @@ pub fn verify(
 /// entry of the same chain, and only such an entry carries a stored digest.
 fn redaction_problem(
     e: &StoredEntry,
-    entries: &[StoredEntry],
-    base_seq: i64,
+    action_of: &mut dyn FnMut(i64) -> Option<String>,
 ) -> Option<&'static str> {
     match (e.redacted_by, &e.detail_digest) {
         (None, None) => None,
@@ -153,15 +224,9 @@ fn redaction_problem(
             Some("the entry's details were replaced outside an anonymisation")
         }
         (Some(by), Some(_)) => {
-            let at = usize::try_from(by - base_seq - 1).ok();
-            let redactor = at.and_then(|i| entries.get(i)).filter(|r| r.seq == by);
-            match redactor {
-                Some(r)
-                    if by > e.seq
-                        && [ANONYMISED, COLLECTION_DELETED].contains(&r.action.as_str()) =>
-                {
-                    None
-                }
+            let action = (by > e.seq).then(|| action_of(by)).flatten();
+            match action {
+                Some(a) if [ANONYMISED, COLLECTION_DELETED].contains(&a.as_str()) => None,
                 _ => Some(
                     "the entry's details were replaced, but no later anonymisation entry covers it",
                 ),

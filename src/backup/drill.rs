@@ -14,7 +14,6 @@ use super::target::LocalTarget;
 use super::{Manifest, ManifestWorkspace};
 use crate::app::AppState;
 use crate::audit::signing::stored_public_key;
-use crate::audit::verify::verify;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::{MasterKey, Sealer, Slot};
 use crate::error::{Error, Result};
@@ -65,11 +64,10 @@ pub fn check_unpacked(
     }
     let control = ro(&dir.join("control.db")).map_err(|e| step("audit chains", e))?;
     let pk = stored_public_key(&control).map_err(|e| step("audit chains", e))?;
-    let chain = |scope: &str,
-                 entries: Vec<crate::audit::StoredEntry>|
-     -> std::result::Result<(), (String, String)> {
+    let chain = |scope: &str, db: &Connection| -> std::result::Result<(), (String, String)> {
         let cps = sql::checkpoints(&control, scope).map_err(|e| step("audit chains", e))?;
-        let r = verify(scope, &entries, &cps, pk.as_ref());
+        let r = crate::audit::chains::verify_conn(db, scope, &cps, pk.as_ref())
+            .map_err(|e| step("audit chains", e))?;
         match r.first_bad_seq {
             None => Ok(()),
             Some(seq) => Err((
@@ -81,17 +79,11 @@ pub fn check_unpacked(
             )),
         }
     };
-    chain(
-        "platform",
-        sql::all_entries(&control).map_err(|e| step("audit chains", e))?,
-    )?;
+    chain("platform", &control)?;
     for ManifestWorkspace { id, .. } in &manifest.workspaces {
         let db = ro(&dir.join("tenants").join(id).join("data.db"))
             .map_err(|e| step("audit chains", e))?;
-        chain(
-            id,
-            sql::all_entries(&db).map_err(|e| step("audit chains", e))?,
-        )?;
+        chain(id, &db)?;
         // A workspace shredded since this backup: its key is gone on purpose,
         // so its rows cannot be opened; its chain above still verifies.
         if escrow.shredded.contains(id) && !escrow.keys.iter().any(|k| &k.workspace == id) {
@@ -115,7 +107,7 @@ pub fn check_unpacked(
             ));
         }
         let sealer = Sealer::new(id.clone(), &keys).map_err(|e| step("sealed rows", e))?;
-        if let Some(e) = sql::all_entries(&db)
+        if let Some(e) = sql::entries_after(&db, 0, 1)
             .map_err(|e| step("sealed rows", e))?
             .first()
         {

@@ -24,6 +24,19 @@ pub struct IntegrationsConfig {
     /// How long a rotated secret's previous value keeps working, unless the
     /// rotation names its own overlap.
     pub secret_overlap_hours: u32,
+    /// Workspaces whose deliveries run at once (each on its own task).
+    pub workspaces_in_parallel: usize,
+    /// Attempts in flight for one workspace.
+    pub workspace_concurrency: usize,
+    /// One pass over a workspace stops taking new deliveries after this long
+    /// and yields to the others.
+    pub workspace_budget_secs: u64,
+    /// Consecutive timeouts or connection failures of one endpoint after
+    /// which it is backed off.
+    pub endpoint_backoff_after: u32,
+    /// How long a backed-off endpoint's deliveries wait (not counted as
+    /// attempts).
+    pub endpoint_backoff_secs: u64,
 }
 
 impl Default for IntegrationsConfig {
@@ -36,6 +49,11 @@ impl Default for IntegrationsConfig {
             timeout_secs: 10,
             poll_interval_ms: 1_000,
             secret_overlap_hours: 24,
+            workspaces_in_parallel: 16,
+            workspace_concurrency: 8,
+            workspace_budget_secs: 20,
+            endpoint_backoff_after: 3,
+            endpoint_backoff_secs: 300,
         }
     }
 }
@@ -61,6 +79,13 @@ impl IntegrationsConfig {
         }
         if self.retry_base_ms == 0 || self.timeout_secs == 0 || self.poll_interval_ms == 0 {
             return Err("keys `integrations.retry_base_ms`, `timeout_secs` and `poll_interval_ms` must be above 0".into());
+        }
+        if self.workspaces_in_parallel == 0
+            || self.workspace_concurrency == 0
+            || self.workspace_budget_secs == 0
+            || self.endpoint_backoff_after == 0
+        {
+            return Err("keys `integrations.workspaces_in_parallel`, `workspace_concurrency`, `workspace_budget_secs` and `endpoint_backoff_after` must be above 0".into());
         }
         if self.secret_overlap_hours > 720 {
             return Err("key `integrations.secret_overlap_hours` must be at most 720".into());

@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod data_limits;
 mod integrations;
 mod sections;
+pub use data_limits::DataLimitsConfig;
 pub use integrations::IntegrationsConfig;
 pub use sections::*;
 
@@ -46,6 +48,7 @@ pub struct FileConfig {
     pub log: LogConfig,
     pub lifecycle: LifecycleConfig,
     pub integrations: IntegrationsConfig,
+    pub data_limits: DataLimitsConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -124,6 +127,7 @@ impl Default for FileConfig {
             log: LogConfig::default(),
             lifecycle: LifecycleConfig::default(),
             integrations: IntegrationsConfig::default(),
+            data_limits: DataLimitsConfig::default(),
         }
     }
 }
@@ -380,6 +384,7 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
         }
     }
     file.integrations.validate().map_err(Error::Config)?;
+    file.data_limits.validate().map_err(Error::Config)?;
     let t = &file.tls;
     let trusted_proxies = t
         .trusted_proxies

@@ -146,6 +146,10 @@ pub async fn start(
     meta: &RequestMeta,
     recipient: Option<age::x25519::Recipient>,
 ) -> Result<Arc<Job>> {
+    // Archive exports share the bulk pool with audit verifications: the slot
+    // is taken before anything is recorded, and held until the archive is
+    // written (finding 4).
+    let slot = state.bounds.bulk.slot().await?;
     let jobs = &state.exports;
     let now = state.clock.unix();
     jobs.prune(now)?;
@@ -182,6 +186,7 @@ pub async fn start(
     jobs.lock()?.insert(id, Arc::clone(&job));
     let (st, j) = (Arc::clone(state), Arc::clone(&job));
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let result = (|| -> Result<Summary> {
             let file = std::fs::OpenOptions::new()
                 .write(true)

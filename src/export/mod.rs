@@ -20,7 +20,7 @@
 
 pub mod jobs;
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -105,6 +105,31 @@ impl<W: Write> Builder<W> {
             path: path.to_owned(),
             sha256: hex::encode(Sha256::digest(data)),
             bytes: data.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Appends one file read from `data` (`size` bytes, hashed by the
+    /// caller beforehand) and lists it for the manifest.
+    fn add_streamed(
+        &mut self,
+        path: &str,
+        size: u64,
+        sha: &[u8],
+        data: impl std::io::Read,
+    ) -> Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(0o600);
+        h.set_mtime(self.time);
+        h.set_cksum();
+        self.tar
+            .append_data(&mut h, path, data)
+            .map_err(|e| Error::internal(format!("export archive: {e}")))?;
+        self.sums.push(FileSum {
+            path: path.to_owned(),
+            sha256: hex::encode(sha),
+            bytes: size,
         });
         Ok(())
     }
@@ -266,19 +291,20 @@ pub fn write<W: Write>(
         }
     }
 
-    let mut log = Vec::new();
-    let filter = SqlFilter {
-        max_seq: Some(checkpoint.seq),
-        ..SqlFilter::default()
-    };
-    let entries = db.read_blocking(|c, s| {
-        audit_export::write(c, s, &filter, Format::Ndjson, checkpoint, &mut |chunk| {
-            log.extend_from_slice(&chunk);
-            Ok(())
-        })
-    })?;
+    // The audit log can be far larger than memory: it is read twice in
+    // bounded pages (keyset by seq), once for its size and hash (the tar
+    // header comes first), once into the archive; both must agree.
+    let mut first = AuditPages::new(db, checkpoint);
+    let size = std::io::copy(&mut first, &mut std::io::sink())?;
+    let (sha, entries) = (first.hasher.clone().finalize(), first.entries);
+    let mut second = AuditPages::new(db, checkpoint);
+    b.add_streamed("audit/log.ndjson", size, &sha, (&mut second).take(size))?;
+    if second.hasher.finalize() != sha {
+        return Err(Error::internal(
+            "export: the audit log changed while it was written",
+        ));
+    }
     summary.audit_entries = entries;
-    b.add("audit/log.ndjson", &log)?;
     progress(total, total);
 
     summary.files = b.sums.len() as u64 + 1;
@@ -301,6 +327,72 @@ pub fn write<W: Write>(
         .map_err(|e| Error::internal(format!("zstd: {e}")))?;
     summary.bytes = counting.bytes;
     Ok((counting.inner, summary))
+}
+
+/// The workspace's audit log up to the export's checkpoint as NDJSON, read
+/// page by page (a bounded read each), hashed as it goes.
+struct AuditPages<'a> {
+    db: &'a TenantDb,
+    checkpoint: &'a CheckpointLine,
+    buf: Vec<u8>,
+    pos: usize,
+    /// Where the next page starts; None once the last page was read.
+    next: Option<i64>,
+    started: bool,
+    hasher: Sha256,
+    entries: u64,
+}
+
+impl<'a> AuditPages<'a> {
+    fn new(db: &'a TenantDb, checkpoint: &'a CheckpointLine) -> Self {
+        Self {
+            db,
+            checkpoint,
+            buf: Vec::new(),
+            pos: 0,
+            next: Some(0),
+            started: false,
+            hasher: Sha256::new(),
+            entries: 0,
+        }
+    }
+
+    fn refill(&mut self) -> Result<bool> {
+        let bytes = if !self.started {
+            self.started = true;
+            audit_export::head_bytes(Format::Ndjson, self.checkpoint)?
+        } else {
+            let Some(after) = self.next else {
+                return Ok(false);
+            };
+            let filter = SqlFilter::default();
+            let cp = self.checkpoint;
+            let page = self.db.read_blocking(|c, s| {
+                audit_export::page(c, s, &filter, Format::Ndjson, cp, after)
+            })?;
+            self.entries += page.entries;
+            self.next = page.next_after;
+            page.bytes
+        };
+        self.hasher.update(&bytes);
+        self.buf = bytes;
+        self.pos = 0;
+        Ok(true)
+    }
+}
+
+impl std::io::Read for AuditPages<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.buf.len() {
+            if !self.refill().map_err(std::io::Error::other)? {
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Parses an age recipient given at export time, naming the field.

@@ -9,6 +9,7 @@
 //! subscribed endpoint there, so an event exists if and only if its change
 //! committed. The worker (`worker::spawn`) sends them afterwards.
 
+pub mod fair;
 pub mod inbound;
 pub mod outbox;
 pub mod secrets;

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::{Map, Value, json};
 
+use tokio::sync::{Semaphore, mpsc};
+
+use super::fair::EndpointBackoff;
 use super::{outbox, signing, ssrf};
 use crate::access::Grant;
 use crate::app::AppState;
@@ -37,6 +40,14 @@ pub fn backoff_ms(cfg: &IntegrationsConfig, attempt: u32) -> u64 {
     half + rand::thread_rng().gen_range(0..=capped - half)
 }
 
+/// What every workspace task shares.
+struct Shared {
+    state: Arc<AppState>,
+    client: reqwest::Client,
+    policy: ssrf::Policy,
+    backoff: EndpointBackoff,
+}
+
 pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let cfg = state.config.file.integrations.clone();
@@ -48,10 +59,24 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                 return;
             }
         };
+        let shared = Arc::new(Shared {
+            state: Arc::clone(&state),
+            client,
+            policy,
+            backoff: EndpointBackoff::default(),
+        });
+        let slots = Arc::new(Semaphore::new(cfg.workspaces_in_parallel.max(1)));
         let poll = Duration::from_millis(cfg.poll_interval_ms);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(WorkspaceId, Result<bool>)>();
         let mut pending: HashSet<WorkspaceId> = HashSet::new();
+        // Workspaces whose task is running, and those marked again meanwhile.
+        let mut running: HashSet<WorkspaceId> = HashSet::new();
+        let mut again: HashSet<WorkspaceId> = HashSet::new();
         let mut last_scan: Option<Instant> = None;
         loop {
+            while let Ok((ws, result)) = done_rx.try_recv() {
+                finished(ws, result, &mut running, &mut again, &mut pending);
+            }
             let mut targets = outbox::take_dirty();
             targets.extend(pending.iter().copied());
             if last_scan.is_none_or(|t| t.elapsed() >= FULL_SCAN_EVERY) {
@@ -62,18 +87,22 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                 }
             }
             for ws in targets {
-                match run_workspace(&state, &client, &policy, ws).await {
-                    Ok(true) => {
-                        pending.insert(ws);
-                    }
-                    Ok(false) => {
-                        pending.remove(&ws);
-                    }
-                    Err(e) => {
-                        pending.remove(&ws);
-                        tracing::warn!(error = %e, workspace = %ws, "integrations worker");
-                    }
+                if running.contains(&ws) {
+                    again.insert(ws);
+                    continue;
                 }
+                let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                    pending.insert(ws);
+                    continue;
+                };
+                running.insert(ws);
+                pending.remove(&ws);
+                let (sh, tx) = (Arc::clone(&shared), done_tx.clone());
+                tokio::spawn(async move {
+                    let result = run_workspace(&sh, ws).await;
+                    drop(permit);
+                    let _ = tx.send((ws, result));
+                });
             }
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
@@ -81,9 +110,32 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                     // Let the transaction that woke us commit.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
+                Some((ws, result)) = done_rx.recv() => {
+                    finished(ws, result, &mut running, &mut again, &mut pending);
+                }
             }
         }
     })
+}
+
+fn finished(
+    ws: WorkspaceId,
+    result: Result<bool>,
+    running: &mut HashSet<WorkspaceId>,
+    again: &mut HashSet<WorkspaceId>,
+    pending: &mut HashSet<WorkspaceId>,
+) {
+    running.remove(&ws);
+    let more = match result {
+        Ok(more) => more,
+        Err(e) => {
+            tracing::warn!(error = %e, workspace = %ws, "integrations worker");
+            false
+        }
+    };
+    if again.remove(&ws) || more {
+        pending.insert(ws);
+    }
 }
 
 async fn active_workspaces(state: &AppState) -> Result<Vec<WorkspaceId>> {
@@ -100,13 +152,12 @@ async fn active_workspaces(state: &AppState) -> Result<Vec<WorkspaceId>> {
         .collect())
 }
 
-/// One pass over a workspace; true when it still has pending work.
-async fn run_workspace(
-    state: &Arc<AppState>,
-    client: &reqwest::Client,
-    policy: &ssrf::Policy,
-    ws: WorkspaceId,
-) -> Result<bool> {
+/// One pass over a workspace, within its time budget and concurrency; true
+/// when it still has pending work.
+async fn run_workspace(sh: &Arc<Shared>, ws: WorkspaceId) -> Result<bool> {
+    let state = &sh.state;
+    let cfg = &state.config.file.integrations;
+    let deadline = Instant::now() + Duration::from_secs(cfg.workspace_budget_secs);
     let db = state
         .tenants
         .open_async(&state.control, Grant::system(ws, "integrations worker"))
@@ -123,6 +174,20 @@ async fn run_workspace(
         .await?;
     let mut set = tokio::task::JoinSet::new();
     for (row, payload) in due {
+        if Instant::now() >= deadline {
+            break;
+        }
+        if let Some(wait) = sh.backoff.remaining(&row.endpoint_id) {
+            postpone(state, &db, &row.endpoint_id, wait).await?;
+            continue;
+        }
+        // At most `workspace_concurrency` attempts in flight; each outcome is
+        // recorded as soon as it is known.
+        while set.len() >= cfg.workspace_concurrency.max(1) {
+            if let Some(Ok((row, out))) = set.join_next().await {
+                settle(sh, &db, row, out).await?;
+            }
+        }
         let (eid, now) = (row.endpoint_id.clone(), state.clock.unix());
         let target = db
             .read(move |c, s| {
@@ -133,18 +198,40 @@ async fn run_workspace(
         let Some((url, secrets)) = target else {
             continue;
         };
-        let (client, policy, st) = (client.clone(), policy.clone(), Arc::clone(state));
+        let sh2 = Arc::clone(sh);
         set.spawn(async move {
-            let ts = st.clock.unix();
-            let out = send(&client, &policy, &url, &secrets, &row, &payload, ts).await;
+            let ts = sh2.state.clock.unix();
+            let out = send(&sh2.client, &sh2.policy, &url, &secrets, &row, &payload, ts).await;
             (row, out)
         });
     }
     while let Some(done) = set.join_next().await {
         let Ok((row, out)) = done else { continue };
-        record(state, &db, row, out).await?;
+        settle(sh, &db, row, out).await?;
     }
     db.read(|c, _| wstore::has_pending(c)).await
+}
+
+/// Records an attempt, and backs its endpoint off when it keeps timing out.
+async fn settle(sh: &Shared, db: &TenantDb, row: DeliveryRow, out: Outcome) -> Result<()> {
+    let slow = matches!(out.error, Some("timed out") | Some("could not connect"));
+    let endpoint = row.endpoint_id.clone();
+    record(&sh.state, db, row, out).await?;
+    let cfg = &sh.state.config.file.integrations;
+    if let Some(wait) = sh.backoff.note(cfg, &endpoint, slow) {
+        tracing::info!(endpoint = %endpoint, secs = wait.as_secs(), "webhook endpoint backed off");
+        postpone(&sh.state, db, &endpoint, wait).await?;
+    }
+    Ok(())
+}
+
+/// Moves a backed-off endpoint's pending deliveries to the end of its wait.
+async fn postpone(state: &AppState, db: &TenantDb, endpoint: &str, wait: Duration) -> Result<()> {
+    let until = crate::records::now_ms(state)
+        .saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+    let endpoint = endpoint.to_owned();
+    db.write(move |t| wstore::postpone_endpoint(t.tx, &endpoint, until).map(|_| ()))
+        .await
 }
 
 struct Outcome {

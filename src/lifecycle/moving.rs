@@ -112,7 +112,7 @@ pub fn move_out(
             c.execute("VACUUM INTO ?1", [data.display().to_string()])?;
             Ok(())
         })?;
-        let entries = tenant.read_blocking(|c, _| sql::all_entries(c))?.len() as u64;
+        let entries = tenant.read_blocking(|c, _| sql::entry_count(c))?;
         let manifest = state.control.db.read(|c| {
             let wrapped = control::workspace_keys(c, ws)?;
             let keys_out = wrapped

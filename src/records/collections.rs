@@ -14,6 +14,49 @@ use crate::audit::{NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::store::records::{self as rstore, CollectionRow, Ctx};
 
+/// The operator's caps on definitions (`[data_limits]`): a change beyond
+/// them gets 422 naming the field and writes nothing.
+#[derive(Clone, Copy)]
+struct Caps {
+    collections: usize,
+    fields: usize,
+    definition_bytes: usize,
+}
+
+impl Caps {
+    fn from(state: &AppState) -> Self {
+        let l = &state.bounds.limits;
+        Self {
+            collections: l.max_collections,
+            fields: l.max_fields,
+            definition_bytes: l.max_definition_bytes,
+        }
+    }
+
+    fn check(&self, def: &schema::Definition) -> Result<()> {
+        if def.fields.len() > self.fields {
+            return Err(Error::field(
+                "fields",
+                format!(
+                    "a collection has at most {} fields, retired ones included (data_limits.max_fields)",
+                    self.fields
+                ),
+            ));
+        }
+        let bytes = serde_json::to_vec(def)?.len();
+        if bytes > self.definition_bytes {
+            return Err(Error::field(
+                "fields",
+                format!(
+                    "the definition would take {bytes} bytes; at most {} are allowed (data_limits.max_definition_bytes)",
+                    self.definition_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 pub struct NewCollection {
     pub name: String,
     pub fields: Vec<FieldInput>,
@@ -33,11 +76,22 @@ pub async fn create_collection(
     let meta2 = meta.clone();
     let teams = my_teams(ctx).await?;
     let role = ctx.role;
+    let caps = Caps::from(state);
     let row = ctx
         .db
         .write(move |t| {
             let ids = rstore::collection_ids(t.tx)?;
+            if ids.len() >= caps.collections {
+                return Err(Error::field(
+                    "collections",
+                    format!(
+                        "this workspace has the most collections allowed ({}; data_limits.max_collections)",
+                        caps.collections
+                    ),
+                ));
+            }
             let def = schema::build_definition(&input.name, &input.fields, input.permissions, &ids)?;
+            caps.check(&def)?;
             if let Some(team) = &input.team_id {
                 if !crate::store::teams::team_exists(t.tx, team)? {
                     return Err(Error::field("team_id", "is not a team of this workspace"));
@@ -88,6 +142,7 @@ pub async fn change_collection(
     let actor = ctx.actor.clone();
     let meta2 = meta.clone();
     let role = v.role;
+    let caps = Caps::from(state);
     let row = ctx
         .db
         .write(move |t| {
@@ -102,6 +157,7 @@ pub async fn change_collection(
                 change.permissions,
                 &ids,
             )?;
+            caps.check(&def)?;
             let newly_keyed = def.live_fields().any(|f| {
                 (f.unique || f.pii)
                     && current

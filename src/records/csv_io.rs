@@ -7,26 +7,24 @@
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
 
 use super::csv_cell::{neutralise, restore};
 use super::schema::{Field, RecordAction};
 use super::{TxLookup, load_for, member_ids, rfc3339_ms, values};
 use crate::access::enter::TenantCtx;
 use crate::app::AppState;
+use crate::bounds::paced::PacedSender;
 use crate::audit::service::ExportStream;
 use crate::audit::{NewEntry, RequestMeta};
 use crate::error::{Error, FieldError, Result};
 use crate::store::records::{self as rstore, Ctx, RecordRow, Sort};
 
-const PAGE: usize = 500;
+/// Rows per chunk: small enough that a stalled reader holds little.
+const PAGE: usize = 200;
 /// At most this many rows per import.
 pub const MAX_ROWS: usize = 50_000;
 const MAX_ERRORS: usize = 50;
 
-fn csv_err(e: impl std::fmt::Display) -> std::io::Error {
-    std::io::Error::other(e.to_string())
-}
 
 /// Audits the export, then streams the collection as CSV: `id`,
 /// `created_at`, `updated_at`, then one column per live field.
@@ -37,6 +35,8 @@ pub async fn export(
     coll_id: &str,
 ) -> Result<ExportStream> {
     let coll = load_for(state, ctx, meta, coll_id, RecordAction::Read).await?;
+    // Capped in all and per workspace (429 beyond), before anything is written.
+    let slot = state.bounds.export_slot(&ctx.db.id().to_string()).await?;
     let now = state.clock.unix();
     let actor = ctx.actor.clone();
     let meta = meta.clone();
@@ -51,35 +51,45 @@ pub async fn export(
             )
         })
         .await?;
-    let (tx, rx) = mpsc::channel(8);
+    let lim = &state.bounds.limits;
+    let (mut tx, rx) = PacedSender::channel(
+        std::time::Duration::from_secs(lim.export_stall_secs),
+        lim.export_min_bytes_per_sec,
+        Some(slot),
+    );
     let db = ctx.db.clone();
-    tokio::task::spawn_blocking(move || {
-        let def = &coll.row.def;
+    // An async producer: while the reader is slow it waits on the channel,
+    // holding no thread; each page is one short hop to the reader threads.
+    tokio::spawn(async move {
+        let def = std::sync::Arc::clone(&coll.row.def);
         let fields: Vec<_> = def.live_fields().cloned().collect();
+        let fields = std::sync::Arc::new(fields);
         let mut after = None;
         let mut header = true;
         loop {
-            let page = db.read_blocking(|c, s| {
-                rstore::list_records(c, s, &coll.row.id, Sort::CreatedAsc, after, PAGE)
-            });
-            let page = match page {
+            let (cid, f) = (coll.row.id.clone(), std::sync::Arc::clone(&fields));
+            let page = db
+                .read(move |c, s| {
+                    let page = rstore::list_records(c, s, &cid, Sort::CreatedAsc, after, PAGE)?;
+                    let chunk = csv_rows(&f, &page, header)
+                        .ok_or_else(|| Error::internal("csv rows"))?;
+                    Ok((chunk, page.last().map(|l| (l.created_at, l.seq)), page.len()))
+                })
+                .await;
+            let (chunk, last, n) = match page {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "csv export failed");
-                    let _ = tx.blocking_send(Err(csv_err("export failed")));
+                    tx.fail("export failed");
                     return;
                 }
             };
-            let Some(chunk) = csv_rows(&fields, &page, header) else {
-                let _ = tx.blocking_send(Err(csv_err("export failed")));
-                return;
-            };
             header = false;
-            if !chunk.is_empty() && tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
+            if !chunk.is_empty() && tx.send(Bytes::from(chunk)).await.is_err() {
                 return;
             }
-            match page.last() {
-                Some(last) if page.len() == PAGE => after = Some((last.created_at, last.seq)),
+            match last {
+                Some(last) if n == PAGE => after = Some(last),
                 _ => return,
             }
         }

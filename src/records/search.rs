@@ -4,11 +4,12 @@
 //! Each document carries its collection as a keyword and a query always
 //! filters on it, inside the workspace's own index.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::time::Instant;
 
 use crate::app::AppState;
-use crate::error::{Error, Result};
-use crate::search::{IndexDoc, IndexQuery, MemIndex};
+use crate::error::Result;
+use crate::search::{IndexDoc, IndexQuery, MemIndex, budget};
 use crate::store::records as rstore;
 use crate::store::tenant::TenantDb;
 use crate::store::tenant_settings;
@@ -19,29 +20,36 @@ fn key(db: &TenantDb) -> String {
     format!("records:{}", db.id())
 }
 
-/// Brings the index up to date with committed rows.
-fn catch_up(db: &TenantDb, idx: &mut MemIndex) -> Result<()> {
+/// Brings the index up to date with committed rows, decrypting only the
+/// definitions of collections that have changed rows (none when nothing
+/// changed). Stops at `deadline`, keeping what it indexed so far.
+fn catch_up(db: &TenantDb, idx: &mut MemIndex, deadline: Option<Instant>) -> Result<()> {
     db.read_blocking(|conn, sealer| {
         let generation = (tenant_settings::generation(conn)? << 32) | rstore::schema_version(conn)?;
         if idx.generation != generation {
             *idx = MemIndex::new()?;
             idx.generation = generation;
         }
-        let defs: std::collections::HashMap<String, rstore::CollectionRow> =
-            rstore::list_collections(conn, sealer)?
-                .into_iter()
-                .map(|c| (c.id.clone(), c))
-                .collect();
+        let mut defs: HashMap<String, Option<rstore::CollectionRow>> = HashMap::new();
         let mut through = idx.indexed_through;
         let mut changed = false;
+        let mut out_of_time = false;
         loop {
+            if budget::past(deadline) {
+                out_of_time = true;
+                break;
+            }
             let changes = rstore::changes_since(conn, sealer, through, BATCH)?;
             let Some(last) = changes.last() else { break };
             through = last.1;
             for (seq, _rev, coll, values) in &changes {
                 idx.remove(*seq);
                 changed = true;
-                let (Some(values), Some(c)) = (values, defs.get(coll)) else {
+                let Some(values) = values else { continue };
+                if !defs.contains_key(coll) {
+                    defs.insert(coll.clone(), rstore::get_collection(conn, sealer, coll)?);
+                }
+                let Some(Some(c)) = defs.get(coll) else {
                     continue;
                 };
                 let text = super::values::search_text(&c.def, values);
@@ -61,16 +69,16 @@ fn catch_up(db: &TenantDb, idx: &mut MemIndex) -> Result<()> {
             idx.commit()?;
         }
         idx.indexed_through = through;
+        if out_of_time {
+            return Err(budget::exceeded());
+        }
         Ok(())
     })
 }
 
-fn locked(idx: &Arc<Mutex<MemIndex>>) -> Result<std::sync::MutexGuard<'_, MemIndex>> {
-    idx.lock()
-        .map_err(|_| Error::internal("record index lock poisoned"))
-}
-
 /// Record seqs in one collection matching `q`, newest first, below `before`.
+/// Runs in the search pool within the search time budget; the index's lock
+/// is held only to catch up, and the query runs on a snapshot.
 pub async fn search(
     state: &AppState,
     db: &TenantDb,
@@ -82,16 +90,26 @@ pub async fn search(
     let idx = state.indexes.get(&key(db))?;
     let db = db.clone();
     let (collection, q) = (collection.to_owned(), q.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let mut guard = locked(&idx)?;
-        catch_up(&db, &mut guard)?;
-        guard.search(&IndexQuery {
-            text: Some(&q),
-            keywords: vec![format!("c:{collection}")],
-            before_id: before,
-            limit,
-            ..Default::default()
+    let max_terms = state.bounds.limits.search_max_terms;
+    let budget_len = state.bounds.search_budget();
+    state
+        .bounds
+        .search
+        .run(move || {
+            let deadline = Some(Instant::now() + budget_len);
+            let prepared = {
+                let mut guard = crate::search::lock_until(&idx, deadline)?;
+                catch_up(&db, &mut guard, deadline)?;
+                guard.prepare(&IndexQuery {
+                    text: Some(&q),
+                    keywords: vec![format!("c:{collection}")],
+                    before_id: before,
+                    limit,
+                    max_terms,
+                    ..Default::default()
+                })?
+            };
+            prepared.run(deadline)
         })
-    })
-    .await?
+        .await
 }

@@ -3,16 +3,19 @@
 //! caught up from committed rows before each query. Nothing is written to a
 //! file; the cost is RAM and a rebuild after restart (see docs/search.md).
 
+pub mod budget;
+
 use std::collections::HashMap;
 use std::ops::Bound;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use tantivy::collector::TopDocs;
 use tantivy::query::{
-    AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, RegexQuery, TermQuery,
+    AllQuery, BooleanQuery, EmptyQuery, Occur, Query, RangeQuery, RegexQuery, TermQuery,
 };
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT};
-use tantivy::{Index, IndexReader, IndexWriter, Order, TantivyDocument, Term};
+use tantivy::{Index, IndexReader, IndexWriter, Order, Searcher, TantivyDocument, Term};
 
 use crate::error::{Error, Result};
 
@@ -32,8 +35,16 @@ pub struct IndexDoc<'a> {
     pub keywords: &'a [String],
 }
 
+/// Most words in one free-text query unless the caller says otherwise.
+pub const DEFAULT_MAX_TERMS: usize = 16;
+
 /// A query: optional free text (all words must match), keywords that must all
 /// be present, an optional keyword regex, a time range, and a cursor.
+///
+/// Free text has a deliberately small grammar: it is split into words by the
+/// index's own tokenizer and every word must match. Nothing in it is syntax
+/// (no ranges, fields, wildcards, fuzzy or boolean operators), so a query
+/// costs at most `max_terms` term lookups; more words get 422 on `q`.
 #[derive(Default)]
 pub struct IndexQuery<'a> {
     pub text: Option<&'a str>,
@@ -43,6 +54,66 @@ pub struct IndexQuery<'a> {
     pub time_to: Option<i64>,
     pub before_id: Option<i64>,
     pub limit: usize,
+    /// 0 means `DEFAULT_MAX_TERMS`.
+    pub max_terms: usize,
+}
+
+/// A query ready to run on a snapshot of the index, without its lock: a
+/// tantivy searcher is a cheap clone of the committed segments, so searches
+/// of one workspace do not wait for each other.
+pub struct Prepared {
+    searcher: Searcher,
+    query: BooleanQuery,
+    limit: usize,
+}
+
+impl Prepared {
+    /// Ids matching, newest first; stops with `budget::exceeded()` at the
+    /// deadline.
+    pub fn run(self, deadline: Option<Instant>) -> Result<Vec<i64>> {
+        let top = TopDocs::with_limit(self.limit.max(1)).order_by_fast_field::<u64>("id", Order::Desc);
+        let hits = match deadline {
+            None => self.searcher.search(&self.query, &top),
+            Some(deadline) => self.searcher.search(
+                &self.query,
+                &budget::Budgeted {
+                    inner: top,
+                    deadline,
+                },
+            ),
+        };
+        let hits = match hits {
+            Ok(h) => h,
+            Err(_) if budget::past(deadline) => return Err(budget::exceeded()),
+            Err(e) => return Err(search_err(e)),
+        };
+        Ok(hits
+            .into_iter()
+            .filter_map(|(id, _)| i64::try_from(id).ok())
+            .collect())
+    }
+}
+
+/// Locks an index, waiting at most until `deadline`: a search never queues
+/// behind another one's catch-up for longer than its own budget.
+pub fn lock_until(
+    idx: &Mutex<MemIndex>,
+    deadline: Option<Instant>,
+) -> Result<MutexGuard<'_, MemIndex>> {
+    loop {
+        match idx.try_lock() {
+            Ok(g) => return Ok(g),
+            Err(TryLockError::Poisoned(_)) => {
+                return Err(Error::internal("search index lock poisoned"));
+            }
+            Err(TryLockError::WouldBlock) => {
+                if budget::past(deadline) {
+                    return Err(budget::exceeded());
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
 }
 
 /// One in-memory index, newest-first queries over ids.
@@ -115,14 +186,54 @@ impl MemIndex {
         Ok(())
     }
 
-    /// Ids matching the query, newest first.
+    /// Ids matching the query, newest first (no time budget).
     pub fn search(&self, q: &IndexQuery<'_>) -> Result<Vec<i64>> {
+        self.prepare(q)?.run(None)
+    }
+
+    /// The free text as a conjunction of plain terms.
+    fn text_query(&self, text: &str, max_terms: usize) -> Result<Box<dyn Query>> {
+        let mut analyzer = self.index.tokenizer_for_field(self.text).map_err(search_err)?;
+        let mut words: Vec<String> = Vec::new();
+        let mut stream = analyzer.token_stream(text);
+        while let Some(t) = stream.next() {
+            if !words.contains(&t.text) {
+                words.push(t.text.clone());
+            }
+            if words.len() > max_terms {
+                return Err(Error::field(
+                    "q",
+                    format!("must have at most {max_terms} words"),
+                ));
+            }
+        }
+        if words.is_empty() {
+            return Ok(Box::new(EmptyQuery));
+        }
+        let terms: Vec<(Occur, Box<dyn Query>)> = words
+            .iter()
+            .map(|w| {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_text(self.text, w),
+                    IndexRecordOption::Basic,
+                ));
+                (Occur::Must, q)
+            })
+            .collect();
+        Ok(Box::new(BooleanQuery::new(terms)))
+    }
+
+    /// Builds the query against the current snapshot; run it after the
+    /// index's lock is released.
+    pub fn prepare(&self, q: &IndexQuery<'_>) -> Result<Prepared> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(AllQuery))];
         if let Some(text) = q.text.map(str::trim).filter(|t| !t.is_empty()) {
-            let mut parser = QueryParser::for_index(&self.index, vec![self.text]);
-            parser.set_conjunction_by_default();
-            let (text_query, _errors) = parser.parse_query_lenient(text);
-            clauses.push((Occur::Must, text_query));
+            let max = if q.max_terms == 0 {
+                DEFAULT_MAX_TERMS
+            } else {
+                q.max_terms
+            };
+            clauses.push((Occur::Must, self.text_query(text, max)?));
         }
         for k in &q.keywords {
             clauses.push((
@@ -158,19 +269,11 @@ impl MemIndex {
                 )),
             ));
         }
-        let query = BooleanQuery::new(clauses);
-        let hits = self
-            .reader
-            .searcher()
-            .search(
-                &query,
-                &TopDocs::with_limit(q.limit.max(1)).order_by_fast_field::<u64>("id", Order::Desc),
-            )
-            .map_err(search_err)?;
-        Ok(hits
-            .into_iter()
-            .filter_map(|(id, _)| i64::try_from(id).ok())
-            .collect())
+        Ok(Prepared {
+            searcher: self.reader.searcher(),
+            query: BooleanQuery::new(clauses),
+            limit: q.limit,
+        })
     }
 }
 

@@ -71,11 +71,30 @@ pub fn append(tx: &Transaction<'_>, sealer: &Sealer, now: i64, e: &NewEntry<'_>)
     Ok(seq)
 }
 
+/// Every entry in memory: for small chains (tests, a moved workspace's
+/// count); verification streams with `entries_after` instead.
 pub fn all_entries(conn: &Connection) -> Result<Vec<StoredEntry>> {
     let sql = format!("SELECT {ENTRY_COLUMNS} FROM audit_log ORDER BY seq");
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map([], entry_from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub fn entry_count(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Runs `f` inside one read transaction, so reads in pages see one snapshot
+/// (a chain verified page by page cannot be torn by retention meanwhile).
+pub fn in_snapshot<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    conn.execute_batch("BEGIN DEFERRED")?;
+    let out = f();
+    // Ends the read either way; the pooled connection must not stay in it.
+    let end = conn.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let out = out?;
+    end?;
+    Ok(out)
 }
 
 // ---- heads, checkpoints and verifications ----------------------------------

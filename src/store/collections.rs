@@ -45,6 +45,27 @@ pub fn list_collections(conn: &Connection, sealer: &Sealer) -> Result<Vec<Collec
     Ok(out)
 }
 
+/// One page of collections in list order, after the `(created_at, id)` of
+/// the last one seen; at most `limit`.
+pub fn list_collections_page(
+    conn: &Connection,
+    sealer: &Sealer,
+    after: Option<(i64, String)>,
+    limit: usize,
+) -> Result<Vec<CollectionRow>> {
+    let (at, id) = after.unwrap_or((i64::MIN, String::new()));
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLLECTION_COLS} FROM collections
+         WHERE (created_at, id) > (?1, ?2) ORDER BY created_at, id LIMIT ?3"
+    ))?;
+    let mut rows = stmt.query(params![at, id, i64::try_from(limit).unwrap_or(i64::MAX)])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(collection_from_row(sealer, r)?);
+    }
+    Ok(out)
+}
+
 pub fn get_collection(
     conn: &Connection,
     sealer: &Sealer,

@@ -295,6 +295,17 @@ pub fn due_deliveries(
     Ok(out)
 }
 
+/// Moves the pending deliveries of one endpoint to `until_ms` at the
+/// earliest, counting no attempt (the endpoint is backed off). Returns how
+/// many moved.
+pub fn postpone_endpoint(tx: &Transaction<'_>, endpoint_id: &str, until_ms: i64) -> Result<usize> {
+    Ok(tx.execute(
+        "UPDATE webhook_deliveries SET next_attempt_ms = ?2
+         WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_ms < ?2",
+        params![endpoint_id, until_ms],
+    )?)
+}
+
 pub fn has_pending(conn: &Connection) -> Result<bool> {
     Ok(conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM webhook_deliveries WHERE status = 'pending')

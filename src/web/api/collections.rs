@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
@@ -98,6 +98,17 @@ pub struct CollectionList {
 }
 
 #[derive(ApiResponse)]
+pub enum CollectionPage {
+    #[oai(status = 200)]
+    Ok(
+        Json<CollectionList>,
+        /// The next page, when there may be one.
+        #[oai(header = "Link")]
+        Option<String>,
+    ),
+}
+
+#[derive(ApiResponse)]
 pub enum CollectionCreated {
     #[oai(status = 201)]
     Created(Json<Collection>),
@@ -107,15 +118,31 @@ pub struct CollectionsApi;
 
 #[OpenApi(tag = "ApiTags::Records")]
 impl CollectionsApi {
-    /// The collections the caller can see.
+    /// The collections the caller can see, in pages: `limit` (1 to 500,
+    /// default 500) and `cursor`. When there may be more, the response has a
+    /// `Link: <...>; rel="next"` header (RFC 8288) with the next page's URL;
+    /// the body keeps its shape.
     #[oai(path = "/workspaces/:workspace/collections", method = "get")]
+    #[allow(clippy::too_many_arguments)]
     async fn list_collections(
         &self,
         state: Data<&Arc<AppState>>,
         meta: Data<&RequestMeta>,
         who: SignedIn,
         workspace: Path<String>,
-    ) -> poem::Result<Json<CollectionList>> {
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> poem::Result<CollectionPage> {
+        let max = records::COLLECTIONS_PAGE_MAX;
+        let limit = match limit.0 {
+            None => max,
+            Some(n) => usize::try_from(n)
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    crate::error::Error::field("limit", format!("must be between 1 and {max}"))
+                })?,
+        };
         let ctx = enter_for(
             &state,
             &who,
@@ -125,10 +152,18 @@ impl CollectionsApi {
             &meta,
         )
         .await?;
-        let items = records::list_collections(&ctx).await?;
-        Ok(Json(CollectionList {
-            items: items.into_iter().map(Collection::from).collect(),
-        }))
+        let (items, next) =
+            records::list_collections_page(&ctx, limit, cursor.0.as_deref()).await?;
+        let ws = ctx.db.id();
+        let link = next.map(|c| {
+            format!("</api/v1/workspaces/{ws}/collections?limit={limit}&cursor={c}>; rel=\"next\"")
+        });
+        Ok(CollectionPage::Ok(
+            Json(CollectionList {
+                items: items.into_iter().map(Collection::from).collect(),
+            }),
+            link,
+        ))
     }
 
     /// Defines a collection (admins and managers).
