@@ -1,8 +1,9 @@
 //! `aura_` API tokens. The secret is shown once; control.db keeps its SHA-256,
 //! a sealed name, the workspace it is for, its scope (the most it may do, no
-//! more than its creator's role), an expiry and the last use. Each request
-//! checks the token afresh, so revocation and a membership change bite on
-//! the next request.
+//! more than its creator's role), an expiry (no later than the token's that
+//! made it, when a token made it) and the last use. Each request checks the
+//! token afresh, so revocation and a membership change bite on the next
+//! request.
 
 use serde_json::json;
 
@@ -57,6 +58,11 @@ pub async fn create(
             format!("must be between 1 and {MAX_EXPIRY_DAYS}"),
         ));
     }
+    let now = state.clock.unix();
+    let expires_at = req
+        .expires_in_days
+        .map(|d| now.saturating_add(i64::from(d) * 86_400));
+    check_lifetime(expires_at, ctx.grant.until())?;
     let ws = ctx.db.id();
     let holder = match &req.service_account {
         None => ctx.user,
@@ -81,7 +87,6 @@ pub async fn create(
             id
         }
     };
-    let now = state.clock.unix();
     let secret = format!("{PREFIX}{}", random_token());
     let hash = hash_token(&secret);
     let id = uuid::Uuid::now_v7().to_string();
@@ -93,9 +98,7 @@ pub async fn create(
         name,
         scope: req.scope,
         created_at: now,
-        expires_at: req
-            .expires_in_days
-            .map(|d| now.saturating_add(i64::from(d) * 86_400)),
+        expires_at,
         last_used_at: None,
         revoked_at: None,
     };
@@ -130,6 +133,22 @@ pub async fn create(
     })
     .await?;
     Ok(Created { row, secret })
+}
+
+/// A token made with an expiring token expires no later than it: an
+/// expiring credential never mints a longer-lived one.
+fn check_lifetime(requested: Option<i64>, creator: Option<i64>) -> Result<()> {
+    match (requested, creator) {
+        (_, None) => Ok(()),
+        (Some(r), Some(c)) if r <= c => Ok(()),
+        (_, Some(c)) => Err(Error::field(
+            "expires_in_days",
+            format!(
+                "must end no later than the token making it (it expires {}); a token cannot outlive the token that made it",
+                crate::clock::rfc3339(c)
+            ),
+        )),
+    }
 }
 
 pub async fn list(state: &AppState, ctx: &TenantCtx) -> Result<Vec<ApiTokenRow>> {
@@ -199,6 +218,7 @@ pub async fn authenticate(state: &AppState, secret: &str) -> Result<Principal> {
             id: found.id,
             workspace: found.workspace_id,
             scope: found.scope,
+            expires_at: found.expires_at,
         },
         impersonating: None,
         control_version: Some(version),
@@ -221,4 +241,18 @@ pub async fn holder_names(
         .into_iter()
         .map(|(u, _)| (u.id, u.name.unwrap_or(u.email)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_outlives_no_token_that_made_it() {
+        assert!(check_lifetime(None, None).is_ok());
+        assert!(check_lifetime(Some(10), None).is_ok());
+        assert!(check_lifetime(Some(10), Some(10)).is_ok());
+        assert!(check_lifetime(Some(11), Some(10)).is_err());
+        assert!(check_lifetime(None, Some(10)).is_err(), "never-expiring");
+    }
 }
