@@ -26,6 +26,19 @@ pub struct Principal {
     pub control_version: Option<i64>,
 }
 
+impl Principal {
+    /// Whether this credential may manage the account itself (its sign-ins,
+    /// second factors, passkeys, password, deletion): a browser session or
+    /// an access JWT from `/auth/token` may; a workspace API token, which
+    /// stands for one workspace only, may not.
+    pub fn manages_account(&self) -> Result<()> {
+        match self.via {
+            Via::ApiToken { .. } => Err(Error::AccountNeedsSignIn),
+            Via::Session { .. } | Via::Access { .. } => Ok(()),
+        }
+    }
+}
+
 /// How the caller proved who they are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Via {
