@@ -336,6 +336,17 @@ async fn finding3_impersonation_mints_no_lasting_access() {
             format!("/workspaces/{ws}/teams/{team}/members/{bob}"),
             json!({"role": "lead"}),
         ),
+        // A webhook would go on sending the workspace's events out.
+        (
+            "POST",
+            format!("/workspaces/{ws}/webhooks"),
+            json!({"url": "https://staff.example.invalid/hook", "events": ["record.created"]}),
+        ),
+        (
+            "POST",
+            format!("/workspaces/{ws}/integrations/inbound"),
+            json!({"name": "staff door", "mode": "token"}),
+        ),
     ];
     for (method, path, body) in &attempts {
         let (s, problem) = w.answer(&w.staff, method, path, body.clone()).await;

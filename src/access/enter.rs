@@ -117,15 +117,18 @@ pub async fn deny(
 }
 
 /// Operations that hand out access lasting beyond the request: API tokens,
-/// service accounts, invitations, roles, and team places (a lead manages).
+/// service accounts, invitations, roles, team places (a lead manages), and
+/// integrations (an inbound integration's secret lets a program in; an
+/// outbound webhook goes on sending the workspace's events out).
 pub fn grants_access(action: &str) -> bool {
     [
         "api_token.create",
         "service_account.create",
         "invitation.create",
-        "member.create",
         "member.update",
         "team.update",
+        "integration.create",
+        "integration.update",
     ]
     .contains(&action)
 }

@@ -172,7 +172,7 @@ impl From<Error> for Problem {
                 "urn:aura:problem:not-while-impersonating",
                 "Not while impersonating",
             )
-            .detail("platform staff cannot create tokens, service accounts, invitations, memberships or role changes during an impersonation; ask the workspace's owner or admins"),
+            .detail("platform staff cannot create tokens, service accounts, invitations, integrations, memberships or role changes during an impersonation; ask the workspace's owner or admins"),
             Error::AccountNeedsSignIn => Self::new(
                 StatusCode::FORBIDDEN,
                 "urn:aura:problem:account-needs-sign-in",

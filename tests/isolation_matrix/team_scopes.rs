@@ -229,6 +229,12 @@ impl World {
             )
             .await;
         let cid = c["id"].as_str().unwrap().to_owned();
+        let rid = self.edited_record(&cid).await;
+        (cid, rid)
+    }
+
+    /// A record of `cid`, edited once: version 1 is there to restore.
+    async fn edited_record(&self, cid: &str) -> String {
         let rec = self
             .post(
                 &format!("/collections/{cid}/records"),
@@ -244,7 +250,7 @@ impl World {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "fixture record edit");
-        (cid, rid)
+        rid
     }
 }
 
@@ -430,9 +436,11 @@ async fn finding1_token_scopes_times_team_roles() {
     let mut tried = 0;
     for c in &w.callers {
         for r in &routes {
-            // Routes that delete get objects of their own.
+            // Routes that delete get objects of their own, and so does
+            // restoring (a record keeps a bounded history).
             let (coll, rec) = match (r.method, r.path.ends_with("{record}")) {
                 ("DELETE", _) if r.path.ends_with("{collection}") => w.team_collection().await,
+                _ if r.path.ends_with("/restore") => (shared_coll.clone(), w.edited_record(&shared_coll).await),
                 ("DELETE", true) => (
                     shared_coll.clone(),
                     w.post(
