@@ -34,6 +34,15 @@ pub enum Error {
     /// The workspace requires a second factor the caller has not set up.
     #[error("this workspace requires two-factor sign-in")]
     MfaEnrolmentRequired,
+    /// Platform staff inside an impersonation tried to hand out lasting
+    /// access (a token, a service account, an invitation, a role).
+    #[error("not while impersonating")]
+    NotWhileImpersonating,
+    /// An account-level change (sessions, second factors, password,
+    /// deletion) with a workspace API token: only the person signed in
+    /// manages their account.
+    #[error("an API token cannot manage the account")]
+    AccountNeedsSignIn,
     #[error("invalid input")]
     Validation(Vec<FieldError>),
     #[error("{0}")]

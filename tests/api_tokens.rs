@@ -469,3 +469,212 @@ async fn sign_ins_are_listed_and_ended_one_by_one() {
     );
     server.stop();
 }
+
+/// Finding 5 of the outside review: a viewer `aura_` token bound to one
+/// workspace listed the account's sessions with their IPs and ended them,
+/// and read `/me/passkeys` and `/me/mfa`. Every account-level route (each
+/// `/me/...` path of the OpenAPI document, and the account page) answers a
+/// workspace token 403; a browser session still manages the account.
+#[tokio::test]
+async fn finding5_workspace_tokens_get_403_on_account_routes() {
+    let env = Env::new();
+    env.create_user("ada@example.com", "Ada");
+    let ws = env.create_workspace("Alpha", "ada@example.com");
+    let server = env.start();
+    let ada = client(&server);
+    let r = login(&ada, &server, "ada@example.com", PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    let session = session_token_of(&r);
+    let url = server.url(&format!("/api/v1/workspaces/{ws}/tokens"));
+    let (_, viewer) = new_token(&ada, &url, json!({"name": "ci", "scope": "viewer"})).await;
+    let (_, owner) = new_token(&ada, &url, json!({"name": "ops", "scope": "owner"})).await;
+
+    let spec: Value = common::get_json(&ada, server.url("/api/openapi.json")).await;
+    let mut tried = 0;
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        if !path.starts_with("/me/") {
+            continue;
+        }
+        for method in ops.as_object().unwrap().keys() {
+            let filled = path.replace("{id}", &public_id(&session));
+            for secret in [&viewer, &owner] {
+                let m: Method = method.to_uppercase().parse().unwrap();
+                let req = bearer(m.clone(), &server, secret, &format!("/api/v1{filled}"));
+                let req = if m == Method::GET || m == Method::DELETE {
+                    req
+                } else {
+                    req.json(&json!({}))
+                };
+                let (s, body) = send(req).await;
+                assert_eq!(s, 403, "{method} {path} with a workspace token: {body}");
+                assert_eq!(
+                    body["type"], "urn:aura:problem:account-needs-sign-in",
+                    "{method} {path}: {body}"
+                );
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried >= 2 * 14, "the account-level routes were found: {tried}");
+    // The account page too (the UI takes bearer credentials as well).
+    let r = bearer(Method::GET, &server, &viewer, "/account")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // `/me` itself stays: the token's own view of its account and workspace.
+    assert_eq!(bearer_status(&server, &viewer, "/api/v1/me").await, 200);
+    // The session the token tried to end is alive, and the person manages
+    // the account as before.
+    let (s, list) = send(ada.get(server.url("/api/v1/me/sessions"))).await;
+    assert_eq!(s, 200, "{list}");
+    assert!(list.to_string().contains(&public_id(&session)), "{list}");
+    let (s, _) = send(ada.get(server.url("/api/v1/me/mfa"))).await;
+    assert_eq!(s, 200);
+    // So does an access JWT from /auth/token.
+    let (s, t) = {
+        let r = token_request(&server, "ada@example.com", PASSWORD).await;
+        let s = r.status().as_u16();
+        (s, r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(s, 200, "{t}");
+    let jwt = t["access_token"].as_str().unwrap();
+    assert_eq!(bearer_status(&server, jwt, "/api/v1/me/sessions").await, 200);
+}
+
+/// Finding 9 of the outside review: an expiring token minted a
+/// never-expiring one. A token made with a token expires no later than the
+/// token that made it.
+#[tokio::test]
+async fn finding9_a_token_mints_no_token_outliving_it() {
+    let env = Env::new();
+    env.create_user("ada@example.com", "Ada");
+    let ws = env.create_workspace("Alpha", "ada@example.com");
+    let server = env.start();
+    let ada = signed_in(&server, "ada@example.com").await;
+    let url = server.url(&format!("/api/v1/workspaces/{ws}/tokens"));
+    let (s, parent) = send(ada.post(&url).json(&json!({
+        "name": "short-lived", "scope": "admin", "expires_in_days": 2
+    })))
+    .await;
+    assert_eq!(s, 201, "{parent}");
+    let parent_secret = parent["secret"].as_str().unwrap();
+    let parent_expiry = parent["expires_at"].as_str().unwrap().to_owned();
+
+    let (s, sa) = send(
+        ada.post(server.url(&format!("/api/v1/workspaces/{ws}/service-accounts")))
+            .json(&json!({"name": "Bot", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{sa}");
+    let sa_id = sa["id"].as_str().unwrap();
+    for (body, what) in [
+        (json!({"name": "forever", "scope": "viewer"}), "no expiry"),
+        (
+            json!({"name": "longer", "scope": "viewer", "expires_in_days": 3650}),
+            "a later expiry",
+        ),
+        (
+            json!({"name": "bot forever", "scope": "viewer", "service_account": sa_id}),
+            "a service account's token",
+        ),
+    ] {
+        let (s, child) = send(
+            bearer(Method::POST, &server, parent_secret, &format!("/api/v1/workspaces/{ws}/tokens"))
+                .json(&body),
+        )
+        .await;
+        assert_eq!(s, 201, "{what}: {child}");
+        assert_eq!(
+            child["expires_at"].as_str(),
+            Some(parent_expiry.as_str()),
+            "{what}: the child ends with its maker: {child}"
+        );
+        // And the child cannot reach further either.
+        let (s, grandchild) = send(
+            bearer(
+                Method::POST,
+                &server,
+                child["secret"].as_str().unwrap(),
+                &format!("/api/v1/workspaces/{ws}/tokens"),
+            )
+            .json(&json!({"name": "grandchild", "scope": "viewer"})),
+        )
+        .await;
+        if s == 201 {
+            assert_eq!(grandchild["expires_at"].as_str(), Some(parent_expiry.as_str()));
+        } else {
+            assert_eq!(s, 403, "a viewer token makes no tokens: {grandchild}");
+        }
+    }
+    // An earlier expiry than the maker's is kept.
+    let (s, child) = send(
+        bearer(Method::POST, &server, parent_secret, &format!("/api/v1/workspaces/{ws}/tokens"))
+            .json(&json!({"name": "day", "scope": "viewer", "expires_in_days": 1})),
+    )
+    .await;
+    assert_eq!(s, 201, "{child}");
+    assert!(child["expires_at"].as_str().unwrap() < parent_expiry.as_str(), "{child}");
+    // A person signed in still makes a token that never expires.
+    let (s, t) = send(ada.post(&url).json(&json!({"name": "mine", "scope": "viewer"}))).await;
+    assert_eq!(s, 201, "{t}");
+    assert!(t["expires_at"].is_null(), "{t}");
+}
+
+/// Finding 8 of the outside review (the operator's half): `aura user
+/// disable` then `enable` revokes the account's own personal API tokens, so
+/// tokens an attacker made before stay dead; the workspace's service-account
+/// tokens (which the account made) keep working.
+#[tokio::test]
+async fn finding8_disable_then_enable_revokes_personal_tokens() {
+    let env = Env::new();
+    env.create_user("ada@example.com", "Ada");
+    env.create_user("bea@example.com", "Bea");
+    let ws = env.create_workspace("Alpha", "ada@example.com");
+    env.add_member(&ws, "bea@example.com", "admin");
+    let server = env.start();
+    let bea = signed_in(&server, "bea@example.com").await;
+    let url = server.url(&format!("/api/v1/workspaces/{ws}/tokens"));
+    let (_, personal) = new_token(&bea, &url, json!({"name": "bea laptop", "scope": "viewer"})).await;
+    let (s, sa) = send(
+        bea.post(server.url(&format!("/api/v1/workspaces/{ws}/service-accounts")))
+            .json(&json!({"name": "Bot", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{sa}");
+    let (_, bot) = new_token(
+        &bea,
+        &url,
+        json!({"name": "bot", "scope": "viewer", "service_account": sa["id"]}),
+    )
+    .await;
+    let colls = format!("/api/v1/workspaces/{ws}/collections");
+    assert_eq!(bearer_status(&server, &personal, &colls).await, 200);
+
+    let mut said = String::new();
+    for cmd in ["disable", "enable"] {
+        let out = env.cli(&["user", cmd, "--email", "bea@example.com"], None);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        said.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    assert_eq!(
+        bearer_status(&server, &personal, &colls).await,
+        401,
+        "a personal token made before the account was disabled stays revoked"
+    );
+    assert_eq!(bearer_status(&server, &bot, &colls).await, 200);
+    // The owner sees it revoked in the workspace's token list.
+    let ada = signed_in(&server, "ada@example.com").await;
+    let (_, list) = send(ada.get(&url)).await;
+    let row = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "bea laptop")
+        .unwrap()
+        .clone();
+    assert!(row["revoked_at"].is_string(), "{row}");
+    // The operator was told what the disable revoked.
+    assert!(said.contains("bea laptop"), "the operator is told: {said}");
+    assert!(!said.contains("bot"), "{said}");
+}

@@ -17,11 +17,17 @@
 //! expired JWTs get 401 (API) or a redirect to the sign-in page (UI). Across
 //! all of it, no response may carry anything of a workspace the caller is not
 //! a member of (or, for a token, not scoped to).
+//! Account-level routes (`/me/...` but `/me` itself) answer API tokens 403.
+//! A third test (`isolation_matrix/team_scopes.rs`) crosses token scopes
+//! with team places on every team-sensitive route.
 //! A second test puts another workspace's ids into bodies and forms
 //! (relations, members, teams, a token's service account): they must be
 //! answered exactly like ids that exist nowhere.
 
 mod common;
+// Token scopes x team places x the team-sensitive routes.
+#[path = "isolation_matrix/team_scopes.rs"]
+mod team_scopes;
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -71,11 +77,11 @@ enum Need {
     Public(u16),
     /// Any signed-in account, whatever its workspaces.
     SignedIn,
-    /// Any signed-in account gets this status (the test sends an unknown id
-    /// or an invalid body); anonymous callers must sign in first.
-    Signed(u16),
-    /// Like `Signed`, for what only a person may do with their own account
-    /// (password, second factor): an API token gets 403.
+    /// The account-level routes (sessions, second factors, passkeys,
+    /// password, deletion): a person signed in (session or access JWT) gets
+    /// this status (the test sends an unknown id or an invalid body where
+    /// it is not 2xx); a workspace API token gets 403, since only the
+    /// person manages the account; anonymous callers must sign in first.
     Person(u16),
     /// Ends what the caller signed in with: any signed-in account, except that
     /// an API token does not sign out (it is revoked instead) and gets 400.
@@ -177,7 +183,7 @@ impl ApiRoute {
 /// One entry per (method, path) of the OpenAPI document. A new API route must
 /// get an entry here (the test fails naming it until it does).
 fn api_table() -> Vec<ApiRoute> {
-    use Need::{Platform, PlatformOnly, Public, SignOut, Signed, SignedIn};
+    use Need::{Platform, PlatformOnly, Public, SignOut, SignedIn};
     let role = Need::Role;
     vec![
         // Auth. A login or token request with a body missing its password:
@@ -188,26 +194,26 @@ fn api_table() -> Vec<ApiRoute> {
             .json(json!({"refresh_token": "not-a-refresh-token"})),
         api("POST", "/auth/logout", SignOut).own_session(),
         api("GET", "/me", SignedIn),
-        api("GET", "/me/sessions", SignedIn),
+        api("GET", "/me/sessions", Need::Person(200)),
         // `{id}` is a sign-in that does not exist.
-        api("DELETE", "/me/sessions/{id}", Signed(404)),
+        api("DELETE", "/me/sessions/{id}", Need::Person(404)),
         // No new password: 422 before any password check (a wrong one would
         // count against the sign-in limits).
-        api("POST", "/me/password", Signed(422)).json(json!({"current_password": ""})),
+        api("POST", "/me/password", Need::Person(422)).json(json!({"current_password": ""})),
         // Second factor: bodies missing a field, so nothing is enrolled and no
         // password is tried.
-        api("GET", "/me/mfa", SignedIn),
+        api("GET", "/me/mfa", Need::Person(200)),
         // Passkeys: public_url here is an IP, so the relying party is off (404)
         // for ceremonies; listing works.
-        api("GET", "/me/passkeys", SignedIn),
-        api("POST", "/me/passkeys/register/start", Signed(422)).json(json!({})),
-        api("POST", "/me/passkeys/register/finish", Signed(422)).json(json!({})),
-        api("POST", "/me/passkeys/{id}/remove", Signed(422)).json(json!({})),
+        api("GET", "/me/passkeys", Need::Person(200)),
+        api("POST", "/me/passkeys/register/start", Need::Person(422)).json(json!({})),
+        api("POST", "/me/passkeys/register/finish", Need::Person(422)).json(json!({})),
+        api("POST", "/me/passkeys/{id}/remove", Need::Person(422)).json(json!({})),
         api("POST", "/auth/passkey/start", Public(404)).json(json!({})),
         api("POST", "/auth/passkey/finish", Public(422)).json(json!({})),
-        api("POST", "/me/mfa/totp", Signed(422)).json(json!({})),
-        api("POST", "/me/mfa/totp/confirm", Signed(422)).json(json!({})),
-        api("POST", "/me/mfa/totp/remove", Signed(422)).json(json!({"password": ""})),
+        api("POST", "/me/mfa/totp", Need::Person(422)).json(json!({})),
+        api("POST", "/me/mfa/totp/confirm", Need::Person(422)).json(json!({})),
+        api("POST", "/me/mfa/totp/remove", Need::Person(422)).json(json!({"password": ""})),
         // The platform area.
         api("GET", "/platform/status", Platform),
         api("GET", "/platform/audit", Platform),
@@ -486,7 +492,7 @@ fn api_table() -> Vec<ApiRoute> {
             "/workspaces/{workspace}/deletion",
             Need::RoleStatus(Role::Owner, 409),
         ),
-        api("GET", "/me/deletion", SignedIn),
+        api("GET", "/me/deletion", Need::Person(200)),
         api("POST", "/me/deletion", Need::Person(422)).json(json!({"password": ""})),
         api("DELETE", "/me/deletion", Need::Person(409)),
         // Integrations: admins only. Deletions get fresh objects.
@@ -691,7 +697,7 @@ fn default_perms() -> Vec<(String, String)> {
 /// the form, and a valid form body (the test fails naming any route it does
 /// not know).
 fn ui_table() -> Vec<UiRoute> {
-    use Need::{Person, Platform, PlatformOnly, Public, SignOut, Signed};
+    use Need::{Person, Platform, PlatformOnly, Public, SignOut};
     let role = Need::Role;
     vec![
         // An empty sign-in form: 422 for anyone.
@@ -856,7 +862,7 @@ fn ui_table() -> Vec<UiRoute> {
             .fresh_kind(Fresh::Inbound),
         // Your account: forms missing what they need (no password is tried,
         // no session is ended).
-        ui("/account/sessions/end", &[], Signed(404)).form(|_| pairs(&[("id", "nope")])),
+        ui("/account/sessions/end", &[], Person(404)).form(|_| pairs(&[("id", "nope")])),
         ui("/account/password", &[], Person(422)),
         ui("/account/mfa/start", &[], Person(422)),
         ui("/account/mfa/confirm", &[], Person(422)),
@@ -902,7 +908,7 @@ fn ui_pages() -> Vec<UiRoute> {
         page("/w/:ws/c/:coll/r/:rec", REC, role(Role::Viewer)),
         page("/w/:ws/teams", WS, role(Role::Viewer)),
         page("/w/:ws/members", WS, role(Role::Viewer)),
-        page("/account", &[], SignedIn),
+        page("/account", &[], Need::Person(200)),
         page("/w/:ws/audit", WS, role(Role::Admin)),
         page("/w/:ws/privacy", WS, role(Role::Admin)),
         page(
@@ -1439,7 +1445,6 @@ fn expect(need: Need, a: &Attempt) -> Expect {
         (Who::Anon | Who::RevokedToken | Who::ExpiredJwt, _) => Expect::SignIn,
         _ if a.crosses() => Expect::Status(404),
         (_, Need::SignedIn) => Expect::Success,
-        (_, Need::Signed(s)) => Expect::Status(s),
         (Who::Token(_) | Who::OtherToken, Need::Person(_)) => Expect::Status(403),
         (_, Need::Person(s)) => Expect::Status(s),
         // An API token is revoked, not signed out.

@@ -305,3 +305,85 @@ async fn link_requests_take_the_same_time_for_known_and_unknown_addresses() {
         "one link per request for the known address, none for the unknown"
     );
 }
+
+/// Finding 8 of the outside review: after a password reset, API tokens an
+/// attacker made earlier kept working. A reset revokes the account's own
+/// personal API tokens (in every workspace); the workspace's service-account
+/// tokens stay. The mail after the reset and the account page list what was
+/// revoked.
+#[tokio::test]
+async fn finding8_password_reset_revokes_personal_tokens() {
+    let sink = Sink::start();
+    let env = Env::new();
+    env.create_user("ada@example.com", "Ada");
+    let ws = env.create_workspace("Alpha", "ada@example.com");
+    let s = start(&env, &sink, false);
+    let ada = client(&s);
+    assert_eq!(login(&ada, &s, "ada@example.com", PASSWORD).await.status(), 200);
+    let tokens = s.url(&format!("/api/v1/workspaces/{ws}/tokens"));
+    let made = |body: Value| {
+        let ada = ada.clone();
+        let tokens = tokens.clone();
+        async move {
+            let r = ada.post(tokens).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 201);
+            let v: Value = r.json().await.unwrap();
+            v["secret"].as_str().unwrap().to_owned()
+        }
+    };
+    let personal = made(json!({"name": "Attacker laptop", "scope": "admin"})).await;
+    let sa: Value = ada
+        .post(s.url(&format!("/api/v1/workspaces/{ws}/service-accounts")))
+        .json(&json!({"name": "Build bot", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bot = made(json!({"name": "Bot token", "scope": "viewer", "service_account": sa["id"]})).await;
+    let colls = format!("/api/v1/workspaces/{ws}/collections");
+    let status = |secret: String| {
+        let url = s.url(&colls);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(secret)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status(personal.clone()).await, 200);
+
+    let r = client(&s)
+        .post(s.url("/api/v1/auth/password-reset"))
+        .json(&json!({"email": "ada@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let token = sink.link_token("ada@example.com", "/reset/");
+    let new_password = "a brand new passphrase";
+    let r = client(&s)
+        .post(s.url("/api/v1/auth/password-reset/confirm"))
+        .json(&json!({"token": token, "new_password": new_password}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+
+    assert_eq!(status(personal).await, 401, "the personal token is revoked");
+    assert_eq!(status(bot).await, 200, "the service account's token stays");
+    // The mail after the reset names what was revoked.
+    sink.wait_for("ada@example.com", "Attacker laptop");
+    // So does the account page.
+    let c = client(&s);
+    assert_eq!(login(&c, &s, "ada@example.com", new_password).await.status(), 200);
+    let page = common::get_text(&c, s.url("/account")).await;
+    assert!(page.contains("revoked-tokens"), "{page}");
+    assert!(page.contains("Attacker laptop"), "{page}");
+    assert!(!page.contains("Bot token"), "{page}");
+}

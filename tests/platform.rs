@@ -263,3 +263,152 @@ async fn impersonation_is_recorded_attributed_bannered_and_ends() {
     assert_eq!(me.status(), 200);
     assert_eq!(r.status(), 404, "the impersonation expired");
 }
+
+const NOT_WHILE_IMPERSONATING: &str = "urn:aura:problem:not-while-impersonating";
+
+impl World {
+    async fn answer(&self, c: &reqwest::Client, method: &str, p: &str, body: Value) -> (u16, Value) {
+        let req = c.request(method.parse().unwrap(), self.api(p));
+        let req = if body.is_null() { req } else { req.json(&body) };
+        let r = req.send().await.unwrap();
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn impersonate(&self, role: &str, reason: &str) -> (u16, Value) {
+        let imp = format!("/platform/workspaces/{}/impersonate", self.ws);
+        self.answer(
+            &self.staff,
+            "POST",
+            &imp,
+            json!({"reason": reason, "minutes": 30, "role": role}),
+        )
+        .await
+    }
+}
+
+/// Finding 3 of the outside review: while impersonating, staff created an
+/// admin service account and a non-expiring token that kept reading the
+/// workspace after the impersonation ended. Impersonation mints no lasting
+/// access: tokens, service accounts, invitations, role changes and team
+/// places are refused (403, a problem that says why), and what staff did
+/// do is attributed to them, with their reason.
+#[tokio::test]
+async fn finding3_impersonation_mints_no_lasting_access() {
+    let w = world().await;
+    w.env.create_user("bob@example.com", "Bob");
+    w.env.add_member(&w.ws, "bob@example.com", "viewer");
+    let members: Value = common::get_json(&w.owner, w.api(&format!("/workspaces/{}/members", w.ws))).await;
+    let bob = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "bob@example.com")
+        .unwrap_or_else(|| panic!("{members}"))["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, team) = w
+        .answer(&w.owner, "POST", &format!("/workspaces/{}/teams", w.ws), json!({"name": "HR"}))
+        .await;
+    assert_eq!(s, 201, "{team}");
+    let team = team["id"].as_str().unwrap().to_owned();
+
+    let reason = "Ticket 9000: the owner asked us to fix an import";
+    let (s, started) = w.impersonate("admin", reason).await;
+    assert_eq!(s, 201, "{started}");
+    let ws = &w.ws;
+    let attempts = [
+        ("POST", format!("/workspaces/{ws}/tokens"), json!({"name": "staff", "scope": "viewer"})),
+        (
+            "POST",
+            format!("/workspaces/{ws}/service-accounts"),
+            json!({"name": "staff bot", "role": "admin"}),
+        ),
+        (
+            "POST",
+            format!("/workspaces/{ws}/invitations"),
+            json!({"email": "friend@example.com", "role": "admin"}),
+        ),
+        ("PUT", format!("/workspaces/{ws}/members/{bob}"), json!({"role": "admin"})),
+        (
+            "PUT",
+            format!("/workspaces/{ws}/teams/{team}/members/{bob}"),
+            json!({"role": "lead"}),
+        ),
+        // A webhook would go on sending the workspace's events out.
+        (
+            "POST",
+            format!("/workspaces/{ws}/webhooks"),
+            json!({"url": "https://staff.example.invalid/hook", "events": ["record.created"]}),
+        ),
+        (
+            "POST",
+            format!("/workspaces/{ws}/integrations/inbound"),
+            json!({"name": "staff door", "mode": "token"}),
+        ),
+    ];
+    for (method, path, body) in &attempts {
+        let (s, problem) = w.answer(&w.staff, method, path, body.clone()).await;
+        assert_eq!(s, 403, "{method} {path} while impersonating: {problem}");
+        assert_eq!(problem["type"], NOT_WHILE_IMPERSONATING, "{method} {path}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap_or_default().contains("impersonation"),
+            "{problem}"
+        );
+    }
+    // Nothing was made.
+    let owner_sees = |p: String| common::get_json(&w.owner, w.api(&p));
+    let tokens = owner_sees(format!("/workspaces/{ws}/tokens")).await;
+    assert_eq!(tokens["items"].as_array().unwrap().len(), 0, "{tokens}");
+    let sas = owner_sees(format!("/workspaces/{ws}/service-accounts")).await;
+    assert_eq!(sas["items"].as_array().unwrap().len(), 0, "{sas}");
+    let invites = owner_sees(format!("/workspaces/{ws}/invitations")).await;
+    assert_eq!(invites["items"].as_array().unwrap().len(), 0, "{invites}");
+    let members = owner_sees(format!("/workspaces/{ws}/members")).await;
+    assert!(members.to_string().contains("viewer"), "bob is still a viewer: {members}");
+
+    // What staff may do (support work on the data) names them and the reason.
+    let (s, coll) = w
+        .answer(
+            &w.staff,
+            "POST",
+            &format!("/workspaces/{ws}/collections"),
+            json!({"name": "Fixed by support", "fields": [{"name": "N", "type": "text"}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{coll}");
+    for action in ["collection.created", "access.denied"] {
+        let entries = w.ws_audit(action).await;
+        assert!(!entries.is_empty(), "{action}");
+        for e in &entries {
+            assert_eq!(e["actor_type"], "staff", "{e}");
+            assert!(e.to_string().contains(reason), "{action} names the reason: {e}");
+        }
+    }
+    assert_eq!(w.ws_audit("access.denied").await.len(), attempts.len());
+}
+
+/// Finding 4 of the outside review: staff were not held to a workspace's
+/// two-factor requirement when they impersonated. They are now, like its
+/// members: without a second factor they reach nothing inside.
+#[tokio::test]
+async fn finding4_staff_are_held_to_the_workspace_mfa_policy() {
+    let w = world().await;
+    common::mfa::enrol(&w.owner, &w.server).await;
+    let policy = format!("/workspaces/{}/mfa-policy", w.ws);
+    assert_eq!(
+        w.status(&w.owner, "PUT", &policy, json!({"required": true})).await,
+        200
+    );
+    let (s, started) = w.impersonate("viewer", "Ticket 4242: cannot see records").await;
+    assert_eq!(s, 201, "{started}");
+    let coll_url = format!("/workspaces/{}/collections", w.ws);
+    let (s, problem) = w.answer(&w.staff, "GET", &coll_url, Value::Null).await;
+    assert_eq!(s, 403, "staff without a second factor: {problem}");
+    assert_eq!(problem["type"], common::mfa::ENROLMENT_REQUIRED, "{problem}");
+
+    // With a second factor, the same impersonation works.
+    common::mfa::enrol(&w.staff, &w.server).await;
+    assert_eq!(w.status(&w.staff, "GET", &coll_url, Value::Null).await, 200);
+}

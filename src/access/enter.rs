@@ -2,11 +2,13 @@
 //! compared with what the operation needs, and a `TenantCtx` (holding the
 //! `TenantDb`) handed to the handler. Not a member answers 404, exactly like a
 //! missing workspace; a member without the role gets 403 and the refusal is
-//! recorded in the workspace's audit chain.
+//! recorded in the workspace's audit chain. Platform staff inside an
+//! impersonation never mint lasting access (`grants_access`): that is for the
+//! workspace's own people.
 
 use serde_json::json;
 
-use super::{Grant, GrantHolder, Principal, Role, Via, grant_for};
+use super::{Grant, GrantHolder, Principal, Role, TeamPlace, Via, grant_for};
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
@@ -21,6 +23,14 @@ pub struct TenantCtx {
     /// Who the audit entries of this request name: the person, the API token,
     /// or platform staff with their impersonation reason.
     pub actor: Actor,
+}
+
+impl TenantCtx {
+    /// The role this request acts with where a team place applies: raised
+    /// by the place, capped by the token's scope (`role::effective`).
+    pub fn role_with(&self, place: Option<TeamPlace>) -> Role {
+        self.grant.role_with(place).unwrap_or(self.role)
+    }
 }
 
 pub async fn enter(
@@ -50,6 +60,15 @@ pub async fn enter(
     };
     if !role.at_least(needs) {
         return Err(deny(state, &db, &actor, role, action, needs.as_str(), meta).await);
+    }
+    // Access outlives an impersonation only if staff could mint it there:
+    // they cannot. The refusal is recorded, naming them and their reason.
+    if grant.impersonating() && grants_access(action) {
+        let denied = deny(state, &db, &actor, role, action, "not while impersonating", meta).await;
+        return Err(match denied {
+            Error::Forbidden => Error::NotWhileImpersonating,
+            other => other,
+        });
     }
     // A workspace being deleted or moved is read-only: reads go on, changes
     // are refused here (those kept in control.db, such as members and
@@ -95,6 +114,23 @@ pub async fn deny(
         Ok(_) => Error::Forbidden,
         Err(e) => e,
     }
+}
+
+/// Operations that hand out access lasting beyond the request: API tokens,
+/// service accounts, invitations, roles, team places (a lead manages), and
+/// integrations (an inbound integration's secret lets a program in; an
+/// outbound webhook goes on sending the workspace's events out).
+pub fn grants_access(action: &str) -> bool {
+    [
+        "api_token.create",
+        "service_account.create",
+        "invitation.create",
+        "member.update",
+        "team.update",
+        "integration.create",
+        "integration.update",
+    ]
+    .contains(&action)
 }
 
 /// Operations a read-only workspace still allows: reading, exporting,

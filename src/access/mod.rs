@@ -6,7 +6,7 @@ pub mod enter;
 pub mod permissions;
 pub mod role;
 
-pub use role::Role;
+pub use role::{Role, TeamPlace};
 
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
@@ -26,6 +26,19 @@ pub struct Principal {
     pub control_version: Option<i64>,
 }
 
+impl Principal {
+    /// Whether this credential may manage the account itself (its sign-ins,
+    /// second factors, passkeys, password, deletion): a browser session or
+    /// an access JWT from `/auth/token` may; a workspace API token, which
+    /// stands for one workspace only, may not.
+    pub fn manages_account(&self) -> Result<()> {
+        match self.via {
+            Via::ApiToken { .. } => Err(Error::AccountNeedsSignIn),
+            Via::Session { .. } | Via::Access { .. } => Ok(()),
+        }
+    }
+}
+
 /// How the caller proved who they are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Via {
@@ -33,11 +46,13 @@ pub enum Via {
     Session { hash: Vec<u8> },
     /// An access JWT from `/auth/token`, under a refresh-token family.
     Access { family: String },
-    /// An `aura_` API token: one workspace, at most `scope`.
+    /// An `aura_` API token: one workspace, at most `scope`, until
+    /// `expires_at` (if it expires).
     ApiToken {
         id: String,
         workspace: WorkspaceId,
         scope: Role,
+        expires_at: Option<i64>,
     },
 }
 
@@ -51,6 +66,12 @@ pub struct Grant {
     /// The workspace is read-only for this holder (being deleted or moved):
     /// its `TenantDb` refuses writes. The system handle is never frozen.
     frozen: Option<Frozen>,
+    /// The scope of the API token the request came with: no role the
+    /// request reaches (workspace, team, collection) goes above it.
+    cap: Option<Role>,
+    /// When the credential behind this grant stops working (an expiring API
+    /// token): nothing it creates may outlive it.
+    until: Option<i64>,
 }
 
 pub use crate::store::lifecycle::Kind as Frozen;
@@ -95,6 +116,27 @@ impl Grant {
         }
     }
 
+    /// The token scope every role of this request stays within.
+    pub fn cap(&self) -> Option<Role> {
+        self.cap
+    }
+
+    /// When the credential of this request expires, if it does.
+    pub fn until(&self) -> Option<i64> {
+        self.until
+    }
+
+    /// The role this request acts with where a team place applies (see
+    /// `role::effective`); `None` for the system handle.
+    pub fn role_with(&self, place: Option<TeamPlace>) -> Option<Role> {
+        self.role().map(|r| role::effective(r, place, self.cap))
+    }
+
+    /// Platform staff inside an impersonation.
+    pub fn impersonating(&self) -> bool {
+        matches!(self.holder, GrantHolder::Staff { .. })
+    }
+
     /// The system handle. Callers are the CLI and platform jobs, never a request
     /// handler acting for a user.
     pub fn system(workspace: WorkspaceId, reason: &'static str) -> Self {
@@ -102,6 +144,8 @@ impl Grant {
             workspace,
             holder: GrantHolder::System { reason },
             frozen: None,
+            cap: None,
+            until: None,
         }
     }
 }
@@ -113,16 +157,19 @@ impl Grant {
 pub async fn grant_for(control: &Control, who: &Principal, ws: WorkspaceId) -> Result<Grant> {
     let user = who.user_id;
     // An API token reaches its own workspace only, and never above its scope.
-    let cap = match &who.via {
+    let (cap, until) = match &who.via {
         Via::ApiToken {
-            workspace, scope, ..
+            workspace,
+            scope,
+            expires_at,
+            ..
         } => {
             if *workspace != ws {
                 return Err(Error::NotFound("workspace"));
             }
-            Some(*scope)
+            (Some(*scope), *expires_at)
         }
-        _ => None,
+        _ => (None, None),
     };
     // Cached while control.db is unchanged (`store::cache`): a role change,
     // a removal, a suspension or a new MFA policy still applies on the very
@@ -152,19 +199,30 @@ pub async fn grant_for(control: &Control, who: &Principal, ws: WorkspaceId) -> R
             workspace: ws,
             holder: GrantHolder::Member {
                 user,
-                role: cap.map_or(g.role, |c| g.role.max(c)),
+                role: role::effective(g.role, None, cap),
             },
             frozen: g.frozen,
+            cap,
+            until,
         }),
         None => match &who.impersonating {
             // Staff without a membership, inside a recorded impersonation of
             // exactly this workspace.
             Some(i) if i.workspace_id == ws && who.platform_admin => {
-                let frozen = control
+                let (frozen, needs_mfa) = control
                     .db
-                    .read_async(move |c| crate::store::lifecycle::get(c, ws))
-                    .await?
-                    .map(|l| l.kind);
+                    .read_async(move |c| {
+                        let frozen = crate::store::lifecycle::get(c, ws)?.map(|l| l.kind);
+                        let needs_mfa = crate::store::mfa::require_mfa(c, ws)?
+                            && !crate::store::mfa::has_second_factor(c, user)?;
+                        Ok((frozen, needs_mfa))
+                    })
+                    .await?;
+                // Staff are held to the workspace's two-factor policy like
+                // its members.
+                if needs_mfa {
+                    return Err(Error::MfaEnrolmentRequired);
+                }
                 Ok(Grant {
                     workspace: ws,
                     holder: GrantHolder::Staff {
@@ -173,6 +231,8 @@ pub async fn grant_for(control: &Control, who: &Principal, ws: WorkspaceId) -> R
                         reason: i.reason.clone(),
                     },
                     frozen,
+                    cap: None,
+                    until: None,
                 })
             }
             _ => Err(Error::NotFound("workspace")),

@@ -352,14 +352,15 @@ pub async fn set_retention(
     let now = state.clock.unix();
     let default_days = state.config.file.audit.retention_days;
     let meta = meta.clone();
-    let user = ctx.user;
+    // The request's actor: a token or impersonating staff are named as such.
+    let actor = ctx.actor.clone();
     ctx.db
         .write(move |t| {
             let before = tenant_settings::audit_retention_days(t.tx)?.unwrap_or(default_days);
             tenant_settings::set_audit_retention_days(t.tx, days)?;
             t.audit(
                 now,
-                &NewEntry::new(Actor::User(user), "audit.retention_changed", &meta)
+                &NewEntry::new(actor, "audit.retention_changed", &meta)
                     .before(json!({ "retention_days": before }))
                     .after(json!({ "retention_days": days })),
             )?;

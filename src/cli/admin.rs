@@ -56,7 +56,7 @@ async fn set_disabled(g: &Global, email: &str, disabled: bool) -> Result<ExitCod
                  `aura workspace list`"
             ))
         })?;
-    crate::identity::users::set_disabled(
+    let revoked = crate::identity::users::set_disabled(
         &state,
         user.id,
         disabled,
@@ -66,6 +66,10 @@ async fn set_disabled(g: &Global, email: &str, disabled: bool) -> Result<ExitCod
     .await?;
     let word = if disabled { "disabled" } else { "enabled" };
     println!("{} {word}", user.id);
+    if disabled {
+        // What enabling the account later will not bring back.
+        print!("{}", crate::identity::api_tokens::describe_revoked(&revoked));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,8 +1,9 @@
 //! `aura_` API tokens. The secret is shown once; control.db keeps its SHA-256,
 //! a sealed name, the workspace it is for, its scope (the most it may do, no
-//! more than its creator's role), an expiry and the last use. Each request
-//! checks the token afresh, so revocation and a membership change bite on
-//! the next request.
+//! more than its creator's role), an expiry (no later than that of the token
+//! that made it, when a token made it) and the last use. Each request checks the
+//! token afresh, so revocation and a membership change bite on the next
+//! request.
 
 use serde_json::json;
 
@@ -57,6 +58,12 @@ pub async fn create(
             format!("must be between 1 and {MAX_EXPIRY_DAYS}"),
         ));
     }
+    let now = state.clock.unix();
+    let expires_at = bound_lifetime(
+        req.expires_in_days
+            .map(|d| now.saturating_add(i64::from(d) * 86_400)),
+        ctx.grant.until(),
+    );
     let ws = ctx.db.id();
     let holder = match &req.service_account {
         None => ctx.user,
@@ -81,7 +88,6 @@ pub async fn create(
             id
         }
     };
-    let now = state.clock.unix();
     let secret = format!("{PREFIX}{}", random_token());
     let hash = hash_token(&secret);
     let id = uuid::Uuid::now_v7().to_string();
@@ -93,9 +99,7 @@ pub async fn create(
         name,
         scope: req.scope,
         created_at: now,
-        expires_at: req
-            .expires_in_days
-            .map(|d| now.saturating_add(i64::from(d) * 86_400)),
+        expires_at,
         last_used_at: None,
         revoked_at: None,
     };
@@ -130,6 +134,17 @@ pub async fn create(
     })
     .await?;
     Ok(Created { row, secret })
+}
+
+/// A token made with an expiring token expires no later than it: at the
+/// requested time or at the maker's expiry, whichever comes first (never
+/// "never"). An expiring credential cannot mint a longer-lived one.
+fn bound_lifetime(requested: Option<i64>, maker: Option<i64>) -> Option<i64> {
+    match (requested, maker) {
+        (Some(r), Some(m)) => Some(r.min(m)),
+        (r, None) => r,
+        (None, m) => m,
+    }
 }
 
 pub async fn list(state: &AppState, ctx: &TenantCtx) -> Result<Vec<ApiTokenRow>> {
@@ -199,10 +214,92 @@ pub async fn authenticate(state: &AppState, secret: &str) -> Result<Principal> {
             id: found.id,
             workspace: found.workspace_id,
             scope: found.scope,
+            expires_at: found.expires_at,
         },
         impersonating: None,
         control_version: Some(version),
     })
+}
+
+/// A personal token that a password reset or disabling the account revoked,
+/// as the person (and the operator) are told about it.
+#[derive(Clone, Debug)]
+pub struct Revoked {
+    pub id: String,
+    pub name: String,
+    pub workspace: String,
+    pub scope: Role,
+}
+
+/// Revokes the account's own personal API tokens in every workspace, inside
+/// the caller's transaction (a password reset, an operator disabling the
+/// account): an attacker's tokens die with the account's recovery. Tokens
+/// of the workspaces' service accounts stay.
+pub fn revoke_personal(
+    tx: &rusqlite::Transaction<'_>,
+    keys: &control::PlatformKeys,
+    user: UserId,
+    now: i64,
+    why: tokens::Revocation,
+) -> Result<Vec<Revoked>> {
+    tokens::revoke_personal_tokens(tx, keys, user, now, why)?
+        .into_iter()
+        .map(|t| {
+            let workspace = control::get_workspace(tx, keys, t.workspace_id)?
+                .map_or_else(|| t.workspace_id.to_string(), |w| w.name);
+            Ok(Revoked {
+                id: t.id,
+                name: t.name,
+                workspace,
+                scope: t.scope,
+            })
+        })
+        .collect()
+}
+
+/// The account's personal tokens a password reset or disabling the account
+/// revoked, newest first: each with when and why (the account page).
+pub async fn revoked_personal(
+    state: &AppState,
+    user: UserId,
+) -> Result<Vec<(Revoked, i64, tokens::Revocation)>> {
+    let keys = state.control.keys.clone();
+    state
+        .control
+        .db
+        .read_async(move |c| {
+            tokens::revoked_personal_tokens(c, &keys, user)?
+                .into_iter()
+                .map(|(t, why)| {
+                    let workspace = control::get_workspace(c, &keys, t.workspace_id)?
+                        .map_or_else(|| t.workspace_id.to_string(), |w| w.name);
+                    let when = t.revoked_at.unwrap_or_default();
+                    let r = Revoked {
+                        id: t.id,
+                        name: t.name,
+                        workspace,
+                        scope: t.scope,
+                    };
+                    Ok((r, when, why))
+                })
+                .collect()
+        })
+        .await
+}
+
+/// One line per revoked token, for a mail or the operator's terminal.
+pub fn describe_revoked(list: &[Revoked]) -> String {
+    if list.is_empty() {
+        return "No personal API tokens were live.".into();
+    }
+    let mut out = String::from("Personal API tokens revoked:\n");
+    for t in list {
+        out.push_str(&format!(
+            "  - {} (workspace {}, scope {})\n",
+            t.name, t.workspace, t.scope
+        ));
+    }
+    out
 }
 
 /// Display names for token holders (the creator or a service account).
@@ -221,4 +318,18 @@ pub async fn holder_names(
         .into_iter()
         .map(|(u, _)| (u.id, u.name.unwrap_or(u.email)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_outlives_no_token_that_made_it() {
+        assert_eq!(bound_lifetime(None, None), None);
+        assert_eq!(bound_lifetime(Some(10), None), Some(10));
+        assert_eq!(bound_lifetime(Some(9), Some(10)), Some(9));
+        assert_eq!(bound_lifetime(Some(11), Some(10)), Some(10));
+        assert_eq!(bound_lifetime(None, Some(10)), Some(10), "never-expiring");
+    }
 }

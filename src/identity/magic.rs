@@ -1,9 +1,10 @@
 //! Links by mail, for two purposes:
 //! - magic-link sign-in, when `auth.magic_links` is on: it stands in for the
 //!   password only; an account with a second factor still gives its code;
-//! - password reset, whenever mail is configured: it sets a new password and
-//!   ends every session and API sign-in of the account (a second factor, if
-//!   any, stays and is still asked for at sign-in).
+//! - password reset, whenever mail is configured: it sets a new password,
+//!   ends every session and API sign-in of the account and revokes its own
+//!   personal API tokens (a second factor, if any, stays and is still asked
+//!   for at sign-in); a mail then lists what was revoked.
 //!
 //! A link works once, for 15 minutes. Asking for one always gets the same
 //! answer at the same speed, whether or not the address has an account: the
@@ -156,9 +157,10 @@ pub async fn redeem(state: &AppState, token: &str, meta: &RequestMeta) -> Result
         Purpose::SignIn,
         "auth.magic_link_used",
         meta,
-        |_, _| Ok(()),
+        |_, _| Ok(((), None)),
     )
     .await
+    .map(|(user, ())| user)
 }
 
 /// Whether a reset link is still good (for showing its form).
@@ -173,7 +175,9 @@ pub async fn reset_link_live(state: &AppState, token: &str) -> Result<bool> {
 }
 
 /// Spends a reset link and sets the new password; every session and API
-/// sign-in of the account ends.
+/// sign-in of the account ends, and its own personal API tokens are revoked
+/// (service-account tokens stay). A mail then tells the person what was
+/// revoked, and the account page lists it.
 pub async fn reset_password(
     state: &AppState,
     token: &str,
@@ -186,7 +190,8 @@ pub async fn reset_password(
         .await
         .map_err(|e| e.for_field("new_password"))?;
     let now = state.clock.unix();
-    spend(
+    let keys = state.control.keys.clone();
+    let (_, (email, revoked)) = spend(
         state,
         token,
         Purpose::PasswordReset,
@@ -201,23 +206,52 @@ pub async fn reset_password(
                 now,
                 "password reset",
             )?;
-            Ok(())
+            let revoked = super::api_tokens::revoke_personal(
+                tx,
+                &keys,
+                user,
+                now,
+                crate::store::tokens::Revocation::PasswordReset,
+            )?;
+            let email = control::get_user(tx, &keys, user)?.map(|u| u.email);
+            let after = serde_json::json!({
+                "revoked_tokens": revoked.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+            });
+            Ok(((email, revoked), Some(after)))
         },
     )
-    .await
-    .map(|_| ())
+    .await?;
+    if let Some(to) = email {
+        let mail = Mail {
+            to,
+            subject: "Your Aura password was reset".into(),
+            body: format!(
+                "Your Aura password was just reset. Every session and sign-in of your account has ended.\n\n{}\nMake new tokens where you still need them. If you did not reset your password, tell your workspace's owner at once.\n",
+                super::api_tokens::describe_revoked(&revoked)
+            ),
+        };
+        let st = std::sync::Arc::clone(&state.mailer);
+        tokio::spawn(async move {
+            if let Err(e) = st.send(mail).await {
+                tracing::warn!(error = %e, "sending the password-reset notice failed");
+            }
+        });
+    }
+    Ok(())
 }
 
 /// Spends a link of `purpose`, runs `then` in the same transaction, and
-/// writes `action` for the account.
-async fn spend(
+/// writes `action` for the account (with what `then` says happened).
+async fn spend<T: Send + 'static>(
     state: &AppState,
     token: &str,
     purpose: Purpose,
     action: &'static str,
     meta: &RequestMeta,
-    then: impl FnOnce(&rusqlite::Transaction<'_>, UserId) -> Result<()> + Send + 'static,
-) -> Result<UserId> {
+    then: impl FnOnce(&rusqlite::Transaction<'_>, UserId) -> Result<(T, Option<serde_json::Value>)>
+    + Send
+    + 'static,
+) -> Result<(UserId, T)> {
     let hash = hash_token(token);
     let now = state.clock.unix();
     let keys = state.control.keys.clone();
@@ -232,14 +266,13 @@ async fn spend(
             if disabled {
                 return Err(Error::Unauthenticated);
             }
-            then(tx, user)?;
-            audit::append(
-                tx,
-                &keys.sealer,
-                now,
-                &NewEntry::new(Actor::User(user), action, &m).target("user", user),
-            )?;
-            Ok(user)
+            let (out, after) = then(tx, user)?;
+            let mut entry = NewEntry::new(Actor::User(user), action, &m).target("user", user);
+            if let Some(after) = after {
+                entry = entry.after(after);
+            }
+            audit::append(tx, &keys.sealer, now, &entry)?;
+            Ok((user, out))
         })
         .await
 }

@@ -180,15 +180,17 @@ pub async fn change_password(
 }
 
 /// Disables or re-enables an account (operators). Disabling ends every
-/// session and API sign-in at once; API tokens held by the account stop
-/// working because each use checks the account.
+/// session and API sign-in at once and revokes the account's own personal
+/// API tokens (returned), so enabling it again brings none back: tokens an
+/// attacker made before stay dead. The workspaces' service-account tokens
+/// stay.
 pub async fn set_disabled(
     state: &AppState,
     user: UserId,
     disabled: bool,
     actor: Actor,
     meta: &RequestMeta,
-) -> Result<()> {
+) -> Result<Vec<super::api_tokens::Revoked>> {
     let now = state.clock.unix();
     let keys = state.control.keys.clone();
     let meta = meta.clone();
@@ -197,19 +199,30 @@ pub async fn set_disabled(
         .db
         .write_async(move |tx| {
             accounts::set_disabled(tx, user, disabled, now)?;
-            let action = if disabled {
+            let mut entry = if disabled {
                 accounts::end_sign_ins(tx, user, Default::default(), now, "account disabled")?;
-                "user.disabled"
+                NewEntry::new(actor, "user.disabled", &meta)
             } else {
-                "user.enabled"
+                NewEntry::new(actor, "user.enabled", &meta)
             };
-            audit::append(
-                tx,
-                &keys.sealer,
-                now,
-                &NewEntry::new(actor, action, &meta).target("user", user),
-            )?;
-            Ok(())
+            let revoked = if disabled {
+                super::api_tokens::revoke_personal(
+                    tx,
+                    &keys,
+                    user,
+                    now,
+                    crate::store::tokens::Revocation::AccountDisabled,
+                )?
+            } else {
+                Vec::new()
+            };
+            if disabled {
+                entry = entry.after(serde_json::json!({
+                    "revoked_tokens": revoked.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+                }));
+            }
+            audit::append(tx, &keys.sealer, now, &entry.target("user", user))?;
+            Ok(revoked)
         })
         .await
 }

@@ -75,7 +75,6 @@ pub async fn create_collection(
     let actor = ctx.actor.clone();
     let meta2 = meta.clone();
     let teams = my_teams(ctx).await?;
-    let role = ctx.role;
     let caps = Caps::from(state);
     let row = ctx
         .db
@@ -119,7 +118,7 @@ pub async fn create_collection(
         })
         .await?;
     // The creator may not be on the owning team; they then see it no more.
-    let role = effective_role(&row, role, &teams).unwrap_or(role);
+    let role = effective_role(&row, ctx, &teams).unwrap_or(ctx.role);
     Ok(Visible { row, role })
 }
 

@@ -22,8 +22,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::access::Role;
 use crate::access::enter::{TenantCtx, deny};
+use crate::access::{Role, TeamPlace};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::app::AppState;
 use crate::audit::{NewEntry, RequestMeta};
@@ -48,22 +48,20 @@ pub use crate::clock::rfc3339_ms;
 
 /// The caller's role inside a collection, or `None` when the collection is
 /// not theirs to see (a team-owned collection of a team they are not on).
-/// On the team, a lead acts at least as a manager; a member with their
-/// workspace role.
+/// On the team, a lead acts at least as a manager, a member with their
+/// workspace role; either way never above the request's token scope
+/// (`access::role::effective`, through `TenantCtx::role_with`).
 pub fn effective_role(
     coll: &CollectionRow,
-    role: Role,
+    ctx: &TenantCtx,
     teams: &[(String, String)],
 ) -> Option<Role> {
     match &coll.team_id {
-        None => Some(role),
-        Some(team) => teams.iter().find(|(t, _)| t == team).map(|(_, team_role)| {
-            if team_role == "lead" && !role.at_least(Role::Manager) {
-                Role::Manager
-            } else {
-                role
-            }
-        }),
+        None => Some(ctx.role_with(None)),
+        Some(team) => teams
+            .iter()
+            .find(|(t, _)| t == team)
+            .map(|(_, place)| ctx.role_with(TeamPlace::parse(place))),
     }
 }
 
@@ -135,11 +133,10 @@ pub async fn list_collections_page(
 
 pub async fn list_collections(ctx: &TenantCtx) -> Result<Vec<Visible>> {
     let teams = my_teams(ctx).await?;
-    let role = ctx.role;
     let all = ctx.db.read(rstore::list_collections).await?;
     Ok(all
         .into_iter()
-        .filter_map(|row| effective_role(&row, role, &teams).map(|role| Visible { row, role }))
+        .filter_map(|row| effective_role(&row, ctx, &teams).map(|role| Visible { row, role }))
         .collect())
 }
 
@@ -195,7 +192,7 @@ where
         })
         .await?;
     let (row, teams, out) = found.ok_or(Error::NotFound("collection"))?;
-    let role = effective_role(&row, ctx.role, &teams).ok_or(Error::NotFound("collection"))?;
+    let role = effective_role(&row, ctx, &teams).ok_or(Error::NotFound("collection"))?;
     Ok((Visible { row, role }, out))
 }
 

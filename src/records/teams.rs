@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::access::Role;
+use crate::access::{Role, TeamPlace};
 use crate::access::enter::{TenantCtx, deny};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::app::AppState;
@@ -82,7 +82,9 @@ pub async fn delete(
         .await
 }
 
-/// Admins manage every team; a team's lead manages its own members.
+/// Admins manage every team; a team's lead manages its own members, acting
+/// as a manager there, and so only where the request's token scope reaches
+/// manager (`TenantCtx::role_with`).
 async fn check_manage(
     state: &AppState,
     ctx: &TenantCtx,
@@ -95,8 +97,13 @@ async fn check_manage(
         .find(|t| t.id == team)
         .ok_or(Error::NotFound("team"))?;
     let me = ctx.user.to_string();
-    let lead = t.members.iter().any(|(u, r)| *u == me && r == "lead");
-    if allows(ctx.role, Resource::Team, Action::Update) || lead {
+    let place = t
+        .members
+        .iter()
+        .find(|(u, _)| *u == me)
+        .and_then(|(_, r)| TeamPlace::parse(r));
+    let leads = place == Some(TeamPlace::Lead) && ctx.role_with(place).at_least(Role::Manager);
+    if allows(ctx.role, Resource::Team, Action::Update) || leads {
         Ok(())
     } else {
         Err(deny(

@@ -67,6 +67,11 @@ pub const CONTROL: &[Migration] = &[
         name: "audit_redaction",
         sql: include_str!("migrations/control/0012_audit_redaction.sql"),
     },
+    Migration {
+        version: 14,
+        name: "token_revocation",
+        sql: include_str!("migrations/control/0014_token_revocation.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[

@@ -356,6 +356,82 @@ pub fn revoke_member_tokens(
     )?)
 }
 
+/// Why the account's own event revoked its personal tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revocation {
+    PasswordReset,
+    AccountDisabled,
+}
+
+impl Revocation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Revocation::PasswordReset => "password_reset",
+            Revocation::AccountDisabled => "account_disabled",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "password_reset" => Some(Revocation::PasswordReset),
+            "account_disabled" => Some(Revocation::AccountDisabled),
+            _ => None,
+        }
+    }
+}
+
+/// Revokes every API token the account itself holds, in every workspace
+/// (its personal tokens), and returns them. Tokens of service accounts are
+/// held by the service account, not by whoever made them, so they stay.
+pub fn revoke_personal_tokens(
+    tx: &Transaction<'_>,
+    keys: &PlatformKeys,
+    user: UserId,
+    now: i64,
+    why: Revocation,
+) -> Result<Vec<ApiTokenRow>> {
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM api_tokens
+         WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY created_at, id"
+    ))?;
+    let mut rows = stmt.query([user.to_string()])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let mut t = token_from_row(keys, r)?;
+        t.revoked_at = Some(now);
+        out.push(t);
+    }
+    tx.execute(
+        "UPDATE api_tokens SET revoked_at = ?2, revoked_reason = ?3
+         WHERE user_id = ?1 AND revoked_at IS NULL",
+        params![user.to_string(), now, why.as_str()],
+    )?;
+    Ok(out)
+}
+
+/// The account's personal tokens that a password reset or disabling the
+/// account revoked, newest first (for the account page).
+pub fn revoked_personal_tokens(
+    conn: &Connection,
+    keys: &PlatformKeys,
+    user: UserId,
+) -> Result<Vec<(ApiTokenRow, Revocation)>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {TOKEN_COLUMNS}, revoked_reason FROM api_tokens
+         WHERE user_id = ?1 AND revoked_reason IS NOT NULL
+         ORDER BY revoked_at DESC, created_at, id"
+    ))?;
+    let mut rows = stmt.query([user.to_string()])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let why: String = r.get(10)?;
+        if let Some(why) = Revocation::parse(&why) {
+            out.push((token_from_row(keys, r)?, why));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

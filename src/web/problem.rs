@@ -167,6 +167,18 @@ impl From<Error> for Problem {
                 "Two-factor sign-in required",
             )
             .detail("this workspace requires two-factor sign-in; set it up on your account page (/account)"),
+            Error::NotWhileImpersonating => Self::new(
+                StatusCode::FORBIDDEN,
+                "urn:aura:problem:not-while-impersonating",
+                "Not while impersonating",
+            )
+            .detail("platform staff cannot create tokens, service accounts, invitations, integrations, memberships or role changes during an impersonation; ask the workspace's owner or admins"),
+            Error::AccountNeedsSignIn => Self::new(
+                StatusCode::FORBIDDEN,
+                "urn:aura:problem:account-needs-sign-in",
+                "Sign in to manage your account",
+            )
+            .detail("a workspace API token cannot manage the account (sessions, second factors, password, deletion); use a browser session or an access token from /auth/token"),
             Error::Validation(errors) => Self::validation(errors),
             Error::Conflict(d) => Self::new(
                 StatusCode::CONFLICT,

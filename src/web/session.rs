@@ -1,5 +1,7 @@
 //! The session cookie and the extractors that turn it into a `Principal`.
-//! A handler's signature says what it needs: `SignedIn` for any account.
+//! A handler's signature says what it needs: `SignedIn` for any account,
+//! `AccountHolder` for the routes that manage the account itself (no
+//! workspace API token), `PlatformAdmin` for the platform area.
 
 use std::sync::Arc;
 
@@ -89,6 +91,27 @@ impl<'a> FromRequest<'a> for SignedIn {
         let token = token_from_request(req, &state.config).ok_or(Error::Unauthenticated)?;
         let p = crate::identity::authenticate(&state, &token).await?;
         Ok(SignedIn(p))
+    }
+}
+
+/// A caller who manages the account itself: its sign-ins, second factors,
+/// passkeys, password and deletion. Every account-level route (API
+/// `/me/...` but `/me`, the UI's `/account...`) takes this extractor, the one
+/// place that keeps workspace API tokens out of them: they get 403
+/// (`Principal::manages_account`).
+pub struct AccountHolder(pub Principal);
+
+impl<'a> FromRequest<'a> for AccountHolder {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let SignedIn(p) = SignedIn::from_request(req, body).await?;
+        p.manages_account()?;
+        Ok(AccountHolder(p))
+    }
+}
+
+impl From<AccountHolder> for SignedIn {
+    fn from(a: AccountHolder) -> Self {
+        SignedIn(a.0)
     }
 }
 

@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::lifecycle::{self, CANCEL_ACTION, Status, accounts};
-use crate::web::session::SignedIn;
+use crate::web::session::{AccountHolder, SignedIn};
 
 /// A workspace's deletion state.
 #[derive(Object)]
@@ -132,7 +132,7 @@ impl LifecycleApi {
     async fn account_status(
         &self,
         state: Data<&Arc<AppState>>,
-        who: SignedIn,
+        who: AccountHolder,
     ) -> poem::Result<Json<AccountDeletion>> {
         let due = accounts::due(&state, who.0.user_id).await?;
         Ok(Json(AccountDeletion {
@@ -149,7 +149,7 @@ impl LifecycleApi {
         &self,
         state: Data<&Arc<AppState>>,
         meta: Data<&RequestMeta>,
-        who: SignedIn,
+        who: AccountHolder,
         body: JsonBody<AccountDeletionRequest>,
     ) -> poem::Result<Json<AccountDeletion>> {
         let due = accounts::schedule(&state, &who.0, body.0.password, &meta).await?;
@@ -165,7 +165,7 @@ impl LifecycleApi {
         &self,
         state: Data<&Arc<AppState>>,
         meta: Data<&RequestMeta>,
-        who: SignedIn,
+        who: AccountHolder,
     ) -> poem::Result<Json<AccountDeletion>> {
         accounts::cancel(&state, &who.0, &meta).await?;
         Ok(Json(AccountDeletion {

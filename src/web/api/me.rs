@@ -16,7 +16,7 @@ use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::store::{accounts, control};
-use crate::web::session::SignedIn;
+use crate::web::session::{AccountHolder, SignedIn};
 
 #[derive(Object)]
 pub struct MeWorkspace {
@@ -78,7 +78,7 @@ impl MeApi {
     async fn sessions(
         &self,
         state: Data<&Arc<AppState>>,
-        who: SignedIn,
+        who: AccountHolder,
     ) -> poem::Result<Json<SignInList>> {
         let items = sign_ins(&state, &who.0)
             .await?
@@ -102,7 +102,7 @@ impl MeApi {
         &self,
         state: Data<&Arc<AppState>>,
         meta: Data<&RequestMeta>,
-        who: SignedIn,
+        who: AccountHolder,
         id: Path<String>,
     ) -> poem::Result<Done> {
         end_sign_in(&state, &who.0, &id, &meta).await?;
@@ -116,7 +116,7 @@ impl MeApi {
         &self,
         state: Data<&Arc<AppState>>,
         meta: Data<&RequestMeta>,
-        who: SignedIn,
+        who: AccountHolder,
         body: JsonBody<PasswordChange>,
     ) -> poem::Result<Done> {
         let PasswordChange {

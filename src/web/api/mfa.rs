@@ -13,7 +13,7 @@ use super::{ApiTags, Done};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::identity::mfa;
-use crate::web::session::SignedIn;
+use crate::web::session::AccountHolder;
 
 #[derive(Object)]
 pub struct MfaStatus {
@@ -66,7 +66,7 @@ impl MfaApi {
     async fn status(
         &self,
         state: Data<&Arc<AppState>>,
-        who: SignedIn,
+        who: AccountHolder,
     ) -> poem::Result<Json<MfaStatus>> {
         let (totp_enabled, recovery_codes_left) = mfa::status(&state, who.0.user_id).await?;
         Ok(Json(MfaStatus {
@@ -81,7 +81,7 @@ impl MfaApi {
         &self,
         state: Data<&Arc<AppState>>,
         meta: Data<&RequestMeta>,
-        who: SignedIn,
+        who: AccountHolder,
         body: JsonBody<Reauth>,
     ) -> poem::Result<Json<TotpEnrolment>> {
         let e = mfa::start_enrolment(&state, &who.0, body.0.password, &meta).await?;
@@ -99,7 +99,7 @@ impl MfaApi {
         &self,
         state: Data<&Arc<AppState>>,
         meta: Data<&RequestMeta>,
-        who: SignedIn,
+        who: AccountHolder,
         body: JsonBody<Code>,
     ) -> poem::Result<Json<RecoveryCodes>> {
         let recovery_codes = mfa::confirm(&state, &who.0, &body.0.code, &meta).await?;
@@ -112,7 +112,7 @@ impl MfaApi {
         &self,
         state: Data<&Arc<AppState>>,
         meta: Data<&RequestMeta>,
-        who: SignedIn,
+        who: AccountHolder,
         body: JsonBody<RemoveTotp>,
     ) -> poem::Result<Done> {
         let RemoveTotp { password, code } = body.0;

@@ -19,7 +19,7 @@ use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::passkeys;
 use crate::store::passkeys::PasskeyRow;
-use crate::web::session::{SignedIn, session_cookie};
+use crate::web::session::{AccountHolder, session_cookie};
 
 #[derive(Object)]
 pub struct PasskeyInfo {
@@ -108,7 +108,7 @@ impl PasskeysApi {
     async fn list(
         &self,
         state: Data<&Arc<AppState>>,
-        who: SignedIn,
+        who: AccountHolder,
     ) -> poem::Result<Json<PasskeyList>> {
         let items = passkeys::list(&state, who.0.user_id)
             .await?
@@ -124,7 +124,7 @@ impl PasskeysApi {
         &self,
         state: Data<&Arc<AppState>>,
         meta: Data<&RequestMeta>,
-        who: SignedIn,
+        who: AccountHolder,
         body: JsonBody<RegisterStart>,
     ) -> poem::Result<Json<Ceremony>> {
         let RegisterStart { password, name } = body.0;
@@ -142,7 +142,7 @@ impl PasskeysApi {
         &self,
         state: Data<&Arc<AppState>>,
         meta: Data<&RequestMeta>,
-        who: SignedIn,
+        who: AccountHolder,
         body: JsonBody<CeremonyFinish>,
     ) -> poem::Result<Created> {
         let CeremonyFinish {
@@ -160,7 +160,7 @@ impl PasskeysApi {
         &self,
         state: Data<&Arc<AppState>>,
         meta: Data<&RequestMeta>,
-        who: SignedIn,
+        who: AccountHolder,
         id: Path<String>,
         body: JsonBody<Reauth>,
     ) -> poem::Result<Done> {

@@ -16,7 +16,7 @@ use crate::clock::rfc3339;
 use crate::error::FieldError;
 use crate::identity::mfa::{self, Enrolment};
 use crate::web::api::me::{end_sign_in, sign_ins};
-use crate::web::session::SignedIn;
+use crate::web::session::{AccountHolder, SignedIn};
 
 /// What the two-factor section shows besides its status.
 #[derive(Default)]
@@ -109,6 +109,7 @@ async fn render_mfa(
     let passkeys_on = state.passkeys.available();
     let deletion_due = crate::lifecycle::accounts::due(state, who.0.user_id).await?;
     let grace = state.config.file.lifecycle.account_grace_days;
+    let revoked = crate::identity::api_tokens::revoked_personal(state, who.0.user_id).await?;
     page(req, state, who, status, "Your account", |token| {
         html! {
             section.card {
@@ -134,6 +135,29 @@ async fn render_mfa(
                                             button.danger type="submit" { "Sign out" }
                                         }
                                     }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !revoked.is_empty() {
+                section.card id="revoked-tokens" {
+                    h2 { "API tokens revoked for your safety" }
+                    p.muted { "A password reset, or an operator disabling your account, revokes your own API tokens in every workspace (the workspaces' service-account tokens stay). Make new ones where you still need them." }
+                    table.list {
+                        thead { tr { th { "Token" } th { "Workspace" } th { "Scope" } th { "Revoked" } th { "Why" } } }
+                        tbody {
+                            @for (t, when, why) in &revoked {
+                                tr data-token=(t.id) {
+                                    td { (t.name) }
+                                    td { (t.workspace) }
+                                    td { (t.scope) }
+                                    td { (rfc3339(*when)) }
+                                    td { @match why {
+                                        crate::store::tokens::Revocation::PasswordReset => "password reset",
+                                        crate::store::tokens::Revocation::AccountDisabled => "account disabled",
+                                    } }
                                 }
                             }
                         }
@@ -199,8 +223,9 @@ async fn render_mfa(
 pub async fn account_page(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    who: SignedIn,
+    who: AccountHolder,
 ) -> poem::Result<Response> {
+    let who = SignedIn::from(who);
     let changed = req.uri().query() == Some("changed=1");
     let note = changed.then_some("Password changed; your other sign-ins have ended.");
     render(req, &state, &who, StatusCode::OK, &[], note).await
@@ -211,8 +236,9 @@ pub async fn change_password(
     req: &Request,
     state: Data<&Arc<AppState>>,
     meta: Data<&RequestMeta>,
-    who: SignedIn,
+    who: AccountHolder,
 ) -> poem::Result<Response> {
+    let who = SignedIn::from(who);
     let pairs = form_pairs(req);
     let current = one(&pairs, "current_password")
         .unwrap_or_default()
@@ -240,8 +266,9 @@ pub async fn end_session(
     req: &Request,
     state: Data<&Arc<AppState>>,
     meta: Data<&RequestMeta>,
-    who: SignedIn,
+    who: AccountHolder,
 ) -> poem::Result<Response> {
+    let who = SignedIn::from(who);
     let pairs = form_pairs(req);
     end_sign_in(&state, &who.0, one(&pairs, "id").unwrap_or_default(), &meta).await?;
     Ok(see_other("/account".into()))
@@ -271,8 +298,9 @@ pub async fn mfa_start(
     req: &Request,
     state: Data<&Arc<AppState>>,
     meta: Data<&RequestMeta>,
-    who: SignedIn,
+    who: AccountHolder,
 ) -> poem::Result<Response> {
+    let who = SignedIn::from(who);
     let pairs = form_pairs(req);
     let password = one(&pairs, "password").unwrap_or_default().to_owned();
     match mfa::start_enrolment(&state, &who.0, password, &meta).await {
@@ -289,8 +317,9 @@ pub async fn mfa_confirm(
     req: &Request,
     state: Data<&Arc<AppState>>,
     meta: Data<&RequestMeta>,
-    who: SignedIn,
+    who: AccountHolder,
 ) -> poem::Result<Response> {
+    let who = SignedIn::from(who);
     let pairs = form_pairs(req);
     let code = one(&pairs, "code").unwrap_or_default();
     match mfa::confirm(&state, &who.0, code, &meta).await {
@@ -307,8 +336,9 @@ pub async fn mfa_remove(
     req: &Request,
     state: Data<&Arc<AppState>>,
     meta: Data<&RequestMeta>,
-    who: SignedIn,
+    who: AccountHolder,
 ) -> poem::Result<Response> {
+    let who = SignedIn::from(who);
     let pairs = form_pairs(req);
     let password = one(&pairs, "password").unwrap_or_default().to_owned();
     let code = one(&pairs, "code").unwrap_or_default();
@@ -327,8 +357,9 @@ pub async fn passkey_remove(
     req: &Request,
     state: Data<&Arc<AppState>>,
     meta: Data<&RequestMeta>,
-    who: SignedIn,
+    who: AccountHolder,
 ) -> poem::Result<Response> {
+    let who = SignedIn::from(who);
     let pairs = form_pairs(req);
     let id = one(&pairs, "id").unwrap_or_default();
     let password = one(&pairs, "password").unwrap_or_default().to_owned();

@@ -19,7 +19,7 @@ use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::error::{Error, FieldError};
 use crate::lifecycle::{self, CANCEL_ACTION, accounts};
-use crate::web::session::SignedIn;
+use crate::web::session::{AccountHolder, SignedIn};
 
 async fn render(
     req: &Request,
@@ -185,8 +185,9 @@ pub async fn schedule_account_deletion(
     req: &Request,
     state: Data<&Arc<AppState>>,
     meta: Data<&RequestMeta>,
-    who: SignedIn,
+    who: AccountHolder,
 ) -> poem::Result<Response> {
+    let who = SignedIn::from(who);
     let pairs = form_pairs(req);
     let password = one(&pairs, "password").unwrap_or_default().to_owned();
     match accounts::schedule(&state, &who.0, password, &meta).await {
@@ -211,8 +212,9 @@ pub async fn schedule_account_deletion(
 pub async fn cancel_account_deletion(
     state: Data<&Arc<AppState>>,
     meta: Data<&RequestMeta>,
-    who: SignedIn,
+    who: AccountHolder,
 ) -> poem::Result<Response> {
+    let who = SignedIn::from(who);
     match accounts::cancel(&state, &who.0, &meta).await {
         Ok(()) | Err(Error::Conflict(_)) => Ok(see_other("/account#account-deletion".into())),
         Err(e) => Err(e.into()),

@@ -10,7 +10,7 @@ use poem::{IntoResponse, Request, Response, handler};
 
 use super::csrf_field;
 use super::forms::{enter_ui, form_pairs, one, page};
-use crate::access::Role;
+use crate::access::{Role, TeamPlace};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
@@ -37,6 +37,11 @@ pub async fn teams_page(
     };
     let admin = allows(ctx.role, Resource::Team, Action::Update);
     let me = ctx.user.to_string();
+    // A lead manages their team only where the credential's scope reaches
+    // manager (the same rule as `records::teams`).
+    let lead_manages = ctx
+        .role_with(Some(TeamPlace::Lead))
+        .at_least(Role::Manager);
     page(req, &state, &who, StatusCode::OK, "Teams", |token| {
         html! {
             section.card {
@@ -45,7 +50,7 @@ pub async fn teams_page(
                 p.muted { "A team can own collections: only its leads and members see them. Leads manage their team's members and collections." }
                 @if list.is_empty() { p.muted { "No teams yet." } }
                 @for t in &list {
-                    @let lead = t.members.iter().any(|(u, r)| *u == me && r == "lead");
+                    @let lead = lead_manages && t.members.iter().any(|(u, r)| *u == me && r == "lead");
                     article.team data-team=(t.id) {
                         h2 { (t.name) }
                         table.list {
