@@ -8,11 +8,12 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::search::{EntryView, view};
+use super::search::{EntryView, view_in};
 use super::signing::{CheckpointBody, verify_signature};
 use super::{GENESIS, StoredEntry};
 use crate::crypto::Sealer;
 use crate::error::{Error, Result};
+use crate::records::visibility::ReadScope;
 use crate::store::audit::{self as sql, SqlFilter};
 
 const BATCH: i64 = 1_000;
@@ -136,13 +137,16 @@ fn csv_row(v: &EntryView) -> Result<Vec<u8>> {
         .map_err(|e| Error::internal(format!("csv: {e}")))
 }
 
-/// Writes the export through `sink` in chunks; returns the number of entries.
+/// Writes the export through `sink` in chunks, each entry as a reader with
+/// `scope` sees it (withheld values stay covered by `detail_sha256`, so the
+/// export still verifies); returns the number of entries.
 pub fn write(
     conn: &Connection,
     sealer: &Sealer,
     filter: &SqlFilter,
     format: Format,
     header: &CheckpointLine,
+    scope: &ReadScope,
     sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
 ) -> Result<u64> {
     match format {
@@ -173,7 +177,7 @@ pub fn write(
         after = last.seq;
         let mut chunk = Vec::with_capacity(batch.len() * 512);
         for e in &batch {
-            let v = view(e, sealer);
+            let v = view_in(e, sealer, scope);
             match format {
                 Format::Ndjson => {
                     let line = EntryLine {

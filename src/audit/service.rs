@@ -15,6 +15,7 @@ use super::{Actor, NewEntry, RequestMeta};
 use crate::access::enter::TenantCtx;
 use crate::app::AppState;
 use crate::error::{Error, Result};
+use crate::records::visibility::{ReadScope, Reader};
 use crate::store::audit::{self as sql, SqlFilter, VerificationRow};
 use crate::store::tenant_settings;
 
@@ -109,8 +110,12 @@ pub async fn search_workspace(
     let index = state
         .indexes
         .get(&index_key(Chain::Workspace(ctx.db.id())))?;
+    let reader = Reader::of(ctx);
     ctx.db
-        .read(move |conn, sealer| search::search(conn, sealer, &index, &p))
+        .read(move |conn, sealer| {
+            let scope = reader.scope(conn, sealer)?;
+            search::search(conn, sealer, &index, &p, &scope)
+        })
         .await
 }
 
@@ -120,15 +125,19 @@ pub async fn search_platform(state: &Arc<AppState>, p: SearchParams) -> Result<S
     state
         .control
         .db
-        .read_async(move |conn| search::search(conn, &keys.sealer, &index, &p))
+        .read_async(move |conn| {
+            search::search(conn, &keys.sealer, &index, &p, &ReadScope::everything())
+        })
         .await
 }
 
 pub async fn entry_workspace(ctx: &TenantCtx, seq: i64) -> Result<EntryView> {
+    let reader = Reader::of(ctx);
     ctx.db
         .read(move |conn, sealer| {
+            let scope = reader.scope(conn, sealer)?;
             sql::entry(conn, seq)?
-                .map(|e| search::view(&e, sealer))
+                .map(|e| search::view_in(&e, sealer, &scope))
                 .ok_or(Error::NotFound("audit entry"))
         })
         .await
@@ -150,8 +159,9 @@ pub async fn entry_platform(state: &Arc<AppState>, seq: i64) -> Result<EntryView
 pub type ExportStream = mpsc::Receiver<std::result::Result<Bytes, std::io::Error>>;
 
 /// Records the export in the chain, signs the head (which includes that
-/// record), and streams everything up to the head. Returns the checkpoint line
-/// and the body stream.
+/// record), and streams everything up to the head, with the values of
+/// collections `reader` may not read withheld (`None`: the operator, who
+/// reads everything). Returns the checkpoint line and the body stream.
 pub async fn export(
     state: &Arc<AppState>,
     chain: Chain,
@@ -159,6 +169,7 @@ pub async fn export(
     format: Format,
     actor: Actor,
     meta: &RequestMeta,
+    reader: Option<Reader>,
 ) -> Result<(CheckpointLine, ExportStream)> {
     let filtered = filter.actor.is_some()
         || filter.action.is_some()
@@ -211,13 +222,17 @@ pub async fn export(
         let result = match chain {
             Chain::Platform => {
                 let keys = st.control.keys.clone();
-                st.control
-                    .db
-                    .read(|c| export::write(c, &keys.sealer, &filter, format, &header, &mut sink))
+                st.control.db.read(|c| {
+                    let all = ReadScope::everything();
+                    export::write(c, &keys.sealer, &filter, format, &header, &all, &mut sink)
+                })
             }
             Chain::Workspace(ws) => {
                 chains::open_tenant(&st.control, &st.tenants, ws, "audit export").and_then(|t| {
-                    t.read_blocking(|c, s| export::write(c, s, &filter, format, &header, &mut sink))
+                    t.read_blocking(|c, s| {
+                        let scope = ReadScope::of(reader.as_ref(), c, s)?;
+                        export::write(c, s, &filter, format, &header, &scope, &mut sink)
+                    })
                 })
             }
         };

@@ -14,6 +14,12 @@
 //! ) ) [)]
 //! ```
 //!
+//! A person sees a record's values only where they may read that record
+//! (`records::visibility`): an export made through the API holds only the
+//! collections its requester may read, and its audit log withholds the values
+//! of the others (the manifest counts the collections left out). The
+//! operator's `aura workspace export` holds everything.
+//!
 //! The archive streams into any `Write` (a file for the CLI; an age-encrypted
 //! spool for the server's export jobs); each part is built in memory, so no
 //! plaintext touches a temp file.
@@ -32,6 +38,7 @@ use crate::audit::export::{self as audit_export, CheckpointLine, Format};
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::records::csv_io::csv_rows;
+use crate::records::visibility::{ReadScope, Reader};
 use crate::records::{record_json, rfc3339_ms};
 use crate::store::audit::SqlFilter;
 use crate::store::control;
@@ -143,12 +150,14 @@ pub fn begin(
     ))
 }
 
-/// Writes the archive of one workspace into `out` (zstd-compressed tar). Call
-/// `begin` first; `checkpoint` bounds the audit log.
+/// Writes the archive of one workspace into `out` (zstd-compressed tar), as
+/// `reader` may see it (`None`: everything). Call `begin` first; `checkpoint`
+/// bounds the audit log.
 pub fn write<W: Write>(
     state: &AppState,
     db: &TenantDb,
     checkpoint: &CheckpointLine,
+    reader: Option<&Reader>,
     out: W,
     progress: Progress<'_>,
 ) -> Result<(W, Summary)> {
@@ -162,7 +171,7 @@ pub fn write<W: Write>(
         ))
     })?;
     let row = row.ok_or(Error::NotFound("workspace"))?;
-    let (collections, teams, records_total) = db.read_blocking(|c, s| {
+    let (collections, teams, records_total, scope) = db.read_blocking(|c, s| {
         let n: i64 = c.query_row("SELECT count(*) FROM records WHERE deleted = 0", [], |r| {
             r.get(0)
         })?;
@@ -170,8 +179,15 @@ pub fn write<W: Write>(
             rstore::list_collections(c, s)?,
             tstore::list_teams(c, s)?,
             n,
+            ReadScope::of(reader, c, s)?,
         ))
     })?;
+    let all = collections.len();
+    let collections: Vec<_> = collections
+        .into_iter()
+        .filter(|c| scope.may_read(&c.id))
+        .collect();
+    let withheld_collections = all - collections.len();
     let total =
         u64::try_from(records_total).unwrap_or(0) + u64::try_from(checkpoint.seq).unwrap_or(0);
     let enc = zstd::Encoder::new(
@@ -272,10 +288,18 @@ pub fn write<W: Write>(
         ..SqlFilter::default()
     };
     let entries = db.read_blocking(|c, s| {
-        audit_export::write(c, s, &filter, Format::Ndjson, checkpoint, &mut |chunk| {
-            log.extend_from_slice(&chunk);
-            Ok(())
-        })
+        audit_export::write(
+            c,
+            s,
+            &filter,
+            Format::Ndjson,
+            checkpoint,
+            &scope,
+            &mut |chunk| {
+                log.extend_from_slice(&chunk);
+                Ok(())
+            },
+        )
     })?;
     summary.audit_entries = entries;
     b.add("audit/log.ndjson", &log)?;
@@ -289,6 +313,9 @@ pub fn write<W: Write>(
         "exported_at": crate::clock::rfc3339(now),
         "audit_checkpoint": { "seq": checkpoint.seq, "hash": checkpoint.hash },
         "counts": { "collections": summary.collections, "records": summary.records, "audit_entries": summary.audit_entries, "members": members.len(), "teams": teams.len() },
+        // Collections the requester may not read: not in the archive, and
+        // their values withheld from its audit log.
+        "withheld_collections": withheld_collections,
         "files": b.sums,
     });
     b.append("manifest.json", &serde_json::to_vec_pretty(&manifest)?)?;

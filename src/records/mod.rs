@@ -13,6 +13,7 @@ pub mod schema;
 pub mod search;
 pub mod teams;
 pub mod values;
+pub mod visibility;
 
 use std::collections::HashSet;
 

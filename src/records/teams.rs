@@ -135,11 +135,17 @@ pub async fn set_member(
     let (team, user, role) = (team.to_owned(), user.to_owned(), role.to_owned());
     ctx.db
         .write(move |t| {
+            // The place before (none when they join), read in this transaction.
+            let was = crate::store::teams::teams_of(t.tx, &user)?
+                .into_iter()
+                .find(|(id, _)| *id == team)
+                .map(|(_, r)| r);
             crate::store::teams::set_team_member(t.tx, &team, &user, &role, now)?;
             t.audit(
                 now,
                 &NewEntry::new(actor.clone(), "team.member_set", &meta)
                     .target("team", &team)
+                    .before(json!({ "user": user, "role": was }))
                     .after(json!({ "user": user, "role": role })),
             )?;
             Ok(())

@@ -33,11 +33,15 @@ pub struct IndexDoc<'a> {
 }
 
 /// A query: optional free text (all words must match), keywords that must all
-/// be present, an optional keyword regex, a time range, and a cursor.
+/// be present, keywords of which one must be present, an optional keyword
+/// regex, a time range, and a cursor.
 #[derive(Default)]
 pub struct IndexQuery<'a> {
     pub text: Option<&'a str>,
     pub keywords: Vec<String>,
+    /// `Some`: a document must carry at least one of these (none matches
+    /// when the list is empty).
+    pub any_keywords: Option<Vec<String>>,
     pub keyword_regex: Option<String>,
     pub time_from: Option<i64>,
     pub time_to: Option<i64>,
@@ -132,6 +136,22 @@ impl MemIndex {
                     IndexRecordOption::Basic,
                 )),
             ));
+        }
+        if let Some(any) = &q.any_keywords {
+            let should: Vec<(Occur, Box<dyn Query>)> = any
+                .iter()
+                .map(|k| {
+                    let t: Box<dyn Query> = Box::new(TermQuery::new(
+                        Term::from_field_text(self.keyword, k),
+                        IndexRecordOption::Basic,
+                    ));
+                    (Occur::Should, t)
+                })
+                .collect();
+            if should.is_empty() {
+                return Ok(Vec::new());
+            }
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(should))));
         }
         if let Some(re) = &q.keyword_regex {
             let rq = RegexQuery::from_pattern(re, self.keyword).map_err(search_err)?;
@@ -304,6 +324,16 @@ mod tests {
             ..q(None, &[])
         };
         assert_eq!(i.search(&t).unwrap(), vec![2]);
+        let any = |ks: &[&str]| IndexQuery {
+            any_keywords: Some(ks.iter().map(|k| k.to_string()).collect()),
+            ..q(Some("invoice"), &[])
+        };
+        assert_eq!(
+            i.search(&any(&["actor:u2", "action:record.created"]))
+                .unwrap(),
+            vec![1]
+        );
+        assert!(i.search(&any(&[])).unwrap().is_empty());
         i.remove(3);
         i.commit().unwrap();
         assert_eq!(i.search(&q(Some("invoice"), &[])).unwrap(), vec![1]);
