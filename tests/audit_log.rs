@@ -1625,4 +1625,12 @@ async fn finding_17_a_role_change_records_the_role_before_and_after() {
     let e = platform.last().expect("a platform entry");
     assert_eq!(e["before"]["role"], "manager", "{e}");
     assert_eq!(e["after"]["role"], "viewer", "{e}");
+    // The operator's update-shaped commands too.
+    let out = s
+        .env
+        .cli(&["user", "disable", "--email", "m@example.com"], None);
+    assert!(out.status.success());
+    let e = common::mfa::platform_entries(&s.env, "user.disabled");
+    assert_eq!(e[0]["before"]["disabled"], false, "{}", e[0]);
+    assert_eq!(e[0]["after"]["disabled"], true, "{}", e[0]);
 }

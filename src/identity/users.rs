@@ -196,7 +196,7 @@ pub async fn set_disabled(
         .control
         .db
         .write_async(move |tx| {
-            accounts::set_disabled(tx, user, disabled, now)?;
+            let was = accounts::set_disabled(tx, user, disabled, now)?;
             let action = if disabled {
                 accounts::end_sign_ins(tx, user, Default::default(), now, "account disabled")?;
                 "user.disabled"
@@ -207,7 +207,10 @@ pub async fn set_disabled(
                 tx,
                 &keys.sealer,
                 now,
-                &NewEntry::new(actor, action, &meta).target("user", user),
+                &NewEntry::new(actor, action, &meta)
+                    .target("user", user)
+                    .before(serde_json::json!({ "disabled": was }))
+                    .after(serde_json::json!({ "disabled": disabled })),
             )?;
             Ok(())
         })
