@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use aura::access::Grant;
 use aura::audit::search::{self, SearchParams};
 use aura::audit::{Actor, NewEntry, RequestMeta};
+use aura::records::visibility::ReadScope;
 use aura::store::audit::SqlFilter;
 use rand::Rng;
 
@@ -139,7 +140,7 @@ fn main() {
     tenant
         .read_blocking(|c, s| {
             let mut idx = index.lock().unwrap();
-            search::catch_up(c, s, &mut idx)
+            search::catch_up(c, s, &mut idx, None)
         })
         .unwrap();
     println!("audit_index_build {:.1} s", build.elapsed().as_secs_f64());
@@ -171,6 +172,7 @@ fn main() {
                     ..Default::default()
                 },
                 limit: 50,
+                ..Default::default()
             },
             3 => SearchParams {
                 filter: SqlFilter {
@@ -193,7 +195,7 @@ fn main() {
         };
         let t = Instant::now();
         let page = tenant
-            .read_blocking(|c, s| search::search(c, s, &index, &p))
+            .read_blocking(|c, s| search::search(c, s, &index, &p, &ReadScope::everything()))
             .unwrap();
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         lat.push(ms);
@@ -246,7 +248,9 @@ fn main() {
                     limit: 20,
                     ..Default::default()
                 };
-                let _ = tenant.read_blocking(|c, s| search::search(c, s, &index, &p));
+                let _ = tenant.read_blocking(|c, s| {
+                    search::search(c, s, &index, &p, &ReadScope::everything())
+                });
             }
         })
     };

@@ -546,6 +546,22 @@ fn total(db: &std::path::Path) -> i64 {
         .unwrap()
 }
 
+/// Whether a table row changes existing state (rather than creating,
+/// deleting or recording an event): every PUT and PATCH, and the POSTs that
+/// restore, rotate, suspend or resume. Such an entry must hold `before` and
+/// `after`. A password change is left out: its before and after are secrets,
+/// which entries never hold.
+fn update_shaped(method: &str, action: &str) -> bool {
+    !action.is_empty()
+        && !action.starts_with('!')
+        && (method == "PUT"
+            || method == "PATCH"
+            || action.ends_with(".restored")
+            || action.ends_with("rotated")
+            || action.ends_with(".suspended")
+            || action.ends_with(".resumed"))
+}
+
 /// Every state-changing API route, enumerated from the OpenAPI document, must
 /// have an entry here; each call must add exactly one entry of its action to
 /// the right chain.
@@ -1258,6 +1274,32 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             before_total + want,
             "{method} {path} writes nothing else"
         );
+        // An update-shaped action records the state before next to the
+        // state after (read in the same transaction as the write).
+        if update_shaped(method, action) {
+            let (c, url) = if *chain == "platform" {
+                (
+                    &staff,
+                    s.server
+                        .url(&format!("/api/v1/platform/audit?action={action}&limit=1")),
+                )
+            } else {
+                (
+                    &s.c,
+                    s.server.url(&format!(
+                        "/api/v1/workspaces/{}/audit?action={action}&limit=1",
+                        s.ws
+                    )),
+                )
+            };
+            let page: Value = common::get_json(c, url).await;
+            let e = &page["items"][0];
+            assert_eq!(e["action"], *action, "{page}");
+            assert!(
+                e["before"].is_object() && e["after"].is_object(),
+                "{method} {path}: {action} is update-shaped and must record before and after: {e}"
+            );
+        }
         if *path == "/auth/logout" {
             assert_eq!(
                 login(&s.c, &s.server, "owner@example.com", PASSWORD)
@@ -1268,4 +1310,327 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
         }
     }
     s.server.stop();
+}
+
+/// Fails naming where `canary` shows in `seen`.
+fn assert_unseen(seen: &str, canary: &str, who: &str) {
+    if let Some(i) = seen.find(canary) {
+        let from = seen[..i]
+            .char_indices()
+            .rev()
+            .nth(300)
+            .map_or(0, |(j, _)| j);
+        let to = (i + 100).min(seen.len());
+        panic!("{who} sees {canary}: ...{}...", &seen[from..to]);
+    }
+}
+
+/// The archive's files, concatenated (a workspace export is zstd(tar)).
+fn unpacked_text(tar_zst: &[u8]) -> String {
+    use std::io::Read;
+    let mut tar = Vec::new();
+    zstd::Decoder::new(tar_zst)
+        .unwrap()
+        .read_to_end(&mut tar)
+        .unwrap();
+    let mut out = String::new();
+    let mut archive = tar::Archive::new(tar.as_slice());
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut data = String::new();
+        e.read_to_string(&mut data).unwrap();
+        out.push_str(&data);
+        out.push('\n');
+    }
+    out
+}
+
+/// Everything one reader can get about the workspace's records through the
+/// paths that are not the records API: audit list, entries, free text, audit
+/// export (NDJSON, CSV), the audit UI, a workspace export, data-subject search
+/// and export, webhook deliveries (API and UI). Returns the text of all of it
+/// and how many hits free text gave for each canary.
+async fn everything_seen(
+    server: &Server,
+    c: &reqwest::Client,
+    ws: &str,
+    hook: &str,
+) -> (String, Vec<usize>) {
+    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let text = |r: reqwest::Response| async move {
+        assert!(r.status().is_success(), "{}", r.status());
+        r.text().await.unwrap()
+    };
+    let mut seen = String::new();
+    let list: Value = common::get_json(c, api("/audit?action=record&limit=200")).await;
+    seen.push_str(&list.to_string());
+    for item in list["items"].as_array().unwrap() {
+        let seq = item["seq"].as_i64().unwrap();
+        seen.push_str(
+            &text(
+                c.get(api(&format!("/audit/entries/{seq}")))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await,
+        );
+        seen.push_str(&common::get_text(c, server.url(&format!("/w/{ws}/audit/{seq}"))).await);
+    }
+    let coll: Value = common::get_json(c, api("/audit?action=collection&limit=200")).await;
+    seen.push_str(&coll.to_string());
+    let mut hits = Vec::new();
+    for q in ["HRcanary", "PAYcanary"] {
+        let page: Value = common::get_json(c, api(&format!("/audit?q={q}"))).await;
+        hits.push(page["items"].as_array().unwrap().len());
+        seen.push_str(&page.to_string());
+        // The page repeats the query itself (search box, links): not a leak.
+        let html = common::get_text(c, server.url(&format!("/w/{ws}/audit?q={q}"))).await;
+        seen.push_str(
+            &html
+                .replace(&format!("value=\"{q}\""), "")
+                .replace(&format!("q={q}"), ""),
+        );
+    }
+    seen.push_str(&common::get_text(c, server.url(&format!("/w/{ws}/audit"))).await);
+    for format in ["ndjson", "csv"] {
+        seen.push_str(
+            &text(
+                c.get(api(&format!("/audit/export?format={format}")))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await,
+        );
+    }
+    // A workspace export.
+    let r = c
+        .post(api("/exports"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let job: Value = r.json().await.unwrap();
+    let url = api(&format!("/exports/{}", job["id"].as_str().unwrap()));
+    let job = loop {
+        let job: Value = common::get_json(c, url.as_str()).await;
+        match job["state"].as_str().unwrap() {
+            "ready" => break job,
+            "running" => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            other => panic!("export {other}: {job}"),
+        }
+    };
+    let archive = c
+        .get(server.url(job["download"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    seen.push_str(&unpacked_text(&archive));
+    // Data-subject search and export.
+    for path in ["/data-subjects/search", "/data-subjects/export"] {
+        let r = c
+            .post(api(path))
+            .json(&json!({"identifier": "zelda.subject@example.com"}))
+            .send()
+            .await
+            .unwrap();
+        seen.push_str(&text(r).await);
+    }
+    // Webhook deliveries.
+    seen.push_str(
+        &common::get_json(c, api(&format!("/webhooks/{hook}/deliveries")))
+            .await
+            .to_string(),
+    );
+    seen.push_str(&common::get_text(c, server.url(&format!("/w/{ws}/integrations"))).await);
+    (seen, hits)
+}
+
+/// Finding 2 of the security review: people read team-only and
+/// permission-restricted records through the audit log (and the other paths
+/// that carry record values). A person sees a record's values only where they
+/// may read that record: an admin not on team HR sees none of HR's values, an
+/// admin whom a collection's permissions do not let read sees none of its
+/// values, and a team member does see HR's.
+#[tokio::test]
+async fn finding_2_record_values_only_for_those_who_may_read_the_record() {
+    let env = Env::new();
+    env.create_user("owner@example.com", "Owner");
+    env.create_user("outsider@example.com", "Outsider");
+    let insider_id = env.create_user("insider@example.com", "Insider");
+    let ws = env.create_workspace("Vis Ltd", "owner@example.com");
+    env.add_member(&ws, "outsider@example.com", "admin");
+    env.add_member(&ws, "insider@example.com", "admin");
+    let server = env.start();
+    let signed_in = |email: &'static str| {
+        let c = client(&server);
+        let server = &server;
+        async move {
+            assert_eq!(login(&c, server, email, PASSWORD).await.status(), 200);
+            c
+        }
+    };
+    let owner = signed_in("owner@example.com").await;
+    let outsider = signed_in("outsider@example.com").await;
+    let insider = signed_in("insider@example.com").await;
+    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let post = |c: &reqwest::Client, p: &str, body: Value| {
+        let req = c.post(api(p)).json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.json::<Value>().await.unwrap()
+        }
+    };
+
+    // Deliveries queue for every record created.
+    let hook = post(
+        &owner,
+        "/webhooks",
+        json!({"url": "https://hooks.example.invalid/aura", "events": ["record.created", "record.updated"]}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hr = post(&owner, "/teams", json!({"name": "HR"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = owner
+        .put(api(&format!("/teams/{hr}/members/{insider_id}")))
+        .json(&json!({"role": "member"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let fields = json!([
+        {"name": "Note", "type": "text", "searchable": true},
+        {"name": "Email", "type": "email", "pii": true}
+    ]);
+    let hr_files = post(
+        &insider,
+        "/collections",
+        json!({"name": "HR files", "team_id": hr, "fields": fields}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let owners_only = json!(["owner"]);
+    let payroll = post(
+        &owner,
+        "/collections",
+        json!({"name": "Payroll", "fields": fields, "permissions": {
+            "read": owners_only, "create": owners_only, "update": owners_only, "delete": owners_only}}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rec = post(
+        &insider,
+        &format!("/collections/{hr_files}/records"),
+        json!({"values": {"Note": "HRcanary salary review", "Email": "zelda.subject@example.com"}}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = insider
+        .patch(api(&format!("/collections/{hr_files}/records/{rec}")))
+        .json(&json!({"values": {"Note": "HRcanary second review"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    post(
+        &owner,
+        &format!("/collections/{payroll}/records"),
+        json!({"values": {"Note": "PAYcanary bonus", "Email": "zelda.subject@example.com"}}),
+    )
+    .await;
+
+    // The records API itself: 404 for HR's collection, 403 for Payroll's records.
+    let r = outsider
+        .get(api(&format!("/collections/{hr_files}/records/{rec}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // The admin on no team, allowed by no collection: nothing of either.
+    let (seen, hits) = everything_seen(&server, &outsider, &ws, &hook).await;
+    assert_unseen(&seen, "HRcanary", "outsider");
+    assert_unseen(&seen, "PAYcanary", "outsider");
+    assert_eq!(
+        hits,
+        vec![0, 0],
+        "free text finds what outsider may not read"
+    );
+    // The withheld entries are still listed, marked so.
+    let list: Value = common::get_json(&outsider, api("/audit?action=record.created")).await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    assert!(
+        items
+            .iter()
+            .all(|i| i["withheld"] == true && i["after"].is_null())
+    );
+
+    // The admin on team HR: HR's values, not Payroll's.
+    let (seen, hits) = everything_seen(&server, &insider, &ws, &hook).await;
+    assert!(seen.contains("HRcanary"), "a team member sees HR's values");
+    assert_unseen(&seen, "PAYcanary", "insider");
+    assert_eq!(hits, vec![2, 0]);
+
+    // The owner, whom Payroll lets read, but not on HR.
+    let (seen, hits) = everything_seen(&server, &owner, &ws, &hook).await;
+    assert_unseen(&seen, "HRcanary", "owner off the team");
+    assert!(seen.contains("PAYcanary"));
+    assert_eq!(hits, vec![0, 1]);
+    server.stop();
+}
+
+/// Finding 17 of the security review: `member.role_changed` recorded
+/// `before: null`, so a manager -> viewer change read "after: viewer". Both
+/// chains now hold the role before and after.
+#[tokio::test]
+async fn finding_17_a_role_change_records_the_role_before_and_after() {
+    let s = setup().await;
+    let member = s.env.create_user("m@example.com", "M");
+    s.env.add_member(&s.ws, "m@example.com", "manager");
+    let r =
+        s.c.put(
+            s.server
+                .url(&format!("/api/v1/workspaces/{}/members/{member}", s.ws)),
+        )
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let (_, page) = search(&s, "action=member.role_changed").await;
+    let e = &page["items"][0];
+    assert_eq!(e["target"], member.as_str());
+    assert_eq!(e["before"]["role"], "manager", "{e}");
+    assert_eq!(e["after"]["role"], "viewer", "{e}");
+    s.server.stop();
+    let platform = common::mfa::platform_entries(&s.env, "member.role_changed");
+    let e = platform.last().expect("a platform entry");
+    assert_eq!(e["before"]["role"], "manager", "{e}");
+    assert_eq!(e["after"]["role"], "viewer", "{e}");
+    // The operator's update-shaped commands too.
+    let out = s
+        .env
+        .cli(&["user", "disable", "--email", "m@example.com"], None);
+    assert!(out.status.success());
+    let e = common::mfa::platform_entries(&s.env, "user.disabled");
+    assert_eq!(e[0]["before"]["disabled"], false, "{}", e[0]);
+    assert_eq!(e[0]["after"]["disabled"], true, "{}", e[0]);
 }

@@ -254,7 +254,7 @@ pub const TABLE: &[Rule] = &[
         resource: Resource::AuditLog,
         action: Action::Read,
         roles: ADMINS,
-        note: "search and read the workspace's audit entries",
+        note: "search and read the workspace's audit entries (a collection's values only for those who may read its records)",
     },
     Rule {
         resource: Resource::AuditLog,
@@ -278,19 +278,19 @@ pub const TABLE: &[Rule] = &[
         resource: Resource::Workspace,
         action: Action::Export,
         roles: ADMINS,
-        note: "export the whole workspace as one archive (members, teams, collections, records, audit log; itself audited)",
+        note: "export the workspace as one archive (members, teams, the collections and records the requester may read, the audit log; itself audited)",
     },
     Rule {
         resource: Resource::DataSubject,
         action: Action::Read,
         roles: ADMINS,
-        note: "find every record that refers to a person by a pii value, in every collection, team-owned ones included (audited)",
+        note: "find every record that refers to a person by a pii value, in every collection the requester may read (audited)",
     },
     Rule {
         resource: Resource::DataSubject,
         action: Action::Export,
         roles: ADMINS,
-        note: "export a person's records with their history and audit entries as JSON (audited)",
+        note: "export a person's records (those the requester may read) with their history and audit entries as JSON (audited)",
     },
     Rule {
         resource: Resource::DataSubject,

@@ -9,12 +9,13 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::search::{EntryView, view};
+use super::search::{EntryView, view_in};
 use super::signing::{CheckpointBody, verify_signature};
 use super::{GENESIS, StoredEntry};
 use crate::crypto::Sealer;
 use crate::error::{Error, Result};
 use crate::records::csv_cell::neutralise;
+use crate::records::visibility::ReadScope;
 use crate::store::audit::{self as sql, SqlFilter};
 
 const BATCH: i64 = 200;
@@ -141,20 +142,23 @@ fn csv_row(v: &EntryView) -> Result<Vec<u8>> {
         .map_err(|e| Error::internal(format!("csv: {e}")))
 }
 
-/// Writes the export through `sink` in chunks; returns the number of entries.
+/// Writes the export through `sink` in chunks, each entry as a reader with
+/// `scope` sees it (withheld values stay covered by `detail_sha256`, so the
+/// export still verifies); returns the number of entries.
 pub fn write(
     conn: &Connection,
     sealer: &Sealer,
     filter: &SqlFilter,
     format: Format,
     header: &CheckpointLine,
+    scope: &ReadScope,
     sink: &mut dyn FnMut(Vec<u8>) -> Result<()>,
 ) -> Result<u64> {
     sink(head_bytes(format, header)?)?;
     let mut after = 0;
     let mut count = 0u64;
     loop {
-        let page = page(conn, sealer, filter, format, header, after)?;
+        let page = page(conn, sealer, filter, format, header, scope, after)?;
         count += page.entries;
         sink(page.bytes)?;
         match page.next_after {
@@ -202,6 +206,7 @@ pub fn page(
     filter: &SqlFilter,
     format: Format,
     header: &CheckpointLine,
+    scope: &ReadScope,
     after: i64,
 ) -> Result<Page> {
     let mut f = filter.clone();
@@ -214,7 +219,7 @@ pub fn page(
     let mut entries = 0u64;
     let mut last = after;
     for e in &batch {
-        let v = view(e, sealer);
+        let v = view_in(e, sealer, scope);
         match format {
             Format::Ndjson => {
                 let line = EntryLine {

@@ -1,6 +1,12 @@
 //! Searching and reading one chain: structured filters answered by SQL on the
 //! plaintext columns, free text by the in-memory index over the decrypted
 //! details. Results are newest first with a cursor (the last seq returned).
+//!
+//! An entry that carries a collection's values (a record's, or a collection's
+//! definition) shows them only to a reader who may read that collection's
+//! records (`records::visibility`): for anyone else its `before` and `after`
+//! are withheld, and free text never finds it, since the words it would match
+//! are the ones withheld.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -13,6 +19,7 @@ use super::StoredEntry;
 use crate::clock::rfc3339;
 use crate::crypto::{Sealer, Slot};
 use crate::error::{Error, Result};
+use crate::records::visibility::ReadScope;
 use crate::search::{IndexDoc, IndexQuery, MemIndex, budget, regex_escape};
 use crate::store::audit::{self as sql, SqlFilter};
 
@@ -49,6 +56,11 @@ pub struct EntryView {
     /// values became pseudonyms); the chain still commits to the original.
     #[serde(default)]
     pub redacted: bool,
+    /// True when the entry carries values of a collection the reader may not
+    /// read: `before` and `after` are left out (the chain still commits to
+    /// them through `detail_sha256`).
+    #[serde(default)]
+    pub withheld: bool,
 }
 
 pub fn detail(e: &StoredEntry, sealer: &Sealer) -> Value {
@@ -60,8 +72,41 @@ pub fn detail(e: &StoredEntry, sealer: &Sealer) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The collection whose values an entry's details carry: a record entry's
+/// collection (named in its details; an entry that names none belongs to no
+/// readable collection) or a collection entry's target. `None`: the entry
+/// carries no record values.
+pub fn values_of(e: &StoredEntry, d: &Value) -> Option<String> {
+    match e.target_type.as_deref() {
+        Some("record") => Some(
+            ["after", "before"]
+                .iter()
+                .find_map(|side| d.get(side)?.get("collection")?.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        Some("collection") => Some(e.target_id.clone().unwrap_or_default()),
+        _ => None,
+    }
+}
+
+/// An entry as anyone who may read everything sees it (the platform chain,
+/// the operator's own tools).
 pub fn view(e: &StoredEntry, sealer: &Sealer) -> EntryView {
+    view_in(e, sealer, &ReadScope::everything())
+}
+
+/// An entry as a reader with `scope` sees it.
+pub fn view_in(e: &StoredEntry, sealer: &Sealer, scope: &ReadScope) -> EntryView {
     let d = detail(e, sealer);
+    let withheld = values_of(e, &d).is_some_and(|c| !scope.may_read(&c));
+    let side = |name: &str| {
+        if withheld {
+            Value::Null
+        } else {
+            d.get(name).cloned().unwrap_or(Value::Null)
+        }
+    };
     EntryView {
         seq: e.seq,
         time: rfc3339(e.time),
@@ -82,12 +127,13 @@ pub fn view(e: &StoredEntry, sealer: &Sealer) -> EntryView {
             .and_then(|a| a.get("impersonation_reason"))
             .and_then(Value::as_str)
             .map(str::to_owned),
-        before: d.get("before").cloned().unwrap_or(Value::Null),
-        after: d.get("after").cloned().unwrap_or(Value::Null),
+        before: side("before"),
+        after: side("after"),
         hash: hex::encode(&e.hash),
         prev_hash: hex::encode(&e.prev_hash),
         detail_sha256: e.committed_detail_digest(),
         redacted: e.redacted_by.is_some(),
+        withheld,
     }
 }
 
@@ -147,12 +193,15 @@ pub fn catch_up(
             break;
         }
         for e in &batch {
-            let text = index_text(e, &detail(e, sealer));
+            let d = detail(e, sealer);
+            let text = index_text(e, &d);
+            let mut kw = keywords(e);
+            kw.push(scope_keyword(values_of(e, &d).as_deref()));
             idx.add(&IndexDoc {
                 id: e.seq,
                 time: e.time,
                 text: &text,
-                keywords: &keywords(e),
+                keywords: &kw,
             })?;
         }
         changed = true;
@@ -199,9 +248,19 @@ fn keywords(e: &StoredEntry) -> Vec<String> {
     k
 }
 
+/// Whose values an entry's text holds: `scope:open` (no record values) or
+/// `scope:c:<collection>`.
+fn scope_keyword(collection: Option<&str>) -> String {
+    match collection {
+        None => "scope:open".to_owned(),
+        Some(c) => format!("scope:c:{c}"),
+    }
+}
+
 fn index_query<'a>(
     q: Option<&'a str>,
     f: &SqlFilter,
+    scope: &ReadScope,
     limit: usize,
     max_terms: usize,
 ) -> IndexQuery<'a> {
@@ -222,9 +281,20 @@ fn index_query<'a>(
     if let Some(ip) = &f.ip {
         keywords.push(format!("ip:{ip}"));
     }
+    // Free text matches only entries whose every word the reader may see:
+    // those without record values, and those of readable collections.
+    let any_keywords = match (q, scope.readable()) {
+        (Some(_), Some(readable)) => Some(
+            std::iter::once(scope_keyword(None))
+                .chain(readable.iter().map(|c| scope_keyword(Some(c))))
+                .collect(),
+        ),
+        _ => None,
+    };
     IndexQuery {
         text: q,
         keywords,
+        any_keywords,
         keyword_regex,
         time_from: f.from,
         time_to: f.to,
@@ -259,6 +329,7 @@ pub fn search(
     sealer: &Sealer,
     index: &Mutex<MemIndex>,
     p: &SearchParams,
+    scope: &ReadScope,
 ) -> Result<SearchPage> {
     let limit = p.limit.clamp(1, MAX_LIMIT);
     let deadline = p.budget.map(|b| Instant::now() + b);
@@ -269,6 +340,7 @@ pub fn search(
         idx.prepare(&index_query(
             p.q.as_deref(),
             &p.filter,
+            scope,
             limit as usize + 1,
             p.max_terms,
         ))?
@@ -282,7 +354,7 @@ pub fn search(
         None
     };
     Ok(SearchPage {
-        items: found.iter().map(|e| view(e, sealer)).collect(),
+        items: found.iter().map(|e| view_in(e, sealer, scope)).collect(),
         next_cursor,
     })
 }

@@ -15,6 +15,7 @@ use crate::access::enter::TenantCtx;
 use crate::app::AppState;
 use crate::bounds::paced::PacedSender;
 use crate::error::{Error, Result};
+use crate::records::visibility::{ReadScope, Reader};
 use crate::store::audit::{self as sql, SqlFilter, VerificationRow};
 use crate::store::tenant_settings;
 
@@ -103,7 +104,10 @@ fn collect(errors: &mut Vec<crate::error::FieldError>, e: Error) {
 }
 
 /// The search pool's slot, and the budget and word limit, for one search.
-async fn bounded(state: &AppState, mut p: SearchParams) -> Result<(crate::bounds::Slot, SearchParams)> {
+async fn bounded(
+    state: &AppState,
+    mut p: SearchParams,
+) -> Result<(crate::bounds::Slot, SearchParams)> {
     let slot = state.bounds.search.slot().await?;
     p.max_terms = state.bounds.limits.search_max_terms;
     p.budget = Some(state.bounds.search_budget());
@@ -119,8 +123,12 @@ pub async fn search_workspace(
     let index = state
         .indexes
         .get(&index_key(Chain::Workspace(ctx.db.id())))?;
+    let reader = Reader::of(ctx);
     ctx.db
-        .read(move |conn, sealer| search::search(conn, sealer, &index, &p))
+        .read(move |conn, sealer| {
+            let scope = reader.scope(conn, sealer)?;
+            search::search(conn, sealer, &index, &p, &scope)
+        })
         .await
 }
 
@@ -131,15 +139,19 @@ pub async fn search_platform(state: &Arc<AppState>, p: SearchParams) -> Result<S
     state
         .control
         .db
-        .read_async(move |conn| search::search(conn, &keys.sealer, &index, &p))
+        .read_async(move |conn| {
+            search::search(conn, &keys.sealer, &index, &p, &ReadScope::everything())
+        })
         .await
 }
 
 pub async fn entry_workspace(ctx: &TenantCtx, seq: i64) -> Result<EntryView> {
+    let reader = Reader::of(ctx);
     ctx.db
         .read(move |conn, sealer| {
+            let scope = reader.scope(conn, sealer)?;
             sql::entry(conn, seq)?
-                .map(|e| search::view(&e, sealer))
+                .map(|e| search::view_in(&e, sealer, &scope))
                 .ok_or(Error::NotFound("audit entry"))
         })
         .await
@@ -161,8 +173,9 @@ pub async fn entry_platform(state: &Arc<AppState>, seq: i64) -> Result<EntryView
 pub type ExportStream = crate::bounds::paced::BodyStream;
 
 /// Records the export in the chain, signs the head (which includes that
-/// record), and streams everything up to the head. Returns the checkpoint line
-/// and the body stream.
+/// record), and streams everything up to the head, with the values of
+/// collections `reader` may not read withheld (`None`: the operator, who
+/// reads everything). Returns the checkpoint line and the body stream.
 pub async fn export(
     state: &Arc<AppState>,
     chain: Chain,
@@ -170,6 +183,7 @@ pub async fn export(
     format: Format,
     actor: Actor,
     meta: &RequestMeta,
+    reader: Option<Reader>,
 ) -> Result<(CheckpointLine, ExportStream)> {
     let filtered = filter.actor.is_some()
         || filter.action.is_some()
@@ -238,6 +252,22 @@ pub async fn export(
                 }
             }
         };
+        // Which collections' values this reader may see, decided once.
+        let scope = match &tenant {
+            None => Ok(ReadScope::everything()),
+            Some(t) => {
+                t.read(move |c, s| ReadScope::of(reader.as_ref(), c, s))
+                    .await
+            }
+        };
+        let scope = match scope {
+            Ok(scope) => std::sync::Arc::new(scope),
+            Err(e) => {
+                tracing::warn!(error = %e, "audit export stopped");
+                tx.fail("export failed");
+                return;
+            }
+        };
         let first = export::head_bytes(format, &header);
         let mut next = match first {
             Ok(b) => Some((b, Some(0))),
@@ -248,17 +278,23 @@ pub async fn export(
                 return;
             }
             let Some(after) = after else { return };
-            let (f, h) = (filter.clone(), header.clone());
+            let (f, h, sc) = (
+                filter.clone(),
+                header.clone(),
+                std::sync::Arc::clone(&scope),
+            );
             let page = match &tenant {
                 None => {
                     let keys = st.control.keys.clone();
                     st.control
                         .db
-                        .read_async(move |c| export::page(c, &keys.sealer, &f, format, &h, after))
+                        .read_async(move |c| {
+                            export::page(c, &keys.sealer, &f, format, &h, &sc, after)
+                        })
                         .await
                 }
                 Some(t) => {
-                    t.read(move |c, s| export::page(c, s, &f, format, &h, after))
+                    t.read(move |c, s| export::page(c, s, &f, format, &h, &sc, after))
                         .await
                 }
             };

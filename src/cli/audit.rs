@@ -121,6 +121,7 @@ pub async fn run(g: &Global, cmd: AuditCommand) -> Result<ExitCode> {
                 format,
                 Actor::Operator,
                 &RequestMeta::cli(),
+                None,
             )
             .await?;
             let mut sink: Box<dyn Write> = match &out {

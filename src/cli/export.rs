@@ -69,12 +69,13 @@ pub fn run(
             let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
                 .map_err(|e| Error::internal(format!("age: {e}")))?;
             let w = enc.wrap_output(writer)?;
-            let (w, summary) = crate::export::write(state, &db, &checkpoint, w, &progress)?;
+            let (w, summary) = crate::export::write(state, &db, &checkpoint, None, w, &progress)?;
             finish(w.finish()?)?;
             summary
         }
         None => {
-            let (w, summary) = crate::export::write(state, &db, &checkpoint, writer, &progress)?;
+            let (w, summary) =
+                crate::export::write(state, &db, &checkpoint, None, writer, &progress)?;
             finish(w)?;
             summary
         }

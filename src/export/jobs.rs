@@ -138,13 +138,15 @@ impl ExportJobs {
     }
 }
 
-/// Records the export, signs the chain head, and starts writing the archive.
+/// Records the export, signs the chain head, and starts writing the archive
+/// of what `reader` may read.
 pub async fn start(
     state: &Arc<AppState>,
     db: TenantDb,
     actor: Actor,
     meta: &RequestMeta,
     recipient: Option<age::x25519::Recipient>,
+    reader: crate::records::visibility::Reader,
 ) -> Result<Arc<Job>> {
     // Archive exports share the bulk pool with audit verifications: the slot
     // is taken before anything is recorded, and held until the archive is
@@ -201,7 +203,7 @@ pub async fn start(
                     s.total = total;
                 })
             };
-            let (w, summary) = super::write(&st, &db, &checkpoint, w, &progress)?;
+            let (w, summary) = super::write(&st, &db, &checkpoint, Some(&reader), w, &progress)?;
             let mut file = w.finish()?;
             file.flush()?;
             file.get_ref().sync_all()?;

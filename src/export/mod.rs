@@ -14,6 +14,12 @@
 //! ) ) [)]
 //! ```
 //!
+//! A person sees a record's values only where they may read that record
+//! (`records::visibility`): an export made through the API holds only the
+//! collections its requester may read, and its audit log withholds the values
+//! of the others (the manifest counts the collections left out). The
+//! operator's `aura workspace export` holds everything.
+//!
 //! The archive streams into any `Write` (a file for the CLI; an age-encrypted
 //! spool for the server's export jobs); each part is built in memory, so no
 //! plaintext touches a temp file.
@@ -32,6 +38,7 @@ use crate::audit::export::{self as audit_export, CheckpointLine, Format};
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::records::csv_io::csv_rows;
+use crate::records::visibility::{ReadScope, Reader};
 use crate::records::{record_json, rfc3339_ms};
 use crate::store::audit::SqlFilter;
 use crate::store::control;
@@ -168,12 +175,14 @@ pub fn begin(
     ))
 }
 
-/// Writes the archive of one workspace into `out` (zstd-compressed tar). Call
-/// `begin` first; `checkpoint` bounds the audit log.
+/// Writes the archive of one workspace into `out` (zstd-compressed tar), as
+/// `reader` may see it (`None`: everything). Call `begin` first; `checkpoint`
+/// bounds the audit log.
 pub fn write<W: Write>(
     state: &AppState,
     db: &TenantDb,
     checkpoint: &CheckpointLine,
+    reader: Option<&Reader>,
     out: W,
     progress: Progress<'_>,
 ) -> Result<(W, Summary)> {
@@ -187,7 +196,7 @@ pub fn write<W: Write>(
         ))
     })?;
     let row = row.ok_or(Error::NotFound("workspace"))?;
-    let (collections, teams, records_total) = db.read_blocking(|c, s| {
+    let (collections, teams, records_total, scope) = db.read_blocking(|c, s| {
         let n: i64 = c.query_row("SELECT count(*) FROM records WHERE deleted = 0", [], |r| {
             r.get(0)
         })?;
@@ -195,8 +204,15 @@ pub fn write<W: Write>(
             rstore::list_collections(c, s)?,
             tstore::list_teams(c, s)?,
             n,
+            ReadScope::of(reader, c, s)?,
         ))
     })?;
+    let all = collections.len();
+    let collections: Vec<_> = collections
+        .into_iter()
+        .filter(|c| scope.may_read(&c.id))
+        .collect();
+    let withheld_collections = all - collections.len();
     let total =
         u64::try_from(records_total).unwrap_or(0) + u64::try_from(checkpoint.seq).unwrap_or(0);
     let enc = zstd::Encoder::new(
@@ -294,10 +310,10 @@ pub fn write<W: Write>(
     // The audit log can be far larger than memory: it is read twice in
     // bounded pages (keyset by seq), once for its size and hash (the tar
     // header comes first), once into the archive; both must agree.
-    let mut first = AuditPages::new(db, checkpoint);
+    let mut first = AuditPages::new(db, checkpoint, &scope);
     let size = std::io::copy(&mut first, &mut std::io::sink())?;
     let (sha, entries) = (first.hasher.clone().finalize(), first.entries);
-    let mut second = AuditPages::new(db, checkpoint);
+    let mut second = AuditPages::new(db, checkpoint, &scope);
     b.add_streamed("audit/log.ndjson", size, &sha, (&mut second).take(size))?;
     if second.hasher.finalize() != sha {
         return Err(Error::internal(
@@ -315,6 +331,9 @@ pub fn write<W: Write>(
         "exported_at": crate::clock::rfc3339(now),
         "audit_checkpoint": { "seq": checkpoint.seq, "hash": checkpoint.hash },
         "counts": { "collections": summary.collections, "records": summary.records, "audit_entries": summary.audit_entries, "members": members.len(), "teams": teams.len() },
+        // Collections the requester may not read: not in the archive, and
+        // their values withheld from its audit log.
+        "withheld_collections": withheld_collections,
         "files": b.sums,
     });
     b.append("manifest.json", &serde_json::to_vec_pretty(&manifest)?)?;
@@ -334,6 +353,8 @@ pub fn write<W: Write>(
 struct AuditPages<'a> {
     db: &'a TenantDb,
     checkpoint: &'a CheckpointLine,
+    /// Whose values the reader may see (`records::visibility`).
+    scope: &'a ReadScope,
     buf: Vec<u8>,
     pos: usize,
     /// Where the next page starts; None once the last page was read.
@@ -344,10 +365,11 @@ struct AuditPages<'a> {
 }
 
 impl<'a> AuditPages<'a> {
-    fn new(db: &'a TenantDb, checkpoint: &'a CheckpointLine) -> Self {
+    fn new(db: &'a TenantDb, checkpoint: &'a CheckpointLine, scope: &'a ReadScope) -> Self {
         Self {
             db,
             checkpoint,
+            scope,
             buf: Vec::new(),
             pos: 0,
             next: Some(0),
@@ -366,9 +388,9 @@ impl<'a> AuditPages<'a> {
                 return Ok(false);
             };
             let filter = SqlFilter::default();
-            let cp = self.checkpoint;
+            let (cp, scope) = (self.checkpoint, self.scope);
             let page = self.db.read_blocking(|c, s| {
-                audit_export::page(c, s, &filter, Format::Ndjson, cp, after)
+                audit_export::page(c, s, &filter, Format::Ndjson, cp, scope, after)
             })?;
             self.entries += page.entries;
             self.next = page.next_after;

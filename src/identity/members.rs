@@ -37,6 +37,23 @@ where
     T: Send + 'static,
     F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
 {
+    control_update(state, ctx, meta, change, move |tx| Ok((f(tx)?, None))).await
+}
+
+/// `control_change` for a change of existing state: `f` also returns the
+/// state before, read in the same transaction as its write, and both chains
+/// record it next to the after.
+pub async fn control_update<T, F>(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    change: Change,
+    f: F,
+) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Transaction<'_>) -> Result<(T, Option<serde_json::Value>)> + Send + 'static,
+{
     let now = state.clock.unix();
     let keys = state.control.keys.clone();
     let actor = ctx.actor.clone();
@@ -44,34 +61,36 @@ where
     let ws = ctx.db.id();
     let m = meta.clone();
     let c = change.clone();
-    let out = state
+    let (out, before) = state
         .control
         .db
         .write_async(move |tx| {
-            let out = f(tx)?;
+            let (out, before) = f(tx)?;
             let platform_actor = a2;
             let mut after = c.after.clone();
             after["workspace"] = json!(ws.to_string());
-            audit::append(
-                tx,
-                &keys.sealer,
-                now,
-                &NewEntry::new(platform_actor, c.action, &m)
-                    .target(c.target_type, &c.target_id)
-                    .after(after),
-            )?;
-            Ok(out)
+            let mut entry = NewEntry::new(platform_actor, c.action, &m)
+                .target(c.target_type, &c.target_id)
+                .after(after);
+            if let Some(b) = &before {
+                let mut b = b.clone();
+                b["workspace"] = json!(ws.to_string());
+                entry = entry.before(b);
+            }
+            audit::append(tx, &keys.sealer, now, &entry)?;
+            Ok((out, before))
         })
         .await?;
     let m = meta.clone();
     ctx.db
         .write(move |t| {
-            t.audit(
-                now,
-                &NewEntry::new(actor, change.action, &m)
-                    .target(change.target_type, &change.target_id)
-                    .after(change.after),
-            )
+            let mut entry = NewEntry::new(actor, change.action, &m)
+                .target(change.target_type, &change.target_id)
+                .after(change.after);
+            if let Some(b) = before {
+                entry = entry.before(b);
+            }
+            t.audit(now, &entry)
         })
         .await?;
     Ok(out)
@@ -108,10 +127,11 @@ pub async fn set_role(
         target_id: target.to_string(),
         after: json!({ "role": role.as_str() }),
     };
-    control_change(state, ctx, meta, change, move |tx| {
+    control_update(state, ctx, meta, change, move |tx| {
         let from = accounts::membership_role(tx, ws, target)?.ok_or(Error::NotFound("member"))?;
         check_change(actor_role, from, Some(role), accounts::owner_count(tx, ws)?)?;
-        accounts::set_role(tx, ws, target, role)
+        accounts::set_role(tx, ws, target, role)?;
+        Ok(((), Some(json!({ "role": from.as_str() }))))
     })
     .await
 }
@@ -131,12 +151,12 @@ pub async fn remove(
         target_id: target.to_string(),
         after: json!({}),
     };
-    control_change(state, ctx, meta, change, move |tx| {
+    control_update(state, ctx, meta, change, move |tx| {
         let from = accounts::membership_role(tx, ws, target)?.ok_or(Error::NotFound("member"))?;
         check_change(actor_role, from, None, accounts::owner_count(tx, ws)?)?;
         accounts::delete_membership(tx, ws, target)?;
         tokens::revoke_member_tokens(tx, ws, target, now)?;
-        Ok(())
+        Ok(((), Some(json!({ "role": from.as_str() }))))
     })
     .await?;
     // Team places go with the membership.
@@ -220,8 +240,10 @@ pub async fn set_mfa_policy(
         target_id: ws.to_string(),
         after: json!({ "require_mfa": required }),
     };
-    control_change(state, ctx, meta, change, move |tx| {
-        crate::store::mfa::set_require_mfa(tx, ws, required, now)
+    control_update(state, ctx, meta, change, move |tx| {
+        let before = crate::store::mfa::require_mfa(tx, ws)?;
+        crate::store::mfa::set_require_mfa(tx, ws, required, now)?;
+        Ok(((), Some(json!({ "require_mfa": before }))))
     })
     .await
 }

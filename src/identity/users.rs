@@ -198,8 +198,8 @@ pub async fn set_disabled(
         .control
         .db
         .write_async(move |tx| {
-            accounts::set_disabled(tx, user, disabled, now)?;
-            let mut entry = if disabled {
+            let was = accounts::set_disabled(tx, user, disabled, now)?;
+            let entry = if disabled {
                 accounts::end_sign_ins(tx, user, Default::default(), now, "account disabled")?;
                 NewEntry::new(actor, "user.disabled", &meta)
             } else {
@@ -216,12 +216,19 @@ pub async fn set_disabled(
             } else {
                 Vec::new()
             };
-            if disabled {
-                entry = entry.after(serde_json::json!({
+            let after = if disabled {
+                serde_json::json!({
+                    "disabled": disabled,
                     "revoked_tokens": revoked.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
-                }));
-            }
-            audit::append(tx, &keys.sealer, now, &entry.target("user", user))?;
+                })
+            } else {
+                serde_json::json!({ "disabled": disabled })
+            };
+            let entry = entry
+                .target("user", user)
+                .before(serde_json::json!({ "disabled": was }))
+                .after(after);
+            audit::append(tx, &keys.sealer, now, &entry)?;
             Ok(revoked)
         })
         .await

@@ -91,16 +91,20 @@ pub async fn rotate(
     );
     ctx.db
         .write(move |t| {
+            let old = store::get_secret(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("secret"))?;
             if !store::rotate_secret(t.tx, t.sealer, &id, &value, until, now)? {
                 return Err(Error::NotFound("secret"));
             }
+            let new = store::get_secret(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("secret"))?;
+            // Never the value: its last four characters, as the API lists them.
             t.audit(
                 now,
                 &NewEntry::new(actor, "integration_secret.rotated", &m)
                     .target("integration_secret", &id)
-                    .after(json!({ "previous_valid_until": until })),
+                    .before(json!({ "last4": old.last4, "rotated_at": old.rotated_at, "previous_valid_until": old.previous_until }))
+                    .after(json!({ "last4": new.last4, "rotated_at": new.rotated_at, "previous_valid_until": until })),
             )?;
-            store::get_secret(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("secret"))
+            Ok(new)
         })
         .await
 }

@@ -115,6 +115,8 @@ pub async fn rotate_secret(
     let endpoint = ctx
         .db
         .write(move |t| {
+            let old =
+                store::get_endpoint(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("webhook"))?;
             if !store::rotate_endpoint_secret(t.tx, t.sealer, &id, &s, until, now)? {
                 return Err(Error::NotFound("webhook"));
             }
@@ -122,6 +124,7 @@ pub async fn rotate_secret(
                 now,
                 &NewEntry::new(actor, "webhook.secret_rotated", &m)
                     .target("webhook", &id)
+                    .before(json!({ "previous_valid_until": old.previous_until }))
                     .after(json!({ "previous_valid_until": until })),
             )?;
             store::get_endpoint(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("webhook"))

@@ -93,7 +93,7 @@ pub async fn set_active(
     } else {
         ("suspended", "workspace.suspended")
     };
-    state
+    let was = state
         .control
         .db
         .write_async(move |tx| {
@@ -103,14 +103,17 @@ pub async fn set_active(
                     l.kind.as_str()
                 )));
             }
-            platform::set_state(tx, ws, new_state, now)?;
+            let was = platform::set_state(tx, ws, new_state, now)?;
             audit::append(
                 tx,
                 &keys.sealer,
                 now,
-                &NewEntry::new(Actor::User(who), action, &m).target("workspace", ws),
+                &NewEntry::new(Actor::User(who), action, &m)
+                    .target("workspace", ws)
+                    .before(json!({ "state": was }))
+                    .after(json!({ "state": new_state })),
             )?;
-            Ok(())
+            Ok(was)
         })
         .await?;
     // The workspace's owners see it in their own chain too.
@@ -120,7 +123,12 @@ pub async fn set_active(
         "platform workspace state change",
         now,
         meta,
-        move |m| NewEntry::new(Actor::User(who), action, m).target("workspace", ws),
+        move |m| {
+            NewEntry::new(Actor::User(who), action, m)
+                .target("workspace", ws)
+                .before(json!({ "state": was }))
+                .after(json!({ "state": new_state }))
+        },
     )
     .await
 }

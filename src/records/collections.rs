@@ -164,7 +164,12 @@ pub async fn change_collection(
                         .field_by_id(&f.id)
                         .is_none_or(|o| o.unique != f.unique || o.pii != f.pii || o.retired)
             });
-            let before = json!({"name": current.def.name, "fields": current.def.fields.len()});
+            // Before and after in the same shape, so a reader sees what changed.
+            let before = json!({
+                "name": current.def.name,
+                "fields": current.def.fields.iter().map(|f| json!({"id": f.id, "name": f.name, "type": f.kind.as_str(), "retired": f.retired})).collect::<Vec<_>>(),
+                "permissions": current.def.permissions,
+            });
             let row = CollectionRow {
                 def: def.into(),
                 updated_at: ms.max(current.updated_at),

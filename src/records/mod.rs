@@ -14,6 +14,7 @@ pub mod schema;
 pub mod search;
 pub mod teams;
 pub mod values;
+pub mod visibility;
 
 use std::collections::HashSet;
 
@@ -23,8 +24,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::access::enter::{TenantCtx, deny};
-use crate::access::{Role, TeamPlace};
 use crate::access::permissions::{Action, Resource, allows};
+use crate::access::{Role, TeamPlace};
 use crate::app::AppState;
 use crate::audit::{NewEntry, RequestMeta};
 use crate::error::{Error, Result};
@@ -56,12 +57,22 @@ pub fn effective_role(
     ctx: &TenantCtx,
     teams: &[(String, String)],
 ) -> Option<Role> {
+    effective_role_by(coll, teams, |place| ctx.role_with(place))
+}
+
+/// `effective_role` for any source of the team-aware role (a request's
+/// `TenantCtx`, or a `visibility::Reader` kept from one).
+pub fn effective_role_by(
+    coll: &CollectionRow,
+    teams: &[(String, String)],
+    role_with: impl Fn(Option<TeamPlace>) -> Role,
+) -> Option<Role> {
     match &coll.team_id {
-        None => Some(ctx.role_with(None)),
+        None => Some(role_with(None)),
         Some(team) => teams
             .iter()
             .find(|(t, _)| t == team)
-            .map(|(_, place)| ctx.role_with(TeamPlace::parse(place))),
+            .map(|(_, place)| role_with(TeamPlace::parse(place))),
     }
 }
 
@@ -102,7 +113,12 @@ pub async fn list_collections_page(
     limit: usize,
     cursor: Option<&str>,
 ) -> Result<(Vec<Visible>, Option<String>)> {
-    let bad = || Error::field("cursor", "must be a cursor from a previous page's Link header");
+    let bad = || {
+        Error::field(
+            "cursor",
+            "must be a cursor from a previous page's Link header",
+        )
+    };
     let after = match cursor {
         None => None,
         Some(c) => {
@@ -113,7 +129,6 @@ pub async fn list_collections_page(
         }
     };
     let teams = my_teams(ctx).await?;
-    let role = ctx.role;
     let rows = ctx
         .db
         .read(move |c, s| rstore::list_collections_page(c, s, after, limit))
@@ -126,7 +141,7 @@ pub async fn list_collections_page(
     };
     let items = rows
         .into_iter()
-        .filter_map(|row| effective_role(&row, role, &teams).map(|role| Visible { row, role }))
+        .filter_map(|row| effective_role(&row, ctx, &teams).map(|role| Visible { row, role }))
         .collect();
     Ok((items, next))
 }

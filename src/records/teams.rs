@@ -3,9 +3,9 @@
 
 use serde_json::json;
 
-use crate::access::{Role, TeamPlace};
 use crate::access::enter::{TenantCtx, deny};
 use crate::access::permissions::{Action, Resource, allows};
+use crate::access::{Role, TeamPlace};
 use crate::app::AppState;
 use crate::audit::{NewEntry, RequestMeta};
 use crate::error::{Error, Result};
@@ -142,11 +142,17 @@ pub async fn set_member(
     let (team, user, role) = (team.to_owned(), user.to_owned(), role.to_owned());
     ctx.db
         .write(move |t| {
+            // The place before (none when they join), read in this transaction.
+            let was = crate::store::teams::teams_of(t.tx, &user)?
+                .into_iter()
+                .find(|(id, _)| *id == team)
+                .map(|(_, r)| r);
             crate::store::teams::set_team_member(t.tx, &team, &user, &role, now)?;
             t.audit(
                 now,
                 &NewEntry::new(actor.clone(), "team.member_set", &meta)
                     .target("team", &team)
+                    .before(json!({ "user": user, "role": was }))
                     .after(json!({ "user": user, "role": role })),
             )?;
             Ok(())

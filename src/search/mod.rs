@@ -39,7 +39,8 @@ pub struct IndexDoc<'a> {
 pub const DEFAULT_MAX_TERMS: usize = 16;
 
 /// A query: optional free text (all words must match), keywords that must all
-/// be present, an optional keyword regex, a time range, and a cursor.
+/// be present, keywords of which one must be present, an optional keyword
+/// regex, a time range, and a cursor.
 ///
 /// Free text has a deliberately small grammar: it is split into words by the
 /// index's own tokenizer and every word must match. Nothing in it is syntax
@@ -49,6 +50,9 @@ pub const DEFAULT_MAX_TERMS: usize = 16;
 pub struct IndexQuery<'a> {
     pub text: Option<&'a str>,
     pub keywords: Vec<String>,
+    /// `Some`: a document must carry at least one of these (none matches
+    /// when the list is empty).
+    pub any_keywords: Option<Vec<String>>,
     pub keyword_regex: Option<String>,
     pub time_from: Option<i64>,
     pub time_to: Option<i64>,
@@ -71,7 +75,8 @@ impl Prepared {
     /// Ids matching, newest first; stops with `budget::exceeded()` at the
     /// deadline.
     pub fn run(self, deadline: Option<Instant>) -> Result<Vec<i64>> {
-        let top = TopDocs::with_limit(self.limit.max(1)).order_by_fast_field::<u64>("id", Order::Desc);
+        let top =
+            TopDocs::with_limit(self.limit.max(1)).order_by_fast_field::<u64>("id", Order::Desc);
         let hits = match deadline {
             None => self.searcher.search(&self.query, &top),
             Some(deadline) => self.searcher.search(
@@ -193,7 +198,10 @@ impl MemIndex {
 
     /// The free text as a conjunction of plain terms.
     fn text_query(&self, text: &str, max_terms: usize) -> Result<Box<dyn Query>> {
-        let mut analyzer = self.index.tokenizer_for_field(self.text).map_err(search_err)?;
+        let mut analyzer = self
+            .index
+            .tokenizer_for_field(self.text)
+            .map_err(search_err)?;
         let mut words: Vec<String> = Vec::new();
         let mut stream = analyzer.token_stream(text);
         while let Some(t) = stream.next() {
@@ -243,6 +251,25 @@ impl MemIndex {
                     IndexRecordOption::Basic,
                 )),
             ));
+        }
+        if let Some(any) = &q.any_keywords {
+            let should: Vec<(Occur, Box<dyn Query>)> = any
+                .iter()
+                .map(|k| {
+                    let t: Box<dyn Query> = Box::new(TermQuery::new(
+                        Term::from_field_text(self.keyword, k),
+                        IndexRecordOption::Basic,
+                    ));
+                    (Occur::Should, t)
+                })
+                .collect();
+            // No readable scope at all: nothing may match.
+            let any: Box<dyn Query> = if should.is_empty() {
+                Box::new(EmptyQuery)
+            } else {
+                Box::new(BooleanQuery::new(should))
+            };
+            clauses.push((Occur::Must, any));
         }
         if let Some(re) = &q.keyword_regex {
             let rq = RegexQuery::from_pattern(re, self.keyword).map_err(search_err)?;
@@ -407,6 +434,16 @@ mod tests {
             ..q(None, &[])
         };
         assert_eq!(i.search(&t).unwrap(), vec![2]);
+        let any = |ks: &[&str]| IndexQuery {
+            any_keywords: Some(ks.iter().map(|k| k.to_string()).collect()),
+            ..q(Some("invoice"), &[])
+        };
+        assert_eq!(
+            i.search(&any(&["actor:u2", "action:record.created"]))
+                .unwrap(),
+            vec![1]
+        );
+        assert!(i.search(&any(&[])).unwrap().is_empty());
         i.remove(3);
         i.commit().unwrap();
         assert_eq!(i.search(&q(Some("invoice"), &[])).unwrap(), vec![1]);

@@ -7,15 +7,22 @@ use crate::access::Role;
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
 
-pub fn set_disabled(tx: &Transaction<'_>, user: UserId, disabled: bool, now: i64) -> Result<()> {
-    let n = tx.execute(
+/// Disables or re-enables an account; returns whether it was disabled before
+/// (for the audit entry), read in the same transaction.
+pub fn set_disabled(tx: &Transaction<'_>, user: UserId, disabled: bool, now: i64) -> Result<bool> {
+    let was: bool = tx
+        .query_row(
+            "SELECT disabled FROM users WHERE id = ?1",
+            [user.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or(Error::NotFound("user"))?;
+    tx.execute(
         "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE id = ?1",
         params![user.to_string(), disabled, now],
     )?;
-    if n == 0 {
-        return Err(Error::NotFound("user"));
-    }
-    Ok(())
+    Ok(was)
 }
 
 pub fn set_kind_service(tx: &Transaction<'_>, user: UserId) -> Result<()> {

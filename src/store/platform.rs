@@ -9,15 +9,22 @@ use crate::crypto::Slot;
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
 
-pub fn set_state(tx: &Transaction<'_>, ws: WorkspaceId, state: &str, now: i64) -> Result<()> {
-    let n = tx.execute(
+/// Sets a workspace's state; returns the state it had (for the audit entry's
+/// before), read in the same transaction.
+pub fn set_state(tx: &Transaction<'_>, ws: WorkspaceId, state: &str, now: i64) -> Result<String> {
+    let before: String = tx
+        .query_row(
+            "SELECT state FROM workspaces WHERE id = ?1",
+            [ws.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or(Error::NotFound("workspace"))?;
+    tx.execute(
         "UPDATE workspaces SET state = ?2, updated_at = ?3 WHERE id = ?1",
         params![ws.to_string(), state, now],
     )?;
-    if n == 0 {
-        return Err(Error::NotFound("workspace"));
-    }
-    Ok(())
+    Ok(before)
 }
 
 pub fn member_count(conn: &Connection, ws: WorkspaceId) -> Result<i64> {

@@ -5,7 +5,10 @@
 //! becomes the person's keyed pseudonym (or is removed where no pseudonym fits
 //! the type), everything else stays so aggregates still add up, and the same
 //! pseudonym replaces the values in the sealed details of the records' audit
-//! entries without breaking the chain. Design: `docs/data-subjects.md`.
+//! entries without breaking the chain. Search and export show a requester
+//! only the records they may read (`records::visibility`): an owner or admin
+//! who is not on a team finds none of its records. Anonymisation reaches every
+//! record, so an erasure is never partial. Design: `docs/data-subjects.md`.
 
 pub mod pseudonym;
 
@@ -16,12 +19,13 @@ use serde_json::{Map, Value, json};
 
 use crate::access::enter::TenantCtx;
 use crate::app::AppState;
-use crate::audit::search::{EntryView, detail, view};
+use crate::audit::search::{EntryView, detail, view_in};
 use crate::audit::verify::ANONYMISED;
 use crate::audit::{NewEntry, RequestMeta};
 use crate::crypto::BlindIndex;
 use crate::error::{Error, Result};
 use crate::records::values;
+use crate::records::visibility::{ReadScope, Reader};
 use crate::records::{record_json, rfc3339_ms};
 use crate::store::audit as audit_sql;
 use crate::store::records::{self as rstore, CollectionRow, Ctx};
@@ -93,6 +97,18 @@ fn find_in(
     Ok(Found { hits, collections })
 }
 
+/// `find_in`, keeping only the records of collections `scope` may read.
+fn find_readable(
+    conn: &rusqlite::Connection,
+    sealer: &crate::crypto::Sealer,
+    digests: &[Vec<u8>],
+    scope: &ReadScope,
+) -> Result<Found> {
+    let mut found = find_in(conn, sealer, digests)?;
+    found.hits.retain(|h| scope.may_read(&h.collection_id));
+    Ok(found)
+}
+
 fn field_names(c: Option<&CollectionRow>, ids: &[String]) -> Vec<String> {
     ids.iter()
         .map(|id| {
@@ -140,9 +156,13 @@ pub async fn find(
     let id = identifier(raw)?;
     let now = state.clock.unix();
     let d = digests(ctx.db.blind(), &id);
+    let reader = Reader::of(ctx);
     let out = ctx
         .db
-        .read(move |c, s| matches(c, s, &find_in(c, s, &d)?))
+        .read(move |c, s| {
+            let scope = reader.scope(c, s)?;
+            matches(c, s, &find_readable(c, s, &d, &scope)?)
+        })
         .await?;
     record(ctx, now, meta, "data_subject.searched", out.len()).await?;
     Ok(out)
@@ -196,10 +216,12 @@ pub async fn export(
     let now = state.clock.unix();
     let ws = ctx.db.id().to_string();
     let d = digests(ctx.db.blind(), &id);
+    let reader = Reader::of(ctx);
     let records = ctx
         .db
         .read(move |conn, sealer| {
-            let found = find_in(conn, sealer, &d)?;
+            let scope = reader.scope(conn, sealer)?;
+            let found = find_readable(conn, sealer, &d, &scope)?;
             let mut out = Vec::new();
             for (m, h) in matches(conn, sealer, &found)?.into_iter().zip(&found.hits) {
                 let coll = found.collections.get(&h.collection_id);
@@ -218,7 +240,7 @@ pub async fn export(
                 let seqs = sql::audit_seqs(conn, std::slice::from_ref(&h.id))?;
                 let audit = audit_sql::entries_by_seq(conn, &seqs)?
                     .iter()
-                    .map(|e| view(e, sealer))
+                    .map(|e| view_in(e, sealer, &scope))
                     .collect();
                 out.push(ExportedRecord {
                     matched: m,

@@ -51,6 +51,10 @@ pub struct AuditEntry {
     /// An anonymisation (or a collection's deletion) replaced the details;
     /// the chain still commits to the originals.
     pub redacted: bool,
+    /// The entry holds values of a collection the caller may not read:
+    /// `before` and `after` are left out (a person sees a record's values
+    /// only where they may read that record).
+    pub withheld: bool,
 }
 
 impl From<EntryView> for AuditEntry {
@@ -73,6 +77,7 @@ impl From<EntryView> for AuditEntry {
             hash: v.hash,
             prev_hash: v.prev_hash,
             redacted: v.redacted,
+            withheld: v.withheld,
         }
     }
 }
@@ -247,8 +252,17 @@ impl AuditApi {
             None, actor.0, action.0, target.0, ip.0, from.0, to.0, None, None,
         )?;
         let chain = Chain::Workspace(ctx.db.id());
-        let (line, rx) =
-            service::export(&state, chain, p.filter, format, ctx.actor.clone(), &meta).await?;
+        let reader = Some(crate::records::visibility::Reader::of(&ctx));
+        let (line, rx) = service::export(
+            &state,
+            chain,
+            p.filter,
+            format,
+            ctx.actor.clone(),
+            &meta,
+            reader,
+        )
+        .await?;
         Ok(export_response(format, line, rx))
     }
 
@@ -391,6 +405,7 @@ impl AuditApi {
             format,
             Actor::User(admin.0.user_id),
             &meta,
+            None,
         )
         .await?;
         Ok(export_response(format, line, rx))

@@ -113,7 +113,15 @@ impl ExportsApi {
             None | Some("") => None,
             Some(r) => Some(crate::export::recipient("recipient", r)?),
         };
-        let job = jobs::start(&state, ctx.db.clone(), ctx.actor.clone(), &meta, recipient).await?;
+        let job = jobs::start(
+            &state,
+            ctx.db.clone(),
+            ctx.actor.clone(),
+            &meta,
+            recipient,
+            crate::records::visibility::Reader::of(&ctx),
+        )
+        .await?;
         Ok(ExportStarted::Accepted(Json(ExportJob::of(&job))))
     }
 

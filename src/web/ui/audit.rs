@@ -188,7 +188,9 @@ fn entry_page(e: &EntryView, back: &str) -> Markup {
             }
             h2 { "Change" }
             @let rows = diff_rows(&e.before, &e.after);
-            @if rows.is_empty() {
+            @if e.withheld {
+                p.muted { "Withheld: this entry holds values of a collection whose records you may not read. Those on its team (or with its read permission) see them." }
+            } @else if rows.is_empty() {
                 p.muted { "This entry records an event, not a change of state." }
             } @else {
                 table.list.diff {

@@ -142,7 +142,15 @@ pub async fn start_export(
             Err(e) => return Err(e.into()),
         },
     };
-    let job = jobs::start(&state, c.db.clone(), c.actor.clone(), &meta, recipient).await?;
+    let job = jobs::start(
+        &state,
+        c.db.clone(),
+        c.actor.clone(),
+        &meta,
+        recipient,
+        crate::records::visibility::Reader::of(&c),
+    )
+    .await?;
     Ok(see_other(format!("/w/{ws}/privacy/exports/{}", job.id)))
 }
 
