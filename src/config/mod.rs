@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 mod integrations;
+mod limits;
 mod sections;
 pub use integrations::IntegrationsConfig;
+pub use limits::{LimitsConfig, RateBudget, RateConfig};
 pub use sections::*;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/aura/aura.toml";
@@ -46,6 +48,7 @@ pub struct FileConfig {
     pub log: LogConfig,
     pub lifecycle: LifecycleConfig,
     pub integrations: IntegrationsConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -124,6 +127,7 @@ impl Default for FileConfig {
             log: LogConfig::default(),
             lifecycle: LifecycleConfig::default(),
             integrations: IntegrationsConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -378,6 +382,7 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
         }
     }
     file.integrations.validate().map_err(Error::Config)?;
+    file.limits.validate().map_err(Error::Config)?;
     let t = &file.tls;
     let trusted_proxies = t
         .trusted_proxies
