@@ -45,8 +45,12 @@ fn start(env: &Env, nofile: u64, envs: &[(&str, &str)]) -> Server {
     c.env("AURA_STORAGE__TENANT_POOL_SIZE", "8");
     unsafe {
         c.pre_exec(move || {
-            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, nofile, nofile)
-                .map_err(std::io::Error::from)
+            nix::sys::resource::setrlimit(
+                nix::sys::resource::Resource::RLIMIT_NOFILE,
+                nofile,
+                nofile,
+            )
+            .map_err(std::io::Error::from)
         });
     }
     Server::start(c)
@@ -114,7 +118,10 @@ async fn probe(server: &Server, what: &str) -> Probe {
         signin,
         rss_mb: rss,
     };
-    assert!(healthz <= HEALTHZ_WITHIN, "{what}: /healthz took {healthz:?}");
+    assert!(
+        healthz <= HEALTHZ_WITHIN,
+        "{what}: /healthz took {healthz:?}"
+    );
     assert!(signin <= SIGNIN_WITHIN, "{what}: sign-in took {signin:?}");
     assert!(rss < RSS_LIMIT_MB, "{what}: RSS {rss} MB");
     p
@@ -233,7 +240,10 @@ async fn slow_header_connections_do_not_exhaust_descriptors() {
         "the server closed no slow connection"
     );
     assert!(fds_peak < 768, "descriptors reached the limit: {fds_peak}");
-    assert!(fds_end <= fds_start + 16, "descriptors {fds_start} -> {fds_end}");
+    assert!(
+        fds_end <= fds_start + 16,
+        "descriptors {fds_start} -> {fds_end}"
+    );
     server.stop();
 }
 
@@ -300,7 +310,10 @@ async fn anonymous_large_bodies_are_refused_before_reading() {
         worst.signin = worst.signin.max(p.signin);
         worst.rss_mb = worst.rss_mb.max(p.rss_mb);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(started.elapsed() < Duration::from_secs(60), "bodies never ended");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "bodies never ended"
+        );
     }
     for t in tasks {
         t.await.unwrap();
@@ -324,7 +337,10 @@ async fn anonymous_large_bodies_are_refused_before_reading() {
             "an anonymous import got {line}"
         );
     }
-    assert!(fds_end <= fds_start + 16, "descriptors {fds_start} -> {fds_end}");
+    assert!(
+        fds_end <= fds_start + 16,
+        "descriptors {fds_start} -> {fds_end}"
+    );
     server.stop();
 }
 
@@ -382,7 +398,10 @@ async fn wrong_sign_ins_from_one_ipv6_64_do_not_starve_sign_in() {
         worst.healthz = worst.healthz.max(p.healthz);
         worst.signin = worst.signin.max(p.signin);
         worst.rss_mb = worst.rss_mb.max(p.rss_mb);
-        assert!(started.elapsed() < Duration::from_secs(90), "attempts never ended");
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "attempts never ended"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for t in tasks {
@@ -495,7 +514,10 @@ async fn request_rate_limits_answer_429_with_headers() {
             let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
             assert!((1..=60).contains(&retry), "retry-after {retry}");
             let policy = h["ratelimit-policy"].to_str().unwrap();
-            assert!(policy.contains("q=20") && policy.contains("w=60"), "{policy}");
+            assert!(
+                policy.contains("q=20") && policy.contains("w=60"),
+                "{policy}"
+            );
             let rl = h["ratelimit"].to_str().unwrap();
             assert!(rl.contains("r=0"), "{rl}");
             assert_eq!(h["content-type"], "application/problem+json");

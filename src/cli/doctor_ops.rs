@@ -117,7 +117,9 @@ fn check_process_nofile(cfg: &Config, r: &mut Report) {
         "descriptor limit {nofile} here: at most {} connections ({} configured)",
         limiter.max_total, cfg.file.limits.max_connections
     );
-    if limiter.max_total < cfg.file.limits.max_connections && std::env::var_os("INVOCATION_ID").is_some() {
+    if limiter.max_total < cfg.file.limits.max_connections
+        && std::env::var_os("INVOCATION_ID").is_some()
+    {
         r.fail("connections", format!("{msg}; raise LimitNOFILE="));
     } else {
         r.ok("connections", msg);
@@ -145,7 +147,10 @@ pub fn check_certificate(cfg: &Config, keys: &crate::store::control::PlatformKey
 mod tests {
     #[test]
     fn reads_limit_nofile_from_a_unit() {
-        assert_eq!(super::unit_nofile("[Service]\nLimitNOFILE=65536\n"), Some(65536));
+        assert_eq!(
+            super::unit_nofile("[Service]\nLimitNOFILE=65536\n"),
+            Some(65536)
+        );
         assert_eq!(super::unit_nofile("LimitNOFILE=4096:524288"), Some(4096));
         assert_eq!(super::unit_nofile("LimitNOFILE=infinity"), Some(u64::MAX));
         assert_eq!(super::unit_nofile("[Service]\nUser=aura\n"), None);

@@ -70,7 +70,10 @@ impl PasswordHasher {
 
     /// A worker, or `RateLimited` when the queue is full. Checks without
     /// priority may fill only half the queue and pass the low gate first.
-    async fn worker(&self, priority: bool) -> Result<(SemaphorePermit<'_>, Option<SemaphorePermit<'_>>)> {
+    async fn worker(
+        &self,
+        priority: bool,
+    ) -> Result<(SemaphorePermit<'_>, Option<SemaphorePermit<'_>>)> {
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
@@ -207,7 +210,9 @@ mod tests {
         let mut waiters = Vec::new();
         for _ in 0..2 {
             let h2 = h.clone();
-            waiters.push(tokio::spawn(async move { h2.worker(false).await.map(|_| ()) }));
+            waiters.push(tokio::spawn(
+                async move { h2.worker(false).await.map(|_| ()) },
+            ));
         }
         while h.waiting.load(Ordering::Relaxed) < 2 {
             tokio::task::yield_now().await;
@@ -218,12 +223,17 @@ mod tests {
         ));
         for _ in 0..2 {
             let h2 = h.clone();
-            waiters.push(tokio::spawn(async move { h2.worker(true).await.map(|_| ()) }));
+            waiters.push(tokio::spawn(
+                async move { h2.worker(true).await.map(|_| ()) },
+            ));
         }
         while h.waiting.load(Ordering::Relaxed) < 4 {
             tokio::task::yield_now().await;
         }
-        assert!(matches!(h.worker(true).await, Err(Error::RateLimited { .. })));
+        assert!(matches!(
+            h.worker(true).await,
+            Err(Error::RateLimited { .. })
+        ));
         assert_eq!(h.shed(), 2);
         drop(held);
         for w in waiters {

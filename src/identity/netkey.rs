@@ -40,7 +40,10 @@ mod tests {
             key(Some("2001:db8:1:2:ffff:1:2:3"), &l),
             key(Some("2001:db8:1:2::9"), &l)
         );
-        assert_ne!(key(Some("2001:db8:1:3::1"), &l), key(Some("2001:db8:1:2::1"), &l));
+        assert_ne!(
+            key(Some("2001:db8:1:3::1"), &l),
+            key(Some("2001:db8:1:2::1"), &l)
+        );
         assert_eq!(key(Some("192.0.2.7"), &l), "192.0.2.7/32");
         assert_eq!(key(Some("::ffff:192.0.2.7"), &l), "192.0.2.7/32");
         assert_eq!(key(None, &l), "-");

@@ -324,7 +324,9 @@ pub fn start_discoverable(
         .passkey_starts
         .hit(&key, now, limits.passkey_starts_per_ip_per_minute, 60)?;
     let (options, auth) = rp.start_discoverable_authentication().map_err(rp_error)?;
-    let id = state.passkeys.put(now, Ceremony::Discover { state: auth })?;
+    let id = state
+        .passkeys
+        .put(now, Ceremony::Discover { state: auth })?;
     Ok((id, options))
 }
 

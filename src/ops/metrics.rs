@@ -230,5 +230,9 @@ fn render_load(state: &AppState, out: &mut String) {
         state.bodies.refused.load(Ordering::Relaxed)
     );
     let _ = writeln!(out, "# TYPE aura_password_queue_shed_total counter");
-    let _ = writeln!(out, "aura_password_queue_shed_total {}", state.hasher.shed());
+    let _ = writeln!(
+        out,
+        "aura_password_queue_shed_total {}",
+        state.hasher.shed()
+    );
 }

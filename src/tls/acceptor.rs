@@ -41,8 +41,7 @@ impl TlsAcceptor {
         let (tx, rx) = mpsc::channel(128);
         tokio::spawn(async move {
             loop {
-                let (tcp, peer, slot) =
-                    crate::web::conn::accept_limited(&listener, &limiter).await;
+                let (tcp, peer, slot) = crate::web::conn::accept_limited(&listener, &limiter).await;
                 let tx = tx.clone();
                 let config = Arc::clone(&config);
                 let challenge = challenge.clone();

@@ -27,8 +27,9 @@ use crate::config::{Config, LimitsConfig};
 /// Descriptors kept free of connections: logs, control.db (3 files), the
 /// listeners, outbound calls and spool files, plus 3 per open workspace.
 const FIXED_RESERVE: u64 = 128;
-/// Only a head older than this is closed to make room for a new connection.
-const EVICT_AFTER: Duration = Duration::from_secs(1);
+/// Only a head older than this is closed to make room for a new connection
+/// (a real client sends its head in a round trip or two).
+const EVICT_AFTER: Duration = Duration::from_millis(100);
 
 /// One connection's shared state, seen by the limiter (to close it) and by
 /// its stream.
@@ -166,7 +167,12 @@ impl ConnLimiter {
             return false;
         };
         victim.kill.store(true, Ordering::Relaxed);
-        if let Some(w) = victim.waker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(w) = victim
+            .waker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             w.wake();
         }
         t.dying += 1;
@@ -349,7 +355,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
                     if this.deadline.as_mut().poll(cx).is_ready() {
                         this.slot
                             .limiter
-                            .head_timeouts.fetch_add(1, Ordering::Relaxed);
+                            .head_timeouts
+                            .fetch_add(1, Ordering::Relaxed);
                         return Poll::Ready(Err(closed(
                             std::io::ErrorKind::TimedOut,
                             "request head not complete in time",
@@ -405,10 +412,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

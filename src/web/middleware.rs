@@ -328,8 +328,8 @@ fn rate_decision(
 /// refused here, unread.
 fn require_credential(req: &Request, state: Option<&AppState>) -> poem::Result<()> {
     let has_bearer = req.headers().contains_key(header::AUTHORIZATION);
-    let has_session = state
-        .is_some_and(|s| crate::web::session::token_from_request(req, &s.config).is_some());
+    let has_session =
+        state.is_some_and(|s| crate::web::session::token_from_request(req, &s.config).is_some());
     if has_bearer || has_session {
         Ok(())
     } else {
