@@ -424,6 +424,93 @@ async fn wrong_sign_ins_from_one_ipv6_64_do_not_starve_sign_in() {
     server.stop();
 }
 
+/// Finding 3, the other half: 600 wrong sign-ins each from its own /64, so
+/// no per-address limit applies. The hashing queue is bounded (here 8): the
+/// rest are shed with 429 and `Retry-After` instead of queueing, and the
+/// normal client, whose address signed in before, goes first for a worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sign_ins_from_many_networks_are_shed_not_queued() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = setup();
+    let server = start(
+        &env,
+        4096,
+        &[
+            ("AURA_TLS__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]"),
+            ("AURA_LIMITS__PASSWORD_QUEUE", "8"),
+        ],
+    );
+    probe(&server, "before").await;
+    let proxy = reqwest::Client::builder()
+        .pool_max_idle_per_host(200)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let url = server.url("/api/v1/auth/token");
+    let started = Instant::now();
+    let counts = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+    let sem = Arc::new(tokio::sync::Semaphore::new(200));
+    let mut tasks = Vec::new();
+    for i in 0..600u32 {
+        let (proxy, url, counts, sem) = (
+            proxy.clone(),
+            url.clone(),
+            Arc::clone(&counts),
+            Arc::clone(&sem),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _p = sem.acquire().await.unwrap();
+            let r = proxy
+                .post(&url)
+                .header(
+                    "x-forwarded-for",
+                    format!("2001:db8:{:x}:{:x}::1", i / 256 + 1, i % 256),
+                )
+                .json(&serde_json::json!({
+                    "email": format!("guess{i}@example.com"),
+                    "password": "not the password at all"
+                }))
+                .send()
+                .await;
+            let (status, retry) = match r {
+                Ok(r) => (r.status().as_u16(), r.headers().contains_key("retry-after")),
+                Err(_) => (0, false),
+            };
+            assert!(status != 429 || retry, "429 without Retry-After");
+            *counts.lock().unwrap().entry(status).or_insert(0u32) += 1;
+        }));
+    }
+    let mut worst = Probe::default();
+    while tasks.iter().any(|t| !t.is_finished()) {
+        let p = probe(&server, "600 wrong sign-ins from 600 networks").await;
+        worst.healthz = worst.healthz.max(p.healthz);
+        worst.signin = worst.signin.max(p.signin);
+        worst.rss_mb = worst.rss_mb.max(p.rss_mb);
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "attempts never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let counts = counts.lock().unwrap().clone();
+    println!(
+        "sign-in flood from 600 networks: {:?}; statuses {counts:?}; worst healthz {:?}, \
+         sign-in {:?}, RSS {} MB",
+        started.elapsed(),
+        worst.healthz,
+        worst.signin,
+        worst.rss_mb
+    );
+    assert!(
+        counts.get(&429).copied().unwrap_or(0) > 0,
+        "nothing was shed: {counts:?}"
+    );
+    server.stop();
+}
+
 /// Finding 9: a flood of anonymous passkey sign-in ceremonies from one
 /// address. Unfixed, each was stored (the whole map scanned under a lock).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -119,7 +119,7 @@ impl PasswordHasher {
     }
 
     /// `verify`, with or without priority for a worker (sign-ins from an
-    /// address with failures in its window go without).
+    /// address network that has not signed in before go without).
     pub async fn verify_as(
         &self,
         password: String,

@@ -174,7 +174,14 @@ impl Backoff {
 struct Counters {
     login_ip: Window,
     accounts: Backoff,
+    /// Address networks with a successful sign-in in the last day, and
+    /// when: their sign-ins go first for a hashing worker.
+    known_good: HashMap<String, i64>,
+    known_good_sweep_above: usize,
 }
+
+/// How long a successful sign-in gives its address network priority.
+const KNOWN_GOOD_SECS: i64 = 24 * 60 * 60;
 
 /// The limiters of one running appliance. Both are checked and an attempt
 /// counted in both under one lock, so an attempt never holds one limiter's
@@ -232,13 +239,26 @@ impl Limits {
         self.counters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether `ip` has no failures counted in its window.
-    fn clean(&self, ip: &str) -> bool {
-        self.lock()
-            .login_ip
-            .hits
+    /// Whether `ip` signed in successfully in the last day and has no
+    /// failures counted in its window: its checks go first.
+    fn priority(&self, ip: &str, now: i64) -> bool {
+        let c = self.lock();
+        c.known_good
             .get(ip)
-            .is_none_or(|h| h.failures.is_empty())
+            .is_some_and(|t| now - *t < KNOWN_GOOD_SECS)
+            && c.login_ip
+                .hits
+                .get(ip)
+                .is_none_or(|h| h.failures.is_empty())
+    }
+
+    fn remember_good(&self, ip: &str, now: i64) {
+        let mut c = self.lock();
+        if c.known_good.len() > c.known_good_sweep_above.max(SWEEP_ABOVE) {
+            c.known_good.retain(|_, t| now - *t < KNOWN_GOOD_SECS);
+            c.known_good_sweep_above = c.known_good.len() * 2;
+        }
+        c.known_good.insert(ip.to_owned(), now);
     }
 
     fn admit(&self, ip: &str, account: &[u8], now: i64, auth: &AuthConfig) -> Admit {
@@ -375,9 +395,10 @@ pub async fn check_password(
         .limits
         .attempt(state, ip_key(state, meta), account)
         .await?;
-    // An address with no failures in its window goes ahead of those with
-    // some for a hashing worker.
-    let priority = state.limits.clean(&attempt.ip);
+    // An address network that signed in before (and has no failures in its
+    // window) goes ahead of unknown ones for a hashing worker, so a flood
+    // from fresh addresses cannot starve the people who use the appliance.
+    let priority = state.limits.priority(&attempt.ip, state.clock.unix());
 
     let keys = state.control.keys.clone();
     let email_owned = email.to_owned();
@@ -391,6 +412,7 @@ pub async fn check_password(
     match user {
         Some(u) if password_ok && !u.disabled => {
             attempt.outcome = Outcome::Succeeded;
+            state.limits.remember_good(&attempt.ip, state.clock.unix());
             Ok(u)
         }
         other => {
@@ -521,6 +543,26 @@ mod tests {
             assert_eq!(b.check(b"z", 103, 0), Admit::Go, "0 turns it off");
             b.start(b"z");
         }
+    }
+
+    #[test]
+    fn an_address_that_signed_in_goes_first_until_it_fails() {
+        let limits = Limits::default();
+        assert!(!limits.priority("login:a", 100), "unknown");
+        limits.remember_good("login:a", 100);
+        assert!(limits.priority("login:a", 200));
+        assert!(!limits.priority("login:b", 200));
+        assert!(
+            !limits.priority("login:a", 100 + KNOWN_GOOD_SECS),
+            "forgotten after a day"
+        );
+        let auth = AuthConfig::default();
+        assert_eq!(limits.admit("login:a", b"x", 300, &auth), Admit::Go);
+        limits
+            .lock()
+            .login_ip
+            .finish("login:a", Outcome::Failed(300));
+        assert!(!limits.priority("login:a", 301), "a failure in the window");
     }
 
     #[test]
