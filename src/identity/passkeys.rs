@@ -405,3 +405,52 @@ pub async fn finish_sign_in(
     }
     Ok(user)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(max: usize) -> (Passkeys, Webauthn) {
+        let origin = Url::parse("http://localhost").unwrap();
+        let rp = WebauthnBuilder::new("localhost", &origin)
+            .unwrap()
+            .build()
+            .unwrap();
+        let p = Passkeys {
+            webauthn: None,
+            ceremonies: Mutex::new(Ceremonies::default()),
+            max,
+        };
+        (p, rp)
+    }
+
+    fn discover(rp: &Webauthn) -> Ceremony {
+        Ceremony::Discover {
+            state: rp.start_discoverable_authentication().unwrap().1,
+        }
+    }
+
+    #[test]
+    fn the_store_is_bounded_and_expired_ceremonies_leave_from_the_front() {
+        let (p, rp) = store(3);
+        let a = p.put(100, discover(&rp)).unwrap();
+        p.put(100, discover(&rp)).unwrap();
+        p.put(101, discover(&rp)).unwrap();
+        assert!(matches!(
+            p.put(102, discover(&rp)),
+            Err(Error::RateLimited {
+                retry_after_secs: 298
+            })
+        ));
+        assert!(p.take(&a, 102).is_some());
+        p.put(102, discover(&rp)).unwrap();
+        // All of them expired: they leave from the front of the queue.
+        let later = 102 + CEREMONY_SECS;
+        for _ in 0..3 {
+            p.put(later, discover(&rp)).unwrap();
+        }
+        let s = p.ceremonies.lock().unwrap();
+        assert_eq!(s.map.len(), 3);
+        assert_eq!(s.order.len(), 3);
+    }
+}

@@ -61,7 +61,16 @@ impl TlsAcceptor {
                             _ => Ok(Some(start.into_stream(config).await?)),
                         }
                     };
-                    match tokio::time::timeout(HANDSHAKE_DEADLINE, handshake).await {
+                    // A handshake still going when every slot is taken may
+                    // be closed to make room, like a slow request head.
+                    let done = tokio::select! {
+                        r = tokio::time::timeout(HANDSHAKE_DEADLINE, handshake) => r,
+                        () = slot.evicted() => {
+                            tracing::debug!("TLS handshake closed to make room");
+                            return;
+                        }
+                    };
+                    match done {
                         Ok(Ok(Some(tls))) => {
                             let _ = tx.send((Guarded::new(tls, slot), peer)).await;
                         }

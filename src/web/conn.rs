@@ -41,6 +41,9 @@ pub struct ConnShared {
     head_since: Mutex<Option<Instant>>,
     kill: AtomicBool,
     waker: Mutex<Option<Waker>>,
+    /// Also told, for a connection still in its TLS handshake (no stream
+    /// polls `kill` yet).
+    killed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -143,6 +146,7 @@ impl ConnLimiter {
             head_since: Mutex::new(Some(Instant::now())),
             kill: AtomicBool::new(false),
             waker: Mutex::new(None),
+            killed: tokio::sync::Notify::new(),
         });
         *t.per_net.entry(net).or_default() += 1;
         t.conns.insert(shared.id, Arc::clone(&shared));
@@ -167,6 +171,7 @@ impl ConnLimiter {
             return false;
         };
         victim.kill.store(true, Ordering::Relaxed);
+        victim.killed.notify_one();
         if let Some(w) = victim
             .waker
             .lock()
@@ -237,6 +242,13 @@ enum Phase {
 pub struct Slot {
     shared: Arc<ConnShared>,
     limiter: Arc<ConnLimiter>,
+}
+
+impl Slot {
+    /// Resolves when the limiter closes this connection to make room.
+    pub async fn evicted(&self) {
+        self.shared.killed.notified().await;
+    }
 }
 
 impl Drop for Slot {
