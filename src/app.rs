@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poem::Server;
-use poem::listener::TcpAcceptor;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -40,6 +39,11 @@ pub struct AppState {
     pub exports: crate::export::jobs::ExportJobs,
     /// Pools and caps of the heavy data paths (`[data_limits]`).
     pub bounds: crate::bounds::DataBounds,
+    /// Bounds against hostile load (issue 27): connections, buffered
+    /// bodies, request rates.
+    pub conns: Arc<crate::web::conn::ConnLimiter>,
+    pub bodies: crate::web::budget::BodyBudget,
+    pub rates: crate::web::rate::RateLimiter,
 }
 
 /// The part of the config that takes effect on SIGHUP.
@@ -102,7 +106,8 @@ impl AppState {
             a.argon2_iterations,
             a.argon2_parallelism,
             a.password_workers,
-        )?;
+        )?
+        .with_queue(config.file.limits.password_queue);
         let tenants = TenantPool::new(
             config.tenants_dir(),
             opts,
@@ -113,8 +118,14 @@ impl AppState {
         let passkeys = crate::identity::passkeys::Passkeys::from_config(&config);
         let exports = crate::export::jobs::ExportJobs::new(&config.data_dir);
         let bounds = crate::bounds::DataBounds::new(&config.file.data_limits);
+        let conns = Arc::new(crate::web::conn::ConnLimiter::from_config(&config));
+        let bodies = crate::web::budget::BodyBudget::new(config.file.limits.buffered_body_bytes);
+        let rates = crate::web::rate::RateLimiter::new(&config.file.limits);
         Ok(Self {
             bounds,
+            conns,
+            bodies,
+            rates,
             exports,
             passkeys,
             mailer,
@@ -150,7 +161,8 @@ pub async fn bind(config: &Config) -> Result<(tokio::net::TcpListener, std::net:
 }
 
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> Result<()> {
-    serve_with(state, TcpAcceptor::from_tokio(listener)?).await
+    let acceptor = crate::web::conn::LimitedTcpAcceptor::new(listener, Arc::clone(&state.conns))?;
+    serve_with(state, acceptor).await
 }
 
 /// Serves the app on any acceptor (plain TCP, or TLS) until SIGTERM/SIGINT,

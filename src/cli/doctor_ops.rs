@@ -52,12 +52,16 @@ pub fn check(cfg: &Config, r: &mut Report) {
     .into_iter()
     .find(|p| std::path::Path::new(p).exists());
     match unit {
-        Some(p) => r.ok("unit", format!("{p} is installed")),
+        Some(p) => {
+            r.ok("unit", format!("{p} is installed"));
+            check_unit_nofile(p, r);
+        }
         None => r.ok(
             "unit",
             "no systemd unit installed (fine when Aura runs another way)",
         ),
     }
+    check_process_nofile(cfg, r);
     if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         if now.as_secs() < 1_700_000_000 {
             r.fail(
@@ -65,6 +69,60 @@ pub fn check(cfg: &Config, r: &mut Report) {
                 "the system clock is before 2023; fix NTP (systemd-timesyncd or chrony)",
             );
         }
+    }
+}
+
+/// The descriptor limit a unit must give Aura: enough for the default
+/// connection cap plus its reserve for databases.
+const MIN_NOFILE: u64 = 16_384;
+
+/// `LimitNOFILE=` in the installed unit (issue 27, finding 1).
+fn check_unit_nofile(path: &str, r: &mut Report) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    match unit_nofile(&text) {
+        Some(n) if n >= MIN_NOFILE => r.ok("descriptors", format!("{path} sets LimitNOFILE={n}")),
+        Some(n) => r.fail(
+            "descriptors",
+            format!("{path} sets LimitNOFILE={n}; set LimitNOFILE=65536 under [Service] (at least {MIN_NOFILE})"),
+        ),
+        None => r.fail(
+            "descriptors",
+            format!("{path} has no LimitNOFILE=; add LimitNOFILE=65536 under [Service], or a flood of connections can use up the default 1024 descriptors"),
+        ),
+    }
+}
+
+/// The value of the last `LimitNOFILE=` line (`soft:hard` gives the soft
+/// one; `infinity` counts as plenty).
+pub fn unit_nofile(text: &str) -> Option<u64> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("LimitNOFILE="))
+        .next_back()
+        .map(|v| {
+            let soft = v.split(':').next().unwrap_or(v).trim();
+            if soft == "infinity" {
+                u64::MAX
+            } else {
+                soft.parse().unwrap_or(0)
+            }
+        })
+}
+
+/// What the connection cap would be under this process's descriptor limit
+/// (the same computation `aura serve` makes).
+fn check_process_nofile(cfg: &Config, r: &mut Report) {
+    let limiter = crate::web::conn::ConnLimiter::from_config(cfg);
+    let nofile = crate::web::conn::descriptor_limit();
+    let msg = format!(
+        "descriptor limit {nofile} here: at most {} connections ({} configured)",
+        limiter.max_total, cfg.file.limits.max_connections
+    );
+    if limiter.max_total < cfg.file.limits.max_connections
+        && std::env::var_os("INVOCATION_ID").is_some()
+    {
+        r.fail("connections", format!("{msg}; raise LimitNOFILE="));
+    } else {
+        r.ok("connections", msg);
     }
 }
 
@@ -82,5 +140,21 @@ pub fn check_certificate(cfg: &Config, keys: &crate::store::control::PlatformKey
                 ),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_limit_nofile_from_a_unit() {
+        assert_eq!(
+            super::unit_nofile("[Service]\nLimitNOFILE=65536\n"),
+            Some(65536)
+        );
+        assert_eq!(super::unit_nofile("LimitNOFILE=4096:524288"), Some(4096));
+        assert_eq!(super::unit_nofile("LimitNOFILE=infinity"), Some(u64::MAX));
+        assert_eq!(super::unit_nofile("[Service]\nUser=aura\n"), None);
+        let unit = include_str!("../../systemd/aura.service");
+        assert!(super::unit_nofile(unit).is_some_and(|n| n >= super::MIN_NOFILE));
     }
 }

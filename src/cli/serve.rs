@@ -95,8 +95,9 @@ async fn run_tls(g: &Global, mut cfg: crate::config::Config) -> Result<ExitCode>
     if let Some(http) = http {
         let http_addr = http.local_addr()?;
         let app = crate::tls::redirect::app(tls.http01.clone(), https_addr.port());
+        let limiter = Arc::clone(&state.conns);
         tokio::spawn(async move {
-            let acceptor = match poem::listener::TcpAcceptor::from_tokio(http) {
+            let acceptor = match crate::web::conn::LimitedTcpAcceptor::new(http, limiter) {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::error!(error = %e, "http listener failed");
@@ -118,6 +119,7 @@ async fn run_tls(g: &Global, mut cfg: crate::config::Config) -> Result<ExitCode>
         https,
         tls.server_config.clone(),
         tls.challenge_config.clone(),
+        Arc::clone(&state.conns),
     )?;
     tracing::info!(addr = %https_addr, url = %url, "listening");
     crate::app::serve_with(state, acceptor).await?;

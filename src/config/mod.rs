@@ -14,9 +14,11 @@ use crate::error::{Error, Result};
 
 mod data_limits;
 mod integrations;
+mod limits;
 mod sections;
 pub use data_limits::DataLimitsConfig;
 pub use integrations::IntegrationsConfig;
+pub use limits::{LimitsConfig, RateBudget, RateConfig};
 pub use sections::*;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/aura/aura.toml";
@@ -49,6 +51,7 @@ pub struct FileConfig {
     pub lifecycle: LifecycleConfig,
     pub integrations: IntegrationsConfig,
     pub data_limits: DataLimitsConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -128,6 +131,7 @@ impl Default for FileConfig {
             lifecycle: LifecycleConfig::default(),
             integrations: IntegrationsConfig::default(),
             data_limits: DataLimitsConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -385,6 +389,7 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
     }
     file.integrations.validate().map_err(Error::Config)?;
     file.data_limits.validate().map_err(Error::Config)?;
+    file.limits.validate().map_err(Error::Config)?;
     let t = &file.tls;
     let trusted_proxies = t
         .trusted_proxies

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::{Error, Result};
 
@@ -21,6 +23,15 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    /// Checks without priority pass this gate first; it holds one permit
+    /// fewer than there are workers, so a flood of them always leaves a
+    /// worker to the rest.
+    low_gate: Arc<Semaphore>,
+    /// Checks waiting for a worker, and the most that may wait; beyond it a
+    /// check is shed (429 with Retry-After) instead of queueing without end.
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
+    shed: Arc<AtomicU64>,
     /// Verified against when the email is unknown, so both paths cost the same.
     dummy_hash: Arc<String>,
 }
@@ -38,17 +49,65 @@ impl PasswordHasher {
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(workers.max(1))),
+            low_gate: Arc::new(Semaphore::new(workers.saturating_sub(1).max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting: usize::MAX,
+            shed: Arc::new(AtomicU64::new(0)),
             dummy_hash: Arc::new(dummy),
         })
     }
 
+    /// Bounds the checks that may wait for a worker (`limits.password_queue`).
+    pub fn with_queue(mut self, max_waiting: usize) -> Self {
+        self.max_waiting = max_waiting.max(1);
+        self
+    }
+
+    /// Checks shed because the queue was full.
+    pub fn shed(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
+    }
+
+    /// A worker, or `RateLimited` when the queue is full. Checks without
+    /// priority may fill only half the queue and pass the low gate first.
+    async fn worker(
+        &self,
+        priority: bool,
+    ) -> Result<(SemaphorePermit<'_>, Option<SemaphorePermit<'_>>)> {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let before = self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = Waiting(&self.waiting);
+        let cap = if priority {
+            self.max_waiting
+        } else {
+            self.max_waiting / 2
+        };
+        if before >= cap && self.permits.available_permits() == 0 {
+            self.shed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(priority, "password queue full; check shed");
+            return Err(Error::RateLimited {
+                retry_after_secs: 1,
+            });
+        }
+        let closed = |_| Error::Unavailable("password hashing pool closed");
+        let gate = if priority {
+            None
+        } else {
+            Some(self.low_gate.acquire().await.map_err(closed)?)
+        };
+        let permit = self.permits.acquire().await.map_err(closed)?;
+        drop(waiting);
+        Ok((permit, gate))
+    }
+
     pub async fn hash(&self, password: String) -> Result<String> {
         check_password_policy(&password)?;
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Error::Unavailable("password hashing pool closed"))?;
+        let _permit = self.worker(true).await?;
         let params = self.params.clone();
         tokio::task::spawn_blocking(move || hash_with(&params, &password)).await?
     }
@@ -56,11 +115,18 @@ impl PasswordHasher {
     /// `None` as the stored hash means "unknown account": the dummy hash is
     /// verified instead and the result is always false.
     pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Error::Unavailable("password hashing pool closed"))?;
+        self.verify_as(password, stored, true).await
+    }
+
+    /// `verify`, with or without priority for a worker (sign-ins from an
+    /// address network that has not signed in before go without).
+    pub async fn verify_as(
+        &self,
+        password: String,
+        stored: Option<String>,
+        priority: bool,
+    ) -> Result<bool> {
+        let _permit = self.worker(priority).await?;
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
         let ok = tokio::task::spawn_blocking(move || verify_with(&password, &stored)).await?;
@@ -131,6 +197,48 @@ mod tests {
                 .unwrap()
         );
         assert!(!h.verify("anything at all".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_sheds_and_low_priority_sheds_first() {
+        let h = PasswordHasher::new(MIN_M_KIB, MIN_T, MIN_P, 1)
+            .unwrap()
+            .with_queue(4);
+        let held = h.worker(true).await.unwrap();
+        // The one worker is busy: two low-priority checks may wait (half
+        // the queue), the third is shed; priority ones may fill the rest.
+        let mut waiters = Vec::new();
+        for _ in 0..2 {
+            let h2 = h.clone();
+            waiters.push(tokio::spawn(
+                async move { h2.worker(false).await.map(|_| ()) },
+            ));
+        }
+        while h.waiting.load(Ordering::Relaxed) < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(
+            h.worker(false).await,
+            Err(Error::RateLimited { .. })
+        ));
+        for _ in 0..2 {
+            let h2 = h.clone();
+            waiters.push(tokio::spawn(
+                async move { h2.worker(true).await.map(|_| ()) },
+            ));
+        }
+        while h.waiting.load(Ordering::Relaxed) < 4 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(
+            h.worker(true).await,
+            Err(Error::RateLimited { .. })
+        ));
+        assert_eq!(h.shed(), 2);
+        drop(held);
+        for w in waiters {
+            w.await.unwrap().unwrap();
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
@@ -60,14 +61,17 @@ struct Hits {
 #[derive(Default)]
 struct Window {
     hits: HashMap<String, Hits>,
+    /// Twice the live keys after the last sweep (amortised sweeping).
+    sweep_above: usize,
 }
 
 impl Window {
     fn check(&mut self, key: &str, now: i64, limit: u32, window: i64) -> Admit {
-        if self.hits.len() > SWEEP_ABOVE {
+        if self.hits.len() > self.sweep_above.max(SWEEP_ABOVE) {
             self.hits.retain(|_, h| {
                 h.in_flight > 0 || h.failures.back().is_some_and(|t| *t > now - window)
             });
+            self.sweep_above = self.hits.len() * 2;
         }
         let Some(h) = self.hits.get_mut(key) else {
             return Admit::Go;
@@ -115,13 +119,15 @@ struct Account {
 #[derive(Default)]
 struct Backoff {
     accounts: HashMap<Vec<u8>, Account>,
+    sweep_above: usize,
 }
 
 impl Backoff {
     fn check(&mut self, key: &[u8], now: i64, after: u32) -> Admit {
-        if self.accounts.len() > SWEEP_ABOVE {
+        if self.accounts.len() > self.sweep_above.max(SWEEP_ABOVE) {
             self.accounts
                 .retain(|_, a| a.in_flight > 0 || a.last > now - MAX_BACKOFF_SECS);
+            self.sweep_above = self.accounts.len() * 2;
         }
         let Some(a) = self.accounts.get(key) else {
             return Admit::Go;
@@ -168,7 +174,14 @@ impl Backoff {
 struct Counters {
     login_ip: Window,
     accounts: Backoff,
+    /// Address networks with a successful sign-in in the last day, and
+    /// when: their sign-ins go first for a hashing worker.
+    known_good: HashMap<String, i64>,
+    known_good_sweep_above: usize,
 }
+
+/// How long a successful sign-in gives its address network priority.
+const KNOWN_GOOD_SECS: i64 = 24 * 60 * 60;
 
 /// The limiters of one running appliance. Both are checked and an attempt
 /// counted in both under one lock, so an attempt never holds one limiter's
@@ -186,6 +199,19 @@ pub struct Limits {
     pub magic: SlidingWindow,
     /// Browser sign-ins waiting for their second factor.
     pub mfa_pending: super::mfa::Pending,
+    /// Attempts waiting for others' verdicts (bounded in `attempt`).
+    waiting: AtomicUsize,
+    /// Anonymous passkey sign-in starts per address.
+    pub passkey_starts: SlidingWindow,
+}
+
+/// One attempt's place among the waiting; given back when it ends.
+struct WaitSlot<'a>(&'a AtomicUsize);
+
+impl Drop for WaitSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// One admitted attempt; ending it (also by being dropped, when the request
@@ -213,6 +239,28 @@ impl Limits {
         self.counters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether `ip` signed in successfully in the last day and has no
+    /// failures counted in its window: its checks go first.
+    fn priority(&self, ip: &str, now: i64) -> bool {
+        let c = self.lock();
+        c.known_good
+            .get(ip)
+            .is_some_and(|t| now - *t < KNOWN_GOOD_SECS)
+            && c.login_ip
+                .hits
+                .get(ip)
+                .is_none_or(|h| h.failures.is_empty())
+    }
+
+    fn remember_good(&self, ip: &str, now: i64) {
+        let mut c = self.lock();
+        if c.known_good.len() > c.known_good_sweep_above.max(SWEEP_ABOVE) {
+            c.known_good.retain(|_, t| now - *t < KNOWN_GOOD_SECS);
+            c.known_good_sweep_above = c.known_good.len() * 2;
+        }
+        c.known_good.insert(ip.to_owned(), now);
+    }
+
     fn admit(&self, ip: &str, account: &[u8], now: i64, auth: &AuthConfig) -> Admit {
         let window = (auth.login_failure_window_minutes as i64).saturating_mul(60);
         let mut c = self.lock();
@@ -235,6 +283,10 @@ impl Limits {
     /// up a limit.
     async fn attempt(&self, state: &AppState, ip: String, account: Vec<u8>) -> Result<Attempt<'_>> {
         let auth = &state.config.file.auth;
+        // Attempts waiting on others' verdicts are bounded too: beyond
+        // `max_waiting`, an attempt is refused rather than queued.
+        let max_waiting = state.config.file.limits.password_queue.saturating_mul(4);
+        let mut waiting: Option<WaitSlot<'_>> = None;
         loop {
             // Registered before the check, so an attempt ending in between
             // still wakes this one.
@@ -254,7 +306,19 @@ impl Limits {
                     tracing::warn!(retry_after_secs, "sign-in refused by rate limit");
                     return Err(Error::RateLimited { retry_after_secs });
                 }
-                Admit::Wait => ended.await,
+                Admit::Wait => {
+                    if waiting.is_none() {
+                        if self.waiting.fetch_add(1, Ordering::Relaxed) >= max_waiting {
+                            self.waiting.fetch_sub(1, Ordering::Relaxed);
+                            tracing::warn!("sign-in refused: too many attempts waiting");
+                            return Err(Error::RateLimited {
+                                retry_after_secs: 1,
+                            });
+                        }
+                        waiting = Some(WaitSlot(&self.waiting));
+                    }
+                    ended.await
+                }
             }
         }
     }
@@ -265,6 +329,9 @@ impl Limits {
 #[derive(Default)]
 pub struct SlidingWindow {
     hits: Mutex<HashMap<String, VecDeque<i64>>>,
+    /// Sweep again once the map has grown past this (twice the live keys
+    /// after the last sweep), so a sweep is not a full scan per request.
+    sweep_above: std::sync::atomic::AtomicUsize,
 }
 
 impl SlidingWindow {
@@ -274,8 +341,13 @@ impl SlidingWindow {
     /// them is counted.
     pub fn hit(&self, key: &str, now: i64, limit: u32, window: i64) -> Result<()> {
         let mut map = self.hits.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > SWEEP_ABOVE {
+        // Sweep once the map has doubled since the last sweep, so a sweep
+        // is not a full scan per request.
+        let above = self.sweep_above.load(Ordering::Relaxed).max(SWEEP_ABOVE);
+        if map.len() > above {
             map.retain(|_, q| q.back().is_some_and(|t| *t > now - window));
+            self.sweep_above
+                .store((map.len() * 2).max(SWEEP_ABOVE), Ordering::Relaxed);
         }
         let q = map.entry(key.to_owned()).or_default();
         while q.front().is_some_and(|t| *t <= now - window) {
@@ -306,8 +378,13 @@ impl SlidingWindow {
     }
 }
 
-fn ip_key(meta: &RequestMeta) -> String {
-    format!("login:{}", meta.ip.as_deref().unwrap_or("-"))
+/// Sign-in limits count an address by its network (`limits.ipv6_prefix`:
+/// a /64), so fresh addresses from one subscriber share one budget.
+fn ip_key(state: &AppState, meta: &RequestMeta) -> String {
+    format!(
+        "login:{}",
+        super::netkey::key(meta.ip.as_deref(), &state.config.file.limits)
+    )
 }
 
 /// Checks an email and password under the limits. Returns the account on
@@ -320,7 +397,14 @@ pub async fn check_password(
     meta: &RequestMeta,
 ) -> Result<UserRow> {
     let account = control::email_index(&state.control.keys, email);
-    let mut attempt = state.limits.attempt(state, ip_key(meta), account).await?;
+    let mut attempt = state
+        .limits
+        .attempt(state, ip_key(state, meta), account)
+        .await?;
+    // An address network that signed in before (and has no failures in its
+    // window) goes ahead of unknown ones for a hashing worker, so a flood
+    // from fresh addresses cannot starve the people who use the appliance.
+    let priority = state.limits.priority(&attempt.ip, state.clock.unix());
 
     let keys = state.control.keys.clone();
     let email_owned = email.to_owned();
@@ -330,10 +414,11 @@ pub async fn check_password(
         .read_async(move |c| control::find_user_by_email(c, &keys, &email_owned))
         .await?;
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let password_ok = state.hasher.verify(password, stored).await?;
+    let password_ok = state.hasher.verify_as(password, stored, priority).await?;
     match user {
         Some(u) if password_ok && !u.disabled => {
             attempt.outcome = Outcome::Succeeded;
+            state.limits.remember_good(&attempt.ip, state.clock.unix());
             Ok(u)
         }
         other => {
@@ -482,6 +567,26 @@ mod tests {
         w.hit("k", 102, 5, 300).unwrap();
         assert!(w.hit("k", 102, 5, 300).is_err());
         assert!(w.hit("k", 400, 5, 300).is_ok(), "the window moved on");
+    }
+
+    #[test]
+    fn an_address_that_signed_in_goes_first_until_it_fails() {
+        let limits = Limits::default();
+        assert!(!limits.priority("login:a", 100), "unknown");
+        limits.remember_good("login:a", 100);
+        assert!(limits.priority("login:a", 200));
+        assert!(!limits.priority("login:b", 200));
+        assert!(
+            !limits.priority("login:a", 100 + KNOWN_GOOD_SECS),
+            "forgotten after a day"
+        );
+        let auth = AuthConfig::default();
+        assert_eq!(limits.admit("login:a", b"x", 300, &auth), Admit::Go);
+        limits
+            .lock()
+            .login_ip
+            .finish("login:a", Outcome::Failed(300));
+        assert!(!limits.priority("login:a", 301), "a failure in the window");
     }
 
     #[test]

@@ -208,7 +208,10 @@ pub async fn accept(
     meta: &RequestMeta,
 ) -> Result<Accepted> {
     let now = state.clock.unix();
-    let ip = format!("accept:{}", meta.ip.as_deref().unwrap_or("-"));
+    let ip = format!(
+        "accept:{}",
+        super::netkey::key(meta.ip.as_deref(), &state.config.file.limits)
+    );
     let limit = state.config.file.auth.registrations_per_ip;
     state
         .limits

@@ -75,7 +75,11 @@ pub async fn request(
     }
     let email = super::validate_email("email", email)?;
     let now = state.clock.unix();
-    let ip = format!("{}:{}", purpose.as_str(), meta.ip.as_deref().unwrap_or("-"));
+    let ip = format!(
+        "{}:{}",
+        purpose.as_str(),
+        super::netkey::key(meta.ip.as_deref(), &state.config.file.limits)
+    );
     state
         .limits
         .magic

@@ -9,6 +9,7 @@ pub mod jwt;
 pub mod magic;
 pub mod members;
 pub mod mfa;
+pub mod netkey;
 pub mod passkeys;
 pub mod sessions;
 pub mod tokens;

@@ -3,11 +3,15 @@
 //! magic link, or on their own as the first factor ("Sign in with a
 //! passkey": user verification makes them multi-factor by themselves).
 //!
-//! Ceremony state lives in memory for five minutes. The relying party is the
+//! Ceremony state lives in memory for five minutes, in a store bounded by
+//! `limits.passkey_ceremonies` whose expired entries leave from the front of
+//! an insertion-ordered queue (no scan of the whole map under its lock);
+//! anonymous sign-in starts are limited per address network
+//! (`limits.passkey_starts_per_ip_per_minute`). The relying party is the
 //! host of `public_url`; an address that is an IP cannot have passkeys (the
 //! browsers refuse), and the routes then answer 404.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use webauthn_rs::prelude::{
@@ -45,10 +49,18 @@ enum Ceremony {
     Discover { state: DiscoverableAuthentication },
 }
 
+/// Ceremonies by id, and their ids in the order they expire.
+#[derive(Default)]
+struct Ceremonies {
+    map: HashMap<String, (i64, Ceremony)>,
+    order: VecDeque<(i64, String)>,
+}
+
 /// The relying party and the ceremonies in flight.
 pub struct Passkeys {
     webauthn: Option<Webauthn>,
-    ceremonies: Mutex<HashMap<String, (i64, Ceremony)>>,
+    ceremonies: Mutex<Ceremonies>,
+    max: usize,
 }
 
 impl Passkeys {
@@ -66,7 +78,8 @@ impl Passkeys {
         });
         Self {
             webauthn,
-            ceremonies: Mutex::new(HashMap::new()),
+            ceremonies: Mutex::new(Ceremonies::default()),
+            max: cfg.file.limits.passkey_ceremonies.max(1),
         }
     }
 
@@ -80,17 +93,43 @@ impl Passkeys {
         ))
     }
 
-    fn put(&self, now: i64, c: Ceremony) -> String {
+    /// Stores a ceremony, or refuses (429) when the store is full of live
+    /// ones. Every entry lives `CEREMONY_SECS`, so the queue is in expiry
+    /// order and only its expired front is looked at.
+    fn put(&self, now: i64, c: Ceremony) -> Result<String> {
         let id = random_token();
-        let mut map = self.ceremonies.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (expires, _)| *expires > now);
-        map.insert(id.clone(), (now + CEREMONY_SECS, c));
-        id
+        let mut s = self.ceremonies.lock().unwrap_or_else(|p| p.into_inner());
+        while s.order.front().is_some_and(|(expires, _)| *expires <= now) {
+            if let Some((expires, old)) = s.order.pop_front() {
+                if s.map.get(&old).is_some_and(|(e, _)| *e == expires) {
+                    s.map.remove(&old);
+                }
+            }
+        }
+        if s.map.len() >= self.max {
+            let retry_after_secs = s
+                .order
+                .front()
+                .map(|(e, _)| (e - now).max(1) as u64)
+                .unwrap_or(1);
+            tracing::warn!("passkey ceremony store full; start refused");
+            return Err(Error::RateLimited { retry_after_secs });
+        }
+        // Ids of finished ceremonies linger in the queue until they expire;
+        // compact when they outnumber the live ones.
+        if s.order.len() >= 2 * self.max {
+            let Ceremonies { map, order } = &mut *s;
+            order.retain(|(_, id)| map.contains_key(id));
+        }
+        s.map.insert(id.clone(), (now + CEREMONY_SECS, c));
+        s.order.push_back((now + CEREMONY_SECS, id.clone()));
+        Ok(id)
     }
 
     fn take(&self, id: &str, now: i64) -> Option<Ceremony> {
-        let mut map = self.ceremonies.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(id)
+        let mut s = self.ceremonies.lock().unwrap_or_else(|p| p.into_inner());
+        s.map
+            .remove(id)
             .filter(|(expires, _)| *expires > now)
             .map(|(_, c)| c)
     }
@@ -146,7 +185,7 @@ pub async fn start_registration(
             name,
             state: reg,
         },
-    );
+    )?;
     Ok((id, options))
 }
 
@@ -267,17 +306,27 @@ pub async fn start_second_factor(
             pending: pending.to_owned(),
             state: auth,
         },
-    );
+    )?;
     Ok((id, options))
 }
 
-/// A sign-in with a passkey alone.
-pub fn start_discoverable(state: &AppState) -> Result<(String, RequestChallengeResponse)> {
+/// A sign-in with a passkey alone: anonymous, so limited per address.
+pub fn start_discoverable(
+    state: &AppState,
+    meta: &RequestMeta,
+) -> Result<(String, RequestChallengeResponse)> {
     let rp = state.passkeys.rp()?;
+    let now = state.clock.unix();
+    let limits = &state.config.file.limits;
+    let key = super::netkey::key(meta.ip.as_deref(), limits);
+    state
+        .limits
+        .passkey_starts
+        .hit(&key, now, limits.passkey_starts_per_ip_per_minute, 60)?;
     let (options, auth) = rp.start_discoverable_authentication().map_err(rp_error)?;
     let id = state
         .passkeys
-        .put(state.clock.unix(), Ceremony::Discover { state: auth });
+        .put(now, Ceremony::Discover { state: auth })?;
     Ok((id, options))
 }
 
@@ -355,4 +404,53 @@ pub async fn finish_sign_in(
         return Err(Error::Unauthenticated);
     }
     Ok(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(max: usize) -> (Passkeys, Webauthn) {
+        let origin = Url::parse("http://localhost").unwrap();
+        let rp = WebauthnBuilder::new("localhost", &origin)
+            .unwrap()
+            .build()
+            .unwrap();
+        let p = Passkeys {
+            webauthn: None,
+            ceremonies: Mutex::new(Ceremonies::default()),
+            max,
+        };
+        (p, rp)
+    }
+
+    fn discover(rp: &Webauthn) -> Ceremony {
+        Ceremony::Discover {
+            state: rp.start_discoverable_authentication().unwrap().1,
+        }
+    }
+
+    #[test]
+    fn the_store_is_bounded_and_expired_ceremonies_leave_from_the_front() {
+        let (p, rp) = store(3);
+        let a = p.put(100, discover(&rp)).unwrap();
+        p.put(100, discover(&rp)).unwrap();
+        p.put(101, discover(&rp)).unwrap();
+        assert!(matches!(
+            p.put(102, discover(&rp)),
+            Err(Error::RateLimited {
+                retry_after_secs: 298
+            })
+        ));
+        assert!(p.take(&a, 102).is_some());
+        p.put(102, discover(&rp)).unwrap();
+        // All of them expired: they leave from the front of the queue.
+        let later = 102 + CEREMONY_SECS;
+        for _ in 0..3 {
+            p.put(later, discover(&rp)).unwrap();
+        }
+        let s = p.ceremonies.lock().unwrap();
+        assert_eq!(s.map.len(), 3);
+        assert_eq!(s.order.len(), 3);
+    }
 }

@@ -149,6 +149,7 @@ pub fn render(state: &AppState) -> String {
         let _ = writeln!(out, "aura_backup_drill_last_ok {}", u8::from(ok));
     }
     state.metrics.render_routes(&mut out);
+    render_load(state, &mut out);
     let _ = writeln!(out, "# TYPE aura_db_write_waiters gauge");
     let _ = writeln!(
         out,
@@ -213,4 +214,25 @@ pub async fn metrics(req: &Request, state: Data<&Arc<AppState>>) -> Response {
             .body(body),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
+}
+
+/// The hostile-load bounds (issue 27): connections, request budgets, the
+/// buffered-body budget and the password queue.
+fn render_load(state: &AppState, out: &mut String) {
+    state.conns.render(out);
+    state.rates.render(out);
+    let _ = writeln!(out, "# TYPE aura_buffered_body_bytes gauge");
+    let _ = writeln!(out, "aura_buffered_body_bytes {}", state.bodies.in_use());
+    let _ = writeln!(out, "# TYPE aura_buffered_body_refused_total counter");
+    let _ = writeln!(
+        out,
+        "aura_buffered_body_refused_total {}",
+        state.bodies.refused.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "# TYPE aura_password_queue_shed_total counter");
+    let _ = writeln!(
+        out,
+        "aura_password_queue_shed_total {}",
+        state.hasher.shed()
+    );
 }

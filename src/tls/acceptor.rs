@@ -17,11 +17,17 @@ use tokio::sync::mpsc;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::web::conn::{ConnLimiter, Guarded};
+
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 
+type Conn = Guarded<TlsStream<TcpStream>>;
+
+/// Connections take their slot in the limiter when accepted, before the
+/// handshake, so handshakes in flight count against the caps too.
 pub struct TlsAcceptor {
     local: SocketAddr,
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    rx: mpsc::Receiver<(Conn, SocketAddr)>,
 }
 
 impl TlsAcceptor {
@@ -29,19 +35,13 @@ impl TlsAcceptor {
         listener: TcpListener,
         config: Arc<ServerConfig>,
         challenge: Option<Arc<ServerConfig>>,
+        limiter: Arc<ConnLimiter>,
     ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(128);
         tokio::spawn(async move {
             loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
+                let (tcp, peer, slot) = crate::web::conn::accept_limited(&listener, &limiter).await;
                 let tx = tx.clone();
                 let config = Arc::clone(&config);
                 let challenge = challenge.clone();
@@ -61,9 +61,18 @@ impl TlsAcceptor {
                             _ => Ok(Some(start.into_stream(config).await?)),
                         }
                     };
-                    match tokio::time::timeout(HANDSHAKE_DEADLINE, handshake).await {
+                    // A handshake still going when every slot is taken may
+                    // be closed to make room, like a slow request head.
+                    let done = tokio::select! {
+                        r = tokio::time::timeout(HANDSHAKE_DEADLINE, handshake) => r,
+                        () = slot.evicted() => {
+                            tracing::debug!("TLS handshake closed to make room");
+                            return;
+                        }
+                    };
+                    match done {
                         Ok(Ok(Some(tls))) => {
-                            let _ = tx.send((tls, peer)).await;
+                            let _ = tx.send((Guarded::new(tls, slot), peer)).await;
                         }
                         Ok(Ok(None)) => tracing::info!("answered a TLS-ALPN-01 validation"),
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
@@ -77,7 +86,7 @@ impl TlsAcceptor {
 }
 
 impl Acceptor for TlsAcceptor {
-    type Io = TlsStream<TcpStream>;
+    type Io = Conn;
 
     fn local_addr(&self) -> Vec<LocalAddr> {
         vec![LocalAddr(self.local.into())]

@@ -41,7 +41,8 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     let started = Instant::now();
     let request_id = uuid::Uuid::now_v7().to_string();
     let state = req.data::<Arc<AppState>>().cloned();
-    let ip = client_ip(&req, state.as_deref()).map(|a| a.to_string());
+    let client = client_ip(&req, state.as_deref());
+    let ip = client.map(|a| a.to_string());
     let hsts = state
         .as_ref()
         .is_some_and(|s| !s.config.dev && (s.config.tls_on() || forwarded_https(&req, s)));
@@ -62,11 +63,17 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     let span =
         tracing::info_span!("request", id = %request_id, method = %method, path = %logged_path);
 
+    let (rate, rate_refused) = rate_decision(&req, state.as_deref(), client);
     let work = async {
+        if let Some(refused) = rate_refused {
+            return Ok(refused);
+        }
         if let Err(p) = check_origin(&req) {
             return Err(poem::Error::from(p));
         }
-        limit_body(&mut req).await?;
+        // Held until the response: the bytes it buffered count against the
+        // global budget for that long.
+        let _reserved = limit_body(&mut req, state.as_deref()).await?;
         // Inbound webhooks take no session: they authenticate by signature.
         if let Some(st) = state.as_ref().filter(|_| !path.starts_with("/hooks/")) {
             crate::web::csrf::check_form(&req, st).map_err(poem::Error::from)?;
@@ -101,6 +108,9 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
             }
         }
     };
+    if let (Some(st), Some(d)) = (&state, &rate) {
+        st.rates.finish(d, &mut resp);
+    }
     let status = resp.status();
     if let Some(st) = &state {
         st.metrics.record(status.as_u16());
@@ -299,8 +309,42 @@ fn forwarded_https(req: &Request, state: &AppState) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-/// Reads a request body up to the limit, so no handler ever sees more.
-async fn limit_body(req: &mut Request) -> poem::Result<()> {
+/// The request budget's verdict (`web::rate`): the decision to apply to
+/// the response, or the 429 to send instead of calling the handler.
+fn rate_decision(
+    req: &Request,
+    state: Option<&AppState>,
+    client: Option<std::net::IpAddr>,
+) -> (Option<crate::web::rate::Decision>, Option<Response>) {
+    match state.and_then(|s| s.rates.decide(req, s, client)) {
+        Some(Ok(d)) => (Some(d), None),
+        Some(Err(refused)) => (None, Some(refused)),
+        None => (None, None),
+    }
+}
+
+/// A large body (a CSV import) is read by its handler only after it has
+/// authenticated and authorised the caller; one without any credential is
+/// refused here, unread.
+fn require_credential(req: &Request, state: Option<&AppState>) -> poem::Result<()> {
+    let has_bearer = req.headers().contains_key(header::AUTHORIZATION);
+    let has_session =
+        state.is_some_and(|s| crate::web::session::token_from_request(req, &s.config).is_some());
+    if has_bearer || has_session {
+        Ok(())
+    } else {
+        Err(poem::Error::from(crate::error::Error::Unauthenticated))
+    }
+}
+
+/// Reads a request body up to the limit, so no handler ever sees more, after
+/// reserving its size from the global budget for buffered bytes (the
+/// reservation is returned). Bodies above the default limit are left to
+/// their handler (see `require_credential`).
+async fn limit_body(
+    req: &mut Request,
+    state: Option<&AppState>,
+) -> poem::Result<Option<crate::web::budget::Reserved>> {
     let limit = body_limit_for(req.uri().path());
     let too_large = || {
         poem::Error::from(
@@ -321,8 +365,20 @@ async fn limit_body(req: &mut Request) -> poem::Result<()> {
         return Err(too_large());
     }
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return Ok(());
+        return Ok(None);
     }
+    if limit > DEFAULT_BODY_LIMIT {
+        return require_credential(req, state).map(|()| None);
+    }
+    let reserved = match state {
+        Some(s) => Some(
+            s.bodies
+                .reserve(declared.unwrap_or(limit).min(limit))
+                .await
+                .map_err(poem::Error::from)?,
+        ),
+        None => None,
+    };
     let bytes = req
         .take_body()
         .into_bytes_limit(limit)
@@ -330,7 +386,7 @@ async fn limit_body(req: &mut Request) -> poem::Result<()> {
         .map_err(|_| too_large())?;
     req.set_data(crate::web::csrf::FormBody(bytes.to_vec()));
     req.set_body(bytes);
-    Ok(())
+    Ok(reserved)
 }
 
 fn set_security_headers(resp: &mut Response, request_id: &str, path: &str) {

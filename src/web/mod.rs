@@ -3,10 +3,13 @@
 
 pub mod api;
 pub mod assets;
+pub mod budget;
+pub mod conn;
 pub mod csrf;
 pub mod hooks;
 pub mod middleware;
 pub mod problem;
+pub mod rate;
 pub mod session;
 pub mod ui;
 

@@ -69,9 +69,35 @@ pub fn parse_json<T: DeserializeOwned>(data: &[u8]) -> Result<T, Problem> {
     })
 }
 
-/// A `text/csv` request body (CSV import), read whole within the route's
-/// body limit.
-pub struct CsvBody(pub Vec<u8>);
+/// A `text/csv` request body (CSV import), left unread until the handler
+/// has authorised the caller (`read`), then read whole within the route's
+/// body limit under the global budget for buffered bytes.
+pub struct CsvBody {
+    body: poem::Body,
+    declared: Option<usize>,
+}
+
+impl CsvBody {
+    pub async fn read(
+        self,
+        state: &crate::app::AppState,
+    ) -> poem::Result<(Vec<u8>, crate::web::budget::Reserved)> {
+        let limit = crate::web::middleware::IMPORT_BODY_LIMIT;
+        let reserved = state
+            .bodies
+            .reserve(self.declared.unwrap_or(limit).min(limit))
+            .await?;
+        let bytes = self.body.into_bytes_limit(limit).await.map_err(|_| {
+            Problem::new(
+                poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "urn:aura:problem:too-large",
+                "Request body too large",
+            )
+            .detail(format!("the limit is {limit} bytes"))
+        })?;
+        Ok((Vec::from(bytes), reserved))
+    }
+}
 
 impl Payload for CsvBody {
     const CONTENT_TYPE: &'static str = "text/csv";
@@ -90,7 +116,15 @@ impl ParsePayload for CsvBody {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        Ok(CsvBody(Vec::<u8>::from_request(request, body).await?))
+        let declared = request
+            .headers()
+            .get(poem::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        Ok(CsvBody {
+            body: body.take()?,
+            declared,
+        })
     }
 }
 

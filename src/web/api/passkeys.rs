@@ -174,11 +174,12 @@ impl PasskeysApi {
     async fn sign_in_start(
         &self,
         state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
         body: JsonBody<SignInStart>,
     ) -> poem::Result<Json<Ceremony>> {
         let (ceremony, opts) = match body.0.mfa_token.as_deref() {
             Some(t) => passkeys::start_second_factor(&state, t).await?,
-            None => passkeys::start_discoverable(&state)?,
+            None => passkeys::start_discoverable(&state, &meta)?,
         };
         Ok(Json(Ceremony {
             ceremony,

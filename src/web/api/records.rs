@@ -502,7 +502,8 @@ impl RecordsApi {
             &meta,
         )
         .await?;
-        let n = csv_io::import(&state, &ctx, &meta, &collection, body.0).await?;
+        let (csv, _reserved) = body.read(&state).await?;
+        let n = csv_io::import(&state, &ctx, &meta, &collection, csv).await?;
         Ok(Json(ImportResult { imported: n as u64 }))
     }
 }

@@ -1,0 +1,548 @@
+//! Connection limits (issue 27, finding 1): every accepted connection takes a
+//! slot, total and per address network, under a cap kept below the process's
+//! descriptor limit; a connection must deliver each request head within
+//! `limits.header_read_timeout_secs`; the accept loop backs off when the
+//! system runs out of descriptors instead of spinning. When every slot is
+//! taken, the connection that has spent longest sending an unfinished head
+//! (a slowloris) is closed to make room, so a flood of slow heads from many
+//! addresses cannot lock everyone else out.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use poem::http::uri::Scheme;
+use poem::listener::Acceptor;
+use poem::web::{LocalAddr, RemoteAddr};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::config::{Config, LimitsConfig};
+
+/// Descriptors kept free of connections: logs, control.db (3 files), the
+/// listeners, outbound calls and spool files, plus 3 per open workspace.
+const FIXED_RESERVE: u64 = 128;
+/// Only a head older than this is closed to make room for a new connection
+/// (a real client sends its head in a round trip or two).
+const EVICT_AFTER: Duration = Duration::from_millis(100);
+
+/// One connection's shared state, seen by the limiter (to close it) and by
+/// its stream.
+pub struct ConnShared {
+    id: u64,
+    net: ipnet::IpNet,
+    /// When its current unfinished request head started; `None` between
+    /// requests and while a body or response is under way.
+    head_since: Mutex<Option<Instant>>,
+    kill: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+    /// Also told, for a connection still in its TLS handshake (no stream
+    /// polls `kill` yet).
+    killed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Table {
+    next_id: u64,
+    per_net: HashMap<ipnet::IpNet, usize>,
+    conns: HashMap<u64, Arc<ConnShared>>,
+    /// Connections told to close that have not gone yet.
+    dying: usize,
+}
+
+/// Counts and caps connections; one per running appliance.
+pub struct ConnLimiter {
+    pub max_total: usize,
+    pub max_per_ip: usize,
+    pub head_timeout: Duration,
+    limits: LimitsConfig,
+    table: Mutex<Table>,
+    pub refused_total: AtomicU64,
+    pub refused_per_ip: AtomicU64,
+    pub evicted: AtomicU64,
+    pub head_timeouts: AtomicU64,
+    pub accept_errors: AtomicU64,
+}
+
+/// Raises the soft descriptor limit to the hard one where allowed (under the
+/// systemd unit, `LimitNOFILE=` sets both and setrlimit is filtered), and
+/// returns the soft limit in force.
+pub fn descriptor_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) => {
+            if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+                hard
+            } else {
+                soft
+            }
+        }
+        Err(_) => u64::MAX,
+    }
+}
+
+impl ConnLimiter {
+    pub fn from_config(cfg: &Config) -> Self {
+        let l = &cfg.file.limits;
+        let nofile = descriptor_limit();
+        let reserve = FIXED_RESERVE + 3 * cfg.file.storage.tenant_pool_size as u64;
+        let by_fd = usize::try_from(nofile.saturating_sub(reserve).max(32)).unwrap_or(usize::MAX);
+        let max_total = l.max_connections.min(by_fd);
+        if max_total < l.max_connections {
+            tracing::warn!(
+                nofile,
+                max_connections = max_total,
+                configured = l.max_connections,
+                "the descriptor limit lowers the connection cap; raise LimitNOFILE="
+            );
+        }
+        Self::new(l, max_total)
+    }
+
+    pub fn new(l: &LimitsConfig, max_total: usize) -> Self {
+        Self {
+            max_total,
+            max_per_ip: l.max_connections_per_ip.min(max_total),
+            head_timeout: Duration::from_secs(l.header_read_timeout_secs),
+            limits: l.clone(),
+            table: Mutex::new(Table::default()),
+            refused_total: AtomicU64::new(0),
+            refused_per_ip: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            head_timeouts: AtomicU64::new(0),
+            accept_errors: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn open(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    /// A slot for a connection from `ip`, or `None` (close it at once).
+    pub fn admit(&self, ip: IpAddr) -> Option<Arc<ConnShared>> {
+        let net = crate::identity::netkey::network(ip, &self.limits);
+        let mut t = self.lock();
+        if t.per_net.get(&net).copied().unwrap_or(0) >= self.max_per_ip {
+            self.refused_per_ip.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        if t.conns.len().saturating_sub(t.dying) >= self.max_total && !self.evict_slowest(&mut t) {
+            self.refused_total.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        t.next_id += 1;
+        let shared = Arc::new(ConnShared {
+            id: t.next_id,
+            net,
+            head_since: Mutex::new(Some(Instant::now())),
+            kill: AtomicBool::new(false),
+            waker: Mutex::new(None),
+            killed: tokio::sync::Notify::new(),
+        });
+        *t.per_net.entry(net).or_default() += 1;
+        t.conns.insert(shared.id, Arc::clone(&shared));
+        Some(shared)
+    }
+
+    /// Tells the connection with the oldest unfinished head (older than
+    /// `EVICT_AFTER`) to close. Runs only when every slot is taken.
+    fn evict_slowest(&self, t: &mut Table) -> bool {
+        let cutoff = Instant::now().checked_sub(EVICT_AFTER);
+        let victim = t
+            .conns
+            .values()
+            .filter(|c| !c.kill.load(Ordering::Relaxed))
+            .filter_map(|c| {
+                let since = (*c.head_since.lock().unwrap_or_else(|p| p.into_inner()))?;
+                cutoff.is_some_and(|cut| since <= cut).then_some((since, c))
+            })
+            .min_by_key(|(since, _)| *since)
+            .map(|(_, c)| Arc::clone(c));
+        let Some(victim) = victim else {
+            return false;
+        };
+        victim.kill.store(true, Ordering::Relaxed);
+        victim.killed.notify_one();
+        if let Some(w) = victim
+            .waker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            w.wake();
+        }
+        t.dying += 1;
+        self.evicted.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Connection figures for `/metrics`.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(out, "# TYPE aura_connections_open gauge");
+        let _ = writeln!(out, "aura_connections_open {}", self.open());
+        let _ = writeln!(out, "# TYPE aura_connections_max gauge");
+        let _ = writeln!(out, "aura_connections_max {}", self.max_total);
+        let _ = writeln!(out, "# TYPE aura_connections_refused_total counter");
+        for (reason, n) in [
+            ("total", &self.refused_total),
+            ("per_ip", &self.refused_per_ip),
+            ("evicted_slow_head", &self.evicted),
+            ("head_timeout", &self.head_timeouts),
+            ("accept_error", &self.accept_errors),
+        ] {
+            let _ = writeln!(
+                out,
+                "aura_connections_refused_total{{reason=\"{reason}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+    }
+
+    fn release(&self, c: &ConnShared) {
+        let mut t = self.lock();
+        if t.conns.remove(&c.id).is_none() {
+            return;
+        }
+        if c.kill.load(Ordering::Relaxed) {
+            t.dying = t.dying.saturating_sub(1);
+        }
+        if let Some(n) = t.per_net.get_mut(&c.net) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                t.per_net.remove(&c.net);
+            }
+        }
+    }
+}
+
+/// Where a connection is in its current request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Reading a request head; `nl` is true right after a line feed (a
+    /// second one, bare or after CR, ends the head).
+    Head { nl: bool },
+    /// The head is in: body and response, no head deadline.
+    Body,
+    /// The response has started; the next byte read begins a new head.
+    Idle,
+}
+
+/// A connection's place in the limiter, given back when dropped (also when
+/// a TLS handshake fails before there is a stream).
+pub struct Slot {
+    shared: Arc<ConnShared>,
+    limiter: Arc<ConnLimiter>,
+}
+
+impl Slot {
+    /// Resolves when the limiter closes this connection to make room.
+    pub async fn evicted(&self) {
+        self.shared.killed.notified().await;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.limiter.release(&self.shared);
+    }
+}
+
+/// A connection's stream with its slot and the head deadline.
+pub struct Guarded<T> {
+    io: T,
+    slot: Slot,
+    phase: Phase,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<T> Guarded<T> {
+    pub fn new(io: T, slot: Slot) -> Self {
+        let deadline = Box::pin(tokio::time::sleep(slot.limiter.head_timeout));
+        *slot
+            .shared
+            .head_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        Self {
+            io,
+            slot,
+            phase: Phase::Head { nl: false },
+            deadline,
+        }
+    }
+
+    fn set_head_since(&self, v: Option<Instant>) {
+        *self
+            .slot
+            .shared
+            .head_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = v;
+    }
+
+    /// Follows the bytes just read through the head.
+    fn saw(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.phase == Phase::Idle {
+            self.phase = Phase::Head { nl: false };
+            let at = tokio::time::Instant::now() + self.slot.limiter.head_timeout;
+            self.deadline.as_mut().reset(at);
+            self.set_head_since(Some(Instant::now()));
+        }
+        let Phase::Head { mut nl } = self.phase else {
+            return;
+        };
+        for b in bytes {
+            match b {
+                b'\n' if nl => {
+                    self.phase = Phase::Body;
+                    self.set_head_since(None);
+                    return;
+                }
+                b'\n' => nl = true,
+                b'\r' => {}
+                _ => nl = false,
+            }
+        }
+        self.phase = Phase::Head { nl };
+    }
+
+    /// A response (not an interim 1xx) starting ends the request.
+    fn wrote(&mut self, first: &[u8]) {
+        if first.starts_with(b"HTTP/") && first.get(9).is_some_and(|c| *c != b'1') {
+            self.phase = Phase::Idle;
+            self.set_head_since(None);
+        }
+    }
+
+    fn killed(&self) -> bool {
+        self.slot.shared.kill.load(Ordering::Relaxed)
+    }
+}
+
+fn closed(kind: std::io::ErrorKind, why: &str) -> std::io::Error {
+    std::io::Error::new(kind, why.to_owned())
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.killed() {
+            return Poll::Ready(Err(closed(
+                std::io::ErrorKind::ConnectionAborted,
+                "closed to make room",
+            )));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.saw(&buf.filled()[before..]);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                if matches!(this.phase, Phase::Head { .. }) {
+                    *this
+                        .slot
+                        .shared
+                        .waker
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+                    if this.deadline.as_mut().poll(cx).is_ready() {
+                        this.slot
+                            .limiter
+                            .head_timeouts
+                            .fetch_add(1, Ordering::Relaxed);
+                        return Poll::Ready(Err(closed(
+                            std::io::ErrorKind::TimedOut,
+                            "request head not complete in time",
+                        )));
+                    }
+                    if this.killed() {
+                        return Poll::Ready(Err(closed(
+                            std::io::ErrorKind::ConnectionAborted,
+                            "closed to make room",
+                        )));
+                    }
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let r = Pin::new(&mut this.io).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.wrote(buf);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+                this.wrote(first);
+            }
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Out of descriptors (or buffers): wait before accepting again.
+pub fn is_resource_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::EMFILE | nix::libc::ENFILE | nix::libc::ENOBUFS | nix::libc::ENOMEM)
+    )
+}
+
+/// Accepts one TCP connection under the limits: refused connections are
+/// closed at once; on running out of descriptors the loop sleeps, doubling
+/// from 5 ms up to 1 s, so it neither spins nor stops.
+pub async fn accept_limited(
+    listener: &TcpListener,
+    limiter: &Arc<ConnLimiter>,
+) -> (TcpStream, SocketAddr, Slot) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                backoff = Duration::from_millis(5);
+                if let Some(shared) = limiter.admit(peer.ip()) {
+                    let slot = Slot {
+                        shared,
+                        limiter: Arc::clone(limiter),
+                    };
+                    return (tcp, peer, slot);
+                }
+                drop(tcp);
+            }
+            Err(e) => {
+                limiter.accept_errors.fetch_add(1, Ordering::Relaxed);
+                if is_resource_error(&e) {
+                    tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept: out of descriptors; backing off");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                } else {
+                    tracing::debug!(error = %e, "accept failed");
+                }
+            }
+        }
+    }
+}
+
+/// A poem `Acceptor` for plain TCP under the connection limits.
+pub struct LimitedTcpAcceptor {
+    listener: TcpListener,
+    local: SocketAddr,
+    limiter: Arc<ConnLimiter>,
+}
+
+impl LimitedTcpAcceptor {
+    pub fn new(listener: TcpListener, limiter: Arc<ConnLimiter>) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            local,
+            limiter,
+        })
+    }
+}
+
+impl Acceptor for LimitedTcpAcceptor {
+    type Io = Guarded<TcpStream>;
+
+    fn local_addr(&self) -> Vec<LocalAddr> {
+        vec![LocalAddr(self.local.into())]
+    }
+
+    async fn accept(&mut self) -> std::io::Result<(Self::Io, LocalAddr, RemoteAddr, Scheme)> {
+        let (tcp, peer, slot) = accept_limited(&self.listener, &self.limiter).await;
+        let _ = tcp.set_nodelay(true);
+        Ok((
+            Guarded::new(tcp, slot),
+            LocalAddr(self.local.into()),
+            RemoteAddr(peer.into()),
+            Scheme::HTTP,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_per_network_and_total_and_releases() {
+        let l = LimitsConfig {
+            max_connections_per_ip: 2,
+            ..Default::default()
+        };
+        let lim = ConnLimiter::new(&l, 3);
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let a2: IpAddr = "2001:db8::2".parse().unwrap();
+        let b: IpAddr = "192.0.2.1".parse().unwrap();
+        let c1 = lim.admit(a).unwrap();
+        let _c2 = lim.admit(a2).unwrap();
+        assert!(lim.admit(a).is_none(), "same /64");
+        let _c3 = lim.admit(b).unwrap();
+        // Full; nothing is old enough to be closed.
+        assert!(lim.admit("192.0.2.9".parse().unwrap()).is_none());
+        lim.release(&c1);
+        assert!(lim.admit(a).is_some());
+    }
+
+    #[test]
+    fn a_full_table_closes_the_oldest_unfinished_head() {
+        let lim = ConnLimiter::new(&LimitsConfig::default(), 2);
+        let old = lim.admit("192.0.2.1".parse().unwrap()).unwrap();
+        *old.head_since.lock().unwrap() = Instant::now().checked_sub(Duration::from_secs(5));
+        let busy = lim.admit("192.0.2.2".parse().unwrap()).unwrap();
+        *busy.head_since.lock().unwrap() = None;
+        assert!(lim.admit("192.0.2.3".parse().unwrap()).is_some());
+        assert!(old.kill.load(Ordering::Relaxed));
+        assert!(!busy.kill.load(Ordering::Relaxed));
+        assert_eq!(lim.evicted.load(Ordering::Relaxed), 1);
+    }
+}
