@@ -515,7 +515,10 @@ async fn finding5_workspace_tokens_get_403_on_account_routes() {
             }
         }
     }
-    assert!(tried >= 2 * 14, "the account-level routes were found: {tried}");
+    assert!(
+        tried >= 2 * 14,
+        "the account-level routes were found: {tried}"
+    );
     // The account page too (the UI takes bearer credentials as well).
     let r = bearer(Method::GET, &server, &viewer, "/account")
         .send()
@@ -539,7 +542,10 @@ async fn finding5_workspace_tokens_get_403_on_account_routes() {
     };
     assert_eq!(s, 200, "{t}");
     let jwt = t["access_token"].as_str().unwrap();
-    assert_eq!(bearer_status(&server, jwt, "/api/v1/me/sessions").await, 200);
+    assert_eq!(
+        bearer_status(&server, jwt, "/api/v1/me/sessions").await,
+        200
+    );
 }
 
 /// Finding 9 of the outside review: an expiring token minted a
@@ -580,8 +586,13 @@ async fn finding9_a_token_mints_no_token_outliving_it() {
         ),
     ] {
         let (s, child) = send(
-            bearer(Method::POST, &server, parent_secret, &format!("/api/v1/workspaces/{ws}/tokens"))
-                .json(&body),
+            bearer(
+                Method::POST,
+                &server,
+                parent_secret,
+                &format!("/api/v1/workspaces/{ws}/tokens"),
+            )
+            .json(&body),
         )
         .await;
         assert_eq!(s, 201, "{what}: {child}");
@@ -602,21 +613,36 @@ async fn finding9_a_token_mints_no_token_outliving_it() {
         )
         .await;
         if s == 201 {
-            assert_eq!(grandchild["expires_at"].as_str(), Some(parent_expiry.as_str()));
+            assert_eq!(
+                grandchild["expires_at"].as_str(),
+                Some(parent_expiry.as_str())
+            );
         } else {
             assert_eq!(s, 403, "a viewer token makes no tokens: {grandchild}");
         }
     }
     // An earlier expiry than the maker's is kept.
     let (s, child) = send(
-        bearer(Method::POST, &server, parent_secret, &format!("/api/v1/workspaces/{ws}/tokens"))
-            .json(&json!({"name": "day", "scope": "viewer", "expires_in_days": 1})),
+        bearer(
+            Method::POST,
+            &server,
+            parent_secret,
+            &format!("/api/v1/workspaces/{ws}/tokens"),
+        )
+        .json(&json!({"name": "day", "scope": "viewer", "expires_in_days": 1})),
     )
     .await;
     assert_eq!(s, 201, "{child}");
-    assert!(child["expires_at"].as_str().unwrap() < parent_expiry.as_str(), "{child}");
+    assert!(
+        child["expires_at"].as_str().unwrap() < parent_expiry.as_str(),
+        "{child}"
+    );
     // A person signed in still makes a token that never expires.
-    let (s, t) = send(ada.post(&url).json(&json!({"name": "mine", "scope": "viewer"}))).await;
+    let (s, t) = send(
+        ada.post(&url)
+            .json(&json!({"name": "mine", "scope": "viewer"})),
+    )
+    .await;
     assert_eq!(s, 201, "{t}");
     assert!(t["expires_at"].is_null(), "{t}");
 }
@@ -635,7 +661,8 @@ async fn finding8_disable_then_enable_revokes_personal_tokens() {
     let server = env.start();
     let bea = signed_in(&server, "bea@example.com").await;
     let url = server.url(&format!("/api/v1/workspaces/{ws}/tokens"));
-    let (_, personal) = new_token(&bea, &url, json!({"name": "bea laptop", "scope": "viewer"})).await;
+    let (_, personal) =
+        new_token(&bea, &url, json!({"name": "bea laptop", "scope": "viewer"})).await;
     let (s, sa) = send(
         bea.post(server.url(&format!("/api/v1/workspaces/{ws}/service-accounts")))
             .json(&json!({"name": "Bot", "role": "viewer"})),
@@ -654,7 +681,11 @@ async fn finding8_disable_then_enable_revokes_personal_tokens() {
     let mut said = String::new();
     for cmd in ["disable", "enable"] {
         let out = env.cli(&["user", cmd, "--email", "bea@example.com"], None);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         said.push_str(&String::from_utf8_lossy(&out.stdout));
     }
     assert_eq!(

@@ -237,7 +237,10 @@ async fn finding8_password_reset_revokes_personal_tokens() {
     let ws = env.create_workspace("Alpha", "ada@example.com");
     let s = start(&env, &sink, false);
     let ada = client(&s);
-    assert_eq!(login(&ada, &s, "ada@example.com", PASSWORD).await.status(), 200);
+    assert_eq!(
+        login(&ada, &s, "ada@example.com", PASSWORD).await.status(),
+        200
+    );
     let tokens = s.url(&format!("/api/v1/workspaces/{ws}/tokens"));
     let made = |body: Value| {
         let ada = ada.clone();
@@ -259,7 +262,8 @@ async fn finding8_password_reset_revokes_personal_tokens() {
         .json()
         .await
         .unwrap();
-    let bot = made(json!({"name": "Bot token", "scope": "viewer", "service_account": sa["id"]})).await;
+    let bot =
+        made(json!({"name": "Bot token", "scope": "viewer", "service_account": sa["id"]})).await;
     let colls = format!("/api/v1/workspaces/{ws}/collections");
     let status = |secret: String| {
         let url = s.url(&colls);
@@ -299,7 +303,12 @@ async fn finding8_password_reset_revokes_personal_tokens() {
     sink.wait_for("ada@example.com", "Attacker laptop");
     // So does the account page.
     let c = client(&s);
-    assert_eq!(login(&c, &s, "ada@example.com", new_password).await.status(), 200);
+    assert_eq!(
+        login(&c, &s, "ada@example.com", new_password)
+            .await
+            .status(),
+        200
+    );
     let page = common::get_text(&c, s.url("/account")).await;
     assert!(page.contains("revoked-tokens"), "{page}");
     assert!(page.contains("Attacker laptop"), "{page}");

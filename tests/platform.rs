@@ -267,7 +267,13 @@ async fn impersonation_is_recorded_attributed_bannered_and_ends() {
 const NOT_WHILE_IMPERSONATING: &str = "urn:aura:problem:not-while-impersonating";
 
 impl World {
-    async fn answer(&self, c: &reqwest::Client, method: &str, p: &str, body: Value) -> (u16, Value) {
+    async fn answer(
+        &self,
+        c: &reqwest::Client,
+        method: &str,
+        p: &str,
+        body: Value,
+    ) -> (u16, Value) {
         let req = c.request(method.parse().unwrap(), self.api(p));
         let req = if body.is_null() { req } else { req.json(&body) };
         let r = req.send().await.unwrap();
@@ -298,7 +304,8 @@ async fn finding3_impersonation_mints_no_lasting_access() {
     let w = world().await;
     w.env.create_user("bob@example.com", "Bob");
     w.env.add_member(&w.ws, "bob@example.com", "viewer");
-    let members: Value = common::get_json(&w.owner, w.api(&format!("/workspaces/{}/members", w.ws))).await;
+    let members: Value =
+        common::get_json(&w.owner, w.api(&format!("/workspaces/{}/members", w.ws))).await;
     let bob = members["items"]
         .as_array()
         .unwrap()
@@ -309,7 +316,12 @@ async fn finding3_impersonation_mints_no_lasting_access() {
         .unwrap()
         .to_owned();
     let (s, team) = w
-        .answer(&w.owner, "POST", &format!("/workspaces/{}/teams", w.ws), json!({"name": "HR"}))
+        .answer(
+            &w.owner,
+            "POST",
+            &format!("/workspaces/{}/teams", w.ws),
+            json!({"name": "HR"}),
+        )
         .await;
     assert_eq!(s, 201, "{team}");
     let team = team["id"].as_str().unwrap().to_owned();
@@ -319,7 +331,11 @@ async fn finding3_impersonation_mints_no_lasting_access() {
     assert_eq!(s, 201, "{started}");
     let ws = &w.ws;
     let attempts = [
-        ("POST", format!("/workspaces/{ws}/tokens"), json!({"name": "staff", "scope": "viewer"})),
+        (
+            "POST",
+            format!("/workspaces/{ws}/tokens"),
+            json!({"name": "staff", "scope": "viewer"}),
+        ),
         (
             "POST",
             format!("/workspaces/{ws}/service-accounts"),
@@ -330,7 +346,11 @@ async fn finding3_impersonation_mints_no_lasting_access() {
             format!("/workspaces/{ws}/invitations"),
             json!({"email": "friend@example.com", "role": "admin"}),
         ),
-        ("PUT", format!("/workspaces/{ws}/members/{bob}"), json!({"role": "admin"})),
+        (
+            "PUT",
+            format!("/workspaces/{ws}/members/{bob}"),
+            json!({"role": "admin"}),
+        ),
         (
             "PUT",
             format!("/workspaces/{ws}/teams/{team}/members/{bob}"),
@@ -351,9 +371,15 @@ async fn finding3_impersonation_mints_no_lasting_access() {
     for (method, path, body) in &attempts {
         let (s, problem) = w.answer(&w.staff, method, path, body.clone()).await;
         assert_eq!(s, 403, "{method} {path} while impersonating: {problem}");
-        assert_eq!(problem["type"], NOT_WHILE_IMPERSONATING, "{method} {path}: {problem}");
+        assert_eq!(
+            problem["type"], NOT_WHILE_IMPERSONATING,
+            "{method} {path}: {problem}"
+        );
         assert!(
-            problem["detail"].as_str().unwrap_or_default().contains("impersonation"),
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("impersonation"),
             "{problem}"
         );
     }
@@ -366,7 +392,10 @@ async fn finding3_impersonation_mints_no_lasting_access() {
     let invites = owner_sees(format!("/workspaces/{ws}/invitations")).await;
     assert_eq!(invites["items"].as_array().unwrap().len(), 0, "{invites}");
     let members = owner_sees(format!("/workspaces/{ws}/members")).await;
-    assert!(members.to_string().contains("viewer"), "bob is still a viewer: {members}");
+    assert!(
+        members.to_string().contains("viewer"),
+        "bob is still a viewer: {members}"
+    );
 
     // What staff may do (support work on the data) names them and the reason.
     let (s, coll) = w
@@ -383,7 +412,10 @@ async fn finding3_impersonation_mints_no_lasting_access() {
         assert!(!entries.is_empty(), "{action}");
         for e in &entries {
             assert_eq!(e["actor_type"], "staff", "{e}");
-            assert!(e.to_string().contains(reason), "{action} names the reason: {e}");
+            assert!(
+                e.to_string().contains(reason),
+                "{action} names the reason: {e}"
+            );
         }
     }
     assert_eq!(w.ws_audit("access.denied").await.len(), attempts.len());
@@ -398,15 +430,22 @@ async fn finding4_staff_are_held_to_the_workspace_mfa_policy() {
     common::mfa::enrol(&w.owner, &w.server).await;
     let policy = format!("/workspaces/{}/mfa-policy", w.ws);
     assert_eq!(
-        w.status(&w.owner, "PUT", &policy, json!({"required": true})).await,
+        w.status(&w.owner, "PUT", &policy, json!({"required": true}))
+            .await,
         200
     );
-    let (s, started) = w.impersonate("viewer", "Ticket 4242: cannot see records").await;
+    let (s, started) = w
+        .impersonate("viewer", "Ticket 4242: cannot see records")
+        .await;
     assert_eq!(s, 201, "{started}");
     let coll_url = format!("/workspaces/{}/collections", w.ws);
     let (s, problem) = w.answer(&w.staff, "GET", &coll_url, Value::Null).await;
     assert_eq!(s, 403, "staff without a second factor: {problem}");
-    assert_eq!(problem["type"], common::mfa::ENROLMENT_REQUIRED, "{problem}");
+    assert_eq!(
+        problem["type"],
+        common::mfa::ENROLMENT_REQUIRED,
+        "{problem}"
+    );
 
     // With a second factor, the same impersonation works.
     common::mfa::enrol(&w.staff, &w.server).await;

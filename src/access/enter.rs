@@ -64,7 +64,16 @@ pub async fn enter(
     // Access outlives an impersonation only if staff could mint it there:
     // they cannot. The refusal is recorded, naming them and their reason.
     if grant.impersonating() && grants_access(action) {
-        let denied = deny(state, &db, &actor, role, action, "not while impersonating", meta).await;
+        let denied = deny(
+            state,
+            &db,
+            &actor,
+            role,
+            action,
+            "not while impersonating",
+            meta,
+        )
+        .await;
         return Err(match denied {
             Error::Forbidden => Error::NotWhileImpersonating,
             other => other,

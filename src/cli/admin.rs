@@ -68,7 +68,10 @@ async fn set_disabled(g: &Global, email: &str, disabled: bool) -> Result<ExitCod
     println!("{} {word}", user.id);
     if disabled {
         // What enabling the account later will not bring back.
-        print!("{}", crate::identity::api_tokens::describe_revoked(&revoked));
+        print!(
+            "{}",
+            crate::identity::api_tokens::describe_revoked(&revoked)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -20,8 +20,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::access::enter::{TenantCtx, deny};
-use crate::access::{Role, TeamPlace};
 use crate::access::permissions::{Action, Resource, allows};
+use crate::access::{Role, TeamPlace};
 use crate::app::AppState;
 use crate::audit::{NewEntry, RequestMeta};
 use crate::error::{Error, Result};

@@ -3,9 +3,9 @@
 
 use serde_json::json;
 
-use crate::access::{Role, TeamPlace};
 use crate::access::enter::{TenantCtx, deny};
 use crate::access::permissions::{Action, Resource, allows};
+use crate::access::{Role, TeamPlace};
 use crate::app::AppState;
 use crate::audit::{NewEntry, RequestMeta};
 use crate::error::{Error, Result};

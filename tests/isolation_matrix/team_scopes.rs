@@ -96,15 +96,31 @@ fn table() -> Vec<Route> {
             ..route("PATCH", c, coll(R::Viewer, R::Manager))
         },
         route("DELETE", c, coll(R::Admin, R::Admin)),
-        route("GET", leak(&format!("{c}/export")), coll(R::Viewer, R::Viewer)),
+        route(
+            "GET",
+            leak(&format!("{c}/export")),
+            coll(R::Viewer, R::Viewer),
+        ),
         Route {
             csv: Some("Title\nimported by the team matrix\n"),
-            ..route("POST", leak(&format!("{c}/import")), coll(R::Member, R::Member))
+            ..route(
+                "POST",
+                leak(&format!("{c}/import")),
+                coll(R::Member, R::Member),
+            )
         },
-        route("GET", leak(&format!("{c}/records")), coll(R::Viewer, R::Viewer)),
+        route(
+            "GET",
+            leak(&format!("{c}/records")),
+            coll(R::Viewer, R::Viewer),
+        ),
         Route {
             body: Some(json!({"values": {"Title": "made by the team matrix"}})),
-            ..route("POST", leak(&format!("{c}/records")), coll(R::Viewer, R::Member))
+            ..route(
+                "POST",
+                leak(&format!("{c}/records")),
+                coll(R::Viewer, R::Member),
+            )
         },
         route("GET", r, coll(R::Viewer, R::Viewer)),
         Route {
@@ -122,7 +138,11 @@ fn table() -> Vec<Route> {
             leak(&format!("{r}/history/{{version}}/restore")),
             coll(R::Viewer, R::Member),
         ),
-        route("DELETE", "/workspaces/{workspace}/teams/{team}", Need::TeamDelete),
+        route(
+            "DELETE",
+            "/workspaces/{workspace}/teams/{team}",
+            Need::TeamDelete,
+        ),
         Route {
             body: Some(json!({"role": "member"})),
             ..route(
@@ -196,11 +216,18 @@ struct World {
 
 impl World {
     fn api(&self, p: &str) -> String {
-        self.server.url(&format!("/api/v1/workspaces/{}{p}", self.ws))
+        self.server
+            .url(&format!("/api/v1/workspaces/{}{p}", self.ws))
     }
 
     async fn post(&self, p: &str, body: Value) -> Value {
-        let r = self.owner.post(self.api(p)).json(&body).send().await.unwrap();
+        let r = self
+            .owner
+            .post(self.api(p))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         let v: Value = r.json().await.unwrap_or(Value::Null);
         assert!((200..300).contains(&status), "fixture {p}: {status} {v}");
@@ -260,16 +287,17 @@ fn uuid() -> String {
 
 async fn signed_in(server: &Server, email: &str) -> reqwest::Client {
     let c = client(server);
-    assert_eq!(login(&c, server, email, PASSWORD).await.status(), 200, "{email}");
+    assert_eq!(
+        login(&c, server, email, PASSWORD).await.status(),
+        200,
+        "{email}"
+    );
     c
 }
 
 fn bearer_client(secret: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        "authorization",
-        format!("Bearer {secret}").parse().unwrap(),
-    );
+    headers.insert("authorization", format!("Bearer {secret}").parse().unwrap());
     reqwest::Client::builder()
         .default_headers(headers)
         .build()
@@ -440,7 +468,9 @@ async fn finding1_token_scopes_times_team_roles() {
             // restoring (a record keeps a bounded history).
             let (coll, rec) = match (r.method, r.path.ends_with("{record}")) {
                 ("DELETE", _) if r.path.ends_with("{collection}") => w.team_collection().await,
-                _ if r.path.ends_with("/restore") => (shared_coll.clone(), w.edited_record(&shared_coll).await),
+                _ if r.path.ends_with("/restore") => {
+                    (shared_coll.clone(), w.edited_record(&shared_coll).await)
+                }
                 ("DELETE", true) => (
                     shared_coll.clone(),
                     w.post(
@@ -496,7 +526,11 @@ async fn finding1_token_scopes_times_team_roles() {
                     r.method,
                     r.path,
                     want.map_or("2xx".to_owned(), |s| s.to_string()),
-                    if listed_right { "" } else { " (team collection listing wrong)" }
+                    if listed_right {
+                        ""
+                    } else {
+                        " (team collection listing wrong)"
+                    }
                 ));
             }
         }

@@ -10,8 +10,8 @@ use poem::{IntoResponse, Request, Response, handler};
 
 use super::csrf_field;
 use super::forms::{enter_ui, form_pairs, one, page};
-use crate::access::{Role, TeamPlace};
 use crate::access::permissions::{Action, Resource, allows};
+use crate::access::{Role, TeamPlace};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::records::teams;
@@ -39,9 +39,7 @@ pub async fn teams_page(
     let me = ctx.user.to_string();
     // A lead manages their team only where the credential's scope reaches
     // manager (the same rule as `records::teams`).
-    let lead_manages = ctx
-        .role_with(Some(TeamPlace::Lead))
-        .at_least(Role::Manager);
+    let lead_manages = ctx.role_with(Some(TeamPlace::Lead)).at_least(Role::Manager);
     page(req, &state, &who, StatusCode::OK, "Teams", |token| {
         html! {
             section.card {
