@@ -427,6 +427,12 @@ async fn finding3_impersonation_mints_no_lasting_access() {
 #[tokio::test]
 async fn finding4_staff_are_held_to_the_workspace_mfa_policy() {
     let w = world().await;
+    let coll_url = format!("/workspaces/{}/collections", w.ws);
+    let reason = "Ticket 4242: cannot see records";
+    // An impersonation under way when the owner starts requiring 2FA.
+    let (s, started) = w.impersonate("viewer", reason).await;
+    assert_eq!(s, 201, "{started}");
+    assert_eq!(w.status(&w.staff, "GET", &coll_url, Value::Null).await, 200);
     common::mfa::enrol(&w.owner, &w.server).await;
     let policy = format!("/workspaces/{}/mfa-policy", w.ws);
     assert_eq!(
@@ -434,11 +440,6 @@ async fn finding4_staff_are_held_to_the_workspace_mfa_policy() {
             .await,
         200
     );
-    let (s, started) = w
-        .impersonate("viewer", "Ticket 4242: cannot see records")
-        .await;
-    assert_eq!(s, 201, "{started}");
-    let coll_url = format!("/workspaces/{}/collections", w.ws);
     let (s, problem) = w.answer(&w.staff, "GET", &coll_url, Value::Null).await;
     assert_eq!(s, 403, "staff without a second factor: {problem}");
     assert_eq!(
@@ -446,8 +447,18 @@ async fn finding4_staff_are_held_to_the_workspace_mfa_policy() {
         common::mfa::ENROLMENT_REQUIRED,
         "{problem}"
     );
+    // A new impersonation is refused the same way.
+    let (s, problem) = w.impersonate("viewer", reason).await;
+    assert_eq!(s, 403, "{problem}");
+    assert_eq!(
+        problem["type"],
+        common::mfa::ENROLMENT_REQUIRED,
+        "{problem}"
+    );
 
-    // With a second factor, the same impersonation works.
+    // With a second factor, staff impersonate again.
     common::mfa::enrol(&w.staff, &w.server).await;
+    let (s, started) = w.impersonate("viewer", reason).await;
+    assert_eq!(s, 201, "{started}");
     assert_eq!(w.status(&w.staff, "GET", &coll_url, Value::Null).await, 200);
 }

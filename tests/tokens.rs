@@ -575,9 +575,9 @@ async fn a_disabled_account_loses_every_credential_until_enabled() {
         bearer_status(&server, &fresh.access, "/api/v1/me").await,
         200
     );
-    // An API token was never revoked, only refused while its holder was
-    // disabled (each use checks the account): it works again.
-    assert_eq!(bearer_status(&server, &secret, &ws_route).await, 200);
+    // Disabling revoked the account's own API token for good (finding 8 of
+    // the outside review): enabling the account brings it not back.
+    assert_eq!(bearer_status(&server, &secret, &ws_route).await, 401);
     server.stop();
 
     let db = open_db(&env.data_dir().join("control.db"));

@@ -200,6 +200,14 @@ pub async fn impersonate(
             if !active {
                 return Err(Error::NotFound("workspace"));
             }
+            // Staff are held to the workspace's two-factor requirement like
+            // its members (`access::grant_for` checks it on every request
+            // too, should the policy change during the impersonation).
+            if crate::store::mfa::require_mfa(tx, ws)?
+                && !crate::store::mfa::has_second_factor(tx, staff_id)?
+            {
+                return Err(Error::MfaEnrolmentRequired);
+            }
             platform::insert_impersonation(
                 tx,
                 &keys,
