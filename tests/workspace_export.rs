@@ -217,7 +217,9 @@ async fn export_archive_round_trip_api_and_cli() {
         cells.extend(rec.unwrap().iter().map(str::to_owned));
     }
     assert!(
-        cells.iter().any(|c| c.starts_with(&format!("'=1+1 {CANARY}"))),
+        cells
+            .iter()
+            .any(|c| c.starts_with(&format!("'=1+1 {CANARY}"))),
         "the formula is neutralised"
     );
     assert!(
