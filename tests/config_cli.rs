@@ -313,8 +313,8 @@ fn snapshot(dir: &Path) -> BTreeMap<String, String> {
 /// the binary with its home and working dir in a temp dir and checks that
 /// `/etc/aura` is exactly as before (whether or not it exists on this
 /// machine; if this run created it, it is removed again).
-#[test]
-fn init_dev_writes_nothing_outside_its_data_dir() {
+#[tokio::test]
+async fn init_dev_writes_nothing_outside_its_data_dir() {
     let etc = Path::new("/etc/aura");
     let before = etc.exists().then(|| snapshot(etc));
     let dir = tempfile::tempdir().unwrap();
@@ -378,5 +378,26 @@ fn init_dev_writes_nothing_outside_its_data_dir() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // `serve --dev` on it, started and stopped: still nothing outside.
+    let mut cmd = std::process::Command::new(common::bin());
+    cmd.current_dir(dir.path())
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("HOME", &home)
+        .env_remove("AURA_CONFIG")
+        .env_remove("AURA_DATA_DIR")
+        .env_remove("AURA_MASTER_KEY")
+        .env_remove("AURA_MASTER_KEY_FILE")
+        .env_remove("CREDENTIALS_DIRECTORY");
+    let server = common::Server::start(cmd);
+    let r = client(&server)
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop();
     assert_eq!(etc.exists().then(|| snapshot(etc)), before);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    assert_eq!(std::fs::read_dir(&home).unwrap().count(), 0);
 }

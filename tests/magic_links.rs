@@ -287,8 +287,10 @@ async fn link_requests_take_the_same_time_for_known_and_unknown_addresses() {
         }
         let (k, u) = (median(known), median(unknown));
         eprintln!("{path}: median known {k:.2} ms, unknown {u:.2} ms");
+        // Generous: half again plus a millisecond of scheduling noise
+        // (before the fix the known address took over ten times as long).
         assert!(
-            k < u * 1.5 && u < k * 1.5,
+            k < u * 1.5 + 1.0 && u < k * 1.5 + 1.0,
             "{path}: median known {k:.2} ms against unknown {u:.2} ms"
         );
         // The mail still goes out (the newest message to the address).

@@ -588,17 +588,18 @@ async fn parallel_wrong_codes_get_no_more_than_five_evaluations() {
     let evaluated = answers.get("401").copied().unwrap_or(0);
     assert!(evaluated <= 5, "{evaluated} codes evaluated: {answers:?}");
     assert!(
-        answers.get("429").copied().unwrap_or(0) >= 995,
-        "{answers:?}"
+        answers.keys().all(|k| k != "200" && k != "303"),
+        "no wrong code signs in: {answers:?}"
     );
+    assert!(answers.contains_key("429"), "{answers:?}");
 
     // The right code now waits too.
     let r = step(code_next(&secret)).await.unwrap();
     assert_eq!(r.status(), 429, "the limit holds for the right code");
     server.stop();
-    assert!(
-        audit_count(&env, "auth.mfa_failed") <= 5,
-        "{} wrong codes were evaluated",
-        audit_count(&env, "auth.mfa_failed")
+    assert_eq!(
+        audit_count(&env, "auth.mfa_failed") as usize,
+        evaluated,
+        "each evaluated code is audited, and only those"
     );
 }

@@ -139,7 +139,9 @@ async fn export_archive_round_trip_api_and_cli() {
     let coll = coll["id"].as_str().unwrap().to_owned();
     let mut csv = String::from("Customer,Amount\n");
     for i in 0..6_001 {
-        csv.push_str(&format!("{CANARY} {i},{i}.00 EUR\n"));
+        // One customer a spreadsheet would run as a formula (issue 18, finding 18).
+        let formula = if i == 0 { "=1+1 " } else { "" };
+        csv.push_str(&format!("{formula}{CANARY} {i},{i}.00 EUR\n"));
     }
     let r = c
         .post(api(&format!("/collections/{coll}/import")))
@@ -206,9 +208,25 @@ async fn export_archive_round_trip_api_and_cli() {
     );
     let ids = check(&files, &env);
     assert_eq!(ids.len(), 6_001, "every record is in the archive");
+    let part = String::from_utf8_lossy(&files[&format!("collections/{coll}/records-0001.csv")])
+        .into_owned();
+    assert!(part.contains(CANARY));
+    // The CSV parts carry no live formula: the one that would be is quoted.
+    let mut cells = Vec::new();
+    for rec in csv::Reader::from_reader(part.as_bytes()).records() {
+        cells.extend(rec.unwrap().iter().map(str::to_owned));
+    }
     assert!(
-        String::from_utf8_lossy(&files[&format!("collections/{coll}/records-0001.csv")])
-            .contains(CANARY)
+        cells
+            .iter()
+            .any(|c| c.starts_with(&format!("'=1+1 {CANARY}"))),
+        "the formula is neutralised"
+    );
+    assert!(
+        !cells
+            .iter()
+            .any(|c| c.starts_with(['=', '+', '-', '@', '\t', '\r'])),
+        "no live formula in the workspace export's CSV"
     );
 
     // Encrypted to a recipient: served as stored, opened by the age CLI.
