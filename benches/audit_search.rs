@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use aura::access::Grant;
 use aura::audit::search::{self, SearchParams};
 use aura::audit::{Actor, NewEntry, RequestMeta};
+use aura::records::visibility::ReadScope;
 use aura::store::audit::SqlFilter;
 use rand::Rng;
 
@@ -193,7 +194,7 @@ fn main() {
         };
         let t = Instant::now();
         let page = tenant
-            .read_blocking(|c, s| search::search(c, s, &index, &p))
+            .read_blocking(|c, s| search::search(c, s, &index, &p, &ReadScope::everything()))
             .unwrap();
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         lat.push(ms);
@@ -246,7 +247,9 @@ fn main() {
                     limit: 20,
                     ..Default::default()
                 };
-                let _ = tenant.read_blocking(|c, s| search::search(c, s, &index, &p));
+                let _ = tenant.read_blocking(|c, s| {
+                    search::search(c, s, &index, &p, &ReadScope::everything())
+                });
             }
         })
     };
