@@ -111,9 +111,10 @@ pub async fn search_workspace(
         .indexes
         .get(&index_key(Chain::Workspace(ctx.db.id())))?;
     let reader = Reader::of(ctx);
+    let defs = ctx.db.defs();
     ctx.db
         .read(move |conn, sealer| {
-            let scope = reader.scope(conn, sealer)?;
+            let scope = reader.scope(conn, sealer, &defs)?;
             search::search(conn, sealer, &index, &p, &scope)
         })
         .await
@@ -133,9 +134,10 @@ pub async fn search_platform(state: &Arc<AppState>, p: SearchParams) -> Result<S
 
 pub async fn entry_workspace(ctx: &TenantCtx, seq: i64) -> Result<EntryView> {
     let reader = Reader::of(ctx);
+    let defs = ctx.db.defs();
     ctx.db
         .read(move |conn, sealer| {
-            let scope = reader.scope(conn, sealer)?;
+            let scope = reader.scope(conn, sealer, &defs)?;
             sql::entry(conn, seq)?
                 .map(|e| search::view_in(&e, sealer, &scope))
                 .ok_or(Error::NotFound("audit entry"))
@@ -229,8 +231,9 @@ pub async fn export(
             }
             Chain::Workspace(ws) => {
                 chains::open_tenant(&st.control, &st.tenants, ws, "audit export").and_then(|t| {
+                    let defs = t.defs();
                     t.read_blocking(|c, s| {
-                        let scope = ReadScope::of(reader.as_ref(), c, s)?;
+                        let scope = ReadScope::of(reader.as_ref(), c, s, &defs)?;
                         export::write(c, s, &filter, format, &header, &scope, &mut sink)
                     })
                 })
