@@ -124,9 +124,10 @@ pub async fn search_workspace(
         .indexes
         .get(&index_key(Chain::Workspace(ctx.db.id())))?;
     let reader = Reader::of(ctx);
+    let defs = ctx.db.defs();
     ctx.db
         .read(move |conn, sealer| {
-            let scope = reader.scope(conn, sealer)?;
+            let scope = reader.scope(conn, sealer, &defs)?;
             search::search(conn, sealer, &index, &p, &scope)
         })
         .await
@@ -147,9 +148,10 @@ pub async fn search_platform(state: &Arc<AppState>, p: SearchParams) -> Result<S
 
 pub async fn entry_workspace(ctx: &TenantCtx, seq: i64) -> Result<EntryView> {
     let reader = Reader::of(ctx);
+    let defs = ctx.db.defs();
     ctx.db
         .read(move |conn, sealer| {
-            let scope = reader.scope(conn, sealer)?;
+            let scope = reader.scope(conn, sealer, &defs)?;
             sql::entry(conn, seq)?
                 .map(|e| search::view_in(&e, sealer, &scope))
                 .ok_or(Error::NotFound("audit entry"))
@@ -256,7 +258,8 @@ pub async fn export(
         let scope = match &tenant {
             None => Ok(ReadScope::everything()),
             Some(t) => {
-                t.read(move |c, s| ReadScope::of(reader.as_ref(), c, s))
+                let defs = t.defs();
+                t.read(move |c, s| ReadScope::of(reader.as_ref(), c, s, &defs))
                     .await
             }
         };

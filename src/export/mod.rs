@@ -196,6 +196,7 @@ pub fn write<W: Write>(
         ))
     })?;
     let row = row.ok_or(Error::NotFound("workspace"))?;
+    let defs = db.defs();
     let (collections, teams, records_total, scope) = db.read_blocking(|c, s| {
         let n: i64 = c.query_row("SELECT count(*) FROM records WHERE deleted = 0", [], |r| {
             r.get(0)
@@ -204,7 +205,7 @@ pub fn write<W: Write>(
             rstore::list_collections(c, s)?,
             tstore::list_teams(c, s)?,
             n,
-            ReadScope::of(reader, c, s)?,
+            ReadScope::of(reader, c, s, &defs)?,
         ))
     })?;
     let all = collections.len();

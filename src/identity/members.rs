@@ -74,7 +74,9 @@ where
                 .after(after);
             if let Some(b) = &before {
                 let mut b = b.clone();
-                b["workspace"] = json!(ws.to_string());
+                if let Some(m) = b.as_object_mut() {
+                    m.insert("workspace".into(), json!(ws.to_string()));
+                }
                 entry = entry.before(b);
             }
             audit::append(tx, &keys.sealer, now, &entry)?;

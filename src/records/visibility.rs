@@ -17,7 +17,8 @@ use crate::access::enter::TenantCtx;
 use crate::access::{Grant, Role, TeamPlace};
 use crate::crypto::Sealer;
 use crate::error::Result;
-use crate::store::records::{self as rstore, CollectionRow};
+use crate::store::cache::{self, DefCache};
+use crate::store::records::CollectionRow;
 
 /// May a reader whose team-aware role is `role_with` (see
 /// `records::effective_role`: raised by a team place, capped by a token's
@@ -57,10 +58,11 @@ impl Reader {
     }
 
     /// The collections this reader may read, as of this read (blocking; call
-    /// it inside the same read as what it filters).
-    pub fn scope(&self, conn: &Connection, sealer: &Sealer) -> Result<ReadScope> {
+    /// it inside the same read as what it filters). `defs` is the
+    /// workspace's definition cache (`TenantDb::defs`).
+    pub fn scope(&self, conn: &Connection, sealer: &Sealer, defs: &DefCache) -> Result<ReadScope> {
         let teams = crate::store::teams::teams_of(conn, &self.user)?;
-        let readable = rstore::list_collections(conn, sealer)?
+        let readable = cache::list_collections(conn, sealer, defs)?
             .into_iter()
             .filter(|c| may_read(c, &teams, |p| self.role_with(p)))
             .map(|c| c.id)
@@ -86,9 +88,14 @@ impl ReadScope {
     }
 
     /// `reader`'s scope, or everything when there is no reader.
-    pub fn of(reader: Option<&Reader>, conn: &Connection, sealer: &Sealer) -> Result<Self> {
+    pub fn of(
+        reader: Option<&Reader>,
+        conn: &Connection,
+        sealer: &Sealer,
+        defs: &DefCache,
+    ) -> Result<Self> {
         match reader {
-            Some(r) => r.scope(conn, sealer),
+            Some(r) => r.scope(conn, sealer, defs),
             None => Ok(Self::everything()),
         }
     }

@@ -284,6 +284,25 @@ pub fn get_collection(
     }
 }
 
+/// Every collection of the workspace, oldest first, each definition from the
+/// cache while its ciphertext is unchanged (a reader's scope is built per
+/// request).
+pub fn list_collections(
+    conn: &Connection,
+    sealer: &Sealer,
+    cache: &DefCache,
+) -> Result<Vec<CollectionRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, team_id, def_ct, created_at, updated_at FROM collections ORDER BY created_at, id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(collection_from_row(sealer, cache, r)?);
+    }
+    Ok(out)
+}
+
 /// `get_collection` and the live record `record` of that collection, in one
 /// statement: one read of the WAL index and its locks instead of two, on the
 /// route every integration polls.

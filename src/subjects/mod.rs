@@ -156,11 +156,11 @@ pub async fn find(
     let id = identifier(raw)?;
     let now = state.clock.unix();
     let d = digests(ctx.db.blind(), &id);
-    let reader = Reader::of(ctx);
+    let (reader, defs) = (Reader::of(ctx), ctx.db.defs());
     let out = ctx
         .db
         .read(move |c, s| {
-            let scope = reader.scope(c, s)?;
+            let scope = reader.scope(c, s, &defs)?;
             matches(c, s, &find_readable(c, s, &d, &scope)?)
         })
         .await?;
@@ -216,11 +216,11 @@ pub async fn export(
     let now = state.clock.unix();
     let ws = ctx.db.id().to_string();
     let d = digests(ctx.db.blind(), &id);
-    let reader = Reader::of(ctx);
+    let (reader, defs) = (Reader::of(ctx), ctx.db.defs());
     let records = ctx
         .db
         .read(move |conn, sealer| {
-            let scope = reader.scope(conn, sealer)?;
+            let scope = reader.scope(conn, sealer, &defs)?;
             let found = find_readable(conn, sealer, &d, &scope)?;
             let mut out = Vec::new();
             for (m, h) in matches(conn, sealer, &found)?.into_iter().zip(&found.hits) {
