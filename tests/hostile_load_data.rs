@@ -155,15 +155,6 @@ async fn finding4_large_audit_log_verifies_and_exports_concurrently_within_a_mem
         proc::rss_mib(w.pid())
     );
 
-    // The stored detail is bounded: long values become their length and hash.
-    let (_, page) = w.get("/audit?action=record.updated&limit=1").await;
-    let after = page["items"][0]["after"].to_string();
-    assert!(
-        after.len() < 40_000 && after.contains("[truncated: 19000 bytes, sha256 "),
-        "a bounded audit detail: {} bytes",
-        after.len()
-    );
-
     // Three verifications and three workspace exports at once.
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -215,6 +206,15 @@ async fn finding4_large_audit_log_verifies_and_exports_concurrently_within_a_mem
         started.elapsed()
     );
     assert!(peak < RSS_BOUND_MIB, "peak RSS {peak} MiB");
+
+    // The stored detail is bounded: long values become their length and hash.
+    let (_, page) = w.get("/audit?action=record.updated&limit=1").await;
+    let after = page["items"][0]["after"].to_string();
+    assert!(
+        after.len() < 40_000 && after.contains("[truncated: 19000 bytes, sha256 "),
+        "a bounded audit detail: {} bytes",
+        after.len()
+    );
     w.server.stop();
 }
 
@@ -405,7 +405,7 @@ async fn finding6_stalled_csv_exports_hold_no_threads_and_are_capped() {
 // ---- finding 7: caps on definitions -------------------------------------------
 
 #[tokio::test]
-async fn finding7_collection_and_definition_caps_and_paged_lists() {
+async fn finding7_collection_field_and_definition_caps_answer_422() {
     let w = workspace(&[
         ("AURA_DATA_LIMITS__MAX_COLLECTIONS", "3"),
         ("AURA_DATA_LIMITS__MAX_FIELDS", "4"),
@@ -444,6 +444,16 @@ async fn finding7_collection_and_definition_caps_and_paged_lists() {
     assert_eq!(s, 422, "{p}");
     assert_eq!(p["errors"][0]["field"], "fields", "{p}");
 
+    w.server.stop();
+}
+
+#[tokio::test]
+async fn finding7_collection_lists_are_paged_with_a_link_header() {
+    let w = workspace(&[]).await;
+    let one = json!([{"name": "Name", "type": "text"}]);
+    for n in 0..3 {
+        w.collection(&format!("C{n}"), one.clone()).await;
+    }
     // Paged lists: same body shape, a Link header to the next page.
     let r = w
         .c
