@@ -411,4 +411,30 @@ mod tests {
         i.commit().unwrap();
         assert_eq!(i.search(&q(Some("invoice"), &[])).unwrap(), vec![1]);
     }
+
+    #[test]
+    fn free_text_is_plain_words_with_a_word_limit_and_a_budget() {
+        let mut i = MemIndex::new().unwrap();
+        add(&mut i, 1, 100, "alpha beta", &[]);
+        add(&mut i, 2, 200, "gamma to z", &[]);
+        i.commit().unwrap();
+        // Range, wildcard and field syntax are words, not operators.
+        assert!(i.search(&q(Some("[a TO z]"), &[])).unwrap().is_empty());
+        assert_eq!(i.search(&q(Some("[gamma TO z]"), &[])).unwrap(), vec![2]);
+        assert!(i.search(&q(Some("alph*"), &[])).unwrap().is_empty());
+        assert_eq!(i.search(&q(Some("text:alpha"), &[])).unwrap(), Vec::<i64>::new());
+        // More words than allowed: 422 on q.
+        let many: Vec<String> = (0..17).map(|n| format!("w{n}")).collect();
+        let err = i.search(&q(Some(&many.join(" ")), &[])).unwrap_err();
+        assert!(matches!(err, Error::Validation(ref v) if v[0].field == "q"), "{err}");
+        // A budget already spent stops the query.
+        let past = Instant::now() - Duration::from_millis(1);
+        let err = i.prepare(&q(Some("alpha"), &[])).unwrap().run(Some(past)).unwrap_err();
+        assert!(matches!(err, Error::Unavailable(_)), "{err}");
+        let later = Instant::now() + Duration::from_secs(5);
+        assert_eq!(
+            i.prepare(&q(Some("alpha"), &[])).unwrap().run(Some(later)).unwrap(),
+            vec![1]
+        );
+    }
 }
