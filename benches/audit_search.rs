@@ -139,7 +139,7 @@ fn main() {
     tenant
         .read_blocking(|c, s| {
             let mut idx = index.lock().unwrap();
-            search::catch_up(c, s, &mut idx)
+            search::catch_up(c, s, &mut idx, None)
         })
         .unwrap();
     println!("audit_index_build {:.1} s", build.elapsed().as_secs_f64());
@@ -171,6 +171,7 @@ fn main() {
                     ..Default::default()
                 },
                 limit: 50,
+                ..Default::default()
             },
             3 => SearchParams {
                 filter: SqlFilter {

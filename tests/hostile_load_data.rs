@@ -196,7 +196,10 @@ async fn finding4_large_audit_log_verifies_and_exports_concurrently_within_a_mem
                 break;
             }
             assert!(healthz_latency(&w.server).await < Duration::from_secs(1));
-            assert!(started.elapsed() < Duration::from_secs(300), "export: {job}");
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "export: {job}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -291,7 +294,10 @@ async fn finding5_pathological_searches_are_plain_words_bounded_and_do_not_block
         statuses.iter().all(|s| [200, 422, 429, 503].contains(s)),
         "{statuses:?}"
     );
-    assert!(normal < Duration::from_secs(5), "normal search took {normal:?}");
+    assert!(
+        normal < Duration::from_secs(5),
+        "normal search took {normal:?}"
+    );
     assert!(healthz_latency(&w.server).await < Duration::from_secs(1));
     w.server.stop();
 }
@@ -299,9 +305,7 @@ async fn finding5_pathological_searches_are_plain_words_bounded_and_do_not_block
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                (b as char).to_string()
-            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -328,10 +332,7 @@ async fn finding6_stalled_csv_exports_hold_no_threads_and_are_capped() {
     let (threads0, rss0) = (proc::threads(pid), proc::rss_mib(pid));
 
     let addr = w.server.addr();
-    let path = format!(
-        "/api/v1/workspaces/{}/collections/{coll}/export",
-        w.id
-    );
+    let path = format!("/api/v1/workspaces/{}/collections/{coll}/export", w.id);
     let mut stalled = Vec::new();
     for _ in 0..100 {
         let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -360,12 +361,11 @@ async fn finding6_stalled_csv_exports_hold_no_threads_and_are_capped() {
     assert!(rss1 < RSS_BOUND_MIB, "RSS {rss1} MiB");
     // A normal client still exports another collection? It is capped: the
     // workspace's export slots are held, so it gets 429 with Retry-After.
-    let r = w
-        .c
-        .get(w.api(&format!("/collections/{coll}/export")))
-        .send()
-        .await
-        .unwrap();
+    let r =
+        w.c.get(w.api(&format!("/collections/{coll}/export")))
+            .send()
+            .await
+            .unwrap();
     assert_eq!(r.status(), 429, "the per-workspace cap holds");
     assert!(r.headers().contains_key("retry-after"));
     drop(r);
@@ -374,12 +374,11 @@ async fn finding6_stalled_csv_exports_hold_no_threads_and_are_capped() {
     drop(stalled);
     let released = Instant::now();
     loop {
-        let r = w
-            .c
-            .get(w.api(&format!("/collections/{coll}/export")))
-            .send()
-            .await
-            .unwrap();
+        let r =
+            w.c.get(w.api(&format!("/collections/{coll}/export")))
+                .send()
+                .await
+                .unwrap();
         if r.status() == 200 {
             let body = r.bytes().await.unwrap();
             assert!(body.len() > 8_000_000, "a whole export: {}", body.len());
@@ -434,7 +433,9 @@ async fn finding7_collection_field_and_definition_caps_answer_422() {
     assert_eq!(s, 422, "{p}");
     assert_eq!(p["errors"][0]["field"], "fields", "{p}");
     // A definition over 4096 bytes (long option lists): 422 on fields.
-    let options: Vec<String> = (0..190).map(|i| format!("option number {i:04} padded")).collect();
+    let options: Vec<String> = (0..190)
+        .map(|i| format!("option number {i:04} padded"))
+        .collect();
     let (s, p) = w
         .patch(
             &format!("/collections/{first}"),
@@ -455,12 +456,7 @@ async fn finding7_collection_lists_are_paged_with_a_link_header() {
         w.collection(&format!("C{n}"), one.clone()).await;
     }
     // Paged lists: same body shape, a Link header to the next page.
-    let r = w
-        .c
-        .get(w.api("/collections?limit=2"))
-        .send()
-        .await
-        .unwrap();
+    let r = w.c.get(w.api("/collections?limit=2")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let link = r.headers()["link"].to_str().unwrap().to_owned();
     let page: Value = r.json().await.unwrap();
@@ -538,9 +534,19 @@ async fn finding8_a_tarpit_receiver_in_one_workspace_does_not_delay_another() {
         ("AURA_INTEGRATIONS__TIMEOUT_SECS", "10"),
     ]);
     let ca = client(&server);
-    assert_eq!(login(&ca, &server, "a@example.com", PASSWORD).await.status(), 200);
+    assert_eq!(
+        login(&ca, &server, "a@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
     let cb = client(&server);
-    assert_eq!(login(&cb, &server, "b@example.com", PASSWORD).await.status(), 200);
+    assert_eq!(
+        login(&cb, &server, "b@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
     let api = |ws: &str, p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
     let post = |c: &reqwest::Client, url: String, body: Value| {
         let c = c.clone();
@@ -551,19 +557,39 @@ async fn finding8_a_tarpit_receiver_in_one_workspace_does_not_delay_another() {
         }
     };
     let fields = json!([{"name": "Title", "type": "text"}]);
-    let (s, a_coll) = post(&ca, api(&wa, "/collections"), json!({"name": "T", "fields": fields})).await;
+    let (s, a_coll) = post(
+        &ca,
+        api(&wa, "/collections"),
+        json!({"name": "T", "fields": fields}),
+    )
+    .await;
     assert_eq!(s, 201);
-    let (s, b_coll) = post(&cb, api(&wb, "/collections"), json!({"name": "T", "fields": fields})).await;
+    let (s, b_coll) = post(
+        &cb,
+        api(&wb, "/collections"),
+        json!({"name": "T", "fields": fields}),
+    )
+    .await;
     assert_eq!(s, 201);
     let (a_coll, b_coll) = (
         a_coll["id"].as_str().unwrap().to_owned(),
         b_coll["id"].as_str().unwrap().to_owned(),
     );
     let pit = tarpit().await;
-    let (s, h) = post(&ca, api(&wa, "/webhooks"), json!({"url": pit, "events": ["record.created"]})).await;
+    let (s, h) = post(
+        &ca,
+        api(&wa, "/webhooks"),
+        json!({"url": pit, "events": ["record.created"]}),
+    )
+    .await;
     assert_eq!(s, 201, "{h}");
     let (b_url, b_seen) = prompt_receiver().await;
-    let (s, h) = post(&cb, api(&wb, "/webhooks"), json!({"url": b_url, "events": ["record.created"]})).await;
+    let (s, h) = post(
+        &cb,
+        api(&wb, "/webhooks"),
+        json!({"url": b_url, "events": ["record.created"]}),
+    )
+    .await;
     assert_eq!(s, 201, "{h}");
 
     // A queues 100 deliveries to its tarpit.

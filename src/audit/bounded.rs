@@ -26,7 +26,11 @@ fn digest(bytes: &[u8]) -> String {
 fn shorten_strings(v: &mut Value) {
     match v {
         Value::String(s) if s.len() > LONG_STRING => {
-            *s = format!("[truncated: {} bytes, sha256 {}]", s.len(), digest(s.as_bytes()));
+            *s = format!(
+                "[truncated: {} bytes, sha256 {}]",
+                s.len(),
+                digest(s.as_bytes())
+            );
         }
         Value::Array(a) => a.iter_mut().for_each(shorten_strings),
         Value::Object(m) => m.values_mut().for_each(shorten_strings),
@@ -60,8 +64,15 @@ mod tests {
         let b = bound(big);
         assert!(json_len(&b) <= MAX_SIDE_BYTES);
         assert_eq!(b["values"]["name"], "Ada");
-        assert!(b["values"]["notes"].as_str().unwrap().starts_with("[truncated: 100000 bytes, sha256 "));
-        let many: Vec<Value> = (0..2_000).map(|i| json!(format!("value {i:040}"))).collect();
+        assert!(
+            b["values"]["notes"]
+                .as_str()
+                .unwrap()
+                .starts_with("[truncated: 100000 bytes, sha256 ")
+        );
+        let many: Vec<Value> = (0..2_000)
+            .map(|i| json!(format!("value {i:040}")))
+            .collect();
         let b = bound(json!({ "values": many }));
         assert_eq!(b["truncated"], true);
         assert!(json_len(&b) <= MAX_SIDE_BYTES);

@@ -168,7 +168,9 @@ pub fn verify_chain(control: &Control, pool: &TenantPool, chain: Chain) -> Resul
             .read(|c| sql::in_snapshot(c, || walk(c, None, &mut v, &mut unlisted)))?,
         Chain::Workspace(ws) => {
             let t = open_tenant(control, pool, ws, "audit verification")?;
-            t.read_blocking(|c, s| sql::in_snapshot(c, || walk(c, Some(s), &mut v, &mut unlisted)))?;
+            t.read_blocking(|c, s| {
+                sql::in_snapshot(c, || walk(c, Some(s), &mut v, &mut unlisted))
+            })?;
         }
     }
     let mut report = v.finish();

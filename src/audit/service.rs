@@ -103,7 +103,10 @@ fn collect(errors: &mut Vec<crate::error::FieldError>, e: Error) {
 }
 
 /// The search pool's slot, and the budget and word limit, for one search.
-async fn bounded(state: &AppState, mut p: SearchParams) -> Result<(crate::bounds::Slot, SearchParams)> {
+async fn bounded(
+    state: &AppState,
+    mut p: SearchParams,
+) -> Result<(crate::bounds::Slot, SearchParams)> {
     let slot = state.bounds.search.slot().await?;
     p.max_terms = state.bounds.limits.search_max_terms;
     p.budget = Some(state.bounds.search_budget());

@@ -69,7 +69,8 @@ impl Pool {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(shed());
         }
-        let got = tokio::time::timeout(MAX_QUEUE_WAIT, Arc::clone(&self.slots).acquire_owned()).await;
+        let got =
+            tokio::time::timeout(MAX_QUEUE_WAIT, Arc::clone(&self.slots).acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         match got {
             Ok(Ok(p)) => Ok(Slot { _permit: p }),

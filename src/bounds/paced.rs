@@ -49,11 +49,7 @@ pub struct PacedSender {
 impl PacedSender {
     /// A body channel paced by `stall` and `min_rate`; `slot` is held until
     /// the sender is dropped (the export ends).
-    pub fn channel(
-        stall: Duration,
-        min_rate: u64,
-        slot: Option<ExportSlot>,
-    ) -> (Self, BodyStream) {
+    pub fn channel(stall: Duration, min_rate: u64, slot: Option<ExportSlot>) -> (Self, BodyStream) {
         let (tx, rx) = mpsc::channel(BODY_CHANNEL);
         (
             Self {
@@ -77,9 +73,7 @@ impl PacedSender {
         }
         self.sent += n;
         let elapsed = self.started.elapsed();
-        if elapsed > self.stall
-            && self.sent < self.min_rate.saturating_mul(elapsed.as_secs())
-        {
+        if elapsed > self.stall && self.sent < self.min_rate.saturating_mul(elapsed.as_secs()) {
             return Err(self.cut(Cut::TooSlow));
         }
         Ok(())
@@ -92,7 +86,11 @@ impl PacedSender {
     }
 
     fn cut(&self, why: Cut) -> Cut {
-        tracing::info!(?why, bytes = self.sent, "streamed export cut off: slow reader");
+        tracing::info!(
+            ?why,
+            bytes = self.sent,
+            "streamed export cut off: slow reader"
+        );
         self.fail("slow reader");
         why
     }
@@ -159,7 +157,11 @@ impl<T> WriteDeadline<T> {
         }
     }
 
-    fn progressed<R>(&mut self, r: Poll<std::io::Result<R>>, cx: &mut Context<'_>) -> Poll<std::io::Result<R>> {
+    fn progressed<R>(
+        &mut self,
+        r: Poll<std::io::Result<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<R>> {
         match r {
             Poll::Pending => self.pending(cx),
             ready => {
@@ -195,10 +197,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<T> {
         self.progressed(r, cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let r = Pin::new(&mut self.inner).poll_shutdown(cx);
         self.progressed(r, cx)
     }

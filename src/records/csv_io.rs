@@ -10,9 +10,9 @@ use super::schema::{Field, RecordAction};
 use super::{TxLookup, load_for, member_ids, rfc3339_ms, values};
 use crate::access::enter::TenantCtx;
 use crate::app::AppState;
-use crate::bounds::paced::PacedSender;
 use crate::audit::service::ExportStream;
 use crate::audit::{NewEntry, RequestMeta};
+use crate::bounds::paced::PacedSender;
 use crate::error::{Error, FieldError, Result};
 use crate::store::records::{self as rstore, Ctx, RecordRow, Sort};
 
@@ -21,7 +21,6 @@ const PAGE: usize = 200;
 /// At most this many rows per import.
 pub const MAX_ROWS: usize = 50_000;
 const MAX_ERRORS: usize = 50;
-
 
 /// Audits the export, then streams the collection as CSV: `id`,
 /// `created_at`, `updated_at`, then one column per live field.
@@ -68,9 +67,13 @@ pub async fn export(
             let page = db
                 .read(move |c, s| {
                     let page = rstore::list_records(c, s, &cid, Sort::CreatedAsc, after, PAGE)?;
-                    let chunk = csv_rows(&f, &page, header)
-                        .ok_or_else(|| Error::internal("csv rows"))?;
-                    Ok((chunk, page.last().map(|l| (l.created_at, l.seq)), page.len()))
+                    let chunk =
+                        csv_rows(&f, &page, header).ok_or_else(|| Error::internal("csv rows"))?;
+                    Ok((
+                        chunk,
+                        page.last().map(|l| (l.created_at, l.seq)),
+                        page.len(),
+                    ))
                 })
                 .await;
             let (chunk, last, n) = match page {

@@ -103,7 +103,12 @@ pub async fn list_collections_page(
     limit: usize,
     cursor: Option<&str>,
 ) -> Result<(Vec<Visible>, Option<String>)> {
-    let bad = || Error::field("cursor", "must be a cursor from a previous page's Link header");
+    let bad = || {
+        Error::field(
+            "cursor",
+            "must be a cursor from a previous page's Link header",
+        )
+    };
     let after = match cursor {
         None => None,
         Some(c) => {

@@ -71,7 +71,8 @@ impl Prepared {
     /// Ids matching, newest first; stops with `budget::exceeded()` at the
     /// deadline.
     pub fn run(self, deadline: Option<Instant>) -> Result<Vec<i64>> {
-        let top = TopDocs::with_limit(self.limit.max(1)).order_by_fast_field::<u64>("id", Order::Desc);
+        let top =
+            TopDocs::with_limit(self.limit.max(1)).order_by_fast_field::<u64>("id", Order::Desc);
         let hits = match deadline {
             None => self.searcher.search(&self.query, &top),
             Some(deadline) => self.searcher.search(
@@ -193,7 +194,10 @@ impl MemIndex {
 
     /// The free text as a conjunction of plain terms.
     fn text_query(&self, text: &str, max_terms: usize) -> Result<Box<dyn Query>> {
-        let mut analyzer = self.index.tokenizer_for_field(self.text).map_err(search_err)?;
+        let mut analyzer = self
+            .index
+            .tokenizer_for_field(self.text)
+            .map_err(search_err)?;
         let mut words: Vec<String> = Vec::new();
         let mut stream = analyzer.token_stream(text);
         while let Some(t) = stream.next() {
@@ -422,18 +426,31 @@ mod tests {
         assert!(i.search(&q(Some("[a TO z]"), &[])).unwrap().is_empty());
         assert_eq!(i.search(&q(Some("[gamma TO z]"), &[])).unwrap(), vec![2]);
         assert!(i.search(&q(Some("alph*"), &[])).unwrap().is_empty());
-        assert_eq!(i.search(&q(Some("text:alpha"), &[])).unwrap(), Vec::<i64>::new());
+        assert_eq!(
+            i.search(&q(Some("text:alpha"), &[])).unwrap(),
+            Vec::<i64>::new()
+        );
         // More words than allowed: 422 on q.
         let many: Vec<String> = (0..17).map(|n| format!("w{n}")).collect();
         let err = i.search(&q(Some(&many.join(" ")), &[])).unwrap_err();
-        assert!(matches!(err, Error::Validation(ref v) if v[0].field == "q"), "{err}");
+        assert!(
+            matches!(err, Error::Validation(ref v) if v[0].field == "q"),
+            "{err}"
+        );
         // A budget already spent stops the query.
         let past = Instant::now() - Duration::from_millis(1);
-        let err = i.prepare(&q(Some("alpha"), &[])).unwrap().run(Some(past)).unwrap_err();
+        let err = i
+            .prepare(&q(Some("alpha"), &[]))
+            .unwrap()
+            .run(Some(past))
+            .unwrap_err();
         assert!(matches!(err, Error::Unavailable(_)), "{err}");
         let later = Instant::now() + Duration::from_secs(5);
         assert_eq!(
-            i.prepare(&q(Some("alpha"), &[])).unwrap().run(Some(later)).unwrap(),
+            i.prepare(&q(Some("alpha"), &[]))
+                .unwrap()
+                .run(Some(later))
+                .unwrap(),
             vec![1]
         );
     }

@@ -12,8 +12,7 @@ use crate::records::values::{self, Values};
 
 pub use super::collections::{
     CollectionRow, collection_ids, delete_collection, get_collection, list_collections,
-    list_collections_page,
-    save_collection, schema_version,
+    list_collections_page, save_collection, schema_version,
 };
 
 /// Versions of a record kept for history and restore.
