@@ -131,7 +131,13 @@ pub struct MemIndex {
     /// The source's restore generation this index was built from.
     pub generation: u64,
     pub docs: u64,
+    /// Text bytes added since the last commit.
+    uncommitted_bytes: usize,
 }
+
+/// A catch-up commits after this much text, so the work it has queued in
+/// tantivy's indexing thread stays small and a time budget is honoured.
+const COMMIT_EVERY_BYTES: usize = 2 << 20;
 
 impl MemIndex {
     pub fn new() -> Result<Self> {
@@ -156,6 +162,7 @@ impl MemIndex {
             indexed_through: 0,
             generation: 0,
             docs: 0,
+            uncommitted_bytes: 0,
         })
     }
 
@@ -169,6 +176,7 @@ impl MemIndex {
             doc.add_text(self.keyword, k);
         }
         self.writer.add_document(doc).map_err(search_err)?;
+        self.uncommitted_bytes += d.text.len();
         self.indexed_through = self.indexed_through.max(d.id);
         self.docs += 1;
         Ok(())
@@ -181,7 +189,14 @@ impl MemIndex {
         }
     }
 
+    /// True once enough text was added that a catch-up should commit (and
+    /// so wait for tantivy's indexing thread) before going on.
+    pub fn should_commit(&self) -> bool {
+        self.uncommitted_bytes >= COMMIT_EVERY_BYTES
+    }
+
     pub fn commit(&mut self) -> Result<()> {
+        self.uncommitted_bytes = 0;
         self.writer.commit().map_err(search_err)?;
         self.reader.reload().map_err(search_err)?;
         Ok(())
