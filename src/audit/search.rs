@@ -25,7 +25,9 @@ use crate::store::audit::{self as sql, SqlFilter};
 
 pub const MAX_LIMIT: i64 = 200;
 pub const DEFAULT_LIMIT: i64 = 50;
-const CATCH_UP_BATCH: i64 = 5_000;
+/// Entries read per catch-up step: bounded memory, and the time budget is
+/// looked at between entries.
+const CATCH_UP_BATCH: i64 = 256;
 
 /// One entry as people read it: details decrypted.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
@@ -193,6 +195,10 @@ pub fn catch_up(
             break;
         }
         for e in &batch {
+            if budget::past(deadline) {
+                out_of_time = true;
+                break;
+            }
             let d = detail(e, sealer);
             let text = index_text(e, &d);
             let mut kw = keywords(e);
@@ -203,9 +209,12 @@ pub fn catch_up(
                 text: &text,
                 keywords: &kw,
             })?;
+            changed = true;
+            if idx.should_commit() {
+                idx.commit()?;
+            }
         }
-        changed = true;
-        if (batch.len() as i64) < CATCH_UP_BATCH {
+        if out_of_time || (batch.len() as i64) < CATCH_UP_BATCH {
             break;
         }
     }

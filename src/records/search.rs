@@ -14,7 +14,9 @@ use crate::store::records as rstore;
 use crate::store::tenant::TenantDb;
 use crate::store::tenant_settings;
 
-const BATCH: usize = 2_000;
+/// Changes read per catch-up step: bounded memory, and the time budget is
+/// looked at between changes.
+const BATCH: usize = 256;
 
 fn key(db: &TenantDb) -> String {
     format!("records:{}", db.id())
@@ -40,9 +42,15 @@ fn catch_up(db: &TenantDb, idx: &mut MemIndex, deadline: Option<Instant>) -> Res
                 break;
             }
             let changes = rstore::changes_since(conn, sealer, through, BATCH)?;
-            let Some(last) = changes.last() else { break };
-            through = last.1;
-            for (seq, _rev, coll, values) in &changes {
+            if changes.is_empty() {
+                break;
+            }
+            for (seq, rev, coll, values) in &changes {
+                if budget::past(deadline) {
+                    out_of_time = true;
+                    break;
+                }
+                through = *rev;
                 idx.remove(*seq);
                 changed = true;
                 let Some(values) = values else { continue };
@@ -62,8 +70,15 @@ fn catch_up(db: &TenantDb, idx: &mut MemIndex, deadline: Option<Instant>) -> Res
                     text: &text,
                     keywords: &[format!("c:{coll}")],
                 })?;
+                if idx.should_commit() {
+                    idx.indexed_through = through;
+                    idx.commit()?;
+                }
             }
             idx.indexed_through = through;
+            if out_of_time {
+                break;
+            }
         }
         if changed {
             idx.commit()?;

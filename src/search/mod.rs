@@ -135,7 +135,13 @@ pub struct MemIndex {
     /// The source's restore generation this index was built from.
     pub generation: u64,
     pub docs: u64,
+    /// Text bytes added since the last commit.
+    uncommitted_bytes: usize,
 }
+
+/// A catch-up commits after this much text, so the work it has queued in
+/// tantivy's indexing thread stays small and a time budget is honoured.
+const COMMIT_EVERY_BYTES: usize = 2 << 20;
 
 impl MemIndex {
     pub fn new() -> Result<Self> {
@@ -160,6 +166,7 @@ impl MemIndex {
             indexed_through: 0,
             generation: 0,
             docs: 0,
+            uncommitted_bytes: 0,
         })
     }
 
@@ -173,6 +180,7 @@ impl MemIndex {
             doc.add_text(self.keyword, k);
         }
         self.writer.add_document(doc).map_err(search_err)?;
+        self.uncommitted_bytes += d.text.len();
         self.indexed_through = self.indexed_through.max(d.id);
         self.docs += 1;
         Ok(())
@@ -185,7 +193,14 @@ impl MemIndex {
         }
     }
 
+    /// True once enough text was added that a catch-up should commit (and
+    /// so wait for tantivy's indexing thread) before going on.
+    pub fn should_commit(&self) -> bool {
+        self.uncommitted_bytes >= COMMIT_EVERY_BYTES
+    }
+
     pub fn commit(&mut self) -> Result<()> {
+        self.uncommitted_bytes = 0;
         self.writer.commit().map_err(search_err)?;
         self.reader.reload().map_err(search_err)?;
         Ok(())
@@ -447,5 +462,44 @@ mod tests {
         i.remove(3);
         i.commit().unwrap();
         assert_eq!(i.search(&q(Some("invoice"), &[])).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn free_text_is_plain_words_with_a_word_limit_and_a_budget() {
+        let mut i = MemIndex::new().unwrap();
+        add(&mut i, 1, 100, "alpha beta", &[]);
+        add(&mut i, 2, 200, "gamma to z", &[]);
+        i.commit().unwrap();
+        // Range, wildcard and field syntax are words, not operators.
+        assert!(i.search(&q(Some("[a TO z]"), &[])).unwrap().is_empty());
+        assert_eq!(i.search(&q(Some("[gamma TO z]"), &[])).unwrap(), vec![2]);
+        assert!(i.search(&q(Some("alph*"), &[])).unwrap().is_empty());
+        assert_eq!(
+            i.search(&q(Some("text:alpha"), &[])).unwrap(),
+            Vec::<i64>::new()
+        );
+        // More words than allowed: 422 on q.
+        let many: Vec<String> = (0..17).map(|n| format!("w{n}")).collect();
+        let err = i.search(&q(Some(&many.join(" ")), &[])).unwrap_err();
+        assert!(
+            matches!(err, Error::Validation(ref v) if v[0].field == "q"),
+            "{err}"
+        );
+        // A budget already spent stops the query.
+        let past = Instant::now() - Duration::from_millis(1);
+        let err = i
+            .prepare(&q(Some("alpha"), &[]))
+            .unwrap()
+            .run(Some(past))
+            .unwrap_err();
+        assert!(matches!(err, Error::Unavailable(_)), "{err}");
+        let later = Instant::now() + Duration::from_secs(5);
+        assert_eq!(
+            i.prepare(&q(Some("alpha"), &[]))
+                .unwrap()
+                .run(Some(later))
+                .unwrap(),
+            vec![1]
+        );
     }
 }
