@@ -80,20 +80,26 @@ impl PasswordHasher {
                 self.0.fetch_sub(1, Ordering::Relaxed);
             }
         }
-        let before = self.waiting.fetch_add(1, Ordering::Relaxed);
-        let waiting = Waiting(&self.waiting);
         let cap = if priority {
             self.max_waiting
         } else {
-            self.max_waiting / 2
+            (self.max_waiting / 2).max(1)
         };
-        if before >= cap && self.permits.available_permits() == 0 {
+        // Counted in only while below the cap (one atomic step), so a burst
+        // of checks without priority never crowds out those with it.
+        let joined = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < cap).then_some(n + 1)
+            });
+        if joined.is_err() {
             self.shed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(priority, "password queue full; check shed");
             return Err(Error::RateLimited {
                 retry_after_secs: 1,
             });
         }
+        let waiting = Waiting(&self.waiting);
         let closed = |_| Error::Unavailable("password hashing pool closed");
         let gate = if priority {
             None

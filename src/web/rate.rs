@@ -76,7 +76,7 @@ impl Class {
             Class::Public
         } else if sign_in {
             Class::SignIn
-        } else if path.contains("/export") {
+        } else if is_export(method, path) {
             Class::Export
         } else if matches!(*method, Method::GET | Method::HEAD) {
             Class::Read
@@ -98,6 +98,16 @@ impl Class {
     fn index(self) -> usize {
         self as usize
     }
+}
+
+/// Work that streams or builds a whole data set: a path ending in
+/// `/export` (CSV, audit, data subjects, the privacy page's form), an export
+/// download, or starting a workspace export. Polling a job's state is a read.
+fn is_export(method: &Method, path: &str) -> bool {
+    let last = path.rsplit('/').next().unwrap_or("");
+    last == "export"
+        || (last == "download" && path.contains("/exports/"))
+        || (*method == Method::POST && path.ends_with("/exports"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -380,6 +390,19 @@ mod tests {
         assert_eq!(
             Class::of(&get, "/api/v1/workspaces/x/collections/y/export"),
             Some(Class::Export)
+        );
+        assert_eq!(
+            Class::of(&get, "/api/v1/workspaces/x/exports/y/download"),
+            Some(Class::Export)
+        );
+        assert_eq!(
+            Class::of(&post, "/api/v1/workspaces/x/exports"),
+            Some(Class::Export)
+        );
+        assert_eq!(
+            Class::of(&get, "/api/v1/workspaces/x/exports/y"),
+            Some(Class::Read),
+            "polling a job"
         );
         assert_eq!(Class::of(&get, "/api/v1/me"), Some(Class::Read));
         assert_eq!(
