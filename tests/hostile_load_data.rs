@@ -433,6 +433,78 @@ async fn finding6_stalled_csv_exports_hold_no_threads_and_are_capped() {
     w.server.stop();
 }
 
+#[tokio::test]
+async fn finding6_a_reader_that_takes_nothing_is_cut_off_by_the_write_deadline() {
+    let w = workspace(&[
+        ("AURA_DATA_LIMITS__EXPORT_STALL_SECS", "2"),
+        ("AURA_DATA_LIMITS__EXPORT_CONCURRENT_PER_WORKSPACE", "1"),
+    ])
+    .await;
+    let coll = w
+        .collection("Archive", json!([{"name": "Notes", "type": "long_text"}]))
+        .await;
+    let mut csv = String::from("Notes\n");
+    for _ in 0..8_000 {
+        csv.push_str(&random_text(1_000));
+        csv.push('\n');
+    }
+    w.import(&coll, csv).await;
+    let addr = w.server.addr();
+    let path = format!("/api/v1/workspaces/{}/collections/{coll}/export", w.id);
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: aura_session={}\r\n\r\n",
+        w.cookie
+    );
+    stalled.write_all(req.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r =
+        w.c.get(w.api(&format!("/collections/{coll}/export")))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 429, "the workspace's one export slot is taken");
+    drop(r);
+    // After the stall window the export is cut: its slot comes back.
+    let started = Instant::now();
+    loop {
+        let r =
+            w.c.get(w.api(&format!("/collections/{coll}/export")))
+                .send()
+                .await
+                .unwrap();
+        if r.status() == 200 {
+            assert!(r.bytes().await.unwrap().len() > 8_000_000);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never released"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    println!(
+        "finding 6: a stalled export's slot came back after {:?}",
+        started.elapsed()
+    );
+    // And its connection was dropped: reading it now ends well short of the
+    // whole export.
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let end = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match tokio::io::AsyncReadExt::read(&mut stalled, &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the stalled connection was not closed");
+    assert!(got < 8_000_000, "the stalled reader got {got} bytes");
+    w.server.stop();
+}
+
 // ---- finding 7: caps on definitions -------------------------------------------
 
 #[tokio::test]
