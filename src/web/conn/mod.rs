@@ -61,6 +61,9 @@ pub struct ConnLimiter {
     pub max_per_ip: usize,
     pub head_timeout: Duration,
     limits: LimitsConfig,
+    /// `tls.trusted_proxies`: every client behind one arrives from its
+    /// address, so the per-address cap does not apply to it (the total does).
+    trusted: Vec<ipnet::IpNet>,
     table: Mutex<Table>,
     pub refused_total: AtomicU64,
     pub refused_per_ip: AtomicU64,
@@ -101,7 +104,9 @@ impl ConnLimiter {
                 "the descriptor limit lowers the connection cap; raise LimitNOFILE="
             );
         }
-        Self::new(l, max_total)
+        let mut limiter = Self::new(l, max_total);
+        limiter.trusted = cfg.trusted_proxies.clone();
+        limiter
     }
 
     pub fn new(l: &LimitsConfig, max_total: usize) -> Self {
@@ -110,6 +115,7 @@ impl ConnLimiter {
             max_per_ip: l.max_connections_per_ip.min(max_total),
             head_timeout: Duration::from_secs(l.header_read_timeout_secs),
             limits: l.clone(),
+            trusted: Vec::new(),
             table: Mutex::new(Table::default()),
             refused_total: AtomicU64::new(0),
             refused_per_ip: AtomicU64::new(0),
@@ -130,8 +136,9 @@ impl ConnLimiter {
     /// A slot for a connection from `ip`, or `None` (close it at once).
     pub fn admit(&self, ip: IpAddr) -> Option<Arc<ConnShared>> {
         let net = crate::identity::netkey::network(ip, &self.limits);
+        let proxy = self.trusted.iter().any(|n| n.contains(&ip));
         let mut t = self.lock();
-        if t.per_net.get(&net).copied().unwrap_or(0) >= self.max_per_ip {
+        if !proxy && t.per_net.get(&net).copied().unwrap_or(0) >= self.max_per_ip {
             self.refused_per_ip.fetch_add(1, Ordering::Relaxed);
             return None;
         }
@@ -347,6 +354,12 @@ mod tests {
         assert!(lim.admit("192.0.2.9".parse().unwrap()).is_none());
         lim.release(&c1);
         assert!(lim.admit(a).is_some());
+
+        let mut behind_proxy = ConnLimiter::new(&l, 10);
+        behind_proxy.trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        for _ in 0..5 {
+            assert!(behind_proxy.admit("10.1.2.3".parse().unwrap()).is_some());
+        }
     }
 
     #[test]
