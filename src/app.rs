@@ -38,6 +38,8 @@ pub struct AppState {
     pub reloadable: std::sync::RwLock<Reloadable>,
     /// Workspace exports being written or waiting for download.
     pub exports: crate::export::jobs::ExportJobs,
+    /// The public trust page, computed once per control.db change.
+    pub trust: crate::ops::trust::TrustCache,
 }
 
 /// The part of the config that takes effect on SIGHUP.
@@ -124,6 +126,7 @@ impl AppState {
             tls_status: Default::default(),
             metrics: Default::default(),
             reloadable,
+            trust: Default::default(),
         })
     }
 

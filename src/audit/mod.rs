@@ -6,6 +6,7 @@
 //! sealed like every other person-typed value; the chain commits to their
 //! ciphertext's hash.
 
+pub mod anchor;
 pub mod chains;
 pub mod export;
 pub mod search;
@@ -212,7 +213,7 @@ pub enum ChainCheck {
 }
 
 pub fn verify_chain(entries: &[StoredEntry]) -> ChainCheck {
-    let r = verify::verify("", entries, &[], None);
+    let r = verify::check(&verify::Inputs::new("", entries, &[], None));
     match (r.first_bad_seq, r.reason) {
         (Some(seq), reason) => ChainCheck::Broken {
             seq,

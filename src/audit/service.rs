@@ -239,7 +239,14 @@ pub async fn verify_now(
     let now = state.clock.unix();
     let meta = meta.clone();
     tokio::task::spawn_blocking(move || {
-        let report = chains::verify_chain(&st.control, &st.tenants, chain)?;
+        let report = chains::verify_chain(
+            &st.control,
+            &st.tenants,
+            chain,
+            now,
+            chains::max_unsigned_age(st.config.file.audit.checkpoint_interval_secs),
+            &[],
+        )?;
         chains::record_verification(&st.control, &report, now)?;
         st.control.audit_alone(
             now,

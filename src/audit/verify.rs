@@ -1,14 +1,96 @@
-//! Verification of one chain against its signed checkpoints. Detects, with the
-//! first bad sequence number: an edited entry, a deleted one, reordered ones, an
-//! inserted one, and a truncated tail (entries missing after a signed head).
-//! A chain rewritten consistently from some point on is caught at the first
-//! checkpoint it no longer matches.
+//! Verification of one chain against its signed checkpoints: the one
+//! function (`check`) behind `aura audit verify`, the scheduled verification,
+//! restore drills, restores and move-in. Detects, with the first bad sequence
+//! number: an edited entry, a deleted one, reordered ones, an inserted one, a
+//! truncated tail (entries missing after a signed head), a deleted or
+//! reordered checkpoint (checkpoints are chained), entries older than the
+//! allowed unsigned age that no checkpoint covers, a redaction the
+//! anonymising entry does not list (with the workspace key), and an outside
+//! anchor's checkpoint missing from the chain. A chain rewritten consistently
+//! from some point on is caught at the first checkpoint it no longer matches.
 
 use serde::Serialize;
 
 use super::StoredEntry;
 use super::signing::{CheckpointBody, verify_signature};
 use crate::audit::GENESIS;
+use crate::crypto::Sealer;
+
+/// Everything one verification looks at. Only `scope`, `entries`,
+/// `checkpoints` and `public_key` are always known; each optional part adds
+/// its check wherever the caller has it.
+pub struct Inputs<'a> {
+    pub scope: &'a str,
+    pub entries: &'a [StoredEntry],
+    pub checkpoints: &'a [SignedCheckpoint],
+    pub public_key: Option<&'a [u8; 32]>,
+    /// The workspace's key: a replaced entry must be listed by the entry that
+    /// replaced it.
+    pub sealer: Option<&'a Sealer>,
+    /// `(now, max_unsigned_age)`: an entry older than that must be covered
+    /// by a signed checkpoint.
+    pub freshness: Option<(i64, i64)>,
+    /// Checkpoints of this scope kept outside the data dir (a backup
+    /// manifest, an export, /trust.json): each must be in the chain.
+    pub anchors: &'a [SignedCheckpoint],
+}
+
+impl<'a> Inputs<'a> {
+    pub fn new(
+        scope: &'a str,
+        entries: &'a [StoredEntry],
+        checkpoints: &'a [SignedCheckpoint],
+        public_key: Option<&'a [u8; 32]>,
+    ) -> Self {
+        Self {
+            scope,
+            entries,
+            checkpoints,
+            public_key,
+            sealer: None,
+            freshness: None,
+            anchors: &[],
+        }
+    }
+}
+
+/// Verifies one chain with every check its inputs allow.
+pub fn check(i: &Inputs<'_>) -> ChainReport {
+    let mut report = verify(i.scope, i.entries, i.checkpoints, i.public_key, i.freshness);
+    let mut extra: Vec<(i64, String)> = Vec::new();
+    if let Some(sealer) = i.sealer {
+        extra.extend(redactions_unlisted(i.entries, sealer));
+    }
+    for a in i.anchors {
+        let signed = i
+            .public_key
+            .is_some_and(|pk| verify_signature(pk, &a.body, &a.signature));
+        if !signed || a.body.scope != i.scope {
+            extra.push((
+                a.body.seq.max(1),
+                "the outside anchor's checkpoint is not signed by this chain's key".into(),
+            ));
+            continue;
+        }
+        let digest = a.body.digest();
+        if !i.checkpoints.iter().any(|c| c.body.digest() == digest) {
+            extra.push((
+                a.body.seq.max(1),
+                format!(
+                    "the outside anchor's checkpoint at seq {} is missing here: signed checkpoints were deleted",
+                    a.body.seq
+                ),
+            ));
+        }
+    }
+    if let Some((seq, reason)) = extra.into_iter().min_by_key(|(s, _)| *s) {
+        if report.first_bad_seq.is_none_or(|b| seq < b) {
+            report.first_bad_seq = Some(seq);
+            report.reason = Some(reason);
+        }
+    }
+    report
+}
 
 /// The action of the entry that may replace earlier entries' sealed details.
 pub const ANONYMISED: &str = "data_subject.anonymised";
@@ -32,16 +114,18 @@ impl ChainReport {
     }
 }
 
+#[derive(Clone, Debug)]
 pub struct SignedCheckpoint {
     pub body: CheckpointBody,
     pub signature: Vec<u8>,
 }
 
-pub fn verify(
+fn verify(
     scope: &str,
     entries: &[StoredEntry],
     checkpoints: &[SignedCheckpoint],
     public_key: Option<&[u8; 32]>,
+    freshness: Option<(i64, i64)>,
 ) -> ChainReport {
     let mut problems: Vec<(i64, String)> = Vec::new();
 
@@ -57,6 +141,12 @@ pub fn verify(
             ));
         }
     }
+
+    if let Some(p) = checkpoint_chain_problem(&valid) {
+        problems.push(p);
+    }
+    // Checkpoints of an old timeline that a workspace restore replaced.
+    let valid = effective(valid);
 
     // Where the chain may start: seq 1, or right after a signed *retention*
     // checkpoint. Other checkpoints are no anchors: otherwise cutting off the
@@ -129,6 +219,23 @@ pub fn verify(
         }
     }
 
+    // Entries that should have been signed by now but are covered by no
+    // checkpoint: the checkpoints that covered them were deleted.
+    let covered = valid.iter().map(|c| c.seq).max().unwrap_or(0).max(base_seq);
+    if let Some((now, max_age)) = freshness {
+        if let Some(e) = entries
+            .iter()
+            .find(|e| e.seq > covered && e.time < now - max_age)
+        {
+            problems.push((
+                e.seq,
+                format!(
+                    "the entry is older than {max_age} s but no signed checkpoint covers it: checkpoints were deleted, or nothing signed the chain for that long"
+                ),
+            ));
+        }
+    }
+
     let first = problems.into_iter().min_by_key(|(s, _)| *s);
     ChainReport {
         scope: scope.to_owned(),
@@ -168,4 +275,87 @@ fn redaction_problem(
             }
         }
     }
+}
+
+/// The chained checkpoints must run 1, 2, 3... each naming the digest of the
+/// one before (the first names nothing or a checkpoint from before chaining).
+fn checkpoint_chain_problem(valid: &[&CheckpointBody]) -> Option<(i64, String)> {
+    let legacy: Vec<Vec<u8>> = valid
+        .iter()
+        .filter(|c| c.link.is_none())
+        .map(|c| c.digest())
+        .collect();
+    let mut chained: Vec<&CheckpointBody> =
+        valid.iter().copied().filter(|c| c.link.is_some()).collect();
+    chained.sort_by_key(|c| c.link.as_ref().map(|l| l.index));
+    let mut prev: Option<&CheckpointBody> = None;
+    for c in chained {
+        let Some(l) = &c.link else { continue };
+        let linked = match prev.and_then(|p| p.link.as_ref().map(|pl| (p, pl))) {
+            None => l.index == 1 && (l.prev == GENESIS || legacy.contains(&l.prev)),
+            Some((p, pl)) => l.index == pl.index + 1 && l.prev == p.digest(),
+        };
+        if !linked {
+            let at = prev.map(|p| (p.seq + 1).min(c.seq)).unwrap_or(1).max(1);
+            return Some((
+                at,
+                format!(
+                    "the signed checkpoints do not form an unbroken chain before checkpoint #{} (seq {}): a checkpoint was deleted or reordered",
+                    l.index, c.seq
+                ),
+            ));
+        }
+        prev = Some(c);
+    }
+    None
+}
+
+/// Drops checkpoints that a later `restore` checkpoint superseded: those
+/// signed before it (in chain order) at or above its seq, which named entries
+/// of the timeline the restore replaced.
+fn effective(valid: Vec<&CheckpointBody>) -> Vec<&CheckpointBody> {
+    let order = |c: &CheckpointBody| c.link.as_ref().map(|l| l.index).unwrap_or(0);
+    let restores: Vec<(i64, i64)> = valid
+        .iter()
+        .filter(|c| c.reason == "restore")
+        .map(|c| (order(c), c.seq))
+        .collect();
+    valid
+        .into_iter()
+        .filter(|c| {
+            !restores
+                .iter()
+                .any(|(at, seq)| order(c) < *at && c.seq >= *seq)
+        })
+        .collect()
+}
+
+/// With the workspace key, a replaced entry must also be listed by the entry
+/// that replaced it (its sealed `audit_seqs`), so an anonymisation cannot be
+/// borrowed to cover a hand edit of any other entry.
+fn redactions_unlisted(entries: &[StoredEntry], sealer: &Sealer) -> Option<(i64, String)> {
+    let first = entries.first()?.seq;
+    for e in entries {
+        let Some(by) = e.redacted_by else { continue };
+        let listed = usize::try_from(by - first)
+            .ok()
+            .and_then(|i| entries.get(i))
+            .map(|r| super::search::detail(r, sealer))
+            .and_then(|d| {
+                ["after", "before"].iter().find_map(|side| {
+                    d.get(side)
+                        .and_then(|s| s.get("audit_seqs"))
+                        .and_then(|a| a.as_array())
+                        .map(|a| a.iter().any(|v| v.as_i64() == Some(e.seq)))
+                })
+            })
+            .unwrap_or(false);
+        if !listed {
+            return Some((
+                e.seq,
+                format!("the entry's details were replaced, but entry {by} does not list it"),
+            ));
+        }
+    }
+    None
 }

@@ -67,6 +67,11 @@ pub const CONTROL: &[Migration] = &[
         name: "audit_redaction",
         sql: include_str!("migrations/control/0012_audit_redaction.sql"),
     },
+    Migration {
+        version: 13,
+        name: "checkpoint_chain",
+        sql: include_str!("migrations/control/0013_checkpoint_chain.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[
