@@ -44,6 +44,8 @@ pub struct AppState {
     pub conns: Arc<crate::web::conn::ConnLimiter>,
     pub bodies: crate::web::budget::BodyBudget,
     pub rates: crate::web::rate::RateLimiter,
+    /// The public trust page, computed once per control.db change.
+    pub trust: crate::ops::trust::TrustCache,
 }
 
 /// The part of the config that takes effect on SIGHUP.
@@ -139,6 +141,7 @@ impl AppState {
             tls_status: Default::default(),
             metrics: Default::default(),
             reloadable,
+            trust: Default::default(),
         })
     }
 
