@@ -1274,7 +1274,9 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
 /// access to the data dir (but not the master key) can.
 fn rehash_from(db: &rusqlite::Connection, from: i64) {
     use sha2::Digest;
-    let rows: Vec<(i64, Value, Option<Vec<u8>>, Option<Vec<u8>>)> = {
+    /// seq, the canonical fields but the details' digest, detail_ct, detail_digest.
+    type Row = (i64, Value, Option<Vec<u8>>, Option<Vec<u8>>);
+    let rows: Vec<Row> = {
         let mut stmt = db
             .prepare(
                 "SELECT seq, time, actor_type, actor_id, action, target_type, target_id, ip, request_id,
@@ -1533,4 +1535,72 @@ async fn finding_14_deleted_checkpoints_do_not_hide_a_rewritten_chain() {
     );
     assert!(!out.status.success(), "trust anchor:\n{}", text(&out));
     assert!(text(&out).contains("FAIL  platform"), "{}", text(&out));
+}
+
+/// Finding 14, while the server runs: it remembers (in memory) the newest
+/// checkpoint of each chain, so when someone deletes a chain's checkpoints
+/// it refuses to sign a new head over them and records a failed verification,
+/// instead of covering the rewrite at the next tick.
+#[tokio::test]
+async fn finding_14_the_server_does_not_sign_over_deleted_checkpoints() {
+    let s = setup_with(&[("AURA_AUDIT__CHECKPOINT_INTERVAL_SECS", "1")]).await;
+    let control = s.env.data_dir().join("control.db");
+    let checkpoints = || -> i64 {
+        open_db(&control)
+            .query_row(
+                "SELECT count(*) FROM audit_checkpoints WHERE scope = ?1",
+                [&s.ws],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let wait_for = |what: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !what() {
+            assert!(start.elapsed().as_secs() < 30, "timed out");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    assert_eq!(set_retention(&s, 10).await.status(), 200);
+    wait_for(&|| checkpoints() >= 1);
+    assert_eq!(set_retention(&s, 20).await.status(), 200);
+    wait_for(&|| checkpoints() >= 2);
+
+    let db = rusqlite::Connection::open(&control).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute("DELETE FROM audit_checkpoints WHERE scope = ?1", [&s.ws])
+        .unwrap();
+    drop(db);
+    assert_eq!(set_retention(&s, 30).await.status(), 200);
+    // Several ticks later nothing was signed over the deletion...
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        checkpoints(),
+        0,
+        "the server signed over deleted checkpoints"
+    );
+    // ...and the chain shows as failed.
+    let (status, body) = {
+        let r =
+            s.c.get(
+                s.server
+                    .url(&format!("/api/v1/workspaces/{}/audit/status", s.ws)),
+            )
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, 200);
+    assert_eq!(body["last_verification_ok"], false, "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("checkpoints were deleted"),
+        "{body}"
+    );
+    let logs = String::from_utf8_lossy(&s.server.logs()).to_string();
+    assert!(logs.contains("audit chain not signed"), "{logs}");
+    s.server.stop();
 }

@@ -23,6 +23,8 @@ pub struct Restored {
     pub shredded: usize,
 }
 
+// Each argument is a distinct input the operator named on the command line.
+#[allow(clippy::too_many_arguments)]
 pub fn full(
     archive_path: &Path,
     escrow_path: &Path,

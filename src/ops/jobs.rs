@@ -167,10 +167,42 @@ pub fn checkpoint_all(state: &AppState) -> crate::error::Result<String> {
         }
         Ok(n)
     })?;
-    let n = chains::checkpoint_all(&state.control, &state.tenants, "schedule", now)?;
+    let (n, refused) = chains::checkpoint_all_watched(
+        &state.control,
+        &state.tenants,
+        "schedule",
+        now,
+        &state.checkpoint_tips,
+    )?;
+    record_refusals(state, &refused, now)?;
     Ok(format!(
         "{n} checkpoint(s) signed, {purged} expired session(s) purged"
     ))
+}
+
+/// A chain the signer refused is a failed verification: logged, stored (the
+/// audit status and /trust show it) and left unsigned.
+pub fn record_refusals(
+    state: &AppState,
+    refused: &[chains::Refused],
+    now: i64,
+) -> crate::error::Result<()> {
+    for r in refused {
+        tracing::error!(scope = %r.scope, reason = %r.reason, "audit chain not signed");
+        chains::record_verification(
+            &state.control,
+            &crate::audit::verify::ChainReport {
+                scope: r.scope.clone(),
+                entries: 0,
+                head_seq: r.tip_seq,
+                checkpoint_seq: Some(r.tip_seq),
+                first_bad_seq: Some(r.tip_seq + 1),
+                reason: Some(r.reason.clone()),
+            },
+            now,
+        )?;
+    }
+    Ok(())
 }
 
 fn verify_and_prune(state: &AppState) -> crate::error::Result<String> {
