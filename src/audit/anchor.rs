@@ -12,6 +12,8 @@ use super::signing::{ChainLink, CheckpointBody};
 use super::verify::SignedCheckpoint;
 use crate::error::{Error, Result};
 use crate::store::audit as sql;
+use crate::store::control::Control;
+use crate::store::tenant::TenantPool;
 
 /// One signed checkpoint in a portable form (hex for bytes).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -149,6 +151,65 @@ impl Anchor {
         }
         Err(unknown())
     }
+}
+
+/// The scopes an outside anchor names that this appliance has no chain for,
+/// split into (deleted here since, i.e. shredded; missing for no reason).
+pub fn scopes_missing(
+    control: &Control,
+    anchors: &[SignedCheckpoint],
+) -> Result<(Vec<String>, Vec<String>)> {
+    let here: Vec<String> = super::chains::all_chains(control)?
+        .iter()
+        .map(super::chains::Chain::scope)
+        .collect();
+    let shredded = control.db.read(crate::store::lifecycle::shredded_ids)?;
+    let (mut gone, mut missing) = (Vec::new(), Vec::new());
+    for a in anchors {
+        let scope = &a.body.scope;
+        if here.contains(scope) || gone.contains(scope) || missing.contains(scope) {
+            continue;
+        }
+        if shredded.contains(scope) {
+            gone.push(scope.clone());
+        } else {
+            missing.push(scope.clone());
+        }
+    }
+    Ok((gone, missing))
+}
+
+/// Checks every live chain against an outside anchor (the restore drill does
+/// this with the newest backup's manifest). Returns the first problem.
+pub fn check_live_against(
+    control: &Control,
+    pool: &TenantPool,
+    anchor: &Anchor,
+    now: i64,
+    max_unsigned_age: i64,
+) -> Result<Option<String>> {
+    if anchor.key()? != control.signer.public_key() {
+        return Ok(Some(
+            "the anchor is signed by another audit key than this appliance's".into(),
+        ));
+    }
+    let anchors = anchor.signed()?;
+    if let Some(scope) = scopes_missing(control, &anchors)?.1.first() {
+        return Ok(Some(format!(
+            "chain {scope} is in the anchor but missing here"
+        )));
+    }
+    for chain in super::chains::all_chains(control)? {
+        let r = super::chains::verify_chain(control, pool, chain, now, max_unsigned_age, &anchors)?;
+        if let Some(seq) = r.first_bad_seq {
+            return Ok(Some(format!(
+                "{}: first bad seq {seq}: {}",
+                r.scope,
+                r.reason.unwrap_or_default()
+            )));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -141,10 +141,77 @@ pub fn checkpoint_all(
     reason: &str,
     now: i64,
 ) -> Result<usize> {
+    Ok(sign_heads(control, pool, reason, now, None)?.0)
+}
+
+/// The newest checkpoint (by chain index) the running server has seen or
+/// signed for each chain. It lives in memory only, where someone who edits
+/// the data dir cannot reach it: if a chain's newest checkpoint goes
+/// backwards while the server runs, checkpoints were deleted, and the server
+/// must not sign a new head over whatever was rewritten under them.
+#[derive(Debug, Default)]
+pub struct SeenTips(std::sync::Mutex<std::collections::HashMap<String, i64>>);
+
+/// A chain the scheduled signer refused to sign, and why.
+pub struct Refused {
+    pub scope: String,
+    pub tip_seq: i64,
+    pub reason: String,
+}
+
+/// `checkpoint_all` for the running server: refuses to sign a chain whose
+/// newest checkpoint is older than one it saw before.
+pub fn checkpoint_all_watched(
+    control: &Control,
+    pool: &TenantPool,
+    reason: &str,
+    now: i64,
+    seen: &SeenTips,
+) -> Result<(usize, Vec<Refused>)> {
+    sign_heads(control, pool, reason, now, Some(seen))
+}
+
+fn sign_heads(
+    control: &Control,
+    pool: &TenantPool,
+    reason: &str,
+    now: i64,
+    seen: Option<&SeenTips>,
+) -> Result<(usize, Vec<Refused>)> {
     let mut signed = 0;
-    for chain in all_chains(control)? {
+    let mut refused = Vec::new();
+    let chains = all_chains(control)?;
+    let mut known = match seen {
+        Some(s) => {
+            s.0.lock()
+                .map_err(|_| crate::error::Error::internal("checkpoint tips lock poisoned"))?
+                .clone()
+        }
+        None => Default::default(),
+    };
+    let scopes: Vec<String> = chains.iter().map(Chain::scope).collect();
+    known.retain(|scope, _| scopes.contains(scope));
+    for chain in chains {
         let scope = chain.scope();
         let last = control.db.read(|c| sql::latest_checkpoint(c, &scope))?;
+        let tip = last
+            .as_ref()
+            .and_then(|l| l.body.link.as_ref())
+            .map(|l| l.index)
+            .unwrap_or(0);
+        if let Some(&before) = known.get(&scope) {
+            if tip < before {
+                refused.push(Refused {
+                    scope: scope.clone(),
+                    tip_seq: last.as_ref().map(|l| l.body.seq).unwrap_or(0),
+                    reason: format!(
+                        "the chain's newest signed checkpoint went back from #{before} to #{tip} while the server ran: checkpoints were deleted; not signing this chain (run `aura audit verify --anchor` with your newest backup's manifest)"
+                    ),
+                });
+                continue;
+            }
+        }
+        known.insert(scope.clone(), tip);
         let head = match chain {
             Chain::Platform => control.db.read(sql::head)?,
             Chain::Workspace(ws) => open_tenant(control, pool, ws, "audit checkpoint")?
@@ -153,7 +220,7 @@ pub fn checkpoint_all(
         if last.is_some_and(|l| l.body.seq == head.0 && l.body.hash == head.1) {
             continue;
         }
-        match chain {
+        let body = match chain {
             Chain::Platform => checkpoint_platform(control, reason, now)?,
             Chain::Workspace(ws) => checkpoint_workspace(
                 control,
@@ -162,9 +229,23 @@ pub fn checkpoint_all(
                 now,
             )?,
         };
+        if let Some(l) = body.link {
+            known.insert(scope, l.index);
+        }
         signed += 1;
     }
-    Ok(signed)
+    if let Some(s) = seen {
+        let mut map =
+            s.0.lock()
+                .map_err(|_| crate::error::Error::internal("checkpoint tips lock poisoned"))?;
+        // Keep the higher of what another caller stored meanwhile.
+        for (scope, index) in known {
+            let e = map.entry(scope).or_insert(index);
+            *e = (*e).max(index);
+        }
+        map.retain(|scope, _| scopes.contains(scope));
+    }
+    Ok((signed, refused))
 }
 
 /// How old an unsigned entry may be before verification calls it uncovered:
@@ -216,62 +297,6 @@ pub fn verify_chain(
             t.read_blocking(|c, s| run(Entries::Db(c), Some(s)))
         }
     }
-}
-
-/// The scopes an outside anchor names that this appliance has no chain for,
-/// split into (deleted here since, i.e. shredded; missing for no reason).
-pub fn scopes_missing(
-    control: &Control,
-    anchors: &[SignedCheckpoint],
-) -> Result<(Vec<String>, Vec<String>)> {
-    let here: Vec<String> = all_chains(control)?.iter().map(Chain::scope).collect();
-    let shredded = control.db.read(crate::store::lifecycle::shredded_ids)?;
-    let (mut gone, mut missing) = (Vec::new(), Vec::new());
-    for a in anchors {
-        let scope = &a.body.scope;
-        if here.contains(scope) || gone.contains(scope) || missing.contains(scope) {
-            continue;
-        }
-        if shredded.contains(scope) {
-            gone.push(scope.clone());
-        } else {
-            missing.push(scope.clone());
-        }
-    }
-    Ok((gone, missing))
-}
-
-/// Checks every live chain against an outside anchor (the restore drill does
-/// this with the newest backup's manifest). Returns the first problem.
-pub fn check_live_against(
-    control: &Control,
-    pool: &TenantPool,
-    anchor: &super::anchor::Anchor,
-    now: i64,
-    max_unsigned_age: i64,
-) -> Result<Option<String>> {
-    if anchor.key()? != control.signer.public_key() {
-        return Ok(Some(
-            "the anchor is signed by another audit key than this appliance's".into(),
-        ));
-    }
-    let anchors = anchor.signed()?;
-    if let Some(scope) = scopes_missing(control, &anchors)?.1.first() {
-        return Ok(Some(format!(
-            "chain {scope} is in the anchor but missing here"
-        )));
-    }
-    for chain in all_chains(control)? {
-        let r = verify_chain(control, pool, chain, now, max_unsigned_age, &anchors)?;
-        if let Some(seq) = r.first_bad_seq {
-            return Ok(Some(format!(
-                "{}: first bad seq {seq}: {}",
-                r.scope,
-                r.reason.unwrap_or_default()
-            )));
-        }
-    }
-    Ok(None)
 }
 
 pub fn record_verification(control: &Control, report: &ChainReport, now: i64) -> Result<()> {

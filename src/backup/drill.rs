@@ -254,7 +254,7 @@ pub fn run(
         // covered) cannot go unnoticed past the next backup.
         if let Some(anchor) = &manifest.audit_anchor {
             let trust = BackupTrust::live(state);
-            let problem = crate::audit::chains::check_live_against(
+            let problem = crate::audit::anchor::check_live_against(
                 &state.control,
                 &state.tenants,
                 anchor,

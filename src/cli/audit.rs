@@ -95,7 +95,8 @@ pub async fn run(g: &Global, cmd: AuditCommand) -> Result<ExitCode> {
                     }
                     let cps = a.signed()?;
                     if whole {
-                        let (gone, missing) = chains::scopes_missing(&state.control, &cps)?;
+                        let (gone, missing) =
+                            crate::audit::anchor::scopes_missing(&state.control, &cps)?;
                         for scope in gone {
                             println!(
                                 "skip  workspace {scope}: in the anchor, deleted here since (its key destroyed)"

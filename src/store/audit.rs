@@ -401,3 +401,53 @@ pub fn last_seq_before(conn: &Connection, cutoff: i64) -> Result<Option<i64>> {
         |r| r.get(0),
     )?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::migrations::{CONTROL, Migration, apply};
+
+    /// Existing data stays readable: checkpoints signed before control
+    /// migration 13 keep their fields and read back unchained, and the chain
+    /// of checkpoints starts after them.
+    #[test]
+    fn migration_13_keeps_checkpoints_signed_before_it() {
+        let mut c = Connection::open_in_memory().unwrap();
+        let before: Vec<Migration> = CONTROL
+            .iter()
+            .filter(|m| m.version < 13)
+            .map(|m| Migration {
+                version: m.version,
+                name: m.name,
+                sql: m.sql,
+            })
+            .collect();
+        apply(&mut c, &before).unwrap();
+        c.execute(
+            "INSERT INTO audit_checkpoints (scope, seq, hash, time, reason, signature)
+             VALUES ('platform', 3, x'01', 10, 'schedule', x'02')",
+            [],
+        )
+        .unwrap();
+        apply(&mut c, CONTROL).unwrap();
+        let old = latest_checkpoint(&c, "platform").unwrap().unwrap();
+        assert_eq!((old.body.seq, old.body.link.clone()), (3, None));
+        let next = CheckpointBody {
+            scope: "platform".into(),
+            seq: 4,
+            hash: vec![3],
+            time: 11,
+            reason: "backup".into(),
+            link: Some(CheckpointBody::link_after(Some(&old.body))),
+        };
+        let tx = c.transaction().unwrap();
+        insert_checkpoint(&tx, &next, &[4]).unwrap();
+        // A second checkpoint at the same place in the chain is refused.
+        assert!(insert_checkpoint(&tx, &next, &[5]).is_err());
+        tx.commit().unwrap();
+        let tip = latest_checkpoint(&c, "platform").unwrap().unwrap();
+        assert_eq!(tip.body, next);
+        assert_eq!(tip.body.link.map(|l| l.prev), Some(old.body.digest()));
+        assert_eq!(latest_checkpoints(&c).unwrap().len(), 1);
+    }
+}
