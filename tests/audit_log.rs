@@ -1799,6 +1799,24 @@ async fn finding_14_deleted_checkpoints_do_not_hide_a_rewritten_chain() {
         ),
     )
     .unwrap();
+    // A kept audit export is an anchor too.
+    let export = s.env.root().join("kept-export.ndjson");
+    let out = s.env.cli(
+        &[
+            "audit",
+            "export",
+            "--workspace",
+            &s.ws,
+            "--out",
+            export.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let saved_trust = s.env.root().join("trust.json");
     std::fs::write(&saved_trust, serde_json::to_vec(&trust).unwrap()).unwrap();
 
@@ -1893,6 +1911,17 @@ async fn finding_14_deleted_checkpoints_do_not_hide_a_rewritten_chain() {
         "{}",
         text(&out)
     );
+    let out = s.env.cli_at(
+        &copy,
+        &["audit", "verify", "--anchor", export.to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "export anchor:\n{}", text(&out));
+    assert!(text(&out).contains("outside anchor"), "{}", text(&out));
+    let out = s.env.cli(
+        &["audit", "verify", "--anchor", export.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
     // The platform chain against a saved /trust.json: delete its newest
     // checkpoints and the anchor notices.
     let control = rusqlite::Connection::open(copy.join("control.db")).unwrap();
