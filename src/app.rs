@@ -44,6 +44,10 @@ pub struct AppState {
     pub conns: Arc<crate::web::conn::ConnLimiter>,
     pub bodies: crate::web::budget::BodyBudget,
     pub rates: crate::web::rate::RateLimiter,
+    /// The public trust page, computed once per control.db change.
+    pub trust: crate::ops::trust::TrustCache,
+    /// The newest checkpoint of each chain this server has seen (memory only).
+    pub checkpoint_tips: crate::audit::chains::SeenTips,
 }
 
 /// The part of the config that takes effect on SIGHUP.
@@ -139,6 +143,8 @@ impl AppState {
             tls_status: Default::default(),
             metrics: Default::default(),
             reloadable,
+            trust: Default::default(),
+            checkpoint_tips: Default::default(),
         })
     }
 
@@ -190,7 +196,16 @@ pub async fn serve_with<A: poem::listener::Acceptor + 'static>(
     tracing::info!("stopped accepting; signing audit heads and closing databases");
     let st = Arc::clone(&state);
     let signed = tokio::task::spawn_blocking(move || {
-        crate::audit::chains::checkpoint_all(&st.control, &st.tenants, "shutdown", st.clock.unix())
+        let now = st.clock.unix();
+        let (n, refused) = crate::audit::chains::checkpoint_all_watched(
+            &st.control,
+            &st.tenants,
+            "shutdown",
+            now,
+            &st.checkpoint_tips,
+        )?;
+        crate::ops::jobs::record_refusals(&st, &refused, now)?;
+        Ok::<_, Error>(n)
     })
     .await;
     if let Ok(Err(e)) = signed {

@@ -1274,6 +1274,12 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
         // An empty action: the route changes nothing stored (a ceremony that
         // lives in memory until it finishes) and writes no entry.
         let want = if action.is_empty() || refused { 0 } else { 1 };
+        // Link requests answer before the address-dependent work (issue 18,
+        // finding 10), so their entry lands just after the answer.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while count(db, action) < before_action + want && std::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         assert_eq!(
             count(db, action),
             before_action + want,
@@ -1643,4 +1649,368 @@ async fn finding_17_a_role_change_records_the_role_before_and_after() {
     let e = common::mfa::platform_entries(&s.env, "user.disabled");
     assert_eq!(e[0]["before"]["disabled"], false, "{}", e[0]);
     assert_eq!(e[0]["after"]["disabled"], true, "{}", e[0]);
+}
+
+/// Recomputes every hash of a chain from `from` on, as someone with write
+/// access to the data dir (but not the master key) can.
+fn rehash_from(db: &rusqlite::Connection, from: i64) {
+    use sha2::Digest;
+    /// seq, the canonical fields but the details' digest, detail_ct, detail_digest.
+    type Row = (i64, Value, Option<Vec<u8>>, Option<Vec<u8>>);
+    let rows: Vec<Row> = {
+        let mut stmt = db
+            .prepare(
+                "SELECT seq, time, actor_type, actor_id, action, target_type, target_id, ip, request_id,
+                        detail_ct, detail_digest FROM audit_log WHERE seq >= ?1 ORDER BY seq",
+            )
+            .unwrap();
+        stmt.query_map([from], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                json!([
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                ]),
+                r.get(9)?,
+                r.get(10)?,
+            ))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap()
+    };
+    let mut prev: Vec<u8> = db
+        .query_row(
+            "SELECT prev_hash FROM audit_log WHERE seq = ?1",
+            [from],
+            |r| r.get(0),
+        )
+        .unwrap();
+    for (seq, mut canon, ct, digest) in rows {
+        let detail = match (digest, ct) {
+            (Some(d), _) => Some(hex::encode(d)),
+            (None, Some(ct)) => Some(hex::encode(sha2::Sha256::digest(&ct))),
+            (None, None) => None,
+        };
+        canon.as_array_mut().unwrap().push(json!(detail));
+        let mut h = sha2::Sha256::new();
+        h.update(&prev);
+        h.update(serde_json::to_vec(&canon).unwrap());
+        let hash = h.finalize().to_vec();
+        db.execute(
+            "UPDATE audit_log SET prev_hash = ?1, hash = ?2 WHERE seq = ?3",
+            rusqlite::params![prev, hash, seq],
+        )
+        .unwrap();
+        prev = hash;
+    }
+}
+
+/// The manifest inside a backup archive, decrypted as an operator would
+/// (`age -d | zstd -d | tar x manifest.json`).
+fn backup_manifest(archive: &std::path::Path, identity: &age::x25519::Identity) -> Vec<u8> {
+    use std::io::Read;
+    let f = std::fs::File::open(archive).unwrap();
+    let dec = age::Decryptor::new_buffered(std::io::BufReader::new(f)).unwrap();
+    let r = dec
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .unwrap();
+    let mut tar = tar::Archive::new(zstd::Decoder::new(r).unwrap());
+    for e in tar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_string_lossy() == "manifest.json" {
+            let mut out = Vec::new();
+            e.read_to_end(&mut out).unwrap();
+            return out;
+        }
+    }
+    panic!("no manifest.json in {}", archive.display());
+}
+
+/// Finding 14: someone who can write the data dir edits an old entry,
+/// recomputes every later hash and deletes that chain's checkpoints. Inside
+/// the data dir, verify fails once the entries are older than two checkpoint
+/// intervals; against an outside anchor (a backup's manifest, a saved
+/// /trust.json) it fails at once. Deleting one checkpoint in the middle of a
+/// chain of checkpoints is caught too.
+#[tokio::test]
+async fn finding_14_deleted_checkpoints_do_not_hide_a_rewritten_chain() {
+    let s = setup().await;
+    for d in [10, 20, 30] {
+        assert_eq!(set_retention(&s, d).await.status(), 200);
+    }
+    s.server.stop(); // signs every head
+    let server = s.env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "owner@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let r = c
+        .put(server.url(&format!("/api/v1/workspaces/{}/audit/settings", s.ws)))
+        .json(&json!({ "retention_days": 40 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Saved by anyone on the internet: the platform chain's newest checkpoint.
+    let trust: Value = common::get_json(&c, server.url("/trust.json")).await;
+    assert!(
+        trust["audit"]["public_key"]
+            .as_str()
+            .is_some_and(|k| k.len() == 64),
+        "{trust}"
+    );
+    assert_eq!(
+        trust["audit"]["platform_checkpoint"]["scope"], "platform",
+        "{trust}"
+    );
+    server.stop(); // a second checkpoint of the workspace chain
+
+    let id = age::x25519::Identity::generate();
+    let out = s
+        .env
+        .command(&["backup", "run"])
+        .env(
+            "AURA_BACKUP__RECIPIENTS",
+            format!("[\"{}\"]", id.to_public()),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let backup = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let manifest = s.env.root().join("manifest.json");
+    std::fs::write(
+        &manifest,
+        backup_manifest(
+            &s.env
+                .data_dir()
+                .join("backups")
+                .join(format!("{backup}.tar.zst.age")),
+            &id,
+        ),
+    )
+    .unwrap();
+    // A kept audit export is an anchor too.
+    let export = s.env.root().join("kept-export.ndjson");
+    let out = s.env.cli(
+        &[
+            "audit",
+            "export",
+            "--workspace",
+            &s.ws,
+            "--out",
+            export.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved_trust = s.env.root().join("trust.json");
+    std::fs::write(&saved_trust, serde_json::to_vec(&trust).unwrap()).unwrap();
+
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let anchor = manifest.to_str().unwrap();
+    // Untouched, the data dir verifies against both anchors.
+    let out = s.env.cli(&["audit", "verify", "--anchor", anchor], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.env.cli(
+        &["audit", "verify", "--anchor", saved_trust.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Deleting one checkpoint in the middle of the workspace's checkpoints.
+    let copy = s.env.root().join("copy-middle");
+    copy_dir(&s.env.data_dir(), &copy);
+    let control = rusqlite::Connection::open(copy.join("control.db")).unwrap();
+    let n: i64 = control
+        .query_row(
+            "SELECT count(*) FROM audit_checkpoints WHERE scope = ?1",
+            [&s.ws],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(n >= 3, "{n} checkpoints");
+    control
+        .execute(
+            "DELETE FROM audit_checkpoints WHERE id = (SELECT id FROM audit_checkpoints WHERE scope = ?1 ORDER BY id LIMIT 1 OFFSET 1)",
+            [&s.ws],
+        )
+        .unwrap();
+    drop(control);
+    let out = s.env.cli_at(&copy, &["audit", "verify"]);
+    assert!(
+        !out.status.success(),
+        "a deleted checkpoint is caught:\n{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("unbroken chain"), "{}", text(&out));
+
+    // Edit an old entry, recompute every later hash, delete the checkpoints.
+    let copy = s.env.root().join("copy-rewritten");
+    copy_dir(&s.env.data_dir(), &copy);
+    let db = rusqlite::Connection::open(copy.join("tenants").join(&s.ws).join("data.db")).unwrap();
+    db.execute_batch("DROP TRIGGER audit_log_append_only;")
+        .unwrap();
+    db.execute(
+        "UPDATE audit_log SET action = 'audit.nothing_happened' WHERE seq = 2",
+        [],
+    )
+    .unwrap();
+    rehash_from(&db, 2);
+    drop(db);
+    let control = rusqlite::Connection::open(copy.join("control.db")).unwrap();
+    control
+        .execute("DELETE FROM audit_checkpoints WHERE scope = ?1", [&s.ws])
+        .unwrap();
+    drop(control);
+
+    // Two checkpoint intervals (10 minutes) later, from inside the data dir.
+    let out = s
+        .env
+        .command(&["audit", "verify", "--data-dir", copy.to_str().unwrap()])
+        .env("AURA_TEST_CLOCK_OFFSET", "3600")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "uncovered old entries:\n{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains(&format!("FAIL  workspace {}: first bad seq 1", s.ws)),
+        "{}",
+        text(&out)
+    );
+    // At once, against the backup's manifest.
+    let out = s
+        .env
+        .cli_at(&copy, &["audit", "verify", "--anchor", anchor]);
+    assert!(!out.status.success(), "anchor:\n{}", text(&out));
+    assert!(
+        text(&out).contains("outside anchor")
+            && text(&out).contains(&format!("FAIL  workspace {}", s.ws)),
+        "{}",
+        text(&out)
+    );
+    let out = s.env.cli_at(
+        &copy,
+        &["audit", "verify", "--anchor", export.to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "export anchor:\n{}", text(&out));
+    assert!(text(&out).contains("outside anchor"), "{}", text(&out));
+    let out = s.env.cli(
+        &["audit", "verify", "--anchor", export.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // The platform chain against a saved /trust.json: delete its newest
+    // checkpoints and the anchor notices.
+    let control = rusqlite::Connection::open(copy.join("control.db")).unwrap();
+    control
+        .execute("DELETE FROM audit_checkpoints WHERE scope = 'platform'", [])
+        .unwrap();
+    drop(control);
+    let out = s.env.cli_at(
+        &copy,
+        &["audit", "verify", "--anchor", saved_trust.to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "trust anchor:\n{}", text(&out));
+    assert!(text(&out).contains("FAIL  platform"), "{}", text(&out));
+}
+
+/// Finding 14, while the server runs: it remembers (in memory) the newest
+/// checkpoint of each chain, so when someone deletes a chain's checkpoints
+/// it refuses to sign a new head over them and records a failed verification,
+/// instead of covering the rewrite at the next tick.
+#[tokio::test]
+async fn finding_14_the_server_does_not_sign_over_deleted_checkpoints() {
+    let s = setup_with(&[("AURA_AUDIT__CHECKPOINT_INTERVAL_SECS", "1")]).await;
+    let control = s.env.data_dir().join("control.db");
+    let checkpoints = || -> i64 {
+        open_db(&control)
+            .query_row(
+                "SELECT count(*) FROM audit_checkpoints WHERE scope = ?1",
+                [&s.ws],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let wait_for = |what: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !what() {
+            assert!(start.elapsed().as_secs() < 30, "timed out");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    assert_eq!(set_retention(&s, 10).await.status(), 200);
+    wait_for(&|| checkpoints() >= 1);
+    assert_eq!(set_retention(&s, 20).await.status(), 200);
+    wait_for(&|| checkpoints() >= 2);
+
+    let db = rusqlite::Connection::open(&control).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute("DELETE FROM audit_checkpoints WHERE scope = ?1", [&s.ws])
+        .unwrap();
+    drop(db);
+    assert_eq!(set_retention(&s, 30).await.status(), 200);
+    // Several ticks later nothing was signed over the deletion...
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        checkpoints(),
+        0,
+        "the server signed over deleted checkpoints"
+    );
+    // ...and the chain shows as failed.
+    let (status, body) = {
+        let r =
+            s.c.get(
+                s.server
+                    .url(&format!("/api/v1/workspaces/{}/audit/status", s.ws)),
+            )
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, 200);
+    assert_eq!(body["last_verification_ok"], false, "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("checkpoints were deleted"),
+        "{body}"
+    );
+    let logs = String::from_utf8_lossy(&s.server.logs()).to_string();
+    assert!(logs.contains("audit chain not signed"), "{logs}");
+    s.server.stop();
 }

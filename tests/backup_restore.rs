@@ -847,3 +847,61 @@ async fn prune_keeps_the_newest_and_identity_can_come_from_stdin() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Finding 14: the restore drill checks the live chains against the newest
+/// backup's anchor, so checkpoints deleted from control.db after that backup
+/// (to hide a rewrite) fail the drill at once, with step `audit anchor`.
+#[tokio::test]
+async fn finding_14_the_drill_checks_live_chains_against_the_newest_backup() {
+    let env = Env::new();
+    let keys = age_keys(env.root(), "backup-identity");
+    env.create_user("owner@example.com", "Owner");
+    let ws = env.create_workspace("Anchored Ltd", "owner@example.com");
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "owner@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let r = c
+        .put(server.url(&format!("/api/v1/workspaces/{ws}/audit/settings")))
+        .json(&serde_json::json!({ "retention_days": 99 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop();
+    let id = backup_run(&env, &keys);
+    let identity = keys.identity_file.to_str().unwrap();
+    let drill = |env: &Env| {
+        with_recipient(
+            env,
+            &keys,
+            &["backup", "verify", &id, "--identity", identity],
+        )
+    };
+    let out = drill(&env);
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(out.status.success(), "{}", text(&out));
+
+    let control = rusqlite::Connection::open(env.data_dir().join("control.db")).unwrap();
+    control
+        .execute("DELETE FROM audit_checkpoints WHERE scope = ?1", [&ws])
+        .unwrap();
+    drop(control);
+    let out = drill(&env);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("audit anchor step failed") && text(&out).contains(&ws),
+        "{}",
+        text(&out)
+    );
+}

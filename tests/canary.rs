@@ -810,6 +810,14 @@ async fn deletion_and_a_move_leave_no_plaintext() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // `move-out` prints the source's audit key for `move-in --source-key`.
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    let source_key = printed
+        .split("--source-key ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .map(|k| k.trim_matches(|c: char| !c.is_ascii_hexdigit()).to_owned())
+        .unwrap_or_default();
     let out2 = target.cli(
         &[
             "workspace",
@@ -817,6 +825,8 @@ async fn deletion_and_a_move_leave_no_plaintext() {
             bundle.to_str().unwrap(),
             "--identity",
             id_file.to_str().unwrap(),
+            "--source-key",
+            &source_key,
         ],
         None,
     );

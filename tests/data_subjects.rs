@@ -526,3 +526,87 @@ async fn deleting_a_collection_erases_its_values_from_the_audit_and_the_chain_ve
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Finding 13: the restore drill (and a restore) check a chain as strictly
+/// as `aura audit verify`: an entry whose details were replaced under the
+/// cover of a redacting entry that does not list it fails the drill too.
+#[tokio::test]
+async fn finding_13_drill_checks_chains_as_strictly_as_verify() {
+    let w = world().await;
+    let coll = w.collection(guests_schema()).await;
+    w.record(&coll, json!({"Name": NAME, "Email": EMAIL, "Nights": 1}))
+        .await;
+    let r = w
+        .owner
+        .delete(w.url(&format!("/collections/{coll}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    w.server.stop();
+    let db = rusqlite::Connection::open(w.env.tenant_db(&w.ws)).unwrap();
+    let by: i64 = db
+        .query_row(
+            "SELECT seq FROM audit_log WHERE action = 'collection.deleted'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let ct: Vec<u8> = db
+        .query_row("SELECT detail_ct FROM audit_log WHERE seq = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let digest = sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        &ct,
+    ))
+    .to_vec();
+    db.execute(
+        "UPDATE audit_log SET detail_ct = x'00', detail_digest = ?1, redacted_by = ?2 WHERE seq = 2",
+        rusqlite::params![digest, by],
+    )
+    .unwrap();
+    drop(db);
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let out = w.env.cli(&["audit", "verify"], None);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("does not list it"), "{}", text(&out));
+
+    let id = age::x25519::Identity::generate();
+    let identity = w.env.root().join("identity.txt");
+    std::fs::write(
+        &identity,
+        format!(
+            "{}\n",
+            age::secrecy::ExposeSecret::expose_secret(&id.to_string())
+        ),
+    )
+    .unwrap();
+    let recipients = format!("[\"{}\"]", id.to_public());
+    let out = w
+        .env
+        .command(&["backup", "run"])
+        .env("AURA_BACKUP__RECIPIENTS", &recipients)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = w
+        .env
+        .command(&["backup", "verify", "--identity", identity.to_str().unwrap()])
+        .env("AURA_BACKUP__RECIPIENTS", &recipients)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the drill passed a forged redaction:\n{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("does not list it"), "{}", text(&out));
+}

@@ -255,12 +255,15 @@ async fn failed_deliveries_retry_with_backoff_and_can_be_redelivered() {
     // The delivery log in the UI, with its status codes and Redeliver buttons.
     let page = common::get_text(&w.c, w.server.url(&format!("/w/{}/integrations", w.id))).await;
     assert!(page.contains("succeeded") && page.contains("204") && page.contains("Redeliver"));
-    // The receiver's host is listed as a subprocessor.
+    // The receiver's host is shown inside the workspace, never on the
+    // public trust page (finding 11).
     let trust = common::get_json(&w.c, w.server.url("/trust.json")).await;
     assert!(
-        trust["subprocessors"].to_string().contains("127.0.0.1"),
+        !trust["subprocessors"].to_string().contains("127.0.0.1"),
         "{trust}"
     );
+    let home = common::get_text(&w.c, w.server.url(&format!("/w/{}", w.id))).await;
+    assert!(home.contains("127.0.0.1"), "{home}");
     w.server.stop();
 }
 
@@ -554,4 +557,83 @@ async fn inbound_webhooks_check_signature_timestamp_and_replay() {
     assert_eq!(send(format!("{token}x"), "t2").await, 403);
     assert_eq!(send(token.to_owned(), "t1").await, 409);
     w.server.stop();
+}
+
+/// Finding 11: the public trust page lists only the subprocessors the
+/// operator declared (config) and counts, never a workspace's own webhook
+/// receivers; a workspace's members see its receivers inside the workspace.
+#[tokio::test]
+async fn finding_11_trust_page_lists_declared_subprocessors_not_workspace_receivers() {
+    let (base, _seen) = start_receiver(0).await;
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.config_path()).unwrap();
+    let declared =
+        "subprocessors = [{ role = \"transactional email\", host = \"smtp.mailer.example\" }]";
+    let cfg = match cfg.contains("\nsubprocessors = []") {
+        true => cfg.replace("\nsubprocessors = []", &format!("\n{declared}")),
+        false => format!("{cfg}\n[trust]\n{declared}\n"),
+    };
+    std::fs::write(env.config_path(), cfg).unwrap();
+    env.create_user("owner@example.com", "Owner");
+    env.create_user("viewer@example.com", "Viewer");
+    let id = env.create_workspace("Hooks Inc", "owner@example.com");
+    env.add_member(&id, "viewer@example.com", "viewer");
+    let server = env.start_with(LOOPBACK_ALLOWED);
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "owner@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let r = c
+        .post(server.url(&format!("/api/v1/workspaces/{id}/webhooks")))
+        .json(&json!({"url": format!("{base}/hook"), "events": ["record.created"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let anonymous = reqwest::Client::new();
+    let trust: Value = anonymous
+        .get(server.url("/trust.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let subs = trust["subprocessors"].to_string();
+    assert!(subs.contains("smtp.mailer.example"), "{trust}");
+    assert!(subs.contains("transactional email"), "{trust}");
+    assert!(
+        !subs.contains("127.0.0.1"),
+        "a workspace's receiver is public: {trust}"
+    );
+    assert!(!trust.to_string().contains("webhook receiver"), "{trust}");
+    let page = anonymous
+        .get(server.url("/trust"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("smtp.mailer.example"), "{page}");
+    assert!(!page.contains("127.0.0.1"), "{page}");
+
+    // Inside the workspace, its members (a viewer too) see its receivers.
+    let viewer = client(&server);
+    assert_eq!(
+        login(&viewer, &server, "viewer@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let home = common::get_text(&viewer, server.url(&format!("/w/{id}"))).await;
+    assert!(
+        home.contains("id=\"webhook-receivers\"") && home.contains("127.0.0.1"),
+        "{home}"
+    );
+    server.stop();
 }

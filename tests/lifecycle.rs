@@ -464,6 +464,7 @@ async fn a_workspace_moves_between_two_appliances_with_its_data_and_chain() {
         None,
     ));
     assert!(out.contains("read-only"), "{out}");
+    let source_key = printed_source_key(&out);
     // Read-only at the source until the operator confirms.
     let (s, p) = send(
         owner
@@ -487,6 +488,8 @@ async fn a_workspace_moves_between_two_appliances_with_its_data_and_chain() {
             bundle.to_str().unwrap(),
             "--identity",
             other.identity_file.to_str().unwrap(),
+            "--source-key",
+            &source_key,
         ],
         None,
     );
@@ -499,6 +502,8 @@ async fn a_workspace_moves_between_two_appliances_with_its_data_and_chain() {
             bundle.to_str().unwrap(),
             "--identity",
             id,
+            "--source-key",
+            &source_key,
         ],
         None,
     ));
@@ -514,6 +519,8 @@ async fn a_workspace_moves_between_two_appliances_with_its_data_and_chain() {
             bundle.to_str().unwrap(),
             "--identity",
             id,
+            "--source-key",
+            &source_key,
         ],
         None,
     );
@@ -561,4 +568,126 @@ async fn a_workspace_moves_between_two_appliances_with_its_data_and_chain() {
     let scontrol = source.data_dir().join("control.db");
     assert_eq!(actions(&scontrol, "workspace.moved_out"), 1);
     assert_eq!(actions(&scontrol, "workspace.shredded"), 1);
+}
+
+/// The source's audit public key as `move-out` prints it (`--source-key HEX`).
+fn printed_source_key(out: &str) -> String {
+    out.split("--source-key ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|k| k.trim_matches(|c: char| !c.is_ascii_hexdigit()).to_owned())
+        .unwrap_or_else(|| panic!("move-out prints no --source-key:\n{out}"))
+}
+
+/// Finding 12: age does not authenticate the sender, so anyone who knows the
+/// target's recipient can write a bundle. `move-in` trusts only the audit key
+/// the operator names with `--source-key` (printed by `move-out` and by the
+/// source's /trust.json), never the key inside the bundle.
+#[tokio::test]
+async fn finding_12_move_in_trusts_only_the_named_source_key() {
+    let source = Env::new();
+    source.create_user("owner@example.com", "Owner");
+    let ws = source.create_workspace("Real Ltd", "owner@example.com");
+    let attacker = Env::new();
+    attacker.create_user("mallory@example.com", "Mallory");
+    let forged_ws = attacker.create_workspace("Forged Ltd", "mallory@example.com");
+    let target = Env::new();
+    let target_keys = age_keys(target.root(), "target-identity");
+    let id = target_keys.identity_file.to_str().unwrap();
+
+    let move_out = |env: &Env, ws: &str, name: &str| {
+        let bundle = env.root().join(name);
+        let out = ok(&env.cli(
+            &[
+                "workspace",
+                "move-out",
+                ws,
+                "--to-recipient",
+                &target_keys.recipient,
+                "--out",
+                bundle.to_str().unwrap(),
+            ],
+            None,
+        ));
+        (bundle, out)
+    };
+    let (real, real_out) = move_out(&source, &ws, "real.age");
+    let source_key = printed_source_key(&real_out);
+    assert_eq!(source_key.len(), 64, "{real_out}");
+    let (forged, forged_out) = move_out(&attacker, &forged_ws, "forged.age");
+    assert_ne!(printed_source_key(&forged_out), source_key);
+
+    // Without a named source key nothing is imported.
+    let out = target.cli(
+        &[
+            "workspace",
+            "move-in",
+            real.to_str().unwrap(),
+            "--identity",
+            id,
+        ],
+        None,
+    );
+    assert!(!out.status.success(), "move-in without --source-key");
+    // The forged bundle is signed by its own key, not the source's.
+    let out = target.cli(
+        &[
+            "workspace",
+            "move-in",
+            forged.to_str().unwrap(),
+            "--identity",
+            id,
+            "--source-key",
+            &source_key,
+        ],
+        None,
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "a forged bundle was imported:\n{text}"
+    );
+    assert!(text.contains("source key"), "{text}");
+    let tcontrol = target.data_dir().join("control.db");
+    assert_eq!(
+        count(
+            &tcontrol,
+            "SELECT count(*) FROM workspaces WHERE id = ?1",
+            &forged_ws
+        ),
+        0
+    );
+    // A malformed key is a usage error.
+    let out = target.cli(
+        &[
+            "workspace",
+            "move-in",
+            real.to_str().unwrap(),
+            "--identity",
+            id,
+            "--source-key",
+            "not-hex",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    // The real bundle with the real key moves in, and verifies there.
+    let out = ok(&target.cli(
+        &[
+            "workspace",
+            "move-in",
+            real.to_str().unwrap(),
+            "--identity",
+            id,
+            "--source-key",
+            &source_key,
+        ],
+        None,
+    ));
+    assert!(out.contains(&format!("moved in workspace {ws}")), "{out}");
+    ok(&target.cli(&["audit", "verify"], None));
 }

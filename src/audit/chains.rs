@@ -4,10 +4,8 @@
 
 use serde_json::json;
 
-use super::signing::{CheckpointBody, stored_public_key};
-use std::collections::{HashMap, HashSet};
-
-use super::verify::{ChainReport, Verifier};
+use super::signing::CheckpointBody;
+use super::verify::{ChainReport, Entries, Inputs, SignedCheckpoint, check};
 use super::{Actor, NewEntry, RequestMeta};
 use crate::access::Grant;
 use crate::error::Result;
@@ -50,13 +48,30 @@ pub fn open_tenant(
     pool.open(control, &Grant::system(ws, why))
 }
 
-fn sign_and_store(control: &Control, body: CheckpointBody) -> Result<CheckpointBody> {
-    let sig = control.signer.sign(&body);
-    let b = body.clone();
-    control
-        .db
-        .write(|tx| sql::insert_checkpoint(tx, &b, &sig))?;
+/// Signs `body` as the next link of its scope's checkpoint chain. Reading the
+/// chain's tip and inserting happen in one write transaction, so two signers
+/// (the schedule and an export, say) cannot fork the chain.
+fn sign_and_store(control: &Control, mut body: CheckpointBody) -> Result<CheckpointBody> {
+    let signer = control.signer.clone();
+    control.db.write(|tx| {
+        let last = sql::latest_checkpoint(tx, &body.scope)?;
+        body.link = Some(CheckpointBody::link_after(last.as_ref().map(|l| &l.body)));
+        let sig = signer.sign(&body);
+        sql::insert_checkpoint(tx, &body, &sig)
+    })?;
     Ok(body)
+}
+
+/// Signs the head of a workspace chain that was just put back from a backup:
+/// a `restore` checkpoint, which tells verifiers that earlier checkpoints of
+/// the old timeline at or above its seq no longer apply (they stay in the
+/// checkpoint chain, so the chain itself stays whole).
+pub fn checkpoint_restored(
+    control: &Control,
+    tenant: &TenantDb,
+    now: i64,
+) -> Result<CheckpointBody> {
+    checkpoint_workspace(control, tenant, "restore", now)
 }
 
 /// Signs a retention anchor for a chain that starts after seq 1 (a workspace
@@ -77,6 +92,7 @@ pub fn sign_anchor(
             hash,
             time: now,
             reason: "retention".into(),
+            link: None,
         },
     )
 }
@@ -92,6 +108,7 @@ pub fn checkpoint_platform(control: &Control, reason: &str, now: i64) -> Result<
             hash,
             time: now,
             reason: reason.into(),
+            link: None,
         },
     )
 }
@@ -112,6 +129,7 @@ pub fn checkpoint_workspace(
             hash,
             time: now,
             reason: reason.into(),
+            link: None,
         },
     )
 }
@@ -123,10 +141,77 @@ pub fn checkpoint_all(
     reason: &str,
     now: i64,
 ) -> Result<usize> {
+    Ok(sign_heads(control, pool, reason, now, None)?.0)
+}
+
+/// The newest checkpoint (by chain index) the running server has seen or
+/// signed for each chain. It lives in memory only, where someone who edits
+/// the data dir cannot reach it: if a chain's newest checkpoint goes
+/// backwards while the server runs, checkpoints were deleted, and the server
+/// must not sign a new head over whatever was rewritten under them.
+#[derive(Debug, Default)]
+pub struct SeenTips(std::sync::Mutex<std::collections::HashMap<String, i64>>);
+
+/// A chain the scheduled signer refused to sign, and why.
+pub struct Refused {
+    pub scope: String,
+    pub tip_seq: i64,
+    pub reason: String,
+}
+
+/// `checkpoint_all` for the running server: refuses to sign a chain whose
+/// newest checkpoint is older than one it saw before.
+pub fn checkpoint_all_watched(
+    control: &Control,
+    pool: &TenantPool,
+    reason: &str,
+    now: i64,
+    seen: &SeenTips,
+) -> Result<(usize, Vec<Refused>)> {
+    sign_heads(control, pool, reason, now, Some(seen))
+}
+
+fn sign_heads(
+    control: &Control,
+    pool: &TenantPool,
+    reason: &str,
+    now: i64,
+    seen: Option<&SeenTips>,
+) -> Result<(usize, Vec<Refused>)> {
     let mut signed = 0;
-    for chain in all_chains(control)? {
+    let mut refused = Vec::new();
+    let chains = all_chains(control)?;
+    let mut known = match seen {
+        Some(s) => {
+            s.0.lock()
+                .map_err(|_| crate::error::Error::internal("checkpoint tips lock poisoned"))?
+                .clone()
+        }
+        None => Default::default(),
+    };
+    let scopes: Vec<String> = chains.iter().map(Chain::scope).collect();
+    known.retain(|scope, _| scopes.contains(scope));
+    for chain in chains {
         let scope = chain.scope();
         let last = control.db.read(|c| sql::latest_checkpoint(c, &scope))?;
+        let tip = last
+            .as_ref()
+            .and_then(|l| l.body.link.as_ref())
+            .map(|l| l.index)
+            .unwrap_or(0);
+        if let Some(&before) = known.get(&scope) {
+            if tip < before {
+                refused.push(Refused {
+                    scope: scope.clone(),
+                    tip_seq: last.as_ref().map(|l| l.body.seq).unwrap_or(0),
+                    reason: format!(
+                        "the chain's newest signed checkpoint went back from #{before} to #{tip} while the server ran: checkpoints were deleted; not signing this chain (run `aura audit verify --anchor` with your newest backup's manifest)"
+                    ),
+                });
+                continue;
+            }
+        }
+        known.insert(scope.clone(), tip);
         let head = match chain {
             Chain::Platform => control.db.read(sql::head)?,
             Chain::Workspace(ws) => open_tenant(control, pool, ws, "audit checkpoint")?
@@ -135,7 +220,7 @@ pub fn checkpoint_all(
         if last.is_some_and(|l| l.body.seq == head.0 && l.body.hash == head.1) {
             continue;
         }
-        match chain {
+        let body = match chain {
             Chain::Platform => checkpoint_platform(control, reason, now)?,
             Chain::Workspace(ws) => checkpoint_workspace(
                 control,
@@ -144,115 +229,74 @@ pub fn checkpoint_all(
                 now,
             )?,
         };
+        if let Some(l) = body.link {
+            known.insert(scope, l.index);
+        }
         signed += 1;
     }
-    Ok(signed)
+    if let Some(s) = seen {
+        let mut map =
+            s.0.lock()
+                .map_err(|_| crate::error::Error::internal("checkpoint tips lock poisoned"))?;
+        // Keep the higher of what another caller stored meanwhile.
+        for (scope, index) in known {
+            let e = map.entry(scope).or_insert(index);
+            *e = (*e).max(index);
+        }
+        map.retain(|scope, _| scopes.contains(scope));
+    }
+    Ok((signed, refused))
 }
 
-/// Entries read per page while verifying: memory stays at one page however
-/// long the chain is.
-const VERIFY_PAGE: i64 = 128;
+/// How old an unsigned entry may be before verification calls it uncovered:
+/// two checkpoint intervals.
+pub fn max_unsigned_age(checkpoint_interval_secs: u64) -> i64 {
+    i64::try_from(checkpoint_interval_secs)
+        .unwrap_or(i64::MAX / 4)
+        .saturating_mul(2)
+}
 
-/// Verifies one chain, streaming it page by page (keyset by seq) inside one
-/// read snapshot, so a concurrent append or retention cannot tear it.
-pub fn verify_chain(control: &Control, pool: &TenantPool, chain: Chain) -> Result<ChainReport> {
+/// Verifies one live chain with every check: entries, the checkpoint chain,
+/// coverage of entries older than `max_unsigned_age` at `now`, redactions
+/// (with the workspace key), and `anchors` kept outside the data dir. The
+/// public key is the one derived from the sealed signing key, so a public
+/// key swapped in control.db does not vouch for forged checkpoints. The
+/// chain is streamed page by page inside one read snapshot (so a concurrent
+/// append or retention cannot tear it), never held whole in memory.
+pub fn verify_chain(
+    control: &Control,
+    pool: &TenantPool,
+    chain: Chain,
+    now: i64,
+    max_unsigned_age: i64,
+    anchors: &[SignedCheckpoint],
+) -> Result<ChainReport> {
     let scope = chain.scope();
-    let (checkpoints, pk) = control
-        .db
-        .read(|c| Ok((sql::checkpoints(c, &scope)?, stored_public_key(c)?)))?;
-    let mut v = Verifier::new(&scope, &checkpoints, pk.as_ref());
-    let mut unlisted = None;
+    let checkpoints = control.db.read(|c| sql::checkpoints(c, &scope))?;
+    let pk = control.signer.public_key();
+    let anchors: Vec<SignedCheckpoint> = anchors
+        .iter()
+        .filter(|a| a.body.scope == scope)
+        .cloned()
+        .collect();
+    let run = |entries: Entries<'_>, sealer: Option<&crate::crypto::Sealer>| {
+        check(&Inputs {
+            scope: &scope,
+            entries,
+            checkpoints: &checkpoints,
+            public_key: Some(&pk),
+            sealer,
+            freshness: Some((now, max_unsigned_age)),
+            anchors: &anchors,
+        })
+    };
     match chain {
-        Chain::Platform => control
-            .db
-            .read(|c| sql::in_snapshot(c, || walk(c, None, &mut v, &mut unlisted)))?,
+        Chain::Platform => control.db.read(|c| run(Entries::Db(c), None)),
         Chain::Workspace(ws) => {
             let t = open_tenant(control, pool, ws, "audit verification")?;
-            t.read_blocking(|c, s| {
-                sql::in_snapshot(c, || walk(c, Some(s), &mut v, &mut unlisted))
-            })?;
+            t.read_blocking(|c, s| run(Entries::Db(c), Some(s)))
         }
     }
-    let mut report = v.finish();
-    if let (true, Some((seq, reason))) = (report.ok(), unlisted) {
-        report.first_bad_seq = Some(seq);
-        report.reason = Some(reason);
-    }
-    Ok(report)
-}
-
-/// Verifies the chain in `conn` (a restored copy, say) without the
-/// workspace key, streaming it like `verify_chain`.
-pub fn verify_conn(
-    conn: &rusqlite::Connection,
-    scope: &str,
-    checkpoints: &[super::verify::SignedCheckpoint],
-    public_key: Option<&[u8; 32]>,
-) -> Result<ChainReport> {
-    let mut v = Verifier::new(scope, checkpoints, public_key);
-    sql::in_snapshot(conn, || walk(conn, None, &mut v, &mut None))?;
-    Ok(v.finish())
-}
-
-/// Feeds every entry to the verifier. With the workspace key, a replaced
-/// entry must also be listed by the entry that replaced it (its sealed
-/// `audit_seqs`), so an anonymisation cannot be borrowed to cover a hand edit
-/// of any other entry; the first that is not lands in `unlisted`.
-fn walk(
-    c: &rusqlite::Connection,
-    sealer: Option<&crate::crypto::Sealer>,
-    v: &mut Verifier,
-    unlisted: &mut Option<(i64, String)>,
-) -> Result<()> {
-    // The lists of the few replacing entries met lately, by their seq.
-    let mut lists: HashMap<i64, HashSet<i64>> = HashMap::new();
-    let mut after = 0;
-    loop {
-        let page = sql::entries_after(c, after, VERIFY_PAGE)?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for e in &page {
-            v.feed(e, &mut |seq| {
-                sql::entry(c, seq).ok().flatten().map(|r| r.action)
-            });
-            let (Some(sealer), Some(by), None) = (sealer, e.redacted_by, &unlisted) else {
-                continue;
-            };
-            if !lists.contains_key(&by) {
-                if lists.len() >= 64 {
-                    lists.clear();
-                }
-                let listed = sql::entry(c, by)?
-                    .map(|r| listed_seqs(&r, sealer))
-                    .unwrap_or_default();
-                lists.insert(by, listed);
-            }
-            if !lists.get(&by).is_some_and(|l| l.contains(&e.seq)) {
-                *unlisted = Some((
-                    e.seq,
-                    format!("the entry's details were replaced, but entry {by} does not list it"),
-                ));
-            }
-        }
-        if (page.len() as i64) < VERIFY_PAGE {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// The seqs a replacing entry lists in its sealed `audit_seqs`.
-fn listed_seqs(r: &super::StoredEntry, sealer: &crate::crypto::Sealer) -> HashSet<i64> {
-    let d = super::search::detail(r, sealer);
-    ["after", "before"]
-        .iter()
-        .filter_map(|side| {
-            d.get(side)
-                .and_then(|s| s.get("audit_seqs"))
-                .and_then(|a| a.as_array())
-        })
-        .flat_map(|a| a.iter().filter_map(|v| v.as_i64()))
-        .collect()
 }
 
 pub fn record_verification(control: &Control, report: &ChainReport, now: i64) -> Result<()> {
@@ -295,6 +339,7 @@ pub fn apply_retention(
                     hash,
                     time: now,
                     reason: "retention".into(),
+                    link: None,
                 },
             )?;
             let keys = control.keys.clone();
@@ -310,6 +355,9 @@ pub fn apply_retention(
                 )?;
                 Ok(n)
             })?;
+            // The retention record is signed at once, so the chain's head is
+            // never left uncovered.
+            checkpoint_platform(control, "schedule", now)?;
             Ok(Some((k, removed)))
         }
         Chain::Workspace(ws) => {
@@ -337,6 +385,7 @@ pub fn apply_retention(
                     hash,
                     time: now,
                     reason: "retention".into(),
+                    link: None,
                 },
             )?;
             let removed = tenant.write_blocking(|t| {
@@ -348,6 +397,7 @@ pub fn apply_retention(
                 )?;
                 Ok(n)
             })?;
+            checkpoint_workspace(control, &tenant, "schedule", now)?;
             Ok(Some((k, removed)))
         }
     }

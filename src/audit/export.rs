@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::search::{EntryView, view_in};
-use super::signing::{CheckpointBody, verify_signature};
+use super::signing::{ChainLink, CheckpointBody, verify_signature};
 use super::{GENESIS, StoredEntry};
 use crate::crypto::Sealer;
 use crate::error::{Error, Result};
@@ -60,6 +60,13 @@ pub struct CheckpointLine {
     pub hash: String,
     pub time: i64,
     pub reason: String,
+    /// The checkpoint's place in its chain of checkpoints (absent on
+    /// checkpoints signed before they were chained): with it, this line is an
+    /// outside anchor for `aura audit verify --anchor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
     pub signature: String,
     pub public_key: String,
     /// True when filters were applied: entries then need not be contiguous.
@@ -80,6 +87,8 @@ impl CheckpointLine {
             hash: hex::encode(&body.hash),
             time: body.time,
             reason: body.reason.clone(),
+            index: body.link.as_ref().map(|l| l.index),
+            prev: body.link.as_ref().map(|l| hex::encode(&l.prev)),
             signature: hex::encode(signature),
             public_key: hex::encode(public_key),
             filtered,
@@ -278,6 +287,13 @@ pub fn verify_ndjson(text: &str, trusted_key: Option<&[u8; 32]>) -> Result<Expor
         hash: hex::decode(&cp.hash).map_err(|_| bad("checkpoint hash is malformed".into()))?,
         time: cp.time,
         reason: cp.reason.clone(),
+        link: match (cp.index, &cp.prev) {
+            (Some(index), Some(prev)) => Some(ChainLink {
+                index,
+                prev: hex::decode(prev).map_err(|_| bad("checkpoint prev is malformed".into()))?,
+            }),
+            _ => None,
+        },
     };
     let sig = hex::decode(&cp.signature).map_err(|_| bad("signature is malformed".into()))?;
     if !verify_signature(&pk, &body, &sig) {

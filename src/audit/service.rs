@@ -326,7 +326,14 @@ pub async fn verify_now(
     let meta = meta.clone();
     // The bulk pool: few at once, a short queue, 429 beyond (finding 4).
     state.bounds.bulk.run(move || {
-        let report = chains::verify_chain(&st.control, &st.tenants, chain)?;
+        let report = chains::verify_chain(
+            &st.control,
+            &st.tenants,
+            chain,
+            now,
+            chains::max_unsigned_age(st.config.file.audit.checkpoint_interval_secs),
+            &[],
+        )?;
         chains::record_verification(&st.control, &report, now)?;
         st.control.audit_alone(
             now,

@@ -1,10 +1,16 @@
 //! The appliance's Ed25519 audit key. Its secret half is sealed under the
 //! platform data key in control.db; its public half is stored in the clear and
 //! shipped with every export, so anyone can check a checkpoint offline.
+//!
+//! Checkpoints of one scope form their own chain: each (v2) checkpoint signs
+//! its place in that chain and the SHA-256 of the previous one's message, so a
+//! deleted or reordered checkpoint breaks the chain. Checkpoints signed before
+//! the chain existed (v1, no link) still verify with their original message.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use rusqlite::{Connection, Transaction};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::crypto::Sealer;
 use crate::error::Result;
@@ -32,20 +38,64 @@ pub struct CheckpointBody {
     pub hash: Vec<u8>,
     pub time: i64,
     pub reason: String,
+    /// Where this checkpoint sits in its scope's checkpoint chain; `None` on
+    /// checkpoints signed before checkpoints were chained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<ChainLink>,
+}
+
+/// A checkpoint's place in its scope's checkpoint chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChainLink {
+    /// 1 for the first chained checkpoint of the scope, then +1 each.
+    pub index: i64,
+    /// `digest()` of the previous checkpoint (32 zero bytes for the first).
+    #[serde(with = "hex::serde")]
+    pub prev: Vec<u8>,
 }
 
 impl CheckpointBody {
     /// The signed message: a versioned JSON array in a fixed order.
     pub fn message(&self) -> Vec<u8> {
-        serde_json::to_vec(&(
-            "aura-audit-checkpoint-v1",
-            &self.scope,
-            self.seq,
-            hex::encode(&self.hash),
-            self.time,
-            &self.reason,
-        ))
+        match &self.link {
+            None => serde_json::to_vec(&(
+                "aura-audit-checkpoint-v1",
+                &self.scope,
+                self.seq,
+                hex::encode(&self.hash),
+                self.time,
+                &self.reason,
+            )),
+            Some(l) => serde_json::to_vec(&(
+                "aura-audit-checkpoint-v2",
+                &self.scope,
+                self.seq,
+                hex::encode(&self.hash),
+                self.time,
+                &self.reason,
+                l.index,
+                hex::encode(&l.prev),
+            )),
+        }
         .unwrap_or_default()
+    }
+
+    /// What the next checkpoint of the chain names as its predecessor.
+    pub fn digest(&self) -> Vec<u8> {
+        Sha256::digest(self.message()).to_vec()
+    }
+
+    /// The link a checkpoint signed after `last` (the scope's newest) carries.
+    pub fn link_after(last: Option<&CheckpointBody>) -> ChainLink {
+        ChainLink {
+            index: last
+                .and_then(|l| l.link.as_ref())
+                .map(|l| l.index + 1)
+                .unwrap_or(1),
+            prev: last
+                .map(CheckpointBody::digest)
+                .unwrap_or_else(|| crate::audit::GENESIS.to_vec()),
+        }
     }
 }
 
@@ -96,6 +146,10 @@ mod tests {
             hash: vec![1; 32],
             time: 100,
             reason: "schedule".into(),
+            link: Some(ChainLink {
+                index: 2,
+                prev: vec![3; 32],
+            }),
         };
         let sig = signer.sign(&body);
         let pk = signer.public_key();
@@ -115,6 +169,24 @@ mod tests {
             },
             CheckpointBody {
                 time: 101,
+                ..body.clone()
+            },
+            CheckpointBody {
+                link: Some(ChainLink {
+                    index: 1,
+                    prev: vec![3; 32],
+                }),
+                ..body.clone()
+            },
+            CheckpointBody {
+                link: Some(ChainLink {
+                    index: 2,
+                    prev: vec![4; 32],
+                }),
+                ..body.clone()
+            },
+            CheckpointBody {
+                link: None,
                 ..body.clone()
             },
         ] {

@@ -1,19 +1,125 @@
-//! Verification of one chain against its signed checkpoints. Detects, with the
-//! first bad sequence number: an edited entry, a deleted one, reordered ones, an
-//! inserted one, and a truncated tail (entries missing after a signed head).
-//! A chain rewritten consistently from some point on is caught at the first
-//! checkpoint it no longer matches.
+//! Verification of one chain against its signed checkpoints: the one
+//! function (`check`) behind `aura audit verify`, the scheduled verification,
+//! restore drills, restores and move-in. Detects, with the first bad sequence
+//! number: an edited entry, a deleted one, reordered ones, an inserted one, a
+//! truncated tail (entries missing after a signed head), a deleted or
+//! reordered checkpoint (checkpoints are chained), entries older than the
+//! allowed unsigned age that no checkpoint covers, a redaction the
+//! anonymising entry does not list (with the workspace key), and an outside
+//! anchor's checkpoint missing from the chain. A chain rewritten consistently
+//! from some point on is caught at the first checkpoint it no longer matches.
+//!
+//! It streams: a `Verifier` is fed the chain entry by entry, oldest first
+//! (read from the database in keyset pages inside one read snapshot), and
+//! holds only the previous hash, the signed checkpoints and a few redaction
+//! lists, so memory stays flat however long the chain is (issue 27,
+//! finding 4). The checks that look at checkpoints alone live in
+//! `verify_checkpoints`.
 
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::Connection;
 use serde::Serialize;
 
 use super::StoredEntry;
 use super::signing::{CheckpointBody, verify_signature};
+use super::verify_checkpoints::{anchor_problems, checkpoint_chain_problem, effective};
 use crate::audit::GENESIS;
+use crate::crypto::Sealer;
+use crate::error::Result;
+use crate::store::audit as sql;
 
 /// The action of the entry that may replace earlier entries' sealed details.
 pub const ANONYMISED: &str = "data_subject.anonymised";
 /// Deleting a collection removes its records' values from their entries.
 pub const COLLECTION_DELETED: &str = "collection.deleted";
+
+/// Entries read per page while verifying: memory stays at one page however
+/// long the chain is.
+const VERIFY_PAGE: i64 = 128;
+
+/// Replacing entries whose sealed lists are kept at once (a cache: the
+/// entries they replaced usually come close together).
+const LISTS_KEPT: usize = 64;
+
+/// Where a chain's entries come from.
+#[derive(Clone, Copy)]
+pub enum Entries<'a> {
+    /// The `audit_log` table of this connection (a live database, a restored
+    /// copy, a moved-in bundle), streamed page by page in one read snapshot.
+    /// The connection must not be inside a transaction already.
+    Db(&'a Connection),
+    /// A chain held in memory (unit tests, quick checks of small chains).
+    Slice(&'a [StoredEntry]),
+}
+
+/// Everything one verification looks at. Only `scope`, `entries`,
+/// `checkpoints` and `public_key` are always known; each optional part adds
+/// its check wherever the caller has it.
+pub struct Inputs<'a> {
+    pub scope: &'a str,
+    pub entries: Entries<'a>,
+    pub checkpoints: &'a [SignedCheckpoint],
+    pub public_key: Option<&'a [u8; 32]>,
+    /// The workspace's key: a replaced entry must be listed by the entry that
+    /// replaced it.
+    pub sealer: Option<&'a Sealer>,
+    /// `(now, max_unsigned_age)`: an entry older than that must be covered
+    /// by a signed checkpoint.
+    pub freshness: Option<(i64, i64)>,
+    /// Checkpoints of this scope kept outside the data dir (a backup
+    /// manifest, an export, /trust.json): each must be in the chain.
+    pub anchors: &'a [SignedCheckpoint],
+}
+
+impl<'a> Inputs<'a> {
+    pub fn new(
+        scope: &'a str,
+        entries: Entries<'a>,
+        checkpoints: &'a [SignedCheckpoint],
+        public_key: Option<&'a [u8; 32]>,
+    ) -> Self {
+        Self {
+            scope,
+            entries,
+            checkpoints,
+            public_key,
+            sealer: None,
+            freshness: None,
+            anchors: &[],
+        }
+    }
+}
+
+/// Verifies one chain with every check its inputs allow. Errors only when
+/// the database cannot be read; a broken chain is a report, not an error.
+pub fn check(i: &Inputs<'_>) -> Result<ChainReport> {
+    let mut v = Verifier::new(i);
+    match i.entries {
+        Entries::Slice(entries) => {
+            for e in entries {
+                v.feed(e, &mut |seq| {
+                    Ok(entries.iter().find(|r| r.seq == seq).cloned())
+                })?;
+            }
+        }
+        Entries::Db(c) => sql::in_snapshot(c, || {
+            let mut after = 0;
+            loop {
+                let page = sql::entries_after(c, after, VERIFY_PAGE)?;
+                for e in &page {
+                    v.feed(e, &mut |seq| sql::entry(c, seq))?;
+                }
+                match page.last() {
+                    Some(last) if page.len() as i64 == VERIFY_PAGE => after = last.seq,
+                    _ => break,
+                }
+            }
+            Ok(())
+        })?,
+    }
+    Ok(v.finish())
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ChainReport {
@@ -32,42 +138,43 @@ impl ChainReport {
     }
 }
 
+#[derive(Clone, Debug)]
 pub struct SignedCheckpoint {
     pub body: CheckpointBody,
     pub signature: Vec<u8>,
 }
 
-/// Verifies a whole chain held in memory (tests and small chains); the
-/// server streams it through `Verifier` instead.
-pub fn verify(
-    scope: &str,
-    entries: &[StoredEntry],
-    checkpoints: &[SignedCheckpoint],
-    public_key: Option<&[u8; 32]>,
-) -> ChainReport {
-    let mut v = Verifier::new(scope, checkpoints, public_key);
-    for e in entries {
-        v.feed(e, &mut |seq| {
-            entries
-                .iter()
-                .find(|r| r.seq == seq)
-                .map(|r| r.action.clone())
-        });
-    }
-    v.finish()
-}
+/// Finds an entry of the chain by seq (the one that replaced another's
+/// details), in the same snapshot the chain is read from.
+type Lookup<'l> = dyn FnMut(i64) -> Result<Option<StoredEntry>> + 'l;
 
-/// Checks a chain entry by entry, oldest first, holding only the previous
-/// hash and the signed checkpoints: memory stays flat however long the
-/// chain is (issue 27, finding 4).
-pub struct Verifier {
+/// Checks a chain entry by entry, oldest first. Holds the effective signed
+/// checkpoints, the previous hash and at most `LISTS_KEPT` redaction lists.
+struct Verifier<'a> {
     scope: String,
+    sealer: Option<&'a Sealer>,
+    freshness: Option<(i64, i64)>,
+    /// Problems of the chain and its checkpoints, in the order found.
     problems: Vec<(i64, String)>,
-    /// Valid signed checkpoints.
+    /// Problems only the optional inputs find: on the same seq, the chain's
+    /// own problem is named first.
+    anchor_problems: Vec<(i64, String)>,
+    /// Valid signed checkpoints still in force (see `effective`).
     valid: Vec<CheckpointBody>,
-    /// Checkpoint seqs met while feeding, with whether the hash matched.
-    met: std::collections::HashMap<i64, bool>,
+    /// Indexes into `valid` by seq, and whether each matched its entry.
+    at_seq: HashMap<i64, Vec<usize>>,
+    matched: Vec<Option<bool>>,
+    /// The sealed lists of the replacing entries met lately, by their seq.
+    lists: HashMap<i64, HashSet<i64>>,
+    /// The first entry replaced without being listed (with the key).
+    unlisted: Option<(i64, String)>,
+    /// The first entry older than the allowed unsigned age and uncovered.
+    stale: Option<(i64, String)>,
+    /// Set by the first entry: the chain starts after this seq.
     base_seq: Option<i64>,
+    /// The newest checkpointed seq (or the base): entries above it are
+    /// unsigned.
+    covered: i64,
     prev: Vec<u8>,
     next_expected: i64,
     /// The link check stopped at its first problem.
@@ -76,18 +183,16 @@ pub struct Verifier {
     head_seq: Option<i64>,
 }
 
-impl Verifier {
-    pub fn new(
-        scope: &str,
-        checkpoints: &[SignedCheckpoint],
-        public_key: Option<&[u8; 32]>,
-    ) -> Self {
+impl<'a> Verifier<'a> {
+    fn new(i: &Inputs<'a>) -> Self {
         let mut problems = Vec::new();
-        let mut valid = Vec::new();
-        for cp in checkpoints {
-            let ok = public_key.is_some_and(|pk| verify_signature(pk, &cp.body, &cp.signature));
-            if ok && cp.body.scope == scope {
-                valid.push(cp.body.clone());
+        let mut valid: Vec<&CheckpointBody> = Vec::new();
+        for cp in i.checkpoints {
+            let ok = i
+                .public_key
+                .is_some_and(|pk| verify_signature(pk, &cp.body, &cp.signature));
+            if ok && cp.body.scope == i.scope {
+                valid.push(&cp.body);
             } else {
                 problems.push((
                     cp.body.seq.max(1),
@@ -95,12 +200,29 @@ impl Verifier {
                 ));
             }
         }
+        if let Some(p) = checkpoint_chain_problem(&valid) {
+            problems.push(p);
+        }
+        // Checkpoints of an old timeline that a workspace restore replaced.
+        let valid: Vec<CheckpointBody> = effective(valid).into_iter().cloned().collect();
+        let mut at_seq: HashMap<i64, Vec<usize>> = HashMap::new();
+        for (n, c) in valid.iter().enumerate() {
+            at_seq.entry(c.seq).or_default().push(n);
+        }
         Self {
-            scope: scope.to_owned(),
+            scope: i.scope.to_owned(),
+            sealer: i.sealer,
+            freshness: i.freshness,
             problems,
+            anchor_problems: anchor_problems(i.scope, i.checkpoints, i.anchors, i.public_key),
+            matched: vec![None; valid.len()],
             valid,
-            met: Default::default(),
+            at_seq,
+            lists: HashMap::new(),
+            unlisted: None,
+            stale: None,
             base_seq: None,
+            covered: 0,
             prev: Vec::new(),
             next_expected: 0,
             broken: false,
@@ -137,25 +259,59 @@ impl Verifier {
             (0, GENESIS.to_vec())
         };
         self.base_seq = Some(base_seq);
+        self.covered = self
+            .valid
+            .iter()
+            .map(|c| c.seq)
+            .max()
+            .unwrap_or(0)
+            .max(base_seq);
         self.prev = base_hash;
         self.next_expected = base_seq + 1;
     }
 
-    /// Feeds the next entry. `action_of` finds a later entry's action by seq
-    /// (the anonymisation that replaced this entry's details).
-    pub fn feed(&mut self, e: &StoredEntry, action_of: &mut dyn FnMut(i64) -> Option<String>) {
+    /// Feeds the next entry; `lookup` finds a later entry by seq.
+    fn feed(&mut self, e: &StoredEntry, lookup: &mut Lookup<'_>) -> Result<()> {
         if self.base_seq.is_none() {
             self.start(e);
         }
         self.count += 1;
         self.head_seq = Some(e.seq);
-        if let Some(cp) = self.valid.iter().find(|c| c.seq == e.seq) {
-            let ok = cp.hash == e.hash;
-            self.met.insert(e.seq, ok);
+        if let Some(ns) = self.at_seq.get(&e.seq) {
+            for n in ns {
+                if let (Some(m), Some(c)) = (self.matched.get_mut(*n), self.valid.get(*n)) {
+                    *m = Some(c.hash == e.hash);
+                }
+            }
         }
-        if self.broken {
-            return;
+        if !self.broken {
+            self.link(e, lookup)?;
         }
+        // Entries that should have been signed by now but are covered by no
+        // checkpoint: the checkpoints that covered them were deleted.
+        if let (None, Some((now, max_age))) = (&self.stale, self.freshness) {
+            if e.seq > self.covered && e.time < now - max_age {
+                self.stale = Some((
+                    e.seq,
+                    format!(
+                        "the entry is older than {max_age} s but no signed checkpoint covers it: checkpoints were deleted, or nothing signed the chain for that long"
+                    ),
+                ));
+            }
+        }
+        if let (None, Some(sealer), Some(by)) = (&self.unlisted, self.sealer, e.redacted_by) {
+            if !self.listed(by, e.seq, sealer, lookup)? {
+                self.unlisted = Some((
+                    e.seq,
+                    format!("the entry's details were replaced, but entry {by} does not list it"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The hash link from the previous entry, and the redaction rule.
+    fn link(&mut self, e: &StoredEntry, lookup: &mut Lookup<'_>) -> Result<()> {
         let expected = self.next_expected;
         self.next_expected += 1;
         let problem = if e.seq != expected {
@@ -165,7 +321,7 @@ impl Verifier {
         } else if e.compute_hash(&self.prev) != e.hash {
             Some((e.seq, "entry content does not match its hash"))
         } else {
-            redaction_problem(e, action_of).map(|p| (e.seq, p))
+            redaction_problem(e, lookup)?.map(|p| (e.seq, p))
         };
         match problem {
             Some((seq, why)) => {
@@ -174,33 +330,63 @@ impl Verifier {
             }
             None => self.prev = e.hash.clone(),
         }
+        Ok(())
     }
 
-    pub fn finish(mut self) -> ChainReport {
+    /// With the workspace key, a replaced entry must also be listed by the
+    /// entry that replaced it (its sealed `audit_seqs`), so an anonymisation
+    /// cannot be borrowed to cover a hand edit of any other entry.
+    fn listed(
+        &mut self,
+        by: i64,
+        seq: i64,
+        sealer: &Sealer,
+        lookup: &mut Lookup<'_>,
+    ) -> Result<bool> {
+        if !self.lists.contains_key(&by) {
+            if self.lists.len() >= LISTS_KEPT {
+                self.lists.clear();
+            }
+            let listed = lookup(by)?
+                .map(|r| listed_seqs(&r, sealer))
+                .unwrap_or_default();
+            self.lists.insert(by, listed);
+        }
+        Ok(self.lists.get(&by).is_some_and(|l| l.contains(&seq)))
+    }
+
+    fn finish(mut self) -> ChainReport {
         let base_seq = self.base_seq.unwrap_or(0);
         let head_seq = self.head_seq.unwrap_or(base_seq);
-        for cp in &self.valid {
-            if cp.seq <= base_seq {
+        for (c, matched) in self.valid.iter().zip(&self.matched) {
+            if c.seq <= base_seq {
                 continue;
             }
-            if cp.seq > head_seq {
+            if c.seq > head_seq {
                 self.problems.push((
                     head_seq + 1,
-                    format!("the chain ends at seq {head_seq} but a signed checkpoint covers seq {}: entries were cut off", cp.seq),
+                    format!("the chain ends at seq {head_seq} but a signed checkpoint covers seq {}: entries were cut off", c.seq),
                 ));
                 continue;
             }
-            match self.met.get(&cp.seq) {
+            match matched {
                 Some(true) => {}
                 Some(false) => self
                     .problems
-                    .push((cp.seq, "entry does not match the signed checkpoint".into())),
+                    .push((c.seq, "entry does not match the signed checkpoint".into())),
                 None => self
                     .problems
-                    .push((cp.seq, "entry under a signed checkpoint is missing".into())),
+                    .push((c.seq, "entry under a signed checkpoint is missing".into())),
             }
         }
-        let first = self.problems.into_iter().min_by_key(|(s, _)| *s);
+        // The first problem by seq; on a tie, the one listed first.
+        let first = self
+            .problems
+            .into_iter()
+            .chain(self.stale)
+            .chain(self.unlisted)
+            .chain(self.anchor_problems)
+            .min_by_key(|(s, _)| *s);
         ChainReport {
             scope: self.scope,
             entries: self.count,
@@ -214,23 +400,260 @@ impl Verifier {
 
 /// An entry with replaced details must name a later `data_subject.anonymised`
 /// entry of the same chain, and only such an entry carries a stored digest.
-fn redaction_problem(
-    e: &StoredEntry,
-    action_of: &mut dyn FnMut(i64) -> Option<String>,
-) -> Option<&'static str> {
-    match (e.redacted_by, &e.detail_digest) {
+fn redaction_problem(e: &StoredEntry, lookup: &mut Lookup<'_>) -> Result<Option<&'static str>> {
+    Ok(match (e.redacted_by, &e.detail_digest) {
         (None, None) => None,
         (None, Some(_)) | (Some(_), None) => {
             Some("the entry's details were replaced outside an anonymisation")
         }
         (Some(by), Some(_)) => {
-            let action = (by > e.seq).then(|| action_of(by)).flatten();
-            match action {
-                Some(a) if [ANONYMISED, COLLECTION_DELETED].contains(&a.as_str()) => None,
+            let redactor = if by > e.seq { lookup(by)? } else { None };
+            match redactor {
+                Some(r) if [ANONYMISED, COLLECTION_DELETED].contains(&r.action.as_str()) => None,
                 _ => Some(
                     "the entry's details were replaced, but no later anonymisation entry covers it",
                 ),
             }
         }
+    })
+}
+
+/// The seqs a replacing entry lists in its sealed `audit_seqs`.
+fn listed_seqs(r: &StoredEntry, sealer: &Sealer) -> HashSet<i64> {
+    let d = super::search::detail(r, sealer);
+    ["after", "before"]
+        .iter()
+        .filter_map(|side| {
+            d.get(side)
+                .and_then(|s| s.get("audit_seqs"))
+                .and_then(|a| a.as_array())
+        })
+        .flat_map(|a| a.iter().filter_map(|v| v.as_i64()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use ed25519_dalek::{Signer, SigningKey};
+
+    use super::*;
+    use crate::audit::signing::ChainLink;
+    use crate::audit::{Actor, NewEntry, RequestMeta};
+    use crate::crypto::DataKey;
+
+    /// A workspace chain of `n` entries in a fresh in-memory database.
+    fn chain_of(n: i64) -> (Connection, Sealer) {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::store::migrations::apply(&mut conn, crate::store::migrations::TENANT).unwrap();
+        let sealer = Sealer::new("ws1", &[DataKey::generate(1)]).unwrap();
+        let meta = RequestMeta::default();
+        let tx = conn.transaction().unwrap();
+        for i in 0..n {
+            sql::append(
+                &tx,
+                &sealer,
+                1_000 + i,
+                &NewEntry::new(Actor::System, "test.entry", &meta).after(json!({ "i": i })),
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        (conn, sealer)
+    }
+
+    #[test]
+    fn a_chain_streamed_in_pages_verifies_like_one_in_memory() {
+        let n = 2 * VERIFY_PAGE + 44;
+        let (conn, sealer) = chain_of(n);
+        let entries = sql::all_entries(&conn).unwrap();
+        let streamed = check(&Inputs {
+            sealer: Some(&sealer),
+            ..Inputs::new("ws1", Entries::Db(&conn), &[], None)
+        })
+        .unwrap();
+        let in_memory = check(&Inputs::new("ws1", Entries::Slice(&entries), &[], None)).unwrap();
+        assert!(streamed.ok(), "{streamed:?}");
+        assert_eq!(streamed, in_memory);
+        assert_eq!(streamed.entries, n as u64);
+        assert_eq!(streamed.head_seq, n);
+
+        // An edit on the last page is found at its seq, and the snapshot
+        // read was ended (the connection takes writes again).
+        conn.execute_batch(&format!(
+            "DROP TRIGGER audit_log_append_only;
+             UPDATE audit_log SET action = 'audit.nothing_happened' WHERE seq = {};",
+            n - 3
+        ))
+        .unwrap();
+        let r = check(&Inputs::new("ws1", Entries::Db(&conn), &[], None)).unwrap();
+        assert_eq!(r.first_bad_seq, Some(n - 3), "{r:?}");
+        assert_eq!(r.entries, n as u64);
+    }
+
+    #[test]
+    fn freshness_names_the_first_old_entry_no_checkpoint_covers() {
+        let (conn, _) = chain_of(VERIFY_PAGE + 10);
+        let at = |now| {
+            check(&Inputs {
+                freshness: Some((now, 600)),
+                ..Inputs::new("ws1", Entries::Db(&conn), &[], None)
+            })
+            .unwrap()
+        };
+        // Entry i was written at 1_000 + i - 1; nothing is signed.
+        assert!(at(1_000 + 500).ok());
+        let r = at(1_000 + 600 + 20);
+        assert_eq!(r.first_bad_seq, Some(1), "{r:?}");
+        assert!(
+            r.reason
+                .unwrap_or_default()
+                .contains("no signed checkpoint covers it")
+        );
+    }
+
+    fn chain(actions: &[&str], time: i64) -> Vec<StoredEntry> {
+        let mut prev = GENESIS.to_vec();
+        let mut out = Vec::new();
+        for (i, a) in actions.iter().enumerate() {
+            let mut e = StoredEntry {
+                seq: i as i64 + 1,
+                time,
+                actor_type: "system".into(),
+                actor_id: None,
+                action: (*a).into(),
+                target_type: None,
+                target_id: None,
+                ip: None,
+                request_id: None,
+                detail_ct: None,
+                detail_digest: None,
+                redacted_by: None,
+                prev_hash: prev.clone(),
+                hash: Vec::new(),
+            };
+            e.hash = e.compute_hash(&prev);
+            prev = e.hash.clone();
+            out.push(e);
+        }
+        out
+    }
+
+    struct Signer2 {
+        key: SigningKey,
+        last: Option<CheckpointBody>,
+    }
+
+    impl Signer2 {
+        fn sign(&mut self, e: &StoredEntry, reason: &str, chained: bool) -> SignedCheckpoint {
+            let body = CheckpointBody {
+                scope: "ws".into(),
+                seq: e.seq,
+                hash: e.hash.clone(),
+                time: e.time,
+                reason: reason.into(),
+                link: chained.then(|| CheckpointBody::link_after(self.last.as_ref())),
+            };
+            self.last = Some(body.clone());
+            SignedCheckpoint {
+                signature: self.key.sign(&body.message()).to_bytes().to_vec(),
+                body,
+            }
+        }
+    }
+
+    fn run(entries: &[StoredEntry], cps: &[SignedCheckpoint], pk: &[u8; 32]) -> ChainReport {
+        check(&Inputs {
+            freshness: Some((1_000, 600)),
+            ..Inputs::new("ws", Entries::Slice(entries), cps, Some(pk))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn checkpoints_from_before_the_chain_still_verify_and_anchor_it() {
+        let mut s = Signer2 {
+            key: SigningKey::generate(&mut rand::rngs::OsRng),
+            last: None,
+        };
+        let pk = s.key.verifying_key().to_bytes();
+        let e = chain(&["a", "b", "c", "d", "e"], 900);
+        let cps = vec![
+            s.sign(&e[1], "schedule", false),
+            s.sign(&e[3], "schedule", true),
+            s.sign(&e[4], "schedule", true),
+        ];
+        assert_eq!(cps[1].body.link.as_ref().map(|l| l.index), Some(1));
+        assert!(run(&e, &cps, &pk).ok());
+        for gone in 0..2 {
+            let mut fewer = cps.clone();
+            fewer.remove(gone);
+            let r = run(&e, &fewer, &pk);
+            assert!(
+                r.reason.unwrap_or_default().contains("unbroken chain"),
+                "deleting checkpoint {gone}"
+            );
+        }
+        // Reordered: swapping two chained checkpoints' places breaks their
+        // signatures, since the index is signed.
+        let mut swapped = cps.clone();
+        let (a, b) = (swapped[1].body.link.clone(), swapped[2].body.link.clone());
+        swapped[1].body.link = b;
+        swapped[2].body.link = a;
+        assert!(!run(&e, &swapped, &pk).ok());
+        // The first chained checkpoint may not invent a predecessor.
+        let mut forged = cps.clone();
+        forged[1].body.link = Some(ChainLink {
+            index: 1,
+            prev: vec![9; 32],
+        });
+        assert!(!run(&e, &forged, &pk).ok());
+    }
+
+    #[test]
+    fn entries_older_than_the_allowed_age_must_be_signed() {
+        let mut s = Signer2 {
+            key: SigningKey::generate(&mut rand::rngs::OsRng),
+            last: None,
+        };
+        let pk = s.key.verifying_key().to_bytes();
+        let old = chain(&["a", "b", "c"], 100);
+        let r = run(&old, &[], &pk);
+        assert_eq!(r.first_bad_seq, Some(1), "{r:?}");
+        let cps = vec![s.sign(&old[1], "schedule", true)];
+        assert_eq!(run(&old, &cps, &pk).first_bad_seq, Some(3));
+        let young = chain(&["a", "b", "c"], 950);
+        assert!(run(&young, &[], &pk).ok());
+    }
+
+    #[test]
+    fn a_restore_checkpoint_supersedes_the_replaced_timeline() {
+        let mut s = Signer2 {
+            key: SigningKey::generate(&mut rand::rngs::OsRng),
+            last: None,
+        };
+        let pk = s.key.verifying_key().to_bytes();
+        let before = chain(&["a", "b", "c", "d", "e"], 900);
+        let mut cps = vec![
+            s.sign(&before[1], "schedule", true),
+            s.sign(&before[4], "schedule", true),
+        ];
+        // Put back to seq 3 from a backup, then the restore entry at 4.
+        let after = chain(&["a", "b", "c", "backup.restored"], 900);
+        let mut manual = cps.clone();
+        let mut s2 = Signer2 {
+            key: SigningKey::from_bytes(&s.key.to_bytes()),
+            last: s.last.clone(),
+        };
+        manual.push(s2.sign(&after[3], "manual", true));
+        assert!(
+            !run(&after, &manual, &pk).ok(),
+            "old checkpoints still apply"
+        );
+        cps.push(s.sign(&after[3], "restore", true));
+        let r = run(&after, &cps, &pk);
+        assert!(r.ok(), "{r:?}");
+        assert_eq!(r.checkpoint_seq, Some(4));
     }
 }

@@ -109,9 +109,17 @@ pub fn run(state: &AppState, progress: &dyn Fn(&str)) -> Result<RunSummary> {
     let scratch = cfg.data_dir.join("backups").join(format!(".work-{id}"));
     crate::store::create_private_dir(&scratch)?;
     let result = (|| {
+        // Every chain's head is signed first, so the manifest's anchor names
+        // the newest entries the archive holds.
+        progress("sign the audit chains' heads");
+        crate::audit::chains::checkpoint_all(&state.control, &state.tenants, "backup", now)?;
         progress("snapshot control.db");
         let control_copy = scratch.join("control.db");
         state.control.db.read(|c| vacuum_into(c, &control_copy))?;
+        let audit_anchor = crate::audit::anchor::Anchor::current(
+            &Connection::open_with_flags(&control_copy, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+            &state.control.signer.public_key(),
+        )?;
         // The wrapped workspace keys leave the archive; they go to the escrow.
         let escrow = super::escrow::current(&state.control, now)?;
         {
@@ -160,6 +168,7 @@ pub fn run(state: &AppState, progress: &dyn Fn(&str)) -> Result<RunSummary> {
             residency: cfg.file.residency.clone(),
             workspaces,
             files,
+            audit_anchor: Some(audit_anchor),
         };
         progress("compress and encrypt");
         let manifest_bytes = serde_json::to_vec_pretty(&manifest)?;

@@ -14,6 +14,7 @@ use super::target::LocalTarget;
 use super::{Manifest, ManifestWorkspace};
 use crate::app::AppState;
 use crate::audit::signing::stored_public_key;
+use crate::audit::verify::{Entries, Inputs, SignedCheckpoint, check};
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::{MasterKey, Sealer, Slot};
 use crate::error::{Error, Result};
@@ -37,12 +38,35 @@ fn ro(path: &Path) -> Result<Connection> {
     )?)
 }
 
-/// Checks an unpacked backup in `dir`; returns the failed step and why.
+/// What a check of an unpacked backup trusts beyond the archive itself.
+pub struct BackupTrust {
+    /// The appliance's audit key, when known (the drill and a one-workspace
+    /// restore run on the live appliance); else the key stored in the backup.
+    pub public_key: Option<[u8; 32]>,
+    /// Two checkpoint intervals: older entries must be signed.
+    pub max_unsigned_age: i64,
+}
+
+impl BackupTrust {
+    pub fn live(state: &AppState) -> Self {
+        Self {
+            public_key: Some(state.control.signer.public_key()),
+            max_unsigned_age: crate::audit::chains::max_unsigned_age(
+                state.config.file.audit.checkpoint_interval_secs,
+            ),
+        }
+    }
+}
+
+/// Checks an unpacked backup in `dir` with the same chain verification as
+/// `aura audit verify` (`audit::verify::check`), plus the manifest's anchor;
+/// returns the failed step and why.
 pub fn check_unpacked(
     dir: &Path,
     manifest: &Manifest,
     escrow: &Escrow,
     master: &MasterKey,
+    trust: &BackupTrust,
 ) -> std::result::Result<(), (String, String)> {
     let step = |s: &str, e: Error| (s.to_owned(), e.to_string());
     for f in &manifest.files {
@@ -63,11 +87,46 @@ pub fn check_unpacked(
         }
     }
     let control = ro(&dir.join("control.db")).map_err(|e| step("audit chains", e))?;
-    let pk = stored_public_key(&control).map_err(|e| step("audit chains", e))?;
-    let chain = |scope: &str, db: &Connection| -> std::result::Result<(), (String, String)> {
+    let stored = stored_public_key(&control).map_err(|e| step("audit chains", e))?;
+    let pk = trust.public_key.or(stored);
+    let (anchors, freshness) = match &manifest.audit_anchor {
+        Some(a) => {
+            let key = a.key().map_err(|e| step("audit chains", e))?;
+            if Some(key) != pk {
+                return Err((
+                    "audit chains".into(),
+                    "the manifest's audit anchor is signed by another key than the appliance's"
+                        .into(),
+                ));
+            }
+            (
+                a.signed().map_err(|e| step("audit chains", e))?,
+                Some((manifest.created_at, trust.max_unsigned_age)),
+            )
+        }
+        // Backups taken before manifests carried an anchor.
+        None => (Vec::new(), None),
+    };
+    let chain = |scope: &str,
+                 db: &Connection,
+                 sealer: Option<&Sealer>|
+     -> std::result::Result<(), (String, String)> {
         let cps = sql::checkpoints(&control, scope).map_err(|e| step("audit chains", e))?;
-        let r = crate::audit::chains::verify_conn(db, scope, &cps, pk.as_ref())
-            .map_err(|e| step("audit chains", e))?;
+        let mine: Vec<SignedCheckpoint> = anchors
+            .iter()
+            .filter(|a| a.body.scope == scope)
+            .cloned()
+            .collect();
+        let r = check(&Inputs {
+            scope,
+            entries: Entries::Db(db),
+            checkpoints: &cps,
+            public_key: pk.as_ref(),
+            sealer,
+            freshness,
+            anchors: &mine,
+        })
+        .map_err(|e| step("audit chains", e))?;
         match r.first_bad_seq {
             None => Ok(()),
             Some(seq) => Err((
@@ -79,17 +138,17 @@ pub fn check_unpacked(
             )),
         }
     };
-    chain("platform", &control)?;
+    chain("platform", &control, None)?;
     for ManifestWorkspace { id, .. } in &manifest.workspaces {
         let db = ro(&dir.join("tenants").join(id).join("data.db"))
             .map_err(|e| step("audit chains", e))?;
-        chain(id, &db)?;
         // A workspace shredded since this backup: its key is gone on purpose,
-        // so its rows cannot be opened; its chain above still verifies.
+        // so its rows cannot be opened; its chain still verifies (without
+        // the checks that need its key).
         if escrow.shredded.contains(id) && !escrow.keys.iter().any(|k| &k.workspace == id) {
+            chain(id, &db, None)?;
             continue;
         }
-        // One sealed row per workspace, opened with the escrowed key.
         let keys = escrow
             .keys
             .iter()
@@ -107,6 +166,8 @@ pub fn check_unpacked(
             ));
         }
         let sealer = Sealer::new(id.clone(), &keys).map_err(|e| step("sealed rows", e))?;
+        chain(id, &db, Some(&sealer))?;
+        // One sealed row per workspace, opened with the escrowed key.
         if let Some(e) = sql::entries_after(&db, 0, 1)
             .map_err(|e| step("sealed rows", e))?
             .first()
@@ -181,7 +242,30 @@ pub fn run(
             .map_err(|e| ("decrypt and unpack".to_owned(), e.to_string()))?;
         let escrow = archive::read_escrow(&target.escrow_path(), identity)
             .map_err(|e| ("key escrow".to_owned(), e.to_string()))?;
-        check_unpacked(&scratch, &manifest, &escrow, &state.control.master)?;
+        check_unpacked(
+            &scratch,
+            &manifest,
+            &escrow,
+            &state.control.master,
+            &BackupTrust::live(state),
+        )?;
+        // The live chains against the backup's copy of their newest
+        // checkpoints: deleting checkpoints here (and rewriting what they
+        // covered) cannot go unnoticed past the next backup.
+        if let Some(anchor) = &manifest.audit_anchor {
+            let trust = BackupTrust::live(state);
+            let problem = crate::audit::anchor::check_live_against(
+                &state.control,
+                &state.tenants,
+                anchor,
+                state.clock.unix(),
+                trust.max_unsigned_age,
+            )
+            .map_err(|e| ("audit anchor".to_owned(), e.to_string()))?;
+            if let Some(p) = problem {
+                return Err(("audit anchor".into(), format!("the live {p}")));
+            }
+        }
         Ok(manifest.workspaces.len())
     })();
     let _ = std::fs::remove_dir_all(&scratch);

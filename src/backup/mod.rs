@@ -51,6 +51,11 @@ pub struct Manifest {
     pub residency: String,
     pub workspaces: Vec<ManifestWorkspace>,
     pub files: Vec<FileEntry>,
+    /// The newest signed checkpoint of every chain in this backup, with the
+    /// appliance's audit public key: an outside copy for `aura audit verify
+    /// --anchor manifest.json` and for the drill. Absent in older backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_anchor: Option<crate::audit::anchor::Anchor>,
 }
 
 /// The age recipients to encrypt to: the configured ones, or in dev mode the

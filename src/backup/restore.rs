@@ -9,7 +9,7 @@ use rusqlite::params;
 use serde_json::json;
 
 use super::archive;
-use super::drill::check_unpacked;
+use super::drill::{BackupTrust, check_unpacked};
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
@@ -23,6 +23,8 @@ pub struct Restored {
     pub shredded: usize,
 }
 
+// Each argument is a distinct input the operator named on the command line.
+#[allow(clippy::too_many_arguments)]
 pub fn full(
     archive_path: &Path,
     escrow_path: &Path,
@@ -31,6 +33,7 @@ pub fn full(
     to: &Path,
     master: MasterKey,
     opts: DbOptions,
+    trust: &BackupTrust,
 ) -> Result<Restored> {
     if to.exists() && std::fs::read_dir(to)?.next().is_some() {
         return Err(Error::Usage(format!(
@@ -40,7 +43,7 @@ pub fn full(
     }
     let manifest = archive::unpack(archive_path, identity, to, Some(id))?;
     let escrow = archive::read_escrow(escrow_path, identity)?;
-    if let Err((step, why)) = check_unpacked(to, &manifest, &escrow, &master) {
+    if let Err((step, why)) = check_unpacked(to, &manifest, &escrow, &master, trust) {
         return Err(Error::Usage(format!(
             "backup {id} failed the {step} check: {why}; nothing was started"
         )));
@@ -139,9 +142,13 @@ pub fn workspace(
                 "workspace {ws} was deleted and its key destroyed: backup {id} can no longer restore it"
             )));
         }
-        if let Err((step, why)) =
-            check_unpacked(&scratch, &manifest, &escrow, &state.control.master)
-        {
+        if let Err((step, why)) = check_unpacked(
+            &scratch,
+            &manifest,
+            &escrow,
+            &state.control.master,
+            &BackupTrust::live(state),
+        ) {
             return Err(Error::Usage(format!(
                 "backup {id} failed the {step} check: {why}; nothing was changed"
             )));
@@ -158,15 +165,10 @@ pub fn workspace(
         let now = state.clock.unix();
         let (head, hash) = tenant.read_blocking(|c, _| crate::store::audit::head(c))?;
         let meta = RequestMeta::cli();
-        // The chain now ends where the backup ended: drop checkpoints that no
-        // longer match, sign the new head, and say so in both chains.
-        state.control.db.write(|tx| {
-            tx.execute(
-                "DELETE FROM audit_checkpoints WHERE scope = ?1 AND seq >= ?2",
-                rusqlite::params![ws.to_string(), head],
-            )?;
-            Ok(())
-        })?;
+        // The chain now ends where the backup ended. Its checkpoints stay (they
+        // form a chain of their own, and outside anchors name them); the
+        // `restore` checkpoint signed below tells verifiers that those of the
+        // old timeline at or after its seq no longer apply.
         tenant.write_blocking(|t| {
             t.audit(
                 now,
@@ -175,7 +177,7 @@ pub fn workspace(
                     .after(json!({ "scope": "workspace", "previous_head": head, "previous_hash": hex::encode(&hash) })),
             )
         })?;
-        crate::audit::chains::checkpoint_workspace(&state.control, &tenant, "manual", now)?;
+        crate::audit::chains::checkpoint_restored(&state.control, &tenant, now)?;
         state.control.audit_alone(
             now,
             &NewEntry::new(Actor::Operator, "backup.restored", &meta)

@@ -9,6 +9,7 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Global, load_config, open_state};
+use crate::audit::anchor::Anchor;
 use crate::audit::chains::{self, Chain};
 use crate::audit::export::{self, Format};
 use crate::audit::service;
@@ -22,6 +23,11 @@ pub enum AuditCommand {
     Verify {
         #[arg(long)]
         workspace: Option<String>,
+        /// Also check the chains against checkpoints kept outside the data
+        /// dir: a backup's manifest.json, an audit export (NDJSON, or a CSV
+        /// export's .checkpoint.json) or a saved /trust.json.
+        #[arg(long)]
+        anchor: Option<PathBuf>,
     },
     /// Export a chain (the platform's unless --workspace) as NDJSON or CSV.
     Export {
@@ -65,14 +71,56 @@ pub async fn run(g: &Global, cmd: AuditCommand) -> Result<ExitCode> {
     let state = open_state(g, load_config(g)?, false)?;
     let now = state.clock.unix();
     match cmd {
-        AuditCommand::Verify { workspace } => {
+        AuditCommand::Verify { workspace, anchor } => {
+            let whole = workspace.is_none();
             let chains = match parse_chain(workspace)? {
                 Some(c) => vec![c],
                 None => chains::all_chains(&state.control)?,
             };
+            let max_age =
+                chains::max_unsigned_age(state.config.file.audit.checkpoint_interval_secs);
             let mut failed = 0;
+            let anchors = match &anchor {
+                None => Vec::new(),
+                Some(path) => {
+                    let a = read_anchor(path)?;
+                    if a.key()? != state.control.signer.public_key() {
+                        println!(
+                            "FAIL  anchor {}: signed by audit key {}, but this appliance's key is {}: the anchor is from another appliance, or this appliance's key was replaced",
+                            path.display(),
+                            a.public_key,
+                            hex::encode(state.control.signer.public_key())
+                        );
+                        failed += 1;
+                    }
+                    let cps = a.signed()?;
+                    if whole {
+                        let (gone, missing) =
+                            crate::audit::anchor::scopes_missing(&state.control, &cps)?;
+                        for scope in gone {
+                            println!(
+                                "skip  workspace {scope}: in the anchor, deleted here since (its key destroyed)"
+                            );
+                        }
+                        for scope in missing {
+                            failed += 1;
+                            println!(
+                                "FAIL  workspace {scope}: in the anchor, but its chain is missing here"
+                            );
+                        }
+                    }
+                    cps
+                }
+            };
             for chain in chains {
-                let report = chains::verify_chain(&state.control, &state.tenants, chain)?;
+                let report = chains::verify_chain(
+                    &state.control,
+                    &state.tenants,
+                    chain,
+                    now,
+                    max_age,
+                    &anchors,
+                )?;
                 chains::record_verification(&state.control, &report, now)?;
                 let name = match chain {
                     Chain::Platform => "platform".to_owned(),
@@ -80,13 +128,18 @@ pub async fn run(g: &Global, cmd: AuditCommand) -> Result<ExitCode> {
                 };
                 match report.first_bad_seq {
                     None => println!(
-                        "ok    {name}: {} entries, head seq {}, signed checkpoint at seq {}",
+                        "ok    {name}: {} entries, head seq {}, signed checkpoint at seq {}{}",
                         report.entries,
                         report.head_seq,
                         report
                             .checkpoint_seq
                             .map(|s| s.to_string())
-                            .unwrap_or_else(|| "none yet".into())
+                            .unwrap_or_else(|| "none yet".into()),
+                        if anchors.iter().any(|a| a.body.scope == chain.scope()) {
+                            ", matches the outside anchor"
+                        } else {
+                            ""
+                        }
                     ),
                     Some(seq) => {
                         failed += 1;
@@ -187,6 +240,12 @@ pub async fn run(g: &Global, cmd: AuditCommand) -> Result<ExitCode> {
         }
         AuditCommand::VerifyExport { .. } => Ok(ExitCode::SUCCESS),
     }
+}
+
+fn read_anchor(path: &std::path::Path) -> Result<Anchor> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("--anchor: cannot read {}: {e}", path.display())))?;
+    Anchor::parse(&text)
 }
 
 fn verify_export(file: PathBuf, public_key: Option<String>) -> Result<ExitCode> {

@@ -189,10 +189,25 @@ pub async fn restore(
     }
     let bar = spinner("restoring");
     let opts = DbOptions::from_config(&cfg.file.storage);
+    let trust = crate::backup::drill::BackupTrust {
+        public_key: None,
+        max_unsigned_age: crate::audit::chains::max_unsigned_age(
+            cfg.file.audit.checkpoint_interval_secs,
+        ),
+    };
     let escrow = target.escrow_path();
     let to_c = to.clone();
     let r = tokio::task::spawn_blocking(move || {
-        restore::full(&archive_path, &escrow, &from, &ident, &to_c, master, opts)
+        restore::full(
+            &archive_path,
+            &escrow,
+            &from,
+            &ident,
+            &to_c,
+            master,
+            opts,
+            &trust,
+        )
     })
     .await??;
     bar.finish_and_clear();

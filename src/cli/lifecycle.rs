@@ -60,20 +60,26 @@ pub async fn run(state: &Arc<AppState>, cmd: WorkspaceCommand) -> Result<ExitCod
             })
             .await?;
             println!(
-                "wrote {} ({} bytes, {} audit entries); the workspace is read-only here. Copy the file to the target and run `aura workspace move-in {} --identity FILE` there, then `aura workspace move-confirm ID` here",
+                "wrote {} ({} bytes, {} audit entries); the workspace is read-only here. Copy the file to the target and run `aura workspace move-in {} --identity FILE --source-key {}` there (this appliance's audit public key: give it to the target's operator by a channel you trust, or let them read `audit.public_key` from this appliance's /trust.json), then `aura workspace move-confirm ID` here",
                 r.path.display(),
                 r.size,
                 r.entries,
                 r.path
                     .file_name()
                     .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                r.source_key
             );
         }
-        WorkspaceCommand::MoveIn { bundle, identity } => {
+        WorkspaceCommand::MoveIn {
+            bundle,
+            identity,
+            source_key,
+        } => {
+            let source_key = moving::parse_source_key(&source_key)?;
             let ident = crate::backup::read_identity(&identity)?;
             let r = with_spinner("moving in", state, move |s, progress| {
-                moving::move_in(s, &bundle, &ident, progress)
+                moving::move_in(s, &bundle, &ident, &source_key, progress)
             })
             .await?;
             println!(

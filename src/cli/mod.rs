@@ -182,6 +182,12 @@ pub enum WorkspaceCommand {
         /// reads it from stdin.
         #[arg(long)]
         identity: PathBuf,
+        /// The source appliance's audit public key (64 hex characters), as
+        /// `move-out` printed it there or its /trust.json shows it
+        /// (`audit.public_key`). The bundle's checkpoints must verify against
+        /// it: age does not authenticate who wrote a bundle.
+        #[arg(long)]
+        source_key: String,
     },
     /// After the target imported it: shred the moved workspace here.
     MoveConfirm {

@@ -162,6 +162,24 @@ impl Default for SecurityTxtConfig {
     }
 }
 
+/// The public trust page. `subprocessors` lists the services the operator
+/// sends data to beyond what the config already shows (S3 targets and the
+/// ACME CA are listed automatically), e.g. an SMTP relay.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    pub subprocessors: Vec<DeclaredSubprocessor>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredSubprocessor {
+    /// What it does for this appliance, e.g. "transactional email".
+    pub role: String,
+    /// Its host name, e.g. "smtp.mailer.example".
+    pub host: String,
+}
+
 /// Outgoing mail (invitations). With no `smtp_host`, mail cannot be sent,
 /// except under `serve --dev`, where it goes to `outbox_file` (default
 /// `<data_dir>/dev-outbox.txt`) for the developer to read.

@@ -57,21 +57,3 @@ pub fn previous_until(
     }
     Ok((hours > 0).then(|| now + i64::from(hours) * 3600))
 }
-
-/// The hosts of every active workspace's webhook endpoints, sorted and
-/// deduplicated: they receive data, so the trust page lists them as
-/// subprocessors. Blocking (the trust page computes on the blocking pool).
-pub fn webhook_hosts(state: &crate::app::AppState) -> crate::error::Result<Vec<String>> {
-    let keys = state.control.keys.clone();
-    let workspaces = state
-        .control
-        .db
-        .read(|c| crate::store::control::list_workspaces(c, &keys))?;
-    let mut hosts = std::collections::BTreeSet::new();
-    for w in workspaces.into_iter().filter(|w| w.state == "active") {
-        let grant = crate::access::Grant::system(w.id, "trust page: webhook hosts");
-        let db = state.tenants.open(&state.control, &grant)?;
-        hosts.extend(db.read_blocking(crate::store::webhooks::endpoint_hosts)?);
-    }
-    Ok(hosts.into_iter().collect())
-}

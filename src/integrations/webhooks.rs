@@ -46,6 +46,16 @@ pub async fn list(ctx: &TenantCtx) -> Result<Vec<EndpointRow>> {
     ctx.db.read(store::list_endpoints).await
 }
 
+/// The hosts this workspace's webhook endpoints send data to, sorted and
+/// deduplicated: shown to the workspace's members (never on the public trust
+/// page, which would tell anyone which services each workspace uses).
+pub async fn receiver_hosts(ctx: &TenantCtx) -> Result<Vec<String>> {
+    let mut hosts = ctx.db.read(store::endpoint_hosts).await?;
+    hosts.sort();
+    hosts.dedup();
+    Ok(hosts)
+}
+
 pub async fn create(
     state: &AppState,
     ctx: &TenantCtx,

@@ -2,7 +2,10 @@
 //! target appliance's age recipient only. `bundle.json` carries what lives
 //! outside the workspace's database: its name and settings, its data keys
 //! (raw, so only the target's identity can read them), its members, and its
-//! chain's signed checkpoints with the source's public audit key.
+//! chain's signed checkpoints with the source's public audit key. That key
+//! only says who the bundle claims to come from: age does not authenticate
+//! the sender, so `move-in` checks the checkpoints against the key the
+//! operator names (`--source-key`), never against this one alone.
 
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
@@ -66,6 +69,12 @@ pub struct Checkpoint {
     pub hash: String,
     pub time: i64,
     pub reason: String,
+    /// Its place in the chain of checkpoints (absent when signed before
+    /// checkpoints were chained, or by an older source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
     pub signature: String,
 }
 

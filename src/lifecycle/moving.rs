@@ -18,8 +18,8 @@ use super::bundle::{self, Checkpoint, Key, Manifest, Member};
 use crate::access::{Grant, Role};
 use crate::app::AppState;
 use crate::audit::chains::{self, checkpoint_workspace};
-use crate::audit::signing::{CheckpointBody, stored_public_key};
-use crate::audit::verify::{SignedCheckpoint, verify};
+use crate::audit::signing::{ChainLink, CheckpointBody};
+use crate::audit::verify::{Entries, Inputs, SignedCheckpoint, check};
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::keys::KeyBytes;
 use crate::crypto::{DataKey, Sealer, Slot};
@@ -33,6 +33,9 @@ pub struct MovedOut {
     pub path: PathBuf,
     pub size: u64,
     pub entries: u64,
+    /// This appliance's audit public key (hex), which the target's operator
+    /// names with `move-in --source-key`.
+    pub source_key: String,
 }
 
 fn parse_ws(s: &str) -> Result<WorkspaceId> {
@@ -143,6 +146,8 @@ pub fn move_out(
                     seq: cp.body.seq,
                     hash: hex::encode(&cp.body.hash),
                     time: cp.body.time,
+                    index: cp.body.link.as_ref().map(|l| l.index),
+                    prev: cp.body.link.as_ref().map(|l| hex::encode(&l.prev)),
                     reason: cp.body.reason,
                     signature: hex::encode(&cp.signature),
                 })
@@ -160,7 +165,7 @@ pub fn move_out(
                 },
                 keys: keys_out,
                 members,
-                audit_public_key: hex::encode(stored_public_key(c)?.unwrap_or_default()),
+                audit_public_key: hex::encode(state.control.signer.public_key()),
                 checkpoints,
                 data_sha256: crate::backup::target::sha256_file(&data)?,
             })
@@ -171,6 +176,7 @@ pub fn move_out(
             path: out.to_owned(),
             size,
             entries,
+            source_key: hex::encode(state.control.signer.public_key()),
         })
     })();
     let _ = std::fs::remove_dir_all(&scratch);
@@ -184,11 +190,27 @@ pub struct MovedIn {
     pub members_created: usize,
 }
 
-/// Imports a bundle (blocking). Nothing is written before every check passed.
+/// Parses `--source-key`: the source appliance's audit public key, 64 hex
+/// characters (printed by `move-out` and in the source's /trust.json).
+pub fn parse_source_key(hex_key: &str) -> Result<[u8; 32]> {
+    hex::decode(hex_key.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            Error::Usage(
+                "--source-key: must be the source appliance's audit public key, 64 hex characters (printed by `aura workspace move-out`, and `audit.public_key` in its /trust.json)".into(),
+            )
+        })
+}
+
+/// Imports a bundle (blocking). Nothing is written before every check
+/// passed. The bundle's checkpoints must verify against `source_key`, the
+/// key the operator names; the key inside the bundle is not trusted.
 pub fn move_in(
     state: &AppState,
     bundle_path: &Path,
     identity: &age::x25519::Identity,
+    source_key: &[u8; 32],
     progress: &dyn Fn(&str),
 ) -> Result<MovedIn> {
     let scratch = state
@@ -198,7 +220,13 @@ pub fn move_in(
     progress("decrypt and unpack");
     let result = (|| {
         let manifest = bundle::unpack(bundle_path, identity, &scratch)?;
-        import(state, &manifest, &scratch.join("data.db"), progress)
+        import(
+            state,
+            &manifest,
+            &scratch.join("data.db"),
+            source_key,
+            progress,
+        )
     })();
     let _ = std::fs::remove_dir_all(&scratch);
     result
@@ -208,7 +236,13 @@ fn bad(m: impl std::fmt::Display) -> Error {
     Error::Usage(format!("bundle rejected: {m}; nothing was imported"))
 }
 
-fn import(state: &AppState, m: &Manifest, data: &Path, progress: &dyn Fn(&str)) -> Result<MovedIn> {
+fn import(
+    state: &AppState,
+    m: &Manifest,
+    data: &Path,
+    source_key: &[u8; 32],
+    progress: &dyn Fn(&str),
+) -> Result<MovedIn> {
     let ws: WorkspaceId = m
         .workspace
         .id
@@ -226,43 +260,22 @@ fn import(state: &AppState, m: &Manifest, data: &Path, progress: &dyn Fn(&str)) 
         )));
     }
     progress("check the data and its audit chain");
-    let entries = {
-        let conn = Connection::open_with_flags(data, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        if ok != "ok" {
-            return Err(bad(format!("data.db fails its integrity check: {ok}")));
-        }
-        sql::all_entries(&conn)?
-    };
-    let pk: [u8; 32] = hex::decode(&m.audit_public_key)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| bad("no source audit key"))?;
-    let cps = m
-        .checkpoints
-        .iter()
-        .map(|c| {
-            Ok(SignedCheckpoint {
-                body: CheckpointBody {
-                    scope: ws.to_string(),
-                    seq: c.seq,
-                    hash: hex::decode(&c.hash).map_err(|_| bad("a checkpoint is not hex"))?,
-                    time: c.time,
-                    reason: c.reason.clone(),
-                },
-                signature: hex::decode(&c.signature).map_err(|_| bad("a signature is not hex"))?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let report = verify(&ws.to_string(), &entries, &cps, Some(&pk));
-    if let Some(seq) = report.first_bad_seq {
-        return Err(bad(format!(
-            "its audit chain fails at seq {seq}: {}",
-            report.reason.unwrap_or_default()
-        )));
+    // The chain is read in pages from the bundle's data.db, never whole.
+    let conn = Connection::open_with_flags(data, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    if ok != "ok" {
+        return Err(bad(format!("data.db fails its integrity check: {ok}")));
     }
-    if report.checkpoint_seq != Some(report.head_seq) {
-        return Err(bad("its chain's head is not signed by the source"));
+    if !m
+        .audit_public_key
+        .trim()
+        .eq_ignore_ascii_case(&hex::encode(source_key))
+    {
+        return Err(bad(format!(
+            "it says it comes from audit key {}, not the source key you named (--source-key {}); anyone who knows this appliance's age recipient can write a bundle",
+            m.audit_public_key,
+            hex::encode(source_key)
+        )));
     }
     // The keys must open the data: one sealed audit detail, as the drill does.
     let data_keys = m
@@ -280,11 +293,65 @@ fn import(state: &AppState, m: &Manifest, data: &Path, progress: &dyn Fn(&str)) 
         return Err(bad("it carries no data key"));
     }
     let sealer = Sealer::new(ws.to_string(), &data_keys)?;
-    if let Some(e) = entries.iter().find(|e| e.detail_ct.is_some()) {
+    if let Some(e) = sql::first_sealed_entry(&conn)? {
         let ct = e.detail_ct.clone().unwrap_or_default();
         sealer
             .open(Slot::new("audit_log", &e.seq.to_string(), "detail"), &ct)
             .map_err(|_| bad("its keys do not open its data"))?;
+    }
+    let cps = m
+        .checkpoints
+        .iter()
+        .map(|c| {
+            Ok(SignedCheckpoint {
+                body: CheckpointBody {
+                    scope: ws.to_string(),
+                    seq: c.seq,
+                    hash: hex::decode(&c.hash).map_err(|_| bad("a checkpoint is not hex"))?,
+                    time: c.time,
+                    reason: c.reason.clone(),
+                    link: match (c.index, &c.prev) {
+                        (Some(index), Some(prev)) => Some(ChainLink {
+                            index,
+                            prev: hex::decode(prev).map_err(|_| bad("a checkpoint is not hex"))?,
+                        }),
+                        _ => None,
+                    },
+                },
+                signature: hex::decode(&c.signature).map_err(|_| bad("a signature is not hex"))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The same verification as `aura audit verify`, with the named key.
+    let scope = ws.to_string();
+    let report = check(&Inputs {
+        scope: &scope,
+        entries: Entries::Db(&conn),
+        checkpoints: &cps,
+        public_key: Some(source_key),
+        sealer: Some(&sealer),
+        freshness: Some((
+            m.created_at,
+            chains::max_unsigned_age(state.config.file.audit.checkpoint_interval_secs),
+        )),
+        anchors: &[],
+    })?;
+    // The first entry names where the chain starts (after retention on the
+    // source); the connection closes before data.db moves into place.
+    let (first_seq, first_prev) = sql::entries_after(&conn, 0, 1)?
+        .first()
+        .map(|e| (e.seq, e.prev_hash.clone()))
+        .unwrap_or((1, Vec::new()));
+    let entries = report.entries;
+    drop(conn);
+    if let Some(seq) = report.first_bad_seq {
+        return Err(bad(format!(
+            "its audit chain does not verify against the source key at seq {seq}: {}",
+            report.reason.unwrap_or_default()
+        )));
+    }
+    if report.checkpoint_seq != Some(report.head_seq) {
+        return Err(bad("its chain's head is not signed by the source key"));
     }
     let mut members = Vec::new();
     for mb in &m.members {
@@ -309,10 +376,6 @@ fn import(state: &AppState, m: &Manifest, data: &Path, progress: &dyn Fn(&str)) 
     std::fs::rename(data, dir.join("data.db"))?;
     let now = state.clock.unix();
     let meta = RequestMeta::cli();
-    let (first_seq, first_prev) = entries
-        .first()
-        .map(|e| (e.seq, e.prev_hash.clone()))
-        .unwrap_or((1, Vec::new()));
     let source = json!({
         "source_region": m.source_region,
         "source_audit_key": m.audit_public_key,
@@ -411,7 +474,7 @@ fn import(state: &AppState, m: &Manifest, data: &Path, progress: &dyn Fn(&str)) 
     checkpoint_workspace(&state.control, &tenant, "manual", now)?;
     Ok(MovedIn {
         workspace: ws,
-        entries: entries.len() as u64 + 1,
+        entries: entries + 1,
         members_matched: matched,
         members_created: created,
     })

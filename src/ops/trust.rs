@@ -2,8 +2,17 @@
 //! config, keys, TLS certificate, audit log and backups), so it cannot drift
 //! from the truth. `/trust` for people, `/trust.json` for machines, and
 //! `/.well-known/security.txt` (RFC 9116).
+//!
+//! The page is public, so it says nothing about any one workspace: its
+//! subprocessors are the ones the operator's config declares (S3 targets, the
+//! ACME CA, `[[trust.subprocessors]]`), never a workspace's webhook receivers
+//! (those are shown to the workspace's members inside it). What it computes
+//! is cached (`TrustCache`) until control.db changes or a minute passes, so
+//! an anonymous request costs no database work at all on a hit, and a handful
+//! of control.db reads (never a workspace database) on a miss.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
@@ -11,11 +20,12 @@ use poem::{IntoResponse, Response, handler};
 use serde::Serialize;
 
 use crate::app::AppState;
+use crate::audit::anchor::AnchorCheckpoint;
 use crate::audit::service::last_platform_entry;
 use crate::clock::rfc3339;
 use crate::config::{BackupTargetKind, TlsMode};
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Trust {
     pub version: String,
     pub build: String,
@@ -28,11 +38,13 @@ pub struct Trust {
     pub mfa: String,
     pub sign_in: TrustSignIn,
     pub data_rights: TrustDataRights,
+    /// Workspaces on this appliance (active or not).
+    pub workspaces: i64,
     pub subprocessors: Vec<Subprocessor>,
 }
 
 /// GDPR export and erasure, as this appliance does them.
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct TrustDataRights {
     pub export: String,
     pub erasure: String,
@@ -41,14 +53,14 @@ pub struct TrustDataRights {
     pub workspaces_shredded: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct TrustTls {
     pub mode: String,
     pub issuer: Option<String>,
     pub expires: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct TrustEncryption {
     pub at_rest: String,
     pub passwords: String,
@@ -57,7 +69,7 @@ pub struct TrustEncryption {
     pub last_rotation: String,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct TrustBackups {
     pub configured: bool,
     pub last_success: Option<String>,
@@ -65,15 +77,21 @@ pub struct TrustBackups {
     pub last_drill_passed: Option<bool>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct TrustAudit {
     pub retention_days: u32,
     pub last_verification: Option<String>,
     pub last_verification_intact: Option<bool>,
+    /// The appliance's Ed25519 audit public key (hex): `move-in --source-key`
+    /// on another appliance, and the key an anchor is checked with.
+    pub public_key: String,
+    /// The platform chain's newest signed checkpoint: save this file, and
+    /// `aura audit verify --anchor` checks the chain still contains it.
+    pub platform_checkpoint: Option<AnchorCheckpoint>,
 }
 
 /// Sign-in and token settings, read from the running config.
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct TrustSignIn {
     pub session_idle_minutes: u64,
     pub session_absolute_hours: u64,
@@ -84,7 +102,7 @@ pub struct TrustSignIn {
     pub login_failure_window_minutes: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Subprocessor {
     pub role: String,
     pub host: String,
@@ -177,13 +195,22 @@ pub fn compute(state: &AppState) -> Trust {
             host: host_of(&t.endpoint),
         });
     }
-    match crate::integrations::webhook_hosts(state) {
-        Ok(hosts) => subprocessors.extend(hosts.into_iter().map(|host| Subprocessor {
-            role: "webhook receiver (a workspace's outbound webhooks)".into(),
-            host,
-        })),
-        Err(e) => tracing::warn!(error = %e, "trust page: webhook hosts"),
-    }
+    subprocessors.extend(f.trust.subprocessors.iter().map(|d| Subprocessor {
+        role: d.role.clone(),
+        host: d.host.clone(),
+    }));
+    let workspaces: i64 = state
+        .control
+        .db
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM workspaces", [], |r| r.get(0))?))
+        .unwrap_or(0);
+    let platform_checkpoint = state
+        .control
+        .db
+        .read(|c| crate::store::audit::latest_checkpoint(c, crate::audit::chains::PLATFORM))
+        .ok()
+        .flatten()
+        .map(|c| AnchorCheckpoint::from_signed(&c));
     Trust {
         version: env!("CARGO_PKG_VERSION").into(),
         build: format!("{} {}", std::env::consts::ARCH, std::env::consts::OS),
@@ -212,6 +239,8 @@ pub fn compute(state: &AppState) -> Trust {
             retention_days: f.audit.retention_days,
             last_verification: verification.map(|v| rfc3339(v.0)),
             last_verification_intact: verification.map(|v| v.1),
+            public_key: hex::encode(state.control.signer.public_key()),
+            platform_checkpoint,
         },
         mfa: format!(
             "TOTP (with hashed recovery codes) {passkeys}, for every account; {requiring_mfa} workspace(s) require a second factor"
@@ -237,13 +266,40 @@ pub fn compute(state: &AppState) -> Trust {
             ),
             workspaces_shredded: shredded,
         },
+        workspaces,
         subprocessors,
     }
 }
 
+/// How long a computed page may be served while control.db is unchanged
+/// (the certificate's dates come from outside it).
+const MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The last computed page, tagged with control.db's change number.
+#[derive(Default)]
+pub struct TrustCache {
+    slot: tokio::sync::Mutex<Option<(i64, Instant, Trust)>>,
+}
+
+/// The cached page when control.db has not changed since it was computed
+/// (and it is less than `MAX_AGE` old); else computes it once, while other
+/// requests wait for that result instead of computing their own.
 async fn computed(state: &Arc<AppState>) -> Option<Trust> {
+    let version = state.control.cache.version().ok();
+    let mut slot = state.trust.slot.lock().await;
+    if let (Some(v), Some((at_version, at, t))) = (version, slot.as_ref()) {
+        if *at_version == v && at.elapsed() < MAX_AGE {
+            return Some(t.clone());
+        }
+    }
     let st = Arc::clone(state);
-    tokio::task::spawn_blocking(move || compute(&st)).await.ok()
+    let t = tokio::task::spawn_blocking(move || compute(&st))
+        .await
+        .ok()?;
+    if let Some(v) = version {
+        *slot = Some((v, Instant::now(), t.clone()));
+    }
+    Some(t)
 }
 
 #[handler]

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::audit::signing::CheckpointBody;
+use crate::audit::signing::{ChainLink, CheckpointBody};
 use crate::audit::verify::{ChainReport, SignedCheckpoint};
 use crate::audit::{GENESIS, NewEntry, StoredEntry};
 use crate::crypto::{Sealer, Slot};
@@ -117,44 +117,78 @@ pub fn insert_checkpoint(
     signature: &[u8],
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO audit_checkpoints (scope, seq, hash, time, reason, signature)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO audit_checkpoints (scope, seq, hash, time, reason, signature, chain_index, prev_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             body.scope,
             body.seq,
             body.hash,
             body.time,
             body.reason,
-            signature
+            signature,
+            body.link.as_ref().map(|l| l.index),
+            body.link.as_ref().map(|l| l.prev.clone()),
         ],
     )?;
     Ok(())
 }
 
+const CHECKPOINT_COLUMNS: &str =
+    "scope, seq, hash, time, reason, signature, chain_index, prev_hash";
+
+fn checkpoint_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignedCheckpoint> {
+    let index: Option<i64> = r.get(6)?;
+    let prev: Option<Vec<u8>> = r.get(7)?;
+    Ok(SignedCheckpoint {
+        body: CheckpointBody {
+            scope: r.get(0)?,
+            seq: r.get(1)?,
+            hash: r.get(2)?,
+            time: r.get(3)?,
+            reason: r.get(4)?,
+            link: index
+                .zip(prev)
+                .map(|(index, prev)| ChainLink { index, prev }),
+        },
+        signature: r.get(5)?,
+    })
+}
+
 pub fn checkpoints(conn: &Connection, scope: &str) -> Result<Vec<SignedCheckpoint>> {
-    let mut stmt = conn.prepare(
-        "SELECT scope, seq, hash, time, reason, signature FROM audit_checkpoints
-         WHERE scope = ?1 ORDER BY seq, id",
-    )?;
-    let rows = stmt.query_map([scope], |r| {
-        Ok(SignedCheckpoint {
-            body: CheckpointBody {
-                scope: r.get(0)?,
-                seq: r.get(1)?,
-                hash: r.get(2)?,
-                time: r.get(3)?,
-                reason: r.get(4)?,
-            },
-            signature: r.get(5)?,
-        })
-    })?;
+    let sql = format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE scope = ?1 ORDER BY seq, id"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([scope], checkpoint_from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// The scope's newest checkpoint in chain order: the highest chain index, or,
+/// before any chained one exists, the newest checkpoint signed before the
+/// chain (which the first chained checkpoint then names).
 pub fn latest_checkpoint(conn: &Connection, scope: &str) -> Result<Option<SignedCheckpoint>> {
-    Ok(checkpoints(conn, scope)?
-        .into_iter()
-        .max_by_key(|c| (c.body.seq, c.body.time)))
+    let sql = format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE scope = ?1
+         ORDER BY chain_index IS NULL, chain_index DESC, seq DESC, time DESC, id DESC LIMIT 1"
+    );
+    Ok(conn
+        .query_row(&sql, [scope], checkpoint_from_row)
+        .optional()?)
+}
+
+/// The newest checkpoint of every scope (what leaves the data dir as an anchor).
+pub fn latest_checkpoints(conn: &Connection) -> Result<Vec<SignedCheckpoint>> {
+    let scopes: Vec<String> = {
+        let mut stmt =
+            conn.prepare("SELECT DISTINCT scope FROM audit_checkpoints ORDER BY scope")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let mut out = Vec::with_capacity(scopes.len());
+    for s in scopes {
+        out.extend(latest_checkpoint(conn, &s)?);
+    }
+    Ok(out)
 }
 
 pub fn insert_verification(tx: &Transaction<'_>, r: &ChainReport, now: i64) -> Result<()> {
@@ -231,6 +265,14 @@ pub fn entries_after(conn: &Connection, after: i64, limit: i64) -> Result<Vec<St
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![after, limit], entry_from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The oldest entry with sealed details (a probe that a key opens the data).
+pub fn first_sealed_entry(conn: &Connection) -> Result<Option<StoredEntry>> {
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM audit_log WHERE detail_ct IS NOT NULL ORDER BY seq LIMIT 1"
+    );
+    Ok(conn.query_row(&sql, [], entry_from_row).optional()?)
 }
 
 pub fn entry(conn: &Connection, seq: i64) -> Result<Option<StoredEntry>> {
@@ -358,4 +400,54 @@ pub fn last_seq_before(conn: &Connection, cutoff: i64) -> Result<Option<i64>> {
         [cutoff],
         |r| r.get(0),
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::migrations::{CONTROL, Migration, apply};
+
+    /// Existing data stays readable: checkpoints signed before control
+    /// migration 13 keep their fields and read back unchained, and the chain
+    /// of checkpoints starts after them.
+    #[test]
+    fn migration_13_keeps_checkpoints_signed_before_it() {
+        let mut c = Connection::open_in_memory().unwrap();
+        let before: Vec<Migration> = CONTROL
+            .iter()
+            .filter(|m| m.version < 13)
+            .map(|m| Migration {
+                version: m.version,
+                name: m.name,
+                sql: m.sql,
+            })
+            .collect();
+        apply(&mut c, &before).unwrap();
+        c.execute(
+            "INSERT INTO audit_checkpoints (scope, seq, hash, time, reason, signature)
+             VALUES ('platform', 3, x'01', 10, 'schedule', x'02')",
+            [],
+        )
+        .unwrap();
+        apply(&mut c, CONTROL).unwrap();
+        let old = latest_checkpoint(&c, "platform").unwrap().unwrap();
+        assert_eq!((old.body.seq, old.body.link.clone()), (3, None));
+        let next = CheckpointBody {
+            scope: "platform".into(),
+            seq: 4,
+            hash: vec![3],
+            time: 11,
+            reason: "backup".into(),
+            link: Some(CheckpointBody::link_after(Some(&old.body))),
+        };
+        let tx = c.transaction().unwrap();
+        insert_checkpoint(&tx, &next, &[4]).unwrap();
+        // A second checkpoint at the same place in the chain is refused.
+        assert!(insert_checkpoint(&tx, &next, &[5]).is_err());
+        tx.commit().unwrap();
+        let tip = latest_checkpoint(&c, "platform").unwrap().unwrap();
+        assert_eq!(tip.body, next);
+        assert_eq!(tip.body.link.map(|l| l.prev), Some(old.body.digest()));
+        assert_eq!(latest_checkpoints(&c).unwrap().len(), 1);
+    }
 }

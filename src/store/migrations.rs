@@ -68,6 +68,11 @@ pub const CONTROL: &[Migration] = &[
         sql: include_str!("migrations/control/0012_audit_redaction.sql"),
     },
     Migration {
+        version: 13,
+        name: "checkpoint_chain",
+        sql: include_str!("migrations/control/0013_checkpoint_chain.sql"),
+    },
+    Migration {
         version: 14,
         name: "token_revocation",
         sql: include_str!("migrations/control/0014_token_revocation.sql"),
@@ -130,15 +135,76 @@ pub fn apply(conn: &mut Connection, migrations: &[Migration]) -> Result<()> {
             latest(migrations)
         )));
     }
+    // Every migration not yet recorded, in order, not only those above the
+    // newest: branches numbered theirs side by side (13 beside 14), and a
+    // database that got the higher one first must still get the lower one.
+    let applied: std::collections::HashSet<i64> = {
+        let mut stmt = tx.prepare("SELECT version FROM schema_migrations")?;
+        let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    for m in migrations.iter().filter(|m| m.version > have) {
+    for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         tx.execute_batch(m.sql)?;
         tx.execute(
             "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?1, ?2, ?3)",
             rusqlite::params![m.version, m.name, now],
         )?;
-        tx.pragma_update(None, "user_version", m.version)?;
+        tx.pragma_update(None, "user_version", m.version.max(have))?;
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIRST: Migration = Migration {
+        version: 1,
+        name: "one",
+        sql: "CREATE TABLE one (x INTEGER) STRICT;",
+    };
+    const SECOND: Migration = Migration {
+        version: 2,
+        name: "two",
+        sql: "CREATE TABLE two (x INTEGER) STRICT;",
+    };
+    const THIRD: Migration = Migration {
+        version: 3,
+        name: "three",
+        sql: "CREATE TABLE three (x INTEGER) STRICT;",
+    };
+
+    #[test]
+    fn a_lower_migration_added_later_is_still_applied() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn, &[FIRST, THIRD]).unwrap();
+        apply(&mut conn, &[FIRST, SECOND, THIRD]).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+        conn.execute("INSERT INTO two (x) VALUES (1)", []).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), 3);
+        // Applying again changes nothing.
+        apply(&mut conn, &[FIRST, SECOND, THIRD]).unwrap();
+    }
+
+    #[test]
+    fn every_control_and_tenant_migration_applies_in_order() {
+        for set in [CONTROL, TENANT] {
+            let mut conn = Connection::open_in_memory().unwrap();
+            apply(&mut conn, set).unwrap();
+            assert_eq!(current_version(&conn).unwrap(), latest(set));
+            let listed: Vec<i64> = set.iter().map(|m| m.version).collect();
+            let mut sorted = listed.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(
+                listed, sorted,
+                "migrations must be listed in order, once each"
+            );
+        }
+    }
 }

@@ -32,6 +32,7 @@ pub async fn workspace_home(
     let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "collection.read", &meta).await?;
     let colls = records::list_collections(&ctx).await?;
     let teams = records::teams::list(&ctx).await?;
+    let receivers = crate::integrations::webhooks::receiver_hosts(&ctx).await?;
     let team_name = |id: &str| {
         teams
             .iter()
@@ -70,6 +71,12 @@ pub async fn workspace_home(
                     @if admin { a.button.secondary href=(format!("/w/{ws}/audit")) { "Audit log" } }
                     @if admin { a.button.secondary id="privacy-link" href=(format!("/w/{ws}/privacy")) { "Privacy and export" } }
                     @if admin { a.button.secondary href=(format!("/w/{ws}/integrations")) { "Integrations" } }
+                }
+                @if !receivers.is_empty() {
+                    p.muted id="webhook-receivers" {
+                        "This workspace's webhooks send data to: "
+                        @for (i, h) in receivers.iter().enumerate() { @if i > 0 { ", " } code { (h) } }
+                    }
                 }
             }
         }

@@ -15,7 +15,7 @@ pub fn page(t: &Trust) -> Response {
     let body = html! {
         section.card.trust {
             h1 { "Trust" }
-            p.muted { "Computed from this running appliance just now; " a href="/trust.json" { "JSON" } "." }
+            p.muted { "Computed from this running appliance (refreshed whenever its state changes, at most a minute old); " a href="/trust.json" { "JSON" } "." }
             table.kv {
                 tr { th { "Version" } td { (t.version) " (" (t.build) ")" } }
                 tr { th { "Region" } td { @if t.region.is_empty() { "not configured" } @else { (t.region) } } }
@@ -28,6 +28,8 @@ pub fn page(t: &Trust) -> Response {
                 tr { th { "Audit log" } td { (t.encryption.audit_signatures) "; kept " (t.audit.retention_days) " days; last verification: "
                     (or_not(&t.audit.last_verification, "not yet"))
                     @if let Some(ok) = t.audit.last_verification_intact { (if ok { " (intact)" } else { " (FAILED)" }) } } }
+                tr { th { "Audit anchor" } td { "public key " code { (t.audit.public_key) }
+                    @if let Some(c) = &t.audit.platform_checkpoint { "; platform chain signed at seq " (c.seq) " (save /trust.json and check later with " code { "aura audit verify --anchor" } ")" } } }
                 tr { th { "Keys" } td { "created " (or_not(&t.encryption.keys_created, "unknown")) "; " (t.encryption.last_rotation) } }
                 tr { th { "Backups" } td {
                     @if !t.backups.configured { "not configured" } @else {
@@ -41,8 +43,9 @@ pub fn page(t: &Trust) -> Response {
                 tr { th { "API tokens" } td { (t.sign_in.api_tokens) } }
                 tr { th { "Sign-in limits" } td { (t.sign_in.login_failures_per_ip) " failures per IP per " (t.sign_in.login_failure_window_minutes) " minutes, then 429; per-account backoff" } }
                 tr { th { "Your data" } td { "Export: " (t.data_rights.export) ". Erasure: " (t.data_rights.erasure) ". Deletion: " (t.data_rights.deletion) " (" (t.data_rights.workspaces_shredded) " so far)." } }
+                tr { th { "Workspaces" } td { (t.workspaces) " on this appliance; each workspace shows its own webhook receivers to its members" } }
                 tr { th { "Subprocessors" } td {
-                    @if t.subprocessors.is_empty() { "none configured (no SMTP relay, no S3 endpoint, no ACME CA, no webhooks)" } @else {
+                    @if t.subprocessors.is_empty() { "none declared (no S3 endpoint, no ACME CA, none in the operator's [trust] list)" } @else {
                         ul { @for s in &t.subprocessors { li { (s.role) ": " code { (s.host) } } } }
                     } } }
             }
