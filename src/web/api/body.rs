@@ -91,23 +91,25 @@ pub fn too_large(limit: usize) -> poem::Error {
 impl CsvBody {
     /// The body as a blocking reader. Its rows, once parsed, are held until
     /// the import commits, so it still reserves its size (or the limit)
-    /// from the global budget; the reservation lives as long as the guard.
+    /// from the global budget, and takes one of the places for streamed
+    /// bodies; both live as long as the returned guard.
     pub async fn stream(
         self,
         state: &crate::app::AppState,
     ) -> poem::Result<(
         super::body_stream::BodyReader,
         super::body_stream::Overflow,
-        crate::web::budget::Reserved,
+        impl Send,
     )> {
         let limit = crate::web::middleware::IMPORT_BODY_LIMIT;
         let reserved = state
             .bodies
             .reserve(self.declared.unwrap_or(limit).min(limit))
             .await?;
+        let slot = super::body_stream::slot().await?;
         let until = tokio::time::Instant::now() + crate::web::middleware::REQUEST_DEADLINE;
         let (reader, over) = super::body_stream::BodyReader::new(self.body, limit, until);
-        Ok((reader, over, reserved))
+        Ok((reader, over, (reserved, slot)))
     }
 }
 

@@ -16,6 +16,33 @@ use tokio_stream::{Stream, StreamExt};
 
 type Chunks = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
+/// Streamed bodies being read at once, each on a blocking thread for at
+/// most the request deadline: however small the bodies declared (and so
+/// their reservations in the byte budget), trickling uploads cannot take
+/// more than these of the blocking pool's threads.
+pub const AT_ONCE: usize = 16;
+static READING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(AT_ONCE);
+
+/// A place among the `AT_ONCE` streamed bodies, waited for up to 2 s, else
+/// 503 with `Retry-After`.
+pub async fn slot() -> Result<tokio::sync::SemaphorePermit<'static>, crate::web::problem::Problem> {
+    match tokio::time::timeout(std::time::Duration::from_secs(2), READING.acquire()).await {
+        Ok(Ok(p)) => Ok(p),
+        _ => {
+            tracing::warn!("streamed request bodies at their cap; refused");
+            Err(crate::web::problem::Problem {
+                retry_after: Some(2),
+                ..crate::web::problem::Problem::new(
+                    poem::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "urn:aura:problem:busy",
+                    "Server busy",
+                )
+                .detail("too many imports at once; try again shortly")
+            })
+        }
+    }
+}
+
 /// A `std::io::Read` over a request body; use it only off the async
 /// workers (inside `spawn_blocking`), as each refill blocks on the network.
 pub struct BodyReader {
@@ -92,11 +119,11 @@ mod tests {
     use super::*;
 
     fn body(parts: &[&'static [u8]]) -> poem::Body {
-        let s = tokio_stream::iter(
-            parts
-                .iter()
-                .map(|p| Ok::<_, io::Error>(Bytes::from_static(p))),
-        );
+        let parts: Vec<_> = parts
+            .iter()
+            .map(|p| Ok::<_, io::Error>(Bytes::from_static(p)))
+            .collect();
+        let s = tokio_stream::iter(parts);
         poem::Body::from_bytes_stream(s)
     }
 
