@@ -91,15 +91,15 @@ pub fn too_large(limit: usize) -> poem::Error {
 impl CsvBody {
     /// The body as a blocking reader. Its rows, once parsed, are held until
     /// the import commits, so it still reserves its size (or the limit)
-    /// from the global budget, and takes one of the places for streamed
-    /// bodies; both live as long as the returned guard.
+    /// from the global budget for as long as the returned guard lives; the
+    /// reader holds one of the places for streamed bodies.
     pub async fn stream(
         self,
         state: &crate::app::AppState,
     ) -> poem::Result<(
         super::body_stream::BodyReader,
         super::body_stream::Overflow,
-        impl Send,
+        crate::web::budget::Reserved,
     )> {
         let limit = crate::web::middleware::IMPORT_BODY_LIMIT;
         let reserved = state
@@ -109,7 +109,7 @@ impl CsvBody {
         let slot = super::body_stream::slot().await?;
         let until = tokio::time::Instant::now() + crate::web::middleware::REQUEST_DEADLINE;
         let (reader, over) = super::body_stream::BodyReader::new(self.body, limit, until);
-        Ok((reader, over, (reserved, slot)))
+        Ok((reader.holding(slot), over, reserved))
     }
 }
 

@@ -53,6 +53,9 @@ pub struct BodyReader {
     limit: usize,
     until: Instant,
     over: Arc<AtomicBool>,
+    /// Its place among the `AT_ONCE`, given back when the blocking reader
+    /// is done with it (not when the handler is).
+    _slot: Option<tokio::sync::SemaphorePermit<'static>>,
 }
 
 /// Set once the body passed its limit: the handler answers 413.
@@ -77,8 +80,15 @@ impl BodyReader {
             limit,
             until,
             over: Arc::clone(&over.0),
+            _slot: None,
         };
         (reader, over)
+    }
+
+    /// Keeps `slot` (from `slot()`) until the reader is dropped.
+    pub fn holding(mut self, slot: tokio::sync::SemaphorePermit<'static>) -> Self {
+        self._slot = Some(slot);
+        self
     }
 }
 
