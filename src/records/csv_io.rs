@@ -1,15 +1,18 @@
 //! CSV export and import of one collection. Export streams pages of decrypted
-//! rows straight into the response; import parses the uploaded body in
-//! memory, validates every row, and writes all of them in one transaction or
-//! none. Neither touches a temp file, so no plaintext lands on disk. Cells
+//! rows straight into the response; import parses the uploaded body as it
+//! arrives (never holding it whole), checks every row, and writes all of
+//! them in one transaction or none. Neither touches a temp file, so no
+//! plaintext lands on disk. Cells
 //! that a spreadsheet would run as a formula are neutralised on the way out
 //! and restored on the way in (`csv_cell`).
+
+use std::io::Read;
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::csv_cell::{neutralise, restore};
-use super::schema::{Field, RecordAction};
+use super::schema::{Definition, Field, RecordAction};
 use super::{TxLookup, load_for, member_ids, rfc3339_ms, values};
 use crate::access::enter::TenantCtx;
 use crate::app::AppState;
@@ -107,50 +110,90 @@ fn at(line: u64, column: &str, message: impl Into<String>) -> FieldError {
     }
 }
 
-/// Imports CSV rows as new records, all or nothing. The header names fields
-/// (by name or id); `id`, `created_at` and `updated_at` columns are ignored.
-/// Every problem names its line and column. Returns the number of records.
-pub async fn import(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    coll_id: &str,
-    body: Vec<u8>,
-) -> Result<usize> {
-    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Create).await?;
-    let def = coll.row.def.clone();
+/// One parsed row: its line and the restored text of each mapped column,
+/// cut from one allocation at `ends`, so a large import holds about its own
+/// size (not a JSON map per row) until it commits.
+struct Parsed {
+    line: u64,
+    text: Box<str>,
+    ends: Box<[u32]>,
+}
+
+impl Parsed {
+    fn cells(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let cell = self.text.get(start..end as usize).unwrap_or_default();
+            start = end as usize;
+            cell
+        })
+    }
+
+    /// The row as record input; `from_text` already passed on every cell.
+    fn input(&self, fields: &[Field], errors: &mut Vec<FieldError>) -> Map<String, Value> {
+        let mut map = Map::new();
+        for (cell, f) in self.cells().zip(fields) {
+            match values::from_text(f, cell) {
+                Ok(Some(v)) => {
+                    map.insert(f.name.clone(), v);
+                }
+                Ok(None) => {}
+                Err(m) => errors.push(at(self.line, &f.name, m)),
+            }
+        }
+        map
+    }
+}
+
+/// The body could not be read (the client went away, stalled past the
+/// request deadline, or passed the limit, which the web layer answers 413).
+fn unreadable() -> Error {
+    Error::field("body", "could not be read to the end")
+}
+
+/// Parses the CSV as it is read, checking every cell against its field, and
+/// names every problem (up to `MAX_ERRORS`) by line and column. Blocking:
+/// `source` may wait on the network.
+fn parse(def: &Definition, source: impl Read) -> Result<(Vec<Field>, Vec<Parsed>)> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
-        .from_reader(body.as_slice());
-    let headers = reader
-        .headers()
-        .map_err(|_| Error::field("line 1", "is not a CSV header row"))?
-        .clone();
+        .from_reader(source);
+    let headers = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => return Err(unreadable()),
+        Err(_) => return Err(Error::field("line 1", "is not a CSV header row")),
+    };
     let mut errors = Vec::new();
+    // Per kept field: its column.
     let mut columns = Vec::new();
+    let mut fields: Vec<Field> = Vec::new();
     for (i, h) in headers.iter().enumerate() {
         let h = restore(h.trim());
         if matches!(h, "id" | "created_at" | "updated_at") {
-            columns.push(None);
             continue;
         }
         match def.live_field(h) {
-            Some(f) => columns.push(Some(f.clone())),
-            None => {
-                errors.push(at(
-                    1,
-                    h,
-                    format!("is not a field of this collection (column {})", i + 1),
-                ));
-                columns.push(None);
+            Some(f) => {
+                columns.push(i);
+                fields.push(f.clone());
             }
+            None => errors.push(at(
+                1,
+                h,
+                format!("is not a field of this collection (column {})", i + 1),
+            )),
         }
     }
-    let mut rows: Vec<(u64, Map<String, Value>)> = Vec::new();
-    for rec in reader.records() {
-        let rec = match rec {
-            Ok(r) => r,
+    let mut rows: Vec<Parsed> = Vec::new();
+    let mut rec = csv::StringRecord::new();
+    let mut text = String::new();
+    let mut ends = Vec::with_capacity(fields.len());
+    loop {
+        match reader.read_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => return Err(unreadable()),
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
                 errors.push(FieldError {
@@ -159,7 +202,7 @@ pub async fn import(
                 });
                 break;
             }
-        };
+        }
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
         if rows.len() >= MAX_ROWS {
             errors.push(FieldError {
@@ -168,25 +211,57 @@ pub async fn import(
             });
             break;
         }
-        let mut map = Map::new();
-        for (cell, col) in rec.iter().zip(&columns) {
-            let Some(f) = col else { continue };
-            match values::from_text(f, restore(cell)) {
-                Ok(Some(v)) => {
-                    map.insert(f.name.clone(), v);
-                }
-                Ok(None) => {}
-                Err(m) => errors.push(at(line, &f.name, m)),
+        text.clear();
+        ends.clear();
+        for (&col, f) in columns.iter().zip(&fields) {
+            let cell = restore(rec.get(col).unwrap_or_default());
+            if let Err(m) = values::from_text(f, cell) {
+                errors.push(at(line, &f.name, m));
             }
+            text.push_str(cell);
+            ends.push(u32::try_from(text.len()).map_err(|_| unreadable())?);
         }
-        rows.push((line, map));
+        rows.push(Parsed {
+            line,
+            text: text.as_str().into(),
+            ends: ends.as_slice().into(),
+        });
         if errors.len() >= MAX_ERRORS {
             break;
         }
     }
-    if !errors.is_empty() {
-        return Err(Error::Validation(errors));
+    if errors.is_empty() {
+        return Ok((fields, rows));
     }
+    drop(rows);
+    // Read the rest (bounded by the limit and the deadline, holding nothing)
+    // so the client, still sending, gets its answer rather than a reset.
+    let _ = std::io::copy(&mut reader.into_inner(), &mut std::io::sink());
+    Err(Error::Validation(errors))
+}
+
+/// Imports CSV rows as new records, all or nothing. The header names fields
+/// (by name or id); `id`, `created_at` and `updated_at` columns are ignored.
+/// Every problem names its line and column. Returns the number of records.
+///
+/// `source` is read as the rows are parsed, on a blocking thread, after the
+/// caller's right to create records here is checked. Every row is parsed
+/// and checked before the write transaction begins, so a slow client never
+/// holds the workspace's writer; the rows then go in with the audit entry
+/// in one transaction.
+pub async fn import(
+    state: &AppState,
+    ctx: &TenantCtx,
+    meta: &RequestMeta,
+    coll_id: &str,
+    source: impl Read + Send + 'static,
+) -> Result<usize> {
+    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Create).await?;
+    let def = std::sync::Arc::clone(&coll.row.def);
+    let d = std::sync::Arc::clone(&def);
+    let (fields, rows) = tokio::task::spawn_blocking(move || parse(&d, source))
+        .await
+        .map_err(|e| Error::internal(format!("csv import: {e}")))??;
     let members = member_ids(state, ctx, &def).await?;
     let now = state.clock.unix();
     let ms = super::now_ms(state);
@@ -208,7 +283,9 @@ pub async fn import(
             let actor = user.to_string();
             let mut errors = Vec::new();
             let count = rows.len();
-            for (line, input) in rows {
+            for parsed in rows {
+                let (line, input) = (parsed.line, parsed.input(&fields, &mut errors));
+                drop(parsed);
                 let checked = values::validate(&row.def, &input, None, &lookup)
                     .and_then(|vals| rstore::insert_record(&c, &row, vals, ms, Some(&actor)));
                 match checked {

@@ -70,32 +70,46 @@ pub fn parse_json<T: DeserializeOwned>(data: &[u8]) -> Result<T, Problem> {
 }
 
 /// A `text/csv` request body (CSV import), left unread until the handler
-/// has authorised the caller (`read`), then read whole within the route's
-/// body limit under the global budget for buffered bytes.
+/// has authorised the caller (`stream`), then read incrementally, within the
+/// route's body limit, by the blocking code that parses it.
 pub struct CsvBody {
     body: poem::Body,
     declared: Option<usize>,
 }
 
+/// The 413 an import past its limit gets.
+pub fn too_large(limit: usize) -> poem::Error {
+    Problem::new(
+        poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "urn:aura:problem:too-large",
+        "Request body too large",
+    )
+    .detail(format!("the limit is {limit} bytes"))
+    .into()
+}
+
 impl CsvBody {
-    pub async fn read(
+    /// The body as a blocking reader. Its rows, once parsed, are held until
+    /// the import commits, so it still reserves its size (or the limit)
+    /// from the global budget for as long as the returned guard lives; the
+    /// reader holds one of the places for streamed bodies.
+    pub async fn stream(
         self,
         state: &crate::app::AppState,
-    ) -> poem::Result<(Vec<u8>, crate::web::budget::Reserved)> {
+    ) -> poem::Result<(
+        super::body_stream::BodyReader,
+        super::body_stream::Overflow,
+        crate::web::budget::Reserved,
+    )> {
         let limit = crate::web::middleware::IMPORT_BODY_LIMIT;
         let reserved = state
             .bodies
             .reserve(self.declared.unwrap_or(limit).min(limit))
             .await?;
-        let bytes = self.body.into_bytes_limit(limit).await.map_err(|_| {
-            Problem::new(
-                poem::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "urn:aura:problem:too-large",
-                "Request body too large",
-            )
-            .detail(format!("the limit is {limit} bytes"))
-        })?;
-        Ok((Vec::from(bytes), reserved))
+        let slot = super::body_stream::slot().await?;
+        let until = tokio::time::Instant::now() + crate::web::middleware::REQUEST_DEADLINE;
+        let (reader, over) = super::body_stream::BodyReader::new(self.body, limit, until);
+        Ok((reader.holding(slot), over, reserved))
     }
 }
 

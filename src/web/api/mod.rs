@@ -5,6 +5,7 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod body_stream;
 pub mod collections;
 pub mod exports;
 pub mod integrations;

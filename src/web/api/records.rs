@@ -502,8 +502,15 @@ impl RecordsApi {
             &meta,
         )
         .await?;
-        let (csv, _reserved) = body.read(&state).await?;
-        let n = csv_io::import(&state, &ctx, &meta, &collection, csv).await?;
+        let (csv, over, _reserved) = body.stream(&state).await?;
+        let n = match csv_io::import(&state, &ctx, &meta, &collection, csv).await {
+            Err(_) if over.happened() => {
+                return Err(super::body::too_large(
+                    crate::web::middleware::IMPORT_BODY_LIMIT,
+                ));
+            }
+            r => r?,
+        };
         Ok(Json(ImportResult { imported: n as u64 }))
     }
 }

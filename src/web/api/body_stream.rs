@@ -1,0 +1,156 @@
+//! A request body read incrementally by blocking code (issue 27, finding 2):
+//! the CSV import parses rows on a blocking thread as the chunks arrive, so
+//! the server holds one network chunk at a time, never the whole body. The
+//! reader enforces the route's byte limit as it goes (flagging an overflow
+//! so the handler answers 413) and gives up at the request deadline, so a
+//! trickling client cannot keep the blocking thread past its request.
+
+use std::io::{self, Read};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::{Buf, Bytes};
+use tokio::time::Instant;
+use tokio_stream::{Stream, StreamExt};
+
+type Chunks = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// Streamed bodies being read at once, each on a blocking thread for at
+/// most the request deadline: however small the bodies declared (and so
+/// their reservations in the byte budget), trickling uploads cannot take
+/// more than these of the blocking pool's threads.
+pub const AT_ONCE: usize = 16;
+static READING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(AT_ONCE);
+
+/// A place among the `AT_ONCE` streamed bodies, waited for up to 2 s, else
+/// 503 with `Retry-After`.
+pub async fn slot() -> Result<tokio::sync::SemaphorePermit<'static>, crate::web::problem::Problem> {
+    match tokio::time::timeout(std::time::Duration::from_secs(2), READING.acquire()).await {
+        Ok(Ok(p)) => Ok(p),
+        _ => {
+            tracing::warn!("streamed request bodies at their cap; refused");
+            Err(crate::web::problem::Problem {
+                retry_after: Some(2),
+                ..crate::web::problem::Problem::new(
+                    poem::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "urn:aura:problem:busy",
+                    "Server busy",
+                )
+                .detail("too many imports at once; try again shortly")
+            })
+        }
+    }
+}
+
+/// A `std::io::Read` over a request body; use it only off the async
+/// workers (inside `spawn_blocking`), as each refill blocks on the network.
+pub struct BodyReader {
+    chunks: Chunks,
+    handle: tokio::runtime::Handle,
+    chunk: Bytes,
+    seen: usize,
+    limit: usize,
+    until: Instant,
+    over: Arc<AtomicBool>,
+    /// Its place among the `AT_ONCE`, given back when the blocking reader
+    /// is done with it (not when the handler is).
+    _slot: Option<tokio::sync::SemaphorePermit<'static>>,
+}
+
+/// Set once the body passed its limit: the handler answers 413.
+#[derive(Clone, Default)]
+pub struct Overflow(Arc<AtomicBool>);
+
+impl Overflow {
+    pub fn happened(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl BodyReader {
+    /// Must be called on the runtime (it keeps its handle for the refills).
+    pub fn new(body: poem::Body, limit: usize, until: Instant) -> (Self, Overflow) {
+        let over = Overflow::default();
+        let reader = Self {
+            chunks: Box::pin(body.into_bytes_stream()),
+            handle: tokio::runtime::Handle::current(),
+            chunk: Bytes::new(),
+            seen: 0,
+            limit,
+            until,
+            over: Arc::clone(&over.0),
+            _slot: None,
+        };
+        (reader, over)
+    }
+
+    /// Keeps `slot` (from `slot()`) until the reader is dropped.
+    pub fn holding(mut self, slot: tokio::sync::SemaphorePermit<'static>) -> Self {
+        self._slot = Some(slot);
+        self
+    }
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            let next = self
+                .handle
+                .block_on(tokio::time::timeout_at(self.until, self.chunks.next()));
+            match next {
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "request body too slow",
+                    ));
+                }
+                Ok(None) => return Ok(0),
+                Ok(Some(Err(e))) => return Err(e),
+                Ok(Some(Ok(b))) => {
+                    self.seen = self.seen.saturating_add(b.len());
+                    if self.seen > self.limit {
+                        self.over.store(true, Ordering::Relaxed);
+                        return Err(io::Error::other("request body over its limit"));
+                    }
+                    self.chunk = b;
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk.advance(n);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(parts: &[&'static [u8]]) -> poem::Body {
+        let parts: Vec<_> = parts
+            .iter()
+            .map(|p| Ok::<_, io::Error>(Bytes::from_static(p)))
+            .collect();
+        let s = tokio_stream::iter(parts);
+        poem::Body::from_bytes_stream(s)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn reads_chunks_and_stops_past_the_limit() {
+        let until = Instant::now() + std::time::Duration::from_secs(5);
+        let (mut r, over) = BodyReader::new(body(&[b"a,b\n", b"1,2\n"]), 8, until);
+        let all = tokio::task::spawn_blocking(move || {
+            let mut s = String::new();
+            r.read_to_string(&mut s).map(|_| s)
+        });
+        assert_eq!(all.await.unwrap().unwrap(), "a,b\n1,2\n");
+        assert!(!over.happened());
+
+        let (mut r, over) = BodyReader::new(body(&[b"a,b\n", b"1,2\n", b"3"]), 8, until);
+        let res = tokio::task::spawn_blocking(move || r.read_to_end(&mut Vec::new()));
+        assert!(res.await.unwrap().is_err());
+        assert!(over.happened());
+    }
+}
