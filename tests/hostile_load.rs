@@ -717,3 +717,75 @@ async fn request_rate_limits_answer_429_with_headers() {
     );
     server.stop();
 }
+
+/// Found by review after the body fixes: any path merely ending in `/import`
+/// (`PUT .../members/import`, `PATCH .../records/import`) got the 16 MiB
+/// import limit and, from a signed-in caller, was read whole by the JSON
+/// extractor before the workspace was even checked. Only the collection
+/// import route gets the large limit; every JSON body is bounded by the
+/// default limit, declared or chunked.
+#[tokio::test]
+async fn only_the_import_route_takes_large_bodies() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = setup();
+    let ws = env.create_workspace("Bodies", "ada@example.com");
+    let server = start(&env, 4096, &[]);
+    let c = common::client(&server);
+    assert_eq!(
+        common::login(&c, &server, "ada@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    const BODY: usize = 2 * 1024 * 1024;
+    let routes = [
+        (
+            reqwest::Method::PUT,
+            format!("/api/v1/workspaces/{ws}/members/import"),
+        ),
+        (
+            reqwest::Method::PATCH,
+            format!("/api/v1/workspaces/{ws}/collections/c1/records/import"),
+        ),
+        (
+            reqwest::Method::PATCH,
+            format!("/api/v1/workspaces/{}/members/import", uuid::Uuid::new_v4()),
+        ),
+    ];
+    for (method, path) in routes {
+        // Declared length.
+        let r = c
+            .request(method.clone(), server.url(&path))
+            .header("content-type", "application/json")
+            .body(vec![b' '; BODY])
+            .send()
+            .await;
+        match r {
+            Ok(r) => assert_eq!(r.status(), 413, "{method} {path} with a declared length"),
+            // The server answers 413 and closes before the client has sent
+            // it all (a body read whole would instead end in 400 or 404).
+            Err(e) => assert!(
+                e.is_request() || e.is_body(),
+                "{method} {path} with a declared length: {e}"
+            ),
+        }
+        // Chunked, no length declared.
+        let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+            (0..BODY / 65536).map(|_| Ok(vec![b' '; 65536])).collect();
+        let r = c
+            .request(method.clone(), server.url(&path))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(tokio_stream::iter(pieces)))
+            .send()
+            .await;
+        match r {
+            Ok(r) => assert_eq!(r.status(), 413, "{method} {path} chunked"),
+            // The server may answer and close before the client has sent it all.
+            Err(e) => assert!(
+                e.is_request() || e.is_body(),
+                "{method} {path} chunked: {e}"
+            ),
+        }
+    }
+    server.stop();
+}

@@ -25,12 +25,45 @@ pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs
 /// CSV imports may carry up to this much.
 pub const IMPORT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
-pub fn body_limit_for(path: &str) -> usize {
-    if path.starts_with("/api/v1/workspaces/") && path.ends_with("/import") {
+pub fn body_limit_for(method: &Method, path: &str) -> usize {
+    if is_import_route(method, path) {
         IMPORT_BODY_LIMIT
     } else {
         DEFAULT_BODY_LIMIT
     }
+}
+
+/// Exactly `POST /api/v1/workspaces/{ws}/collections/{collection}/import`:
+/// the one route whose body is read late and streamed (after the caller was
+/// authorised). Any other path merely ending in `/import` (a member or
+/// record id of that name, say) keeps the small limit.
+fn is_import_route(method: &Method, path: &str) -> bool {
+    let mut parts = path.split('/');
+    *method == Method::POST
+        && matches!(
+            (
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next()
+            ),
+            (
+                Some(""),
+                Some("api"),
+                Some("v1"),
+                Some("workspaces"),
+                Some(ws),
+                Some("collections"),
+                Some(c),
+                Some("import"),
+                None
+            ) if !ws.is_empty() && !c.is_empty()
+        )
 }
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -345,7 +378,7 @@ async fn limit_body(
     req: &mut Request,
     state: Option<&AppState>,
 ) -> poem::Result<Option<crate::web::budget::Reserved>> {
-    let limit = body_limit_for(req.uri().path());
+    let limit = body_limit_for(req.method(), req.uri().path());
     let too_large = || {
         poem::Error::from(
             Problem::new(
@@ -496,6 +529,37 @@ fn check_origin(req: &Request) -> Result<(), Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_collection_import_route_gets_the_import_limit() {
+        let ws = "0190a0a0-0000-7000-8000-000000000001";
+        let import = format!("/api/v1/workspaces/{ws}/collections/c1/import");
+        assert_eq!(body_limit_for(&Method::POST, &import), IMPORT_BODY_LIMIT);
+        for (method, path) in [
+            (Method::PUT, import.clone()),
+            (Method::PATCH, import.clone()),
+            (
+                Method::PUT,
+                format!("/api/v1/workspaces/{ws}/members/import"),
+            ),
+            (
+                Method::PATCH,
+                format!("/api/v1/workspaces/{ws}/collections/c1/records/import"),
+            ),
+            (Method::POST, format!("/api/v1/workspaces/{ws}/import")),
+            (Method::POST, format!("{import}/")),
+            (
+                Method::POST,
+                "/api/v1/workspaces//collections/c1/import".into(),
+            ),
+        ] {
+            assert_eq!(
+                body_limit_for(&method, &path),
+                DEFAULT_BODY_LIMIT,
+                "{method} {path}"
+            );
+        }
+    }
 
     #[test]
     fn unknown_path_segments_are_not_logged() {

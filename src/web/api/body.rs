@@ -2,7 +2,7 @@
 //! OpenAPI document but parses with serde, so a bad body gets a problem that
 //! names the exact field (`fields[2].type`) instead of a generic parse error.
 
-use poem::{FromRequest, Request, RequestBody};
+use poem::{Request, RequestBody};
 use poem_openapi::payload::{ParsePayload, Payload};
 use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
@@ -33,8 +33,15 @@ impl<T: Type> Payload for JsonBody<T> {
 impl<T: Type + DeserializeOwned + Send> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
-    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let data = Vec::<u8>::from_request(request, body).await?;
+    async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        // Bounded here too, whatever the middleware decided for the path: a
+        // JSON body never needs more than the default limit.
+        let limit = crate::web::middleware::DEFAULT_BODY_LIMIT;
+        let data = body
+            .take()?
+            .into_bytes_limit(limit)
+            .await
+            .map_err(|_| too_large(limit))?;
         parse_json(&data).map(JsonBody).map_err(poem::Error::from)
     }
 }
@@ -77,7 +84,7 @@ pub struct CsvBody {
     declared: Option<usize>,
 }
 
-/// The 413 an import past its limit gets.
+/// The 413 a body past its limit gets.
 pub fn too_large(limit: usize) -> poem::Error {
     Problem::new(
         poem::http::StatusCode::PAYLOAD_TOO_LARGE,
