@@ -789,3 +789,58 @@ async fn only_the_import_route_takes_large_bodies() {
     }
     server.stop();
 }
+
+/// Finding 1, HTTP/2: poem's server takes HTTP/2 by its connection preface
+/// even without ALPN, and such a connection had no head deadline and was
+/// never chosen to make room. Only HTTP/1.1 is served: a connection that
+/// opens with the preface and then sends nothing must be closed at once
+/// (at the latest by the head deadline, 2 s here), never held open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http2_preface_connections_are_not_held_open() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = setup();
+    let server = start(
+        &env,
+        4096,
+        &[("AURA_LIMITS__HEADER_READ_TIMEOUT_SECS", "2")],
+    );
+    let addr: SocketAddr = server.addr().parse().unwrap();
+    let started = Instant::now();
+    let mut conns = Vec::new();
+    for i in 0..20u8 {
+        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 3, 1 + i));
+        let mut s = connect_from(ip, addr).await.unwrap();
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        conns.push(s);
+    }
+    for (i, mut s) in conns.into_iter().enumerate() {
+        // Read until the server closes; a SETTINGS frame in reply would mean
+        // HTTP/2 was taken up.
+        let mut got = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(8), async {
+            let mut buf = [0u8; 256];
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "HTTP/2 preface connection {i} still open after {:?} ({} bytes answered)",
+            started.elapsed(),
+            got.len()
+        );
+        assert!(got.is_empty(), "HTTP/2 was answered: {got:?}");
+    }
+    probe(&server, "after HTTP/2 prefaces").await;
+    println!(
+        "http2 preface: 20 connections closed within {:?}",
+        started.elapsed()
+    );
+    server.stop();
+}

@@ -1,7 +1,11 @@
 //! A connection's stream under the limits: it holds the connection's slot
 //! (given back when dropped), follows each request head through the bytes
 //! read, and fails the read when a head is not complete within the deadline
-//! or when the limiter closed the connection to make room.
+//! or when the limiter closed the connection to make room. Only HTTP/1.1 is
+//! served: poem's server would take HTTP/2 by its connection preface even
+//! without ALPN, and an HTTP/2 connection escapes the per-request head
+//! deadline followed here, so a connection that opens with the preface is
+//! closed before its first frame is read.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,11 +29,20 @@ enum Phase {
     Idle,
 }
 
+/// The HTTP/2 connection preface's request line (RFC 9113, 3.4); a
+/// connection whose first bytes are these is refused. It ends before the
+/// preface's blank line, so the head deadline covers it until then.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
 /// A connection's stream with its slot and the head deadline.
 pub struct Guarded<T> {
     io: T,
     slot: Slot,
     phase: Phase,
+    /// Bytes of `H2_PREFACE` the connection's first bytes matched so far;
+    /// `None` once they differ (or a whole preface was refused).
+    preface: Option<usize>,
+    h2: bool,
     deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
@@ -45,6 +58,8 @@ impl<T> Guarded<T> {
             io,
             slot,
             phase: Phase::Head { nl: false },
+            preface: Some(0),
+            h2: false,
             deadline,
         }
     }
@@ -58,11 +73,32 @@ impl<T> Guarded<T> {
             .unwrap_or_else(|p| p.into_inner()) = v;
     }
 
+    /// Follows the connection's first bytes against the HTTP/2 preface.
+    fn sniff(&mut self, bytes: &[u8]) {
+        let Some(mut k) = self.preface else {
+            return;
+        };
+        for b in bytes {
+            if H2_PREFACE.get(k) != Some(b) {
+                self.preface = None;
+                return;
+            }
+            k += 1;
+            if k == H2_PREFACE.len() {
+                self.preface = None;
+                self.h2 = true;
+                return;
+            }
+        }
+        self.preface = Some(k);
+    }
+
     /// Follows the bytes just read through the head.
     fn saw(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
+        self.sniff(bytes);
         if self.phase == Phase::Idle {
             self.phase = Phase::Head { nl: false };
             let at = tokio::time::Instant::now() + self.slot.limiter.head_timeout;
@@ -121,6 +157,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 this.saw(&buf.filled()[before..]);
+                if this.h2 {
+                    return Poll::Ready(Err(closed(
+                        std::io::ErrorKind::ConnectionRefused,
+                        "HTTP/2 is not served",
+                    )));
+                }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
