@@ -123,7 +123,10 @@ impl AppState {
         let exports = crate::export::jobs::ExportJobs::new(&config.data_dir);
         let bounds = crate::bounds::DataBounds::new(&config.file.data_limits);
         let conns = Arc::new(crate::web::conn::ConnLimiter::from_config(&config));
-        let bodies = crate::web::budget::BodyBudget::new(config.file.limits.buffered_body_bytes);
+        let bodies = crate::web::budget::BodyBudget::new(
+            config.file.limits.buffered_body_bytes,
+            config.file.limits.buffered_body_bytes_per_ip,
+        );
         let rates = crate::web::rate::RateLimiter::new(&config.file.limits);
         Ok(Self {
             bounds,

@@ -844,3 +844,73 @@ async fn http2_preface_connections_are_not_held_open() {
     );
     server.stop();
 }
+
+/// Finding 2, slow bodies: each small POST reserves its size in the global
+/// body budget while its body trickles in. Unfixed, 400 anonymous POSTs from
+/// one address each declaring 64 KiB and sending one byte held a 16 MiB
+/// budget for the 60 s request deadline, and every other write (a sign-in
+/// from elsewhere) waited 2 s, then got 503. Now one network holds at most
+/// `limits.buffered_body_bytes_per_ip` (8 MiB by default, 1/16 of the
+/// default budget; 429 beyond), and a body must arrive within
+/// `limits.body_read_timeout_secs` (408).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_bodies_from_one_network_do_not_hold_the_body_budget() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = setup();
+    let server = start(
+        &env,
+        4096,
+        &[
+            ("AURA_LIMITS__BUFFERED_BODY_BYTES", "16777216"),
+            ("AURA_LIMITS__BODY_READ_TIMEOUT_SECS", "2"),
+        ],
+    );
+    let addr: SocketAddr = server.addr().parse().unwrap();
+    probe(&server, "before").await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..400 {
+        tasks.push(tokio::spawn(async move {
+            let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 4, 1));
+            let mut s = connect_from(ip, addr).await.unwrap();
+            s.write_all(
+                b"POST /api/v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                  Content-Length: 65536\r\n\r\n{",
+            )
+            .await
+            .unwrap();
+            // The answer's status, or 0 if the connection stayed silent.
+            let mut buf = [0u8; 64];
+            match tokio::time::timeout(Duration::from_secs(12), s.read(&mut buf)).await {
+                Ok(Ok(n)) if n >= 12 => std::str::from_utf8(&buf[9..12])
+                    .ok()
+                    .and_then(|c| c.parse::<u16>().ok())
+                    .unwrap_or(1),
+                Ok(_) => 1,
+                Err(_) => 0,
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let worst = probe_during(
+        &server,
+        "400 slow bodies from one address",
+        started + Duration::from_secs(4),
+    )
+    .await;
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for t in tasks {
+        *statuses.entry(t.await.unwrap()).or_default() += 1;
+    }
+    println!(
+        "slow bodies: 400 from one address; worst healthz {:?}, sign-in {:?}, RSS {} MB; \
+         answers {statuses:?} within {:?}",
+        worst.healthz,
+        worst.signin,
+        worst.rss_mb,
+        started.elapsed()
+    );
+    assert_eq!(statuses.get(&0), None, "slow bodies held: {statuses:?}");
+    assert!(statuses.get(&408).is_some_and(|n| *n > 0), "{statuses:?}");
+    server.stop();
+}

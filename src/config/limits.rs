@@ -25,6 +25,13 @@ pub struct LimitsConfig {
     /// Request bytes buffered in memory at once, over all requests; a
     /// request that would pass it waits briefly, then gets 503.
     pub buffered_body_bytes: usize,
+    /// Of that budget, what the requests from one address (per
+    /// `ipv6_prefix` for IPv6) may hold at once; beyond it, 429. A trusted
+    /// proxy's own address is exempt.
+    pub buffered_body_bytes_per_ip: usize,
+    /// A buffered request body must arrive whole within this many seconds
+    /// of the request head, or the request gets 408.
+    pub body_read_timeout_secs: u64,
     /// Password checks allowed to wait for a hashing worker; beyond it a
     /// sign-in gets 429 with `Retry-After` instead of joining the queue.
     pub password_queue: usize,
@@ -44,6 +51,8 @@ impl Default for LimitsConfig {
             ipv6_prefix: 64,
             ipv4_prefix: 32,
             buffered_body_bytes: 128 * 1024 * 1024,
+            buffered_body_bytes_per_ip: 8 * 1024 * 1024,
+            body_read_timeout_secs: 10,
             password_queue: 64,
             passkey_ceremonies: 10_000,
             passkey_starts_per_ip_per_minute: 30,
@@ -126,6 +135,17 @@ impl LimitsConfig {
                 "key `limits.buffered_body_bytes` must be at least 16777216 (one CSV import)"
                     .into(),
             );
+        }
+        if self.buffered_body_bytes_per_ip < 64 * 1024
+            || self.buffered_body_bytes_per_ip > self.buffered_body_bytes
+        {
+            return Err(
+                "key `limits.buffered_body_bytes_per_ip` must be between 65536 (one request) and `limits.buffered_body_bytes`"
+                    .into(),
+            );
+        }
+        if self.body_read_timeout_secs == 0 || self.body_read_timeout_secs > 300 {
+            return Err("key `limits.body_read_timeout_secs` must be between 1 and 300".into());
         }
         if self.passkey_ceremonies == 0 {
             return Err("key `limits.passkey_ceremonies` must be above 0".into());

@@ -106,7 +106,7 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         }
         // Held until the response: the bytes it buffered count against the
         // global budget for that long.
-        let _reserved = limit_body(&mut req, state.as_deref()).await?;
+        let _reserved = limit_body(&mut req, state.as_deref(), client).await?;
         // Inbound webhooks take no session: they authenticate by signature.
         if let Some(st) = state.as_ref().filter(|_| !path.starts_with("/hooks/")) {
             crate::web::csrf::check_form(&req, st).map_err(poem::Error::from)?;
@@ -377,6 +377,7 @@ fn require_credential(req: &Request, state: Option<&AppState>) -> poem::Result<(
 async fn limit_body(
     req: &mut Request,
     state: Option<&AppState>,
+    client: Option<std::net::IpAddr>,
 ) -> poem::Result<Option<crate::web::budget::Reserved>> {
     let limit = body_limit_for(req.method(), req.uri().path());
     let too_large = || {
@@ -404,19 +405,43 @@ async fn limit_body(
         return require_credential(req, state).map(|()| None);
     }
     let reserved = match state {
-        Some(s) => Some(
-            s.bodies
-                .reserve(declared.unwrap_or(limit).min(limit))
-                .await
-                .map_err(poem::Error::from)?,
-        ),
+        Some(s) => {
+            // Keyed as the connection limits are: a trusted proxy's own
+            // address (no client behind it named) is exempt.
+            let limits = &s.config.file.limits;
+            let net = client
+                .filter(|ip| !s.config.trusted_proxies.iter().any(|n| n.contains(ip)))
+                .map(|ip| crate::identity::netkey::network(ip, limits).to_string());
+            Some(
+                s.bodies
+                    .reserve_for(declared.unwrap_or(limit).min(limit), net)
+                    .await
+                    .map_err(poem::Error::from)?,
+            )
+        }
         None => None,
     };
-    let bytes = req
-        .take_body()
-        .into_bytes_limit(limit)
-        .await
-        .map_err(|_| too_large())?;
+    // A body that trickles in would hold its reservation until the request
+    // deadline: it must arrive whole within the body-read deadline.
+    let within = std::time::Duration::from_secs(
+        state.map_or(10, |s| s.config.file.limits.body_read_timeout_secs),
+    );
+    let bytes = match tokio::time::timeout(within, req.take_body().into_bytes_limit(limit)).await {
+        Ok(r) => r.map_err(|_| too_large())?,
+        Err(_) => {
+            return Err(poem::Error::from(
+                Problem::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "urn:aura:problem:timeout",
+                    "Request body took too long",
+                )
+                .detail(format!(
+                    "the request body did not arrive within {} s",
+                    within.as_secs()
+                )),
+            ));
+        }
+    };
     req.set_data(crate::web::csrf::FormBody(bytes.to_vec()));
     req.set_body(bytes);
     Ok(reserved)
