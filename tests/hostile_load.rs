@@ -914,3 +914,72 @@ async fn slow_bodies_from_one_network_do_not_hold_the_body_budget() {
     assert!(statuses.get(&408).is_some_and(|n| *n > 0), "{statuses:?}");
     server.stop();
 }
+
+/// Issue 27 finding 10, found again in review: a request carrying a
+/// credential spent only from a budget keyed on the raw, unverified
+/// `Authorization` header, and its address was charged only on a 401. A
+/// public route never answers 401, so a fresh invented token per request was
+/// an unlimited budget; and one real token written `Bearer`/`bearer`/
+/// `BEARER  ` (all accepted) had a budget per spelling.
+#[tokio::test]
+async fn invented_or_respelled_credentials_buy_no_fresh_rate_budget() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = setup();
+    let server = start(
+        &env,
+        4096,
+        &[
+            ("AURA_LIMITS__RATE__PUBLIC__PER_ADDRESS", "20"),
+            ("AURA_LIMITS__RATE__READ__PER_TOKEN", "30"),
+        ],
+    );
+    let c = reqwest::Client::new();
+    let mut refused = None;
+    for i in 0..60 {
+        let r = c
+            .get(server.url("/trust.json"))
+            .header("authorization", format!("Bearer x{i}"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            refused = Some(i);
+            break;
+        }
+        assert_eq!(r.status(), 200, "request {i}");
+    }
+    let at = refused.expect("invented bearer tokens were never refused on /trust.json");
+    assert!(at >= 20, "refused too early, at {at}");
+
+    let r = common::token_request(&server, "ada@example.com", PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    let token = r.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let spellings = [
+        format!("Bearer {token}"),
+        format!("bearer {token}"),
+        format!("BEARER   {token}"),
+    ];
+    let mut refused = None;
+    for i in 0..90 {
+        let r = c
+            .get(server.url("/api/v1/me"))
+            .header("authorization", &spellings[i % spellings.len()])
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            refused = Some(i);
+            break;
+        }
+        assert_eq!(r.status(), 200, "request {i}");
+    }
+    let at = refused.expect("three spellings of one token had three budgets");
+    assert!(
+        (30..=31).contains(&at),
+        "refused at {at}, not at the token's budget"
+    );
+    server.stop();
+}

@@ -63,7 +63,8 @@ impl Default for LimitsConfig {
 
 /// Request budgets per minute, per class of route; `per_token` counts by
 /// credential (session cookie, bearer token), `per_address` counts requests
-/// without one (and those whose credential was refused). 0 turns a budget off.
+/// without one (and those whose credential was not verified, and every
+/// public and sign_in request). 0 turns a budget off.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateConfig {

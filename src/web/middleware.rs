@@ -97,6 +97,10 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         tracing::info_span!("request", id = %request_id, method = %method, path = %logged_path);
 
     let (rate, rate_refused) = rate_decision(&req, state.as_deref(), client);
+    if let Some(d) = &rate {
+        // For `SignedIn` to mark the credential verified (see `web::rate`).
+        req.set_data(d.marker());
+    }
     let work = async {
         if let Some(refused) = rate_refused {
             return Ok(refused);

@@ -1,10 +1,13 @@
 //! Request budgets for the whole API and UI (issue 27, finding 10): each
 //! request falls in a class (read, write, export, public, sign_in; the ops
 //! probes are not counted) and spends from a budget per credential (session
-//! cookie or bearer token) or, without one, per address network (a /64 for
+//! cookie or bearer token, keyed on its normalised form: scheme case-folded,
+//! whitespace trimmed) or, without one, per address network (a /64 for
 //! IPv6). A request with a credential must also find its address's budget
-//! not spent, and one whose credential is refused (401) is charged to the
-//! address, so inventing tokens buys no fresh budgets.
+//! not spent, and is charged to the address unless the authenticating
+//! extractor verified its credential (`Verified`), so inventing or
+//! re-spelling tokens buys no fresh budgets. The public and sign_in classes
+//! always spend from the address's budget.
 //!
 //! Budgets are GCRA (a leaky bucket kept as one "theoretical arrival time"
 //! per key): `q` requests per `w` = 60 s, all of them at once if saved up.
@@ -15,8 +18,8 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use poem::http::{HeaderValue, Method, StatusCode};
@@ -148,8 +151,34 @@ pub struct RateLimiter {
 pub struct Decision {
     class: Class,
     address: u64,
-    credentialed: bool,
+    /// The address is still to be charged unless the credential is verified.
+    charge_unless_verified: bool,
+    verified: Verified,
     verdict: Verdict,
+}
+
+impl Decision {
+    /// The marker the middleware puts in the request's data, for the
+    /// authenticating extractor to set.
+    pub fn marker(&self) -> Verified {
+        self.verified.clone()
+    }
+}
+
+/// Set by the extractor that authenticates a request's credential
+/// (`web::session::SignedIn`); a credentialed request without it is charged
+/// to its address.
+#[derive(Clone, Default)]
+pub struct Verified(Arc<AtomicBool>);
+
+impl Verified {
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl RateLimiter {
@@ -214,6 +243,23 @@ impl RateLimiter {
         self.keys.hash_one(s)
     }
 
+    /// The credential a request carries, as a keyed hash of its normalised
+    /// form: a bearer token with its scheme case-folded and whitespace trimmed
+    /// (every spelling `web::session` accepts is one key), or the session
+    /// cookie's value.
+    fn credential_of(&self, req: &Request, state: &AppState) -> Option<u64> {
+        if let Some(v) = req.headers().get(poem::http::header::AUTHORIZATION) {
+            let raw = v.to_str().unwrap_or("").trim();
+            let (scheme, token) = raw
+                .split_once(|c: char| c.is_ascii_whitespace())
+                .unwrap_or((raw, ""));
+            let normal = format!("authz {} {}", scheme.to_ascii_lowercase(), token.trim());
+            return Some(self.hash(&normal));
+        }
+        crate::web::session::token_from_request(req, &state.config)
+            .map(|t| self.hash(&format!("cookie {}", t.trim())))
+    }
+
     /// Decides a request; `Err` is the 429 answer to send instead.
     pub fn decide(
         &self,
@@ -227,50 +273,52 @@ impl RateLimiter {
             .map(|ip| crate::identity::netkey::network(ip, &self.limits).to_string())
             .unwrap_or_default();
         let address = self.hash(&net);
-        let credential = credential_of(req, state);
+        let credential = self.credential_of(req, state);
         let addr_key = Key {
             class,
             by_credential: false,
             hash: address,
         };
-        let credentialed = credential.is_some();
-        let verdict = match credential {
-            Some(c) => {
-                if budget.per_address > 0 {
-                    let v = self.take(addr_key, budget.per_address, false);
-                    if !v.allowed {
-                        return Some(Err(self.refuse(class, false, v)));
-                    }
-                }
-                if budget.per_token == 0 {
-                    return None;
-                }
-                let key = Key {
-                    class,
-                    by_credential: true,
-                    hash: self.hash(&c),
-                };
-                let v = self.take(key, budget.per_token, true);
-                if !v.allowed {
-                    return Some(Err(self.refuse(class, true, v)));
-                }
-                v
+        // Public and sign-in routes check no credential of their own: a
+        // credential there must not spare the address. Elsewhere the address
+        // is charged after the handler, unless the credential was verified.
+        let always_address = matches!(class, Class::Public | Class::SignIn);
+        let spend_address = credential.is_none() || always_address;
+        let mut address_verdict = None;
+        if budget.per_address > 0 {
+            let v = self.take(addr_key, budget.per_address, spend_address);
+            if !v.allowed {
+                return Some(Err(self.refuse(class, false, v)));
             }
-            None => {
-                if budget.per_address == 0 {
-                    return None;
-                }
-                let v = self.take(addr_key, budget.per_address, true);
-                if !v.allowed {
-                    return Some(Err(self.refuse(class, false, v)));
-                }
-                v
+            address_verdict = Some(v);
+        }
+        let mut credential_verdict = None;
+        if let Some(c) = credential.filter(|_| budget.per_token > 0) {
+            let key = Key {
+                class,
+                by_credential: true,
+                hash: c,
+            };
+            let v = self.take(key, budget.per_token, true);
+            if !v.allowed {
+                return Some(Err(self.refuse(class, true, v)));
             }
+            credential_verdict = Some(v);
+        }
+        // The headers tell of the budget nearer to its end among those spent.
+        let verdict = match (credential_verdict, address_verdict) {
+            (Some(c), Some(a)) if spend_address && a.remaining < c.remaining => a,
+            (Some(c), _) => c,
+            (None, Some(a)) => a,
+            (None, None) => return None,
         };
         Some(Ok(Decision {
             class,
             address,
-            credentialed,
+            charge_unless_verified: credential.is_some()
+                && !spend_address
+                && budget.per_address > 0,
+            verified: Verified::default(),
             verdict,
         }))
     }
@@ -295,10 +343,11 @@ impl RateLimiter {
         resp
     }
 
-    /// After the handler: the budget headers, and a refused credential is
-    /// charged to its address.
+    /// After the handler: the budget headers, and a credential the request
+    /// did not verify (refused, invented, or never looked at) is charged to
+    /// its address.
     pub fn finish(&self, d: &Decision, resp: &mut Response) {
-        if d.credentialed && resp.status() == StatusCode::UNAUTHORIZED {
+        if d.charge_unless_verified && !d.verified.is_set() {
             let quota = d.class.budget(&self.cfg).per_address;
             if quota > 0 {
                 let key = Key {
@@ -326,15 +375,6 @@ impl RateLimiter {
             }
         }
     }
-}
-
-/// The credential a request carries: its bearer token or session cookie.
-fn credential_of(req: &Request, state: &AppState) -> Option<String> {
-    req.headers()
-        .get(poem::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| crate::web::session::token_from_request(req, &state.config))
 }
 
 fn headers(resp: &mut Response, class: Class, v: Verdict) {

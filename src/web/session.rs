@@ -84,12 +84,16 @@ pub struct SignedIn(pub Principal);
 impl<'a> FromRequest<'a> for SignedIn {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         let state = app_state(req)?;
-        if let Some(bearer) = bearer_from_request(req) {
-            let p = crate::identity::authenticate_bearer(&state, &bearer?).await?;
-            return Ok(SignedIn(p));
+        let p = if let Some(bearer) = bearer_from_request(req) {
+            crate::identity::authenticate_bearer(&state, &bearer?).await?
+        } else {
+            let token = token_from_request(req, &state.config).ok_or(Error::Unauthenticated)?;
+            crate::identity::authenticate(&state, &token).await?
+        };
+        // A verified credential spends only its own request budget.
+        if let Some(v) = req.data::<crate::web::rate::Verified>() {
+            v.set();
         }
-        let token = token_from_request(req, &state.config).ok_or(Error::Unauthenticated)?;
-        let p = crate::identity::authenticate(&state, &token).await?;
         Ok(SignedIn(p))
     }
 }
