@@ -2,6 +2,8 @@
 //! the loaded collection (`load_managed`) and audited in the same
 //! transaction.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
 use super::schema::{self, FieldInput, Permissions};
@@ -13,6 +15,59 @@ use crate::app::AppState;
 use crate::audit::{NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::store::records::{self as rstore, CollectionRow, Ctx};
+
+pub const COLLECTIONS_PAGE_MAX: usize = 500;
+
+/// One page of the collections the caller can see, and the cursor of the
+/// next page when there may be more. A page reads at most `limit`
+/// definitions; one the caller may not see is skipped, so a page can hold
+/// fewer than `limit`.
+pub async fn list_collections_page(
+    ctx: &TenantCtx,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<(Vec<Visible>, Option<String>)> {
+    let bad = || {
+        Error::field(
+            "cursor",
+            "must be a cursor from a previous page's Link header",
+        )
+    };
+    let after = match cursor {
+        None => None,
+        Some(c) => {
+            let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+            let raw = String::from_utf8(raw).map_err(|_| bad())?;
+            let (at, id) = raw.split_once(':').ok_or_else(bad)?;
+            Some((at.parse::<i64>().map_err(|_| bad())?, id.to_owned()))
+        }
+    };
+    let teams = my_teams(ctx).await?;
+    let rows = ctx
+        .db
+        .read(move |c, s| rstore::list_collections_page(c, s, after, limit))
+        .await?;
+    let next = match rows.last() {
+        Some(last) if rows.len() == limit => {
+            Some(URL_SAFE_NO_PAD.encode(format!("{}:{}", last.created_at, last.id)))
+        }
+        _ => None,
+    };
+    let items = rows
+        .into_iter()
+        .filter_map(|row| effective_role(&row, ctx, &teams).map(|role| Visible { row, role }))
+        .collect();
+    Ok((items, next))
+}
+
+pub async fn list_collections(ctx: &TenantCtx) -> Result<Vec<Visible>> {
+    let teams = my_teams(ctx).await?;
+    let all = ctx.db.read(rstore::list_collections).await?;
+    Ok(all
+        .into_iter()
+        .filter_map(|row| effective_role(&row, ctx, &teams).map(|role| Visible { row, role }))
+        .collect())
+}
 
 /// The operator's caps on definitions (`[data_limits]`): a change beyond
 /// them gets 422 naming the field and writes nothing.

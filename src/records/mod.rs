@@ -18,8 +18,6 @@ pub mod visibility;
 
 use std::collections::HashSet;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -34,7 +32,8 @@ use schema::{Definition, RecordAction};
 use values::{Lookup, Values};
 
 pub use collections::{
-    CollectionChange, NewCollection, change_collection, create_collection, delete_collection,
+    COLLECTIONS_PAGE_MAX, CollectionChange, NewCollection, change_collection, create_collection,
+    delete_collection, list_collections, list_collections_page,
 };
 pub use list::{ListParams, Page, list_records};
 
@@ -102,59 +101,6 @@ async fn my_teams(ctx: &TenantCtx) -> Result<Vec<(String, String)>> {
 
 /// Most collections one list page holds (also its default size, so a
 /// client that does not page gets every collection up to the default cap).
-pub const COLLECTIONS_PAGE_MAX: usize = 500;
-
-/// One page of the collections the caller can see, and the cursor of the
-/// next page when there may be more. A page reads at most `limit`
-/// definitions; one the caller may not see is skipped, so a page can hold
-/// fewer than `limit`.
-pub async fn list_collections_page(
-    ctx: &TenantCtx,
-    limit: usize,
-    cursor: Option<&str>,
-) -> Result<(Vec<Visible>, Option<String>)> {
-    let bad = || {
-        Error::field(
-            "cursor",
-            "must be a cursor from a previous page's Link header",
-        )
-    };
-    let after = match cursor {
-        None => None,
-        Some(c) => {
-            let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
-            let raw = String::from_utf8(raw).map_err(|_| bad())?;
-            let (at, id) = raw.split_once(':').ok_or_else(bad)?;
-            Some((at.parse::<i64>().map_err(|_| bad())?, id.to_owned()))
-        }
-    };
-    let teams = my_teams(ctx).await?;
-    let rows = ctx
-        .db
-        .read(move |c, s| rstore::list_collections_page(c, s, after, limit))
-        .await?;
-    let next = match rows.last() {
-        Some(last) if rows.len() == limit => {
-            Some(URL_SAFE_NO_PAD.encode(format!("{}:{}", last.created_at, last.id)))
-        }
-        _ => None,
-    };
-    let items = rows
-        .into_iter()
-        .filter_map(|row| effective_role(&row, ctx, &teams).map(|role| Visible { row, role }))
-        .collect();
-    Ok((items, next))
-}
-
-pub async fn list_collections(ctx: &TenantCtx) -> Result<Vec<Visible>> {
-    let teams = my_teams(ctx).await?;
-    let all = ctx.db.read(rstore::list_collections).await?;
-    Ok(all
-        .into_iter()
-        .filter_map(|row| effective_role(&row, ctx, &teams).map(|role| Visible { row, role }))
-        .collect())
-}
-
 /// Loads a collection the caller may see (any other id answers 404) and
 /// runs `then` on it in the same read: one hop to the reader threads for the
 /// collection (its definition from the workspace's cache when unchanged),
