@@ -25,6 +25,7 @@ pub mod ids;
 pub mod integrations;
 pub mod lifecycle;
 pub mod mail;
+pub mod notices;
 pub mod ops;
 pub mod platform;
 pub mod records;

@@ -158,7 +158,7 @@ fn read_password_stdin() -> Result<String> {
 }
 
 /// Validation errors read better as one line per field on a terminal.
-fn explain(e: Error) -> Error {
+pub(super) fn explain(e: Error) -> Error {
     match e {
         Error::Validation(errs) => Error::Usage(
             errs.iter()

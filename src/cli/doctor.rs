@@ -17,6 +17,11 @@ impl Report {
         println!("ok    {what:<12} {detail}");
     }
 
+    /// Worth the operator's attention, but nothing is broken: exit code 0.
+    pub fn warn(&self, what: &str, detail: impl std::fmt::Display) {
+        println!("WARN  {what:<12} {detail}");
+    }
+
     pub fn fail(&mut self, what: &str, detail: impl std::fmt::Display) {
         self.failed = true;
         println!("FAIL  {what:<12} {detail}");
@@ -99,6 +104,7 @@ pub async fn run(g: &Global) -> Result<ExitCode> {
     }
 
     super::doctor_ops::check(&cfg, &mut r);
+    super::doctor_ops::check_subprocessor_notice(&cfg, &r);
     super::doctor_tls::check(&cfg, &mut r).await;
 
     if r.failed {

@@ -127,6 +127,37 @@ fn check_process_nofile(cfg: &Config, r: &mut Report) {
 }
 
 /// Certificate expiry, once the state (and so the ACME cache key) is open.
+/// An upcoming subprocessor must be announced at least
+/// `trust.subprocessor_notice_days` before its `effective` day.
+pub fn check_subprocessor_notice(cfg: &Config, r: &Report) {
+    let t = &cfg.file.trust;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let upcoming = crate::notices::subprocessors::upcoming(&t.subprocessors, now);
+    if upcoming.is_empty() {
+        return;
+    }
+    let promised = i64::from(t.subprocessor_notice_days) * 86_400;
+    for s in upcoming {
+        let at = s.effective_unix().unwrap_or(now);
+        let days = (at - now) / 86_400;
+        if at - now < promised {
+            r.warn(
+                "subprocessor",
+                format!(
+                    "{} ({}) starts on {}, in {days} day(s): less than the {} days of notice \
+                     trust.subprocessor_notice_days promises; move `effective` later",
+                    s.role, s.host, s.effective, t.subprocessor_notice_days
+                ),
+            );
+        } else {
+            r.ok(
+                "subprocessor",
+                format!("{} ({}) announced for {}, in {days} days", s.role, s.host, s.effective),
+            );
+        }
+    }
+}
+
 pub fn check_certificate(cfg: &Config, keys: &crate::store::control::PlatformKeys, r: &mut Report) {
     if let Some((issuer, not_after)) = crate::tls::current_certificate(cfg, keys) {
         let days = (not_after - time::OffsetDateTime::now_utc().unix_timestamp()) / 86_400;

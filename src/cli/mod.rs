@@ -8,6 +8,7 @@ mod doctor;
 mod doctor_ops;
 mod doctor_tls;
 mod export;
+mod incident;
 mod init;
 mod lifecycle;
 mod serve;
@@ -88,6 +89,9 @@ pub enum Command {
     /// Verify, export and maintain the audit chains.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Declare, update and resolve incidents: owners are notified.
+    #[command(subcommand)]
+    Incident(incident::IncidentCommand),
     /// Check the config, key, data dir and schema; non-zero exit on any FAIL.
     Doctor,
     /// Print the version.
@@ -239,6 +243,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Workspace(cmd) => {
             crate::telemetry::init_cli();
             admin::workspace(&g, cmd).await
+        }
+        Command::Incident(cmd) => {
+            crate::telemetry::init_cli();
+            incident::run(&g, cmd).await
         }
     }
 }

@@ -438,6 +438,14 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
             )));
         }
     }
+    for (i, s) in file.trust.subprocessors.iter().enumerate() {
+        if !s.effective.is_empty() && sections::parse_day(&s.effective).is_none() {
+            return Err(Error::Config(format!(
+                "key `trust.subprocessors[{i}].effective`: `{}` is not a date like \"2027-01-15\"",
+                s.effective
+            )));
+        }
+    }
     Ok(Config {
         trusted_proxies,
         data_dir: file.data_dir.clone(),

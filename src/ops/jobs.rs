@@ -24,6 +24,8 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     // Deletions that are due: at start, then every lifecycle.purge_interval_secs.
     let purges = crate::lifecycle::spawn(Arc::clone(&state));
     let integrations = crate::integrations::worker::spawn(Arc::clone(&state));
+    // Subprocessor notices and mail still owed: at start, then hourly.
+    let notices = crate::notices::subprocessors::spawn(Arc::clone(&state));
     tokio::spawn(async move {
         let _guards = (
             AbortOnDrop(backups),
@@ -31,6 +33,7 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
             AbortOnDrop(purges),
         );
         let _integrations = AbortOnDrop(integrations);
+        let _notices = AbortOnDrop(notices);
         let cfg = state.config.file.audit.clone();
         let mut checkpoint =
             tokio::time::interval(Duration::from_secs(cfg.checkpoint_interval_secs));

@@ -41,6 +41,40 @@ pub struct Trust {
     /// Workspaces on this appliance (active or not).
     pub workspaces: i64,
     pub subprocessors: Vec<Subprocessor>,
+    /// Declared subprocessors whose `effective` day is still ahead.
+    pub upcoming_subprocessors: Vec<UpcomingSubprocessor>,
+    /// Incidents declared on this appliance, newest first.
+    pub incidents: Vec<TrustIncident>,
+}
+
+#[derive(Clone, Serialize)]
+pub struct UpcomingSubprocessor {
+    pub role: String,
+    pub host: String,
+    /// The day (UTC, YYYY-MM-DD) it starts.
+    pub effective: String,
+    /// The notice the operator promises, in days.
+    pub notice_days: u32,
+}
+
+/// One incident as the public sees it: never which workspaces it affects,
+/// only how many.
+#[derive(Clone, Serialize)]
+pub struct TrustIncident {
+    pub id: String,
+    pub declared_at: String,
+    /// `open` or `resolved`.
+    pub status: String,
+    pub resolved_at: Option<String>,
+    pub updated_at: String,
+    /// True when it affects every workspace.
+    pub all_workspaces: bool,
+    /// How many workspaces it affects.
+    pub workspaces_affected: i64,
+    /// "all workspaces" or "N workspace(s)".
+    pub scope: String,
+    /// The public page with its summary and every update.
+    pub summary_url: String,
 }
 
 /// GDPR export and erasure, as this appliance does them.
@@ -195,10 +229,45 @@ pub fn compute(state: &AppState) -> Trust {
             host: host_of(&t.endpoint),
         });
     }
-    subprocessors.extend(f.trust.subprocessors.iter().map(|d| Subprocessor {
-        role: d.role.clone(),
-        host: d.host.clone(),
-    }));
+    let now = state.clock.unix();
+    let upcoming = crate::notices::subprocessors::upcoming(&f.trust.subprocessors, now);
+    subprocessors.extend(
+        f.trust
+            .subprocessors
+            .iter()
+            .filter(|d| !upcoming.iter().any(|u| std::ptr::eq(*u, *d)))
+            .map(|d| Subprocessor {
+                role: d.role.clone(),
+                host: d.host.clone(),
+            }),
+    );
+    let upcoming_subprocessors = upcoming
+        .into_iter()
+        .map(|d| UpcomingSubprocessor {
+            role: d.role.clone(),
+            host: d.host.clone(),
+            effective: d.effective.trim().to_owned(),
+            notice_days: f.trust.subprocessor_notice_days,
+        })
+        .collect();
+    let incidents = state
+        .control
+        .db
+        .read(crate::store::notices::list_incidents)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| TrustIncident {
+            declared_at: rfc3339(i.declared_at),
+            resolved_at: i.resolved_at.map(rfc3339),
+            updated_at: rfc3339(i.updated_at),
+            all_workspaces: i.scope == "all",
+            workspaces_affected: i.workspaces,
+            scope: crate::notices::scope_words(&i),
+            summary_url: format!("{}/trust/incidents/{}", cfg.public_url, i.id),
+            status: i.status,
+            id: i.id,
+        })
+        .collect();
     let workspaces: i64 = state
         .control
         .db
@@ -268,6 +337,8 @@ pub fn compute(state: &AppState) -> Trust {
         },
         workspaces,
         subprocessors,
+        upcoming_subprocessors,
+        incidents,
     }
 }
 

@@ -77,6 +77,11 @@ pub const CONTROL: &[Migration] = &[
         name: "token_revocation",
         sql: include_str!("migrations/control/0014_token_revocation.sql"),
     },
+    Migration {
+        version: 16,
+        name: "notices",
+        sql: include_str!("migrations/control/0016_notices.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[
@@ -104,6 +109,11 @@ pub const TENANT: &[Migration] = &[
         version: 5,
         name: "integrations",
         sql: include_str!("migrations/tenant/0005_integrations.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "incident_acks",
+        sql: include_str!("migrations/tenant/0006_incident_acks.sql"),
     },
 ];
 

@@ -14,6 +14,7 @@ pub mod keypairs;
 pub mod lifecycle;
 pub mod links;
 pub mod mfa;
+pub mod notices;
 pub mod migrations;
 pub mod passkeys;
 pub mod platform;

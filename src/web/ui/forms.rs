@@ -62,7 +62,9 @@ pub async fn page(
         .map(|u| u.email)
         .unwrap_or_default();
     let (token, _) = csrf::token_for(req, state);
-    let markup = body(&token);
+    // A workspace's pages show its unacknowledged incidents first.
+    let banner = super::notices::banner(req, state, who, &token).await;
+    let markup = html! { (banner) (body(&token)) };
     Ok(html_response(
         status,
         layout(

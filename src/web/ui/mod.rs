@@ -10,6 +10,7 @@ pub mod integrations;
 pub mod invite;
 pub mod lifecycle;
 pub mod magic;
+pub mod notices;
 pub mod pages;
 pub mod platform;
 pub mod privacy;

@@ -48,6 +48,23 @@ pub fn page(t: &Trust) -> Response {
                     @if t.subprocessors.is_empty() { "none declared (no S3 endpoint, no ACME CA, none in the operator's [trust] list)" } @else {
                         ul { @for s in &t.subprocessors { li { (s.role) ": " code { (s.host) } } } }
                     } } }
+                tr { th { "Upcoming subprocessors" } td id="upcoming-subprocessors" {
+                    @if t.upcoming_subprocessors.is_empty() { "none announced" } @else {
+                        ul { @for s in &t.upcoming_subprocessors { li { (s.role) ": " code { (s.host) } " from " strong { (s.effective) } } } }
+                        p.muted { "Owners of every workspace are mailed when a change is announced; the operator promises " (t.upcoming_subprocessors[0].notice_days) " days of notice." }
+                    } } }
+            }
+            h2 { "Incidents" }
+            @if t.incidents.is_empty() { p.muted id="incidents" { "None declared." } } @else {
+                table.list id="incidents" {
+                    thead { tr { th { "Declared" } th { "Scope" } th { "Status" } th { "Summary" } } }
+                    tbody { @for i in &t.incidents { tr {
+                        td { (i.declared_at) }
+                        td { (i.scope) }
+                        td { (i.status) @if let Some(r) = &i.resolved_at { " " (r) } }
+                        td { a href=(format!("/trust/incidents/{}", i.id)) { "summary and updates" } }
+                    } } }
+                }
             }
         }
     };

@@ -1,0 +1,130 @@
+//! Incident notices in the UI: the banner a workspace's pages show while an
+//! incident affecting it is unacknowledged, the form with which an owner or
+//! admin acknowledges it, and the public page of one incident (its summary
+//! and every update), which /trust links to.
+
+use std::sync::Arc;
+
+use maud::{Markup, html};
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{Request, Response, handler};
+
+use super::forms::{enter_ui, form_pairs, one, see_other};
+use super::{Chrome, csrf_field, html_response, layout};
+use crate::access::Role;
+use crate::access::enter::enter;
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::clock::rfc3339;
+use crate::notices;
+use crate::web::session::SignedIn;
+
+/// The banner for a page under `/w/<ws>/`: entered like any workspace page
+/// (a non-member gets nothing), empty when nothing is unacknowledged.
+pub async fn banner(req: &Request, state: &AppState, who: &SignedIn, csrf: &str) -> Markup {
+    let Some(ws) = req
+        .uri()
+        .path()
+        .strip_prefix("/w/")
+        .and_then(|rest| rest.split('/').next())
+    else {
+        return html! {};
+    };
+    let meta = req.data::<RequestMeta>().cloned().unwrap_or_default();
+    let Ok(ctx) = enter(state, &who.0, ws, Role::Viewer, "incident.read", &meta).await else {
+        return html! {};
+    };
+    let open = match notices::unacknowledged(state, &ctx).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "incident banner unavailable");
+            return html! {};
+        }
+    };
+    let admin = ctx.role.at_least(Role::Admin);
+    let ws = ctx.db.id();
+    html! {
+        @if !open.is_empty() {
+            div.banner role="alert" id="incident-banner" {
+                @for i in &open {
+                    p {
+                        strong { "Security incident" } " declared " (rfc3339(i.declared_at))
+                        " affecting this workspace (" (notices::scope_words(i)) "); status: "
+                        strong { (i.status) } ". "
+                        a href=(format!("/trust/incidents/{}", i.id)) { "Summary and updates" }
+                    }
+                    @if admin {
+                        form.inline-end method="post" action=(format!("/w/{ws}/incidents/ack")) {
+                            (csrf_field(csrf))
+                            input type="hidden" name="incident_id" value=(i.id);
+                            button.secondary type="submit" { "Acknowledge" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[handler]
+pub async fn acknowledge(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    who: SignedIn,
+    Path(ws): Path<String>,
+) -> poem::Result<Response> {
+    let ctx = enter_ui(
+        &state,
+        &who,
+        &ws,
+        Role::Admin,
+        "incident.acknowledge",
+        &meta,
+    )
+    .await?;
+    let form = form_pairs(req);
+    let id = one(&form, "incident_id").unwrap_or_default();
+    notices::acknowledge(&state, &ctx, id, &meta).await?;
+    Ok(see_other(format!("/w/{}", ctx.db.id())))
+}
+
+/// `/trust/incidents/:id`: public, like /trust; it names no workspace.
+#[handler]
+pub async fn incident_page(
+    state: Data<&Arc<AppState>>,
+    Path(id): Path<String>,
+) -> poem::Result<Response> {
+    let (i, updates) = notices::public(&state, &id).await?;
+    let body = html! {
+        section.card.trust {
+            p.crumbs { a href="/trust" { "Trust" } }
+            h1 { "Incident " code { (i.id) } }
+            table.kv {
+                tr { th { "Declared" } td { (rfc3339(i.declared_at)) } }
+                tr { th { "Scope" } td { (notices::scope_words(&i)) } }
+                tr { th { "Status" } td id="incident-status" { (i.status)
+                    @if let Some(r) = i.resolved_at { " (" (rfc3339(r)) ")" } } }
+            }
+            @for u in &updates {
+                article.update {
+                    h2 { (u.kind) " " small { (rfc3339(u.at)) } }
+                    @if let Some(s) = &u.summary { pre.summary { (s) } }
+                }
+            }
+        }
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        layout(
+            "Incident",
+            &Chrome {
+                email: None,
+                csrf: "",
+                impersonating: None,
+            },
+            body,
+        ),
+    ))
+}
