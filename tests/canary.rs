@@ -126,9 +126,28 @@ async fn no_person_typed_string_reaches_disk_or_logs() {
     let path_seg = canary("path");
     let bad_input = canary("badinput");
 
+    let incident_text = canary("incident");
+    let incident_update = canary("incidentupdate");
+
     // Inputs through the CLI while the server runs.
     env.create_user(&email, &user_name);
     env.create_workspace(&ws_name, &email);
+    // An incident's summary and update (operator-typed, mailed and published
+    // on /trust, but sealed in control.db and the audit chains).
+    let summary = env.root().join("incident.md");
+    std::fs::write(&summary, format!("What happened: {incident_text}")).unwrap();
+    let out = env.cli(
+        &["incident", "declare", "--workspaces", "all", "--summary", summary.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let incident = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    std::fs::write(&summary, format!("Update: {incident_update}")).unwrap();
+    let out = env.cli(
+        &["incident", "update", &incident, "--summary", summary.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = env.cli(
         &[
             "workspace",
@@ -235,6 +254,8 @@ async fn no_person_typed_string_reaches_disk_or_logs() {
         agent,
         path_seg,
         bad_input,
+        incident_text,
+        incident_update,
     ];
 
     // A backup of it all, scanned with the rest of the data dir.

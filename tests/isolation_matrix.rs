@@ -871,6 +871,9 @@ fn ui_table() -> Vec<UiRoute> {
         // Deletion: no name typed (422); nothing to cancel (back to the page).
         ui("/w/:ws/deletion", WS, Need::RoleStatus(Role::Owner, 422)),
         ui("/w/:ws/deletion/cancel", WS, role(Role::Owner)),
+        // An incident that does not affect the workspace (none does here).
+        ui("/w/:ws/incidents/ack", WS, Need::RoleStatus(Role::Admin, 404))
+            .form(|_| pairs(&[("incident_id", "inc_nope")])),
         ui("/account/deletion", &[], Person(422)),
         ui("/account/deletion/cancel", &[], Person(303)),
     ]
@@ -894,6 +897,7 @@ fn ui_pages() -> Vec<UiRoute> {
         page("/metrics", &[], Public(404)),
         page("/trust", &[], Public(200)),
         page("/trust.json", &[], Public(200)),
+        page("/trust/incidents/:id", &[(":id", P::Nowhere)], Public(404)),
         // 404 until an operator sets a contact.
         page("/.well-known/security.txt", &[], Public(404)),
         page("/api/openapi.json", &[], Public(200)),

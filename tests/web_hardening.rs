@@ -78,6 +78,22 @@ async fn walk_ui_form_routes(non_form: bool) {
     assert!(out.status.success());
     let my_id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let ws = env.create_workspace("Forms Inc", "admin@example.com");
+    // An incident for the acknowledge form (no relay for the CLI: mail owed).
+    let summary = env.root().join("incident.md");
+    std::fs::write(&summary, "A form test incident.").unwrap();
+    let out = env.cli(
+        &[
+            "incident",
+            "declare",
+            "--workspaces",
+            &ws,
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    let incident = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     // Invitations go out by mail: a real SMTP sink.
     let sink = common::smtp::Sink::start();
     let vars = sink.env();
@@ -320,6 +336,7 @@ async fn walk_ui_form_routes(non_form: bool) {
             "/w/:ws/integrations/webhooks/delete" => vec![("webhook_id", webhook.clone())],
             "/w/:ws/integrations/inbound" => vec![("name", "Form hook".into())],
             "/w/:ws/integrations/inbound/delete" => vec![("integration_id", inbound.clone())],
+            "/w/:ws/incidents/ack" => vec![("incident_id", incident.clone())],
             _ => vec![],
         };
         let (c, good) = if *route == "/login" {

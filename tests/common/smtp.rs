@@ -115,3 +115,15 @@ impl Sink {
         }
     }
 }
+
+impl Sink {
+    /// Every message received so far whose `To:` header is exactly `to`.
+    pub fn messages_to(&self, to: &str) -> Vec<String> {
+        let text = self.out.lock().unwrap().replace("=\n", "");
+        let header = format!("\nTo: {to}\n");
+        text.split("---------- MESSAGE FOLLOWS ----------")
+            .filter(|m| m.contains(&header))
+            .map(str::to_owned)
+            .collect()
+    }
+}
