@@ -137,17 +137,38 @@ async fn no_person_typed_string_reaches_disk_or_logs() {
     let summary = env.root().join("incident.md");
     std::fs::write(&summary, format!("What happened: {incident_text}")).unwrap();
     let out = env.cli(
-        &["incident", "declare", "--workspaces", "all", "--summary", summary.to_str().unwrap()],
+        &[
+            "incident",
+            "declare",
+            "--workspaces",
+            "all",
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
         None,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let incident = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     std::fs::write(&summary, format!("Update: {incident_update}")).unwrap();
     let out = env.cli(
-        &["incident", "update", &incident, "--summary", summary.to_str().unwrap()],
+        &[
+            "incident",
+            "update",
+            &incident,
+            "--summary",
+            summary.to_str().unwrap(),
+        ],
         None,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = env.cli(
         &[
             "workspace",

@@ -872,8 +872,12 @@ fn ui_table() -> Vec<UiRoute> {
         ui("/w/:ws/deletion", WS, Need::RoleStatus(Role::Owner, 422)),
         ui("/w/:ws/deletion/cancel", WS, role(Role::Owner)),
         // An incident that does not affect the workspace (none does here).
-        ui("/w/:ws/incidents/ack", WS, Need::RoleStatus(Role::Admin, 404))
-            .form(|_| pairs(&[("incident_id", "inc_nope")])),
+        ui(
+            "/w/:ws/incidents/ack",
+            WS,
+            Need::RoleStatus(Role::Admin, 404),
+        )
+        .form(|_| pairs(&[("incident_id", "inc_nope")])),
         ui("/account/deletion", &[], Person(422)),
         ui("/account/deletion/cancel", &[], Person(303)),
     ]

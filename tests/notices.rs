@@ -122,7 +122,13 @@ async fn an_incident_for_one_workspace_reaches_its_owners_only_until_acknowledge
     let out = incident(
         &w.env,
         Some(&sink),
-        &["declare", "--workspaces", &w.ws_a, "--summary", file.to_str().unwrap()],
+        &[
+            "declare",
+            "--workspaces",
+            &w.ws_a,
+            "--summary",
+            file.to_str().unwrap(),
+        ],
     );
     let id = declared_id(&out);
     assert!(id.starts_with("inc_"), "{id}");
@@ -143,8 +149,16 @@ async fn an_incident_for_one_workspace_reaches_its_owners_only_until_acknowledge
     // Audit: the platform chain and A's chain, not B's.
     let control = w.env.data_dir().join("control.db");
     assert!(has_entry(&control, "incident.declared", &id));
-    assert!(has_entry(&w.env.tenant_db(&w.ws_a), "incident.declared", &id));
-    assert!(!has_entry(&w.env.tenant_db(&w.ws_b), "incident.declared", &id));
+    assert!(has_entry(
+        &w.env.tenant_db(&w.ws_a),
+        "incident.declared",
+        &id
+    ));
+    assert!(!has_entry(
+        &w.env.tenant_db(&w.ws_b),
+        "incident.declared",
+        &id
+    ));
 
     // /trust and /trust.json: listed, with a count, naming no workspace.
     let anon = client(&server);
@@ -156,7 +170,12 @@ async fn an_incident_for_one_workspace_reaches_its_owners_only_until_acknowledge
     assert_eq!(listed["workspaces_affected"], 1);
     assert_eq!(listed["all_workspaces"], false);
     assert!(listed["declared_at"].as_str().unwrap().starts_with("20"));
-    assert!(listed["summary_url"].as_str().unwrap().ends_with(&format!("/trust/incidents/{id}")));
+    assert!(
+        listed["summary_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/trust/incidents/{id}"))
+    );
     let page = get_text(&anon, server.url("/trust")).await;
     let public = get_text(&anon, server.url(&format!("/trust/incidents/{id}"))).await;
     assert!(page.contains(&format!("/trust/incidents/{id}")));
@@ -185,7 +204,10 @@ async fn an_incident_for_one_workspace_reaches_its_owners_only_until_acknowledge
     assert!(seen.contains("/incidents/ack"));
     let seen = get_text(&member_a, server.url(&format!("{home_a}/members"))).await;
     assert!(seen.contains("incident-banner"), "every page of A shows it");
-    assert!(!seen.contains("/incidents/ack"), "a member cannot acknowledge");
+    assert!(
+        !seen.contains("/incidents/ack"),
+        "a member cannot acknowledge"
+    );
     let seen = get_text(&owner_b, server.url(&home_b)).await;
     assert!(!seen.contains("incident-banner"), "B is not affected");
 
@@ -193,32 +215,76 @@ async fn an_incident_for_one_workspace_reaches_its_owners_only_until_acknowledge
     assert_eq!(ack(&member_a, &server, &home_a, &w.ws_a, &id).await, 403);
     assert_eq!(ack(&owner_b, &server, &home_b, &w.ws_a, &id).await, 404);
     assert_eq!(ack(&owner_b, &server, &home_b, &w.ws_b, &id).await, 404);
-    assert_eq!(ack(&owner_b, &server, &home_b, &w.ws_b, "inc_nope").await, 404);
-    assert!(get_text(&owner_a, server.url(&home_a)).await.contains("incident-banner"));
-    assert!(!has_entry(&w.env.tenant_db(&w.ws_b), "incident.acknowledged", &id));
+    assert_eq!(
+        ack(&owner_b, &server, &home_b, &w.ws_b, "inc_nope").await,
+        404
+    );
+    assert!(
+        get_text(&owner_a, server.url(&home_a))
+            .await
+            .contains("incident-banner")
+    );
+    assert!(!has_entry(
+        &w.env.tenant_db(&w.ws_b),
+        "incident.acknowledged",
+        &id
+    ));
 
     // An admin acknowledges: gone for everyone in A, audited in A's chain.
     assert_eq!(ack(&admin_a, &server, &home_a, &w.ws_a, &id).await, 303);
     for c in [&owner_a, &admin_a, &member_a] {
-        assert!(!get_text(c, server.url(&home_a)).await.contains("incident-banner"));
+        assert!(
+            !get_text(c, server.url(&home_a))
+                .await
+                .contains("incident-banner")
+        );
     }
-    assert!(has_entry(&w.env.tenant_db(&w.ws_a), "incident.acknowledged", &id));
+    assert!(has_entry(
+        &w.env.tenant_db(&w.ws_a),
+        "incident.acknowledged",
+        &id
+    ));
 
     // An update and the resolution: mailed again, audited, on /trust.
-    let upd = summary(&w.env, "update.md", "The bucket policy is fixed; no access logged.");
-    let out = incident(&w.env, Some(&sink), &["update", &id, "--summary", upd.to_str().unwrap()]);
+    let upd = summary(
+        &w.env,
+        "update.md",
+        "The bucket policy is fixed; no access logged.",
+    );
+    let out = incident(
+        &w.env,
+        Some(&sink),
+        &["update", &id, "--summary", upd.to_str().unwrap()],
+    );
     assert_eq!(declared_id(&out), id);
     sink.wait_for("owner-a@example.com", "no access logged");
-    let fin = summary(&w.env, "final.md", "Post-incident summary: root cause was a typo.");
-    let out = incident(&w.env, Some(&sink), &["resolve", &id, "--summary", fin.to_str().unwrap()]);
+    let fin = summary(
+        &w.env,
+        "final.md",
+        "Post-incident summary: root cause was a typo.",
+    );
+    let out = incident(
+        &w.env,
+        Some(&sink),
+        &["resolve", &id, "--summary", fin.to_str().unwrap()],
+    );
     assert_eq!(declared_id(&out), id);
     sink.wait_for("owner-a@example.com", "root cause was a typo");
     assert_eq!(sink.messages_to("owner-a@example.com").len(), 3);
     assert!(sink.messages_to("owner-b@example.com").is_empty());
     for action in ["incident.updated", "incident.resolved"] {
-        assert!(has_entry(&control, action, &id), "{action} in the platform chain");
-        assert!(has_entry(&w.env.tenant_db(&w.ws_a), action, &id), "{action} in A");
-        assert!(!has_entry(&w.env.tenant_db(&w.ws_b), action, &id), "{action} in B");
+        assert!(
+            has_entry(&control, action, &id),
+            "{action} in the platform chain"
+        );
+        assert!(
+            has_entry(&w.env.tenant_db(&w.ws_a), action, &id),
+            "{action} in A"
+        );
+        assert!(
+            !has_entry(&w.env.tenant_db(&w.ws_b), action, &id),
+            "{action} in B"
+        );
     }
     let trust = get_json(&anon, server.url("/trust.json")).await;
     assert_eq!(trust["incidents"][0]["status"], "resolved");
@@ -232,7 +298,11 @@ async fn an_incident_for_one_workspace_reaches_its_owners_only_until_acknowledge
     let list = String::from_utf8_lossy(&list.stdout).to_string();
     assert!(list.contains(&id) && list.contains("resolved") && list.contains("1 workspace"));
     let verify = w.env.cli(&["audit", "verify"], None);
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
     server.stop();
 }
 
@@ -245,7 +315,13 @@ async fn an_incident_for_all_workspaces_reaches_every_owner_with_their_own_works
     let id = declared_id(&incident(
         &w.env,
         Some(&sink),
-        &["declare", "--workspaces", "all", "--summary", file.to_str().unwrap()],
+        &[
+            "declare",
+            "--workspaces",
+            "all",
+            "--summary",
+            file.to_str().unwrap(),
+        ],
     ));
     sink.wait_for("owner-a@example.com", &id);
     sink.wait_for("owner-b@example.com", &id);
@@ -266,10 +342,18 @@ async fn an_incident_for_all_workspaces_reaches_every_owner_with_their_own_works
     assert!(get_text(&owner_b, server.url(&home_b)).await.contains(&id));
     // B's owner acknowledges for B only: A still shows it.
     assert_eq!(ack(&owner_b, &server, &home_b, &w.ws_b, &id).await, 303);
-    assert!(!get_text(&owner_b, server.url(&home_b)).await.contains("incident-banner"));
+    assert!(
+        !get_text(&owner_b, server.url(&home_b))
+            .await
+            .contains("incident-banner")
+    );
     let owner_a = signed_in(&server, "owner-a@example.com").await;
     let home_a = format!("/w/{}", w.ws_a);
-    assert!(get_text(&owner_a, server.url(&home_a)).await.contains("incident-banner"));
+    assert!(
+        get_text(&owner_a, server.url(&home_a))
+            .await
+            .contains("incident-banner")
+    );
     server.stop();
 }
 
@@ -282,26 +366,57 @@ async fn without_a_mail_relay_the_incident_is_recorded_and_its_mail_sent_later()
     let out = incident(
         &w.env,
         None,
-        &["declare", "--workspaces", &w.ws_b, "--summary", file.to_str().unwrap()],
+        &[
+            "declare",
+            "--workspaces",
+            &w.ws_b,
+            "--summary",
+            file.to_str().unwrap(),
+        ],
     );
     let id = declared_id(&out);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(err.contains("smtp_host"), "says what to configure: {err}");
     let list = String::from_utf8_lossy(&incident(&w.env, None, &["list"]).stdout).to_string();
-    assert!(list.contains(&format!("{id}\t")) && list.trim_end().ends_with("0\t1"), "{list}");
+    assert!(
+        list.contains(&format!("{id}\t")) && list.trim_end().ends_with("0\t1"),
+        "{list}"
+    );
     // Bad input: a missing workspace, an empty summary: refused, nothing written.
     let empty = summary(&w.env, "empty.md", "  \n");
     let nope = "0190f3a0-0000-7000-8000-000000000000";
     for args in [
-        vec!["declare", "--workspaces", nope, "--summary", file.to_str().unwrap()],
-        vec!["declare", "--workspaces", "all", "--summary", empty.to_str().unwrap()],
-        vec!["declare", "--workspaces", "some-name", "--summary", file.to_str().unwrap()],
+        vec![
+            "declare",
+            "--workspaces",
+            nope,
+            "--summary",
+            file.to_str().unwrap(),
+        ],
+        vec![
+            "declare",
+            "--workspaces",
+            "all",
+            "--summary",
+            empty.to_str().unwrap(),
+        ],
+        vec![
+            "declare",
+            "--workspaces",
+            "some-name",
+            "--summary",
+            file.to_str().unwrap(),
+        ],
     ] {
         let out = incident(&w.env, None, &args);
         assert!(!out.status.success(), "{args:?} was accepted");
     }
     let listed = String::from_utf8_lossy(&incident(&w.env, None, &["list"]).stdout).to_string();
-    assert_eq!(listed.lines().count(), 2, "only the first incident: {listed}");
+    assert_eq!(
+        listed.lines().count(),
+        2,
+        "only the first incident: {listed}"
+    );
     // Ten minutes later (the server leaves younger mail to the command that
     // made it), a server with a relay sends it.
     let sink = Sink::start();
@@ -320,8 +435,15 @@ fn day_in(days: i64) -> String {
 
 fn wait_log(server: &Server, needle: &str, times: usize) {
     let started = Instant::now();
-    while String::from_utf8_lossy(&server.logs()).matches(needle).count() < times {
-        assert!(started.elapsed() < Duration::from_secs(30), "no {needle:?} in the log");
+    while String::from_utf8_lossy(&server.logs())
+        .matches(needle)
+        .count()
+        < times
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no {needle:?} in the log"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

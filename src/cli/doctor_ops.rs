@@ -152,7 +152,10 @@ pub fn check_subprocessor_notice(cfg: &Config, r: &Report) {
         } else {
             r.ok(
                 "subprocessor",
-                format!("{} ({}) announced for {}, in {days} days", s.role, s.host, s.effective),
+                format!(
+                    "{} ({}) announced for {}, in {days} days",
+                    s.role, s.host, s.effective
+                ),
             );
         }
     }

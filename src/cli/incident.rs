@@ -48,9 +48,8 @@ pub enum IncidentCommand {
 
 /// A summary file: UTF-8 text of at most `notices::MAX_SUMMARY` characters.
 fn read_summary(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Error::Usage(format!("--summary: cannot read {}: {e}", path.display()))
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::Usage(format!("--summary: cannot read {}: {e}", path.display())))?;
     if bytes.len() > notices::MAX_SUMMARY * 4 {
         return Err(Error::Usage(format!(
             "--summary: {} is longer than {} characters",
@@ -58,12 +57,8 @@ fn read_summary(path: &Path) -> Result<String> {
             notices::MAX_SUMMARY
         )));
     }
-    String::from_utf8(bytes).map_err(|_| {
-        Error::Usage(format!(
-            "--summary: {} is not UTF-8 text",
-            path.display()
-        ))
-    })
+    String::from_utf8(bytes)
+        .map_err(|_| Error::Usage(format!("--summary: {} is not UTF-8 text", path.display())))
 }
 
 fn explain(e: Error) -> Error {

@@ -101,12 +101,7 @@ struct IncidentMail {
     to: String,
 }
 
-async fn incident_mail(
-    state: &AppState,
-    id: &str,
-    seq: i64,
-    user: UserId,
-) -> Result<Option<Mail>> {
+async fn incident_mail(state: &AppState, id: &str, seq: i64, user: UserId) -> Result<Option<Mail>> {
     let keys = state.control.keys.clone();
     let id = id.to_owned();
     let found = state

@@ -123,7 +123,12 @@ pub async fn declare(
     let id = format!("inc_{}", uuid::Uuid::now_v7().simple());
     let now = state.clock.unix();
     let keys = state.control.keys.clone();
-    let (i, w, s, m) = (id.clone(), workspaces.clone(), summary.clone(), meta.clone());
+    let (i, w, s, m) = (
+        id.clone(),
+        workspaces.clone(),
+        summary.clone(),
+        meta.clone(),
+    );
     state
         .control
         .db
@@ -149,7 +154,16 @@ pub async fn declare(
         })
         .await?;
     let detail = json!({ "status": "open", "workspaces": workspaces.len(), "summary": summary });
-    follow_up(state, &id, "incident.declared", detail, workspaces, now, meta).await
+    follow_up(
+        state,
+        &id,
+        "incident.declared",
+        detail,
+        workspaces,
+        now,
+        meta,
+    )
+    .await
 }
 
 /// An update (`resolved` false) or the resolution, with its summary.

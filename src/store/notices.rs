@@ -92,7 +92,8 @@ pub fn insert_update(
     Ok(seq)
 }
 
-const INCIDENT_COLUMNS: &str = "i.id, i.declared_at, i.scope, i.status, i.updated_at, i.resolved_at,
+const INCIDENT_COLUMNS: &str =
+    "i.id, i.declared_at, i.scope, i.status, i.updated_at, i.resolved_at,
      (SELECT count(*) FROM incident_workspaces w WHERE w.incident_id = i.id)";
 
 fn incident_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
