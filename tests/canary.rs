@@ -135,40 +135,22 @@ async fn no_person_typed_string_reaches_disk_or_logs() {
     // An incident's summary and update (operator-typed, mailed and published
     // on /trust, but sealed in control.db and the audit chains).
     let summary = env.root().join("incident.md");
-    std::fs::write(&summary, format!("What happened: {incident_text}")).unwrap();
-    let out = env.cli(
-        &[
-            "incident",
-            "declare",
-            "--workspaces",
-            "all",
-            "--summary",
-            summary.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let incident = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    std::fs::write(&summary, format!("Update: {incident_update}")).unwrap();
-    let out = env.cli(
-        &[
-            "incident",
-            "update",
-            &incident,
-            "--summary",
-            summary.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut incident = String::new();
+    for (text, cmd) in [(&incident_text, "declare"), (&incident_update, "update")] {
+        std::fs::write(&summary, format!("What happened: {text}")).unwrap();
+        let file = summary.to_str().unwrap();
+        let args: Vec<&str> = if cmd == "declare" {
+            vec!["incident", cmd, "--workspaces", "all", "--summary", file]
+        } else {
+            vec!["incident", cmd, &incident, "--summary", file]
+        };
+        let out = env.cli(&args, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        if cmd == "declare" {
+            incident = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        }
+    }
     let out = env.cli(
         &[
             "workspace",
