@@ -68,6 +68,7 @@ impl Class {
         }
         let public = path.starts_with("/hooks/")
             || matches!(path, "/trust" | "/trust.json" | "/api/openapi.json")
+            || path.starts_with("/trust/")
             || path.starts_with("/.well-known/");
         let sign_in = path.starts_with("/api/v1/auth/")
             || matches!(path, "/login" | "/login/magic" | "/reset")
@@ -424,6 +425,10 @@ mod tests {
         let post = Method::POST;
         assert_eq!(Class::of(&get, "/healthz"), None);
         assert_eq!(Class::of(&get, "/trust.json"), Some(Class::Public));
+        assert_eq!(
+            Class::of(&get, "/trust/incidents/inc_1"),
+            Some(Class::Public)
+        );
         assert_eq!(Class::of(&post, "/hooks/a/b"), Some(Class::Public));
         assert_eq!(Class::of(&post, "/api/v1/auth/token"), Some(Class::SignIn));
         assert_eq!(Class::of(&post, "/login"), Some(Class::SignIn));
