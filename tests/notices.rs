@@ -208,6 +208,8 @@ async fn an_incident_for_one_workspace_reaches_its_owners_only_until_acknowledge
         !seen.contains("/incidents/ack"),
         "a member cannot acknowledge"
     );
+    let seen = get_text(&owner_a, server.url(&format!("{home_a}/audit"))).await;
+    assert!(seen.contains("incident-banner"), "the audit pages too");
     let seen = get_text(&owner_b, server.url(&home_b)).await;
     assert!(!seen.contains("incident-banner"), "B is not affected");
 

@@ -238,6 +238,8 @@ pub async fn workspace_audit(
         status: &status,
         csrf: &csrf,
     });
+    let banner = super::notices::banner(req, &state, &who, &csrf).await;
+    let body = html! { (banner) (body) };
     Ok(signed_in_page("Audit log", &email, &csrf, body))
 }
 
@@ -255,6 +257,8 @@ pub async fn workspace_entry(
     let email = chrome_email(&state, &who).await;
     let (csrf, _) = crate::web::csrf::token_for(req, &state);
     let body = entry_page(&e, &format!("/w/{ws}/audit"));
+    let banner = super::notices::banner(req, &state, &who, &csrf).await;
+    let body = html! { (banner) (body) };
     Ok(signed_in_page("Audit entry", &email, &csrf, body))
 }
 
