@@ -13,6 +13,11 @@ pub trait Clock: Send + Sync + 'static {
     fn unix(&self) -> i64 {
         self.now().unix_timestamp()
     }
+
+    /// Unix milliseconds, for waits that whole seconds would blur.
+    fn unix_ms(&self) -> i64 {
+        (self.now().unix_timestamp_nanos() / 1_000_000) as i64
+    }
 }
 
 pub type SharedClock = Arc<dyn Clock>;

@@ -14,7 +14,12 @@
 pub const BUILD_ID: &str = env!("AURA_BUILD_ID");
 
 /// What `aura --version` and `aura version` print after the name.
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (build ", env!("AURA_BUILD_ID"), ")");
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (build ",
+    env!("AURA_BUILD_ID"),
+    ")"
+);
 
 pub mod access;
 pub mod app;

@@ -196,10 +196,7 @@ async fn cli_works_beside_a_running_server() {
 
 #[test]
 fn version_prints() {
-    let out = common::aura_command()
-        .arg("version")
-        .output()
-        .unwrap();
+    let out = common::aura_command().arg("version").output().unwrap();
     assert!(out.status.success());
     let printed = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(printed.starts_with("aura "), "{printed}");
@@ -437,8 +434,8 @@ async fn init_dev_writes_nothing_outside_its_data_dir() {
 /// The harness passes on no `AURA_*` variable of whoever runs the tests (run
 /// with e.g. `AURA_STORAGE__SYNCHRONOUS=off` exported to see it matter): each
 /// one is removed from every command, so no server under test inherits it.
-#[test]
-fn the_harness_passes_on_no_aura_variable_of_the_caller() {
+#[tokio::test]
+async fn the_harness_passes_on_no_aura_variable_of_the_caller() {
     let cmd = common::aura_command();
     let removed: Vec<String> = cmd
         .get_envs()
@@ -455,5 +452,7 @@ fn the_harness_passes_on_no_aura_variable_of_the_caller() {
     // the real check is that one does (every other test file starts servers).
     let env = Env::new();
     let server = env.start();
+    let r = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(r.status(), 200);
     server.stop();
 }

@@ -7,78 +7,6 @@ mod common;
 use common::certs::{Ca, served_serial};
 use common::{Env, PASSWORD, client, csrf_from, login, open_db};
 
-/// Tables background jobs write on their own schedule (signed checkpoints,
-/// webhook delivery attempts): not a form's doing.
-const BACKGROUND_TABLES: [&str; 3] = ["audit_checkpoints", "audit_checkpoints_v2", "webhook_attempts"];
-
-/// Every store a UI form can write: control.db and every workspace's data.db
-/// (a form can create a workspace), each table's row count and a SHA-256 of
-/// all its rows (so an update in place shows too), audit chains included.
-fn everything_written(env: &Env) -> Vec<(String, i64, String)> {
-    use sha2::{Digest, Sha256};
-    let mut dbs = vec![("control".to_owned(), env.data_dir().join("control.db"))];
-    let mut tenants: Vec<_> = std::fs::read_dir(env.data_dir().join("tenants"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("data.db").exists())
-        .collect();
-    tenants.sort();
-    assert!(!tenants.is_empty(), "no workspace data.db to check");
-    for t in tenants {
-        let name = t.file_name().unwrap().to_string_lossy().to_string();
-        dbs.push((name, t.join("data.db")));
-    }
-    let mut out = Vec::new();
-    for (name, path) in dbs {
-        let db = open_db(&path);
-        let tables: Vec<String> = db
-            .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-            )
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .filter(|t: &String| !BACKGROUND_TABLES.contains(&t.as_str()))
-            .collect();
-        assert!(tables.contains(&"audit_log".to_owned()), "{name}: no audit_log");
-        for t in tables {
-            let mut stmt = db.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
-            let cols = stmt.column_count();
-            let mut rows: Vec<String> = stmt
-                .query_map([], |r| {
-                    Ok((0..cols)
-                        .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                        .collect::<Vec<_>>()
-                        .join("|"))
-                })
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            rows.sort();
-            let digest = hex::encode(Sha256::digest(rows.join("\n").as_bytes()));
-            out.push((format!("{name}.{t}"), rows.len() as i64, digest));
-        }
-    }
-    out
-}
-
-/// The tables whose rows differ between two snapshots.
-fn changed(before: &[(String, i64, String)], after: &[(String, i64, String)]) -> Vec<String> {
-    let mut names: Vec<String> = after
-        .iter()
-        .filter(|a| !before.contains(a))
-        .map(|a| format!("{} ({} rows)", a.0, a.1))
-        .collect();
-    names.extend(
-        before
-            .iter()
-            .filter(|b| !after.iter().any(|a| a.0 == b.0))
-            .map(|b| format!("{} (gone)", b.0)),
-    );
-    names
-}
-
 /// Every form route refuses a missing token, another session's token and a
 /// foreign Origin with 403 and changes nothing; the right token works.
 #[tokio::test]
@@ -380,7 +308,7 @@ async fn walk_ui_form_routes(non_form: bool) {
             f.extend(extra.iter().cloned());
             f
         };
-        let before = everything_written(&env);
+        let before = common::stores_snapshot(&env);
         for (case, token, origin) in [
             ("no token", None, server.base.clone()),
             (
@@ -404,7 +332,7 @@ async fn walk_ui_form_routes(non_form: bool) {
             assert_eq!(r.status(), 403, "{route}: {case}");
         }
         assert_eq!(
-            changed(&before, &everything_written(&env)),
+            common::stores_changed(&before, &common::stores_snapshot(&env)),
             Vec::<String>::new(),
             "{route}: refused posts change nothing in control.db or any data.db"
         );
@@ -412,7 +340,7 @@ async fn walk_ui_form_routes(non_form: bool) {
             // The right token, a same-origin request, a body a form would
             // send: only the content type is wrong.
             let body = serde_urlencoded::to_string(form(Some(&good))).unwrap();
-            let written = everything_written(&env);
+            let written = common::stores_snapshot(&env);
             for content_type in [Some("text/plain"), Some("application/json"), None] {
                 let mut req = c
                     .post(server.url(&path))
@@ -428,7 +356,7 @@ async fn walk_ui_form_routes(non_form: bool) {
                     r.status()
                 );
                 assert_eq!(
-                    changed(&written, &everything_written(&env)),
+                    common::stores_changed(&written, &common::stores_snapshot(&env)),
                     Vec::<String>::new(),
                     "{route}: a {content_type:?} body wrote nothing"
                 );

@@ -258,7 +258,9 @@ pub(crate) fn open_state(g: &Global, cfg: Config, create: bool) -> Result<Arc<Ap
     let requested = std::env::var("AURA_TEST_CLOCK_OFFSET").ok();
     let offset = test_clock_offset(requested.as_deref(), g.dev || cfg!(debug_assertions));
     if requested.is_some() && offset == 0 {
-        tracing::warn!("AURA_TEST_CLOCK_OFFSET ignored: only dev mode and debug builds move the clock");
+        tracing::warn!(
+            "AURA_TEST_CLOCK_OFFSET ignored: only dev mode and debug builds move the clock"
+        );
     }
     let clock = Arc::new(SystemClock::with_offset(offset));
     Ok(Arc::new(AppState::open(cfg, master, clock, create)?))

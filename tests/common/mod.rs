@@ -7,7 +7,14 @@ pub mod browser;
 pub mod certs;
 pub mod mfa;
 pub mod otp;
+mod ports;
 pub mod smtp;
+mod stores;
+
+#[allow(unused_imports)]
+pub use ports::{free_ports, spawn_reporting_port, with_port_retries};
+#[allow(unused_imports)]
+pub use stores::{contains_bytes, row_bytes, sha256, stores_changed, stores_snapshot};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -234,7 +241,13 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(mut cmd: Command) -> Self {
+    pub fn start(cmd: Command) -> Self {
+        Self::try_start(cmd).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Starts a server, or says why it did not (e.g. its fixed port was
+    /// taken: callers that must name a port in advance retry with another).
+    pub fn try_start(mut cmd: Command) -> Result<Self, String> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -277,16 +290,16 @@ impl Server {
             });
         }
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Ok(addr)) => Server {
+            Ok(Ok(addr)) => Ok(Server {
                 child,
                 base: format!("http://{addr}"),
                 log,
-            },
+            }),
             other => {
                 let _ = child.kill();
                 let _ = child.wait();
                 let logs = String::from_utf8_lossy(&log.lock().unwrap()).to_string();
-                panic!("server did not start: {other:?}\n{logs}");
+                Err(format!("server did not start: {other:?}\n{logs}"))
             }
         }
     }
