@@ -239,7 +239,7 @@ async fn issue_with(challenge: &str) -> (Env, Pebble, Vec<u8>, u16, u16, String)
 
 #[tokio::test]
 async fn acme_tls_alpn_01_issue_restart_reuses_cache_and_survives_ca_outage() {
-    let (env, mut pebble, root, http, https, serial) = issue_with("tls-alpn-01").await;
+    let (env, mut pebble, root, _http, _https, serial) = issue_with("tls-alpn-01").await;
     // The cache holds no plaintext key: every file in acme/ is sealed.
     let mut scanned = 0;
     for e in std::fs::read_dir(env.data_dir().join("acme")).unwrap() {
