@@ -570,3 +570,13 @@ async fn operator_certificate_is_served_and_replaced_on_sighup() {
     );
     server.stop();
 }
+
+/// `served_serial` once answered "" when no certificate came back, so two
+/// failed reads compared equal and "the same certificate" passed. It fails
+/// now where nothing is served.
+#[test]
+#[should_panic(expected = "no certificate served")]
+fn served_serial_fails_where_no_certificate_is_served() {
+    let [port] = common::free_ports::<1>();
+    served_serial(&format!("127.0.0.1:{port}"), "aura.test");
+}
