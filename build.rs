@@ -30,7 +30,9 @@ fn main() {
         hash.update(&bytes);
     }
     let id = hex(&hash.finalize()[..8]);
-    println!("cargo:rustc-env=AURA_BUILD_ID={id}");
+    // Not `AURA_*`: cargo also sets this in the environment of what
+    // `cargo run` and `cargo test` run, and the config reads `AURA_*`.
+    println!("cargo:rustc-env=SOURCES_BUILD_ID={id}");
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) {
