@@ -303,7 +303,15 @@ async fn sighup_reloads_the_config() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let logs = String::from_utf8_lossy(&server.logs()).to_string();
-    assert!(logs.contains("configuration reloaded"), "{logs}");
+    // The new config serves before its log line is written and read back
+    // from the server's stdout: wait for the line (bounded), not a moment.
+    loop {
+        let logs = String::from_utf8_lossy(&server.logs()).to_string();
+        if logs.contains("configuration reloaded") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{logs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.stop();
 }
