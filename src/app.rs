@@ -182,8 +182,12 @@ pub async fn serve_with<A: poem::listener::Acceptor + 'static>(
 ) -> Result<()> {
     let app = crate::web::routes(Arc::clone(&state));
     let jobs = crate::ops::jobs::spawn(Arc::clone(&state));
-    let watchdog = crate::ops::systemd::spawn_watchdog(Arc::clone(&state));
+    // READY before the first watchdog ping: the watchdog's first tick is at
+    // once, and a ping before READY tells systemd nothing true yet.
+    // READY before the first watchdog ping: the watchdog's first tick is at
+    // once, and a ping before READY tells systemd nothing true yet.
     crate::ops::systemd::ready(&format!("serving {}", state.config.public_url));
+    let watchdog = crate::ops::systemd::spawn_watchdog(Arc::clone(&state));
     // Response bodies get a write deadline: a reader that takes nothing for
     // the stall window loses its connection (docs/operations.md, limits).
     let stall = Duration::from_secs(state.config.file.data_limits.export_stall_secs);

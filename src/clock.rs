@@ -13,6 +13,11 @@ pub trait Clock: Send + Sync + 'static {
     fn unix(&self) -> i64 {
         self.now().unix_timestamp()
     }
+
+    /// Unix milliseconds, for waits that whole seconds would blur.
+    fn unix_ms(&self) -> i64 {
+        (self.now().unix_timestamp_nanos() / 1_000_000) as i64
+    }
 }
 
 pub type SharedClock = Arc<dyn Clock>;
@@ -46,6 +51,17 @@ impl Clock for SystemClock {
         let offset = self.offset_secs.load(Ordering::SeqCst);
         OffsetDateTime::now_utc() + time::Duration::seconds(offset)
     }
+}
+
+/// The offset `AURA_TEST_CLOCK_OFFSET` asks for, in seconds: honoured only when
+/// `allowed` (dev mode, or a debug build such as the one `cargo test` runs),
+/// else 0, so an environment variable cannot move token expiry, lockouts,
+/// retention or shredding dates on a release appliance (SECURITY.md).
+pub fn test_clock_offset(requested: Option<&str>, allowed: bool) -> i64 {
+    if !allowed {
+        return 0;
+    }
+    requested.and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 /// RFC 3339 rendering used in API responses.
@@ -140,5 +156,17 @@ mod tests {
         c.advance(3600);
         assert!(c.unix() >= a + 3600);
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+
+    /// A release build (`cfg!(debug_assertions)` false) without `--dev` passes
+    /// `allowed = false`: the variable must not move the clock there.
+    #[test]
+    fn test_clock_offset_is_ignored_in_a_release_build_without_dev() {
+        assert_eq!(test_clock_offset(Some("31536000"), false), 0);
+        assert_eq!(test_clock_offset(Some("-7200"), false), 0);
+        assert_eq!(test_clock_offset(Some("3600"), true), 3600);
+        assert_eq!(test_clock_offset(Some("-7200"), true), -7200);
+        assert_eq!(test_clock_offset(Some("soon"), true), 0);
+        assert_eq!(test_clock_offset(None, true), 0);
     }
 }

@@ -9,6 +9,18 @@
 )]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+/// This build's id: a SHA-256 prefix over the sources (see build.rs). The
+/// test harness compares the binary's id with its own and refuses a mismatch.
+pub const BUILD_ID: &str = env!("SOURCES_BUILD_ID");
+
+/// What `aura --version` and `aura version` print after the name.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (build ",
+    env!("SOURCES_BUILD_ID"),
+    ")"
+);
+
 pub mod access;
 pub mod app;
 pub mod audit;

@@ -14,14 +14,6 @@ use std::time::{Duration, Instant};
 use common::certs::{Ca, served_serial};
 use common::{Env, Server};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Pebble {
     pebble: Child,
     challtest: Child,
@@ -31,10 +23,15 @@ struct Pebble {
 }
 
 impl Pebble {
-    fn start(dir: &std::path::Path, aura_http: u16, aura_https: u16) -> Pebble {
+    /// pebble and its DNS cannot listen on port 0 and say which port they
+    /// got, and pebble's config names Aura's ports: all are picked in advance
+    /// (`common::free_ports`), and `ready` reports a server that exited
+    /// (a port taken meanwhile) so `start_pair` retries with fresh ones.
+    fn start(dir: &std::path::Path, aura_http: u16, aura_https: u16, ports: [u16; 4]) -> Pebble {
+        let [port, mgmt, dns, dns_mgmt] = ports;
+        let dir = dir.join(format!("pebble-{port}"));
         let ca = Ca::new(&dir.join("pebble-pki"), "pebble-listener-ca");
         let (cert, key) = ca.leaf("pebble-listener", "localhost");
-        let (port, mgmt, dns, dns_mgmt) = (free_port(), free_port(), free_port(), free_port());
         let config = dir.join("pebble.json");
         std::fs::write(
             &config,
@@ -93,17 +90,28 @@ impl Pebble {
             .unwrap()
     }
 
-    /// Waits (bounded) until the directory answers.
-    async fn ready(&self) {
+    /// Waits (bounded) until the directory answers over pebble's own TLS
+    /// (so not another process on that port), or says which server exited.
+    async fn ready(&mut self) -> Result<(), String> {
         let c = self.client();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !c
-            .get(&self.directory)
-            .send()
-            .await
-            .map(|r| r.status().is_success())
-            .unwrap_or(false)
-        {
+        loop {
+            for (name, child) in [
+                ("pebble", &mut self.pebble),
+                ("pebble-challtestsrv", &mut self.challtest),
+            ] {
+                if let Some(status) = child.try_wait().unwrap() {
+                    return Err(format!("{name} exited ({status}): a port taken?"));
+                }
+            }
+            let up = c
+                .get(&self.directory)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if up {
+                return Ok(());
+            }
             assert!(Instant::now() < deadline, "pebble did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -134,8 +142,16 @@ impl Drop for Pebble {
     }
 }
 
-fn start_aura(env: &Env, pebble: &Pebble, challenge: &str, http: u16, https: u16) -> Server {
-    env.start_with(&[
+/// Aura with its listeners on the given ports (0: any, reported in its log).
+fn try_start_aura(
+    env: &Env,
+    pebble: &Pebble,
+    challenge: &str,
+    http: u16,
+    https: u16,
+) -> Result<Server, String> {
+    let mut cmd = env.command(&["serve", "--listen", "127.0.0.1:0"]);
+    let vars: [(&str, &str); 8] = [
         ("AURA_TLS__MODE", "acme"),
         ("AURA_TLS__DOMAINS", "[\"aura.test\"]"),
         ("AURA_TLS__HTTPS_LISTEN", &format!("127.0.0.1:{https}")),
@@ -147,7 +163,30 @@ fn start_aura(env: &Env, pebble: &Pebble, challenge: &str, http: u16, https: u16
             "AURA_TLS__ACME__CA_ROOT_FILE",
             pebble.listener_ca.to_str().unwrap(),
         ),
-    ])
+    ];
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    Server::try_start(cmd)
+}
+
+/// pebble, then Aura on the ports pebble's config named; a port taken in
+/// between fails pebble's or Aura's bind, and both start again on fresh ones.
+async fn start_pair(env: &Env, challenge: &str) -> (Pebble, Server, u16, u16) {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let [http, https, port, mgmt, dns, dns_mgmt] = common::free_ports::<6>();
+        let mut pebble = Pebble::start(env.root(), http, https, [port, mgmt, dns, dns_mgmt]);
+        if let Err(why) = pebble.ready().await {
+            last = why;
+            continue;
+        }
+        match try_start_aura(env, &pebble, challenge, http, https) {
+            Ok(server) => return (pebble, server, http, https),
+            Err(why) => last = why,
+        }
+    }
+    panic!("pebble and Aura did not start in 5 tries: {last}");
 }
 
 /// Waits (bounded) until Aura answers HTTPS with a certificate pebble issued.
@@ -180,10 +219,7 @@ async fn https_ok(root_pem: &[u8], https: u16) -> reqwest::Response {
 
 async fn issue_with(challenge: &str) -> (Env, Pebble, Vec<u8>, u16, u16, String) {
     let env = Env::new();
-    let (http, https) = (free_port(), free_port());
-    let pebble = Pebble::start(env.root(), http, https);
-    pebble.ready().await;
-    let server = start_aura(&env, &pebble, challenge, http, https);
+    let (pebble, server, http, https) = start_pair(&env, challenge).await;
     let root = pebble.issuing_root().await;
     let r = https_ok(&root, https).await;
     assert_eq!(
@@ -203,15 +239,23 @@ async fn issue_with(challenge: &str) -> (Env, Pebble, Vec<u8>, u16, u16, String)
 
 #[tokio::test]
 async fn acme_tls_alpn_01_issue_restart_reuses_cache_and_survives_ca_outage() {
-    let (env, mut pebble, root, http, https, serial) = issue_with("tls-alpn-01").await;
+    let (env, mut pebble, root, _http, _https, serial) = issue_with("tls-alpn-01").await;
     // The cache holds no plaintext key: every file in acme/ is sealed.
+    let mut scanned = 0;
     for e in std::fs::read_dir(env.data_dir().join("acme")).unwrap() {
-        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        let p = e.unwrap().path();
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(!bytes.is_empty(), "{} is empty", p.display());
         assert!(!String::from_utf8_lossy(&bytes).contains("PRIVATE KEY"));
+        scanned += 1;
     }
+    // The account key and the certificate with its key: nothing scanned proves nothing.
+    assert!(scanned >= 2, "acme/ holds {scanned} files");
     // The CA goes away; a restart still serves the cached certificate.
     pebble.stop();
-    let server = start_aura(&env, &pebble, "tls-alpn-01", http, https);
+    // Any ports now: the CA that validated the old ones is gone.
+    let server = try_start_aura(&env, &pebble, "tls-alpn-01", 0, 0).unwrap();
+    let https = server.addr().rsplit(':').next().unwrap().parse().unwrap();
     let r = https_ok(&root, https).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
@@ -243,12 +287,11 @@ async fn acme_tls_alpn_01_issue_restart_reuses_cache_and_survives_ca_outage() {
         Some(&format!("{}\n", common::PASSWORD)),
     );
     assert!(out.status.success());
-    let (http2, https2) = (free_port(), free_port());
     let server = fresh.start_with(&[
         ("AURA_TLS__MODE", "acme"),
         ("AURA_TLS__DOMAINS", "[\"aura.test\"]"),
-        ("AURA_TLS__HTTPS_LISTEN", &format!("127.0.0.1:{https2}")),
-        ("AURA_TLS__HTTP_LISTEN", &format!("127.0.0.1:{http2}")),
+        ("AURA_TLS__HTTPS_LISTEN", "127.0.0.1:0"),
+        ("AURA_TLS__HTTP_LISTEN", "127.0.0.1:0"),
         ("AURA_TLS__ACME__CONTACT", "ops@example.com"),
         ("AURA_TLS__ACME__DIRECTORY_URL", &pebble.directory),
         (
@@ -310,10 +353,7 @@ async fn acme_http_01_issue_and_doctor_checks() {
 #[tokio::test]
 async fn sslscan_of_the_acme_certificate_finds_nothing_weak() {
     let env = Env::new();
-    let (http, https) = (free_port(), free_port());
-    let pebble = Pebble::start(env.root(), http, https);
-    pebble.ready().await;
-    let server = start_aura(&env, &pebble, "tls-alpn-01", http, https);
+    let (pebble, server, _http, https) = start_pair(&env, "tls-alpn-01").await;
     let root = pebble.issuing_root().await;
     assert_eq!(https_ok(&root, https).await.status(), 200);
     let out = Command::new("sslscan")

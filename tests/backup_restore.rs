@@ -708,24 +708,10 @@ async fn s3_target_uploads_and_a_drill_fetches_back() {
     let keys = age_keys(env.root(), "id");
     env.create_user("s3@example.com", "S3");
     env.create_workspace("Bucketed", "s3@example.com");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut moto = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("python3 with moto[server] is installed by scripts/test");
+    // moto binds port 0 itself and prints the port it got (on stderr).
+    let mut cmd = Command::new("python3");
+    cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"]);
+    let (mut moto, port) = common::spawn_reporting_port(cmd, false, "Running on http://127.0.0.1:");
     let endpoint = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

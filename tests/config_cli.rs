@@ -196,19 +196,48 @@ async fn cli_works_beside_a_running_server() {
 
 #[test]
 fn version_prints() {
-    let out = std::process::Command::new(common::BIN)
-        .arg("version")
-        .output()
-        .unwrap();
+    let out = common::aura_command().arg("version").output().unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("aura "));
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(printed.starts_with("aura "), "{printed}");
+    assert!(
+        printed.contains(&format!("(build {})", aura::BUILD_ID)),
+        "{printed}"
+    );
+}
+
+/// A binary built from other sources (another checkout sharing the target
+/// dir, or a stale `TEST_AURA_BIN`) is refused with a message saying why.
+#[test]
+fn a_binary_from_other_sources_is_refused() {
+    assert_eq!(common::check_build_id(common::BIN), Ok(()));
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("aura");
+    std::fs::write(
+        &other,
+        "#!/bin/sh\necho 'aura 0.1.0 (build 0123456789abcdef)'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Another test thread forking while the script was open for writing can
+    // leave it briefly "busy" (ETXTBSY); that is not the answer looked for.
+    let mut why = String::new();
+    for _ in 0..50 {
+        why = common::check_build_id(other.to_str().unwrap()).unwrap_err();
+        if !why.contains("busy") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(why.contains("stale aura binary refused"), "{why}");
+    assert!(why.contains(aura::BUILD_ID), "{why}");
 }
 
 #[tokio::test]
 async fn dev_mode_needs_no_config_and_prints_sign_in() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("aura-dev");
-    let mut cmd = std::process::Command::new(common::BIN);
+    let mut cmd = common::aura_command();
     cmd.current_dir(dir.path())
         .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
         .env_remove("AURA_CONFIG")
@@ -239,7 +268,7 @@ async fn dev_mode_needs_no_config_and_prints_sign_in() {
     assert!(outbox.contains("/invite/"), "{outbox}");
 
     // The CLI pointed at the dev data dir uses the dev key too.
-    let out = std::process::Command::new(common::BIN)
+    let out = common::aura_command()
         .args(["workspace", "list", "--data-dir"])
         .arg(&data)
         .env_remove("AURA_CONFIG")
@@ -256,7 +285,7 @@ async fn dev_mode_needs_no_config_and_prints_sign_in() {
 
     // Backups work with no config: a dev age identity is generated and used.
     let dev_cli = |args: &[&str]| {
-        std::process::Command::new(common::BIN)
+        common::aura_command()
             .args(args)
             .arg("--data-dir")
             .arg(&data)
@@ -322,7 +351,7 @@ async fn init_dev_writes_nothing_outside_its_data_dir() {
     std::fs::create_dir(&home).unwrap();
     let data = dir.path().join("dev-data");
     let run = |args: &[&str]| {
-        std::process::Command::new(common::bin())
+        common::aura_command()
             .current_dir(dir.path())
             .args(args)
             .arg("--data-dir")
@@ -379,7 +408,7 @@ async fn init_dev_writes_nothing_outside_its_data_dir() {
         String::from_utf8_lossy(&out.stderr)
     );
     // `serve --dev` on it, started and stopped: still nothing outside.
-    let mut cmd = std::process::Command::new(common::bin());
+    let mut cmd = common::aura_command();
     cmd.current_dir(dir.path())
         .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
@@ -400,4 +429,30 @@ async fn init_dev_writes_nothing_outside_its_data_dir() {
     assert_eq!(etc.exists().then(|| snapshot(etc)), before);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     assert_eq!(std::fs::read_dir(&home).unwrap().count(), 0);
+}
+
+/// The harness passes on no `AURA_*` variable of whoever runs the tests (run
+/// with e.g. `AURA_STORAGE__SYNCHRONOUS=off` exported to see it matter): each
+/// one is removed from every command, so no server under test inherits it.
+#[tokio::test]
+async fn the_harness_passes_on_no_aura_variable_of_the_caller() {
+    let cmd = common::aura_command();
+    let removed: Vec<String> = cmd
+        .get_envs()
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| k.to_string_lossy().to_string())
+        .collect();
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().to_string();
+        if key.starts_with("AURA_") {
+            assert!(removed.contains(&key), "{key} reaches the server");
+        }
+    }
+    // And a server started with a bad value exported would not start at all:
+    // the real check is that one does (every other test file starts servers).
+    let env = Env::new();
+    let server = env.start();
+    let r = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop();
 }

@@ -63,16 +63,34 @@ async fn invite_by_mail_accept_once_and_sign_in() {
     assert_eq!(created["status"], "pending");
     let token = sink.token_for("New.Person@Example.com");
     assert!(token.len() >= 40, "{token}");
-    // Only the token's hash is stored.
+    // Only the token's SHA-256 is stored, and the address only sealed: the
+    // row holds neither the token nor the address, in any case.
     let db = common::open_db(&env.data_dir().join("control.db"));
-    let n: i64 = db
+    let hash = common::sha256(&token);
+    let (id, sealed): (String, Vec<u8>) = db
         .query_row(
-            "SELECT count(*) FROM invitations WHERE instr(token_hash, ?1) > 0",
-            [token.as_bytes()],
-            |r| r.get(0),
+            "SELECT id, email_ct FROM invitations WHERE token_hash = ?1",
+            [&hash],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .unwrap();
-    assert_eq!(n, 0);
+        .expect("the invitation's token_hash is the token's SHA-256");
+    assert_eq!(created["id"].as_str(), Some(id.as_str()));
+    let row = common::row_bytes(&db, "invitations", "id", &id);
+    for plain in [
+        token.as_str(),
+        "New.Person@Example.com",
+        "new.person@example.com",
+        "new.person",
+    ] {
+        assert!(
+            !common::contains_bytes(&row, plain.as_bytes()),
+            "{plain:?} is in the invitations row"
+        );
+    }
+    assert!(
+        sealed.len() > "new.person@example.com".len(),
+        "sealed, not empty"
+    );
 
     // The invited person reads it and accepts, creating the account.
     let anon = client(&s);

@@ -238,16 +238,15 @@ async fn passkeys_register_stand_in_for_the_code_and_sign_in_alone_in_chromium()
     let env = Env::new();
     env.create_user("keeper@example.com", "Keeper");
     env.create_workspace("Lighthouse Log", "keeper@example.com");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://localhost:{port}");
-    // `localhost` may resolve to ::1 first: listen on both loopbacks.
-    let mut cmd = env.command(&["serve", "--listen", &format!("127.0.0.1:{port}")]);
-    cmd.env("AURA_PUBLIC_URL", &base);
-    let server = common::Server::start(cmd);
+    // The public address (a WebAuthn origin) names the port before the
+    // server starts: a port picked in advance, retried if it was taken.
+    let (server, base) = common::with_port_retries(|| {
+        let [port] = common::free_ports::<1>();
+        let base = format!("http://localhost:{port}");
+        let mut cmd = env.command(&["serve", "--listen", &format!("127.0.0.1:{port}")]);
+        cmd.env("AURA_PUBLIC_URL", &base);
+        common::Server::try_start(cmd).map(|s| (s, base))
+    });
     let url = |p: &str| format!("{base}{p}");
     let b = Browser::start().await;
     b.add_virtual_authenticator().await;

@@ -7,42 +7,6 @@ mod common;
 use common::certs::{Ca, served_serial};
 use common::{Env, PASSWORD, client, csrf_from, login, open_db};
 
-fn audit_total(env: &Env) -> i64 {
-    open_db(&env.data_dir().join("control.db"))
-        .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
-        .unwrap()
-}
-
-/// Row counts of every table of control.db and of the workspace's data.db
-/// (audit chains included). Left out: the tables background jobs write on
-/// their own schedule (signed checkpoints, webhook delivery attempts).
-fn everything_written(env: &Env, ws: &str) -> Vec<(String, i64)> {
-    let mut out = Vec::new();
-    for (name, path) in [
-        ("control", env.data_dir().join("control.db")),
-        ("workspace", env.tenant_db(ws)),
-    ] {
-        let db = open_db(&path);
-        let tables: Vec<String> = db
-            .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-            )
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .filter(|t: &String| t != "audit_checkpoints" && t != "webhook_attempts")
-            .collect();
-        for t in tables {
-            let n: i64 = db
-                .query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))
-                .unwrap();
-            out.push((format!("{name}.{t}"), n));
-        }
-    }
-    out
-}
-
 /// Every form route refuses a missing token, another session's token and a
 /// foreign Origin with 403 and changes nothing; the right token works.
 #[tokio::test]
@@ -361,7 +325,7 @@ async fn walk_ui_form_routes(non_form: bool) {
             f.extend(extra.iter().cloned());
             f
         };
-        let before = audit_total(&env);
+        let before = common::stores_snapshot(&env);
         for (case, token, origin) in [
             ("no token", None, server.base.clone()),
             (
@@ -385,15 +349,15 @@ async fn walk_ui_form_routes(non_form: bool) {
             assert_eq!(r.status(), 403, "{route}: {case}");
         }
         assert_eq!(
-            audit_total(&env),
-            before,
-            "{route}: refused posts change nothing"
+            common::stores_changed(&before, &common::stores_snapshot(&env)),
+            Vec::<String>::new(),
+            "{route}: refused posts change nothing in control.db or any data.db"
         );
         if non_form {
             // The right token, a same-origin request, a body a form would
             // send: only the content type is wrong.
             let body = serde_urlencoded::to_string(form(Some(&good))).unwrap();
-            let written = everything_written(&env, &ws);
+            let written = common::stores_snapshot(&env);
             for content_type in [Some("text/plain"), Some("application/json"), None] {
                 let mut req = c
                     .post(server.url(&path))
@@ -409,8 +373,8 @@ async fn walk_ui_form_routes(non_form: bool) {
                     r.status()
                 );
                 assert_eq!(
-                    everything_written(&env, &ws),
-                    written,
+                    common::stores_changed(&written, &common::stores_snapshot(&env)),
+                    Vec::<String>::new(),
                     "{route}: a {content_type:?} body wrote nothing"
                 );
             }
@@ -622,4 +586,14 @@ async fn operator_certificate_is_served_and_replaced_on_sighup() {
         200
     );
     server.stop();
+}
+
+/// `served_serial` once answered "" when no certificate came back, so two
+/// failed reads compared equal and "the same certificate" passed. It fails
+/// now where nothing is served.
+#[test]
+#[should_panic(expected = "no certificate served")]
+fn served_serial_fails_where_no_certificate_is_served() {
+    let [port] = common::free_ports::<1>();
+    served_serial(&format!("127.0.0.1:{port}"), "aura.test");
 }

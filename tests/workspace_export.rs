@@ -190,10 +190,18 @@ async fn export_archive_round_trip_api_and_cli() {
     assert_eq!(job["records"], 6_001);
     assert_eq!(job["done"], job["total"]);
     // The spool on disk is ciphertext.
+    let mut spooled = 0;
     for e in std::fs::read_dir(env.data_dir().join("exports")).unwrap() {
-        let bytes = std::fs::read(e.unwrap().path()).unwrap();
-        assert!(bytes.starts_with(b"age-encryption.org/v1"));
+        let p = e.unwrap().path();
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(
+            bytes.starts_with(b"age-encryption.org/v1"),
+            "{} is not age ciphertext",
+            p.display()
+        );
+        spooled += 1;
     }
+    assert_eq!(spooled, 1, "the finished export is in the spool");
     let resp = c
         .get(server.url(job["download"].as_str().unwrap()))
         .send()

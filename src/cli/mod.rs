@@ -20,7 +20,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::AppState;
-use crate::clock::SystemClock;
+use crate::clock::{SystemClock, test_clock_offset};
 use crate::config::{self, Config, Overrides};
 use crate::crypto::master_source::{self, DEV_WARNING};
 use crate::error::Result;
@@ -28,7 +28,7 @@ use crate::error::Result;
 #[derive(Parser, Debug)]
 #[command(
     name = "aura",
-    version,
+    version = crate::VERSION,
     about = "Aura: a self-hosted workspace appliance that proves its security promises"
 )]
 pub struct Cli {
@@ -209,11 +209,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let g = cli.global;
     match cli.command {
         Command::Version => {
-            println!(
-                "aura {} ({})",
-                env!("CARGO_PKG_VERSION"),
-                std::env::consts::ARCH
-            );
+            println!("aura {} {}", crate::VERSION, std::env::consts::ARCH);
             Ok(ExitCode::SUCCESS)
         }
         Command::Init => init::run(&g).await,
@@ -267,11 +263,13 @@ pub(crate) fn open_state(g: &Global, cfg: Config, create: bool) -> Result<Arc<Ap
         eprintln!("{DEV_WARNING}");
         tracing::warn!(source = %origin.describe(), "using a dev master key");
     }
-    let _ = g;
-    let offset = std::env::var("AURA_TEST_CLOCK_OFFSET")
-        .ok()
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(0);
+    let requested = std::env::var("AURA_TEST_CLOCK_OFFSET").ok();
+    let offset = test_clock_offset(requested.as_deref(), g.dev || cfg!(debug_assertions));
+    if requested.is_some() && offset == 0 {
+        tracing::warn!(
+            "AURA_TEST_CLOCK_OFFSET ignored: only dev mode and debug builds move the clock"
+        );
+    }
     let clock = Arc::new(SystemClock::with_offset(offset));
     Ok(Arc::new(AppState::open(cfg, master, clock, create)?))
 }

@@ -44,6 +44,9 @@ enum Admit {
 /// How an admitted attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
+    /// At this time, in milliseconds: the account backoff measures its waits
+    /// to the millisecond (whole seconds made a "1 s" wait anything from 0 to
+    /// 1 s, letting a parallel burst straddling a second get one more check).
     Failed(i64),
     Succeeded,
     /// Never reached a verdict (an error, or the request was dropped).
@@ -97,8 +100,8 @@ impl Window {
     fn finish(&mut self, key: &str, outcome: Outcome) {
         if let Some(h) = self.hits.get_mut(key) {
             h.in_flight = h.in_flight.saturating_sub(1);
-            if let Outcome::Failed(at) = outcome {
-                h.failures.push_back(at);
+            if let Outcome::Failed(at_ms) = outcome {
+                h.failures.push_back(at_ms.div_euclid(1000));
             }
             if h.in_flight == 0 && h.failures.is_empty() {
                 self.hits.remove(key);
@@ -110,7 +113,8 @@ impl Window {
 #[derive(Default)]
 struct Account {
     failures: u32,
-    last: i64,
+    /// The newest failure, in milliseconds.
+    last_ms: i64,
     in_flight: u32,
 }
 
@@ -123,10 +127,10 @@ struct Backoff {
 }
 
 impl Backoff {
-    fn check(&mut self, key: &[u8], now: i64, after: u32) -> Admit {
+    fn check(&mut self, key: &[u8], now_ms: i64, after: u32) -> Admit {
         if self.accounts.len() > self.sweep_above.max(SWEEP_ABOVE) {
             self.accounts
-                .retain(|_, a| a.in_flight > 0 || a.last > now - MAX_BACKOFF_SECS);
+                .retain(|_, a| a.in_flight > 0 || a.last_ms > now_ms - MAX_BACKOFF_SECS * 1000);
             self.sweep_above = self.accounts.len() * 2;
         }
         let Some(a) = self.accounts.get(key) else {
@@ -137,9 +141,10 @@ impl Backoff {
         }
         if a.failures >= after {
             let exp = (a.failures - after).min(20);
-            let until = a.last + (1i64 << exp).min(MAX_BACKOFF_SECS);
-            if now < until {
-                return Admit::Refuse((until - now) as u64);
+            let until_ms = a.last_ms + (1i64 << exp).min(MAX_BACKOFF_SECS) * 1000;
+            if now_ms < until_ms {
+                // Whole seconds for Retry-After, rounded up.
+                return Admit::Refuse((until_ms - now_ms + 999).div_euclid(1000) as u64);
             }
         }
         if a.in_flight > 0 && a.failures.saturating_add(a.in_flight) >= after {
@@ -156,9 +161,9 @@ impl Backoff {
         if let Some(a) = self.accounts.get_mut(key) {
             a.in_flight = a.in_flight.saturating_sub(1);
             match outcome {
-                Outcome::Failed(at) => {
+                Outcome::Failed(at_ms) => {
                     a.failures = a.failures.saturating_add(1);
-                    a.last = a.last.max(at);
+                    a.last_ms = a.last_ms.max(at_ms);
                 }
                 Outcome::Succeeded => a.failures = 0,
                 Outcome::Aborted => {}
@@ -261,13 +266,18 @@ impl Limits {
         c.known_good.insert(ip.to_owned(), now);
     }
 
-    fn admit(&self, ip: &str, account: &[u8], now: i64, auth: &AuthConfig) -> Admit {
+    fn admit(&self, ip: &str, account: &[u8], now_ms: i64, auth: &AuthConfig) -> Admit {
         let window = (auth.login_failure_window_minutes as i64).saturating_mul(60);
         let mut c = self.lock();
-        let by_ip = c
-            .login_ip
-            .check(ip, now, auth.login_failures_per_ip, window);
-        let by_account = c.accounts.check(account, now, auth.account_backoff_after);
+        let by_ip = c.login_ip.check(
+            ip,
+            now_ms.div_euclid(1000),
+            auth.login_failures_per_ip,
+            window,
+        );
+        let by_account = c
+            .accounts
+            .check(account, now_ms, auth.account_backoff_after);
         match (by_ip, by_account) {
             (Admit::Refuse(secs), _) | (_, Admit::Refuse(secs)) => Admit::Refuse(secs),
             (Admit::Go, Admit::Go) => {
@@ -293,7 +303,7 @@ impl Limits {
             let ended = self.ended.notified();
             tokio::pin!(ended);
             ended.as_mut().enable();
-            match self.admit(&ip, &account, state.clock.unix(), auth) {
+            match self.admit(&ip, &account, state.clock.unix_ms(), auth) {
                 Admit::Go => {
                     return Ok(Attempt {
                         limits: self,
@@ -423,7 +433,7 @@ pub async fn check_password(
         }
         other => {
             let now = state.clock.unix();
-            attempt.outcome = Outcome::Failed(now);
+            attempt.outcome = Outcome::Failed(state.clock.unix_ms());
             drop(attempt);
             let target = other.map(|u| u.id);
             let keys = state.control.keys.clone();

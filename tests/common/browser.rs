@@ -3,7 +3,7 @@
 //! handful of JSON calls.
 #![allow(dead_code)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -19,18 +19,13 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Starts chromedriver on a free port and opens a headless session.
+    /// Starts chromedriver on port 0 (it binds a free port itself and prints
+    /// it) and opens a headless session.
     pub async fn start() -> Browser {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver is installed by scripts/test (apt: chromium-driver)");
+        let mut cmd = Command::new("chromedriver");
+        cmd.arg("--port=0");
+        let (driver, port) =
+            super::spawn_reporting_port(cmd, true, "started successfully on port ");
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         // Wait for the driver to answer /status (bounded; it starts in ms).

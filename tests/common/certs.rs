@@ -117,5 +117,12 @@ pub fn served_serial(addr: &str, sni: &str) -> String {
         ))
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    // `openssl x509` fails on no certificate: an empty answer is not a serial.
+    let serial = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        out.status.success() && serial.len() > "serial=".len() && serial.starts_with("serial="),
+        "no certificate served at {addr} for {sni}: {serial:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serial
 }

@@ -7,7 +7,14 @@ pub mod browser;
 pub mod certs;
 pub mod mfa;
 pub mod otp;
+mod ports;
 pub mod smtp;
+mod stores;
+
+#[allow(unused_imports)]
+pub use ports::{free_ports, spawn_reporting_port, with_port_retries};
+#[allow(unused_imports)]
+pub use stores::{contains_bytes, row_bytes, sha256, stores_changed, stores_snapshot};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -23,8 +30,57 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_aura");
 /// The binary the harness runs: `TEST_AURA_BIN` when set, else `BIN`. With a
 /// target dir shared between checkouts, `target/debug/aura` is whichever
 /// checkout built last; a copy taken right after building pins this one's.
+/// Either way the binary must report this test build's id (`aura --version`,
+/// build.rs hashes the sources): another checkout's binary is refused.
 pub fn bin() -> String {
-    std::env::var("TEST_AURA_BIN").unwrap_or_else(|_| BIN.to_owned())
+    static CHECKED: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    let checked = CHECKED.get_or_init(|| {
+        let path = std::env::var("TEST_AURA_BIN").unwrap_or_else(|_| BIN.to_owned());
+        check_build_id(&path).map(|()| path)
+    });
+    match checked {
+        Ok(path) => path.clone(),
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// `aura --version` must print `(build <id>)` with the id compiled into these tests.
+pub fn check_build_id(path: &str) -> Result<(), String> {
+    let out = Command::new(path)
+        .arg("--version")
+        .env_clear()
+        .output()
+        .map_err(|e| format!("cannot run the aura binary {path}: {e}"))?;
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let want = format!("(build {})", aura::BUILD_ID);
+    if printed.contains(&want) {
+        Ok(())
+    } else {
+        Err(format!(
+            "stale aura binary refused: {path} prints {printed:?}, these tests were built from \
+             sources with build id {}; rebuild (cargo test builds it), or point \
+             TEST_AURA_BIN at a copy of this checkout's target/debug/aura",
+            aura::BUILD_ID
+        ))
+    }
+}
+
+/// A command for the binary with no `AURA_*` variable (and no systemd
+/// credential dir or `RUST_LOG`) inherited from whoever runs the tests: an
+/// exported `AURA_STORAGE__SYNCHRONOUS` or `AURA_LIMITS__...` would otherwise
+/// change every server under test. Callers set what they need on top.
+pub fn aura_command() -> Command {
+    let mut c = Command::new(bin());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("AURA_") {
+            c.env_remove(&key);
+        }
+    }
+    c.env_remove("CREDENTIALS_DIRECTORY")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("RUST_LOG");
+    c
 }
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -66,19 +122,13 @@ impl Env {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
+        let mut c = aura_command();
         c.arg("--config")
             .arg(self.config_path())
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(args)
-            .env("AURA_MASTER_KEY_FILE", self.key_path())
-            .env_remove("AURA_CONFIG")
-            .env_remove("AURA_DATA_DIR")
-            .env_remove("AURA_LISTEN")
-            .env_remove("AURA_MASTER_KEY")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .env_remove("RUST_LOG");
+            .env("AURA_MASTER_KEY_FILE", self.key_path());
         c
     }
 
@@ -191,7 +241,13 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(mut cmd: Command) -> Self {
+    pub fn start(cmd: Command) -> Self {
+        Self::try_start(cmd).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Starts a server, or says why it did not (e.g. its fixed port was
+    /// taken: callers that must name a port in advance retry with another).
+    pub fn try_start(mut cmd: Command) -> Result<Self, String> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -234,16 +290,16 @@ impl Server {
             });
         }
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Ok(addr)) => Server {
+            Ok(Ok(addr)) => Ok(Server {
                 child,
                 base: format!("http://{addr}"),
                 log,
-            },
+            }),
             other => {
                 let _ = child.kill();
                 let _ = child.wait();
                 let logs = String::from_utf8_lossy(&log.lock().unwrap()).to_string();
-                panic!("server did not start: {other:?}\n{logs}");
+                Err(format!("server did not start: {other:?}\n{logs}"))
             }
         }
     }

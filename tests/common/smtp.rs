@@ -1,5 +1,6 @@
 //! A real SMTP sink for tests: aiosmtpd (Debian's python3-aiosmtpd, which
-//! scripts/test installs) on a loopback port, printing what it receives.
+//! scripts/test installs) on a loopback port it binds itself, printing what
+//! it receives.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -13,38 +14,45 @@ pub struct Sink {
     out: Arc<Mutex<String>>,
 }
 
+/// aiosmtpd's debugging handler on a socket the sink binds itself (port 0)
+/// and reports: no free port picked, released and raced for.
+const SINK_PY: &str = r#"
+import asyncio, sys
+from aiosmtpd.handlers import Debugging
+from aiosmtpd.smtp import SMTP
+
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(Debugging(sys.stdout)), "127.0.0.1", 0)
+    print("listening", server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"#;
+
 impl Sink {
     pub fn start() -> Sink {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut child = Command::new("/usr/bin/python3")
-            .args(["-u", "-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
+            .args(["-u", "-c", SINK_PY])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("python3-aiosmtpd is installed (scripts/test installs it)");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let port: u16 = first
+            .strip_prefix("listening ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("SMTP sink did not start: {first:?}"));
         let out = Arc::new(Mutex::new(String::new()));
-        let stdout = child.stdout.take().unwrap();
         let o = Arc::clone(&out);
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
+            for line in lines {
                 let Ok(line) = line else { break };
                 o.lock().unwrap().push_str(&line);
                 o.lock().unwrap().push('\n');
             }
         });
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "SMTP sink did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
         Sink { child, port, out }
     }
 
