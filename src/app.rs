@@ -184,8 +184,6 @@ pub async fn serve_with<A: poem::listener::Acceptor + 'static>(
     let jobs = crate::ops::jobs::spawn(Arc::clone(&state));
     // READY before the first watchdog ping: the watchdog's first tick is at
     // once, and a ping before READY tells systemd nothing true yet.
-    // READY before the first watchdog ping: the watchdog's first tick is at
-    // once, and a ping before READY tells systemd nothing true yet.
     crate::ops::systemd::ready(&format!("serving {}", state.config.public_url));
     let watchdog = crate::ops::systemd::spawn_watchdog(Arc::clone(&state));
     // Response bodies get a write deadline: a reader that takes nothing for
@@ -222,8 +220,46 @@ pub async fn serve_with<A: poem::listener::Acceptor + 'static>(
     Ok(())
 }
 
+/// Set once a SIGTERM or SIGINT has arrived; every server of the process
+/// (HTTPS, the HTTP redirect) drains on it.
+static SHUTDOWN: std::sync::OnceLock<tokio::sync::watch::Sender<bool>> =
+    std::sync::OnceLock::new();
+
+/// Takes over SIGTERM and SIGINT for the whole process. Called by `serve`
+/// before it binds: until a handler is registered, a SIGTERM (systemd
+/// stopping a service that just started) kills the process mid-start
+/// instead of draining it.
+pub fn listen_for_shutdown() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    if SHUTDOWN.get().is_some() {
+        return Ok(());
+    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (tx, _) = tokio::sync::watch::channel(false);
+    let _ = SHUTDOWN.set(tx.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received, draining"),
+            _ = int.recv() => tracing::info!("SIGINT received, draining"),
+        }
+        // `send_replace` stores the value even with no receiver yet.
+        tx.send_replace(true);
+    });
+    Ok(())
+}
+
+/// Resolves once the process is asked to stop (see `listen_for_shutdown`);
+/// never, if nothing listens.
 pub async fn shutdown_signal() {
-    shutdown_wait().await;
+    match SHUTDOWN.get() {
+        Some(tx) => {
+            let mut rx = tx.subscribe();
+            // Sees a signal that came before this call too.
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        }
+        None => std::future::pending::<()>().await,
+    }
     crate::ops::systemd::stopping();
     arm_forced_exit();
 }
@@ -243,18 +279,3 @@ fn arm_forced_exit() {
     });
 }
 
-async fn shutdown_wait() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = term => tracing::info!("SIGTERM received, draining"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, draining"),
-    }
-}

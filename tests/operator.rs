@@ -55,6 +55,18 @@ async fn sd_notify_ready_watchdog_and_stopping() {
     server.stop();
 }
 
+/// SIGTERM at once after the `listening` line (systemd stopping a service
+/// that has just started) drains and exits 0: the handler is installed
+/// before the server binds, not when the server first polls for it.
+#[test]
+fn a_sigterm_right_after_start_exits_cleanly() {
+    let env = Env::new();
+    for _ in 0..8 {
+        // `stop` sends SIGTERM and asserts a successful exit.
+        env.start().stop();
+    }
+}
+
 #[tokio::test]
 async fn sigterm_drains_without_losing_acknowledged_writes() {
     let env = Env::new();

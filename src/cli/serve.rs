@@ -11,6 +11,7 @@ pub async fn run(g: &Global, listen: Option<String>) -> Result<ExitCode> {
     let listen_again = listen.clone();
     let mut cfg = config::load(&overrides(g, listen))?;
     crate::telemetry::init(&cfg.file.log);
+    crate::app::listen_for_shutdown()?;
     if cfg.tls_on() {
         return run_tls(g, cfg).await;
     }
