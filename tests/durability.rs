@@ -120,11 +120,13 @@ async fn power_cuts(synchronous: &str, cuts: usize) -> Figures {
         // Cut at a random moment once both kinds of write have been
         // acknowledged, while more are in flight.
         for _ in 0..600 {
-            let r = round.lock().unwrap();
-            if !r.records.is_empty() && !r.cookies.is_empty() {
+            let both = {
+                let r = round.lock().unwrap();
+                !r.records.is_empty() && !r.cookies.is_empty()
+            };
+            if both {
                 break;
             }
-            drop(r);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let delay = rand::thread_rng().gen_range(0..500);
@@ -278,6 +280,74 @@ async fn session_valid(server: &Server, cookie: &str) -> bool {
         .await
         .unwrap();
     r.status() == 200
+}
+
+/// A file or directory is on disk after a power cut only once the directory
+/// naming it is fsynced: `aura init` (a new key directory, key file, data
+/// dir, tenants dir and control.db) and `aura workspace create` (its directory
+/// and data.db) fsync every parent, seen with `strace -y`.
+#[test]
+fn created_files_and_directories_are_fsynced_in_their_parent() {
+    let env = Env::new();
+    let root = env.root().canonicalize().unwrap();
+    let fresh = root.join("fresh");
+    let (keys, data) = (fresh.join("keys"), fresh.join("data"));
+    let mut init = env.command(&["init"]);
+    init.arg("--data-dir")
+        .arg(&data)
+        .env("AURA_MASTER_KEY_FILE", keys.join("master.key"));
+    let synced = fsynced_paths(&root, init);
+    for dir in [&root, &fresh, &keys, &data] {
+        assert!(
+            synced.contains(&dir.display().to_string()),
+            "init fsynced {}: {synced:?}",
+            dir.display()
+        );
+    }
+    let tenants = env.data_dir().canonicalize().unwrap().join("tenants");
+    env.create_user("dirs@example.com", "Dirs");
+    let create = env.command(&[
+        "workspace",
+        "create",
+        "--name",
+        "Dirs",
+        "--owner",
+        "dirs@example.com",
+    ]);
+    let synced = fsynced_paths(&root, create);
+    let ws_dir = format!("{}/", tenants.display());
+    assert!(
+        synced.contains(&tenants.display().to_string())
+            && synced.iter().any(|p| p.starts_with(&ws_dir)),
+        "workspace create fsynced tenants/ and tenants/<id>/: {synced:?}"
+    );
+}
+
+/// Runs `cmd` under `strace -f -y` and answers the paths it fsynced.
+fn fsynced_paths(root: &std::path::Path, cmd: std::process::Command) -> HashSet<String> {
+    let trace = root.join(format!("strace-{}.txt", rand::random::<u32>()));
+    let mut s = std::process::Command::new("strace");
+    s.args(["-f", "-y", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => s.env(k, v),
+            None => s.env_remove(k),
+        };
+    }
+    let out = s.output().expect("strace (apt-get install strace)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter_map(|l| Some(l.split_once('<')?.1.split_once(">)")?.0.to_owned()))
+        .collect()
 }
 
 /// `auth.login` entries in control.db's audit log (read after a stop).
