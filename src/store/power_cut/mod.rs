@@ -14,6 +14,8 @@
 //! `sqlite-plugin`) build a VFS from scratch, so locking and shared memory
 //! would have to be written again; delegating to unix keeps them SQLite's own.
 
+#[cfg(test)]
+mod tests;
 mod unsynced;
 
 use std::collections::HashMap;
@@ -52,35 +54,46 @@ fn unix() -> *mut ffi::sqlite3_vfs {
         .map_or(null_mut(), |p| *p as *mut ffi::sqlite3_vfs)
 }
 
+/// The name the layer registers under.
+const NAME: &CStr = c"aura-power-cut";
+
 /// Registers the layer as the default VFS when `AURA_TEST_POWER_CUT_VFS=1`;
 /// call before any connection opens.
 pub fn install_if_requested() -> Result<bool, String> {
     if std::env::var_os(ENV).is_none_or(|v| v != "1") {
         return Ok(false);
     }
-    // SAFETY: the default VFS lives for the whole process; the copy is leaked
-    // so it does too, and its name is a static string.
-    unsafe {
-        let inner = ffi::sqlite3_vfs_find(null());
-        if inner.is_null() {
-            return Err("no default SQLite VFS".into());
-        }
-        if UNIX.set(inner as usize).is_err() {
-            return Ok(true);
-        }
-        let mut vfs = *inner;
-        vfs.szOsFile = (std::mem::size_of::<ShimFile>() as c_int) + (*inner).szOsFile;
-        vfs.zName = c"aura-power-cut".as_ptr();
-        vfs.pNext = null_mut();
-        vfs.xOpen = Some(x_open);
-        vfs.xDelete = Some(x_delete);
-        vfs.xAccess = Some(x_access);
-        let rc = ffi::sqlite3_vfs_register(Box::leak(Box::new(vfs)), 1);
-        if rc != ffi::SQLITE_OK {
-            return Err(format!("sqlite3_vfs_register failed: {rc}"));
-        }
-    }
-    Ok(true)
+    register(true).map(|()| true)
+}
+
+/// Registers the layer once per process (as the default, or by name only).
+fn register(make_default: bool) -> Result<(), String> {
+    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            // SAFETY: the default VFS lives for the whole process; the copy is
+            // leaked so it does too, and its name is a static string.
+            unsafe {
+                let inner = ffi::sqlite3_vfs_find(null());
+                if inner.is_null() || UNIX.set(inner as usize).is_err() {
+                    return Err("no default SQLite VFS".into());
+                }
+                let mut vfs = *inner;
+                vfs.szOsFile = (std::mem::size_of::<ShimFile>() as c_int) + (*inner).szOsFile;
+                vfs.zName = NAME.as_ptr();
+                vfs.pNext = null_mut();
+                vfs.xOpen = Some(x_open);
+                vfs.xDelete = Some(x_delete);
+                vfs.xAccess = Some(x_access);
+                let rc =
+                    ffi::sqlite3_vfs_register(Box::leak(Box::new(vfs)), c_int::from(make_default));
+                if rc != ffi::SQLITE_OK {
+                    return Err(format!("sqlite3_vfs_register failed: {rc}"));
+                }
+            }
+            Ok(())
+        })
+        .clone()
 }
 
 /// Our file: SQLite allocates `szOsFile` bytes, this header first and the unix
