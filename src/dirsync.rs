@@ -2,8 +2,8 @@
 //! cut only once the directory entry naming it is on disk, and fsync of the
 //! file itself does not write that entry (ext4, xfs). Every place that creates
 //! something that must outlive a crash (the master key file, the data and
-//! tenant directories, a new database, a placed backup or moved workspace)
-//! calls this right after creating it.
+//! tenant directories, a new database, a placed backup or moved workspace,
+//! the ACME cache) calls this right after creating it.
 
 use std::path::Path;
 
