@@ -72,6 +72,24 @@ async fn power_cuts_lose_writes_acknowledged_without_fsync() {
     );
 }
 
+/// `synchronous=off` (no fsync at all) is not a value an operator can set.
+#[test]
+fn synchronous_off_is_refused() {
+    let env = Env::new();
+    let out = env
+        .command(&["doctor"])
+        .env("AURA_STORAGE__SYNCHRONOUS", "off")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        format!("{stdout}{stderr}").contains("key `storage.synchronous`"),
+        "{stdout}{stderr}"
+    );
+}
+
 #[derive(Debug, Default)]
 #[allow(dead_code)] // read through Debug
 struct Figures {
