@@ -8,11 +8,16 @@
 use std::path::Path;
 
 /// Syncs the directory that holds `path` (the current directory for a bare
-/// name).
+/// name). A file system that cannot sync a directory at all (EINVAL, as
+/// some network and FUSE ones answer) is not an error: there is nothing more
+/// to do there, as SQLite also decides for its own directory syncs.
 pub fn sync_parent(path: &Path) -> std::io::Result<()> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    std::fs::File::open(parent)?.sync_all()
+    match std::fs::File::open(parent)?.sync_all() {
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+        other => other,
+    }
 }
