@@ -305,17 +305,17 @@ unsafe extern "C" fn x_read(
     amt: c_int,
     off: i64,
 ) -> c_int {
-    // SAFETY: SQLite passes a buffer of `amt` bytes.
-    unsafe {
-        let (shared, inner) = parts(f);
-        let Some(shared) = shared else {
-            return real!(inner, xRead, buf, amt, off);
-        };
-        let out = std::slice::from_raw_parts_mut(buf.cast::<u8>(), amt.max(0) as usize);
-        match shared.lock().as_ref() {
-            Some(u) => u.read(&Real(inner), out, off.max(0) as u64),
-            None => real!(inner, xRead, buf, amt, off),
-        }
+    // SAFETY: SQLite passes an open file and a buffer of `amt` bytes.
+    let ((shared, inner), out) = unsafe {
+        (
+            parts(f),
+            std::slice::from_raw_parts_mut(buf.cast::<u8>(), amt.max(0) as usize),
+        )
+    };
+    let (real, off) = (Real(inner), off.max(0) as u64);
+    match shared.map(Shared::lock).as_deref() {
+        Some(Some(u)) => u.read(&real, out, off),
+        _ => real.read(out, off),
     }
 }
 
@@ -326,28 +326,29 @@ unsafe extern "C" fn x_write(
     off: i64,
 ) -> c_int {
     // SAFETY: as in `x_read`.
-    unsafe {
-        let (shared, inner) = parts(f);
-        let Some(shared) = shared else {
-            return real!(inner, xWrite, buf, amt, off);
-        };
-        let data = std::slice::from_raw_parts(buf.cast::<u8>(), amt.max(0) as usize);
-        let real = Real(inner);
-        buffered(shared, &real, |u| u.write(&real, data, off.max(0) as u64))
+    let ((shared, inner), data) = unsafe {
+        (
+            parts(f),
+            std::slice::from_raw_parts(buf.cast::<u8>(), amt.max(0) as usize),
+        )
+    };
+    let (real, off) = (Real(inner), off.max(0) as u64);
+    match shared {
+        Some(s) => buffered(s, &real, |u| u.write(&real, data, off)),
+        None => real.write(data, off),
     }
 }
 
 unsafe extern "C" fn x_truncate(f: *mut ffi::sqlite3_file, size: i64) -> c_int {
     // SAFETY: `f` was opened by `x_open`.
-    unsafe {
-        let (shared, inner) = parts(f);
-        let Some(shared) = shared else {
-            return real!(inner, xTruncate, size);
-        };
-        buffered(shared, &Real(inner), |u| {
-            u.truncate(size.max(0) as u64);
+    let (shared, inner) = unsafe { parts(f) };
+    let (real, size) = (Real(inner), size.max(0) as u64);
+    match shared {
+        Some(s) => buffered(s, &real, |u| {
+            u.truncate(size);
             ffi::SQLITE_OK
-        })
+        }),
+        None => real.truncate(size),
     }
 }
 
