@@ -30,6 +30,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod dirsync;
 pub mod error;
 pub mod export;
 pub mod identity;

@@ -12,6 +12,20 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = aura::cli::Cli::parse();
+    // Test builds only: SQLite files on a layer that loses unsynced writes
+    // when the process dies (tests/durability.rs). Before any connection opens.
+    #[cfg(debug_assertions)]
+    match aura::store::power_cut::install_if_requested() {
+        Ok(true) => eprintln!(
+            "warning: {} is set: unsynced SQLite writes are lost at exit (test layer)",
+            aura::store::power_cut::ENV
+        ),
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     // Workers run under SCHED_BATCH like the reader threads (see
     // `store::readers::batch_policy`): measured 23 % more creates at 64
     // clients and 15 % more `GET /me` on one core (docs/benchmarks.md).

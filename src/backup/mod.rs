@@ -103,6 +103,8 @@ pub fn dev_identity(data_dir: &Path) -> Result<age::x25519::Identity> {
             id.to_public()
         )?;
         writeln!(f, "{}", id.to_string().expose_secret())?;
+        f.sync_all()?;
+        crate::dirsync::sync_parent(&path)?;
     }
     read_identity(&path)
 }

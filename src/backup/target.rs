@@ -78,9 +78,7 @@ impl LocalTarget {
         }
         let dest = self.dir.join(name);
         std::fs::rename(&tmp, &dest)?;
-        if let Ok(d) = std::fs::File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        crate::dirsync::sync_parent(&dest)?;
         Ok(dest)
     }
 

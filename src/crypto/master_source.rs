@@ -115,5 +115,6 @@ pub fn create_key_file(path: &Path) -> Result<()> {
         .map_err(|e| Error::Config(format!("cannot create {}: {e}", path.display())))?;
     f.write_all(key.expose())?;
     f.sync_all()?;
+    crate::dirsync::sync_parent(path)?;
     Ok(())
 }

@@ -125,6 +125,7 @@ pub fn write(
         return Err(e);
     }
     std::fs::rename(&tmp, out)?;
+    crate::dirsync::sync_parent(out)?;
     Ok(std::fs::metadata(out)?.len())
 }
 

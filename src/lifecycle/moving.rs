@@ -373,7 +373,9 @@ fn import(
     for f in ["data.db", "data.db-wal", "data.db-shm"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
+    std::fs::File::open(data)?.sync_all()?;
     std::fs::rename(data, dir.join("data.db"))?;
+    crate::dirsync::sync_parent(&dir.join("data.db"))?;
     let now = state.clock.unix();
     let meta = RequestMeta::cli();
     let source = json!({

@@ -18,6 +18,8 @@ pub mod migrations;
 pub mod notices;
 pub mod passkeys;
 pub mod platform;
+#[cfg(debug_assertions)]
+pub mod power_cut;
 pub mod readers;
 pub mod records;
 pub mod subjects;
@@ -82,8 +84,13 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Opens (creating if needed) and brings the schema up to date.
     pub fn open(path: &Path, opts: DbOptions, migrations: &[Migration]) -> Result<Self> {
+        let created = !path.exists();
         let mut writer = connect(path, opts, true)?;
         migrations::apply(&mut writer, migrations)?;
+        if created {
+            // SQLite syncs a new file's contents, not its directory entry.
+            crate::dirsync::sync_parent(path)?;
+        }
         Ok(Self {
             path: path.to_owned(),
             opts,
@@ -321,11 +328,22 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
     if path.is_dir() {
         return Ok(());
     }
+    let missing: Vec<&Path> = path
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .collect();
+    let failed =
+        |e: std::io::Error| Error::Config(format!("cannot create {}: {e}", path.display()));
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|e| Error::Config(format!("cannot create {}: {e}", path.display())))
+        .map_err(failed)?;
+    // Outermost first: each new directory's entry in its parent.
+    for dir in missing.iter().rev() {
+        crate::dirsync::sync_parent(dir).map_err(failed)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

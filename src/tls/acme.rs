@@ -61,12 +61,20 @@ impl SealedCache {
             .map_err(|e| e.to_string())?;
         crate::store::create_private_dir(&self.dir).map_err(|e| e.to_string())?;
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        tokio::fs::write(&tmp, sealed)
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::fs::rename(&tmp, self.dir.join(&name))
-            .await
-            .map_err(|e| e.to_string())
+        let dest = self.dir.join(&name);
+        // Synced before the rename and the directory after it: a power cut
+        // must not leave an empty account key or certificate in its place.
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&sealed)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &dest)?;
+            crate::dirsync::sync_parent(&dest)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
     }
 }
 
