@@ -24,6 +24,10 @@ pub struct Restored {
 }
 
 // Each argument is a distinct input the operator named on the command line.
+/// Restores into a staging dir beside `to` and renames it into place only
+/// when every check passed and the keys are back: a rejected archive, a full
+/// disk or any other failure leaves `to` as it was (absent or empty), with
+/// nothing half-written in it or beside it.
 #[allow(clippy::too_many_arguments)]
 pub fn full(
     archive_path: &Path,
@@ -41,6 +45,68 @@ pub fn full(
             to.display()
         )));
     }
+    let staging = staging_dir(to)?;
+    let restored = restore_into(
+        archive_path,
+        escrow_path,
+        id,
+        identity,
+        &staging,
+        master,
+        opts,
+        trust,
+    )
+    .and_then(|r| {
+        // rename(2) replaces an empty directory; `to` was checked empty.
+        std::fs::rename(&staging, to)?;
+        sync_parent(to);
+        Ok(r)
+    });
+    if restored.is_err() {
+        if let Err(e) = std::fs::remove_dir_all(&staging) {
+            tracing::warn!(error = %e, dir = %staging.display(), "could not remove the restore's staging dir");
+        }
+    }
+    restored
+}
+
+/// `.<name>.restoring-<random>` in `to`'s parent (same filesystem, so the
+/// final rename is atomic), created private.
+fn staging_dir(to: &Path) -> Result<std::path::PathBuf> {
+    let name = to
+        .file_name()
+        .ok_or_else(|| Error::Usage(format!("{} names no directory", to.display())))?
+        .to_string_lossy()
+        .to_string();
+    let parent = match to.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    crate::store::create_private_dir(&parent)?;
+    let mut r = [0u8; 6];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut r);
+    Ok(parent.join(format!(".{name}.restoring-{}", hex::encode(r))))
+}
+
+fn sync_parent(to: &Path) {
+    if let Some(p) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(p) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn restore_into(
+    archive_path: &Path,
+    escrow_path: &Path,
+    id: &str,
+    identity: &age::x25519::Identity,
+    to: &Path,
+    master: MasterKey,
+    opts: DbOptions,
+    trust: &BackupTrust,
+) -> Result<Restored> {
     let manifest = archive::unpack(archive_path, identity, to, Some(id))?;
     let escrow = archive::read_escrow(escrow_path, identity)?;
     if let Err((step, why)) = check_unpacked(to, &manifest, &escrow, &master, trust) {
@@ -48,7 +114,7 @@ pub fn full(
             "backup {id} failed the {step} check: {why}; nothing was started"
         )));
     }
-    let _ = std::fs::remove_file(to.join("manifest.json"));
+    std::fs::remove_file(to.join("manifest.json"))?;
     let shredded = drop_shredded(to, &manifest, &escrow)?;
     {
         let conn = rusqlite::Connection::open(to.join("control.db"))?;

@@ -10,7 +10,7 @@ use crate::error::Result;
 pub async fn run(g: &Global, listen: Option<String>) -> Result<ExitCode> {
     let listen_again = listen.clone();
     let mut cfg = config::load(&overrides(g, listen))?;
-    crate::telemetry::init(&cfg.file.log);
+    let _log = crate::telemetry::init(&cfg.file.log);
     if cfg.tls_on() {
         return run_tls(g, cfg).await;
     }
