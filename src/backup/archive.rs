@@ -107,7 +107,10 @@ pub fn run(state: &AppState, progress: &dyn Fn(&str)) -> Result<RunSummary> {
         crate::audit::chains::checkpoint_all(&state.control, &state.tenants, "backup", now)?;
         progress("snapshot control.db");
         let control_copy = scratch.join("control.db");
-        state.control.db.read(|c| crate::store::vacuum_into_private(c, &control_copy))?;
+        state
+            .control
+            .db
+            .read(|c| crate::store::vacuum_into_private(c, &control_copy))?;
         let audit_anchor = crate::audit::anchor::Anchor::current(
             &Connection::open_with_flags(&control_copy, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
             &state.control.signer.public_key(),

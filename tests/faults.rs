@@ -1,0 +1,712 @@
+//! Faults an appliance meets in the field: the data dir's disk fills up (a
+//! small tmpfs here), the log destination is full or stops reading, and
+//! files that leave the data dir (backups, exports, move bundles) must be
+//! private whatever the umask.
+//!
+//! Mounting a tmpfs needs CAP_SYS_ADMIN. As root (CI, a developer's VM) the
+//! test mounts directly; otherwise it re-runs itself inside a new user and
+//! mount namespace (`unshare -rm`), where the mount is allowed and every
+//! process it starts sees the same tmpfs.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use age::secrecy::ExposeSecret;
+use common::{Env, PASSWORD, client, login};
+use serde_json::{Value, json};
+
+const IN_NAMESPACE: &str = "TEST_FAULTS_IN_NAMESPACE";
+const METRICS_TOKEN: &str = "faults-metrics-token-0123456789abcdef";
+
+/// A tmpfs of `mib` MiB mounted at a path, unmounted on drop.
+struct SmallDisk {
+    path: PathBuf,
+}
+
+enum Mounted {
+    Here(SmallDisk),
+    /// The test ran (and passed) in a child namespace; nothing to do here.
+    RanInNamespace,
+}
+
+impl SmallDisk {
+    fn try_mount(path: &Path, mib: u64) -> Result<SmallDisk, String> {
+        std::fs::create_dir_all(path).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0700")])
+            .arg("tmpfs")
+            .arg(path)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if out.status.success() {
+            Ok(SmallDisk {
+                path: path.to_owned(),
+            })
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    /// Mounts here, or re-runs `test` inside `unshare -rm` when mounting
+    /// needs a privilege this process lacks.
+    fn mount_or_rerun(path: &Path, mib: u64, test: &str) -> Mounted {
+        // TEST_FAULTS_FORCE_NAMESPACE=1 tries the unprivileged path as root.
+        let forced = std::env::var_os("TEST_FAULTS_FORCE_NAMESPACE").is_some()
+            && std::env::var_os(IN_NAMESPACE).is_none();
+        let why = match SmallDisk::try_mount(path, mib) {
+            Ok(d) if !forced => return Mounted::Here(d),
+            Ok(d) => {
+                drop(d);
+                "forced by TEST_FAULTS_FORCE_NAMESPACE".to_owned()
+            }
+            Err(why) => why,
+        };
+        assert!(
+            std::env::var_os(IN_NAMESPACE).is_none(),
+            "mount failed even inside a user+mount namespace: {why}"
+        );
+        let exe = std::env::current_exe().unwrap();
+        let status = Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "--"])
+            .arg(exe)
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(IN_NAMESPACE, "1")
+            .status();
+        match status {
+            Ok(s) => {
+                assert!(
+                    s.success(),
+                    "{test} failed inside its mount namespace ({s})"
+                );
+                Mounted::RanInNamespace
+            }
+            Err(e) => panic!(
+                "SKIP impossible: `mount -t tmpfs` failed ({why}) and `unshare -rm` could not run ({e}); \
+                 this test needs root or unprivileged user namespaces (util-linux `unshare`)"
+            ),
+        }
+    }
+
+    /// Writes a filler file until the disk refuses another byte; returns its
+    /// path (delete it to free the space).
+    fn fill(&self) -> PathBuf {
+        let filler = self.path.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        for chunk in [1 << 20, 4096, 1] {
+            let buf = vec![0x5a_u8; chunk];
+            loop {
+                match f.write(&buf) {
+                    Ok(n) if n == buf.len() => {}
+                    Ok(_) => break,
+                    Err(e) => {
+                        assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{e}");
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = f.sync_all();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// An Env whose data dir lives on a fresh `mib` MiB tmpfs.
+fn env_on_small_disk(mib: u64, test: &str) -> Option<(Env, SmallDisk)> {
+    let env = Env::new();
+    let data = env.data_dir();
+    let staged = env.root().join("data-staged");
+    std::fs::rename(&data, &staged).unwrap();
+    let disk = match SmallDisk::mount_or_rerun(&data, mib, test) {
+        Mounted::Here(d) => d,
+        Mounted::RanInNamespace => return None,
+    };
+    common::copy_dir(&staged, &data);
+    std::fs::remove_dir_all(&staged).unwrap();
+    Some((env, disk))
+}
+
+fn age_recipient(dir: &Path) -> (PathBuf, String) {
+    let id = age::x25519::Identity::generate();
+    let file = dir.join("backup-identity.txt");
+    std::fs::write(&file, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    (file, id.to_public().to_string())
+}
+
+fn cli_with_backup(env: &Env, recipient: &str, args: &[&str]) -> std::process::Output {
+    env.command(args)
+        .env("AURA_BACKUP__RECIPIENTS", format!("[\"{recipient}\"]"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// Issue 24, "disk full": writes answer 507 naming the cause, reads keep
+/// working, nothing acknowledged is lost (kill -9 included), writes work
+/// again once space is freed, the chains verify, and a backup that runs out
+/// of space leaves the last good backup in place.
+#[tokio::test]
+async fn faults_1_disk_full_answers_507_and_loses_nothing() {
+    let test = "faults_1_disk_full_answers_507_and_loses_nothing";
+    let Some((env, disk)) = env_on_small_disk(48, test) else {
+        return;
+    };
+    let (identity, recipient) = age_recipient(env.root());
+    env.create_user("full@example.com", "Full");
+    let ws = env.create_workspace("Full disk", "full@example.com");
+    let first_backup = cli_with_backup(&env, &recipient, &["backup", "run"]);
+    assert!(first_backup.status.success(), "{}", text(&first_backup));
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "full@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let coll: Value = c
+        .post(api("/collections"))
+        .json(&json!({"name": "Ledger", "fields": [{"name": "Note", "type": "text"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let records = api(&format!(
+        "/collections/{}/records",
+        coll["id"].as_str().unwrap()
+    ));
+    let note = "n".repeat(900);
+    let mut acked: Vec<String> = Vec::new();
+    for _ in 0..5 {
+        let r = c
+            .post(&records)
+            .json(&json!({"values": {"Note": note}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        acked.push(
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+
+    let filler = disk.fill();
+    let mut refused = None;
+    for _ in 0..3000 {
+        let r = c
+            .post(&records)
+            .json(&json!({"values": {"Note": note}}))
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            201 => acked.push(
+                r.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ),
+            507 => {
+                refused = Some(r);
+                break;
+            }
+            s => panic!(
+                "a write on a full disk answered {s}: {}",
+                r.text().await.unwrap()
+            ),
+        }
+    }
+    let r = refused.expect("the disk filled up, so some write must be refused");
+    eprintln!("{} records acknowledged before the first 507", acked.len());
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/problem+json",
+        "problem+json"
+    );
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["type"], "urn:aura:problem:disk-full", "{p}");
+    assert_eq!(p["status"], 507);
+    assert!(
+        p["detail"].as_str().unwrap().contains("disk is full"),
+        "{p}"
+    );
+    // Other writes, on the platform's database too: 507, never 500.
+    let other = client(&server);
+    let r = login(&other, &server, "full@example.com", PASSWORD).await;
+    assert!(
+        r.status() == 507 || r.status() == 200,
+        "sign-in on a full disk: {}",
+        r.status()
+    );
+    let r = c
+        .post(api("/teams"))
+        .json(&json!({"name": "Not now"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status() == 507 || r.status() == 201,
+        "team on a full disk: {}",
+        r.status()
+    );
+
+    // Reads keep working.
+    let me = c.get(server.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(me.status(), 200, "GET /me on a full disk");
+    for id in &acked {
+        let r = c.get(format!("{records}/{id}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "acknowledged record {id} readable");
+    }
+    let page = c.get(&records).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+
+    // A backup that runs out of space fails cleanly and keeps the last good one.
+    let out = cli_with_backup(&env, &recipient, &["backup", "run"]);
+    assert!(!out.status.success(), "a backup cannot fit: {}", text(&out));
+    eprintln!("backup on a full disk: {}", text(&out).trim());
+    let backups: Vec<String> = std::fs::read_dir(env.data_dir().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        backups.iter().all(|n| !n.starts_with('.')),
+        "no half-written backup left behind: {backups:?}"
+    );
+    assert_eq!(
+        backups
+            .iter()
+            .filter(|n| n.ends_with(".tar.zst.age"))
+            .count(),
+        1,
+        "the last good backup is still there: {backups:?}"
+    );
+
+    // Space freed: writes work again without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    let r = c
+        .post(&records)
+        .json(&json!({"values": {"Note": note}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "writes work again once space is freed");
+    acked.push(
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    let n_acked = acked.len();
+
+    // Nothing acknowledged was lost, even across kill -9.
+    server.kill9();
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "full@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let records = server.url(&format!(
+        "/api/v1/workspaces/{ws}/collections/{}/records",
+        coll["id"].as_str().unwrap()
+    ));
+    for id in &acked {
+        let r = c.get(format!("{records}/{id}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "acknowledged record {id} survived");
+    }
+    server.stop();
+    let created = aura::store::audit::all_entries(&common::open_db(&env.tenant_db(&ws)))
+        .unwrap()
+        .iter()
+        .filter(|e| e.action == "record.created")
+        .count();
+    assert_eq!(
+        created, n_acked,
+        "one audit entry per acknowledged record, no more"
+    );
+
+    let out = env.cli(&["audit", "verify"], None);
+    assert!(out.status.success(), "chains verify: {}", text(&out));
+    let out = cli_with_backup(&env, &recipient, &["backup", "run"]);
+    assert!(out.status.success(), "backups work again: {}", text(&out));
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = env.cli(
+        &[
+            "backup",
+            "verify",
+            &id,
+            "--identity",
+            identity.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "the new backup drills: {}",
+        text(&out)
+    );
+    drop(disk);
+}
+
+/// Issue 24: a backup target that fills up. The archive's temporary file is
+/// removed, the last good backup and the key escrow stay as they were, and
+/// the next backup after space is freed works.
+#[tokio::test]
+async fn faults_1_a_full_backup_target_keeps_the_last_good_backup() {
+    let test = "faults_1_a_full_backup_target_keeps_the_last_good_backup";
+    let env = Env::new();
+    let dir = env.root().join("backup-target");
+    let disk = match SmallDisk::mount_or_rerun(&dir, 8, test) {
+        Mounted::Here(d) => d,
+        Mounted::RanInNamespace => return,
+    };
+    let (identity, recipient) = age_recipient(env.root());
+    env.create_user("target@example.com", "Target");
+    env.create_workspace("Target", "target@example.com");
+    let targets = format!("[{{kind=\"local\", path=\"{}\"}}]", dir.display());
+    let run = |args: &[&str]| {
+        env.command(args)
+            .env("AURA_BACKUP__TARGETS", &targets)
+            .env("AURA_BACKUP__RECIPIENTS", format!("[\"{recipient}\"]"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["backup", "run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let good: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (
+                p.file_name().unwrap().to_string_lossy().to_string(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    let filler = disk.fill();
+    let out = run(&["backup", "run"]);
+    assert!(!out.status.success(), "the target is full: {}", text(&out));
+    assert!(
+        text(&out).contains("disk is full") || text(&out).contains("No space left"),
+        "says why: {}",
+        text(&out)
+    );
+    for (name, bytes) in &good {
+        assert_eq!(
+            &std::fs::read(dir.join(name)).unwrap(),
+            bytes,
+            "{name} is untouched"
+        );
+    }
+    let now: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n != "filler")
+        .collect();
+    assert_eq!(now.len(), good.len(), "nothing half-written left: {now:?}");
+    std::fs::remove_file(&filler).unwrap();
+    let out = run(&["backup", "run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = run(&[
+        "backup",
+        "verify",
+        &id,
+        "--identity",
+        identity.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    drop(disk);
+}
+
+/// Starts `aura serve` with stdout and stderr wired by the caller: the
+/// address comes from a port picked here (the server's own "listening" line
+/// may never arrive).
+fn serve_on_free_port(env: &Env, stdout: Stdio, stderr: Stdio) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = env
+        .command(&["serve", "--listen", &addr])
+        .env("RUST_LOG", "trace")
+        .env("AURA_METRICS__BEARER_TOKEN", METRICS_TOKEN)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    (child, format!("http://{addr}"))
+}
+
+async fn wait_up(base: &str) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("server at {base} did not come up");
+}
+
+/// Many requests, each logging a good many lines at `trace`: all answered,
+/// each within a generous bound.
+async fn requests_keep_being_answered(base: &str) {
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    for i in 0..400 {
+        let r = c
+            .get(format!("{base}/api/v1/me"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request {i} was not answered: {e}"));
+        assert_eq!(r.status(), 401);
+    }
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "server exited with {status}");
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the server did not stop within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 24, "a full log destination never stops the server": stdout and
+/// stderr on a full device (/dev/full: every write fails with ENOSPC), then
+/// on pipes nobody reads. The server answers every request and stops on
+/// SIGTERM.
+#[tokio::test]
+async fn faults_1_a_full_log_destination_never_stops_the_server() {
+    let env = Env::new();
+    let full = || {
+        Stdio::from(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+    };
+    let (child, base) = serve_on_free_port(&env, full(), full());
+    wait_up(&base).await;
+    requests_keep_being_answered(&base).await;
+    stop(child);
+
+    // Pipes whose reader never reads: the 64 KiB pipe buffer fills at once.
+    let (child, base) = serve_on_free_port(&env, Stdio::piped(), Stdio::piped());
+    wait_up(&base).await;
+    requests_keep_being_answered(&base).await;
+    // Until the bounded queue has overflowed: lines are dropped and counted,
+    // and the requests are still answered.
+    // One line per request: the pipe (64 KiB) and the queue (8,192 lines)
+    // fill after some 8,500 requests.
+    let mut dropped = 0;
+    for _ in 0..100 {
+        dropped = dropped_lines(&base).await;
+        if dropped > 0 {
+            break;
+        }
+        requests_keep_being_answered(&base).await;
+    }
+    assert!(dropped > 0, "the lines the pipe could not take are counted");
+    stop(child);
+}
+
+async fn dropped_lines(base: &str) -> u64 {
+    let metrics = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let body = metrics.text().await.unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix("aura_log_lines_dropped_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no aura_log_lines_dropped_total:\n{body}"))
+}
+
+fn mode_of(p: &Path) -> u32 {
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Runs a CLI command with umask 000, so only the code's own modes count.
+fn cli_umask0(env: &Env, recipient: &str, args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut c = env.command(args);
+    c.env("AURA_BACKUP__RECIPIENTS", format!("[\"{recipient}\"]"))
+        .stdin(Stdio::null());
+    // SAFETY: umask(2) is async-signal-safe and touches only the child.
+    unsafe {
+        c.pre_exec(|| {
+            nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+            Ok(())
+        });
+    }
+    c.output().unwrap()
+}
+
+/// Issue 24: backups (archive, metadata, key escrow), a restored data dir,
+/// workspace and audit exports, and move bundles are mode 0600 even with
+/// umask 000. Their temporary files are the same inodes renamed into place,
+/// so the final mode is the temporary file's mode.
+#[tokio::test]
+async fn faults_1_backups_exports_and_bundles_are_private_whatever_the_umask() {
+    let env = Env::new();
+    let (identity, recipient) = age_recipient(env.root());
+    env.create_user("modes@example.com", "Modes");
+    let ws = env.create_workspace("Modes", "modes@example.com");
+
+    let out = cli_umask0(&env, &recipient, &["backup", "run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let backups = env.data_dir().join("backups");
+    for name in [
+        format!("{id}.tar.zst.age"),
+        format!("{id}.json"),
+        "keys-latest.age".to_owned(),
+    ] {
+        assert_eq!(mode_of(&backups.join(&name)), 0o600, "backup file {name}");
+    }
+
+    let restored = env.root().join("restored");
+    let out = cli_umask0(
+        &env,
+        &recipient,
+        &[
+            "restore",
+            "--from",
+            &id,
+            "--to",
+            restored.to_str().unwrap(),
+            "--identity",
+            identity.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        mode_of(&restored.join("control.db")),
+        0o600,
+        "restored control.db"
+    );
+    assert_eq!(
+        mode_of(&restored.join("tenants").join(&ws).join("data.db")),
+        0o600,
+        "restored workspace"
+    );
+
+    let export = env.root().join("ws-export.tar.zst");
+    let out = cli_umask0(
+        &env,
+        &recipient,
+        &[
+            "workspace",
+            "export",
+            &ws,
+            "--out",
+            export.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(mode_of(&export), 0o600, "workspace export");
+
+    let audit_export = env.root().join("audit.ndjson");
+    let out = cli_umask0(
+        &env,
+        &recipient,
+        &[
+            "audit",
+            "export",
+            "--workspace",
+            &ws,
+            "--out",
+            audit_export.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(mode_of(&audit_export), 0o600, "audit export");
+
+    let bundle = env.root().join("move.age");
+    let out = cli_umask0(
+        &env,
+        &recipient,
+        &[
+            "workspace",
+            "move-out",
+            &ws,
+            "--to-recipient",
+            &recipient,
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(mode_of(&bundle), 0o600, "move bundle");
+    let leftovers: Vec<String> = std::fs::read_dir(env.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
