@@ -656,53 +656,33 @@ async fn faults_1_backups_exports_and_bundles_are_private_whatever_the_umask() {
         "restored workspace"
     );
 
+    // Each writes the file named after `--out`, which must come out 0600.
     let export = env.root().join("ws-export.tar.zst");
-    let out = cli_umask0(
-        &env,
-        &recipient,
-        &[
-            "workspace",
-            "export",
-            &ws,
-            "--out",
-            export.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(mode_of(&export), 0o600, "workspace export");
-
     let audit_export = env.root().join("audit.ndjson");
-    let out = cli_umask0(
-        &env,
-        &recipient,
-        &[
-            "audit",
-            "export",
-            "--workspace",
-            &ws,
-            "--out",
-            audit_export.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(mode_of(&audit_export), 0o600, "audit export");
-
     let bundle = env.root().join("move.age");
-    let out = cli_umask0(
-        &env,
-        &recipient,
-        &[
-            "workspace",
-            "move-out",
-            &ws,
-            "--to-recipient",
-            &recipient,
-            "--out",
-            bundle.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(mode_of(&bundle), 0o600, "move bundle");
+    let cases: [(&str, &Path, Vec<&str>); 3] = [
+        (
+            "workspace export",
+            &export,
+            vec!["workspace", "export", &ws],
+        ),
+        (
+            "audit export",
+            &audit_export,
+            vec!["audit", "export", "--workspace", &ws],
+        ),
+        (
+            "move bundle",
+            &bundle,
+            vec!["workspace", "move-out", &ws, "--to-recipient", &recipient],
+        ),
+    ];
+    for (what, file, mut args) in cases {
+        args.extend(["--out", file.to_str().unwrap()]);
+        let out = cli_umask0(&env, &recipient, &args);
+        assert!(out.status.success(), "{what}: {}", text(&out));
+        assert_eq!(mode_of(file), 0o600, "{what}");
+    }
     let leftovers: Vec<String> = std::fs::read_dir(env.root())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())

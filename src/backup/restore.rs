@@ -23,11 +23,11 @@ pub struct Restored {
     pub shredded: usize,
 }
 
-// Each argument is a distinct input the operator named on the command line.
 /// Restores into a staging dir beside `to` and renames it into place only
 /// when every check passed and the keys are back: a rejected archive, a full
 /// disk or any other failure leaves `to` as it was (absent or empty), with
 /// nothing half-written in it or beside it.
+// Each argument is a distinct input the operator named on the command line.
 #[allow(clippy::too_many_arguments)]
 pub fn full(
     archive_path: &Path,
@@ -46,16 +46,43 @@ pub fn full(
         )));
     }
     let staging = staging_dir(to)?;
-    let restored = restore_into(
-        archive_path,
-        escrow_path,
-        id,
-        identity,
-        &staging,
-        master,
-        opts,
-        trust,
-    )
+    let restored = (|| {
+        let manifest = archive::unpack(archive_path, identity, &staging, Some(id))?;
+        let escrow = archive::read_escrow(escrow_path, identity)?;
+        if let Err((step, why)) = check_unpacked(&staging, &manifest, &escrow, &master, trust) {
+            return Err(Error::Usage(format!(
+                "backup {id} failed the {step} check: {why}; nothing was started"
+            )));
+        }
+        std::fs::remove_file(staging.join("manifest.json"))?;
+        let shredded = drop_shredded(&staging, &manifest, &escrow)?;
+        {
+            let conn = rusqlite::Connection::open(staging.join("control.db"))?;
+            for k in &escrow.keys {
+                if manifest.workspaces.iter().any(|w| w.id == k.workspace) {
+                    let wrapped = hex::decode(&k.wrapped_hex)
+                        .map_err(|_| Error::Crypto("escrow entry is not hex"))?;
+                    conn.execute(
+                        "INSERT OR REPLACE INTO workspace_keys (workspace_id, key_id, wrapped, created_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![k.workspace, k.key_id, wrapped, escrow.created_at],
+                    )?;
+                }
+            }
+        }
+        let control = Control::open(&staging.join("control.db"), opts, master)?;
+        control.audit_alone(
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+            &NewEntry::new(Actor::Operator, "backup.restored", &RequestMeta::cli())
+                .target("backup", id)
+                .after(json!({ "workspaces": manifest.workspaces.len() - shredded, "shredded_skipped": shredded, "scope": "appliance" })),
+        )?;
+        control.db.checkpoint()?;
+        Ok(Restored {
+            id: id.to_owned(),
+            workspaces: manifest.workspaces.len() - shredded,
+            shredded,
+        })
+    })()
     .and_then(|r| {
         // rename(2) replaces an empty directory; `to` was checked empty.
         std::fs::rename(&staging, to)?;
@@ -94,54 +121,6 @@ fn sync_parent(to: &Path) {
             let _ = d.sync_all();
         }
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn restore_into(
-    archive_path: &Path,
-    escrow_path: &Path,
-    id: &str,
-    identity: &age::x25519::Identity,
-    to: &Path,
-    master: MasterKey,
-    opts: DbOptions,
-    trust: &BackupTrust,
-) -> Result<Restored> {
-    let manifest = archive::unpack(archive_path, identity, to, Some(id))?;
-    let escrow = archive::read_escrow(escrow_path, identity)?;
-    if let Err((step, why)) = check_unpacked(to, &manifest, &escrow, &master, trust) {
-        return Err(Error::Usage(format!(
-            "backup {id} failed the {step} check: {why}; nothing was started"
-        )));
-    }
-    std::fs::remove_file(to.join("manifest.json"))?;
-    let shredded = drop_shredded(to, &manifest, &escrow)?;
-    {
-        let conn = rusqlite::Connection::open(to.join("control.db"))?;
-        for k in &escrow.keys {
-            if manifest.workspaces.iter().any(|w| w.id == k.workspace) {
-                let wrapped = hex::decode(&k.wrapped_hex)
-                    .map_err(|_| Error::Crypto("escrow entry is not hex"))?;
-                conn.execute(
-                    "INSERT OR REPLACE INTO workspace_keys (workspace_id, key_id, wrapped, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![k.workspace, k.key_id, wrapped, escrow.created_at],
-                )?;
-            }
-        }
-    }
-    let control = Control::open(&to.join("control.db"), opts, master)?;
-    control.audit_alone(
-        time::OffsetDateTime::now_utc().unix_timestamp(),
-        &NewEntry::new(Actor::Operator, "backup.restored", &RequestMeta::cli())
-            .target("backup", id)
-            .after(json!({ "workspaces": manifest.workspaces.len() - shredded, "shredded_skipped": shredded, "scope": "appliance" })),
-    )?;
-    control.db.checkpoint()?;
-    Ok(Restored {
-        id: id.to_owned(),
-        workspaces: manifest.workspaces.len() - shredded,
-        shredded,
-    })
 }
 
 /// Workspaces shredded since the backup was taken (listed in the escrow,
