@@ -165,3 +165,37 @@ impl From<serde_json::Error> for Error {
         Error::Internal(format!("json: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(code: std::os::raw::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn a_full_disk_is_recognised_however_it_arrives() {
+        assert!(Error::Storage(sqlite(rusqlite::ffi::SQLITE_FULL)).is_disk_full());
+        assert!(
+            Error::Io(std::io::Error::from_raw_os_error(28)).is_disk_full(),
+            "ENOSPC"
+        );
+        assert!(
+            Error::Io(std::io::Error::from_raw_os_error(122)).is_disk_full(),
+            "EDQUOT"
+        );
+        // age, zstd and tar wrap the writer's error in an error of their own.
+        let wrapped = std::io::Error::other(std::io::Error::from_raw_os_error(28));
+        assert!(Error::Io(wrapped).is_disk_full());
+        assert!(!Error::Storage(sqlite(rusqlite::ffi::SQLITE_BUSY)).is_disk_full());
+        assert!(
+            !Error::Io(std::io::Error::from_raw_os_error(5)).is_disk_full(),
+            "EIO"
+        );
+        assert!(
+            !Error::internal("disk full").is_disk_full(),
+            "only typed causes"
+        );
+    }
+}

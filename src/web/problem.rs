@@ -278,3 +278,22 @@ impl IntoResponse for Problem {
         self.as_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_answers_507_and_names_the_cause() {
+        let e = Error::Storage(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("database or disk is full".into()),
+        ));
+        let p = Problem::from(e);
+        assert_eq!(p.status, 507);
+        assert_eq!(p.kind, DISK_FULL);
+        assert!(p.detail.unwrap_or_default().contains("disk is full"));
+        let p = Problem::from(Error::Io(std::io::Error::from_raw_os_error(28)));
+        assert_eq!(p.status, 507);
+    }
+}
