@@ -30,6 +30,27 @@ fn cli_with_backup(env: &Env, recipient: &str, args: &[&str]) -> std::process::O
         .unwrap()
 }
 
+/// The last line of a command's stdout (`backup run` prints the id there).
+fn last_line(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout.lines().last().unwrap_or_default().trim().to_owned()
+}
+
+async fn post_note(c: &reqwest::Client, records: &str, note: &str) -> reqwest::Response {
+    c.post(records)
+        .json(&json!({"values": {"Note": note}}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn id_of(r: reqwest::Response) -> String {
+    r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn text(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
 }
@@ -74,37 +95,17 @@ async fn faults_1_disk_full_answers_507_and_loses_nothing() {
     let note = "n".repeat(900);
     let mut acked: Vec<String> = Vec::new();
     for _ in 0..5 {
-        let r = c
-            .post(&records)
-            .json(&json!({"values": {"Note": note}}))
-            .send()
-            .await
-            .unwrap();
+        let r = post_note(&c, &records, &note).await;
         assert_eq!(r.status(), 201);
-        acked.push(
-            r.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        acked.push(id_of(r).await);
     }
 
     let filler = disk.fill();
     let mut refused = None;
     for _ in 0..3000 {
-        let r = c
-            .post(&records)
-            .json(&json!({"values": {"Note": note}}))
-            .send()
-            .await
-            .unwrap();
+        let r = post_note(&c, &records, &note).await;
         match r.status().as_u16() {
-            201 => acked.push(
-                r.json::<Value>().await.unwrap()["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            ),
+            201 => acked.push(id_of(r).await),
             507 => {
                 refused = Some(r);
                 break;
@@ -182,19 +183,9 @@ async fn faults_1_disk_full_answers_507_and_loses_nothing() {
 
     // Space freed: writes work again without a restart.
     std::fs::remove_file(&filler).unwrap();
-    let r = c
-        .post(&records)
-        .json(&json!({"values": {"Note": note}}))
-        .send()
-        .await
-        .unwrap();
+    let r = post_note(&c, &records, &note).await;
     assert_eq!(r.status(), 201, "writes work again once space is freed");
-    acked.push(
-        r.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    );
+    acked.push(id_of(r).await);
     let n_acked = acked.len();
 
     // Nothing acknowledged was lost, even across kill -9.
@@ -230,12 +221,7 @@ async fn faults_1_disk_full_answers_507_and_loses_nothing() {
     assert!(out.status.success(), "chains verify: {}", text(&out));
     let out = cli_with_backup(&env, &recipient, &["backup", "run"]);
     assert!(out.status.success(), "backups work again: {}", text(&out));
-    let id = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let id = last_line(&out);
     let out = env.cli(
         &[
             "backup",
@@ -314,12 +300,7 @@ async fn faults_1_a_full_backup_target_keeps_the_last_good_backup() {
     std::fs::remove_file(&filler).unwrap();
     let out = run(&["backup", "run"]);
     assert!(out.status.success(), "{}", text(&out));
-    let id = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let id = last_line(&out);
     let out = run(&[
         "backup",
         "verify",
@@ -368,12 +349,7 @@ async fn faults_1_backups_exports_and_bundles_are_private_whatever_the_umask() {
 
     let out = cli_umask0(&env, &recipient, &["backup", "run"]);
     assert!(out.status.success(), "{}", text(&out));
-    let id = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let id = last_line(&out);
     let backups = env.data_dir().join("backups");
     for name in [
         format!("{id}.tar.zst.age"),
