@@ -373,7 +373,11 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|e| Error::Config(format!("cannot create {}: {e}", path.display())))
+        .map_err(|e| {
+            crate::error::or_disk_full(e, |e| {
+                Error::Config(format!("cannot create {}: {e}", path.display()))
+            })
+        })
 }
 
 #[cfg(test)]
