@@ -10,18 +10,12 @@ use common::Env;
 
 const METRICS_TOKEN: &str = "faults-metrics-token-0123456789abcdef";
 
-/// Starts `aura serve` with stdout and stderr wired by the caller: the
-/// address comes from a port picked here (the server's own "listening" line
-/// may never arrive).
-fn serve_on_free_port(env: &Env, stdout: Stdio, stderr: Stdio) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = env
-        .command(&["serve", "--listen", &addr])
+/// Starts `aura serve` on 127.0.0.1:0 with stdout and stderr wired by the
+/// caller. Its "listening" line may never arrive, so the address is read
+/// from /proc: the listening TCP socket among the process's descriptors.
+fn serve_logging_to(env: &Env, stdout: Stdio, stderr: Stdio) -> (std::process::Child, String) {
+    let mut child = env
+        .command(&["serve", "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "trace")
         .env("AURA_METRICS__BEARER_TOKEN", METRICS_TOKEN)
         .stdin(Stdio::null())
@@ -29,7 +23,39 @@ fn serve_on_free_port(env: &Env, stdout: Stdio, stderr: Stdio) -> (std::process:
         .stderr(stderr)
         .spawn()
         .unwrap();
-    (child, format!("http://{addr}"))
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the server exited before it listened: {status}");
+        }
+        if let Some(port) = listening_port(child.id()) {
+            return (child, format!("http://127.0.0.1:{port}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("the server did not listen within 60 s");
+}
+
+fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().to_string();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        // local_address is HEXIP:HEXPORT, st 0A is LISTEN, column 9 the inode.
+        let (local, state, inode) = (cols.get(1)?, cols.get(3)?, cols.get(9)?);
+        if *state != "0A" || !inodes.iter().any(|i| i == inode) {
+            return None;
+        }
+        u16::from_str_radix(local.split(':').nth(1)?, 16).ok()
+    })
 }
 
 async fn wait_up(base: &str) {
@@ -96,13 +122,13 @@ async fn faults_1_a_full_log_destination_never_stops_the_server() {
                 .unwrap(),
         )
     };
-    let (child, base) = serve_on_free_port(&env, full(), full());
+    let (child, base) = serve_logging_to(&env, full(), full());
     wait_up(&base).await;
     requests_keep_being_answered(&base).await;
     stop(child);
 
     // Pipes whose reader never reads: the 64 KiB pipe buffer fills at once.
-    let (child, base) = serve_on_free_port(&env, Stdio::piped(), Stdio::piped());
+    let (child, base) = serve_logging_to(&env, Stdio::piped(), Stdio::piped());
     wait_up(&base).await;
     requests_keep_being_answered(&base).await;
     // Until the bounded queue has overflowed: lines are dropped and counted,
