@@ -159,6 +159,14 @@ async fn faults_1_disk_full_answers_507_and_loses_nothing() {
     }
     let page = c.get(&records).send().await.unwrap();
     assert_eq!(page.status(), 200);
+    for path in [
+        "/workspaces".to_owned(),
+        format!("/w/{ws}"),
+        format!("/w/{ws}/audit"),
+    ] {
+        let r = c.get(server.url(&path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "UI page {path} on a full disk");
+    }
 
     // A backup that runs out of space fails cleanly and keeps the last good one.
     let out = cli_with_backup(&env, &recipient, &["backup", "run"]);

@@ -13,7 +13,7 @@ const METRICS_TOKEN: &str = "faults-metrics-token-0123456789abcdef";
 /// Starts `aura serve` on 127.0.0.1:0 with stdout and stderr wired by the
 /// caller. Its "listening" line may never arrive, so the address is read
 /// from /proc: the listening TCP socket among the process's descriptors.
-fn serve_logging_to(env: &Env, stdout: Stdio, stderr: Stdio) -> (std::process::Child, String) {
+fn serve_logging_to(env: &Env, stdout: Stdio, stderr: Stdio) -> (Running, String) {
     let mut child = env
         .command(&["serve", "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "trace")
@@ -29,12 +29,23 @@ fn serve_logging_to(env: &Env, stdout: Stdio, stderr: Stdio) -> (std::process::C
             panic!("the server exited before it listened: {status}");
         }
         if let Some(port) = listening_port(child.id()) {
-            return (child, format!("http://127.0.0.1:{port}"));
+            return (Running(child), format!("http://127.0.0.1:{port}"));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not listen within 60 s");
+}
+
+/// Kills the server if the test fails before `stop`.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn listening_port(pid: u32) -> Option<u16> {
@@ -88,7 +99,8 @@ async fn requests_keep_being_answered(base: &str) {
     }
 }
 
-fn stop(mut child: std::process::Child) {
+fn stop(mut running: Running) {
+    let child = &mut running.0;
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -101,6 +113,7 @@ fn stop(mut child: std::process::Child) {
         }
         if started.elapsed() > Duration::from_secs(30) {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("the server did not stop within 30 s of SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(50));
