@@ -70,7 +70,9 @@ async fn faults_1_disk_full_answers_507_and_loses_nothing() {
     let ws = env.create_workspace("Full disk", "full@example.com");
     let first_backup = cli_with_backup(&env, &recipient, &["backup", "run"]);
     assert!(first_backup.status.success(), "{}", text(&first_backup));
-    let server = env.start();
+    // Signing the audit chains every second: that background job meets the
+    // full disk too, and must not take the server down.
+    let server = env.start_with(&[("AURA_AUDIT__CHECKPOINT_INTERVAL_SECS", "1")]);
     let c = client(&server);
     assert_eq!(
         login(&c, &server, "full@example.com", PASSWORD)
@@ -149,6 +151,18 @@ async fn faults_1_disk_full_answers_507_and_loses_nothing() {
         "team on a full disk: {}",
         r.status()
     );
+
+    let started = std::time::Instant::now();
+    while !String::from_utf8_lossy(&server.logs())
+        .lines()
+        .any(|l| l.contains("audit checkpoint") && l.contains("job failed"))
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the checkpoint job met the full disk"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     // Reads keep working.
     let me = c.get(server.url("/api/v1/me")).send().await.unwrap();
