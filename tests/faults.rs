@@ -8,7 +8,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 use age::secrecy::ExposeSecret;
 use common::disk::{Mounted, SmallDisk, env_on_small_disk};
@@ -342,12 +342,11 @@ fn mode_of(p: &Path) -> u32 {
         & 0o777
 }
 
-/// Runs a CLI command with umask 000, so only the code's own modes count.
-fn cli_umask0(env: &Env, recipient: &str, args: &[&str]) -> std::process::Output {
+/// An `aura` command that runs with umask 000, so only the code's own modes
+/// count.
+fn umask0(env: &Env, args: &[&str]) -> Command {
     use std::os::unix::process::CommandExt;
     let mut c = env.command(args);
-    c.env("AURA_BACKUP__RECIPIENTS", format!("[\"{recipient}\"]"))
-        .stdin(Stdio::null());
     // SAFETY: umask(2) is async-signal-safe and touches only the child.
     unsafe {
         c.pre_exec(|| {
@@ -355,7 +354,15 @@ fn cli_umask0(env: &Env, recipient: &str, args: &[&str]) -> std::process::Output
             Ok(())
         });
     }
-    c.output().unwrap()
+    c
+}
+
+fn cli_umask0(env: &Env, recipient: &str, args: &[&str]) -> std::process::Output {
+    umask0(env, args)
+        .env("AURA_BACKUP__RECIPIENTS", format!("[\"{recipient}\"]"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 /// Issue 24: backups (archive, metadata, key escrow), a restored data dir,
@@ -434,6 +441,48 @@ async fn faults_1_backups_exports_and_bundles_are_private_whatever_the_umask() {
         assert!(out.status.success(), "{what}: {}", text(&out));
         assert_eq!(mode_of(file), 0o600, "{what}");
     }
+    // An export through the API: its spool file, written by the server.
+    let server = common::Server::start(umask0(&env, &["serve", "--listen", "127.0.0.1:0"]));
+    let c = client(&server);
+    // The workspace moved out above is read-only, not gone: a new one exports.
+    let ws2 = env.create_workspace("Modes two", "modes@example.com");
+    assert_eq!(
+        login(&c, &server, "modes@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let api = server.url(&format!("/api/v1/workspaces/{ws2}/exports"));
+    let r = c.post(&api).json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let job = id_of(r).await;
+    let started = std::time::Instant::now();
+    loop {
+        let state: Value = c
+            .get(format!("{api}/{job}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if state["state"] == "ready" {
+            break;
+        }
+        assert_eq!(state["state"], "running", "{state}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let spool: Vec<PathBuf> = std::fs::read_dir(env.data_dir().join("exports"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!spool.is_empty(), "the export is spooled");
+    for p in &spool {
+        assert_eq!(mode_of(p), 0o600, "export spool {}", p.display());
+    }
+    server.stop();
+
     let leftovers: Vec<String> = std::fs::read_dir(env.root())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
