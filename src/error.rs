@@ -106,6 +106,52 @@ impl Error {
     pub fn internal(what: impl std::fmt::Display) -> Self {
         Error::Internal(what.to_string())
     }
+
+    /// The disk under the data dir (or under a backup, export or bundle
+    /// being written) is full: SQLite's SQLITE_FULL or the OS's ENOSPC /
+    /// EDQUOT, however deep in the chain of causes. Answered with 507, not
+    /// 500, so an operator sees what to do (docs/operations.md).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Storage(e) => sqlite_disk_full(e),
+            Error::Io(e) => io_disk_full(e),
+            _ => false,
+        }
+    }
+}
+
+/// SQLITE_FULL, or an I/O error whose OS cause is a full disk.
+pub fn sqlite_disk_full(e: &rusqlite::Error) -> bool {
+    use std::error::Error as _;
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => f.code == rusqlite::ErrorCode::DiskFull,
+        other => other
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .is_some_and(io_disk_full),
+    }
+}
+
+/// An I/O error while reading untrusted input into a file: a full disk stays
+/// an I/O error (507, "free space"), anything else is the input's fault.
+pub fn or_disk_full(e: std::io::Error, otherwise: impl FnOnce(std::io::Error) -> Error) -> Error {
+    if io_disk_full(&e) {
+        Error::Io(e)
+    } else {
+        otherwise(e)
+    }
+}
+
+/// ENOSPC or EDQUOT, also when wrapped (age, zstd and tar wrap the writer's
+/// error in their own `io::Error`).
+pub fn io_disk_full(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    if matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded) {
+        return true;
+    }
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+        .is_some_and(io_disk_full)
 }
 
 impl From<tokio::task::JoinError> for Error {
@@ -117,5 +163,39 @@ impl From<tokio::task::JoinError> for Error {
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
         Error::Internal(format!("json: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(code: std::os::raw::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn a_full_disk_is_recognised_however_it_arrives() {
+        assert!(Error::Storage(sqlite(rusqlite::ffi::SQLITE_FULL)).is_disk_full());
+        assert!(
+            Error::Io(std::io::Error::from_raw_os_error(28)).is_disk_full(),
+            "ENOSPC"
+        );
+        assert!(
+            Error::Io(std::io::Error::from_raw_os_error(122)).is_disk_full(),
+            "EDQUOT"
+        );
+        // age, zstd and tar wrap the writer's error in an error of their own.
+        let wrapped = std::io::Error::other(std::io::Error::from_raw_os_error(28));
+        assert!(Error::Io(wrapped).is_disk_full());
+        assert!(!Error::Storage(sqlite(rusqlite::ffi::SQLITE_BUSY)).is_disk_full());
+        assert!(
+            !Error::Io(std::io::Error::from_raw_os_error(5)).is_disk_full(),
+            "EIO"
+        );
+        assert!(
+            !Error::internal("disk full").is_disk_full(),
+            "only typed causes"
+        );
     }
 }

@@ -44,6 +44,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
+            if e.is_disk_full() {
+                eprintln!(
+                    "the disk is full: free space (see \"When the disk fills\" in docs/operations.md), then run the command again"
+                );
+            }
             ExitCode::FAILURE
         }
     }

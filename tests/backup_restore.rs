@@ -273,6 +273,7 @@ async fn tampered_or_misused_backups_are_rejected_and_live_data_is_untouched() {
         if case == "swapped file" {
             assert!(text.contains("swapped"), "{text}");
         }
+        failed_restore_leaves_nothing(&env, &id, &ident, case);
     }
     std::fs::write(&archive, &pristine).unwrap();
 
@@ -350,6 +351,47 @@ async fn tampered_or_misused_backups_are_rejected_and_live_data_is_untouched() {
         )
         .unwrap();
     assert!(drills >= 8, "every drill is in the platform audit log");
+}
+
+/// Issue 24: a rejected archive leaves the restore's target as it was (absent,
+/// or an empty dir made for it), with no staging dir beside it: no
+/// control.db, manifest.json or tenants/ half-written.
+fn failed_restore_leaves_nothing(env: &Env, id: &str, identity: &str, case: &str) {
+    let parent = env.root().join("restore-targets");
+    std::fs::create_dir_all(&parent).unwrap();
+    let absent = parent.join("absent");
+    let empty = parent.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for to in [&absent, &empty] {
+        let out = env.cli(
+            &[
+                "restore",
+                "--from",
+                id,
+                "--to",
+                to.to_str().unwrap(),
+                "--identity",
+                identity,
+            ],
+            None,
+        );
+        assert!(!out.status.success(), "{case}: restore must refuse");
+    }
+    assert!(!absent.exists(), "{case}: the absent target stays absent");
+    let left: Vec<String> = std::fs::read_dir(&empty)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(left.is_empty(), "{case}: left in the target: {left:?}");
+    let beside: Vec<String> = std::fs::read_dir(&parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n != "empty")
+        .collect();
+    assert!(
+        beside.is_empty(),
+        "{case}: left beside the target: {beside:?}"
+    );
 }
 
 #[tokio::test]

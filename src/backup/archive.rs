@@ -60,14 +60,6 @@ fn new_id(now: i64) -> String {
     )
 }
 
-fn vacuum_into(conn: &Connection, dest: &Path) -> Result<()> {
-    if let Some(p) = dest.parent() {
-        crate::store::create_private_dir(p)?;
-    }
-    conn.execute("VACUUM INTO ?1", [dest.display().to_string()])?;
-    Ok(())
-}
-
 pub fn table_counts(path: &Path) -> Result<std::collections::BTreeMap<String, i64>> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let names: Vec<String> = {
@@ -115,7 +107,10 @@ pub fn run(state: &AppState, progress: &dyn Fn(&str)) -> Result<RunSummary> {
         crate::audit::chains::checkpoint_all(&state.control, &state.tenants, "backup", now)?;
         progress("snapshot control.db");
         let control_copy = scratch.join("control.db");
-        state.control.db.read(|c| vacuum_into(c, &control_copy))?;
+        state
+            .control
+            .db
+            .read(|c| crate::store::vacuum_into_private(c, &control_copy))?;
         let audit_anchor = crate::audit::anchor::Anchor::current(
             &Connection::open_with_flags(&control_copy, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
             &state.control.signer.public_key(),
@@ -134,7 +129,7 @@ pub fn run(state: &AppState, progress: &dyn Fn(&str)) -> Result<RunSummary> {
                 .tenants
                 .open(&state.control, &Grant::system(*ws, "backup"))?;
             let dest = scratch.join("tenants").join(ws.to_string()).join("data.db");
-            t.read_blocking(|c, _| vacuum_into(c, &dest))?;
+            t.read_blocking(|c, _| crate::store::vacuum_into_private(c, &dest))?;
             workspaces.push(ManifestWorkspace {
                 id: ws.to_string(),
                 key_ids: escrow
@@ -303,9 +298,10 @@ pub fn unpack(
         if let Some(p) = dest.parent() {
             crate::store::create_private_dir(p)?;
         }
-        let mut out = std::fs::File::create(&dest)?;
-        std::io::copy(&mut entry, &mut out)
-            .map_err(|e| bad(format!("damaged archive ({path}): {e}")))?;
+        let mut out = crate::store::create_private_file(&dest)?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| {
+            crate::error::or_disk_full(e, |e| bad(format!("damaged archive ({path}): {e}")))
+        })?;
         out.sync_all()?;
         seen.push(path);
     }

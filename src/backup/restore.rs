@@ -23,6 +23,10 @@ pub struct Restored {
     pub shredded: usize,
 }
 
+/// Restores into a staging dir beside `to` and renames it into place only
+/// when every check passed and the keys are back: a rejected archive, a full
+/// disk or any other failure leaves `to` as it was (absent or empty), with
+/// nothing half-written in it or beside it.
 // Each argument is a distinct input the operator named on the command line.
 #[allow(clippy::too_many_arguments)]
 pub fn full(
@@ -41,41 +45,82 @@ pub fn full(
             to.display()
         )));
     }
-    let manifest = archive::unpack(archive_path, identity, to, Some(id))?;
-    let escrow = archive::read_escrow(escrow_path, identity)?;
-    if let Err((step, why)) = check_unpacked(to, &manifest, &escrow, &master, trust) {
-        return Err(Error::Usage(format!(
-            "backup {id} failed the {step} check: {why}; nothing was started"
-        )));
-    }
-    let _ = std::fs::remove_file(to.join("manifest.json"));
-    let shredded = drop_shredded(to, &manifest, &escrow)?;
-    {
-        let conn = rusqlite::Connection::open(to.join("control.db"))?;
-        for k in &escrow.keys {
-            if manifest.workspaces.iter().any(|w| w.id == k.workspace) {
-                let wrapped = hex::decode(&k.wrapped_hex)
-                    .map_err(|_| Error::Crypto("escrow entry is not hex"))?;
-                conn.execute(
-                    "INSERT OR REPLACE INTO workspace_keys (workspace_id, key_id, wrapped, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![k.workspace, k.key_id, wrapped, escrow.created_at],
-                )?;
+    let staging = staging_dir(to)?;
+    let restored = (|| {
+        let manifest = archive::unpack(archive_path, identity, &staging, Some(id))?;
+        let escrow = archive::read_escrow(escrow_path, identity)?;
+        if let Err((step, why)) = check_unpacked(&staging, &manifest, &escrow, &master, trust) {
+            return Err(Error::Usage(format!(
+                "backup {id} failed the {step} check: {why}; nothing was started"
+            )));
+        }
+        std::fs::remove_file(staging.join("manifest.json"))?;
+        let shredded = drop_shredded(&staging, &manifest, &escrow)?;
+        {
+            let conn = rusqlite::Connection::open(staging.join("control.db"))?;
+            for k in &escrow.keys {
+                if manifest.workspaces.iter().any(|w| w.id == k.workspace) {
+                    let wrapped = hex::decode(&k.wrapped_hex)
+                        .map_err(|_| Error::Crypto("escrow entry is not hex"))?;
+                    conn.execute(
+                        "INSERT OR REPLACE INTO workspace_keys (workspace_id, key_id, wrapped, created_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![k.workspace, k.key_id, wrapped, escrow.created_at],
+                    )?;
+                }
             }
         }
+        let control = Control::open(&staging.join("control.db"), opts, master)?;
+        control.audit_alone(
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+            &NewEntry::new(Actor::Operator, "backup.restored", &RequestMeta::cli())
+                .target("backup", id)
+                .after(json!({ "workspaces": manifest.workspaces.len() - shredded, "shredded_skipped": shredded, "scope": "appliance" })),
+        )?;
+        control.db.checkpoint()?;
+        Ok(Restored {
+            id: id.to_owned(),
+            workspaces: manifest.workspaces.len() - shredded,
+            shredded,
+        })
+    })()
+    .and_then(|r| {
+        // rename(2) replaces an empty directory; `to` was checked empty.
+        std::fs::rename(&staging, to)?;
+        sync_parent(to);
+        Ok(r)
+    });
+    if restored.is_err() {
+        if let Err(e) = std::fs::remove_dir_all(&staging) {
+            tracing::warn!(error = %e, dir = %staging.display(), "could not remove the restore's staging dir");
+        }
     }
-    let control = Control::open(&to.join("control.db"), opts, master)?;
-    control.audit_alone(
-        time::OffsetDateTime::now_utc().unix_timestamp(),
-        &NewEntry::new(Actor::Operator, "backup.restored", &RequestMeta::cli())
-            .target("backup", id)
-            .after(json!({ "workspaces": manifest.workspaces.len() - shredded, "shredded_skipped": shredded, "scope": "appliance" })),
-    )?;
-    control.db.checkpoint()?;
-    Ok(Restored {
-        id: id.to_owned(),
-        workspaces: manifest.workspaces.len() - shredded,
-        shredded,
-    })
+    restored
+}
+
+/// `.<name>.restoring-<random>` in `to`'s parent (same filesystem, so the
+/// final rename is atomic), created private.
+fn staging_dir(to: &Path) -> Result<std::path::PathBuf> {
+    let name = to
+        .file_name()
+        .ok_or_else(|| Error::Usage(format!("{} names no directory", to.display())))?
+        .to_string_lossy()
+        .to_string();
+    let parent = match to.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    crate::store::create_private_dir(&parent)?;
+    let mut r = [0u8; 6];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut r);
+    Ok(parent.join(format!(".{name}.restoring-{}", hex::encode(r))))
+}
+
+fn sync_parent(to: &Path) {
+    if let Some(p) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(p) {
+            let _ = d.sync_all();
+        }
+    }
 }
 
 /// Workspaces shredded since the backup was taken (listed in the escrow,

@@ -80,7 +80,9 @@ impl S3Target {
             .map_err(|e| s3_err("download", e))?;
         let bytes = got.bytes().await.map_err(|e| s3_err("download", e))?;
         let tmp = dest.with_extension("partial");
-        tokio::fs::write(&tmp, &bytes).await?;
+        let mut f = tokio::fs::File::from_std(crate::store::create_private_file(&tmp)?);
+        tokio::io::AsyncWriteExt::write_all(&mut f, &bytes).await?;
+        f.sync_all().await?;
         tokio::fs::rename(&tmp, dest).await?;
         Ok(())
     }

@@ -66,7 +66,7 @@ impl LocalTarget {
     ) -> Result<PathBuf> {
         let tmp = self.dir.join(format!(".{name}.partial"));
         let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut f = crate::store::create_private_file(&tmp)?;
             write(&mut f)?;
             f.flush()?;
             f.sync_all()?;

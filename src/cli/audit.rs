@@ -179,7 +179,7 @@ pub async fn run(g: &Global, cmd: AuditCommand) -> Result<ExitCode> {
             .await?;
             let mut sink: Box<dyn Write> = match &out {
                 Some(p) => Box::new(
-                    std::fs::File::create(p)
+                    crate::store::create_private_file(p)
                         .map_err(|e| Error::Usage(format!("cannot create {}: {e}", p.display())))?,
                 ),
                 None => Box::new(std::io::stdout()),
@@ -203,7 +203,8 @@ pub async fn run(g: &Global, cmd: AuditCommand) -> Result<ExitCode> {
             bar.finish_and_clear();
             if let (Some(p), Format::Csv) = (&out, format) {
                 let side = p.with_extension("checkpoint.json");
-                std::fs::write(&side, serde_json::to_vec_pretty(&line)?)?;
+                crate::store::create_private_file(&side)?
+                    .write_all(&serde_json::to_vec_pretty(&line)?)?;
             }
             eprintln!(
                 "exported {} through signed checkpoint seq {} ({bytes} bytes){}",

@@ -3,6 +3,7 @@
 //! one-line summary.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -45,6 +46,7 @@ pub fn run(
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(&out)
         .map_err(|e| Error::Usage(format!("cannot create {}: {e}", out.display())))?;
     let bar = ProgressBar::new(0);

@@ -10,7 +10,7 @@ use crate::error::Result;
 pub async fn run(g: &Global, listen: Option<String>) -> Result<ExitCode> {
     let listen_again = listen.clone();
     let mut cfg = config::load(&overrides(g, listen))?;
-    crate::telemetry::init(&cfg.file.log);
+    let _log = crate::telemetry::init(&cfg.file.log);
     crate::app::listen_for_shutdown()?;
     if cfg.tls_on() {
         return run_tls(g, cfg).await;
@@ -26,15 +26,17 @@ pub async fn run(g: &Global, listen: Option<String>) -> Result<ExitCode> {
     spawn_reload(Arc::clone(&state), overrides(g, listen_again), None);
     if dev {
         let demo = crate::ops::dev::bootstrap(&state).await?;
-        println!();
-        println!(
+        use std::fmt::Write as _;
+        let mut banner = String::from("\n");
+        let _ = writeln!(
+            banner,
             "  Aura {} is running in DEV mode.",
             env!("CARGO_PKG_VERSION")
         );
-        println!("  Sign in at  {url}/login");
-        println!("  Email       {}", demo.email);
-        println!("  Password    {}", demo.password);
-        println!("  Data dir    {}", state.config.data_dir.display());
+        let _ = writeln!(banner, "  Sign in at  {url}/login");
+        let _ = writeln!(banner, "  Email       {}", demo.email);
+        let _ = writeln!(banner, "  Password    {}", demo.password);
+        let _ = writeln!(banner, "  Data dir    {}", state.config.data_dir.display());
         let mail = &state.config.file.mail;
         if mail.smtp_host.is_empty() {
             let outbox = if mail.outbox_file.as_os_str().is_empty() {
@@ -42,12 +44,15 @@ pub async fn run(g: &Global, listen: Option<String>) -> Result<ExitCode> {
             } else {
                 mail.outbox_file.clone()
             };
-            println!(
+            let _ = writeln!(
+                banner,
                 "  Mail        {} (invitations and sign-in links)",
                 outbox.display()
             );
         }
-        println!();
+        banner.push('\n');
+        // Not println!: it panics when stdout is full (see telemetry).
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     }
     tracing::info!(addr = %addr, url = %url, "listening");
     crate::app::serve(state, listener).await?;

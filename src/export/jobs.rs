@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -193,6 +194,7 @@ pub async fn start(
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&j.path)?;
             let enc = age::Encryptor::with_recipients(std::iter::once(&to as &dyn age::Recipient))
                 .map_err(|e| Error::internal(format!("age: {e}")))?;

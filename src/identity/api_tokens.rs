@@ -201,11 +201,12 @@ pub async fn authenticate(state: &AppState, secret: &str) -> Result<Principal> {
         .is_none_or(|t| now - t >= TOUCH_EVERY_SECS)
     {
         let id = found.id.clone();
-        state
+        let touched = state
             .control
             .db
             .write_async(move |tx| tokens::touch_api_token(tx, &id, now))
-            .await?;
+            .await;
+        super::sessions::skip_touch_on_full_disk(touched)?;
     }
     Ok(Principal {
         user_id: found.user_id,

@@ -202,11 +202,12 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal> {
     if now - row.last_seen_at >= TOUCH_EVERY_SECS {
         let idle = (state.config.file.auth.session_idle_minutes as i64).saturating_mul(60);
         let h = id_hash.clone();
-        state
+        let touched = state
             .control
             .db
             .write_async(move |tx| control::touch_session(tx, &h, now, now.saturating_add(idle)))
-            .await?;
+            .await;
+        skip_touch_on_full_disk(touched)?;
     }
     Ok(Principal {
         user_id: row.user_id,
@@ -240,4 +241,17 @@ pub async fn logout(state: &AppState, who: &Principal, meta: &RequestMeta) -> Re
         Ok(())
     })
     .await
+}
+
+/// A "last seen" touch is bookkeeping on a read: on a full disk the request
+/// goes on without it (the session's idle timer is just not extended), so
+/// reads keep working while writes answer 507.
+pub(crate) fn skip_touch_on_full_disk(touched: Result<()>) -> Result<()> {
+    match touched {
+        Err(e) if e.is_disk_full() => {
+            tracing::warn!(error = %e, "disk full: last-seen time not updated");
+            Ok(())
+        }
+        other => other,
+    }
 }

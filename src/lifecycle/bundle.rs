@@ -86,19 +86,13 @@ pub fn write(
     manifest: &Manifest,
     data: &Path,
 ) -> Result<u64> {
-    use std::os::unix::fs::OpenOptionsExt;
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "bundle".into());
     let tmp = out.with_file_name(format!(".{name}.partial"));
     let result = (|| -> Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = crate::store::create_private_file(&tmp)?;
         let json = serde_json::to_vec_pretty(manifest)?;
         crate::backup::archive::encrypt_to(std::slice::from_ref(recipient), &mut f, |w| {
             let mut z = zstd::Encoder::new(w, 3)?;
@@ -166,9 +160,10 @@ pub fn unpack(bundle: &Path, identity: &age::x25519::Identity, dir: &Path) -> Re
                     .map_err(|e| bad(format!("damaged manifest: {e}")))?;
             }
             DATA => {
-                let mut out = std::fs::File::create(dir.join(DATA))?;
-                std::io::copy(&mut entry, &mut out)
-                    .map_err(|e| bad(format!("damaged data: {e}")))?;
+                let mut out = crate::store::create_private_file(&dir.join(DATA))?;
+                std::io::copy(&mut entry, &mut out).map_err(|e| {
+                    crate::error::or_disk_full(e, |e| bad(format!("damaged data: {e}")))
+                })?;
                 out.sync_all()?;
             }
             other => return Err(bad(format!("unexpected file `{other}`"))),

@@ -111,10 +111,7 @@ pub fn move_out(
     let result = (|| {
         progress("snapshot the workspace");
         let data = scratch.join("data.db");
-        tenant.read_blocking(|c, _| {
-            c.execute("VACUUM INTO ?1", [data.display().to_string()])?;
-            Ok(())
-        })?;
+        tenant.read_blocking(|c, _| crate::store::vacuum_into_private(c, &data))?;
         let entries = tenant.read_blocking(|c, _| sql::entry_count(c))?;
         let manifest = state.control.db.read(|c| {
             let wrapped = control::workspace_keys(c, ws)?;

@@ -235,4 +235,10 @@ fn render_load(state: &AppState, out: &mut String) {
         "aura_password_queue_shed_total {}",
         state.hasher.shed()
     );
+    let _ = writeln!(out, "# TYPE aura_log_lines_dropped_total counter");
+    let _ = writeln!(
+        out,
+        "aura_log_lines_dropped_total {}",
+        crate::telemetry::dropped_lines()
+    );
 }

@@ -70,7 +70,7 @@ pub struct Db {
 /// A queued write: runs inside the batch's transaction (in its own savepoint)
 /// and returns what to do once the batch's commit has succeeded or failed.
 type Job = Box<dyn FnOnce(&Transaction<'_>) -> Ack + Send>;
-type Ack = Box<dyn FnOnce(Option<&str>) + Send>;
+type Ack = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
 
 /// How many queued writes one transaction (one fsync) may carry.
 const MAX_BATCH: usize = 256;
@@ -175,11 +175,19 @@ impl Db {
     {
         let (done, answer) = tokio::sync::oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |tx: &Transaction<'_>| {
-            let out = in_savepoint(tx, f);
-            Box::new(move |commit_error: Option<&str>| {
+            // SQLite rolls the whole transaction back on some errors (a full
+            // disk while a page spills): a later job's SAVEPOINT would then
+            // open and RELEASE commit a transaction of its own, outside the
+            // batch. It fails instead, as the batch's commit will.
+            let out = if tx.is_autocommit() {
+                Err(Error::Unavailable("the write batch was rolled back"))
+            } else {
+                in_savepoint(tx, f)
+            };
+            Box::new(move |commit_error: Option<&rusqlite::Error>| {
                 let out = match (out, commit_error) {
                     (Ok(v), None) => Ok(v),
-                    (Ok(_), Some(e)) => Err(Error::internal(format!("commit failed: {e}"))),
+                    (Ok(_), Some(e)) => Err(commit_failed(e)),
                     (Err(e), _) => Err(e),
                 };
                 let _ = done.send(out);
@@ -221,10 +229,9 @@ impl Db {
             // their callers with an error.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let acks: Vec<Ack> = batch.into_iter().map(|job| job(&tx)).collect();
-            let committed = tx.commit().map_err(|e| e.to_string());
-            let err = committed.as_ref().err().map(String::as_str);
+            let committed = tx.commit();
             for ack in acks {
-                ack(err);
+                ack(committed.as_ref().err());
             }
         }
     }
@@ -284,9 +291,24 @@ fn in_savepoint<T>(
             Ok(v)
         }
         Err(e) => {
-            tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            // The job's own error is the answer; if the savepoint is gone
+            // (SQLite rolled the transaction back), the batch fails at commit.
+            if let Err(undo) = tx.execute_batch("ROLLBACK TO job; RELEASE job") {
+                tracing::warn!(error = %undo, cause = %e, "savepoint rollback failed");
+            }
             Err(e)
         }
+    }
+}
+
+/// The error every caller of a batch gets when its commit failed, keeping
+/// SQLite's code (SQLITE_FULL becomes a 507, not a 500).
+fn commit_failed(e: &rusqlite::Error) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, msg) => {
+            Error::Storage(rusqlite::Error::SqliteFailure(*code, msg.clone()))
+        }
+        other => Error::internal(format!("commit failed: {other}")),
     }
 }
 
@@ -322,6 +344,33 @@ fn connect(path: &Path, opts: DbOptions, create: bool) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Creates a file readable only by the service user: mode 0600 whatever
+/// the umask, and never an earlier attempt's leftover with its old mode
+/// (backups, exports, move bundles and their temporary files).
+pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// `VACUUM INTO dest`, into a file made first with mode 0600 (SQLite would
+/// create it 0644): a snapshot for a backup or a move bundle.
+pub fn vacuum_into_private(conn: &Connection, dest: &Path) -> Result<()> {
+    if let Some(p) = dest.parent() {
+        create_private_dir(p)?;
+    }
+    create_private_file(dest)?;
+    conn.execute("VACUUM INTO ?1", [dest.display().to_string()])?;
+    Ok(())
+}
+
 /// Creates a directory readable only by the service user.
 pub fn create_private_dir(path: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -332,8 +381,11 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
         .ancestors()
         .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
         .collect();
-    let failed =
-        |e: std::io::Error| Error::Config(format!("cannot create {}: {e}", path.display()));
+    let failed = |e: std::io::Error| {
+        crate::error::or_disk_full(e, |e| {
+            Error::Config(format!("cannot create {}: {e}", path.display()))
+        })
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::error::{Error, FieldError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+pub const DISK_FULL: &str = "urn:aura:problem:disk-full";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
@@ -92,6 +93,17 @@ impl Problem {
         .detail("the error was logged; quote the x-request-id header when reporting it")
     }
 
+    /// 507: the write could not be stored because the disk is full. Nothing
+    /// was written (the transaction rolled back); reads still work.
+    pub fn disk_full() -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            DISK_FULL,
+            "Insufficient storage",
+        )
+        .detail("the server's disk is full; an operator must free space. Nothing was written; retry later")
+    }
+
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -133,6 +145,10 @@ impl Problem {
 
 impl From<Error> for Problem {
     fn from(e: Error) -> Self {
+        if e.is_disk_full() {
+            tracing::error!(error = %e, "disk full: writes fail until an operator frees space");
+            return Self::disk_full();
+        }
         match e {
             Error::NotFound(what) => Self::not_found().detail(format!("{what} not found")),
             Error::Unauthenticated => Self::new(
@@ -260,5 +276,24 @@ impl ResponseError for Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         self.as_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_answers_507_and_names_the_cause() {
+        let e = Error::Storage(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("database or disk is full".into()),
+        ));
+        let p = Problem::from(e);
+        assert_eq!(p.status, 507);
+        assert_eq!(p.kind, DISK_FULL);
+        assert!(p.detail.unwrap_or_default().contains("disk is full"));
+        let p = Problem::from(Error::Io(std::io::Error::from_raw_os_error(28)));
+        assert_eq!(p.status, 507);
     }
 }

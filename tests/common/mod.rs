@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod certs;
+pub mod disk;
 pub mod mfa;
 pub mod otp;
 mod ports;
