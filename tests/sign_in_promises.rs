@@ -43,7 +43,12 @@ async fn row_a_stored_password_hashes_are_argon2id_at_least_owasp_strength() {
     // A password set through the API (a change) is hashed the same way.
     let server = env.start();
     let c = client(&server);
-    assert_eq!(login(&c, &server, "ada@example.com", PASSWORD).await.status(), 200);
+    assert_eq!(
+        login(&c, &server, "ada@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
     let new_password = "a different horse battery staple";
     let r = c
         .post(server.url("/api/v1/me/password"))
@@ -103,7 +108,11 @@ async fn row_h_wrong_password_unknown_email_and_disabled_account_look_the_same()
     env.create_user("grace@example.com", "Grace");
     env.create_user("off@example.com", "Off");
     let out = env.cli(&["user", "disable", "--email", "off@example.com"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let server = env.start_with(&[
         ("AURA_AUTH__LOGIN_FAILURES_PER_IP", "100000"),
         ("AURA_AUTH__ACCOUNT_BACKOFF_AFTER", "0"),
@@ -204,9 +213,21 @@ async fn row_i_cookie_writes_need_a_same_origin_origin_or_referer() {
     let page = server.url("/account");
     for (origin, referer, why) in [
         (None, None, "no Origin and no Referer"),
-        (None, Some("https://evil.example/account".to_owned()), "a foreign Referer"),
-        (None, Some(format!("{}.evil.example/", server.base)), "a look-alike Referer"),
-        (Some("https://evil.example".to_owned()), Some(page.clone()), "a foreign Origin"),
+        (
+            None,
+            Some("https://evil.example/account".to_owned()),
+            "a foreign Referer",
+        ),
+        (
+            None,
+            Some(format!("{}.evil.example/", server.base)),
+            "a look-alike Referer",
+        ),
+        (
+            Some("https://evil.example".to_owned()),
+            Some(page.clone()),
+            "a foreign Origin",
+        ),
         (Some("null".to_owned()), None, "Origin: null"),
     ] {
         assert_eq!(logout(origin, referer).await, 403, "{why}");
@@ -244,7 +265,12 @@ async fn row_j_json_bodies_are_limited_at_exactly_64_kib() {
     let ws = env.create_workspace("Edge", "ada@example.com");
     let server = env.start();
     let c = client(&server);
-    assert_eq!(login(&c, &server, "ada@example.com", PASSWORD).await.status(), 200);
+    assert_eq!(
+        login(&c, &server, "ada@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
     let audit = || -> (i64, i64) {
         let control: i64 = open_db(&env.data_dir().join("control.db"))
             .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
