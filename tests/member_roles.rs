@@ -1,0 +1,140 @@
+//! SECURITY.md row ad, the attacks `tests/api_tokens.rs`
+//! (`role_changes_and_removal_bite_on_the_next_request`) leaves out: two
+//! owners stepping down or removing each other at the same moment still leave
+//! an owner; an owner acting through an admin-scoped token is no owner for the
+//! owner role; a promotion, like a demotion, holds from the very next request.
+
+mod common;
+
+use common::{Env, PASSWORD, Server, bearer, client, login, open_db};
+use serde_json::json;
+
+async fn signed_in(server: &Server, email: &str) -> reqwest::Client {
+    let c = client(server);
+    assert_eq!(login(&c, server, email, PASSWORD).await.status(), 200);
+    c
+}
+
+fn owners(env: &Env, ws: &str) -> i64 {
+    open_db(&env.data_dir().join("control.db"))
+        .query_row(
+            "SELECT count(*) FROM memberships WHERE workspace_id = ?1 AND role = 'owner'",
+            [ws],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn row_ad_racing_owners_always_leave_an_owner() {
+    let env = Env::new();
+    let ada_id = env.create_user("ada@example.com", "Ada");
+    let bea_id = env.create_user("bea@example.com", "Bea");
+    let ws = env.create_workspace("Twin Keys", "ada@example.com");
+    env.add_member(&ws, "bea@example.com", "owner");
+    let server = env.start();
+    let ada = signed_in(&server, "ada@example.com").await;
+    let bea = signed_in(&server, "bea@example.com").await;
+    let member = |id: &str| server.url(&format!("/api/v1/workspaces/{ws}/members/{id}"));
+    for round in 0..10 {
+        assert_eq!(owners(&env, &ws), 2, "round {round} starts with two owners");
+        // Even rounds: each steps down at once. Odd rounds: each removes the other.
+        let (a, b) = if round % 2 == 0 {
+            (
+                ada.put(member(&ada_id)).json(&json!({"role": "admin"})).send(),
+                bea.put(member(&bea_id)).json(&json!({"role": "admin"})).send(),
+            )
+        } else {
+            (ada.delete(member(&bea_id)).send(), bea.delete(member(&ada_id)).send())
+        };
+        let (a, b) = tokio::join!(a, b);
+        let (a, b) = (a.unwrap().status().as_u16(), b.unwrap().status().as_u16());
+        assert_eq!(owners(&env, &ws), 1, "round {round}: answers {a} and {b}");
+        let mut answers = [a, b];
+        answers.sort();
+        assert!(
+            answers == [204, 409] || answers == [204, 403] || answers == [204, 404],
+            "round {round}: one change wins, the other is refused: {answers:?}"
+        );
+        // Put the pair back: whoever is still owner restores the other.
+        let (owner, other, other_email) = if owners_is(&env, &ws, &ada_id) {
+            (&ada, &bea_id, "bea@example.com")
+        } else {
+            (&bea, &ada_id, "ada@example.com")
+        };
+        if round % 2 == 1 {
+            env.add_member(&ws, other_email, "owner");
+        } else {
+            let r = owner
+                .put(member(other))
+                .json(&json!({"role": "owner"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 204);
+        }
+    }
+    server.stop();
+}
+
+fn owners_is(env: &Env, ws: &str, user: &str) -> bool {
+    open_db(&env.data_dir().join("control.db"))
+        .query_row(
+            "SELECT count(*) FROM memberships WHERE workspace_id = ?1 AND user_id = ?2 AND role = 'owner'",
+            [ws, user],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+        == 1
+}
+
+#[tokio::test]
+async fn row_ad_an_owners_admin_token_does_not_touch_the_owner_role() {
+    let env = Env::new();
+    let ada_id = env.create_user("ada@example.com", "Ada");
+    let dan_id = env.create_user("dan@example.com", "Dan");
+    let ws = env.create_workspace("Scoped", "ada@example.com");
+    env.add_member(&ws, "dan@example.com", "viewer");
+    let server = env.start();
+    let ada = signed_in(&server, "ada@example.com").await;
+    let dan = signed_in(&server, "dan@example.com").await;
+    let tokens = format!("/api/v1/workspaces/{ws}/tokens");
+    let r = ada
+        .post(server.url(&tokens))
+        .json(&json!({"name": "ops", "scope": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let secret = r.json::<serde_json::Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let put = |who: &str, role: &str| {
+        bearer(
+            reqwest::Method::PUT,
+            &server,
+            &secret,
+            &format!("/api/v1/workspaces/{ws}/members/{who}"),
+        )
+        .json(&json!({ "role": role }))
+        .send()
+    };
+    assert_eq!(put(&dan_id, "owner").await.unwrap().status(), 403, "made an owner");
+    assert_eq!(put(&ada_id, "admin").await.unwrap().status(), 403, "demoted an owner");
+    assert_eq!(owners(&env, &ws), 1);
+    // Admin work below the owner role is what the token is for.
+    assert_eq!(put(&dan_id, "member").await.unwrap().status(), 204);
+
+    // A promotion holds from the very next request, as a demotion does.
+    assert_eq!(dan.get(server.url(&tokens)).send().await.unwrap().status(), 403);
+    let r = ada
+        .put(server.url(&format!("/api/v1/workspaces/{ws}/members/{dan_id}")))
+        .json(&json!({"role": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(dan.get(server.url(&tokens)).send().await.unwrap().status(), 200);
+    server.stop();
+}
