@@ -33,8 +33,21 @@ fn serve_refuses(env: &Env, credentials: Option<&Path>) -> String {
     if let Some(dir) = credentials {
         c.env("CREDENTIALS_DIRECTORY", dir);
     }
-    let out = c.output().unwrap();
-    assert!(!out.status.success(), "serve started");
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    // A refusal exits at once; a server that started is stopped and fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("serve started");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "serve exited cleanly");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
