@@ -41,11 +41,18 @@ async fn row_ad_racing_owners_always_leave_an_owner() {
         // Even rounds: each steps down at once. Odd rounds: each removes the other.
         let (a, b) = if round % 2 == 0 {
             (
-                ada.put(member(&ada_id)).json(&json!({"role": "admin"})).send(),
-                bea.put(member(&bea_id)).json(&json!({"role": "admin"})).send(),
+                ada.put(member(&ada_id))
+                    .json(&json!({"role": "admin"}))
+                    .send(),
+                bea.put(member(&bea_id))
+                    .json(&json!({"role": "admin"}))
+                    .send(),
             )
         } else {
-            (ada.delete(member(&bea_id)).send(), bea.delete(member(&ada_id)).send())
+            (
+                ada.delete(member(&bea_id)).send(),
+                bea.delete(member(&ada_id)).send(),
+            )
         };
         let (a, b) = tokio::join!(a, b);
         let (a, b) = (a.unwrap().status().as_u16(), b.unwrap().status().as_u16());
@@ -120,14 +127,25 @@ async fn row_ad_an_owners_admin_token_does_not_touch_the_owner_role() {
         .json(&json!({ "role": role }))
         .send()
     };
-    assert_eq!(put(&dan_id, "owner").await.unwrap().status(), 403, "made an owner");
-    assert_eq!(put(&ada_id, "admin").await.unwrap().status(), 403, "demoted an owner");
+    assert_eq!(
+        put(&dan_id, "owner").await.unwrap().status(),
+        403,
+        "made an owner"
+    );
+    assert_eq!(
+        put(&ada_id, "admin").await.unwrap().status(),
+        403,
+        "demoted an owner"
+    );
     assert_eq!(owners(&env, &ws), 1);
     // Admin work below the owner role is what the token is for.
     assert_eq!(put(&dan_id, "member").await.unwrap().status(), 204);
 
     // A promotion holds from the very next request, as a demotion does.
-    assert_eq!(dan.get(server.url(&tokens)).send().await.unwrap().status(), 403);
+    assert_eq!(
+        dan.get(server.url(&tokens)).send().await.unwrap().status(),
+        403
+    );
     let r = ada
         .put(server.url(&format!("/api/v1/workspaces/{ws}/members/{dan_id}")))
         .json(&json!({"role": "admin"}))
@@ -135,6 +153,9 @@ async fn row_ad_an_owners_admin_token_does_not_touch_the_owner_role() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(dan.get(server.url(&tokens)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        dan.get(server.url(&tokens)).send().await.unwrap().status(),
+        200
+    );
     server.stop();
 }

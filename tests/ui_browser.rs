@@ -236,7 +236,7 @@ async fn set_up_two_factor_and_sign_in_with_a_code_in_chromium() {
 #[tokio::test]
 async fn passkeys_register_stand_in_for_the_code_and_sign_in_alone_in_chromium() {
     let env = Env::new();
-    let keeper = env.create_user("keeper@example.com", "Keeper");
+    env.create_user("keeper@example.com", "Keeper");
     env.create_workspace("Lighthouse Log", "keeper@example.com");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -267,6 +267,8 @@ async fn passkeys_register_stand_in_for_the_code_and_sign_in_alone_in_chromium()
             .status(),
         200
     );
+    let me: serde_json::Value = common::get_json(&api, server.url("/api/v1/me")).await;
+    let keeper = me["id"].as_str().unwrap().to_owned();
     for password in ["not the password", ""] {
         let r = api
             .post(server.url("/api/v1/me/passkeys/register/start"))
