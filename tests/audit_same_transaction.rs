@@ -8,6 +8,7 @@ mod common;
 
 use std::path::Path;
 
+use common::mfa::signed_in;
 use common::{Env, PASSWORD, client, login, open_db};
 use serde_json::{Value, json};
 
@@ -43,13 +44,7 @@ async fn row_f_a_change_and_its_audit_entry_commit_together_or_not_at_all() {
     env.create_user("ada@example.com", "Ada");
     let ws = env.create_workspace("Ledgers", "ada@example.com");
     let server = env.start();
-    let c = client(&server);
-    assert_eq!(
-        login(&c, &server, "ada@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
+    let c = signed_in(&server, "ada@example.com").await;
     let data = env.tenant_db(&ws);
     let control = env.data_dir().join("control.db");
     let url = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));

@@ -8,7 +8,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Env, PASSWORD, client, login, open_db};
+use common::mfa::signed_in;
+use common::{Env, open_db};
 use serde_json::json;
 
 const DAY: i64 = 86_400;
@@ -35,13 +36,7 @@ async fn row_k_heads_are_signed_on_the_checkpoint_schedule() {
     env.create_user("ada@example.com", "Ada");
     let ws = env.create_workspace("Ticks", "ada@example.com");
     let server = env.start_with(&[("AURA_AUDIT__CHECKPOINT_INTERVAL_SECS", "2")]);
-    let c = client(&server);
-    assert_eq!(
-        login(&c, &server, "ada@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
+    let c = signed_in(&server, "ada@example.com").await;
     let control = env.data_dir().join("control.db");
     let data = env.tenant_db(&ws);
     let head = || {
@@ -123,13 +118,7 @@ async fn row_m_default_retention_keeps_11_months_and_removes_13() {
     for (offset_days, name) in [(0, "Old"), (60, "Newer")] {
         let server =
             env.start_with(&[("AURA_TEST_CLOCK_OFFSET", &(offset_days * DAY).to_string())]);
-        let c = client(&server);
-        assert_eq!(
-            login(&c, &server, "ada@example.com", PASSWORD)
-                .await
-                .status(),
-            200
-        );
+        let c = signed_in(&server, "ada@example.com").await;
         let r = c
             .post(server.url(&format!("/api/v1/workspaces/{ws}/collections")))
             .json(&json!({"name": name, "fields": [{"name": "T", "type": "text"}]}))

@@ -8,6 +8,7 @@ mod common;
 
 use std::path::Path;
 
+use common::mfa::signed_in;
 use common::{Env, PASSWORD, client, login};
 use serde_json::{Value, json};
 
@@ -50,13 +51,7 @@ async fn row_e_ciphertexts_moved_between_rows_tables_and_workspaces_fail_closed(
     let ws_b = env.create_workspace("Beta Workspace", "ada@example.com");
     env.add_member(&ws_b, "grace@example.com", "viewer");
     let server = env.start();
-    let c = client(&server);
-    assert_eq!(
-        login(&c, &server, "ada@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
+    let c = signed_in(&server, "ada@example.com").await;
     let base = server.base.clone();
     let api = |ws: &str, p: &str| format!("{base}/api/v1/workspaces/{ws}{p}");
     let def =
@@ -155,13 +150,7 @@ async fn row_e_ciphertexts_moved_between_rows_tables_and_workspaces_fail_closed(
     let server = env.start();
     let base = server.base.clone();
     let api = |ws: &str, p: &str| format!("{base}/api/v1/workspaces/{ws}{p}");
-    let c = client(&server);
-    assert_eq!(
-        login(&c, &server, "ada@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
+    let c = signed_in(&server, "ada@example.com").await;
     let get = |url: String| {
         let c = &c;
         async move {

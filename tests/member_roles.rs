@@ -6,14 +6,9 @@
 
 mod common;
 
-use common::{Env, PASSWORD, Server, bearer, client, login, open_db};
+use common::mfa::signed_in;
+use common::{Env, bearer, open_db};
 use serde_json::json;
-
-async fn signed_in(server: &Server, email: &str) -> reqwest::Client {
-    let c = client(server);
-    assert_eq!(login(&c, server, email, PASSWORD).await.status(), 200);
-    c
-}
 
 fn owners(env: &Env, ws: &str) -> i64 {
     open_db(&env.data_dir().join("control.db"))

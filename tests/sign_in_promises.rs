@@ -7,6 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::mfa::signed_in;
 use common::{Env, PASSWORD, client, login, open_db, session_token_of};
 use serde_json::json;
 
@@ -42,13 +43,7 @@ async fn row_a_stored_password_hashes_are_argon2id_at_least_owasp_strength() {
     env.create_user("grace@example.com", "Grace");
     // A password set through the API (a change) is hashed the same way.
     let server = env.start();
-    let c = client(&server);
-    assert_eq!(
-        login(&c, &server, "ada@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
+    let c = signed_in(&server, "ada@example.com").await;
     let new_password = "a different horse battery staple";
     let r = c
         .post(server.url("/api/v1/me/password"))
@@ -264,13 +259,7 @@ async fn row_j_json_bodies_are_limited_at_exactly_64_kib() {
     env.create_user("ada@example.com", "Ada");
     let ws = env.create_workspace("Edge", "ada@example.com");
     let server = env.start();
-    let c = client(&server);
-    assert_eq!(
-        login(&c, &server, "ada@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
+    let c = signed_in(&server, "ada@example.com").await;
     let audit = || -> (i64, i64) {
         let control: i64 = open_db(&env.data_dir().join("control.db"))
             .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
