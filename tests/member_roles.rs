@@ -154,3 +154,80 @@ async fn row_ad_an_owners_admin_token_does_not_touch_the_owner_role() {
     );
     server.stop();
 }
+
+/// An owner demoted while their own request is in flight does not act as an
+/// owner in it: the role a change checks is read in the change's transaction,
+/// not when the request came in. Rounds of "A demotes B" racing "B makes C an
+/// owner": whenever B's demotion committed first, C must not become an owner.
+#[tokio::test]
+async fn row_ad_a_demotion_racing_the_demoted_owners_request_wins() {
+    let env = Env::new();
+    env.create_user("ada@example.com", "Ada");
+    let bea_id = env.create_user("bea@example.com", "Bea");
+    let cy_id = env.create_user("cy@example.com", "Cy");
+    let ws = env.create_workspace("Race", "ada@example.com");
+    env.add_member(&ws, "bea@example.com", "owner");
+    env.add_member(&ws, "cy@example.com", "member");
+    let server = env.start();
+    let ada = signed_in(&server, "ada@example.com").await;
+    let bea = signed_in(&server, "bea@example.com").await;
+    let member = |id: &str| server.url(&format!("/api/v1/workspaces/{ws}/members/{id}"));
+    let control = env.data_dir().join("control.db");
+    // The seq of the newest role change of `target` to `role`.
+    let changed = |target: &str, since: i64| -> Vec<(i64, String)> {
+        let db = open_db(&control);
+        let mut st = db
+            .prepare(
+                "SELECT seq, target_id FROM audit_log WHERE action = 'member.role_changed' \
+                 AND seq > ?1 ORDER BY seq",
+            )
+            .unwrap();
+        st.query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .filter(|(_, t): &(i64, String)| t == target)
+            .collect()
+    };
+    let mut bea_late = 0;
+    for round in 0..20 {
+        let since: i64 = open_db(&control)
+            .query_row("SELECT max(seq) FROM audit_log", [], |r| r.get(0))
+            .unwrap();
+        let demote = ada
+            .put(member(&bea_id))
+            .json(&json!({"role": "admin"}))
+            .send();
+        let promote = bea
+            .put(member(&cy_id))
+            .json(&json!({"role": "owner"}))
+            .send();
+        let (d, p) = tokio::join!(demote, promote);
+        assert_eq!(d.unwrap().status(), 204, "round {round}");
+        let p = p.unwrap().status().as_u16();
+        let bea_at = changed(&bea_id, since);
+        let cy_at = changed(&cy_id, since);
+        if p == 204 {
+            assert_eq!(cy_at.len(), 1);
+            assert!(
+                cy_at[0].0 < bea_at[0].0,
+                "round {round}: Bea made Cy an owner after her demotion committed"
+            );
+        } else {
+            assert_eq!(p, 403, "round {round}");
+            assert!(cy_at.is_empty());
+            bea_late += 1;
+        }
+        // Back to the start: Bea owner, Cy member.
+        for (id, role) in [(&bea_id, "owner"), (&cy_id, "member")] {
+            let r = ada
+                .put(member(id))
+                .json(&json!({ "role": role }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 204, "round {round} reset");
+        }
+    }
+    println!("Bea's promotion refused in {bea_late} of 20 rounds");
+    server.stop();
+}
