@@ -194,7 +194,14 @@ async fn row_i_cookie_writes_need_a_same_origin_origin_or_referer() {
         if let Some(r) = referer {
             req = req.header("referer", r);
         }
-        async move { req.send().await.unwrap().status().as_u16() }
+        async move {
+            let r = req.send().await.unwrap();
+            // Refusals made before any handler carry the same headers.
+            if r.status() == 403 {
+                assert_hardening_headers(r.headers(), "a 403 cross-origin refusal");
+            }
+            r.status().as_u16()
+        }
     };
     let me = || async {
         bare.get(server.url("/api/v1/me"))
@@ -241,6 +248,30 @@ async fn row_i_cookie_writes_need_a_same_origin_origin_or_referer() {
         .unwrap();
     assert_eq!(r.status(), 200);
     server.stop();
+}
+
+/// Row i's headers, on answers the middleware makes before any handler.
+fn assert_hardening_headers(h: &reqwest::header::HeaderMap, what: &str) {
+    let csp = h
+        .get("content-security-policy")
+        .unwrap_or_else(|| panic!("{what}: no CSP"))
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{what}: {csp}"
+    );
+    assert_eq!(
+        h.get("x-content-type-options").map(|v| v.to_str().unwrap()),
+        Some("nosniff"),
+        "{what}"
+    );
+    assert_eq!(
+        h.get("cache-control").map(|v| v.to_str().unwrap()),
+        Some("no-store"),
+        "{what}"
+    );
 }
 
 /// A JSON body of exactly `len` bytes: `prefix` padded with trailing spaces.
@@ -296,6 +327,7 @@ async fn row_j_json_bodies_are_limited_at_exactly_64_kib() {
         let r = send(padded(json, LIMIT + 1)).await.unwrap();
         assert_eq!(r.status(), 413, "{path} at 65537 bytes");
         assert_eq!(r.headers()["content-type"], "application/problem+json");
+        assert_hardening_headers(r.headers(), "a 413 refusal");
         // The same body streamed (chunked, no Content-Length).
         let chunks: Vec<Result<Vec<u8>, std::io::Error>> = padded(json, LIMIT + 1)
             .chunks(8 * 1024)
