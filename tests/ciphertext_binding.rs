@@ -226,3 +226,52 @@ async fn row_e_ciphertexts_moved_between_rows_tables_and_workspaces_fail_closed(
     let logs = String::from_utf8_lossy(&server.stop()).to_string();
     assert!(!logs.contains("panicked"), "the server panicked:\n{logs}");
 }
+
+/// Row b's mechanism, as stored: a sealed email is `[1][key id][24-byte
+/// nonce][ciphertext][16-byte tag]` (the XChaCha20-Poly1305 layout), a fresh
+/// nonce each time, and opens to the address with the master key; the lookup
+/// column is a 32-byte keyed digest (HMAC-SHA256 size) that is not a plain
+/// hash of the address and differs between two appliances for the same one.
+#[test]
+fn row_b_sealed_emails_have_the_xchacha_layout_and_the_index_is_keyed() {
+    use sha2::{Digest, Sha256};
+    let email = "layout.check@example.com";
+    let (a, b) = (Env::new(), Env::new());
+    let rows = |env: &Env| -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        env.create_user(email, "Same Name");
+        common::open_db(&env.data_dir().join("control.db"))
+            .query_row("SELECT email_ct, email_bidx, name_ct FROM users", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap()
+    };
+    let (ct_a, idx_a, name_a) = rows(&a);
+    let (ct_b, idx_b, name_b) = rows(&b);
+    for ct in [&ct_a, &ct_b] {
+        assert_eq!(ct[0], 1, "version byte");
+        assert_eq!(
+            ct.len(),
+            5 + 24 + email.len() + 16,
+            "header, nonce, text, tag"
+        );
+    }
+    assert_ne!(name_a[5..29], name_b[5..29], "a fresh nonce per value");
+    for idx in [&idx_a, &idx_b] {
+        assert_eq!(idx.len(), 32);
+        assert_ne!(idx.as_slice(), Sha256::digest(email.as_bytes()).as_slice());
+    }
+    assert_ne!(idx_a, idx_b, "the index depends on the appliance's key");
+    // And it opens to the address, with the master key, as the server does.
+    let master =
+        aura::crypto::keys::parse_master_key(&std::fs::read(a.key_path()).unwrap()).unwrap();
+    let opts = aura::store::DbOptions::from_config(&aura::config::StorageConfig::default());
+    let control =
+        aura::store::control::Control::open(&a.data_dir().join("control.db"), opts, master)
+            .unwrap();
+    let found = control
+        .db
+        .read(|c| aura::store::control::find_user_by_email(c, &control.keys, email))
+        .unwrap()
+        .expect("found through the blind index");
+    assert_eq!(found.email, email);
+}
