@@ -347,3 +347,49 @@ async fn row_j_json_bodies_are_limited_at_exactly_64_kib() {
     }
     server.stop();
 }
+
+/// Row ac, "backs off exponentially": after the fifth failure the right
+/// password waits 1 s; each further failure (made once the wait is over)
+/// doubles the wait (2, 4, 8 s), told in `Retry-After`, and the right password
+/// is refused until it ends.
+#[tokio::test]
+async fn row_ac_an_accounts_wait_doubles_with_each_failure() {
+    let env = Env::new();
+    env.create_user("ada@example.com", "Ada");
+    let server = env.start_with(&[("AURA_AUTH__LOGIN_FAILURES_PER_IP", "1000")]);
+    let c = reqwest::Client::new();
+    let attempt = |password: &'static str| {
+        c.post(server.url("/api/v1/auth/login"))
+            .json(&json!({ "email": "ada@example.com", "password": password }))
+            .send()
+    };
+    for i in 0..5 {
+        let r = attempt("not the password").await.unwrap();
+        assert_eq!(r.status(), 401, "failure {i}");
+    }
+    let mut waits = Vec::new();
+    for k in 0..4u32 {
+        let expected = 1u64 << k;
+        if k > 0 {
+            let r = attempt("not the password").await.unwrap();
+            assert_eq!(r.status(), 401, "failure {} after the wait", 5 + k);
+        }
+        let r = attempt(PASSWORD).await.unwrap();
+        assert_eq!(r.status(), 429, "the right password inside wait {k}");
+        let secs: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (expected.saturating_sub(1).max(1)..=expected).contains(&secs),
+            "wait {k}: Retry-After {secs}, expected about {expected}"
+        );
+        waits.push(secs);
+        tokio::time::sleep(Duration::from_millis(expected * 1000 + 300)).await;
+    }
+    println!("account waits: {waits:?} s");
+    let r = attempt(PASSWORD).await.unwrap();
+    assert_eq!(r.status(), 200, "after the last wait");
+    server.stop();
+}
