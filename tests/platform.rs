@@ -176,6 +176,22 @@ async fn impersonation_is_recorded_attributed_bannered_and_ends() {
         text.contains("reason") && text.contains("minutes"),
         "{text}"
     );
+    // At the edge: 61 minutes (or none) is refused even with a good reason.
+    for minutes in [61, 0] {
+        let r = w
+            .staff
+            .post(w.api(&imp))
+            .json(&json!({"reason": "Ticket 1: a good reason", "minutes": minutes}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{minutes} minutes");
+        let text = r.text().await.unwrap();
+        assert!(
+            text.contains("minutes") && !text.contains("\"reason\""),
+            "{text}"
+        );
+    }
     assert_eq!(
         w.status(
             &w.staff,

@@ -257,14 +257,68 @@ async fn passkeys_register_stand_in_for_the_code_and_sign_in_alone_in_chromium()
     b.click("button[type=submit]").await;
     b.wait_for_text("Lighthouse Log").await;
 
-    // Register.
+    // Row ai: adding one takes the password (checked through the API with a
+    // session of its own: a wrong or missing password starts no ceremony).
+    let api = common::client(&server);
+    assert_eq!(
+        common::login(&api, &server, "keeper@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let me: serde_json::Value = common::get_json(&api, server.url("/api/v1/me")).await;
+    let keeper = me["id"].as_str().unwrap().to_owned();
+    for password in ["not the password", ""] {
+        let r = api
+            .post(server.url("/api/v1/me/passkeys/register/start"))
+            .json(&serde_json::json!({ "password": password, "name": "x" }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_client_error(),
+            "register/start with password {password:?}: {}",
+            r.status()
+        );
+        assert!(!r.text().await.unwrap().contains("challenge"));
+    }
+
+    // Register, under a name that must not reach the disk in the clear.
     b.goto(&url("/account")).await;
     b.wait_for_text("id=\"passkey-add\"").await;
+    b.type_into("#passkey-name", PASSKEY_NAME_CANARY).await;
     b.type_into("#passkey-password", PASSWORD).await;
     b.click("#passkey-add").await;
     b.wait_for_text("id=\"passkey-list\"").await;
     b.screenshot("passkey-registered").await;
     assert_eq!(b.count("#passkey-list tbody tr").await, 1);
+    let (name, counter_at_add, used_at_add) = stored_passkey(&env, &keeper);
+    assert!(name.ends_with(PASSKEY_NAME_CANARY), "{name}");
+    assert_eq!(used_at_add, None);
+    assert_eq!(platform_count(&env, "mfa.passkey_added"), 1);
+    assert_passkey_sealed(&env);
+
+    // Removing it without the password is refused (API and page alike).
+    let list: serde_json::Value = common::get_json(&api, server.url("/api/v1/me/passkeys")).await;
+    let pid = list["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = api
+        .post(server.url(&format!("/api/v1/me/passkeys/{pid}/remove")))
+        .json(&serde_json::json!({ "password": "not the password" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    b.type_into(
+        "form[action='/account/passkeys/remove'] input[name=password]",
+        "not the password",
+    )
+    .await;
+    b.click("form[action='/account/passkeys/remove'] button")
+        .await;
+    b.goto(&url("/account")).await;
+    b.wait_for_text("id=\"passkey-list\"").await;
+    assert_eq!(b.count("#passkey-list tbody tr").await, 1);
+    assert_eq!(platform_count(&env, "mfa.passkey_removed"), 0);
 
     // The password now leads to a second step; the passkey completes it.
     b.click("form[action='/logout'] button").await;
@@ -276,6 +330,14 @@ async fn passkeys_register_stand_in_for_the_code_and_sign_in_alone_in_chromium()
     b.click("#passkey-second").await;
     b.wait_for_url("/workspaces").await;
     b.wait_for_text("Lighthouse Log").await;
+    // Each use moves the stored counter on and is audited.
+    let (_, counter_after_second, used) = stored_passkey(&env, &keeper);
+    assert!(
+        counter_after_second > counter_at_add,
+        "{counter_after_second}"
+    );
+    assert!(used.is_some());
+    assert_eq!(platform_count(&env, "auth.passkey_used"), 1);
 
     // A passkey alone signs in.
     b.click("form[action='/logout'] button").await;
@@ -283,6 +345,12 @@ async fn passkeys_register_stand_in_for_the_code_and_sign_in_alone_in_chromium()
     b.click("#passkey-login").await;
     b.wait_for_url("/workspaces").await;
     b.wait_for_text("Lighthouse Log").await;
+    let (_, counter_after_alone, _) = stored_passkey(&env, &keeper);
+    assert!(
+        counter_after_alone > counter_after_second,
+        "{counter_after_alone}"
+    );
+    assert_eq!(platform_count(&env, "auth.passkey_used"), 2);
 
     // Removing it takes the password again.
     b.goto(&url("/account")).await;
@@ -326,6 +394,72 @@ async fn passkeys_register_stand_in_for_the_code_and_sign_in_alone_in_chromium()
         .unwrap();
     assert_eq!(left, 0);
     server.stop();
+}
+
+const PASSKEY_NAME_CANARY: &str = "LighthouseKeyCanary7731";
+
+fn platform_count(env: &Env, action: &str) -> i64 {
+    common::open_db(&env.data_dir().join("control.db"))
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE action = ?1",
+            [action],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// The one stored passkey of `user`, opened with the master key as the
+/// server does: (name, the WebAuthn counter in the sealed credential, last use).
+fn stored_passkey(env: &Env, user: &str) -> (String, u64, Option<i64>) {
+    let master =
+        aura::crypto::keys::parse_master_key(&std::fs::read(env.key_path()).unwrap()).unwrap();
+    let opts = aura::store::DbOptions::from_config(&aura::config::StorageConfig::default());
+    let control =
+        aura::store::control::Control::open(&env.data_dir().join("control.db"), opts, master)
+            .unwrap();
+    let user: aura::ids::UserId = user.parse().unwrap();
+    let rows = control
+        .db
+        .read(|c| aura::store::passkeys::for_user(c, &control.keys, user))
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let json: serde_json::Value = serde_json::from_slice(&rows[0].passkey_json).unwrap();
+    let counter = json["cred"]["counter"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter in {json}"));
+    (rows[0].name.clone(), counter, rows[0].last_used_at)
+}
+
+/// The passkey's name and credential are ciphertext on disk: the name canary
+/// is in no file of the data dir (WAL included) and the credential column is
+/// not the credential's JSON.
+fn assert_passkey_sealed(env: &Env) {
+    for e in std::fs::read_dir(env.data_dir()).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            let bytes = std::fs::read(&p).unwrap();
+            assert!(
+                !bytes
+                    .windows(PASSKEY_NAME_CANARY.len())
+                    .any(|w| w == PASSKEY_NAME_CANARY.as_bytes()),
+                "passkey name in the clear in {}",
+                p.display()
+            );
+        }
+    }
+    let db = common::open_db(&env.data_dir().join("control.db"));
+    let (name_ct, passkey_ct): (Vec<u8>, Vec<u8>) = db
+        .query_row("SELECT name_ct, passkey_ct FROM passkeys", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(!name_ct.is_empty() && !passkey_ct.is_empty());
+    for needle in [&b"\"counter\""[..], b"\"cred_id\"", b"\"cred\""] {
+        assert!(
+            !passkey_ct.windows(needle.len()).any(|w| w == needle),
+            "passkey_ct holds plaintext JSON"
+        );
+    }
 }
 
 /// The privacy page in a real browser: export the workspace and watch the job

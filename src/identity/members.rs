@@ -114,6 +114,21 @@ fn check_change(actor_role: Role, from: Role, to: Option<Role>, owners: i64) -> 
     Ok(())
 }
 
+/// The role the actor holds as the change commits: the role the request came
+/// in with, lowered to the membership's role read in the change's own
+/// transaction, so a demotion or removal that committed while this request
+/// was in flight counts (the request came in before it, the change does not).
+fn actor_role_now(
+    tx: &Transaction<'_>,
+    ws: crate::ids::WorkspaceId,
+    actor: UserId,
+    entered: Role,
+) -> Result<Role> {
+    let held = accounts::membership_role(tx, ws, actor)?.ok_or(Error::Forbidden)?;
+    // `Ord` runs from most to least privileged: the larger is the lesser.
+    Ok(entered.max(held))
+}
+
 pub async fn set_role(
     state: &AppState,
     ctx: &TenantCtx,
@@ -122,7 +137,7 @@ pub async fn set_role(
     meta: &RequestMeta,
 ) -> Result<()> {
     let ws = ctx.db.id();
-    let actor_role = ctx.role;
+    let (actor, entered) = (ctx.user, ctx.role);
     let change = Change {
         action: "member.role_changed",
         target_type: "user",
@@ -130,6 +145,7 @@ pub async fn set_role(
         after: json!({ "role": role.as_str() }),
     };
     control_update(state, ctx, meta, change, move |tx| {
+        let actor_role = actor_role_now(tx, ws, actor, entered)?;
         let from = accounts::membership_role(tx, ws, target)?.ok_or(Error::NotFound("member"))?;
         check_change(actor_role, from, Some(role), accounts::owner_count(tx, ws)?)?;
         accounts::set_role(tx, ws, target, role)?;
@@ -145,7 +161,7 @@ pub async fn remove(
     meta: &RequestMeta,
 ) -> Result<()> {
     let ws = ctx.db.id();
-    let actor_role = ctx.role;
+    let (actor, entered) = (ctx.user, ctx.role);
     let now = state.clock.unix();
     let change = Change {
         action: "member.removed",
@@ -154,6 +170,7 @@ pub async fn remove(
         after: json!({}),
     };
     control_update(state, ctx, meta, change, move |tx| {
+        let actor_role = actor_role_now(tx, ws, actor, entered)?;
         let from = accounts::membership_role(tx, ws, target)?.ok_or(Error::NotFound("member"))?;
         check_change(actor_role, from, None, accounts::owner_count(tx, ws)?)?;
         accounts::delete_membership(tx, ws, target)?;
