@@ -28,7 +28,12 @@ pub const DEV_LISTEN: &str = "127.0.0.1:8080";
 pub const DOCUMENTED_DEFAULTS: &str = include_str!("../../packaging/aura.toml");
 
 /// Variables with the `AURA_` prefix that are not config keys.
-const NON_CONFIG_ENV: &[&str] = &["config", "master_key", "test_clock_offset"];
+const NON_CONFIG_ENV: &[&str] = &[
+    "config",
+    "master_key",
+    "test_clock_offset",
+    "test_wedge_after_ms",
+];
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
