@@ -337,3 +337,88 @@ async fn export_archive_round_trip_api_and_cli() {
         "each export is audited"
     );
 }
+
+/// Row ar: "Exports keep working while a workspace is read-only (a
+/// deletion's grace period)". Once an owner schedules the deletion, changes
+/// get 409 `workspace-deleting`, and an export (recorded in the chain as
+/// `workspace.exported`) still runs, downloads and verifies.
+#[tokio::test]
+async fn exports_keep_working_while_the_workspace_is_read_only() {
+    let env = Env::new();
+    env.create_user("owner@example.com", "Owner");
+    env.create_user("admin@example.com", "Admin");
+    let ws = env.create_workspace("Leaving Ltd", "owner@example.com");
+    env.add_member(&ws, "admin@example.com", "admin");
+    let server = env.start();
+    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let (owner, admin) = (client(&server), client(&server));
+    for (c, who) in [(&owner, "owner@example.com"), (&admin, "admin@example.com")] {
+        assert_eq!(login(c, &server, who, PASSWORD).await.status(), 200);
+    }
+    let r = admin
+        .post(api("/teams"))
+        .json(&json!({"name": "Front desk"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let coll: Value = admin
+        .post(api("/collections"))
+        .json(&json!({"name": "Ledger", "fields": [{"name": "Customer", "type": "text"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let coll = coll["id"].as_str().unwrap().to_owned();
+    let r = admin
+        .post(api(&format!("/collections/{coll}/records")))
+        .json(&json!({"values": {"Customer": CANARY}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let r = owner
+        .post(api("/deletion"))
+        .json(&json!({"confirm_name": "Leaving Ltd"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    // Read-only now: a change is refused.
+    let r = admin
+        .post(api("/teams"))
+        .json(&json!({"name": "Late"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["type"], "urn:aura:problem:workspace-deleting", "{p}");
+
+    // The export still runs, is audited, downloads and verifies.
+    let r = admin
+        .post(api("/exports"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let job: Value = r.json().await.unwrap();
+    let job = wait_ready(
+        &admin,
+        &api(&format!("/exports/{}", job["id"].as_str().unwrap())),
+    )
+    .await;
+    let resp = admin
+        .get(server.url(job["download"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let files = unpack(&resp.bytes().await.unwrap());
+    assert_eq!(check(&files, &env).len(), 1, "the record is in the archive");
+    server.stop();
+}
