@@ -654,6 +654,20 @@ async fn backups_page_runs_a_backup_and_a_drill() {
             .status(),
         401
     );
+    // A wrong token, or the right one as a prefix, is no better (row t).
+    for wrong in [
+        "scrape-secret-12",
+        "scrape-secret-1234",
+        "SCRAPE-SECRET-123",
+    ] {
+        let r = anon
+            .get(server.url("/metrics"))
+            .bearer_auth(wrong)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{wrong}");
+    }
     let m = anon
         .get(server.url("/metrics"))
         .bearer_auth("scrape-secret-123")

@@ -588,6 +588,16 @@ async fn inbound_webhooks_check_signature_timestamp_and_replay() {
         (s, p["type"].as_str()),
         (403, Some("urn:aura:problem:stale-timestamp"))
     );
+    // Just over 5 minutes off, either way: 403 (row am).
+    for off in [-310, 310] {
+        let ts = now() + off;
+        let (s, p) = post_hook(&url, "evt_4", ts, Some(&sign("evt_4", ts, &secret)), body).await;
+        assert_eq!(
+            (s, p["type"].as_str()),
+            (403, Some("urn:aura:problem:stale-timestamp")),
+            "{off} s off"
+        );
+    }
     // Replay of evt_1 (freshly signed): 409.
     let t2 = now();
     let (s, p) = post_hook(&url, "evt_1", t2, Some(&sign("evt_1", t2, &secret)), body).await;
