@@ -98,25 +98,9 @@ async fn wait_ready(c: &reqwest::Client, url: &str) -> Value {
     panic!("export never finished");
 }
 
-#[tokio::test]
-async fn export_archive_round_trip_api_and_cli() {
-    let env = Env::new();
-    env.create_user("owner@example.com", "Owner");
-    env.create_user("admin@example.com", "Admin");
-    env.create_user("member@example.com", "Member");
-    let ws = env.create_workspace("Export Ltd", "owner@example.com");
-    env.add_member(&ws, "admin@example.com", "admin");
-    env.add_member(&ws, "member@example.com", "member");
-    let server = env.start();
-    let c = client(&server);
-    assert_eq!(
-        login(&c, &server, "admin@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
-    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
-
+/// The team "Front desk" and the collection "Ledger" (customer, amount)
+/// that `check` expects; the collection's id.
+async fn seed(c: &reqwest::Client, api: &dyn Fn(&str) -> String) -> String {
     let r = c
         .post(api("/teams"))
         .json(&json!({"name": "Front desk"}))
@@ -136,7 +120,29 @@ async fn export_archive_round_trip_api_and_cli() {
         .json()
         .await
         .unwrap();
-    let coll = coll["id"].as_str().unwrap().to_owned();
+    coll["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn export_archive_round_trip_api_and_cli() {
+    let env = Env::new();
+    env.create_user("owner@example.com", "Owner");
+    env.create_user("admin@example.com", "Admin");
+    env.create_user("member@example.com", "Member");
+    let ws = env.create_workspace("Export Ltd", "owner@example.com");
+    env.add_member(&ws, "admin@example.com", "admin");
+    env.add_member(&ws, "member@example.com", "member");
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "admin@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+
+    let coll = seed(&c, &api).await;
     let mut csv = String::from("Customer,Amount\n");
     for i in 0..6_001 {
         // One customer a spreadsheet would run as a formula (issue 18, finding 18).
@@ -355,30 +361,15 @@ async fn exports_keep_working_while_the_workspace_is_read_only() {
     for (c, who) in [(&owner, "owner@example.com"), (&admin, "admin@example.com")] {
         assert_eq!(login(c, &server, who, PASSWORD).await.status(), 200);
     }
+    let coll = seed(&admin, &api).await;
     let r = admin
-        .post(api("/teams"))
-        .json(&json!({"name": "Front desk"}))
+        .post(api(&format!("/collections/{coll}/import")))
+        .header("content-type", "text/csv")
+        .body(format!("Customer,Amount\n{CANARY},1.00 EUR\n"))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201);
-    let coll: Value = admin
-        .post(api("/collections"))
-        .json(&json!({"name": "Ledger", "fields": [{"name": "Customer", "type": "text"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let coll = coll["id"].as_str().unwrap().to_owned();
-    let r = admin
-        .post(api(&format!("/collections/{coll}/records")))
-        .json(&json!({"values": {"Customer": CANARY}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 
     let r = owner
         .post(api("/deletion"))
