@@ -605,6 +605,30 @@ async fn inbound_webhooks_check_signature_timestamp_and_replay() {
         (s, p["type"].as_str()),
         (409, Some("urn:aura:problem:replayed"))
     );
+    // Deduplicated by a keyed digest (row am): the stored key of evt_1 is
+    // neither the id nor an unkeyed SHA-256 of it, and the id itself is
+    // sealed.
+    {
+        use sha2::Digest;
+        let db = common::open_db(&w.env.tenant_db(&w.id));
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = db
+            .prepare("SELECT msg_digest, msg_id_ct FROM inbound_events WHERE integration_id = ?1")
+            .unwrap()
+            .query_map([&iid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows.len(), 1, "one stored event");
+        let (digest, ct) = &rows[0];
+        for plain in ["evt_1".to_owned(), format!("{iid}:evt_1")] {
+            assert_ne!(digest.as_slice(), plain.as_bytes());
+            assert_ne!(
+                digest.as_slice(),
+                sha2::Sha256::digest(plain.as_bytes()).as_slice()
+            );
+        }
+        assert!(!ct.windows(5).any(|w| w == b"evt_1"), "the id is sealed");
+    }
     // A missing webhook-id: 400.
     let r = reqwest::Client::new()
         .post(&url)
