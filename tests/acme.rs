@@ -227,7 +227,14 @@ async fn issue_with(challenge: &str) -> (Env, Pebble, Vec<u8>, u16, u16, String)
         200,
         "HTTPS answered with the issued certificate ({challenge})"
     );
-    assert!(r.headers().contains_key("strict-transport-security"));
+    // Row o: HSTS for one year with includeSubDomains, exactly.
+    assert_eq!(
+        r.headers()
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap()),
+        Some("max-age=31536000; includeSubDomains"),
+        "HSTS on TLS"
+    );
     let serial = served_serial(&format!("127.0.0.1:{https}"), "aura.test");
     let logs = String::from_utf8_lossy(&server.stop()).to_string();
     assert!(

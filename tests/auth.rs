@@ -525,3 +525,58 @@ async fn changes_apply_on_the_next_request_despite_the_caches() {
     assert!(r.status().is_success(), "{}", r.status());
     assert_eq!(status(with_cookie().await.unwrap()), 401);
 }
+
+/// Row at: a cached credential that expires is refused on the very next
+/// request. Sessions idle out after a minute and access tokens live a
+/// minute here; both are used (so cached), then nothing happens for 65 s.
+/// control.db's change signal (the WAL-index header at the start of its
+/// `-shm` file) is the same before the next request as after the warm ones,
+/// so that request is answered while the cache entries are still valid: the
+/// expiry is compared with the clock, not left to the cache.
+#[tokio::test]
+async fn cached_credentials_are_refused_once_they_expire() {
+    let env = Env::new();
+    env.create_user("ada@example.com", "Ada");
+    let server = env.start_with(&[
+        ("AURA_AUTH__SESSION_IDLE_MINUTES", "1"),
+        ("AURA_AUTH__ACCESS_TOKEN_MINUTES", "1"),
+        // No scheduled checkpoint commits to control.db during the wait.
+        ("AURA_AUDIT__CHECKPOINT_INTERVAL_SECS", "3600"),
+    ]);
+    let r = common::token_request(&server, "ada@example.com", PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    let pair: serde_json::Value = r.json().await.unwrap();
+    let access = pair["access_token"].as_str().unwrap().to_owned();
+    let r = login(&client(&server), &server, "ada@example.com", PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    let session = common::session_token_of(&r);
+    let with_cookie = || async {
+        reqwest::Client::new()
+            .get(server.url("/api/v1/me"))
+            .header("cookie", format!("aura_session={session}"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let shm = env.data_dir().join("control.db-shm");
+    let signal = || std::fs::read(&shm).unwrap()[..48].to_vec();
+    for _ in 0..3 {
+        assert_eq!(with_cookie().await, 200);
+        assert_eq!(
+            common::bearer_status(&server, &access, "/api/v1/me").await,
+            200
+        );
+    }
+    let warm = signal();
+    tokio::time::sleep(std::time::Duration::from_secs(65)).await;
+    assert_eq!(signal(), warm, "control.db changed during the wait");
+    assert_eq!(with_cookie().await, 401, "the idle session");
+    assert_eq!(
+        common::bearer_status(&server, &access, "/api/v1/me").await,
+        401,
+        "the expired access token"
+    );
+    server.stop();
+}

@@ -435,6 +435,76 @@ async fn backups_hold_no_canary_and_residency_refuses_foreign_targets() {
     );
 }
 
+/// Row s: with `residency` set, `aura serve` itself refuses to start when a
+/// backup target (local or S3, its own region or the appliance's) lies
+/// outside the region: it exits with the clear error and never listens.
+/// A target inside the region starts normally.
+#[tokio::test]
+async fn residency_refuses_a_foreign_backup_target_at_serve_start() {
+    let env = Env::new();
+    let foreign = [
+        (
+            "[{kind=\"local\", path=\"/tmp/x\", region=\"US\"}]",
+            "",
+            "(Local /tmp/x) is in region `US`",
+        ),
+        (
+            "[{kind=\"s3\", bucket=\"b\", endpoint=\"https://s3.us.example\", region=\"us\"}]",
+            "",
+            "(S3 b) is in region `us`",
+        ),
+        // No region on the target: the appliance's own region counts.
+        (
+            "[{kind=\"local\", path=\"/tmp/x\"}]",
+            "IN",
+            "(Local /tmp/x) is in region `IN`",
+        ),
+    ];
+    for (targets, region, names) in foreign {
+        let mut cmd = env.command(&["serve", "--listen", "127.0.0.1:0"]);
+        if !region.is_empty() {
+            cmd.env("AURA_REGION", region);
+        }
+        let mut child = cmd
+            .env("AURA_RESIDENCY", "EU")
+            .env("AURA_BACKUP__TARGETS", targets)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("`aura serve` started with a target outside the residency: {targets}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "{targets}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(names) && err.contains("outside this appliance's residency `EU`"),
+            "{targets}: {err}"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("\"listening\""), "{stdout}");
+    }
+    // Inside the region (any case), it serves.
+    let server = env.start_with(&[
+        ("AURA_RESIDENCY", "EU"),
+        (
+            "AURA_BACKUP__TARGETS",
+            "[{kind=\"local\", path=\"/tmp/x\", region=\"eu\"}]",
+        ),
+    ]);
+    assert_eq!(
+        reqwest::get(server.url("/healthz")).await.unwrap().status(),
+        200
+    );
+    server.stop();
+}
+
 /// One workspace restored in place while the server runs and another
 /// workspace keeps writing: the other's writes all land, the restored one is
 /// back at the backup's state, and every chain still verifies.
@@ -626,6 +696,20 @@ async fn backups_page_runs_a_backup_and_a_drill() {
             .status(),
         401
     );
+    // A wrong token, or the right one as a prefix, is no better (row t).
+    for wrong in [
+        "scrape-secret-12",
+        "scrape-secret-1234",
+        "SCRAPE-SECRET-123",
+    ] {
+        let r = anon
+            .get(server.url("/metrics"))
+            .bearer_auth(wrong)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{wrong}");
+    }
     let m = anon
         .get(server.url("/metrics"))
         .bearer_auth("scrape-secret-123")

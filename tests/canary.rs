@@ -12,6 +12,10 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use common::{Env, PASSWORD, client, login};
 use rand::RngCore;
 
+/// The servers log at `debug`, the most an operator is likely to turn on, so
+/// a person-typed value logged below the default level is caught too.
+const DEBUG_LOG: &[(&str, &str)] = &[("AURA_LOG__LEVEL", "debug")];
+
 fn canary(tag: &str) -> String {
     let mut b = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut b);
@@ -114,7 +118,7 @@ fn needles_find_what_they_should() {
 #[tokio::test]
 async fn no_person_typed_string_reaches_disk_or_logs() {
     let env = Env::new();
-    let server = env.start();
+    let server = env.start_with(DEBUG_LOG);
 
     let user_name = canary("username");
     let email_local = canary("email");
@@ -361,7 +365,7 @@ async fn every_field_type_search_and_csv_leave_no_plaintext() {
     let env = Env::new();
     let owner_id = env.create_user("fields@example.com", "Fields Owner");
     let ws = env.create_workspace("Fields Ltd", "fields@example.com");
-    let server = env.start();
+    let server = env.start_with(DEBUG_LOG);
     let c = client(&server);
     assert_eq!(
         login(&c, &server, "fields@example.com", PASSWORD)
@@ -671,7 +675,7 @@ async fn members_service_accounts_and_token_names_leave_no_plaintext() {
     let env = Env::new();
     env.create_user("access@example.com", "Access Owner");
     let ws = env.create_workspace("Access Ltd", "access@example.com");
-    let server = env.start();
+    let server = env.start_with(DEBUG_LOG);
     let member_name = canary("membername");
     let member_local = canary("memberemail");
     let member_email = format!("{member_local}@example.com");
@@ -901,7 +905,7 @@ async fn integration_secrets_and_payloads_leave_no_plaintext() {
     let env = Env::new();
     env.create_user("int@example.com", "Integrator");
     let ws = env.create_workspace("Integrations", "int@example.com");
-    let server = env.start();
+    let server = env.start_with(DEBUG_LOG);
     let c = client(&server);
     assert_eq!(
         login(&c, &server, "int@example.com", PASSWORD)

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,8 @@ async fn start_receiver(fail_first: usize) -> (String, Seen) {
     let app = Route::new()
         .at("/flaky", post(receive))
         .at("/down", post(receive))
+        .at("/down2", post(receive))
+        .at("/down3", post(receive))
         .data(Receiver {
             seen: Arc::clone(&seen),
             fail_first,
@@ -267,6 +270,178 @@ async fn failed_deliveries_retry_with_backoff_and_can_be_redelivered() {
     w.server.stop();
 }
 
+/// Row ak: the waits between attempts double (exponential) and are drawn
+/// at random below that doubling (jitter), so they vary across deliveries.
+/// The receiver times each attempt; a wait is never shorter than scheduled,
+/// so the lower bounds hold however loaded the machine is. Three endpoints
+/// that never recover give nine waits: retry `k` waits between
+/// `base * 2^(k-1) / 2` and `base * 2^(k-1)`.
+#[tokio::test]
+async fn retries_back_off_exponentially_with_jitter_across_deliveries() {
+    const BASE: u128 = 600;
+    let (base, seen) = start_receiver(0).await;
+    let w = workspace(&[
+        ("AURA_INTEGRATIONS__ALLOWED_CIDRS", "[\"127.0.0.0/8\"]"),
+        ("AURA_INTEGRATIONS__RETRY_BASE_MS", "600"),
+        ("AURA_INTEGRATIONS__MAX_ATTEMPTS", "4"),
+        ("AURA_INTEGRATIONS__POLL_INTERVAL_MS", "10"),
+    ])
+    .await;
+    let mut hooks = Vec::new();
+    for path in ["/down", "/down2", "/down3"] {
+        let (s, hook) = w
+            .post(
+                "/webhooks",
+                json!({"url": format!("{base}{path}"), "events": ["record.created"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{hook}");
+        hooks.push((path, hook["id"].as_str().unwrap().to_owned()));
+    }
+    w.record().await;
+    for (_, hid) in &hooks {
+        let d = w
+            .wait_deliveries(hid, |d| d.first().is_some_and(|x| x["status"] == "failed"))
+            .await;
+        assert_eq!(d[0]["attempts"], 4, "{d:?}");
+    }
+    // Each wait, divided by its doubling: 1x, 2x, 4x the base.
+    let mut normalised = Vec::new();
+    for (path, _) in &hooks {
+        let times: Vec<Instant> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.0 == *path)
+            .map(|s| s.5)
+            .collect();
+        assert_eq!(times.len(), 4, "{path}: four attempts");
+        for k in 1..4 {
+            let gap = (times[k] - times[k - 1]).as_millis();
+            let doubling = 1u128 << (k - 1);
+            println!("{path} retry {k}: waited {gap} ms");
+            assert!(
+                gap >= BASE * doubling / 2,
+                "{path} retry {k}: {gap} ms is under half of {} ms",
+                BASE * doubling
+            );
+            normalised.push(gap / doubling);
+        }
+    }
+    // Exponential: the third wait is at least the base doubled, which a
+    // constant (or linear-at-base) delay never reaches.
+    // Jitter: without it every wait is at least its full doubling (the
+    // attempt cannot come early); with it, waits land anywhere in the lower
+    // half, so of nine at least one is well under (chance of none: 0.2^9).
+    let min = *normalised.iter().min().unwrap();
+    assert!(
+        min < BASE * 9 / 10,
+        "no wait fell below its un-jittered value: {normalised:?}"
+    );
+    let distinct: std::collections::HashSet<u128> = normalised.iter().map(|n| n / 20).collect();
+    assert!(distinct.len() >= 3, "the waits vary: {normalised:?}");
+    w.server.stop();
+}
+
+/// A TCP listener on `ip`:0 that counts connections and answers none.
+async fn connection_counter(ip: &str) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = Arc::clone(&hits);
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            h.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    (addr, hits)
+}
+
+#[handler]
+fn redirect_to(req: &Request) -> poem::Response {
+    let to = req.uri().query().unwrap_or_default().to_owned();
+    poem::Response::builder()
+        .status(poem::http::StatusCode::TEMPORARY_REDIRECT)
+        .header("location", to)
+        .finish()
+}
+
+/// Row al: "no redirects, no proxies". The first hop is allow-listed
+/// (127.0.0.1) and answers 307 to 127.0.0.2, which is not: nothing connects
+/// there. `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` in the server's environment
+/// point at a listener on 127.0.0.2: no delivery goes through it, neither to
+/// the allow-listed address nor to a name (a proxy would resolve the name
+/// itself, past the guarded resolver).
+#[tokio::test]
+async fn the_ssrf_guard_follows_no_redirect_and_uses_no_proxy() {
+    let (target, target_hits) = connection_counter("127.0.0.2").await;
+    let (proxy, proxy_hits) = connection_counter("127.0.0.2").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hop = listener.local_addr().unwrap();
+    let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).unwrap();
+    tokio::spawn(async move {
+        let app = Route::new().at("/hop", poem::post(redirect_to).get(redirect_to));
+        let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
+    });
+    let (base, seen) = start_receiver(0).await;
+    let proxy_url = format!("http://{proxy}");
+    let w = workspace(&[
+        ("AURA_INTEGRATIONS__ALLOWED_CIDRS", "[\"127.0.0.1/32\"]"),
+        ("AURA_INTEGRATIONS__POLL_INTERVAL_MS", "50"),
+        ("AURA_INTEGRATIONS__RETRY_BASE_MS", "60000"),
+        ("HTTP_PROXY", &proxy_url),
+        ("http_proxy", &proxy_url),
+        ("HTTPS_PROXY", &proxy_url),
+        ("https_proxy", &proxy_url),
+        ("ALL_PROXY", &proxy_url),
+        ("all_proxy", &proxy_url),
+        ("NO_PROXY", ""),
+        ("no_proxy", ""),
+    ])
+    .await;
+    let mut hooks = Vec::new();
+    for url in [
+        format!("http://{hop}/hop?http://{target}/flaky"),
+        format!("{base}/flaky"),
+        "https://hooks.aura-ssrf.invalid/in".to_owned(),
+    ] {
+        let (s, hook) = w
+            .post(
+                "/webhooks",
+                json!({"url": url, "events": ["record.created"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{url}: {hook}");
+        hooks.push(hook["id"].as_str().unwrap().to_owned());
+    }
+    w.record().await;
+    let done = |d: &[Value]| d.first().is_some_and(|x| x["attempts"] == 1);
+    let redirected = w.wait_deliveries(&hooks[0], done).await;
+    assert_eq!(redirected[0]["last_status_code"], 307, "{redirected:?}");
+    assert_eq!(redirected[0]["last_error"], "redirect (not followed)");
+    assert_eq!(redirected[0]["status"], "pending", "{redirected:?}");
+    let direct = w.wait_deliveries(&hooks[1], done).await;
+    assert_eq!(direct[0]["status"], "succeeded", "{direct:?}");
+    assert_eq!(direct[0]["last_status_code"], 204);
+    assert_eq!(seen.lock().unwrap().len(), 1, "delivered directly");
+    let named = w.wait_deliveries(&hooks[2], done).await;
+    assert!(named[0]["last_status_code"].is_null(), "{named:?}");
+    // Give a follow-up connection time to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        target_hits.load(Ordering::SeqCst),
+        0,
+        "the redirect to a refused address was followed"
+    );
+    assert_eq!(
+        proxy_hits.load(Ordering::SeqCst),
+        0,
+        "a delivery went through the proxy"
+    );
+    w.server.stop();
+}
+
 #[tokio::test]
 async fn the_ssrf_guard_refuses_private_addresses_unless_allow_listed() {
     let (base, seen) = start_receiver(0).await;
@@ -413,6 +588,16 @@ async fn inbound_webhooks_check_signature_timestamp_and_replay() {
         (s, p["type"].as_str()),
         (403, Some("urn:aura:problem:stale-timestamp"))
     );
+    // Just over 5 minutes off, either way: 403 (row am).
+    for off in [-310, 310] {
+        let ts = now() + off;
+        let (s, p) = post_hook(&url, "evt_4", ts, Some(&sign("evt_4", ts, &secret)), body).await;
+        assert_eq!(
+            (s, p["type"].as_str()),
+            (403, Some("urn:aura:problem:stale-timestamp")),
+            "{off} s off"
+        );
+    }
     // Replay of evt_1 (freshly signed): 409.
     let t2 = now();
     let (s, p) = post_hook(&url, "evt_1", t2, Some(&sign("evt_1", t2, &secret)), body).await;
@@ -420,6 +605,30 @@ async fn inbound_webhooks_check_signature_timestamp_and_replay() {
         (s, p["type"].as_str()),
         (409, Some("urn:aura:problem:replayed"))
     );
+    // Deduplicated by a keyed digest (row am): the stored key of evt_1 is
+    // neither the id nor an unkeyed SHA-256 of it, and the id itself is
+    // sealed.
+    {
+        use sha2::Digest;
+        let db = common::open_db(&w.env.tenant_db(&w.id));
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = db
+            .prepare("SELECT msg_digest, msg_id_ct FROM inbound_events WHERE integration_id = ?1")
+            .unwrap()
+            .query_map([&iid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows.len(), 1, "one stored event");
+        let (digest, ct) = &rows[0];
+        for plain in ["evt_1".to_owned(), format!("{iid}:evt_1")] {
+            assert_ne!(digest.as_slice(), plain.as_bytes());
+            assert_ne!(
+                digest.as_slice(),
+                sha2::Sha256::digest(plain.as_bytes()).as_slice()
+            );
+        }
+        assert!(!ct.windows(5).any(|w| w == b"evt_1"), "the id is sealed");
+    }
     // A missing webhook-id: 400.
     let r = reqwest::Client::new()
         .post(&url)

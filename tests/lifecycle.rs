@@ -691,3 +691,230 @@ async fn finding_12_move_in_trusts_only_the_named_source_key() {
     assert!(out.contains(&format!("moved in workspace {ws}")), "{out}");
     ok(&target.cli(&["audit", "verify"], None));
 }
+
+/// The bundle's plaintext: (name, bytes) per tar entry, in order.
+fn open_bundle(bundle: &[u8], identity_file: &Path) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let text = std::fs::read_to_string(identity_file).unwrap();
+    let id: age::x25519::Identity = text.trim().parse().unwrap();
+    let dec = age::Decryptor::new(bundle).unwrap();
+    let reader = dec
+        .decrypt(std::iter::once(&id as &dyn age::Identity))
+        .unwrap();
+    let mut tar = tar::Archive::new(zstd::Decoder::new(reader).unwrap());
+    tar.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().to_string_lossy().to_string();
+            let mut bytes = Vec::new();
+            e.read_to_end(&mut bytes).unwrap();
+            (name, bytes)
+        })
+        .collect()
+}
+
+/// Packs entries as `move-out` does and encrypts them to `recipient`: what
+/// anyone who knows the target's recipient can write.
+fn seal_bundle(entries: &[(String, Vec<u8>)], recipient: &str) -> Vec<u8> {
+    use std::io::Write;
+    let to: age::x25519::Recipient = recipient.parse().unwrap();
+    let mut tarred = Vec::new();
+    {
+        let mut z = zstd::Encoder::new(&mut tarred, 3).unwrap();
+        {
+            let mut tar = tar::Builder::new(&mut z);
+            for (name, bytes) in entries {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(bytes.len() as u64);
+                h.set_mode(0o600);
+                h.set_cksum();
+                tar.append_data(&mut h, name, bytes.as_slice()).unwrap();
+            }
+            tar.finish().unwrap();
+        }
+        z.finish().unwrap();
+    }
+    let enc = age::Encryptor::with_recipients(std::iter::once(&to as &dyn age::Recipient)).unwrap();
+    let mut out = Vec::new();
+    let mut w = enc.wrap_output(&mut out).unwrap();
+    w.write_all(&tarred).unwrap();
+    w.finish().unwrap();
+    out
+}
+
+/// Row aq: a bundle changed on the way is refused and the target imports
+/// nothing: a flipped byte, a truncation, one sealed to another recipient,
+/// and (written by someone who knows the target's recipient, since age does
+/// not authenticate the sender) a data.db swapped for another workspace's,
+/// with and without a manifest hash to match it, and a manifest whose
+/// checkpoint was altered. After every refusal the target has no workspace
+/// row, no tenant directory, no `workspace.moved_in` entry and no leftover
+/// scratch directory; the untouched bundle then imports.
+#[tokio::test]
+async fn a_tampered_move_bundle_is_refused_and_nothing_is_imported() {
+    use sha2::Digest;
+    let source = Env::new();
+    source.create_user("owner@example.com", "Owner");
+    let ws = source.create_workspace("Moved Ltd", "owner@example.com");
+    let other_ws = source.create_workspace("Other Ltd", "owner@example.com");
+    let target = Env::new();
+    target.create_user("admin@example.com", "Admin");
+    let keys = age_keys(target.root(), "target-identity");
+    let stranger = age_keys(source.root(), "stranger");
+    let move_out = |ws: &str, recipient: &str, name: &str| {
+        let path = source.root().join(name);
+        let out = ok(&source.cli(
+            &[
+                "workspace",
+                "move-out",
+                ws,
+                "--to-recipient",
+                recipient,
+                "--out",
+                path.to_str().unwrap(),
+            ],
+            None,
+        ));
+        (std::fs::read(&path).unwrap(), printed_source_key(&out))
+    };
+    let (good, source_key) = move_out(&ws, &keys.recipient, "good.age");
+    let (other, _) = move_out(&other_ws, &keys.recipient, "other.age");
+    let (foreign, _) = move_out(&ws, &stranger.recipient, "foreign.age");
+    // The bundle was cut at a move-out; a second move-out of the same
+    // workspace would be its own bundle, so `good` stays the reference.
+    let inner = open_bundle(&good, &keys.identity_file);
+    let other_inner = open_bundle(&other, &keys.identity_file);
+    let names: Vec<&str> = inner.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(names, ["bundle.json", "data.db"]);
+    let manifest: Value = serde_json::from_slice(&inner[0].1).unwrap();
+    let other_data = other_inner[1].1.clone();
+
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    let mut swapped = inner.clone();
+    swapped[1].1 = other_data.clone();
+    let mut swapped_rehashed = swapped.clone();
+    let mut m = manifest.clone();
+    m["data_sha256"] = hex::encode(sha2::Sha256::digest(&other_data)).into();
+    swapped_rehashed[0].1 = serde_json::to_vec(&m).unwrap();
+    let mut forged_cp = inner.clone();
+    let mut m = manifest.clone();
+    let cps = m["checkpoints"].as_array_mut().unwrap();
+    assert!(!cps.is_empty(), "move-out signs a checkpoint");
+    let last = cps.len() - 1;
+    cps[last]["seq"] = (cps[last]["seq"].as_u64().unwrap() + 1).into();
+    forged_cp[0].1 = serde_json::to_vec(&m).unwrap();
+    // The same workspace's data with its newest audit entry deleted (the
+    // log's guard triggers dropped first), and the hash rewritten.
+    let cut_chain = {
+        let db = target.root().join("edited.db");
+        std::fs::write(&db, &inner[1].1).unwrap();
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let triggers: Vec<String> = c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for t in triggers {
+            c.execute_batch(&format!("DROP TRIGGER \"{t}\"")).unwrap();
+        }
+        let n = c
+            .execute(
+                "DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        c.execute_batch("PRAGMA journal_mode = DELETE").unwrap();
+        drop(c);
+        let data = std::fs::read(&db).unwrap();
+        let mut m = manifest.clone();
+        m["data_sha256"] = hex::encode(sha2::Sha256::digest(&data)).into();
+        vec![
+            ("bundle.json".to_owned(), serde_json::to_vec(&m).unwrap()),
+            ("data.db".to_owned(), data),
+        ]
+    };
+    let mut extra = inner.clone();
+    extra.push(("extra.sql".to_owned(), b"DROP TABLE users;".to_vec()));
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a flipped byte", flipped),
+        ("truncated to half", good[..good.len() / 2].to_vec()),
+        ("its last byte cut", good[..good.len() - 1].to_vec()),
+        ("sealed to another recipient", foreign),
+        ("data.db swapped", seal_bundle(&swapped, &keys.recipient)),
+        (
+            "data.db swapped, hash rewritten",
+            seal_bundle(&swapped_rehashed, &keys.recipient),
+        ),
+        (
+            "a checkpoint altered",
+            seal_bundle(&forged_cp, &keys.recipient),
+        ),
+        (
+            "an audit entry deleted, hash rewritten",
+            seal_bundle(&cut_chain, &keys.recipient),
+        ),
+        ("an extra file", seal_bundle(&extra, &keys.recipient)),
+    ];
+    let tcontrol = target.data_dir().join("control.db");
+    let path = target.root().join("tampered.age");
+    let move_in = |path: &Path| {
+        target.cli(
+            &[
+                "workspace",
+                "move-in",
+                path.to_str().unwrap(),
+                "--identity",
+                keys.identity_file.to_str().unwrap(),
+                "--source-key",
+                &source_key,
+            ],
+            None,
+        )
+    };
+    for (what, bytes) in cases {
+        std::fs::write(&path, &bytes).unwrap();
+        let out = move_in(&path);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("{what}: {}", text.trim());
+        assert!(!out.status.success(), "{what}: imported\n{text}");
+        assert!(text.contains("bundle rejected"), "{what}: {text}");
+        for id in [&ws, &other_ws] {
+            assert_eq!(
+                count(
+                    &tcontrol,
+                    "SELECT count(*) FROM workspaces WHERE id = ?1",
+                    id
+                ),
+                0,
+                "{what}"
+            );
+            assert!(
+                !target.data_dir().join("tenants").join(id).exists(),
+                "{what}"
+            );
+        }
+        assert_eq!(actions(&tcontrol, "workspace.moved_in"), 0, "{what}");
+        let leftovers: Vec<_> = std::fs::read_dir(target.data_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(".move-in"))
+            .collect();
+        assert!(leftovers.is_empty(), "{what}: {leftovers:?}");
+    }
+    // The same bundle, untouched, moves in.
+    std::fs::write(&path, &good).unwrap();
+    let out = ok(&move_in(&path));
+    assert!(out.contains(&format!("moved in workspace {ws}")), "{out}");
+    assert_eq!(actions(&tcontrol, "workspace.moved_in"), 1);
+}

@@ -7,6 +7,7 @@ mod common;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
+use age::secrecy::ExposeSecret;
 use common::{Env, PASSWORD, client, login, open_db};
 
 #[tokio::test]
@@ -65,6 +66,90 @@ fn a_sigterm_right_after_start_exits_cleanly() {
         // `stop` sends SIGTERM and asserts a successful exit.
         env.start().stop();
     }
+}
+
+/// Row v: a wedged process stops the watchdog pings, so systemd (the unit's
+/// `WatchdogSec=` with `Restart=on-failure`, which covers a watchdog
+/// timeout) kills and restarts it. The debug-only hook
+/// `AURA_TEST_WEDGE_AFTER_MS` blocks every runtime worker, as a deadlock
+/// would; the pings must stop while the process is still alive. systemd's
+/// own kill-and-restart is not run here (no systemd in the test); the unit
+/// is checked to ask for it.
+#[tokio::test]
+async fn a_wedged_process_stops_the_watchdog_pings() {
+    let env = Env::new();
+    let sock_path = env.root().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let server = env.start_with(&[
+        ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+        ("WATCHDOG_USEC", "200000"),
+        ("AURA_TEST_WEDGE_AFTER_MS", "3000"),
+    ]);
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    let mut pings = 0;
+    // Pings every 100 ms until the wedge; then 3 s (15 watchdog intervals)
+    // with none ends the loop.
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the pings never stopped ({pings} seen)"
+        );
+        match sock.recv(&mut buf) {
+            Ok(n) => {
+                if String::from_utf8_lossy(&buf[..n]).contains("WATCHDOG=1") {
+                    pings += 1;
+                }
+            }
+            Err(e) => {
+                assert!(
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                    "{e}"
+                );
+                break;
+            }
+        }
+    }
+    assert!(pings >= 5, "pings came while healthy: {pings}");
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    assert!(state != "Z" && state != "X", "wedged, not exited: {stat}");
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    assert!(
+        c.get(server.url("/healthz")).send().await.is_err(),
+        "a wedged server does not answer"
+    );
+    let logs = String::from_utf8_lossy(&server.logs()).to_string();
+    assert!(logs.contains("wedging every runtime worker"), "{logs}");
+    // systemd restarts on a missed ping only if the unit asks for it.
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/aura.service"),
+    )
+    .unwrap();
+    assert!(
+        unit.lines().any(|l| l.starts_with("WatchdogSec=")),
+        "{unit}"
+    );
+    assert!(
+        unit.lines().any(|l| l == "Restart=on-failure"
+            || l == "Restart=always"
+            || l == "Restart=on-watchdog"),
+        "{unit}"
+    );
+    server.kill9();
 }
 
 #[tokio::test]
@@ -216,6 +301,52 @@ async fn trust_page_reflects_config_and_backups_and_security_txt_is_rfc9116() {
         .await
         .unwrap();
     assert!(page.contains("last successful backup: 20"), "{page}");
+    assert!(t["backups"]["last_drill"].is_null(), "no drill yet: {t}");
+    assert!(page.contains("last restore drill: none yet"), "{page}");
+
+    // A drill shows at once, passed; a drill that fails (a wrong identity)
+    // turns both pages to failed.
+    let ident_file = env.root().join("backup-identity.txt");
+    std::fs::write(
+        &ident_file,
+        format!("{}\n", identity.to_string().expose_secret()),
+    )
+    .unwrap();
+    let wrong_file = env.root().join("wrong-identity.txt");
+    std::fs::write(
+        &wrong_file,
+        format!(
+            "{}\n",
+            age::x25519::Identity::generate()
+                .to_string()
+                .expose_secret()
+        ),
+    )
+    .unwrap();
+    for (file, passed, shown) in [
+        (&ident_file, true, "(passed)"),
+        (&wrong_file, false, "(FAILED)"),
+    ] {
+        let out = env
+            .command(&["backup", "verify", "--identity", file.to_str().unwrap()])
+            .env("AURA_BACKUP__RECIPIENTS", &recipients)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            passed,
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let t: serde_json::Value =
+            common::get_json(&reqwest::Client::new(), server.url("/trust.json")).await;
+        assert!(t["backups"]["last_drill"].is_string(), "{t}");
+        assert_eq!(t["backups"]["last_drill_passed"], passed, "{t}");
+        let page = common::get_text(&reqwest::Client::new(), server.url("/trust")).await;
+        assert!(page.contains("last restore drill: 20"), "{page}");
+        assert!(page.contains(shown), "{page}");
+    }
     assert_eq!(
         reqwest::get(server.url("/.well-known/security.txt"))
             .await

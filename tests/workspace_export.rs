@@ -98,25 +98,9 @@ async fn wait_ready(c: &reqwest::Client, url: &str) -> Value {
     panic!("export never finished");
 }
 
-#[tokio::test]
-async fn export_archive_round_trip_api_and_cli() {
-    let env = Env::new();
-    env.create_user("owner@example.com", "Owner");
-    env.create_user("admin@example.com", "Admin");
-    env.create_user("member@example.com", "Member");
-    let ws = env.create_workspace("Export Ltd", "owner@example.com");
-    env.add_member(&ws, "admin@example.com", "admin");
-    env.add_member(&ws, "member@example.com", "member");
-    let server = env.start();
-    let c = client(&server);
-    assert_eq!(
-        login(&c, &server, "admin@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
-    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
-
+/// The team "Front desk" and the collection "Ledger" (customer, amount)
+/// that `check` expects; the collection's id.
+async fn seed(c: &reqwest::Client, api: &dyn Fn(&str) -> String) -> String {
     let r = c
         .post(api("/teams"))
         .json(&json!({"name": "Front desk"}))
@@ -136,7 +120,29 @@ async fn export_archive_round_trip_api_and_cli() {
         .json()
         .await
         .unwrap();
-    let coll = coll["id"].as_str().unwrap().to_owned();
+    coll["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn export_archive_round_trip_api_and_cli() {
+    let env = Env::new();
+    env.create_user("owner@example.com", "Owner");
+    env.create_user("admin@example.com", "Admin");
+    env.create_user("member@example.com", "Member");
+    let ws = env.create_workspace("Export Ltd", "owner@example.com");
+    env.add_member(&ws, "admin@example.com", "admin");
+    env.add_member(&ws, "member@example.com", "member");
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "admin@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+
+    let coll = seed(&c, &api).await;
     let mut csv = String::from("Customer,Amount\n");
     for i in 0..6_001 {
         // One customer a spreadsheet would run as a formula (issue 18, finding 18).
@@ -344,4 +350,74 @@ async fn export_archive_round_trip_api_and_cli() {
         3,
         "each export is audited"
     );
+}
+
+/// Row ar: "Exports keep working while a workspace is read-only (a
+/// deletion's grace period)". Once an owner schedules the deletion, changes
+/// get 409 `workspace-deleting`, and an export (recorded in the chain as
+/// `workspace.exported`) still runs, downloads and verifies.
+#[tokio::test]
+async fn exports_keep_working_while_the_workspace_is_read_only() {
+    let env = Env::new();
+    env.create_user("owner@example.com", "Owner");
+    env.create_user("admin@example.com", "Admin");
+    let ws = env.create_workspace("Leaving Ltd", "owner@example.com");
+    env.add_member(&ws, "admin@example.com", "admin");
+    let server = env.start();
+    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let (owner, admin) = (client(&server), client(&server));
+    for (c, who) in [(&owner, "owner@example.com"), (&admin, "admin@example.com")] {
+        assert_eq!(login(c, &server, who, PASSWORD).await.status(), 200);
+    }
+    let coll = seed(&admin, &api).await;
+    let r = admin
+        .post(api(&format!("/collections/{coll}/import")))
+        .header("content-type", "text/csv")
+        .body(format!("Customer,Amount\n{CANARY},1.00 EUR\n"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+
+    let r = owner
+        .post(api("/deletion"))
+        .json(&json!({"confirm_name": "Leaving Ltd"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    // Read-only now: a change is refused.
+    let r = admin
+        .post(api("/teams"))
+        .json(&json!({"name": "Late"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["type"], "urn:aura:problem:workspace-deleting", "{p}");
+
+    // The export still runs, is audited, downloads and verifies.
+    let r = admin
+        .post(api("/exports"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let job: Value = r.json().await.unwrap();
+    let job = wait_ready(
+        &admin,
+        &api(&format!("/exports/{}", job["id"].as_str().unwrap())),
+    )
+    .await;
+    let resp = admin
+        .get(server.url(job["download"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let files = unpack(&resp.bytes().await.unwrap());
+    assert_eq!(check(&files, &env).len(), 1, "the record is in the archive");
+    server.stop();
 }

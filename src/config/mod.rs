@@ -33,6 +33,7 @@ const NON_CONFIG_ENV: &[&str] = &[
     "master_key",
     "test_clock_offset",
     "test_power_cut_vfs",
+    "test_wedge_after_ms",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

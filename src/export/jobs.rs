@@ -105,7 +105,11 @@ impl ExportJobs {
             .map_err(|_| Error::internal("export jobs lock poisoned"))
     }
 
-    fn prune(&self, now: i64) -> Result<()> {
+    /// Drops the jobs (and their spool files) older than an hour, except
+    /// those still being written. Called before every lookup and on the
+    /// server's checkpoint tick, so an expired archive is never served and
+    /// its file does not wait for the next request.
+    pub fn prune(&self, now: i64) -> Result<()> {
         self.lock()?.retain(|_, j| {
             let keep = now - j.created_at < KEEP_SECONDS || j.status().state == "running";
             if !keep {
@@ -129,8 +133,10 @@ impl ExportJobs {
         Ok(out)
     }
 
-    /// A job of this workspace; another workspace's job is not found.
-    pub fn get(&self, ws: WorkspaceId, id: &str) -> Result<Arc<Job>> {
+    /// A job of this workspace, younger than an hour; another workspace's
+    /// job, or an expired one, is not found.
+    pub fn get(&self, ws: WorkspaceId, id: &str, now: i64) -> Result<Arc<Job>> {
+        self.prune(now)?;
         self.lock()?
             .get(id)
             .filter(|j| j.workspace == ws)
@@ -276,4 +282,61 @@ pub fn download(job: Arc<Job>) -> Result<DownloadStream> {
         }
     });
     Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(jobs: &ExportJobs, ws: WorkspaceId, created_at: i64, state: &'static str) -> Arc<Job> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let job = Arc::new(Job {
+            path: jobs.dir.join(format!("{id}.age")),
+            id: id.clone(),
+            workspace: ws,
+            created_at,
+            to_recipient: true,
+            identity: None,
+            status: Mutex::new(Status {
+                state,
+                ..Status::default()
+            }),
+        });
+        std::fs::write(&job.path, b"age ciphertext").unwrap();
+        jobs.jobs.lock().unwrap().insert(id, Arc::clone(&job));
+        job
+    }
+
+    /// Row ar: an archive is kept for an hour (by the server's clock), then
+    /// neither listed nor downloadable, and its spool file is gone; one
+    /// still being written is kept.
+    #[test]
+    fn export_archives_are_kept_for_one_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = ExportJobs::new(dir.path());
+        std::fs::create_dir_all(&jobs.dir).unwrap();
+        let ws = WorkspaceId::generate();
+        let t = 1_000_000;
+        let ready = job(&jobs, ws, t, "ready");
+        let running = job(&jobs, ws, t, "running");
+        let hour = KEEP_SECONDS;
+        assert_eq!(hour, 3_600);
+        assert!(jobs.get(ws, &ready.id, t + hour - 1).is_ok());
+        assert_eq!(jobs.list(ws, t + hour - 1).unwrap().len(), 2);
+        assert!(ready.path.exists());
+        assert!(matches!(
+            jobs.get(ws, &ready.id, t + hour),
+            Err(Error::NotFound(_))
+        ));
+        assert!(!ready.path.exists(), "the spool file goes with the job");
+        assert!(jobs.get(ws, &running.id, t + hour).is_ok());
+        assert!(running.path.exists());
+        let listed = jobs.list(ws, t + 2 * hour).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, running.id);
+        // The sweep alone (no request) removes what expired.
+        let late = job(&jobs, ws, t, "ready");
+        jobs.prune(t + hour).unwrap();
+        assert!(!late.path.exists());
+    }
 }

@@ -50,7 +50,13 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         run_blocking(&state, "audit checkpoint", checkpoint_all).await;
         loop {
             tokio::select! {
-                _ = checkpoint.tick() => run_blocking(&state, "audit checkpoint", checkpoint_all).await,
+                _ = checkpoint.tick() => {
+                    run_blocking(&state, "audit checkpoint", checkpoint_all).await;
+                    // Export archives older than an hour go even if nobody asks.
+                    if let Err(e) = state.exports.prune(state.clock.unix()) {
+                        tracing::warn!(error = %e, "export sweep failed");
+                    }
+                }
                 _ = daily.tick() => run_blocking(&state, "audit verify and retention", verify_and_prune).await,
             }
         }

@@ -30,6 +30,8 @@ pub fn stopping() {
 /// against control.db succeeds: a wedged runtime or storage stops the pings
 /// and systemd restarts the service.
 pub fn spawn_watchdog(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
+    #[cfg(debug_assertions)]
+    wedge_for_tests();
     let every = sd_notify::watchdog_enabled()? / 2;
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -48,4 +50,31 @@ pub fn spawn_watchdog(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()
             }
         }
     }))
+}
+
+/// Test hook, debug builds only (release builds do not contain it):
+/// `AURA_TEST_WEDGE_AFTER_MS=N` blocks every runtime worker N ms after start,
+/// as a deadlock in a handler would, so `tests/operator.rs` can show that a
+/// wedged process stops sending watchdog pings.
+#[cfg(debug_assertions)]
+fn wedge_for_tests() {
+    let Some(ms) = std::env::var("AURA_TEST_WEDGE_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let handle = tokio::runtime::Handle::current();
+    let workers = handle.metrics().num_workers();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        tracing::warn!(workers, "test hook: wedging every runtime worker");
+        for _ in 0..workers {
+            handle.spawn(async {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                }
+            });
+        }
+    });
 }

@@ -152,7 +152,9 @@ impl ExportsApi {
         export: Path<String>,
     ) -> poem::Result<Json<ExportJob>> {
         let ctx = enter_export(&state, &who, &workspace, &meta).await?;
-        let job = state.exports.get(ctx.db.id(), &export)?;
+        let job = state
+            .exports
+            .get(ctx.db.id(), &export, state.clock.unix())?;
         Ok(Json(ExportJob::of(&job)))
     }
 
@@ -170,7 +172,9 @@ impl ExportsApi {
         export: Path<String>,
     ) -> poem::Result<Response<Binary<Body>>> {
         let ctx = enter_export(&state, &who, &workspace, &meta).await?;
-        let job = state.exports.get(ctx.db.id(), &export)?;
+        let job = state
+            .exports
+            .get(ctx.db.id(), &export, state.clock.unix())?;
         let (name, ctype) = (job.file_name(), job.content_type());
         let rx = jobs::download(job)?;
         Ok(

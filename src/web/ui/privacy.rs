@@ -171,7 +171,7 @@ pub async fn export_page(
         &meta,
     )
     .await?;
-    let job = state.exports.get(c.db.id(), &id)?;
+    let job = state.exports.get(c.db.id(), &id, state.clock.unix())?;
     let s = job.status();
     let mut resp = page(req, &state, &who, StatusCode::OK, "Workspace export", |_| {
         html! {
