@@ -222,8 +222,7 @@ pub async fn serve_with<A: poem::listener::Acceptor + 'static>(
 
 /// Set once a SIGTERM or SIGINT has arrived; every server of the process
 /// (HTTPS, the HTTP redirect) drains on it.
-static SHUTDOWN: std::sync::OnceLock<tokio::sync::watch::Sender<bool>> =
-    std::sync::OnceLock::new();
+static SHUTDOWN: std::sync::OnceLock<tokio::sync::watch::Sender<bool>> = std::sync::OnceLock::new();
 
 /// Takes over SIGTERM and SIGINT for the whole process. Called by `serve`
 /// before it binds: until a handler is registered, a SIGTERM (systemd
@@ -278,4 +277,3 @@ fn arm_forced_exit() {
         });
     });
 }
-
