@@ -9,6 +9,7 @@ mod doctor_ops;
 mod doctor_tls;
 mod export;
 mod init;
+mod keys;
 mod lifecycle;
 mod serve;
 
@@ -88,6 +89,9 @@ pub enum Command {
     /// Verify, export and maintain the audit chains.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Rotate the master key or a workspace's data key.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Check the config, key, data dir and schema; non-zero exit on any FAIL.
     Doctor,
     /// Print the version.
@@ -236,6 +240,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             crate::telemetry::init_cli();
             audit::run(&g, cmd).await
         }
+        Command::Keys(cmd) => keys::run(&g, cmd).await,
         Command::Workspace(cmd) => {
             crate::telemetry::init_cli();
             admin::workspace(&g, cmd).await

@@ -74,6 +74,11 @@ impl Sealer {
         })
     }
 
+    /// The key id new values are sealed with.
+    pub fn current_key_id(&self) -> u32 {
+        self.current
+    }
+
     pub fn scope(&self) -> &str {
         &self.scope
     }

@@ -24,6 +24,7 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     // Deletions that are due: at start, then every lifecycle.purge_interval_secs.
     let purges = crate::lifecycle::spawn(Arc::clone(&state));
     let integrations = crate::integrations::worker::spawn(Arc::clone(&state));
+    let rotations = spawn_key_rotations(Arc::clone(&state));
     tokio::spawn(async move {
         let _guards = (
             AbortOnDrop(backups),
@@ -31,6 +32,7 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
             AbortOnDrop(purges),
         );
         let _integrations = AbortOnDrop(integrations);
+        let _rotations = AbortOnDrop(rotations);
         let cfg = state.config.file.audit.clone();
         let mut checkpoint =
             tokio::time::interval(Duration::from_secs(cfg.checkpoint_interval_secs));
@@ -50,6 +52,26 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                 _ = checkpoint.tick() => run_blocking(&state, "audit checkpoint", checkpoint_all).await,
                 _ = daily.tick() => run_blocking(&state, "audit verify and retention", verify_and_prune).await,
             }
+        }
+    })
+}
+
+/// Data key rotations: resumed at start, then picked up within a second of a
+/// request.
+fn spawn_key_rotations(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let pending = state
+                .control
+                .db
+                .read(crate::store::key_rotation::unfinished)
+                .map(|p| !p.is_empty())
+                .unwrap_or(false);
+            if pending {
+                run_blocking(&state, "data key rotation", crate::workspace::key_rotation::run_pending)
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     })
 }

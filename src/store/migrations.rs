@@ -77,6 +77,11 @@ pub const CONTROL: &[Migration] = &[
         name: "token_revocation",
         sql: include_str!("migrations/control/0014_token_revocation.sql"),
     },
+    Migration {
+        version: 15,
+        name: "key_rotation",
+        sql: include_str!("migrations/control/0015_key_rotation.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[
@@ -104,6 +109,11 @@ pub const TENANT: &[Migration] = &[
         version: 5,
         name: "integrations",
         sql: include_str!("migrations/tenant/0005_integrations.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "key_rotation",
+        sql: include_str!("migrations/tenant/0006_key_rotation.sql"),
     },
 ];
 

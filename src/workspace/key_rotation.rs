@@ -1,0 +1,128 @@
+//! Online rotation of a workspace's data key: a request (the API, the UI or
+//! `aura keys rotate`), then a job that adds the new key (new writes use it at
+//! once: every handle of the workspace shares its keys), re-seals every old
+//! ciphertext in batches with progress, and destroys the old key when no
+//! value names it. Reads work throughout, since every ciphertext names its
+//! key id. The job runs in the server (resumed at start) or, with the server
+//! stopped, in `aura keys rotate` itself; it is safe to kill at any moment.
+
+use serde_json::json;
+
+use crate::access::Grant;
+use crate::app::AppState;
+use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::error::Result;
+use crate::ids::WorkspaceId;
+use crate::store::key_rotation::{self as sql, Rotation};
+
+const BATCH: usize = 500;
+
+/// Records a rotation request, audited on the platform chain. Returns the
+/// rotation and whether this call started it (false: one is under way).
+pub fn request(
+    state: &AppState,
+    ws: WorkspaceId,
+    actor: Actor,
+    meta: &RequestMeta,
+) -> Result<(Rotation, bool)> {
+    let now = state.clock.unix();
+    let by = match &actor {
+        Actor::User(u) => Some(u.to_string()),
+        _ => None,
+    };
+    let control = &state.control;
+    let started = control.db.write(|tx| {
+        let started = sql::request(tx, ws, by.as_deref(), now)?;
+        if started {
+            let entry = NewEntry::new(actor, "keys.rotation_requested", meta).target("workspace", ws);
+            crate::store::audit::append(tx, &control.keys.sealer, now, &entry)?;
+        }
+        Ok(started)
+    })?;
+    let row = control
+        .db
+        .read(|c| sql::get(c, ws))?
+        .ok_or(crate::error::Error::NotFound("key rotation"))?;
+    Ok((row, started))
+}
+
+pub fn status(state: &AppState, ws: WorkspaceId) -> Result<Option<Rotation>> {
+    state.control.db.read(|c| sql::get(c, ws))
+}
+
+/// Runs every unfinished rotation to its end (blocking).
+pub fn run_pending(state: &AppState) -> Result<String> {
+    let pending = state.control.db.read(sql::unfinished)?;
+    let mut done = Vec::new();
+    for r in pending {
+        let ws: WorkspaceId = r.workspace_id.parse()?;
+        let n = run_one(state, ws, &|_, _| {})?;
+        done.push(format!("{ws}: {n} values re-sealed"));
+    }
+    Ok(done.join("; "))
+}
+
+/// Adds the key, re-seals, destroys the old key. `progress(resealed,
+/// remaining)` after each batch. Returns how many values it re-sealed.
+pub fn run_one(state: &AppState, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -> Result<i64> {
+    let control = &state.control;
+    let tdb = state
+        .tenants
+        .open(control, &Grant::system(ws, "data key rotation"))?;
+    let (new_id, added) = sql::add_key(control, ws)?;
+    tdb.reload_keys(control)?;
+    let meta = RequestMeta::cli();
+    if added {
+        let now = state.clock.unix();
+        tdb.record_blocking(
+            now,
+            &NewEntry::new(Actor::System, "keys.data_key_added", &meta)
+                .target("data_key", new_id)
+                .after(json!({ "key_id": new_id })),
+        )?;
+    }
+    crate::ops::crash_point("key-added");
+    let mut resealed = state
+        .control
+        .db
+        .read(|c| sql::get(c, ws))?
+        .map(|r| r.resealed)
+        .unwrap_or(0);
+    loop {
+        let n = tdb.write_blocking(|t| sql::reseal_batch(t, BATCH))?;
+        if n == 0 {
+            break;
+        }
+        resealed += n as i64;
+        let remaining = tdb.read_blocking(|c, _| sql::count_old(c, new_id))?;
+        sql::set_progress(control, ws, resealed, remaining)?;
+        progress(resealed, remaining);
+        crate::ops::crash_point("reseal-batch");
+    }
+    // The last look happens in a write transaction, after which every writer
+    // seals with the new key: nothing can name an old key once it is gone.
+    let left = tdb.write_blocking(|t| sql::count_old(t.tx, new_id))?;
+    if left > 0 {
+        return Err(crate::error::Error::internal(
+            "values under the old key remain after re-sealing",
+        ));
+    }
+    crate::ops::crash_point("before-destroy");
+    let now = state.clock.unix();
+    let destroyed = sql::destroy_old_keys(control, ws, new_id, now, |tx, old| {
+        let entry = NewEntry::new(Actor::System, "keys.data_key_rotated", &meta)
+            .target("workspace", ws)
+            .after(json!({ "key_id": new_id, "destroyed_key_ids": old, "resealed": resealed }));
+        crate::store::audit::append(tx, &control.keys.sealer, now, &entry).map(|_| ())
+    })?;
+    tdb.reload_keys(control)?;
+    tdb.record_blocking(
+        now,
+        &NewEntry::new(Actor::System, "keys.data_key_rotated", &meta)
+            .target("data_key", new_id)
+            .after(json!({ "key_id": new_id, "destroyed_key_ids": destroyed, "resealed": resealed })),
+    )?;
+    // The escrow at the backup targets still holds the old wrapped key.
+    crate::backup::escrow::rewrite_after_shred(state)?;
+    Ok(resealed)
+}
