@@ -492,6 +492,17 @@ fn api_table() -> Vec<ApiRoute> {
             "/workspaces/{workspace}/deletion",
             Need::RoleStatus(Role::Owner, 409),
         ),
+        // Key rotation: an owner starts one (it runs in the background).
+        api(
+            "POST",
+            "/workspaces/{workspace}/keys/rotate",
+            Need::RoleStatus(Role::Owner, 200),
+        ),
+        api(
+            "GET",
+            "/workspaces/{workspace}/keys/rotation",
+            Need::RoleStatus(Role::Owner, 200),
+        ),
         api("GET", "/me/deletion", Need::Person(200)),
         api("POST", "/me/deletion", Need::Person(422)).json(json!({"password": ""})),
         api("DELETE", "/me/deletion", Need::Person(409)),
@@ -871,6 +882,7 @@ fn ui_table() -> Vec<UiRoute> {
         // Deletion: no name typed (422); nothing to cancel (back to the page).
         ui("/w/:ws/deletion", WS, Need::RoleStatus(Role::Owner, 422)),
         ui("/w/:ws/deletion/cancel", WS, role(Role::Owner)),
+        ui("/w/:ws/keys/rotate", WS, role(Role::Owner)),
         ui("/account/deletion", &[], Person(422)),
         ui("/account/deletion/cancel", &[], Person(303)),
     ]

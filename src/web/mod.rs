@@ -68,6 +68,7 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/w/:ws/privacy/subjects/anonymise",
     "/w/:ws/deletion",
     "/w/:ws/deletion/cancel",
+    "/w/:ws/keys/rotate",
     "/account/deletion",
     "/account/deletion/cancel",
     // Last: the CSRF test signs in as the invitee here.
@@ -131,6 +132,7 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/w/:ws/privacy/subjects/anonymise" => ui::privacy::anonymise_subject.boxed(),
         "/w/:ws/deletion" => ui::lifecycle::schedule_deletion.boxed(),
         "/w/:ws/deletion/cancel" => ui::lifecycle::cancel_deletion.boxed(),
+        "/w/:ws/keys/rotate" => ui::keys::rotate_key.boxed(),
         "/account/deletion" => ui::lifecycle::schedule_account_deletion.boxed(),
         "/account/deletion/cancel" => ui::lifecycle::cancel_account_deletion.boxed(),
         "/w/:ws/integrations/secrets" => ui::integrations::create_secret.boxed(),

@@ -126,3 +126,29 @@ pub fn run_one(state: &AppState, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -
     crate::backup::escrow::rewrite_after_shred(state)?;
     Ok(resealed)
 }
+
+/// An owner's request (API or UI): recorded on the platform chain with the
+/// rotation row, and on the workspace's own chain; the server's job picks it
+/// up within a second.
+pub async fn request_for(
+    state: &std::sync::Arc<AppState>,
+    ctx: &crate::access::enter::TenantCtx,
+    meta: &RequestMeta,
+) -> Result<Rotation> {
+    let (st, ws, actor, m) = (
+        std::sync::Arc::clone(state),
+        ctx.db.id(),
+        ctx.actor.clone(),
+        meta.clone(),
+    );
+    let (row, started) = tokio::task::spawn_blocking(move || request(&st, ws, actor, &m)).await??;
+    if started {
+        let actor = ctx.actor.clone();
+        ctx.db
+            .record(state.clock.unix(), meta.clone(), move |m| {
+                NewEntry::new(actor, "keys.rotation_requested", m).target("workspace", ws)
+            })
+            .await?;
+    }
+    Ok(row)
+}

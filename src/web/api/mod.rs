@@ -11,6 +11,7 @@ pub mod exports;
 pub mod integrations;
 pub mod invitations;
 pub mod lifecycle;
+pub mod keys;
 pub mod me;
 pub mod mfa;
 pub mod passkeys;
@@ -74,7 +75,8 @@ pub type ApiService = OpenApiService<
         invitations::InvitationsApi,
         subjects::SubjectsApi,
         exports::ExportsApi,
-        lifecycle::LifecycleApi,
+        // Tuples stop at 16: deletion and key rotation share a slot.
+        (lifecycle::LifecycleApi, keys::KeysApi),
         integrations::IntegrationsApi,
         webhooks::WebhooksApi,
     ),
@@ -97,7 +99,7 @@ pub fn service(public_url: &str) -> ApiService {
             invitations::InvitationsApi,
             subjects::SubjectsApi,
             exports::ExportsApi,
-            lifecycle::LifecycleApi,
+            (lifecycle::LifecycleApi, keys::KeysApi),
             integrations::IntegrationsApi,
             webhooks::WebhooksApi,
         ),
