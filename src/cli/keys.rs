@@ -115,6 +115,9 @@ async fn rotate_master(g: &Global, new_key_file: &Path) -> Result<ExitCode> {
     } else {
         let n = master_rotation::rewrap_all(&control, &new, &new_file, now, &crash_point)?;
         crash_point("after-commit");
+        // Into the main file, where a start's read-only key check looks.
+        control.db.checkpoint()?;
+        crash_point("after-checkpoint");
         println!(
             "rewrapped {} platform and {} workspace data keys under the new master key",
             n.platform, n.workspace

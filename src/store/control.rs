@@ -78,9 +78,18 @@ impl Control {
         }
         let master = match verify_master_key_readonly(path, &master) {
             Ok(()) => master,
-            Err(e) => pending_master_key(path)?.ok_or(e)?,
+            Err(e) => pending_master_key(&open_immutable(path)?)?.ok_or(e)?,
         };
         let db = Db::open(path, opts, migrations::CONTROL)?;
+        // The check above reads the main file only: a master key rotation
+        // committed to the WAL but not yet checkpointed shows only here.
+        let check: Vec<u8> = db.read(|c| {
+            Ok(c.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| r.get(0))?)
+        })?;
+        let master = match master.verify_key_check(&check) {
+            Ok(()) => master,
+            Err(e) => db.read(pending_master_key)?.ok_or(e)?,
+        };
         Self::with_keys(db, master)
     }
 
@@ -140,15 +149,16 @@ fn open_immutable(path: &Path) -> Result<Connection> {
 /// A master key rotation committed but its new key file has not yet replaced
 /// the configured one (a crash, or a sealed credential still to renew): the
 /// new key, from the file the rotation recorded, if it opens control.db.
-fn pending_master_key(path: &Path) -> Result<Option<MasterKey>> {
-    let conn = open_immutable(path)?;
-    let Some(file) = super::master_rotation::pending_file_readonly(&conn)? else {
+fn pending_master_key(conn: &Connection) -> Result<Option<MasterKey>> {
+    let Some(file) = super::master_rotation::pending_file_readonly(conn)? else {
         return Ok(None);
     };
     let Ok(key) = crate::crypto::master_source::read_key_file(&file) else {
         return Ok(None);
     };
-    if verify_master_key_readonly(path, &key).is_err() {
+    let check: Vec<u8> =
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| r.get(0))?;
+    if key.verify_key_check(&check).is_err() {
         return Ok(None);
     }
     tracing::warn!(

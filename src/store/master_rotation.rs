@@ -63,7 +63,10 @@ pub fn info(c: &Connection) -> Result<MasterKeyInfo> {
     Ok(MasterKeyInfo {
         since,
         last_rotation: int(ROTATED_AT)?,
-        pending_file: meta_text(c, PENDING_FILE)?.map(PathBuf::from),
+        // A file already moved over the configured one is no longer pending.
+        pending_file: meta_text(c, PENDING_FILE)?
+            .map(PathBuf::from)
+            .filter(|p| p.exists()),
     })
 }
 
