@@ -61,9 +61,11 @@ pub async fn run(g: &Global, cmd: KeysCommand) -> Result<ExitCode> {
             let state = super::open_state(g, load_config(g)?, false)?;
             let info = state.control.db.read(master_rotation::info)?;
             println!("master key: {}", describe(&info, state.clock.unix()));
-            for w in state.control.db.read(|c| {
-                crate::store::control::list_workspaces(c, &state.control.keys)
-            })? {
+            for w in state
+                .control
+                .db
+                .read(|c| crate::store::control::list_workspaces(c, &state.control.keys))?
+            {
                 if let Some(r) = key_rotation::status(&state, w.id)? {
                     println!("{}: {}", w.id, rotation_line(&r));
                 }
@@ -81,7 +83,11 @@ pub(crate) fn describe(info: &master_rotation::MasterKeyInfo, now: i64) -> Strin
             .unwrap_or_default()
     };
     let mut s = match info.since {
-        Some(t) => format!("in use since {} ({} days)", day(t), (now - t).max(0) / 86_400),
+        Some(t) => format!(
+            "in use since {} ({} days)",
+            day(t),
+            (now - t).max(0) / 86_400
+        ),
         None => "age unknown".into(),
     };
     match info.last_rotation {
@@ -101,9 +107,8 @@ async fn rotate_master(g: &Global, new_key_file: &Path) -> Result<ExitCode> {
     crate::telemetry::init_cli();
     let cfg = load_config(g)?;
     let _lock = dir_lock::exclusive(&cfg.data_dir)?;
-    let new_file = std::fs::canonicalize(new_key_file).map_err(|e| {
-        Error::Config(format!("cannot read {}: {e}", new_key_file.display()))
-    })?;
+    let new_file = std::fs::canonicalize(new_key_file)
+        .map_err(|e| Error::Config(format!("cannot read {}: {e}", new_key_file.display())))?;
     let new = master_source::read_key_file(&new_file)?;
     let (old, origin) = master_source::load(&cfg)?;
     let opts = DbOptions::from_config(&cfg.file.storage);
@@ -130,7 +135,10 @@ async fn rotate_master(g: &Global, new_key_file: &Path) -> Result<ExitCode> {
             if !same {
                 let retired = master_source::install_key_file(&new_file, p, now)?;
                 crash_point("after-install");
-                println!("the new key is now {} (the configured key file)", p.display());
+                println!(
+                    "the new key is now {} (the configured key file)",
+                    p.display()
+                );
                 if let Some(r) = retired {
                     println!(
                         "the old key is kept as {}: it still opens backups made before now; \
@@ -157,10 +165,8 @@ async fn rotate_master(g: &Global, new_key_file: &Path) -> Result<ExitCode> {
     }
     let clock = Arc::new(SystemClock::with_offset(0));
     let state = Arc::new(AppState::open(cfg, new, clock, false)?);
-    let n = tokio::task::spawn_blocking(move || {
-        crate::backup::escrow::rewrite_after_shred(&state)
-    })
-    .await??;
+    let n = tokio::task::spawn_blocking(move || crate::backup::escrow::rewrite_after_shred(&state))
+        .await??;
     if n > 0 {
         println!("rewrote the key escrow at {n} backup target(s) under the new key");
     }
@@ -178,7 +184,9 @@ fn rotation_line(r: &crate::store::key_rotation::Rotation) -> String {
         _ => format!(
             "rotation under way: {} values re-sealed, {} to go",
             r.resealed,
-            r.remaining.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
+            r.remaining
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into())
         ),
     }
 }

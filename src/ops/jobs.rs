@@ -68,8 +68,12 @@ fn spawn_key_rotations(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                 .map(|p| !p.is_empty())
                 .unwrap_or(false);
             if pending {
-                run_blocking(&state, "data key rotation", crate::workspace::key_rotation::run_pending)
-                    .await;
+                run_blocking(
+                    &state,
+                    "data key rotation",
+                    crate::workspace::key_rotation::run_pending,
+                )
+                .await;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }

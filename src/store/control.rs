@@ -84,7 +84,11 @@ impl Control {
         // The check above reads the main file only: a master key rotation
         // committed to the WAL but not yet checkpointed shows only here.
         let check: Vec<u8> = db.read(|c| {
-            Ok(c.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| r.get(0))?)
+            Ok(
+                c.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {
+                    r.get(0)
+                })?,
+            )
         })?;
         let master = match master.verify_key_check(&check) {
             Ok(()) => master,
@@ -157,7 +161,9 @@ fn pending_master_key(conn: &Connection) -> Result<Option<MasterKey>> {
         return Ok(None);
     };
     let check: Vec<u8> =
-        conn.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| r.get(0))?;
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {
+            r.get(0)
+        })?;
     if key.verify_key_check(&check).is_err() {
         return Ok(None);
     }

@@ -40,14 +40,22 @@ const SEALED: &[(&str, &str, &[(&str, &str)])] = &[
     (
         "webhook_endpoints",
         "id",
-        &[("url_ct", "url"), ("secret_ct", "secret"), ("previous_ct", "previous")],
+        &[
+            ("url_ct", "url"),
+            ("secret_ct", "secret"),
+            ("previous_ct", "previous"),
+        ],
     ),
     ("webhook_deliveries", "id", &[("payload_ct", "payload")]),
     ("inbound_integrations", "id", &[("name_ct", "name")]),
     (
         "inbound_events",
         "id",
-        &[("msg_id_ct", "msg_id"), ("body_ct", "body"), ("error_ct", "error")],
+        &[
+            ("msg_id_ct", "msg_id"),
+            ("body_ct", "body"),
+            ("error_ct", "error"),
+        ],
     ),
 ];
 
@@ -76,13 +84,12 @@ fn rotation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rotation> {
 const COLS: &str = "workspace_id, requested_at, new_key_id, resealed, remaining, finished_at";
 
 pub fn get(c: &Connection, ws: WorkspaceId) -> Result<Option<Rotation>> {
-    Ok(c
-        .query_row(
-            &format!("SELECT {COLS} FROM key_rotations WHERE workspace_id = ?1"),
-            [ws.to_string()],
-            rotation_from_row,
-        )
-        .optional()?)
+    Ok(c.query_row(
+        &format!("SELECT {COLS} FROM key_rotations WHERE workspace_id = ?1"),
+        [ws.to_string()],
+        rotation_from_row,
+    )
+    .optional()?)
 }
 
 /// Rotations not yet finished (to run, or resume after a restart).
@@ -145,7 +152,12 @@ pub fn add_key(control: &Control, ws: WorkspaceId) -> Result<(u32, bool)> {
     })
 }
 
-pub fn set_progress(control: &Control, ws: WorkspaceId, resealed: i64, remaining: i64) -> Result<()> {
+pub fn set_progress(
+    control: &Control,
+    ws: WorkspaceId,
+    resealed: i64,
+    remaining: i64,
+) -> Result<()> {
     control.db.write(|tx| {
         tx.execute(
             "UPDATE key_rotations SET resealed = ?2, remaining = ?3 WHERE workspace_id = ?1",
@@ -256,8 +268,11 @@ pub fn reseal_batch(t: &TenantTx<'_>, limit: usize) -> Result<usize> {
 }
 
 fn reindex_record(t: &TenantTx<'_>, seq: i64, plain: &[u8]) -> Result<()> {
-    let coll_id: String =
-        t.tx.query_row("SELECT collection_id FROM records WHERE seq = ?1", [seq], |r| r.get(0))?;
+    let coll_id: String = t.tx.query_row(
+        "SELECT collection_id FROM records WHERE seq = ?1",
+        [seq],
+        |r| r.get(0),
+    )?;
     let coll = super::collections::get_collection(t.tx, t.sealer, &coll_id)?
         .ok_or(Error::internal("a record names a missing collection"))?;
     let values: crate::records::values::Values = serde_json::from_slice(plain)?;
@@ -271,7 +286,9 @@ fn reindex_event(t: &TenantTx<'_>, rowid: i64, plain: &[u8]) -> Result<()> {
         |r| r.get(0),
     )?;
     let msg_id = String::from_utf8_lossy(plain);
-    let digest = t.blind.compute("inbound.msg_id", &format!("{integration}:{msg_id}"));
+    let digest = t
+        .blind
+        .compute("inbound.msg_id", &format!("{integration}:{msg_id}"));
     t.tx.execute(
         "UPDATE inbound_events SET msg_digest = ?1 WHERE rowid = ?2",
         params![digest, rowid],

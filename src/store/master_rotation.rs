@@ -58,7 +58,9 @@ pub fn info(c: &Connection) -> Result<MasterKeyInfo> {
         Some(s) => Some(s),
         // Data dirs from before rotation existed: the key is as old as the
         // platform's first data key.
-        None => c.query_row("SELECT min(created_at) FROM platform_keys", [], |r| r.get(0))?,
+        None => c.query_row("SELECT min(created_at) FROM platform_keys", [], |r| {
+            r.get(0)
+        })?,
     };
     Ok(MasterKeyInfo {
         since,
@@ -165,7 +167,11 @@ pub fn clear_pending(control: &Control) -> Result<()> {
 /// Whether this key opens control.db's key check (read inside the open db).
 pub fn key_matches(control: &Control, key: &MasterKey) -> Result<bool> {
     let check: Vec<u8> = control.db.read(|c| {
-        Ok(c.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| r.get(0))?)
+        Ok(
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {
+                r.get(0)
+            })?,
+        )
     })?;
     Ok(key.verify_key_check(&check).is_ok())
 }

@@ -34,7 +34,8 @@ pub fn request(
     let started = control.db.write(|tx| {
         let started = sql::request(tx, ws, by.as_deref(), now)?;
         if started {
-            let entry = NewEntry::new(actor, "keys.rotation_requested", meta).target("workspace", ws);
+            let entry =
+                NewEntry::new(actor, "keys.rotation_requested", meta).target("workspace", ws);
             crate::store::audit::append(tx, &control.keys.sealer, now, &entry)?;
         }
         Ok(started)
@@ -120,7 +121,9 @@ pub fn run_one(state: &AppState, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -
         now,
         &NewEntry::new(Actor::System, "keys.data_key_rotated", &meta)
             .target("data_key", new_id)
-            .after(json!({ "key_id": new_id, "destroyed_key_ids": destroyed, "resealed": resealed })),
+            .after(
+                json!({ "key_id": new_id, "destroyed_key_ids": destroyed, "resealed": resealed }),
+            ),
     )?;
     // The escrow at the backup targets still holds the old wrapped key.
     crate::backup::escrow::rewrite_after_shred(state)?;

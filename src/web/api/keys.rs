@@ -39,7 +39,12 @@ pub struct KeyRotation {
 impl From<Rotation> for KeyRotation {
     fn from(r: Rotation) -> Self {
         Self {
-            state: if r.finished_at.is_some() { "finished" } else { "running" }.into(),
+            state: if r.finished_at.is_some() {
+                "finished"
+            } else {
+                "running"
+            }
+            .into(),
             requested_at: rfc3339(r.requested_at),
             key_id: r.new_key_id,
             resealed: r.resealed,
