@@ -13,11 +13,16 @@ use crate::crypto::{DataKey, Slot};
 use crate::error::{Error, Result};
 use crate::ids::WorkspaceId;
 
+/// (column, the slot's column name).
+type SealedColumn = (&'static str, &'static str);
+/// (table, the SQL of the slot's row, its sealed columns).
+type SealedTable = (&'static str, &'static str, &'static [SealedColumn]);
+
 /// Every column sealed under the workspace key: table, the SQL of the slot's
 /// row as the writer formats it, and (column, slot column) pairs. A new
 /// sealed column must be added here, or rotation leaves it under the old key
 /// and refuses to destroy that key (`remaining` never reaches 0).
-const SEALED: &[(&str, &str, &[(&str, &str)])] = &[
+const SEALED: &[SealedTable] = &[
     ("audit_log", "CAST(seq AS TEXT)", &[("detail_ct", "detail")]),
     ("teams", "id", &[("name_ct", "name")]),
     ("collections", "id", &[("def_ct", "def")]),
