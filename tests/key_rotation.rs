@@ -33,6 +33,20 @@ fn ok(out: &std::process::Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `args` with the crash hook set at `step`; it must abort there.
+fn abort_at(env: &Env, args: &[&str], step: &str) {
+    let out = env
+        .command(args)
+        .env("TEST_AURA_CRASH_AT", step)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("aborting at {step}")),
+        "{step}: the hook aborts: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 struct World {
     server: Server,
     c: reqwest::Client,
@@ -186,20 +200,15 @@ async fn master_key_rotation_survives_a_crash_at_every_step() {
         let old = std::fs::read(env.key_path()).unwrap();
         let f = new_key_file(env.root(), &format!("new-{i}.key"));
         let new = std::fs::read(&f).unwrap();
-        let out = env
-            .command(&[
+        abort_at(
+            &env,
+            &[
                 "keys",
                 "rotate-master",
                 "--new-key-file",
                 f.to_str().unwrap(),
-            ])
-            .env("TEST_AURA_CRASH_AT", step)
-            .output()
-            .unwrap();
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(&format!("aborting at {step}")),
-            "{step}: the hook aborts: {}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
+            step,
         );
         // Whatever the step, the appliance starts and reads everything.
         let w = signed_in(env.start(), &ws).await;
@@ -465,16 +474,7 @@ async fn cli_data_key_rotation_resumes_after_a_crash_at_each_step() {
     w.server.stop();
     let mut want = 2u32;
     for step in ["key-added", "reseal-batch", "before-destroy"] {
-        let out = env
-            .command(&["keys", "rotate", "--workspace", &ws])
-            .env("TEST_AURA_CRASH_AT", step)
-            .output()
-            .unwrap();
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(&format!("aborting at {step}")),
-            "{step}: the hook aborts: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        abort_at(&env, &["keys", "rotate", "--workspace", &ws], step);
         let w = signed_in(env.start(), &ws).await;
         assert_all(&all_records(&w, &coll).await, &canary, 1200);
         // The server resumes the rotation on its own.
