@@ -223,50 +223,64 @@ pub fn count_old(c: &Connection, current: u32) -> Result<i64> {
 /// transaction; returns how many. Records get their blind-index digests
 /// recomputed, inbound events their dedup digest, audit entries keep the
 /// digest their chain committed to.
-pub fn reseal_batch(t: &TenantTx<'_>, limit: usize) -> Result<usize> {
+///
+/// `cursor` holds, per sealed column, the last rowid looked at in this run, so
+/// each batch reads on from there instead of rescanning what it re-sealed
+/// (rows written behind it already use the new key; a restart begins again
+/// at 0, and the final `count_old` is what proves nothing was missed).
+pub fn reseal_batch(t: &TenantTx<'_>, limit: usize, cursor: &mut Vec<i64>) -> Result<usize> {
     let current = t.sealer.current_key_id().to_be_bytes();
     let mut done = 0usize;
-    for (table, row_sql, cols) in SEALED {
-        for (col, slot_col) in *cols {
-            if done >= limit {
-                return Ok(done);
-            }
-            let rows: Vec<(i64, String, Vec<u8>)> = {
-                let mut stmt = t.tx.prepare(&format!(
-                    "SELECT rowid, {row_sql}, {col} FROM {table}
-                     WHERE {col} IS NOT NULL AND substr({col}, 2, 4) != ?1 LIMIT ?2"
-                ))?;
-                let it = stmt.query_map(params![&current[..], (limit - done) as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
-                it.collect::<rusqlite::Result<_>>()?
-            };
-            for (rowid, slot_row, ct) in rows {
-                let slot = Slot::new(table, &slot_row, slot_col);
-                let plain = t.sealer.open(slot, &ct)?;
-                let fresh = t.sealer.seal(slot, &plain)?;
-                match *table {
-                    "audit_log" => {
-                        t.tx.execute(
-                            "UPDATE audit_log SET detail_ct = ?1, resealed = 1,
+    let columns = SEALED
+        .iter()
+        .flat_map(|(table, row_sql, cols)| cols.iter().map(move |c| (*table, *row_sql, *c)));
+    for (i, (table, row_sql, (col, slot_col))) in columns.enumerate() {
+        if cursor.len() <= i {
+            cursor.resize(i + 1, 0);
+        }
+        if done >= limit {
+            return Ok(done);
+        }
+        let rows: Vec<(i64, String, Vec<u8>)> = {
+            let mut stmt = t.tx.prepare(&format!(
+                "SELECT rowid, {row_sql}, {col} FROM {table}
+                 WHERE rowid > ?3 AND {col} IS NOT NULL AND substr({col}, 2, 4) != ?1
+                 ORDER BY rowid LIMIT ?2"
+            ))?;
+            let it = stmt.query_map(
+                params![&current[..], (limit - done) as i64, cursor[i]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            it.collect::<rusqlite::Result<_>>()?
+        };
+        if let Some((last, ..)) = rows.last() {
+            cursor[i] = *last;
+        }
+        for (rowid, slot_row, ct) in rows {
+            let slot = Slot::new(table, &slot_row, slot_col);
+            let plain = t.sealer.open(slot, &ct)?;
+            let fresh = t.sealer.seal(slot, &plain)?;
+            match table {
+                "audit_log" => {
+                    t.tx.execute(
+                        "UPDATE audit_log SET detail_ct = ?1, resealed = 1,
                              detail_digest = coalesce(detail_digest, ?2) WHERE rowid = ?3",
-                            params![fresh, Sha256::digest(&ct).to_vec(), rowid],
-                        )?;
-                    }
-                    _ => {
-                        t.tx.execute(
-                            &format!("UPDATE {table} SET {col} = ?1 WHERE rowid = ?2"),
-                            params![fresh, rowid],
-                        )?;
-                    }
+                        params![fresh, Sha256::digest(&ct).to_vec(), rowid],
+                    )?;
                 }
-                match (*table, *col) {
-                    ("records", _) => reindex_record(t, rowid, &plain)?,
-                    ("inbound_events", "msg_id_ct") => reindex_event(t, rowid, &plain)?,
-                    _ => {}
+                _ => {
+                    t.tx.execute(
+                        &format!("UPDATE {table} SET {col} = ?1 WHERE rowid = ?2"),
+                        params![fresh, rowid],
+                    )?;
                 }
-                done += 1;
             }
+            match (table, col) {
+                ("records", _) => reindex_record(t, rowid, &plain)?,
+                ("inbound_events", "msg_id_ct") => reindex_event(t, rowid, &plain)?,
+                _ => {}
+            }
+            done += 1;
         }
     }
     Ok(done)

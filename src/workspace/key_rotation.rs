@@ -89,13 +89,18 @@ pub fn run_one(state: &AppState, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -
         .read(|c| sql::get(c, ws))?
         .map(|r| r.resealed)
         .unwrap_or(0);
+    // Counted once; each batch then takes off what it did (writes from now on
+    // use the new key, so they add nothing).
+    let mut remaining = tdb.read_blocking(|c, _| sql::count_old(c, new_id))?;
+    sql::set_progress(control, ws, resealed, remaining)?;
+    let mut cursor = Vec::new();
     loop {
-        let n = tdb.write_blocking(|t| sql::reseal_batch(t, BATCH))?;
+        let n = tdb.write_blocking(|t| sql::reseal_batch(t, BATCH, &mut cursor))?;
         if n == 0 {
             break;
         }
         resealed += n as i64;
-        let remaining = tdb.read_blocking(|c, _| sql::count_old(c, new_id))?;
+        remaining = (remaining - n as i64).max(0);
         sql::set_progress(control, ws, resealed, remaining)?;
         progress(resealed, remaining);
         crate::ops::crash_point("reseal-batch");
