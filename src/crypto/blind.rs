@@ -79,4 +79,20 @@ mod tests {
         assert_ne!(a.compute("d1", "x"), a.compute("d2", "x"));
         assert_eq!(normalize_email("  Ada@Example.COM "), "ada@example.com");
     }
+
+    #[test]
+    fn during_a_rotation_lookups_match_every_live_key() {
+        let (k1, k2) = (DataKey::generate(1), DataKey::generate(2));
+        let old = BlindIndex::new(&k1);
+        let rotating = BlindIndex::with_older(&k2, &[k1.clone(), k2.clone()]);
+        let all = rotating.compute_all("d", "x");
+        assert_eq!(all[0], rotating.compute("d", "x"), "newest first");
+        assert_eq!(all[0], BlindIndex::new(&k2).compute("d", "x"));
+        assert!(
+            all.contains(&old.compute("d", "x")),
+            "the old digest still matches"
+        );
+        assert_eq!(all.len(), 2);
+        assert_eq!(BlindIndex::new(&k2).compute_all("d", "x").len(), 1);
+    }
 }
