@@ -593,3 +593,34 @@ async fn sealed_master_key_credential_is_read_from_the_credentials_directory() {
         .unwrap();
     assert!(!out.status.success(), "the credential is bound to its name");
 }
+
+/// Half way through a rotation some unique values have digests under the old
+/// key and new ones under the new key: a duplicate must still be refused.
+#[tokio::test]
+async fn uniqueness_holds_while_a_rotation_is_half_done() {
+    let env = Env::new();
+    let ws = setup(&env);
+    let canary = format!("uqcanary{}", hex::encode(rand::random::<[u8; 6]>()));
+    let w = signed_in(env.start(), &ws).await;
+    let coll = seed(&w, &canary, 50).await;
+    w.server.stop();
+    // The new key exists, nothing is re-sealed yet, and the job is held back.
+    abort_at(&env, &["keys", "rotate", "--workspace", &ws], "key-added");
+    assert_eq!(key_ids(&env, &ws), vec![1, 2]);
+    let w = signed_in(
+        env.start_with(&[("TEST_AURA_KEY_JOB_DELAY_SECS", "30")]),
+        &ws,
+    )
+    .await;
+    let create = |code: &str| {
+        w.c.post(w.url(&format!("/collections/{coll}/records")))
+            .json(&json!({"values": {"Code": code, "Name": "n"}}))
+    };
+    let (s, body) = send(create("C5")).await;
+    assert_eq!(s, 422, "a value held under the old key's digest: {body}");
+    assert_eq!(send(create("Z1")).await.0, 201);
+    assert_eq!(send(create("Z1")).await.0, 422, "under the new key");
+    let (_, st) = send(w.c.get(w.url("/keys/rotation"))).await;
+    assert_eq!(st["state"], "running", "{st}");
+    assert_all(&all_records(&w, &coll).await, &canary, 50);
+}

@@ -60,6 +60,15 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
 /// request.
 fn spawn_key_rotations(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        // Tests hold the job back to see a rotation half done (debug builds).
+        if cfg!(debug_assertions) {
+            if let Some(s) = std::env::var("TEST_AURA_KEY_JOB_DELAY_SECS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                tokio::time::sleep(Duration::from_secs(s)).await;
+            }
+        }
         loop {
             let pending = state
                 .control
