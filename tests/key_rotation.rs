@@ -175,15 +175,18 @@ async fn master_key_rotation_survives_a_crash_at_every_step() {
     let coll = seed(&w, &canary, 50).await;
     // A running server holds the key in memory: the rotation refuses.
     let f = new_key_file(env.root(), "refused.key");
-    let out = env.cli(
-        &[
-            "keys",
-            "rotate-master",
-            "--new-key-file",
-            f.to_str().unwrap(),
-        ],
-        None,
-    );
+    let rotate = |f: &Path| {
+        env.cli(
+            &[
+                "keys",
+                "rotate-master",
+                "--new-key-file",
+                f.to_str().unwrap(),
+            ],
+            None,
+        )
+    };
+    let out = rotate(&f);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("server is running"));
     w.server.stop();
@@ -216,16 +219,7 @@ async fn master_key_rotation_survives_a_crash_at_every_step() {
         w.server.stop();
         // A rerun with the same file finishes the rotation.
         if f.exists() {
-            let out = env.cli(
-                &[
-                    "keys",
-                    "rotate-master",
-                    "--new-key-file",
-                    f.to_str().unwrap(),
-                ],
-                None,
-            );
-            ok(&out, &format!("rerun after {step}"));
+            ok(&rotate(&f), &format!("rerun after {step}"));
         }
         assert_eq!(
             std::fs::read(env.key_path()).unwrap(),
