@@ -23,7 +23,8 @@ pub struct TenantKeys {
 }
 
 impl TenantKeys {
-    fn from_control(control: &Control, id: WorkspaceId) -> Result<Self> {
+    /// `sealing`: the key id to seal with (default: the newest).
+    fn from_control(control: &Control, id: WorkspaceId, sealing: Option<u32>) -> Result<Self> {
         let wrapped = control.db.read(|c| control::workspace_keys(c, id))?;
         if wrapped.is_empty() {
             return Err(Error::NotFound("workspace"));
@@ -37,9 +38,16 @@ impl TenantKeys {
             .iter()
             .max_by_key(|k| k.key_id)
             .ok_or(Error::Crypto("workspace has no data key"))?;
+        let current = match sealing {
+            Some(id) => keys
+                .iter()
+                .find(|k| k.key_id == id)
+                .ok_or(Error::Crypto("the sealing key is not among the keys"))?,
+            None => newest,
+        };
         Ok(Self {
-            blind: BlindIndex::with_older(newest, &keys),
-            sealer: Sealer::new(scope, &keys)?,
+            blind: BlindIndex::with_older(current, &keys),
+            sealer: Sealer::sealing_with(scope, &keys, current.key_id)?,
         })
     }
 }
@@ -201,7 +209,13 @@ impl TenantDb {
     /// Re-reads the keys from control.db (a rotation added or destroyed one);
     /// every clone of this handle uses them from its next transaction.
     pub fn reload_keys(&self, control: &Control) -> Result<()> {
-        let fresh = Arc::new(TenantKeys::from_control(control, self.id)?);
+        self.reload_keys_sealing(control, None)
+    }
+
+    /// `reload_keys`, still sealing with `sealing`: every key opens, so a
+    /// new key is known to all readers before any value is sealed with it.
+    pub fn reload_keys_sealing(&self, control: &Control, sealing: Option<u32>) -> Result<()> {
+        let fresh = Arc::new(TenantKeys::from_control(control, self.id, sealing)?);
         match self.keys.write() {
             Ok(mut k) => *k = fresh,
             Err(p) => *p.into_inner() = fresh,
@@ -268,7 +282,7 @@ impl TenantPool {
         {
             return Ok(t.for_grant(grant));
         }
-        let keys = TenantKeys::from_control(control, id)?;
+        let keys = TenantKeys::from_control(control, id, None)?;
         let path = self.path_for(id);
         if let Some(parent) = path.parent() {
             super::create_private_dir(parent)?;

@@ -16,6 +16,8 @@ use crate::ids::WorkspaceId;
 use crate::store::key_rotation::{self as sql, Rotation};
 
 const BATCH: usize = 500;
+/// How long a new key is known before it seals (reads take far less).
+const KNOWN_BEFORE_USED: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Records a rotation request, audited on the platform chain. Returns the
 /// rotation and whether this call started it (false: one is under way).
@@ -71,6 +73,20 @@ pub fn run_one(state: &AppState, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -
         .tenants
         .open(control, &Grant::system(ws, "data key rotation"))?;
     let (new_id, added) = sql::add_key(control, ws)?;
+    // A read takes the keys once and may run a little while: first make the
+    // new key known while the old one still seals, give reads begun before
+    // that time to end, then seal with the new key. No read can meet a value
+    // under a key it does not know.
+    let sealing = state
+        .control
+        .db
+        .read(|c| crate::store::control::workspace_keys(c, ws))?
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| *id != new_id)
+        .max();
+    tdb.reload_keys_sealing(control, sealing)?;
+    std::thread::sleep(KNOWN_BEFORE_USED);
     tdb.reload_keys(control)?;
     let meta = RequestMeta::cli();
     if added {
