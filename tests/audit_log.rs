@@ -1108,6 +1108,15 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             Value::Null,
             None,
         ),
+        // Key rotation: the request's entry, then its job's (waited for).
+        (
+            "POST",
+            "/workspaces/{workspace}/keys/rotate",
+            "platform",
+            "keys.rotation_requested",
+            Value::Null,
+            None,
+        ),
         (
             "POST",
             "/me/deletion",
@@ -1271,6 +1280,25 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
         } {
             sink.link_token("owner@example.com", prefix);
         }
+        // A data key rotation finishes in the server's job, which writes
+        // its own platform entry (`keys.data_key_rotated`) when it destroys
+        // the old key: wait for it, then count it.
+        let job_entries = if *path == "/workspaces/{workspace}/keys/rotate" {
+            let url = s
+                .server
+                .url(&format!("/api/v1/workspaces/{}/keys/rotation", s.ws));
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while common::get_json(&s.c, &url).await["state"] != "finished" {
+                assert!(
+                    std::time::Instant::now() < until,
+                    "the key rotation finishes"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            1
+        } else {
+            0
+        };
         // An empty action: the route changes nothing stored (a ceremony that
         // lives in memory until it finishes) and writes no entry.
         let want = if action.is_empty() || refused { 0 } else { 1 };
@@ -1287,7 +1315,7 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
         );
         assert_eq!(
             total(db),
-            before_total + want,
+            before_total + want + job_entries,
             "{method} {path} writes nothing else"
         );
         // An update-shaped action records the state before next to the

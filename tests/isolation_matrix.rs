@@ -492,6 +492,17 @@ fn api_table() -> Vec<ApiRoute> {
             "/workspaces/{workspace}/deletion",
             Need::RoleStatus(Role::Owner, 409),
         ),
+        // Key rotation: an owner starts one (it runs in the background).
+        api(
+            "POST",
+            "/workspaces/{workspace}/keys/rotate",
+            Need::RoleStatus(Role::Owner, 200),
+        ),
+        api(
+            "GET",
+            "/workspaces/{workspace}/keys/rotation",
+            Need::RoleStatus(Role::Owner, 200),
+        ),
         api("GET", "/me/deletion", Need::Person(200)),
         api("POST", "/me/deletion", Need::Person(422)).json(json!({"password": ""})),
         api("DELETE", "/me/deletion", Need::Person(409)),
@@ -878,6 +889,7 @@ fn ui_table() -> Vec<UiRoute> {
             Need::RoleStatus(Role::Admin, 404),
         )
         .form(|_| pairs(&[("incident_id", "inc_nope")])),
+        ui("/w/:ws/keys/rotate", WS, role(Role::Owner)),
         ui("/account/deletion", &[], Person(422)),
         ui("/account/deletion/cancel", &[], Person(303)),
     ]

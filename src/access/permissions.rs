@@ -49,6 +49,7 @@ pub enum Action {
     Import,
     Verify,
     Settings,
+    RotateKey,
 }
 
 impl Action {
@@ -62,6 +63,7 @@ impl Action {
             Action::Import => "import",
             Action::Verify => "verify",
             Action::Settings => "settings",
+            Action::RotateKey => "rotate key",
         }
     }
 }
@@ -165,6 +167,12 @@ pub const TABLE: &[Rule] = &[
         action: Action::Delete,
         roles: OWNERS,
         note: "schedule the workspace's deletion (read-only through the grace period, then its key is destroyed) or cancel it",
+    },
+    Rule {
+        resource: Resource::Workspace,
+        action: Action::RotateKey,
+        roles: OWNERS,
+        note: "rotate the workspace's data key: new writes use a new key at once, old values are re-sealed in the background, then the old key is destroyed",
     },
     Rule {
         resource: Resource::Team,

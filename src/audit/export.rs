@@ -319,6 +319,7 @@ pub fn verify_ndjson(text: &str, trusted_key: Option<&[u8; 32]>) -> Result<Expor
             detail_ct: None,
             detail_digest: None,
             redacted_by: None,
+            resealed: false,
             prev_hash: hex::decode(&e.prev_hash).unwrap_or_default(),
             hash: hex::decode(&e.hash).unwrap_or_default(),
         };

@@ -157,6 +157,10 @@ pub struct StoredEntry {
     /// The `data_subject.anonymised` entry that replaced the details.
     #[serde(skip)]
     pub redacted_by: Option<i64>,
+    /// The details were re-sealed under a rotated data key (same plaintext);
+    /// `detail_digest` keeps what the chain committed to.
+    #[serde(skip)]
+    pub resealed: bool,
     #[serde(skip)]
     pub prev_hash: Vec<u8>,
     #[serde(skip)]

@@ -96,6 +96,7 @@ fn chain(actions: &[&str], time: i64) -> Vec<StoredEntry> {
             detail_ct: None,
             detail_digest: None,
             redacted_by: None,
+            resealed: false,
             prev_hash: prev.clone(),
             hash: Vec::new(),
         };

@@ -28,6 +28,11 @@ impl Report {
     }
 }
 
+fn now_unix() -> i64 {
+    use crate::clock::Clock;
+    crate::clock::SystemClock::with_offset(0).unix()
+}
+
 pub async fn run(g: &Global) -> Result<ExitCode> {
     crate::telemetry::init_cli();
     let mut r = Report { failed: false };
@@ -97,6 +102,13 @@ pub async fn run(g: &Global) -> Result<ExitCode> {
         match crate::store::control::Control::open(&path, opts, master) {
             Ok(control) => {
                 r.ok("key check", "the master key opens control.db");
+                match control.db.read(crate::store::master_rotation::info) {
+                    Ok(i) if i.pending_file.is_some() => {
+                        r.fail("master key", super::keys::describe(&i, now_unix()))
+                    }
+                    Ok(i) => r.ok("master key", super::keys::describe(&i, now_unix())),
+                    Err(e) => r.fail("master key", e),
+                }
                 super::doctor_ops::check_certificate(&cfg, &control.keys, &mut r);
             }
             Err(e) => r.fail("key check", e),

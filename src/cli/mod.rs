@@ -10,6 +10,7 @@ mod doctor_tls;
 mod export;
 mod incident;
 mod init;
+mod keys;
 mod lifecycle;
 mod serve;
 
@@ -92,6 +93,9 @@ pub enum Command {
     /// Declare, update and resolve incidents: owners are notified.
     #[command(subcommand)]
     Incident(incident::IncidentCommand),
+    /// Rotate the master key or a workspace's data key.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Check the config, key, data dir and schema; non-zero exit on any FAIL.
     Doctor,
     /// Print the version.
@@ -236,6 +240,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             crate::telemetry::init_cli();
             audit::run(&g, cmd).await
         }
+        Command::Keys(cmd) => keys::run(&g, cmd).await,
         Command::Workspace(cmd) => {
             crate::telemetry::init_cli();
             admin::workspace(&g, cmd).await

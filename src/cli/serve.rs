@@ -21,6 +21,7 @@ pub async fn run(g: &Global, listen: Option<String>) -> Result<ExitCode> {
     }
     let dev = cfg.dev;
     let url = cfg.public_url.clone();
+    let _dir_lock = crate::store::dir_lock::shared(&cfg.data_dir)?;
     let state = open_state(g, cfg, dev)?;
     state.exports.clear_spool();
     spawn_reload(Arc::clone(&state), overrides(g, listen_again), None);
@@ -93,6 +94,7 @@ async fn run_tls(g: &Global, mut cfg: crate::config::Config) -> Result<ExitCode>
         };
     }
     let url = cfg.public_url.clone();
+    let _dir_lock = crate::store::dir_lock::shared(&cfg.data_dir)?;
     let state = open_state(g, cfg, false)?;
     state.exports.clear_spool();
     let Some(tls) = crate::tls::setup(&state)? else {

@@ -118,3 +118,47 @@ pub fn create_key_file(path: &Path) -> Result<()> {
     crate::dirsync::sync_parent(path)?;
     Ok(())
 }
+
+/// Puts a rotation's new key file in place of the configured one, atomically:
+/// the old file is kept as a hard link `<name>.retired-<unix>` (the key that
+/// opens backups made before the rotation), then the new file is renamed over
+/// the configured path, or copied beside it and renamed when it lives on
+/// another file system. Returns the retired copy's path.
+pub fn install_key_file(new_file: &Path, target: &Path, now: i64) -> Result<Option<PathBuf>> {
+    let io = |what: &str, e: std::io::Error| Error::Config(format!("{what}: {e}"));
+    let retired = if target.exists() {
+        let mut name = target.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".retired-{now}"));
+        let r = target.with_file_name(name);
+        if !r.exists() {
+            std::fs::hard_link(target, &r)
+                .map_err(|e| io(&format!("cannot keep the old key as {}", r.display()), e))?;
+        }
+        Some(r)
+    } else {
+        None
+    };
+    if std::fs::rename(new_file, target).is_err() {
+        let bytes = std::fs::read(new_file)
+            .map_err(|e| io(&format!("cannot read {}", new_file.display()), e))?;
+        let mut tmp_name = target.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(".tmp");
+        let tmp = target.with_file_name(tmp_name);
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| io(&format!("cannot create {}", tmp.display()), e))?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, target)
+            .map_err(|e| io(&format!("cannot rename onto {}", target.display()), e))?;
+        let _ = std::fs::remove_file(new_file);
+    }
+    if let Some(dir) = target.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all())?;
+    }
+    Ok(retired)
+}

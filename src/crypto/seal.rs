@@ -60,6 +60,15 @@ impl Sealer {
             .map(|k| k.key_id)
             .max()
             .ok_or(Error::Crypto("no data key for this scope"))?;
+        Self::sealing_with(scope, keys, current)
+    }
+
+    /// Opens under every key in `keys`, seals under `current` (a rotation
+    /// makes the new key known to readers before anything is sealed with it).
+    pub fn sealing_with(scope: impl Into<String>, keys: &[DataKey], current: u32) -> Result<Self> {
+        if !keys.iter().any(|k| k.key_id == current) {
+            return Err(Error::Crypto("the sealing key is not among the keys"));
+        }
         let ciphers = keys
             .iter()
             .map(|k| {
@@ -72,6 +81,11 @@ impl Sealer {
             current,
             ciphers,
         })
+    }
+
+    /// The key id new values are sealed with.
+    pub fn current_key_id(&self) -> u32 {
+        self.current
     }
 
     pub fn scope(&self) -> &str {

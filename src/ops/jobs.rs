@@ -26,6 +26,7 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     let integrations = crate::integrations::worker::spawn(Arc::clone(&state));
     // Subprocessor notices and mail still owed: at start, then hourly.
     let notices = crate::notices::subprocessors::spawn(Arc::clone(&state));
+    let rotations = spawn_key_rotations(Arc::clone(&state));
     tokio::spawn(async move {
         let _guards = (
             AbortOnDrop(backups),
@@ -34,6 +35,7 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         );
         let _integrations = AbortOnDrop(integrations);
         let _notices = AbortOnDrop(notices);
+        let _rotations = AbortOnDrop(rotations);
         let cfg = state.config.file.audit.clone();
         let mut checkpoint =
             tokio::time::interval(Duration::from_secs(cfg.checkpoint_interval_secs));
@@ -59,6 +61,39 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                 }
                 _ = daily.tick() => run_blocking(&state, "audit verify and retention", verify_and_prune).await,
             }
+        }
+    })
+}
+
+/// Data key rotations: resumed at start, then picked up within a second of a
+/// request.
+fn spawn_key_rotations(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        // Tests hold the job back to see a rotation half done (debug builds).
+        if cfg!(debug_assertions) {
+            if let Some(s) = std::env::var("TEST_AURA_KEY_JOB_DELAY_SECS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                tokio::time::sleep(Duration::from_secs(s)).await;
+            }
+        }
+        loop {
+            let pending = state
+                .control
+                .db
+                .read(crate::store::key_rotation::unfinished)
+                .map(|p| !p.is_empty())
+                .unwrap_or(false);
+            if pending {
+                run_blocking(
+                    &state,
+                    "data key rotation",
+                    crate::workspace::key_rotation::run_pending,
+                )
+                .await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     })
 }

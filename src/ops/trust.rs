@@ -101,6 +101,11 @@ pub struct TrustEncryption {
     pub audit_signatures: String,
     pub keys_created: Option<String>,
     pub last_rotation: String,
+    /// When the master key in use began (`aura init` or its last rotation).
+    pub master_key_since: Option<String>,
+    pub master_key_age_days: Option<i64>,
+    /// The last `aura keys rotate-master`; absent if never rotated.
+    pub master_key_last_rotation: Option<String>,
 }
 
 #[derive(Clone, Serialize)]
@@ -168,6 +173,12 @@ pub fn compute(state: &AppState) -> Trust {
         })
         .ok()
         .flatten();
+    let master = state
+        .control
+        .db
+        .read(crate::store::master_rotation::info)
+        .unwrap_or_default();
+    let now = state.clock.unix();
     let backup = last_platform_entry(state, "backup.completed").map(|e| (e.time_unix, e.after));
     let drill = last_platform_entry(state, "backup.drill").map(|e| (e.time_unix, e.after));
     let verification: Option<(i64, bool)> = state
@@ -296,7 +307,13 @@ pub fn compute(state: &AppState) -> Trust {
             passwords: "argon2id (m=19456 KiB, t=2, p=1 or stronger)".into(),
             audit_signatures: "Ed25519 checkpoints over SHA-256 hash chains".into(),
             keys_created: keys_created.map(rfc3339),
-            last_rotation: "never rotated (keys in use since they were created)".into(),
+            last_rotation: match master.last_rotation {
+                Some(t) => format!("master key last rotated {}", rfc3339(t)),
+                None => "never rotated (keys in use since they were created)".into(),
+            },
+            master_key_since: master.since.map(rfc3339),
+            master_key_age_days: master.since.map(|t| (now - t).max(0) / 86_400),
+            master_key_last_rotation: master.last_rotation.map(rfc3339),
         },
         backups: TrustBackups {
             configured: backups_configured,

@@ -351,15 +351,20 @@ pub async fn create_record(
     let (record, replayed) = ctx
         .db
         .write(move |t| {
+            // Under every live key: a retry during a key rotation still replays.
             let idem = idempotency_key.map(|k| {
-                let key = t
+                let keys = t
                     .blind
-                    .compute("records.idempotency", &format!("{user}:{}:{k}", row.id));
+                    .compute_all("records.idempotency", &format!("{user}:{}:{k}", row.id));
                 let body = serde_json::to_vec(&input).unwrap_or_default();
-                (key, Sha256::digest(&body).to_vec())
+                (keys, Sha256::digest(&body).to_vec())
             });
-            if let Some((key, req)) = &idem {
-                if let Some(seq) = rstore::idempotent_replay(t.tx, key, req, now)? {
+            if let Some((keys, req)) = &idem {
+                let mut replay = None;
+                for key in keys {
+                    replay = replay.or(rstore::idempotent_replay(t.tx, key, req, now)?);
+                }
+                if let Some(seq) = replay {
                     if let Some(rec) = rstore::get_record_by_seq(t.tx, t.sealer, seq)? {
                         return Ok((rec, true));
                     }
@@ -379,7 +384,8 @@ pub async fn create_record(
                 blind: t.blind,
             };
             let rec = rstore::insert_record(&c, &row, vals, ms, Some(&user.to_string()))?;
-            if let Some((key, req)) = &idem {
+            if let Some((keys, req)) = &idem {
+                let key = keys.first().map(Vec::as_slice).unwrap_or_default();
                 rstore::remember_idempotency(t.tx, key, req, rec.seq, now)?;
             }
             t.audit(

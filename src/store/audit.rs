@@ -45,6 +45,7 @@ pub fn append(tx: &Transaction<'_>, sealer: &Sealer, now: i64, e: &NewEntry<'_>)
         detail_ct: Some(detail_ct),
         detail_digest: None,
         redacted_by: None,
+        resealed: false,
         prev_hash: prev_hash.clone(),
         hash: Vec::new(),
     };
@@ -238,7 +239,7 @@ pub fn latest_verification(conn: &Connection, scope: &str) -> Result<Option<Veri
 // ---- reading for search, export and indexing --------------------------------
 
 const ENTRY_COLUMNS: &str = "seq, time, actor_type, actor_id, action, target_type, target_id, ip, \
-                             request_id, detail_ct, prev_hash, hash, detail_digest, redacted_by";
+                             request_id, detail_ct, prev_hash, hash, detail_digest, redacted_by, resealed";
 
 fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEntry> {
     Ok(StoredEntry {
@@ -256,6 +257,7 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEntry> {
         hash: r.get(11)?,
         detail_digest: r.get(12)?,
         redacted_by: r.get(13)?,
+        resealed: r.get::<_, i64>(14)? == 1,
     })
 }
 

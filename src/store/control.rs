@@ -59,7 +59,7 @@ impl Control {
                 "INSERT INTO platform_keys(key_id, wrapped, created_at) VALUES (1, ?1, ?2)",
                 params![wrapped, now],
             )?;
-            Ok(())
+            super::master_rotation::record_since(tx, now)
         })?;
         // Put the key check into the main file, so the next start can verify the
         // key read-only, before it writes anything.
@@ -76,8 +76,24 @@ impl Control {
                 path.display()
             )));
         }
-        verify_master_key_readonly(path, &master)?;
+        let master = match verify_master_key_readonly(path, &master) {
+            Ok(()) => master,
+            Err(e) => pending_master_key(&open_immutable(path)?)?.ok_or(e)?,
+        };
         let db = Db::open(path, opts, migrations::CONTROL)?;
+        // The check above reads the main file only: a master key rotation
+        // committed to the WAL but not yet checkpointed shows only here.
+        let check: Vec<u8> = db.read(|c| {
+            Ok(
+                c.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {
+                    r.get(0)
+                })?,
+            )
+        })?;
+        let master = match master.verify_key_check(&check) {
+            Ok(()) => master,
+            Err(e) => db.read(pending_master_key)?.ok_or(e)?,
+        };
         Self::with_keys(db, master)
     }
 
@@ -126,12 +142,42 @@ impl Control {
     }
 }
 
-fn verify_master_key_readonly(path: &Path, master: &MasterKey) -> Result<()> {
+fn open_immutable(path: &Path) -> Result<Connection> {
     let uri = format!("file:{}?immutable=1", path.display());
-    let conn = Connection::open_with_flags(
+    Ok(Connection::open_with_flags(
         uri,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
-    )?;
+    )?)
+}
+
+/// A master key rotation committed but its new key file has not yet replaced
+/// the configured one (a crash, or a sealed credential still to renew): the
+/// new key, from the file the rotation recorded, if it opens control.db.
+fn pending_master_key(conn: &Connection) -> Result<Option<MasterKey>> {
+    let Some(file) = super::master_rotation::pending_file_readonly(conn)? else {
+        return Ok(None);
+    };
+    let Ok(key) = crate::crypto::master_source::read_key_file(&file) else {
+        return Ok(None);
+    };
+    let check: Vec<u8> =
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {
+            r.get(0)
+        })?;
+    if key.verify_key_check(&check).is_err() {
+        return Ok(None);
+    }
+    tracing::warn!(
+        file = %file.display(),
+        "the configured master key is the one a rotation replaced; started with the new key \
+         from the rotation's key file: run `aura keys rotate-master --new-key-file` with that \
+         file again to finish"
+    );
+    Ok(Some(key))
+}
+
+fn verify_master_key_readonly(path: &Path, master: &MasterKey) -> Result<()> {
+    let conn = open_immutable(path)?;
     let check: Option<Vec<u8>> = conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {
             r.get(0)

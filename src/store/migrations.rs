@@ -78,6 +78,11 @@ pub const CONTROL: &[Migration] = &[
         sql: include_str!("migrations/control/0014_token_revocation.sql"),
     },
     Migration {
+        version: 15,
+        name: "key_rotation",
+        sql: include_str!("migrations/control/0015_key_rotation.sql"),
+    },
+    Migration {
         version: 16,
         name: "notices",
         sql: include_str!("migrations/control/0016_notices.sql"),
@@ -112,8 +117,13 @@ pub const TENANT: &[Migration] = &[
     },
     Migration {
         version: 6,
+        name: "key_rotation",
+        sql: include_str!("migrations/tenant/0006_key_rotation.sql"),
+    },
+    Migration {
+        version: 7,
         name: "incident_acks",
-        sql: include_str!("migrations/tenant/0006_incident_acks.sql"),
+        sql: include_str!("migrations/tenant/0007_incident_acks.sql"),
     },
 ];
 

@@ -265,7 +265,18 @@ pub(super) fn write_keys(
         }
         let text = values::index_text(f, v);
         if f.unique {
-            let digest = blind.compute(&format!("record.unique:{collection}:{}", f.id), &text);
+            let domain = format!("record.unique:{collection}:{}", f.id);
+            let mut all = blind.compute_all(&domain, &text).into_iter();
+            let digest = all.next().unwrap_or_default();
+            // During a key rotation another record may still hold this value
+            // under an older key's digest, which the unique index cannot see.
+            if taken_under_older_key(tx, collection, &f.id, seq, all)? {
+                errors.push(FieldError {
+                    field: format!("values.{}", f.name),
+                    message: "must be unique; another record already has this value".into(),
+                });
+                continue;
+            }
             let r = tx
                 .prepare_cached(
                     "INSERT INTO record_keys (collection_id, field_id, digest, record_seq, uniq)
@@ -295,6 +306,25 @@ pub(super) fn write_keys(
     } else {
         Err(crate::error::Error::Validation(errors))
     }
+}
+
+fn taken_under_older_key(
+    tx: &Transaction<'_>,
+    collection: &str,
+    field: &str,
+    seq: i64,
+    older: impl Iterator<Item = Vec<u8>>,
+) -> Result<bool> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT 1 FROM record_keys WHERE collection_id = ?1 AND field_id = ?2 AND uniq = 1
+         AND digest = ?3 AND record_seq != ?4",
+    )?;
+    for d in older {
+        if stmt.exists(params![collection, field, d, seq])? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn save_version(

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::{Connection, Transaction};
 
@@ -16,13 +16,52 @@ use crate::crypto::{BlindIndex, DataKey, Sealer};
 use crate::error::{Error, Result};
 use crate::ids::WorkspaceId;
 
+/// One workspace's keys: every live key id opens, the newest seals.
+pub struct TenantKeys {
+    pub sealer: Sealer,
+    pub blind: BlindIndex,
+}
+
+impl TenantKeys {
+    /// `sealing`: the key id to seal with (default: the newest).
+    fn from_control(control: &Control, id: WorkspaceId, sealing: Option<u32>) -> Result<Self> {
+        let wrapped = control.db.read(|c| control::workspace_keys(c, id))?;
+        if wrapped.is_empty() {
+            return Err(Error::NotFound("workspace"));
+        }
+        let scope = id.to_string();
+        let keys = wrapped
+            .iter()
+            .map(|(kid, w)| control.master.unwrap_key(&scope, *kid, w))
+            .collect::<Result<Vec<DataKey>>>()?;
+        let newest = keys
+            .iter()
+            .max_by_key(|k| k.key_id)
+            .ok_or(Error::Crypto("workspace has no data key"))?;
+        let current = match sealing {
+            Some(id) => keys
+                .iter()
+                .find(|k| k.key_id == id)
+                .ok_or(Error::Crypto("the sealing key is not among the keys"))?,
+            None => newest,
+        };
+        Ok(Self {
+            blind: BlindIndex::with_older(current, &keys),
+            sealer: Sealer::sealing_with(scope, &keys, current.key_id)?,
+        })
+    }
+}
+
+/// Shared by every clone of a handle, so a key rotation reaches requests
+/// already holding one: writes take the keys inside their transaction.
+type KeyCell = Arc<RwLock<Arc<TenantKeys>>>;
+
 /// One workspace's storage with its keys. Cheap to clone.
 #[derive(Clone)]
 pub struct TenantDb {
     id: WorkspaceId,
     db: Arc<Db>,
-    sealer: Arc<Sealer>,
-    blind: Arc<BlindIndex>,
+    keys: KeyCell,
     /// Set from the grant: a workspace being deleted or moved refuses writes
     /// (audit entries of refusals still go through `record`).
     frozen: Option<crate::access::Frozen>,
@@ -68,12 +107,9 @@ impl TenantDb {
         self.id
     }
 
-    pub fn sealer(&self) -> &Sealer {
-        &self.sealer
-    }
-
-    pub fn blind(&self) -> &BlindIndex {
-        &self.blind
+    /// The keys as they are now (a rotation may replace them any time).
+    pub fn keys(&self) -> Arc<TenantKeys> {
+        snapshot(&self.keys)
     }
 
     /// This workspace's cache of decrypted collection definitions.
@@ -106,9 +142,11 @@ impl TenantDb {
     where
         F: for<'m> FnOnce(&'m crate::audit::RequestMeta) -> NewEntry<'m> + Send + 'static,
     {
-        let sealer = Arc::clone(&self.sealer);
+        let cell = Arc::clone(&self.keys);
         self.db
-            .write_async(move |tx| super::audit::append(tx, &sealer, now, &entry(&meta)))
+            .write_async(move |tx| {
+                super::audit::append(tx, &snapshot(&cell).sealer, now, &entry(&meta))
+            })
             .await
     }
 
@@ -118,15 +156,15 @@ impl TenantDb {
         F: FnOnce(&TenantTx<'_>) -> Result<T> + Send + 'static,
     {
         self.writable()?;
-        let sealer = Arc::clone(&self.sealer);
-        let blind = Arc::clone(&self.blind);
+        let cell = Arc::clone(&self.keys);
         let workspace = self.id;
         self.db
             .write_async(move |tx| {
+                let k = snapshot(&cell);
                 f(&TenantTx {
                     tx,
-                    sealer: &sealer,
-                    blind: &blind,
+                    sealer: &k.sealer,
+                    blind: &k.blind,
                     workspace,
                 })
             })
@@ -137,16 +175,17 @@ impl TenantDb {
     /// changes no data (an export), allowed while the workspace is read-only.
     pub fn record_blocking(&self, now: i64, entry: &NewEntry<'_>) -> Result<i64> {
         self.db
-            .write(|tx| super::audit::append(tx, &self.sealer, now, entry))
+            .write(|tx| super::audit::append(tx, &self.keys().sealer, now, entry))
     }
 
     pub fn write_blocking<T>(&self, f: impl FnOnce(&TenantTx<'_>) -> Result<T>) -> Result<T> {
         self.writable()?;
         self.db.write(|tx| {
+            let k = self.keys();
             f(&TenantTx {
                 tx,
-                sealer: &self.sealer,
-                blind: &self.blind,
+                sealer: &k.sealer,
+                blind: &k.blind,
                 workspace: self.id,
             })
         })
@@ -157,12 +196,31 @@ impl TenantDb {
         T: Send + 'static,
         F: FnOnce(&Connection, &Sealer) -> Result<T> + Send + 'static,
     {
-        let sealer = Arc::clone(&self.sealer);
-        self.db.read_async(move |c| f(c, &sealer)).await
+        let cell = Arc::clone(&self.keys);
+        self.db
+            .read_async(move |c| f(c, &snapshot(&cell).sealer))
+            .await
     }
 
     pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection, &Sealer) -> Result<T>) -> Result<T> {
-        self.db.read(|c| f(c, &self.sealer))
+        self.db.read(|c| f(c, &self.keys().sealer))
+    }
+
+    /// Re-reads the keys from control.db (a rotation added or destroyed one);
+    /// every clone of this handle uses them from its next transaction.
+    pub fn reload_keys(&self, control: &Control) -> Result<()> {
+        self.reload_keys_sealing(control, None)
+    }
+
+    /// `reload_keys`, still sealing with `sealing`: every key opens, so a
+    /// new key is known to all readers before any value is sealed with it.
+    pub fn reload_keys_sealing(&self, control: &Control, sealing: Option<u32>) -> Result<()> {
+        let fresh = Arc::new(TenantKeys::from_control(control, self.id, sealing)?);
+        match self.keys.write() {
+            Ok(mut k) => *k = fresh,
+            Err(p) => *p.into_inner() = fresh,
+        }
+        Ok(())
     }
 
     /// See `Db::scrub`: runs on the blocking pool.
@@ -179,6 +237,13 @@ impl TenantDb {
     pub fn replace_from(&self, src: &Connection) -> Result<()> {
         self.db.replace_from(src)?;
         crate::store::tenant_settings::bump_generation(&self.db)
+    }
+}
+
+fn snapshot(cell: &KeyCell) -> Arc<TenantKeys> {
+    match cell.read() {
+        Ok(k) => Arc::clone(&k),
+        Err(p) => Arc::clone(&p.into_inner()),
     }
 }
 
@@ -217,21 +282,7 @@ impl TenantPool {
         {
             return Ok(t.for_grant(grant));
         }
-        let wrapped = control.db.read(|c| control::workspace_keys(c, id))?;
-        if wrapped.is_empty() {
-            return Err(Error::NotFound("workspace"));
-        }
-        let scope = id.to_string();
-        let keys = wrapped
-            .iter()
-            .map(|(kid, w)| control.master.unwrap_key(&scope, *kid, w))
-            .collect::<Result<Vec<DataKey>>>()?;
-        let newest = keys
-            .iter()
-            .max_by_key(|k| k.key_id)
-            .ok_or(Error::Crypto("workspace has no data key"))?;
-        let blind = BlindIndex::new(newest);
-        let sealer = Sealer::new(scope, &keys)?;
+        let keys = TenantKeys::from_control(control, id, None)?;
         let path = self.path_for(id);
         if let Some(parent) = path.parent() {
             super::create_private_dir(parent)?;
@@ -240,8 +291,7 @@ impl TenantPool {
         let handle = TenantDb {
             id,
             db: Arc::new(db),
-            sealer: Arc::new(sealer),
-            blind: Arc::new(blind),
+            keys: Arc::new(RwLock::new(Arc::new(keys))),
             frozen: None,
             defs: Default::default(),
         };

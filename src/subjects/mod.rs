@@ -61,7 +61,7 @@ fn digests(blind: &BlindIndex, id: &str) -> Vec<Vec<u8>> {
     forms.dedup();
     forms
         .iter()
-        .map(|f| blind.compute("record.pii", f))
+        .flat_map(|f| blind.compute_all("record.pii", f))
         .collect()
 }
 
@@ -155,7 +155,7 @@ pub async fn find(
 ) -> Result<Vec<Match>> {
     let id = identifier(raw)?;
     let now = state.clock.unix();
-    let d = digests(ctx.db.blind(), &id);
+    let d = digests(&ctx.db.keys().blind, &id);
     let (reader, defs) = (Reader::of(ctx), ctx.db.defs());
     let out = ctx
         .db
@@ -215,7 +215,7 @@ pub async fn export(
     let id = identifier(raw)?;
     let now = state.clock.unix();
     let ws = ctx.db.id().to_string();
-    let d = digests(ctx.db.blind(), &id);
+    let d = digests(&ctx.db.keys().blind, &id);
     let (reader, defs) = (Reader::of(ctx), ctx.db.defs());
     let records = ctx
         .db

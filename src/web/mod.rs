@@ -69,6 +69,7 @@ pub const UI_FORM_ROUTES: &[&str] = &[
     "/w/:ws/deletion",
     "/w/:ws/deletion/cancel",
     "/w/:ws/incidents/ack",
+    "/w/:ws/keys/rotate",
     "/account/deletion",
     "/account/deletion/cancel",
     // Last: the CSRF test signs in as the invitee here.
@@ -133,6 +134,7 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
         "/w/:ws/deletion" => ui::lifecycle::schedule_deletion.boxed(),
         "/w/:ws/deletion/cancel" => ui::lifecycle::cancel_deletion.boxed(),
         "/w/:ws/incidents/ack" => ui::notices::acknowledge.boxed(),
+        "/w/:ws/keys/rotate" => ui::keys::rotate_key.boxed(),
         "/account/deletion" => ui::lifecycle::schedule_account_deletion.boxed(),
         "/account/deletion/cancel" => ui::lifecycle::cancel_account_deletion.boxed(),
         "/w/:ws/integrations/secrets" => ui::integrations::create_secret.boxed(),

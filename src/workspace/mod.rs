@@ -2,6 +2,8 @@
 //! master key, creates its database with the first entry of its own audit
 //! chain, and records it in the platform chain.
 
+pub mod key_rotation;
+
 use serde_json::json;
 
 use crate::access::{Grant, Role};

@@ -10,6 +10,7 @@ pub mod collections;
 pub mod exports;
 pub mod integrations;
 pub mod invitations;
+pub mod keys;
 pub mod lifecycle;
 pub mod me;
 pub mod mfa;
@@ -74,7 +75,8 @@ pub type ApiService = OpenApiService<
         invitations::InvitationsApi,
         subjects::SubjectsApi,
         exports::ExportsApi,
-        lifecycle::LifecycleApi,
+        // Tuples stop at 16: deletion and key rotation share a slot.
+        (lifecycle::LifecycleApi, keys::KeysApi),
         integrations::IntegrationsApi,
         webhooks::WebhooksApi,
     ),
@@ -97,7 +99,7 @@ pub fn service(public_url: &str) -> ApiService {
             invitations::InvitationsApi,
             subjects::SubjectsApi,
             exports::ExportsApi,
-            lifecycle::LifecycleApi,
+            (lifecycle::LifecycleApi, keys::KeysApi),
             integrations::IntegrationsApi,
             webhooks::WebhooksApi,
         ),

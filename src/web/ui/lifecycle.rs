@@ -33,6 +33,7 @@ async fn render(
     let s = lifecycle::status(state, ctx).await?;
     let owner = ctx.role == Role::Owner;
     let days = state.config.file.lifecycle.workspace_grace_days;
+    let rotation = crate::workspace::key_rotation::status(state, ctx.db.id())?;
     page(req, state, who, status, "Workspace settings", |token| {
         html! {
             section.card {
@@ -44,6 +45,7 @@ async fn render(
                 h1 { "Workspace settings" }
                 (errors_box(errors))
             }
+            (super::keys::section(&ws, rotation.as_ref(), owner, token))
             section.card id="deletion" data-state=(s.state) {
                 h2 { "Delete workspace" }
                 @match s.state {

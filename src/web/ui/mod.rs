@@ -8,6 +8,7 @@ pub mod backups;
 pub mod forms;
 pub mod integrations;
 pub mod invite;
+pub mod keys;
 pub mod lifecycle;
 pub mod magic;
 pub mod notices;

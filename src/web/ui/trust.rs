@@ -31,6 +31,9 @@ pub fn page(t: &Trust) -> Response {
                 tr { th { "Audit anchor" } td { "public key " code { (t.audit.public_key) }
                     @if let Some(c) = &t.audit.platform_checkpoint { "; platform chain signed at seq " (c.seq) " (save /trust.json and check later with " code { "aura audit verify --anchor" } ")" } } }
                 tr { th { "Keys" } td { "created " (or_not(&t.encryption.keys_created, "unknown")) "; " (t.encryption.last_rotation) } }
+                tr { th { "Master key" } td { "in use since " (or_not(&t.encryption.master_key_since, "unknown"))
+                    @if let Some(d) = t.encryption.master_key_age_days { " (" (d) " days)" }
+                    "; last rotation: " (or_not(&t.encryption.master_key_last_rotation, "never")) } }
                 tr { th { "Backups" } td {
                     @if !t.backups.configured { "not configured" } @else {
                         "last successful backup: " (or_not(&t.backups.last_success, "none yet"))
