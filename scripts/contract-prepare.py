@@ -77,9 +77,12 @@ def access_token():
     return tokens["access_token"]
 
 
-# `POST /auth/logout` ends the credential it is sent with: it gets its own.
-cookie, logout_cookie = session(), session()
+# `POST /auth/logout` ends the credential it is sent with, and
+# `DELETE /me/sessions/{id}` the sign-in it names: each gets its own.
+cookie, logout_cookie, spare_cookie = session(), session(), session()
 token, logout_token = access_token(), access_token()
+_, spare = call("GET", "/me/sessions", cookie=spare_cookie)
+spare_session = next(s["id"] for s in spare["items"] if s["current"])
 
 _, me = call("GET", "/me", token=token)
 workspace = me["workspaces"][0]["id"]
@@ -90,7 +93,7 @@ _, recs = call(
 )
 record = recs["items"][0]["id"]
 _, team = call("POST", f"/workspaces/{workspace}/teams", {"name": "Contract team"}, token=token)
-_, spare = call(
+_, spare_ws = call(
     "POST",
     "/platform/workspaces",
     {"name": "Suspendable", "owner_email": EMAIL},
@@ -108,12 +111,13 @@ env = {
     "CONTRACT_RECORD": record,
     "CONTRACT_TEAM": team["id"],
     "CONTRACT_USER": me["id"],
-    "CONTRACT_SPARE_WORKSPACE": spare["id"],
+    "CONTRACT_SPARE_WORKSPACE": spare_ws["id"],
+    "CONTRACT_SPARE_SESSION": spare_session,
 }
 with open(os.path.join(work, "env"), "w", encoding="utf-8") as f:
     for k, v in env.items():
         f.write(f"export {k}='{v}'\n")
 print(
     f"prepared {url}: workspace {workspace}, collection {collection}, "
-    f"record {record}, team {team['id']}, spare workspace {spare['id']}"
+    f"record {record}, team {team['id']}, spare workspace {spare_ws['id']}"
 )

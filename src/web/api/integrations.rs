@@ -38,7 +38,7 @@ pub struct IntegrationSecretRotate {
     pub value: String,
     /// How long the previous value keeps working (0..720; default from the
     /// operator's config).
-    #[oai(validator(maximum(value = "720")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "720")))]
     pub overlap_hours: Option<u32>,
 }
 

@@ -111,15 +111,12 @@ documented_as!(RecordPageOut => RecordPage);
 pub struct RecordInput {
     /// Field name (or id) → value. In a PATCH, `null` clears a field and
     /// fields not named stay as they are.
-    pub values: Value,
+    pub values: std::collections::BTreeMap<String, Value>,
 }
 
 impl RecordInput {
     fn into_map(self) -> Result<Map<String, Value>, Error> {
-        match self.values {
-            Value::Object(m) => Ok(m),
-            _ => Err(Error::field("values", "must be an object of field → value")),
-        }
+        Ok(self.values.into_iter().collect())
     }
 }
 

@@ -9,6 +9,8 @@
 //! - a JSON request body takes no property it does not list
 //!   (`additionalProperties: false`): `JsonBody` parses with serde's
 //!   `deny_unknown_fields`, which poem-openapi does not document;
+//! - the bounds of query parameters that handlers check in the domain, so
+//!   that one answer names every bad field (`QUERY_BOUNDS`);
 //! - a path's methods, for the `Allow` header of a 405 answer.
 
 use std::sync::LazyLock;
@@ -31,6 +33,7 @@ pub fn document(api: &ApiService) -> String {
 
 fn complete(doc: &mut Value) {
     closed_request_bodies(doc);
+    bound_queries(doc);
     if let Some(schemas) = doc
         .pointer_mut("/components/schemas")
         .and_then(Value::as_object_mut)
@@ -57,6 +60,57 @@ fn complete(doc: &mut Value) {
                     }
                 }
                 responses.insert("default".into(), problem_response());
+            }
+        }
+    }
+}
+
+/// Query parameters checked by the handler or the domain rather than by
+/// poem-openapi (which would stop at the first bad one, with a 400): the
+/// operation's path, the parameter, and the schema keywords it obeys.
+const QUERY_BOUNDS: &[(&str, &str, &str)] = &[
+    ("/workspaces/{workspace}/audit", "limit", LIMIT_200),
+    ("/workspaces/{workspace}/audit", "from", TIME),
+    ("/workspaces/{workspace}/audit", "to", TIME),
+    ("/workspaces/{workspace}/audit/export", "format", FORMAT),
+    ("/workspaces/{workspace}/audit/export", "from", TIME),
+    ("/workspaces/{workspace}/audit/export", "to", TIME),
+    ("/platform/audit", "limit", LIMIT_200),
+    ("/platform/audit", "from", TIME),
+    ("/platform/audit", "to", TIME),
+    ("/platform/audit/export", "format", FORMAT),
+    ("/workspaces/{workspace}/collections", "limit", r#"{"minimum": 1, "maximum": 500}"#),
+    ("/workspaces/{workspace}/collections/{collection}/records", "limit", LIMIT_200),
+    ("/workspaces/{workspace}/collections/{collection}/records", "q", r#"{"maxLength": 200}"#),
+    (
+        "/workspaces/{workspace}/collections/{collection}/records",
+        "sort",
+        r#"{"enum": ["created_at", "-created_at", "updated_at", "-updated_at"]}"#,
+    ),
+];
+const LIMIT_200: &str = r#"{"minimum": 1, "maximum": 200}"#;
+const FORMAT: &str = r#"{"enum": ["ndjson", "csv"]}"#;
+/// `audit::search::parse_time`: unix seconds, a date or an RFC 3339 time.
+const TIME: &str = r#"{"format": "date-time"}"#;
+
+fn bound_queries(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, name, bounds) in QUERY_BOUNDS {
+        let Ok(Value::Object(bounds)) = serde_json::from_str::<Value>(bounds) else {
+            continue;
+        };
+        let params = paths
+            .get_mut(*path)
+            .and_then(|item| item.get_mut("get"))
+            .and_then(|op| op.get_mut("parameters"))
+            .and_then(Value::as_array_mut);
+        for param in params.into_iter().flatten() {
+            if param["name"] == *name
+                && let Some(schema) = param.get_mut("schema").and_then(Value::as_object_mut)
+            {
+                schema.extend(bounds.clone());
             }
         }
     }
@@ -272,6 +326,12 @@ mod tests {
         assert_eq!(token["nullable"], true, "{token}");
         let field = &doc["components"]["schemas"]["FieldInput"];
         assert_eq!(field["additionalProperties"], false, "{field}");
+        // Every bounded query parameter exists (a renamed one fails here).
+        for (path, name, _) in QUERY_BOUNDS {
+            let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+            let p = params.iter().find(|p| p["name"] == *name).unwrap();
+            assert!(p["schema"].as_object().unwrap().len() > 2, "{path} {name}: {p}");
+        }
     }
 
     #[test]

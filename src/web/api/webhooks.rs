@@ -40,7 +40,7 @@ pub struct WebhookCreate {
 pub struct WebhookRotate {
     /// How long the previous secret keeps signing too (0..720; default from
     /// the operator's config).
-    #[oai(validator(maximum(value = "720")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "720")))]
     pub overlap_hours: Option<u32>,
 }
 
