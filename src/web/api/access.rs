@@ -32,7 +32,10 @@ pub struct RoleChange {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceAccountCreate {
-    #[oai(validator(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
     pub role: Role,
 }
@@ -52,7 +55,10 @@ pub struct ServiceAccountList {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenCreate {
-    #[oai(validator(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
     /// The most this token may do; at most the creator's role.
     pub scope: Role,

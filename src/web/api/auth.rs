@@ -74,7 +74,10 @@ impl From<crate::identity::tokens::TokenPair> for TokenResponse {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MagicLinkRequest {
-    #[oai(validator(max_length = 254, pattern = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"))]
+    #[oai(validator(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    ))]
     pub email: String,
 }
 

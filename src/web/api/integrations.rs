@@ -24,17 +24,28 @@ use crate::web::session::SignedIn;
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationSecretCreate {
-    #[oai(validator(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
     /// The API key or token; stored sealed and never shown again.
-    #[oai(validator(min_length = 8, max_length = 4096, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        min_length = 8,
+        max_length = 4096,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub value: String,
 }
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationSecretRotate {
-    #[oai(validator(min_length = 8, max_length = 4096, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        min_length = 8,
+        max_length = 4096,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub value: String,
     /// How long the previous value keeps working (0..720; default from the
     /// operator's config).
@@ -78,7 +89,10 @@ pub struct IntegrationSecretList {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InboundCreate {
-    #[oai(validator(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
     pub mode: InboundMode,
     /// A stored secret to verify with; absent: a new one is generated and

@@ -24,7 +24,10 @@ use crate::web::session::SignedIn;
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InvitationCreate {
-    #[oai(validator(max_length = 254, pattern = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"))]
+    #[oai(validator(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    ))]
     pub email: String,
     pub role: Role,
 }
@@ -81,7 +84,10 @@ pub struct InvitationPreview {
 #[serde(deny_unknown_fields)]
 pub struct InvitationAccept {
     /// For a new account: your name.
-    #[oai(validator(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: Option<String>,
     /// For a new account: your password.
     #[oai(validator(min_length = 10, max_length = 256))]

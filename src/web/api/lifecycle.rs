@@ -45,7 +45,10 @@ impl From<Status> for WorkspaceDeletion {
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceDeletionRequest {
     /// The workspace's name, typed to confirm.
-    #[oai(validator(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub confirm_name: String,
 }
 

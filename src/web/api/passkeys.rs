@@ -51,7 +51,10 @@ pub struct RegisterStart {
     #[oai(validator(min_length = 1))]
     pub password: String,
     /// A label, such as "Laptop".
-    #[oai(validator(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
 }
 

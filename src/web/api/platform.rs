@@ -39,10 +39,16 @@ pub struct WorkspaceList {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceCreate {
-    #[oai(validator(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
     /// The email of an existing account, who becomes the owner.
-    #[oai(validator(max_length = 254, pattern = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"))]
+    #[oai(validator(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    ))]
     pub owner_email: String,
     /// A region label (default: the appliance's).
     #[oai(validator(max_length = 32, pattern = r"^[A-Za-z0-9_-]*$"))]
@@ -58,7 +64,11 @@ pub struct WorkspaceCreated {
 #[serde(deny_unknown_fields)]
 pub struct ImpersonationStart {
     /// Why (recorded in both audit chains; at least 10 characters).
-    #[oai(validator(min_length = 10, max_length = 1000, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        min_length = 10,
+        max_length = 1000,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub reason: String,
     /// 1 to 60; default 30.
     #[oai(validator(minimum(value = "1"), maximum(value = "60")))]

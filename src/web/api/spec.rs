@@ -70,18 +70,24 @@ fn complete(doc: &mut Value) {
 /// operation's path, the parameter, and the schema keywords it obeys.
 const QUERY_BOUNDS: &[(&str, &str, &str)] = &[
     ("/workspaces/{workspace}/audit", "limit", LIMIT_200),
-    ("/workspaces/{workspace}/audit", "from", TIME),
-    ("/workspaces/{workspace}/audit", "to", TIME),
     ("/workspaces/{workspace}/audit/export", "format", FORMAT),
-    ("/workspaces/{workspace}/audit/export", "from", TIME),
-    ("/workspaces/{workspace}/audit/export", "to", TIME),
     ("/platform/audit", "limit", LIMIT_200),
-    ("/platform/audit", "from", TIME),
-    ("/platform/audit", "to", TIME),
     ("/platform/audit/export", "format", FORMAT),
-    ("/workspaces/{workspace}/collections", "limit", r#"{"minimum": 1, "maximum": 500}"#),
-    ("/workspaces/{workspace}/collections/{collection}/records", "limit", LIMIT_200),
-    ("/workspaces/{workspace}/collections/{collection}/records", "q", r#"{"maxLength": 200}"#),
+    (
+        "/workspaces/{workspace}/collections",
+        "limit",
+        r#"{"minimum": 1, "maximum": 500}"#,
+    ),
+    (
+        "/workspaces/{workspace}/collections/{collection}/records",
+        "limit",
+        LIMIT_200,
+    ),
+    (
+        "/workspaces/{workspace}/collections/{collection}/records",
+        "q",
+        r#"{"maxLength": 200}"#,
+    ),
     (
         "/workspaces/{workspace}/collections/{collection}/records",
         "sort",
@@ -89,9 +95,8 @@ const QUERY_BOUNDS: &[(&str, &str, &str)] = &[
     ),
 ];
 const LIMIT_200: &str = r#"{"minimum": 1, "maximum": 200}"#;
-const FORMAT: &str = r#"{"enum": ["ndjson", "csv"]}"#;
-/// `audit::search::parse_time`: unix seconds, a date or an RFC 3339 time.
-const TIME: &str = r#"{"format": "date-time"}"#;
+/// Empty means the default, `ndjson` (`audit::export::Format::parse`).
+const FORMAT: &str = r#"{"enum": ["ndjson", "csv", ""]}"#;
 
 fn bound_queries(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
@@ -122,7 +127,9 @@ fn closed_request_bodies(doc: &mut Value) {
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for item in paths.values_mut().filter_map(Value::as_object_mut) {
             for op in item.values_mut() {
-                if let Some(schema) = op.pointer_mut("/requestBody/content/application~1json/schema") {
+                if let Some(schema) =
+                    op.pointer_mut("/requestBody/content/application~1json/schema")
+                {
                     close(schema, &mut named);
                 }
             }
@@ -175,11 +182,7 @@ fn close(schema: &mut Value, named: &mut Vec<String>) {
 fn response_schemas(resp: &mut Value) -> Vec<&mut Value> {
     resp.get_mut("content")
         .and_then(Value::as_object_mut)
-        .map(|c| {
-            c.values_mut()
-                .filter_map(|m| m.get_mut("schema"))
-                .collect()
-        })
+        .map(|c| c.values_mut().filter_map(|m| m.get_mut("schema")).collect())
         .unwrap_or_default()
 }
 
@@ -330,7 +333,10 @@ mod tests {
         for (path, name, _) in QUERY_BOUNDS {
             let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
             let p = params.iter().find(|p| p["name"] == *name).unwrap();
-            assert!(p["schema"].as_object().unwrap().len() > 2, "{path} {name}: {p}");
+            assert!(
+                p["schema"].as_object().unwrap().len() > 2,
+                "{path} {name}: {p}"
+            );
         }
     }
 

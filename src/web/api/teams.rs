@@ -71,7 +71,10 @@ pub struct TeamList {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamCreate {
-    #[oai(validator(max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"))]
+    #[oai(validator(
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
 }
 
