@@ -92,6 +92,14 @@ _, recs = call(
     "GET", f"/workspaces/{workspace}/collections/{collection}/records", token=token
 )
 record = recs["items"][0]["id"]
+# Role changes and removals act on a member of its own, never on the owner
+# whose credentials the run uses (another owner may demote them).
+_, member = call(
+    "POST",
+    f"/workspaces/{workspace}/service-accounts",
+    {"name": "Contract member", "role": "member"},
+    token=token,
+)
 _, team = call("POST", f"/workspaces/{workspace}/teams", {"name": "Contract team"}, token=token)
 _, spare_ws = call(
     "POST",
@@ -110,7 +118,7 @@ env = {
     "CONTRACT_COLLECTION": collection,
     "CONTRACT_RECORD": record,
     "CONTRACT_TEAM": team["id"],
-    "CONTRACT_USER": me["id"],
+    "CONTRACT_USER": member["id"],
     "CONTRACT_SPARE_WORKSPACE": spare_ws["id"],
     "CONTRACT_SPARE_SESSION": spare_session,
 }

@@ -54,6 +54,15 @@ pub fn parse_json<T: DeserializeOwned>(data: &[u8]) -> Result<T, Problem> {
             "the request body is empty; send a JSON object",
         ));
     }
+    // Every JSON body is an object (its schema says so), but serde also
+    // reads a struct from an array of its fields in order: refuse that here.
+    let first = data.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b == b'[') {
+        return Err(Problem::validation(vec![FieldError {
+            field: "body".into(),
+            message: "must be a JSON object".into(),
+        }]));
+    }
     let de = &mut serde_json::Deserializer::from_slice(data);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
@@ -308,6 +317,8 @@ mod tests {
         assert_eq!(p.errors[0].field, "email");
         let p = parse_json::<Login>(br#"{"email":"a","password":"x","admin":true}"#).unwrap_err();
         assert_eq!(p.errors[0].field, "admin");
+        let p = parse_json::<Login>(br#" ["a@b.c", "x"]"#).unwrap_err();
+        assert_eq!(p.errors[0].field, "body");
         let p = parse_json::<Login>(b"{not json").unwrap_err();
         assert_eq!(p.status, 400);
     }

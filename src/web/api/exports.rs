@@ -26,6 +26,7 @@ pub struct ExportRequest {
     /// Encrypt the archive to this age recipient (`age1...`); without it the
     /// download is the plain `.tar.zst`.
     #[serde(default)]
+    #[oai(validator(pattern = r"^age1[02-9ac-hj-np-z]{58}$"))]
     pub recipient: Option<String>,
 }
 
