@@ -27,7 +27,9 @@ pub struct ExportRequest {
     /// download is the plain `.tar.zst`.
     #[serde(default)]
     // Blank means none (`export::recipient` trims).
-    #[oai(validator(pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(age1[02-9ac-hj-np-z]{58})?[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"))]
+    #[oai(validator(
+        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(age1[02-9ac-hj-np-z]{58})?[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    ))]
     pub recipient: Option<String>,
 }
 
