@@ -108,6 +108,31 @@ _, spare_ws = call(
     token=token,
 )
 
+# A few more things to act on, so fewer operations only meet 404s.
+ws_path = f"/workspaces/{workspace}"
+_, secret = call(
+    "POST",
+    f"{ws_path}/integrations/secrets",
+    {"name": "Contract secret", "value": "contract-secret-value"},
+    token=token,
+)
+_, inbound = call(
+    "POST",
+    f"{ws_path}/integrations/inbound",
+    {"name": "Contract inbound", "mode": "token"},
+    token=token,
+)
+_, api_token = call(
+    "POST", f"{ws_path}/tokens", {"name": "Contract token", "scope": "viewer"}, token=token
+)
+_, invitation = call(
+    "POST",
+    f"{ws_path}/invitations",
+    {"email": "invitee@example.com", "role": "member"},
+    token=token,
+)
+_, export = call("POST", f"{ws_path}/exports", {}, token=token)
+
 env = {
     "CONTRACT_URL": url,
     "CONTRACT_ACCESS_TOKEN": token,
@@ -121,6 +146,11 @@ env = {
     "CONTRACT_USER": member["id"],
     "CONTRACT_SPARE_WORKSPACE": spare_ws["id"],
     "CONTRACT_SPARE_SESSION": spare_session,
+    "CONTRACT_SECRET": secret["id"],
+    "CONTRACT_INBOUND": inbound["id"],
+    "CONTRACT_API_TOKEN": api_token["id"],
+    "CONTRACT_INVITATION": invitation["id"],
+    "CONTRACT_EXPORT": export["id"],
 }
 with open(os.path.join(work, "env"), "w", encoding="utf-8") as f:
     for k, v in env.items():
