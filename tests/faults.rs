@@ -1,4 +1,4 @@
-//! Faults an appliance meets in the field (issue 24, SECURITY.md faults-1):
+//! Faults an appliance meets in the field (issue 24, SECURITY.md az):
 //! the data dir's disk or a backup target fills up (a small tmpfs here, see
 //! `common::disk`), and files that leave the data dir (backups, exports, move
 //! bundles) must be private whatever the umask. The log destination's faults

@@ -1,5 +1,5 @@
 //! A full log destination never stops the server (issue 24, SECURITY.md
-//! faults-1): stdout and stderr on a full device, then on pipes nobody reads.
+//! az): stdout and stderr on a full device, then on pipes nobody reads.
 
 mod common;
 

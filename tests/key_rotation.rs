@@ -1,4 +1,4 @@
-//! Key rotation (SECURITY.md keys-1). The master key: `aura keys rotate-master`
+//! Key rotation (SECURITY.md row ba). The master key: `aura keys rotate-master`
 //! aborted at every step (what a kill -9 there does) leaves an appliance that
 //! starts and reads everything, and a rerun finishes; afterwards only the new
 //! key opens it. A workspace data key: rotated online under writes, the server

@@ -353,3 +353,7 @@ pub fn read_escrow(path: &Path, identity: &age::x25519::Identity) -> Result<Escr
     r.read_to_end(&mut buf)?;
     serde_json::from_slice(&buf).map_err(|e| Error::Usage(format!("key escrow unreadable: {e}")))
 }
+
+#[cfg(test)]
+#[path = "archive_proptests.rs"]
+pub(crate) mod proptests;

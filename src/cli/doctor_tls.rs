@@ -82,8 +82,17 @@ pub async fn check(cfg: &Config, r: &mut Report) {
                 .get("date")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| {
-                    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822)
-                        .ok()
+                    // HTTP dates are IMF-fixdate (RFC 9110); a fixed format
+                    // rather than RFC 2822, whose parser has had a
+                    // stack-exhaustion bug (RUSTSEC-2026-0009, deny.toml).
+                    time::PrimitiveDateTime::parse(
+                        v,
+                        time::macros::format_description!(
+                            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+                        ),
+                    )
+                    .ok()
+                    .map(time::PrimitiveDateTime::assume_utc)
                 });
             match date {
                 Some(server) => {

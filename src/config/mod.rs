@@ -550,3 +550,7 @@ mod tests {
         assert!(err.contains(&format!("{}:3", p.display())), "{err}");
     }
 }
+
+#[cfg(test)]
+#[path = "load_proptests.rs"]
+mod load_proptests;

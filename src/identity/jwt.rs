@@ -139,3 +139,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "jwt_proptests.rs"]
+mod proptests;

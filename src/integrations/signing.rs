@@ -83,7 +83,8 @@ pub fn verify(secrets: &[String], header: &str, msg_id: &str, timestamp: i64, bo
 
 /// Whether a signed timestamp is within the tolerance window of `now`.
 pub fn fresh(timestamp: i64, now: i64) -> bool {
-    (now - timestamp).abs() <= TOLERANCE_SECS
+    // `abs_diff`: the timestamp is whatever the sender wrote (any i64).
+    now.abs_diff(timestamp) <= TOLERANCE_SECS.unsigned_abs()
 }
 
 #[cfg(test)]
@@ -136,3 +137,7 @@ mod tests {
         assert!(!fresh(1000, 1301) && !fresh(1301, 1000));
     }
 }
+
+#[cfg(test)]
+#[path = "signing_proptests.rs"]
+mod proptests;

@@ -186,3 +186,7 @@ pub fn unpack(bundle: &Path, identity: &age::x25519::Identity, dir: &Path) -> Re
     }
     Ok(manifest)
 }
+
+#[cfg(test)]
+#[path = "bundle_proptests.rs"]
+mod proptests;

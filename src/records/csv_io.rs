@@ -344,3 +344,7 @@ pub fn csv_rows(fields: &[Field], page: &[RecordRow], header: bool) -> Option<Ve
     }
     w.into_inner().ok().filter(|_| ok)
 }
+
+#[cfg(test)]
+#[path = "csv_io_proptests.rs"]
+mod proptests;

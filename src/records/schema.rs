@@ -166,11 +166,18 @@ pub struct FieldInput {
     /// Present when changing an existing field.
     #[serde(default)]
     pub id: Option<String>,
+    #[oai(validator(
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
     /// text, long_text, integer, decimal, money, boolean, date, datetime,
     /// email, phone, url, select, multi_select, relation or member.
     #[serde(rename = "type")]
     #[oai(rename = "type")]
+    #[oai(validator(
+        pattern = r"^(text|long_text|integer|decimal|money|boolean|date|datetime|email|phone|url|select|multi_select|relation|member)$"
+    ))]
     pub kind: String,
     #[serde(default)]
     #[oai(default)]

@@ -541,3 +541,7 @@ mod tests {
         assert_eq!(api["p"], json!("+49301234567"));
     }
 }
+
+#[cfg(test)]
+#[path = "values_proptests.rs"]
+pub(crate) mod proptests;

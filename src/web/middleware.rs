@@ -145,6 +145,12 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
             }
         }
     };
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) = crate::web::api::spec::allowed_methods(&path)
+    {
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
     if let (Some(st), Some(d)) = (&state, &rate) {
         st.rates.finish(d, &mut resp);
     }

@@ -152,7 +152,7 @@ fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
 
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = api::service(&state.config.public_url);
-    let spec = api.spec_endpoint();
+    let spec = api::spec::document(&api);
     let mut route = Route::new()
         .at("/healthz", get(crate::ops::health::healthz))
         .at("/readyz", get(crate::ops::health::readyz))
@@ -165,7 +165,14 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             get(crate::ops::trust::security_txt),
         )
         .nest("/api/v1", api)
-        .at("/api/openapi.json", spec)
+        .at(
+            "/api/openapi.json",
+            get(poem::endpoint::make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("application/json; charset=utf-8")
+                    .body(spec.clone())
+            })),
+        )
         .at("/", get(ui::pages::home))
         .at("/workspaces", get(ui::pages::workspaces))
         .at("/w/:ws", get(ui::records::workspace_home))

@@ -32,6 +32,10 @@ pub struct RoleChange {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceAccountCreate {
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
     pub role: Role,
 }
@@ -51,10 +55,15 @@ pub struct ServiceAccountList {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenCreate {
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
     /// The most this token may do; at most the creator's role.
     pub scope: Role,
     /// Days until it expires; absent means it does not expire.
+    #[oai(validator(minimum(value = "1"), maximum(value = "3650")))]
     pub expires_in_days: Option<u32>,
     /// A service account of this workspace; absent means the creator's own.
     pub service_account: Option<String>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use poem::Body;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::{Binary, Json, Response};
+use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 use tokio_stream::wrappers::ReceiverStream;
@@ -153,12 +153,20 @@ impl From<ChainReport> for VerifyResult {
 #[serde(deny_unknown_fields)]
 pub struct RetentionSettings {
     /// Days to keep entries (7..36500).
+    #[oai(validator(minimum(value = "7"), maximum(value = "36500")))]
     pub retention_days: u32,
 }
 
 pub struct AuditApi;
 
-type ExportResponse = Response<Binary<Body>>;
+/// The audit export's media types (`Format::content_type`).
+pub struct AuditExportTypes;
+
+impl super::body::MediaTypes for AuditExportTypes {
+    const TYPES: &'static [&'static str] = &["application/x-ndjson", "text/csv"];
+}
+
+type ExportResponse = super::body::Download<AuditExportTypes>;
 
 fn export_response(
     format: Format,
@@ -166,18 +174,17 @@ fn export_response(
     rx: service::ExportStream,
 ) -> ExportResponse {
     let checkpoint = serde_json::to_string(&line).unwrap_or_default();
-    Response::new(Binary(Body::from_bytes_stream(ReceiverStream::new(rx))))
-        .header("content-type", format.content_type())
-        .header(
-            "content-disposition",
-            format!(
-                "attachment; filename=\"audit-{}-{}.{}\"",
-                line.scope,
-                line.seq,
-                format.extension()
-            ),
-        )
-        .header("x-aura-checkpoint", checkpoint)
+    super::body::Download::new(
+        format.content_type(),
+        format!(
+            "attachment; filename=\"audit-{}-{}.{}\"",
+            line.scope,
+            line.seq,
+            format.extension()
+        ),
+        Body::from_bytes_stream(ReceiverStream::new(rx)),
+    )
+    .header("x-aura-checkpoint", checkpoint)
 }
 
 #[OpenApi(tag = "ApiTags::Audit")]

@@ -16,7 +16,9 @@ use crate::web::session::{SignedIn, clear_cookie, session_cookie};
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[oai(validator(min_length = 1))]
     pub email: String,
+    #[oai(validator(min_length = 1))]
     pub password: String,
     /// The current TOTP code or a recovery code, when the account has a
     /// second factor (without it: 401 `mfa-required`).
@@ -31,7 +33,9 @@ pub struct LoginResponse {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
+    #[oai(validator(min_length = 1))]
     pub email: String,
+    #[oai(validator(min_length = 1))]
     pub password: String,
     /// The current TOTP code, when the account has enrolled one.
     pub totp: Option<String>,
@@ -40,6 +44,7 @@ pub struct TokenRequest {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    #[oai(validator(min_length = 1))]
     pub refresh_token: String,
 }
 
@@ -69,6 +74,11 @@ impl From<crate::identity::tokens::TokenPair> for TokenResponse {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MagicLinkRequest {
+    #[oai(validator(
+        max_length = 254,
+        // As `identity::users::validate_email` takes it.
+        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]+@[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.][^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*\.[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.][\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    ))]
     pub email: String,
 }
 
@@ -88,7 +98,9 @@ pub enum MagicLinkResponse {
 #[serde(deny_unknown_fields)]
 pub struct PasswordResetConfirm {
     /// The token from the emailed link (`/reset/{token}`).
+    #[oai(validator(min_length = 1))]
     pub token: String,
+    #[oai(validator(min_length = 10, max_length = 256))]
     pub new_password: String,
 }
 

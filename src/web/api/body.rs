@@ -54,6 +54,15 @@ pub fn parse_json<T: DeserializeOwned>(data: &[u8]) -> Result<T, Problem> {
             "the request body is empty; send a JSON object",
         ));
     }
+    // Every JSON body is an object (its schema says so), but serde also
+    // reads a struct from an array of its fields in order: refuse that here.
+    let first = data.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b == b'[') {
+        return Err(Problem::validation(vec![FieldError {
+            field: "body".into(),
+            message: "must be a JSON object".into(),
+        }]));
+    }
     let de = &mut serde_json::Deserializer::from_slice(data);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
@@ -231,6 +240,63 @@ impl<T: Type + serde::Serialize + Send> poem_openapi::ApiResponse for JsonOut<T>
     }
 }
 
+/// The media types a `Download` can have, for the OpenAPI document.
+pub trait MediaTypes: Send {
+    const TYPES: &'static [&'static str];
+}
+
+/// A streamed file (an export, a CSV), documented with the media types it is
+/// really sent as: poem-openapi's `Binary` documents only
+/// `application/octet-stream`.
+pub struct Download<M>(poem::Response, std::marker::PhantomData<M>);
+
+impl<M: MediaTypes> Download<M> {
+    /// `content_type` must be one of `M::TYPES` (parameters aside).
+    pub fn new(content_type: &str, disposition: String, body: poem::Body) -> Self {
+        let resp = poem::Response::builder()
+            .content_type(content_type)
+            .header(poem::http::header::CONTENT_DISPOSITION, disposition)
+            .body(body);
+        Self(resp, std::marker::PhantomData)
+    }
+
+    pub fn header(mut self, name: &'static str, value: String) -> Self {
+        if let Ok(v) = poem::http::HeaderValue::from_str(&value) {
+            self.0.headers_mut().insert(name, v);
+        }
+        self
+    }
+}
+
+impl<M: MediaTypes> poem::IntoResponse for Download<M> {
+    fn into_response(self) -> poem::Response {
+        self.0
+    }
+}
+
+impl<M: MediaTypes> poem_openapi::ApiResponse for Download<M> {
+    fn meta() -> poem_openapi::registry::MetaResponses {
+        use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses};
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "The file, streamed.",
+                status: Some(200),
+                status_range: None,
+                content: M::TYPES
+                    .iter()
+                    .map(|t| MetaMediaType {
+                        content_type: t,
+                        schema: <poem_openapi::types::Binary<Vec<u8>> as Type>::schema_ref(),
+                    })
+                    .collect(),
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(_registry: &mut Registry) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +317,8 @@ mod tests {
         assert_eq!(p.errors[0].field, "email");
         let p = parse_json::<Login>(br#"{"email":"a","password":"x","admin":true}"#).unwrap_err();
         assert_eq!(p.errors[0].field, "admin");
+        let p = parse_json::<Login>(br#" ["a@b.c", "x"]"#).unwrap_err();
+        assert_eq!(p.errors[0].field, "body");
         let p = parse_json::<Login>(b"{not json").unwrap_err();
         assert_eq!(p.status, 400);
     }

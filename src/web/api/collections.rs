@@ -70,6 +70,10 @@ impl From<Visible> for Collection {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CollectionCreate {
+    #[oai(validator(
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
     pub fields: Vec<FieldInput>,
     /// A team to own the collection; only its lead and members will see it.
@@ -83,6 +87,10 @@ pub struct CollectionCreate {
 #[serde(deny_unknown_fields)]
 pub struct CollectionPatch {
     #[serde(default)]
+    #[oai(validator(
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: Option<String>,
     /// Entries with an `id` change that field (rename, flags, `retired`);
     /// entries without add a field. Fields not listed stay as they are.

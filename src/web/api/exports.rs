@@ -6,13 +6,13 @@ use std::sync::Arc;
 use poem::Body;
 use poem::web::Data;
 use poem_openapi::param::Path;
-use poem_openapi::payload::{Binary, Json, Response};
+use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
-use super::body::JsonBody;
+use super::body::{Download, JsonBody, MediaTypes};
 use crate::access::enter::{TenantCtx, enter};
 use crate::access::permissions::{Action, Resource, needs};
 use crate::app::AppState;
@@ -26,6 +26,10 @@ pub struct ExportRequest {
     /// Encrypt the archive to this age recipient (`age1...`); without it the
     /// download is the plain `.tar.zst`.
     #[serde(default)]
+    // Blank means none (`export::recipient` trims).
+    #[oai(validator(
+        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(age1[02-9ac-hj-np-z]{58})?[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    ))]
     pub recipient: Option<String>,
 }
 
@@ -91,6 +95,13 @@ async fn enter_export(
 ) -> poem::Result<TenantCtx> {
     let need = needs(Resource::Workspace, Action::Export);
     Ok(enter(state, &who.0, workspace, need, "workspace.export", meta).await?)
+}
+
+/// A workspace export's media types (`ExportJob::content_type`).
+pub struct ExportTypes;
+
+impl MediaTypes for ExportTypes {
+    const TYPES: &'static [&'static str] = &["application/zstd", "application/octet-stream"];
 }
 
 pub struct ExportsApi;
@@ -170,20 +181,17 @@ impl ExportsApi {
         who: SignedIn,
         workspace: Path<String>,
         export: Path<String>,
-    ) -> poem::Result<Response<Binary<Body>>> {
+    ) -> poem::Result<Download<ExportTypes>> {
         let ctx = enter_export(&state, &who, &workspace, &meta).await?;
         let job = state
             .exports
             .get(ctx.db.id(), &export, state.clock.unix())?;
         let (name, ctype) = (job.file_name(), job.content_type());
         let rx = jobs::download(job)?;
-        Ok(
-            Response::new(Binary(Body::from_bytes_stream(ReceiverStream::new(rx))))
-                .header("content-type", ctype)
-                .header(
-                    "content-disposition",
-                    format!("attachment; filename=\"{name}\""),
-                ),
-        )
+        Ok(Download::new(
+            ctype,
+            format!("attachment; filename=\"{name}\""),
+            Body::from_bytes_stream(ReceiverStream::new(rx)),
+        ))
     }
 }

@@ -24,17 +24,32 @@ use crate::web::session::SignedIn;
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationSecretCreate {
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
     /// The API key or token; stored sealed and never shown again.
+    #[oai(validator(
+        min_length = 8,
+        max_length = 4096,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub value: String,
 }
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationSecretRotate {
+    #[oai(validator(
+        min_length = 8,
+        max_length = 4096,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub value: String,
     /// How long the previous value keeps working (0..720; default from the
     /// operator's config).
+    #[oai(validator(minimum(value = "0"), maximum(value = "720")))]
     pub overlap_hours: Option<u32>,
 }
 
@@ -74,14 +89,37 @@ pub struct IntegrationSecretList {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InboundCreate {
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
-    /// `signature` (Standard Webhooks HMAC headers) or `token` (`Authorization: Bearer`).
-    pub mode: String,
+    pub mode: InboundMode,
     /// A stored secret to verify with; absent: a new one is generated and
     /// returned once.
     pub secret_id: Option<String>,
     /// Verified events become records of this collection.
     pub collection_id: Option<String>,
+}
+
+/// How an inbound integration authenticates its sender.
+#[derive(poem_openapi::Enum, Deserialize, Clone, Copy)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum InboundMode {
+    /// Standard Webhooks HMAC headers.
+    Signature,
+    /// `Authorization: Bearer`.
+    Token,
+}
+
+impl InboundMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Signature => "signature",
+            Self::Token => "token",
+        }
+    }
 }
 
 #[derive(Object)]
@@ -293,7 +331,7 @@ impl IntegrationsApi {
         let b = body.0;
         let req = inbound::NewInbound {
             name: b.name,
-            mode: b.mode,
+            mode: b.mode.as_str().into(),
             secret_id: b.secret_id,
             collection_id: b.collection_id,
         };

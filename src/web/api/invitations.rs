@@ -24,6 +24,11 @@ use crate::web::session::SignedIn;
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InvitationCreate {
+    #[oai(validator(
+        max_length = 254,
+        // As `identity::users::validate_email` takes it.
+        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]+@[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.][^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*\.[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.][\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    ))]
     pub email: String,
     pub role: Role,
 }
@@ -80,8 +85,13 @@ pub struct InvitationPreview {
 #[serde(deny_unknown_fields)]
 pub struct InvitationAccept {
     /// For a new account: your name.
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: Option<String>,
     /// For a new account: your password.
+    #[oai(validator(min_length = 10, max_length = 256))]
     pub password: Option<String>,
 }
 

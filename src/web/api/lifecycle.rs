@@ -45,6 +45,10 @@ impl From<Status> for WorkspaceDeletion {
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceDeletionRequest {
     /// The workspace's name, typed to confirm.
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub confirm_name: String,
 }
 
@@ -62,6 +66,7 @@ pub struct AccountDeletion {
 #[serde(deny_unknown_fields)]
 pub struct AccountDeletionRequest {
     /// Your password, again.
+    #[oai(validator(min_length = 1))]
     pub password: String,
 }
 

@@ -55,7 +55,9 @@ pub struct SignInList {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
+    #[oai(validator(min_length = 1))]
     pub current_password: String,
+    #[oai(validator(min_length = 10, max_length = 256))]
     pub new_password: String,
 }
 

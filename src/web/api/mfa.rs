@@ -25,6 +25,7 @@ pub struct MfaStatus {
 #[serde(deny_unknown_fields)]
 pub struct Reauth {
     /// Your current password.
+    #[oai(validator(min_length = 1))]
     pub password: String,
 }
 
@@ -40,6 +41,7 @@ pub struct TotpEnrolment {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Code {
+    #[oai(validator(min_length = 1))]
     pub code: String,
 }
 
@@ -52,8 +54,10 @@ pub struct RecoveryCodes {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveTotp {
+    #[oai(validator(min_length = 1))]
     pub password: String,
     /// A current TOTP code or a recovery code.
+    #[oai(validator(min_length = 1))]
     pub code: String,
 }
 

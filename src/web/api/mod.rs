@@ -17,6 +17,7 @@ pub mod mfa;
 pub mod passkeys;
 pub mod platform;
 pub mod records;
+pub mod spec;
 pub mod subjects;
 pub mod teams;
 pub mod webhooks;

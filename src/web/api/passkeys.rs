@@ -48,8 +48,13 @@ pub struct PasskeyList {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterStart {
+    #[oai(validator(min_length = 1))]
     pub password: String,
     /// A label, such as "Laptop".
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
 }
 
@@ -66,6 +71,7 @@ pub struct Ceremony {
 #[serde(deny_unknown_fields)]
 #[oai(rename = "PasskeyCeremonyFinish")]
 pub struct CeremonyFinish {
+    #[oai(validator(min_length = 1))]
     pub ceremony: String,
     /// The credential the browser returned, binary fields base64url-encoded.
     pub credential: serde_json::Value,

@@ -39,10 +39,20 @@ pub struct WorkspaceList {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceCreate {
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
     /// The email of an existing account, who becomes the owner.
+    #[oai(validator(
+        max_length = 254,
+        // As `identity::users::validate_email` takes it.
+        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]+@[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.][^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*\.[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.][\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    ))]
     pub owner_email: String,
     /// A region label (default: the appliance's).
+    #[oai(validator(max_length = 32, pattern = r"^[A-Za-z0-9_-]*$"))]
     pub region: Option<String>,
 }
 
@@ -55,8 +65,14 @@ pub struct WorkspaceCreated {
 #[serde(deny_unknown_fields)]
 pub struct ImpersonationStart {
     /// Why (recorded in both audit chains; at least 10 characters).
+    #[oai(validator(
+        min_length = 10,
+        max_length = 1000,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub reason: String,
     /// 1 to 60; default 30.
+    #[oai(validator(minimum(value = "1"), maximum(value = "60")))]
     pub minutes: Option<u32>,
     /// The role to act with; default `viewer` (never `owner`).
     pub role: Option<Role>,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use poem::Body;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::{Binary, Json, Response};
+use poem_openapi::payload::Json;
 use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
-use super::body::{CsvBody, JsonBody, JsonOut};
+use super::body::{CsvBody, Download, JsonBody, JsonOut, MediaTypes};
 use crate::access::enter::{TenantCtx, enter};
 use crate::access::permissions::{Action, Resource, needs};
 use crate::app::AppState;
@@ -111,15 +111,12 @@ documented_as!(RecordPageOut => RecordPage);
 pub struct RecordInput {
     /// Field name (or id) → value. In a PATCH, `null` clears a field and
     /// fields not named stay as they are.
-    pub values: Value,
+    pub values: std::collections::BTreeMap<String, Value>,
 }
 
 impl RecordInput {
     fn into_map(self) -> Result<Map<String, Value>, Error> {
-        match self.values {
-            Value::Object(m) => Ok(m),
-            _ => Err(Error::field("values", "must be an object of field → value")),
-        }
+        Ok(self.values.into_iter().collect())
     }
 }
 
@@ -175,6 +172,13 @@ pub enum RecordCreated {
 pub enum Deleted {
     #[oai(status = 204)]
     Deleted,
+}
+
+/// The CSV export's media type.
+pub struct CsvType;
+
+impl MediaTypes for CsvType {
+    const TYPES: &'static [&'static str] = &["text/csv"];
 }
 
 pub struct RecordsApi;
@@ -457,7 +461,7 @@ impl RecordsApi {
         who: SignedIn,
         workspace: Path<String>,
         collection: Path<String>,
-    ) -> poem::Result<Response<Binary<Body>>> {
+    ) -> poem::Result<Download<CsvType>> {
         let ctx = enter_for(
             &state,
             &who,
@@ -468,14 +472,11 @@ impl RecordsApi {
         )
         .await?;
         let rx = csv_io::export(&state, &ctx, &meta, &collection).await?;
-        Ok(
-            Response::new(Binary(Body::from_bytes_stream(ReceiverStream::new(rx))))
-                .header("content-type", "text/csv; charset=utf-8")
-                .header(
-                    "content-disposition",
-                    format!("attachment; filename=\"collection-{}.csv\"", collection.0),
-                ),
-        )
+        Ok(Download::new(
+            "text/csv; charset=utf-8",
+            format!("attachment; filename=\"collection-{}.csv\"", collection.0),
+            Body::from_bytes_stream(ReceiverStream::new(rx)),
+        ))
     }
 
     /// Imports CSV rows as new records: all of them, or none with every

@@ -24,6 +24,7 @@ use crate::web::session::SignedIn;
 #[serde(deny_unknown_fields)]
 pub struct SubjectRequest {
     /// An email, a phone number, or any value of a `pii` field.
+    #[oai(validator(max_length = 1000, pattern = r"\S"))]
     pub identifier: String,
 }
 

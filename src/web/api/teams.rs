@@ -71,14 +71,35 @@ pub struct TeamList {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamCreate {
+    #[oai(validator(
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
 }
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamRole {
-    /// `lead` or `member`.
-    pub role: String,
+    pub role: TeamRoleKind,
+}
+
+/// A member's role in a team.
+#[derive(poem_openapi::Enum, Deserialize, Clone, Copy)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum TeamRoleKind {
+    Lead,
+    Member,
+}
+
+impl TeamRoleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lead => "lead",
+            Self::Member => "member",
+        }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -191,7 +212,7 @@ impl TeamsApi {
             &meta,
         )
         .await?;
-        teams::set_member(&state, &ctx, &meta, &team, &user, &body.0.role).await?;
+        teams::set_member(&state, &ctx, &meta, &team, &user, body.0.role.as_str()).await?;
         Ok(Done::Done)
     }
 

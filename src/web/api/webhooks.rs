@@ -25,8 +25,13 @@ use crate::web::session::SignedIn;
 #[serde(deny_unknown_fields)]
 pub struct WebhookCreate {
     /// `https://...` (`http://` only to an IP the operator allow-listed).
+    #[oai(validator(max_length = 2048, pattern = r"^https://[^\s/?#]+[^\s]*$"))]
     pub url: String,
     /// Event types, e.g. `record.created`, `member.role_changed`.
+    #[oai(validator(
+        min_items = 1,
+        pattern = r"^(record\.created|record\.updated|record\.restored|record\.deleted|records\.imported|member\.added|member\.role_changed|member\.removed)$"
+    ))]
     pub events: Vec<String>,
 }
 
@@ -35,6 +40,7 @@ pub struct WebhookCreate {
 pub struct WebhookRotate {
     /// How long the previous secret keeps signing too (0..720; default from
     /// the operator's config).
+    #[oai(validator(minimum(value = "0"), maximum(value = "720")))]
     pub overlap_hours: Option<u32>,
 }
 
