@@ -240,7 +240,6 @@ pub fn compute(state: &AppState) -> Trust {
             host: host_of(&t.endpoint),
         });
     }
-    let now = state.clock.unix();
     let upcoming = crate::notices::subprocessors::upcoming(&f.trust.subprocessors, now);
     subprocessors.extend(
         f.trust
