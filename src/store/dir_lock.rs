@@ -12,13 +12,12 @@ use crate::error::{Error, Result};
 
 pub struct DirLock(#[allow(dead_code)] Flock<File>);
 
+/// The data dir itself is locked (flock on a directory), so taking the lock
+/// creates no file: a server that then refuses to start (a wrong key, a
+/// loose key file) leaves the data dir exactly as it was.
 fn lock_file(data_dir: &Path) -> Result<File> {
     super::create_private_dir(data_dir)?;
-    Ok(std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(data_dir.join(".aura.lock"))?)
+    Ok(File::open(data_dir)?)
 }
 
 /// Held by a running server.
