@@ -343,6 +343,45 @@ async fn retries_back_off_exponentially_with_jitter_across_deliveries() {
     w.server.stop();
 }
 
+/// A delivery starts as soon as the change that queued it has committed,
+/// however slow the commit: the worker is woken after the commit, never
+/// before. (Woken before it, the worker read a snapshot without the delivery
+/// and slept until its next full scan, 30 s later: CI saw a first attempt
+/// 30 s late.) `AURA_TEST_COMMIT_DELAY_MS` holds every commit as a slow disk
+/// would.
+#[tokio::test]
+async fn a_delivery_starts_at_once_however_slow_the_commit() {
+    let (base, seen) = start_receiver(0).await;
+    let w = workspace(&[
+        ("AURA_INTEGRATIONS__ALLOWED_CIDRS", "[\"127.0.0.0/8\"]"),
+        ("AURA_TEST_COMMIT_DELAY_MS", "300"),
+    ])
+    .await;
+    let (s, hook) = w
+        .post(
+            "/webhooks",
+            json!({"url": format!("{base}/down"), "events": ["record.created"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{hook}");
+    // Past the worker's start-up scan: only the wake-up can start it now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    w.record().await;
+    let committed = Instant::now();
+    loop {
+        if seen.lock().unwrap().iter().any(|s| s.0 == "/down") {
+            break;
+        }
+        assert!(
+            committed.elapsed() < Duration::from_secs(10),
+            "no delivery attempt within 10 s of the commit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("first attempt {:?} after the commit", committed.elapsed());
+    w.server.stop();
+}
+
 /// A TCP listener on `ip`:0 that counts connections and answers none.
 async fn connection_counter(ip: &str) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();

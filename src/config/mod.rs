@@ -34,6 +34,7 @@ const NON_CONFIG_ENV: &[&str] = &[
     "test_clock_offset",
     "test_power_cut_vfs",
     "test_wedge_after_ms",
+    "test_commit_delay_ms",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -27,6 +27,7 @@ fn signal() -> &'static Signal {
 }
 
 /// Tells the worker that a workspace has new work (deliveries, events).
+/// Call it after the transaction that stored the work has committed.
 pub fn wake(ws: WorkspaceId) {
     if let Ok(mut d) = signal().dirty.lock() {
         d.insert(ws);
@@ -97,6 +98,7 @@ pub fn emit(t: &TenantTx<'_>, now: i64, entry: &NewEntry<'_>) -> Result<()> {
             },
         )?;
     }
-    wake(t.workspace);
+    // Woken by `TenantDb::write` once this transaction has committed.
+    t.queue_for_worker();
     Ok(())
 }

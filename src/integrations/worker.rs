@@ -106,10 +106,8 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
             }
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
-                _ = outbox::woken() => {
-                    // Let the transaction that woke us commit.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+                // Woken after the commit that queued the work.
+                _ = outbox::woken() => {}
                 Some((ws, result)) = done_rx.recv() => {
                     finished(ws, result, &mut running, &mut again, &mut pending);
                 }

@@ -232,6 +232,7 @@ impl Db {
             // their callers with an error.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let acks: Vec<Ack> = batch.into_iter().map(|job| job(&tx)).collect();
+            commit_delay_for_tests();
             let committed = tx.commit();
             for ack in acks {
                 ack(committed.as_ref().err());
@@ -373,6 +374,27 @@ pub fn vacuum_into_private(conn: &Connection, dest: &Path) -> Result<()> {
     conn.execute("VACUUM INTO ?1", [dest.display().to_string()])?;
     Ok(())
 }
+
+/// Test hook, debug builds only (release builds do not contain it):
+/// `AURA_TEST_COMMIT_DELAY_MS=N` holds every group commit N ms before its
+/// COMMIT, as a slow disk would, so tests can show that nothing acts on a
+/// write before it has committed.
+#[cfg(debug_assertions)]
+fn commit_delay_for_tests() {
+    static DELAY: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    let delay = DELAY.get_or_init(|| {
+        std::env::var("AURA_TEST_COMMIT_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(std::time::Duration::from_millis)
+    });
+    if let Some(d) = delay {
+        std::thread::sleep(*d);
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn commit_delay_for_tests() {}
 
 /// Creates a directory readable only by the service user.
 pub fn create_private_dir(path: &Path) -> Result<()> {

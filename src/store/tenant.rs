@@ -82,9 +82,19 @@ pub struct TenantTx<'a> {
     pub sealer: &'a Sealer,
     pub blind: &'a BlindIndex,
     pub workspace: WorkspaceId,
+    /// Set when this transaction queued webhook deliveries: the delivery
+    /// worker is woken once the transaction has committed, never before (a
+    /// worker woken early reads a snapshot without them and goes back to
+    /// sleep until its next full scan).
+    queued: std::cell::Cell<bool>,
 }
 
 impl TenantTx<'_> {
+    /// Notes that this transaction queued work for the delivery worker.
+    pub fn queue_for_worker(&self) {
+        self.queued.set(true);
+    }
+
     /// Appends to this workspace's audit chain inside this transaction.
     /// Webhook events of the change are queued here too, in the same
     /// transaction (`integrations::outbox`).
@@ -158,17 +168,25 @@ impl TenantDb {
         self.writable()?;
         let cell = Arc::clone(&self.keys);
         let workspace = self.id;
-        self.db
+        let (out, queued) = self
+            .db
             .write_async(move |tx| {
                 let k = snapshot(&cell);
-                f(&TenantTx {
+                let t = TenantTx {
                     tx,
                     sealer: &k.sealer,
                     blind: &k.blind,
                     workspace,
-                })
+                    queued: std::cell::Cell::new(false),
+                };
+                Ok((f(&t)?, t.queued.get()))
             })
-            .await
+            .await?;
+        // Answered only after the commit: the deliveries are visible now.
+        if queued {
+            crate::integrations::outbox::wake(workspace);
+        }
+        Ok(out)
     }
 
     /// `record` on the calling thread: one audit entry for something that
@@ -180,15 +198,21 @@ impl TenantDb {
 
     pub fn write_blocking<T>(&self, f: impl FnOnce(&TenantTx<'_>) -> Result<T>) -> Result<T> {
         self.writable()?;
-        self.db.write(|tx| {
+        let (out, queued) = self.db.write(|tx| {
             let k = self.keys();
-            f(&TenantTx {
+            let t = TenantTx {
                 tx,
                 sealer: &k.sealer,
                 blind: &k.blind,
                 workspace: self.id,
-            })
-        })
+                queued: std::cell::Cell::new(false),
+            };
+            Ok((f(&t)?, t.queued.get()))
+        })?;
+        if queued {
+            crate::integrations::outbox::wake(self.id);
+        }
+        Ok(out)
     }
 
     pub async fn read<T, F>(&self, f: F) -> Result<T>
