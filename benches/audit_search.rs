@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aura::access::Grant;
+use aura::access::SystemTask;
 use aura::audit::search::{self, SearchParams};
 use aura::audit::{Actor, NewEntry, RequestMeta};
 use aura::records::visibility::ReadScope;
@@ -84,7 +84,7 @@ fn main() {
     } = common::fixture();
     let tenant = state
         .tenants
-        .open(&state.control, &Grant::system(ws, "benchmark"))
+        .open(&state.control, &SystemTask::Benchmark.grant(ws))
         .unwrap();
     let meta = RequestMeta {
         ip: Some("10.0.0.7".into()),

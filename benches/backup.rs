@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use aura::access::Grant;
+use aura::access::SystemTask;
 use aura::audit::{Actor, NewEntry, RequestMeta};
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -40,7 +40,7 @@ fn main() {
     let _guard = rt.enter();
     let tenant = state
         .tenants
-        .open(&state.control, &Grant::system(ws, "benchmark"))
+        .open(&state.control, &SystemTask::Benchmark.grant(ws))
         .unwrap();
     let meta = RequestMeta::default();
     let mut written = 0;

@@ -11,7 +11,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use aura::access::Grant;
+use aura::access::SystemTask;
 use aura::records::schema::{FieldInput, build_definition};
 use aura::store::records::{self as rstore, CollectionRow, Ctx, Sort};
 use serde_json::json;
@@ -29,7 +29,7 @@ fn main() {
     let state = &f.state;
     let db = state
         .tenants
-        .open(&state.control, &Grant::system(f.ws, "benchmark"))
+        .open(&state.control, &SystemTask::Benchmark.grant(f.ws))
         .unwrap();
     let field = |name: &str, kind: &str| FieldInput {
         name: name.into(),

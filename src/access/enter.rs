@@ -8,14 +8,23 @@
 
 use serde_json::json;
 
+use std::sync::Arc;
+
+use super::op::Op;
 use super::{Grant, GrantHolder, Principal, Role, TeamPlace, Via, grant_for};
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
-use crate::store::tenant::TenantDb;
+use crate::store::control::Control;
+use crate::store::tenant::{TenantDb, TenantPool};
 
-pub struct TenantCtx {
+/// A workspace opened for one request: the only handle domain code reaches
+/// its data through. Built by `enter` from a verified grant, it carries the
+/// database, who acts (for audit entries), the request's metadata and the
+/// clock, so domain functions take this one value.
+pub struct TenantHandle {
     pub grant: Grant,
     pub db: TenantDb,
     pub user: UserId,
@@ -23,24 +32,142 @@ pub struct TenantCtx {
     /// Who the audit entries of this request name: the person, the API token,
     /// or platform staff with their impersonation reason.
     pub actor: Actor,
+    pub meta: RequestMeta,
+    pub clock: SharedClock,
 }
 
-impl TenantCtx {
+/// The old name, while the domain areas move to `TenantHandle`.
+pub type TenantCtx = TenantHandle;
+
+impl TenantHandle {
     /// The role this request acts with where a team place applies: raised
     /// by the place, capped by the token's scope (`role::effective`).
     pub fn role_with(&self, place: Option<TeamPlace>) -> Role {
         self.grant.role_with(place).unwrap_or(self.role)
     }
+
+    /// Now, in Unix seconds, from the appliance's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.unix()
+    }
+
+    /// Records a refused action in the workspace's audit chain and returns
+    /// the 403 to answer with: for the domain code, when the loaded resource
+    /// refuses (a collection's own permissions, a team's lead).
+    pub async fn deny(&self, role: Role, action: &str, needs: &str) -> Error {
+        deny_in(
+            &self.db,
+            &self.actor,
+            self.now(),
+            role,
+            action,
+            needs,
+            &self.meta,
+        )
+        .await
+    }
 }
 
-pub async fn enter(
+/// What the door needs from the appliance: narrow values, not `AppState`.
+#[derive(Clone, Copy)]
+pub struct Door<'a> {
+    pub control: &'a Arc<Control>,
+    pub tenants: &'a Arc<TenantPool>,
+    pub clock: &'a SharedClock,
+}
+
+/// Enters `workspace` for the operation `O`: membership (or a recorded
+/// impersonation) checked fresh, the two-factor policy, the role the
+/// operation needs, the token's scope, impersonation limits and the frozen
+/// state; a refusal by role is recorded in the workspace's chain.
+pub async fn enter<O: Op>(
+    door: Door<'_>,
+    who: &Principal,
+    workspace: &str,
+    meta: RequestMeta,
+) -> Result<TenantHandle> {
+    let ws: WorkspaceId = workspace
+        .parse()
+        .map_err(|_| Error::NotFound("workspace"))?;
+    let grant = grant_for(door.control, who, ws).await?;
+    let role = grant.role().ok_or(Error::Forbidden)?;
+    let db = door.tenants.open_async(door.control, grant.clone()).await?;
+    let actor = match (grant.holder(), &who.via) {
+        (GrantHolder::Staff { user, reason, .. }, _) => Actor::Staff {
+            staff: *user,
+            reason: reason.clone(),
+        },
+        (_, Via::ApiToken { id, .. }) => Actor::Token(id.clone()),
+        _ => Actor::User(who.user_id),
+    };
+    let handle = TenantHandle {
+        grant,
+        db,
+        user: who.user_id,
+        role,
+        actor,
+        meta,
+        clock: Arc::clone(door.clock),
+    };
+    let needs = O::needs();
+    if !role.at_least(needs) {
+        return Err(handle.deny(role, O::LABEL, needs.as_str()).await);
+    }
+    // Access outlives an impersonation only if staff could mint it there:
+    // they cannot. The refusal is recorded, naming them and their reason.
+    if handle.grant.impersonating() && O::GRANTS_ACCESS {
+        return Err(
+            match handle.deny(role, O::LABEL, "not while impersonating").await {
+                Error::Forbidden => Error::NotWhileImpersonating,
+                other => other,
+            },
+        );
+    }
+    // A workspace being deleted or moved is read-only: reads go on, changes
+    // are refused here (those kept in control.db, such as members and
+    // tokens) or by the `TenantDb` itself (workspace data).
+    if let Some(kind) = handle.db.frozen()
+        && !O::allowed_while_frozen()
+    {
+        return Err(Error::WorkspaceReadOnly(kind.as_str()));
+    }
+    Ok(handle)
+}
+
+async fn deny_in(
+    db: &TenantDb,
+    actor: &Actor,
+    now: i64,
+    role: Role,
+    action: &str,
+    needs: &str,
+    meta: &RequestMeta,
+) -> Error {
+    let meta = meta.clone();
+    let detail = json!({ "attempted": action, "role": role.as_str(), "needs": needs });
+    let actor = actor.clone();
+    // A refusal changes nothing, so it is recorded even in a read-only workspace.
+    let written = db
+        .record(now, meta, move |m| {
+            NewEntry::new(actor, "access.denied", m).after(detail)
+        })
+        .await;
+    match written {
+        Ok(_) => Error::Forbidden,
+        Err(e) => e,
+    }
+}
+
+/// The old door, while handlers move to `Tenant<Op>`: the same checks with
+/// the role and label written at the call.
+pub async fn enter_as(
     state: &AppState,
     who: &Principal,
     workspace: &str,
     needs: Role,
     action: &'static str,
     meta: &RequestMeta,
-) -> Result<TenantCtx> {
+) -> Result<TenantHandle> {
     let ws: WorkspaceId = workspace
         .parse()
         .map_err(|_| Error::NotFound("workspace"))?;
@@ -58,50 +185,37 @@ pub async fn enter(
         (_, Via::ApiToken { id, .. }) => Actor::Token(id.clone()),
         _ => Actor::User(who.user_id),
     };
-    if !role.at_least(needs) {
-        return Err(deny(state, &db, &actor, role, action, needs.as_str(), meta).await);
-    }
-    // Access outlives an impersonation only if staff could mint it there:
-    // they cannot. The refusal is recorded, naming them and their reason.
-    if grant.impersonating() && grants_access(action) {
-        let denied = deny(
-            state,
-            &db,
-            &actor,
-            role,
-            action,
-            "not while impersonating",
-            meta,
-        )
-        .await;
-        return Err(match denied {
-            Error::Forbidden => Error::NotWhileImpersonating,
-            other => other,
-        });
-    }
-    // A workspace being deleted or moved is read-only: reads go on, changes
-    // are refused here (those kept in control.db, such as members and
-    // tokens) or by the `TenantDb` itself (workspace data).
-    if let Some(kind) = db.frozen()
-        && !allowed_while_frozen(action)
-    {
-        return Err(Error::WorkspaceReadOnly(kind.as_str()));
-    }
-    Ok(TenantCtx {
+    let handle = TenantHandle {
         grant,
         db,
         user: who.user_id,
         role,
         actor,
-    })
+        meta: meta.clone(),
+        clock: Arc::clone(&state.clock),
+    };
+    if !role.at_least(needs) {
+        return Err(handle.deny(role, action, needs.as_str()).await);
+    }
+    if handle.grant.impersonating() && grants_access(action) {
+        return Err(
+            match handle.deny(role, action, "not while impersonating").await {
+                Error::Forbidden => Error::NotWhileImpersonating,
+                other => other,
+            },
+        );
+    }
+    if let Some(kind) = handle.db.frozen()
+        && !allowed_while_frozen(action)
+    {
+        return Err(Error::WorkspaceReadOnly(kind.as_str()));
+    }
+    Ok(handle)
 }
 
-/// Records a refused action in the workspace's audit chain and returns the
-/// 403 to answer with. Used by `enter` for the route's narrowing and by the
-/// domain code when the loaded resource refuses (a collection's own
-/// permissions).
+/// The old refusal, while the domain areas move to `TenantHandle::deny`.
 pub async fn deny(
-    state: &AppState,
+    _state: &AppState,
     db: &TenantDb,
     actor: &Actor,
     role: Role,
@@ -109,20 +223,8 @@ pub async fn deny(
     needs: &str,
     meta: &RequestMeta,
 ) -> Error {
-    let now = state.clock.unix();
-    let meta = meta.clone();
-    let detail = json!({ "attempted": action, "role": role.as_str(), "needs": needs });
-    let actor = actor.clone();
-    // A refusal changes nothing, so it is recorded even in a read-only workspace.
-    let written = db
-        .record(now, meta, move |m| {
-            NewEntry::new(actor, "access.denied", m).after(detail)
-        })
-        .await;
-    match written {
-        Ok(_) => Error::Forbidden,
-        Err(e) => e,
-    }
+    let now = _state.clock.unix();
+    deny_in(db, actor, now, role, action, needs, meta).await
 }
 
 /// Operations that hand out access lasting beyond the request: API tokens,

@@ -3,10 +3,13 @@
 //! alone can mint, from a verified membership or the narrow system handle.
 
 pub mod enter;
+pub mod op;
 pub mod permissions;
 pub mod role;
+pub mod system;
 
 pub use role::{Role, TeamPlace};
+pub use system::SystemTask;
 
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
@@ -92,7 +95,7 @@ pub enum GrantHolder {
     /// Cross-tenant code (operator CLI, workspace creation, later backups and
     /// retention). Always names why, and the reason goes to the audit entry.
     System {
-        reason: &'static str,
+        task: SystemTask,
     },
 }
 
@@ -137,12 +140,12 @@ impl Grant {
         matches!(self.holder, GrantHolder::Staff { .. })
     }
 
-    /// The system handle. Callers are the CLI and platform jobs, never a request
-    /// handler acting for a user.
-    pub fn system(workspace: WorkspaceId, reason: &'static str) -> Self {
+    /// The system handle, private to `access`: other code names a
+    /// `SystemTask` (`system.rs`), the closed list of cross-tenant doors.
+    fn system(workspace: WorkspaceId, task: SystemTask) -> Self {
         Self {
             workspace,
-            holder: GrantHolder::System { reason },
+            holder: GrantHolder::System { task },
             frozen: None,
             cap: None,
             until: None,

@@ -50,6 +50,7 @@ pub enum Action {
     Verify,
     Settings,
     RotateKey,
+    Acknowledge,
 }
 
 impl Action {
@@ -64,6 +65,7 @@ impl Action {
             Action::Verify => "verify",
             Action::Settings => "settings",
             Action::RotateKey => "rotate key",
+            Action::Acknowledge => "acknowledge",
         }
     }
 }
@@ -173,6 +175,12 @@ pub const TABLE: &[Rule] = &[
         action: Action::RotateKey,
         roles: OWNERS,
         note: "rotate the workspace's data key: new writes use a new key at once, old values are re-sealed in the background, then the old key is destroyed",
+    },
+    Rule {
+        resource: Resource::Workspace,
+        action: Action::Acknowledge,
+        roles: EVERYONE,
+        note: "acknowledge an incident notice shown on the workspace's pages",
     },
     Rule {
         resource: Resource::Team,

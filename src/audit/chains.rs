@@ -7,7 +7,7 @@ use serde_json::json;
 use super::signing::CheckpointBody;
 use super::verify::{ChainReport, Entries, Inputs, SignedCheckpoint, check};
 use super::{Actor, NewEntry, RequestMeta};
-use crate::access::Grant;
+use crate::access::SystemTask;
 use crate::error::Result;
 use crate::ids::WorkspaceId;
 use crate::store::audit as sql;
@@ -43,9 +43,9 @@ pub fn open_tenant(
     control: &Control,
     pool: &TenantPool,
     ws: WorkspaceId,
-    why: &'static str,
+    why: SystemTask,
 ) -> Result<TenantDb> {
-    pool.open(control, &Grant::system(ws, why))
+    pool.open(control, &why.grant(ws))
 }
 
 /// Signs `body` as the next link of its scope's checkpoint chain. Reading the
@@ -214,7 +214,7 @@ fn sign_heads(
         known.insert(scope.clone(), tip);
         let head = match chain {
             Chain::Platform => control.db.read(sql::head)?,
-            Chain::Workspace(ws) => open_tenant(control, pool, ws, "audit checkpoint")?
+            Chain::Workspace(ws) => open_tenant(control, pool, ws, SystemTask::AuditCheckpoint)?
                 .read_blocking(|c, _| sql::head(c))?,
         };
         if last.is_some_and(|l| l.body.seq == head.0 && l.body.hash == head.1) {
@@ -224,7 +224,7 @@ fn sign_heads(
             Chain::Platform => checkpoint_platform(control, reason, now)?,
             Chain::Workspace(ws) => checkpoint_workspace(
                 control,
-                &open_tenant(control, pool, ws, "audit checkpoint")?,
+                &open_tenant(control, pool, ws, SystemTask::AuditCheckpoint)?,
                 reason,
                 now,
             )?,
@@ -293,7 +293,7 @@ pub fn verify_chain(
     match chain {
         Chain::Platform => control.db.read(|c| run(Entries::Db(c), None)),
         Chain::Workspace(ws) => {
-            let t = open_tenant(control, pool, ws, "audit verification")?;
+            let t = open_tenant(control, pool, ws, SystemTask::AuditVerification)?;
             t.read_blocking(|c, s| run(Entries::Db(c), Some(s)))
         }
     }
@@ -361,7 +361,7 @@ pub fn apply_retention(
             Ok(Some((k, removed)))
         }
         Chain::Workspace(ws) => {
-            let tenant = open_tenant(control, pool, ws, "audit retention")?;
+            let tenant = open_tenant(control, pool, ws, SystemTask::AuditRetention)?;
             let days = tenant
                 .read_blocking(|c, _| crate::store::tenant_settings::audit_retention_days(c))?
                 .unwrap_or(default_days);

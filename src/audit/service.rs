@@ -11,6 +11,7 @@ use super::export::{self, CheckpointLine, Format};
 use super::search::{self, EntryView, SearchPage, SearchParams};
 use super::verify::ChainReport;
 use super::{Actor, NewEntry, RequestMeta};
+use crate::access::SystemTask;
 use crate::access::enter::TenantCtx;
 use crate::app::AppState;
 use crate::bounds::paced::PacedSender;
@@ -209,7 +210,7 @@ pub async fn export(
                 chains::checkpoint_platform(&st.control, "export", now)?
             }
             Chain::Workspace(ws) => {
-                let t = chains::open_tenant(&st.control, &st.tenants, ws, "audit export")?;
+                let t = chains::open_tenant(&st.control, &st.tenants, ws, SystemTask::AuditExport)?;
                 t.write_blocking(|t| {
                     t.audit(
                         now,
@@ -243,7 +244,7 @@ pub async fn export(
         let tenant = match chain {
             Chain::Platform => None,
             Chain::Workspace(ws) => {
-                let grant = crate::access::Grant::system(ws, "audit export");
+                let grant = crate::access::SystemTask::AuditExport.grant(ws);
                 match st.tenants.open_async(&st.control, grant).await {
                     Ok(t) => Some(t),
                     Err(e) => {
@@ -368,7 +369,7 @@ pub async fn status(state: &Arc<AppState>, chain: Chain) -> Result<ChainStatus> 
         let retention_days = match chain {
             Chain::Platform => default_days,
             Chain::Workspace(ws) => {
-                chains::open_tenant(&st.control, &st.tenants, ws, "audit status")?
+                chains::open_tenant(&st.control, &st.tenants, ws, SystemTask::AuditStatus)?
                     .read_blocking(|c, _| tenant_settings::audit_retention_days(c))?
                     .unwrap_or(default_days)
             }
@@ -442,7 +443,7 @@ pub fn last_platform_entry(state: &AppState, action: &str) -> Option<EntryView> 
 pub async fn record_in_workspace<F>(
     state: &AppState,
     ws: crate::ids::WorkspaceId,
-    why: &'static str,
+    why: crate::access::SystemTask,
     now: i64,
     meta: &RequestMeta,
     entry: F,
@@ -450,7 +451,7 @@ pub async fn record_in_workspace<F>(
 where
     F: for<'m> FnOnce(&'m RequestMeta) -> NewEntry<'m> + Send + 'static,
 {
-    let grant = crate::access::Grant::system(ws, why);
+    let grant = why.grant(ws);
     let db = state.tenants.open_async(&state.control, grant).await?;
     let meta = meta.clone();
     db.write(move |t| t.audit(now, &entry(&meta)).map(|_| ()))

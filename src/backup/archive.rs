@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::target::{BackupMeta, LocalTarget, sha256_file};
 use super::{FORMAT_VERSION, FileEntry, Manifest, ManifestWorkspace};
-use crate::access::Grant;
+use crate::access::SystemTask;
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
@@ -127,7 +127,7 @@ pub fn run(state: &AppState, progress: &dyn Fn(&str)) -> Result<RunSummary> {
             progress(&format!("snapshot workspace {ws}"));
             let t = state
                 .tenants
-                .open(&state.control, &Grant::system(*ws, "backup"))?;
+                .open(&state.control, &SystemTask::Backup.grant(*ws))?;
             let dest = scratch.join("tenants").join(ws.to_string()).join("data.db");
             t.read_blocking(|c, _| crate::store::vacuum_into_private(c, &dest))?;
             workspaces.push(ManifestWorkspace {

@@ -200,7 +200,7 @@ pub fn workspace(
         }
         let tenant = state.tenants.open(
             &state.control,
-            &crate::access::Grant::system(ws, "restore one workspace"),
+            &crate::access::SystemTask::Restore.grant(ws),
         )?;
         let src = rusqlite::Connection::open_with_flags(
             scratch.join("tenants").join(ws.to_string()).join("data.db"),

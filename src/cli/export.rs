@@ -34,9 +34,13 @@ pub fn run(
                     .into(),
             )
         })?;
-    let db =
-        crate::audit::chains::open_tenant(&state.control, &state.tenants, ws, "workspace export")
-            .map_err(|_| Error::Usage(format!("no workspace {ws}; see `aura workspace list`")))?;
+    let db = crate::audit::chains::open_tenant(
+        &state.control,
+        &state.tenants,
+        ws,
+        crate::access::SystemTask::WorkspaceExport,
+    )
+    .map_err(|_| Error::Usage(format!("no workspace {ws}; see `aura workspace list`")))?;
     if out.exists() {
         return Err(Error::Usage(format!(
             "{} exists; choose a new --out path (an export never overwrites a file)",

@@ -309,7 +309,7 @@ pub async fn accept(
         .await?;
     let role = inv.role;
     let iid = inv.id.clone();
-    let why = "recording an accepted invitation";
+    let why = crate::access::SystemTask::RecordInvitation;
     crate::audit::service::record_in_workspace(state, inv.workspace_id, why, now, meta, move |m| {
         NewEntry::new(Actor::User(user), "member.added", m)
             .target("user", user)

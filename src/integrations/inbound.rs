@@ -13,7 +13,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::signing;
-use crate::access::Grant;
+use crate::access::SystemTask;
 use crate::access::enter::TenantCtx;
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
@@ -217,7 +217,7 @@ pub async fn receive(
     }
     let db = state
         .tenants
-        .open_async(&state.control, Grant::system(ws, "inbound webhook"))
+        .open_async(&state.control, SystemTask::InboundWebhook.grant(ws))
         .await?;
     let now = state.clock.unix();
     let i2 = iid.clone();

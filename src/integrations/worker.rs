@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::fair::EndpointBackoff;
 use super::{outbox, signing, ssrf};
-use crate::access::Grant;
+use crate::access::SystemTask;
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::config::IntegrationsConfig;
@@ -158,7 +158,7 @@ async fn run_workspace(sh: &Arc<Shared>, ws: WorkspaceId) -> Result<bool> {
     let deadline = Instant::now() + Duration::from_secs(cfg.workspace_budget_secs);
     let db = state
         .tenants
-        .open_async(&state.control, Grant::system(ws, "integrations worker"))
+        .open_async(&state.control, SystemTask::IntegrationsWorker.grant(ws))
         .await?;
     let events = db.read(|c, s| istore::received_events(c, s, BATCH)).await?;
     for ev in events {

@@ -9,7 +9,7 @@
 use serde_json::json;
 
 use super::notify;
-use crate::access::{Grant, Principal, Via};
+use crate::access::{Principal, SystemTask, Via};
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
@@ -140,7 +140,7 @@ pub fn purge_due(state: &AppState, now: i64, progress: &dyn Fn(&str)) -> Result<
         for ws in &workspaces {
             let t = state
                 .tenants
-                .open(&state.control, &Grant::system(*ws, "account deletion"))?;
+                .open(&state.control, &SystemTask::AccountDeletion.grant(*ws))?;
             let uid = user.to_string();
             t.write_blocking(|t| {
                 crate::store::teams::remove_user_everywhere(t.tx, &uid)?;

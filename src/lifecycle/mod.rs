@@ -118,11 +118,18 @@ pub async fn schedule(
             Ok(())
         })
         .await?;
-    record_in_workspace(state, ws, "recording a deletion", now, meta, move |m| {
-        NewEntry::new(actor, "workspace.deletion_scheduled", m)
-            .target("workspace", ws)
-            .after(detail)
-    })
+    record_in_workspace(
+        state,
+        ws,
+        crate::access::SystemTask::RecordDeletion,
+        now,
+        meta,
+        move |m| {
+            NewEntry::new(actor, "workspace.deletion_scheduled", m)
+                .target("workspace", ws)
+                .after(detail)
+        },
+    )
     .await?;
     notify::owners(state, ws, &row.name, notify::Event::Scheduled { due }).await;
     Ok(Status {
@@ -160,9 +167,14 @@ pub async fn cancel(state: &AppState, ctx: &TenantCtx, meta: &RequestMeta) -> Re
                 .unwrap_or_default())
         })
         .await?;
-    record_in_workspace(state, ws, "recording a deletion", now, meta, move |m| {
-        NewEntry::new(actor, "workspace.deletion_cancelled", m).target("workspace", ws)
-    })
+    record_in_workspace(
+        state,
+        ws,
+        crate::access::SystemTask::RecordDeletion,
+        now,
+        meta,
+        move |m| NewEntry::new(actor, "workspace.deletion_cancelled", m).target("workspace", ws),
+    )
     .await?;
     notify::owners(state, ws, &name, notify::Event::Cancelled).await;
     Ok(Status::of(None))

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::json;
 
 use super::bundle::{self, Checkpoint, Key, Manifest, Member};
-use crate::access::{Grant, Role};
+use crate::access::{Role, SystemTask};
 use crate::app::AppState;
 use crate::audit::chains::{self, checkpoint_workspace};
 use crate::audit::signing::{ChainLink, CheckpointBody};
@@ -94,7 +94,7 @@ pub fn move_out(
     })?;
     let tenant = state
         .tenants
-        .open(&state.control, &Grant::system(ws, "moving a workspace out"))?;
+        .open(&state.control, &SystemTask::MoveOut.grant(ws))?;
     tenant.write_blocking(|t| {
         t.audit(
             now,
@@ -461,7 +461,7 @@ fn import(
     }
     let tenant = state
         .tenants
-        .open(&state.control, &Grant::system(ws, "moving a workspace in"))?;
+        .open(&state.control, &SystemTask::MoveIn.grant(ws))?;
     tenant.write_blocking(|t| {
         t.audit(
             now,
@@ -512,7 +512,7 @@ pub fn move_cancel(state: &AppState, workspace: &str) -> Result<()> {
     })?;
     let tenant = state
         .tenants
-        .open(&state.control, &Grant::system(ws, "cancelling a move"))?;
+        .open(&state.control, &SystemTask::MoveCancel.grant(ws))?;
     tenant.write_blocking(|t| {
         t.audit(
             now,

@@ -233,11 +233,18 @@ async fn follow_up(
     let mut unaudited = Vec::new();
     for ws in &workspaces {
         let (i, d) = (id.to_owned(), detail.clone());
-        let r = record_in_workspace(state, *ws, "recording an incident", now, meta, move |m| {
-            NewEntry::new(Actor::Operator, action, m)
-                .target("incident", i)
-                .after(d)
-        })
+        let r = record_in_workspace(
+            state,
+            *ws,
+            crate::access::SystemTask::RecordIncident,
+            now,
+            meta,
+            move |m| {
+                NewEntry::new(Actor::Operator, action, m)
+                    .target("incident", i)
+                    .after(d)
+            },
+        )
         .await;
         if let Err(e) = r {
             tracing::warn!(workspace = %ws, error = %e, "incident not recorded in the workspace's chain");

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use crate::access::Grant;
+use crate::access::SystemTask;
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::token::random_password;
@@ -134,7 +134,7 @@ async fn demo_records(state: &AppState, ws: WorkspaceId, meta: &RequestMeta) -> 
     ];
     let db = state
         .tenants
-        .open_async(&state.control, Grant::system(ws, "dev demo data"))
+        .open_async(&state.control, SystemTask::DevSeed.grant(ws))
         .await?;
     let now = state.clock.unix();
     let ms = coll.created_at;

@@ -160,11 +160,14 @@ pub fn render(state: &AppState) -> String {
     for chain in crate::audit::chains::all_chains(&state.control).unwrap_or_default() {
         let head = match chain {
             crate::audit::chains::Chain::Platform => state.control.db.read(sql::head).ok(),
-            crate::audit::chains::Chain::Workspace(ws) => {
-                crate::audit::chains::open_tenant(&state.control, &state.tenants, ws, "metrics")
-                    .and_then(|t| t.read_blocking(|c, _| sql::head(c)))
-                    .ok()
-            }
+            crate::audit::chains::Chain::Workspace(ws) => crate::audit::chains::open_tenant(
+                &state.control,
+                &state.tenants,
+                ws,
+                crate::access::SystemTask::Metrics,
+            )
+            .and_then(|t| t.read_blocking(|c, _| sql::head(c)))
+            .ok(),
         };
         if let Some((seq, _)) = head {
             let _ = writeln!(

@@ -120,7 +120,7 @@ pub async fn set_active(
     record_in_workspace(
         state,
         ws,
-        "platform workspace state change",
+        crate::access::SystemTask::RecordPlatformAction,
         now,
         meta,
         move |m| {
@@ -243,7 +243,7 @@ pub async fn impersonate(
     record_in_workspace(
         state,
         ws,
-        "recording an impersonation",
+        crate::access::SystemTask::RecordImpersonation,
         now,
         meta,
         move |m| {
@@ -301,7 +301,7 @@ pub async fn end(state: &AppState, staff: &Principal, meta: &RequestMeta) -> Res
         record_in_workspace(
             state,
             ws,
-            "recording an impersonation",
+            crate::access::SystemTask::RecordImpersonation,
             now,
             meta,
             move |m| {

@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod problem;
 pub mod rate;
 pub mod session;
+pub mod tenant;
 pub mod ui;
 
 use std::sync::Arc;

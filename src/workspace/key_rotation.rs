@@ -8,7 +8,7 @@
 
 use serde_json::json;
 
-use crate::access::Grant;
+use crate::access::SystemTask;
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::Result;
@@ -71,7 +71,7 @@ pub fn run_one(state: &AppState, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -
     let control = &state.control;
     let tdb = state
         .tenants
-        .open(control, &Grant::system(ws, "data key rotation"))?;
+        .open(control, &SystemTask::KeyRotation.grant(ws))?;
     let (new_id, added) = sql::add_key(control, ws)?;
     // A read takes the keys once and may run a little while: first make the
     // new key known while the old one still seals, give reads begun before

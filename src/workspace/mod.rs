@@ -6,7 +6,7 @@ pub mod key_rotation;
 
 use serde_json::json;
 
-use crate::access::{Grant, Role};
+use crate::access::{Role, SystemTask};
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::DataKey;
@@ -104,7 +104,7 @@ pub async fn create_workspace(
         })
         .await?;
 
-    let grant = Grant::system(id, "workspace creation");
+    let grant = SystemTask::WorkspaceCreation.grant(id);
     let tenant = state.tenants.open_async(&state.control, grant).await?;
     let meta_c = meta.clone();
     let owner_id = owner.id;
@@ -205,7 +205,7 @@ pub async fn add_member(
         .await?;
     let tenant = state
         .tenants
-        .open_async(&state.control, Grant::system(ws, "operator adds a member"))
+        .open_async(&state.control, SystemTask::OperatorAddsMember.grant(ws))
         .await?;
     let meta_c = meta.clone();
     tenant

@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
 use super::body::JsonBody;
-use crate::access::enter::enter;
+use crate::access::enter::enter_as as enter;
 use crate::access::permissions::{Action, Resource, needs};
 use crate::app::AppState;
 use crate::audit::chains::Chain;

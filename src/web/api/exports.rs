@@ -13,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
 use super::body::{Download, JsonBody, MediaTypes};
-use crate::access::enter::{TenantCtx, enter};
+use crate::access::enter::{TenantCtx, enter_as as enter};
 use crate::access::permissions::{Action, Resource, needs};
 use crate::app::AppState;
 use crate::audit::RequestMeta;

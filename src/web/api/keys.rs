@@ -10,7 +10,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
-use crate::access::enter::enter;
+use crate::access::enter::enter_as as enter;
 use crate::access::permissions::{Action, Resource, needs};
 use crate::app::AppState;
 use crate::audit::RequestMeta;

@@ -17,7 +17,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
 use super::body::{CsvBody, Download, JsonBody, JsonOut, MediaTypes};
-use crate::access::enter::{TenantCtx, enter};
+use crate::access::enter::{TenantCtx, enter_as as enter};
+use crate::access::op;
 use crate::access::permissions::{Action, Resource, needs};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
@@ -26,6 +27,7 @@ use crate::records::values::ApiValues;
 use crate::records::{self, Visible, csv_io, rfc3339_ms};
 use crate::store::records::{RecordRow, VersionRow};
 use crate::web::session::SignedIn;
+use crate::web::tenant;
 
 #[derive(Object)]
 pub struct Record {
@@ -223,28 +225,17 @@ impl RecordsApi {
     async fn list_records(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::RecordRead>,
         collection: Path<String>,
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
         q: Query<Option<String>>,
         sort: Query<Option<String>>,
     ) -> poem::Result<JsonOut<RecordPageOut>> {
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Record,
-            Action::Read,
-            &meta,
-        )
-        .await?;
         let page = records::list_records(
             &state,
-            &ctx,
-            &meta,
+            &workspace,
+            &workspace.meta,
             &collection,
             records::ListParams {
                 limit: limit.0,
@@ -271,28 +262,24 @@ impl RecordsApi {
     async fn create_record(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::RecordCreate>,
         collection: Path<String>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
         body: JsonBody<RecordInput>,
     ) -> poem::Result<RecordCreated> {
-        let ctx = enter_for(
+        let input = body.0.into_map()?;
+        let c = records::create_record(
             &state,
-            &who,
             &workspace,
-            Resource::Record,
-            Action::Read,
-            &meta,
+            &workspace.meta,
+            &collection,
+            input,
+            idempotency_key.0,
         )
         .await?;
-        let input = body.0.into_map()?;
-        let c = records::create_record(&state, &ctx, &meta, &collection, input, idempotency_key.0)
-            .await?;
         let location = format!(
             "/api/v1/workspaces/{}/collections/{}/records/{}",
-            ctx.db.id(),
+            workspace.db.id(),
             c.coll.row.id,
             c.record.id
         );
@@ -312,22 +299,12 @@ impl RecordsApi {
     async fn get_record(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::RecordRead>,
         collection: Path<String>,
         record: Path<String>,
     ) -> poem::Result<JsonOut<RecordOut>> {
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Record,
-            Action::Read,
-            &meta,
-        )
-        .await?;
-        let (v, r) = records::get_record(&state, &ctx, &meta, &collection, &record).await?;
+        let (v, r) =
+            records::get_record(&state, &workspace, &workspace.meta, &collection, &record).await?;
         Ok(JsonOut(self::record(&v, r)))
     }
 
@@ -340,25 +317,21 @@ impl RecordsApi {
     async fn update_record(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::RecordUpdate>,
         collection: Path<String>,
         record: Path<String>,
         body: JsonBody<RecordInput>,
     ) -> poem::Result<JsonOut<RecordOut>> {
-        let ctx = enter_for(
+        let input = body.0.into_map()?;
+        let (v, r) = records::update_record(
             &state,
-            &who,
             &workspace,
-            Resource::Record,
-            Action::Read,
-            &meta,
+            &workspace.meta,
+            &collection,
+            &record,
+            input,
         )
         .await?;
-        let input = body.0.into_map()?;
-        let (v, r) =
-            records::update_record(&state, &ctx, &meta, &collection, &record, input).await?;
         Ok(JsonOut(self::record(&v, r)))
     }
 
@@ -370,22 +343,11 @@ impl RecordsApi {
     async fn delete_record(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::RecordDelete>,
         collection: Path<String>,
         record: Path<String>,
     ) -> poem::Result<Deleted> {
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Record,
-            Action::Read,
-            &meta,
-        )
-        .await?;
-        records::delete_record(&state, &ctx, &meta, &collection, &record).await?;
+        records::delete_record(&state, &workspace, &workspace.meta, &collection, &record).await?;
         Ok(Deleted::Deleted)
     }
 
@@ -397,22 +359,12 @@ impl RecordsApi {
     async fn history(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::RecordRead>,
         collection: Path<String>,
         record: Path<String>,
     ) -> poem::Result<Json<History>> {
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Record,
-            Action::Read,
-            &meta,
-        )
-        .await?;
-        let (v, _, versions) = records::history(&state, &ctx, &meta, &collection, &record).await?;
+        let (v, _, versions) =
+            records::history(&state, &workspace, &workspace.meta, &collection, &record).await?;
         Ok(Json(History {
             items: versions.into_iter().map(|x| version(&v, x)).collect(),
         }))
@@ -427,24 +379,15 @@ impl RecordsApi {
     async fn restore(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::RecordUpdate>,
         collection: Path<String>,
         record: Path<String>,
         version: Path<String>,
     ) -> poem::Result<JsonOut<RecordOut>> {
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Record,
-            Action::Read,
-            &meta,
-        )
-        .await?;
         let n: i64 = version.0.parse().map_err(|_| Error::NotFound("version"))?;
-        let (v, r) = records::restore_version(&state, &ctx, &meta, &collection, &record, n).await?;
+        let (v, r) =
+            records::restore_version(&state, &workspace, &workspace.meta, &collection, &record, n)
+                .await?;
         Ok(JsonOut(self::record(&v, r)))
     }
 
@@ -457,21 +400,10 @@ impl RecordsApi {
     async fn export(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::RecordExport>,
         collection: Path<String>,
     ) -> poem::Result<Download<CsvType>> {
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Record,
-            Action::Export,
-            &meta,
-        )
-        .await?;
-        let rx = csv_io::export(&state, &ctx, &meta, &collection).await?;
+        let rx = csv_io::export(&state, &workspace, &workspace.meta, &collection).await?;
         Ok(Download::new(
             "text/csv; charset=utf-8",
             format!("attachment; filename=\"collection-{}.csv\"", collection.0),
@@ -488,23 +420,12 @@ impl RecordsApi {
     async fn import(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::RecordImport>,
         collection: Path<String>,
         body: CsvBody,
     ) -> poem::Result<Json<ImportResult>> {
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Record,
-            Action::Import,
-            &meta,
-        )
-        .await?;
         let (csv, over, _reserved) = body.stream(&state).await?;
-        let n = match csv_io::import(&state, &ctx, &meta, &collection, csv).await {
+        let n = match csv_io::import(&state, &workspace, &workspace.meta, &collection, csv).await {
             Err(_) if over.happened() => {
                 return Err(super::body::too_large(
                     crate::web::middleware::IMPORT_BODY_LIMIT,

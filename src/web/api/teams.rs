@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::body::JsonBody;
 use super::{ApiTags, Done};
 use crate::access::Role;
-use crate::access::enter::enter;
+use crate::access::enter::enter_as as enter;
 use crate::access::permissions::{Action, Resource, needs};
 use crate::app::AppState;
 use crate::audit::RequestMeta;

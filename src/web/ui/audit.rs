@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::signed_in_page;
 use crate::access::Role;
-use crate::access::enter::enter;
+use crate::access::enter::enter_as as enter;
 use crate::app::AppState;
 use crate::audit::chains::Chain;
 use crate::audit::search::{EntryView, SearchPage};

@@ -11,7 +11,7 @@ use poem::{IntoResponse, Request, Response};
 
 use super::{html_response, layout};
 use crate::access::Role;
-use crate::access::enter::{TenantCtx, enter};
+use crate::access::enter::{TenantCtx, enter_as as enter};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::{Error, FieldError};

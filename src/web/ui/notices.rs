@@ -13,7 +13,7 @@ use poem::{Request, Response, handler};
 use super::forms::{enter_ui, form_pairs, one, see_other};
 use super::{Chrome, csrf_field, html_response, layout};
 use crate::access::Role;
-use crate::access::enter::enter;
+use crate::access::enter::enter_as as enter;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::clock::rfc3339;

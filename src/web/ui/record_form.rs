@@ -13,18 +13,18 @@ use serde_json::{Map, Value, json};
 
 use super::csrf_field;
 use super::forms::{
-    breadcrumbs, enter_ui, errors_box, every, form_pairs, one, page, see_other, validation_errors,
+    breadcrumbs, errors_box, every, form_pairs, one, page, see_other, validation_errors,
 };
-use crate::access::Role;
 use crate::access::enter::TenantCtx;
+use crate::access::op;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::error::{Error, FieldError};
 use crate::records::schema::{Field, FieldType, RecordAction};
 use crate::records::values::{self, Values};
 use crate::records::{self, Visible, rfc3339_ms};
 use crate::store::records::{self as rstore, RecordRow};
 use crate::web::session::SignedIn;
+use crate::web::tenant::TenantPage;
 
 /// What each input shows: the stored value, or what was typed before an error.
 type Shown = HashMap<String, Vec<String>>;
@@ -348,16 +348,14 @@ async fn render_record(
 pub async fn new_record(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::RecordRead>,
     Path((ws, coll)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "records.read", &meta).await?;
-    let v = records::load_for(&state, &ctx, &meta, &coll, RecordAction::Create).await?;
+    let v = records::load_for(&state, &ctx, &ctx.meta, &coll, RecordAction::Create).await?;
     render_record(
         req,
         &state,
-        &who,
+        ctx.who(),
         &ctx,
         StatusCode::OK,
         &ws,
@@ -374,18 +372,16 @@ pub async fn new_record(
 pub async fn create_record(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::RecordCreate>,
     Path((ws, coll)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "records.create", &meta).await?;
-    let v = records::load_for(&state, &ctx, &meta, &coll, RecordAction::Create).await?;
+    let v = records::load_for(&state, &ctx, &ctx.meta, &coll, RecordAction::Create).await?;
     let pairs = form_pairs(req);
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
     let (mut input, errors) = values_from_form(&fields, &pairs);
     input.retain(|_, x| !x.is_null());
     let result = if errors.is_empty() {
-        records::create_record(&state, &ctx, &meta, &coll, input, None)
+        records::create_record(&state, &ctx, &ctx.meta, &coll, input, None)
             .await
             .map(|c| c.record)
     } else {
@@ -399,7 +395,7 @@ pub async fn create_record(
             render_record(
                 req,
                 &state,
-                &who,
+                ctx.who(),
                 &ctx,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &ws,
@@ -418,18 +414,16 @@ pub async fn create_record(
 pub async fn record_page(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::RecordRead>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
-    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "records.read", &meta).await?;
-    let (v, rec, history) = records::history(&state, &ctx, &meta, &coll, &id).await?;
+    let (v, rec, history) = records::history(&state, &ctx, &ctx.meta, &coll, &id).await?;
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
     let shown = shown_from(&fields, &rec.values);
     render_record(
         req,
         &state,
-        &who,
+        ctx.who(),
         &ctx,
         StatusCode::OK,
         &ws,
@@ -446,17 +440,15 @@ pub async fn record_page(
 pub async fn update_record(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::RecordUpdate>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
-    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "records.update", &meta).await?;
-    let v = records::load_for(&state, &ctx, &meta, &coll, RecordAction::Update).await?;
+    let v = records::load_for(&state, &ctx, &ctx.meta, &coll, RecordAction::Update).await?;
     let pairs = form_pairs(req);
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
     let (input, errors) = values_from_form(&fields, &pairs);
     let result = if errors.is_empty() {
-        records::update_record(&state, &ctx, &meta, &coll, &id, input).await
+        records::update_record(&state, &ctx, &ctx.meta, &coll, &id, input).await
     } else {
         Err(Error::Validation(errors))
     };
@@ -464,12 +456,12 @@ pub async fn update_record(
         Ok(_) => Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}"))),
         Err(e) => {
             let errors = validation_errors(e)?;
-            let (v, rec, history) = records::history(&state, &ctx, &meta, &coll, &id).await?;
+            let (v, rec, history) = records::history(&state, &ctx, &ctx.meta, &coll, &id).await?;
             let shown = shown_from_form(&fields, &pairs);
             render_record(
                 req,
                 &state,
-                &who,
+                ctx.who(),
                 &ctx,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &ws,
@@ -487,12 +479,10 @@ pub async fn update_record(
 #[handler]
 pub async fn delete_record(
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::RecordDelete>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
-    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "records.delete", &meta).await?;
-    records::delete_record(&state, &ctx, &meta, &coll, &id).await?;
+    records::delete_record(&state, &ctx, &ctx.meta, &coll, &id).await?;
     Ok(see_other(format!("/w/{ws}/c/{coll}")))
 }
 
@@ -500,15 +490,13 @@ pub async fn delete_record(
 pub async fn restore_record(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::RecordUpdate>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
-    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "records.update", &meta).await?;
     let pairs = form_pairs(req);
     let version: i64 = one(&pairs, "version")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| Error::field("version", "must be a version number"))?;
-    records::restore_version(&state, &ctx, &meta, &coll, &id, version).await?;
+    records::restore_version(&state, &ctx, &ctx.meta, &coll, &id, version).await?;
     Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}")))
 }

@@ -1,0 +1,140 @@
+//! The workspace as a request capability. A handler that touches workspace
+//! data takes `Tenant<op::X>` (API) or `TenantPage<op::X>` (UI) and nothing
+//! else opens a workspace for a request: the extractor reads the
+//! `workspace` (API) or `ws` (UI) path parameter, the caller and the
+//! request's metadata, and goes through the one door (`access::enter::enter`)
+//! for the operation `X`. A handler then reads like
+//! `async fn get(&self, ws: Tenant<op::RecordRead>, ..) { records::get(&ws, ..) }`.
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use poem::{FromRequest, Request, RequestBody};
+use poem_openapi::registry::{MetaParamIn, MetaSchemaRef, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
+
+use crate::access::enter::{Door, TenantHandle, enter};
+use crate::access::op::Op;
+use crate::audit::RequestMeta;
+use crate::error::Error;
+use crate::web::session::{SignedIn, app_state};
+
+/// An API request's workspace, entered for the operation `O`. In the
+/// OpenAPI document it is the `workspace` path parameter (a string).
+pub struct Tenant<O> {
+    handle: TenantHandle,
+    op: PhantomData<fn() -> O>,
+}
+
+impl<O> Deref for Tenant<O> {
+    type Target = TenantHandle;
+
+    fn deref(&self) -> &TenantHandle {
+        &self.handle
+    }
+}
+
+/// How API handlers write the extractor: `workspace: tenant::Path<op::X>`.
+/// poem-openapi renames a route's path parameters to `param0`, `param1`, ..
+/// and hands those names, in order, to the arguments whose type is written
+/// `Path<..>`; the workspace is a path parameter too, so it must be written
+/// that way to take its place (always the first: `/workspaces/:workspace/..`).
+pub type Path<O> = Tenant<O>;
+
+/// A UI page's workspace (the `:ws` path parameter), entered for `O`, and
+/// the signed-in caller the page's frame names.
+pub struct TenantPage<O> {
+    handle: TenantHandle,
+    who: SignedIn,
+    op: PhantomData<fn() -> O>,
+}
+
+impl<O> Deref for TenantPage<O> {
+    type Target = TenantHandle;
+
+    fn deref(&self) -> &TenantHandle {
+        &self.handle
+    }
+}
+
+impl<O> TenantPage<O> {
+    pub fn into_handle(self) -> TenantHandle {
+        self.handle
+    }
+
+    pub fn who(&self) -> &SignedIn {
+        &self.who
+    }
+}
+
+impl<O> Tenant<O> {
+    pub fn into_handle(self) -> TenantHandle {
+        self.handle
+    }
+}
+
+/// Signs the caller in, then enters the workspace named by `param`.
+async fn open<O: Op>(
+    req: &Request,
+    body: &mut RequestBody,
+    param: &str,
+) -> poem::Result<(TenantHandle, SignedIn)> {
+    let state = app_state(req)?;
+    let who = <SignedIn as FromRequest>::from_request(req, body).await?;
+    let meta = req
+        .data::<RequestMeta>()
+        .cloned()
+        .ok_or_else(|| poem::Error::from(Error::internal("request meta missing")))?;
+    let workspace = req.raw_path_param(param).unwrap_or_default();
+    let door = Door {
+        control: &state.control,
+        tenants: &state.tenants,
+        clock: &state.clock,
+    };
+    let handle = enter::<O>(door, &who.0, workspace, meta).await?;
+    Ok((handle, who))
+}
+
+impl<'a, O: Op> ApiExtractor<'a> for Tenant<O> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::Parameter];
+    const PARAM_IS_REQUIRED: bool = true;
+
+    type ParamType = String;
+    type ParamRawType = String;
+
+    fn register(registry: &mut Registry) {
+        <String as Type>::register(registry);
+    }
+
+    fn param_in() -> Option<MetaParamIn> {
+        Some(MetaParamIn::Path)
+    }
+
+    fn param_schema_ref() -> Option<MetaSchemaRef> {
+        Some(<String as Type>::schema_ref())
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut RequestBody,
+        opts: ExtractParamOptions<String>,
+    ) -> poem::Result<Self> {
+        let (handle, _) = open::<O>(req, body, opts.name).await?;
+        Ok(Tenant {
+            handle,
+            op: PhantomData,
+        })
+    }
+}
+
+impl<'a, O: Op> FromRequest<'a> for TenantPage<O> {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let (handle, who) = open::<O>(req, body, "ws").await?;
+        Ok(TenantPage {
+            handle,
+            who,
+            op: PhantomData,
+        })
+    }
+}
