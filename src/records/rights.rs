@@ -1,73 +1,21 @@
-//! A collection's own record permissions: which roles may read, create,
-//! update and delete its records (defaults from the permission table).
+//! A collection's record permissions now live in `model::rights` (part of a
+//! stored definition); this path re-exports them for the domain code.
 
-use serde::{Deserialize, Serialize};
+pub use crate::model::rights::*;
 
-use crate::access::Role;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::permissions::{Action, Resource, roles_for};
 
-/// Which roles may do what with a collection's records.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, poem_openapi::Object)]
-#[serde(deny_unknown_fields)]
-pub struct Permissions {
-    pub read: Vec<Role>,
-    pub create: Vec<Role>,
-    pub update: Vec<Role>,
-    pub delete: Vec<Role>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordAction {
-    Read,
-    Create,
-    Update,
-    Delete,
-}
-
-impl RecordAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordAction::Read => "record.read",
-            RecordAction::Create => "record.create",
-            RecordAction::Update => "record.update",
-            RecordAction::Delete => "record.delete",
-        }
-    }
-}
-
-impl Default for Permissions {
-    /// The defaults come from the permission table (`access::permissions`).
-    fn default() -> Self {
-        use crate::access::permissions::{Action, Resource, roles_for};
-        Self {
-            read: roles_for(Resource::Record, Action::Read),
-            create: roles_for(Resource::Record, Action::Create),
-            update: roles_for(Resource::Record, Action::Update),
-            delete: roles_for(Resource::Record, Action::Delete),
-        }
-    }
-}
-
-impl Permissions {
-    pub fn allows(&self, role: Role, action: RecordAction) -> bool {
-        let list = match action {
-            RecordAction::Read => &self.read,
-            RecordAction::Create => &self.create,
-            RecordAction::Update => &self.update,
-            RecordAction::Delete => &self.delete,
-        };
-        list.contains(&role)
-    }
-
-    pub(super) fn normalize(mut self) -> Self {
-        for l in [
-            &mut self.read,
-            &mut self.create,
-            &mut self.update,
-            &mut self.delete,
-        ] {
-            l.sort();
-            l.dedup();
-        }
-        self
+    /// The model sits below the permission table, so it spells the record
+    /// defaults out; this keeps them equal to the table's record rows.
+    #[test]
+    fn record_defaults_follow_the_permission_table() {
+        let d = Permissions::default();
+        assert_eq!(d.read, roles_for(Resource::Record, Action::Read));
+        assert_eq!(d.create, roles_for(Resource::Record, Action::Create));
+        assert_eq!(d.update, roles_for(Resource::Record, Action::Update));
+        assert_eq!(d.delete, roles_for(Resource::Record, Action::Delete));
     }
 }

@@ -1,0 +1,560 @@
+//! Collection definitions: a name, typed fields with flags, and which roles may
+//! read, create, update and delete records. The whole definition is sealed in
+//! the workspace database (field names are typed by people too); fields carry
+//! random ids so a rename never touches a record.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+pub use super::rights::{Permissions, RecordAction};
+use crate::error::{Error, FieldError, Result};
+
+pub const MAX_FIELDS: usize = 100;
+const MAX_NAME: usize = 64;
+const MAX_OPTIONS: usize = 200;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Enum)]
+#[serde(rename_all = "snake_case")]
+#[oai(rename_all = "snake_case")]
+pub enum FieldType {
+    Text,
+    LongText,
+    Integer,
+    Decimal,
+    Money,
+    Boolean,
+    Date,
+    Datetime,
+    Email,
+    Phone,
+    Url,
+    Select,
+    MultiSelect,
+    Relation,
+    Member,
+}
+
+impl FieldType {
+    pub const ALL: [FieldType; 15] = [
+        FieldType::Text,
+        FieldType::LongText,
+        FieldType::Integer,
+        FieldType::Decimal,
+        FieldType::Money,
+        FieldType::Boolean,
+        FieldType::Date,
+        FieldType::Datetime,
+        FieldType::Email,
+        FieldType::Phone,
+        FieldType::Url,
+        FieldType::Select,
+        FieldType::MultiSelect,
+        FieldType::Relation,
+        FieldType::Member,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::Text => "text",
+            FieldType::LongText => "long_text",
+            FieldType::Integer => "integer",
+            FieldType::Decimal => "decimal",
+            FieldType::Money => "money",
+            FieldType::Boolean => "boolean",
+            FieldType::Date => "date",
+            FieldType::Datetime => "datetime",
+            FieldType::Email => "email",
+            FieldType::Phone => "phone",
+            FieldType::Url => "url",
+            FieldType::Select => "select",
+            FieldType::MultiSelect => "multi_select",
+            FieldType::Relation => "relation",
+            FieldType::Member => "member",
+        }
+    }
+
+    pub fn parse(field: &str, s: &str) -> Result<Self> {
+        FieldType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                Error::field(
+                    field,
+                    "must be one of text, long_text, integer, decimal, money, boolean, date, \
+                     datetime, email, phone, url, select, multi_select, relation, member",
+                )
+            })
+    }
+
+    /// Types whose values can be unique (equality on a normalised value).
+    pub fn can_be_unique(self) -> bool {
+        !matches!(
+            self,
+            FieldType::Boolean | FieldType::MultiSelect | FieldType::LongText
+        )
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, poem_openapi::Object)]
+pub struct Field {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    #[oai(rename = "type")]
+    pub kind: FieldType,
+    #[serde(default)]
+    #[oai(default)]
+    pub required: bool,
+    #[serde(default)]
+    #[oai(default)]
+    pub unique: bool,
+    #[serde(default)]
+    #[oai(default)]
+    pub pii: bool,
+    #[serde(default)]
+    #[oai(default)]
+    pub searchable: bool,
+    #[serde(default)]
+    #[oai(default)]
+    pub retired: bool,
+    /// Choices of `select` and `multi_select`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[oai(default, skip_serializing_if_is_empty)]
+    pub options: Vec<String>,
+    /// A `money` field may fix its currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub currency: Option<String>,
+    /// The collection a `relation` points into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub collection: Option<String>,
+}
+
+/// What is sealed in `collections.def_ct`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Definition {
+    pub name: String,
+    pub fields: Vec<Field>,
+    #[serde(default)]
+    pub permissions: Permissions,
+}
+
+impl Definition {
+    pub fn field_by_id(&self, id: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.id == id)
+    }
+
+    /// A live (not retired) field by name (case-insensitive) or id.
+    pub fn live_field(&self, key: &str) -> Option<&Field> {
+        self.fields
+            .iter()
+            .filter(|f| !f.retired)
+            .find(|f| f.name.eq_ignore_ascii_case(key) || f.id == key)
+    }
+
+    pub fn live_fields(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| !f.retired)
+    }
+}
+
+/// A field as a client describes it (create, or schema change).
+#[derive(Clone, Debug, Deserialize, Default, poem_openapi::Object)]
+#[serde(deny_unknown_fields)]
+pub struct FieldInput {
+    /// Present when changing an existing field.
+    #[serde(default)]
+    pub id: Option<String>,
+    #[oai(validator(
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
+    pub name: String,
+    /// text, long_text, integer, decimal, money, boolean, date, datetime,
+    /// email, phone, url, select, multi_select, relation or member.
+    #[serde(rename = "type")]
+    #[oai(rename = "type")]
+    #[oai(validator(
+        pattern = r"^(text|long_text|integer|decimal|money|boolean|date|datetime|email|phone|url|select|multi_select|relation|member)$"
+    ))]
+    pub kind: String,
+    #[serde(default)]
+    #[oai(default)]
+    pub required: bool,
+    #[serde(default)]
+    #[oai(default)]
+    pub unique: bool,
+    #[serde(default)]
+    #[oai(default)]
+    pub pii: bool,
+    #[serde(default)]
+    #[oai(default)]
+    pub searchable: bool,
+    #[serde(default)]
+    #[oai(default)]
+    pub retired: bool,
+    #[serde(default)]
+    #[oai(default)]
+    pub options: Vec<String>,
+    #[serde(default)]
+    #[oai(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    #[oai(default)]
+    pub collection: Option<String>,
+}
+
+pub fn new_field_id() -> String {
+    let b: [u8; 6] = rand::random();
+    format!("f_{}", hex::encode(b))
+}
+
+pub fn validate_collection_name(field: &str, name: &str) -> Result<String> {
+    validate_label(field, name)
+}
+
+fn validate_label(field: &str, name: &str) -> Result<String> {
+    let n = name.trim();
+    if n.is_empty() {
+        return Err(Error::field(field, "must not be empty"));
+    }
+    if n.chars().count() > MAX_NAME {
+        return Err(Error::field(
+            field,
+            format!("must be at most {MAX_NAME} characters"),
+        ));
+    }
+    if n.chars().any(char::is_control) {
+        return Err(Error::field(field, "must not contain control characters"));
+    }
+    Ok(n.to_owned())
+}
+
+/// Checks one field description; `existing` is the field it changes, if any.
+/// `collections` are the ids a relation may point to.
+fn build_field(
+    path: &str,
+    input: &FieldInput,
+    existing: Option<&Field>,
+    collections: &HashSet<String>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Field> {
+    let mut push = |f: &str, m: &str| {
+        errors.push(FieldError {
+            field: format!("{path}.{f}"),
+            message: m.to_owned(),
+        })
+    };
+    let name = match validate_label("name", &input.name) {
+        Ok(n) => Some(n),
+        Err(_) => {
+            push(
+                "name",
+                "must be 1 to 64 characters without control characters",
+            );
+            None
+        }
+    };
+    if matches!(name.as_deref(), Some("id" | "created_at" | "updated_at")) {
+        push("name", "is reserved (id, created_at, updated_at)");
+    }
+    let kind = match FieldType::parse("type", &input.kind) {
+        Ok(k) => Some(k),
+        Err(_) => {
+            push(
+                "type",
+                "must be one of text, long_text, integer, decimal, money, boolean, date, datetime, email, phone, url, select, multi_select, relation, member",
+            );
+            None
+        }
+    };
+    let (name, kind) = (name?, kind?);
+    if let Some(old) = existing {
+        if old.kind != kind {
+            push(
+                "type",
+                "cannot change; add a new field and retire this one instead",
+            );
+        }
+    }
+    if input.unique && !kind.can_be_unique() {
+        push("unique", "is not available for this type");
+    }
+    let mut options = Vec::new();
+    if matches!(kind, FieldType::Select | FieldType::MultiSelect) {
+        let mut seen = HashSet::new();
+        for (i, o) in input.options.iter().enumerate() {
+            match validate_label("option", o) {
+                Ok(o) if o.contains(';') => push(&format!("options[{i}]"), "must not contain ';'"),
+                Ok(o) => {
+                    if seen.insert(o.to_lowercase()) {
+                        options.push(o);
+                    } else {
+                        push(&format!("options[{i}]"), "is listed twice");
+                    }
+                }
+                Err(_) => push(
+                    &format!("options[{i}]"),
+                    "must be 1 to 64 characters without control characters",
+                ),
+            }
+        }
+        if options.is_empty() {
+            push("options", "must list at least one choice");
+        }
+        if options.len() > MAX_OPTIONS {
+            push("options", "must list at most 200 choices");
+        }
+        // Existing choices stay valid for the records that hold them.
+        if let Some(old) = existing {
+            for o in &old.options {
+                if !options.iter().any(|n| n == o) {
+                    options.push(o.clone());
+                }
+            }
+        }
+    } else if !input.options.is_empty() {
+        push("options", "applies only to select and multi_select");
+    }
+    let currency = match (kind, input.currency.as_deref()) {
+        (FieldType::Money, Some(c)) => match super::values::currency(c) {
+            Some(_) => Some(c.to_owned()),
+            None => {
+                push("currency", "must be an ISO 4217 code such as EUR");
+                None
+            }
+        },
+        (_, Some(_)) => {
+            push("currency", "applies only to money");
+            None
+        }
+        (_, None) => None,
+    };
+    let collection = match (kind, input.collection.as_deref()) {
+        (FieldType::Relation, Some(c)) if collections.contains(c) => Some(c.to_owned()),
+        (FieldType::Relation, Some(_)) => {
+            push("collection", "is not a collection of this workspace");
+            None
+        }
+        (FieldType::Relation, None) => {
+            push("collection", "is required for a relation");
+            None
+        }
+        (_, Some(_)) => {
+            push("collection", "applies only to relation");
+            None
+        }
+        (_, None) => None,
+    };
+    if let Some(old) = existing {
+        if old.kind == FieldType::Money && old.currency.is_some() && currency != old.currency {
+            push("currency", "cannot change once set");
+        }
+        if old.kind == FieldType::Relation && collection != old.collection {
+            push("collection", "cannot change once set");
+        }
+    }
+    Some(Field {
+        id: existing.map(|f| f.id.clone()).unwrap_or_else(new_field_id),
+        name,
+        kind,
+        required: input.required,
+        unique: input.unique,
+        pii: input.pii,
+        searchable: input.searchable,
+        retired: input.retired,
+        options,
+        currency,
+        collection,
+    })
+}
+
+/// Two live fields may not share a name. `origin` maps a field id to its
+/// index in the request, so the error names a field the caller sent.
+fn check_names(
+    fields: &[Field],
+    origin: &std::collections::HashMap<String, usize>,
+    errors: &mut Vec<FieldError>,
+) {
+    let mut first: std::collections::HashMap<String, &Field> = Default::default();
+    for f in fields.iter().filter(|f| !f.retired) {
+        match first.get(&f.name.to_lowercase()) {
+            None => {
+                first.insert(f.name.to_lowercase(), f);
+            }
+            Some(prev) => errors.push(FieldError {
+                field: match origin.get(&f.id).or_else(|| origin.get(&prev.id)) {
+                    Some(i) => format!("fields[{i}].name"),
+                    None => "fields".into(),
+                },
+                message: "is used by another field".into(),
+            }),
+        }
+    }
+}
+
+/// A new collection's definition, or every problem with it.
+pub fn build_definition(
+    name: &str,
+    fields: &[FieldInput],
+    permissions: Option<Permissions>,
+    collections: &HashSet<String>,
+) -> Result<Definition> {
+    let mut errors = Vec::new();
+    let name = match validate_collection_name("name", name) {
+        Ok(n) => n,
+        Err(Error::Validation(mut e)) => {
+            errors.append(&mut e);
+            String::new()
+        }
+        Err(e) => return Err(e),
+    };
+    if fields.len() > MAX_FIELDS {
+        errors.push(FieldError {
+            field: "fields".into(),
+            message: format!("must have at most {MAX_FIELDS} fields"),
+        });
+    }
+    let mut out = Vec::new();
+    let mut origin = std::collections::HashMap::new();
+    for (i, f) in fields.iter().enumerate() {
+        let path = format!("fields[{i}]");
+        if f.id.is_some() {
+            errors.push(FieldError {
+                field: format!("{path}.id"),
+                message: "is assigned by the server".into(),
+            });
+        }
+        if let Some(field) = build_field(&path, f, None, collections, &mut errors) {
+            origin.insert(field.id.clone(), i);
+            out.push(field);
+        }
+    }
+    check_names(&out, &origin, &mut errors);
+    if !errors.is_empty() {
+        return Err(Error::Validation(errors));
+    }
+    Ok(Definition {
+        name,
+        fields: out,
+        permissions: permissions.unwrap_or_default().normalize(),
+    })
+}
+
+/// A schema change: `fields` entries with an id change that field, the others
+/// are added; fields not listed stay as they are. Types never change, so
+/// every stored record stays readable.
+pub fn apply_change(
+    def: &Definition,
+    name: Option<&str>,
+    fields: Option<&[FieldInput]>,
+    permissions: Option<Permissions>,
+    collections: &HashSet<String>,
+) -> Result<Definition> {
+    let mut errors = Vec::new();
+    let mut next = def.clone();
+    if let Some(n) = name {
+        match validate_collection_name("name", n) {
+            Ok(n) => next.name = n,
+            Err(Error::Validation(mut e)) => errors.append(&mut e),
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(p) = permissions {
+        next.permissions = p.normalize();
+    }
+    let mut origin = std::collections::HashMap::new();
+    for (i, f) in fields.unwrap_or_default().iter().enumerate() {
+        let path = format!("fields[{i}]");
+        if let Some(id) = &f.id {
+            origin.insert(id.clone(), i);
+        }
+        match &f.id {
+            Some(id) => match next.fields.iter().position(|x| &x.id == id) {
+                Some(pos) => {
+                    let old = next.fields[pos].clone();
+                    if let Some(nf) = build_field(&path, f, Some(&old), collections, &mut errors) {
+                        next.fields[pos] = nf;
+                    }
+                }
+                None => errors.push(FieldError {
+                    field: format!("{path}.id"),
+                    message: "is not a field of this collection".into(),
+                }),
+            },
+            None => {
+                if let Some(nf) = build_field(&path, f, None, collections, &mut errors) {
+                    origin.insert(nf.id.clone(), i);
+                    next.fields.push(nf);
+                }
+            }
+        }
+    }
+    if next.fields.len() > MAX_FIELDS {
+        errors.push(FieldError {
+            field: "fields".into(),
+            message: format!("must have at most {MAX_FIELDS} fields"),
+        });
+    }
+    check_names(&next.fields, &origin, &mut errors);
+    if !errors.is_empty() {
+        return Err(Error::Validation(errors));
+    }
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(name: &str, kind: &str) -> FieldInput {
+        FieldInput {
+            name: name.into(),
+            kind: kind.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn builds_and_names_every_problem() {
+        let none = HashSet::new();
+        let d = build_definition("Guests", &[input("Name", "text")], None, &none).unwrap();
+        assert_eq!(d.fields[0].kind, FieldType::Text);
+        assert!(d.fields[0].id.starts_with("f_"));
+        let Err(Error::Validation(e)) = build_definition(
+            "",
+            &[
+                input("A", "nope"),
+                input("B", "select"),
+                input("b", "text"),
+                input("R", "relation"),
+            ],
+            None,
+            &none,
+        ) else {
+            panic!("expected validation errors")
+        };
+        let fields: Vec<_> = e.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"name"));
+        assert!(fields.contains(&"fields[0].type"));
+        assert!(fields.contains(&"fields[1].options"));
+        assert!(fields.contains(&"fields[2].name"));
+        assert!(fields.contains(&"fields[3].collection"));
+    }
+
+    #[test]
+    fn changes_keep_ids_and_refuse_type_changes() {
+        let none = HashSet::new();
+        let d = build_definition("T", &[input("Amount", "integer")], None, &none).unwrap();
+        let id = d.fields[0].id.clone();
+        let mut rename = input("Total", "integer");
+        rename.id = Some(id.clone());
+        let d2 = apply_change(&d, None, Some(&[rename]), None, &none).unwrap();
+        assert_eq!(d2.fields[0].id, id);
+        assert_eq!(d2.fields[0].name, "Total");
+        let mut retype = input("Total", "text");
+        retype.id = Some(id);
+        assert!(apply_change(&d2, None, Some(&[retype]), None, &none).is_err());
+    }
+}
