@@ -38,7 +38,7 @@ impl RecordAction {
 impl Default for Permissions {
     /// The permission table's defaults for records (`access::permissions`),
     /// spelled out here because the model sits below the table; a test in
-    /// `records::rights` keeps the two equal.
+    /// `records::rights_table` keeps the two equal.
     fn default() -> Self {
         use Role::*;
         Self {
