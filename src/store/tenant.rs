@@ -112,10 +112,10 @@ impl TenantTx<'_> {
 }
 
 impl TenantDb {
-    /// A clone carrying the admission's read-only state.
-    fn for_admission(&self, admission: &Admission) -> Self {
+    /// A clone carrying the grant's read-only state (its `Admission`).
+    fn for_grant(&self, grant: &Admission) -> Self {
         let mut t = self.clone();
-        t.frozen = admission.frozen();
+        t.frozen = grant.frozen();
         t
     }
 
@@ -278,11 +278,11 @@ fn snapshot(cell: &KeyCell) -> Arc<TenantKeys> {
 /// Lazily opened, pooled workspace databases.
 pub struct TenantPool {
     dir: PathBuf,
+    /// Given to every handle: runs beside each audit entry of a write.
+    hook: Arc<dyn AuditHook>,
     opts: DbOptions,
     capacity: usize,
     open: Mutex<HashMap<WorkspaceId, TenantDb>>,
-    /// Given to every handle: runs beside each audit entry of a write.
-    hook: Arc<dyn AuditHook>,
 }
 
 impl TenantPool {
@@ -291,10 +291,10 @@ impl TenantPool {
     pub fn new(dir: PathBuf, opts: DbOptions, capacity: usize, hook: Arc<dyn AuditHook>) -> Self {
         Self {
             dir,
+            hook,
             opts,
             capacity: capacity.max(1),
             open: Mutex::new(HashMap::new()),
-            hook,
         }
     }
 
@@ -309,15 +309,15 @@ impl TenantPool {
     where
         for<'g> &'g G: Into<Admission>,
     {
-        let admission: Admission = grant.into();
-        let id = admission.workspace();
+        let grant: &Admission = &grant.into();
+        let id = grant.workspace();
         if let Some(t) = self
             .open
             .lock()
             .map_err(|_| Error::internal("tenant pool lock poisoned"))?
             .get(&id)
         {
-            return Ok(t.for_admission(&admission));
+            return Ok(t.for_grant(grant));
         }
         let keys = TenantKeys::from_control(control, id, None)?;
         let path = self.path_for(id);
@@ -341,27 +341,27 @@ impl TenantPool {
             // Evict handles nobody is using; in-flight requests keep theirs alive.
             open.retain(|_, t| Arc::strong_count(&t.db) > 1);
         }
-        Ok(open.entry(id).or_insert(handle).for_admission(&admission))
+        Ok(open.entry(id).or_insert(handle).for_grant(grant))
     }
 
     pub async fn open_async(
         self: &Arc<Self>,
         control: &Arc<Control>,
-        admission: impl Into<Admission>,
+        grant: impl Into<Admission>,
     ) -> Result<TenantDb> {
-        let admission = admission.into();
+        let grant: Admission = grant.into();
         // An open handle needs no blocking work: skip the hop to the pool.
         if let Some(t) = self
             .open
             .lock()
             .map_err(|_| Error::internal("tenant pool lock poisoned"))?
-            .get(&admission.workspace())
+            .get(&grant.workspace())
         {
-            return Ok(t.for_admission(&admission));
+            return Ok(t.for_grant(&grant));
         }
         let pool = Arc::clone(self);
         let control = Arc::clone(control);
-        tokio::task::spawn_blocking(move || pool.open(&control, &admission)).await?
+        tokio::task::spawn_blocking(move || pool.open(&control, &grant)).await?
     }
 
     /// Drops the pooled handle of a workspace (it was shredded or moved
