@@ -109,6 +109,7 @@ impl AuditSigner {
     }
 }
 
+/// True when `signature` is `public_key`'s signature of `body`.
 pub fn verify_signature(public_key: &[u8; 32], body: &CheckpointBody, signature: &[u8]) -> bool {
     let Ok(vk) = VerifyingKey::from_bytes(public_key) else {
         return false;
@@ -119,6 +120,8 @@ pub fn verify_signature(public_key: &[u8; 32], body: &CheckpointBody, signature:
     vk.verify(&body.message(), &sig).is_ok()
 }
 
+/// The outcome of walking one chain (`audit::verify::check`), as stored by
+/// `store::audit::insert_verification`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ChainReport {
     pub scope: String,
@@ -136,6 +139,7 @@ impl ChainReport {
     }
 }
 
+/// A checkpoint as stored: what was signed and the signature.
 #[derive(Clone, Debug)]
 pub struct SignedCheckpoint {
     pub body: CheckpointBody,
