@@ -116,6 +116,7 @@ impl AppState {
             config.tenants_dir(),
             opts,
             config.file.storage.tenant_pool_size,
+            Arc::new(crate::integrations::outbox::Outbox),
         );
         let reloadable = std::sync::RwLock::new(Reloadable::from_config(&config));
         let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);

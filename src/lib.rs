@@ -38,6 +38,7 @@ pub mod ids;
 pub mod integrations;
 pub mod lifecycle;
 pub mod mail;
+pub mod model;
 pub mod notices;
 pub mod ops;
 pub mod platform;

@@ -2,6 +2,7 @@
 //! and the only way to reach a workspace's data: a `Grant`, which this module
 //! alone can mint, from a verified membership or the narrow system handle.
 
+mod admission;
 pub mod enter;
 pub mod op;
 pub mod permissions;

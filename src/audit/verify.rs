@@ -19,7 +19,6 @@
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::Connection;
-use serde::Serialize;
 
 use super::StoredEntry;
 use super::signing::{CheckpointBody, verify_signature};
@@ -27,6 +26,7 @@ use super::verify_checkpoints::{anchor_problems, checkpoint_chain_problem, effec
 use crate::audit::GENESIS;
 use crate::crypto::Sealer;
 use crate::error::Result;
+pub use crate::model::checkpoint::{ChainReport, SignedCheckpoint};
 use crate::store::audit as sql;
 
 /// The action of the entry that may replace earlier entries' sealed details.
@@ -119,29 +119,6 @@ pub fn check(i: &Inputs<'_>) -> Result<ChainReport> {
         })?,
     }
     Ok(v.finish())
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ChainReport {
-    pub scope: String,
-    pub entries: u64,
-    pub head_seq: i64,
-    /// The newest signed checkpoint's sequence number.
-    pub checkpoint_seq: Option<i64>,
-    pub first_bad_seq: Option<i64>,
-    pub reason: Option<String>,
-}
-
-impl ChainReport {
-    pub fn ok(&self) -> bool {
-        self.first_bad_seq.is_none()
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct SignedCheckpoint {
-    pub body: CheckpointBody,
-    pub signature: Vec<u8>,
 }
 
 /// Finds an entry of the chain by seq (the one that replaced another's

@@ -70,13 +70,7 @@ pub struct StorageConfig {
     pub tenant_pool_size: usize,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Synchronous {
-    Full,
-    Extra,
-    Normal,
-}
+pub use crate::model::Synchronous;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -141,6 +135,17 @@ impl Default for FileConfig {
             integrations: IntegrationsConfig::default(),
             data_limits: DataLimitsConfig::default(),
             limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl crate::store::DbOptions {
+    /// The store's connection options from `[storage]` (here, so the store
+    /// need not know the config).
+    pub fn from_config(c: &StorageConfig) -> Self {
+        Self {
+            synchronous: c.synchronous,
+            busy_timeout: std::time::Duration::from_millis(c.busy_timeout_ms),
         }
     }
 }
@@ -523,6 +528,15 @@ fn find_key_line(path: &Path, key: Option<&str>) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The store opens every database with these (its own unit tests use the
+    /// same values through `store::test_options`).
+    #[test]
+    fn storage_defaults_are_durable() {
+        let o = crate::store::DbOptions::from_config(&StorageConfig::default());
+        assert_eq!(o.synchronous, Synchronous::Full);
+        assert_eq!(o.busy_timeout, std::time::Duration::from_millis(5_000));
+    }
 
     #[test]
     fn documented_defaults_parse_to_the_built_in_defaults() {

@@ -5,7 +5,11 @@
 pub mod api_tokens;
 pub mod guard;
 pub mod invitations;
-pub mod jwt;
+/// Moved to `crypto::jwt` (control.db loads the key with the platform keys);
+/// re-exported here.
+pub mod jwt {
+    pub use crate::crypto::jwt::*;
+}
 pub mod magic;
 pub mod members;
 pub mod mfa;

@@ -1,6 +1,6 @@
 //! The outbox: webhook events queued inside the transaction of the change
-//! they describe (called from `TenantTx::audit`), and the wake-up signal the
-//! delivery worker waits on.
+//! they describe (`Outbox`, the `AuditHook` that `TenantTx::audit` calls),
+//! and the wake-up signal the delivery worker waits on.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::audit::NewEntry;
 use crate::error::Result;
 use crate::ids::WorkspaceId;
+use crate::store::audit_hook::AuditHook;
 use crate::store::tenant::TenantTx;
 use crate::store::webhooks::{self, NewDelivery};
 
@@ -24,6 +25,21 @@ fn signal() -> &'static Signal {
         dirty: Mutex::new(HashSet::new()),
         notify: tokio::sync::Notify::new(),
     })
+}
+
+/// The hook `app.rs` gives the `TenantPool`: each workspace audit entry
+/// queues its webhook deliveries in its own transaction (`emit`), and the
+/// worker is woken once that transaction has committed (`wake`).
+pub struct Outbox;
+
+impl AuditHook for Outbox {
+    fn appended(&self, t: &TenantTx<'_>, now: i64, entry: &NewEntry<'_>) -> Result<()> {
+        emit(t, now, entry)
+    }
+
+    fn committed(&self, workspace: WorkspaceId) {
+        wake(workspace);
+    }
 }
 
 /// Tells the worker that a workspace has new work (deliveries, events).

@@ -9,11 +9,22 @@ mod collections;
 pub mod csv_cell;
 pub mod csv_io;
 mod list;
-pub mod rights;
-pub mod schema;
+/// Moved to `model::rights` (part of a stored definition); re-exported here.
+pub mod rights {
+    pub use crate::model::rights::*;
+}
+#[cfg(test)]
+mod rights_table;
+/// Moved to `model::schema` (the store reads definitions); re-exported here.
+pub mod schema {
+    pub use crate::model::schema::*;
+}
 pub mod search;
 pub mod teams;
-pub mod values;
+/// Moved to `model::values` (the store indexes values); re-exported here.
+pub mod values {
+    pub use crate::model::values::*;
+}
 pub mod visibility;
 
 use std::collections::HashSet;

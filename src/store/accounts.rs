@@ -3,9 +3,9 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::access::Role;
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
+use crate::model::Role;
 
 /// Disables or re-enables an account; returns whether it was disabled before
 /// (for the audit entry), read in the same transaction.

@@ -3,11 +3,10 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::audit::signing::{ChainLink, CheckpointBody};
-use crate::audit::verify::{ChainReport, SignedCheckpoint};
-use crate::audit::{GENESIS, NewEntry, StoredEntry};
 use crate::crypto::{Sealer, Slot};
 use crate::error::Result;
+use crate::model::audit::{GENESIS, NewEntry, StoredEntry};
+use crate::model::checkpoint::{ChainLink, ChainReport, CheckpointBody, SignedCheckpoint};
 
 pub fn append(tx: &Transaction<'_>, sealer: &Sealer, now: i64, e: &NewEntry<'_>) -> Result<i64> {
     let last: Option<(i64, Vec<u8>)> = tx

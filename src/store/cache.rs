@@ -40,7 +40,7 @@ use super::tokens::{FamilyState, TokenAuth};
 use crate::crypto::{Sealer, Slot};
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
-use crate::records::schema::Definition;
+use crate::model::schema::Definition;
 
 /// Above this many entries a map is emptied before the next insert, which
 /// bounds the memory at a few MiB whatever the traffic.
@@ -395,7 +395,7 @@ mod tests {
     fn version_sees_commits_of_other_connections() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
-        let opts = DbOptions::from_config(&crate::config::StorageConfig::default());
+        let opts = crate::store::test_options();
         let db = super::super::Db::open(&path, opts, super::super::migrations::TENANT).unwrap();
         let other = super::super::connect(&path, opts, false).unwrap();
         let mut n = 0;

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::crypto::{Sealer, Slot};
 use crate::error::Result;
-use crate::records::schema::Definition;
+use crate::model::schema::Definition;
 
 #[derive(Clone, Debug)]
 pub struct CollectionRow {

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use super::{Db, DbOptions, migrations};
-use crate::access::Role;
-use crate::audit::signing::AuditSigner;
 use crate::crypto::blind::normalize_email;
+use crate::crypto::jwt::JwtKeys;
 use crate::crypto::{BlindIndex, DataKey, MasterKey, Sealer, Slot};
 use crate::error::{Error, Result};
-use crate::identity::jwt::JwtKeys;
 use crate::ids::{UserId, WorkspaceId};
+use crate::model::Role;
+use crate::model::audit::NewEntry;
+use crate::model::checkpoint::AuditSigner;
 
 const KEY_CHECK: &str = "key_check";
 const PLATFORM_SCOPE: &str = "platform";
@@ -116,8 +117,12 @@ impl Control {
         let sealer = Sealer::new(PLATFORM_SCOPE, &keys)?;
         let (signer, jwt_key) = db.write(|tx| {
             Ok((
-                AuditSigner::load_or_create(tx, &sealer)?,
-                super::keypairs::load_or_create(tx, &sealer, "jwt")?,
+                AuditSigner::from_key(super::keypairs::load_or_create(
+                    tx,
+                    &sealer,
+                    super::keypairs::AUDIT,
+                )?),
+                super::keypairs::load_or_create(tx, &sealer, super::keypairs::JWT)?,
             ))
         })?;
         let jwt = JwtKeys::new(&jwt_key)?;
@@ -136,7 +141,7 @@ impl Control {
 impl Control {
     /// Appends one entry to the platform chain in a transaction of its own,
     /// for events that change nothing else (exports, verifications).
-    pub fn audit_alone(&self, now: i64, entry: &crate::audit::NewEntry<'_>) -> Result<i64> {
+    pub fn audit_alone(&self, now: i64, entry: &NewEntry<'_>) -> Result<i64> {
         self.db
             .write(|tx| crate::store::audit::append(tx, &self.keys.sealer, now, entry))
     }

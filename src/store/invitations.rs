@@ -3,11 +3,11 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::control::{PlatformKeys, email_index};
-use crate::access::Role;
 use crate::crypto::Slot;
 use crate::crypto::blind::normalize_email;
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
+use crate::model::Role;
 
 #[derive(Clone, Debug)]
 pub struct InvitationRow {

@@ -294,7 +294,7 @@ fn reindex_record(t: &TenantTx<'_>, seq: i64, plain: &[u8]) -> Result<()> {
     )?;
     let coll = super::collections::get_collection(t.tx, t.sealer, &coll_id)?
         .ok_or(Error::internal("a record names a missing collection"))?;
-    let values: crate::records::values::Values = serde_json::from_slice(plain)?;
+    let values: crate::model::values::Values = serde_json::from_slice(plain)?;
     super::records::write_keys(t.tx, t.blind, &coll.id, &coll.def, seq, &values)
 }
 

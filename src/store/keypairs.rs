@@ -8,6 +8,12 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::crypto::{Sealer, Slot};
 use crate::error::{Error, Result};
 
+/// The audit checkpoint key: `audit_signing_key` (sealed) and
+/// `audit_public_key` in `meta`.
+pub const AUDIT: &str = "audit";
+/// The access JWT key.
+pub const JWT: &str = "jwt";
+
 fn names(purpose: &str) -> (String, String) {
     (
         format!("{purpose}_signing_key"),

@@ -5,33 +5,11 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::access::Role;
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
+use crate::model::Role;
 
-/// Why a workspace is read-only.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Deleting,
-    Moving,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Deleting => "deleting",
-            Kind::Moving => "moving",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Kind> {
-        match s {
-            "deleting" => Ok(Kind::Deleting),
-            "moving" => Ok(Kind::Moving),
-            other => Err(Error::internal(format!("unknown lifecycle kind {other}"))),
-        }
-    }
-}
+pub use crate::model::Frozen as Kind;
 
 #[derive(Clone, Debug)]
 pub struct Lifecycle {

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::MasterKey;
 use crate::error::Result;
+use crate::model::audit::{Actor, NewEntry, RequestMeta};
 
 use super::control::Control;
 

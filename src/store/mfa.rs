@@ -3,10 +3,10 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::control::PlatformKeys;
-use crate::access::Role;
 use crate::crypto::Slot;
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
+use crate::model::Role;
 
 pub struct TotpRow {
     pub secret: Vec<u8>,

@@ -4,7 +4,9 @@
 //! (`readers`); callers hand in closures.
 
 pub mod accounts;
+pub mod admission;
 pub mod audit;
+pub mod audit_hook;
 pub mod cache;
 pub mod collections;
 pub mod control;
@@ -38,8 +40,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-use crate::config::Synchronous;
 use crate::error::{Error, Result};
+use crate::model::Synchronous;
 use migrations::Migration;
 
 #[derive(Clone, Copy, Debug)]
@@ -48,12 +50,13 @@ pub struct DbOptions {
     pub busy_timeout: Duration,
 }
 
-impl DbOptions {
-    pub fn from_config(c: &crate::config::StorageConfig) -> Self {
-        Self {
-            synchronous: c.synchronous,
-            busy_timeout: Duration::from_millis(c.busy_timeout_ms),
-        }
+/// What the unit tests of the store open databases with (the defaults of
+/// `[storage]`; `DbOptions::from_config` is in `config`, above the store).
+#[cfg(test)]
+pub(crate) fn test_options() -> DbOptions {
+    DbOptions {
+        synchronous: Synchronous::Full,
+        busy_timeout: Duration::from_millis(5_000),
     }
 }
 
@@ -430,12 +433,7 @@ mod tests {
     #[test]
     fn pragmas_are_durable_by_default() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(
-            &dir.path().join("t.db"),
-            DbOptions::from_config(&crate::config::StorageConfig::default()),
-            migrations::TENANT,
-        )
-        .unwrap();
+        let db = Db::open(&dir.path().join("t.db"), test_options(), migrations::TENANT).unwrap();
         let (mode, sync, fk): (String, i64, i64) = db
             .read(|c| {
                 Ok((
@@ -454,12 +452,7 @@ mod tests {
     async fn group_commit_isolates_a_failing_write() {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(
-            Db::open(
-                &dir.path().join("t.db"),
-                DbOptions::from_config(&crate::config::StorageConfig::default()),
-                migrations::TENANT,
-            )
-            .unwrap(),
+            Db::open(&dir.path().join("t.db"), test_options(), migrations::TENANT).unwrap(),
         );
         let mut tasks = Vec::new();
         for i in 0..64 {
@@ -500,12 +493,7 @@ mod tests {
     #[test]
     fn failed_write_rolls_back() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(
-            &dir.path().join("t.db"),
-            DbOptions::from_config(&crate::config::StorageConfig::default()),
-            migrations::TENANT,
-        )
-        .unwrap();
+        let db = Db::open(&dir.path().join("t.db"), test_options(), migrations::TENANT).unwrap();
         let r: Result<()> = db.write(|tx| {
             tx.execute("INSERT INTO meta(key, value) VALUES ('k', x'00')", [])?;
             Err(Error::Forbidden)

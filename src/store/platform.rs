@@ -4,10 +4,10 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::control::PlatformKeys;
-use crate::access::Role;
 use crate::crypto::Slot;
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
+use crate::model::Role;
 
 /// Sets a workspace's state; returns the state it had (for the audit entry's
 /// before), read in the same transaction.

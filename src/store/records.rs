@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::crypto::{BlindIndex, Sealer, Slot};
 use crate::error::{Error, FieldError, Result};
-use crate::records::schema::{Definition, FieldType};
-use crate::records::values::{self, Values};
+use crate::model::schema::{Definition, FieldType};
+use crate::model::values::{self, Values};
 
 pub use super::collections::{
     CollectionRow, collection_ids, delete_collection, get_collection, list_collections,

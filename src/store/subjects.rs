@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 use super::records::{Ctx, RecordRow, next_rev, write_keys};
 use crate::crypto::{Sealer, Slot};
 use crate::error::Result;
-use crate::records::schema::Definition;
-use crate::records::values::Values;
+use crate::model::schema::Definition;
+use crate::model::values::Values;
 
 /// A record some pii digest pointed at: live, or a tombstone whose audit
 /// entries still carry its values.

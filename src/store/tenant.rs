@@ -1,6 +1,7 @@
 //! Workspace databases: `tenants/<workspace-id>/data.db`, opened lazily and
-//! pooled. A `TenantDb` exists only for a `Grant`, and carries the workspace's
-//! own sealer, so code holding one cannot touch another workspace.
+//! pooled. A `TenantDb` exists only for an `Admission` (which only the access
+//! layer's `Grant` produces), and carries the workspace's own sealer, so code
+//! holding one cannot touch another workspace.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,13 +9,15 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::{Connection, Transaction};
 
+use super::admission::Admission;
+use super::audit_hook::AuditHook;
 use super::control::{self, Control};
 use super::{Db, DbOptions, migrations};
-use crate::access::Grant;
-use crate::audit::NewEntry;
 use crate::crypto::{BlindIndex, DataKey, Sealer};
 use crate::error::{Error, Result};
 use crate::ids::WorkspaceId;
+use crate::model::Frozen;
+use crate::model::audit::{NewEntry, RequestMeta};
 
 /// One workspace's keys: every live key id opens, the newest seals.
 pub struct TenantKeys {
@@ -62,9 +65,11 @@ pub struct TenantDb {
     id: WorkspaceId,
     db: Arc<Db>,
     keys: KeyCell,
-    /// Set from the grant: a workspace being deleted or moved refuses writes
-    /// (audit entries of refusals still go through `record`).
-    frozen: Option<crate::access::Frozen>,
+    /// Set from the admission: a workspace being deleted or moved refuses
+    /// writes (audit entries of refusals still go through `record`).
+    frozen: Option<Frozen>,
+    /// Runs beside each audit entry of a write (the webhook outbox).
+    hook: Arc<dyn AuditHook>,
     /// Decrypted collection definitions, checked against the stored
     /// ciphertext on every use (`store::cache`).
     defs: Arc<super::cache::DefCache>,
@@ -87,6 +92,7 @@ pub struct TenantTx<'a> {
     /// worker woken early reads a snapshot without them and goes back to
     /// sleep until its next full scan).
     queued: std::cell::Cell<bool>,
+    hook: &'a dyn AuditHook,
 }
 
 impl TenantTx<'_> {
@@ -97,17 +103,17 @@ impl TenantTx<'_> {
 
     /// Appends to this workspace's audit chain inside this transaction.
     /// Webhook events of the change are queued here too, in the same
-    /// transaction (`integrations::outbox`).
+    /// transaction (the pool's `AuditHook`, `integrations::outbox`).
     pub fn audit(&self, now: i64, entry: &NewEntry<'_>) -> Result<i64> {
         let seq = super::audit::append(self.tx, self.sealer, now, entry)?;
-        crate::integrations::outbox::emit(self, now, entry)?;
+        self.hook.appended(self, now, entry)?;
         Ok(seq)
     }
 }
 
 impl TenantDb {
-    /// A clone carrying the grant's read-only state.
-    fn for_grant(&self, grant: &Grant) -> Self {
+    /// A clone carrying the grant's read-only state (its `Admission`).
+    fn for_grant(&self, grant: &Admission) -> Self {
         let mut t = self.clone();
         t.frozen = grant.frozen();
         t
@@ -128,7 +134,7 @@ impl TenantDb {
     }
 
     /// Why this handle refuses writes, if it does.
-    pub fn frozen(&self) -> Option<crate::access::Frozen> {
+    pub fn frozen(&self) -> Option<Frozen> {
         self.frozen
     }
 
@@ -143,14 +149,9 @@ impl TenantDb {
 
     /// Appends one audit entry that records no change (a refused action), even
     /// while the workspace is read-only.
-    pub async fn record<F>(
-        &self,
-        now: i64,
-        meta: crate::audit::RequestMeta,
-        entry: F,
-    ) -> Result<i64>
+    pub async fn record<F>(&self, now: i64, meta: RequestMeta, entry: F) -> Result<i64>
     where
-        F: for<'m> FnOnce(&'m crate::audit::RequestMeta) -> NewEntry<'m> + Send + 'static,
+        F: for<'m> FnOnce(&'m RequestMeta) -> NewEntry<'m> + Send + 'static,
     {
         let cell = Arc::clone(&self.keys);
         self.db
@@ -167,6 +168,7 @@ impl TenantDb {
     {
         self.writable()?;
         let cell = Arc::clone(&self.keys);
+        let hook = Arc::clone(&self.hook);
         let workspace = self.id;
         let (out, queued) = self
             .db
@@ -178,13 +180,14 @@ impl TenantDb {
                     blind: &k.blind,
                     workspace,
                     queued: std::cell::Cell::new(false),
+                    hook: hook.as_ref(),
                 };
                 Ok((f(&t)?, t.queued.get()))
             })
             .await?;
         // Answered only after the commit: the deliveries are visible now.
         if queued {
-            crate::integrations::outbox::wake(workspace);
+            self.hook.committed(workspace);
         }
         Ok(out)
     }
@@ -206,11 +209,12 @@ impl TenantDb {
                 blind: &k.blind,
                 workspace: self.id,
                 queued: std::cell::Cell::new(false),
+                hook: self.hook.as_ref(),
             };
             Ok((f(&t)?, t.queued.get()))
         })?;
         if queued {
-            crate::integrations::outbox::wake(self.id);
+            self.hook.committed(self.id);
         }
         Ok(out)
     }
@@ -274,15 +278,20 @@ fn snapshot(cell: &KeyCell) -> Arc<TenantKeys> {
 /// Lazily opened, pooled workspace databases.
 pub struct TenantPool {
     dir: PathBuf,
+    /// Given to every handle: runs beside each audit entry of a write.
+    hook: Arc<dyn AuditHook>,
     opts: DbOptions,
     capacity: usize,
     open: Mutex<HashMap<WorkspaceId, TenantDb>>,
 }
 
 impl TenantPool {
-    pub fn new(dir: PathBuf, opts: DbOptions, capacity: usize) -> Self {
+    /// `hook` runs beside every workspace audit entry; `app.rs` installs the
+    /// webhook outbox.
+    pub fn new(dir: PathBuf, opts: DbOptions, capacity: usize, hook: Arc<dyn AuditHook>) -> Self {
         Self {
             dir,
+            hook,
             opts,
             capacity: capacity.max(1),
             open: Mutex::new(HashMap::new()),
@@ -294,9 +303,13 @@ impl TenantPool {
         self.dir.join(id.to_string()).join("data.db")
     }
 
-    /// Opens the workspace named by the grant. Blocking: call from the blocking
-    /// pool or the CLI (`open_async` wraps it).
-    pub fn open(&self, control: &Control, grant: &Grant) -> Result<TenantDb> {
+    /// Opens the workspace named by the admission (a `Grant` converts). Blocking:
+    /// call from the blocking pool or the CLI (`open_async` wraps it).
+    pub fn open<G>(&self, control: &Control, grant: &G) -> Result<TenantDb>
+    where
+        for<'g> &'g G: Into<Admission>,
+    {
+        let grant: &Admission = &grant.into();
         let id = grant.workspace();
         if let Some(t) = self
             .open
@@ -317,6 +330,7 @@ impl TenantPool {
             db: Arc::new(db),
             keys: Arc::new(RwLock::new(Arc::new(keys))),
             frozen: None,
+            hook: Arc::clone(&self.hook),
             defs: Default::default(),
         };
         let mut open = self
@@ -333,8 +347,9 @@ impl TenantPool {
     pub async fn open_async(
         self: &Arc<Self>,
         control: &Arc<Control>,
-        grant: Grant,
+        grant: impl Into<Admission>,
     ) -> Result<TenantDb> {
+        let grant: Admission = grant.into();
         // An open handle needs no blocking work: skip the hop to the pool.
         if let Some(t) = self
             .open

@@ -152,7 +152,7 @@ fn normalize(field: &Field, v: &Value, lookup: &dyn Lookup) -> std::result::Resu
         FieldType::Email => {
             let s = as_str(v)?;
             json!(
-                crate::identity::users::validate_email("email", s)
+                super::email::validate_email("email", s)
                     .map_err(|_| "must be an email address like name@example.com")?
             )
         }
@@ -455,7 +455,7 @@ pub fn index_text(field: &Field, v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::schema::FieldInput;
+    use crate::model::schema::FieldInput;
     use std::collections::HashSet;
 
     struct NoRefs;

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::{Lookup, decimal, from_text, phone, to_minor, validate};
 use crate::error::{Error, Result};
-use crate::records::schema::{Definition, FieldInput, build_definition};
+use crate::model::schema::{Definition, FieldInput, build_definition};
 
 pub const KINDS: &[&str] = &[
     "text",
