@@ -42,6 +42,14 @@ fn host(url: &url::Url) -> String {
     url.host_str().unwrap_or_default().to_owned()
 }
 
+/// With `residency` set, the receiver's host must be declared in region
+/// (`[[outbound.hosts]]`); the worker checks again at every attempt.
+fn check_residency(state: &AppState, url: &url::Url) -> Result<()> {
+    crate::config::residency::Residency::from_file(&state.config.file)
+        .check_url(url)
+        .map_err(|e| Error::field("url", format!("is refused by residency: {e}")))
+}
+
 pub async fn list(ctx: &TenantCtx) -> Result<Vec<EndpointRow>> {
     ctx.db.read(store::list_endpoints).await
 }
@@ -65,6 +73,7 @@ pub async fn create(
 ) -> Result<Created> {
     let policy = Policy::from_config(&state.config.file.integrations);
     let url = policy.check_url(url)?;
+    check_residency(state, &url)?;
     let events = validate_events(events)?;
     let now = state.clock.unix();
     let endpoint = EndpointRow {
