@@ -163,6 +163,24 @@ async fn out_of_region_webhooks_are_refused_with_422_naming_url_and_nothing_writ
     // In region, in any spelling of the same host: accepted.
     let (s, p) = send(&c, api.clone(), hook("https://A.Hooks.Example.EU./in")).await;
     assert_eq!(s, 201, "{p}");
+    // Moving it out of the region by an update is refused the same way.
+    let one = format!("{api}/{}", p["id"].as_str().unwrap());
+    let audit_before = count(&db, "SELECT count(*) FROM audit_log");
+    for url in ["https://hooks.example.com/x", "https://a.hooks.example.eu.evil.com/"] {
+        let r = c.patch(&one).json(&json!({"url": url})).send().await.unwrap();
+        let (s, p) = (r.status().as_u16(), r.json::<Value>().await.unwrap());
+        assert_eq!((s, &p["errors"][0]["field"]), (422, &json!("url")), "{p}");
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM audit_log"), audit_before);
+    let listed = common::get_json(&c, &api).await.to_string();
+    assert!(listed.contains("A.Hooks.Example.EU.") || listed.contains("a.hooks.example.eu."), "{listed}");
+    let r = c
+        .patch(&one)
+        .json(&json!({"url": "https://b.hooks.example.eu/x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "an in-region update is accepted");
 }
 
 #[tokio::test]
