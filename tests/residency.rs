@@ -33,9 +33,17 @@ fn configure(env: &Env, residency: &str, hosts: &[(&str, &str)], smtp_host: &str
         .map(|(p, r)| format!("[[outbound.hosts]]\npattern = \"{p}\"\nregion = \"{r}\"\n"))
         .collect();
     let text = text
-        .replacen("\nresidency = \"\"", &format!("\nresidency = \"{residency}\""), 1)
+        .replacen(
+            "\nresidency = \"\"",
+            &format!("\nresidency = \"{residency}\""),
+            1,
+        )
         .replacen("\nregion = \"\"", &format!("\nregion = \"{residency}\""), 1)
-        .replacen("\nsmtp_host = \"\"", &format!("\nsmtp_host = \"{smtp_host}\""), 1)
+        .replacen(
+            "\nsmtp_host = \"\"",
+            &format!("\nsmtp_host = \"{smtp_host}\""),
+            1,
+        )
         .replacen("\nhosts = []\n", &format!("\n{tables}"), 1);
     std::fs::write(env.config_path(), text).unwrap();
 }
@@ -110,8 +118,8 @@ async fn out_of_region_webhooks_are_refused_with_422_naming_url_and_nothing_writ
 
     for url in [
         "https://hooks.example.com/x".to_owned(),
-        format!("{base}/ok"), // declared, but in US
-        "https://hooks.example.eu/x".into(), // the bare suffix
+        format!("{base}/ok"),                   // declared, but in US
+        "https://hooks.example.eu/x".into(),    // the bare suffix
         "https://us.hooks.example.eu/x".into(), // the more specific pattern: US
         "https://US.Hooks.Example.EU./x".into(),
         "https://a.hooks.example.eu.attacker.com/x".into(),
@@ -166,14 +174,25 @@ async fn out_of_region_webhooks_are_refused_with_422_naming_url_and_nothing_writ
     // Moving it out of the region by an update is refused the same way.
     let one = format!("{api}/{}", p["id"].as_str().unwrap());
     let audit_before = count(&db, "SELECT count(*) FROM audit_log");
-    for url in ["https://hooks.example.com/x", "https://a.hooks.example.eu.evil.com/"] {
-        let r = c.patch(&one).json(&json!({"url": url})).send().await.unwrap();
+    for url in [
+        "https://hooks.example.com/x",
+        "https://a.hooks.example.eu.evil.com/",
+    ] {
+        let r = c
+            .patch(&one)
+            .json(&json!({"url": url}))
+            .send()
+            .await
+            .unwrap();
         let (s, p) = (r.status().as_u16(), r.json::<Value>().await.unwrap());
         assert_eq!((s, &p["errors"][0]["field"]), (422, &json!("url")), "{p}");
     }
     assert_eq!(count(&db, "SELECT count(*) FROM audit_log"), audit_before);
     let listed = common::get_json(&c, &api).await.to_string();
-    assert!(listed.contains("A.Hooks.Example.EU.") || listed.contains("a.hooks.example.eu."), "{listed}");
+    assert!(
+        listed.contains("A.Hooks.Example.EU.") || listed.contains("a.hooks.example.eu."),
+        "{listed}"
+    );
     let r = c
         .patch(&one)
         .json(&json!({"url": "https://b.hooks.example.eu/x"}))
@@ -241,9 +260,16 @@ async fn an_existing_webhook_stops_delivering_when_its_host_leaves_the_region() 
     assert_eq!(items[0]["status"], "failed", "{items:?}");
     assert_eq!(items[0]["attempts"], 1, "given up at once: {items:?}");
     let why = items[0]["last_error"].as_str().unwrap_or_default();
-    assert!(why.contains("residency") && why.contains("nothing was sent"), "{why}");
+    assert!(
+        why.contains("residency") && why.contains("nothing was sent"),
+        "{why}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "the receiver got nothing more");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "the receiver got nothing more"
+    );
 }
 
 #[test]
@@ -275,7 +301,10 @@ fn age_keys(dir: &Path) -> (String, String) {
     let id = age::x25519::Identity::generate();
     let file = dir.join("target-identity.txt");
     std::fs::write(&file, format!("{}\n", id.to_string().expose_secret())).unwrap();
-    (file.to_str().unwrap().to_owned(), id.to_public().to_string())
+    (
+        file.to_str().unwrap().to_owned(),
+        id.to_public().to_string(),
+    )
 }
 
 fn run(env: &Env, args: &[&str]) -> (bool, String) {
@@ -306,7 +335,15 @@ fn a_move_to_another_region_needs_allow_cross_region_and_is_audited_in_both_chai
     let (identity, recipient) = age_keys(target.root());
     let bundle = source.root().join("move.age");
     let b = bundle.to_str().unwrap();
-    let base = ["workspace", "move-out", &ws, "--to-recipient", &recipient, "--out", b];
+    let base = [
+        "workspace",
+        "move-out",
+        &ws,
+        "--to-recipient",
+        &recipient,
+        "--out",
+        b,
+    ];
     let with = |extra: [&'static str; 2]| {
         let mut v = base.to_vec();
         v.extend(extra);
@@ -317,12 +354,19 @@ fn a_move_to_another_region_needs_allow_cross_region_and_is_audited_in_both_chai
     assert!(!ok && out.contains("--target-region"), "{out}");
     let (ok, out) = run(&source, &with(["--target-region", "US"]));
     assert!(!ok && out.contains("--allow-cross-region"), "{out}");
-    assert!(!bundle.exists() && moved_out(&source) == 0, "a refused move changes nothing");
+    assert!(
+        !bundle.exists() && moved_out(&source) == 0,
+        "a refused move changes nothing"
+    );
 
     let reason = "customer relocated to Ohio";
     let (ok, out) = run(
         &source,
-        &[&with(["--target-region", "US"])[..], &["--allow-cross-region", reason]].concat(),
+        &[
+            &with(["--target-region", "US"])[..],
+            &["--allow-cross-region", reason],
+        ]
+        .concat(),
     );
     assert!(ok && out.contains("cross-region"), "{out}");
     assert_eq!(moved_out(&source), 1);
@@ -335,11 +379,22 @@ fn a_move_to_another_region_needs_allow_cross_region_and_is_audited_in_both_chai
         .to_owned();
     for chain in [vec![], vec!["--workspace", ws.as_str()]] {
         let (ok, log) = run(&source, &[&["audit", "export"][..], &chain].concat());
-        assert!(ok && log.contains("workspace.moved_out") && log.contains(reason), "{log}");
+        assert!(
+            ok && log.contains("workspace.moved_out") && log.contains(reason),
+            "{log}"
+        );
     }
 
     // Another EU appliance refuses a bundle made for US.
-    let move_in = ["workspace", "move-in", b, "--identity", &identity, "--source-key", &key];
+    let move_in = [
+        "workspace",
+        "move-in",
+        b,
+        "--identity",
+        &identity,
+        "--source-key",
+        &key,
+    ];
     let (ok, out) = run(&other_eu, &move_in);
     assert!(!ok && out.contains("made for region `US`"), "{out}");
     // The US target imports it and names the source's reason in both chains.
@@ -348,7 +403,10 @@ fn a_move_to_another_region_needs_allow_cross_region_and_is_audited_in_both_chai
     assert!(ok, "{out}");
     for chain in [vec![], vec!["--workspace", ws.as_str()]] {
         let (ok, log) = run(&target, &[&["audit", "export"][..], &chain].concat());
-        assert!(ok && log.contains("workspace.moved_in") && log.contains(reason), "{log}");
+        assert!(
+            ok && log.contains("workspace.moved_in") && log.contains(reason),
+            "{log}"
+        );
     }
     let (ok, out) = run(&target, &["audit", "verify"]);
     assert!(ok, "{out}");
@@ -379,5 +437,8 @@ async fn trust_lists_every_outbound_path_with_its_region() {
     }
     let page = common::get_text(&reqwest::Client::new(), server.url("/trust")).await;
     assert!(page.contains("Outbound paths") && page.contains("smtp_relay"));
-    assert!(!page.contains("smtp.example.eu"), "the public page names no host");
+    assert!(
+        !page.contains("smtp.example.eu"),
+        "the public page names no host"
+    );
 }

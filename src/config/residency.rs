@@ -229,7 +229,6 @@ impl Residency {
             }),
         }
     }
-
 }
 
 /// The patterns declared in `region` (for the trust page).
@@ -245,8 +244,7 @@ pub fn patterns_in(outbound: &OutboundConfig, region: &str) -> Vec<String> {
 /// Checks `[[outbound.hosts]]`; the error names the key.
 pub fn validate(outbound: &OutboundConfig) -> Result<(), String> {
     for (i, h) in outbound.hosts.iter().enumerate() {
-        parse_pattern(&h.pattern)
-            .map_err(|e| format!("key `outbound.hosts[{i}].pattern`: {e}"))?;
+        parse_pattern(&h.pattern).map_err(|e| format!("key `outbound.hosts[{i}].pattern`: {e}"))?;
         if h.region.trim().is_empty() {
             return Err(format!(
                 "key `outbound.hosts[{i}].region` must name the region of `{}`, e.g. \"EU\"",
@@ -391,6 +389,10 @@ mod tests {
                 region: " ".into(),
             }],
         };
-        assert!(validate(&no_region).unwrap_err().contains("outbound.hosts[0].region"));
+        assert!(
+            validate(&no_region)
+                .unwrap_err()
+                .contains("outbound.hosts[0].region")
+        );
     }
 }

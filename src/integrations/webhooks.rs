@@ -122,7 +122,10 @@ pub async fn update(
     meta: &RequestMeta,
 ) -> Result<EndpointRow> {
     if url.is_none() && events.is_none() {
-        return Err(Error::field("url", "give a new `url`, new `events`, or both"));
+        return Err(Error::field(
+            "url",
+            "give a new `url`, new `events`, or both",
+        ));
     }
     let url = match url {
         Some(u) => {
@@ -140,7 +143,9 @@ pub async fn update(
             let old =
                 store::get_endpoint(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("webhook"))?;
             let row = EndpointRow {
-                url: url.as_ref().map_or_else(|| old.url.clone(), |u| u.to_string()),
+                url: url
+                    .as_ref()
+                    .map_or_else(|| old.url.clone(), |u| u.to_string()),
                 events: events.clone().unwrap_or_else(|| old.events.clone()),
                 ..old.clone()
             };

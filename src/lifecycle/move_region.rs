@@ -174,9 +174,14 @@ mod tests {
 
     #[test]
     fn move_out_stays_in_region_or_says_why() {
-        assert_eq!(move_out("", "", None, None).unwrap(), Destination::default());
         assert_eq!(
-            move_out("EU", "EU", Some("eu"), None).unwrap().target_region,
+            move_out("", "", None, None).unwrap(),
+            Destination::default()
+        );
+        assert_eq!(
+            move_out("EU", "EU", Some("eu"), None)
+                .unwrap()
+                .target_region,
             "eu"
         );
         assert!(move_out("EU", "", None, None).is_err(), "region required");
@@ -197,6 +202,9 @@ mod tests {
         assert!(move_in("US", "US", "US", "EU", None, None).is_err());
         let a = move_in("US", "US", "US", "EU", Some("r"), None).unwrap();
         assert_eq!(a.region, "US");
-        assert!(move_in("EU", "", "", "", None, None).is_err(), "unknown origin");
+        assert!(
+            move_in("EU", "", "", "", None, None).is_err(),
+            "unknown origin"
+        );
     }
 }

@@ -39,7 +39,14 @@ pub fn paths(f: &FileConfig) -> Vec<OutboundPath> {
         .backup
         .targets
         .iter()
-        .map(|t| if t.region.is_empty() { &f.region } else { &t.region }.clone())
+        .map(|t| {
+            if t.region.is_empty() {
+                &f.region
+            } else {
+                &t.region
+            }
+            .clone()
+        })
         .collect();
     if regions.is_empty() {
         regions.push(f.region.clone());
@@ -90,8 +97,12 @@ pub fn paths(f: &FileConfig) -> Vec<OutboundPath> {
                 url::Host::Domain(d) => rule
                     .declared_region(&url::Host::Domain(d.as_str()))
                     .map(str::to_owned),
-                url::Host::Ipv4(ip) => rule.declared_region(&url::Host::Ipv4(*ip)).map(str::to_owned),
-                url::Host::Ipv6(ip) => rule.declared_region(&url::Host::Ipv6(*ip)).map(str::to_owned),
+                url::Host::Ipv4(ip) => rule
+                    .declared_region(&url::Host::Ipv4(*ip))
+                    .map(str::to_owned),
+                url::Host::Ipv6(ip) => rule
+                    .declared_region(&url::Host::Ipv6(*ip))
+                    .map(str::to_owned),
             })
             .unwrap_or_default()
     };
@@ -102,7 +113,8 @@ pub fn paths(f: &FileConfig) -> Vec<OutboundPath> {
         if relay.is_empty() {
             "no SMTP relay configured".into()
         } else {
-            "the relay's host must be declared in the residency region, or Aura refuses to start".into()
+            "the relay's host must be declared in the residency region, or Aura refuses to start"
+                .into()
         },
     ));
     out.push(row(
