@@ -207,27 +207,38 @@ impl Residency {
 
     /// Checks a bare host name or address (the SMTP relay).
     pub fn check_host_str(&self, raw: &str) -> Result<(), OutOfRegion> {
-        let raw = raw.trim();
-        let bracketed;
-        let raw = if raw.parse::<std::net::Ipv6Addr>().is_ok() {
-            bracketed = format!("[{raw}]");
-            bracketed.as_str()
-        } else {
-            raw
-        };
-        match Host::parse(raw) {
-            Ok(h) => match &h {
-                Host::Domain(d) => self.check_host(&Host::Domain(d.as_str())),
-                Host::Ipv4(ip) => self.check_host(&Host::Ipv4(*ip)),
-                Host::Ipv6(ip) => self.check_host(&Host::Ipv6(*ip)),
-            },
-            Err(_) if !self.enforced() => Ok(()),
-            Err(_) => Err(OutOfRegion {
-                host: raw.to_owned(),
+        match parse_bare(raw) {
+            Some(h) => self.check_host(&borrowed(&h)),
+            None if !self.enforced() => Ok(()),
+            None => Err(OutOfRegion {
+                host: raw.trim().to_owned(),
                 declared: None,
                 residency: self.residency.clone(),
             }),
         }
+    }
+
+    /// The region declared for a bare host name or address, if any.
+    pub fn declared_region_of(&self, raw: &str) -> Option<&str> {
+        self.declared_region(&borrowed(&parse_bare(raw)?))
+    }
+}
+
+/// A bare host (`smtp.example.eu`, `10.0.0.1`, `::1` or `[::1]`) parsed as
+/// a URL host is.
+fn parse_bare(raw: &str) -> Option<Host<String>> {
+    let raw = raw.trim();
+    if raw.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Host::parse(&format!("[{raw}]")).ok();
+    }
+    Host::parse(raw).ok()
+}
+
+fn borrowed(h: &Host<String>) -> Host<&str> {
+    match h {
+        Host::Domain(d) => Host::Domain(d.as_str()),
+        Host::Ipv4(ip) => Host::Ipv4(*ip),
+        Host::Ipv6(ip) => Host::Ipv6(*ip),
     }
 }
 

@@ -88,24 +88,11 @@ pub fn paths(f: &FileConfig) -> Vec<OutboundPath> {
         },
     ));
     let relay = f.mail.smtp_host.trim();
-    let relay_region = if relay.is_empty() {
-        String::new()
-    } else {
-        url::Host::parse(relay)
-            .ok()
-            .and_then(|h| match &h {
-                url::Host::Domain(d) => rule
-                    .declared_region(&url::Host::Domain(d.as_str()))
-                    .map(str::to_owned),
-                url::Host::Ipv4(ip) => rule
-                    .declared_region(&url::Host::Ipv4(*ip))
-                    .map(str::to_owned),
-                url::Host::Ipv6(ip) => rule
-                    .declared_region(&url::Host::Ipv6(*ip))
-                    .map(str::to_owned),
-            })
-            .unwrap_or_default()
-    };
+    let relay_region = rule
+        .declared_region_of(relay)
+        .filter(|_| !relay.is_empty())
+        .unwrap_or_default()
+        .to_owned();
     out.push(row(
         "smtp_relay",
         relay_region,
