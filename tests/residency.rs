@@ -292,6 +292,16 @@ fn an_smtp_relay_outside_the_region_is_refused_at_start() {
             "{relay}: {err}"
         );
     }
+    // A pattern that would match everything, or is no host, is a config
+    // error naming its key.
+    for pattern in ["*", "*.", "hooks.example.eu/x", "eu@hooks.example.eu"] {
+        configure(&env, "EU", &[(pattern, "EU")], "");
+        let err = Server::try_start(serve()).err().unwrap_or_default();
+        assert!(
+            err.contains("outbound.hosts[0].pattern"),
+            "{pattern}: {err}"
+        );
+    }
     // Declared in region, in any case and with a trailing dot: it starts.
     configure(&env, "EU", &[("*.example.eu", "EU")], "SMTP.Example.EU.");
     Server::start(serve()).stop();

@@ -155,6 +155,13 @@ impl Residency {
 
     /// The region the most specific matching pattern declares for a host.
     pub fn declared_region(&self, host: &Host<&str>) -> Option<&str> {
+        // A name with an empty label (`.a.example.eu`, `a..example.eu`,
+        // two trailing dots) is no name a pattern declares.
+        if let Host::Domain(d) = host
+            && normal_domain(d).split('.').any(str::is_empty)
+        {
+            return None;
+        }
         let mut best: Option<(usize, &str)> = None;
         for (p, region) in &self.hosts {
             let rank = match (p, host) {
@@ -306,6 +313,13 @@ mod tests {
             "http://127.0.0.1:9000/x",
         ] {
             assert!(url_ok(&r, good), "{good}");
+        }
+        for host in [
+            ".hooks.example.eu",
+            "a..hooks.example.eu",
+            "a.hooks.example.eu..",
+        ] {
+            assert!(r.declared_region(&Host::Domain(host)).is_none(), "{host}");
         }
         for bad in [
             // not under the suffix: the bare suffix, a lookalike, the
