@@ -270,6 +270,11 @@ async fn an_existing_webhook_stops_delivering_when_its_host_leaves_the_region() 
         1,
         "the receiver got nothing more"
     );
+    let page = common::get_text(&c, server.url(&format!("/w/{ws}/integrations"))).await;
+    assert!(
+        page.contains("Outside this appliance&#39;s residency")
+            || page.contains("Outside this appliance's residency")
+    );
 }
 
 #[test]

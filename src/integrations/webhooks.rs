@@ -50,6 +50,12 @@ fn check_residency(state: &AppState, url: &url::Url) -> Result<()> {
         .map_err(|e| Error::field("url", format!("is refused by residency: {e}")))
 }
 
+/// Whether a stored endpoint's deliveries are refused by residency now (the
+/// integrations page says so beside it).
+pub fn outside_residency(state: &AppState, url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| check_residency(state, &u).is_err())
+}
+
 pub async fn list(ctx: &TenantCtx) -> Result<Vec<EndpointRow>> {
     ctx.db.read(store::list_endpoints).await
 }
