@@ -566,6 +566,12 @@ fn api_table() -> Vec<ApiRoute> {
         )
         .json(json!({"overlap_hours": 1})),
         api(
+            "PATCH",
+            "/workspaces/{workspace}/webhooks/{webhook}",
+            role(Role::Admin),
+        )
+        .json(json!({"events": ["record.created"]})),
+        api(
             "DELETE",
             "/workspaces/{workspace}/webhooks/{webhook}",
             role(Role::Admin),

@@ -53,14 +53,28 @@ pub async fn run(state: &Arc<AppState>, cmd: WorkspaceCommand) -> Result<ExitCod
             workspace,
             to_recipient,
             out,
+            target_region,
+            allow_cross_region,
         } => {
             let out = out.unwrap_or_else(|| PathBuf::from(format!("aura-move-{workspace}.age")));
+            let ask = moving::Ask {
+                target_region,
+                allow_cross_region,
+            };
             let r = with_spinner("moving out", state, move |s, progress| {
-                moving::move_out(s, &workspace, &to_recipient, &out, progress)
+                moving::move_out(s, &workspace, &to_recipient, &ask, &out, progress)
             })
             .await?;
+            let region = match (
+                r.destination.target_region.as_str(),
+                &r.destination.cross_region_reason,
+            ) {
+                ("", _) => String::new(),
+                (t, None) => format!(" for region {t}"),
+                (t, Some(_)) => format!(" for region {t} (cross-region, reason recorded)"),
+            };
             println!(
-                "wrote {} ({} bytes, {} audit entries); the workspace is read-only here. Copy the file to the target and run `aura workspace move-in {} --identity FILE --source-key {}` there (this appliance's audit public key: give it to the target's operator by a channel you trust, or let them read `audit.public_key` from this appliance's /trust.json), then `aura workspace move-confirm ID` here",
+                "wrote {}{region} ({} bytes, {} audit entries); the workspace is read-only here. Copy the file to the target and run `aura workspace move-in {} --identity FILE --source-key {}` there (this appliance's audit public key: give it to the target's operator by a channel you trust, or let them read `audit.public_key` from this appliance's /trust.json), then `aura workspace move-confirm ID` here",
                 r.path.display(),
                 r.size,
                 r.entries,
@@ -75,11 +89,19 @@ pub async fn run(state: &Arc<AppState>, cmd: WorkspaceCommand) -> Result<ExitCod
             bundle,
             identity,
             source_key,
+            allow_cross_region,
         } => {
             let source_key = moving::parse_source_key(&source_key)?;
             let ident = crate::backup::read_identity(&identity)?;
             let r = with_spinner("moving in", state, move |s, progress| {
-                moving::move_in(s, &bundle, &ident, &source_key, progress)
+                moving::move_in(
+                    s,
+                    &bundle,
+                    &ident,
+                    &source_key,
+                    allow_cross_region.as_deref(),
+                    progress,
+                )
             })
             .await?;
             println!(

@@ -181,6 +181,15 @@ pub enum WorkspaceCommand {
         /// Where to write the bundle (default: ./aura-move-<id>.age).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The target appliance's region (its /trust.json shows it); required
+        /// when `residency` or the workspace's region is set, and carried in
+        /// the bundle.
+        #[arg(long)]
+        target_region: Option<String>,
+        /// Move to a region other than the workspace's anyway, for this
+        /// reason (recorded in the audit log here and on the target).
+        #[arg(long, value_name = "REASON")]
+        allow_cross_region: Option<String>,
     },
     /// Import a bundle from `move-out`, with its data and audit chain.
     MoveIn {
@@ -196,6 +205,11 @@ pub enum WorkspaceCommand {
         /// it: age does not authenticate who wrote a bundle.
         #[arg(long)]
         source_key: String,
+        /// Import a bundle made for another region, or a workspace from
+        /// another region that the source did not allow, for this reason
+        /// (recorded in the audit log).
+        #[arg(long, value_name = "REASON")]
+        allow_cross_region: Option<String>,
     },
     /// After the target imported it: shred the moved workspace here.
     MoveConfirm {

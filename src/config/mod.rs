@@ -15,10 +15,12 @@ use crate::error::{Error, Result};
 mod data_limits;
 mod integrations;
 mod limits;
+pub mod residency;
 mod sections;
 pub use data_limits::DataLimitsConfig;
 pub use integrations::IntegrationsConfig;
 pub use limits::{LimitsConfig, RateBudget, RateConfig};
+pub use residency::{OutboundConfig, OutboundHost};
 pub use sections::*;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/aura/aura.toml";
@@ -60,6 +62,7 @@ pub struct FileConfig {
     pub integrations: IntegrationsConfig,
     pub data_limits: DataLimitsConfig,
     pub limits: LimitsConfig,
+    pub outbound: OutboundConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -135,6 +138,7 @@ impl Default for FileConfig {
             integrations: IntegrationsConfig::default(),
             data_limits: DataLimitsConfig::default(),
             limits: LimitsConfig::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -365,7 +369,7 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
         } else {
             &target.region
         };
-        if !file.residency.is_empty() && !region.eq_ignore_ascii_case(&file.residency) {
+        if !residency::region_allowed(&file.residency, region) {
             return Err(Error::Config(format!(
                 "key `backup.targets[{i}]` ({:?} {}) is in region `{region}`, outside this appliance's residency `{}`; \
                  choose a target in {} or change `residency`",
@@ -402,6 +406,15 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
         }
     }
     file.integrations.validate().map_err(Error::Config)?;
+    residency::validate(&file.outbound).map_err(Error::Config)?;
+    if !file.mail.smtp_host.is_empty()
+        && let Err(e) = residency::Residency::from_file(&file).check_host_str(&file.mail.smtp_host)
+    {
+        return Err(Error::Config(format!(
+            "key `mail.smtp_host`: the SMTP relay is refused: {e}; declare it with `[[outbound.hosts]]` in region `{}`, choose an in-region relay, or change `residency`",
+            file.residency
+        )));
+    }
     file.data_limits.validate().map_err(Error::Config)?;
     file.limits.validate().map_err(Error::Config)?;
     let t = &file.tls;

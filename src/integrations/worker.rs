@@ -19,6 +19,7 @@ use crate::access::SystemTask;
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::config::IntegrationsConfig;
+use crate::config::residency::Residency;
 use crate::error::{Error, Result};
 use crate::ids::WorkspaceId;
 use crate::store::integrations::{self as istore, EventRow};
@@ -45,6 +46,7 @@ struct Shared {
     state: Arc<AppState>,
     client: reqwest::Client,
     policy: ssrf::Policy,
+    residency: Residency,
     backoff: EndpointBackoff,
 }
 
@@ -63,6 +65,7 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
             state: Arc::clone(&state),
             client,
             policy,
+            residency: Residency::from_file(&state.config.file),
             backoff: EndpointBackoff::default(),
         });
         let slots = Arc::new(Semaphore::new(cfg.workspaces_in_parallel.max(1)));
@@ -199,7 +202,7 @@ async fn run_workspace(sh: &Arc<Shared>, ws: WorkspaceId) -> Result<bool> {
         let sh2 = Arc::clone(sh);
         set.spawn(async move {
             let ts = sh2.state.clock.unix();
-            let out = send(&sh2.client, &sh2.policy, &url, &secrets, &row, &payload, ts).await;
+            let out = send(&sh2, &url, &secrets, &row, &payload, ts).await;
             (row, out)
         });
     }
@@ -236,6 +239,9 @@ struct Outcome {
     status: Option<u16>,
     error: Option<&'static str>,
     ms: i64,
+    /// Refused before sending for a reason no retry can change while this
+    /// config runs (residency): given up at once.
+    refused: bool,
 }
 
 impl Outcome {
@@ -262,8 +268,7 @@ fn classify(e: &reqwest::Error) -> &'static str {
 }
 
 async fn send(
-    client: &reqwest::Client,
-    policy: &ssrf::Policy,
+    sh: &Shared,
     url: &str,
     secrets: &[String],
     row: &DeliveryRow,
@@ -272,13 +277,30 @@ async fn send(
 ) -> Outcome {
     let started = Instant::now();
     let ms = || i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let (client, policy) = (&sh.client, &sh.policy);
     // IP literals skip the resolver: the URL check refuses them here, at
     // every attempt (the allow-list may have changed since creation).
-    if policy.check_url(url).is_err() {
+    let checked = match policy.check_url(url) {
+        Ok(u) => u,
+        Err(_) => {
+            return Outcome {
+                status: None,
+                error: Some("refused by the SSRF guard (address or scheme not allowed)"),
+                ms: ms(),
+                refused: false,
+            };
+        }
+    };
+    // Residency too: the config may have changed since the endpoint was
+    // made. Nothing is sent, and the log says why.
+    if sh.residency.check_url(&checked).is_err() {
         return Outcome {
             status: None,
-            error: Some("refused by the SSRF guard (address or scheme not allowed)"),
+            error: Some(
+                "refused by residency: the host matches no outbound.hosts pattern in this appliance's region; nothing was sent",
+            ),
             ms: ms(),
+            refused: true,
         };
     }
     let signature = signing::signature_header(secrets, &row.msg_id, ts, payload);
@@ -303,6 +325,7 @@ async fn send(
                 status: Some(status),
                 error,
                 ms: ms(),
+                refused: false,
             }
         }
         Err(e) => {
@@ -312,6 +335,7 @@ async fn send(
                 status: None,
                 error: Some(error),
                 ms: ms(),
+                refused: false,
             }
         }
     }
@@ -321,7 +345,7 @@ async fn record(state: &AppState, db: &TenantDb, row: DeliveryRow, out: Outcome)
     let cfg = &state.config.file.integrations;
     let attempt = row.attempts + 1;
     let now = state.clock.unix();
-    let next = if out.ok() || attempt >= i64::from(cfg.max_attempts) {
+    let next = if out.ok() || out.refused || attempt >= i64::from(cfg.max_attempts) {
         None
     } else {
         let wait = backoff_ms(cfg, u32::try_from(attempt).unwrap_or(u32::MAX));

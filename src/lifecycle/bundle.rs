@@ -31,6 +31,14 @@ pub struct Manifest {
     pub audit_public_key: String,
     pub checkpoints: Vec<Checkpoint>,
     pub data_sha256: String,
+    /// The region `move-out --target-region` named (empty from older
+    /// sources, or when no rule asked for one).
+    #[serde(default)]
+    pub target_region: String,
+    /// The source operator's `--allow-cross-region` reason, if the move
+    /// leaves the workspace's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_region_reason: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]

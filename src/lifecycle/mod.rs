@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod bundle;
+pub mod move_region;
 pub mod moving;
 mod notify;
 

@@ -15,6 +15,8 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::json;
 
 use super::bundle::{self, Checkpoint, Key, Manifest, Member};
+use super::move_region;
+pub use super::move_region::Ask;
 use crate::access::{Role, SystemTask};
 use crate::app::AppState;
 use crate::audit::chains::{self, checkpoint_workspace};
@@ -36,6 +38,7 @@ pub struct MovedOut {
     /// This appliance's audit public key (hex), which the target's operator
     /// names with `move-in --source-key`.
     pub source_key: String,
+    pub destination: move_region::Destination,
 }
 
 fn parse_ws(s: &str) -> Result<WorkspaceId> {
@@ -52,6 +55,7 @@ pub fn move_out(
     state: &AppState,
     workspace: &str,
     recipient: &str,
+    ask: &Ask,
     out: &Path,
     progress: &dyn Fn(&str),
 ) -> Result<MovedOut> {
@@ -67,9 +71,17 @@ pub fn move_out(
         .db
         .read(|c| control::get_workspace(c, &keys, ws))?
         .ok_or_else(|| Error::Usage(format!("no workspace {ws}; see `aura workspace list`")))?;
+    // Residency first: a refused move changes nothing.
+    let dest = move_region::move_out(
+        &state.config.file.residency,
+        &row.region,
+        ask.target_region.as_deref(),
+        ask.allow_cross_region.as_deref(),
+    )?;
     let now = state.clock.unix();
     let meta = RequestMeta::cli();
-    let detail = json!({ "to_recipient": recipient.trim() });
+    let mut detail = dest.detail();
+    detail["to_recipient"] = json!(recipient.trim());
     progress("making the workspace read-only");
     state.control.db.write(|tx| {
         match lifecycle::get(tx, ws)? {
@@ -165,6 +177,8 @@ pub fn move_out(
                 audit_public_key: hex::encode(state.control.signer.public_key()),
                 checkpoints,
                 data_sha256: crate::backup::target::sha256_file(&data)?,
+                target_region: dest.target_region.clone(),
+                cross_region_reason: dest.cross_region_reason.clone(),
             })
         })?;
         progress("compress and encrypt for the target");
@@ -174,6 +188,7 @@ pub fn move_out(
             size,
             entries,
             source_key: hex::encode(state.control.signer.public_key()),
+            destination: dest.clone(),
         })
     })();
     let _ = std::fs::remove_dir_all(&scratch);
@@ -208,6 +223,7 @@ pub fn move_in(
     bundle_path: &Path,
     identity: &age::x25519::Identity,
     source_key: &[u8; 32],
+    allow_cross_region: Option<&str>,
     progress: &dyn Fn(&str),
 ) -> Result<MovedIn> {
     let scratch = state
@@ -222,6 +238,7 @@ pub fn move_in(
             &manifest,
             &scratch.join("data.db"),
             source_key,
+            allow_cross_region,
             progress,
         )
     })();
@@ -238,8 +255,18 @@ fn import(
     m: &Manifest,
     data: &Path,
     source_key: &[u8; 32],
+    allow_cross_region: Option<&str>,
     progress: &dyn Fn(&str),
 ) -> Result<MovedIn> {
+    let f = &state.config.file;
+    let arrival = move_region::move_in(
+        &f.residency,
+        &f.region,
+        &m.target_region,
+        &m.workspace.region,
+        m.cross_region_reason.as_deref(),
+        allow_cross_region,
+    )?;
     let ws: WorkspaceId = m
         .workspace
         .id
@@ -380,6 +407,10 @@ fn import(
         "source_audit_key": m.audit_public_key,
         "source_head_seq": report.head_seq,
         "bundle_created_at": m.created_at,
+        "workspace_region": m.workspace.region,
+        "target_region": m.target_region,
+        "cross_region_reason": m.cross_region_reason,
+        "allow_cross_region": arrival.allowed_here,
     });
     let written = state.control.db.write(|tx| {
         let (first, rest) = wrapped.split_first().ok_or_else(|| bad("no data key"))?;
@@ -388,7 +419,7 @@ fn import(
             &keys,
             ws,
             &m.workspace.name,
-            &m.workspace.region,
+            &arrival.region,
             (first.0, &first.1),
             now,
         )?;

@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod schedule;
 pub mod systemd;
 pub mod trust;
+pub mod trust_outbound;
 
 /// Tests abort the process at a named step (`TEST_AURA_CRASH_AT`), which is
 /// what a kill -9 there would do: key rotations must survive every such step.

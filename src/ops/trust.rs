@@ -41,6 +41,9 @@ pub struct Trust {
     /// Workspaces on this appliance (active or not).
     pub workspaces: i64,
     pub subprocessors: Vec<Subprocessor>,
+    /// Every path by which data leaves the appliance, with its region and
+    /// whether residency is enforced on it.
+    pub outbound: Vec<super::trust_outbound::OutboundPath>,
     /// Declared subprocessors whose `effective` day is still ahead.
     pub upcoming_subprocessors: Vec<UpcomingSubprocessor>,
     /// Incidents declared on this appliance, newest first.
@@ -352,6 +355,7 @@ pub fn compute(state: &AppState) -> Trust {
             workspaces_shredded: shredded,
         },
         workspaces,
+        outbound: super::trust_outbound::paths(f),
         subprocessors,
         upcoming_subprocessors,
         incidents,

@@ -141,6 +141,15 @@ pub fn rotate_endpoint_secret(
     Ok(true)
 }
 
+/// Replaces an endpoint's URL and event types (its secrets stay).
+pub fn update_endpoint(tx: &Transaction<'_>, sealer: &Sealer, row: &EndpointRow) -> Result<bool> {
+    let url_ct = sealer.seal_str(Slot::new(ENDPOINTS, &row.id, "url"), &row.url)?;
+    Ok(tx.execute(
+        "UPDATE webhook_endpoints SET url_ct = ?2, events = ?3 WHERE id = ?1",
+        params![row.id, url_ct, row.events.join(",")],
+    )? > 0)
+}
+
 pub fn delete_endpoint(tx: &Transaction<'_>, id: &str) -> Result<bool> {
     Ok(tx.execute("DELETE FROM webhook_endpoints WHERE id = ?1", [id])? > 0)
 }

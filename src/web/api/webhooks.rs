@@ -37,6 +37,17 @@ pub struct WebhookCreate {
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct WebhookUpdate {
+    /// A new receiver URL (checked like at creation, residency included).
+    #[oai(validator(max_length = 2048))]
+    pub url: Option<String>,
+    /// New event types (replace the old ones).
+    #[oai(validator(min_items = 1))]
+    pub events: Option<Vec<String>>,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookRotate {
     /// How long the previous secret keeps signing too (0..720; default from
     /// the operator's config).
@@ -171,6 +182,31 @@ impl WebhooksApi {
             endpoint: WebhookEndpoint::from_row(made.endpoint, state.clock.unix()),
             secret: made.secret,
         })))
+    }
+
+    /// Changes an endpoint's URL or event types (the secret stays).
+    #[oai(path = "/workspaces/:workspace/webhooks/:webhook", method = "patch")]
+    async fn update(
+        &self,
+        state: Data<&Arc<AppState>>,
+        meta: Data<&RequestMeta>,
+        who: SignedIn,
+        workspace: Path<String>,
+        webhook: Path<String>,
+        body: JsonBody<WebhookUpdate>,
+    ) -> poem::Result<Json<WebhookEndpoint>> {
+        let ctx = enter_integration(&state, &who, &workspace, Action::Update, &meta).await?;
+        let b = body.0;
+        let row = webhooks::update(
+            &state,
+            &ctx,
+            &webhook,
+            b.url.as_deref(),
+            b.events.as_deref(),
+            &meta,
+        )
+        .await?;
+        Ok(Json(WebhookEndpoint::from_row(row, state.clock.unix())))
     }
 
     /// A new signing secret, shown this once; the previous one keeps signing

@@ -125,7 +125,10 @@ async fn render(
                 tbody {
                     @for e in &endpoints {
                         tr data-webhook=(e.id) {
-                            td { code { (e.url) } }
+                            td { code { (e.url) }
+                                @if webhooks::outside_residency(state, &e.url) {
+                                    p.muted.residency-refused { "Outside this appliance's residency: deliveries are refused (nothing is sent)." }
+                                } }
                             td { (e.events.join(", ")) }
                             td { (rfc3339(e.created_at)) }
                             td {

@@ -47,6 +47,16 @@ pub fn page(t: &Trust) -> Response {
                 tr { th { "Sign-in limits" } td { (t.sign_in.login_failures_per_ip) " failures per IP per " (t.sign_in.login_failure_window_minutes) " minutes, then 429; per-account backoff" } }
                 tr { th { "Your data" } td { "Export: " (t.data_rights.export) ". Erasure: " (t.data_rights.erasure) ". Deletion: " (t.data_rights.deletion) " (" (t.data_rights.workspaces_shredded) " so far)." } }
                 tr { th { "Workspaces" } td { (t.workspaces) " on this appliance; each workspace shows its own webhook receivers to its members" } }
+                tr { th { "Outbound paths" } td id="outbound" {
+                    table.list {
+                        thead { tr { th { "Path" } th { "Region" } th { "Residency" } th { "How" } } }
+                        tbody { @for o in &t.outbound { tr {
+                            td { (o.path) }
+                            td { @if o.region.is_empty() { "-" } @else { (o.region) } }
+                            td { @if o.enforced { "enforced" } @else { "not enforced" } }
+                            td { (o.detail) }
+                        } } }
+                    } } }
                 tr { th { "Subprocessors" } td {
                     @if t.subprocessors.is_empty() { "none declared (no S3 endpoint, no ACME CA, none in the operator's [trust] list)" } @else {
                         ul { @for s in &t.subprocessors { li { (s.role) ": " code { (s.host) } } } }
