@@ -143,6 +143,7 @@ pub fn has_pending_for(
 
 /// Marks it accepted; false when someone else used it first.
 pub fn mark_accepted(tx: &Transaction<'_>, id: &str, now: i64) -> Result<bool> {
+    // cross-workspace: by the invitation's own random id, which the accept flow read (with its workspace) from the verified link
     Ok(tx.execute(
         "UPDATE invitations SET accepted_at = ?2 WHERE id = ?1 AND accepted_at IS NULL
            AND revoked_at IS NULL",

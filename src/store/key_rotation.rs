@@ -99,6 +99,7 @@ pub fn get(c: &Connection, ws: WorkspaceId) -> Result<Option<Rotation>> {
 
 /// Rotations not yet finished (to run, or resume after a restart).
 pub fn unfinished(c: &Connection) -> Result<Vec<Rotation>> {
+    // cross-workspace: the key-rotation job resumes every workspace's unfinished rotation
     let mut stmt = c.prepare(&format!(
         "SELECT {COLS} FROM key_rotations WHERE finished_at IS NULL ORDER BY requested_at"
     ))?;

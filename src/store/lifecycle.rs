@@ -51,6 +51,7 @@ pub fn get(conn: &Connection, ws: WorkspaceId) -> Result<Option<Lifecycle>> {
 }
 
 pub fn all(conn: &Connection) -> Result<Vec<Lifecycle>> {
+    // cross-workspace: the lifecycle job and the door's cache read every workspace's state
     let mut stmt = conn.prepare(&format!("SELECT {COLS} FROM workspace_lifecycle"))?;
     let rows = stmt.query_map([], row)?;
     rows.map(|r| parse(r?)).collect()

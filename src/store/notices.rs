@@ -92,6 +92,7 @@ pub fn insert_update(
     Ok(seq)
 }
 
+// cross-workspace: an incident's own columns and its count of affected workspaces (platform view)
 const INCIDENT_COLUMNS: &str =
     "i.id, i.declared_at, i.scope, i.status, i.updated_at, i.resolved_at,
      (SELECT count(*) FROM incident_workspaces w WHERE w.incident_id = i.id)";

@@ -62,6 +62,7 @@ pub fn insert_impersonation(
     now: i64,
 ) -> Result<()> {
     // One at a time per session: starting another ends the previous one.
+    // cross-workspace: by the staff session, which impersonates one workspace at a time
     tx.execute(
         "UPDATE impersonations SET ended_at = ?2 WHERE session_hash = ?1 AND ended_at IS NULL",
         params![i.session_hash, now],
@@ -130,6 +131,7 @@ pub fn active_for_session(
 }
 
 pub fn end_impersonation(tx: &Transaction<'_>, id: &str, now: i64) -> Result<bool> {
+    // cross-workspace: by the impersonation's own random id
     Ok(tx.execute(
         "UPDATE impersonations SET ended_at = ?2 WHERE id = ?1 AND ended_at IS NULL",
         params![id, now],

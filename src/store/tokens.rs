@@ -321,6 +321,7 @@ pub fn find_live_api_token(conn: &Connection, hash: &[u8], now: i64) -> Result<O
 }
 
 pub fn touch_api_token(tx: &Transaction<'_>, id: &str, now: i64) -> Result<()> {
+    // cross-workspace: by the token's own id, from the verified token
     tx.execute(
         "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
         params![id, now],
@@ -390,6 +391,7 @@ pub fn revoke_personal_tokens(
     now: i64,
     why: Revocation,
 ) -> Result<Vec<ApiTokenRow>> {
+    // cross-workspace: an account's personal tokens in every workspace, revoked together on a password reset or disabling
     let mut stmt = tx.prepare(&format!(
         "SELECT {TOKEN_COLUMNS} FROM api_tokens
          WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY created_at, id"
@@ -401,6 +403,7 @@ pub fn revoke_personal_tokens(
         t.revoked_at = Some(now);
         out.push(t);
     }
+    // cross-workspace: as above
     tx.execute(
         "UPDATE api_tokens SET revoked_at = ?2, revoked_reason = ?3
          WHERE user_id = ?1 AND revoked_at IS NULL",
@@ -416,6 +419,7 @@ pub fn revoked_personal_tokens(
     keys: &PlatformKeys,
     user: UserId,
 ) -> Result<Vec<(ApiTokenRow, Revocation)>> {
+    // cross-workspace: the account page lists its revoked tokens from every workspace
     let mut stmt = conn.prepare(&format!(
         "SELECT {TOKEN_COLUMNS}, revoked_reason FROM api_tokens
          WHERE user_id = ?1 AND revoked_reason IS NOT NULL
