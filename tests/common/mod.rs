@@ -279,7 +279,7 @@ impl Server {
                 let _ = tx.send(Err("server stdout closed before it listened".into()));
             });
         }
-        {
+        let stderr_reader = {
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines() {
@@ -288,8 +288,8 @@ impl Server {
                         .unwrap()
                         .extend_from_slice(format!("{line}\n").as_bytes());
                 }
-            });
-        }
+            })
+        };
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(Ok(addr)) => Ok(Server {
                 child,
@@ -299,6 +299,9 @@ impl Server {
             other => {
                 let _ = child.kill();
                 let _ = child.wait();
+                // A server that exits at once closes stdout before its
+                // stderr (the reason) is read: wait for the reader.
+                let _ = stderr_reader.join();
                 let logs = String::from_utf8_lossy(&log.lock().unwrap()).to_string();
                 Err(format!("server did not start: {other:?}\n{logs}"))
             }
