@@ -670,6 +670,14 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             Some("{webhook}"),
         ),
         (
+            "PATCH",
+            "/workspaces/{workspace}/webhooks/{webhook}",
+            wschain,
+            "webhook.updated",
+            json!({"events": ["record.created", "record.updated"]}),
+            None,
+        ),
+        (
             "POST",
             "/workspaces/{workspace}/webhooks/{webhook}/rotate-secret",
             wschain,
