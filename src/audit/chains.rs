@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::ids::WorkspaceId;
 use crate::store::audit as sql;
 use crate::store::control::{self, Control};
-use crate::store::tenant::{TenantDb, TenantPool};
+use crate::store::tenant::{FileStamp, TenantDb, TenantPool};
 
 pub const PLATFORM: &str = "platform";
 
@@ -149,8 +149,31 @@ pub fn checkpoint_all(
 /// the data dir cannot reach it: if a chain's newest checkpoint goes
 /// backwards while the server runs, checkpoints were deleted, and the server
 /// must not sign a new head over whatever was rewritten under them.
+///
+/// It also keeps, per workspace, the file stamp taken before the last pass
+/// that found its head signed: a workspace whose files have not changed since
+/// is skipped without being opened (ten thousand mostly idle workspaces
+/// stay closed between passes).
 #[derive(Debug, Default)]
-pub struct SeenTips(std::sync::Mutex<std::collections::HashMap<String, i64>>);
+pub struct SeenTips(
+    std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    std::sync::Mutex<std::collections::HashMap<WorkspaceId, FileStamp>>,
+);
+
+impl SeenTips {
+    fn unchanged(&self, ws: WorkspaceId, stamp: Option<FileStamp>) -> bool {
+        stamp.is_some() && self.1.lock().is_ok_and(|m| m.get(&ws).copied() == stamp)
+    }
+
+    fn note_signed(&self, ws: WorkspaceId, stamp: Option<FileStamp>) {
+        if let Ok(mut m) = self.1.lock() {
+            match stamp {
+                Some(st) => m.insert(ws, st),
+                None => m.remove(&ws),
+            };
+        }
+    }
+}
 
 /// A chain the scheduled signer refused to sign, and why.
 pub struct Refused {
@@ -212,12 +235,29 @@ fn sign_heads(
             }
         }
         known.insert(scope.clone(), tip);
+        // Taken before the look: a commit after it changes the next stamp.
+        let stamp = match (chain, seen) {
+            (Chain::Workspace(ws), Some(s)) => {
+                let st = pool.file_stamp(ws);
+                if last.is_some() && s.unchanged(ws, st) {
+                    continue;
+                }
+                st
+            }
+            _ => None,
+        };
+        let note = |chain: Chain| {
+            if let (Chain::Workspace(ws), Some(s)) = (chain, seen) {
+                s.note_signed(ws, stamp);
+            }
+        };
         let head = match chain {
             Chain::Platform => control.db.read(sql::head)?,
             Chain::Workspace(ws) => open_tenant(control, pool, ws, "audit checkpoint")?
                 .read_blocking(|c, _| sql::head(c))?,
         };
         if last.is_some_and(|l| l.body.seq == head.0 && l.body.hash == head.1) {
+            note(chain);
             continue;
         }
         let body = match chain {
@@ -232,6 +272,7 @@ fn sign_heads(
         if let Some(l) = body.link {
             known.insert(scope, l.index);
         }
+        note(chain);
         signed += 1;
     }
     if let Some(s) = seen {

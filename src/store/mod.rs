@@ -21,6 +21,7 @@ pub mod migrations;
 pub mod notices;
 pub mod passkeys;
 pub mod platform;
+mod pool_lru;
 #[cfg(debug_assertions)]
 pub mod power_cut;
 pub mod readers;

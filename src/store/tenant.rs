@@ -2,13 +2,13 @@
 //! pooled. A `TenantDb` exists only for a `Grant`, and carries the workspace's
 //! own sealer, so code holding one cannot touch another workspace.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::{Connection, Transaction};
 
 use super::control::{self, Control};
+use super::pool_lru::Lru;
 use super::{Db, DbOptions, migrations};
 use crate::access::Grant;
 use crate::audit::NewEntry;
@@ -271,12 +271,27 @@ fn snapshot(cell: &KeyCell) -> Arc<TenantKeys> {
     }
 }
 
-/// Lazily opened, pooled workspace databases.
+/// Lazily opened, pooled workspace databases: at most `capacity` open
+/// (`storage.tenant_pool_size`), the least recently used idle one closed to
+/// make room, and each closed after `idle` without use (`close_idle`). A
+/// handle is idle when no request holds a clone of it: the pool never
+/// closes a database under a request, and while more than `capacity` are in
+/// use at once it holds them all and shrinks again as they finish.
 pub struct TenantPool {
     dir: PathBuf,
     opts: DbOptions,
     capacity: usize,
-    open: Mutex<HashMap<WorkspaceId, TenantDb>>,
+    open: Mutex<Lru<TenantDb>>,
+}
+
+/// See `TenantPool::file_stamp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp([(u64, u128); 2]);
+
+/// True while a request (or a job) holds a clone of the handle: the pool's
+/// own copy is then not the only one.
+fn in_use(t: &TenantDb) -> bool {
+    Arc::strong_count(&t.db) > 1
 }
 
 impl TenantPool {
@@ -285,7 +300,7 @@ impl TenantPool {
             dir,
             opts,
             capacity: capacity.max(1),
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(Lru::default()),
         }
     }
 
@@ -294,18 +309,27 @@ impl TenantPool {
         self.dir.join(id.to_string()).join("data.db")
     }
 
+    fn pooled(&self) -> Result<std::sync::MutexGuard<'_, Lru<TenantDb>>> {
+        self.open
+            .lock()
+            .map_err(|_| Error::internal("tenant pool lock poisoned"))
+    }
+
+    /// The pooled handle of the grant's workspace, marked as just used.
+    fn cached(&self, grant: &Grant) -> Result<Option<TenantDb>> {
+        Ok(self
+            .pooled()?
+            .get(&grant.workspace())
+            .map(|t| t.for_grant(grant)))
+    }
+
     /// Opens the workspace named by the grant. Blocking: call from the blocking
     /// pool or the CLI (`open_async` wraps it).
     pub fn open(&self, control: &Control, grant: &Grant) -> Result<TenantDb> {
-        let id = grant.workspace();
-        if let Some(t) = self
-            .open
-            .lock()
-            .map_err(|_| Error::internal("tenant pool lock poisoned"))?
-            .get(&id)
-        {
-            return Ok(t.for_grant(grant));
+        if let Some(t) = self.cached(grant)? {
+            return Ok(t);
         }
+        let id = grant.workspace();
         let keys = TenantKeys::from_control(control, id, None)?;
         let path = self.path_for(id);
         if let Some(parent) = path.parent() {
@@ -319,15 +343,17 @@ impl TenantPool {
             frozen: None,
             defs: Default::default(),
         };
-        let mut open = self
-            .open
-            .lock()
-            .map_err(|_| Error::internal("tenant pool lock poisoned"))?;
-        if open.len() >= self.capacity {
-            // Evict handles nobody is using; in-flight requests keep theirs alive.
-            open.retain(|_, t| Arc::strong_count(&t.db) > 1);
-        }
-        Ok(open.entry(id).or_insert(handle).for_grant(grant))
+        let (out, closed) = {
+            let mut open = self.pooled()?;
+            let mut closed = open.make_room(self.capacity, in_use);
+            let (kept, spare) = open.insert(id, handle);
+            let out = kept.for_grant(grant);
+            closed.extend(spare);
+            (out, closed)
+        };
+        // Closing a database checkpoints its WAL: outside the pool's lock.
+        drop(closed);
+        Ok(out)
     }
 
     pub async fn open_async(
@@ -336,34 +362,69 @@ impl TenantPool {
         grant: Grant,
     ) -> Result<TenantDb> {
         // An open handle needs no blocking work: skip the hop to the pool.
-        if let Some(t) = self
-            .open
-            .lock()
-            .map_err(|_| Error::internal("tenant pool lock poisoned"))?
-            .get(&grant.workspace())
-        {
-            return Ok(t.for_grant(&grant));
+        if let Some(t) = self.cached(&grant)? {
+            return Ok(t);
         }
         let pool = Arc::clone(self);
         let control = Arc::clone(control);
         tokio::task::spawn_blocking(move || pool.open(&control, &grant)).await?
     }
 
+    /// Closes every database nobody has used for `idle` and nobody holds now;
+    /// returns how many. Blocking (each close checkpoints its WAL).
+    pub fn close_idle(&self, idle: std::time::Duration) -> usize {
+        let closed = match self.open.lock() {
+            Ok(mut open) => open.take_idle(idle, in_use),
+            Err(_) => return 0,
+        };
+        closed.len()
+    }
+
     /// Drops the pooled handle of a workspace (it was shredded or moved
     /// away): its keys leave the pool; requests still holding a clone finish
     /// with it.
     pub fn forget(&self, id: WorkspaceId) {
-        if let Ok(mut open) = self.open.lock() {
-            open.remove(&id);
-        }
+        let gone = self.open.lock().ok().and_then(|mut open| open.remove(&id));
+        drop(gone);
     }
 
     /// The workspaces with a pooled handle.
     pub fn open_ids(&self) -> Vec<WorkspaceId> {
-        self.open
-            .lock()
-            .map(|o| o.keys().copied().collect())
-            .unwrap_or_default()
+        self.open.lock().map(|o| o.ids()).unwrap_or_default()
+    }
+
+    /// The length and modification time of a workspace's `data.db` and
+    /// its WAL, as seen from outside, without opening it: equal stamps taken
+    /// before two looks mean nothing committed in between, so a periodic job
+    /// can skip a cold workspace instead of opening it. `None` when a file
+    /// changed within the last two seconds (a later commit in the same
+    /// timestamp tick could leave an equal stamp: too recent to trust, as
+    /// git treats a "racy" index) or cannot be read.
+    pub fn file_stamp(&self, id: WorkspaceId) -> Option<FileStamp> {
+        let db = self.path_for(id);
+        let wal = db.with_file_name("data.db-wal");
+        let now = std::time::SystemTime::now();
+        let one = |p: &std::path::Path| -> Option<(u64, u128)> {
+            match std::fs::metadata(p) {
+                Ok(m) => {
+                    let t = m.modified().ok()?;
+                    let age = now.duration_since(t).ok()?;
+                    if age < std::time::Duration::from_secs(2) {
+                        return None;
+                    }
+                    let at = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+                    Some((m.len(), at))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some((0, 0)),
+                Err(_) => None,
+            }
+        };
+        Some(FileStamp([one(&db)?, one(&wal)?]))
+    }
+
+    /// How many databases the pool holds open now.
+    pub fn open_count(&self) -> usize {
+        self.open.lock().map(|o| o.len()).unwrap_or(0)
     }
 
     pub fn tenants_dir(&self) -> &PathBuf {
@@ -372,11 +433,9 @@ impl TenantPool {
 
     /// Closes every pooled database (clean shutdown).
     pub fn close_all(&self) {
-        if let Ok(mut open) = self.open.lock() {
-            for t in open.values() {
-                let _ = t.db.checkpoint();
-            }
-            open.clear();
+        let all = self.open.lock().map(|mut o| o.drain()).unwrap_or_default();
+        for t in &all {
+            let _ = t.db.checkpoint();
         }
     }
 }
