@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::ids::WorkspaceId;
 use crate::store::audit as sql;
 use crate::store::control::{self, Control};
-use crate::store::tenant::{FileStamp, TenantDb, TenantPool};
+use crate::store::tenant::{FileStamp, TenantDb, TenantPool, Visit};
 
 pub const PLATFORM: &str = "platform";
 
@@ -46,6 +46,17 @@ pub fn open_tenant(
     why: &'static str,
 ) -> Result<TenantDb> {
     pool.open(control, &Grant::system(ws, why))
+}
+
+/// `open_tenant` for a walk over every chain: the workspace closes again
+/// after the look unless it was open before (`TenantPool::visit`).
+pub fn visit_tenant<'p>(
+    control: &Control,
+    pool: &'p TenantPool,
+    ws: WorkspaceId,
+    why: &'static str,
+) -> Result<Visit<'p>> {
+    pool.visit(control, &Grant::system(ws, why))
 }
 
 /// Signs `body` as the next link of its scope's checkpoint chain. Reading the
@@ -251,23 +262,21 @@ fn sign_heads(
                 s.note_signed(ws, stamp);
             }
         };
-        let head = match chain {
-            Chain::Platform => control.db.read(sql::head)?,
-            Chain::Workspace(ws) => open_tenant(control, pool, ws, "audit checkpoint")?
-                .read_blocking(|c, _| sql::head(c))?,
+        let tenant = match chain {
+            Chain::Platform => None,
+            Chain::Workspace(ws) => Some(visit_tenant(control, pool, ws, "audit checkpoint")?),
+        };
+        let head = match &tenant {
+            None => control.db.read(sql::head)?,
+            Some(t) => t.read_blocking(|c, _| sql::head(c))?,
         };
         if last.is_some_and(|l| l.body.seq == head.0 && l.body.hash == head.1) {
             note(chain);
             continue;
         }
-        let body = match chain {
-            Chain::Platform => checkpoint_platform(control, reason, now)?,
-            Chain::Workspace(ws) => checkpoint_workspace(
-                control,
-                &open_tenant(control, pool, ws, "audit checkpoint")?,
-                reason,
-                now,
-            )?,
+        let body = match &tenant {
+            None => checkpoint_platform(control, reason, now)?,
+            Some(t) => checkpoint_workspace(control, t, reason, now)?,
         };
         if let Some(l) = body.link {
             known.insert(scope, l.index);
@@ -334,7 +343,7 @@ pub fn verify_chain(
     match chain {
         Chain::Platform => control.db.read(|c| run(Entries::Db(c), None)),
         Chain::Workspace(ws) => {
-            let t = open_tenant(control, pool, ws, "audit verification")?;
+            let t = visit_tenant(control, pool, ws, "audit verification")?;
             t.read_blocking(|c, s| run(Entries::Db(c), Some(s)))
         }
     }
@@ -402,7 +411,7 @@ pub fn apply_retention(
             Ok(Some((k, removed)))
         }
         Chain::Workspace(ws) => {
-            let tenant = open_tenant(control, pool, ws, "audit retention")?;
+            let tenant = visit_tenant(control, pool, ws, "audit retention")?;
             let days = tenant
                 .read_blocking(|c, _| crate::store::tenant_settings::audit_retention_days(c))?
                 .unwrap_or(default_days);

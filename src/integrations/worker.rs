@@ -108,7 +108,14 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                     // Taken before the pass: a commit during it changes the
                     // next stamp, so the scan looks again.
                     let stamp = sh.state.tenants.file_stamp(ws);
+                    let was_open = sh.state.tenants.is_open(ws);
                     let result = run_workspace(&sh, ws).await;
+                    // A workspace the scan opened closes again, unless a
+                    // request holds it (the pool's LRU is for requests).
+                    if !was_open {
+                        let pool = Arc::clone(&sh.state.tenants);
+                        let _ = tokio::task::spawn_blocking(move || pool.close_if_idle(ws)).await;
+                    }
                     drop(permit);
                     let _ = tx.send(Done { ws, result, stamp });
                 });

@@ -107,6 +107,18 @@ impl<V> Lru<V> {
             .collect()
     }
 
+    pub fn contains(&self, id: &WorkspaceId) -> bool {
+        self.map.contains_key(id)
+    }
+
+    /// Removes `id`'s handle if `ok` says so.
+    pub fn remove_if(&mut self, id: &WorkspaceId, ok: impl Fn(&V) -> bool) -> Option<V> {
+        if self.map.get(id).is_some_and(|s| ok(&s.value)) {
+            return self.remove(id);
+        }
+        None
+    }
+
     pub fn remove(&mut self, id: &WorkspaceId) -> Option<V> {
         self.map.remove(id).map(|s| s.value)
     }

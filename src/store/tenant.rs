@@ -370,6 +370,42 @@ impl TenantPool {
         tokio::task::spawn_blocking(move || pool.open(&control, &grant)).await?
     }
 
+    /// Whether the workspace has a pooled handle now.
+    pub fn is_open(&self, id: WorkspaceId) -> bool {
+        self.open.lock().is_ok_and(|o| o.contains(&id))
+    }
+
+    /// Closes the workspace's database if nobody holds it. Blocking.
+    pub fn close_if_idle(&self, id: WorkspaceId) {
+        self.release(id, 0);
+    }
+
+    /// Takes the workspace out of the pool if nobody but the pool and
+    /// `holders` other handles (the caller's own) hold it; it closes when
+    /// the last of those drops.
+    fn release(&self, id: WorkspaceId, holders: usize) {
+        let gone = self
+            .open
+            .lock()
+            .ok()
+            .and_then(|mut o| o.remove_if(&id, |t| Arc::strong_count(&t.db) <= 1 + holders));
+        drop(gone);
+    }
+
+    /// `open` for a job that walks many workspaces (checkpoints, backups,
+    /// verification): the database is closed again when the visit ends,
+    /// unless it was open before (a workspace in use stays pooled) or
+    /// someone holds it then. Such a walk keeps one database open at a time
+    /// instead of filling the pool with ones no request wants.
+    pub fn visit(&self, control: &Control, grant: &Grant) -> Result<Visit<'_>> {
+        let was_open = self.is_open(grant.workspace());
+        Ok(Visit {
+            pool: self,
+            db: self.open(control, grant)?,
+            was_open,
+        })
+    }
+
     /// Closes every database nobody has used for `idle` and nobody holds now;
     /// returns how many. Blocking (each close checkpoints its WAL).
     pub fn close_idle(&self, idle: std::time::Duration) -> usize {
@@ -436,6 +472,31 @@ impl TenantPool {
         let all = self.open.lock().map(|mut o| o.drain()).unwrap_or_default();
         for t in &all {
             let _ = t.db.checkpoint();
+        }
+    }
+}
+
+/// See `TenantPool::visit`. Dropping it may close the database: blocking.
+pub struct Visit<'a> {
+    pool: &'a TenantPool,
+    db: TenantDb,
+    was_open: bool,
+}
+
+impl std::ops::Deref for Visit<'_> {
+    type Target = TenantDb;
+
+    fn deref(&self) -> &TenantDb {
+        &self.db
+    }
+}
+
+impl Drop for Visit<'_> {
+    fn drop(&mut self) {
+        if !self.was_open {
+            // Out of the pool unless a request holds it too; it closes when
+            // this visit's own handle drops, right after.
+            self.pool.release(self.db.id, 1);
         }
     }
 }
