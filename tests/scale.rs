@@ -24,7 +24,6 @@ const OWNER: &str = "scale@example.com";
 /// Creates `n` workspaces with the CLI, four processes at a time.
 fn workspaces(env: &Env, n: usize) -> Vec<String> {
     env.create_user(OWNER, "Scale");
-    let env = &*env;
     let mut out = Vec::new();
     for chunk in (0..n).collect::<Vec<_>>().chunks(4) {
         let made: Vec<String> = std::thread::scope(|s| {
@@ -221,4 +220,50 @@ async fn a_workspace_left_idle_is_closed_and_answers_when_asked_again() {
         "idle workspace databases still open after 30 s: {open:?}"
     );
     check_all(&c, &server, &seeded, 1).await;
+}
+
+/// A pool of one, and every commit held 300 ms (the debug-only
+/// `AURA_TEST_COMMIT_DELAY_MS`): while a create in one workspace waits for its
+/// commit, requests to nine others each need the pool's only place. The
+/// database under the create must stay open (it is in use) and the create
+/// must land; the others still answer.
+#[tokio::test]
+async fn a_database_in_use_is_not_closed_under_its_request() {
+    let env = Env::new();
+    let ids = workspaces(&env, 10);
+    let server = Arc::new(env.start_with(&[
+        ("AURA_STORAGE__TENANT_POOL_SIZE", "1"),
+        ("AURA_TEST_COMMIT_DELAY_MS", "300"),
+    ]));
+    let c = signed_in(&server, OWNER).await;
+    let first = seed(c.clone(), Arc::clone(&server), ids[0].clone(), 0).await;
+    let base = server.url(&format!("/api/v1/workspaces/{}", first.ws));
+    let create = {
+        let c = c.clone();
+        let url = format!("{base}/collections/{}/records", first.coll);
+        tokio::spawn(async move {
+            send(
+                c.post(url)
+                    .json(&json!({"values": {"Title": "written while evicting"}})),
+            )
+            .await
+        })
+    };
+    let mut others = tokio::task::JoinSet::new();
+    for ws in &ids[1..] {
+        let (c, server, ws) = (c.clone(), Arc::clone(&server), ws.clone());
+        others.spawn(async move {
+            send(c.get(server.url(&format!("/api/v1/workspaces/{ws}/collections")))).await
+        });
+    }
+    while let Some(done) = others.join_next().await {
+        let (s, body) = done.unwrap();
+        assert_eq!(s, 200, "{body}");
+    }
+    let (s, rec) = create.await.unwrap();
+    assert_eq!(s, 201, "the create under eviction: {rec}");
+    let id = rec["id"].as_str().unwrap();
+    let (s, back) = send(c.get(format!("{base}/collections/{}/records/{id}", first.coll))).await;
+    assert_eq!(s, 200, "{back}");
+    assert_eq!(back["values"]["Title"], json!("written while evicting"));
 }
