@@ -345,10 +345,11 @@ fn in_savepoint<T>(
     tx: &Transaction<'_>,
     f: impl FnOnce(&Transaction<'_>) -> Result<T>,
 ) -> Result<T> {
-    tx.execute_batch("SAVEPOINT job")?;
+    // Cached statements: two per queued write, parsed once per connection.
+    tx.prepare_cached("SAVEPOINT job")?.execute([])?;
     match f(tx) {
         Ok(v) => {
-            tx.execute_batch("RELEASE job")?;
+            tx.prepare_cached("RELEASE job")?.execute([])?;
             Ok(v)
         }
         Err(e) => {
