@@ -267,3 +267,78 @@ async fn a_database_in_use_is_not_closed_under_its_request() {
     assert_eq!(s, 200, "{back}");
     assert_eq!(back["values"]["Title"], json!("written while evicting"));
 }
+
+fn scalar(db: &std::path::Path, sql: &str, arg: &str) -> i64 {
+    common::open_db(db)
+        .query_row(sql, [arg], |r| r.get(0))
+        .unwrap()
+}
+
+/// The checkpoint pass skips, unopened, a workspace whose files have not
+/// changed since its head was signed. A write by another process (the CLI)
+/// into a workspace the server has closed must still get its head signed:
+/// the write changes the files, so the pass looks again.
+#[tokio::test]
+async fn a_closed_workspace_written_by_the_cli_still_gets_its_head_signed() {
+    let env = Env::new();
+    env.create_user(OWNER, "Scale");
+    env.create_user("bea@example.com", "Bea");
+    let ws = env.create_workspace("Quiet", OWNER);
+    let server = env.start_with(&[
+        ("AURA_AUDIT__CHECKPOINT_INTERVAL_SECS", "1"),
+        ("AURA_STORAGE__TENANT_IDLE_SECS", "1"),
+    ]);
+    let (control, data) = (env.data_dir().join("control.db"), env.tenant_db(&ws));
+    let head = || {
+        scalar(
+            &data,
+            "SELECT coalesce(max(seq), 0) FROM audit_log WHERE ?1 = ?1",
+            "",
+        )
+    };
+    let signed = || {
+        scalar(
+            &control,
+            "SELECT coalesce(max(seq), 0) FROM audit_checkpoints WHERE scope = ?1",
+            &ws,
+        )
+    };
+    let wait_signed = |what: &str| {
+        let target = head();
+        for _ in 0..300 {
+            if signed() >= target {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("{what}: head {target} still unsigned after 30 s");
+    };
+    wait_signed("at start");
+    // Long enough for the pass to trust the files' stamp, and for the
+    // server to close the idle workspace.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(
+        !open_files(&server, &env).0.contains(&ws),
+        "the idle workspace is closed"
+    );
+    let before = head();
+    env.add_member(&ws, "bea@example.com", "member");
+    assert!(
+        head() > before,
+        "the CLI's change is in the workspace chain"
+    );
+    // Files changed in the last two seconds always get a look; dated back an
+    // hour (a skewed clock), the change must still show in the stamp.
+    for f in [data.clone(), data.with_file_name("data.db-wal")] {
+        if f.exists() {
+            let ok = std::process::Command::new("touch")
+                .args(["-d", "1 hour ago"])
+                .arg(&f)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "touch {}", f.display());
+        }
+    }
+    wait_signed("after the CLI's write");
+}
