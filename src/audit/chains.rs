@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::ids::WorkspaceId;
 use crate::store::audit as sql;
 use crate::store::control::{self, Control};
-use crate::store::tenant::{TenantDb, TenantPool};
+use crate::store::tenant::{FileStamp, TenantDb, TenantPool, Visit};
 
 pub const PLATFORM: &str = "platform";
 
@@ -46,6 +46,17 @@ pub fn open_tenant(
     why: SystemTask,
 ) -> Result<TenantDb> {
     pool.open(control, &why.grant(ws))
+}
+
+/// `open_tenant` for a walk over every chain: the workspace closes again
+/// after the look unless it was open before (`TenantPool::visit`).
+pub fn visit_tenant<'p>(
+    control: &Control,
+    pool: &'p TenantPool,
+    ws: WorkspaceId,
+    why: SystemTask,
+) -> Result<Visit<'p>> {
+    pool.visit(control, &why.grant(ws))
 }
 
 /// Signs `body` as the next link of its scope's checkpoint chain. Reading the
@@ -149,8 +160,31 @@ pub fn checkpoint_all(
 /// the data dir cannot reach it: if a chain's newest checkpoint goes
 /// backwards while the server runs, checkpoints were deleted, and the server
 /// must not sign a new head over whatever was rewritten under them.
+///
+/// It also keeps, per workspace, the file stamp taken before the last pass
+/// that found its head signed: a workspace whose files have not changed since
+/// is skipped without being opened (ten thousand mostly idle workspaces
+/// stay closed between passes).
 #[derive(Debug, Default)]
-pub struct SeenTips(std::sync::Mutex<std::collections::HashMap<String, i64>>);
+pub struct SeenTips(
+    std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    std::sync::Mutex<std::collections::HashMap<WorkspaceId, FileStamp>>,
+);
+
+impl SeenTips {
+    fn unchanged(&self, ws: WorkspaceId, stamp: Option<FileStamp>) -> bool {
+        stamp.is_some() && self.1.lock().is_ok_and(|m| m.get(&ws).copied() == stamp)
+    }
+
+    fn note_signed(&self, ws: WorkspaceId, stamp: Option<FileStamp>) {
+        if let Ok(mut m) = self.1.lock() {
+            match stamp {
+                Some(st) => m.insert(ws, st),
+                None => m.remove(&ws),
+            };
+        }
+    }
+}
 
 /// A chain the scheduled signer refused to sign, and why.
 pub struct Refused {
@@ -212,26 +246,47 @@ fn sign_heads(
             }
         }
         known.insert(scope.clone(), tip);
-        let head = match chain {
-            Chain::Platform => control.db.read(sql::head)?,
-            Chain::Workspace(ws) => open_tenant(control, pool, ws, SystemTask::AuditCheckpoint)?
-                .read_blocking(|c, _| sql::head(c))?,
+        // Taken before the look: a commit after it changes the next stamp.
+        let stamp = match (chain, seen) {
+            (Chain::Workspace(ws), Some(s)) => {
+                let st = pool.file_stamp(ws);
+                if last.is_some() && s.unchanged(ws, st) {
+                    continue;
+                }
+                st
+            }
+            _ => None,
+        };
+        let note = |chain: Chain| {
+            if let (Chain::Workspace(ws), Some(s)) = (chain, seen) {
+                s.note_signed(ws, stamp);
+            }
+        };
+        let tenant = match chain {
+            Chain::Platform => None,
+            Chain::Workspace(ws) => Some(visit_tenant(
+                control,
+                pool,
+                ws,
+                SystemTask::AuditCheckpoint,
+            )?),
+        };
+        let head = match &tenant {
+            None => control.db.read(sql::head)?,
+            Some(t) => t.read_blocking(|c, _| sql::head(c))?,
         };
         if last.is_some_and(|l| l.body.seq == head.0 && l.body.hash == head.1) {
+            note(chain);
             continue;
         }
-        let body = match chain {
-            Chain::Platform => checkpoint_platform(control, reason, now)?,
-            Chain::Workspace(ws) => checkpoint_workspace(
-                control,
-                &open_tenant(control, pool, ws, SystemTask::AuditCheckpoint)?,
-                reason,
-                now,
-            )?,
+        let body = match &tenant {
+            None => checkpoint_platform(control, reason, now)?,
+            Some(t) => checkpoint_workspace(control, t, reason, now)?,
         };
         if let Some(l) = body.link {
             known.insert(scope, l.index);
         }
+        note(chain);
         signed += 1;
     }
     if let Some(s) = seen {
@@ -293,7 +348,7 @@ pub fn verify_chain(
     match chain {
         Chain::Platform => control.db.read(|c| run(Entries::Db(c), None)),
         Chain::Workspace(ws) => {
-            let t = open_tenant(control, pool, ws, SystemTask::AuditVerification)?;
+            let t = visit_tenant(control, pool, ws, SystemTask::AuditVerification)?;
             t.read_blocking(|c, s| run(Entries::Db(c), Some(s)))
         }
     }
@@ -361,7 +416,7 @@ pub fn apply_retention(
             Ok(Some((k, removed)))
         }
         Chain::Workspace(ws) => {
-            let tenant = open_tenant(control, pool, ws, SystemTask::AuditRetention)?;
+            let tenant = visit_tenant(control, pool, ws, SystemTask::AuditRetention)?;
             let days = tenant
                 .read_blocking(|c, _| crate::store::tenant_settings::audit_retention_days(c))?
                 .unwrap_or(default_days);

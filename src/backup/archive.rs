@@ -123,11 +123,16 @@ pub fn run(state: &AppState, progress: &dyn Fn(&str)) -> Result<RunSummary> {
         }
         let ids = state.control.db.read(control::workspace_ids)?;
         let mut workspaces = Vec::new();
-        for ws in &ids {
-            progress(&format!("snapshot workspace {ws}"));
+        for (n, ws) in ids.iter().enumerate() {
+            progress(&format!(
+                "snapshot workspace {} of {}: {ws}",
+                n + 1,
+                ids.len()
+            ));
+            // One workspace open at a time (bounded memory at 10,000).
             let t = state
                 .tenants
-                .open(&state.control, &SystemTask::Backup.grant(*ws))?;
+                .visit(&state.control, &SystemTask::Backup.grant(*ws))?;
             let dest = scratch.join("tenants").join(ws.to_string()).join("data.db");
             t.read_blocking(|c, _| crate::store::vacuum_into_private(c, &dest))?;
             workspaces.push(ManifestWorkspace {

@@ -68,6 +68,19 @@ pub fn check_unpacked(
     master: &MasterKey,
     trust: &BackupTrust,
 ) -> std::result::Result<(), (String, String)> {
+    check_unpacked_with(dir, manifest, escrow, master, trust, &|_| {})
+}
+
+/// `check_unpacked`, telling `progress` which workspace it checks.
+fn check_unpacked_with(
+    dir: &Path,
+    manifest: &Manifest,
+    escrow: &Escrow,
+    master: &MasterKey,
+    trust: &BackupTrust,
+    progress: &dyn Fn(&str),
+) -> std::result::Result<(), (String, String)> {
+    progress("integrity and row counts");
     let step = |s: &str, e: Error| (s.to_owned(), e.to_string());
     for f in &manifest.files {
         let conn = ro(&dir.join(&f.path)).map_err(|e| step("integrity", e))?;
@@ -139,7 +152,9 @@ pub fn check_unpacked(
         }
     };
     chain("platform", &control, None)?;
-    for ManifestWorkspace { id, .. } in &manifest.workspaces {
+    let total = manifest.workspaces.len();
+    for (n, ManifestWorkspace { id, .. }) in manifest.workspaces.iter().enumerate() {
+        progress(&format!("check workspace {} of {total}: {id}", n + 1));
         let db = ro(&dir.join("tenants").join(id).join("data.db"))
             .map_err(|e| step("audit chains", e))?;
         // A workspace shredded since this backup: its key is gone on purpose,
@@ -218,6 +233,16 @@ pub fn run(
     id: Option<&str>,
     identity: &age::x25519::Identity,
 ) -> Result<DrillReport> {
+    run_with_progress(state, id, identity, &|_| {})
+}
+
+/// `run`, telling `progress` each step (one line per workspace checked).
+pub fn run_with_progress(
+    state: &AppState,
+    id: Option<&str>,
+    identity: &age::x25519::Identity,
+    progress: &dyn Fn(&str),
+) -> Result<DrillReport> {
     let started = std::time::Instant::now();
     let target = LocalTarget::from_config(&state.config)?;
     let id = match id {
@@ -238,17 +263,20 @@ pub fn run(
         .join(format!(".drill-{id}"));
     let _ = std::fs::remove_dir_all(&scratch);
     let outcome = (|| -> std::result::Result<usize, (String, String)> {
+        progress("decrypt and unpack");
         let manifest = archive::unpack(&archive_path, identity, &scratch, Some(&id))
             .map_err(|e| ("decrypt and unpack".to_owned(), e.to_string()))?;
         let escrow = archive::read_escrow(&target.escrow_path(), identity)
             .map_err(|e| ("key escrow".to_owned(), e.to_string()))?;
-        check_unpacked(
+        check_unpacked_with(
             &scratch,
             &manifest,
             &escrow,
             &state.control.master,
             &BackupTrust::live(state),
+            progress,
         )?;
+        progress("the live chains against the backup's anchor");
         // The live chains against the backup's copy of their newest
         // checkpoints: deleting checkpoints here (and rewriting what they
         // covered) cannot go unnoticed past the next backup.

@@ -102,9 +102,13 @@ pub async fn run(g: &Global, cmd: BackupCommand) -> Result<ExitCode> {
             let ident = identity(g, &state.config, path)?;
             let bar = spinner("restore drill");
             let st = state.clone();
-            let report =
-                tokio::task::spawn_blocking(move || drill::run(&st, id.as_deref(), &ident))
-                    .await??;
+            let b = bar.clone();
+            let report = tokio::task::spawn_blocking(move || {
+                drill::run_with_progress(&st, id.as_deref(), &ident, &|m| {
+                    b.set_message(m.to_owned())
+                })
+            })
+            .await??;
             bar.finish_and_clear();
             if report.ok {
                 println!(

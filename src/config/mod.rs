@@ -71,6 +71,9 @@ pub struct StorageConfig {
     pub synchronous: Synchronous,
     pub busy_timeout_ms: u64,
     pub tenant_pool_size: usize,
+    /// A workspace database nobody has used for this long is closed (its
+    /// files, its keys and caches leave memory); the next request opens it.
+    pub tenant_idle_secs: u64,
 }
 
 pub use crate::model::Synchronous;
@@ -160,6 +163,7 @@ impl Default for StorageConfig {
             synchronous: Synchronous::Full,
             busy_timeout_ms: 5_000,
             tenant_pool_size: 256,
+            tenant_idle_secs: 60,
         }
     }
 }
@@ -310,6 +314,11 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
     if !url_ok {
         return Err(Error::Config(
             "key `public_url` must start with http:// or https://".into(),
+        ));
+    }
+    if file.storage.tenant_pool_size == 0 || file.storage.tenant_idle_secs == 0 {
+        return Err(Error::Config(
+            "keys `storage.tenant_pool_size` and `storage.tenant_idle_secs` must be above 0".into(),
         ));
     }
     if file.storage.busy_timeout_ms == 0 {

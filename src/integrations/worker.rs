@@ -4,7 +4,7 @@
 //! outbox marked, those with work still pending, and every workspace now and
 //! then (work left from before a restart).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::ids::WorkspaceId;
 use crate::store::integrations::{self as istore, EventRow};
 use crate::store::records::{self as rstore, Ctx};
-use crate::store::tenant::{TenantDb, TenantTx};
+use crate::store::tenant::{FileStamp, TenantDb, TenantTx};
 use crate::store::webhooks::{self as wstore, Attempt, DeliveryRow};
 
 const FULL_SCAN_EVERY: Duration = Duration::from_secs(30);
@@ -70,22 +70,28 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         });
         let slots = Arc::new(Semaphore::new(cfg.workspaces_in_parallel.max(1)));
         let poll = Duration::from_millis(cfg.poll_interval_ms);
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(WorkspaceId, Result<bool>)>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         let mut pending: HashSet<WorkspaceId> = HashSet::new();
         // Workspaces whose task is running, and those marked again meanwhile.
         let mut running: HashSet<WorkspaceId> = HashSet::new();
         let mut again: HashSet<WorkspaceId> = HashSet::new();
         let mut last_scan: Option<Instant> = None;
+        // The file stamp of each workspace whose last pass left nothing to
+        // do: the full scan skips it, unopened, until its files change.
+        let mut idle: HashMap<WorkspaceId, FileStamp> = HashMap::new();
         loop {
-            while let Ok((ws, result)) = done_rx.try_recv() {
-                finished(ws, result, &mut running, &mut again, &mut pending);
+            while let Ok(done) = done_rx.try_recv() {
+                finished(done, &mut running, &mut again, &mut pending, &mut idle);
             }
             let mut targets = outbox::take_dirty();
             targets.extend(pending.iter().copied());
             if last_scan.is_none_or(|t| t.elapsed() >= FULL_SCAN_EVERY) {
                 last_scan = Some(Instant::now());
                 match active_workspaces(&state).await {
-                    Ok(all) => targets.extend(all),
+                    Ok(all) => targets.extend(all.into_iter().filter(|ws| {
+                        let stamp = state.tenants.file_stamp(*ws);
+                        stamp.is_none() || idle.get(ws) != stamp.as_ref()
+                    })),
                     Err(e) => tracing::warn!(error = %e, "integrations worker: listing workspaces"),
                 }
             }
@@ -102,31 +108,52 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                 pending.remove(&ws);
                 let (sh, tx) = (Arc::clone(&shared), done_tx.clone());
                 tokio::spawn(async move {
+                    // Taken before the pass: a commit during it changes the
+                    // next stamp, so the scan looks again.
+                    let stamp = sh.state.tenants.file_stamp(ws);
+                    let was_open = sh.state.tenants.is_open(ws);
                     let result = run_workspace(&sh, ws).await;
+                    // A workspace the scan opened closes again, unless a
+                    // request holds it (the pool's LRU is for requests).
+                    if !was_open {
+                        let pool = Arc::clone(&sh.state.tenants);
+                        let _ = tokio::task::spawn_blocking(move || pool.close_if_idle(ws)).await;
+                    }
                     drop(permit);
-                    let _ = tx.send((ws, result));
+                    let _ = tx.send(Done { ws, result, stamp });
                 });
             }
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
                 // Woken after the commit that queued the work.
                 _ = outbox::woken() => {}
-                Some((ws, result)) = done_rx.recv() => {
-                    finished(ws, result, &mut running, &mut again, &mut pending);
+                Some(done) = done_rx.recv() => {
+                    finished(done, &mut running, &mut again, &mut pending, &mut idle);
                 }
             }
         }
     })
 }
 
-fn finished(
+/// One workspace's pass, reported back to the loop.
+struct Done {
     ws: WorkspaceId,
     result: Result<bool>,
+    stamp: Option<FileStamp>,
+}
+
+fn finished(
+    Done { ws, result, stamp }: Done,
     running: &mut HashSet<WorkspaceId>,
     again: &mut HashSet<WorkspaceId>,
     pending: &mut HashSet<WorkspaceId>,
+    idle: &mut HashMap<WorkspaceId, FileStamp>,
 ) {
     running.remove(&ws);
+    match (&result, stamp) {
+        (Ok(false), Some(st)) => idle.insert(ws, st),
+        _ => idle.remove(&ws),
+    };
     let more = match result {
         Ok(more) => more,
         Err(e) => {

@@ -27,6 +27,7 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     // Subprocessor notices and mail still owed: at start, then hourly.
     let notices = crate::notices::subprocessors::spawn(Arc::clone(&state));
     let rotations = spawn_key_rotations(Arc::clone(&state));
+    let idle_close = spawn_idle_close(Arc::clone(&state));
     tokio::spawn(async move {
         let _guards = (
             AbortOnDrop(backups),
@@ -36,6 +37,7 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         let _integrations = AbortOnDrop(integrations);
         let _notices = AbortOnDrop(notices);
         let _rotations = AbortOnDrop(rotations);
+        let _idle_close = AbortOnDrop(idle_close);
         let cfg = state.config.file.audit.clone();
         let mut checkpoint =
             tokio::time::interval(Duration::from_secs(cfg.checkpoint_interval_secs));
@@ -60,6 +62,25 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                     }
                 }
                 _ = daily.tick() => run_blocking(&state, "audit verify and retention", verify_and_prune).await,
+            }
+        }
+    })
+}
+
+/// Closes the workspace databases nobody has used for
+/// `storage.tenant_idle_secs` (issue 23: thousands of workspaces, few open).
+fn spawn_idle_close(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let idle = Duration::from_secs(state.config.file.storage.tenant_idle_secs.max(1));
+        let mut tick = tokio::time::interval((idle / 2).max(Duration::from_millis(500)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let st = Arc::clone(&state);
+            if let Ok(n) = tokio::task::spawn_blocking(move || st.tenants.close_idle(idle)).await {
+                if n > 0 {
+                    tracing::debug!(closed = n, "idle workspace databases closed");
+                }
             }
         }
     })

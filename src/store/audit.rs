@@ -9,12 +9,11 @@ use crate::model::audit::{GENESIS, NewEntry, StoredEntry};
 use crate::model::checkpoint::{ChainLink, ChainReport, CheckpointBody, SignedCheckpoint};
 
 pub fn append(tx: &Transaction<'_>, sealer: &Sealer, now: i64, e: &NewEntry<'_>) -> Result<i64> {
+    // Cached statements: every audited write runs these two, and parsing
+    // them each time was a visible part of a create's CPU (docs/benchmarks.md).
     let last: Option<(i64, Vec<u8>)> = tx
-        .query_row(
-            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (seq, prev_hash) = match last {
         Some((s, h)) => (s + 1, h),
@@ -49,25 +48,25 @@ pub fn append(tx: &Transaction<'_>, sealer: &Sealer, now: i64, e: &NewEntry<'_>)
         hash: Vec::new(),
     };
     entry.hash = entry.compute_hash(&prev_hash);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit_log (seq, time, actor_type, actor_id, action, target_type, target_id,
                                 ip, request_id, detail_ct, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
-            entry.seq,
-            entry.time,
-            entry.actor_type,
-            entry.actor_id,
-            entry.action,
-            entry.target_type,
-            entry.target_id,
-            entry.ip,
-            entry.request_id,
-            entry.detail_ct,
-            entry.prev_hash,
-            entry.hash
-        ],
-    )?;
+    )?
+    .execute(params![
+        entry.seq,
+        entry.time,
+        entry.actor_type,
+        entry.actor_id,
+        entry.action,
+        entry.target_type,
+        entry.target_id,
+        entry.ip,
+        entry.request_id,
+        entry.detail_ct,
+        entry.prev_hash,
+        entry.hash
+    ])?;
     Ok(seq)
 }
 

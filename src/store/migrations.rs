@@ -135,7 +135,25 @@ pub fn current_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
+/// True when every migration is recorded: `PRAGMA user_version` (in the
+/// header, no table read) is the latest, and the recorded versions include
+/// each one. Opening a cold workspace then takes no write lock and runs no
+/// DDL (issue 23: the first request to a cold workspace stays cheap).
+fn up_to_date(conn: &Connection, migrations: &[Migration]) -> Result<bool> {
+    if current_version(conn)? != latest(migrations) {
+        return Ok(false);
+    }
+    let mut stmt = conn.prepare("SELECT version FROM schema_migrations")?;
+    let applied: std::collections::HashSet<i64> = stmt
+        .query_map([], |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(migrations.iter().all(|m| applied.contains(&m.version)))
+}
+
 pub fn apply(conn: &mut Connection, migrations: &[Migration]) -> Result<()> {
+    if up_to_date(conn, migrations)? {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -209,6 +227,17 @@ mod tests {
         assert_eq!(current_version(&conn).unwrap(), 3);
         // Applying again changes nothing.
         apply(&mut conn, &[FIRST, SECOND, THIRD]).unwrap();
+    }
+
+    #[test]
+    fn a_current_database_is_not_migrated_again_but_a_missing_lower_one_is() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn, &[FIRST, THIRD]).unwrap();
+        assert!(up_to_date(&conn, &[FIRST, THIRD]).unwrap());
+        // user_version is already 3, yet 2 is missing: not up to date.
+        assert!(!up_to_date(&conn, &[FIRST, SECOND, THIRD]).unwrap());
+        apply(&mut conn, &[FIRST, SECOND, THIRD]).unwrap();
+        assert!(up_to_date(&conn, &[FIRST, SECOND, THIRD]).unwrap());
     }
 
     #[test]

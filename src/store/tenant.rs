@@ -3,7 +3,6 @@
 //! layer's `Grant` produces), and carries the workspace's own sealer, so code
 //! holding one cannot touch another workspace.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -12,6 +11,7 @@ use rusqlite::{Connection, Transaction};
 use super::admission::Admission;
 use super::audit_hook::AuditHook;
 use super::control::{self, Control};
+use super::pool_lru::Lru;
 use super::{Db, DbOptions, migrations};
 use crate::crypto::{BlindIndex, DataKey, Sealer};
 use crate::error::{Error, Result};
@@ -275,14 +275,29 @@ fn snapshot(cell: &KeyCell) -> Arc<TenantKeys> {
     }
 }
 
-/// Lazily opened, pooled workspace databases.
+/// Lazily opened, pooled workspace databases: at most `capacity` open
+/// (`storage.tenant_pool_size`), the least recently used idle one closed to
+/// make room, and each closed after `idle` without use (`close_idle`). A
+/// handle is idle when no request holds a clone of it: the pool never
+/// closes a database under a request, and while more than `capacity` are in
+/// use at once it holds them all and shrinks again as they finish.
 pub struct TenantPool {
     dir: PathBuf,
     /// Given to every handle: runs beside each audit entry of a write.
     hook: Arc<dyn AuditHook>,
     opts: DbOptions,
     capacity: usize,
-    open: Mutex<HashMap<WorkspaceId, TenantDb>>,
+    open: Mutex<Lru<TenantDb>>,
+}
+
+/// See `TenantPool::file_stamp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp([(u64, u128); 2]);
+
+/// True while a request (or a job) holds a clone of the handle: the pool's
+/// own copy is then not the only one.
+fn in_use(t: &TenantDb) -> bool {
+    Arc::strong_count(&t.db) > 1
 }
 
 impl TenantPool {
@@ -294,13 +309,27 @@ impl TenantPool {
             hook,
             opts,
             capacity: capacity.max(1),
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(Lru::default()),
         }
     }
 
     fn path_for(&self, id: WorkspaceId) -> PathBuf {
         // The id is a parsed UUID, so it cannot contain path separators.
         self.dir.join(id.to_string()).join("data.db")
+    }
+
+    fn pooled(&self) -> Result<std::sync::MutexGuard<'_, Lru<TenantDb>>> {
+        self.open
+            .lock()
+            .map_err(|_| Error::internal("tenant pool lock poisoned"))
+    }
+
+    /// The pooled handle of the grant's workspace, marked as just used.
+    fn cached(&self, grant: &Admission) -> Result<Option<TenantDb>> {
+        Ok(self
+            .pooled()?
+            .get(&grant.workspace())
+            .map(|t| t.for_grant(grant)))
     }
 
     /// Opens the workspace named by the admission (a `Grant` converts). Blocking:
@@ -310,15 +339,10 @@ impl TenantPool {
         for<'g> &'g G: Into<Admission>,
     {
         let grant: &Admission = &grant.into();
-        let id = grant.workspace();
-        if let Some(t) = self
-            .open
-            .lock()
-            .map_err(|_| Error::internal("tenant pool lock poisoned"))?
-            .get(&id)
-        {
-            return Ok(t.for_grant(grant));
+        if let Some(t) = self.cached(grant)? {
+            return Ok(t);
         }
+        let id = grant.workspace();
         let keys = TenantKeys::from_control(control, id, None)?;
         let path = self.path_for(id);
         if let Some(parent) = path.parent() {
@@ -333,15 +357,17 @@ impl TenantPool {
             hook: Arc::clone(&self.hook),
             defs: Default::default(),
         };
-        let mut open = self
-            .open
-            .lock()
-            .map_err(|_| Error::internal("tenant pool lock poisoned"))?;
-        if open.len() >= self.capacity {
-            // Evict handles nobody is using; in-flight requests keep theirs alive.
-            open.retain(|_, t| Arc::strong_count(&t.db) > 1);
-        }
-        Ok(open.entry(id).or_insert(handle).for_grant(grant))
+        let (out, closed) = {
+            let mut open = self.pooled()?;
+            let mut closed = open.make_room(self.capacity, in_use);
+            let (kept, spare) = open.insert(id, handle);
+            let out = kept.for_grant(grant);
+            closed.extend(spare);
+            (out, closed)
+        };
+        // Closing a database checkpoints its WAL: outside the pool's lock.
+        drop(closed);
+        Ok(out)
     }
 
     pub async fn open_async(
@@ -351,34 +377,109 @@ impl TenantPool {
     ) -> Result<TenantDb> {
         let grant: Admission = grant.into();
         // An open handle needs no blocking work: skip the hop to the pool.
-        if let Some(t) = self
-            .open
-            .lock()
-            .map_err(|_| Error::internal("tenant pool lock poisoned"))?
-            .get(&grant.workspace())
-        {
-            return Ok(t.for_grant(&grant));
+        if let Some(t) = self.cached(&grant)? {
+            return Ok(t);
         }
         let pool = Arc::clone(self);
         let control = Arc::clone(control);
         tokio::task::spawn_blocking(move || pool.open(&control, &grant)).await?
     }
 
+    /// Whether the workspace has a pooled handle now.
+    pub fn is_open(&self, id: WorkspaceId) -> bool {
+        self.open.lock().is_ok_and(|o| o.contains(&id))
+    }
+
+    /// Closes the workspace's database if nobody holds it. Blocking.
+    pub fn close_if_idle(&self, id: WorkspaceId) {
+        self.release(id, 0);
+    }
+
+    /// Takes the workspace out of the pool if nobody but the pool and
+    /// `holders` other handles (the caller's own) hold it; it closes when
+    /// the last of those drops.
+    fn release(&self, id: WorkspaceId, holders: usize) {
+        let gone = self
+            .open
+            .lock()
+            .ok()
+            .and_then(|mut o| o.remove_if(&id, |t| Arc::strong_count(&t.db) <= 1 + holders));
+        drop(gone);
+    }
+
+    /// `open` for a job that walks many workspaces (checkpoints, backups,
+    /// verification): the database is closed again when the visit ends,
+    /// unless it was open before (a workspace in use stays pooled) or
+    /// someone holds it then. Such a walk keeps one database open at a time
+    /// instead of filling the pool with ones no request wants.
+    pub fn visit<G>(&self, control: &Control, grant: &G) -> Result<Visit<'_>>
+    where
+        for<'g> &'g G: Into<Admission>,
+    {
+        let grant: &Admission = &grant.into();
+        let was_open = self.is_open(grant.workspace());
+        Ok(Visit {
+            pool: self,
+            db: self.open::<Admission>(control, grant)?,
+            was_open,
+        })
+    }
+
+    /// Closes every database nobody has used for `idle` and nobody holds now;
+    /// returns how many. Blocking (each close checkpoints its WAL).
+    pub fn close_idle(&self, idle: std::time::Duration) -> usize {
+        let closed = match self.open.lock() {
+            Ok(mut open) => open.take_idle(idle, in_use),
+            Err(_) => return 0,
+        };
+        closed.len()
+    }
+
     /// Drops the pooled handle of a workspace (it was shredded or moved
     /// away): its keys leave the pool; requests still holding a clone finish
     /// with it.
     pub fn forget(&self, id: WorkspaceId) {
-        if let Ok(mut open) = self.open.lock() {
-            open.remove(&id);
-        }
+        let gone = self.open.lock().ok().and_then(|mut open| open.remove(&id));
+        drop(gone);
     }
 
     /// The workspaces with a pooled handle.
     pub fn open_ids(&self) -> Vec<WorkspaceId> {
-        self.open
-            .lock()
-            .map(|o| o.keys().copied().collect())
-            .unwrap_or_default()
+        self.open.lock().map(|o| o.ids()).unwrap_or_default()
+    }
+
+    /// The length and modification time of a workspace's `data.db` and
+    /// its WAL, as seen from outside, without opening it: equal stamps taken
+    /// before two looks mean nothing committed in between, so a periodic job
+    /// can skip a cold workspace instead of opening it. `None` when a file
+    /// changed within the last two seconds (a later commit in the same
+    /// timestamp tick could leave an equal stamp: too recent to trust, as
+    /// git treats a "racy" index) or cannot be read.
+    pub fn file_stamp(&self, id: WorkspaceId) -> Option<FileStamp> {
+        let db = self.path_for(id);
+        let wal = db.with_file_name("data.db-wal");
+        let now = std::time::SystemTime::now();
+        let one = |p: &std::path::Path| -> Option<(u64, u128)> {
+            match std::fs::metadata(p) {
+                Ok(m) => {
+                    let t = m.modified().ok()?;
+                    let age = now.duration_since(t).ok()?;
+                    if age < std::time::Duration::from_secs(2) {
+                        return None;
+                    }
+                    let at = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+                    Some((m.len(), at))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some((0, 0)),
+                Err(_) => None,
+            }
+        };
+        Some(FileStamp([one(&db)?, one(&wal)?]))
+    }
+
+    /// How many databases the pool holds open now.
+    pub fn open_count(&self) -> usize {
+        self.open.lock().map(|o| o.len()).unwrap_or(0)
     }
 
     pub fn tenants_dir(&self) -> &PathBuf {
@@ -387,11 +488,34 @@ impl TenantPool {
 
     /// Closes every pooled database (clean shutdown).
     pub fn close_all(&self) {
-        if let Ok(mut open) = self.open.lock() {
-            for t in open.values() {
-                let _ = t.db.checkpoint();
-            }
-            open.clear();
+        let all = self.open.lock().map(|mut o| o.drain()).unwrap_or_default();
+        for t in &all {
+            let _ = t.db.checkpoint();
+        }
+    }
+}
+
+/// See `TenantPool::visit`. Dropping it may close the database: blocking.
+pub struct Visit<'a> {
+    pool: &'a TenantPool,
+    db: TenantDb,
+    was_open: bool,
+}
+
+impl std::ops::Deref for Visit<'_> {
+    type Target = TenantDb;
+
+    fn deref(&self) -> &TenantDb {
+        &self.db
+    }
+}
+
+impl Drop for Visit<'_> {
+    fn drop(&mut self) {
+        if !self.was_open {
+            // Out of the pool unless a request holds it too; it closes when
+            // this visit's own handle drops, right after.
+            self.pool.release(self.db.id, 1);
         }
     }
 }

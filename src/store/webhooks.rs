@@ -160,7 +160,8 @@ pub fn count_endpoints(conn: &Connection) -> Result<i64> {
 
 /// Endpoints subscribed to an event type.
 pub fn subscribed(conn: &Connection, event_type: &str) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT id, events FROM webhook_endpoints")?;
+    // Cached: every audited write asks (integrations::outbox::emit).
+    let mut stmt = conn.prepare_cached("SELECT id, events FROM webhook_endpoints")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     let mut out = Vec::new();
     for row in rows {

@@ -25,7 +25,7 @@ mod stream;
 pub use stream::Guarded;
 
 /// Descriptors kept free of connections: logs, control.db (3 files), the
-/// listeners, outbound calls and spool files, plus 3 per open workspace.
+/// listeners, outbound calls and spool files, plus 5 per open workspace (writer: file, WAL, shm; a reader: file, WAL).
 const FIXED_RESERVE: u64 = 128;
 /// Only a head older than this is closed to make room for a new connection
 /// (a real client sends its head in a round trip or two).
@@ -93,7 +93,7 @@ impl ConnLimiter {
     pub fn from_config(cfg: &Config) -> Self {
         let l = &cfg.file.limits;
         let nofile = descriptor_limit();
-        let reserve = FIXED_RESERVE + 3 * cfg.file.storage.tenant_pool_size as u64;
+        let reserve = FIXED_RESERVE + 5 * cfg.file.storage.tenant_pool_size as u64;
         let by_fd = usize::try_from(nofile.saturating_sub(reserve).max(32)).unwrap_or(usize::MAX);
         let max_total = l.max_connections.min(by_fd);
         if max_total < l.max_connections {
