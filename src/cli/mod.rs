@@ -12,6 +12,7 @@ mod incident;
 mod init;
 mod keys;
 mod lifecycle;
+mod replica;
 mod serve;
 
 use std::path::PathBuf;
@@ -72,11 +73,16 @@ pub enum Command {
     /// Encrypted backups and restore drills.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
-    /// Restore a backup into a new data dir.
+    /// Restore a backup (`--from`) or the replica at an instant (`--at`)
+    /// into a new data dir, or one workspace in place.
     Restore {
         /// The backup id (see `aura backup list`).
+        #[arg(long, required_unless_present = "at", conflicts_with = "at")]
+        from: Option<String>,
+        /// Point-in-time recovery from the replica: an RFC 3339 instant
+        /// (2026-12-04T10:15:00Z) or `latest`.
         #[arg(long)]
-        from: String,
+        at: Option<String>,
         /// The new data dir.
         #[arg(long)]
         to: Option<PathBuf>,
@@ -87,6 +93,9 @@ pub enum Command {
         #[arg(long)]
         identity: Option<PathBuf>,
     },
+    /// The continuous replica: status.
+    #[command(subcommand)]
+    Replica(replica::ReplicaCommand),
     /// Verify, export and maintain the audit chains.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -229,12 +238,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Restore {
             from,
+            at,
             to,
             workspace,
             identity,
         } => {
             crate::telemetry::init_cli();
-            backup::restore(&g, from, to, workspace, identity).await
+            match (at, from) {
+                (Some(at), _) => replica::restore(&g, &at, to, workspace, identity).await,
+                (None, Some(from)) => backup::restore(&g, from, to, workspace, identity).await,
+                (None, None) => Err(crate::error::Error::Usage(
+                    "give --from BACKUP or --at TIME|latest".into(),
+                )),
+            }
+        }
+        Command::Replica(cmd) => {
+            crate::telemetry::init_cli();
+            replica::run(&g, cmd).await
         }
         Command::Audit(cmd) => {
             crate::telemetry::init_cli();

@@ -15,10 +15,12 @@ use crate::error::{Error, Result};
 mod data_limits;
 mod integrations;
 mod limits;
+mod replication;
 mod sections;
 pub use data_limits::DataLimitsConfig;
 pub use integrations::IntegrationsConfig;
 pub use limits::{LimitsConfig, RateBudget, RateConfig};
+pub use replication::ReplicationConfig;
 pub use sections::*;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/aura/aura.toml";
@@ -60,6 +62,7 @@ pub struct FileConfig {
     pub integrations: IntegrationsConfig,
     pub data_limits: DataLimitsConfig,
     pub limits: LimitsConfig,
+    pub replication: ReplicationConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -141,6 +144,7 @@ impl Default for FileConfig {
             integrations: IntegrationsConfig::default(),
             data_limits: DataLimitsConfig::default(),
             limits: LimitsConfig::default(),
+            replication: ReplicationConfig::default(),
         }
     }
 }
@@ -399,6 +403,9 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
     file.integrations.validate().map_err(Error::Config)?;
     file.data_limits.validate().map_err(Error::Config)?;
     file.limits.validate().map_err(Error::Config)?;
+    file.replication
+        .validate(&file.region, &file.residency)
+        .map_err(Error::Config)?;
     let t = &file.tls;
     let trusted_proxies = t
         .trusted_proxies

@@ -27,7 +27,9 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     // Subprocessor notices and mail still owed: at start, then hourly.
     let notices = crate::notices::subprocessors::spawn(Arc::clone(&state));
     let rotations = spawn_key_rotations(Arc::clone(&state));
+    let replication = crate::replication::spawn(Arc::clone(&state));
     tokio::spawn(async move {
+        let _replication = replication.map(AbortOnDrop);
         let _guards = (
             AbortOnDrop(backups),
             AbortOnDrop(drills),

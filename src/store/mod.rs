@@ -25,6 +25,7 @@ pub mod platform;
 pub mod power_cut;
 pub mod readers;
 pub mod records;
+pub mod replica_copy;
 pub mod subjects;
 pub mod teams;
 pub mod tenant;
