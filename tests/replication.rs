@@ -5,101 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use age::secrecy::ExposeSecret;
-use common::{Env, PASSWORD, Server, client, login, open_db};
+use common::replica::{Replicated, files_under, now_ms, ok, rfc3339, start_moto};
+use common::{PASSWORD, client, login, open_db};
 use serde_json::json;
-
-pub struct Replicated {
-    pub env: Env,
-    pub identity: PathBuf,
-    pub recipient: String,
-    pub url: String,
-    pub dir: PathBuf,
-}
-
-impl Replicated {
-    /// A fresh appliance replicating every 200 ms to `file://<root>/replica`.
-    pub fn new() -> Self {
-        let env = Env::new();
-        let id = age::x25519::Identity::generate();
-        let identity = env.root().join("id.txt");
-        std::fs::write(&identity, format!("{}\n", id.to_string().expose_secret())).unwrap();
-        let dir = env.root().join("replica");
-        Replicated {
-            url: format!("file://{}", dir.display()),
-            recipient: id.to_public().to_string(),
-            identity,
-            dir,
-            env,
-        }
-    }
-
-    pub fn envs(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AURA_REPLICATION__URL", self.url.clone()),
-            ("AURA_REPLICATION__INTERVAL_MS", "200".into()),
-            (
-                "AURA_BACKUP__RECIPIENTS",
-                format!("[\"{}\"]", self.recipient),
-            ),
-        ]
-    }
-
-    pub fn start(&self) -> Server {
-        let envs = self.envs();
-        let pairs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.env.start_with(&pairs)
-    }
-
-    pub fn cli(&self, args: &[&str]) -> Output {
-        let mut c = self.env.command(args);
-        for (k, v) in self.envs() {
-            c.env(k, v);
-        }
-        c.output().unwrap()
-    }
-
-    /// Waits until the replicator reports `db` matched at or after `after_ms`.
-    pub fn wait_replicated(&self, db: &str, after_ms: i64) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let beat: serde_json::Value = std::fs::read(self.dir.join("status.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            if beat["databases"][db]["synced_ms"].as_i64().unwrap_or(0) >= after_ms {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{db} not replicated: {beat}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-pub fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
 
 fn retention_in(db: &Path) -> Option<String> {
     open_db(db)
@@ -110,23 +21,6 @@ fn retention_in(db: &Path) -> Option<String> {
         )
         .ok()
         .map(|v| String::from_utf8(v).unwrap())
-}
-
-/// Every file under `dir`.
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// PITR exactness: write A, note the instant, write B; restoring to the
@@ -268,4 +162,135 @@ async fn a_replica_in_another_region_is_refused_at_start() {
         "{err}"
     );
     assert!(!r.dir.exists(), "nothing was replicated");
+}
+
+/// Crypto-shredding reaches the replica: once a workspace is purged, its
+/// replica objects are gone and control.db starts a new generation, so no
+/// replicated state still holds its destroyed key; the rest restores.
+#[tokio::test]
+async fn a_purged_workspace_leaves_nothing_in_the_replica_that_opens() {
+    let r = Replicated::new();
+    r.env.create_user("o@example.com", "O");
+    let doomed = r.env.create_workspace("Doomed Ltd", "o@example.com");
+    let kept = r.env.create_workspace("Kept Ltd", "o@example.com");
+    let server = r.start();
+    r.wait_replicated(&format!("ws-{doomed}"), now_ms());
+    r.wait_replicated("control", now_ms());
+    let ws_dir = r.dir.join(format!("ws-{doomed}"));
+    assert!(
+        !files_under(&ws_dir).is_empty(),
+        "replicated before the purge"
+    );
+    let control_before: Vec<_> = files_under(&r.dir.join("control"));
+
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "o@example.com", PASSWORD).await.status(),
+        200
+    );
+    let s = c
+        .post(server.url(&format!("/api/v1/workspaces/{doomed}/deletion")))
+        .json(&json!({"confirm_name": "Doomed Ltd"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(s, 200);
+    let mut purge = r.env.command(&["workspace", "purge-due"]);
+    purge.env("AURA_TEST_CLOCK_OFFSET", (15 * 86_400).to_string());
+    for (k, v) in r.envs() {
+        purge.env(k, v);
+    }
+    let out = ok(&purge.output().unwrap());
+    assert!(out.contains("1 workspace(s) shredded"), "{out}");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = files_under(&ws_dir);
+        let old_control = control_before.iter().filter(|p| p.exists()).count();
+        if left.is_empty() && old_control == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still in the replica: {left:?}, {old_control} old control.db object(s)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    r.wait_replicated(&format!("ws-{kept}"), now_ms());
+    let to = r.env.root().join("after-purge");
+    let out = ok(&r.cli(&[
+        "restore",
+        "--to",
+        to.to_str().unwrap(),
+        "--at",
+        "latest",
+        "--identity",
+        r.identity.to_str().unwrap(),
+    ]));
+    assert!(out.contains("1 workspace(s)"), "{out}");
+    assert!(!to.join("tenants").join(&doomed).exists());
+    let keys: i64 = open_db(&to.join("control.db"))
+        .query_row(
+            "SELECT count(*) FROM workspace_keys WHERE workspace_id = ?1",
+            [&doomed],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        keys, 0,
+        "no replicated control.db state holds the destroyed key"
+    );
+    server.stop();
+}
+
+/// An S3-compatible target (moto on loopback): the replica fills, its
+/// objects are ciphertext, and the whole appliance restores from it.
+#[tokio::test]
+async fn an_s3_replica_restores_the_appliance() {
+    let (mut moto, endpoint) = start_moto("aura-replica");
+    let r = Replicated::on_s3(&endpoint, "aura-replica", "site-1");
+    r.env.create_user("s@example.com", "S");
+    let ws = r.env.create_workspace("Bucketed", "s@example.com");
+    let server = r.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "s@example.com", PASSWORD).await.status(),
+        200
+    );
+    let s = c
+        .put(server.url(&format!("/api/v1/workspaces/{ws}/audit/settings")))
+        .json(&json!({ "retention_days": 55 }))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(s, 200);
+    r.wait_replicated(&format!("ws-{ws}"), now_ms());
+    r.wait_replicated("control", now_ms());
+    let listing = common::get_text(
+        &reqwest::Client::new(),
+        format!("{endpoint}/aura-replica?list-type=2&prefix=site-1/ws-{ws}/"),
+    )
+    .await;
+    assert!(listing.contains("snapshot-"), "{listing}");
+    let out = ok(&r.cli(&["replica", "status"]));
+    assert!(out.contains(&format!("ws-{ws}")), "{out}");
+    let to = r.env.root().join("from-s3");
+    ok(&r.cli(&[
+        "restore",
+        "--to",
+        to.to_str().unwrap(),
+        "--at",
+        "latest",
+        "--identity",
+        r.identity.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        retention_in(&to.join("tenants").join(&ws).join("data.db")).as_deref(),
+        Some("55")
+    );
+    server.stop();
+    let _ = moto.kill();
+    let _ = moto.wait();
 }

@@ -194,8 +194,10 @@ async fn sweep(
         let name = workspace_db(id);
         if dbs.contains(&name) && !shippers.contains_key(&name) {
             let n = replica.delete_all(&format!("{name}/")).await?;
-            tracing::info!(workspace = %id, objects = n, "shredded workspace deleted from the replica");
-            forgot += 1;
+            if n > 0 {
+                tracing::info!(workspace = %id, objects = n, "shredded workspace deleted from the replica");
+                forgot += 1;
+            }
         }
     }
     if forgot > 0 {
