@@ -294,3 +294,78 @@ async fn an_s3_replica_restores_the_appliance() {
     let _ = moto.kill();
     let _ = moto.wait();
 }
+
+/// The scheduled drill also restores a random workspace from the replica at
+/// a random instant and verifies it; lag is in /metrics and on /trust.
+#[tokio::test]
+async fn the_drill_restores_from_the_replica_and_lag_is_exposed() {
+    let mut r = Replicated::new();
+    let out = r.env.cli(
+        &[
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--platform-admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(out.status.success());
+    let ws = r.env.create_workspace("Drilled", "ops@example.com");
+    r.extra = vec![
+        (
+            "AURA_BACKUP__DRILL_IDENTITY_FILE",
+            r.identity.display().to_string(),
+        ),
+        ("AURA_METRICS__BEARER_TOKEN", "scrape-secret-123".into()),
+        ("AURA_REGION", "EU".into()),
+    ];
+    let server = r.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "ops@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    r.wait_replicated(&format!("ws-{ws}"), now_ms());
+    r.wait_replicated("control", now_ms());
+    let page = common::get_text(&c, server.url("/platform/backups")).await;
+    let token = common::csrf_from(&page);
+    for path in ["/platform/backups/run", "/platform/backups/drill"] {
+        let s = c
+            .post(server.url(path))
+            .form(&[("csrf", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(s.status(), 303, "{path}");
+    }
+    let metrics = reqwest::Client::new()
+        .get(server.url("/metrics"))
+        .bearer_auth("scrape-secret-123")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "aura_replication_lag_seconds{{database=\"ws-{ws}\"}}"
+        )),
+        "{metrics}"
+    );
+    let trust = common::get_text(&reqwest::Client::new(), server.url("/trust")).await;
+    assert!(
+        trust.contains("replicated continuously to EU, lag"),
+        "{trust}"
+    );
+    assert!(trust.contains("point-in-time recovery to"), "{trust}");
+    server.stop();
+    let drills = common::mfa::platform_entries(&r.env, "replication.drill");
+    assert_eq!(drills.len(), 1, "{drills:?}");
+    assert_eq!(drills[0]["after"]["ok"], true, "{drills:?}");
+    assert_eq!(drills[0]["target"], ws.as_str(), "{drills:?}");
+}

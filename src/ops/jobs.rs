@@ -193,9 +193,16 @@ pub fn drill_identity(state: &AppState) -> crate::error::Result<age::x25519::Ide
 pub fn drill_now(state: &AppState) -> crate::error::Result<String> {
     let identity = drill_identity(state)?;
     let r = crate::backup::drill::run(state, None, &identity)?;
-    Ok(match r.failed_step {
+    let backup = match r.failed_step {
         None => format!("drill of {} passed in {:.1}s", r.id, r.secs),
         Some(step) => format!("drill of {} FAILED at {step}: {}", r.id, r.detail),
+    };
+    // With replication on, the drill also restores a random workspace from
+    // the replica at a random instant (docs/replication.md).
+    Ok(match crate::replication::drill::run(state, &identity) {
+        Ok(None) => backup,
+        Ok(Some(replica)) => format!("{backup}; {replica}"),
+        Err(e) => format!("{backup}; replica drill could not run: {e}"),
     })
 }
 

@@ -13,6 +13,7 @@
 //! open, so thousands of workspaces cost little (docs/replication.md).
 
 pub mod catalog;
+pub mod drill;
 pub mod restore;
 pub mod segment;
 pub mod shipper;
