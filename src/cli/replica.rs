@@ -18,6 +18,9 @@ pub enum ReplicaCommand {
     /// Per database: last replicated transaction, lag, segments, oldest
     /// recoverable instant.
     Status,
+    /// Make this appliance the primary: take the replica lease (a
+    /// conditional write), which fences the previous holder at once.
+    Promote,
 }
 
 fn replica_of(cfg: &crate::config::Config) -> Result<Replica> {
@@ -74,6 +77,26 @@ pub async fn run(g: &Global, cmd: ReplicaCommand) -> Result<ExitCode> {
                     status::lag_seconds(now, b.written_ms)
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ReplicaCommand::Promote => {
+            let bar = super::backup::spinner("taking the replica lease");
+            crate::store::create_private_dir(&cfg.data_dir)?;
+            let me = crate::replication::lease::holder_id(&cfg.data_dir)?;
+            let (l, before) = crate::replication::lease::take(&replica, &me, now_ms()).await?;
+            bar.finish_and_clear();
+            println!(
+                "promoted: this appliance ({me}) holds the lease of {} at epoch {}{}; start or keep `aura serve` running here",
+                replica.label,
+                l.epoch,
+                match before {
+                    Some(b) if b.holder != me => format!(
+                        "; the previous primary ({}) refuses writes from its next renewal (within seconds)",
+                        b.holder
+                    ),
+                    _ => String::new(),
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

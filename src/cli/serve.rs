@@ -55,6 +55,7 @@ pub async fn run(g: &Global, listen: Option<String>) -> Result<ExitCode> {
         // Not println!: it panics when stdout is full (see telemetry).
         let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     }
+    crate::replication::confirm_lease(&state).await;
     tracing::info!(addr = %addr, url = %url, "listening");
     crate::app::serve(state, listener).await?;
     Ok(ExitCode::SUCCESS)
@@ -129,6 +130,7 @@ async fn run_tls(g: &Global, mut cfg: crate::config::Config) -> Result<ExitCode>
         tls.challenge_config.clone(),
         Arc::clone(&state.conns),
     )?;
+    crate::replication::confirm_lease(&state).await;
     tracing::info!(addr = %https_addr, url = %url, "listening");
     crate::app::serve_with(state, acceptor).await?;
     Ok(ExitCode::SUCCESS)

@@ -14,6 +14,7 @@
 
 pub mod catalog;
 pub mod drill;
+pub mod lease;
 pub mod restore;
 pub mod segment;
 pub mod shipper;
@@ -33,6 +34,7 @@ pub const CONTROL: &str = "control";
 pub const HEARTBEAT: &str = "status.json";
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+const LEASE_EVERY: Duration = Duration::from_secs(2);
 
 /// The replica name of a workspace's database.
 pub fn workspace_db(ws: &str) -> String {
@@ -86,8 +88,24 @@ async fn run(state: Arc<AppState>, replica: Replica, recipients: Vec<age::x25519
     let mut failing: std::collections::BTreeSet<String> = Default::default();
     let mut last_sweep: Option<Instant> = None;
     let mut last_beat: Option<Instant> = None;
+    let mut last_lease: Option<Instant> = None;
+    let holder = match lease::holder_id(&state.config.data_dir) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "replication cannot read its holder id; not started");
+            return;
+        }
+    };
     loop {
         let pass = Instant::now();
+        if last_lease.is_none_or(|t| t.elapsed() >= LEASE_EVERY) {
+            hold_lease(&state, &replica, &holder).await;
+            last_lease = Some(Instant::now());
+        }
+        if state.replication.fenced().is_some() {
+            tokio::time::sleep(interval).await;
+            continue;
+        }
         discover(&state, &mut shippers);
         let mut gone = Vec::new();
         for (name, sh) in shippers.iter_mut() {
@@ -150,6 +168,48 @@ async fn run(state: Arc<AppState>, replica: Replica, recipients: Vec<age::x25519
             }
         }
         tokio::time::sleep(interval.saturating_sub(pass.elapsed())).await;
+    }
+}
+
+/// Before the server listens: a primary whose replica lease another
+/// appliance holds must not accept a single write. Also reads the replica
+/// once, so a wrong endpoint or credentials show at start.
+pub async fn confirm_lease(state: &AppState) {
+    let replica = match Replica::from_config(&state.config) {
+        Ok(Some(r)) => r,
+        _ => return,
+    };
+    match lease::holder_id(&state.config.data_dir) {
+        Ok(holder) => hold_lease(state, &replica, &holder).await,
+        Err(e) => tracing::error!(error = %e, "cannot read the replica holder id"),
+    }
+}
+
+/// Renews the lease; another holder fences this server at once (no more
+/// shipping, writes answered 503, `/readyz` not ready), loudly.
+async fn hold_lease(state: &AppState, replica: &Replica, holder: &str) {
+    match lease::renew(replica, holder, state.clock.unix_ms()).await {
+        Ok(lease::Held::Mine(_)) => {
+            if state
+                .replication
+                .fenced()
+                .is_some_and(|w| w.starts_with("the replica lease is held"))
+            {
+                tracing::info!("this appliance holds the replica lease again; writes accepted");
+            }
+            state.replication.set_fenced(None);
+        }
+        Ok(lease::Held::TakenBy(l)) => {
+            let why = format!(
+                "the replica lease is held by appliance {} (epoch {}): another appliance was promoted; this one refuses writes",
+                l.holder, l.epoch
+            );
+            if state.replication.fenced().is_none() {
+                tracing::error!(holder = %l.holder, epoch = l.epoch, "{why}");
+            }
+            state.replication.set_fenced(Some(why));
+        }
+        Err(e) => tracing::warn!(error = %e, "could not renew the replica lease; retrying"),
     }
 }
 

@@ -25,6 +25,9 @@ pub struct ReplicaStatus {
     /// Region of the target; empty while replication is off.
     region: Mutex<String>,
     dbs: Mutex<BTreeMap<String, DbStatus>>,
+    /// Why this server refuses writes: another appliance holds the
+    /// replica lease (see `lease`).
+    fenced: Mutex<Option<String>>,
 }
 
 /// The heartbeat object.
@@ -47,6 +50,17 @@ impl ReplicaStatus {
             .ok()
             .map(|r| r.clone())
             .filter(|r| !r.is_empty())
+    }
+
+    pub fn set_fenced(&self, why: Option<String>) {
+        if let Ok(mut f) = self.fenced.lock() {
+            *f = why;
+        }
+    }
+
+    /// `Some(reason)` while writes must be refused.
+    pub fn fenced(&self) -> Option<String> {
+        self.fenced.lock().ok().and_then(|f| f.clone())
     }
 
     pub fn update(&self, db: &str, f: impl FnOnce(&mut DbStatus)) {

@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 
 pub struct Replica {
     store: Arc<dyn ObjectStore>,
+    /// The directory of a `file://` target (its lease is written there with
+    /// `O_EXCL` and rename; object_store has no conditional update for it).
+    pub local_root: Option<std::path::PathBuf>,
     prefix: String,
     /// The url, for messages.
     pub label: String,
@@ -33,6 +36,7 @@ impl Replica {
         }
         let url = r.url.trim();
         let region = r.effective_region(&cfg.file.region).to_owned();
+        let local_root = url.strip_prefix("file://").map(std::path::PathBuf::from);
         let (store, prefix): (Arc<dyn ObjectStore>, String) =
             if let Some(dir) = url.strip_prefix("file://") {
                 crate::store::create_private_dir(std::path::Path::new(dir))?;
@@ -63,6 +67,7 @@ impl Replica {
             };
         Ok(Some(Replica {
             store,
+            local_root,
             prefix,
             label: url.to_owned(),
             region,
@@ -95,6 +100,54 @@ impl Replica {
             .await
             .map(|_| ())
             .map_err(|e| err("upload", e))
+    }
+
+    /// An object and its version (S3: its e-tag), `None` when absent.
+    pub async fn get_versioned(
+        &self,
+        rel: &str,
+    ) -> Result<Option<(Vec<u8>, object_store::UpdateVersion)>> {
+        match self.store.get(&self.path(rel)).await {
+            Ok(got) => {
+                let v = object_store::UpdateVersion {
+                    e_tag: got.meta.e_tag.clone(),
+                    version: got.meta.version.clone(),
+                };
+                let bytes = got.bytes().await.map_err(|e| err("download", e))?;
+                Ok(Some((bytes.to_vec(), v)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(err("download", e)),
+        }
+    }
+
+    /// A conditional write: create when `expected` is `None` (S3
+    /// `If-None-Match: *`), else replace only that version (`If-Match`).
+    /// `Ok(false)`: someone else wrote first.
+    pub async fn put_if(
+        &self,
+        rel: &str,
+        bytes: Vec<u8>,
+        expected: Option<object_store::UpdateVersion>,
+    ) -> Result<bool> {
+        let mode = match expected {
+            None => object_store::PutMode::Create,
+            Some(v) => object_store::PutMode::Update(v),
+        };
+        let opts = object_store::PutOptions {
+            mode,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&self.path(rel), PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(err("conditional write", e)),
+        }
     }
 
     pub async fn get(&self, rel: &str) -> Result<Vec<u8>> {

@@ -6,6 +6,7 @@ pub mod assets;
 pub mod budget;
 pub mod conn;
 pub mod csrf;
+pub mod fence;
 pub mod hooks;
 pub mod middleware;
 pub mod problem;
@@ -208,5 +209,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             _ => route.at(*path, post(ep)),
         };
     }
-    route.around(middleware::envelope).data(state)
+    route
+        .around(fence::gate)
+        .around(middleware::envelope)
+        .data(state)
 }

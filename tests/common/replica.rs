@@ -87,6 +87,20 @@ impl Replicated {
         c.output().unwrap()
     }
 
+    /// A CLI command against another data dir, with the replication env.
+    pub fn cli_at(&self, data_dir: &Path, args: &[&str]) -> Output {
+        self.command_at(data_dir, args).output().unwrap()
+    }
+
+    pub fn command_at(&self, data_dir: &Path, args: &[&str]) -> Command {
+        let mut c = self.env.command(args);
+        c.arg("--data-dir").arg(data_dir);
+        for (k, v) in self.envs() {
+            c.env(k, v);
+        }
+        c
+    }
+
     /// The replicator's heartbeat, or null.
     pub fn heartbeat(&self) -> serde_json::Value {
         let bytes = match &self.status_url {
