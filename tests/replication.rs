@@ -290,6 +290,26 @@ async fn an_s3_replica_restores_the_appliance() {
         retention_in(&to.join("tenants").join(&ws).join("data.db")).as_deref(),
         Some("55")
     );
+    // Promoting the restored dir takes the lease on S3 (If-Match): the
+    // running primary refuses writes within a renewal.
+    let out = ok(&r.cli_at(&to, &["replica", "promote"]));
+    assert!(out.contains("epoch 2"), "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while c.get(server.url("/readyz")).send().await.unwrap().status() != 503 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old primary stayed ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = c
+        .put(server.url(&format!("/api/v1/workspaces/{ws}/audit/settings")))
+        .json(&json!({ "retention_days": 56 }))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(s, 503);
     server.stop();
     let _ = moto.kill();
     let _ = moto.wait();
