@@ -153,3 +153,108 @@ async fn failover_keeps_every_write_older_than_the_interval() {
     standby.stop();
     ok(&r.env.cli_at(&b, &["audit", "verify"]));
 }
+
+/// A warm standby (`aura serve --standby`) follows the replica, serves
+/// reads, answers writes 503 + Retry-After; `aura replica promote` makes it
+/// the primary without a restart and fences the old one.
+#[tokio::test]
+async fn a_warm_standby_follows_serves_reads_and_takes_over() {
+    let r = Replicated::new();
+    r.env.create_user("w@example.com", "W");
+    let ws = r.env.create_workspace("Warm Ltd", "w@example.com");
+    let primary = r.start();
+    let c = client(&primary);
+    assert_eq!(
+        login(&c, &primary, "w@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    // One cookie jar for both servers (the standby's control.db follows
+    // the primary's sessions); each write names its own server as origin.
+    let team = |server: &Server, name: &str| {
+        c.post(server.url(&format!("/api/v1/workspaces/{ws}/teams")))
+            .header("origin", server.base.as_str())
+            .json(&json!({"name": name}))
+            .send()
+    };
+    let first: serde_json::Value = team(&primary, "before")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r.wait_replicated(&format!("ws-{ws}"), now_ms());
+    r.wait_replicated("control", now_ms());
+
+    let b = r.env.root().join("warm");
+    ok(&r.cli(&[
+        "restore",
+        "--to",
+        b.to_str().unwrap(),
+        "--at",
+        "latest",
+        "--identity",
+        r.identity.to_str().unwrap(),
+    ]));
+    let mut cmd = r.command_at(&b, &["serve", "--listen", "127.0.0.1:0", "--standby"]);
+    cmd.env("AURA_BACKUP__DRILL_IDENTITY_FILE", &r.identity);
+    let standby = Server::start(cmd);
+    let teams = |server: &Server| {
+        c.get(server.url(&format!("/api/v1/workspaces/{ws}/teams?limit=1000")))
+            .send()
+    };
+    // The primary's session reads on the standby (its control.db follows).
+    let listed = teams(&standby).await.unwrap().text().await.unwrap();
+    assert!(listed.contains(first["id"].as_str().unwrap()), "{listed}");
+    let refused = team(&standby, "on the standby").await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().get("retry-after").is_some());
+
+    // A later write on the primary reaches the standby.
+    let later: serde_json::Value = team(&primary, "later").await.unwrap().json().await.unwrap();
+    let later_id = later["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !teams(&standby)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains(&later_id)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the standby did not follow"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Promote: the standby writes, the old primary refuses.
+    ok(&r.cli_at(&b, &["replica", "promote"]));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let resp = team(&standby, "after promote").await.unwrap();
+        let s = resp.status();
+        if s == 201 {
+            break;
+        }
+        assert_eq!(s, 503, "{}", resp.text().await.unwrap());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the standby never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while team(&primary, "old primary").await.unwrap().status() != 503 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old primary kept writing"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    primary.stop();
+    standby.stop();
+    ok(&r.env.cli_at(&b, &["audit", "verify"]));
+}

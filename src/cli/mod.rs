@@ -63,6 +63,10 @@ pub enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
         #[arg(long, env = "AURA_LISTEN", value_name = "ADDR")]
         listen: Option<String>,
+        /// Warm standby: follow `replication.url`, serve reads, answer
+        /// writes 503 until `aura replica promote` makes this the primary.
+        #[arg(long)]
+        standby: bool,
     },
     /// Manage accounts.
     #[command(subcommand)]
@@ -226,7 +230,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Init => init::run(&g).await,
-        Command::Serve { listen } => serve::run(&g, listen).await,
+        Command::Serve { listen, standby } => serve::run(&g, listen, standby).await,
         Command::Doctor => doctor::run(&g).await,
         Command::User(cmd) => {
             crate::telemetry::init_cli();

@@ -9,6 +9,11 @@ use crate::app::AppState;
 use crate::audit::chains;
 
 pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    // A warm standby runs no job of its own (its databases are the
+    // primary's); it follows the replica and starts them when promoted.
+    if state.replication.is_standby() {
+        return crate::replication::standby::spawn(state);
+    }
     let backups = spawn_scheduled(
         Arc::clone(&state),
         "backup",

@@ -18,6 +18,7 @@ pub mod lease;
 pub mod restore;
 pub mod segment;
 pub mod shipper;
+pub mod standby;
 pub mod status;
 pub mod target;
 
@@ -175,6 +176,9 @@ async fn run(state: Arc<AppState>, replica: Replica, recipients: Vec<age::x25519
 /// appliance holds must not accept a single write. Also reads the replica
 /// once, so a wrong endpoint or credentials show at start.
 pub async fn confirm_lease(state: &AppState) {
+    if state.replication.is_standby() {
+        return;
+    }
     let replica = match Replica::from_config(&state.config) {
         Ok(Some(r)) => r,
         _ => return,

@@ -19,7 +19,7 @@ use crate::clock::rfc3339_ms;
 use crate::error::{Error, Result};
 
 /// Reports (what, done, total) as objects are applied.
-pub type Progress<'a> = &'a dyn Fn(&str, u64, u64);
+pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
 
 pub async fn generations(replica: &Replica, db: &str) -> Result<Vec<Generation>> {
     Ok(catalog::parse(&replica.list(&format!("{db}/")).await?))

@@ -28,6 +28,8 @@ pub struct ReplicaStatus {
     /// Why this server refuses writes: another appliance holds the
     /// replica lease (see `lease`).
     fenced: Mutex<Option<String>>,
+    /// A warm standby follows the replica instead of shipping to it.
+    standby: std::sync::atomic::AtomicBool,
 }
 
 /// The heartbeat object.
@@ -50,6 +52,14 @@ impl ReplicaStatus {
             .ok()
             .map(|r| r.clone())
             .filter(|r| !r.is_empty())
+    }
+
+    pub fn set_standby(&self, on: bool) {
+        self.standby.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_standby(&self) -> bool {
+        self.standby.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn set_fenced(&self, why: Option<String>) {

@@ -209,8 +209,10 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             _ => route.at(*path, post(ep)),
         };
     }
+    // The fence is outermost: a server that may not write refuses every
+    // write before authentication, CSRF or rate limits look at it.
     route
-        .around(fence::gate)
         .around(middleware::envelope)
+        .around(fence::gate)
         .data(state)
 }
