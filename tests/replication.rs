@@ -146,15 +146,26 @@ async fn point_in_time_recovery_restores_the_instant_not_after() {
 #[tokio::test]
 async fn a_replica_in_another_region_is_refused_at_start() {
     let r = Replicated::new();
-    let out = r
+    let mut child = r
         .env
         .command(&["serve", "--listen", "127.0.0.1:0"])
         .env("AURA_RESIDENCY", "EU")
         .env("AURA_REGION", "EU")
         .env("AURA_REPLICATION__URL", &r.url)
         .env("AURA_REPLICATION__REGION", "US")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("aura serve started with a replica outside the residency");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
