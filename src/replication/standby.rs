@@ -53,7 +53,7 @@ async fn follow(state: &Arc<AppState>) -> Result<()> {
     let scratch = state.config.data_dir.join(".replica-follow");
     crate::store::create_private_dir(&scratch)?;
     let interval = Duration::from_millis(state.config.file.replication.interval_ms);
-    let mut applied: BTreeMap<String, String> = BTreeMap::new();
+    let mut applied = Applied::new();
     tracing::info!(target = %replica.label, "following the replica as a warm standby");
     loop {
         if lease::read(&replica)
@@ -80,46 +80,89 @@ async fn follow(state: &Arc<AppState>) -> Result<()> {
     Ok(())
 }
 
-/// Applies `db`'s newest state when the replica has a newer object.
+/// Where the standby stands for one database: the generation and the last
+/// segment applied to its local copy (`<data_dir>/.replica-follow/<db>.db`).
+pub type Applied = BTreeMap<String, (String, u64)>;
+
+/// Brings `db` to its newest replicated state: only the new segments of the
+/// same generation are fetched and applied to the local copy; a new
+/// generation is rebuilt from its snapshot. The copy then replaces the live
+/// database.
 async fn catch_up(
     state: &Arc<AppState>,
     replica: &Replica,
     identity: &age::x25519::Identity,
     scratch: &Path,
     db: &str,
-    applied: &mut BTreeMap<String, String>,
+    applied: &mut Applied,
 ) -> Result<()> {
     let gens = restore::generations(replica, db).await?;
-    let Some(newest) = gens.last().and_then(|g| {
-        g.segments
-            .last()
-            .map(|(_, o)| o.clone())
-            .or_else(|| g.snapshot.clone())
-    }) else {
+    let Some(g) = gens.last() else {
         return Ok(());
     };
-    if applied.get(db) == Some(&newest.name) {
+    let Some(snap) = &g.snapshot else {
         return Ok(());
-    }
+    };
+    let newest_seq = g.segments.last().map(|(s, _)| *s).unwrap_or(0);
+    let newest_ms = g
+        .segments
+        .last()
+        .map(|(_, o)| o.at_ms)
+        .unwrap_or(snap.at_ms);
     let file = scratch.join(format!("{db}.db"));
-    let _ = std::fs::remove_file(&file);
-    if restore::rebuild(replica, db, None, 0, identity, &file, &|_, _, _| {})
-        .await?
-        .is_none()
-    {
-        return Ok(());
+    match applied.get(db).cloned() {
+        Some((id, seq)) if id == g.id && seq == newest_seq && file.exists() => return Ok(()),
+        Some((id, seq)) if id == g.id && seq < newest_seq && file.exists() => {
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&file)?;
+            for (n, o) in g.segments.iter().filter(|(n, _)| *n > seq) {
+                if Some(*n) != applied.get(db).map(|a| a.1 + 1) {
+                    applied.remove(db);
+                    return Err(Error::internal(format!(
+                        "{db}: segment {n} arrived out of order"
+                    )));
+                }
+                super::segment::open(&replica.get(&o.name).await?, identity)?.apply(&mut f)?;
+                applied.insert(db.to_owned(), (g.id.clone(), *n));
+            }
+            super::segment::mark_rollback(&mut f)?;
+            f.sync_all()?;
+        }
+        _ => {
+            applied.remove(db);
+            if restore::rebuild(
+                replica,
+                db,
+                Some(newest_ms),
+                0,
+                identity,
+                &file,
+                &|_, _, _| {},
+            )
+            .await?
+            .is_none()
+            {
+                return Ok(());
+            }
+            applied.insert(db.to_owned(), (g.id.clone(), newest_seq));
+        }
     }
-    let (st, name) = (Arc::clone(state), db.to_owned());
-    let f = file.clone();
-    tokio::task::spawn_blocking(move || apply(&st, &name, &f))
+    let (st, name, f) = (Arc::clone(state), db.to_owned(), file.clone());
+    if let Err(e) = tokio::task::spawn_blocking(move || apply(&st, &name, &f))
         .await
-        .map_err(|e| Error::internal(format!("standby task: {e}")))??;
-    let _ = std::fs::remove_file(&file);
+        .map_err(|e| Error::internal(format!("standby task: {e}")))?
+    {
+        applied.remove(db);
+        return Err(e);
+    }
     state.replication.update(db, |d| {
-        d.synced_ms = newest.at_ms;
-        d.shipped_ms = newest.at_ms;
+        d.synced_ms = newest_ms;
+        d.shipped_ms = newest_ms;
+        d.seq = newest_seq;
+        d.generation = g.id.clone();
     });
-    applied.insert(db.to_owned(), newest.name);
     Ok(())
 }
 
