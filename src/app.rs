@@ -48,6 +48,8 @@ pub struct AppState {
     pub trust: crate::ops::trust::TrustCache,
     /// The newest checkpoint of each chain this server has seen (memory only).
     pub checkpoint_tips: crate::audit::chains::SeenTips,
+    /// What the replicator knows (lag per database), for /metrics and /trust.
+    pub replication: Arc<crate::replication::status::ReplicaStatus>,
 }
 
 /// The part of the config that takes effect on SIGHUP.
@@ -149,6 +151,7 @@ impl AppState {
             reloadable,
             trust: Default::default(),
             checkpoint_tips: Default::default(),
+            replication: Default::default(),
         })
     }
 

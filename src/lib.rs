@@ -43,6 +43,7 @@ pub mod notices;
 pub mod ops;
 pub mod platform;
 pub mod records;
+pub mod replication;
 pub mod search;
 pub mod store;
 pub mod subjects;

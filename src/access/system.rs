@@ -48,6 +48,8 @@ pub enum SystemTask {
     RecordIncident,
     RecordPlatformAction,
     RecordImpersonation,
+    /// A warm standby applying the replica to its local copy.
+    StandbyFollow,
     /// `benches/`: measuring a workspace's search outside a server.
     Benchmark,
 }
@@ -61,6 +63,7 @@ impl SystemTask {
             SystemTask::DevSeed => "dev demo data",
             SystemTask::Backup => "backup",
             SystemTask::Restore => "restore one workspace",
+            SystemTask::StandbyFollow => "follow the replica as a standby",
             SystemTask::MoveOut => "moving a workspace out",
             SystemTask::MoveIn => "moving a workspace in",
             SystemTask::MoveCancel => "cancelling a move",

@@ -99,7 +99,7 @@ pub fn full(
 
 /// `.<name>.restoring-<random>` in `to`'s parent (same filesystem, so the
 /// final rename is atomic), created private.
-fn staging_dir(to: &Path) -> Result<std::path::PathBuf> {
+pub(crate) fn staging_dir(to: &Path) -> Result<std::path::PathBuf> {
     let name = to
         .file_name()
         .ok_or_else(|| Error::Usage(format!("{} names no directory", to.display())))?
@@ -115,7 +115,7 @@ fn staging_dir(to: &Path) -> Result<std::path::PathBuf> {
     Ok(parent.join(format!(".{name}.restoring-{}", hex::encode(r))))
 }
 
-fn sync_parent(to: &Path) {
+pub(crate) fn sync_parent(to: &Path) {
     if let Some(p) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
         if let Ok(d) = std::fs::File::open(p) {
             let _ = d.sync_all();
@@ -198,39 +198,63 @@ pub fn workspace(
                 "backup {id} failed the {step} check: {why}; nothing was changed"
             )));
         }
-        let tenant = state.tenants.open(
-            &state.control,
-            &crate::access::SystemTask::Restore.grant(ws),
-        )?;
-        let src = rusqlite::Connection::open_with_flags(
-            scratch.join("tenants").join(ws.to_string()).join("data.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )?;
-        tenant.replace_from(&src)?;
-        let now = state.clock.unix();
-        let (head, hash) = tenant.read_blocking(|c, _| crate::store::audit::head(c))?;
-        let meta = RequestMeta::cli();
-        // The chain now ends where the backup ended. Its checkpoints stay (they
-        // form a chain of their own, and outside anchors name them); the
-        // `restore` checkpoint signed below tells verifiers that those of the
-        // old timeline at or after its seq no longer apply.
-        tenant.write_blocking(|t| {
-            t.audit(
-                now,
-                &NewEntry::new(Actor::Operator, "backup.restored", &meta)
-                    .target("backup", id)
-                    .after(json!({ "scope": "workspace", "previous_head": head, "previous_hash": hex::encode(&hash) })),
-            )
-        })?;
-        crate::audit::chains::checkpoint_restored(&state.control, &tenant, now)?;
-        state.control.audit_alone(
-            now,
-            &NewEntry::new(Actor::Operator, "backup.restored", &meta)
-                .target("workspace", ws)
-                .after(json!({ "backup": id, "head": head })),
-        )?;
-        Ok(head)
+        swap_in(
+            state,
+            ws,
+            &scratch.join("tenants").join(ws.to_string()).join("data.db"),
+            id,
+            json!({}),
+        )
     })();
     let _ = std::fs::remove_dir_all(&scratch);
     result
+}
+
+/// Overwrites one live workspace's database with `src` (checked by the
+/// caller) and re-anchors its audit chain: a `backup.restored` entry in the
+/// workspace (naming `source`, the previous head and `detail`) and in the
+/// platform chain, then a `restore` checkpoint. Returns the restored head.
+pub fn swap_in(
+    state: &crate::app::AppState,
+    ws: crate::ids::WorkspaceId,
+    src: &Path,
+    source: &str,
+    detail: serde_json::Value,
+) -> Result<i64> {
+    let tenant = state.tenants.open(
+        &state.control,
+        &crate::access::SystemTask::Restore.grant(ws),
+    )?;
+    let src =
+        rusqlite::Connection::open_with_flags(src, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    tenant.replace_from(&src)?;
+    let now = state.clock.unix();
+    let (head, hash) = tenant.read_blocking(|c, _| crate::store::audit::head(c))?;
+    let meta = RequestMeta::cli();
+    let with = |mut base: serde_json::Value| {
+        if let (Some(b), Some(d)) = (base.as_object_mut(), detail.as_object()) {
+            b.extend(d.clone());
+        }
+        base
+    };
+    // The chain now ends where the restored state ended. Its checkpoints stay
+    // (they form a chain of their own, and outside anchors name them); the
+    // `restore` checkpoint signed below tells verifiers that those of the
+    // old timeline at or after its seq no longer apply.
+    tenant.write_blocking(|t| {
+        t.audit(
+            now,
+            &NewEntry::new(Actor::Operator, "backup.restored", &meta)
+                .target("backup", source)
+                .after(with(json!({ "scope": "workspace", "previous_head": head, "previous_hash": hex::encode(&hash) }))),
+        )
+    })?;
+    crate::audit::chains::checkpoint_restored(&state.control, &tenant, now)?;
+    state.control.audit_alone(
+        now,
+        &NewEntry::new(Actor::Operator, "backup.restored", &meta)
+            .target("workspace", ws)
+            .after(with(json!({ "backup": source, "head": head }))),
+    )?;
+    Ok(head)
 }

@@ -1,4 +1,4 @@
-//! `aura backup run|list|verify|prune` and `aura restore`.
+//! `aura backup run|list|verify|prune` and `aura restore --from` (a backup).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,7 +31,7 @@ pub enum BackupCommand {
     Prune,
 }
 
-fn spinner(what: &str) -> ProgressBar {
+pub(super) fn spinner(what: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
@@ -42,7 +42,7 @@ fn spinner(what: &str) -> ProgressBar {
     bar
 }
 
-fn identity(
+pub(super) fn identity(
     g: &Global,
     cfg: &crate::config::Config,
     path: Option<PathBuf>,

@@ -12,6 +12,7 @@ mod incident;
 mod init;
 mod keys;
 mod lifecycle;
+mod replica;
 mod serve;
 
 use std::path::PathBuf;
@@ -62,6 +63,10 @@ pub enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
         #[arg(long, env = "AURA_LISTEN", value_name = "ADDR")]
         listen: Option<String>,
+        /// Warm standby: follow `replication.url`, serve reads, answer
+        /// writes 503 until `aura replica promote` makes this the primary.
+        #[arg(long)]
+        standby: bool,
     },
     /// Manage accounts.
     #[command(subcommand)]
@@ -72,11 +77,16 @@ pub enum Command {
     /// Encrypted backups and restore drills.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
-    /// Restore a backup into a new data dir.
+    /// Restore a backup (`--from`) or the replica at an instant (`--at`)
+    /// into a new data dir, or one workspace in place.
     Restore {
         /// The backup id (see `aura backup list`).
+        #[arg(long, required_unless_present = "at", conflicts_with = "at")]
+        from: Option<String>,
+        /// Point-in-time recovery from the replica: an RFC 3339 instant
+        /// (2026-12-04T10:15:00Z) or `latest`.
         #[arg(long)]
-        from: String,
+        at: Option<String>,
         /// The new data dir.
         #[arg(long)]
         to: Option<PathBuf>,
@@ -87,6 +97,9 @@ pub enum Command {
         #[arg(long)]
         identity: Option<PathBuf>,
     },
+    /// The continuous replica: status.
+    #[command(subcommand)]
+    Replica(replica::ReplicaCommand),
     /// Verify, export and maintain the audit chains.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -231,7 +244,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Init => init::run(&g).await,
-        Command::Serve { listen } => serve::run(&g, listen).await,
+        Command::Serve { listen, standby } => serve::run(&g, listen, standby).await,
         Command::Doctor => doctor::run(&g).await,
         Command::User(cmd) => {
             crate::telemetry::init_cli();
@@ -243,12 +256,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Restore {
             from,
+            at,
             to,
             workspace,
             identity,
         } => {
             crate::telemetry::init_cli();
-            backup::restore(&g, from, to, workspace, identity).await
+            match (at, from) {
+                (Some(at), _) => replica::restore(&g, &at, to, workspace, identity).await,
+                (None, Some(from)) => backup::restore(&g, from, to, workspace, identity).await,
+                (None, None) => Err(crate::error::Error::Usage(
+                    "give --from BACKUP or --at TIME|latest".into(),
+                )),
+            }
+        }
+        Command::Replica(cmd) => {
+            crate::telemetry::init_cli();
+            replica::run(&g, cmd).await
         }
         Command::Audit(cmd) => {
             crate::telemetry::init_cli();

@@ -7,13 +7,13 @@ use super::{Global, open_state, overrides};
 use crate::config;
 use crate::error::Result;
 
-pub async fn run(g: &Global, listen: Option<String>) -> Result<ExitCode> {
+pub async fn run(g: &Global, listen: Option<String>, standby: bool) -> Result<ExitCode> {
     let listen_again = listen.clone();
     let mut cfg = config::load(&overrides(g, listen))?;
     let _log = crate::telemetry::init(&cfg.file.log);
     crate::app::listen_for_shutdown()?;
     if cfg.tls_on() {
-        return run_tls(g, cfg).await;
+        return run_tls(g, cfg, standby).await;
     }
     let (listener, addr) = crate::app::bind(&cfg).await?;
     if cfg.file.public_url.is_empty() {
@@ -55,6 +55,8 @@ pub async fn run(g: &Global, listen: Option<String>) -> Result<ExitCode> {
         // Not println!: it panics when stdout is full (see telemetry).
         let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     }
+    crate::replication::standby::enter(&state, standby)?;
+    crate::replication::confirm_lease(&state).await;
     tracing::info!(addr = %addr, url = %url, "listening");
     crate::app::serve(state, listener).await?;
     Ok(ExitCode::SUCCESS)
@@ -71,7 +73,7 @@ async fn bind(addr: &str, key: &str) -> Result<tokio::net::TcpListener> {
 /// TLS on: HTTPS on `tls.https_listen`, and on `tls.http_listen` only ACME
 /// http-01 answers and a redirect. SIGHUP (or a change of the files) reloads
 /// the operator's certificate.
-async fn run_tls(g: &Global, mut cfg: crate::config::Config) -> Result<ExitCode> {
+async fn run_tls(g: &Global, mut cfg: crate::config::Config, standby: bool) -> Result<ExitCode> {
     let https = bind(&cfg.file.tls.https_listen, "tls.https_listen").await?;
     let https_addr = https.local_addr()?;
     let http = if cfg.file.tls.http_listen.is_empty() {
@@ -129,6 +131,8 @@ async fn run_tls(g: &Global, mut cfg: crate::config::Config) -> Result<ExitCode>
         tls.challenge_config.clone(),
         Arc::clone(&state.conns),
     )?;
+    crate::replication::standby::enter(&state, standby)?;
+    crate::replication::confirm_lease(&state).await;
     tracing::info!(addr = %https_addr, url = %url, "listening");
     crate::app::serve_with(state, acceptor).await?;
     Ok(ExitCode::SUCCESS)

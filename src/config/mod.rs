@@ -16,11 +16,13 @@ mod data_limits;
 mod integrations;
 mod limits;
 pub mod residency;
+mod replication;
 mod sections;
 pub use data_limits::DataLimitsConfig;
 pub use integrations::IntegrationsConfig;
 pub use limits::{LimitsConfig, RateBudget, RateConfig};
 pub use residency::{OutboundConfig, OutboundHost};
+pub use replication::ReplicationConfig;
 pub use sections::*;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/aura/aura.toml";
@@ -63,6 +65,7 @@ pub struct FileConfig {
     pub data_limits: DataLimitsConfig,
     pub limits: LimitsConfig,
     pub outbound: OutboundConfig,
+    pub replication: ReplicationConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -142,6 +145,7 @@ impl Default for FileConfig {
             data_limits: DataLimitsConfig::default(),
             limits: LimitsConfig::default(),
             outbound: OutboundConfig::default(),
+            replication: ReplicationConfig::default(),
         }
     }
 }
@@ -426,6 +430,9 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
     }
     file.data_limits.validate().map_err(Error::Config)?;
     file.limits.validate().map_err(Error::Config)?;
+    file.replication
+        .validate(&file.region, &file.residency)
+        .map_err(Error::Config)?;
     let t = &file.tls;
     let trusted_proxies = t
         .trusted_proxies

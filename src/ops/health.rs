@@ -17,6 +17,13 @@ pub fn healthz() -> Json<serde_json::Value> {
 
 #[handler]
 pub async fn readyz(state: Data<&Arc<AppState>>) -> Response {
+    if let Some(why) = state.replication.fenced() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not ready", "reason": why })),
+        )
+            .into_response();
+    }
     let probe = state
         .control
         .db

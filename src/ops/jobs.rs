@@ -9,6 +9,11 @@ use crate::app::AppState;
 use crate::audit::chains;
 
 pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    // A warm standby runs no job of its own (its databases are the
+    // primary's); it follows the replica and starts them when promoted.
+    if state.replication.is_standby() {
+        return crate::replication::standby::spawn(state);
+    }
     let backups = spawn_scheduled(
         Arc::clone(&state),
         "backup",
@@ -28,7 +33,9 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     let notices = crate::notices::subprocessors::spawn(Arc::clone(&state));
     let rotations = spawn_key_rotations(Arc::clone(&state));
     let idle_close = spawn_idle_close(Arc::clone(&state));
+    let replication = crate::replication::spawn(Arc::clone(&state));
     tokio::spawn(async move {
+        let _replication = replication.map(AbortOnDrop);
         let _guards = (
             AbortOnDrop(backups),
             AbortOnDrop(drills),
@@ -212,9 +219,16 @@ pub fn drill_identity(state: &AppState) -> crate::error::Result<age::x25519::Ide
 pub fn drill_now(state: &AppState) -> crate::error::Result<String> {
     let identity = drill_identity(state)?;
     let r = crate::backup::drill::run(state, None, &identity)?;
-    Ok(match r.failed_step {
+    let backup = match r.failed_step {
         None => format!("drill of {} passed in {:.1}s", r.id, r.secs),
         Some(step) => format!("drill of {} FAILED at {step}: {}", r.id, r.detail),
+    };
+    // With replication on, the drill also restores a random workspace from
+    // the replica at a random instant (docs/replication.md).
+    Ok(match crate::replication::drill::run(state, &identity) {
+        Ok(None) => backup,
+        Ok(Some(replica)) => format!("{backup}; {replica}"),
+        Err(e) => format!("{backup}; replica drill could not run: {e}"),
     })
 }
 

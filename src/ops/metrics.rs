@@ -110,6 +110,9 @@ pub fn render(state: &AppState) -> String {
         "aura_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
+    state
+        .replication
+        .render_metrics(state.clock.unix_ms(), &mut out);
     let _ = writeln!(out, "# TYPE aura_http_responses_total counter");
     for (i, c) in state.metrics.responses.iter().enumerate().skip(1) {
         let _ = writeln!(

@@ -117,6 +117,9 @@ pub struct TrustBackups {
     pub last_success: Option<String>,
     pub last_drill: Option<String>,
     pub last_drill_passed: Option<bool>,
+    /// "replicated continuously to <region>, lag N s, point-in-time
+    /// recovery to <oldest instant>" while replication runs.
+    pub replication: Option<String>,
 }
 
 #[derive(Clone, Serialize)]
@@ -322,6 +325,7 @@ pub fn compute(state: &AppState) -> Trust {
             last_success: backup.map(|b| rfc3339(b.0)),
             last_drill: drill.as_ref().map(|d| rfc3339(d.0)),
             last_drill_passed: drill.and_then(|d| d.1.get("ok").and_then(|v| v.as_bool())),
+            replication: crate::replication::trust_line(&state.replication, state.clock.unix_ms()),
         },
         audit: TrustAudit {
             retention_days: f.audit.retention_days,

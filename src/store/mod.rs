@@ -28,6 +28,7 @@ mod pool_lru;
 pub mod power_cut;
 pub mod readers;
 pub mod records;
+pub mod replica_copy;
 pub mod subjects;
 pub mod teams;
 pub mod tenant;

@@ -6,6 +6,7 @@ pub mod assets;
 pub mod budget;
 pub mod conn;
 pub mod csrf;
+pub mod fence;
 pub mod hooks;
 pub mod middleware;
 pub mod problem;
@@ -209,5 +210,10 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             _ => route.at(*path, post(ep)),
         };
     }
-    route.around(middleware::envelope).data(state)
+    // The fence is outermost: a server that may not write refuses every
+    // write before authentication, CSRF or rate limits look at it.
+    route
+        .around(middleware::envelope)
+        .around(fence::gate)
+        .data(state)
 }

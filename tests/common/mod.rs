@@ -9,6 +9,7 @@ pub mod disk;
 pub mod mfa;
 pub mod otp;
 mod ports;
+pub mod replica;
 pub mod smtp;
 mod stores;
 

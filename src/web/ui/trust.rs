@@ -39,7 +39,8 @@ pub fn page(t: &Trust) -> Response {
                         "last successful backup: " (or_not(&t.backups.last_success, "none yet"))
                         "; last restore drill: " (or_not(&t.backups.last_drill, "none yet"))
                         @if let Some(ok) = t.backups.last_drill_passed { (if ok { " (passed)" } else { " (FAILED)" }) }
-                    } } }
+                    }
+                    @if let Some(r) = &t.backups.replication { "; " (r) } } }
                 tr { th { "MFA" } td { (t.mfa) } }
                 tr { th { "Browser sessions" } td { "end after " (t.sign_in.session_idle_minutes) " idle minutes, " (t.sign_in.session_absolute_hours) " hours at most" } }
                 tr { th { "Access tokens" } td { "EdDSA JWTs valid " (t.sign_in.access_token_minutes) " minutes; refresh tokens " (t.sign_in.refresh_tokens) } }

@@ -1,0 +1,293 @@
+//! Continuous replication of control.db and every workspace's data.db to
+//! `replication.url` (docs/replication.md). One background task polls every
+//! database each `replication.interval_ms`: a database whose file or WAL
+//! changed is read consistently (a read transaction, so no commit waits for
+//! replication) and the pages that changed since the last read are shipped
+//! as an age-encrypted segment; a snapshot starts each generation. Old
+//! generations leave after `retention_days`; a shredded workspace's objects
+//! leave at once, and control.db starts a new generation so no replicated
+//! control.db state still holds its destroyed key.
+//!
+//! One task for all databases rather than one per database: an unchanged
+//! database costs two `stat` calls per pass and holds no connection or file
+//! open, so thousands of workspaces cost little (docs/replication.md).
+
+pub mod catalog;
+pub mod drill;
+pub mod lease;
+pub mod restore;
+pub mod segment;
+pub mod shipper;
+pub mod standby;
+pub mod status;
+pub mod target;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::app::AppState;
+use crate::error::Result;
+use shipper::{Outcome, Shipper};
+use target::Replica;
+
+pub const CONTROL: &str = "control";
+pub const HEARTBEAT: &str = "status.json";
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+const LEASE_EVERY: Duration = Duration::from_secs(2);
+
+/// The replica name of a workspace's database.
+pub fn workspace_db(ws: &str) -> String {
+    format!("ws-{ws}")
+}
+
+/// The trust page's line, while replication runs.
+pub fn trust_line(status: &status::ReplicaStatus, now_ms: i64) -> Option<String> {
+    let region = status.region()?;
+    Some(match status.summary(now_ms) {
+        Some((lag, oldest)) if oldest > 0 => format!(
+            "replicated continuously to {region}, lag {} s, point-in-time recovery to {}",
+            lag.round() as i64,
+            crate::clock::rfc3339_ms(oldest)
+        ),
+        _ => format!("replicated continuously to {region}, first pass under way"),
+    })
+}
+
+/// Starts the replicator when `replication.url` is set.
+pub fn spawn(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
+    let replica = match Replica::from_config(&state.config) {
+        Ok(Some(r)) => r,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::error!(error = %e, "replication is configured but cannot start");
+            return None;
+        }
+    };
+    let recipients = match crate::backup::recipients(&state.config) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "replication needs `backup.recipients`; not started");
+            return None;
+        }
+    };
+    state.replication.set_region(&replica.region);
+    tracing::info!(target = %replica.label, region = %replica.region, "replicating continuously");
+    Some(tokio::spawn(run(state, replica, recipients)))
+}
+
+async fn run(state: Arc<AppState>, replica: Replica, recipients: Vec<age::x25519::Recipient>) {
+    let cfg = state.config.file.replication.clone();
+    let interval = Duration::from_millis(cfg.interval_ms);
+    let tmp_dir = state.config.data_dir.join(".replica-tmp");
+    if let Err(e) = crate::store::create_private_dir(&tmp_dir) {
+        tracing::error!(error = %e, "replication cannot create its scratch dir; not started");
+        return;
+    }
+    let mut shippers: BTreeMap<String, Shipper> = BTreeMap::new();
+    let mut failing: std::collections::BTreeSet<String> = Default::default();
+    let mut last_sweep: Option<Instant> = None;
+    let mut last_beat: Option<Instant> = None;
+    let mut last_lease: Option<Instant> = None;
+    let holder = match lease::holder_id(&state.config.data_dir) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "replication cannot read its holder id; not started");
+            return;
+        }
+    };
+    loop {
+        let pass = Instant::now();
+        if last_lease.is_none_or(|t| t.elapsed() >= LEASE_EVERY) {
+            hold_lease(&state, &replica, &holder).await;
+            last_lease = Some(Instant::now());
+        }
+        if state.replication.fenced().is_some() {
+            tokio::time::sleep(interval).await;
+            continue;
+        }
+        discover(&state, &mut shippers);
+        let mut gone = Vec::new();
+        for (name, sh) in shippers.iter_mut() {
+            let now_ms = state.clock.unix_ms();
+            match sh.sync(&replica, &recipients, &tmp_dir, now_ms).await {
+                Ok(Outcome::Gone) => gone.push(name.clone()),
+                Ok(o) => {
+                    if failing.remove(name) {
+                        tracing::info!(database = %name, "replication resumed");
+                    }
+                    state.replication.update(name, |d| {
+                        d.synced_ms = now_ms;
+                        if let Outcome::Shipped {
+                            seq,
+                            generation,
+                            new_generation,
+                        } = o
+                        {
+                            d.shipped_ms = now_ms;
+                            d.seq = seq;
+                            if new_generation && d.oldest_ms == 0 {
+                                d.oldest_ms = now_ms;
+                            }
+                            d.generation = generation;
+                        }
+                    });
+                }
+                Err(e) => {
+                    if failing.insert(name.clone()) {
+                        tracing::warn!(database = %name, error = %e, "replication failed; retrying every pass");
+                    }
+                }
+            }
+        }
+        for name in gone {
+            shippers.remove(&name);
+            state.replication.remove(&name);
+            // A workspace whose files went is forgotten by the replica too
+            // if its key was destroyed (the sweep also catches shreds done
+            // while this server was down or by the CLI).
+            if name != CONTROL {
+                last_sweep = None;
+            }
+        }
+        if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+            match sweep(&state, &replica, &mut shippers).await {
+                Ok(()) => last_sweep = Some(Instant::now()),
+                Err(e) => tracing::warn!(error = %e, "replica retention sweep failed"),
+            }
+        }
+        if last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY) {
+            let beat = status::Heartbeat {
+                written_ms: state.clock.unix_ms(),
+                databases: state.replication.snapshot(),
+            };
+            if let Ok(bytes) = serde_json::to_vec(&beat) {
+                if replica.put(HEARTBEAT, bytes).await.is_ok() {
+                    last_beat = Some(Instant::now());
+                }
+            }
+        }
+        tokio::time::sleep(interval.saturating_sub(pass.elapsed())).await;
+    }
+}
+
+/// Before the server listens: a primary whose replica lease another
+/// appliance holds must not accept a single write. Also reads the replica
+/// once, so a wrong endpoint or credentials show at start.
+pub async fn confirm_lease(state: &AppState) {
+    if state.replication.is_standby() {
+        return;
+    }
+    let replica = match Replica::from_config(&state.config) {
+        Ok(Some(r)) => r,
+        _ => return,
+    };
+    match lease::holder_id(&state.config.data_dir) {
+        Ok(holder) => hold_lease(state, &replica, &holder).await,
+        Err(e) => tracing::error!(error = %e, "cannot read the replica holder id"),
+    }
+}
+
+/// Renews the lease; another holder fences this server at once (no more
+/// shipping, writes answered 503, `/readyz` not ready), loudly.
+async fn hold_lease(state: &AppState, replica: &Replica, holder: &str) {
+    match lease::renew(replica, holder, state.clock.unix_ms()).await {
+        Ok(lease::Held::Mine(_)) => {
+            if state
+                .replication
+                .fenced()
+                .is_some_and(|w| w.starts_with("the replica lease is held"))
+            {
+                tracing::info!("this appliance holds the replica lease again; writes accepted");
+            }
+            state.replication.set_fenced(None);
+        }
+        Ok(lease::Held::TakenBy(l)) => {
+            let why = format!(
+                "the replica lease is held by appliance {} (epoch {}): another appliance was promoted; this one refuses writes",
+                l.holder, l.epoch
+            );
+            if state.replication.fenced().is_none() {
+                tracing::error!(holder = %l.holder, epoch = l.epoch, "{why}");
+            }
+            state.replication.set_fenced(Some(why));
+        }
+        Err(e) => tracing::warn!(error = %e, "could not renew the replica lease; retrying"),
+    }
+}
+
+/// Adds a shipper for control.db and each workspace's data.db on disk.
+fn discover(state: &AppState, shippers: &mut BTreeMap<String, Shipper>) {
+    if !shippers.contains_key(CONTROL) {
+        shippers.insert(
+            CONTROL.to_owned(),
+            Shipper::new(CONTROL.to_owned(), state.config.control_db_path()),
+        );
+    }
+    let Ok(dir) = std::fs::read_dir(state.config.tenants_dir()) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let id = e.file_name().to_string_lossy().to_string();
+        if id.parse::<crate::ids::WorkspaceId>().is_err() {
+            continue;
+        }
+        let db = e.path().join("data.db");
+        let name = workspace_db(&id);
+        if !shippers.contains_key(&name) && db.exists() {
+            shippers.insert(name.clone(), Shipper::new(name, db));
+        }
+    }
+}
+
+/// Deletes shredded workspaces' objects (and rolls control.db to a new
+/// generation when it did), then applies retention to every database.
+async fn sweep(
+    state: &AppState,
+    replica: &Replica,
+    shippers: &mut BTreeMap<String, Shipper>,
+) -> Result<()> {
+    let control_db = state.config.control_db_path();
+    let shredded =
+        tokio::task::spawn_blocking(move || crate::store::replica_copy::shredded(&control_db))
+            .await
+            .map_err(|e| crate::error::Error::internal(format!("replication task: {e}")))??;
+    let dbs = replica.databases().await?;
+    let mut forgot = 0;
+    for id in &shredded {
+        let name = workspace_db(id);
+        if dbs.contains(&name) && !shippers.contains_key(&name) {
+            let n = replica.delete_all(&format!("{name}/")).await?;
+            if n > 0 {
+                tracing::info!(workspace = %id, objects = n, "shredded workspace deleted from the replica");
+                forgot += 1;
+            }
+        }
+    }
+    if forgot > 0 {
+        if let Some(c) = shippers.get_mut(CONTROL) {
+            c.force_new = true;
+            let now_ms = state.clock.unix_ms();
+            let tmp = state.config.data_dir.join(".replica-tmp");
+            let recipients = crate::backup::recipients(&state.config)?;
+            if let Outcome::Shipped { generation, .. } =
+                c.sync(replica, &recipients, &tmp, now_ms).await?
+            {
+                restore::drop_generations_except(replica, CONTROL, &generation).await?;
+                state.replication.update(CONTROL, |d| d.oldest_ms = now_ms);
+            }
+        }
+    }
+    let cutoff = state.clock.unix_ms()
+        - i64::from(state.config.file.replication.retention_days) * 86_400_000;
+    for name in replica.databases().await? {
+        let oldest = restore::apply_retention(replica, &name, cutoff).await?;
+        if let Some(o) = oldest.filter(|_| shippers.contains_key(&name)) {
+            state
+                .replication
+                .update(&name, |d| d.oldest_ms = o.max(cutoff));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! A warm standby (`aura serve --standby`): follows `replication.url`,
+//! applying each database's newest replicated state through SQLite's online
+//! backup API (readers see one state or the next, never a mix), serves
+//! reads, and answers writes 503 + `Retry-After` (web/fence.rs). It runs no
+//! background job and never writes the replica. When `aura replica promote`
+//! gives it the lease, it stops following, becomes the primary (replicator
+//! and every job start) and accepts writes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::target::Replica;
+use super::{CONTROL, lease, restore};
+use crate::app::AppState;
+use crate::error::{Error, Result};
+
+const STANDBY: &str = "this appliance is a warm standby following the replica; writes go to the primary (`aura replica promote` makes this one the primary)";
+
+/// Marks the state as a standby before the server listens.
+pub fn enter(state: &AppState, standby: bool) -> Result<()> {
+    if !standby {
+        return Ok(());
+    }
+    if !state.config.file.replication.on() {
+        return Err(Error::Config(
+            "--standby needs `[replication] url`: the replica to follow".into(),
+        ));
+    }
+    state.replication.set_standby(true);
+    state.replication.set_fenced(Some(STANDBY.into()));
+    Ok(())
+}
+
+pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = follow(&state).await {
+            tracing::error!(error = %e, "the standby stopped following the replica");
+        }
+    })
+}
+
+async fn follow(state: &Arc<AppState>) -> Result<()> {
+    let replica = Replica::from_config(&state.config)?
+        .ok_or_else(|| Error::Config("replication is off".into()))?;
+    let identity = crate::ops::jobs::drill_identity(state).map_err(|_| {
+        Error::Config(
+            "a standby decrypts the replica with `backup.drill_identity_file`; set it".into(),
+        )
+    })?;
+    let holder = lease::holder_id(&state.config.data_dir)?;
+    let scratch = state.config.data_dir.join(".replica-follow");
+    crate::store::create_private_dir(&scratch)?;
+    let interval = Duration::from_millis(state.config.file.replication.interval_ms);
+    let mut applied = Applied::new();
+    tracing::info!(target = %replica.label, "following the replica as a warm standby");
+    loop {
+        if lease::read(&replica)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|l| l.holder == holder)
+        {
+            break;
+        }
+        for db in replica.databases().await.unwrap_or_default() {
+            if let Err(e) = catch_up(state, &replica, &identity, &scratch, &db, &mut applied).await
+            {
+                tracing::warn!(database = %db, error = %e, "standby could not apply the replica; retrying");
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+    tracing::info!("promoted: this appliance holds the replica lease; now the primary");
+    state.replication.set_standby(false);
+    state.replication.set_fenced(None);
+    let jobs = crate::ops::jobs::spawn(Arc::clone(state));
+    let _ = jobs.await;
+    Ok(())
+}
+
+/// Where the standby stands for one database: the generation and the last
+/// segment applied to its local copy (`<data_dir>/.replica-follow/<db>.db`).
+pub type Applied = BTreeMap<String, (String, u64)>;
+
+/// Brings `db` to its newest replicated state: only the new segments of the
+/// same generation are fetched and applied to the local copy; a new
+/// generation is rebuilt from its snapshot. The copy then replaces the live
+/// database.
+async fn catch_up(
+    state: &Arc<AppState>,
+    replica: &Replica,
+    identity: &age::x25519::Identity,
+    scratch: &Path,
+    db: &str,
+    applied: &mut Applied,
+) -> Result<()> {
+    let gens = restore::generations(replica, db).await?;
+    let Some(g) = gens.last() else {
+        return Ok(());
+    };
+    let Some(snap) = &g.snapshot else {
+        return Ok(());
+    };
+    let newest_seq = g.segments.last().map(|(s, _)| *s).unwrap_or(0);
+    let newest_ms = g
+        .segments
+        .last()
+        .map(|(_, o)| o.at_ms)
+        .unwrap_or(snap.at_ms);
+    let file = scratch.join(format!("{db}.db"));
+    match applied.get(db).cloned() {
+        Some((id, seq)) if id == g.id && seq == newest_seq && file.exists() => return Ok(()),
+        Some((id, seq)) if id == g.id && seq < newest_seq && file.exists() => {
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&file)?;
+            for (n, o) in g.segments.iter().filter(|(n, _)| *n > seq) {
+                if Some(*n) != applied.get(db).map(|a| a.1 + 1) {
+                    applied.remove(db);
+                    return Err(Error::internal(format!(
+                        "{db}: segment {n} arrived out of order"
+                    )));
+                }
+                super::segment::open(&replica.get(&o.name).await?, identity)?.apply(&mut f)?;
+                applied.insert(db.to_owned(), (g.id.clone(), *n));
+            }
+            super::segment::mark_rollback(&mut f)?;
+            f.sync_all()?;
+        }
+        _ => {
+            applied.remove(db);
+            if restore::rebuild(
+                replica,
+                db,
+                Some(newest_ms),
+                0,
+                identity,
+                &file,
+                &|_, _, _| {},
+            )
+            .await?
+            .is_none()
+            {
+                return Ok(());
+            }
+            applied.insert(db.to_owned(), (g.id.clone(), newest_seq));
+        }
+    }
+    let (st, name, f) = (Arc::clone(state), db.to_owned(), file.clone());
+    if let Err(e) = tokio::task::spawn_blocking(move || apply(&st, &name, &f))
+        .await
+        .map_err(|e| Error::internal(format!("standby task: {e}")))?
+    {
+        applied.remove(db);
+        return Err(e);
+    }
+    state.replication.update(db, |d| {
+        d.synced_ms = newest_ms;
+        d.shipped_ms = newest_ms;
+        d.seq = newest_seq;
+        d.generation = g.id.clone();
+    });
+    Ok(())
+}
+
+/// Swaps the rebuilt file into the live database (or places a workspace
+/// that is new here).
+fn apply(state: &AppState, db: &str, file: &Path) -> Result<()> {
+    let src =
+        rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    if db == CONTROL {
+        return state.control.db.replace_from(&src);
+    }
+    let id = db.trim_start_matches("ws-");
+    let ws: crate::ids::WorkspaceId = id.parse()?;
+    let dir = state.config.tenants_dir().join(ws.to_string());
+    if !dir.join("data.db").exists() {
+        crate::store::create_private_dir(&dir)?;
+        crate::store::vacuum_into_private(&src, &dir.join("data.db"))?;
+        return Ok(());
+    }
+    let tenant = state.tenants.open(
+        &state.control,
+        &crate::access::SystemTask::StandbyFollow.grant(ws),
+    )?;
+    tenant.replace_from(&src)
+}
