@@ -1,0 +1,289 @@
+//! A tantivy `Directory` whose files are sealed on disk: each file is sealed
+//! whole under the workspace's search subkey, with the scope, the index's
+//! purpose and the file's name in the AEAD's associated data (a file renamed,
+//! or copied to another index or workspace, does not open). Files are held
+//! decrypted in memory (a `RamDirectory`), so reads cost nothing more than an
+//! in-memory index; the RAM cost is the index's size.
+//!
+//! tantivy writes a segment file once and never changes it; `meta.json` and
+//! `.managed.json` are replaced whole. Both reach the disk the same way: seal,
+//! write a temp file, fsync, rename (and fsync the directory when tantivy
+//! asks). Locks stay in memory: only one process serves a data dir.
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tantivy::Directory;
+use tantivy::directory::error::{DeleteError, LockError, OpenReadError, OpenWriteError};
+use tantivy::directory::{
+    AntiCallToken, DirectoryLock, FileHandle, Lock, RamDirectory, TerminatingWrite, WatchCallback,
+    WatchHandle, WritePtr,
+};
+
+use crate::crypto::{Sealer, Slot};
+use crate::error::{Error, Result};
+
+/// What a sealed file is called on disk.
+const SUFFIX: &str = ".sealed";
+const TMP_SUFFIX: &str = ".sealed.tmp";
+
+#[derive(Clone)]
+pub struct SealedDir {
+    disk: Arc<PathBuf>,
+    purpose: Arc<str>,
+    sealer: Arc<Sealer>,
+    ram: RamDirectory,
+    /// Set once the index is discarded (rebuilt, shredded, expired): writes
+    /// still in flight (a merge) stay in memory and no longer reach the disk.
+    closed: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for SealedDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedDir")
+            .field("disk", &self.disk)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// Only plain file names (tantivy's own: `meta.json`, `<uuid>.idx`, ...).
+fn file_name(path: &Path) -> io::Result<&str> {
+    match path.to_str() {
+        Some(n) if !n.is_empty() && !n.contains(['/', '\\']) && n != "." && n != ".." => Ok(n),
+        _ => Err(io_err(format!("unexpected index file name {path:?}"))),
+    }
+}
+
+impl SealedDir {
+    /// Opens `disk` (created if missing), decrypting every file into memory.
+    /// Any file that does not open (tampered, truncated, another key) fails
+    /// the whole open: the caller discards the index and rebuilds it.
+    pub fn open(disk: &Path, purpose: &str, sealer: Arc<Sealer>) -> Result<Self> {
+        crate::store::create_private_dir(disk)?;
+        let dir = Self {
+            disk: Arc::new(disk.to_owned()),
+            purpose: Arc::from(purpose),
+            sealer,
+            ram: RamDirectory::create(),
+            closed: Arc::new(AtomicBool::new(false)),
+        };
+        for entry in std::fs::read_dir(disk)? {
+            let entry = entry?;
+            let os_name = entry.file_name();
+            let Some(name) = os_name.to_str() else {
+                continue;
+            };
+            if name.ends_with(TMP_SUFFIX) {
+                // A write cut short by a crash: never renamed, never used.
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            }
+            let Some(file) = name.strip_suffix(SUFFIX) else {
+                continue;
+            };
+            let sealed = std::fs::read(entry.path())?;
+            let plain = dir
+                .sealer
+                .open(dir.slot(file), &sealed)
+                .map_err(|_| Error::Crypto("a search index file does not open"))?;
+            dir.ram
+                .atomic_write(Path::new(file), &plain)
+                .map_err(|e| Error::internal(format!("search index: {e}")))?;
+        }
+        Ok(dir)
+    }
+
+    fn slot<'a>(&'a self, file: &'a str) -> Slot<'a> {
+        Slot::new("search_index", &self.purpose, file)
+    }
+
+    /// Stops writing to disk and deletes every file of this index.
+    pub fn discard(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        remove_files(&self.disk);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    pub fn disk(&self) -> &Path {
+        &self.disk
+    }
+
+    pub fn purpose(&self) -> &str {
+        &self.purpose
+    }
+
+    pub fn sealer(&self) -> Arc<Sealer> {
+        Arc::clone(&self.sealer)
+    }
+
+    /// Bytes held decrypted in memory.
+    pub fn ram_bytes(&self) -> usize {
+        self.ram.total_mem_usage()
+    }
+
+    /// Seals `data` and puts it on disk as `name`: temp file, fsync, rename.
+    fn persist(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let name = file_name(path)?;
+        let sealed = self.sealer.seal(self.slot(name), data).map_err(io_err)?;
+        let tmp = self.disk.join(format!("{name}{TMP_SUFFIX}"));
+        let dest = self.disk.join(format!("{name}{SUFFIX}"));
+        {
+            let mut f = crate::store::create_private_file(&tmp)?;
+            f.write_all(&sealed)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &dest)
+    }
+}
+
+/// Deletes an index's files (its directory stays, empty).
+pub fn remove_files(disk: &Path) {
+    let Ok(entries) = std::fs::read_dir(disk) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if let Err(err) = std::fs::remove_file(e.path())
+            && err.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %err, "could not delete a search index file");
+        }
+    }
+}
+
+/// Buffers a new file; it is sealed and written when tantivy terminates it.
+struct SealedWriter {
+    path: PathBuf,
+    data: Vec<u8>,
+    dir: SealedDir,
+}
+
+impl Write for SealedWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.data.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl TerminatingWrite for SealedWriter {
+    fn terminate_ref(&mut self, _: AntiCallToken) -> io::Result<()> {
+        self.dir.persist(&self.path, &self.data)?;
+        self.dir.ram.atomic_write(&self.path, &self.data)?;
+        self.data = Vec::new();
+        Ok(())
+    }
+}
+
+impl Directory for SealedDir {
+    fn get_file_handle(&self, path: &Path) -> std::result::Result<Arc<dyn FileHandle>, OpenReadError> {
+        self.ram.get_file_handle(path)
+    }
+
+    fn delete(&self, path: &Path) -> std::result::Result<(), DeleteError> {
+        self.ram.delete(path)?;
+        if let Ok(name) = file_name(path) {
+            let on_disk = self.disk.join(format!("{name}{SUFFIX}"));
+            if let Err(e) = std::fs::remove_file(&on_disk)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                return Err(DeleteError::IoError {
+                    io_error: Arc::new(e),
+                    filepath: path.to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn exists(&self, path: &Path) -> std::result::Result<bool, OpenReadError> {
+        self.ram.exists(path)
+    }
+
+    fn open_write(&self, path: &Path) -> std::result::Result<WritePtr, OpenWriteError> {
+        file_name(path).map_err(|e| OpenWriteError::wrap_io_error(e, path.to_owned()))?;
+        // Claims the name in memory (and refuses an existing one).
+        drop(self.ram.open_write(path)?);
+        Ok(BufWriter::new(Box::new(SealedWriter {
+            path: path.to_owned(),
+            data: Vec::new(),
+            dir: self.clone(),
+        })))
+    }
+
+    fn atomic_read(&self, path: &Path) -> std::result::Result<Vec<u8>, OpenReadError> {
+        self.ram.atomic_read(path)
+    }
+
+    fn atomic_write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        self.persist(path, data)?;
+        self.ram.atomic_write(path, data)
+    }
+
+    fn sync_directory(&self) -> io::Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        std::fs::File::open(&*self.disk)?.sync_all()
+    }
+
+    fn acquire_lock(&self, lock: &Lock) -> std::result::Result<DirectoryLock, LockError> {
+        self.ram.acquire_lock(lock)
+    }
+
+    fn watch(&self, watch_callback: WatchCallback) -> tantivy::Result<WatchHandle> {
+        self.ram.watch(watch_callback)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::DataKey;
+
+    fn sealer(scope: &str) -> Arc<Sealer> {
+        let k = DataKey::generate(1);
+        Arc::new(Sealer::under_subkey(scope, &[k], 1, "aura/v1/search-index").unwrap())
+    }
+
+    #[test]
+    fn files_are_sealed_bound_to_their_name_and_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = sealer("ws");
+        let d = SealedDir::open(tmp.path(), "audit", Arc::clone(&s)).unwrap();
+        let mut w = d.open_write(Path::new("a.idx")).unwrap();
+        w.write_all(b"plaintext-canary").unwrap();
+        w.terminate().unwrap();
+        d.atomic_write(Path::new("meta.json"), b"{\"meta\":1}").unwrap();
+        let raw = std::fs::read(tmp.path().join("a.idx.sealed")).unwrap();
+        assert!(!raw.windows(9).any(|x| x == b"plaintext"));
+        let again = SealedDir::open(tmp.path(), "audit", Arc::clone(&s)).unwrap();
+        assert_eq!(again.atomic_read(Path::new("a.idx")).unwrap(), b"plaintext-canary");
+        // Another purpose (or a renamed file) does not open.
+        assert!(SealedDir::open(tmp.path(), "records", Arc::clone(&s)).is_err());
+        std::fs::rename(
+            tmp.path().join("a.idx.sealed"),
+            tmp.path().join("b.idx.sealed"),
+        )
+        .unwrap();
+        assert!(SealedDir::open(tmp.path(), "audit", Arc::clone(&s)).is_err());
+        // Discarded: files gone, later writes stay in memory.
+        again.discard();
+        again.atomic_write(Path::new("x"), b"y").unwrap();
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+}
