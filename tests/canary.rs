@@ -86,8 +86,15 @@ fn scan_dir(dir: &Path, canaries: &[String]) -> Vec<String> {
                 stack.push(p);
             } else {
                 files += 1;
-                for h in scan_bytes(&std::fs::read(&p).unwrap(), canaries) {
+                let bytes = std::fs::read(&p).unwrap();
+                for h in scan_bytes(&bytes, canaries) {
                     hits.push(format!("{}: {h}", p.display()));
+                }
+                // A search index keeps its words in a compressed term
+                // dictionary that a byte scan cannot see: any file that is
+                // a plaintext tantivy file (its footer) is a hit by itself.
+                if bytes.windows(22).any(|w| w == b"\"index_format_version\"") {
+                    hits.push(format!("{}: a plaintext search index file", p.display()));
                 }
             }
         }
@@ -281,7 +288,11 @@ async fn no_person_typed_string_reaches_disk_or_logs() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // While running: the WAL and shm hold the freshest pages.
+    // While running: the WAL and shm hold the freshest pages, and the
+    // search indexes their sealed files (scanned with the rest).
+    let index_dir = env.tenant_db(&me_ws).with_file_name("search").join("audit");
+    let index_files = std::fs::read_dir(index_dir).map(|d| d.count()).unwrap_or(0);
+    assert!(index_files > 0, "the audit index is on disk to be scanned");
     let hits = scan_dir(&env.data_dir(), &all);
     assert!(
         hits.is_empty(),
@@ -621,7 +632,14 @@ async fn every_field_type_search_and_csv_leave_no_plaintext() {
     let (_, body) = send(c.get(url("/teams"))).await;
     assert!(body.contains(&team_name), "{body}");
 
-    // While running: the WAL and shm hold the freshest pages.
+    // While running: the WAL and shm hold the freshest pages, and the
+    // search indexes their sealed files (scanned with the rest).
+    let index_dir = env.tenant_db(&ws).with_file_name("search").join("records");
+    let index_files = std::fs::read_dir(index_dir).map(|d| d.count()).unwrap_or(0);
+    assert!(
+        index_files > 0,
+        "the records index is on disk to be scanned"
+    );
     let hits = scan_dir(&env.data_dir(), &all);
     assert!(
         hits.is_empty(),

@@ -113,7 +113,8 @@ pub async fn search(
         .run(move || {
             let deadline = Some(Instant::now() + budget_len);
             // Opening decrypts the index files: here, on the search pool.
-            let idx = registry.get_sealed(&key(&db), &disk, db.keys().search.clone(), db.liveness())?;
+            let idx =
+                registry.get_sealed(&key(&db), &disk, db.keys().search.clone(), db.liveness())?;
             let prepared = {
                 let mut guard = crate::search::lock_until(&idx, deadline)?;
                 catch_up(&db, &mut guard, deadline)?;

@@ -172,12 +172,8 @@ impl MemIndex {
     fn create(dir: Option<sealed_dir::SealedDir>) -> Result<Self> {
         let index = match &dir {
             None => Index::create_in_ram(Self::schema()),
-            Some(d) => Index::create(
-                d.clone(),
-                Self::schema(),
-                tantivy::IndexSettings::default(),
-            )
-            .map_err(search_err)?,
+            Some(d) => Index::create(d.clone(), Self::schema(), tantivy::IndexSettings::default())
+                .map_err(search_err)?,
         };
         Self::with_index(index, dir)
     }

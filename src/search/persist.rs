@@ -115,7 +115,11 @@ impl MemIndex {
         if self.docs == 0 && self.indexed_through == 0 {
             // Nothing built yet: only the generation to record.
             self.generation = generation;
-            return if self.sealed.is_some() { self.commit() } else { Ok(()) };
+            return if self.sealed.is_some() {
+                self.commit()
+            } else {
+                Ok(())
+            };
         }
         let fresh = match &self.sealed {
             Some(d) if !d.is_closed() => {

@@ -190,7 +190,10 @@ impl TerminatingWrite for SealedWriter {
 }
 
 impl Directory for SealedDir {
-    fn get_file_handle(&self, path: &Path) -> std::result::Result<Arc<dyn FileHandle>, OpenReadError> {
+    fn get_file_handle(
+        &self,
+        path: &Path,
+    ) -> std::result::Result<Arc<dyn FileHandle>, OpenReadError> {
         self.ram.get_file_handle(path)
     }
 
@@ -268,11 +271,15 @@ mod tests {
         let mut w = d.open_write(Path::new("a.idx")).unwrap();
         w.write_all(b"plaintext-canary").unwrap();
         w.terminate().unwrap();
-        d.atomic_write(Path::new("meta.json"), b"{\"meta\":1}").unwrap();
+        d.atomic_write(Path::new("meta.json"), b"{\"meta\":1}")
+            .unwrap();
         let raw = std::fs::read(tmp.path().join("a.idx.sealed")).unwrap();
         assert!(!raw.windows(9).any(|x| x == b"plaintext"));
         let again = SealedDir::open(tmp.path(), "audit", Arc::clone(&s)).unwrap();
-        assert_eq!(again.atomic_read(Path::new("a.idx")).unwrap(), b"plaintext-canary");
+        assert_eq!(
+            again.atomic_read(Path::new("a.idx")).unwrap(),
+            b"plaintext-canary"
+        );
         // Another purpose (or a renamed file) does not open.
         assert!(SealedDir::open(tmp.path(), "records", Arc::clone(&s)).is_err());
         std::fs::rename(
