@@ -335,3 +335,36 @@ async fn an_anonymised_value_is_not_found_by_search_afterwards() {
     assert_eq!(w.rebuilds().await, 0, "rebuilt once already, and kept");
     w.server.stop();
 }
+
+#[tokio::test]
+async fn expired_audit_entries_leave_the_persisted_index() {
+    let env = Env::new();
+    let (ws, coll) = setup(&env, "owner@example.com", "Expiry Ltd").await;
+    let w = open(&env, "owner@example.com", &ws, &coll).await;
+    w.record("expiringword").await;
+    w.record("headword").await;
+    assert_eq!(w.audit_hits("expiringword").await, 1);
+    let (s, _) = send(
+        w.c.put(w.url("/audit/settings"))
+            .json(&json!({"retention_days": 365})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    w.server.stop();
+    let out = env
+        .command(&["audit", "prune"])
+        .env("AURA_TEST_CLOCK_OFFSET", (400 * DAY).to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The index built before the prune still held the expired entries'
+    // words: the next server does not trust it, it rebuilds.
+    let w = open(&env, "owner@example.com", &ws, &coll).await;
+    assert_eq!(w.audit_hits("expiringword").await, 0);
+    assert_eq!(w.rebuilds().await, 1, "the stale index was rebuilt");
+    w.server.stop();
+}

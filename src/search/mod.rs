@@ -472,9 +472,21 @@ impl IndexRegistry {
         alive: Liveness,
     ) -> Result<Arc<Mutex<MemIndex>>> {
         let purpose = key.split(':').next().unwrap_or(key);
-        self.get_or_open(key, Some(alive), || {
+        let current = Arc::clone(&sealer);
+        let idx = self.get_or_open(key, Some(alive), || {
             MemIndex::open_sealed(disk, purpose, sealer)
-        })
+        })?;
+        // A data key rotation since it opened: it reopens under the new key,
+        // so new files are not sealed with a key being retired (files still
+        // under a key since destroyed do not open, and are rebuilt).
+        if let Ok(mut g) = idx.try_lock()
+            && g.sealed
+                .as_ref()
+                .is_some_and(|d| d.sealer().current_key_id() != current.current_key_id())
+        {
+            *g = MemIndex::open_sealed(disk, purpose, current)?;
+        }
+        Ok(idx)
     }
 
     /// Forgets an index (after retention or a restore), so it is rebuilt.
@@ -591,6 +603,45 @@ mod tests {
         i.remove(3);
         i.commit().unwrap();
         assert_eq!(i.search(&q(Some("invoice"), &[])).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn a_sealed_index_reopens_and_leaves_memory_with_its_workspace() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = crate::crypto::DataKey::generate(1);
+        let sealer =
+            Arc::new(Sealer::under_subkey("ws", &[key], 1, "aura/v1/search-index").unwrap());
+        let reg = IndexRegistry::new(8);
+        let workspace: Arc<dyn Any + Send + Sync> = Arc::new(());
+        let disk = tmp.path().join("audit");
+        let idx = reg
+            .get_sealed(
+                "audit:ws",
+                &disk,
+                Arc::clone(&sealer),
+                Arc::downgrade(&workspace),
+            )
+            .unwrap();
+        {
+            let mut i = idx.lock().unwrap();
+            add(&mut i, 7, 100, "persisted words", &[]);
+            i.commit().unwrap();
+        }
+        drop(idx);
+        // The workspace closes: its index leaves memory at the next lookup.
+        drop(workspace);
+        let other: Arc<dyn Any + Send + Sync> = Arc::new(());
+        let _ = reg.get("audit:platform").unwrap();
+        assert!(!reg.open.lock().unwrap().contains_key("audit:ws"));
+        // Reopened from its sealed files, watermark and all.
+        let before = rebuilds();
+        let idx = reg
+            .get_sealed("audit:ws", &disk, sealer, Arc::downgrade(&other))
+            .unwrap();
+        let i = idx.lock().unwrap();
+        assert_eq!(i.indexed_through, 7);
+        assert_eq!(i.search(&q(Some("persisted"), &[])).unwrap(), vec![7]);
+        assert_eq!(rebuilds(), before);
     }
 
     #[test]

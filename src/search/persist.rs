@@ -70,7 +70,12 @@ impl MemIndex {
             }
         }
         super::sealed_dir::remove_files(disk);
-        Self::fresh(disk, purpose, sealer)
+        Self::fresh(disk, purpose, sealer).or_else(|e| {
+            // No usable directory (permissions, a full disk): search still
+            // works, from memory, as before indexes were persisted.
+            tracing::warn!(index = purpose, error = %e, "search index cannot be persisted: kept in memory only");
+            Self::new()
+        })
     }
 
     fn fresh(disk: &Path, purpose: &str, sealer: Arc<Sealer>) -> Result<Self> {

@@ -130,11 +130,22 @@ impl SealedDir {
         self.ram.total_mem_usage()
     }
 
-    /// Seals `data` and puts it on disk as `name`: temp file, fsync, rename.
+    /// Seals `data` and puts it on disk as `name`. A disk that refuses
+    /// (full, read-only) does not fail the search: the index goes on in
+    /// memory only, its files are removed, and the next start rebuilds it.
     fn persist(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         if self.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
+        if let Err(e) = self.write_sealed(path, data) {
+            tracing::warn!(error = %e, index = %self.purpose, "could not write a search index file: the index stays in memory until the next start");
+            self.discard();
+        }
+        Ok(())
+    }
+
+    /// Seal, temp file, fsync, rename.
+    fn write_sealed(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let name = file_name(path)?;
         let sealed = self.sealer.seal(self.slot(name), data).map_err(io_err)?;
         let tmp = self.disk.join(format!("{name}{TMP_SUFFIX}"));
@@ -241,7 +252,11 @@ impl Directory for SealedDir {
         if self.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        std::fs::File::open(&*self.disk)?.sync_all()
+        if let Err(e) = std::fs::File::open(&*self.disk).and_then(|d| d.sync_all()) {
+            tracing::warn!(error = %e, index = %self.purpose, "could not sync a search index directory: the index stays in memory until the next start");
+            self.discard();
+        }
+        Ok(())
     }
 
     fn acquire_lock(&self, lock: &Lock) -> std::result::Result<DirectoryLock, LockError> {
