@@ -10,7 +10,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Env, PASSWORD, Server, client, login};
+use common::mfa::signed_in;
+use common::{Env, Server};
 use serde_json::{Value, json};
 use tantivy::Directory;
 
@@ -28,10 +29,20 @@ fn start(env: &Env) -> Server {
     env.start_with(&[("AURA_METRICS__BEARER_TOKEN", METRICS_TOKEN)])
 }
 
-async fn signed_in(server: &Server, email: &str) -> reqwest::Client {
-    let c = client(server);
-    assert_eq!(login(&c, server, email, PASSWORD).await.status(), 200);
-    c
+/// `aura ARGS` with the clock `days` ahead; its output, which must be a success.
+fn cli_later(env: &Env, days: i64, args: &[&str]) -> String {
+    let out = env
+        .command(args)
+        .env("AURA_TEST_CLOCK_OFFSET", (days * DAY).to_string())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    text
 }
 
 async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
@@ -285,20 +296,8 @@ async fn a_purged_workspace_leaves_no_index_files() {
     .await;
     assert_eq!(s, 200, "{d}");
     w.server.stop();
-    let out = env
-        .command(&["workspace", "purge-due"])
-        .env("AURA_TEST_CLOCK_OFFSET", (40 * DAY).to_string())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("1 workspace(s) shredded"),
-        "{text}"
-    );
+    let text = cli_later(&env, 40, &["workspace", "purge-due"]);
+    assert!(text.contains("1 workspace(s) shredded"), "{text}");
     let left = files(&search_dir(&env, &ws));
     assert!(left.is_empty(), "index files outlive the key: {left:?}");
     assert!(!env.data_dir().join("tenants").join(&ws).exists());
@@ -351,16 +350,7 @@ async fn expired_audit_entries_leave_the_persisted_index() {
     .await;
     assert_eq!(s, 200);
     w.server.stop();
-    let out = env
-        .command(&["audit", "prune"])
-        .env("AURA_TEST_CLOCK_OFFSET", (400 * DAY).to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli_later(&env, 400, &["audit", "prune"]);
     // The index built before the prune still held the expired entries'
     // words: the next server does not trust it, it rebuilds.
     let w = open(&env, "owner@example.com", &ws, &coll).await;
