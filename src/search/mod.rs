@@ -7,6 +7,7 @@
 pub mod budget;
 mod persist;
 pub mod sealed_dir;
+mod sealed_file;
 
 pub use persist::{index_dir, rebuilds};
 
@@ -478,11 +479,12 @@ impl IndexRegistry {
         })?;
         // A data key rotation since it opened: it reopens under the new key,
         // so new files are not sealed with a key being retired (files still
-        // under a key since destroyed do not open, and are rebuilt).
+        // under a key since destroyed do not open, and are rebuilt). A file
+        // that stopped opening since: it reopens, and so is rebuilt.
         if let Ok(mut g) = idx.try_lock()
-            && g.sealed
-                .as_ref()
-                .is_some_and(|d| d.sealer().current_key_id() != current.current_key_id())
+            && g.sealed.as_ref().is_some_and(|d| {
+                d.is_corrupt() || d.sealer().current_key_id() != current.current_key_id()
+            })
         {
             *g = MemIndex::open_sealed(disk, purpose, current)?;
         }

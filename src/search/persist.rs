@@ -144,8 +144,8 @@ impl MemIndex {
         Ok(())
     }
 
-    /// Bytes of index files held decrypted in memory (0 for an in-memory
-    /// index, whose files tantivy holds itself).
+    /// Bytes its sealed directory holds decrypted (metadata files and the
+    /// chunk cache; 0 for an in-memory index).
     pub fn file_bytes(&self) -> usize {
         self.sealed.as_ref().map_or(0, SealedDir::ram_bytes)
     }

@@ -1,28 +1,31 @@
-//! A tantivy `Directory` whose files are sealed on disk: each file is sealed
-//! whole under the workspace's search subkey, with the scope, the index's
-//! purpose and the file's name in the AEAD's associated data (a file renamed,
-//! or copied to another index or workspace, does not open). Files are held
-//! decrypted in memory (a `RamDirectory`), so reads cost nothing more than an
-//! in-memory index; the RAM cost is the index's size.
+//! A tantivy `Directory` whose files are sealed on disk under the workspace's
+//! search subkey, in chunks bound to the scope, the index's purpose, the
+//! file's name and the chunk's place (`sealed_file`): a file renamed, or
+//! copied to another index or workspace, does not open. Every chunk is
+//! checked when the index opens; reads then decrypt the chunks they need
+//! through a cache bounded per index.
 //!
 //! tantivy writes a segment file once and never changes it; `meta.json` and
-//! `.managed.json` are replaced whole. Both reach the disk the same way: seal,
-//! write a temp file, fsync, rename (and fsync the directory when tantivy
-//! asks). Locks stay in memory: only one process serves a data dir.
+//! `.managed.json` are replaced whole (and kept decrypted in memory: they are
+//! small). Both reach the disk the same way: seal, write a temp file, fsync,
+//! rename (and fsync the directory when tantivy asks). Locks stay in memory:
+//! only one process serves a data dir.
 
+use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
-use tantivy::Directory;
 use tantivy::directory::error::{DeleteError, LockError, OpenReadError, OpenWriteError};
 use tantivy::directory::{
     AntiCallToken, DirectoryLock, FileHandle, Lock, RamDirectory, TerminatingWrite, WatchCallback,
     WatchHandle, WritePtr,
 };
+use tantivy::{Directory, HasLen};
 
-use crate::crypto::{Sealer, Slot};
+use super::sealed_file::{self, ChunkCache, SealedFile};
+use crate::crypto::Sealer;
 use crate::error::{Error, Result};
 
 /// What a sealed file is called on disk.
@@ -34,7 +37,15 @@ pub struct SealedDir {
     disk: Arc<PathBuf>,
     purpose: Arc<str>,
     sealer: Arc<Sealer>,
+    /// Files written whole by `atomic_write` (tantivy's metadata), and
+    /// files that could not be put on disk.
     ram: RamDirectory,
+    /// Segment files, read from disk a chunk at a time.
+    files: Arc<RwLock<HashMap<PathBuf, Arc<SealedFile>>>>,
+    cache: Arc<ChunkCache>,
+    next_id: Arc<AtomicU64>,
+    /// A file failed to read after it was checked (`SealedFile`).
+    corrupt: Arc<AtomicBool>,
     /// Set once the index is discarded (rebuilt, shredded, expired): writes
     /// still in flight (a merge) stay in memory and no longer reach the disk.
     closed: Arc<AtomicBool>,
@@ -71,6 +82,10 @@ impl SealedDir {
             purpose: Arc::from(purpose),
             sealer,
             ram: RamDirectory::create(),
+            files: Arc::default(),
+            cache: Arc::default(),
+            next_id: Arc::default(),
+            corrupt: Arc::default(),
             closed: Arc::new(AtomicBool::new(false)),
         };
         for entry in std::fs::read_dir(disk)? {
@@ -87,20 +102,46 @@ impl SealedDir {
             let Some(file) = name.strip_suffix(SUFFIX) else {
                 continue;
             };
-            let sealed = std::fs::read(entry.path())?;
-            let plain = dir
-                .sealer
-                .open(dir.slot(file), &sealed)
+            let opened = dir
+                .open_file(&entry.path(), file)
                 .map_err(|_| Error::Crypto("a search index file does not open"))?;
-            dir.ram
-                .atomic_write(Path::new(file), &plain)
-                .map_err(|e| Error::internal(format!("search index: {e}")))?;
+            if is_atomic(file) {
+                let plain = opened.read_bytes(0..opened.len())?;
+                dir.ram
+                    .atomic_write(Path::new(file), plain.as_slice())
+                    .map_err(|e| Error::internal(format!("search index: {e}")))?;
+            } else {
+                dir.keep(Path::new(file), opened);
+            }
         }
         Ok(dir)
     }
 
-    fn slot<'a>(&'a self, file: &'a str) -> Slot<'a> {
-        Slot::new("search_index", &self.purpose, file)
+    fn open_file(&self, disk: &Path, name: &str) -> io::Result<SealedFile> {
+        SealedFile::open(
+            disk,
+            name,
+            Arc::clone(&self.purpose),
+            Arc::clone(&self.sealer),
+            Arc::clone(&self.cache),
+            self.next_id.fetch_add(1, Ordering::Relaxed),
+            Arc::clone(&self.corrupt),
+        )
+    }
+
+    /// True once a file failed to read after the index opened.
+    pub fn is_corrupt(&self) -> bool {
+        self.corrupt.load(Ordering::SeqCst)
+    }
+
+    fn keep(&self, path: &Path, f: SealedFile) {
+        if let Ok(mut files) = self.files.write() {
+            files.insert(path.to_owned(), Arc::new(f));
+        }
+    }
+
+    fn on_disk(&self, path: &Path) -> Option<Arc<SealedFile>> {
+        self.files.read().ok()?.get(path).cloned()
     }
 
     /// Stops writing to disk and deletes every file of this index.
@@ -125,38 +166,48 @@ impl SealedDir {
         Arc::clone(&self.sealer)
     }
 
-    /// Bytes held decrypted in memory.
+    /// Bytes held decrypted by this directory (tantivy keeps some of what
+    /// it reads besides).
     pub fn ram_bytes(&self) -> usize {
-        self.ram.total_mem_usage()
+        self.ram.total_mem_usage() + self.cache.bytes()
     }
 
     /// Seals `data` and puts it on disk as `name`. A disk that refuses
     /// (full, read-only) does not fail the search: the index goes on in
     /// memory only, its files are removed, and the next start rebuilds it.
-    fn persist(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+    /// The file on disk, when it was written there.
+    fn persist(&self, path: &Path, data: &[u8]) -> Option<PathBuf> {
         if self.closed.load(Ordering::SeqCst) {
-            return Ok(());
+            return None;
         }
-        if let Err(e) = self.write_sealed(path, data) {
-            tracing::warn!(error = %e, index = %self.purpose, "could not write a search index file: the index stays in memory until the next start");
-            self.discard();
+        match self.write_sealed(path, data) {
+            Ok(dest) => Some(dest),
+            Err(e) => {
+                tracing::warn!(error = %e, index = %self.purpose, "could not write a search index file: the index stays in memory until the next start");
+                self.discard();
+                None
+            }
         }
-        Ok(())
     }
 
     /// Seal, temp file, fsync, rename.
-    fn write_sealed(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+    fn write_sealed(&self, path: &Path, data: &[u8]) -> io::Result<PathBuf> {
         let name = file_name(path)?;
-        let sealed = self.sealer.seal(self.slot(name), data).map_err(io_err)?;
         let tmp = self.disk.join(format!("{name}{TMP_SUFFIX}"));
         let dest = self.disk.join(format!("{name}{SUFFIX}"));
         {
-            let mut f = crate::store::create_private_file(&tmp)?;
-            f.write_all(&sealed)?;
-            f.sync_all()?;
+            let mut f = BufWriter::new(crate::store::create_private_file(&tmp)?);
+            sealed_file::write(&mut f, &self.sealer, &self.purpose, name, data)?;
+            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         }
-        std::fs::rename(&tmp, &dest)
+        std::fs::rename(&tmp, &dest)?;
+        Ok(dest)
     }
+}
+
+/// tantivy's metadata files, replaced whole by `atomic_write`.
+fn is_atomic(name: &str) -> bool {
+    name == "meta.json" || name == ".managed.json"
 }
 
 /// Deletes an index's files (its directory stays, empty).
@@ -193,10 +244,20 @@ impl Write for SealedWriter {
 
 impl TerminatingWrite for SealedWriter {
     fn terminate_ref(&mut self, _: AntiCallToken) -> io::Result<()> {
-        self.dir.persist(&self.path, &self.data)?;
-        self.dir.ram.atomic_write(&self.path, &self.data)?;
-        self.data = Vec::new();
-        Ok(())
+        let data = std::mem::take(&mut self.data);
+        let on_disk = self.dir.persist(&self.path, &data).and_then(|dest| {
+            let name = file_name(&self.path).ok()?;
+            self.dir.open_file(&dest, name).ok()
+        });
+        match on_disk {
+            Some(f) => {
+                self.dir.keep(&self.path, f);
+                // The name's placeholder in memory is not needed any more.
+                let _ = self.dir.ram.delete(&self.path);
+                Ok(())
+            }
+            None => self.dir.ram.atomic_write(&self.path, &data),
+        }
     }
 }
 
@@ -205,11 +266,22 @@ impl Directory for SealedDir {
         &self,
         path: &Path,
     ) -> std::result::Result<Arc<dyn FileHandle>, OpenReadError> {
-        self.ram.get_file_handle(path)
+        match self.on_disk(path) {
+            Some(f) => Ok(f),
+            None => self.ram.get_file_handle(path),
+        }
     }
 
     fn delete(&self, path: &Path) -> std::result::Result<(), DeleteError> {
-        self.ram.delete(path)?;
+        let was_on_disk = self
+            .files
+            .write()
+            .ok()
+            .and_then(|mut f| f.remove(path))
+            .is_some();
+        if !was_on_disk {
+            self.ram.delete(path)?;
+        }
         if let Ok(name) = file_name(path) {
             let on_disk = self.disk.join(format!("{name}{SUFFIX}"));
             if let Err(e) = std::fs::remove_file(&on_disk)
@@ -225,11 +297,14 @@ impl Directory for SealedDir {
     }
 
     fn exists(&self, path: &Path) -> std::result::Result<bool, OpenReadError> {
-        self.ram.exists(path)
+        Ok(self.on_disk(path).is_some() || self.ram.exists(path)?)
     }
 
     fn open_write(&self, path: &Path) -> std::result::Result<WritePtr, OpenWriteError> {
         file_name(path).map_err(|e| OpenWriteError::wrap_io_error(e, path.to_owned()))?;
+        if self.on_disk(path).is_some() {
+            return Err(OpenWriteError::FileAlreadyExists(path.to_owned()));
+        }
         // Claims the name in memory (and refuses an existing one).
         drop(self.ram.open_write(path)?);
         Ok(BufWriter::new(Box::new(SealedWriter {
@@ -240,11 +315,17 @@ impl Directory for SealedDir {
     }
 
     fn atomic_read(&self, path: &Path) -> std::result::Result<Vec<u8>, OpenReadError> {
-        self.ram.atomic_read(path)
+        match self.on_disk(path) {
+            Some(f) => f
+                .read_bytes(0..f.len())
+                .map(|b| b.as_slice().to_vec())
+                .map_err(|e| OpenReadError::wrap_io_error(e, path.to_owned())),
+            None => self.ram.atomic_read(path),
+        }
     }
 
     fn atomic_write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        self.persist(path, data)?;
+        self.persist(path, data);
         self.ram.atomic_write(path, data)
     }
 
