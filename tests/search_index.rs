@@ -83,15 +83,16 @@ impl Ws {
     }
 
     async fn rebuilds(&self) -> u64 {
-        let text = reqwest::Client::new()
-            .get(self.server.url("/metrics"))
-            .bearer_auth(METRICS_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
+        let auth = format!("Bearer {METRICS_TOKEN}").parse().unwrap();
+        let scraper = reqwest::Client::builder()
+            .default_headers(
+                [(reqwest::header::AUTHORIZATION, auth)]
+                    .into_iter()
+                    .collect(),
+            )
+            .build()
             .unwrap();
+        let text = common::get_text(&scraper, self.server.url("/metrics")).await;
         text.lines()
             .find_map(|l| l.strip_prefix("aura_search_index_rebuilds_total "))
             .unwrap_or_else(|| panic!("no rebuild counter in /metrics:\n{text}"))
