@@ -195,23 +195,26 @@ async fn a_restart_reuses_the_sealed_index_and_adds_only_newer_rows() {
         }
     }
 
-    // An attacker with the disk who strips the seal suffix and opens the
-    // files as a tantivy index gets nothing (a plaintext index would open
-    // and answer, and its words hide from a byte scan in its compressed
-    // term dictionary).
+    // An attacker with the disk who strips the seal suffix (and the
+    // 16-byte file header) and opens the files as a tantivy index gets
+    // nothing (a plaintext index would open and answer, and its words hide
+    // from a byte scan in its compressed term dictionary).
     for purpose in ["audit", "records"] {
-        let stolen = tantivy::directory::RamDirectory::create();
-        for p in files(&search_dir(&env, &ws).join(purpose)) {
-            let name = p.file_name().unwrap().to_str().unwrap();
-            let bare = name.strip_suffix(".sealed").unwrap();
-            stolen
-                .atomic_write(Path::new(bare), &std::fs::read(&p).unwrap())
-                .unwrap();
+        for skip in [0, 16] {
+            let stolen = tantivy::directory::RamDirectory::create();
+            for p in files(&search_dir(&env, &ws).join(purpose)) {
+                let name = p.file_name().unwrap().to_str().unwrap();
+                let bare = name.strip_suffix(".sealed").unwrap();
+                let bytes = std::fs::read(&p).unwrap();
+                stolen
+                    .atomic_write(Path::new(bare), &bytes[skip..])
+                    .unwrap();
+            }
+            assert!(
+                tantivy::Index::open(stolen).is_err(),
+                "the {purpose} index opens without the key"
+            );
         }
-        assert!(
-            tantivy::Index::open(stolen).is_err(),
-            "the {purpose} index opens without the key"
-        );
     }
 
     // Restart: the index is reused, and only the newer row is added.
