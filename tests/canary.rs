@@ -76,22 +76,7 @@ fn scan_bytes(haystack: &[u8], canaries: &[String]) -> Vec<String> {
 }
 
 fn scan_dir(dir: &Path, canaries: &[String]) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut files = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files += 1;
-                for h in scan_bytes(&std::fs::read(&p).unwrap(), canaries) {
-                    hits.push(format!("{}: {h}", p.display()));
-                }
-            }
-        }
-    }
+    let (hits, files) = scan_tree(dir, canaries);
     assert!(
         files >= 3,
         "scanned too few files ({files}) to mean anything"
@@ -293,8 +278,12 @@ async fn no_person_typed_string_reaches_disk_or_logs() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // While running: the WAL and shm hold the freshest pages (and the
-    // replicator's copies come and go, hence the tolerant scan).
+    // While running: the WAL and shm hold the freshest pages, the search
+    // indexes their sealed files (scanned with the rest), and the
+    // replicator's copies come and go (hence the tolerant scan).
+    let index_dir = env.tenant_db(&me_ws).with_file_name("search").join("audit");
+    let index_files = std::fs::read_dir(index_dir).map(|d| d.count()).unwrap_or(0);
+    assert!(index_files > 0, "the audit index is on disk to be scanned");
     let (hits, files) = scan_tree(&env.data_dir(), &all);
     assert!(
         hits.is_empty() && files >= 3,
@@ -366,6 +355,12 @@ fn scan_tree(dir: &Path, canaries: &[String]) -> (Vec<String>, usize) {
                 files += 1;
                 for h in scan_bytes(&bytes, canaries) {
                     hits.push(format!("{}: {h}", p.display()));
+                }
+                // A search index keeps its words in a compressed term
+                // dictionary that a byte scan cannot see: any file that is
+                // a plaintext tantivy file (its footer) is a hit by itself.
+                if bytes.windows(22).any(|w| w == b"\"index_format_version\"") {
+                    hits.push(format!("{}: a plaintext search index file", p.display()));
                 }
             }
         }
@@ -662,7 +657,14 @@ async fn every_field_type_search_and_csv_leave_no_plaintext() {
     let (_, body) = send(c.get(url("/teams"))).await;
     assert!(body.contains(&team_name), "{body}");
 
-    // While running: the WAL and shm hold the freshest pages.
+    // While running: the WAL and shm hold the freshest pages, and the
+    // search indexes their sealed files (scanned with the rest).
+    let index_dir = env.tenant_db(&ws).with_file_name("search").join("records");
+    let index_files = std::fs::read_dir(index_dir).map(|d| d.count()).unwrap_or(0);
+    assert!(
+        index_files > 0,
+        "the records index is on disk to be scanned"
+    );
     let hits = scan_dir(&env.data_dir(), &all);
     assert!(
         hits.is_empty(),

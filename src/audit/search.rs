@@ -180,8 +180,7 @@ pub fn catch_up(
     // A workspace restored in place starts its index again.
     let generation = crate::store::tenant_settings::generation(conn).unwrap_or(0);
     if generation != idx.generation {
-        *idx = MemIndex::new()?;
-        idx.generation = generation;
+        idx.reset(generation)?;
     }
     let mut changed = false;
     let mut out_of_time = false;

@@ -121,17 +121,29 @@ pub async fn search_workspace(
     p: SearchParams,
 ) -> Result<SearchPage> {
     let (_slot, p) = bounded(state, p).await?;
-    let index = state
-        .indexes
-        .get(&index_key(Chain::Workspace(ctx.db.id())))?;
+    let open = workspace_index(state, &ctx.db);
     let reader = Reader::of(ctx);
     let defs = ctx.db.defs();
     ctx.db
         .read(move |conn, sealer| {
+            // Opening decrypts the index files: on the blocking pool.
+            let index = open()?;
             let scope = reader.scope(conn, sealer, &defs)?;
             search::search(conn, sealer, &index, &p, &scope)
         })
         .await
+}
+
+/// Opens (on first use) a workspace's persisted audit index.
+fn workspace_index(
+    state: &AppState,
+    db: &crate::store::tenant::TenantDb,
+) -> impl FnOnce() -> Result<Arc<std::sync::Mutex<crate::search::MemIndex>>> + Send + 'static {
+    let registry = state.indexes.clone();
+    let key = index_key(Chain::Workspace(db.id()));
+    let disk = crate::search::index_dir(db.dir(), "audit");
+    let (sealer, alive) = (db.keys().search.clone(), db.liveness());
+    move || registry.get_sealed(&key, &disk, sealer, alive)
 }
 
 pub async fn search_platform(state: &Arc<AppState>, p: SearchParams) -> Result<SearchPage> {

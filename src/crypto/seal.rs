@@ -66,13 +66,25 @@ impl Sealer {
     /// Opens under every key in `keys`, seals under `current` (a rotation
     /// makes the new key known to readers before anything is sealed with it).
     pub fn sealing_with(scope: impl Into<String>, keys: &[DataKey], current: u32) -> Result<Self> {
+        Self::under_subkey(scope, keys, current, "aura/v1/seal")
+    }
+
+    /// The same under another HKDF subkey of the data keys (`info`, e.g.
+    /// `aura/v1/search-index`), so one purpose's ciphertexts never open as
+    /// another's and each purpose's key is separate.
+    pub fn under_subkey(
+        scope: impl Into<String>,
+        keys: &[DataKey],
+        current: u32,
+        info: &str,
+    ) -> Result<Self> {
         if !keys.iter().any(|k| k.key_id == current) {
             return Err(Error::Crypto("the sealing key is not among the keys"));
         }
         let ciphers = keys
             .iter()
             .map(|k| {
-                let sub = k.bytes.derive("aura/v1/seal");
+                let sub = k.bytes.derive(info);
                 (k.key_id, XChaCha20Poly1305::new(sub.expose().into()))
             })
             .collect();

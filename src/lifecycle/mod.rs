@@ -219,11 +219,15 @@ pub fn shred(
 }
 
 /// Lets go of everything in memory about a workspace: its pooled database
-/// handle (with its keys) and its search indexes.
+/// handle (with its keys) and its search indexes, whose sealed files are
+/// deleted too (the workspace's directory goes next, with its key).
 fn forget(state: &AppState, ws: WorkspaceId) {
     state.tenants.forget(ws);
-    state.indexes.drop_index(&format!("audit:{ws}"));
-    state.indexes.drop_index(&format!("records:{ws}"));
+    let dir = state.tenants.tenants_dir().join(ws.to_string());
+    for purpose in ["audit", "records"] {
+        let disk = crate::search::index_dir(&dir, purpose);
+        state.indexes.discard(&format!("{purpose}:{ws}"), &disk);
+    }
 }
 
 /// What one run of `purge_due` did.

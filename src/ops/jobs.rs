@@ -311,9 +311,17 @@ fn verify_and_prune(state: &AppState) -> crate::error::Result<String> {
                 chains::apply_retention(&state.control, &state.tenants, chain, days, now)?
             {
                 removed += n;
-                state
-                    .indexes
-                    .drop_index(&format!("audit:{}", chain.scope()));
+                // The index holds the expired entries' words: it goes, files
+                // and all, and the next search rebuilds it.
+                let key = format!("audit:{}", chain.scope());
+                match chain {
+                    chains::Chain::Workspace(ws) => {
+                        let dir = state.tenants.tenants_dir().join(ws.to_string());
+                        let disk = crate::search::index_dir(&dir, "audit");
+                        state.indexes.discard(&key, &disk);
+                    }
+                    chains::Chain::Platform => state.indexes.drop_index(&key),
+                }
             }
         } else {
             bad += 1;

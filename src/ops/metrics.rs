@@ -247,4 +247,10 @@ fn render_load(state: &AppState, out: &mut String) {
         "aura_log_lines_dropped_total {}",
         crate::telemetry::dropped_lines()
     );
+    let _ = writeln!(out, "# TYPE aura_search_index_rebuilds_total counter");
+    let _ = writeln!(
+        out,
+        "aura_search_index_rebuilds_total {}",
+        crate::search::rebuilds()
+    );
 }

@@ -29,8 +29,7 @@ fn catch_up(db: &TenantDb, idx: &mut MemIndex, deadline: Option<Instant>) -> Res
     db.read_blocking(|conn, sealer| {
         let generation = (tenant_settings::generation(conn)? << 32) | rstore::schema_version(conn)?;
         if idx.generation != generation {
-            *idx = MemIndex::new()?;
-            idx.generation = generation;
+            idx.reset(generation)?;
         }
         let mut defs: HashMap<String, Option<rstore::CollectionRow>> = HashMap::new();
         let mut through = idx.indexed_through;
@@ -102,7 +101,8 @@ pub async fn search(
     before: Option<i64>,
     limit: usize,
 ) -> Result<Vec<i64>> {
-    let idx = state.indexes.get(&key(db))?;
+    let registry = state.indexes.clone();
+    let disk = crate::search::index_dir(db.dir(), "records");
     let db = db.clone();
     let (collection, q) = (collection.to_owned(), q.to_owned());
     let max_terms = state.bounds.limits.search_max_terms;
@@ -112,6 +112,9 @@ pub async fn search(
         .search
         .run(move || {
             let deadline = Some(Instant::now() + budget_len);
+            // Opening decrypts the index files: here, on the search pool.
+            let idx =
+                registry.get_sealed(&key(&db), &disk, db.keys().search.clone(), db.liveness())?;
             let prepared = {
                 let mut guard = crate::search::lock_until(&idx, deadline)?;
                 catch_up(&db, &mut guard, deadline)?;

@@ -1,13 +1,21 @@
-//! Full-text search without plaintext on disk: an in-memory tantivy index per
-//! workspace (and per purpose), rebuilt from the sealed rows when missing and
-//! caught up from committed rows before each query. Nothing is written to a
-//! file; the cost is RAM and a rebuild after restart (see docs/search.md).
+//! Full-text search without plaintext on disk: a tantivy index per workspace
+//! (and per purpose), persisted sealed under the workspace's search subkey
+//! (`sealed_dir`; the platform's stays in memory), rebuilt from the sealed
+//! rows when missing or unreadable and caught up from committed rows before
+//! each query, from the watermark its last commit recorded (docs/search.md).
 
 pub mod budget;
+mod persist;
+pub mod sealed_dir;
+mod sealed_file;
 
+pub use persist::{index_dir, rebuilds};
+
+use std::any::Any;
 use std::collections::HashMap;
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 use tantivy::collector::TopDocs;
@@ -17,6 +25,7 @@ use tantivy::query::{
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT};
 use tantivy::{Index, IndexReader, IndexWriter, Order, Searcher, TantivyDocument, Term};
 
+use crate::crypto::Sealer;
 use crate::error::{Error, Result};
 
 /// tantivy's minimum arena per writer thread.
@@ -137,6 +146,8 @@ pub struct MemIndex {
     pub docs: u64,
     /// Text bytes added since the last commit.
     uncommitted_bytes: usize,
+    /// `Some` for an index persisted sealed on disk.
+    sealed: Option<sealed_dir::SealedDir>,
 }
 
 /// A catch-up commits after this much text, so the work it has queued in
@@ -144,13 +155,35 @@ pub struct MemIndex {
 const COMMIT_EVERY_BYTES: usize = 2 << 20;
 
 impl MemIndex {
+    /// An index held only in memory.
     pub fn new() -> Result<Self> {
+        Self::create(None)
+    }
+
+    fn schema() -> Schema {
         let mut sb = Schema::builder();
-        let id = sb.add_u64_field("id", INDEXED | FAST | STORED);
-        let time = sb.add_i64_field("time", INDEXED | FAST);
-        let text = sb.add_text_field("text", TEXT);
-        let keyword = sb.add_text_field("kw", STRING);
-        let index = Index::create_in_ram(sb.build());
+        sb.add_u64_field("id", INDEXED | FAST | STORED);
+        sb.add_i64_field("time", INDEXED | FAST);
+        sb.add_text_field("text", TEXT);
+        sb.add_text_field("kw", STRING);
+        sb.build()
+    }
+
+    /// A new empty index, in memory or in `dir`.
+    fn create(dir: Option<sealed_dir::SealedDir>) -> Result<Self> {
+        let index = match &dir {
+            None => Index::create_in_ram(Self::schema()),
+            Some(d) => Index::create(d.clone(), Self::schema(), tantivy::IndexSettings::default())
+                .map_err(search_err)?,
+        };
+        Self::with_index(index, dir)
+    }
+
+    fn with_index(index: Index, sealed: Option<sealed_dir::SealedDir>) -> Result<Self> {
+        let schema = index.schema();
+        let field = |name: &str| schema.get_field(name).map_err(search_err);
+        let (id, time, text, keyword) =
+            (field("id")?, field("time")?, field("text")?, field("kw")?);
         let writer = index
             .writer_with_num_threads(1, WRITER_ARENA_BYTES)
             .map_err(search_err)?;
@@ -167,6 +200,7 @@ impl MemIndex {
             generation: 0,
             docs: 0,
             uncommitted_bytes: 0,
+            sealed,
         })
     }
 
@@ -199,9 +233,14 @@ impl MemIndex {
         self.uncommitted_bytes >= COMMIT_EVERY_BYTES
     }
 
+    /// Commits, recording in the commit what the index holds (its
+    /// watermark and generation): a reopened index goes on from there.
     pub fn commit(&mut self) -> Result<()> {
         self.uncommitted_bytes = 0;
-        self.writer.commit().map_err(search_err)?;
+        let payload = persist::Payload::of(self).to_json();
+        let mut prepared = self.writer.prepare_commit().map_err(search_err)?;
+        prepared.set_payload(&payload);
+        prepared.commit().map_err(search_err)?;
         self.reader.reload().map_err(search_err)?;
         Ok(())
     }
@@ -333,34 +372,122 @@ pub fn regex_escape(s: &str) -> String {
     out
 }
 
-/// Open indexes by key (e.g. `audit:<workspace-id>`), capped in number; an
-/// evicted index is rebuilt from the sealed rows on its next use.
+/// Dead once the workspace an index belongs to is closed (its pooled handle
+/// evicted and no request holding it): the index goes with it.
+pub type Liveness = Weak<dyn Any + Send + Sync>;
+
+/// One key's index, opened once even when searches race for it.
+type Slot = Arc<Mutex<Option<Arc<Mutex<MemIndex>>>>>;
+
+struct Entry {
+    slot: Slot,
+    alive: Option<Liveness>,
+}
+
+impl Entry {
+    fn in_use(&self) -> bool {
+        match self.slot.try_lock() {
+            Ok(s) => s.as_ref().is_some_and(|i| Arc::strong_count(i) > 1),
+            Err(_) => true,
+        }
+    }
+
+    fn closed(&self) -> bool {
+        self.alive.as_ref().is_some_and(|a| a.strong_count() == 0)
+    }
+}
+
+/// Open indexes by key (e.g. `audit:<workspace-id>`), capped in number and
+/// dropped with their workspace; an evicted index reopens from its sealed
+/// files (or is rebuilt from the sealed rows) on its next use. Cheap to
+/// clone.
+#[derive(Clone)]
 pub struct IndexRegistry {
     cap: usize,
-    open: Mutex<HashMap<String, Arc<Mutex<MemIndex>>>>,
+    open: Arc<Mutex<HashMap<String, Entry>>>,
 }
 
 impl IndexRegistry {
     pub fn new(cap: usize) -> Self {
         Self {
             cap: cap.max(1),
-            open: Mutex::new(HashMap::new()),
+            open: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    pub fn get(&self, key: &str) -> Result<Arc<Mutex<MemIndex>>> {
+    fn slot(&self, key: &str, alive: Option<Liveness>) -> Result<Slot> {
         let mut open = self
             .open
             .lock()
             .map_err(|_| Error::internal("index registry lock poisoned"))?;
-        if let Some(i) = open.get(key) {
-            return Ok(Arc::clone(i));
+        // Workspaces closed since: their indexes go (unless a search runs).
+        open.retain(|_, e| !e.closed() || e.in_use());
+        if let Some(e) = open.get(key) {
+            return Ok(Arc::clone(&e.slot));
         }
         if open.len() >= self.cap {
-            open.retain(|_, i| Arc::strong_count(i) > 1);
+            open.retain(|_, e| e.in_use());
         }
-        let idx = Arc::new(Mutex::new(MemIndex::new()?));
-        open.insert(key.to_owned(), Arc::clone(&idx));
+        let slot: Slot = Arc::default();
+        open.insert(
+            key.to_owned(),
+            Entry {
+                slot: Arc::clone(&slot),
+                alive,
+            },
+        );
+        Ok(slot)
+    }
+
+    fn get_or_open(
+        &self,
+        key: &str,
+        alive: Option<Liveness>,
+        open: impl FnOnce() -> Result<MemIndex>,
+    ) -> Result<Arc<Mutex<MemIndex>>> {
+        let slot = self.slot(key, alive)?;
+        let mut s = slot
+            .lock()
+            .map_err(|_| Error::internal("index registry lock poisoned"))?;
+        if let Some(i) = s.as_ref() {
+            return Ok(Arc::clone(i));
+        }
+        let idx = Arc::new(Mutex::new(open()?));
+        *s = Some(Arc::clone(&idx));
+        Ok(idx)
+    }
+
+    /// An index held in memory only (the platform's).
+    pub fn get(&self, key: &str) -> Result<Arc<Mutex<MemIndex>>> {
+        self.get_or_open(key, None, MemIndex::new)
+    }
+
+    /// A workspace's index persisted sealed in `disk` (see `index_dir`),
+    /// opened from its files, or rebuilt when they are missing or do not
+    /// open. Blocking: it decrypts the files.
+    pub fn get_sealed(
+        &self,
+        key: &str,
+        disk: &Path,
+        sealer: Arc<Sealer>,
+        alive: Liveness,
+    ) -> Result<Arc<Mutex<MemIndex>>> {
+        let purpose = key.split(':').next().unwrap_or(key);
+        let current = Arc::clone(&sealer);
+        let idx = self.get_or_open(key, Some(alive), || {
+            MemIndex::open_sealed(disk, purpose, sealer)
+        })?;
+        // A data key rotation since it opened: it reopens under the new key,
+        // so new files are not sealed with a key being retired (files still
+        // under a key since destroyed do not open, and are rebuilt). A file
+        // that stopped opening since: it reopens, and so is rebuilt.
+        if let Ok(mut g) = idx.try_lock()
+            && g.sealed.as_ref().is_some_and(|d| {
+                d.is_corrupt() || d.sealer().current_key_id() != current.current_key_id()
+            })
+        {
+            *g = MemIndex::open_sealed(disk, purpose, current)?;
+        }
         Ok(idx)
     }
 
@@ -369,6 +496,22 @@ impl IndexRegistry {
         if let Ok(mut open) = self.open.lock() {
             open.remove(key);
         }
+    }
+
+    /// Forgets an index and deletes its sealed files (`disk`), whether it
+    /// is open or not: what it held is gone from the rows (retention, a
+    /// shredded workspace), so the next search rebuilds it.
+    pub fn discard(&self, key: &str, disk: &Path) {
+        let entry = self.open.lock().ok().and_then(|mut o| o.remove(key));
+        if let Some(e) = entry
+            && let Ok(s) = e.slot.lock()
+            && let Some(i) = s.as_ref()
+            && let Ok(idx) = i.lock()
+            && let Some(d) = &idx.sealed
+        {
+            d.discard();
+        }
+        sealed_dir::remove_files(disk);
     }
 }
 
@@ -462,6 +605,45 @@ mod tests {
         i.remove(3);
         i.commit().unwrap();
         assert_eq!(i.search(&q(Some("invoice"), &[])).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn a_sealed_index_reopens_and_leaves_memory_with_its_workspace() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = crate::crypto::DataKey::generate(1);
+        let sealer =
+            Arc::new(Sealer::under_subkey("ws", &[key], 1, "aura/v1/search-index").unwrap());
+        let reg = IndexRegistry::new(8);
+        let workspace: Arc<dyn Any + Send + Sync> = Arc::new(());
+        let disk = tmp.path().join("audit");
+        let idx = reg
+            .get_sealed(
+                "audit:ws",
+                &disk,
+                Arc::clone(&sealer),
+                Arc::downgrade(&workspace),
+            )
+            .unwrap();
+        {
+            let mut i = idx.lock().unwrap();
+            add(&mut i, 7, 100, "persisted words", &[]);
+            i.commit().unwrap();
+        }
+        drop(idx);
+        // The workspace closes: its index leaves memory at the next lookup.
+        drop(workspace);
+        let other: Arc<dyn Any + Send + Sync> = Arc::new(());
+        let _ = reg.get("audit:platform").unwrap();
+        assert!(!reg.open.lock().unwrap().contains_key("audit:ws"));
+        // Reopened from its sealed files, watermark and all.
+        let before = rebuilds();
+        let idx = reg
+            .get_sealed("audit:ws", &disk, sealer, Arc::downgrade(&other))
+            .unwrap();
+        let i = idx.lock().unwrap();
+        assert_eq!(i.indexed_through, 7);
+        assert_eq!(i.search(&q(Some("persisted"), &[])).unwrap(), vec![7]);
+        assert_eq!(rebuilds(), before);
     }
 
     #[test]

@@ -23,6 +23,8 @@ use crate::model::audit::{NewEntry, RequestMeta};
 pub struct TenantKeys {
     pub sealer: Sealer,
     pub blind: BlindIndex,
+    /// Seals the search index files, under its own HKDF subkey.
+    pub search: Arc<Sealer>,
 }
 
 impl TenantKeys {
@@ -50,6 +52,12 @@ impl TenantKeys {
         };
         Ok(Self {
             blind: BlindIndex::with_older(current, &keys),
+            search: Arc::new(Sealer::under_subkey(
+                scope.as_str(),
+                &keys,
+                current.key_id,
+                "aura/v1/search-index",
+            )?),
             sealer: Sealer::sealing_with(scope, &keys, current.key_id)?,
         })
     }
@@ -126,6 +134,19 @@ impl TenantDb {
     /// The keys as they are now (a rotation may replace them any time).
     pub fn keys(&self) -> Arc<TenantKeys> {
         snapshot(&self.keys)
+    }
+
+    /// This workspace's directory (`tenants/<id>`), beside its database.
+    pub fn dir(&self) -> &std::path::Path {
+        self.db.path().parent().unwrap_or(std::path::Path::new("."))
+    }
+
+    /// Dead once this workspace is closed (evicted from the pool and no
+    /// request holding it): what lives beside it in memory (its search
+    /// indexes) goes with it.
+    pub fn liveness(&self) -> std::sync::Weak<dyn std::any::Any + Send + Sync> {
+        let db: Arc<dyn std::any::Any + Send + Sync> = self.db.clone();
+        Arc::downgrade(&db)
     }
 
     /// This workspace's cache of decrypted collection definitions.

@@ -48,8 +48,17 @@ pub fn bump_generation(db: &crate::store::Db) -> Result<()> {
 
 /// The same inside a transaction that changes what the in-memory indexes
 /// were built from in place (sealed audit details replaced by a redaction).
+///
+/// The next value is random (31 bits, unlike the current one), not the
+/// current plus one: a database restored from a backup holds an older value,
+/// and its bump must not land on the generation a persisted search index was
+/// built at, or that index would be taken as current.
 pub fn bump_generation_in(tx: &rusqlite::Transaction<'_>) -> Result<()> {
-    let next = generation(tx)? + 1;
+    let current = generation(tx)?;
+    let mut next = current;
+    while next == current || next == 0 {
+        next = u64::from(rand::random::<u32>() >> 1);
+    }
     tx.execute(
         "INSERT INTO meta(key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
