@@ -69,6 +69,20 @@ impl Reloadable {
 }
 
 impl AppState {
+    /// What sign-in, accounts and the platform area need, lent to them.
+    pub fn deps(&self) -> crate::identity::Deps<'_> {
+        crate::identity::Deps {
+            config: &self.config,
+            clock: &self.clock,
+            control: &self.control,
+            tenants: &self.tenants,
+            hasher: &self.hasher,
+            mailer: &self.mailer,
+            limits: &self.limits,
+            passkeys: &self.passkeys,
+        }
+    }
+
     pub fn reloadable(&self) -> Reloadable {
         self.reloadable
             .read()

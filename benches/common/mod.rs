@@ -38,7 +38,7 @@ pub fn fixture() -> Fixture {
     let ws = rt.block_on(async {
         let meta = RequestMeta::default();
         aura::identity::create_user(
-            &state,
+            &state.deps(),
             aura::identity::users::CreateUser {
                 email: "bench@example.com".into(),
                 name: None,

@@ -463,8 +463,25 @@ pub async fn record_in_workspace<F>(
 where
     F: for<'m> FnOnce(&'m RequestMeta) -> NewEntry<'m> + Send + 'static,
 {
+    record_in_workspace_with(&state.tenants, &state.control, ws, why, now, meta, entry).await
+}
+
+/// `record_in_workspace` for domain code that holds the pool and control.db
+/// rather than the application state.
+pub async fn record_in_workspace_with<F>(
+    tenants: &Arc<crate::store::tenant::TenantPool>,
+    control: &Arc<crate::store::control::Control>,
+    ws: crate::ids::WorkspaceId,
+    why: crate::access::SystemTask,
+    now: i64,
+    meta: &RequestMeta,
+    entry: F,
+) -> Result<()>
+where
+    F: for<'m> FnOnce(&'m RequestMeta) -> NewEntry<'m> + Send + 'static,
+{
     let grant = why.grant(ws);
-    let db = state.tenants.open_async(&state.control, grant).await?;
+    let db = tenants.open_async(control, grant).await?;
     let meta = meta.clone();
     db.write(move |t| t.audit(now, &entry(&meta)).map(|_| ()))
         .await

@@ -25,7 +25,7 @@ pub async fn user(g: &Global, cmd: UserCommand) -> Result<ExitCode> {
     let password = read_password_stdin()?;
     let state = open_state(g, load_config(g)?, false)?;
     let id = create_user(
-        &state,
+        &state.deps(),
         CreateUser {
             email,
             name,
@@ -57,7 +57,7 @@ async fn set_disabled(g: &Global, email: &str, disabled: bool) -> Result<ExitCod
             ))
         })?;
     let revoked = crate::identity::users::set_disabled(
-        &state,
+        &state.deps(),
         user.id,
         disabled,
         Actor::Operator,

@@ -15,14 +15,14 @@ use crate::error::{Error, Result};
 mod data_limits;
 mod integrations;
 mod limits;
-pub mod residency;
 mod replication;
+pub mod residency;
 mod sections;
 pub use data_limits::DataLimitsConfig;
 pub use integrations::IntegrationsConfig;
 pub use limits::{LimitsConfig, RateBudget, RateConfig};
-pub use residency::{OutboundConfig, OutboundHost};
 pub use replication::ReplicationConfig;
+pub use residency::{OutboundConfig, OutboundHost};
 pub use sections::*;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/aura/aura.toml";

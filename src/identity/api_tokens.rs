@@ -15,6 +15,7 @@ use crate::audit::RequestMeta;
 use crate::crypto::token::{hash_token, random_token};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
+use crate::store::control::Control;
 use crate::store::tokens::{self, ApiTokenRow, NewApiToken};
 use crate::store::{accounts, control};
 
@@ -177,17 +178,15 @@ pub async fn revoke(state: &AppState, ctx: &TenantCtx, id: &str, meta: &RequestM
 
 /// Resolves an `aura_` bearer token to its principal: live, unexpired, its
 /// account enabled. Platform rights never travel with a token.
-pub async fn authenticate(state: &AppState, secret: &str) -> Result<Principal> {
+pub async fn authenticate(control: &Control, now: i64, secret: &str) -> Result<Principal> {
     let hash = hash_token(secret);
-    let now = state.clock.unix();
-    let cache = &state.control.cache;
+    let cache = &control.cache;
     let version = cache.version()?;
     let found = match cache.api_token(version, &hash).filter(|t| t.live_at(now)) {
         Some(hit) => hit,
         None => {
             let lookup = hash.clone();
-            let found = state
-                .control
+            let found = control
                 .db
                 .read_async(move |c| tokens::find_live_api_token(c, &lookup, now))
                 .await?
@@ -201,8 +200,7 @@ pub async fn authenticate(state: &AppState, secret: &str) -> Result<Principal> {
         .is_none_or(|t| now - t >= TOUCH_EVERY_SECS)
     {
         let id = found.id.clone();
-        let touched = state
-            .control
+        let touched = control
             .db
             .write_async(move |tx| tokens::touch_api_token(tx, &id, now))
             .await;

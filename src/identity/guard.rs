@@ -19,10 +19,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::config::AuthConfig;
 use crate::error::{Error, Result};
+use crate::identity::Deps;
 use crate::store::audit;
 use crate::store::control::{self, UserRow};
 
@@ -291,11 +291,11 @@ impl Limits {
 
     /// Admits an attempt, waiting while attempts in flight could still use
     /// up a limit.
-    async fn attempt(&self, state: &AppState, ip: String, account: Vec<u8>) -> Result<Attempt<'_>> {
-        let auth = &state.config.file.auth;
+    async fn attempt(&self, deps: &Deps<'_>, ip: String, account: Vec<u8>) -> Result<Attempt<'_>> {
+        let auth = &deps.config.file.auth;
         // Attempts waiting on others' verdicts are bounded too: beyond
         // `max_waiting`, an attempt is refused rather than queued.
-        let max_waiting = state.config.file.limits.password_queue.saturating_mul(4);
+        let max_waiting = deps.config.file.limits.password_queue.saturating_mul(4);
         let mut waiting: Option<WaitSlot<'_>> = None;
         loop {
             // Registered before the check, so an attempt ending in between
@@ -303,7 +303,7 @@ impl Limits {
             let ended = self.ended.notified();
             tokio::pin!(ended);
             ended.as_mut().enable();
-            match self.admit(&ip, &account, state.clock.unix_ms(), auth) {
+            match self.admit(&ip, &account, deps.clock.unix_ms(), auth) {
                 Admit::Go => {
                     return Ok(Attempt {
                         limits: self,
@@ -390,10 +390,10 @@ impl SlidingWindow {
 
 /// Sign-in limits count an address by its network (`limits.ipv6_prefix`:
 /// a /64), so fresh addresses from one subscriber share one budget.
-fn ip_key(state: &AppState, meta: &RequestMeta) -> String {
+fn ip_key(deps: &Deps<'_>, meta: &RequestMeta) -> String {
     format!(
         "login:{}",
-        super::netkey::key(meta.ip.as_deref(), &state.config.file.limits)
+        super::netkey::key(meta.ip.as_deref(), &deps.config.file.limits)
     )
 }
 
@@ -401,45 +401,44 @@ fn ip_key(state: &AppState, meta: &RequestMeta) -> String {
 /// success; every failure (wrong password, unknown email, disabled account)
 /// is the same `InvalidCredentials` and is audited as `auth.login_failed`.
 pub async fn check_password(
-    state: &AppState,
+    deps: &Deps<'_>,
     email: &str,
     password: String,
     meta: &RequestMeta,
 ) -> Result<UserRow> {
-    let account = control::email_index(&state.control.keys, email);
-    let mut attempt = state
+    let account = control::email_index(&deps.control.keys, email);
+    let mut attempt = deps
         .limits
-        .attempt(state, ip_key(state, meta), account)
+        .attempt(deps, ip_key(deps, meta), account)
         .await?;
     // An address network that signed in before (and has no failures in its
     // window) goes ahead of unknown ones for a hashing worker, so a flood
     // from fresh addresses cannot starve the people who use the appliance.
-    let priority = state.limits.priority(&attempt.ip, state.clock.unix());
+    let priority = deps.limits.priority(&attempt.ip, deps.clock.unix());
 
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let email_owned = email.to_owned();
-    let user = state
+    let user = deps
         .control
         .db
         .read_async(move |c| control::find_user_by_email(c, &keys, &email_owned))
         .await?;
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let password_ok = state.hasher.verify_as(password, stored, priority).await?;
+    let password_ok = deps.hasher.verify_as(password, stored, priority).await?;
     match user {
         Some(u) if password_ok && !u.disabled => {
             attempt.outcome = Outcome::Succeeded;
-            state.limits.remember_good(&attempt.ip, state.clock.unix());
+            deps.limits.remember_good(&attempt.ip, deps.clock.unix());
             Ok(u)
         }
         other => {
-            let now = state.clock.unix();
-            attempt.outcome = Outcome::Failed(state.clock.unix_ms());
+            let now = deps.clock.unix();
+            attempt.outcome = Outcome::Failed(deps.clock.unix_ms());
             drop(attempt);
             let target = other.map(|u| u.id);
-            let keys = state.control.keys.clone();
+            let keys = deps.control.keys.clone();
             let meta = meta.clone();
-            state
-                .control
+            deps.control
                 .db
                 .write_async(move |tx| {
                     let mut e = NewEntry::new(Actor::Anonymous, "auth.login_failed", &meta);
@@ -460,7 +459,7 @@ pub async fn check_password(
 /// password again under the sign-in limits. A wrong one is an error on
 /// `field`.
 pub async fn reauthenticate(
-    state: &AppState,
+    deps: &Deps<'_>,
     who: &crate::access::Principal,
     password: String,
     field: &str,
@@ -472,15 +471,15 @@ pub async fn reauthenticate(
     if password.is_empty() {
         return Err(Error::field(field, "is required"));
     }
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let id = who.user_id;
-    let me = state
+    let me = deps
         .control
         .db
         .read_async(move |c| control::get_user(c, &keys, id))
         .await?
         .ok_or(Error::Unauthenticated)?;
-    check_password(state, &me.email, password, meta)
+    check_password(deps, &me.email, password, meta)
         .await
         .map_err(|e| e.wrong_password(field))
 }

@@ -15,12 +15,13 @@
 
 use std::sync::Arc;
 
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::token::{hash_token, random_token};
 use crate::error::{Error, Result};
+use crate::identity::Deps;
 use crate::ids::UserId;
-use crate::mail::Mail;
+use crate::mail::{Mail, Mailer};
+use crate::store::control::Control;
 use crate::store::{audit, control, links};
 
 const VALID_SECS: i64 = 15 * 60;
@@ -49,45 +50,47 @@ impl Purpose {
     }
 }
 
-pub fn enabled(state: &AppState) -> bool {
-    state.config.file.auth.magic_links && state.mailer.configured()
+pub fn enabled(deps: &Deps<'_>) -> bool {
+    deps.config.file.auth.magic_links && deps.mailer.configured()
 }
 
-pub fn reset_enabled(state: &AppState) -> bool {
-    state.mailer.configured()
+pub fn reset_enabled(deps: &Deps<'_>) -> bool {
+    deps.mailer.configured()
 }
 
 /// Asks for a link. Answers `Ok` for any address (rate limited per IP),
 /// before any work whose cost depends on the address: that runs in the
 /// background (`send_link`), so the answer's timing tells nothing.
 pub async fn request(
-    state: &Arc<AppState>,
+    deps: &Deps<'_>,
     email: &str,
     purpose: Purpose,
     meta: &RequestMeta,
 ) -> Result<()> {
     let on = match purpose {
-        Purpose::SignIn => enabled(state),
-        Purpose::PasswordReset => reset_enabled(state),
+        Purpose::SignIn => enabled(deps),
+        Purpose::PasswordReset => reset_enabled(deps),
     };
     if !on {
         return Err(Error::NotFound("this sign-in option"));
     }
     let email = super::validate_email("email", email)?;
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     let ip = format!(
         "{}:{}",
         purpose.as_str(),
-        super::netkey::key(meta.ip.as_deref(), &state.config.file.limits)
+        super::netkey::key(meta.ip.as_deref(), &deps.config.file.limits)
     );
-    state
-        .limits
+    deps.limits
         .magic
         .hit(&ip, now, REQUESTS_PER_IP, REQUEST_WINDOW)?;
-    let state = Arc::clone(state);
+    let control = Arc::clone(deps.control);
+    let mailer = Arc::clone(deps.mailer);
+    let base = deps.config.public_url.clone();
     let meta = meta.clone();
     tokio::spawn(async move {
-        if let Err(e) = send_link(&state, email, purpose, now, &meta).await {
+        let sent = send_link(&control, &mailer, &base, email, purpose, now, &meta);
+        if let Err(e) = sent.await {
             tracing::warn!(error = %e, "sending a link by mail failed");
         }
     });
@@ -97,16 +100,17 @@ pub async fn request(
 /// The part of a request that depends on the address: for an account that
 /// may have a link, stores its hash with the audit entry, then mails it.
 async fn send_link(
-    state: &AppState,
+    control: &Control,
+    mailer: &Mailer,
+    public_url: &str,
     email: String,
     purpose: Purpose,
     now: i64,
     meta: &RequestMeta,
 ) -> Result<()> {
-    let keys = state.control.keys.clone();
+    let keys = control.keys.clone();
     let e = email.clone();
-    let user = state
-        .control
+    let user = control
         .db
         .read_async(move |c| control::find_user_by_email(c, &keys, &e))
         .await?
@@ -116,11 +120,10 @@ async fn send_link(
     };
     let token = random_token();
     let hash = hash_token(&token);
-    let keys = state.control.keys.clone();
+    let keys = control.keys.clone();
     let m = meta.clone();
     let uid = user.id;
-    state
-        .control
+    control
         .db
         .write_async(move |tx| {
             links::insert(tx, &hash, uid, now, now + VALID_SECS, purpose.as_str())?;
@@ -137,7 +140,7 @@ async fn send_link(
             Ok(())
         })
         .await?;
-    let link = format!("{}/{}/{token}", state.config.public_url, purpose.path());
+    let link = format!("{public_url}/{}/{token}", purpose.path());
     let (subject, what) = match purpose {
         Purpose::SignIn => ("Your Aura sign-in link", "Sign in to Aura"),
         Purpose::PasswordReset => ("Reset your Aura password", "Choose a new password"),
@@ -149,14 +152,14 @@ async fn send_link(
             "{what}: {link}\n\nThe link works once, for 15 minutes. If you did not ask for it, ignore this mail.\n"
         ),
     };
-    state.mailer.send(mail).await
+    mailer.send(mail).await
 }
 
 /// Spends a sign-in link and returns its account (`Unauthenticated` when it
 /// is unknown, used or expired).
-pub async fn redeem(state: &AppState, token: &str, meta: &RequestMeta) -> Result<UserId> {
+pub async fn redeem(deps: &Deps<'_>, token: &str, meta: &RequestMeta) -> Result<UserId> {
     spend(
-        state,
+        deps,
         token,
         Purpose::SignIn,
         "auth.magic_link_used",
@@ -168,11 +171,10 @@ pub async fn redeem(state: &AppState, token: &str, meta: &RequestMeta) -> Result
 }
 
 /// Whether a reset link is still good (for showing its form).
-pub async fn reset_link_live(state: &AppState, token: &str) -> Result<bool> {
+pub async fn reset_link_live(deps: &Deps<'_>, token: &str) -> Result<bool> {
     let hash = hash_token(token);
-    let now = state.clock.unix();
-    state
-        .control
+    let now = deps.clock.unix();
+    deps.control
         .db
         .read_async(move |c| links::live(c, &hash, now, Purpose::PasswordReset.as_str()))
         .await
@@ -183,20 +185,20 @@ pub async fn reset_link_live(state: &AppState, token: &str) -> Result<bool> {
 /// (service-account tokens stay). A mail then tells the person what was
 /// revoked, and the account page lists it.
 pub async fn reset_password(
-    state: &AppState,
+    deps: &Deps<'_>,
     token: &str,
     new_password: String,
     meta: &RequestMeta,
 ) -> Result<()> {
-    let hash = state
+    let hash = deps
         .hasher
         .hash(new_password)
         .await
         .map_err(|e| e.for_field("new_password"))?;
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
+    let now = deps.clock.unix();
+    let keys = deps.control.keys.clone();
     let (_, (email, revoked)) = spend(
-        state,
+        deps,
         token,
         Purpose::PasswordReset,
         "user.password_reset",
@@ -234,7 +236,7 @@ pub async fn reset_password(
                 super::api_tokens::describe_revoked(&revoked)
             ),
         };
-        let st = std::sync::Arc::clone(&state.mailer);
+        let st = std::sync::Arc::clone(deps.mailer);
         tokio::spawn(async move {
             if let Err(e) = st.send(mail).await {
                 tracing::warn!(error = %e, "sending the password-reset notice failed");
@@ -247,7 +249,7 @@ pub async fn reset_password(
 /// Spends a link of `purpose`, runs `then` in the same transaction, and
 /// writes `action` for the account (with what `then` says happened).
 async fn spend<T: Send + 'static>(
-    state: &AppState,
+    deps: &Deps<'_>,
     token: &str,
     purpose: Purpose,
     action: &'static str,
@@ -257,11 +259,10 @@ async fn spend<T: Send + 'static>(
     + 'static,
 ) -> Result<(UserId, T)> {
     let hash = hash_token(token);
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
+    let now = deps.clock.unix();
+    let keys = deps.control.keys.clone();
     let m = meta.clone();
-    state
-        .control
+    deps.control
         .db
         .write_async(move |tx| {
             let user = links::spend(tx, &hash, now, purpose.as_str())?;

@@ -19,10 +19,10 @@ use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, TOTP};
 
 use crate::access::{Principal, Via};
-use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::crypto::token::{hash_token, random_token, sha256};
 use crate::error::{Error, Result};
+use crate::identity::Deps;
 use crate::ids::UserId;
 
 use crate::store::mfa;
@@ -75,12 +75,12 @@ pub struct Enrolment {
 }
 
 pub async fn start_enrolment(
-    state: &AppState,
+    deps: &Deps<'_>,
     who: &Principal,
     password: String,
     meta: &RequestMeta,
 ) -> Result<Enrolment> {
-    let me = super::guard::reauthenticate(state, who, password, "password", meta).await?;
+    let me = super::guard::reauthenticate(deps, who, password, "password", meta).await?;
     let mut secret = vec![0u8; SECRET_LEN];
     rand::rngs::OsRng.fill_bytes(&mut secret);
     let t = totp(&secret, &me.email)?;
@@ -90,11 +90,11 @@ pub async fn start_enrolment(
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(200, 200)
         .build();
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let user = me.id;
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     let stored = secret.clone();
-    super::self_change(state, user, "mfa.enrolment_started", now, meta, move |tx| {
+    super::self_change(deps, user, "mfa.enrolment_started", now, meta, move |tx| {
         mfa::put_pending_totp(tx, &keys, user, &stored, now)
     })
     .await?;
@@ -108,7 +108,7 @@ pub async fn start_enrolment(
 /// Confirms enrolment with a code from the app and returns the recovery
 /// codes, shown this once.
 pub async fn confirm(
-    state: &AppState,
+    deps: &Deps<'_>,
     who: &Principal,
     code: &str,
     meta: &RequestMeta,
@@ -117,8 +117,8 @@ pub async fn confirm(
         return Err(Error::Forbidden);
     }
     let user = who.user_id;
-    let keys = state.control.keys.clone();
-    let row = state
+    let keys = deps.control.keys.clone();
+    let row = deps
         .control
         .db
         .read_async(move |c| mfa::get_totp(c, &keys, user))
@@ -128,18 +128,18 @@ pub async fn confirm(
             "there is no enrolment to confirm; start one first".into(),
         ));
     };
-    let now = state.clock.unix();
-    take_try(state, user, now)?;
+    let now = deps.clock.unix();
+    take_try(deps, user, now)?;
     let Some(step) = matching_step(&row.secret, &normalize(code), now) else {
         return Err(Error::field(
             "code",
             "does not match; check the time on your device",
         ));
     };
-    state.limits.totp.give_back(&key(user), now);
+    deps.limits.totp.give_back(&key(user), now);
     let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
     let hashes: Vec<Vec<u8>> = codes.iter().map(|c| hash_token(&normalize(c))).collect();
-    super::self_change(state, user, "mfa.enabled", now, meta, move |tx| {
+    super::self_change(deps, user, "mfa.enabled", now, meta, move |tx| {
         mfa::confirm_totp(tx, user, step, now)?;
         mfa::replace_recovery_codes(tx, user, &hashes)
     })
@@ -150,17 +150,17 @@ pub async fn confirm(
 /// Removes the second factor: password and a current code (or a recovery
 /// code) required.
 pub async fn remove(
-    state: &AppState,
+    deps: &Deps<'_>,
     who: &Principal,
     password: String,
     code: &str,
     meta: &RequestMeta,
 ) -> Result<()> {
-    let me = super::guard::reauthenticate(state, who, password, "password", meta).await?;
-    let proof = check_code(state, me.id, code, meta).await?;
+    let me = super::guard::reauthenticate(deps, who, password, "password", meta).await?;
+    let proof = check_code(deps, me.id, code, meta).await?;
     let user = me.id;
-    let now = state.clock.unix();
-    super::self_change(state, user, "mfa.disabled", now, meta, move |tx| {
+    let now = deps.clock.unix();
+    super::self_change(deps, user, "mfa.disabled", now, meta, move |tx| {
         let passkeys = crate::store::passkeys::count_for_user(tx, user)?;
         mfa::check_last_factor(tx, user, passkeys)?;
         proof.spend(tx, now)?;
@@ -170,9 +170,8 @@ pub async fn remove(
 }
 
 /// `(enrolled, recovery codes left)`.
-pub async fn status(state: &AppState, user: UserId) -> Result<(bool, i64)> {
-    state
-        .control
+pub async fn status(deps: &Deps<'_>, user: UserId) -> Result<(bool, i64)> {
+    deps.control
         .db
         .read_async(move |c| {
             Ok((
@@ -202,8 +201,8 @@ fn key(user: UserId) -> String {
 /// (429) when none is left. Check and count happen under one lock, so
 /// however many codes arrive at once, at most `TRIES` are evaluated per
 /// window; a code that turns out right gives its try back (`give_back`).
-fn take_try(state: &AppState, user: UserId, now: i64) -> Result<()> {
-    state.limits.totp.hit(&key(user), now, TRIES, TRY_WINDOW)
+fn take_try(deps: &Deps<'_>, user: UserId, now: i64) -> Result<()> {
+    deps.limits.totp.hit(&key(user), now, TRIES, TRY_WINDOW)
 }
 
 /// A code that checked out, not yet spent. The caller spends it with
@@ -243,18 +242,18 @@ impl Proof {
 /// A wrong or replayed code counts toward the per-account limit and is
 /// audited as `auth.mfa_failed`.
 pub async fn check_code(
-    state: &AppState,
+    deps: &Deps<'_>,
     user: UserId,
     code: &str,
     meta: &RequestMeta,
 ) -> Result<Proof> {
-    let now = state.clock.unix();
-    take_try(state, user, now)?;
-    let keys = state.control.keys.clone();
+    let now = deps.clock.unix();
+    take_try(deps, user, now)?;
+    let keys = deps.control.keys.clone();
     let code = normalize(code);
     let recovery = hash_token(&code);
     let probe = recovery.clone();
-    let found = state
+    let found = deps
         .control
         .db
         .read_async(move |c| {
@@ -268,22 +267,22 @@ pub async fn check_code(
         })
         .await?;
     if let Some(kind) = found {
-        state.limits.totp.give_back(&key(user), now);
+        deps.limits.totp.give_back(&key(user), now);
         return Ok(Proof { user, kind });
     }
-    super::self_change(state, user, "auth.mfa_failed", now, meta, |_| Ok(())).await?;
+    super::self_change(deps, user, "auth.mfa_failed", now, meta, |_| Ok(())).await?;
     Err(Error::MfaInvalid)
 }
 
 /// After a correct password: nothing more for an account without a second
 /// factor (`None`); otherwise the code is required and checked.
 pub async fn second_factor(
-    state: &AppState,
+    deps: &Deps<'_>,
     user: UserId,
     code: Option<&str>,
     meta: &RequestMeta,
 ) -> Result<Option<Proof>> {
-    let enrolled = state
+    let enrolled = deps
         .control
         .db
         .read_async(move |c| mfa::has_second_factor(c, user))
@@ -291,7 +290,7 @@ pub async fn second_factor(
     match (enrolled, code.map(str::trim).filter(|c| !c.is_empty())) {
         (false, _) => Ok(None),
         (true, None) => Err(Error::MfaRequired),
-        (true, Some(c)) => check_code(state, user, c, meta).await.map(Some),
+        (true, Some(c)) => check_code(deps, user, c, meta).await.map(Some),
     }
 }
 

@@ -3,6 +3,7 @@
 //! service accounts, and the rate limits in front of all of it.
 
 pub mod api_tokens;
+mod deps;
 pub mod guard;
 pub mod invitations;
 /// Moved to `crypto::jwt` (control.db loads the key with the platform keys);
@@ -19,11 +20,11 @@ pub mod sessions;
 pub mod tokens;
 pub mod users;
 
+pub use deps::Deps;
 pub use sessions::{authenticate, login, logout};
 pub use users::{create_user, validate_email, validate_name};
 
 use crate::access::Principal;
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::Result;
 use crate::ids::UserId;
@@ -32,7 +33,7 @@ use crate::ids::UserId;
 /// factors): `change` and its entry (actor and target the account) in one
 /// control.db transaction.
 pub(crate) async fn self_change<T, F>(
-    state: &AppState,
+    deps: &Deps<'_>,
     user: UserId,
     action: &'static str,
     now: i64,
@@ -43,10 +44,9 @@ where
     T: Send + 'static,
     F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
 {
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let meta = meta.clone();
-    state
-        .control
+    deps.control
         .db
         .write_async(move |tx| {
             let out = change(tx)?;
@@ -64,10 +64,10 @@ where
 /// Resolves an `Authorization: Bearer` credential: an `aura_` API token, or
 /// else an access JWT. A refresh token is neither, so it never authenticates
 /// a request.
-pub async fn authenticate_bearer(state: &AppState, credential: &str) -> Result<Principal> {
+pub async fn authenticate_bearer(deps: &Deps<'_>, credential: &str) -> Result<Principal> {
     if credential.starts_with(api_tokens::PREFIX) {
-        api_tokens::authenticate(state, credential).await
+        api_tokens::authenticate(deps.control, deps.clock.unix(), credential).await
     } else {
-        tokens::authenticate_access(state, credential).await
+        tokens::authenticate_access(deps, credential).await
     }
 }

@@ -22,11 +22,11 @@ use webauthn_rs::prelude::{
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 use crate::access::Principal;
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::config::Config;
 use crate::crypto::token::random_token;
 use crate::error::{Error, Result};
+use crate::identity::Deps;
 use crate::ids::UserId;
 use crate::store::passkeys::{self as store, PasskeyRow};
 use crate::store::{audit, control};
@@ -146,10 +146,9 @@ fn parse(row: &PasskeyRow) -> Result<Passkey> {
 }
 
 /// The account's passkeys.
-pub async fn list(state: &AppState, user: UserId) -> Result<Vec<PasskeyRow>> {
-    let keys = state.control.keys.clone();
-    state
-        .control
+pub async fn list(deps: &Deps<'_>, user: UserId) -> Result<Vec<PasskeyRow>> {
+    let keys = deps.control.keys.clone();
+    deps.control
         .db
         .read_async(move |c| store::for_user(c, &keys, user))
         .await
@@ -157,17 +156,17 @@ pub async fn list(state: &AppState, user: UserId) -> Result<Vec<PasskeyRow>> {
 
 /// Starts registering a passkey for the caller (their password again).
 pub async fn start_registration(
-    state: &AppState,
+    deps: &Deps<'_>,
     who: &Principal,
     password: String,
     name: &str,
     meta: &RequestMeta,
 ) -> Result<(String, CreationChallengeResponse)> {
-    let rp = state.passkeys.rp()?;
+    let rp = deps.passkeys.rp()?;
     let name = super::validate_name("name", name)?;
-    let me = super::guard::reauthenticate(state, who, password, "password", meta).await?;
+    let me = super::guard::reauthenticate(deps, who, password, "password", meta).await?;
     let uid = me.id;
-    let existing: Vec<_> = list(state, uid)
+    let existing: Vec<_> = list(deps, uid)
         .await?
         .iter()
         .filter_map(|r| parse(r).ok())
@@ -177,8 +176,8 @@ pub async fn start_registration(
     let (options, reg) = rp
         .start_passkey_registration(uid.as_uuid(), &me.email, &display, Some(existing))
         .map_err(rp_error)?;
-    let now = state.clock.unix();
-    let id = state.passkeys.put(
+    let now = deps.clock.unix();
+    let id = deps.passkeys.put(
         now,
         Ceremony::Register {
             user: uid,
@@ -190,19 +189,19 @@ pub async fn start_registration(
 }
 
 pub async fn finish_registration(
-    state: &AppState,
+    deps: &Deps<'_>,
     who: &Principal,
     ceremony: &str,
     credential: &RegisterPublicKeyCredential,
     meta: &RequestMeta,
 ) -> Result<PasskeyRow> {
-    let rp = state.passkeys.rp()?;
-    let now = state.clock.unix();
+    let rp = deps.passkeys.rp()?;
+    let now = deps.clock.unix();
     let Some(Ceremony::Register {
         user,
         name,
         state: reg,
-    }) = state.passkeys.take(ceremony, now)
+    }) = deps.passkeys.take(ceremony, now)
     else {
         return Err(Error::field("ceremony", "expired or unknown; start again"));
     };
@@ -224,10 +223,9 @@ pub async fn finish_registration(
     };
     let r = row.clone();
     let cred_id = passkey.cred_id().to_vec();
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let m = meta.clone();
-    state
-        .control
+    deps.control
         .db
         .write_async(move |tx| {
             store::insert(tx, &keys, &r, &cred_id)?;
@@ -245,21 +243,20 @@ pub async fn finish_registration(
 
 /// Removes a passkey (the password again).
 pub async fn remove(
-    state: &AppState,
+    deps: &Deps<'_>,
     who: &Principal,
     id: &str,
     password: String,
     meta: &RequestMeta,
 ) -> Result<()> {
-    let uid = super::guard::reauthenticate(state, who, password, "password", meta)
+    let uid = super::guard::reauthenticate(deps, who, password, "password", meta)
         .await?
         .id;
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let m = meta.clone();
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     let pid = id.to_owned();
-    state
-        .control
+    deps.control
         .db
         .write_async(move |tx| {
             store::delete(tx, uid, &pid)?;
@@ -280,17 +277,17 @@ pub async fn remove(
 /// The second step of a sign-in with a passkey: options for the account's
 /// passkeys, bound to the pending sign-in.
 pub async fn start_second_factor(
-    state: &AppState,
+    deps: &Deps<'_>,
     pending: &str,
 ) -> Result<(String, RequestChallengeResponse)> {
-    let rp = state.passkeys.rp()?;
-    let now = state.clock.unix();
-    let user = state
+    let rp = deps.passkeys.rp()?;
+    let now = deps.clock.unix();
+    let user = deps
         .limits
         .mfa_pending
         .peek(pending, now)
         .ok_or(Error::Unauthenticated)?;
-    let keys: Vec<Passkey> = list(state, user)
+    let keys: Vec<Passkey> = list(deps, user)
         .await?
         .iter()
         .filter_map(|r| parse(r).ok())
@@ -299,7 +296,7 @@ pub async fn start_second_factor(
         return Err(Error::field("passkey", "this account has no passkey"));
     }
     let (options, auth) = rp.start_passkey_authentication(&keys).map_err(rp_error)?;
-    let id = state.passkeys.put(
+    let id = deps.passkeys.put(
         now,
         Ceremony::SecondFactor {
             user,
@@ -312,52 +309,49 @@ pub async fn start_second_factor(
 
 /// A sign-in with a passkey alone: anonymous, so limited per address.
 pub fn start_discoverable(
-    state: &AppState,
+    deps: &Deps<'_>,
     meta: &RequestMeta,
 ) -> Result<(String, RequestChallengeResponse)> {
-    let rp = state.passkeys.rp()?;
-    let now = state.clock.unix();
-    let limits = &state.config.file.limits;
+    let rp = deps.passkeys.rp()?;
+    let now = deps.clock.unix();
+    let limits = &deps.config.file.limits;
     let key = super::netkey::key(meta.ip.as_deref(), limits);
-    state
-        .limits
+    deps.limits
         .passkey_starts
         .hit(&key, now, limits.passkey_starts_per_ip_per_minute, 60)?;
     let (options, auth) = rp.start_discoverable_authentication().map_err(rp_error)?;
-    let id = state
-        .passkeys
-        .put(now, Ceremony::Discover { state: auth })?;
+    let id = deps.passkeys.put(now, Ceremony::Discover { state: auth })?;
     Ok((id, options))
 }
 
 /// Finishes either sign-in ceremony; returns the account, with the pending
 /// second step spent. The counter is updated and the use audited.
 pub async fn finish_sign_in(
-    state: &AppState,
+    deps: &Deps<'_>,
     ceremony: &str,
     credential: &PublicKeyCredential,
     meta: &RequestMeta,
 ) -> Result<UserId> {
-    let rp = state.passkeys.rp()?;
-    let now = state.clock.unix();
+    let rp = deps.passkeys.rp()?;
+    let now = deps.clock.unix();
     let refused = || Error::MfaInvalid;
-    let (user, stored, result) = match state.passkeys.take(ceremony, now) {
+    let (user, stored, result) = match deps.passkeys.take(ceremony, now) {
         Some(Ceremony::SecondFactor {
             user,
             pending,
             state: auth,
         }) => {
             let r = rp.finish_passkey_authentication(credential, &auth);
-            state.limits.mfa_pending.finish(&pending);
+            deps.limits.mfa_pending.finish(&pending);
             let r = r.map_err(|_| refused())?;
-            (user, list(state, user).await?, r)
+            (user, list(deps, user).await?, r)
         }
         Some(Ceremony::Discover { state: auth }) => {
             let (uuid, _) = rp
                 .identify_discoverable_authentication(credential)
                 .map_err(|_| refused())?;
             let user = UserId::from_uuid(uuid);
-            let stored = list(state, user).await?;
+            let stored = list(deps, user).await?;
             let keys: Vec<DiscoverableKey> = stored
                 .iter()
                 .filter_map(|r| parse(r).ok())
@@ -383,9 +377,9 @@ pub async fn finish_sign_in(
     let Some((pid, json)) = used else {
         return Err(refused());
     };
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let m = meta.clone();
-    let disabled = state
+    let disabled = deps
         .control
         .db
         .write_async(move |tx| {

@@ -2,10 +2,10 @@
 //! keeps only its SHA-256, with idle and absolute expiry.
 
 use crate::access::{Principal, Via};
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::token::{hash_token, random_token};
 use crate::error::{Error, Result};
+use crate::identity::Deps;
 use crate::ids::UserId;
 use crate::store::audit;
 use crate::store::control::{self, SessionRow};
@@ -22,15 +22,15 @@ pub struct LoggedIn {
 /// API sign-in: the password and, when the account has a second factor, its
 /// code in the same request. Opens a new session, always with a fresh id.
 pub async fn login(
-    state: &AppState,
+    deps: &Deps<'_>,
     email: &str,
     password: String,
     totp: Option<&str>,
     meta: &RequestMeta,
 ) -> Result<LoggedIn> {
-    let u = super::guard::check_password(state, email, password, meta).await?;
-    let proof = super::mfa::second_factor(state, u.id, totp, meta).await?;
-    open_session(state, u.id, proof, meta).await
+    let u = super::guard::check_password(deps, email, password, meta).await?;
+    let proof = super::mfa::second_factor(deps, u.id, totp, meta).await?;
+    open_session(deps, u.id, proof, meta).await
 }
 
 /// Where a browser sign-in stands after the password.
@@ -42,30 +42,30 @@ pub enum FirstStep {
 }
 
 pub async fn login_browser(
-    state: &AppState,
+    deps: &Deps<'_>,
     email: &str,
     password: String,
     meta: &RequestMeta,
 ) -> Result<FirstStep> {
-    let u = super::guard::check_password(state, email, password, meta).await?;
-    after_first_factor(state, u.id, meta).await
+    let u = super::guard::check_password(deps, email, password, meta).await?;
+    after_first_factor(deps, u.id, meta).await
 }
 
 /// After a password or a magic link: the session, or the code step when the
 /// account has a second factor.
 pub async fn after_first_factor(
-    state: &AppState,
+    deps: &Deps<'_>,
     user: UserId,
     meta: &RequestMeta,
 ) -> Result<FirstStep> {
-    match super::mfa::second_factor(state, user, None, meta).await {
+    match super::mfa::second_factor(deps, user, None, meta).await {
         Ok(proof) => Ok(FirstStep::Done(
-            open_session(state, user, proof, meta).await?,
+            open_session(deps, user, proof, meta).await?,
         )),
         Err(Error::MfaRequired) => {
-            let now = state.clock.unix();
+            let now = deps.clock.unix();
             Ok(FirstStep::NeedsCode(
-                state.limits.mfa_pending.start(user, now),
+                deps.limits.mfa_pending.start(user, now),
             ))
         }
         Err(e) => Err(e),
@@ -74,21 +74,21 @@ pub async fn after_first_factor(
 
 /// The second step of a browser sign-in.
 pub async fn login_with_code(
-    state: &AppState,
+    deps: &Deps<'_>,
     pending: &str,
     code: &str,
     meta: &RequestMeta,
 ) -> Result<LoggedIn> {
-    let now = state.clock.unix();
-    let user = state
+    let now = deps.clock.unix();
+    let user = deps
         .limits
         .mfa_pending
         .peek(pending, now)
         .ok_or(Error::Unauthenticated)?;
-    let proof = super::mfa::check_code(state, user, code, meta).await?;
-    state.limits.mfa_pending.finish(pending);
-    let keys = state.control.keys.clone();
-    let row = state
+    let proof = super::mfa::check_code(deps, user, code, meta).await?;
+    deps.limits.mfa_pending.finish(pending);
+    let keys = deps.control.keys.clone();
+    let row = deps
         .control
         .db
         .read_async(move |c| control::get_user(c, &keys, user))
@@ -96,28 +96,28 @@ pub async fn login_with_code(
     if row.is_none_or(|u| u.disabled) {
         return Err(Error::Unauthenticated);
     }
-    open_session(state, user, Some(proof), meta).await
+    open_session(deps, user, Some(proof), meta).await
 }
 
 /// Opens a session after a sign-in that needs nothing more: an account that
 /// just came to be (an accepted invitation), or a verified passkey.
-pub async fn sign_in_new(state: &AppState, user: UserId, meta: &RequestMeta) -> Result<LoggedIn> {
-    open_session(state, user, None, meta).await
+pub async fn sign_in_new(deps: &Deps<'_>, user: UserId, meta: &RequestMeta) -> Result<LoggedIn> {
+    open_session(deps, user, None, meta).await
 }
 
 /// Opens the session; a second-factor proof is spent in the same
 /// transaction, and the entry says which factor was used.
 async fn open_session(
-    state: &AppState,
+    deps: &Deps<'_>,
     user_id: UserId,
     proof: Option<super::mfa::Proof>,
     meta: &RequestMeta,
 ) -> Result<LoggedIn> {
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
+    let now = deps.clock.unix();
+    let keys = deps.control.keys.clone();
     let meta_owned = meta.clone();
     let token = random_token();
-    let auth = &state.config.file.auth;
+    let auth = &deps.config.file.auth;
     let idle = (auth.session_idle_minutes as i64).saturating_mul(60);
     let absolute = (auth.session_absolute_hours as i64).saturating_mul(3600);
     let row = SessionRow {
@@ -129,8 +129,7 @@ async fn open_session(
         absolute_expires_at: now.saturating_add(absolute),
         ip: meta.ip.clone(),
     };
-    state
-        .control
+    deps.control
         .db
         .write_async(move |tx| {
             control::insert_session(tx, &row)?;
@@ -153,19 +152,19 @@ async fn open_session(
 /// or anything else there applies on the next request; the timeouts are
 /// compared with the clock here every time. Platform staff are never served
 /// from the cache: their impersonation has its own expiry.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal> {
+pub async fn authenticate(deps: &Deps<'_>, token: &str) -> Result<Principal> {
     let id_hash = hash_token(token);
-    let now = state.clock.unix();
-    let cache = &state.control.cache;
+    let now = deps.clock.unix();
+    let cache = &deps.control.cache;
     let version = cache.version()?;
     let found = match cache.session(version, &id_hash) {
         Some(hit) => Some((hit, None)),
         None => {
             let lookup = id_hash.clone();
-            let keys = state.control.keys.clone();
+            let keys = deps.control.keys.clone();
             // One read: the session, and for platform staff (only they can
             // impersonate) their live impersonation.
-            let found = state
+            let found = deps
                 .control
                 .db
                 .read_async(move |c| {
@@ -192,17 +191,16 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal> {
     let row = found.session;
     if found.user_disabled || now >= row.idle_expires_at || now >= row.absolute_expires_at {
         let h = id_hash.clone();
-        state
-            .control
+        deps.control
             .db
             .write_async(move |tx| control::delete_session(tx, &h).map(|_| ()))
             .await?;
         return Err(Error::Unauthenticated);
     }
     if now - row.last_seen_at >= TOUCH_EVERY_SECS {
-        let idle = (state.config.file.auth.session_idle_minutes as i64).saturating_mul(60);
+        let idle = (deps.config.file.auth.session_idle_minutes as i64).saturating_mul(60);
         let h = id_hash.clone();
-        let touched = state
+        let touched = deps
             .control
             .db
             .write_async(move |tx| control::touch_session(tx, &h, now, now.saturating_add(idle)))
@@ -221,10 +219,10 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal> {
 /// Ends what the caller signed in with, server-side: the browser session, or
 /// the whole refresh-token family of an access JWT. An API token is revoked
 /// through its own route, not by logging out.
-pub async fn logout(state: &AppState, who: &Principal, meta: &RequestMeta) -> Result<()> {
-    let now = state.clock.unix();
+pub async fn logout(deps: &Deps<'_>, who: &Principal, meta: &RequestMeta) -> Result<()> {
+    let now = deps.clock.unix();
     let via = who.via.clone();
-    super::self_change(state, who.user_id, "auth.logout", now, meta, move |tx| {
+    super::self_change(deps, who.user_id, "auth.logout", now, meta, move |tx| {
         match &via {
             Via::Session { hash } => {
                 control::delete_session(tx, hash)?;

@@ -5,10 +5,10 @@
 //! every access JWT names its family, so it dies with it.
 
 use crate::access::{Principal, Via};
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::token::{hash_token, random_token};
 use crate::error::{Error, Result};
+use crate::identity::Deps;
 use crate::identity::jwt::{AUDIENCE, AccessClaims, ISSUER};
 use crate::ids::UserId;
 use crate::store::{audit, tokens};
@@ -20,8 +20,8 @@ pub struct TokenPair {
     pub expires_in: u64,
 }
 
-fn access_token(state: &AppState, user: UserId, family: &str, now: i64) -> Result<(String, u64)> {
-    let ttl = state
+fn access_token(deps: &Deps<'_>, user: UserId, family: &str, now: i64) -> Result<(String, u64)> {
+    let ttl = deps
         .config
         .file
         .auth
@@ -36,32 +36,31 @@ fn access_token(state: &AppState, user: UserId, family: &str, now: i64) -> Resul
         exp: now.saturating_add(ttl as i64),
         jti: uuid::Uuid::new_v4().to_string(),
     };
-    Ok((state.control.jwt.issue(&claims)?, ttl))
+    Ok((deps.control.jwt.issue(&claims)?, ttl))
 }
 
 /// `POST /auth/token`.
 pub async fn issue(
-    state: &AppState,
+    deps: &Deps<'_>,
     email: &str,
     password: String,
     totp: Option<&str>,
     meta: &RequestMeta,
 ) -> Result<TokenPair> {
-    let user = super::guard::check_password(state, email, password, meta).await?;
-    let proof = super::mfa::second_factor(state, user.id, totp, meta).await?;
-    let now = state.clock.unix();
+    let user = super::guard::check_password(deps, email, password, meta).await?;
+    let proof = super::mfa::second_factor(deps, user.id, totp, meta).await?;
+    let now = deps.clock.unix();
     let family = uuid::Uuid::new_v4().to_string();
-    let days = state.config.file.auth.refresh_token_days as i64;
+    let days = deps.config.file.auth.refresh_token_days as i64;
     let family_expires = now.saturating_add(days.saturating_mul(86_400));
     let refresh = random_token();
     let refresh_hash = hash_token(&refresh);
-    let (access, ttl) = access_token(state, user.id, &family, now)?;
-    let keys = state.control.keys.clone();
+    let (access, ttl) = access_token(deps, user.id, &family, now)?;
+    let keys = deps.control.keys.clone();
     let meta = meta.clone();
     let uid = user.id;
     let fam = family.clone();
-    state
-        .control
+    deps.control
         .db
         .write_async(move |tx| {
             tokens::insert_family(tx, &fam, uid, now, family_expires)?;
@@ -85,10 +84,10 @@ pub async fn issue(
 
 /// `POST /auth/refresh`. A used token revokes its family (someone holds a
 /// copy); an unknown, revoked or expired one is a plain 401.
-pub async fn refresh(state: &AppState, presented: &str, meta: &RequestMeta) -> Result<TokenPair> {
+pub async fn refresh(deps: &Deps<'_>, presented: &str, meta: &RequestMeta) -> Result<TokenPair> {
     let hash = hash_token(presented);
     let lookup_hash = hash.clone();
-    let found = state
+    let found = deps
         .control
         .db
         .read_async(move |c| tokens::find_refresh(c, &lookup_hash))
@@ -96,7 +95,7 @@ pub async fn refresh(state: &AppState, presented: &str, meta: &RequestMeta) -> R
     let Some(found) = found else {
         return Err(Error::Unauthenticated);
     };
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     if found.family_revoked || found.user_disabled || now >= found.family_expires_at {
         return Err(Error::Unauthenticated);
     }
@@ -104,9 +103,9 @@ pub async fn refresh(state: &AppState, presented: &str, meta: &RequestMeta) -> R
     let family = found.family_id.clone();
     let next = random_token();
     let next_hash = hash_token(&next);
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let meta = meta.clone();
-    let rotated = state
+    let rotated = deps
         .control
         .db
         .write_async(move |tx| {
@@ -134,7 +133,7 @@ pub async fn refresh(state: &AppState, presented: &str, meta: &RequestMeta) -> R
     if !rotated {
         return Err(Error::Unauthenticated);
     }
-    let (access, ttl) = access_token(state, uid, &found.family_id, now)?;
+    let (access, ttl) = access_token(deps, uid, &found.family_id, now)?;
     Ok(TokenPair {
         access_token: access,
         refresh_token: next,
@@ -145,16 +144,16 @@ pub async fn refresh(state: &AppState, presented: &str, meta: &RequestMeta) -> R
 /// Resolves an access JWT: signature, header and claims first, then its family
 /// and account, checked on every request (through the control.db cache,
 /// which any change to control.db empties; expiry against the clock).
-pub async fn authenticate_access(state: &AppState, token: &str) -> Result<Principal> {
-    let now = state.clock.unix();
-    let claims = state.control.jwt.verify(token, now)?;
-    let cache = &state.control.cache;
+pub async fn authenticate_access(deps: &Deps<'_>, token: &str) -> Result<Principal> {
+    let now = deps.clock.unix();
+    let claims = deps.control.jwt.verify(token, now)?;
+    let cache = &deps.control.cache;
     let version = cache.version()?;
     let fam = match cache.family(version, &claims.sid) {
         Some(hit) => Some(hit),
         None => {
             let sid = claims.sid.clone();
-            let found = state
+            let found = deps
                 .control
                 .db
                 .read_async(move |c| tokens::family_state(c, &sid))

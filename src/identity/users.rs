@@ -2,9 +2,9 @@
 //! through its blind index.
 
 use crate::access::{Principal, Via};
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
+use crate::identity::Deps;
 use crate::ids::UserId;
 use crate::store::control::{self, NewUser};
 use crate::store::{accounts, audit};
@@ -40,7 +40,7 @@ pub struct CreateUser {
 /// Creates an account and its `user.created` entry in the platform chain, in
 /// one transaction.
 pub async fn create_user(
-    state: &AppState,
+    deps: &Deps<'_>,
     req: CreateUser,
     actor: Actor,
     meta: &RequestMeta,
@@ -61,14 +61,13 @@ pub async fn create_user(
     let (Some(email), true) = (email, errors.is_empty()) else {
         return Err(Error::Validation(errors));
     };
-    let hash = state.hasher.hash(req.password).await?;
+    let hash = deps.hasher.hash(req.password).await?;
     let id = UserId::generate();
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
+    let now = deps.clock.unix();
+    let keys = deps.control.keys.clone();
     let meta = meta.clone();
     let platform_admin = req.platform_admin;
-    state
-        .control
+    deps.control
         .db
         .write_async(move |tx| {
             control::insert_user(
@@ -100,18 +99,17 @@ pub async fn create_user(
 /// Sets a new password (used by the dev bootstrap; self-service password change
 /// with session revocation arrives with the identity issue).
 pub async fn set_password(
-    state: &AppState,
+    deps: &Deps<'_>,
     user: UserId,
     password: String,
     actor: Actor,
     meta: &RequestMeta,
 ) -> Result<()> {
-    let hash = state.hasher.hash(password).await?;
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
+    let hash = deps.hasher.hash(password).await?;
+    let now = deps.clock.unix();
+    let keys = deps.control.keys.clone();
     let meta = meta.clone();
-    state
-        .control
+    deps.control
         .db
         .write_async(move |tx| {
             control::set_password_hash(tx, user, &hash, now)?;
@@ -132,22 +130,22 @@ pub async fn set_password(
 /// under the sign-in limits (re-authentication); afterwards every other
 /// browser session and API sign-in of the account has ended.
 pub async fn change_password(
-    state: &AppState,
+    deps: &Deps<'_>,
     who: &Principal,
     current: String,
     new: String,
     meta: &RequestMeta,
 ) -> Result<()> {
-    super::guard::reauthenticate(state, who, current, "current_password", meta).await?;
+    super::guard::reauthenticate(deps, who, current, "current_password", meta).await?;
     let id = who.user_id;
-    let hash = state
+    let hash = deps
         .hasher
         .hash(new)
         .await
         .map_err(|e| e.for_field("new_password"))?;
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     let via = who.via.clone();
-    super::self_change(state, id, "user.password_changed", now, meta, move |tx| {
+    super::self_change(deps, id, "user.password_changed", now, meta, move |tx| {
         control::set_password_hash(tx, id, &hash, now)?;
         let (keep_session, keep_family) = match &via {
             Via::Session { hash } => (Some(hash.as_slice()), None),
@@ -169,17 +167,16 @@ pub async fn change_password(
 /// attacker made before stay dead. The workspaces' service-account tokens
 /// stay.
 pub async fn set_disabled(
-    state: &AppState,
+    deps: &Deps<'_>,
     user: UserId,
     disabled: bool,
     actor: Actor,
     meta: &RequestMeta,
 ) -> Result<Vec<super::api_tokens::Revoked>> {
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
+    let now = deps.clock.unix();
+    let keys = deps.control.keys.clone();
     let meta = meta.clone();
-    state
-        .control
+    deps.control
         .db
         .write_async(move |tx| {
             let was = accounts::set_disabled(tx, user, disabled, now)?;

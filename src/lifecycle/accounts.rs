@@ -10,18 +10,17 @@ use serde_json::json;
 
 use super::notify;
 use crate::access::{Principal, SystemTask, Via};
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
+use crate::identity::Deps;
 use crate::ids::UserId;
 use crate::store::{audit, control, lifecycle};
 
 const DAY: i64 = 86_400;
 
 /// When the account's deletion is due, if it is scheduled.
-pub async fn due(state: &AppState, user: UserId) -> Result<Option<i64>> {
-    state
-        .control
+pub async fn due(deps: &Deps<'_>, user: UserId) -> Result<Option<i64>> {
+    deps.control
         .db
         .read_async(move |c| lifecycle::user_deletion_due(c, user))
         .await
@@ -43,21 +42,20 @@ fn last_owner(names: Vec<String>) -> Error {
 }
 
 pub async fn schedule(
-    state: &AppState,
+    deps: &Deps<'_>,
     who: &Principal,
     password: String,
     meta: &RequestMeta,
 ) -> Result<i64> {
     person(who)?;
-    crate::identity::guard::reauthenticate(state, who, password, "password", meta).await?;
+    crate::identity::guard::reauthenticate(deps, who, password, "password", meta).await?;
     let user = who.user_id;
-    let now = state.clock.unix();
-    let days = i64::from(state.config.file.lifecycle.account_grace_days);
+    let now = deps.clock.unix();
+    let days = i64::from(deps.config.file.lifecycle.account_grace_days);
     let due = now + days * DAY;
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let m = meta.clone();
-    state
-        .control
+    deps.control
         .db
         .write_async(move |tx| {
             let sole = lifecycle::sole_owner_of(tx, user)?;
@@ -85,16 +83,16 @@ pub async fn schedule(
             Ok(())
         })
         .await?;
-    notify::account(state, user, notify::Event::Scheduled { due }).await;
+    notify::account(deps, user, notify::Event::Scheduled { due }).await;
     Ok(due)
 }
 
-pub async fn cancel(state: &AppState, who: &Principal, meta: &RequestMeta) -> Result<()> {
+pub async fn cancel(deps: &Deps<'_>, who: &Principal, meta: &RequestMeta) -> Result<()> {
     person(who)?;
     let user = who.user_id;
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     crate::identity::self_change(
-        state,
+        deps,
         user,
         "user.deletion_cancelled",
         now,
@@ -109,19 +107,19 @@ pub async fn cancel(state: &AppState, who: &Principal, meta: &RequestMeta) -> Re
         },
     )
     .await?;
-    notify::account(state, user, notify::Event::Cancelled).await;
+    notify::account(deps, user, notify::Event::Cancelled).await;
     Ok(())
 }
 
 /// Deletes the accounts whose grace period ended (blocking). An account that
 /// became a workspace's last owner meanwhile is kept (and logged) until that
 /// changes. Returns (deleted, kept).
-pub fn purge_due(state: &AppState, now: i64, progress: &dyn Fn(&str)) -> Result<(usize, usize)> {
-    let due = state.control.db.read(|c| lifecycle::due_users(c, now))?;
+pub fn purge_due(deps: &Deps<'_>, now: i64, progress: &dyn Fn(&str)) -> Result<(usize, usize)> {
+    let due = deps.control.db.read(|c| lifecycle::due_users(c, now))?;
     let (mut deleted, mut kept) = (0, 0);
     let meta = RequestMeta::default();
     for user in due {
-        let sole = state
+        let sole = deps
             .control
             .db
             .read(|c| lifecycle::sole_owner_of(c, user))?;
@@ -131,16 +129,16 @@ pub fn purge_due(state: &AppState, now: i64, progress: &dyn Fn(&str)) -> Result<
             continue;
         }
         progress(&format!("deleting account {user}"));
-        let workspaces = state
+        let workspaces = deps
             .control
             .db
             .read(|c| lifecycle::memberships_of(c, user))?;
         // Team places and an entry in each workspace's own chain first; the
         // memberships themselves go with the account row below.
         for ws in &workspaces {
-            let t = state
+            let t = deps
                 .tenants
-                .open(&state.control, &SystemTask::AccountDeletion.grant(*ws))?;
+                .open(deps.control, &SystemTask::AccountDeletion.grant(*ws))?;
             let uid = user.to_string();
             t.write_blocking(|t| {
                 crate::store::teams::remove_user_everywhere(t.tx, &uid)?;
@@ -152,9 +150,9 @@ pub fn purge_due(state: &AppState, now: i64, progress: &dyn Fn(&str)) -> Result<
                 )
             })?;
         }
-        let keys = state.control.keys.clone();
+        let keys = deps.control.keys.clone();
         let ids: Vec<String> = workspaces.iter().map(|w| w.to_string()).collect();
-        state.control.db.write(|tx| {
+        deps.control.db.write(|tx| {
             lifecycle::delete_user(tx, user)?;
             audit::append(
                 tx,

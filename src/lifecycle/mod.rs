@@ -278,7 +278,7 @@ pub fn purge_due(state: &AppState, progress: &dyn Fn(&str)) -> Result<Purged> {
             out.workspaces += 1;
         }
     }
-    let (deleted, blocked) = accounts::purge_due(state, now, progress)?;
+    let (deleted, blocked) = accounts::purge_due(&state.deps(), now, progress)?;
     out.accounts = deleted;
     out.blocked = blocked;
     // A rewrite that failed before (or a CLI shred beside this server).

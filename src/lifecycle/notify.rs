@@ -6,8 +6,9 @@
 use crate::access::Role;
 use crate::app::AppState;
 use crate::clock::rfc3339;
+use crate::identity::Deps;
 use crate::ids::{UserId, WorkspaceId};
-use crate::mail::Mail;
+use crate::mail::{Mail, Mailer};
 use crate::store::control;
 
 pub enum Event {
@@ -56,17 +57,17 @@ pub async fn owners(state: &AppState, ws: WorkspaceId, name: &str, event: Event)
         if role != Role::Owner || u.email.ends_with("@service.invalid") {
             continue;
         }
-        send(state, &u.email, &subject, &body).await;
+        send(&state.mailer, &u.email, &subject, &body).await;
     }
 }
 
 /// Mails the holder of an account about its scheduled (or cancelled) deletion.
-pub async fn account(state: &AppState, user: UserId, event: Event) {
-    if !state.mailer.configured() {
+pub async fn account(deps: &Deps<'_>, user: UserId, event: Event) {
+    if !deps.mailer.configured() {
         return;
     }
-    let keys = state.control.keys.clone();
-    let Ok(Some(u)) = state
+    let keys = deps.control.keys.clone();
+    let Ok(Some(u)) = deps
         .control
         .db
         .read_async(move |c| control::get_user(c, &keys, user))
@@ -74,7 +75,7 @@ pub async fn account(state: &AppState, user: UserId, event: Event) {
     else {
         return;
     };
-    let url = format!("{}/account", state.config.public_url);
+    let url = format!("{}/account", deps.config.public_url);
     let (subject, body) = match event {
         Event::Scheduled { due } => (
             "Your Aura account is scheduled for deletion".to_owned(),
@@ -89,16 +90,16 @@ pub async fn account(state: &AppState, user: UserId, event: Event) {
             format!("The deletion of your account was cancelled.\n\n{url}\n"),
         ),
     };
-    send(state, &u.email, &subject, &body).await;
+    send(deps.mailer, &u.email, &subject, &body).await;
 }
 
-async fn send(state: &AppState, to: &str, subject: &str, body: &str) {
+async fn send(mailer: &Mailer, to: &str, subject: &str, body: &str) {
     let mail = Mail {
         to: to.to_owned(),
         subject: subject.to_owned(),
         body: body.to_owned(),
     };
-    if let Err(e) = state.mailer.send(mail).await {
+    if let Err(e) = mailer.send(mail).await {
         tracing::warn!(error = %e, "deletion notice not sent");
     }
 }

@@ -36,12 +36,12 @@ pub async fn bootstrap(state: &AppState) -> Result<DemoLogin> {
         .await?;
     let user = match existing {
         Some(u) => {
-            set_password(state, u.id, password.clone(), Actor::System, &meta).await?;
+            set_password(&state.deps(), u.id, password.clone(), Actor::System, &meta).await?;
             u.id
         }
         None => {
             create_user(
-                state,
+                &state.deps(),
                 CreateUser {
                     email: DEMO_EMAIL.into(),
                     name: Some("Demo Owner".into()),

@@ -8,10 +8,10 @@
 use serde_json::json;
 
 use crate::access::{Principal, Role, Via};
-use crate::app::AppState;
-use crate::audit::service::record_in_workspace;
+use crate::audit::service::record_in_workspace_with;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
+use crate::identity::Deps;
 use crate::ids::WorkspaceId;
 use crate::store::control::{self, WorkspaceRow};
 use crate::store::{audit, platform};
@@ -29,9 +29,9 @@ pub struct Health {
     pub deletion_due_at: Option<i64>,
 }
 
-pub async fn list(state: &AppState) -> Result<Vec<Health>> {
-    let keys = state.control.keys.clone();
-    let rows = state
+pub async fn list(deps: &Deps<'_>) -> Result<Vec<Health>> {
+    let keys = deps.control.keys.clone();
+    let rows = deps
         .control
         .db
         .read_async(move |c| {
@@ -50,7 +50,7 @@ pub async fn list(state: &AppState) -> Result<Vec<Health>> {
                 .collect::<Result<Vec<_>>>()
         })
         .await?;
-    let dir = state.tenants.tenants_dir().clone();
+    let dir = deps.tenants.tenants_dir().clone();
     Ok(rows
         .into_iter()
         .map(|(row, members, deletion_due_at)| {
@@ -77,15 +77,15 @@ fn parse_ws(id: &str) -> Result<WorkspaceId> {
 /// Suspends (`active = false`) or resumes a workspace. A suspended
 /// workspace answers 404 to its members until it is resumed.
 pub async fn set_active(
-    state: &AppState,
+    deps: &Deps<'_>,
     staff: &Principal,
     workspace: &str,
     active: bool,
     meta: &RequestMeta,
 ) -> Result<()> {
     let ws = parse_ws(workspace)?;
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
+    let now = deps.clock.unix();
+    let keys = deps.control.keys.clone();
     let m = meta.clone();
     let who = staff.user_id;
     let (new_state, action) = if active {
@@ -93,7 +93,7 @@ pub async fn set_active(
     } else {
         ("suspended", "workspace.suspended")
     };
-    let was = state
+    let was = deps
         .control
         .db
         .write_async(move |tx| {
@@ -117,8 +117,9 @@ pub async fn set_active(
         })
         .await?;
     // The workspace's owners see it in their own chain too.
-    record_in_workspace(
-        state,
+    record_in_workspace_with(
+        deps.tenants,
+        deps.control,
         ws,
         crate::access::SystemTask::RecordPlatformAction,
         now,
@@ -141,7 +142,7 @@ pub struct Started {
 /// Starts an impersonation of `workspace` for the staff member's current
 /// browser session.
 pub async fn impersonate(
-    state: &AppState,
+    deps: &Deps<'_>,
     staff: &Principal,
     workspace: &str,
     reason: &str,
@@ -180,10 +181,10 @@ pub async fn impersonate(
         return Err(Error::Validation(errors));
     }
     let ws = parse_ws(workspace)?;
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     let expires_at = now + i64::from(minutes) * 60;
     let id = uuid::Uuid::now_v7().to_string();
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let m = meta.clone();
     let staff_id = staff.user_id;
     let session_hash = hash.clone();
@@ -191,8 +192,7 @@ pub async fn impersonate(
     let r = reason.clone();
     let detail = json!({ "role": role.as_str(), "expires_at": expires_at, "impersonation": id });
     let d = detail.clone();
-    state
-        .control
+    deps.control
         .db
         .write_async(move |tx| {
             let active =
@@ -240,8 +240,9 @@ pub async fn impersonate(
             Ok(())
         })
         .await?;
-    record_in_workspace(
-        state,
+    record_in_workspace_with(
+        deps.tenants,
+        deps.control,
         ws,
         crate::access::SystemTask::RecordImpersonation,
         now,
@@ -264,12 +265,12 @@ pub async fn impersonate(
 }
 
 /// Ends the caller's live impersonation (if any), in both chains.
-pub async fn end(state: &AppState, staff: &Principal, meta: &RequestMeta) -> Result<bool> {
+pub async fn end(deps: &Deps<'_>, staff: &Principal, meta: &RequestMeta) -> Result<bool> {
     let Some(i) = staff.impersonating.clone() else {
         return Ok(false);
     };
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
+    let now = deps.clock.unix();
+    let keys = deps.control.keys.clone();
     let m = meta.clone();
     let actor = Actor::Staff {
         staff: i.staff_id,
@@ -278,7 +279,7 @@ pub async fn end(state: &AppState, staff: &Principal, meta: &RequestMeta) -> Res
     let a = actor.clone();
     let iid = i.id.clone();
     let ws = i.workspace_id;
-    let ended = state
+    let ended = deps
         .control
         .db
         .write_async(move |tx| {
@@ -298,8 +299,9 @@ pub async fn end(state: &AppState, staff: &Principal, meta: &RequestMeta) -> Res
         .await?;
     if ended {
         let iid = i.id.clone();
-        record_in_workspace(
-            state,
+        record_in_workspace_with(
+            deps.tenants,
+            deps.control,
             ws,
             crate::access::SystemTask::RecordImpersonation,
             now,

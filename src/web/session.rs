@@ -85,10 +85,10 @@ impl<'a> FromRequest<'a> for SignedIn {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         let state = app_state(req)?;
         let p = if let Some(bearer) = bearer_from_request(req) {
-            crate::identity::authenticate_bearer(&state, &bearer?).await?
+            crate::identity::authenticate_bearer(&state.deps(), &bearer?).await?
         } else {
             let token = token_from_request(req, &state.config).ok_or(Error::Unauthenticated)?;
-            crate::identity::authenticate(&state, &token).await?
+            crate::identity::authenticate(&state.deps(), &token).await?
         };
         // A verified credential spends only its own request budget.
         if let Some(v) = req.data::<crate::web::rate::Verified>() {

@@ -127,7 +127,8 @@ impl AuthApi {
             password,
             totp,
         } = body.0;
-        let done = crate::identity::login(&state, &email, password, totp.as_deref(), &meta).await?;
+        let done =
+            crate::identity::login(&state.deps(), &email, password, totp.as_deref(), &meta).await?;
         Ok(Response::new(Json(LoginResponse {
             user_id: done.user_id.to_string(),
         }))
@@ -148,8 +149,9 @@ impl AuthApi {
             password,
             totp,
         } = body.0;
-        let pair = crate::identity::tokens::issue(&state, &email, password, totp.as_deref(), &meta)
-            .await?;
+        let pair =
+            crate::identity::tokens::issue(&state.deps(), &email, password, totp.as_deref(), &meta)
+                .await?;
         Ok(Json(pair.into()))
     }
 
@@ -162,7 +164,8 @@ impl AuthApi {
         meta: Data<&RequestMeta>,
         body: JsonBody<RefreshRequest>,
     ) -> poem::Result<Json<TokenResponse>> {
-        let pair = crate::identity::tokens::refresh(&state, &body.0.refresh_token, &meta).await?;
+        let pair =
+            crate::identity::tokens::refresh(&state.deps(), &body.0.refresh_token, &meta).await?;
         Ok(Json(pair.into()))
     }
 
@@ -177,7 +180,7 @@ impl AuthApi {
         body: JsonBody<MagicLinkRequest>,
     ) -> poem::Result<MagicLinkResponse> {
         crate::identity::magic::request(
-            &state,
+            &state.deps(),
             &body.0.email,
             crate::identity::magic::Purpose::SignIn,
             &meta,
@@ -199,7 +202,7 @@ impl AuthApi {
         body: JsonBody<MagicLinkRequest>,
     ) -> poem::Result<MagicLinkResponse> {
         use crate::identity::magic::{Purpose, request};
-        request(&state, &body.0.email, Purpose::PasswordReset, &meta).await?;
+        request(&state.deps(), &body.0.email, Purpose::PasswordReset, &meta).await?;
         Ok(MagicLinkResponse::Accepted(Json(MagicLinkAccepted {
             message: "If this address has an account, a reset link is on its way.".into(),
         })))
@@ -219,7 +222,7 @@ impl AuthApi {
             token,
             new_password,
         } = body.0;
-        crate::identity::magic::reset_password(&state, &token, new_password, &meta).await?;
+        crate::identity::magic::reset_password(&state.deps(), &token, new_password, &meta).await?;
         Ok(Done::Done)
     }
 
@@ -232,7 +235,7 @@ impl AuthApi {
         meta: Data<&RequestMeta>,
         who: SignedIn,
     ) -> poem::Result<Response<Json<LogoutResponse>>> {
-        crate::identity::logout(&state, &who.0, &meta).await?;
+        crate::identity::logout(&state.deps(), &who.0, &meta).await?;
         Ok(Response::new(Json(LogoutResponse { signed_out: true }))
             .header("set-cookie", clear_cookie(&state.config)))
     }

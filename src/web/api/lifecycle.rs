@@ -139,7 +139,7 @@ impl LifecycleApi {
         state: Data<&Arc<AppState>>,
         who: AccountHolder,
     ) -> poem::Result<Json<AccountDeletion>> {
-        let due = accounts::due(&state, who.0.user_id).await?;
+        let due = accounts::due(&state.deps(), who.0.user_id).await?;
         Ok(Json(AccountDeletion {
             scheduled: due.is_some(),
             due_at: due.map(rfc3339),
@@ -157,7 +157,7 @@ impl LifecycleApi {
         who: AccountHolder,
         body: JsonBody<AccountDeletionRequest>,
     ) -> poem::Result<Json<AccountDeletion>> {
-        let due = accounts::schedule(&state, &who.0, body.0.password, &meta).await?;
+        let due = accounts::schedule(&state.deps(), &who.0, body.0.password, &meta).await?;
         Ok(Json(AccountDeletion {
             scheduled: true,
             due_at: Some(rfc3339(due)),
@@ -172,7 +172,7 @@ impl LifecycleApi {
         meta: Data<&RequestMeta>,
         who: AccountHolder,
     ) -> poem::Result<Json<AccountDeletion>> {
-        accounts::cancel(&state, &who.0, &meta).await?;
+        accounts::cancel(&state.deps(), &who.0, &meta).await?;
         Ok(Json(AccountDeletion {
             scheduled: false,
             due_at: None,

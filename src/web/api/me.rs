@@ -126,7 +126,7 @@ impl MeApi {
             new_password,
         } = body.0;
         crate::identity::users::change_password(
-            &state,
+            &state.deps(),
             &who.0,
             current_password,
             new_password,
@@ -172,12 +172,19 @@ pub async fn end_sign_in(
     let user = who.user_id;
     let now = state.clock.unix();
     let id = id.to_owned();
-    crate::identity::self_change(state, user, "auth.session_ended", now, meta, move |tx| {
-        if !accounts::end_sign_in(tx, user, &id, now)? {
-            return Err(Error::NotFound("session"));
-        }
-        Ok(())
-    })
+    crate::identity::self_change(
+        &state.deps(),
+        user,
+        "auth.session_ended",
+        now,
+        meta,
+        move |tx| {
+            if !accounts::end_sign_in(tx, user, &id, now)? {
+                return Err(Error::NotFound("session"));
+            }
+            Ok(())
+        },
+    )
     .await
 }
 

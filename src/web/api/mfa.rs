@@ -72,7 +72,7 @@ impl MfaApi {
         state: Data<&Arc<AppState>>,
         who: AccountHolder,
     ) -> poem::Result<Json<MfaStatus>> {
-        let (totp_enabled, recovery_codes_left) = mfa::status(&state, who.0.user_id).await?;
+        let (totp_enabled, recovery_codes_left) = mfa::status(&state.deps(), who.0.user_id).await?;
         Ok(Json(MfaStatus {
             totp_enabled,
             recovery_codes_left,
@@ -88,7 +88,7 @@ impl MfaApi {
         who: AccountHolder,
         body: JsonBody<Reauth>,
     ) -> poem::Result<Json<TotpEnrolment>> {
-        let e = mfa::start_enrolment(&state, &who.0, body.0.password, &meta).await?;
+        let e = mfa::start_enrolment(&state.deps(), &who.0, body.0.password, &meta).await?;
         Ok(Json(TotpEnrolment {
             secret: e.secret_base32,
             otpauth_uri: e.otpauth_uri,
@@ -106,7 +106,7 @@ impl MfaApi {
         who: AccountHolder,
         body: JsonBody<Code>,
     ) -> poem::Result<Json<RecoveryCodes>> {
-        let recovery_codes = mfa::confirm(&state, &who.0, &body.0.code, &meta).await?;
+        let recovery_codes = mfa::confirm(&state.deps(), &who.0, &body.0.code, &meta).await?;
         Ok(Json(RecoveryCodes { recovery_codes }))
     }
 
@@ -120,7 +120,7 @@ impl MfaApi {
         body: JsonBody<RemoveTotp>,
     ) -> poem::Result<Done> {
         let RemoveTotp { password, code } = body.0;
-        mfa::remove(&state, &who.0, password, &code, &meta).await?;
+        mfa::remove(&state.deps(), &who.0, password, &code, &meta).await?;
         Ok(Done::Done)
     }
 }

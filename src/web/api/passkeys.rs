@@ -116,7 +116,7 @@ impl PasskeysApi {
         state: Data<&Arc<AppState>>,
         who: AccountHolder,
     ) -> poem::Result<Json<PasskeyList>> {
-        let items = passkeys::list(&state, who.0.user_id)
+        let items = passkeys::list(&state.deps(), who.0.user_id)
             .await?
             .into_iter()
             .map(PasskeyInfo::from)
@@ -135,7 +135,7 @@ impl PasskeysApi {
     ) -> poem::Result<Json<Ceremony>> {
         let RegisterStart { password, name } = body.0;
         let (ceremony, opts) =
-            passkeys::start_registration(&state, &who.0, password, &name, &meta).await?;
+            passkeys::start_registration(&state.deps(), &who.0, password, &name, &meta).await?;
         Ok(Json(Ceremony {
             ceremony,
             options: options(opts)?,
@@ -156,7 +156,8 @@ impl PasskeysApi {
             credential: c,
         } = body.0;
         let cred = credential(c)?;
-        let row = passkeys::finish_registration(&state, &who.0, &ceremony, &cred, &meta).await?;
+        let row =
+            passkeys::finish_registration(&state.deps(), &who.0, &ceremony, &cred, &meta).await?;
         Ok(Created::Created(Json(row.into())))
     }
 
@@ -170,7 +171,7 @@ impl PasskeysApi {
         id: Path<String>,
         body: JsonBody<Reauth>,
     ) -> poem::Result<Done> {
-        passkeys::remove(&state, &who.0, &id, body.0.password, &meta).await?;
+        passkeys::remove(&state.deps(), &who.0, &id, body.0.password, &meta).await?;
         Ok(Done::Done)
     }
 
@@ -184,8 +185,8 @@ impl PasskeysApi {
         body: JsonBody<SignInStart>,
     ) -> poem::Result<Json<Ceremony>> {
         let (ceremony, opts) = match body.0.mfa_token.as_deref() {
-            Some(t) => passkeys::start_second_factor(&state, t).await?,
-            None => passkeys::start_discoverable(&state, &meta)?,
+            Some(t) => passkeys::start_second_factor(&state.deps(), t).await?,
+            None => passkeys::start_discoverable(&state.deps(), &meta)?,
         };
         Ok(Json(Ceremony {
             ceremony,
@@ -206,8 +207,8 @@ impl PasskeysApi {
             credential: c,
         } = body.0;
         let cred = credential(c)?;
-        let user = passkeys::finish_sign_in(&state, &ceremony, &cred, &meta).await?;
-        let s = crate::identity::sessions::sign_in_new(&state, user, &meta).await?;
+        let user = passkeys::finish_sign_in(&state.deps(), &ceremony, &cred, &meta).await?;
+        let s = crate::identity::sessions::sign_in_new(&state.deps(), user, &meta).await?;
         Ok(Response::new(Json(SignedInAs {
             user_id: user.to_string(),
         }))

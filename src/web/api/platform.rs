@@ -137,7 +137,7 @@ impl PlatformApi {
         state: Data<&Arc<AppState>>,
         _admin: PlatformAdmin,
     ) -> poem::Result<Json<WorkspaceList>> {
-        let items = crate::platform::list(&state)
+        let items = crate::platform::list(&state.deps())
             .await?
             .into_iter()
             .map(|h| WorkspaceHealth {
@@ -193,7 +193,7 @@ impl PlatformApi {
         admin: PlatformAdmin,
         workspace: Path<String>,
     ) -> poem::Result<Done> {
-        crate::platform::set_active(&state, &admin.0, &workspace, false, &meta).await?;
+        crate::platform::set_active(&state.deps(), &admin.0, &workspace, false, &meta).await?;
         Ok(Done::Done)
     }
 
@@ -206,7 +206,7 @@ impl PlatformApi {
         admin: PlatformAdmin,
         workspace: Path<String>,
     ) -> poem::Result<Done> {
-        crate::platform::set_active(&state, &admin.0, &workspace, true, &meta).await?;
+        crate::platform::set_active(&state.deps(), &admin.0, &workspace, true, &meta).await?;
         Ok(Done::Done)
     }
 
@@ -228,7 +228,7 @@ impl PlatformApi {
             role,
         } = body.0;
         let started = crate::platform::impersonate(
-            &state,
+            &state.deps(),
             &admin.0,
             &workspace,
             &reason,
@@ -251,7 +251,7 @@ impl PlatformApi {
         meta: Data<&RequestMeta>,
         admin: PlatformAdmin,
     ) -> poem::Result<Done> {
-        crate::platform::end(&state, &admin.0, &meta).await?;
+        crate::platform::end(&state.deps(), &admin.0, &meta).await?;
         Ok(Done::Done)
     }
 }

@@ -104,10 +104,10 @@ async fn render_mfa(
     step: MfaStep<'_>,
 ) -> poem::Result<Response> {
     let list = sign_ins(state, &who.0).await?;
-    let (enabled, left) = crate::identity::mfa::status(state, who.0.user_id).await?;
-    let keys = crate::identity::passkeys::list(state, who.0.user_id).await?;
+    let (enabled, left) = crate::identity::mfa::status(&state.deps(), who.0.user_id).await?;
+    let keys = crate::identity::passkeys::list(&state.deps(), who.0.user_id).await?;
     let passkeys_on = state.passkeys.available();
-    let deletion_due = crate::lifecycle::accounts::due(state, who.0.user_id).await?;
+    let deletion_due = crate::lifecycle::accounts::due(&state.deps(), who.0.user_id).await?;
     let grace = state.config.file.lifecycle.account_grace_days;
     let revoked = crate::identity::api_tokens::revoked_personal(state, who.0.user_id).await?;
     page(req, state, who, status, "Your account", |token| {
@@ -244,7 +244,8 @@ pub async fn change_password(
         .unwrap_or_default()
         .to_owned();
     let new = one(&pairs, "new_password").unwrap_or_default().to_owned();
-    match crate::identity::users::change_password(&state, &who.0, current, new, &meta).await {
+    match crate::identity::users::change_password(&state.deps(), &who.0, current, new, &meta).await
+    {
         Ok(()) => Ok(see_other("/account?changed=1".into())),
         Err(e) => {
             let errors = validation_errors(e)?;
@@ -303,7 +304,7 @@ pub async fn mfa_start(
     let who = SignedIn::from(who);
     let pairs = form_pairs(req);
     let password = one(&pairs, "password").unwrap_or_default().to_owned();
-    match mfa::start_enrolment(&state, &who.0, password, &meta).await {
+    match mfa::start_enrolment(&state.deps(), &who.0, password, &meta).await {
         Ok(e) => {
             let step = MfaStep::Enrolling(&e);
             render_mfa(req, &state, &who, StatusCode::OK, &[], None, step).await
@@ -322,7 +323,7 @@ pub async fn mfa_confirm(
     let who = SignedIn::from(who);
     let pairs = form_pairs(req);
     let code = one(&pairs, "code").unwrap_or_default();
-    match mfa::confirm(&state, &who.0, code, &meta).await {
+    match mfa::confirm(&state.deps(), &who.0, code, &meta).await {
         Ok(codes) => {
             let step = MfaStep::Confirmed(&codes);
             render_mfa(req, &state, &who, StatusCode::OK, &[], None, step).await
@@ -342,7 +343,7 @@ pub async fn mfa_remove(
     let pairs = form_pairs(req);
     let password = one(&pairs, "password").unwrap_or_default().to_owned();
     let code = one(&pairs, "code").unwrap_or_default();
-    match mfa::remove(&state, &who.0, password, code, &meta).await {
+    match mfa::remove(&state.deps(), &who.0, password, code, &meta).await {
         Ok(()) => Ok(see_other("/account#mfa".into())),
         Err(crate::error::Error::MfaInvalid) => {
             let e = crate::error::Error::field("code", "is not a valid code");
@@ -363,7 +364,7 @@ pub async fn passkey_remove(
     let pairs = form_pairs(req);
     let id = one(&pairs, "id").unwrap_or_default();
     let password = one(&pairs, "password").unwrap_or_default().to_owned();
-    match crate::identity::passkeys::remove(&state, &who.0, id, password, &meta).await {
+    match crate::identity::passkeys::remove(&state.deps(), &who.0, id, password, &meta).await {
         Ok(()) => Ok(see_other("/account#passkeys".into())),
         Err(e) => failed(req, &state, &who, e).await,
     }

@@ -113,7 +113,8 @@ pub async fn accept(
         Ok(done) => {
             let mut resp = see_other(format!("/w/{}", done.workspace));
             if done.created {
-                let s = crate::identity::sessions::sign_in_new(&state, done.user, &meta).await?;
+                let s =
+                    crate::identity::sessions::sign_in_new(&state.deps(), done.user, &meta).await?;
                 if let Ok(v) = session_cookie(&state.config, &s.token).parse() {
                     resp.headers_mut().insert("set-cookie", v);
                 }

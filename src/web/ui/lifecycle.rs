@@ -192,7 +192,7 @@ pub async fn schedule_account_deletion(
     let who = SignedIn::from(who);
     let pairs = form_pairs(req);
     let password = one(&pairs, "password").unwrap_or_default().to_owned();
-    match accounts::schedule(&state, &who.0, password, &meta).await {
+    match accounts::schedule(&state.deps(), &who.0, password, &meta).await {
         Ok(_) => Ok(see_other("/account#account-deletion".into())),
         Err(Error::Forbidden) => Err(Error::Forbidden.into()),
         Err(e) => {
@@ -217,7 +217,7 @@ pub async fn cancel_account_deletion(
     who: AccountHolder,
 ) -> poem::Result<Response> {
     let who = SignedIn::from(who);
-    match accounts::cancel(&state, &who.0, &meta).await {
+    match accounts::cancel(&state.deps(), &who.0, &meta).await {
         Ok(()) | Err(Error::Conflict(_)) => Ok(see_other("/account#account-deletion".into())),
         Err(e) => Err(e.into()),
     }

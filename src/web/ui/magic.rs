@@ -38,7 +38,7 @@ pub async fn request_link(
     let pairs = form_pairs(req);
     let email = one(&pairs, "email").unwrap_or_default();
     match crate::identity::magic::request(
-        &state,
+        &state.deps(),
         email,
         crate::identity::magic::Purpose::SignIn,
         &meta,
@@ -85,7 +85,7 @@ pub async fn redeem(
     meta: Data<&RequestMeta>,
     Path(token): Path<String>,
 ) -> poem::Result<Response> {
-    let user = match crate::identity::magic::redeem(&state, &token, &meta).await {
+    let user = match crate::identity::magic::redeem(&state.deps(), &token, &meta).await {
         Ok(u) => u,
         Err(Error::Unauthenticated) => {
             return Ok(login_step(
@@ -99,7 +99,7 @@ pub async fn redeem(
         }
         Err(e) => return Err(e.into()),
     };
-    match after_first_factor(&state, user, &meta).await? {
+    match after_first_factor(&state.deps(), user, &meta).await? {
         FirstStep::Done(done) => Ok(signed_in(&state, &done.token)),
         FirstStep::NeedsCode(pending) => Ok(login_step(
             req,
@@ -128,7 +128,7 @@ fn reset_form(token: &str, csrf_token: &str, errors: &[crate::error::FieldError]
 
 #[handler]
 pub fn forgot_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
-    let on = crate::identity::magic::reset_enabled(&state);
+    let on = crate::identity::magic::reset_enabled(&state.deps());
     simple(req, &state, "Reset your password", |csrf_token| {
         html! { section.card.narrow {
             h1 { "Reset your password" }
@@ -154,7 +154,7 @@ pub async fn request_reset(
 ) -> poem::Result<Response> {
     let pairs = form_pairs(req);
     let email = one(&pairs, "email").unwrap_or_default();
-    crate::identity::magic::request(&state, email, Purpose::PasswordReset, &meta).await?;
+    crate::identity::magic::request(&state.deps(), email, Purpose::PasswordReset, &meta).await?;
     Ok(simple(req, &state, "Check your mail", |_| {
         html! { section.card.narrow { h1 { "Check your mail" }
         p id="reset-sent" { "If this address has an account, a reset link is on its way. It works once, for 15 minutes." } } }
@@ -167,7 +167,7 @@ pub async fn reset_page(
     state: Data<&Arc<AppState>>,
     Path(token): Path<String>,
 ) -> poem::Result<Response> {
-    if !crate::identity::magic::reset_link_live(&state, &token).await? {
+    if !crate::identity::magic::reset_link_live(&state.deps(), &token).await? {
         return Err(Error::NotFound("reset link").into());
     }
     Ok(simple(req, &state, "Choose a new password", |csrf_token| {
@@ -184,7 +184,7 @@ pub async fn reset(
 ) -> poem::Result<Response> {
     let pairs = form_pairs(req);
     let password = one(&pairs, "new_password").unwrap_or_default().to_owned();
-    match crate::identity::magic::reset_password(&state, &token, password, &meta).await {
+    match crate::identity::magic::reset_password(&state.deps(), &token, password, &meta).await {
         Ok(()) => Ok(login_step(
             req,
             &state,

@@ -73,7 +73,7 @@ pub(super) fn login_step(
                     p { button.secondary type="button" id="passkey-login" data-passkey="login" { "Sign in with a passkey" } }
                     p.muted id="passkey-status" role="status" {}
                 }
-                    @if crate::identity::magic::enabled(state) {
+                    @if crate::identity::magic::enabled(&state.deps()) {
                         form id="magic-form" method="post" action="/login/magic" {
                             (super::csrf_field(csrf))
                             p.muted { "Or get a single-use sign-in link by mail:" }
@@ -129,9 +129,13 @@ pub async fn login_submit(
     Form(form): Form<LoginForm>,
 ) -> poem::Result<Response> {
     if !form.mfa_token.is_empty() {
-        let done =
-            crate::identity::sessions::login_with_code(&state, &form.mfa_token, &form.code, &meta)
-                .await;
+        let done = crate::identity::sessions::login_with_code(
+            &state.deps(),
+            &form.mfa_token,
+            &form.code,
+            &meta,
+        )
+        .await;
         return match done {
             Ok(done) => Ok(signed_in(&state, &done.token)),
             Err(Error::MfaInvalid) => Ok(login_step(
@@ -162,7 +166,7 @@ pub async fn login_submit(
         ));
     }
     use crate::identity::sessions::{FirstStep, login_browser};
-    match login_browser(&state, &form.email, form.password, &meta).await {
+    match login_browser(&state.deps(), &form.email, form.password, &meta).await {
         Ok(FirstStep::Done(done)) => Ok(signed_in(&state, &done.token)),
         Ok(FirstStep::NeedsCode(pending)) => Ok(login_step(
             req,
@@ -190,7 +194,7 @@ pub async fn logout_submit(
     who: Option<SignedIn>,
 ) -> poem::Result<Response> {
     if let Some(who) = who {
-        crate::identity::logout(&state, &who.0, &meta).await?;
+        crate::identity::logout(&state.deps(), &who.0, &meta).await?;
     }
     let mut resp = Redirect::see_other("/login").into_response();
     if let Ok(v) = clear_cookie(&state.config).parse() {

@@ -25,7 +25,7 @@ async fn render(
     status: StatusCode,
     errors: &[FieldError],
 ) -> poem::Result<Response> {
-    let list = crate::platform::list(state).await?;
+    let list = crate::platform::list(&state.deps()).await?;
     let who = SignedIn(admin.0.clone());
     page(req, state, &who, status, "Workspaces (platform)", |token| {
         html! {
@@ -154,7 +154,7 @@ pub async fn suspend(
     admin: PlatformAdmin,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let r = crate::platform::set_active(&state, &admin.0, &ws, false, &meta).await;
+    let r = crate::platform::set_active(&state.deps(), &admin.0, &ws, false, &meta).await;
     done(req, &state, &admin, r, "/platform/workspaces".into()).await
 }
 
@@ -166,7 +166,7 @@ pub async fn resume(
     admin: PlatformAdmin,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let r = crate::platform::set_active(&state, &admin.0, &ws, true, &meta).await;
+    let r = crate::platform::set_active(&state.deps(), &admin.0, &ws, true, &meta).await;
     done(req, &state, &admin, r, "/platform/workspaces".into()).await
 }
 
@@ -191,7 +191,7 @@ pub async fn impersonate(
     let r = match (minutes, role) {
         (Ok(m), Ok(role)) => {
             let reason = one(&pairs, "reason").unwrap_or_default();
-            crate::platform::impersonate(&state, &admin.0, &ws, reason, m, role, &meta)
+            crate::platform::impersonate(&state.deps(), &admin.0, &ws, reason, m, role, &meta)
                 .await
                 .map(|_| ())
         }
@@ -206,6 +206,6 @@ pub async fn end_impersonation(
     meta: Data<&RequestMeta>,
     admin: PlatformAdmin,
 ) -> poem::Result<Response> {
-    crate::platform::end(&state, &admin.0, &meta).await?;
+    crate::platform::end(&state.deps(), &admin.0, &meta).await?;
     Ok(see_other("/platform/workspaces".into()))
 }
