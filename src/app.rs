@@ -67,6 +67,18 @@ impl Reloadable {
 }
 
 impl AppState {
+    /// The narrow values the audit service takes.
+    pub fn audit_deps(&self) -> crate::audit::service::Deps<'_> {
+        crate::audit::service::Deps {
+            control: &self.control,
+            tenants: &self.tenants,
+            clock: &self.clock,
+            bounds: &self.bounds,
+            indexes: &self.indexes,
+            config: &self.config.file.audit,
+        }
+    }
+
     pub fn reloadable(&self) -> Reloadable {
         self.reloadable
             .read()

@@ -120,7 +120,8 @@ pub async fn schedule(
         })
         .await?;
     record_in_workspace(
-        state,
+        &state.control,
+        &state.tenants,
         ws,
         crate::access::SystemTask::RecordDeletion,
         now,
@@ -169,7 +170,8 @@ pub async fn cancel(state: &AppState, ctx: &TenantCtx, meta: &RequestMeta) -> Re
         })
         .await?;
     record_in_workspace(
-        state,
+        &state.control,
+        &state.tenants,
         ws,
         crate::access::SystemTask::RecordDeletion,
         now,

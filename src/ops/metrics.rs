@@ -119,7 +119,7 @@ pub fn render(state: &AppState) -> String {
         );
     }
     if let Some((t, after)) =
-        last_platform_entry(state, "backup.completed").map(|e| (e.time_unix, e.after))
+        last_platform_entry(&state.control, "backup.completed").map(|e| (e.time_unix, e.after))
     {
         let _ = writeln!(
             out,
@@ -131,7 +131,7 @@ pub fn render(state: &AppState) -> String {
         let _ = writeln!(out, "aura_backup_last_size_bytes {size}");
     }
     if let Some((t, _)) =
-        last_platform_entry(state, "backup.failed").map(|e| (e.time_unix, e.after))
+        last_platform_entry(&state.control, "backup.failed").map(|e| (e.time_unix, e.after))
     {
         let _ = writeln!(
             out,
@@ -140,7 +140,7 @@ pub fn render(state: &AppState) -> String {
         let _ = writeln!(out, "aura_backup_last_failure_timestamp_seconds {t}");
     }
     if let Some((t, after)) =
-        last_platform_entry(state, "backup.drill").map(|e| (e.time_unix, e.after))
+        last_platform_entry(&state.control, "backup.drill").map(|e| (e.time_unix, e.after))
     {
         let ok = after.get("ok").and_then(|v| v.as_bool()).unwrap_or(false);
         let _ = writeln!(out, "# TYPE aura_backup_drill_last_timestamp_seconds gauge");

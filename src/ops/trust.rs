@@ -182,8 +182,9 @@ pub fn compute(state: &AppState) -> Trust {
         .read(crate::store::master_rotation::info)
         .unwrap_or_default();
     let now = state.clock.unix();
-    let backup = last_platform_entry(state, "backup.completed").map(|e| (e.time_unix, e.after));
-    let drill = last_platform_entry(state, "backup.drill").map(|e| (e.time_unix, e.after));
+    let backup =
+        last_platform_entry(&state.control, "backup.completed").map(|e| (e.time_unix, e.after));
+    let drill = last_platform_entry(&state.control, "backup.drill").map(|e| (e.time_unix, e.after));
     let verification: Option<(i64, bool)> = state
         .control
         .db

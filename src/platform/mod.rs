@@ -118,7 +118,8 @@ pub async fn set_active(
         .await?;
     // The workspace's owners see it in their own chain too.
     record_in_workspace(
-        state,
+        &state.control,
+        &state.tenants,
         ws,
         crate::access::SystemTask::RecordPlatformAction,
         now,
@@ -241,7 +242,8 @@ pub async fn impersonate(
         })
         .await?;
     record_in_workspace(
-        state,
+        &state.control,
+        &state.tenants,
         ws,
         crate::access::SystemTask::RecordImpersonation,
         now,
@@ -299,7 +301,8 @@ pub async fn end(state: &AppState, staff: &Principal, meta: &RequestMeta) -> Res
     if ended {
         let iid = i.id.clone();
         record_in_workspace(
-            state,
+            &state.control,
+            &state.tenants,
             ws,
             crate::access::SystemTask::RecordImpersonation,
             now,
