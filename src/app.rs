@@ -79,6 +79,16 @@ impl AppState {
         }
     }
 
+    /// The narrow values backups, drills and restores take.
+    pub fn backup_deps(&self) -> crate::backup::Deps<'_> {
+        crate::backup::Deps {
+            config: &self.config,
+            control: &self.control,
+            tenants: &self.tenants,
+            clock: &self.clock,
+        }
+    }
+
     pub fn reloadable(&self) -> Reloadable {
         self.reloadable
             .read()

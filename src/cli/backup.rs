@@ -68,7 +68,7 @@ pub async fn run(g: &Global, cmd: BackupCommand) -> Result<ExitCode> {
             let st = state.clone();
             let b = bar.clone();
             let s = tokio::task::spawn_blocking(move || {
-                archive::run(&st, &|m| b.set_message(m.to_owned()))
+                archive::run(st.backup_deps(), &|m| b.set_message(m.to_owned()))
             })
             .await??;
             bar.finish_and_clear();
@@ -102,9 +102,10 @@ pub async fn run(g: &Global, cmd: BackupCommand) -> Result<ExitCode> {
             let ident = identity(g, &state.config, path)?;
             let bar = spinner("restore drill");
             let st = state.clone();
-            let report =
-                tokio::task::spawn_blocking(move || drill::run(&st, id.as_deref(), &ident))
-                    .await??;
+            let report = tokio::task::spawn_blocking(move || {
+                drill::run(st.backup_deps(), id.as_deref(), &ident)
+            })
+            .await??;
             bar.finish_and_clear();
             if report.ok {
                 println!(
@@ -164,7 +165,14 @@ pub async fn restore(
         let escrow = target.escrow_path();
         let from_c = from.clone();
         let head = tokio::task::spawn_blocking(move || {
-            restore::workspace(&st, &archive_path, &escrow, &from_c, ws, &ident)
+            restore::workspace(
+                st.backup_deps(),
+                &archive_path,
+                &escrow,
+                &from_c,
+                ws,
+                &ident,
+            )
         })
         .await??;
         bar.finish_and_clear();

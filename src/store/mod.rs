@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod admission;
 pub mod audit;
 pub mod audit_hook;
+pub mod backup;
 pub mod cache;
 pub mod collections;
 pub mod control;
@@ -21,6 +22,7 @@ pub mod master_rotation;
 pub mod mfa;
 pub mod migrations;
 pub mod notices;
+pub mod ops;
 pub mod passkeys;
 pub mod platform;
 #[cfg(debug_assertions)]
