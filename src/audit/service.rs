@@ -393,33 +393,44 @@ pub struct ChainStatus {
     pub retention_days: u32,
 }
 
-pub async fn status(deps: Deps<'_>, chain: Chain) -> Result<ChainStatus> {
-    let (control, tenants) = (Arc::clone(deps.control), Arc::clone(deps.tenants));
+/// The platform chain's verification, newest checkpoint and retention.
+pub async fn status_platform(deps: Deps<'_>) -> Result<ChainStatus> {
+    chain_status(deps.control, Chain::Platform, deps.config.retention_days).await
+}
+
+/// The same for the request's workspace, its retention read through the
+/// request's own handle.
+pub async fn status_workspace(deps: Deps<'_>, ctx: &TenantHandle) -> Result<ChainStatus> {
     let default_days = deps.config.retention_days;
-    tokio::task::spawn_blocking(move || {
-        let scope = chain.scope();
-        let (v, cp) = control.db.read(|c| {
+    let retention_days = ctx
+        .db
+        .read(|c, _| tenant_settings::audit_retention_days(c))
+        .await?
+        .unwrap_or(default_days);
+    chain_status(deps.control, Chain::Workspace(ctx.db.id()), retention_days).await
+}
+
+async fn chain_status(
+    control: &Arc<Control>,
+    chain: Chain,
+    retention_days: u32,
+) -> Result<ChainStatus> {
+    let scope = chain.scope();
+    let (v, cp) = control
+        .db
+        .read_async(move |c| {
             Ok((
                 sql::latest_verification(c, &scope)?,
                 sql::latest_checkpoint(c, &scope)?,
             ))
-        })?;
-        let retention_days = match chain {
-            Chain::Platform => default_days,
-            Chain::Workspace(ws) => {
-                chains::open_tenant(&control, &tenants, ws, SystemTask::AuditStatus)?
-                    .read_blocking(|c, _| tenant_settings::audit_retention_days(c))?
-                    .unwrap_or(default_days)
-            }
-        };
-        Ok(ChainStatus {
-            last_verification: v,
-            checkpoint_seq: cp.as_ref().map(|c| c.body.seq),
-            checkpoint_time: cp.as_ref().map(|c| c.body.time),
-            retention_days,
         })
+        .await?;
+    Ok(ChainStatus {
+        last_verification: v,
+        checkpoint_seq: cp.as_ref().map(|c| c.body.seq),
+        checkpoint_time: cp.as_ref().map(|c| c.body.time),
+        retention_days,
     })
-    .await?
 }
 
 pub async fn set_retention(ctx: &TenantHandle, config: &AuditConfig, days: u32) -> Result<u32> {

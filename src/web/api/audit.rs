@@ -264,7 +264,7 @@ impl AuditApi {
         workspace: tenant::Path<op::AuditRead>,
     ) -> poem::Result<Json<AuditStatus>> {
         Ok(Json(
-            service::status(state.audit_deps(), Chain::Workspace(workspace.db.id()))
+            service::status_workspace(state.audit_deps(), &workspace)
                 .await?
                 .into(),
         ))

@@ -224,7 +224,7 @@ pub async fn workspace_audit(
     Query(filters): Query<Filters>,
 ) -> poem::Result<Response> {
     let page = service::search_workspace(state.audit_deps(), &ctx, filters.params()?).await?;
-    let status = service::status(state.audit_deps(), Chain::Workspace(ctx.db.id())).await?;
+    let status = service::status_workspace(state.audit_deps(), &ctx).await?;
     let who = ctx.who();
     let email = chrome_email(&state, who).await;
     let (csrf, _) = crate::web::csrf::token_for(req, &state);
@@ -284,7 +284,7 @@ pub async fn platform_audit(
     Query(filters): Query<Filters>,
 ) -> poem::Result<Response> {
     let page = service::search_platform(state.audit_deps(), filters.params()?).await?;
-    let status = service::status(state.audit_deps(), Chain::Platform).await?;
+    let status = service::status_platform(state.audit_deps()).await?;
     let email = chrome_email(&state, &SignedIn(admin.0)).await;
     let (csrf, _) = crate::web::csrf::token_for(req, &state);
     let st = crate::web::api::platform::status(&state);
