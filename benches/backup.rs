@@ -108,7 +108,7 @@ fn main() {
     let (summary, mut during) = std::thread::scope(|s| {
         let stop2 = Arc::clone(&stop);
         let reader = s.spawn(move || reads(&stop2, usize::MAX));
-        let sum = aura::backup::archive::run(&state, &|_| {}).unwrap();
+        let sum = aura::backup::archive::run(state.backup_deps(), &|_| {}).unwrap();
         stop.store(true, Ordering::Relaxed);
         (sum, reader.join().unwrap())
     });

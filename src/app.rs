@@ -83,6 +83,28 @@ impl AppState {
         }
     }
 
+    /// The narrow values the audit service takes.
+    pub fn audit_deps(&self) -> crate::audit::service::Deps<'_> {
+        crate::audit::service::Deps {
+            control: &self.control,
+            tenants: &self.tenants,
+            clock: &self.clock,
+            bounds: &self.bounds,
+            indexes: &self.indexes,
+            config: &self.config.file.audit,
+        }
+    }
+
+    /// The narrow values backups, drills and restores take.
+    pub fn backup_deps(&self) -> crate::backup::Deps<'_> {
+        crate::backup::Deps {
+            config: &self.config,
+            control: &self.control,
+            tenants: &self.tenants,
+            clock: &self.clock,
+        }
+    }
+
     pub fn reloadable(&self) -> Reloadable {
         self.reloadable
             .read()

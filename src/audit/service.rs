@@ -12,13 +12,30 @@ use super::search::{self, EntryView, SearchPage, SearchParams};
 use super::verify::ChainReport;
 use super::{Actor, NewEntry, RequestMeta};
 use crate::access::SystemTask;
-use crate::access::enter::TenantCtx;
-use crate::app::AppState;
+use crate::access::enter::TenantHandle;
+use crate::bounds::DataBounds;
 use crate::bounds::paced::PacedSender;
+use crate::clock::SharedClock;
+use crate::config::AuditConfig;
 use crate::error::{Error, Result};
 use crate::records::visibility::{ReadScope, Reader};
+use crate::search::IndexRegistry;
 use crate::store::audit::{self as sql, SqlFilter, VerificationRow};
+use crate::store::control::Control;
+use crate::store::tenant::TenantPool;
 use crate::store::tenant_settings;
+
+/// What the audit service needs from the appliance beyond a workspace
+/// handle: narrow values, borrowed for one call (`AppState::audit_deps`).
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub control: &'a Arc<Control>,
+    pub tenants: &'a Arc<TenantPool>,
+    pub clock: &'a SharedClock,
+    pub bounds: &'a DataBounds,
+    pub indexes: &'a IndexRegistry,
+    pub config: &'a AuditConfig,
+}
 
 fn index_key(chain: Chain) -> String {
     format!("audit:{}", chain.scope())
@@ -106,22 +123,22 @@ fn collect(errors: &mut Vec<crate::error::FieldError>, e: Error) {
 
 /// The search pool's slot, and the budget and word limit, for one search.
 async fn bounded(
-    state: &AppState,
+    bounds: &DataBounds,
     mut p: SearchParams,
 ) -> Result<(crate::bounds::Slot, SearchParams)> {
-    let slot = state.bounds.search.slot().await?;
-    p.max_terms = state.bounds.limits.search_max_terms;
-    p.budget = Some(state.bounds.search_budget());
+    let slot = bounds.search.slot().await?;
+    p.max_terms = bounds.limits.search_max_terms;
+    p.budget = Some(bounds.search_budget());
     Ok((slot, p))
 }
 
 pub async fn search_workspace(
-    state: &Arc<AppState>,
-    ctx: &TenantCtx,
+    deps: Deps<'_>,
+    ctx: &TenantHandle,
     p: SearchParams,
 ) -> Result<SearchPage> {
-    let (_slot, p) = bounded(state, p).await?;
-    let open = workspace_index(state, &ctx.db);
+    let (_slot, p) = bounded(deps.bounds, p).await?;
+    let open = workspace_index(&deps, &ctx.db);
     let reader = Reader::of(ctx);
     let defs = ctx.db.defs();
     ctx.db
@@ -136,22 +153,21 @@ pub async fn search_workspace(
 
 /// Opens (on first use) a workspace's persisted audit index.
 fn workspace_index(
-    state: &AppState,
+    deps: &Deps<'_>,
     db: &crate::store::tenant::TenantDb,
 ) -> impl FnOnce() -> Result<Arc<std::sync::Mutex<crate::search::MemIndex>>> + Send + 'static {
-    let registry = state.indexes.clone();
+    let registry = deps.indexes.clone();
     let key = index_key(Chain::Workspace(db.id()));
     let disk = crate::search::index_dir(db.dir(), "audit");
     let (sealer, alive) = (db.keys().search.clone(), db.liveness());
     move || registry.get_sealed(&key, &disk, sealer, alive)
 }
 
-pub async fn search_platform(state: &Arc<AppState>, p: SearchParams) -> Result<SearchPage> {
-    let (_slot, p) = bounded(state, p).await?;
-    let index = state.indexes.get(&index_key(Chain::Platform))?;
-    let keys = state.control.keys.clone();
-    state
-        .control
+pub async fn search_platform(deps: Deps<'_>, p: SearchParams) -> Result<SearchPage> {
+    let (_slot, p) = bounded(deps.bounds, p).await?;
+    let index = deps.indexes.get(&index_key(Chain::Platform))?;
+    let keys = deps.control.keys.clone();
+    deps.control
         .db
         .read_async(move |conn| {
             search::search(conn, &keys.sealer, &index, &p, &ReadScope::everything())
@@ -159,7 +175,7 @@ pub async fn search_platform(state: &Arc<AppState>, p: SearchParams) -> Result<S
         .await
 }
 
-pub async fn entry_workspace(ctx: &TenantCtx, seq: i64) -> Result<EntryView> {
+pub async fn entry_workspace(ctx: &TenantHandle, seq: i64) -> Result<EntryView> {
     let reader = Reader::of(ctx);
     let defs = ctx.db.defs();
     ctx.db
@@ -172,10 +188,9 @@ pub async fn entry_workspace(ctx: &TenantCtx, seq: i64) -> Result<EntryView> {
         .await
 }
 
-pub async fn entry_platform(state: &Arc<AppState>, seq: i64) -> Result<EntryView> {
-    let keys = state.control.keys.clone();
-    state
-        .control
+pub async fn entry_platform(control: &Control, seq: i64) -> Result<EntryView> {
+    let keys = control.keys.clone();
+    control
         .db
         .read_async(move |conn| {
             sql::entry(conn, seq)?
@@ -191,8 +206,30 @@ pub type ExportStream = crate::bounds::paced::BodyStream;
 /// record), and streams everything up to the head, with the values of
 /// collections `reader` may not read withheld (`None`: the operator, who
 /// reads everything). Returns the checkpoint line and the body stream.
+/// Exports the workspace's own chain, for the request's actor, with the
+/// values of collections they may not read withheld.
+pub async fn export_workspace(
+    deps: Deps<'_>,
+    ctx: &TenantHandle,
+    filter: SqlFilter,
+    format: Format,
+) -> Result<(CheckpointLine, ExportStream)> {
+    let chain = Chain::Workspace(ctx.db.id());
+    let reader = Some(Reader::of(ctx));
+    export(
+        deps,
+        chain,
+        filter,
+        format,
+        ctx.actor.clone(),
+        &ctx.meta,
+        reader,
+    )
+    .await
+}
+
 pub async fn export(
-    state: &Arc<AppState>,
+    deps: Deps<'_>,
     chain: Chain,
     filter: SqlFilter,
     format: Format,
@@ -207,48 +244,48 @@ pub async fn export(
         || filter.from.is_some()
         || filter.to.is_some();
     // Capped in all and per chain (429 beyond), before anything is written.
-    let slot = state.bounds.export_slot(&chain.scope()).await?;
-    let now = state.clock.unix();
+    let slot = deps.bounds.export_slot(&chain.scope()).await?;
+    let now = deps.clock.unix();
     let detail = json!({ "format": format.extension(), "filtered": filtered });
     let meta = meta.clone();
-    let st = Arc::clone(state);
+    let (control, tenants) = (Arc::clone(deps.control), Arc::clone(deps.tenants));
     let line = tokio::task::spawn_blocking(move || -> Result<CheckpointLine> {
         let body = match chain {
             Chain::Platform => {
-                st.control.audit_alone(
+                control.audit_alone(
                     now,
                     &NewEntry::new(actor, "audit.exported", &meta).after(detail),
                 )?;
-                chains::checkpoint_platform(&st.control, "export", now)?
+                chains::checkpoint_platform(&control, "export", now)?
             }
             Chain::Workspace(ws) => {
-                let t = chains::open_tenant(&st.control, &st.tenants, ws, SystemTask::AuditExport)?;
+                let t = chains::open_tenant(&control, &tenants, ws, SystemTask::AuditExport)?;
                 t.write_blocking(|t| {
                     t.audit(
                         now,
                         &NewEntry::new(actor, "audit.exported", &meta).after(detail),
                     )
                 })?;
-                chains::checkpoint_workspace(&st.control, &t, "export", now)?
+                chains::checkpoint_workspace(&control, &t, "export", now)?
             }
         };
-        let sig = st.control.signer.sign(&body);
+        let sig = control.signer.sign(&body);
         Ok(CheckpointLine::new(
             &body,
             &sig,
-            &st.control.signer.public_key(),
+            &control.signer.public_key(),
             filtered,
         ))
     })
     .await??;
 
-    let lim = &state.bounds.limits;
+    let lim = &deps.bounds.limits;
     let (mut tx, rx) = PacedSender::channel(
         std::time::Duration::from_secs(lim.export_stall_secs),
         lim.export_min_bytes_per_sec,
         Some(slot),
     );
-    let st = Arc::clone(state);
+    let (control, tenants) = (Arc::clone(deps.control), Arc::clone(deps.tenants));
     let header = line.clone();
     // An async producer reading bounded pages (keyset by seq), so a slow
     // reader holds neither a thread nor more than a page or two in memory.
@@ -257,7 +294,7 @@ pub async fn export(
             Chain::Platform => None,
             Chain::Workspace(ws) => {
                 let grant = crate::access::SystemTask::AuditExport.grant(ws);
-                match st.tenants.open_async(&st.control, grant).await {
+                match tenants.open_async(&control, grant).await {
                     Ok(t) => Some(t),
                     Err(e) => {
                         tracing::warn!(error = %e, "audit export stopped");
@@ -301,8 +338,8 @@ pub async fn export(
             );
             let page = match &tenant {
                 None => {
-                    let keys = st.control.keys.clone();
-                    st.control
+                    let keys = control.keys.clone();
+                    control
                         .db
                         .read_async(move |c| {
                             export::page(c, &keys.sealer, &f, format, &h, &sc, after)
@@ -329,26 +366,27 @@ pub async fn export(
 
 /// Verifies one chain now, records the result, and notes it in the platform chain.
 pub async fn verify_now(
-    state: &Arc<AppState>,
+    deps: Deps<'_>,
     chain: Chain,
     actor: Actor,
     meta: &RequestMeta,
 ) -> Result<ChainReport> {
-    let st = Arc::clone(state);
-    let now = state.clock.unix();
+    let (control, tenants) = (Arc::clone(deps.control), Arc::clone(deps.tenants));
+    let now = deps.clock.unix();
     let meta = meta.clone();
+    let interval = deps.config.checkpoint_interval_secs;
     // The bulk pool: few at once, a short queue, 429 beyond (finding 4).
-    state.bounds.bulk.run(move || {
+    deps.bounds.bulk.run(move || {
         let report = chains::verify_chain(
-            &st.control,
-            &st.tenants,
+            &control,
+            &tenants,
             chain,
             now,
-            chains::max_unsigned_age(st.config.file.audit.checkpoint_interval_secs),
+            chains::max_unsigned_age(interval),
             &[],
         )?;
-        chains::record_verification(&st.control, &report, now)?;
-        st.control.audit_alone(
+        chains::record_verification(&control, &report, now)?;
+        control.audit_alone(
             now,
             &NewEntry::new(actor, "audit.verified", &meta)
                 .target("audit_chain", chain.scope())
@@ -367,50 +405,56 @@ pub struct ChainStatus {
     pub retention_days: u32,
 }
 
-pub async fn status(state: &Arc<AppState>, chain: Chain) -> Result<ChainStatus> {
-    let st = Arc::clone(state);
-    tokio::task::spawn_blocking(move || {
-        let scope = chain.scope();
-        let (v, cp) = st.control.db.read(|c| {
+/// The platform chain's verification, newest checkpoint and retention.
+pub async fn status_platform(deps: Deps<'_>) -> Result<ChainStatus> {
+    chain_status(deps.control, Chain::Platform, deps.config.retention_days).await
+}
+
+/// The same for the request's workspace, its retention read through the
+/// request's own handle.
+pub async fn status_workspace(deps: Deps<'_>, ctx: &TenantHandle) -> Result<ChainStatus> {
+    let default_days = deps.config.retention_days;
+    let retention_days = ctx
+        .db
+        .read(|c, _| tenant_settings::audit_retention_days(c))
+        .await?
+        .unwrap_or(default_days);
+    chain_status(deps.control, Chain::Workspace(ctx.db.id()), retention_days).await
+}
+
+async fn chain_status(
+    control: &Arc<Control>,
+    chain: Chain,
+    retention_days: u32,
+) -> Result<ChainStatus> {
+    let scope = chain.scope();
+    let (v, cp) = control
+        .db
+        .read_async(move |c| {
             Ok((
                 sql::latest_verification(c, &scope)?,
                 sql::latest_checkpoint(c, &scope)?,
             ))
-        })?;
-        let default_days = st.config.file.audit.retention_days;
-        let retention_days = match chain {
-            Chain::Platform => default_days,
-            Chain::Workspace(ws) => {
-                chains::open_tenant(&st.control, &st.tenants, ws, SystemTask::AuditStatus)?
-                    .read_blocking(|c, _| tenant_settings::audit_retention_days(c))?
-                    .unwrap_or(default_days)
-            }
-        };
-        Ok(ChainStatus {
-            last_verification: v,
-            checkpoint_seq: cp.as_ref().map(|c| c.body.seq),
-            checkpoint_time: cp.as_ref().map(|c| c.body.time),
-            retention_days,
         })
+        .await?;
+    Ok(ChainStatus {
+        last_verification: v,
+        checkpoint_seq: cp.as_ref().map(|c| c.body.seq),
+        checkpoint_time: cp.as_ref().map(|c| c.body.time),
+        retention_days,
     })
-    .await?
 }
 
-pub async fn set_retention(
-    state: &Arc<AppState>,
-    ctx: &TenantCtx,
-    days: u32,
-    meta: &RequestMeta,
-) -> Result<u32> {
+pub async fn set_retention(ctx: &TenantHandle, config: &AuditConfig, days: u32) -> Result<u32> {
     if !(7..=36_500).contains(&days) {
         return Err(Error::field(
             "retention_days",
             "must be between 7 and 36500",
         ));
     }
-    let now = state.clock.unix();
-    let default_days = state.config.file.audit.retention_days;
-    let meta = meta.clone();
+    let now = ctx.now();
+    let default_days = config.retention_days;
+    let meta = ctx.meta.clone();
     // The request's actor: a token or impersonating staff are named as such.
     let actor = ctx.actor.clone();
     ctx.db
@@ -430,14 +474,13 @@ pub async fn set_retention(
 
 /// The newest entry of one action in the platform chain, decrypted (for the
 /// backups page, /trust and /metrics). Blocking.
-pub fn last_platform_entry(state: &AppState, action: &str) -> Option<EntryView> {
+pub fn last_platform_entry(control: &Control, action: &str) -> Option<EntryView> {
     let f = SqlFilter {
         action: Some(action.to_owned()),
         ..Default::default()
     };
-    let keys = state.control.keys.clone();
-    state
-        .control
+    let keys = control.keys.clone();
+    control
         .db
         .read(|c| {
             Ok(sql::query(c, &f, 1)?
@@ -453,24 +496,8 @@ pub fn last_platform_entry(state: &AppState, action: &str) -> Option<EntryView> 
 /// actions, an accepted invitation) after its control.db change committed.
 /// The system handle names `why`.
 pub async fn record_in_workspace<F>(
-    state: &AppState,
-    ws: crate::ids::WorkspaceId,
-    why: crate::access::SystemTask,
-    now: i64,
-    meta: &RequestMeta,
-    entry: F,
-) -> Result<()>
-where
-    F: for<'m> FnOnce(&'m RequestMeta) -> NewEntry<'m> + Send + 'static,
-{
-    record_in_workspace_with(&state.tenants, &state.control, ws, why, now, meta, entry).await
-}
-
-/// `record_in_workspace` for domain code that holds the pool and control.db
-/// rather than the application state.
-pub async fn record_in_workspace_with<F>(
-    tenants: &Arc<crate::store::tenant::TenantPool>,
-    control: &Arc<crate::store::control::Control>,
+    control: &Arc<Control>,
+    tenants: &Arc<TenantPool>,
     ws: crate::ids::WorkspaceId,
     why: crate::access::SystemTask,
     now: i64,

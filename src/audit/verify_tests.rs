@@ -47,12 +47,7 @@ fn a_chain_streamed_in_pages_verifies_like_one_in_memory() {
 
     // An edit on the last page is found at its seq, and the snapshot
     // read was ended (the connection takes writes again).
-    conn.execute_batch(&format!(
-        "DROP TRIGGER audit_log_append_only;
-         UPDATE audit_log SET action = 'audit.nothing_happened' WHERE seq = {};",
-        n - 3
-    ))
-    .unwrap();
+    crate::store::audit::tamper_action(&conn, n - 3, "audit.nothing_happened").unwrap();
     let r = check(&Inputs::new("ws1", Entries::Db(&conn), &[], None)).unwrap();
     assert_eq!(r.first_bad_seq, Some(n - 3), "{r:?}");
     assert_eq!(r.entries, n as u64);

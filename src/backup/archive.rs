@@ -12,7 +12,6 @@ use serde_json::json;
 use super::target::{BackupMeta, LocalTarget, sha256_file};
 use super::{FORMAT_VERSION, FileEntry, Manifest, ManifestWorkspace};
 use crate::access::SystemTask;
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::store::control;
@@ -62,19 +61,7 @@ fn new_id(now: i64) -> String {
 
 pub fn table_counts(path: &Path) -> Result<std::collections::BTreeMap<String, i64>> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let names: Vec<String> = {
-        let mut stmt = conn.prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-        )?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
-    };
-    let mut out = std::collections::BTreeMap::new();
-    for n in names {
-        let c: i64 = conn.query_row(&format!("SELECT count(*) FROM \"{n}\""), [], |r| r.get(0))?;
-        out.insert(n, c);
-    }
-    Ok(out)
+    crate::store::backup::table_counts(&conn)
 }
 
 pub(crate) fn encrypt_to(
@@ -91,12 +78,12 @@ pub(crate) fn encrypt_to(
 }
 
 /// Takes one backup into the local target.
-pub fn run(state: &AppState, progress: &dyn Fn(&str)) -> Result<RunSummary> {
+pub fn run(deps: super::Deps<'_>, progress: &dyn Fn(&str)) -> Result<RunSummary> {
     let started = std::time::Instant::now();
-    let cfg = &state.config;
+    let cfg = &deps.config;
     let recipients = super::recipients(cfg)?;
     let target = LocalTarget::from_config(cfg)?;
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     let id = new_id(now);
     let scratch = cfg.data_dir.join("backups").join(format!(".work-{id}"));
     crate::store::create_private_dir(&scratch)?;
@@ -104,24 +91,23 @@ pub fn run(state: &AppState, progress: &dyn Fn(&str)) -> Result<RunSummary> {
         // Every chain's head is signed first, so the manifest's anchor names
         // the newest entries the archive holds.
         progress("sign the audit chains' heads");
-        crate::audit::chains::checkpoint_all(&state.control, &state.tenants, "backup", now)?;
+        crate::audit::chains::checkpoint_all(deps.control, deps.tenants, "backup", now)?;
         progress("snapshot control.db");
         let control_copy = scratch.join("control.db");
-        state
-            .control
+        deps.control
             .db
             .read(|c| crate::store::vacuum_into_private(c, &control_copy))?;
         let audit_anchor = crate::audit::anchor::Anchor::current(
             &Connection::open_with_flags(&control_copy, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
-            &state.control.signer.public_key(),
+            &deps.control.signer.public_key(),
         )?;
         // The wrapped workspace keys leave the archive; they go to the escrow.
-        let escrow = super::escrow::current(&state.control, now)?;
+        let escrow = super::escrow::current(deps.control, now)?;
         {
             let c = Connection::open(&control_copy)?;
-            c.execute_batch("PRAGMA secure_delete=ON; DELETE FROM workspace_keys; VACUUM;")?;
+            crate::store::backup::strip_workspace_keys(&c)?;
         }
-        let ids = state.control.db.read(control::workspace_ids)?;
+        let ids = deps.control.db.read(control::workspace_ids)?;
         let mut workspaces = Vec::new();
         for (n, ws) in ids.iter().enumerate() {
             progress(&format!(
@@ -130,9 +116,9 @@ pub fn run(state: &AppState, progress: &dyn Fn(&str)) -> Result<RunSummary> {
                 ids.len()
             ));
             // One workspace open at a time (bounded memory at 10,000).
-            let t = state
+            let t = deps
                 .tenants
-                .visit(&state.control, &SystemTask::Backup.grant(*ws))?;
+                .visit(deps.control, &SystemTask::Backup.grant(*ws))?;
             let dest = scratch.join("tenants").join(ws.to_string()).join("data.db");
             t.read_blocking(|c, _| crate::store::vacuum_into_private(c, &dest))?;
             workspaces.push(ManifestWorkspace {
@@ -222,7 +208,7 @@ pub fn run(state: &AppState, progress: &dyn Fn(&str)) -> Result<RunSummary> {
                 })?;
             }
         }
-        state.control.audit_alone(
+        deps.control.audit_alone(
             now,
             &NewEntry::new(Actor::System, "backup.completed", &RequestMeta::default())
                 .target("backup", &id)

@@ -12,7 +12,6 @@ use serde_json::json;
 use super::archive::{self, Escrow};
 use super::target::LocalTarget;
 use super::{Manifest, ManifestWorkspace};
-use crate::app::AppState;
 use crate::audit::signing::stored_public_key;
 use crate::audit::verify::{Entries, Inputs, SignedCheckpoint, check};
 use crate::audit::{Actor, NewEntry, RequestMeta};
@@ -48,11 +47,11 @@ pub struct BackupTrust {
 }
 
 impl BackupTrust {
-    pub fn live(state: &AppState) -> Self {
+    pub fn live(deps: super::Deps<'_>) -> Self {
         Self {
-            public_key: Some(state.control.signer.public_key()),
+            public_key: Some(deps.control.signer.public_key()),
             max_unsigned_age: crate::audit::chains::max_unsigned_age(
-                state.config.file.audit.checkpoint_interval_secs,
+                deps.config.file.audit.checkpoint_interval_secs,
             ),
         }
     }
@@ -84,8 +83,7 @@ fn check_unpacked_with(
     let step = |s: &str, e: Error| (s.to_owned(), e.to_string());
     for f in &manifest.files {
         let conn = ro(&dir.join(&f.path)).map_err(|e| step("integrity", e))?;
-        let res: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        let res: String = crate::store::backup::integrity_check(&conn)
             .map_err(|e| step("integrity", e.into()))?;
         if res != "ok" {
             return Err(("integrity".into(), format!("{}: {res}", f.path)));
@@ -203,11 +201,11 @@ fn check_unpacked_with(
 
 /// Brings a backup (and the current escrow) from the first S3 target that
 /// has it, when the local copy is gone.
-fn fetch_remote(state: &AppState, target: &LocalTarget, id: &str) -> Result<()> {
+fn fetch_remote(deps: super::Deps<'_>, target: &LocalTarget, id: &str) -> Result<()> {
     let name = format!("{id}.tar.zst.age");
     let handle = tokio::runtime::Handle::try_current()
         .map_err(|_| Error::internal("fetching a backup needs the async runtime"))?;
-    for r in super::s3::S3Target::all(&state.config)? {
+    for r in super::s3::S3Target::all(deps.config)? {
         let found = handle.block_on(async {
             if !r.exists(&name).await {
                 return Ok::<_, Error>(false);
@@ -229,22 +227,22 @@ fn fetch_remote(state: &AppState, target: &LocalTarget, id: &str) -> Result<()> 
 
 /// Runs a drill on `id` (or the latest backup) and records the result.
 pub fn run(
-    state: &AppState,
+    deps: super::Deps<'_>,
     id: Option<&str>,
     identity: &age::x25519::Identity,
 ) -> Result<DrillReport> {
-    run_with_progress(state, id, identity, &|_| {})
+    run_with_progress(deps, id, identity, &|_| {})
 }
 
 /// `run`, telling `progress` each step (one line per workspace checked).
 pub fn run_with_progress(
-    state: &AppState,
+    deps: super::Deps<'_>,
     id: Option<&str>,
     identity: &age::x25519::Identity,
     progress: &dyn Fn(&str),
 ) -> Result<DrillReport> {
     let started = std::time::Instant::now();
-    let target = LocalTarget::from_config(&state.config)?;
+    let target = LocalTarget::from_config(deps.config)?;
     let id = match id {
         Some(i) => i.to_owned(),
         None => target
@@ -254,9 +252,9 @@ pub fn run_with_progress(
     };
     let archive_path = target.archive_path(&id);
     if !archive_path.exists() {
-        fetch_remote(state, &target, &id)?;
+        fetch_remote(deps, &target, &id)?;
     }
-    let scratch = state
+    let scratch = deps
         .config
         .data_dir
         .join("backups")
@@ -272,8 +270,8 @@ pub fn run_with_progress(
             &scratch,
             &manifest,
             &escrow,
-            &state.control.master,
-            &BackupTrust::live(state),
+            &deps.control.master,
+            &BackupTrust::live(deps),
             progress,
         )?;
         progress("the live chains against the backup's anchor");
@@ -281,12 +279,12 @@ pub fn run_with_progress(
         // checkpoints: deleting checkpoints here (and rewriting what they
         // covered) cannot go unnoticed past the next backup.
         if let Some(anchor) = &manifest.audit_anchor {
-            let trust = BackupTrust::live(state);
+            let trust = BackupTrust::live(deps);
             let problem = crate::audit::anchor::check_live_against(
-                &state.control,
-                &state.tenants,
+                deps.control,
+                deps.tenants,
                 anchor,
-                state.clock.unix(),
+                deps.clock.unix(),
                 trust.max_unsigned_age,
             )
             .map_err(|e| ("audit anchor".to_owned(), e.to_string()))?;
@@ -316,8 +314,8 @@ pub fn run_with_progress(
             workspaces: 0,
         },
     };
-    state.control.audit_alone(
-        state.clock.unix(),
+    deps.control.audit_alone(
+        deps.clock.unix(),
         &NewEntry::new(Actor::System, "backup.drill", &RequestMeta::default())
             .target("backup", &id)
             .after(

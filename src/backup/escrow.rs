@@ -6,7 +6,6 @@
 
 use super::archive::{Escrow, EscrowKey};
 use super::target::{ESCROW, LocalTarget};
-use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::store::control::Control;
 use crate::store::lifecycle;
@@ -15,17 +14,14 @@ use crate::store::lifecycle;
 /// workspaces whose keys were destroyed.
 pub fn current(control: &Control, now: i64) -> Result<Escrow> {
     control.db.read(|c| {
-        let mut stmt = c.prepare(
-            "SELECT workspace_id, key_id, wrapped FROM workspace_keys ORDER BY workspace_id, key_id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(EscrowKey {
-                workspace: r.get(0)?,
-                key_id: r.get(1)?,
-                wrapped_hex: hex::encode(r.get::<_, Vec<u8>>(2)?),
+        let keys = crate::store::backup::wrapped_keys(c)?
+            .into_iter()
+            .map(|(workspace, key_id, wrapped)| EscrowKey {
+                workspace,
+                key_id,
+                wrapped_hex: hex::encode(wrapped),
             })
-        })?;
-        let keys = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect();
         Ok(Escrow {
             created_at: now,
             keys,
@@ -36,13 +32,13 @@ pub fn current(control: &Control, now: i64) -> Result<Escrow> {
 
 /// Encrypts `escrow` to the backup recipients and puts it in place of the
 /// old one at the local target (atomically) and at every S3 target.
-pub fn put(state: &AppState, target: &LocalTarget, escrow: &Escrow) -> Result<usize> {
-    let recipients = super::recipients(&state.config)?;
+pub fn put(deps: super::Deps<'_>, target: &LocalTarget, escrow: &Escrow) -> Result<usize> {
+    let recipients = super::recipients(deps.config)?;
     let bytes = serde_json::to_vec(escrow)?;
     let path = target.put(ESCROW, |f| {
         super::archive::encrypt_to(&recipients, f, |w| Ok(w.write_all(&bytes)?))
     })?;
-    let remotes = super::s3::S3Target::all(&state.config)?;
+    let remotes = super::s3::S3Target::all(deps.config)?;
     if !remotes.is_empty() {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::internal("rewriting the S3 escrow needs the async runtime"))?;
@@ -56,9 +52,9 @@ pub fn put(state: &AppState, target: &LocalTarget, escrow: &Escrow) -> Result<us
 /// After a key was destroyed: rewrites the escrow at every target that may
 /// hold one, so no backup can be opened for that workspace any more. Returns
 /// how many escrows were rewritten (0: there were no backups). Blocking.
-pub fn rewrite_after_shred(state: &AppState) -> Result<usize> {
-    let target = LocalTarget::from_config(&state.config)?;
-    let any_remote = state
+pub fn rewrite_after_shred(deps: super::Deps<'_>) -> Result<usize> {
+    let target = LocalTarget::from_config(deps.config)?;
+    let any_remote = deps
         .config
         .file
         .backup
@@ -66,8 +62,8 @@ pub fn rewrite_after_shred(state: &AppState) -> Result<usize> {
         .iter()
         .any(|t| t.kind == crate::config::BackupTargetKind::S3);
     let n = if target.escrow_path().exists() || any_remote {
-        let escrow = current(&state.control, state.clock.unix())?;
-        put(state, &target, &escrow).map_err(|e| {
+        let escrow = current(deps.control, deps.clock.unix())?;
+        put(deps, &target, &escrow).map_err(|e| {
             Error::Config(format!(
                 "the key escrow could not be rewritten ({e}); the destroyed key is still in \
                  {}: fix the backup config and run `aura workspace purge-due`",
@@ -77,8 +73,7 @@ pub fn rewrite_after_shred(state: &AppState) -> Result<usize> {
     } else {
         0
     };
-    state
-        .control
+    deps.control
         .db
         .write(|tx| lifecycle::set_escrow_stale(tx, false))?;
     Ok(n)

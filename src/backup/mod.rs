@@ -17,11 +17,25 @@ pub mod s3;
 pub mod target;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::store::control::Control;
+use crate::store::tenant::TenantPool;
+
+/// What backups, drills and restores need from the appliance: narrow
+/// values, borrowed for one run (`AppState::backup_deps`).
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub config: &'a Config,
+    pub control: &'a Arc<Control>,
+    pub tenants: &'a Arc<TenantPool>,
+    pub clock: &'a SharedClock,
+}
 
 pub const FORMAT_VERSION: u32 = 1;
 pub const DEV_IDENTITY_FILE: &str = "dev-backup-identity.txt";

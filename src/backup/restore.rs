@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use rusqlite::params;
 use serde_json::json;
 
 use super::archive;
@@ -14,6 +13,7 @@ use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::store::DbOptions;
+use crate::store::backup as backup_sql;
 use crate::store::control::Control;
 
 pub struct Restored {
@@ -62,9 +62,12 @@ pub fn full(
                 if manifest.workspaces.iter().any(|w| w.id == k.workspace) {
                     let wrapped = hex::decode(&k.wrapped_hex)
                         .map_err(|_| Error::Crypto("escrow entry is not hex"))?;
-                    conn.execute(
-                        "INSERT OR REPLACE INTO workspace_keys (workspace_id, key_id, wrapped, created_at) VALUES (?1, ?2, ?3, ?4)",
-                        params![k.workspace, k.key_id, wrapped, escrow.created_at],
+                    backup_sql::put_workspace_key(
+                        &conn,
+                        &k.workspace,
+                        k.key_id,
+                        &wrapped,
+                        escrow.created_at,
                     )?;
                 }
             }
@@ -141,16 +144,11 @@ fn drop_shredded(to: &Path, manifest: &super::Manifest, escrow: &archive::Escrow
         return Ok(0);
     }
     let conn = rusqlite::Connection::open(to.join("control.db"))?;
-    conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;")?;
+    backup_sql::prepare_for_drops(&conn)?;
     for id in &gone {
         let ws: crate::ids::WorkspaceId = id.parse()?;
         let _ = std::fs::remove_dir_all(to.join("tenants").join(ws.to_string()));
-        conn.execute("DELETE FROM audit_checkpoints WHERE scope = ?1", [id])?;
-        conn.execute("DELETE FROM workspaces WHERE id = ?1", [id])?;
-        conn.execute(
-            "INSERT OR IGNORE INTO shredded_workspaces (id, shredded_at, reason) VALUES (?1, ?2, 'deleted')",
-            params![id, escrow.created_at],
-        )?;
+        backup_sql::drop_shredded_workspace(&conn, id, escrow.created_at)?;
     }
     Ok(gone.len())
 }
@@ -161,14 +159,14 @@ fn drop_shredded(to: &Path, manifest: &super::Manifest, escrow: &archive::Escrow
 /// server's requests for that workspace wait (up to the busy timeout) or get
 /// 503 for the moment of the swap; other workspaces are not touched.
 pub fn workspace(
-    state: &crate::app::AppState,
+    deps: super::Deps<'_>,
     archive_path: &Path,
     escrow_path: &Path,
     id: &str,
     ws: crate::ids::WorkspaceId,
     identity: &age::x25519::Identity,
 ) -> Result<i64> {
-    let scratch = state
+    let scratch = deps
         .config
         .data_dir
         .join("backups")
@@ -191,15 +189,15 @@ pub fn workspace(
             &scratch,
             &manifest,
             &escrow,
-            &state.control.master,
-            &BackupTrust::live(state),
+            &deps.control.master,
+            &BackupTrust::live(deps),
         ) {
             return Err(Error::Usage(format!(
                 "backup {id} failed the {step} check: {why}; nothing was changed"
             )));
         }
         swap_in(
-            state,
+            deps,
             ws,
             &scratch.join("tenants").join(ws.to_string()).join("data.db"),
             id,
@@ -215,20 +213,19 @@ pub fn workspace(
 /// workspace (naming `source`, the previous head and `detail`) and in the
 /// platform chain, then a `restore` checkpoint. Returns the restored head.
 pub fn swap_in(
-    state: &crate::app::AppState,
+    deps: super::Deps<'_>,
     ws: crate::ids::WorkspaceId,
     src: &Path,
     source: &str,
     detail: serde_json::Value,
 ) -> Result<i64> {
-    let tenant = state.tenants.open(
-        &state.control,
-        &crate::access::SystemTask::Restore.grant(ws),
-    )?;
+    let tenant = deps
+        .tenants
+        .open(deps.control, &crate::access::SystemTask::Restore.grant(ws))?;
     let src =
         rusqlite::Connection::open_with_flags(src, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     tenant.replace_from(&src)?;
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     let (head, hash) = tenant.read_blocking(|c, _| crate::store::audit::head(c))?;
     let meta = RequestMeta::cli();
     let with = |mut base: serde_json::Value| {
@@ -249,8 +246,8 @@ pub fn swap_in(
                 .after(with(json!({ "scope": "workspace", "previous_head": head, "previous_hash": hex::encode(&hash) }))),
         )
     })?;
-    crate::audit::chains::checkpoint_restored(&state.control, &tenant, now)?;
-    state.control.audit_alone(
+    crate::audit::chains::checkpoint_restored(deps.control, &tenant, now)?;
+    deps.control.audit_alone(
         now,
         &NewEntry::new(Actor::Operator, "backup.restored", &meta)
             .target("workspace", ws)

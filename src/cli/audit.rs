@@ -168,7 +168,7 @@ pub async fn run(g: &Global, cmd: AuditCommand) -> Result<ExitCode> {
                 .map_err(|_| Error::Usage("--format: must be ndjson or csv".into()))?;
             let chain = parse_chain(workspace)?.unwrap_or(Chain::Platform);
             let (line, mut rx) = service::export(
-                &state,
+                state.audit_deps(),
                 chain,
                 Default::default(),
                 format,

@@ -68,7 +68,7 @@ pub async fn run(g: &Global, cmd: BackupCommand) -> Result<ExitCode> {
             let st = state.clone();
             let b = bar.clone();
             let s = tokio::task::spawn_blocking(move || {
-                archive::run(&st, &|m| b.set_message(m.to_owned()))
+                archive::run(st.backup_deps(), &|m| b.set_message(m.to_owned()))
             })
             .await??;
             bar.finish_and_clear();
@@ -104,7 +104,7 @@ pub async fn run(g: &Global, cmd: BackupCommand) -> Result<ExitCode> {
             let st = state.clone();
             let b = bar.clone();
             let report = tokio::task::spawn_blocking(move || {
-                drill::run_with_progress(&st, id.as_deref(), &ident, &|m| {
+                drill::run_with_progress(st.backup_deps(), id.as_deref(), &ident, &|m| {
                     b.set_message(m.to_owned())
                 })
             })
@@ -168,7 +168,14 @@ pub async fn restore(
         let escrow = target.escrow_path();
         let from_c = from.clone();
         let head = tokio::task::spawn_blocking(move || {
-            restore::workspace(&st, &archive_path, &escrow, &from_c, ws, &ident)
+            restore::workspace(
+                st.backup_deps(),
+                &archive_path,
+                &escrow,
+                &from_c,
+                ws,
+                &ident,
+            )
         })
         .await??;
         bar.finish_and_clear();

@@ -165,8 +165,10 @@ async fn rotate_master(g: &Global, new_key_file: &Path) -> Result<ExitCode> {
     }
     let clock = Arc::new(SystemClock::with_offset(0));
     let state = Arc::new(AppState::open(cfg, new, clock, false)?);
-    let n = tokio::task::spawn_blocking(move || crate::backup::escrow::rewrite_after_shred(&state))
-        .await??;
+    let n = tokio::task::spawn_blocking(move || {
+        crate::backup::escrow::rewrite_after_shred(state.backup_deps())
+    })
+    .await??;
     if n > 0 {
         println!("rewrote the key escrow at {n} backup target(s) under the new key");
     }

@@ -310,11 +310,19 @@ pub async fn accept(
     let role = inv.role;
     let iid = inv.id.clone();
     let why = crate::access::SystemTask::RecordInvitation;
-    crate::audit::service::record_in_workspace(state, inv.workspace_id, why, now, meta, move |m| {
-        NewEntry::new(Actor::User(user), "member.added", m)
-            .target("user", user)
-            .after(json!({ "role": role.as_str(), "invitation": iid }))
-    })
+    crate::audit::service::record_in_workspace(
+        &state.control,
+        &state.tenants,
+        inv.workspace_id,
+        why,
+        now,
+        meta,
+        move |m| {
+            NewEntry::new(Actor::User(user), "member.added", m)
+                .target("user", user)
+                .after(json!({ "role": role.as_str(), "invitation": iid }))
+        },
+    )
     .await?;
     Ok(Accepted {
         workspace: inv.workspace_id,

@@ -120,7 +120,8 @@ pub async fn schedule(
         })
         .await?;
     record_in_workspace(
-        state,
+        &state.control,
+        &state.tenants,
         ws,
         crate::access::SystemTask::RecordDeletion,
         now,
@@ -169,7 +170,8 @@ pub async fn cancel(state: &AppState, ctx: &TenantCtx, meta: &RequestMeta) -> Re
         })
         .await?;
     record_in_workspace(
-        state,
+        &state.control,
+        &state.tenants,
         ws,
         crate::access::SystemTask::RecordDeletion,
         now,
@@ -215,7 +217,7 @@ pub fn shred(
         // The key is gone already, so what is left is unreadable; say so.
         tracing::error!(workspace = %ws, error = %e, "could not remove the shredded workspace's files");
     }
-    crate::backup::escrow::rewrite_after_shred(state)
+    crate::backup::escrow::rewrite_after_shred(state.backup_deps())
 }
 
 /// Lets go of everything in memory about a workspace: its pooled database
@@ -283,7 +285,7 @@ pub fn purge_due(state: &AppState, progress: &dyn Fn(&str)) -> Result<Purged> {
     out.blocked = blocked;
     // A rewrite that failed before (or a CLI shred beside this server).
     if failed.is_none() && state.control.db.read(lifecycle::escrow_stale)? {
-        out.escrows += crate::backup::escrow::rewrite_after_shred(state)?;
+        out.escrows += crate::backup::escrow::rewrite_after_shred(state.backup_deps())?;
     }
     let live = state.control.db.read(control::workspace_ids)?;
     for id in state.tenants.open_ids() {

@@ -234,7 +234,8 @@ async fn follow_up(
     for ws in &workspaces {
         let (i, d) = (id.to_owned(), detail.clone());
         let r = record_in_workspace(
-            state,
+            &state.control,
+            &state.tenants,
             *ws,
             crate::access::SystemTask::RecordIncident,
             now,

@@ -27,11 +27,7 @@ pub async fn readyz(state: Data<&Arc<AppState>>) -> Response {
     let probe = state
         .control
         .db
-        .read_async(|c| {
-            Ok(c.query_row("SELECT count(*) FROM platform_keys", [], |r| {
-                r.get::<_, i64>(0)
-            })?)
-        })
+        .read_async(crate::store::ops::platform_key_count)
         .await;
     match probe {
         Ok(n) if n > 0 => Json(json!({ "status": "ready" })).into_response(),

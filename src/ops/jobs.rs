@@ -172,7 +172,7 @@ fn spawn_scheduled(
 
 /// Takes a backup, then prunes; a failure is recorded in the platform chain.
 pub fn backup_now(state: &AppState) -> crate::error::Result<String> {
-    match crate::backup::archive::run(state, &|_| {}) {
+    match crate::backup::archive::run(state.backup_deps(), &|_| {}) {
         Ok(s) => {
             let target = crate::backup::target::LocalTarget::from_config(&state.config)?;
             let b = &state.config.file.backup;
@@ -218,7 +218,7 @@ pub fn drill_identity(state: &AppState) -> crate::error::Result<age::x25519::Ide
 
 pub fn drill_now(state: &AppState) -> crate::error::Result<String> {
     let identity = drill_identity(state)?;
-    let r = crate::backup::drill::run(state, None, &identity)?;
+    let r = crate::backup::drill::run(state.backup_deps(), None, &identity)?;
     let backup = match r.failed_step {
         None => format!("drill of {} passed in {:.1}s", r.id, r.secs),
         Some(step) => format!("drill of {} FAILED at {step}: {}", r.id, r.detail),

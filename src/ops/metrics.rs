@@ -14,7 +14,10 @@ use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
 use crate::audit::service::last_platform_entry;
+use crate::config::Config;
 use crate::store::audit as sql;
+use crate::store::control::Control;
+use crate::store::tenant::TenantPool;
 
 /// Latency histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
@@ -102,7 +105,19 @@ impl Metrics {
     }
 }
 
-pub fn render(state: &AppState) -> String {
+/// What a scrape reads: narrow values, not `AppState`; `load` is the
+/// hostile-load bounds' section, rendered by the handler (`render_load`).
+pub struct Sources<'a> {
+    pub config: &'a Config,
+    pub control: &'a Arc<Control>,
+    pub tenants: &'a Arc<TenantPool>,
+    pub metrics: &'a Metrics,
+    pub replication: &'a crate::replication::status::ReplicaStatus,
+    pub now_ms: i64,
+    pub load: String,
+}
+
+pub fn render(src: &Sources<'_>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# TYPE aura_build_info gauge");
     let _ = writeln!(
@@ -110,11 +125,9 @@ pub fn render(state: &AppState) -> String {
         "aura_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
-    state
-        .replication
-        .render_metrics(state.clock.unix_ms(), &mut out);
+    src.replication.render_metrics(src.now_ms, &mut out);
     let _ = writeln!(out, "# TYPE aura_http_responses_total counter");
-    for (i, c) in state.metrics.responses.iter().enumerate().skip(1) {
+    for (i, c) in src.metrics.responses.iter().enumerate().skip(1) {
         let _ = writeln!(
             out,
             "aura_http_responses_total{{class=\"{i}xx\"}} {}",
@@ -122,7 +135,7 @@ pub fn render(state: &AppState) -> String {
         );
     }
     if let Some((t, after)) =
-        last_platform_entry(state, "backup.completed").map(|e| (e.time_unix, e.after))
+        last_platform_entry(src.control, "backup.completed").map(|e| (e.time_unix, e.after))
     {
         let _ = writeln!(
             out,
@@ -134,7 +147,7 @@ pub fn render(state: &AppState) -> String {
         let _ = writeln!(out, "aura_backup_last_size_bytes {size}");
     }
     if let Some((t, _)) =
-        last_platform_entry(state, "backup.failed").map(|e| (e.time_unix, e.after))
+        last_platform_entry(src.control, "backup.failed").map(|e| (e.time_unix, e.after))
     {
         let _ = writeln!(
             out,
@@ -143,7 +156,7 @@ pub fn render(state: &AppState) -> String {
         let _ = writeln!(out, "aura_backup_last_failure_timestamp_seconds {t}");
     }
     if let Some((t, after)) =
-        last_platform_entry(state, "backup.drill").map(|e| (e.time_unix, e.after))
+        last_platform_entry(src.control, "backup.drill").map(|e| (e.time_unix, e.after))
     {
         let ok = after.get("ok").and_then(|v| v.as_bool()).unwrap_or(false);
         let _ = writeln!(out, "# TYPE aura_backup_drill_last_timestamp_seconds gauge");
@@ -151,21 +164,21 @@ pub fn render(state: &AppState) -> String {
         let _ = writeln!(out, "# TYPE aura_backup_drill_last_ok gauge");
         let _ = writeln!(out, "aura_backup_drill_last_ok {}", u8::from(ok));
     }
-    state.metrics.render_routes(&mut out);
-    render_load(state, &mut out);
+    src.metrics.render_routes(&mut out);
+    out.push_str(&src.load);
     let _ = writeln!(out, "# TYPE aura_db_write_waiters gauge");
     let _ = writeln!(
         out,
         "aura_db_write_waiters{{db=\"control\"}} {}",
-        state.control.db.write_waiters()
+        src.control.db.write_waiters()
     );
     let _ = writeln!(out, "# TYPE aura_audit_chain_head_seq gauge");
-    for chain in crate::audit::chains::all_chains(&state.control).unwrap_or_default() {
+    for chain in crate::audit::chains::all_chains(src.control).unwrap_or_default() {
         let head = match chain {
-            crate::audit::chains::Chain::Platform => state.control.db.read(sql::head).ok(),
+            crate::audit::chains::Chain::Platform => src.control.db.read(sql::head).ok(),
             crate::audit::chains::Chain::Workspace(ws) => crate::audit::chains::open_tenant(
-                &state.control,
-                &state.tenants,
+                src.control,
+                src.tenants,
                 ws,
                 crate::access::SystemTask::Metrics,
             )
@@ -180,9 +193,7 @@ pub fn render(state: &AppState) -> String {
             );
         }
     }
-    if let Some((_, not_after)) =
-        crate::tls::current_certificate(&state.config, &state.control.keys)
-    {
+    if let Some((_, not_after)) = crate::tls::current_certificate(src.config, &src.control.keys) {
         let _ = writeln!(
             out,
             "# TYPE aura_tls_certificate_expiry_timestamp_seconds gauge"
@@ -214,7 +225,20 @@ pub async fn metrics(req: &Request, state: Data<&Arc<AppState>>) -> Response {
             .finish();
     }
     let st = Arc::clone(&state);
-    match tokio::task::spawn_blocking(move || render(&st)).await {
+    let render_all = move || {
+        let mut load = String::new();
+        render_load(&st, &mut load);
+        render(&Sources {
+            config: &st.config,
+            control: &st.control,
+            tenants: &st.tenants,
+            metrics: &st.metrics,
+            replication: &st.replication,
+            now_ms: st.clock.unix_ms(),
+            load,
+        })
+    };
+    match tokio::task::spawn_blocking(render_all).await {
         Ok(body) => Response::builder()
             .content_type("text/plain; version=0.0.4")
             .body(body),

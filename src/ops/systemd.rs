@@ -40,7 +40,7 @@ pub fn spawn_watchdog(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()
             let healthy = state
                 .control
                 .db
-                .read_async(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+                .read_async(crate::store::ops::ping)
                 .await
                 .is_ok();
             if healthy {

@@ -22,8 +22,9 @@ use serde::Serialize;
 use crate::app::AppState;
 use crate::audit::anchor::AnchorCheckpoint;
 use crate::audit::service::last_platform_entry;
-use crate::clock::rfc3339;
-use crate::config::{BackupTargetKind, TlsMode};
+use crate::clock::{SharedClock, rfc3339};
+use crate::config::{BackupTargetKind, Config, TlsMode};
+use crate::store::control::Control;
 
 #[derive(Clone, Serialize)]
 pub struct Trust {
@@ -163,59 +164,48 @@ fn host_of(url: &str) -> String {
         .to_owned()
 }
 
-pub fn compute(state: &AppState) -> Trust {
-    let cfg = &state.config;
+/// What the page is computed from: narrow values, not `AppState`.
+#[derive(Clone)]
+pub struct Sources {
+    pub config: Arc<Config>,
+    pub control: Arc<Control>,
+    pub clock: SharedClock,
+    /// Whether passkey sign-in is offered (a relying party is configured).
+    pub passkeys: bool,
+    pub replication: Arc<crate::replication::status::ReplicaStatus>,
+}
+
+pub fn compute(src: &Sources) -> Trust {
+    let cfg = &*src.config;
     let f = &cfg.file;
-    let cert = crate::tls::current_certificate(&state.config, &state.control.keys);
-    let keys_created: Option<i64> = state
-        .control
+    let control = &*src.control;
+    let cert = crate::tls::current_certificate(cfg, &control.keys);
+    let keys_created: Option<i64> = control
         .db
-        .read(|c| {
-            Ok(
-                c.query_row("SELECT min(created_at) FROM platform_keys", [], |r| {
-                    r.get(0)
-                })?,
-            )
-        })
+        .read(crate::store::ops::first_platform_key_at)
         .ok()
         .flatten();
-    let master = state
-        .control
+    let master = control
         .db
         .read(crate::store::master_rotation::info)
         .unwrap_or_default();
-    let now = state.clock.unix();
-    let backup = last_platform_entry(state, "backup.completed").map(|e| (e.time_unix, e.after));
-    let drill = last_platform_entry(state, "backup.drill").map(|e| (e.time_unix, e.after));
-    let verification: Option<(i64, bool)> = state
-        .control
+    let now = src.clock.unix();
+    let backup = last_platform_entry(control, "backup.completed").map(|e| (e.time_unix, e.after));
+    let drill = last_platform_entry(control, "backup.drill").map(|e| (e.time_unix, e.after));
+    let verification: Option<(i64, bool)> = control
         .db
-        .read(|c| {
-            Ok(c.query_row(
-                "SELECT max(time), min(ok) FROM audit_verifications WHERE time = (SELECT max(time) FROM audit_verifications)",
-                [],
-                |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<bool>>(1)?)),
-            )?)
-        })
+        .read(crate::store::ops::latest_verification_round)
         .ok()
-        .and_then(|(t, ok)| t.zip(ok));
-    let shredded: i64 = state
-        .control
+        .flatten();
+    let shredded: i64 = control
         .db
-        .read(|c| Ok(c.query_row("SELECT count(*) FROM shredded_workspaces", [], |r| r.get(0))?))
+        .read(crate::store::ops::shredded_count)
         .unwrap_or(0);
-    let requiring_mfa: i64 = state
-        .control
+    let requiring_mfa: i64 = control
         .db
-        .read(|c| {
-            Ok(c.query_row(
-                "SELECT count(*) FROM workspaces WHERE require_mfa = 1 AND state = 'active'",
-                [],
-                |r| r.get(0),
-            )?)
-        })
+        .read(crate::store::ops::requiring_mfa_count)
         .unwrap_or(0);
-    let passkeys = if state.passkeys.available() {
+    let passkeys = if src.passkeys {
         "and passkeys"
     } else {
         "(passkeys need public_url to be a domain name)"
@@ -266,8 +256,7 @@ pub fn compute(state: &AppState) -> Trust {
             notice_days: f.trust.subprocessor_notice_days,
         })
         .collect();
-    let incidents = state
-        .control
+    let incidents = control
         .db
         .read(crate::store::notices::list_incidents)
         .unwrap_or_default()
@@ -284,13 +273,11 @@ pub fn compute(state: &AppState) -> Trust {
             id: i.id,
         })
         .collect();
-    let workspaces: i64 = state
-        .control
+    let workspaces: i64 = control
         .db
-        .read(|c| Ok(c.query_row("SELECT count(*) FROM workspaces", [], |r| r.get(0))?))
+        .read(crate::store::ops::workspace_count)
         .unwrap_or(0);
-    let platform_checkpoint = state
-        .control
+    let platform_checkpoint = control
         .db
         .read(|c| crate::store::audit::latest_checkpoint(c, crate::audit::chains::PLATFORM))
         .ok()
@@ -325,13 +312,13 @@ pub fn compute(state: &AppState) -> Trust {
             last_success: backup.map(|b| rfc3339(b.0)),
             last_drill: drill.as_ref().map(|d| rfc3339(d.0)),
             last_drill_passed: drill.and_then(|d| d.1.get("ok").and_then(|v| v.as_bool())),
-            replication: crate::replication::trust_line(&state.replication, state.clock.unix_ms()),
+            replication: crate::replication::trust_line(&src.replication, src.clock.unix_ms()),
         },
         audit: TrustAudit {
             retention_days: f.audit.retention_days,
             last_verification: verification.map(|v| rfc3339(v.0)),
             last_verification_intact: verification.map(|v| v.1),
-            public_key: hex::encode(state.control.signer.public_key()),
+            public_key: hex::encode(control.signer.public_key()),
             platform_checkpoint,
         },
         mfa: format!(
@@ -379,16 +366,22 @@ pub struct TrustCache {
 /// The cached page when control.db has not changed since it was computed
 /// (and it is less than `MAX_AGE` old); else computes it once, while other
 /// requests wait for that result instead of computing their own.
-async fn computed(state: &Arc<AppState>) -> Option<Trust> {
-    let version = state.control.cache.version().ok();
+async fn computed(state: &AppState) -> Option<Trust> {
+    let src = Sources {
+        config: Arc::clone(&state.config),
+        control: Arc::clone(&state.control),
+        clock: Arc::clone(&state.clock),
+        passkeys: state.passkeys.available(),
+        replication: Arc::clone(&state.replication),
+    };
+    let version = src.control.cache.version().ok();
     let mut slot = state.trust.slot.lock().await;
     if let (Some(v), Some((at_version, at, t))) = (version, slot.as_ref()) {
         if *at_version == v && at.elapsed() < MAX_AGE {
             return Some(t.clone());
         }
     }
-    let st = Arc::clone(state);
-    let t = tokio::task::spawn_blocking(move || compute(&st))
+    let t = tokio::task::spawn_blocking(move || compute(&src))
         .await
         .ok()?;
     if let Some(v) = version {

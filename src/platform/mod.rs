@@ -8,7 +8,7 @@
 use serde_json::json;
 
 use crate::access::{Principal, Role, Via};
-use crate::audit::service::record_in_workspace_with;
+use crate::audit::service::record_in_workspace;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::identity::Deps;
@@ -117,9 +117,9 @@ pub async fn set_active(
         })
         .await?;
     // The workspace's owners see it in their own chain too.
-    record_in_workspace_with(
-        deps.tenants,
+    record_in_workspace(
         deps.control,
+        deps.tenants,
         ws,
         crate::access::SystemTask::RecordPlatformAction,
         now,
@@ -240,9 +240,9 @@ pub async fn impersonate(
             Ok(())
         })
         .await?;
-    record_in_workspace_with(
-        deps.tenants,
+    record_in_workspace(
         deps.control,
+        deps.tenants,
         ws,
         crate::access::SystemTask::RecordImpersonation,
         now,
@@ -299,9 +299,9 @@ pub async fn end(deps: &Deps<'_>, staff: &Principal, meta: &RequestMeta) -> Resu
         .await?;
     if ended {
         let iid = i.id.clone();
-        record_in_workspace_with(
-            deps.tenants,
+        record_in_workspace(
             deps.control,
+            deps.tenants,
             ws,
             crate::access::SystemTask::RecordImpersonation,
             now,

@@ -134,7 +134,7 @@ async fn drill(
         &manifest,
         &escrow,
         &state.control.master,
-        &BackupTrust::live(state),
+        &BackupTrust::live(state.backup_deps()),
     );
     Ok((ws, at, verdict))
 }

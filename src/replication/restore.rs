@@ -144,7 +144,7 @@ pub async fn workspace_in_place(
             "state_of": rfc3339_ms(state_ms),
         });
         let head = tokio::task::spawn_blocking(move || {
-            crate::backup::restore::swap_in(&st, ws, &src, &label, detail)
+            crate::backup::restore::swap_in(st.backup_deps(), ws, &src, &label, detail)
         })
         .await
         .map_err(|e| Error::internal(format!("restore task: {e}")))??;

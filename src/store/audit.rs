@@ -402,6 +402,18 @@ pub fn last_seq_before(conn: &Connection, cutoff: i64) -> Result<Option<i64>> {
     )?)
 }
 
+/// Tests only: rewrites one entry's action behind the append-only trigger's
+/// back, as someone with write access to the file could.
+#[cfg(test)]
+pub fn tamper_action(conn: &Connection, seq: i64, action: &str) -> Result<()> {
+    conn.execute_batch("DROP TRIGGER audit_log_append_only;")?;
+    conn.execute(
+        "UPDATE audit_log SET action = ?1 WHERE seq = ?2",
+        rusqlite::params![action, seq],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -147,7 +147,7 @@ pub fn run_one(state: &AppState, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -
             ),
     )?;
     // The escrow at the backup targets still holds the old wrapped key.
-    crate::backup::escrow::rewrite_after_shred(state)?;
+    crate::backup::escrow::rewrite_after_shred(state.backup_deps())?;
     Ok(resealed)
 }
 

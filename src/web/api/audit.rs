@@ -14,8 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
 use super::body::JsonBody;
-use crate::access::enter::enter_as as enter;
-use crate::access::permissions::{Action, Resource, needs};
+use crate::access::op;
 use crate::app::AppState;
 use crate::audit::chains::Chain;
 use crate::audit::export::Format;
@@ -24,7 +23,8 @@ use crate::audit::service::{self, ChainStatus};
 use crate::audit::verify::ChainReport;
 use crate::audit::{Actor, RequestMeta};
 use crate::error::Error;
-use crate::web::session::{PlatformAdmin, SignedIn};
+use crate::web::session::PlatformAdmin;
+use crate::web::tenant;
 
 #[derive(Object)]
 pub struct AuditEntry {
@@ -197,9 +197,7 @@ impl AuditApi {
     async fn search(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::AuditRead>,
         q: Query<Option<String>>,
         actor: Query<Option<String>>,
         action: Query<Option<String>>,
@@ -210,20 +208,13 @@ impl AuditApi {
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> poem::Result<Json<AuditPage>> {
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            needs(Resource::AuditLog, Action::Read),
-            "audit.read",
-            &meta,
-        )
-        .await?;
         let p = service::params(
             q.0, actor.0, action.0, target.0, ip.0, from.0, to.0, cursor.0, limit.0,
         )?;
         Ok(Json(
-            service::search_workspace(&state, &ctx, p).await?.into(),
+            service::search_workspace(state.audit_deps(), &workspace, p)
+                .await?
+                .into(),
         ))
     }
 
@@ -234,9 +225,7 @@ impl AuditApi {
     async fn export(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::AuditExport>,
         format: Query<Option<String>>,
         actor: Query<Option<String>>,
         action: Query<Option<String>>,
@@ -245,31 +234,12 @@ impl AuditApi {
         from: Query<Option<String>>,
         to: Query<Option<String>>,
     ) -> poem::Result<ExportResponse> {
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            needs(Resource::AuditLog, Action::Export),
-            "audit.export",
-            &meta,
-        )
-        .await?;
         let format = Format::parse(format.0.as_deref().unwrap_or("ndjson"))?;
         let p = service::params(
             None, actor.0, action.0, target.0, ip.0, from.0, to.0, None, None,
         )?;
-        let chain = Chain::Workspace(ctx.db.id());
-        let reader = Some(crate::records::visibility::Reader::of(&ctx));
-        let (line, rx) = service::export(
-            &state,
-            chain,
-            p.filter,
-            format,
-            ctx.actor.clone(),
-            &meta,
-            reader,
-        )
-        .await?;
+        let (line, rx) =
+            service::export_workspace(state.audit_deps(), &workspace, p.filter, format).await?;
         Ok(export_response(format, line, rx))
     }
 
@@ -277,23 +247,13 @@ impl AuditApi {
     #[oai(path = "/workspaces/:workspace/audit/entries/:seq", method = "get")]
     async fn entry(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::AuditRead>,
         seq: Path<String>,
     ) -> poem::Result<Json<AuditEntry>> {
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            needs(Resource::AuditLog, Action::Read),
-            "audit.read",
-            &meta,
-        )
-        .await?;
         let seq: i64 = seq.0.parse().map_err(|_| Error::NotFound("audit entry"))?;
-        Ok(Json(service::entry_workspace(&ctx, seq).await?.into()))
+        Ok(Json(
+            service::entry_workspace(&workspace, seq).await?.into(),
+        ))
     }
 
     /// Retention, the newest signed checkpoint and the last verification.
@@ -301,21 +261,10 @@ impl AuditApi {
     async fn status(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::AuditRead>,
     ) -> poem::Result<Json<AuditStatus>> {
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            needs(Resource::AuditLog, Action::Read),
-            "audit.read",
-            &meta,
-        )
-        .await?;
         Ok(Json(
-            service::status(&state, Chain::Workspace(ctx.db.id()))
+            service::status_workspace(state.audit_deps(), &workspace)
                 .await?
                 .into(),
         ))
@@ -326,22 +275,12 @@ impl AuditApi {
     async fn verify(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::AuditVerify>,
     ) -> poem::Result<Json<VerifyResult>> {
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            needs(Resource::AuditLog, Action::Verify),
-            "audit.verify",
-            &meta,
-        )
-        .await?;
-        let chain = Chain::Workspace(ctx.db.id());
+        let chain = Chain::Workspace(workspace.db.id());
+        let actor = workspace.actor.clone();
         Ok(Json(
-            service::verify_now(&state, chain, ctx.actor.clone(), &meta)
+            service::verify_now(state.audit_deps(), chain, actor, &workspace.meta)
                 .await?
                 .into(),
         ))
@@ -352,21 +291,12 @@ impl AuditApi {
     async fn settings(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::AuditSettings>,
         body: JsonBody<RetentionSettings>,
     ) -> poem::Result<Json<RetentionSettings>> {
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            needs(Resource::AuditLog, Action::Settings),
-            "audit.settings",
-            &meta,
-        )
-        .await?;
-        let days = service::set_retention(&state, &ctx, body.0.retention_days, &meta).await?;
+        let days =
+            service::set_retention(&workspace, &state.config.file.audit, body.0.retention_days)
+                .await?;
         Ok(Json(RetentionSettings {
             retention_days: days,
         }))
@@ -392,7 +322,11 @@ impl AuditApi {
         let p = service::params(
             q.0, actor.0, action.0, target.0, ip.0, from.0, to.0, cursor.0, limit.0,
         )?;
-        Ok(Json(service::search_platform(&state, p).await?.into()))
+        Ok(Json(
+            service::search_platform(state.audit_deps(), p)
+                .await?
+                .into(),
+        ))
     }
 
     /// Streams the platform chain (same formats as the workspace export).
@@ -406,7 +340,7 @@ impl AuditApi {
     ) -> poem::Result<ExportResponse> {
         let format = Format::parse(format.0.as_deref().unwrap_or("ndjson"))?;
         let (line, rx) = service::export(
-            &state,
+            state.audit_deps(),
             Chain::Platform,
             Default::default(),
             format,
@@ -427,7 +361,9 @@ impl AuditApi {
         seq: Path<String>,
     ) -> poem::Result<Json<AuditEntry>> {
         let seq: i64 = seq.0.parse().map_err(|_| Error::NotFound("audit entry"))?;
-        Ok(Json(service::entry_platform(&state, seq).await?.into()))
+        Ok(Json(
+            service::entry_platform(&state.control, seq).await?.into(),
+        ))
     }
 
     /// Verifies the platform chain now.
@@ -439,9 +375,14 @@ impl AuditApi {
         admin: PlatformAdmin,
     ) -> poem::Result<Json<VerifyResult>> {
         Ok(Json(
-            service::verify_now(&state, Chain::Platform, Actor::User(admin.0.user_id), &meta)
-                .await?
-                .into(),
+            service::verify_now(
+                state.audit_deps(),
+                Chain::Platform,
+                Actor::User(admin.0.user_id),
+                &meta,
+            )
+            .await?
+            .into(),
         ))
     }
 }

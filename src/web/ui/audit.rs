@@ -11,8 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::signed_in_page;
-use crate::access::Role;
-use crate::access::enter::enter_as as enter;
+use crate::access::op;
 use crate::app::AppState;
 use crate::audit::chains::Chain;
 use crate::audit::search::{EntryView, SearchPage};
@@ -21,6 +20,7 @@ use crate::audit::{Actor, RequestMeta};
 use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::web::session::{PlatformAdmin, SignedIn};
+use crate::web::tenant::TenantPage;
 
 #[derive(Deserialize, Default, Clone)]
 pub struct Filters {
@@ -219,15 +219,14 @@ async fn chrome_email(state: &AppState, who: &SignedIn) -> String {
 pub async fn workspace_audit(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::AuditRead>,
     Path(ws): Path<String>,
     Query(filters): Query<Filters>,
 ) -> poem::Result<Response> {
-    let ctx = enter(&state, &who.0, &ws, Role::Admin, "audit.read", &meta).await?;
-    let page = service::search_workspace(&state, &ctx, filters.params()?).await?;
-    let status = service::status(&state, Chain::Workspace(ctx.db.id())).await?;
-    let email = chrome_email(&state, &who).await;
+    let page = service::search_workspace(state.audit_deps(), &ctx, filters.params()?).await?;
+    let status = service::status_workspace(state.audit_deps(), &ctx).await?;
+    let who = ctx.who();
+    let email = chrome_email(&state, who).await;
     let (csrf, _) = crate::web::csrf::token_for(req, &state);
     let body = chain_page(ChainPage {
         title: "Audit log",
@@ -238,7 +237,7 @@ pub async fn workspace_audit(
         status: &status,
         csrf: &csrf,
     });
-    let banner = super::notices::banner(req, &state, &who, &csrf).await;
+    let banner = super::notices::banner(req, &state, who, &csrf).await;
     let body = html! { (banner) (body) };
     Ok(signed_in_page("Audit log", &email, &csrf, body))
 }
@@ -247,17 +246,16 @@ pub async fn workspace_audit(
 pub async fn workspace_entry(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::AuditRead>,
     Path((ws, seq)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let ctx = enter(&state, &who.0, &ws, Role::Admin, "audit.read", &meta).await?;
     let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
     let e = service::entry_workspace(&ctx, seq).await?;
-    let email = chrome_email(&state, &who).await;
+    let who = ctx.who();
+    let email = chrome_email(&state, who).await;
     let (csrf, _) = crate::web::csrf::token_for(req, &state);
     let body = entry_page(&e, &format!("/w/{ws}/audit"));
-    let banner = super::notices::banner(req, &state, &who, &csrf).await;
+    let banner = super::notices::banner(req, &state, who, &csrf).await;
     let body = html! { (banner) (body) };
     Ok(signed_in_page("Audit entry", &email, &csrf, body))
 }
@@ -265,16 +263,14 @@ pub async fn workspace_entry(
 #[handler]
 pub async fn workspace_verify(
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::AuditVerify>,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let ctx = enter(&state, &who.0, &ws, Role::Admin, "audit.verify", &meta).await?;
     service::verify_now(
-        &state,
+        state.audit_deps(),
         Chain::Workspace(ctx.db.id()),
         ctx.actor.clone(),
-        &meta,
+        &ctx.meta,
     )
     .await?;
     Ok(Redirect::see_other(format!("/w/{ws}/audit")).into_response())
@@ -287,8 +283,8 @@ pub async fn platform_audit(
     admin: PlatformAdmin,
     Query(filters): Query<Filters>,
 ) -> poem::Result<Response> {
-    let page = service::search_platform(&state, filters.params()?).await?;
-    let status = service::status(&state, Chain::Platform).await?;
+    let page = service::search_platform(state.audit_deps(), filters.params()?).await?;
+    let status = service::status_platform(state.audit_deps()).await?;
     let email = chrome_email(&state, &SignedIn(admin.0)).await;
     let (csrf, _) = crate::web::csrf::token_for(req, &state);
     let st = crate::web::api::platform::status(&state);
@@ -326,7 +322,7 @@ pub async fn platform_entry(
     Path(seq): Path<String>,
 ) -> poem::Result<Response> {
     let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
-    let e = service::entry_platform(&state, seq).await?;
+    let e = service::entry_platform(&state.control, seq).await?;
     let email = chrome_email(&state, &SignedIn(admin.0)).await;
     let (csrf, _) = crate::web::csrf::token_for(req, &state);
     Ok(signed_in_page(
@@ -343,6 +339,12 @@ pub async fn platform_verify(
     meta: Data<&RequestMeta>,
     admin: PlatformAdmin,
 ) -> poem::Result<Response> {
-    service::verify_now(&state, Chain::Platform, Actor::User(admin.0.user_id), &meta).await?;
+    service::verify_now(
+        state.audit_deps(),
+        Chain::Platform,
+        Actor::User(admin.0.user_id),
+        &meta,
+    )
+    .await?;
     Ok(Redirect::see_other("/platform/audit").into_response())
 }

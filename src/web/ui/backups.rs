@@ -32,9 +32,9 @@ pub fn status(state: &AppState) -> Result<BackupStatus> {
         backups: target.list()?,
         target: target.dir.display().to_string(),
         region: target.region.clone(),
-        last_drill: last_platform_entry(state, "backup.drill"),
-        last_failure: last_platform_entry(state, "backup.failed"),
-        last_success: last_platform_entry(state, "backup.completed"),
+        last_drill: last_platform_entry(&state.control, "backup.drill"),
+        last_failure: last_platform_entry(&state.control, "backup.failed"),
+        last_success: last_platform_entry(&state.control, "backup.completed"),
     })
 }
 
