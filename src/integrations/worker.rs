@@ -166,10 +166,10 @@ async fn run_workspace(sh: &Arc<Shared>, ws: WorkspaceId) -> Result<bool> {
     let events = db.read(|c, s| istore::received_events(c, s, BATCH)).await?;
     for ev in events {
         let now = state.clock.unix();
-        let now_ms = crate::records::now_ms(state);
+        let now_ms = crate::records::now_ms(&state.clock);
         db.write(move |t| process_event(t, ev, now, now_ms)).await?;
     }
-    let now_ms = crate::records::now_ms(state);
+    let now_ms = crate::records::now_ms(&state.clock);
     let due = db
         .read(move |c, s| wstore::due_deliveries(c, s, now_ms, BATCH))
         .await?;
@@ -228,7 +228,7 @@ async fn settle(sh: &Shared, db: &TenantDb, row: DeliveryRow, out: Outcome) -> R
 
 /// Moves a backed-off endpoint's pending deliveries to the end of its wait.
 async fn postpone(state: &AppState, db: &TenantDb, endpoint: &str, wait: Duration) -> Result<()> {
-    let until = crate::records::now_ms(state)
+    let until = crate::records::now_ms(&state.clock)
         .saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
     let endpoint = endpoint.to_owned();
     db.write(move |t| wstore::postpone_endpoint(t.tx, &endpoint, until).map(|_| ()))
@@ -349,7 +349,7 @@ async fn record(state: &AppState, db: &TenantDb, row: DeliveryRow, out: Outcome)
         None
     } else {
         let wait = backoff_ms(cfg, u32::try_from(attempt).unwrap_or(u32::MAX));
-        Some(crate::records::now_ms(state).saturating_add(i64::try_from(wait).unwrap_or(i64::MAX)))
+        Some(crate::records::now_ms(&state.clock).saturating_add(i64::try_from(wait).unwrap_or(i64::MAX)))
     };
     db.write(move |t| {
         wstore::record_attempt(

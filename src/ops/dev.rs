@@ -103,8 +103,8 @@ async fn demo_records(state: &AppState, ws: WorkspaceId, meta: &RequestMeta) -> 
         id: uuid::Uuid::now_v7().to_string(),
         team_id: None,
         def: def.into(),
-        created_at: crate::records::now_ms(state),
-        updated_at: crate::records::now_ms(state),
+        created_at: crate::records::now_ms(&state.clock),
+        updated_at: crate::records::now_ms(&state.clock),
     };
     let rows = [
         (

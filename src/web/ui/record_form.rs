@@ -15,7 +15,7 @@ use super::csrf_field;
 use super::forms::{
     breadcrumbs, errors_box, every, form_pairs, one, page, see_other, validation_errors,
 };
-use crate::access::enter::TenantCtx;
+use crate::access::enter::TenantHandle;
 use crate::access::op;
 use crate::app::AppState;
 use crate::error::{Error, FieldError};
@@ -134,7 +134,7 @@ struct Choices {
     relations: HashMap<String, Vec<(String, String)>>,
 }
 
-async fn choices(state: &AppState, ctx: &TenantCtx, v: &Visible) -> poem::Result<Choices> {
+async fn choices(state: &AppState, ctx: &TenantHandle, v: &Visible) -> poem::Result<Choices> {
     let fields: Vec<&Field> = v.row.def.live_fields().collect();
     let members = if fields.iter().any(|f| f.kind == FieldType::Member) {
         records::teams::members(state, ctx)
@@ -151,7 +151,7 @@ async fn choices(state: &AppState, ctx: &TenantCtx, v: &Visible) -> poem::Result
             continue;
         };
         // Only collections the person may read offer their records.
-        let Ok(tv) = records::load(ctx, &target).await else {
+        let Ok(tv) = records::load(ctx, &target, records::Need::See).await else {
             continue;
         };
         if !tv.can(RecordAction::Read) {
@@ -312,7 +312,7 @@ async fn render_record(
     req: &Request,
     state: &AppState,
     who: &SignedIn,
-    ctx: &TenantCtx,
+    ctx: &TenantHandle,
     status: StatusCode,
     ws: &str,
     v: &Visible,
@@ -351,7 +351,7 @@ pub async fn new_record(
     ctx: TenantPage<op::RecordRead>,
     Path((ws, coll)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let v = records::load_for(&state, &ctx, &ctx.meta, &coll, RecordAction::Create).await?;
+    let v = records::load(&ctx, &coll, records::Need::Record(RecordAction::Create)).await?;
     render_record(
         req,
         &state,
@@ -375,13 +375,13 @@ pub async fn create_record(
     ctx: TenantPage<op::RecordCreate>,
     Path((ws, coll)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let v = records::load_for(&state, &ctx, &ctx.meta, &coll, RecordAction::Create).await?;
+    let v = records::load(&ctx, &coll, records::Need::Record(RecordAction::Create)).await?;
     let pairs = form_pairs(req);
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
     let (mut input, errors) = values_from_form(&fields, &pairs);
     input.retain(|_, x| !x.is_null());
     let result = if errors.is_empty() {
-        records::create_record(&state, &ctx, &ctx.meta, &coll, input, None)
+        records::create_record(&ctx, &state.control, &coll, input, None)
             .await
             .map(|c| c.record)
     } else {
@@ -417,7 +417,7 @@ pub async fn record_page(
     ctx: TenantPage<op::RecordRead>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
-    let (v, rec, history) = records::history(&state, &ctx, &ctx.meta, &coll, &id).await?;
+    let (v, rec, history) = records::history(&ctx, &coll, &id).await?;
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
     let shown = shown_from(&fields, &rec.values);
     render_record(
@@ -443,12 +443,12 @@ pub async fn update_record(
     ctx: TenantPage<op::RecordUpdate>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
-    let v = records::load_for(&state, &ctx, &ctx.meta, &coll, RecordAction::Update).await?;
+    let v = records::load(&ctx, &coll, records::Need::Record(RecordAction::Update)).await?;
     let pairs = form_pairs(req);
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
     let (input, errors) = values_from_form(&fields, &pairs);
     let result = if errors.is_empty() {
-        records::update_record(&state, &ctx, &ctx.meta, &coll, &id, input).await
+        records::update_record(&ctx, &state.control, &coll, &id, input).await
     } else {
         Err(Error::Validation(errors))
     };
@@ -456,7 +456,7 @@ pub async fn update_record(
         Ok(_) => Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}"))),
         Err(e) => {
             let errors = validation_errors(e)?;
-            let (v, rec, history) = records::history(&state, &ctx, &ctx.meta, &coll, &id).await?;
+            let (v, rec, history) = records::history(&ctx, &coll, &id).await?;
             let shown = shown_from_form(&fields, &pairs);
             render_record(
                 req,
@@ -478,11 +478,10 @@ pub async fn update_record(
 
 #[handler]
 pub async fn delete_record(
-    state: Data<&Arc<AppState>>,
     ctx: TenantPage<op::RecordDelete>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
-    records::delete_record(&state, &ctx, &ctx.meta, &coll, &id).await?;
+    records::delete_record(&ctx, &coll, &id).await?;
     Ok(see_other(format!("/w/{ws}/c/{coll}")))
 }
 
@@ -497,6 +496,6 @@ pub async fn restore_record(
     let version: i64 = one(&pairs, "version")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| Error::field("version", "must be a version number"))?;
-    records::restore_version(&state, &ctx, &ctx.meta, &coll, &id, version).await?;
+    records::restore_version(&ctx, &state.control, &coll, &id, version).await?;
     Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}")))
 }
