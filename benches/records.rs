@@ -109,11 +109,15 @@ fn main() {
             })
             .unwrap_or(0)
     };
+    let finder = aura::records::search::Finder {
+        indexes: &state.indexes,
+        bounds: &state.bounds,
+    };
     let before = rss();
     let start = Instant::now();
     let hits =
         f.rt.block_on(aura::records::search::search(
-            state, &db, &coll.id, "lorem", None, 10,
+            finder, &db, &coll.id, "lorem", None, 10,
         ))
         .unwrap();
     let build = start.elapsed();
@@ -122,7 +126,7 @@ fn main() {
     let q = 200;
     for i in 0..q {
         f.rt.block_on(aura::records::search::search(
-            state,
+            finder,
             &db,
             &coll.id,
             &format!("{}", i * 7),

@@ -16,11 +16,12 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::Summary;
-use crate::app::AppState;
-use crate::audit::{Actor, RequestMeta};
+use crate::access::enter::TenantHandle;
+use crate::bounds::Pool;
 use crate::error::{Error, Result};
 use crate::ids::WorkspaceId;
-use crate::store::tenant::TenantDb;
+use crate::records::visibility::Reader;
+use crate::store::control::Control;
 
 const KEEP_SECONDS: i64 = 3_600;
 const CHUNK: usize = 64 * 1024;
@@ -145,22 +146,30 @@ impl ExportJobs {
     }
 }
 
+/// What an export job needs beyond the workspace: the control database
+/// (the workspace's row, its members, the signing key), the jobs, and the
+/// bulk pool it shares with audit verifications.
+#[derive(Clone, Copy)]
+pub struct Exporter<'a> {
+    pub control: &'a Arc<Control>,
+    pub jobs: &'a ExportJobs,
+    pub bulk: &'a Pool,
+}
+
 /// Records the export, signs the chain head, and starts writing the archive
-/// of what `reader` may read.
+/// of what the caller may read.
 pub async fn start(
-    state: &Arc<AppState>,
-    db: TenantDb,
-    actor: Actor,
-    meta: &RequestMeta,
+    ctx: &TenantHandle,
+    ex: Exporter<'_>,
     recipient: Option<age::x25519::Recipient>,
-    reader: crate::records::visibility::Reader,
 ) -> Result<Arc<Job>> {
     // Archive exports share the bulk pool with audit verifications: the slot
     // is taken before anything is recorded, and held until the archive is
     // written (finding 4).
-    let slot = state.bounds.bulk.slot().await?;
-    let jobs = &state.exports;
-    let now = state.clock.unix();
+    let slot = ex.bulk.slot().await?;
+    let jobs = ex.jobs;
+    let (db, actor, reader) = (ctx.db.clone(), ctx.actor.clone(), Reader::of(ctx));
+    let now = ctx.now();
     jobs.prune(now)?;
     crate::store::create_private_dir(&jobs.dir)?;
     let id = uuid::Uuid::now_v7().to_string();
@@ -184,16 +193,21 @@ pub async fn start(
             ..Status::default()
         }),
     });
-    let (st, d, m, enc) = (
-        Arc::clone(state),
+    let (control, d, m, enc) = (
+        Arc::clone(ex.control),
         db.clone(),
-        meta.clone(),
+        ctx.meta.clone(),
         job.to_recipient,
     );
     let checkpoint =
-        tokio::task::spawn_blocking(move || super::begin(&st, &d, actor, &m, enc)).await??;
+        tokio::task::spawn_blocking(move || super::begin(&control, now, &d, actor, &m, enc))
+            .await??;
     jobs.lock()?.insert(id, Arc::clone(&job));
-    let (st, j) = (Arc::clone(state), Arc::clone(&job));
+    let (control, clock, j) = (
+        Arc::clone(ex.control),
+        Arc::clone(&ctx.clock),
+        Arc::clone(&job),
+    );
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let result = (|| -> Result<Summary> {
@@ -211,7 +225,15 @@ pub async fn start(
                     s.total = total;
                 })
             };
-            let (w, summary) = super::write(&st, &db, &checkpoint, Some(&reader), w, &progress)?;
+            let (w, summary) = super::write(
+                &control,
+                clock.unix(),
+                &db,
+                &checkpoint,
+                Some(&reader),
+                w,
+                &progress,
+            )?;
             let mut file = w.finish()?;
             file.flush()?;
             file.get_ref().sync_all()?;

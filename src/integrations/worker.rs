@@ -349,7 +349,10 @@ async fn record(state: &AppState, db: &TenantDb, row: DeliveryRow, out: Outcome)
         None
     } else {
         let wait = backoff_ms(cfg, u32::try_from(attempt).unwrap_or(u32::MAX));
-        Some(crate::records::now_ms(&state.clock).saturating_add(i64::try_from(wait).unwrap_or(i64::MAX)))
+        Some(
+            crate::records::now_ms(&state.clock)
+                .saturating_add(i64::try_from(wait).unwrap_or(i64::MAX)),
+        )
     };
     db.write(move |t| {
         wstore::record_attempt(

@@ -19,8 +19,8 @@ use crate::audit::NewEntry;
 use crate::audit::service::ExportStream;
 use crate::bounds::DataBounds;
 use crate::bounds::paced::PacedSender;
-use crate::store::control::Control;
 use crate::error::{Error, FieldError, Result};
+use crate::store::control::Control;
 use crate::store::records::{self as rstore, Ctx, RecordRow, Sort};
 
 /// Rows per chunk: small enough that a stalled reader holds little.

@@ -125,6 +125,15 @@ pub fn get_record_by_seq(
     }
 }
 
+/// Live (not deleted) records in the workspace, all collections.
+pub fn count_live(conn: &Connection) -> Result<i64> {
+    Ok(
+        conn.query_row("SELECT count(*) FROM records WHERE deleted = 0", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
 pub fn record_exists(conn: &Connection, collection: &str, id: &str) -> Result<bool> {
     let mut stmt = conn.prepare_cached(
         "SELECT 1 FROM records WHERE id = ?1 AND collection_id = ?2 AND deleted = 0",

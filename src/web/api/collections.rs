@@ -16,7 +16,7 @@ use super::records::Deleted;
 use crate::access::op;
 use crate::app::AppState;
 use crate::records::schema::{Field, FieldInput, Permissions, RecordAction};
-use crate::records::{self, CollectionChange, NewCollection, Need, Visible, rfc3339_ms};
+use crate::records::{self, CollectionChange, Need, NewCollection, Visible, rfc3339_ms};
 use crate::web::tenant;
 
 #[derive(Object)]

@@ -290,14 +290,8 @@ impl RecordsApi {
         body: JsonBody<RecordInput>,
     ) -> poem::Result<JsonOut<RecordOut>> {
         let input = body.0.into_map()?;
-        let (v, r) = records::update_record(
-            &workspace,
-            &state.control,
-            &collection,
-            &record,
-            input,
-        )
-        .await?;
+        let (v, r) =
+            records::update_record(&workspace, &state.control, &collection, &record, input).await?;
         Ok(JsonOut(self::record(&v, r)))
     }
 

@@ -306,10 +306,7 @@ pub async fn create_collection(
         Err(e) => {
             let errors = validation_errors(e)?;
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            render_schema(
-                req, &state, &ctx, status, &ws, None, &name, &perms, &errors,
-            )
-            .await
+            render_schema(req, &state, &ctx, status, &ws, None, &name, &perms, &errors).await
         }
     }
 }
