@@ -19,7 +19,7 @@ use super::Summary;
 use crate::access::enter::TenantHandle;
 use crate::bounds::Pool;
 use crate::error::{Error, Result};
-use crate::ids::WorkspaceId;
+use crate::ids::{ExportId, WorkspaceId};
 use crate::records::visibility::Reader;
 use crate::store::control::Control;
 
@@ -38,7 +38,7 @@ pub struct Status {
 }
 
 pub struct Job {
-    pub id: String,
+    pub id: ExportId,
     pub workspace: WorkspaceId,
     pub created_at: i64,
     /// Encrypted to the caller's own age recipient (served as it is).
@@ -79,7 +79,7 @@ impl Job {
 
 pub struct ExportJobs {
     dir: PathBuf,
-    jobs: Mutex<HashMap<String, Arc<Job>>>,
+    jobs: Mutex<HashMap<ExportId, Arc<Job>>>,
 }
 
 impl ExportJobs {
@@ -100,7 +100,7 @@ impl ExportJobs {
         }
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<Job>>>> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<ExportId, Arc<Job>>>> {
         self.jobs
             .lock()
             .map_err(|_| Error::internal("export jobs lock poisoned"))
@@ -136,7 +136,7 @@ impl ExportJobs {
 
     /// A job of this workspace, younger than an hour; another workspace's
     /// job, or an expired one, is not found.
-    pub fn get(&self, ws: WorkspaceId, id: &str, now: i64) -> Result<Arc<Job>> {
+    pub fn get(&self, ws: WorkspaceId, id: &ExportId, now: i64) -> Result<Arc<Job>> {
         self.prune(now)?;
         self.lock()?
             .get(id)
@@ -172,7 +172,7 @@ pub async fn start(
     let now = ctx.now();
     jobs.prune(now)?;
     crate::store::create_private_dir(&jobs.dir)?;
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = ExportId::generate();
     let (identity, to) = match recipient {
         Some(r) => (None, r),
         None => {
@@ -183,7 +183,7 @@ pub async fn start(
     };
     let job = Arc::new(Job {
         path: jobs.dir.join(format!("{id}.age")),
-        id: id.clone(),
+        id,
         workspace: db.id(),
         created_at: now,
         to_recipient: identity.is_none(),
@@ -311,10 +311,10 @@ mod tests {
     use super::*;
 
     fn job(jobs: &ExportJobs, ws: WorkspaceId, created_at: i64, state: &'static str) -> Arc<Job> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = ExportId::generate();
         let job = Arc::new(Job {
             path: jobs.dir.join(format!("{id}.age")),
-            id: id.clone(),
+            id,
             workspace: ws,
             created_at,
             to_recipient: true,

@@ -23,7 +23,7 @@ use crate::config::residency::Residency;
 use crate::error::{Error, Result};
 use crate::ids::WorkspaceId;
 use crate::store::integrations::{self as istore, EventRow};
-use crate::store::records::{self as rstore, Ctx};
+use crate::store::records as rstore;
 use crate::store::tenant::{TenantDb, TenantTx};
 use crate::store::webhooks::{self as wstore, Attempt, DeliveryRow};
 
@@ -436,12 +436,7 @@ fn to_record(
         members: &members,
     };
     let vals = crate::records::values::validate(&row.def, &input, None, &lookup)?;
-    let c = Ctx {
-        tx: t.tx,
-        sealer: t.sealer,
-        blind: t.blind,
-    };
-    let rec = rstore::insert_record(&c, &row, vals, now_ms, None)?;
+    let rec = rstore::insert_record(t, &row, vals, now_ms, None)?;
     t.audit(
         now,
         &NewEntry::new(Actor::System, "record.created", &RequestMeta::default())

@@ -13,7 +13,8 @@ use crate::access::permissions::{Action, Resource, allows};
 use crate::audit::NewEntry;
 use crate::config::DataLimitsConfig;
 use crate::error::{Error, Result};
-use crate::store::records::{self as rstore, CollectionRow, Ctx};
+use crate::ids::CollectionId;
+use crate::store::records::{self as rstore, CollectionRow};
 
 pub const COLLECTIONS_PAGE_MAX: usize = 500;
 
@@ -185,7 +186,7 @@ pub struct CollectionChange {
 pub async fn change_collection(
     ctx: &TenantHandle,
     limits: &DataLimitsConfig,
-    id: &str,
+    id: &CollectionId,
     change: CollectionChange,
 ) -> Result<Visible> {
     let v = load(ctx, id, Need::Manage).await?;
@@ -231,11 +232,7 @@ pub async fn change_collection(
             rstore::save_collection(t.tx, t.sealer, &row)?;
             if newly_keyed {
                 rstore::backfill_keys(
-                    &Ctx {
-                        tx: t.tx,
-                        sealer: t.sealer,
-                        blind: t.blind,
-                    },
+                    t,
                     &row,
                 )?;
             }
@@ -256,7 +253,7 @@ pub async fn change_collection(
     Ok(Visible { row, role })
 }
 
-pub async fn delete_collection(ctx: &TenantHandle, id: &str) -> Result<()> {
+pub async fn delete_collection(ctx: &TenantHandle, id: &CollectionId) -> Result<()> {
     let v = load(ctx, id, Need::See).await?;
     if !allows(v.role, Resource::Collection, Action::Delete) {
         return Err(ctx.deny(v.role, "collection.delete", "admin").await);

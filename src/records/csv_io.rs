@@ -20,8 +20,9 @@ use crate::audit::service::ExportStream;
 use crate::bounds::DataBounds;
 use crate::bounds::paced::PacedSender;
 use crate::error::{Error, FieldError, Result};
+use crate::ids::CollectionId;
 use crate::store::control::Control;
-use crate::store::records::{self as rstore, Ctx, RecordRow, Sort};
+use crate::store::records::{self as rstore, RecordRow, Sort};
 
 /// Rows per chunk: small enough that a stalled reader holds little.
 const PAGE: usize = 200;
@@ -34,7 +35,7 @@ const MAX_ERRORS: usize = 50;
 pub async fn export(
     ctx: &TenantHandle,
     bounds: &DataBounds,
-    coll_id: &str,
+    coll_id: &CollectionId,
 ) -> Result<ExportStream> {
     let coll = load(ctx, coll_id, Need::Record(RecordAction::Read)).await?;
     // Capped in all and per workspace (429 beyond), before anything is written.
@@ -252,7 +253,7 @@ fn parse(def: &Definition, source: impl Read) -> Result<(Vec<Field>, Vec<Parsed>
 pub async fn import(
     ctx: &TenantHandle,
     control: &Control,
-    coll_id: &str,
+    coll_id: &CollectionId,
     source: impl Read + Send + 'static,
 ) -> Result<usize> {
     let coll = load(ctx, coll_id, Need::Record(RecordAction::Create)).await?;
@@ -274,11 +275,6 @@ pub async fn import(
                 conn: t.tx,
                 members: &members,
             };
-            let c = Ctx {
-                tx: t.tx,
-                sealer: t.sealer,
-                blind: t.blind,
-            };
             let actor = user.to_string();
             let mut errors = Vec::new();
             let count = rows.len();
@@ -286,7 +282,7 @@ pub async fn import(
                 let (line, input) = (parsed.line, parsed.input(&fields, &mut errors));
                 drop(parsed);
                 let checked = values::validate(&row.def, &input, None, &lookup)
-                    .and_then(|vals| rstore::insert_record(&c, &row, vals, ms, Some(&actor)));
+                    .and_then(|vals| rstore::insert_record(t, &row, vals, ms, Some(&actor)));
                 match checked {
                     Ok(_) => {}
                     Err(Error::Validation(errs)) => {

@@ -8,6 +8,7 @@ use super::schema::RecordAction;
 use super::{DEFAULT_PAGE, MAX_PAGE, Need, Visible, load, load_reading, search};
 use crate::access::enter::TenantHandle;
 use crate::error::{Error, Result};
+use crate::ids::CollectionId;
 use crate::store::records::{self as rstore, RecordRow, Sort};
 
 #[derive(Default, Clone)]
@@ -74,7 +75,7 @@ fn next_cursor(items: &[RecordRow], more: bool, sort: Sort) -> Option<String> {
 pub async fn list_records(
     ctx: &TenantHandle,
     finder: search::Finder<'_>,
-    coll_id: &str,
+    coll_id: &CollectionId,
     p: ListParams,
 ) -> Result<Page> {
     let limit = parse_limit(p.limit);
@@ -86,7 +87,7 @@ pub async fn list_records(
     if let (None, Ok(limit), Ok(sort)) = (&q, &limit, &sort) {
         let (limit, sort) = (*limit, *sort);
         if let Ok(after) = parse_after(p.cursor.as_deref(), sort) {
-            let id = coll_id.to_owned();
+            let id = coll_id.to_string();
             let fetch = move |c: &rusqlite::Connection,
                               s: &crate::crypto::Sealer,
                               defs: &crate::store::cache::DefCache| {

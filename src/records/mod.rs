@@ -38,8 +38,9 @@ use crate::access::{Role, TeamPlace};
 use crate::audit::NewEntry;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
+use crate::ids::{CollectionId, RecordId};
 use crate::store::control::Control;
-use crate::store::records::{self as rstore, CollectionRow, Ctx, RecordRow, VersionRow};
+use crate::store::records::{self as rstore, CollectionRow, RecordRow, VersionRow};
 use schema::{Definition, RecordAction};
 use values::{Lookup, Values};
 
@@ -126,8 +127,8 @@ pub enum Need {
 /// The one collection loader: the collection `id` if the caller may see it
 /// (any other id answers 404, exactly like a missing one) and do what `need`
 /// says (else 403, the refusal recorded in the workspace's chain).
-pub async fn load(ctx: &TenantHandle, id: &str, need: Need) -> Result<Visible> {
-    let id = id.to_owned();
+pub async fn load(ctx: &TenantHandle, id: &CollectionId, need: Need) -> Result<Visible> {
+    let id = id.to_string();
     let fetch = move |c: &rusqlite::Connection,
                       s: &crate::crypto::Sealer,
                       defs: &crate::store::cache::DefCache| {
@@ -264,7 +265,7 @@ pub struct Created {
 pub async fn create_record(
     ctx: &TenantHandle,
     control: &Control,
-    coll_id: &str,
+    coll_id: &CollectionId,
     input: Map<String, Value>,
     idempotency_key: Option<String>,
 ) -> Result<Created> {
@@ -314,12 +315,7 @@ pub async fn create_record(
                 members: &members,
             };
             let vals = values::validate(&row.def, &input, None, &lookup)?;
-            let c = Ctx {
-                tx: t.tx,
-                sealer: t.sealer,
-                blind: t.blind,
-            };
-            let rec = rstore::insert_record(&c, &row, vals, ms, Some(&user.to_string()))?;
+            let rec = rstore::insert_record(t, &row, vals, ms, Some(&user.to_string()))?;
             if let Some((keys, req)) = &idem {
                 let key = keys.first().map(Vec::as_slice).unwrap_or_default();
                 rstore::remember_idempotency(t.tx, key, req, rec.seq, now)?;
@@ -342,10 +338,10 @@ pub async fn create_record(
 
 pub async fn get_record(
     ctx: &TenantHandle,
-    coll_id: &str,
-    id: &str,
+    coll_id: &CollectionId,
+    id: &RecordId,
 ) -> Result<(Visible, RecordRow)> {
-    let (cid, rid) = (coll_id.to_owned(), id.to_owned());
+    let (cid, rid) = (coll_id.to_string(), id.to_string());
     let (coll, rec) = load_reading(ctx, Need::Record(RecordAction::Read), move |c, s, defs| {
         crate::store::cache::get_collection_and_record(c, s, defs, &cid, &rid)
     })
@@ -359,7 +355,7 @@ async fn write_update(
     ctx: &TenantHandle,
     control: &Control,
     coll: Visible,
-    id: &str,
+    id: &RecordId,
     change: Update,
 ) -> Result<(Visible, RecordRow)> {
     let members = member_ids(ctx, control, &coll.row.def).await?;
@@ -369,7 +365,7 @@ async fn write_update(
     let actor = ctx.actor.clone();
     let meta2 = ctx.meta.clone();
     let row = coll.row.clone();
-    let id = id.to_owned();
+    let id = id.to_string();
     let rec = ctx
         .db
         .write(move |t| {
@@ -397,12 +393,7 @@ async fn write_update(
                 }
             };
             let fields = changed_fields(&row.def, &old.values, &vals);
-            let c = Ctx {
-                tx: t.tx,
-                sealer: t.sealer,
-                blind: t.blind,
-            };
-            let rec = rstore::update_record(&c, &row, &old, vals, ms, Some(&user.to_string()))?;
+            let rec = rstore::update_record(t, &row, &old, vals, ms, Some(&user.to_string()))?;
             let mut after = json!({
                 "collection": row.id,
                 "version": rec.version,
@@ -433,8 +424,8 @@ enum Update {
 pub async fn update_record(
     ctx: &TenantHandle,
     control: &Control,
-    coll_id: &str,
-    id: &str,
+    coll_id: &CollectionId,
+    id: &RecordId,
     input: Map<String, Value>,
 ) -> Result<(Visible, RecordRow)> {
     let coll = load(ctx, coll_id, Need::Record(RecordAction::Update)).await?;
@@ -444,21 +435,21 @@ pub async fn update_record(
 pub async fn restore_version(
     ctx: &TenantHandle,
     control: &Control,
-    coll_id: &str,
-    id: &str,
+    coll_id: &CollectionId,
+    id: &RecordId,
     version: i64,
 ) -> Result<(Visible, RecordRow)> {
     let coll = load(ctx, coll_id, Need::Record(RecordAction::Update)).await?;
     write_update(ctx, control, coll, id, Update::Restore(version)).await
 }
 
-pub async fn delete_record(ctx: &TenantHandle, coll_id: &str, id: &str) -> Result<()> {
+pub async fn delete_record(ctx: &TenantHandle, coll_id: &CollectionId, id: &RecordId) -> Result<()> {
     let coll = load(ctx, coll_id, Need::Record(RecordAction::Delete)).await?;
     let now = ctx.now();
     let ms = now_ms(&ctx.clock);
     let actor = ctx.actor.clone();
     let meta2 = ctx.meta.clone();
-    let (c, r) = (coll.row.id.clone(), id.to_owned());
+    let (c, r) = (coll.row.id.clone(), id.to_string());
     ctx.db
         .write(move |t| {
             let old =
@@ -477,8 +468,8 @@ pub async fn delete_record(ctx: &TenantHandle, coll_id: &str, id: &str) -> Resul
 
 pub async fn history(
     ctx: &TenantHandle,
-    coll_id: &str,
-    id: &str,
+    coll_id: &CollectionId,
+    id: &RecordId,
 ) -> Result<(Visible, RecordRow, Vec<VersionRow>)> {
     let (coll, rec) = get_record(ctx, coll_id, id).await?;
     let r = rec.clone();

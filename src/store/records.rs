@@ -5,6 +5,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::tenant::TenantTx;
 use crate::crypto::{BlindIndex, Sealer, Slot};
 use crate::error::{Error, FieldError, Result};
 use crate::model::schema::{Definition, FieldType};
@@ -358,14 +359,9 @@ fn save_version(
     Ok(())
 }
 
-pub struct Ctx<'a> {
-    pub tx: &'a Transaction<'a>,
-    pub sealer: &'a Sealer,
-    pub blind: &'a BlindIndex,
-}
 
 pub fn insert_record(
-    c: &Ctx<'_>,
+    c: &TenantTx<'_>,
     coll: &CollectionRow,
     vals: Values,
     now_ms: i64,
@@ -395,7 +391,7 @@ pub fn insert_record(
 }
 
 pub fn update_record(
-    c: &Ctx<'_>,
+    c: &TenantTx<'_>,
     coll: &CollectionRow,
     old: &RecordRow,
     vals: Values,
@@ -444,7 +440,7 @@ pub fn delete_record(tx: &Transaction<'_>, seq: i64, now_ms: i64) -> Result<()> 
 
 /// Rebuilds the unique digests of one field over all its records (turning
 /// `unique` on); a duplicate fails the schema change.
-pub fn backfill_keys(c: &Ctx<'_>, coll: &CollectionRow) -> Result<()> {
+pub fn backfill_keys(c: &TenantTx<'_>, coll: &CollectionRow) -> Result<()> {
     let mut after = None;
     loop {
         let page = list_records(c.tx, c.sealer, &coll.id, Sort::CreatedAsc, after, 500)?;

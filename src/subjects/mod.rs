@@ -27,7 +27,7 @@ use crate::records::values;
 use crate::records::visibility::{ReadScope, Reader};
 use crate::records::{record_json, rfc3339_ms};
 use crate::store::audit as audit_sql;
-use crate::store::records::{self as rstore, CollectionRow, Ctx};
+use crate::store::records::{self as rstore, CollectionRow};
 use crate::store::subjects::{self as sql, Hit};
 use crate::store::tenant::TenantTx;
 use pseudonym::Pseudonym;
@@ -297,11 +297,6 @@ pub async fn anonymise(ctx: &TenantHandle, raw: &str) -> Result<Anonymised> {
                         "audit_seqs": audit_seqs,
                     })),
             )?;
-            let c = Ctx {
-                tx: t.tx,
-                sealer: t.sealer,
-                blind: t.blind,
-            };
             let mut out = Anonymised {
                 pseudonym: p.as_str().to_owned(),
                 records: 0,
@@ -320,7 +315,7 @@ pub async fn anonymise(ctx: &TenantHandle, raw: &str) -> Result<Anonymised> {
                 } else if let Some(rec) = rstore::get_record_by_seq(t.tx, t.sealer, h.seq)? {
                     let mut vals = rec.values.clone();
                     p.apply(&pii, &mut vals);
-                    sql::rewrite_record(&c, &coll.id, &coll.def, &rec, &vals)?;
+                    sql::rewrite_record(t, &coll.id, &coll.def, &rec, &vals)?;
                     out.versions += sql::rewrite_versions(t.tx, t.sealer, &rec, |v| {
                         p.apply(&pii, v);
                     })?;

@@ -194,7 +194,7 @@ impl CollectionsApi {
         collection: Path<String>,
     ) -> poem::Result<Json<Collection>> {
         Ok(Json(
-            records::load(&workspace, &collection, Need::See)
+            records::load(&workspace, &collection.parse()?, Need::See)
                 .await?
                 .into(),
         ))
@@ -219,7 +219,7 @@ impl CollectionsApi {
         let v = records::change_collection(
             &workspace,
             &state.bounds.limits,
-            &collection,
+            &collection.parse()?,
             CollectionChange {
                 name: b.name,
                 fields: b.fields,
@@ -240,7 +240,7 @@ impl CollectionsApi {
         workspace: tenant::Path<op::CollectionDelete>,
         collection: Path<String>,
     ) -> poem::Result<Deleted> {
-        records::delete_collection(&workspace, &collection).await?;
+        records::delete_collection(&workspace, &collection.parse()?).await?;
         Ok(Deleted::Deleted)
     }
 }

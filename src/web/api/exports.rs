@@ -54,7 +54,7 @@ impl ExportJob {
     pub fn of(j: &Job) -> Self {
         let s = j.status();
         Self {
-            id: j.id.clone(),
+            id: j.id.to_string(),
             state: s.state.to_owned(),
             done: s.done,
             total: s.total,
@@ -145,7 +145,7 @@ impl ExportsApi {
     ) -> poem::Result<Json<ExportJob>> {
         let job = state
             .exports
-            .get(workspace.db.id(), &export, workspace.now())?;
+            .get(workspace.db.id(), &export.parse()?, workspace.now())?;
         Ok(Json(ExportJob::of(&job)))
     }
 
@@ -162,7 +162,7 @@ impl ExportsApi {
     ) -> poem::Result<Download<ExportTypes>> {
         let job = state
             .exports
-            .get(workspace.db.id(), &export, workspace.now())?;
+            .get(workspace.db.id(), &export.parse()?, workspace.now())?;
         let (name, ctype) = (job.file_name(), job.content_type());
         let rx = jobs::download(job)?;
         Ok(Download::new(

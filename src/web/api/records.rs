@@ -208,7 +208,7 @@ impl RecordsApi {
         let page = records::list_records(
             &workspace,
             finder,
-            &collection,
+            &collection.parse()?,
             records::ListParams {
                 limit: limit.0,
                 cursor: cursor.0,
@@ -242,7 +242,7 @@ impl RecordsApi {
         let c = records::create_record(
             &workspace,
             &state.control,
-            &collection,
+            &collection.parse()?,
             input,
             idempotency_key.0,
         )
@@ -272,7 +272,7 @@ impl RecordsApi {
         collection: Path<String>,
         record: Path<String>,
     ) -> poem::Result<JsonOut<RecordOut>> {
-        let (v, r) = records::get_record(&workspace, &collection, &record).await?;
+        let (v, r) = records::get_record(&workspace, &collection.parse()?, &record.parse()?).await?;
         Ok(JsonOut(self::record(&v, r)))
     }
 
@@ -291,7 +291,7 @@ impl RecordsApi {
     ) -> poem::Result<JsonOut<RecordOut>> {
         let input = body.0.into_map()?;
         let (v, r) =
-            records::update_record(&workspace, &state.control, &collection, &record, input).await?;
+            records::update_record(&workspace, &state.control, &collection.parse()?, &record.parse()?, input).await?;
         Ok(JsonOut(self::record(&v, r)))
     }
 
@@ -306,7 +306,7 @@ impl RecordsApi {
         collection: Path<String>,
         record: Path<String>,
     ) -> poem::Result<Deleted> {
-        records::delete_record(&workspace, &collection, &record).await?;
+        records::delete_record(&workspace, &collection.parse()?, &record.parse()?).await?;
         Ok(Deleted::Deleted)
     }
 
@@ -321,7 +321,7 @@ impl RecordsApi {
         collection: Path<String>,
         record: Path<String>,
     ) -> poem::Result<Json<History>> {
-        let (v, _, versions) = records::history(&workspace, &collection, &record).await?;
+        let (v, _, versions) = records::history(&workspace, &collection.parse()?, &record.parse()?).await?;
         Ok(Json(History {
             items: versions.into_iter().map(|x| version(&v, x)).collect(),
         }))
@@ -342,7 +342,7 @@ impl RecordsApi {
     ) -> poem::Result<JsonOut<RecordOut>> {
         let n: i64 = version.0.parse().map_err(|_| Error::NotFound("version"))?;
         let (v, r) =
-            records::restore_version(&workspace, &state.control, &collection, &record, n).await?;
+            records::restore_version(&workspace, &state.control, &collection.parse()?, &record.parse()?, n).await?;
         Ok(JsonOut(self::record(&v, r)))
     }
 
@@ -358,7 +358,7 @@ impl RecordsApi {
         workspace: tenant::Path<op::RecordExport>,
         collection: Path<String>,
     ) -> poem::Result<Download<CsvType>> {
-        let rx = csv_io::export(&workspace, &state.bounds, &collection).await?;
+        let rx = csv_io::export(&workspace, &state.bounds, &collection.parse()?).await?;
         Ok(Download::new(
             "text/csv; charset=utf-8",
             format!("attachment; filename=\"collection-{}.csv\"", collection.0),
@@ -380,7 +380,7 @@ impl RecordsApi {
         body: CsvBody,
     ) -> poem::Result<Json<ImportResult>> {
         let (csv, over, _reserved) = body.stream(&state).await?;
-        let n = match csv_io::import(&workspace, &state.control, &collection, csv).await {
+        let n = match csv_io::import(&workspace, &state.control, &collection.parse()?, csv).await {
             Err(_) if over.happened() => {
                 return Err(super::body::too_large(
                     crate::web::middleware::IMPORT_BODY_LIMIT,

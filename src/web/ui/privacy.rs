@@ -123,7 +123,7 @@ pub async fn export_page(
     c: TenantPage<op::WorkspaceExport>,
     Path((ws, id)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let job = state.exports.get(c.db.id(), &id, c.now())?;
+    let job = state.exports.get(c.db.id(), &id.parse()?, c.now())?;
     let s = job.status();
     let mut resp = page(req, &state, c.who(), StatusCode::OK, "Workspace export", |_| {
         html! {

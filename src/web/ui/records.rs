@@ -105,7 +105,7 @@ pub async fn collection_page(
     let p = records::list_records(
         &ctx,
         finder,
-        &coll,
+        &coll.parse()?,
         records::ListParams {
             limit: Some(25),
             cursor: tq.cursor.clone(),

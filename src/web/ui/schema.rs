@@ -16,6 +16,7 @@ use super::forms::{
 use crate::access::enter::TenantHandle;
 use crate::access::{Role, op};
 use crate::app::AppState;
+use crate::ids::CollectionId;
 use crate::error::FieldError;
 use crate::records::schema::{Field, FieldInput, FieldType, Permissions};
 use crate::records::{self, CollectionChange, Need, NewCollection, Visible};
@@ -318,7 +319,8 @@ pub async fn schema_page(
     ctx: TenantPage<op::CollectionRead>,
     Path((ws, coll)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let v = records::load(&ctx, &coll, Need::Manage).await?;
+    let cid: CollectionId = coll.parse()?;
+    let v = records::load(&ctx, &cid, Need::Manage).await?;
     let d = &v.row.def;
     render_schema(
         req,
@@ -341,6 +343,7 @@ pub async fn schema_submit(
     ctx: TenantPage<op::CollectionUpdate>,
     Path((ws, coll)): Path<(String, String)>,
 ) -> poem::Result<Response> {
+    let cid: CollectionId = coll.parse()?;
     let pairs = form_pairs(req);
     let change = CollectionChange {
         name: one(&pairs, "name").map(str::to_owned),
@@ -349,11 +352,11 @@ pub async fn schema_submit(
         // permissions alone rather than reading "no boxes" as "nobody".
         permissions: one(&pairs, "perm.present").map(|_| parse_permissions(&pairs)),
     };
-    match records::change_collection(&ctx, &state.bounds.limits, &coll, change).await {
+    match records::change_collection(&ctx, &state.bounds.limits, &cid, change).await {
         Ok(v) => Ok(see_other(format!("/w/{ws}/c/{}", v.row.id))),
         Err(e) => {
             let errors = validation_errors(e)?;
-            let v = records::load(&ctx, &coll, Need::See).await?;
+            let v = records::load(&ctx, &cid, Need::See).await?;
             let d = &v.row.def;
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             render_schema(
