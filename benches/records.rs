@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use aura::access::SystemTask;
 use aura::records::schema::{FieldInput, build_definition};
-use aura::store::records::{self as rstore, CollectionRow, Ctx, Sort};
+use aura::store::records::{self as rstore, CollectionRow, Sort};
 use serde_json::json;
 
 fn main() {
@@ -58,11 +58,6 @@ fn main() {
     let ids: Vec<String> = def.fields.iter().map(|f| f.id.clone()).collect();
     db.write_blocking(|t| {
         rstore::save_collection(t.tx, t.sealer, &coll)?;
-        let c = Ctx {
-            tx: t.tx,
-            sealer: t.sealer,
-            blind: t.blind,
-        };
         for i in 0..index_records {
             let mut vals = aura::records::values::Values::new();
             vals.insert(
@@ -74,7 +69,7 @@ fn main() {
                 ids[2].clone(),
                 json!("dolor sit amet, consectetur adipiscing elit"),
             );
-            rstore::insert_record(&c, &coll, vals, i as i64, None)?;
+            rstore::insert_record(t, &coll, vals, i as i64, None)?;
         }
         Ok(())
     })
@@ -109,11 +104,15 @@ fn main() {
             })
             .unwrap_or(0)
     };
+    let finder = aura::records::search::Finder {
+        indexes: &state.indexes,
+        bounds: &state.bounds,
+    };
     let before = rss();
     let start = Instant::now();
     let hits =
         f.rt.block_on(aura::records::search::search(
-            state, &db, &coll.id, "lorem", None, 10,
+            finder, &db, &coll.id, "lorem", None, 10,
         ))
         .unwrap();
     let build = start.elapsed();
@@ -122,7 +121,7 @@ fn main() {
     let q = 200;
     for i in 0..q {
         f.rt.block_on(aura::records::search::search(
-            state,
+            finder,
             &db,
             &coll.id,
             &format!("{}", i * 7),

@@ -9,6 +9,14 @@ use uuid::Uuid;
 
 macro_rules! id_type {
     ($name:ident, $what:literal) => {
+        id_type!(@def $name, $what, false);
+    };
+    // Only the hyphenated lower-case form names one: another spelling of the
+    // same UUID answers 404, as it did while these ids were plain strings.
+    ($name:ident, $what:literal, canonical) => {
+        id_type!(@def $name, $what, true);
+    };
+    (@def $name:ident, $what:literal, $canonical:expr) => {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(Uuid);
 
@@ -37,8 +45,10 @@ macro_rules! id_type {
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 Uuid::parse_str(s)
+                    .ok()
+                    .filter(|u| !$canonical || u.hyphenated().to_string() == s)
                     .map(Self)
-                    .map_err(|_| crate::error::Error::NotFound($what))
+                    .ok_or(crate::error::Error::NotFound($what))
             }
         }
     };
@@ -46,6 +56,9 @@ macro_rules! id_type {
 
 id_type!(WorkspaceId, "workspace");
 id_type!(UserId, "user");
+id_type!(CollectionId, "collection", canonical);
+id_type!(RecordId, "record", canonical);
+id_type!(ExportId, "export", canonical);
 
 #[cfg(test)]
 mod tests {
@@ -56,5 +69,19 @@ mod tests {
         let w = WorkspaceId::generate();
         assert_eq!(w.to_string().parse::<WorkspaceId>().ok(), Some(w));
         assert!("../etc/passwd".parse::<WorkspaceId>().is_err());
+    }
+
+    #[test]
+    fn record_ids_take_only_the_canonical_spelling() {
+        let c = CollectionId::generate();
+        assert_eq!(c.to_string().parse::<CollectionId>().ok(), Some(c));
+        let upper = c.to_string().to_uppercase();
+        assert!(upper.parse::<CollectionId>().is_err());
+        let simple = c.as_uuid().simple().to_string();
+        assert!(simple.parse::<RecordId>().is_err());
+        assert!(matches!(
+            "x".parse::<ExportId>(),
+            Err(crate::error::Error::NotFound("export"))
+        ));
     }
 }

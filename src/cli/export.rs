@@ -63,7 +63,8 @@ pub fn run(
         bar.set_position(done);
     };
     let checkpoint = crate::export::begin(
-        state,
+        &state.control,
+        state.clock.unix(),
         &db,
         Actor::Operator,
         &RequestMeta::cli(),
@@ -75,13 +76,28 @@ pub fn run(
             let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
                 .map_err(|e| Error::internal(format!("age: {e}")))?;
             let w = enc.wrap_output(writer)?;
-            let (w, summary) = crate::export::write(state, &db, &checkpoint, None, w, &progress)?;
+            let (w, summary) = crate::export::write(
+                &state.control,
+                state.clock.unix(),
+                &db,
+                &checkpoint,
+                None,
+                w,
+                &progress,
+            )?;
             finish(w.finish()?)?;
             summary
         }
         None => {
-            let (w, summary) =
-                crate::export::write(state, &db, &checkpoint, None, writer, &progress)?;
+            let (w, summary) = crate::export::write(
+                &state.control,
+                state.clock.unix(),
+                &db,
+                &checkpoint,
+                None,
+                writer,
+                &progress,
+            )?;
             finish(w)?;
             summary
         }

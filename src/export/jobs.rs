@@ -16,11 +16,12 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::Summary;
-use crate::app::AppState;
-use crate::audit::{Actor, RequestMeta};
+use crate::access::enter::TenantHandle;
+use crate::bounds::Pool;
 use crate::error::{Error, Result};
-use crate::ids::WorkspaceId;
-use crate::store::tenant::TenantDb;
+use crate::ids::{ExportId, WorkspaceId};
+use crate::records::visibility::Reader;
+use crate::store::control::Control;
 
 const KEEP_SECONDS: i64 = 3_600;
 const CHUNK: usize = 64 * 1024;
@@ -37,7 +38,7 @@ pub struct Status {
 }
 
 pub struct Job {
-    pub id: String,
+    pub id: ExportId,
     pub workspace: WorkspaceId,
     pub created_at: i64,
     /// Encrypted to the caller's own age recipient (served as it is).
@@ -78,7 +79,7 @@ impl Job {
 
 pub struct ExportJobs {
     dir: PathBuf,
-    jobs: Mutex<HashMap<String, Arc<Job>>>,
+    jobs: Mutex<HashMap<ExportId, Arc<Job>>>,
 }
 
 impl ExportJobs {
@@ -99,7 +100,7 @@ impl ExportJobs {
         }
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<Job>>>> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<ExportId, Arc<Job>>>> {
         self.jobs
             .lock()
             .map_err(|_| Error::internal("export jobs lock poisoned"))
@@ -135,7 +136,7 @@ impl ExportJobs {
 
     /// A job of this workspace, younger than an hour; another workspace's
     /// job, or an expired one, is not found.
-    pub fn get(&self, ws: WorkspaceId, id: &str, now: i64) -> Result<Arc<Job>> {
+    pub fn get(&self, ws: WorkspaceId, id: &ExportId, now: i64) -> Result<Arc<Job>> {
         self.prune(now)?;
         self.lock()?
             .get(id)
@@ -145,25 +146,33 @@ impl ExportJobs {
     }
 }
 
+/// What an export job needs beyond the workspace: the control database
+/// (the workspace's row, its members, the signing key), the jobs, and the
+/// bulk pool it shares with audit verifications.
+#[derive(Clone, Copy)]
+pub struct Exporter<'a> {
+    pub control: &'a Arc<Control>,
+    pub jobs: &'a ExportJobs,
+    pub bulk: &'a Pool,
+}
+
 /// Records the export, signs the chain head, and starts writing the archive
-/// of what `reader` may read.
+/// of what the caller may read.
 pub async fn start(
-    state: &Arc<AppState>,
-    db: TenantDb,
-    actor: Actor,
-    meta: &RequestMeta,
+    ctx: &TenantHandle,
+    ex: Exporter<'_>,
     recipient: Option<age::x25519::Recipient>,
-    reader: crate::records::visibility::Reader,
 ) -> Result<Arc<Job>> {
     // Archive exports share the bulk pool with audit verifications: the slot
     // is taken before anything is recorded, and held until the archive is
     // written (finding 4).
-    let slot = state.bounds.bulk.slot().await?;
-    let jobs = &state.exports;
-    let now = state.clock.unix();
+    let slot = ex.bulk.slot().await?;
+    let jobs = ex.jobs;
+    let (db, actor, reader) = (ctx.db.clone(), ctx.actor.clone(), Reader::of(ctx));
+    let now = ctx.now();
     jobs.prune(now)?;
     crate::store::create_private_dir(&jobs.dir)?;
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = ExportId::generate();
     let (identity, to) = match recipient {
         Some(r) => (None, r),
         None => {
@@ -174,7 +183,7 @@ pub async fn start(
     };
     let job = Arc::new(Job {
         path: jobs.dir.join(format!("{id}.age")),
-        id: id.clone(),
+        id,
         workspace: db.id(),
         created_at: now,
         to_recipient: identity.is_none(),
@@ -184,16 +193,21 @@ pub async fn start(
             ..Status::default()
         }),
     });
-    let (st, d, m, enc) = (
-        Arc::clone(state),
+    let (control, d, m, enc) = (
+        Arc::clone(ex.control),
         db.clone(),
-        meta.clone(),
+        ctx.meta.clone(),
         job.to_recipient,
     );
     let checkpoint =
-        tokio::task::spawn_blocking(move || super::begin(&st, &d, actor, &m, enc)).await??;
+        tokio::task::spawn_blocking(move || super::begin(&control, now, &d, actor, &m, enc))
+            .await??;
     jobs.lock()?.insert(id, Arc::clone(&job));
-    let (st, j) = (Arc::clone(state), Arc::clone(&job));
+    let (control, clock, j) = (
+        Arc::clone(ex.control),
+        Arc::clone(&ctx.clock),
+        Arc::clone(&job),
+    );
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let result = (|| -> Result<Summary> {
@@ -211,7 +225,15 @@ pub async fn start(
                     s.total = total;
                 })
             };
-            let (w, summary) = super::write(&st, &db, &checkpoint, Some(&reader), w, &progress)?;
+            let (w, summary) = super::write(
+                &control,
+                clock.unix(),
+                &db,
+                &checkpoint,
+                Some(&reader),
+                w,
+                &progress,
+            )?;
             let mut file = w.finish()?;
             file.flush()?;
             file.get_ref().sync_all()?;
@@ -289,10 +311,10 @@ mod tests {
     use super::*;
 
     fn job(jobs: &ExportJobs, ws: WorkspaceId, created_at: i64, state: &'static str) -> Arc<Job> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = ExportId::generate();
         let job = Arc::new(Job {
             path: jobs.dir.join(format!("{id}.age")),
-            id: id.clone(),
+            id,
             workspace: ws,
             created_at,
             to_recipient: true,

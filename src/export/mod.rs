@@ -32,7 +32,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::audit::chains;
 use crate::audit::export::{self as audit_export, CheckpointLine, Format};
 use crate::audit::{Actor, NewEntry, RequestMeta};
@@ -41,7 +40,7 @@ use crate::records::csv_io::csv_rows;
 use crate::records::visibility::{ReadScope, Reader};
 use crate::records::{record_json, rfc3339_ms};
 use crate::store::audit::SqlFilter;
-use crate::store::control;
+use crate::store::control::{self, Control};
 use crate::store::records::{self as rstore, Sort};
 use crate::store::teams as tstore;
 use crate::store::tenant::TenantDb;
@@ -147,16 +146,17 @@ impl<W: Write> Builder<W> {
     }
 }
 
-/// Records the export in the workspace's chain and signs the head, so the
-/// archive's audit log ends with its own export and verifies offline.
+/// Records the export in the workspace's chain and signs the head (with the
+/// appliance's key, in `control`), so the archive's audit log ends with its
+/// own export and verifies offline. `now` is in Unix seconds.
 pub fn begin(
-    state: &AppState,
+    control: &Control,
+    now: i64,
     db: &TenantDb,
     actor: Actor,
     meta: &RequestMeta,
     encrypted: bool,
 ) -> Result<CheckpointLine> {
-    let now = state.clock.unix();
     // An export changes no data, so it is allowed (and recorded) while the
     // workspace is read-only, e.g. during its deletion's grace period.
     db.record_blocking(
@@ -165,21 +165,23 @@ pub fn begin(
             .target("workspace", db.id())
             .after(json!({ "encrypted": encrypted })),
     )?;
-    let body = chains::checkpoint_workspace(&state.control, db, "export", now)?;
-    let sig = state.control.signer.sign(&body);
+    let body = chains::checkpoint_workspace(control, db, "export", now)?;
+    let sig = control.signer.sign(&body);
     Ok(CheckpointLine::new(
         &body,
         &sig,
-        &state.control.signer.public_key(),
+        &control.signer.public_key(),
         false,
     ))
 }
 
 /// Writes the archive of one workspace into `out` (zstd-compressed tar), as
 /// `reader` may see it (`None`: everything). Call `begin` first; `checkpoint`
-/// bounds the audit log.
+/// bounds the audit log. The workspace's row and members come from
+/// `control`; `now` (Unix seconds) dates the archive.
 pub fn write<W: Write>(
-    state: &AppState,
+    control: &Control,
+    now: i64,
     db: &TenantDb,
     checkpoint: &CheckpointLine,
     reader: Option<&Reader>,
@@ -187,9 +189,8 @@ pub fn write<W: Write>(
     progress: Progress<'_>,
 ) -> Result<(W, Summary)> {
     let ws = db.id();
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
-    let (row, members) = state.control.db.read(|c| {
+    let keys = control.keys.clone();
+    let (row, members) = control.db.read(|c| {
         Ok((
             control::get_workspace(c, &keys, ws)?,
             control::workspace_members(c, &keys, ws)?,
@@ -198,9 +199,7 @@ pub fn write<W: Write>(
     let row = row.ok_or(Error::NotFound("workspace"))?;
     let defs = db.defs();
     let (collections, teams, records_total, scope) = db.read_blocking(|c, s| {
-        let n: i64 = c.query_row("SELECT count(*) FROM records WHERE deleted = 0", [], |r| {
-            r.get(0)
-        })?;
+        let n = rstore::count_live(c)?;
         Ok((
             rstore::list_collections(c, s)?,
             tstore::list_teams(c, s)?,

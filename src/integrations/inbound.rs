@@ -58,11 +58,16 @@ pub async fn create(
     }
     let collection_id = match req.collection_id.filter(|c| !c.is_empty()) {
         Some(c) => Some(
-            crate::records::load(ctx, &c)
-                .await
-                .map_err(|_| Error::field("collection_id", "no such collection"))?
-                .row
-                .id,
+            crate::records::load(
+                ctx,
+                &c.parse()
+                    .map_err(|_| Error::field("collection_id", "no such collection"))?,
+                crate::records::Need::See,
+            )
+            .await
+            .map_err(|_| Error::field("collection_id", "no such collection"))?
+            .row
+            .id,
         ),
         None => None,
     };

@@ -262,7 +262,7 @@ pub async fn redeliver(
     meta: &RequestMeta,
 ) -> Result<DeliveryRow> {
     let now = state.clock.unix();
-    let now_ms = crate::records::now_ms(state);
+    let now_ms = crate::records::now_ms(&state.clock);
     let (actor, m) = (ctx.actor.clone(), meta.clone());
     let (endpoint, delivery) = (endpoint.to_owned(), delivery.to_owned());
     let row = ctx

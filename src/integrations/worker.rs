@@ -23,7 +23,7 @@ use crate::config::residency::Residency;
 use crate::error::{Error, Result};
 use crate::ids::WorkspaceId;
 use crate::store::integrations::{self as istore, EventRow};
-use crate::store::records::{self as rstore, Ctx};
+use crate::store::records as rstore;
 use crate::store::tenant::{FileStamp, TenantDb, TenantTx};
 use crate::store::webhooks::{self as wstore, Attempt, DeliveryRow};
 
@@ -193,10 +193,10 @@ async fn run_workspace(sh: &Arc<Shared>, ws: WorkspaceId) -> Result<bool> {
     let events = db.read(|c, s| istore::received_events(c, s, BATCH)).await?;
     for ev in events {
         let now = state.clock.unix();
-        let now_ms = crate::records::now_ms(state);
+        let now_ms = crate::records::now_ms(&state.clock);
         db.write(move |t| process_event(t, ev, now, now_ms)).await?;
     }
-    let now_ms = crate::records::now_ms(state);
+    let now_ms = crate::records::now_ms(&state.clock);
     let due = db
         .read(move |c, s| wstore::due_deliveries(c, s, now_ms, BATCH))
         .await?;
@@ -255,7 +255,7 @@ async fn settle(sh: &Shared, db: &TenantDb, row: DeliveryRow, out: Outcome) -> R
 
 /// Moves a backed-off endpoint's pending deliveries to the end of its wait.
 async fn postpone(state: &AppState, db: &TenantDb, endpoint: &str, wait: Duration) -> Result<()> {
-    let until = crate::records::now_ms(state)
+    let until = crate::records::now_ms(&state.clock)
         .saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
     let endpoint = endpoint.to_owned();
     db.write(move |t| wstore::postpone_endpoint(t.tx, &endpoint, until).map(|_| ()))
@@ -376,7 +376,10 @@ async fn record(state: &AppState, db: &TenantDb, row: DeliveryRow, out: Outcome)
         None
     } else {
         let wait = backoff_ms(cfg, u32::try_from(attempt).unwrap_or(u32::MAX));
-        Some(crate::records::now_ms(state).saturating_add(i64::try_from(wait).unwrap_or(i64::MAX)))
+        Some(
+            crate::records::now_ms(&state.clock)
+                .saturating_add(i64::try_from(wait).unwrap_or(i64::MAX)),
+        )
     };
     db.write(move |t| {
         wstore::record_attempt(
@@ -460,12 +463,7 @@ fn to_record(
         members: &members,
     };
     let vals = crate::records::values::validate(&row.def, &input, None, &lookup)?;
-    let c = Ctx {
-        tx: t.tx,
-        sealer: t.sealer,
-        blind: t.blind,
-    };
-    let rec = rstore::insert_record(&c, &row, vals, now_ms, None)?;
+    let rec = rstore::insert_record(t, &row, vals, now_ms, None)?;
     t.audit(
         now,
         &NewEntry::new(Actor::System, "record.created", &RequestMeta::default())

@@ -14,7 +14,7 @@ use crate::identity::users::{CreateUser, create_user, set_password};
 use crate::ids::WorkspaceId;
 use crate::records::schema::{FieldInput, build_definition};
 use crate::store::control;
-use crate::store::records::{self as rstore, CollectionRow, Ctx};
+use crate::store::records::{self as rstore, CollectionRow};
 use crate::workspace::{CreateWorkspace, create_workspace, list_for_user};
 
 pub const DEMO_EMAIL: &str = "demo@aura.localhost";
@@ -103,8 +103,8 @@ async fn demo_records(state: &AppState, ws: WorkspaceId, meta: &RequestMeta) -> 
         id: uuid::Uuid::now_v7().to_string(),
         team_id: None,
         def: def.into(),
-        created_at: crate::records::now_ms(state),
-        updated_at: crate::records::now_ms(state),
+        created_at: crate::records::now_ms(&state.clock),
+        updated_at: crate::records::now_ms(&state.clock),
     };
     let rows = [
         (
@@ -146,11 +146,6 @@ async fn demo_records(state: &AppState, ws: WorkspaceId, meta: &RequestMeta) -> 
             &NewEntry::new(Actor::System, "collection.created", &meta)
                 .target("collection", &coll.id),
         )?;
-        let c = Ctx {
-            tx: t.tx,
-            sealer: t.sealer,
-            blind: t.blind,
-        };
         for (i, (guest, email, arrival, nights, deposit, status)) in rows.into_iter().enumerate() {
             let mut v = crate::records::values::Values::new();
             v.insert(ids[0].clone(), json!(guest));
@@ -162,7 +157,7 @@ async fn demo_records(state: &AppState, ws: WorkspaceId, meta: &RequestMeta) -> 
                 json!({"amount_minor": deposit, "currency": "EUR"}),
             );
             v.insert(ids[5].clone(), json!(status));
-            let rec = rstore::insert_record(&c, &coll, v, ms + i as i64, None)?;
+            let rec = rstore::insert_record(t, &coll, v, ms + i as i64, None)?;
             t.audit(
                 now,
                 &NewEntry::new(Actor::System, "record.created", &meta)

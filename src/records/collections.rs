@@ -1,5 +1,5 @@
 //! Defining, changing and deleting collections. Each change is checked on
-//! the loaded collection (`load_managed`) and audited in the same
+//! the loaded collection (`load` with `Need::Manage`) and audited in the same
 //! transaction.
 
 use base64::Engine;
@@ -7,14 +7,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
 use super::schema::{self, FieldInput, Permissions};
-use super::{Visible, effective_role, load, load_managed, my_teams, now_ms};
-use crate::access::enter::TenantCtx;
-use crate::access::enter::deny;
+use super::{Need, Visible, effective_role, load, my_teams, now_ms};
+use crate::access::enter::TenantHandle;
 use crate::access::permissions::{Action, Resource, allows};
-use crate::app::AppState;
-use crate::audit::{NewEntry, RequestMeta};
+use crate::audit::NewEntry;
+use crate::config::DataLimitsConfig;
 use crate::error::{Error, Result};
-use crate::store::records::{self as rstore, CollectionRow, Ctx};
+use crate::ids::CollectionId;
+use crate::store::records::{self as rstore, CollectionRow};
 
 pub const COLLECTIONS_PAGE_MAX: usize = 500;
 
@@ -23,7 +23,7 @@ pub const COLLECTIONS_PAGE_MAX: usize = 500;
 /// definitions; one the caller may not see is skipped, so a page can hold
 /// fewer than `limit`.
 pub async fn list_collections_page(
-    ctx: &TenantCtx,
+    ctx: &TenantHandle,
     limit: usize,
     cursor: Option<&str>,
 ) -> Result<(Vec<Visible>, Option<String>)> {
@@ -60,7 +60,7 @@ pub async fn list_collections_page(
     Ok((items, next))
 }
 
-pub async fn list_collections(ctx: &TenantCtx) -> Result<Vec<Visible>> {
+pub async fn list_collections(ctx: &TenantHandle) -> Result<Vec<Visible>> {
     let teams = my_teams(ctx).await?;
     let all = ctx.db.read(rstore::list_collections).await?;
     Ok(all
@@ -79,8 +79,7 @@ struct Caps {
 }
 
 impl Caps {
-    fn from(state: &AppState) -> Self {
-        let l = &state.bounds.limits;
+    fn from(l: &DataLimitsConfig) -> Self {
         Self {
             collections: l.max_collections,
             fields: l.max_fields,
@@ -119,18 +118,18 @@ pub struct NewCollection {
     pub permissions: Option<Permissions>,
 }
 
+/// Defines a collection, within the operator's `limits` on definitions.
 pub async fn create_collection(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
+    ctx: &TenantHandle,
+    limits: &DataLimitsConfig,
     input: NewCollection,
 ) -> Result<Visible> {
-    let now = state.clock.unix();
-    let ms = now_ms(state);
+    let now = ctx.now();
+    let ms = now_ms(&ctx.clock);
     let actor = ctx.actor.clone();
-    let meta2 = meta.clone();
+    let meta2 = ctx.meta.clone();
     let teams = my_teams(ctx).await?;
-    let caps = Caps::from(state);
+    let caps = Caps::from(limits);
     let row = ctx
         .db
         .write(move |t| {
@@ -183,20 +182,20 @@ pub struct CollectionChange {
     pub permissions: Option<Permissions>,
 }
 
+/// Changes a collection's definition, within the operator's `limits`.
 pub async fn change_collection(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    id: &str,
+    ctx: &TenantHandle,
+    limits: &DataLimitsConfig,
+    id: &CollectionId,
     change: CollectionChange,
 ) -> Result<Visible> {
-    let v = load_managed(state, ctx, meta, id).await?;
-    let now = state.clock.unix();
-    let ms = now_ms(state);
+    let v = load(ctx, id, Need::Manage).await?;
+    let now = ctx.now();
+    let ms = now_ms(&ctx.clock);
     let actor = ctx.actor.clone();
-    let meta2 = meta.clone();
+    let meta2 = ctx.meta.clone();
     let role = v.role;
-    let caps = Caps::from(state);
+    let caps = Caps::from(limits);
     let row = ctx
         .db
         .write(move |t| {
@@ -233,11 +232,7 @@ pub async fn change_collection(
             rstore::save_collection(t.tx, t.sealer, &row)?;
             if newly_keyed {
                 rstore::backfill_keys(
-                    &Ctx {
-                        tx: t.tx,
-                        sealer: t.sealer,
-                        blind: t.blind,
-                    },
+                    t,
                     &row,
                 )?;
             }
@@ -258,28 +253,14 @@ pub async fn change_collection(
     Ok(Visible { row, role })
 }
 
-pub async fn delete_collection(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    id: &str,
-) -> Result<()> {
-    let v = load(ctx, id).await?;
+pub async fn delete_collection(ctx: &TenantHandle, id: &CollectionId) -> Result<()> {
+    let v = load(ctx, id, Need::See).await?;
     if !allows(v.role, Resource::Collection, Action::Delete) {
-        return Err(deny(
-            state,
-            &ctx.db,
-            &ctx.actor,
-            v.role,
-            "collection.delete",
-            "admin",
-            meta,
-        )
-        .await);
+        return Err(ctx.deny(v.role, "collection.delete", "admin").await);
     }
-    let now = state.clock.unix();
+    let now = ctx.now();
     let actor = ctx.actor.clone();
-    let meta2 = meta.clone();
+    let meta2 = ctx.meta.clone();
     ctx.db
         .write(move |t| {
             let others = rstore::list_collections(t.tx, t.sealer)?;

@@ -13,14 +13,16 @@ use serde_json::{Map, Value, json};
 
 use super::csv_cell::{neutralise, restore};
 use super::schema::{Definition, Field, RecordAction};
-use super::{TxLookup, load_for, member_ids, rfc3339_ms, values};
-use crate::access::enter::TenantCtx;
-use crate::app::AppState;
+use super::{Need, TxLookup, load, member_ids, rfc3339_ms, values};
+use crate::access::enter::TenantHandle;
+use crate::audit::NewEntry;
 use crate::audit::service::ExportStream;
-use crate::audit::{NewEntry, RequestMeta};
+use crate::bounds::DataBounds;
 use crate::bounds::paced::PacedSender;
 use crate::error::{Error, FieldError, Result};
-use crate::store::records::{self as rstore, Ctx, RecordRow, Sort};
+use crate::ids::CollectionId;
+use crate::store::control::Control;
+use crate::store::records::{self as rstore, RecordRow, Sort};
 
 /// Rows per chunk: small enough that a stalled reader holds little.
 const PAGE: usize = 200;
@@ -31,17 +33,16 @@ const MAX_ERRORS: usize = 50;
 /// Audits the export, then streams the collection as CSV: `id`,
 /// `created_at`, `updated_at`, then one column per live field.
 pub async fn export(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    coll_id: &str,
+    ctx: &TenantHandle,
+    bounds: &DataBounds,
+    coll_id: &CollectionId,
 ) -> Result<ExportStream> {
-    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Read).await?;
+    let coll = load(ctx, coll_id, Need::Record(RecordAction::Read)).await?;
     // Capped in all and per workspace (429 beyond), before anything is written.
-    let slot = state.bounds.export_slot(&ctx.db.id().to_string()).await?;
-    let now = state.clock.unix();
+    let slot = bounds.export_slot(&ctx.db.id().to_string()).await?;
+    let now = ctx.now();
     let actor = ctx.actor.clone();
-    let meta = meta.clone();
+    let meta = ctx.meta.clone();
     let cid = coll.row.id.clone();
     ctx.db
         .write(move |t| {
@@ -53,7 +54,7 @@ pub async fn export(
             )
         })
         .await?;
-    let lim = &state.bounds.limits;
+    let lim = &bounds.limits;
     let (mut tx, rx) = PacedSender::channel(
         std::time::Duration::from_secs(lim.export_stall_secs),
         lim.export_min_bytes_per_sec,
@@ -250,35 +251,29 @@ fn parse(def: &Definition, source: impl Read) -> Result<(Vec<Field>, Vec<Parsed>
 /// holds the workspace's writer; the rows then go in with the audit entry
 /// in one transaction.
 pub async fn import(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    coll_id: &str,
+    ctx: &TenantHandle,
+    control: &Control,
+    coll_id: &CollectionId,
     source: impl Read + Send + 'static,
 ) -> Result<usize> {
-    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Create).await?;
+    let coll = load(ctx, coll_id, Need::Record(RecordAction::Create)).await?;
     let def = std::sync::Arc::clone(&coll.row.def);
     let d = std::sync::Arc::clone(&def);
     let (fields, rows) = tokio::task::spawn_blocking(move || parse(&d, source))
         .await
         .map_err(|e| Error::internal(format!("csv import: {e}")))??;
-    let members = member_ids(state, ctx, &def).await?;
-    let now = state.clock.unix();
-    let ms = super::now_ms(state);
+    let members = member_ids(ctx, control, &def).await?;
+    let now = ctx.now();
+    let ms = super::now_ms(&ctx.clock);
     let user = ctx.user;
     let audit_actor = ctx.actor.clone();
-    let meta = meta.clone();
+    let meta = ctx.meta.clone();
     let row = coll.row.clone();
     ctx.db
         .write(move |t| {
             let lookup = TxLookup {
                 conn: t.tx,
                 members: &members,
-            };
-            let c = Ctx {
-                tx: t.tx,
-                sealer: t.sealer,
-                blind: t.blind,
             };
             let actor = user.to_string();
             let mut errors = Vec::new();
@@ -287,7 +282,7 @@ pub async fn import(
                 let (line, input) = (parsed.line, parsed.input(&fields, &mut errors));
                 drop(parsed);
                 let checked = values::validate(&row.def, &input, None, &lookup)
-                    .and_then(|vals| rstore::insert_record(&c, &row, vals, ms, Some(&actor)));
+                    .and_then(|vals| rstore::insert_record(t, &row, vals, ms, Some(&actor)));
                 match checked {
                     Ok(_) => {}
                     Err(Error::Validation(errs)) => {

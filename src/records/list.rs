@@ -5,11 +5,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::schema::RecordAction;
-use super::{DEFAULT_PAGE, MAX_PAGE, Visible, load_for, load_for_then, search};
-use crate::access::enter::TenantCtx;
-use crate::app::AppState;
-use crate::audit::RequestMeta;
+use super::{DEFAULT_PAGE, MAX_PAGE, Need, Visible, load, load_reading, search};
+use crate::access::enter::TenantHandle;
 use crate::error::{Error, Result};
+use crate::ids::CollectionId;
 use crate::store::records::{self as rstore, RecordRow, Sort};
 
 #[derive(Default, Clone)]
@@ -74,10 +73,9 @@ fn next_cursor(items: &[RecordRow], more: bool, sort: Sort) -> Option<String> {
 }
 
 pub async fn list_records(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    coll_id: &str,
+    ctx: &TenantHandle,
+    finder: search::Finder<'_>,
+    coll_id: &CollectionId,
     p: ListParams,
 ) -> Result<Page> {
     let limit = parse_limit(p.limit);
@@ -89,15 +87,18 @@ pub async fn list_records(
     if let (None, Ok(limit), Ok(sort)) = (&q, &limit, &sort) {
         let (limit, sort) = (*limit, *sort);
         if let Ok(after) = parse_after(p.cursor.as_deref(), sort) {
-            let (coll, (items, more)) = load_for_then(
-                state,
-                ctx,
-                meta,
-                coll_id,
-                RecordAction::Read,
-                move |c, s, row| rstore::list_page(c, s, &row.id, sort, after, limit, true),
-            )
-            .await?;
+            let id = coll_id.to_string();
+            let fetch = move |c: &rusqlite::Connection,
+                              s: &crate::crypto::Sealer,
+                              defs: &crate::store::cache::DefCache| {
+                let Some(row) = crate::store::cache::get_collection(c, s, defs, &id)? else {
+                    return Ok(None);
+                };
+                let page = rstore::list_page(c, s, &row.id, sort, after, limit, true)?;
+                Ok(Some((row, page)))
+            };
+            let (coll, (items, more)) =
+                load_reading(ctx, Need::Record(RecordAction::Read), fetch).await?;
             let next_cursor = next_cursor(&items, more, sort);
             return Ok(Page {
                 coll,
@@ -107,7 +108,7 @@ pub async fn list_records(
             });
         }
     }
-    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Read).await?;
+    let coll = load(ctx, coll_id, Need::Record(RecordAction::Read)).await?;
     let limit = limit?;
     let sort = sort?;
     let cid = coll.row.id.clone();
@@ -124,7 +125,7 @@ pub async fn list_records(
                     .ok_or_else(bad_cursor)?,
             ),
         };
-        let seqs = search::search(state, &ctx.db, &cid, &q, before, limit + 1).await?;
+        let seqs = search::search(finder, &ctx.db, &cid, &q, before, limit + 1).await?;
         let more = seqs.len() > limit;
         let seqs: Vec<i64> = seqs.into_iter().take(limit).collect();
         let last = seqs.last().copied();

@@ -32,13 +32,15 @@ use std::collections::HashSet;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::access::enter::{TenantCtx, deny};
+use crate::access::enter::TenantHandle;
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, TeamPlace};
-use crate::app::AppState;
-use crate::audit::{NewEntry, RequestMeta};
+use crate::audit::NewEntry;
+use crate::clock::SharedClock;
 use crate::error::{Error, Result};
-use crate::store::records::{self as rstore, CollectionRow, Ctx, RecordRow, VersionRow};
+use crate::ids::{CollectionId, RecordId};
+use crate::store::control::Control;
+use crate::store::records::{self as rstore, CollectionRow, RecordRow, VersionRow};
 use schema::{Definition, RecordAction};
 use values::{Lookup, Values};
 
@@ -51,8 +53,9 @@ pub use list::{ListParams, Page, list_records};
 pub const MAX_PAGE: usize = 200;
 pub(crate) const DEFAULT_PAGE: usize = 50;
 
-pub fn now_ms(state: &AppState) -> i64 {
-    i64::try_from(state.clock.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+/// Now, in Unix milliseconds (record times are kept in milliseconds).
+pub fn now_ms(clock: &SharedClock) -> i64 {
+    i64::try_from(clock.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 pub use crate::clock::rfc3339_ms;
@@ -61,17 +64,17 @@ pub use crate::clock::rfc3339_ms;
 /// not theirs to see (a team-owned collection of a team they are not on).
 /// On the team, a lead acts at least as a manager, a member with their
 /// workspace role; either way never above the request's token scope
-/// (`access::role::effective`, through `TenantCtx::role_with`).
+/// (`access::role::effective`, through `TenantHandle::role_with`).
 pub fn effective_role(
     coll: &CollectionRow,
-    ctx: &TenantCtx,
+    ctx: &TenantHandle,
     teams: &[(String, String)],
 ) -> Option<Role> {
     effective_role_by(coll, teams, |place| ctx.role_with(place))
 }
 
 /// `effective_role` for any source of the team-aware role (a request's
-/// `TenantCtx`, or a `visibility::Reader` kept from one).
+/// `TenantHandle`, or a `visibility::Reader` kept from one).
 pub fn effective_role_by(
     coll: &CollectionRow,
     teams: &[(String, String)],
@@ -103,41 +106,45 @@ impl Visible {
     }
 }
 
-async fn my_teams(ctx: &TenantCtx) -> Result<Vec<(String, String)>> {
+async fn my_teams(ctx: &TenantHandle) -> Result<Vec<(String, String)>> {
     let user = ctx.user.to_string();
     ctx.db
         .read(move |c, _| crate::store::teams::teams_of(c, &user))
         .await
 }
 
-/// Most collections one list page holds (also its default size, so a
-/// client that does not page gets every collection up to the default cap).
-/// Loads a collection the caller may see (any other id answers 404) and
-/// runs `then` on it in the same read: one hop to the reader threads for the
-/// collection (its definition from the workspace's cache when unchanged),
-/// the caller's teams and whatever the request reads. What `then` read is
-/// dropped unless the collection is the caller's to see.
-async fn load_then<T, F>(ctx: &TenantCtx, id: &str, then: F) -> Result<(Visible, T)>
-where
-    T: Send + 'static,
-    F: FnOnce(&rusqlite::Connection, &crate::crypto::Sealer, &CollectionRow) -> Result<T>
-        + Send
-        + 'static,
-{
-    let owned = id.to_owned();
-    load_with(ctx, move |c, s, defs| {
-        let Some(row) = crate::store::cache::get_collection(c, s, defs, &owned)? else {
-            return Ok(None);
-        };
-        let out = then(c, s, &row)?;
-        Ok(Some((row, out)))
-    })
-    .await
+/// What the caller must be allowed on a collection to load it.
+#[derive(Clone, Copy, Debug)]
+pub enum Need {
+    /// To see it: the workspace's, or their team's.
+    See,
+    /// One record action, by the collection's own record permissions.
+    Record(RecordAction),
+    /// To change its definition: managers, or the owning team's lead.
+    Manage,
 }
 
-/// `load_then` with the collection read by `fetch` (which may read it
-/// together with what the request needs, in one statement).
-async fn load_with<T, F>(ctx: &TenantCtx, fetch: F) -> Result<(Visible, T)>
+/// The one collection loader: the collection `id` if the caller may see it
+/// (any other id answers 404, exactly like a missing one) and do what `need`
+/// says (else 403, the refusal recorded in the workspace's chain).
+pub async fn load(ctx: &TenantHandle, id: &CollectionId, need: Need) -> Result<Visible> {
+    let id = id.to_string();
+    let fetch = move |c: &rusqlite::Connection,
+                      s: &crate::crypto::Sealer,
+                      defs: &crate::store::cache::DefCache| {
+        Ok(crate::store::cache::get_collection(c, s, defs, &id)?.map(|row| (row, ())))
+    };
+    Ok(load_reading(ctx, need, fetch).await?.0)
+}
+
+/// `load`, with the collection read by `fetch` together with whatever the
+/// request reads next (a page, a record) in one hop to the reader threads.
+/// What `fetch` read is dropped unless the collection passes `need`.
+pub(crate) async fn load_reading<T, F>(
+    ctx: &TenantHandle,
+    need: Need,
+    fetch: F,
+) -> Result<(Visible, T)>
 where
     T: Send + 'static,
     F: FnOnce(
@@ -165,91 +172,18 @@ where
         .await?;
     let (row, teams, out) = found.ok_or(Error::NotFound("collection"))?;
     let role = effective_role(&row, ctx, &teams).ok_or(Error::NotFound("collection"))?;
-    Ok((Visible { row, role }, out))
-}
-
-/// Loads a collection the caller may see; any other id answers 404.
-pub async fn load(ctx: &TenantCtx, id: &str) -> Result<Visible> {
-    Ok(load_then(ctx, id, |_, _, _| Ok(())).await?.0)
-}
-
-/// Loads and checks one record action on the collection itself.
-pub async fn load_for(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    id: &str,
-    action: RecordAction,
-) -> Result<Visible> {
-    Ok(
-        load_for_then(state, ctx, meta, id, action, |_, _, _| Ok(()))
-            .await?
-            .0,
-    )
-}
-
-/// `load_for`, with `then` run in the same read (see `load_then`).
-pub(crate) async fn load_for_then<T, F>(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    id: &str,
-    action: RecordAction,
-    then: F,
-) -> Result<(Visible, T)>
-where
-    T: Send + 'static,
-    F: FnOnce(&rusqlite::Connection, &crate::crypto::Sealer, &CollectionRow) -> Result<T>
-        + Send
-        + 'static,
-{
-    let loaded = load_then(ctx, id, then).await?;
-    check_action(state, ctx, meta, action, loaded).await
-}
-
-/// The caller's `action` on a loaded collection, or the logged denial.
-async fn check_action<T>(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    action: RecordAction,
-    (v, out): (Visible, T),
-) -> Result<(Visible, T)> {
-    if !v.can(action) {
-        return Err(deny(
-            state,
-            &ctx.db,
-            &ctx.actor,
-            v.role,
-            action.as_str(),
-            "collection permissions",
-            meta,
-        )
-        .await);
+    let v = Visible { row, role };
+    let refused = match need {
+        Need::See => None,
+        Need::Record(action) if !v.can(action) => Some((action.as_str(), "collection permissions")),
+        Need::Record(_) => None,
+        Need::Manage if !v.can_manage() => Some(("collection.update", "manager")),
+        Need::Manage => None,
+    };
+    if let Some((action, needs)) = refused {
+        return Err(ctx.deny(v.role, action, needs).await);
     }
     Ok((v, out))
-}
-
-pub async fn load_managed(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    id: &str,
-) -> Result<Visible> {
-    let v = load(ctx, id).await?;
-    if !v.can_manage() {
-        return Err(deny(
-            state,
-            &ctx.db,
-            &ctx.actor,
-            v.role,
-            "collection.update",
-            "manager",
-            meta,
-        )
-        .await);
-    }
-    Ok(v)
 }
 
 // ---- records --------------------------------------------------------------
@@ -273,8 +207,8 @@ impl Lookup for TxLookup<'_> {
 /// User ids of the workspace's members (for `member` fields), fetched only
 /// when the collection has one.
 pub async fn member_ids(
-    state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &TenantHandle,
+    control: &Control,
     def: &Definition,
 ) -> Result<HashSet<String>> {
     if !def
@@ -284,16 +218,9 @@ pub async fn member_ids(
         return Ok(HashSet::new());
     }
     let ws = ctx.db.id();
-    state
-        .control
+    control
         .db
-        .read_async(move |c| {
-            let mut stmt = c.prepare("SELECT user_id FROM memberships WHERE workspace_id = ?1")?;
-            let ids = stmt
-                .query_map([ws.to_string()], |r| r.get(0))?
-                .collect::<rusqlite::Result<HashSet<String>>>()?;
-            Ok(ids)
-        })
+        .read_async(move |c| crate::store::accounts::member_user_ids(c, ws))
         .await
 }
 
@@ -336,14 +263,13 @@ pub struct Created {
 }
 
 pub async fn create_record(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    coll_id: &str,
+    ctx: &TenantHandle,
+    control: &Control,
+    coll_id: &CollectionId,
     input: Map<String, Value>,
     idempotency_key: Option<String>,
 ) -> Result<Created> {
-    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Create).await?;
+    let coll = load(ctx, coll_id, Need::Record(RecordAction::Create)).await?;
     if let Some(k) = &idempotency_key {
         if k.is_empty() || k.len() > 255 || !k.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(Error::field(
@@ -352,12 +278,12 @@ pub async fn create_record(
             ));
         }
     }
-    let members = member_ids(state, ctx, &coll.row.def).await?;
-    let now = state.clock.unix();
-    let ms = now_ms(state);
+    let members = member_ids(ctx, control, &coll.row.def).await?;
+    let now = ctx.now();
+    let ms = now_ms(&ctx.clock);
     let user = ctx.user;
     let actor = ctx.actor.clone();
-    let meta2 = meta.clone();
+    let meta2 = ctx.meta.clone();
     let row = coll.row.clone();
     let (record, replayed) = ctx
         .db
@@ -389,12 +315,7 @@ pub async fn create_record(
                 members: &members,
             };
             let vals = values::validate(&row.def, &input, None, &lookup)?;
-            let c = Ctx {
-                tx: t.tx,
-                sealer: t.sealer,
-                blind: t.blind,
-            };
-            let rec = rstore::insert_record(&c, &row, vals, ms, Some(&user.to_string()))?;
+            let rec = rstore::insert_record(t, &row, vals, ms, Some(&user.to_string()))?;
             if let Some((keys, req)) = &idem {
                 let key = keys.first().map(Vec::as_slice).unwrap_or_default();
                 rstore::remember_idempotency(t.tx, key, req, rec.seq, now)?;
@@ -416,39 +337,35 @@ pub async fn create_record(
 }
 
 pub async fn get_record(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    coll_id: &str,
-    id: &str,
+    ctx: &TenantHandle,
+    coll_id: &CollectionId,
+    id: &RecordId,
 ) -> Result<(Visible, RecordRow)> {
-    let (cid, rid) = (coll_id.to_owned(), id.to_owned());
-    let loaded = load_with(ctx, move |c, s, defs| {
+    let (cid, rid) = (coll_id.to_string(), id.to_string());
+    let (coll, rec) = load_reading(ctx, Need::Record(RecordAction::Read), move |c, s, defs| {
         crate::store::cache::get_collection_and_record(c, s, defs, &cid, &rid)
     })
     .await?;
-    let (coll, rec) = check_action(state, ctx, meta, RecordAction::Read, loaded).await?;
     Ok((coll, rec.ok_or(Error::NotFound("record"))?))
 }
 
 /// Applies a partial change (`null` clears a field) or, with `restore`, puts
 /// back an earlier version's values.
 async fn write_update(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
+    ctx: &TenantHandle,
+    control: &Control,
     coll: Visible,
-    id: &str,
+    id: &RecordId,
     change: Update,
 ) -> Result<(Visible, RecordRow)> {
-    let members = member_ids(state, ctx, &coll.row.def).await?;
-    let now = state.clock.unix();
-    let ms = now_ms(state);
+    let members = member_ids(ctx, control, &coll.row.def).await?;
+    let now = ctx.now();
+    let ms = now_ms(&ctx.clock);
     let user = ctx.user;
     let actor = ctx.actor.clone();
-    let meta2 = meta.clone();
+    let meta2 = ctx.meta.clone();
     let row = coll.row.clone();
-    let id = id.to_owned();
+    let id = id.to_string();
     let rec = ctx
         .db
         .write(move |t| {
@@ -476,12 +393,7 @@ async fn write_update(
                 }
             };
             let fields = changed_fields(&row.def, &old.values, &vals);
-            let c = Ctx {
-                tx: t.tx,
-                sealer: t.sealer,
-                blind: t.blind,
-            };
-            let rec = rstore::update_record(&c, &row, &old, vals, ms, Some(&user.to_string()))?;
+            let rec = rstore::update_record(t, &row, &old, vals, ms, Some(&user.to_string()))?;
             let mut after = json!({
                 "collection": row.id,
                 "version": rec.version,
@@ -510,42 +422,38 @@ enum Update {
 }
 
 pub async fn update_record(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    coll_id: &str,
-    id: &str,
+    ctx: &TenantHandle,
+    control: &Control,
+    coll_id: &CollectionId,
+    id: &RecordId,
     input: Map<String, Value>,
 ) -> Result<(Visible, RecordRow)> {
-    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Update).await?;
-    write_update(state, ctx, meta, coll, id, Update::Values(input)).await
+    let coll = load(ctx, coll_id, Need::Record(RecordAction::Update)).await?;
+    write_update(ctx, control, coll, id, Update::Values(input)).await
 }
 
 pub async fn restore_version(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    coll_id: &str,
-    id: &str,
+    ctx: &TenantHandle,
+    control: &Control,
+    coll_id: &CollectionId,
+    id: &RecordId,
     version: i64,
 ) -> Result<(Visible, RecordRow)> {
-    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Update).await?;
-    write_update(state, ctx, meta, coll, id, Update::Restore(version)).await
+    let coll = load(ctx, coll_id, Need::Record(RecordAction::Update)).await?;
+    write_update(ctx, control, coll, id, Update::Restore(version)).await
 }
 
 pub async fn delete_record(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    coll_id: &str,
-    id: &str,
+    ctx: &TenantHandle,
+    coll_id: &CollectionId,
+    id: &RecordId,
 ) -> Result<()> {
-    let coll = load_for(state, ctx, meta, coll_id, RecordAction::Delete).await?;
-    let now = state.clock.unix();
-    let ms = now_ms(state);
+    let coll = load(ctx, coll_id, Need::Record(RecordAction::Delete)).await?;
+    let now = ctx.now();
+    let ms = now_ms(&ctx.clock);
     let actor = ctx.actor.clone();
-    let meta2 = meta.clone();
-    let (c, r) = (coll.row.id.clone(), id.to_owned());
+    let meta2 = ctx.meta.clone();
+    let (c, r) = (coll.row.id.clone(), id.to_string());
     ctx.db
         .write(move |t| {
             let old =
@@ -563,13 +471,11 @@ pub async fn delete_record(
 }
 
 pub async fn history(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    coll_id: &str,
-    id: &str,
+    ctx: &TenantHandle,
+    coll_id: &CollectionId,
+    id: &RecordId,
 ) -> Result<(Visible, RecordRow, Vec<VersionRow>)> {
-    let (coll, rec) = get_record(state, ctx, meta, coll_id, id).await?;
+    let (coll, rec) = get_record(ctx, coll_id, id).await?;
     let r = rec.clone();
     let versions = ctx.db.read(move |c, s| rstore::versions(c, s, &r)).await?;
     Ok((coll, rec, versions))

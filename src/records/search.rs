@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::app::AppState;
+use crate::bounds::DataBounds;
 use crate::error::Result;
-use crate::search::{IndexDoc, IndexQuery, MemIndex, budget};
+use crate::search::{IndexDoc, IndexQuery, IndexRegistry, MemIndex, budget};
 use crate::store::records as rstore;
 use crate::store::tenant::TenantDb;
 use crate::store::tenant_settings;
@@ -17,6 +17,14 @@ use crate::store::tenant_settings;
 /// Changes read per catch-up step: bounded memory, and the time budget is
 /// looked at between changes.
 const BATCH: usize = 256;
+
+/// What a search needs beyond the workspace: the appliance's indexes and
+/// the search pool with its limits.
+#[derive(Clone, Copy)]
+pub struct Finder<'a> {
+    pub indexes: &'a IndexRegistry,
+    pub bounds: &'a DataBounds,
+}
 
 fn key(db: &TenantDb) -> String {
     format!("records:{}", db.id())
@@ -94,20 +102,20 @@ fn catch_up(db: &TenantDb, idx: &mut MemIndex, deadline: Option<Instant>) -> Res
 /// Runs in the search pool within the search time budget; the index's lock
 /// is held only to catch up, and the query runs on a snapshot.
 pub async fn search(
-    state: &AppState,
+    finder: Finder<'_>,
     db: &TenantDb,
     collection: &str,
     q: &str,
     before: Option<i64>,
     limit: usize,
 ) -> Result<Vec<i64>> {
-    let registry = state.indexes.clone();
+    let registry = finder.indexes.clone();
     let disk = crate::search::index_dir(db.dir(), "records");
     let db = db.clone();
     let (collection, q) = (collection.to_owned(), q.to_owned());
-    let max_terms = state.bounds.limits.search_max_terms;
-    let budget_len = state.bounds.search_budget();
-    state
+    let max_terms = finder.bounds.limits.search_max_terms;
+    let budget_len = finder.bounds.search_budget();
+    finder
         .bounds
         .search
         .run(move || {

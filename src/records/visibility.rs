@@ -13,7 +13,7 @@ use rusqlite::Connection;
 
 use super::effective_role_by;
 use super::schema::RecordAction;
-use crate::access::enter::TenantCtx;
+use crate::access::enter::TenantHandle;
 use crate::access::{Grant, Role, TeamPlace};
 use crate::crypto::Sealer;
 use crate::error::Result;
@@ -45,7 +45,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn of(ctx: &TenantCtx) -> Self {
+    pub fn of(ctx: &TenantHandle) -> Self {
         Self {
             user: ctx.user.to_string(),
             role: ctx.role,

@@ -57,6 +57,18 @@ pub fn membership_role(conn: &Connection, ws: WorkspaceId, user: UserId) -> Resu
     role.map(|r| r.parse()).transpose()
 }
 
+/// User ids of a workspace's members (for `member` fields).
+pub fn member_user_ids(
+    conn: &Connection,
+    ws: WorkspaceId,
+) -> Result<std::collections::HashSet<String>> {
+    let mut stmt = conn.prepare("SELECT user_id FROM memberships WHERE workspace_id = ?1")?;
+    let ids = stmt
+        .query_map([ws.to_string()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
+
 pub fn owner_count(conn: &Connection, ws: WorkspaceId) -> Result<i64> {
     Ok(conn.query_row(
         "SELECT count(*) FROM memberships WHERE workspace_id = ?1 AND role = 'owner'",

@@ -5,6 +5,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::tenant::TenantTx;
 use crate::crypto::{BlindIndex, Sealer, Slot};
 use crate::error::{Error, FieldError, Result};
 use crate::model::schema::{Definition, FieldType};
@@ -123,6 +124,15 @@ pub fn get_record_by_seq(
         Some(r) => Ok(Some(record_from_row(sealer, r, 0)?)),
         None => Ok(None),
     }
+}
+
+/// Live (not deleted) records in the workspace, all collections.
+pub fn count_live(conn: &Connection) -> Result<i64> {
+    Ok(
+        conn.query_row("SELECT count(*) FROM records WHERE deleted = 0", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 pub fn record_exists(conn: &Connection, collection: &str, id: &str) -> Result<bool> {
@@ -349,14 +359,8 @@ fn save_version(
     Ok(())
 }
 
-pub struct Ctx<'a> {
-    pub tx: &'a Transaction<'a>,
-    pub sealer: &'a Sealer,
-    pub blind: &'a BlindIndex,
-}
-
 pub fn insert_record(
-    c: &Ctx<'_>,
+    c: &TenantTx<'_>,
     coll: &CollectionRow,
     vals: Values,
     now_ms: i64,
@@ -386,7 +390,7 @@ pub fn insert_record(
 }
 
 pub fn update_record(
-    c: &Ctx<'_>,
+    c: &TenantTx<'_>,
     coll: &CollectionRow,
     old: &RecordRow,
     vals: Values,
@@ -435,7 +439,7 @@ pub fn delete_record(tx: &Transaction<'_>, seq: i64, now_ms: i64) -> Result<()> 
 
 /// Rebuilds the unique digests of one field over all its records (turning
 /// `unique` on); a duplicate fails the schema change.
-pub fn backfill_keys(c: &Ctx<'_>, coll: &CollectionRow) -> Result<()> {
+pub fn backfill_keys(c: &TenantTx<'_>, coll: &CollectionRow) -> Result<()> {
     let mut after = None;
     loop {
         let page = list_records(c.tx, c.sealer, &coll.id, Sort::CreatedAsc, after, 500)?;

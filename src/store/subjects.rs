@@ -6,7 +6,8 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sha2::{Digest, Sha256};
 
-use super::records::{Ctx, RecordRow, next_rev, write_keys};
+use super::records::{RecordRow, next_rev, write_keys};
+use super::tenant::TenantTx;
 use crate::crypto::{Sealer, Slot};
 use crate::error::Result;
 use crate::model::schema::Definition;
@@ -118,7 +119,7 @@ pub fn replace_audit_detail(
 /// are rewritten too), with fresh digests and a new `rev` so the search index
 /// re-reads it.
 pub fn rewrite_record(
-    c: &Ctx<'_>,
+    c: &TenantTx<'_>,
     coll_id: &str,
     def: &Definition,
     rec: &RecordRow,

@@ -17,18 +17,17 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::access::enter::TenantCtx;
-use crate::app::AppState;
+use crate::access::enter::TenantHandle;
+use crate::audit::NewEntry;
 use crate::audit::search::{EntryView, detail, view_in};
 use crate::audit::verify::ANONYMISED;
-use crate::audit::{NewEntry, RequestMeta};
 use crate::crypto::BlindIndex;
 use crate::error::{Error, Result};
 use crate::records::values;
 use crate::records::visibility::{ReadScope, Reader};
 use crate::records::{record_json, rfc3339_ms};
 use crate::store::audit as audit_sql;
-use crate::store::records::{self as rstore, CollectionRow, Ctx};
+use crate::store::records::{self as rstore, CollectionRow};
 use crate::store::subjects::{self as sql, Hit};
 use crate::store::tenant::TenantTx;
 use pseudonym::Pseudonym;
@@ -147,14 +146,9 @@ fn matches(
 
 /// The records that refer to the person. Recorded as `data_subject.searched`
 /// (with the count; the identifier itself is never kept).
-pub async fn find(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    raw: &str,
-) -> Result<Vec<Match>> {
+pub async fn find(ctx: &TenantHandle, raw: &str) -> Result<Vec<Match>> {
     let id = identifier(raw)?;
-    let now = state.clock.unix();
+    let now = ctx.now();
     let d = digests(&ctx.db.keys().blind, &id);
     let (reader, defs) = (Reader::of(ctx), ctx.db.defs());
     let out = ctx
@@ -164,23 +158,17 @@ pub async fn find(
             matches(c, s, &find_readable(c, s, &d, &scope)?)
         })
         .await?;
-    record(ctx, now, meta, "data_subject.searched", out.len()).await?;
+    record(ctx, now, "data_subject.searched", out.len()).await?;
     Ok(out)
 }
 
 /// A search or an export changes no data: recorded on its own, and allowed
 /// while the workspace is read-only (a person may ask during a deletion's
 /// grace period).
-async fn record(
-    ctx: &TenantCtx,
-    now: i64,
-    meta: &RequestMeta,
-    action: &'static str,
-    n: usize,
-) -> Result<i64> {
+async fn record(ctx: &TenantHandle, now: i64, action: &'static str, n: usize) -> Result<i64> {
     let actor = ctx.actor.clone();
     ctx.db
-        .record(now, meta.clone(), move |m| {
+        .record(now, ctx.meta.clone(), move |m| {
             NewEntry::new(actor, action, m)
                 .target("data_subject", "request")
                 .after(json!({ "records": n }))
@@ -206,14 +194,9 @@ pub struct ExportedRecord {
     pub audit: Vec<EntryView>,
 }
 
-pub async fn export(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    raw: &str,
-) -> Result<SubjectExport> {
+pub async fn export(ctx: &TenantHandle, raw: &str) -> Result<SubjectExport> {
     let id = identifier(raw)?;
-    let now = state.clock.unix();
+    let now = ctx.now();
     let ws = ctx.db.id().to_string();
     let d = digests(&ctx.db.keys().blind, &id);
     let (reader, defs) = (Reader::of(ctx), ctx.db.defs());
@@ -251,7 +234,7 @@ pub async fn export(
             Ok(out)
         })
         .await?;
-    record(ctx, now, meta, "data_subject.exported", records.len()).await?;
+    record(ctx, now, "data_subject.exported", records.len()).await?;
     Ok(SubjectExport {
         format: "aura-data-subject-export/1",
         workspace: ws,
@@ -271,15 +254,10 @@ pub struct Anonymised {
     pub audit_entries: usize,
 }
 
-pub async fn anonymise(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    raw: &str,
-) -> Result<Anonymised> {
+pub async fn anonymise(ctx: &TenantHandle, raw: &str) -> Result<Anonymised> {
     let id = identifier(raw)?;
-    let now = state.clock.unix();
-    let entry_meta = meta.clone();
+    let now = ctx.now();
+    let entry_meta = ctx.meta.clone();
     let actor = ctx.actor.clone();
     let done = ctx
         .db
@@ -319,11 +297,6 @@ pub async fn anonymise(
                         "audit_seqs": audit_seqs,
                     })),
             )?;
-            let c = Ctx {
-                tx: t.tx,
-                sealer: t.sealer,
-                blind: t.blind,
-            };
             let mut out = Anonymised {
                 pseudonym: p.as_str().to_owned(),
                 records: 0,
@@ -342,7 +315,7 @@ pub async fn anonymise(
                 } else if let Some(rec) = rstore::get_record_by_seq(t.tx, t.sealer, h.seq)? {
                     let mut vals = rec.values.clone();
                     p.apply(&pii, &mut vals);
-                    sql::rewrite_record(&c, &coll.id, &coll.def, &rec, &vals)?;
+                    sql::rewrite_record(t, &coll.id, &coll.def, &rec, &vals)?;
                     out.versions += sql::rewrite_versions(t.tx, t.sealer, &rec, |v| {
                         p.apply(&pii, v);
                     })?;

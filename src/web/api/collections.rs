@@ -1,6 +1,6 @@
 //! Collections over HTTP: list, define, read, change and delete. Records
-//! inside them are in `records.rs`; both enter the workspace through
-//! `enter_for`.
+//! inside them are in `records.rs`; both enter the workspace through the
+//! `tenant::Path<op::X>` extractor.
 
 use std::sync::Arc;
 
@@ -12,13 +12,12 @@ use serde::Deserialize;
 
 use super::ApiTags;
 use super::body::JsonBody;
-use super::records::{Deleted, enter_for};
-use crate::access::permissions::{Action, Resource};
+use super::records::Deleted;
+use crate::access::op;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::records::schema::{Field, FieldInput, Permissions, RecordAction};
-use crate::records::{self, CollectionChange, NewCollection, Visible, rfc3339_ms};
-use crate::web::session::SignedIn;
+use crate::records::{self, CollectionChange, Need, NewCollection, Visible, rfc3339_ms};
+use crate::web::tenant;
 
 #[derive(Object)]
 pub struct Rights {
@@ -131,13 +130,9 @@ impl CollectionsApi {
     /// `Link: <...>; rel="next"` header (RFC 8288) with the next page's URL;
     /// the body keeps its shape.
     #[oai(path = "/workspaces/:workspace/collections", method = "get")]
-    #[allow(clippy::too_many_arguments)]
     async fn list_collections(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::CollectionRead>,
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> poem::Result<CollectionPage> {
@@ -151,18 +146,9 @@ impl CollectionsApi {
                     crate::error::Error::field("limit", format!("must be between 1 and {max}"))
                 })?,
         };
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Collection,
-            Action::Read,
-            &meta,
-        )
-        .await?;
         let (items, next) =
-            records::list_collections_page(&ctx, limit, cursor.0.as_deref()).await?;
-        let ws = ctx.db.id();
+            records::list_collections_page(&workspace, limit, cursor.0.as_deref()).await?;
+        let ws = workspace.db.id();
         let link = next.map(|c| {
             format!("</api/v1/workspaces/{ws}/collections?limit={limit}&cursor={c}>; rel=\"next\"")
         });
@@ -179,25 +165,13 @@ impl CollectionsApi {
     async fn create_collection(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::CollectionCreate>,
         body: JsonBody<CollectionCreate>,
     ) -> poem::Result<CollectionCreated> {
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Collection,
-            Action::Create,
-            &meta,
-        )
-        .await?;
         let b = body.0;
         let v = records::create_collection(
-            &state,
-            &ctx,
-            &meta,
+            &workspace,
+            &state.bounds.limits,
             NewCollection {
                 name: b.name,
                 fields: b.fields,
@@ -216,22 +190,14 @@ impl CollectionsApi {
     )]
     async fn get_collection(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::CollectionRead>,
         collection: Path<String>,
     ) -> poem::Result<Json<Collection>> {
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Collection,
-            Action::Read,
-            &meta,
-        )
-        .await?;
-        Ok(Json(records::load(&ctx, &collection).await?.into()))
+        Ok(Json(
+            records::load(&workspace, &collection.parse()?, Need::See)
+                .await?
+                .into(),
+        ))
     }
 
     /// Changes the name, the fields (add, rename, retire, flags) or the
@@ -243,29 +209,17 @@ impl CollectionsApi {
     async fn change_collection(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        // Team leads manage their team's collections whatever their workspace
+        // role, so the door lets members through and the collection decides.
+        workspace: tenant::Path<op::CollectionUpdate>,
         collection: Path<String>,
         body: JsonBody<CollectionPatch>,
     ) -> poem::Result<Json<Collection>> {
-        // Team leads manage their team's collections whatever their workspace
-        // role, so the route narrows to members and the collection decides.
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Record,
-            Action::Read,
-            &meta,
-        )
-        .await?;
         let b = body.0;
         let v = records::change_collection(
-            &state,
-            &ctx,
-            &meta,
-            &collection,
+            &workspace,
+            &state.bounds.limits,
+            &collection.parse()?,
             CollectionChange {
                 name: b.name,
                 fields: b.fields,
@@ -283,22 +237,10 @@ impl CollectionsApi {
     )]
     async fn delete_collection(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::CollectionDelete>,
         collection: Path<String>,
     ) -> poem::Result<Deleted> {
-        let ctx = enter_for(
-            &state,
-            &who,
-            &workspace,
-            Resource::Collection,
-            Action::Delete,
-            &meta,
-        )
-        .await?;
-        records::delete_collection(&state, &ctx, &meta, &collection).await?;
+        records::delete_collection(&workspace, &collection.parse()?).await?;
         Ok(Deleted::Deleted)
     }
 }

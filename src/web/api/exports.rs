@@ -13,12 +13,10 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
 use super::body::{Download, JsonBody, MediaTypes};
-use crate::access::enter::{TenantCtx, enter_as as enter};
-use crate::access::permissions::{Action, Resource, needs};
+use crate::access::op;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::export::jobs::{self, Job};
-use crate::web::session::SignedIn;
+use crate::web::tenant;
 
 #[derive(Object, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -56,7 +54,7 @@ impl ExportJob {
     pub fn of(j: &Job) -> Self {
         let s = j.status();
         Self {
-            id: j.id.clone(),
+            id: j.id.to_string(),
             state: s.state.to_owned(),
             done: s.done,
             total: s.total,
@@ -87,14 +85,13 @@ pub enum ExportStarted {
     Accepted(Json<ExportJob>),
 }
 
-async fn enter_export(
-    state: &AppState,
-    who: &SignedIn,
-    workspace: &str,
-    meta: &RequestMeta,
-) -> poem::Result<TenantCtx> {
-    let need = needs(Resource::Workspace, Action::Export);
-    Ok(enter(state, &who.0, workspace, need, "workspace.export", meta).await?)
+/// The appliance's parts an export job uses (`export::jobs::Exporter`).
+pub(crate) fn exporter(state: &AppState) -> jobs::Exporter<'_> {
+    jobs::Exporter {
+        control: &state.control,
+        jobs: &state.exports,
+        bulk: &state.bounds.bulk,
+    }
 }
 
 /// A workspace export's media types (`ExportJob::content_type`).
@@ -114,25 +111,14 @@ impl ExportsApi {
     async fn start(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::WorkspaceExport>,
         body: JsonBody<ExportRequest>,
     ) -> poem::Result<ExportStarted> {
-        let ctx = enter_export(&state, &who, &workspace, &meta).await?;
         let recipient = match body.0.recipient.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(r) => Some(crate::export::recipient("recipient", r)?),
         };
-        let job = jobs::start(
-            &state,
-            ctx.db.clone(),
-            ctx.actor.clone(),
-            &meta,
-            recipient,
-            crate::records::visibility::Reader::of(&ctx),
-        )
-        .await?;
+        let job = jobs::start(&workspace, exporter(&state), recipient).await?;
         Ok(ExportStarted::Accepted(Json(ExportJob::of(&job))))
     }
 
@@ -141,12 +127,9 @@ impl ExportsApi {
     async fn list(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::WorkspaceExport>,
     ) -> poem::Result<Json<ExportJobs>> {
-        let ctx = enter_export(&state, &who, &workspace, &meta).await?;
-        let list = state.exports.list(ctx.db.id(), state.clock.unix())?;
+        let list = state.exports.list(workspace.db.id(), workspace.now())?;
         Ok(Json(ExportJobs {
             items: list.iter().map(|j| ExportJob::of(j)).collect(),
         }))
@@ -157,15 +140,12 @@ impl ExportsApi {
     async fn get(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::WorkspaceExport>,
         export: Path<String>,
     ) -> poem::Result<Json<ExportJob>> {
-        let ctx = enter_export(&state, &who, &workspace, &meta).await?;
         let job = state
             .exports
-            .get(ctx.db.id(), &export, state.clock.unix())?;
+            .get(workspace.db.id(), &export.parse()?, workspace.now())?;
         Ok(Json(ExportJob::of(&job)))
     }
 
@@ -177,15 +157,12 @@ impl ExportsApi {
     async fn download(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::WorkspaceExport>,
         export: Path<String>,
     ) -> poem::Result<Download<ExportTypes>> {
-        let ctx = enter_export(&state, &who, &workspace, &meta).await?;
         let job = state
             .exports
-            .get(ctx.db.id(), &export, state.clock.unix())?;
+            .get(workspace.db.id(), &export.parse()?, workspace.now())?;
         let (name, ctype) = (job.file_name(), job.content_type());
         let rx = jobs::download(job)?;
         Ok(Download::new(

@@ -17,16 +17,12 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
 use super::body::{CsvBody, Download, JsonBody, JsonOut, MediaTypes};
-use crate::access::enter::{TenantCtx, enter_as as enter};
 use crate::access::op;
-use crate::access::permissions::{Action, Resource, needs};
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::error::Error;
 use crate::records::values::ApiValues;
 use crate::records::{self, Visible, csv_io, rfc3339_ms};
 use crate::store::records::{RecordRow, VersionRow};
-use crate::web::session::SignedIn;
 use crate::web::tenant;
 
 #[derive(Object)]
@@ -185,33 +181,6 @@ impl MediaTypes for CsvType {
 
 pub struct RecordsApi;
 
-pub(super) async fn enter_for(
-    state: &AppState,
-    who: &SignedIn,
-    workspace: &str,
-    resource: Resource,
-    action: Action,
-    meta: &RequestMeta,
-) -> poem::Result<TenantCtx> {
-    let label = match (resource, action) {
-        (Resource::Collection, Action::Create) => "collection.create",
-        (Resource::Collection, Action::Delete) => "collection.delete",
-        (Resource::Collection, Action::Update) => "collection.update",
-        (Resource::Record, Action::Import) => "records.import",
-        (Resource::Record, Action::Export) => "records.export",
-        _ => "records.read",
-    };
-    Ok(enter(
-        state,
-        &who.0,
-        workspace,
-        needs(resource, action),
-        label,
-        meta,
-    )
-    .await?)
-}
-
 #[OpenApi(tag = "ApiTags::Records")]
 impl RecordsApi {
     /// A page of records, newest first by default. `sort` is `created_at`,
@@ -232,11 +201,14 @@ impl RecordsApi {
         q: Query<Option<String>>,
         sort: Query<Option<String>>,
     ) -> poem::Result<JsonOut<RecordPageOut>> {
+        let finder = records::search::Finder {
+            indexes: &state.indexes,
+            bounds: &state.bounds,
+        };
         let page = records::list_records(
-            &state,
             &workspace,
-            &workspace.meta,
-            &collection,
+            finder,
+            &collection.parse()?,
             records::ListParams {
                 limit: limit.0,
                 cursor: cursor.0,
@@ -258,7 +230,6 @@ impl RecordsApi {
         path = "/workspaces/:workspace/collections/:collection/records",
         method = "post"
     )]
-    #[allow(clippy::too_many_arguments)]
     async fn create_record(
         &self,
         state: Data<&Arc<AppState>>,
@@ -269,10 +240,9 @@ impl RecordsApi {
     ) -> poem::Result<RecordCreated> {
         let input = body.0.into_map()?;
         let c = records::create_record(
-            &state,
             &workspace,
-            &workspace.meta,
-            &collection,
+            &state.control,
+            &collection.parse()?,
             input,
             idempotency_key.0,
         )
@@ -298,13 +268,12 @@ impl RecordsApi {
     )]
     async fn get_record(
         &self,
-        state: Data<&Arc<AppState>>,
         workspace: tenant::Path<op::RecordRead>,
         collection: Path<String>,
         record: Path<String>,
     ) -> poem::Result<JsonOut<RecordOut>> {
         let (v, r) =
-            records::get_record(&state, &workspace, &workspace.meta, &collection, &record).await?;
+            records::get_record(&workspace, &collection.parse()?, &record.parse()?).await?;
         Ok(JsonOut(self::record(&v, r)))
     }
 
@@ -313,7 +282,6 @@ impl RecordsApi {
         path = "/workspaces/:workspace/collections/:collection/records/:record",
         method = "patch"
     )]
-    #[allow(clippy::too_many_arguments)]
     async fn update_record(
         &self,
         state: Data<&Arc<AppState>>,
@@ -324,11 +292,10 @@ impl RecordsApi {
     ) -> poem::Result<JsonOut<RecordOut>> {
         let input = body.0.into_map()?;
         let (v, r) = records::update_record(
-            &state,
             &workspace,
-            &workspace.meta,
-            &collection,
-            &record,
+            &state.control,
+            &collection.parse()?,
+            &record.parse()?,
             input,
         )
         .await?;
@@ -342,12 +309,11 @@ impl RecordsApi {
     )]
     async fn delete_record(
         &self,
-        state: Data<&Arc<AppState>>,
         workspace: tenant::Path<op::RecordDelete>,
         collection: Path<String>,
         record: Path<String>,
     ) -> poem::Result<Deleted> {
-        records::delete_record(&state, &workspace, &workspace.meta, &collection, &record).await?;
+        records::delete_record(&workspace, &collection.parse()?, &record.parse()?).await?;
         Ok(Deleted::Deleted)
     }
 
@@ -358,13 +324,12 @@ impl RecordsApi {
     )]
     async fn history(
         &self,
-        state: Data<&Arc<AppState>>,
         workspace: tenant::Path<op::RecordRead>,
         collection: Path<String>,
         record: Path<String>,
     ) -> poem::Result<Json<History>> {
         let (v, _, versions) =
-            records::history(&state, &workspace, &workspace.meta, &collection, &record).await?;
+            records::history(&workspace, &collection.parse()?, &record.parse()?).await?;
         Ok(Json(History {
             items: versions.into_iter().map(|x| version(&v, x)).collect(),
         }))
@@ -375,7 +340,6 @@ impl RecordsApi {
         path = "/workspaces/:workspace/collections/:collection/records/:record/history/:version/restore",
         method = "post"
     )]
-    #[allow(clippy::too_many_arguments)]
     async fn restore(
         &self,
         state: Data<&Arc<AppState>>,
@@ -385,9 +349,14 @@ impl RecordsApi {
         version: Path<String>,
     ) -> poem::Result<JsonOut<RecordOut>> {
         let n: i64 = version.0.parse().map_err(|_| Error::NotFound("version"))?;
-        let (v, r) =
-            records::restore_version(&state, &workspace, &workspace.meta, &collection, &record, n)
-                .await?;
+        let (v, r) = records::restore_version(
+            &workspace,
+            &state.control,
+            &collection.parse()?,
+            &record.parse()?,
+            n,
+        )
+        .await?;
         Ok(JsonOut(self::record(&v, r)))
     }
 
@@ -403,7 +372,7 @@ impl RecordsApi {
         workspace: tenant::Path<op::RecordExport>,
         collection: Path<String>,
     ) -> poem::Result<Download<CsvType>> {
-        let rx = csv_io::export(&state, &workspace, &workspace.meta, &collection).await?;
+        let rx = csv_io::export(&workspace, &state.bounds, &collection.parse()?).await?;
         Ok(Download::new(
             "text/csv; charset=utf-8",
             format!("attachment; filename=\"collection-{}.csv\"", collection.0),
@@ -425,7 +394,7 @@ impl RecordsApi {
         body: CsvBody,
     ) -> poem::Result<Json<ImportResult>> {
         let (csv, over, _reserved) = body.stream(&state).await?;
-        let n = match csv_io::import(&state, &workspace, &workspace.meta, &collection, csv).await {
+        let n = match csv_io::import(&workspace, &state.control, &collection.parse()?, csv).await {
             Err(_) if over.happened() => {
                 return Err(super::body::too_large(
                     crate::web::middleware::IMPORT_BODY_LIMIT,

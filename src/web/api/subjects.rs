@@ -2,10 +2,6 @@
 //! anonymise the records that refer to a person. The identifier travels in a
 //! POST body, never in a URL (which proxies and logs keep).
 
-use std::sync::Arc;
-
-use poem::web::Data;
-use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
@@ -13,12 +9,9 @@ use serde_json::Value;
 
 use super::ApiTags;
 use super::body::JsonBody;
-use crate::access::enter::{TenantCtx, enter_as as enter};
-use crate::access::permissions::{Action, Resource, needs};
-use crate::app::AppState;
-use crate::audit::RequestMeta;
+use crate::access::op;
 use crate::subjects;
-use crate::web::session::SignedIn;
+use crate::web::tenant;
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,18 +53,6 @@ pub struct AnonymiseResult {
     pub audit_entries: u64,
 }
 
-async fn enter_subjects(
-    state: &AppState,
-    who: &SignedIn,
-    workspace: &str,
-    action: Action,
-    label: &'static str,
-    meta: &RequestMeta,
-) -> poem::Result<TenantCtx> {
-    let need = needs(Resource::DataSubject, action);
-    Ok(enter(state, &who.0, workspace, need, label, meta).await?)
-}
-
 pub struct SubjectsApi;
 
 #[OpenApi(tag = "ApiTags::Privacy")]
@@ -81,22 +62,10 @@ impl SubjectsApi {
     #[oai(path = "/workspaces/:workspace/data-subjects/search", method = "post")]
     async fn search(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::DataSubjectRead>,
         body: JsonBody<SubjectRequest>,
     ) -> poem::Result<Json<SubjectMatches>> {
-        let ctx = enter_subjects(
-            &state,
-            &who,
-            &workspace,
-            Action::Read,
-            "data_subject.read",
-            &meta,
-        )
-        .await?;
-        let found = subjects::find(&state, &ctx, &meta, &body.0.identifier).await?;
+        let found = subjects::find(&workspace, &body.0.identifier).await?;
         Ok(Json(SubjectMatches {
             items: found
                 .into_iter()
@@ -117,22 +86,10 @@ impl SubjectsApi {
     #[oai(path = "/workspaces/:workspace/data-subjects/export", method = "post")]
     async fn export(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::DataSubjectExport>,
         body: JsonBody<SubjectRequest>,
     ) -> poem::Result<Json<Value>> {
-        let ctx = enter_subjects(
-            &state,
-            &who,
-            &workspace,
-            Action::Export,
-            "data_subject.export",
-            &meta,
-        )
-        .await?;
-        let out = subjects::export(&state, &ctx, &meta, &body.0.identifier).await?;
+        let out = subjects::export(&workspace, &body.0.identifier).await?;
         Ok(Json(
             serde_json::to_value(out).map_err(crate::error::Error::from)?,
         ))
@@ -148,22 +105,10 @@ impl SubjectsApi {
     )]
     async fn anonymise(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::DataSubjectDelete>,
         body: JsonBody<SubjectRequest>,
     ) -> poem::Result<Json<AnonymiseResult>> {
-        let ctx = enter_subjects(
-            &state,
-            &who,
-            &workspace,
-            Action::Delete,
-            "data_subject.anonymise",
-            &meta,
-        )
-        .await?;
-        let a = subjects::anonymise(&state, &ctx, &meta, &body.0.identifier).await?;
+        let a = subjects::anonymise(&workspace, &body.0.identifier).await?;
         let n = |x: usize| u64::try_from(x).unwrap_or(u64::MAX);
         Ok(Json(AnonymiseResult {
             pseudonym: a.pseudonym,

@@ -10,25 +10,14 @@ use poem::web::{Data, Path};
 use poem::{IntoResponse, Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{enter_ui, form_pairs, one, page, see_other};
-use crate::access::permissions::{Action, Resource, needs};
+use super::forms::{form_pairs, one, page, see_other};
+use crate::access::op;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::error::{Error, FieldError};
 use crate::export::jobs;
 use crate::subjects::{self, Match};
-use crate::web::session::SignedIn;
-
-async fn ctx(
-    state: &AppState,
-    who: &SignedIn,
-    ws: &str,
-    (resource, action): (Resource, Action),
-    label: &'static str,
-    meta: &RequestMeta,
-) -> poem::Result<crate::access::enter::TenantCtx> {
-    enter_ui(state, who, ws, needs(resource, action), label, meta).await
-}
+use crate::web::api::exports::exporter;
+use crate::web::tenant::TenantPage;
 
 fn crumbs(ws: &str) -> Markup {
     html! { p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } " › " a href=(format!("/w/{ws}/privacy")) { "Privacy and export" } } }
@@ -42,37 +31,28 @@ fn field_errors(errors: &[FieldError]) -> Markup {
 pub async fn privacy_page(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    c: TenantPage<op::WorkspaceExport>,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    render(req, &state, &meta, &who, &ws, &[]).await
+    render(req, &state, &c, &ws, &[]).await
 }
 
-async fn render(
+/// The page, also for a data-subject form sent back with its errors (the
+/// same people may export the workspace and answer data-subject requests).
+async fn render<O>(
     req: &Request,
-    state: &Arc<AppState>,
-    meta: &RequestMeta,
-    who: &SignedIn,
+    state: &AppState,
+    c: &TenantPage<O>,
     ws: &str,
     errors: &[FieldError],
 ) -> poem::Result<Response> {
-    let c = ctx(
-        state,
-        who,
-        ws,
-        (Resource::Workspace, Action::Export),
-        "workspace.export",
-        meta,
-    )
-    .await?;
-    let exports = state.exports.list(c.db.id(), state.clock.unix())?;
+    let exports = state.exports.list(c.db.id(), c.now())?;
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    page(req, state, who, status, "Privacy and export", |token| {
+    page(req, state, c.who(), status, "Privacy and export", |token| {
         html! {
             section.card {
                 (crumbs(ws))
@@ -118,39 +98,21 @@ async fn render(
 pub async fn start_export(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    c: TenantPage<op::WorkspaceExport>,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let c = ctx(
-        &state,
-        &who,
-        &ws,
-        (Resource::Workspace, Action::Export),
-        "workspace.export",
-        &meta,
-    )
-    .await?;
     let pairs = form_pairs(req);
     let recipient = match one(&pairs, "recipient").map(str::trim) {
         None | Some("") => None,
         Some(r) => match crate::export::recipient("recipient", r) {
             Ok(r) => Some(r),
             Err(Error::Validation(errors)) => {
-                return render(req, &state, &meta, &who, &ws, &errors).await;
+                return render(req, &state, &c, &ws, &errors).await;
             }
             Err(e) => return Err(e.into()),
         },
     };
-    let job = jobs::start(
-        &state,
-        c.db.clone(),
-        c.actor.clone(),
-        &meta,
-        recipient,
-        crate::records::visibility::Reader::of(&c),
-    )
-    .await?;
+    let job = jobs::start(&c, exporter(&state), recipient).await?;
     Ok(see_other(format!("/w/{ws}/privacy/exports/{}", job.id)))
 }
 
@@ -158,22 +120,12 @@ pub async fn start_export(
 pub async fn export_page(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    c: TenantPage<op::WorkspaceExport>,
     Path((ws, id)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let c = ctx(
-        &state,
-        &who,
-        &ws,
-        (Resource::Workspace, Action::Export),
-        "workspace.export",
-        &meta,
-    )
-    .await?;
-    let job = state.exports.get(c.db.id(), &id, state.clock.unix())?;
+    let job = state.exports.get(c.db.id(), &id.parse()?, c.now())?;
     let s = job.status();
-    let mut resp = page(req, &state, &who, StatusCode::OK, "Workspace export", |_| {
+    let mut resp = page(req, &state, c.who(), StatusCode::OK, "Workspace export", |_| {
         html! {
             section.card {
                 (crumbs(&ws))
@@ -227,28 +179,18 @@ fn identifier_of(req: &Request) -> String {
 pub async fn find_subject(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    c: TenantPage<op::DataSubjectRead>,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let c = ctx(
-        &state,
-        &who,
-        &ws,
-        (Resource::DataSubject, Action::Read),
-        "data_subject.read",
-        &meta,
-    )
-    .await?;
     let id = identifier_of(req);
-    let found = match subjects::find(&state, &c, &meta, &id).await {
+    let found = match subjects::find(&c, &id).await {
         Ok(f) => f,
         Err(Error::Validation(errors)) => {
-            return render(req, &state, &meta, &who, &ws, &errors).await;
+            return render(req, &state, &c, &ws, &errors).await;
         }
         Err(e) => return Err(e.into()),
     };
-    page(req, &state, &who, StatusCode::OK, "Data subject request", |token| {
+    page(req, &state, c.who(), StatusCode::OK, "Data subject request", |token| {
         html! {
             section.card {
                 (crumbs(&ws))
@@ -277,21 +219,9 @@ pub async fn find_subject(
 #[handler]
 pub async fn export_subject(
     req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    c: TenantPage<op::DataSubjectExport>,
 ) -> poem::Result<Response> {
-    let c = ctx(
-        &state,
-        &who,
-        &ws,
-        (Resource::DataSubject, Action::Export),
-        "data_subject.export",
-        &meta,
-    )
-    .await?;
-    let out = subjects::export(&state, &c, &meta, &identifier_of(req)).await?;
+    let out = subjects::export(&c, &identifier_of(req)).await?;
     let body = serde_json::to_vec_pretty(&out).map_err(Error::from)?;
     Ok(body
         .with_content_type("application/json")
@@ -306,35 +236,19 @@ pub async fn export_subject(
 pub async fn anonymise_subject(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    c: TenantPage<op::DataSubjectDelete>,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let c = ctx(
-        &state,
-        &who,
-        &ws,
-        (Resource::DataSubject, Action::Delete),
-        "data_subject.anonymise",
-        &meta,
-    )
-    .await?;
     let pairs = form_pairs(req);
     if one(&pairs, "confirm") != Some("yes") {
         let errors = vec![FieldError {
             field: "confirm".into(),
             message: "tick the box to confirm the anonymisation".into(),
         }];
-        return render(req, &state, &meta, &who, &ws, &errors).await;
+        return render(req, &state, &c, &ws, &errors).await;
     }
-    let done = subjects::anonymise(
-        &state,
-        &c,
-        &meta,
-        one(&pairs, "identifier").unwrap_or_default(),
-    )
-    .await?;
-    page(req, &state, &who, StatusCode::OK, "Anonymised", |_| {
+    let done = subjects::anonymise(&c, one(&pairs, "identifier").unwrap_or_default()).await?;
+    page(req, &state, c.who(), StatusCode::OK, "Anonymised", |_| {
         html! {
             section.card {
                 (crumbs(&ws))

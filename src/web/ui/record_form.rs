@@ -15,10 +15,11 @@ use super::csrf_field;
 use super::forms::{
     breadcrumbs, errors_box, every, form_pairs, one, page, see_other, validation_errors,
 };
-use crate::access::enter::TenantCtx;
+use crate::access::enter::TenantHandle;
 use crate::access::op;
 use crate::app::AppState;
 use crate::error::{Error, FieldError};
+use crate::ids::{CollectionId, RecordId};
 use crate::records::schema::{Field, FieldType, RecordAction};
 use crate::records::values::{self, Values};
 use crate::records::{self, Visible, rfc3339_ms};
@@ -134,7 +135,7 @@ struct Choices {
     relations: HashMap<String, Vec<(String, String)>>,
 }
 
-async fn choices(state: &AppState, ctx: &TenantCtx, v: &Visible) -> poem::Result<Choices> {
+async fn choices(state: &AppState, ctx: &TenantHandle, v: &Visible) -> poem::Result<Choices> {
     let fields: Vec<&Field> = v.row.def.live_fields().collect();
     let members = if fields.iter().any(|f| f.kind == FieldType::Member) {
         records::teams::members(state, ctx)
@@ -151,7 +152,10 @@ async fn choices(state: &AppState, ctx: &TenantCtx, v: &Visible) -> poem::Result
             continue;
         };
         // Only collections the person may read offer their records.
-        let Ok(tv) = records::load(ctx, &target).await else {
+        let Ok(tid) = target.parse() else {
+            continue;
+        };
+        let Ok(tv) = records::load(ctx, &tid, records::Need::See).await else {
             continue;
         };
         if !tv.can(RecordAction::Read) {
@@ -312,7 +316,7 @@ async fn render_record(
     req: &Request,
     state: &AppState,
     who: &SignedIn,
-    ctx: &TenantCtx,
+    ctx: &TenantHandle,
     status: StatusCode,
     ws: &str,
     v: &Visible,
@@ -351,7 +355,8 @@ pub async fn new_record(
     ctx: TenantPage<op::RecordRead>,
     Path((ws, coll)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let v = records::load_for(&state, &ctx, &ctx.meta, &coll, RecordAction::Create).await?;
+    let cid: CollectionId = coll.parse()?;
+    let v = records::load(&ctx, &cid, records::Need::Record(RecordAction::Create)).await?;
     render_record(
         req,
         &state,
@@ -375,13 +380,14 @@ pub async fn create_record(
     ctx: TenantPage<op::RecordCreate>,
     Path((ws, coll)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let v = records::load_for(&state, &ctx, &ctx.meta, &coll, RecordAction::Create).await?;
+    let cid: CollectionId = coll.parse()?;
+    let v = records::load(&ctx, &cid, records::Need::Record(RecordAction::Create)).await?;
     let pairs = form_pairs(req);
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
     let (mut input, errors) = values_from_form(&fields, &pairs);
     input.retain(|_, x| !x.is_null());
     let result = if errors.is_empty() {
-        records::create_record(&state, &ctx, &ctx.meta, &coll, input, None)
+        records::create_record(&ctx, &state.control, &cid, input, None)
             .await
             .map(|c| c.record)
     } else {
@@ -417,7 +423,9 @@ pub async fn record_page(
     ctx: TenantPage<op::RecordRead>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
-    let (v, rec, history) = records::history(&state, &ctx, &ctx.meta, &coll, &id).await?;
+    let cid: CollectionId = coll.parse()?;
+    let rid: RecordId = id.parse()?;
+    let (v, rec, history) = records::history(&ctx, &cid, &rid).await?;
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
     let shown = shown_from(&fields, &rec.values);
     render_record(
@@ -443,12 +451,14 @@ pub async fn update_record(
     ctx: TenantPage<op::RecordUpdate>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
-    let v = records::load_for(&state, &ctx, &ctx.meta, &coll, RecordAction::Update).await?;
+    let cid: CollectionId = coll.parse()?;
+    let rid: RecordId = id.parse()?;
+    let v = records::load(&ctx, &cid, records::Need::Record(RecordAction::Update)).await?;
     let pairs = form_pairs(req);
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
     let (input, errors) = values_from_form(&fields, &pairs);
     let result = if errors.is_empty() {
-        records::update_record(&state, &ctx, &ctx.meta, &coll, &id, input).await
+        records::update_record(&ctx, &state.control, &cid, &rid, input).await
     } else {
         Err(Error::Validation(errors))
     };
@@ -456,7 +466,7 @@ pub async fn update_record(
         Ok(_) => Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}"))),
         Err(e) => {
             let errors = validation_errors(e)?;
-            let (v, rec, history) = records::history(&state, &ctx, &ctx.meta, &coll, &id).await?;
+            let (v, rec, history) = records::history(&ctx, &cid, &rid).await?;
             let shown = shown_from_form(&fields, &pairs);
             render_record(
                 req,
@@ -478,11 +488,12 @@ pub async fn update_record(
 
 #[handler]
 pub async fn delete_record(
-    state: Data<&Arc<AppState>>,
     ctx: TenantPage<op::RecordDelete>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
-    records::delete_record(&state, &ctx, &ctx.meta, &coll, &id).await?;
+    let cid: CollectionId = coll.parse()?;
+    let rid: RecordId = id.parse()?;
+    records::delete_record(&ctx, &cid, &rid).await?;
     Ok(see_other(format!("/w/{ws}/c/{coll}")))
 }
 
@@ -493,10 +504,12 @@ pub async fn restore_record(
     ctx: TenantPage<op::RecordUpdate>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
+    let cid: CollectionId = coll.parse()?;
+    let rid: RecordId = id.parse()?;
     let pairs = form_pairs(req);
     let version: i64 = one(&pairs, "version")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| Error::field("version", "must be a version number"))?;
-    records::restore_version(&state, &ctx, &ctx.meta, &coll, &id, version).await?;
+    records::restore_version(&ctx, &state.control, &cid, &rid, version).await?;
     Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}")))
 }

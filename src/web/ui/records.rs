@@ -11,25 +11,22 @@ use poem::web::{Data, Path, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
-use super::forms::{breadcrumbs, enter_ui, page};
-use crate::access::Role;
+use super::forms::{breadcrumbs, page};
 use crate::access::permissions::{Action, Resource, allows};
+use crate::access::{Role, op};
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::records::schema::{Field, RecordAction};
 use crate::records::values;
 use crate::records::{self, rfc3339_ms};
-use crate::web::session::SignedIn;
+use crate::web::tenant::TenantPage;
 
 #[handler]
 pub async fn workspace_home(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::CollectionRead>,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "collection.read", &meta).await?;
     let colls = records::list_collections(&ctx).await?;
     let teams = records::teams::list(&ctx).await?;
     let receivers = crate::integrations::webhooks::receiver_hosts(&ctx).await?;
@@ -42,7 +39,7 @@ pub async fn workspace_home(
     };
     let can_create = allows(ctx.role, Resource::Collection, Action::Create);
     let admin = ctx.role.at_least(Role::Admin);
-    page(req, &state, &who, StatusCode::OK, "Collections", |_| {
+    page(req, &state, ctx.who(), StatusCode::OK, "Collections", |_| {
         html! {
             section.card {
                 p.crumbs { a href="/workspaces" { "Workspaces" } }
@@ -97,17 +94,18 @@ const TABLE_COLUMNS: usize = 6;
 pub async fn collection_page(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::RecordRead>,
     Path((ws, coll)): Path<(String, String)>,
     Query(tq): Query<TableQuery>,
 ) -> poem::Result<Response> {
-    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "records.read", &meta).await?;
+    let finder = records::search::Finder {
+        indexes: &state.indexes,
+        bounds: &state.bounds,
+    };
     let p = records::list_records(
-        &state,
         &ctx,
-        &meta,
-        &coll,
+        finder,
+        &coll.parse()?,
         records::ListParams {
             limit: Some(25),
             cursor: tq.cursor.clone(),
@@ -144,7 +142,7 @@ pub async fn collection_page(
         .as_ref()
         .map(|c| link(&[("sort", p.sort.as_str()), ("cursor", c)]));
     let api = format!("/api/v1/workspaces/{ws}/collections/{}", v.row.id);
-    page(req, &state, &who, StatusCode::OK, &v.row.def.name, |token| {
+    page(req, &state, ctx.who(), StatusCode::OK, &v.row.def.name, |token| {
         html! {
             section.card {
                 (breadcrumbs(&ws, None))

@@ -11,17 +11,16 @@ use poem::{Request, Response, handler};
 
 use super::csrf_field;
 use super::forms::{
-    breadcrumbs, enter_ui, errors_box, every, form_pairs, one, page, see_other, validation_errors,
+    breadcrumbs, errors_box, every, form_pairs, one, page, see_other, validation_errors,
 };
-use crate::access::Role;
-use crate::access::enter::TenantCtx;
-use crate::access::permissions::{Action, Resource, needs};
+use crate::access::enter::TenantHandle;
+use crate::access::{Role, op};
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::error::FieldError;
+use crate::ids::CollectionId;
 use crate::records::schema::{Field, FieldInput, FieldType, Permissions};
-use crate::records::{self, CollectionChange, NewCollection, Visible};
-use crate::web::session::SignedIn;
+use crate::records::{self, CollectionChange, Need, NewCollection, Visible};
+use crate::web::tenant::TenantPage;
 
 const NEW_ROWS: usize = 3;
 
@@ -207,7 +206,7 @@ fn parse_permissions(pairs: &[(String, String)]) -> Permissions {
     }
 }
 
-async fn relation_targets(ctx: &TenantCtx) -> poem::Result<Vec<(String, String)>> {
+async fn relation_targets(ctx: &TenantHandle) -> poem::Result<Vec<(String, String)>> {
     Ok(records::list_collections(ctx)
         .await?
         .into_iter()
@@ -215,7 +214,7 @@ async fn relation_targets(ctx: &TenantCtx) -> poem::Result<Vec<(String, String)>
         .collect())
 }
 
-async fn team_choices(ctx: &TenantCtx) -> poem::Result<Vec<(String, String)>> {
+async fn team_choices(ctx: &TenantHandle) -> poem::Result<Vec<(String, String)>> {
     Ok(records::teams::list(ctx)
         .await?
         .into_iter()
@@ -225,11 +224,10 @@ async fn team_choices(ctx: &TenantCtx) -> poem::Result<Vec<(String, String)>> {
 
 /// The schema editor page: a new collection when `coll` is `None`.
 #[allow(clippy::too_many_arguments)]
-async fn render_schema(
+async fn render_schema<O>(
     req: &Request,
     state: &AppState,
-    who: &SignedIn,
-    ctx: &TenantCtx,
+    ctx: &TenantPage<O>,
     status: StatusCode,
     ws: &str,
     coll: Option<&Visible>,
@@ -247,7 +245,7 @@ async fn render_schema(
     } else {
         "New collection"
     };
-    page(req, state, who, status, title, |t| {
+    page(req, state, ctx.who(), status, title, |t| {
         schema_form(
             SchemaForm {
                 ws,
@@ -268,17 +266,13 @@ async fn render_schema(
 pub async fn new_collection(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::CollectionCreate>,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::Collection, Action::Create);
-    let ctx = enter_ui(&state, &who, &ws, need, "collection.create", &meta).await?;
     let perms = Permissions::default();
     render_schema(
         req,
         &state,
-        &who,
         &ctx,
         StatusCode::OK,
         &ws,
@@ -294,12 +288,9 @@ pub async fn new_collection(
 pub async fn create_collection(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::CollectionCreate>,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::Collection, Action::Create);
-    let ctx = enter_ui(&state, &who, &ws, need, "collection.create", &meta).await?;
     let pairs = form_pairs(req);
     let name = one(&pairs, "name").unwrap_or_default().to_owned();
     let perms = parse_permissions(&pairs);
@@ -311,15 +302,12 @@ pub async fn create_collection(
             .map(str::to_owned),
         permissions: Some(perms.clone()),
     };
-    match records::create_collection(&state, &ctx, &meta, input).await {
+    match records::create_collection(&ctx, &state.bounds.limits, input).await {
         Ok(v) => Ok(see_other(format!("/w/{ws}/c/{}", v.row.id))),
         Err(e) => {
             let errors = validation_errors(e)?;
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            render_schema(
-                req, &state, &who, &ctx, status, &ws, None, &name, &perms, &errors,
-            )
-            .await
+            render_schema(req, &state, &ctx, status, &ws, None, &name, &perms, &errors).await
         }
     }
 }
@@ -328,17 +316,15 @@ pub async fn create_collection(
 pub async fn schema_page(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::CollectionRead>,
     Path((ws, coll)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "collection.read", &meta).await?;
-    let v = records::load_managed(&state, &ctx, &meta, &coll).await?;
+    let cid: CollectionId = coll.parse()?;
+    let v = records::load(&ctx, &cid, Need::Manage).await?;
     let d = &v.row.def;
     render_schema(
         req,
         &state,
-        &who,
         &ctx,
         StatusCode::OK,
         &ws,
@@ -354,11 +340,10 @@ pub async fn schema_page(
 pub async fn schema_submit(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::CollectionUpdate>,
     Path((ws, coll)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "collection.update", &meta).await?;
+    let cid: CollectionId = coll.parse()?;
     let pairs = form_pairs(req);
     let change = CollectionChange {
         name: one(&pairs, "name").map(str::to_owned),
@@ -367,17 +352,16 @@ pub async fn schema_submit(
         // permissions alone rather than reading "no boxes" as "nobody".
         permissions: one(&pairs, "perm.present").map(|_| parse_permissions(&pairs)),
     };
-    match records::change_collection(&state, &ctx, &meta, &coll, change).await {
+    match records::change_collection(&ctx, &state.bounds.limits, &cid, change).await {
         Ok(v) => Ok(see_other(format!("/w/{ws}/c/{}", v.row.id))),
         Err(e) => {
             let errors = validation_errors(e)?;
-            let v = records::load(&ctx, &coll).await?;
+            let v = records::load(&ctx, &cid, Need::See).await?;
             let d = &v.row.def;
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             render_schema(
                 req,
                 &state,
-                &who,
                 &ctx,
                 status,
                 &ws,
