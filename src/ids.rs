@@ -46,6 +46,8 @@ macro_rules! id_type {
 
 id_type!(WorkspaceId, "workspace");
 id_type!(UserId, "user");
+id_type!(TeamId, "team");
+id_type!(TokenId, "token");
 
 #[cfg(test)]
 mod tests {
