@@ -24,19 +24,19 @@ const ACCEPT_WINDOW: i64 = 30 * 60;
 /// What sending an invitation needs besides the workspace: control.db, the
 /// mailer and the address the link points at.
 #[derive(Clone, Copy)]
-pub struct Outbox<'a> {
+pub struct InviteMail<'a> {
     pub control: &'a Control,
     pub mailer: &'a Mailer,
     pub public_url: &'a str,
 }
 
 pub async fn invite(
-    out: Outbox<'_>,
+    mail: InviteMail<'_>,
     ctx: &TenantHandle,
     email: &str,
     role: Role,
 ) -> Result<InvitationRow> {
-    let control = out.control;
+    let control = mail.control;
     let email = super::validate_email("email", email)?;
     if role == Role::Owner && ctx.role != Role::Owner {
         return Err(Error::field("role", "only an owner invites an owner"));
@@ -47,7 +47,7 @@ pub async fn invite(
             format!("must be no higher than your own role ({})", ctx.role),
         ));
     }
-    if !out.mailer.configured() {
+    if !mail.mailer.configured() {
         return Err(Error::Unavailable(
             "mail is not configured: set [mail] smtp_host in the config to send invitations",
         ));
@@ -84,9 +84,9 @@ pub async fn invite(
     }
     let token = random_token();
     let expires_at = now + VALID_DAYS * 86_400;
-    let link = format!("{}/invite/{token}", out.public_url);
+    let link = format!("{}/invite/{token}", mail.public_url);
     // The mail goes first: if it cannot be sent, nothing is stored.
-    out.mailer
+    mail.mailer
         .send(Mail {
             to: email.clone(),
             subject: format!("You are invited to {ws_name} on Aura"),

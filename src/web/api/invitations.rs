@@ -15,14 +15,14 @@ use crate::access::{Role, op};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
-use crate::identity::invitations::{self, NewAccount, Outbox};
+use crate::identity::invitations::{self, InviteMail, NewAccount};
 use crate::store::invitations::InvitationRow;
 use crate::web::session::SignedIn;
 use crate::web::tenant;
 
 /// What sending an invitation takes from the appliance (API and UI).
-pub(crate) fn outbox(state: &AppState) -> Outbox<'_> {
-    Outbox {
+pub(crate) fn invite_mail(state: &AppState) -> InviteMail<'_> {
+    InviteMail {
         control: &state.control,
         mailer: &state.mailer,
         public_url: &state.config.public_url,
@@ -130,8 +130,8 @@ impl InvitationsApi {
         workspace: tenant::Path<op::InvitationCreate>,
         body: JsonBody<InvitationCreate>,
     ) -> poem::Result<Created> {
-        let row =
-            invitations::invite(outbox(&state), &workspace, &body.0.email, body.0.role).await?;
+        let row = invitations::invite(invite_mail(&state), &workspace, &body.0.email, body.0.role)
+            .await?;
         Ok(Created::Created(Json(Invitation::from_row(
             row,
             workspace.now(),

@@ -20,7 +20,7 @@ use crate::error::{Error, FieldError};
 use crate::identity::{api_tokens, invitations, members};
 use crate::ids::TokenId;
 use crate::records::teams;
-use crate::web::api::invitations::outbox;
+use crate::web::api::invitations::invite_mail;
 use crate::web::session::SignedIn;
 use crate::web::tenant::TenantPage;
 
@@ -401,7 +401,7 @@ pub async fn invite(
     let r = match role_field(&pairs, "role") {
         Ok(role) => {
             let email = one(&pairs, "email").unwrap_or_default();
-            invitations::invite(outbox(&state), &ctx, email, role)
+            invitations::invite(invite_mail(&state), &ctx, email, role)
                 .await
                 .map(|_| ())
         }
