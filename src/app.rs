@@ -105,6 +105,16 @@ impl AppState {
         }
     }
 
+    /// What creating a workspace or adding a member takes (`workspace::Platform`).
+    pub fn platform(&self) -> crate::workspace::Platform<'_> {
+        crate::workspace::Platform {
+            control: &self.control,
+            tenants: &self.tenants,
+            clock: &self.clock,
+            default_region: &self.config.file.region,
+        }
+    }
+
     pub fn reloadable(&self) -> Reloadable {
         self.reloadable
             .read()

@@ -59,6 +59,8 @@ id_type!(UserId, "user");
 id_type!(CollectionId, "collection", canonical);
 id_type!(RecordId, "record", canonical);
 id_type!(ExportId, "export", canonical);
+id_type!(TeamId, "team");
+id_type!(TokenId, "token");
 
 #[cfg(test)]
 mod tests {

@@ -51,7 +51,7 @@ pub fn fixture() -> Fixture {
         .await
         .unwrap();
         aura::workspace::create_workspace(
-            &state,
+            state.platform(),
             aura::workspace::CreateWorkspace {
                 name: "Bench".into(),
                 owner_email: "bench@example.com".into(),

@@ -85,7 +85,7 @@ pub async fn workspace(g: &Global, cmd: WorkspaceCommand) -> Result<ExitCode> {
             region,
         } => {
             let id = create_workspace(
-                &state,
+                state.platform(),
                 CreateWorkspace {
                     name,
                     owner_email: owner,
@@ -110,7 +110,7 @@ pub async fn workspace(g: &Global, cmd: WorkspaceCommand) -> Result<ExitCode> {
             })?;
             let role = role.parse().map_err(explain)?;
             let id = add_member(
-                &state,
+                state.platform(),
                 ws,
                 &email,
                 role,
@@ -128,7 +128,7 @@ pub async fn workspace(g: &Global, cmd: WorkspaceCommand) -> Result<ExitCode> {
         } => return super::export::run(&state, &workspace, out, recipient),
         WorkspaceCommand::List => {
             println!("ID\tNAME\tREGION\tSTATE\tCREATED");
-            for w in list_all(&state).await? {
+            for w in list_all(&state.control).await? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     w.id,

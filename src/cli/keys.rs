@@ -66,7 +66,7 @@ pub async fn run(g: &Global, cmd: KeysCommand) -> Result<ExitCode> {
                 .db
                 .read(|c| crate::store::control::list_workspaces(c, &state.control.keys))?
             {
-                if let Some(r) = key_rotation::status(&state, w.id)? {
+                if let Some(r) = key_rotation::status(&state.control, w.id)? {
                     println!("{}: {}", w.id, rotation_line(&r));
                 }
             }
@@ -209,7 +209,8 @@ async fn rotate_workspace(g: &Global, workspace: &str) -> Result<ExitCode> {
         return Err(Error::NotFound("workspace"));
     }
     let (_, started) = key_rotation::request(
-        &state,
+        &state.control,
+        state.clock.unix(),
         ws,
         crate::audit::Actor::Operator,
         &crate::audit::RequestMeta::cli(),

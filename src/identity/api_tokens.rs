@@ -8,13 +8,12 @@
 use serde_json::json;
 
 use super::members::{Change, control_change};
-use crate::access::enter::TenantCtx;
+use crate::access::enter::TenantHandle;
 use crate::access::{Principal, Role, Via};
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::crypto::token::{hash_token, random_token};
 use crate::error::{Error, Result};
-use crate::ids::UserId;
+use crate::ids::{TokenId, UserId};
 use crate::store::control::Control;
 use crate::store::tokens::{self, ApiTokenRow, NewApiToken};
 use crate::store::{accounts, control};
@@ -38,12 +37,7 @@ pub struct Created {
     pub secret: String,
 }
 
-pub async fn create(
-    state: &AppState,
-    ctx: &TenantCtx,
-    req: NewToken,
-    meta: &RequestMeta,
-) -> Result<Created> {
+pub async fn create(control: &Control, ctx: &TenantHandle, req: NewToken) -> Result<Created> {
     let name = super::validate_name("name", &req.name)?;
     if !ctx.role.at_least(req.scope) {
         return Err(Error::field(
@@ -59,7 +53,7 @@ pub async fn create(
             format!("must be between 1 and {MAX_EXPIRY_DAYS}"),
         ));
     }
-    let now = state.clock.unix();
+    let now = ctx.now();
     let expires_at = bound_lifetime(
         req.expires_in_days
             .map(|d| now.saturating_add(i64::from(d) * 86_400)),
@@ -72,8 +66,7 @@ pub async fn create(
             let id: UserId = s
                 .parse()
                 .map_err(|_| Error::field("service_account", "no such service account here"))?;
-            let is_here = state
-                .control
+            let is_here = control
                 .db
                 .read_async(move |c| {
                     Ok(accounts::is_service(c, id)?
@@ -91,7 +84,7 @@ pub async fn create(
     };
     let secret = format!("{PREFIX}{}", random_token());
     let hash = hash_token(&secret);
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = TokenId::generate().to_string();
     let row = ApiTokenRow {
         id: id.clone(),
         workspace_id: ws,
@@ -104,7 +97,7 @@ pub async fn create(
         last_used_at: None,
         revoked_at: None,
     };
-    let keys = state.control.keys.clone();
+    let keys = control.keys.clone();
     let r = row.clone();
     let change = Change {
         action: "api_token.created",
@@ -116,7 +109,7 @@ pub async fn create(
             "expires_at": row.expires_at,
         }),
     };
-    control_change(state, ctx, meta, change, move |tx| {
+    control_change(control, ctx, change, move |tx| {
         tokens::insert_api_token(
             tx,
             &keys,
@@ -148,29 +141,28 @@ fn bound_lifetime(requested: Option<i64>, maker: Option<i64>) -> Option<i64> {
     }
 }
 
-pub async fn list(state: &AppState, ctx: &TenantCtx) -> Result<Vec<ApiTokenRow>> {
-    let keys = state.control.keys.clone();
+pub async fn list(control: &Control, ctx: &TenantHandle) -> Result<Vec<ApiTokenRow>> {
+    let keys = control.keys.clone();
     let ws = ctx.db.id();
-    state
-        .control
+    control
         .db
         .read_async(move |c| tokens::list_api_tokens(c, &keys, ws))
         .await
 }
 
-pub async fn revoke(state: &AppState, ctx: &TenantCtx, id: &str, meta: &RequestMeta) -> Result<()> {
+pub async fn revoke(control: &Control, ctx: &TenantHandle, id: TokenId) -> Result<()> {
     let ws = ctx.db.id();
     // An unknown id is refused by `revoke_api_token` (404) before anything
     // is written.
-    let now = state.clock.unix();
-    let tid = id.to_owned();
+    let now = ctx.now();
+    let tid = id.to_string();
     let change = Change {
         action: "api_token.revoked",
         target_type: "api_token",
-        target_id: id.to_owned(),
+        target_id: id.to_string(),
         after: json!({}),
     };
-    control_change(state, ctx, meta, change, move |tx| {
+    control_change(control, ctx, change, move |tx| {
         tokens::revoke_api_token(tx, ws, &tid, now)
     })
     .await
@@ -303,13 +295,12 @@ pub fn describe_revoked(list: &[Revoked]) -> String {
 
 /// Display names for token holders (the creator or a service account).
 pub async fn holder_names(
-    state: &AppState,
-    ctx: &TenantCtx,
+    control: &Control,
+    ctx: &TenantHandle,
 ) -> Result<std::collections::HashMap<UserId, String>> {
-    let keys = state.control.keys.clone();
+    let keys = control.keys.clone();
     let ws = ctx.db.id();
-    let members = state
-        .control
+    let members = control
         .db
         .read_async(move |c| control::workspace_members(c, &keys, ws))
         .await?;

@@ -6,28 +6,37 @@
 use serde_json::json;
 
 use super::members::{Change, control_change};
-use crate::access::enter::TenantCtx;
+use crate::access::enter::TenantHandle;
 use crate::access::{Principal, Role};
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::token::{hash_token, random_token};
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
-use crate::mail::Mail;
-use crate::store::control::{self, NewUser};
+use crate::mail::{Mail, Mailer};
+use crate::store::control::{self, Control, NewUser};
 use crate::store::invitations::{self as store, InvitationRow, NewInvitation};
 use crate::store::{accounts, audit};
 
 pub const VALID_DAYS: i64 = 7;
 const ACCEPT_WINDOW: i64 = 30 * 60;
 
+/// What sending an invitation needs besides the workspace: control.db, the
+/// mailer and the address the link points at.
+#[derive(Clone, Copy)]
+pub struct InviteMail<'a> {
+    pub control: &'a Control,
+    pub mailer: &'a Mailer,
+    pub public_url: &'a str,
+}
+
 pub async fn invite(
-    state: &AppState,
-    ctx: &TenantCtx,
+    mail: InviteMail<'_>,
+    ctx: &TenantHandle,
     email: &str,
     role: Role,
-    meta: &RequestMeta,
 ) -> Result<InvitationRow> {
+    let control = mail.control;
     let email = super::validate_email("email", email)?;
     if role == Role::Owner && ctx.role != Role::Owner {
         return Err(Error::field("role", "only an owner invites an owner"));
@@ -38,17 +47,16 @@ pub async fn invite(
             format!("must be no higher than your own role ({})", ctx.role),
         ));
     }
-    if !state.mailer.configured() {
+    if !mail.mailer.configured() {
         return Err(Error::Unavailable(
             "mail is not configured: set [mail] smtp_host in the config to send invitations",
         ));
     }
     let ws = ctx.db.id();
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
+    let now = ctx.now();
+    let keys = control.keys.clone();
     let e = email.clone();
-    let (already, pending, ws_name) = state
-        .control
+    let (already, pending, ws_name) = control
         .db
         .read_async(move |c| {
             let member = match control::find_user_by_email(c, &keys, &e)? {
@@ -76,10 +84,9 @@ pub async fn invite(
     }
     let token = random_token();
     let expires_at = now + VALID_DAYS * 86_400;
-    let link = format!("{}/invite/{token}", state.config.public_url);
+    let link = format!("{}/invite/{token}", mail.public_url);
     // The mail goes first: if it cannot be sent, nothing is stored.
-    state
-        .mailer
+    mail.mailer
         .send(Mail {
             to: email.clone(),
             subject: format!("You are invited to {ws_name} on Aura"),
@@ -103,7 +110,7 @@ pub async fn invite(
         revoked_at: None,
     };
     let r = row.clone();
-    let keys = state.control.keys.clone();
+    let keys = control.keys.clone();
     let hash = hash_token(&token);
     let change = Change {
         action: "invitation.created",
@@ -111,7 +118,7 @@ pub async fn invite(
         target_id: row.id.clone(),
         after: json!({ "role": role.as_str(), "expires_at": expires_at }),
     };
-    control_change(state, ctx, meta, change, move |tx| {
+    control_change(control, ctx, change, move |tx| {
         store::insert(
             tx,
             &keys,
@@ -131,19 +138,18 @@ pub async fn invite(
     Ok(row)
 }
 
-pub async fn list(state: &AppState, ctx: &TenantCtx) -> Result<Vec<InvitationRow>> {
-    let keys = state.control.keys.clone();
+pub async fn list(control: &Control, ctx: &TenantHandle) -> Result<Vec<InvitationRow>> {
+    let keys = control.keys.clone();
     let ws = ctx.db.id();
-    state
-        .control
+    control
         .db
         .read_async(move |c| store::list(c, &keys, ws))
         .await
 }
 
-pub async fn revoke(state: &AppState, ctx: &TenantCtx, id: &str, meta: &RequestMeta) -> Result<()> {
+pub async fn revoke(control: &Control, ctx: &TenantHandle, id: &str) -> Result<()> {
     let ws = ctx.db.id();
-    let now = state.clock.unix();
+    let now = ctx.now();
     let iid = id.to_owned();
     let change = Change {
         action: "invitation.revoked",
@@ -151,7 +157,7 @@ pub async fn revoke(state: &AppState, ctx: &TenantCtx, id: &str, meta: &RequestM
         target_id: id.to_owned(),
         after: json!({}),
     };
-    control_change(state, ctx, meta, change, move |tx| {
+    control_change(control, ctx, change, move |tx| {
         store::revoke(tx, ws, &iid, now)
     })
     .await

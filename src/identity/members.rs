@@ -7,12 +7,11 @@ use rusqlite::Transaction;
 use serde_json::json;
 
 use crate::access::Role;
-use crate::access::enter::TenantCtx;
-use crate::app::AppState;
-use crate::audit::{NewEntry, RequestMeta};
+use crate::access::enter::TenantHandle;
+use crate::audit::NewEntry;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
-use crate::store::control::{self, NewUser};
+use crate::store::control::{self, Control, NewUser};
 use crate::store::{accounts, audit, tokens};
 
 /// One change to record, in both chains.
@@ -27,9 +26,8 @@ pub struct Change {
 /// Runs `f` on control.db with its platform audit entry in the same
 /// transaction, then appends the same entry to the workspace's chain.
 pub async fn control_change<T, F>(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
+    control: &Control,
+    ctx: &TenantHandle,
     change: Change,
     f: F,
 ) -> Result<T>
@@ -37,16 +35,15 @@ where
     T: Send + 'static,
     F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
 {
-    control_update(state, ctx, meta, change, move |tx| Ok((f(tx)?, None))).await
+    control_update(control, ctx, change, move |tx| Ok((f(tx)?, None))).await
 }
 
 /// `control_change` for a change of existing state: `f` also returns the
 /// state before, read in the same transaction as its write, and both chains
 /// record it next to the after.
 pub async fn control_update<T, F>(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
+    control: &Control,
+    ctx: &TenantHandle,
     change: Change,
     f: F,
 ) -> Result<T>
@@ -54,15 +51,14 @@ where
     T: Send + 'static,
     F: FnOnce(&Transaction<'_>) -> Result<(T, Option<serde_json::Value>)> + Send + 'static,
 {
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
+    let now = ctx.now();
+    let keys = control.keys.clone();
     let actor = ctx.actor.clone();
     let a2 = actor.clone();
     let ws = ctx.db.id();
-    let m = meta.clone();
+    let m = ctx.meta.clone();
     let c = change.clone();
-    let (out, before) = state
-        .control
+    let (out, before) = control
         .db
         .write_async(move |tx| {
             let (out, before) = f(tx)?;
@@ -83,7 +79,7 @@ where
             Ok((out, before))
         })
         .await?;
-    let m = meta.clone();
+    let m = ctx.meta.clone();
     ctx.db
         .write(move |t| {
             let mut entry = NewEntry::new(actor, change.action, &m)
@@ -130,11 +126,10 @@ fn actor_role_now(
 }
 
 pub async fn set_role(
-    state: &AppState,
-    ctx: &TenantCtx,
+    control: &Control,
+    ctx: &TenantHandle,
     target: UserId,
     role: Role,
-    meta: &RequestMeta,
 ) -> Result<()> {
     let ws = ctx.db.id();
     let (actor, entered) = (ctx.user, ctx.role);
@@ -144,7 +139,7 @@ pub async fn set_role(
         target_id: target.to_string(),
         after: json!({ "role": role.as_str() }),
     };
-    control_update(state, ctx, meta, change, move |tx| {
+    control_update(control, ctx, change, move |tx| {
         let actor_role = actor_role_now(tx, ws, actor, entered)?;
         let from = accounts::membership_role(tx, ws, target)?.ok_or(Error::NotFound("member"))?;
         check_change(actor_role, from, Some(role), accounts::owner_count(tx, ws)?)?;
@@ -154,22 +149,17 @@ pub async fn set_role(
     .await
 }
 
-pub async fn remove(
-    state: &AppState,
-    ctx: &TenantCtx,
-    target: UserId,
-    meta: &RequestMeta,
-) -> Result<()> {
+pub async fn remove(control: &Control, ctx: &TenantHandle, target: UserId) -> Result<()> {
     let ws = ctx.db.id();
     let (actor, entered) = (ctx.user, ctx.role);
-    let now = state.clock.unix();
+    let now = ctx.now();
     let change = Change {
         action: "member.removed",
         target_type: "user",
         target_id: target.to_string(),
         after: json!({}),
     };
-    control_update(state, ctx, meta, change, move |tx| {
+    control_update(control, ctx, change, move |tx| {
         let actor_role = actor_role_now(tx, ws, actor, entered)?;
         let from = accounts::membership_role(tx, ws, target)?.ok_or(Error::NotFound("member"))?;
         check_change(actor_role, from, None, accounts::owner_count(tx, ws)?)?;
@@ -188,11 +178,10 @@ pub async fn remove(
 /// Creates a service account: an account that never signs in and acts only
 /// through tokens, a member of this workspace with `role`.
 pub async fn create_service_account(
-    state: &AppState,
-    ctx: &TenantCtx,
+    control: &Control,
+    ctx: &TenantHandle,
     name: &str,
     role: Role,
-    meta: &RequestMeta,
 ) -> Result<UserId> {
     let name = super::validate_name("name", name)?;
     if !ctx.role.at_least(role) {
@@ -203,15 +192,15 @@ pub async fn create_service_account(
     }
     let id = UserId::generate();
     let ws = ctx.db.id();
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
+    let now = ctx.now();
+    let keys = control.keys.clone();
     let change = Change {
         action: "service_account.created",
         target_type: "user",
         target_id: id.to_string(),
         after: json!({ "role": role.as_str() }),
     };
-    control_change(state, ctx, meta, change, move |tx| {
+    control_change(control, ctx, change, move |tx| {
         let email = format!("svc-{id}@service.invalid");
         control::insert_user(
             tx,
@@ -233,16 +222,10 @@ pub async fn create_service_account(
 }
 
 /// Turns the workspace's two-factor requirement on or off (owners).
-pub async fn set_mfa_policy(
-    state: &AppState,
-    ctx: &TenantCtx,
-    required: bool,
-    meta: &RequestMeta,
-) -> Result<()> {
+pub async fn set_mfa_policy(control: &Control, ctx: &TenantHandle, required: bool) -> Result<()> {
     let ws = ctx.db.id();
     let me = ctx.user;
-    let has_own = state
-        .control
+    let has_own = control
         .db
         .read_async(move |c| crate::store::mfa::has_second_factor(c, me))
         .await?;
@@ -252,14 +235,14 @@ pub async fn set_mfa_policy(
             "set up two-factor sign-in for yourself first (your account page), or you would be shut out",
         ));
     }
-    let now = state.clock.unix();
+    let now = ctx.now();
     let change = Change {
         action: "workspace.mfa_policy_changed",
         target_type: "workspace",
         target_id: ws.to_string(),
         after: json!({ "require_mfa": required }),
     };
-    control_update(state, ctx, meta, change, move |tx| {
+    control_update(control, ctx, change, move |tx| {
         let before = crate::store::mfa::require_mfa(tx, ws)?;
         crate::store::mfa::set_require_mfa(tx, ws, required, now)?;
         Ok(((), Some(json!({ "require_mfa": before }))))
@@ -267,10 +250,9 @@ pub async fn set_mfa_policy(
     .await
 }
 
-pub async fn mfa_policy(state: &AppState, ctx: &TenantCtx) -> Result<bool> {
+pub async fn mfa_policy(control: &Control, ctx: &TenantHandle) -> Result<bool> {
     let ws = ctx.db.id();
-    state
-        .control
+    control
         .db
         .read_async(move |c| crate::store::mfa::require_mfa(c, ws))
         .await
@@ -278,13 +260,12 @@ pub async fn mfa_policy(state: &AppState, ctx: &TenantCtx) -> Result<bool> {
 
 /// The workspace's service accounts: id, name, role.
 pub async fn service_accounts(
-    state: &AppState,
-    ctx: &TenantCtx,
+    control: &Control,
+    ctx: &TenantHandle,
 ) -> Result<Vec<(UserId, String, Role)>> {
-    let keys = state.control.keys.clone();
+    let keys = control.keys.clone();
     let ws = ctx.db.id();
-    state
-        .control
+    control
         .db
         .read_async(move |c| {
             let ids = accounts::service_account_ids(c, ws)?;

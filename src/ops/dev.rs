@@ -54,9 +54,9 @@ pub async fn bootstrap(state: &AppState) -> Result<DemoLogin> {
             .await?
         }
     };
-    if list_for_user(state, user).await?.is_empty() {
+    if list_for_user(&state.control, user).await?.is_empty() {
         let ws = create_workspace(
-            state,
+            state.platform(),
             CreateWorkspace {
                 name: DEMO_WORKSPACE.into(),
                 owner_email: DEMO_EMAIL.into(),

@@ -3,44 +3,38 @@
 
 use serde_json::json;
 
-use crate::access::enter::{TenantCtx, deny};
+use crate::access::enter::TenantHandle;
+use crate::access::op::{self, Op};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, TeamPlace};
-use crate::app::AppState;
-use crate::audit::{NewEntry, RequestMeta};
+use crate::audit::NewEntry;
 use crate::error::{Error, Result};
-use crate::ids::UserId;
-use crate::store::control::{self, UserRow};
+use crate::ids::{TeamId, UserId};
+use crate::store::control::{self, Control, UserRow};
 use crate::store::teams::TeamRow;
 
-pub async fn list(ctx: &TenantCtx) -> Result<Vec<TeamRow>> {
+pub async fn list(ctx: &TenantHandle) -> Result<Vec<TeamRow>> {
     ctx.db.read(crate::store::teams::list_teams).await
 }
 
 /// The workspace's members with their accounts.
-pub async fn members(state: &AppState, ctx: &TenantCtx) -> Result<Vec<(UserRow, Role)>> {
+pub async fn members(control: &Control, ctx: &TenantHandle) -> Result<Vec<(UserRow, Role)>> {
     let ws = ctx.db.id();
-    let control = std::sync::Arc::clone(&state.control);
-    state
-        .control
+    let keys = control.keys.clone();
+    control
         .db
-        .read_async(move |c| control::workspace_members(c, &control.keys, ws))
+        .read_async(move |c| control::workspace_members(c, &keys, ws))
         .await
 }
 
-pub async fn create(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    name: &str,
-) -> Result<TeamRow> {
+pub async fn create(ctx: &TenantHandle, name: &str) -> Result<TeamRow> {
     let name = crate::records::schema::validate_collection_name("name", name)?;
-    let now = state.clock.unix();
+    let now = ctx.now();
     let actor = ctx.actor.clone();
-    let meta = meta.clone();
+    let meta = ctx.meta.clone();
     ctx.db
         .write(move |t| {
-            let id = uuid::Uuid::now_v7().to_string();
+            let id = TeamId::generate().to_string();
             crate::store::teams::insert_team(t.tx, t.sealer, &id, &name, now)?;
             t.audit(
                 now,
@@ -58,16 +52,11 @@ pub async fn create(
         .await
 }
 
-pub async fn delete(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    team: &str,
-) -> Result<()> {
-    let now = state.clock.unix();
+pub async fn delete(ctx: &TenantHandle, team: TeamId) -> Result<()> {
+    let now = ctx.now();
     let actor = ctx.actor.clone();
-    let meta = meta.clone();
-    let team = team.to_owned();
+    let meta = ctx.meta.clone();
+    let team = team.to_string();
     ctx.db
         .write(move |t| {
             if !crate::store::teams::delete_team(t.tx, &team)? {
@@ -84,14 +73,10 @@ pub async fn delete(
 
 /// Admins manage every team; a team's lead manages its own members, acting
 /// as a manager there, and so only where the request's token scope reaches
-/// manager (`TenantCtx::role_with`).
-async fn check_manage(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    team: &str,
-) -> Result<()> {
+/// manager (`TenantHandle::role_with`).
+async fn check_manage(ctx: &TenantHandle, team: TeamId) -> Result<()> {
     let teams = list(ctx).await?;
+    let team = team.to_string();
     let t = teams
         .iter()
         .find(|t| t.id == team)
@@ -106,40 +91,35 @@ async fn check_manage(
     if allows(ctx.role, Resource::Team, Action::Update) || leads {
         Ok(())
     } else {
-        Err(deny(
-            state,
-            &ctx.db,
-            &ctx.actor,
-            ctx.role,
-            "team.update",
-            "admin or team lead",
-            meta,
-        )
-        .await)
+        Err(ctx
+            .deny(ctx.role, op::TeamUpdate::LABEL, "admin or team lead")
+            .await)
     }
 }
 
 pub async fn set_member(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    team: &str,
+    control: &Control,
+    ctx: &TenantHandle,
+    team: TeamId,
     user: &str,
     role: &str,
 ) -> Result<()> {
     if role != "lead" && role != "member" {
         return Err(Error::field("role", "must be lead or member"));
     }
-    check_manage(state, ctx, meta, team).await?;
+    check_manage(ctx, team).await?;
     let uid: UserId = user.parse().map_err(|_| Error::NotFound("member"))?;
-    let is_member = members(state, ctx).await?.iter().any(|(u, _)| u.id == uid);
+    let is_member = members(control, ctx)
+        .await?
+        .iter()
+        .any(|(u, _)| u.id == uid);
     if !is_member {
         return Err(Error::NotFound("member"));
     }
-    let now = state.clock.unix();
+    let now = ctx.now();
     let actor = ctx.actor.clone();
-    let meta = meta.clone();
-    let (team, user, role) = (team.to_owned(), user.to_owned(), role.to_owned());
+    let meta = ctx.meta.clone();
+    let (team, user, role) = (team.to_string(), user.to_owned(), role.to_owned());
     ctx.db
         .write(move |t| {
             // The place before (none when they join), read in this transaction.
@@ -160,18 +140,12 @@ pub async fn set_member(
         .await
 }
 
-pub async fn remove_member(
-    state: &AppState,
-    ctx: &TenantCtx,
-    meta: &RequestMeta,
-    team: &str,
-    user: &str,
-) -> Result<()> {
-    check_manage(state, ctx, meta, team).await?;
-    let now = state.clock.unix();
+pub async fn remove_member(ctx: &TenantHandle, team: TeamId, user: &str) -> Result<()> {
+    check_manage(ctx, team).await?;
+    let now = ctx.now();
     let actor = ctx.actor.clone();
-    let meta = meta.clone();
-    let (team, user) = (team.to_owned(), user.to_owned());
+    let meta = ctx.meta.clone();
+    let (team, user) = (team.to_string(), user.to_owned());
     ctx.db
         .write(move |t| {
             if !crate::store::teams::remove_team_member(t.tx, &team, &user)? {

@@ -6,13 +6,17 @@
 //! key id. The job runs in the server (resumed at start) or, with the server
 //! stopped, in `aura keys rotate` itself; it is safe to kill at any moment.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use crate::access::SystemTask;
+use crate::access::enter::TenantHandle;
 use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::Result;
 use crate::ids::WorkspaceId;
+use crate::store::control::Control;
 use crate::store::key_rotation::{self as sql, Rotation};
 
 const BATCH: usize = 500;
@@ -22,17 +26,16 @@ const KNOWN_BEFORE_USED: std::time::Duration = std::time::Duration::from_secs(2)
 /// Records a rotation request, audited on the platform chain. Returns the
 /// rotation and whether this call started it (false: one is under way).
 pub fn request(
-    state: &AppState,
+    control: &Control,
+    now: i64,
     ws: WorkspaceId,
     actor: Actor,
     meta: &RequestMeta,
 ) -> Result<(Rotation, bool)> {
-    let now = state.clock.unix();
     let by = match &actor {
         Actor::User(u) => Some(u.to_string()),
         _ => None,
     };
-    let control = &state.control;
     let started = control.db.write(|tx| {
         let started = sql::request(tx, ws, by.as_deref(), now)?;
         if started {
@@ -49,8 +52,8 @@ pub fn request(
     Ok((row, started))
 }
 
-pub fn status(state: &AppState, ws: WorkspaceId) -> Result<Option<Rotation>> {
-    state.control.db.read(|c| sql::get(c, ws))
+pub fn status(control: &Control, ws: WorkspaceId) -> Result<Option<Rotation>> {
+    control.db.read(|c| sql::get(c, ws))
 }
 
 /// Runs every unfinished rotation to its end (blocking).
@@ -154,22 +157,20 @@ pub fn run_one(state: &AppState, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -
 /// An owner's request (API or UI): recorded on the platform chain with the
 /// rotation row, and on the workspace's own chain; the server's job picks it
 /// up within a second.
-pub async fn request_for(
-    state: &std::sync::Arc<AppState>,
-    ctx: &crate::access::enter::TenantCtx,
-    meta: &RequestMeta,
-) -> Result<Rotation> {
-    let (st, ws, actor, m) = (
-        std::sync::Arc::clone(state),
+pub async fn request_for(control: &Arc<Control>, ctx: &TenantHandle) -> Result<Rotation> {
+    let (control, now, ws, actor, m) = (
+        Arc::clone(control),
+        ctx.now(),
         ctx.db.id(),
         ctx.actor.clone(),
-        meta.clone(),
+        ctx.meta.clone(),
     );
-    let (row, started) = tokio::task::spawn_blocking(move || request(&st, ws, actor, &m)).await??;
+    let (row, started) =
+        tokio::task::spawn_blocking(move || request(&control, now, ws, actor, &m)).await??;
     if started {
         let actor = ctx.actor.clone();
         ctx.db
-            .record(state.clock.unix(), meta.clone(), move |m| {
+            .record(ctx.now(), ctx.meta.clone(), move |m| {
                 NewEntry::new(actor, "keys.rotation_requested", m).target("workspace", ws)
             })
             .await?;

@@ -4,17 +4,31 @@
 
 pub mod key_rotation;
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use crate::access::{Role, SystemTask};
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::clock::SharedClock;
 use crate::crypto::DataKey;
 use crate::error::{Error, Result};
 use crate::identity::validate_name;
 use crate::ids::{UserId, WorkspaceId};
 use crate::store::audit;
-use crate::store::control::{self, WorkspaceRow};
+use crate::store::control::{self, Control, WorkspaceRow};
+use crate::store::tenant::TenantPool;
+
+/// What creating a workspace or adding a member to one takes from the
+/// appliance: control.db, the tenant pool (to write the workspace's own
+/// chain), the clock, and the region a workspace gets when none is named.
+#[derive(Clone, Copy)]
+pub struct Platform<'a> {
+    pub control: &'a Arc<Control>,
+    pub tenants: &'a Arc<TenantPool>,
+    pub clock: &'a SharedClock,
+    pub default_region: &'a str,
+}
 
 const MAX_REGION_LEN: usize = 32;
 
@@ -41,7 +55,7 @@ pub fn validate_region(region: &str) -> Result<String> {
 }
 
 pub async fn create_workspace(
-    state: &AppState,
+    p: Platform<'_>,
     req: CreateWorkspace,
     actor: Actor,
     meta: &RequestMeta,
@@ -49,11 +63,11 @@ pub async fn create_workspace(
     let name = validate_name("name", &req.name)?;
     let region = match req.region.as_deref() {
         Some(r) => validate_region(r)?,
-        None => state.config.file.region.clone(),
+        None => p.default_region.to_owned(),
     };
-    let keys = state.control.keys.clone();
+    let keys = p.control.keys.clone();
     let email = req.owner_email.clone();
-    let owner = state
+    let owner = p
         .control
         .db
         .read_async(move |c| control::find_user_by_email(c, &keys, &email))
@@ -67,19 +81,18 @@ pub async fn create_workspace(
 
     let id = WorkspaceId::generate();
     let dek = DataKey::generate(1);
-    let wrapped = state.control.master.wrap_key(&id.to_string(), &dek)?;
-    let now = state.clock.unix();
+    let wrapped = p.control.master.wrap_key(&id.to_string(), &dek)?;
+    let now = p.clock.unix();
 
     // The platform row (with the wrapped key) commits first: the tenant pool
     // needs it to open the new database. If the tenant step then fails, the
     // workspace exists with an empty chain and the error is reported.
-    let keys = state.control.keys.clone();
+    let keys = p.control.keys.clone();
     let meta_c = meta.clone();
     let actor_c = actor.clone();
     let region_c = region.clone();
     let name_c = name.clone();
-    state
-        .control
+    p.control
         .db
         .write_async(move |tx| {
             control::insert_workspace(
@@ -105,7 +118,7 @@ pub async fn create_workspace(
         .await?;
 
     let grant = SystemTask::WorkspaceCreation.grant(id);
-    let tenant = state.tenants.open_async(&state.control, grant).await?;
+    let tenant = p.tenants.open_async(p.control, grant).await?;
     let meta_c = meta.clone();
     let owner_id = owner.id;
     tenant
@@ -130,19 +143,17 @@ pub async fn create_workspace(
     Ok(id)
 }
 
-pub async fn list_all(state: &AppState) -> Result<Vec<WorkspaceRow>> {
-    let keys = state.control.keys.clone();
-    state
-        .control
+pub async fn list_all(control: &Control) -> Result<Vec<WorkspaceRow>> {
+    let keys = control.keys.clone();
+    control
         .db
         .read_async(move |c| control::list_workspaces(c, &keys))
         .await
 }
 
-pub async fn list_for_user(state: &AppState, user: UserId) -> Result<Vec<(WorkspaceRow, Role)>> {
-    let keys = state.control.keys.clone();
-    state
-        .control
+pub async fn list_for_user(control: &Control, user: UserId) -> Result<Vec<(WorkspaceRow, Role)>> {
+    let keys = control.keys.clone();
+    control
         .db
         .read_async(move |c| control::memberships_for_user(c, &keys, user))
         .await
@@ -151,16 +162,16 @@ pub async fn list_for_user(state: &AppState, user: UserId) -> Result<Vec<(Worksp
 /// Adds an existing account to a workspace with a role (operator action; the
 /// invitation flow for admins arrives with the identity issue).
 pub async fn add_member(
-    state: &AppState,
+    p: Platform<'_>,
     ws: WorkspaceId,
     email: &str,
     role: Role,
     actor: Actor,
     meta: &RequestMeta,
 ) -> Result<UserId> {
-    let keys = state.control.keys.clone();
+    let keys = p.control.keys.clone();
     let email = email.to_owned();
-    let (user, exists) = state
+    let (user, exists) = p
         .control
         .db
         .read_async(move |c| {
@@ -179,13 +190,12 @@ pub async fn add_member(
             "no account has this email; create it first with `aura user create`",
         )
     })?;
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
+    let now = p.clock.unix();
+    let keys = p.control.keys.clone();
     let meta_c = meta.clone();
     let actor_c = actor.clone();
     let uid = user.id;
-    state
-        .control
+    p.control
         .db
         .write_async(move |tx| {
             if control::active_membership(tx, ws, uid)?.is_some() {
@@ -203,9 +213,9 @@ pub async fn add_member(
             Ok(())
         })
         .await?;
-    let tenant = state
+    let tenant = p
         .tenants
-        .open_async(&state.control, SystemTask::OperatorAddsMember.grant(ws))
+        .open_async(p.control, SystemTask::OperatorAddsMember.grant(ws))
         .await?;
     let meta_c = meta.clone();
     tenant

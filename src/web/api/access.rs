@@ -11,17 +11,14 @@ use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::{ApiTags, Created, Done};
-use crate::access::Role;
-use crate::access::enter::enter_as as enter;
-use crate::access::permissions::{Action, Resource, needs};
+use crate::access::{Role, op};
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::{api_tokens, members};
-use crate::ids::UserId;
+use crate::ids::{TokenId, UserId};
 use crate::store::tokens::ApiTokenRow;
-use crate::web::session::SignedIn;
+use crate::web::tenant;
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,15 +132,11 @@ impl AccessApi {
     async fn set_role(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::MemberUpdate>,
         user: Path<String>,
         body: JsonBody<RoleChange>,
     ) -> poem::Result<Done> {
-        let need = needs(Resource::Member, Action::Update);
-        let ctx = enter(&state, &who.0, &workspace, need, "member.update", &meta).await?;
-        members::set_role(&state, &ctx, user_id(&user)?, body.0.role, &meta).await?;
+        members::set_role(&state.control, &workspace, user_id(&user)?, body.0.role).await?;
         Ok(Done::Done)
     }
 
@@ -153,14 +146,10 @@ impl AccessApi {
     async fn remove(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::MemberDelete>,
         user: Path<String>,
     ) -> poem::Result<Done> {
-        let need = needs(Resource::Member, Action::Delete);
-        let ctx = enter(&state, &who.0, &workspace, need, "member.delete", &meta).await?;
-        members::remove(&state, &ctx, user_id(&user)?, &meta).await?;
+        members::remove(&state.control, &workspace, user_id(&user)?).await?;
         Ok(Done::Done)
     }
 
@@ -169,21 +158,9 @@ impl AccessApi {
     async fn service_accounts(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::ServiceAccountRead>,
     ) -> poem::Result<Json<ServiceAccountList>> {
-        let need = needs(Resource::ServiceAccount, Action::Read);
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            need,
-            "service_account.read",
-            &meta,
-        )
-        .await?;
-        let items = members::service_accounts(&state, &ctx)
+        let items = members::service_accounts(&state.control, &workspace)
             .await?
             .into_iter()
             .map(|(id, name, role)| ServiceAccount {
@@ -200,23 +177,11 @@ impl AccessApi {
     async fn create_service_account(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::ServiceAccountCreate>,
         body: JsonBody<ServiceAccountCreate>,
     ) -> poem::Result<Created<ServiceAccount>> {
-        let need = needs(Resource::ServiceAccount, Action::Create);
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            need,
-            "service_account.create",
-            &meta,
-        )
-        .await?;
         let ServiceAccountCreate { name, role } = body.0;
-        let id = members::create_service_account(&state, &ctx, &name, role, &meta).await?;
+        let id = members::create_service_account(&state.control, &workspace, &name, role).await?;
         Ok(Created::Created(Json(ServiceAccount {
             id: id.to_string(),
             name: name.trim().to_owned(),
@@ -230,14 +195,10 @@ impl AccessApi {
     async fn tokens(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::ApiTokenRead>,
     ) -> poem::Result<Json<ApiTokenList>> {
-        let need = needs(Resource::ApiToken, Action::Read);
-        let ctx = enter(&state, &who.0, &workspace, need, "api_token.read", &meta).await?;
-        let names = api_tokens::holder_names(&state, &ctx).await?;
-        let items = api_tokens::list(&state, &ctx)
+        let names = api_tokens::holder_names(&state.control, &workspace).await?;
+        let items = api_tokens::list(&state.control, &workspace)
             .await?
             .into_iter()
             .map(|t| {
@@ -254,13 +215,9 @@ impl AccessApi {
     async fn create_token(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::ApiTokenCreate>,
         body: JsonBody<TokenCreate>,
     ) -> poem::Result<Created<ApiTokenCreated>> {
-        let need = needs(Resource::ApiToken, Action::Create);
-        let ctx = enter(&state, &who.0, &workspace, need, "api_token.create", &meta).await?;
         let TokenCreate {
             name,
             scope,
@@ -273,7 +230,7 @@ impl AccessApi {
             expires_in_days,
             service_account,
         };
-        let made = api_tokens::create(&state, &ctx, req, &meta).await?;
+        let made = api_tokens::create(&state.control, &workspace, req).await?;
         Ok(Created::Created(Json(ApiTokenCreated {
             token: ApiToken::from_row(made.row, None),
             secret: made.secret,
@@ -285,14 +242,10 @@ impl AccessApi {
     async fn revoke_token(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::ApiTokenDelete>,
         token: Path<String>,
     ) -> poem::Result<Done> {
-        let need = needs(Resource::ApiToken, Action::Delete);
-        let ctx = enter(&state, &who.0, &workspace, need, "api_token.delete", &meta).await?;
-        api_tokens::revoke(&state, &ctx, &token, &meta).await?;
+        api_tokens::revoke(&state.control, &workspace, token.parse::<TokenId>()?).await?;
         Ok(Done::Done)
     }
 
@@ -301,13 +254,9 @@ impl AccessApi {
     async fn mfa_policy(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::WorkspaceRead>,
     ) -> poem::Result<Json<MfaPolicy>> {
-        let need = needs(Resource::Workspace, Action::Read);
-        let ctx = enter(&state, &who.0, &workspace, need, "workspace.read", &meta).await?;
-        let required = members::mfa_policy(&state, &ctx).await?;
+        let required = members::mfa_policy(&state.control, &workspace).await?;
         Ok(Json(MfaPolicy { required }))
     }
 
@@ -318,22 +267,10 @@ impl AccessApi {
     async fn set_mfa_policy(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::WorkspaceSettings>,
         body: JsonBody<MfaPolicy>,
     ) -> poem::Result<Json<MfaPolicy>> {
-        let need = needs(Resource::Workspace, Action::Settings);
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            need,
-            "workspace.settings",
-            &meta,
-        )
-        .await?;
-        members::set_mfa_policy(&state, &ctx, body.0.required, &meta).await?;
+        members::set_mfa_policy(&state.control, &workspace, body.0.required).await?;
         Ok(Json(MfaPolicy {
             required: body.0.required,
         }))

@@ -5,18 +5,15 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
-use crate::access::enter::enter_as as enter;
-use crate::access::permissions::{Action, Resource, needs};
+use crate::access::op;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::store::key_rotation::Rotation;
-use crate::web::session::SignedIn;
+use crate::web::tenant;
 use crate::workspace::key_rotation;
 
 /// Where a workspace's newest data key rotation stands.
@@ -70,13 +67,9 @@ impl KeysApi {
     async fn rotate(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::WorkspaceRotateKey>,
     ) -> poem::Result<Json<KeyRotation>> {
-        let need = needs(Resource::Workspace, Action::RotateKey);
-        let ctx = enter(&state, &who.0, &workspace, need, "keys.rotate", &meta).await?;
-        let r = key_rotation::request_for(&state, &ctx, &meta).await?;
+        let r = key_rotation::request_for(&state.control, &workspace).await?;
         Ok(Json(r.into()))
     }
 
@@ -89,14 +82,10 @@ impl KeysApi {
     async fn rotation(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::WorkspaceRotateKey>,
     ) -> poem::Result<Json<KeyRotation>> {
-        let need = needs(Resource::Workspace, Action::RotateKey);
-        let ctx = enter(&state, &who.0, &workspace, need, "keys.rotate", &meta).await?;
-        let (st, ws) = (Arc::clone(&state), ctx.db.id());
-        let r = tokio::task::spawn_blocking(move || key_rotation::status(&st, ws))
+        let (control, ws) = (Arc::clone(&state.control), workspace.db.id());
+        let r = tokio::task::spawn_blocking(move || key_rotation::status(&control, ws))
             .await
             .map_err(crate::error::Error::from)??
             .ok_or(crate::error::Error::NotFound("key rotation"))?;

@@ -202,7 +202,7 @@ pub async fn load_me(state: &AppState, who: &SignedIn) -> Result<MeResponse, Err
         Via::ApiToken { workspace, .. } => Some(*workspace),
         _ => None,
     };
-    let workspaces = crate::workspace::list_for_user(state, id)
+    let workspaces = crate::workspace::list_for_user(&state.control, id)
         .await?
         .into_iter()
         .filter(|(w, _)| only.is_none_or(|o| o == w.id))

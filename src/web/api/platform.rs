@@ -169,7 +169,7 @@ impl PlatformApi {
             region,
         } = body.0;
         let id = crate::workspace::create_workspace(
-            &state,
+            state.platform(),
             crate::workspace::CreateWorkspace {
                 name,
                 owner_email,

@@ -10,15 +10,13 @@ use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::{ApiTags, Done};
-use crate::access::Role;
-use crate::access::enter::enter_as as enter;
-use crate::access::permissions::{Action, Resource, needs};
+use crate::access::{Role, op};
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
+use crate::ids::TeamId;
 use crate::records::teams;
 use crate::store::teams::TeamRow;
-use crate::web::session::SignedIn;
+use crate::web::tenant;
 
 #[derive(Object)]
 pub struct Member {
@@ -117,13 +115,9 @@ impl TeamsApi {
     async fn members(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::MemberRead>,
     ) -> poem::Result<Json<MemberList>> {
-        let need = needs(Resource::Member, Action::Read);
-        let ctx = enter(&state, &who.0, &workspace, need, "member.read", &meta).await?;
-        let items = teams::members(&state, &ctx).await?;
+        let items = teams::members(&state.control, &workspace).await?;
         Ok(Json(MemberList {
             items: items
                 .into_iter()
@@ -139,16 +133,8 @@ impl TeamsApi {
 
     /// Teams with their leads and members.
     #[oai(path = "/workspaces/:workspace/teams", method = "get")]
-    async fn list(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
-    ) -> poem::Result<Json<TeamList>> {
-        let need = needs(Resource::Team, Action::Read);
-        let ctx = enter(&state, &who.0, &workspace, need, "team.read", &meta).await?;
-        let items = teams::list(&ctx).await?;
+    async fn list(&self, workspace: tenant::Path<op::TeamRead>) -> poem::Result<Json<TeamList>> {
+        let items = teams::list(&workspace).await?;
         Ok(Json(TeamList {
             items: items.into_iter().map(Team::from).collect(),
         }))
@@ -158,15 +144,10 @@ impl TeamsApi {
     #[oai(path = "/workspaces/:workspace/teams", method = "post")]
     async fn create(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::TeamCreate>,
         body: JsonBody<TeamCreate>,
     ) -> poem::Result<TeamCreated> {
-        let need = needs(Resource::Team, Action::Create);
-        let ctx = enter(&state, &who.0, &workspace, need, "team.create", &meta).await?;
-        let t = teams::create(&state, &ctx, &meta, &body.0.name).await?;
+        let t = teams::create(&workspace, &body.0.name).await?;
         Ok(TeamCreated::Created(Json(t.into())))
     }
 
@@ -174,15 +155,10 @@ impl TeamsApi {
     #[oai(path = "/workspaces/:workspace/teams/:team", method = "delete")]
     async fn delete(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::TeamDelete>,
         team: Path<String>,
     ) -> poem::Result<Done> {
-        let need = needs(Resource::Team, Action::Delete);
-        let ctx = enter(&state, &who.0, &workspace, need, "team.delete", &meta).await?;
-        teams::delete(&state, &ctx, &meta, &team).await?;
+        teams::delete(&workspace, team.parse::<TeamId>()?).await?;
         Ok(Done::Done)
     }
 
@@ -192,27 +168,22 @@ impl TeamsApi {
         path = "/workspaces/:workspace/teams/:team/members/:user",
         method = "put"
     )]
-    #[allow(clippy::too_many_arguments)]
     async fn set_member(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::TeamUpdate>,
         team: Path<String>,
         user: Path<String>,
         body: JsonBody<TeamRole>,
     ) -> poem::Result<Done> {
-        let ctx = enter(
-            &state,
-            &who.0,
+        teams::set_member(
+            &state.control,
             &workspace,
-            Role::Viewer,
-            "team.update",
-            &meta,
+            team.parse::<TeamId>()?,
+            &user,
+            body.0.role.as_str(),
         )
         .await?;
-        teams::set_member(&state, &ctx, &meta, &team, &user, body.0.role.as_str()).await?;
         Ok(Done::Done)
     }
 
@@ -223,23 +194,11 @@ impl TeamsApi {
     )]
     async fn remove_member(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::TeamUpdate>,
         team: Path<String>,
         user: Path<String>,
     ) -> poem::Result<Done> {
-        let ctx = enter(
-            &state,
-            &who.0,
-            &workspace,
-            Role::Viewer,
-            "team.update",
-            &meta,
-        )
-        .await?;
-        teams::remove_member(&state, &ctx, &meta, &team, &user).await?;
+        teams::remove_member(&workspace, team.parse::<TeamId>()?, &user).await?;
         Ok(Done::Done)
     }
 }

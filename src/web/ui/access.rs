@@ -6,21 +6,23 @@ use std::sync::Arc;
 
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::{Data, Path};
+use poem::web::Data;
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{enter_ui, errors_box, form_pairs, one, page, see_other, validation_errors};
-use crate::access::Role;
-use crate::access::enter::TenantCtx;
-use crate::access::permissions::{Action, Resource, allows, needs};
+use super::forms::{errors_box, form_pairs, one, page, see_other, validation_errors};
+use crate::access::enter::TenantHandle;
+use crate::access::permissions::{Action, Resource, allows};
+use crate::access::{Role, op};
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::error::{Error, FieldError};
-use crate::identity::{api_tokens, members};
+use crate::identity::{api_tokens, invitations, members};
+use crate::ids::TokenId;
 use crate::records::teams;
+use crate::web::api::invitations::invite_mail;
 use crate::web::session::SignedIn;
+use crate::web::tenant::TenantPage;
 
 fn role_select(name: &str, selected: Role, up_to: Role) -> maud::Markup {
     html! {
@@ -36,19 +38,19 @@ async fn render(
     req: &Request,
     state: &AppState,
     who: &SignedIn,
-    ctx: &TenantCtx,
+    ctx: &TenantHandle,
     status: StatusCode,
     errors: &[FieldError],
     secret: Option<&str>,
 ) -> poem::Result<Response> {
     let ws = ctx.db.id().to_string();
-    let people = teams::members(state, ctx).await?;
+    let people = teams::members(&state.control, ctx).await?;
     let admin = allows(ctx.role, Resource::Member, Action::Update);
     let (services, tokens, names) = if admin {
         (
-            members::service_accounts(state, ctx).await?,
-            api_tokens::list(state, ctx).await?,
-            api_tokens::holder_names(state, ctx).await?,
+            members::service_accounts(&state.control, ctx).await?,
+            api_tokens::list(&state.control, ctx).await?,
+            api_tokens::holder_names(&state.control, ctx).await?,
         )
     } else {
         Default::default()
@@ -56,12 +58,12 @@ async fn render(
     let service_ids: Vec<String> = services.iter().map(|(id, ..)| id.to_string()).collect();
     let owner = allows(ctx.role, Resource::Workspace, Action::Settings);
     let invites = if admin {
-        crate::identity::invitations::list(state, ctx).await?
+        invitations::list(&state.control, ctx).await?
     } else {
         Vec::new()
     };
-    let now = state.clock.unix();
-    let require_mfa = members::mfa_policy(state, ctx).await?;
+    let now = ctx.now();
+    let require_mfa = members::mfa_policy(&state.control, ctx).await?;
     let me = ctx.user;
     let my_role = ctx.role;
     page(req, state, who, status, "Members and tokens", |token| {
@@ -220,13 +222,9 @@ async fn render(
 pub async fn members_page(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::MemberRead>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::Member, Action::Read);
-    let ctx = enter_ui(&state, &who, &ws, need, "member.read", &meta).await?;
-    render(req, &state, &who, &ctx, StatusCode::OK, &[], None).await
+    render(req, &state, ctx.who(), &ctx, StatusCode::OK, &[], None).await
 }
 
 /// After a change: back to the page, or the page again with what went wrong.
@@ -234,7 +232,7 @@ async fn done(
     req: &Request,
     state: &AppState,
     who: &SignedIn,
-    ctx: &TenantCtx,
+    ctx: &TenantHandle,
     r: Result<(), Error>,
 ) -> poem::Result<Response> {
     match r {
@@ -274,70 +272,54 @@ fn role_field(pairs: &[(String, String)], field: &str) -> Result<Role, Error> {
 pub async fn change_role(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::MemberUpdate>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::Member, Action::Update);
-    let ctx = enter_ui(&state, &who, &ws, need, "member.update", &meta).await?;
     let pairs = form_pairs(req);
     let user = user_field(&pairs)?;
     let r = match role_field(&pairs, "role") {
-        Ok(role) => members::set_role(&state, &ctx, user, role, &meta).await,
+        Ok(role) => members::set_role(&state.control, &ctx, user, role).await,
         Err(e) => Err(e),
     };
-    done(req, &state, &who, &ctx, r).await
+    done(req, &state, ctx.who(), &ctx, r).await
 }
 
 #[handler]
 pub async fn remove_member(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::MemberDelete>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::Member, Action::Delete);
-    let ctx = enter_ui(&state, &who, &ws, need, "member.delete", &meta).await?;
     let pairs = form_pairs(req);
     let user = user_field(&pairs)?;
-    let r = members::remove(&state, &ctx, user, &meta).await;
-    done(req, &state, &who, &ctx, r).await
+    let r = members::remove(&state.control, &ctx, user).await;
+    done(req, &state, ctx.who(), &ctx, r).await
 }
 
 #[handler]
 pub async fn create_service_account(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::ServiceAccountCreate>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::ServiceAccount, Action::Create);
-    let ctx = enter_ui(&state, &who, &ws, need, "service_account.create", &meta).await?;
     let pairs = form_pairs(req);
     let r = match role_field(&pairs, "role") {
         Ok(role) => {
             let name = one(&pairs, "name").unwrap_or_default();
-            members::create_service_account(&state, &ctx, name, role, &meta)
+            members::create_service_account(&state.control, &ctx, name, role)
                 .await
                 .map(|_| ())
         }
         Err(e) => Err(e),
     };
-    done(req, &state, &who, &ctx, r).await
+    done(req, &state, ctx.who(), &ctx, r).await
 }
 
 #[handler]
 pub async fn create_token(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::ApiTokenCreate>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::ApiToken, Action::Create);
-    let ctx = enter_ui(&state, &who, &ws, need, "api_token.create", &meta).await?;
     let pairs = form_pairs(req);
     let days = match one(&pairs, "expires_in_days").map(str::trim) {
         None | Some("") => Ok(None),
@@ -356,7 +338,7 @@ pub async fn create_token(
                     .filter(|s| !s.is_empty())
                     .map(str::to_owned),
             };
-            api_tokens::create(&state, &ctx, req_token, &meta).await
+            api_tokens::create(&state.control, &ctx, req_token).await
         }
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
@@ -365,7 +347,7 @@ pub async fn create_token(
             render(
                 req,
                 &state,
-                &who,
+                ctx.who(),
                 &ctx,
                 StatusCode::OK,
                 &[],
@@ -373,7 +355,7 @@ pub async fn create_token(
             )
             .await
         }
-        Err(e) => done(req, &state, &who, &ctx, Err(e)).await,
+        Err(e) => done(req, &state, ctx.who(), &ctx, Err(e)).await,
     }
 }
 
@@ -381,72 +363,61 @@ pub async fn create_token(
 pub async fn revoke_token(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::ApiTokenDelete>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::ApiToken, Action::Delete);
-    let ctx = enter_ui(&state, &who, &ws, need, "api_token.delete", &meta).await?;
     let pairs = form_pairs(req);
-    let id = one(&pairs, "token_id").unwrap_or_default();
-    let r = api_tokens::revoke(&state, &ctx, id, &meta).await;
-    done(req, &state, &who, &ctx, r).await
+    let r = match one(&pairs, "token_id")
+        .unwrap_or_default()
+        .parse::<TokenId>()
+    {
+        Ok(id) => api_tokens::revoke(&state.control, &ctx, id).await,
+        Err(e) => Err(e),
+    };
+    done(req, &state, ctx.who(), &ctx, r).await
 }
 
 #[handler]
 pub async fn set_mfa_policy(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::WorkspaceSettings>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::Workspace, Action::Settings);
-    let ctx = enter_ui(&state, &who, &ws, need, "workspace.settings", &meta).await?;
     let pairs = form_pairs(req);
     let r = match one(&pairs, "required") {
-        Some("true") => members::set_mfa_policy(&state, &ctx, true, &meta).await,
-        Some("false") => members::set_mfa_policy(&state, &ctx, false, &meta).await,
+        Some("true") => members::set_mfa_policy(&state.control, &ctx, true).await,
+        Some("false") => members::set_mfa_policy(&state.control, &ctx, false).await,
         _ => Err(Error::field("required", "must be true or false")),
     };
-    done(req, &state, &who, &ctx, r).await
+    done(req, &state, ctx.who(), &ctx, r).await
 }
 
 #[handler]
 pub async fn invite(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::InvitationCreate>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::Invitation, Action::Create);
-    let ctx = enter_ui(&state, &who, &ws, need, "invitation.create", &meta).await?;
     let pairs = form_pairs(req);
     let r = match role_field(&pairs, "role") {
         Ok(role) => {
             let email = one(&pairs, "email").unwrap_or_default();
-            crate::identity::invitations::invite(&state, &ctx, email, role, &meta)
+            invitations::invite(invite_mail(&state), &ctx, email, role)
                 .await
                 .map(|_| ())
         }
         Err(e) => Err(e),
     };
-    done(req, &state, &who, &ctx, r).await
+    done(req, &state, ctx.who(), &ctx, r).await
 }
 
 #[handler]
 pub async fn revoke_invitation(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::InvitationDelete>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::Invitation, Action::Delete);
-    let ctx = enter_ui(&state, &who, &ws, need, "invitation.delete", &meta).await?;
     let pairs = form_pairs(req);
     let id = one(&pairs, "invitation_id").unwrap_or_default();
-    let r = crate::identity::invitations::revoke(&state, &ctx, id, &meta).await;
-    done(req, &state, &who, &ctx, r).await
+    let r = invitations::revoke(&state.control, &ctx, id).await;
+    done(req, &state, ctx.who(), &ctx, r).await
 }

@@ -5,17 +5,16 @@
 use std::sync::Arc;
 
 use maud::{Markup, html};
-use poem::web::{Data, Path};
+use poem::web::Data;
 use poem::{Response, handler};
 
 use super::csrf_field;
-use super::forms::{enter_ui, see_other};
-use crate::access::permissions::{Action, Resource, needs};
+use super::forms::see_other;
+use crate::access::op;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::store::key_rotation::Rotation;
-use crate::web::session::SignedIn;
+use crate::web::tenant::TenantPage;
 use crate::workspace::key_rotation;
 
 pub fn section(ws: &str, rotation: Option<&Rotation>, owner: bool, token: &str) -> Markup {
@@ -48,12 +47,8 @@ pub fn section(ws: &str, rotation: Option<&Rotation>, owner: bool, token: &str) 
 #[handler]
 pub async fn rotate_key(
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::WorkspaceRotateKey>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::Workspace, Action::RotateKey);
-    let ctx = enter_ui(&state, &who, &ws, need, "keys.rotate", &meta).await?;
-    key_rotation::request_for(&state, &ctx, &meta).await?;
+    key_rotation::request_for(&state.control, &ctx).await?;
     Ok(see_other(format!("/w/{}/settings#data-key", ctx.db.id())))
 }

@@ -33,7 +33,7 @@ async fn render(
     let s = lifecycle::status(state, ctx).await?;
     let owner = ctx.role == Role::Owner;
     let days = state.config.file.lifecycle.workspace_grace_days;
-    let rotation = crate::workspace::key_rotation::status(state, ctx.db.id())?;
+    let rotation = crate::workspace::key_rotation::status(&state.control, ctx.db.id())?;
     page(req, state, who, status, "Workspace settings", |token| {
         html! {
             section.card {

@@ -132,7 +132,7 @@ pub async fn create_workspace(
         .filter(|r| !r.is_empty())
         .map(str::to_owned);
     let r = crate::workspace::create_workspace(
-        &state,
+        state.platform(),
         crate::workspace::CreateWorkspace {
             name: one(&pairs, "name").unwrap_or_default().to_owned(),
             owner_email: one(&pairs, "owner_email").unwrap_or_default().to_owned(),

@@ -138,7 +138,7 @@ struct Choices {
 async fn choices(state: &AppState, ctx: &TenantHandle, v: &Visible) -> poem::Result<Choices> {
     let fields: Vec<&Field> = v.row.def.live_fields().collect();
     let members = if fields.iter().any(|f| f.kind == FieldType::Member) {
-        records::teams::members(state, ctx)
+        records::teams::members(&state.control, ctx)
             .await?
             .into_iter()
             .map(|(u, _)| (u.id.to_string(), u.email))

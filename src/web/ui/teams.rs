@@ -9,25 +9,23 @@ use poem::web::{Data, Path, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{enter_ui, form_pairs, one, page};
+use super::forms::{form_pairs, one, page};
 use crate::access::permissions::{Action, Resource, allows};
-use crate::access::{Role, TeamPlace};
+use crate::access::{Role, TeamPlace, op};
 use crate::app::AppState;
-use crate::audit::RequestMeta;
+use crate::ids::TeamId;
 use crate::records::teams;
-use crate::web::session::SignedIn;
+use crate::web::tenant::TenantPage;
 
 #[handler]
 pub async fn teams_page(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::TeamRead>,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "team.read", &meta).await?;
     let list = teams::list(&ctx).await?;
-    let members = teams::members(&state, &ctx).await?;
+    let members = teams::members(&state.control, &ctx).await?;
     let email = |id: &str| {
         members
             .iter()
@@ -40,7 +38,7 @@ pub async fn teams_page(
     // A lead manages their team only where the credential's scope reaches
     // manager (the same rule as `records::teams`).
     let lead_manages = ctx.role_with(Some(TeamPlace::Lead)).at_least(Role::Manager);
-    page(req, &state, &who, StatusCode::OK, "Teams", |token| {
+    page(req, &state, ctx.who(), StatusCode::OK, "Teams", |token| {
         html! {
             section.card {
                 p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } }
@@ -114,28 +112,21 @@ fn back(ws: &str) -> Response {
 #[handler]
 pub async fn create_team(
     req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::TeamCreate>,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let need = crate::access::permissions::needs(Resource::Team, Action::Create);
-    let ctx = enter_ui(&state, &who, &ws, need, "team.create", &meta).await?;
     let pairs = form_pairs(req);
-    teams::create(&state, &ctx, &meta, one(&pairs, "name").unwrap_or_default()).await?;
+    teams::create(&ctx, one(&pairs, "name").unwrap_or_default()).await?;
     Ok(back(&ws))
 }
 
 #[handler]
 pub async fn delete_team(
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::TeamDelete>,
     Path((ws, team)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let need = crate::access::permissions::needs(Resource::Team, Action::Delete);
-    let ctx = enter_ui(&state, &who, &ws, need, "team.delete", &meta).await?;
-    teams::delete(&state, &ctx, &meta, &team).await?;
+    let team: TeamId = team.parse()?;
+    teams::delete(&ctx, team).await?;
     Ok(back(&ws))
 }
 
@@ -143,17 +134,15 @@ pub async fn delete_team(
 pub async fn add_member(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::TeamUpdate>,
     Path((ws, team)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "team.update", &meta).await?;
+    let team: TeamId = team.parse()?;
     let pairs = form_pairs(req);
     teams::set_member(
-        &state,
+        &state.control,
         &ctx,
-        &meta,
-        &team,
+        team,
         one(&pairs, "user_id").unwrap_or_default(),
         one(&pairs, "role").unwrap_or_default(),
     )
@@ -164,20 +153,11 @@ pub async fn add_member(
 #[handler]
 pub async fn remove_member(
     req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
+    ctx: TenantPage<op::TeamUpdate>,
     Path((ws, team)): Path<(String, String)>,
 ) -> poem::Result<Response> {
-    let ctx = enter_ui(&state, &who, &ws, Role::Viewer, "team.update", &meta).await?;
+    let team: TeamId = team.parse()?;
     let pairs = form_pairs(req);
-    teams::remove_member(
-        &state,
-        &ctx,
-        &meta,
-        &team,
-        one(&pairs, "user_id").unwrap_or_default(),
-    )
-    .await?;
+    teams::remove_member(&ctx, team, one(&pairs, "user_id").unwrap_or_default()).await?;
     Ok(back(&ws))
 }
