@@ -49,8 +49,8 @@ pub enum Error {
     Conflict(String),
     /// The workspace is read-only: `deleting` (scheduled for deletion) or
     /// `moving` (being moved to another appliance).
-    #[error("the workspace is read-only ({0})")]
-    WorkspaceReadOnly(&'static str),
+    #[error("the workspace is read-only ({})", .0.as_str())]
+    WorkspaceReadOnly(crate::model::Frozen),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
     #[error("not ready: {0}")]

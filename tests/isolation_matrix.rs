@@ -1,6 +1,6 @@
 //! The isolation matrix: every API route (enumerated from the OpenAPI
 //! document), every state-changing UI route (enumerated from
-//! `aura::web::UI_FORM_ROUTES`) and every page of the router is tried by every
+//! `aura::web::UI_FORMS`) and every page of the router is tried by every
 //! kind of caller: anonymous, each workspace role, the owner of workspace A
 //! pointing at B's objects, the admin of workspace B (with A's workspace id,
 //! and with B's own workspace id around A's objects), a platform admin, and
@@ -621,7 +621,7 @@ type FormFn = fn(&Subst) -> Vec<(String, String)>;
 struct UiRoute {
     /// A form post (else a page, fetched with GET).
     post: bool,
-    /// Exactly as the router spells it (`aura::web::UI_FORM_ROUTES`).
+    /// Exactly as the router spells it (`aura::web::UI_FORMS`).
     path: &'static str,
     params: &'static [(&'static str, P)],
     need: Need,
@@ -709,7 +709,7 @@ fn default_perms() -> Vec<(String, String)> {
     out
 }
 
-/// One entry per route in `aura::web::UI_FORM_ROUTES`. NEW UI FORM ROUTES MUST
+/// One entry per route in `aura::web::UI_FORMS`. NEW UI FORM ROUTES MUST
 /// BE ADDED HERE: the path params to substitute, the least role that may post
 /// the form, and a valid form body (the test fails naming any route it does
 /// not know).
@@ -2151,7 +2151,7 @@ async fn every_route_times_every_caller() {
         ));
     }
     let ui_routes = ui_table();
-    let ui_known: BTreeSet<&str> = aura::web::UI_FORM_ROUTES.iter().copied().collect();
+    let ui_known: BTreeSet<&str> = aura::web::UI_FORMS.iter().map(|f| f.path).collect();
     let ui_in_table: BTreeSet<&str> = ui_routes.iter().map(|r| r.path).collect();
     assert_eq!(
         ui_in_table.len(),
@@ -2160,12 +2160,12 @@ async fn every_route_times_every_caller() {
     );
     for missing in ui_known.difference(&ui_in_table) {
         failures.push(format!(
-            "UI form route {missing} is in aura::web::UI_FORM_ROUTES but has no entry in ui_table()"
+            "UI form route {missing} is in aura::web::UI_FORMS but has no entry in ui_table()"
         ));
     }
     for stale in ui_in_table.difference(&ui_known) {
         failures.push(format!(
-            "ui_table() has an entry for {stale}, which aura::web::UI_FORM_ROUTES does not list"
+            "ui_table() has an entry for {stale}, which aura::web::UI_FORMS does not list"
         ));
     }
     let pages = ui_pages();

@@ -23,7 +23,7 @@ async fn non_form_bodies_are_refused_on_every_ui_form_route() {
     walk_ui_form_routes(true).await;
 }
 
-/// Walks `aura::web::UI_FORM_ROUTES` in order: forged posts are refused
+/// Walks `aura::web::UI_FORMS` in order: forged posts are refused
 /// (and, with `non_form`, posts whose body is not a form), then the right
 /// token works, which sets up the next routes (mails, sign-ins).
 async fn walk_ui_form_routes(non_form: bool) {
@@ -206,7 +206,11 @@ async fn walk_ui_form_routes(non_form: bool) {
     let other_token = csrf_from(&page(&other, "/workspaces").await);
     assert_ne!(my_token, other_token, "tokens are bound to the session");
 
-    for route in aura::web::UI_FORM_ROUTES {
+    for route in &aura::web::UI_FORMS
+        .iter()
+        .map(|f| f.path)
+        .collect::<Vec<_>>()
+    {
         let mut path = route
             .replace(":ws", &ws)
             .replace(":coll", &coll)

@@ -129,7 +129,7 @@ pub async fn enter<O: Op>(
     if let Some(kind) = handle.db.frozen()
         && !O::allowed_while_frozen()
     {
-        return Err(Error::WorkspaceReadOnly(kind.as_str()));
+        return Err(Error::WorkspaceReadOnly(kind));
     }
     Ok(handle)
 }
@@ -208,7 +208,7 @@ pub async fn enter_as(
     if let Some(kind) = handle.db.frozen()
         && !allowed_while_frozen(action)
     {
-        return Err(Error::WorkspaceReadOnly(kind.as_str()));
+        return Err(Error::WorkspaceReadOnly(kind));
     }
     Ok(handle)
 }

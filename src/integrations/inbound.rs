@@ -14,9 +14,9 @@ use subtle::ConstantTimeEq;
 
 use super::signing;
 use crate::access::SystemTask;
-use crate::access::enter::TenantCtx;
-use crate::app::AppState;
+use crate::access::enter::{Door, TenantHandle};
 use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ids::WorkspaceId;
 use crate::store::integrations::{self as store, EventRow, InboundRow, NewEvent};
@@ -38,20 +38,15 @@ pub struct Created {
 }
 
 /// The address to give the sender.
-pub fn hook_url(state: &AppState, ws: WorkspaceId, id: &str) -> String {
-    format!("{}/hooks/{ws}/{id}", state.config.public_url)
+pub fn hook_url(cfg: &Config, ws: WorkspaceId, id: &str) -> String {
+    format!("{}/hooks/{ws}/{id}", cfg.public_url)
 }
 
-pub async fn list(ctx: &TenantCtx) -> Result<Vec<InboundRow>> {
+pub async fn list(ctx: &TenantHandle) -> Result<Vec<InboundRow>> {
     ctx.db.read(store::list_inbound).await
 }
 
-pub async fn create(
-    state: &AppState,
-    ctx: &TenantCtx,
-    req: NewInbound,
-    meta: &RequestMeta,
-) -> Result<Created> {
+pub async fn create(ctx: &TenantHandle, req: NewInbound) -> Result<Created> {
     let name = crate::identity::validate_name("name", &req.name)?;
     if !MODES.contains(&req.mode.as_str()) {
         return Err(Error::field("mode", "must be signature or token"));
@@ -76,7 +71,7 @@ pub async fn create(
         (None, "signature") => Some(signing::generate_secret()),
         (None, _) => Some(format!("aura_in_{}", crate::crypto::token::random_token())),
     };
-    let now = state.clock.unix();
+    let now = ctx.now();
     let id = super::new_id();
     let secret_id = req.secret_id.clone().unwrap_or_else(super::new_id);
     let row = InboundRow {
@@ -89,7 +84,7 @@ pub async fn create(
     };
     let (actor, m, r, g) = (
         ctx.actor.clone(),
-        meta.clone(),
+        ctx.meta.clone(),
         row.clone(),
         generated.clone(),
     );
@@ -123,9 +118,9 @@ pub async fn create(
     })
 }
 
-pub async fn delete(state: &AppState, ctx: &TenantCtx, id: &str, meta: &RequestMeta) -> Result<()> {
-    let now = state.clock.unix();
-    let (actor, m, id) = (ctx.actor.clone(), meta.clone(), id.to_owned());
+pub async fn delete(ctx: &TenantHandle, id: &str) -> Result<()> {
+    let now = ctx.now();
+    let (actor, m, id) = (ctx.actor.clone(), ctx.meta.clone(), id.to_owned());
     ctx.db
         .write(move |t| {
             let old =
@@ -144,7 +139,7 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: &str, meta: &RequestM
 
 /// The newest received events of one integration (404 if unknown), or of
 /// every integration.
-pub async fn events(ctx: &TenantCtx, id: Option<&str>, limit: usize) -> Result<Vec<EventRow>> {
+pub async fn events(ctx: &TenantHandle, id: Option<&str>, limit: usize) -> Result<Vec<EventRow>> {
     let id = id.map(str::to_owned);
     ctx.db
         .read(move |c, s| {
@@ -200,7 +195,7 @@ fn token_matches(values: &[String], sent: &str) -> bool {
 
 /// Verifies and stores one inbound event; its id on success.
 pub async fn receive(
-    state: &AppState,
+    door: Door<'_>,
     meta: &RequestMeta,
     workspace: &str,
     integration: &str,
@@ -210,8 +205,8 @@ pub async fn receive(
     let iid = uuid::Uuid::parse_str(integration)
         .map_err(|_| Refusal::NotFound)?
         .to_string();
-    let keys = state.control.keys.clone();
-    let active = state
+    let keys = door.control.keys.clone();
+    let active = door
         .control
         .db
         .read_async(move |c| crate::store::control::get_workspace(c, &keys, ws))
@@ -220,11 +215,11 @@ pub async fn receive(
     if !active {
         return Err(Refusal::NotFound);
     }
-    let db = state
+    let db = door
         .tenants
-        .open_async(&state.control, SystemTask::InboundWebhook.grant(ws))
+        .open_async(door.control, SystemTask::InboundWebhook.grant(ws))
         .await?;
-    let now = state.clock.unix();
+    let now = door.clock.unix();
     let i2 = iid.clone();
     let (row, values) = db
         .read(move |c, s| {

@@ -5,9 +5,9 @@
 
 use serde_json::json;
 
-use crate::access::enter::TenantCtx;
-use crate::app::AppState;
-use crate::audit::{NewEntry, RequestMeta};
+use crate::access::enter::TenantHandle;
+use crate::audit::NewEntry;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::integrations::{self as store, SecretRow};
 
@@ -28,22 +28,16 @@ pub fn validate_value(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn list(ctx: &TenantCtx) -> Result<Vec<SecretRow>> {
+pub async fn list(ctx: &TenantHandle) -> Result<Vec<SecretRow>> {
     ctx.db.read(store::list_secrets).await
 }
 
-pub async fn create(
-    state: &AppState,
-    ctx: &TenantCtx,
-    name: &str,
-    value: &str,
-    meta: &RequestMeta,
-) -> Result<SecretRow> {
+pub async fn create(ctx: &TenantHandle, name: &str, value: &str) -> Result<SecretRow> {
     let name = crate::identity::validate_name("name", name)?;
     validate_value("value", value)?;
-    let now = state.clock.unix();
+    let now = ctx.now();
     let id = super::new_id();
-    let (actor, m, value) = (ctx.actor.clone(), meta.clone(), value.to_owned());
+    let (actor, m, value) = (ctx.actor.clone(), ctx.meta.clone(), value.to_owned());
     let row = SecretRow {
         id: id.clone(),
         name: name.clone(),
@@ -69,23 +63,22 @@ pub async fn create(
 }
 
 pub async fn rotate(
-    state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &TenantHandle,
+    cfg: &Config,
     id: &str,
     value: &str,
     overlap_hours: Option<u32>,
-    meta: &RequestMeta,
 ) -> Result<SecretRow> {
     validate_value("value", value)?;
-    let now = state.clock.unix();
+    let now = ctx.now();
     let until = super::previous_until(
         overlap_hours,
-        state.config.file.integrations.secret_overlap_hours,
+        cfg.file.integrations.secret_overlap_hours,
         now,
     )?;
     let (actor, m, value, id) = (
         ctx.actor.clone(),
-        meta.clone(),
+        ctx.meta.clone(),
         value.to_owned(),
         id.to_owned(),
     );
@@ -109,9 +102,9 @@ pub async fn rotate(
         .await
 }
 
-pub async fn delete(state: &AppState, ctx: &TenantCtx, id: &str, meta: &RequestMeta) -> Result<()> {
-    let now = state.clock.unix();
-    let (actor, m, id) = (ctx.actor.clone(), meta.clone(), id.to_owned());
+pub async fn delete(ctx: &TenantHandle, id: &str) -> Result<()> {
+    let now = ctx.now();
+    let (actor, m, id) = (ctx.actor.clone(), ctx.meta.clone(), id.to_owned());
     ctx.db
         .write(move |t| {
             let Some(old) = store::get_secret(t.tx, t.sealer, &id)? else {

@@ -6,9 +6,9 @@
 use serde_json::json;
 
 use super::ssrf::Policy;
-use crate::access::enter::TenantCtx;
-use crate::app::AppState;
-use crate::audit::{NewEntry, RequestMeta};
+use crate::access::enter::TenantHandle;
+use crate::audit::NewEntry;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::webhooks::{self as store, DeliveryRow, EndpointRow, NewDelivery};
 
@@ -44,26 +44,26 @@ fn host(url: &url::Url) -> String {
 
 /// With `residency` set, the receiver's host must be declared in region
 /// (`[[outbound.hosts]]`); the worker checks again at every attempt.
-fn check_residency(state: &AppState, url: &url::Url) -> Result<()> {
-    crate::config::residency::Residency::from_file(&state.config.file)
+fn check_residency(cfg: &Config, url: &url::Url) -> Result<()> {
+    crate::config::residency::Residency::from_file(&cfg.file)
         .check_url(url)
         .map_err(|e| Error::field("url", format!("is refused by residency: {e}")))
 }
 
 /// Whether a stored endpoint's deliveries are refused by residency now (the
 /// integrations page says so beside it).
-pub fn outside_residency(state: &AppState, url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| check_residency(state, &u).is_err())
+pub fn outside_residency(cfg: &Config, url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| check_residency(cfg, &u).is_err())
 }
 
-pub async fn list(ctx: &TenantCtx) -> Result<Vec<EndpointRow>> {
+pub async fn list(ctx: &TenantHandle) -> Result<Vec<EndpointRow>> {
     ctx.db.read(store::list_endpoints).await
 }
 
 /// The hosts this workspace's webhook endpoints send data to, sorted and
 /// deduplicated: shown to the workspace's members (never on the public trust
 /// page, which would tell anyone which services each workspace uses).
-pub async fn receiver_hosts(ctx: &TenantCtx) -> Result<Vec<String>> {
+pub async fn receiver_hosts(ctx: &TenantHandle) -> Result<Vec<String>> {
     let mut hosts = ctx.db.read(store::endpoint_hosts).await?;
     hosts.sort();
     hosts.dedup();
@@ -71,17 +71,16 @@ pub async fn receiver_hosts(ctx: &TenantCtx) -> Result<Vec<String>> {
 }
 
 pub async fn create(
-    state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &TenantHandle,
+    cfg: &Config,
     url: &str,
     events: &[String],
-    meta: &RequestMeta,
 ) -> Result<Created> {
-    let policy = Policy::from_config(&state.config.file.integrations);
+    let policy = Policy::from_config(&cfg.file.integrations);
     let url = policy.check_url(url)?;
-    check_residency(state, &url)?;
+    check_residency(cfg, &url)?;
     let events = validate_events(events)?;
-    let now = state.clock.unix();
+    let now = ctx.now();
     let endpoint = EndpointRow {
         id: super::new_id(),
         url: url.to_string(),
@@ -92,7 +91,7 @@ pub async fn create(
     let secret = super::signing::generate_secret();
     let (actor, m, row, s) = (
         ctx.actor.clone(),
-        meta.clone(),
+        ctx.meta.clone(),
         endpoint.clone(),
         secret.clone(),
     );
@@ -120,12 +119,11 @@ pub async fn create(
 /// Changes an endpoint's URL or event types; a new URL passes the same
 /// checks as at creation (SSRF guard, residency).
 pub async fn update(
-    state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &TenantHandle,
+    cfg: &Config,
     id: &str,
     url: Option<&str>,
     events: Option<&[String]>,
-    meta: &RequestMeta,
 ) -> Result<EndpointRow> {
     if url.is_none() && events.is_none() {
         return Err(Error::field(
@@ -135,15 +133,15 @@ pub async fn update(
     }
     let url = match url {
         Some(u) => {
-            let u = Policy::from_config(&state.config.file.integrations).check_url(u)?;
-            check_residency(state, &u)?;
+            let u = Policy::from_config(&cfg.file.integrations).check_url(u)?;
+            check_residency(cfg, &u)?;
             Some(u)
         }
         None => None,
     };
     let events = events.map(validate_events).transpose()?;
-    let now = state.clock.unix();
-    let (actor, m, id) = (ctx.actor.clone(), meta.clone(), id.to_owned());
+    let now = ctx.now();
+    let (actor, m, id) = (ctx.actor.clone(), ctx.meta.clone(), id.to_owned());
     ctx.db
         .write(move |t| {
             let old =
@@ -172,22 +170,21 @@ pub async fn update(
 }
 
 pub async fn rotate_secret(
-    state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &TenantHandle,
+    cfg: &Config,
     id: &str,
     overlap_hours: Option<u32>,
-    meta: &RequestMeta,
 ) -> Result<Created> {
-    let now = state.clock.unix();
+    let now = ctx.now();
     let until = super::previous_until(
         overlap_hours,
-        state.config.file.integrations.secret_overlap_hours,
+        cfg.file.integrations.secret_overlap_hours,
         now,
     )?;
     let secret = super::signing::generate_secret();
     let (actor, m, id, s) = (
         ctx.actor.clone(),
-        meta.clone(),
+        ctx.meta.clone(),
         id.to_owned(),
         secret.clone(),
     );
@@ -212,9 +209,9 @@ pub async fn rotate_secret(
     Ok(Created { endpoint, secret })
 }
 
-pub async fn delete(state: &AppState, ctx: &TenantCtx, id: &str, meta: &RequestMeta) -> Result<()> {
-    let now = state.clock.unix();
-    let (actor, m, id) = (ctx.actor.clone(), meta.clone(), id.to_owned());
+pub async fn delete(ctx: &TenantHandle, id: &str) -> Result<()> {
+    let now = ctx.now();
+    let (actor, m, id) = (ctx.actor.clone(), ctx.meta.clone(), id.to_owned());
     ctx.db
         .write(move |t| {
             let old =
@@ -235,7 +232,7 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: &str, meta: &RequestM
 }
 
 /// The newest deliveries of one endpoint (404 for an unknown endpoint).
-pub async fn deliveries(ctx: &TenantCtx, id: &str, limit: usize) -> Result<Vec<DeliveryRow>> {
+pub async fn deliveries(ctx: &TenantHandle, id: &str, limit: usize) -> Result<Vec<DeliveryRow>> {
     let id = id.to_owned();
     ctx.db
         .read(move |c, s| {
@@ -246,7 +243,7 @@ pub async fn deliveries(ctx: &TenantCtx, id: &str, limit: usize) -> Result<Vec<D
 }
 
 /// The newest deliveries of every endpoint (the integrations page).
-pub async fn recent_deliveries(ctx: &TenantCtx, limit: usize) -> Result<Vec<DeliveryRow>> {
+pub async fn recent_deliveries(ctx: &TenantHandle, limit: usize) -> Result<Vec<DeliveryRow>> {
     ctx.db
         .read(move |c, _| store::list_deliveries(c, None, limit))
         .await
@@ -254,16 +251,10 @@ pub async fn recent_deliveries(ctx: &TenantCtx, limit: usize) -> Result<Vec<Deli
 
 /// Sends a delivery's message again, now, as a new delivery with the same
 /// message id.
-pub async fn redeliver(
-    state: &AppState,
-    ctx: &TenantCtx,
-    endpoint: &str,
-    delivery: &str,
-    meta: &RequestMeta,
-) -> Result<DeliveryRow> {
-    let now = state.clock.unix();
-    let now_ms = crate::records::now_ms(&state.clock);
-    let (actor, m) = (ctx.actor.clone(), meta.clone());
+pub async fn redeliver(ctx: &TenantHandle, endpoint: &str, delivery: &str) -> Result<DeliveryRow> {
+    let now = ctx.now();
+    let now_ms = ctx.clock.unix_ms();
+    let (actor, m) = (ctx.actor.clone(), ctx.meta.clone());
     let (endpoint, delivery) = (endpoint.to_owned(), delivery.to_owned());
     let row = ctx
         .db

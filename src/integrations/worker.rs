@@ -409,14 +409,12 @@ fn process_event(t: &TenantTx<'_>, ev: EventRow, now: i64, now_ms: i64) -> Resul
     let Some(coll) = integration.collection_id.clone() else {
         return istore::finish_event(t.tx, t.sealer, &ev.id, None, None, now);
     };
-    t.tx.execute_batch("SAVEPOINT inbound_event")?;
-    match to_record(t, &coll, &ev, &integration.id, now, now_ms) {
-        Ok(record) => {
-            t.tx.execute_batch("RELEASE inbound_event")?;
-            istore::finish_event(t.tx, t.sealer, &ev.id, Some(&record), None, now)
-        }
+    let made = istore::in_event_savepoint(t.tx, || {
+        to_record(t, &coll, &ev, &integration.id, now, now_ms)
+    })?;
+    match made {
+        Ok(record) => istore::finish_event(t.tx, t.sealer, &ev.id, Some(&record), None, now),
         Err(e) => {
-            t.tx.execute_batch("ROLLBACK TO inbound_event; RELEASE inbound_event")?;
             let why = match e {
                 Error::Validation(v) => v
                     .iter()

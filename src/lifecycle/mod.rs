@@ -21,12 +21,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::access::enter::TenantCtx;
+use crate::access::enter::TenantHandle;
 use crate::app::AppState;
 use crate::audit::service::record_in_workspace;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::ids::WorkspaceId;
+use crate::store::control::Control;
 use crate::store::lifecycle::{self, Kind};
 use crate::store::{audit, control};
 
@@ -61,10 +62,9 @@ impl Status {
     }
 }
 
-pub async fn status(state: &AppState, ctx: &TenantCtx) -> Result<Status> {
+pub async fn status(ctx: &TenantHandle, control: &Control) -> Result<Status> {
     let ws = ctx.db.id();
-    let l = state
-        .control
+    let l = control
         .db
         .read_async(move |c| lifecycle::get(c, ws))
         .await?;
@@ -73,12 +73,8 @@ pub async fn status(state: &AppState, ctx: &TenantCtx) -> Result<Status> {
 
 /// Schedules the deletion (owners). `confirm_name` must be the workspace's
 /// name, as typed by a person who means it.
-pub async fn schedule(
-    state: &AppState,
-    ctx: &TenantCtx,
-    confirm_name: &str,
-    meta: &RequestMeta,
-) -> Result<Status> {
+pub async fn schedule(state: &AppState, ctx: &TenantHandle, confirm_name: &str) -> Result<Status> {
+    let meta = &ctx.meta;
     let ws = ctx.db.id();
     let keys = state.control.keys.clone();
     let row = state
@@ -93,7 +89,7 @@ pub async fn schedule(
             "type the workspace's name exactly, to confirm",
         ));
     }
-    let now = state.clock.unix();
+    let now = ctx.now();
     let days = i64::from(state.config.file.lifecycle.workspace_grace_days);
     let due = now + days * DAY;
     let keys = state.control.keys.clone();
@@ -142,9 +138,10 @@ pub async fn schedule(
 }
 
 /// Cancels a scheduled deletion (owners); the workspace is writable again.
-pub async fn cancel(state: &AppState, ctx: &TenantCtx, meta: &RequestMeta) -> Result<Status> {
+pub async fn cancel(state: &AppState, ctx: &TenantHandle) -> Result<Status> {
     let ws = ctx.db.id();
-    let now = state.clock.unix();
+    let meta = &ctx.meta;
+    let now = ctx.now();
     let keys = state.control.keys.clone();
     let actor = ctx.actor.clone();
     let a = actor.clone();

@@ -286,7 +286,7 @@ fn import(
     progress("check the data and its audit chain");
     // The chain is read in pages from the bundle's data.db, never whole.
     let conn = Connection::open_with_flags(data, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    let ok = lifecycle::integrity_check(&conn)?;
     if ok != "ok" {
         return Err(bad(format!("data.db fails its integrity check: {ok}")));
     }

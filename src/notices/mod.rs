@@ -14,12 +14,14 @@ pub mod subprocessors;
 use serde_json::json;
 
 use crate::access::Role;
-use crate::access::enter::TenantCtx;
+use crate::access::enter::TenantHandle;
+use crate::access::op;
 use crate::app::AppState;
 use crate::audit::service::record_in_workspace;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
+use crate::store::control::Control;
 use crate::store::notices::{self as sql, IncidentRow, UpdateRow};
 use crate::store::{audit, control};
 
@@ -296,10 +298,9 @@ pub async fn public(state: &AppState, id: &str) -> Result<(IncidentRow, Vec<Upda
 }
 
 /// The incidents of this workspace that no owner or admin acknowledged yet.
-pub async fn unacknowledged(state: &AppState, ctx: &TenantCtx) -> Result<Vec<IncidentRow>> {
+pub async fn unacknowledged(ctx: &TenantHandle, control: &Control) -> Result<Vec<IncidentRow>> {
     let ws = ctx.db.id();
-    let all = state
-        .control
+    let all = control
         .db
         .read_async(move |c| sql::incidents_of_workspace(c, ws))
         .await?;
@@ -312,26 +313,23 @@ pub async fn unacknowledged(state: &AppState, ctx: &TenantCtx) -> Result<Vec<Inc
 
 /// An owner or admin acknowledges an incident for their workspace: the
 /// banner is gone for it. An incident of another workspace is `NotFound`.
-pub async fn acknowledge(
-    state: &AppState,
-    ctx: &TenantCtx,
-    id: &str,
-    meta: &RequestMeta,
-) -> Result<()> {
+pub async fn acknowledge(ctx: &TenantHandle, control: &Control, id: &str) -> Result<()> {
+    // Every member passes the door; acknowledging for the workspace is for
+    // its owners and admins, and a refusal is recorded like the door's.
     if !ctx.role.at_least(Role::Admin) {
-        return Err(Error::Forbidden);
+        let label = <op::IncidentAcknowledge as op::Op>::LABEL;
+        return Err(ctx.deny(ctx.role, label, Role::Admin.as_str()).await);
     }
     let ws = ctx.db.id();
-    let mine = state
-        .control
+    let mine = control
         .db
         .read_async(move |c| sql::incidents_of_workspace(c, ws))
         .await?;
     let Some(incident) = mine.into_iter().find(|i| i.id == id) else {
         return Err(Error::NotFound("incident"));
     };
-    let now = state.clock.unix();
-    let (actor, user, m) = (ctx.actor.clone(), ctx.user, meta.clone());
+    let now = ctx.now();
+    let (actor, user, m) = (ctx.actor.clone(), ctx.user, ctx.meta.clone());
     ctx.db
         .write(move |t| {
             if sql::acknowledge(t.tx, &incident.id, user, now)? {

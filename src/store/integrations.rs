@@ -389,3 +389,22 @@ pub fn finish_event(
     )?;
     Ok(())
 }
+
+/// Runs `f` in a savepoint of the transaction: what it wrote stays when it
+/// succeeds and is undone alone when it fails (the event then says why).
+pub fn in_event_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<Result<T>> {
+    conn.execute_batch("SAVEPOINT inbound_event")?;
+    match f() {
+        Ok(v) => {
+            conn.execute_batch("RELEASE inbound_event")?;
+            Ok(Ok(v))
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO inbound_event; RELEASE inbound_event")?;
+            Ok(Err(e))
+        }
+    }
+}

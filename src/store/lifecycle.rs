@@ -297,3 +297,9 @@ pub fn insert_key(
     )?;
     Ok(())
 }
+
+/// SQLite's own verdict on a database file (`ok` when sound), for a bundle's
+/// data.db before it is imported.
+pub fn integrity_check(conn: &Connection) -> Result<String> {
+    Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+}

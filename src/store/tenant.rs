@@ -163,7 +163,7 @@ impl TenantDb {
     /// workspace is read-only for this handle.
     pub fn writable(&self) -> Result<()> {
         match self.frozen {
-            Some(k) => Err(Error::WorkspaceReadOnly(k.as_str())),
+            Some(k) => Err(Error::WorkspaceReadOnly(k)),
             None => Ok(()),
         }
     }

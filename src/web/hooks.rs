@@ -12,6 +12,7 @@ use poem::web::{Data, Json, Path};
 use poem::{IntoResponse, Request, Response, handler};
 use serde_json::json;
 
+use crate::access::enter::Door;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::integrations::inbound::{self, Incoming, Refusal};
@@ -36,7 +37,12 @@ pub async fn receive(
         bearer: header(req, "authorization").and_then(|a| a.strip_prefix("Bearer ")),
         body: &body,
     };
-    match inbound::receive(&state, &meta, &ws, &integration, incoming).await {
+    let door = Door {
+        control: &state.control,
+        tenants: &state.tenants,
+        clock: &state.clock,
+    };
+    match inbound::receive(door, &meta, &ws, &integration, incoming).await {
         Ok(id) => {
             let mut r = Json(json!({ "id": id, "status": "received" })).into_response();
             r.set_status(StatusCode::ACCEPTED);

@@ -17,139 +17,104 @@ pub mod ui;
 
 use std::sync::Arc;
 
+use poem::endpoint::BoxEndpoint;
 use poem::{Endpoint, EndpointExt, Route, get, post};
 
 use crate::app::AppState;
 
-/// Every UI route that changes state (HTML form posts). The router registers
-/// POST handlers only from this list, so a new form route cannot be added
-/// without appearing here, and the CSRF and audit tests walk this list.
-pub const UI_FORM_ROUTES: &[&str] = &[
-    "/login",
-    "/logout",
-    "/w/:ws/audit/verify",
-    "/platform/audit/verify",
-    "/platform/backups/run",
-    "/platform/backups/drill",
-    "/w/:ws/collections",
-    "/w/:ws/c/:coll/schema",
-    "/w/:ws/c/:coll/records",
-    "/w/:ws/c/:coll/r/:rec",
-    "/w/:ws/c/:coll/r/:rec/restore",
-    "/w/:ws/c/:coll/r/:rec/delete",
-    "/w/:ws/teams",
-    "/w/:ws/teams/:team/members",
-    "/w/:ws/teams/:team/members/remove",
-    "/w/:ws/teams/:team/delete",
-    "/w/:ws/members/role",
-    "/w/:ws/members/remove",
-    "/w/:ws/service-accounts",
-    "/w/:ws/tokens",
-    "/w/:ws/tokens/revoke",
-    "/account/sessions/end",
-    "/account/password",
-    "/account/mfa/start",
-    "/account/mfa/confirm",
-    "/account/mfa/remove",
-    "/account/passkeys/remove",
-    "/w/:ws/mfa-policy",
-    "/platform/workspaces",
-    "/platform/workspaces/:ws/suspend",
-    "/platform/workspaces/:ws/resume",
-    "/platform/workspaces/:ws/impersonate",
-    "/platform/impersonation/end",
-    "/w/:ws/invitations",
-    "/w/:ws/invitations/revoke",
-    "/login/magic",
-    "/magic/:token",
-    "/reset",
-    "/reset/:token",
-    "/w/:ws/privacy/export",
-    "/w/:ws/privacy/subjects",
-    "/w/:ws/privacy/subjects/export",
-    "/w/:ws/privacy/subjects/anonymise",
-    "/w/:ws/deletion",
-    "/w/:ws/deletion/cancel",
-    "/w/:ws/incidents/ack",
-    "/w/:ws/keys/rotate",
-    "/account/deletion",
-    "/account/deletion/cancel",
-    // Last: the CSRF test signs in as the invitee here.
-    "/w/:ws/integrations/secrets",
-    "/w/:ws/integrations/secrets/rotate",
-    "/w/:ws/integrations/secrets/delete",
-    "/w/:ws/integrations/webhooks",
-    "/w/:ws/integrations/webhooks/rotate",
-    "/w/:ws/integrations/webhooks/redeliver",
-    "/w/:ws/integrations/webhooks/delete",
-    "/w/:ws/integrations/inbound",
-    "/w/:ws/integrations/inbound/delete",
-    "/invite/:token",
-];
+/// One UI route that changes state (an HTML form post): its address, the
+/// handler its POST goes to, and the page some forms also show at the same
+/// address. `UI_FORMS` is the one declaration: the router registers from it,
+/// the CSRF and audit tests and the isolation matrix walk it, so a form route
+/// cannot exist without a handler, nor a handler without its entry.
+pub struct FormRoute {
+    /// Exactly as the router spells it.
+    pub path: &'static str,
+    /// Form routes take posts only.
+    pub method: poem::http::Method,
+    post: fn() -> BoxEndpoint<'static>,
+    page: Option<fn() -> BoxEndpoint<'static>>,
+}
 
-fn ui_form(path: &str) -> Option<poem::endpoint::BoxEndpoint<'static>> {
-    Some(match path {
-        "/login" => ui::pages::login_submit.boxed(),
-        "/logout" => ui::pages::logout_submit.boxed(),
-        "/w/:ws/audit/verify" => ui::audit::workspace_verify.boxed(),
-        "/platform/audit/verify" => ui::audit::platform_verify.boxed(),
-        "/platform/backups/run" => ui::backups::run_now.boxed(),
-        "/platform/backups/drill" => ui::backups::drill_now.boxed(),
-        "/w/:ws/collections" => ui::schema::create_collection.boxed(),
-        "/w/:ws/c/:coll/schema" => ui::schema::schema_submit.boxed(),
-        "/w/:ws/c/:coll/records" => ui::record_form::create_record.boxed(),
-        "/w/:ws/c/:coll/r/:rec" => ui::record_form::update_record.boxed(),
-        "/w/:ws/c/:coll/r/:rec/delete" => ui::record_form::delete_record.boxed(),
-        "/w/:ws/c/:coll/r/:rec/restore" => ui::record_form::restore_record.boxed(),
-        "/w/:ws/teams" => ui::teams::create_team.boxed(),
-        "/w/:ws/teams/:team/members" => ui::teams::add_member.boxed(),
-        "/w/:ws/teams/:team/members/remove" => ui::teams::remove_member.boxed(),
-        "/w/:ws/teams/:team/delete" => ui::teams::delete_team.boxed(),
-        "/w/:ws/members/role" => ui::access::change_role.boxed(),
-        "/w/:ws/members/remove" => ui::access::remove_member.boxed(),
-        "/w/:ws/service-accounts" => ui::access::create_service_account.boxed(),
-        "/w/:ws/tokens" => ui::access::create_token.boxed(),
-        "/w/:ws/tokens/revoke" => ui::access::revoke_token.boxed(),
-        "/account/password" => ui::account::change_password.boxed(),
-        "/account/sessions/end" => ui::account::end_session.boxed(),
-        "/account/mfa/start" => ui::account::mfa_start.boxed(),
-        "/account/mfa/confirm" => ui::account::mfa_confirm.boxed(),
-        "/account/mfa/remove" => ui::account::mfa_remove.boxed(),
-        "/account/passkeys/remove" => ui::account::passkey_remove.boxed(),
-        "/w/:ws/mfa-policy" => ui::access::set_mfa_policy.boxed(),
-        "/platform/workspaces" => ui::platform::create_workspace.boxed(),
-        "/platform/workspaces/:ws/suspend" => ui::platform::suspend.boxed(),
-        "/platform/workspaces/:ws/resume" => ui::platform::resume.boxed(),
-        "/platform/workspaces/:ws/impersonate" => ui::platform::impersonate.boxed(),
-        "/platform/impersonation/end" => ui::platform::end_impersonation.boxed(),
-        "/w/:ws/invitations" => ui::access::invite.boxed(),
-        "/w/:ws/invitations/revoke" => ui::access::revoke_invitation.boxed(),
-        "/invite/:token" => ui::invite::accept.boxed(),
-        "/login/magic" => ui::magic::request_link.boxed(),
-        "/magic/:token" => ui::magic::redeem.boxed(),
-        "/reset" => ui::magic::request_reset.boxed(),
-        "/reset/:token" => ui::magic::reset.boxed(),
-        "/w/:ws/privacy/export" => ui::privacy::start_export.boxed(),
-        "/w/:ws/privacy/subjects" => ui::privacy::find_subject.boxed(),
-        "/w/:ws/privacy/subjects/export" => ui::privacy::export_subject.boxed(),
-        "/w/:ws/privacy/subjects/anonymise" => ui::privacy::anonymise_subject.boxed(),
-        "/w/:ws/deletion" => ui::lifecycle::schedule_deletion.boxed(),
-        "/w/:ws/deletion/cancel" => ui::lifecycle::cancel_deletion.boxed(),
-        "/w/:ws/incidents/ack" => ui::notices::acknowledge.boxed(),
-        "/w/:ws/keys/rotate" => ui::keys::rotate_key.boxed(),
-        "/account/deletion" => ui::lifecycle::schedule_account_deletion.boxed(),
-        "/account/deletion/cancel" => ui::lifecycle::cancel_account_deletion.boxed(),
-        "/w/:ws/integrations/secrets" => ui::integrations::create_secret.boxed(),
-        "/w/:ws/integrations/secrets/rotate" => ui::integrations::rotate_secret.boxed(),
-        "/w/:ws/integrations/secrets/delete" => ui::integrations::delete_secret.boxed(),
-        "/w/:ws/integrations/webhooks" => ui::integrations::create_webhook.boxed(),
-        "/w/:ws/integrations/webhooks/rotate" => ui::integrations::rotate_webhook.boxed(),
-        "/w/:ws/integrations/webhooks/delete" => ui::integrations::delete_webhook.boxed(),
-        "/w/:ws/integrations/webhooks/redeliver" => ui::integrations::redeliver.boxed(),
-        "/w/:ws/integrations/inbound" => ui::integrations::create_inbound.boxed(),
-        "/w/:ws/integrations/inbound/delete" => ui::integrations::delete_inbound.boxed(),
-        _ => return None,
-    })
+/// Declares `UI_FORMS`, one line per form route: its path, its handler and
+/// (after `page`) the page served by GET at the same address.
+macro_rules! ui_forms {
+    ($($path:literal => $pm:ident::$pf:ident $(, page $gm:ident::$gf:ident)?;)*) => {
+        /// Every UI form route, in the order the CSRF test walks them.
+        pub const UI_FORMS: &[FormRoute] = &[$(
+            FormRoute {
+                path: $path,
+                method: poem::http::Method::POST,
+                post: || ui::$pm::$pf.boxed(),
+                page: ui_forms!(@page $($gm::$gf)?),
+            },
+        )*];
+    };
+    (@page $gm:ident::$gf:ident) => { Some(|| ui::$gm::$gf.boxed()) };
+    (@page) => { None };
+}
+
+ui_forms! {
+    "/login" => pages::login_submit, page pages::login_form;
+    "/logout" => pages::logout_submit;
+    "/w/:ws/audit/verify" => audit::workspace_verify;
+    "/platform/audit/verify" => audit::platform_verify;
+    "/platform/backups/run" => backups::run_now;
+    "/platform/backups/drill" => backups::drill_now;
+    "/w/:ws/collections" => schema::create_collection;
+    "/w/:ws/c/:coll/schema" => schema::schema_submit, page schema::schema_page;
+    "/w/:ws/c/:coll/records" => record_form::create_record;
+    "/w/:ws/c/:coll/r/:rec" => record_form::update_record, page record_form::record_page;
+    "/w/:ws/c/:coll/r/:rec/restore" => record_form::restore_record;
+    "/w/:ws/c/:coll/r/:rec/delete" => record_form::delete_record;
+    "/w/:ws/teams" => teams::create_team, page teams::teams_page;
+    "/w/:ws/teams/:team/members" => teams::add_member;
+    "/w/:ws/teams/:team/members/remove" => teams::remove_member;
+    "/w/:ws/teams/:team/delete" => teams::delete_team;
+    "/w/:ws/members/role" => access::change_role;
+    "/w/:ws/members/remove" => access::remove_member;
+    "/w/:ws/service-accounts" => access::create_service_account;
+    "/w/:ws/tokens" => access::create_token;
+    "/w/:ws/tokens/revoke" => access::revoke_token;
+    "/account/sessions/end" => account::end_session;
+    "/account/password" => account::change_password;
+    "/account/mfa/start" => account::mfa_start;
+    "/account/mfa/confirm" => account::mfa_confirm;
+    "/account/mfa/remove" => account::mfa_remove;
+    "/account/passkeys/remove" => account::passkey_remove;
+    "/w/:ws/mfa-policy" => access::set_mfa_policy;
+    "/platform/workspaces" => platform::create_workspace, page platform::workspaces_page;
+    "/platform/workspaces/:ws/suspend" => platform::suspend;
+    "/platform/workspaces/:ws/resume" => platform::resume;
+    "/platform/workspaces/:ws/impersonate" => platform::impersonate;
+    "/platform/impersonation/end" => platform::end_impersonation;
+    "/w/:ws/invitations" => access::invite;
+    "/w/:ws/invitations/revoke" => access::revoke_invitation;
+    "/login/magic" => magic::request_link;
+    "/magic/:token" => magic::redeem, page magic::link_page;
+    "/reset" => magic::request_reset, page magic::forgot_page;
+    "/reset/:token" => magic::reset, page magic::reset_page;
+    "/w/:ws/privacy/export" => privacy::start_export;
+    "/w/:ws/privacy/subjects" => privacy::find_subject;
+    "/w/:ws/privacy/subjects/export" => privacy::export_subject;
+    "/w/:ws/privacy/subjects/anonymise" => privacy::anonymise_subject;
+    "/w/:ws/deletion" => lifecycle::schedule_deletion;
+    "/w/:ws/deletion/cancel" => lifecycle::cancel_deletion;
+    "/w/:ws/incidents/ack" => notices::acknowledge;
+    "/w/:ws/keys/rotate" => keys::rotate_key;
+    "/account/deletion" => lifecycle::schedule_account_deletion;
+    "/account/deletion/cancel" => lifecycle::cancel_account_deletion;
+    // Last: the CSRF test signs in as the invitee here.
+    "/w/:ws/integrations/secrets" => integrations::create_secret;
+    "/w/:ws/integrations/secrets/rotate" => integrations::rotate_secret;
+    "/w/:ws/integrations/secrets/delete" => integrations::delete_secret;
+    "/w/:ws/integrations/webhooks" => integrations::create_webhook;
+    "/w/:ws/integrations/webhooks/rotate" => integrations::rotate_webhook;
+    "/w/:ws/integrations/webhooks/redeliver" => integrations::redeliver;
+    "/w/:ws/integrations/webhooks/delete" => integrations::delete_webhook;
+    "/w/:ws/integrations/inbound" => integrations::create_inbound;
+    "/w/:ws/integrations/inbound/delete" => integrations::delete_inbound;
+    "/invite/:token" => invite::accept, page invite::invite_page;
 }
 
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
@@ -194,21 +159,15 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/w/:ws/settings", get(ui::lifecycle::settings_page))
         .at("/w/:ws/integrations", get(ui::integrations::page))
         .at("/hooks/:ws/:integration", post(hooks::receive));
-    for path in UI_FORM_ROUTES {
-        let Some(ep) = ui_form(path) else { continue };
-        // A few form routes also have a page at the same address.
-        route = match *path {
-            "/login" => route.at(*path, get(ui::pages::login_form).post(ep)),
-            "/w/:ws/c/:coll/schema" => route.at(*path, get(ui::schema::schema_page).post(ep)),
-            "/w/:ws/c/:coll/r/:rec" => route.at(*path, get(ui::record_form::record_page).post(ep)),
-            "/invite/:token" => route.at(*path, get(ui::invite::invite_page).post(ep)),
-            "/magic/:token" => route.at(*path, get(ui::magic::link_page).post(ep)),
-            "/reset" => route.at(*path, get(ui::magic::forgot_page).post(ep)),
-            "/reset/:token" => route.at(*path, get(ui::magic::reset_page).post(ep)),
-            "/w/:ws/teams" => route.at(*path, get(ui::teams::teams_page).post(ep)),
-            "/platform/workspaces" => route.at(*path, get(ui::platform::workspaces_page).post(ep)),
-            _ => route.at(*path, post(ep)),
-        };
+    for form in UI_FORMS {
+        let post = poem::RouteMethod::new().method(form.method.clone(), (form.post)());
+        route = route.at(
+            form.path,
+            match form.page {
+                Some(page) => post.get(page()),
+                None => post,
+            },
+        );
     }
     // The fence is outermost: a server that may not write refuses every
     // write before authentication, CSRF or rate limits look at it.
@@ -216,4 +175,22 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .around(middleware::envelope)
         .around(fence::gate)
         .data(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UI_FORMS;
+
+    /// Each form route is declared once, as a post, and spelled like the
+    /// router's other paths; its handler is a required field of the entry,
+    /// so a declared route without one does not compile.
+    #[test]
+    fn every_ui_form_is_declared_once_as_a_post() {
+        let mut seen = std::collections::BTreeSet::new();
+        for f in UI_FORMS {
+            assert!(seen.insert(f.path), "{} is declared twice", f.path);
+            assert_eq!(f.method, poem::http::Method::POST, "{}", f.path);
+            assert!(f.path.starts_with('/'), "{}", f.path);
+        }
+    }
 }

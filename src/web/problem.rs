@@ -7,6 +7,7 @@ use poem::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::error::{Error, FieldError};
+use crate::model::Frozen;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 pub const DISK_FULL: &str = "urn:aura:problem:disk-full";
@@ -203,16 +204,15 @@ impl From<Error> for Problem {
             )
             .detail(d),
             Error::WorkspaceReadOnly(state) => {
-                let (kind, detail) = if state == "moving" {
-                    (
+                let (kind, detail) = match state {
+                    Frozen::Moving => (
                         "urn:aura:problem:workspace-moving",
                         "this workspace is being moved to another appliance and is read-only",
-                    )
-                } else {
-                    (
+                    ),
+                    Frozen::Deleting => (
                         "urn:aura:problem:workspace-deleting",
                         "this workspace is scheduled for deletion and is read-only; an owner can cancel the deletion on its settings page",
-                    )
+                    ),
                 };
                 Self::new(StatusCode::CONFLICT, kind, "Workspace is read-only").detail(detail)
             }

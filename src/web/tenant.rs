@@ -80,20 +80,30 @@ async fn open<O: Op>(
     body: &mut RequestBody,
     param: &str,
 ) -> poem::Result<(TenantHandle, SignedIn)> {
-    let state = app_state(req)?;
     let who = <SignedIn as FromRequest>::from_request(req, body).await?;
+    let workspace = req.raw_path_param(param).unwrap_or_default();
+    let handle = open_for::<O>(req, &who, workspace).await?;
+    Ok((handle, who))
+}
+
+/// Enters `workspace` for `O` on behalf of a caller the page already signed
+/// in: for what a page shows beside its own content (the incident banner).
+pub async fn open_for<O: Op>(
+    req: &Request,
+    who: &SignedIn,
+    workspace: &str,
+) -> poem::Result<TenantHandle> {
+    let state = app_state(req)?;
     let meta = req
         .data::<RequestMeta>()
         .cloned()
         .ok_or_else(|| poem::Error::from(Error::internal("request meta missing")))?;
-    let workspace = req.raw_path_param(param).unwrap_or_default();
     let door = Door {
         control: &state.control,
         tenants: &state.tenants,
         clock: &state.clock,
     };
-    let handle = enter::<O>(door, &who.0, workspace, meta).await?;
-    Ok((handle, who))
+    Ok(enter::<O>(door, &who.0, workspace, meta).await?)
 }
 
 impl<'a, O: Op> ApiExtractor<'a> for Tenant<O> {

@@ -12,14 +12,14 @@ use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::{ApiTags, Created, Done};
-use crate::access::enter::{TenantCtx, enter_as as enter};
-use crate::access::permissions::{Action, Resource, needs};
+use crate::access::enter::TenantHandle;
+use crate::access::op;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
+use crate::config::Config;
 use crate::integrations::{inbound, secrets};
 use crate::store::integrations::{EventRow, InboundRow, SecretRow};
-use crate::web::session::SignedIn;
+use crate::web::tenant;
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,9 +135,9 @@ pub struct InboundIntegration {
 }
 
 impl InboundIntegration {
-    fn from_row(state: &AppState, ctx: &TenantCtx, r: InboundRow) -> Self {
+    fn from_row(cfg: &Config, ctx: &TenantHandle, r: InboundRow) -> Self {
         Self {
-            url: inbound::hook_url(state, ctx.db.id(), &r.id),
+            url: inbound::hook_url(cfg, ctx.db.id(), &r.id),
             id: r.id,
             name: r.name,
             mode: r.mode,
@@ -200,24 +200,6 @@ pub struct InboundEventList {
     pub items: Vec<InboundEvent>,
 }
 
-/// Enters the workspace for an integration operation (owners and admins).
-pub(super) async fn enter_integration(
-    state: &AppState,
-    who: &SignedIn,
-    workspace: &str,
-    action: Action,
-    meta: &RequestMeta,
-) -> poem::Result<TenantCtx> {
-    let label = match action {
-        Action::Read => "integration.read",
-        Action::Create => "integration.create",
-        Action::Update => "integration.update",
-        _ => "integration.delete",
-    };
-    let need = needs(Resource::Integration, action);
-    Ok(enter(state, &who.0, workspace, need, label, meta).await?)
-}
-
 pub struct IntegrationsApi;
 
 #[OpenApi(tag = "ApiTags::Integrations")]
@@ -226,14 +208,10 @@ impl IntegrationsApi {
     #[oai(path = "/workspaces/:workspace/integrations/secrets", method = "get")]
     async fn secrets(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationRead>,
     ) -> poem::Result<Json<IntegrationSecretList>> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Read, &meta).await?;
-        let now = state.clock.unix();
-        let items = secrets::list(&ctx)
+        let now = workspace.now();
+        let items = secrets::list(&workspace)
             .await?
             .into_iter()
             .map(|r| IntegrationSecret::from_row(r, now))
@@ -245,17 +223,13 @@ impl IntegrationsApi {
     #[oai(path = "/workspaces/:workspace/integrations/secrets", method = "post")]
     async fn create_secret(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationCreate>,
         body: JsonBody<IntegrationSecretCreate>,
     ) -> poem::Result<Created<IntegrationSecret>> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Create, &meta).await?;
-        let row = secrets::create(&state, &ctx, &body.0.name, &body.0.value, &meta).await?;
+        let row = secrets::create(&workspace, &body.0.name, &body.0.value).await?;
         Ok(Created::Created(Json(IntegrationSecret::from_row(
             row,
-            state.clock.unix(),
+            workspace.now(),
         ))))
     }
 
@@ -267,17 +241,20 @@ impl IntegrationsApi {
     async fn rotate_secret(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationUpdate>,
         secret_id: Path<String>,
         body: JsonBody<IntegrationSecretRotate>,
     ) -> poem::Result<Json<IntegrationSecret>> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Update, &meta).await?;
         let b = body.0;
-        let row =
-            secrets::rotate(&state, &ctx, &secret_id, &b.value, b.overlap_hours, &meta).await?;
-        Ok(Json(IntegrationSecret::from_row(row, state.clock.unix())))
+        let row = secrets::rotate(
+            &workspace,
+            &state.config,
+            &secret_id,
+            &b.value,
+            b.overlap_hours,
+        )
+        .await?;
+        Ok(Json(IntegrationSecret::from_row(row, workspace.now())))
     }
 
     /// Deletes a secret (409 while an inbound integration verifies with it).
@@ -287,14 +264,10 @@ impl IntegrationsApi {
     )]
     async fn delete_secret(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationDelete>,
         secret_id: Path<String>,
     ) -> poem::Result<Done> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Delete, &meta).await?;
-        secrets::delete(&state, &ctx, &secret_id, &meta).await?;
+        secrets::delete(&workspace, &secret_id).await?;
         Ok(Done::Done)
     }
 
@@ -303,15 +276,12 @@ impl IntegrationsApi {
     async fn inbound(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationRead>,
     ) -> poem::Result<Json<InboundIntegrationList>> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Read, &meta).await?;
-        let items = inbound::list(&ctx)
+        let items = inbound::list(&workspace)
             .await?
             .into_iter()
-            .map(|r| InboundIntegration::from_row(&state, &ctx, r))
+            .map(|r| InboundIntegration::from_row(&state.config, &workspace, r))
             .collect();
         Ok(Json(InboundIntegrationList { items }))
     }
@@ -322,12 +292,9 @@ impl IntegrationsApi {
     async fn create_inbound(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationCreate>,
         body: JsonBody<InboundCreate>,
     ) -> poem::Result<Created<InboundIntegrationCreated>> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Create, &meta).await?;
         let b = body.0;
         let req = inbound::NewInbound {
             name: b.name,
@@ -335,9 +302,9 @@ impl IntegrationsApi {
             secret_id: b.secret_id,
             collection_id: b.collection_id,
         };
-        let made = inbound::create(&state, &ctx, req, &meta).await?;
+        let made = inbound::create(&workspace, req).await?;
         Ok(Created::Created(Json(InboundIntegrationCreated {
-            integration: InboundIntegration::from_row(&state, &ctx, made.integration),
+            integration: InboundIntegration::from_row(&state.config, &workspace, made.integration),
             secret: made.secret,
         })))
     }
@@ -349,14 +316,10 @@ impl IntegrationsApi {
     )]
     async fn delete_inbound(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationDelete>,
         integration: Path<String>,
     ) -> poem::Result<Done> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Delete, &meta).await?;
-        inbound::delete(&state, &ctx, &integration, &meta).await?;
+        inbound::delete(&workspace, &integration).await?;
         Ok(Done::Done)
     }
 
@@ -367,14 +330,10 @@ impl IntegrationsApi {
     )]
     async fn inbound_events(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationRead>,
         integration: Path<String>,
     ) -> poem::Result<Json<InboundEventList>> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Read, &meta).await?;
-        let items = inbound::events(&ctx, Some(&integration), 100)
+        let items = inbound::events(&workspace, Some(&integration), 100)
             .await?
             .into_iter()
             .map(InboundEvent::from)

@@ -4,20 +4,19 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
 use super::ApiTags;
 use super::body::JsonBody;
-use crate::access::enter::enter_as as enter;
-use crate::access::permissions::{Action, Resource, needs};
+use crate::access::op;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
-use crate::lifecycle::{self, CANCEL_ACTION, Status, accounts};
-use crate::web::session::{AccountHolder, SignedIn};
+use crate::lifecycle::{self, Status, accounts};
+use crate::web::session::AccountHolder;
+use crate::web::tenant;
 
 /// A workspace's deletion state.
 #[derive(Object)]
@@ -83,13 +82,11 @@ impl LifecycleApi {
     async fn workspace_status(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::WorkspaceRead>,
     ) -> poem::Result<Json<WorkspaceDeletion>> {
-        let need = needs(Resource::Workspace, Action::Read);
-        let ctx = enter(&state, &who.0, &workspace, need, "workspace.read", &meta).await?;
-        Ok(Json(lifecycle::status(&state, &ctx).await?.into()))
+        Ok(Json(
+            lifecycle::status(&workspace, &state.control).await?.into(),
+        ))
     }
 
     /// Schedules the workspace's deletion (owners): it turns read-only (writes
@@ -103,14 +100,10 @@ impl LifecycleApi {
     async fn schedule_workspace(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::WorkspaceDelete>,
         body: JsonBody<WorkspaceDeletionRequest>,
     ) -> poem::Result<Json<WorkspaceDeletion>> {
-        let need = needs(Resource::Workspace, Action::Delete);
-        let ctx = enter(&state, &who.0, &workspace, need, "workspace.delete", &meta).await?;
-        let s = lifecycle::schedule(&state, &ctx, &body.0.confirm_name, &meta).await?;
+        let s = lifecycle::schedule(&state, &workspace, &body.0.confirm_name).await?;
         Ok(Json(s.into()))
     }
 
@@ -123,13 +116,9 @@ impl LifecycleApi {
     async fn cancel_workspace(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::WorkspaceDeletionCancel>,
     ) -> poem::Result<Json<WorkspaceDeletion>> {
-        let need = needs(Resource::Workspace, Action::Delete);
-        let ctx = enter(&state, &who.0, &workspace, need, CANCEL_ACTION, &meta).await?;
-        Ok(Json(lifecycle::cancel(&state, &ctx, &meta).await?.into()))
+        Ok(Json(lifecycle::cancel(&state, &workspace).await?.into()))
     }
 
     /// Whether your account is scheduled for deletion.

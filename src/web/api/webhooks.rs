@@ -11,15 +11,13 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
-use super::integrations::enter_integration;
 use super::{ApiTags, Created, Done};
-use crate::access::permissions::Action;
+use crate::access::op;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::integrations::webhooks;
 use crate::store::webhooks::{DeliveryRow, EndpointRow};
-use crate::web::session::SignedIn;
+use crate::web::tenant;
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,14 +149,10 @@ impl WebhooksApi {
     #[oai(path = "/workspaces/:workspace/webhooks", method = "get")]
     async fn list(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationRead>,
     ) -> poem::Result<Json<WebhookEndpointList>> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Read, &meta).await?;
-        let now = state.clock.unix();
-        let items = webhooks::list(&ctx)
+        let now = workspace.now();
+        let items = webhooks::list(&workspace)
             .await?
             .into_iter()
             .map(|e| WebhookEndpoint::from_row(e, now))
@@ -171,15 +165,12 @@ impl WebhooksApi {
     async fn create(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationCreate>,
         body: JsonBody<WebhookCreate>,
     ) -> poem::Result<Created<WebhookEndpointCreated>> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Create, &meta).await?;
-        let made = webhooks::create(&state, &ctx, &body.0.url, &body.0.events, &meta).await?;
+        let made = webhooks::create(&workspace, &state.config, &body.0.url, &body.0.events).await?;
         Ok(Created::Created(Json(WebhookEndpointCreated {
-            endpoint: WebhookEndpoint::from_row(made.endpoint, state.clock.unix()),
+            endpoint: WebhookEndpoint::from_row(made.endpoint, workspace.now()),
             secret: made.secret,
         })))
     }
@@ -189,24 +180,20 @@ impl WebhooksApi {
     async fn update(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationUpdate>,
         webhook: Path<String>,
         body: JsonBody<WebhookUpdate>,
     ) -> poem::Result<Json<WebhookEndpoint>> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Update, &meta).await?;
         let b = body.0;
         let row = webhooks::update(
-            &state,
-            &ctx,
+            &workspace,
+            &state.config,
             &webhook,
             b.url.as_deref(),
             b.events.as_deref(),
-            &meta,
         )
         .await?;
-        Ok(Json(WebhookEndpoint::from_row(row, state.clock.unix())))
+        Ok(Json(WebhookEndpoint::from_row(row, workspace.now())))
     }
 
     /// A new signing secret, shown this once; the previous one keeps signing
@@ -218,17 +205,15 @@ impl WebhooksApi {
     async fn rotate(
         &self,
         state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationUpdate>,
         webhook: Path<String>,
         body: JsonBody<WebhookRotate>,
     ) -> poem::Result<Json<WebhookEndpointCreated>> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Update, &meta).await?;
         let made =
-            webhooks::rotate_secret(&state, &ctx, &webhook, body.0.overlap_hours, &meta).await?;
+            webhooks::rotate_secret(&workspace, &state.config, &webhook, body.0.overlap_hours)
+                .await?;
         Ok(Json(WebhookEndpointCreated {
-            endpoint: WebhookEndpoint::from_row(made.endpoint, state.clock.unix()),
+            endpoint: WebhookEndpoint::from_row(made.endpoint, workspace.now()),
             secret: made.secret,
         }))
     }
@@ -237,14 +222,10 @@ impl WebhooksApi {
     #[oai(path = "/workspaces/:workspace/webhooks/:webhook", method = "delete")]
     async fn delete(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationDelete>,
         webhook: Path<String>,
     ) -> poem::Result<Done> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Delete, &meta).await?;
-        webhooks::delete(&state, &ctx, &webhook, &meta).await?;
+        webhooks::delete(&workspace, &webhook).await?;
         Ok(Done::Done)
     }
 
@@ -255,14 +236,10 @@ impl WebhooksApi {
     )]
     async fn deliveries(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationRead>,
         webhook: Path<String>,
     ) -> poem::Result<Json<WebhookDeliveryList>> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Read, &meta).await?;
-        let items = webhooks::deliveries(&ctx, &webhook, 100)
+        let items = webhooks::deliveries(&workspace, &webhook, 100)
             .await?
             .into_iter()
             .map(WebhookDelivery::from)
@@ -277,15 +254,11 @@ impl WebhooksApi {
     )]
     async fn redeliver(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-        workspace: Path<String>,
+        workspace: tenant::Path<op::IntegrationUpdate>,
         webhook: Path<String>,
         delivery: Path<String>,
     ) -> poem::Result<Queued> {
-        let ctx = enter_integration(&state, &who, &workspace, Action::Update, &meta).await?;
-        let row = webhooks::redeliver(&state, &ctx, &webhook, &delivery, &meta).await?;
+        let row = webhooks::redeliver(&workspace, &webhook, &delivery).await?;
         Ok(Queued::Queued(Json(row.into())))
     }
 }

@@ -11,7 +11,7 @@ use poem::{IntoResponse, Request, Response};
 
 use super::{html_response, layout};
 use crate::access::Role;
-use crate::access::enter::{TenantCtx, enter_as as enter};
+use crate::access::enter::{TenantCtx, TenantHandle, enter_as as enter};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::{Error, FieldError};
@@ -52,6 +52,20 @@ pub async fn page(
     title: &str,
     body: impl FnOnce(&str) -> Markup,
 ) -> poem::Result<Response> {
+    page_in(req, state, who, None, status, title, body).await
+}
+
+/// A signed-in page; `entered` is the workspace its handler already entered,
+/// which the incident banner then reads through instead of entering again.
+pub async fn page_in(
+    req: &Request,
+    state: &AppState,
+    who: &SignedIn,
+    entered: Option<&TenantHandle>,
+    status: StatusCode,
+    title: &str,
+    body: impl FnOnce(&str) -> Markup,
+) -> poem::Result<Response> {
     let user = who.0.user_id;
     let control = Arc::clone(&state.control);
     let email = state
@@ -63,7 +77,10 @@ pub async fn page(
         .unwrap_or_default();
     let (token, _) = csrf::token_for(req, state);
     // A workspace's pages show its unacknowledged incidents first.
-    let banner = super::notices::banner(req, state, who, &token).await;
+    let banner = match entered {
+        Some(ctx) => super::notices::banner_in(state, ctx, &token).await,
+        None => super::notices::banner(req, state, who, &token).await,
+    };
     let markup = html! { (banner) (body(&token)) };
     Ok(html_response(
         status,

@@ -10,21 +10,19 @@ use std::sync::Arc;
 
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::{Data, Path};
+use poem::web::Data;
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{
-    enter_ui, errors_box, every, form_pairs, one, page as frame, see_other, validation_errors,
-};
-use crate::access::enter::TenantCtx;
-use crate::access::permissions::{Action, Resource, needs};
+use super::forms::{errors_box, every, form_pairs, one, page_in, see_other, validation_errors};
+use crate::access::enter::TenantHandle;
+use crate::access::op;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
+use crate::config::Config;
 use crate::error::{Error, FieldError};
 use crate::integrations::{EVENT_TYPES, inbound, secrets, webhooks};
-use crate::web::session::SignedIn;
+use crate::web::tenant::TenantPage;
 
 /// A secret to show once, with what it belongs to.
 struct Shown {
@@ -36,17 +34,16 @@ fn when(t: Option<i64>) -> String {
     t.map(rfc3339).unwrap_or_else(|| "never".into())
 }
 
-async fn render(
+async fn render<O>(
     req: &Request,
     state: &AppState,
-    who: &SignedIn,
-    ctx: &TenantCtx,
+    ctx: &TenantPage<O>,
     status: StatusCode,
     errors: &[FieldError],
     shown: Option<Shown>,
 ) -> poem::Result<Response> {
     let ws = ctx.db.id();
-    let now = state.clock.unix();
+    let now = ctx.now();
     let stored = secrets::list(ctx).await?;
     let endpoints = webhooks::list(ctx).await?;
     let deliveries = webhooks::recent_deliveries(ctx, 30).await?;
@@ -65,7 +62,7 @@ async fn render(
         .iter()
         .map(|c| (c.row.id.as_str(), c.row.def.name.as_str()))
         .collect();
-    frame(req, state, who, status, "Integrations", |token| html! {
+    page_in(req, state, ctx.who(), Some(ctx), status, "Integrations", |token| html! {
         section.card {
             p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } }
             h1 { "Integrations" }
@@ -126,7 +123,7 @@ async fn render(
                     @for e in &endpoints {
                         tr data-webhook=(e.id) {
                             td { code { (e.url) }
-                                @if webhooks::outside_residency(state, &e.url) {
+                                @if webhooks::outside_residency(&state.config, &e.url) {
                                     p.muted.residency-refused { "Outside this appliance's residency: deliveries are refused (nothing is sent)." }
                                 } }
                             td { (e.events.join(", ")) }
@@ -196,7 +193,7 @@ async fn render(
                     @for i in &inbounds {
                         tr data-inbound=(i.id) {
                             td { (i.name) }
-                            td { code { (inbound::hook_url(state, ws, &i.id)) } }
+                            td { code { (inbound::hook_url(&state.config, ws, &i.id)) } }
                             td { (i.mode) }
                             td { (i.collection_id.as_deref().and_then(|c| coll_name.get(c).copied()).unwrap_or("—")) }
                             td {
@@ -256,56 +253,28 @@ async fn render(
 pub async fn page(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::IntegrationRead>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::Integration, Action::Read);
-    let ctx = enter_ui(&state, &who, &ws, need, "integration.read", &meta).await?;
-    render(req, &state, &who, &ctx, StatusCode::OK, &[], None).await
+    render(req, &state, &ctx, StatusCode::OK, &[], None).await
 }
 
 /// After a change: back to the page, the page with a secret shown once, or
 /// the page again with what went wrong.
-async fn done(
+async fn done<O>(
     req: &Request,
     state: &AppState,
-    who: &SignedIn,
-    ctx: &TenantCtx,
+    ctx: &TenantPage<O>,
     r: Result<Option<Shown>, Error>,
 ) -> poem::Result<Response> {
     match r {
         Ok(None) => Ok(see_other(format!("/w/{}/integrations", ctx.db.id()))),
-        Ok(Some(s)) => render(req, state, who, ctx, StatusCode::OK, &[], Some(s)).await,
+        Ok(Some(s)) => render(req, state, ctx, StatusCode::OK, &[], Some(s)).await,
         Err(e) => {
             let errors = validation_errors(e)?;
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            render(req, state, who, ctx, status, &errors, None).await
+            render(req, state, ctx, status, &errors, None).await
         }
     }
-}
-
-async fn enter_for(
-    state: &AppState,
-    who: &SignedIn,
-    ws: &str,
-    action: Action,
-    meta: &RequestMeta,
-) -> poem::Result<TenantCtx> {
-    let what = match action {
-        Action::Create => "integration.create",
-        Action::Update => "integration.update",
-        _ => "integration.delete",
-    };
-    enter_ui(
-        state,
-        who,
-        ws,
-        needs(Resource::Integration, action),
-        what,
-        meta,
-    )
-    .await
 }
 
 fn overlap(pairs: &[(String, String)]) -> Result<Option<u32>, Error> {
@@ -319,58 +288,54 @@ fn overlap(pairs: &[(String, String)]) -> Result<Option<u32>, Error> {
 }
 
 macro_rules! form_handler {
-    ($name:ident, $action:expr, |$state:ident, $ctx:ident, $pairs:ident, $meta:ident| $body:expr) => {
+    ($name:ident, $op:ty, |$cfg:pat, $ctx:ident, $pairs:ident| $body:expr) => {
         #[handler]
         pub async fn $name(
             req: &Request,
             state: Data<&Arc<AppState>>,
-            meta: Data<&RequestMeta>,
-            who: SignedIn,
-            Path(ws): Path<String>,
+            ctx: TenantPage<$op>,
         ) -> poem::Result<Response> {
-            let ctx = enter_for(&state, &who, &ws, $action, &meta).await?;
             let pairs = form_pairs(req);
             let r: Result<Option<Shown>, Error> = {
-                let ($state, $ctx, $pairs, $meta) = (&**state, &ctx, &pairs, &*meta);
+                let ($cfg, $ctx, $pairs): (&Config, &TenantHandle, _) =
+                    (&state.config, &ctx, &pairs);
                 $body
             };
-            done(req, &state, &who, &ctx, r).await
+            done(req, &state, &ctx, r).await
         }
     };
 }
 
-form_handler!(create_secret, Action::Create, |st, ctx, p, m| {
+form_handler!(create_secret, op::IntegrationCreate, |_, ctx, p| {
     let (name, value) = (
         one(p, "name").unwrap_or_default(),
         one(p, "value").unwrap_or_default(),
     );
-    secrets::create(st, ctx, name, value, m).await.map(|_| None)
+    secrets::create(ctx, name, value).await.map(|_| None)
 });
 
-form_handler!(rotate_secret, Action::Update, |st, ctx, p, m| {
+form_handler!(rotate_secret, op::IntegrationUpdate, |cfg, ctx, p| {
     match overlap(p) {
         Ok(h) => {
             let (id, value) = (
                 one(p, "secret_id").unwrap_or_default(),
                 one(p, "value").unwrap_or_default(),
             );
-            secrets::rotate(st, ctx, id, value, h, m)
-                .await
-                .map(|_| None)
+            secrets::rotate(ctx, cfg, id, value, h).await.map(|_| None)
         }
         Err(e) => Err(e),
     }
 });
 
-form_handler!(delete_secret, Action::Delete, |st, ctx, p, m| {
-    secrets::delete(st, ctx, one(p, "secret_id").unwrap_or_default(), m)
+form_handler!(delete_secret, op::IntegrationDelete, |_, ctx, p| {
+    secrets::delete(ctx, one(p, "secret_id").unwrap_or_default())
         .await
         .map(|_| None)
 });
 
-form_handler!(create_webhook, Action::Create, |st, ctx, p, m| {
+form_handler!(create_webhook, op::IntegrationCreate, |cfg, ctx, p| {
     let events: Vec<String> = every(p, "events").into_iter().map(str::to_owned).collect();
-    webhooks::create(st, ctx, one(p, "url").unwrap_or_default(), &events, m)
+    webhooks::create(ctx, cfg, one(p, "url").unwrap_or_default(), &events)
         .await
         .map(|c| {
             Some(Shown {
@@ -380,9 +345,9 @@ form_handler!(create_webhook, Action::Create, |st, ctx, p, m| {
         })
 });
 
-form_handler!(rotate_webhook, Action::Update, |st, ctx, p, m| {
+form_handler!(rotate_webhook, op::IntegrationUpdate, |cfg, ctx, p| {
     match overlap(p) {
-        Ok(h) => webhooks::rotate_secret(st, ctx, one(p, "webhook_id").unwrap_or_default(), h, m)
+        Ok(h) => webhooks::rotate_secret(ctx, cfg, one(p, "webhook_id").unwrap_or_default(), h)
             .await
             .map(|c| {
                 Some(Shown {
@@ -394,23 +359,21 @@ form_handler!(rotate_webhook, Action::Update, |st, ctx, p, m| {
     }
 });
 
-form_handler!(delete_webhook, Action::Delete, |st, ctx, p, m| {
-    webhooks::delete(st, ctx, one(p, "webhook_id").unwrap_or_default(), m)
+form_handler!(delete_webhook, op::IntegrationDelete, |_, ctx, p| {
+    webhooks::delete(ctx, one(p, "webhook_id").unwrap_or_default())
         .await
         .map(|_| None)
 });
 
-form_handler!(redeliver, Action::Update, |st, ctx, p, m| {
+form_handler!(redeliver, op::IntegrationUpdate, |_, ctx, p| {
     let (hook, delivery) = (
         one(p, "webhook_id").unwrap_or_default(),
         one(p, "delivery_id").unwrap_or_default(),
     );
-    webhooks::redeliver(st, ctx, hook, delivery, m)
-        .await
-        .map(|_| None)
+    webhooks::redeliver(ctx, hook, delivery).await.map(|_| None)
 });
 
-form_handler!(create_inbound, Action::Create, |st, ctx, p, m| {
+form_handler!(create_inbound, op::IntegrationCreate, |_, ctx, p| {
     let opt = |k| one(p, k).filter(|v| !v.is_empty()).map(str::to_owned);
     let req = inbound::NewInbound {
         name: one(p, "name").unwrap_or_default().to_owned(),
@@ -418,7 +381,7 @@ form_handler!(create_inbound, Action::Create, |st, ctx, p, m| {
         secret_id: opt("secret_id"),
         collection_id: opt("collection_id"),
     };
-    inbound::create(st, ctx, req, m).await.map(|c| {
+    inbound::create(ctx, req).await.map(|c| {
         c.secret.map(|secret| Shown {
             what: "inbound secret",
             secret,
@@ -426,8 +389,8 @@ form_handler!(create_inbound, Action::Create, |st, ctx, p, m| {
     })
 });
 
-form_handler!(delete_inbound, Action::Delete, |st, ctx, p, m| {
-    inbound::delete(st, ctx, one(p, "integration_id").unwrap_or_default(), m)
+form_handler!(delete_inbound, op::IntegrationDelete, |_, ctx, p| {
+    inbound::delete(ctx, one(p, "integration_id").unwrap_or_default())
         .await
         .map(|_| None)
 });

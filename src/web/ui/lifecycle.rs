@@ -6,35 +6,34 @@ use std::sync::Arc;
 
 use maud::{Markup, html};
 use poem::http::StatusCode;
-use poem::web::{Data, Path};
+use poem::web::Data;
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{enter_ui, errors_box, form_pairs, one, page, see_other, validation_errors};
+use super::forms::{errors_box, form_pairs, one, page_in, see_other, validation_errors};
 use crate::access::Role;
-use crate::access::enter::TenantCtx;
-use crate::access::permissions::{Action, Resource, needs};
+use crate::access::op;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::error::{Error, FieldError};
-use crate::lifecycle::{self, CANCEL_ACTION, accounts};
+use crate::lifecycle::{self, accounts};
 use crate::web::session::{AccountHolder, SignedIn};
+use crate::web::tenant::TenantPage;
 
-async fn render(
+async fn render<O>(
     req: &Request,
     state: &AppState,
-    who: &SignedIn,
-    ctx: &TenantCtx,
+    ctx: &TenantPage<O>,
     status: StatusCode,
     errors: &[FieldError],
 ) -> poem::Result<Response> {
     let ws = ctx.db.id().to_string();
-    let s = lifecycle::status(state, ctx).await?;
+    let s = lifecycle::status(ctx, &state.control).await?;
     let owner = ctx.role == Role::Owner;
     let days = state.config.file.lifecycle.workspace_grace_days;
     let rotation = crate::workspace::key_rotation::status(&state.control, ctx.db.id())?;
-    page(req, state, who, status, "Workspace settings", |token| {
+    page_in(req, state, ctx.who(), Some(ctx), status, "Workspace settings", |token| {
         html! {
             section.card {
                 p.crumbs {
@@ -95,40 +94,24 @@ async fn render(
 pub async fn settings_page(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::WorkspaceRead>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::Workspace, Action::Read);
-    let ctx = enter_ui(&state, &who, &ws, need, "workspace.read", &meta).await?;
-    render(req, &state, &who, &ctx, StatusCode::OK, &[]).await
+    render(req, &state, &ctx, StatusCode::OK, &[]).await
 }
 
 #[handler]
 pub async fn schedule_deletion(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::WorkspaceDelete>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::Workspace, Action::Delete);
-    let ctx = enter_ui(&state, &who, &ws, need, "workspace.delete", &meta).await?;
     let pairs = form_pairs(req);
     let name = one(&pairs, "confirm_name").unwrap_or_default();
-    match lifecycle::schedule(&state, &ctx, name, &meta).await {
+    match lifecycle::schedule(&state, &ctx, name).await {
         Ok(_) => Ok(see_other(format!("/w/{}/settings", ctx.db.id()))),
         Err(e) => {
             let errors = validation_errors(e)?;
-            render(
-                req,
-                &state,
-                &who,
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &errors,
-            )
-            .await
+            render(req, &state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, &errors).await
         }
     }
 }
@@ -136,13 +119,9 @@ pub async fn schedule_deletion(
 #[handler]
 pub async fn cancel_deletion(
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::WorkspaceDeletionCancel>,
 ) -> poem::Result<Response> {
-    let need = needs(Resource::Workspace, Action::Delete);
-    let ctx = enter_ui(&state, &who, &ws, need, CANCEL_ACTION, &meta).await?;
-    match lifecycle::cancel(&state, &ctx, &meta).await {
+    match lifecycle::cancel(&state, &ctx).await {
         // Nothing scheduled (a second click): the page shows where it stands.
         Ok(_) | Err(Error::Conflict(_)) => Ok(see_other(format!("/w/{}/settings", ctx.db.id()))),
         Err(e) => Err(e.into()),

@@ -10,18 +10,20 @@ use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Request, Response, handler};
 
-use super::forms::{enter_ui, form_pairs, one, see_other};
+use super::forms::{form_pairs, one, see_other};
 use super::{Chrome, csrf_field, html_response, layout};
 use crate::access::Role;
-use crate::access::enter::enter_as as enter;
+use crate::access::enter::TenantHandle;
+use crate::access::op;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::notices;
 use crate::web::session::SignedIn;
+use crate::web::tenant::{self, TenantPage};
 
-/// The banner for a page under `/w/<ws>/`: entered like any workspace page
-/// (a non-member gets nothing), empty when nothing is unacknowledged.
+/// The banner for a page under `/w/<ws>/` whose handler did not enter the
+/// workspace: entered once, for reading incidents (a non-member gets
+/// nothing), empty when nothing is unacknowledged.
 pub async fn banner(req: &Request, state: &AppState, who: &SignedIn, csrf: &str) -> Markup {
     let Some(ws) = req
         .uri()
@@ -31,11 +33,15 @@ pub async fn banner(req: &Request, state: &AppState, who: &SignedIn, csrf: &str)
     else {
         return html! {};
     };
-    let meta = req.data::<RequestMeta>().cloned().unwrap_or_default();
-    let Ok(ctx) = enter(state, &who.0, ws, Role::Viewer, "incident.read", &meta).await else {
-        return html! {};
-    };
-    let open = match notices::unacknowledged(state, &ctx).await {
+    match tenant::open_for::<op::IncidentRead>(req, who, ws).await {
+        Ok(ctx) => banner_in(state, &ctx, csrf).await,
+        Err(_) => html! {},
+    }
+}
+
+/// The banner, read through the workspace the page already entered.
+pub async fn banner_in(state: &AppState, ctx: &TenantHandle, csrf: &str) -> Markup {
+    let open = match notices::unacknowledged(ctx, &state.control).await {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "incident banner unavailable");
@@ -71,22 +77,11 @@ pub async fn banner(req: &Request, state: &AppState, who: &SignedIn, csrf: &str)
 pub async fn acknowledge(
     req: &Request,
     state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: SignedIn,
-    Path(ws): Path<String>,
+    ctx: TenantPage<op::IncidentAcknowledge>,
 ) -> poem::Result<Response> {
-    let ctx = enter_ui(
-        &state,
-        &who,
-        &ws,
-        Role::Admin,
-        "incident.acknowledge",
-        &meta,
-    )
-    .await?;
     let form = form_pairs(req);
     let id = one(&form, "incident_id").unwrap_or_default();
-    notices::acknowledge(&state, &ctx, id, &meta).await?;
+    notices::acknowledge(&ctx, &state.control, id).await?;
     Ok(see_other(format!("/w/{}", ctx.db.id())))
 }
 
