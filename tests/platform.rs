@@ -176,6 +176,18 @@ async fn impersonation_is_recorded_attributed_bannered_and_ends() {
         text.contains("reason") && text.contains("minutes"),
         "{text}"
     );
+    // A reason past its documented 1,000 characters is refused too (the
+    // contract fuzzer found 1,001 accepted).
+    let r = w
+        .staff
+        .post(w.api(&imp))
+        .json(&json!({"reason": "0".repeat(1001), "minutes": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("\"reason\""), "{text}");
     // At the edge: 61 minutes (or none) is refused even with a good reason.
     for minutes in [61, 0] {
         let r = w

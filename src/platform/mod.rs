@@ -18,6 +18,8 @@ use crate::store::{audit, platform};
 
 pub const MAX_IMPERSONATION_MINUTES: u32 = 60;
 const MIN_REASON_CHARS: usize = 10;
+/// The longest reason (the API schema's `maxLength`).
+const MAX_REASON_CHARS: usize = 1000;
 
 /// A workspace as operators see it: no names of people, no content.
 pub struct Health {
@@ -157,12 +159,18 @@ pub async fn impersonate(
     };
     let reason = reason.trim().to_owned();
     let mut errors = Vec::new();
-    if reason.chars().count() < MIN_REASON_CHARS || reason.chars().any(char::is_control) {
+    let chars = reason.chars().count();
+    if chars < MIN_REASON_CHARS || reason.chars().any(char::is_control) {
         errors.push(crate::error::FieldError {
             field: "reason".into(),
             message: format!(
                 "say why, in at least {MIN_REASON_CHARS} characters (a ticket number helps)"
             ),
+        });
+    } else if chars > MAX_REASON_CHARS {
+        errors.push(crate::error::FieldError {
+            field: "reason".into(),
+            message: format!("at most {MAX_REASON_CHARS} characters"),
         });
     }
     if !(1..=MAX_IMPERSONATION_MINUTES).contains(&minutes) {

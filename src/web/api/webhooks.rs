@@ -37,10 +37,13 @@ pub struct WebhookCreate {
 #[serde(deny_unknown_fields)]
 pub struct WebhookUpdate {
     /// A new receiver URL (checked like at creation, residency included).
-    #[oai(validator(max_length = 2048))]
+    #[oai(validator(max_length = 2048, pattern = r"^https://[^\s/?#]+[^\s]*$"))]
     pub url: Option<String>,
     /// New event types (replace the old ones).
-    #[oai(validator(min_items = 1))]
+    #[oai(validator(
+        min_items = 1,
+        pattern = r"^(record\.created|record\.updated|record\.restored|record\.deleted|records\.imported|member\.added|member\.role_changed|member\.removed)$"
+    ))]
     pub events: Option<Vec<String>>,
 }
 
