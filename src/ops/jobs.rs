@@ -27,10 +27,10 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         drill_now,
     );
     // Deletions that are due: at start, then every lifecycle.purge_interval_secs.
-    let purges = crate::lifecycle::spawn(Arc::clone(&state));
-    let integrations = crate::integrations::worker::spawn(Arc::clone(&state));
+    let purges = super::background::purges(Arc::clone(&state));
+    let integrations = crate::integrations::worker::spawn(state.integrations_deps());
     // Subprocessor notices and mail still owed: at start, then hourly.
-    let notices = crate::notices::subprocessors::spawn(Arc::clone(&state));
+    let notices = super::background::notices(Arc::clone(&state));
     let rotations = spawn_key_rotations(Arc::clone(&state));
     let idle_close = spawn_idle_close(Arc::clone(&state));
     let replication = crate::replication::spawn(Arc::clone(&state));
@@ -114,11 +114,9 @@ fn spawn_key_rotations(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                 .map(|p| !p.is_empty())
                 .unwrap_or(false);
             if pending {
-                run_blocking(
-                    &state,
-                    "data key rotation",
-                    crate::workspace::key_rotation::run_pending,
-                )
+                run_blocking(&state, "data key rotation", |st| {
+                    crate::workspace::key_rotation::run_pending(st.backup_deps())
+                })
                 .await;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
