@@ -127,6 +127,17 @@ impl AppState {
         }
     }
 
+    /// What the replicator, a standby and replica restores own.
+    pub fn replication_deps(&self) -> crate::replication::Deps {
+        crate::replication::Deps {
+            config: Arc::clone(&self.config),
+            clock: Arc::clone(&self.clock),
+            control: Arc::clone(&self.control),
+            tenants: Arc::clone(&self.tenants),
+            status: Arc::clone(&self.replication),
+        }
+    }
+
     /// What creating a workspace or adding a member takes (`workspace::Platform`).
     pub fn platform(&self) -> crate::workspace::Platform<'_> {
         crate::workspace::Platform {

@@ -7,6 +7,21 @@ use std::time::Duration;
 
 use crate::app::AppState;
 
+/// A warm standby follows the replica; once promoted, every job starts.
+pub fn standby(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let identity = super::jobs::drill_identity(&state);
+        if let Err(e) =
+            crate::replication::standby::follow(&state.replication_deps(), identity).await
+        {
+            tracing::error!(error = %e, "the standby stopped following the replica");
+            return;
+        }
+        let jobs = super::jobs::spawn(Arc::clone(&state));
+        let _ = jobs.await;
+    })
+}
+
 /// Deletions that are due: at start, then every `purge_interval_secs`.
 pub fn purges(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {

@@ -12,7 +12,7 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     // A warm standby runs no job of its own (its databases are the
     // primary's); it follows the replica and starts them when promoted.
     if state.replication.is_standby() {
-        return crate::replication::standby::spawn(state);
+        return super::background::standby(state);
     }
     let backups = spawn_scheduled(
         Arc::clone(&state),
@@ -33,7 +33,7 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     let notices = super::background::notices(Arc::clone(&state));
     let rotations = spawn_key_rotations(Arc::clone(&state));
     let idle_close = spawn_idle_close(Arc::clone(&state));
-    let replication = crate::replication::spawn(Arc::clone(&state));
+    let replication = crate::replication::spawn(state.replication_deps());
     tokio::spawn(async move {
         let _replication = replication.map(AbortOnDrop);
         let _guards = (
@@ -223,11 +223,13 @@ pub fn drill_now(state: &AppState) -> crate::error::Result<String> {
     };
     // With replication on, the drill also restores a random workspace from
     // the replica at a random instant (docs/replication.md).
-    Ok(match crate::replication::drill::run(state, &identity) {
-        Ok(None) => backup,
-        Ok(Some(replica)) => format!("{backup}; {replica}"),
-        Err(e) => format!("{backup}; replica drill could not run: {e}"),
-    })
+    Ok(
+        match crate::replication::drill::run(&state.replication_deps(), &identity) {
+            Ok(None) => backup,
+            Ok(Some(replica)) => format!("{backup}; {replica}"),
+            Err(e) => format!("{backup}; replica drill could not run: {e}"),
+        },
+    )
 }
 
 pub fn checkpoint_all(state: &AppState) -> crate::error::Result<String> {
