@@ -105,6 +105,39 @@ impl AppState {
         }
     }
 
+    /// What deleting, purging and moving workspaces take.
+    pub fn lifecycle_deps(&self) -> crate::lifecycle::Deps<'_> {
+        crate::lifecycle::Deps {
+            config: &self.config,
+            clock: &self.clock,
+            control: &self.control,
+            tenants: &self.tenants,
+            identity: self.deps(),
+            indexes: &self.indexes,
+        }
+    }
+
+    /// What the integrations worker owns while the server runs.
+    pub fn integrations_deps(&self) -> crate::integrations::worker::Deps {
+        crate::integrations::worker::Deps {
+            config: Arc::clone(&self.config),
+            clock: Arc::clone(&self.clock),
+            control: Arc::clone(&self.control),
+            tenants: Arc::clone(&self.tenants),
+        }
+    }
+
+    /// What the replicator, a standby and replica restores own.
+    pub fn replication_deps(&self) -> crate::replication::Deps {
+        crate::replication::Deps {
+            config: Arc::clone(&self.config),
+            clock: Arc::clone(&self.clock),
+            control: Arc::clone(&self.control),
+            tenants: Arc::clone(&self.tenants),
+            status: Arc::clone(&self.replication),
+        }
+    }
+
     /// What creating a workspace or adding a member takes (`workspace::Platform`).
     pub fn platform(&self) -> crate::workspace::Platform<'_> {
         crate::workspace::Platform {

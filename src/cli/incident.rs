@@ -92,19 +92,19 @@ pub async fn run(g: &Global, cmd: IncidentCommand) -> Result<ExitCode> {
                     .collect::<Result<Vec<_>>>()?;
                 Scope::Listed(ids)
             };
-            notices::declare(&state, scope, &text, &meta)
+            notices::declare(&state.deps(), scope, &text, &meta)
                 .await
                 .map_err(explain)?
         }
         IncidentCommand::Update { id, summary } => {
             let text = read_summary(&summary)?;
-            notices::update(&state, &id, Some(&text), false, &meta)
+            notices::update(&state.deps(), &id, Some(&text), false, &meta)
                 .await
                 .map_err(explain)?
         }
         IncidentCommand::Resolve { id, summary } => {
             let text = summary.as_deref().map(read_summary).transpose()?;
-            notices::update(&state, &id, text.as_deref(), true, &meta)
+            notices::update(&state.deps(), &id, text.as_deref(), true, &meta)
                 .await
                 .map_err(explain)?
         }
@@ -145,7 +145,7 @@ fn report(state: &crate::app::AppState, o: &Outcome) {
 
 async fn list(state: &crate::app::AppState) -> Result<ExitCode> {
     println!("ID\tDECLARED\tSTATUS\tSCOPE\tUPDATES\tMAIL SENT\tMAIL OWED");
-    for (i, updates) in notices::list(state).await? {
+    for (i, updates) in notices::list(&state.deps()).await? {
         let prefix = format!("incident:{}:", i.id);
         let (sent, owed) = state
             .control

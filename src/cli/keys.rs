@@ -227,7 +227,7 @@ async fn rotate_workspace(g: &Global, workspace: &str) -> Result<ExitCode> {
     let started_at = std::time::Instant::now();
     let st = Arc::clone(&state);
     let n = tokio::task::spawn_blocking(move || {
-        key_rotation::run_one(&st, ws, &|done, left| {
+        key_rotation::run_one(st.backup_deps(), ws, &|done, left| {
             eprintln!("re-sealed {done}, {left} to go");
         })
     })

@@ -44,7 +44,7 @@ pub async fn run(state: &Arc<AppState>, cmd: WorkspaceCommand) -> Result<ExitCod
     match cmd {
         WorkspaceCommand::PurgeDue => {
             let p = with_spinner("looking for due deletions", state, |s, progress| {
-                lifecycle::purge_due(s, progress)
+                lifecycle::purge_due(&s.lifecycle_deps(), progress)
             })
             .await?;
             println!("{p}");
@@ -62,7 +62,14 @@ pub async fn run(state: &Arc<AppState>, cmd: WorkspaceCommand) -> Result<ExitCod
                 allow_cross_region,
             };
             let r = with_spinner("moving out", state, move |s, progress| {
-                moving::move_out(s, &workspace, &to_recipient, &ask, &out, progress)
+                moving::move_out(
+                    &s.lifecycle_deps(),
+                    &workspace,
+                    &to_recipient,
+                    &ask,
+                    &out,
+                    progress,
+                )
             })
             .await?;
             let region = match (
@@ -95,7 +102,7 @@ pub async fn run(state: &Arc<AppState>, cmd: WorkspaceCommand) -> Result<ExitCod
             let ident = crate::backup::read_identity(&identity)?;
             let r = with_spinner("moving in", state, move |s, progress| {
                 moving::move_in(
-                    s,
+                    &s.lifecycle_deps(),
                     &bundle,
                     &ident,
                     &source_key,
@@ -112,7 +119,7 @@ pub async fn run(state: &Arc<AppState>, cmd: WorkspaceCommand) -> Result<ExitCod
         WorkspaceCommand::MoveConfirm { workspace } => {
             let ws = workspace.clone();
             let n = with_spinner("shredding the moved workspace", state, move |s, _| {
-                moving::move_confirm(s, &ws)
+                moving::move_confirm(&s.lifecycle_deps(), &ws)
             })
             .await?;
             println!(
@@ -122,7 +129,7 @@ pub async fn run(state: &Arc<AppState>, cmd: WorkspaceCommand) -> Result<ExitCod
         WorkspaceCommand::MoveCancel { workspace } => {
             let ws = workspace.clone();
             with_spinner("cancelling the move", state, move |s, _| {
-                moving::move_cancel(s, &ws)
+                moving::move_cancel(&s.lifecycle_deps(), &ws)
             })
             .await?;
             println!("workspace {workspace} is writable here again");

@@ -148,8 +148,15 @@ pub async fn restore(
         let state = open_state(g, load_config(g)?, false)?;
         let ident = identity(g, &state.config, identity_path)?;
         let replica = replica_of(&state.config)?;
-        let (head, state_ms) =
-            restore::workspace_in_place(&state, &replica, ws, t, &ident, &progress).await?;
+        let (head, state_ms) = restore::workspace_in_place(
+            &state.replication_deps(),
+            &replica,
+            ws,
+            t,
+            &ident,
+            &progress,
+        )
+        .await?;
         bar.finish_and_clear();
         println!(
             "restored workspace {ws} to {at} (its state replicated at {}) from {}; its audit chain continues from seq {head}; other workspaces were not touched",

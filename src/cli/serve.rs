@@ -55,8 +55,8 @@ pub async fn run(g: &Global, listen: Option<String>, standby: bool) -> Result<Ex
         // Not println!: it panics when stdout is full (see telemetry).
         let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     }
-    crate::replication::standby::enter(&state, standby)?;
-    crate::replication::confirm_lease(&state).await;
+    crate::replication::standby::enter(&state.replication_deps(), standby)?;
+    crate::replication::confirm_lease(&state.replication_deps()).await;
     tracing::info!(addr = %addr, url = %url, "listening");
     crate::app::serve(state, listener).await?;
     Ok(ExitCode::SUCCESS)
@@ -99,7 +99,12 @@ async fn run_tls(g: &Global, mut cfg: crate::config::Config, standby: bool) -> R
     let _dir_lock = crate::store::dir_lock::shared(&cfg.data_dir)?;
     let state = open_state(g, cfg, false)?;
     state.exports.clear_spool();
-    let Some(tls) = crate::tls::setup(&state)? else {
+    let Some(tls) = crate::tls::setup(
+        &state.config,
+        &state.control.keys,
+        Arc::clone(&state.tls_status),
+    )?
+    else {
         return Ok(ExitCode::FAILURE);
     };
     if let Some(http) = http {
@@ -131,8 +136,8 @@ async fn run_tls(g: &Global, mut cfg: crate::config::Config, standby: bool) -> R
         tls.challenge_config.clone(),
         Arc::clone(&state.conns),
     )?;
-    crate::replication::standby::enter(&state, standby)?;
-    crate::replication::confirm_lease(&state).await;
+    crate::replication::standby::enter(&state.replication_deps(), standby)?;
+    crate::replication::confirm_lease(&state.replication_deps()).await;
     tracing::info!(addr = %https_addr, url = %url, "listening");
     crate::app::serve_with(state, acceptor).await?;
     Ok(ExitCode::SUCCESS)

@@ -10,7 +10,6 @@ use serde_json::json;
 use super::members::{Change, control_change};
 use crate::access::enter::TenantHandle;
 use crate::access::{Principal, Role, Via};
-use crate::app::AppState;
 use crate::crypto::token::{hash_token, random_token};
 use crate::error::{Error, Result};
 use crate::ids::{TokenId, UserId};
@@ -251,12 +250,11 @@ pub fn revoke_personal(
 /// The account's personal tokens a password reset or disabling the account
 /// revoked, newest first: each with when and why (the account page).
 pub async fn revoked_personal(
-    state: &AppState,
+    control: &Control,
     user: UserId,
 ) -> Result<Vec<(Revoked, i64, tokens::Revocation)>> {
-    let keys = state.control.keys.clone();
-    state
-        .control
+    let keys = control.keys.clone();
+    control
         .db
         .read_async(move |c| {
             tokens::revoked_personal_tokens(c, &keys, user)?

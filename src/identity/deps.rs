@@ -1,6 +1,6 @@
 //! What sign-in, accounts, the platform area and account deletion need from
 //! the running server, as narrow borrowed values: domain code takes a
-//! `&Deps` instead of the whole application state, so `identity/`,
+//! `&Deps` instead of the whole application state, so `identity/`, `notices/`,
 //! `platform/` and `lifecycle::accounts` never import `app` back. `app.rs`
 //! lends one with `AppState::deps()`.
 

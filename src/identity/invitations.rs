@@ -5,10 +5,10 @@
 
 use serde_json::json;
 
+use super::Deps;
 use super::members::{Change, control_change};
 use crate::access::enter::TenantHandle;
 use crate::access::{Principal, Role};
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::token::{hash_token, random_token};
 use crate::error::{Error, Result};
@@ -170,12 +170,11 @@ pub struct Preview {
     pub account_exists: bool,
 }
 
-pub async fn preview(state: &AppState, token: &str) -> Result<Preview> {
-    let keys = state.control.keys.clone();
+pub async fn preview(deps: &Deps<'_>, token: &str) -> Result<Preview> {
+    let keys = deps.control.keys.clone();
     let hash = hash_token(token);
-    let now = state.clock.unix();
-    state
-        .control
+    let now = deps.clock.unix();
+    deps.control
         .db
         .read_async(move |c| {
             let inv =
@@ -207,27 +206,26 @@ pub struct Accepted {
 }
 
 pub async fn accept(
-    state: &AppState,
+    deps: &Deps<'_>,
     token: &str,
     who: Option<&Principal>,
     new_account: Option<NewAccount>,
     meta: &RequestMeta,
 ) -> Result<Accepted> {
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     let ip = format!(
         "accept:{}",
-        super::netkey::key(meta.ip.as_deref(), &state.config.file.limits)
+        super::netkey::key(meta.ip.as_deref(), &deps.config.file.limits)
     );
-    let limit = state.config.file.auth.registrations_per_ip;
-    state
-        .limits
+    let limit = deps.config.file.auth.registrations_per_ip;
+    deps.limits
         .registrations
         .hit(&ip, now, limit, ACCEPT_WINDOW)?;
-    let preview = preview(state, token).await?;
+    let preview = preview(deps, token).await?;
     let inv = preview.invitation;
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let email = inv.email.clone();
-    let existing = state
+    let existing = deps
         .control
         .db
         .read_async(move |c| control::find_user_by_email(c, &keys, &email))
@@ -261,7 +259,7 @@ pub async fn accept(
             if !errors.is_empty() {
                 return Err(Error::Validation(errors));
             }
-            let hash = state.hasher.hash(acct.password).await?;
+            let hash = deps.hasher.hash(acct.password).await?;
             (
                 UserId::generate(),
                 Some((name.unwrap_or_default(), hash)),
@@ -269,11 +267,10 @@ pub async fn accept(
             )
         }
     };
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let m = meta.clone();
     let i = inv.clone();
-    state
-        .control
+    deps.control
         .db
         .write_async(move |tx| {
             if !store::mark_accepted(tx, &i.id, now)? {
@@ -317,8 +314,8 @@ pub async fn accept(
     let iid = inv.id.clone();
     let why = crate::access::SystemTask::RecordInvitation;
     crate::audit::service::record_in_workspace(
-        &state.control,
-        &state.tenants,
+        deps.control,
+        deps.tenants,
         inv.workspace_id,
         why,
         now,

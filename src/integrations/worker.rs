@@ -16,15 +16,16 @@ use tokio::sync::{Semaphore, mpsc};
 use super::fair::EndpointBackoff;
 use super::{outbox, signing, ssrf};
 use crate::access::SystemTask;
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
-use crate::config::IntegrationsConfig;
+use crate::clock::SharedClock;
 use crate::config::residency::Residency;
+use crate::config::{Config, IntegrationsConfig};
 use crate::error::{Error, Result};
 use crate::ids::WorkspaceId;
+use crate::store::control::Control;
 use crate::store::integrations::{self as istore, EventRow};
 use crate::store::records as rstore;
-use crate::store::tenant::{FileStamp, TenantDb, TenantTx};
+use crate::store::tenant::{FileStamp, TenantDb, TenantPool, TenantTx};
 use crate::store::webhooks::{self as wstore, Attempt, DeliveryRow};
 
 const FULL_SCAN_EVERY: Duration = Duration::from_secs(30);
@@ -41,18 +42,28 @@ pub fn backoff_ms(cfg: &IntegrationsConfig, attempt: u32) -> u64 {
     half + rand::thread_rng().gen_range(0..=capped - half)
 }
 
+/// What the worker needs from the appliance, owned: it runs for as long as
+/// the server does (`AppState::integrations_deps`).
+#[derive(Clone)]
+pub struct Deps {
+    pub config: Arc<Config>,
+    pub clock: SharedClock,
+    pub control: Arc<Control>,
+    pub tenants: Arc<TenantPool>,
+}
+
 /// What every workspace task shares.
 struct Shared {
-    state: Arc<AppState>,
+    deps: Deps,
     client: reqwest::Client,
     policy: ssrf::Policy,
     residency: Residency,
     backoff: EndpointBackoff,
 }
 
-pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(deps: Deps) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let cfg = state.config.file.integrations.clone();
+        let cfg = deps.config.file.integrations.clone();
         let policy = ssrf::Policy::from_config(&cfg);
         let client = match ssrf::client(policy.clone(), Duration::from_secs(cfg.timeout_secs)) {
             Ok(c) => c,
@@ -62,10 +73,10 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
             }
         };
         let shared = Arc::new(Shared {
-            state: Arc::clone(&state),
+            deps: deps.clone(),
             client,
             policy,
-            residency: Residency::from_file(&state.config.file),
+            residency: Residency::from_file(&deps.config.file),
             backoff: EndpointBackoff::default(),
         });
         let slots = Arc::new(Semaphore::new(cfg.workspaces_in_parallel.max(1)));
@@ -87,9 +98,9 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
             targets.extend(pending.iter().copied());
             if last_scan.is_none_or(|t| t.elapsed() >= FULL_SCAN_EVERY) {
                 last_scan = Some(Instant::now());
-                match active_workspaces(&state).await {
+                match active_workspaces(&deps).await {
                     Ok(all) => targets.extend(all.into_iter().filter(|ws| {
-                        let stamp = state.tenants.file_stamp(*ws);
+                        let stamp = deps.tenants.file_stamp(*ws);
                         stamp.is_none() || idle.get(ws) != stamp.as_ref()
                     })),
                     Err(e) => tracing::warn!(error = %e, "integrations worker: listing workspaces"),
@@ -110,13 +121,13 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                 tokio::spawn(async move {
                     // Taken before the pass: a commit during it changes the
                     // next stamp, so the scan looks again.
-                    let stamp = sh.state.tenants.file_stamp(ws);
-                    let was_open = sh.state.tenants.is_open(ws);
+                    let stamp = sh.deps.tenants.file_stamp(ws);
+                    let was_open = sh.deps.tenants.is_open(ws);
                     let result = run_workspace(&sh, ws).await;
                     // A workspace the scan opened closes again, unless a
                     // request holds it (the pool's LRU is for requests).
                     if !was_open {
-                        let pool = Arc::clone(&sh.state.tenants);
+                        let pool = Arc::clone(&sh.deps.tenants);
                         let _ = tokio::task::spawn_blocking(move || pool.close_if_idle(ws)).await;
                     }
                     drop(permit);
@@ -166,9 +177,9 @@ fn finished(
     }
 }
 
-async fn active_workspaces(state: &AppState) -> Result<Vec<WorkspaceId>> {
-    let keys = state.control.keys.clone();
-    let all = state
+async fn active_workspaces(deps: &Deps) -> Result<Vec<WorkspaceId>> {
+    let keys = deps.control.keys.clone();
+    let all = deps
         .control
         .db
         .read_async(move |c| crate::store::control::list_workspaces(c, &keys))
@@ -183,20 +194,20 @@ async fn active_workspaces(state: &AppState) -> Result<Vec<WorkspaceId>> {
 /// One pass over a workspace, within its time budget and concurrency; true
 /// when it still has pending work.
 async fn run_workspace(sh: &Arc<Shared>, ws: WorkspaceId) -> Result<bool> {
-    let state = &sh.state;
-    let cfg = &state.config.file.integrations;
+    let deps = &sh.deps;
+    let cfg = &deps.config.file.integrations;
     let deadline = Instant::now() + Duration::from_secs(cfg.workspace_budget_secs);
-    let db = state
+    let db = deps
         .tenants
-        .open_async(&state.control, SystemTask::IntegrationsWorker.grant(ws))
+        .open_async(&deps.control, SystemTask::IntegrationsWorker.grant(ws))
         .await?;
     let events = db.read(|c, s| istore::received_events(c, s, BATCH)).await?;
     for ev in events {
-        let now = state.clock.unix();
-        let now_ms = crate::records::now_ms(&state.clock);
+        let now = deps.clock.unix();
+        let now_ms = crate::records::now_ms(&deps.clock);
         db.write(move |t| process_event(t, ev, now, now_ms)).await?;
     }
-    let now_ms = crate::records::now_ms(&state.clock);
+    let now_ms = crate::records::now_ms(&deps.clock);
     let due = db
         .read(move |c, s| wstore::due_deliveries(c, s, now_ms, BATCH))
         .await?;
@@ -206,7 +217,7 @@ async fn run_workspace(sh: &Arc<Shared>, ws: WorkspaceId) -> Result<bool> {
             break;
         }
         if let Some(wait) = sh.backoff.remaining(&row.endpoint_id) {
-            postpone(state, &db, &row.endpoint_id, wait).await?;
+            postpone(deps, &db, &row.endpoint_id, wait).await?;
             continue;
         }
         // At most `workspace_concurrency` attempts in flight; each outcome is
@@ -216,7 +227,7 @@ async fn run_workspace(sh: &Arc<Shared>, ws: WorkspaceId) -> Result<bool> {
                 settle(sh, &db, row, out).await?;
             }
         }
-        let (eid, now) = (row.endpoint_id.clone(), state.clock.unix());
+        let (eid, now) = (row.endpoint_id.clone(), deps.clock.unix());
         let target = db
             .read(move |c, s| {
                 let url = wstore::get_endpoint(c, s, &eid)?.map(|e| e.url);
@@ -228,7 +239,7 @@ async fn run_workspace(sh: &Arc<Shared>, ws: WorkspaceId) -> Result<bool> {
         };
         let sh2 = Arc::clone(sh);
         set.spawn(async move {
-            let ts = sh2.state.clock.unix();
+            let ts = sh2.deps.clock.unix();
             let out = send(&sh2, &url, &secrets, &row, &payload, ts).await;
             (row, out)
         });
@@ -244,18 +255,18 @@ async fn run_workspace(sh: &Arc<Shared>, ws: WorkspaceId) -> Result<bool> {
 async fn settle(sh: &Shared, db: &TenantDb, row: DeliveryRow, out: Outcome) -> Result<()> {
     let slow = matches!(out.error, Some("timed out") | Some("could not connect"));
     let endpoint = row.endpoint_id.clone();
-    record(&sh.state, db, row, out).await?;
-    let cfg = &sh.state.config.file.integrations;
+    record(&sh.deps, db, row, out).await?;
+    let cfg = &sh.deps.config.file.integrations;
     if let Some(wait) = sh.backoff.note(cfg, &endpoint, slow) {
         tracing::info!(endpoint = %endpoint, secs = wait.as_secs(), "webhook endpoint backed off");
-        postpone(&sh.state, db, &endpoint, wait).await?;
+        postpone(&sh.deps, db, &endpoint, wait).await?;
     }
     Ok(())
 }
 
 /// Moves a backed-off endpoint's pending deliveries to the end of its wait.
-async fn postpone(state: &AppState, db: &TenantDb, endpoint: &str, wait: Duration) -> Result<()> {
-    let until = crate::records::now_ms(&state.clock)
+async fn postpone(deps: &Deps, db: &TenantDb, endpoint: &str, wait: Duration) -> Result<()> {
+    let until = crate::records::now_ms(&deps.clock)
         .saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
     let endpoint = endpoint.to_owned();
     db.write(move |t| wstore::postpone_endpoint(t.tx, &endpoint, until).map(|_| ()))
@@ -368,16 +379,16 @@ async fn send(
     }
 }
 
-async fn record(state: &AppState, db: &TenantDb, row: DeliveryRow, out: Outcome) -> Result<()> {
-    let cfg = &state.config.file.integrations;
+async fn record(deps: &Deps, db: &TenantDb, row: DeliveryRow, out: Outcome) -> Result<()> {
+    let cfg = &deps.config.file.integrations;
     let attempt = row.attempts + 1;
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     let next = if out.ok() || out.refused || attempt >= i64::from(cfg.max_attempts) {
         None
     } else {
         let wait = backoff_ms(cfg, u32::try_from(attempt).unwrap_or(u32::MAX));
         Some(
-            crate::records::now_ms(&state.clock)
+            crate::records::now_ms(&deps.clock)
                 .saturating_add(i64::try_from(wait).unwrap_or(i64::MAX)),
         )
     };

@@ -22,14 +22,43 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::access::enter::TenantHandle;
-use crate::app::AppState;
 use crate::audit::service::record_in_workspace;
 use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::clock::SharedClock;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ids::WorkspaceId;
+use crate::search::IndexRegistry;
 use crate::store::control::Control;
 use crate::store::lifecycle::{self, Kind};
+use crate::store::tenant::TenantPool;
 use crate::store::{audit, control};
+
+/// What deleting, purging and moving workspaces need from the appliance:
+/// narrow values, borrowed for one call (`AppState::lifecycle_deps`).
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub config: &'a Config,
+    pub clock: &'a SharedClock,
+    pub control: &'a Arc<Control>,
+    pub tenants: &'a Arc<TenantPool>,
+    /// A shredded workspace's search indexes go with it.
+    pub indexes: &'a IndexRegistry,
+    /// Account deletion and the owners' mail.
+    pub identity: crate::identity::Deps<'a>,
+}
+
+impl<'a> Deps<'a> {
+    /// The key escrow at the backup targets is rewritten after a shred.
+    pub fn backup(&self) -> crate::backup::Deps<'a> {
+        crate::backup::Deps {
+            config: self.config,
+            control: self.control,
+            tenants: self.tenants,
+            clock: self.clock,
+        }
+    }
+}
 
 /// The audit label of cancelling a deletion: the one change a read-only
 /// workspace still accepts.
@@ -73,11 +102,11 @@ pub async fn status(ctx: &TenantHandle, control: &Control) -> Result<Status> {
 
 /// Schedules the deletion (owners). `confirm_name` must be the workspace's
 /// name, as typed by a person who means it.
-pub async fn schedule(state: &AppState, ctx: &TenantHandle, confirm_name: &str) -> Result<Status> {
+pub async fn schedule(deps: &Deps<'_>, ctx: &TenantHandle, confirm_name: &str) -> Result<Status> {
     let meta = &ctx.meta;
     let ws = ctx.db.id();
-    let keys = state.control.keys.clone();
-    let row = state
+    let keys = deps.control.keys.clone();
+    let row = deps
         .control
         .db
         .read_async(move |c| control::get_workspace(c, &keys, ws))
@@ -90,17 +119,16 @@ pub async fn schedule(state: &AppState, ctx: &TenantHandle, confirm_name: &str) 
         ));
     }
     let now = ctx.now();
-    let days = i64::from(state.config.file.lifecycle.workspace_grace_days);
+    let days = i64::from(deps.config.file.lifecycle.workspace_grace_days);
     let due = now + days * DAY;
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let actor = ctx.actor.clone();
     let a = actor.clone();
     let m = meta.clone();
     let user = ctx.user;
     let detail = json!({ "due_at": due, "grace_days": days });
     let d = detail.clone();
-    state
-        .control
+    deps.control
         .db
         .write_async(move |tx| {
             lifecycle::begin(tx, ws, Kind::Deleting, Some(user), now, Some(due))?;
@@ -116,8 +144,8 @@ pub async fn schedule(state: &AppState, ctx: &TenantHandle, confirm_name: &str) 
         })
         .await?;
     record_in_workspace(
-        &state.control,
-        &state.tenants,
+        deps.control,
+        deps.tenants,
         ws,
         crate::access::SystemTask::RecordDeletion,
         now,
@@ -129,7 +157,13 @@ pub async fn schedule(state: &AppState, ctx: &TenantHandle, confirm_name: &str) 
         },
     )
     .await?;
-    notify::owners(state, ws, &row.name, notify::Event::Scheduled { due }).await;
+    notify::owners(
+        &deps.identity,
+        ws,
+        &row.name,
+        notify::Event::Scheduled { due },
+    )
+    .await;
     Ok(Status {
         state: "deleting",
         requested_at: Some(now),
@@ -138,15 +172,15 @@ pub async fn schedule(state: &AppState, ctx: &TenantHandle, confirm_name: &str) 
 }
 
 /// Cancels a scheduled deletion (owners); the workspace is writable again.
-pub async fn cancel(state: &AppState, ctx: &TenantHandle) -> Result<Status> {
+pub async fn cancel(deps: &Deps<'_>, ctx: &TenantHandle) -> Result<Status> {
     let ws = ctx.db.id();
     let meta = &ctx.meta;
     let now = ctx.now();
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let actor = ctx.actor.clone();
     let a = actor.clone();
     let m = meta.clone();
-    let name = state
+    let name = deps
         .control
         .db
         .write_async(move |tx| {
@@ -167,8 +201,8 @@ pub async fn cancel(state: &AppState, ctx: &TenantHandle) -> Result<Status> {
         })
         .await?;
     record_in_workspace(
-        &state.control,
-        &state.tenants,
+        deps.control,
+        deps.tenants,
         ws,
         crate::access::SystemTask::RecordDeletion,
         now,
@@ -176,7 +210,7 @@ pub async fn cancel(state: &AppState, ctx: &TenantHandle) -> Result<Status> {
         move |m| NewEntry::new(actor, "workspace.deletion_cancelled", m).target("workspace", ws),
     )
     .await?;
-    notify::owners(state, ws, &name, notify::Event::Cancelled).await;
+    notify::owners(&deps.identity, ws, &name, notify::Event::Cancelled).await;
     Ok(Status::of(None))
 }
 
@@ -186,15 +220,15 @@ pub async fn cancel(state: &AppState, ctx: &TenantHandle) -> Result<Status> {
 /// target. `reason` is `deleted` or `moved`. Returns how many escrows were
 /// rewritten.
 pub fn shred(
-    state: &AppState,
+    deps: &Deps<'_>,
     ws: WorkspaceId,
     reason: &'static str,
     actor: Actor,
     meta: &RequestMeta,
 ) -> Result<usize> {
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
-    state.control.db.write(|tx| {
+    let now = deps.clock.unix();
+    let keys = deps.control.keys.clone();
+    deps.control.db.write(|tx| {
         lifecycle::shred_rows(tx, ws, reason, now)?;
         audit::append(
             tx,
@@ -206,26 +240,26 @@ pub fn shred(
         )?;
         Ok(())
     })?;
-    forget(state, ws);
-    let dir = state.tenants.tenants_dir().join(ws.to_string());
+    forget(deps, ws);
+    let dir = deps.tenants.tenants_dir().join(ws.to_string());
     if let Err(e) = std::fs::remove_dir_all(&dir)
         && e.kind() != std::io::ErrorKind::NotFound
     {
         // The key is gone already, so what is left is unreadable; say so.
         tracing::error!(workspace = %ws, error = %e, "could not remove the shredded workspace's files");
     }
-    crate::backup::escrow::rewrite_after_shred(state.backup_deps())
+    crate::backup::escrow::rewrite_after_shred(deps.backup())
 }
 
 /// Lets go of everything in memory about a workspace: its pooled database
 /// handle (with its keys) and its search indexes, whose sealed files are
 /// deleted too (the workspace's directory goes next, with its key).
-fn forget(state: &AppState, ws: WorkspaceId) {
-    state.tenants.forget(ws);
-    let dir = state.tenants.tenants_dir().join(ws.to_string());
+fn forget(deps: &Deps<'_>, ws: WorkspaceId) {
+    deps.tenants.forget(ws);
+    let dir = deps.tenants.tenants_dir().join(ws.to_string());
     for purpose in ["audit", "records"] {
         let disk = crate::search::index_dir(&dir, purpose);
-        state.indexes.discard(&format!("{purpose}:{ws}"), &disk);
+        deps.indexes.discard(&format!("{purpose}:{ws}"), &disk);
     }
 }
 
@@ -252,20 +286,17 @@ impl std::fmt::Display for Purged {
 /// Carries out every deletion that is due (blocking): the server runs it at
 /// start and every `lifecycle.purge_interval_secs`; `aura workspace
 /// purge-due` runs it by hand. `progress` hears about each workspace.
-pub fn purge_due(state: &AppState, progress: &dyn Fn(&str)) -> Result<Purged> {
-    let now = state.clock.unix();
+pub fn purge_due(deps: &Deps<'_>, progress: &dyn Fn(&str)) -> Result<Purged> {
+    let now = deps.clock.unix();
     let meta = RequestMeta::default();
     let mut out = Purged::default();
-    let due = state
-        .control
-        .db
-        .read(|c| lifecycle::due_deletions(c, now))?;
+    let due = deps.control.db.read(|c| lifecycle::due_deletions(c, now))?;
     // One failure (an escrow that cannot be rewritten) does not hold up the
     // rest; the first one is reported once everything else is done.
     let mut failed: Option<Error> = None;
     for ws in due {
         progress(&format!("shredding workspace {ws}"));
-        match shred(state, ws, "deleted", Actor::System, &meta) {
+        match shred(deps, ws, "deleted", Actor::System, &meta) {
             Ok(n) => out.escrows += n,
             Err(e) => {
                 tracing::error!(workspace = %ws, error = %e, "shredding did not finish");
@@ -273,43 +304,25 @@ pub fn purge_due(state: &AppState, progress: &dyn Fn(&str)) -> Result<Purged> {
             }
         }
         // The key is gone once `shred_rows` committed, whatever followed.
-        if state.control.db.read(|c| lifecycle::get(c, ws))?.is_none() {
+        if deps.control.db.read(|c| lifecycle::get(c, ws))?.is_none() {
             out.workspaces += 1;
         }
     }
-    let (deleted, blocked) = accounts::purge_due(&state.deps(), now, progress)?;
+    let (deleted, blocked) = accounts::purge_due(&deps.identity, now, progress)?;
     out.accounts = deleted;
     out.blocked = blocked;
     // A rewrite that failed before (or a CLI shred beside this server).
-    if failed.is_none() && state.control.db.read(lifecycle::escrow_stale)? {
-        out.escrows += crate::backup::escrow::rewrite_after_shred(state.backup_deps())?;
+    if failed.is_none() && deps.control.db.read(lifecycle::escrow_stale)? {
+        out.escrows += crate::backup::escrow::rewrite_after_shred(deps.backup())?;
     }
-    let live = state.control.db.read(control::workspace_ids)?;
-    for id in state.tenants.open_ids() {
+    let live = deps.control.db.read(control::workspace_ids)?;
+    for id in deps.tenants.open_ids() {
         if !live.contains(&id) {
-            forget(state, id);
+            forget(deps, id);
         }
     }
     match failed {
         Some(e) => Err(e),
         None => Ok(out),
     }
-}
-
-/// The server's purge loop: at start, then every `purge_interval_secs`.
-pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let secs = state.config.file.lifecycle.purge_interval_secs.max(1);
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(secs));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let st = Arc::clone(&state);
-            match tokio::task::spawn_blocking(move || purge_due(&st, &|_| {})).await {
-                Ok(Ok(p)) => tracing::info!(job = "purge", summary = %p, "job done"),
-                Ok(Err(e)) => tracing::warn!(job = "purge", error = %e, "job failed"),
-                Err(e) => tracing::warn!(job = "purge", error = %e, "job panicked"),
-            }
-        }
-    })
 }

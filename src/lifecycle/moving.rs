@@ -18,7 +18,6 @@ use super::bundle::{self, Checkpoint, Key, Manifest, Member};
 use super::move_region;
 pub use super::move_region::Ask;
 use crate::access::{Role, SystemTask};
-use crate::app::AppState;
 use crate::audit::chains::{self, checkpoint_workspace};
 use crate::audit::signing::{ChainLink, CheckpointBody};
 use crate::audit::verify::{Entries, Inputs, SignedCheckpoint, check};
@@ -52,7 +51,7 @@ fn parse_ws(s: &str) -> Result<WorkspaceId> {
 /// Writes the bundle (blocking). Running it again for a workspace already
 /// moving writes a fresh bundle.
 pub fn move_out(
-    state: &AppState,
+    deps: &super::Deps<'_>,
     workspace: &str,
     recipient: &str,
     ask: &Ask,
@@ -65,25 +64,25 @@ pub fn move_out(
             "--to-recipient: not an age recipient (age1...); on the target, run `age-keygen -y` on its identity file".into(),
         )
     })?;
-    let keys = state.control.keys.clone();
-    let row = state
+    let keys = deps.control.keys.clone();
+    let row = deps
         .control
         .db
         .read(|c| control::get_workspace(c, &keys, ws))?
         .ok_or_else(|| Error::Usage(format!("no workspace {ws}; see `aura workspace list`")))?;
     // Residency first: a refused move changes nothing.
     let dest = move_region::move_out(
-        &state.config.file.residency,
+        &deps.config.file.residency,
         &row.region,
         ask.target_region.as_deref(),
         ask.allow_cross_region.as_deref(),
     )?;
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     let meta = RequestMeta::cli();
     let mut detail = dest.detail();
     detail["to_recipient"] = json!(recipient.trim());
     progress("making the workspace read-only");
-    state.control.db.write(|tx| {
+    deps.control.db.write(|tx| {
         match lifecycle::get(tx, ws)? {
             Some(l) if l.kind == Kind::Deleting => {
                 return Err(Error::Usage(
@@ -104,9 +103,9 @@ pub fn move_out(
         )?;
         Ok(())
     })?;
-    let tenant = state
+    let tenant = deps
         .tenants
-        .open(&state.control, &SystemTask::MoveOut.grant(ws))?;
+        .open(deps.control, &SystemTask::MoveOut.grant(ws))?;
     tenant.write_blocking(|t| {
         t.audit(
             now,
@@ -116,8 +115,8 @@ pub fn move_out(
         )
     })?;
     // The head the target will check, signed here.
-    checkpoint_workspace(&state.control, &tenant, "manual", now)?;
-    let scratch = state.config.data_dir.join(format!(".move-out-{ws}"));
+    checkpoint_workspace(deps.control, &tenant, "manual", now)?;
+    let scratch = deps.config.data_dir.join(format!(".move-out-{ws}"));
     let _ = std::fs::remove_dir_all(&scratch);
     crate::store::create_private_dir(&scratch)?;
     let result = (|| {
@@ -125,12 +124,12 @@ pub fn move_out(
         let data = scratch.join("data.db");
         tenant.read_blocking(|c, _| crate::store::vacuum_into_private(c, &data))?;
         let entries = tenant.read_blocking(|c, _| sql::entry_count(c))?;
-        let manifest = state.control.db.read(|c| {
+        let manifest = deps.control.db.read(|c| {
             let wrapped = control::workspace_keys(c, ws)?;
             let keys_out = wrapped
                 .iter()
                 .map(|(kid, w)| {
-                    let k = state.control.master.unwrap_key(&ws.to_string(), *kid, w)?;
+                    let k = deps.control.master.unwrap_key(&ws.to_string(), *kid, w)?;
                     Ok(Key {
                         key_id: *kid,
                         key_hex: hex::encode(k.bytes.expose()),
@@ -165,7 +164,7 @@ pub fn move_out(
                 format: bundle::FORMAT,
                 aura_version: env!("CARGO_PKG_VERSION").into(),
                 created_at: now,
-                source_region: state.config.file.region.clone(),
+                source_region: deps.config.file.region.clone(),
                 workspace: bundle::Workspace {
                     id: ws.to_string(),
                     name: row.name.clone(),
@@ -174,7 +173,7 @@ pub fn move_out(
                 },
                 keys: keys_out,
                 members,
-                audit_public_key: hex::encode(state.control.signer.public_key()),
+                audit_public_key: hex::encode(deps.control.signer.public_key()),
                 checkpoints,
                 data_sha256: crate::backup::target::sha256_file(&data)?,
                 target_region: dest.target_region.clone(),
@@ -187,7 +186,7 @@ pub fn move_out(
             path: out.to_owned(),
             size,
             entries,
-            source_key: hex::encode(state.control.signer.public_key()),
+            source_key: hex::encode(deps.control.signer.public_key()),
             destination: dest.clone(),
         })
     })();
@@ -219,14 +218,14 @@ pub fn parse_source_key(hex_key: &str) -> Result<[u8; 32]> {
 /// passed. The bundle's checkpoints must verify against `source_key`, the
 /// key the operator names; the key inside the bundle is not trusted.
 pub fn move_in(
-    state: &AppState,
+    deps: &super::Deps<'_>,
     bundle_path: &Path,
     identity: &age::x25519::Identity,
     source_key: &[u8; 32],
     allow_cross_region: Option<&str>,
     progress: &dyn Fn(&str),
 ) -> Result<MovedIn> {
-    let scratch = state
+    let scratch = deps
         .config
         .data_dir
         .join(format!(".move-in-{}", uuid::Uuid::new_v4()));
@@ -234,7 +233,7 @@ pub fn move_in(
     let result = (|| {
         let manifest = bundle::unpack(bundle_path, identity, &scratch)?;
         import(
-            state,
+            deps,
             &manifest,
             &scratch.join("data.db"),
             source_key,
@@ -251,14 +250,14 @@ fn bad(m: impl std::fmt::Display) -> Error {
 }
 
 fn import(
-    state: &AppState,
+    deps: &super::Deps<'_>,
     m: &Manifest,
     data: &Path,
     source_key: &[u8; 32],
     allow_cross_region: Option<&str>,
     progress: &dyn Fn(&str),
 ) -> Result<MovedIn> {
-    let f = &state.config.file;
+    let f = &deps.config.file;
     let arrival = move_region::move_in(
         &f.residency,
         &f.region,
@@ -272,8 +271,8 @@ fn import(
         .id
         .parse()
         .map_err(|_| bad("bad workspace id"))?;
-    let keys = state.control.keys.clone();
-    if state
+    let keys = deps.control.keys.clone();
+    if deps
         .control
         .db
         .read(|c| control::get_workspace(c, &keys, ws))?
@@ -356,7 +355,7 @@ fn import(
         sealer: Some(&sealer),
         freshness: Some((
             m.created_at,
-            chains::max_unsigned_age(state.config.file.audit.checkpoint_interval_secs),
+            chains::max_unsigned_age(deps.config.file.audit.checkpoint_interval_secs),
         )),
         anchors: &[],
     })?;
@@ -388,11 +387,11 @@ fn import(
     }
     let wrapped = data_keys
         .iter()
-        .map(|k| Ok((k.key_id, state.control.master.wrap_key(&ws.to_string(), k)?)))
+        .map(|k| Ok((k.key_id, deps.control.master.wrap_key(&ws.to_string(), k)?)))
         .collect::<Result<Vec<_>>>()?;
 
     progress("import");
-    let dir = state.tenants.tenants_dir().join(ws.to_string());
+    let dir = deps.tenants.tenants_dir().join(ws.to_string());
     crate::store::create_private_dir(&dir)?;
     for f in ["data.db", "data.db-wal", "data.db-shm"] {
         let _ = std::fs::remove_file(dir.join(f));
@@ -400,7 +399,7 @@ fn import(
     std::fs::File::open(data)?.sync_all()?;
     std::fs::rename(data, dir.join("data.db"))?;
     crate::dirsync::sync_parent(&dir.join("data.db"))?;
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     let meta = RequestMeta::cli();
     let source = json!({
         "source_region": m.source_region,
@@ -412,7 +411,7 @@ fn import(
         "cross_region_reason": m.cross_region_reason,
         "allow_cross_region": arrival.allowed_here,
     });
-    let written = state.control.db.write(|tx| {
+    let written = deps.control.db.write(|tx| {
         let (first, rest) = wrapped.split_first().ok_or_else(|| bad("no data key"))?;
         control::insert_workspace(
             tx,
@@ -483,16 +482,16 @@ fn import(
     progress("re-anchor the audit chain");
     if first_seq > 1 {
         chains::sign_anchor(
-            &state.control,
+            deps.control,
             &ws.to_string(),
             first_seq - 1,
             first_prev,
             now,
         )?;
     }
-    let tenant = state
+    let tenant = deps
         .tenants
-        .open(&state.control, &SystemTask::MoveIn.grant(ws))?;
+        .open(deps.control, &SystemTask::MoveIn.grant(ws))?;
     tenant.write_blocking(|t| {
         t.audit(
             now,
@@ -501,7 +500,7 @@ fn import(
                 .after(source.clone()),
         )
     })?;
-    checkpoint_workspace(&state.control, &tenant, "manual", now)?;
+    checkpoint_workspace(deps.control, &tenant, "manual", now)?;
     Ok(MovedIn {
         workspace: ws,
         entries: entries + 1,
@@ -511,24 +510,24 @@ fn import(
 }
 
 /// The operator confirms the target has the workspace: the source shreds it.
-pub fn move_confirm(state: &AppState, workspace: &str) -> Result<usize> {
+pub fn move_confirm(deps: &super::Deps<'_>, workspace: &str) -> Result<usize> {
     let ws = parse_ws(workspace)?;
-    let l = state.control.db.read(|c| lifecycle::get(c, ws))?;
+    let l = deps.control.db.read(|c| lifecycle::get(c, ws))?;
     if !l.is_some_and(|l| l.kind == Kind::Moving) {
         return Err(Error::Usage(format!(
             "workspace {ws} is not being moved; run `aura workspace move-out` first"
         )));
     }
-    super::shred(state, ws, "moved", Actor::Operator, &RequestMeta::cli())
+    super::shred(deps, ws, "moved", Actor::Operator, &RequestMeta::cli())
 }
 
 /// The move is off: the workspace is writable again here.
-pub fn move_cancel(state: &AppState, workspace: &str) -> Result<()> {
+pub fn move_cancel(deps: &super::Deps<'_>, workspace: &str) -> Result<()> {
     let ws = parse_ws(workspace)?;
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     let meta = RequestMeta::cli();
-    let keys = state.control.keys.clone();
-    state.control.db.write(|tx| {
+    let keys = deps.control.keys.clone();
+    deps.control.db.write(|tx| {
         if !lifecycle::cancel(tx, ws, Kind::Moving, now)? {
             return Err(Error::Usage(format!("workspace {ws} is not being moved")));
         }
@@ -541,9 +540,9 @@ pub fn move_cancel(state: &AppState, workspace: &str) -> Result<()> {
         )?;
         Ok(())
     })?;
-    let tenant = state
+    let tenant = deps
         .tenants
-        .open(&state.control, &SystemTask::MoveCancel.grant(ws))?;
+        .open(deps.control, &SystemTask::MoveCancel.grant(ws))?;
     tenant.write_blocking(|t| {
         t.audit(
             now,

@@ -4,7 +4,6 @@
 //! is logged and changes nothing (the change stands either way).
 
 use crate::access::Role;
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::identity::Deps;
 use crate::ids::{UserId, WorkspaceId};
@@ -17,13 +16,13 @@ pub enum Event {
 }
 
 /// Mails every owner (people, not service accounts) of `ws`.
-pub async fn owners(state: &AppState, ws: WorkspaceId, name: &str, event: Event) {
-    if !state.mailer.configured() {
+pub async fn owners(deps: &Deps<'_>, ws: WorkspaceId, name: &str, event: Event) {
+    if !deps.mailer.configured() {
         tracing::info!(workspace = %ws, "mail is off: owners not notified of the deletion");
         return;
     }
-    let keys = state.control.keys.clone();
-    let members = match state
+    let keys = deps.control.keys.clone();
+    let members = match deps
         .control
         .db
         .read_async(move |c| control::workspace_members(c, &keys, ws))
@@ -35,7 +34,7 @@ pub async fn owners(state: &AppState, ws: WorkspaceId, name: &str, event: Event)
             return;
         }
     };
-    let url = format!("{}/w/{ws}/settings", state.config.public_url);
+    let url = format!("{}/w/{ws}/settings", deps.config.public_url);
     let (subject, body) = match event {
         Event::Scheduled { due } => (
             format!("Workspace \"{name}\" is scheduled for deletion"),
@@ -57,7 +56,7 @@ pub async fn owners(state: &AppState, ws: WorkspaceId, name: &str, event: Event)
         if role != Role::Owner || u.email.ends_with("@service.invalid") {
             continue;
         }
-        send(&state.mailer, &u.email, &subject, &body).await;
+        send(deps.mailer, &u.email, &subject, &body).await;
     }
 }
 

@@ -4,9 +4,9 @@
 //! when it refuses, the mail stays owed and the server retries it, so a
 //! notice is never lost and a restart does not send it twice.
 
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::error::Result;
+use crate::identity::Deps;
 use crate::ids::UserId;
 use crate::mail::Mail;
 use crate::store::notices as sql;
@@ -23,22 +23,22 @@ pub fn incident_notice(id: &str, seq: i64) -> String {
 /// Sends the mail owed for notices whose key starts with `prefix` (all of
 /// it), or with `None` the mail older than `RETRY_AFTER_SECS`; returns
 /// (sent now, still owed).
-pub async fn deliver(state: &AppState, prefix: Option<&str>) -> Result<(usize, usize)> {
+pub async fn deliver(deps: &Deps<'_>, prefix: Option<&str>) -> Result<(usize, usize)> {
     let (prefix, until) = match prefix {
         Some(p) => (p.to_owned(), i64::MAX),
-        None => (String::new(), state.clock.unix() - RETRY_AFTER_SECS),
+        None => (String::new(), deps.clock.unix() - RETRY_AFTER_SECS),
     };
-    let owed = state
+    let owed = deps
         .control
         .db
         .read_async(move |c| sql::unsent_mail(c, &prefix, until))
         .await?;
-    if !state.mailer.configured() {
+    if !deps.mailer.configured() {
         return Ok((0, owed.len()));
     }
     let (mut sent, mut pending) = (0, 0);
     for (notice, user) in owed {
-        let mail = match compose(state, &notice, user).await {
+        let mail = match compose(deps, &notice, user).await {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(%notice, error = %e, "could not write a notice");
@@ -47,7 +47,7 @@ pub async fn deliver(state: &AppState, prefix: Option<&str>) -> Result<(usize, u
             }
         };
         if let Some(mail) = mail {
-            if let Err(e) = state.mailer.send(mail).await {
+            if let Err(e) = deps.mailer.send(mail).await {
                 tracing::warn!(%notice, error = %e, "notice not sent; retried later");
                 pending += 1;
                 continue;
@@ -55,10 +55,9 @@ pub async fn deliver(state: &AppState, prefix: Option<&str>) -> Result<(usize, u
             sent += 1;
         }
         // Sent, or nothing left to say (the account or the entry is gone).
-        let now = state.clock.unix();
+        let now = deps.clock.unix();
         let n = notice.clone();
-        state
-            .control
+        deps.control
             .db
             .write_async(move |tx| sql::mark_sent(tx, &n, user, now))
             .await?;
@@ -66,24 +65,24 @@ pub async fn deliver(state: &AppState, prefix: Option<&str>) -> Result<(usize, u
     Ok((sent, pending))
 }
 
-async fn compose(state: &AppState, notice: &str, user: UserId) -> Result<Option<Mail>> {
+async fn compose(deps: &Deps<'_>, notice: &str, user: UserId) -> Result<Option<Mail>> {
     if let Some(rest) = notice.strip_prefix("incident:") {
         let Some((id, seq)) = rest.rsplit_once(':') else {
             return Ok(None);
         };
         let seq: i64 = seq.parse().unwrap_or(0);
-        return incident_mail(state, id, seq, user).await;
+        return incident_mail(deps, id, seq, user).await;
     }
     if let Some(digest) = notice.strip_prefix("subprocessor:") {
-        return super::subprocessors::mail_for(state, digest, user).await;
+        return super::subprocessors::mail_for(deps, digest, user).await;
     }
     Ok(None)
 }
 
 /// The recipient's address, if the account still exists.
-pub async fn address_of(state: &AppState, user: UserId) -> Result<Option<String>> {
-    let keys = state.control.keys.clone();
-    Ok(state
+pub async fn address_of(deps: &Deps<'_>, user: UserId) -> Result<Option<String>> {
+    let keys = deps.control.keys.clone();
+    Ok(deps
         .control
         .db
         .read_async(move |c| control::get_user(c, &keys, user))
@@ -101,10 +100,10 @@ struct IncidentMail {
     to: String,
 }
 
-async fn incident_mail(state: &AppState, id: &str, seq: i64, user: UserId) -> Result<Option<Mail>> {
-    let keys = state.control.keys.clone();
+async fn incident_mail(deps: &Deps<'_>, id: &str, seq: i64, user: UserId) -> Result<Option<Mail>> {
+    let keys = deps.control.keys.clone();
     let id = id.to_owned();
-    let found = state
+    let found = deps
         .control
         .db
         .read_async(move |c| {
@@ -141,7 +140,7 @@ async fn incident_mail(state: &AppState, id: &str, seq: i64, user: UserId) -> Re
         // No longer an owner of any affected workspace.
         return Ok(None);
     }
-    let base = &state.config.public_url;
+    let base = &deps.config.public_url;
     let (subject, headline) = match m.kind.as_str() {
         "declared" => (
             "Security incident affecting your Aura workspace",

@@ -16,10 +16,10 @@ use serde_json::json;
 use crate::access::Role;
 use crate::access::enter::TenantHandle;
 use crate::access::op;
-use crate::app::AppState;
 use crate::audit::service::record_in_workspace;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
+use crate::identity::Deps;
 use crate::ids::{UserId, WorkspaceId};
 use crate::store::control::Control;
 use crate::store::notices::{self as sql, IncidentRow, UpdateRow};
@@ -90,15 +90,15 @@ pub(crate) fn owners_of(
 }
 
 pub async fn declare(
-    state: &AppState,
+    deps: &Deps<'_>,
     scope: Scope,
     summary: &str,
     meta: &RequestMeta,
 ) -> Result<Outcome> {
     let summary = check_summary(summary)?;
-    let keys = state.control.keys.clone();
+    let keys = deps.control.keys.clone();
     let all = matches!(scope, Scope::All);
-    let workspaces = state
+    let workspaces = deps
         .control
         .db
         .read_async(move |c| match scope {
@@ -123,16 +123,15 @@ pub async fn declare(
         return Err(Error::field("workspaces", "there are no workspaces yet"));
     }
     let id = format!("inc_{}", uuid::Uuid::now_v7().simple());
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
+    let now = deps.clock.unix();
+    let keys = deps.control.keys.clone();
     let (i, w, s, m) = (
         id.clone(),
         workspaces.clone(),
         summary.clone(),
         meta.clone(),
     );
-    state
-        .control
+    deps.control
         .db
         .write_async(move |tx| {
             sql::insert_incident(tx, &i, all, &w, now)?;
@@ -157,7 +156,7 @@ pub async fn declare(
         .await?;
     let detail = json!({ "status": "open", "workspaces": workspaces.len(), "summary": summary });
     follow_up(
-        state,
+        deps,
         &id,
         "incident.declared",
         detail,
@@ -170,7 +169,7 @@ pub async fn declare(
 
 /// An update (`resolved` false) or the resolution, with its summary.
 pub async fn update(
-    state: &AppState,
+    deps: &Deps<'_>,
     id: &str,
     summary: Option<&str>,
     resolved: bool,
@@ -181,15 +180,15 @@ pub async fn update(
         None if resolved => None,
         None => return Err(Error::field("summary", "an update needs a summary")),
     };
-    let now = state.clock.unix();
-    let keys = state.control.keys.clone();
+    let now = deps.clock.unix();
+    let keys = deps.control.keys.clone();
     let (i, s, m) = (id.to_owned(), summary.clone(), meta.clone());
     let (kind, action) = if resolved {
         ("resolved", "incident.resolved")
     } else {
         ("updated", "incident.updated")
     };
-    let (before, workspaces) = state
+    let (before, workspaces) = deps
         .control
         .db
         .write_async(move |tx| {
@@ -218,13 +217,13 @@ pub async fn update(
         .await?;
     let status = if resolved { "resolved" } else { &before.status };
     let detail = json!({ "status": status, "workspaces": workspaces.len(), "summary": summary });
-    follow_up(state, id, action, detail, workspaces, now, meta).await
+    follow_up(deps, id, action, detail, workspaces, now, meta).await
 }
 
 /// After the commit: the entry in each affected workspace's chain, then the
 /// owners' mail.
 async fn follow_up(
-    state: &AppState,
+    deps: &Deps<'_>,
     id: &str,
     action: &'static str,
     detail: serde_json::Value,
@@ -236,8 +235,8 @@ async fn follow_up(
     for ws in &workspaces {
         let (i, d) = (id.to_owned(), detail.clone());
         let r = record_in_workspace(
-            &state.control,
-            &state.tenants,
+            deps.control,
+            deps.tenants,
             *ws,
             crate::access::SystemTask::RecordIncident,
             now,
@@ -254,7 +253,7 @@ async fn follow_up(
             unaudited.push(*ws);
         }
     }
-    let (mailed, pending) = mail::deliver(state, Some(&format!("incident:{id}:"))).await?;
+    let (mailed, pending) = mail::deliver(deps, Some(&format!("incident:{id}:"))).await?;
     Ok(Outcome {
         id: id.to_owned(),
         workspaces: workspaces.len(),
@@ -265,10 +264,9 @@ async fn follow_up(
 }
 
 /// Every incident, newest first, with its updates.
-pub async fn list(state: &AppState) -> Result<Vec<(IncidentRow, Vec<UpdateRow>)>> {
-    let keys = state.control.keys.clone();
-    state
-        .control
+pub async fn list(deps: &Deps<'_>) -> Result<Vec<(IncidentRow, Vec<UpdateRow>)>> {
+    let keys = deps.control.keys.clone();
+    deps.control
         .db
         .read_async(move |c| {
             sql::list_incidents(c)?
@@ -283,11 +281,10 @@ pub async fn list(state: &AppState) -> Result<Vec<(IncidentRow, Vec<UpdateRow>)>
 }
 
 /// One incident for its public page; unknown ids are `NotFound`.
-pub async fn public(state: &AppState, id: &str) -> Result<(IncidentRow, Vec<UpdateRow>)> {
-    let keys = state.control.keys.clone();
+pub async fn public(deps: &Deps<'_>, id: &str) -> Result<(IncidentRow, Vec<UpdateRow>)> {
+    let keys = deps.control.keys.clone();
     let id = id.to_owned();
-    state
-        .control
+    deps.control
         .db
         .read_async(move |c| {
             let i = sql::get_incident(c, &id)?.ok_or(Error::NotFound("incident"))?;

@@ -5,21 +5,16 @@
 //! under the digest of role, host and day, so a restart does not mail again,
 //! and audited in the platform chain.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::config::DeclaredSubprocessor;
 use crate::error::Result;
+use crate::identity::Deps;
 use crate::ids::UserId;
 use crate::mail::Mail;
 use crate::store::{audit, control, notices as sql};
-
-const INTERVAL: Duration = Duration::from_secs(3600);
 
 /// What identifies one announced change: a changed role, host or day is a
 /// new notice.
@@ -42,14 +37,14 @@ pub fn upcoming(subprocessors: &[DeclaredSubprocessor], now: i64) -> Vec<&Declar
 
 /// Notices every upcoming entry not yet noticed, then sends the mail owed
 /// (and retries older mail still owed, incidents' too).
-pub async fn run(state: &AppState) -> Result<String> {
-    let now = state.clock.unix();
+pub async fn run(deps: &Deps<'_>) -> Result<String> {
+    let now = deps.clock.unix();
     let mut noticed = 0;
-    for s in upcoming(&state.config.file.trust.subprocessors, now) {
+    for s in upcoming(&deps.config.file.trust.subprocessors, now) {
         let d = digest(s);
-        let keys = state.control.keys.clone();
+        let keys = deps.control.keys.clone();
         let entry = s.clone();
-        let new = state
+        let new = deps
             .control
             .db
             .write_async(move |tx| {
@@ -81,8 +76,8 @@ pub async fn run(state: &AppState) -> Result<String> {
             noticed += 1;
         }
     }
-    let (sent, pending) = super::mail::deliver(state, Some("subprocessor:")).await?;
-    let (retried, still) = super::mail::deliver(state, None).await?;
+    let (sent, pending) = super::mail::deliver(deps, Some("subprocessor:")).await?;
+    let (retried, still) = super::mail::deliver(deps, None).await?;
     Ok(format!(
         "{noticed} new subprocessor notice(s); {} mail sent, {} still owed",
         sent + retried,
@@ -90,32 +85,17 @@ pub async fn run(state: &AppState) -> Result<String> {
     ))
 }
 
-/// At start, then hourly, for as long as the server runs.
-pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            match run(&state).await {
-                Ok(summary) => tracing::info!(job = "notices", %summary, "job done"),
-                Err(e) => tracing::warn!(job = "notices", error = %e, "job failed"),
-            }
-        }
-    })
-}
-
 /// The mail for one owner about the entry with this digest; none if the
 /// config no longer declares it.
-pub async fn mail_for(state: &AppState, digest_hex: &str, user: UserId) -> Result<Option<Mail>> {
-    let t = &state.config.file.trust;
+pub async fn mail_for(deps: &Deps<'_>, digest_hex: &str, user: UserId) -> Result<Option<Mail>> {
+    let t = &deps.config.file.trust;
     let Some(s) = t.subprocessors.iter().find(|s| digest(s) == digest_hex) else {
         return Ok(None);
     };
-    let Some(to) = super::mail::address_of(state, user).await? else {
+    let Some(to) = super::mail::address_of(deps, user).await? else {
         return Ok(None);
     };
-    let base = &state.config.public_url;
+    let base = &deps.config.public_url;
     let body = format!(
         "The Aura appliance at {base} will start using a new subprocessor on {} (UTC):\n\n  \
          {}: {}\n\nYou receive this notice as an owner of a workspace there. Every \

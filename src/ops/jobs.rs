@@ -12,7 +12,7 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     // A warm standby runs no job of its own (its databases are the
     // primary's); it follows the replica and starts them when promoted.
     if state.replication.is_standby() {
-        return crate::replication::standby::spawn(state);
+        return super::background::standby(state);
     }
     let backups = spawn_scheduled(
         Arc::clone(&state),
@@ -27,13 +27,13 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         drill_now,
     );
     // Deletions that are due: at start, then every lifecycle.purge_interval_secs.
-    let purges = crate::lifecycle::spawn(Arc::clone(&state));
-    let integrations = crate::integrations::worker::spawn(Arc::clone(&state));
+    let purges = super::background::purges(Arc::clone(&state));
+    let integrations = crate::integrations::worker::spawn(state.integrations_deps());
     // Subprocessor notices and mail still owed: at start, then hourly.
-    let notices = crate::notices::subprocessors::spawn(Arc::clone(&state));
+    let notices = super::background::notices(Arc::clone(&state));
     let rotations = spawn_key_rotations(Arc::clone(&state));
     let idle_close = spawn_idle_close(Arc::clone(&state));
-    let replication = crate::replication::spawn(Arc::clone(&state));
+    let replication = crate::replication::spawn(state.replication_deps());
     tokio::spawn(async move {
         let _replication = replication.map(AbortOnDrop);
         let _guards = (
@@ -114,11 +114,9 @@ fn spawn_key_rotations(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                 .map(|p| !p.is_empty())
                 .unwrap_or(false);
             if pending {
-                run_blocking(
-                    &state,
-                    "data key rotation",
-                    crate::workspace::key_rotation::run_pending,
-                )
+                run_blocking(&state, "data key rotation", |st| {
+                    crate::workspace::key_rotation::run_pending(st.backup_deps())
+                })
                 .await;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -225,11 +223,13 @@ pub fn drill_now(state: &AppState) -> crate::error::Result<String> {
     };
     // With replication on, the drill also restores a random workspace from
     // the replica at a random instant (docs/replication.md).
-    Ok(match crate::replication::drill::run(state, &identity) {
-        Ok(None) => backup,
-        Ok(Some(replica)) => format!("{backup}; {replica}"),
-        Err(e) => format!("{backup}; replica drill could not run: {e}"),
-    })
+    Ok(
+        match crate::replication::drill::run(&state.replication_deps(), &identity) {
+            Ok(None) => backup,
+            Ok(Some(replica)) => format!("{backup}; {replica}"),
+            Err(e) => format!("{backup}; replica drill could not run: {e}"),
+        },
+    )
 }
 
 pub fn checkpoint_all(state: &AppState) -> crate::error::Result<String> {

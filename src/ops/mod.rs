@@ -1,5 +1,6 @@
 //! Operations endpoints and jobs: health, readiness, the dev bootstrap.
 
+pub mod background;
 pub mod dev;
 pub mod health;
 pub mod jobs;

@@ -7,9 +7,9 @@
 use rand::RngCore;
 use serde_json::json;
 
+use super::Deps;
 use super::target::Replica;
 use super::{CONTROL, catalog, restore};
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::backup::drill::{BackupTrust, check_unpacked};
 use crate::backup::{FORMAT_VERSION, FileEntry, Manifest, ManifestWorkspace};
@@ -22,21 +22,21 @@ fn pick(n: usize) -> usize {
 
 /// Runs the replica drill (blocking; call from the blocking pool) and
 /// returns its one-line summary; `Ok(None)` when replication is off.
-pub fn run(state: &AppState, identity: &age::x25519::Identity) -> Result<Option<String>> {
-    let Some(replica) = Replica::from_config(&state.config)? else {
+pub fn run(deps: &Deps, identity: &age::x25519::Identity) -> Result<Option<String>> {
+    let Some(replica) = Replica::from_config(&deps.config)? else {
         return Ok(None);
     };
     let handle = tokio::runtime::Handle::try_current()
         .map_err(|_| Error::internal("the replica drill needs the async runtime"))?;
-    let scratch = state.config.data_dir.join("backups").join(".replica-drill");
+    let scratch = deps.config.data_dir.join("backups").join(".replica-drill");
     let _ = std::fs::remove_dir_all(&scratch);
-    let outcome = handle.block_on(drill(state, &replica, identity, &scratch));
+    let outcome = handle.block_on(drill(deps, &replica, identity, &scratch));
     let _ = std::fs::remove_dir_all(&scratch);
     let (ws, at, verdict) = outcome?;
     let ok = verdict.is_ok();
     let (step, detail) = verdict.err().unwrap_or_default();
-    state.control.audit_alone(
-        state.clock.unix(),
+    deps.control.audit_alone(
+        deps.clock.unix(),
         &NewEntry::new(Actor::System, "replication.drill", &RequestMeta::default())
             .target("workspace", &ws)
             .after(json!({ "ok": ok, "at": rfc3339_ms(at), "failed_step": (!ok).then_some(&step), "detail": detail })),
@@ -57,7 +57,7 @@ pub fn run(state: &AppState, identity: &age::x25519::Identity) -> Result<Option<
 type Verdict = std::result::Result<(), (String, String)>;
 
 async fn drill(
-    state: &AppState,
+    deps: &Deps,
     replica: &Replica,
     identity: &age::x25519::Identity,
     scratch: &std::path::Path,
@@ -73,8 +73,8 @@ async fn drill(
     }
     let db = &live[pick(live.len())];
     let ws = db.trim_start_matches("ws-").to_owned();
-    let now = state.clock.unix_ms();
-    let cutoff = now - i64::from(state.config.file.replication.retention_days) * 86_400_000;
+    let now = deps.clock.unix_ms();
+    let cutoff = now - i64::from(deps.config.file.replication.retention_days) * 86_400_000;
     let gens = restore::generations(replica, db).await?;
     let (oldest, newest) = catalog::window(&gens, cutoff)
         .ok_or_else(|| Error::Usage(format!("the replica holds nothing of {db}")))?;
@@ -120,7 +120,7 @@ async fn drill(
         aura_version: env!("CARGO_PKG_VERSION").to_owned(),
         created_at: s_ws / 1000,
         region: replica.region.clone(),
-        residency: state.config.file.residency.clone(),
+        residency: deps.config.file.residency.clone(),
         workspaces: vec![ManifestWorkspace {
             id: ws.clone(),
             key_ids: Vec::new(),
@@ -128,13 +128,13 @@ async fn drill(
         files: vec![file("control.db")?, file(&format!("tenants/{ws}/data.db"))?],
         audit_anchor: None,
     };
-    let escrow = crate::backup::escrow::current(&state.control, state.clock.unix())?;
+    let escrow = crate::backup::escrow::current(&deps.control, deps.clock.unix())?;
     let verdict = check_unpacked(
         scratch,
         &manifest,
         &escrow,
-        &state.control.master,
-        &BackupTrust::live(state.backup_deps()),
+        &deps.control.master,
+        &BackupTrust::live(deps.backup()),
     );
     Ok((ws, at, verdict))
 }

@@ -26,8 +26,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::app::AppState;
+use crate::clock::SharedClock;
+use crate::config::Config;
 use crate::error::Result;
+use crate::store::control::Control;
+use crate::store::tenant::TenantPool;
 use shipper::{Outcome, Shipper};
 use target::Replica;
 
@@ -36,6 +39,30 @@ pub const HEARTBEAT: &str = "status.json";
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 const LEASE_EVERY: Duration = Duration::from_secs(2);
+
+/// What replication needs from the appliance, owned: the replicator and a
+/// standby run for as long as the server does (`AppState::replication_deps`).
+#[derive(Clone)]
+pub struct Deps {
+    pub config: Arc<Config>,
+    pub clock: SharedClock,
+    pub control: Arc<Control>,
+    pub tenants: Arc<TenantPool>,
+    /// What the replicator knows (lag per database, lease, standby).
+    pub status: Arc<status::ReplicaStatus>,
+}
+
+impl Deps {
+    /// Restores swap a workspace in the way backups do.
+    pub fn backup(&self) -> crate::backup::Deps<'_> {
+        crate::backup::Deps {
+            config: &self.config,
+            control: &self.control,
+            tenants: &self.tenants,
+            clock: &self.clock,
+        }
+    }
+}
 
 /// The replica name of a workspace's database.
 pub fn workspace_db(ws: &str) -> String {
@@ -56,8 +83,8 @@ pub fn trust_line(status: &status::ReplicaStatus, now_ms: i64) -> Option<String>
 }
 
 /// Starts the replicator when `replication.url` is set.
-pub fn spawn(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
-    let replica = match Replica::from_config(&state.config) {
+pub fn spawn(deps: Deps) -> Option<tokio::task::JoinHandle<()>> {
+    let replica = match Replica::from_config(&deps.config) {
         Ok(Some(r)) => r,
         Ok(None) => return None,
         Err(e) => {
@@ -65,22 +92,22 @@ pub fn spawn(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
             return None;
         }
     };
-    let recipients = match crate::backup::recipients(&state.config) {
+    let recipients = match crate::backup::recipients(&deps.config) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "replication needs `backup.recipients`; not started");
             return None;
         }
     };
-    state.replication.set_region(&replica.region);
+    deps.status.set_region(&replica.region);
     tracing::info!(target = %replica.label, region = %replica.region, "replicating continuously");
-    Some(tokio::spawn(run(state, replica, recipients)))
+    Some(tokio::spawn(run(deps, replica, recipients)))
 }
 
-async fn run(state: Arc<AppState>, replica: Replica, recipients: Vec<age::x25519::Recipient>) {
-    let cfg = state.config.file.replication.clone();
+async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipient>) {
+    let cfg = deps.config.file.replication.clone();
     let interval = Duration::from_millis(cfg.interval_ms);
-    let tmp_dir = state.config.data_dir.join(".replica-tmp");
+    let tmp_dir = deps.config.data_dir.join(".replica-tmp");
     if let Err(e) = crate::store::create_private_dir(&tmp_dir) {
         tracing::error!(error = %e, "replication cannot create its scratch dir; not started");
         return;
@@ -90,7 +117,7 @@ async fn run(state: Arc<AppState>, replica: Replica, recipients: Vec<age::x25519
     let mut last_sweep: Option<Instant> = None;
     let mut last_beat: Option<Instant> = None;
     let mut last_lease: Option<Instant> = None;
-    let holder = match lease::holder_id(&state.config.data_dir) {
+    let holder = match lease::holder_id(&deps.config.data_dir) {
         Ok(h) => h,
         Err(e) => {
             tracing::error!(error = %e, "replication cannot read its holder id; not started");
@@ -100,24 +127,24 @@ async fn run(state: Arc<AppState>, replica: Replica, recipients: Vec<age::x25519
     loop {
         let pass = Instant::now();
         if last_lease.is_none_or(|t| t.elapsed() >= LEASE_EVERY) {
-            hold_lease(&state, &replica, &holder).await;
+            hold_lease(&deps, &replica, &holder).await;
             last_lease = Some(Instant::now());
         }
-        if state.replication.fenced().is_some() {
+        if deps.status.fenced().is_some() {
             tokio::time::sleep(interval).await;
             continue;
         }
-        discover(&state, &mut shippers);
+        discover(&deps, &mut shippers);
         let mut gone = Vec::new();
         for (name, sh) in shippers.iter_mut() {
-            let now_ms = state.clock.unix_ms();
+            let now_ms = deps.clock.unix_ms();
             match sh.sync(&replica, &recipients, &tmp_dir, now_ms).await {
                 Ok(Outcome::Gone) => gone.push(name.clone()),
                 Ok(o) => {
                     if failing.remove(name) {
                         tracing::info!(database = %name, "replication resumed");
                     }
-                    state.replication.update(name, |d| {
+                    deps.status.update(name, |d| {
                         d.synced_ms = now_ms;
                         if let Outcome::Shipped {
                             seq,
@@ -143,7 +170,7 @@ async fn run(state: Arc<AppState>, replica: Replica, recipients: Vec<age::x25519
         }
         for name in gone {
             shippers.remove(&name);
-            state.replication.remove(&name);
+            deps.status.remove(&name);
             // A workspace whose files went is forgotten by the replica too
             // if its key was destroyed (the sweep also catches shreds done
             // while this server was down or by the CLI).
@@ -152,15 +179,15 @@ async fn run(state: Arc<AppState>, replica: Replica, recipients: Vec<age::x25519
             }
         }
         if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
-            match sweep(&state, &replica, &mut shippers).await {
+            match sweep(&deps, &replica, &mut shippers).await {
                 Ok(()) => last_sweep = Some(Instant::now()),
                 Err(e) => tracing::warn!(error = %e, "replica retention sweep failed"),
             }
         }
         if last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY) {
             let beat = status::Heartbeat {
-                written_ms: state.clock.unix_ms(),
-                databases: state.replication.snapshot(),
+                written_ms: deps.clock.unix_ms(),
+                databases: deps.status.snapshot(),
             };
             if let Ok(bytes) = serde_json::to_vec(&beat) {
                 if replica.put(HEARTBEAT, bytes).await.is_ok() {
@@ -175,57 +202,57 @@ async fn run(state: Arc<AppState>, replica: Replica, recipients: Vec<age::x25519
 /// Before the server listens: a primary whose replica lease another
 /// appliance holds must not accept a single write. Also reads the replica
 /// once, so a wrong endpoint or credentials show at start.
-pub async fn confirm_lease(state: &AppState) {
-    if state.replication.is_standby() {
+pub async fn confirm_lease(deps: &Deps) {
+    if deps.status.is_standby() {
         return;
     }
-    let replica = match Replica::from_config(&state.config) {
+    let replica = match Replica::from_config(&deps.config) {
         Ok(Some(r)) => r,
         _ => return,
     };
-    match lease::holder_id(&state.config.data_dir) {
-        Ok(holder) => hold_lease(state, &replica, &holder).await,
+    match lease::holder_id(&deps.config.data_dir) {
+        Ok(holder) => hold_lease(deps, &replica, &holder).await,
         Err(e) => tracing::error!(error = %e, "cannot read the replica holder id"),
     }
 }
 
 /// Renews the lease; another holder fences this server at once (no more
 /// shipping, writes answered 503, `/readyz` not ready), loudly.
-async fn hold_lease(state: &AppState, replica: &Replica, holder: &str) {
-    match lease::renew(replica, holder, state.clock.unix_ms()).await {
+async fn hold_lease(deps: &Deps, replica: &Replica, holder: &str) {
+    match lease::renew(replica, holder, deps.clock.unix_ms()).await {
         Ok(lease::Held::Mine(_)) => {
-            if state
-                .replication
+            if deps
+                .status
                 .fenced()
                 .is_some_and(|w| w.starts_with("the replica lease is held"))
             {
                 tracing::info!("this appliance holds the replica lease again; writes accepted");
             }
-            state.replication.set_fenced(None);
+            deps.status.set_fenced(None);
         }
         Ok(lease::Held::TakenBy(l)) => {
             let why = format!(
                 "the replica lease is held by appliance {} (epoch {}): another appliance was promoted; this one refuses writes",
                 l.holder, l.epoch
             );
-            if state.replication.fenced().is_none() {
+            if deps.status.fenced().is_none() {
                 tracing::error!(holder = %l.holder, epoch = l.epoch, "{why}");
             }
-            state.replication.set_fenced(Some(why));
+            deps.status.set_fenced(Some(why));
         }
         Err(e) => tracing::warn!(error = %e, "could not renew the replica lease; retrying"),
     }
 }
 
 /// Adds a shipper for control.db and each workspace's data.db on disk.
-fn discover(state: &AppState, shippers: &mut BTreeMap<String, Shipper>) {
+fn discover(deps: &Deps, shippers: &mut BTreeMap<String, Shipper>) {
     if !shippers.contains_key(CONTROL) {
         shippers.insert(
             CONTROL.to_owned(),
-            Shipper::new(CONTROL.to_owned(), state.config.control_db_path()),
+            Shipper::new(CONTROL.to_owned(), deps.config.control_db_path()),
         );
     }
-    let Ok(dir) = std::fs::read_dir(state.config.tenants_dir()) else {
+    let Ok(dir) = std::fs::read_dir(deps.config.tenants_dir()) else {
         return;
     };
     for e in dir.flatten() {
@@ -244,11 +271,11 @@ fn discover(state: &AppState, shippers: &mut BTreeMap<String, Shipper>) {
 /// Deletes shredded workspaces' objects (and rolls control.db to a new
 /// generation when it did), then applies retention to every database.
 async fn sweep(
-    state: &AppState,
+    deps: &Deps,
     replica: &Replica,
     shippers: &mut BTreeMap<String, Shipper>,
 ) -> Result<()> {
-    let control_db = state.config.control_db_path();
+    let control_db = deps.config.control_db_path();
     let shredded =
         tokio::task::spawn_blocking(move || crate::store::replica_copy::shredded(&control_db))
             .await
@@ -268,25 +295,23 @@ async fn sweep(
     if forgot > 0 {
         if let Some(c) = shippers.get_mut(CONTROL) {
             c.force_new = true;
-            let now_ms = state.clock.unix_ms();
-            let tmp = state.config.data_dir.join(".replica-tmp");
-            let recipients = crate::backup::recipients(&state.config)?;
+            let now_ms = deps.clock.unix_ms();
+            let tmp = deps.config.data_dir.join(".replica-tmp");
+            let recipients = crate::backup::recipients(&deps.config)?;
             if let Outcome::Shipped { generation, .. } =
                 c.sync(replica, &recipients, &tmp, now_ms).await?
             {
                 restore::drop_generations_except(replica, CONTROL, &generation).await?;
-                state.replication.update(CONTROL, |d| d.oldest_ms = now_ms);
+                deps.status.update(CONTROL, |d| d.oldest_ms = now_ms);
             }
         }
     }
-    let cutoff = state.clock.unix_ms()
-        - i64::from(state.config.file.replication.retention_days) * 86_400_000;
+    let cutoff =
+        deps.clock.unix_ms() - i64::from(deps.config.file.replication.retention_days) * 86_400_000;
     for name in replica.databases().await? {
         let oldest = restore::apply_retention(replica, &name, cutoff).await?;
         if let Some(o) = oldest.filter(|_| shippers.contains_key(&name)) {
-            state
-                .replication
-                .update(&name, |d| d.oldest_ms = o.max(cutoff));
+            deps.status.update(&name, |d| d.oldest_ms = o.max(cutoff));
         }
     }
     Ok(())

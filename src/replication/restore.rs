@@ -6,7 +6,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
 use serde_json::json;
 
@@ -111,20 +110,20 @@ fn cutoff(retention_days: u32, now_ms: i64) -> i64 {
 /// Restores one workspace in place, beside a running server, to its state
 /// at `at`; returns (the restored audit head, the instant of the state).
 pub async fn workspace_in_place(
-    state: &Arc<crate::app::AppState>,
+    deps: &super::Deps,
     replica: &Replica,
     ws: crate::ids::WorkspaceId,
     at: Option<i64>,
     identity: &age::x25519::Identity,
     progress: Progress<'_>,
 ) -> Result<(i64, i64)> {
-    let now = state.clock.unix_ms();
+    let now = deps.clock.unix_ms();
     if at.is_some_and(|t| t > now) {
         return Err(Error::Usage("--at is in the future".into()));
     }
-    let cut = cutoff(state.config.file.replication.retention_days, now);
+    let cut = cutoff(deps.config.file.replication.retention_days, now);
     let db = workspace_db(&ws.to_string());
-    let scratch = state
+    let scratch = deps
         .config
         .data_dir
         .join("backups")
@@ -136,7 +135,7 @@ pub async fn workspace_in_place(
         else {
             return Err(not_there(replica, &db, at.unwrap_or(now), cut).await);
         };
-        let st = Arc::clone(state);
+        let st = deps.clone();
         let (src, label) = (dest.clone(), format!("replica {}", replica.label));
         let detail = json!({
             "source": "replica",
@@ -144,7 +143,7 @@ pub async fn workspace_in_place(
             "state_of": rfc3339_ms(state_ms),
         });
         let head = tokio::task::spawn_blocking(move || {
-            crate::backup::restore::swap_in(st.backup_deps(), ws, &src, &label, detail)
+            crate::backup::restore::swap_in(st.backup(), ws, &src, &label, detail)
         })
         .await
         .map_err(|e| Error::internal(format!("restore task: {e}")))??;

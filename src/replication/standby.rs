@@ -8,51 +8,46 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::Deps;
 use super::target::Replica;
 use super::{CONTROL, lease, restore};
-use crate::app::AppState;
 use crate::error::{Error, Result};
 
 const STANDBY: &str = "this appliance is a warm standby following the replica; writes go to the primary (`aura replica promote` makes this one the primary)";
 
 /// Marks the state as a standby before the server listens.
-pub fn enter(state: &AppState, standby: bool) -> Result<()> {
+pub fn enter(deps: &Deps, standby: bool) -> Result<()> {
     if !standby {
         return Ok(());
     }
-    if !state.config.file.replication.on() {
+    if !deps.config.file.replication.on() {
         return Err(Error::Config(
             "--standby needs `[replication] url`: the replica to follow".into(),
         ));
     }
-    state.replication.set_standby(true);
-    state.replication.set_fenced(Some(STANDBY.into()));
+    deps.status.set_standby(true);
+    deps.status.set_fenced(Some(STANDBY.into()));
     Ok(())
 }
 
-pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Err(e) = follow(&state).await {
-            tracing::error!(error = %e, "the standby stopped following the replica");
-        }
-    })
-}
-
-async fn follow(state: &Arc<AppState>) -> Result<()> {
-    let replica = Replica::from_config(&state.config)?
+/// Follows the replica until this appliance holds its lease (`aura replica
+/// promote`), then marks it the primary and returns: the caller
+/// (`ops::background::standby`) starts the jobs. `identity` is the drill
+/// identity the replica is decrypted with.
+pub async fn follow(deps: &Deps, identity: Result<age::x25519::Identity>) -> Result<()> {
+    let replica = Replica::from_config(&deps.config)?
         .ok_or_else(|| Error::Config("replication is off".into()))?;
-    let identity = crate::ops::jobs::drill_identity(state).map_err(|_| {
+    let identity = identity.map_err(|_| {
         Error::Config(
             "a standby decrypts the replica with `backup.drill_identity_file`; set it".into(),
         )
     })?;
-    let holder = lease::holder_id(&state.config.data_dir)?;
-    let scratch = state.config.data_dir.join(".replica-follow");
+    let holder = lease::holder_id(&deps.config.data_dir)?;
+    let scratch = deps.config.data_dir.join(".replica-follow");
     crate::store::create_private_dir(&scratch)?;
-    let interval = Duration::from_millis(state.config.file.replication.interval_ms);
+    let interval = Duration::from_millis(deps.config.file.replication.interval_ms);
     let mut applied = Applied::new();
     tracing::info!(target = %replica.label, "following the replica as a warm standby");
     loop {
@@ -65,18 +60,15 @@ async fn follow(state: &Arc<AppState>) -> Result<()> {
             break;
         }
         for db in replica.databases().await.unwrap_or_default() {
-            if let Err(e) = catch_up(state, &replica, &identity, &scratch, &db, &mut applied).await
-            {
+            if let Err(e) = catch_up(deps, &replica, &identity, &scratch, &db, &mut applied).await {
                 tracing::warn!(database = %db, error = %e, "standby could not apply the replica; retrying");
             }
         }
         tokio::time::sleep(interval).await;
     }
     tracing::info!("promoted: this appliance holds the replica lease; now the primary");
-    state.replication.set_standby(false);
-    state.replication.set_fenced(None);
-    let jobs = crate::ops::jobs::spawn(Arc::clone(state));
-    let _ = jobs.await;
+    deps.status.set_standby(false);
+    deps.status.set_fenced(None);
     Ok(())
 }
 
@@ -89,7 +81,7 @@ pub type Applied = BTreeMap<String, (String, u64)>;
 /// generation is rebuilt from its snapshot. The copy then replaces the live
 /// database.
 async fn catch_up(
-    state: &Arc<AppState>,
+    deps: &Deps,
     replica: &Replica,
     identity: &age::x25519::Identity,
     scratch: &Path,
@@ -149,7 +141,7 @@ async fn catch_up(
             applied.insert(db.to_owned(), (g.id.clone(), newest_seq));
         }
     }
-    let (st, name, f) = (Arc::clone(state), db.to_owned(), file.clone());
+    let (st, name, f) = (deps.clone(), db.to_owned(), file.clone());
     if let Err(e) = tokio::task::spawn_blocking(move || apply(&st, &name, &f))
         .await
         .map_err(|e| Error::internal(format!("standby task: {e}")))?
@@ -157,7 +149,7 @@ async fn catch_up(
         applied.remove(db);
         return Err(e);
     }
-    state.replication.update(db, |d| {
+    deps.status.update(db, |d| {
         d.synced_ms = newest_ms;
         d.shipped_ms = newest_ms;
         d.seq = newest_seq;
@@ -168,22 +160,22 @@ async fn catch_up(
 
 /// Swaps the rebuilt file into the live database (or places a workspace
 /// that is new here).
-fn apply(state: &AppState, db: &str, file: &Path) -> Result<()> {
+fn apply(deps: &Deps, db: &str, file: &Path) -> Result<()> {
     let src =
         rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     if db == CONTROL {
-        return state.control.db.replace_from(&src);
+        return deps.control.db.replace_from(&src);
     }
     let id = db.trim_start_matches("ws-");
     let ws: crate::ids::WorkspaceId = id.parse()?;
-    let dir = state.config.tenants_dir().join(ws.to_string());
+    let dir = deps.config.tenants_dir().join(ws.to_string());
     if !dir.join("data.db").exists() {
         crate::store::create_private_dir(&dir)?;
         crate::store::vacuum_into_private(&src, &dir.join("data.db"))?;
         return Ok(());
     }
-    let tenant = state.tenants.open(
-        &state.control,
+    let tenant = deps.tenants.open(
+        &deps.control,
         &crate::access::SystemTask::StandbyFollow.grant(ws),
     )?;
     tenant.replace_from(&src)

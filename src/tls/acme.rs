@@ -14,8 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio_stream::StreamExt;
 
 use super::{SharedStatus, TlsSetup};
-use crate::app::AppState;
-use crate::config::AcmeChallenge;
+use crate::config::{AcmeChallenge, Config};
 use crate::crypto::Slot;
 use crate::error::{Error, Result};
 use crate::store::control::PlatformKeys;
@@ -149,15 +148,15 @@ pub fn client_config(ca_root_file: &std::path::Path) -> Result<Arc<ClientConfig>
     Ok(Arc::new(cfg))
 }
 
-pub fn setup(state: &Arc<AppState>, status: SharedStatus) -> Result<TlsSetup> {
-    let t = &state.config.file.tls;
+pub fn setup(config: &Config, keys: &Arc<PlatformKeys>, status: SharedStatus) -> Result<TlsSetup> {
+    let t = &config.file.tls;
     let challenge = match t.acme.challenge {
         AcmeChallenge::TlsAlpn01 => UseChallenge::TlsAlpn01,
         AcmeChallenge::Http01 => UseChallenge::Http01,
     };
     let cache = SealedCache {
-        dir: state.config.data_dir.join("acme"),
-        keys: Arc::clone(&state.control.keys),
+        dir: config.data_dir.join("acme"),
+        keys: Arc::clone(keys),
     };
     let mut acme =
         AcmeConfig::new_with_client_config(t.domains.clone(), client_config(&t.acme.ca_root_file)?)

@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use rustls::ServerConfig;
 use rustls::server::ResolvesServerCert;
 
-use crate::app::AppState;
-use crate::config::TlsMode;
+use crate::config::{Config, TlsMode};
 use crate::error::{Error, Result};
+use crate::store::control::PlatformKeys;
 
 /// What the running TLS setup reports (doctor, logs, later /trust and metrics).
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -56,15 +56,20 @@ pub fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<Server
 }
 
 /// Builds the TLS side for the configured mode; `None` when TLS is off.
-pub fn setup(state: &Arc<AppState>) -> Result<Option<TlsSetup>> {
-    let status: SharedStatus = Arc::clone(&state.tls_status);
+/// `keys` seal the ACME account and certificates at rest; `status` is what
+/// operators see of the TLS side.
+pub fn setup(
+    config: &Config,
+    keys: &Arc<PlatformKeys>,
+    status: SharedStatus,
+) -> Result<Option<TlsSetup>> {
     if let Ok(mut s) = status.lock() {
-        s.mode = format!("{:?}", state.config.file.tls.mode).to_lowercase();
+        s.mode = format!("{:?}", config.file.tls.mode).to_lowercase();
     }
-    match state.config.file.tls.mode {
+    match config.file.tls.mode {
         TlsMode::Off => Ok(None),
         TlsMode::Files => {
-            let t = &state.config.file.tls;
+            let t = &config.file.tls;
             let resolver = Arc::new(files::FilesResolver::load(&t.cert_file, &t.key_file)?);
             Ok(Some(TlsSetup {
                 server_config: server_config(resolver.clone())?,
@@ -74,7 +79,7 @@ pub fn setup(state: &Arc<AppState>) -> Result<Option<TlsSetup>> {
                 status,
             }))
         }
-        TlsMode::Acme => acme::setup(state, status).map(Some),
+        TlsMode::Acme => acme::setup(config, keys, status).map(Some),
     }
 }
 

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use crate::access::SystemTask;
 use crate::access::enter::TenantHandle;
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::backup::Deps;
 use crate::error::Result;
 use crate::ids::WorkspaceId;
 use crate::store::control::Control;
@@ -56,13 +56,14 @@ pub fn status(control: &Control, ws: WorkspaceId) -> Result<Option<Rotation>> {
     control.db.read(|c| sql::get(c, ws))
 }
 
-/// Runs every unfinished rotation to its end (blocking).
-pub fn run_pending(state: &AppState) -> Result<String> {
-    let pending = state.control.db.read(sql::unfinished)?;
+/// Runs every unfinished rotation to its end (blocking). Takes the backup
+/// deps: the last step rewrites the key escrow at the backup targets.
+pub fn run_pending(deps: Deps<'_>) -> Result<String> {
+    let pending = deps.control.db.read(sql::unfinished)?;
     let mut done = Vec::new();
     for r in pending {
         let ws: WorkspaceId = r.workspace_id.parse()?;
-        let n = run_one(state, ws, &|_, _| {})?;
+        let n = run_one(deps, ws, &|_, _| {})?;
         done.push(format!("{ws}: {n} values re-sealed"));
     }
     Ok(done.join("; "))
@@ -70,9 +71,9 @@ pub fn run_pending(state: &AppState) -> Result<String> {
 
 /// Adds the key, re-seals, destroys the old key. `progress(resealed,
 /// remaining)` after each batch. Returns how many values it re-sealed.
-pub fn run_one(state: &AppState, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -> Result<i64> {
-    let control = &state.control;
-    let tdb = state
+pub fn run_one(deps: Deps<'_>, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -> Result<i64> {
+    let control = &deps.control;
+    let tdb = deps
         .tenants
         .open(control, &SystemTask::KeyRotation.grant(ws))?;
     let (new_id, added) = sql::add_key(control, ws)?;
@@ -80,7 +81,7 @@ pub fn run_one(state: &AppState, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -
     // new key known while the old one still seals, give reads begun before
     // that time to end, then seal with the new key. No read can meet a value
     // under a key it does not know.
-    let sealing = state
+    let sealing = deps
         .control
         .db
         .read(|c| crate::store::control::workspace_keys(c, ws))?
@@ -93,7 +94,7 @@ pub fn run_one(state: &AppState, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -
     tdb.reload_keys(control)?;
     let meta = RequestMeta::cli();
     if added {
-        let now = state.clock.unix();
+        let now = deps.clock.unix();
         tdb.record_blocking(
             now,
             &NewEntry::new(Actor::System, "keys.data_key_added", &meta)
@@ -102,7 +103,7 @@ pub fn run_one(state: &AppState, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -
         )?;
     }
     crate::ops::crash_point("key-added");
-    let mut resealed = state
+    let mut resealed = deps
         .control
         .db
         .read(|c| sql::get(c, ws))?
@@ -133,7 +134,7 @@ pub fn run_one(state: &AppState, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -
         ));
     }
     crate::ops::crash_point("before-destroy");
-    let now = state.clock.unix();
+    let now = deps.clock.unix();
     let destroyed = sql::destroy_old_keys(control, ws, new_id, now, |tx, old| {
         let entry = NewEntry::new(Actor::System, "keys.data_key_rotated", &meta)
             .target("workspace", ws)
@@ -150,7 +151,7 @@ pub fn run_one(state: &AppState, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -
             ),
     )?;
     // The escrow at the backup targets still holds the old wrapped key.
-    crate::backup::escrow::rewrite_after_shred(state.backup_deps())?;
+    crate::backup::escrow::rewrite_after_shred(deps)?;
     Ok(resealed)
 }
 

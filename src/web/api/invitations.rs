@@ -176,7 +176,7 @@ impl InvitationsApi {
         state: Data<&Arc<AppState>>,
         token: Path<String>,
     ) -> poem::Result<Json<InvitationPreview>> {
-        let p = invitations::preview(&state, &token).await?;
+        let p = invitations::preview(&state.deps(), &token).await?;
         Ok(Json(InvitationPreview {
             workspace_name: p.workspace_name,
             email: p.invitation.email,
@@ -203,7 +203,7 @@ impl InvitationsApi {
             _ => None,
         };
         let done = invitations::accept(
-            &state,
+            &state.deps(),
             &token,
             who.as_ref().map(|w| &w.0),
             new_account,

@@ -103,7 +103,8 @@ impl LifecycleApi {
         workspace: tenant::Path<op::WorkspaceDelete>,
         body: JsonBody<WorkspaceDeletionRequest>,
     ) -> poem::Result<Json<WorkspaceDeletion>> {
-        let s = lifecycle::schedule(&state, &workspace, &body.0.confirm_name).await?;
+        let s =
+            lifecycle::schedule(&state.lifecycle_deps(), &workspace, &body.0.confirm_name).await?;
         Ok(Json(s.into()))
     }
 
@@ -118,7 +119,11 @@ impl LifecycleApi {
         state: Data<&Arc<AppState>>,
         workspace: tenant::Path<op::WorkspaceDeletionCancel>,
     ) -> poem::Result<Json<WorkspaceDeletion>> {
-        Ok(Json(lifecycle::cancel(&state, &workspace).await?.into()))
+        Ok(Json(
+            lifecycle::cancel(&state.lifecycle_deps(), &workspace)
+                .await?
+                .into(),
+        ))
     }
 
     /// Whether your account is scheduled for deletion.

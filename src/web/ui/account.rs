@@ -109,7 +109,8 @@ async fn render_mfa(
     let passkeys_on = state.passkeys.available();
     let deletion_due = crate::lifecycle::accounts::due(&state.deps(), who.0.user_id).await?;
     let grace = state.config.file.lifecycle.account_grace_days;
-    let revoked = crate::identity::api_tokens::revoked_personal(state, who.0.user_id).await?;
+    let revoked =
+        crate::identity::api_tokens::revoked_personal(&state.control, who.0.user_id).await?;
     page(req, state, who, status, "Your account", |token| {
         html! {
             section.card {

@@ -79,7 +79,7 @@ pub async fn invite_page(
     who: Option<SignedIn>,
     Path(token): Path<String>,
 ) -> poem::Result<Response> {
-    let p = invitations::preview(&state, &token).await?;
+    let p = invitations::preview(&state.deps(), &token).await?;
     let email = email_of(&state, &who).await;
     Ok(render(
         req,
@@ -109,7 +109,7 @@ pub async fn accept(
         _ => None,
     };
     let principal = who.as_ref().map(|w| &w.0);
-    match invitations::accept(&state, &token, principal, new_account, &meta).await {
+    match invitations::accept(&state.deps(), &token, principal, new_account, &meta).await {
         Ok(done) => {
             let mut resp = see_other(format!("/w/{}", done.workspace));
             if done.created {
@@ -122,7 +122,7 @@ pub async fn accept(
             Ok(resp.into_response())
         }
         Err(Error::Validation(errors)) => {
-            let p = invitations::preview(&state, &token).await?;
+            let p = invitations::preview(&state.deps(), &token).await?;
             let email = email_of(&state, &who).await;
             Ok(render(
                 req,

@@ -107,7 +107,7 @@ pub async fn schedule_deletion(
 ) -> poem::Result<Response> {
     let pairs = form_pairs(req);
     let name = one(&pairs, "confirm_name").unwrap_or_default();
-    match lifecycle::schedule(&state, &ctx, name).await {
+    match lifecycle::schedule(&state.lifecycle_deps(), &ctx, name).await {
         Ok(_) => Ok(see_other(format!("/w/{}/settings", ctx.db.id()))),
         Err(e) => {
             let errors = validation_errors(e)?;
@@ -121,7 +121,7 @@ pub async fn cancel_deletion(
     state: Data<&Arc<AppState>>,
     ctx: TenantPage<op::WorkspaceDeletionCancel>,
 ) -> poem::Result<Response> {
-    match lifecycle::cancel(&state, &ctx).await {
+    match lifecycle::cancel(&state.lifecycle_deps(), &ctx).await {
         // Nothing scheduled (a second click): the page shows where it stands.
         Ok(_) | Err(Error::Conflict(_)) => Ok(see_other(format!("/w/{}/settings", ctx.db.id()))),
         Err(e) => Err(e.into()),

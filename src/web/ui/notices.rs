@@ -91,7 +91,7 @@ pub async fn incident_page(
     state: Data<&Arc<AppState>>,
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
-    let (i, updates) = notices::public(&state, &id).await?;
+    let (i, updates) = notices::public(&state.deps(), &id).await?;
     let body = html! {
         section.card.trust {
             p.crumbs { a href="/trust" { "Trust" } }

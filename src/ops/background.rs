@@ -1,0 +1,57 @@
+//! The wiring of background loops whose work lives in a domain module: each
+//! holds the application state and lends the loop's pass the narrow deps it
+//! takes, so the domain modules never name `AppState`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::AppState;
+
+/// A warm standby follows the replica; once promoted, every job starts.
+pub fn standby(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let identity = super::jobs::drill_identity(&state);
+        if let Err(e) =
+            crate::replication::standby::follow(&state.replication_deps(), identity).await
+        {
+            tracing::error!(error = %e, "the standby stopped following the replica");
+            return;
+        }
+        let jobs = super::jobs::spawn(Arc::clone(&state));
+        let _ = jobs.await;
+    })
+}
+
+/// Deletions that are due: at start, then every `purge_interval_secs`.
+pub fn purges(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let secs = state.config.file.lifecycle.purge_interval_secs.max(1);
+        let mut tick = tokio::time::interval(Duration::from_secs(secs));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let st = Arc::clone(&state);
+            let job = move || crate::lifecycle::purge_due(&st.lifecycle_deps(), &|_| {});
+            match tokio::task::spawn_blocking(job).await {
+                Ok(Ok(p)) => tracing::info!(job = "purge", summary = %p, "job done"),
+                Ok(Err(e)) => tracing::warn!(job = "purge", error = %e, "job failed"),
+                Err(e) => tracing::warn!(job = "purge", error = %e, "job panicked"),
+            }
+        }
+    })
+}
+
+/// Subprocessor notices and the mail still owed: at start, then hourly.
+pub fn notices(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match crate::notices::subprocessors::run(&state.deps()).await {
+                Ok(summary) => tracing::info!(job = "notices", %summary, "job done"),
+                Err(e) => tracing::warn!(job = "notices", error = %e, "job failed"),
+            }
+        }
+    })
+}
