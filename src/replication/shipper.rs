@@ -77,6 +77,20 @@ fn fingerprint(path: &Path) -> Option<Fingerprint> {
     Some([db, stat(Path::new(&wal)).unwrap_or((0, 0))])
 }
 
+/// A file modified this close to when it was looked at may be modified
+/// again within the same timestamp tick (the kernel's coarse clock) with the
+/// same size, which its fingerprint would not show ("racily clean", as git
+/// calls it): such a fingerprint is not kept, so the next pass reads again.
+const RACY_NS: i128 = 100_000_000;
+
+fn racy(fp: &Fingerprint) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
+    fp.iter().any(|(_, mtime)| now - mtime < RACY_NS)
+}
+
 fn page_hash(p: &[u8]) -> [u8; 16] {
     let d = sha2::Sha256::digest(p);
     let mut h = [0u8; 16];
@@ -113,6 +127,7 @@ impl Shipper {
         if !self.force_new && self.current.is_some() && self.fp == Some(fp) {
             return Ok(Outcome::Unchanged);
         }
+        let keep = (!racy(&fp)).then_some(fp);
         let (src, tmp) = (
             self.path.clone(),
             tmp_dir.join(format!("{}.copy", self.name)),
@@ -128,7 +143,7 @@ impl Shipper {
         .await
         .map_err(|e| Error::internal(format!("replication task: {e}")))??;
         let Some(s) = planned else {
-            self.fp = Some(fp);
+            self.fp = keep;
             return Ok(Outcome::Unchanged);
         };
         replica.put(&s.name, s.sealed).await?;
@@ -138,7 +153,7 @@ impl Shipper {
             new_generation: s.new_generation,
         };
         self.current = Some(s.current);
-        self.fp = Some(fp);
+        self.fp = keep;
         self.force_new = false;
         Ok(out)
     }
