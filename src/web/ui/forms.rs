@@ -10,10 +10,8 @@ use poem::web::Redirect;
 use poem::{IntoResponse, Request, Response};
 
 use super::{html_response, layout};
-use crate::access::Role;
-use crate::access::enter::{TenantCtx, TenantHandle, enter_as as enter};
+use crate::access::enter::TenantHandle;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::error::{Error, FieldError};
 use crate::records::Visible;
 use crate::web::csrf;
@@ -94,17 +92,6 @@ pub async fn page_in(
             markup,
         ),
     ))
-}
-
-pub async fn enter_ui(
-    state: &AppState,
-    who: &SignedIn,
-    ws: &str,
-    needs: Role,
-    action: &'static str,
-    meta: &RequestMeta,
-) -> poem::Result<TenantCtx> {
-    Ok(enter(state, &who.0, ws, needs, action, meta).await?)
 }
 
 pub fn see_other(url: String) -> Response {
