@@ -133,3 +133,56 @@ impl<'a> FromRequest<'a> for PlatformAdmin {
         }
     }
 }
+
+/// Who a `Call` is by: the extractors that yield a verified `Principal`.
+pub trait Caller: for<'a> FromRequest<'a> {
+    fn principal(self) -> Principal;
+}
+
+impl Caller for AccountHolder {
+    fn principal(self) -> Principal {
+        self.0
+    }
+}
+
+impl Caller for PlatformAdmin {
+    fn principal(self) -> Principal {
+        self.0
+    }
+}
+
+/// A call outside any workspace by `W` (an account holder, a platform
+/// admin), with what its handler hands on: the appliance and the request's
+/// metadata. One parameter instead of three.
+pub struct Call<W> {
+    pub state: Arc<AppState>,
+    pub meta: crate::audit::RequestMeta,
+    pub who: Principal,
+    by: std::marker::PhantomData<W>,
+}
+
+/// A call by the account holder about their own account.
+pub type Me = Call<AccountHolder>;
+/// A call by a platform admin.
+pub type Admin = Call<PlatformAdmin>;
+
+impl<'a, W: Caller> FromRequest<'a> for Call<W> {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let state = poem::web::Data::<&Arc<AppState>>::from_request(req, body).await?;
+        let meta = poem::web::Data::<&crate::audit::RequestMeta>::from_request(req, body).await?;
+        let who = W::from_request(req, body).await?.principal();
+        Ok(Call {
+            state: Arc::clone(&state),
+            meta: meta.clone(),
+            who,
+            by: std::marker::PhantomData,
+        })
+    }
+}
+
+impl<W> Call<W> {
+    /// What identity code needs from the appliance.
+    pub fn deps(&self) -> crate::identity::Deps<'_> {
+        self.state.deps()
+    }
+}
