@@ -11,12 +11,14 @@ use poem::{FromRequest, IntoResponse, Request, RequestBody, Response};
 
 use super::{html_response, layout};
 use crate::access::enter::TenantHandle;
+use crate::access::op::Op;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::{Error, FieldError};
 use crate::records::Visible;
 use crate::web::csrf;
 use crate::web::session::{AccountHolder, SignedIn};
+use crate::web::tenant::TenantPage;
 
 /// The form fields of a posted form, in order, repeated keys kept.
 pub fn form_pairs(req: &Request) -> Vec<(String, String)> {
@@ -75,6 +77,24 @@ impl<'a> FromRequest<'a> for AccountPost {
             who,
             form: Posted::from_request(req, body).await?,
         })
+    }
+}
+
+/// A form posted to a workspace's page: the appliance, the workspace
+/// entered for `O` (through `TenantPage`, the UI's door) and the fields.
+pub struct WsPost<O> {
+    pub state: Arc<AppState>,
+    pub ctx: TenantPage<O>,
+    pub form: Posted,
+}
+
+impl<'a, O: Op> FromRequest<'a> for WsPost<O> {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let state = Data::<&Arc<AppState>>::from_request(req, body).await?;
+        let state = Arc::clone(&state);
+        let ctx = TenantPage::<O>::from_request(req, body).await?;
+        let form = Posted::from_request(req, body).await?;
+        Ok(WsPost { state, ctx, form })
     }
 }
 
