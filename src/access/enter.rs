@@ -1,9 +1,9 @@
 //! Entering a workspace for a request: membership checked fresh, the role
-//! compared with what the operation needs, and a `TenantCtx` (holding the
+//! compared with what the operation needs, and a `TenantHandle` (holding the
 //! `TenantDb`) handed to the handler. Not a member answers 404, exactly like a
 //! missing workspace; a member without the role gets 403 and the refusal is
 //! recorded in the workspace's audit chain. Platform staff inside an
-//! impersonation never mint lasting access (`grants_access`): that is for the
+//! impersonation never mint lasting access (`Op::GRANTS_ACCESS`): that is for the
 //! workspace's own people.
 
 use serde_json::json;
@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use super::op::Op;
 use super::{Grant, GrantHolder, Principal, Role, TeamPlace, Via, grant_for};
-use crate::app::AppState;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -36,9 +35,6 @@ pub struct TenantHandle {
     pub clock: SharedClock,
 }
 
-/// The old name, while the domain areas move to `TenantHandle`.
-pub type TenantCtx = TenantHandle;
-
 impl TenantHandle {
     /// The role this request acts with where a team place applies: raised
     /// by the place, capped by the token's scope (`role::effective`).
@@ -55,16 +51,19 @@ impl TenantHandle {
     /// the 403 to answer with: for the domain code, when the loaded resource
     /// refuses (a collection's own permissions, a team's lead).
     pub async fn deny(&self, role: Role, action: &str, needs: &str) -> Error {
-        deny_in(
-            &self.db,
-            &self.actor,
-            self.now(),
-            role,
-            action,
-            needs,
-            &self.meta,
-        )
-        .await
+        let detail = json!({ "attempted": action, "role": role.as_str(), "needs": needs });
+        let actor = self.actor.clone();
+        // A refusal changes nothing, so it is recorded even in a read-only workspace.
+        let written = self
+            .db
+            .record(self.now(), self.meta.clone(), move |m| {
+                NewEntry::new(actor, "access.denied", m).after(detail)
+            })
+            .await;
+        match written {
+            Ok(_) => Error::Forbidden,
+            Err(e) => e,
+        }
     }
 }
 
@@ -132,123 +131,4 @@ pub async fn enter<O: Op>(
         return Err(Error::WorkspaceReadOnly(kind));
     }
     Ok(handle)
-}
-
-async fn deny_in(
-    db: &TenantDb,
-    actor: &Actor,
-    now: i64,
-    role: Role,
-    action: &str,
-    needs: &str,
-    meta: &RequestMeta,
-) -> Error {
-    let meta = meta.clone();
-    let detail = json!({ "attempted": action, "role": role.as_str(), "needs": needs });
-    let actor = actor.clone();
-    // A refusal changes nothing, so it is recorded even in a read-only workspace.
-    let written = db
-        .record(now, meta, move |m| {
-            NewEntry::new(actor, "access.denied", m).after(detail)
-        })
-        .await;
-    match written {
-        Ok(_) => Error::Forbidden,
-        Err(e) => e,
-    }
-}
-
-/// The old door, while handlers move to `Tenant<Op>`: the same checks with
-/// the role and label written at the call.
-pub async fn enter_as(
-    state: &AppState,
-    who: &Principal,
-    workspace: &str,
-    needs: Role,
-    action: &'static str,
-    meta: &RequestMeta,
-) -> Result<TenantHandle> {
-    let ws: WorkspaceId = workspace
-        .parse()
-        .map_err(|_| Error::NotFound("workspace"))?;
-    let grant = grant_for(&state.control, who, ws).await?;
-    let role = grant.role().ok_or(Error::Forbidden)?;
-    let db = state
-        .tenants
-        .open_async(&state.control, grant.clone())
-        .await?;
-    let actor = match (grant.holder(), &who.via) {
-        (GrantHolder::Staff { user, reason, .. }, _) => Actor::Staff {
-            staff: *user,
-            reason: reason.clone(),
-        },
-        (_, Via::ApiToken { id, .. }) => Actor::Token(id.clone()),
-        _ => Actor::User(who.user_id),
-    };
-    let handle = TenantHandle {
-        grant,
-        db,
-        user: who.user_id,
-        role,
-        actor,
-        meta: meta.clone(),
-        clock: Arc::clone(&state.clock),
-    };
-    if !role.at_least(needs) {
-        return Err(handle.deny(role, action, needs.as_str()).await);
-    }
-    if handle.grant.impersonating() && grants_access(action) {
-        return Err(
-            match handle.deny(role, action, "not while impersonating").await {
-                Error::Forbidden => Error::NotWhileImpersonating,
-                other => other,
-            },
-        );
-    }
-    if let Some(kind) = handle.db.frozen()
-        && !allowed_while_frozen(action)
-    {
-        return Err(Error::WorkspaceReadOnly(kind));
-    }
-    Ok(handle)
-}
-
-/// The old refusal, while the domain areas move to `TenantHandle::deny`.
-pub async fn deny(
-    _state: &AppState,
-    db: &TenantDb,
-    actor: &Actor,
-    role: Role,
-    action: &str,
-    needs: &str,
-    meta: &RequestMeta,
-) -> Error {
-    let now = _state.clock.unix();
-    deny_in(db, actor, now, role, action, needs, meta).await
-}
-
-/// Operations that hand out access lasting beyond the request: API tokens,
-/// service accounts, invitations, roles, team places (a lead manages), and
-/// integrations (an inbound integration's secret lets a program in; an
-/// outbound webhook goes on sending the workspace's events out).
-pub fn grants_access(action: &str) -> bool {
-    [
-        "api_token.create",
-        "service_account.create",
-        "invitation.create",
-        "member.update",
-        "team.update",
-        "integration.create",
-        "integration.update",
-    ]
-    .contains(&action)
-}
-
-/// Operations a read-only workspace still allows: reading, exporting,
-/// verifying, and cancelling its deletion.
-fn allowed_while_frozen(action: &str) -> bool {
-    [".read", ".export", ".verify"]
-        .iter()
-        .any(|s| action.ends_with(s))
-        || action == crate::lifecycle::CANCEL_ACTION
 }

@@ -133,3 +133,49 @@ impl<'a> FromRequest<'a> for PlatformAdmin {
         }
     }
 }
+
+/// A call outside any workspace by `W` (an account holder, a platform
+/// admin), with what its handler hands on: the appliance and the request's
+/// metadata. One parameter instead of three.
+pub struct Call<W> {
+    pub state: Arc<AppState>,
+    pub meta: crate::audit::RequestMeta,
+    pub who: Principal,
+    by: std::marker::PhantomData<W>,
+}
+
+/// A call by the account holder about their own account.
+pub type Me = Call<AccountHolder>;
+/// A call by a platform admin.
+pub type Admin = Call<PlatformAdmin>;
+
+/// `Call<W>` for each extractor `W` that yields a verified `Principal`.
+/// (One impl per type, not a generic one: a generic bound over every
+/// lifetime trips rust-lang/rust#100013 in `#[handler]` functions.)
+macro_rules! call_by {
+    ($($w:ident),*) => {$(
+        impl<'a> FromRequest<'a> for Call<$w> {
+            async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+                let state = poem::web::Data::<&Arc<AppState>>::from_request(req, body).await?;
+                let meta =
+                    poem::web::Data::<&crate::audit::RequestMeta>::from_request(req, body).await?;
+                let $w(who) = $w::from_request(req, body).await?;
+                Ok(Call {
+                    state: Arc::clone(&state),
+                    meta: meta.clone(),
+                    who,
+                    by: std::marker::PhantomData,
+                })
+            }
+        }
+    )*};
+}
+
+call_by!(AccountHolder, PlatformAdmin);
+
+impl<W> Call<W> {
+    /// What identity code needs from the appliance.
+    pub fn deps(&self) -> crate::identity::Deps<'_> {
+        self.state.deps()
+    }
+}

@@ -16,14 +16,14 @@ use super::ApiTags;
 use super::body::JsonBody;
 use crate::access::op;
 use crate::app::AppState;
+use crate::audit::Actor;
 use crate::audit::chains::Chain;
 use crate::audit::export::Format;
 use crate::audit::search::{EntryView, SearchPage};
 use crate::audit::service::{self, ChainStatus};
 use crate::audit::verify::ChainReport;
-use crate::audit::{Actor, RequestMeta};
 use crate::error::Error;
-use crate::web::session::PlatformAdmin;
+use crate::web::session::Admin;
 use crate::web::tenant;
 
 #[derive(Object)]
@@ -307,8 +307,7 @@ impl AuditApi {
     #[allow(clippy::too_many_arguments)]
     async fn platform_search(
         &self,
-        state: Data<&Arc<AppState>>,
-        _admin: PlatformAdmin,
+        admin: Admin,
         q: Query<Option<String>>,
         actor: Query<Option<String>>,
         action: Query<Option<String>>,
@@ -323,7 +322,7 @@ impl AuditApi {
             q.0, actor.0, action.0, target.0, ip.0, from.0, to.0, cursor.0, limit.0,
         )?;
         Ok(Json(
-            service::search_platform(state.audit_deps(), p)
+            service::search_platform(admin.state.audit_deps(), p)
                 .await?
                 .into(),
         ))
@@ -333,19 +332,17 @@ impl AuditApi {
     #[oai(path = "/platform/audit/export", method = "get")]
     async fn platform_export(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        admin: PlatformAdmin,
+        admin: Admin,
         format: Query<Option<String>>,
     ) -> poem::Result<ExportResponse> {
         let format = Format::parse(format.0.as_deref().unwrap_or("ndjson"))?;
         let (line, rx) = service::export(
-            state.audit_deps(),
+            admin.state.audit_deps(),
             Chain::Platform,
             Default::default(),
             format,
-            Actor::User(admin.0.user_id),
-            &meta,
+            Actor::User(admin.who.user_id),
+            &admin.meta,
             None,
         )
         .await?;
@@ -356,30 +353,26 @@ impl AuditApi {
     #[oai(path = "/platform/audit/entries/:seq", method = "get")]
     async fn platform_entry(
         &self,
-        state: Data<&Arc<AppState>>,
-        _admin: PlatformAdmin,
+        admin: Admin,
         seq: Path<String>,
     ) -> poem::Result<Json<AuditEntry>> {
         let seq: i64 = seq.0.parse().map_err(|_| Error::NotFound("audit entry"))?;
         Ok(Json(
-            service::entry_platform(&state.control, seq).await?.into(),
+            service::entry_platform(&admin.state.control, seq)
+                .await?
+                .into(),
         ))
     }
 
     /// Verifies the platform chain now.
     #[oai(path = "/platform/audit/verify", method = "post")]
-    async fn platform_verify(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        admin: PlatformAdmin,
-    ) -> poem::Result<Json<VerifyResult>> {
+    async fn platform_verify(&self, admin: Admin) -> poem::Result<Json<VerifyResult>> {
         Ok(Json(
             service::verify_now(
-                state.audit_deps(),
+                admin.state.audit_deps(),
                 Chain::Platform,
-                Actor::User(admin.0.user_id),
-                &meta,
+                Actor::User(admin.who.user_id),
+                &admin.meta,
             )
             .await?
             .into(),

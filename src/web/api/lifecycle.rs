@@ -12,10 +12,9 @@ use super::ApiTags;
 use super::body::JsonBody;
 use crate::access::op;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::lifecycle::{self, Status, accounts};
-use crate::web::session::AccountHolder;
+use crate::web::session::Me;
 use crate::web::tenant;
 
 /// A workspace's deletion state.
@@ -128,12 +127,8 @@ impl LifecycleApi {
 
     /// Whether your account is scheduled for deletion.
     #[oai(path = "/me/deletion", method = "get", tag = "ApiTags::Me")]
-    async fn account_status(
-        &self,
-        state: Data<&Arc<AppState>>,
-        who: AccountHolder,
-    ) -> poem::Result<Json<AccountDeletion>> {
-        let due = accounts::due(&state.deps(), who.0.user_id).await?;
+    async fn account_status(&self, me: Me) -> poem::Result<Json<AccountDeletion>> {
+        let due = accounts::due(&me.deps(), me.who.user_id).await?;
         Ok(Json(AccountDeletion {
             scheduled: due.is_some(),
             due_at: due.map(rfc3339),
@@ -146,12 +141,10 @@ impl LifecycleApi {
     #[oai(path = "/me/deletion", method = "post", tag = "ApiTags::Me")]
     async fn schedule_account(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: AccountHolder,
+        me: Me,
         body: JsonBody<AccountDeletionRequest>,
     ) -> poem::Result<Json<AccountDeletion>> {
-        let due = accounts::schedule(&state.deps(), &who.0, body.0.password, &meta).await?;
+        let due = accounts::schedule(&me.deps(), &me.who, body.0.password, &me.meta).await?;
         Ok(Json(AccountDeletion {
             scheduled: true,
             due_at: Some(rfc3339(due)),
@@ -160,13 +153,8 @@ impl LifecycleApi {
 
     /// Cancels your account's deletion; 409 when none is scheduled.
     #[oai(path = "/me/deletion", method = "delete", tag = "ApiTags::Me")]
-    async fn cancel_account(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: AccountHolder,
-    ) -> poem::Result<Json<AccountDeletion>> {
-        accounts::cancel(&state.deps(), &who.0, &meta).await?;
+    async fn cancel_account(&self, me: Me) -> poem::Result<Json<AccountDeletion>> {
+        accounts::cancel(&me.deps(), &me.who, &me.meta).await?;
         Ok(Json(AccountDeletion {
             scheduled: false,
             due_at: None,

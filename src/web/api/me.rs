@@ -16,7 +16,8 @@ use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::store::{accounts, control};
-use crate::web::session::{AccountHolder, SignedIn};
+use crate::web::session::Me;
+use crate::web::session::SignedIn;
 
 #[derive(Object)]
 pub struct MeWorkspace {
@@ -77,12 +78,8 @@ impl MeApi {
 
     /// Your live sign-ins: browser sessions and API (`/auth/token`) sign-ins.
     #[oai(path = "/me/sessions", method = "get")]
-    async fn sessions(
-        &self,
-        state: Data<&Arc<AppState>>,
-        who: AccountHolder,
-    ) -> poem::Result<Json<SignInList>> {
-        let items = sign_ins(&state, &who.0)
+    async fn sessions(&self, me: Me) -> poem::Result<Json<SignInList>> {
+        let items = sign_ins(&me.state, &me.who)
             .await?
             .into_iter()
             .map(|(s, current)| SignInInfo {
@@ -100,37 +97,25 @@ impl MeApi {
 
     /// Ends one of your sign-ins, server-side, at once.
     #[oai(path = "/me/sessions/:id", method = "delete")]
-    async fn end_session(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: AccountHolder,
-        id: Path<String>,
-    ) -> poem::Result<Done> {
-        end_sign_in(&state, &who.0, &id, &meta).await?;
+    async fn end_session(&self, me: Me, id: Path<String>) -> poem::Result<Done> {
+        end_sign_in(&me.state, &me.who, &id, &me.meta).await?;
         Ok(Done::Done)
     }
 
     /// Changes your password (the current one is required). Every other
     /// session and API sign-in of yours ends.
     #[oai(path = "/me/password", method = "post")]
-    async fn change_password(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: AccountHolder,
-        body: JsonBody<PasswordChange>,
-    ) -> poem::Result<Done> {
+    async fn change_password(&self, me: Me, body: JsonBody<PasswordChange>) -> poem::Result<Done> {
         let PasswordChange {
             current_password,
             new_password,
         } = body.0;
         crate::identity::users::change_password(
-            &state.deps(),
-            &who.0,
+            &me.deps(),
+            &me.who,
             current_password,
             new_password,
-            &meta,
+            &me.meta,
         )
         .await?;
         Ok(Done::Done)

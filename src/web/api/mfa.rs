@@ -1,19 +1,14 @@
 //! Your second factor over HTTP: TOTP enrolment (with a QR code), its
 //! confirmation (which returns the recovery codes once), status and removal.
 
-use std::sync::Arc;
-
-use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::{ApiTags, Done};
-use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::identity::mfa;
-use crate::web::session::AccountHolder;
+use crate::web::session::Me;
 
 #[derive(Object)]
 pub struct MfaStatus {
@@ -67,12 +62,8 @@ pub struct MfaApi;
 impl MfaApi {
     /// Whether you have a second factor, and how many recovery codes are left.
     #[oai(path = "/me/mfa", method = "get")]
-    async fn status(
-        &self,
-        state: Data<&Arc<AppState>>,
-        who: AccountHolder,
-    ) -> poem::Result<Json<MfaStatus>> {
-        let (totp_enabled, recovery_codes_left) = mfa::status(&state.deps(), who.0.user_id).await?;
+    async fn status(&self, me: Me) -> poem::Result<Json<MfaStatus>> {
+        let (totp_enabled, recovery_codes_left) = mfa::status(&me.deps(), me.who.user_id).await?;
         Ok(Json(MfaStatus {
             totp_enabled,
             recovery_codes_left,
@@ -81,14 +72,8 @@ impl MfaApi {
 
     /// Starts TOTP enrolment (your password required). Confirm it with a code.
     #[oai(path = "/me/mfa/totp", method = "post")]
-    async fn start(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: AccountHolder,
-        body: JsonBody<Reauth>,
-    ) -> poem::Result<Json<TotpEnrolment>> {
-        let e = mfa::start_enrolment(&state.deps(), &who.0, body.0.password, &meta).await?;
+    async fn start(&self, me: Me, body: JsonBody<Reauth>) -> poem::Result<Json<TotpEnrolment>> {
+        let e = mfa::start_enrolment(&me.deps(), &me.who, body.0.password, &me.meta).await?;
         Ok(Json(TotpEnrolment {
             secret: e.secret_base32,
             otpauth_uri: e.otpauth_uri,
@@ -99,28 +84,16 @@ impl MfaApi {
     /// Confirms enrolment with a code from the app; answers the recovery
     /// codes, once.
     #[oai(path = "/me/mfa/totp/confirm", method = "post")]
-    async fn confirm(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: AccountHolder,
-        body: JsonBody<Code>,
-    ) -> poem::Result<Json<RecoveryCodes>> {
-        let recovery_codes = mfa::confirm(&state.deps(), &who.0, &body.0.code, &meta).await?;
+    async fn confirm(&self, me: Me, body: JsonBody<Code>) -> poem::Result<Json<RecoveryCodes>> {
+        let recovery_codes = mfa::confirm(&me.deps(), &me.who, &body.0.code, &me.meta).await?;
         Ok(Json(RecoveryCodes { recovery_codes }))
     }
 
     /// Removes the second factor (password and a current code required).
     #[oai(path = "/me/mfa/totp/remove", method = "post")]
-    async fn remove(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: AccountHolder,
-        body: JsonBody<RemoveTotp>,
-    ) -> poem::Result<Done> {
+    async fn remove(&self, me: Me, body: JsonBody<RemoveTotp>) -> poem::Result<Done> {
         let RemoveTotp { password, code } = body.0;
-        mfa::remove(&state.deps(), &who.0, password, &code, &meta).await?;
+        mfa::remove(&me.deps(), &me.who, password, &code, &me.meta).await?;
         Ok(Done::Done)
     }
 }

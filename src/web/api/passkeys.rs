@@ -19,7 +19,8 @@ use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::passkeys;
 use crate::store::passkeys::PasskeyRow;
-use crate::web::session::{AccountHolder, session_cookie};
+use crate::web::session::Me;
+use crate::web::session::session_cookie;
 
 #[derive(Object)]
 pub struct PasskeyInfo {
@@ -111,12 +112,8 @@ pub struct PasskeysApi;
 impl PasskeysApi {
     /// Your passkeys.
     #[oai(path = "/me/passkeys", method = "get")]
-    async fn list(
-        &self,
-        state: Data<&Arc<AppState>>,
-        who: AccountHolder,
-    ) -> poem::Result<Json<PasskeyList>> {
-        let items = passkeys::list(&state.deps(), who.0.user_id)
+    async fn list(&self, me: Me) -> poem::Result<Json<PasskeyList>> {
+        let items = passkeys::list(&me.deps(), me.who.user_id)
             .await?
             .into_iter()
             .map(PasskeyInfo::from)
@@ -128,14 +125,12 @@ impl PasskeysApi {
     #[oai(path = "/me/passkeys/register/start", method = "post")]
     async fn register_start(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: AccountHolder,
+        me: Me,
         body: JsonBody<RegisterStart>,
     ) -> poem::Result<Json<Ceremony>> {
         let RegisterStart { password, name } = body.0;
         let (ceremony, opts) =
-            passkeys::start_registration(&state.deps(), &who.0, password, &name, &meta).await?;
+            passkeys::start_registration(&me.deps(), &me.who, password, &name, &me.meta).await?;
         Ok(Json(Ceremony {
             ceremony,
             options: options(opts)?,
@@ -146,9 +141,7 @@ impl PasskeysApi {
     #[oai(path = "/me/passkeys/register/finish", method = "post")]
     async fn register_finish(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: AccountHolder,
+        me: Me,
         body: JsonBody<CeremonyFinish>,
     ) -> poem::Result<Created> {
         let CeremonyFinish {
@@ -157,21 +150,14 @@ impl PasskeysApi {
         } = body.0;
         let cred = credential(c)?;
         let row =
-            passkeys::finish_registration(&state.deps(), &who.0, &ceremony, &cred, &meta).await?;
+            passkeys::finish_registration(&me.deps(), &me.who, &ceremony, &cred, &me.meta).await?;
         Ok(Created::Created(Json(row.into())))
     }
 
     /// Removes one of your passkeys (your password again).
     #[oai(path = "/me/passkeys/:id/remove", method = "post")]
-    async fn remove(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: AccountHolder,
-        id: Path<String>,
-        body: JsonBody<Reauth>,
-    ) -> poem::Result<Done> {
-        passkeys::remove(&state.deps(), &who.0, &id, body.0.password, &meta).await?;
+    async fn remove(&self, me: Me, id: Path<String>, body: JsonBody<Reauth>) -> poem::Result<Done> {
+        passkeys::remove(&me.deps(), &me.who, &id, body.0.password, &me.meta).await?;
         Ok(Done::Done)
     }
 

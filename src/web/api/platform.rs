@@ -1,9 +1,6 @@
 //! `GET /platform/status`: what an operator needs at a glance (version,
 //! region, TLS mode and the last ACME event or error). Platform admins only.
 
-use std::sync::Arc;
-
-use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -13,9 +10,9 @@ use super::body::JsonBody;
 use super::{ApiTags, Created, Done};
 use crate::access::Role;
 use crate::app::AppState;
-use crate::audit::{Actor, RequestMeta};
+use crate::audit::Actor;
 use crate::clock::rfc3339;
-use crate::web::session::PlatformAdmin;
+use crate::web::session::Admin;
 
 #[derive(Object)]
 pub struct WorkspaceHealth {
@@ -121,23 +118,15 @@ pub struct PlatformApi;
 impl PlatformApi {
     /// The appliance's state for operators.
     #[oai(path = "/platform/status", method = "get")]
-    async fn status(
-        &self,
-        state: Data<&Arc<AppState>>,
-        _admin: PlatformAdmin,
-    ) -> Json<PlatformStatus> {
-        Json(status(&state))
+    async fn status(&self, admin: Admin) -> Json<PlatformStatus> {
+        Json(status(&admin.state))
     }
 
     /// Every workspace with its health: state, region, members, size.
     /// Nothing inside a workspace is shown here.
     #[oai(path = "/platform/workspaces", method = "get")]
-    async fn workspaces(
-        &self,
-        state: Data<&Arc<AppState>>,
-        _admin: PlatformAdmin,
-    ) -> poem::Result<Json<WorkspaceList>> {
-        let items = crate::platform::list(&state.deps())
+    async fn workspaces(&self, admin: Admin) -> poem::Result<Json<WorkspaceList>> {
+        let items = crate::platform::list(&admin.deps())
             .await?
             .into_iter()
             .map(|h| WorkspaceHealth {
@@ -158,9 +147,7 @@ impl PlatformApi {
     #[oai(path = "/platform/workspaces", method = "post")]
     async fn create_workspace(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        admin: PlatformAdmin,
+        admin: Admin,
         body: JsonBody<WorkspaceCreate>,
     ) -> poem::Result<Created<WorkspaceCreated>> {
         let WorkspaceCreate {
@@ -169,14 +156,14 @@ impl PlatformApi {
             region,
         } = body.0;
         let id = crate::workspace::create_workspace(
-            state.platform(),
+            admin.state.platform(),
             crate::workspace::CreateWorkspace {
                 name,
                 owner_email,
                 region,
             },
-            Actor::User(admin.0.user_id),
-            &meta,
+            Actor::User(admin.who.user_id),
+            &admin.meta,
         )
         .await?;
         Ok(Created::Created(Json(WorkspaceCreated {
@@ -186,27 +173,17 @@ impl PlatformApi {
 
     /// Suspends a workspace: its members get 404 until it is resumed.
     #[oai(path = "/platform/workspaces/:workspace/suspend", method = "post")]
-    async fn suspend(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        admin: PlatformAdmin,
-        workspace: Path<String>,
-    ) -> poem::Result<Done> {
-        crate::platform::set_active(&state.deps(), &admin.0, &workspace, false, &meta).await?;
+    async fn suspend(&self, admin: Admin, workspace: Path<String>) -> poem::Result<Done> {
+        crate::platform::set_active(&admin.deps(), &admin.who, &workspace, false, &admin.meta)
+            .await?;
         Ok(Done::Done)
     }
 
     /// Resumes a suspended workspace.
     #[oai(path = "/platform/workspaces/:workspace/resume", method = "post")]
-    async fn resume(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        admin: PlatformAdmin,
-        workspace: Path<String>,
-    ) -> poem::Result<Done> {
-        crate::platform::set_active(&state.deps(), &admin.0, &workspace, true, &meta).await?;
+    async fn resume(&self, admin: Admin, workspace: Path<String>) -> poem::Result<Done> {
+        crate::platform::set_active(&admin.deps(), &admin.who, &workspace, true, &admin.meta)
+            .await?;
         Ok(Done::Done)
     }
 
@@ -216,9 +193,7 @@ impl PlatformApi {
     #[oai(path = "/platform/workspaces/:workspace/impersonate", method = "post")]
     async fn impersonate(
         &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        admin: PlatformAdmin,
+        admin: Admin,
         workspace: Path<String>,
         body: JsonBody<ImpersonationStart>,
     ) -> poem::Result<Created<ImpersonationStarted>> {
@@ -228,13 +203,13 @@ impl PlatformApi {
             role,
         } = body.0;
         let started = crate::platform::impersonate(
-            &state.deps(),
-            &admin.0,
+            &admin.deps(),
+            &admin.who,
             &workspace,
             &reason,
             minutes.unwrap_or(30),
             role.unwrap_or(Role::Viewer),
-            &meta,
+            &admin.meta,
         )
         .await?;
         Ok(Created::Created(Json(ImpersonationStarted {
@@ -245,13 +220,8 @@ impl PlatformApi {
 
     /// Ends this session's impersonation (204 also when there was none).
     #[oai(path = "/platform/impersonation/end", method = "post")]
-    async fn end_impersonation(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        admin: PlatformAdmin,
-    ) -> poem::Result<Done> {
-        crate::platform::end(&state.deps(), &admin.0, &meta).await?;
+    async fn end_impersonation(&self, admin: Admin) -> poem::Result<Done> {
+        crate::platform::end(&admin.deps(), &admin.who, &admin.meta).await?;
         Ok(Done::Done)
     }
 }

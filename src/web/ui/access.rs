@@ -10,7 +10,7 @@ use poem::web::Data;
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{errors_box, form_pairs, one, page, see_other, validation_errors};
+use super::forms::{WsPost, errors_box, page, see_other, validation_errors};
 use crate::access::enter::TenantHandle;
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, op};
@@ -227,197 +227,139 @@ pub async fn members_page(
     render(req, &state, ctx.who(), &ctx, StatusCode::OK, &[], None).await
 }
 
-/// After a change: back to the page, or the page again with what went wrong.
-async fn done(
-    req: &Request,
-    state: &AppState,
-    who: &SignedIn,
-    ctx: &TenantHandle,
-    r: Result<(), Error>,
-) -> poem::Result<Response> {
-    match r {
-        Ok(()) => Ok(see_other(format!("/w/{}/members", ctx.db.id()))),
-        Err(Error::Forbidden) => Err(Error::Forbidden.into()),
-        Err(e) => {
-            let errors = validation_errors(e)?;
-            render(
-                req,
-                state,
-                who,
-                ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &errors,
-                None,
-            )
-            .await
+impl<O> WsPost<O> {
+    /// After a change: back to the page, or the page again with what went wrong.
+    async fn done<T>(&self, req: &Request, r: Result<T, Error>) -> poem::Result<Response> {
+        match r {
+            Ok(_) => Ok(see_other(format!("/w/{}/members", self.ctx.db.id()))),
+            Err(Error::Forbidden) => Err(Error::Forbidden.into()),
+            Err(e) => {
+                let errors = validation_errors(e)?;
+                let status = StatusCode::UNPROCESSABLE_ENTITY;
+                render(
+                    req,
+                    &self.state,
+                    self.ctx.who(),
+                    &self.ctx,
+                    status,
+                    &errors,
+                    None,
+                )
+                .await
+            }
         }
+    }
+
+    fn user(&self) -> Result<crate::ids::UserId, Error> {
+        self.form
+            .text("user_id")
+            .parse()
+            .map_err(|_| Error::NotFound("member"))
+    }
+
+    fn role(&self, field: &str) -> Result<Role, Error> {
+        self.form
+            .text(field)
+            .parse()
+            .map_err(|_| Error::field(field, "must be owner, admin, manager, member or viewer"))
     }
 }
 
-fn user_field(pairs: &[(String, String)]) -> Result<crate::ids::UserId, Error> {
-    one(pairs, "user_id")
-        .unwrap_or_default()
-        .parse()
-        .map_err(|_| Error::NotFound("member"))
-}
-
-fn role_field(pairs: &[(String, String)], field: &str) -> Result<Role, Error> {
-    one(pairs, field)
-        .unwrap_or_default()
-        .parse()
-        .map_err(|_| Error::field(field, "must be owner, admin, manager, member or viewer"))
+#[handler]
+pub async fn change_role(req: &Request, p: WsPost<op::MemberUpdate>) -> poem::Result<Response> {
+    let user = p.user()?;
+    let r = async { members::set_role(&p.state.control, &p.ctx, user, p.role("role")?).await };
+    p.done(req, r.await).await
 }
 
 #[handler]
-pub async fn change_role(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::MemberUpdate>,
-) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let user = user_field(&pairs)?;
-    let r = match role_field(&pairs, "role") {
-        Ok(role) => members::set_role(&state.control, &ctx, user, role).await,
-        Err(e) => Err(e),
-    };
-    done(req, &state, ctx.who(), &ctx, r).await
-}
-
-#[handler]
-pub async fn remove_member(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::MemberDelete>,
-) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let user = user_field(&pairs)?;
-    let r = members::remove(&state.control, &ctx, user).await;
-    done(req, &state, ctx.who(), &ctx, r).await
+pub async fn remove_member(req: &Request, p: WsPost<op::MemberDelete>) -> poem::Result<Response> {
+    let user = p.user()?;
+    p.done(req, members::remove(&p.state.control, &p.ctx, user).await)
+        .await
 }
 
 #[handler]
 pub async fn create_service_account(
     req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::ServiceAccountCreate>,
+    p: WsPost<op::ServiceAccountCreate>,
 ) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let r = match role_field(&pairs, "role") {
-        Ok(role) => {
-            let name = one(&pairs, "name").unwrap_or_default();
-            members::create_service_account(&state.control, &ctx, name, role)
-                .await
-                .map(|_| ())
-        }
-        Err(e) => Err(e),
+    let r = async {
+        let (name, role) = (p.form.text("name"), p.role("role")?);
+        members::create_service_account(&p.state.control, &p.ctx, name, role).await
     };
-    done(req, &state, ctx.who(), &ctx, r).await
+    p.done(req, r.await).await
 }
 
 #[handler]
-pub async fn create_token(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::ApiTokenCreate>,
-) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let days = match one(&pairs, "expires_in_days").map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(d) => d
-            .parse::<u32>()
-            .map(Some)
-            .map_err(|_| Error::field("expires_in_days", "must be a whole number of days")),
-    };
-    let made = match (role_field(&pairs, "scope"), days) {
-        (Ok(scope), Ok(expires_in_days)) => {
-            let req_token = api_tokens::NewToken {
-                name: one(&pairs, "name").unwrap_or_default().to_owned(),
-                scope,
-                expires_in_days,
-                service_account: one(&pairs, "service_account")
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned),
+pub async fn create_token(req: &Request, p: WsPost<op::ApiTokenCreate>) -> poem::Result<Response> {
+    let made = async {
+        let scope = p.role("scope")?;
+        let expires_in_days =
+            match p.form.text("expires_in_days").trim() {
+                "" => None,
+                d => Some(d.parse::<u32>().map_err(|_| {
+                    Error::field("expires_in_days", "must be a whole number of days")
+                })?),
             };
-            api_tokens::create(&state.control, &ctx, req_token).await
-        }
-        (Err(e), _) | (_, Err(e)) => Err(e),
+        let new = api_tokens::NewToken {
+            name: p.form.owned("name"),
+            scope,
+            expires_in_days,
+            service_account: p
+                .form
+                .get("service_account")
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        };
+        api_tokens::create(&p.state.control, &p.ctx, new).await
     };
-    match made {
+    match made.await {
         Ok(c) => {
-            render(
-                req,
-                &state,
-                ctx.who(),
-                &ctx,
-                StatusCode::OK,
-                &[],
-                Some(&c.secret),
-            )
-            .await
+            let (who, status) = (p.ctx.who(), StatusCode::OK);
+            render(req, &p.state, who, &p.ctx, status, &[], Some(&c.secret)).await
         }
-        Err(e) => done(req, &state, ctx.who(), &ctx, Err(e)).await,
+        Err(e) => p.done(req, Err::<(), _>(e)).await,
     }
 }
 
 #[handler]
-pub async fn revoke_token(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::ApiTokenDelete>,
-) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let r = match one(&pairs, "token_id")
-        .unwrap_or_default()
-        .parse::<TokenId>()
-    {
-        Ok(id) => api_tokens::revoke(&state.control, &ctx, id).await,
-        Err(e) => Err(e),
+pub async fn revoke_token(req: &Request, p: WsPost<op::ApiTokenDelete>) -> poem::Result<Response> {
+    let r = async {
+        let id = p.form.text("token_id").parse::<TokenId>()?;
+        api_tokens::revoke(&p.state.control, &p.ctx, id).await
     };
-    done(req, &state, ctx.who(), &ctx, r).await
+    p.done(req, r.await).await
 }
 
 #[handler]
 pub async fn set_mfa_policy(
     req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::WorkspaceSettings>,
+    p: WsPost<op::WorkspaceSettings>,
 ) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let r = match one(&pairs, "required") {
-        Some("true") => members::set_mfa_policy(&state.control, &ctx, true).await,
-        Some("false") => members::set_mfa_policy(&state.control, &ctx, false).await,
+    let r = match p.form.get("required") {
+        Some("true") => members::set_mfa_policy(&p.state.control, &p.ctx, true).await,
+        Some("false") => members::set_mfa_policy(&p.state.control, &p.ctx, false).await,
         _ => Err(Error::field("required", "must be true or false")),
     };
-    done(req, &state, ctx.who(), &ctx, r).await
+    p.done(req, r).await
 }
 
 #[handler]
-pub async fn invite(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::InvitationCreate>,
-) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let r = match role_field(&pairs, "role") {
-        Ok(role) => {
-            let email = one(&pairs, "email").unwrap_or_default();
-            invitations::invite(invite_mail(&state), &ctx, email, role)
-                .await
-                .map(|_| ())
-        }
-        Err(e) => Err(e),
+pub async fn invite(req: &Request, p: WsPost<op::InvitationCreate>) -> poem::Result<Response> {
+    let r = async {
+        let (email, role) = (p.form.text("email"), p.role("role")?);
+        invitations::invite(invite_mail(&p.state), &p.ctx, email, role).await
     };
-    done(req, &state, ctx.who(), &ctx, r).await
+    p.done(req, r.await).await
 }
 
 #[handler]
 pub async fn revoke_invitation(
     req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::InvitationDelete>,
+    p: WsPost<op::InvitationDelete>,
 ) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let id = one(&pairs, "invitation_id").unwrap_or_default();
-    let r = invitations::revoke(&state.control, &ctx, id).await;
-    done(req, &state, ctx.who(), &ctx, r).await
+    let id = p.form.text("invitation_id");
+    p.done(req, invitations::revoke(&p.state.control, &p.ctx, id).await)
+        .await
 }

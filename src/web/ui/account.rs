@@ -9,12 +9,12 @@ use poem::web::Data;
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{errors_box, form_pairs, one, page, see_other, validation_errors};
+use super::forms::{AccountPost, errors_box, page, see_other, validation_errors};
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
-use crate::error::FieldError;
+use crate::error::{Error, FieldError};
 use crate::identity::mfa::{self, Enrolment};
+use crate::identity::{passkeys, users};
 use crate::web::api::me::{end_sign_in, sign_ins};
 use crate::web::session::{AccountHolder, SignedIn};
 
@@ -233,140 +233,79 @@ pub async fn account_page(
 }
 
 #[handler]
-pub async fn change_password(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: AccountHolder,
-) -> poem::Result<Response> {
-    let who = SignedIn::from(who);
-    let pairs = form_pairs(req);
-    let current = one(&pairs, "current_password")
-        .unwrap_or_default()
-        .to_owned();
-    let new = one(&pairs, "new_password").unwrap_or_default().to_owned();
-    match crate::identity::users::change_password(&state.deps(), &who.0, current, new, &meta).await
-    {
-        Ok(()) => Ok(see_other("/account?changed=1".into())),
-        Err(e) => {
-            let errors = validation_errors(e)?;
-            render(
-                req,
-                &state,
-                &who,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &errors,
-                None,
-            )
-            .await
-        }
-    }
+pub async fn change_password(req: &Request, p: AccountPost) -> poem::Result<Response> {
+    let (current, new) = (
+        p.form.owned("current_password"),
+        p.form.owned("new_password"),
+    );
+    let done = users::change_password(&p.state.deps(), &p.who.0, current, new, &p.meta).await;
+    p.then(req, done, "/account?changed=1").await
 }
 
 #[handler]
-pub async fn end_session(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: AccountHolder,
-) -> poem::Result<Response> {
-    let who = SignedIn::from(who);
-    let pairs = form_pairs(req);
-    end_sign_in(&state, &who.0, one(&pairs, "id").unwrap_or_default(), &meta).await?;
+pub async fn end_session(p: AccountPost) -> poem::Result<Response> {
+    end_sign_in(&p.state, &p.who.0, p.form.text("id"), &p.meta).await?;
     Ok(see_other("/account".into()))
 }
 
-/// Re-renders the page with the errors of a failed MFA form.
-async fn failed(
-    req: &Request,
-    state: &AppState,
-    who: &SignedIn,
-    e: crate::error::Error,
-) -> poem::Result<Response> {
-    let errors = validation_errors(e)?;
-    render(
-        req,
-        state,
-        who,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        &errors,
-        None,
-    )
-    .await
-}
-
-#[handler]
-pub async fn mfa_start(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: AccountHolder,
-) -> poem::Result<Response> {
-    let who = SignedIn::from(who);
-    let pairs = form_pairs(req);
-    let password = one(&pairs, "password").unwrap_or_default().to_owned();
-    match mfa::start_enrolment(&state.deps(), &who.0, password, &meta).await {
-        Ok(e) => {
-            let step = MfaStep::Enrolling(&e);
-            render_mfa(req, &state, &who, StatusCode::OK, &[], None, step).await
+impl AccountPost {
+    /// Where a form on the account page goes next: `to` when it was done,
+    /// else the page again with the errors.
+    pub(super) async fn then(
+        &self,
+        req: &Request,
+        done: Result<(), Error>,
+        to: &str,
+    ) -> poem::Result<Response> {
+        match done {
+            Ok(()) => Ok(see_other(to.into())),
+            Err(e) => self.failed(req, e).await,
         }
-        Err(e) => failed(req, &state, &who, e).await,
+    }
+
+    /// Re-renders the page with the errors of a failed form.
+    pub(super) async fn failed(&self, req: &Request, e: Error) -> poem::Result<Response> {
+        let errors = validation_errors(e)?;
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        render(req, &self.state, &self.who, status, &errors, None).await
+    }
+
+    /// The page at a step of setting up two-factor sign-in.
+    async fn mfa_step(&self, req: &Request, step: MfaStep<'_>) -> poem::Result<Response> {
+        render_mfa(req, &self.state, &self.who, StatusCode::OK, &[], None, step).await
     }
 }
 
 #[handler]
-pub async fn mfa_confirm(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: AccountHolder,
-) -> poem::Result<Response> {
-    let who = SignedIn::from(who);
-    let pairs = form_pairs(req);
-    let code = one(&pairs, "code").unwrap_or_default();
-    match mfa::confirm(&state.deps(), &who.0, code, &meta).await {
-        Ok(codes) => {
-            let step = MfaStep::Confirmed(&codes);
-            render_mfa(req, &state, &who, StatusCode::OK, &[], None, step).await
-        }
-        Err(e) => failed(req, &state, &who, e).await,
+pub async fn mfa_start(req: &Request, p: AccountPost) -> poem::Result<Response> {
+    let password = p.form.owned("password");
+    match mfa::start_enrolment(&p.state.deps(), &p.who.0, password, &p.meta).await {
+        Ok(e) => p.mfa_step(req, MfaStep::Enrolling(&e)).await,
+        Err(e) => p.failed(req, e).await,
     }
 }
 
 #[handler]
-pub async fn mfa_remove(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: AccountHolder,
-) -> poem::Result<Response> {
-    let who = SignedIn::from(who);
-    let pairs = form_pairs(req);
-    let password = one(&pairs, "password").unwrap_or_default().to_owned();
-    let code = one(&pairs, "code").unwrap_or_default();
-    match mfa::remove(&state.deps(), &who.0, password, code, &meta).await {
-        Ok(()) => Ok(see_other("/account#mfa".into())),
-        Err(crate::error::Error::MfaInvalid) => {
-            let e = crate::error::Error::field("code", "is not a valid code");
-            failed(req, &state, &who, e).await
-        }
-        Err(e) => failed(req, &state, &who, e).await,
+pub async fn mfa_confirm(req: &Request, p: AccountPost) -> poem::Result<Response> {
+    match mfa::confirm(&p.state.deps(), &p.who.0, p.form.text("code"), &p.meta).await {
+        Ok(codes) => p.mfa_step(req, MfaStep::Confirmed(&codes)).await,
+        Err(e) => p.failed(req, e).await,
     }
 }
 
 #[handler]
-pub async fn passkey_remove(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: AccountHolder,
-) -> poem::Result<Response> {
-    let who = SignedIn::from(who);
-    let pairs = form_pairs(req);
-    let id = one(&pairs, "id").unwrap_or_default();
-    let password = one(&pairs, "password").unwrap_or_default().to_owned();
-    match crate::identity::passkeys::remove(&state.deps(), &who.0, id, password, &meta).await {
-        Ok(()) => Ok(see_other("/account#passkeys".into())),
-        Err(e) => failed(req, &state, &who, e).await,
-    }
+pub async fn mfa_remove(req: &Request, p: AccountPost) -> poem::Result<Response> {
+    let (password, code) = (p.form.owned("password"), p.form.text("code"));
+    let done = match mfa::remove(&p.state.deps(), &p.who.0, password, code, &p.meta).await {
+        Err(Error::MfaInvalid) => Err(Error::field("code", "is not a valid code")),
+        other => other,
+    };
+    p.then(req, done, "/account#mfa").await
+}
+
+#[handler]
+pub async fn passkey_remove(req: &Request, p: AccountPost) -> poem::Result<Response> {
+    let (id, password) = (p.form.text("id"), p.form.owned("password"));
+    let done = passkeys::remove(&p.state.deps(), &p.who.0, id, password, &p.meta).await;
+    p.then(req, done, "/account#passkeys").await
 }

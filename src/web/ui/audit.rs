@@ -13,13 +13,13 @@ use serde_json::Value;
 use super::signed_in_page;
 use crate::access::op;
 use crate::app::AppState;
+use crate::audit::Actor;
 use crate::audit::chains::Chain;
 use crate::audit::search::{EntryView, SearchPage};
 use crate::audit::service::{self, ChainStatus};
-use crate::audit::{Actor, RequestMeta};
 use crate::clock::rfc3339;
 use crate::error::Error;
-use crate::web::session::{PlatformAdmin, SignedIn};
+use crate::web::session::{Admin, SignedIn};
 use crate::web::tenant::TenantPage;
 
 #[derive(Deserialize, Default, Clone)]
@@ -279,15 +279,14 @@ pub async fn workspace_verify(
 #[handler]
 pub async fn platform_audit(
     req: &Request,
-    state: Data<&Arc<AppState>>,
-    admin: PlatformAdmin,
+    admin: Admin,
     Query(filters): Query<Filters>,
 ) -> poem::Result<Response> {
-    let page = service::search_platform(state.audit_deps(), filters.params()?).await?;
-    let status = service::status_platform(state.audit_deps()).await?;
-    let email = chrome_email(&state, &SignedIn(admin.0)).await;
-    let (csrf, _) = crate::web::csrf::token_for(req, &state);
-    let st = crate::web::api::platform::status(&state);
+    let page = service::search_platform(admin.state.audit_deps(), filters.params()?).await?;
+    let status = service::status_platform(admin.state.audit_deps()).await?;
+    let email = chrome_email(&admin.state, &SignedIn(admin.who)).await;
+    let (csrf, _) = crate::web::csrf::token_for(req, &admin.state);
+    let st = crate::web::api::platform::status(&admin.state);
     let tls_box = maud::html! {
         section.card.tls {
             h2 { "Appliance" }
@@ -317,14 +316,13 @@ pub async fn platform_audit(
 #[handler]
 pub async fn platform_entry(
     req: &Request,
-    state: Data<&Arc<AppState>>,
-    admin: PlatformAdmin,
+    admin: Admin,
     Path(seq): Path<String>,
 ) -> poem::Result<Response> {
     let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
-    let e = service::entry_platform(&state.control, seq).await?;
-    let email = chrome_email(&state, &SignedIn(admin.0)).await;
-    let (csrf, _) = crate::web::csrf::token_for(req, &state);
+    let e = service::entry_platform(&admin.state.control, seq).await?;
+    let email = chrome_email(&admin.state, &SignedIn(admin.who)).await;
+    let (csrf, _) = crate::web::csrf::token_for(req, &admin.state);
     Ok(signed_in_page(
         "Audit entry",
         &email,
@@ -334,16 +332,12 @@ pub async fn platform_entry(
 }
 
 #[handler]
-pub async fn platform_verify(
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    admin: PlatformAdmin,
-) -> poem::Result<Response> {
+pub async fn platform_verify(admin: Admin) -> poem::Result<Response> {
     service::verify_now(
-        state.audit_deps(),
+        admin.state.audit_deps(),
         Chain::Platform,
-        Actor::User(admin.0.user_id),
-        &meta,
+        Actor::User(admin.who.user_id),
+        &admin.meta,
     )
     .await?;
     Ok(Redirect::see_other("/platform/audit").into_response())

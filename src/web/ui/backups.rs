@@ -15,7 +15,7 @@ use crate::audit::service::last_platform_entry;
 use crate::backup::target::{BackupMeta, LocalTarget};
 use crate::clock::rfc3339;
 use crate::error::Result;
-use crate::web::session::{PlatformAdmin, SignedIn};
+use crate::web::session::{Admin, SignedIn};
 
 pub struct BackupStatus {
     pub backups: Vec<BackupMeta>,
@@ -39,21 +39,17 @@ pub fn status(state: &AppState) -> Result<BackupStatus> {
 }
 
 #[handler]
-pub async fn page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    admin: PlatformAdmin,
-) -> poem::Result<Response> {
-    let st = Arc::clone(&state);
+pub async fn page(req: &Request, admin: Admin) -> poem::Result<Response> {
+    let st = Arc::clone(&admin.state);
     let s = tokio::task::spawn_blocking(move || status(&st))
         .await
         .map_err(crate::error::Error::from)??;
-    let cfg = &state.config.file.backup;
-    let email = crate::web::api::me::load_me(&state, &SignedIn(admin.0))
+    let cfg = &admin.state.config.file.backup;
+    let email = crate::web::api::me::load_me(&admin.state, &SignedIn(admin.who))
         .await
         .map(|m| m.email)
         .unwrap_or_default();
-    let (csrf, _) = crate::web::csrf::token_for(req, &state);
+    let (csrf, _) = crate::web::csrf::token_for(req, &admin.state);
     let failure_is_newest = match (&s.last_failure, &s.last_success) {
         (Some(f), Some(ok)) => f.seq > ok.seq,
         (Some(_), None) => true,
@@ -104,7 +100,10 @@ pub async fn page(
 }
 
 #[handler]
-pub async fn run_now(state: Data<&Arc<AppState>>, _admin: PlatformAdmin) -> Response {
+pub async fn run_now(
+    state: Data<&Arc<AppState>>,
+    _admin: crate::web::session::PlatformAdmin,
+) -> Response {
     let st = Arc::clone(&state);
     match tokio::task::spawn_blocking(move || crate::ops::jobs::backup_now(&st)).await {
         Ok(Ok(summary)) => tracing::info!(%summary, "backup run from the UI"),
@@ -115,7 +114,10 @@ pub async fn run_now(state: Data<&Arc<AppState>>, _admin: PlatformAdmin) -> Resp
 }
 
 #[handler]
-pub async fn drill_now(state: Data<&Arc<AppState>>, _admin: PlatformAdmin) -> Response {
+pub async fn drill_now(
+    state: Data<&Arc<AppState>>,
+    _admin: crate::web::session::PlatformAdmin,
+) -> Response {
     let st = Arc::clone(&state);
     match tokio::task::spawn_blocking(move || crate::ops::jobs::drill_now(&st)).await {
         Ok(Ok(summary)) => tracing::info!(%summary, "drill run from the UI"),

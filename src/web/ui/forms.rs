@@ -6,18 +6,19 @@ use std::sync::Arc;
 
 use maud::{Markup, html};
 use poem::http::StatusCode;
-use poem::web::Redirect;
-use poem::{IntoResponse, Request, Response};
+use poem::web::{Data, Redirect};
+use poem::{FromRequest, IntoResponse, Request, RequestBody, Response};
 
 use super::{html_response, layout};
-use crate::access::Role;
-use crate::access::enter::{TenantCtx, TenantHandle, enter_as as enter};
+use crate::access::enter::TenantHandle;
+use crate::access::op::Op;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::{Error, FieldError};
 use crate::records::Visible;
 use crate::web::csrf;
-use crate::web::session::SignedIn;
+use crate::web::session::{AccountHolder, SignedIn};
+use crate::web::tenant::TenantPage;
 
 /// The form fields of a posted form, in order, repeated keys kept.
 pub fn form_pairs(req: &Request) -> Vec<(String, String)> {
@@ -26,6 +27,75 @@ pub fn form_pairs(req: &Request) -> Vec<(String, String)> {
         .map(|b| b.0.as_slice())
         .unwrap_or_default();
     url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// The fields of a posted form, as an extractor: a handler that reads its
+/// form names this instead of parsing `form_pairs` itself.
+pub struct Posted(pub Vec<(String, String)>);
+
+impl<'a> FromRequest<'a> for Posted {
+    async fn from_request(req: &'a Request, _: &mut RequestBody) -> poem::Result<Self> {
+        Ok(Posted(form_pairs(req)))
+    }
+}
+
+impl Posted {
+    /// The first value of `key`, if it was sent.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        one(&self.0, key)
+    }
+
+    /// The first value of `key`, empty when it was not sent.
+    pub fn text(&self, key: &str) -> &str {
+        self.get(key).unwrap_or_default()
+    }
+
+    /// `text`, owned (passwords and names handed to the domain).
+    pub fn owned(&self, key: &str) -> String {
+        self.text(key).to_owned()
+    }
+}
+
+/// What a form on the person's own account posts to: the appliance, the
+/// request's metadata, the account holder (no workspace API token) and the
+/// form's fields.
+pub struct AccountPost {
+    pub state: Arc<AppState>,
+    pub meta: RequestMeta,
+    pub who: SignedIn,
+    pub form: Posted,
+}
+
+impl<'a> FromRequest<'a> for AccountPost {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let state = Data::<&Arc<AppState>>::from_request(req, body).await?;
+        let meta = Data::<&RequestMeta>::from_request(req, body).await?;
+        let who = SignedIn::from(AccountHolder::from_request(req, body).await?);
+        Ok(AccountPost {
+            state: Arc::clone(&state),
+            meta: meta.clone(),
+            who,
+            form: Posted::from_request(req, body).await?,
+        })
+    }
+}
+
+/// A form posted to a workspace's page: the appliance, the workspace
+/// entered for `O` (through `TenantPage`, the UI's door) and the fields.
+pub struct WsPost<O> {
+    pub state: Arc<AppState>,
+    pub ctx: TenantPage<O>,
+    pub form: Posted,
+}
+
+impl<'a, O: Op> FromRequest<'a> for WsPost<O> {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let state = Data::<&Arc<AppState>>::from_request(req, body).await?;
+        let state = Arc::clone(&state);
+        let ctx = TenantPage::<O>::from_request(req, body).await?;
+        let form = Posted::from_request(req, body).await?;
+        Ok(WsPost { state, ctx, form })
+    }
 }
 
 pub fn one<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -94,17 +164,6 @@ pub async fn page_in(
             markup,
         ),
     ))
-}
-
-pub async fn enter_ui(
-    state: &AppState,
-    who: &SignedIn,
-    ws: &str,
-    needs: Role,
-    action: &'static str,
-    meta: &RequestMeta,
-) -> poem::Result<TenantCtx> {
-    Ok(enter(state, &who.0, ws, needs, action, meta).await?)
 }
 
 pub fn see_other(url: String) -> Response {

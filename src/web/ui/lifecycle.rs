@@ -10,15 +10,15 @@ use poem::web::Data;
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{errors_box, form_pairs, one, page_in, see_other, validation_errors};
+use super::forms::{
+    AccountPost, errors_box, form_pairs, one, page_in, see_other, validation_errors,
+};
 use crate::access::Role;
 use crate::access::op;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::error::{Error, FieldError};
 use crate::lifecycle::{self, accounts};
-use crate::web::session::{AccountHolder, SignedIn};
 use crate::web::tenant::TenantPage;
 
 async fn render<O>(
@@ -162,41 +162,18 @@ pub fn account_section(token: &str, due: Option<i64>, grace_days: u32) -> Markup
 }
 
 #[handler]
-pub async fn schedule_account_deletion(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: AccountHolder,
-) -> poem::Result<Response> {
-    let who = SignedIn::from(who);
-    let pairs = form_pairs(req);
-    let password = one(&pairs, "password").unwrap_or_default().to_owned();
-    match accounts::schedule(&state.deps(), &who.0, password, &meta).await {
+pub async fn schedule_account_deletion(req: &Request, p: AccountPost) -> poem::Result<Response> {
+    let password = p.form.owned("password");
+    match accounts::schedule(&p.state.deps(), &p.who.0, password, &p.meta).await {
         Ok(_) => Ok(see_other("/account#account-deletion".into())),
         Err(Error::Forbidden) => Err(Error::Forbidden.into()),
-        Err(e) => {
-            let errors = validation_errors(e)?;
-            super::account::render(
-                req,
-                &state,
-                &who,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &errors,
-                None,
-            )
-            .await
-        }
+        Err(e) => p.failed(req, e).await,
     }
 }
 
 #[handler]
-pub async fn cancel_account_deletion(
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: AccountHolder,
-) -> poem::Result<Response> {
-    let who = SignedIn::from(who);
-    match accounts::cancel(&state.deps(), &who.0, &meta).await {
+pub async fn cancel_account_deletion(p: AccountPost) -> poem::Result<Response> {
+    match accounts::cancel(&p.state.deps(), &p.who.0, &p.meta).await {
         Ok(()) | Err(Error::Conflict(_)) => Ok(see_other("/account#account-deletion".into())),
         Err(e) => Err(e.into()),
     }

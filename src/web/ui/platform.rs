@@ -1,32 +1,29 @@
 //! The platform area's workspaces page: health, create, suspend and resume,
 //! and starting a recorded impersonation.
 
-use std::sync::Arc;
-
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::{Data, Path};
+use poem::web::Path;
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
 use super::forms::{errors_box, form_pairs, one, page, see_other, validation_errors};
 use crate::access::Role;
-use crate::app::AppState;
-use crate::audit::{Actor, RequestMeta};
+use crate::audit::Actor;
 use crate::clock::rfc3339;
 use crate::error::{Error, FieldError};
 use crate::platform::MAX_IMPERSONATION_MINUTES;
-use crate::web::session::{PlatformAdmin, SignedIn};
+use crate::web::session::{Admin, SignedIn};
 
 async fn render(
     req: &Request,
-    state: &AppState,
-    admin: &PlatformAdmin,
+    admin: &Admin,
     status: StatusCode,
     errors: &[FieldError],
 ) -> poem::Result<Response> {
-    let list = crate::platform::list(&state.deps()).await?;
-    let who = SignedIn(admin.0.clone());
+    let state = &admin.state;
+    let list = crate::platform::list(&admin.deps()).await?;
+    let who = SignedIn(admin.who.clone());
     page(req, state, &who, status, "Workspaces (platform)", |token| {
         html! {
             section.card {
@@ -95,18 +92,13 @@ async fn render(
 }
 
 #[handler]
-pub async fn workspaces_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    admin: PlatformAdmin,
-) -> poem::Result<Response> {
-    render(req, &state, &admin, StatusCode::OK, &[]).await
+pub async fn workspaces_page(req: &Request, admin: Admin) -> poem::Result<Response> {
+    render(req, &admin, StatusCode::OK, &[]).await
 }
 
 async fn done(
     req: &Request,
-    state: &AppState,
-    admin: &PlatformAdmin,
+    admin: &Admin,
     r: Result<(), Error>,
     to: String,
 ) -> poem::Result<Response> {
@@ -114,68 +106,53 @@ async fn done(
         Ok(()) => Ok(see_other(to)),
         Err(e) => {
             let errors = validation_errors(e)?;
-            render(req, state, admin, StatusCode::UNPROCESSABLE_ENTITY, &errors).await
+            render(req, admin, StatusCode::UNPROCESSABLE_ENTITY, &errors).await
         }
     }
 }
 
 #[handler]
-pub async fn create_workspace(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    admin: PlatformAdmin,
-) -> poem::Result<Response> {
+pub async fn create_workspace(req: &Request, admin: Admin) -> poem::Result<Response> {
     let pairs = form_pairs(req);
     let region = one(&pairs, "region")
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .map(str::to_owned);
     let r = crate::workspace::create_workspace(
-        state.platform(),
+        admin.state.platform(),
         crate::workspace::CreateWorkspace {
             name: one(&pairs, "name").unwrap_or_default().to_owned(),
             owner_email: one(&pairs, "owner_email").unwrap_or_default().to_owned(),
             region,
         },
-        Actor::User(admin.0.user_id),
-        &meta,
+        Actor::User(admin.who.user_id),
+        &admin.meta,
     )
     .await
     .map(|_| ());
-    done(req, &state, &admin, r, "/platform/workspaces".into()).await
+    done(req, &admin, r, "/platform/workspaces".into()).await
 }
 
 #[handler]
 pub async fn suspend(
     req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    admin: PlatformAdmin,
+    admin: Admin,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
-    let r = crate::platform::set_active(&state.deps(), &admin.0, &ws, false, &meta).await;
-    done(req, &state, &admin, r, "/platform/workspaces".into()).await
+    let r = crate::platform::set_active(&admin.deps(), &admin.who, &ws, false, &admin.meta).await;
+    done(req, &admin, r, "/platform/workspaces".into()).await
 }
 
 #[handler]
-pub async fn resume(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    admin: PlatformAdmin,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
-    let r = crate::platform::set_active(&state.deps(), &admin.0, &ws, true, &meta).await;
-    done(req, &state, &admin, r, "/platform/workspaces".into()).await
+pub async fn resume(req: &Request, admin: Admin, Path(ws): Path<String>) -> poem::Result<Response> {
+    let r = crate::platform::set_active(&admin.deps(), &admin.who, &ws, true, &admin.meta).await;
+    done(req, &admin, r, "/platform/workspaces".into()).await
 }
 
 #[handler]
 pub async fn impersonate(
     req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    admin: PlatformAdmin,
+    admin: Admin,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
     let pairs = form_pairs(req);
@@ -191,21 +168,25 @@ pub async fn impersonate(
     let r = match (minutes, role) {
         (Ok(m), Ok(role)) => {
             let reason = one(&pairs, "reason").unwrap_or_default();
-            crate::platform::impersonate(&state.deps(), &admin.0, &ws, reason, m, role, &meta)
-                .await
-                .map(|_| ())
+            crate::platform::impersonate(
+                &admin.deps(),
+                &admin.who,
+                &ws,
+                reason,
+                m,
+                role,
+                &admin.meta,
+            )
+            .await
+            .map(|_| ())
         }
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
-    done(req, &state, &admin, r, format!("/w/{ws}")).await
+    done(req, &admin, r, format!("/w/{ws}")).await
 }
 
 #[handler]
-pub async fn end_impersonation(
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    admin: PlatformAdmin,
-) -> poem::Result<Response> {
-    crate::platform::end(&state.deps(), &admin.0, &meta).await?;
+pub async fn end_impersonation(admin: Admin) -> poem::Result<Response> {
+    crate::platform::end(&admin.deps(), &admin.who, &admin.meta).await?;
     Ok(see_other("/platform/workspaces".into()))
 }
