@@ -56,7 +56,7 @@ impl TenantHandle {
         // A refusal changes nothing, so it is recorded even in a read-only workspace.
         let written = self
             .db
-            .record(self.now(), self.meta.clone(), move |m| {
+            .append_audit(self.now(), self.meta.clone(), move |m| {
                 NewEntry::new(actor, "access.denied", m).after(detail)
             })
             .await;

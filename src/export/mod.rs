@@ -159,7 +159,7 @@ pub fn begin(
 ) -> Result<CheckpointLine> {
     // An export changes no data, so it is allowed (and recorded) while the
     // workspace is read-only, e.g. during its deletion's grace period.
-    db.record_blocking(
+    db.append_audit_blocking(
         now,
         &NewEntry::new(actor, "workspace.exported", meta)
             .target("workspace", db.id())

@@ -150,12 +150,13 @@ async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipien
                             seq,
                             generation,
                             new_generation,
+                            at_ms,
                         } = o
                         {
-                            d.shipped_ms = now_ms;
+                            d.shipped_ms = at_ms;
                             d.seq = seq;
                             if new_generation && d.oldest_ms == 0 {
-                                d.oldest_ms = now_ms;
+                                d.oldest_ms = at_ms;
                             }
                             d.generation = generation;
                         }
@@ -298,11 +299,12 @@ async fn sweep(
             let now_ms = deps.clock.unix_ms();
             let tmp = deps.config.data_dir.join(".replica-tmp");
             let recipients = crate::backup::recipients(&deps.config)?;
-            if let Outcome::Shipped { generation, .. } =
-                c.sync(replica, &recipients, &tmp, now_ms).await?
+            if let Outcome::Shipped {
+                generation, at_ms, ..
+            } = c.sync(replica, &recipients, &tmp, now_ms).await?
             {
                 restore::drop_generations_except(replica, CONTROL, &generation).await?;
-                deps.status.update(CONTROL, |d| d.oldest_ms = now_ms);
+                deps.status.update(CONTROL, |d| d.oldest_ms = at_ms);
             }
         }
     }

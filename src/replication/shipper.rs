@@ -48,11 +48,14 @@ pub enum Outcome {
         seq: u64,
         generation: String,
         new_generation: bool,
+        /// The instant the shipped state is stamped with.
+        at_ms: i64,
     },
     Gone,
 }
 
 pub struct Shipped {
+    at_ms: i64,
     current: Gen,
     name: String,
     sealed: Vec<u8>,
@@ -134,11 +137,18 @@ impl Shipper {
         );
         let (prev, name, force) = (self.current.clone(), self.name.clone(), self.force_new);
         let recipients = recipients.to_vec();
+        let began = std::time::Instant::now();
         let planned = tokio::task::spawn_blocking(move || {
             let copied = crate::store::replica_copy::consistent_copy(&src, &tmp)
                 .and_then(|()| Ok(std::fs::read(&tmp)?));
             let _ = std::fs::remove_file(&tmp);
-            plan(&name, &copied?, prev, force, now_ms, &recipients)
+            // The copy holds every commit made before its read began, which
+            // can be after `now_ms`: the state is stamped once the copy is
+            // done, so a restore to an instant never gets a commit made
+            // after it.
+            let at_ms = now_ms
+                .saturating_add(i64::try_from(began.elapsed().as_millis()).unwrap_or(i64::MAX));
+            plan(&name, &copied?, prev, force, at_ms, &recipients)
         })
         .await
         .map_err(|e| Error::internal(format!("replication task: {e}")))??;
@@ -151,6 +161,7 @@ impl Shipper {
             seq: s.current.seq,
             generation: s.current.id.clone(),
             new_generation: s.new_generation,
+            at_ms: s.at_ms,
         };
         self.current = Some(s.current);
         self.fp = keep;
@@ -221,6 +232,7 @@ fn plan(
         pages,
     };
     Ok(Some(Shipped {
+        at_ms: now_ms,
         sealed: segment::seal(&seg, recipients)?,
         name,
         new_generation: fresh,

@@ -170,7 +170,7 @@ impl TenantDb {
 
     /// Appends one audit entry that records no change (a refused action), even
     /// while the workspace is read-only.
-    pub async fn record<F>(&self, now: i64, meta: RequestMeta, entry: F) -> Result<i64>
+    pub async fn append_audit<F>(&self, now: i64, meta: RequestMeta, entry: F) -> Result<i64>
     where
         F: for<'m> FnOnce(&'m RequestMeta) -> NewEntry<'m> + Send + 'static,
     {
@@ -215,7 +215,7 @@ impl TenantDb {
 
     /// `record` on the calling thread: one audit entry for something that
     /// changes no data (an export), allowed while the workspace is read-only.
-    pub fn record_blocking(&self, now: i64, entry: &NewEntry<'_>) -> Result<i64> {
+    pub fn append_audit_blocking(&self, now: i64, entry: &NewEntry<'_>) -> Result<i64> {
         self.db
             .write(|tx| super::audit::append(tx, &self.keys().sealer, now, entry))
     }

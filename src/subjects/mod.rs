@@ -168,7 +168,7 @@ pub async fn find(ctx: &TenantHandle, raw: &str) -> Result<Vec<Match>> {
 async fn record(ctx: &TenantHandle, now: i64, action: &'static str, n: usize) -> Result<i64> {
     let actor = ctx.actor.clone();
     ctx.db
-        .record(now, ctx.meta.clone(), move |m| {
+        .append_audit(now, ctx.meta.clone(), move |m| {
             NewEntry::new(actor, action, m)
                 .target("data_subject", "request")
                 .after(json!({ "records": n }))

@@ -95,7 +95,7 @@ pub fn run_one(deps: Deps<'_>, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -> 
     let meta = RequestMeta::cli();
     if added {
         let now = deps.clock.unix();
-        tdb.record_blocking(
+        tdb.append_audit_blocking(
             now,
             &NewEntry::new(Actor::System, "keys.data_key_added", &meta)
                 .target("data_key", new_id)
@@ -142,7 +142,7 @@ pub fn run_one(deps: Deps<'_>, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -> 
         crate::store::audit::append(tx, &control.keys.sealer, now, &entry).map(|_| ())
     })?;
     tdb.reload_keys(control)?;
-    tdb.record_blocking(
+    tdb.append_audit_blocking(
         now,
         &NewEntry::new(Actor::System, "keys.data_key_rotated", &meta)
             .target("data_key", new_id)
@@ -171,7 +171,7 @@ pub async fn request_for(control: &Arc<Control>, ctx: &TenantHandle) -> Result<R
     if started {
         let actor = ctx.actor.clone();
         ctx.db
-            .record(ctx.now(), ctx.meta.clone(), move |m| {
+            .append_audit(ctx.now(), ctx.meta.clone(), move |m| {
                 NewEntry::new(actor, "keys.rotation_requested", m).target("workspace", ws)
             })
             .await?;
