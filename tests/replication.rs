@@ -232,16 +232,7 @@ async fn a_purged_workspace_leaves_nothing_in_the_replica_that_opens() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     r.wait_replicated(&format!("ws-{kept}"), now_ms());
-    let to = r.env.root().join("after-purge");
-    let out = ok(&r.cli(&[
-        "restore",
-        "--to",
-        to.to_str().unwrap(),
-        "--at",
-        "latest",
-        "--identity",
-        r.identity.to_str().unwrap(),
-    ]));
+    let (to, out) = r.restore_latest("after-purge");
     assert!(out.contains("1 workspace(s)"), "{out}");
     assert!(!to.join("tenants").join(&doomed).exists());
     let keys: i64 = open_db(&to.join("control.db"))
@@ -290,16 +281,7 @@ async fn an_s3_replica_restores_the_appliance() {
     assert!(listing.contains("snapshot-"), "{listing}");
     let out = ok(&r.cli(&["replica", "status"]));
     assert!(out.contains(&format!("ws-{ws}")), "{out}");
-    let to = r.env.root().join("from-s3");
-    ok(&r.cli(&[
-        "restore",
-        "--to",
-        to.to_str().unwrap(),
-        "--at",
-        "latest",
-        "--identity",
-        r.identity.to_str().unwrap(),
-    ]));
+    let (to, _) = r.restore_latest("from-s3");
     assert_eq!(
         retention_in(&to.join("tenants").join(&ws).join("data.db")).as_deref(),
         Some("55")

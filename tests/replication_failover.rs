@@ -70,16 +70,7 @@ async fn failover_keeps_every_write_older_than_the_interval() {
     assert!(acked.len() > 20, "the writers wrote: {}", acked.len());
 
     // The standby machine: latest state from the replica, then promote.
-    let b = r.env.root().join("standby");
-    ok(&r.cli(&[
-        "restore",
-        "--to",
-        b.to_str().unwrap(),
-        "--at",
-        "latest",
-        "--identity",
-        r.identity.to_str().unwrap(),
-    ]));
+    let (b, _) = r.restore_latest("standby");
     let out = ok(&r.cli_at(&b, &["replica", "promote"]));
     assert!(out.contains("promoted"), "{out}");
     let standby = Server::start(r.command_at(&b, &["serve", "--listen", "127.0.0.1:0"]));
@@ -187,16 +178,7 @@ async fn a_warm_standby_follows_serves_reads_and_takes_over() {
     r.wait_replicated(&format!("ws-{ws}"), now_ms());
     r.wait_replicated("control", now_ms());
 
-    let b = r.env.root().join("warm");
-    ok(&r.cli(&[
-        "restore",
-        "--to",
-        b.to_str().unwrap(),
-        "--at",
-        "latest",
-        "--identity",
-        r.identity.to_str().unwrap(),
-    ]));
+    let (b, _) = r.restore_latest("warm");
     let mut cmd = r.command_at(&b, &["serve", "--listen", "127.0.0.1:0", "--standby"]);
     cmd.env("AURA_BACKUP__DRILL_IDENTITY_FILE", &r.identity);
     let standby = Server::start(cmd);

@@ -103,11 +103,7 @@ pub async fn workspace(g: &Global, cmd: WorkspaceCommand) -> Result<ExitCode> {
             email,
             role,
         } => {
-            let ws = workspace.parse().map_err(|_| {
-                Error::Usage(format!(
-                    "--workspace: `{workspace}` is not a workspace id; see `aura workspace list`"
-                ))
-            })?;
+            let ws = super::workspace_arg(&workspace)?;
             let role = role.parse().map_err(explain)?;
             let id = add_member(
                 state.platform(),

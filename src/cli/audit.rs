@@ -15,7 +15,6 @@ use crate::audit::export::{self, Format};
 use crate::audit::service;
 use crate::audit::{Actor, RequestMeta};
 use crate::error::{Error, Result};
-use crate::ids::WorkspaceId;
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
@@ -54,13 +53,7 @@ pub enum AuditCommand {
 
 fn parse_chain(workspace: Option<String>) -> Result<Option<Chain>> {
     workspace
-        .map(|w| {
-            w.parse::<WorkspaceId>().map(Chain::Workspace).map_err(|_| {
-                Error::Usage(format!(
-                    "--workspace: `{w}` is not a workspace id; see `aura workspace list`"
-                ))
-            })
-        })
+        .map(|w| super::workspace_arg(&w).map(Chain::Workspace))
         .transpose()
 }
 

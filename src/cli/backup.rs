@@ -149,11 +149,7 @@ pub async fn restore(
     identity_path: Option<PathBuf>,
 ) -> Result<ExitCode> {
     if let Some(ws) = workspace {
-        let ws: crate::ids::WorkspaceId = ws.parse().map_err(|_| {
-            Error::Usage(format!(
-                "--workspace: `{ws}` is not a workspace id; see `aura workspace list`"
-            ))
-        })?;
+        let ws = super::workspace_arg(&ws)?;
         let state = open_state(g, load_config(g)?, false)?;
         let ident = identity(g, &state.config, identity_path)?;
         let target = LocalTarget::from_config(&state.config)?;

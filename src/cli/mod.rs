@@ -320,3 +320,12 @@ pub(crate) fn open_state(g: &Global, cfg: Config, create: bool) -> Result<Arc<Ap
 pub(crate) fn load_config(g: &Global) -> Result<Config> {
     config::load(&overrides(g, None))
 }
+
+/// A `--workspace` argument, or an error that says where to find ids.
+pub(crate) fn workspace_arg(ws: &str) -> Result<crate::ids::WorkspaceId> {
+    ws.parse().map_err(|_| {
+        crate::error::Error::Usage(format!(
+            "--workspace: `{ws}` is not a workspace id; see `aura workspace list`"
+        ))
+    })
+}

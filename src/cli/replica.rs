@@ -140,11 +140,7 @@ pub async fn restore(
         bar.set_position(done);
     };
     if let Some(ws) = workspace {
-        let ws: crate::ids::WorkspaceId = ws.parse().map_err(|_| {
-            Error::Usage(format!(
-                "--workspace: `{ws}` is not a workspace id; see `aura workspace list`"
-            ))
-        })?;
+        let ws = super::workspace_arg(&ws)?;
         let state = open_state(g, load_config(g)?, false)?;
         let ident = identity(g, &state.config, identity_path)?;
         let replica = replica_of(&state.config)?;

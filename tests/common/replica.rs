@@ -87,6 +87,22 @@ impl Replicated {
         c.output().unwrap()
     }
 
+    /// `aura restore --to <root>/<name> --at latest`, which must succeed:
+    /// the new data dir and what the command printed.
+    pub fn restore_latest(&self, name: &str) -> (std::path::PathBuf, String) {
+        let to = self.env.root().join(name);
+        let out = ok(&self.cli(&[
+            "restore",
+            "--to",
+            to.to_str().unwrap(),
+            "--at",
+            "latest",
+            "--identity",
+            self.identity.to_str().unwrap(),
+        ]));
+        (to, out)
+    }
+
     /// A CLI command against another data dir, with the replication env.
     pub fn cli_at(&self, data_dir: &Path, args: &[&str]) -> Output {
         self.command_at(data_dir, args).output().unwrap()
