@@ -15,12 +15,15 @@
 pub mod catalog;
 pub mod drill;
 pub mod lease;
+#[cfg(test)]
+mod pass_tests;
 pub mod restore;
 pub mod segment;
 pub mod shipper;
 pub mod standby;
 pub mod status;
 pub mod target;
+pub mod wal;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

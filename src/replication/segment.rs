@@ -125,14 +125,6 @@ pub fn open(sealed: &[u8], identity: &age::x25519::Identity) -> Result<Segment> 
     Segment::decode(&zstd::decode_all(&packed[..])?)
 }
 
-/// Splits a database image into pages (the image's page size is in its
-/// header, bytes 16-17, where 1 means 65536).
-pub fn page_size_of(image: &[u8]) -> Option<u32> {
-    let raw = u16::from_be_bytes(image.get(16..18)?.try_into().ok()?);
-    let ps = if raw == 1 { 65536 } else { u32::from(raw) };
-    (ps >= 512 && ps.is_power_of_two() && image.len() % ps as usize == 0).then_some(ps)
-}
-
 /// Marks a rebuilt file as a rollback-journal database (header bytes 18-19),
 /// so it opens read-only without a WAL beside it; Aura switches it back to
 /// WAL when it opens it.

@@ -1,10 +1,22 @@
 //! One database's replication: notice a commit (the file or its WAL
-//! changed), read a consistent copy, and ship the pages that changed since
-//! the last read as the next segment of the current generation, or a whole
-//! snapshot that starts a new generation (the first time, after a restart,
-//! every hour, or when told to). The copy is a read transaction, so writers
-//! never wait for it.
+//! changed), open a read transaction on it, and ship the pages that changed
+//! since the last read as the next segment of the current generation, or a
+//! whole snapshot that starts a new generation (the first time, after a
+//! restart, every hour, or when told to). Writers never wait for the read.
+//! Which pages to read and compare comes from the WAL frames written since
+//! the last pass (`wal.rs`), so a pass costs what changed, not the size of
+//! the database; without that hint every page is read and compared.
+//!
+//! Between two passes the shipper keeps the last pass's read transaction
+//! open (its *pin*): while a reader holds a WAL snapshot SQLite cannot
+//! restart the WAL, so under steady writes the frames after the last mark
+//! are never overwritten and the hint holds (a checkpoint still copies
+//! frames into the file, which changes no page's content). A database found
+//! unchanged at a pass, or whose WAL outgrew `PIN_WAL_LIMIT`, is unpinned,
+//! so checkpoints can restart and truncate its WAL again; its next pass
+//! then compares every page if the WAL was restarted meanwhile.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
@@ -13,22 +25,31 @@ use sha2::Digest;
 use super::catalog::{segment_name, snapshot_name};
 use super::segment::{self, Segment};
 use super::target::Replica;
+use super::wal::{self, Mark};
 use crate::error::{Error, Result};
+use crate::store::replica_copy::{self, PageSource};
 
 /// A new generation (a full snapshot) at least this often.
 const SNAPSHOT_EVERY_MS: i64 = 3_600_000;
 const MAX_SEGMENTS: u64 = 3_600;
 
+/// A pinned WAL larger than this is let go at the end of the pass, so
+/// checkpoints can restart it (the pin stops restarts, not appends).
+const PIN_WAL_LIMIT: u64 = 64 << 20;
+
 /// Sizes and modification times of the file and its WAL.
 type Fingerprint = [(u64, i128); 2];
 
 #[derive(Clone)]
-struct Gen {
+pub(crate) struct Gen {
     id: String,
     started_ms: i64,
     seq: u64,
     page_size: u32,
     hashes: Vec<[u8; 16]>,
+    /// The WAL as it stood before the last read: the next pass reads the
+    /// frames after it to know what changed.
+    mark: Option<Mark>,
 }
 
 pub struct Shipper {
@@ -37,6 +58,9 @@ pub struct Shipper {
     path: PathBuf,
     fp: Option<Fingerprint>,
     current: Option<Gen>,
+    /// The last pass's read transaction, kept open until the next pass has
+    /// read the WAL frames after its mark.
+    pin: Option<replica_copy::Pin>,
     /// Start a new generation at the next pass (after a shred, so no older
     /// control.db state, with the destroyed key in it, is kept).
     pub force_new: bool,
@@ -54,12 +78,22 @@ pub enum Outcome {
     Gone,
 }
 
-pub struct Shipped {
-    at_ms: i64,
-    current: Gen,
+struct Shipped {
     name: String,
     sealed: Vec<u8>,
     new_generation: bool,
+}
+
+/// What one pass found: the object to ship (its name and segment), if any
+/// page changed, and the state to compare the next pass against.
+pub(crate) struct Pass {
+    pub(crate) segment: Option<(String, Segment)>,
+    pub(crate) current: Gen,
+    fresh: bool,
+    /// The instant the state is stamped with: when its read was done.
+    pub(crate) at_ms: i64,
+    /// The read transaction, still open.
+    pub(crate) pin: Option<replica_copy::Pin>,
 }
 
 fn fingerprint(path: &Path) -> Option<Fingerprint> {
@@ -108,6 +142,7 @@ impl Shipper {
             path,
             fp: None,
             current: None,
+            pin: None,
             force_new: false,
         }
     }
@@ -125,9 +160,12 @@ impl Shipper {
         now_ms: i64,
     ) -> Result<Outcome> {
         let Some(fp) = fingerprint(&self.path) else {
+            self.pin = None;
             return Ok(Outcome::Gone);
         };
         if !self.force_new && self.current.is_some() && self.fp == Some(fp) {
+            // Idle: let checkpoints restart and truncate the WAL again.
+            self.pin = None;
             return Ok(Outcome::Unchanged);
         }
         let keep = (!racy(&fp)).then_some(fp);
@@ -136,106 +174,220 @@ impl Shipper {
             tmp_dir.join(format!("{}.copy", self.name)),
         );
         let (prev, name, force) = (self.current.clone(), self.name.clone(), self.force_new);
+        let old_pin = self.pin.take();
         let recipients = recipients.to_vec();
         let began = std::time::Instant::now();
-        let planned = tokio::task::spawn_blocking(move || {
-            let copied = crate::store::replica_copy::consistent_copy(&src, &tmp)
-                .and_then(|()| Ok(std::fs::read(&tmp)?));
-            let _ = std::fs::remove_file(&tmp);
-            // The copy holds every commit made before its read began, which
-            // can be after `now_ms`: the state is stamped once the copy is
-            // done, so a restore to an instant never gets a commit made
-            // after it.
-            let at_ms = now_ms
-                .saturating_add(i64::try_from(began.elapsed().as_millis()).unwrap_or(i64::MAX));
-            plan(&name, &copied?, prev, force, at_ms, &recipients)
+        let (shipped, p) = tokio::task::spawn_blocking(move || {
+            let mut p = pass(
+                &name,
+                &src,
+                &tmp,
+                prev,
+                force,
+                now_ms,
+                began,
+                wal::changed_since,
+            );
+            // The new read transaction holds the WAL from here on.
+            drop(old_pin);
+            if let Ok(p) = p.as_mut() {
+                if wal::size(&src) > PIN_WAL_LIMIT {
+                    p.pin = None;
+                }
+            }
+            let mut p = p?;
+            let shipped = match p.segment.take() {
+                Some((object, seg)) => Some(Shipped {
+                    name: object,
+                    sealed: segment::seal(&seg, &recipients)?,
+                    new_generation: p.fresh,
+                }),
+                None => None,
+            };
+            Ok::<_, Error>((shipped, p))
         })
         .await
         .map_err(|e| Error::internal(format!("replication task: {e}")))??;
-        let Some(s) = planned else {
+        let Pass {
+            current,
+            pin,
+            at_ms,
+            ..
+        } = p;
+        self.pin = pin;
+        let Some(s) = shipped else {
+            self.current = Some(current);
             self.fp = keep;
             return Ok(Outcome::Unchanged);
         };
-        replica.put(&s.name, s.sealed).await?;
+        if let Err(e) = replica.put(&s.name, s.sealed).await {
+            // Not shipped: the next pass compares against the last shipped
+            // state, from scratch.
+            self.pin = None;
+            return Err(e);
+        }
         let out = Outcome::Shipped {
-            seq: s.current.seq,
-            generation: s.current.id.clone(),
+            seq: current.seq,
+            generation: current.id.clone(),
             new_generation: s.new_generation,
-            at_ms: s.at_ms,
+            at_ms,
         };
-        self.current = Some(s.current);
+        self.current = Some(current);
         self.fp = keep;
         self.force_new = false;
         Ok(out)
     }
 }
 
-/// Diffs the copy against the last shipped state and seals what to upload
-/// (`None`: no page changed).
-fn plan(
+/// Reads `src` in one read transaction and diffs it against the last
+/// shipped state: only the pages `hint` names (the WAL frames written since
+/// the last pass's mark) and any new pages when it gives a hint, else every
+/// page. A hinted page whose hash did not change is not shipped, so a hint
+/// may name too many pages, never too few.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pass(
     db: &str,
-    image: &[u8],
+    src: &Path,
+    tmp: &Path,
     prev: Option<Gen>,
     force: bool,
     now_ms: i64,
-    recipients: &[age::x25519::Recipient],
-) -> Result<Option<Shipped>> {
-    let page_size = segment::page_size_of(image)
-        .ok_or_else(|| Error::internal(format!("{db}: the copy is not a database image")))?;
-    let ps = page_size as usize;
-    let hashes: Vec<[u8; 16]> = image.chunks(ps).map(page_hash).collect();
-    let page_count = u32::try_from(hashes.len()).map_err(|_| Error::internal("too many pages"))?;
-    let fresh = match &prev {
-        None => true,
-        Some(g) => {
-            force
-                || g.page_size != page_size
+    began: std::time::Instant,
+    hint: impl FnOnce(&Path, &Mark, u32) -> Option<BTreeSet<u32>>,
+) -> Result<Pass> {
+    // Before the read transaction: its snapshot holds at least these frames.
+    let mark = wal::mark(src);
+    // The read holds every commit made before it began, which can be after
+    // `now_ms`: the state is stamped once the read is done, so a restore to
+    // an instant never gets a commit made after it.
+    let stamp =
+        || now_ms.saturating_add(i64::try_from(began.elapsed().as_millis()).unwrap_or(i64::MAX));
+    let (p, pin) = replica_copy::read_snapshot(src, tmp, |pages| {
+        let prev = prev.filter(|g| {
+            !(force
+                || g.page_size != pages.page_size()
                 || g.seq >= MAX_SEGMENTS
-                || now_ms - g.started_ms >= SNAPSHOT_EVERY_MS
+                || now_ms - g.started_ms >= SNAPSHOT_EVERY_MS)
+        });
+        match prev {
+            None => snapshot(db, pages, &stamp, mark),
+            Some(g) => {
+                let hinted = g
+                    .mark
+                    .as_ref()
+                    .and_then(|m| hint(src, m, pages.page_size()));
+                diff(db, pages, g, hinted, &stamp, mark)
+            }
         }
-    };
-    let pick =
-        |i: usize| -> (u32, Vec<u8>) { (i as u32 + 1, image[i * ps..(i + 1) * ps].to_vec()) };
-    let (current, name, pages) = if fresh {
-        let mut r = [0u8; 4];
-        rand::rngs::OsRng.fill_bytes(&mut r);
-        let id = format!("{now_ms:013}-{}", hex::encode(r));
-        let name = snapshot_name(db, &id, now_ms);
-        let pages = (0..hashes.len()).map(pick).collect::<Vec<_>>();
-        let current = Gen {
-            id,
-            started_ms: now_ms,
-            seq: 0,
-            page_size,
-            hashes,
-        };
-        (current, name, pages)
-    } else {
-        let Some(mut g) = prev else {
-            return Err(Error::internal("no generation"));
-        };
-        let changed: Vec<usize> = (0..hashes.len())
-            .filter(|&i| g.hashes.get(i) != Some(&hashes[i]))
-            .collect();
-        if changed.is_empty() && g.hashes.len() == hashes.len() {
-            return Ok(None);
-        }
-        g.seq += 1;
-        g.hashes = hashes;
-        let name = segment_name(db, &g.id, g.seq, now_ms);
-        (g, name, changed.into_iter().map(pick).collect())
-    };
+    })?;
+    Ok(Pass { pin, ..p })
+}
+
+/// Every page: the snapshot that starts a new generation.
+fn snapshot(
+    db: &str,
+    src: &mut dyn PageSource,
+    stamp: &dyn Fn() -> i64,
+    mark: Option<Mark>,
+) -> Result<Pass> {
+    let page_size = src.page_size();
+    let mut hashes = Vec::with_capacity(src.page_count() as usize);
+    let mut pages = Vec::with_capacity(src.page_count() as usize);
+    src.each_page(&mut |no, p| {
+        hashes.push(page_hash(p));
+        pages.push((no, p.to_vec()));
+    })?;
+    let now_ms = stamp();
+    let mut r = [0u8; 4];
+    rand::rngs::OsRng.fill_bytes(&mut r);
+    let id = format!("{now_ms:013}-{}", hex::encode(r));
+    let name = snapshot_name(db, &id, now_ms);
     let seg = Segment {
         page_size,
-        page_count,
+        page_count: src.page_count(),
         at_ms: now_ms,
         pages,
     };
-    Ok(Some(Shipped {
-        at_ms: now_ms,
-        sealed: segment::seal(&seg, recipients)?,
-        name,
-        new_generation: fresh,
+    let current = Gen {
+        id,
+        started_ms: now_ms,
+        seq: 0,
+        page_size,
+        hashes,
+        mark,
+    };
+    Ok(Pass {
+        segment: Some((name, seg)),
         current,
-    }))
+        fresh: true,
+        at_ms: now_ms,
+        pin: None,
+    })
+}
+
+/// The pages that differ from `g`'s: among the hinted and new ones, or
+/// among all when there is no hint.
+fn diff(
+    db: &str,
+    src: &mut dyn PageSource,
+    mut g: Gen,
+    hinted: Option<BTreeSet<u32>>,
+    stamp: &dyn Fn() -> i64,
+    mark: Option<Mark>,
+) -> Result<Pass> {
+    let (old_count, count) = (g.hashes.len(), src.page_count() as usize);
+    let mut changed: Vec<(u32, Vec<u8>)> = Vec::new();
+    match hinted {
+        Some(mut candidates) => {
+            candidates.retain(|&p| p >= 1 && p as usize <= count);
+            candidates.extend((old_count + 1..=count).map(|p| p as u32));
+            g.hashes.resize(count, [0; 16]);
+            for no in candidates {
+                let data = src.page(no)?;
+                let h = page_hash(&data);
+                let i = no as usize - 1;
+                if i >= old_count || g.hashes[i] != h {
+                    g.hashes[i] = h;
+                    changed.push((no, data));
+                }
+            }
+        }
+        None => {
+            let mut hashes = Vec::with_capacity(count);
+            src.each_page(&mut |no, p| {
+                let h = page_hash(p);
+                if g.hashes.get(no as usize - 1) != Some(&h) {
+                    changed.push((no, p.to_vec()));
+                }
+                hashes.push(h);
+            })?;
+            g.hashes = hashes;
+        }
+    }
+    g.mark = mark;
+    let now_ms = stamp();
+    if changed.is_empty() && old_count == count {
+        return Ok(Pass {
+            segment: None,
+            current: g,
+            fresh: false,
+            at_ms: now_ms,
+            pin: None,
+        });
+    }
+    g.seq += 1;
+    let name = segment_name(db, &g.id, g.seq, now_ms);
+    let seg = Segment {
+        page_size: g.page_size,
+        page_count: src.page_count(),
+        at_ms: now_ms,
+        pages: changed,
+    };
+    Ok(Pass {
+        segment: Some((name, seg)),
+        current: g,
+        fresh: false,
+        at_ms: now_ms,
+        pin: None,
+    })
 }
