@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::shipper::{Gen, pass};
-use super::wal::{self, Mark};
+use super::wal::{self, WalMark};
 use crate::store::replica_copy::{Pin, fixture::Db, read_snapshot};
 
 /// Every page of the live database, read now.
@@ -45,7 +45,7 @@ impl Follower {
         &mut self,
         db: &Path,
         tmp: &Path,
-        hint: impl FnOnce(&Path, &Mark, u32) -> Option<BTreeSet<u32>>,
+        hint: impl FnOnce(&Path, &WalMark, &WalMark, u32) -> Option<BTreeSet<u32>>,
     ) {
         let (mut hinted, mut asked) = (false, false);
         let began = std::time::Instant::now();
@@ -57,9 +57,9 @@ impl Follower {
             false,
             1,
             began,
-            |d, m, ps| {
+            |d, m, to, ps| {
                 asked = true;
-                let h = hint(d, m, ps);
+                let h = hint(d, m, to, ps);
                 hinted = h.is_some();
                 h
             },
@@ -91,7 +91,7 @@ impl Follower {
     }
 
     fn pass(&mut self, db: &Path, tmp: &Path) {
-        self.pass_with(db, tmp, wal::changed_since);
+        self.pass_with(db, tmp, wal::changed_between);
         assert!(
             self.image == full_read(db, tmp),
             "the rebuilt image differs from the live database"
@@ -171,8 +171,8 @@ fn a_hint_that_misses_a_page_would_be_caught() {
     f.pass(&db, &tmp);
     w.update(150, 500);
     // The true hint names the changed pages; drop them all.
-    f.pass_with(&db, &tmp, |d, m, ps| {
-        let all = wal::changed_since(d, m, ps);
+    f.pass_with(&db, &tmp, |d, m, to, ps| {
+        let all = wal::changed_between(d, m, to, ps);
         assert!(all.as_ref().is_some_and(|s| !s.is_empty()));
         Some(BTreeSet::new())
     });
@@ -181,7 +181,7 @@ fn a_hint_that_misses_a_page_would_be_caught() {
         "a wrong hint went unnoticed"
     );
     // Without a hint, the full compare repairs it.
-    f.pass_with(&db, &tmp, |_, _, _| None);
+    f.pass_with(&db, &tmp, |_, _, _, _| None);
     assert!(f.image == full_read(&db, &tmp));
 }
 
@@ -235,7 +235,7 @@ fn passes_during_concurrent_writes_miss_nothing() {
     };
     let mut f = Follower::new();
     for _ in 0..60 {
-        f.pass_with(&db, &tmp, wal::changed_since);
+        f.pass_with(&db, &tmp, wal::changed_between);
         std::thread::sleep(std::time::Duration::from_millis(3));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -25,7 +25,7 @@ use sha2::Digest;
 use super::catalog::{segment_name, snapshot_name};
 use super::segment::{self, Segment};
 use super::target::Replica;
-use super::wal::{self, Mark};
+use super::wal::{self, WalMark};
 use crate::error::{Error, Result};
 use crate::store::replica_copy::{self, PageSource};
 
@@ -49,7 +49,7 @@ pub(crate) struct Gen {
     hashes: Vec<[u8; 16]>,
     /// The WAL as it stood before the last read: the next pass reads the
     /// frames after it to know what changed.
-    mark: Option<Mark>,
+    mark: Option<WalMark>,
 }
 
 pub struct Shipper {
@@ -186,7 +186,7 @@ impl Shipper {
                 force,
                 now_ms,
                 began,
-                wal::changed_since,
+                wal::changed_between,
             );
             // The new read transaction holds the WAL from here on.
             drop(old_pin);
@@ -253,10 +253,8 @@ pub(crate) fn pass(
     force: bool,
     now_ms: i64,
     began: std::time::Instant,
-    hint: impl FnOnce(&Path, &Mark, u32) -> Option<BTreeSet<u32>>,
+    hint: impl FnOnce(&Path, &WalMark, &WalMark, u32) -> Option<BTreeSet<u32>>,
 ) -> Result<Pass> {
-    // Before the read transaction: its snapshot holds at least these frames.
-    let mark = wal::mark(src);
     // The read holds every commit made before it began, which can be after
     // `now_ms`: the state is stamped once the read is done, so a restore to
     // an instant never gets a commit made after it.
@@ -270,12 +268,16 @@ pub(crate) fn pass(
                 || now_ms - g.started_ms >= SNAPSHOT_EVERY_MS)
         });
         match prev {
-            None => snapshot(db, pages, &stamp, mark),
+            None => {
+                let mark = pages.wal_mark();
+                snapshot(db, pages, &stamp, mark)
+            }
             Some(g) => {
-                let hinted = g
-                    .mark
-                    .as_ref()
-                    .and_then(|m| hint(src, m, pages.page_size()));
+                let mark = pages.wal_mark();
+                let hinted = match (&g.mark, &mark) {
+                    (Some(from), Some(to)) => hint(src, from, to, pages.page_size()),
+                    _ => None,
+                };
                 diff(db, pages, g, hinted, &stamp, mark)
             }
         }
@@ -288,7 +290,7 @@ fn snapshot(
     db: &str,
     src: &mut dyn PageSource,
     stamp: &dyn Fn() -> i64,
-    mark: Option<Mark>,
+    mark: Option<WalMark>,
 ) -> Result<Pass> {
     let page_size = src.page_size();
     let mut hashes = Vec::with_capacity(src.page_count() as usize);
@@ -333,7 +335,7 @@ fn diff(
     mut g: Gen,
     hinted: Option<BTreeSet<u32>>,
     stamp: &dyn Fn() -> i64,
-    mark: Option<Mark>,
+    mark: Option<WalMark>,
 ) -> Result<Pass> {
     let (old_count, count) = (g.hashes.len(), src.page_count() as usize);
     let mut changed: Vec<(u32, Vec<u8>)> = Vec::new();

@@ -22,6 +22,46 @@ pub trait PageSource {
     fn page(&mut self, pgno: u32) -> Result<Vec<u8>>;
     /// Every page, in order.
     fn each_page(&mut self, f: &mut dyn FnMut(u32, &[u8])) -> Result<()>;
+    /// Where in the WAL this read's snapshot ends, if SQLite says.
+    fn wal_mark(&self) -> Option<WalMark> {
+        None
+    }
+}
+
+/// Where a read transaction's snapshot ends in the WAL: the WAL's salts (its
+/// epoch) and the committed frame count. The WAL-index header SQLite copies
+/// into a snapshot (`sqlite3_snapshot_get`, built with
+/// SQLITE_ENABLE_SNAPSHOT) holds both: the layout is the documented one of
+/// the `-shm` file (walformat.html, "The WAL-Index Header": `mxFrame` at byte
+/// 16 and the salts at 32, in the WAL header's byte order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalMark {
+    pub salt: [u8; 8],
+    pub frames: u32,
+}
+
+/// The mark of the read transaction open on `conn`, or `None` (not in WAL
+/// mode, no read transaction, a SQLite built without snapshots).
+fn wal_mark(conn: &Connection) -> Option<WalMark> {
+    use rusqlite::ffi;
+    let mut snap: *mut ffi::sqlite3_snapshot = std::ptr::null_mut();
+    // SAFETY: the handle is valid while `conn` lives and is used only on
+    // this thread; the schema name is NUL-terminated; on success `snap`
+    // points at a snapshot SQLite allocated, read once and then freed.
+    let hidden = unsafe {
+        if ffi::sqlite3_snapshot_get(conn.handle(), c"main".as_ptr(), &mut snap) != ffi::SQLITE_OK
+            || snap.is_null()
+        {
+            return None;
+        }
+        let hidden = (*snap).hidden;
+        ffi::sqlite3_snapshot_free(snap);
+        hidden
+    };
+    let mut salt = [0u8; 8];
+    salt.copy_from_slice(&hidden[32..40]);
+    let frames = u32::from_ne_bytes([hidden[16], hidden[17], hidden[18], hidden[19]]);
+    Some(WalMark { salt, frames })
 }
 
 /// A read transaction left open after `read_snapshot`: while it lives,
@@ -72,6 +112,7 @@ pub fn read_snapshot<T>(
             one,
             page_size,
             page_count,
+            mark: wal_mark(&conn),
         };
         f(&mut live)
     };
@@ -84,6 +125,7 @@ struct Live<'c> {
     one: rusqlite::Statement<'c>,
     page_size: u32,
     page_count: u32,
+    mark: Option<WalMark>,
 }
 
 impl Live<'_> {
@@ -103,6 +145,9 @@ impl Live<'_> {
 impl PageSource for Live<'_> {
     fn page_size(&self) -> u32 {
         self.page_size
+    }
+    fn wal_mark(&self) -> Option<WalMark> {
+        self.mark
     }
     fn page_count(&self) -> u32 {
         self.page_count
