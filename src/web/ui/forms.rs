@@ -10,7 +10,6 @@ use poem::web::{Data, Redirect};
 use poem::{FromRequest, IntoResponse, Request, RequestBody, Response};
 
 use super::{html_response, layout};
-use crate::access::enter::TenantHandle;
 use crate::access::op::Op;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
@@ -98,6 +97,23 @@ impl<'a, O: Op> FromRequest<'a> for WsPost<O> {
     }
 }
 
+impl<O> WsPost<O> {
+    /// Where a workspace form goes next: to `to` (303) when the change was
+    /// done, else the page again (`again`) with the validation errors or the
+    /// conflict; any other error is the error page.
+    pub async fn then<T>(
+        &self,
+        r: Result<T, Error>,
+        to: impl FnOnce(T) -> String,
+        again: impl AsyncFnOnce(&TenantPage<O>, &[FieldError]) -> poem::Result<Response>,
+    ) -> poem::Result<Response> {
+        match r {
+            Ok(t) => Ok(see_other(to(t))),
+            Err(e) => again(&self.ctx, &validation_errors(e)?).await,
+        }
+    }
+}
+
 pub fn one<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
         .iter()
@@ -122,16 +138,53 @@ pub async fn page(
     title: &str,
     body: impl FnOnce(&str) -> Markup,
 ) -> poem::Result<Response> {
-    page_in(req, state, who, None, status, title, body).await
+    let (token, _) = csrf::token_for(req, state);
+    let banner = super::notices::banner(req, state, who, &token).await;
+    framed(state, who, &token, banner, status, title, body).await
 }
 
-/// A signed-in page; `entered` is the workspace its handler already entered,
-/// which the incident banner then reads through instead of entering again.
-pub async fn page_in(
-    req: &Request,
+impl<O> TenantPage<O> {
+    /// A page of this workspace: the header, the incident banner (entered
+    /// for reading incidents) and the page's CSRF token.
+    pub async fn page(
+        &self,
+        status: StatusCode,
+        title: &str,
+        body: impl FnOnce(&str) -> Markup,
+    ) -> poem::Result<Response> {
+        let banner = super::notices::banner_for(self).await;
+        self.page_with(banner, status, title, body).await
+    }
+
+    /// `page` with the given banner (`notices::banner_in` reads it through
+    /// this page's own entry).
+    pub async fn page_with(
+        &self,
+        banner: Markup,
+        status: StatusCode,
+        title: &str,
+        body: impl FnOnce(&str) -> Markup,
+    ) -> poem::Result<Response> {
+        framed(
+            self.state(),
+            self.who(),
+            self.csrf(),
+            banner,
+            status,
+            title,
+            body,
+        )
+        .await
+    }
+}
+
+/// The frame of a signed-in page: the header naming the person, then the
+/// banner, then the body.
+async fn framed(
     state: &AppState,
     who: &SignedIn,
-    entered: Option<&TenantHandle>,
+    token: &str,
+    banner: Markup,
     status: StatusCode,
     title: &str,
     body: impl FnOnce(&str) -> Markup,
@@ -145,20 +198,14 @@ pub async fn page_in(
         .await?
         .map(|u| u.email)
         .unwrap_or_default();
-    let (token, _) = csrf::token_for(req, state);
-    // A workspace's pages show its unacknowledged incidents first.
-    let banner = match entered {
-        Some(ctx) => super::notices::banner_in(state, ctx, &token).await,
-        None => super::notices::banner(req, state, who, &token).await,
-    };
-    let markup = html! { (banner) (body(&token)) };
+    let markup = html! { (banner) (body(token)) };
     Ok(html_response(
         status,
         layout(
             title,
             &super::Chrome {
                 email: Some(&email),
-                csrf: &token,
+                csrf: token,
                 impersonating: who.0.impersonating.as_ref(),
             },
             markup,
@@ -190,6 +237,15 @@ pub fn breadcrumbs(ws: &str, coll: Option<&Visible>) -> Markup {
                 " › " a href=(format!("/w/{ws}/c/{}", c.row.id)) { (c.row.def.name) }
             }
         }
+    }
+}
+
+/// A form page's status: 200, or 422 when it shows what went wrong.
+pub fn status_for(errors: &[FieldError]) -> StatusCode {
+    if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
     }
 }
 

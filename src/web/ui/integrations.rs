@@ -6,18 +6,14 @@
 //! with the received-events log.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use maud::html;
-use poem::http::StatusCode;
-use poem::web::Data;
-use poem::{Request, Response, handler};
+use poem::{Response, handler};
 
 use super::csrf_field;
-use super::forms::{errors_box, every, form_pairs, one, page_in, see_other, validation_errors};
+use super::forms::{WsPost, errors_box, every, one, status_for};
 use crate::access::enter::TenantHandle;
 use crate::access::op;
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::config::Config;
 use crate::error::{Error, FieldError};
@@ -34,16 +30,14 @@ fn when(t: Option<i64>) -> String {
     t.map(rfc3339).unwrap_or_else(|| "never".into())
 }
 
+/// The page: with a secret shown once, or with the errors of a failed form
+/// (422).
 async fn render<O>(
-    req: &Request,
-    state: &AppState,
     ctx: &TenantPage<O>,
-    status: StatusCode,
     errors: &[FieldError],
     shown: Option<Shown>,
 ) -> poem::Result<Response> {
-    let ws = ctx.db.id();
-    let now = ctx.now();
+    let (state, ws, now) = (ctx.state(), ctx.db.id(), ctx.now());
     let stored = secrets::list(ctx).await?;
     let endpoints = webhooks::list(ctx).await?;
     let deliveries = webhooks::recent_deliveries(ctx, 30).await?;
@@ -62,7 +56,8 @@ async fn render<O>(
         .iter()
         .map(|c| (c.row.id.as_str(), c.row.def.name.as_str()))
         .collect();
-    page_in(req, state, ctx.who(), Some(ctx), status, "Integrations", |token| html! {
+    let banner = super::notices::banner_in(state, ctx, ctx.csrf()).await;
+    ctx.page_with(banner, status_for(errors), "Integrations", |token| html! {
         section.card {
             p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } }
             h1 { "Integrations" }
@@ -250,29 +245,19 @@ async fn render<O>(
 }
 
 #[handler]
-pub async fn page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::IntegrationRead>,
-) -> poem::Result<Response> {
-    render(req, &state, &ctx, StatusCode::OK, &[], None).await
+pub async fn page(ctx: TenantPage<op::IntegrationRead>) -> poem::Result<Response> {
+    render(&ctx, &[], None).await
 }
 
 /// After a change: back to the page, the page with a secret shown once, or
 /// the page again with what went wrong.
-async fn done<O>(
-    req: &Request,
-    state: &AppState,
-    ctx: &TenantPage<O>,
-    r: Result<Option<Shown>, Error>,
-) -> poem::Result<Response> {
+async fn done<O>(p: &WsPost<O>, r: Result<Option<Shown>, Error>) -> poem::Result<Response> {
     match r {
-        Ok(None) => Ok(see_other(format!("/w/{}/integrations", ctx.db.id()))),
-        Ok(Some(s)) => render(req, state, ctx, StatusCode::OK, &[], Some(s)).await,
-        Err(e) => {
-            let errors = validation_errors(e)?;
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            render(req, state, ctx, status, &errors, None).await
+        Ok(Some(s)) => render(&p.ctx, &[], Some(s)).await,
+        r => {
+            let to = |_| format!("/w/{}/integrations", p.ctx.db.id());
+            p.then(r, to, async |ctx, errors| render(ctx, errors, None).await)
+                .await
         }
     }
 }
@@ -290,18 +275,13 @@ fn overlap(pairs: &[(String, String)]) -> Result<Option<u32>, Error> {
 macro_rules! form_handler {
     ($name:ident, $op:ty, |$cfg:pat, $ctx:ident, $pairs:ident| $body:expr) => {
         #[handler]
-        pub async fn $name(
-            req: &Request,
-            state: Data<&Arc<AppState>>,
-            ctx: TenantPage<$op>,
-        ) -> poem::Result<Response> {
-            let pairs = form_pairs(req);
+        pub async fn $name(p: WsPost<$op>) -> poem::Result<Response> {
             let r: Result<Option<Shown>, Error> = {
                 let ($cfg, $ctx, $pairs): (&Config, &TenantHandle, _) =
-                    (&state.config, &ctx, &pairs);
+                    (&p.state.config, &p.ctx, &p.form.0);
                 $body
             };
-            done(req, &state, &ctx, r).await
+            done(&p, r).await
         }
     };
 }

@@ -3,17 +3,15 @@
 //! restore, and the handlers that create, update, delete and restore.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use maud::{Markup, html};
-use poem::http::StatusCode;
-use poem::web::{Data, Path};
-use poem::{Request, Response, handler};
+use poem::web::Path;
+use poem::{Response, handler};
 use serde_json::{Map, Value, json};
 
 use super::csrf_field;
 use super::forms::{
-    breadcrumbs, errors_box, every, form_pairs, one, page, see_other, validation_errors,
+    Posted, WsPost, breadcrumbs, errors_box, every, one, see_other, status_for, validation_errors,
 };
 use crate::access::enter::TenantHandle;
 use crate::access::op;
@@ -24,7 +22,6 @@ use crate::records::schema::{Field, FieldType, RecordAction};
 use crate::records::values::{self, Values};
 use crate::records::{self, Visible, rfc3339_ms};
 use crate::store::records::{self as rstore, RecordRow};
-use crate::web::session::SignedIn;
 use crate::web::tenant::TenantPage;
 
 /// What each input shows: the stored value, or what was typed before an error.
@@ -310,180 +307,129 @@ fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
     }
 }
 
-/// The record page, or the new-record page when `rec` is `None`.
-#[allow(clippy::too_many_arguments)]
-async fn render_record(
-    req: &Request,
-    state: &AppState,
-    who: &SignedIn,
-    ctx: &TenantHandle,
-    status: StatusCode,
+/// What the record page is about: the collection, and the record with its
+/// history (`None`: the new-record page).
+struct Subject<'a> {
+    v: &'a Visible,
+    rec: Option<(&'a RecordRow, &'a [rstore::VersionRow])>,
+}
+
+/// The record page (200), or the form sent back with its errors (422).
+async fn render_record<O>(
+    ctx: &TenantPage<O>,
     ws: &str,
-    v: &Visible,
-    rec: Option<&RecordRow>,
+    s: Subject<'_>,
     shown: &Shown,
     errors: &[FieldError],
-    history: &[rstore::VersionRow],
 ) -> poem::Result<Response> {
-    let choices = choices(state, ctx, v).await?;
+    let choices = choices(ctx.state(), ctx, s.v).await?;
+    let (rec, history) = match s.rec {
+        Some((r, h)) => (Some(r), h),
+        None => (None, &[][..]),
+    };
     let title = if rec.is_some() {
         "Record"
     } else {
         "New record"
     };
-    page(req, state, who, status, title, |t| {
-        record_form(
-            RecordForm {
-                ws,
-                v,
-                rec,
-                shown,
-                choices: &choices,
-                errors,
-                history,
-            },
-            t,
-        )
+    ctx.page(status_for(errors), title, |t| {
+        let form = RecordForm {
+            ws,
+            v: s.v,
+            rec,
+            shown,
+            choices: &choices,
+            errors,
+            history,
+        };
+        record_form(form, t)
     })
     .await
 }
 
+/// The values a posted record form gives, read against the collection's
+/// live fields: what a client would send, or the fields it could not parse.
+fn posted_values(fields: &[Field], form: &Posted) -> Result<Map<String, Value>, Error> {
+    match values_from_form(fields, &form.0) {
+        (input, errors) if errors.is_empty() => Ok(input),
+        (_, errors) => Err(Error::Validation(errors)),
+    }
+}
+
 #[handler]
 pub async fn new_record(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
     ctx: TenantPage<op::RecordRead>,
     Path((ws, coll)): Path<(String, String)>,
 ) -> poem::Result<Response> {
     let cid: CollectionId = coll.parse()?;
     let v = records::load(&ctx, &cid, records::Need::Record(RecordAction::Create)).await?;
-    render_record(
-        req,
-        &state,
-        ctx.who(),
-        &ctx,
-        StatusCode::OK,
-        &ws,
-        &v,
-        None,
-        &Shown::new(),
-        &[],
-        &[],
-    )
-    .await
+    let s = Subject { v: &v, rec: None };
+    render_record(&ctx, &ws, s, &Shown::new(), &[]).await
 }
 
 #[handler]
 pub async fn create_record(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::RecordCreate>,
+    p: WsPost<op::RecordCreate>,
     Path((ws, coll)): Path<(String, String)>,
 ) -> poem::Result<Response> {
     let cid: CollectionId = coll.parse()?;
-    let v = records::load(&ctx, &cid, records::Need::Record(RecordAction::Create)).await?;
-    let pairs = form_pairs(req);
+    let v = records::load(&p.ctx, &cid, records::Need::Record(RecordAction::Create)).await?;
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
-    let (mut input, errors) = values_from_form(&fields, &pairs);
-    input.retain(|_, x| !x.is_null());
-    let result = if errors.is_empty() {
-        records::create_record(&ctx, &state.control, &cid, input, None)
-            .await
-            .map(|c| c.record)
-    } else {
-        Err(Error::Validation(errors))
-    };
-    match result {
-        Ok(r) => Ok(see_other(format!("/w/{ws}/c/{coll}/r/{}", r.id))),
-        Err(e) => {
-            let errors = validation_errors(e)?;
-            let shown = shown_from_form(&fields, &pairs);
-            render_record(
-                req,
-                &state,
-                ctx.who(),
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &ws,
-                &v,
-                None,
-                &shown,
-                &errors,
-                &[],
-            )
-            .await
+    let created = match posted_values(&fields, &p.form) {
+        Ok(mut input) => {
+            input.retain(|_, x| !x.is_null());
+            records::create_record(&p.ctx, &p.state.control, &cid, input, None).await
         }
-    }
+        Err(e) => Err(e),
+    };
+    let errors = match created {
+        Ok(c) => return Ok(see_other(format!("/w/{ws}/c/{coll}/r/{}", c.record.id))),
+        Err(e) => validation_errors(e)?,
+    };
+    let shown = shown_from_form(&fields, &p.form.0);
+    let s = Subject { v: &v, rec: None };
+    render_record(&p.ctx, &ws, s, &shown, &errors).await
 }
 
 #[handler]
 pub async fn record_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
     ctx: TenantPage<op::RecordRead>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
-    let rid: RecordId = id.parse()?;
+    let (cid, rid): (CollectionId, RecordId) = (coll.parse()?, id.parse()?);
     let (v, rec, history) = records::history(&ctx, &cid, &rid).await?;
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
     let shown = shown_from(&fields, &rec.values);
-    render_record(
-        req,
-        &state,
-        ctx.who(),
-        &ctx,
-        StatusCode::OK,
-        &ws,
-        &v,
-        Some(&rec),
-        &shown,
-        &[],
-        &history,
-    )
-    .await
+    let s = Subject {
+        v: &v,
+        rec: Some((&rec, &history)),
+    };
+    render_record(&ctx, &ws, s, &shown, &[]).await
 }
 
 #[handler]
 pub async fn update_record(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::RecordUpdate>,
+    p: WsPost<op::RecordUpdate>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
-    let rid: RecordId = id.parse()?;
-    let v = records::load(&ctx, &cid, records::Need::Record(RecordAction::Update)).await?;
-    let pairs = form_pairs(req);
+    let (cid, rid): (CollectionId, RecordId) = (coll.parse()?, id.parse()?);
+    let v = records::load(&p.ctx, &cid, records::Need::Record(RecordAction::Update)).await?;
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
-    let (input, errors) = values_from_form(&fields, &pairs);
-    let result = if errors.is_empty() {
-        records::update_record(&ctx, &state.control, &cid, &rid, input).await
-    } else {
-        Err(Error::Validation(errors))
+    let updated = match posted_values(&fields, &p.form) {
+        Ok(input) => records::update_record(&p.ctx, &p.state.control, &cid, &rid, input).await,
+        Err(e) => Err(e),
     };
-    match result {
-        Ok(_) => Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}"))),
-        Err(e) => {
-            let errors = validation_errors(e)?;
-            let (v, rec, history) = records::history(&ctx, &cid, &rid).await?;
-            let shown = shown_from_form(&fields, &pairs);
-            render_record(
-                req,
-                &state,
-                ctx.who(),
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &ws,
-                &v,
-                Some(&rec),
-                &shown,
-                &errors,
-                &history,
-            )
-            .await
-        }
-    }
+    let errors = match updated {
+        Ok(_) => return Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}"))),
+        Err(e) => validation_errors(e)?,
+    };
+    let (v, rec, history) = records::history(&p.ctx, &cid, &rid).await?;
+    let shown = shown_from_form(&fields, &p.form.0);
+    let s = Subject {
+        v: &v,
+        rec: Some((&rec, &history)),
+    };
+    render_record(&p.ctx, &ws, s, &shown, &errors).await
 }
 
 #[handler]
@@ -491,25 +437,22 @@ pub async fn delete_record(
     ctx: TenantPage<op::RecordDelete>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
-    let rid: RecordId = id.parse()?;
+    let (cid, rid): (CollectionId, RecordId) = (coll.parse()?, id.parse()?);
     records::delete_record(&ctx, &cid, &rid).await?;
     Ok(see_other(format!("/w/{ws}/c/{coll}")))
 }
 
 #[handler]
 pub async fn restore_record(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::RecordUpdate>,
+    p: WsPost<op::RecordUpdate>,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
-    let rid: RecordId = id.parse()?;
-    let pairs = form_pairs(req);
-    let version: i64 = one(&pairs, "version")
+    let (cid, rid): (CollectionId, RecordId) = (coll.parse()?, id.parse()?);
+    let version: i64 = p
+        .form
+        .get("version")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| Error::field("version", "must be a version number"))?;
-    records::restore_version(&ctx, &state.control, &cid, &rid, version).await?;
+    records::restore_version(&p.ctx, &p.state.control, &cid, &rid, version).await?;
     Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}")))
 }

@@ -3,18 +3,15 @@
 //! `schema`, the record form in `record_form`. Every page goes through the
 //! same `records` functions as the API, so the same checks apply.
 
-use std::sync::Arc;
-
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::{Data, Path, Query};
-use poem::{Request, Response, handler};
+use poem::web::{Path, Query};
+use poem::{Response, handler};
 use serde::Deserialize;
 
-use super::forms::{breadcrumbs, page};
+use super::forms::breadcrumbs;
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, op};
-use crate::app::AppState;
 use crate::records::schema::{Field, RecordAction};
 use crate::records::values;
 use crate::records::{self, rfc3339_ms};
@@ -22,8 +19,6 @@ use crate::web::tenant::TenantPage;
 
 #[handler]
 pub async fn workspace_home(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
     ctx: TenantPage<op::CollectionRead>,
     Path(ws): Path<String>,
 ) -> poem::Result<Response> {
@@ -39,7 +34,7 @@ pub async fn workspace_home(
     };
     let can_create = allows(ctx.role, Resource::Collection, Action::Create);
     let admin = ctx.role.at_least(Role::Admin);
-    page(req, &state, ctx.who(), StatusCode::OK, "Collections", |_| {
+    ctx.page(StatusCode::OK, "Collections", |_| {
         html! {
             section.card {
                 p.crumbs { a href="/workspaces" { "Workspaces" } }
@@ -92,12 +87,11 @@ const TABLE_COLUMNS: usize = 6;
 
 #[handler]
 pub async fn collection_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
     ctx: TenantPage<op::RecordRead>,
     Path((ws, coll)): Path<(String, String)>,
     Query(tq): Query<TableQuery>,
 ) -> poem::Result<Response> {
+    let state = ctx.state();
     let finder = records::search::Finder {
         indexes: &state.indexes,
         bounds: &state.bounds,
@@ -142,7 +136,7 @@ pub async fn collection_page(
         .as_ref()
         .map(|c| link(&[("sort", p.sort.as_str()), ("cursor", c)]));
     let api = format!("/api/v1/workspaces/{ws}/collections/{}", v.row.id);
-    page(req, &state, ctx.who(), StatusCode::OK, &v.row.def.name, |token| {
+    ctx.page(StatusCode::OK, &v.row.def.name, |token| {
         html! {
             section.card {
                 (breadcrumbs(&ws, None))
