@@ -224,10 +224,9 @@ async fn workspace_frame<O>(ctx: &TenantPage<O>, title: &str, body: Markup) -> R
 #[handler]
 pub async fn workspace_audit(
     ctx: TenantPage<op::AuditRead>,
-    Path(ws): Path<String>,
     Query(filters): Query<Filters>,
 ) -> poem::Result<Response> {
-    let state = ctx.state();
+    let (state, ws) = (ctx.state(), ctx.ws());
     let page = service::search_workspace(state.audit_deps(), &ctx, filters.params()?).await?;
     let status = service::status_workspace(state.audit_deps(), &ctx).await?;
     let body = chain_page(ChainPage {
@@ -254,10 +253,7 @@ pub async fn workspace_entry(
 }
 
 #[handler]
-pub async fn workspace_verify(
-    ctx: TenantPage<op::AuditVerify>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
+pub async fn workspace_verify(ctx: TenantPage<op::AuditVerify>) -> poem::Result<Response> {
     service::verify_now(
         ctx.state().audit_deps(),
         Chain::Workspace(ctx.db.id()),
@@ -265,7 +261,7 @@ pub async fn workspace_verify(
         &ctx.meta,
     )
     .await?;
-    Ok(Redirect::see_other(format!("/w/{ws}/audit")).into_response())
+    Ok(Redirect::see_other(format!("/w/{}/audit", ctx.ws())).into_response())
 }
 
 #[handler]

@@ -2,6 +2,7 @@
 //! keys kept), entering the workspace, the page frame with its CSRF token,
 //! and showing validation errors.
 
+use std::str::FromStr;
 use std::sync::Arc;
 
 use maud::{Markup, html};
@@ -14,6 +15,7 @@ use crate::access::op::Op;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::{Error, FieldError};
+use crate::ids::{CollectionId, ExportId, RecordId, TeamId};
 use crate::records::Visible;
 use crate::web::csrf;
 use crate::web::session::{AccountHolder, SignedIn};
@@ -76,6 +78,38 @@ impl<'a> FromRequest<'a> for AccountPost {
             who,
             form: Posted::from_request(req, body).await?,
         })
+    }
+}
+
+/// An id in a workspace page's path (`:coll`, `:rec`, `:team`, `:id`),
+/// parsed: a malformed one is the thing not found (its `FromStr`).
+pub struct Id<T>(pub T);
+
+/// An id type with the name of the path parameter that carries it.
+pub trait PathId: FromStr<Err = Error> {
+    const PARAM: &'static str;
+}
+
+impl PathId for CollectionId {
+    const PARAM: &'static str = "coll";
+}
+
+impl PathId for RecordId {
+    const PARAM: &'static str = "rec";
+}
+
+impl PathId for TeamId {
+    const PARAM: &'static str = "team";
+}
+
+impl PathId for ExportId {
+    const PARAM: &'static str = "id";
+}
+
+impl<'a, T: PathId> FromRequest<'a> for Id<T> {
+    async fn from_request(req: &'a Request, _: &mut RequestBody) -> poem::Result<Self> {
+        let raw = req.raw_path_param(T::PARAM).unwrap_or_default();
+        Ok(Id(raw.parse()?))
     }
 }
 

@@ -4,14 +4,14 @@
 
 use maud::{Markup, html};
 use poem::http::StatusCode;
-use poem::web::Path;
 use poem::{IntoResponse, Response, handler};
 
 use super::csrf_field;
-use super::forms::{WsPost, see_other, status_for};
+use super::forms::{Id, WsPost, see_other, status_for};
 use crate::access::op;
 use crate::error::{Error, FieldError};
 use crate::export::jobs;
+use crate::ids::ExportId;
 use crate::subjects::{self, Match};
 use crate::web::api::exports::exporter;
 use crate::web::tenant::TenantPage;
@@ -97,14 +97,15 @@ pub async fn start_export(p: WsPost<op::WorkspaceExport>) -> poem::Result<Respon
 #[handler]
 pub async fn export_page(
     c: TenantPage<op::WorkspaceExport>,
-    Path((ws, id)): Path<(String, String)>,
+    Id(id): Id<ExportId>,
 ) -> poem::Result<Response> {
-    let job = c.state().exports.get(c.db.id(), &id.parse()?, c.now())?;
+    let ws = c.ws();
+    let job = c.state().exports.get(c.db.id(), &id, c.now())?;
     let s = job.status();
     let mut resp = c.page(StatusCode::OK, "Workspace export", |_| {
         html! {
             section.card {
-                (crumbs(&ws))
+                (crumbs(ws))
                 h1 { "Workspace export" }
                 p { "Records and audit entries written: " (s.done) " of " (s.total) }
                 progress id="export-progress" value=(s.done) max=(s.total.max(1)) {}

@@ -5,13 +5,12 @@
 use std::collections::HashMap;
 
 use maud::{Markup, html};
-use poem::web::Path;
 use poem::{Response, handler};
 use serde_json::{Map, Value, json};
 
 use super::csrf_field;
 use super::forms::{
-    Posted, WsPost, breadcrumbs, errors_box, every, one, see_other, status_for, validation_errors,
+    Id, Posted, WsPost, breadcrumbs, errors_box, every, one, see_other, status_for,
 };
 use crate::access::enter::TenantHandle;
 use crate::access::op;
@@ -317,7 +316,6 @@ struct Subject<'a> {
 /// The record page (200), or the form sent back with its errors (422).
 async fn render_record<O>(
     ctx: &TenantPage<O>,
-    ws: &str,
     s: Subject<'_>,
     shown: &Shown,
     errors: &[FieldError],
@@ -334,7 +332,7 @@ async fn render_record<O>(
     };
     ctx.page(status_for(errors), title, |t| {
         let form = RecordForm {
-            ws,
+            ws: ctx.ws(),
             v: s.v,
             rec,
             shown,
@@ -356,23 +354,26 @@ fn posted_values(fields: &[Field], form: &Posted) -> Result<Map<String, Value>, 
     }
 }
 
+/// A record's page (ids display as the path spells them: canonical).
+fn record_url(ws: &str, cid: &CollectionId, rid: impl std::fmt::Display) -> String {
+    format!("/w/{ws}/c/{cid}/r/{rid}")
+}
+
 #[handler]
 pub async fn new_record(
     ctx: TenantPage<op::RecordRead>,
-    Path((ws, coll)): Path<(String, String)>,
+    Id(cid): Id<CollectionId>,
 ) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
     let v = records::load(&ctx, &cid, records::Need::Record(RecordAction::Create)).await?;
     let s = Subject { v: &v, rec: None };
-    render_record(&ctx, &ws, s, &Shown::new(), &[]).await
+    render_record(&ctx, s, &Shown::new(), &[]).await
 }
 
 #[handler]
 pub async fn create_record(
     p: WsPost<op::RecordCreate>,
-    Path((ws, coll)): Path<(String, String)>,
+    Id(cid): Id<CollectionId>,
 ) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
     let v = records::load(&p.ctx, &cid, records::Need::Record(RecordAction::Create)).await?;
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
     let created = match posted_values(&fields, &p.form) {
@@ -382,21 +383,21 @@ pub async fn create_record(
         }
         Err(e) => Err(e),
     };
-    let errors = match created {
-        Ok(c) => return Ok(see_other(format!("/w/{ws}/c/{coll}/r/{}", c.record.id))),
-        Err(e) => validation_errors(e)?,
-    };
-    let shown = shown_from_form(&fields, &p.form.0);
-    let s = Subject { v: &v, rec: None };
-    render_record(&p.ctx, &ws, s, &shown, &errors).await
+    let to = |c: records::Created| record_url(p.ctx.ws(), &cid, c.record.id);
+    p.then(created, to, async |ctx, errors| {
+        let shown = shown_from_form(&fields, &p.form.0);
+        let s = Subject { v: &v, rec: None };
+        render_record(ctx, s, &shown, errors).await
+    })
+    .await
 }
 
 #[handler]
 pub async fn record_page(
     ctx: TenantPage<op::RecordRead>,
-    Path((ws, coll, id)): Path<(String, String, String)>,
+    Id(cid): Id<CollectionId>,
+    Id(rid): Id<RecordId>,
 ) -> poem::Result<Response> {
-    let (cid, rid): (CollectionId, RecordId) = (coll.parse()?, id.parse()?);
     let (v, rec, history) = records::history(&ctx, &cid, &rid).await?;
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
     let shown = shown_from(&fields, &rec.values);
@@ -404,55 +405,55 @@ pub async fn record_page(
         v: &v,
         rec: Some((&rec, &history)),
     };
-    render_record(&ctx, &ws, s, &shown, &[]).await
+    render_record(&ctx, s, &shown, &[]).await
 }
 
 #[handler]
 pub async fn update_record(
     p: WsPost<op::RecordUpdate>,
-    Path((ws, coll, id)): Path<(String, String, String)>,
+    Id(cid): Id<CollectionId>,
+    Id(rid): Id<RecordId>,
 ) -> poem::Result<Response> {
-    let (cid, rid): (CollectionId, RecordId) = (coll.parse()?, id.parse()?);
     let v = records::load(&p.ctx, &cid, records::Need::Record(RecordAction::Update)).await?;
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
     let updated = match posted_values(&fields, &p.form) {
         Ok(input) => records::update_record(&p.ctx, &p.state.control, &cid, &rid, input).await,
         Err(e) => Err(e),
     };
-    let errors = match updated {
-        Ok(_) => return Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}"))),
-        Err(e) => validation_errors(e)?,
-    };
-    let (v, rec, history) = records::history(&p.ctx, &cid, &rid).await?;
-    let shown = shown_from_form(&fields, &p.form.0);
-    let s = Subject {
-        v: &v,
-        rec: Some((&rec, &history)),
-    };
-    render_record(&p.ctx, &ws, s, &shown, &errors).await
+    let to = |_| record_url(p.ctx.ws(), &cid, rid);
+    p.then(updated, to, async |ctx, errors| {
+        let (v, rec, history) = records::history(ctx, &cid, &rid).await?;
+        let shown = shown_from_form(&fields, &p.form.0);
+        let s = Subject {
+            v: &v,
+            rec: Some((&rec, &history)),
+        };
+        render_record(ctx, s, &shown, errors).await
+    })
+    .await
 }
 
 #[handler]
 pub async fn delete_record(
-    ctx: TenantPage<op::RecordDelete>,
-    Path((ws, coll, id)): Path<(String, String, String)>,
+    p: WsPost<op::RecordDelete>,
+    Id(cid): Id<CollectionId>,
+    Id(rid): Id<RecordId>,
 ) -> poem::Result<Response> {
-    let (cid, rid): (CollectionId, RecordId) = (coll.parse()?, id.parse()?);
-    records::delete_record(&ctx, &cid, &rid).await?;
-    Ok(see_other(format!("/w/{ws}/c/{coll}")))
+    records::delete_record(&p.ctx, &cid, &rid).await?;
+    Ok(see_other(format!("/w/{}/c/{cid}", p.ctx.ws())))
 }
 
 #[handler]
 pub async fn restore_record(
     p: WsPost<op::RecordUpdate>,
-    Path((ws, coll, id)): Path<(String, String, String)>,
+    Id(cid): Id<CollectionId>,
+    Id(rid): Id<RecordId>,
 ) -> poem::Result<Response> {
-    let (cid, rid): (CollectionId, RecordId) = (coll.parse()?, id.parse()?);
     let version: i64 = p
         .form
         .get("version")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| Error::field("version", "must be a version number"))?;
     records::restore_version(&p.ctx, &p.state.control, &cid, &rid, version).await?;
-    Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}")))
+    Ok(see_other(record_url(p.ctx.ws(), &cid, rid)))
 }

@@ -5,23 +5,22 @@
 
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::{Path, Query};
+use poem::web::Query;
 use poem::{Response, handler};
 use serde::Deserialize;
 
-use super::forms::breadcrumbs;
+use super::forms::{Id, breadcrumbs};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, op};
+use crate::ids::CollectionId;
 use crate::records::schema::{Field, RecordAction};
 use crate::records::values;
 use crate::records::{self, rfc3339_ms};
 use crate::web::tenant::TenantPage;
 
 #[handler]
-pub async fn workspace_home(
-    ctx: TenantPage<op::CollectionRead>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
+pub async fn workspace_home(ctx: TenantPage<op::CollectionRead>) -> poem::Result<Response> {
+    let ws = ctx.ws();
     let colls = records::list_collections(&ctx).await?;
     let teams = records::teams::list(&ctx).await?;
     let receivers = crate::integrations::webhooks::receiver_hosts(&ctx).await?;
@@ -88,10 +87,10 @@ const TABLE_COLUMNS: usize = 6;
 #[handler]
 pub async fn collection_page(
     ctx: TenantPage<op::RecordRead>,
-    Path((ws, coll)): Path<(String, String)>,
+    Id(cid): Id<CollectionId>,
     Query(tq): Query<TableQuery>,
 ) -> poem::Result<Response> {
-    let state = ctx.state();
+    let (state, ws) = (ctx.state(), ctx.ws());
     let finder = records::search::Finder {
         indexes: &state.indexes,
         bounds: &state.bounds,
@@ -99,7 +98,7 @@ pub async fn collection_page(
     let p = records::list_records(
         &ctx,
         finder,
-        &coll.parse()?,
+        &cid,
         records::ListParams {
             limit: Some(25),
             cursor: tq.cursor.clone(),
@@ -139,7 +138,7 @@ pub async fn collection_page(
     ctx.page(StatusCode::OK, &v.row.def.name, |token| {
         html! {
             section.card {
-                (breadcrumbs(&ws, None))
+                (breadcrumbs(ws, None))
                 h1 { (v.row.def.name) }
                 form.search method="get" action=(base) {
                     input id="q" type="search" name="q" value=(q) placeholder="Search the searchable fields" aria-label="Search";

@@ -3,13 +3,10 @@
 //! `FieldInput`s is all it does; `records` decides what is valid.
 
 use maud::{Markup, html};
-use poem::web::Path;
 use poem::{Response, handler};
 
 use super::csrf_field;
-use super::forms::{
-    WsPost, breadcrumbs, errors_box, every, one, see_other, status_for, validation_errors,
-};
+use super::forms::{Id, WsPost, breadcrumbs, errors_box, every, one, status_for};
 use crate::access::enter::TenantHandle;
 use crate::access::{Role, op};
 use crate::error::FieldError;
@@ -240,7 +237,6 @@ impl<'a> Editing<'a> {
 /// The schema editor page (200), or the form sent back with its errors (422).
 async fn render_schema<O>(
     ctx: &TenantPage<O>,
-    ws: &str,
     e: Editing<'_>,
     errors: &[FieldError],
 ) -> poem::Result<Response> {
@@ -256,7 +252,7 @@ async fn render_schema<O>(
     };
     ctx.page(status_for(errors), title, |t| {
         let form = SchemaForm {
-            ws,
+            ws: ctx.ws(),
             coll: e.coll,
             name: e.name,
             teams: &teams,
@@ -269,25 +265,24 @@ async fn render_schema<O>(
     .await
 }
 
+/// Where a saved schema goes: the collection's page.
+fn to_collection(ws: &str) -> impl FnOnce(Visible) -> String + '_ {
+    move |v| format!("/w/{ws}/c/{}", v.row.id)
+}
+
 #[handler]
-pub async fn new_collection(
-    ctx: TenantPage<op::CollectionCreate>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
+pub async fn new_collection(ctx: TenantPage<op::CollectionCreate>) -> poem::Result<Response> {
     let permissions = Permissions::default();
     let e = Editing {
         coll: None,
         name: "",
         permissions: &permissions,
     };
-    render_schema(&ctx, &ws, e, &[]).await
+    render_schema(&ctx, e, &[]).await
 }
 
 #[handler]
-pub async fn create_collection(
-    p: WsPost<op::CollectionCreate>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
+pub async fn create_collection(p: WsPost<op::CollectionCreate>) -> poem::Result<Response> {
     let pairs = &p.form.0;
     let name = p.form.owned("name");
     let permissions = parse_permissions(pairs);
@@ -301,34 +296,32 @@ pub async fn create_collection(
             .map(str::to_owned),
         permissions: Some(permissions.clone()),
     };
-    let errors = match records::create_collection(&p.ctx, &p.state.bounds.limits, input).await {
-        Ok(v) => return Ok(see_other(format!("/w/{ws}/c/{}", v.row.id))),
-        Err(e) => validation_errors(e)?,
-    };
+    let created = records::create_collection(&p.ctx, &p.state.bounds.limits, input).await;
     let e = Editing {
         coll: None,
         name: &name,
         permissions: &permissions,
     };
-    render_schema(&p.ctx, &ws, e, &errors).await
+    p.then(created, to_collection(p.ctx.ws()), async |ctx, errors| {
+        render_schema(ctx, e, errors).await
+    })
+    .await
 }
 
 #[handler]
 pub async fn schema_page(
     ctx: TenantPage<op::CollectionRead>,
-    Path((ws, coll)): Path<(String, String)>,
+    Id(cid): Id<CollectionId>,
 ) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
     let v = records::load(&ctx, &cid, Need::Manage).await?;
-    render_schema(&ctx, &ws, Editing::stored(&v), &[]).await
+    render_schema(&ctx, Editing::stored(&v), &[]).await
 }
 
 #[handler]
 pub async fn schema_submit(
     p: WsPost<op::CollectionUpdate>,
-    Path((ws, coll)): Path<(String, String)>,
+    Id(cid): Id<CollectionId>,
 ) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
     let pairs = &p.form.0;
     let change = CollectionChange {
         name: p.form.get("name").map(str::to_owned),
@@ -338,10 +331,10 @@ pub async fn schema_submit(
         permissions: p.form.get("perm.present").map(|_| parse_permissions(pairs)),
     };
     let limits = &p.state.bounds.limits;
-    let errors = match records::change_collection(&p.ctx, limits, &cid, change).await {
-        Ok(v) => return Ok(see_other(format!("/w/{ws}/c/{}", v.row.id))),
-        Err(e) => validation_errors(e)?,
-    };
-    let v = records::load(&p.ctx, &cid, Need::See).await?;
-    render_schema(&p.ctx, &ws, Editing::stored(&v), &errors).await
+    let changed = records::change_collection(&p.ctx, limits, &cid, change).await;
+    p.then(changed, to_collection(p.ctx.ws()), async |ctx, errors| {
+        let v = records::load(ctx, &cid, Need::See).await?;
+        render_schema(ctx, Editing::stored(&v), errors).await
+    })
+    .await
 }

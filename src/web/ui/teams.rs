@@ -3,11 +3,11 @@
 
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::{Path, Redirect};
+use poem::web::Redirect;
 use poem::{IntoResponse, Response, handler};
 
 use super::csrf_field;
-use super::forms::WsPost;
+use super::forms::{Id, WsPost};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, TeamPlace, op};
 use crate::ids::TeamId;
@@ -15,10 +15,8 @@ use crate::records::teams;
 use crate::web::tenant::TenantPage;
 
 #[handler]
-pub async fn teams_page(
-    ctx: TenantPage<op::TeamRead>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
+pub async fn teams_page(ctx: TenantPage<op::TeamRead>) -> poem::Result<Response> {
+    let ws = ctx.ws();
     let list = teams::list(&ctx).await?;
     let members = teams::members(&ctx.state().control, &ctx).await?;
     let email = |id: &str| {
@@ -100,46 +98,38 @@ pub async fn teams_page(
     .await
 }
 
-fn back(ws: &str) -> Response {
-    Redirect::see_other(format!("/w/{ws}/teams")).into_response()
+/// Back to the teams page after a change.
+fn back<O>(p: &WsPost<O>) -> Response {
+    Redirect::see_other(format!("/w/{}/teams", p.ctx.ws())).into_response()
 }
 
 #[handler]
-pub async fn create_team(
-    p: WsPost<op::TeamCreate>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
+pub async fn create_team(p: WsPost<op::TeamCreate>) -> poem::Result<Response> {
     teams::create(&p.ctx, p.form.text("name")).await?;
-    Ok(back(&ws))
+    Ok(back(&p))
 }
 
 #[handler]
 pub async fn delete_team(
-    ctx: TenantPage<op::TeamDelete>,
-    Path((ws, team)): Path<(String, String)>,
+    p: WsPost<op::TeamDelete>,
+    Id(team): Id<TeamId>,
 ) -> poem::Result<Response> {
-    let team: TeamId = team.parse()?;
-    teams::delete(&ctx, team).await?;
-    Ok(back(&ws))
+    teams::delete(&p.ctx, team).await?;
+    Ok(back(&p))
 }
 
 #[handler]
-pub async fn add_member(
-    p: WsPost<op::TeamUpdate>,
-    Path((ws, team)): Path<(String, String)>,
-) -> poem::Result<Response> {
-    let team: TeamId = team.parse()?;
+pub async fn add_member(p: WsPost<op::TeamUpdate>, Id(team): Id<TeamId>) -> poem::Result<Response> {
     let (user, role) = (p.form.text("user_id"), p.form.text("role"));
     teams::set_member(&p.state.control, &p.ctx, team, user, role).await?;
-    Ok(back(&ws))
+    Ok(back(&p))
 }
 
 #[handler]
 pub async fn remove_member(
     p: WsPost<op::TeamUpdate>,
-    Path((ws, team)): Path<(String, String)>,
+    Id(team): Id<TeamId>,
 ) -> poem::Result<Response> {
-    let team: TeamId = team.parse()?;
     teams::remove_member(&p.ctx, team, p.form.text("user_id")).await?;
-    Ok(back(&ws))
+    Ok(back(&p))
 }
