@@ -57,6 +57,26 @@ impl Posted {
     }
 }
 
+/// A form posted by someone who may not be signed in (sign-in, links by
+/// mail): the appliance, the request's metadata and the form's fields.
+pub struct PublicPost {
+    pub state: Arc<AppState>,
+    pub meta: RequestMeta,
+    pub form: Posted,
+}
+
+impl<'a> FromRequest<'a> for PublicPost {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let state = Data::<&Arc<AppState>>::from_request(req, body).await?;
+        let meta = Data::<&RequestMeta>::from_request(req, body).await?;
+        Ok(PublicPost {
+            state: Arc::clone(&state),
+            meta: meta.clone(),
+            form: Posted::from_request(req, body).await?,
+        })
+    }
+}
+
 /// What a form on the person's own account posts to: the appliance, the
 /// request's metadata, the account holder (no workspace API token) and the
 /// form's fields.
@@ -69,14 +89,13 @@ pub struct AccountPost {
 
 impl<'a> FromRequest<'a> for AccountPost {
     async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let state = Data::<&Arc<AppState>>::from_request(req, body).await?;
-        let meta = Data::<&RequestMeta>::from_request(req, body).await?;
         let who = SignedIn::from(AccountHolder::from_request(req, body).await?);
+        let PublicPost { state, meta, form } = PublicPost::from_request(req, body).await?;
         Ok(AccountPost {
-            state: Arc::clone(&state),
-            meta: meta.clone(),
+            state,
+            meta,
             who,
-            form: Posted::from_request(req, body).await?,
+            form,
         })
     }
 }
