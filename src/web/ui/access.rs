@@ -5,8 +5,8 @@
 use maud::html;
 use poem::{Response, handler};
 
-use super::csrf_field;
 use super::forms::{WsPost, errors_box, status_for};
+use super::{csrf_field, row_action};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, op};
 use crate::clock::rfc3339;
@@ -86,11 +86,7 @@ async fn render<O>(
                                     } @else { span.badge { (role.as_str()) } }
                                 }
                                 td { @if admin && u.id != me {
-                                    form method="post" action=(format!("/w/{ws}/members/remove")) {
-                                        (csrf_field(token))
-                                        input type="hidden" name="user_id" value=(uid);
-                                        button.danger type="submit" { "Remove" }
-                                    }
+                                    (row_action(token, &format!("/w/{ws}/members/remove"), ("user_id", &uid), ("danger", "Remove")))
                                 } }
                             }
                         }
@@ -134,11 +130,7 @@ async fn render<O>(
                                         td { @if i.accepted_at.is_some() { "accepted" } @else if i.revoked_at.is_some() { "revoked" } @else if pending { "pending" } @else { "expired" } }
                                         td { (rfc3339(i.expires_at)) }
                                         td { @if pending {
-                                            form method="post" action=(format!("/w/{ws}/invitations/revoke")) {
-                                                (csrf_field(token))
-                                                input type="hidden" name="invitation_id" value=(i.id);
-                                                button.danger type="submit" { "Revoke" }
-                                            }
+                                            (row_action(token, &format!("/w/{ws}/invitations/revoke"), ("invitation_id", &i.id), ("danger", "Revoke")))
                                         } }
                                     }
                                 }
@@ -177,11 +169,7 @@ async fn render<O>(
                                     td {
                                         @if t.revoked_at.is_some() { span.badge { "revoked" } }
                                         @else {
-                                            form method="post" action=(format!("/w/{ws}/tokens/revoke")) {
-                                                (csrf_field(token))
-                                                input type="hidden" name="token_id" value=(t.id);
-                                                button.danger type="submit" { "Revoke" }
-                                            }
+                                            (row_action(token, &format!("/w/{ws}/tokens/revoke"), ("token_id", &t.id), ("danger", "Revoke")))
                                         }
                                     }
                                 }

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use maud::html;
 use poem::{Response, handler};
 
-use super::csrf_field;
 use super::forms::{WsPost, errors_box, every, one, status_for};
+use super::{csrf_field, row_action};
 use crate::access::enter::TenantHandle;
 use crate::access::op;
 use crate::clock::rfc3339;
@@ -92,11 +92,7 @@ async fn render<O>(
                                 @if let Some(u) = s.previous_until.filter(|u| *u > now) { p.muted { "previous value works until " (rfc3339(u)) } }
                             }
                             td {
-                                form method="post" action=(format!("/w/{ws}/integrations/secrets/delete")) {
-                                    (csrf_field(token))
-                                    input type="hidden" name="secret_id" value=(s.id);
-                                    button.danger type="submit" { "Delete" }
-                                }
+                                (row_action(token, &format!("/w/{ws}/integrations/secrets/delete"), ("secret_id", &s.id), ("danger", "Delete")))
                             }
                         }
                     }
@@ -124,18 +120,10 @@ async fn render<O>(
                             td { (e.events.join(", ")) }
                             td { (rfc3339(e.created_at)) }
                             td {
-                                form method="post" action=(format!("/w/{ws}/integrations/webhooks/rotate")) {
-                                    (csrf_field(token))
-                                    input type="hidden" name="webhook_id" value=(e.id);
-                                    button.secondary type="submit" { "Rotate secret" }
-                                }
+                                (row_action(token, &format!("/w/{ws}/integrations/webhooks/rotate"), ("webhook_id", &e.id), ("secondary", "Rotate secret")))
                             }
                             td {
-                                form method="post" action=(format!("/w/{ws}/integrations/webhooks/delete")) {
-                                    (csrf_field(token))
-                                    input type="hidden" name="webhook_id" value=(e.id);
-                                    button.danger type="submit" { "Delete" }
-                                }
+                                (row_action(token, &format!("/w/{ws}/integrations/webhooks/delete"), ("webhook_id", &e.id), ("danger", "Delete")))
                             }
                         }
                     }
@@ -192,11 +180,7 @@ async fn render<O>(
                             td { (i.mode) }
                             td { (i.collection_id.as_deref().and_then(|c| coll_name.get(c).copied()).unwrap_or("—")) }
                             td {
-                                form method="post" action=(format!("/w/{ws}/integrations/inbound/delete")) {
-                                    (csrf_field(token))
-                                    input type="hidden" name="integration_id" value=(i.id);
-                                    button.danger type="submit" { "Delete" }
-                                }
+                                (row_action(token, &format!("/w/{ws}/integrations/inbound/delete"), ("integration_id", &i.id), ("danger", "Delete")))
                             }
                         }
                     }

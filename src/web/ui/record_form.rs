@@ -8,10 +8,10 @@ use maud::{Markup, html};
 use poem::{Response, handler};
 use serde_json::{Map, Value, json};
 
-use super::csrf_field;
 use super::forms::{
     Id, Posted, WsPost, breadcrumbs, errors_box, every, one, see_other, status_for,
 };
+use super::{csrf_field, row_action};
 use crate::access::enter::TenantHandle;
 use crate::access::op;
 use crate::app::AppState;
@@ -290,11 +290,7 @@ fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
                                 td { code { (Value::Object(values::to_api(&f.v.row.def, &h.values))) } }
                                 td {
                                     @if h.version != r.version && f.v.can(RecordAction::Update) {
-                                        form method="post" action=(format!("{base}/r/{}/restore", r.id)) {
-                                            (csrf_field(token))
-                                            input type="hidden" name="version" value=(h.version);
-                                            button.secondary type="submit" { "Restore" }
-                                        }
+                                        (row_action(token, &format!("{base}/r/{}/restore", r.id), ("version", &h.version), ("secondary", "Restore")))
                                     }
                                 }
                             }

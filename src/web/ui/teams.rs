@@ -6,8 +6,8 @@ use poem::http::StatusCode;
 use poem::web::Redirect;
 use poem::{IntoResponse, Response, handler};
 
-use super::csrf_field;
 use super::forms::{Id, WsPost};
+use super::{csrf_field, row_action};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, TeamPlace, op};
 use crate::ids::TeamId;
@@ -50,11 +50,7 @@ pub async fn teams_page(ctx: TenantPage<op::TeamRead>) -> poem::Result<Response>
                                         td { (email(uid)) }
                                         td { span.badge { (role) } }
                                         td { @if admin || lead {
-                                            form method="post" action=(format!("/w/{ws}/teams/{}/members/remove", t.id)) {
-                                                (csrf_field(token))
-                                                input type="hidden" name="user_id" value=(uid);
-                                                button.secondary type="submit" { "Remove" }
-                                            }
+                                            (row_action(token, &format!("/w/{ws}/teams/{}/members/remove", t.id), ("user_id", &uid), ("secondary", "Remove")))
                                         } }
                                     }
                                 }
