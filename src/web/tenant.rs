@@ -8,6 +8,7 @@
 
 use std::marker::PhantomData;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::registry::{MetaParamIn, MetaSchemaRef, Registry};
@@ -16,8 +17,10 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use crate::access::enter::{Door, TenantHandle, enter};
 use crate::access::op::Op;
+use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::Error;
+use crate::web::csrf;
 use crate::web::session::{SignedIn, app_state};
 
 /// An API request's workspace, entered for the operation `O`. In the
@@ -43,10 +46,14 @@ impl<O> Deref for Tenant<O> {
 pub type Path<O> = Tenant<O>;
 
 /// A UI page's workspace (the `:ws` path parameter), entered for `O`, and
-/// the signed-in caller the page's frame names.
+/// what the page's frame needs: the signed-in caller it names, the appliance,
+/// the workspace as the path spells it and the CSRF token its forms carry.
 pub struct TenantPage<O> {
     handle: TenantHandle,
     who: SignedIn,
+    state: Arc<AppState>,
+    ws: String,
+    csrf: String,
     op: PhantomData<fn() -> O>,
 }
 
@@ -65,6 +72,20 @@ impl<O> TenantPage<O> {
 
     pub fn who(&self) -> &SignedIn {
         &self.who
+    }
+
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// The `:ws` path parameter, as the request spelled it.
+    pub fn ws(&self) -> &str {
+        &self.ws
+    }
+
+    /// The token the page's forms carry (`csrf::token_for`).
+    pub fn csrf(&self) -> &str {
+        &self.csrf
     }
 }
 
@@ -98,6 +119,16 @@ pub async fn open_for<O: Op>(
         .data::<RequestMeta>()
         .cloned()
         .ok_or_else(|| poem::Error::from(Error::internal("request meta missing")))?;
+    open_with::<O>(&state, who, workspace, meta).await
+}
+
+/// `open_for`, with the appliance and the request's metadata at hand.
+pub async fn open_with<O: Op>(
+    state: &AppState,
+    who: &SignedIn,
+    workspace: &str,
+    meta: RequestMeta,
+) -> poem::Result<TenantHandle> {
     let door = Door {
         control: &state.control,
         tenants: &state.tenants,
@@ -141,9 +172,15 @@ impl<'a, O: Op> ApiExtractor<'a> for Tenant<O> {
 impl<'a, O: Op> FromRequest<'a> for TenantPage<O> {
     async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
         let (handle, who) = open::<O>(req, body, "ws").await?;
+        let state = app_state(req)?;
+        let (csrf, _) = csrf::token_for(req, &state);
+        let ws = req.raw_path_param("ws").unwrap_or_default().to_owned();
         Ok(TenantPage {
             handle,
             who,
+            state,
+            ws,
+            csrf,
             op: PhantomData,
         })
     }

@@ -122,6 +122,7 @@ pub struct MfaPolicy {
     pub required: bool,
 }
 
+#[derive(Default)]
 pub struct AccessApi;
 
 #[OpenApi(tag = "ApiTags::Access")]

@@ -157,6 +157,7 @@ pub struct RetentionSettings {
     pub retention_days: u32,
 }
 
+#[derive(Default)]
 pub struct AuditApi;
 
 /// The audit export's media types (`Format::content_type`).

@@ -109,6 +109,7 @@ pub struct LogoutResponse {
     pub signed_out: bool,
 }
 
+#[derive(Default)]
 pub struct AuthApi;
 
 #[OpenApi(tag = "ApiTags::Auth")]

@@ -121,6 +121,7 @@ pub enum CollectionCreated {
     Created(Json<Collection>),
 }
 
+#[derive(Default)]
 pub struct CollectionsApi;
 
 #[OpenApi(tag = "ApiTags::Records")]

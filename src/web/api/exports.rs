@@ -101,6 +101,7 @@ impl MediaTypes for ExportTypes {
     const TYPES: &'static [&'static str] = &["application/zstd", "application/octet-stream"];
 }
 
+#[derive(Default)]
 pub struct ExportsApi;
 
 #[OpenApi(tag = "ApiTags::Privacy")]

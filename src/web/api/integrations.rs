@@ -200,6 +200,7 @@ pub struct InboundEventList {
     pub items: Vec<InboundEvent>,
 }
 
+#[derive(Default)]
 pub struct IntegrationsApi;
 
 #[OpenApi(tag = "ApiTags::Integrations")]

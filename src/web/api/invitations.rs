@@ -117,6 +117,7 @@ pub enum Created {
     Created(Json<Invitation>),
 }
 
+#[derive(Default)]
 pub struct InvitationsApi;
 
 #[OpenApi(tag = "ApiTags::Access")]

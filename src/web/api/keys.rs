@@ -51,6 +51,7 @@ impl From<Rotation> for KeyRotation {
     }
 }
 
+#[derive(Default)]
 pub struct KeysApi;
 
 #[OpenApi]

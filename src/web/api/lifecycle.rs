@@ -68,6 +68,7 @@ pub struct AccountDeletionRequest {
     pub password: String,
 }
 
+#[derive(Default)]
 pub struct LifecycleApi;
 
 #[OpenApi]

@@ -62,6 +62,7 @@ pub struct PasswordChange {
     pub new_password: String,
 }
 
+#[derive(Default)]
 pub struct MeApi;
 
 #[OpenApi(tag = "ApiTags::Me")]

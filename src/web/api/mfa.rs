@@ -56,6 +56,7 @@ pub struct RemoveTotp {
     pub code: String,
 }
 
+#[derive(Default)]
 pub struct MfaApi;
 
 #[OpenApi(tag = "ApiTags::Me")]

@@ -106,6 +106,7 @@ fn credential<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T,
         .map_err(|_| Error::field("credential", "is not a WebAuthn credential"))
 }
 
+#[derive(Default)]
 pub struct PasskeysApi;
 
 #[OpenApi(tag = "ApiTags::Me")]

@@ -112,6 +112,7 @@ pub fn status(state: &AppState) -> PlatformStatus {
     }
 }
 
+#[derive(Default)]
 pub struct PlatformApi;
 
 #[OpenApi(tag = "ApiTags::Platform")]

@@ -179,6 +179,7 @@ impl MediaTypes for CsvType {
     const TYPES: &'static [&'static str] = &["text/csv"];
 }
 
+#[derive(Default)]
 pub struct RecordsApi;
 
 #[OpenApi(tag = "ApiTags::Records")]

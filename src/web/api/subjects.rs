@@ -53,6 +53,7 @@ pub struct AnonymiseResult {
     pub audit_entries: u64,
 }
 
+#[derive(Default)]
 pub struct SubjectsApi;
 
 #[OpenApi(tag = "ApiTags::Privacy")]

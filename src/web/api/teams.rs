@@ -106,6 +106,7 @@ pub enum TeamCreated {
     Created(Json<Team>),
 }
 
+#[derive(Default)]
 pub struct TeamsApi;
 
 #[OpenApi(tag = "ApiTags::Teams")]

@@ -144,6 +144,7 @@ pub enum Queued {
     Queued(Json<WebhookDelivery>),
 }
 
+#[derive(Default)]
 pub struct WebhooksApi;
 
 #[OpenApi(tag = "ApiTags::Integrations")]

@@ -2,26 +2,19 @@
 //! service accounts, and API tokens (the secret is shown once, on the page
 //! that answers the creating form, and never again).
 
-use std::sync::Arc;
-
 use maud::html;
-use poem::http::StatusCode;
-use poem::web::Data;
-use poem::{Request, Response, handler};
+use poem::{Response, handler};
 
-use super::csrf_field;
-use super::forms::{WsPost, errors_box, page, see_other, validation_errors};
-use crate::access::enter::TenantHandle;
+use super::forms::{WsPost, errors_box, status_for};
+use super::{csrf_field, row_action};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, op};
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::error::{Error, FieldError};
 use crate::identity::{api_tokens, invitations, members};
 use crate::ids::TokenId;
 use crate::records::teams;
 use crate::web::api::invitations::invite_mail;
-use crate::web::session::SignedIn;
 use crate::web::tenant::TenantPage;
 
 fn role_select(name: &str, selected: Role, up_to: Role) -> maud::Markup {
@@ -34,15 +27,14 @@ fn role_select(name: &str, selected: Role, up_to: Role) -> maud::Markup {
     }
 }
 
-async fn render(
-    req: &Request,
-    state: &AppState,
-    who: &SignedIn,
-    ctx: &TenantHandle,
-    status: StatusCode,
+/// The page: with a new token's secret shown once, or with the errors of a
+/// failed form (422).
+async fn render<O>(
+    ctx: &TenantPage<O>,
     errors: &[FieldError],
     secret: Option<&str>,
 ) -> poem::Result<Response> {
+    let state = ctx.state();
     let ws = ctx.db.id().to_string();
     let people = teams::members(&state.control, ctx).await?;
     let admin = allows(ctx.role, Resource::Member, Action::Update);
@@ -66,7 +58,7 @@ async fn render(
     let require_mfa = members::mfa_policy(&state.control, ctx).await?;
     let me = ctx.user;
     let my_role = ctx.role;
-    page(req, state, who, status, "Members and tokens", |token| {
+    ctx.page(status_for(errors), "Members and tokens", |token| {
         html! {
             section.card {
                 p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } " · " a href=(format!("/w/{ws}/settings")) { "Settings" } }
@@ -94,11 +86,7 @@ async fn render(
                                     } @else { span.badge { (role.as_str()) } }
                                 }
                                 td { @if admin && u.id != me {
-                                    form method="post" action=(format!("/w/{ws}/members/remove")) {
-                                        (csrf_field(token))
-                                        input type="hidden" name="user_id" value=(uid);
-                                        button.danger type="submit" { "Remove" }
-                                    }
+                                    (row_action(token, &format!("/w/{ws}/members/remove"), ("user_id", &uid), ("danger", "Remove")))
                                 } }
                             }
                         }
@@ -142,11 +130,7 @@ async fn render(
                                         td { @if i.accepted_at.is_some() { "accepted" } @else if i.revoked_at.is_some() { "revoked" } @else if pending { "pending" } @else { "expired" } }
                                         td { (rfc3339(i.expires_at)) }
                                         td { @if pending {
-                                            form method="post" action=(format!("/w/{ws}/invitations/revoke")) {
-                                                (csrf_field(token))
-                                                input type="hidden" name="invitation_id" value=(i.id);
-                                                button.danger type="submit" { "Revoke" }
-                                            }
+                                            (row_action(token, &format!("/w/{ws}/invitations/revoke"), ("invitation_id", &i.id), ("danger", "Revoke")))
                                         } }
                                     }
                                 }
@@ -185,11 +169,7 @@ async fn render(
                                     td {
                                         @if t.revoked_at.is_some() { span.badge { "revoked" } }
                                         @else {
-                                            form method="post" action=(format!("/w/{ws}/tokens/revoke")) {
-                                                (csrf_field(token))
-                                                input type="hidden" name="token_id" value=(t.id);
-                                                button.danger type="submit" { "Revoke" }
-                                            }
+                                            (row_action(token, &format!("/w/{ws}/tokens/revoke"), ("token_id", &t.id), ("danger", "Revoke")))
                                         }
                                     }
                                 }
@@ -219,35 +199,16 @@ async fn render(
 }
 
 #[handler]
-pub async fn members_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::MemberRead>,
-) -> poem::Result<Response> {
-    render(req, &state, ctx.who(), &ctx, StatusCode::OK, &[], None).await
+pub async fn members_page(ctx: TenantPage<op::MemberRead>) -> poem::Result<Response> {
+    render(&ctx, &[], None).await
 }
 
 impl<O> WsPost<O> {
     /// After a change: back to the page, or the page again with what went wrong.
-    async fn done<T>(&self, req: &Request, r: Result<T, Error>) -> poem::Result<Response> {
-        match r {
-            Ok(_) => Ok(see_other(format!("/w/{}/members", self.ctx.db.id()))),
-            Err(Error::Forbidden) => Err(Error::Forbidden.into()),
-            Err(e) => {
-                let errors = validation_errors(e)?;
-                let status = StatusCode::UNPROCESSABLE_ENTITY;
-                render(
-                    req,
-                    &self.state,
-                    self.ctx.who(),
-                    &self.ctx,
-                    status,
-                    &errors,
-                    None,
-                )
-                .await
-            }
-        }
+    async fn done<T>(&self, r: Result<T, Error>) -> poem::Result<Response> {
+        let to = |_| format!("/w/{}/members", self.ctx.db.id());
+        self.then(r, to, async |ctx, errors| render(ctx, errors, None).await)
+            .await
     }
 
     fn user(&self) -> Result<crate::ids::UserId, Error> {
@@ -266,33 +227,30 @@ impl<O> WsPost<O> {
 }
 
 #[handler]
-pub async fn change_role(req: &Request, p: WsPost<op::MemberUpdate>) -> poem::Result<Response> {
+pub async fn change_role(p: WsPost<op::MemberUpdate>) -> poem::Result<Response> {
     let user = p.user()?;
     let r = async { members::set_role(&p.state.control, &p.ctx, user, p.role("role")?).await };
-    p.done(req, r.await).await
+    p.done(r.await).await
 }
 
 #[handler]
-pub async fn remove_member(req: &Request, p: WsPost<op::MemberDelete>) -> poem::Result<Response> {
+pub async fn remove_member(p: WsPost<op::MemberDelete>) -> poem::Result<Response> {
     let user = p.user()?;
-    p.done(req, members::remove(&p.state.control, &p.ctx, user).await)
+    p.done(members::remove(&p.state.control, &p.ctx, user).await)
         .await
 }
 
 #[handler]
-pub async fn create_service_account(
-    req: &Request,
-    p: WsPost<op::ServiceAccountCreate>,
-) -> poem::Result<Response> {
+pub async fn create_service_account(p: WsPost<op::ServiceAccountCreate>) -> poem::Result<Response> {
     let r = async {
         let (name, role) = (p.form.text("name"), p.role("role")?);
         members::create_service_account(&p.state.control, &p.ctx, name, role).await
     };
-    p.done(req, r.await).await
+    p.done(r.await).await
 }
 
 #[handler]
-pub async fn create_token(req: &Request, p: WsPost<op::ApiTokenCreate>) -> poem::Result<Response> {
+pub async fn create_token(p: WsPost<op::ApiTokenCreate>) -> poem::Result<Response> {
     let made = async {
         let scope = p.role("scope")?;
         let expires_in_days =
@@ -315,51 +273,42 @@ pub async fn create_token(req: &Request, p: WsPost<op::ApiTokenCreate>) -> poem:
         api_tokens::create(&p.state.control, &p.ctx, new).await
     };
     match made.await {
-        Ok(c) => {
-            let (who, status) = (p.ctx.who(), StatusCode::OK);
-            render(req, &p.state, who, &p.ctx, status, &[], Some(&c.secret)).await
-        }
-        Err(e) => p.done(req, Err::<(), _>(e)).await,
+        Ok(c) => render(&p.ctx, &[], Some(&c.secret)).await,
+        Err(e) => p.done(Err::<(), _>(e)).await,
     }
 }
 
 #[handler]
-pub async fn revoke_token(req: &Request, p: WsPost<op::ApiTokenDelete>) -> poem::Result<Response> {
+pub async fn revoke_token(p: WsPost<op::ApiTokenDelete>) -> poem::Result<Response> {
     let r = async {
         let id = p.form.text("token_id").parse::<TokenId>()?;
         api_tokens::revoke(&p.state.control, &p.ctx, id).await
     };
-    p.done(req, r.await).await
+    p.done(r.await).await
 }
 
 #[handler]
-pub async fn set_mfa_policy(
-    req: &Request,
-    p: WsPost<op::WorkspaceSettings>,
-) -> poem::Result<Response> {
+pub async fn set_mfa_policy(p: WsPost<op::WorkspaceSettings>) -> poem::Result<Response> {
     let r = match p.form.get("required") {
         Some("true") => members::set_mfa_policy(&p.state.control, &p.ctx, true).await,
         Some("false") => members::set_mfa_policy(&p.state.control, &p.ctx, false).await,
         _ => Err(Error::field("required", "must be true or false")),
     };
-    p.done(req, r).await
+    p.done(r).await
 }
 
 #[handler]
-pub async fn invite(req: &Request, p: WsPost<op::InvitationCreate>) -> poem::Result<Response> {
+pub async fn invite(p: WsPost<op::InvitationCreate>) -> poem::Result<Response> {
     let r = async {
         let (email, role) = (p.form.text("email"), p.role("role")?);
         invitations::invite(invite_mail(&p.state), &p.ctx, email, role).await
     };
-    p.done(req, r.await).await
+    p.done(r.await).await
 }
 
 #[handler]
-pub async fn revoke_invitation(
-    req: &Request,
-    p: WsPost<op::InvitationDelete>,
-) -> poem::Result<Response> {
+pub async fn revoke_invitation(p: WsPost<op::InvitationDelete>) -> poem::Result<Response> {
     let id = p.form.text("invitation_id");
-    p.done(req, invitations::revoke(&p.state.control, &p.ctx, id).await)
+    p.done(invitations::revoke(&p.state.control, &p.ctx, id).await)
         .await
 }

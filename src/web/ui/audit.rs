@@ -2,10 +2,8 @@
 //! before/after diff, export links, and the chain's verification status. One
 //! rendering for a workspace's chain and for the platform's.
 
-use std::sync::Arc;
-
 use maud::{Markup, html};
-use poem::web::{Data, Path, Query, Redirect};
+use poem::web::{Path, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 use serde_json::Value;
@@ -215,19 +213,22 @@ async fn chrome_email(state: &AppState, who: &SignedIn) -> String {
         .unwrap_or_default()
 }
 
+/// A workspace's audit page in its frame: the incident banner first.
+async fn workspace_frame<O>(ctx: &TenantPage<O>, title: &str, body: Markup) -> Response {
+    let email = chrome_email(ctx.state(), ctx.who()).await;
+    let banner = super::notices::banner_for(ctx).await;
+    let body = html! { (banner) (body) };
+    signed_in_page(title, &email, ctx.csrf(), body)
+}
+
 #[handler]
 pub async fn workspace_audit(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
     ctx: TenantPage<op::AuditRead>,
-    Path(ws): Path<String>,
     Query(filters): Query<Filters>,
 ) -> poem::Result<Response> {
+    let (state, ws) = (ctx.state(), ctx.ws());
     let page = service::search_workspace(state.audit_deps(), &ctx, filters.params()?).await?;
     let status = service::status_workspace(state.audit_deps(), &ctx).await?;
-    let who = ctx.who();
-    let email = chrome_email(&state, who).await;
-    let (csrf, _) = crate::web::csrf::token_for(req, &state);
     let body = chain_page(ChainPage {
         title: "Audit log",
         base: format!("/w/{ws}/audit"),
@@ -235,45 +236,32 @@ pub async fn workspace_audit(
         filters: &filters,
         page: &page,
         status: &status,
-        csrf: &csrf,
+        csrf: ctx.csrf(),
     });
-    let banner = super::notices::banner(req, &state, who, &csrf).await;
-    let body = html! { (banner) (body) };
-    Ok(signed_in_page("Audit log", &email, &csrf, body))
+    Ok(workspace_frame(&ctx, "Audit log", body).await)
 }
 
 #[handler]
 pub async fn workspace_entry(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
     ctx: TenantPage<op::AuditRead>,
     Path((ws, seq)): Path<(String, String)>,
 ) -> poem::Result<Response> {
     let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
     let e = service::entry_workspace(&ctx, seq).await?;
-    let who = ctx.who();
-    let email = chrome_email(&state, who).await;
-    let (csrf, _) = crate::web::csrf::token_for(req, &state);
     let body = entry_page(&e, &format!("/w/{ws}/audit"));
-    let banner = super::notices::banner(req, &state, who, &csrf).await;
-    let body = html! { (banner) (body) };
-    Ok(signed_in_page("Audit entry", &email, &csrf, body))
+    Ok(workspace_frame(&ctx, "Audit entry", body).await)
 }
 
 #[handler]
-pub async fn workspace_verify(
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::AuditVerify>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
+pub async fn workspace_verify(ctx: TenantPage<op::AuditVerify>) -> poem::Result<Response> {
     service::verify_now(
-        state.audit_deps(),
+        ctx.state().audit_deps(),
         Chain::Workspace(ctx.db.id()),
         ctx.actor.clone(),
         &ctx.meta,
     )
     .await?;
-    Ok(Redirect::see_other(format!("/w/{ws}/audit")).into_response())
+    Ok(Redirect::see_other(format!("/w/{}/audit", ctx.ws())).into_response())
 }
 
 #[handler]

@@ -2,6 +2,7 @@
 //! keys kept), entering the workspace, the page frame with its CSRF token,
 //! and showing validation errors.
 
+use std::str::FromStr;
 use std::sync::Arc;
 
 use maud::{Markup, html};
@@ -10,11 +11,11 @@ use poem::web::{Data, Redirect};
 use poem::{FromRequest, IntoResponse, Request, RequestBody, Response};
 
 use super::{html_response, layout};
-use crate::access::enter::TenantHandle;
 use crate::access::op::Op;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::{Error, FieldError};
+use crate::ids::{CollectionId, ExportId, RecordId, TeamId};
 use crate::records::Visible;
 use crate::web::csrf;
 use crate::web::session::{AccountHolder, SignedIn};
@@ -56,6 +57,26 @@ impl Posted {
     }
 }
 
+/// A form posted by someone who may not be signed in (sign-in, links by
+/// mail): the appliance, the request's metadata and the form's fields.
+pub struct PublicPost {
+    pub state: Arc<AppState>,
+    pub meta: RequestMeta,
+    pub form: Posted,
+}
+
+impl<'a> FromRequest<'a> for PublicPost {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let state = Data::<&Arc<AppState>>::from_request(req, body).await?;
+        let meta = Data::<&RequestMeta>::from_request(req, body).await?;
+        Ok(PublicPost {
+            state: Arc::clone(&state),
+            meta: meta.clone(),
+            form: Posted::from_request(req, body).await?,
+        })
+    }
+}
+
 /// What a form on the person's own account posts to: the appliance, the
 /// request's metadata, the account holder (no workspace API token) and the
 /// form's fields.
@@ -68,15 +89,46 @@ pub struct AccountPost {
 
 impl<'a> FromRequest<'a> for AccountPost {
     async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let state = Data::<&Arc<AppState>>::from_request(req, body).await?;
-        let meta = Data::<&RequestMeta>::from_request(req, body).await?;
         let who = SignedIn::from(AccountHolder::from_request(req, body).await?);
+        let PublicPost { state, meta, form } = PublicPost::from_request(req, body).await?;
         Ok(AccountPost {
-            state: Arc::clone(&state),
-            meta: meta.clone(),
+            state,
+            meta,
             who,
-            form: Posted::from_request(req, body).await?,
+            form,
         })
+    }
+}
+
+/// An id in a workspace page's path (`:coll`, `:rec`, `:team`, `:id`),
+/// parsed: a malformed one is the thing not found (its `FromStr`).
+pub struct Id<T>(pub T);
+
+/// An id type with the name of the path parameter that carries it.
+pub trait PathId: FromStr<Err = Error> {
+    const PARAM: &'static str;
+}
+
+impl PathId for CollectionId {
+    const PARAM: &'static str = "coll";
+}
+
+impl PathId for RecordId {
+    const PARAM: &'static str = "rec";
+}
+
+impl PathId for TeamId {
+    const PARAM: &'static str = "team";
+}
+
+impl PathId for ExportId {
+    const PARAM: &'static str = "id";
+}
+
+impl<'a, T: PathId> FromRequest<'a> for Id<T> {
+    async fn from_request(req: &'a Request, _: &mut RequestBody) -> poem::Result<Self> {
+        let raw = req.raw_path_param(T::PARAM).unwrap_or_default();
+        Ok(Id(raw.parse()?))
     }
 }
 
@@ -95,6 +147,23 @@ impl<'a, O: Op> FromRequest<'a> for WsPost<O> {
         let ctx = TenantPage::<O>::from_request(req, body).await?;
         let form = Posted::from_request(req, body).await?;
         Ok(WsPost { state, ctx, form })
+    }
+}
+
+impl<O> WsPost<O> {
+    /// Where a workspace form goes next: to `to` (303) when the change was
+    /// done, else the page again (`again`) with the validation errors or the
+    /// conflict; any other error is the error page.
+    pub async fn then<T>(
+        &self,
+        r: Result<T, Error>,
+        to: impl FnOnce(T) -> String,
+        again: impl AsyncFnOnce(&TenantPage<O>, &[FieldError]) -> poem::Result<Response>,
+    ) -> poem::Result<Response> {
+        match r {
+            Ok(t) => Ok(see_other(to(t))),
+            Err(e) => again(&self.ctx, &validation_errors(e)?).await,
+        }
     }
 }
 
@@ -122,16 +191,53 @@ pub async fn page(
     title: &str,
     body: impl FnOnce(&str) -> Markup,
 ) -> poem::Result<Response> {
-    page_in(req, state, who, None, status, title, body).await
+    let (token, _) = csrf::token_for(req, state);
+    let banner = super::notices::banner(req, state, who, &token).await;
+    framed(state, who, &token, banner, status, title, body).await
 }
 
-/// A signed-in page; `entered` is the workspace its handler already entered,
-/// which the incident banner then reads through instead of entering again.
-pub async fn page_in(
-    req: &Request,
+impl<O> TenantPage<O> {
+    /// A page of this workspace: the header, the incident banner (entered
+    /// for reading incidents) and the page's CSRF token.
+    pub async fn page(
+        &self,
+        status: StatusCode,
+        title: &str,
+        body: impl FnOnce(&str) -> Markup,
+    ) -> poem::Result<Response> {
+        let banner = super::notices::banner_for(self).await;
+        self.page_with(banner, status, title, body).await
+    }
+
+    /// `page` with the given banner (`notices::banner_in` reads it through
+    /// this page's own entry).
+    pub async fn page_with(
+        &self,
+        banner: Markup,
+        status: StatusCode,
+        title: &str,
+        body: impl FnOnce(&str) -> Markup,
+    ) -> poem::Result<Response> {
+        framed(
+            self.state(),
+            self.who(),
+            self.csrf(),
+            banner,
+            status,
+            title,
+            body,
+        )
+        .await
+    }
+}
+
+/// The frame of a signed-in page: the header naming the person, then the
+/// banner, then the body.
+async fn framed(
     state: &AppState,
     who: &SignedIn,
-    entered: Option<&TenantHandle>,
+    token: &str,
+    banner: Markup,
     status: StatusCode,
     title: &str,
     body: impl FnOnce(&str) -> Markup,
@@ -145,20 +251,14 @@ pub async fn page_in(
         .await?
         .map(|u| u.email)
         .unwrap_or_default();
-    let (token, _) = csrf::token_for(req, state);
-    // A workspace's pages show its unacknowledged incidents first.
-    let banner = match entered {
-        Some(ctx) => super::notices::banner_in(state, ctx, &token).await,
-        None => super::notices::banner(req, state, who, &token).await,
-    };
-    let markup = html! { (banner) (body(&token)) };
+    let markup = html! { (banner) (body(token)) };
     Ok(html_response(
         status,
         layout(
             title,
             &super::Chrome {
                 email: Some(&email),
-                csrf: &token,
+                csrf: token,
                 impersonating: who.0.impersonating.as_ref(),
             },
             markup,
@@ -190,6 +290,15 @@ pub fn breadcrumbs(ws: &str, coll: Option<&Visible>) -> Markup {
                 " › " a href=(format!("/w/{ws}/c/{}", c.row.id)) { (c.row.def.name) }
             }
         }
+    }
+}
+
+/// A form page's status: 200, or 422 when it shows what went wrong.
+pub fn status_for(errors: &[FieldError]) -> StatusCode {
+    if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
     }
 }
 

@@ -6,18 +6,14 @@
 //! with the received-events log.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use maud::html;
-use poem::http::StatusCode;
-use poem::web::Data;
-use poem::{Request, Response, handler};
+use poem::{Response, handler};
 
-use super::csrf_field;
-use super::forms::{errors_box, every, form_pairs, one, page_in, see_other, validation_errors};
+use super::forms::{WsPost, errors_box, every, one, status_for};
+use super::{csrf_field, row_action};
 use crate::access::enter::TenantHandle;
 use crate::access::op;
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::config::Config;
 use crate::error::{Error, FieldError};
@@ -34,16 +30,14 @@ fn when(t: Option<i64>) -> String {
     t.map(rfc3339).unwrap_or_else(|| "never".into())
 }
 
+/// The page: with a secret shown once, or with the errors of a failed form
+/// (422).
 async fn render<O>(
-    req: &Request,
-    state: &AppState,
     ctx: &TenantPage<O>,
-    status: StatusCode,
     errors: &[FieldError],
     shown: Option<Shown>,
 ) -> poem::Result<Response> {
-    let ws = ctx.db.id();
-    let now = ctx.now();
+    let (state, ws, now) = (ctx.state(), ctx.db.id(), ctx.now());
     let stored = secrets::list(ctx).await?;
     let endpoints = webhooks::list(ctx).await?;
     let deliveries = webhooks::recent_deliveries(ctx, 30).await?;
@@ -62,7 +56,8 @@ async fn render<O>(
         .iter()
         .map(|c| (c.row.id.as_str(), c.row.def.name.as_str()))
         .collect();
-    page_in(req, state, ctx.who(), Some(ctx), status, "Integrations", |token| html! {
+    let banner = super::notices::banner_in(state, ctx, ctx.csrf()).await;
+    ctx.page_with(banner, status_for(errors), "Integrations", |token| html! {
         section.card {
             p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } }
             h1 { "Integrations" }
@@ -97,11 +92,7 @@ async fn render<O>(
                                 @if let Some(u) = s.previous_until.filter(|u| *u > now) { p.muted { "previous value works until " (rfc3339(u)) } }
                             }
                             td {
-                                form method="post" action=(format!("/w/{ws}/integrations/secrets/delete")) {
-                                    (csrf_field(token))
-                                    input type="hidden" name="secret_id" value=(s.id);
-                                    button.danger type="submit" { "Delete" }
-                                }
+                                (row_action(token, &format!("/w/{ws}/integrations/secrets/delete"), ("secret_id", &s.id), ("danger", "Delete")))
                             }
                         }
                     }
@@ -129,18 +120,10 @@ async fn render<O>(
                             td { (e.events.join(", ")) }
                             td { (rfc3339(e.created_at)) }
                             td {
-                                form method="post" action=(format!("/w/{ws}/integrations/webhooks/rotate")) {
-                                    (csrf_field(token))
-                                    input type="hidden" name="webhook_id" value=(e.id);
-                                    button.secondary type="submit" { "Rotate secret" }
-                                }
+                                (row_action(token, &format!("/w/{ws}/integrations/webhooks/rotate"), ("webhook_id", &e.id), ("secondary", "Rotate secret")))
                             }
                             td {
-                                form method="post" action=(format!("/w/{ws}/integrations/webhooks/delete")) {
-                                    (csrf_field(token))
-                                    input type="hidden" name="webhook_id" value=(e.id);
-                                    button.danger type="submit" { "Delete" }
-                                }
+                                (row_action(token, &format!("/w/{ws}/integrations/webhooks/delete"), ("webhook_id", &e.id), ("danger", "Delete")))
                             }
                         }
                     }
@@ -197,11 +180,7 @@ async fn render<O>(
                             td { (i.mode) }
                             td { (i.collection_id.as_deref().and_then(|c| coll_name.get(c).copied()).unwrap_or("—")) }
                             td {
-                                form method="post" action=(format!("/w/{ws}/integrations/inbound/delete")) {
-                                    (csrf_field(token))
-                                    input type="hidden" name="integration_id" value=(i.id);
-                                    button.danger type="submit" { "Delete" }
-                                }
+                                (row_action(token, &format!("/w/{ws}/integrations/inbound/delete"), ("integration_id", &i.id), ("danger", "Delete")))
                             }
                         }
                     }
@@ -250,29 +229,19 @@ async fn render<O>(
 }
 
 #[handler]
-pub async fn page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::IntegrationRead>,
-) -> poem::Result<Response> {
-    render(req, &state, &ctx, StatusCode::OK, &[], None).await
+pub async fn page(ctx: TenantPage<op::IntegrationRead>) -> poem::Result<Response> {
+    render(&ctx, &[], None).await
 }
 
 /// After a change: back to the page, the page with a secret shown once, or
 /// the page again with what went wrong.
-async fn done<O>(
-    req: &Request,
-    state: &AppState,
-    ctx: &TenantPage<O>,
-    r: Result<Option<Shown>, Error>,
-) -> poem::Result<Response> {
+async fn done<O>(p: &WsPost<O>, r: Result<Option<Shown>, Error>) -> poem::Result<Response> {
     match r {
-        Ok(None) => Ok(see_other(format!("/w/{}/integrations", ctx.db.id()))),
-        Ok(Some(s)) => render(req, state, ctx, StatusCode::OK, &[], Some(s)).await,
-        Err(e) => {
-            let errors = validation_errors(e)?;
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            render(req, state, ctx, status, &errors, None).await
+        Ok(Some(s)) => render(&p.ctx, &[], Some(s)).await,
+        r => {
+            let to = |_| format!("/w/{}/integrations", p.ctx.db.id());
+            p.then(r, to, async |ctx, errors| render(ctx, errors, None).await)
+                .await
         }
     }
 }
@@ -290,18 +259,13 @@ fn overlap(pairs: &[(String, String)]) -> Result<Option<u32>, Error> {
 macro_rules! form_handler {
     ($name:ident, $op:ty, |$cfg:pat, $ctx:ident, $pairs:ident| $body:expr) => {
         #[handler]
-        pub async fn $name(
-            req: &Request,
-            state: Data<&Arc<AppState>>,
-            ctx: TenantPage<$op>,
-        ) -> poem::Result<Response> {
-            let pairs = form_pairs(req);
+        pub async fn $name(p: WsPost<$op>) -> poem::Result<Response> {
             let r: Result<Option<Shown>, Error> = {
                 let ($cfg, $ctx, $pairs): (&Config, &TenantHandle, _) =
-                    (&state.config, &ctx, &pairs);
+                    (&p.state.config, &p.ctx, &p.form.0);
                 $body
             };
-            done(req, &state, &ctx, r).await
+            done(&p, r).await
         }
     };
 }

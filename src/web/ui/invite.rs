@@ -4,14 +4,12 @@
 use std::sync::Arc;
 
 use maud::html;
-use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{IntoResponse, Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{errors_box, form_pairs, one, see_other};
+use super::forms::{PublicPost, errors_box, see_other};
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::error::{Error, FieldError};
 use crate::identity::invitations::{self, NewAccount, Preview};
 use crate::web::session::{SignedIn, session_cookie};
@@ -22,9 +20,9 @@ fn render(
     token: &str,
     p: &Preview,
     signed_in_as: Option<&str>,
-    status: StatusCode,
     errors: &[FieldError],
 ) -> Response {
+    let status = super::forms::status_for(errors);
     let inv = &p.invitation;
     super::public_page(
         req,
@@ -72,6 +70,19 @@ async fn email_of(state: &AppState, who: &Option<SignedIn>) -> Option<String> {
         .map(|m| m.email)
 }
 
+/// The invitation's page (200), or its form again with the errors (422).
+async fn show(
+    req: &Request,
+    state: &AppState,
+    who: &Option<SignedIn>,
+    token: &str,
+    errors: &[FieldError],
+) -> poem::Result<Response> {
+    let p = invitations::preview(&state.deps(), token).await?;
+    let email = email_of(state, who).await;
+    Ok(render(req, state, token, &p, email.as_deref(), errors))
+}
+
 #[handler]
 pub async fn invite_page(
     req: &Request,
@@ -79,29 +90,18 @@ pub async fn invite_page(
     who: Option<SignedIn>,
     Path(token): Path<String>,
 ) -> poem::Result<Response> {
-    let p = invitations::preview(&state.deps(), &token).await?;
-    let email = email_of(&state, &who).await;
-    Ok(render(
-        req,
-        &state,
-        &token,
-        &p,
-        email.as_deref(),
-        StatusCode::OK,
-        &[],
-    ))
+    show(req, &state, &who, &token, &[]).await
 }
 
 #[handler]
 pub async fn accept(
     req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
+    p: PublicPost,
     who: Option<SignedIn>,
     Path(token): Path<String>,
 ) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let new_account = match (one(&pairs, "name"), one(&pairs, "password")) {
+    let (state, meta) = (&p.state, &p.meta);
+    let new_account = match (p.form.get("name"), p.form.get("password")) {
         (Some(name), Some(password)) => Some(NewAccount {
             name: name.to_owned(),
             password: password.to_owned(),
@@ -109,31 +109,19 @@ pub async fn accept(
         _ => None,
     };
     let principal = who.as_ref().map(|w| &w.0);
-    match invitations::accept(&state.deps(), &token, principal, new_account, &meta).await {
+    match invitations::accept(&state.deps(), &token, principal, new_account, meta).await {
         Ok(done) => {
             let mut resp = see_other(format!("/w/{}", done.workspace));
             if done.created {
                 let s =
-                    crate::identity::sessions::sign_in_new(&state.deps(), done.user, &meta).await?;
+                    crate::identity::sessions::sign_in_new(&state.deps(), done.user, meta).await?;
                 if let Ok(v) = session_cookie(&state.config, &s.token).parse() {
                     resp.headers_mut().insert("set-cookie", v);
                 }
             }
             Ok(resp.into_response())
         }
-        Err(Error::Validation(errors)) => {
-            let p = invitations::preview(&state.deps(), &token).await?;
-            let email = email_of(&state, &who).await;
-            Ok(render(
-                req,
-                &state,
-                &token,
-                &p,
-                email.as_deref(),
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &errors,
-            ))
-        }
+        Err(Error::Validation(errors)) => show(req, state, &who, &token, &errors).await,
         Err(e) => Err(e.into()),
     }
 }

@@ -2,19 +2,14 @@
 //! rotation stands, and for owners a button that starts one (CSRF-checked
 //! like every form).
 
-use std::sync::Arc;
-
 use maud::{Markup, html};
-use poem::web::Data;
 use poem::{Response, handler};
 
 use super::csrf_field;
-use super::forms::see_other;
+use super::forms::{WsPost, see_other};
 use crate::access::op;
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::store::key_rotation::Rotation;
-use crate::web::tenant::TenantPage;
 use crate::workspace::key_rotation;
 
 pub fn section(ws: &str, rotation: Option<&Rotation>, owner: bool, token: &str) -> Markup {
@@ -45,10 +40,7 @@ pub fn section(ws: &str, rotation: Option<&Rotation>, owner: bool, token: &str) 
 }
 
 #[handler]
-pub async fn rotate_key(
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::WorkspaceRotateKey>,
-) -> poem::Result<Response> {
-    key_rotation::request_for(&state.control, &ctx).await?;
-    Ok(see_other(format!("/w/{}/settings#data-key", ctx.db.id())))
+pub async fn rotate_key(p: WsPost<op::WorkspaceRotateKey>) -> poem::Result<Response> {
+    key_rotation::request_for(&p.state.control, &p.ctx).await?;
+    Ok(see_other(format!("/w/{}/settings#data-key", p.ctx.db.id())))
 }

@@ -2,38 +2,28 @@
 //! workspace" section (type the name to confirm; then the due date and a
 //! Cancel button), and "Delete my account" on /account.
 
-use std::sync::Arc;
-
 use maud::{Markup, html};
-use poem::http::StatusCode;
-use poem::web::Data;
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{
-    AccountPost, errors_box, form_pairs, one, page_in, see_other, validation_errors,
-};
+use super::forms::{AccountPost, WsPost, errors_box, see_other, status_for};
 use crate::access::Role;
 use crate::access::op;
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::error::{Error, FieldError};
 use crate::lifecycle::{self, accounts};
 use crate::web::tenant::TenantPage;
 
-async fn render<O>(
-    req: &Request,
-    state: &AppState,
-    ctx: &TenantPage<O>,
-    status: StatusCode,
-    errors: &[FieldError],
-) -> poem::Result<Response> {
+/// The settings page (200), or with the errors of a failed form (422).
+async fn render<O>(ctx: &TenantPage<O>, errors: &[FieldError]) -> poem::Result<Response> {
+    let state = ctx.state();
     let ws = ctx.db.id().to_string();
     let s = lifecycle::status(ctx, &state.control).await?;
     let owner = ctx.role == Role::Owner;
     let days = state.config.file.lifecycle.workspace_grace_days;
     let rotation = crate::workspace::key_rotation::status(&state.control, ctx.db.id())?;
-    page_in(req, state, ctx.who(), Some(ctx), status, "Workspace settings", |token| {
+    let banner = super::notices::banner_in(state, ctx, ctx.csrf()).await;
+    ctx.page_with(banner, status_for(errors), "Workspace settings", |token| {
         html! {
             section.card {
                 p.crumbs {
@@ -91,39 +81,23 @@ async fn render<O>(
 }
 
 #[handler]
-pub async fn settings_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::WorkspaceRead>,
-) -> poem::Result<Response> {
-    render(req, &state, &ctx, StatusCode::OK, &[]).await
+pub async fn settings_page(ctx: TenantPage<op::WorkspaceRead>) -> poem::Result<Response> {
+    render(&ctx, &[]).await
 }
 
 #[handler]
-pub async fn schedule_deletion(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::WorkspaceDelete>,
-) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let name = one(&pairs, "confirm_name").unwrap_or_default();
-    match lifecycle::schedule(&state.lifecycle_deps(), &ctx, name).await {
-        Ok(_) => Ok(see_other(format!("/w/{}/settings", ctx.db.id()))),
-        Err(e) => {
-            let errors = validation_errors(e)?;
-            render(req, &state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, &errors).await
-        }
-    }
+pub async fn schedule_deletion(p: WsPost<op::WorkspaceDelete>) -> poem::Result<Response> {
+    let name = p.form.text("confirm_name");
+    let r = lifecycle::schedule(&p.state.lifecycle_deps(), &p.ctx, name).await;
+    p.then(r, |_| format!("/w/{}/settings", p.ctx.db.id()), render)
+        .await
 }
 
 #[handler]
-pub async fn cancel_deletion(
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::WorkspaceDeletionCancel>,
-) -> poem::Result<Response> {
-    match lifecycle::cancel(&state.lifecycle_deps(), &ctx).await {
+pub async fn cancel_deletion(p: WsPost<op::WorkspaceDeletionCancel>) -> poem::Result<Response> {
+    match lifecycle::cancel(&p.state.lifecycle_deps(), &p.ctx).await {
         // Nothing scheduled (a second click): the page shows where it stands.
-        Ok(_) | Err(Error::Conflict(_)) => Ok(see_other(format!("/w/{}/settings", ctx.db.id()))),
+        Ok(_) | Err(Error::Conflict(_)) => Ok(see_other(format!("/w/{}/settings", p.ctx.db.id()))),
         Err(e) => Err(e.into()),
     }
 }

@@ -12,10 +12,9 @@ use poem::web::{Data, Path};
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{form_pairs, one};
+use super::forms::PublicPost;
 use super::pages::{login_step, signed_in};
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::error::Error;
 use crate::identity::magic::Purpose;
 use crate::identity::sessions::{FirstStep, after_first_factor};
@@ -30,28 +29,16 @@ fn simple(
 }
 
 #[handler]
-pub async fn request_link(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let email = one(&pairs, "email").unwrap_or_default();
-    match crate::identity::magic::request(
-        &state.deps(),
-        email,
-        crate::identity::magic::Purpose::SignIn,
-        &meta,
-    )
-    .await
-    {
-        Ok(()) => Ok(simple(req, &state, "Check your mail", |_| {
+pub async fn request_link(req: &Request, p: PublicPost) -> poem::Result<Response> {
+    let (state, email) = (&p.state, p.form.text("email"));
+    match crate::identity::magic::request(&state.deps(), email, Purpose::SignIn, &p.meta).await {
+        Ok(()) => Ok(simple(req, state, "Check your mail", |_| {
             html! { section.card.narrow { h1 { "Check your mail" }
             p id="magic-sent" { "If this address has an account, a sign-in link is on its way. It works once, for 15 minutes." } } }
         })),
         Err(Error::Validation(_)) => Ok(login_step(
             req,
-            &state,
+            state,
             StatusCode::UNPROCESSABLE_ENTITY,
             Some("Enter an email address."),
             "",
@@ -81,16 +68,16 @@ pub fn link_page(
 #[handler]
 pub async fn redeem(
     req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
+    p: PublicPost,
     Path(token): Path<String>,
 ) -> poem::Result<Response> {
-    let user = match crate::identity::magic::redeem(&state.deps(), &token, &meta).await {
+    let (state, meta) = (&p.state, &p.meta);
+    let user = match crate::identity::magic::redeem(&state.deps(), &token, meta).await {
         Ok(u) => u,
         Err(Error::Unauthenticated) => {
             return Ok(login_step(
                 req,
-                &state,
+                state,
                 StatusCode::UNAUTHORIZED,
                 Some("That sign-in link is used or expired. Ask for a new one."),
                 "",
@@ -99,11 +86,11 @@ pub async fn redeem(
         }
         Err(e) => return Err(e.into()),
     };
-    match after_first_factor(&state.deps(), user, &meta).await? {
-        FirstStep::Done(done) => Ok(signed_in(&state, &done.token)),
+    match after_first_factor(&state.deps(), user, meta).await? {
+        FirstStep::Done(done) => Ok(signed_in(state, &done.token)),
         FirstStep::NeedsCode(pending) => Ok(login_step(
             req,
-            &state,
+            state,
             StatusCode::OK,
             None,
             "",
@@ -147,15 +134,10 @@ pub fn forgot_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
 }
 
 #[handler]
-pub async fn request_reset(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let email = one(&pairs, "email").unwrap_or_default();
-    crate::identity::magic::request(&state.deps(), email, Purpose::PasswordReset, &meta).await?;
-    Ok(simple(req, &state, "Check your mail", |_| {
+pub async fn request_reset(req: &Request, p: PublicPost) -> poem::Result<Response> {
+    let (state, email) = (&p.state, p.form.text("email"));
+    crate::identity::magic::request(&state.deps(), email, Purpose::PasswordReset, &p.meta).await?;
+    Ok(simple(req, state, "Check your mail", |_| {
         html! { section.card.narrow { h1 { "Check your mail" }
         p id="reset-sent" { "If this address has an account, a reset link is on its way. It works once, for 15 minutes." } } }
     }))
@@ -178,23 +160,21 @@ pub async fn reset_page(
 #[handler]
 pub async fn reset(
     req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
+    p: PublicPost,
     Path(token): Path<String>,
 ) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let password = one(&pairs, "new_password").unwrap_or_default().to_owned();
-    match crate::identity::magic::reset_password(&state.deps(), &token, password, &meta).await {
+    let (state, password) = (&p.state, p.form.owned("new_password"));
+    match crate::identity::magic::reset_password(&state.deps(), &token, password, &p.meta).await {
         Ok(()) => Ok(login_step(
             req,
-            &state,
+            state,
             StatusCode::OK,
             Some("Your password is changed. Sign in with it."),
             "",
             None,
         )),
         Err(Error::Validation(errors)) => {
-            let mut resp = simple(req, &state, "Choose a new password", |csrf_token| {
+            let mut resp = simple(req, state, "Choose a new password", |csrf_token| {
                 reset_form(&token, csrf_token, &errors)
             });
             resp.set_status(StatusCode::UNPROCESSABLE_ENTITY);

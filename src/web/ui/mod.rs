@@ -41,6 +41,23 @@ pub fn csrf_field(token: &str) -> Markup {
     html! { input type="hidden" name=(crate::web::csrf::FIELD) value=(token); }
 }
 
+/// A one-button form that posts one hidden field: a row's action (remove,
+/// revoke, delete, restore). `button` is the button's class and label.
+pub fn row_action(
+    token: &str,
+    action: &str,
+    (field, value): (&str, &dyn maud::Render),
+    (class, label): (&str, &str),
+) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            (csrf_field(token))
+            input type="hidden" name=(field) value=(value);
+            button class=(class) type="submit" { (label) }
+        }
+    }
+}
+
 pub fn layout(title: &str, chrome: &Chrome<'_>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)

@@ -10,7 +10,7 @@ use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Request, Response, handler};
 
-use super::forms::{form_pairs, one, see_other};
+use super::forms::{WsPost, see_other};
 use super::{Chrome, csrf_field, html_response, layout};
 use crate::access::Role;
 use crate::access::enter::TenantHandle;
@@ -35,6 +35,16 @@ pub async fn banner(req: &Request, state: &AppState, who: &SignedIn, csrf: &str)
     };
     match tenant::open_for::<op::IncidentRead>(req, who, ws).await {
         Ok(ctx) => banner_in(state, &ctx, csrf).await,
+        Err(_) => html! {},
+    }
+}
+
+/// `banner` for a workspace page whose handler entered it for something
+/// else: entered again, for reading incidents, with the page's metadata.
+pub async fn banner_for<O>(page: &TenantPage<O>) -> Markup {
+    let (state, meta) = (page.state(), page.meta.clone());
+    match tenant::open_with::<op::IncidentRead>(state, page.who(), page.ws(), meta).await {
+        Ok(ctx) => banner_in(state, &ctx, page.csrf()).await,
         Err(_) => html! {},
     }
 }
@@ -74,15 +84,10 @@ pub async fn banner_in(state: &AppState, ctx: &TenantHandle, csrf: &str) -> Mark
 }
 
 #[handler]
-pub async fn acknowledge(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::IncidentAcknowledge>,
-) -> poem::Result<Response> {
-    let form = form_pairs(req);
-    let id = one(&form, "incident_id").unwrap_or_default();
-    notices::acknowledge(&ctx, &state.control, id).await?;
-    Ok(see_other(format!("/w/{}", ctx.db.id())))
+pub async fn acknowledge(p: WsPost<op::IncidentAcknowledge>) -> poem::Result<Response> {
+    let id = p.form.text("incident_id");
+    notices::acknowledge(&p.ctx, &p.state.control, id).await?;
+    Ok(see_other(format!("/w/{}", p.ctx.db.id())))
 }
 
 /// `/trust/incidents/:id`: public, like /trust; it names no workspace.

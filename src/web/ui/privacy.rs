@@ -2,19 +2,16 @@
 //! its progress, and answer data-subject requests: find a person's records,
 //! download them as JSON, anonymise them.
 
-use std::sync::Arc;
-
 use maud::{Markup, html};
 use poem::http::StatusCode;
-use poem::web::{Data, Path};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, Response, handler};
 
 use super::csrf_field;
-use super::forms::{form_pairs, one, page, see_other};
+use super::forms::{Id, WsPost, see_other, status_for};
 use crate::access::op;
-use crate::app::AppState;
 use crate::error::{Error, FieldError};
 use crate::export::jobs;
+use crate::ids::ExportId;
 use crate::subjects::{self, Match};
 use crate::web::api::exports::exporter;
 use crate::web::tenant::TenantPage;
@@ -28,31 +25,16 @@ fn field_errors(errors: &[FieldError]) -> Markup {
 }
 
 #[handler]
-pub async fn privacy_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    c: TenantPage<op::WorkspaceExport>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
-    render(req, &state, &c, &ws, &[]).await
+pub async fn privacy_page(c: TenantPage<op::WorkspaceExport>) -> poem::Result<Response> {
+    render(&c, &[]).await
 }
 
 /// The page, also for a data-subject form sent back with its errors (the
 /// same people may export the workspace and answer data-subject requests).
-async fn render<O>(
-    req: &Request,
-    state: &AppState,
-    c: &TenantPage<O>,
-    ws: &str,
-    errors: &[FieldError],
-) -> poem::Result<Response> {
+async fn render<O>(c: &TenantPage<O>, errors: &[FieldError]) -> poem::Result<Response> {
+    let (state, ws) = (c.state(), c.ws());
     let exports = state.exports.list(c.db.id(), c.now())?;
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    page(req, state, c.who(), status, "Privacy and export", |token| {
+    c.page(status_for(errors), "Privacy and export", |token| {
         html! {
             section.card {
                 (crumbs(ws))
@@ -95,40 +77,35 @@ async fn render<O>(
 }
 
 #[handler]
-pub async fn start_export(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    c: TenantPage<op::WorkspaceExport>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let recipient = match one(&pairs, "recipient").map(str::trim) {
+pub async fn start_export(p: WsPost<op::WorkspaceExport>) -> poem::Result<Response> {
+    let recipient = match p.form.get("recipient").map(str::trim) {
         None | Some("") => None,
         Some(r) => match crate::export::recipient("recipient", r) {
             Ok(r) => Some(r),
-            Err(Error::Validation(errors)) => {
-                return render(req, &state, &c, &ws, &errors).await;
-            }
+            Err(Error::Validation(errors)) => return render(&p.ctx, &errors).await,
             Err(e) => return Err(e.into()),
         },
     };
-    let job = jobs::start(&c, exporter(&state), recipient).await?;
-    Ok(see_other(format!("/w/{ws}/privacy/exports/{}", job.id)))
+    let job = jobs::start(&p.ctx, exporter(&p.state), recipient).await?;
+    Ok(see_other(format!(
+        "/w/{}/privacy/exports/{}",
+        p.ctx.ws(),
+        job.id
+    )))
 }
 
 #[handler]
 pub async fn export_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
     c: TenantPage<op::WorkspaceExport>,
-    Path((ws, id)): Path<(String, String)>,
+    Id(id): Id<ExportId>,
 ) -> poem::Result<Response> {
-    let job = state.exports.get(c.db.id(), &id.parse()?, c.now())?;
+    let ws = c.ws();
+    let job = c.state().exports.get(c.db.id(), &id, c.now())?;
     let s = job.status();
-    let mut resp = page(req, &state, c.who(), StatusCode::OK, "Workspace export", |_| {
+    let mut resp = c.page(StatusCode::OK, "Workspace export", |_| {
         html! {
             section.card {
-                (crumbs(&ws))
+                (crumbs(ws))
                 h1 { "Workspace export" }
                 p { "Records and audit entries written: " (s.done) " of " (s.total) }
                 progress id="export-progress" value=(s.done) max=(s.total.max(1)) {}
@@ -170,34 +147,22 @@ fn matches_table(found: &[Match], ws: &str) -> Markup {
     }
 }
 
-fn identifier_of(req: &Request) -> String {
-    let pairs = form_pairs(req);
-    one(&pairs, "identifier").unwrap_or_default().to_owned()
-}
-
 #[handler]
-pub async fn find_subject(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    c: TenantPage<op::DataSubjectRead>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
-    let id = identifier_of(req);
-    let found = match subjects::find(&c, &id).await {
+pub async fn find_subject(p: WsPost<op::DataSubjectRead>) -> poem::Result<Response> {
+    let (c, ws, id) = (&p.ctx, p.ctx.ws(), p.form.text("identifier"));
+    let found = match subjects::find(c, id).await {
         Ok(f) => f,
-        Err(Error::Validation(errors)) => {
-            return render(req, &state, &c, &ws, &errors).await;
-        }
+        Err(Error::Validation(errors)) => return render(c, &errors).await,
         Err(e) => return Err(e.into()),
     };
-    page(req, &state, c.who(), StatusCode::OK, "Data subject request", |token| {
+    c.page(StatusCode::OK, "Data subject request", |token| {
         html! {
             section.card {
-                (crumbs(&ws))
+                (crumbs(ws))
                 h1 { "Data subject request" }
                 p id="subject-count" { (found.len()) " record(s) refer to this person." }
                 @if !found.is_empty() {
-                    (matches_table(&found, &ws))
+                    (matches_table(&found, ws))
                     form method="post" action=(format!("/w/{ws}/privacy/subjects/export")) {
                         (csrf_field(token))
                         input type="hidden" name="identifier" value=(id);
@@ -217,11 +182,8 @@ pub async fn find_subject(
 }
 
 #[handler]
-pub async fn export_subject(
-    req: &Request,
-    c: TenantPage<op::DataSubjectExport>,
-) -> poem::Result<Response> {
-    let out = subjects::export(&c, &identifier_of(req)).await?;
+pub async fn export_subject(p: WsPost<op::DataSubjectExport>) -> poem::Result<Response> {
+    let out = subjects::export(&p.ctx, p.form.text("identifier")).await?;
     let body = serde_json::to_vec_pretty(&out).map_err(Error::from)?;
     Ok(body
         .with_content_type("application/json")
@@ -233,25 +195,19 @@ pub async fn export_subject(
 }
 
 #[handler]
-pub async fn anonymise_subject(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    c: TenantPage<op::DataSubjectDelete>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    if one(&pairs, "confirm") != Some("yes") {
+pub async fn anonymise_subject(p: WsPost<op::DataSubjectDelete>) -> poem::Result<Response> {
+    if p.form.get("confirm") != Some("yes") {
         let errors = vec![FieldError {
             field: "confirm".into(),
             message: "tick the box to confirm the anonymisation".into(),
         }];
-        return render(req, &state, &c, &ws, &errors).await;
+        return render(&p.ctx, &errors).await;
     }
-    let done = subjects::anonymise(&c, one(&pairs, "identifier").unwrap_or_default()).await?;
-    page(req, &state, c.who(), StatusCode::OK, "Anonymised", |_| {
+    let done = subjects::anonymise(&p.ctx, p.form.text("identifier")).await?;
+    p.ctx.page(StatusCode::OK, "Anonymised", |_| {
         html! {
             section.card {
-                (crumbs(&ws))
+                (crumbs(p.ctx.ws()))
                 h1 { "Anonymised" }
                 p id="anonymised" { "The person is now " code { (done.pseudonym) } " in this workspace: " (done.records) " record(s), " (done.versions) " kept version(s), " (done.deleted_records) " deleted record(s) and " (done.audit_entries) " audit entries rewritten. Amounts, dates and other values stay, so totals still add up." }
             }

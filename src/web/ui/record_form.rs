@@ -3,18 +3,15 @@
 //! restore, and the handlers that create, update, delete and restore.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use maud::{Markup, html};
-use poem::http::StatusCode;
-use poem::web::{Data, Path};
-use poem::{Request, Response, handler};
+use poem::{Response, handler};
 use serde_json::{Map, Value, json};
 
-use super::csrf_field;
 use super::forms::{
-    breadcrumbs, errors_box, every, form_pairs, one, page, see_other, validation_errors,
+    Id, Posted, WsPost, breadcrumbs, errors_box, every, one, see_other, status_for,
 };
+use super::{csrf_field, row_action};
 use crate::access::enter::TenantHandle;
 use crate::access::op;
 use crate::app::AppState;
@@ -24,7 +21,6 @@ use crate::records::schema::{Field, FieldType, RecordAction};
 use crate::records::values::{self, Values};
 use crate::records::{self, Visible, rfc3339_ms};
 use crate::store::records::{self as rstore, RecordRow};
-use crate::web::session::SignedIn;
 use crate::web::tenant::TenantPage;
 
 /// What each input shows: the stored value, or what was typed before an error.
@@ -294,11 +290,7 @@ fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
                                 td { code { (Value::Object(values::to_api(&f.v.row.def, &h.values))) } }
                                 td {
                                     @if h.version != r.version && f.v.can(RecordAction::Update) {
-                                        form method="post" action=(format!("{base}/r/{}/restore", r.id)) {
-                                            (csrf_field(token))
-                                            input type="hidden" name="version" value=(h.version);
-                                            button.secondary type="submit" { "Restore" }
-                                        }
+                                        (row_action(token, &format!("{base}/r/{}/restore", r.id), ("version", &h.version), ("secondary", "Restore")))
                                     }
                                 }
                             }
@@ -310,206 +302,154 @@ fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
     }
 }
 
-/// The record page, or the new-record page when `rec` is `None`.
-#[allow(clippy::too_many_arguments)]
-async fn render_record(
-    req: &Request,
-    state: &AppState,
-    who: &SignedIn,
-    ctx: &TenantHandle,
-    status: StatusCode,
-    ws: &str,
-    v: &Visible,
-    rec: Option<&RecordRow>,
+/// What the record page is about: the collection, and the record with its
+/// history (`None`: the new-record page).
+struct Subject<'a> {
+    v: &'a Visible,
+    rec: Option<(&'a RecordRow, &'a [rstore::VersionRow])>,
+}
+
+/// The record page (200), or the form sent back with its errors (422).
+async fn render_record<O>(
+    ctx: &TenantPage<O>,
+    s: Subject<'_>,
     shown: &Shown,
     errors: &[FieldError],
-    history: &[rstore::VersionRow],
 ) -> poem::Result<Response> {
-    let choices = choices(state, ctx, v).await?;
+    let choices = choices(ctx.state(), ctx, s.v).await?;
+    let (rec, history) = match s.rec {
+        Some((r, h)) => (Some(r), h),
+        None => (None, &[][..]),
+    };
     let title = if rec.is_some() {
         "Record"
     } else {
         "New record"
     };
-    page(req, state, who, status, title, |t| {
-        record_form(
-            RecordForm {
-                ws,
-                v,
-                rec,
-                shown,
-                choices: &choices,
-                errors,
-                history,
-            },
-            t,
-        )
+    ctx.page(status_for(errors), title, |t| {
+        let form = RecordForm {
+            ws: ctx.ws(),
+            v: s.v,
+            rec,
+            shown,
+            choices: &choices,
+            errors,
+            history,
+        };
+        record_form(form, t)
+    })
+    .await
+}
+
+/// The values a posted record form gives, read against the collection's
+/// live fields: what a client would send, or the fields it could not parse.
+fn posted_values(fields: &[Field], form: &Posted) -> Result<Map<String, Value>, Error> {
+    match values_from_form(fields, &form.0) {
+        (input, errors) if errors.is_empty() => Ok(input),
+        (_, errors) => Err(Error::Validation(errors)),
+    }
+}
+
+/// A record's page (ids display as the path spells them: canonical).
+fn record_url(ws: &str, cid: &CollectionId, rid: impl std::fmt::Display) -> String {
+    format!("/w/{ws}/c/{cid}/r/{rid}")
+}
+
+#[handler]
+pub async fn new_record(
+    ctx: TenantPage<op::RecordRead>,
+    Id(cid): Id<CollectionId>,
+) -> poem::Result<Response> {
+    let v = records::load(&ctx, &cid, records::Need::Record(RecordAction::Create)).await?;
+    let s = Subject { v: &v, rec: None };
+    render_record(&ctx, s, &Shown::new(), &[]).await
+}
+
+#[handler]
+pub async fn create_record(
+    p: WsPost<op::RecordCreate>,
+    Id(cid): Id<CollectionId>,
+) -> poem::Result<Response> {
+    let v = records::load(&p.ctx, &cid, records::Need::Record(RecordAction::Create)).await?;
+    let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
+    let created = match posted_values(&fields, &p.form) {
+        Ok(mut input) => {
+            input.retain(|_, x| !x.is_null());
+            records::create_record(&p.ctx, &p.state.control, &cid, input, None).await
+        }
+        Err(e) => Err(e),
+    };
+    let to = |c: records::Created| record_url(p.ctx.ws(), &cid, c.record.id);
+    p.then(created, to, async |ctx, errors| {
+        let shown = shown_from_form(&fields, &p.form.0);
+        let s = Subject { v: &v, rec: None };
+        render_record(ctx, s, &shown, errors).await
     })
     .await
 }
 
 #[handler]
-pub async fn new_record(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::RecordRead>,
-    Path((ws, coll)): Path<(String, String)>,
-) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
-    let v = records::load(&ctx, &cid, records::Need::Record(RecordAction::Create)).await?;
-    render_record(
-        req,
-        &state,
-        ctx.who(),
-        &ctx,
-        StatusCode::OK,
-        &ws,
-        &v,
-        None,
-        &Shown::new(),
-        &[],
-        &[],
-    )
-    .await
-}
-
-#[handler]
-pub async fn create_record(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::RecordCreate>,
-    Path((ws, coll)): Path<(String, String)>,
-) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
-    let v = records::load(&ctx, &cid, records::Need::Record(RecordAction::Create)).await?;
-    let pairs = form_pairs(req);
-    let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
-    let (mut input, errors) = values_from_form(&fields, &pairs);
-    input.retain(|_, x| !x.is_null());
-    let result = if errors.is_empty() {
-        records::create_record(&ctx, &state.control, &cid, input, None)
-            .await
-            .map(|c| c.record)
-    } else {
-        Err(Error::Validation(errors))
-    };
-    match result {
-        Ok(r) => Ok(see_other(format!("/w/{ws}/c/{coll}/r/{}", r.id))),
-        Err(e) => {
-            let errors = validation_errors(e)?;
-            let shown = shown_from_form(&fields, &pairs);
-            render_record(
-                req,
-                &state,
-                ctx.who(),
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &ws,
-                &v,
-                None,
-                &shown,
-                &errors,
-                &[],
-            )
-            .await
-        }
-    }
-}
-
-#[handler]
 pub async fn record_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
     ctx: TenantPage<op::RecordRead>,
-    Path((ws, coll, id)): Path<(String, String, String)>,
+    Id(cid): Id<CollectionId>,
+    Id(rid): Id<RecordId>,
 ) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
-    let rid: RecordId = id.parse()?;
     let (v, rec, history) = records::history(&ctx, &cid, &rid).await?;
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
     let shown = shown_from(&fields, &rec.values);
-    render_record(
-        req,
-        &state,
-        ctx.who(),
-        &ctx,
-        StatusCode::OK,
-        &ws,
-        &v,
-        Some(&rec),
-        &shown,
-        &[],
-        &history,
-    )
-    .await
+    let s = Subject {
+        v: &v,
+        rec: Some((&rec, &history)),
+    };
+    render_record(&ctx, s, &shown, &[]).await
 }
 
 #[handler]
 pub async fn update_record(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::RecordUpdate>,
-    Path((ws, coll, id)): Path<(String, String, String)>,
+    p: WsPost<op::RecordUpdate>,
+    Id(cid): Id<CollectionId>,
+    Id(rid): Id<RecordId>,
 ) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
-    let rid: RecordId = id.parse()?;
-    let v = records::load(&ctx, &cid, records::Need::Record(RecordAction::Update)).await?;
-    let pairs = form_pairs(req);
+    let v = records::load(&p.ctx, &cid, records::Need::Record(RecordAction::Update)).await?;
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
-    let (input, errors) = values_from_form(&fields, &pairs);
-    let result = if errors.is_empty() {
-        records::update_record(&ctx, &state.control, &cid, &rid, input).await
-    } else {
-        Err(Error::Validation(errors))
+    let updated = match posted_values(&fields, &p.form) {
+        Ok(input) => records::update_record(&p.ctx, &p.state.control, &cid, &rid, input).await,
+        Err(e) => Err(e),
     };
-    match result {
-        Ok(_) => Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}"))),
-        Err(e) => {
-            let errors = validation_errors(e)?;
-            let (v, rec, history) = records::history(&ctx, &cid, &rid).await?;
-            let shown = shown_from_form(&fields, &pairs);
-            render_record(
-                req,
-                &state,
-                ctx.who(),
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &ws,
-                &v,
-                Some(&rec),
-                &shown,
-                &errors,
-                &history,
-            )
-            .await
-        }
-    }
+    let to = |_| record_url(p.ctx.ws(), &cid, rid);
+    p.then(updated, to, async |ctx, errors| {
+        let (v, rec, history) = records::history(ctx, &cid, &rid).await?;
+        let shown = shown_from_form(&fields, &p.form.0);
+        let s = Subject {
+            v: &v,
+            rec: Some((&rec, &history)),
+        };
+        render_record(ctx, s, &shown, errors).await
+    })
+    .await
 }
 
 #[handler]
 pub async fn delete_record(
-    ctx: TenantPage<op::RecordDelete>,
-    Path((ws, coll, id)): Path<(String, String, String)>,
+    p: WsPost<op::RecordDelete>,
+    Id(cid): Id<CollectionId>,
+    Id(rid): Id<RecordId>,
 ) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
-    let rid: RecordId = id.parse()?;
-    records::delete_record(&ctx, &cid, &rid).await?;
-    Ok(see_other(format!("/w/{ws}/c/{coll}")))
+    records::delete_record(&p.ctx, &cid, &rid).await?;
+    Ok(see_other(format!("/w/{}/c/{cid}", p.ctx.ws())))
 }
 
 #[handler]
 pub async fn restore_record(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::RecordUpdate>,
-    Path((ws, coll, id)): Path<(String, String, String)>,
+    p: WsPost<op::RecordUpdate>,
+    Id(cid): Id<CollectionId>,
+    Id(rid): Id<RecordId>,
 ) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
-    let rid: RecordId = id.parse()?;
-    let pairs = form_pairs(req);
-    let version: i64 = one(&pairs, "version")
+    let version: i64 = p
+        .form
+        .get("version")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| Error::field("version", "must be a version number"))?;
-    records::restore_version(&ctx, &state.control, &cid, &rid, version).await?;
-    Ok(see_other(format!("/w/{ws}/c/{coll}/r/{id}")))
+    records::restore_version(&p.ctx, &p.state.control, &cid, &rid, version).await?;
+    Ok(see_other(record_url(p.ctx.ws(), &cid, rid)))
 }

@@ -3,30 +3,24 @@
 //! `schema`, the record form in `record_form`. Every page goes through the
 //! same `records` functions as the API, so the same checks apply.
 
-use std::sync::Arc;
-
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::{Data, Path, Query};
-use poem::{Request, Response, handler};
+use poem::web::Query;
+use poem::{Response, handler};
 use serde::Deserialize;
 
-use super::forms::{breadcrumbs, page};
+use super::forms::{Id, breadcrumbs};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, op};
-use crate::app::AppState;
+use crate::ids::CollectionId;
 use crate::records::schema::{Field, RecordAction};
 use crate::records::values;
 use crate::records::{self, rfc3339_ms};
 use crate::web::tenant::TenantPage;
 
 #[handler]
-pub async fn workspace_home(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::CollectionRead>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
+pub async fn workspace_home(ctx: TenantPage<op::CollectionRead>) -> poem::Result<Response> {
+    let ws = ctx.ws();
     let colls = records::list_collections(&ctx).await?;
     let teams = records::teams::list(&ctx).await?;
     let receivers = crate::integrations::webhooks::receiver_hosts(&ctx).await?;
@@ -39,7 +33,7 @@ pub async fn workspace_home(
     };
     let can_create = allows(ctx.role, Resource::Collection, Action::Create);
     let admin = ctx.role.at_least(Role::Admin);
-    page(req, &state, ctx.who(), StatusCode::OK, "Collections", |_| {
+    ctx.page(StatusCode::OK, "Collections", |_| {
         html! {
             section.card {
                 p.crumbs { a href="/workspaces" { "Workspaces" } }
@@ -92,12 +86,11 @@ const TABLE_COLUMNS: usize = 6;
 
 #[handler]
 pub async fn collection_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
     ctx: TenantPage<op::RecordRead>,
-    Path((ws, coll)): Path<(String, String)>,
+    Id(cid): Id<CollectionId>,
     Query(tq): Query<TableQuery>,
 ) -> poem::Result<Response> {
+    let (state, ws) = (ctx.state(), ctx.ws());
     let finder = records::search::Finder {
         indexes: &state.indexes,
         bounds: &state.bounds,
@@ -105,7 +98,7 @@ pub async fn collection_page(
     let p = records::list_records(
         &ctx,
         finder,
-        &coll.parse()?,
+        &cid,
         records::ListParams {
             limit: Some(25),
             cursor: tq.cursor.clone(),
@@ -142,10 +135,10 @@ pub async fn collection_page(
         .as_ref()
         .map(|c| link(&[("sort", p.sort.as_str()), ("cursor", c)]));
     let api = format!("/api/v1/workspaces/{ws}/collections/{}", v.row.id);
-    page(req, &state, ctx.who(), StatusCode::OK, &v.row.def.name, |token| {
+    ctx.page(StatusCode::OK, &v.row.def.name, |token| {
         html! {
             section.card {
-                (breadcrumbs(&ws, None))
+                (breadcrumbs(ws, None))
                 h1 { (v.row.def.name) }
                 form.search method="get" action=(base) {
                     input id="q" type="search" name="q" value=(q) placeholder="Search the searchable fields" aria-label="Search";

@@ -2,20 +2,13 @@
 //! record permissions) and change it later. Parsing the editor's rows into
 //! `FieldInput`s is all it does; `records` decides what is valid.
 
-use std::sync::Arc;
-
 use maud::{Markup, html};
-use poem::http::StatusCode;
-use poem::web::{Data, Path};
-use poem::{Request, Response, handler};
+use poem::{Response, handler};
 
 use super::csrf_field;
-use super::forms::{
-    breadcrumbs, errors_box, every, form_pairs, one, page, see_other, validation_errors,
-};
+use super::forms::{Id, WsPost, breadcrumbs, errors_box, every, one, status_for};
 use crate::access::enter::TenantHandle;
 use crate::access::{Role, op};
-use crate::app::AppState;
 use crate::error::FieldError;
 use crate::ids::CollectionId;
 use crate::records::schema::{Field, FieldInput, FieldType, Permissions};
@@ -222,155 +215,126 @@ async fn team_choices(ctx: &TenantHandle) -> poem::Result<Vec<(String, String)>>
         .collect())
 }
 
-/// The schema editor page: a new collection when `coll` is `None`.
-#[allow(clippy::too_many_arguments)]
+/// What the schema editor shows: the collection (`None`: a new one), its
+/// name and permissions as stored or as sent back.
+struct Editing<'a> {
+    coll: Option<&'a Visible>,
+    name: &'a str,
+    permissions: &'a Permissions,
+}
+
+impl<'a> Editing<'a> {
+    fn stored(v: &'a Visible) -> Self {
+        let d = &v.row.def;
+        Editing {
+            coll: Some(v),
+            name: &d.name,
+            permissions: &d.permissions,
+        }
+    }
+}
+
+/// The schema editor page (200), or the form sent back with its errors (422).
 async fn render_schema<O>(
-    req: &Request,
-    state: &AppState,
     ctx: &TenantPage<O>,
-    status: StatusCode,
-    ws: &str,
-    coll: Option<&Visible>,
-    name: &str,
-    permissions: &Permissions,
+    e: Editing<'_>,
     errors: &[FieldError],
 ) -> poem::Result<Response> {
-    let teams = match coll {
+    let teams = match e.coll {
         None => team_choices(ctx).await?,
         Some(_) => Vec::new(),
     };
     let targets = relation_targets(ctx).await?;
-    let title = if coll.is_some() {
+    let title = if e.coll.is_some() {
         "Schema"
     } else {
         "New collection"
     };
-    page(req, state, ctx.who(), status, title, |t| {
-        schema_form(
-            SchemaForm {
-                ws,
-                coll,
-                name,
-                teams: &teams,
-                relation_targets: &targets,
-                permissions,
-                errors,
-            },
-            t,
-        )
+    ctx.page(status_for(errors), title, |t| {
+        let form = SchemaForm {
+            ws: ctx.ws(),
+            coll: e.coll,
+            name: e.name,
+            teams: &teams,
+            relation_targets: &targets,
+            permissions: e.permissions,
+            errors,
+        };
+        schema_form(form, t)
+    })
+    .await
+}
+
+/// Where a saved schema goes: the collection's page.
+fn to_collection(ws: &str) -> impl FnOnce(Visible) -> String + '_ {
+    move |v| format!("/w/{ws}/c/{}", v.row.id)
+}
+
+#[handler]
+pub async fn new_collection(ctx: TenantPage<op::CollectionCreate>) -> poem::Result<Response> {
+    let permissions = Permissions::default();
+    let e = Editing {
+        coll: None,
+        name: "",
+        permissions: &permissions,
+    };
+    render_schema(&ctx, e, &[]).await
+}
+
+#[handler]
+pub async fn create_collection(p: WsPost<op::CollectionCreate>) -> poem::Result<Response> {
+    let pairs = &p.form.0;
+    let name = p.form.owned("name");
+    let permissions = parse_permissions(pairs);
+    let input = NewCollection {
+        name: name.clone(),
+        fields: parse_fields(pairs),
+        team_id: p
+            .form
+            .get("team_id")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        permissions: Some(permissions.clone()),
+    };
+    let created = records::create_collection(&p.ctx, &p.state.bounds.limits, input).await;
+    let e = Editing {
+        coll: None,
+        name: &name,
+        permissions: &permissions,
+    };
+    p.then(created, to_collection(p.ctx.ws()), async |ctx, errors| {
+        render_schema(ctx, e, errors).await
     })
     .await
 }
 
 #[handler]
-pub async fn new_collection(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::CollectionCreate>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
-    let perms = Permissions::default();
-    render_schema(
-        req,
-        &state,
-        &ctx,
-        StatusCode::OK,
-        &ws,
-        None,
-        "",
-        &perms,
-        &[],
-    )
-    .await
-}
-
-#[handler]
-pub async fn create_collection(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::CollectionCreate>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let name = one(&pairs, "name").unwrap_or_default().to_owned();
-    let perms = parse_permissions(&pairs);
-    let input = NewCollection {
-        name: name.clone(),
-        fields: parse_fields(&pairs),
-        team_id: one(&pairs, "team_id")
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
-        permissions: Some(perms.clone()),
-    };
-    match records::create_collection(&ctx, &state.bounds.limits, input).await {
-        Ok(v) => Ok(see_other(format!("/w/{ws}/c/{}", v.row.id))),
-        Err(e) => {
-            let errors = validation_errors(e)?;
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            render_schema(req, &state, &ctx, status, &ws, None, &name, &perms, &errors).await
-        }
-    }
-}
-
-#[handler]
 pub async fn schema_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
     ctx: TenantPage<op::CollectionRead>,
-    Path((ws, coll)): Path<(String, String)>,
+    Id(cid): Id<CollectionId>,
 ) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
     let v = records::load(&ctx, &cid, Need::Manage).await?;
-    let d = &v.row.def;
-    render_schema(
-        req,
-        &state,
-        &ctx,
-        StatusCode::OK,
-        &ws,
-        Some(&v),
-        &d.name,
-        &d.permissions,
-        &[],
-    )
-    .await
+    render_schema(&ctx, Editing::stored(&v), &[]).await
 }
 
 #[handler]
 pub async fn schema_submit(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::CollectionUpdate>,
-    Path((ws, coll)): Path<(String, String)>,
+    p: WsPost<op::CollectionUpdate>,
+    Id(cid): Id<CollectionId>,
 ) -> poem::Result<Response> {
-    let cid: CollectionId = coll.parse()?;
-    let pairs = form_pairs(req);
+    let pairs = &p.form.0;
     let change = CollectionChange {
-        name: one(&pairs, "name").map(str::to_owned),
-        fields: Some(parse_fields(&pairs)),
+        name: p.form.get("name").map(str::to_owned),
+        fields: Some(parse_fields(pairs)),
         // The editor always sends the marker; a form without it leaves the
         // permissions alone rather than reading "no boxes" as "nobody".
-        permissions: one(&pairs, "perm.present").map(|_| parse_permissions(&pairs)),
+        permissions: p.form.get("perm.present").map(|_| parse_permissions(pairs)),
     };
-    match records::change_collection(&ctx, &state.bounds.limits, &cid, change).await {
-        Ok(v) => Ok(see_other(format!("/w/{ws}/c/{}", v.row.id))),
-        Err(e) => {
-            let errors = validation_errors(e)?;
-            let v = records::load(&ctx, &cid, Need::See).await?;
-            let d = &v.row.def;
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            render_schema(
-                req,
-                &state,
-                &ctx,
-                status,
-                &ws,
-                Some(&v),
-                &d.name,
-                &d.permissions,
-                &errors,
-            )
-            .await
-        }
-    }
+    let limits = &p.state.bounds.limits;
+    let changed = records::change_collection(&p.ctx, limits, &cid, change).await;
+    p.then(changed, to_collection(p.ctx.ws()), async |ctx, errors| {
+        let v = records::load(ctx, &cid, Need::See).await?;
+        render_schema(ctx, Editing::stored(&v), errors).await
+    })
+    .await
 }

@@ -1,31 +1,24 @@
 //! Team management: teams with their leads and members, create and delete
 //! (admins), add and remove people (admins, or the team's lead).
 
-use std::sync::Arc;
-
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::{Data, Path, Redirect};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::web::Redirect;
+use poem::{IntoResponse, Response, handler};
 
-use super::csrf_field;
-use super::forms::{form_pairs, one, page};
+use super::forms::{Id, WsPost};
+use super::{csrf_field, row_action};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, TeamPlace, op};
-use crate::app::AppState;
 use crate::ids::TeamId;
 use crate::records::teams;
 use crate::web::tenant::TenantPage;
 
 #[handler]
-pub async fn teams_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::TeamRead>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
+pub async fn teams_page(ctx: TenantPage<op::TeamRead>) -> poem::Result<Response> {
+    let ws = ctx.ws();
     let list = teams::list(&ctx).await?;
-    let members = teams::members(&state.control, &ctx).await?;
+    let members = teams::members(&ctx.state().control, &ctx).await?;
     let email = |id: &str| {
         members
             .iter()
@@ -38,7 +31,7 @@ pub async fn teams_page(
     // A lead manages their team only where the credential's scope reaches
     // manager (the same rule as `records::teams`).
     let lead_manages = ctx.role_with(Some(TeamPlace::Lead)).at_least(Role::Manager);
-    page(req, &state, ctx.who(), StatusCode::OK, "Teams", |token| {
+    ctx.page(StatusCode::OK, "Teams", |token| {
         html! {
             section.card {
                 p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } }
@@ -57,11 +50,7 @@ pub async fn teams_page(
                                         td { (email(uid)) }
                                         td { span.badge { (role) } }
                                         td { @if admin || lead {
-                                            form method="post" action=(format!("/w/{ws}/teams/{}/members/remove", t.id)) {
-                                                (csrf_field(token))
-                                                input type="hidden" name="user_id" value=(uid);
-                                                button.secondary type="submit" { "Remove" }
-                                            }
+                                            (row_action(token, &format!("/w/{ws}/teams/{}/members/remove", t.id), ("user_id", &uid), ("secondary", "Remove")))
                                         } }
                                     }
                                 }
@@ -105,59 +94,38 @@ pub async fn teams_page(
     .await
 }
 
-fn back(ws: &str) -> Response {
-    Redirect::see_other(format!("/w/{ws}/teams")).into_response()
+/// Back to the teams page after a change.
+fn back<O>(p: &WsPost<O>) -> Response {
+    Redirect::see_other(format!("/w/{}/teams", p.ctx.ws())).into_response()
 }
 
 #[handler]
-pub async fn create_team(
-    req: &Request,
-    ctx: TenantPage<op::TeamCreate>,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    teams::create(&ctx, one(&pairs, "name").unwrap_or_default()).await?;
-    Ok(back(&ws))
+pub async fn create_team(p: WsPost<op::TeamCreate>) -> poem::Result<Response> {
+    teams::create(&p.ctx, p.form.text("name")).await?;
+    Ok(back(&p))
 }
 
 #[handler]
 pub async fn delete_team(
-    ctx: TenantPage<op::TeamDelete>,
-    Path((ws, team)): Path<(String, String)>,
+    p: WsPost<op::TeamDelete>,
+    Id(team): Id<TeamId>,
 ) -> poem::Result<Response> {
-    let team: TeamId = team.parse()?;
-    teams::delete(&ctx, team).await?;
-    Ok(back(&ws))
+    teams::delete(&p.ctx, team).await?;
+    Ok(back(&p))
 }
 
 #[handler]
-pub async fn add_member(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    ctx: TenantPage<op::TeamUpdate>,
-    Path((ws, team)): Path<(String, String)>,
-) -> poem::Result<Response> {
-    let team: TeamId = team.parse()?;
-    let pairs = form_pairs(req);
-    teams::set_member(
-        &state.control,
-        &ctx,
-        team,
-        one(&pairs, "user_id").unwrap_or_default(),
-        one(&pairs, "role").unwrap_or_default(),
-    )
-    .await?;
-    Ok(back(&ws))
+pub async fn add_member(p: WsPost<op::TeamUpdate>, Id(team): Id<TeamId>) -> poem::Result<Response> {
+    let (user, role) = (p.form.text("user_id"), p.form.text("role"));
+    teams::set_member(&p.state.control, &p.ctx, team, user, role).await?;
+    Ok(back(&p))
 }
 
 #[handler]
 pub async fn remove_member(
-    req: &Request,
-    ctx: TenantPage<op::TeamUpdate>,
-    Path((ws, team)): Path<(String, String)>,
+    p: WsPost<op::TeamUpdate>,
+    Id(team): Id<TeamId>,
 ) -> poem::Result<Response> {
-    let team: TeamId = team.parse()?;
-    let pairs = form_pairs(req);
-    teams::remove_member(&ctx, team, one(&pairs, "user_id").unwrap_or_default()).await?;
-    Ok(back(&ws))
+    teams::remove_member(&p.ctx, team, p.form.text("user_id")).await?;
+    Ok(back(&p))
 }
