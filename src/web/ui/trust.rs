@@ -96,10 +96,10 @@ fn header(t: &Trust) -> Markup {
                 }
             }
             p.summary {
-                (pill(Status::Met)) " " (t.summary.met)
-                " · " (pill(Status::NotConfigured)) " " (t.summary.not_configured)
-                " · " (pill(Status::Off)) " " (t.summary.off)
-                @if t.summary.failed > 0 { " · " (pill(Status::Failed)) " " (t.summary.failed) }
+                (t.summary.met) " " (pill(Status::Met))
+                " · " (t.summary.not_configured) " " (pill(Status::NotConfigured))
+                " · " (t.summary.off) " " (pill(Status::Off))
+                @if t.summary.failed > 0 { " · " (t.summary.failed) " " (pill(Status::Failed)) }
             }
         }
     }
