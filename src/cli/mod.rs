@@ -218,7 +218,7 @@ pub enum WorkspaceCommand {
         identity: PathBuf,
         /// The source appliance's audit public key (64 hex characters), as
         /// `move-out` printed it there or its /trust.json shows it
-        /// (`audit.public_key`). The bundle's checkpoints must verify against
+        /// (`document.audit.public_key`). The bundle's checkpoints must verify against
         /// it: age does not authenticate who wrote a bundle.
         #[arg(long)]
         source_key: String,
