@@ -109,12 +109,67 @@ pub fn parse_key(text: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
+/// Accepts any JSON, but refuses an object that names a key twice: readers
+/// differ on which copy counts, so a signed file must not have two.
+struct NoDuplicateKeys;
+
+impl<'de> Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeysVisitor)
+    }
+}
+
+struct NoDuplicateKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeysVisitor {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        while a.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(k) = a.next_key::<String>()? {
+            if !seen.insert(k.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key `{k}` appears twice"
+                )));
+            }
+            a.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(NoDuplicateKeys)
+    }
+}
+
 /// Checks a saved /trust.json: its signature over the document with the key
 /// it carries, that key against `document.audit.public_key`, and, when
 /// given, against the key the buyer pinned. The error names what failed.
 pub fn verify(text: &str, pinned: Option<&[u8; 32]>) -> Result<Verified, String> {
     let v: Value = serde_json::from_str(text)
         .map_err(|e| format!("not a /trust.json: it is not valid JSON ({e})"))?;
+    serde_json::from_str::<NoDuplicateKeys>(text).map_err(|e| format!("not a /trust.json: {e}"))?;
     let document = v
         .get("document")
         .filter(|d| d.is_object())
@@ -239,6 +294,19 @@ mod tests {
                 .unwrap_err()
                 .contains("WRONG KEY")
         );
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_though_the_last_copy_would_verify() {
+        let s = signer();
+        let body = signed_body(&doc(&s), &s);
+        let twice = body.replacen(
+            "\"name\":\"Example Ltd\"",
+            "\"name\":\"Evil Corp\",\"name\":\"Example Ltd\"",
+            1,
+        );
+        assert_ne!(twice, body);
+        assert!(verify(&twice, None).unwrap_err().contains("appears twice"));
     }
 
     #[test]
