@@ -1801,13 +1801,13 @@ async fn finding_14_deleted_checkpoints_do_not_hide_a_rewritten_chain() {
     // Saved by anyone on the internet: the platform chain's newest checkpoint.
     let trust: Value = common::get_json(&c, server.url("/trust.json")).await;
     assert!(
-        trust["audit"]["public_key"]
+        trust["document"]["audit"]["public_key"]
             .as_str()
             .is_some_and(|k| k.len() == 64),
         "{trust}"
     );
     assert_eq!(
-        trust["audit"]["platform_checkpoint"]["scope"], "platform",
+        trust["document"]["audit"]["platform_checkpoint"]["scope"], "platform",
         "{trust}"
     );
     server.stop(); // a second checkpoint of the workspace chain

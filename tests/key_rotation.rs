@@ -237,10 +237,13 @@ async fn master_key_rotation_survives_a_crash_at_every_step() {
                 .await
                 .unwrap();
         assert!(
-            trust["encryption"]["master_key_last_rotation"].is_string(),
+            trust["document"]["encryption"]["at_rest"]["master_key_last_rotation"].is_string(),
             "{trust}"
         );
-        assert_eq!(trust["encryption"]["master_key_age_days"], 0);
+        assert_eq!(
+            trust["document"]["encryption"]["at_rest"]["master_key_age_days"],
+            0
+        );
         w.server.stop();
         // The old key opens nothing any more.
         let old_file = env.root().join(format!("old-{i}.key"));

@@ -163,7 +163,7 @@ async fn an_incident_for_one_workspace_reaches_its_owners_only_until_acknowledge
     // /trust and /trust.json: listed, with a count, naming no workspace.
     let anon = client(&server);
     let trust = get_json(&anon, server.url("/trust.json")).await;
-    let listed = &trust["incidents"][0];
+    let listed = &trust["document"]["incidents"][0];
     assert_eq!(listed["id"], id.as_str());
     assert_eq!(listed["status"], "open");
     assert_eq!(listed["scope"], "1 workspace");
@@ -289,8 +289,8 @@ async fn an_incident_for_one_workspace_reaches_its_owners_only_until_acknowledge
         );
     }
     let trust = get_json(&anon, server.url("/trust.json")).await;
-    assert_eq!(trust["incidents"][0]["status"], "resolved");
-    assert!(trust["incidents"][0]["resolved_at"].is_string());
+    assert_eq!(trust["document"]["incidents"][0]["status"], "resolved");
+    assert!(trust["document"]["incidents"][0]["resolved_at"].is_string());
     let public = get_text(&anon, server.url(&format!("/trust/incidents/{id}"))).await;
     assert!(public.contains("root cause was a typo") && public.contains("no access logged"));
     let again = incident(&w.env, Some(&sink), &["resolve", &id]);
@@ -336,9 +336,9 @@ async fn an_incident_for_all_workspaces_reaches_every_owner_with_their_own_works
         assert!(has_entry(&w.env.tenant_db(ws), "incident.declared", &id));
     }
     let trust = get_json(&client(&server), server.url("/trust.json")).await;
-    assert_eq!(trust["incidents"][0]["scope"], "all workspaces");
-    assert_eq!(trust["incidents"][0]["all_workspaces"], true);
-    assert_eq!(trust["incidents"][0]["workspaces_affected"], 2);
+    assert_eq!(trust["document"]["incidents"][0]["scope"], "all workspaces");
+    assert_eq!(trust["document"]["incidents"][0]["all_workspaces"], true);
+    assert_eq!(trust["document"]["incidents"][0]["workspaces_affected"], 2);
     let owner_b = signed_in(&server, "owner-b@example.com").await;
     let home_b = format!("/w/{}", w.ws_b);
     assert!(get_text(&owner_b, server.url(&home_b)).await.contains(&id));
@@ -471,12 +471,14 @@ async fn an_upcoming_subprocessor_is_shown_and_announced_to_every_owner_once() {
     sink.wait_for("owner-b@example.com", &subject);
     wait_log(&server, "new subprocessor notice", 1);
     let trust = get_json(&client(&server), server.url("/trust.json")).await;
-    let upcoming = trust["upcoming_subprocessors"].as_array().unwrap();
+    let upcoming = trust["document"]["subprocessors"]["upcoming"]
+        .as_array()
+        .unwrap();
     assert_eq!(upcoming.len(), 1, "{trust}");
     assert_eq!(upcoming[0]["host"], "smtp.new-mailer.example");
     assert_eq!(upcoming[0]["effective"], soon.as_str());
     assert_eq!(upcoming[0]["notice_days"], 90);
-    let current: Vec<&str> = trust["subprocessors"]
+    let current: Vec<&str> = trust["document"]["subprocessors"]["current"]
         .as_array()
         .unwrap()
         .iter()

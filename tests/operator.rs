@@ -245,33 +245,32 @@ async fn trust_page_reflects_config_and_backups_and_security_txt_is_rfc9116() {
         .json()
         .await
         .unwrap();
-    assert_eq!(t["region"], "IN");
-    assert_eq!(t["tls"]["mode"], "off");
+    let t = &t["document"];
+    assert_eq!(t["residency"]["region"], "IN");
+    assert_eq!(t["encryption"]["in_transit"]["mode"], "off");
+    assert_eq!(t["encryption"]["in_transit"]["status"], "off", "{t}");
     assert_eq!(
-        t["sign_in"]["access_token_minutes"], 7,
+        t["access_control"]["access_token_minutes"], 7,
         "read from the config"
     );
-    assert_eq!(t["sign_in"]["login_failures_per_ip"], 5);
-    assert!(
-        t["mfa"]
-            .as_str()
-            .unwrap()
-            .contains("0 workspace(s) require"),
-        "{t}"
-    );
+    assert_eq!(t["access_control"]["login_failures_per_ip"], 5);
+    assert_eq!(t["access_control"]["workspaces_requiring_mfa"], 0, "{t}");
+    assert_eq!(t["access_control"]["totp"], true, "{t}");
     assert!(t["backups"]["last_success"].is_null());
-    assert!(t["subprocessors"].as_array().unwrap().is_empty());
-    let deletion = t["data_rights"]["deletion"].as_str().unwrap();
-    assert!(
-        deletion.starts_with("workspaces 21 days"),
-        "read from the config: {deletion}"
+    assert_eq!(
+        t["backups"]["status"], "not_configured",
+        "no backup yet: {t}"
     );
+    assert!(t["subprocessors"]["current"].as_array().unwrap().is_empty());
+    assert_eq!(
+        t["data_rights"]["workspace_grace_days"], 21,
+        "read from the config: {t}"
+    );
+    assert_eq!(t["data_rights"]["crypto_shredding"], true);
     assert_eq!(t["data_rights"]["workspaces_shredded"], 0);
-    assert!(
-        t["encryption"]["at_rest"]
-            .as_str()
-            .unwrap()
-            .contains("XChaCha20-Poly1305")
+    assert_eq!(
+        t["encryption"]["at_rest"]["algorithm"], "XChaCha20-Poly1305",
+        "{t}"
     );
 
     let out = env
@@ -290,19 +289,21 @@ async fn trust_page_reflects_config_and_backups_and_security_txt_is_rfc9116() {
         .json()
         .await
         .unwrap();
+    let t = &t["document"];
     assert!(
         t["backups"]["last_success"].is_string(),
         "a backup run shows at once: {t}"
     );
+    assert_eq!(t["backups"]["status"], "met", "{t}");
     let page = reqwest::get(server.url("/trust"))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    assert!(page.contains("last successful backup: 20"), "{page}");
+    assert!(page.contains("Last successful backup: 20"), "{page}");
     assert!(t["backups"]["last_drill"].is_null(), "no drill yet: {t}");
-    assert!(page.contains("last restore drill: none yet"), "{page}");
+    assert!(page.contains("Last restore drill: none yet"), "{page}");
 
     // A drill shows at once, passed; a drill that fails (a wrong identity)
     // turns both pages to failed.
@@ -341,10 +342,16 @@ async fn trust_page_reflects_config_and_backups_and_security_txt_is_rfc9116() {
         );
         let t: serde_json::Value =
             common::get_json(&reqwest::Client::new(), server.url("/trust.json")).await;
+        let t = &t["document"];
         assert!(t["backups"]["last_drill"].is_string(), "{t}");
         assert_eq!(t["backups"]["last_drill_passed"], passed, "{t}");
+        assert_eq!(
+            t["backups"]["status"],
+            if passed { "met" } else { "failed" },
+            "{t}"
+        );
         let page = common::get_text(&reqwest::Client::new(), server.url("/trust")).await;
-        assert!(page.contains("last restore drill: 20"), "{page}");
+        assert!(page.contains("Last restore drill: 20"), "{page}");
         assert!(page.contains(shown), "{page}");
     }
     assert_eq!(
@@ -372,9 +379,15 @@ async fn trust_page_reflects_config_and_backups_and_security_txt_is_rfc9116() {
         .json()
         .await
         .unwrap();
-    assert_eq!(t["region"], "EU");
-    assert_eq!(t["residency"], "EU");
-    assert_eq!(t["subprocessors"][0]["host"], "s3.eu.example");
+    let t = &t["document"];
+    assert_eq!(t["residency"]["region"], "EU");
+    assert_eq!(t["residency"]["residency"], "EU");
+    assert_eq!(t["subprocessors"]["current"][0]["host"], "s3.eu.example");
+    assert_eq!(
+        t["disclosure"]["contact"], "mailto:security@example.com",
+        "{t}"
+    );
+    assert_eq!(t["disclosure"]["status"], "met", "{t}");
     let r = reqwest::get(server.url("/.well-known/security.txt"))
         .await
         .unwrap();

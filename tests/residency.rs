@@ -438,7 +438,10 @@ async fn trust_lists_every_outbound_path_with_its_region() {
     );
     let server = env.start();
     let t = common::get_json(&reqwest::Client::new(), server.url("/trust.json")).await;
-    let paths = t["outbound"].as_array().cloned().unwrap_or_default();
+    let paths = t["document"]["residency"]["outbound"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let names: Vec<&str> = paths.iter().filter_map(|p| p["path"].as_str()).collect();
     assert_eq!(
         names,
@@ -446,12 +449,14 @@ async fn trust_lists_every_outbound_path_with_its_region() {
         "{t}"
     );
     assert!(paths.iter().all(|p| p["enforced"] == true), "{t}");
+    assert_eq!(t["document"]["residency"]["status"], "met", "{t}");
+    assert_eq!(t["document"]["residency"]["enforced"], true, "{t}");
     for p in ["webhooks", "smtp_relay", "moves", "backups"] {
         let row = paths.iter().find(|x| x["path"] == p).unwrap();
         assert_eq!(row["region"], "EU", "{row}");
     }
     let page = common::get_text(&reqwest::Client::new(), server.url("/trust")).await;
-    assert!(page.contains("Outbound paths") && page.contains("smtp_relay"));
+    assert!(page.contains("Outbound paths") && page.contains("Email relay (SMTP)"));
     assert!(
         !page.contains("smtp.example.eu"),
         "the public page names no host"

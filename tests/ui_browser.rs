@@ -553,3 +553,37 @@ async fn export_and_anonymise_from_the_privacy_page_in_chromium() {
     b.quit().await;
     server.stop();
 }
+
+/// Row bm in a browser: the trust page names the organisation, each status
+/// is a word on screen (TLS off reads "Off"), the commands open under
+/// "Verify it yourself", and the key to pin is the one /trust.json is
+/// signed with.
+#[tokio::test]
+async fn the_trust_page_reads_at_a_glance_in_chromium() {
+    let env = Env::new();
+    let server = env.start_with(&[
+        ("AURA_TRUST__ORGANISATION", "Example Ltd"),
+        ("AURA_TRUST__CONTACT", "security@example.com"),
+    ]);
+    let signed = common::get_json(&reqwest::Client::new(), server.url("/trust.json")).await;
+    let b = Browser::start().await;
+    b.goto(&server.url("/trust")).await;
+    b.wait_for_text("Example Ltd").await;
+    assert!(b.text("h1").await.contains("Example Ltd"));
+    assert_eq!(b.text("#encryption-in-transit .pill").await, "Off");
+    assert_eq!(b.text("#encryption-at-rest .pill").await, "Met");
+    assert_eq!(b.text("#residency .pill").await, "Not configured");
+    // Folded until asked for: a hidden element has no rendered text.
+    let command = "#encryption-in-transit details.verify dd";
+    assert_eq!(b.text(command).await, "", "the command starts folded");
+    b.click("#encryption-in-transit details.verify summary")
+        .await;
+    assert!(b.text(command).await.contains("openssl s_client"));
+    assert_eq!(
+        b.text("#trust-public-key").await,
+        signed["signature"]["public_key"].as_str().unwrap()
+    );
+    b.screenshot("trust").await;
+    b.quit().await;
+    server.stop();
+}

@@ -536,12 +536,12 @@ async fn operator_certificate_is_served_and_replaced_on_sighup() {
 
     // The trust page names the certificate being served.
     let t: serde_json::Value = common::get_json(&c, format!("{https}/trust.json")).await;
-    assert_eq!(t["tls"]["mode"], "files");
-    assert!(
-        t["tls"]["issuer"].as_str().unwrap().contains("test-ca"),
-        "{t}"
-    );
-    assert!(t["tls"]["expires"].is_string());
+    let tls = &t["document"]["encryption"]["in_transit"];
+    assert_eq!(tls["mode"], "files");
+    assert_eq!(tls["status"], "met", "{t}");
+    assert!(tls["issuer"].as_str().unwrap().contains("test-ca"), "{t}");
+    assert!(tls["expires"].is_string());
+    assert!(tls["days_left"].as_i64().is_some_and(|d| d > 0), "{t}");
 
     // Port 80's job with TLS on: a redirect to HTTPS.
     let http = server

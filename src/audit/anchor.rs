@@ -110,8 +110,8 @@ impl Anchor {
 
     /// Reads an anchor from any file that carries one: a backup's
     /// `manifest.json` (`audit_anchor`), a saved `/trust.json`
-    /// (`audit.public_key` and `audit.platform_checkpoint`), an NDJSON audit
-    /// export (its first line) or a CSV export's `.checkpoint.json`.
+    /// (`audit.public_key` and `audit.platform_checkpoint` in its `document`),
+    /// an NDJSON audit export (its first line) or a CSV export's `.checkpoint.json`.
     pub fn parse(text: &str) -> Result<Self> {
         let unknown = || {
             Error::Usage(
@@ -126,7 +126,9 @@ impl Anchor {
             return serde_json::from_value(a.clone())
                 .map_err(|e| Error::Usage(format!("anchor: the manifest's audit_anchor: {e}")));
         }
-        if let Some(audit) = v.get("audit").filter(|a| a.get("public_key").is_some()) {
+        // A signed /trust.json carries its facts under `document`.
+        let facts = v.get("document").filter(|d| d.is_object()).unwrap_or(&v);
+        if let Some(audit) = facts.get("audit").filter(|a| a.get("public_key").is_some()) {
             let public_key = audit["public_key"].as_str().unwrap_or_default().to_owned();
             let checkpoints = match audit.get("platform_checkpoint") {
                 Some(c) if !c.is_null() => vec![

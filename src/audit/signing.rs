@@ -8,7 +8,10 @@
 use rusqlite::Connection;
 
 use crate::error::Result;
-pub use crate::model::checkpoint::{AuditSigner, ChainLink, CheckpointBody, verify_signature};
+pub use crate::model::checkpoint::{
+    AuditSigner, ChainLink, CheckpointBody, TRUST_DOCUMENT_CONTEXT, verify_signature,
+    verify_trust_document,
+};
 use crate::store::keypairs;
 
 /// The stored public key, for verifiers that hold no secret.

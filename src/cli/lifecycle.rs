@@ -81,7 +81,7 @@ pub async fn run(state: &Arc<AppState>, cmd: WorkspaceCommand) -> Result<ExitCod
                 (t, Some(_)) => format!(" for region {t} (cross-region, reason recorded)"),
             };
             println!(
-                "wrote {}{region} ({} bytes, {} audit entries); the workspace is read-only here. Copy the file to the target and run `aura workspace move-in {} --identity FILE --source-key {}` there (this appliance's audit public key: give it to the target's operator by a channel you trust, or let them read `audit.public_key` from this appliance's /trust.json), then `aura workspace move-confirm ID` here",
+                "wrote {}{region} ({} bytes, {} audit entries); the workspace is read-only here. Copy the file to the target and run `aura workspace move-in {} --identity FILE --source-key {}` there (this appliance's audit public key: give it to the target's operator by a channel you trust, or let them read `document.audit.public_key` from this appliance's /trust.json), then `aura workspace move-confirm ID` here",
                 r.path.display(),
                 r.size,
                 r.entries,

@@ -14,6 +14,7 @@ mod keys;
 mod lifecycle;
 mod replica;
 mod serve;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,6 +107,9 @@ pub enum Command {
     /// Declare, update and resolve incidents: owners are notified.
     #[command(subcommand)]
     Incident(incident::IncidentCommand),
+    /// Check a saved /trust.json offline: its signature and (with --key) its origin.
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
     /// Rotate the master key or a workspace's data key.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -214,7 +218,7 @@ pub enum WorkspaceCommand {
         identity: PathBuf,
         /// The source appliance's audit public key (64 hex characters), as
         /// `move-out` printed it there or its /trust.json shows it
-        /// (`audit.public_key`). The bundle's checkpoints must verify against
+        /// (`document.audit.public_key`). The bundle's checkpoints must verify against
         /// it: age does not authenticate who wrote a bundle.
         #[arg(long)]
         source_key: String,
@@ -279,6 +283,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             audit::run(&g, cmd).await
         }
         Command::Keys(cmd) => keys::run(&g, cmd).await,
+        Command::Trust(cmd) => trust::run(cmd),
         Command::Workspace(cmd) => {
             crate::telemetry::init_cli();
             admin::workspace(&g, cmd).await

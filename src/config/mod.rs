@@ -18,12 +18,14 @@ mod limits;
 mod replication;
 pub mod residency;
 mod sections;
+mod trust;
 pub use data_limits::DataLimitsConfig;
 pub use integrations::IntegrationsConfig;
 pub use limits::{LimitsConfig, RateBudget, RateConfig};
 pub use replication::ReplicationConfig;
 pub use residency::{OutboundConfig, OutboundHost};
 pub use sections::*;
+pub use trust::{DeclaredSubprocessor, TrustConfig, TrustLink};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/aura/aura.toml";
 pub const DEV_DATA_DIR: &str = "aura-dev";
@@ -479,14 +481,7 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
             )));
         }
     }
-    for (i, s) in file.trust.subprocessors.iter().enumerate() {
-        if !s.effective.is_empty() && sections::parse_day(&s.effective).is_none() {
-            return Err(Error::Config(format!(
-                "key `trust.subprocessors[{i}].effective`: `{}` is not a date like \"2027-01-15\"",
-                s.effective
-            )));
-        }
-    }
+    file.trust.validate().map_err(Error::Config)?;
     Ok(Config {
         trusted_proxies,
         data_dir: file.data_dir.clone(),

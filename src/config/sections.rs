@@ -162,48 +162,6 @@ impl Default for SecurityTxtConfig {
     }
 }
 
-/// The public trust page. `subprocessors` lists the services the operator
-/// sends data to beyond what the config already shows (S3 targets and the
-/// ACME CA are listed automatically), e.g. an SMTP relay. An entry with a
-/// future `effective` date is an upcoming change: /trust shows it as such and
-/// every workspace's owners are mailed once; `subprocessor_notice_days` is the
-/// notice the operator promises (`aura doctor` warns when a date is sooner).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrustConfig {
-    pub subprocessors: Vec<DeclaredSubprocessor>,
-    pub subprocessor_notice_days: u32,
-}
-
-impl Default for TrustConfig {
-    fn default() -> Self {
-        Self {
-            subprocessors: Vec::new(),
-            subprocessor_notice_days: 30,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DeclaredSubprocessor {
-    /// What it does for this appliance, e.g. "transactional email".
-    pub role: String,
-    /// Its host name, e.g. "smtp.mailer.example".
-    pub host: String,
-    /// The day (UTC, `YYYY-MM-DD`) it starts processing data; empty: already
-    /// does.
-    #[serde(default)]
-    pub effective: String,
-}
-
-impl DeclaredSubprocessor {
-    /// The start of its `effective` day (unix seconds, UTC), if it has one.
-    pub fn effective_unix(&self) -> Option<i64> {
-        parse_day(&self.effective)
-    }
-}
-
 /// A `YYYY-MM-DD` day as the unix time of its midnight UTC.
 pub fn parse_day(s: &str) -> Option<i64> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");

@@ -209,7 +209,7 @@ pub fn parse_source_key(hex_key: &str) -> Result<[u8; 32]> {
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| {
             Error::Usage(
-                "--source-key: must be the source appliance's audit public key, 64 hex characters (printed by `aura workspace move-out`, and `audit.public_key` in its /trust.json)".into(),
+                "--source-key: must be the source appliance's audit public key, 64 hex characters (printed by `aura workspace move-out`, and `document.audit.public_key` in its /trust.json)".into(),
             )
         })
 }

@@ -109,6 +109,36 @@ impl AuditSigner {
     }
 }
 
+/// What every trust-document signature signs before the document's bytes:
+/// checkpoint messages are JSON arrays (`[`), so neither kind of signature
+/// can pass for the other.
+pub const TRUST_DOCUMENT_CONTEXT: &[u8] = b"aura-trust-document-v1\n";
+
+fn trust_message(document: &[u8]) -> Vec<u8> {
+    let mut m = TRUST_DOCUMENT_CONTEXT.to_vec();
+    m.extend_from_slice(document);
+    m
+}
+
+impl AuditSigner {
+    /// Signs the canonical bytes of a /trust.json document, with the same
+    /// key as the audit checkpoints (one key for a buyer to pin).
+    pub fn sign_trust_document(&self, document: &[u8]) -> [u8; 64] {
+        self.key.sign(&trust_message(document)).to_bytes()
+    }
+}
+
+/// True when `signature` is `public_key`'s signature of a trust document.
+pub fn verify_trust_document(public_key: &[u8; 32], document: &[u8], signature: &[u8]) -> bool {
+    let Ok(vk) = VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
+    let Ok(sig) = Signature::from_slice(signature) else {
+        return false;
+    };
+    vk.verify_strict(&trust_message(document), &sig).is_ok()
+}
+
 /// True when `signature` is `public_key`'s signature of `body`.
 pub fn verify_signature(public_key: &[u8; 32], body: &CheckpointBody, signature: &[u8]) -> bool {
     let Ok(vk) = VerifyingKey::from_bytes(public_key) else {

@@ -8,7 +8,9 @@ pub mod metrics;
 pub mod schedule;
 pub mod systemd;
 pub mod trust;
+pub mod trust_facts;
 pub mod trust_outbound;
+pub mod trust_sign;
 
 /// Tests abort the process at a named step (`TEST_AURA_CRASH_AT`), which is
 /// what a kill -9 there would do: key rotations must survive every such step.

@@ -15,144 +15,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use poem::http::StatusCode;
-use poem::web::{Data, Json};
+use poem::web::Data;
 use poem::{IntoResponse, Response, handler};
-use serde::Serialize;
 
+pub use super::trust_facts::*;
 use crate::app::AppState;
 use crate::audit::anchor::AnchorCheckpoint;
 use crate::audit::service::last_platform_entry;
 use crate::clock::{SharedClock, rfc3339};
 use crate::config::{BackupTargetKind, Config, TlsMode};
 use crate::store::control::Control;
-
-#[derive(Clone, Serialize)]
-pub struct Trust {
-    pub version: String,
-    pub build: String,
-    pub region: String,
-    pub residency: String,
-    pub tls: TrustTls,
-    pub encryption: TrustEncryption,
-    pub backups: TrustBackups,
-    pub audit: TrustAudit,
-    pub mfa: String,
-    pub sign_in: TrustSignIn,
-    pub data_rights: TrustDataRights,
-    /// Workspaces on this appliance (active or not).
-    pub workspaces: i64,
-    pub subprocessors: Vec<Subprocessor>,
-    /// Every path by which data leaves the appliance, with its region and
-    /// whether residency is enforced on it.
-    pub outbound: Vec<super::trust_outbound::OutboundPath>,
-    /// Declared subprocessors whose `effective` day is still ahead.
-    pub upcoming_subprocessors: Vec<UpcomingSubprocessor>,
-    /// Incidents declared on this appliance, newest first.
-    pub incidents: Vec<TrustIncident>,
-}
-
-#[derive(Clone, Serialize)]
-pub struct UpcomingSubprocessor {
-    pub role: String,
-    pub host: String,
-    /// The day (UTC, YYYY-MM-DD) it starts.
-    pub effective: String,
-    /// The notice the operator promises, in days.
-    pub notice_days: u32,
-}
-
-/// One incident as the public sees it: never which workspaces it affects,
-/// only how many.
-#[derive(Clone, Serialize)]
-pub struct TrustIncident {
-    pub id: String,
-    pub declared_at: String,
-    /// `open` or `resolved`.
-    pub status: String,
-    pub resolved_at: Option<String>,
-    pub updated_at: String,
-    /// True when it affects every workspace.
-    pub all_workspaces: bool,
-    /// How many workspaces it affects.
-    pub workspaces_affected: i64,
-    /// "all workspaces" or "N workspace(s)".
-    pub scope: String,
-    /// The public page with its summary and every update.
-    pub summary_url: String,
-}
-
-/// GDPR export and erasure, as this appliance does them.
-#[derive(Clone, Serialize)]
-pub struct TrustDataRights {
-    pub export: String,
-    pub erasure: String,
-    pub deletion: String,
-    /// Workspaces whose keys were destroyed (crypto-shredded) so far.
-    pub workspaces_shredded: i64,
-}
-
-#[derive(Clone, Serialize)]
-pub struct TrustTls {
-    pub mode: String,
-    pub issuer: Option<String>,
-    pub expires: Option<String>,
-}
-
-#[derive(Clone, Serialize)]
-pub struct TrustEncryption {
-    pub at_rest: String,
-    pub passwords: String,
-    pub audit_signatures: String,
-    pub keys_created: Option<String>,
-    pub last_rotation: String,
-    /// When the master key in use began (`aura init` or its last rotation).
-    pub master_key_since: Option<String>,
-    pub master_key_age_days: Option<i64>,
-    /// The last `aura keys rotate-master`; absent if never rotated.
-    pub master_key_last_rotation: Option<String>,
-}
-
-#[derive(Clone, Serialize)]
-pub struct TrustBackups {
-    pub configured: bool,
-    pub last_success: Option<String>,
-    pub last_drill: Option<String>,
-    pub last_drill_passed: Option<bool>,
-    /// "replicated continuously to <region>, lag N s, point-in-time
-    /// recovery to <oldest instant>" while replication runs.
-    pub replication: Option<String>,
-}
-
-#[derive(Clone, Serialize)]
-pub struct TrustAudit {
-    pub retention_days: u32,
-    pub last_verification: Option<String>,
-    pub last_verification_intact: Option<bool>,
-    /// The appliance's Ed25519 audit public key (hex): `move-in --source-key`
-    /// on another appliance, and the key an anchor is checked with.
-    pub public_key: String,
-    /// The platform chain's newest signed checkpoint: save this file, and
-    /// `aura audit verify --anchor` checks the chain still contains it.
-    pub platform_checkpoint: Option<AnchorCheckpoint>,
-}
-
-/// Sign-in and token settings, read from the running config.
-#[derive(Clone, Serialize)]
-pub struct TrustSignIn {
-    pub session_idle_minutes: u64,
-    pub session_absolute_hours: u64,
-    pub access_token_minutes: u64,
-    pub refresh_tokens: String,
-    pub api_tokens: String,
-    pub login_failures_per_ip: u32,
-    pub login_failure_window_minutes: u64,
-}
-
-#[derive(Clone, Serialize)]
-pub struct Subprocessor {
-    pub role: String,
-    pub host: String,
-}
 
 fn host_of(url: &str) -> String {
     url.split("://")
@@ -175,10 +47,20 @@ pub struct Sources {
     pub replication: Arc<crate::replication::status::ReplicaStatus>,
 }
 
+fn status_of(ok: bool, otherwise: Status) -> Status {
+    if ok { Status::Met } else { otherwise }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
 pub fn compute(src: &Sources) -> Trust {
     let cfg = &*src.config;
     let f = &cfg.file;
     let control = &*src.control;
+    let read =
+        |f: fn(&rusqlite::Connection) -> crate::error::Result<i64>| control.db.read(f).unwrap_or(0);
     let cert = crate::tls::current_certificate(cfg, &control.keys);
     let keys_created: Option<i64> = control
         .db
@@ -190,30 +72,160 @@ pub fn compute(src: &Sources) -> Trust {
         .read(crate::store::master_rotation::info)
         .unwrap_or_default();
     let now = src.clock.unix();
-    let backup = last_platform_entry(control, "backup.completed").map(|e| (e.time_unix, e.after));
+    let backup = last_platform_entry(control, "backup.completed").map(|e| e.time_unix);
     let drill = last_platform_entry(control, "backup.drill").map(|e| (e.time_unix, e.after));
+    let drill_passed = drill
+        .as_ref()
+        .and_then(|d| d.1.get("ok").and_then(|v| v.as_bool()));
     let verification: Option<(i64, bool)> = control
         .db
         .read(crate::store::ops::latest_verification_round)
         .ok()
         .flatten();
-    let shredded: i64 = control
-        .db
-        .read(crate::store::ops::shredded_count)
-        .unwrap_or(0);
-    let requiring_mfa: i64 = control
-        .db
-        .read(crate::store::ops::requiring_mfa_count)
-        .unwrap_or(0);
-    let passkeys = if src.passkeys {
-        "and passkeys"
-    } else {
-        "(passkeys need public_url to be a domain name)"
-    };
     let backups_configured = !f.backup.recipients.is_empty() || cfg.dev;
-    let mut subprocessors = Vec::new();
+    let tls_status = match (&f.tls.mode, &cert) {
+        (TlsMode::Off, _) => Status::Off,
+        (_, Some((_, expires))) if *expires <= now => Status::Failed,
+        (_, Some(_)) => Status::Met,
+        (_, None) => Status::NotConfigured,
+    };
+    let replication = src.replication.region().map(|region| {
+        let summary = src.replication.summary(src.clock.unix_ms());
+        Replication {
+            region,
+            lag_seconds: summary.map(|(lag, _)| lag.round() as i64),
+            restorable_from: summary
+                .filter(|(_, oldest)| *oldest > 0)
+                .map(|(_, oldest)| crate::clock::rfc3339_ms(oldest)),
+        }
+    });
+    let t = &f.trust;
+    let contact = t
+        .contact_href()
+        .or_else(|| non_empty(&f.security_txt.contact));
+    let security_policy = non_empty(&t.security_policy);
+    let mut trust = Trust {
+        format: "aura-trust/1",
+        generated_at: rfc3339(now),
+        appliance: Appliance {
+            version: env!("CARGO_PKG_VERSION").into(),
+            build: format!("{} {}", std::env::consts::ARCH, std::env::consts::OS),
+            public_url: cfg.public_url.clone(),
+        },
+        organisation: Organisation {
+            name: non_empty(&t.organisation),
+            contact: t.contact_href(),
+            privacy_policy: non_empty(&t.privacy_policy),
+            security_policy: security_policy.clone(),
+            status_page: non_empty(&t.status_page),
+            links: t.links.clone(),
+        },
+        summary: Summary::default(),
+        access_control: AccessControl {
+            status: Status::Met,
+            totp: true,
+            passkeys: src.passkeys,
+            workspaces_requiring_mfa: read(crate::store::ops::requiring_mfa_count),
+            session_idle_minutes: f.auth.session_idle_minutes,
+            session_absolute_hours: f.auth.session_absolute_hours,
+            access_token_minutes: f.auth.access_token_minutes,
+            refresh_token_rotation: true,
+            refresh_token_family_days: f.auth.refresh_token_days,
+            api_tokens_hashed: true,
+            login_failures_per_ip: f.auth.login_failures_per_ip,
+            login_failure_window_minutes: f.auth.login_failure_window_minutes,
+        },
+        tenant_isolation: TenantIsolation {
+            status: Status::Met,
+            database_per_workspace: true,
+            key_per_workspace: true,
+            workspaces: read(crate::store::ops::workspace_count),
+        },
+        encryption: Encryption {
+            in_transit: InTransit {
+                status: tls_status,
+                mode: format!("{:?}", f.tls.mode).to_lowercase(),
+                issuer: cert.as_ref().map(|c| c.0.clone()),
+                expires: cert.as_ref().map(|c| rfc3339(c.1)),
+                days_left: cert.as_ref().map(|c| (c.1 - now).div_euclid(86_400)),
+            },
+            at_rest: AtRest {
+                status: Status::Met,
+                algorithm: "XChaCha20-Poly1305",
+                key_per_workspace: true,
+                password_hash: "argon2id",
+                keys_created: keys_created.map(rfc3339),
+                master_key_since: master.since.map(rfc3339),
+                master_key_age_days: master.since.map(|t| (now - t).max(0) / 86_400),
+                master_key_last_rotation: master.last_rotation.map(rfc3339),
+            },
+        },
+        audit: TrustAudit {
+            status: status_of(verification.is_none_or(|v| v.1), Status::Failed),
+            hash_chain: "sha-256",
+            signature_algorithm: "ed25519",
+            retention_days: f.audit.retention_days,
+            last_verification: verification.map(|v| rfc3339(v.0)),
+            last_verification_intact: verification.map(|v| v.1),
+            public_key: hex::encode(control.signer.public_key()),
+            platform_checkpoint: control
+                .db
+                .read(|c| crate::store::audit::latest_checkpoint(c, crate::audit::chains::PLATFORM))
+                .ok()
+                .flatten()
+                .map(|c| AnchorCheckpoint::from_signed(&c)),
+        },
+        backups: TrustBackups {
+            status: match (backups_configured, backup, drill_passed) {
+                (false, _, _) => Status::NotConfigured,
+                (true, _, Some(false)) => Status::Failed,
+                (true, None, _) => Status::NotConfigured,
+                (true, Some(_), _) => Status::Met,
+            },
+            configured: backups_configured,
+            last_success: backup.map(rfc3339),
+            last_drill: drill.as_ref().map(|d| rfc3339(d.0)),
+            last_drill_passed: drill_passed,
+            replication,
+        },
+        residency: TrustResidency {
+            status: status_of(!f.residency.is_empty(), Status::NotConfigured),
+            region: f.region.clone(),
+            residency: f.residency.clone(),
+            enforced: !f.residency.is_empty(),
+            outbound: super::trust_outbound::paths(f),
+        },
+        subprocessors: subprocessors(cfg, now),
+        data_rights: TrustDataRights {
+            status: Status::Met,
+            workspace_export: true,
+            export_encryption: true,
+            person_export: true,
+            erasure: true,
+            workspace_grace_days: f.lifecycle.workspace_grace_days,
+            account_grace_days: f.lifecycle.account_grace_days,
+            crypto_shredding: true,
+            workspaces_shredded: read(crate::store::ops::shredded_count),
+        },
+        incidents: incidents(control, &cfg.public_url),
+        disclosure: Disclosure {
+            status: status_of(contact.is_some(), Status::NotConfigured),
+            contact,
+            policy_url: security_policy.or_else(|| non_empty(&f.security_txt.policy)),
+            security_txt: !f.security_txt.contact.is_empty(),
+        },
+    };
+    trust.count();
+    trust
+}
+
+/// The S3 targets, the ACME CA and `[[trust.subprocessors]]`: those in use
+/// now, and those announced for a day still ahead.
+fn subprocessors(cfg: &Config, now: i64) -> Subprocessors {
+    let f = &cfg.file;
+    let mut current = Vec::new();
     if f.tls.mode == TlsMode::Acme {
-        subprocessors.push(Subprocessor {
+        current.push(Subprocessor {
             role: "certificate authority (ACME)".into(),
             host: host_of(&f.tls.acme.directory_url),
         });
@@ -224,7 +236,7 @@ pub fn compute(src: &Sources) -> Trust {
         .iter()
         .filter(|t| t.kind == BackupTargetKind::S3)
     {
-        subprocessors.push(Subprocessor {
+        current.push(Subprocessor {
             role: format!(
                 "backup storage (S3, region {})",
                 if t.region.is_empty() {
@@ -237,7 +249,7 @@ pub fn compute(src: &Sources) -> Trust {
         });
     }
     let upcoming = crate::notices::subprocessors::upcoming(&f.trust.subprocessors, now);
-    subprocessors.extend(
+    current.extend(
         f.trust
             .subprocessors
             .iter()
@@ -247,16 +259,24 @@ pub fn compute(src: &Sources) -> Trust {
                 host: d.host.clone(),
             }),
     );
-    let upcoming_subprocessors = upcoming
-        .into_iter()
-        .map(|d| UpcomingSubprocessor {
-            role: d.role.clone(),
-            host: d.host.clone(),
-            effective: d.effective.trim().to_owned(),
-            notice_days: f.trust.subprocessor_notice_days,
-        })
-        .collect();
-    let incidents = control
+    Subprocessors {
+        status: Status::Met,
+        current,
+        upcoming: upcoming
+            .into_iter()
+            .map(|d| UpcomingSubprocessor {
+                role: d.role.clone(),
+                host: d.host.clone(),
+                effective: d.effective.trim().to_owned(),
+                notice_days: f.trust.subprocessor_notice_days,
+            })
+            .collect(),
+        notice_days: f.trust.subprocessor_notice_days,
+    }
+}
+
+fn incidents(control: &Control, public_url: &str) -> Vec<TrustIncident> {
+    control
         .db
         .read(crate::store::notices::list_incidents)
         .unwrap_or_default()
@@ -268,89 +288,11 @@ pub fn compute(src: &Sources) -> Trust {
             all_workspaces: i.scope == "all",
             workspaces_affected: i.workspaces,
             scope: crate::notices::scope_words(&i),
-            summary_url: format!("{}/trust/incidents/{}", cfg.public_url, i.id),
+            summary_url: format!("{public_url}/trust/incidents/{}", i.id),
             status: i.status,
             id: i.id,
         })
-        .collect();
-    let workspaces: i64 = control
-        .db
-        .read(crate::store::ops::workspace_count)
-        .unwrap_or(0);
-    let platform_checkpoint = control
-        .db
-        .read(|c| crate::store::audit::latest_checkpoint(c, crate::audit::chains::PLATFORM))
-        .ok()
-        .flatten()
-        .map(|c| AnchorCheckpoint::from_signed(&c));
-    Trust {
-        version: env!("CARGO_PKG_VERSION").into(),
-        build: format!("{} {}", std::env::consts::ARCH, std::env::consts::OS),
-        region: f.region.clone(),
-        residency: f.residency.clone(),
-        tls: TrustTls {
-            mode: format!("{:?}", f.tls.mode).to_lowercase(),
-            issuer: cert.as_ref().map(|c| c.0.clone()),
-            expires: cert.map(|c| rfc3339(c.1)),
-        },
-        encryption: TrustEncryption {
-            at_rest: "XChaCha20-Poly1305, one data key per workspace, wrapped by the master key"
-                .into(),
-            passwords: "argon2id (m=19456 KiB, t=2, p=1 or stronger)".into(),
-            audit_signatures: "Ed25519 checkpoints over SHA-256 hash chains".into(),
-            keys_created: keys_created.map(rfc3339),
-            last_rotation: match master.last_rotation {
-                Some(t) => format!("master key last rotated {}", rfc3339(t)),
-                None => "never rotated (keys in use since they were created)".into(),
-            },
-            master_key_since: master.since.map(rfc3339),
-            master_key_age_days: master.since.map(|t| (now - t).max(0) / 86_400),
-            master_key_last_rotation: master.last_rotation.map(rfc3339),
-        },
-        backups: TrustBackups {
-            configured: backups_configured,
-            last_success: backup.map(|b| rfc3339(b.0)),
-            last_drill: drill.as_ref().map(|d| rfc3339(d.0)),
-            last_drill_passed: drill.and_then(|d| d.1.get("ok").and_then(|v| v.as_bool())),
-            replication: crate::replication::trust_line(&src.replication, src.clock.unix_ms()),
-        },
-        audit: TrustAudit {
-            retention_days: f.audit.retention_days,
-            last_verification: verification.map(|v| rfc3339(v.0)),
-            last_verification_intact: verification.map(|v| v.1),
-            public_key: hex::encode(control.signer.public_key()),
-            platform_checkpoint,
-        },
-        mfa: format!(
-            "TOTP (with hashed recovery codes) {passkeys}, for every account; {requiring_mfa} workspace(s) require a second factor"
-        ),
-        sign_in: TrustSignIn {
-            session_idle_minutes: f.auth.session_idle_minutes,
-            session_absolute_hours: f.auth.session_absolute_hours,
-            access_token_minutes: f.auth.access_token_minutes,
-            refresh_tokens: format!(
-                "single use, rotated on every refresh; reuse revokes the family; families end after {} days",
-                f.auth.refresh_token_days
-            ),
-            api_tokens: "stored as SHA-256 only, shown once, one workspace, capped scope".into(),
-            login_failures_per_ip: f.auth.login_failures_per_ip,
-            login_failure_window_minutes: f.auth.login_failure_window_minutes,
-        },
-        data_rights: TrustDataRights {
-            export: "self-serve: owners and admins export a whole workspace as one archive (optionally age-encrypted) or one person's records as JSON".into(),
-            erasure: "self-serve anonymisation of a person: pii values become a keyed pseudonym in records, their history and audit entries; totals and the audit chain stay intact".into(),
-            deletion: format!(
-                "workspaces {} days and accounts {} days after the request (cancellable), then the workspace key is destroyed, so its data in every backup is unreadable",
-                f.lifecycle.workspace_grace_days, f.lifecycle.account_grace_days
-            ),
-            workspaces_shredded: shredded,
-        },
-        workspaces,
-        outbound: super::trust_outbound::paths(f),
-        subprocessors,
-        upcoming_subprocessors,
-        incidents,
-    }
+        .collect()
 }
 
 /// How long a computed page may be served while control.db is unchanged
@@ -360,13 +302,34 @@ const MAX_AGE: Duration = Duration::from_secs(60);
 /// The last computed page, tagged with control.db's change number.
 #[derive(Default)]
 pub struct TrustCache {
-    slot: tokio::sync::Mutex<Option<(i64, Instant, Trust)>>,
+    slot: tokio::sync::Mutex<Option<(i64, Instant, Arc<Signed>)>>,
+}
+
+/// The facts, and /trust.json's body: the document and its signature.
+pub struct Signed {
+    pub trust: Trust,
+    pub json: String,
+    /// The signing key, base64, and its fingerprint: what a buyer pins.
+    pub public_key: String,
+    pub key_id: String,
+}
+
+fn sign(src: &Sources) -> Option<Signed> {
+    let trust = compute(src);
+    let document = serde_json::to_value(&trust).ok()?;
+    let pk = src.control.signer.public_key();
+    Some(Signed {
+        json: super::trust_sign::signed_body(&document, &src.control.signer),
+        public_key: super::trust_sign::public_key_b64(&pk),
+        key_id: super::trust_sign::fingerprint(&pk),
+        trust,
+    })
 }
 
 /// The cached page when control.db has not changed since it was computed
 /// (and it is less than `MAX_AGE` old); else computes it once, while other
 /// requests wait for that result instead of computing their own.
-async fn computed(state: &AppState) -> Option<Trust> {
+async fn computed(state: &AppState) -> Option<Arc<Signed>> {
     let src = Sources {
         config: Arc::clone(&state.config),
         control: Arc::clone(&state.control),
@@ -378,14 +341,16 @@ async fn computed(state: &AppState) -> Option<Trust> {
     let mut slot = state.trust.slot.lock().await;
     if let (Some(v), Some((at_version, at, t))) = (version, slot.as_ref()) {
         if *at_version == v && at.elapsed() < MAX_AGE {
-            return Some(t.clone());
+            return Some(Arc::clone(t));
         }
     }
-    let t = tokio::task::spawn_blocking(move || compute(&src))
-        .await
-        .ok()?;
+    let t = Arc::new(
+        tokio::task::spawn_blocking(move || sign(&src))
+            .await
+            .ok()??,
+    );
     if let Some(v) = version {
-        *slot = Some((v, Instant::now(), t.clone()));
+        *slot = Some((v, Instant::now(), Arc::clone(&t)));
     }
     Some(t)
 }
@@ -393,7 +358,9 @@ async fn computed(state: &AppState) -> Option<Trust> {
 #[handler]
 pub async fn trust_json(state: Data<&Arc<AppState>>) -> Response {
     match computed(&state).await {
-        Some(t) => Json(t).into_response(),
+        Some(t) => Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(t.json.clone()),
         None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }

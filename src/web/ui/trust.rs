@@ -1,91 +1,143 @@
-//! The /trust page: the same facts as /trust.json, for people.
+//! The /trust page: the facts of the signed /trust.json, for people. Sections
+//! in the order a reviewer reads them, each with a status pill (words, not
+//! only a colour), a few plain lines, the live evidence, and a "verify it
+//! yourself" with the command; the organisation and its links at the top,
+//! the signing key at the bottom.
 
-use maud::html;
+use maud::{Markup, html};
 use poem::Response;
 use poem::http::StatusCode;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::{Chrome, html_response, layout};
-use crate::ops::trust::Trust;
+use crate::ops::trust::{Signed, Status, Trust};
 
-fn or_not(v: &Option<String>, none: &str) -> String {
-    v.clone().unwrap_or_else(|| none.to_owned())
+mod sections;
+
+/// "3 min ago" for an RFC 3339 time, relative to when the page was computed.
+fn ago(now: &str, then: &str) -> String {
+    let (Ok(now), Ok(then)) = (
+        OffsetDateTime::parse(now, &Rfc3339),
+        OffsetDateTime::parse(then, &Rfc3339),
+    ) else {
+        return String::new();
+    };
+    let s = (now - then).whole_seconds();
+    let (n, unit) = match s.abs() {
+        0..60 => return "just now".into(),
+        60..3600 => (s / 60, "min"),
+        3600..86_400 => (s / 3600, "h"),
+        _ => (s / 86_400, "days"),
+    };
+    if n >= 0 {
+        format!("{n} {unit} ago")
+    } else {
+        format!("in {} {unit}", -n)
+    }
 }
 
-pub fn page(t: &Trust) -> Response {
-    let body = html! {
-        section.card.trust {
-            h1 { "Trust" }
-            p.muted { "Computed from this running appliance (refreshed whenever its state changes, at most a minute old); " a href="/trust.json" { "JSON" } "." }
-            table.kv {
-                tr { th { "Version" } td { (t.version) " (" (t.build) ")" } }
-                tr { th { "Region" } td { @if t.region.is_empty() { "not configured" } @else { (t.region) } } }
-                tr { th { "Residency" } td { @if t.residency.is_empty() { "not enforced" } @else { "enforced: " (t.residency) } } }
-                tr { th { "TLS" } td { (t.tls.mode)
-                    @if let Some(i) = &t.tls.issuer { "; certificate from " (i) }
-                    @if let Some(e) = &t.tls.expires { ", valid until " (e) } } }
-                tr { th { "Encryption at rest" } td { (t.encryption.at_rest) } }
-                tr { th { "Passwords" } td { (t.encryption.passwords) } }
-                tr { th { "Audit log" } td { (t.encryption.audit_signatures) "; kept " (t.audit.retention_days) " days; last verification: "
-                    (or_not(&t.audit.last_verification, "not yet"))
-                    @if let Some(ok) = t.audit.last_verification_intact { (if ok { " (intact)" } else { " (FAILED)" }) } } }
-                tr { th { "Audit anchor" } td { "public key " code { (t.audit.public_key) }
-                    @if let Some(c) = &t.audit.platform_checkpoint { "; platform chain signed at seq " (c.seq) " (save /trust.json and check later with " code { "aura audit verify --anchor" } ")" } } }
-                tr { th { "Keys" } td { "created " (or_not(&t.encryption.keys_created, "unknown")) "; " (t.encryption.last_rotation) } }
-                tr { th { "Master key" } td { "in use since " (or_not(&t.encryption.master_key_since, "unknown"))
-                    @if let Some(d) = t.encryption.master_key_age_days { " (" (d) " days)" }
-                    "; last rotation: " (or_not(&t.encryption.master_key_last_rotation, "never")) } }
-                tr { th { "Backups" } td {
-                    @if !t.backups.configured { "not configured" } @else {
-                        "last successful backup: " (or_not(&t.backups.last_success, "none yet"))
-                        "; last restore drill: " (or_not(&t.backups.last_drill, "none yet"))
-                        @if let Some(ok) = t.backups.last_drill_passed { (if ok { " (passed)" } else { " (FAILED)" }) }
-                    }
-                    @if let Some(r) = &t.backups.replication { "; " (r) } } }
-                tr { th { "MFA" } td { (t.mfa) } }
-                tr { th { "Browser sessions" } td { "end after " (t.sign_in.session_idle_minutes) " idle minutes, " (t.sign_in.session_absolute_hours) " hours at most" } }
-                tr { th { "Access tokens" } td { "EdDSA JWTs valid " (t.sign_in.access_token_minutes) " minutes; refresh tokens " (t.sign_in.refresh_tokens) } }
-                tr { th { "API tokens" } td { (t.sign_in.api_tokens) } }
-                tr { th { "Sign-in limits" } td { (t.sign_in.login_failures_per_ip) " failures per IP per " (t.sign_in.login_failure_window_minutes) " minutes, then 429; per-account backoff" } }
-                tr { th { "Your data" } td { "Export: " (t.data_rights.export) ". Erasure: " (t.data_rights.erasure) ". Deletion: " (t.data_rights.deletion) " (" (t.data_rights.workspaces_shredded) " so far)." } }
-                tr { th { "Workspaces" } td { (t.workspaces) " on this appliance; each workspace shows its own webhook receivers to its members" } }
-                tr { th { "Outbound paths" } td id="outbound" {
-                    table.list {
-                        thead { tr { th { "Path" } th { "Region" } th { "Residency" } th { "How" } } }
-                        tbody { @for o in &t.outbound { tr {
-                            td { (o.path) }
-                            td { @if o.region.is_empty() { "-" } @else { (o.region) } }
-                            td { @if o.enforced { "enforced" } @else { "not enforced" } }
-                            td { (o.detail) }
-                        } } }
-                    } } }
-                tr { th { "Subprocessors" } td {
-                    @if t.subprocessors.is_empty() { "none declared (no S3 endpoint, no ACME CA, none in the operator's [trust] list)" } @else {
-                        ul { @for s in &t.subprocessors { li { (s.role) ": " code { (s.host) } } } }
-                    } } }
-                tr { th { "Upcoming subprocessors" } td id="upcoming-subprocessors" {
-                    @if t.upcoming_subprocessors.is_empty() { "none announced" } @else {
-                        ul { @for s in &t.upcoming_subprocessors { li { (s.role) ": " code { (s.host) } " from " strong { (s.effective) } } } }
-                        p.muted { "Owners of every workspace are mailed when a change is announced; the operator promises " (t.upcoming_subprocessors[0].notice_days) " days of notice." }
-                    } } }
+/// A time as written in the JSON, then how long ago it was.
+fn when(t: &Trust, at: &str) -> String {
+    format!("{at} ({})", ago(&t.generated_at, at))
+}
+
+fn pill(s: Status) -> Markup {
+    html! { span class=(format!("pill {}", s.class())) { (s.label()) } }
+}
+
+/// One section: heading with its pill, the plain lines, the evidence, and
+/// the commands (operator detail) folded away.
+fn section(
+    id: &str,
+    title: &str,
+    status: Option<Status>,
+    body: Markup,
+    verify: &[(&str, &str)],
+) -> Markup {
+    html! {
+        section.card.trust-section id=(id) {
+            div.trust-head {
+                h2 { (title) }
+                @if let Some(s) = status { (pill(s)) }
             }
-            h2 { "Incidents" }
-            @if t.incidents.is_empty() { p.muted id="incidents" { "None declared." } } @else {
-                table.list id="incidents" {
-                    thead { tr { th { "Declared" } th { "Scope" } th { "Status" } th { "Summary" } } }
-                    tbody { @for i in &t.incidents { tr {
-                        td { (i.declared_at) }
-                        td { (i.scope) }
-                        td { (i.status) @if let Some(r) = &i.resolved_at { " " (r) } }
-                        td { a href=(format!("/trust/incidents/{}", i.id)) { "summary and updates" } }
-                    } } }
+            (body)
+            @if !verify.is_empty() {
+                details.verify {
+                    summary { "Verify it yourself" }
+                    dl { @for (how, cmd) in verify {
+                        dt { (how) } dd { code { (cmd) } }
+                    } }
                 }
             }
         }
+    }
+}
+
+fn header(t: &Trust) -> Markup {
+    let o = &t.organisation;
+    let named = [
+        ("Privacy policy", &o.privacy_policy),
+        ("Security policy", &o.security_policy),
+        ("Status page", &o.status_page),
+    ];
+    html! {
+        section.card.trust {
+            h1 { @if let Some(n) = &o.name { (n) " — security and trust" } @else { "Security and trust" } }
+            p.muted { "How this service protects your data, computed live from the running appliance (at most a minute old, last at "
+                (t.generated_at) "). The same facts are published as signed data at the end of this page." }
+            @if let Some(c) = &o.contact {
+                p.contact { "Security contact: " a href=(c) { (c.strip_prefix("mailto:").unwrap_or(c)) } }
+            }
+            @if named.iter().any(|n| n.1.is_some()) || !o.links.is_empty() {
+                ul.trust-links {
+                    @for (label, url) in named { @if let Some(u) = url { li { a href=(u) { (label) } } } }
+                    @for l in &o.links { li { a href=(l.url) { (l.label) } } }
+                }
+            }
+            p.summary {
+                (t.summary.met) " " (pill(Status::Met))
+                " · " (t.summary.not_configured) " " (pill(Status::NotConfigured))
+                " · " (t.summary.off) " " (pill(Status::Off))
+                @if t.summary.failed > 0 { " · " (t.summary.failed) " " (pill(Status::Failed)) }
+            }
+        }
+    }
+}
+
+fn signature(s: &Signed) -> Markup {
+    html! {
+        section.card.trust-section id="signed" {
+            div.trust-head { h2 { "This page as signed data" } }
+            p { a href="/trust.json" { "/trust.json" } " carries the same facts as typed fields, signed with this appliance's Ed25519 key. Pin the key once; later copies then prove they came from this appliance and were not changed." }
+            dl.key {
+                dt { "Public key" } dd { code.hash id="trust-public-key" { (s.public_key) } }
+                dt { "Fingerprint" } dd { code.hash { (s.key_id) } }
+            }
+            details.verify {
+                summary { "Verify it yourself" }
+                dl {
+                    dt { "Save the file, then check its signature against the key you pinned" }
+                    dd { code { "aura trust verify trust.json --key " (s.public_key) } }
+                    dt { "Check that the audit log still contains the checkpoint it names" }
+                    dd { code { "aura audit verify --anchor trust.json" } }
+                }
+            }
+        }
+    }
+}
+
+pub fn page(s: &Signed) -> Response {
+    let t = &s.trust;
+    let body = html! {
+        (header(t))
+        (sections::all(t))
+        (signature(s))
     };
     html_response(
         StatusCode::OK,
         layout(
-            "Trust",
+            "Security and trust",
             &Chrome {
                 email: None,
                 csrf: "",
@@ -94,4 +146,18 @@ pub fn page(t: &Trust) -> Response {
             body,
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ago_reads_like_a_person_would_say_it() {
+        let now = "2026-12-05T10:00:00Z";
+        assert_eq!(super::ago(now, "2026-12-05T09:59:30Z"), "just now");
+        assert_eq!(super::ago(now, "2026-12-05T09:57:00Z"), "3 min ago");
+        assert_eq!(super::ago(now, "2026-12-05T08:00:00Z"), "2 h ago");
+        assert_eq!(super::ago(now, "2026-12-01T10:00:00Z"), "4 days ago");
+        assert_eq!(super::ago(now, "2027-01-04T10:00:00Z"), "in 30 days");
+        assert_eq!(super::ago(now, "garbage"), "");
+    }
 }
