@@ -181,3 +181,20 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// Copy buttons: `data-copy` names the element whose text goes to the
+// clipboard; a `data-copy-status` beside it says whether it worked.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const button of document.querySelectorAll("[data-copy]")) {
+    button.addEventListener("click", async () => {
+      const source = document.querySelector(button.dataset.copy);
+      const status = button.parentElement.querySelector("[data-copy-status]");
+      try {
+        await navigator.clipboard.writeText(source.innerText);
+        if (status) status.textContent = "Copied.";
+      } catch (e) {
+        if (status) status.textContent = "Could not copy here; select the codes and copy them.";
+      }
+    });
+  }
+});

@@ -214,6 +214,7 @@ fn api_table() -> Vec<ApiRoute> {
         api("POST", "/me/mfa/totp", Need::Person(422)).json(json!({})),
         api("POST", "/me/mfa/totp/confirm", Need::Person(422)).json(json!({})),
         api("POST", "/me/mfa/totp/remove", Need::Person(422)).json(json!({"password": ""})),
+        api("POST", "/me/mfa/recovery-codes", Need::Person(422)).json(json!({})),
         // The platform area.
         api("GET", "/platform/status", Platform),
         api("GET", "/platform/audit", Platform),
@@ -884,6 +885,7 @@ fn ui_table() -> Vec<UiRoute> {
         ui("/account/mfa/start", &[], Person(422)),
         ui("/account/mfa/confirm", &[], Person(422)),
         ui("/account/mfa/remove", &[], Person(422)),
+        ui("/account/mfa/recovery-codes", &[], Person(422)),
         ui("/account/passkeys/remove", &[], Person(422)),
         // Deletion: no name typed (422); nothing to cancel (back to the page).
         ui("/w/:ws/deletion", WS, Need::RoleStatus(Role::Owner, 422)),

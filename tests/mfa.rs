@@ -603,3 +603,109 @@ async fn parallel_wrong_codes_get_no_more_than_five_evaluations() {
         "each evaluated code is audited, and only those"
     );
 }
+
+/// New recovery codes replace the old ones: the password is asked again,
+/// the old codes stop working at once, the new ones work once, and it is
+/// audited. With two-factor sign-in off there is nothing to regenerate.
+#[tokio::test]
+async fn recovery_codes_can_be_regenerated_and_the_old_ones_stop_working() {
+    let env = Env::new();
+    env.create_user("ada@example.com", "Ada");
+    let server = env.start();
+    let c = signed_in(&server, "ada@example.com").await;
+    let path = "/api/v1/me/mfa/recovery-codes";
+
+    let (status, p) = post(&c, &server, path, json!({ "password": PASSWORD })).await;
+    assert_eq!(status, 409, "{p}");
+
+    let (_, old, _) = enrol(&c, &server).await;
+    let (status, p) = post(&c, &server, path, json!({ "password": "not mine" })).await;
+    assert_eq!(status, 422, "{p}");
+    assert_eq!(field(&p), "password");
+    assert_eq!(audit_count(&env, "mfa.recovery_codes_regenerated"), 0);
+
+    let (status, r) = post(&c, &server, path, json!({ "password": PASSWORD })).await;
+    assert_eq!(status, 200, "{r}");
+    let new: Vec<String> = r["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(new.len(), 10);
+    assert!(new.iter().all(|n| !old.contains(n)), "{new:?} {old:?}");
+    assert_eq!(audit_count(&env, "mfa.recovery_codes_regenerated"), 1);
+    let (_, s) = get(&c, &server, "/api/v1/me/mfa").await;
+    assert_eq!(s["recovery_codes_left"], 10);
+
+    // An old code no longer signs in; a new one does, once.
+    assert_eq!(
+        login_with(&server, "ada@example.com", Some(&old[0]))
+            .await
+            .1,
+        401
+    );
+    assert_eq!(
+        login_with(&server, "ada@example.com", Some(&new[0]))
+            .await
+            .1,
+        200
+    );
+    assert_eq!(
+        login_with(&server, "ada@example.com", Some(&new[0]))
+            .await
+            .1,
+        401
+    );
+}
+
+/// The list of sign-ins names the browser and system each came from,
+/// from the User-Agent it signed in with; an API sign-in keeps its IP too.
+#[tokio::test]
+async fn sign_ins_name_their_device() {
+    let env = Env::new();
+    env.create_user("ada@example.com", "Ada");
+    let server = env.start();
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    let with_ua = |ua: &str| {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("origin", server.base.parse().unwrap());
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .default_headers(headers)
+            .user_agent(ua)
+            .build()
+            .unwrap()
+    };
+    let c = with_ua(firefox);
+    let (status, _) = post(
+        &c,
+        &server,
+        "/api/v1/auth/login",
+        json!({ "email": "ada@example.com", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let api = with_ua("curl/8.5.0");
+    let (status, t) = post(
+        &api,
+        &server,
+        "/api/v1/auth/token",
+        json!({ "email": "ada@example.com", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, 200, "{t}");
+
+    let (status, list) = get(&c, &server, "/api/v1/me/sessions").await;
+    assert_eq!(status, 200, "{list}");
+    let items = list["items"].as_array().unwrap();
+    let browser = items.iter().find(|i| i["kind"] == "browser").unwrap();
+    assert_eq!(browser["device"], "Firefox on Linux", "{list}");
+    assert_eq!(browser["current"], true);
+    let token = items.iter().find(|i| i["kind"] == "api").unwrap();
+    assert_eq!(token["device"], "curl", "{list}");
+    assert!(
+        token["ip"].as_str().is_some_and(|ip| !ip.is_empty()),
+        "{list}"
+    );
+}

@@ -193,12 +193,34 @@ async fn set_up_two_factor_and_sign_in_with_a_code_in_chromium() {
     b.screenshot("mfa-enrolling").await;
     let secret = b.text("#totp-secret").await;
     assert_eq!(secret.len(), 32, "{secret}");
+    // A wrong code keeps the enrolment: the same key (and QR code), the
+    // error at the code field, nothing to scan again.
+    let wrong: String = common::otp::code_now(&secret)
+        .chars()
+        .map(|c| char::from(b'0' + (c as u8 - b'0' + 5) % 10))
+        .collect();
+    b.type_into("#confirm-code", &wrong).await;
+    b.click("#mfa-confirm button[type=submit]").await;
+    b.wait_for_text("id=\"confirm-code-error\"").await;
+    b.screenshot("mfa-wrong-code").await;
+    assert_eq!(b.text("#totp-secret").await, secret, "the key changed");
+    assert_eq!(b.count("#confirm-code[aria-invalid=true]").await, 1);
     b.type_into("#confirm-code", &common::otp::code_now(&secret))
         .await;
     b.click("#mfa-confirm button[type=submit]").await;
     b.wait_for_text("id=\"recovery-codes\"").await;
     b.screenshot("mfa-recovery-codes").await;
     assert_eq!(b.count("#recovery-codes li").await, 10);
+    let first = b.text("#recovery-codes li").await;
+    let download = b.attr("#recovery-download", "href").await;
+    assert!(
+        download.starts_with("data:text/plain") && download.contains(&first),
+        "{download}"
+    );
+    assert_eq!(
+        b.attr("#recovery-download", "download").await,
+        "aura-recovery-codes.txt"
+    );
 
     b.click("form[action='/logout'] button").await;
     b.wait_for_text("Sign in").await;
@@ -213,6 +235,18 @@ async fn set_up_two_factor_and_sign_in_with_a_code_in_chromium() {
     b.click("#mfa-form button[type=submit]").await;
     b.wait_for_url("/workspaces").await;
     b.wait_for_text("Lighthouse Log").await;
+
+    // The sign-ins list names the browser; new recovery codes replace the
+    // old ones (the password asked again).
+    b.goto(&server.url("/account")).await;
+    b.wait_for_text("id=\"sessions\"").await;
+    let device = b.text("#sessions td.device").await;
+    assert!(device.contains("Chrome"), "{device}");
+    b.type_into("#recovery-password", PASSWORD).await;
+    b.click("#mfa-recovery button[type=submit]").await;
+    b.wait_for_text("New recovery codes").await;
+    assert_eq!(b.count("#recovery-codes li").await, 10);
+    assert_ne!(b.text("#recovery-codes li").await, first);
 
     // An API token, shown once on the members page.
     b.goto(&server.url(&format!("/w/{ws}/members"))).await;

@@ -276,6 +276,7 @@ async fn walk_ui_form_routes(non_form: bool) {
             "/account/mfa/start" => vec![("password", PASSWORD.into())],
             "/account/mfa/confirm" => vec![("code", "000000".into())],
             "/account/mfa/remove" => vec![("password", PASSWORD.into()), ("code", "000000".into())],
+            "/account/mfa/recovery-codes" => vec![("password", PASSWORD.into())],
             "/account/password" => vec![
                 ("current_password", PASSWORD.into()),
                 ("new_password", PASSWORD.into()),
@@ -404,7 +405,11 @@ async fn walk_ui_form_routes(non_form: bool) {
             | "/w/:ws/integrations/webhooks/rotate"
             | "/w/:ws/integrations/inbound" => 200,
             // A wrong code; a removal without a password (the form got through).
-            "/account/mfa/confirm" | "/account/mfa/remove" | "/account/passkeys/remove" => 422,
+            // New recovery codes while two-factor sign-in is off.
+            "/account/mfa/confirm"
+            | "/account/mfa/remove"
+            | "/account/mfa/recovery-codes"
+            | "/account/passkeys/remove" => 422,
             // The last owner of a workspace: refused on the page (the form got through).
             "/account/deletion" => 422,
             _ => 303,

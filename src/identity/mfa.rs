@@ -83,13 +83,7 @@ pub async fn start_enrolment(
     let me = super::guard::reauthenticate(deps, who, password, "password", meta).await?;
     let mut secret = vec![0u8; SECRET_LEN];
     rand::rngs::OsRng.fill_bytes(&mut secret);
-    let t = totp(&secret, &me.email)?;
-    let uri = t.get_url();
-    let qr = qrcode::QrCode::new(uri.as_bytes())
-        .map_err(|_| Error::internal("the otpauth URI does not fit a QR code"))?
-        .render::<qrcode::render::svg::Color<'_>>()
-        .min_dimensions(200, 200)
-        .build();
+    let shown = enrolment(&secret, &me.email)?;
     let keys = deps.control.keys.clone();
     let user = me.id;
     let now = deps.clock.unix();
@@ -98,11 +92,80 @@ pub async fn start_enrolment(
         mfa::put_pending_totp(tx, &keys, user, &stored, now)
     })
     .await?;
+    Ok(shown)
+}
+
+/// What the app needs to add the account: the secret, its otpauth URI and
+/// that URI as a QR code.
+fn enrolment(secret: &[u8], email: &str) -> Result<Enrolment> {
+    let t = totp(secret, email)?;
+    let uri = t.get_url();
+    let qr = qrcode::QrCode::new(uri.as_bytes())
+        .map_err(|_| Error::internal("the otpauth URI does not fit a QR code"))?
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .build();
     Ok(Enrolment {
         secret_base32: t.get_secret_base32(),
         otpauth_uri: uri,
         qr_svg: qr,
     })
+}
+
+/// The enrolment started and not yet confirmed, shown again after a wrong
+/// code so the person types the next code from the same entry in their app
+/// instead of scanning a new one. Never for an API token.
+pub async fn pending_enrolment(deps: &Deps<'_>, who: &Principal) -> Result<Option<Enrolment>> {
+    if matches!(who.via, Via::ApiToken { .. }) {
+        return Err(Error::Forbidden);
+    }
+    let user = who.user_id;
+    let keys = deps.control.keys.clone();
+    let found = deps
+        .control
+        .db
+        .read_async(move |c| {
+            let Some(row) = mfa::get_totp(c, &keys, user)?.filter(|r| !r.confirmed) else {
+                return Ok(None);
+            };
+            let email = crate::store::control::get_user(c, &keys, user)?.map(|u| u.email);
+            Ok(email.map(|e| (row.secret, e)))
+        })
+        .await?;
+    found
+        .map(|(secret, email)| enrolment(&secret, &email))
+        .transpose()
+}
+
+/// New recovery codes in place of the old ones (which stop working), for an
+/// account with a confirmed factor; the password is asked again. Shown once.
+pub async fn regenerate_recovery_codes(
+    deps: &Deps<'_>,
+    who: &Principal,
+    password: String,
+    meta: &RequestMeta,
+) -> Result<Vec<String>> {
+    let me = super::guard::reauthenticate(deps, who, password, "password", meta).await?;
+    let user = me.id;
+    let (enabled, _) = status(deps, user).await?;
+    if !enabled {
+        return Err(Error::Conflict(
+            "two-factor sign-in is off; turn it on first".into(),
+        ));
+    }
+    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
+    let hashes: Vec<Vec<u8>> = codes.iter().map(|c| hash_token(&normalize(c))).collect();
+    let now = deps.clock.unix();
+    super::self_change(
+        deps,
+        user,
+        "mfa.recovery_codes_regenerated",
+        now,
+        meta,
+        move |tx| mfa::replace_recovery_codes(tx, user, &hashes),
+    )
+    .await?;
+    Ok(codes)
 }
 
 /// Confirms enrolment with a code from the app and returns the recovery

@@ -4,6 +4,7 @@
 
 pub mod api_tokens;
 mod deps;
+pub mod device;
 pub mod guard;
 pub mod invitations;
 /// Moved to `crypto::jwt` (control.db loads the key with the platform keys);

@@ -128,6 +128,7 @@ async fn open_session(
         idle_expires_at: now.saturating_add(idle.min(absolute)),
         absolute_expires_at: now.saturating_add(absolute),
         ip: meta.ip.clone(),
+        device: super::device::label(meta.user_agent.as_deref()),
     };
     deps.control
         .db

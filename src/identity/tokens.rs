@@ -60,10 +60,14 @@ pub async fn issue(
     let meta = meta.clone();
     let uid = user.id;
     let fam = family.clone();
+    let from = tokens::Origin {
+        ip: meta.ip.clone(),
+        device: super::device::label(meta.user_agent.as_deref()),
+    };
     deps.control
         .db
         .write_async(move |tx| {
-            tokens::insert_family(tx, &fam, uid, now, family_expires)?;
+            tokens::insert_family(tx, &fam, uid, now, family_expires, &from)?;
             tokens::insert_refresh(tx, &refresh_hash, &fam, now)?;
             let mut entry =
                 NewEntry::new(Actor::User(uid), "auth.token_issued", &meta).target("user", uid);

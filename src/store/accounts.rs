@@ -125,6 +125,7 @@ pub struct SignIn {
     pub last_seen_at: Option<i64>,
     pub expires_at: i64,
     pub ip: Option<String>,
+    pub device: Option<String>,
 }
 
 pub fn session_public_id(id_hash: &[u8]) -> String {
@@ -134,7 +135,8 @@ pub fn session_public_id(id_hash: &[u8]) -> String {
 pub fn live_sign_ins(conn: &Connection, user: UserId, now: i64) -> Result<Vec<SignIn>> {
     let mut out = Vec::new();
     let mut stmt = conn.prepare(
-        "SELECT id_hash, created_at, last_seen_at, min(idle_expires_at, absolute_expires_at), ip
+        "SELECT id_hash, created_at, last_seen_at, min(idle_expires_at, absolute_expires_at), ip,
+                device
          FROM sessions WHERE user_id = ?1 AND idle_expires_at > ?2 AND absolute_expires_at > ?2
          ORDER BY created_at",
     )?;
@@ -148,10 +150,11 @@ pub fn live_sign_ins(conn: &Connection, user: UserId, now: i64) -> Result<Vec<Si
             last_seen_at: r.get(2)?,
             expires_at: r.get(3)?,
             ip: r.get(4)?,
+            device: r.get(5)?,
         });
     }
     let mut stmt = conn.prepare(
-        "SELECT id, created_at, expires_at FROM token_families
+        "SELECT id, created_at, expires_at, ip, device FROM token_families
          WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 ORDER BY created_at",
     )?;
     let mut rows = stmt.query(params![user.to_string(), now])?;
@@ -162,7 +165,8 @@ pub fn live_sign_ins(conn: &Connection, user: UserId, now: i64) -> Result<Vec<Si
             created_at: r.get(1)?,
             last_seen_at: None,
             expires_at: r.get(2)?,
-            ip: None,
+            ip: r.get(3)?,
+            device: r.get(4)?,
         });
     }
     Ok(out)

@@ -488,13 +488,15 @@ pub struct SessionRow {
     pub idle_expires_at: i64,
     pub absolute_expires_at: i64,
     pub ip: Option<String>,
+    /// "Firefox on Linux": see `identity::device`.
+    pub device: Option<String>,
 }
 
 pub fn insert_session(tx: &Transaction<'_>, s: &SessionRow) -> Result<()> {
     tx.execute(
         "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, idle_expires_at,
-                               absolute_expires_at, ip)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                               absolute_expires_at, ip, device)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             s.id_hash,
             s.user_id.to_string(),
@@ -502,7 +504,8 @@ pub fn insert_session(tx: &Transaction<'_>, s: &SessionRow) -> Result<()> {
             s.last_seen_at,
             s.idle_expires_at,
             s.absolute_expires_at,
-            s.ip
+            s.ip,
+            s.device
         ],
     )?;
     Ok(())
@@ -520,7 +523,7 @@ pub fn find_session(conn: &Connection, id_hash: &[u8]) -> Result<Option<SessionL
     let row = conn
         .query_row(
             "SELECT s.id_hash, s.user_id, s.created_at, s.last_seen_at, s.idle_expires_at,
-                    s.absolute_expires_at, s.ip, u.disabled, u.platform_admin
+                    s.absolute_expires_at, s.ip, u.disabled, u.platform_admin, s.device
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ?1",
             [id_hash],
             |r| {
@@ -534,11 +537,12 @@ pub fn find_session(conn: &Connection, id_hash: &[u8]) -> Result<Option<SessionL
                     r.get::<_, Option<String>>(6)?,
                     r.get::<_, bool>(7)?,
                     r.get::<_, bool>(8)?,
+                    r.get::<_, Option<String>>(9)?,
                 ))
             },
         )
         .optional()?;
-    row.map(|(h, u, c, l, i, a, ip, disabled, admin)| {
+    row.map(|(h, u, c, l, i, a, ip, disabled, admin, device)| {
         Ok(SessionLookup {
             session: SessionRow {
                 id_hash: h,
@@ -548,6 +552,7 @@ pub fn find_session(conn: &Connection, id_hash: &[u8]) -> Result<Option<SessionL
                 idle_expires_at: i,
                 absolute_expires_at: a,
                 ip,
+                device,
             },
             user_disabled: disabled,
             platform_admin: admin,

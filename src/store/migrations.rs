@@ -87,6 +87,11 @@ pub const CONTROL: &[Migration] = &[
         name: "notices",
         sql: include_str!("migrations/control/0016_notices.sql"),
     },
+    Migration {
+        version: 17,
+        name: "sign_in_device",
+        sql: include_str!("migrations/control/0017_sign_in_device.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[

@@ -23,16 +23,24 @@ pub struct RefreshLookup {
     pub user_disabled: bool,
 }
 
+/// Where an API sign-in came from: its IP and device label.
+pub struct Origin {
+    pub ip: Option<String>,
+    pub device: Option<String>,
+}
+
 pub fn insert_family(
     tx: &Transaction<'_>,
     id: &str,
     user: UserId,
     now: i64,
     expires_at: i64,
+    from: &Origin,
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO token_families (id, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-        params![id, user.to_string(), now, expires_at],
+        "INSERT INTO token_families (id, user_id, created_at, expires_at, ip, device)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![id, user.to_string(), now, expires_at, from.ip, from.device],
     )?;
     Ok(())
 }

@@ -81,6 +81,7 @@ ui_forms! {
     "/account/mfa/start" => account::mfa_start;
     "/account/mfa/confirm" => account::mfa_confirm;
     "/account/mfa/remove" => account::mfa_remove;
+    "/account/mfa/recovery-codes" => account::mfa_recovery_codes;
     "/account/passkeys/remove" => account::passkey_remove;
     "/w/:ws/mfa-policy" => access::set_mfa_policy;
     "/platform/workspaces" => platform::create_workspace, page platform::workspaces_page;

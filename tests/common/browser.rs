@@ -169,6 +169,20 @@ impl Browser {
             .to_owned()
     }
 
+    /// An attribute of the first element matching `css` (empty if unset).
+    pub async fn attr(&self, css: &str, name: &str) -> String {
+        let el = self.find(css).await;
+        self.cmd(
+            reqwest::Method::GET,
+            &format!("/element/{el}/attribute/{name}"),
+            None,
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
     /// How many elements match `css`.
     pub async fn count(&self, css: &str) -> usize {
         let v = self

@@ -46,6 +46,9 @@ pub struct SignInInfo {
     pub last_seen_at: Option<String>,
     pub expires_at: String,
     pub ip: Option<String>,
+    /// The browser and system it came from, e.g. "Firefox on Linux",
+    /// from its User-Agent when it began.
+    pub device: Option<String>,
 }
 
 #[derive(Object)]
@@ -91,6 +94,7 @@ impl MeApi {
                 last_seen_at: s.last_seen_at.map(rfc3339),
                 expires_at: rfc3339(s.expires_at),
                 ip: s.ip,
+                device: s.device,
             })
             .collect();
         Ok(Json(SignInList { items }))

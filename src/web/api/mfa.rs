@@ -90,6 +90,20 @@ impl MfaApi {
         Ok(Json(RecoveryCodes { recovery_codes }))
     }
 
+    /// New recovery codes in place of the old ones, which stop working
+    /// (your password required; two-factor sign-in must be on). Answers
+    /// them this once.
+    #[oai(path = "/me/mfa/recovery-codes", method = "post")]
+    async fn recovery_codes(
+        &self,
+        me: Me,
+        body: JsonBody<Reauth>,
+    ) -> poem::Result<Json<RecoveryCodes>> {
+        let recovery_codes =
+            mfa::regenerate_recovery_codes(&me.deps(), &me.who, body.0.password, &me.meta).await?;
+        Ok(Json(RecoveryCodes { recovery_codes }))
+    }
+
     /// Removes the second factor (password and a current code required).
     #[oai(path = "/me/mfa/totp/remove", method = "post")]
     async fn remove(&self, me: Me, body: JsonBody<RemoveTotp>) -> poem::Result<Done> {

@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use maud::{Markup, PreEscaped, html};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
+use super::forms::when;
 use super::forms::{AccountPost, errors_box, page, see_other, validation_errors};
 use crate::app::AppState;
-use crate::clock::rfc3339;
 use crate::error::{Error, FieldError};
 use crate::identity::mfa::{self, Enrolment};
 use crate::identity::{passkeys, users};
@@ -27,9 +28,62 @@ pub enum MfaStep<'a> {
     Enrolling(&'a Enrolment),
     /// Enrolment confirmed: the recovery codes, once.
     Confirmed(&'a [String]),
+    /// New recovery codes in place of the old ones, once.
+    Regenerated(&'a [String]),
 }
 
-fn mfa_section(token: &str, enabled: bool, left: i64, step: &MfaStep<'_>) -> Markup {
+/// The error for `field` among `errors`, if any.
+fn error_for<'e>(errors: &'e [FieldError], field: &str) -> Option<&'e str> {
+    errors
+        .iter()
+        .find(|e| e.field == field)
+        .map(|e| e.message.as_str())
+}
+
+/// What a `data:` URL of plain text must escape (RFC 2397 and the URL
+/// parser): controls (the line breaks), space, and the characters that end
+/// or change a URL.
+const DATA_URL: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'\'');
+
+/// Recovery codes with a download (a text file, no script needed) and a
+/// copy button (app.js).
+fn recovery_codes(codes: &[String]) -> Markup {
+    let file = format!(
+        "Aura recovery codes. Each works once, instead of a code from your app.\n\n{}\n",
+        codes.join("\n")
+    );
+    let href = format!(
+        "data:text/plain;charset=utf-8,{}",
+        utf8_percent_encode(&file, DATA_URL)
+    );
+    html! {
+        ul id="recovery-codes" { @for c in codes.iter() { li { code { (c) } } } }
+        p.actions {
+            a.button id="recovery-download" href=(href) download="aura-recovery-codes.txt" { "Download as a text file" }
+            " "
+            button type="button" data-copy="#recovery-codes" { "Copy" }
+            span.muted role="status" data-copy-status {}
+        }
+    }
+}
+
+fn mfa_section(
+    token: &str,
+    enabled: bool,
+    left: i64,
+    step: &MfaStep<'_>,
+    errors: &[FieldError],
+) -> Markup {
+    let code_error = error_for(errors, "code");
     html! {
         section.card id="mfa" {
             h2 { "Two-factor sign-in" }
@@ -42,19 +96,37 @@ fn mfa_section(token: &str, enabled: bool, left: i64, step: &MfaStep<'_>) -> Mar
                     form id="mfa-confirm" method="post" action="/account/mfa/confirm" {
                         (csrf_field(token))
                         label for="confirm-code" { "Code from the app" }
-                        input id="confirm-code" name="code" autocomplete="one-time-code" inputmode="numeric" required;
+                        @if let Some(e) = code_error {
+                            input id="confirm-code" name="code" autocomplete="one-time-code" inputmode="numeric" required aria-invalid="true" aria-describedby="confirm-code-error";
+                            p.field-error id="confirm-code-error" { "The code " (e) ". Type the newest code from the same entry in your app; there is no need to scan again." }
+                        } @else {
+                            input id="confirm-code" name="code" autocomplete="one-time-code" inputmode="numeric" required;
+                        }
                         button type="submit" { "Turn on" }
                     }
                 }
                 MfaStep::Confirmed(codes) => {
                     div.notice role="status" {
                         p { strong { "Two-factor sign-in is on. " } "Keep these recovery codes somewhere safe: each works once, instead of a code from the app, and they are not shown again." }
-                        ul id="recovery-codes" { @for c in codes.iter() { li { code { (c) } } } }
+                        (recovery_codes(codes))
+                    }
+                }
+                MfaStep::Regenerated(codes) => {
+                    div.notice role="status" {
+                        p { strong { "New recovery codes. " } "Your old codes no longer work. Keep these somewhere safe: each works once, and they are not shown again." }
+                        (recovery_codes(codes))
                     }
                 }
                 MfaStep::Idle => {
                     @if enabled {
                         p { "On. " (left) " recovery codes left." }
+                        form id="mfa-recovery" method="post" action="/account/mfa/recovery-codes" {
+                            (csrf_field(token))
+                            p.muted { "Lost your recovery codes, or used most of them? Make new ones; the old ones stop working." }
+                            label for="recovery-password" { "Password" }
+                            input id="recovery-password" name="password" type="password" required autocomplete="current-password";
+                            button type="submit" { "Make new recovery codes" }
+                        }
                         form id="mfa-remove" method="post" action="/account/mfa/remove" {
                             (csrf_field(token))
                             label for="remove-password" { "Password" }
@@ -111,6 +183,7 @@ async fn render_mfa(
     let grace = state.config.file.lifecycle.account_grace_days;
     let revoked =
         crate::identity::api_tokens::revoked_personal(&state.control, who.0.user_id).await?;
+    let now = state.clock.unix();
     page(req, state, who, status, "Your account", |token| {
         html! {
             section.card {
@@ -118,22 +191,24 @@ async fn render_mfa(
                 @if let Some(n) = notice { div.notice role="status" { (n) } }
                 (errors_box(errors))
                 h2 { "Where you are signed in" }
+                p.muted { "Don't recognise one? Sign it out, then change your password." }
                 table.list id="sessions" {
-                    thead { tr { th { "Kind" } th { "Since" } th { "Last seen" } th { "From" } th {} } }
+                    thead { tr { th { "Device" } th { "Kind" } th { "Signed in" } th { "Last seen" } th { "IP address" } th {} } }
                     tbody {
                         @for (s, current) in &list {
                             tr data-session=(s.id) {
-                                td { @if s.browser { "browser" } @else { "API sign-in" } }
-                                td { (rfc3339(s.created_at)) }
-                                td { (s.last_seen_at.map(rfc3339).unwrap_or_default()) }
-                                td { (s.ip.clone().unwrap_or_default()) }
+                                td.device { (s.device.as_deref().unwrap_or("Unknown device")) }
+                                td { @if s.browser { "Browser" } @else { "API sign-in" } }
+                                td { (when(s.created_at, now)) }
+                                td { @if let Some(t) = s.last_seen_at { (when(t, now)) } @else { span.muted { "—" } } }
+                                td { (s.ip.as_deref().unwrap_or("—")) }
                                 td {
-                                    @if *current { span.badge { "this one" } }
+                                    @if *current { span.badge { "This device" } }
                                     @else {
                                         form method="post" action="/account/sessions/end" {
                                             (csrf_field(token))
                                             input type="hidden" name="id" value=(s.id);
-                                            button.danger type="submit" { "Sign out" }
+                                            button.danger type="submit" aria-label=(format!("Sign out {}", s.device.as_deref().unwrap_or("this sign-in"))) { "Sign out" }
                                         }
                                     }
                                 }
@@ -149,12 +224,12 @@ async fn render_mfa(
                     table.list {
                         thead { tr { th { "Token" } th { "Workspace" } th { "Scope" } th { "Revoked" } th { "Why" } } }
                         tbody {
-                            @for (t, when, why) in &revoked {
+                            @for (t, at, why) in &revoked {
                                 tr data-token=(t.id) {
                                     td { (t.name) }
                                     td { (t.workspace) }
                                     td { (t.scope) }
-                                    td { (rfc3339(*when)) }
+                                    td { (when(*at, now)) }
                                     td { @match why {
                                         crate::store::tokens::Revocation::PasswordReset => "password reset",
                                         crate::store::tokens::Revocation::AccountDisabled => "account disabled",
@@ -165,7 +240,7 @@ async fn render_mfa(
                     }
                 }
             }
-            (mfa_section(token, enabled, left, &step))
+            (mfa_section(token, enabled, left, &step, errors))
             section.card id="passkeys" {
                 h2 { "Passkeys" }
                 @if !passkeys_on {
@@ -179,8 +254,8 @@ async fn render_mfa(
                                 @for k in &keys {
                                     tr data-passkey-id=(k.id) {
                                         td { (k.name) }
-                                        td { (rfc3339(k.created_at)) }
-                                        td { (k.last_used_at.map(rfc3339).unwrap_or_else(|| "never".into())) }
+                                        td { (when(k.created_at, now)) }
+                                        td { @if let Some(t) = k.last_used_at { (when(t, now)) } @else { "never" } }
                                         td {
                                             form.inline method="post" action="/account/passkeys/remove" {
                                                 (csrf_field(token))
@@ -287,8 +362,27 @@ pub async fn mfa_start(req: &Request, p: AccountPost) -> poem::Result<Response> 
 
 #[handler]
 pub async fn mfa_confirm(req: &Request, p: AccountPost) -> poem::Result<Response> {
-    match mfa::confirm(&p.state.deps(), &p.who.0, p.form.text("code"), &p.meta).await {
-        Ok(codes) => p.mfa_step(req, MfaStep::Confirmed(&codes)).await,
+    let e = match mfa::confirm(&p.state.deps(), &p.who.0, p.form.text("code"), &p.meta).await {
+        Ok(codes) => return p.mfa_step(req, MfaStep::Confirmed(&codes)).await,
+        Err(e) => e,
+    };
+    // A wrong code keeps the enrolment: the same key and QR code again,
+    // with the error at the code field.
+    match (&e, mfa::pending_enrolment(&p.state.deps(), &p.who.0).await?) {
+        (Error::Validation(errors), Some(pending)) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            let step = MfaStep::Enrolling(&pending);
+            render_mfa(req, &p.state, &p.who, status, errors, None, step).await
+        }
+        _ => p.failed(req, e).await,
+    }
+}
+
+#[handler]
+pub async fn mfa_recovery_codes(req: &Request, p: AccountPost) -> poem::Result<Response> {
+    let password = p.form.owned("password");
+    match mfa::regenerate_recovery_codes(&p.state.deps(), &p.who.0, password, &p.meta).await {
+        Ok(codes) => p.mfa_step(req, MfaStep::Regenerated(&codes)).await,
         Err(e) => p.failed(req, e).await,
     }
 }

@@ -266,6 +266,50 @@ async fn framed(
     ))
 }
 
+/// A time for people: "3 minutes ago", "in 2 days", with the exact time
+/// on hover and in `datetime` for machines.
+pub fn when(unix: i64, now: i64) -> Markup {
+    let exact = crate::clock::rfc3339(unix);
+    html! { time datetime=(exact) title=(exact) { (relative(unix, now)) } }
+}
+
+/// "just now", "5 minutes ago", "yesterday", "in 3 days"; past a year,
+/// the date.
+pub fn relative(unix: i64, now: i64) -> String {
+    let d = now.saturating_sub(unix);
+    let (past, s) = (d >= 0, d.unsigned_abs());
+    let unit = |n: u64, one: &str| -> String {
+        let w = if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {one}s")
+        };
+        if past {
+            format!("{w} ago")
+        } else {
+            format!("in {w}")
+        }
+    };
+    match s {
+        0..45 => "just now".into(),
+        45..3_600 => unit(s.div_ceil(60).max(1), "minute"),
+        3_600..86_400 => unit(s / 3_600, "hour"),
+        86_400..172_800 => {
+            if past {
+                "yesterday".into()
+            } else {
+                "tomorrow".into()
+            }
+        }
+        172_800..31_536_000 => unit(s / 86_400, "day"),
+        _ => crate::clock::rfc3339(unix)
+            .split('T')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
 pub fn see_other(url: String) -> Response {
     Redirect::see_other(url).into_response()
 }

@@ -15,7 +15,8 @@ use crate::ops::trust::{Signed, Status, Trust};
 
 mod sections;
 
-/// "3 min ago" for an RFC 3339 time, relative to when the page was computed.
+/// "3 minutes ago" for an RFC 3339 time, relative to when the page was
+/// computed.
 fn ago(now: &str, then: &str) -> String {
     let (Ok(now), Ok(then)) = (
         OffsetDateTime::parse(now, &Rfc3339),
@@ -23,18 +24,7 @@ fn ago(now: &str, then: &str) -> String {
     ) else {
         return String::new();
     };
-    let s = (now - then).whole_seconds();
-    let (n, unit) = match s.abs() {
-        0..60 => return "just now".into(),
-        60..3600 => (s / 60, "min"),
-        3600..86_400 => (s / 3600, "h"),
-        _ => (s / 86_400, "days"),
-    };
-    if n >= 0 {
-        format!("{n} {unit} ago")
-    } else {
-        format!("in {} {unit}", -n)
-    }
+    super::forms::relative(then.unix_timestamp(), now.unix_timestamp())
 }
 
 /// A time as written in the JSON, then how long ago it was.
@@ -154,10 +144,12 @@ mod tests {
     fn ago_reads_like_a_person_would_say_it() {
         let now = "2026-12-05T10:00:00Z";
         assert_eq!(super::ago(now, "2026-12-05T09:59:30Z"), "just now");
-        assert_eq!(super::ago(now, "2026-12-05T09:57:00Z"), "3 min ago");
-        assert_eq!(super::ago(now, "2026-12-05T08:00:00Z"), "2 h ago");
+        assert_eq!(super::ago(now, "2026-12-05T09:57:00Z"), "3 minutes ago");
+        assert_eq!(super::ago(now, "2026-12-05T08:00:00Z"), "2 hours ago");
+        assert_eq!(super::ago(now, "2026-12-04T09:00:00Z"), "yesterday");
         assert_eq!(super::ago(now, "2026-12-01T10:00:00Z"), "4 days ago");
         assert_eq!(super::ago(now, "2027-01-04T10:00:00Z"), "in 30 days");
+        assert_eq!(super::ago(now, "2024-01-04T10:00:00Z"), "2024-01-04");
         assert_eq!(super::ago(now, "garbage"), "");
     }
 }
