@@ -77,10 +77,7 @@ impl Control {
                 path.display()
             )));
         }
-        let master = match verify_master_key_readonly(path, &master) {
-            Ok(()) => master,
-            Err(e) => pending_master_key(&open_immutable(path)?)?.ok_or(e)?,
-        };
+        let master = key_before_opening(path, master)?;
         let db = Db::open(path, opts, migrations::CONTROL)?;
         // The check above reads the main file only: a master key rotation
         // committed to the WAL but not yet checkpointed shows only here.
@@ -179,6 +176,36 @@ fn pending_master_key(conn: &Connection) -> Result<Option<MasterKey>> {
          file again to finish"
     );
     Ok(Some(key))
+}
+
+/// How often the check before opening reads the file again when it failed.
+const IMMUTABLE_TRIES: u32 = 10;
+
+/// The master key that opens control.db, checked before anything may write
+/// to it: the configured one, or the new key of a rotation still pending.
+///
+/// The read is `immutable` (no locks, no WAL, no `-shm` created), so
+/// another process checkpointing into the file at the same moment can make
+/// it see a torn page: SQLITE_CORRUPT, or a key check that seems not to
+/// match. Such a read is not an answer: it is tried again, and only a
+/// failure that persists is reported (four `aura workspace create` at once
+/// failed about one run in a thousand with "database disk image is
+/// malformed" before).
+fn key_before_opening(path: &Path, master: MasterKey) -> Result<MasterKey> {
+    let mut tries = 0;
+    loop {
+        let found = match verify_master_key_readonly(path, &master) {
+            Ok(()) => return Ok(master),
+            Err(e) => open_immutable(path)
+                .and_then(|c| pending_master_key(&c))
+                .and_then(|pending| pending.ok_or(e)),
+        };
+        tries += 1;
+        if found.is_ok() || tries >= IMMUTABLE_TRIES {
+            return found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 fn verify_master_key_readonly(path: &Path, master: &MasterKey) -> Result<()> {
