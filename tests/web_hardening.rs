@@ -417,12 +417,19 @@ async fn walk_ui_form_routes(non_form: bool) {
         assert_eq!(r.status(), want, "{route}: the right token works");
         if *route == "/w/:ws/keys/rotate" {
             // The rotation runs on in the server's job; the next routes
-            // compare what is written, so let it finish first.
+            // compare what is written, so let it finish first: its state
+            // says finished, then its entry lands in the workspace's chain.
             let url = server.url(&format!("/api/v1/workspaces/{ws}/keys/rotation"));
+            let entry = server.url(&format!(
+                "/api/v1/workspaces/{ws}/audit?action=keys.data_key_rotated"
+            ));
             let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
             loop {
                 let v: serde_json::Value = me.get(&url).send().await.unwrap().json().await.unwrap();
-                if v["state"] == "finished" {
+                let logged: serde_json::Value =
+                    me.get(&entry).send().await.unwrap().json().await.unwrap();
+                let entries = logged["items"].as_array().map_or(0, Vec::len);
+                if v["state"] == "finished" && entries > 0 {
                     break;
                 }
                 assert!(
