@@ -153,8 +153,7 @@ pub async fn regenerate_recovery_codes(
             "two-factor sign-in is off; turn it on first".into(),
         ));
     }
-    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
-    let hashes: Vec<Vec<u8>> = codes.iter().map(|c| hash_token(&normalize(c))).collect();
+    let (codes, hashes) = recovery_codes();
     let now = deps.clock.unix();
     super::self_change(
         deps,
@@ -200,8 +199,7 @@ pub async fn confirm(
         ));
     };
     deps.limits.totp.give_back(&key(user), now);
-    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
-    let hashes: Vec<Vec<u8>> = codes.iter().map(|c| hash_token(&normalize(c))).collect();
+    let (codes, hashes) = recovery_codes();
     super::self_change(deps, user, "mfa.enabled", now, meta, move |tx| {
         mfa::confirm_totp(tx, user, step, now)?;
         mfa::replace_recovery_codes(tx, user, &hashes)
@@ -243,6 +241,13 @@ pub async fn status(deps: &Deps<'_>, user: UserId) -> Result<(bool, i64)> {
             ))
         })
         .await
+}
+
+/// A fresh set of recovery codes, to show once, and the hashes to keep.
+fn recovery_codes() -> (Vec<String>, Vec<Vec<u8>>) {
+    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
+    let hashes = codes.iter().map(|c| hash_token(&normalize(c))).collect();
+    (codes, hashes)
 }
 
 fn recovery_code() -> String {

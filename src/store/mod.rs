@@ -11,6 +11,7 @@ pub mod backup;
 pub mod cache;
 pub mod collections;
 pub mod control;
+mod control_key;
 pub mod dir_lock;
 pub mod integrations;
 pub mod invitations;
