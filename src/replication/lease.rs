@@ -1,7 +1,7 @@
 //! The replica lease: one object, `lease.json`, names the appliance allowed
 //! to write the replica (its holder id, kept in `<data_dir>/replica-holder`).
 //! It is created and replaced only by conditional writes (S3 `If-None-Match`
-//! / `If-Match`; for `file://`, an `O_EXCL` lock file and a rename), so two
+//! / `If-Match`; for `file://`, a `flock`ed lock file and a rename), so two
 //! appliances never both believe they hold it. A primary renews it every
 //! few seconds; one that finds another holder stops shipping and refuses
 //! writes (503) at once. `aura replica promote` takes it.
@@ -134,39 +134,33 @@ async fn transact(
     ))
 }
 
-/// `file://`: `lease.json.lock` created with `O_EXCL` serialises writers
-/// (one older than 30 s is a crashed writer's and is broken); the new lease
-/// is written to a temporary file, synced and renamed over the old one.
+/// `file://`: an exclusive `flock` on `lease.json.lock` serialises writers
+/// (the kernel releases it when its holder exits, even under `kill -9`, so
+/// a crashed writer never blocks a promote); the new lease is written to a
+/// temporary file, synced and renamed over the old one.
 fn file_transact(
     dir: &Path,
     now_ms: i64,
     decide: &impl Fn(Option<&Lease>) -> std::result::Result<Lease, Lease>,
 ) -> Result<Held> {
-    let lock = dir.join(format!("{LEASE}.lock"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(format!("{LEASE}.lock")))?;
     let mut tries = 0;
-    let _guard = loop {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock)
-        {
-            Ok(f) => break LockFile(lock.clone(), f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let stale = std::fs::metadata(&lock)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age.as_secs() > 30);
-                if stale {
-                    let _ = std::fs::remove_file(&lock);
-                }
+    let _lock = loop {
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(held) => break held,
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
+                file = f;
                 tries += 1;
-                if tries > 200 {
+                if tries > 500 {
                     return Err(Error::internal("the replica lease lock stayed taken"));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            Err(e) => return Err(e.into()),
+            Err((_, e)) => return Err(std::io::Error::from(e).into()),
         }
     };
     let path = dir.join(LEASE);
@@ -190,10 +184,43 @@ fn file_transact(
     Ok(Held::Mine(next))
 }
 
-struct LockFile(std::path::PathBuf, #[allow(dead_code)] std::fs::File);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Drop for LockFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+    fn take(l: Option<&Lease>) -> std::result::Result<Lease, Lease> {
+        Ok(Lease {
+            holder: "me".into(),
+            epoch: l.map_or(1, |l| l.epoch + 1),
+            renewed_ms: 1,
+        })
+    }
+
+    /// A crashed holder leaves `lease.json.lock` behind; with `O_EXCL` that
+    /// blocked a promote for 30 s. A lock only counts while it is held.
+    #[test]
+    fn a_lock_file_left_by_a_dead_holder_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(format!("{LEASE}.lock")), b"").unwrap();
+        let Held::Mine(l) = file_transact(dir.path(), 1, &take).unwrap() else {
+            panic!("the lease was not taken");
+        };
+        assert_eq!(l.epoch, 1);
+    }
+
+    #[test]
+    fn a_held_lock_makes_the_writer_wait_then_give_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(dir.path().join(format!("{LEASE}.lock"))).unwrap();
+        let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .unwrap();
+        let err = file_transact(dir.path(), 1, &take).err().unwrap();
+        assert!(err.to_string().contains("stayed taken"), "{err}");
+        drop(held);
+        assert!(matches!(
+            file_transact(dir.path(), 2, &take).unwrap(),
+            Held::Mine(_)
+        ));
     }
 }

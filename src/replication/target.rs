@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 pub struct Replica {
     store: Arc<dyn ObjectStore>,
     /// The directory of a `file://` target (its lease is written there with
-    /// `O_EXCL` and rename; object_store has no conditional update for it).
+    /// an exclusive `flock` and rename; object_store has no conditional update for it).
     pub local_root: Option<std::path::PathBuf>,
     prefix: String,
     /// The url, for messages.
