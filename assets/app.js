@@ -173,7 +173,9 @@ document.addEventListener("DOMContentLoaded", () => {
           const start = await postJson("/api/v1/auth/passkey/start", token ? { mfa_token: token } : {});
           const credential = await passkeyGet(start.options);
           await postJson("/api/v1/auth/passkey/finish", { ceremony: start.ceremony, credential });
-          window.location.assign("/workspaces");
+          // The server checked `next` is a path on this site before writing it.
+          const next = button.dataset.next;
+          window.location.assign(next && next.startsWith("/") && !next.startsWith("//") ? next : "/workspaces");
         }
       } catch (e) {
         status(button, "Passkey: " + e.message);

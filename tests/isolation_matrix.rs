@@ -945,6 +945,7 @@ fn ui_pages() -> Vec<UiRoute> {
             Need::RoleStatus(Role::Admin, 404),
         ),
         page("/w/:ws/audit/:seq", SEQ, role(Role::Admin)),
+        page("/platform", &[], Platform),
         page("/platform/audit", &[], Platform),
         page("/platform/audit/:seq", &[(":seq", P::Seq)], Platform),
         page("/platform/backups", &[], Platform),
@@ -1496,7 +1497,13 @@ fn expect(need: Need, a: &Attempt) -> Expect {
 }
 
 fn meets(ui: bool, path: &str, e: Expect, r: &Reply) -> bool {
-    let to_login = r.status == 303 && r.location.as_deref() == Some("/login");
+    // To the sign-in, carrying the page asked for (a path on this site).
+    let to_login = r.status == 303
+        && r.location.as_deref().is_some_and(|l| {
+            l == "/login"
+                || l.strip_prefix("/login?next=%2F")
+                    .is_some_and(|rest| !rest.starts_with("%2F"))
+        });
     match e {
         Expect::Status(s) => r.status == s,
         Expect::SignIn if ui => to_login,

@@ -37,7 +37,7 @@ async fn sign_in_see_workspaces_sign_out_in_chromium() {
     b.goto(&server.url("/workspaces")).await;
     b.wait_for_text("Sign in").await;
     assert!(
-        b.current_url().await.ends_with("/login"),
+        b.current_url().await.ends_with("/login?next=%2Fworkspaces"),
         "signed out for real"
     );
 
@@ -542,7 +542,7 @@ async fn export_and_anonymise_from_the_privacy_page_in_chromium() {
     b.click("button[type=submit]").await;
     b.wait_for_text("Quay Hotel").await;
     b.goto(&server.url(&format!("/w/{ws}"))).await;
-    b.click("#privacy-link").await;
+    b.click("#nav-privacy").await;
     b.wait_for_text("Export this workspace").await;
 
     // The export page refreshes itself until the archive is ready.

@@ -91,6 +91,10 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     });
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
+    // A page asked for while signed out comes back after the sign-in.
+    let back_to = (method == Method::GET)
+        .then(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()))
+        .flatten();
     let is_api = path.starts_with("/api/");
     let (logged_path, route_label) = path_forms(&path);
     let span =
@@ -141,7 +145,7 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
             {
                 problem.into_response()
             } else {
-                crate::web::ui::error_page(&problem)
+                crate::web::ui::error_page(&problem, back_to.as_deref())
             }
         }
     };

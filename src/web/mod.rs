@@ -151,6 +151,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/account", get(ui::account::account_page))
         .at("/w/:ws/audit", get(ui::audit::workspace_audit))
         .at("/w/:ws/audit/:seq", get(ui::audit::workspace_entry))
+        .at("/platform", get(ui::platform::index))
         .at("/platform/audit", get(ui::audit::platform_audit))
         .at("/platform/audit/:seq", get(ui::audit::platform_entry))
         .at("/platform/backups", get(ui::backups::page))

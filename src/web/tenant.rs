@@ -6,6 +6,7 @@
 //! for the operation `X`. A handler then reads like
 //! `async fn get(&self, ws: Tenant<op::RecordRead>, ..) { records::get(&ws, ..) }`.
 
+use crate::access::permissions::{Action, Resource, allows};
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct TenantPage<O> {
     who: SignedIn,
     state: Arc<AppState>,
     ws: String,
+    /// The page's path: which section of the shell is current.
+    path: String,
     csrf: String,
     op: PhantomData<fn() -> O>,
 }
@@ -81,6 +84,25 @@ impl<O> TenantPage<O> {
     /// The `:ws` path parameter, as the request spelled it.
     pub fn ws(&self) -> &str {
         &self.ws
+    }
+
+    /// The requested path (`/w/acme/audit`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// False while the workspace is read-only (being deleted or moved):
+    /// pages hide their forms that change something instead of letting a
+    /// person type into a form that cannot be saved.
+    pub fn writable(&self) -> bool {
+        self.db.frozen().is_none()
+    }
+
+    /// The role allows `action` on `resource`, and the workspace takes
+    /// changes now (`writable`) unless the action only reads.
+    pub fn may(&self, resource: Resource, action: Action) -> bool {
+        let reads = matches!(action, Action::Read | Action::Export | Action::Verify);
+        allows(self.role, resource, action) && (reads || self.writable())
     }
 
     /// The token the page's forms carry (`csrf::token_for`).
@@ -180,6 +202,7 @@ impl<'a, O: Op> FromRequest<'a> for TenantPage<O> {
             who,
             state,
             ws,
+            path: req.uri().path().to_owned(),
             csrf,
             op: PhantomData,
         })

@@ -159,6 +159,16 @@ pub async fn list_for_user(control: &Control, user: UserId) -> Result<Vec<(Works
         .await
 }
 
+/// A workspace's name ("" for one that is gone).
+pub async fn name_of(control: &Control, ws: WorkspaceId) -> Result<String> {
+    let keys = control.keys.clone();
+    let row = control
+        .db
+        .read_async(move |c| control::get_workspace(c, &keys, ws))
+        .await?;
+    Ok(row.map(|w| w.name).unwrap_or_default())
+}
+
 /// Adds an existing account to a workspace with a role (operator action; the
 /// invitation flow for admins arrives with the identity issue).
 pub async fn add_member(

@@ -48,7 +48,9 @@ async fn render<O>(
         Default::default()
     };
     let service_ids: Vec<String> = services.iter().map(|(id, ..)| id.to_string()).collect();
-    let owner = allows(ctx.role, Resource::Workspace, Action::Settings);
+    let owner = ctx.may(Resource::Workspace, Action::Settings);
+    // Forms that change members: not while the workspace is read-only.
+    let edit = admin && ctx.writable();
     let invites = if admin {
         invitations::list(&state.control, ctx).await?
     } else {
@@ -61,7 +63,6 @@ async fn render<O>(
     ctx.page(status_for(errors), "Members and tokens", |token| {
         html! {
             section.card {
-                p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } " · " a href=(format!("/w/{ws}/settings")) { "Settings" } }
                 h1 { "Members" }
                 (errors_box(errors))
                 table.list id="members" {
@@ -76,7 +77,7 @@ async fn render<O>(
                                     @else { (u.email) @if let Some(n) = &u.name { " (" (n) ")" } }
                                 }
                                 td {
-                                    @if admin && u.id != me {
+                                    @if edit && u.id != me {
                                         form.inline method="post" action=(format!("/w/{ws}/members/role")) {
                                             (csrf_field(token))
                                             input type="hidden" name="user_id" value=(uid);
@@ -85,7 +86,7 @@ async fn render<O>(
                                         }
                                     } @else { span.badge { (role.as_str()) } }
                                 }
-                                td { @if admin && u.id != me {
+                                td { @if edit && u.id != me {
                                     (row_action(token, &format!("/w/{ws}/members/remove"), ("user_id", &uid), ("danger", "Remove")))
                                 } }
                             }

@@ -8,9 +8,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::signed_in_page;
+use super::forms::page as framed_page;
 use crate::access::op;
-use crate::app::AppState;
 use crate::audit::Actor;
 use crate::audit::chains::Chain;
 use crate::audit::search::{EntryView, SearchPage};
@@ -19,6 +18,7 @@ use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::web::session::{Admin, SignedIn};
 use crate::web::tenant::TenantPage;
+use poem::http::StatusCode;
 
 #[derive(Deserialize, Default, Clone)]
 pub struct Filters {
@@ -206,21 +206,6 @@ fn entry_page(e: &EntryView, back: &str) -> Markup {
     }
 }
 
-async fn chrome_email(state: &AppState, who: &SignedIn) -> String {
-    crate::web::api::me::load_me(state, who)
-        .await
-        .map(|m| m.email)
-        .unwrap_or_default()
-}
-
-/// A workspace's audit page in its frame: the incident banner first.
-async fn workspace_frame<O>(ctx: &TenantPage<O>, title: &str, body: Markup) -> Response {
-    let email = chrome_email(ctx.state(), ctx.who()).await;
-    let banner = super::notices::banner_for(ctx).await;
-    let body = html! { (banner) (body) };
-    signed_in_page(title, &email, ctx.csrf(), body)
-}
-
 #[handler]
 pub async fn workspace_audit(
     ctx: TenantPage<op::AuditRead>,
@@ -238,7 +223,7 @@ pub async fn workspace_audit(
         status: &status,
         csrf: ctx.csrf(),
     });
-    Ok(workspace_frame(&ctx, "Audit log", body).await)
+    ctx.page(StatusCode::OK, "Audit log", |_| body).await
 }
 
 #[handler]
@@ -249,7 +234,7 @@ pub async fn workspace_entry(
     let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
     let e = service::entry_workspace(&ctx, seq).await?;
     let body = entry_page(&e, &format!("/w/{ws}/audit"));
-    Ok(workspace_frame(&ctx, "Audit entry", body).await)
+    ctx.page(StatusCode::OK, "Audit entry", |_| body).await
 }
 
 #[handler]
@@ -272,7 +257,6 @@ pub async fn platform_audit(
 ) -> poem::Result<Response> {
     let page = service::search_platform(admin.state.audit_deps(), filters.params()?).await?;
     let status = service::status_platform(admin.state.audit_deps()).await?;
-    let email = chrome_email(&admin.state, &SignedIn(admin.who)).await;
     let (csrf, _) = crate::web::csrf::token_for(req, &admin.state);
     let st = crate::web::api::platform::status(&admin.state);
     let tls_box = maud::html! {
@@ -293,12 +277,18 @@ pub async fn platform_audit(
         status: &status,
         csrf: &csrf,
     });
-    Ok(signed_in_page(
+    let who = SignedIn(admin.who.clone());
+    framed_page(
+        req,
+        &admin.state,
+        &who,
+        StatusCode::OK,
         "Platform audit",
-        &email,
-        &csrf,
-        maud::html! { (tls_box) (body) },
-    ))
+        |_| {
+            maud::html! { (tls_box) (body) }
+        },
+    )
+    .await
 }
 
 #[handler]
@@ -309,14 +299,17 @@ pub async fn platform_entry(
 ) -> poem::Result<Response> {
     let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
     let e = service::entry_platform(&admin.state.control, seq).await?;
-    let email = chrome_email(&admin.state, &SignedIn(admin.who)).await;
-    let (csrf, _) = crate::web::csrf::token_for(req, &admin.state);
-    Ok(signed_in_page(
+    let who = SignedIn(admin.who.clone());
+    let body = entry_page(&e, "/platform/audit");
+    framed_page(
+        req,
+        &admin.state,
+        &who,
+        StatusCode::OK,
         "Audit entry",
-        &email,
-        &csrf,
-        entry_page(&e, "/platform/audit"),
-    ))
+        |_| body,
+    )
+    .await
 }
 
 #[handler]

@@ -8,7 +8,7 @@ use maud::html;
 use poem::web::{Data, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 
-use super::{csrf_field, signed_in_page};
+use super::csrf_field;
 use crate::app::AppState;
 use crate::audit::search::EntryView;
 use crate::audit::service::last_platform_entry;
@@ -16,6 +16,7 @@ use crate::backup::target::{BackupMeta, LocalTarget};
 use crate::clock::rfc3339;
 use crate::error::Result;
 use crate::web::session::{Admin, SignedIn};
+use poem::http::StatusCode;
 
 pub struct BackupStatus {
     pub backups: Vec<BackupMeta>,
@@ -45,18 +46,15 @@ pub async fn page(req: &Request, admin: Admin) -> poem::Result<Response> {
         .await
         .map_err(crate::error::Error::from)??;
     let cfg = &admin.state.config.file.backup;
-    let email = crate::web::api::me::load_me(&admin.state, &SignedIn(admin.who))
-        .await
-        .map(|m| m.email)
-        .unwrap_or_default();
-    let (csrf, _) = crate::web::csrf::token_for(req, &admin.state);
     let failure_is_newest = match (&s.last_failure, &s.last_success) {
         (Some(f), Some(ok)) => f.seq > ok.seq,
         (Some(_), None) => true,
         _ => false,
     };
-    let body = html! {
+    let who = SignedIn(admin.who.clone());
+    super::forms::page(req, &admin.state, &who, StatusCode::OK, "Backups", |csrf| html! {
         section.card {
+            p.crumbs { a href="/platform" { "Platform" } }
             h1 { "Backups" }
             p.muted { "Encrypted with age to " (cfg.recipients.len().max(1)) " recipient(s) into " code { (s.target) }
                 @if !s.region.is_empty() { " (region " (s.region) ")" }
@@ -78,8 +76,8 @@ pub async fn page(req: &Request, admin: Admin) -> poem::Result<Response> {
                 None => p.muted { "No restore drill yet." }
             }
             div.actions {
-                form method="post" action="/platform/backups/run" { (csrf_field(&csrf)) button type="submit" { "Run backup now" } }
-                form method="post" action="/platform/backups/drill" { (csrf_field(&csrf)) button.secondary type="submit" { "Run restore drill now" } }
+                form method="post" action="/platform/backups/run" { (csrf_field(csrf)) button type="submit" { "Run backup now" } }
+                form method="post" action="/platform/backups/drill" { (csrf_field(csrf)) button.secondary type="submit" { "Run restore drill now" } }
             }
         }
         section.card {
@@ -95,8 +93,8 @@ pub async fn page(req: &Request, admin: Admin) -> poem::Result<Response> {
                 }
             }
         }
-    };
-    Ok(signed_in_page("Backups", &email, &csrf, body))
+    })
+    .await
 }
 
 #[handler]

@@ -193,7 +193,13 @@ pub async fn page(
 ) -> poem::Result<Response> {
     let (token, _) = csrf::token_for(req, state);
     let banner = super::notices::banner(req, state, who, &token).await;
-    framed(state, who, &token, banner, status, title, body).await
+    let frame = Frame {
+        state,
+        who,
+        token: &token,
+        workspace: None,
+    };
+    framed(frame, banner, status, title, body).await
 }
 
 impl<O> TenantPage<O> {
@@ -218,52 +224,106 @@ impl<O> TenantPage<O> {
         title: &str,
         body: impl FnOnce(&str) -> Markup,
     ) -> poem::Result<Response> {
-        framed(
-            self.state(),
-            self.who(),
-            self.csrf(),
-            banner,
-            status,
-            title,
-            body,
-        )
-        .await
+        let frame = Frame {
+            state: self.state(),
+            who: self.who(),
+            token: self.csrf(),
+            workspace: Some(WsRef {
+                ws: self.ws(),
+                path: self.path(),
+                id: self.db.id(),
+                role: self.role,
+                frozen: self.db.frozen(),
+            }),
+        };
+        framed(frame, banner, status, title, body).await
     }
 }
 
+/// Who a page is for, and the workspace it belongs to (if any).
+struct Frame<'a> {
+    state: &'a AppState,
+    who: &'a SignedIn,
+    token: &'a str,
+    workspace: Option<WsRef<'a>>,
+}
+
+/// The workspace a page belongs to, as its shell needs it.
+struct WsRef<'a> {
+    ws: &'a str,
+    path: &'a str,
+    id: crate::ids::WorkspaceId,
+    role: crate::access::Role,
+    frozen: Option<crate::access::Frozen>,
+}
+
 /// The frame of a signed-in page: the header naming the person, then the
-/// banner, then the body.
+/// banner, then the body; a workspace's page in the workspace shell.
 async fn framed(
-    state: &AppState,
-    who: &SignedIn,
-    token: &str,
+    frame: Frame<'_>,
     banner: Markup,
     status: StatusCode,
     title: &str,
     body: impl FnOnce(&str) -> Markup,
 ) -> poem::Result<Response> {
-    let user = who.0.user_id;
+    let state = frame.state;
+    let user = frame.who.0.user_id;
     let control = Arc::clone(&state.control);
-    let email = state
+    let me = state
         .control
         .db
         .read_async(move |c| crate::store::control::get_user(c, &control.keys, user))
-        .await?
-        .map(|u| u.email)
-        .unwrap_or_default();
-    let markup = html! { (banner) (body(token)) };
+        .await?;
+    let (email, platform_admin) = me.map(|u| (u.email, u.platform_admin)).unwrap_or_default();
+    let nav = match frame.workspace {
+        Some(w) => Some(workspace_nav(state, user, w).await?),
+        None => None,
+    };
+    let markup = html! { (banner) (body(frame.token)) };
     Ok(html_response(
         status,
         layout(
             title,
             &super::Chrome {
                 email: Some(&email),
-                csrf: token,
-                impersonating: who.0.impersonating.as_ref(),
+                csrf: frame.token,
+                impersonating: frame.who.0.impersonating.as_ref(),
+                workspace: nav.as_ref(),
+                platform_admin,
             },
             markup,
         ),
     ))
+}
+
+/// The shell of a workspace page: its name and the person's other
+/// workspaces (staff impersonating see the one they are in).
+async fn workspace_nav(
+    state: &AppState,
+    user: crate::ids::UserId,
+    w: WsRef<'_>,
+) -> poem::Result<super::shell::WorkspaceNav> {
+    let mut name = None;
+    let mut others = Vec::new();
+    for (row, _) in crate::workspace::list_for_user(&state.control, user).await? {
+        if row.id == w.id {
+            name = Some(row.name);
+        } else {
+            others.push((row.id.to_string(), row.name));
+        }
+    }
+    let name = match name {
+        Some(n) => n,
+        None => crate::workspace::name_of(&state.control, w.id).await?,
+    };
+    Ok(super::shell::WorkspaceNav {
+        ws: w.ws.to_owned(),
+        name,
+        role: w.role,
+        current: super::shell::Section::of(w.path, w.ws),
+        others,
+        frozen: w.frozen,
+    })
 }
 
 /// A time for people: "3 minutes ago", "in 2 days", with the exact time
@@ -328,7 +388,6 @@ pub fn errors_box(errors: &[FieldError]) -> Markup {
 pub fn breadcrumbs(ws: &str, coll: Option<&Visible>) -> Markup {
     html! {
         p.crumbs {
-            a href="/workspaces" { "Workspaces" } " › "
             a href=(format!("/w/{ws}")) { "Collections" }
             @if let Some(c) = coll {
                 " › " a href=(format!("/w/{ws}/c/{}", c.row.id)) { (c.row.def.name) }

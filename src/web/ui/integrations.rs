@@ -59,7 +59,6 @@ async fn render<O>(
     let banner = super::notices::banner_in(state, ctx, ctx.csrf()).await;
     ctx.page_with(banner, status_for(errors), "Integrations", |token| html! {
         section.card {
-            p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } }
             h1 { "Integrations" }
             (errors_box(errors))
             @if let Some(s) = &shown {

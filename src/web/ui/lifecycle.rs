@@ -26,11 +26,6 @@ async fn render<O>(ctx: &TenantPage<O>, errors: &[FieldError]) -> poem::Result<R
     ctx.page_with(banner, status_for(errors), "Workspace settings", |token| {
         html! {
             section.card {
-                p.crumbs {
-                    a href="/workspaces" { "Workspaces" } " › "
-                    a href=(format!("/w/{ws}")) { "Collections" } " · "
-                    a href=(format!("/w/{ws}/members")) { "Members and tokens" }
-                }
                 h1 { "Workspace settings" }
                 (errors_box(errors))
             }

@@ -87,7 +87,7 @@ pub async fn redeem(
         Err(e) => return Err(e.into()),
     };
     match after_first_factor(&state.deps(), user, meta).await? {
-        FirstStep::Done(done) => Ok(signed_in(state, &done.token)),
+        FirstStep::Done(done) => Ok(signed_in(req, state, &done.token)),
         FirstStep::NeedsCode(pending) => Ok(login_step(
             req,
             state,

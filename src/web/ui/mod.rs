@@ -18,6 +18,7 @@ pub mod privacy;
 pub mod record_form;
 pub mod records;
 pub mod schema;
+pub mod shell;
 pub mod teams;
 pub mod trust;
 
@@ -34,6 +35,21 @@ pub struct Chrome<'a> {
     pub csrf: &'a str,
     /// Platform staff inside a recorded impersonation: a banner on every page.
     pub impersonating: Option<&'a crate::store::platform::Impersonation>,
+    /// A workspace's page: its name, switcher, sections and read-only banner.
+    pub workspace: Option<&'a shell::WorkspaceNav>,
+    /// Platform staff see a link to the platform area.
+    pub platform_admin: bool,
+}
+
+impl Chrome<'_> {
+    /// A page for no one in particular (the trust page, an error).
+    pub const ANONYMOUS: Chrome<'static> = Chrome {
+        email: None,
+        csrf: "",
+        impersonating: None,
+        workspace: None,
+        platform_admin: false,
+    };
 }
 
 /// The hidden field that carries the CSRF token in a form.
@@ -70,11 +86,13 @@ pub fn layout(title: &str, chrome: &Chrome<'_>, body: Markup) -> Markup {
                 script src="/assets/app.js" defer {}
             }
             body {
+                a.skip-link href="#main" { "Skip to content" }
                 header.topbar {
                     a.brand href="/" { "Aura" }
                     @if let Some(email) = chrome.email {
-                        nav {
+                        nav aria-label="Account" {
                             a href="/workspaces" { "Workspaces" }
+                            @if chrome.platform_admin { a href="/platform" { "Platform" } }
                             a.who href="/account" { (email) }
                             form method="post" action="/logout" {
                                 (csrf_field(chrome.csrf))
@@ -85,7 +103,10 @@ pub fn layout(title: &str, chrome: &Chrome<'_>, body: Markup) -> Markup {
                 }
                 @if let Some(i) = chrome.impersonating {
                     div.banner role="alert" id="impersonation-banner" {
-                        "Impersonating workspace " a href=(format!("/w/{}", i.workspace_id)) { code { (i.workspace_id) } }
+                        "Impersonating workspace "
+                        a href=(format!("/w/{}", i.workspace_id)) {
+                            @match chrome.workspace { Some(w) => { (w.name) }, None => { code { (i.workspace_id) } } }
+                        }
                         " as " strong { (i.role.as_str()) } " until " (crate::clock::rfc3339(i.expires_at))
                         ". Reason: " em { (i.reason) } ". Everything you do is recorded in its audit log. "
                         form.inline-end method="post" action="/platform/impersonation/end" {
@@ -94,7 +115,15 @@ pub fn layout(title: &str, chrome: &Chrome<'_>, body: Markup) -> Markup {
                         }
                     }
                 }
-                main { (body) }
+                @match chrome.workspace {
+                    Some(w) => {
+                        div.shell {
+                            (shell::sidebar(w))
+                            main id="main" tabindex="-1" { (shell::frozen_banner(w)) (body) }
+                        }
+                    }
+                    None => { main id="main" tabindex="-1" { (body) } }
+                }
                 footer { "Aura " (env!("CARGO_PKG_VERSION")) }
             }
         }
@@ -106,22 +135,6 @@ pub fn html_response(status: StatusCode, markup: Markup) -> Response {
         .status(status)
         .content_type("text/html; charset=utf-8")
         .body(markup.into_string())
-}
-
-/// A 200 page for a signed-in person.
-pub fn signed_in_page(title: &str, email: &str, csrf: &str, body: Markup) -> Response {
-    html_response(
-        StatusCode::OK,
-        layout(
-            title,
-            &Chrome {
-                email: Some(email),
-                csrf,
-                impersonating: None,
-            },
-            body,
-        ),
-    )
 }
 
 /// A page for someone who may not be signed in (sign-in, links by mail,
@@ -141,6 +154,8 @@ pub fn public_page(
         email,
         csrf: &csrf,
         impersonating: None,
+        workspace: None,
+        platform_admin: false,
     };
     let mut resp = html_response(status, layout(title, &chrome, markup));
     if let Some(c) = set_cookie.and_then(|c| c.parse().ok()) {
@@ -149,11 +164,14 @@ pub fn public_page(
     resp
 }
 
-/// The friendly page for an error on a UI route; no internal detail.
-pub fn error_page(p: &Problem) -> Response {
+/// The friendly page for an error on a UI route; no internal detail. A
+/// signed-out visit to a page (`back_to`) goes to the sign-in, then back.
+pub fn error_page(p: &Problem, back_to: Option<&str>) -> Response {
     let status = p.status_code();
     if status == StatusCode::UNAUTHORIZED {
-        return poem::web::Redirect::see_other("/login").into_response();
+        let next =
+            back_to.filter(|b| pages::same_site_path(b) && *b != "/" && !b.starts_with("/login"));
+        return poem::web::Redirect::see_other(pages::login_url(next)).into_response();
     }
     let body = html! {
         section.card {
@@ -165,18 +183,7 @@ pub fn error_page(p: &Problem) -> Response {
             p { a href="/" { "Back to Aura" } }
         }
     };
-    let mut resp = html_response(
-        status,
-        layout(
-            p.title,
-            &Chrome {
-                email: None,
-                csrf: "",
-                impersonating: None,
-            },
-            body,
-        ),
-    );
+    let mut resp = html_response(status, layout(p.title, &Chrome::ANONYMOUS, body));
     // A rate-limited page says when to come back, like the API does.
     if let Some(secs) = p.retry_after
         && let Ok(v) = secs.to_string().parse()

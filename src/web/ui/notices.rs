@@ -117,14 +117,6 @@ pub async fn incident_page(
     };
     Ok(html_response(
         StatusCode::OK,
-        layout(
-            "Incident",
-            &Chrome {
-                email: None,
-                csrf: "",
-                impersonating: None,
-            },
-            body,
-        ),
+        layout("Incident", &Chrome::ANONYMOUS, body),
     ))
 }

@@ -11,7 +11,6 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::Error;
-use crate::web::csrf;
 use crate::web::session::{SignedIn, clear_cookie, session_cookie};
 
 #[handler]
@@ -32,6 +31,38 @@ fn login_page(
     login_step(req, state, status, error, email, None)
 }
 
+/// Where to go after signing in: the `next` query parameter when it is a
+/// path on this site (`/w/...`), never another origin (`//host`, `/\\host`,
+/// `https://...`) or anything with control characters.
+pub fn next_path(req: &Request) -> Option<String> {
+    let q = req.uri().query()?;
+    let next = serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == "next")?
+        .1;
+    same_site_path(&next).then_some(next)
+}
+
+pub fn same_site_path(p: &str) -> bool {
+    p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.starts_with("/\\")
+        && p.len() <= 2000
+        && !p.chars().any(|c| c.is_control() || c == '\\')
+}
+
+/// `/login`, carrying `next` (a same-site path) through every sign-in step.
+pub fn login_url(next: Option<&str>) -> String {
+    match next {
+        Some(n) => format!(
+            "/login?next={}",
+            percent_encoding::utf8_percent_encode(n, percent_encoding::NON_ALPHANUMERIC)
+        ),
+        None => "/login".to_owned(),
+    }
+}
+
 /// The sign-in page; with `pending`, its second step (the code).
 pub(super) fn login_step(
     req: &Request,
@@ -41,13 +72,15 @@ pub(super) fn login_step(
     email: &str,
     pending: Option<&str>,
 ) -> Response {
+    let next = next_path(req);
+    let action = login_url(next.as_deref());
     super::public_page(req, state, status, "Sign in", None, |csrf| {
         html! {
             section.card.narrow {
                 h1 { "Sign in" }
                 @if let Some(e) = error { p.error role="alert" { (e) } }
                 @if let Some(p) = pending {
-                    form id="mfa-form" method="post" action="/login" {
+                    form id="mfa-form" method="post" action=(action) {
                         (super::csrf_field(csrf))
                         input type="hidden" name="mfa_token" value=(p);
                         label for="code" { "Authentication code" }
@@ -56,11 +89,11 @@ pub(super) fn login_step(
                         button type="submit" { "Verify" }
                     }
                     @if state.passkeys.available() {
-                        p { button.secondary type="button" id="passkey-second" data-passkey="second-factor" data-mfa-token=(p) { "Use a passkey instead" } }
+                        p { button.secondary type="button" id="passkey-second" data-passkey="second-factor" data-mfa-token=(p) data-next=[next.as_deref()] { "Use a passkey instead" } }
                         p.muted id="passkey-status" role="status" {}
                     }
                 } @else {
-                    form method="post" action="/login" {
+                    form method="post" action=(action) {
                         (super::csrf_field(csrf))
                         label for="email" { "Email" }
                         input #email type="email" name="email" value=(email) autocomplete="username" required autofocus;
@@ -70,7 +103,7 @@ pub(super) fn login_step(
                     }
                     p.muted { a href="/reset" id="forgot-link" { "Forgot your password?" } }
                 @if state.passkeys.available() {
-                    p { button.secondary type="button" id="passkey-login" data-passkey="login" { "Sign in with a passkey" } }
+                    p { button.secondary type="button" id="passkey-login" data-passkey="login" data-next=[next.as_deref()] { "Sign in with a passkey" } }
                     p.muted id="passkey-status" role="status" {}
                 }
                     @if crate::identity::magic::enabled(&state.deps()) {
@@ -95,7 +128,8 @@ pub async fn login_form(
     who: Option<SignedIn>,
 ) -> Response {
     if who.is_some() {
-        return Redirect::see_other("/workspaces").into_response();
+        return Redirect::see_other(next_path(req).as_deref().unwrap_or("/workspaces"))
+            .into_response();
     }
     login_page(req, &state, StatusCode::OK, None, "")
 }
@@ -113,8 +147,10 @@ pub struct LoginForm {
     code: String,
 }
 
-pub(super) fn signed_in(state: &AppState, token: &str) -> Response {
-    let mut resp = Redirect::see_other("/workspaces").into_response();
+/// Signed in: the session cookie, and on to the page that asked for it.
+pub(super) fn signed_in(req: &Request, state: &AppState, token: &str) -> Response {
+    let to = next_path(req);
+    let mut resp = Redirect::see_other(to.as_deref().unwrap_or("/workspaces")).into_response();
     if let Ok(v) = session_cookie(&state.config, token).parse() {
         resp.headers_mut().insert("set-cookie", v);
     }
@@ -137,7 +173,7 @@ pub async fn login_submit(
         )
         .await;
         return match done {
-            Ok(done) => Ok(signed_in(&state, &done.token)),
+            Ok(done) => Ok(signed_in(req, &state, &done.token)),
             Err(Error::MfaInvalid) => Ok(login_step(
                 req,
                 &state,
@@ -167,7 +203,7 @@ pub async fn login_submit(
     }
     use crate::identity::sessions::{FirstStep, login_browser};
     match login_browser(&state.deps(), &form.email, form.password, &meta).await {
-        Ok(FirstStep::Done(done)) => Ok(signed_in(&state, &done.token)),
+        Ok(FirstStep::Done(done)) => Ok(signed_in(req, &state, &done.token)),
         Ok(FirstStep::NeedsCode(pending)) => Ok(login_step(
             req,
             &state,
@@ -214,8 +250,7 @@ pub async fn workspaces(
         section.card {
             h1 { "Your workspaces" }
             @if me.workspaces.is_empty() {
-                p.muted { "You are not a member of any workspace yet. An operator can create one with "
-                    code { "aura workspace create" } "." }
+                p.muted { "You are not a member of any workspace yet. Ask a workspace's owner or admin to invite you; the invitation comes by mail." }
             } @else {
                 table.list {
                     thead { tr { th { "Name" } th { "Your role" } th { "Region" } th {} } }
@@ -234,10 +269,9 @@ pub async fn workspaces(
                 }
             }
             @if me.platform_admin {
-                p { a href="/platform/workspaces" { "Workspaces (platform)" } " · " a href="/platform/audit" { "Platform audit log" } " · " a href="/platform/backups" { "Backups" } }
+                p { a href="/platform" id="platform-link" { "Platform area" } ": every workspace's health, the platform audit log and backups." }
             }
         }
     };
-    let (csrf, _) = csrf::token_for(req, &state);
-    Ok(super::signed_in_page("Workspaces", &me.email, &csrf, body))
+    super::forms::page(req, &state, &who, StatusCode::OK, "Workspaces", |_| body).await
 }

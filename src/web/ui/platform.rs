@@ -1,5 +1,5 @@
-//! The platform area's workspaces page: health, create, suspend and resume,
-//! and starting a recorded impersonation.
+//! The platform area: its index, and the workspaces page (health, create,
+//! suspend and resume, and starting a recorded impersonation).
 
 use maud::html;
 use poem::http::StatusCode;
@@ -27,7 +27,7 @@ async fn render(
     page(req, state, &who, status, "Workspaces (platform)", |token| {
         html! {
             section.card {
-                p.crumbs { a href="/platform/audit" { "Platform audit log" } " · " a href="/platform/backups" { "Backups" } }
+                p.crumbs { a href="/platform" { "Platform" } }
                 h1 { "Workspaces" }
                 p.muted { "Health only: what is inside a workspace is not shown here. To help a workspace, start an impersonation: it is recorded, with your reason, in the platform log and in the workspace's own audit log, and ends by itself." }
                 (errors_box(errors))
@@ -84,6 +84,42 @@ async fn render(
                     label for="ws-region" { "Region (empty: this appliance's)" }
                     input id="ws-region" name="region" maxlength="32";
                     button type="submit" { "Create workspace" }
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// `/platform`: what the platform area holds, with a line of live state each.
+#[handler]
+pub async fn index(req: &Request, admin: Admin) -> poem::Result<Response> {
+    let state = &admin.state;
+    let list = crate::platform::list(&admin.deps()).await?;
+    let active = list.iter().filter(|h| h.row.state == "active").count();
+    let who = SignedIn(admin.who.clone());
+    page(req, state, &who, StatusCode::OK, "Platform", |_| {
+        html! {
+            section.card {
+                h1 { "Platform" }
+                p.muted { "Operator tools for this appliance. What is inside a workspace is not shown here." }
+                ul.platform-areas id="platform-areas" {
+                    li { a href="/platform/workspaces" {
+                        strong { "Workspaces" }
+                        (list.len()) " in all, " (active) " active. Create, suspend, resume, impersonate."
+                    } }
+                    li { a href="/platform/audit" {
+                        strong { "Platform audit log" }
+                        "Sign-ins, accounts and workspace changes, signed and verifiable."
+                    } }
+                    li { a href="/platform/backups" {
+                        strong { "Backups" }
+                        "Runs, restore drills and how to restore."
+                    } }
+                    li { a href="/trust" {
+                        strong { "Trust page" }
+                        "What this appliance promises, with live evidence."
+                    } }
                 }
             }
         }

@@ -17,7 +17,7 @@ use crate::web::api::exports::exporter;
 use crate::web::tenant::TenantPage;
 
 fn crumbs(ws: &str) -> Markup {
-    html! { p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } " › " a href=(format!("/w/{ws}/privacy")) { "Privacy and export" } } }
+    html! { p.crumbs { a href=(format!("/w/{ws}/privacy")) { "Privacy and export" } } }
 }
 
 fn field_errors(errors: &[FieldError]) -> Markup {

@@ -235,6 +235,8 @@ struct RecordForm<'a> {
     choices: &'a Choices,
     errors: &'a [FieldError],
     history: &'a [rstore::VersionRow],
+    /// False in a read-only workspace: the record shows, its forms do not.
+    writable: bool,
 }
 
 fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
@@ -243,10 +245,11 @@ fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
         Some(r) => format!("{base}/r/{}", r.id),
         None => format!("{base}/records"),
     };
-    let editable = match f.rec {
-        Some(_) => f.v.can(RecordAction::Update),
-        None => f.v.can(RecordAction::Create),
-    };
+    let editable = f.writable
+        && match f.rec {
+            Some(_) => f.v.can(RecordAction::Update),
+            None => f.v.can(RecordAction::Create),
+        };
     html! {
         section.card {
             (breadcrumbs(f.ws, Some(f.v)))
@@ -268,7 +271,7 @@ fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
             }
             @if let Some(r) = f.rec {
                 p.muted { "Version " (r.version) " · created " (rfc3339_ms(r.created_at)) " · updated " (rfc3339_ms(r.updated_at)) }
-                @if f.v.can(RecordAction::Delete) {
+                @if f.writable && f.v.can(RecordAction::Delete) {
                     form method="post" action=(format!("{base}/r/{}/delete", r.id)) {
                         (csrf_field(token))
                         button.danger type="submit" { "Delete record" }
@@ -289,7 +292,7 @@ fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
                                 td { (rfc3339_ms(h.time)) }
                                 td { code { (Value::Object(values::to_api(&f.v.row.def, &h.values))) } }
                                 td {
-                                    @if h.version != r.version && f.v.can(RecordAction::Update) {
+                                    @if h.version != r.version && f.writable && f.v.can(RecordAction::Update) {
                                         (row_action(token, &format!("{base}/r/{}/restore", r.id), ("version", &h.version), ("secondary", "Restore")))
                                     }
                                 }
@@ -335,6 +338,7 @@ async fn render_record<O>(
             choices: &choices,
             errors,
             history,
+            writable: ctx.writable(),
         };
         record_form(form, t)
     })

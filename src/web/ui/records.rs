@@ -10,8 +10,8 @@ use poem::{Response, handler};
 use serde::Deserialize;
 
 use super::forms::{Id, breadcrumbs};
-use crate::access::permissions::{Action, Resource, allows};
-use crate::access::{Role, op};
+use crate::access::op;
+use crate::access::permissions::{Action, Resource};
 use crate::ids::CollectionId;
 use crate::records::schema::{Field, RecordAction};
 use crate::records::values;
@@ -31,13 +31,14 @@ pub async fn workspace_home(ctx: TenantPage<op::CollectionRead>) -> poem::Result
             .map(|t| t.name.clone())
             .unwrap_or_default()
     };
-    let can_create = allows(ctx.role, Resource::Collection, Action::Create);
-    let admin = ctx.role.at_least(Role::Admin);
+    let can_create = ctx.may(Resource::Collection, Action::Create);
     ctx.page(StatusCode::OK, "Collections", |_| {
         html! {
             section.card {
-                p.crumbs { a href="/workspaces" { "Workspaces" } }
-                h1 { "Collections" }
+                div.page-head {
+                    h1 { "Collections" }
+                    @if can_create { a.button id="new-collection" href=(format!("/w/{ws}/collections/new")) { "New collection" } }
+                }
                 @if colls.is_empty() {
                     p.muted { "No collections yet." }
                 } @else {
@@ -54,14 +55,6 @@ pub async fn workspace_home(ctx: TenantPage<op::CollectionRead>) -> poem::Result
                             }
                         }
                     }
-                }
-                p.actions {
-                    @if can_create { a.button id="new-collection" href=(format!("/w/{ws}/collections/new")) { "New collection" } }
-                    a.button.secondary href=(format!("/w/{ws}/teams")) { "Teams" }
-                    a.button.secondary href=(format!("/w/{ws}/members")) { "Members and tokens" }
-                    @if admin { a.button.secondary href=(format!("/w/{ws}/audit")) { "Audit log" } }
-                    @if admin { a.button.secondary id="privacy-link" href=(format!("/w/{ws}/privacy")) { "Privacy and export" } }
-                    @if admin { a.button.secondary href=(format!("/w/{ws}/integrations")) { "Integrations" } }
                 }
                 @if !receivers.is_empty() {
                     p.muted id="webhook-receivers" {
@@ -110,6 +103,7 @@ pub async fn collection_page(
     let v = &p.coll;
     let cols: Vec<&Field> = v.row.def.live_fields().take(TABLE_COLUMNS).collect();
     let q = tq.q.clone().unwrap_or_default();
+    let writable = ctx.writable();
     let base = format!("/w/{ws}/c/{}", v.row.id);
     let link = |extra: &[(&str, &str)]| {
         let mut pairs: Vec<(&str, &str)> = Vec::new();
@@ -178,12 +172,12 @@ pub async fn collection_page(
                     @if let Some(n) = &next { a.button.secondary id="next-page" href=(n) { "Next page" } }
                 }
                 p.actions {
-                    @if v.can(RecordAction::Create) { a.button id="new-record" href=(format!("{base}/new")) { "New record" } }
+                    @if writable && v.can(RecordAction::Create) { a.button id="new-record" href=(format!("{base}/new")) { "New record" } }
                     a.button.secondary href=(format!("{api}/export")) download { "Export CSV" }
-                    @if v.can_manage() { a.button.secondary href=(format!("{base}/schema")) { "Schema" } }
+                    @if writable && v.can_manage() { a.button.secondary href=(format!("{base}/schema")) { "Schema" } }
                 }
             }
-            @if v.can(RecordAction::Create) {
+            @if writable && v.can(RecordAction::Create) {
                 section.card {
                     h2 { "Import CSV" }
                     p.muted { "The first row names the fields. All rows are imported, or none: every problem is listed with its line and column." }

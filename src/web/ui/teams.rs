@@ -8,7 +8,7 @@ use poem::{IntoResponse, Response, handler};
 
 use super::forms::{Id, WsPost};
 use super::{csrf_field, row_action};
-use crate::access::permissions::{Action, Resource, allows};
+use crate::access::permissions::{Action, Resource};
 use crate::access::{Role, TeamPlace, op};
 use crate::ids::TeamId;
 use crate::records::teams;
@@ -26,15 +26,15 @@ pub async fn teams_page(ctx: TenantPage<op::TeamRead>) -> poem::Result<Response>
             .map(|(u, _)| u.email.clone())
             .unwrap_or_else(|| id.to_owned())
     };
-    let admin = allows(ctx.role, Resource::Team, Action::Update);
+    let admin = ctx.may(Resource::Team, Action::Update);
     let me = ctx.user.to_string();
     // A lead manages their team only where the credential's scope reaches
     // manager (the same rule as `records::teams`).
-    let lead_manages = ctx.role_with(Some(TeamPlace::Lead)).at_least(Role::Manager);
+    let lead_manages =
+        ctx.writable() && ctx.role_with(Some(TeamPlace::Lead)).at_least(Role::Manager);
     ctx.page(StatusCode::OK, "Teams", |token| {
         html! {
             section.card {
-                p.crumbs { a href="/workspaces" { "Workspaces" } " › " a href=(format!("/w/{ws}")) { "Collections" } }
                 h1 { "Teams" }
                 p.muted { "A team can own collections: only its leads and members see them. Leads manage their team's members and collections." }
                 @if list.is_empty() { p.muted { "No teams yet." } }
@@ -78,7 +78,7 @@ pub async fn teams_page(ctx: TenantPage<op::TeamRead>) -> poem::Result<Response>
                     }
                 }
             }
-            @if allows(ctx.role, Resource::Team, Action::Create) {
+            @if ctx.may(Resource::Team, Action::Create) {
                 section.card {
                     h2 { "New team" }
                     form id="new-team" method="post" action=(format!("/w/{ws}/teams")) {

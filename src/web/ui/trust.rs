@@ -126,15 +126,7 @@ pub fn page(s: &Signed) -> Response {
     };
     html_response(
         StatusCode::OK,
-        layout(
-            "Security and trust",
-            &Chrome {
-                email: None,
-                csrf: "",
-                impersonating: None,
-            },
-            body,
-        ),
+        layout("Security and trust", &Chrome::ANONYMOUS, body),
     )
 }
 

@@ -1,0 +1,223 @@
+//! The UI's shell in a real browser (issue 20, points 1, 6 and 10): a deep
+//! link comes back after the sign-in (and only to this site), every
+//! workspace page names its workspace and marks its section, the platform
+//! area has an index, a read-only workspace says so on every page and hides
+//! its forms, and no page scrolls sideways at 390 px or 1400 px.
+
+mod common;
+
+use common::browser::Browser;
+use common::{Env, PASSWORD};
+
+async fn sign_in(b: &Browser, email: &str) {
+    b.type_into("#email", email).await;
+    b.type_into("#password", PASSWORD).await;
+    b.click("form[method=post] button[type=submit]").await;
+}
+
+/// The page fits the window: nothing wider than the viewport.
+async fn fits(b: &Browser) -> (i64, i64) {
+    let v = b
+        .script("return [document.documentElement.scrollWidth, window.innerWidth];")
+        .await;
+    (v[0].as_i64().unwrap(), v[1].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn deep_links_return_after_sign_in_and_the_shell_names_the_workspace_in_chromium() {
+    let env = Env::new();
+    env.create_user("shell@example.com", "Shell User");
+    let ws = env.create_workspace("Guest Ledger", "shell@example.com");
+    let other = env.create_workspace("Second Ledger", "shell@example.com");
+    env.create_user("viewer@example.com", "Viewer");
+    env.add_member(&ws, "viewer@example.com", "viewer");
+    let server = env.start();
+    let b = Browser::start().await;
+
+    // Signed out, a deep link goes to the sign-in and comes back after it.
+    b.goto(&server.url(&format!("/w/{ws}/audit?q=ledger")))
+        .await;
+    b.wait_for_text("Sign in").await;
+    assert!(b.current_url().await.contains("/login?next="));
+    sign_in(&b, "shell@example.com").await;
+    b.wait_for_url(&format!("/w/{ws}/audit?q=ledger")).await;
+
+    // The shell: the workspace's name, its sections, the current one marked.
+    assert_eq!(b.text("#workspace-name").await, "Guest Ledger");
+    assert_eq!(b.attr("#nav-audit", "aria-current").await, "page");
+    assert_eq!(b.count("[aria-current=page]").await, 1);
+    for id in [
+        "#nav-records",
+        "#nav-members",
+        "#nav-privacy",
+        "#nav-integrations",
+        "#nav-settings",
+    ] {
+        assert_eq!(b.count(id).await, 1, "{id} in the sidebar");
+    }
+    assert_eq!(b.count("a.skip-link[href='#main']").await, 1);
+    assert_eq!(b.count("main#main").await, 1);
+    // The switcher leads to the person's other workspace.
+    b.click("#workspace-switcher summary").await;
+    b.click(&format!("#workspace-switcher a[href='/w/{other}']"))
+        .await;
+    b.wait_for_url(&format!("/w/{other}")).await;
+    assert_eq!(b.text("#workspace-name").await, "Second Ledger");
+    assert_eq!(b.attr("#nav-records", "aria-current").await, "page");
+    b.click("#nav-members").await;
+    b.wait_for_url(&format!("/w/{other}/members")).await;
+    assert_eq!(b.attr("#nav-members", "aria-current").await, "page");
+    b.screenshot("shell-members").await;
+
+    // `next` never leads off the site.
+    b.click("form[action='/logout'] button").await;
+    b.wait_for_text("Sign in").await;
+    for evil in [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/%5Cevil.example",
+        "%2F%2Fevil.example",
+    ] {
+        b.goto(&server.url(&format!("/login?next={evil}"))).await;
+        sign_in(&b, "shell@example.com").await;
+        b.wait_for_text("Your workspaces").await;
+        let url = b.current_url().await;
+        assert!(url.starts_with(&server.url("/")), "{evil} led to {url}");
+        assert!(url.ends_with("/workspaces"), "{evil} led to {url}");
+        b.click("form[action='/logout'] button").await;
+        b.wait_for_text("Sign in").await;
+    }
+
+    // A viewer sees the sections a viewer can open, not the admin ones.
+    b.goto(&server.url(&format!("/w/{ws}"))).await;
+    sign_in(&b, "viewer@example.com").await;
+    b.wait_for_url(&format!("/w/{ws}")).await;
+    assert_eq!(b.count("#nav-records").await, 1);
+    assert_eq!(b.count("#nav-audit").await, 0);
+    assert_eq!(b.count("#nav-integrations").await, 0);
+    assert_eq!(
+        b.count("#workspace-switcher").await,
+        0,
+        "one workspace only"
+    );
+
+    b.quit().await;
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_read_only_workspace_says_so_on_every_page_and_hides_its_forms_in_chromium() {
+    let env = Env::new();
+    env.create_user("doomed@example.com", "Owner");
+    let ws = env.create_workspace("Doomed Ltd", "doomed@example.com");
+    let server = env.start();
+    let b = Browser::start().await;
+    b.goto(&server.url(&format!("/w/{ws}/settings"))).await;
+    sign_in(&b, "doomed@example.com").await;
+    b.wait_for_url(&format!("/w/{ws}/settings")).await;
+    assert_eq!(b.count("#read-only-banner").await, 0);
+    assert_eq!(b.count("#new-collection").await, 0, "not on this page");
+    b.goto(&server.url(&format!("/w/{ws}"))).await;
+    assert_eq!(b.count("#new-collection").await, 1);
+
+    b.goto(&server.url(&format!("/w/{ws}/settings"))).await;
+    b.type_into("#confirm_name", "Doomed Ltd").await;
+    b.click("#deletion-form button[type=submit]").await;
+    b.wait_for_text("read-only").await;
+    for path in ["", "/members", "/teams", "/audit", "/privacy", "/settings"] {
+        b.goto(&server.url(&format!("/w/{ws}{path}"))).await;
+        let banner = b.text("#read-only-banner").await;
+        assert!(
+            banner.contains("scheduled for deletion"),
+            "{path}: {banner}"
+        );
+    }
+    b.goto(&server.url(&format!("/w/{ws}"))).await;
+    assert_eq!(
+        b.count("#new-collection").await,
+        0,
+        "no form that cannot save"
+    );
+    b.goto(&server.url(&format!("/w/{ws}/teams"))).await;
+    assert_eq!(b.count(&format!("form[action='/w/{ws}/teams']")).await, 0);
+    b.screenshot("read-only-workspace").await;
+
+    b.quit().await;
+    server.stop();
+}
+
+#[tokio::test]
+async fn no_page_scrolls_sideways_at_390_or_1400_px_in_chromium() {
+    let env = Env::new();
+    env.create_user("narrow@example.com", "Narrow");
+    let ws = env.create_workspace(
+        "A workspace with a rather long name that should wrap",
+        "narrow@example.com",
+    );
+    let out = env.cli(
+        &[
+            "user",
+            "create",
+            "--email",
+            "staff@example.com",
+            "--platform-admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(out.status.success());
+    env.add_member(&ws, "staff@example.com", "admin");
+    let server = env.start();
+    let b = Browser::start().await;
+    b.goto(&server.url("/login")).await;
+    sign_in(&b, "staff@example.com").await;
+    b.wait_for_text("Your workspaces").await;
+
+    let pages = [
+        "/workspaces".to_owned(),
+        "/account".to_owned(),
+        "/trust".to_owned(),
+        "/platform".to_owned(),
+        "/platform/workspaces".to_owned(),
+        "/platform/audit".to_owned(),
+        "/platform/backups".to_owned(),
+        format!("/w/{ws}"),
+        format!("/w/{ws}/collections/new"),
+        format!("/w/{ws}/members"),
+        format!("/w/{ws}/teams"),
+        format!("/w/{ws}/audit"),
+        format!("/w/{ws}/privacy"),
+        format!("/w/{ws}/integrations"),
+        format!("/w/{ws}/settings"),
+    ];
+    // The platform index links its areas.
+    b.goto(&server.url("/platform")).await;
+    for area in [
+        "/platform/workspaces",
+        "/platform/audit",
+        "/platform/backups",
+    ] {
+        assert_eq!(
+            b.count(&format!("#platform-areas a[href='{area}']")).await,
+            1
+        );
+    }
+    let mut wide = Vec::new();
+    for (w, h) in [(390, 844), (1400, 900)] {
+        b.set_window(w, h).await;
+        for p in &pages {
+            b.goto(&server.url(p)).await;
+            b.find("footer").await;
+            let (scroll, inner) = fits(&b).await;
+            if scroll > inner {
+                wide.push(format!("{p} at {w} px: {scroll} > {inner}"));
+            }
+            let name = format!("{w}px{}", p.replace('/', "-"));
+            b.screenshot(&name).await;
+        }
+    }
+    assert!(wide.is_empty(), "pages wider than the window: {wide:#?}");
+
+    b.quit().await;
+    server.stop();
+}
