@@ -3,6 +3,7 @@
 
 use rusqlite::Connection;
 
+use super::handle::{Sql, TOKEN};
 use crate::error::{Error, Result};
 
 pub struct Migration {
@@ -136,7 +137,8 @@ pub fn latest(migrations: &[Migration]) -> i64 {
     migrations.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
-pub fn current_version(conn: &Connection) -> Result<i64> {
+pub fn current_version(conn: &dyn Sql) -> Result<i64> {
+    let conn = conn.conn(TOKEN);
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
