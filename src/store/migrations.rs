@@ -157,7 +157,7 @@ fn up_to_date(conn: &Connection, migrations: &[Migration]) -> Result<bool> {
     Ok(migrations.iter().all(|m| applied.contains(&m.version)))
 }
 
-pub fn apply(conn: &mut Connection, migrations: &[Migration]) -> Result<()> {
+pub(in crate::store) fn apply(conn: &mut Connection, migrations: &[Migration]) -> Result<()> {
     if up_to_date(conn, migrations)? {
         return Ok(());
     }
