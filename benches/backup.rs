@@ -77,12 +77,10 @@ fn main() {
     state
         .control
         .db
-        .read(|c| Ok(c.execute("VACUUM INTO ?1", [out.join("c.db").display().to_string()])?))
+        .read(|c| aura::store::vacuum_into_private(c, &out.join("c.db")))
         .unwrap();
     tenant
-        .read_blocking(|c, _| {
-            Ok(c.execute("VACUUM INTO ?1", [out.join("t.db").display().to_string()])?)
-        })
+        .read_blocking(|c, _| aura::store::vacuum_into_private(c, &out.join("t.db")))
         .unwrap();
     let raw_mbs = mb / raw.elapsed().as_secs_f64();
 

@@ -57,7 +57,7 @@ fn main() {
     };
     let ids: Vec<String> = def.fields.iter().map(|f| f.id.clone()).collect();
     db.write_blocking(|t| {
-        rstore::save_collection(t.tx, t.sealer, &coll)?;
+        rstore::save_collection(t, t.sealer, &coll)?;
         for i in 0..index_records {
             let mut vals = aura::records::values::Values::new();
             vals.insert(

@@ -5,12 +5,12 @@
 //! them, so `aura audit verify --anchor FILE` (and the restore drill, with
 //! the newest backup's manifest) notices that they are gone.
 
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::signing::{ChainLink, CheckpointBody};
 use super::verify::SignedCheckpoint;
 use crate::error::{Error, Result};
+use crate::store::Sql;
 use crate::store::audit as sql;
 use crate::store::control::Control;
 use crate::store::tenant::TenantPool;
@@ -84,7 +84,7 @@ pub struct Anchor {
 
 impl Anchor {
     /// Reads the newest checkpoint of every scope from a control.db.
-    pub fn current(conn: &Connection, public_key: &[u8; 32]) -> Result<Self> {
+    pub fn current(conn: &dyn Sql, public_key: &[u8; 32]) -> Result<Self> {
         Ok(Self {
             public_key: hex::encode(public_key),
             checkpoints: sql::latest_checkpoints(conn)?

@@ -444,10 +444,10 @@ pub fn apply_retention(
                 },
             )?;
             let removed = tenant.write_blocking(|t| {
-                let n = sql::delete_through(t.tx, k)?;
+                let n = sql::delete_through(t, k)?;
                 // Search indexes (persisted ones too, in any process) still
                 // hold the removed entries' words: they rebuild.
-                crate::store::tenant_settings::bump_generation_in(t.tx)?;
+                crate::store::tenant_settings::bump_generation_in(t)?;
                 t.audit(
                     now,
                     &NewEntry::new(Actor::System, "audit.retention_applied", &meta)

@@ -5,7 +5,6 @@
 //! the signature. CSV cells are neutralised against spreadsheet formulas
 //! (`records::csv_cell`); CSV is for reading, NDJSON for verifying.
 
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -16,6 +15,7 @@ use crate::crypto::Sealer;
 use crate::error::{Error, Result};
 use crate::records::csv_cell::neutralise;
 use crate::records::visibility::ReadScope;
+use crate::store::Sql;
 use crate::store::audit::{self as sql, SqlFilter};
 
 const BATCH: i64 = 200;
@@ -155,7 +155,7 @@ fn csv_row(v: &EntryView) -> Result<Vec<u8>> {
 /// `scope` sees it (withheld values stay covered by `detail_sha256`, so the
 /// export still verifies); returns the number of entries.
 pub fn write(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     filter: &SqlFilter,
     format: Format,
@@ -210,7 +210,7 @@ pub struct Page {
 pub const PAGE_BYTES: usize = 1 << 20;
 
 pub fn page(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     filter: &SqlFilter,
     format: Format,

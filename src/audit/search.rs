@@ -11,7 +11,6 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -21,6 +20,7 @@ use crate::crypto::{Sealer, Slot};
 use crate::error::{Error, Result};
 use crate::records::visibility::ReadScope;
 use crate::search::{IndexDoc, IndexQuery, MemIndex, budget, regex_escape};
+use crate::store::Sql;
 use crate::store::audit::{self as sql, SqlFilter};
 
 pub const MAX_LIMIT: i64 = 200;
@@ -172,7 +172,7 @@ fn flatten(v: &Value, out: &mut Vec<String>) {
 /// Indexes committed entries the index has not seen yet; stops at
 /// `deadline`, keeping what it indexed so far.
 pub fn catch_up(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     idx: &mut MemIndex,
     deadline: Option<Instant>,
@@ -333,7 +333,7 @@ pub struct SearchPage {
 /// so filtered and free-text queries cost the same few milliseconds at 1M
 /// entries; SQL then fetches the rows by seq.
 pub fn search(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     index: &Mutex<MemIndex>,
     p: &SearchParams,

@@ -459,8 +459,8 @@ pub async fn set_retention(ctx: &TenantHandle, config: &AuditConfig, days: u32) 
     let actor = ctx.actor.clone();
     ctx.db
         .write(move |t| {
-            let before = tenant_settings::audit_retention_days(t.tx)?.unwrap_or(default_days);
-            tenant_settings::set_audit_retention_days(t.tx, days)?;
+            let before = tenant_settings::audit_retention_days(t)?.unwrap_or(default_days);
+            tenant_settings::set_audit_retention_days(t, days)?;
             t.audit(
                 now,
                 &NewEntry::new(actor, "audit.retention_changed", &meta)

@@ -5,16 +5,15 @@
 //! The signer, what it signs and the signature check are values in
 //! `model::checkpoint`, re-exported here.
 
-use rusqlite::Connection;
-
 use crate::error::Result;
 pub use crate::model::checkpoint::{
     AuditSigner, ChainLink, CheckpointBody, TRUST_DOCUMENT_CONTEXT, verify_signature,
     verify_trust_document,
 };
+use crate::store::Sql;
 use crate::store::keypairs;
 
 /// The stored public key, for verifiers that hold no secret.
-pub fn stored_public_key(conn: &Connection) -> Result<Option<[u8; 32]>> {
+pub fn stored_public_key(conn: &dyn Sql) -> Result<Option<[u8; 32]>> {
     keypairs::stored_public(conn, keypairs::AUDIT)
 }

@@ -18,8 +18,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::Connection;
-
 use super::StoredEntry;
 use super::signing::{CheckpointBody, verify_signature};
 use super::verify_checkpoints::{anchor_problems, checkpoint_chain_problem, effective};
@@ -27,6 +25,7 @@ use crate::audit::GENESIS;
 use crate::crypto::Sealer;
 use crate::error::Result;
 pub use crate::model::checkpoint::{ChainReport, SignedCheckpoint};
+use crate::store::Sql;
 use crate::store::audit as sql;
 
 /// The action of the entry that may replace earlier entries' sealed details.
@@ -48,7 +47,7 @@ pub enum Entries<'a> {
     /// The `audit_log` table of this connection (a live database, a restored
     /// copy, a moved-in bundle), streamed page by page in one read snapshot.
     /// The connection must not be inside a transaction already.
-    Db(&'a Connection),
+    Db(&'a dyn Sql),
     /// A chain held in memory (unit tests, quick checks of small chains).
     Slice(&'a [StoredEntry]),
 }

@@ -8,24 +8,25 @@ use super::*;
 use crate::audit::signing::ChainLink;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::DataKey;
+use crate::store::Detached;
 
 /// A workspace chain of `n` entries in a fresh in-memory database.
-fn chain_of(n: i64) -> (Connection, Sealer) {
-    let mut conn = Connection::open_in_memory().unwrap();
-    crate::store::migrations::apply(&mut conn, crate::store::migrations::TENANT).unwrap();
+fn chain_of(n: i64) -> (Detached, Sealer) {
+    let mut conn = Detached::memory(crate::store::migrations::TENANT).unwrap();
     let sealer = Sealer::new("ws1", &[DataKey::generate(1)]).unwrap();
     let meta = RequestMeta::default();
-    let tx = conn.transaction().unwrap();
-    for i in 0..n {
-        sql::append(
-            &tx,
-            &sealer,
-            1_000 + i,
-            &NewEntry::new(Actor::System, "test.entry", &meta).after(json!({ "i": i })),
-        )
-        .unwrap();
-    }
-    tx.commit().unwrap();
+    conn.write(|tx| {
+        for i in 0..n {
+            sql::append(
+                tx,
+                &sealer,
+                1_000 + i,
+                &NewEntry::new(Actor::System, "test.entry", &meta).after(json!({ "i": i })),
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap();
     (conn, sealer)
 }
 

@@ -6,7 +6,6 @@ use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
-use rusqlite::{Connection, OpenFlags};
 use serde_json::json;
 
 use super::target::{BackupMeta, LocalTarget, sha256_file};
@@ -14,6 +13,7 @@ use super::{FORMAT_VERSION, FileEntry, Manifest, ManifestWorkspace};
 use crate::access::SystemTask;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
+use crate::store::Detached;
 use crate::store::control;
 
 pub struct RunSummary {
@@ -60,7 +60,7 @@ fn new_id(now: i64) -> String {
 }
 
 pub fn table_counts(path: &Path) -> Result<std::collections::BTreeMap<String, i64>> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let conn = Detached::read_only(path)?;
     crate::store::backup::table_counts(&conn)
 }
 
@@ -98,13 +98,13 @@ pub fn run(deps: super::Deps<'_>, progress: &dyn Fn(&str)) -> Result<RunSummary>
             .db
             .read(|c| crate::store::vacuum_into_private(c, &control_copy))?;
         let audit_anchor = crate::audit::anchor::Anchor::current(
-            &Connection::open_with_flags(&control_copy, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+            &Detached::read_only(&control_copy)?,
             &deps.control.signer.public_key(),
         )?;
         // The wrapped workspace keys leave the archive; they go to the escrow.
         let escrow = super::escrow::current(deps.control, now)?;
         {
-            let c = Connection::open(&control_copy)?;
+            let c = Detached::read_write(&control_copy)?;
             crate::store::backup::strip_workspace_keys(&c)?;
         }
         let ids = deps.control.db.read(control::workspace_ids)?;

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use serde_json::json;
 
@@ -18,6 +17,7 @@ use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::{MasterKey, Sealer, Slot};
 use crate::error::{Error, Result};
 use crate::store::audit as sql;
+use crate::store::{Detached, Sql};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DrillReport {
@@ -30,11 +30,8 @@ pub struct DrillReport {
     pub workspaces: usize,
 }
 
-fn ro(path: &Path) -> Result<Connection> {
-    Ok(Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )?)
+fn ro(path: &Path) -> Result<Detached> {
+    Detached::read_only(path)
 }
 
 /// What a check of an unpacked backup trusts beyond the archive itself.
@@ -119,7 +116,7 @@ fn check_unpacked_with(
         None => (Vec::new(), None),
     };
     let chain = |scope: &str,
-                 db: &Connection,
+                 db: &dyn Sql,
                  sealer: Option<&Sealer>|
      -> std::result::Result<(), (String, String)> {
         let cps = sql::checkpoints(&control, scope).map_err(|e| step("audit chains", e))?;

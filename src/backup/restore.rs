@@ -13,6 +13,7 @@ use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::store::DbOptions;
+use crate::store::Detached;
 use crate::store::backup as backup_sql;
 use crate::store::control::Control;
 
@@ -57,7 +58,7 @@ pub fn full(
         std::fs::remove_file(staging.join("manifest.json"))?;
         let shredded = drop_shredded(&staging, &manifest, &escrow)?;
         {
-            let conn = rusqlite::Connection::open(staging.join("control.db"))?;
+            let conn = Detached::read_write(staging.join("control.db"))?;
             for k in &escrow.keys {
                 if manifest.workspaces.iter().any(|w| w.id == k.workspace) {
                     let wrapped = hex::decode(&k.wrapped_hex)
@@ -143,7 +144,7 @@ fn drop_shredded(to: &Path, manifest: &super::Manifest, escrow: &archive::Escrow
     if gone.is_empty() {
         return Ok(0);
     }
-    let conn = rusqlite::Connection::open(to.join("control.db"))?;
+    let conn = Detached::read_write(to.join("control.db"))?;
     backup_sql::prepare_for_drops(&conn)?;
     for id in &gone {
         let ws: crate::ids::WorkspaceId = id.parse()?;
@@ -222,8 +223,7 @@ pub fn swap_in(
     let tenant = deps
         .tenants
         .open(deps.control, &crate::access::SystemTask::Restore.grant(ws))?;
-    let src =
-        rusqlite::Connection::open_with_flags(src, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let src = Detached::read_only(src)?;
     tenant.replace_from(&src)?;
     let now = deps.clock.unix();
     let (head, hash) = tenant.read_blocking(|c, _| crate::store::audit::head(c))?;

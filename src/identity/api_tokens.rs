@@ -13,6 +13,7 @@ use crate::access::{Principal, Role, Via};
 use crate::crypto::token::{hash_token, random_token};
 use crate::error::{Error, Result};
 use crate::ids::{TokenId, UserId};
+use crate::store::SqlTx;
 use crate::store::control::Control;
 use crate::store::tokens::{self, ApiTokenRow, NewApiToken};
 use crate::store::{accounts, control};
@@ -226,7 +227,7 @@ pub struct Revoked {
 /// account): an attacker's tokens die with the account's recovery. Tokens
 /// of the workspaces' service accounts stay.
 pub fn revoke_personal(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &dyn SqlTx,
     keys: &control::PlatformKeys,
     user: UserId,
     now: i64,

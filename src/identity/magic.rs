@@ -22,7 +22,7 @@ use crate::identity::Deps;
 use crate::ids::UserId;
 use crate::mail::{Mail, Mailer};
 use crate::store::control::Control;
-use crate::store::{audit, control, links};
+use crate::store::{SqlTx, audit, control, links};
 
 const VALID_SECS: i64 = 15 * 60;
 const REQUESTS_PER_IP: u32 = 5;
@@ -254,9 +254,7 @@ async fn spend<T: Send + 'static>(
     purpose: Purpose,
     action: &'static str,
     meta: &RequestMeta,
-    then: impl FnOnce(&rusqlite::Transaction<'_>, UserId) -> Result<(T, Option<serde_json::Value>)>
-    + Send
-    + 'static,
+    then: impl FnOnce(&dyn SqlTx, UserId) -> Result<(T, Option<serde_json::Value>)> + Send + 'static,
 ) -> Result<(UserId, T)> {
     let hash = hash_token(token);
     let now = deps.clock.unix();

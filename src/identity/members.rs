@@ -3,7 +3,7 @@
 //! platform chain in the same transaction, then mirrors it into the
 //! workspace's own chain, where its owners and admins read it.
 
-use rusqlite::Transaction;
+use crate::store::SqlTx;
 use serde_json::json;
 
 use crate::access::Role;
@@ -33,7 +33,7 @@ pub async fn control_change<T, F>(
 ) -> Result<T>
 where
     T: Send + 'static,
-    F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    F: FnOnce(&dyn SqlTx) -> Result<T> + Send + 'static,
 {
     control_update(control, ctx, change, move |tx| Ok((f(tx)?, None))).await
 }
@@ -49,7 +49,7 @@ pub async fn control_update<T, F>(
 ) -> Result<T>
 where
     T: Send + 'static,
-    F: FnOnce(&Transaction<'_>) -> Result<(T, Option<serde_json::Value>)> + Send + 'static,
+    F: FnOnce(&dyn SqlTx) -> Result<(T, Option<serde_json::Value>)> + Send + 'static,
 {
     let now = ctx.now();
     let keys = control.keys.clone();
@@ -115,7 +115,7 @@ fn check_change(actor_role: Role, from: Role, to: Option<Role>, owners: i64) -> 
 /// transaction, so a demotion or removal that committed while this request
 /// was in flight counts (the request came in before it, the change does not).
 fn actor_role_now(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     ws: crate::ids::WorkspaceId,
     actor: UserId,
     entered: Role,
@@ -171,7 +171,7 @@ pub async fn remove(control: &Control, ctx: &TenantHandle, target: UserId) -> Re
     // Team places go with the membership.
     let t = target.to_string();
     ctx.db
-        .write(move |tx| crate::store::teams::remove_user_everywhere(tx.tx, &t).map(|_| ()))
+        .write(move |tx| crate::store::teams::remove_user_everywhere(tx, &t).map(|_| ()))
         .await
 }
 

@@ -24,6 +24,7 @@ use crate::crypto::token::{hash_token, random_token, sha256};
 use crate::error::{Error, Result};
 use crate::identity::Deps;
 use crate::ids::UserId;
+use crate::store::SqlTx;
 
 use crate::store::mfa;
 
@@ -297,7 +298,7 @@ impl Proof {
     }
 
     /// Spends the code; `MfaInvalid` when it was spent meanwhile (replay).
-    pub fn spend(&self, tx: &rusqlite::Transaction<'_>, now: i64) -> Result<()> {
+    pub fn spend(&self, tx: &dyn SqlTx, now: i64) -> Result<()> {
         let ok = match &self.kind {
             ProofKind::Step(s) => mfa::use_step(tx, self.user, *s)?,
             ProofKind::Recovery(h) => mfa::use_recovery_code(tx, self.user, h, now)?,

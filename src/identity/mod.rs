@@ -29,6 +29,7 @@ use crate::access::Principal;
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::Result;
 use crate::ids::UserId;
+use crate::store::SqlTx;
 
 /// A change a person makes to their own account (sign-ins, password, second
 /// factors): `change` and its entry (actor and target the account) in one
@@ -43,7 +44,7 @@ pub(crate) async fn self_change<T, F>(
 ) -> Result<T>
 where
     T: Send + 'static,
-    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+    F: FnOnce(&dyn SqlTx) -> Result<T> + Send + 'static,
 {
     let keys = deps.control.keys.clone();
     let meta = meta.clone();

@@ -92,14 +92,14 @@ pub async fn create(ctx: &TenantHandle, req: NewInbound) -> Result<Created> {
     ctx.db
         .write(move |t| {
             if existing {
-                store::get_secret(t.tx, t.sealer, &r.secret_id)?
+                store::get_secret(t, t.sealer, &r.secret_id)?
                     .ok_or_else(|| Error::field("secret_id", "no such secret"))?;
             }
             if let Some(value) = &g {
                 let label = format!("Inbound: {}", r.name);
-                store::insert_secret(t.tx, t.sealer, &r.secret_id, &label, value, now)?;
+                store::insert_secret(t, t.sealer, &r.secret_id, &label, value, now)?;
             }
-            store::insert_inbound(t.tx, t.sealer, &r)?;
+            store::insert_inbound(t, t.sealer, &r)?;
             t.audit(
                 now,
                 &NewEntry::new(actor, "inbound_integration.created", &m)
@@ -124,8 +124,8 @@ pub async fn delete(ctx: &TenantHandle, id: &str) -> Result<()> {
     ctx.db
         .write(move |t| {
             let old =
-                store::get_inbound(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("integration"))?;
-            store::delete_inbound(t.tx, &id)?;
+                store::get_inbound(t, t.sealer, &id)?.ok_or(Error::NotFound("integration"))?;
+            store::delete_inbound(t, &id)?;
             t.audit(
                 now,
                 &NewEntry::new(actor, "inbound_integration.deleted", &m)
@@ -258,7 +258,7 @@ pub async fn receive(
     let stored = db
         .write(move |t| {
             let fresh = store::insert_event(
-                t.tx,
+                t,
                 t.sealer,
                 t.blind,
                 &NewEvent {
@@ -273,7 +273,7 @@ pub async fn receive(
             if !fresh {
                 return Ok(false);
             }
-            store::touch_secret(t.tx, &row.secret_id, now)?;
+            store::touch_secret(t, &row.secret_id, now)?;
             t.audit(
                 now,
                 &NewEntry::new(Actor::System, "inbound.received", &m)

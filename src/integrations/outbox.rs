@@ -72,7 +72,7 @@ pub fn emit(t: &TenantTx<'_>, now: i64, entry: &NewEntry<'_>) -> Result<()> {
     if !super::EVENT_TYPES.contains(&entry.action) {
         return Ok(());
     }
-    let endpoints = webhooks::subscribed(t.tx, entry.action)?;
+    let endpoints = webhooks::subscribed(t, entry.action)?;
     if endpoints.is_empty() {
         return Ok(());
     }
@@ -100,7 +100,7 @@ pub fn emit(t: &TenantTx<'_>, now: i64, entry: &NewEntry<'_>) -> Result<()> {
     for endpoint in endpoints {
         let id = super::new_id();
         webhooks::insert_delivery(
-            t.tx,
+            t,
             t.sealer,
             &NewDelivery {
                 id: &id,

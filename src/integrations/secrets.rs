@@ -49,7 +49,7 @@ pub async fn create(ctx: &TenantHandle, name: &str, value: &str) -> Result<Secre
     };
     ctx.db
         .write(move |t| {
-            store::insert_secret(t.tx, t.sealer, &id, &name, &value, now)?;
+            store::insert_secret(t, t.sealer, &id, &name, &value, now)?;
             t.audit(
                 now,
                 &NewEntry::new(actor, "integration_secret.created", &m)
@@ -84,11 +84,11 @@ pub async fn rotate(
     );
     ctx.db
         .write(move |t| {
-            let old = store::get_secret(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("secret"))?;
-            if !store::rotate_secret(t.tx, t.sealer, &id, &value, until, now)? {
+            let old = store::get_secret(t, t.sealer, &id)?.ok_or(Error::NotFound("secret"))?;
+            if !store::rotate_secret(t, t.sealer, &id, &value, until, now)? {
                 return Err(Error::NotFound("secret"));
             }
-            let new = store::get_secret(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("secret"))?;
+            let new = store::get_secret(t, t.sealer, &id)?.ok_or(Error::NotFound("secret"))?;
             // Never the value: its last four characters, as the API lists them.
             t.audit(
                 now,
@@ -107,15 +107,15 @@ pub async fn delete(ctx: &TenantHandle, id: &str) -> Result<()> {
     let (actor, m, id) = (ctx.actor.clone(), ctx.meta.clone(), id.to_owned());
     ctx.db
         .write(move |t| {
-            let Some(old) = store::get_secret(t.tx, t.sealer, &id)? else {
+            let Some(old) = store::get_secret(t, t.sealer, &id)? else {
                 return Err(Error::NotFound("secret"));
             };
-            if store::secret_users(t.tx, &id)? > 0 {
+            if store::secret_users(t, &id)? > 0 {
                 return Err(Error::Conflict(
                     "an inbound integration verifies with this secret; delete it first".into(),
                 ));
             }
-            store::delete_secret(t.tx, &id)?;
+            store::delete_secret(t, &id)?;
             t.audit(
                 now,
                 &NewEntry::new(actor, "integration_secret.deleted", &m)

@@ -97,13 +97,13 @@ pub async fn create(
     );
     ctx.db
         .write(move |t| {
-            if store::count_endpoints(t.tx)? >= super::MAX_ENDPOINTS {
+            if store::count_endpoints(t)? >= super::MAX_ENDPOINTS {
                 return Err(Error::Conflict(format!(
                     "a workspace has at most {} webhook endpoints",
                     super::MAX_ENDPOINTS
                 )));
             }
-            store::insert_endpoint(t.tx, t.sealer, &row, &s)?;
+            store::insert_endpoint(t, t.sealer, &row, &s)?;
             t.audit(
                 now,
                 &NewEntry::new(actor, "webhook.created", &m)
@@ -144,8 +144,7 @@ pub async fn update(
     let (actor, m, id) = (ctx.actor.clone(), ctx.meta.clone(), id.to_owned());
     ctx.db
         .write(move |t| {
-            let old =
-                store::get_endpoint(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("webhook"))?;
+            let old = store::get_endpoint(t, t.sealer, &id)?.ok_or(Error::NotFound("webhook"))?;
             let row = EndpointRow {
                 url: url
                     .as_ref()
@@ -153,7 +152,7 @@ pub async fn update(
                 events: events.clone().unwrap_or_else(|| old.events.clone()),
                 ..old.clone()
             };
-            if !store::update_endpoint(t.tx, t.sealer, &row)? {
+            if !store::update_endpoint(t, t.sealer, &row)? {
                 return Err(Error::NotFound("webhook"));
             }
             let host_of = |u: &str| url::Url::parse(u).map(|u| host(&u)).unwrap_or_default();
@@ -191,9 +190,8 @@ pub async fn rotate_secret(
     let endpoint = ctx
         .db
         .write(move |t| {
-            let old =
-                store::get_endpoint(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("webhook"))?;
-            if !store::rotate_endpoint_secret(t.tx, t.sealer, &id, &s, until, now)? {
+            let old = store::get_endpoint(t, t.sealer, &id)?.ok_or(Error::NotFound("webhook"))?;
+            if !store::rotate_endpoint_secret(t, t.sealer, &id, &s, until, now)? {
                 return Err(Error::NotFound("webhook"));
             }
             t.audit(
@@ -203,7 +201,7 @@ pub async fn rotate_secret(
                     .before(json!({ "previous_valid_until": old.previous_until }))
                     .after(json!({ "previous_valid_until": until })),
             )?;
-            store::get_endpoint(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("webhook"))
+            store::get_endpoint(t, t.sealer, &id)?.ok_or(Error::NotFound("webhook"))
         })
         .await?;
     Ok(Created { endpoint, secret })
@@ -214,9 +212,8 @@ pub async fn delete(ctx: &TenantHandle, id: &str) -> Result<()> {
     let (actor, m, id) = (ctx.actor.clone(), ctx.meta.clone(), id.to_owned());
     ctx.db
         .write(move |t| {
-            let old =
-                store::get_endpoint(t.tx, t.sealer, &id)?.ok_or(Error::NotFound("webhook"))?;
-            store::delete_endpoint(t.tx, &id)?;
+            let old = store::get_endpoint(t, t.sealer, &id)?.ok_or(Error::NotFound("webhook"))?;
+            store::delete_endpoint(t, &id)?;
             let h = url::Url::parse(&old.url)
                 .map(|u| host(&u))
                 .unwrap_or_default();
@@ -259,11 +256,11 @@ pub async fn redeliver(ctx: &TenantHandle, endpoint: &str, delivery: &str) -> Re
     let row = ctx
         .db
         .write(move |t| {
-            let (old, payload) = store::get_delivery(t.tx, t.sealer, &endpoint, &delivery)?
+            let (old, payload) = store::get_delivery(t, t.sealer, &endpoint, &delivery)?
                 .ok_or(Error::NotFound("delivery"))?;
             let id = super::new_id();
             store::insert_delivery(
-                t.tx,
+                t,
                 t.sealer,
                 &NewDelivery {
                     id: &id,
@@ -282,7 +279,7 @@ pub async fn redeliver(ctx: &TenantHandle, endpoint: &str, delivery: &str) -> Re
                     .target("webhook_delivery", &id)
                     .after(json!({ "webhook": endpoint, "redelivery_of": old.id })),
             )?;
-            let (row, _) = store::get_delivery(t.tx, t.sealer, &endpoint, &id)?
+            let (row, _) = store::get_delivery(t, t.sealer, &endpoint, &id)?
                 .ok_or(Error::NotFound("delivery"))?;
             Ok(row)
         })

@@ -269,7 +269,7 @@ async fn postpone(deps: &Deps, db: &TenantDb, endpoint: &str, wait: Duration) ->
     let until = crate::records::now_ms(&deps.clock)
         .saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
     let endpoint = endpoint.to_owned();
-    db.write(move |t| wstore::postpone_endpoint(t.tx, &endpoint, until).map(|_| ()))
+    db.write(move |t| wstore::postpone_endpoint(t, &endpoint, until).map(|_| ()))
         .await
 }
 
@@ -394,7 +394,7 @@ async fn record(deps: &Deps, db: &TenantDb, row: DeliveryRow, out: Outcome) -> R
     };
     db.write(move |t| {
         wstore::record_attempt(
-            t.tx,
+            t,
             &Attempt {
                 delivery_id: &row.id,
                 attempt,
@@ -414,17 +414,16 @@ async fn record(deps: &Deps, db: &TenantDb, row: DeliveryRow, out: Outcome) -> R
 /// (the `data` object of a Standard Webhooks payload, else the whole body)
 /// becomes a record there first. A failure is recorded on the event.
 fn process_event(t: &TenantTx<'_>, ev: EventRow, now: i64, now_ms: i64) -> Result<()> {
-    let Some(integration) = istore::get_inbound(t.tx, t.sealer, &ev.integration_id)? else {
+    let Some(integration) = istore::get_inbound(t, t.sealer, &ev.integration_id)? else {
         return Ok(());
     };
     let Some(coll) = integration.collection_id.clone() else {
-        return istore::finish_event(t.tx, t.sealer, &ev.id, None, None, now);
+        return istore::finish_event(t, t.sealer, &ev.id, None, None, now);
     };
-    let made = istore::in_event_savepoint(t.tx, || {
-        to_record(t, &coll, &ev, &integration.id, now, now_ms)
-    })?;
+    let made =
+        istore::in_event_savepoint(t, || to_record(t, &coll, &ev, &integration.id, now, now_ms))?;
     match made {
-        Ok(record) => istore::finish_event(t.tx, t.sealer, &ev.id, Some(&record), None, now),
+        Ok(record) => istore::finish_event(t, t.sealer, &ev.id, Some(&record), None, now),
         Err(e) => {
             let why = match e {
                 Error::Validation(v) => v
@@ -439,7 +438,7 @@ fn process_event(t: &TenantTx<'_>, ev: EventRow, now: i64, now_ms: i64) -> Resul
                     "could not be processed".into()
                 }
             };
-            istore::finish_event(t.tx, t.sealer, &ev.id, None, Some(&why), now)
+            istore::finish_event(t, t.sealer, &ev.id, None, Some(&why), now)
         }
     }
 }
@@ -465,10 +464,10 @@ fn to_record(
         },
         _ => return Err(Error::field("body", "must be a JSON object")),
     };
-    let row = rstore::get_collection(t.tx, t.sealer, coll)?.ok_or(Error::NotFound("collection"))?;
+    let row = rstore::get_collection(t, t.sealer, coll)?.ok_or(Error::NotFound("collection"))?;
     let members = HashSet::new();
     let lookup = crate::records::TxLookup {
-        conn: t.tx,
+        conn: t,
         members: &members,
     };
     let vals = crate::records::values::validate(&row.def, &input, None, &lookup)?;

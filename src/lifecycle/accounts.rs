@@ -141,7 +141,7 @@ pub fn purge_due(deps: &Deps<'_>, now: i64, progress: &dyn Fn(&str)) -> Result<(
                 .open(deps.control, &SystemTask::AccountDeletion.grant(*ws))?;
             let uid = user.to_string();
             t.write_blocking(|t| {
-                crate::store::teams::remove_user_everywhere(t.tx, &uid)?;
+                crate::store::teams::remove_user_everywhere(t, &uid)?;
                 t.audit(
                     now,
                     &NewEntry::new(Actor::System, "member.removed", &meta)

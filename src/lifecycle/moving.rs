@@ -11,7 +11,6 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags};
 use serde_json::json;
 
 use super::bundle::{self, Checkpoint, Key, Manifest, Member};
@@ -26,6 +25,7 @@ use crate::crypto::keys::KeyBytes;
 use crate::crypto::{DataKey, Sealer, Slot};
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
+use crate::store::Detached;
 use crate::store::control::{self, NewUser};
 use crate::store::lifecycle::{self, Kind};
 use crate::store::{audit as sql, mfa};
@@ -284,7 +284,7 @@ fn import(
     }
     progress("check the data and its audit chain");
     // The chain is read in pages from the bundle's data.db, never whole.
-    let conn = Connection::open_with_flags(data, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let conn = Detached::read_only(data)?;
     let ok = lifecycle::integrity_check(&conn)?;
     if ok != "ok" {
         return Err(bad(format!("data.db fails its integrity check: {ok}")));

@@ -21,6 +21,7 @@ use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::identity::Deps;
 use crate::ids::{UserId, WorkspaceId};
+use crate::store::Sql;
 use crate::store::control::Control;
 use crate::store::notices::{self as sql, IncidentRow, UpdateRow};
 use crate::store::{audit, control};
@@ -73,7 +74,7 @@ fn check_summary(summary: &str) -> Result<String> {
 
 /// The people (not service accounts) who own any of `workspaces`.
 pub(crate) fn owners_of(
-    c: &rusqlite::Connection,
+    c: &dyn Sql,
     keys: &crate::store::control::PlatformKeys,
     workspaces: &[WorkspaceId],
 ) -> Result<Vec<UserId>> {
@@ -329,7 +330,7 @@ pub async fn acknowledge(ctx: &TenantHandle, control: &Control, id: &str) -> Res
     let (actor, user, m) = (ctx.actor.clone(), ctx.user, ctx.meta.clone());
     ctx.db
         .write(move |t| {
-            if sql::acknowledge(t.tx, &incident.id, user, now)? {
+            if sql::acknowledge(t, &incident.id, user, now)? {
                 t.audit(
                     now,
                     &NewEntry::new(actor, "incident.acknowledged", &m)

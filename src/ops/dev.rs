@@ -140,7 +140,7 @@ async fn demo_records(state: &AppState, ws: WorkspaceId, meta: &RequestMeta) -> 
     let ms = coll.created_at;
     let meta = meta.clone();
     db.write(move |t| {
-        rstore::save_collection(t.tx, t.sealer, &coll)?;
+        rstore::save_collection(t, t.sealer, &coll)?;
         t.audit(
             now,
             &NewEntry::new(Actor::System, "collection.created", &meta)

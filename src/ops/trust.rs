@@ -24,6 +24,7 @@ use crate::audit::anchor::AnchorCheckpoint;
 use crate::audit::service::last_platform_entry;
 use crate::clock::{SharedClock, rfc3339};
 use crate::config::{BackupTargetKind, Config, TlsMode};
+use crate::store::Sql;
 use crate::store::control::Control;
 
 fn host_of(url: &str) -> String {
@@ -59,8 +60,7 @@ pub fn compute(src: &Sources) -> Trust {
     let cfg = &*src.config;
     let f = &cfg.file;
     let control = &*src.control;
-    let read =
-        |f: fn(&rusqlite::Connection) -> crate::error::Result<i64>| control.db.read(f).unwrap_or(0);
+    let read = |f: fn(&dyn Sql) -> crate::error::Result<i64>| control.db.read(f).unwrap_or(0);
     let cert = crate::tls::current_certificate(cfg, &control.keys);
     let keys_created: Option<i64> = control
         .db

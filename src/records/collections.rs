@@ -133,7 +133,7 @@ pub async fn create_collection(
     let row = ctx
         .db
         .write(move |t| {
-            let ids = rstore::collection_ids(t.tx)?;
+            let ids = rstore::collection_ids(t)?;
             if ids.len() >= caps.collections {
                 return Err(Error::field(
                     "collections",
@@ -146,7 +146,7 @@ pub async fn create_collection(
             let def = schema::build_definition(&input.name, &input.fields, input.permissions, &ids)?;
             caps.check(&def)?;
             if let Some(team) = &input.team_id {
-                if !crate::store::teams::team_exists(t.tx, team)? {
+                if !crate::store::teams::team_exists(t, team)? {
                     return Err(Error::field("team_id", "is not a team of this workspace"));
                 }
             }
@@ -157,7 +157,7 @@ pub async fn create_collection(
                 created_at: ms,
                 updated_at: ms,
             };
-            rstore::save_collection(t.tx, t.sealer, &row)?;
+            rstore::save_collection(t, t.sealer, &row)?;
             t.audit(
                 now,
                 &NewEntry::new(actor.clone(), "collection.created", &meta2)
@@ -200,9 +200,9 @@ pub async fn change_collection(
         .db
         .write(move |t| {
             // Re-read inside the transaction: another change may have landed.
-            let current = rstore::get_collection(t.tx, t.sealer, &v.row.id)?
+            let current = rstore::get_collection(t, t.sealer, &v.row.id)?
                 .ok_or(Error::NotFound("collection"))?;
-            let ids = rstore::collection_ids(t.tx)?;
+            let ids = rstore::collection_ids(t)?;
             let def = schema::apply_change(
                 &current.def,
                 change.name.as_deref(),
@@ -229,7 +229,7 @@ pub async fn change_collection(
                 updated_at: ms.max(current.updated_at),
                 ..current
             };
-            rstore::save_collection(t.tx, t.sealer, &row)?;
+            rstore::save_collection(t, t.sealer, &row)?;
             if newly_keyed {
                 rstore::backfill_keys(
                     t,
@@ -263,7 +263,7 @@ pub async fn delete_collection(ctx: &TenantHandle, id: &CollectionId) -> Result<
     let meta2 = ctx.meta.clone();
     ctx.db
         .write(move |t| {
-            let others = rstore::list_collections(t.tx, t.sealer)?;
+            let others = rstore::list_collections(t, t.sealer)?;
             if others.iter().any(|o| {
                 o.id != v.row.id
                     && o.def
@@ -275,9 +275,9 @@ pub async fn delete_collection(ctx: &TenantHandle, id: &CollectionId) -> Result<
                     "another collection has a relation to this one; retire that field first".into(),
                 ));
             }
-            let record_ids = crate::store::subjects::record_ids(t.tx, &v.row.id)?;
-            let audit_seqs = crate::store::subjects::audit_seqs(t.tx, &record_ids)?;
-            let n = rstore::delete_collection(t.tx, &v.row.id)?;
+            let record_ids = crate::store::subjects::record_ids(t, &v.row.id)?;
+            let audit_seqs = crate::store::subjects::audit_seqs(t, &record_ids)?;
+            let n = rstore::delete_collection(t, &v.row.id)?;
             let seq = t.audit(
                 now,
                 &NewEntry::new(actor.clone(), "collection.deleted", &meta2)

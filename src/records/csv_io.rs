@@ -272,7 +272,7 @@ pub async fn import(
     ctx.db
         .write(move |t| {
             let lookup = TxLookup {
-                conn: t.tx,
+                conn: t,
                 members: &members,
             };
             let actor = user.to_string();

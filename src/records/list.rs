@@ -9,6 +9,7 @@ use super::{DEFAULT_PAGE, MAX_PAGE, Need, Visible, load, load_reading, search};
 use crate::access::enter::TenantHandle;
 use crate::error::{Error, Result};
 use crate::ids::CollectionId;
+use crate::store::Sql;
 use crate::store::records::{self as rstore, RecordRow, Sort};
 
 #[derive(Default, Clone)]
@@ -88,7 +89,7 @@ pub async fn list_records(
         let (limit, sort) = (*limit, *sort);
         if let Ok(after) = parse_after(p.cursor.as_deref(), sort) {
             let id = coll_id.to_string();
-            let fetch = move |c: &rusqlite::Connection,
+            let fetch = move |c: &dyn Sql,
                               s: &crate::crypto::Sealer,
                               defs: &crate::store::cache::DefCache| {
                 let Some(row) = crate::store::cache::get_collection(c, s, defs, &id)? else {

@@ -39,6 +39,7 @@ use crate::audit::NewEntry;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::ids::{CollectionId, RecordId};
+use crate::store::Sql;
 use crate::store::control::Control;
 use crate::store::records::{self as rstore, CollectionRow, RecordRow, VersionRow};
 use schema::{Definition, RecordAction};
@@ -129,11 +130,10 @@ pub enum Need {
 /// says (else 403, the refusal recorded in the workspace's chain).
 pub async fn load(ctx: &TenantHandle, id: &CollectionId, need: Need) -> Result<Visible> {
     let id = id.to_string();
-    let fetch = move |c: &rusqlite::Connection,
-                      s: &crate::crypto::Sealer,
-                      defs: &crate::store::cache::DefCache| {
-        Ok(crate::store::cache::get_collection(c, s, defs, &id)?.map(|row| (row, ())))
-    };
+    let fetch =
+        move |c: &dyn Sql, s: &crate::crypto::Sealer, defs: &crate::store::cache::DefCache| {
+            Ok(crate::store::cache::get_collection(c, s, defs, &id)?.map(|row| (row, ())))
+        };
     Ok(load_reading(ctx, need, fetch).await?.0)
 }
 
@@ -148,7 +148,7 @@ pub(crate) async fn load_reading<T, F>(
 where
     T: Send + 'static,
     F: FnOnce(
-            &rusqlite::Connection,
+            &dyn Sql,
             &crate::crypto::Sealer,
             &crate::store::cache::DefCache,
         ) -> Result<Option<(CollectionRow, T)>>
@@ -190,7 +190,7 @@ where
 
 /// Checks relations (inside the write transaction) and member references.
 pub struct TxLookup<'a> {
-    pub conn: &'a rusqlite::Connection,
+    pub conn: &'a dyn Sql,
     pub members: &'a HashSet<String>,
 }
 
@@ -299,10 +299,10 @@ pub async fn create_record(
             if let Some((keys, req)) = &idem {
                 let mut replay = None;
                 for key in keys {
-                    replay = replay.or(rstore::idempotent_replay(t.tx, key, req, now)?);
+                    replay = replay.or(rstore::idempotent_replay(t, key, req, now)?);
                 }
                 if let Some(seq) = replay {
-                    if let Some(rec) = rstore::get_record_by_seq(t.tx, t.sealer, seq)? {
+                    if let Some(rec) = rstore::get_record_by_seq(t, t.sealer, seq)? {
                         return Ok((rec, true));
                     }
                     return Err(Error::Conflict(
@@ -311,14 +311,14 @@ pub async fn create_record(
                 }
             }
             let lookup = TxLookup {
-                conn: t.tx,
+                conn: t,
                 members: &members,
             };
             let vals = values::validate(&row.def, &input, None, &lookup)?;
             let rec = rstore::insert_record(t, &row, vals, ms, Some(&user.to_string()))?;
             if let Some((keys, req)) = &idem {
                 let key = keys.first().map(Vec::as_slice).unwrap_or_default();
-                rstore::remember_idempotency(t.tx, key, req, rec.seq, now)?;
+                rstore::remember_idempotency(t, key, req, rec.seq, now)?;
             }
             t.audit(
                 now,
@@ -369,12 +369,12 @@ async fn write_update(
     let rec = ctx
         .db
         .write(move |t| {
-            let old = rstore::get_record(t.tx, t.sealer, &row.id, &id)?
+            let old = rstore::get_record(t, t.sealer, &row.id, &id)?
                 .ok_or(Error::NotFound("record"))?;
             let (vals, action, extra) = match change {
                 Update::Values(input) => {
                     let lookup = TxLookup {
-                        conn: t.tx,
+                        conn: t,
                         members: &members,
                     };
                     (
@@ -384,7 +384,7 @@ async fn write_update(
                     )
                 }
                 Update::Restore(version) => {
-                    let versions = rstore::versions(t.tx, t.sealer, &old)?;
+                    let versions = rstore::versions(t, t.sealer, &old)?;
                     let v = versions
                         .into_iter()
                         .find(|v| v.version == version)
@@ -457,8 +457,8 @@ pub async fn delete_record(
     ctx.db
         .write(move |t| {
             let old =
-                rstore::get_record(t.tx, t.sealer, &c, &r)?.ok_or(Error::NotFound("record"))?;
-            rstore::delete_record(t.tx, old.seq, ms)?;
+                rstore::get_record(t, t.sealer, &c, &r)?.ok_or(Error::NotFound("record"))?;
+            rstore::delete_record(t, old.seq, ms)?;
             t.audit(
                 now,
                 &NewEntry::new(actor.clone(), "record.deleted", &meta2)

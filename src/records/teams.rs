@@ -35,7 +35,7 @@ pub async fn create(ctx: &TenantHandle, name: &str) -> Result<TeamRow> {
     ctx.db
         .write(move |t| {
             let id = TeamId::generate().to_string();
-            crate::store::teams::insert_team(t.tx, t.sealer, &id, &name, now)?;
+            crate::store::teams::insert_team(t, t.sealer, &id, &name, now)?;
             t.audit(
                 now,
                 &NewEntry::new(actor.clone(), "team.created", &meta)
@@ -59,7 +59,7 @@ pub async fn delete(ctx: &TenantHandle, team: TeamId) -> Result<()> {
     let team = team.to_string();
     ctx.db
         .write(move |t| {
-            if !crate::store::teams::delete_team(t.tx, &team)? {
+            if !crate::store::teams::delete_team(t, &team)? {
                 return Err(Error::NotFound("team"));
             }
             t.audit(
@@ -123,11 +123,11 @@ pub async fn set_member(
     ctx.db
         .write(move |t| {
             // The place before (none when they join), read in this transaction.
-            let was = crate::store::teams::teams_of(t.tx, &user)?
+            let was = crate::store::teams::teams_of(t, &user)?
                 .into_iter()
                 .find(|(id, _)| *id == team)
                 .map(|(_, r)| r);
-            crate::store::teams::set_team_member(t.tx, &team, &user, &role, now)?;
+            crate::store::teams::set_team_member(t, &team, &user, &role, now)?;
             t.audit(
                 now,
                 &NewEntry::new(actor.clone(), "team.member_set", &meta)
@@ -148,7 +148,7 @@ pub async fn remove_member(ctx: &TenantHandle, team: TeamId, user: &str) -> Resu
     let (team, user) = (team.to_string(), user.to_owned());
     ctx.db
         .write(move |t| {
-            if !crate::store::teams::remove_team_member(t.tx, &team, &user)? {
+            if !crate::store::teams::remove_team_member(t, &team, &user)? {
                 return Err(Error::NotFound("team member"));
             }
             t.audit(

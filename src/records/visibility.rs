@@ -9,14 +9,13 @@
 
 use std::collections::HashSet;
 
-use rusqlite::Connection;
-
 use super::effective_role_by;
 use super::schema::RecordAction;
 use crate::access::enter::TenantHandle;
 use crate::access::{Grant, Role, TeamPlace};
 use crate::crypto::Sealer;
 use crate::error::Result;
+use crate::store::Sql;
 use crate::store::cache::{self, DefCache};
 use crate::store::records::CollectionRow;
 
@@ -60,7 +59,7 @@ impl Reader {
     /// The collections this reader may read, as of this read (blocking; call
     /// it inside the same read as what it filters). `defs` is the
     /// workspace's definition cache (`TenantDb::defs`).
-    pub fn scope(&self, conn: &Connection, sealer: &Sealer, defs: &DefCache) -> Result<ReadScope> {
+    pub fn scope(&self, conn: &dyn Sql, sealer: &Sealer, defs: &DefCache) -> Result<ReadScope> {
         let teams = crate::store::teams::teams_of(conn, &self.user)?;
         let readable = cache::list_collections(conn, sealer, defs)?
             .into_iter()
@@ -90,7 +89,7 @@ impl ReadScope {
     /// `reader`'s scope, or everything when there is no reader.
     pub fn of(
         reader: Option<&Reader>,
-        conn: &Connection,
+        conn: &dyn Sql,
         sealer: &Sealer,
         defs: &DefCache,
     ) -> Result<Self> {

@@ -14,6 +14,7 @@ use super::Deps;
 use super::target::Replica;
 use super::{CONTROL, lease, restore};
 use crate::error::{Error, Result};
+use crate::store::Detached;
 
 const STANDBY: &str = "this appliance is a warm standby following the replica; writes go to the primary (`aura replica promote` makes this one the primary)";
 
@@ -161,8 +162,7 @@ async fn catch_up(
 /// Swaps the rebuilt file into the live database (or places a workspace
 /// that is new here).
 fn apply(deps: &Deps, db: &str, file: &Path) -> Result<()> {
-    let src =
-        rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let src = Detached::read_only(file)?;
     if db == CONTROL {
         return deps.control.db.replace_from(&src);
     }

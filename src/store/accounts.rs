@@ -1,15 +1,17 @@
 //! SQL for changing accounts and memberships: disabling, roles, removal, and
 //! service accounts.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
+use super::handle::{Sql, SqlTx, TOKEN};
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
 use crate::model::Role;
 
 /// Disables or re-enables an account; returns whether it was disabled before
 /// (for the audit entry), read in the same transaction.
-pub fn set_disabled(tx: &Transaction<'_>, user: UserId, disabled: bool, now: i64) -> Result<bool> {
+pub fn set_disabled(tx: &dyn SqlTx, user: UserId, disabled: bool, now: i64) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     let was: bool = tx
         .query_row(
             "SELECT disabled FROM users WHERE id = ?1",
@@ -25,7 +27,8 @@ pub fn set_disabled(tx: &Transaction<'_>, user: UserId, disabled: bool, now: i64
     Ok(was)
 }
 
-pub fn set_kind_service(tx: &Transaction<'_>, user: UserId) -> Result<()> {
+pub fn set_kind_service(tx: &dyn SqlTx, user: UserId) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "UPDATE users SET kind = 'service' WHERE id = ?1",
         [user.to_string()],
@@ -33,7 +36,8 @@ pub fn set_kind_service(tx: &Transaction<'_>, user: UserId) -> Result<()> {
     Ok(())
 }
 
-pub fn is_service(conn: &Connection, user: UserId) -> Result<bool> {
+pub fn is_service(conn: &dyn Sql, user: UserId) -> Result<bool> {
+    let conn = conn.conn(TOKEN);
     let kind: Option<String> = conn
         .query_row(
             "SELECT kind FROM users WHERE id = ?1",
@@ -46,7 +50,8 @@ pub fn is_service(conn: &Connection, user: UserId) -> Result<bool> {
 
 /// Any membership, whatever the workspace's state (for management, where a
 /// removed member must answer 404).
-pub fn membership_role(conn: &Connection, ws: WorkspaceId, user: UserId) -> Result<Option<Role>> {
+pub fn membership_role(conn: &dyn Sql, ws: WorkspaceId, user: UserId) -> Result<Option<Role>> {
+    let conn = conn.conn(TOKEN);
     let role: Option<String> = conn
         .query_row(
             "SELECT role FROM memberships WHERE workspace_id = ?1 AND user_id = ?2",
@@ -59,9 +64,10 @@ pub fn membership_role(conn: &Connection, ws: WorkspaceId, user: UserId) -> Resu
 
 /// User ids of a workspace's members (for `member` fields).
 pub fn member_user_ids(
-    conn: &Connection,
+    conn: &dyn Sql,
     ws: WorkspaceId,
 ) -> Result<std::collections::HashSet<String>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare("SELECT user_id FROM memberships WHERE workspace_id = ?1")?;
     let ids = stmt
         .query_map([ws.to_string()], |r| r.get(0))?
@@ -69,7 +75,8 @@ pub fn member_user_ids(
     Ok(ids)
 }
 
-pub fn owner_count(conn: &Connection, ws: WorkspaceId) -> Result<i64> {
+pub fn owner_count(conn: &dyn Sql, ws: WorkspaceId) -> Result<i64> {
+    let conn = conn.conn(TOKEN);
     Ok(conn.query_row(
         "SELECT count(*) FROM memberships WHERE workspace_id = ?1 AND role = 'owner'",
         [ws.to_string()],
@@ -77,7 +84,8 @@ pub fn owner_count(conn: &Connection, ws: WorkspaceId) -> Result<i64> {
     )?)
 }
 
-pub fn set_role(tx: &Transaction<'_>, ws: WorkspaceId, user: UserId, role: Role) -> Result<()> {
+pub fn set_role(tx: &dyn SqlTx, ws: WorkspaceId, user: UserId, role: Role) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let n = tx.execute(
         "UPDATE memberships SET role = ?3 WHERE workspace_id = ?1 AND user_id = ?2",
         params![ws.to_string(), user.to_string(), role.as_str()],
@@ -88,7 +96,8 @@ pub fn set_role(tx: &Transaction<'_>, ws: WorkspaceId, user: UserId, role: Role)
     Ok(())
 }
 
-pub fn delete_membership(tx: &Transaction<'_>, ws: WorkspaceId, user: UserId) -> Result<()> {
+pub fn delete_membership(tx: &dyn SqlTx, ws: WorkspaceId, user: UserId) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let n = tx.execute(
         "DELETE FROM memberships WHERE workspace_id = ?1 AND user_id = ?2",
         params![ws.to_string(), user.to_string()],
@@ -101,9 +110,10 @@ pub fn delete_membership(tx: &Transaction<'_>, ws: WorkspaceId, user: UserId) ->
 
 /// The workspace's service accounts (members whose account is `service`).
 pub fn service_account_ids(
-    conn: &Connection,
+    conn: &dyn Sql,
     ws: WorkspaceId,
 ) -> Result<std::collections::HashSet<UserId>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(
         "SELECT u.id FROM memberships m JOIN users u ON u.id = m.user_id
          WHERE m.workspace_id = ?1 AND u.kind = 'service'",
@@ -132,7 +142,8 @@ pub fn session_public_id(id_hash: &[u8]) -> String {
     hex::encode(&id_hash[..id_hash.len().min(16)])
 }
 
-pub fn live_sign_ins(conn: &Connection, user: UserId, now: i64) -> Result<Vec<SignIn>> {
+pub fn live_sign_ins(conn: &dyn Sql, user: UserId, now: i64) -> Result<Vec<SignIn>> {
+    let conn = conn.conn(TOKEN);
     let mut out = Vec::new();
     let mut stmt = conn.prepare(
         "SELECT id_hash, created_at, last_seen_at, min(idle_expires_at, absolute_expires_at), ip,
@@ -173,7 +184,8 @@ pub fn live_sign_ins(conn: &Connection, user: UserId, now: i64) -> Result<Vec<Si
 }
 
 /// Ends one of a user's sign-ins by its public id. False when there is none.
-pub fn end_sign_in(tx: &Transaction<'_>, user: UserId, id: &str, now: i64) -> Result<bool> {
+pub fn end_sign_in(tx: &dyn SqlTx, user: UserId, id: &str, now: i64) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     let mut stmt = tx.prepare("SELECT id_hash FROM sessions WHERE user_id = ?1")?;
     let hashes = stmt
         .query_map([user.to_string()], |r| r.get::<_, Vec<u8>>(0))?
@@ -201,12 +213,13 @@ pub struct Keep<'a> {
 /// Ends every browser session and API sign-in (refresh-token family) of a
 /// user, except what `keep` names; `reason` goes on the revoked families.
 pub fn end_sign_ins(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     user: UserId,
     keep: Keep<'_>,
     now: i64,
     reason: &str,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "DELETE FROM sessions WHERE user_id = ?1 AND id_hash IS NOT ?2",
         params![user.to_string(), keep.session],

@@ -1,14 +1,16 @@
 //! SQL for the audit chains. `append` must be called with the transaction of the
 //! change it records, so both commit or neither does.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
+use super::handle::{Sql, SqlTx, TOKEN};
 use crate::crypto::{Sealer, Slot};
 use crate::error::Result;
 use crate::model::audit::{GENESIS, NewEntry, StoredEntry};
 use crate::model::checkpoint::{ChainLink, ChainReport, CheckpointBody, SignedCheckpoint};
 
-pub fn append(tx: &Transaction<'_>, sealer: &Sealer, now: i64, e: &NewEntry<'_>) -> Result<i64> {
+pub fn append(tx: &dyn SqlTx, sealer: &Sealer, now: i64, e: &NewEntry<'_>) -> Result<i64> {
+    let tx = tx.tx(TOKEN);
     // Cached statements: every audited write runs these two, and parsing
     // them each time was a visible part of a create's CPU (docs/benchmarks.md).
     let last: Option<(i64, Vec<u8>)> = tx
@@ -72,21 +74,24 @@ pub fn append(tx: &Transaction<'_>, sealer: &Sealer, now: i64, e: &NewEntry<'_>)
 
 /// Every entry in memory: for small chains (tests, a moved workspace's
 /// count); verification streams with `entries_after` instead.
-pub fn all_entries(conn: &Connection) -> Result<Vec<StoredEntry>> {
+pub fn all_entries(conn: &dyn Sql) -> Result<Vec<StoredEntry>> {
+    let conn = conn.conn(TOKEN);
     let sql = format!("SELECT {ENTRY_COLUMNS} FROM audit_log ORDER BY seq");
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map([], entry_from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-pub fn entry_count(conn: &Connection) -> Result<u64> {
+pub fn entry_count(conn: &dyn Sql) -> Result<u64> {
+    let conn = conn.conn(TOKEN);
     let n: i64 = conn.query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// Runs `f` inside one read transaction, so reads in pages see one snapshot
 /// (a chain verified page by page cannot be torn by retention meanwhile).
-pub fn in_snapshot<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub fn in_snapshot<T>(conn: &dyn Sql, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let conn = conn.conn(TOKEN);
     conn.execute_batch("BEGIN DEFERRED")?;
     let out = f();
     // Ends the read either way; the pooled connection must not stay in it.
@@ -99,7 +104,8 @@ pub fn in_snapshot<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Resul
 // ---- heads, checkpoints and verifications ----------------------------------
 
 /// The newest entry's (seq, hash); (0, genesis) for an empty chain.
-pub fn head(conn: &Connection) -> Result<(i64, Vec<u8>)> {
+pub fn head(conn: &dyn Sql) -> Result<(i64, Vec<u8>)> {
+    let conn = conn.conn(TOKEN);
     let last: Option<(i64, Vec<u8>)> = conn
         .query_row(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
@@ -110,11 +116,8 @@ pub fn head(conn: &Connection) -> Result<(i64, Vec<u8>)> {
     Ok(last.unwrap_or((0, GENESIS.to_vec())))
 }
 
-pub fn insert_checkpoint(
-    tx: &Transaction<'_>,
-    body: &CheckpointBody,
-    signature: &[u8],
-) -> Result<()> {
+pub fn insert_checkpoint(tx: &dyn SqlTx, body: &CheckpointBody, signature: &[u8]) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO audit_checkpoints (scope, seq, hash, time, reason, signature, chain_index, prev_hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -153,7 +156,8 @@ fn checkpoint_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignedCheckpoi
     })
 }
 
-pub fn checkpoints(conn: &Connection, scope: &str) -> Result<Vec<SignedCheckpoint>> {
+pub fn checkpoints(conn: &dyn Sql, scope: &str) -> Result<Vec<SignedCheckpoint>> {
+    let conn = conn.conn(TOKEN);
     let sql = format!(
         "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE scope = ?1 ORDER BY seq, id"
     );
@@ -165,7 +169,8 @@ pub fn checkpoints(conn: &Connection, scope: &str) -> Result<Vec<SignedCheckpoin
 /// The scope's newest checkpoint in chain order: the highest chain index, or,
 /// before any chained one exists, the newest checkpoint signed before the
 /// chain (which the first chained checkpoint then names).
-pub fn latest_checkpoint(conn: &Connection, scope: &str) -> Result<Option<SignedCheckpoint>> {
+pub fn latest_checkpoint(conn: &dyn Sql, scope: &str) -> Result<Option<SignedCheckpoint>> {
+    let conn = conn.conn(TOKEN);
     let sql = format!(
         "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE scope = ?1
          ORDER BY chain_index IS NULL, chain_index DESC, seq DESC, time DESC, id DESC LIMIT 1"
@@ -176,7 +181,8 @@ pub fn latest_checkpoint(conn: &Connection, scope: &str) -> Result<Option<Signed
 }
 
 /// The newest checkpoint of every scope (what leaves the data dir as an anchor).
-pub fn latest_checkpoints(conn: &Connection) -> Result<Vec<SignedCheckpoint>> {
+pub fn latest_checkpoints(conn: &dyn Sql) -> Result<Vec<SignedCheckpoint>> {
+    let conn = conn.conn(TOKEN);
     let scopes: Vec<String> = {
         let mut stmt =
             conn.prepare("SELECT DISTINCT scope FROM audit_checkpoints ORDER BY scope")?;
@@ -190,7 +196,8 @@ pub fn latest_checkpoints(conn: &Connection) -> Result<Vec<SignedCheckpoint>> {
     Ok(out)
 }
 
-pub fn insert_verification(tx: &Transaction<'_>, r: &ChainReport, now: i64) -> Result<()> {
+pub fn insert_verification(tx: &dyn SqlTx, r: &ChainReport, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO audit_verifications (scope, time, ok, entries, first_bad_seq, reason)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -215,7 +222,8 @@ pub struct VerificationRow {
     pub reason: Option<String>,
 }
 
-pub fn latest_verification(conn: &Connection, scope: &str) -> Result<Option<VerificationRow>> {
+pub fn latest_verification(conn: &dyn Sql, scope: &str) -> Result<Option<VerificationRow>> {
+    let conn = conn.conn(TOKEN);
     Ok(conn
         .query_row(
             "SELECT time, ok, entries, first_bad_seq, reason FROM audit_verifications
@@ -260,7 +268,8 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEntry> {
 }
 
 /// Entries with seq > `after`, oldest first, at most `limit`.
-pub fn entries_after(conn: &Connection, after: i64, limit: i64) -> Result<Vec<StoredEntry>> {
+pub fn entries_after(conn: &dyn Sql, after: i64, limit: i64) -> Result<Vec<StoredEntry>> {
+    let conn = conn.conn(TOKEN);
     let sql = format!("SELECT {ENTRY_COLUMNS} FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![after, limit], entry_from_row)?;
@@ -268,19 +277,22 @@ pub fn entries_after(conn: &Connection, after: i64, limit: i64) -> Result<Vec<St
 }
 
 /// The oldest entry with sealed details (a probe that a key opens the data).
-pub fn first_sealed_entry(conn: &Connection) -> Result<Option<StoredEntry>> {
+pub fn first_sealed_entry(conn: &dyn Sql) -> Result<Option<StoredEntry>> {
+    let conn = conn.conn(TOKEN);
     let sql = format!(
         "SELECT {ENTRY_COLUMNS} FROM audit_log WHERE detail_ct IS NOT NULL ORDER BY seq LIMIT 1"
     );
     Ok(conn.query_row(&sql, [], entry_from_row).optional()?)
 }
 
-pub fn entry(conn: &Connection, seq: i64) -> Result<Option<StoredEntry>> {
+pub fn entry(conn: &dyn Sql, seq: i64) -> Result<Option<StoredEntry>> {
+    let conn = conn.conn(TOKEN);
     let sql = format!("SELECT {ENTRY_COLUMNS} FROM audit_log WHERE seq = ?1");
     Ok(conn.query_row(&sql, [seq], entry_from_row).optional()?)
 }
 
-pub fn entries_by_seq(conn: &Connection, seqs: &[i64]) -> Result<Vec<StoredEntry>> {
+pub fn entries_by_seq(conn: &dyn Sql, seqs: &[i64]) -> Result<Vec<StoredEntry>> {
+    let conn = conn.conn(TOKEN);
     let mut out = Vec::with_capacity(seqs.len());
     for s in seqs {
         if let Some(e) = entry(conn, *s)? {
@@ -316,7 +328,8 @@ pub fn prefix_range(prefix: &str) -> (String, String) {
     (prefix.to_owned(), upper)
 }
 
-pub fn query(conn: &Connection, f: &SqlFilter, limit: i64) -> Result<Vec<StoredEntry>> {
+pub fn query(conn: &dyn Sql, f: &SqlFilter, limit: i64) -> Result<Vec<StoredEntry>> {
+    let conn = conn.conn(TOKEN);
     use rusqlite::types::Value;
     let mut clauses: Vec<&str> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
@@ -389,12 +402,14 @@ pub fn query(conn: &Connection, f: &SqlFilter, limit: i64) -> Result<Vec<StoredE
 
 /// Removes entries up to and including `seq` (retention, behind a signed
 /// checkpoint at `seq`).
-pub fn delete_through(tx: &Transaction<'_>, seq: i64) -> Result<usize> {
+pub fn delete_through(tx: &dyn SqlTx, seq: i64) -> Result<usize> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute("DELETE FROM audit_log WHERE seq <= ?1", [seq])?)
 }
 
 /// The newest seq whose time is before `cutoff`.
-pub fn last_seq_before(conn: &Connection, cutoff: i64) -> Result<Option<i64>> {
+pub fn last_seq_before(conn: &dyn Sql, cutoff: i64) -> Result<Option<i64>> {
+    let conn = conn.conn(TOKEN);
     Ok(conn.query_row(
         "SELECT max(seq) FROM audit_log WHERE time < ?1",
         [cutoff],
@@ -405,7 +420,8 @@ pub fn last_seq_before(conn: &Connection, cutoff: i64) -> Result<Option<i64>> {
 /// Tests only: rewrites one entry's action behind the append-only trigger's
 /// back, as someone with write access to the file could.
 #[cfg(test)]
-pub fn tamper_action(conn: &Connection, seq: i64, action: &str) -> Result<()> {
+pub fn tamper_action(conn: &dyn Sql, seq: i64, action: &str) -> Result<()> {
+    let conn = conn.conn(TOKEN);
     conn.execute_batch("DROP TRIGGER audit_log_append_only;")?;
     conn.execute(
         "UPDATE audit_log SET action = ?1 WHERE seq = ?2",
@@ -418,6 +434,7 @@ pub fn tamper_action(conn: &Connection, seq: i64, action: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::store::migrations::{CONTROL, Migration, apply};
+    use rusqlite::Connection;
 
     /// Existing data stays readable: checkpoints signed before control
     /// migration 13 keep their fields and read back unchained, and the chain

@@ -34,6 +34,7 @@ use rusqlite::Connection;
 
 use super::DbOptions;
 use super::control::SessionLookup;
+use super::handle::{Sql, TOKEN};
 use super::mfa::Gate;
 use super::records::{CollectionRow, RecordRow, record_from_row};
 use super::tokens::{FamilyState, TokenAuth};
@@ -269,11 +270,12 @@ pub struct DefCache {
 /// `store::records::get_collection` through the cache: the row is read every
 /// time; only the decryption and parsing of an unchanged definition is saved.
 pub fn get_collection(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     cache: &DefCache,
     id: &str,
 ) -> Result<Option<CollectionRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare_cached(
         "SELECT id, team_id, def_ct, created_at, updated_at FROM collections WHERE id = ?1",
     )?;
@@ -288,10 +290,11 @@ pub fn get_collection(
 /// cache while its ciphertext is unchanged (a reader's scope is built per
 /// request).
 pub fn list_collections(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     cache: &DefCache,
 ) -> Result<Vec<CollectionRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare_cached(
         "SELECT id, team_id, def_ct, created_at, updated_at FROM collections ORDER BY created_at, id",
     )?;
@@ -307,12 +310,13 @@ pub fn list_collections(
 /// statement: one read of the WAL index and its locks instead of two, on the
 /// route every integration polls.
 pub fn get_collection_and_record(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     cache: &DefCache,
     collection: &str,
     record: &str,
 ) -> Result<Option<(CollectionRow, Option<RecordRow>)>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare_cached(concat!(
         "SELECT c.id, c.team_id, c.def_ct, c.created_at, c.updated_at, ",
         crate::store::records::record_cols!("r."),
@@ -402,6 +406,7 @@ mod tests {
         let mut commit = || {
             n += 1;
             db.write(move |tx| {
+                let tx = tx.tx(TOKEN);
                 tx.execute(
                     "INSERT INTO meta(key, value) VALUES (?1, x'00')",
                     [format!("k{n}")],

@@ -2,8 +2,9 @@
 //! schema version that tells the search index to rebuild. Re-exported from
 //! `store::records`.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
+use super::handle::{Sql, SqlTx, TOKEN};
 use crate::crypto::{Sealer, Slot};
 use crate::error::Result;
 use crate::model::schema::Definition;
@@ -33,7 +34,8 @@ fn collection_from_row(sealer: &Sealer, r: &rusqlite::Row<'_>) -> Result<Collect
 
 const COLLECTION_COLS: &str = "id, team_id, def_ct, created_at, updated_at";
 
-pub fn list_collections(conn: &Connection, sealer: &Sealer) -> Result<Vec<CollectionRow>> {
+pub fn list_collections(conn: &dyn Sql, sealer: &Sealer) -> Result<Vec<CollectionRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLLECTION_COLS} FROM collections ORDER BY created_at, id"
     ))?;
@@ -48,11 +50,12 @@ pub fn list_collections(conn: &Connection, sealer: &Sealer) -> Result<Vec<Collec
 /// One page of collections in list order, after the `(created_at, id)` of
 /// the last one seen; at most `limit`.
 pub fn list_collections_page(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     after: Option<(i64, String)>,
     limit: usize,
 ) -> Result<Vec<CollectionRow>> {
+    let conn = conn.conn(TOKEN);
     let (at, id) = after.unwrap_or((i64::MIN, String::new()));
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLLECTION_COLS} FROM collections
@@ -66,11 +69,8 @@ pub fn list_collections_page(
     Ok(out)
 }
 
-pub fn get_collection(
-    conn: &Connection,
-    sealer: &Sealer,
-    id: &str,
-) -> Result<Option<CollectionRow>> {
+pub fn get_collection(conn: &dyn Sql, sealer: &Sealer, id: &str) -> Result<Option<CollectionRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLLECTION_COLS} FROM collections WHERE id = ?1"
     ))?;
@@ -81,7 +81,8 @@ pub fn get_collection(
     }
 }
 
-pub fn collection_ids(conn: &Connection) -> Result<std::collections::HashSet<String>> {
+pub fn collection_ids(conn: &dyn Sql) -> Result<std::collections::HashSet<String>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare("SELECT id FROM collections")?;
     let ids = stmt
         .query_map([], |r| r.get(0))?
@@ -89,7 +90,8 @@ pub fn collection_ids(conn: &Connection) -> Result<std::collections::HashSet<Str
     Ok(ids)
 }
 
-pub fn save_collection(tx: &Transaction<'_>, sealer: &Sealer, c: &CollectionRow) -> Result<()> {
+pub fn save_collection(tx: &dyn SqlTx, sealer: &Sealer, c: &CollectionRow) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let ct = sealer.seal(
         Slot::new("collections", &c.id, "def"),
         &serde_json::to_vec(&*c.def)?,
@@ -103,7 +105,8 @@ pub fn save_collection(tx: &Transaction<'_>, sealer: &Sealer, c: &CollectionRow)
     bump_schema_version(tx)
 }
 
-pub fn delete_collection(tx: &Transaction<'_>, id: &str) -> Result<usize> {
+pub fn delete_collection(tx: &dyn SqlTx, id: &str) -> Result<usize> {
+    let tx = tx.tx(TOKEN);
     let targeted: i64 = tx.query_row(
         "SELECT count(*) FROM records WHERE collection_id = ?1 AND deleted = 0",
         [id],
@@ -124,7 +127,8 @@ pub fn delete_collection(tx: &Transaction<'_>, id: &str) -> Result<usize> {
 const SCHEMA_VERSION: &str = "records.schema_version";
 
 /// Bumped by every schema change, so the search index knows to rebuild.
-pub fn schema_version(conn: &Connection) -> Result<u64> {
+pub fn schema_version(conn: &dyn Sql) -> Result<u64> {
+    let conn = conn.conn(TOKEN);
     let v: Option<Vec<u8>> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = ?1",

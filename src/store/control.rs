@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
+use super::handle::{Sql, SqlTx, TOKEN};
 use super::{Db, DbOptions, migrations};
 use crate::crypto::blind::normalize_email;
 use crate::crypto::jwt::JwtKeys;
@@ -52,6 +53,7 @@ impl Control {
         let wrapped = master.wrap_key(PLATFORM_SCOPE, &pk)?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         db.write(|tx| {
+            let tx = tx.tx(TOKEN);
             tx.execute(
                 "INSERT INTO meta(key, value) VALUES (?1, ?2)",
                 params![KEY_CHECK, check],
@@ -82,6 +84,7 @@ impl Control {
         // The check above reads the main file only: a master key rotation
         // committed to the WAL but not yet checkpointed shows only here.
         let check: Vec<u8> = db.read(|c| {
+            let c = c.conn(TOKEN);
             Ok(
                 c.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {
                     r.get(0)
@@ -97,6 +100,7 @@ impl Control {
 
     fn with_keys(db: Db, master: MasterKey) -> Result<Self> {
         let wrapped: Vec<(u32, Vec<u8>)> = db.read(|c| {
+            let c = c.conn(TOKEN);
             let mut stmt =
                 c.prepare("SELECT key_id, wrapped FROM platform_keys ORDER BY key_id")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -169,12 +173,8 @@ pub fn email_index(keys: &PlatformKeys, email: &str) -> Vec<u8> {
     keys.blind.compute("users.email", &normalize_email(email))
 }
 
-pub fn insert_user(
-    tx: &Transaction<'_>,
-    keys: &PlatformKeys,
-    u: &NewUser<'_>,
-    now: i64,
-) -> Result<()> {
+pub fn insert_user(tx: &dyn SqlTx, keys: &PlatformKeys, u: &NewUser<'_>, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let id = u.id.to_string();
     let email_ct = keys
         .sealer
@@ -236,10 +236,11 @@ fn user_from_row(keys: &PlatformKeys, r: &rusqlite::Row<'_>) -> Result<UserRow> 
 }
 
 pub fn find_user_by_email(
-    conn: &Connection,
+    conn: &dyn Sql,
     keys: &PlatformKeys,
     email: &str,
 ) -> Result<Option<UserRow>> {
+    let conn = conn.conn(TOKEN);
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email_bidx = ?1");
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query([email_index(keys, email)])?;
@@ -249,7 +250,8 @@ pub fn find_user_by_email(
     }
 }
 
-pub fn get_user(conn: &Connection, keys: &PlatformKeys, id: UserId) -> Result<Option<UserRow>> {
+pub fn get_user(conn: &dyn Sql, keys: &PlatformKeys, id: UserId) -> Result<Option<UserRow>> {
+    let conn = conn.conn(TOKEN);
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1");
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query([id.to_string()])?;
@@ -259,7 +261,8 @@ pub fn get_user(conn: &Connection, keys: &PlatformKeys, id: UserId) -> Result<Op
     }
 }
 
-pub fn set_password_hash(tx: &Transaction<'_>, id: UserId, hash: &str, now: i64) -> Result<()> {
+pub fn set_password_hash(tx: &dyn SqlTx, id: UserId, hash: &str, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let n = tx.execute(
         "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
         params![id.to_string(), hash, now],
@@ -282,7 +285,7 @@ pub struct WorkspaceRow {
 }
 
 pub fn insert_workspace(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     keys: &PlatformKeys,
     id: WorkspaceId,
     name: &str,
@@ -290,6 +293,7 @@ pub fn insert_workspace(
     wrapped_key: (u32, &[u8]),
     now: i64,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let ids = id.to_string();
     let name_ct = keys
         .sealer
@@ -320,7 +324,8 @@ fn workspace_from_row(keys: &PlatformKeys, r: &rusqlite::Row<'_>) -> Result<Work
     })
 }
 
-pub fn list_workspaces(conn: &Connection, keys: &PlatformKeys) -> Result<Vec<WorkspaceRow>> {
+pub fn list_workspaces(conn: &dyn Sql, keys: &PlatformKeys) -> Result<Vec<WorkspaceRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(
         "SELECT id, name_ct, region, state, created_at FROM workspaces ORDER BY created_at, id",
     )?;
@@ -333,10 +338,11 @@ pub fn list_workspaces(conn: &Connection, keys: &PlatformKeys) -> Result<Vec<Wor
 }
 
 pub fn get_workspace(
-    conn: &Connection,
+    conn: &dyn Sql,
     keys: &PlatformKeys,
     id: WorkspaceId,
 ) -> Result<Option<WorkspaceRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn
         .prepare("SELECT id, name_ct, region, state, created_at FROM workspaces WHERE id = ?1")?;
     let mut rows = stmt.query([id.to_string()])?;
@@ -346,7 +352,8 @@ pub fn get_workspace(
     }
 }
 
-pub fn workspace_keys(conn: &Connection, id: WorkspaceId) -> Result<Vec<(u32, Vec<u8>)>> {
+pub fn workspace_keys(conn: &dyn Sql, id: WorkspaceId) -> Result<Vec<(u32, Vec<u8>)>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(
         "SELECT key_id, wrapped FROM workspace_keys WHERE workspace_id = ?1 ORDER BY key_id",
     )?;
@@ -357,12 +364,13 @@ pub fn workspace_keys(conn: &Connection, id: WorkspaceId) -> Result<Vec<(u32, Ve
 // ---- memberships ----------------------------------------------------------
 
 pub fn insert_membership(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     ws: WorkspaceId,
     user: UserId,
     role: Role,
     now: i64,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![ws.to_string(), user.to_string(), role.as_str(), now],
@@ -371,7 +379,8 @@ pub fn insert_membership(
 }
 
 /// The caller's role in an active workspace, if they are a member.
-pub fn active_membership(conn: &Connection, ws: WorkspaceId, user: UserId) -> Result<Option<Role>> {
+pub fn active_membership(conn: &dyn Sql, ws: WorkspaceId, user: UserId) -> Result<Option<Role>> {
+    let conn = conn.conn(TOKEN);
     let role: Option<String> = conn
         .query_row(
             "SELECT m.role FROM memberships m JOIN workspaces w ON w.id = m.workspace_id
@@ -386,10 +395,11 @@ pub fn active_membership(conn: &Connection, ws: WorkspaceId, user: UserId) -> Re
 /// A workspace's members with their accounts, for member lists and `member`
 /// fields.
 pub fn workspace_members(
-    conn: &Connection,
+    conn: &dyn Sql,
     keys: &PlatformKeys,
     ws: WorkspaceId,
 ) -> Result<Vec<(UserRow, Role)>> {
+    let conn = conn.conn(TOKEN);
     let cols = USER_COLUMNS
         .split(", ")
         .map(|c| format!("u.{c}"))
@@ -409,10 +419,11 @@ pub fn workspace_members(
 }
 
 pub fn memberships_for_user(
-    conn: &Connection,
+    conn: &dyn Sql,
     keys: &PlatformKeys,
     user: UserId,
 ) -> Result<Vec<(WorkspaceRow, Role)>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(
         "SELECT w.id, w.name_ct, w.region, w.state, w.created_at, m.role
          FROM memberships m JOIN workspaces w ON w.id = m.workspace_id
@@ -442,7 +453,8 @@ pub struct SessionRow {
     pub device: Option<String>,
 }
 
-pub fn insert_session(tx: &Transaction<'_>, s: &SessionRow) -> Result<()> {
+pub fn insert_session(tx: &dyn SqlTx, s: &SessionRow) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, idle_expires_at,
                                absolute_expires_at, ip, device)
@@ -469,7 +481,8 @@ pub struct SessionLookup {
     pub platform_admin: bool,
 }
 
-pub fn find_session(conn: &Connection, id_hash: &[u8]) -> Result<Option<SessionLookup>> {
+pub fn find_session(conn: &dyn Sql, id_hash: &[u8]) -> Result<Option<SessionLookup>> {
+    let conn = conn.conn(TOKEN);
     let row = conn
         .query_row(
             "SELECT s.id_hash, s.user_id, s.created_at, s.last_seen_at, s.idle_expires_at,
@@ -511,12 +524,8 @@ pub fn find_session(conn: &Connection, id_hash: &[u8]) -> Result<Option<SessionL
     .transpose()
 }
 
-pub fn touch_session(
-    tx: &Transaction<'_>,
-    id_hash: &[u8],
-    now: i64,
-    idle_expires_at: i64,
-) -> Result<()> {
+pub fn touch_session(tx: &dyn SqlTx, id_hash: &[u8], now: i64, idle_expires_at: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "UPDATE sessions SET last_seen_at = ?2, idle_expires_at = min(?3, absolute_expires_at)
          WHERE id_hash = ?1",
@@ -525,25 +534,29 @@ pub fn touch_session(
     Ok(())
 }
 
-pub fn delete_session(tx: &Transaction<'_>, id_hash: &[u8]) -> Result<usize> {
+pub fn delete_session(tx: &dyn SqlTx, id_hash: &[u8]) -> Result<usize> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute("DELETE FROM sessions WHERE id_hash = ?1", [id_hash])?)
 }
 
-pub fn delete_user_sessions(tx: &Transaction<'_>, user: UserId) -> Result<usize> {
+pub fn delete_user_sessions(tx: &dyn SqlTx, user: UserId) -> Result<usize> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute(
         "DELETE FROM sessions WHERE user_id = ?1",
         [user.to_string()],
     )?)
 }
 
-pub fn delete_expired_sessions(tx: &Transaction<'_>, now: i64) -> Result<usize> {
+pub fn delete_expired_sessions(tx: &dyn SqlTx, now: i64) -> Result<usize> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute(
         "DELETE FROM sessions WHERE idle_expires_at <= ?1 OR absolute_expires_at <= ?1",
         [now],
     )?)
 }
 
-pub fn workspace_ids(conn: &Connection) -> Result<Vec<WorkspaceId>> {
+pub fn workspace_ids(conn: &dyn Sql) -> Result<Vec<WorkspaceId>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare("SELECT id FROM workspaces ORDER BY created_at, id")?;
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     rows.map(|r| r.map_err(Error::from).and_then(|s| s.parse()))

@@ -7,6 +7,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::control::KEY_CHECK;
+use super::handle::{Sql, TOKEN};
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 
@@ -21,7 +22,8 @@ fn open_immutable(path: &Path) -> Result<Connection> {
 /// A master key rotation committed but its new key file has not yet replaced
 /// the configured one (a crash, or a sealed credential still to renew): the
 /// new key, from the file the rotation recorded, if it opens control.db.
-pub(super) fn pending_master_key(conn: &Connection) -> Result<Option<MasterKey>> {
+pub(super) fn pending_master_key(conn: &dyn Sql) -> Result<Option<MasterKey>> {
+    let conn = conn.conn(TOKEN);
     let Some(file) = super::master_rotation::pending_file_readonly(conn)? else {
         return Ok(None);
     };

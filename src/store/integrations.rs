@@ -3,8 +3,9 @@
 //! processing errors are sealed; a sender's message id is also kept as a
 //! keyed digest so a replay is refused by a unique index.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
+use super::handle::{Sql, SqlTx, TOKEN};
 use crate::crypto::{BlindIndex, Sealer, Slot};
 use crate::error::Result;
 
@@ -33,13 +34,14 @@ pub fn last4(value: &str) -> String {
 }
 
 pub fn insert_secret(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     sealer: &Sealer,
     id: &str,
     name: &str,
     value: &str,
     now: i64,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let s = |col| Slot::new(SECRETS, id, col);
     tx.execute(
         "INSERT INTO integration_secrets(id, name_ct, value_ct, last4_ct, created_at)
@@ -72,7 +74,8 @@ fn secret_row(sealer: &Sealer, r: &rusqlite::Row<'_>) -> Result<SecretRow> {
     })
 }
 
-pub fn list_secrets(conn: &Connection, sealer: &Sealer) -> Result<Vec<SecretRow>> {
+pub fn list_secrets(conn: &dyn Sql, sealer: &Sealer) -> Result<Vec<SecretRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {SECRET_COLS} FROM integration_secrets ORDER BY created_at, id"
     ))?;
@@ -84,7 +87,8 @@ pub fn list_secrets(conn: &Connection, sealer: &Sealer) -> Result<Vec<SecretRow>
     Ok(out)
 }
 
-pub fn get_secret(conn: &Connection, sealer: &Sealer, id: &str) -> Result<Option<SecretRow>> {
+pub fn get_secret(conn: &dyn Sql, sealer: &Sealer, id: &str) -> Result<Option<SecretRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {SECRET_COLS} FROM integration_secrets WHERE id = ?1"
     ))?;
@@ -98,11 +102,12 @@ pub fn get_secret(conn: &Connection, sealer: &Sealer, id: &str) -> Result<Option
 /// The values that verify now: the current one, then the previous one while
 /// its overlap lasts. `None` for an unknown id.
 pub fn secret_values(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     id: &str,
     now: i64,
 ) -> Result<Option<Vec<String>>> {
+    let conn = conn.conn(TOKEN);
     let row: Option<Sealed> = conn
         .query_row(
             "SELECT value_ct, previous_ct, previous_until FROM integration_secrets WHERE id = ?1",
@@ -125,13 +130,14 @@ pub fn secret_values(
 /// Replaces the value; the old one is kept until `previous_until` (none: it
 /// stops at once). False when there is no such secret.
 pub fn rotate_secret(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     sealer: &Sealer,
     id: &str,
     value: &str,
     previous_until: Option<i64>,
     now: i64,
 ) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     let Some(current) = secret_values(tx, sealer, id, now)?.and_then(|v| v.into_iter().next())
     else {
         return Ok(false);
@@ -156,12 +162,14 @@ pub fn rotate_secret(
     Ok(true)
 }
 
-pub fn delete_secret(tx: &Transaction<'_>, id: &str) -> Result<bool> {
+pub fn delete_secret(tx: &dyn SqlTx, id: &str) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute("DELETE FROM integration_secrets WHERE id = ?1", [id])? > 0)
 }
 
 /// The inbound integrations that verify with this secret.
-pub fn secret_users(conn: &Connection, id: &str) -> Result<i64> {
+pub fn secret_users(conn: &dyn Sql, id: &str) -> Result<i64> {
+    let conn = conn.conn(TOKEN);
     Ok(conn.query_row(
         "SELECT count(*) FROM inbound_integrations WHERE secret_id = ?1",
         [id],
@@ -169,7 +177,8 @@ pub fn secret_users(conn: &Connection, id: &str) -> Result<i64> {
     )?)
 }
 
-pub fn touch_secret(tx: &Transaction<'_>, id: &str, now: i64) -> Result<()> {
+pub fn touch_secret(tx: &dyn SqlTx, id: &str, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "UPDATE integration_secrets SET last_used_at = ?2 WHERE id = ?1",
         params![id, now],
@@ -194,7 +203,8 @@ pub struct InboundRow {
     pub created_at: i64,
 }
 
-pub fn insert_inbound(tx: &Transaction<'_>, sealer: &Sealer, row: &InboundRow) -> Result<()> {
+pub fn insert_inbound(tx: &dyn SqlTx, sealer: &Sealer, row: &InboundRow) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO inbound_integrations(id, name_ct, secret_id, mode, collection_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -224,7 +234,8 @@ fn inbound_row(sealer: &Sealer, r: &rusqlite::Row<'_>) -> Result<InboundRow> {
     })
 }
 
-pub fn list_inbound(conn: &Connection, sealer: &Sealer) -> Result<Vec<InboundRow>> {
+pub fn list_inbound(conn: &dyn Sql, sealer: &Sealer) -> Result<Vec<InboundRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {INBOUND_COLS} FROM inbound_integrations ORDER BY created_at, id"
     ))?;
@@ -236,7 +247,8 @@ pub fn list_inbound(conn: &Connection, sealer: &Sealer) -> Result<Vec<InboundRow
     Ok(out)
 }
 
-pub fn get_inbound(conn: &Connection, sealer: &Sealer, id: &str) -> Result<Option<InboundRow>> {
+pub fn get_inbound(conn: &dyn Sql, sealer: &Sealer, id: &str) -> Result<Option<InboundRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {INBOUND_COLS} FROM inbound_integrations WHERE id = ?1"
     ))?;
@@ -247,7 +259,8 @@ pub fn get_inbound(conn: &Connection, sealer: &Sealer, id: &str) -> Result<Optio
     }
 }
 
-pub fn delete_inbound(tx: &Transaction<'_>, id: &str) -> Result<bool> {
+pub fn delete_inbound(tx: &dyn SqlTx, id: &str) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute("DELETE FROM inbound_integrations WHERE id = ?1", [id])? > 0)
 }
 
@@ -278,11 +291,12 @@ pub struct NewEvent<'a> {
 /// Stores a verified event; false when the integration already has one with
 /// this message id (a replay), and then nothing is written.
 pub fn insert_event(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     sealer: &Sealer,
     blind: &BlindIndex,
     e: &NewEvent<'_>,
 ) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     let digest = blind.compute(
         "inbound.msg_id",
         &format!("{}:{}", e.integration_id, e.msg_id),
@@ -330,11 +344,12 @@ fn event_row(sealer: &Sealer, r: &rusqlite::Row<'_>) -> Result<EventRow> {
 
 /// The newest events, of one integration or of all.
 pub fn list_events(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     integration: Option<&str>,
     limit: usize,
 ) -> Result<Vec<EventRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {EVENT_COLS} FROM inbound_events
          WHERE ?1 IS NULL OR integration_id = ?1 ORDER BY seq DESC LIMIT ?2"
@@ -348,7 +363,8 @@ pub fn list_events(
 }
 
 /// Events waiting for the worker, oldest first.
-pub fn received_events(conn: &Connection, sealer: &Sealer, limit: usize) -> Result<Vec<EventRow>> {
+pub fn received_events(conn: &dyn Sql, sealer: &Sealer, limit: usize) -> Result<Vec<EventRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {EVENT_COLS} FROM inbound_events WHERE status = 'received' ORDER BY seq LIMIT ?1"
     ))?;
@@ -361,13 +377,14 @@ pub fn received_events(conn: &Connection, sealer: &Sealer, limit: usize) -> Resu
 }
 
 pub fn finish_event(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     sealer: &Sealer,
     id: &str,
     record_id: Option<&str>,
     error: Option<&str>,
     now: i64,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let error_ct = match error {
         Some(e) => Some(sealer.seal_str(Slot::new(EVENTS, id, "error"), e)?),
         None => None,
@@ -392,10 +409,8 @@ pub fn finish_event(
 
 /// Runs `f` in a savepoint of the transaction: what it wrote stays when it
 /// succeeds and is undone alone when it fails (the event then says why).
-pub fn in_event_savepoint<T>(
-    conn: &Connection,
-    f: impl FnOnce() -> Result<T>,
-) -> Result<Result<T>> {
+pub fn in_event_savepoint<T>(conn: &dyn Sql, f: impl FnOnce() -> Result<T>) -> Result<Result<T>> {
+    let conn = conn.conn(TOKEN);
     conn.execute_batch("SAVEPOINT inbound_event")?;
     match f() {
         Ok(v) => {

@@ -1,8 +1,9 @@
 //! SQL for invitations.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
 use super::control::{PlatformKeys, email_index};
+use super::handle::{Sql, SqlTx, TOKEN};
 use crate::crypto::Slot;
 use crate::crypto::blind::normalize_email;
 use crate::error::{Error, Result};
@@ -32,12 +33,8 @@ pub struct NewInvitation<'a> {
     pub expires_at: i64,
 }
 
-pub fn insert(
-    tx: &Transaction<'_>,
-    keys: &PlatformKeys,
-    i: &NewInvitation<'_>,
-    now: i64,
-) -> Result<()> {
+pub fn insert(tx: &dyn SqlTx, keys: &PlatformKeys, i: &NewInvitation<'_>, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let email_ct = keys.sealer.seal_str(
         Slot::new("invitations", i.id, "email"),
         &normalize_email(i.email),
@@ -85,7 +82,8 @@ fn from_row(keys: &PlatformKeys, r: &rusqlite::Row<'_>) -> Result<InvitationRow>
     })
 }
 
-pub fn list(conn: &Connection, keys: &PlatformKeys, ws: WorkspaceId) -> Result<Vec<InvitationRow>> {
+pub fn list(conn: &dyn Sql, keys: &PlatformKeys, ws: WorkspaceId) -> Result<Vec<InvitationRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM invitations WHERE workspace_id = ?1 ORDER BY created_at DESC, id"
     ))?;
@@ -100,11 +98,12 @@ pub fn list(conn: &Connection, keys: &PlatformKeys, ws: WorkspaceId) -> Result<V
 /// A live invitation by its token's hash: not accepted, revoked or expired,
 /// in an active workspace.
 pub fn find_live(
-    conn: &Connection,
+    conn: &dyn Sql,
     keys: &PlatformKeys,
     token_hash: &[u8],
     now: i64,
 ) -> Result<Option<InvitationRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {} FROM invitations i JOIN workspaces w ON w.id = i.workspace_id
          WHERE i.token_hash = ?1 AND i.accepted_at IS NULL AND i.revoked_at IS NULL
@@ -124,12 +123,13 @@ pub fn find_live(
 }
 
 pub fn has_pending_for(
-    conn: &Connection,
+    conn: &dyn Sql,
     keys: &PlatformKeys,
     ws: WorkspaceId,
     email: &str,
     now: i64,
 ) -> Result<bool> {
+    let conn = conn.conn(TOKEN);
     Ok(conn
         .query_row(
             "SELECT 1 FROM invitations WHERE workspace_id = ?1 AND email_bidx = ?2
@@ -142,7 +142,8 @@ pub fn has_pending_for(
 }
 
 /// Marks it accepted; false when someone else used it first.
-pub fn mark_accepted(tx: &Transaction<'_>, id: &str, now: i64) -> Result<bool> {
+pub fn mark_accepted(tx: &dyn SqlTx, id: &str, now: i64) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     // cross-workspace: by the invitation's own random id, which the accept flow read (with its workspace) from the verified link
     Ok(tx.execute(
         "UPDATE invitations SET accepted_at = ?2 WHERE id = ?1 AND accepted_at IS NULL
@@ -151,7 +152,8 @@ pub fn mark_accepted(tx: &Transaction<'_>, id: &str, now: i64) -> Result<bool> {
     )? == 1)
 }
 
-pub fn revoke(tx: &Transaction<'_>, ws: WorkspaceId, id: &str, now: i64) -> Result<()> {
+pub fn revoke(tx: &dyn SqlTx, ws: WorkspaceId, id: &str, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let n = tx.execute(
         "UPDATE invitations SET revoked_at = coalesce(revoked_at, ?3)
          WHERE workspace_id = ?1 AND id = ?2 AND accepted_at IS NULL",

@@ -4,10 +4,11 @@
 //! ciphertext carries in its header (bytes 2..5), so the job needs no cursor:
 //! after a restart it simply looks again for ciphertexts under an old key.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::control::Control;
+use super::handle::{Sql, SqlTx, TOKEN};
 use super::tenant::TenantTx;
 use crate::crypto::{DataKey, Slot};
 use crate::error::{Error, Result};
@@ -88,7 +89,8 @@ fn rotation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rotation> {
 
 const COLS: &str = "workspace_id, requested_at, new_key_id, resealed, remaining, finished_at";
 
-pub fn get(c: &Connection, ws: WorkspaceId) -> Result<Option<Rotation>> {
+pub fn get(c: &dyn Sql, ws: WorkspaceId) -> Result<Option<Rotation>> {
+    let c = c.conn(TOKEN);
     Ok(c.query_row(
         &format!("SELECT {COLS} FROM key_rotations WHERE workspace_id = ?1"),
         [ws.to_string()],
@@ -98,7 +100,8 @@ pub fn get(c: &Connection, ws: WorkspaceId) -> Result<Option<Rotation>> {
 }
 
 /// Rotations not yet finished (to run, or resume after a restart).
-pub fn unfinished(c: &Connection) -> Result<Vec<Rotation>> {
+pub fn unfinished(c: &dyn Sql) -> Result<Vec<Rotation>> {
+    let c = c.conn(TOKEN);
     // cross-workspace: the key-rotation job resumes every workspace's unfinished rotation
     let mut stmt = c.prepare(&format!(
         "SELECT {COLS} FROM key_rotations WHERE finished_at IS NULL ORDER BY requested_at"
@@ -108,7 +111,8 @@ pub fn unfinished(c: &Connection) -> Result<Vec<Rotation>> {
 }
 
 /// Records a request; false if one is already under way for `ws`.
-pub fn request(tx: &Transaction<'_>, ws: WorkspaceId, by: Option<&str>, now: i64) -> Result<bool> {
+pub fn request(tx: &dyn SqlTx, ws: WorkspaceId, by: Option<&str>, now: i64) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     let running: bool = tx
         .prepare("SELECT 1 FROM key_rotations WHERE workspace_id = ?1 AND finished_at IS NULL")?
         .exists([ws.to_string()])?;
@@ -131,6 +135,7 @@ pub fn add_key(control: &Control, ws: WorkspaceId) -> Result<(u32, bool)> {
     let master = &control.master;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     control.db.write(|tx| {
+        let tx = tx.tx(TOKEN);
         let check: Vec<u8> =
             tx.query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| r.get(0))?;
         master.verify_key_check(&check).map_err(|_| {
@@ -165,6 +170,7 @@ pub fn set_progress(
     remaining: i64,
 ) -> Result<()> {
     control.db.write(|tx| {
+        let tx = tx.tx(TOKEN);
         tx.execute(
             "UPDATE key_rotations SET resealed = ?2, remaining = ?3 WHERE workspace_id = ?1",
             params![ws.to_string(), resealed, remaining],
@@ -180,9 +186,10 @@ pub fn destroy_old_keys(
     ws: WorkspaceId,
     keep: u32,
     now: i64,
-    audit: impl FnOnce(&Transaction<'_>, &[u32]) -> Result<()>,
+    audit: impl FnOnce(&dyn SqlTx, &[u32]) -> Result<()>,
 ) -> Result<Vec<u32>> {
     control.db.write(|tx| {
+        let tx = tx.tx(TOKEN);
         let old: Vec<u32> = {
             let mut stmt = tx.prepare(
                 "SELECT key_id FROM workspace_keys WHERE workspace_id = ?1 AND key_id != ?2",
@@ -204,7 +211,8 @@ pub fn destroy_old_keys(
 }
 
 /// How many sealed values still name a key other than `current`.
-pub fn count_old(c: &Connection, current: u32) -> Result<i64> {
+pub fn count_old(c: &dyn Sql, current: u32) -> Result<i64> {
+    let c = c.conn(TOKEN);
     let id = current.to_be_bytes();
     let mut n = 0i64;
     for (table, _, cols) in SEALED {

@@ -3,8 +3,9 @@
 //! `meta`; the public half is stored in the clear, for verifiers without keys.
 
 use ed25519_dalek::SigningKey;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
+use super::handle::{Sql, SqlTx, TOKEN};
 use crate::crypto::{Sealer, Slot};
 use crate::error::{Error, Result};
 
@@ -23,7 +24,8 @@ fn names(purpose: &str) -> (String, String) {
 
 /// Loads the key pair for `purpose`, creating it on first use inside the
 /// caller's transaction.
-pub fn load_or_create(tx: &Transaction<'_>, sealer: &Sealer, purpose: &str) -> Result<SigningKey> {
+pub fn load_or_create(tx: &dyn SqlTx, sealer: &Sealer, purpose: &str) -> Result<SigningKey> {
+    let tx = tx.tx(TOKEN);
     let (secret_meta, public_meta) = names(purpose);
     let slot = Slot::new("meta", &secret_meta, "value");
     let existing: Option<Vec<u8>> = tx
@@ -55,7 +57,8 @@ pub fn load_or_create(tx: &Transaction<'_>, sealer: &Sealer, purpose: &str) -> R
 }
 
 /// The stored public key for `purpose`.
-pub fn stored_public(conn: &Connection, purpose: &str) -> Result<Option<[u8; 32]>> {
+pub fn stored_public(conn: &dyn Sql, purpose: &str) -> Result<Option<[u8; 32]>> {
+    let conn = conn.conn(TOKEN);
     let (_, public_meta) = names(purpose);
     let v: Option<Vec<u8>> = conn
         .query_row(

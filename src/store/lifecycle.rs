@@ -3,12 +3,13 @@
 //! in control.db (crypto-shredding). Ids, times and states only: nothing here
 //! is person-typed.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
 use crate::model::Role;
 
+use super::handle::{Sql, SqlTx, TOKEN};
 pub use crate::model::Frozen as Kind;
 
 #[derive(Clone, Debug)]
@@ -39,7 +40,8 @@ fn parse((ws, kind, by, at, due): RawRow) -> Result<Lifecycle> {
 
 const COLS: &str = "workspace_id, kind, requested_by, requested_at, due_at";
 
-pub fn get(conn: &Connection, ws: WorkspaceId) -> Result<Option<Lifecycle>> {
+pub fn get(conn: &dyn Sql, ws: WorkspaceId) -> Result<Option<Lifecycle>> {
+    let conn = conn.conn(TOKEN);
     conn.query_row(
         &format!("SELECT {COLS} FROM workspace_lifecycle WHERE workspace_id = ?1"),
         [ws.to_string()],
@@ -50,7 +52,8 @@ pub fn get(conn: &Connection, ws: WorkspaceId) -> Result<Option<Lifecycle>> {
     .transpose()
 }
 
-pub fn all(conn: &Connection) -> Result<Vec<Lifecycle>> {
+pub fn all(conn: &dyn Sql) -> Result<Vec<Lifecycle>> {
+    let conn = conn.conn(TOKEN);
     // cross-workspace: the lifecycle job and the door's cache read every workspace's state
     let mut stmt = conn.prepare(&format!("SELECT {COLS} FROM workspace_lifecycle"))?;
     let rows = stmt.query_map([], row)?;
@@ -58,7 +61,8 @@ pub fn all(conn: &Connection) -> Result<Vec<Lifecycle>> {
 }
 
 /// Workspaces whose deletion is due at `now`.
-pub fn due_deletions(conn: &Connection, now: i64) -> Result<Vec<WorkspaceId>> {
+pub fn due_deletions(conn: &dyn Sql, now: i64) -> Result<Vec<WorkspaceId>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(
         "SELECT workspace_id FROM workspace_lifecycle
          WHERE kind = 'deleting' AND due_at <= ?1 ORDER BY due_at",
@@ -70,13 +74,14 @@ pub fn due_deletions(conn: &Connection, now: i64) -> Result<Vec<WorkspaceId>> {
 /// Marks an active workspace read-only for `kind`. A workspace already
 /// deleting or moving is a conflict, naming what it is doing.
 pub fn begin(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     ws: WorkspaceId,
     kind: Kind,
     by: Option<UserId>,
     now: i64,
     due_at: Option<i64>,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     if let Some(l) = get(tx, ws)? {
         return Err(Error::Conflict(format!(
             "the workspace is already {}",
@@ -111,7 +116,8 @@ pub fn begin(
 
 /// Ends a deletion or a move; the workspace is writable again. False when the
 /// workspace was not in that state.
-pub fn cancel(tx: &Transaction<'_>, ws: WorkspaceId, kind: Kind, now: i64) -> Result<bool> {
+pub fn cancel(tx: &dyn SqlTx, ws: WorkspaceId, kind: Kind, now: i64) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     let n = tx.execute(
         "DELETE FROM workspace_lifecycle WHERE workspace_id = ?1 AND kind = ?2",
         params![ws.to_string(), kind.as_str()],
@@ -130,7 +136,8 @@ pub fn cancel(tx: &Transaction<'_>, ws: WorkspaceId, kind: Kind, now: i64) -> Re
 /// `secure_delete`, on for every connection), the workspace row with its
 /// memberships, tokens, invitations and impersonations (by cascade), and the
 /// checkpoints of its chain. Records the id as shredded.
-pub fn shred_rows(tx: &Transaction<'_>, ws: WorkspaceId, reason: &str, now: i64) -> Result<()> {
+pub fn shred_rows(tx: &dyn SqlTx, ws: WorkspaceId, reason: &str, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let id = ws.to_string();
     tx.execute("DELETE FROM workspace_keys WHERE workspace_id = ?1", [&id])?;
     tx.execute("DELETE FROM audit_checkpoints WHERE scope = ?1", [&id])?;
@@ -147,14 +154,16 @@ pub fn shred_rows(tx: &Transaction<'_>, ws: WorkspaceId, reason: &str, now: i64)
     Ok(())
 }
 
-pub fn shredded_ids(conn: &Connection) -> Result<Vec<String>> {
+pub fn shredded_ids(conn: &dyn Sql) -> Result<Vec<String>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare("SELECT id FROM shredded_workspaces ORDER BY shredded_at, id")?;
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 /// A workspace moved back in after it was moved away is no longer shredded.
-pub fn unshred(tx: &Transaction<'_>, ws: WorkspaceId) -> Result<()> {
+pub fn unshred(tx: &dyn SqlTx, ws: WorkspaceId) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "DELETE FROM shredded_workspaces WHERE id = ?1",
         [ws.to_string()],
@@ -166,7 +175,8 @@ const ESCROW_STALE: &str = "escrow_stale";
 
 /// Set when a key was destroyed and the escrow at the backup targets still
 /// holds it; cleared once every escrow is rewritten.
-pub fn set_escrow_stale(tx: &Transaction<'_>, stale: bool) -> Result<()> {
+pub fn set_escrow_stale(tx: &dyn SqlTx, stale: bool) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     if stale {
         tx.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, x'01')",
@@ -178,7 +188,8 @@ pub fn set_escrow_stale(tx: &Transaction<'_>, stale: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn escrow_stale(conn: &Connection) -> Result<bool> {
+pub fn escrow_stale(conn: &dyn Sql) -> Result<bool> {
+    let conn = conn.conn(TOKEN);
     Ok(conn
         .query_row("SELECT 1 FROM meta WHERE key = ?1", [ESCROW_STALE], |_| {
             Ok(())
@@ -189,7 +200,8 @@ pub fn escrow_stale(conn: &Connection) -> Result<bool> {
 
 // ---- accounts ---------------------------------------------------------------
 
-pub fn user_deletion_due(conn: &Connection, user: UserId) -> Result<Option<i64>> {
+pub fn user_deletion_due(conn: &dyn Sql, user: UserId) -> Result<Option<i64>> {
+    let conn = conn.conn(TOKEN);
     Ok(conn
         .query_row(
             "SELECT due_at FROM user_deletions WHERE user_id = ?1",
@@ -199,7 +211,8 @@ pub fn user_deletion_due(conn: &Connection, user: UserId) -> Result<Option<i64>>
         .optional()?)
 }
 
-pub fn schedule_user(tx: &Transaction<'_>, user: UserId, now: i64, due_at: i64) -> Result<()> {
+pub fn schedule_user(tx: &dyn SqlTx, user: UserId, now: i64, due_at: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let n = tx.execute(
         "INSERT INTO user_deletions (user_id, requested_at, due_at) VALUES (?1, ?2, ?3)
          ON CONFLICT(user_id) DO NOTHING",
@@ -213,14 +226,16 @@ pub fn schedule_user(tx: &Transaction<'_>, user: UserId, now: i64, due_at: i64) 
     Ok(())
 }
 
-pub fn cancel_user(tx: &Transaction<'_>, user: UserId) -> Result<bool> {
+pub fn cancel_user(tx: &dyn SqlTx, user: UserId) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute(
         "DELETE FROM user_deletions WHERE user_id = ?1",
         [user.to_string()],
     )? == 1)
 }
 
-pub fn due_users(conn: &Connection, now: i64) -> Result<Vec<UserId>> {
+pub fn due_users(conn: &dyn Sql, now: i64) -> Result<Vec<UserId>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt =
         conn.prepare("SELECT user_id FROM user_deletions WHERE due_at <= ?1 ORDER BY due_at")?;
     let rows = stmt.query_map([now], |r| r.get::<_, String>(0))?;
@@ -230,7 +245,8 @@ pub fn due_users(conn: &Connection, now: i64) -> Result<Vec<UserId>> {
 /// Workspaces where `user` is the only owner, leaving out those being
 /// deleted (they go anyway). Deleting the account would leave these without
 /// an owner.
-pub fn sole_owner_of(conn: &Connection, user: UserId) -> Result<Vec<WorkspaceId>> {
+pub fn sole_owner_of(conn: &dyn Sql, user: UserId) -> Result<Vec<WorkspaceId>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(
         "SELECT m.workspace_id FROM memberships m
          WHERE m.user_id = ?1 AND m.role = ?2
@@ -247,7 +263,8 @@ pub fn sole_owner_of(conn: &Connection, user: UserId) -> Result<Vec<WorkspaceId>
 }
 
 /// The workspaces an account belongs to (for ending its memberships).
-pub fn memberships_of(conn: &Connection, user: UserId) -> Result<Vec<WorkspaceId>> {
+pub fn memberships_of(conn: &dyn Sql, user: UserId) -> Result<Vec<WorkspaceId>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare("SELECT workspace_id FROM memberships WHERE user_id = ?1")?;
     let rows = stmt.query_map([user.to_string()], |r| r.get::<_, String>(0))?;
     rows.map(|r| r?.parse()).collect()
@@ -255,7 +272,8 @@ pub fn memberships_of(conn: &Connection, user: UserId) -> Result<Vec<WorkspaceId
 
 /// Deletes the account row; sessions, sign-ins, tokens, second factors,
 /// passkeys, memberships and its deletion schedule go with it (cascade).
-pub fn delete_user(tx: &Transaction<'_>, user: UserId) -> Result<()> {
+pub fn delete_user(tx: &dyn SqlTx, user: UserId) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let n = tx.execute("DELETE FROM users WHERE id = ?1", [user.to_string()])?;
     if n == 0 {
         return Err(Error::NotFound("user"));
@@ -266,7 +284,8 @@ pub fn delete_user(tx: &Transaction<'_>, user: UserId) -> Result<()> {
 // ---- moves ------------------------------------------------------------------
 
 /// `person` or `service`.
-pub fn user_kind(conn: &Connection, user: UserId) -> Result<String> {
+pub fn user_kind(conn: &dyn Sql, user: UserId) -> Result<String> {
+    let conn = conn.conn(TOKEN);
     Ok(conn.query_row(
         "SELECT kind FROM users WHERE id = ?1",
         [user.to_string()],
@@ -275,7 +294,8 @@ pub fn user_kind(conn: &Connection, user: UserId) -> Result<String> {
 }
 
 /// An account moved in with a workspace is a service account there too.
-pub fn mark_service(tx: &Transaction<'_>, user: UserId) -> Result<()> {
+pub fn mark_service(tx: &dyn SqlTx, user: UserId) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "UPDATE users SET kind = 'service' WHERE id = ?1",
         [user.to_string()],
@@ -285,12 +305,13 @@ pub fn mark_service(tx: &Transaction<'_>, user: UserId) -> Result<()> {
 
 /// A further wrapped key of a workspace (one moved in with several).
 pub fn insert_key(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     ws: WorkspaceId,
     key_id: u32,
     wrapped: &[u8],
     now: i64,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO workspace_keys (workspace_id, key_id, wrapped, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![ws.to_string(), key_id, wrapped, now],
@@ -300,6 +321,7 @@ pub fn insert_key(
 
 /// SQLite's own verdict on a database file (`ok` when sound), for a bundle's
 /// data.db before it is imported.
-pub fn integrity_check(conn: &Connection) -> Result<String> {
+pub fn integrity_check(conn: &dyn Sql) -> Result<String> {
+    let conn = conn.conn(TOKEN);
     Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
 }

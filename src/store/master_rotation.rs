@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::model::audit::{Actor, NewEntry, RequestMeta};
 
 use super::control::Control;
+use super::handle::{Sql, SqlTx, TOKEN};
 
 pub const PENDING_FILE: &str = "master_key_pending_file";
 const SINCE: &str = "master_key_since";
@@ -48,11 +49,13 @@ fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<()> {
 }
 
 /// `aura init`: the master key begins now.
-pub fn record_since(tx: &Transaction<'_>, now: i64) -> Result<()> {
+pub fn record_since(tx: &dyn SqlTx, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     set_meta(tx, SINCE, &now.to_string())
 }
 
-pub fn info(c: &Connection) -> Result<MasterKeyInfo> {
+pub fn info(c: &dyn Sql) -> Result<MasterKeyInfo> {
+    let c = c.conn(TOKEN);
     let int = |k| -> Result<Option<i64>> { Ok(meta_text(c, k)?.and_then(|v| v.parse().ok())) };
     let since = match int(SINCE)? {
         Some(s) => Some(s),
@@ -74,7 +77,8 @@ pub fn info(c: &Connection) -> Result<MasterKeyInfo> {
 
 /// The pending key file a rotation recorded, read from a closed control.db
 /// without writing to it (the caller's key did not open it).
-pub fn pending_file_readonly(conn: &Connection) -> Result<Option<PathBuf>> {
+pub fn pending_file_readonly(conn: &dyn Sql) -> Result<Option<PathBuf>> {
+    let conn = conn.conn(TOKEN);
     Ok(meta_text(conn, PENDING_FILE)?.map(PathBuf::from))
 }
 
@@ -98,6 +102,7 @@ pub fn rewrap_all(
     let old = &control.master;
     let meta = RequestMeta::cli();
     control.db.write(|tx| {
+        let tx = tx.tx(TOKEN);
         let platform = rewrap_platform(tx, old, new)?;
         crash_point("rewrap-platform");
         let workspace = rewrap_workspaces(tx, old, new)?;
@@ -159,6 +164,7 @@ fn rewrap_workspaces(tx: &Transaction<'_>, old: &MasterKey, new: &MasterKey) -> 
 /// After the new key file replaced the configured one: nothing is pending.
 pub fn clear_pending(control: &Control) -> Result<()> {
     control.db.write(|tx| {
+        let tx = tx.tx(TOKEN);
         tx.execute("DELETE FROM meta WHERE key = ?1", [PENDING_FILE])?;
         Ok(())
     })
@@ -167,6 +173,7 @@ pub fn clear_pending(control: &Control) -> Result<()> {
 /// Whether this key opens control.db's key check (read inside the open db).
 pub fn key_matches(control: &Control, key: &MasterKey) -> Result<bool> {
     let check: Vec<u8> = control.db.read(|c| {
+        let c = c.conn(TOKEN);
         Ok(
             c.query_row("SELECT value FROM meta WHERE key = ?1", [KEY_CHECK], |r| {
                 r.get(0)

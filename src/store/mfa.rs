@@ -1,8 +1,9 @@
 //! SQL for second factors (TOTP, recovery codes) and the workspace MFA policy.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
 use super::control::PlatformKeys;
+use super::handle::{Sql, SqlTx, TOKEN};
 use crate::crypto::Slot;
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
@@ -18,7 +19,8 @@ fn slot(user: &str) -> Slot<'_> {
     Slot::new("totp", user, "secret")
 }
 
-pub fn get_totp(conn: &Connection, keys: &PlatformKeys, user: UserId) -> Result<Option<TotpRow>> {
+pub fn get_totp(conn: &dyn Sql, keys: &PlatformKeys, user: UserId) -> Result<Option<TotpRow>> {
+    let conn = conn.conn(TOKEN);
     let u = user.to_string();
     let row = conn
         .query_row(
@@ -46,12 +48,13 @@ pub fn get_totp(conn: &Connection, keys: &PlatformKeys, user: UserId) -> Result<
 /// Stores a new, unconfirmed secret (replacing an unconfirmed one). A
 /// confirmed authenticator must be removed first.
 pub fn put_pending_totp(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     keys: &PlatformKeys,
     user: UserId,
     secret: &[u8],
     now: i64,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let u = user.to_string();
     let ct = keys.sealer.seal(slot(&u), secret)?;
     let n = tx.execute(
@@ -70,7 +73,8 @@ pub fn put_pending_totp(
     Ok(())
 }
 
-pub fn confirm_totp(tx: &Transaction<'_>, user: UserId, step: i64, now: i64) -> Result<()> {
+pub fn confirm_totp(tx: &dyn SqlTx, user: UserId, step: i64, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "UPDATE totp SET confirmed_at = ?2, last_step = ?3 WHERE user_id = ?1",
         params![user.to_string(), now, step],
@@ -79,25 +83,24 @@ pub fn confirm_totp(tx: &Transaction<'_>, user: UserId, step: i64, now: i64) -> 
 }
 
 /// Moves `last_step` forward; false when `step` was already used (replay).
-pub fn use_step(tx: &Transaction<'_>, user: UserId, step: i64) -> Result<bool> {
+pub fn use_step(tx: &dyn SqlTx, user: UserId, step: i64) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute(
         "UPDATE totp SET last_step = ?2 WHERE user_id = ?1 AND last_step < ?2",
         params![user.to_string(), step],
     )? == 1)
 }
 
-pub fn delete_mfa(tx: &Transaction<'_>, user: UserId) -> Result<()> {
+pub fn delete_mfa(tx: &dyn SqlTx, user: UserId) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let u = user.to_string();
     tx.execute("DELETE FROM totp WHERE user_id = ?1", [&u])?;
     tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [&u])?;
     Ok(())
 }
 
-pub fn replace_recovery_codes(
-    tx: &Transaction<'_>,
-    user: UserId,
-    hashes: &[Vec<u8>],
-) -> Result<()> {
+pub fn replace_recovery_codes(tx: &dyn SqlTx, user: UserId, hashes: &[Vec<u8>]) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let u = user.to_string();
     tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [&u])?;
     for h in hashes {
@@ -110,12 +113,8 @@ pub fn replace_recovery_codes(
 }
 
 /// Spends a recovery code; false when it is unknown or already spent.
-pub fn use_recovery_code(
-    tx: &Transaction<'_>,
-    user: UserId,
-    hash: &[u8],
-    now: i64,
-) -> Result<bool> {
+pub fn use_recovery_code(tx: &dyn SqlTx, user: UserId, hash: &[u8], now: i64) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute(
         "UPDATE recovery_codes SET used_at = ?3
          WHERE user_id = ?1 AND hash = ?2 AND used_at IS NULL",
@@ -123,7 +122,8 @@ pub fn use_recovery_code(
     )? == 1)
 }
 
-pub fn recovery_code_unused(conn: &Connection, user: UserId, hash: &[u8]) -> Result<bool> {
+pub fn recovery_code_unused(conn: &dyn Sql, user: UserId, hash: &[u8]) -> Result<bool> {
+    let conn = conn.conn(TOKEN);
     Ok(conn
         .query_row(
             "SELECT 1 FROM recovery_codes WHERE user_id = ?1 AND hash = ?2 AND used_at IS NULL",
@@ -134,7 +134,8 @@ pub fn recovery_code_unused(conn: &Connection, user: UserId, hash: &[u8]) -> Res
         .is_some())
 }
 
-pub fn recovery_codes_left(conn: &Connection, user: UserId) -> Result<i64> {
+pub fn recovery_codes_left(conn: &dyn Sql, user: UserId) -> Result<i64> {
+    let conn = conn.conn(TOKEN);
     Ok(conn.query_row(
         "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
         [user.to_string()],
@@ -142,7 +143,8 @@ pub fn recovery_codes_left(conn: &Connection, user: UserId) -> Result<i64> {
     )?)
 }
 
-pub fn has_confirmed_totp(conn: &Connection, user: UserId) -> Result<bool> {
+pub fn has_confirmed_totp(conn: &dyn Sql, user: UserId) -> Result<bool> {
+    let conn = conn.conn(TOKEN);
     Ok(conn
         .query_row(
             "SELECT 1 FROM totp WHERE user_id = ?1 AND confirmed_at IS NOT NULL",
@@ -154,12 +156,14 @@ pub fn has_confirmed_totp(conn: &Connection, user: UserId) -> Result<bool> {
 }
 
 /// A confirmed TOTP or at least one passkey.
-pub fn has_second_factor(conn: &Connection, user: UserId) -> Result<bool> {
+pub fn has_second_factor(conn: &dyn Sql, user: UserId) -> Result<bool> {
+    let conn = conn.conn(TOKEN);
     Ok(has_confirmed_totp(conn, user)? || super::passkeys::count_for_user(conn, user)? > 0)
 }
 
 /// Whether any active workspace the user belongs to requires a second factor.
-pub fn required_for(conn: &Connection, user: UserId) -> Result<bool> {
+pub fn required_for(conn: &dyn Sql, user: UserId) -> Result<bool> {
+    let conn = conn.conn(TOKEN);
     Ok(conn
         .query_row(
             "SELECT 1 FROM memberships m JOIN workspaces w ON w.id = m.workspace_id
@@ -173,7 +177,8 @@ pub fn required_for(conn: &Connection, user: UserId) -> Result<bool> {
 
 /// Refuses to remove a second factor that is the account's last one while a
 /// workspace it belongs to requires one (the account would be shut out).
-pub fn check_last_factor(conn: &Connection, user: UserId, factors_left: i64) -> Result<()> {
+pub fn check_last_factor(conn: &dyn Sql, user: UserId, factors_left: i64) -> Result<()> {
+    let conn = conn.conn(TOKEN);
     if factors_left == 0 && required_for(conn, user)? {
         return Err(Error::Conflict(
             "a workspace you belong to requires two-factor sign-in: add another factor before removing this one".into(),
@@ -182,12 +187,8 @@ pub fn check_last_factor(conn: &Connection, user: UserId, factors_left: i64) -> 
     Ok(())
 }
 
-pub fn set_require_mfa(
-    tx: &Transaction<'_>,
-    ws: WorkspaceId,
-    required: bool,
-    now: i64,
-) -> Result<()> {
+pub fn set_require_mfa(tx: &dyn SqlTx, ws: WorkspaceId, required: bool, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "UPDATE workspaces SET require_mfa = ?2, updated_at = ?3 WHERE id = ?1",
         params![ws.to_string(), required, now],
@@ -195,7 +196,8 @@ pub fn set_require_mfa(
     Ok(())
 }
 
-pub fn require_mfa(conn: &Connection, ws: WorkspaceId) -> Result<bool> {
+pub fn require_mfa(conn: &dyn Sql, ws: WorkspaceId) -> Result<bool> {
+    let conn = conn.conn(TOKEN);
     Ok(conn
         .query_row(
             "SELECT require_mfa FROM workspaces WHERE id = ?1",
@@ -209,7 +211,8 @@ pub fn require_mfa(conn: &Connection, ws: WorkspaceId) -> Result<bool> {
 /// What entering a workspace needs in one read: the caller's role in an
 /// active workspace, and whether its MFA policy shuts them out (a person
 /// without a confirmed second factor in a workspace that requires one).
-pub fn membership_gate(conn: &Connection, ws: WorkspaceId, user: UserId) -> Result<Option<Gate>> {
+pub fn membership_gate(conn: &dyn Sql, ws: WorkspaceId, user: UserId) -> Result<Option<Gate>> {
+    let conn = conn.conn(TOKEN);
     let row: Option<(String, bool, Option<String>)> = conn
         .query_row(
             "SELECT m.role,

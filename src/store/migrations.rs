@@ -3,6 +3,7 @@
 
 use rusqlite::Connection;
 
+use super::handle::{Sql, TOKEN};
 use crate::error::{Error, Result};
 
 pub struct Migration {
@@ -136,7 +137,8 @@ pub fn latest(migrations: &[Migration]) -> i64 {
     migrations.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
-pub fn current_version(conn: &Connection) -> Result<i64> {
+pub fn current_version(conn: &dyn Sql) -> Result<i64> {
+    let conn = conn.conn(TOKEN);
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
@@ -155,7 +157,7 @@ fn up_to_date(conn: &Connection, migrations: &[Migration]) -> Result<bool> {
     Ok(migrations.iter().all(|m| applied.contains(&m.version)))
 }
 
-pub fn apply(conn: &mut Connection, migrations: &[Migration]) -> Result<()> {
+pub(in crate::store) fn apply(conn: &mut Connection, migrations: &[Migration]) -> Result<()> {
     if up_to_date(conn, migrations)? {
         return Ok(());
     }

@@ -1,7 +1,9 @@
 //! All SQL lives under `store/`. A `Db` is one SQLite file with one writer
 //! connection and a small set of readers (WAL lets them run beside the writer).
 //! Writes run on the blocking pool, reads on the reader threads
-//! (`readers`); callers hand in closures.
+//! (`readers`); callers hand in closures. A closure gets a handle
+//! (`handle::Sql`, `handle::SqlTx`) to pass to store functions, never the
+//! connection itself.
 
 pub mod accounts;
 pub mod admission;
@@ -13,6 +15,7 @@ pub mod collections;
 pub mod control;
 mod control_key;
 pub mod dir_lock;
+pub mod handle;
 pub mod integrations;
 pub mod invitations;
 pub mod key_rotation;
@@ -47,6 +50,8 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
 use crate::model::Synchronous;
+use handle::TOKEN;
+pub use handle::{Detached, Sql, SqlTx};
 use migrations::Migration;
 
 #[derive(Clone, Copy, Debug)]
@@ -146,7 +151,7 @@ impl Db {
 
     /// One IMMEDIATE transaction: the change and its audit entry commit together
     /// or not at all.
-    pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub fn write<T>(&self, f: impl FnOnce(&dyn SqlTx) -> Result<T>) -> Result<T> {
         use std::sync::atomic::Ordering;
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let lock = self.writer.lock();
@@ -158,7 +163,7 @@ impl Db {
         Ok(out)
     }
 
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub fn read<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T>) -> Result<T> {
         let pooled = self
             .readers
             .lock()
@@ -193,7 +198,7 @@ impl Db {
     pub async fn write_async<T, F>(self: &Arc<Self>, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+        F: FnOnce(&dyn SqlTx) -> Result<T> + Send + 'static,
     {
         let (done, answer) = tokio::sync::oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |tx: &Transaction<'_>| {
@@ -307,14 +312,15 @@ impl Db {
     pub async fn read_async<T, F>(self: &Arc<Self>, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&dyn Sql) -> Result<T> + Send + 'static,
     {
         let db = Arc::clone(self);
         readers::run(move || db.read(f)).await
     }
 
     /// Overwrites this database with another through the online backup API.
-    pub fn replace_from(&self, src: &Connection) -> Result<()> {
+    pub fn replace_from(&self, src: &dyn Sql) -> Result<()> {
+        let src = src.conn(TOKEN);
         let mut conn = self
             .writer
             .lock()
@@ -348,10 +354,7 @@ impl Db {
 }
 
 /// Runs one queued write inside a savepoint of the batch's transaction.
-fn in_savepoint<T>(
-    tx: &Transaction<'_>,
-    f: impl FnOnce(&Transaction<'_>) -> Result<T>,
-) -> Result<T> {
+fn in_savepoint<T>(tx: &Transaction<'_>, f: impl FnOnce(&dyn SqlTx) -> Result<T>) -> Result<T> {
     // Cached statements: two per queued write, parsed once per connection.
     tx.prepare_cached("SAVEPOINT job")?.execute([])?;
     match f(tx) {
@@ -431,7 +434,8 @@ pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
 
 /// `VACUUM INTO dest`, into a file made first with mode 0600 (SQLite would
 /// create it 0644): a snapshot for a backup or a move bundle.
-pub fn vacuum_into_private(conn: &Connection, dest: &Path) -> Result<()> {
+pub fn vacuum_into_private(conn: &dyn Sql, dest: &Path) -> Result<()> {
+    let conn = conn.conn(TOKEN);
     if let Some(p) = dest.parent() {
         create_private_dir(p)?;
     }
@@ -498,6 +502,7 @@ mod tests {
         let db = Db::open(&dir.path().join("t.db"), test_options(), migrations::TENANT).unwrap();
         let (mode, sync, fk): (String, i64, i64) = db
             .read(|c| {
+                let c = c.conn(TOKEN);
                 Ok((
                     c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
                     c.query_row("PRAGMA synchronous", [], |r| r.get(0))?,
@@ -521,6 +526,7 @@ mod tests {
             let db = Arc::clone(&db);
             tasks.push(tokio::spawn(async move {
                 db.write_async(move |tx| {
+                    let tx = tx.tx(TOKEN);
                     tx.execute(
                         "INSERT INTO meta(key, value) VALUES (?1, x'00')",
                         [format!("k{i}")],
@@ -541,6 +547,7 @@ mod tests {
         }
         let n: i64 = db
             .read(|c| {
+                let c = c.conn(TOKEN);
                 Ok(
                     c.query_row("SELECT count(*) FROM meta WHERE key LIKE 'k%'", [], |r| {
                         r.get(0)
@@ -557,12 +564,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("t.db"), test_options(), migrations::TENANT).unwrap();
         let r: Result<()> = db.write(|tx| {
+            let tx = tx.tx(TOKEN);
             tx.execute("INSERT INTO meta(key, value) VALUES ('k', x'00')", [])?;
             Err(Error::Forbidden)
         });
         assert!(r.is_err());
         let n: i64 = db
-            .read(|c| Ok(c.query_row("SELECT count(*) FROM meta WHERE key='k'", [], |r| r.get(0))?))
+            .read(|c| {
+                let c = c.conn(TOKEN);
+                Ok(c.query_row("SELECT count(*) FROM meta WHERE key='k'", [], |r| r.get(0))?)
+            })
             .unwrap();
         assert_eq!(n, 0);
     }

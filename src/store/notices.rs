@@ -3,9 +3,10 @@
 //! person (control.db), and a workspace's acknowledgements (its data.db).
 //! Summaries are sealed under the platform key, bound to their row.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
 use super::control::PlatformKeys;
+use super::handle::{Sql, SqlTx, TOKEN};
 use crate::crypto::seal::Slot;
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
@@ -38,12 +39,13 @@ fn summary_slot<'a>(row: &'a str) -> Slot<'a> {
 }
 
 pub fn insert_incident(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     id: &str,
     all: bool,
     workspaces: &[WorkspaceId],
     now: i64,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO incidents (id, declared_at, scope, status, updated_at)
          VALUES (?1, ?2, ?3, 'open', ?2)",
@@ -60,13 +62,14 @@ pub fn insert_incident(
 
 /// Appends an update (the declaration is seq 1) and returns its seq.
 pub fn insert_update(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     keys: &PlatformKeys,
     id: &str,
     kind: &str,
     summary: Option<&str>,
     now: i64,
 ) -> Result<i64> {
+    let tx = tx.tx(TOKEN);
     let seq: i64 = tx.query_row(
         "SELECT coalesce(max(seq), 0) + 1 FROM incident_updates WHERE incident_id = ?1",
         [id],
@@ -110,7 +113,8 @@ fn incident_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
 }
 
 /// Every incident, newest first.
-pub fn list_incidents(conn: &Connection) -> Result<Vec<IncidentRow>> {
+pub fn list_incidents(conn: &dyn Sql) -> Result<Vec<IncidentRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {INCIDENT_COLUMNS} FROM incidents i ORDER BY i.declared_at DESC, i.id DESC"
     ))?;
@@ -118,7 +122,8 @@ pub fn list_incidents(conn: &Connection) -> Result<Vec<IncidentRow>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-pub fn get_incident(conn: &Connection, id: &str) -> Result<Option<IncidentRow>> {
+pub fn get_incident(conn: &dyn Sql, id: &str) -> Result<Option<IncidentRow>> {
+    let conn = conn.conn(TOKEN);
     Ok(conn
         .query_row(
             &format!("SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = ?1"),
@@ -128,7 +133,8 @@ pub fn get_incident(conn: &Connection, id: &str) -> Result<Option<IncidentRow>> 
         .optional()?)
 }
 
-pub fn updates(conn: &Connection, keys: &PlatformKeys, id: &str) -> Result<Vec<UpdateRow>> {
+pub fn updates(conn: &dyn Sql, keys: &PlatformKeys, id: &str) -> Result<Vec<UpdateRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(
         "SELECT seq, at, kind, summary_ct FROM incident_updates WHERE incident_id = ?1 ORDER BY seq",
     )?;
@@ -150,7 +156,8 @@ pub fn updates(conn: &Connection, keys: &PlatformKeys, id: &str) -> Result<Vec<U
     Ok(out)
 }
 
-pub fn incident_workspaces(conn: &Connection, id: &str) -> Result<Vec<WorkspaceId>> {
+pub fn incident_workspaces(conn: &dyn Sql, id: &str) -> Result<Vec<WorkspaceId>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(
         "SELECT workspace_id FROM incident_workspaces WHERE incident_id = ?1 ORDER BY workspace_id",
     )?;
@@ -160,7 +167,8 @@ pub fn incident_workspaces(conn: &Connection, id: &str) -> Result<Vec<WorkspaceI
 }
 
 /// The incidents that affect one workspace (ids, newest first), for its banner.
-pub fn incidents_of_workspace(conn: &Connection, ws: WorkspaceId) -> Result<Vec<IncidentRow>> {
+pub fn incidents_of_workspace(conn: &dyn Sql, ws: WorkspaceId) -> Result<Vec<IncidentRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {INCIDENT_COLUMNS} FROM incidents i
          JOIN incident_workspaces iw ON iw.incident_id = i.id
@@ -172,7 +180,8 @@ pub fn incidents_of_workspace(conn: &Connection, ws: WorkspaceId) -> Result<Vec<
 
 // ---- mail owed --------------------------------------------------------------
 
-pub fn owe_mail(tx: &Transaction<'_>, notice: &str, users: &[UserId], now: i64) -> Result<()> {
+pub fn owe_mail(tx: &dyn SqlTx, notice: &str, users: &[UserId], now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     for u in users {
         tx.execute(
             "INSERT OR IGNORE INTO notice_mail (notice, user_id, created_at) VALUES (?1, ?2, ?3)",
@@ -184,7 +193,8 @@ pub fn owe_mail(tx: &Transaction<'_>, notice: &str, users: &[UserId], now: i64) 
 
 /// Mail still owed: (notice, person), of notices whose key starts with
 /// `prefix` created at or before `until`.
-pub fn unsent_mail(conn: &Connection, prefix: &str, until: i64) -> Result<Vec<(String, UserId)>> {
+pub fn unsent_mail(conn: &dyn Sql, prefix: &str, until: i64) -> Result<Vec<(String, UserId)>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(
         "SELECT notice, user_id FROM notice_mail
          WHERE sent_at IS NULL AND created_at <= ?2 AND substr(notice, 1, length(?1)) = ?1
@@ -201,7 +211,8 @@ pub fn unsent_mail(conn: &Connection, prefix: &str, until: i64) -> Result<Vec<(S
     Ok(out)
 }
 
-pub fn mark_sent(tx: &Transaction<'_>, notice: &str, user: UserId, now: i64) -> Result<()> {
+pub fn mark_sent(tx: &dyn SqlTx, notice: &str, user: UserId, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "UPDATE notice_mail SET sent_at = ?3 WHERE notice = ?1 AND user_id = ?2",
         params![notice, user.to_string(), now],
@@ -210,7 +221,8 @@ pub fn mark_sent(tx: &Transaction<'_>, notice: &str, user: UserId, now: i64) -> 
 }
 
 /// (sent, still owed) for notices whose key starts with `prefix`.
-pub fn mail_counts(conn: &Connection, prefix: &str) -> Result<(i64, i64)> {
+pub fn mail_counts(conn: &dyn Sql, prefix: &str) -> Result<(i64, i64)> {
+    let conn = conn.conn(TOKEN);
     Ok(conn.query_row(
         "SELECT count(sent_at), count(*) - count(sent_at) FROM notice_mail
          WHERE substr(notice, 1, length(?1)) = ?1",
@@ -221,7 +233,8 @@ pub fn mail_counts(conn: &Connection, prefix: &str) -> Result<(i64, i64)> {
 
 // ---- subprocessor notices ---------------------------------------------------
 
-pub fn subprocessor_noticed(conn: &Connection, digest: &str) -> Result<bool> {
+pub fn subprocessor_noticed(conn: &dyn Sql, digest: &str) -> Result<bool> {
+    let conn = conn.conn(TOKEN);
     Ok(conn
         .query_row(
             "SELECT 1 FROM subprocessor_notices WHERE digest = ?1",
@@ -233,11 +246,12 @@ pub fn subprocessor_noticed(conn: &Connection, digest: &str) -> Result<bool> {
 }
 
 pub fn insert_subprocessor_notice(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     digest: &str,
     effective: &str,
     now: i64,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO subprocessor_notices (digest, effective, noticed_at) VALUES (?1, ?2, ?3)",
         params![digest, effective, now],
@@ -247,14 +261,16 @@ pub fn insert_subprocessor_notice(
 
 // ---- a workspace's acknowledgements (its data.db) ---------------------------
 
-pub fn acknowledged(conn: &Connection) -> Result<Vec<String>> {
+pub fn acknowledged(conn: &dyn Sql) -> Result<Vec<String>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare("SELECT incident_id FROM incident_acks")?;
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 /// Records the acknowledgement; false if it was already acknowledged.
-pub fn acknowledge(tx: &Transaction<'_>, incident: &str, by: UserId, now: i64) -> Result<bool> {
+pub fn acknowledge(tx: &dyn SqlTx, incident: &str, by: UserId, now: i64) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     let n = tx.execute(
         "INSERT OR IGNORE INTO incident_acks (incident_id, acknowledged_at, acknowledged_by)
          VALUES (?1, ?2, ?3)",

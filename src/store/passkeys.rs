@@ -1,9 +1,10 @@
 //! SQL for passkeys. The webauthn-rs `Passkey` (public key, counter) and the
 //! label are sealed under the platform key, bound to the row.
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::params;
 
 use super::control::PlatformKeys;
+use super::handle::{Sql, SqlTx, TOKEN};
 use crate::crypto::Slot;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
@@ -19,12 +20,8 @@ pub struct PasskeyRow {
     pub last_used_at: Option<i64>,
 }
 
-pub fn insert(
-    tx: &Transaction<'_>,
-    keys: &PlatformKeys,
-    row: &PasskeyRow,
-    cred_id: &[u8],
-) -> Result<()> {
+pub fn insert(tx: &dyn SqlTx, keys: &PlatformKeys, row: &PasskeyRow, cred_id: &[u8]) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let name_ct = keys
         .sealer
         .seal_str(Slot::new("passkeys", &row.id, "name"), &row.name)?;
@@ -53,7 +50,8 @@ pub fn insert(
     }
 }
 
-pub fn for_user(conn: &Connection, keys: &PlatformKeys, user: UserId) -> Result<Vec<PasskeyRow>> {
+pub fn for_user(conn: &dyn Sql, keys: &PlatformKeys, user: UserId) -> Result<Vec<PasskeyRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(
         "SELECT id, name_ct, passkey_ct, created_at, last_used_at FROM passkeys
          WHERE user_id = ?1 ORDER BY created_at, id",
@@ -81,12 +79,13 @@ pub fn for_user(conn: &Connection, keys: &PlatformKeys, user: UserId) -> Result<
 }
 
 pub fn update(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     keys: &PlatformKeys,
     id: &str,
     passkey_json: &[u8],
     now: i64,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let pk_ct = keys
         .sealer
         .seal(Slot::new("passkeys", id, "passkey"), passkey_json)?;
@@ -97,7 +96,8 @@ pub fn update(
     Ok(())
 }
 
-pub fn delete(tx: &Transaction<'_>, user: UserId, id: &str) -> Result<()> {
+pub fn delete(tx: &dyn SqlTx, user: UserId, id: &str) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let n = tx.execute(
         "DELETE FROM passkeys WHERE id = ?1 AND user_id = ?2",
         params![id, user.to_string()],
@@ -108,7 +108,8 @@ pub fn delete(tx: &Transaction<'_>, user: UserId, id: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn count_for_user(conn: &Connection, user: UserId) -> Result<i64> {
+pub fn count_for_user(conn: &dyn Sql, user: UserId) -> Result<i64> {
+    let conn = conn.conn(TOKEN);
     Ok(conn.query_row(
         "SELECT count(*) FROM passkeys WHERE user_id = ?1",
         [user.to_string()],

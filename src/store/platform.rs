@@ -1,9 +1,10 @@
 //! SQL for the platform area: workspace state and health, and recorded
 //! impersonations.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
 use super::control::PlatformKeys;
+use super::handle::{Sql, SqlTx, TOKEN};
 use crate::crypto::Slot;
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
@@ -11,7 +12,8 @@ use crate::model::Role;
 
 /// Sets a workspace's state; returns the state it had (for the audit entry's
 /// before), read in the same transaction.
-pub fn set_state(tx: &Transaction<'_>, ws: WorkspaceId, state: &str, now: i64) -> Result<String> {
+pub fn set_state(tx: &dyn SqlTx, ws: WorkspaceId, state: &str, now: i64) -> Result<String> {
+    let tx = tx.tx(TOKEN);
     let before: String = tx
         .query_row(
             "SELECT state FROM workspaces WHERE id = ?1",
@@ -27,7 +29,8 @@ pub fn set_state(tx: &Transaction<'_>, ws: WorkspaceId, state: &str, now: i64) -
     Ok(before)
 }
 
-pub fn member_count(conn: &Connection, ws: WorkspaceId) -> Result<i64> {
+pub fn member_count(conn: &dyn Sql, ws: WorkspaceId) -> Result<i64> {
+    let conn = conn.conn(TOKEN);
     Ok(conn.query_row(
         "SELECT count(*) FROM memberships WHERE workspace_id = ?1",
         [ws.to_string()],
@@ -56,11 +59,12 @@ pub struct NewImpersonation<'a> {
 }
 
 pub fn insert_impersonation(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     keys: &PlatformKeys,
     i: &NewImpersonation<'_>,
     now: i64,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     // One at a time per session: starting another ends the previous one.
     // cross-workspace: by the staff session, which impersonates one workspace at a time
     tx.execute(
@@ -90,11 +94,12 @@ pub fn insert_impersonation(
 
 /// The live impersonation of a browser session, if any.
 pub fn active_for_session(
-    conn: &Connection,
+    conn: &dyn Sql,
     keys: &PlatformKeys,
     session_hash: &[u8],
     now: i64,
 ) -> Result<Option<Impersonation>> {
+    let conn = conn.conn(TOKEN);
     let row = conn
         .query_row(
             "SELECT i.id, i.staff_id, i.workspace_id, i.reason_ct, i.role, i.expires_at
@@ -130,7 +135,8 @@ pub fn active_for_session(
     .transpose()
 }
 
-pub fn end_impersonation(tx: &Transaction<'_>, id: &str, now: i64) -> Result<bool> {
+pub fn end_impersonation(tx: &dyn SqlTx, id: &str, now: i64) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     // cross-workspace: by the impersonation's own random id
     Ok(tx.execute(
         "UPDATE impersonations SET ended_at = ?2 WHERE id = ?1 AND ended_at IS NULL",

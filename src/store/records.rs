@@ -3,7 +3,7 @@
 //! goes in sealed; unique and pii values also get keyed digests in
 //! `record_keys`.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::tenant::TenantTx;
 use crate::crypto::{BlindIndex, Sealer, Slot};
@@ -15,6 +15,7 @@ pub use super::collections::{
     CollectionRow, collection_ids, delete_collection, get_collection, list_collections,
     list_collections_page, save_collection, schema_version,
 };
+use super::handle::{Sql, SqlTx, TOKEN};
 
 /// Versions of a record kept for history and restore.
 pub const HISTORY_VERSIONS: i64 = 20;
@@ -92,11 +93,12 @@ pub(crate) fn record_from_row(
 }
 
 pub fn get_record(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     collection: &str,
     id: &str,
 ) -> Result<Option<RecordRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare_cached(concat!(
         "SELECT ",
         record_cols!(),
@@ -109,11 +111,8 @@ pub fn get_record(
     }
 }
 
-pub fn get_record_by_seq(
-    conn: &Connection,
-    sealer: &Sealer,
-    seq: i64,
-) -> Result<Option<RecordRow>> {
+pub fn get_record_by_seq(conn: &dyn Sql, sealer: &Sealer, seq: i64) -> Result<Option<RecordRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare_cached(concat!(
         "SELECT ",
         record_cols!(),
@@ -127,7 +126,8 @@ pub fn get_record_by_seq(
 }
 
 /// Live (not deleted) records in the workspace, all collections.
-pub fn count_live(conn: &Connection) -> Result<i64> {
+pub fn count_live(conn: &dyn Sql) -> Result<i64> {
+    let conn = conn.conn(TOKEN);
     Ok(
         conn.query_row("SELECT count(*) FROM records WHERE deleted = 0", [], |r| {
             r.get(0)
@@ -135,7 +135,8 @@ pub fn count_live(conn: &Connection) -> Result<i64> {
     )
 }
 
-pub fn record_exists(conn: &Connection, collection: &str, id: &str) -> Result<bool> {
+pub fn record_exists(conn: &dyn Sql, collection: &str, id: &str) -> Result<bool> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare_cached(
         "SELECT 1 FROM records WHERE id = ?1 AND collection_id = ?2 AND deleted = 0",
     )?;
@@ -181,20 +182,21 @@ impl Sort {
 
 /// One page in the given order, after the (time, seq) position of `after`.
 pub fn list_records(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     collection: &str,
     sort: Sort,
     after: Option<(i64, i64)>,
     limit: usize,
 ) -> Result<Vec<RecordRow>> {
+    let conn = conn.conn(TOKEN);
     Ok(list_page(conn, sealer, collection, sort, after, limit, false)?.0)
 }
 
 /// One page of `limit` records, and whether more follow. The row after the
 /// page is read to learn that, but never decrypted.
 pub fn list_page(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     collection: &str,
     sort: Sort,
@@ -202,6 +204,7 @@ pub fn list_page(
     limit: usize,
     probe_next: bool,
 ) -> Result<(Vec<RecordRow>, bool)> {
+    let conn = conn.conn(TOKEN);
     macro_rules! page_sql {
         ($col:literal, $cmp:literal, $dir:literal) => {
             concat!(
@@ -245,7 +248,8 @@ pub fn list_page(
     Ok((out, false))
 }
 
-pub(super) fn next_rev(tx: &Transaction<'_>) -> Result<i64> {
+pub(super) fn next_rev(tx: &dyn SqlTx) -> Result<i64> {
+    let tx = tx.tx(TOKEN);
     let mut stmt = tx.prepare_cached("SELECT coalesce(max(rev), 0) + 1 FROM records")?;
     Ok(stmt.query_row([], |r| r.get(0))?)
 }
@@ -258,13 +262,14 @@ fn is_constraint(e: &rusqlite::Error) -> bool {
 /// enforced by a unique index) and pii fields (workspace-wide, for finding a
 /// data subject).
 pub(super) fn write_keys(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     blind: &BlindIndex,
     collection: &str,
     def: &Definition,
     seq: i64,
     vals: &Values,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.prepare_cached("DELETE FROM record_keys WHERE record_seq = ?1")?
         .execute([seq])?;
     let mut errors = Vec::new();
@@ -421,7 +426,8 @@ pub fn update_record(
 }
 
 /// Leaves a tombstone (no values) so the search index learns of the deletion.
-pub fn delete_record(tx: &Transaction<'_>, seq: i64, now_ms: i64) -> Result<()> {
+pub fn delete_record(tx: &dyn SqlTx, seq: i64, now_ms: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let rev = next_rev(tx)?;
     tx.execute(
         "UPDATE records SET deleted = 1, values_ct = NULL, updated_at = ?1, rev = ?2 WHERE seq = ?3",
@@ -474,7 +480,8 @@ pub struct VersionRow {
     pub values: Values,
 }
 
-pub fn versions(conn: &Connection, sealer: &Sealer, rec: &RecordRow) -> Result<Vec<VersionRow>> {
+pub fn versions(conn: &dyn Sql, sealer: &Sealer, rec: &RecordRow) -> Result<Vec<VersionRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(
         "SELECT version, time, actor, values_ct FROM record_versions
          WHERE record_seq = ?1 ORDER BY version DESC",
@@ -500,11 +507,12 @@ pub fn versions(conn: &Connection, sealer: &Sealer, rec: &RecordRow) -> Result<V
 /// key is younger than a day. A different request under the same key is an
 /// error naming the header.
 pub fn idempotent_replay(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     key_digest: &[u8],
     request_digest: &[u8],
     now: i64,
 ) -> Result<Option<i64>> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "DELETE FROM idempotency_keys WHERE created_at < ?1",
         [now - 86_400],
@@ -527,12 +535,13 @@ pub fn idempotent_replay(
 }
 
 pub fn remember_idempotency(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     key_digest: &[u8],
     request_digest: &[u8],
     seq: i64,
     now: i64,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO idempotency_keys (key_digest, request_digest, record_seq, created_at)
          VALUES (?1, ?2, ?3, ?4)",
@@ -546,11 +555,12 @@ pub fn remember_idempotency(
 pub type Change = (i64, i64, String, Option<Values>);
 
 pub fn changes_since(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     rev: i64,
     limit: usize,
 ) -> Result<Vec<Change>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare_cached(
         "SELECT seq, rev, collection_id, deleted, id, values_ct FROM records
          WHERE rev > ?1 ORDER BY rev LIMIT ?2",

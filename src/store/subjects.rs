@@ -3,9 +3,10 @@
 //! anonymisation touches: record values, their versions, their digests, and
 //! the sealed details of their audit entries (see `docs/data-subjects.md`).
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
+use super::handle::{Sql, SqlTx, TOKEN};
 use super::records::{RecordRow, next_rev, write_keys};
 use super::tenant::TenantTx;
 use crate::crypto::{Sealer, Slot};
@@ -26,7 +27,8 @@ pub struct Hit {
 }
 
 /// Every record whose pii digests include one of `digests`, oldest first.
-pub fn find(conn: &Connection, digests: &[Vec<u8>]) -> Result<Vec<Hit>> {
+pub fn find(conn: &dyn Sql, digests: &[Vec<u8>]) -> Result<Vec<Hit>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare_cached(
         "SELECT k.record_seq, r.id, r.collection_id, r.deleted, k.field_id
          FROM record_keys k JOIN records r ON r.seq = k.record_seq
@@ -59,14 +61,16 @@ pub fn find(conn: &Connection, digests: &[Vec<u8>]) -> Result<Vec<Hit>> {
 }
 
 /// The ids of every record of a collection, tombstones included.
-pub fn record_ids(conn: &Connection, collection: &str) -> Result<Vec<String>> {
+pub fn record_ids(conn: &dyn Sql, collection: &str) -> Result<Vec<String>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare_cached("SELECT id FROM records WHERE collection_id = ?1")?;
     let rows = stmt.query_map([collection], |r| r.get::<_, String>(0))?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 /// The seqs of the audit entries about these records.
-pub fn audit_seqs(conn: &Connection, record_ids: &[String]) -> Result<Vec<i64>> {
+pub fn audit_seqs(conn: &dyn Sql, record_ids: &[String]) -> Result<Vec<i64>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare_cached(
         "SELECT seq FROM audit_log WHERE target_type = 'record' AND target_id = ?1 ORDER BY seq",
     )?;
@@ -85,12 +89,13 @@ pub fn audit_seqs(conn: &Connection, record_ids: &[String]) -> Result<Vec<i64>> 
 /// committed to and naming the entry that did it (the only update the
 /// append-only trigger lets through).
 pub fn replace_audit_detail(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     sealer: &Sealer,
     seq: i64,
     detail: &serde_json::Value,
     redactor: i64,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     type Sealed = Option<Vec<u8>>;
     let old: Option<(Sealed, Sealed)> = tx
         .query_row(
@@ -139,11 +144,12 @@ pub fn rewrite_record(
 
 /// Rewrites every kept version of a record through `f`.
 pub fn rewrite_versions(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     sealer: &Sealer,
     rec: &RecordRow,
     f: impl Fn(&mut Values),
 ) -> Result<usize> {
+    let tx = tx.tx(TOKEN);
     let mut versions = Vec::new();
     {
         let mut stmt =
@@ -171,13 +177,15 @@ pub fn rewrite_versions(
 }
 
 /// Forgets a tombstone's pii digests once its audit entries are scrubbed.
-pub fn drop_tombstone_keys(tx: &Transaction<'_>, seq: i64) -> Result<()> {
+pub fn drop_tombstone_keys(tx: &dyn SqlTx, seq: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute("DELETE FROM record_keys WHERE record_seq = ?1", [seq])?;
     Ok(())
 }
 
 /// Forgets the Idempotency-Keys of a record: they hash its request body.
-pub fn drop_idempotency(tx: &Transaction<'_>, seq: i64) -> Result<()> {
+pub fn drop_idempotency(tx: &dyn SqlTx, seq: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute("DELETE FROM idempotency_keys WHERE record_seq = ?1", [seq])?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! SQL for a workspace's teams and their members. Team names are sealed.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
+use super::handle::{Sql, SqlTx, TOKEN};
 use crate::crypto::{Sealer, Slot};
 use crate::error::{Error, Result};
 
@@ -14,7 +15,8 @@ pub struct TeamRow {
     pub members: Vec<(String, String)>,
 }
 
-pub fn list_teams(conn: &Connection, sealer: &Sealer) -> Result<Vec<TeamRow>> {
+pub fn list_teams(conn: &dyn Sql, sealer: &Sealer) -> Result<Vec<TeamRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt =
         conn.prepare("SELECT id, name_ct, created_at FROM teams ORDER BY created_at, id")?;
     let mut rows = stmt.query([])?;
@@ -41,13 +43,8 @@ pub fn list_teams(conn: &Connection, sealer: &Sealer) -> Result<Vec<TeamRow>> {
     Ok(out)
 }
 
-pub fn insert_team(
-    tx: &Transaction<'_>,
-    sealer: &Sealer,
-    id: &str,
-    name: &str,
-    now: i64,
-) -> Result<()> {
+pub fn insert_team(tx: &dyn SqlTx, sealer: &Sealer, id: &str, name: &str, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let ct = sealer.seal_str(Slot::new("teams", id, "name"), name)?;
     tx.execute(
         "INSERT INTO teams (id, name_ct, created_at) VALUES (?1, ?2, ?3)",
@@ -56,14 +53,16 @@ pub fn insert_team(
     Ok(())
 }
 
-pub fn team_exists(conn: &Connection, id: &str) -> Result<bool> {
+pub fn team_exists(conn: &dyn Sql, id: &str) -> Result<bool> {
+    let conn = conn.conn(TOKEN);
     Ok(conn
         .query_row("SELECT 1 FROM teams WHERE id = ?1", [id], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
-pub fn delete_team(tx: &Transaction<'_>, id: &str) -> Result<bool> {
+pub fn delete_team(tx: &dyn SqlTx, id: &str) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     let owns: i64 = tx.query_row(
         "SELECT count(*) FROM collections WHERE team_id = ?1",
         [id],
@@ -77,13 +76,8 @@ pub fn delete_team(tx: &Transaction<'_>, id: &str) -> Result<bool> {
     Ok(tx.execute("DELETE FROM teams WHERE id = ?1", [id])? > 0)
 }
 
-pub fn set_team_member(
-    tx: &Transaction<'_>,
-    team: &str,
-    user: &str,
-    role: &str,
-    now: i64,
-) -> Result<()> {
+pub fn set_team_member(tx: &dyn SqlTx, team: &str, user: &str, role: &str, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO team_members (team_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(team_id, user_id) DO UPDATE SET role = excluded.role",
@@ -92,7 +86,8 @@ pub fn set_team_member(
     Ok(())
 }
 
-pub fn remove_team_member(tx: &Transaction<'_>, team: &str, user: &str) -> Result<bool> {
+pub fn remove_team_member(tx: &dyn SqlTx, team: &str, user: &str) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute(
         "DELETE FROM team_members WHERE team_id = ?1 AND user_id = ?2",
         params![team, user],
@@ -100,7 +95,8 @@ pub fn remove_team_member(tx: &Transaction<'_>, team: &str, user: &str) -> Resul
 }
 
 /// The teams a user belongs to: (team id, role).
-pub fn teams_of(conn: &Connection, user: &str) -> Result<Vec<(String, String)>> {
+pub fn teams_of(conn: &dyn Sql, user: &str) -> Result<Vec<(String, String)>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare("SELECT team_id, role FROM team_members WHERE user_id = ?1")?;
     let rows = stmt
         .query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -109,6 +105,7 @@ pub fn teams_of(conn: &Connection, user: &str) -> Result<Vec<(String, String)>> 
 }
 
 /// Drops a user from every team (when they leave the workspace).
-pub fn remove_user_everywhere(tx: &Transaction<'_>, user: &str) -> Result<usize> {
+pub fn remove_user_everywhere(tx: &dyn SqlTx, user: &str) -> Result<usize> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute("DELETE FROM team_members WHERE user_id = ?1", [user])?)
 }

@@ -6,11 +6,12 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::Transaction;
 
 use super::admission::Admission;
 use super::audit_hook::AuditHook;
 use super::control::{self, Control};
+use super::handle::{Sql, TOKEN};
 use super::pool_lru::Lru;
 use super::{Db, DbOptions, migrations};
 use crate::crypto::{BlindIndex, DataKey, Sealer};
@@ -91,7 +92,7 @@ impl std::fmt::Debug for TenantDb {
 
 /// A write transaction in one workspace, with that workspace's keys.
 pub struct TenantTx<'a> {
-    pub tx: &'a Transaction<'a>,
+    pub(in crate::store) tx: &'a Transaction<'a>,
     pub sealer: &'a Sealer,
     pub blind: &'a BlindIndex,
     pub workspace: WorkspaceId,
@@ -196,7 +197,7 @@ impl TenantDb {
             .write_async(move |tx| {
                 let k = snapshot(&cell);
                 let t = TenantTx {
-                    tx,
+                    tx: tx.tx(TOKEN),
                     sealer: &k.sealer,
                     blind: &k.blind,
                     workspace,
@@ -225,7 +226,7 @@ impl TenantDb {
         let (out, queued) = self.db.write(|tx| {
             let k = self.keys();
             let t = TenantTx {
-                tx,
+                tx: tx.tx(TOKEN),
                 sealer: &k.sealer,
                 blind: &k.blind,
                 workspace: self.id,
@@ -243,7 +244,7 @@ impl TenantDb {
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &Sealer) -> Result<T> + Send + 'static,
+        F: FnOnce(&dyn Sql, &Sealer) -> Result<T> + Send + 'static,
     {
         let cell = Arc::clone(&self.keys);
         self.db
@@ -251,7 +252,7 @@ impl TenantDb {
             .await
     }
 
-    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection, &Sealer) -> Result<T>) -> Result<T> {
+    pub fn read_blocking<T>(&self, f: impl FnOnce(&dyn Sql, &Sealer) -> Result<T>) -> Result<T> {
         self.db.read(|c| f(c, &self.keys().sealer))
     }
 
@@ -283,7 +284,7 @@ impl TenantDb {
     /// Overwrites this database with `src` through SQLite's online backup API
     /// (restore of one workspace). Readers and writers elsewhere wait on the
     /// lock for the moment of the copy.
-    pub fn replace_from(&self, src: &Connection) -> Result<()> {
+    pub fn replace_from(&self, src: &dyn Sql) -> Result<()> {
         self.db.replace_from(src)?;
         crate::store::tenant_settings::bump_generation(&self.db)
     }

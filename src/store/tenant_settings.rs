@@ -1,13 +1,15 @@
 //! Per-workspace settings kept in the workspace's own `meta` table. Values are
 //! small enums and numbers, never person-typed.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
+use super::handle::{Sql, SqlTx, TOKEN};
 use crate::error::Result;
 
 const AUDIT_RETENTION_DAYS: &str = "audit_retention_days";
 
-pub fn audit_retention_days(conn: &Connection) -> Result<Option<u32>> {
+pub fn audit_retention_days(conn: &dyn Sql) -> Result<Option<u32>> {
+    let conn = conn.conn(TOKEN);
     let v: Option<Vec<u8>> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = ?1",
@@ -19,7 +21,8 @@ pub fn audit_retention_days(conn: &Connection) -> Result<Option<u32>> {
         .and_then(|s| s.parse().ok()))
 }
 
-pub fn set_audit_retention_days(tx: &Transaction<'_>, days: u32) -> Result<()> {
+pub fn set_audit_retention_days(tx: &dyn SqlTx, days: u32) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO meta(key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -31,7 +34,8 @@ pub fn set_audit_retention_days(tx: &Transaction<'_>, days: u32) -> Result<()> {
 const GENERATION: &str = "restore_generation";
 
 /// Bumped by every in-place restore, so in-memory indexes know to rebuild.
-pub fn generation(conn: &Connection) -> Result<u64> {
+pub fn generation(conn: &dyn Sql) -> Result<u64> {
+    let conn = conn.conn(TOKEN);
     let v: Option<Vec<u8>> = conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [GENERATION], |r| {
             r.get(0)
@@ -53,7 +57,8 @@ pub fn bump_generation(db: &crate::store::Db) -> Result<()> {
 /// current plus one: a database restored from a backup holds an older value,
 /// and its bump must not land on the generation a persisted search index was
 /// built at, or that index would be taken as current.
-pub fn bump_generation_in(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+pub fn bump_generation_in(tx: &dyn SqlTx) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let current = generation(tx)?;
     let mut next = current;
     while next == current || next == 0 {

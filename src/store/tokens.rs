@@ -2,9 +2,10 @@
 //! `aura_` API tokens. Secrets arrive here already hashed; token names are
 //! sealed under the platform key.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
 use super::control::PlatformKeys;
+use super::handle::{Sql, SqlTx, TOKEN};
 use crate::crypto::Slot;
 use crate::error::{Error, Result};
 use crate::ids::{UserId, WorkspaceId};
@@ -30,13 +31,14 @@ pub struct Origin {
 }
 
 pub fn insert_family(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     id: &str,
     user: UserId,
     now: i64,
     expires_at: i64,
     from: &Origin,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO token_families (id, user_id, created_at, expires_at, ip, device)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -45,7 +47,8 @@ pub fn insert_family(
     Ok(())
 }
 
-pub fn insert_refresh(tx: &Transaction<'_>, hash: &[u8], family: &str, now: i64) -> Result<()> {
+pub fn insert_refresh(tx: &dyn SqlTx, hash: &[u8], family: &str, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO refresh_tokens (hash, family_id, created_at) VALUES (?1, ?2, ?3)",
         params![hash, family, now],
@@ -53,7 +56,8 @@ pub fn insert_refresh(tx: &Transaction<'_>, hash: &[u8], family: &str, now: i64)
     Ok(())
 }
 
-pub fn find_refresh(conn: &Connection, hash: &[u8]) -> Result<Option<RefreshLookup>> {
+pub fn find_refresh(conn: &dyn Sql, hash: &[u8]) -> Result<Option<RefreshLookup>> {
+    let conn = conn.conn(TOKEN);
     let row = conn
         .query_row(
             "SELECT f.id, f.user_id, r.used_at IS NOT NULL, f.revoked_at IS NOT NULL,
@@ -90,7 +94,8 @@ pub fn find_refresh(conn: &Connection, hash: &[u8]) -> Result<Option<RefreshLook
 
 /// Marks a refresh token used. Returns false when another request used it
 /// first (the loser of a race is treated as a reuse).
-pub fn mark_refresh_used(tx: &Transaction<'_>, hash: &[u8], now: i64) -> Result<bool> {
+pub fn mark_refresh_used(tx: &dyn SqlTx, hash: &[u8], now: i64) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     let n = tx.execute(
         "UPDATE refresh_tokens SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL",
         params![hash, now],
@@ -98,7 +103,8 @@ pub fn mark_refresh_used(tx: &Transaction<'_>, hash: &[u8], now: i64) -> Result<
     Ok(n == 1)
 }
 
-pub fn revoke_family(tx: &Transaction<'_>, id: &str, now: i64, reason: &str) -> Result<usize> {
+pub fn revoke_family(tx: &dyn SqlTx, id: &str, now: i64, reason: &str) -> Result<usize> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute(
         "UPDATE token_families SET revoked_at = ?2, revoked_reason = ?3
          WHERE id = ?1 AND revoked_at IS NULL",
@@ -107,12 +113,13 @@ pub fn revoke_family(tx: &Transaction<'_>, id: &str, now: i64, reason: &str) -> 
 }
 
 pub fn revoke_user_families(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     user: UserId,
     except: Option<&str>,
     now: i64,
     reason: &str,
 ) -> Result<usize> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute(
         "UPDATE token_families SET revoked_at = ?2, revoked_reason = ?3
          WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?4",
@@ -138,7 +145,8 @@ impl FamilyState {
     }
 }
 
-pub fn family_state(conn: &Connection, id: &str) -> Result<Option<FamilyState>> {
+pub fn family_state(conn: &dyn Sql, id: &str) -> Result<Option<FamilyState>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare_cached(
         "SELECT f.user_id, f.revoked_at IS NULL AND u.disabled = 0, f.expires_at,
                 u.platform_admin
@@ -193,11 +201,12 @@ pub struct NewApiToken<'a> {
 }
 
 pub fn insert_api_token(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     keys: &PlatformKeys,
     t: &NewApiToken<'_>,
     now: i64,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let name_ct = keys
         .sealer
         .seal_str(Slot::new("api_tokens", t.id, "name"), t.name)?;
@@ -247,10 +256,11 @@ fn token_from_row(keys: &PlatformKeys, r: &rusqlite::Row<'_>) -> Result<ApiToken
 }
 
 pub fn list_api_tokens(
-    conn: &Connection,
+    conn: &dyn Sql,
     keys: &PlatformKeys,
     ws: WorkspaceId,
 ) -> Result<Vec<ApiTokenRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE workspace_id = ?1 ORDER BY created_at, id"
     ))?;
@@ -263,11 +273,12 @@ pub fn list_api_tokens(
 }
 
 pub fn get_api_token(
-    conn: &Connection,
+    conn: &dyn Sql,
     keys: &PlatformKeys,
     ws: WorkspaceId,
     id: &str,
 ) -> Result<Option<ApiTokenRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE workspace_id = ?1 AND id = ?2"
     ))?;
@@ -296,7 +307,8 @@ impl TokenAuth {
 }
 
 /// A live token by its hash: not revoked, not expired, its account enabled.
-pub fn find_live_api_token(conn: &Connection, hash: &[u8], now: i64) -> Result<Option<TokenAuth>> {
+pub fn find_live_api_token(conn: &dyn Sql, hash: &[u8], now: i64) -> Result<Option<TokenAuth>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare_cached(
         "SELECT t.id, t.workspace_id, t.user_id, t.scope, t.expires_at, t.last_used_at
          FROM api_tokens t JOIN users u ON u.id = t.user_id
@@ -328,7 +340,8 @@ pub fn find_live_api_token(conn: &Connection, hash: &[u8], now: i64) -> Result<O
     .transpose()
 }
 
-pub fn touch_api_token(tx: &Transaction<'_>, id: &str, now: i64) -> Result<()> {
+pub fn touch_api_token(tx: &dyn SqlTx, id: &str, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     // cross-workspace: by the token's own id, from the verified token
     tx.execute(
         "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
@@ -337,7 +350,8 @@ pub fn touch_api_token(tx: &Transaction<'_>, id: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
-pub fn revoke_api_token(tx: &Transaction<'_>, ws: WorkspaceId, id: &str, now: i64) -> Result<()> {
+pub fn revoke_api_token(tx: &dyn SqlTx, ws: WorkspaceId, id: &str, now: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let n = tx.execute(
         "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?3)
          WHERE workspace_id = ?1 AND id = ?2",
@@ -353,11 +367,12 @@ pub fn revoke_api_token(tx: &Transaction<'_>, ws: WorkspaceId, id: &str, now: i6
 /// removed). Tokens of the workspace's service accounts stay: they belong to
 /// the workspace, not to whoever created them.
 pub fn revoke_member_tokens(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     ws: WorkspaceId,
     user: UserId,
     now: i64,
 ) -> Result<usize> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute(
         "UPDATE api_tokens SET revoked_at = ?3
          WHERE workspace_id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
@@ -393,12 +408,13 @@ impl Revocation {
 /// (its personal tokens), and returns them. Tokens of service accounts are
 /// held by the service account, not by whoever made them, so they stay.
 pub fn revoke_personal_tokens(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     keys: &PlatformKeys,
     user: UserId,
     now: i64,
     why: Revocation,
 ) -> Result<Vec<ApiTokenRow>> {
+    let tx = tx.tx(TOKEN);
     // cross-workspace: an account's personal tokens in every workspace, revoked together on a password reset or disabling
     let mut stmt = tx.prepare(&format!(
         "SELECT {TOKEN_COLUMNS} FROM api_tokens
@@ -423,10 +439,11 @@ pub fn revoke_personal_tokens(
 /// The account's personal tokens that a password reset or disabling the
 /// account revoked, newest first (for the account page).
 pub fn revoked_personal_tokens(
-    conn: &Connection,
+    conn: &dyn Sql,
     keys: &PlatformKeys,
     user: UserId,
 ) -> Result<Vec<(ApiTokenRow, Revocation)>> {
+    let conn = conn.conn(TOKEN);
     // cross-workspace: the account page lists its revoked tokens from every workspace
     let mut stmt = conn.prepare(&format!(
         "SELECT {TOKEN_COLUMNS}, revoked_reason FROM api_tokens

@@ -2,8 +2,9 @@
 //! data.db). URLs, signing secrets and payloads are sealed; event types,
 //! status codes and Aura's own error categories are not.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
+use super::handle::{Sql, SqlTx, TOKEN};
 use crate::crypto::{Sealer, Slot};
 use crate::error::Result;
 
@@ -24,11 +25,12 @@ pub struct EndpointRow {
 }
 
 pub fn insert_endpoint(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     sealer: &Sealer,
     row: &EndpointRow,
     secret: &str,
 ) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     let s = |col| Slot::new(ENDPOINTS, &row.id, col);
     tx.execute(
         "INSERT INTO webhook_endpoints(id, url_ct, events, secret_ct, created_at)
@@ -62,7 +64,8 @@ fn endpoint_row(sealer: &Sealer, r: &rusqlite::Row<'_>) -> Result<EndpointRow> {
 
 const ENDPOINT_COLS: &str = "id, url_ct, events, created_at, previous_until";
 
-pub fn list_endpoints(conn: &Connection, sealer: &Sealer) -> Result<Vec<EndpointRow>> {
+pub fn list_endpoints(conn: &dyn Sql, sealer: &Sealer) -> Result<Vec<EndpointRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {ENDPOINT_COLS} FROM webhook_endpoints ORDER BY created_at, id"
     ))?;
@@ -74,7 +77,8 @@ pub fn list_endpoints(conn: &Connection, sealer: &Sealer) -> Result<Vec<Endpoint
     Ok(out)
 }
 
-pub fn get_endpoint(conn: &Connection, sealer: &Sealer, id: &str) -> Result<Option<EndpointRow>> {
+pub fn get_endpoint(conn: &dyn Sql, sealer: &Sealer, id: &str) -> Result<Option<EndpointRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE id = ?1"
     ))?;
@@ -88,11 +92,12 @@ pub fn get_endpoint(conn: &Connection, sealer: &Sealer, id: &str) -> Result<Opti
 /// The secrets that sign now: the current one, then the previous one while
 /// its overlap lasts.
 pub fn endpoint_secrets(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     id: &str,
     now: i64,
 ) -> Result<Vec<String>> {
+    let conn = conn.conn(TOKEN);
     let row: Option<Sealed> = conn
         .query_row(
             "SELECT secret_ct, previous_ct, previous_until FROM webhook_endpoints WHERE id = ?1",
@@ -113,13 +118,14 @@ pub fn endpoint_secrets(
 }
 
 pub fn rotate_endpoint_secret(
-    tx: &Transaction<'_>,
+    tx: &dyn SqlTx,
     sealer: &Sealer,
     id: &str,
     secret: &str,
     previous_until: Option<i64>,
     now: i64,
 ) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     let Some(current) = endpoint_secrets(tx, sealer, id, now)?.into_iter().next() else {
         return Ok(false);
     };
@@ -142,7 +148,8 @@ pub fn rotate_endpoint_secret(
 }
 
 /// Replaces an endpoint's URL and event types (its secrets stay).
-pub fn update_endpoint(tx: &Transaction<'_>, sealer: &Sealer, row: &EndpointRow) -> Result<bool> {
+pub fn update_endpoint(tx: &dyn SqlTx, sealer: &Sealer, row: &EndpointRow) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     let url_ct = sealer.seal_str(Slot::new(ENDPOINTS, &row.id, "url"), &row.url)?;
     Ok(tx.execute(
         "UPDATE webhook_endpoints SET url_ct = ?2, events = ?3 WHERE id = ?1",
@@ -150,16 +157,19 @@ pub fn update_endpoint(tx: &Transaction<'_>, sealer: &Sealer, row: &EndpointRow)
     )? > 0)
 }
 
-pub fn delete_endpoint(tx: &Transaction<'_>, id: &str) -> Result<bool> {
+pub fn delete_endpoint(tx: &dyn SqlTx, id: &str) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute("DELETE FROM webhook_endpoints WHERE id = ?1", [id])? > 0)
 }
 
-pub fn count_endpoints(conn: &Connection) -> Result<i64> {
+pub fn count_endpoints(conn: &dyn Sql) -> Result<i64> {
+    let conn = conn.conn(TOKEN);
     Ok(conn.query_row("SELECT count(*) FROM webhook_endpoints", [], |r| r.get(0))?)
 }
 
 /// Endpoints subscribed to an event type.
-pub fn subscribed(conn: &Connection, event_type: &str) -> Result<Vec<String>> {
+pub fn subscribed(conn: &dyn Sql, event_type: &str) -> Result<Vec<String>> {
+    let conn = conn.conn(TOKEN);
     // Cached: every audited write asks (integrations::outbox::emit).
     let mut stmt = conn.prepare_cached("SELECT id, events FROM webhook_endpoints")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
@@ -203,7 +213,8 @@ pub struct NewDelivery<'a> {
     pub redelivery_of: Option<&'a str>,
 }
 
-pub fn insert_delivery(tx: &Transaction<'_>, sealer: &Sealer, d: &NewDelivery<'_>) -> Result<()> {
+pub fn insert_delivery(tx: &dyn SqlTx, sealer: &Sealer, d: &NewDelivery<'_>) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO webhook_deliveries(id, endpoint_id, msg_id, event_type, payload_ct, status,
          next_attempt_ms, created_at, redelivery_of)
@@ -244,10 +255,11 @@ fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
 
 /// The newest deliveries, of one endpoint or of all.
 pub fn list_deliveries(
-    conn: &Connection,
+    conn: &dyn Sql,
     endpoint: Option<&str>,
     limit: usize,
 ) -> Result<Vec<DeliveryRow>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {DELIVERY_COLS} FROM webhook_deliveries
          WHERE ?1 IS NULL OR endpoint_id = ?1 ORDER BY seq DESC LIMIT ?2"
@@ -258,11 +270,12 @@ pub fn list_deliveries(
 
 /// One delivery of one endpoint, with its payload.
 pub fn get_delivery(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     endpoint: &str,
     id: &str,
 ) -> Result<Option<(DeliveryRow, Vec<u8>)>> {
+    let conn = conn.conn(TOKEN);
     let found = conn
         .query_row(
             &format!(
@@ -284,11 +297,12 @@ pub fn get_delivery(
 
 /// Pending deliveries whose time has come, oldest first.
 pub fn due_deliveries(
-    conn: &Connection,
+    conn: &dyn Sql,
     sealer: &Sealer,
     now_ms: i64,
     limit: usize,
 ) -> Result<Vec<(DeliveryRow, Vec<u8>)>> {
+    let conn = conn.conn(TOKEN);
     let mut stmt = conn.prepare(&format!(
         "SELECT {DELIVERY_COLS}, payload_ct FROM webhook_deliveries
          WHERE status = 'pending' AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms, seq LIMIT ?2"
@@ -308,7 +322,8 @@ pub fn due_deliveries(
 /// Moves the pending deliveries of one endpoint to `until_ms` at the
 /// earliest, counting no attempt (the endpoint is backed off). Returns how
 /// many moved.
-pub fn postpone_endpoint(tx: &Transaction<'_>, endpoint_id: &str, until_ms: i64) -> Result<usize> {
+pub fn postpone_endpoint(tx: &dyn SqlTx, endpoint_id: &str, until_ms: i64) -> Result<usize> {
+    let tx = tx.tx(TOKEN);
     Ok(tx.execute(
         "UPDATE webhook_deliveries SET next_attempt_ms = ?2
          WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_ms < ?2",
@@ -316,7 +331,8 @@ pub fn postpone_endpoint(tx: &Transaction<'_>, endpoint_id: &str, until_ms: i64)
     )?)
 }
 
-pub fn has_pending(conn: &Connection) -> Result<bool> {
+pub fn has_pending(conn: &dyn Sql) -> Result<bool> {
+    let conn = conn.conn(TOKEN);
     Ok(conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM webhook_deliveries WHERE status = 'pending')
              OR EXISTS(SELECT 1 FROM inbound_events WHERE status = 'received')",
@@ -338,7 +354,8 @@ pub struct Attempt<'a> {
     pub succeeded: bool,
 }
 
-pub fn record_attempt(tx: &Transaction<'_>, a: &Attempt<'_>) -> Result<()> {
+pub fn record_attempt(tx: &dyn SqlTx, a: &Attempt<'_>) -> Result<()> {
+    let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT OR REPLACE INTO webhook_attempts(delivery_id, attempt, time, status_code, error,
          duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -378,7 +395,8 @@ pub fn record_attempt(tx: &Transaction<'_>, a: &Attempt<'_>) -> Result<()> {
 }
 
 /// Every endpoint's host (for the trust page's subprocessors).
-pub fn endpoint_hosts(conn: &Connection, sealer: &Sealer) -> Result<Vec<String>> {
+pub fn endpoint_hosts(conn: &dyn Sql, sealer: &Sealer) -> Result<Vec<String>> {
+    let conn = conn.conn(TOKEN);
     Ok(list_endpoints(conn, sealer)?
         .into_iter()
         .filter_map(|e| url::Url::parse(&e.url).ok()?.host_str().map(str::to_owned))

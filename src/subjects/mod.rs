@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::records::values;
 use crate::records::visibility::{ReadScope, Reader};
 use crate::records::{record_json, rfc3339_ms};
+use crate::store::Sql;
 use crate::store::audit as audit_sql;
 use crate::store::records::{self as rstore, CollectionRow};
 use crate::store::subjects::{self as sql, Hit};
@@ -83,11 +84,7 @@ struct Found {
     collections: HashMap<String, CollectionRow>,
 }
 
-fn find_in(
-    conn: &rusqlite::Connection,
-    sealer: &crate::crypto::Sealer,
-    digests: &[Vec<u8>],
-) -> Result<Found> {
+fn find_in(conn: &dyn Sql, sealer: &crate::crypto::Sealer, digests: &[Vec<u8>]) -> Result<Found> {
     let hits = sql::find(conn, digests)?;
     let collections = rstore::list_collections(conn, sealer)?
         .into_iter()
@@ -98,7 +95,7 @@ fn find_in(
 
 /// `find_in`, keeping only the records of collections `scope` may read.
 fn find_readable(
-    conn: &rusqlite::Connection,
+    conn: &dyn Sql,
     sealer: &crate::crypto::Sealer,
     digests: &[Vec<u8>],
     scope: &ReadScope,
@@ -118,11 +115,7 @@ fn field_names(c: Option<&CollectionRow>, ids: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn matches(
-    conn: &rusqlite::Connection,
-    sealer: &crate::crypto::Sealer,
-    found: &Found,
-) -> Result<Vec<Match>> {
+fn matches(conn: &dyn Sql, sealer: &crate::crypto::Sealer, found: &Found) -> Result<Vec<Match>> {
     let mut out = Vec::with_capacity(found.hits.len());
     for h in &found.hits {
         let coll = found.collections.get(&h.collection_id);
@@ -262,7 +255,7 @@ pub async fn anonymise(ctx: &TenantHandle, raw: &str) -> Result<Anonymised> {
     let done = ctx
         .db
         .write(move |t| {
-            let found = find_in(t.tx, t.sealer, &digests(t.blind, &id))?;
+            let found = find_in(t, t.sealer, &digests(t.blind, &id))?;
             let p = Pseudonym::new(t.blind, &id);
             let collections: Vec<&str> = {
                 let set: HashSet<&str> = found
@@ -280,7 +273,7 @@ pub async fn anonymise(ctx: &TenantHandle, raw: &str) -> Result<Anonymised> {
             let per_hit: Vec<Vec<i64>> = found
                 .hits
                 .iter()
-                .map(|h| sql::audit_seqs(t.tx, std::slice::from_ref(&h.id)))
+                .map(|h| sql::audit_seqs(t, std::slice::from_ref(&h.id)))
                 .collect::<Result<_>>()?;
             let mut audit_seqs: Vec<i64> = per_hit.iter().flatten().copied().collect();
             audit_seqs.sort_unstable();
@@ -310,16 +303,16 @@ pub async fn anonymise(ctx: &TenantHandle, raw: &str) -> Result<Anonymised> {
                 };
                 let pii = p.pii_fields(&coll.def);
                 if h.deleted {
-                    sql::drop_tombstone_keys(t.tx, h.seq)?;
+                    sql::drop_tombstone_keys(t, h.seq)?;
                     out.deleted_records += 1;
-                } else if let Some(rec) = rstore::get_record_by_seq(t.tx, t.sealer, h.seq)? {
+                } else if let Some(rec) = rstore::get_record_by_seq(t, t.sealer, h.seq)? {
                     let mut vals = rec.values.clone();
                     p.apply(&pii, &mut vals);
                     sql::rewrite_record(t, &coll.id, &coll.def, &rec, &vals)?;
-                    out.versions += sql::rewrite_versions(t.tx, t.sealer, &rec, |v| {
+                    out.versions += sql::rewrite_versions(t, t.sealer, &rec, |v| {
                         p.apply(&pii, v);
                     })?;
-                    sql::drop_idempotency(t.tx, rec.seq)?;
+                    sql::drop_idempotency(t, rec.seq)?;
                     out.records += 1;
                 }
                 out.audit_entries += rewrite_audit_details(t, seqs, redactor, |side| {
@@ -355,7 +348,7 @@ fn rewrite_audit_details(
 ) -> Result<usize> {
     let mut n = 0;
     for &seq in seqs {
-        let Some(e) = audit_sql::entry(t.tx, seq)? else {
+        let Some(e) = audit_sql::entry(t, seq)? else {
             continue;
         };
         let mut d = detail(&e, t.sealer);
@@ -366,14 +359,14 @@ fn rewrite_audit_details(
             }
         }
         if changed {
-            sql::replace_audit_detail(t.tx, t.sealer, seq, &d, by)?;
+            sql::replace_audit_detail(t, t.sealer, seq, &d, by)?;
             n += 1;
         }
     }
     if n > 0 {
         // The in-memory indexes hold the old details: they rebuild on the
         // next search, whichever process made the change.
-        crate::store::tenant_settings::bump_generation_in(t.tx)?;
+        crate::store::tenant_settings::bump_generation_in(t)?;
     }
     Ok(n)
 }

@@ -127,7 +127,7 @@ pub fn run_one(deps: Deps<'_>, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -> 
     }
     // The last look happens in a write transaction, after which every writer
     // seals with the new key: nothing can name an old key once it is gone.
-    let left = tdb.write_blocking(|t| sql::count_old(t.tx, new_id))?;
+    let left = tdb.write_blocking(|t| sql::count_old(t, new_id))?;
     if left > 0 {
         return Err(crate::error::Error::internal(
             "values under the old key remain after re-sealing",
