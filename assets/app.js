@@ -200,3 +200,44 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// Destructive actions ask first: a form with data-confirm opens a dialog
+// (Cancel keeps everything as it is). Without this script the form posts
+// at once, as before.
+document.addEventListener("submit", (ev) => {
+  const form = ev.target;
+  if (!(form instanceof HTMLFormElement) || !form.dataset.confirm) return;
+  if (form.dataset.confirmed === "1") return;
+  ev.preventDefault();
+  ev.stopImmediatePropagation();
+  const dialog = document.createElement("dialog");
+  dialog.className = "confirm";
+  dialog.setAttribute("aria-labelledby", "confirm-text");
+  const text = document.createElement("p");
+  text.id = "confirm-text";
+  text.textContent = form.dataset.confirm;
+  const actions = document.createElement("div");
+  actions.className = "actions";
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.className = "secondary";
+  cancel.id = "confirm-cancel";
+  cancel.textContent = "Cancel";
+  const ok = document.createElement("button");
+  ok.type = "button";
+  ok.className = "danger";
+  ok.id = "confirm-ok";
+  ok.textContent = form.dataset.confirmLabel || "Yes, go ahead";
+  actions.append(cancel, ok);
+  dialog.append(text, actions);
+  document.body.appendChild(dialog);
+  cancel.addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => dialog.remove());
+  ok.addEventListener("click", () => {
+    form.dataset.confirmed = "1";
+    dialog.close();
+    form.requestSubmit();
+  });
+  dialog.showModal();
+  cancel.focus();
+}, true);

@@ -1,8 +1,9 @@
-//! The UI's shell in a real browser (issue 20, points 1, 6 and 10): a deep
+//! The UI's shell in a real browser (issue 20, points 1, 4, 6 and 10): a deep
 //! link comes back after the sign-in (and only to this site), every
 //! workspace page names its workspace and marks its section, the platform
 //! area has an index, a read-only workspace says so on every page and hides
-//! its forms, and no page scrolls sideways at 390 px or 1400 px.
+//! its forms, every change says it was done, a destructive one asks first,
+//! and no page scrolls sideways at 390 px or 1400 px.
 
 mod common;
 
@@ -217,6 +218,56 @@ async fn no_page_scrolls_sideways_at_390_or_1400_px_in_chromium() {
         }
     }
     assert!(wide.is_empty(), "pages wider than the window: {wide:#?}");
+
+    b.quit().await;
+    server.stop();
+}
+
+#[tokio::test]
+async fn changes_say_they_were_done_and_deleting_asks_first_in_chromium() {
+    let env = Env::new();
+    env.create_user("teams@example.com", "Owner");
+    let ws = env.create_workspace("Flash Ltd", "teams@example.com");
+    let server = env.start();
+    let b = Browser::start().await;
+    b.goto(&server.url(&format!("/w/{ws}/teams"))).await;
+    sign_in(&b, "teams@example.com").await;
+    b.wait_for_url(&format!("/w/{ws}/teams")).await;
+    assert_eq!(b.count("#flash").await, 0);
+
+    b.type_into("#team-name", "Night shift").await;
+    b.click("#new-team button[type=submit]").await;
+    assert_eq!(
+        b.wait_for_text("Team created.")
+            .await
+            .matches("Team created.")
+            .count(),
+        1
+    );
+    assert_eq!(b.attr("#flash", "role").await, "status");
+    // Shown once: the next page has no flash.
+    b.goto(&server.url(&format!("/w/{ws}/teams"))).await;
+    b.find("footer").await;
+    assert_eq!(b.count("#flash").await, 0, "the flash is shown once");
+
+    // Delete asks first; Cancel changes nothing.
+    let delete = "form[data-confirm][action$='/delete'] button[type=submit]";
+    b.click(delete).await;
+    b.find("dialog.confirm[open]").await;
+    assert!(b.text("#confirm-text").await.contains("Delete this team?"));
+    b.click("#confirm-cancel").await;
+    assert_eq!(b.count("dialog.confirm").await, 0);
+    b.goto(&server.url(&format!("/w/{ws}/teams"))).await;
+    assert!(
+        b.source().await.contains("Night shift"),
+        "cancel kept the team"
+    );
+    // Confirmed, it goes, and the page says so.
+    b.click(delete).await;
+    b.click("#confirm-ok").await;
+    b.wait_for_text("Team deleted.").await;
+    assert!(!b.source().await.contains("Night shift"));
+    b.screenshot("flash-team-deleted").await;
 
     b.quit().await;
     server.stop();

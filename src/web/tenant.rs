@@ -56,6 +56,8 @@ pub struct TenantPage<O> {
     ws: String,
     /// The page's path: which section of the shell is current.
     path: String,
+    /// The last action's flash (`ui::flash`), shown once.
+    flash: Option<String>,
     csrf: String,
     op: PhantomData<fn() -> O>,
 }
@@ -89,6 +91,11 @@ impl<O> TenantPage<O> {
     /// The requested path (`/w/acme/audit`).
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The last action's flash label, if the request carries one.
+    pub fn flash(&self) -> Option<&str> {
+        self.flash.as_deref()
     }
 
     /// False while the workspace is read-only (being deleted or moved):
@@ -203,6 +210,7 @@ impl<'a, O: Op> FromRequest<'a> for TenantPage<O> {
             state,
             ws,
             path: req.uri().path().to_owned(),
+            flash: crate::web::ui::flash::take(req),
             csrf,
             op: PhantomData,
         })

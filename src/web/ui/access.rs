@@ -204,9 +204,9 @@ pub async fn members_page(ctx: TenantPage<op::MemberRead>) -> poem::Result<Respo
     render(&ctx, &[], None).await
 }
 
-impl<O> WsPost<O> {
+impl<O: crate::access::op::Op> WsPost<O> {
     /// After a change: back to the page, or the page again with what went wrong.
-    async fn done<T>(&self, r: Result<T, Error>) -> poem::Result<Response> {
+    async fn back<T>(&self, r: Result<T, Error>) -> poem::Result<Response> {
         let to = |_| format!("/w/{}/members", self.ctx.db.id());
         self.then(r, to, async |ctx, errors| render(ctx, errors, None).await)
             .await
@@ -231,13 +231,13 @@ impl<O> WsPost<O> {
 pub async fn change_role(p: WsPost<op::MemberUpdate>) -> poem::Result<Response> {
     let user = p.user()?;
     let r = async { members::set_role(&p.state.control, &p.ctx, user, p.role("role")?).await };
-    p.done(r.await).await
+    p.back(r.await).await
 }
 
 #[handler]
 pub async fn remove_member(p: WsPost<op::MemberDelete>) -> poem::Result<Response> {
     let user = p.user()?;
-    p.done(members::remove(&p.state.control, &p.ctx, user).await)
+    p.back(members::remove(&p.state.control, &p.ctx, user).await)
         .await
 }
 
@@ -247,7 +247,7 @@ pub async fn create_service_account(p: WsPost<op::ServiceAccountCreate>) -> poem
         let (name, role) = (p.form.text("name"), p.role("role")?);
         members::create_service_account(&p.state.control, &p.ctx, name, role).await
     };
-    p.done(r.await).await
+    p.back(r.await).await
 }
 
 #[handler]
@@ -275,7 +275,7 @@ pub async fn create_token(p: WsPost<op::ApiTokenCreate>) -> poem::Result<Respons
     };
     match made.await {
         Ok(c) => render(&p.ctx, &[], Some(&c.secret)).await,
-        Err(e) => p.done(Err::<(), _>(e)).await,
+        Err(e) => p.back(Err::<(), _>(e)).await,
     }
 }
 
@@ -285,7 +285,7 @@ pub async fn revoke_token(p: WsPost<op::ApiTokenDelete>) -> poem::Result<Respons
         let id = p.form.text("token_id").parse::<TokenId>()?;
         api_tokens::revoke(&p.state.control, &p.ctx, id).await
     };
-    p.done(r.await).await
+    p.back(r.await).await
 }
 
 #[handler]
@@ -295,7 +295,7 @@ pub async fn set_mfa_policy(p: WsPost<op::WorkspaceSettings>) -> poem::Result<Re
         Some("false") => members::set_mfa_policy(&p.state.control, &p.ctx, false).await,
         _ => Err(Error::field("required", "must be true or false")),
     };
-    p.done(r).await
+    p.back(r).await
 }
 
 #[handler]
@@ -304,12 +304,12 @@ pub async fn invite(p: WsPost<op::InvitationCreate>) -> poem::Result<Response> {
         let (email, role) = (p.form.text("email"), p.role("role")?);
         invitations::invite(invite_mail(&p.state), &p.ctx, email, role).await
     };
-    p.done(r.await).await
+    p.back(r.await).await
 }
 
 #[handler]
 pub async fn revoke_invitation(p: WsPost<op::InvitationDelete>) -> poem::Result<Response> {
     let id = p.form.text("invitation_id");
-    p.done(invitations::revoke(&p.state.control, &p.ctx, id).await)
+    p.back(invitations::revoke(&p.state.control, &p.ctx, id).await)
         .await
 }

@@ -150,7 +150,14 @@ impl<'a, O: Op> FromRequest<'a> for WsPost<O> {
     }
 }
 
-impl<O> WsPost<O> {
+impl<O: Op> WsPost<O> {
+    /// A form's change is done: on to `to`, where a line says so.
+    pub fn done(&self, to: String) -> Response {
+        let mut resp = see_other(to);
+        super::flash::set::<O>(&mut resp, self.state.config.secure_cookies());
+        resp
+    }
+
     /// Where a workspace form goes next: to `to` (303) when the change was
     /// done, else the page again (`again`) with the validation errors or the
     /// conflict; any other error is the error page.
@@ -161,7 +168,7 @@ impl<O> WsPost<O> {
         again: impl AsyncFnOnce(&TenantPage<O>, &[FieldError]) -> poem::Result<Response>,
     ) -> poem::Result<Response> {
         match r {
-            Ok(t) => Ok(see_other(to(t))),
+            Ok(t) => Ok(self.done(to(t))),
             Err(e) => again(&self.ctx, &validation_errors(e)?).await,
         }
     }
@@ -198,6 +205,7 @@ pub async fn page(
         who,
         token: &token,
         workspace: None,
+        flash: super::flash::take(req),
     };
     framed(frame, banner, status, title, body).await
 }
@@ -228,6 +236,7 @@ impl<O> TenantPage<O> {
             state: self.state(),
             who: self.who(),
             token: self.csrf(),
+            flash: self.flash().map(str::to_owned),
             workspace: Some(WsRef {
                 ws: self.ws(),
                 path: self.path(),
@@ -246,6 +255,8 @@ struct Frame<'a> {
     who: &'a SignedIn,
     token: &'a str,
     workspace: Option<WsRef<'a>>,
+    /// The last action's flash label.
+    flash: Option<String>,
 }
 
 /// The workspace a page belongs to, as its shell needs it.
@@ -279,8 +290,9 @@ async fn framed(
         Some(w) => Some(workspace_nav(state, user, w).await?),
         None => None,
     };
-    let markup = html! { (banner) (body(frame.token)) };
-    Ok(html_response(
+    let markup =
+        html! { (super::flash::render(frame.flash.as_deref())) (banner) (body(frame.token)) };
+    let mut resp = html_response(
         status,
         layout(
             title,
@@ -293,7 +305,11 @@ async fn framed(
             },
             markup,
         ),
-    ))
+    );
+    if frame.flash.is_some() {
+        super::flash::clear(&mut resp, state.config.secure_cookies());
+    }
+    Ok(resp)
 }
 
 /// The shell of a workspace page: its name and the person's other

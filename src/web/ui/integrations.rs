@@ -234,7 +234,10 @@ pub async fn page(ctx: TenantPage<op::IntegrationRead>) -> poem::Result<Response
 
 /// After a change: back to the page, the page with a secret shown once, or
 /// the page again with what went wrong.
-async fn done<O>(p: &WsPost<O>, r: Result<Option<Shown>, Error>) -> poem::Result<Response> {
+async fn done<O: crate::access::op::Op>(
+    p: &WsPost<O>,
+    r: Result<Option<Shown>, Error>,
+) -> poem::Result<Response> {
     match r {
         Ok(Some(s)) => render(&p.ctx, &[], Some(s)).await,
         r => {

@@ -6,7 +6,7 @@ use maud::{Markup, html};
 use poem::{Response, handler};
 
 use super::csrf_field;
-use super::forms::{WsPost, see_other};
+use super::forms::WsPost;
 use crate::access::op;
 use crate::clock::rfc3339;
 use crate::store::key_rotation::Rotation;
@@ -42,5 +42,5 @@ pub fn section(ws: &str, rotation: Option<&Rotation>, owner: bool, token: &str) 
 #[handler]
 pub async fn rotate_key(p: WsPost<op::WorkspaceRotateKey>) -> poem::Result<Response> {
     key_rotation::request_for(&p.state.control, &p.ctx).await?;
-    Ok(see_other(format!("/w/{}/settings#data-key", p.ctx.db.id())))
+    Ok(p.done(format!("/w/{}/settings#data-key", p.ctx.db.id())))
 }

@@ -92,7 +92,7 @@ pub async fn schedule_deletion(p: WsPost<op::WorkspaceDelete>) -> poem::Result<R
 pub async fn cancel_deletion(p: WsPost<op::WorkspaceDeletionCancel>) -> poem::Result<Response> {
     match lifecycle::cancel(&p.state.lifecycle_deps(), &p.ctx).await {
         // Nothing scheduled (a second click): the page shows where it stands.
-        Ok(_) | Err(Error::Conflict(_)) => Ok(see_other(format!("/w/{}/settings", p.ctx.db.id()))),
+        Ok(_) | Err(Error::Conflict(_)) => Ok(p.done(format!("/w/{}/settings", p.ctx.db.id()))),
         Err(e) => Err(e.into()),
     }
 }

@@ -5,6 +5,7 @@ pub mod access;
 pub mod account;
 pub mod audit;
 pub mod backups;
+pub mod flash;
 pub mod forms;
 pub mod integrations;
 pub mod invite;
@@ -66,7 +67,9 @@ pub fn row_action(
     (class, label): (&str, &str),
 ) -> Markup {
     html! {
-        form method="post" action=(action) {
+        form method="post" action=(action)
+            data-confirm=[(class == "danger").then(|| format!("{label}: are you sure? This cannot be undone."))]
+            data-confirm-label=[(class == "danger").then_some(label)] {
             (csrf_field(token))
             input type="hidden" name=(field) value=(value);
             button class=(class) type="submit" { (label) }

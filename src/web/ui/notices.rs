@@ -10,7 +10,7 @@ use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Request, Response, handler};
 
-use super::forms::{WsPost, see_other};
+use super::forms::WsPost;
 use super::{Chrome, csrf_field, html_response, layout};
 use crate::access::Role;
 use crate::access::enter::TenantHandle;
@@ -87,7 +87,7 @@ pub async fn banner_in(state: &AppState, ctx: &TenantHandle, csrf: &str) -> Mark
 pub async fn acknowledge(p: WsPost<op::IncidentAcknowledge>) -> poem::Result<Response> {
     let id = p.form.text("incident_id");
     notices::acknowledge(&p.ctx, &p.state.control, id).await?;
-    Ok(see_other(format!("/w/{}", p.ctx.db.id())))
+    Ok(p.done(format!("/w/{}", p.ctx.db.id())))
 }
 
 /// `/trust/incidents/:id`: public, like /trust; it names no workspace.

@@ -49,7 +49,9 @@ async fn render(
                                 td {
                                     @let (label, to) = if h.row.state == "active" { ("Suspend", "suspend") } else { ("Resume", "resume") };
                                     @if matches!(h.row.state.as_str(), "active" | "suspended") {
-                                        form method="post" action=(format!("/platform/workspaces/{id}/{to}")) {
+                                        form method="post" action=(format!("/platform/workspaces/{id}/{to}"))
+                                            data-confirm=[(to == "suspend").then_some("Suspend this workspace? Its members cannot open it until it is resumed.")]
+                                            data-confirm-label=[(to == "suspend").then_some("Suspend")] {
                                             (csrf_field(token))
                                             button.secondary type="submit" { (label) }
                                         }

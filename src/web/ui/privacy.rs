@@ -7,7 +7,7 @@ use poem::http::StatusCode;
 use poem::{IntoResponse, Response, handler};
 
 use super::csrf_field;
-use super::forms::{Id, WsPost, see_other, status_for};
+use super::forms::{Id, WsPost, status_for};
 use crate::access::op;
 use crate::error::{Error, FieldError};
 use crate::export::jobs;
@@ -87,11 +87,7 @@ pub async fn start_export(p: WsPost<op::WorkspaceExport>) -> poem::Result<Respon
         },
     };
     let job = jobs::start(&p.ctx, exporter(&p.state), recipient).await?;
-    Ok(see_other(format!(
-        "/w/{}/privacy/exports/{}",
-        p.ctx.ws(),
-        job.id
-    )))
+    Ok(p.done(format!("/w/{}/privacy/exports/{}", p.ctx.ws(), job.id)))
 }
 
 #[handler]

@@ -8,9 +8,7 @@ use maud::{Markup, html};
 use poem::{Response, handler};
 use serde_json::{Map, Value, json};
 
-use super::forms::{
-    Id, Posted, WsPost, breadcrumbs, errors_box, every, one, see_other, status_for,
-};
+use super::forms::{Id, Posted, WsPost, breadcrumbs, errors_box, every, one, status_for};
 use super::{csrf_field, row_action};
 use crate::access::enter::TenantHandle;
 use crate::access::op;
@@ -272,7 +270,8 @@ fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
             @if let Some(r) = f.rec {
                 p.muted { "Version " (r.version) " · created " (rfc3339_ms(r.created_at)) " · updated " (rfc3339_ms(r.updated_at)) }
                 @if f.writable && f.v.can(RecordAction::Delete) {
-                    form method="post" action=(format!("{base}/r/{}/delete", r.id)) {
+                    form id="delete-record" method="post" action=(format!("{base}/r/{}/delete", r.id))
+                        data-confirm="Delete this record? Its history stays in the audit log." data-confirm-label="Delete record" {
                         (csrf_field(token))
                         button.danger type="submit" { "Delete record" }
                     }
@@ -440,7 +439,7 @@ pub async fn delete_record(
     Id(rid): Id<RecordId>,
 ) -> poem::Result<Response> {
     records::delete_record(&p.ctx, &cid, &rid).await?;
-    Ok(see_other(format!("/w/{}/c/{cid}", p.ctx.ws())))
+    Ok(p.done(format!("/w/{}/c/{cid}", p.ctx.ws())))
 }
 
 #[handler]
@@ -455,5 +454,5 @@ pub async fn restore_record(
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| Error::field("version", "must be a version number"))?;
     records::restore_version(&p.ctx, &p.state.control, &cid, &rid, version).await?;
-    Ok(see_other(record_url(p.ctx.ws(), &cid, rid)))
+    Ok(p.done(record_url(p.ctx.ws(), &cid, rid)))
 }

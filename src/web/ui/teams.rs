@@ -3,8 +3,7 @@
 
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::Redirect;
-use poem::{IntoResponse, Response, handler};
+use poem::{Response, handler};
 
 use super::forms::{Id, WsPost};
 use super::{csrf_field, row_action};
@@ -70,7 +69,8 @@ pub async fn teams_page(ctx: TenantPage<op::TeamRead>) -> poem::Result<Response>
                             }
                         }
                         @if admin {
-                            form method="post" action=(format!("/w/{ws}/teams/{}/delete", t.id)) {
+                            form method="post" action=(format!("/w/{ws}/teams/{}/delete", t.id))
+                                data-confirm="Delete this team? This cannot be undone." data-confirm-label="Delete team" {
                                 (csrf_field(token))
                                 button.danger type="submit" { "Delete team" }
                             }
@@ -95,8 +95,8 @@ pub async fn teams_page(ctx: TenantPage<op::TeamRead>) -> poem::Result<Response>
 }
 
 /// Back to the teams page after a change.
-fn back<O>(p: &WsPost<O>) -> Response {
-    Redirect::see_other(format!("/w/{}/teams", p.ctx.ws())).into_response()
+fn back<O: crate::access::op::Op>(p: &WsPost<O>) -> Response {
+    p.done(format!("/w/{}/teams", p.ctx.ws()))
 }
 
 #[handler]

@@ -1,0 +1,114 @@
+//! The line a page shows after an action succeeded ("Record deleted."): the
+//! form's answer (a 303) sets a short-lived cookie naming the operation, the
+//! next page shows its sentence once and clears it. The cookie holds an
+//! operation's label only, never anything a person typed.
+
+use maud::{Markup, html};
+use poem::http::header;
+use poem::{Request, Response};
+
+use crate::access::op::{self, Op};
+use crate::access::permissions::Action;
+
+const NAME: &str = "aura_flash";
+
+/// The sentence for a label (`records.delete`), or none for an unknown one.
+pub fn sentence(label: &str) -> Option<String> {
+    let (resource, action) = op::ALL
+        .iter()
+        .find(|(_, _, l)| *l == label)
+        .map(|(r, a, _)| (*r, *a))?;
+    let special = match label {
+        "incident.acknowledge" => Some("Incident acknowledged."),
+        "workspace.deletion" => Some("Deletion cancelled: the workspace takes changes again."),
+        "workspace.delete" => Some("Workspace scheduled for deletion."),
+        _ => None,
+    };
+    if let Some(s) = special {
+        return Some(s.to_owned());
+    }
+    let done = match (label, action) {
+        ("member.delete", _) => "removed",
+        ("api_token.delete" | "invitation.delete", _) => "revoked",
+        ("data_subject.anonymise", _) => "anonymised",
+        (_, Action::Create) => "created",
+        (_, Action::Update | Action::Settings) => "saved",
+        (_, Action::Delete) => "deleted",
+        (_, Action::Export) => "export started",
+        (_, Action::Import) => "imported",
+        (_, Action::Verify) => "verified",
+        (_, Action::RotateKey) => "key rotation started",
+        (_, Action::Acknowledge) => "acknowledged",
+        (_, Action::Read) => return None,
+    };
+    let mut what = resource.as_str().to_owned();
+    if let Some(first) = what.get(..1) {
+        what = format!("{}{}", first.to_uppercase(), &what[1..]);
+    }
+    Some(format!("{what} {done}."))
+}
+
+/// Marks `resp` (a form's redirect) with `O`'s flash.
+pub fn set<O: Op>(resp: &mut Response, secure: bool) {
+    let secure = if secure { "; Secure" } else { "" };
+    let c = format!(
+        "{NAME}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60{secure}",
+        O::LABEL
+    );
+    if let Ok(v) = c.parse() {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// The flash a request carries (its label), if any.
+pub fn take(req: &Request) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == NAME)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Clears the flash once shown.
+pub fn clear(resp: &mut Response, secure: bool) {
+    let secure = if secure { "; Secure" } else { "" };
+    if let Ok(v) = format!("{NAME}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}").parse() {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+pub fn render(label: Option<&str>) -> Markup {
+    match label.and_then(sentence) {
+        Some(s) => html! { div.flash role="status" id="flash" { (s) } },
+        None => html! {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_change_has_a_sentence_and_reads_none() {
+        for (_, action, label) in op::ALL {
+            assert_eq!(
+                sentence(label).is_some(),
+                *action != Action::Read,
+                "{label}"
+            );
+        }
+        assert_eq!(
+            sentence("records.delete").as_deref(),
+            Some("Record deleted.")
+        );
+        assert_eq!(
+            sentence("member.delete").as_deref(),
+            Some("Member removed.")
+        );
+        assert_eq!(sentence("<script>"), None);
+    }
+}
