@@ -157,6 +157,31 @@ impl Definition {
     pub fn live_fields(&self) -> impl Iterator<Item = &Field> {
         self.fields.iter().filter(|f| !f.retired)
     }
+
+    /// What names a record for people: its first text-like field with a
+    /// value (text, email, phone, URL or select), at most 80 characters.
+    pub fn title(&self, values: &super::values::Values) -> Option<String> {
+        self.live_fields()
+            .filter(|f| {
+                matches!(
+                    f.kind,
+                    FieldType::Text
+                        | FieldType::Email
+                        | FieldType::Phone
+                        | FieldType::Url
+                        | FieldType::Select
+                )
+            })
+            .find_map(|f| values.get(&f.id)?.as_str().filter(|s| !s.trim().is_empty()))
+            .map(|s| {
+                let t: String = s.trim().chars().take(80).collect();
+                if s.trim().chars().count() > 80 {
+                    format!("{t}…")
+                } else {
+                    t
+                }
+            })
+    }
 }
 
 /// A field as a client describes it (create, or schema change).

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::forms::page as framed_page;
+use super::names::Names;
 use crate::access::op;
 use crate::audit::Actor;
 use crate::audit::chains::Chain;
@@ -54,8 +55,13 @@ impl Filters {
         serde_urlencoded::to_string(pairs).unwrap_or_default()
     }
 
-    fn params(&self) -> crate::error::Result<crate::audit::search::SearchParams> {
-        let f = self.clone();
+    /// The search, with a person named by email or name in "Actor" turned
+    /// into their id.
+    fn params(&self, names: &Names) -> crate::error::Result<crate::audit::search::SearchParams> {
+        let mut f = self.clone();
+        if let Some(id) = f.actor.as_deref().and_then(|a| names.find_person(a)) {
+            f.actor = Some(id);
+        }
         service::params(
             f.q, f.actor, f.action, f.target, f.ip, f.from, f.to, f.cursor, None,
         )
@@ -70,6 +76,7 @@ struct ChainPage<'a> {
     page: &'a SearchPage,
     status: &'a ChainStatus,
     csrf: &'a str,
+    names: &'a Names,
 }
 
 fn status_box(s: &ChainStatus, verify_action: &str, csrf: &str) -> Markup {
@@ -106,7 +113,7 @@ fn chain_page(p: ChainPage<'_>) -> Markup {
                 div.grid {
                     label { "Search" input type="search" name="q" value=(f.q.clone().unwrap_or_default()) placeholder="free text"; }
                     label { "Action" input name="action" value=(f.action.clone().unwrap_or_default()) placeholder="e.g. member or auth.login"; }
-                    label { "Actor" input name="actor" value=(f.actor.clone().unwrap_or_default()) placeholder="user id or system"; }
+                    label { "Actor" input name="actor" value=(f.actor.clone().unwrap_or_default()) placeholder="name, email or system"; }
                     label { "Target" input name="target" value=(f.target.clone().unwrap_or_default()) placeholder="id or type:id"; }
                     label { "IP" input name="ip" value=(f.ip.clone().unwrap_or_default()); }
                     label { "From" input type="date" name="from" value=(f.from.clone().unwrap_or_default()); }
@@ -129,8 +136,8 @@ fn chain_page(p: ChainPage<'_>) -> Markup {
                                 td { a href=(format!("{}/{}", p.base, e.seq)) { (e.seq) } }
                                 td { (e.time) }
                                 td { code.action { (e.action) } }
-                                td { (e.actor) }
-                                td { (e.target_type.clone().unwrap_or_default()) " " span.muted { (e.target.clone().unwrap_or_default()) } }
+                                td { (p.names.person(&e.actor)) }
+                                td { (p.names.target(e.target_type.as_deref(), e.target.as_deref())) }
                                 td { (e.ip.clone().unwrap_or_default()) }
                             }
                         }
@@ -145,7 +152,26 @@ fn chain_page(p: ChainPage<'_>) -> Markup {
     }
 }
 
+/// An entry's before/after side by side; a record's `values` one row a
+/// field.
 fn diff_rows(before: &Value, after: &Value) -> Vec<(String, String, String, bool)> {
+    let flat = |v: &Value| -> Value {
+        let mut out = serde_json::Map::new();
+        for (k, x) in v.as_object().into_iter().flatten() {
+            match (k.as_str(), x.as_object()) {
+                ("values", Some(fields)) => {
+                    for (f, y) in fields {
+                        out.insert(f.clone(), y.clone());
+                    }
+                }
+                _ => {
+                    out.insert(k.clone(), x.clone());
+                }
+            }
+        }
+        Value::Object(out)
+    };
+    let (before, after) = (&flat(before), &flat(after));
     let keys: std::collections::BTreeSet<String> = [before, after]
         .iter()
         .filter_map(|v| v.as_object())
@@ -166,15 +192,15 @@ fn diff_rows(before: &Value, after: &Value) -> Vec<(String, String, String, bool
         .collect()
 }
 
-fn entry_page(e: &EntryView, back: &str) -> Markup {
+fn entry_page(e: &EntryView, back: &str, names: &Names) -> Markup {
     html! {
         section.card {
             p { a href=(back) { "← Audit log" } }
             h1 { "Entry " (e.seq) ": " code { (e.action) } }
             table.kv {
                 tr { th { "Time" } td { (e.time) } }
-                tr { th { "Actor" } td { (e.actor_type) @if e.actor != e.actor_type { " " (e.actor) } } }
-                tr { th { "Target" } td { (e.target_type.clone().unwrap_or_default()) " " (e.target.clone().unwrap_or_default()) } }
+                tr { th { "Actor" } td { (e.actor_type) @if e.actor != e.actor_type { " " (names.person(&e.actor)) } } }
+                tr { th { "Target" } td { (names.target(e.target_type.as_deref(), e.target.as_deref())) @if let Some(t) = &e.target { " " code.muted { (t) } } } }
                 tr { th { "IP" } td { (e.ip.clone().unwrap_or_default()) } }
                 tr { th { "User agent" } td { (e.user_agent.clone().unwrap_or_default()) } }
                 @if let Some(r) = &e.impersonation_reason {
@@ -196,7 +222,8 @@ fn entry_page(e: &EntryView, back: &str) -> Markup {
                     tbody {
                         @for (k, b, a, changed) in rows {
                             tr class=(if changed { "changed" } else { "" }) {
-                                td { (k) } td.before { (b) } td.after { (a) }
+                                td title=(k) { (names.key(&k)) }
+                                td.before { (names.value(&k, &b)) } td.after { (names.value(&k, &a)) }
                             }
                         }
                     }
@@ -212,7 +239,8 @@ pub async fn workspace_audit(
     Query(filters): Query<Filters>,
 ) -> poem::Result<Response> {
     let (state, ws) = (ctx.state(), ctx.ws());
-    let page = service::search_workspace(state.audit_deps(), &ctx, filters.params()?).await?;
+    let names = Names::workspace(state, &ctx).await?;
+    let page = service::search_workspace(state.audit_deps(), &ctx, filters.params(&names)?).await?;
     let status = service::status_workspace(state.audit_deps(), &ctx).await?;
     let body = chain_page(ChainPage {
         title: "Audit log",
@@ -222,6 +250,7 @@ pub async fn workspace_audit(
         page: &page,
         status: &status,
         csrf: ctx.csrf(),
+        names: &names,
     });
     ctx.page(StatusCode::OK, "Audit log", |_| body).await
 }
@@ -233,7 +262,8 @@ pub async fn workspace_entry(
 ) -> poem::Result<Response> {
     let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
     let e = service::entry_workspace(&ctx, seq).await?;
-    let body = entry_page(&e, &format!("/w/{ws}/audit"));
+    let names = Names::workspace(ctx.state(), &ctx).await?;
+    let body = entry_page(&e, &format!("/w/{ws}/audit"), &names);
     ctx.page(StatusCode::OK, "Audit entry", |_| body).await
 }
 
@@ -255,7 +285,15 @@ pub async fn platform_audit(
     admin: Admin,
     Query(filters): Query<Filters>,
 ) -> poem::Result<Response> {
-    let page = service::search_platform(admin.state.audit_deps(), filters.params()?).await?;
+    let named = Names::accounts(&admin.state, &[], filters.actor.as_deref()).await?;
+    let page = service::search_platform(admin.state.audit_deps(), filters.params(&named)?).await?;
+    let ids: Vec<&str> = page
+        .items
+        .iter()
+        .flat_map(|e| [Some(e.actor.as_str()), e.target.as_deref()])
+        .flatten()
+        .collect();
+    let names = Names::accounts(&admin.state, &ids, None).await?;
     let status = service::status_platform(admin.state.audit_deps()).await?;
     let (csrf, _) = crate::web::csrf::token_for(req, &admin.state);
     let st = crate::web::api::platform::status(&admin.state);
@@ -276,6 +314,7 @@ pub async fn platform_audit(
         page: &page,
         status: &status,
         csrf: &csrf,
+        names: &names,
     });
     let who = SignedIn(admin.who.clone());
     framed_page(
@@ -300,7 +339,12 @@ pub async fn platform_entry(
     let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
     let e = service::entry_platform(&admin.state.control, seq).await?;
     let who = SignedIn(admin.who.clone());
-    let body = entry_page(&e, "/platform/audit");
+    let ids: Vec<&str> = [Some(e.actor.as_str()), e.target.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let names = Names::accounts(&admin.state, &ids, None).await?;
+    let body = entry_page(&e, "/platform/audit", &names);
     framed_page(
         req,
         &admin.state,

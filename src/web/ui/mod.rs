@@ -12,6 +12,7 @@ pub mod invite;
 pub mod keys;
 pub mod lifecycle;
 pub mod magic;
+pub mod names;
 pub mod notices;
 pub mod pages;
 pub mod platform;

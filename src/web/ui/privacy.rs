@@ -125,6 +125,16 @@ pub async fn export_page(
     Ok(resp)
 }
 
+/// A found record as people name it: a text value of it (the API shape,
+/// `{"values": {"Name": ...}}`; the first by field name).
+fn record_title(record: &serde_json::Value) -> Option<String> {
+    record["values"]
+        .as_object()?
+        .values()
+        .find_map(|v| v.as_str().filter(|s| !s.trim().is_empty()))
+        .map(|s| s.chars().take(80).collect())
+}
+
 fn matches_table(found: &[Match], ws: &str) -> Markup {
     html! {
         table.list id="subject-matches" {
@@ -133,7 +143,8 @@ fn matches_table(found: &[Match], ws: &str) -> Markup {
                 @for m in found {
                     tr {
                         td { (m.collection) }
-                        td { @if m.deleted { (m.record_id) } @else { a href=(format!("/w/{ws}/c/{}/r/{}", m.collection_id, m.record_id)) { (m.record_id) } } }
+                        @let title = m.record.as_ref().and_then(record_title).unwrap_or_else(|| m.record_id.clone());
+                        td { @if m.deleted { span title=(m.record_id) { "a deleted record" } } @else { a href=(format!("/w/{ws}/c/{}/r/{}", m.collection_id, m.record_id)) title=(m.record_id) { (title) } } }
                         td { (m.matched_fields.join(", ")) }
                         td { @if m.deleted { "deleted (audit entries keep values)" } @else { "live" } }
                     }

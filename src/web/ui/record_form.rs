@@ -251,7 +251,14 @@ fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
     html! {
         section.card {
             (breadcrumbs(f.ws, Some(f.v)))
-            h1 { @if let Some(r) = f.rec { "Record " small.muted { (r.id) } } @else { "New record" } }
+            h1 {
+                @if let Some(r) = f.rec {
+                    @match f.v.row.def.title(&r.values) {
+                        Some(t) => { (t) " " small.muted title=(r.id) { "in " (f.v.row.def.name) } }
+                        None => { "Record " small.muted { (r.id) } }
+                    }
+                } @else { "New record" }
+            }
             (errors_box(f.errors))
             form id="record" method="post" action=(action) {
                 (csrf_field(token))

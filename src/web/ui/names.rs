@@ -1,0 +1,142 @@
+//! Names, not ids: the audit pages show people by name and email,
+//! collections and fields by name, with the id on hover. What a page may
+//! name is what its reader may already see: a workspace's members and the
+//! collections the reader may read (their fields' names); platform staff
+//! see accounts.
+
+use std::collections::HashMap;
+
+use maud::{Markup, html};
+
+use crate::access::enter::TenantHandle;
+use crate::app::AppState;
+use crate::error::Result;
+
+#[derive(Default)]
+pub struct Names {
+    /// User id → (name, email).
+    people: HashMap<String, (Option<String>, String)>,
+    /// Collection id → name.
+    collections: HashMap<String, String>,
+    /// Field id (`f_...`) → "Collection · Field".
+    fields: HashMap<String, String>,
+}
+
+impl Names {
+    /// A workspace's members, and the collections (with their fields) the
+    /// reader may read.
+    pub async fn workspace(state: &AppState, ctx: &TenantHandle) -> Result<Names> {
+        let mut n = Names::default();
+        for (u, _) in crate::records::teams::members(&state.control, ctx).await? {
+            n.people.insert(u.id.to_string(), (u.name, u.email));
+        }
+        for c in crate::records::list_collections(ctx).await? {
+            for f in &c.row.def.fields {
+                n.fields.insert(f.id.clone(), f.name.clone());
+            }
+            n.collections
+                .insert(c.row.id.to_string(), c.row.def.name.clone());
+        }
+        Ok(n)
+    }
+
+    /// The accounts among `ids`, and the one with the email `by_email`
+    /// (platform staff's pages).
+    pub async fn accounts(state: &AppState, ids: &[&str], by_email: Option<&str>) -> Result<Names> {
+        let mut n = Names::default();
+        let mut wanted: Vec<crate::ids::UserId> =
+            ids.iter().filter_map(|s| s.parse().ok()).collect();
+        wanted.sort();
+        wanted.dedup();
+        let keys = state.control.keys.clone();
+        let email = by_email.filter(|e| e.contains('@')).map(str::to_owned);
+        let users = state
+            .control
+            .db
+            .read_async(move |c| {
+                let mut out = Vec::new();
+                for id in wanted {
+                    if let Some(u) = crate::store::control::get_user(c, &keys, id)? {
+                        out.push(u);
+                    }
+                }
+                if let Some(e) = email
+                    && let Some(u) = crate::store::control::find_user_by_email(c, &keys, &e)?
+                {
+                    out.push(u);
+                }
+                Ok(out)
+            })
+            .await?;
+        for u in users {
+            n.people.insert(u.id.to_string(), (u.name, u.email));
+        }
+        Ok(n)
+    }
+
+    /// A person: "Name (email)", or the id when not known here.
+    pub fn person(&self, id: &str) -> Markup {
+        match self.people.get(id) {
+            Some((Some(name), email)) => {
+                html! { span title=(id) { (name) " " span.muted { "(" (email) ")" } } }
+            }
+            Some((None, email)) => html! { span title=(id) { (email) } },
+            None => html! { (id) },
+        }
+    }
+
+    /// An entry's target: a person, a collection by name; else its type
+    /// and a short id (the whole id on hover).
+    pub fn target(&self, kind: Option<&str>, id: Option<&str>) -> Markup {
+        let (kind, id) = (kind.unwrap_or_default(), id.unwrap_or_default());
+        match kind {
+            "user" | "member" if self.people.contains_key(id) => html! { (self.person(id)) },
+            "collection" if self.collections.contains_key(id) => {
+                html! { "collection " span title=(id) { (self.collections[id]) } }
+            }
+            _ => {
+                let short: String = id.chars().take(8).collect();
+                html! { (kind) " " span.muted title=(id) { (short) @if id.chars().count() > 8 { "…" } } }
+            }
+        }
+    }
+
+    /// A key of an entry's before/after: a field's name for a field id.
+    pub fn key(&self, k: &str) -> String {
+        self.fields.get(k).cloned().unwrap_or_else(|| k.to_owned())
+    }
+
+    /// A value of an entry's before/after: a collection's name for its id.
+    pub fn value(&self, key: &str, v: &str) -> String {
+        match (key, self.collections.get(v)) {
+            ("collection" | "collection_id", Some(name)) => name.clone(),
+            _ => v.to_owned(),
+        }
+    }
+
+    /// The user id a search's "actor" names: an id as it is; else the one
+    /// member whose email or name matches (case-insensitive; an email
+    /// exactly, a name as a prefix of a word).
+    pub fn find_person(&self, needle: &str) -> Option<String> {
+        let n = needle.trim().to_lowercase();
+        if n.is_empty() || self.people.contains_key(needle.trim()) {
+            return None;
+        }
+        let hits: Vec<&String> = self
+            .people
+            .iter()
+            .filter(|(_, (name, email))| {
+                email.to_lowercase() == n
+                    || name.as_deref().is_some_and(|name| {
+                        let name = name.to_lowercase();
+                        name.starts_with(&n) || name.split_whitespace().any(|w| w.starts_with(&n))
+                    })
+            })
+            .map(|(id, _)| id)
+            .collect();
+        match hits.as_slice() {
+            [one] => Some((*one).clone()),
+            _ => None,
+        }
+    }
+}

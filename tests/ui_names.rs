@@ -1,0 +1,93 @@
+//! Names, not ids (issue 20, point 2): the audit pages name people by name
+//! and email and fields by name, and the audit search finds a person by
+//! email or name. Real server, real session, the pages' HTML.
+
+mod common;
+
+use common::{Env, PASSWORD, client, get_text, login};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn audit_pages_name_people_and_fields_and_search_finds_a_person_by_email() {
+    let env = Env::new();
+    let olive = env.create_user("olive@example.com", "Olive Owner");
+    let ws = env.create_workspace("Names Ltd", "olive@example.com");
+    let gary = env.create_user("gary@example.com", "Gary Guest");
+    env.add_member(&ws, "gary@example.com", "member");
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "olive@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let coll: Value = c
+        .post(api("/collections"))
+        .json(&json!({"name": "Bookings", "fields": [{"name": "Guests", "type": "text"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cid = coll["id"].as_str().unwrap().to_owned();
+    let field = coll["fields"][0]["id"].as_str().unwrap().to_owned();
+    let rec: Value = c
+        .post(api(&format!("/collections/{cid}/records")))
+        .json(&json!({"values": {"Guests": "Ada"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(rec["id"].is_string(), "{rec}");
+    // A record's page is titled by its first text field.
+    let rid = rec["id"].as_str().unwrap();
+    let record = get_text(&c, server.url(&format!("/w/{ws}/c/{cid}/r/{rid}"))).await;
+    assert!(record.contains("<h1>Ada <small"), "{record}");
+
+    let page = get_text(&c, server.url(&format!("/w/{ws}/audit"))).await;
+    assert!(page.contains("Olive Owner"), "the actor by name");
+    assert!(page.contains("(olive@example.com)"), "and email");
+    assert!(page.contains("Gary Guest"), "the member added, by name");
+    assert!(!page.contains(&format!(">{olive}<")), "no bare id shown");
+    assert!(!page.contains(&format!(">{gary}<")), "no bare id shown");
+    assert!(
+        page.contains(&format!("title=\"{olive}\"")),
+        "the id on hover"
+    );
+    assert!(page.contains("collection <span title"), "{page}");
+
+    // "Actor" takes an email or a name; Olive's entries, not the operator's.
+    for who in ["olive@example.com", "Olive", "owner"] {
+        let found = get_text(
+            &c,
+            server.url(&format!("/w/{ws}/audit?actor={}", who.replace('@', "%40"))),
+        )
+        .await;
+        assert!(
+            found.contains("records.created") || found.contains("record.created"),
+            "{who}"
+        );
+        assert!(
+            !found.contains("workspace.created"),
+            "{who}: the operator's entry is not Olive's"
+        );
+    }
+
+    // The entry of the record shows the field by name, its id on hover.
+    let seq = page
+        .split("/audit/")
+        .filter_map(|s| s.split('"').next()?.parse::<i64>().ok())
+        .max()
+        .unwrap();
+    let entry = get_text(&c, server.url(&format!("/w/{ws}/audit/{seq}"))).await;
+    assert!(
+        entry.contains(&format!("<td title=\"{field}\">Guests</td>")),
+        "{entry}"
+    );
+    server.stop();
+}
