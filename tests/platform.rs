@@ -244,6 +244,20 @@ async fn impersonation_is_recorded_attributed_bannered_and_ends() {
     let page = common::get_text(&w.staff, w.server.url(&format!("/w/{}", w.ws))).await;
     assert!(page.contains("impersonation-banner"), "{page}");
     assert!(page.contains(reason));
+    // It names the workspace, not its id, on every page.
+    for path in [format!("/w/{}", w.ws), "/account".to_owned()] {
+        let page = common::get_text(&w.staff, w.server.url(&path)).await;
+        let banner = page
+            .split("impersonation-banner")
+            .nth(1)
+            .unwrap_or_default();
+        let banner = banner.split("</div>").next().unwrap_or_default();
+        assert!(banner.contains("Supported Ltd"), "{path}: {banner}");
+        assert!(
+            !banner.contains(&format!("<code>{}</code>", w.ws)),
+            "{path}"
+        );
+    }
 
     // The owner reads it in the workspace's own audit log, with the reason
     // and the staff member as actor; the refusal above is attributed too.

@@ -290,6 +290,10 @@ async fn framed(
         Some(w) => Some(workspace_nav(state, user, w).await?),
         None => None,
     };
+    let impersonated = match &frame.who.0.impersonating {
+        Some(i) => Some(crate::workspace::name_of(&state.control, i.workspace_id).await?),
+        None => None,
+    };
     let markup =
         html! { (super::flash::render(frame.flash.as_deref())) (banner) (body(frame.token)) };
     let mut resp = html_response(
@@ -300,6 +304,7 @@ async fn framed(
                 email: Some(&email),
                 csrf: frame.token,
                 impersonating: frame.who.0.impersonating.as_ref(),
+                impersonated_name: impersonated.as_deref(),
                 workspace: nav.as_ref(),
                 platform_admin,
             },

@@ -37,6 +37,8 @@ pub struct Chrome<'a> {
     pub csrf: &'a str,
     /// Platform staff inside a recorded impersonation: a banner on every page.
     pub impersonating: Option<&'a crate::store::platform::Impersonation>,
+    /// The name of the workspace being impersonated.
+    pub impersonated_name: Option<&'a str>,
     /// A workspace's page: its name, switcher, sections and read-only banner.
     pub workspace: Option<&'a shell::WorkspaceNav>,
     /// Platform staff see a link to the platform area.
@@ -49,6 +51,7 @@ impl Chrome<'_> {
         email: None,
         csrf: "",
         impersonating: None,
+        impersonated_name: None,
         workspace: None,
         platform_admin: false,
     };
@@ -109,7 +112,7 @@ pub fn layout(title: &str, chrome: &Chrome<'_>, body: Markup) -> Markup {
                     div.banner role="alert" id="impersonation-banner" {
                         "Impersonating workspace "
                         a href=(format!("/w/{}", i.workspace_id)) {
-                            @match chrome.workspace { Some(w) => { (w.name) }, None => { code { (i.workspace_id) } } }
+                            @match chrome.impersonated_name { Some(n) => { (n) }, None => { code { (i.workspace_id) } } }
                         }
                         " as " strong { (i.role.as_str()) } " until " (crate::clock::rfc3339(i.expires_at))
                         ". Reason: " em { (i.reason) } ". Everything you do is recorded in its audit log. "
@@ -158,6 +161,7 @@ pub fn public_page(
         email,
         csrf: &csrf,
         impersonating: None,
+        impersonated_name: None,
         workspace: None,
         platform_admin: false,
     };
