@@ -153,7 +153,7 @@ async fn render<O>(
                     h2 { "API tokens" }
                     @if let Some(s) = secret {
                         div.notice role="status" {
-                            p { strong { "Copy this token now. " } "Only its SHA-256 is kept: it cannot be shown again." }
+                            p { strong { "Copy this token now. " } "Aura keeps only a fingerprint of it, so it cannot be shown again." }
                             code id="new-token" { (s) }
                         }
                     }

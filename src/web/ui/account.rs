@@ -244,7 +244,7 @@ async fn render_mfa(
             section.card id="passkeys" {
                 h2 { "Passkeys" }
                 @if !passkeys_on {
-                    p.muted { "Passkeys need this appliance's address to be a domain name (public_url)." }
+                    p.muted { "Passkeys are not available here yet: they need Aura to be reached by a domain name. Ask your administrator." }
                 } @else {
                     p.muted { "A passkey signs you in on its own, or stands in for the code after your password." }
                     @if !keys.is_empty() {

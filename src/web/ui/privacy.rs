@@ -41,10 +41,10 @@ async fn render<O>(c: &TenantPage<O>, errors: &[FieldError]) -> poem::Result<Res
                 h1 { "Privacy and export" }
                 (field_errors(errors))
                 h2 { "Export this workspace" }
-                p.muted { "One archive with the members, teams, collections (schemas, records as JSON and CSV) and the audit log with its signed checkpoint, plus a manifest of SHA-256 sums. Give an age recipient to get it encrypted to you." }
+                p.muted { "One archive with the members, teams, collections (their fields, and records as JSON and CSV) and the audit log, with a list of checksums that proves nothing was changed. To have it encrypted so only you can open it, paste your age public key (it starts with age1)." }
                 form method="post" action=(format!("/w/{ws}/privacy/export")) {
                     (csrf_field(token))
-                    label { "age recipient (optional) " input name="recipient" id="export-recipient" placeholder="age1..." autocomplete="off"; }
+                    label { "Encrypt to this age public key (optional) " input name="recipient" id="export-recipient" placeholder="age1..." autocomplete="off"; }
                     button type="submit" id="start-export" { "Start export" }
                 }
                 @if !exports.is_empty() {
@@ -64,7 +64,7 @@ async fn render<O>(c: &TenantPage<O>, errors: &[FieldError]) -> poem::Result<Res
                     }
                 }
                 h2 { "Data subject requests" }
-                p.muted { "Find every record that refers to a person by their email, phone or any value of a field marked pii, in every collection. Then download their data or anonymise them. Each step is recorded in the audit log; the identifier itself is never kept." }
+                p.muted { "Find every record that refers to a person by their email, phone or any value of a field marked as personal data, in every collection. Then download their data or anonymise them. Each step is recorded in the audit log; the identifier itself is never kept." }
                 form method="post" action=(format!("/w/{ws}/privacy/subjects")) {
                     (csrf_field(token))
                     label { "Email, phone or other identifier " input name="identifier" id="subject-identifier" required autocomplete="off"; }
@@ -178,7 +178,7 @@ pub async fn find_subject(p: WsPost<op::DataSubjectRead>) -> poem::Result<Respon
                     form method="post" action=(format!("/w/{ws}/privacy/subjects/anonymise")) {
                         (csrf_field(token))
                         input type="hidden" name="identifier" value=(id);
-                        label { input type="checkbox" name="confirm" value="yes" id="confirm-anonymise" required; " Replace this person's pii values with a pseudonym everywhere. This cannot be undone." }
+                        label { input type="checkbox" name="confirm" value="yes" id="confirm-anonymise" required; " Replace this person's personal data with a pseudonym everywhere. This cannot be undone." }
                         button.danger type="submit" id="anonymise-subject" { "Anonymise" }
                     }
                 }
