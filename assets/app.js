@@ -231,11 +231,13 @@ document.addEventListener("submit", (ev) => {
   actions.append(cancel, ok);
   dialog.append(text, actions);
   document.body.appendChild(dialog);
-  cancel.addEventListener("click", () => dialog.close());
+  // Gone at once (the close event comes later; Escape closes through it).
+  const dismiss = () => { dialog.close(); dialog.remove(); };
+  cancel.addEventListener("click", dismiss);
   dialog.addEventListener("close", () => dialog.remove());
   ok.addEventListener("click", () => {
     form.dataset.confirmed = "1";
-    dialog.close();
+    dismiss();
     form.requestSubmit();
   });
   dialog.showModal();
