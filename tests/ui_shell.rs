@@ -169,6 +169,40 @@ async fn no_page_scrolls_sideways_at_390_or_1400_px_in_chromium() {
     assert!(out.status.success());
     env.add_member(&ws, "staff@example.com", "admin");
     let server = env.start();
+    // A collection with a record, so its pages are in the list too.
+    let c = common::client(&server);
+    assert_eq!(
+        common::login(&c, &server, "staff@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let coll: serde_json::Value = c
+        .post(server.url(&format!("/api/v1/workspaces/{ws}/collections")))
+        .json(&serde_json::json!({"name": "Reservations", "fields": [
+            {"name": "Guest", "type": "text", "pii": true},
+            {"name": "Nights", "type": "integer"},
+            {"name": "Status", "type": "select", "options": ["booked", "cancelled"]}
+        ]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cid = coll["id"].as_str().unwrap().to_owned();
+    let rec: serde_json::Value = c
+        .post(server.url(&format!(
+            "/api/v1/workspaces/{ws}/collections/{cid}/records"
+        )))
+        .json(&serde_json::json!({"values": {"Guest": "Ada Lovelace", "Nights": 3, "Status": "booked"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rid = rec["id"].as_str().unwrap().to_owned();
     let b = Browser::start().await;
     b.goto(&server.url("/login")).await;
     sign_in(&b, "staff@example.com").await;
@@ -190,6 +224,12 @@ async fn no_page_scrolls_sideways_at_390_or_1400_px_in_chromium() {
         format!("/w/{ws}/privacy"),
         format!("/w/{ws}/integrations"),
         format!("/w/{ws}/settings"),
+        format!("/w/{ws}/c/{cid}"),
+        format!("/w/{ws}/c/{cid}/new"),
+        format!("/w/{ws}/c/{cid}/r/{rid}"),
+        format!("/w/{ws}/c/{cid}/schema"),
+        format!("/w/{ws}/audit/1"),
+        "/platform/audit/1".to_owned(),
     ];
     // The platform index links its areas.
     b.goto(&server.url("/platform")).await;
@@ -204,6 +244,7 @@ async fn no_page_scrolls_sideways_at_390_or_1400_px_in_chromium() {
         );
     }
     let mut wide = Vec::new();
+    let mut inaccessible = Vec::new();
     for (w, h) in [(390, 844), (1400, 900)] {
         b.set_window(w, h).await;
         for p in &pages {
@@ -224,6 +265,11 @@ async fn no_page_scrolls_sideways_at_390_or_1400_px_in_chromium() {
                     assert!(!text.contains(word), "{p} says {word:?}: {text}");
                 }
             }
+            if w == 1400 {
+                for v in b.accessibility_violations().await {
+                    inaccessible.push(format!("{p}: {v}"));
+                }
+            }
             let (scroll, inner) = fits(&b).await;
             if scroll > inner {
                 wide.push(format!("{p} at {w} px: {scroll} > {inner}"));
@@ -232,7 +278,31 @@ async fn no_page_scrolls_sideways_at_390_or_1400_px_in_chromium() {
             b.screenshot(&name).await;
         }
     }
+    // Signed out: the sign-in and reset pages.
+    b.goto(&server.url("/workspaces")).await;
+    b.click("form[action='/logout'] button").await;
+    b.wait_for_text("Sign in").await;
+    for (w, h) in [(390, 844), (1400, 900)] {
+        b.set_window(w, h).await;
+        for p in ["/login", "/reset"] {
+            b.goto(&server.url(p)).await;
+            b.find("footer").await;
+            let (scroll, inner) = fits(&b).await;
+            if scroll > inner {
+                wide.push(format!("{p} at {w} px: {scroll} > {inner}"));
+            }
+            if w == 1400 {
+                for v in b.accessibility_violations().await {
+                    inaccessible.push(format!("{p}: {v}"));
+                }
+            }
+        }
+    }
     assert!(wide.is_empty(), "pages wider than the window: {wide:#?}");
+    assert!(
+        inaccessible.is_empty(),
+        "axe-core: serious or critical violations: {inaccessible:#?}"
+    );
 
     b.quit().await;
     server.stop();

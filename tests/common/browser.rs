@@ -132,6 +132,37 @@ impl Browser {
         .await
     }
 
+    /// Runs `js` asynchronously: it ends by calling `done(value)`.
+    pub async fn script_async(&self, js: &str) -> Value {
+        let body = format!("const done = arguments[arguments.length - 1];\n{js}");
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({ "script": body, "args": [] })),
+        )
+        .await
+    }
+
+    /// axe-core's serious and critical violations on the current page, as
+    /// "rule: target" lines. axe-core comes from npm (`scripts/test` puts it
+    /// in `AXE_CORE_JS`; without it, it is installed here the same way).
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        let axe = std::fs::read_to_string(axe_core_path()).expect("axe-core's axe.min.js");
+        self.script(&format!("{axe}\nreturn true;")).await;
+        let v = self
+            .script_async(
+                "axe.run(document, { resultTypes: ['violations'] }).then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical').map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).slice(0, 3).join(', ')))).catch(e => done(['axe failed: ' + e]));",
+            )
+            .await;
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![format!("axe answered {v}")])
+    }
+
     pub async fn goto(&self, url: &str) {
         self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
             .await;
@@ -284,4 +315,31 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// axe.min.js: `AXE_CORE_JS`, else the npm cache `scripts/test` uses,
+/// installed there with npm when missing.
+fn axe_core_path() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("AXE_CORE_JS").map(std::path::PathBuf::from) {
+        if p.is_file() {
+            return p;
+        }
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    let dir = std::env::var_os("AURA_NPM_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(&home).join(".cache/aura-npm"));
+    let js = dir.join("node_modules/axe-core/axe.min.js");
+    if !js.is_file() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg("axe-core@4")
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "npm install axe-core failed (is npm installed?)");
+    }
+    js
 }

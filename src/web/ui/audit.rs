@@ -77,6 +77,8 @@ struct ChainPage<'a> {
     status: &'a ChainStatus,
     csrf: &'a str,
     names: &'a Names,
+    /// Unix seconds: times show as "3 minutes ago", exact on hover.
+    now: i64,
 }
 
 fn status_box(s: &ChainStatus, verify_action: &str, csrf: &str) -> Markup {
@@ -134,7 +136,7 @@ fn chain_page(p: ChainPage<'_>) -> Markup {
                         @for e in &p.page.items {
                             tr {
                                 td { a href=(format!("{}/{}", p.base, e.seq)) { (e.seq) } }
-                                td { (e.time) }
+                                td { (super::forms::when(e.time_unix, p.now)) }
                                 td { code.action { (e.action) } }
                                 td { (p.names.person(&e.actor)) }
                                 td { (p.names.target(e.target_type.as_deref(), e.target.as_deref())) }
@@ -251,6 +253,7 @@ pub async fn workspace_audit(
         status: &status,
         csrf: ctx.csrf(),
         names: &names,
+        now: ctx.now(),
     });
     ctx.page(StatusCode::OK, "Audit log", |_| body).await
 }
@@ -315,6 +318,7 @@ pub async fn platform_audit(
         status: &status,
         csrf: &csrf,
         names: &names,
+        now: admin.state.clock.unix(),
     });
     let who = SignedIn(admin.who.clone());
     framed_page(

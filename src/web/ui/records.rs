@@ -9,13 +9,13 @@ use poem::web::Query;
 use poem::{Response, handler};
 use serde::Deserialize;
 
-use super::forms::{Id, breadcrumbs};
+use super::forms::{Id, breadcrumbs, when};
 use crate::access::op;
 use crate::access::permissions::{Action, Resource};
 use crate::ids::CollectionId;
+use crate::records;
 use crate::records::schema::{Field, RecordAction};
 use crate::records::values;
-use crate::records::{self, rfc3339_ms};
 use crate::web::tenant::TenantPage;
 
 #[handler]
@@ -104,6 +104,7 @@ pub async fn collection_page(
     let cols: Vec<&Field> = v.row.def.live_fields().take(TABLE_COLUMNS).collect();
     let q = tq.q.clone().unwrap_or_default();
     let writable = ctx.writable();
+    let now = ctx.now();
     let base = format!("/w/{ws}/c/{}", v.row.id);
     let link = |extra: &[(&str, &str)]| {
         let mut pairs: Vec<(&str, &str)> = Vec::new();
@@ -160,8 +161,8 @@ pub async fn collection_page(
                                         }
                                     }
                                     @if cols.is_empty() { td { a href=(format!("{base}/r/{}", r.id)) { "(open)" } } }
-                                    td { (rfc3339_ms(r.created_at)) }
-                                    td { (rfc3339_ms(r.updated_at)) }
+                                    td { (when(r.created_at / 1000, now)) }
+                                    td { (when(r.updated_at / 1000, now)) }
                                 }
                             }
                         }

@@ -19,7 +19,7 @@ const NEW_ROWS: usize = 3;
 
 fn type_select(name: &str, selected: Option<FieldType>, disabled: bool) -> Markup {
     html! {
-        select name=(name) disabled[disabled] {
+        select name=(name) disabled[disabled] aria-label="Field type" {
             @if selected.is_none() { option value="" { "— type —" } }
             @for t in FieldType::ALL {
                 option value=(t.as_str()) selected[Some(t) == selected] { (t.as_str().replace('_', " ")) }
