@@ -91,3 +91,111 @@ async fn audit_pages_name_people_and_fields_and_search_finds_a_person_by_email()
     );
     server.stop();
 }
+
+/// Issue 20, point 3: a record form with mistakes comes back with every
+/// value kept, each problem at its field (`aria-invalid`, the message named
+/// by `aria-describedby`), all of them at once, and a summary linking to
+/// each field; nothing is written.
+#[tokio::test]
+async fn a_record_form_keeps_what_was_typed_and_puts_every_error_at_its_field() {
+    let env = Env::new();
+    env.create_user("form@example.com", "Form Owner");
+    let ws = env.create_workspace("Forms Ltd", "form@example.com");
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "form@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let coll: Value = c
+        .post(server.url(&format!("/api/v1/workspaces/{ws}/collections")))
+        .json(&json!({"name": "Stays", "fields": [
+            {"name": "Guest", "type": "text", "required": true},
+            {"name": "Nights", "type": "integer"},
+            {"name": "Note", "type": "text"}
+        ]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cid = coll["id"].as_str().unwrap().to_owned();
+    let id = |name: &str| {
+        coll["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (guest, nights, note) = (id("Guest"), id("Nights"), id("Note"));
+    let new = server.url(&format!("/w/{ws}/c/{cid}/new"));
+    let csrf = common::page_csrf(&c, &new).await;
+    let r = c
+        .post(server.url(&format!("/w/{ws}/c/{cid}/records")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            (&format!("v.{guest}"), ""),
+            (&format!("v.{nights}"), "three"),
+            (&format!("v.{note}"), "late arrival, keep this"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    // Both problems at once: the unparsable number and the empty required field.
+    for (fid, label) in [(&guest, "Guest"), (&nights, "Nights")] {
+        assert!(
+            page.contains(&format!(
+                "id=\"in-{fid}\" aria-invalid=\"true\" aria-describedby=\"err-{fid}\""
+            )),
+            "{label} marked invalid: {page}"
+        );
+        assert!(
+            page.contains(&format!(
+                "<p class=\"field-error\" id=\"err-{fid}\">{label} "
+            )),
+            "{label}'s message at the field"
+        );
+        assert!(
+            page.contains(&format!("<a href=\"#in-{fid}\">{label}</a>")),
+            "{label} in the summary, linked"
+        );
+    }
+    assert!(
+        !page.contains(&format!("id=\"in-{note}\" aria-invalid")),
+        "a good field is not marked"
+    );
+    assert!(page.contains("value=\"three\""), "the bad value is kept");
+    assert!(
+        page.contains("value=\"late arrival, keep this\""),
+        "the good value is kept"
+    );
+    assert!(
+        !page.contains("values.Nights"),
+        "errors name the field by its label"
+    );
+    let list: Value = c
+        .get(server.url(&format!(
+            "/api/v1/workspaces/{ws}/collections/{cid}/records"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "nothing written"
+    );
+    server.stop();
+}

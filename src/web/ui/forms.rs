@@ -406,6 +406,31 @@ pub fn errors_box(errors: &[FieldError]) -> Markup {
     }
 }
 
+/// `errors_box`, each error linking to its field (`#in-<id>`) under the
+/// field's label, where `anchor` knows the field.
+pub fn errors_box_linked(
+    errors: &[FieldError],
+    anchor: impl Fn(&str) -> Option<(String, String)>,
+) -> Markup {
+    html! {
+        @if !errors.is_empty() {
+            div.error role="alert" id="error-summary" {
+                p { "Nothing was saved. Please fix:" }
+                ul {
+                    @for e in errors {
+                        li {
+                            @match anchor(&e.field) {
+                                Some((label, id)) => { a href=(format!("#in-{id}")) { (label) } " " (e.message) }
+                                None => { strong { (e.field) } " " (e.message) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub fn breadcrumbs(ws: &str, coll: Option<&Visible>) -> Markup {
     html! {
         p.crumbs {

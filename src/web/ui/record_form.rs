@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use poem::{Response, handler};
 use serde_json::{Map, Value, json};
 
-use super::forms::{Id, Posted, WsPost, breadcrumbs, errors_box, every, one, status_for};
+use super::forms::{Id, Posted, WsPost, breadcrumbs, errors_box_linked, every, one, status_for};
 use super::{csrf_field, row_action};
 use crate::access::enter::TenantHandle;
 use crate::access::op;
@@ -176,51 +176,54 @@ async fn choices(state: &AppState, ctx: &TenantHandle, v: &Visible) -> poem::Res
     Ok(Choices { members, relations })
 }
 
-fn input_for(f: &Field, shown: &Shown, choices: &Choices) -> Markup {
+fn input_for(f: &Field, shown: &Shown, choices: &Choices, invalid: bool) -> Markup {
     let name = format!("v.{}", f.id);
     let id = format!("in-{}", f.id);
+    // With an error: marked invalid and described by the message below it.
+    let inv = invalid.then_some("true");
+    let described = invalid.then(|| format!("err-{}", f.id));
     let cur = shown.get(&f.id).cloned().unwrap_or_default();
     let first = cur.first().cloned().unwrap_or_default();
     let req = f.required;
     html! {
         @match f.kind {
-            FieldType::LongText => textarea id=(id) name=(name) required[req] maxlength="20000" rows="4" { (first) },
-            FieldType::Integer => input id=(id) name=(name) type="number" step="1" value=(first) required[req];
-            FieldType::Decimal => input id=(id) name=(name) inputmode="decimal" pattern="-?[0-9]+([.][0-9]+)?" value=(first) required[req];
+            FieldType::LongText => textarea id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) required[req] maxlength="20000" rows="4" { (first) },
+            FieldType::Integer => input id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) type="number" step="1" value=(first) required[req];
+            FieldType::Decimal => input id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) inputmode="decimal" pattern="-?[0-9]+([.][0-9]+)?" value=(first) required[req];
             FieldType::Money => span.money {
-                input id=(id) name=(name) inputmode="decimal" pattern="-?[0-9]+([.][0-9]+)?" value=(first) required[req] placeholder="123.45";
+                input id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) inputmode="decimal" pattern="-?[0-9]+([.][0-9]+)?" value=(first) required[req] placeholder="123.45";
                 @let code = cur.get(1).cloned().filter(|c| !c.is_empty()).or_else(|| f.currency.clone()).unwrap_or_default();
                 input name=(format!("{name}.currency")) value=(code) maxlength="3" placeholder="EUR" aria-label=(format!("{} currency", f.name)) readonly[f.currency.is_some()];
             },
-            FieldType::Boolean => input id=(id) name=(name) type="checkbox" value="on" checked[first == "on"];
-            FieldType::Date => input id=(id) name=(name) type="date" value=(first) required[req];
-            FieldType::Datetime => input id=(id) name=(name) type="datetime-local" value=(first) required[req];
-            FieldType::Email => input id=(id) name=(name) type="email" value=(first) required[req];
-            FieldType::Phone => input id=(id) name=(name) type="tel" value=(first) required[req];
-            FieldType::Url => input id=(id) name=(name) type="url" value=(first) required[req];
-            FieldType::Select => select id=(id) name=(name) required[req] {
+            FieldType::Boolean => input id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) type="checkbox" value="on" checked[first == "on"];
+            FieldType::Date => input id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) type="date" value=(first) required[req];
+            FieldType::Datetime => input id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) type="datetime-local" value=(first) required[req];
+            FieldType::Email => input id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) type="email" value=(first) required[req];
+            FieldType::Phone => input id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) type="tel" value=(first) required[req];
+            FieldType::Url => input id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) type="url" value=(first) required[req];
+            FieldType::Select => select id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) required[req] {
                 option value="" { "—" }
                 @for o in &f.options { option value=(o) selected[first == *o] { (o) } }
             },
-            FieldType::MultiSelect => span.multi id=(id) {
+            FieldType::MultiSelect => span.multi id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] {
                 @for o in &f.options {
                     label.check { input type="checkbox" name=(name) value=(o) checked[cur.contains(o)]; " " (o) }
                 }
             },
             FieldType::Relation => {
                 @match f.collection.as_ref().and_then(|c| choices.relations.get(c)) {
-                    Some(opts) => select id=(id) name=(name) required[req] {
+                    Some(opts) => select id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) required[req] {
                         option value="" { "—" }
                         @for (rid, label) in opts { option value=(rid) selected[first == *rid] { (label) } }
                     },
-                    None => input id=(id) name=(name) value=(first) placeholder="record id" required[req];,
+                    None => input id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) value=(first) placeholder="record id" required[req];,
                 }
             },
-            FieldType::Member => select id=(id) name=(name) required[req] {
+            FieldType::Member => select id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) required[req] {
                 option value="" { "—" }
                 @for (uid, email) in &choices.members { option value=(uid) selected[first == *uid] { (email) } }
             },
-            FieldType::Text => input id=(id) name=(name) value=(first) required[req] maxlength="1000";
+            FieldType::Text => input id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) value=(first) required[req] maxlength="1000";
         }
     }
 }
@@ -235,6 +238,14 @@ struct RecordForm<'a> {
     history: &'a [rstore::VersionRow],
     /// False in a read-only workspace: the record shows, its forms do not.
     writable: bool,
+}
+
+/// The field an error names (`values.Guests`, `values.f_12ab`, `Guests`):
+/// its label and id.
+fn field_anchor(def: &crate::records::schema::Definition, name: &str) -> Option<(String, String)> {
+    let key = name.strip_prefix("values.").unwrap_or(name);
+    let key = key.split('.').next().unwrap_or(key);
+    def.live_field(key).map(|f| (f.name.clone(), f.id.clone()))
 }
 
 fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
@@ -259,7 +270,7 @@ fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
                     }
                 } @else { "New record" }
             }
-            (errors_box(f.errors))
+            (errors_box_linked(f.errors, |name| field_anchor(&f.v.row.def, name)))
             form id="record" method="post" action=(action) {
                 (csrf_field(token))
                 fieldset disabled[!editable] {
@@ -269,7 +280,13 @@ fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
                             @if fd.required { " *" }
                             @if fd.kind == FieldType::Datetime { span.muted { " (UTC)" } }
                         }
-                        (input_for(fd, f.shown, f.choices))
+                        @let errs: Vec<&FieldError> = f.errors.iter().filter(|e| field_anchor(&f.v.row.def, &e.field).is_some_and(|(_, id)| id == fd.id)).collect();
+                        (input_for(fd, f.shown, f.choices, !errs.is_empty()))
+                        @if !errs.is_empty() {
+                            p.field-error id=(format!("err-{}", fd.id)) {
+                                @for (i, e) in errs.iter().enumerate() { @if i > 0 { " " } (fd.name) " " (e.message) "." }
+                            }
+                        }
                     }
                 }
                 @if editable { button type="submit" { "Save" } }
@@ -353,10 +370,26 @@ async fn render_record<O>(
 
 /// The values a posted record form gives, read against the collection's
 /// live fields: what a client would send, or the fields it could not parse.
+/// The posted values, or every problem at once: the ones the form's own
+/// parsing finds and, with them, the required fields left empty (the rule
+/// `values::validate` applies to what parses), so a person fixes the form
+/// in one pass.
 fn posted_values(fields: &[Field], form: &Posted) -> Result<Map<String, Value>, Error> {
     match values_from_form(fields, &form.0) {
         (input, errors) if errors.is_empty() => Ok(input),
-        (_, errors) => Err(Error::Validation(errors)),
+        (input, mut errors) => {
+            for f in fields.iter().filter(|f| f.required) {
+                let named = format!("values.{}", f.name);
+                let empty = input.get(&f.id).is_none_or(Value::is_null);
+                if empty && !errors.iter().any(|e| e.field == named) {
+                    errors.push(FieldError {
+                        field: named,
+                        message: "is required".into(),
+                    });
+                }
+            }
+            Err(Error::Validation(errors))
+        }
     }
 }
 
