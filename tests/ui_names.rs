@@ -199,3 +199,72 @@ async fn a_record_form_keeps_what_was_typed_and_puts_every_error_at_its_field() 
     );
     server.stop();
 }
+
+/// Issue 20, point 7 (part): the record table says how many it shows, marks
+/// its sort, lets a person choose the page size, and puts the primary
+/// action above the table.
+#[tokio::test]
+async fn the_record_table_counts_marks_its_sort_and_offers_page_sizes() {
+    let env = Env::new();
+    env.create_user("table@example.com", "Table Owner");
+    let ws = env.create_workspace("Tables Ltd", "table@example.com");
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "table@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let coll: Value = c
+        .post(server.url(&format!("/api/v1/workspaces/{ws}/collections")))
+        .json(&json!({"name": "Leads", "fields": [{"name": "Name", "type": "text"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cid = coll["id"].as_str().unwrap().to_owned();
+    for i in 0..26 {
+        let r = c
+            .post(server.url(&format!(
+                "/api/v1/workspaces/{ws}/collections/{cid}/records"
+            )))
+            .json(&json!({"values": {"Name": format!("Lead {i}")}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let page = get_text(&c, server.url(&format!("/w/{ws}/c/{cid}"))).await;
+    assert!(
+        page.contains("Showing 25 records; there are more."),
+        "{page}"
+    );
+    assert!(page.contains("id=\"next-page\""));
+    let (action, table) = (
+        page.find("id=\"new-record\"").unwrap(),
+        page.find("id=\"records\"").unwrap(),
+    );
+    assert!(action < table, "the primary action is above the table");
+    assert_eq!(
+        page.matches("aria-sort=").count(),
+        1,
+        "one column marked sorted"
+    );
+    assert!(page.contains("<option value=\"50\">50</option>"));
+    let all = get_text(&c, server.url(&format!("/w/{ws}/c/{cid}?limit=50"))).await;
+    assert!(all.contains(">26 records<"), "{all}");
+    assert!(!all.contains("id=\"next-page\""));
+    assert!(all.contains("<option value=\"50\" selected>50</option>"));
+    // The other direction, and a size not on the list falls back to 25.
+    let up = get_text(
+        &c,
+        server.url(&format!("/w/{ws}/c/{cid}?sort=created_at&limit=7")),
+    )
+    .await;
+    assert!(up.contains("aria-sort=\"ascending\""), "{up}");
+    assert!(up.contains("Showing 25 records"));
+    server.stop();
+}

@@ -73,7 +73,11 @@ pub struct TableQuery {
     q: Option<String>,
     sort: Option<String>,
     cursor: Option<String>,
+    /// Rows a page: one of `PAGE_SIZES` (else the first).
+    limit: Option<u32>,
 }
+
+const PAGE_SIZES: [u32; 3] = [25, 50, 100];
 
 const TABLE_COLUMNS: usize = 6;
 
@@ -84,6 +88,10 @@ pub async fn collection_page(
     Query(tq): Query<TableQuery>,
 ) -> poem::Result<Response> {
     let (state, ws) = (ctx.state(), ctx.ws());
+    let page_size = tq
+        .limit
+        .filter(|l| PAGE_SIZES.contains(l))
+        .unwrap_or(PAGE_SIZES[0]);
     let finder = records::search::Finder {
         indexes: &state.indexes,
         bounds: &state.bounds,
@@ -93,7 +101,7 @@ pub async fn collection_page(
         finder,
         &cid,
         records::ListParams {
-            limit: Some(25),
+            limit: Some(i64::from(page_size)),
             cursor: tq.cursor.clone(),
             q: tq.q.clone(),
             sort: tq.sort.clone(),
@@ -110,6 +118,10 @@ pub async fn collection_page(
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         if !q.is_empty() {
             pairs.push(("q", &q));
+        }
+        let size = page_size.to_string();
+        if page_size != PAGE_SIZES[0] {
+            pairs.push(("limit", &size));
         }
         pairs.extend_from_slice(extra);
         format!(
@@ -134,7 +146,14 @@ pub async fn collection_page(
         html! {
             section.card {
                 (breadcrumbs(ws, None))
-                h1 { (v.row.def.name) }
+                div.page-head {
+                    h1 { (v.row.def.name) }
+                    div.actions {
+                        @if writable && v.can(RecordAction::Create) { a.button id="new-record" href=(format!("{base}/new")) { "New record" } }
+                        a.button.secondary href=(format!("{api}/export")) download { "Export CSV" }
+                        @if writable && v.can_manage() { a.button.secondary href=(format!("{base}/schema")) { "Schema" } }
+                    }
+                }
                 form.search method="get" action=(base) {
                     input id="q" type="search" name="q" value=(q) placeholder="Search the searchable fields" aria-label="Search";
                     button type="submit" { "Search" }
@@ -143,11 +162,19 @@ pub async fn collection_page(
                 @if p.items.is_empty() {
                     p.muted id="empty" { @if q.is_empty() { "No records yet." } @else { "No records match." } }
                 } @else {
+                    p.muted id="record-count" {
+                        // A page and a "more" mark, not a full count: counting a
+                        // sealed collection means reading all of it.
+                        @if next.is_some() || tq.cursor.is_some() { "Showing " (p.items.len()) " records; there are more." }
+                        @else { (p.items.len()) @if p.items.len() == 1 { " record" } @else { " records" } }
+                    }
                     table.list id="records" {
                         thead { tr {
                             @for f in &cols { th { (f.name) } }
-                            th { a href=(sort_link("created_at")) { "Created" } }
-                            th { a href=(sort_link("updated_at")) { "Updated" } }
+                            @for (col, label) in [("created_at", "Created"), ("updated_at", "Updated")] {
+                                @let dir = if p.sort.as_str() == col { Some(("ascending", " ▲")) } else if p.sort.as_str() == format!("-{col}") { Some(("descending", " ▼")) } else { None };
+                                th aria-sort=[dir.map(|d| d.0)] { a href=(sort_link(col)) { (label) @if let Some((_, arrow)) = dir { span aria-hidden="true" { (arrow) } } } }
+                            }
                         } }
                         tbody {
                             @for r in &p.items {
@@ -168,14 +195,18 @@ pub async fn collection_page(
                         }
                     }
                 }
-                p.actions {
+                div.actions {
                     @if tq.cursor.is_some() { a.button.secondary href=(link(&[("sort", p.sort.as_str())])) { "First page" } }
                     @if let Some(n) = &next { a.button.secondary id="next-page" href=(n) { "Next page" } }
-                }
-                p.actions {
-                    @if writable && v.can(RecordAction::Create) { a.button id="new-record" href=(format!("{base}/new")) { "New record" } }
-                    a.button.secondary href=(format!("{api}/export")) download { "Export CSV" }
-                    @if writable && v.can_manage() { a.button.secondary href=(format!("{base}/schema")) { "Schema" } }
+                    form.inline method="get" action=(base) id="page-size" {
+                        @if !q.is_empty() { input type="hidden" name="q" value=(q); }
+                        input type="hidden" name="sort" value=(p.sort.as_str());
+                        label for="limit" { "Rows a page" }
+                        select id="limit" name="limit" {
+                            @for s in PAGE_SIZES { option value=(s) selected[s == page_size] { (s) } }
+                        }
+                        button.secondary type="submit" { "Show" }
+                    }
                 }
             }
             @if writable && v.can(RecordAction::Create) {
