@@ -2,7 +2,8 @@
 //! collections and fields by name, with the id on hover. What a page may
 //! name is what its reader may already see: a workspace's members and the
 //! collections the reader may read (their fields' names); platform staff
-//! see accounts.
+//! see people's accounts, never a service account's name (it was typed
+//! inside its workspace).
 
 use std::collections::HashMap;
 
@@ -56,12 +57,18 @@ impl Names {
             .read_async(move |c| {
                 let mut out = Vec::new();
                 for id in wanted {
+                    // A service account's name was typed inside its
+                    // workspace: not for platform pages (an id only).
+                    if crate::store::accounts::is_service(c, id)? {
+                        continue;
+                    }
                     if let Some(u) = crate::store::control::get_user(c, &keys, id)? {
                         out.push(u);
                     }
                 }
                 if let Some(e) = email
                     && let Some(u) = crate::store::control::find_user_by_email(c, &keys, &e)?
+                    && !crate::store::accounts::is_service(c, u.id)?
                 {
                     out.push(u);
                 }
