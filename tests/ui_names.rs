@@ -268,3 +268,57 @@ async fn the_record_table_counts_marks_its_sort_and_offers_page_sizes() {
     assert!(up.contains("Showing 25 records"));
     server.stop();
 }
+
+/// Issue 20, point 8 (part): two collections never share a name; the
+/// refusal names the field and writes nothing.
+#[tokio::test]
+async fn a_second_collection_with_the_same_name_is_refused_at_the_name() {
+    let env = Env::new();
+    env.create_user("dup@example.com", "Dup Owner");
+    let ws = env.create_workspace("Dups Ltd", "dup@example.com");
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "dup@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let url = server.url(&format!("/api/v1/workspaces/{ws}/collections"));
+    let make = |name: &str| {
+        c.post(&url)
+            .json(&json!({"name": name, "fields": [{"name": "Name", "type": "text"}]}))
+            .send()
+    };
+    assert_eq!(make("Leads").await.unwrap().status(), 201);
+    let other: Value = make("Deals").await.unwrap().json().await.unwrap();
+    for name in ["Leads", " leads "] {
+        let r = make(name).await.unwrap();
+        assert_eq!(r.status(), 422, "{name}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["errors"][0]["field"], "name", "{p}");
+    }
+    // Renaming onto a taken name is refused the same way; its own name is fine.
+    let deals = format!("{url}/{}", other["id"].as_str().unwrap());
+    let r = c
+        .patch(&deals)
+        .json(&json!({"name": "LEADS"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let r = c
+        .patch(&deals)
+        .json(&json!({"name": "Deals"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let list: Value = c.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        2,
+        "nothing written"
+    );
+    server.stop();
+}

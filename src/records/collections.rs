@@ -145,6 +145,7 @@ pub async fn create_collection(
             }
             let def = schema::build_definition(&input.name, &input.fields, input.permissions, &ids)?;
             caps.check(&def)?;
+            name_free(t, &def.name, None)?;
             if let Some(team) = &input.team_id {
                 if !crate::store::teams::team_exists(t, team)? {
                     return Err(Error::field("team_id", "is not a team of this workspace"));
@@ -174,6 +175,25 @@ pub async fn create_collection(
     // The creator may not be on the owning team; they then see it no more.
     let role = effective_role(&row, ctx, &teams).unwrap_or(ctx.role);
     Ok(Visible { row, role })
+}
+
+/// Two collections of a workspace never share a name (ignoring case and
+/// surrounding space): people tell them apart by it.
+fn name_free(
+    t: &crate::store::tenant::TenantTx<'_>,
+    name: &str,
+    except: Option<&str>,
+) -> Result<()> {
+    let taken = rstore::list_collections(t, t.sealer)?.iter().any(|c| {
+        Some(c.id.as_str()) != except && c.def.name.trim().eq_ignore_ascii_case(name.trim())
+    });
+    if taken {
+        return Err(Error::field(
+            "name",
+            "is already the name of another collection",
+        ));
+    }
+    Ok(())
 }
 
 pub struct CollectionChange {
@@ -211,6 +231,7 @@ pub async fn change_collection(
                 &ids,
             )?;
             caps.check(&def)?;
+            name_free(t, &def.name, Some(&current.id))?;
             let newly_keyed = def.live_fields().any(|f| {
                 (f.unique || f.pii)
                     && current
