@@ -15,6 +15,7 @@ pub mod magic;
 pub mod notices;
 pub mod pages;
 pub mod platform;
+pub mod platform_accounts;
 pub mod privacy;
 pub mod record_form;
 pub mod records;
