@@ -154,10 +154,10 @@ pub async fn page(req: &Request, admin: Admin) -> poem::Result<Response> {
             h2 { "How to restore" }
             p { "On the appliance's host, as the service's user, with the age identity that matches a backup recipient (kept offline, not on this server). A restore runs the drill's checks on the archive before anything is written." }
             h3 { "The whole appliance, into a new data dir" }
-            pre { code { "aura restore --from " (newest) " --to " (data_dir) "-restored --identity /path/to/backup-identity.txt" } }
+            pre.command { code { "aura restore --from " (newest) " --to " (data_dir) "-restored --identity /path/to/backup-identity.txt" } }
             p { "Then stop the server and start it on the new dir with the same master key: " code { "aura serve --data-dir " (data_dir) "-restored" } ". The data dir in use is not touched; a rejected archive or a full disk leaves the new dir as it was." }
             h3 { "One workspace, in place, beside the running server" }
-            pre { code { "aura restore --from " (newest) " --workspace WORKSPACE_ID --identity /path/to/backup-identity.txt" } }
+            pre.command { code { "aura restore --from " (newest) " --workspace WORKSPACE_ID --identity /path/to/backup-identity.txt" } }
             p { "Only that workspace waits for the moment of the copy; its audit chain records " code { "backup.restored" } " and is signed anew. Workspace ids are on the " a href="/platform/workspaces" { "workspaces page" } "." }
             p.muted { "Check an archive without restoring it: " code { "aura backup verify " (newest) " --identity /path/to/backup-identity.txt" } ". Details: docs/backups.md." }
         }
