@@ -99,6 +99,8 @@ pub async fn index(req: &Request, admin: Admin) -> poem::Result<Response> {
     let state = &admin.state;
     let list = crate::platform::list(&admin.deps()).await?;
     let active = list.iter().filter(|h| h.row.state == "active").count();
+    let accounts = crate::identity::staff::list(&admin.deps()).await?;
+    let disabled = accounts.iter().filter(|a| a.user.disabled).count();
     let who = SignedIn(admin.who.clone());
     page(req, state, &who, StatusCode::OK, "Platform", |_| {
         html! {
@@ -112,7 +114,7 @@ pub async fn index(req: &Request, admin: Admin) -> poem::Result<Response> {
                     } }
                     li { a href="/platform/accounts" {
                         strong { "Accounts" }
-                        "Create and invite by mail, disable, enable, platform rights."
+                        (accounts.len()) " in all, " (disabled) " disabled. Create and invite by mail, disable, enable, platform rights."
                     } }
                     li { a href="/platform/audit" {
                         strong { "Platform audit log" }
