@@ -201,6 +201,15 @@ async fn an_invited_account_chooses_its_password_and_disabling_ends_every_sign_i
     assert_eq!(mail.len(), 1);
     assert!(mail[0].contains("Choose your password"), "{}", mail[0]);
     assert!(!mail[0].contains(PASSWORD));
+    // Asking for a reset (an invitation that ran out) sends a fresh link.
+    let r = client(&w.server)
+        .post(w.url("/auth/password-reset"))
+        .json(&json!({"email": "ada@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    w.sink.wait_for("ada@example.com", "Choose a new password");
     w.choose_password("ada@example.com").await;
     assert_eq!(
         login(&ada, &w.server, "ada@example.com", NEW_PASSWORD)
@@ -210,7 +219,7 @@ async fn an_invited_account_chooses_its_password_and_disabling_ends_every_sign_i
     );
     assert_eq!(me_status(&ada, &w.server).await, 200);
     assert_eq!(w.account("ada@example.com").await["invited"], false);
-    assert_eq!(w.sink.messages_to("ada@example.com").len(), 1);
+    assert_eq!(w.sink.messages_to("ada@example.com").len(), 2, "no notice");
     // The link worked once.
     let token = w.sink.link_token("ada@example.com", "/reset/");
     let again = client(&w.server)
@@ -322,6 +331,12 @@ async fn an_invited_account_chooses_its_password_and_disabling_ends_every_sign_i
         200
     );
     assert_eq!(me_status(&ada, &w.server).await, 200);
+    // The first password was chosen, not reset: no notice of a reset came.
+    let mails = w.sink.messages_to("ada@example.com");
+    assert!(
+        mails.iter().all(|m| !m.contains("was just reset")),
+        "{mails:?}"
+    );
     w.server.stop();
 }
 
