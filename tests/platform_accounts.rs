@@ -613,3 +613,81 @@ async fn the_accounts_page_creates_and_disables_and_the_backups_page_reads_for_p
     assert!(next.ends_with('Z') && next.contains('T'), "{next}");
     w.server.stop();
 }
+
+/// Disabling refuses passkeys too: a passkey that signed in a moment ago
+/// fails after a disable from the platform API, and works after the enable.
+#[tokio::test]
+async fn a_disabled_account_cannot_sign_in_with_a_passkey_in_chromium() {
+    let env = Env::new();
+    let out = env.cli(
+        &[
+            "user",
+            "create",
+            "--email",
+            "staff@example.com",
+            "--platform-admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(out.status.success());
+    let keeper = env.create_user("keeper@example.com", "Keeper");
+    // A WebAuthn origin names the port before the server starts.
+    let (server, base) = common::with_port_retries(|| {
+        let [port] = common::free_ports::<1>();
+        let base = format!("http://localhost:{port}");
+        let mut cmd = env.command(&["serve", "--listen", &format!("127.0.0.1:{port}")]);
+        cmd.env("AURA_PUBLIC_URL", &base);
+        Server::try_start(cmd).map(|s| (s, base))
+    });
+    let url = |p: &str| format!("{base}{p}");
+    let staff = client(&server);
+    assert_eq!(
+        login(&staff, &server, "staff@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let b = common::browser::Browser::start().await;
+    b.add_virtual_authenticator().await;
+    b.goto(&url("/login")).await;
+    b.type_into("#email", "keeper@example.com").await;
+    b.type_into("#password", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.wait_for_url("/workspaces").await;
+    b.goto(&url("/account")).await;
+    b.wait_for_text("id=\"passkey-add\"").await;
+    b.type_into("#passkey-name", "Laptop").await;
+    b.type_into("#passkey-password", PASSWORD).await;
+    b.click("#passkey-add").await;
+    b.wait_for_text("id=\"passkey-list\"").await;
+    // Signed out, the passkey alone signs in.
+    b.click("form[action='/logout'] button").await;
+    b.wait_for_text("id=\"passkey-login\"").await;
+    b.click("#passkey-login").await;
+    b.wait_for_url("/workspaces").await;
+
+    let disable = format!("/api/v1/platform/accounts/{keeper}/disable");
+    let r = staff.post(server.url(&disable)).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    b.goto(&url("/workspaces")).await;
+    b.wait_for_text("id=\"passkey-login\"").await;
+    b.click("#passkey-login").await;
+    b.wait_for_text("Passkey: ").await;
+    assert!(b.current_url().await.contains("/login"), "still signed out");
+    assert_eq!(
+        b.count("form[action='/logout']").await,
+        0,
+        "no session for a disabled account"
+    );
+
+    let enable = format!("/api/v1/platform/accounts/{keeper}/enable");
+    let r = staff.post(server.url(&enable)).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    b.goto(&url("/login")).await;
+    b.wait_for_text("id=\"passkey-login\"").await;
+    b.click("#passkey-login").await;
+    b.wait_for_url("/workspaces").await;
+    b.quit().await;
+    server.stop();
+}
