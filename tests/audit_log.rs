@@ -1149,6 +1149,40 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             Value::Null,
             None,
         ),
+        // Accounts, as the staff member: one invited by mail, then disabled,
+        // enabled and made platform admin (`{user}` is that account).
+        (
+            "POST",
+            "/platform/accounts",
+            "platform",
+            "user.invited",
+            json!({"email": "newcomer@example.com", "name": "Newcomer"}),
+            Some("{account}"),
+        ),
+        (
+            "POST",
+            "/platform/accounts/{user}/disable",
+            "platform",
+            "user.disabled",
+            Value::Null,
+            None,
+        ),
+        (
+            "POST",
+            "/platform/accounts/{user}/enable",
+            "platform",
+            "user.enabled",
+            Value::Null,
+            None,
+        ),
+        (
+            "PUT",
+            "/platform/accounts/{user}/platform-admin",
+            "platform",
+            "user.platform_admin_changed",
+            json!({"platform_admin": true}),
+            None,
+        ),
         // Last: a reset ends the owner's sessions.
         (
             "POST",
@@ -1232,6 +1266,10 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
         }
         let (before_total, before_action) = (total(db), count(db, action));
         let mut p = path.to_string();
+        if path.starts_with("/platform/accounts/") {
+            let account = &ids.iter().find(|(k, _)| *k == "{account}").unwrap().1;
+            p = p.replace("{user}", account);
+        }
         for (k, v) in &ids {
             p = p.replace(k, v);
         }

@@ -266,6 +266,27 @@ fn api_table() -> Vec<ApiRoute> {
         )
         .json(json!({"reason": "route check by the matrix"})),
         api("POST", "/platform/impersonation/end", Platform),
+        // Accounts: an invalid address (422, and no account, no mail); an
+        // account that does not exist (404).
+        api("GET", "/platform/accounts", Platform),
+        api("POST", "/platform/accounts", PlatformOnly(422))
+            .json(json!({"email": "not-an-address", "name": "Matrix"})),
+        api(
+            "POST",
+            "/platform/accounts/{user}/disable",
+            PlatformOnly(404),
+        ),
+        api(
+            "POST",
+            "/platform/accounts/{user}/enable",
+            PlatformOnly(404),
+        ),
+        api(
+            "PUT",
+            "/platform/accounts/{user}/platform-admin",
+            PlatformOnly(404),
+        )
+        .json(json!({"platform_admin": true})),
         // A workspace's audit log.
         api("GET", "/workspaces/{workspace}/audit", role(Role::Admin)),
         api(
@@ -740,6 +761,14 @@ fn ui_table() -> Vec<UiRoute> {
             PlatformOnly(422),
         ),
         ui("/platform/impersonation/end", &[], Platform),
+        ui("/platform/accounts", &[], PlatformOnly(422))
+            .form(|_| pairs(&[("email", "not-an-address"), ("name", "Matrix")])),
+        ui("/platform/accounts/disable", &[], PlatformOnly(404))
+            .form(|_| pairs(&[("user_id", NOWHERE)])),
+        ui("/platform/accounts/enable", &[], PlatformOnly(404))
+            .form(|_| pairs(&[("user_id", NOWHERE)])),
+        ui("/platform/accounts/admin", &[], PlatformOnly(404))
+            .form(|_| pairs(&[("user_id", NOWHERE), ("platform_admin", "true")])),
         ui("/w/:ws/privacy/export", WS, role(Role::Admin)),
         ui("/w/:ws/privacy/subjects", WS, role(Role::Admin))
             .form(|_| pairs(&[("identifier", "matrix-nobody@example.com")])),
@@ -950,6 +979,7 @@ fn ui_pages() -> Vec<UiRoute> {
         page("/platform/audit/:seq", &[(":seq", P::Seq)], Platform),
         page("/platform/backups", &[], Platform),
         page("/platform/workspaces", &[], Platform),
+        page("/platform/accounts", &[], Platform),
         page("/invite/:token", INVITE, Public(404)),
         page("/magic/:token", INVITE, Public(200)),
         page("/reset", &[], Public(200)),
@@ -1473,6 +1503,12 @@ fn expect(need: Need, a: &Attempt) -> Expect {
     match (a.who, need) {
         (_, Need::Public(s)) => Expect::Status(s),
         (Who::Anon | Who::RevokedToken | Who::ExpiredJwt, _) => Expect::SignIn,
+        // The platform area belongs to no workspace: whatever ids its path
+        // carries (an account), only staff get past the door.
+        (Who::Staff, Need::Platform) => Expect::Success,
+        (Who::Staff, Need::PlatformOnly(s)) => Expect::Status(s),
+        // Tokens never carry platform rights.
+        (_, Need::Platform | Need::PlatformOnly(_)) => Expect::Status(403),
         _ if a.crosses() => Expect::Status(404),
         (_, Need::SignedIn) => Expect::Success,
         (Who::Token(_) | Who::OtherToken, Need::Person(_)) => Expect::Status(403),
@@ -1480,11 +1516,6 @@ fn expect(need: Need, a: &Attempt) -> Expect {
         // An API token is revoked, not signed out.
         (Who::Token(_) | Who::OtherToken, Need::SignOut) => Expect::Status(400),
         (_, Need::SignOut) => Expect::Success,
-        (Who::Staff, Need::Platform) => Expect::Success,
-        (Who::Staff, Need::PlatformOnly(s)) => Expect::Status(s),
-        (_, Need::PlatformOnly(_)) => Expect::Status(403),
-        // Tokens never carry platform rights.
-        (_, Need::Platform) => Expect::Status(403),
         (Who::A(r) | Who::Token(r), Need::Role(min)) if r >= min => Expect::Success,
         (Who::A(r) | Who::Token(r), Need::RoleStatus(min, s)) if r >= min => Expect::Status(s),
         (Who::A(_) | Who::Token(_), Need::Role(_) | Need::RoleStatus(..)) => Expect::Status(403),
@@ -1730,9 +1761,13 @@ fn fill_api_path(path: &str, s: &Subst) -> Result<String, String> {
     } else {
         s.token.as_str()
     };
-    // A team's `{user}` is in the team; the workspace's, a member to change.
+    // A team's `{user}` is in the team; the workspace's, a member to change;
+    // the platform's, an account that exists nowhere (the matrix's callers
+    // stay enabled).
     let user = if path.contains("{team}") {
         &s.user
+    } else if path.starts_with("/platform/accounts/") {
+        NOWHERE
     } else {
         &s.member
     };

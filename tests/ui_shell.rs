@@ -214,6 +214,7 @@ async fn no_page_scrolls_sideways_at_390_or_1400_px_in_chromium() {
         "/trust".to_owned(),
         "/platform".to_owned(),
         "/platform/workspaces".to_owned(),
+        "/platform/accounts".to_owned(),
         "/platform/audit".to_owned(),
         "/platform/backups".to_owned(),
         format!("/w/{ws}"),
@@ -235,6 +236,7 @@ async fn no_page_scrolls_sideways_at_390_or_1400_px_in_chromium() {
     b.goto(&server.url("/platform")).await;
     for area in [
         "/platform/workspaces",
+        "/platform/accounts",
         "/platform/audit",
         "/platform/backups",
     ] {
@@ -354,6 +356,71 @@ async fn changes_say_they_were_done_and_deleting_asks_first_in_chromium() {
     assert!(!b.source().await.contains("Night shift"));
     b.screenshot("flash-team-deleted").await;
 
+    b.quit().await;
+    server.stop();
+}
+
+/// Issue 20, point 9: platform staff create an account (invited by mail)
+/// and disable it from `/platform/accounts`, the disable asking first.
+#[tokio::test]
+async fn platform_staff_create_and_disable_an_account_in_chromium() {
+    let env = Env::new();
+    let out = env.cli(
+        &[
+            "user",
+            "create",
+            "--email",
+            "staff@example.com",
+            "--platform-admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(out.status.success());
+    let sink = common::smtp::Sink::start();
+    let vars = sink.env();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = env.start_with(&vars);
+    let b = Browser::start().await;
+    b.goto(&server.url("/platform")).await;
+    sign_in(&b, "staff@example.com").await;
+    b.wait_for_url("/platform").await;
+    b.click("#platform-areas a[href='/platform/accounts']")
+        .await;
+    b.wait_for_url("/platform/accounts").await;
+
+    b.type_into("#acct-email", "newcomer@example.com").await;
+    b.type_into("#acct-name", "New Comer").await;
+    b.click("#new-account button[type=submit]").await;
+    b.wait_for_text("the invitation is on its way").await;
+    assert!(sink.link_token("newcomer@example.com", "/reset/").len() > 20);
+    let row = "tr[data-email='newcomer@example.com']";
+    assert_eq!(b.count(row).await, 1);
+    assert_eq!(b.text(&format!("{row} .badge")).await, "invited");
+    // One's own row has no Disable button.
+    assert_eq!(
+        b.count("tr[data-email='staff@example.com'] form[action='/platform/accounts/disable']")
+            .await,
+        0
+    );
+
+    let disable = format!("{row} form[action='/platform/accounts/disable'] button[type=submit]");
+    b.click(&disable).await;
+    b.find("dialog.confirm[open]").await;
+    assert!(
+        b.text("#confirm-text")
+            .await
+            .contains("Disable this account?")
+    );
+    b.click("#confirm-ok").await;
+    b.wait_for_text("Account disabled.").await;
+    assert_eq!(b.text(&format!("{row} .badge")).await, "disabled");
+    assert_eq!(
+        b.count(&format!("{row} form[action='/platform/accounts/enable']"))
+            .await,
+        1
+    );
+    b.screenshot("platform-accounts").await;
     b.quit().await;
     server.stop();
 }

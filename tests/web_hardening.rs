@@ -227,8 +227,43 @@ async fn walk_ui_form_routes(non_form: bool) {
             // The link the magic-link form (just before) sent.
             path = path.replace(":token", &sink.link_token("admin@example.com", "/magic/"));
         }
+        // The account the accounts form (just before) invited.
+        let account = if route.starts_with("/platform/accounts/") {
+            let list: serde_json::Value = me
+                .get(server.url("/api/v1/platform/accounts"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["email"] == "csrf-account@example.com")
+                .expect("the invited account")["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        } else {
+            String::new()
+        };
         // What each form needs to succeed.
         let extra: Vec<(&str, String)> = match *route {
+            "/platform/accounts" => vec![
+                ("email", "csrf-account@example.com".into()),
+                ("name", "Form account".into()),
+            ],
+            "/platform/accounts/disable" | "/platform/accounts/enable" => {
+                vec![("user_id", account.clone())]
+            }
+            "/platform/accounts/admin" => {
+                vec![
+                    ("user_id", account.clone()),
+                    ("platform_admin", "true".into()),
+                ]
+            }
             "/w/:ws/collections" => vec![
                 ("name", "More".into()),
                 ("f0.name", "A".into()),

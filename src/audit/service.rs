@@ -491,6 +491,25 @@ pub fn last_platform_entry(control: &Control, action: &str) -> Option<EntryView>
         .flatten()
 }
 
+/// The newest `n` entries of `action` in the platform chain, newest first
+/// (none when they cannot be read).
+pub fn recent_platform_entries(control: &Control, action: &str, n: i64) -> Vec<EntryView> {
+    let f = SqlFilter {
+        action: Some(action.to_owned()),
+        ..Default::default()
+    };
+    let keys = control.keys.clone();
+    control
+        .db
+        .read(|c| {
+            Ok(sql::query(c, &f, n)?
+                .iter()
+                .map(|e| search::view(e, &keys.sealer))
+                .collect())
+        })
+        .unwrap_or_default()
+}
+
 /// Appends one entry to a workspace's own chain, in a transaction of its
 /// own, for code that acts on the workspace without a membership (platform
 /// actions, an accepted invitation) after its control.db change committed.

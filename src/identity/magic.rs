@@ -110,11 +110,23 @@ async fn send_link(
 ) -> Result<()> {
     let keys = control.keys.clone();
     let e = email.clone();
+    // A person invited from the platform area has no password yet: a reset
+    // link lets them choose it when the invitation's link has run out.
     let user = control
         .db
-        .read_async(move |c| control::find_user_by_email(c, &keys, &e))
-        .await?
-        .filter(|u| !u.disabled && u.password_hash.is_some());
+        .read_async(move |c| {
+            let u = control::find_user_by_email(c, &keys, &e)?;
+            let service = match &u {
+                Some(u) => crate::store::accounts::is_service(c, u.id)?,
+                None => true,
+            };
+            Ok(u.filter(|u| {
+                !u.disabled
+                    && (u.password_hash.is_some()
+                        || (purpose == Purpose::PasswordReset && !service))
+            }))
+        })
+        .await?;
     let Some(user) = user else {
         return Ok(());
     };
@@ -204,6 +216,10 @@ pub async fn reset_password(
         "user.password_reset",
         meta,
         move |tx, user| {
+            // An account invited from the platform area chooses its first
+            // password here: no "your password was reset" notice for that.
+            let first =
+                control::get_user(tx, &keys, user)?.is_some_and(|u| u.password_hash.is_none());
             control::set_password_hash(tx, user, &hash, now)?;
             crate::store::accounts::end_sign_ins(
                 tx,
@@ -219,7 +235,9 @@ pub async fn reset_password(
                 now,
                 crate::store::tokens::Revocation::PasswordReset,
             )?;
-            let email = control::get_user(tx, &keys, user)?.map(|u| u.email);
+            let email = control::get_user(tx, &keys, user)?
+                .map(|u| u.email)
+                .filter(|_| !first);
             let after = serde_json::json!({
                 "revoked_tokens": revoked.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
             });

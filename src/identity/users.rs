@@ -178,41 +178,53 @@ pub async fn set_disabled(
     let meta = meta.clone();
     deps.control
         .db
-        .write_async(move |tx| {
-            let was = accounts::set_disabled(tx, user, disabled, now)?;
-            let entry = if disabled {
-                accounts::end_sign_ins(tx, user, Default::default(), now, "account disabled")?;
-                NewEntry::new(actor, "user.disabled", &meta)
-            } else {
-                NewEntry::new(actor, "user.enabled", &meta)
-            };
-            let revoked = if disabled {
-                super::api_tokens::revoke_personal(
-                    tx,
-                    &keys,
-                    user,
-                    now,
-                    crate::store::tokens::Revocation::AccountDisabled,
-                )?
-            } else {
-                Vec::new()
-            };
-            let after = if disabled {
-                serde_json::json!({
-                    "disabled": disabled,
-                    "revoked_tokens": revoked.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
-                })
-            } else {
-                serde_json::json!({ "disabled": disabled })
-            };
-            let entry = entry
-                .target("user", user)
-                .before(serde_json::json!({ "disabled": was }))
-                .after(after);
-            audit::append(tx, &keys.sealer, now, &entry)?;
-            Ok(revoked)
-        })
+        .write_async(move |tx| disable_in(tx, &keys, user, disabled, actor, &meta, now))
         .await
+}
+
+/// `set_disabled`'s change and its `user.disabled` / `user.enabled` entry
+/// (before and after), inside the caller's transaction.
+pub(crate) fn disable_in(
+    tx: &dyn crate::store::SqlTx,
+    keys: &crate::store::control::PlatformKeys,
+    user: UserId,
+    disabled: bool,
+    actor: Actor,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<Vec<super::api_tokens::Revoked>> {
+    let was = accounts::set_disabled(tx, user, disabled, now)?;
+    let entry = if disabled {
+        accounts::end_sign_ins(tx, user, Default::default(), now, "account disabled")?;
+        NewEntry::new(actor, "user.disabled", meta)
+    } else {
+        NewEntry::new(actor, "user.enabled", meta)
+    };
+    let revoked = if disabled {
+        super::api_tokens::revoke_personal(
+            tx,
+            keys,
+            user,
+            now,
+            crate::store::tokens::Revocation::AccountDisabled,
+        )?
+    } else {
+        Vec::new()
+    };
+    let after = if disabled {
+        serde_json::json!({
+            "disabled": disabled,
+            "revoked_tokens": revoked.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        })
+    } else {
+        serde_json::json!({ "disabled": disabled })
+    };
+    let entry = entry
+        .target("user", user)
+        .before(serde_json::json!({ "disabled": was }))
+        .after(after);
+    audit::append(tx, &keys.sealer, now, &entry)?;
+    Ok(revoked)
 }
 
 fn collect(errors: &mut Vec<crate::error::FieldError>, e: Error) {

@@ -227,3 +227,72 @@ pub fn end_sign_ins(
     super::tokens::revoke_user_families(tx, user, keep.family, now, reason)?;
     Ok(())
 }
+
+/// A person's account as the platform area lists it: the account, how many
+/// workspaces it belongs to, and when one of its browser sessions was last
+/// seen (sessions that ended are gone, so this is `None` for an account
+/// signed out everywhere).
+pub struct Overview {
+    pub user: super::control::UserRow,
+    pub workspaces: i64,
+    pub last_seen_at: Option<i64>,
+}
+
+/// Every person's account (not the workspaces' service accounts), oldest
+/// first.
+pub fn people(conn: &dyn Sql, keys: &super::control::PlatformKeys) -> Result<Vec<Overview>> {
+    let conn = conn.conn(TOKEN);
+    let cols = super::control::USER_COLUMNS
+        .split(", ")
+        .map(|c| format!("u.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // cross-workspace: the platform's account list counts each account's
+    // memberships in every workspace (a number only, for platform admins)
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {cols},
+                (SELECT count(*) FROM memberships m WHERE m.user_id = u.id),
+                (SELECT max(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id)
+         FROM users u WHERE u.kind = 'person' ORDER BY u.created_at, u.id"
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(Overview {
+            user: super::control::user_from_row(keys, r)?,
+            workspaces: r.get(7)?,
+            last_seen_at: r.get(8)?,
+        });
+    }
+    Ok(out)
+}
+
+/// How many enabled platform admins there are besides `user`.
+pub fn other_enabled_admins(tx: &dyn SqlTx, user: UserId) -> Result<i64> {
+    let tx = tx.tx(TOKEN);
+    Ok(tx.query_row(
+        "SELECT count(*) FROM users
+         WHERE platform_admin = 1 AND disabled = 0 AND id != ?1",
+        [user.to_string()],
+        |r| r.get(0),
+    )?)
+}
+
+/// Gives or takes platform rights; returns whether the account had them
+/// before, read in the same transaction.
+pub fn set_platform_admin(tx: &dyn SqlTx, user: UserId, admin: bool, now: i64) -> Result<bool> {
+    let tx = tx.tx(TOKEN);
+    let was: bool = tx
+        .query_row(
+            "SELECT platform_admin FROM users WHERE id = ?1 AND kind = 'person'",
+            [user.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or(Error::NotFound("user"))?;
+    tx.execute(
+        "UPDATE users SET platform_admin = ?2, updated_at = ?3 WHERE id = ?1",
+        params![user.to_string(), admin, now],
+    )?;
+    Ok(was)
+}

@@ -213,10 +213,10 @@ pub fn insert_user(tx: &dyn SqlTx, keys: &PlatformKeys, u: &NewUser<'_>, now: i6
     }
 }
 
-const USER_COLUMNS: &str =
+pub(super) const USER_COLUMNS: &str =
     "id, email_ct, name_ct, password_hash, platform_admin, disabled, created_at";
 
-fn user_from_row(keys: &PlatformKeys, r: &rusqlite::Row<'_>) -> Result<UserRow> {
+pub(super) fn user_from_row(keys: &PlatformKeys, r: &rusqlite::Row<'_>) -> Result<UserRow> {
     let id: String = r.get(0)?;
     let email_ct: Vec<u8> = r.get(1)?;
     let name_ct: Option<Vec<u8>> = r.get(2)?;

@@ -89,6 +89,10 @@ ui_forms! {
     "/platform/workspaces/:ws/resume" => platform::resume;
     "/platform/workspaces/:ws/impersonate" => platform::impersonate;
     "/platform/impersonation/end" => platform::end_impersonation;
+    "/platform/accounts" => platform_accounts::create_account, page platform_accounts::accounts_page;
+    "/platform/accounts/disable" => platform_accounts::disable;
+    "/platform/accounts/enable" => platform_accounts::enable;
+    "/platform/accounts/admin" => platform_accounts::set_platform_admin;
     "/w/:ws/invitations" => access::invite;
     "/w/:ws/invitations/revoke" => access::revoke_invitation;
     "/login/magic" => magic::request_link;

@@ -16,6 +16,7 @@ pub mod me;
 pub mod mfa;
 pub mod passkeys;
 pub mod platform;
+pub mod platform_accounts;
 pub mod records;
 pub mod spec;
 pub mod subjects;
@@ -71,6 +72,7 @@ pub type Apis = (
         passkeys::PasskeysApi,
         audit::AuditApi,
         platform::PlatformApi,
+        platform_accounts::PlatformAccountsApi,
         collections::CollectionsApi,
         records::RecordsApi,
     ),

@@ -9,14 +9,18 @@ use poem::web::{Data, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 
 use super::csrf_field;
+use super::forms::human_size;
 use crate::app::AppState;
 use crate::audit::search::EntryView;
-use crate::audit::service::last_platform_entry;
+use crate::audit::service::{last_platform_entry, recent_platform_entries};
 use crate::backup::target::{BackupMeta, LocalTarget};
 use crate::clock::rfc3339;
 use crate::error::Result;
 use crate::web::session::{Admin, SignedIn};
 use poem::http::StatusCode;
+
+/// How many of the newest restore drills the page lists.
+const DRILLS_SHOWN: i64 = 10;
 
 pub struct BackupStatus {
     pub backups: Vec<BackupMeta>,
@@ -39,13 +43,35 @@ pub fn status(state: &AppState) -> Result<BackupStatus> {
     })
 }
 
+/// The next time a schedule (`daily`, a cron line...) runs after `now`,
+/// as RFC 3339, or why there is none.
+fn next_run(schedule: &str, now: i64) -> String {
+    let now = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
+    match crate::ops::schedule::Schedule::parse(schedule) {
+        Ok(s) => s
+            .next_after(now)
+            .map_or_else(|| "not scheduled".into(), |t| rfc3339(t.timestamp())),
+        Err(_) => "not scheduled (the schedule does not parse)".into(),
+    }
+}
+
 #[handler]
 pub async fn page(req: &Request, admin: Admin) -> poem::Result<Response> {
     let st = Arc::clone(&admin.state);
     let s = tokio::task::spawn_blocking(move || status(&st))
         .await
         .map_err(crate::error::Error::from)??;
+    let st = Arc::clone(&admin.state);
+    let drills = tokio::task::spawn_blocking(move || {
+        recent_platform_entries(&st.control, "backup.drill", DRILLS_SHOWN)
+    })
+    .await
+    .map_err(crate::error::Error::from)?;
     let cfg = &admin.state.config.file.backup;
+    let now = admin.state.clock.unix();
+    let drills_skipped = cfg.drill_identity_file.as_os_str().is_empty() && !admin.state.config.dev;
+    let data_dir = admin.state.config.file.data_dir.display().to_string();
+    let newest = s.backups.last().map_or("ID", |b| b.id.as_str()).to_owned();
     let failure_is_newest = match (&s.last_failure, &s.last_success) {
         (Some(f), Some(ok)) => f.seq > ok.seq,
         (Some(_), None) => true,
@@ -58,11 +84,19 @@ pub async fn page(req: &Request, admin: Admin) -> poem::Result<Response> {
             h1 { "Backups" }
             p.muted { "Encrypted with age to " (cfg.recipients.len().max(1)) " recipient(s) into " code { (s.target) }
                 @if !s.region.is_empty() { " (region " (s.region) ")" }
-                ". Schedule: " (cfg.schedule) "; restore drill: " (cfg.drill_schedule)
                 "; keeping " (cfg.keep_daily) " daily and " (cfg.keep_weekly) " weekly." }
+            dl.schedule id="backup-schedule" {
+                dt { "Backups" } dd { code { (cfg.schedule) } " — next run " span id="next-backup" { (next_run(&cfg.schedule, now)) } }
+                dt { "Restore drills" } dd { code { (cfg.drill_schedule) } " — next run " span id="next-drill" { (next_run(&cfg.drill_schedule, now)) }
+                    @if drills_skipped {
+                        br; small.muted { "Scheduled drills are skipped until " code { "backup.drill_identity_file" } " names an age identity; the button below runs one now." }
+                    }
+                }
+            }
             @if failure_is_newest {
                 @if let Some(f) = &s.last_failure {
-                    p.error { "The last backup failed at " (f.time) ": " (f.after.get("error").and_then(|v| v.as_str()).unwrap_or("")) }
+                    p.error { "The last backup failed at " (f.time) ": " (f.after.get("error").and_then(|v| v.as_str()).unwrap_or(""))
+                        " (" a href=(format!("/platform/audit/{}", f.seq)) { "entry " (f.seq) } ")" }
                 }
             }
             @match &s.last_drill {
@@ -87,11 +121,45 @@ pub async fn page(req: &Request, admin: Admin) -> poem::Result<Response> {
                     thead { tr { th { "Backup" } th { "Created" } th { "Size" } th { "Workspaces" } } }
                     tbody {
                         @for b in s.backups.iter().rev() {
-                            tr { td { code { (b.id) } } td { (rfc3339(b.created_at)) } td { (b.size) " bytes" } td { (b.workspaces) } }
+                            tr { td { code { (b.id) } } td { (rfc3339(b.created_at)) } td data-bytes=(b.size) { (human_size(b.size)) } td { (b.workspaces) } }
                         }
                     }
                 }
             }
+        }
+        section.card {
+            h2 { "Restore drills" }
+            @if drills.is_empty() { p.muted { "No restore drill yet." } } @else {
+                table.list id="drills" {
+                    thead { tr { th { "When" } th { "Backup" } th { "Result" } th { "Took" } th { "Audit entry" } } }
+                    tbody {
+                        @for d in &drills {
+                            @let ok = d.after.get("ok").and_then(|v| v.as_bool()) == Some(true);
+                            tr {
+                                td { (d.time) }
+                                td { (d.target.clone().unwrap_or_default()) }
+                                td { @if ok { "passed" } @else {
+                                    strong { "FAILED" } " at "
+                                    (d.after.get("failed_step").and_then(|v| v.as_str()).unwrap_or("?"))
+                                } }
+                                td { @if let Some(secs) = d.after.get("secs").and_then(|v| v.as_f64()) { (format!("{secs:.1} s")) } }
+                                td { a href=(format!("/platform/audit/{}", d.seq)) { "#" (d.seq) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.card id="restore" {
+            h2 { "How to restore" }
+            p { "On the appliance's host, as the service's user, with the age identity that matches a backup recipient (kept offline, not on this server). A restore runs the drill's checks on the archive before anything is written." }
+            h3 { "The whole appliance, into a new data dir" }
+            pre.command { code { "aura restore --from " (newest) " --to " (data_dir) "-restored --identity /path/to/backup-identity.txt" } }
+            p { "Then stop the server and start it on the new dir with the same master key: " code { "aura serve --data-dir " (data_dir) "-restored" } ". The data dir in use is not touched; a rejected archive or a full disk leaves the new dir as it was." }
+            h3 { "One workspace, in place, beside the running server" }
+            pre.command { code { "aura restore --from " (newest) " --workspace WORKSPACE_ID --identity /path/to/backup-identity.txt" } }
+            p { "Only that workspace waits for the moment of the copy; its audit chain records " code { "backup.restored" } " and is signed anew. Workspace ids are on the " a href="/platform/workspaces" { "workspaces page" } "." }
+            p.muted { "Check an archive without restoring it: " code { "aura backup verify " (newest) " --identity /path/to/backup-identity.txt" } ". Details: docs/backups.md." }
         }
     })
     .await

@@ -12,8 +12,26 @@ use crate::access::permissions::Action;
 
 const NAME: &str = "aura_flash";
 
+/// The platform area's changes (outside any workspace, so no `Op`).
+pub const PLATFORM: &[(&str, &str)] = &[
+    (
+        "platform.account_invited",
+        "Account created: the invitation is on its way.",
+    ),
+    (
+        "platform.account_invite_unsent",
+        "Account created, but the mail server refused the invitation: send a password-reset link later.",
+    ),
+    ("platform.account_disabled", "Account disabled."),
+    ("platform.account_enabled", "Account enabled."),
+    ("platform.account_admin", "Platform rights saved."),
+];
+
 /// The sentence for a label (`records.delete`), or none for an unknown one.
 pub fn sentence(label: &str) -> Option<String> {
+    if let Some((_, s)) = PLATFORM.iter().find(|(l, _)| *l == label) {
+        return Some((*s).to_owned());
+    }
     let (resource, action) = op::ALL
         .iter()
         .find(|(_, _, l)| *l == label)
@@ -55,6 +73,15 @@ pub fn set<O: Op>(resp: &mut Response, secure: bool) {
         "{NAME}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60{secure}",
         O::LABEL
     );
+    if let Ok(v) = c.parse() {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// Marks `resp` with one of the platform area's flashes (`PLATFORM`).
+pub fn set_platform(resp: &mut Response, secure: bool, label: &'static str) {
+    let secure = if secure { "; Secure" } else { "" };
+    let c = format!("{NAME}={label}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60{secure}");
     if let Ok(v) = c.parse() {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }

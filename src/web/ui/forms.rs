@@ -391,6 +391,29 @@ pub fn relative(unix: i64, now: i64) -> String {
     }
 }
 
+/// A size for people, in binary units: "512 bytes", "3.4 KiB", "1.2 GiB".
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    // As f64 only for display: a rounding in the last digit is harmless.
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = UNITS[0];
+    for u in &UNITS[1..] {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    if v < 10.0 {
+        format!("{v:.1} {unit}")
+    } else {
+        format!("{v:.0} {unit}")
+    }
+}
+
 pub fn see_other(url: String) -> Response {
     Redirect::see_other(url).into_response()
 }
@@ -459,5 +482,21 @@ pub fn validation_errors(e: Error) -> poem::Result<Vec<FieldError>> {
             message: m,
         }]),
         other => Err(other.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(human_size(0), "0 bytes");
+        assert_eq!(human_size(1023), "1023 bytes");
+        assert_eq!(human_size(1024), "1.0 KiB");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(20 * 1024 * 1024), "20 MiB");
+        assert_eq!(human_size(3 * 1024 * 1024 * 1024 / 2), "1.5 GiB");
+        assert_eq!(human_size(u64::MAX), "16384 PiB");
     }
 }

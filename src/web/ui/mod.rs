@@ -16,6 +16,7 @@ pub mod names;
 pub mod notices;
 pub mod pages;
 pub mod platform;
+pub mod platform_accounts;
 pub mod privacy;
 pub mod record_form;
 pub mod records;

@@ -44,7 +44,7 @@ async fn render(
                                     @if let Some(due) = h.deletion_due_at { br; small.muted { "key destroyed " (rfc3339(due)) } }
                                 }
                                 td { (h.members) }
-                                td { (h.size_bytes / 1024) " KiB" }
+                                td data-bytes=(h.size_bytes) { (super::forms::human_size(h.size_bytes)) }
                                 td { (rfc3339(h.row.created_at)) }
                                 td {
                                     @let (label, to) = if h.row.state == "active" { ("Suspend", "suspend") } else { ("Resume", "resume") };
@@ -99,6 +99,8 @@ pub async fn index(req: &Request, admin: Admin) -> poem::Result<Response> {
     let state = &admin.state;
     let list = crate::platform::list(&admin.deps()).await?;
     let active = list.iter().filter(|h| h.row.state == "active").count();
+    let accounts = crate::identity::staff::list(&admin.deps()).await?;
+    let disabled = accounts.iter().filter(|a| a.user.disabled).count();
     let who = SignedIn(admin.who.clone());
     page(req, state, &who, StatusCode::OK, "Platform", |_| {
         html! {
@@ -109,6 +111,10 @@ pub async fn index(req: &Request, admin: Admin) -> poem::Result<Response> {
                     li { a href="/platform/workspaces" {
                         strong { "Workspaces" }
                         (list.len()) " in all, " (active) " active. Create, suspend, resume, impersonate."
+                    } }
+                    li { a href="/platform/accounts" {
+                        strong { "Accounts" }
+                        (accounts.len()) " in all, " (disabled) " disabled. Create and invite by mail, disable, enable, platform rights."
                     } }
                     li { a href="/platform/audit" {
                         strong { "Platform audit log" }

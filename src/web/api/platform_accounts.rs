@@ -1,0 +1,172 @@
+//! `/platform/accounts`: people's accounts for platform admins. A new
+//! account is invited by mail (the person chooses their own password);
+//! accounts are disabled and enabled, and given or denied platform rights.
+//! Every change is in the platform audit log with before and after.
+
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use serde::Deserialize;
+
+use super::body::JsonBody;
+use super::{ApiTags, Created, Done};
+use crate::clock::rfc3339;
+use crate::error::Error;
+use crate::identity::staff;
+use crate::ids::UserId;
+use crate::web::session::Admin;
+
+#[derive(Object)]
+pub struct Account {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub platform_admin: bool,
+    /// A disabled account cannot sign in by any method, and its sessions,
+    /// API sign-ins and personal API tokens ended when it was disabled.
+    pub disabled: bool,
+    /// Invited and has not chosen a password yet.
+    pub invited: bool,
+    pub created_at: String,
+    /// When one of its browser sessions was last used (none: signed out
+    /// everywhere, or never signed in).
+    pub last_seen_at: Option<String>,
+    /// How many workspaces it is a member of.
+    pub workspaces: i64,
+}
+
+#[derive(Object)]
+pub struct AccountList {
+    pub items: Vec<Account>,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountCreate {
+    /// Where the invitation goes; unique across the appliance.
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+    /// The person's name (1 to 200 characters, no control characters).
+    #[oai(validator(max_length = 200))]
+    pub name: String,
+    /// Give the account access to the platform area (default false).
+    pub platform_admin: Option<bool>,
+}
+
+#[derive(Object)]
+pub struct AccountCreated {
+    pub id: String,
+    /// Whether the invitation mail was accepted by the mail server. The
+    /// link in it works once, for 7 days, and sets the account's password.
+    pub mailed: bool,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformAdminChange {
+    pub platform_admin: bool,
+}
+
+fn user_id(s: &str) -> Result<UserId, Error> {
+    s.parse().map_err(|_| Error::NotFound("user"))
+}
+
+#[derive(Default)]
+pub struct PlatformAccountsApi;
+
+#[OpenApi(tag = "ApiTags::Platform")]
+impl PlatformAccountsApi {
+    /// Every person's account (not workspaces' service accounts), oldest
+    /// first.
+    #[oai(path = "/platform/accounts", method = "get")]
+    async fn list(&self, admin: Admin) -> poem::Result<Json<AccountList>> {
+        let items = staff::list(&admin.deps())
+            .await?
+            .into_iter()
+            .map(|o| Account {
+                id: o.user.id.to_string(),
+                email: o.user.email,
+                name: o.user.name,
+                platform_admin: o.user.platform_admin,
+                disabled: o.user.disabled,
+                invited: o.user.password_hash.is_none(),
+                created_at: rfc3339(o.user.created_at),
+                last_seen_at: o.last_seen_at.map(rfc3339),
+                workspaces: o.workspaces,
+            })
+            .collect();
+        Ok(Json(AccountList { items }))
+    }
+
+    /// Creates an account and mails its owner a single-use link (7 days) to
+    /// choose a password; no one else ever sets or sees it. 422 when mail is
+    /// not set up on this appliance (use `aura user create` there) or the
+    /// email already has an account.
+    #[oai(path = "/platform/accounts", method = "post")]
+    async fn create(
+        &self,
+        admin: Admin,
+        body: JsonBody<AccountCreate>,
+    ) -> poem::Result<Created<AccountCreated>> {
+        let AccountCreate {
+            email,
+            name,
+            platform_admin,
+        } = body.0;
+        let invited = staff::invite(
+            &admin.deps(),
+            &admin.who,
+            staff::Invite {
+                email,
+                name,
+                platform_admin: platform_admin.unwrap_or(false),
+            },
+            &admin.meta,
+        )
+        .await?;
+        Ok(Created::Created(Json(AccountCreated {
+            id: invited.id.to_string(),
+            mailed: invited.mailed,
+        })))
+    }
+
+    /// Disables an account: every browser session and API sign-in ends at
+    /// once, its personal API tokens are revoked (enabling it again brings
+    /// none back), and no sign-in method works until it is enabled. 422 for
+    /// your own account and for the last enabled platform admin.
+    #[oai(path = "/platform/accounts/:user/disable", method = "post")]
+    async fn disable(&self, admin: Admin, user: Path<String>) -> poem::Result<Done> {
+        let user = user_id(&user)?;
+        staff::set_disabled(&admin.deps(), &admin.who, user, true, &admin.meta).await?;
+        Ok(Done::Done)
+    }
+
+    /// Enables a disabled account: it signs in afresh.
+    #[oai(path = "/platform/accounts/:user/enable", method = "post")]
+    async fn enable(&self, admin: Admin, user: Path<String>) -> poem::Result<Done> {
+        let user = user_id(&user)?;
+        staff::set_disabled(&admin.deps(), &admin.who, user, false, &admin.meta).await?;
+        Ok(Done::Done)
+    }
+
+    /// Gives or takes platform rights (the platform area and its API). 422
+    /// when it would leave no enabled platform admin.
+    #[oai(path = "/platform/accounts/:user/platform-admin", method = "put")]
+    async fn set_platform_admin(
+        &self,
+        admin: Admin,
+        user: Path<String>,
+        body: JsonBody<PlatformAdminChange>,
+    ) -> poem::Result<Done> {
+        let user = user_id(&user)?;
+        staff::set_platform_admin(
+            &admin.deps(),
+            &admin.who,
+            user,
+            body.0.platform_admin,
+            &admin.meta,
+        )
+        .await?;
+        Ok(Done::Done)
+    }
+}

@@ -1,0 +1,201 @@
+//! `/platform/accounts`: people's accounts for platform admins: the list,
+//! a new account invited by mail (the person chooses their own password),
+//! disable and enable, platform rights. The rules live in
+//! `identity::staff`; refusals come back as field errors on this page.
+
+use maud::html;
+use poem::http::StatusCode;
+use poem::{Request, Response, handler};
+
+use super::csrf_field;
+use super::forms::{errors_box, form_pairs, one, page, see_other, validation_errors, when};
+use crate::error::{Error, FieldError};
+use crate::identity::staff;
+use crate::ids::UserId;
+use crate::web::session::{Admin, SignedIn};
+
+const HERE: &str = "/platform/accounts";
+
+async fn render(
+    req: &Request,
+    admin: &Admin,
+    status: StatusCode,
+    errors: &[FieldError],
+) -> poem::Result<Response> {
+    let state = &admin.state;
+    let list = staff::list(&admin.deps()).await?;
+    let now = state.clock.unix();
+    let me = admin.who.user_id;
+    let who = SignedIn(admin.who.clone());
+    page(req, state, &who, status, "Accounts (platform)", |token| {
+        html! {
+            section.card {
+                p.crumbs { a href="/platform" { "Platform" } }
+                h1 { "Accounts" }
+                p.muted { "People's accounts on this appliance (a workspace's service accounts are managed in the workspace). A disabled account cannot sign in by any method; disabling it ends its sessions and API sign-ins and revokes its personal API tokens. Every change here is in the platform audit log." }
+                (errors_box(errors))
+                table.list id="platform-accounts" {
+                    thead { tr { th { "Account" } th { "Platform admin" } th { "State" } th { "Workspaces" } th { "Created" } th { "Last seen" } th {} } }
+                    tbody {
+                        @for o in &list {
+                            @let u = &o.user;
+                            @let id = u.id.to_string();
+                            tr data-account=(id) data-email=(u.email) {
+                                td { (u.name.as_deref().unwrap_or("")) br; code { (u.email) } }
+                                td { @if u.platform_admin { "yes" } @else { "no" } }
+                                td {
+                                    @if u.disabled { span.badge { "disabled" } }
+                                    @else if u.password_hash.is_none() { span.badge { "invited" } }
+                                    @else { span.badge { "active" } }
+                                }
+                                td { (o.workspaces) }
+                                td { (when(u.created_at, now)) }
+                                td { @if let Some(t) = o.last_seen_at { (when(t, now)) } @else { span.muted { "—" } } }
+                                td {
+                                    @if u.disabled {
+                                        form method="post" action="/platform/accounts/enable" {
+                                            (csrf_field(token))
+                                            input type="hidden" name="user_id" value=(id);
+                                            button.secondary type="submit" { "Enable" }
+                                        }
+                                    } @else if u.id != me {
+                                        form method="post" action="/platform/accounts/disable"
+                                            data-confirm="Disable this account? Its sessions end now and it cannot sign in until it is enabled."
+                                            data-confirm-label="Disable" {
+                                            (csrf_field(token))
+                                            input type="hidden" name="user_id" value=(id);
+                                            button.secondary type="submit" { "Disable" }
+                                        }
+                                    }
+                                    form method="post" action="/platform/accounts/admin" {
+                                        (csrf_field(token))
+                                        input type="hidden" name="user_id" value=(id);
+                                        input type="hidden" name="platform_admin" value=(if u.platform_admin { "false" } else { "true" });
+                                        button.secondary type="submit" {
+                                            @if u.platform_admin { "Remove platform admin" } @else { "Make platform admin" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section.card {
+                h2 { "New account" }
+                p.muted { "The person gets a mail with a link to choose their own password (it works once, for 7 days). Add them to a workspace afterwards, or invite them from the workspace instead." }
+                form id="new-account" method="post" action=(HERE) {
+                    (csrf_field(token))
+                    label for="acct-email" { "Email" }
+                    input id="acct-email" name="email" type="email" required maxlength="254";
+                    label for="acct-name" { "Name" }
+                    input id="acct-name" name="name" required maxlength="200";
+                    label.check {
+                        input type="checkbox" name="platform_admin" value="true";
+                        " Platform admin"
+                    }
+                    button type="submit" { "Create and invite" }
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[handler]
+pub async fn accounts_page(req: &Request, admin: Admin) -> poem::Result<Response> {
+    render(req, &admin, StatusCode::OK, &[]).await
+}
+
+/// Back to the list with `label`'s flash, or the list again with the
+/// refusal's field errors.
+async fn done(
+    req: &Request,
+    admin: &Admin,
+    r: Result<&'static str, Error>,
+) -> poem::Result<Response> {
+    match r {
+        Ok(label) => {
+            let mut resp = see_other(HERE.into());
+            super::flash::set_platform(&mut resp, admin.state.config.secure_cookies(), label);
+            Ok(resp)
+        }
+        Err(e) => {
+            let errors = validation_errors(e)?;
+            render(req, admin, StatusCode::UNPROCESSABLE_ENTITY, &errors).await
+        }
+    }
+}
+
+fn user_field(pairs: &[(String, String)]) -> Result<UserId, Error> {
+    one(pairs, "user_id")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| Error::NotFound("user"))
+}
+
+#[handler]
+pub async fn create_account(req: &Request, admin: Admin) -> poem::Result<Response> {
+    let pairs = form_pairs(req);
+    let r = staff::invite(
+        &admin.deps(),
+        &admin.who,
+        staff::Invite {
+            email: one(&pairs, "email").unwrap_or_default().to_owned(),
+            name: one(&pairs, "name").unwrap_or_default().to_owned(),
+            platform_admin: one(&pairs, "platform_admin") == Some("true"),
+        },
+        &admin.meta,
+    )
+    .await
+    .map(|i| {
+        if i.mailed {
+            "platform.account_invited"
+        } else {
+            "platform.account_invite_unsent"
+        }
+    });
+    done(req, &admin, r).await
+}
+
+async fn set_disabled(req: &Request, admin: Admin, disabled: bool) -> poem::Result<Response> {
+    let user = user_field(&form_pairs(req))?;
+    let r = staff::set_disabled(&admin.deps(), &admin.who, user, disabled, &admin.meta)
+        .await
+        .map(|()| {
+            if disabled {
+                "platform.account_disabled"
+            } else {
+                "platform.account_enabled"
+            }
+        });
+    done(req, &admin, r).await
+}
+
+#[handler]
+pub async fn disable(req: &Request, admin: Admin) -> poem::Result<Response> {
+    set_disabled(req, admin, true).await
+}
+
+#[handler]
+pub async fn enable(req: &Request, admin: Admin) -> poem::Result<Response> {
+    set_disabled(req, admin, false).await
+}
+
+#[handler]
+pub async fn set_platform_admin(req: &Request, admin: Admin) -> poem::Result<Response> {
+    let pairs = form_pairs(req);
+    let user = user_field(&pairs)?;
+    let on = match one(&pairs, "platform_admin") {
+        Some("true") => true,
+        Some("false") => false,
+        _ => {
+            let e = Error::field("platform_admin", "must be true or false");
+            return done(req, &admin, Err(e)).await;
+        }
+    };
+    let r = staff::set_platform_admin(&admin.deps(), &admin.who, user, on, &admin.meta)
+        .await
+        .map(|()| "platform.account_admin");
+    done(req, &admin, r).await
+}
