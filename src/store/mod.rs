@@ -336,6 +336,19 @@ impl Db {
         Ok(())
     }
 
+    /// Runs `f` on the writer connection with the writer lock held: no
+    /// commit of this process runs meanwhile (the replicator's controlled
+    /// WAL restart, `replication::restart`). Keep `f` short: every write
+    /// waits for it.
+    pub fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        use std::sync::atomic::Ordering;
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let lock = self.writer.lock();
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let conn = lock.map_err(|_| Error::internal("writer lock poisoned"))?;
+        f(&conn)
+    }
+
     /// Flushes the WAL into the main file; used at clean shutdown.
     pub fn checkpoint(&self) -> Result<()> {
         let conn = self

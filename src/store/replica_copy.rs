@@ -75,6 +75,19 @@ impl Drop for Pin {
     }
 }
 
+/// A `PASSIVE` checkpoint on `writer` (the store's writer connection, its
+/// lock held by the caller: `Db::with_writer`): copies what it can of the
+/// WAL into the file without waiting for anyone. True when every frame
+/// reached the file, so the next commit restarts the WAL from its start
+/// (unless a reader still holds a snapshot inside it).
+pub fn checkpoint_passive(writer: &Connection) -> Result<bool> {
+    let (busy, log, done): (i64, i64, i64) =
+        writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    Ok(busy == 0 && log >= 0 && log == done)
+}
+
 /// Runs `f` inside one read transaction on `src` (opened read-only, so
 /// never created): `f` sees one transaction boundary however long it runs,
 /// and reads only the pages it asks for. The transaction is handed back
@@ -303,6 +316,14 @@ pub mod fixture {
         }
         pub fn create_again(path: &Path) -> Db {
             Db(Connection::open(path).unwrap())
+        }
+        /// Commits without waiting for the disk (tests that need many).
+        pub fn unsynced(&self) {
+            self.0.execute_batch("PRAGMA synchronous=OFF").unwrap();
+        }
+        /// The connection, as the store's writer lends it (`Db::with_writer`).
+        pub fn conn(&self) -> &Connection {
+            &self.0
         }
         /// Rows `from..from + n`, each a blob of `size` bytes.
         pub fn insert(&self, from: i64, n: i64, size: usize) {

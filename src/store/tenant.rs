@@ -498,6 +498,17 @@ impl TenantPool {
         Some(FileStamp([one(&db)?, one(&wal)?]))
     }
 
+    /// `Db::with_writer` on the workspace's pooled database; `None` when
+    /// the pool does not hold it open (this process has no writer on it).
+    pub fn with_writer<T>(
+        &self,
+        id: WorkspaceId,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Option<Result<T>> {
+        let db = self.pooled().ok()?.get(&id).map(|t| Arc::clone(&t.db))?;
+        Some(db.with_writer(f))
+    }
+
     /// How many databases the pool holds open now.
     pub fn open_count(&self) -> usize {
         self.open.lock().map(|o| o.len()).unwrap_or(0)
