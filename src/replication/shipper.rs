@@ -11,10 +11,12 @@
 //! open (its *pin*): while a reader holds a WAL snapshot SQLite cannot
 //! restart the WAL, so under steady writes the frames after the last mark
 //! are never overwritten and the hint holds (a checkpoint still copies
-//! frames into the file, which changes no page's content). A database found
-//! unchanged at a pass, or whose WAL outgrew `PIN_WAL_LIMIT`, is unpinned,
-//! so checkpoints can restart and truncate its WAL again; its next pass
-//! then compares every page if the WAL was restarted meanwhile.
+//! frames into the file, which changes no page's content). A WAL that
+//! outgrew `PIN_WAL_LIMIT` is restarted by the pass itself under the
+//! database's writer lock (`restart`), without losing track. A database
+//! found unchanged at a pass is unpinned, so checkpoints can restart and
+//! truncate its WAL again; its next pass then compares every page if the
+//! WAL was restarted meanwhile.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
