@@ -78,6 +78,9 @@ pub struct Db {
     pending: Mutex<Vec<Job>>,
     /// Set while a blocking task drains `pending`: one drainer at a time.
     draining: std::sync::atomic::AtomicBool,
+    /// Callers of `with_writer` waiting: a drainer hands them the lock
+    /// between two batches (else it keeps it while writes keep coming).
+    yielding: std::sync::atomic::AtomicUsize,
 }
 
 /// A queued write: runs inside the batch's transaction (in its own savepoint)
@@ -112,6 +115,7 @@ impl Db {
             readers: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
             draining: Default::default(),
+            yielding: Default::default(),
         })
     }
 
@@ -133,6 +137,7 @@ impl Db {
             readers: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
             draining: Default::default(),
+            yielding: Default::default(),
         })
     }
 
@@ -281,6 +286,19 @@ impl Db {
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let mut conn = lock.map_err(|_| Error::internal("writer lock poisoned"))?;
         loop {
+            if self.yielding.load(Ordering::Acquire) > 0 {
+                // Re-taken at once, it would beat the waiter the unlock woke.
+                drop(conn);
+                let mut spins = 0u32;
+                while self.yielding.load(Ordering::Acquire) > 0 && spins < 100_000 {
+                    std::thread::yield_now();
+                    spins += 1;
+                }
+                conn = self
+                    .writer
+                    .lock()
+                    .map_err(|_| Error::internal("writer lock poisoned"))?;
+            }
             let batch: Vec<Job> = {
                 let mut q = self
                     .pending
@@ -336,14 +354,14 @@ impl Db {
         Ok(())
     }
 
-    /// Runs `f` on the writer connection with the writer lock held: no
-    /// commit of this process runs meanwhile (the replicator's controlled
-    /// WAL restart, `replication::restart`). Keep `f` short: every write
-    /// waits for it.
+    /// Runs `f` on the writer connection, its lock held: no commit of this
+    /// process meanwhile (the replicator's WAL restart). Every write waits.
     pub fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         use std::sync::atomic::Ordering;
         self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.yielding.fetch_add(1, Ordering::AcqRel);
         let lock = self.writer.lock();
+        self.yielding.fetch_sub(1, Ordering::AcqRel);
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let conn = lock.map_err(|_| Error::internal("writer lock poisoned"))?;
         f(&conn)
