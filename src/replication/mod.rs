@@ -256,7 +256,7 @@ fn discover(deps: &Deps, shippers: &mut BTreeMap<String, Shipper>) {
     if !shippers.contains_key(CONTROL) {
         let control = Arc::clone(&deps.control);
         let writer: restart::Writer =
-            Arc::new(move |f| Some(control.db.with_writer(|conn| f(conn))));
+            Arc::new(move |wait, f| control.db.with_writer(wait, |conn| f(conn)).transpose());
         shippers.insert(
             CONTROL.to_owned(),
             Shipper::new(
@@ -278,7 +278,8 @@ fn discover(deps: &Deps, shippers: &mut BTreeMap<String, Shipper>) {
         let name = workspace_db(&id);
         if !shippers.contains_key(&name) && db.exists() {
             let pool = Arc::clone(&deps.tenants);
-            let writer: restart::Writer = Arc::new(move |f| pool.with_writer(ws, |conn| f(conn)));
+            let writer: restart::Writer =
+                Arc::new(move |wait, f| pool.with_writer(ws, wait, |conn| f(conn)));
             shippers.insert(name.clone(), Shipper::new(name, db, Some(writer)));
         }
     }

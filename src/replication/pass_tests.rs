@@ -130,7 +130,16 @@ impl Follower {
         }
     }
 
-    /// As the shipper does for a database found idle.
+    /// As the shipper does for a database found idle, with a writer to
+    /// hold: the pin moved to read lock 0 (`restart::repin_idle`).
+    fn repin_idle(&mut self, db: &Path, tmp: &Path, writer: &Writer) {
+        let mark = self.current.as_ref().and_then(|g| g.mark).unwrap();
+        let pin = self.pin.take().unwrap();
+        self.pin = restart::repin_idle(pin, db, tmp, writer, mark).unwrap();
+        assert!(self.pin.is_some(), "the idle database's pin was let go");
+    }
+
+    /// As the shipper does for a database found idle without a writer.
     fn unpin(&mut self) {
         self.pin = None;
     }
@@ -317,7 +326,7 @@ fn sustained_writes_past_the_wal_limit_restart_it_and_every_pass_stays_hinted() 
     let w = Arc::new(Mutex::new(w));
     let writer: Writer = {
         let w = Arc::clone(&w);
-        Arc::new(move |f| Some(f(w.lock().unwrap().conn())))
+        Arc::new(move |_, f| Some(f(w.lock().unwrap().conn())))
     };
     let stop = Arc::new(AtomicBool::new(false));
     let writes = {
@@ -371,4 +380,45 @@ fn sustained_writes_past_the_wal_limit_restart_it_and_every_pass_stays_hinted() 
     // growing with every commit since the first pass (some hundreds of MB
     // here without the restarts).
     assert!(largest < 64 << 20, "the WAL grew to {largest} bytes");
+}
+
+#[test]
+fn an_idle_database_pinned_at_read_lock_0_stays_hinted_across_a_restart() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let (db, tmp) = (dir.path().join("data.db"), dir.path().join("copy"));
+    let w = Arc::new(Mutex::new(Db::create(&db)));
+    let writer: Writer = {
+        let w = Arc::clone(&w);
+        Arc::new(move |_, f| Some(f(w.lock().unwrap().conn())))
+    };
+    let limit = 64 << 20;
+    let mut f = Follower::new();
+    w.lock().unwrap().insert(1, 300, 500);
+    f.pass_restarting(&db, &tmp, &writer, limit);
+    for round in 0..4 {
+        w.lock().unwrap().insert(1000 + round * 100, 50, 900);
+        f.pass_restarting(&db, &tmp, &writer, limit);
+        // Idle: the pin moves to read lock 0. A checkpoint that restarts
+        // and truncates the WAL (shutdown, a key rotation) no longer waits
+        // for the pin, and autocheckpoints after the writes that follow
+        // cannot copy anything: one restart, and the hint holds.
+        f.repin_idle(&db, &tmp, &writer);
+        let w = w.lock().unwrap();
+        if round % 2 == 0 {
+            w.checkpoint("TRUNCATE");
+        }
+        w.autocheckpoint(1);
+        w.update(round * 7 + 1, 2000);
+        w.insert(5000 + round * 100, 30, 1200);
+        w.update(round * 11 + 3, 100);
+        drop(w);
+        f.pass(&db, &tmp);
+    }
+    assert_eq!(
+        f.unhinted, 0,
+        "a pass compared every page ({} hinted)",
+        f.hinted
+    );
+    assert!(f.hinted >= 8, "{} passes used the hint", f.hinted);
 }

@@ -33,10 +33,11 @@ use crate::error::Result;
 use crate::store::replica_copy::{self, Pin};
 
 /// Runs `f` while this process's writer of one database is held
-/// (`Db::with_writer`, `TenantPool::with_writer`); `None` when this process
-/// has no writer open on it.
+/// (`Db::with_writer`, `TenantPool::with_writer`), waiting for it if told
+/// to; `None` when this process has no writer open on it, or it is busy
+/// and not to be waited for.
 pub type Writer = std::sync::Arc<
-    dyn Fn(&mut dyn FnMut(&Connection) -> Result<()>) -> Option<Result<()>> + Send + Sync,
+    dyn Fn(bool, &mut dyn FnMut(&Connection) -> Result<()>) -> Option<Result<()>> + Send + Sync,
 >;
 
 #[derive(Debug)]
@@ -108,6 +109,35 @@ pub(crate) fn run_pass(
     Ok((p, Some(done)))
 }
 
+/// An idle database's pin, moved where a WAL restart cannot make the next
+/// pass lose track: with the writer lock (not waited for: a busy writer may
+/// be a scrub's `TRUNCATE` waiting for this very pin), every frame is
+/// copied into the file and a new pin taken, at read lock 0, which lets one
+/// checkpoint or commit restart (or truncate) the WAL and keeps the next
+/// pass hinted. `None`, the pin let go as before, when the writer is busy
+/// or absent, the checkpoint stopped short, or the mark moved.
+pub(crate) fn repin_idle(
+    pin: Pin,
+    src: &Path,
+    tmp: &Path,
+    writer: &Writer,
+    mark: WalMark,
+) -> Result<Option<Pin>> {
+    let mut old = Some(pin);
+    let mut new = None;
+    let held = writer(false, &mut |conn| {
+        old = None;
+        if replica_copy::checkpoint_passive(conn)? {
+            let (m, pin) = replica_copy::read_snapshot(src, tmp, |pages| Ok(pages.wal_mark()))?;
+            new = pin.filter(|_| m == Some(mark));
+        }
+        Ok(())
+    });
+    drop(old);
+    held.transpose()?;
+    Ok(new)
+}
+
 /// What the last read under the writer lock found.
 struct Tail {
     current: Gen,
@@ -136,7 +166,7 @@ pub(crate) fn controlled(
         return Ok(Restarted::NoHint);
     }
     let mut tail: Option<Tail> = None;
-    let held = writer(&mut |conn| {
+    let held = writer(true, &mut |conn| {
         tail = last_read(p, &from, src, tmp, conn, stamp)?;
         Ok(())
     });

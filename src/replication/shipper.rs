@@ -42,6 +42,10 @@ const MAX_SEGMENTS: u64 = 3_600;
 /// go, so checkpoints can restart it (the pin stops restarts, not appends).
 pub(super) const PIN_WAL_LIMIT: u64 = 64 << 20;
 
+/// An idle database's pin (at read lock 0, `restart::repin_idle`) is let go
+/// after this long without a change: idle databases hold nothing.
+const IDLE_PIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Sizes and modification times of the file and its WAL.
 type Fingerprint = [(u64, i128); 2];
 
@@ -76,6 +80,8 @@ pub struct Shipper {
     /// fallback; snapshots not counted), and controlled WAL restarts.
     pub full_compares: u64,
     pub wal_restarts: u64,
+    /// Since when the database has been found unchanged at every pass.
+    idle_since: Option<std::time::Instant>,
 }
 
 pub enum Outcome {
@@ -161,6 +167,7 @@ impl Shipper {
             writer,
             full_compares: 0,
             wal_restarts: 0,
+            idle_since: None,
         }
     }
 
@@ -181,10 +188,30 @@ impl Shipper {
             return Ok(Outcome::Gone);
         };
         if !self.force_new && self.current.is_some() && self.fp == Some(fp) {
-            // Idle: let checkpoints restart and truncate the WAL again.
-            self.pin = None;
+            // Idle: the pin moves to read lock 0 once (checkpoints can then
+            // restart and truncate the WAL once without the next pass losing
+            // track), and goes after `IDLE_PIN`.
+            let first = self.idle_since.is_none();
+            let since = *self.idle_since.get_or_insert_with(std::time::Instant::now);
+            let mark = self.current.as_ref().and_then(|g| g.mark);
+            self.pin = match (self.pin.take(), self.writer.clone(), mark) {
+                (Some(pin), Some(w), Some(mark)) if first => {
+                    let (src, tmp) = (
+                        self.path.clone(),
+                        tmp_dir.join(format!("{}.copy", self.name)),
+                    );
+                    tokio::task::spawn_blocking(move || {
+                        restart::repin_idle(pin, &src, &tmp, &w, mark)
+                    })
+                    .await
+                    .map_err(|e| Error::internal(format!("replication task: {e}")))??
+                }
+                (Some(pin), _, _) if !first && since.elapsed() < IDLE_PIN => Some(pin),
+                _ => None,
+            };
             return Ok(Outcome::Unchanged);
         }
+        self.idle_since = None;
         let keep = (!racy(&fp)).then_some(fp);
         let (src, tmp) = (
             self.path.clone(),

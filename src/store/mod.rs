@@ -12,6 +12,7 @@ pub mod cache;
 pub mod collections;
 pub mod control;
 mod control_key;
+mod db_writer;
 pub mod dir_lock;
 pub mod integrations;
 pub mod invitations;
@@ -352,19 +353,6 @@ impl Db {
         conn.execute_batch("PRAGMA secure_delete = ON; VACUUM;")?;
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
-    }
-
-    /// Runs `f` on the writer connection, its lock held: no commit of this
-    /// process meanwhile (the replicator's WAL restart). Every write waits.
-    pub fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        use std::sync::atomic::Ordering;
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        self.yielding.fetch_add(1, Ordering::AcqRel);
-        let lock = self.writer.lock();
-        self.yielding.fetch_sub(1, Ordering::AcqRel);
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        let conn = lock.map_err(|_| Error::internal("writer lock poisoned"))?;
-        f(&conn)
     }
 
     /// Flushes the WAL into the main file; used at clean shutdown.
