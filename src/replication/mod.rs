@@ -9,8 +9,9 @@
 //! control.db state still holds its destroyed key.
 //!
 //! One task for all databases rather than one per database: an unchanged
-//! database costs two `stat` calls per pass and holds no connection or file
-//! open, so thousands of workspaces cost little (docs/replication.md).
+//! database costs two `stat` calls per pass, and once idle for 30 s holds
+//! no connection or file open, so thousands of workspaces cost little
+//! (docs/replication.md).
 
 pub mod catalog;
 pub mod drill;
