@@ -68,7 +68,9 @@ fn next_epoch(from: &WalMark, to: &WalMark) -> bool {
 /// restart the WAL but stops any checkpoint, so no later frame of `from`'s
 /// epoch can reach the file and no second restart can follow). Every
 /// commit since `from` is then a frame of the next epoch, from its first:
-/// the replicator's controlled restart (`shipper`) relies on this.
+/// the replicator's controlled restart (`shipper`) relies on this. A pin on
+/// a WAL of no frames (read lock 0 too, nothing to copy) allows no restart
+/// at all: every frame of the WAL that follows is a commit since.
 pub fn changed_between(
     db: &Path,
     from: &WalMark,
@@ -76,12 +78,16 @@ pub fn changed_between(
     page_size: u32,
     pinned: bool,
 ) -> Option<BTreeSet<u32>> {
-    let start = if from.salt == to.salt {
+    // A WAL without frames has no known salts (`replica_copy::empty_wal`).
+    let unknown = |m: &WalMark| m.salt == [0; 8];
+    let start = if unknown(to) {
+        return (pinned && from.frames == 0).then(BTreeSet::new);
+    } else if from.salt == to.salt {
         if to.frames < from.frames {
             return None;
         }
         from.frames
-    } else if pinned && next_epoch(from, to) {
+    } else if pinned && (from.frames == 0 || next_epoch(from, to)) {
         0
     } else {
         return None;

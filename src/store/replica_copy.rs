@@ -52,7 +52,7 @@ fn wal_mark(conn: &Connection) -> Option<WalMark> {
         if ffi::sqlite3_snapshot_get(conn.handle(), c"main".as_ptr(), &mut snap) != ffi::SQLITE_OK
             || snap.is_null()
         {
-            return None;
+            return empty_wal(conn);
         }
         let hidden = (*snap).hidden;
         ffi::sqlite3_snapshot_free(snap);
@@ -62,6 +62,19 @@ fn wal_mark(conn: &Connection) -> Option<WalMark> {
     salt.copy_from_slice(&hidden[32..40]);
     let frames = u32::from_ne_bytes([hidden[16], hidden[17], hidden[18], hidden[19]]);
     Some(WalMark { salt, frames })
+}
+
+/// SQLite gives no snapshot of a WAL that no frame was written to since it
+/// was opened (its checksums are still zero): in WAL mode, a mark of 0
+/// frames whose salts are not known yet (all zero).
+fn empty_wal(conn: &Connection) -> Option<WalMark> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .ok()?;
+    mode.eq_ignore_ascii_case("wal").then_some(WalMark {
+        salt: [0; 8],
+        frames: 0,
+    })
 }
 
 /// A read transaction left open after `read_snapshot`: while it lives,
