@@ -9,14 +9,16 @@
 //! control.db state still holds its destroyed key.
 //!
 //! One task for all databases rather than one per database: an unchanged
-//! database costs two `stat` calls per pass and holds no connection or file
-//! open, so thousands of workspaces cost little (docs/replication.md).
+//! database costs two `stat` calls per pass, and once idle for 30 s holds
+//! no connection or file open, so thousands of workspaces cost little
+//! (docs/replication.md).
 
 pub mod catalog;
 pub mod drill;
 pub mod lease;
 #[cfg(test)]
 mod pass_tests;
+mod restart;
 pub mod restore;
 pub mod segment;
 pub mod shipper;
@@ -149,6 +151,8 @@ async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipien
                     }
                     deps.status.update(name, |d| {
                         d.synced_ms = now_ms;
+                        d.full_compares = sh.full_compares;
+                        d.wal_restarts = sh.wal_restarts;
                         if let Outcome::Shipped {
                             seq,
                             generation,
@@ -251,9 +255,16 @@ async fn hold_lease(deps: &Deps, replica: &Replica, holder: &str) {
 /// Adds a shipper for control.db and each workspace's data.db on disk.
 fn discover(deps: &Deps, shippers: &mut BTreeMap<String, Shipper>) {
     if !shippers.contains_key(CONTROL) {
+        let control = Arc::clone(&deps.control);
+        let writer: restart::Writer =
+            Arc::new(move |wait, f| control.db.with_writer(wait, |conn| f(conn)).transpose());
         shippers.insert(
             CONTROL.to_owned(),
-            Shipper::new(CONTROL.to_owned(), deps.config.control_db_path()),
+            Shipper::new(
+                CONTROL.to_owned(),
+                deps.config.control_db_path(),
+                Some(writer),
+            ),
         );
     }
     let Ok(dir) = std::fs::read_dir(deps.config.tenants_dir()) else {
@@ -261,13 +272,16 @@ fn discover(deps: &Deps, shippers: &mut BTreeMap<String, Shipper>) {
     };
     for e in dir.flatten() {
         let id = e.file_name().to_string_lossy().to_string();
-        if id.parse::<crate::ids::WorkspaceId>().is_err() {
+        let Ok(ws) = id.parse::<crate::ids::WorkspaceId>() else {
             continue;
-        }
+        };
         let db = e.path().join("data.db");
         let name = workspace_db(&id);
         if !shippers.contains_key(&name) && db.exists() {
-            shippers.insert(name.clone(), Shipper::new(name, db));
+            let pool = Arc::clone(&deps.tenants);
+            let writer: restart::Writer =
+                Arc::new(move |wait, f| pool.with_writer(ws, wait, |conn| f(conn)));
+            shippers.insert(name.clone(), Shipper::new(name, db, Some(writer)));
         }
     }
 }

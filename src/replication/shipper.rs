@@ -11,10 +11,12 @@
 //! open (its *pin*): while a reader holds a WAL snapshot SQLite cannot
 //! restart the WAL, so under steady writes the frames after the last mark
 //! are never overwritten and the hint holds (a checkpoint still copies
-//! frames into the file, which changes no page's content). A database found
-//! unchanged at a pass, or whose WAL outgrew `PIN_WAL_LIMIT`, is unpinned,
-//! so checkpoints can restart and truncate its WAL again; its next pass
-//! then compares every page if the WAL was restarted meanwhile.
+//! frames into the file, which changes no page's content). A WAL that
+//! outgrew `PIN_WAL_LIMIT` is restarted by the pass itself under the
+//! database's writer lock (`restart`), without losing track. A database
+//! found unchanged at a pass is unpinned, so checkpoints can restart and
+//! truncate its WAL again; its next pass then compares every page if the
+//! WAL was restarted meanwhile.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -23,9 +25,10 @@ use rand::RngCore;
 use sha2::Digest;
 
 use super::catalog::{segment_name, snapshot_name};
+use super::restart::{self, Writer};
 use super::segment::{self, Segment};
 use super::target::Replica;
-use super::wal::{self, WalMark};
+use super::wal::WalMark;
 use crate::error::{Error, Result};
 use crate::store::replica_copy::{self, PageSource};
 
@@ -33,23 +36,29 @@ use crate::store::replica_copy::{self, PageSource};
 const SNAPSHOT_EVERY_MS: i64 = 3_600_000;
 const MAX_SEGMENTS: u64 = 3_600;
 
-/// A pinned WAL larger than this is let go at the end of the pass, so
-/// checkpoints can restart it (the pin stops restarts, not appends).
-const PIN_WAL_LIMIT: u64 = 64 << 20;
+/// A pinned WAL longer than this (in frames, as the pass's read found it)
+/// is restarted by the pass itself, under the database's writer lock
+/// (`restart`); without a writer of this process to hold, the pin is let
+/// go, so checkpoints can restart it (the pin stops restarts, not appends).
+pub(super) const PIN_WAL_LIMIT: u64 = 64 << 20;
+
+/// An idle database's pin (at read lock 0, `restart::repin_idle`) is let go
+/// after this long without a change: idle databases hold nothing.
+const IDLE_PIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Sizes and modification times of the file and its WAL.
 type Fingerprint = [(u64, i128); 2];
 
 #[derive(Clone)]
 pub(crate) struct Gen {
-    id: String,
+    pub(super) id: String,
     started_ms: i64,
-    seq: u64,
-    page_size: u32,
-    hashes: Vec<[u8; 16]>,
-    /// The WAL as it stood before the last read: the next pass reads the
-    /// frames after it to know what changed.
-    mark: Option<WalMark>,
+    pub(super) seq: u64,
+    pub(super) page_size: u32,
+    pub(super) hashes: Vec<[u8; 16]>,
+    /// Where the WAL ended at the last read: the next pass reads the frames
+    /// after it to know what changed.
+    pub(super) mark: Option<WalMark>,
 }
 
 pub struct Shipper {
@@ -64,6 +73,15 @@ pub struct Shipper {
     /// Start a new generation at the next pass (after a shred, so no older
     /// control.db state, with the destroyed key in it, is kept).
     pub force_new: bool,
+    /// This process's writer of the database, held for a controlled WAL
+    /// restart (`restart`).
+    writer: Option<Writer>,
+    /// Passes that compared every page for want of a WAL hint (the
+    /// fallback; snapshots not counted), and controlled WAL restarts.
+    pub full_compares: u64,
+    pub wal_restarts: u64,
+    /// Since when the database has been found unchanged at every pass.
+    idle_since: Option<std::time::Instant>,
 }
 
 pub enum Outcome {
@@ -89,11 +107,13 @@ struct Shipped {
 pub(crate) struct Pass {
     pub(crate) segment: Option<(String, Segment)>,
     pub(crate) current: Gen,
-    fresh: bool,
+    pub(crate) fresh: bool,
     /// The instant the state is stamped with: when its read was done.
     pub(crate) at_ms: i64,
     /// The read transaction, still open.
     pub(crate) pin: Option<replica_copy::Pin>,
+    /// A segment found by comparing every page (no usable WAL hint).
+    pub(crate) compared_all: bool,
 }
 
 fn fingerprint(path: &Path) -> Option<Fingerprint> {
@@ -136,7 +156,7 @@ fn page_hash(p: &[u8]) -> [u8; 16] {
 }
 
 impl Shipper {
-    pub fn new(name: String, path: PathBuf) -> Self {
+    pub fn new(name: String, path: PathBuf, writer: Option<Writer>) -> Self {
         Self {
             name,
             path,
@@ -144,6 +164,10 @@ impl Shipper {
             current: None,
             pin: None,
             force_new: false,
+            writer,
+            full_compares: 0,
+            wal_restarts: 0,
+            idle_since: None,
         }
     }
 
@@ -164,10 +188,30 @@ impl Shipper {
             return Ok(Outcome::Gone);
         };
         if !self.force_new && self.current.is_some() && self.fp == Some(fp) {
-            // Idle: let checkpoints restart and truncate the WAL again.
-            self.pin = None;
+            // Idle: the pin moves to read lock 0 once (checkpoints can then
+            // restart and truncate the WAL once without the next pass losing
+            // track), and goes after `IDLE_PIN`.
+            let first = self.idle_since.is_none();
+            let since = *self.idle_since.get_or_insert_with(std::time::Instant::now);
+            let mark = self.current.as_ref().and_then(|g| g.mark);
+            self.pin = match (self.pin.take(), self.writer.clone(), mark) {
+                (Some(pin), Some(w), Some(mark)) if first => {
+                    let (src, tmp) = (
+                        self.path.clone(),
+                        tmp_dir.join(format!("{}.copy", self.name)),
+                    );
+                    tokio::task::spawn_blocking(move || {
+                        restart::repin_idle(pin, &src, &tmp, &w, mark)
+                    })
+                    .await
+                    .map_err(|e| Error::internal(format!("replication task: {e}")))??
+                }
+                (Some(pin), _, _) if !first && since.elapsed() < IDLE_PIN => Some(pin),
+                _ => None,
+            };
             return Ok(Outcome::Unchanged);
         }
+        self.idle_since = None;
         let keep = (!racy(&fp)).then_some(fp);
         let (src, tmp) = (
             self.path.clone(),
@@ -176,9 +220,10 @@ impl Shipper {
         let (prev, name, force) = (self.current.clone(), self.name.clone(), self.force_new);
         let old_pin = self.pin.take();
         let recipients = recipients.to_vec();
+        let writer = self.writer.clone();
         let began = std::time::Instant::now();
-        let (shipped, p) = tokio::task::spawn_blocking(move || {
-            let mut p = pass(
+        let (shipped, p, restarted) = tokio::task::spawn_blocking(move || {
+            let (mut p, restarted) = restart::run_pass(
                 &name,
                 &src,
                 &tmp,
@@ -186,16 +231,10 @@ impl Shipper {
                 force,
                 now_ms,
                 began,
-                wal::changed_between,
-            );
-            // The new read transaction holds the WAL from here on.
-            drop(old_pin);
-            if let Ok(p) = p.as_mut() {
-                if wal::size(&src) > PIN_WAL_LIMIT {
-                    p.pin = None;
-                }
-            }
-            let mut p = p?;
+                old_pin,
+                writer.as_ref(),
+                PIN_WAL_LIMIT,
+            )?;
             let shipped = match p.segment.take() {
                 Some((object, seg)) => Some(Shipped {
                     name: object,
@@ -204,7 +243,7 @@ impl Shipper {
                 }),
                 None => None,
             };
-            Ok::<_, Error>((shipped, p))
+            Ok::<_, Error>((shipped, p, restarted))
         })
         .await
         .map_err(|e| Error::internal(format!("replication task: {e}")))??;
@@ -212,9 +251,24 @@ impl Shipper {
             current,
             pin,
             at_ms,
+            compared_all,
             ..
         } = p;
         self.pin = pin;
+        self.full_compares += u64::from(compared_all);
+        if compared_all {
+            tracing::debug!(database = %self.name, "replication pass compared every page (no WAL hint)");
+        }
+        match restarted {
+            Some(restart::Restarted::Yes { reached_end }) => {
+                self.wal_restarts += 1;
+                tracing::debug!(database = %self.name, reached_end, "replication restarted the WAL");
+            }
+            Some(other) => {
+                tracing::debug!(database = %self.name, why = ?other, "WAL past the pin's limit; pin let go")
+            }
+            None => {}
+        }
         let Some(s) = shipped else {
             self.current = Some(current);
             self.fp = keep;
@@ -324,6 +378,7 @@ fn snapshot(
         fresh: true,
         at_ms: now_ms,
         pin: None,
+        compared_all: false,
     })
 }
 
@@ -337,6 +392,47 @@ fn diff(
     stamp: &dyn Fn() -> i64,
     mark: Option<WalMark>,
 ) -> Result<Pass> {
+    let (old_count, count) = (g.hashes.len(), src.page_count() as usize);
+    let compared_all = hinted.is_none();
+    let changed = changes(src, &mut g, hinted)?;
+    g.mark = mark;
+    let now_ms = stamp();
+    if changed.is_empty() && old_count == count {
+        return Ok(Pass {
+            segment: None,
+            current: g,
+            fresh: false,
+            at_ms: now_ms,
+            pin: None,
+            compared_all,
+        });
+    }
+    g.seq += 1;
+    let name = segment_name(db, &g.id, g.seq, now_ms);
+    let seg = Segment {
+        page_size: g.page_size,
+        page_count: src.page_count(),
+        at_ms: now_ms,
+        pages: changed,
+    };
+    Ok(Pass {
+        segment: Some((name, seg)),
+        current: g,
+        fresh: false,
+        at_ms: now_ms,
+        pin: None,
+        compared_all,
+    })
+}
+
+/// The pages, ascending, whose content differs from what `g` last
+/// shipped: among the hinted ones and those past `g`'s page count, or
+/// among all without a hint. `g`'s hashes become the read's.
+pub(super) fn changes(
+    src: &mut dyn PageSource,
+    g: &mut Gen,
+    hinted: Option<BTreeSet<u32>>,
+) -> Result<Vec<(u32, Vec<u8>)>> {
     let (old_count, count) = (g.hashes.len(), src.page_count() as usize);
     let mut changed: Vec<(u32, Vec<u8>)> = Vec::new();
     match hinted {
@@ -366,30 +462,5 @@ fn diff(
             g.hashes = hashes;
         }
     }
-    g.mark = mark;
-    let now_ms = stamp();
-    if changed.is_empty() && old_count == count {
-        return Ok(Pass {
-            segment: None,
-            current: g,
-            fresh: false,
-            at_ms: now_ms,
-            pin: None,
-        });
-    }
-    g.seq += 1;
-    let name = segment_name(db, &g.id, g.seq, now_ms);
-    let seg = Segment {
-        page_size: g.page_size,
-        page_count: src.page_count(),
-        at_ms: now_ms,
-        pages: changed,
-    };
-    Ok(Pass {
-        segment: Some((name, seg)),
-        current: g,
-        fresh: false,
-        at_ms: now_ms,
-        pin: None,
-    })
+    Ok(changed)
 }

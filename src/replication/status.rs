@@ -18,6 +18,12 @@ pub struct DbStatus {
     pub generation: String,
     /// The oldest instant point-in-time recovery reaches (0: not known yet).
     pub oldest_ms: i64,
+    /// Passes since this server started that compared every page for want
+    /// of a WAL hint (the fallback), and WAL restarts the replicator made.
+    #[serde(default)]
+    pub full_compares: u64,
+    #[serde(default)]
+    pub wal_restarts: u64,
 }
 
 #[derive(Default)]
@@ -121,6 +127,30 @@ impl ReplicaStatus {
                 out,
                 "aura_replication_lag_seconds{{database=\"{db}\"}} {:.3}",
                 lag_seconds(now_ms, d.synced_ms)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP aura_replication_full_compares_total Passes that compared every page of a database for want of a WAL hint."
+        );
+        let _ = writeln!(out, "# TYPE aura_replication_full_compares_total counter");
+        for (db, d) in &m {
+            let _ = writeln!(
+                out,
+                "aura_replication_full_compares_total{{database=\"{db}\"}} {}",
+                d.full_compares
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP aura_replication_wal_restarts_total WAL restarts made by the replicator under the writer lock."
+        );
+        let _ = writeln!(out, "# TYPE aura_replication_wal_restarts_total counter");
+        for (db, d) in &m {
+            let _ = writeln!(
+                out,
+                "aura_replication_wal_restarts_total{{database=\"{db}\"}} {}",
+                d.wal_restarts
             );
         }
     }

@@ -47,21 +47,52 @@ fn wal_header(wal: &File) -> Option<([u8; 8], u32)> {
     Some((salt, u32::from_be_bytes([h[8], h[9], h[10], h[11]])))
 }
 
+/// True when `to` is of the WAL epoch right after `from`'s: each restart
+/// adds one to the first salt (big-endian) and draws the second anew
+/// (`walRestartHdr`).
+fn next_epoch(from: &WalMark, to: &WalMark) -> bool {
+    let first = |m: &WalMark| u32::from_be_bytes([m.salt[0], m.salt[1], m.salt[2], m.salt[3]]);
+    first(to) == first(from).wrapping_add(1)
+}
+
 /// The pages written by the frames after `from` up to `to`, read while the
 /// transaction `to` belongs to is still open (so no frame up to it can be
 /// overwritten unless the WAL restarts, which the salts show); `None` when
 /// the WAL was restarted in between or looks wrong, so no hint can be
 /// trusted.
+///
+/// `pinned`: `from`'s read transaction stayed open until `to`'s began. Then
+/// at most one restart can have happened in between, and only if every
+/// frame up to `from` was already in the file when `from` was read (its
+/// reader then holds SQLite's read lock 0, which lets the next writer
+/// restart the WAL but stops any checkpoint, so no later frame of `from`'s
+/// epoch can reach the file and no second restart can follow). Every
+/// commit since `from` is then a frame of the next epoch, from its first:
+/// the replicator's controlled restart (`shipper`) relies on this. A pin on
+/// a WAL of no frames (read lock 0 too, nothing to copy) allows no restart
+/// at all: every frame of the WAL that follows is a commit since.
 pub fn changed_between(
     db: &Path,
     from: &WalMark,
     to: &WalMark,
     page_size: u32,
+    pinned: bool,
 ) -> Option<BTreeSet<u32>> {
-    if from.salt != to.salt || to.frames < from.frames {
+    // A WAL without frames has no known salts (`replica_copy::empty_wal`).
+    let unknown = |m: &WalMark| m.salt == [0; 8];
+    let start = if unknown(to) {
+        return (pinned && from.frames == 0).then(BTreeSet::new);
+    } else if from.salt == to.salt {
+        if to.frames < from.frames {
+            return None;
+        }
+        from.frames
+    } else if pinned && (from.frames == 0 || next_epoch(from, to)) {
+        0
+    } else {
         return None;
-    }
-    if to.frames == from.frames {
+    };
+    if to.frames == start {
         return Some(BTreeSet::new());
     }
     let wal = File::open(sibling(db, "-wal")).ok()?;
@@ -72,7 +103,7 @@ pub fn changed_between(
     let stride = FRAME_HEADER + u64::from(ps);
     let mut pages = BTreeSet::new();
     let mut fh = [0u8; FRAME_HEADER as usize];
-    for i in from.frames..to.frames {
+    for i in start..to.frames {
         wal.read_exact_at(&mut fh, WAL_HEADER as u64 + u64::from(i) * stride)
             .ok()?;
         // A frame of another epoch: the WAL was restarted under the read.

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod collections;
 pub mod control;
 mod control_key;
+mod db_writer;
 pub mod dir_lock;
 pub mod handle;
 pub mod integrations;
@@ -83,6 +84,9 @@ pub struct Db {
     pending: Mutex<Vec<Job>>,
     /// Set while a blocking task drains `pending`: one drainer at a time.
     draining: std::sync::atomic::AtomicBool,
+    /// Callers of `with_writer` waiting: a drainer hands them the lock
+    /// between two batches (else it keeps it while writes keep coming).
+    yielding: std::sync::atomic::AtomicUsize,
 }
 
 /// A queued write: runs inside the batch's transaction (in its own savepoint)
@@ -117,6 +121,7 @@ impl Db {
             readers: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
             draining: Default::default(),
+            yielding: Default::default(),
         })
     }
 
@@ -138,6 +143,7 @@ impl Db {
             readers: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
             draining: Default::default(),
+            yielding: Default::default(),
         })
     }
 
@@ -286,6 +292,19 @@ impl Db {
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let mut conn = lock.map_err(|_| Error::internal("writer lock poisoned"))?;
         loop {
+            if self.yielding.load(Ordering::Acquire) > 0 {
+                // Re-taken at once, it would beat the waiter the unlock woke.
+                drop(conn);
+                let mut spins = 0u32;
+                while self.yielding.load(Ordering::Acquire) > 0 && spins < 100_000 {
+                    std::thread::yield_now();
+                    spins += 1;
+                }
+                conn = self
+                    .writer
+                    .lock()
+                    .map_err(|_| Error::internal("writer lock poisoned"))?;
+            }
             let batch: Vec<Job> = {
                 let mut q = self
                     .pending

@@ -52,7 +52,7 @@ fn wal_mark(conn: &Connection) -> Option<WalMark> {
         if ffi::sqlite3_snapshot_get(conn.handle(), c"main".as_ptr(), &mut snap) != ffi::SQLITE_OK
             || snap.is_null()
         {
-            return None;
+            return empty_wal(conn);
         }
         let hidden = (*snap).hidden;
         ffi::sqlite3_snapshot_free(snap);
@@ -64,6 +64,19 @@ fn wal_mark(conn: &Connection) -> Option<WalMark> {
     Some(WalMark { salt, frames })
 }
 
+/// SQLite gives no snapshot of a WAL that no frame was written to since it
+/// was opened (its checksums are still zero): in WAL mode, a mark of 0
+/// frames whose salts are not known yet (all zero).
+fn empty_wal(conn: &Connection) -> Option<WalMark> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .ok()?;
+    mode.eq_ignore_ascii_case("wal").then_some(WalMark {
+        salt: [0; 8],
+        frames: 0,
+    })
+}
+
 /// A read transaction left open after `read_snapshot`: while it lives,
 /// SQLite cannot restart the WAL past its snapshot (the shipper's pin,
 /// `replication::shipper`). Dropping it ends the transaction.
@@ -73,6 +86,19 @@ impl Drop for Pin {
     fn drop(&mut self) {
         let _ = self.0.execute_batch("COMMIT");
     }
+}
+
+/// A `PASSIVE` checkpoint on `writer` (the store's writer connection, its
+/// lock held by the caller: `Db::with_writer`): copies what it can of the
+/// WAL into the file without waiting for anyone. True when every frame
+/// reached the file, so the next commit restarts the WAL from its start
+/// (unless a reader still holds a snapshot inside it).
+pub fn checkpoint_passive(writer: &Connection) -> Result<bool> {
+    let (busy, log, done): (i64, i64, i64) =
+        writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    Ok(busy == 0 && log >= 0 && log == done)
 }
 
 /// Runs `f` inside one read transaction on `src` (opened read-only, so
@@ -303,6 +329,14 @@ pub mod fixture {
         }
         pub fn create_again(path: &Path) -> Db {
             Db(Connection::open(path).unwrap())
+        }
+        /// Commits without waiting for the disk (tests that need many).
+        pub fn unsynced(&self) {
+            self.0.execute_batch("PRAGMA synchronous=OFF").unwrap();
+        }
+        /// The connection, as the store's writer lends it (`Db::with_writer`).
+        pub fn conn(&self) -> &Connection {
+            &self.0
         }
         /// Rows `from..from + n`, each a blob of `size` bytes.
         pub fn insert(&self, from: i64, n: i64, size: usize) {

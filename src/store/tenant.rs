@@ -499,6 +499,19 @@ impl TenantPool {
         Some(FileStamp([one(&db)?, one(&wal)?]))
     }
 
+    /// `Db::with_writer` on the workspace's pooled database; `None` when
+    /// the pool does not hold it open (this process has no writer on it)
+    /// or, without `wait`, when its writer is busy.
+    pub fn with_writer<T>(
+        &self,
+        id: WorkspaceId,
+        wait: bool,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Option<Result<T>> {
+        let db = self.pooled().ok()?.get(&id).map(|t| Arc::clone(&t.db))?;
+        db.with_writer(wait, f).transpose()
+    }
+
     /// How many databases the pool holds open now.
     pub fn open_count(&self) -> usize {
         self.open.lock().map(|o| o.len()).unwrap_or(0)

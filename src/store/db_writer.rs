@@ -1,0 +1,36 @@
+//! The writer lock lent out: the replicator restarts a database's WAL
+//! while no commit of this process can run (`replication::restart`).
+
+use rusqlite::Connection;
+
+use super::Db;
+use crate::error::{Error, Result};
+
+impl Db {
+    /// Runs `f` on the writer connection, its lock held: no commit of this
+    /// process meanwhile, so every write waits for it. With `wait`, a
+    /// drainer of group commits hands the lock over between two batches
+    /// (`yielding`); without, `None` at once when the lock is taken.
+    pub fn with_writer<T>(
+        &self,
+        wait: bool,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<Option<T>> {
+        use std::sync::atomic::Ordering;
+        let conn = if wait {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            self.yielding.fetch_add(1, Ordering::AcqRel);
+            let lock = self.writer.lock();
+            self.yielding.fetch_sub(1, Ordering::AcqRel);
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            lock.map_err(|_| Error::internal("writer lock poisoned"))?
+        } else {
+            match self.writer.try_lock() {
+                Ok(c) => c,
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+                Err(_) => return Err(Error::internal("writer lock poisoned")),
+            }
+        };
+        f(&conn).map(Some)
+    }
+}
