@@ -326,7 +326,7 @@ fn api_table() -> Vec<ApiRoute> {
             "/workspaces/{workspace}/collections",
             role(Role::Manager),
         )
-        .json(json!({"name": "Made by the matrix", "fields": [{"name": "N", "type": "text"}]})),
+        .json(json!({"name": "Made by the matrix {unique}", "fields": [{"name": "N", "type": "text"}]})),
         api(
             "GET",
             "/workspaces/{workspace}/collections/{collection}",
@@ -798,11 +798,8 @@ fn ui_table() -> Vec<UiRoute> {
         ui("/platform/backups/run", &[], Platform),
         ui("/platform/backups/drill", &[], Platform),
         ui("/w/:ws/collections", WS, role(Role::Manager)).form(|_| {
-            let mut f = pairs(&[
-                ("name", "Made in the UI by the matrix"),
-                ("f0.name", "N"),
-                ("f0.type", "text"),
-            ]);
+            let name = format!("Made in the UI by the matrix {}", rand_hex());
+            let mut f = pairs(&[("name", &name), ("f0.name", "N"), ("f0.type", "text")]);
             f.extend(default_perms());
             f
         }),
@@ -810,7 +807,8 @@ fn ui_table() -> Vec<UiRoute> {
         // gets a fresh collection each time.
         ui("/w/:ws/c/:coll/schema", COLL, role(Role::Manager))
             .form(|s| {
-                let mut f = pairs(&[("name", "Renamed in the UI by the matrix")]);
+                let name = format!("Renamed in the UI by the matrix {}", rand_hex());
+                let mut f = pairs(&[("name", &name)]);
                 f.push(("f0.id".into(), s.title_field.clone()));
                 f.push(("f0.name".into(), "Title".into()));
                 f.push(("f0.type".into(), "text".into()));
@@ -1387,7 +1385,9 @@ async fn make_content(
 ) {
     let url = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
     let coll = send(c.post(url("/collections")).json(&json!({
-        "name": format!("{canary} collection"),
+        // Fresh content is made again in the same workspace: collection
+        // names are unique there, so each carries its own suffix.
+        "name": format!("{canary} collection {}", &rand_hex()[..6]),
         "fields": [
             {"name": "Title", "type": "text", "searchable": true},
             {"name": "Note", "type": "text"}
@@ -1869,7 +1869,16 @@ async fn run_api(run: &mut Run, routes: &[ApiRoute], attempts: &[Attempt]) {
             let req = c.request(method, &url);
             let (req, body) = match &route.payload {
                 Payload::None => (req, String::new()),
-                Payload::Json(v) => (req.json(v), v.to_string()),
+                // `{unique}` in a body: a fresh value each request (names
+                // that must not repeat, such as a collection's).
+                Payload::Json(v) => {
+                    let text = v.to_string().replace("{unique}", &rand_hex());
+                    (
+                        req.header("content-type", "application/json")
+                            .body(text.clone()),
+                        text,
+                    )
+                }
                 Payload::Csv(csv) => (
                     req.header("content-type", "text/csv").body(*csv),
                     (*csv).to_owned(),

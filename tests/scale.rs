@@ -76,7 +76,8 @@ async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
 async fn seed(c: reqwest::Client, server: Arc<Server>, ws: String, i: usize) -> Seeded {
     let base = server.url(&format!("/api/v1/workspaces/{ws}"));
     let (s, coll) = send(c.post(format!("{base}/collections")).json(&json!({
-        "name": format!("Notes {i}"),
+        // Seeded again later into the same workspaces: names are unique there.
+        "name": format!("Notes {i} {}", uuid::Uuid::new_v4().simple()),
         "fields": [{"name": "Title", "type": "text"}],
     })))
     .await;

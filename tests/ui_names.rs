@@ -322,3 +322,60 @@ async fn a_second_collection_with_the_same_name_is_refused_at_the_name() {
     );
     server.stop();
 }
+
+/// Issue 20, point 3 (the schema editor): a schema sent back with an error
+/// keeps every row as it was typed, the new ones too.
+#[tokio::test]
+async fn a_schema_with_one_bad_field_comes_back_with_every_row_as_typed() {
+    let env = Env::new();
+    env.create_user("schema@example.com", "Schema Owner");
+    let ws = env.create_workspace("Schemas Ltd", "schema@example.com");
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "schema@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let new = server.url(&format!("/w/{ws}/collections/new"));
+    let csrf = common::page_csrf(&c, &new).await;
+    // Two good rows and one with a money currency that is no ISO code.
+    let r = c
+        .post(server.url(&format!("/w/{ws}/collections")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "Invoices"),
+            ("f0.name", "Customer"),
+            ("f0.type", "text"),
+            ("f0.required", "on"),
+            ("f1.name", "Amount"),
+            ("f1.type", "money"),
+            ("f1.currency", "EURO"),
+            ("f2.name", "Status"),
+            ("f2.type", "select"),
+            ("f2.options", "open, paid"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    for kept in [
+        "value=\"Invoices\"",
+        "value=\"Customer\"",
+        "value=\"Amount\"",
+        "value=\"EURO\"",
+        "value=\"Status\"",
+        "value=\"open, paid\"",
+        "<option value=\"money\" selected>",
+        "<option value=\"select\" selected>",
+    ] {
+        assert!(page.contains(kept), "{kept} lost: {page}");
+    }
+    assert!(
+        page.contains("name=\"f0.required\" value=\"on\" checked"),
+        "a flag is kept"
+    );
+    server.stop();
+}

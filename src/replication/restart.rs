@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rusqlite::Connection;
+use crate::store::Sql;
 
 use super::catalog::segment_name;
 use super::segment::Segment;
@@ -37,7 +37,7 @@ use crate::store::replica_copy::{self, Pin};
 /// to; `None` when this process has no writer open on it, or it is busy
 /// and not to be waited for.
 pub type Writer = std::sync::Arc<
-    dyn Fn(bool, &mut dyn FnMut(&Connection) -> Result<()>) -> Option<Result<()>> + Send + Sync,
+    dyn Fn(bool, &mut dyn FnMut(&dyn Sql) -> Result<()>) -> Option<Result<()>> + Send + Sync,
 >;
 
 #[derive(Debug)]
@@ -216,7 +216,7 @@ fn last_read(
     from: &WalMark,
     src: &Path,
     tmp: &Path,
-    conn: &Connection,
+    conn: &dyn Sql,
     stamp: &dyn Fn() -> i64,
 ) -> Result<Option<Tail>> {
     let mut g = p.current.clone();

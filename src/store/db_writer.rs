@@ -1,8 +1,6 @@
 //! The writer lock lent out: the replicator restarts a database's WAL
 //! while no commit of this process can run (`replication::restart`).
 
-use rusqlite::Connection;
-
 use super::Db;
 use crate::error::{Error, Result};
 
@@ -14,7 +12,7 @@ impl Db {
     pub fn with_writer<T>(
         &self,
         wait: bool,
-        f: impl FnOnce(&Connection) -> Result<T>,
+        f: impl FnOnce(&dyn super::Sql) -> Result<T>,
     ) -> Result<Option<T>> {
         use std::sync::atomic::Ordering;
         let conn = if wait {
@@ -31,6 +29,7 @@ impl Db {
                 Err(_) => return Err(Error::internal("writer lock poisoned")),
             }
         };
-        f(&conn).map(Some)
+        let conn: &rusqlite::Connection = &conn;
+        f(conn).map(Some)
     }
 }

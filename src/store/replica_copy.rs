@@ -93,7 +93,8 @@ impl Drop for Pin {
 /// WAL into the file without waiting for anyone. True when every frame
 /// reached the file, so the next commit restarts the WAL from its start
 /// (unless a reader still holds a snapshot inside it).
-pub fn checkpoint_passive(writer: &Connection) -> Result<bool> {
+pub fn checkpoint_passive(writer: &dyn super::Sql) -> Result<bool> {
+    let writer = writer.conn(super::handle::TOKEN);
     let (busy, log, done): (i64, i64, i64) =
         writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))

@@ -506,7 +506,7 @@ impl TenantPool {
         &self,
         id: WorkspaceId,
         wait: bool,
-        f: impl FnOnce(&Connection) -> Result<T>,
+        f: impl FnOnce(&dyn super::Sql) -> Result<T>,
     ) -> Option<Result<T>> {
         let db = self.pooled().ok()?.get(&id).map(|t| Arc::clone(&t.db))?;
         db.with_writer(wait, f).transpose()

@@ -28,30 +28,51 @@ fn type_select(name: &str, selected: Option<FieldType>, disabled: bool) -> Marku
     }
 }
 
-fn field_row(i: usize, f: Option<&Field>, relation_targets: &[(String, String)]) -> Markup {
+/// A stored field as the editor shows it (the same shape a post gives back).
+fn as_input(f: &Field) -> FieldInput {
+    FieldInput {
+        id: Some(f.id.clone()),
+        name: f.name.clone(),
+        kind: f.kind.as_str().to_owned(),
+        required: f.required,
+        unique: f.unique,
+        pii: f.pii,
+        searchable: f.searchable,
+        retired: f.retired,
+        options: f.options.clone(),
+        currency: f.currency.clone(),
+        collection: f.collection.clone(),
+    }
+}
+
+/// One row of the field table: a stored field (its type fixed), a field
+/// sent back with errors (as typed), or a blank row.
+fn field_row(i: usize, f: Option<&FieldInput>, relation_targets: &[(String, String)]) -> Markup {
     let p = |k: &str| format!("f{i}.{k}");
     let flag = |k: &str, on: bool, label: &str| {
         html! { label.check { input type="checkbox" name=(p(k)) value="on" checked[on]; " " (label) } }
     };
+    let stored = f.is_some_and(|f| f.id.is_some());
+    let kind = f.and_then(|f| FieldType::parse("type", &f.kind).ok());
     html! {
         tr.field-row {
             td {
-                @if let Some(f) = f { input type="hidden" name=(p("id")) value=(f.id); input type="hidden" name=(p("type")) value=(f.kind.as_str()); }
+                @if let Some(id) = f.and_then(|f| f.id.as_deref()) { input type="hidden" name=(p("id")) value=(id); input type="hidden" name=(p("type")) value=(f.map(|f| f.kind.as_str()).unwrap_or_default()); }
                 input name=(p("name")) value=(f.map(|f| f.name.as_str()).unwrap_or("")) placeholder="Field name" aria-label="Field name";
             }
-            td { (type_select(&p("type"), f.map(|f| f.kind), f.is_some())) }
+            td { (type_select(&p("type"), kind, stored)) }
             td.flags {
                 (flag("required", f.is_some_and(|f| f.required), "required"))
                 (flag("unique", f.is_some_and(|f| f.unique), "unique"))
                 (flag("pii", f.is_some_and(|f| f.pii), "personal data"))
                 (flag("searchable", f.is_some_and(|f| f.searchable), "searchable"))
-                @if f.is_some() { (flag("retired", f.is_some_and(|f| f.retired), "retired")) }
+                @if stored { (flag("retired", f.is_some_and(|f| f.retired), "retired")) }
             }
             td {
-                input name=(p("options")) value=(f.map(|f| f.options.join(", ")).unwrap_or_default()) placeholder="choices, comma separated (select)";
-                input name=(p("currency")) value=(f.and_then(|f| f.currency.clone()).unwrap_or_default()) placeholder="currency, e.g. EUR (money)" maxlength="3";
-                @if f.is_none_or(|f| f.kind == FieldType::Relation) {
-                    select name=(p("collection")) disabled[f.is_some()] aria-label="Related collection" {
+                input name=(p("options")) value=(f.map(|f| f.options.join(", ")).unwrap_or_default()) placeholder="choices, comma separated (select)" aria-label="Choices";
+                input name=(p("currency")) value=(f.and_then(|f| f.currency.clone()).unwrap_or_default()) placeholder="currency, e.g. EUR (money)" maxlength="3" aria-label="Currency";
+                @if !stored || kind == Some(FieldType::Relation) {
+                    select name=(p("collection")) disabled[stored] aria-label="Related collection" {
                         option value="" { "— related collection (relation) —" }
                         @for (id, name) in relation_targets {
                             option value=(id) selected[f.and_then(|f| f.collection.as_deref()) == Some(id.as_str())] { (name) }
@@ -91,6 +112,8 @@ fn permissions_table(p: &Permissions) -> Markup {
 struct SchemaForm<'a> {
     ws: &'a str,
     coll: Option<&'a Visible>,
+    /// The rows: the stored fields, or what was posted when it came back.
+    fields: &'a [FieldInput],
     name: &'a str,
     teams: &'a [(String, String)],
     relation_targets: &'a [(String, String)],
@@ -99,13 +122,11 @@ struct SchemaForm<'a> {
 }
 
 fn schema_form(f: SchemaForm<'_>, token: &str) -> Markup {
-    let (action, fields): (String, &[Field]) = match f.coll {
-        Some(c) => (
-            format!("/w/{}/c/{}/schema", f.ws, c.row.id),
-            &c.row.def.fields,
-        ),
-        None => (format!("/w/{}/collections", f.ws), &[]),
+    let action = match f.coll {
+        Some(c) => format!("/w/{}/c/{}/schema", f.ws, c.row.id),
+        None => format!("/w/{}/collections", f.ws),
     };
+    let fields = f.fields;
     html! {
         section.card {
             (breadcrumbs(f.ws, f.coll))
@@ -221,6 +242,7 @@ struct Editing<'a> {
     coll: Option<&'a Visible>,
     name: &'a str,
     permissions: &'a Permissions,
+    fields: Vec<FieldInput>,
 }
 
 impl<'a> Editing<'a> {
@@ -230,6 +252,7 @@ impl<'a> Editing<'a> {
             coll: Some(v),
             name: &d.name,
             permissions: &d.permissions,
+            fields: d.fields.iter().map(as_input).collect(),
         }
     }
 }
@@ -254,6 +277,7 @@ async fn render_schema<O>(
         let form = SchemaForm {
             ws: ctx.ws(),
             coll: e.coll,
+            fields: &e.fields,
             name: e.name,
             teams: &teams,
             relation_targets: &targets,
@@ -277,6 +301,7 @@ pub async fn new_collection(ctx: TenantPage<op::CollectionCreate>) -> poem::Resu
         coll: None,
         name: "",
         permissions: &permissions,
+        fields: Vec::new(),
     };
     render_schema(&ctx, e, &[]).await
 }
@@ -301,6 +326,7 @@ pub async fn create_collection(p: WsPost<op::CollectionCreate>) -> poem::Result<
         coll: None,
         name: &name,
         permissions: &permissions,
+        fields: parse_fields(pairs),
     };
     p.then(created, to_collection(p.ctx.ws()), async |ctx, errors| {
         render_schema(ctx, e, errors).await
@@ -333,8 +359,14 @@ pub async fn schema_submit(
     let limits = &p.state.bounds.limits;
     let changed = records::change_collection(&p.ctx, limits, &cid, change).await;
     p.then(changed, to_collection(p.ctx.ws()), async |ctx, errors| {
+        // The form again as it was sent, not as stored: nothing typed is lost.
         let v = records::load(ctx, &cid, Need::See).await?;
-        render_schema(ctx, Editing::stored(&v), errors).await
+        let e = Editing {
+            name: p.form.get("name").unwrap_or(&v.row.def.name),
+            fields: parse_fields(pairs),
+            ..Editing::stored(&v)
+        };
+        render_schema(ctx, e, errors).await
     })
     .await
 }
