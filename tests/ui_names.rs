@@ -7,6 +7,21 @@ mod common;
 use common::{Env, PASSWORD, client, get_text, login};
 use serde_json::{Value, json};
 
+async fn sign_in(c: &reqwest::Client, server: &common::Server, email: &str) {
+    assert_eq!(login(c, server, email, PASSWORD).await.status(), 200);
+}
+
+async fn post_json(c: &reqwest::Client, url: impl reqwest::IntoUrl, body: &Value) -> Value {
+    c.post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn audit_pages_name_people_and_fields_and_search_finds_a_person_by_email() {
     let env = Env::new();
@@ -16,33 +31,22 @@ async fn audit_pages_name_people_and_fields_and_search_finds_a_person_by_email()
     env.add_member(&ws, "gary@example.com", "member");
     let server = env.start();
     let c = client(&server);
-    assert_eq!(
-        login(&c, &server, "olive@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
+    sign_in(&c, &server, "olive@example.com").await;
     let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
-    let coll: Value = c
-        .post(api("/collections"))
-        .json(&json!({"name": "Bookings", "fields": [{"name": "Guests", "type": "text"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let coll: Value = post_json(
+        &c,
+        api("/collections"),
+        &json!({"name": "Bookings", "fields": [{"name": "Guests", "type": "text"}]}),
+    )
+    .await;
     let cid = coll["id"].as_str().unwrap().to_owned();
     let field = coll["fields"][0]["id"].as_str().unwrap().to_owned();
-    let rec: Value = c
-        .post(api(&format!("/collections/{cid}/records")))
-        .json(&json!({"values": {"Guests": "Ada"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rec: Value = post_json(
+        &c,
+        api(&format!("/collections/{cid}/records")),
+        &json!({"values": {"Guests": "Ada"}}),
+    )
+    .await;
     assert!(rec["id"].is_string(), "{rec}");
     // A record's page is titled by its first text field.
     let rid = rec["id"].as_str().unwrap();
@@ -103,12 +107,7 @@ async fn a_record_form_keeps_what_was_typed_and_puts_every_error_at_its_field() 
     let ws = env.create_workspace("Forms Ltd", "form@example.com");
     let server = env.start();
     let c = client(&server);
-    assert_eq!(
-        login(&c, &server, "form@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
+    sign_in(&c, &server, "form@example.com").await;
     let coll: Value = c
         .post(server.url(&format!("/api/v1/workspaces/{ws}/collections")))
         .json(&json!({"name": "Stays", "fields": [
@@ -210,21 +209,13 @@ async fn the_record_table_counts_marks_its_sort_and_offers_page_sizes() {
     let ws = env.create_workspace("Tables Ltd", "table@example.com");
     let server = env.start();
     let c = client(&server);
-    assert_eq!(
-        login(&c, &server, "table@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
-    let coll: Value = c
-        .post(server.url(&format!("/api/v1/workspaces/{ws}/collections")))
-        .json(&json!({"name": "Leads", "fields": [{"name": "Name", "type": "text"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    sign_in(&c, &server, "table@example.com").await;
+    let coll: Value = post_json(
+        &c,
+        server.url(&format!("/api/v1/workspaces/{ws}/collections")),
+        &json!({"name": "Leads", "fields": [{"name": "Name", "type": "text"}]}),
+    )
+    .await;
     let cid = coll["id"].as_str().unwrap().to_owned();
     for i in 0..26 {
         let r = c
@@ -278,12 +269,7 @@ async fn a_second_collection_with_the_same_name_is_refused_at_the_name() {
     let ws = env.create_workspace("Dups Ltd", "dup@example.com");
     let server = env.start();
     let c = client(&server);
-    assert_eq!(
-        login(&c, &server, "dup@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
+    sign_in(&c, &server, "dup@example.com").await;
     let url = server.url(&format!("/api/v1/workspaces/{ws}/collections"));
     let make = |name: &str| {
         c.post(&url)
@@ -332,12 +318,7 @@ async fn a_schema_with_one_bad_field_comes_back_with_every_row_as_typed() {
     let ws = env.create_workspace("Schemas Ltd", "schema@example.com");
     let server = env.start();
     let c = client(&server);
-    assert_eq!(
-        login(&c, &server, "schema@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
+    sign_in(&c, &server, "schema@example.com").await;
     let new = server.url(&format!("/w/{ws}/collections/new"));
     let csrf = common::page_csrf(&c, &new).await;
     // Two good rows and one with a money currency that is no ISO code.
