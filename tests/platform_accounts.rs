@@ -429,12 +429,19 @@ async fn platform_rights_keep_one_enabled_admin_and_no_one_disables_themselves()
             .await,
         404
     );
-    // An address that has an account already; mail that is not an address.
+    // An address that has an account already: a conflict, naming why.
+    let r = w
+        .staff
+        .post(w.url("/platform/accounts"))
+        .json(&json!({"email": "grace@example.com", "name": "Again"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let v: Value = r.json().await.unwrap();
+    assert!(v.to_string().contains("already exists"), "{v}");
+    // Mail that is not an address; a blank name.
     for (body, field) in [
-        (
-            json!({"email": "grace@example.com", "name": "Again"}),
-            "email",
-        ),
         (json!({"email": "nope", "name": "N"}), "email"),
         (json!({"email": "n@example.com", "name": " "}), "name"),
     ] {

@@ -83,6 +83,13 @@ pub async fn invite(
     deps.control
         .db
         .write_async(move |tx| {
+            // An address that has an account already: a conflict (409),
+            // not invalid input; checked in the same write transaction.
+            if control::find_user_by_email(tx, &keys, &e)?.is_some() {
+                return Err(Error::Conflict(
+                    "an account with this email already exists".into(),
+                ));
+            }
             control::insert_user(
                 tx,
                 &keys,
