@@ -21,18 +21,7 @@ async fn world() -> World {
     let env = Env::new();
     env.create_user("owner@example.com", "Owner");
     let ws = env.create_workspace("Supported Ltd", "owner@example.com");
-    let out = env.cli(
-        &[
-            "user",
-            "create",
-            "--email",
-            "staff@example.com",
-            "--platform-admin",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(out.status.success());
+    env.create_platform_admin("staff@example.com");
     let server = env.start();
     let owner = client(&server);
     assert_eq!(

@@ -29,19 +29,7 @@ struct World {
 
 async fn world() -> World {
     let env = Env::new();
-    let out = env.cli(
-        &[
-            "user",
-            "create",
-            "--email",
-            "staff@example.com",
-            "--platform-admin",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(out.status.success());
-    let staff_id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let staff_id = env.create_platform_admin("staff@example.com");
     env.create_user("owner@example.com", "Owner");
     let ws = env.create_workspace("Accounts Ltd", "owner@example.com");
     // Backups to an age key of the test's, which scheduled drills use too.
@@ -626,18 +614,7 @@ async fn the_accounts_page_creates_and_disables_and_the_backups_page_reads_for_p
 #[tokio::test]
 async fn a_disabled_account_cannot_sign_in_with_a_passkey_in_chromium() {
     let env = Env::new();
-    let out = env.cli(
-        &[
-            "user",
-            "create",
-            "--email",
-            "staff@example.com",
-            "--platform-admin",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(out.status.success());
+    env.create_platform_admin("staff@example.com");
     let keeper = env.create_user("keeper@example.com", "Keeper");
     // A WebAuthn origin names the port before the server starts.
     let (server, base) = common::with_port_retries(|| {

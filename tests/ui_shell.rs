@@ -155,18 +155,7 @@ async fn no_page_scrolls_sideways_at_390_or_1400_px_in_chromium() {
         "A workspace with a rather long name that should wrap",
         "narrow@example.com",
     );
-    let out = env.cli(
-        &[
-            "user",
-            "create",
-            "--email",
-            "staff@example.com",
-            "--platform-admin",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(out.status.success());
+    env.create_platform_admin("staff@example.com");
     env.add_member(&ws, "staff@example.com", "admin");
     let server = env.start();
     // A collection with a record, so its pages are in the list too.
@@ -365,18 +354,7 @@ async fn changes_say_they_were_done_and_deleting_asks_first_in_chromium() {
 #[tokio::test]
 async fn platform_staff_create_and_disable_an_account_in_chromium() {
     let env = Env::new();
-    let out = env.cli(
-        &[
-            "user",
-            "create",
-            "--email",
-            "staff@example.com",
-            "--platform-admin",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(out.status.success());
+    env.create_platform_admin("staff@example.com");
     let sink = common::smtp::Sink::start();
     let vars = sink.env();
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

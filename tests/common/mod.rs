@@ -187,6 +187,28 @@ impl Env {
         );
     }
 
+    /// A platform admin (`aura user create --platform-admin`) with the test
+    /// password; its id.
+    pub fn create_platform_admin(&self, email: &str) -> String {
+        let out = self.cli(
+            &[
+                "user",
+                "create",
+                "--email",
+                email,
+                "--platform-admin",
+                "--password-stdin",
+            ],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        assert!(
+            out.status.success(),
+            "user create --platform-admin: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
     pub fn create_user(&self, email: &str, name: &str) -> String {
         let out = self.cli(
             &[
