@@ -797,6 +797,15 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             Value::Null,
             None,
         ),
+        // Undone: the record deleted just above comes back.
+        (
+            "POST",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}/undelete",
+            wschain,
+            "record.undeleted",
+            Value::Null,
+            None,
+        ),
         (
             "POST",
             "/workspaces/{workspace}/teams",

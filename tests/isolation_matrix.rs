@@ -127,6 +127,8 @@ enum Fresh {
     No,
     /// A collection, a record and a team (with its member).
     Content,
+    /// The same, the record deleted (for undoing a deletion).
+    Deleted,
     /// A service account and an API token.
     Access,
     /// A stored integration secret.
@@ -385,6 +387,12 @@ fn api_table() -> Vec<ApiRoute> {
             role(Role::Manager),
         )
         .fresh(),
+        api(
+            "POST",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}/undelete",
+            role(Role::Manager),
+        )
+        .fresh_kind(Fresh::Deleted),
         api(
             "GET",
             "/workspaces/{workspace}/collections/{collection}/records/{record}/history",
@@ -831,6 +839,7 @@ fn ui_table() -> Vec<UiRoute> {
             ]
         }),
         ui("/w/:ws/c/:coll/r/:rec/delete", REC, role(Role::Manager)).fresh(),
+        ui("/w/:ws/c/:coll/r/:rec/undelete", REC, role(Role::Manager)).fresh_kind(Fresh::Deleted),
         ui("/w/:ws/c/:coll/r/:rec/restore", REC, role(Role::Member))
             .form(|_| pairs(&[("version", "1")])),
         ui("/w/:ws/teams", WS, role(Role::Admin)).form(|_| pairs(&[("name", "UI matrix team")])),
@@ -1624,6 +1633,15 @@ impl Run {
             Fresh::No => {}
             Fresh::Content => {
                 make_content(&self.server, c, &ws.id, &ws.canary, &ws.owner_id, &mut o).await
+            }
+            Fresh::Deleted => {
+                make_content(&self.server, c, &ws.id, &ws.canary, &ws.owner_id, &mut o).await;
+                let url = self.server.url(&format!(
+                    "/api/v1/workspaces/{}/collections/{}/records/{}",
+                    ws.id, o.collection, o.record
+                ));
+                let del = send(c.delete(url)).await;
+                assert_eq!(del.status, 204, "fixture deletion: {}", del.body);
             }
             Fresh::Access => make_access(&self.server, c, &ws.id, &ws.canary, &mut o).await,
             Fresh::Secret => make_secret(&self.server, c, &ws.id, &mut o).await,

@@ -101,6 +101,8 @@ ops! {
     RecordCreate = Record Create "records.create" { RESOURCE_DECIDES };
     RecordUpdate = Record Update "records.update" { RESOURCE_DECIDES };
     RecordDelete = Record Delete "records.delete" { RESOURCE_DECIDES };
+    /// Undoing a deletion: whoever may delete may undo.
+    RecordUndelete = Record Delete "records.undelete" { RESOURCE_DECIDES };
     RecordExport = Record Export "records.export";
     RecordImport = Record Import "records.import";
     AuditRead = AuditLog Read "audit.read";

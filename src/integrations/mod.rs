@@ -25,6 +25,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "record.updated",
     "record.restored",
     "record.deleted",
+    "record.undeleted",
     "records.imported",
     "member.added",
     "member.role_changed",

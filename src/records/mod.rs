@@ -21,6 +21,7 @@ pub mod schema {
 }
 pub mod search;
 pub mod teams;
+mod undelete;
 /// Moved to `model::values` (the store indexes values); re-exported here.
 pub mod values {
     pub use crate::model::values::*;
@@ -50,6 +51,7 @@ pub use collections::{
     delete_collection, list_collections, list_collections_page,
 };
 pub use list::{ListParams, Page, list_records};
+pub use undelete::undelete_record;
 
 pub const MAX_PAGE: usize = 200;
 pub(crate) const DEFAULT_PAGE: usize = 50;

@@ -41,6 +41,7 @@ pub mod teams;
 pub mod tenant;
 pub mod tenant_settings;
 pub mod tokens;
+mod tombstones;
 pub mod webhooks;
 
 use std::path::{Path, PathBuf};

@@ -16,6 +16,7 @@ pub use super::collections::{
     list_collections_page, save_collection, schema_version,
 };
 use super::handle::{Sql, SqlTx, TOKEN};
+pub use super::tombstones::{delete_record, tombstone, undelete_record};
 
 /// Versions of a record kept for history and restore.
 pub const HISTORY_VERSIONS: i64 = 20;
@@ -423,24 +424,6 @@ pub fn update_record(
     write_keys(c.tx, c.blind, &coll.id, &coll.def, rec.seq, &rec.values)?;
     save_version(c.tx, c.sealer, &rec, actor, &json)?;
     Ok(rec)
-}
-
-/// Leaves a tombstone (no values) so the search index learns of the deletion.
-pub fn delete_record(tx: &dyn SqlTx, seq: i64, now_ms: i64) -> Result<()> {
-    let tx = tx.tx(TOKEN);
-    let rev = next_rev(tx)?;
-    tx.execute(
-        "UPDATE records SET deleted = 1, values_ct = NULL, updated_at = ?1, rev = ?2 WHERE seq = ?3",
-        params![now_ms, rev, seq],
-    )?;
-    tx.execute("DELETE FROM record_versions WHERE record_seq = ?1", [seq])?;
-    // The pii digests stay with the tombstone: its audit entries still hold
-    // the values, and a data subject request must find them.
-    tx.execute(
-        "DELETE FROM record_keys WHERE record_seq = ?1 AND uniq = 1",
-        [seq],
-    )?;
-    Ok(())
 }
 
 /// Rebuilds the unique digests of one field over all its records (turning

@@ -139,6 +139,11 @@ fn table() -> Vec<Route> {
             coll(R::Viewer, R::Member),
         ),
         route(
+            "POST",
+            leak(&format!("{r}/undelete")),
+            coll(R::Viewer, R::Manager),
+        ),
+        route(
             "DELETE",
             "/workspaces/{workspace}/teams/{team}",
             Need::TeamDelete,
@@ -277,6 +282,25 @@ impl World {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "fixture record edit");
+        rid
+    }
+
+    /// A record of `cid`, deleted (so its deletion can be undone).
+    async fn deleted_record(&self, cid: &str) -> String {
+        let rec = self
+            .post(
+                &format!("/collections/{cid}/records"),
+                json!({"values": {"Title": "team fixture, deleted"}}),
+            )
+            .await;
+        let rid = rec["id"].as_str().unwrap().to_owned();
+        let r = self
+            .owner
+            .delete(self.api(&format!("/collections/{cid}/records/{rid}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "fixture record deletion");
         rid
     }
 }
@@ -464,8 +488,8 @@ async fn finding1_token_scopes_times_team_roles() {
     let mut tried = 0;
     for c in &w.callers {
         for r in &routes {
-            // Routes that delete get objects of their own, and so does
-            // restoring (a record keeps a bounded history).
+            // Routes that delete get objects of their own, and so do
+            // restoring (a record keeps a bounded history) and undeleting.
             let (coll, rec) = match (r.method, r.path.ends_with("{record}")) {
                 ("DELETE", _) if r.path.ends_with("{collection}") => w.team_collection().await,
                 _ if r.path.ends_with("/restore") => {
@@ -482,6 +506,10 @@ async fn finding1_token_scopes_times_team_roles() {
                         .unwrap()
                         .to_owned(),
                 ),
+                // Undoing a deletion needs a record just deleted.
+                _ if r.path.ends_with("/undelete") => {
+                    (shared_coll.clone(), w.deleted_record(&shared_coll).await)
+                }
                 _ => (shared_coll.clone(), shared_rec.clone()),
             };
             if r.path.contains("{user}") {

@@ -318,6 +318,24 @@ impl RecordsApi {
         Ok(Deleted::Deleted)
     }
 
+    /// Undoes a record's deletion: the values its deletion's audit entry
+    /// recorded come back as a new version (409 once that entry is gone or
+    /// redacted, 404 for a record that is not deleted).
+    #[oai(
+        path = "/workspaces/:workspace/collections/:collection/records/:record/undelete",
+        method = "post"
+    )]
+    async fn undelete_record(
+        &self,
+        workspace: tenant::Path<op::RecordUndelete>,
+        collection: Path<String>,
+        record: Path<String>,
+    ) -> poem::Result<JsonOut<RecordOut>> {
+        let (v, r) =
+            records::undelete_record(&workspace, &collection.parse()?, &record.parse()?).await?;
+        Ok(JsonOut(self::record(&v, r)))
+    }
+
     /// The record's last versions, newest first.
     #[oai(
         path = "/workspaces/:workspace/collections/:collection/records/:record/history",

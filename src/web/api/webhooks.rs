@@ -28,7 +28,7 @@ pub struct WebhookCreate {
     /// Event types, e.g. `record.created`, `member.role_changed`.
     #[oai(validator(
         min_items = 1,
-        pattern = r"^(record\.created|record\.updated|record\.restored|record\.deleted|records\.imported|member\.added|member\.role_changed|member\.removed)$"
+        pattern = r"^(record\.created|record\.updated|record\.restored|record\.deleted|record\.undeleted|records\.imported|member\.added|member\.role_changed|member\.removed)$"
     ))]
     pub events: Vec<String>,
 }
@@ -42,7 +42,7 @@ pub struct WebhookUpdate {
     /// New event types (replace the old ones).
     #[oai(validator(
         min_items = 1,
-        pattern = r"^(record\.created|record\.updated|record\.restored|record\.deleted|records\.imported|member\.added|member\.role_changed|member\.removed)$"
+        pattern = r"^(record\.created|record\.updated|record\.restored|record\.deleted|record\.undeleted|records\.imported|member\.added|member\.role_changed|member\.removed)$"
     ))]
     pub events: Option<Vec<String>>,
 }

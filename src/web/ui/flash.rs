@@ -1,7 +1,8 @@
 //! The line a page shows after an action succeeded ("Record deleted."): the
 //! form's answer (a 303) sets a short-lived cookie naming the operation, the
 //! next page shows its sentence once and clears it. The cookie holds an
-//! operation's label only, never anything a person typed.
+//! operation's label, and for a change that can be undone the path that
+//! undoes it (made of ids), never anything a person typed.
 
 use maud::{Markup, html};
 use poem::http::header;
@@ -40,6 +41,7 @@ pub fn sentence(label: &str) -> Option<String> {
         "incident.acknowledge" => Some("Incident acknowledged."),
         "workspace.deletion" => Some("Deletion cancelled: the workspace takes changes again."),
         "workspace.delete" => Some("Workspace scheduled for deletion."),
+        "records.undelete" => Some("Record restored."),
         _ => None,
     };
     if let Some(s) = special {
@@ -68,18 +70,34 @@ pub fn sentence(label: &str) -> Option<String> {
 
 /// Marks `resp` (a form's redirect) with `O`'s flash.
 pub fn set<O: Op>(resp: &mut Response, secure: bool) {
-    let secure = if secure { "; Secure" } else { "" };
-    let c = format!(
-        "{NAME}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60{secure}",
-        O::LABEL
-    );
-    if let Ok(v) = c.parse() {
-        resp.headers_mut().append(header::SET_COOKIE, v);
+    set_platform(resp, secure, O::LABEL);
+}
+
+/// Marks `resp` with `O`'s flash and an "Undo" button posting to `undo`.
+pub fn set_with_undo<O: Op>(resp: &mut Response, secure: bool, undo: &str) {
+    if undo_path(undo).is_some() {
+        set_platform(resp, secure, &format!("{}{UNDO}{undo}", O::LABEL));
+    } else {
+        set::<O>(resp, secure);
     }
 }
 
+/// Between a label and its undo path in the cookie.
+const UNDO: char = '|';
+
+/// An undo path as this server makes them (`/w/…/undelete`, ids only): a
+/// cookie set by anyone else never becomes a form pointing elsewhere.
+fn undo_path(p: &str) -> Option<&str> {
+    let ok = p.starts_with("/w/")
+        && p.ends_with("/undelete")
+        && !p.contains("//")
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_'));
+    ok.then_some(p)
+}
+
 /// Marks `resp` with one of the platform area's flashes (`PLATFORM`).
-pub fn set_platform(resp: &mut Response, secure: bool, label: &'static str) {
+pub fn set_platform(resp: &mut Response, secure: bool, label: &str) {
     let secure = if secure { "; Secure" } else { "" };
     let c = format!("{NAME}={label}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60{secure}");
     if let Ok(v) = c.parse() {
@@ -108,9 +126,27 @@ pub fn clear(resp: &mut Response, secure: bool) {
     }
 }
 
-pub fn render(label: Option<&str>) -> Markup {
-    match label.and_then(sentence) {
-        Some(s) => html! { div.flash role="status" id="flash" { (s) } },
+/// The flash line, with its "Undo" form when the change can be undone.
+pub fn render(flash: Option<&str>, csrf: &str) -> Markup {
+    let Some(flash) = flash else {
+        return html! {};
+    };
+    let (label, undo) = match flash.split_once(UNDO) {
+        Some((l, u)) => (l, undo_path(u)),
+        None => (flash, None),
+    };
+    match sentence(label) {
+        Some(s) => html! {
+            div.flash role="status" id="flash" {
+                (s)
+                @if let Some(u) = undo {
+                    form.inline method="post" action=(u) id="undo" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        " " button.secondary type="submit" { "Undo" }
+                    }
+                }
+            }
+        },
         None => html! {},
     }
 }
@@ -137,5 +173,18 @@ mod tests {
             Some("Member removed.")
         );
         assert_eq!(sentence("<script>"), None);
+        assert_eq!(
+            undo_path("/w/a-1/c/b/r/c_2/undelete"),
+            Some("/w/a-1/c/b/r/c_2/undelete")
+        );
+        for bad in [
+            "//evil.example/undelete",
+            "https://evil.example/w/undelete",
+            "/w/x\"y/undelete",
+            "/w//evil.example/undelete",
+            "/w/x/delete",
+        ] {
+            assert_eq!(undo_path(bad), None, "{bad}");
+        }
     }
 }

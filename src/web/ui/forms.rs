@@ -158,6 +158,13 @@ impl<O: Op> WsPost<O> {
         resp
     }
 
+    /// Like `done`, with an "Undo" button on the next page posting to `undo`.
+    pub fn done_undoably(&self, to: String, undo: &str) -> Response {
+        let mut resp = see_other(to);
+        super::flash::set_with_undo::<O>(&mut resp, self.state.config.secure_cookies(), undo);
+        resp
+    }
+
     /// Where a workspace form goes next: to `to` (303) when the change was
     /// done, else the page again (`again`) with the validation errors or the
     /// conflict; any other error is the error page.
@@ -294,8 +301,7 @@ async fn framed(
         Some(i) => Some(crate::workspace::name_of(&state.control, i.workspace_id).await?),
         None => None,
     };
-    let markup =
-        html! { (super::flash::render(frame.flash.as_deref())) (banner) (body(frame.token)) };
+    let markup = html! { (super::flash::render(frame.flash.as_deref(), frame.token)) (banner) (body(frame.token)) };
     let mut resp = html_response(
         status,
         layout(

@@ -479,7 +479,19 @@ pub async fn delete_record(
     Id(rid): Id<RecordId>,
 ) -> poem::Result<Response> {
     records::delete_record(&p.ctx, &cid, &rid).await?;
-    Ok(p.done(format!("/w/{}/c/{cid}", p.ctx.ws())))
+    let undo = format!("{}/undelete", record_url(p.ctx.ws(), &cid, rid));
+    Ok(p.done_undoably(format!("/w/{}/c/{cid}", p.ctx.ws()), &undo))
+}
+
+/// "Undo" after a deletion: the record is back, on its own page.
+#[handler]
+pub async fn undelete_record(
+    p: WsPost<op::RecordUndelete>,
+    Id(cid): Id<CollectionId>,
+    Id(rid): Id<RecordId>,
+) -> poem::Result<Response> {
+    records::undelete_record(&p.ctx, &cid, &rid).await?;
+    Ok(p.done(record_url(p.ctx.ws(), &cid, rid)))
 }
 
 #[handler]

@@ -1,0 +1,67 @@
+//! Deleting a record leaves a tombstone: the row without its values, so the
+//! search index learns of the deletion and the record's id stays its own.
+//! Undoing a deletion fills the tombstone again with values the caller took
+//! from the deletion's audit entry (`records::undelete`).
+
+use rusqlite::{OptionalExtension, params};
+
+use super::handle::{Sql, SqlTx, TOKEN};
+use super::records::{CollectionRow, RecordRow, next_rev, update_record};
+use super::tenant::TenantTx;
+use crate::error::Result;
+use crate::model::values::Values;
+
+pub fn delete_record(tx: &dyn SqlTx, seq: i64, now_ms: i64) -> Result<()> {
+    let tx = tx.tx(TOKEN);
+    let rev = next_rev(tx)?;
+    tx.execute(
+        "UPDATE records SET deleted = 1, values_ct = NULL, updated_at = ?1, rev = ?2 WHERE seq = ?3",
+        params![now_ms, rev, seq],
+    )?;
+    tx.execute("DELETE FROM record_versions WHERE record_seq = ?1", [seq])?;
+    // The pii digests stay with the tombstone: its audit entries still hold
+    // the values, and a data subject request must find them.
+    tx.execute(
+        "DELETE FROM record_keys WHERE record_seq = ?1 AND uniq = 1",
+        [seq],
+    )?;
+    Ok(())
+}
+
+/// A deleted record of `collection` (its values empty), if there is one.
+pub fn tombstone(conn: &dyn Sql, collection: &str, id: &str) -> Result<Option<RecordRow>> {
+    let conn = conn.conn(TOKEN);
+    Ok(conn
+        .prepare_cached(
+            "SELECT seq, created_at, updated_at, version FROM records
+             WHERE id = ?1 AND collection_id = ?2 AND deleted = 1",
+        )?
+        .query_row(params![id, collection], |r| {
+            Ok(RecordRow {
+                seq: r.get(0)?,
+                id: id.to_owned(),
+                collection_id: collection.to_owned(),
+                created_at: r.get(1)?,
+                updated_at: r.get(2)?,
+                version: r.get(3)?,
+                values: Values::new(),
+            })
+        })
+        .optional()?)
+}
+
+/// Brings a tombstone back to life with `vals` as its next version: sealed,
+/// its unique and pii digests written again (a value another record took
+/// since is refused like any duplicate), its history starting anew.
+pub fn undelete_record(
+    c: &TenantTx<'_>,
+    coll: &CollectionRow,
+    tomb: &RecordRow,
+    vals: Values,
+    now_ms: i64,
+    actor: Option<&str>,
+) -> Result<RecordRow> {
+    c.tx.prepare_cached("UPDATE records SET deleted = 0 WHERE seq = ?1 AND deleted = 1")?
+        .execute([tomb.seq])?;
+    update_record(c, coll, tomb, vals, now_ms, actor)
+}
