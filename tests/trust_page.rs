@@ -88,7 +88,19 @@ async fn trust_json_is_typed_signed_and_verified_offline() {
     let env = Env::new();
     let server = env.start_with(&ORG);
     let (body, v) = trust_json(&server).await;
+    // security.txt names the same contact when `[security_txt]` names none.
+    let txt = reqwest::get(server.url("/.well-known/security.txt"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     server.stop();
+    assert!(
+        txt.lines()
+            .any(|l| l == "Contact: mailto:security@example.com"),
+        "{txt}"
+    );
     let d = &v["document"];
 
     // Typed facts: enums, booleans, counts, RFC 3339 times; no prose.

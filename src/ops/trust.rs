@@ -376,19 +376,26 @@ pub async fn trust_page(state: Data<&Arc<AppState>>) -> Response {
 #[handler]
 pub fn security_txt(state: Data<&Arc<AppState>>) -> Response {
     let s = state.reloadable().security_txt;
-    if s.contact.is_empty() {
+    // `[security_txt]` first, else the trust page's own contact and policy:
+    // a reviewer finds the same address both ways.
+    let trust = &state.config.file.trust;
+    let Some(contact) = non_empty(&s.contact).or_else(|| trust.contact_href()) else {
         return StatusCode::NOT_FOUND.into_response();
-    }
+    };
     let expires =
         time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(s.expires_days.max(1)));
-    let policy = if s.policy.is_empty() {
-        format!("{}/trust", state.config.public_url)
-    } else {
-        s.policy.clone()
-    };
+    let policy = non_empty(&s.policy)
+        .or_else(|| {
+            // A path on the appliance becomes a full URL, as RFC 9116 asks.
+            non_empty(&trust.security_policy).map(|p| match p.starts_with('/') {
+                true => format!("{}{p}", state.config.public_url),
+                false => p,
+            })
+        })
+        .unwrap_or_else(|| format!("{}/trust", state.config.public_url));
     let body = format!(
         "Contact: {}\nExpires: {}\nPolicy: {}\nPreferred-Languages: {}\nCanonical: {}/.well-known/security.txt\n",
-        s.contact,
+        contact,
         rfc3339(expires.unix_timestamp()),
         policy,
         s.preferred_languages,
