@@ -53,7 +53,35 @@ async fn audit_pages_name_people_and_fields_and_search_finds_a_person_by_email()
     let record = get_text(&c, server.url(&format!("/w/{ws}/c/{cid}/r/{rid}"))).await;
     assert!(record.contains("<h1>Ada <small"), "{record}");
 
+    // A record deleted since is named as its last entry showed it.
+    let gone: Value = post_json(
+        &c,
+        api(&format!("/collections/{cid}/records")),
+        &json!({"values": {"Guests": "Babbage"}}),
+    )
+    .await;
+    let gone = gone["id"].as_str().unwrap().to_owned();
+    let del = c
+        .delete(api(&format!("/collections/{cid}/records/{gone}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+
     let page = get_text(&c, server.url(&format!("/w/{ws}/audit"))).await;
+    // Records by their first text field, the workspace by its name.
+    assert!(
+        page.contains(&format!("record <span title=\"{rid}\">Ada</span>")),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("record <span title=\"{gone}\">Babbage</span>")),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("workspace <span title=\"{ws}\">Names Ltd</span>")),
+        "{page}"
+    );
     assert!(page.contains("Olive Owner"), "the actor by name");
     assert!(page.contains("(olive@example.com)"), "and email");
     assert!(page.contains("Gary Guest"), "the member added, by name");

@@ -65,6 +65,18 @@ pub struct EntryView {
     pub withheld: bool,
 }
 
+impl EntryView {
+    /// `before` or `after`, when the entry carries it.
+    pub fn detail_side(&self, side: &str) -> Option<&Value> {
+        match side {
+            "before" => Some(&self.before),
+            "after" => Some(&self.after),
+            _ => None,
+        }
+        .filter(|v| !v.is_null())
+    }
+}
+
 pub fn detail(e: &StoredEntry, sealer: &Sealer) -> Value {
     let seq = e.seq.to_string();
     e.detail_ct

@@ -15,7 +15,6 @@ use crate::audit::Actor;
 use crate::audit::chains::Chain;
 use crate::audit::search::{EntryView, SearchPage};
 use crate::audit::service::{self, ChainStatus};
-use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::web::session::{Admin, SignedIn};
 use crate::web::tenant::TenantPage;
@@ -81,19 +80,20 @@ struct ChainPage<'a> {
     now: i64,
 }
 
-fn status_box(s: &ChainStatus, verify_action: &str, csrf: &str) -> Markup {
+fn status_box(s: &ChainStatus, verify_action: &str, csrf: &str, now: i64) -> Markup {
+    let when = |t: i64| super::forms::when(t, now);
     html! {
         section.card.status {
             h2 { "Integrity" }
             @match &s.last_verification {
-                Some(v) if v.ok => p.ok-line { "Verified intact " (rfc3339(v.time)) " — " (v.entries) " entries." }
-                Some(v) => p.error { "Verification FAILED " (rfc3339(v.time)) " at seq "
+                Some(v) if v.ok => p.ok-line { "Verified intact " (when(v.time)) " — " (v.entries) " entries." }
+                Some(v) => p.error { "Verification FAILED " (when(v.time)) " at seq "
                     (v.first_bad_seq.map(|s| s.to_string()).unwrap_or_default()) ": " (v.reason.clone().unwrap_or_default()) }
                 None => p.muted { "Not verified yet." }
             }
             p.muted {
                 @match (s.checkpoint_seq, s.checkpoint_time) {
-                    (Some(seq), Some(t)) => { "Newest signed checkpoint: seq " (seq) " at " (rfc3339(t)) ". " }
+                    (Some(seq), Some(t)) => { "Newest signed checkpoint: seq " (seq) ", " (when(t)) ". " }
                     _ => { "No signed checkpoint yet. " }
                 }
                 "Entries are kept " (s.retention_days) " days."
@@ -150,7 +150,7 @@ fn chain_page(p: ChainPage<'_>) -> Markup {
                 }
             }
         }
-        (status_box(p.status, &format!("{}/verify", p.base), p.csrf))
+        (status_box(p.status, &format!("{}/verify", p.base), p.csrf, p.now))
     }
 }
 
@@ -241,8 +241,9 @@ pub async fn workspace_audit(
     Query(filters): Query<Filters>,
 ) -> poem::Result<Response> {
     let (state, ws) = (ctx.state(), ctx.ws());
-    let names = Names::workspace(state, &ctx).await?;
+    let mut names = Names::workspace(state, &ctx).await?;
     let page = service::search_workspace(state.audit_deps(), &ctx, filters.params(&names)?).await?;
+    names.add_records(&ctx, &page.items).await;
     let status = service::status_workspace(state.audit_deps(), &ctx).await?;
     let body = chain_page(ChainPage {
         title: "Audit log",
@@ -265,7 +266,8 @@ pub async fn workspace_entry(
 ) -> poem::Result<Response> {
     let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
     let e = service::entry_workspace(&ctx, seq).await?;
-    let names = Names::workspace(ctx.state(), &ctx).await?;
+    let mut names = Names::workspace(ctx.state(), &ctx).await?;
+    names.add_records(&ctx, std::slice::from_ref(&e)).await;
     let body = entry_page(&e, &format!("/w/{ws}/audit"), &names);
     ctx.page(StatusCode::OK, "Audit entry", |_| body).await
 }

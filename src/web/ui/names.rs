@@ -11,6 +11,7 @@ use maud::{Markup, html};
 
 use crate::access::enter::TenantHandle;
 use crate::app::AppState;
+use crate::audit::search::EntryView;
 use crate::error::Result;
 
 #[derive(Default)]
@@ -21,6 +22,12 @@ pub struct Names {
     collections: HashMap<String, String>,
     /// Field id (`f_...`) → "Collection · Field".
     fields: HashMap<String, String>,
+    /// Collection id → its definition (for record titles).
+    defs: HashMap<String, std::sync::Arc<crate::records::schema::Definition>>,
+    /// Record id → its title (first text field).
+    records: HashMap<String, String>,
+    /// This workspace's id → its name.
+    workspace: Option<(String, String)>,
 }
 
 impl Names {
@@ -37,8 +44,54 @@ impl Names {
             }
             n.collections
                 .insert(c.row.id.to_string(), c.row.def.name.clone());
+            if c.can(crate::records::schema::RecordAction::Read) {
+                n.defs.insert(c.row.id.to_string(), c.row.def.clone());
+            }
         }
+        let ws = ctx.db.id();
+        let name = crate::workspace::name_of(&state.control, ws).await?;
+        n.workspace = Some((ws.to_string(), name));
         Ok(n)
+    }
+
+    /// Titles for the records the entries name, in collections the reader
+    /// may read: the record as it is now, else (deleted) as its entry last
+    /// showed it. A record that cannot be read keeps its short id.
+    pub async fn add_records(&mut self, ctx: &TenantHandle, entries: &[EntryView]) {
+        for e in entries {
+            let (Some("record"), Some(rid)) = (e.target_type.as_deref(), e.target.as_deref())
+            else {
+                continue;
+            };
+            if e.withheld || self.records.contains_key(rid) {
+                continue;
+            }
+            let Some(cid) = ["after", "before"]
+                .iter()
+                .find_map(|side| e.detail_side(side)?.get("collection")?.as_str())
+            else {
+                continue;
+            };
+            let Some(def) = self.defs.get(cid) else {
+                continue;
+            };
+            let live = match (cid.parse(), rid.parse()) {
+                (Ok(c), Ok(r)) => crate::records::get_record(ctx, &c, &r).await.ok(),
+                _ => None,
+            };
+            let title = match live {
+                Some((_, rec)) => def.title(&rec.values),
+                None => ["before", "after"].iter().find_map(|side| {
+                    let vals = e.detail_side(side)?.get("values")?.as_object()?;
+                    let vals: crate::records::values::Values =
+                        vals.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    def.title(&vals)
+                }),
+            };
+            if let Some(t) = title {
+                self.records.insert(rid.to_owned(), t);
+            }
+        }
     }
 
     /// The accounts among `ids`, and the one with the email `by_email`
@@ -100,6 +153,13 @@ impl Names {
             "user" | "member" if self.people.contains_key(id) => html! { (self.person(id)) },
             "collection" if self.collections.contains_key(id) => {
                 html! { "collection " span title=(id) { (self.collections[id]) } }
+            }
+            "record" if self.records.contains_key(id) => {
+                html! { "record " span title=(id) { (self.records[id]) } }
+            }
+            "workspace" if self.workspace.as_ref().is_some_and(|(w, _)| w == id) => {
+                let name = self.workspace.as_ref().map(|(_, n)| n.as_str()).unwrap_or_default();
+                html! { "workspace " span title=(id) { (name) } }
             }
             _ => {
                 let short: String = id.chars().take(8).collect();
