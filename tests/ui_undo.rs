@@ -192,3 +192,90 @@ async fn undelete_over_the_api_takes_only_a_deleted_record_the_caller_may_delete
     assert_eq!(call(&owner, M::GET, rec(&c2), Value::Null).await.0, 404);
     server.stop();
 }
+
+/// The deletion's audit entry offers the restore too, after the flash is
+/// gone: to those who may delete, while the record is still deleted.
+#[tokio::test]
+async fn a_deletions_audit_entry_offers_to_restore_the_record() {
+    let env = Env::new();
+    env.create_user("own@example.com", "Owner");
+    env.create_user("view@example.com", "Viewer");
+    let ws = env.create_workspace("Entry Ltd", "own@example.com");
+    env.add_member(&ws, "view@example.com", "viewer");
+    let server = env.start();
+    let (owner, viewer) = (client(&server), client(&server));
+    for (c, e) in [(&owner, "own@example.com"), (&viewer, "view@example.com")] {
+        assert_eq!(login(c, &server, e, PASSWORD).await.status(), 200);
+    }
+    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    use reqwest::Method as M;
+    let (_, coll) = call(
+        &owner,
+        M::POST,
+        api("/collections"),
+        json!({"name": "Rooms", "fields": [{"name": "Room", "type": "text"}]}),
+    )
+    .await;
+    let cid = coll["id"].as_str().unwrap().to_owned();
+    let (_, rec) = call(
+        &owner,
+        M::POST,
+        api(&format!("/collections/{cid}/records")),
+        json!({"values": {"Room": "Blue suite"}}),
+    )
+    .await;
+    let rid = rec["id"].as_str().unwrap().to_owned();
+    let rec_url = api(&format!("/collections/{cid}/records/{rid}"));
+    assert_eq!(
+        call(&owner, M::DELETE, rec_url.clone(), Value::Null)
+            .await
+            .0,
+        204
+    );
+    let (_, found) = call(
+        &owner,
+        M::GET,
+        api("/audit?action=record.deleted"),
+        Value::Null,
+    )
+    .await;
+    let seq = found["items"][0]["seq"].as_i64().unwrap();
+    let entry = server.url(&format!("/w/{ws}/audit/{seq}"));
+
+    let page = common::get_text(&owner, entry.clone()).await;
+    let action = format!("action=\"/w/{ws}/c/{cid}/r/{rid}/undelete\"");
+    assert!(
+        page.contains("id=\"restore-deleted\"") && page.contains(&action),
+        "{page}"
+    );
+    assert!(
+        page.contains("Blue suite"),
+        "the deleted record named by its title"
+    );
+    let seen = common::get_text(&viewer, entry.clone()).await;
+    assert!(
+        !seen.contains("restore-deleted"),
+        "a viewer may not restore"
+    );
+
+    let csrf = common::page_csrf(&owner, &entry).await;
+    let r = owner
+        .post(server.url(&format!("/w/{ws}/c/{cid}/r/{rid}/undelete")))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success() || r.status().is_redirection(),
+        "{}",
+        r.status()
+    );
+    let (s, back) = call(&owner, M::GET, rec_url, Value::Null).await;
+    assert_eq!((s, &back["values"]["Room"]), (200, &json!("Blue suite")));
+    let page = common::get_text(&owner, entry).await;
+    assert!(
+        !page.contains("restore-deleted"),
+        "live again: nothing to restore"
+    );
+    server.stop();
+}

@@ -194,11 +194,18 @@ fn diff_rows(before: &Value, after: &Value) -> Vec<(String, String, String, bool
         .collect()
 }
 
-fn entry_page(e: &EntryView, back: &str, names: &Names) -> Markup {
+fn entry_page(e: &EntryView, back: &str, names: &Names, csrf: &str) -> Markup {
     html! {
         section.card {
             p { a href=(back) { "← Audit log" } }
             h1 { "Entry " (e.seq) ": " code { (e.action) } }
+            @if let Some(undo) = names.undo_of(e) {
+                form.inline method="post" action=(undo) id="restore-deleted" {
+                    (super::csrf_field(csrf))
+                    p.muted { "This record is deleted; its values are kept in this entry." }
+                    button type="submit" { "Restore this record" }
+                }
+            }
             table.kv {
                 tr { th { "Time" } td { (e.time) } }
                 tr { th { "Actor" } td { (e.actor_type) @if e.actor != e.actor_type { " " (names.person(&e.actor)) } } }
@@ -268,8 +275,11 @@ pub async fn workspace_entry(
     let e = service::entry_workspace(&ctx, seq).await?;
     let mut names = Names::workspace(ctx.state(), &ctx).await?;
     names.add_records(&ctx, std::slice::from_ref(&e)).await;
-    let body = entry_page(&e, &format!("/w/{ws}/audit"), &names);
-    ctx.page(StatusCode::OK, "Audit entry", |_| body).await
+    let back = format!("/w/{ws}/audit");
+    ctx.page(StatusCode::OK, "Audit entry", |token| {
+        entry_page(&e, &back, &names, token)
+    })
+    .await
 }
 
 #[handler]
@@ -350,7 +360,8 @@ pub async fn platform_entry(
         .flatten()
         .collect();
     let names = Names::accounts(&admin.state, &ids, None).await?;
-    let body = entry_page(&e, "/platform/audit", &names);
+    // Platform entries restore nothing: no CSRF token needed.
+    let body = entry_page(&e, "/platform/audit", &names, "");
     framed_page(
         req,
         &admin.state,

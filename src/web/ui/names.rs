@@ -28,6 +28,10 @@ pub struct Names {
     records: HashMap<String, String>,
     /// This workspace's id → its name.
     workspace: Option<(String, String)>,
+    /// Collections whose records the reader may delete (and so restore).
+    deletable: std::collections::HashSet<String>,
+    /// Records named by entries that are deleted now.
+    deleted: std::collections::HashSet<String>,
 }
 
 impl Names {
@@ -46,6 +50,9 @@ impl Names {
                 .insert(c.row.id.to_string(), c.row.def.name.clone());
             if c.can(crate::records::schema::RecordAction::Read) {
                 n.defs.insert(c.row.id.to_string(), c.row.def.clone());
+            }
+            if ctx.db.frozen().is_none() && c.can(crate::records::schema::RecordAction::Delete) {
+                n.deletable.insert(c.row.id.to_string());
             }
         }
         let ws = ctx.db.id();
@@ -79,6 +86,9 @@ impl Names {
                 (Ok(c), Ok(r)) => crate::records::get_record(ctx, &c, &r).await.ok(),
                 _ => None,
             };
+            if live.is_none() {
+                self.deleted.insert(rid.to_owned());
+            }
             let title = match live {
                 Some((_, rec)) => def.title(&rec.values),
                 None => ["before", "after"].iter().find_map(|side| {
@@ -134,6 +144,20 @@ impl Names {
         Ok(n)
     }
 
+    /// The undo of a deletion this entry records, when the record is still
+    /// deleted and the reader may restore it: `/w/…/r/…/undelete`.
+    pub fn undo_of(&self, e: &EntryView) -> Option<String> {
+        let rid = e.target.as_deref()?;
+        let cid = e.detail_side("before")?.get("collection")?.as_str()?;
+        let (ws, _) = self.workspace.as_ref()?;
+        let ok = e.action == "record.deleted"
+            && !e.redacted
+            && !e.withheld
+            && self.deleted.contains(rid)
+            && self.deletable.contains(cid);
+        ok.then(|| format!("/w/{ws}/c/{cid}/r/{rid}/undelete"))
+    }
+
     /// A person: "Name (email)", or the id when not known here.
     pub fn person(&self, id: &str) -> Markup {
         match self.people.get(id) {
@@ -158,7 +182,11 @@ impl Names {
                 html! { "record " span title=(id) { (self.records[id]) } }
             }
             "workspace" if self.workspace.as_ref().is_some_and(|(w, _)| w == id) => {
-                let name = self.workspace.as_ref().map(|(_, n)| n.as_str()).unwrap_or_default();
+                let name = self
+                    .workspace
+                    .as_ref()
+                    .map(|(_, n)| n.as_str())
+                    .unwrap_or_default();
                 html! { "workspace " span title=(id) { (name) } }
             }
             _ => {
