@@ -194,17 +194,19 @@ async fn undelete_over_the_api_takes_only_a_deleted_record_the_caller_may_delete
 }
 
 /// The deletion's audit entry offers the restore too, after the flash is
-/// gone: to those who may delete, while the record is still deleted.
+/// gone: to those who may delete, while the record is still deleted. An
+/// admin reads the entry but may not delete this collection's records, so
+/// is not offered it.
 #[tokio::test]
 async fn a_deletions_audit_entry_offers_to_restore_the_record() {
     let env = Env::new();
     env.create_user("own@example.com", "Owner");
-    env.create_user("view@example.com", "Viewer");
+    env.create_user("admin@example.com", "Admin");
     let ws = env.create_workspace("Entry Ltd", "own@example.com");
-    env.add_member(&ws, "view@example.com", "viewer");
+    env.add_member(&ws, "admin@example.com", "admin");
     let server = env.start();
-    let (owner, viewer) = (client(&server), client(&server));
-    for (c, e) in [(&owner, "own@example.com"), (&viewer, "view@example.com")] {
+    let (owner, admin) = (client(&server), client(&server));
+    for (c, e) in [(&owner, "own@example.com"), (&admin, "admin@example.com")] {
         assert_eq!(login(c, &server, e, PASSWORD).await.status(), 200);
     }
     let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
@@ -213,7 +215,9 @@ async fn a_deletions_audit_entry_offers_to_restore_the_record() {
         &owner,
         M::POST,
         api("/collections"),
-        json!({"name": "Rooms", "fields": [{"name": "Room", "type": "text"}]}),
+        json!({"name": "Rooms", "fields": [{"name": "Room", "type": "text"}],
+               "permissions": {"read": ["owner", "admin"], "create": ["owner", "admin"],
+                               "update": ["owner", "admin"], "delete": ["owner"]}}),
     )
     .await;
     let cid = coll["id"].as_str().unwrap().to_owned();
@@ -252,11 +256,12 @@ async fn a_deletions_audit_entry_offers_to_restore_the_record() {
         page.contains("Blue suite"),
         "the deleted record named by its title"
     );
-    let seen = common::get_text(&viewer, entry.clone()).await;
+    let seen = common::get_text(&admin, entry.clone()).await;
     assert!(
-        !seen.contains("restore-deleted"),
-        "a viewer may not restore"
+        seen.contains("Blue suite"),
+        "the admin reads the entry: {seen}"
     );
+    assert!(!seen.contains("restore-deleted"), "but may not restore");
 
     let csrf = common::page_csrf(&owner, &entry).await;
     let r = owner
