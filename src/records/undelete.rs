@@ -2,7 +2,11 @@
 //! records table (the tombstone has none); its audit entry holds them, sealed
 //! under the workspace key like every entry. Undoing a deletion takes them
 //! from there, so it works for as long as that entry keeps its details: not
-//! once audit retention removed it or a data subject's erasure redacted it.
+//! once audit retention removed it or a data subject's erasure redacted it,
+//! and not once any data-subject anonymisation ran after the deletion (an
+//! erasure must never be undone, and whether it reached a deleted record
+//! depends on digests a key rotation or a new `pii` flag may have left
+//! behind: refusing after any later anonymisation does not depend on them).
 
 use serde_json::{Value, json};
 
@@ -19,14 +23,22 @@ use crate::store::audit::{self as astore, SqlFilter};
 use crate::store::records::{self as rstore, RecordRow};
 
 /// Puts a deleted record back with the values it had when it was deleted,
-/// as a new version. Anyone who may delete the collection's records may undo
-/// a deletion; fields removed from the collection since stay out.
+/// as a new version. Whoever may delete and read the collection's records
+/// may undo a deletion (the answer shows the values); fields removed from
+/// the collection since stay out. With `entry`, only that deletion entry's
+/// values may come back: a later deletion of the same record is a 409.
 pub async fn undelete_record(
     ctx: &TenantHandle,
     coll_id: &CollectionId,
     id: &RecordId,
+    entry: Option<i64>,
 ) -> Result<(Visible, RecordRow)> {
     let coll = load(ctx, coll_id, Need::Record(RecordAction::Delete)).await?;
+    if !coll.can(RecordAction::Read) {
+        return Err(ctx
+            .deny(coll.role, "records.undelete", "collection permissions")
+            .await);
+    }
     let now = ctx.now();
     let ms = now_ms(&ctx.clock);
     let user = ctx.user.to_string();
@@ -38,7 +50,7 @@ pub async fn undelete_record(
         .db
         .write(move |t| {
             let tomb = rstore::tombstone(t, &row.id, &id)?.ok_or(Error::NotFound("record"))?;
-            let vals: Values = values_when_deleted(t, t.sealer, &row.id, &id)?
+            let vals: Values = values_when_deleted(t, t.sealer, &row.id, &id, entry)?
                 .into_iter()
                 .filter(|(k, _)| row.def.live_fields().any(|f| &f.id == k))
                 .collect();
@@ -60,8 +72,15 @@ pub async fn undelete_record(
     Ok((coll, rec))
 }
 
-/// The values the record's last `record.deleted` entry recorded.
-fn values_when_deleted(c: &dyn Sql, sealer: &Sealer, coll: &str, id: &str) -> Result<Values> {
+/// The values the record's last `record.deleted` entry recorded (which must
+/// be `entry` when given), unless a data-subject anonymisation ran since.
+fn values_when_deleted(
+    c: &dyn Sql,
+    sealer: &Sealer,
+    coll: &str,
+    id: &str,
+    entry: Option<i64>,
+) -> Result<Values> {
     let gone = || {
         Error::Conflict(
             "this record's deletion is no longer in the audit log with its values, so it cannot be restored"
@@ -73,12 +92,28 @@ fn values_when_deleted(c: &dyn Sql, sealer: &Sealer, coll: &str, id: &str) -> Re
         action: Some("record.deleted".into()),
         ..SqlFilter::default()
     };
-    let entry = astore::query(c, &filter, 1)?
+    let found = astore::query(c, &filter, 1)?
         .into_iter()
         .next()
         .filter(|e| e.redacted_by.is_none())
         .ok_or_else(gone)?;
-    let detail = crate::audit::search::detail(&entry, sealer);
+    if entry.is_some_and(|seq| seq != found.seq) {
+        return Err(Error::Conflict(
+            "this record was deleted again later: restore it from its latest deletion".into(),
+        ));
+    }
+    let erasures = SqlFilter {
+        action: Some(crate::audit::verify::ANONYMISED.into()),
+        ascending_after: Some(found.seq),
+        ..SqlFilter::default()
+    };
+    if !astore::query(c, &erasures, 1)?.is_empty() {
+        return Err(Error::Conflict(
+            "a data subject request was carried out after this deletion, so its values are not restored"
+                .into(),
+        ));
+    }
+    let detail = crate::audit::search::detail(&found, sealer);
     let before = detail.get("before").ok_or_else(gone)?;
     if before.get("collection").and_then(Value::as_str) != Some(coll) {
         return Err(gone());

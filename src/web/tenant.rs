@@ -204,13 +204,14 @@ impl<'a, O: Op> FromRequest<'a> for TenantPage<O> {
         let state = app_state(req)?;
         let (csrf, _) = csrf::token_for(req, &state);
         let ws = req.raw_path_param("ws").unwrap_or_default().to_owned();
+        let flash = crate::web::ui::flash::take(req, state.config.secure_cookies());
         Ok(TenantPage {
             handle,
             who,
             state,
             ws,
             path: req.uri().path().to_owned(),
-            flash: crate::web::ui::flash::take(req),
+            flash,
             csrf,
             op: PhantomData,
         })

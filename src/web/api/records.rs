@@ -319,8 +319,10 @@ impl RecordsApi {
     }
 
     /// Undoes a record's deletion: the values its deletion's audit entry
-    /// recorded come back as a new version (409 once that entry is gone or
-    /// redacted, 404 for a record that is not deleted).
+    /// recorded come back as a new version. For those who may delete and
+    /// read the collection's records; 404 for a record that is not deleted,
+    /// 409 once that entry is gone or redacted or a data-subject
+    /// anonymisation ran after the deletion.
     #[oai(
         path = "/workspaces/:workspace/collections/:collection/records/:record/undelete",
         method = "post"
@@ -332,7 +334,8 @@ impl RecordsApi {
         record: Path<String>,
     ) -> poem::Result<JsonOut<RecordOut>> {
         let (v, r) =
-            records::undelete_record(&workspace, &collection.parse()?, &record.parse()?).await?;
+            records::undelete_record(&workspace, &collection.parse()?, &record.parse()?, None)
+                .await?;
         Ok(JsonOut(self::record(&v, r)))
     }
 

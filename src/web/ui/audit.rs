@@ -202,6 +202,7 @@ fn entry_page(e: &EntryView, back: &str, names: &Names, csrf: &str) -> Markup {
             @if let Some(undo) = names.undo_of(e) {
                 form.inline method="post" action=(undo) id="restore-deleted" {
                     (super::csrf_field(csrf))
+                    input type="hidden" name="entry" value=(e.seq);
                     p.muted { "This record is deleted; its values are kept in this entry." }
                     button type="submit" { "Restore this record" }
                 }

@@ -11,7 +11,14 @@ use poem::{Request, Response};
 use crate::access::op::{self, Op};
 use crate::access::permissions::Action;
 
+/// Behind TLS, `__Host-` keeps a sibling subdomain or a plain-HTTP
+/// attacker from planting a flash (and so an "Undo" button) for this host.
 const NAME: &str = "aura_flash";
+const NAME_TLS: &str = "__Host-aura_flash";
+
+fn name(secure: bool) -> &'static str {
+    if secure { NAME_TLS } else { NAME }
+}
 
 /// The platform area's changes (outside any workspace, so no `Op`).
 pub const PLATFORM: &[(&str, &str)] = &[
@@ -73,9 +80,10 @@ pub fn set<O: Op>(resp: &mut Response, secure: bool) {
     set_platform(resp, secure, O::LABEL);
 }
 
-/// Marks `resp` with `O`'s flash and an "Undo" button posting to `undo`.
+/// Marks `resp` with `O`'s flash and an "Undo" button posting to `undo`
+/// (shown for a record's deletion only).
 pub fn set_with_undo<O: Op>(resp: &mut Response, secure: bool, undo: &str) {
-    if undo_path(undo).is_some() {
+    if O::LABEL == UNDOABLE && undo_path(undo, None).is_some() {
         set_platform(resp, secure, &format!("{}{UNDO}{undo}", O::LABEL));
     } else {
         set::<O>(resp, secure);
@@ -85,10 +93,20 @@ pub fn set_with_undo<O: Op>(resp: &mut Response, secure: bool, undo: &str) {
 /// Between a label and its undo path in the cookie.
 const UNDO: char = '|';
 
-/// An undo path as this server makes them (`/w/…/undelete`, ids only): a
-/// cookie set by anyone else never becomes a form pointing elsewhere.
-fn undo_path(p: &str) -> Option<&str> {
-    let ok = p.starts_with("/w/")
+/// The one change a flash offers to undo.
+const UNDOABLE: &str = "records.delete";
+
+/// An undo path as this server makes them (`/w/…/undelete`, ids only), in
+/// the workspace `ws` of the page showing it when given: a cookie set by
+/// anyone else never becomes a form pointing elsewhere.
+fn undo_path<'a>(p: &'a str, ws: Option<&str>) -> Option<&'a str> {
+    let in_ws = ws.is_none_or(|ws| {
+        p.strip_prefix("/w/")
+            .and_then(|rest| rest.strip_prefix(ws))
+            .is_some_and(|rest| rest.starts_with('/'))
+    });
+    let ok = in_ws
+        && p.starts_with("/w/")
         && p.ends_with("/undelete")
         && !p.contains("//")
         && p.chars()
@@ -98,41 +116,54 @@ fn undo_path(p: &str) -> Option<&str> {
 
 /// Marks `resp` with one of the platform area's flashes (`PLATFORM`).
 pub fn set_platform(resp: &mut Response, secure: bool, label: &str) {
-    let secure = if secure { "; Secure" } else { "" };
-    let c = format!("{NAME}={label}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60{secure}");
+    let c = format!(
+        "{}={label}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60{}",
+        name(secure),
+        if secure { "; Secure" } else { "" }
+    );
     if let Ok(v) = c.parse() {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
 }
 
 /// The flash a request carries (its label), if any.
-pub fn take(req: &Request) -> Option<String> {
+pub fn take(req: &Request, secure: bool) -> Option<String> {
+    let want = name(secure);
     req.headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == NAME)
+        .find(|(k, _)| *k == want)
         .map(|(_, v)| v.to_owned())
         .filter(|v| !v.is_empty())
 }
 
 /// Clears the flash once shown.
 pub fn clear(resp: &mut Response, secure: bool) {
-    let secure = if secure { "; Secure" } else { "" };
-    if let Ok(v) = format!("{NAME}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}").parse() {
+    let c = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        name(secure),
+        if secure { "; Secure" } else { "" }
+    );
+    if let Ok(v) = c.parse() {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
 }
 
-/// The flash line, with its "Undo" form when the change can be undone.
-pub fn render(flash: Option<&str>, csrf: &str) -> Markup {
+/// The flash line, with its "Undo" form when the change can be undone and
+/// the undo belongs to the workspace `ws` of the page showing it.
+pub fn render(flash: Option<&str>, csrf: &str, ws: Option<&str>) -> Markup {
     let Some(flash) = flash else {
         return html! {};
     };
     let (label, undo) = match flash.split_once(UNDO) {
-        Some((l, u)) => (l, undo_path(u)),
+        Some((l, u)) => (
+            l,
+            ws.and_then(|w| undo_path(u, Some(w)))
+                .filter(|_| l == UNDOABLE),
+        ),
         None => (flash, None),
     };
     match sentence(label) {
@@ -173,10 +204,27 @@ mod tests {
             Some("Member removed.")
         );
         assert_eq!(sentence("<script>"), None);
-        assert_eq!(
-            undo_path("/w/a-1/c/b/r/c_2/undelete"),
-            Some("/w/a-1/c/b/r/c_2/undelete")
+        let p = "/w/a-1/c/b/r/c_2/undelete";
+        assert_eq!(undo_path(p, None), Some(p));
+        assert_eq!(undo_path(p, Some("a-1")), Some(p));
+        assert_eq!(undo_path(p, Some("a")), None, "another workspace's page");
+        assert_eq!(undo_path(p, Some("b")), None);
+        // A planted cookie: the undo shows only for a deletion, only on a
+        // page of the workspace it names.
+        let planted = format!("records.undelete|{p}");
+        let shown = render(Some(&planted), "t", Some("a-1")).into_string();
+        assert!(
+            shown.contains("Record restored.") && !shown.contains("undo"),
+            "{shown}"
         );
+        let planted = format!("records.delete|{p}");
+        let shown = render(Some(&planted), "t", Some("other")).into_string();
+        assert!(
+            shown.contains("Record deleted.") && !shown.contains("undo"),
+            "{shown}"
+        );
+        let shown = render(Some(&planted), "t", Some("a-1")).into_string();
+        assert!(shown.contains(&format!("action=\"{p}\"")), "{shown}");
         for bad in [
             "//evil.example/undelete",
             "https://evil.example/w/undelete",
@@ -184,7 +232,7 @@ mod tests {
             "/w//evil.example/undelete",
             "/w/x/delete",
         ] {
-            assert_eq!(undo_path(bad), None, "{bad}");
+            assert_eq!(undo_path(bad, None), None, "{bad}");
         }
     }
 }

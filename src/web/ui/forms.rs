@@ -212,7 +212,7 @@ pub async fn page(
         who,
         token: &token,
         workspace: None,
-        flash: super::flash::take(req),
+        flash: super::flash::take(req, state.config.secure_cookies()),
     };
     framed(frame, banner, status, title, body).await
 }
@@ -293,6 +293,7 @@ async fn framed(
         .read_async(move |c| crate::store::control::get_user(c, &control.keys, user))
         .await?;
     let (email, platform_admin) = me.map(|u| (u.email, u.platform_admin)).unwrap_or_default();
+    let page_ws = frame.workspace.as_ref().map(|w| w.ws);
     let nav = match frame.workspace {
         Some(w) => Some(workspace_nav(state, user, w).await?),
         None => None,
@@ -301,7 +302,7 @@ async fn framed(
         Some(i) => Some(crate::workspace::name_of(&state.control, i.workspace_id).await?),
         None => None,
     };
-    let markup = html! { (super::flash::render(frame.flash.as_deref(), frame.token)) (banner) (body(frame.token)) };
+    let markup = html! { (super::flash::render(frame.flash.as_deref(), frame.token, page_ws)) (banner) (body(frame.token)) };
     let mut resp = html_response(
         status,
         layout(

@@ -51,7 +51,8 @@ impl Names {
             if c.can(crate::records::schema::RecordAction::Read) {
                 n.defs.insert(c.row.id.to_string(), c.row.def.clone());
             }
-            if ctx.db.frozen().is_none() && c.can(crate::records::schema::RecordAction::Delete) {
+            use crate::records::schema::RecordAction::{Delete, Read};
+            if ctx.db.frozen().is_none() && c.can(Delete) && c.can(Read) {
                 n.deletable.insert(c.row.id.to_string());
             }
         }

@@ -490,7 +490,9 @@ pub async fn undelete_record(
     Id(cid): Id<CollectionId>,
     Id(rid): Id<RecordId>,
 ) -> poem::Result<Response> {
-    records::undelete_record(&p.ctx, &cid, &rid).await?;
+    // From an audit entry's page: that deletion's values, or a 409.
+    let entry = p.form.get("entry").and_then(|s| s.parse().ok());
+    records::undelete_record(&p.ctx, &cid, &rid, entry).await?;
     Ok(p.done(record_url(p.ctx.ws(), &cid, rid)))
 }
 
