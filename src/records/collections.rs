@@ -256,6 +256,9 @@ pub async fn change_collection(
                     t,
                     &row,
                 )?;
+                // Deleted records too: their entries must stay findable.
+                let mut after = 0;
+                while super::rekey_tombstones(t, Some(&row.id), &mut after)? > 0 {}
             }
             t.audit(
                 now,

@@ -51,7 +51,7 @@ pub use collections::{
     delete_collection, list_collections, list_collections_page,
 };
 pub use list::{ListParams, Page, list_records};
-pub use undelete::undelete_record;
+pub use undelete::{rekey_tombstones, undelete_record};
 
 pub const MAX_PAGE: usize = 200;
 pub(crate) const DEFAULT_PAGE: usize = 50;

@@ -21,6 +21,7 @@ use crate::ids::{CollectionId, RecordId};
 use crate::store::Sql;
 use crate::store::audit::{self as astore, SqlFilter};
 use crate::store::records::{self as rstore, RecordRow};
+use crate::store::tenant::TenantTx;
 
 /// Puts a deleted record back with the values it had when it was deleted,
 /// as a new version. Whoever may delete and read the collection's records
@@ -81,30 +82,20 @@ fn values_when_deleted(
     id: &str,
     entry: Option<i64>,
 ) -> Result<Values> {
-    let gone = || {
-        Error::Conflict(
+    let Some((seq, values)) = deletion_values(c, sealer, coll, id)? else {
+        return Err(Error::Conflict(
             "this record's deletion is no longer in the audit log with its values, so it cannot be restored"
                 .into(),
-        )
+        ));
     };
-    let filter = SqlFilter {
-        target: Some(format!("record:{id}")),
-        action: Some("record.deleted".into()),
-        ..SqlFilter::default()
-    };
-    let found = astore::query(c, &filter, 1)?
-        .into_iter()
-        .next()
-        .filter(|e| e.redacted_by.is_none())
-        .ok_or_else(gone)?;
-    if entry.is_some_and(|seq| seq != found.seq) {
+    if entry.is_some_and(|e| e != seq) {
         return Err(Error::Conflict(
             "this record was deleted again later: restore it from its latest deletion".into(),
         ));
     }
     let erasures = SqlFilter {
         action: Some(crate::audit::verify::ANONYMISED.into()),
-        ascending_after: Some(found.seq),
+        ascending_after: Some(seq),
         ..SqlFilter::default()
     };
     if !astore::query(c, &erasures, 1)?.is_empty() {
@@ -113,14 +104,65 @@ fn values_when_deleted(
                 .into(),
         ));
     }
+    Ok(values)
+}
+
+/// The seq and values of the record's last `record.deleted` entry in
+/// `coll`; none once retention removed it or an anonymisation redacted it.
+fn deletion_values(
+    c: &dyn Sql,
+    sealer: &Sealer,
+    coll: &str,
+    id: &str,
+) -> Result<Option<(i64, Values)>> {
+    let filter = SqlFilter {
+        target: Some(format!("record:{id}")),
+        action: Some("record.deleted".into()),
+        ..SqlFilter::default()
+    };
+    let Some(found) = astore::query(c, &filter, 1)?
+        .into_iter()
+        .next()
+        .filter(|e| e.redacted_by.is_none())
+    else {
+        return Ok(None);
+    };
     let detail = crate::audit::search::detail(&found, sealer);
-    let before = detail.get("before").ok_or_else(gone)?;
+    let Some(before) = detail.get("before") else {
+        return Ok(None);
+    };
     if before.get("collection").and_then(Value::as_str) != Some(coll) {
-        return Err(gone());
+        return Ok(None);
     }
-    let values = before
-        .get("values")
-        .and_then(Value::as_object)
-        .ok_or_else(gone)?;
-    Ok(values.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    let Some(values) = before.get("values").and_then(Value::as_object) else {
+        return Ok(None);
+    };
+    let values = values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    Ok(Some((found.seq, values)))
+}
+
+/// Tombstones looked at per call of `rekey_tombstones`.
+pub const REKEY_BATCH: i64 = 500;
+
+/// Brings deleted records' personal-data digests up to date from their
+/// deletion entries, so a data-subject request still finds those entries:
+/// after a data key rotation (every tombstone with such digests) or when
+/// `collection` gains a personal-data field (its tombstones). One batch
+/// after seq `after` (moved on); returns how many were looked at, 0 when done.
+pub fn rekey_tombstones(
+    t: &TenantTx<'_>,
+    collection: Option<&str>,
+    after: &mut i64,
+) -> Result<usize> {
+    let page = rstore::tombstones_page(t, collection, *after, REKEY_BATCH)?;
+    for (seq, id, coll) in &page {
+        *after = *seq;
+        let Some(row) = rstore::get_collection(t, t.sealer, coll)? else {
+            continue;
+        };
+        if let Some((_, vals)) = deletion_values(t, t.sealer, coll, id)? {
+            rstore::rewrite_pii_keys(t, &row, *seq, &vals)?;
+        }
+    }
+    Ok(page.len())
 }

@@ -16,7 +16,9 @@ pub use super::collections::{
     list_collections_page, save_collection, schema_version,
 };
 use super::handle::{Sql, SqlTx, TOKEN};
-pub use super::tombstones::{delete_record, tombstone, undelete_record};
+pub use super::tombstones::{
+    delete_record, rewrite_pii_keys, tombstone, tombstones_page, undelete_record,
+};
 
 /// Versions of a record kept for history and restore.
 pub const HISTORY_VERSIONS: i64 = 20;
@@ -309,12 +311,7 @@ pub(super) fn write_keys(
             }
         }
         if f.pii {
-            let digest = blind.compute("record.pii", &text);
-            tx.prepare_cached(
-                "INSERT INTO record_keys (collection_id, field_id, digest, record_seq, uniq)
-                 VALUES (?1, ?2, ?3, ?4, 0)",
-            )?
-            .execute(params![collection, f.id, digest, seq])?;
+            write_pii_key(tx, blind, collection, &f.id, seq, &text)?;
         }
     }
     if errors.is_empty() {
@@ -322,6 +319,24 @@ pub(super) fn write_keys(
     } else {
         Err(crate::error::Error::Validation(errors))
     }
+}
+
+/// A personal-data digest (workspace-wide, for finding a data subject).
+pub(super) fn write_pii_key(
+    tx: &Transaction<'_>,
+    blind: &BlindIndex,
+    collection: &str,
+    field: &str,
+    seq: i64,
+    text: &str,
+) -> Result<()> {
+    let digest = blind.compute("record.pii", text);
+    tx.prepare_cached(
+        "INSERT INTO record_keys (collection_id, field_id, digest, record_seq, uniq)
+         VALUES (?1, ?2, ?3, ?4, 0)",
+    )?
+    .execute(params![collection, field, digest, seq])?;
+    Ok(())
 }
 
 fn taken_under_older_key(

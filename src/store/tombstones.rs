@@ -6,10 +6,11 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::handle::{Sql, SqlTx, TOKEN};
-use super::records::{CollectionRow, RecordRow, next_rev, update_record};
+use super::records::{CollectionRow, RecordRow, next_rev, update_record, write_pii_key};
 use super::tenant::TenantTx;
 use crate::error::Result;
-use crate::model::values::Values;
+use crate::model::schema::FieldType;
+use crate::model::values::{self, Values};
 
 pub fn delete_record(tx: &dyn SqlTx, seq: i64, now_ms: i64) -> Result<()> {
     let tx = tx.tx(TOKEN);
@@ -64,4 +65,61 @@ pub fn undelete_record(
     c.tx.prepare_cached("UPDATE records SET deleted = 0 WHERE seq = ?1 AND deleted = 1")?
         .execute([tomb.seq])?;
     update_record(c, coll, tomb, vals, now_ms, actor)
+}
+
+/// Up to `limit` tombstones after seq `after`, as (seq, id, collection):
+/// those of `collection` when given, else every one that still holds a
+/// personal-data digest.
+pub fn tombstones_page(
+    conn: &dyn Sql,
+    collection: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String, String)>> {
+    let conn = conn.conn(TOKEN);
+    let sql = match collection {
+        Some(_) => {
+            "SELECT seq, id, collection_id FROM records
+             WHERE deleted = 1 AND collection_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+        }
+        None => {
+            "SELECT seq, id, collection_id FROM records r
+             WHERE deleted = 1 AND ?1 IS NULL AND seq > ?2
+               AND EXISTS (SELECT 1 FROM record_keys k WHERE k.record_seq = r.seq AND k.uniq = 0)
+             ORDER BY seq LIMIT ?3"
+        }
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![collection, after, limit], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Writes a tombstone's personal-data digests again, under the current
+/// key, from the values it had when deleted (its unique digests stay gone):
+/// a data-subject request finds it after a key rotation or a field newly
+/// marked personal data.
+pub fn rewrite_pii_keys(
+    c: &TenantTx<'_>,
+    coll: &CollectionRow,
+    seq: i64,
+    vals: &Values,
+) -> Result<()> {
+    c.tx.prepare_cached("DELETE FROM record_keys WHERE record_seq = ?1 AND uniq = 0")?
+        .execute([seq])?;
+    for f in coll.def.live_fields() {
+        let Some(v) = vals.get(&f.id) else { continue };
+        if f.pii && f.kind != FieldType::MultiSelect {
+            write_pii_key(
+                c.tx,
+                c.blind,
+                &coll.id,
+                &f.id,
+                seq,
+                &values::index_text(f, v),
+            )?;
+        }
+    }
+    Ok(())
 }

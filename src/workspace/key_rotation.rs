@@ -125,6 +125,10 @@ pub fn run_one(deps: Deps<'_>, ws: WorkspaceId, progress: &dyn Fn(i64, i64)) -> 
         progress(resealed, remaining);
         crate::ops::crash_point("reseal-batch");
     }
+    // Deleted records' personal-data digests, under the new key before the
+    // old one goes: a data-subject request must still find their entries.
+    let mut after = 0;
+    while tdb.write_blocking(|t| crate::records::rekey_tombstones(t, None, &mut after))? > 0 {}
     // The last look happens in a write transaction, after which every writer
     // seals with the new key: nothing can name an old key once it is gone.
     let left = tdb.write_blocking(|t| sql::count_old(t, new_id))?;
