@@ -12,7 +12,7 @@ use crate::model::schema::{Definition, FieldType};
 use crate::model::values::{self, Values};
 
 pub use super::collections::{
-    CollectionRow, collection_ids, delete_collection, get_collection, list_collections,
+    CollectionRow, collection_ids, count_records, delete_collection, get_collection, list_collections,
     list_collections_page, save_collection, schema_version,
 };
 use super::handle::{Sql, SqlTx, TOKEN};
