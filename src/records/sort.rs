@@ -79,11 +79,17 @@ pub fn parse(def: &Definition, s: &str) -> Result<FieldSort> {
         Some(id) => (true, id),
         None => (false, s),
     };
-    let field = def.live_fields().find(|f| f.id == id).ok_or_else(bad_sort)?;
+    let field = def
+        .live_fields()
+        .find(|f| f.id == id)
+        .ok_or_else(bad_sort)?;
     if !sortable(field.kind) {
         return Err(Error::field(
             "sort",
-            format!("field {} cannot be sorted (its type does not sort)", field.name),
+            format!(
+                "field {} cannot be sorted (its type does not sort)",
+                field.name
+            ),
         ));
     }
     Ok(FieldSort {
@@ -309,7 +315,9 @@ mod tests {
 
     #[test]
     fn decimals_compare_exactly_and_empty_values_come_last() {
-        let sorted = ["-10.5", "-2", "-1.25", "0", "0.05", "0.5", "2", "10", "10.01"];
+        let sorted = [
+            "-10.5", "-2", "-1.25", "0", "0.05", "0.5", "2", "10", "10.01",
+        ];
         for w in sorted.windows(2) {
             assert_eq!(dec_cmp(w[0], w[1]), Ordering::Less, "{w:?}");
             assert_eq!(dec_cmp(w[1], w[0]), Ordering::Greater, "{w:?}");
@@ -320,7 +328,10 @@ mod tests {
             assert_eq!(order(desc, (Some(&k), 1), (None, 0)), Ordering::Less);
             assert_eq!(order(desc, (None, 0), (Some(&k), 1)), Ordering::Greater);
         }
-        let (a, b) = (Key::Text("ada".into(), "Ada".into()), Key::Text("bo".into(), "bo".into()));
+        let (a, b) = (
+            Key::Text("ada".into(), "Ada".into()),
+            Key::Text("bo".into(), "bo".into()),
+        );
         assert_eq!(order(false, (Some(&a), 9), (Some(&b), 1)), Ordering::Less);
         assert_eq!(order(true, (Some(&a), 9), (Some(&b), 1)), Ordering::Greater);
     }
