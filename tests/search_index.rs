@@ -266,7 +266,14 @@ async fn a_tampered_or_foreign_index_file_is_rebuilt_with_correct_results() {
 
     let w = open(&env, "owner@example.com", &ws, &coll).await;
     assert_eq!(w.audit_hits("tampername3").await, 1);
-    assert_eq!(w.audit_hits("tampername").await, 0, "words, not prefixes");
+    // A word is also a prefix (docs/search.md): the five, and nothing else.
+    assert_eq!(w.audit_hits("tampername").await, 5, "prefixes of words");
+    assert_eq!(
+        w.audit_hits("ampername3").await,
+        0,
+        "not the middle of a word"
+    );
+    assert_eq!(w.record_hits("tampername").await, 5, "prefixes of words");
     assert_eq!(w.record_hits("tampername3").await, 1);
     assert_eq!(w.record_hits("evesecretword").await, 0);
     assert_eq!(w.rebuilds().await, 2, "both indexes rebuilt");

@@ -1,11 +1,12 @@
 //! One page of a collection's records: by creation or update time with an
-//! opaque (time, seq) cursor, or, with `q`, search hits newest first.
+//! opaque (time, seq) cursor, by a field's value (`sort`, in memory and
+//! bounded), or, with `q`, search hits newest first.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::schema::RecordAction;
-use super::{DEFAULT_PAGE, MAX_PAGE, Need, Visible, load, load_reading, search};
+use super::{DEFAULT_PAGE, MAX_PAGE, Need, Visible, load, load_reading, search, sort as fsort};
 use crate::access::enter::TenantHandle;
 use crate::error::{Error, Result};
 use crate::ids::CollectionId;
@@ -24,7 +25,8 @@ pub struct Page {
     pub coll: Visible,
     pub items: Vec<RecordRow>,
     pub next_cursor: Option<String>,
-    pub sort: Sort,
+    /// The order, as the `sort` value that names it.
+    pub sort: String,
 }
 
 fn bad_cursor() -> Error {
@@ -105,15 +107,34 @@ pub async fn list_records(
                 coll,
                 items,
                 next_cursor,
-                sort,
+                sort: sort.as_str().to_owned(),
             });
         }
     }
     let coll = load(ctx, coll_id, Need::Record(RecordAction::Read)).await?;
     let limit = limit?;
-    let sort = sort?;
+    // Not a time order: a field of this collection, or a 422 on `sort`.
+    let field_sort = match sort {
+        Ok(_) => None,
+        Err(_) => Some(fsort::parse(
+            &coll.row.def,
+            p.sort.as_deref().unwrap_or_default(),
+        )?),
+    };
+    let sort = sort.unwrap_or(Sort::CreatedDesc);
     let cid = coll.row.id.clone();
-    let (items, next_cursor) = if let Some(q) = q {
+    let (items, next_cursor) = if let Some(fs) = &field_sort {
+        if q.is_some() {
+            return Err(Error::field(
+                "sort",
+                "cannot sort search results by a field: they come newest first",
+            ));
+        }
+        let (row, fs2, cursor) = (coll.row.clone(), fs.clone(), p.cursor.clone());
+        ctx.db
+            .read(move |c, s| fsort::page(c, s, &row, &fs2, cursor.as_deref(), limit))
+            .await?
+    } else if let Some(q) = q {
         if q.chars().count() > 200 {
             return Err(Error::field("q", "must be at most 200 characters"));
         }
@@ -158,6 +179,10 @@ pub async fn list_records(
             .await?;
         let next = next_cursor(&items, more, sort);
         (items, next)
+    };
+    let sort = match &field_sort {
+        Some(fs) => fs.as_param(),
+        None => sort.as_str().to_owned(),
     };
     Ok(Page {
         coll,

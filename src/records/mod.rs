@@ -9,6 +9,7 @@ mod collections;
 pub mod csv_cell;
 pub mod csv_io;
 mod list;
+pub mod sort;
 /// Moved to `model::rights` (part of a stored definition); re-exported here.
 pub mod rights {
     pub use crate::model::rights::*;

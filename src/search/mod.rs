@@ -51,9 +51,11 @@ pub const DEFAULT_MAX_TERMS: usize = 16;
 /// regex, a time range, and a cursor.
 ///
 /// Free text has a deliberately small grammar: it is split into words by the
-/// index's own tokenizer and every word must match. Nothing in it is syntax
-/// (no ranges, fields, wildcards, fuzzy or boolean operators), so a query
-/// costs at most `max_terms` term lookups; more words get 422 on `q`.
+/// index's own tokenizer and every word must match, as a whole word or (from
+/// `MIN_PREFIX_CHARS` characters) as the start of one. Nothing in it is
+/// syntax (no ranges, fields, wildcards, fuzzy or boolean operators), so a
+/// query costs at most `max_terms` prefix walks of the term dictionary; more
+/// words get 422 on `q`. Keywords always match exactly.
 #[derive(Default)]
 pub struct IndexQuery<'a> {
     pub text: Option<&'a str>,
@@ -271,16 +273,20 @@ impl MemIndex {
         if words.is_empty() {
             return Ok(Box::new(EmptyQuery));
         }
-        let terms: Vec<(Occur, Box<dyn Query>)> = words
-            .iter()
-            .map(|w| {
-                let q: Box<dyn Query> = Box::new(TermQuery::new(
+        let mut terms: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(words.len());
+        for w in &words {
+            let q: Box<dyn Query> = if w.chars().count() >= MIN_PREFIX_CHARS {
+                Box::new(
+                    RegexQuery::from_pattern(&prefix_pattern(w), self.text).map_err(search_err)?,
+                )
+            } else {
+                Box::new(TermQuery::new(
                     Term::from_field_text(self.text, w),
                     IndexRecordOption::Basic,
-                ));
-                (Occur::Must, q)
-            })
-            .collect();
+                ))
+            };
+            terms.push((Occur::Must, q));
+        }
         Ok(Box::new(BooleanQuery::new(terms)))
     }
 
@@ -355,6 +361,28 @@ impl MemIndex {
             limit: q.limit,
         })
     }
+}
+
+/// A free-text word this long or longer matches as the prefix of indexed
+/// words ("noeth" finds "Noether"); a shorter one only as a whole word, as a
+/// one-letter prefix would expand to a large part of the term dictionary.
+pub const MIN_PREFIX_CHARS: usize = 2;
+
+/// A regex matching the indexed terms that start with `word` (a token of
+/// the index's own tokenizer): every character a literal, so nothing in the
+/// query is regex syntax. tantivy runs it as an automaton over the term
+/// dictionary, walking only the terms under the prefix.
+fn prefix_pattern(word: &str) -> String {
+    let mut out = String::with_capacity(word.len() + 3);
+    for c in word.chars() {
+        if c.is_alphanumeric() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\x{{{:x}}}", u32::from(c)));
+        }
+    }
+    out.push_str(".*");
+    out
 }
 
 /// Escapes a literal for use inside a keyword regex.
@@ -518,7 +546,16 @@ mod tests {
         // Range, wildcard and field syntax are words, not operators.
         assert!(i.search(&q(Some("[a TO z]"), &[])).unwrap().is_empty());
         assert_eq!(i.search(&q(Some("[gamma TO z]"), &[])).unwrap(), vec![2]);
-        assert!(i.search(&q(Some("alph*"), &[])).unwrap().is_empty());
+        // A word is a prefix: the `*` is no wildcard but a separator.
+        assert_eq!(i.search(&q(Some("alph*"), &[])).unwrap(), vec![1]);
+        assert!(i.search(&q(Some("al*ha"), &[])).unwrap().is_empty());
+        assert_eq!(i.search(&q(Some("GAM"), &[])).unwrap(), vec![2]);
+        // One letter matches whole words only.
+        assert!(i.search(&q(Some("g"), &[])).unwrap().is_empty());
+        assert_eq!(i.search(&q(Some("z"), &[])).unwrap(), vec![2]);
+        // Regex syntax in a word is literal.
+        assert_eq!(prefix_pattern("ab"), "ab.*");
+        assert_eq!(prefix_pattern("é_"), "é\\x{5f}.*");
         assert_eq!(
             i.search(&q(Some("text:alpha"), &[])).unwrap(),
             Vec::<i64>::new()

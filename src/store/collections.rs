@@ -150,3 +150,12 @@ fn bump_schema_version(tx: &Transaction<'_>) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// Live records in a collection (an index-only count: nothing decrypted).
+pub fn count_records(conn: &dyn Sql, collection: &str) -> Result<usize> {
+    let conn = conn.conn(TOKEN);
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM records WHERE collection_id = ?1 AND deleted = 0")?
+        .query_row([collection], |r| r.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}

@@ -12,8 +12,8 @@ use crate::model::schema::{Definition, FieldType};
 use crate::model::values::{self, Values};
 
 pub use super::collections::{
-    CollectionRow, collection_ids, delete_collection, get_collection, list_collections,
-    list_collections_page, save_collection, schema_version,
+    CollectionRow, collection_ids, count_records, delete_collection, get_collection,
+    list_collections, list_collections_page, save_collection, schema_version,
 };
 use super::handle::{Sql, SqlTx, TOKEN};
 pub use super::tombstones::{

@@ -185,8 +185,13 @@ pub struct RecordsApi;
 #[OpenApi(tag = "ApiTags::Records")]
 impl RecordsApi {
     /// A page of records, newest first by default. `sort` is `created_at`,
-    /// `-created_at`, `updated_at` or `-updated_at`; `q` searches the
-    /// searchable fields (results newest first).
+    /// `-created_at`, `updated_at`, `-updated_at`, or a sortable field's id
+    /// (text, email, phone, url, integer, decimal, money, boolean, date,
+    /// datetime, select), `-` before it for descending: records without a
+    /// value come last, and a collection of more than 5,000 records answers
+    /// 422 on `sort` (sort by time instead). `q` searches the searchable
+    /// fields, each word also as the start of a longer one from 2 letters
+    /// (results newest first; a field `sort` with `q` is a 422 on `sort`).
     #[oai(
         path = "/workspaces/:workspace/collections/:collection/records",
         method = "get"

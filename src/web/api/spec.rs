@@ -91,7 +91,7 @@ const QUERY_BOUNDS: &[(&str, &str, &str)] = &[
     (
         "/workspaces/{workspace}/collections/{collection}/records",
         "sort",
-        r#"{"enum": ["created_at", "-created_at", "updated_at", "-updated_at"]}"#,
+        r#"{"pattern": "^-?(created_at|updated_at|f_[0-9a-f]{1,64})$", "maxLength": 80}"#,
     ),
 ];
 const LIMIT_200: &str = r#"{"minimum": 1, "maximum": 200}"#;

@@ -129,18 +129,33 @@ pub async fn collection_page(
             serde_urlencoded::to_string(pairs).unwrap_or_default()
         )
     };
-    let sort_link = |col: &str| {
-        let next = if p.sort.as_str() == format!("-{col}") {
+    // Times sort newest first on the first click, fields A to Z; a second
+    // click turns the order round.
+    let sort_link = |col: &str, desc_first: bool| {
+        let next = if p.sort == format!("-{col}") {
             col.to_owned()
-        } else {
+        } else if p.sort == col || desc_first {
             format!("-{col}")
+        } else {
+            col.to_owned()
         };
         link(&[("sort", &next)])
     };
+    let sorted = |col: &str| {
+        if p.sort == col {
+            Some(("ascending", " ▲"))
+        } else if p.sort == format!("-{col}") {
+            Some(("descending", " ▼"))
+        } else {
+            None
+        }
+    };
+    // Search hits come newest first: no field order is offered with `q`.
+    let field_sorts = q.is_empty();
     let next = p
         .next_cursor
         .as_ref()
-        .map(|c| link(&[("sort", p.sort.as_str()), ("cursor", c)]));
+        .map(|c| link(&[("sort", &p.sort), ("cursor", c)]));
     let api = format!("/api/v1/workspaces/{ws}/collections/{}", v.row.id);
     ctx.page(StatusCode::OK, &v.row.def.name, |token| {
         html! {
@@ -170,10 +185,15 @@ pub async fn collection_page(
                     }
                     table.list id="records" {
                         thead { tr {
-                            @for f in &cols { th { (f.name) } }
+                            @for f in &cols {
+                                @if field_sorts && records::sort::sortable(f.kind) {
+                                    @let dir = sorted(&f.id);
+                                    th aria-sort=[dir.map(|d| d.0)] { a href=(sort_link(&f.id, false)) { (f.name) @if let Some((_, arrow)) = dir { span aria-hidden="true" { (arrow) } } } }
+                                } @else { th { (f.name) } }
+                            }
                             @for (col, label) in [("created_at", "Created"), ("updated_at", "Updated")] {
-                                @let dir = if p.sort.as_str() == col { Some(("ascending", " ▲")) } else if p.sort.as_str() == format!("-{col}") { Some(("descending", " ▼")) } else { None };
-                                th aria-sort=[dir.map(|d| d.0)] { a href=(sort_link(col)) { (label) @if let Some((_, arrow)) = dir { span aria-hidden="true" { (arrow) } } } }
+                                @let dir = sorted(col);
+                                th aria-sort=[dir.map(|d| d.0)] { a href=(sort_link(col, true)) { (label) @if let Some((_, arrow)) = dir { span aria-hidden="true" { (arrow) } } } }
                             }
                         } }
                         tbody {
@@ -196,11 +216,11 @@ pub async fn collection_page(
                     }
                 }
                 div.actions {
-                    @if tq.cursor.is_some() { a.button.secondary href=(link(&[("sort", p.sort.as_str())])) { "First page" } }
+                    @if tq.cursor.is_some() { a.button.secondary href=(link(&[("sort", &p.sort)])) { "First page" } }
                     @if let Some(n) = &next { a.button.secondary id="next-page" href=(n) { "Next page" } }
                     form.inline method="get" action=(base) id="page-size" {
                         @if !q.is_empty() { input type="hidden" name="q" value=(q); }
-                        input type="hidden" name="sort" value=(p.sort.as_str());
+                        input type="hidden" name="sort" value=(p.sort);
                         label for="limit" { "Rows a page" }
                         select id="limit" name="limit" {
                             @for s in PAGE_SIZES { option value=(s) selected[s == page_size] { (s) } }
