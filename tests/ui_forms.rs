@@ -374,3 +374,61 @@ async fn a_csv_with_seven_problems_lists_all_seven_in_the_api_and_the_page_in_ch
     b.quit().await;
     server.stop();
 }
+
+/// The other workspace forms keep what was typed on a 4xx: a team name
+/// that is too long (the error at it), an invitation to a bad address, a
+/// token with a bad expiry, the deletion's confirmation name.
+#[tokio::test]
+async fn other_forms_keep_what_was_typed_on_a_refusal() {
+    let env = Env::new();
+    env.create_user("other@example.com", "Other Owner");
+    let ws = env.create_workspace("Other Ltd", "other@example.com");
+    let server = env.start();
+    let c = api_client(&server, "other@example.com").await;
+    let csrf = common::page_csrf(&c, &server.url(&format!("/w/{ws}/teams"))).await;
+    let long = "N".repeat(65);
+    for (path, form, kept) in [
+        (
+            "teams",
+            vec![("name", long.as_str())],
+            vec![format!("value=\"{long}\""), "aria-invalid=\"true\"".into()],
+        ),
+        (
+            "invitations",
+            vec![("email", "not-an-address"), ("role", "manager")],
+            vec![
+                "value=\"not-an-address\"".into(),
+                "<option value=\"manager\" selected>".into(),
+            ],
+        ),
+        (
+            "tokens",
+            vec![
+                ("name", "deploy bot"),
+                ("scope", "member"),
+                ("expires_in_days", "soon"),
+            ],
+            vec!["value=\"deploy bot\"".into(), "value=\"soon\"".into()],
+        ),
+        (
+            "deletion",
+            vec![("confirm_name", "Not the name")],
+            vec!["value=\"Not the name\"".into()],
+        ),
+    ] {
+        let mut body = vec![("csrf", csrf.as_str())];
+        body.extend(form);
+        let r = c
+            .post(server.url(&format!("/w/{ws}/{path}")))
+            .form(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{path}");
+        let page = r.text().await.unwrap();
+        for k in kept {
+            assert!(page.contains(&k), "{path}: {k} lost");
+        }
+    }
+    server.stop();
+}

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use maud::{Markup, html};
 use poem::{Response, handler};
 
-use super::forms::{WsPost, every, one, status_for};
+use super::forms::{Sent, WsPost, every, one, status_for};
 use super::{csrf_field, row_action};
 use crate::access::enter::TenantHandle;
 use crate::access::op;
@@ -24,26 +24,6 @@ use crate::web::tenant::TenantPage;
 struct Shown {
     what: &'static str,
     secret: String,
-}
-
-/// A form sent back after a 4xx: which one (`secret`, `webhook`,
-/// `inbound`, or another) and what it sent, shown again as typed; its
-/// errors sit at its inputs.
-#[derive(Clone, Copy)]
-struct Sent<'a> {
-    form: &'static str,
-    pairs: &'a [(String, String)],
-}
-
-impl<'a> Sent<'a> {
-    /// What `key` of `form` was typed (nothing for another form).
-    fn kept(self, form: &str, key: &str) -> Option<&'a str> {
-        (self.form == form).then(|| one(self.pairs, key)).flatten()
-    }
-
-    fn checked(self, form: &str, key: &str, value: &str) -> bool {
-        self.form == form && every(self.pairs, key).contains(&value)
-    }
 }
 
 /// The error messages about `key` (or `key[i]`) of the form that was sent.
