@@ -471,9 +471,10 @@ async fn render_schema<O>(
             relation_targets: &targets,
             permissions: e.permissions,
             team: e.team,
-            can_delete: e
-                .coll
-                .is_some_and(|c| allows(c.role, Resource::Collection, Action::Delete)),
+            // Not while the workspace is read-only (its banner says why).
+            can_delete: ctx.writable()
+                && e.coll
+                    .is_some_and(|c| allows(c.role, Resource::Collection, Action::Delete)),
             errors,
         };
         schema_form(form, t)
