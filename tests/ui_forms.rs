@@ -168,10 +168,21 @@ async fn a_collection_is_renamed_then_deleted_after_confirming_in_chromium() {
     let server = env.start();
     let c = api_client(&server, "coll@example.com").await;
     let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    // Leads relate to Companies: the stored relation is sent back as it is
+    // when the schema form is saved.
+    let (_, companies) = post_json(
+        &c,
+        api("/collections"),
+        &json!({"name": "Companies", "fields": [{"name": "Name", "type": "text"}]}),
+    )
+    .await;
     let (_, coll) = post_json(
         &c,
         api("/collections"),
-        &json!({"name": "Leads", "fields": [{"name": "Name", "type": "text"}]}),
+        &json!({"name": "Leads", "fields": [
+            {"name": "Name", "type": "text"},
+            {"name": "Company", "type": "relation", "collection": companies["id"]}
+        ]}),
     )
     .await;
     let cid = coll["id"].as_str().unwrap().to_owned();
@@ -188,6 +199,7 @@ async fn a_collection_is_renamed_then_deleted_after_confirming_in_chromium() {
         .await;
     sign_in(&b, "coll@example.com").await;
     b.wait_for_url("/schema").await;
+    assert!(b.source().await.contains("Related collection: Companies"));
     b.script("document.querySelector('#name').value = '';")
         .await;
     b.type_into("#name", "Prospects").await;
