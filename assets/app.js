@@ -8,9 +8,26 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 });
 
-// The schema editor: "Add another field" copies the last blank row with the
-// next index.
+// The schema editor: a new row's type-specific settings (choices, currency,
+// related collection; `data-for` names their types) show only for the type
+// chosen. Without this script every setting shows, each labelled.
+function showSettingsFor(row) {
+  const type = row.querySelector("select[data-field-type]");
+  if (!type || type.disabled) return;
+  for (const opt of row.querySelectorAll("[data-for]")) {
+    opt.hidden = !opt.dataset.for.split(" ").includes(type.value);
+  }
+}
+
+document.addEventListener("change", (ev) => {
+  if (!(ev.target instanceof HTMLSelectElement) || !ev.target.matches("[data-field-type]")) return;
+  const row = ev.target.closest("tr.field-row");
+  if (row) showSettingsFor(row);
+});
+
+// "Add another field" copies the last blank row with the next index.
 document.addEventListener("DOMContentLoaded", () => {
+  for (const row of document.querySelectorAll("tr.field-row")) showSettingsFor(row);
   for (const button of document.querySelectorAll("[data-add-row]")) {
     button.addEventListener("click", () => {
       const body = document.querySelector(button.dataset.addRow + " tbody");
@@ -24,7 +41,11 @@ document.addEventListener("DOMContentLoaded", () => {
         else if (el.tagName !== "SELECT") el.value = "";
         el.disabled = false;
       }
+      for (const el of copy.querySelectorAll("[id]")) {
+        el.id = el.id.replace(/^(in|err)-f\d+-/, "$1-f" + next + "-");
+      }
       body.appendChild(copy);
+      showSettingsFor(copy);
     });
   }
 });

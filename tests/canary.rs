@@ -500,7 +500,7 @@ async fn every_field_type_search_and_csv_leave_no_plaintext() {
         {"name": name("long_text"), "type": "long_text", "searchable": true},
         {"name": name("integer"), "type": "integer"},
         {"name": name("decimal"), "type": "decimal"},
-        {"name": name("money"), "type": "money"},
+        {"name": name("money"), "type": "money", "currency": "EUR"},
         {"name": name("boolean"), "type": "boolean"},
         {"name": name("date"), "type": "date"},
         {"name": name("datetime"), "type": "datetime"},

@@ -840,6 +840,7 @@ fn ui_table() -> Vec<UiRoute> {
         }),
         ui("/w/:ws/c/:coll/r/:rec/delete", REC, role(Role::Manager)).fresh(),
         ui("/w/:ws/c/:coll/r/:rec/undelete", REC, role(Role::Manager)).fresh_kind(Fresh::Deleted),
+        ui("/w/:ws/c/:coll/delete", COLL, role(Role::Admin)).fresh(),
         ui("/w/:ws/c/:coll/r/:rec/restore", REC, role(Role::Member))
             .form(|_| pairs(&[("version", "1")])),
         ui("/w/:ws/teams", WS, role(Role::Admin)).form(|_| pairs(&[("name", "UI matrix team")])),

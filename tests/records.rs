@@ -130,7 +130,7 @@ async fn every_type(w: &World) -> (String, String) {
             {"name": "Notes", "type": "long_text", "searchable": true},
             {"name": "Count", "type": "integer"},
             {"name": "Rate", "type": "decimal"},
-            {"name": "Amount", "type": "money"},
+            {"name": "Amount", "type": "money", "currency": "EUR"},
             {"name": "Paid", "type": "boolean"},
             {"name": "Due", "type": "date"},
             {"name": "At", "type": "datetime"},

@@ -77,9 +77,18 @@ pub async fn create(
     events: &[String],
 ) -> Result<Created> {
     let policy = Policy::from_config(&cfg.file.integrations);
-    let url = policy.check_url(url)?;
-    check_residency(cfg, &url)?;
-    let events = validate_events(events)?;
+    let url = policy
+        .check_url(url)
+        .and_then(|u| check_residency(cfg, &u).map(|()| u));
+    // Both checked, so one answer names every problem.
+    let (url, events) = match (url, validate_events(events)) {
+        (Ok(u), Ok(e)) => (u, e),
+        (Err(Error::Validation(mut a)), Err(Error::Validation(b))) => {
+            a.extend(b);
+            return Err(Error::Validation(a));
+        }
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
     let now = ctx.now();
     let endpoint = EndpointRow {
         id: super::new_id(),

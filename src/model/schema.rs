@@ -122,7 +122,8 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[oai(default, skip_serializing_if_is_empty)]
     pub options: Vec<String>,
-    /// A `money` field may fix its currency.
+    /// The currency of a `money` field (ISO 4217); required when the field
+    /// is made (fields made before that rule may have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[oai(skip_serializing_if_is_none)]
     pub currency: Option<String>,
@@ -222,6 +223,7 @@ pub struct FieldInput {
     #[serde(default)]
     #[oai(default)]
     pub options: Vec<String>,
+    /// Required for `money` (an ISO 4217 code such as EUR).
     #[serde(default)]
     #[oai(default)]
     pub currency: Option<String>,
@@ -350,6 +352,15 @@ fn build_field(
                 None
             }
         },
+        // A new money field names its currency, so every amount in it is in
+        // one currency (fields made before this rule keep working without).
+        (FieldType::Money, None) if existing.is_none() => {
+            push(
+                "currency",
+                "is required for money: an ISO 4217 code such as EUR",
+            );
+            None
+        }
         (_, Some(_)) => {
             push("currency", "applies only to money");
             None
@@ -554,6 +565,7 @@ mod tests {
                 input("B", "select"),
                 input("b", "text"),
                 input("R", "relation"),
+                input("M", "money"),
             ],
             None,
             &none,
@@ -566,6 +578,7 @@ mod tests {
         assert!(fields.contains(&"fields[1].options"));
         assert!(fields.contains(&"fields[2].name"));
         assert!(fields.contains(&"fields[3].collection"));
+        assert!(fields.contains(&"fields[4].currency"));
     }
 
     #[test]

@@ -479,6 +479,7 @@ mod tests {
                 } else {
                     vec![]
                 },
+                currency: (*k == "money").then(|| "EUR".into()),
                 ..Default::default()
             })
             .collect();

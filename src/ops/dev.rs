@@ -83,6 +83,7 @@ async fn demo_records(state: &AppState, ws: WorkspaceId, meta: &RequestMeta) -> 
         pii: matches!(kind, "email"),
         required: name == "Guest",
         options: options.iter().map(|o| o.to_string()).collect(),
+        currency: (kind == "money").then(|| "EUR".into()),
         ..Default::default()
     };
     let def = build_definition(

@@ -130,19 +130,28 @@ impl Parsed {
         })
     }
 
-    /// The row as record input; `from_text` already passed on every cell.
-    fn input(&self, fields: &[Field], errors: &mut Vec<FieldError>) -> Map<String, Value> {
+    /// The row as record input, and the names of the fields whose cell
+    /// could not be read (each named in `errors` by line and column).
+    fn input(
+        &self,
+        fields: &[Field],
+        errors: &mut Vec<FieldError>,
+    ) -> (Map<String, Value>, Vec<String>) {
         let mut map = Map::new();
+        let mut bad = Vec::new();
         for (cell, f) in self.cells().zip(fields) {
             match values::from_text(f, cell) {
                 Ok(Some(v)) => {
                     map.insert(f.name.clone(), v);
                 }
                 Ok(None) => {}
-                Err(m) => errors.push(at(self.line, &f.name, m)),
+                Err(m) => {
+                    errors.push(at(self.line, &f.name, m));
+                    bad.push(f.name.clone());
+                }
             }
         }
-        map
+        (map, bad)
     }
 }
 
@@ -152,10 +161,16 @@ fn unreadable() -> Error {
     Error::field("body", "could not be read to the end")
 }
 
-/// Parses the CSV as it is read, checking every cell against its field, and
-/// names every problem (up to `MAX_ERRORS`) by line and column. Blocking:
-/// `source` may wait on the network.
-fn parse(def: &Definition, source: impl Read) -> Result<(Vec<Field>, Vec<Parsed>)> {
+/// What `parse` read: the fields of the columns, every row, and the
+/// problems of the header row (a column that is no field).
+type Read3 = (Vec<Field>, Vec<Parsed>, Vec<FieldError>);
+
+/// Parses the CSV as it is read into rows of restored cells. The cells are
+/// checked against their fields with the rest of each row (`import`), so
+/// every problem is named in one answer. A file that is not CSV, or has
+/// more than `MAX_ROWS` rows, is refused here. Blocking: `source` may wait
+/// on the network.
+fn parse(def: &Definition, source: impl Read) -> Result<Read3> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -214,11 +229,8 @@ fn parse(def: &Definition, source: impl Read) -> Result<(Vec<Field>, Vec<Parsed>
         }
         text.clear();
         ends.clear();
-        for (&col, f) in columns.iter().zip(&fields) {
+        for &col in &columns {
             let cell = restore(rec.get(col).unwrap_or_default());
-            if let Err(m) = values::from_text(f, cell) {
-                errors.push(at(line, &f.name, m));
-            }
             text.push_str(cell);
             ends.push(u32::try_from(text.len()).map_err(|_| unreadable())?);
         }
@@ -227,12 +239,14 @@ fn parse(def: &Definition, source: impl Read) -> Result<(Vec<Field>, Vec<Parsed>
             text: text.as_str().into(),
             ends: ends.as_slice().into(),
         });
-        if errors.len() >= MAX_ERRORS {
-            break;
-        }
     }
-    if errors.is_empty() {
-        return Ok((fields, rows));
+    // Only a broken file stops here; the header's problems are named with
+    // every row's.
+    let broken = errors
+        .iter()
+        .any(|e| !e.field.starts_with("line 1, column "));
+    if !broken {
+        return Ok((fields, rows, errors));
     }
     drop(rows);
     // Read the rest (bounded by the limit and the deadline, holding nothing)
@@ -259,7 +273,7 @@ pub async fn import(
     let coll = load(ctx, coll_id, Need::Record(RecordAction::Create)).await?;
     let def = std::sync::Arc::clone(&coll.row.def);
     let d = std::sync::Arc::clone(&def);
-    let (fields, rows) = tokio::task::spawn_blocking(move || parse(&d, source))
+    let (fields, rows, header_errors) = tokio::task::spawn_blocking(move || parse(&d, source))
         .await
         .map_err(|e| Error::internal(format!("csv import: {e}")))??;
     let members = member_ids(ctx, control, &def).await?;
@@ -276,28 +290,38 @@ pub async fn import(
                 members: &members,
             };
             let actor = user.to_string();
-            let mut errors = Vec::new();
+            let mut errors = header_errors;
             let count = rows.len();
+            // Every row is checked whole (its cells, then the record's rules:
+            // required, unique, relations) even after a problem, so one answer
+            // names them all; any problem rolls the inserts back.
             for parsed in rows {
-                let (line, input) = (parsed.line, parsed.input(&fields, &mut errors));
+                if errors.len() >= MAX_ERRORS {
+                    break;
+                }
+                let line = parsed.line;
+                let (input, unreadable) = parsed.input(&fields, &mut errors);
                 drop(parsed);
                 let checked = values::validate(&row.def, &input, None, &lookup)
                     .and_then(|vals| rstore::insert_record(t, &row, vals, ms, Some(&actor)));
                 match checked {
                     Ok(_) => {}
                     Err(Error::Validation(errs)) => {
+                        // A cell that could not be read is named once, not
+                        // again as missing.
                         errors.extend(
-                            errs.into_iter().map(|e| {
-                                at(line, e.field.trim_start_matches("values."), e.message)
-                            }),
+                            errs.into_iter()
+                                .map(|e| {
+                                    (e.field.trim_start_matches("values.").to_owned(), e.message)
+                                })
+                                .filter(|(f, _)| !unreadable.contains(f))
+                                .map(|(f, m)| at(line, &f, m)),
                         );
-                        if errors.len() >= MAX_ERRORS {
-                            break;
-                        }
                     }
                     Err(e) => return Err(e),
                 }
             }
+            errors.truncate(MAX_ERRORS);
             if !errors.is_empty() {
                 return Err(Error::Validation(errors));
             }

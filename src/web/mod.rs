@@ -68,6 +68,7 @@ ui_forms! {
     "/w/:ws/c/:coll/r/:rec/restore" => record_form::restore_record;
     "/w/:ws/c/:coll/r/:rec/delete" => record_form::delete_record;
     "/w/:ws/c/:coll/r/:rec/undelete" => record_form::undelete_record;
+    "/w/:ws/c/:coll/delete" => schema::delete_collection;
     "/w/:ws/teams" => teams::create_team, page teams::teams_page;
     "/w/:ws/teams/:team/members" => teams::add_member;
     "/w/:ws/teams/:team/members/remove" => teams::remove_member;

@@ -15,6 +15,7 @@ fn serde_output_matches_the_documented_shape() {
     let field = |name: &str, kind: &str| FieldInput {
         name: name.into(),
         kind: kind.into(),
+        currency: (kind == "money").then(|| "EUR".into()),
         ..Default::default()
     };
     let mut def = build_definition(

@@ -5,7 +5,7 @@
 use maud::html;
 use poem::{Response, handler};
 
-use super::forms::{WsPost, errors_box, status_for};
+use super::forms::{Sent, WsPost, errors_box, status_for};
 use super::{csrf_field, row_action};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, op};
@@ -33,7 +33,15 @@ async fn render<O>(
     ctx: &TenantPage<O>,
     errors: &[FieldError],
     secret: Option<&str>,
+    sent: Option<Sent<'_>>,
 ) -> poem::Result<Response> {
+    // What a refused form sent, shown again.
+    let kept = |form: &str, key: &str| sent.and_then(|s| s.kept(form, key));
+    let kept_role = |form: &str, key: &str, default: Role| {
+        kept(form, key)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(default)
+    };
     let state = ctx.state();
     let ws = ctx.db.id().to_string();
     let people = teams::members(&state.control, ctx).await?;
@@ -114,8 +122,8 @@ async fn render<O>(
                     h2 { "Invitations" }
                     form.inline id="invite-form" method="post" action=(format!("/w/{ws}/invitations")) {
                         (csrf_field(token))
-                        input name="email" type="email" required placeholder="name@example.com" aria-label="Email";
-                        (role_select("role", Role::Member, my_role))
+                        input name="email" type="email" value=(kept("invite", "email").unwrap_or_default()) required placeholder="name@example.com" aria-label="Email";
+                        (role_select("role", kept_role("invite", "role", Role::Member), my_role))
                         button type="submit" { "Invite" }
                     }
                     p.muted { "The link goes out by mail, works once and expires after 7 days." }
@@ -144,8 +152,8 @@ async fn render<O>(
                     p.muted { "An account for a program: it never signs in and acts only through API tokens, with the role you give it." }
                     form.inline id="new-service-account" method="post" action=(format!("/w/{ws}/service-accounts")) {
                         (csrf_field(token))
-                        input name="name" required maxlength="200" placeholder="Name" aria-label="Name";
-                        (role_select("role", Role::Member, my_role))
+                        input name="name" value=(kept("service", "name").unwrap_or_default()) required maxlength="200" placeholder="Name" aria-label="Name";
+                        (role_select("role", kept_role("service", "role", Role::Member), my_role))
                         button type="submit" { "Create service account" }
                     }
                 }
@@ -180,16 +188,16 @@ async fn render<O>(
                     form id="new-token-form" method="post" action=(format!("/w/{ws}/tokens")) {
                         (csrf_field(token))
                         label for="token-name" { "Name" }
-                        input id="token-name" name="name" required maxlength="200";
+                        input id="token-name" name="name" value=(kept("token", "name").unwrap_or_default()) required maxlength="200";
                         label for="token-holder" { "Acts as" }
                         select id="token-holder" name="service_account" {
                             option value="" { "me" }
-                            @for (id, name, _) in &services { option value=(id) { (name) } }
+                            @for (id, name, _) in &services { option value=(id) selected[kept("token", "service_account") == Some(id.to_string().as_str())] { (name) } }
                         }
                         label for="token-scope" { "Scope (the most it may do)" }
-                        (role_select("scope", Role::Viewer, my_role))
+                        (role_select("scope", kept_role("token", "scope", Role::Viewer), my_role))
                         label for="token-days" { "Expires in days (empty: never)" }
-                        input id="token-days" name="expires_in_days" type="number" min="1" max="3650" value="90";
+                        input id="token-days" name="expires_in_days" type="number" min="1" max="3650" value=(kept("token", "expires_in_days").unwrap_or("90"));
                         button type="submit" { "Create token" }
                     }
                 }
@@ -201,15 +209,27 @@ async fn render<O>(
 
 #[handler]
 pub async fn members_page(ctx: TenantPage<op::MemberRead>) -> poem::Result<Response> {
-    render(&ctx, &[], None).await
+    render(&ctx, &[], None, None).await
 }
 
 impl<O: crate::access::op::Op> WsPost<O> {
     /// After a change: back to the page, or the page again with what went wrong.
     async fn back<T>(&self, r: Result<T, Error>) -> poem::Result<Response> {
+        self.back_to(r, "").await
+    }
+
+    /// `back`, the form named `form` (`invite`, `service`, `token`) shown
+    /// again as it was sent.
+    async fn back_to<T>(&self, r: Result<T, Error>, form: &'static str) -> poem::Result<Response> {
         let to = |_| format!("/w/{}/members", self.ctx.db.id());
-        self.then(r, to, async |ctx, errors| render(ctx, errors, None).await)
-            .await
+        let sent = Sent {
+            form,
+            pairs: &self.form.0,
+        };
+        self.then(r, to, async |ctx, errors| {
+            render(ctx, errors, None, Some(sent)).await
+        })
+        .await
     }
 
     fn user(&self) -> Result<crate::ids::UserId, Error> {
@@ -247,7 +267,7 @@ pub async fn create_service_account(p: WsPost<op::ServiceAccountCreate>) -> poem
         let (name, role) = (p.form.text("name"), p.role("role")?);
         members::create_service_account(&p.state.control, &p.ctx, name, role).await
     };
-    p.back(r.await).await
+    p.back_to(r.await, "service").await
 }
 
 #[handler]
@@ -274,8 +294,8 @@ pub async fn create_token(p: WsPost<op::ApiTokenCreate>) -> poem::Result<Respons
         api_tokens::create(&p.state.control, &p.ctx, new).await
     };
     match made.await {
-        Ok(c) => render(&p.ctx, &[], Some(&c.secret)).await,
-        Err(e) => p.back(Err::<(), _>(e)).await,
+        Ok(c) => render(&p.ctx, &[], Some(&c.secret), None).await,
+        Err(e) => p.back_to(Err::<(), _>(e), "token").await,
     }
 }
 
@@ -304,7 +324,7 @@ pub async fn invite(p: WsPost<op::InvitationCreate>) -> poem::Result<Response> {
         let (email, role) = (p.form.text("email"), p.role("role")?);
         invitations::invite(invite_mail(&p.state), &p.ctx, email, role).await
     };
-    p.back(r.await).await
+    p.back_to(r.await, "invite").await
 }
 
 #[handler]

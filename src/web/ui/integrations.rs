@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
-use maud::html;
+use maud::{Markup, html};
 use poem::{Response, handler};
 
-use super::forms::{WsPost, errors_box, every, one, status_for};
+use super::forms::{Sent, WsPost, every, one, status_for};
 use super::{csrf_field, row_action};
 use crate::access::enter::TenantHandle;
 use crate::access::op;
@@ -26,6 +26,75 @@ struct Shown {
     secret: String,
 }
 
+/// The error messages about `key` (or `key[i]`) of the form that was sent.
+fn errors_at<'e>(
+    errors: &'e [FieldError],
+    sent: Option<Sent<'_>>,
+    form: &str,
+    key: &str,
+) -> Vec<&'e str> {
+    if sent.is_none_or(|s| s.form != form) {
+        return Vec::new();
+    }
+    errors
+        .iter()
+        .filter(|e| {
+            e.field == key
+                || e.field
+                    .strip_prefix(key)
+                    .is_some_and(|r| r.starts_with('['))
+        })
+        .map(|e| e.message.as_str())
+        .collect()
+}
+
+/// `aria-invalid` and `aria-describedby` of an input with `messages`, and
+/// the messages under it (`err-<id>`).
+fn field_error(id: &str, messages: &[&str]) -> (Option<&'static str>, Option<String>, Markup) {
+    if messages.is_empty() {
+        return (None, None, html! {});
+    }
+    let err = format!("err-{id}");
+    let shown = html! { span.field-error id=(err) { @for m in messages { (m) " " } } };
+    (Some("true"), Some(err), shown)
+}
+
+/// The summary of a sent form's errors, each linking to its input.
+fn summary(errors: &[FieldError], sent: Option<Sent<'_>>) -> Markup {
+    let anchor = |field: &str| -> Option<(String, String)> {
+        let key = field.split('[').next().unwrap_or(field);
+        let (label, id) = match (sent.map(|s| s.form)?, key) {
+            ("secret", "name") => ("Secret name", "secret-name"),
+            ("secret", "value") => ("Secret value", "secret-value"),
+            ("webhook", "url") => ("URL", "webhook-url"),
+            ("webhook", "events") => ("Events", "webhook-events"),
+            ("inbound", "name") => ("Name", "inbound-name"),
+            ("inbound", "mode") => ("Verifies by", "inbound-mode"),
+            ("inbound", "secret_id") => ("Secret", "inbound-secret"),
+            ("inbound", "collection_id") => ("Create a record in", "inbound-collection"),
+            _ => return None,
+        };
+        Some((label.to_owned(), id.to_owned()))
+    };
+    html! {
+        @if !errors.is_empty() {
+            div.error role="alert" id="error-summary" {
+                p { "Nothing was saved. Please fix:" }
+                ul {
+                    @for e in errors {
+                        li {
+                            @match anchor(&e.field) {
+                                Some((label, id)) => { a href=(format!("#{id}")) { (label) } " " (e.message) }
+                                None => { @if !e.field.is_empty() { strong { (e.field) } " " } (e.message) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn when(t: Option<i64>) -> String {
     t.map(rfc3339).unwrap_or_else(|| "never".into())
 }
@@ -36,7 +105,11 @@ async fn render<O>(
     ctx: &TenantPage<O>,
     errors: &[FieldError],
     shown: Option<Shown>,
+    sent: Option<Sent<'_>>,
 ) -> poem::Result<Response> {
+    let kept = |form: &str, key: &str| sent.and_then(|s| s.kept(form, key)).unwrap_or_default();
+    let checked = |form: &str, key: &str, v: &str| sent.is_some_and(|s| s.checked(form, key, v));
+    let at = |form: &str, key: &str, id: &str| field_error(id, &errors_at(errors, sent, form, key));
     let (state, ws, now) = (ctx.state(), ctx.db.id(), ctx.now());
     let stored = secrets::list(ctx).await?;
     let endpoints = webhooks::list(ctx).await?;
@@ -60,7 +133,7 @@ async fn render<O>(
     ctx.page_with(banner, status_for(errors), "Integrations", |token| html! {
         section.card {
             h1 { "Integrations" }
-            (errors_box(errors))
+            (summary(errors, sent))
             @if let Some(s) = &shown {
                 div.notice role="status" {
                     p { strong { "Copy this " (s.what) " now. " } "It is stored sealed and cannot be shown again." }
@@ -99,8 +172,13 @@ async fn render<O>(
             }
             form.inline id="new-secret-form" method="post" action=(format!("/w/{ws}/integrations/secrets")) {
                 (csrf_field(token))
-                input name="name" required maxlength="200" placeholder="Name" aria-label="Name";
-                input name="value" type="password" required minlength="8" autocomplete="off" placeholder="Value" aria-label="Value";
+                @let (inv, desc, msg) = at("secret", "name", "secret-name");
+                input id="secret-name" name="name" value=(kept("secret", "name")) required maxlength="200" placeholder="Name" aria-label="Name" aria-invalid=[inv] aria-describedby=[desc];
+                (msg)
+                // A secret's value is never sent back to the browser.
+                @let (inv, desc, msg) = at("secret", "value", "secret-value");
+                input id="secret-value" name="value" type="password" required minlength="8" autocomplete="off" placeholder="Value" aria-label="Value" aria-invalid=[inv] aria-describedby=[desc];
+                (msg)
                 button type="submit" { "Store secret" }
             }
         }
@@ -131,13 +209,17 @@ async fn render<O>(
             form id="new-webhook-form" method="post" action=(format!("/w/{ws}/integrations/webhooks")) {
                 (csrf_field(token))
                 label for="webhook-url" { "URL (https://)" }
-                input id="webhook-url" name="url" type="url" required maxlength="2048" placeholder="https://example.com/hooks/aura";
-                fieldset {
+                @let (inv, desc, msg) = at("webhook", "url", "webhook-url");
+                input id="webhook-url" name="url" type="url" value=(kept("webhook", "url")) required maxlength="2048" placeholder="https://example.com/hooks/aura" aria-invalid=[inv] aria-describedby=[desc];
+                (msg)
+                @let (inv, desc, msg) = at("webhook", "events", "webhook-events");
+                fieldset id="webhook-events" aria-invalid=[inv] aria-describedby=[desc] {
                     legend { "Events" }
                     @for t in EVENT_TYPES {
-                        label.check { input type="checkbox" name="events" value=(t); " " (t) }
+                        label.check { input type="checkbox" name="events" value=(t) checked[checked("webhook", "events", t)]; " " (t) }
                     }
                 }
+                (msg)
                 button type="submit" { "Add endpoint" }
             }
             h3 { "Delivery log" }
@@ -188,22 +270,30 @@ async fn render<O>(
             form id="new-inbound-form" method="post" action=(format!("/w/{ws}/integrations/inbound")) {
                 (csrf_field(token))
                 label for="inbound-name" { "Name" }
-                input id="inbound-name" name="name" required maxlength="200";
+                @let (inv, desc, msg) = at("inbound", "name", "inbound-name");
+                input id="inbound-name" name="name" value=(kept("inbound", "name")) required maxlength="200" aria-invalid=[inv] aria-describedby=[desc];
+                (msg)
                 label for="inbound-mode" { "Verifies by" }
-                select id="inbound-mode" name="mode" {
+                @let (inv, desc, msg) = at("inbound", "mode", "inbound-mode");
+                select id="inbound-mode" name="mode" aria-invalid=[inv] aria-describedby=[desc] {
                     option value="signature" { "signature (Standard Webhooks HMAC)" }
-                    option value="token" { "token (Authorization: Bearer)" }
+                    option value="token" selected[kept("inbound", "mode") == "token"] { "token (Authorization: Bearer)" }
                 }
+                (msg)
                 label for="inbound-secret" { "Secret" }
-                select id="inbound-secret" name="secret_id" {
+                @let (inv, desc, msg) = at("inbound", "secret_id", "inbound-secret");
+                select id="inbound-secret" name="secret_id" aria-invalid=[inv] aria-describedby=[desc] {
                     option value="" { "generate a new one" }
-                    @for s in &stored { option value=(s.id) { (s.name) " (…" (s.last4) ")" } }
+                    @for s in &stored { option value=(s.id) selected[kept("inbound", "secret_id") == s.id] { (s.name) " (…" (s.last4) ")" } }
                 }
+                (msg)
                 label for="inbound-collection" { "Create a record in (optional)" }
-                select id="inbound-collection" name="collection_id" {
+                @let (inv, desc, msg) = at("inbound", "collection_id", "inbound-collection");
+                select id="inbound-collection" name="collection_id" aria-invalid=[inv] aria-describedby=[desc] {
                     option value="" { "no collection: keep the event only" }
-                    @for c in &colls { option value=(c.row.id) { (c.row.def.name) } }
+                    @for c in &colls { option value=(c.row.id) selected[kept("inbound", "collection_id") == c.row.id] { (c.row.def.name) } }
                 }
+                (msg)
                 button type="submit" { "Add inbound integration" }
             }
             h3 { "Received events" }
@@ -229,21 +319,29 @@ async fn render<O>(
 
 #[handler]
 pub async fn page(ctx: TenantPage<op::IntegrationRead>) -> poem::Result<Response> {
-    render(&ctx, &[], None).await
+    render(&ctx, &[], None, None).await
 }
 
 /// After a change: back to the page, the page with a secret shown once, or
 /// the page again with what went wrong.
+/// `form` names the form for `Sent`.
 async fn done<O: crate::access::op::Op>(
     p: &WsPost<O>,
+    form: &'static str,
     r: Result<Option<Shown>, Error>,
 ) -> poem::Result<Response> {
     match r {
-        Ok(Some(s)) => render(&p.ctx, &[], Some(s)).await,
+        Ok(Some(s)) => render(&p.ctx, &[], Some(s), None).await,
         r => {
             let to = |_| format!("/w/{}/integrations", p.ctx.db.id());
-            p.then(r, to, async |ctx, errors| render(ctx, errors, None).await)
-                .await
+            let sent = Sent {
+                form,
+                pairs: &p.form.0,
+            };
+            p.then(r, to, async |ctx, errors| {
+                render(ctx, errors, None, Some(sent)).await
+            })
+            .await
         }
     }
 }
@@ -259,7 +357,7 @@ fn overlap(pairs: &[(String, String)]) -> Result<Option<u32>, Error> {
 }
 
 macro_rules! form_handler {
-    ($name:ident, $op:ty, |$cfg:pat, $ctx:ident, $pairs:ident| $body:expr) => {
+    ($name:ident, $op:ty, $form:literal, |$cfg:pat, $ctx:ident, $pairs:ident| $body:expr) => {
         #[handler]
         pub async fn $name(p: WsPost<$op>) -> poem::Result<Response> {
             let r: Result<Option<Shown>, Error> = {
@@ -267,96 +365,141 @@ macro_rules! form_handler {
                     (&p.state.config, &p.ctx, &p.form.0);
                 $body
             };
-            done(&p, r).await
+            done(&p, $form, r).await
         }
     };
 }
 
-form_handler!(create_secret, op::IntegrationCreate, |_, ctx, p| {
-    let (name, value) = (
-        one(p, "name").unwrap_or_default(),
-        one(p, "value").unwrap_or_default(),
-    );
-    secrets::create(ctx, name, value).await.map(|_| None)
-});
-
-form_handler!(rotate_secret, op::IntegrationUpdate, |cfg, ctx, p| {
-    match overlap(p) {
-        Ok(h) => {
-            let (id, value) = (
-                one(p, "secret_id").unwrap_or_default(),
-                one(p, "value").unwrap_or_default(),
-            );
-            secrets::rotate(ctx, cfg, id, value, h).await.map(|_| None)
-        }
-        Err(e) => Err(e),
+form_handler!(
+    create_secret,
+    op::IntegrationCreate,
+    "secret",
+    |_, ctx, p| {
+        let (name, value) = (
+            one(p, "name").unwrap_or_default(),
+            one(p, "value").unwrap_or_default(),
+        );
+        secrets::create(ctx, name, value).await.map(|_| None)
     }
-});
+);
 
-form_handler!(delete_secret, op::IntegrationDelete, |_, ctx, p| {
-    secrets::delete(ctx, one(p, "secret_id").unwrap_or_default())
-        .await
-        .map(|_| None)
-});
+form_handler!(
+    rotate_secret,
+    op::IntegrationUpdate,
+    "rotate-secret",
+    |cfg, ctx, p| {
+        match overlap(p) {
+            Ok(h) => {
+                let (id, value) = (
+                    one(p, "secret_id").unwrap_or_default(),
+                    one(p, "value").unwrap_or_default(),
+                );
+                secrets::rotate(ctx, cfg, id, value, h).await.map(|_| None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+);
 
-form_handler!(create_webhook, op::IntegrationCreate, |cfg, ctx, p| {
-    let events: Vec<String> = every(p, "events").into_iter().map(str::to_owned).collect();
-    webhooks::create(ctx, cfg, one(p, "url").unwrap_or_default(), &events)
-        .await
-        .map(|c| {
-            Some(Shown {
-                what: "signing secret",
-                secret: c.secret,
-            })
-        })
-});
+form_handler!(
+    delete_secret,
+    op::IntegrationDelete,
+    "delete-secret",
+    |_, ctx, p| {
+        secrets::delete(ctx, one(p, "secret_id").unwrap_or_default())
+            .await
+            .map(|_| None)
+    }
+);
 
-form_handler!(rotate_webhook, op::IntegrationUpdate, |cfg, ctx, p| {
-    match overlap(p) {
-        Ok(h) => webhooks::rotate_secret(ctx, cfg, one(p, "webhook_id").unwrap_or_default(), h)
+form_handler!(
+    create_webhook,
+    op::IntegrationCreate,
+    "webhook",
+    |cfg, ctx, p| {
+        let events: Vec<String> = every(p, "events").into_iter().map(str::to_owned).collect();
+        webhooks::create(ctx, cfg, one(p, "url").unwrap_or_default(), &events)
             .await
             .map(|c| {
                 Some(Shown {
                     what: "signing secret",
                     secret: c.secret,
                 })
-            }),
-        Err(e) => Err(e),
+            })
     }
-});
+);
 
-form_handler!(delete_webhook, op::IntegrationDelete, |_, ctx, p| {
-    webhooks::delete(ctx, one(p, "webhook_id").unwrap_or_default())
-        .await
-        .map(|_| None)
-});
+form_handler!(
+    rotate_webhook,
+    op::IntegrationUpdate,
+    "rotate-webhook",
+    |cfg, ctx, p| {
+        match overlap(p) {
+            Ok(h) => webhooks::rotate_secret(ctx, cfg, one(p, "webhook_id").unwrap_or_default(), h)
+                .await
+                .map(|c| {
+                    Some(Shown {
+                        what: "signing secret",
+                        secret: c.secret,
+                    })
+                }),
+            Err(e) => Err(e),
+        }
+    }
+);
 
-form_handler!(redeliver, op::IntegrationUpdate, |_, ctx, p| {
-    let (hook, delivery) = (
-        one(p, "webhook_id").unwrap_or_default(),
-        one(p, "delivery_id").unwrap_or_default(),
-    );
-    webhooks::redeliver(ctx, hook, delivery).await.map(|_| None)
-});
+form_handler!(
+    delete_webhook,
+    op::IntegrationDelete,
+    "delete-webhook",
+    |_, ctx, p| {
+        webhooks::delete(ctx, one(p, "webhook_id").unwrap_or_default())
+            .await
+            .map(|_| None)
+    }
+);
 
-form_handler!(create_inbound, op::IntegrationCreate, |_, ctx, p| {
-    let opt = |k| one(p, k).filter(|v| !v.is_empty()).map(str::to_owned);
-    let req = inbound::NewInbound {
-        name: one(p, "name").unwrap_or_default().to_owned(),
-        mode: one(p, "mode").unwrap_or("signature").to_owned(),
-        secret_id: opt("secret_id"),
-        collection_id: opt("collection_id"),
-    };
-    inbound::create(ctx, req).await.map(|c| {
-        c.secret.map(|secret| Shown {
-            what: "inbound secret",
-            secret,
+form_handler!(
+    redeliver,
+    op::IntegrationUpdate,
+    "redeliver",
+    |_, ctx, p| {
+        let (hook, delivery) = (
+            one(p, "webhook_id").unwrap_or_default(),
+            one(p, "delivery_id").unwrap_or_default(),
+        );
+        webhooks::redeliver(ctx, hook, delivery).await.map(|_| None)
+    }
+);
+
+form_handler!(
+    create_inbound,
+    op::IntegrationCreate,
+    "inbound",
+    |_, ctx, p| {
+        let opt = |k| one(p, k).filter(|v| !v.is_empty()).map(str::to_owned);
+        let req = inbound::NewInbound {
+            name: one(p, "name").unwrap_or_default().to_owned(),
+            mode: one(p, "mode").unwrap_or("signature").to_owned(),
+            secret_id: opt("secret_id"),
+            collection_id: opt("collection_id"),
+        };
+        inbound::create(ctx, req).await.map(|c| {
+            c.secret.map(|secret| Shown {
+                what: "inbound secret",
+                secret,
+            })
         })
-    })
-});
+    }
+);
 
-form_handler!(delete_inbound, op::IntegrationDelete, |_, ctx, p| {
-    inbound::delete(ctx, one(p, "integration_id").unwrap_or_default())
-        .await
-        .map(|_| None)
-});
+form_handler!(
+    delete_inbound,
+    op::IntegrationDelete,
+    "delete-inbound",
+    |_, ctx, p| {
+        inbound::delete(ctx, one(p, "integration_id").unwrap_or_default())
+            .await
+            .map(|_| None)
+    }
+);

@@ -15,7 +15,13 @@ use crate::lifecycle::{self, accounts};
 use crate::web::tenant::TenantPage;
 
 /// The settings page (200), or with the errors of a failed form (422).
-async fn render<O>(ctx: &TenantPage<O>, errors: &[FieldError]) -> poem::Result<Response> {
+/// The settings page; after a refused deletion, with its errors and the
+/// name as typed (`confirm_name`).
+async fn render<O>(
+    ctx: &TenantPage<O>,
+    errors: &[FieldError],
+    confirm_name: &str,
+) -> poem::Result<Response> {
     let state = ctx.state();
     let ws = ctx.db.id().to_string();
     let s = lifecycle::status(ctx, &state.control).await?;
@@ -61,7 +67,7 @@ async fn render<O>(ctx: &TenantPage<O>, errors: &[FieldError]) -> poem::Result<R
                             form id="deletion-form" method="post" action=(format!("/w/{ws}/deletion")) {
                                 (csrf_field(token))
                                 label for="confirm_name" { "Type the workspace's name to confirm" }
-                                input id="confirm_name" name="confirm_name" required autocomplete="off";
+                                input id="confirm_name" name="confirm_name" value=(confirm_name) required autocomplete="off";
                                 button.danger type="submit" { "Delete workspace" }
                             }
                         } @else {
@@ -77,15 +83,19 @@ async fn render<O>(ctx: &TenantPage<O>, errors: &[FieldError]) -> poem::Result<R
 
 #[handler]
 pub async fn settings_page(ctx: TenantPage<op::WorkspaceRead>) -> poem::Result<Response> {
-    render(&ctx, &[]).await
+    render(&ctx, &[], "").await
 }
 
 #[handler]
 pub async fn schedule_deletion(p: WsPost<op::WorkspaceDelete>) -> poem::Result<Response> {
     let name = p.form.text("confirm_name");
     let r = lifecycle::schedule(&p.state.lifecycle_deps(), &p.ctx, name).await;
-    p.then(r, |_| format!("/w/{}/settings", p.ctx.db.id()), render)
-        .await
+    p.then(
+        r,
+        |_| format!("/w/{}/settings", p.ctx.db.id()),
+        async |ctx, errors| render(ctx, errors, name).await,
+    )
+    .await
 }
 
 #[handler]

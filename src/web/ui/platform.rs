@@ -23,6 +23,9 @@ async fn render(
 ) -> poem::Result<Response> {
     let state = &admin.state;
     let list = crate::platform::list(&admin.deps()).await?;
+    // A refused form's fields (none on a GET), shown again as typed.
+    let sent = form_pairs(req);
+    let kept = |key: &str| one(&sent, key).unwrap_or_default().to_owned();
     let who = SignedIn(admin.who.clone());
     page(req, state, &who, status, "Workspaces (platform)", |token| {
         html! {
@@ -80,11 +83,11 @@ async fn render(
                 form id="new-workspace" method="post" action="/platform/workspaces" {
                     (csrf_field(token))
                     label for="ws-name" { "Name" }
-                    input id="ws-name" name="name" required maxlength="200";
+                    input id="ws-name" name="name" value=(kept("name")) required maxlength="200";
                     label for="ws-owner" { "Owner's email (an existing account)" }
-                    input id="ws-owner" name="owner_email" type="email" required;
+                    input id="ws-owner" name="owner_email" type="email" value=(kept("owner_email")) required;
                     label for="ws-region" { "Region (empty: this appliance's)" }
-                    input id="ws-region" name="region" maxlength="32";
+                    input id="ws-region" name="region" value=(kept("region")) maxlength="32";
                     button type="submit" { "Create workspace" }
                 }
             }

@@ -24,6 +24,9 @@ async fn render(
 ) -> poem::Result<Response> {
     let state = &admin.state;
     let list = staff::list(&admin.deps()).await?;
+    // A refused form's fields (none on a GET), shown again as typed.
+    let sent = form_pairs(req);
+    let kept = |key: &str| one(&sent, key).unwrap_or_default().to_owned();
     let now = state.clock.unix();
     let me = admin.who.user_id;
     let who = SignedIn(admin.who.clone());
@@ -87,11 +90,11 @@ async fn render(
                 form id="new-account" method="post" action=(HERE) {
                     (csrf_field(token))
                     label for="acct-email" { "Email" }
-                    input id="acct-email" name="email" type="email" required maxlength="254";
+                    input id="acct-email" name="email" type="email" value=(kept("email")) required maxlength="254";
                     label for="acct-name" { "Name" }
-                    input id="acct-name" name="name" required maxlength="200";
+                    input id="acct-name" name="name" value=(kept("name")) required maxlength="200";
                     label.check {
-                        input type="checkbox" name="platform_admin" value="true";
+                        input type="checkbox" name="platform_admin" value="true" checked[kept("platform_admin") == "true"];
                         " Platform admin"
                     }
                     button type="submit" { "Create and invite" }

@@ -7,7 +7,7 @@ use poem::http::StatusCode;
 use poem::{IntoResponse, Response, handler};
 
 use super::csrf_field;
-use super::forms::{Id, WsPost, status_for};
+use super::forms::{Id, WsPost, one, status_for};
 use crate::access::op;
 use crate::error::{Error, FieldError};
 use crate::export::jobs;
@@ -26,12 +26,19 @@ fn field_errors(errors: &[FieldError]) -> Markup {
 
 #[handler]
 pub async fn privacy_page(c: TenantPage<op::WorkspaceExport>) -> poem::Result<Response> {
-    render(&c, &[]).await
+    render(&c, &[], &[]).await
 }
 
 /// The page, also for a data-subject form sent back with its errors (the
 /// same people may export the workspace and answer data-subject requests).
-async fn render<O>(c: &TenantPage<O>, errors: &[FieldError]) -> poem::Result<Response> {
+/// The page; after a refused form, with its errors and what it sent
+/// (`sent`) shown again.
+async fn render<O>(
+    c: &TenantPage<O>,
+    errors: &[FieldError],
+    sent: &[(String, String)],
+) -> poem::Result<Response> {
+    let kept = |key: &str| one(sent, key).unwrap_or_default().to_owned();
     let (state, ws) = (c.state(), c.ws());
     let exports = state.exports.list(c.db.id(), c.now())?;
     c.page(status_for(errors), "Privacy and export", |token| {
@@ -44,7 +51,7 @@ async fn render<O>(c: &TenantPage<O>, errors: &[FieldError]) -> poem::Result<Res
                 p.muted { "One archive with the members, teams, collections (their fields, and records as JSON and CSV) and the audit log, with a list of checksums that proves nothing was changed. To have it encrypted so only you can open it, paste your age public key (it starts with age1)." }
                 form method="post" action=(format!("/w/{ws}/privacy/export")) {
                     (csrf_field(token))
-                    label { "Encrypt to this age public key (optional) " input name="recipient" id="export-recipient" placeholder="age1..." autocomplete="off"; }
+                    label { "Encrypt to this age public key (optional) " input name="recipient" id="export-recipient" value=(kept("recipient")) placeholder="age1..." autocomplete="off"; }
                     button type="submit" id="start-export" { "Start export" }
                 }
                 @if !exports.is_empty() {
@@ -67,7 +74,7 @@ async fn render<O>(c: &TenantPage<O>, errors: &[FieldError]) -> poem::Result<Res
                 p.muted { "Find every record that refers to a person by their email, phone or any value of a field marked as personal data, in every collection. Then download their data or anonymise them. Each step is recorded in the audit log; the identifier itself is never kept." }
                 form method="post" action=(format!("/w/{ws}/privacy/subjects")) {
                     (csrf_field(token))
-                    label { "Email, phone or other identifier " input name="identifier" id="subject-identifier" required autocomplete="off"; }
+                    label { "Email, phone or other identifier " input name="identifier" id="subject-identifier" value=(kept("identifier")) required autocomplete="off"; }
                     button type="submit" id="find-subject" { "Find records" }
                 }
             }
@@ -82,7 +89,7 @@ pub async fn start_export(p: WsPost<op::WorkspaceExport>) -> poem::Result<Respon
         None | Some("") => None,
         Some(r) => match crate::export::recipient("recipient", r) {
             Ok(r) => Some(r),
-            Err(Error::Validation(errors)) => return render(&p.ctx, &errors).await,
+            Err(Error::Validation(errors)) => return render(&p.ctx, &errors, &p.form.0).await,
             Err(e) => return Err(e.into()),
         },
     };
@@ -159,7 +166,7 @@ pub async fn find_subject(p: WsPost<op::DataSubjectRead>) -> poem::Result<Respon
     let (c, ws, id) = (&p.ctx, p.ctx.ws(), p.form.text("identifier"));
     let found = match subjects::find(c, id).await {
         Ok(f) => f,
-        Err(Error::Validation(errors)) => return render(c, &errors).await,
+        Err(Error::Validation(errors)) => return render(c, &errors, &p.form.0).await,
         Err(e) => return Err(e.into()),
     };
     c.page(StatusCode::OK, "Data subject request", |token| {
@@ -208,7 +215,7 @@ pub async fn anonymise_subject(p: WsPost<op::DataSubjectDelete>) -> poem::Result
             field: "confirm".into(),
             message: "tick the box to confirm the anonymisation".into(),
         }];
-        return render(&p.ctx, &errors).await;
+        return render(&p.ctx, &errors, &p.form.0).await;
     }
     let done = subjects::anonymise(&p.ctx, p.form.text("identifier")).await?;
     p.ctx.page(StatusCode::OK, "Anonymised", |_| {

@@ -6,8 +6,9 @@ use maud::{Markup, html};
 use poem::{Response, handler};
 
 use super::csrf_field;
-use super::forms::{Id, WsPost, breadcrumbs, errors_box, every, one, status_for};
+use super::forms::{Id, WsPost, breadcrumbs, every, one, status_for};
 use crate::access::enter::TenantHandle;
+use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, op};
 use crate::error::FieldError;
 use crate::ids::CollectionId;
@@ -17,9 +18,16 @@ use crate::web::tenant::TenantPage;
 
 const NEW_ROWS: usize = 3;
 
-fn type_select(name: &str, selected: Option<FieldType>, disabled: bool) -> Markup {
+fn type_select(
+    name: &str,
+    id: &str,
+    selected: Option<FieldType>,
+    disabled: bool,
+    invalid: Option<&str>,
+    described: Option<&str>,
+) -> Markup {
     html! {
-        select name=(name) disabled[disabled] aria-label="Field type" {
+        select id=(id) name=(name) disabled[disabled] aria-label="Field type" aria-invalid=[invalid] aria-describedby=[described] data-field-type {
             @if selected.is_none() { option value="" { "— type —" } }
             @for t in FieldType::ALL {
                 option value=(t.as_str()) selected[Some(t) == selected] { (t.as_str().replace('_', " ")) }
@@ -45,22 +53,152 @@ fn as_input(f: &Field) -> FieldInput {
     }
 }
 
-/// One row of the field table: a stored field (its type fixed), a field
-/// sent back with errors (as typed), or a blank row.
-fn field_row(i: usize, f: Option<&FieldInput>, relation_targets: &[(String, String)]) -> Markup {
+/// The errors of row `i` (`fields[i].key`), by key (`options[2]` counts as
+/// `options`; a server-assigned `id` shows at the name).
+fn row_errors(errors: &[FieldError], i: usize) -> Vec<(&'static str, &str)> {
+    let prefix = format!("fields[{i}].");
+    errors
+        .iter()
+        .filter_map(|e| {
+            let key = e.field.strip_prefix(&prefix)?;
+            let key = key.split('[').next().unwrap_or(key);
+            Some((input_key(key)?, e.message.as_str()))
+        })
+        .collect()
+}
+
+/// The input of a row that shows an error about `key`.
+fn input_key(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "name" | "id" => "name",
+        "type" => "type",
+        "options" => "options",
+        "currency" => "currency",
+        "collection" => "collection",
+        "required" => "required",
+        "unique" => "unique",
+        "pii" => "pii",
+        "searchable" => "searchable",
+        "retired" => "retired",
+        _ => return None,
+    })
+}
+
+fn key_label(key: &str) -> &'static str {
+    match key {
+        "name" => "name",
+        "type" => "type",
+        "options" => "choices",
+        "currency" => "currency",
+        "collection" => "related collection",
+        "required" => "required",
+        "unique" => "unique",
+        "pii" => "personal data",
+        "searchable" => "searchable",
+        _ => "retired",
+    }
+}
+
+/// The summary of a schema form's errors, each linking to its input: the
+/// collection's name, or a row's input ("Field 2 (Amount): currency").
+fn schema_errors_box(errors: &[FieldError], fields: &[FieldInput]) -> Markup {
+    let anchor = |field: &str| -> Option<(String, String)> {
+        if field == "name" {
+            return Some(("Name".into(), "name".into()));
+        }
+        let rest = field.strip_prefix("fields[")?;
+        let (i, key) = rest.split_once("].")?;
+        let i: usize = i.parse().ok()?;
+        let key = input_key(key.split('[').next().unwrap_or(key))?;
+        let name = fields.get(i).map(|f| f.name.trim()).unwrap_or_default();
+        let label = if name.is_empty() {
+            format!("Field {}: {}", i + 1, key_label(key))
+        } else {
+            format!("Field {} ({name}): {}", i + 1, key_label(key))
+        };
+        Some((label, format!("in-f{i}-{key}")))
+    };
+    html! {
+        @if !errors.is_empty() {
+            div.error role="alert" id="error-summary" {
+                p { "Nothing was saved. Please fix:" }
+                ul {
+                    @for e in errors {
+                        li {
+                            @match anchor(&e.field) {
+                                Some((label, id)) => { a href=(format!("#{id}")) { (label) } " " (e.message) }
+                                None => { @if !e.field.is_empty() { strong { (e.field) } " " } (e.message) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Which types a type-specific setting belongs to (`data-for`, read by
+/// app.js to show it only for them).
+fn setting_for(key: &str) -> &'static str {
+    match key {
+        "options" => "select multi_select",
+        "currency" => "money",
+        _ => "relation",
+    }
+}
+
+/// One row of the field table: a stored field (its type fixed, only its
+/// type's setting shown), a field sent back with errors (as typed), or a
+/// blank row (every setting shown and labelled; app.js shows only the
+/// chosen type's).
+fn field_row(
+    i: usize,
+    f: Option<&FieldInput>,
+    relation_targets: &[(String, String)],
+    errors: &[(&'static str, &str)],
+) -> Markup {
     let p = |k: &str| format!("f{i}.{k}");
+    let id = |k: &str| format!("in-f{i}-{k}");
+    let err_id = |k: &str| format!("err-f{i}-{k}");
+    let bad = |k: &str| errors.iter().any(|(e, _)| *e == k);
+    let inv = |k: &str| bad(k).then_some("true");
+    let described = |k: &str| bad(k).then(|| err_id(k));
+    let message = |k: &str| {
+        html! {
+            @if bad(k) {
+                span.field-error id=(err_id(k)) {
+                    @for (_, m) in errors.iter().filter(|(e, _)| *e == k) { (m) " " }
+                }
+            }
+        }
+    };
     let flag = |k: &str, on: bool, label: &str| {
-        html! { label.check { input type="checkbox" name=(p(k)) value="on" checked[on]; " " (label) } }
+        html! {
+            label.check { input id=(id(k)) type="checkbox" name=(p(k)) value="on" checked[on] aria-invalid=[inv(k)] aria-describedby=[described(k)]; " " (label) }
+            (message(k))
+        }
     };
     let stored = f.is_some_and(|f| f.id.is_some());
     let kind = f.and_then(|f| FieldType::parse("type", &f.kind).ok());
+    // A stored field shows only its own type's setting; other rows all.
+    let shows = |key: &str| {
+        !stored || kind.is_some_and(|k| setting_for(key).split(' ').any(|t| t == k.as_str()))
+    };
+    let stored_target = f
+        .and_then(|f| f.collection.as_deref())
+        .filter(|_| stored && kind == Some(FieldType::Relation));
+    let fixed_currency = stored && f.is_some_and(|f| f.currency.is_some());
     html! {
         tr.field-row {
             td {
-                @if let Some(id) = f.and_then(|f| f.id.as_deref()) { input type="hidden" name=(p("id")) value=(id); input type="hidden" name=(p("type")) value=(f.map(|f| f.kind.as_str()).unwrap_or_default()); }
-                input name=(p("name")) value=(f.map(|f| f.name.as_str()).unwrap_or("")) placeholder="Field name" aria-label="Field name";
+                @if let Some(fid) = f.and_then(|f| f.id.as_deref()) { input type="hidden" name=(p("id")) value=(fid); input type="hidden" name=(p("type")) value=(f.map(|f| f.kind.as_str()).unwrap_or_default()); }
+                input id=(id("name")) name=(p("name")) value=(f.map(|f| f.name.as_str()).unwrap_or("")) placeholder="Field name" aria-label="Field name" aria-invalid=[inv("name")] aria-describedby=[described("name")];
+                (message("name"))
             }
-            td { (type_select(&p("type"), kind, stored)) }
+            td {
+                (type_select(&p("type"), &id("type"), kind, stored, inv("type"), described("type").as_deref()))
+                (message("type"))
+            }
             td.flags {
                 (flag("required", f.is_some_and(|f| f.required), "required"))
                 (flag("unique", f.is_some_and(|f| f.unique), "unique"))
@@ -68,15 +206,36 @@ fn field_row(i: usize, f: Option<&FieldInput>, relation_targets: &[(String, Stri
                 (flag("searchable", f.is_some_and(|f| f.searchable), "searchable"))
                 @if stored { (flag("retired", f.is_some_and(|f| f.retired), "retired")) }
             }
-            td {
-                input name=(p("options")) value=(f.map(|f| f.options.join(", ")).unwrap_or_default()) placeholder="choices, comma separated (select)" aria-label="Choices";
-                input name=(p("currency")) value=(f.and_then(|f| f.currency.clone()).unwrap_or_default()) placeholder="currency, e.g. EUR (money)" maxlength="3" aria-label="Currency";
-                @if !stored || kind == Some(FieldType::Relation) {
-                    select name=(p("collection")) disabled[stored] aria-label="Related collection" {
-                        option value="" { "— related collection (relation) —" }
-                        @for (id, name) in relation_targets {
-                            option value=(id) selected[f.and_then(|f| f.collection.as_deref()) == Some(id.as_str())] { (name) }
+            td.settings {
+                @if shows("options") {
+                    label.opt data-for=(setting_for("options")) {
+                        span { "Choices (select, multi select), comma separated" }
+                        input id=(id("options")) name=(p("options")) value=(f.map(|f| f.options.join(", ")).unwrap_or_default()) placeholder="e.g. open, paid" aria-invalid=[inv("options")] aria-describedby=[described("options")];
+                        (message("options"))
+                    }
+                }
+                @if shows("currency") {
+                    label.opt data-for=(setting_for("currency")) {
+                        span { "Currency (money)" }
+                        input id=(id("currency")) name=(p("currency")) value=(f.and_then(|f| f.currency.clone()).unwrap_or_default()) placeholder="e.g. EUR" maxlength="3" readonly[fixed_currency] aria-invalid=[inv("currency")] aria-describedby=[described("currency")];
+                        (message("currency"))
+                    }
+                }
+                @if let Some(target) = stored_target {
+                    // Fixed once set: sent as it is, shown by name.
+                    input type="hidden" name=(p("collection")) value=(target);
+                    span.opt { "Related collection: " (relation_targets.iter().find(|(tid, _)| tid == target).map(|(_, n)| n.as_str()).unwrap_or(target)) }
+                    (message("collection"))
+                } @else if shows("collection") {
+                    label.opt data-for=(setting_for("collection")) {
+                        span { "Related collection (relation)" }
+                        select id=(id("collection")) name=(p("collection")) aria-invalid=[inv("collection")] aria-describedby=[described("collection")] {
+                            option value="" { "— choose —" }
+                            @for (cid, name) in relation_targets {
+                                option value=(cid) selected[f.and_then(|f| f.collection.as_deref()) == Some(cid.as_str())] { (name) }
+                            }
                         }
+                        (message("collection"))
                     }
                 }
             }
@@ -118,7 +277,19 @@ struct SchemaForm<'a> {
     teams: &'a [(String, String)],
     relation_targets: &'a [(String, String)],
     permissions: &'a Permissions,
+    /// The owner team chosen (a new collection sent back).
+    team: Option<&'a str>,
+    /// Whether the person may delete the collection (admins).
+    can_delete: bool,
     errors: &'a [FieldError],
+}
+
+/// The message of the error about `key` at the top of the form, if any.
+fn top_error<'e>(errors: &'e [FieldError], key: &str) -> Option<&'e str> {
+    errors
+        .iter()
+        .find(|e| e.field == key)
+        .map(|e| e.message.as_str())
 }
 
 fn schema_form(f: SchemaForm<'_>, token: &str) -> Markup {
@@ -131,31 +302,46 @@ fn schema_form(f: SchemaForm<'_>, token: &str) -> Markup {
         section.card {
             (breadcrumbs(f.ws, f.coll))
             h1 { @if f.coll.is_some() { "Schema" } @else { "New collection" } }
-            (errors_box(f.errors))
+            (schema_errors_box(f.errors, fields))
             form id="schema" method="post" action=(action) {
                 (csrf_field(token))
+                @let name_err = top_error(f.errors, "name");
                 label for="name" { "Name" }
-                input id="name" name="name" value=(f.name) required maxlength="64";
+                @if f.coll.is_some() { p.muted id="name-hint" { "Rename the collection here; its records and links stay as they are." } }
+                input id="name" name="name" value=(f.name) required maxlength="64" aria-invalid=[name_err.map(|_| "true")] aria-describedby=[name_err.map(|_| "err-name")];
+                @if let Some(m) = name_err { span.field-error id="err-name" { (m) } }
                 @if f.coll.is_none() {
+                    @let team_err = top_error(f.errors, "team_id");
                     label for="team" { "Owner" }
-                    select id="team" name="team_id" {
+                    select id="team" name="team_id" aria-invalid=[team_err.map(|_| "true")] aria-describedby=[team_err.map(|_| "err-team")] {
                         option value="" { "The whole workspace" }
-                        @for (id, name) in f.teams { option value=(id) { "Team " (name) } }
+                        @for (id, name) in f.teams { option value=(id) selected[f.team == Some(id.as_str())] { "Team " (name) } }
                     }
+                    @if let Some(m) = team_err { span.field-error id="err-team" { (m) } }
                 }
                 h2 { "Fields" }
                 p.muted { "A field's type is fixed once created; rename, retire or add fields freely. Existing records stay valid." }
                 table.list id="fields" {
                     thead { tr { th { "Name" } th { "Type" } th { "Flags" } th { "Settings" } } }
                     tbody {
-                        @for (i, fd) in fields.iter().enumerate() { (field_row(i, Some(fd), f.relation_targets)) }
-                        @for i in fields.len()..fields.len() + NEW_ROWS { (field_row(i, None, f.relation_targets)) }
+                        @for (i, fd) in fields.iter().enumerate() { (field_row(i, Some(fd), f.relation_targets, &row_errors(f.errors, i))) }
+                        @for i in fields.len()..fields.len() + NEW_ROWS { (field_row(i, None, f.relation_targets, &[])) }
                     }
                 }
                 button.secondary type="button" data-add-row="#fields" { "Add another field" }
                 h2 { "Who may work with records" }
                 (permissions_table(f.permissions))
                 button type="submit" { "Save" }
+            }
+        }
+        @if let (Some(c), true) = (f.coll, f.can_delete) {
+            section.card id="delete-collection" {
+                h2 { "Delete this collection" }
+                p { "Deleting " strong { (c.row.def.name) } " deletes all its records and their history with it; it cannot be undone. A collection another collection relates to cannot be deleted until that relation field is retired." }
+                form method="post" action=(format!("/w/{}/c/{}/delete", f.ws, c.row.id)) data-confirm=(format!("Delete the collection {} and all its records?", c.row.def.name)) data-confirm-label="Delete collection" {
+                    (csrf_field(token))
+                    button.danger type="submit" { "Delete collection" }
+                }
             }
         }
     }
@@ -243,6 +429,7 @@ struct Editing<'a> {
     name: &'a str,
     permissions: &'a Permissions,
     fields: Vec<FieldInput>,
+    team: Option<&'a str>,
 }
 
 impl<'a> Editing<'a> {
@@ -253,6 +440,7 @@ impl<'a> Editing<'a> {
             name: &d.name,
             permissions: &d.permissions,
             fields: d.fields.iter().map(as_input).collect(),
+            team: None,
         }
     }
 }
@@ -282,6 +470,11 @@ async fn render_schema<O>(
             teams: &teams,
             relation_targets: &targets,
             permissions: e.permissions,
+            team: e.team,
+            // Not while the workspace is read-only (its banner says why).
+            can_delete: ctx.writable()
+                && e.coll
+                    .is_some_and(|c| allows(c.role, Resource::Collection, Action::Delete)),
             errors,
         };
         schema_form(form, t)
@@ -302,6 +495,7 @@ pub async fn new_collection(ctx: TenantPage<op::CollectionCreate>) -> poem::Resu
         name: "",
         permissions: &permissions,
         fields: Vec::new(),
+        team: None,
     };
     render_schema(&ctx, e, &[]).await
 }
@@ -327,6 +521,7 @@ pub async fn create_collection(p: WsPost<op::CollectionCreate>) -> poem::Result<
         name: &name,
         permissions: &permissions,
         fields: parse_fields(pairs),
+        team: p.form.get("team_id"),
     };
     p.then(created, to_collection(p.ctx.ws()), async |ctx, errors| {
         render_schema(ctx, e, errors).await
@@ -368,5 +563,25 @@ pub async fn schema_submit(
         };
         render_schema(ctx, e, errors).await
     })
+    .await
+}
+
+/// Deletes a collection with its records (admins; the API's rule: refused
+/// while another collection relates to it), after the page's confirmation.
+#[handler]
+pub async fn delete_collection(
+    p: WsPost<op::CollectionDelete>,
+    Id(cid): Id<CollectionId>,
+) -> poem::Result<Response> {
+    let deleted = records::delete_collection(&p.ctx, &cid).await;
+    let ws = p.ctx.ws();
+    p.then(
+        deleted,
+        |()| format!("/w/{ws}"),
+        async |ctx, errors| {
+            let v = records::load(ctx, &cid, Need::See).await?;
+            render_schema(ctx, Editing::stored(&v), errors).await
+        },
+    )
     .await
 }

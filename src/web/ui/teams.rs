@@ -2,22 +2,36 @@
 //! (admins), add and remove people (admins, or the team's lead).
 
 use maud::html;
-use poem::http::StatusCode;
 use poem::{Response, handler};
 
-use super::forms::{Id, WsPost};
+use super::forms::{Id, WsPost, errors_box, status_for};
 use super::{csrf_field, row_action};
 use crate::access::permissions::{Action, Resource};
 use crate::access::{Role, TeamPlace, op};
+use crate::error::FieldError;
 use crate::ids::TeamId;
 use crate::records::teams;
 use crate::web::tenant::TenantPage;
 
 #[handler]
 pub async fn teams_page(ctx: TenantPage<op::TeamRead>) -> poem::Result<Response> {
+    render(&ctx, &[], "").await
+}
+
+/// The page, or the page again with a refused form's errors and the new
+/// team's name as typed (`name`).
+async fn render<O>(
+    ctx: &TenantPage<O>,
+    errors: &[FieldError],
+    name: &str,
+) -> poem::Result<Response> {
     let ws = ctx.ws();
-    let list = teams::list(&ctx).await?;
-    let members = teams::members(&ctx.state().control, &ctx).await?;
+    let name_err = errors
+        .iter()
+        .find(|e| e.field == "name")
+        .map(|e| e.message.as_str());
+    let list = teams::list(ctx).await?;
+    let members = teams::members(&ctx.state().control, ctx).await?;
     let email = |id: &str| {
         members
             .iter()
@@ -31,10 +45,11 @@ pub async fn teams_page(ctx: TenantPage<op::TeamRead>) -> poem::Result<Response>
     // manager (the same rule as `records::teams`).
     let lead_manages =
         ctx.writable() && ctx.role_with(Some(TeamPlace::Lead)).at_least(Role::Manager);
-    ctx.page(StatusCode::OK, "Teams", |token| {
+    ctx.page(status_for(errors), "Teams", |token| {
         html! {
             section.card {
                 h1 { "Teams" }
+                (errors_box(errors))
                 p.muted { "A team can own collections: only its leads and members see them. Leads manage their team's members and collections." }
                 @if list.is_empty() { p.muted { "No teams yet." } }
                 @for t in &list {
@@ -84,7 +99,8 @@ pub async fn teams_page(ctx: TenantPage<op::TeamRead>) -> poem::Result<Response>
                     form id="new-team" method="post" action=(format!("/w/{ws}/teams")) {
                         (csrf_field(token))
                         label for="team-name" { "Name" }
-                        input id="team-name" name="name" required maxlength="64";
+                        input id="team-name" name="name" value=(name) required maxlength="64" aria-invalid=[name_err.map(|_| "true")] aria-describedby=[name_err.map(|_| "err-team-name")];
+                        @if let Some(m) = name_err { span.field-error id="err-team-name" { (m) } }
                         button type="submit" { "Create team" }
                     }
                 }
@@ -99,10 +115,15 @@ fn back<O: crate::access::op::Op>(p: &WsPost<O>) -> Response {
     p.done(format!("/w/{}/teams", p.ctx.ws()))
 }
 
+/// A new team; a refused name comes back as typed, its error beside it.
 #[handler]
 pub async fn create_team(p: WsPost<op::TeamCreate>) -> poem::Result<Response> {
-    teams::create(&p.ctx, p.form.text("name")).await?;
-    Ok(back(&p))
+    let r = teams::create(&p.ctx, p.form.text("name")).await;
+    let to = |_| format!("/w/{}/teams", p.ctx.ws());
+    p.then(r, to, async |ctx, errors| {
+        render(ctx, errors, p.form.text("name")).await
+    })
+    .await
 }
 
 #[handler]
