@@ -360,7 +360,7 @@ async fn the_fixture_is_a_real_openid_provider() {
         Some("invalid_request"),
         "{query:?}"
     );
-    assert!(query.get("code").is_none());
+    assert!(!query.contains_key("code"));
     let (query, _) = authorize(&op, "aura", &[("code_challenge_method", "plain")]).await;
     assert_eq!(
         query.get("error").map(String::as_str),
