@@ -7,6 +7,7 @@ pub mod browser;
 pub mod certs;
 pub mod disk;
 pub mod mfa;
+pub mod oidc;
 pub mod otp;
 mod ports;
 pub mod replica;
