@@ -365,6 +365,10 @@ async fn a_field_sort_stops_at_its_cap_with_a_422_naming_sort() {
         .map(|r| &r["values"]["Age"])
         .collect();
     assert_eq!(ages, [&json!(5089), &json!(5088)], "{page}");
+    // The table offers the field's order while it works...
+    let table_url = t.server.url(&format!("/w/{}/c/{}", t.ws, t.cid));
+    let html = common::get_text(&t.c, table_url.clone()).await;
+    assert!(html.contains(&format!("sort={age}")), "a sort link for Age");
     let r =
         t.c.post(t.api("/records"))
             .json(&json!({"values": {"Name": "One more"}}))
@@ -375,6 +379,16 @@ async fn a_field_sort_stops_at_its_cap_with_a_422_naming_sort() {
     let (s, body) = t.get(&format!("sort=-{age}&limit=2")).await;
     assert_eq!(s, 422, "{body}");
     assert_eq!(body["errors"][0]["field"], "sort", "{body}");
+    // ... and not past the cap, where it would be a 422.
+    let html = common::get_text(&t.c, table_url).await;
+    assert!(
+        !html.contains(&format!("sort={age}")),
+        "no sort link past the cap"
+    );
+    assert!(
+        !html.contains(&format!("sort=-{age}")),
+        "no sort link past the cap"
+    );
     assert!(
         body["errors"][0]["message"]
             .as_str()

@@ -24,6 +24,17 @@ use crate::store::records::{self as rstore, RecordRow, Sort};
 /// Most live records a collection may hold to be sorted by a field.
 pub const SORT_CAP: usize = 5_000;
 
+/// Whether collection `coll` may be sorted by a field now (at most
+/// `SORT_CAP` live records): pages offer field orders only then.
+pub async fn fits(ctx: &crate::access::enter::TenantHandle, coll: &str) -> Result<bool> {
+    let coll = coll.to_owned();
+    let n = ctx
+        .db
+        .read(move |c, _| rstore::count_records(c, &coll))
+        .await?;
+    Ok(n <= SORT_CAP)
+}
+
 /// Records read (and decrypted) per step while loading a collection.
 const STEP: usize = 500;
 

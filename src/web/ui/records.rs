@@ -150,8 +150,9 @@ pub async fn collection_page(
             None
         }
     };
-    // Search hits come newest first: no field order is offered with `q`.
-    let field_sorts = q.is_empty();
+    // Search hits come newest first: no field order is offered with `q`,
+    // nor for a collection past the field sort's cap (it would be a 422).
+    let field_sorts = q.is_empty() && records::sort::fits(&ctx, &v.row.id).await?;
     let next = p
         .next_cursor
         .as_ref()
