@@ -411,6 +411,9 @@ async fn other_forms_keep_what_was_typed_on_a_refusal() {
             vec![
                 "value=\"not-an-address\"".into(),
                 "<option value=\"manager\" selected>".into(),
+                // The error beside the input, and the summary links to it.
+                "aria-describedby=\"err-invite-email\"".into(),
+                "href=\"#invite-email\"".into(),
             ],
         ),
         (
@@ -420,12 +423,21 @@ async fn other_forms_keep_what_was_typed_on_a_refusal() {
                 ("scope", "member"),
                 ("expires_in_days", "soon"),
             ],
-            vec!["value=\"deploy bot\"".into(), "value=\"soon\"".into()],
+            vec![
+                "value=\"deploy bot\"".into(),
+                "value=\"soon\"".into(),
+                "aria-describedby=\"err-token-days\"".into(),
+                "href=\"#token-days\"".into(),
+            ],
         ),
         (
             "deletion",
             vec![("confirm_name", "Not the name")],
-            vec!["value=\"Not the name\"".into()],
+            vec![
+                "value=\"Not the name\"".into(),
+                "aria-describedby=\"err-confirm_name\"".into(),
+                "href=\"#confirm_name\"".into(),
+            ],
         ),
     ] {
         let mut body = vec![("csrf", csrf.as_str())];
@@ -440,6 +452,49 @@ async fn other_forms_keep_what_was_typed_on_a_refusal() {
         let page = r.text().await.unwrap();
         for k in kept {
             assert!(page.contains(&k), "{path}: {k} lost");
+        }
+    }
+    server.stop();
+}
+
+/// The platform forms too: a refused account or workspace comes back with
+/// what was typed, the error beside its input, the summary linking to it.
+#[tokio::test]
+async fn platform_forms_put_each_error_at_its_input() {
+    let env = Env::new();
+    env.create_platform_admin("staff@example.com");
+    let server = env.start();
+    let c = api_client(&server, "staff@example.com").await;
+    let csrf = common::page_csrf(&c, &server.url("/platform/accounts")).await;
+    for (path, form, want) in [
+        (
+            "/platform/accounts",
+            vec![("email", "not-an-address"), ("name", "Newcomer")],
+            vec![
+                "value=\"not-an-address\"",
+                "value=\"Newcomer\"",
+                "aria-describedby=\"err-acct-email\"",
+                "href=\"#acct-email\"",
+            ],
+        ),
+        (
+            "/platform/workspaces",
+            vec![("name", "Acme"), ("owner_email", "not-an-address")],
+            vec![
+                "value=\"Acme\"",
+                "aria-describedby=\"err-ws-owner\"",
+                "href=\"#ws-owner\"",
+            ],
+        ),
+    ] {
+        let mut body = vec![("csrf", csrf.as_str())];
+        body.extend(form);
+        let r = c.post(server.url(path)).form(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        let page = r.text().await.unwrap();
+        assert_eq!(status, 422, "{path}: {page}");
+        for w in want {
+            assert!(page.contains(w), "{path}: {w} missing");
         }
     }
     server.stop();

@@ -75,7 +75,7 @@ pub async fn create_workspace(
         .ok_or_else(|| {
             Error::field(
                 "owner",
-                "no account has this email; create it first with `aura user create`",
+                "no account has this email; create it first (Platform, Accounts, or `aura user create`)",
             )
         })?;
 
@@ -197,7 +197,7 @@ pub async fn add_member(
     let user = user.ok_or_else(|| {
         Error::field(
             "email",
-            "no account has this email; create it first with `aura user create`",
+            "no account has this email; create it first (Platform, Accounts, or `aura user create`)",
         )
     })?;
     let now = p.clock.unix();

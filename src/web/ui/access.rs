@@ -5,7 +5,7 @@
 use maud::html;
 use poem::{Response, handler};
 
-use super::forms::{Sent, WsPost, errors_box, status_for};
+use super::forms::{At, Sent, WsPost, at, status_for, summary};
 use super::{csrf_field, row_action};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, op};
@@ -17,15 +17,29 @@ use crate::records::teams;
 use crate::web::api::invitations::invite_mail;
 use crate::web::tenant::TenantPage;
 
-fn role_select(name: &str, selected: Role, up_to: Role) -> maud::Markup {
+fn role_select(name: &str, id: &str, selected: Role, up_to: Role, e: At) -> maud::Markup {
     html! {
-        select name=(name) aria-label="Role" {
+        select name=(name) id=(id) aria-label="Role" aria-invalid=[e.invalid] aria-describedby=[e.described] {
             @for r in Role::ALL.into_iter().filter(|r| up_to.at_least(*r)) {
                 option value=(r.as_str()) selected[r == selected] { (r.as_str()) }
             }
         }
+        (e.note)
     }
 }
+
+/// Each form's fields: (form, key, label, input id), for the summary's
+/// links and the errors beside the inputs.
+const FIELDS: &[(&str, &str, &str, &str)] = &[
+    ("invite", "email", "Email", "invite-email"),
+    ("invite", "role", "Role", "invite-role"),
+    ("service", "name", "Name", "sa-name"),
+    ("service", "role", "Role", "sa-role"),
+    ("token", "name", "Name", "token-name"),
+    ("token", "service_account", "Acts as", "token-holder"),
+    ("token", "scope", "Scope", "token-scope"),
+    ("token", "expires_in_days", "Expires in days", "token-days"),
+];
 
 /// The page: with a new token's secret shown once, or with the errors of a
 /// failed form (422).
@@ -37,6 +51,20 @@ async fn render<O>(
 ) -> poem::Result<Response> {
     // What a refused form sent, shown again.
     let kept = |form: &str, key: &str| sent.and_then(|s| s.kept(form, key));
+    // A refused form's errors, beside its inputs.
+    let sent_form = sent.map(|s| s.form).unwrap_or_default();
+    let err = |form: &str, key: &str| {
+        let id = FIELDS
+            .iter()
+            .find(|(f, k, ..)| *f == form && *k == key)
+            .map_or("", |(.., id)| *id);
+        at(if form == sent_form { errors } else { &[] }, key, id)
+    };
+    let linked: Vec<(&str, &str, &str)> = FIELDS
+        .iter()
+        .filter(|(f, ..)| *f == sent_form)
+        .map(|(_, k, l, id)| (*k, *l, *id))
+        .collect();
     let kept_role = |form: &str, key: &str, default: Role| {
         kept(form, key)
             .and_then(|r| r.parse().ok())
@@ -72,7 +100,7 @@ async fn render<O>(
         html! {
             section.card {
                 h1 { "Members" }
-                (errors_box(errors))
+                (summary(errors, &linked))
                 table.list id="members" {
                     thead { tr { th { "Person" } th { "Role" } th {} } }
                     tbody {
@@ -89,7 +117,7 @@ async fn render<O>(
                                         form.inline method="post" action=(format!("/w/{ws}/members/role")) {
                                             (csrf_field(token))
                                             input type="hidden" name="user_id" value=(uid);
-                                            (role_select("role", *role, my_role))
+                                            (role_select("role", &format!("role-{uid}"), *role, my_role, at(&[], "role", "")))
                                             button.secondary type="submit" { "Change role" }
                                         }
                                     } @else { span.badge { (role.as_str()) } }
@@ -122,8 +150,10 @@ async fn render<O>(
                     h2 { "Invitations" }
                     form.inline id="invite-form" method="post" action=(format!("/w/{ws}/invitations")) {
                         (csrf_field(token))
-                        input name="email" type="email" value=(kept("invite", "email").unwrap_or_default()) required placeholder="name@example.com" aria-label="Email";
-                        (role_select("role", kept_role("invite", "role", Role::Member), my_role))
+                        @let e = err("invite", "email");
+                        input name="email" id="invite-email" type="email" value=(kept("invite", "email").unwrap_or_default()) required placeholder="name@example.com" aria-label="Email" aria-invalid=[e.invalid] aria-describedby=[e.described];
+                        (e.note)
+                        (role_select("role", "invite-role", kept_role("invite", "role", Role::Member), my_role, err("invite", "role")))
                         button type="submit" { "Invite" }
                     }
                     p.muted { "The link goes out by mail, works once and expires after 7 days." }
@@ -152,8 +182,10 @@ async fn render<O>(
                     p.muted { "An account for a program: it never signs in and acts only through API tokens, with the role you give it." }
                     form.inline id="new-service-account" method="post" action=(format!("/w/{ws}/service-accounts")) {
                         (csrf_field(token))
-                        input name="name" value=(kept("service", "name").unwrap_or_default()) required maxlength="200" placeholder="Name" aria-label="Name";
-                        (role_select("role", kept_role("service", "role", Role::Member), my_role))
+                        @let e = err("service", "name");
+                        input name="name" id="sa-name" value=(kept("service", "name").unwrap_or_default()) required maxlength="200" placeholder="Name" aria-label="Name" aria-invalid=[e.invalid] aria-describedby=[e.described];
+                        (e.note)
+                        (role_select("role", "sa-role", kept_role("service", "role", Role::Member), my_role, err("service", "role")))
                         button type="submit" { "Create service account" }
                     }
                 }
@@ -188,16 +220,22 @@ async fn render<O>(
                     form id="new-token-form" method="post" action=(format!("/w/{ws}/tokens")) {
                         (csrf_field(token))
                         label for="token-name" { "Name" }
-                        input id="token-name" name="name" value=(kept("token", "name").unwrap_or_default()) required maxlength="200";
+                        @let e = err("token", "name");
+                        input id="token-name" name="name" value=(kept("token", "name").unwrap_or_default()) required maxlength="200" aria-invalid=[e.invalid] aria-describedby=[e.described];
+                        (e.note)
                         label for="token-holder" { "Acts as" }
-                        select id="token-holder" name="service_account" {
+                        @let holder = err("token", "service_account");
+                        select id="token-holder" name="service_account" aria-invalid=[holder.invalid] aria-describedby=[holder.described] {
                             option value="" { "me" }
                             @for (id, name, _) in &services { option value=(id) selected[kept("token", "service_account") == Some(id.to_string().as_str())] { (name) } }
                         }
                         label for="token-scope" { "Scope (the most it may do)" }
-                        (role_select("scope", kept_role("token", "scope", Role::Viewer), my_role))
+                        (holder.note)
+                        (role_select("scope", "token-scope", kept_role("token", "scope", Role::Viewer), my_role, err("token", "scope")))
                         label for="token-days" { "Expires in days (empty: never)" }
-                        input id="token-days" name="expires_in_days" type="number" min="1" max="3650" value=(kept("token", "expires_in_days").unwrap_or("90"));
+                        @let e = err("token", "expires_in_days");
+                        input id="token-days" name="expires_in_days" type="number" min="1" max="3650" value=(kept("token", "expires_in_days").unwrap_or("90")) aria-invalid=[e.invalid] aria-describedby=[e.described];
+                        (e.note)
                         button type="submit" { "Create token" }
                     }
                 }

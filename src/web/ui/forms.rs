@@ -200,6 +200,66 @@ impl<'a> Sent<'a> {
     }
 }
 
+/// One input's errors: its `aria-invalid` and `aria-describedby`, and the
+/// messages shown beside it (`err-<id>`).
+pub struct At {
+    pub invalid: Option<&'static str>,
+    pub described: Option<String>,
+    pub note: Markup,
+}
+
+/// An error's field names `key` (or a part of it: `key[0]`, `key.x`).
+fn names(field: &str, key: &str) -> bool {
+    field
+        .strip_prefix(key)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['[', '.']))
+}
+
+/// The errors of `key` for the input `id`.
+pub fn at(errors: &[FieldError], key: &str, id: &str) -> At {
+    let messages: Vec<&str> = errors
+        .iter()
+        .filter(|e| names(&e.field, key))
+        .map(|e| e.message.as_str())
+        .collect();
+    if messages.is_empty() {
+        return At {
+            invalid: None,
+            described: None,
+            note: html! {},
+        };
+    }
+    let err = format!("err-{id}");
+    At {
+        invalid: Some("true"),
+        described: Some(err.clone()),
+        note: html! { span.field-error id=(err) { @for m in &messages { (m) " " } } },
+    }
+}
+
+/// The summary of a refused form: "Nothing was saved", each error under
+/// its input's label and linking to it, from `fields` (key, label, input
+/// id); an error of no listed field is named as the server named it.
+pub fn summary(errors: &[FieldError], fields: &[(&str, &str, &str)]) -> Markup {
+    html! {
+        @if !errors.is_empty() {
+            div.error role="alert" id="error-summary" {
+                p { "Nothing was saved. Please fix:" }
+                ul {
+                    @for e in errors {
+                        li {
+                            @match fields.iter().find(|(k, ..)| names(&e.field, k)) {
+                                Some((_, label, id)) => { a href=(format!("#{id}")) { (label) } " " (e.message) }
+                                None => { strong { (e.field) } " " (e.message) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub fn one<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
         .iter()

@@ -6,7 +6,7 @@ use maud::{Markup, html};
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{AccountPost, WsPost, errors_box, see_other, status_for};
+use super::forms::{AccountPost, WsPost, at, see_other, status_for, summary};
 use crate::access::Role;
 use crate::access::op;
 use crate::clock::rfc3339;
@@ -33,7 +33,7 @@ async fn render<O>(
         html! {
             section.card {
                 h1 { "Workspace settings" }
-                (errors_box(errors))
+                (summary(errors, &[("confirm_name", "The workspace's name", "confirm_name")]))
             }
             (super::keys::section(&ws, rotation.as_ref(), owner, token))
             section.card id="deletion" data-state=(s.state) {
@@ -67,7 +67,9 @@ async fn render<O>(
                             form id="deletion-form" method="post" action=(format!("/w/{ws}/deletion")) {
                                 (csrf_field(token))
                                 label for="confirm_name" { "Type the workspace's name to confirm" }
-                                input id="confirm_name" name="confirm_name" value=(confirm_name) required autocomplete="off";
+                                @let e = at(errors, "confirm_name", "confirm_name");
+                                input id="confirm_name" name="confirm_name" value=(confirm_name) required autocomplete="off" aria-invalid=[e.invalid] aria-describedby=[e.described];
+                                (e.note)
                                 button.danger type="submit" { "Delete workspace" }
                             }
                         } @else {

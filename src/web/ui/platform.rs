@@ -7,7 +7,7 @@ use poem::web::Path;
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{errors_box, form_pairs, one, page, see_other, validation_errors};
+use super::forms::{at, form_pairs, one, page, see_other, summary, validation_errors};
 use crate::access::Role;
 use crate::audit::Actor;
 use crate::clock::rfc3339;
@@ -33,7 +33,11 @@ async fn render(
                 p.crumbs { a href="/platform" { "Platform" } }
                 h1 { "Workspaces" }
                 p.muted { "Health only: what is inside a workspace is not shown here. To help a workspace, start an impersonation: it is recorded, with your reason, in the platform log and in the workspace's own audit log, and ends by itself." }
-                (errors_box(errors))
+                (summary(errors, &[
+                    ("name", "Name", "ws-name"),
+                    ("owner", "Owner's email", "ws-owner"),
+                    ("region", "Region", "ws-region"),
+                ]))
                 table.list id="platform-workspaces" {
                     thead { tr { th { "Workspace" } th { "Region" } th { "State" } th { "Members" } th { "Size" } th { "Created" } th {} } }
                     tbody {
@@ -83,11 +87,17 @@ async fn render(
                 form id="new-workspace" method="post" action="/platform/workspaces" {
                     (csrf_field(token))
                     label for="ws-name" { "Name" }
-                    input id="ws-name" name="name" value=(kept("name")) required maxlength="200";
+                    @let e = at(errors, "name", "ws-name");
+                    input id="ws-name" name="name" value=(kept("name")) required maxlength="200" aria-invalid=[e.invalid] aria-describedby=[e.described];
+                    (e.note)
                     label for="ws-owner" { "Owner's email (an existing account)" }
-                    input id="ws-owner" name="owner_email" type="email" value=(kept("owner_email")) required;
+                    @let e = at(errors, "owner", "ws-owner");
+                    input id="ws-owner" name="owner_email" type="email" value=(kept("owner_email")) required aria-invalid=[e.invalid] aria-describedby=[e.described];
+                    (e.note)
                     label for="ws-region" { "Region (empty: this appliance's)" }
-                    input id="ws-region" name="region" value=(kept("region")) maxlength="32";
+                    @let e = at(errors, "region", "ws-region");
+                    input id="ws-region" name="region" value=(kept("region")) maxlength="32" aria-invalid=[e.invalid] aria-describedby=[e.described];
+                    (e.note)
                     button type="submit" { "Create workspace" }
                 }
             }

@@ -8,7 +8,7 @@ use poem::http::StatusCode;
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{errors_box, form_pairs, one, page, see_other, validation_errors, when};
+use super::forms::{at, form_pairs, one, page, see_other, summary, validation_errors, when};
 use crate::error::{Error, FieldError};
 use crate::identity::staff;
 use crate::ids::UserId;
@@ -36,7 +36,7 @@ async fn render(
                 p.crumbs { a href="/platform" { "Platform" } }
                 h1 { "Accounts" }
                 p.muted { "People's accounts on this appliance (a workspace's service accounts are managed in the workspace). A disabled account cannot sign in by any method; disabling it ends its sessions and API sign-ins and revokes its personal API tokens. Every change here is in the platform audit log." }
-                (errors_box(errors))
+                (summary(errors, &[("email", "Email", "acct-email"), ("name", "Name", "acct-name")]))
                 table.list id="platform-accounts" {
                     thead { tr { th { "Account" } th { "Platform admin" } th { "State" } th { "Workspaces" } th { "Created" } th { "Last seen" } th {} } }
                     tbody {
@@ -90,9 +90,13 @@ async fn render(
                 form id="new-account" method="post" action=(HERE) {
                     (csrf_field(token))
                     label for="acct-email" { "Email" }
-                    input id="acct-email" name="email" type="email" value=(kept("email")) required maxlength="254";
+                    @let e = at(errors, "email", "acct-email");
+                    input id="acct-email" name="email" type="email" value=(kept("email")) required maxlength="254" aria-invalid=[e.invalid] aria-describedby=[e.described];
+                    (e.note)
                     label for="acct-name" { "Name" }
-                    input id="acct-name" name="name" value=(kept("name")) required maxlength="200";
+                    @let e = at(errors, "name", "acct-name");
+                    input id="acct-name" name="name" value=(kept("name")) required maxlength="200" aria-invalid=[e.invalid] aria-describedby=[e.described];
+                    (e.note)
                     label.check {
                         input type="checkbox" name="platform_admin" value="true" checked[kept("platform_admin") == "true"];
                         " Platform admin"

@@ -21,7 +21,13 @@ fn crumbs(ws: &str) -> Markup {
 }
 
 fn field_errors(errors: &[FieldError]) -> Markup {
-    super::forms::errors_box(errors)
+    super::forms::summary(
+        errors,
+        &[
+            ("recipient", "Age public key", "export-recipient"),
+            ("identifier", "Identifier", "subject-identifier"),
+        ],
+    )
 }
 
 #[handler]
@@ -51,7 +57,9 @@ async fn render<O>(
                 p.muted { "One archive with the members, teams, collections (their fields, and records as JSON and CSV) and the audit log, with a list of checksums that proves nothing was changed. To have it encrypted so only you can open it, paste your age public key (it starts with age1)." }
                 form method="post" action=(format!("/w/{ws}/privacy/export")) {
                     (csrf_field(token))
-                    label { "Encrypt to this age public key (optional) " input name="recipient" id="export-recipient" value=(kept("recipient")) placeholder="age1..." autocomplete="off"; }
+                    @let e = super::forms::at(errors, "recipient", "export-recipient");
+                    label { "Encrypt to this age public key (optional) " input name="recipient" id="export-recipient" value=(kept("recipient")) placeholder="age1..." autocomplete="off" aria-invalid=[e.invalid] aria-describedby=[e.described]; }
+                    (e.note)
                     button type="submit" id="start-export" { "Start export" }
                 }
                 @if !exports.is_empty() {
@@ -74,7 +82,9 @@ async fn render<O>(
                 p.muted { "Find every record that refers to a person by their email, phone or any value of a field marked as personal data, in every collection. Then download their data or anonymise them. Each step is recorded in the audit log; the identifier itself is never kept." }
                 form method="post" action=(format!("/w/{ws}/privacy/subjects")) {
                     (csrf_field(token))
-                    label { "Email, phone or other identifier " input name="identifier" id="subject-identifier" value=(kept("identifier")) required autocomplete="off"; }
+                    @let e = super::forms::at(errors, "identifier", "subject-identifier");
+                    label { "Email, phone or other identifier " input name="identifier" id="subject-identifier" value=(kept("identifier")) required autocomplete="off" aria-invalid=[e.invalid] aria-describedby=[e.described]; }
+                    (e.note)
                     button type="submit" id="find-subject" { "Find records" }
                 }
             }
