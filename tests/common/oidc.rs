@@ -262,6 +262,19 @@ impl Provider {
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
+
+    /// Whether the provider's stderr says `needle` within 5 s: its lines are
+    /// read by another thread, so one written just now may not be in yet.
+    pub fn logged(&self, needle: &str) -> bool {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !self.logs().contains(needle) {
+            if std::time::Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        true
+    }
 }
 
 impl Drop for Provider {

@@ -222,6 +222,11 @@ pub fn at(errors: &[FieldError], key: &str, id: &str) -> At {
         .filter(|e| names(&e.field, key))
         .map(|e| e.message.as_str())
         .collect();
+    at_messages(id, &messages)
+}
+
+/// `messages` for the input `id`.
+pub fn at_messages(id: &str, messages: &[&str]) -> At {
     if messages.is_empty() {
         return At {
             invalid: None,
@@ -233,31 +238,18 @@ pub fn at(errors: &[FieldError], key: &str, id: &str) -> At {
     At {
         invalid: Some("true"),
         described: Some(err.clone()),
-        note: html! { span.field-error id=(err) { @for m in &messages { (m) " " } } },
+        note: html! { span.field-error id=(err) { @for m in messages { (m) " " } } },
     }
 }
 
-/// The summary of a refused form: "Nothing was saved", each error under
-/// its input's label and linking to it, from `fields` (key, label, input
-/// id); an error of no listed field is named as the server named it.
+/// `summary_by` with the fields listed: (key, label, input id).
 pub fn summary(errors: &[FieldError], fields: &[(&str, &str, &str)]) -> Markup {
-    html! {
-        @if !errors.is_empty() {
-            div.error role="alert" id="error-summary" {
-                p { "Nothing was saved. Please fix:" }
-                ul {
-                    @for e in errors {
-                        li {
-                            @match fields.iter().find(|(k, ..)| names(&e.field, k)) {
-                                Some((_, label, id)) => { a href=(format!("#{id}")) { (label) } " " (e.message) }
-                                None => { strong { (e.field) } " " (e.message) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    summary_by(errors, |field| {
+        fields
+            .iter()
+            .find(|(k, ..)| names(field, k))
+            .map(|(_, label, id)| ((*label).to_owned(), (*id).to_owned()))
+    })
 }
 
 pub fn one<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -515,9 +507,10 @@ pub fn errors_box(errors: &[FieldError]) -> Markup {
     }
 }
 
-/// `errors_box`, each error linking to its field (`#in-<id>`) under the
-/// field's label, where `anchor` knows the field.
-pub fn errors_box_linked(
+/// The summary of a refused form: "Nothing was saved", each error under
+/// its input's label and linking to it (`#<id>`) where `anchor` knows the
+/// field, else named as the server named it.
+pub fn summary_by(
     errors: &[FieldError],
     anchor: impl Fn(&str) -> Option<(String, String)>,
 ) -> Markup {
@@ -529,8 +522,8 @@ pub fn errors_box_linked(
                     @for e in errors {
                         li {
                             @match anchor(&e.field) {
-                                Some((label, id)) => { a href=(format!("#in-{id}")) { (label) } " " (e.message) }
-                                None => { strong { (e.field) } " " (e.message) }
+                                Some((label, id)) => { a href=(format!("#{id}")) { (label) } " " (e.message) }
+                                None => { @if !e.field.is_empty() { strong { (e.field) } " " } (e.message) }
                             }
                         }
                     }

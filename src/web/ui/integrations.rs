@@ -48,17 +48,6 @@ fn errors_at<'e>(
         .collect()
 }
 
-/// `aria-invalid` and `aria-describedby` of an input with `messages`, and
-/// the messages under it (`err-<id>`).
-fn field_error(id: &str, messages: &[&str]) -> (Option<&'static str>, Option<String>, Markup) {
-    if messages.is_empty() {
-        return (None, None, html! {});
-    }
-    let err = format!("err-{id}");
-    let shown = html! { span.field-error id=(err) { @for m in messages { (m) " " } } };
-    (Some("true"), Some(err), shown)
-}
-
 /// The summary of a sent form's errors, each linking to its input.
 fn summary(errors: &[FieldError], sent: Option<Sent<'_>>) -> Markup {
     let anchor = |field: &str| -> Option<(String, String)> {
@@ -76,23 +65,7 @@ fn summary(errors: &[FieldError], sent: Option<Sent<'_>>) -> Markup {
         };
         Some((label.to_owned(), id.to_owned()))
     };
-    html! {
-        @if !errors.is_empty() {
-            div.error role="alert" id="error-summary" {
-                p { "Nothing was saved. Please fix:" }
-                ul {
-                    @for e in errors {
-                        li {
-                            @match anchor(&e.field) {
-                                Some((label, id)) => { a href=(format!("#{id}")) { (label) } " " (e.message) }
-                                None => { @if !e.field.is_empty() { strong { (e.field) } " " } (e.message) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    super::forms::summary_by(errors, anchor)
 }
 
 fn when(t: Option<i64>) -> String {
@@ -109,7 +82,10 @@ async fn render<O>(
 ) -> poem::Result<Response> {
     let kept = |form: &str, key: &str| sent.and_then(|s| s.kept(form, key)).unwrap_or_default();
     let checked = |form: &str, key: &str, v: &str| sent.is_some_and(|s| s.checked(form, key, v));
-    let at = |form: &str, key: &str, id: &str| field_error(id, &errors_at(errors, sent, form, key));
+    let at = |form: &str, key: &str, id: &str| {
+        let a = super::forms::at_messages(id, &errors_at(errors, sent, form, key));
+        (a.invalid, a.described, a.note)
+    };
     let (state, ws, now) = (ctx.state(), ctx.db.id(), ctx.now());
     let stored = secrets::list(ctx).await?;
     let endpoints = webhooks::list(ctx).await?;

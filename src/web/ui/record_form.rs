@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use poem::{Response, handler};
 use serde_json::{Map, Value, json};
 
-use super::forms::{Id, Posted, WsPost, breadcrumbs, errors_box_linked, every, one, status_for};
+use super::forms::{Id, Posted, WsPost, breadcrumbs, every, one, status_for, summary_by};
 use super::{csrf_field, row_action};
 use crate::access::enter::TenantHandle;
 use crate::access::op;
@@ -270,7 +270,7 @@ fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
                     }
                 } @else { "New record" }
             }
-            (errors_box_linked(f.errors, |name| field_anchor(&f.v.row.def, name)))
+            (summary_by(f.errors, |name| field_anchor(&f.v.row.def, name).map(|(label, id)| (label, format!("in-{id}")))))
             form id="record" method="post" action=(action) {
                 (csrf_field(token))
                 fieldset disabled[!editable] {

@@ -118,23 +118,7 @@ fn schema_errors_box(errors: &[FieldError], fields: &[FieldInput]) -> Markup {
         };
         Some((label, format!("in-f{i}-{key}")))
     };
-    html! {
-        @if !errors.is_empty() {
-            div.error role="alert" id="error-summary" {
-                p { "Nothing was saved. Please fix:" }
-                ul {
-                    @for e in errors {
-                        li {
-                            @match anchor(&e.field) {
-                                Some((label, id)) => { a href=(format!("#{id}")) { (label) } " " (e.message) }
-                                None => { @if !e.field.is_empty() { strong { (e.field) } " " } (e.message) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    super::forms::summary_by(errors, anchor)
 }
 
 /// Which types a type-specific setting belongs to (`data-for`, read by
