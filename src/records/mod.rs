@@ -20,9 +20,9 @@ mod rights_table;
 pub mod schema {
     pub use crate::model::schema::*;
 }
+mod deleted;
 pub mod search;
 pub mod teams;
-mod undelete;
 /// Moved to `model::values` (the store indexes values); re-exported here.
 pub mod values {
     pub use crate::model::values::*;
@@ -51,8 +51,8 @@ pub use collections::{
     COLLECTIONS_PAGE_MAX, CollectionChange, NewCollection, change_collection, create_collection,
     delete_collection, list_collections, list_collections_page,
 };
+pub use deleted::{rekey_tombstones, undelete_record};
 pub use list::{ListParams, Page, list_records};
-pub use undelete::{rekey_tombstones, undelete_record};
 
 pub const MAX_PAGE: usize = 200;
 pub(crate) const DEFAULT_PAGE: usize = 50;

@@ -1,7 +1,7 @@
 //! Deleting a record leaves a tombstone: the row without its values, so the
 //! search index learns of the deletion and the record's id stays its own.
 //! Undoing a deletion fills the tombstone again with values the caller took
-//! from the deletion's audit entry (`records::undelete`).
+//! from the deletion's audit entry (`records::deleted`).
 
 use rusqlite::{OptionalExtension, params};
 

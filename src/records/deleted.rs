@@ -1,12 +1,14 @@
-//! Undo for a deleted record. A deletion keeps no copy of the values in the
-//! records table (the tombstone has none); its audit entry holds them, sealed
-//! under the workspace key like every entry. Undoing a deletion takes them
-//! from there, so it works for as long as that entry keeps its details: not
-//! once audit retention removed it or a data subject's erasure redacted it,
-//! and not once any data-subject anonymisation ran after the deletion (an
-//! erasure must never be undone, and whether it reached a deleted record
-//! depends on digests a key rotation or a new `pii` flag may have left
-//! behind: refusing after any later anonymisation does not depend on them).
+//! Deleted records. A deletion keeps no copy of the values in the records
+//! table (the tombstone has none); its audit entry holds them, sealed under
+//! the workspace key like every entry. Two things read them from there:
+//! - undoing a deletion (`undelete_record`), for as long as that entry keeps
+//!   its details: not once audit retention removed it or a data subject's
+//!   erasure redacted it, and not once any data-subject anonymisation ran
+//!   after the deletion (an erasure must never be undone, and refusing after
+//!   any later anonymisation does not depend on digests being current);
+//! - keeping the tombstone's personal-data digests current
+//!   (`rekey_tombstones`), so a data-subject request still finds the
+//!   deleted record's entries after a key rotation or a new `pii` flag.
 
 use serde_json::{Value, json};
 
