@@ -326,7 +326,7 @@ fn axe_core_path() -> std::path::PathBuf {
         }
     }
     let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
-    let dir = std::env::var_os("AURA_NPM_DIR")
+    let dir = std::env::var_os("TEST_NPM_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(&home).join(".cache/aura-npm"));
     let js = dir.join("node_modules/axe-core/axe.min.js");

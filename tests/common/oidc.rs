@@ -170,7 +170,7 @@ impl Provider {
         let mut child = Command::new("node")
             .arg(PROGRAM)
             .args(["--port", &port.to_string()])
-            .env("AURA_NPM_DIR", &npm)
+            .env("TEST_NPM_DIR", &npm)
             .env("AURA_OIDC_CONFIG", serde_json::to_string(&config).unwrap())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -284,10 +284,10 @@ impl Drop for Provider {
     }
 }
 
-/// The npm folder the tests and `scripts/test` share: `AURA_NPM_DIR`, else
+/// The npm folder the tests and `scripts/test` share: `TEST_NPM_DIR`, else
 /// `~/.cache/aura-npm`.
 pub fn npm_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("AURA_NPM_DIR") {
+    if let Some(dir) = std::env::var_os("TEST_NPM_DIR") {
         return PathBuf::from(dir);
     }
     let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());

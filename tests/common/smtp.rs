@@ -78,8 +78,12 @@ impl Sink {
         loop {
             // Quoted-printable: undo the soft line breaks.
             let text = self.out.lock().unwrap().replace("=\n", "");
-            if let Some(i) = text.rfind(&format!("To: {to}")) {
-                let rest = &text[i..];
+            // Only a message printed to its end: its lines arrive one by
+            // one, and a link cut at a soft line break is a wrong token.
+            let whole = text
+                .rfind(&format!("To: {to}"))
+                .and_then(|i| Some(&text[i..i + text[i..].find("END MESSAGE")?]));
+            if let Some(rest) = whole {
                 if let Some(j) = rest.find(prefix) {
                     let token: String = rest[j + prefix.len()..]
                         .chars()

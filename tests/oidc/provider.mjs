@@ -5,7 +5,7 @@
 //   node tests/oidc/provider.mjs CONFIG.json [--port N]
 //   AURA_OIDC_CONFIG='{"clients":[...],"users":[...]}' node tests/oidc/provider.mjs [--port N]
 //
-// oidc-provider is imported from the npm folder $AURA_NPM_DIR (default
+// oidc-provider is imported from the npm folder $TEST_NPM_DIR (default
 // ~/.cache/aura-npm, where scripts/test installs oidc-provider@8).
 // Once listening it prints one JSON line on stdout:
 //   {"issuer":"http://127.0.0.1:PORT","port":PORT,"oidc_provider":"8.x.y"}
@@ -55,7 +55,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 
-const npmDir = process.env.AURA_NPM_DIR || join(homedir(), '.cache', 'aura-npm');
+const npmDir = process.env.TEST_NPM_DIR || join(homedir(), '.cache', 'aura-npm');
 const require = createRequire(join(npmDir, 'package.json'));
 const { default: Provider, interactionPolicy } = await import(
   pathToFileURL(require.resolve('oidc-provider')).href
