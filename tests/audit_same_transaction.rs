@@ -9,8 +9,8 @@ mod common;
 use std::path::Path;
 
 use common::mfa::signed_in;
-use common::{Env, PASSWORD, client, login, open_db};
-use serde_json::{Value, json};
+use common::{Env, PASSWORD, client, login, open_db, send};
+use serde_json::json;
 
 /// Adds (or, with `None`, drops) a trigger named `injected_failure` that
 /// aborts `BEFORE INSERT OR UPDATE` on `table` when `when` holds.
@@ -30,12 +30,6 @@ fn inject(db: &Path, table: &str, event: &str, when: Option<&str>) {
 
 fn count(db: &Path, sql: &str) -> i64 {
     open_db(db).query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
-async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let r = req.send().await.unwrap();
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]

@@ -8,14 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Env, PASSWORD, client, login};
+use common::{Env, PASSWORD, call, client, login};
 use serde_json::{Value, json};
-
-async fn call(c: &reqwest::Client, m: reqwest::Method, url: String, body: Value) -> (u16, Value) {
-    let r = c.request(m, url).json(&body).send().await.unwrap();
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
-}
 
 #[tokio::test]
 async fn a_deleted_records_entries_are_anonymised_after_a_key_rotation_and_a_new_pii_flag() {

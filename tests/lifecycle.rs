@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use age::secrecy::ExposeSecret;
-use common::{Env, PASSWORD, Server, client, login, open_db};
+use common::{Env, PASSWORD, Server, client, login, open_db, send};
 use serde_json::{Value, json};
 
 const DAY: i64 = 86_400;
@@ -59,12 +59,6 @@ async fn signed_in(server: &Server, email: &str) -> reqwest::Client {
     let c = client(server);
     assert_eq!(login(&c, server, email, PASSWORD).await.status(), 200);
     c
-}
-
-async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let r = req.send().await.unwrap();
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
 }
 
 fn api(server: &Server, ws: &str, path: &str) -> String {

@@ -11,8 +11,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use common::mfa::signed_in;
-use common::{Env, Server};
-use serde_json::{Value, json};
+use common::{Env, Server, send};
+use serde_json::json;
 use tokio::sync::Semaphore;
 
 const WORKSPACES: usize = 40;
@@ -65,12 +65,6 @@ struct Seeded {
     coll: String,
     record: String,
     title: String,
-}
-
-async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 async fn seed(c: reqwest::Client, server: Arc<Server>, ws: String, i: usize) -> Seeded {

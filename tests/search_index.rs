@@ -11,8 +11,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::mfa::signed_in;
-use common::{Env, Server};
-use serde_json::{Value, json};
+use common::{Env, Server, send};
+use serde_json::json;
 use tantivy::Directory;
 
 const METRICS_TOKEN: &str = "index-scrape-token";
@@ -43,12 +43,6 @@ fn cli_later(env: &Env, days: i64, args: &[&str]) -> String {
     );
     assert!(out.status.success(), "{text}");
     text
-}
-
-async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let r = req.send().await.unwrap();
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
 }
 
 impl Ws {

@@ -428,6 +428,23 @@ pub async fn login(
 }
 
 /// GET a URL and return the body as text.
+/// Sends `req`: its status and JSON body (`null` for a body that is not JSON).
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let r = req.send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// `send` of a `method` request to `url` with a JSON `body`.
+pub async fn call(
+    c: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    send(c.request(method, url).json(&body)).await
+}
+
 pub async fn get_text(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
     c.get(url).send().await.unwrap().text().await.unwrap()
 }
