@@ -52,7 +52,7 @@ pub use collections::{
     delete_collection, list_collections, list_collections_page,
 };
 pub use deleted::{rekey_tombstones, undelete_record};
-pub use list::{ListParams, Page, list_records};
+pub use list::{ListParams, Page, list_records, live_records};
 
 pub const MAX_PAGE: usize = 200;
 pub(crate) const DEFAULT_PAGE: usize = 50;

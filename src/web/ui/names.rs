@@ -66,38 +66,41 @@ impl Names {
     /// may read: the record as it is now, else (deleted) as its entry last
     /// showed it. A record that cannot be read keeps its short id.
     pub async fn add_records(&mut self, ctx: &TenantHandle, entries: &[EntryView]) {
-        for e in entries {
-            let (Some("record"), Some(rid)) = (e.target_type.as_deref(), e.target.as_deref())
-            else {
+        // (entry, collection id, record id) of each record to name.
+        let named: Vec<(&EntryView, &str, &str)> = entries
+            .iter()
+            .filter(|e| e.target_type.as_deref() == Some("record") && !e.withheld)
+            .filter_map(|e| {
+                let rid = e.target.as_deref()?;
+                let cid = ["after", "before"]
+                    .iter()
+                    .find_map(|side| e.detail_side(side)?.get("collection")?.as_str())?;
+                self.defs.contains_key(cid).then_some((e, cid, rid))
+            })
+            .collect();
+        let wanted = named
+            .iter()
+            .map(|(_, c, r)| ((*c).to_owned(), (*r).to_owned()))
+            .collect();
+        // One read for the page; on failure the records keep their ids.
+        let Ok(live) = crate::records::live_records(ctx, wanted).await else {
+            return;
+        };
+        for (e, cid, rid) in named {
+            let (Some(def), false) = (self.defs.get(cid), self.records.contains_key(rid)) else {
                 continue;
             };
-            if e.withheld || self.records.contains_key(rid) {
-                continue;
-            }
-            let Some(cid) = ["after", "before"]
-                .iter()
-                .find_map(|side| e.detail_side(side)?.get("collection")?.as_str())
-            else {
-                continue;
-            };
-            let Some(def) = self.defs.get(cid) else {
-                continue;
-            };
-            let live = match (cid.parse(), rid.parse()) {
-                (Ok(c), Ok(r)) => crate::records::get_record(ctx, &c, &r).await.ok(),
-                _ => None,
-            };
-            if live.is_none() {
-                self.deleted.insert(rid.to_owned());
-            }
-            let title = match live {
-                Some((_, rec)) => def.title(&rec.values),
-                None => ["before", "after"].iter().find_map(|side| {
-                    let vals = e.detail_side(side)?.get("values")?.as_object()?;
-                    let vals: crate::records::values::Values =
-                        vals.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                    def.title(&vals)
-                }),
+            let title = match live.iter().find(|r| r.id == rid) {
+                Some(rec) => def.title(&rec.values),
+                None => {
+                    self.deleted.insert(rid.to_owned());
+                    ["before", "after"].iter().find_map(|side| {
+                        let vals = e.detail_side(side)?.get("values")?.as_object()?;
+                        let vals: crate::records::values::Values =
+                            vals.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                        def.title(&vals)
+                    })
+                }
             };
             if let Some(t) = title {
                 self.records.insert(rid.to_owned(), t);
