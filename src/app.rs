@@ -24,6 +24,8 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     /// The WebAuthn relying party and passkey ceremonies in flight.
     pub passkeys: crate::identity::passkeys::Passkeys,
+    /// Single sign-on: sign-ins at providers, links waiting, provider metadata.
+    pub sso: crate::identity::sso::Sso,
     /// Outgoing mail (SMTP, or the outbox file under --dev).
     pub mailer: Arc<crate::mail::Mailer>,
     /// Sign-in rate limits and per-account backoff (in memory).
@@ -217,6 +219,7 @@ impl AppState {
             rates,
             exports,
             passkeys,
+            sso: Default::default(),
             mailer,
             config: Arc::new(config),
             clock,

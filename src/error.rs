@@ -34,6 +34,9 @@ pub enum Error {
     /// The workspace requires a second factor the caller has not set up.
     #[error("this workspace requires two-factor sign-in")]
     MfaEnrolmentRequired,
+    /// The workspace takes its members only through its identity provider.
+    #[error("this workspace requires single sign-on")]
+    SsoRequired,
     /// Platform staff inside an impersonation tried to hand out lasting
     /// access (a token, a service account, an invitation, a role).
     #[error("not while impersonating")]

@@ -9,6 +9,7 @@ pub mod permissions;
 pub mod role;
 pub mod system;
 
+pub use crate::store::sso::SsoMark;
 pub use role::{Role, TeamPlace};
 pub use system::SystemTask;
 
@@ -46,8 +47,9 @@ impl Principal {
 /// How the caller proved who they are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Via {
-    /// A browser session; the SHA-256 of its cookie token.
-    Session { hash: Vec<u8> },
+    /// A browser session; the SHA-256 of its cookie token, and the
+    /// workspace it signed in to through single sign-on, if it did.
+    Session { hash: Vec<u8>, sso: Option<SsoMark> },
     /// An access JWT from `/auth/token`, under a refresh-token family.
     Access { family: String },
     /// An `aura_` API token: one workspace, at most `scope`, until
@@ -193,9 +195,21 @@ pub async fn grant_for(control: &Control, who: &Principal, ws: WorkspaceId) -> R
             g
         }
     };
+    // A workspace that requires single sign-on takes its people only
+    // through its provider: a password or magic-link session, an access
+    // token from a password sign-in and a person's API token are refused
+    // (service accounts and the break-glass owner are exempt in the gate).
+    let sso = match &who.via {
+        Via::Session { sso, .. } => sso.filter(|m| m.workspace == ws),
+        _ => None,
+    };
+    if gate.as_ref().is_some_and(|g| g.needs_sso) && sso.is_none() {
+        return Err(Error::SsoRequired);
+    }
     // A workspace that requires a second factor shuts out people without
-    // one (service accounts act through tokens and are exempt).
-    if gate.as_ref().is_some_and(|g| g.needs_mfa) {
+    // one (service accounts act through tokens and are exempt), unless they
+    // signed in through its provider with a second factor the operator trusts.
+    if gate.as_ref().is_some_and(|g| g.needs_mfa) && !sso.is_some_and(|m| m.mfa) {
         return Err(Error::MfaEnrolmentRequired);
     }
     match gate {

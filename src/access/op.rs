@@ -78,6 +78,9 @@ ops! {
     WorkspaceRead = Workspace Read "workspace.read";
     WorkspaceSettings = Workspace Settings "workspace.settings";
     WorkspaceDelete = Workspace Delete "workspace.delete";
+    SsoRead = SingleSignOn Read "sso.read";
+    SsoUpdate = SingleSignOn Update "sso.update" { GRANTS_ACCESS };
+    SsoDelete = SingleSignOn Delete "sso.delete";
     /// Cancelling a scheduled deletion: the one change a workspace being
     /// deleted allows.
     WorkspaceDeletionCancel = Workspace Delete "workspace.deletion" { WHILE_FROZEN };

@@ -19,6 +19,7 @@ pub enum Resource {
     Invitation,
     DataSubject,
     Integration,
+    SingleSignOn,
 }
 
 impl Resource {
@@ -35,6 +36,7 @@ impl Resource {
             Resource::Invitation => "invitation",
             Resource::DataSubject => "data subject",
             Resource::Integration => "integration",
+            Resource::SingleSignOn => "single sign-on",
         }
     }
 }
@@ -163,6 +165,24 @@ pub const TABLE: &[Rule] = &[
         action: Action::Settings,
         roles: OWNERS,
         note: "require two-factor sign-in: members without it reach nothing until they enrol",
+    },
+    Rule {
+        resource: Resource::SingleSignOn,
+        action: Action::Read,
+        roles: ADMINS,
+        note: "the workspace's OpenID provider settings and mappings (never the client secret)",
+    },
+    Rule {
+        resource: Resource::SingleSignOn,
+        action: Action::Update,
+        roles: ADMINS,
+        note: "set the workspace's OpenID provider, its role and team mappings, provisioning, and whether it requires single sign-on (with a break-glass owner)",
+    },
+    Rule {
+        resource: Resource::SingleSignOn,
+        action: Action::Delete,
+        roles: ADMINS,
+        note: "remove the workspace's OpenID provider, and with it any single sign-on requirement",
     },
     Rule {
         resource: Resource::Workspace,

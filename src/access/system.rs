@@ -48,6 +48,9 @@ pub enum SystemTask {
     RecordIncident,
     RecordPlatformAction,
     RecordImpersonation,
+    /// Single sign-on recording its sign-ins, refusals and provisioning in
+    /// the workspace's chain, and applying its team mapping.
+    SsoSignIn,
     /// A warm standby applying the replica to its local copy.
     StandbyFollow,
     /// `benches/`: measuring a workspace's search outside a server.
@@ -83,6 +86,7 @@ impl SystemTask {
             SystemTask::RecordIncident => "recording an incident",
             SystemTask::RecordPlatformAction => "platform workspace state change",
             SystemTask::RecordImpersonation => "recording an impersonation",
+            SystemTask::SsoSignIn => "single sign-on",
             SystemTask::Benchmark => "benchmark",
         }
     }

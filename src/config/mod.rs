@@ -3,12 +3,11 @@
 //! are an error that names the key, its source and, for files, the line.
 //! `packaging/aura.toml` documents every key; a unit test keeps it in sync.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -18,6 +17,7 @@ mod limits;
 mod replication;
 pub mod residency;
 mod sections;
+mod sso;
 mod trust;
 pub use data_limits::DataLimitsConfig;
 pub use integrations::IntegrationsConfig;
@@ -25,6 +25,7 @@ pub use limits::{LimitsConfig, RateBudget, RateConfig};
 pub use replication::ReplicationConfig;
 pub use residency::{OutboundConfig, OutboundHost};
 pub use sections::*;
+pub use sso::SsoConfig;
 pub use trust::{DeclaredSubprocessor, TrustConfig, TrustLink};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/aura/aura.toml";
@@ -64,6 +65,7 @@ pub struct FileConfig {
     pub log: LogConfig,
     pub lifecycle: LifecycleConfig,
     pub integrations: IntegrationsConfig,
+    pub sso: SsoConfig,
     pub data_limits: DataLimitsConfig,
     pub limits: LimitsConfig,
     pub outbound: OutboundConfig,
@@ -144,6 +146,7 @@ impl Default for FileConfig {
             log: LogConfig::default(),
             lifecycle: LifecycleConfig::default(),
             integrations: IntegrationsConfig::default(),
+            sso: SsoConfig::default(),
             data_limits: DataLimitsConfig::default(),
             limits: LimitsConfig::default(),
             outbound: OutboundConfig::default(),
@@ -421,6 +424,7 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
         }
     }
     file.integrations.validate().map_err(Error::Config)?;
+    file.sso.validate().map_err(Error::Config)?;
     residency::validate(&file.outbound).map_err(Error::Config)?;
     if !file.mail.smtp_host.is_empty()
         && let Err(e) = residency::Residency::from_file(&file).check_host_str(&file.mail.smtp_host)

@@ -367,17 +367,32 @@ pub async fn second_factor(
 /// the SHA-256 of a one-time token carried in the second form.
 #[derive(Default)]
 pub struct Pending {
-    waiting: Mutex<HashMap<Vec<u8>, (UserId, i64)>>,
+    waiting: Mutex<HashMap<Vec<u8>, Waiting>>,
 }
+
+/// A sign-in waiting for its code: the account, the single sign-on it came
+/// through (if any), and when it expires.
+type Waiting = (UserId, Option<crate::store::sso::SsoMark>, i64);
 
 impl Pending {
     pub fn start(&self, user: UserId, now: i64) -> String {
+        self.start_sso(user, None, now)
+    }
+
+    /// A sign-in through a workspace's provider waiting for Aura's code; the
+    /// session it opens keeps the mark.
+    pub fn start_sso(
+        &self,
+        user: UserId,
+        sso: Option<crate::store::sso::SsoMark>,
+        now: i64,
+    ) -> String {
         let token = random_token();
         let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (_, expires)| *expires > now);
+        map.retain(|_, (_, _, expires)| *expires > now);
         map.insert(
             sha256(token.as_bytes()).to_vec(),
-            (user, now + PENDING_SECS),
+            (user, sso, now + PENDING_SECS),
         );
         token
     }
@@ -385,10 +400,18 @@ impl Pending {
     /// The waiting account, if the token is live. The token stays usable
     /// for another try until it expires; the code limit bounds the tries.
     pub fn peek(&self, token: &str, now: i64) -> Option<UserId> {
+        self.peek_sso(token, now).map(|(u, _)| u)
+    }
+
+    pub fn peek_sso(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Option<(UserId, Option<crate::store::sso::SsoMark>)> {
         let map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
         map.get(sha256(token.as_bytes()).as_slice())
-            .filter(|(_, expires)| *expires > now)
-            .map(|(u, _)| *u)
+            .filter(|(_, _, expires)| *expires > now)
+            .map(|(u, m, _)| (*u, *m))
     }
 
     pub fn finish(&self, token: &str) {

@@ -18,6 +18,7 @@ pub mod mfa;
 pub mod netkey;
 pub mod passkeys;
 pub mod sessions;
+pub mod sso;
 pub mod staff;
 pub mod tokens;
 pub mod users;

@@ -1,7 +1,7 @@
 //! Browser sessions. The token goes to the browser once, in a cookie; control.db
 //! keeps only its SHA-256, with idle and absolute expiry.
 
-use crate::access::{Principal, Via};
+use crate::access::{Principal, SsoMark, Via};
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::crypto::token::{hash_token, random_token};
 use crate::error::{Error, Result};
@@ -30,7 +30,7 @@ pub async fn login(
 ) -> Result<LoggedIn> {
     let u = super::guard::check_password(deps, email, password, meta).await?;
     let proof = super::mfa::second_factor(deps, u.id, totp, meta).await?;
-    open_session(deps, u.id, proof, meta).await
+    open_session(deps, u.id, proof, None, meta).await
 }
 
 /// Where a browser sign-in stands after the password.
@@ -60,7 +60,7 @@ pub async fn after_first_factor(
 ) -> Result<FirstStep> {
     match super::mfa::second_factor(deps, user, None, meta).await {
         Ok(proof) => Ok(FirstStep::Done(
-            open_session(deps, user, proof, meta).await?,
+            open_session(deps, user, proof, None, meta).await?,
         )),
         Err(Error::MfaRequired) => {
             let now = deps.clock.unix();
@@ -80,10 +80,10 @@ pub async fn login_with_code(
     meta: &RequestMeta,
 ) -> Result<LoggedIn> {
     let now = deps.clock.unix();
-    let user = deps
+    let (user, sso) = deps
         .limits
         .mfa_pending
-        .peek(pending, now)
+        .peek_sso(pending, now)
         .ok_or(Error::Unauthenticated)?;
     let proof = super::mfa::check_code(deps, user, code, meta).await?;
     deps.limits.mfa_pending.finish(pending);
@@ -96,13 +96,44 @@ pub async fn login_with_code(
     if row.is_none_or(|u| u.disabled) {
         return Err(Error::Unauthenticated);
     }
-    open_session(deps, user, Some(proof), meta).await
+    open_session(deps, user, Some(proof), sso, meta).await
 }
 
 /// Opens a session after a sign-in that needs nothing more: an account that
 /// just came to be (an accepted invitation), or a verified passkey.
 pub async fn sign_in_new(deps: &Deps<'_>, user: UserId, meta: &RequestMeta) -> Result<LoggedIn> {
-    open_session(deps, user, None, meta).await
+    open_session(deps, user, None, None, meta).await
+}
+
+/// After a workspace's provider vouched for the person: the session (its
+/// mark says through which workspace, and whether the provider's second
+/// factor counts), or Aura's own code step when it does not and the
+/// account has a second factor.
+pub async fn after_sso(
+    deps: &Deps<'_>,
+    user: UserId,
+    mark: SsoMark,
+    meta: &RequestMeta,
+) -> Result<FirstStep> {
+    if mark.mfa {
+        return Ok(FirstStep::Done(
+            open_session(deps, user, None, Some(mark), meta).await?,
+        ));
+    }
+    match super::mfa::second_factor(deps, user, None, meta).await {
+        Ok(proof) => Ok(FirstStep::Done(
+            open_session(deps, user, proof, Some(mark), meta).await?,
+        )),
+        Err(Error::MfaRequired) => {
+            let now = deps.clock.unix();
+            Ok(FirstStep::NeedsCode(deps.limits.mfa_pending.start_sso(
+                user,
+                Some(mark),
+                now,
+            )))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Opens the session; a second-factor proof is spent in the same
@@ -111,6 +142,7 @@ async fn open_session(
     deps: &Deps<'_>,
     user_id: UserId,
     proof: Option<super::mfa::Proof>,
+    sso: Option<SsoMark>,
     meta: &RequestMeta,
 ) -> Result<LoggedIn> {
     let now = deps.clock.unix();
@@ -129,6 +161,7 @@ async fn open_session(
         absolute_expires_at: now.saturating_add(absolute),
         ip: meta.ip.clone(),
         device: super::device::label(meta.user_agent.as_deref()),
+        sso,
     };
     deps.control
         .db
@@ -139,6 +172,16 @@ async fn open_session(
             if let Some(p) = &proof {
                 p.spend(tx, now)?;
                 entry = entry.after(serde_json::json!({ "second_factor": p.method() }));
+            }
+            if let Some(m) = sso {
+                let factor = match (&proof, m.mfa) {
+                    (Some(p), _) => Some(p.method()),
+                    (None, true) => Some("provider"),
+                    (None, false) => None,
+                };
+                entry = entry.after(serde_json::json!({
+                    "method": "sso", "workspace": m.workspace.to_string(), "second_factor": factor,
+                }));
             }
             audit::append(tx, &keys.sealer, now, &entry)?;
             Ok(())
@@ -211,7 +254,10 @@ pub async fn authenticate(deps: &Deps<'_>, token: &str) -> Result<Principal> {
     Ok(Principal {
         user_id: row.user_id,
         platform_admin: found.platform_admin,
-        via: Via::Session { hash: id_hash },
+        via: Via::Session {
+            hash: id_hash,
+            sso: row.sso,
+        },
         impersonating,
         control_version: Some(version),
     })
@@ -225,7 +271,7 @@ pub async fn logout(deps: &Deps<'_>, who: &Principal, meta: &RequestMeta) -> Res
     let via = who.via.clone();
     super::self_change(deps, who.user_id, "auth.logout", now, meta, move |tx| {
         match &via {
-            Via::Session { hash } => {
+            Via::Session { hash, .. } => {
                 control::delete_session(tx, hash)?;
             }
             Via::Access { family } => {

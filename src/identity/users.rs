@@ -148,7 +148,7 @@ pub async fn change_password(
     super::self_change(deps, id, "user.password_changed", now, meta, move |tx| {
         control::set_password_hash(tx, id, &hash, now)?;
         let (keep_session, keep_family) = match &via {
-            Via::Session { hash } => (Some(hash.as_slice()), None),
+            Via::Session { hash, .. } => (Some(hash.as_slice()), None),
             Via::Access { family } => (None, Some(family.as_str())),
             Via::ApiToken { .. } => (None, None),
         };

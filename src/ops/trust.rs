@@ -126,6 +126,8 @@ pub fn compute(src: &Sources) -> Trust {
             totp: true,
             passkeys: src.passkeys,
             workspaces_requiring_mfa: read(crate::store::ops::requiring_mfa_count),
+            workspaces_with_sso: read(|c| crate::store::sso::counts(c).map(|(n, _)| n)),
+            workspaces_requiring_sso: read(|c| crate::store::sso::counts(c).map(|(_, r)| r)),
             session_idle_minutes: f.auth.session_idle_minutes,
             session_absolute_hours: f.auth.session_absolute_hours,
             access_token_minutes: f.auth.access_token_minutes,

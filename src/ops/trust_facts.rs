@@ -106,6 +106,10 @@ pub struct AccessControl {
     /// Passkeys are offered (a relying party is configured).
     pub passkeys: bool,
     pub workspaces_requiring_mfa: i64,
+    /// Workspaces whose people may sign in through their OpenID provider,
+    /// and those that require it of their members.
+    pub workspaces_with_sso: i64,
+    pub workspaces_requiring_sso: i64,
     pub session_idle_minutes: u64,
     pub session_absolute_hours: u64,
     pub access_token_minutes: u64,

@@ -152,7 +152,7 @@ pub async fn impersonate(
     role: Role,
     meta: &RequestMeta,
 ) -> Result<Started> {
-    let Via::Session { hash } = &staff.via else {
+    let Via::Session { hash, .. } = &staff.via else {
         return Err(Error::Usage(
             "impersonation is for a browser session; sign in to the platform area".into(),
         ));

@@ -451,14 +451,17 @@ pub struct SessionRow {
     pub ip: Option<String>,
     /// "Firefox on Linux": see `identity::device`.
     pub device: Option<String>,
+    /// Signed in through this workspace's provider (and whether its second
+    /// factor counts).
+    pub sso: Option<super::sso::SsoMark>,
 }
 
 pub fn insert_session(tx: &dyn SqlTx, s: &SessionRow) -> Result<()> {
     let tx = tx.tx(TOKEN);
     tx.execute(
         "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, idle_expires_at,
-                               absolute_expires_at, ip, device)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                               absolute_expires_at, ip, device, sso_workspace, sso_mfa)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             s.id_hash,
             s.user_id.to_string(),
@@ -467,7 +470,9 @@ pub fn insert_session(tx: &dyn SqlTx, s: &SessionRow) -> Result<()> {
             s.idle_expires_at,
             s.absolute_expires_at,
             s.ip,
-            s.device
+            s.device,
+            s.sso.map(|m| m.workspace.to_string()),
+            s.sso.is_some_and(|m| m.mfa)
         ],
     )?;
     Ok(())
@@ -486,7 +491,8 @@ pub fn find_session(conn: &dyn Sql, id_hash: &[u8]) -> Result<Option<SessionLook
     let row = conn
         .query_row(
             "SELECT s.id_hash, s.user_id, s.created_at, s.last_seen_at, s.idle_expires_at,
-                    s.absolute_expires_at, s.ip, u.disabled, u.platform_admin, s.device
+                    s.absolute_expires_at, s.ip, u.disabled, u.platform_admin, s.device,
+                    s.sso_workspace, s.sso_mfa
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ?1",
             [id_hash],
             |r| {
@@ -501,26 +507,38 @@ pub fn find_session(conn: &dyn Sql, id_hash: &[u8]) -> Result<Option<SessionLook
                     r.get::<_, bool>(7)?,
                     r.get::<_, bool>(8)?,
                     r.get::<_, Option<String>>(9)?,
+                    r.get::<_, Option<String>>(10)?,
+                    r.get::<_, bool>(11)?,
                 ))
             },
         )
         .optional()?;
-    row.map(|(h, u, c, l, i, a, ip, disabled, admin, device)| {
-        Ok(SessionLookup {
-            session: SessionRow {
-                id_hash: h,
-                user_id: u.parse()?,
-                created_at: c,
-                last_seen_at: l,
-                idle_expires_at: i,
-                absolute_expires_at: a,
-                ip,
-                device,
-            },
-            user_disabled: disabled,
-            platform_admin: admin,
-        })
-    })
+    row.map(
+        |(h, u, c, l, i, a, ip, disabled, admin, device, sso_ws, sso_mfa)| {
+            Ok(SessionLookup {
+                session: SessionRow {
+                    id_hash: h,
+                    user_id: u.parse()?,
+                    created_at: c,
+                    last_seen_at: l,
+                    idle_expires_at: i,
+                    absolute_expires_at: a,
+                    ip,
+                    device,
+                    sso: sso_ws
+                        .map(|w| {
+                            Ok::<_, crate::error::Error>(super::sso::SsoMark {
+                                workspace: w.parse()?,
+                                mfa: sso_mfa,
+                            })
+                        })
+                        .transpose()?,
+                },
+                user_disabled: disabled,
+                platform_admin: admin,
+            })
+        },
+    )
     .transpose()
 }
 

@@ -93,6 +93,11 @@ pub const CONTROL: &[Migration] = &[
         name: "sign_in_device",
         sql: include_str!("migrations/control/0017_sign_in_device.sql"),
     },
+    Migration {
+        version: 18,
+        name: "sso",
+        sql: include_str!("migrations/control/0018_sso.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[

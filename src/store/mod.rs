@@ -1,7 +1,7 @@
 //! All SQL lives under `store/`. A `Db` is one SQLite file with one writer
 //! connection and a small set of readers (WAL lets them run beside the writer).
-//! Writes run on the blocking pool, reads on the reader threads
-//! (`readers`); callers hand in closures. A closure gets a handle
+//! Writes run on the blocking pool, reads on the reader threads (`readers`);
+//! callers hand in closures. A closure gets a handle
 //! (`handle::Sql`, `handle::SqlTx`) to pass to store functions, never the
 //! connection itself.
 
@@ -36,6 +36,7 @@ pub mod power_cut;
 pub mod readers;
 pub mod records;
 pub mod replica_copy;
+pub mod sso;
 pub mod subjects;
 pub mod teams;
 pub mod tenant;
@@ -44,11 +45,10 @@ pub mod tokens;
 mod tombstones;
 pub mod webhooks;
 
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
 use crate::model::Synchronous;

@@ -86,6 +86,9 @@ ui_forms! {
     "/account/mfa/recovery-codes" => account::mfa_recovery_codes;
     "/account/passkeys/remove" => account::passkey_remove;
     "/w/:ws/mfa-policy" => access::set_mfa_policy;
+    "/w/:ws/sso" => sso_settings::sso_submit, page sso_settings::sso_page;
+    "/w/:ws/sso/delete" => sso_settings::sso_delete;
+    "/auth/oidc/link" => sso::link_submit;
     "/platform/workspaces" => platform::create_workspace, page platform::workspaces_page;
     "/platform/workspaces/:ws/suspend" => platform::suspend;
     "/platform/workspaces/:ws/resume" => platform::resume;
@@ -133,6 +136,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/metrics", get(crate::ops::metrics::metrics))
         .at("/trust", get(crate::ops::trust::trust_page))
         .at("/trust.json", get(crate::ops::trust::trust_json))
+        .at("/auth/oidc/start", get(ui::sso::start))
+        .at("/auth/oidc/callback", get(ui::sso::callback))
         .at("/trust/incidents/:id", get(ui::notices::incident_page))
         .at(
             "/.well-known/security.txt",

@@ -184,6 +184,12 @@ impl From<Error> for Problem {
                 "Two-factor sign-in required",
             )
             .detail("this workspace requires two-factor sign-in; set it up on your account page (/account)"),
+            Error::SsoRequired => Self::new(
+                StatusCode::FORBIDDEN,
+                "urn:aura:problem:sso-required",
+                "Single sign-on required",
+            )
+            .detail("this workspace requires single sign-on: sign in through your organisation's identity provider (/auth/oidc/start?workspace=ID); passwords, emailed links and personal API tokens are not accepted here"),
             Error::NotWhileImpersonating => Self::new(
                 StatusCode::FORBIDDEN,
                 "urn:aura:problem:not-while-impersonating",

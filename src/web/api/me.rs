@@ -140,7 +140,7 @@ pub async fn sign_ins(
         .read_async(move |c| accounts::live_sign_ins(c, id, now))
         .await?;
     let current = match &who.via {
-        Via::Session { hash } => Some(accounts::session_public_id(hash)),
+        Via::Session { hash, .. } => Some(accounts::session_public_id(hash)),
         Via::Access { family } => Some(family.clone()),
         Via::ApiToken { .. } => None,
     };

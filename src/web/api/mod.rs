@@ -19,6 +19,7 @@ pub mod platform;
 pub mod platform_accounts;
 pub mod records;
 pub mod spec;
+pub mod sso;
 pub mod subjects;
 pub mod teams;
 pub mod webhooks;
@@ -86,6 +87,7 @@ pub type Apis = (
         keys::KeysApi,
         integrations::IntegrationsApi,
         webhooks::WebhooksApi,
+        sso::SsoApi,
     ),
 );
 

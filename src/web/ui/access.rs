@@ -146,6 +146,11 @@ async fn render<O>(
                 }
             }
             @if admin {
+                section.card id="sso-card" {
+                    h2 { "Single sign-on" }
+                    p.muted { "Sign-in through your organisation's OpenID provider, group mappings, and requiring it." }
+                    p { a.button.secondary href=(format!("/w/{ws}/sso")) { "Single sign-on settings" } }
+                }
                 section.card id="invitations" {
                     h2 { "Invitations" }
                     form.inline id="invite-form" method="post" action=(format!("/w/{ws}/invitations")) {

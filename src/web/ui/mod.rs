@@ -22,6 +22,8 @@ pub mod record_form;
 pub mod records;
 pub mod schema;
 pub mod shell;
+pub mod sso;
+pub mod sso_settings;
 pub mod teams;
 pub mod trust;
 
@@ -188,6 +190,11 @@ pub fn error_page(p: &Problem, back_to: Option<&str>) -> Response {
             @if let Some(d) = &p.detail { p { (d) } }
             @if p.kind == "urn:aura:problem:mfa-enrolment-required" {
                 p { a.button href="/account#mfa" { "Set up two-factor sign-in" } }
+            }
+            @if p.kind == "urn:aura:problem:sso-required" {
+                @if let Some(start) = back_to.and_then(sso::start_link_for) {
+                    p { a.button #sso-continue href=(start) { "Continue with single sign-on" } }
+                }
             }
             p { a href="/" { "Back to Aura" } }
         }

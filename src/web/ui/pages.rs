@@ -102,6 +102,13 @@ pub(super) fn login_step(
                         button type="submit" { "Sign in" }
                     }
                     p.muted { a href="/reset" id="forgot-link" { "Forgot your password?" } }
+                    form id="sso-form" method="get" action="/auth/oidc/start" {
+                        p.muted { "Or sign in through your organisation's identity provider:" }
+                        label for="sso-email" { "Work email" }
+                        input id="sso-email" type="email" name="email" autocomplete="username" required;
+                        @if let Some(n) = next.as_deref() { input type="hidden" name="next" value=(n); }
+                        button.secondary type="submit" { "Continue with single sign-on" }
+                    }
                 @if state.passkeys.available() {
                     p { button.secondary type="button" id="passkey-login" data-passkey="login" data-next=[next.as_deref()] { "Sign in with a passkey" } }
                     p.muted id="passkey-status" role="status" {}

@@ -86,7 +86,7 @@ impl Section {
             "audit" => Section::Audit,
             "privacy" => Section::Privacy,
             "integrations" => Section::Integrations,
-            "settings" | "keys" | "deletion" | "mfa-policy" => Section::Settings,
+            "settings" | "keys" | "deletion" | "mfa-policy" | "sso" => Section::Settings,
             _ => return None,
         })
     }

@@ -35,6 +35,7 @@ fn access_control(t: &Trust) -> Markup {
                 "Repeated failed sign-ins are slowed down, then refused." }
             ul.evidence {
                 li { (a.workspaces_requiring_mfa) " workspace(s) require two-factor sign-in" }
+                li id="trust-sso" { (a.workspaces_requiring_sso) " workspaces require SSO (" (a.workspaces_with_sso) " offer sign-in through their OpenID provider)" }
                 li { "Browser sessions end after " (a.session_idle_minutes) " idle minutes, " (a.session_absolute_hours) " hours at most" }
                 li { "Access tokens last " (a.access_token_minutes) " minutes; refresh tokens work once and expire after " (a.refresh_token_family_days) " days" }
                 li { "API tokens are stored only as hashes and shown once" }

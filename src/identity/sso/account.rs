@@ -1,0 +1,356 @@
+//! Whose account a provider's identity is. The identity (issuer + subject)
+//! finds a linked account; never the email alone: an account with the same
+//! email is linked only after it proves itself (its password, or a link
+//! mailed to it and opened in the same browser). With no account, one is
+//! made when the workspace provisions people. Then the membership, the
+//! role and team mappings, and the session.
+
+use serde_json::json;
+
+use super::Sso;
+use super::flow::{Claims, Outcome, Refusal};
+use super::settings::Settings;
+use crate::access::{Role, SsoMark};
+use crate::audit::{Actor, NewEntry, RequestMeta};
+use crate::crypto::token::random_token;
+use crate::error::{Error, Result};
+use crate::identity::Deps;
+use crate::identity::sessions::{self, FirstStep};
+use crate::ids::{UserId, WorkspaceId};
+use crate::store::control::{self, NewUser};
+use crate::store::{accounts, sso as store};
+
+/// A first sign-in waiting for the existing account to prove itself.
+pub(super) struct Link {
+    user: UserId,
+    ws: WorkspaceId,
+    settings: Settings,
+    claims: Claims,
+    binding: [u8; 32],
+    next: Option<String>,
+}
+
+fn domain_ok(settings: &Settings, email: &str) -> bool {
+    let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+    settings.allowed_domains.is_empty()
+        || domain.is_some_and(|d| settings.allowed_domains.contains(&d))
+}
+
+/// Signs in the person the provider vouched for, in `ws`.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn sign_in(
+    deps: &Deps<'_>,
+    sso: &Sso,
+    ws: WorkspaceId,
+    settings: &Settings,
+    claims: Claims,
+    binding: [u8; 32],
+    next: Option<String>,
+    meta: &RequestMeta,
+) -> Result<Outcome> {
+    let email = claims.email.clone().map(|e| e.trim().to_ascii_lowercase());
+    let Some(email) = email.filter(|e| e.contains('@') && e.len() <= 320) else {
+        return Ok(Outcome::Refused(Refusal::NoEmail));
+    };
+    if !domain_ok(settings, &email) {
+        return Ok(Outcome::Refused(Refusal::Domain));
+    }
+    // An email the provider does not call verified counts only where the
+    // workspace vouches for the provider's domains.
+    if claims.email_verified == Some(false)
+        || (claims.email_verified.is_none() && settings.allowed_domains.is_empty())
+    {
+        return Ok(Outcome::Refused(Refusal::UnverifiedEmail));
+    }
+    let keys = deps.control.keys.clone();
+    let (iss, sub, e2) = (claims.issuer.clone(), claims.subject.clone(), email.clone());
+    let (linked, by_email, active) = deps
+        .control
+        .db
+        .read_async(move |c| {
+            let linked = match store::linked_user(c, &keys, &iss, &sub)? {
+                Some(u) => control::get_user(c, &keys, u)?,
+                None => None,
+            };
+            let by_email = control::find_user_by_email(c, &keys, &e2)?;
+            Ok((linked, by_email, store::workspace_active(c, ws)?))
+        })
+        .await?;
+    if !active {
+        return Ok(Outcome::Refused(Refusal::NotProvisioned));
+    }
+    let user = match (linked, by_email) {
+        (Some(u), _) => u,
+        (None, Some(existing)) => {
+            if existing.disabled {
+                return Ok(Outcome::Refused(Refusal::Disabled));
+            }
+            let token = random_token();
+            let now = deps.clock.unix();
+            let expires = now + (deps.config.file.sso.flow_minutes as i64) * 60;
+            let link = Link {
+                user: existing.id,
+                ws,
+                settings: settings.clone(),
+                claims,
+                binding,
+                next,
+            };
+            sso.links.put(&token, link, expires, now);
+            return Ok(Outcome::NeedsLink { token, email });
+        }
+        (None, None) if settings.provisioning => {
+            let u = provision_account(deps, ws, &claims, &email, meta).await?;
+            return finish_user(deps, ws, settings, &claims, u, next, meta).await;
+        }
+        (None, None) => return Ok(Outcome::Refused(Refusal::NotProvisioned)),
+    };
+    if user.disabled {
+        return Ok(Outcome::Refused(Refusal::Disabled));
+    }
+    finish_user(deps, ws, settings, &claims, user.id, next, meta).await
+}
+
+/// Makes the account of a person the provider brings in, linked to its
+/// identity, in one transaction with its platform entry.
+async fn provision_account(
+    deps: &Deps<'_>,
+    ws: WorkspaceId,
+    claims: &Claims,
+    email: &str,
+    meta: &RequestMeta,
+) -> Result<UserId> {
+    let now = deps.clock.unix();
+    let id = UserId::generate();
+    let keys = deps.control.keys.clone();
+    let (iss, sub, email) = (
+        claims.issuer.clone(),
+        claims.subject.clone(),
+        email.to_owned(),
+    );
+    let name = claims
+        .name
+        .clone()
+        .map(|n| n.chars().take(200).collect::<String>());
+    let m = meta.clone();
+    deps.control
+        .db
+        .write_async(move |tx| {
+            let new = NewUser {
+                id,
+                email: &email,
+                name: name.as_deref(),
+                password_hash: None,
+                platform_admin: false,
+            };
+            control::insert_user(tx, &keys, &new, now)?;
+            store::link(tx, &keys, id, Some(ws), &iss, &sub, now)?;
+            let e = NewEntry::new(Actor::User(id), "sso.linked", &m)
+                .target("user", id)
+                .after(json!({ "issuer": iss, "subject": sub, "workspace": ws.to_string(), "new_account": true }));
+            crate::store::audit::append(tx, &keys.sealer, now, &e).map(|_| ())
+        })
+        .await?;
+    Ok(id)
+}
+
+/// The membership (made when the workspace provisions people), the
+/// mappings, the audit entry and the session.
+async fn finish_user(
+    deps: &Deps<'_>,
+    ws: WorkspaceId,
+    settings: &Settings,
+    claims: &Claims,
+    user: UserId,
+    next: Option<String>,
+    meta: &RequestMeta,
+) -> Result<Outcome> {
+    let now = deps.clock.unix();
+    let role = deps
+        .control
+        .db
+        .read_async(move |c| accounts::membership_role(c, ws, user))
+        .await?;
+    if role.is_none() {
+        if !settings.provisioning {
+            return Ok(Outcome::Refused(Refusal::NotProvisioned));
+        }
+        let role =
+            super::mapping::mapped_role(settings, &claims.groups).unwrap_or(settings.default_role);
+        let keys = deps.control.keys.clone();
+        let (m, iss, sub) = (meta.clone(), claims.issuer.clone(), claims.subject.clone());
+        let detail = json!({ "role": role.as_str(), "issuer": iss, "subject": sub, "workspace": ws.to_string() });
+        let d2 = detail.clone();
+        deps.control
+            .db
+            .write_async(move |tx| {
+                if accounts::membership_role(tx, ws, user)?.is_none() {
+                    control::insert_membership(tx, ws, user, role, now)?;
+                }
+                let e = NewEntry::new(Actor::User(user), "sso.provisioned", &m)
+                    .target("user", user)
+                    .after(d2);
+                crate::store::audit::append(tx, &keys.sealer, now, &e).map(|_| ())
+            })
+            .await?;
+        let why = crate::access::SystemTask::SsoSignIn;
+        crate::audit::service::record_in_workspace(
+            deps.control,
+            deps.tenants,
+            ws,
+            why,
+            now,
+            meta,
+            move |m| {
+                NewEntry::new(Actor::User(user), "sso.provisioned", m)
+                    .target("user", user)
+                    .after(detail)
+            },
+        )
+        .await?;
+    }
+    super::mapping::apply(deps, ws, settings, claims, user, meta).await?;
+    let keys = deps.control.keys.clone();
+    let (iss, sub) = (claims.issuer.clone(), claims.subject.clone());
+    deps.control
+        .db
+        .write_async(move |tx| store::touch(tx, &keys, &iss, &sub, now))
+        .await?;
+    let mfa = super::provider_mfa(&deps.config.file.sso, &claims.amr, claims.acr.as_deref());
+    let detail = json!({
+        "issuer": claims.issuer, "subject": claims.subject,
+        "provider_mfa": mfa, "amr": claims.amr, "acr": claims.acr,
+    });
+    let why = crate::access::SystemTask::SsoSignIn;
+    crate::audit::service::record_in_workspace(
+        deps.control,
+        deps.tenants,
+        ws,
+        why,
+        now,
+        meta,
+        move |m| {
+            NewEntry::new(Actor::User(user), "sso.signed_in", m)
+                .target("user", user)
+                .after(detail)
+        },
+    )
+    .await?;
+    let mark = SsoMark { workspace: ws, mfa };
+    Ok(match sessions::after_sso(deps, user, mark, meta).await? {
+        FirstStep::Done(done) => Outcome::SignedIn {
+            token: done.token,
+            ws,
+            next,
+        },
+        FirstStep::NeedsCode(pending) => Outcome::NeedsCode { pending, next },
+    })
+}
+
+/// The account a waiting link belongs to (to show its email), if the token
+/// is live and this is the browser that started it.
+pub fn link_waiting(deps: &Deps<'_>, sso: &Sso, token: &str, binding: Option<&str>) -> bool {
+    let now = deps.clock.unix();
+    let b = binding.map(|b| crate::crypto::token::sha256(b.as_bytes()));
+    sso.links
+        .peek(token, now, |l| b.is_some_and(|b| b == l.binding))
+        .unwrap_or(false)
+}
+
+/// How the existing account proves itself.
+pub enum Proof {
+    Password(String),
+}
+
+/// Links the provider's identity to the existing account once it proved
+/// itself, then signs in as for a linked identity.
+pub async fn prove_link(
+    deps: &Deps<'_>,
+    sso: &Sso,
+    token: &str,
+    binding: Option<&str>,
+    proof: Proof,
+    meta: &RequestMeta,
+) -> Result<Outcome> {
+    let now = deps.clock.unix();
+    let b = binding.map(|b| crate::crypto::token::sha256(b.as_bytes()));
+    let same_browser = sso
+        .links
+        .peek(token, now, |l| b.is_some_and(|b| b == l.binding));
+    if same_browser != Some(true) {
+        return Ok(Outcome::Refused(Refusal::BadState));
+    }
+    let email = {
+        let keys = deps.control.keys.clone();
+        let user = sso
+            .links
+            .peek(token, now, |l| l.user)
+            .ok_or(Error::Unauthenticated)?;
+        deps.control
+            .db
+            .read_async(move |c| control::get_user(c, &keys, user))
+            .await?
+            .ok_or(Error::Unauthenticated)?
+            .email
+    };
+    match proof {
+        // Counted by the sign-in limits like any password attempt; a wrong
+        // one leaves the link waiting for another try.
+        Proof::Password(p) => {
+            crate::identity::guard::check_password(deps, &email, p, meta).await?;
+        }
+    }
+    let Some(link) = sso.links.take(token, now) else {
+        return Ok(Outcome::Refused(Refusal::BadState));
+    };
+    let keys = deps.control.keys.clone();
+    let (iss, sub, user, ws) = (
+        link.claims.issuer.clone(),
+        link.claims.subject.clone(),
+        link.user,
+        link.ws,
+    );
+    let m = meta.clone();
+    deps.control
+        .db
+        .write_async(move |tx| {
+            store::link(tx, &keys, user, Some(ws), &iss, &sub, now)?;
+            let e = NewEntry::new(Actor::User(user), "sso.linked", &m)
+                .target("user", user)
+                .after(json!({ "issuer": iss, "subject": sub, "workspace": ws.to_string(), "proof": "password" }));
+            crate::store::audit::append(tx, &keys.sealer, now, &e).map(|_| ())
+        })
+        .await?;
+    let detail = json!({ "issuer": link.claims.issuer, "subject": link.claims.subject, "proof": "password" });
+    let why = crate::access::SystemTask::SsoSignIn;
+    crate::audit::service::record_in_workspace(
+        deps.control,
+        deps.tenants,
+        ws,
+        why,
+        now,
+        meta,
+        move |m| {
+            NewEntry::new(Actor::User(user), "sso.linked", m)
+                .target("user", user)
+                .after(detail)
+        },
+    )
+    .await?;
+    finish_user(
+        deps,
+        ws,
+        &link.settings,
+        &link.claims,
+        user,
+        link.next,
+        meta,
+    )
+    .await
+}
+
+/// The role a person keeps when a mapping would touch an owner: owners are
+/// named in Aura, never by a provider's groups.
+pub(super) fn keeps_role(current: Role) -> bool {
+    current == Role::Owner
+}

@@ -1,0 +1,265 @@
+//! Signing in through a workspace's OpenID provider: the start (by
+//! workspace, or found from the email's domain), the callback, and the page
+//! where an existing account proves itself before its first link.
+
+use std::sync::Arc;
+
+use maud::html;
+use poem::http::StatusCode;
+use poem::web::{Data, Form, Query, Redirect};
+use poem::{IntoResponse, Request, Response, handler};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::audit::RequestMeta;
+use crate::error::Error;
+use crate::identity::sso::flow::{self, Callback, Outcome, Refusal};
+use crate::identity::sso::{self, account};
+use crate::ids::WorkspaceId;
+use crate::web::session::session_cookie;
+
+/// The cookie binding a sign-in at the provider to this browser.
+const COOKIE: &str = "aura_sso_flow";
+const COOKIE_TLS: &str = "__Host-aura_sso_flow";
+
+fn cookie_name(state: &AppState) -> &'static str {
+    if state.config.secure_cookies() {
+        COOKIE_TLS
+    } else {
+        COOKIE
+    }
+}
+
+fn binding(req: &Request, state: &AppState) -> Option<String> {
+    let name = cookie_name(state);
+    req.headers()
+        .get_all(poem::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn set_binding(resp: &mut Response, state: &AppState, value: &str, max_age: u64) {
+    let secure = if state.config.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    // Lax: the provider's redirect back is a top-level GET from its site.
+    let c = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        cookie_name(state)
+    );
+    if let Ok(v) = c.parse() {
+        resp.headers_mut().append("set-cookie", v);
+    }
+}
+
+/// "Continue with single sign-on" for a workspace page that answered
+/// `sso-required`: `/w/<ws>/...` starts that workspace's sign-in and comes
+/// back to the page.
+pub fn start_link_for(back_to: &str) -> Option<String> {
+    let ws: WorkspaceId = back_to
+        .strip_prefix("/w/")?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()?;
+    Some(format!(
+        "{}&next={}",
+        sso::start_link(ws),
+        percent_encoding::utf8_percent_encode(back_to, percent_encoding::NON_ALPHANUMERIC)
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct StartQuery {
+    #[serde(default)]
+    workspace: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+fn refused_page(req: &Request, state: &AppState, status: StatusCode, message: &str) -> Response {
+    super::public_page(req, state, status, "Single sign-on", None, |_| {
+        html! {
+            section.card.narrow {
+                h1 { "You were not signed in" }
+                p.error role="alert" id="sso-error" { (message) }
+                p { a href="/login" { "Back to the sign-in page" } }
+            }
+        }
+    })
+}
+
+/// `GET /auth/oidc/start?workspace=ID` (or `?email=`): on to the provider.
+#[handler]
+pub async fn start(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Query(q): Query<StartQuery>,
+) -> poem::Result<Response> {
+    let deps = state.deps();
+    let email = q.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
+    let ws = match (q.workspace.as_deref().filter(|w| !w.is_empty()), email) {
+        (Some(w), _) => w.parse::<WorkspaceId>().ok(),
+        (None, Some(e)) => flow::workspace_for_email(&deps, e).await?,
+        (None, None) => None,
+    };
+    let Some(ws) = ws else {
+        let msg = if email.is_some() {
+            "No single sign-on is set up for that email's domain here (or several workspaces use it). Use the sign-in link your administrator gave you, or sign in with your password."
+        } else {
+            "Enter your work email, or use the sign-in link your administrator gave you."
+        };
+        return Ok(refused_page(req, &state, StatusCode::NOT_FOUND, msg));
+    };
+    let next = q.next.filter(|n| super::pages::same_site_path(n));
+    match flow::start(&deps, &state.sso, ws, email, next).await {
+        Ok(Ok(started)) => {
+            let mut resp = Redirect::see_other(started.url).into_response();
+            let max_age = state.config.file.sso.flow_minutes * 60;
+            set_binding(&mut resp, &state, &started.binding, max_age);
+            Ok(resp)
+        }
+        Ok(Err(r)) => Ok(refused_page(
+            req,
+            &state,
+            StatusCode::BAD_GATEWAY,
+            r.message(),
+        )),
+        Err(Error::NotFound(_)) => Ok(refused_page(
+            req,
+            &state,
+            StatusCode::NOT_FOUND,
+            "This workspace does not use single sign-on here. Sign in with your password or a passkey.",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Where an outcome leads: the workspace, the code step, the link page, or
+/// the refusal.
+fn answer(req: &Request, state: &AppState, out: Outcome, error: Option<&str>) -> Response {
+    match out {
+        Outcome::SignedIn { token, ws, next } => {
+            let to = next.unwrap_or_else(|| format!("/w/{ws}"));
+            let mut resp = Redirect::see_other(to).into_response();
+            if let Ok(v) = session_cookie(&state.config, &token).parse() {
+                resp.headers_mut().append("set-cookie", v);
+            }
+            set_binding(&mut resp, state, "", 0);
+            resp
+        }
+        Outcome::NeedsCode { pending, .. } => {
+            super::pages::login_step(req, state, StatusCode::OK, None, "", Some(&pending))
+        }
+        Outcome::NeedsLink { token, email } => link_page(req, state, &token, &email, error),
+        Outcome::Refused(r) => {
+            let status = match r {
+                Refusal::Unreachable => StatusCode::BAD_GATEWAY,
+                Refusal::BadState | Refusal::Code => StatusCode::BAD_REQUEST,
+                _ => StatusCode::FORBIDDEN,
+            };
+            refused_page(req, state, status, r.message())
+        }
+    }
+}
+
+/// `GET /auth/oidc/callback`: the provider sends the browser back here.
+#[handler]
+pub async fn callback(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+) -> poem::Result<Response> {
+    // A malformed query is a bad state like any other.
+    let cb: Callback = req
+        .uri()
+        .query()
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
+    let b = binding(req, &state);
+    let out = flow::finish(&state.deps(), &state.sso, cb, b.as_deref(), &meta).await?;
+    Ok(answer(req, &state, out, None))
+}
+
+fn link_page(
+    req: &Request,
+    state: &AppState,
+    token: &str,
+    email: &str,
+    error: Option<&str>,
+) -> Response {
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    super::public_page(req, state, status, "Link your sign-in", None, |csrf| {
+        html! {
+            section.card.narrow {
+                h1 { "Link your sign-in" }
+                p { "An Aura account with " strong { (email) } " already exists. Your identity provider signed you in, but before it may sign in to that account, prove the account is yours." }
+                @if let Some(e) = error { p.error role="alert" id="link-error" { (e) } }
+                form method="post" action="/auth/oidc/link" id="link-form" {
+                    (super::csrf_field(csrf))
+                    input type="hidden" name="link" value=(token);
+                    label for="link-password" { "The account's password" }
+                    input #link-password type="password" name="password" autocomplete="current-password" required autofocus;
+                    button type="submit" { "Link and sign in" }
+                }
+                p.muted { "Not your account? " a href="/login" { "Go back" } "; nothing was linked." }
+            }
+        }
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LinkForm {
+    #[serde(default)]
+    link: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /auth/oidc/link`: the existing account's password links the
+/// provider's identity to it, from the browser that signed in there.
+#[handler]
+pub async fn link_submit(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    Form(form): Form<LinkForm>,
+) -> poem::Result<Response> {
+    let deps = state.deps();
+    let b = binding(req, &state);
+    if !account::link_waiting(&deps, &state.sso, &form.link, b.as_deref()) {
+        return Ok(answer(
+            req,
+            &state,
+            Outcome::Refused(Refusal::BadState),
+            None,
+        ));
+    }
+    let proof = account::Proof::Password(form.password);
+    match account::prove_link(&deps, &state.sso, &form.link, b.as_deref(), proof, &meta).await {
+        Ok(out) => Ok(answer(req, &state, out, None)),
+        Err(Error::InvalidCredentials | Error::Unauthenticated) => {
+            let email = String::new();
+            Ok(link_page(
+                req,
+                &state,
+                &form.link,
+                &email,
+                Some("That password is not right. Try again, or go back."),
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
