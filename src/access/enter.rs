@@ -108,6 +108,7 @@ pub async fn enter<O: Op>(
         meta,
         clock: Arc::clone(door.clock),
     };
+    break_glass(door, who, ws, &handle).await?;
     let needs = O::needs();
     if !role.at_least(needs) {
         return Err(handle.deny(role, O::LABEL, needs.as_str()).await);
@@ -131,4 +132,60 @@ pub async fn enter<O: Op>(
         return Err(Error::WorkspaceReadOnly(kind));
     }
     Ok(handle)
+}
+
+/// A workspace that requires single sign-on lets its break-glass owner in
+/// by other means; the first request of each of their credentials there is
+/// recorded in the workspace's chain (`sso.break_glass_used`).
+async fn break_glass(
+    door: Door<'_>,
+    who: &Principal,
+    ws: WorkspaceId,
+    handle: &TenantHandle,
+) -> Result<()> {
+    if matches!(&who.via, Via::Session { sso: Some(m), .. } if m.workspace == ws) {
+        return Ok(());
+    }
+    let user = who.user_id;
+    let version = door.control.cache.version()?;
+    let gate = match door.control.cache.gate(version, ws, user) {
+        Some(g) => g,
+        None => {
+            door.control
+                .db
+                .read_async(move |c| crate::store::mfa::membership_gate(c, ws, user))
+                .await?
+        }
+    };
+    if !gate.is_some_and(|g| g.break_glass) {
+        return Ok(());
+    }
+    let (credential, method) = match &who.via {
+        Via::Session { hash, .. } => (hex::encode(hash), "session"),
+        Via::Access { family } => (family.clone(), "access token"),
+        Via::ApiToken { id, .. } => (id.clone(), "API token"),
+    };
+    static SEEN: std::sync::Mutex<Option<std::collections::HashSet<(String, WorkspaceId)>>> =
+        std::sync::Mutex::new(None);
+    {
+        let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+        let set = seen.get_or_insert_with(Default::default);
+        if set.len() > 100_000 {
+            set.clear();
+        }
+        if !set.insert((credential.clone(), ws)) {
+            return Ok(());
+        }
+    }
+    let actor = handle.actor.clone();
+    let detail = json!({ "method": method, "credential": &credential[..credential.len().min(16)] });
+    handle
+        .db
+        .append_audit(handle.now(), handle.meta.clone(), move |m| {
+            NewEntry::new(actor, "sso.break_glass_used", m)
+                .target("user", user)
+                .after(detail)
+        })
+        .await
+        .map(|_| ())
 }

@@ -213,7 +213,7 @@ pub fn require_mfa(conn: &dyn Sql, ws: WorkspaceId) -> Result<bool> {
 /// without a confirmed second factor in a workspace that requires one).
 pub fn membership_gate(conn: &dyn Sql, ws: WorkspaceId, user: UserId) -> Result<Option<Gate>> {
     let conn = conn.conn(TOKEN);
-    let row: Option<(String, bool, Option<String>, Option<bool>)> = conn
+    let row: Option<(String, bool, Option<String>, Option<bool>, Option<bool>)> = conn
         .query_row(
             "SELECT m.role,
                     w.require_mfa = 1 AND u.kind = 'person'
@@ -223,20 +223,23 @@ pub fn membership_gate(conn: &dyn Sql, ws: WorkspaceId, user: UserId) -> Result<
                     (SELECT l.kind FROM workspace_lifecycle l WHERE l.workspace_id = w.id),
                     (SELECT s.required = 1 AND u.kind = 'person'
                             AND s.break_glass IS NOT u.id
+                     FROM workspace_sso s WHERE s.workspace_id = w.id),
+                    (SELECT s.required = 1 AND s.break_glass IS u.id
                      FROM workspace_sso s WHERE s.workspace_id = w.id)
              FROM memberships m
              JOIN workspaces w ON w.id = m.workspace_id
              JOIN users u ON u.id = m.user_id
              WHERE m.workspace_id = ?1 AND m.user_id = ?2 AND w.state IN ('active', 'deleting')",
             params![ws.to_string(), user.to_string()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()?;
-    row.map(|(role, blocked, frozen, sso)| {
+    row.map(|(role, blocked, frozen, sso, glass)| {
         Ok(Gate {
             role: role.parse()?,
             needs_mfa: blocked,
             needs_sso: sso.unwrap_or(false),
+            break_glass: glass.unwrap_or(false),
             frozen: frozen
                 .map(|k| super::lifecycle::Kind::parse(&k))
                 .transpose()?,
@@ -254,6 +257,9 @@ pub struct Gate {
     /// The workspace requires single sign-on of this person (not a service
     /// account, not its break-glass owner).
     pub needs_sso: bool,
+    /// The workspace requires single sign-on and this is its break-glass
+    /// owner: let in by other means, each use audited.
+    pub break_glass: bool,
     /// The workspace is read-only (being deleted or moved).
     pub frozen: Option<super::lifecycle::Kind>,
 }

@@ -265,11 +265,16 @@ pub async fn finish(
     meta: &RequestMeta,
 ) -> Result<Outcome> {
     let now = deps.clock.unix();
-    let flow = cb
-        .state
-        .as_deref()
-        .and_then(|s| sso.flows.take(s, now))
-        .filter(|f| binding.is_some_and(|b| sha256(b.as_bytes()) == f.binding));
+    // Only the browser that started the flow spends it: a callback carried
+    // to another browser is refused and leaves the flow to its owner.
+    let state = cb.state.as_deref().unwrap_or("");
+    let b = binding.map(|b| sha256(b.as_bytes()));
+    let mine = sso.flows.peek(state, now, |f| b == Some(f.binding)) == Some(true);
+    let flow = if mine {
+        sso.flows.take(state, now)
+    } else {
+        None
+    };
     let Some(flow) = flow else {
         refuse(deps, None, Refusal::BadState, None, meta).await?;
         return Ok(Outcome::Refused(Refusal::BadState));
