@@ -927,6 +927,22 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             None,
         ),
         (
+            "PUT",
+            "/workspaces/{workspace}/sso",
+            "platform",
+            "sso.config_changed",
+            json!({"issuer": "https://login.example.com/realms/acme", "client_id": "aura", "client_secret": "s3cret"}),
+            None,
+        ),
+        (
+            "DELETE",
+            "/workspaces/{workspace}/sso",
+            "platform",
+            "sso.config_removed",
+            Value::Null,
+            None,
+        ),
+        (
             "POST",
             "/me/mfa/totp",
             "platform",

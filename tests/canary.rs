@@ -1031,6 +1031,26 @@ async fn integration_secrets_and_payloads_leave_no_plaintext() {
     assert_eq!(r.status(), 202, "the rotated value verifies");
     answers.push(r.text().await.unwrap());
 
+    // The workspace's single sign-on: its client secret (never read back),
+    // issuer, client id, domain and group names (sealed at rest).
+    let (sso_secret, sso_client, sso_group) =
+        (canary("ssosecret"), canary("ssoclient"), canary("ssogroup"));
+    let sso_host = format!("{}.example", canary("ssohost"));
+    let r = c
+        .put(api("/sso"))
+        .json(&serde_json::json!({
+            "issuer": format!("https://{sso_host}/realms/acme"), "client_id": sso_client,
+            "client_secret": sso_secret, "allowed_domains": [sso_host.clone()],
+            "role_mappings": [{"group": sso_group, "role": "admin"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    answers.push(r.text().await.unwrap());
+    answers.push(common::get_text(&c, api("/sso")).await);
+    answers.push(common::get_text(&c, server.url(&format!("/w/{ws}/sso"))).await);
+
     // Every answer an admin can fetch, the UI page and the audit log included.
     for path in [
         "/integrations/secrets",
@@ -1046,7 +1066,12 @@ async fn integration_secrets_and_payloads_leave_no_plaintext() {
     answers.push(common::get_text(&c, server.url(&format!("/w/{ws}/integrations"))).await);
     answers.push(common::get_text(&c, server.url(&format!("/w/{ws}/audit"))).await);
     answers.push(common::get_text(&c, server.url("/trust.json")).await);
-    let secrets = vec![secret_value.clone(), rotated.clone(), ui_value.clone()];
+    let secrets = vec![
+        secret_value.clone(),
+        rotated.clone(),
+        ui_value.clone(),
+        sso_secret.clone(),
+    ];
     let hits = scan_bytes(answers.join("\n").as_bytes(), &secrets);
     assert!(
         hits.is_empty(),
@@ -1058,6 +1083,7 @@ async fn integration_secrets_and_payloads_leave_no_plaintext() {
 
     let mut all = secrets;
     all.extend([secret_name, url_path, inbound_name, body_text, msg_id]);
+    all.extend([sso_client, sso_group, sso_host]);
     let hits = scan_dir(&env.data_dir(), &all);
     assert!(
         hits.is_empty(),

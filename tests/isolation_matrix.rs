@@ -137,6 +137,8 @@ enum Fresh {
     Webhook,
     /// An inbound integration (with its generated secret).
     Inbound,
+    /// The workspace's single sign-on settings.
+    Sso,
 }
 
 fn api(method: &'static str, path: &'static str, need: Need) -> ApiRoute {
@@ -449,6 +451,9 @@ fn api_table() -> Vec<ApiRoute> {
             role(Role::Owner),
         )
         .json(json!({"required": false})),
+        api("GET", "/workspaces/{workspace}/sso", role(Role::Admin)).fresh_kind(Fresh::Sso),
+        api("PUT", "/workspaces/{workspace}/sso", role(Role::Admin)).json(sso_config()),
+        api("DELETE", "/workspaces/{workspace}/sso", role(Role::Admin)).fresh_kind(Fresh::Sso),
         // Data-subject requests (a person no record refers to) and exports.
         api(
             "POST",
@@ -875,6 +880,18 @@ fn ui_table() -> Vec<UiRoute> {
             .form(|s| vec![("token_id".into(), s.token.clone())])
             .fresh_access(),
         ui("/w/:ws/mfa-policy", WS, role(Role::Owner)).form(|_| pairs(&[("required", "false")])),
+        ui("/w/:ws/sso", WS, role(Role::Admin)).form(|_| {
+            pairs(&[
+                ("issuer", "https://login.example.invalid/realms/matrix"),
+                ("client_id", "matrix"),
+                ("client_secret", "matrix-secret"),
+                ("default_role", "member"),
+                ("groups_claim", "groups"),
+            ])
+        }),
+        ui("/w/:ws/sso/delete", WS, role(Role::Admin)).fresh_kind(Fresh::Sso),
+        // No sign-in waits for this link: the page says so, to anyone.
+        ui("/auth/oidc/link", &[], Public(400)),
         // Integrations. Creating a webhook or an inbound integration answers
         // 200: the new secret is on the answering page.
         ui("/w/:ws/integrations/secrets", WS, role(Role::Admin))
@@ -958,6 +975,10 @@ fn ui_pages() -> Vec<UiRoute> {
         page("/metrics", &[], Public(404)),
         page("/trust", &[], Public(200)),
         page("/trust.json", &[], Public(200)),
+        // Without a workspace or an email: a page asking for one. A callback
+        // no flow waits for: refused alike for everyone.
+        page("/auth/oidc/start", &[], Public(404)),
+        page("/auth/oidc/callback", &[], Public(400)),
         page("/trust/incidents/:id", &[(":id", P::Nowhere)], Public(404)),
         // 404 until an operator sets a contact.
         page("/.well-known/security.txt", &[], Public(404)),
@@ -973,6 +994,7 @@ fn ui_pages() -> Vec<UiRoute> {
         page("/w/:ws/c/:coll/r/:rec", REC, role(Role::Viewer)),
         page("/w/:ws/teams", WS, role(Role::Viewer)),
         page("/w/:ws/members", WS, role(Role::Viewer)),
+        page("/w/:ws/sso", WS, role(Role::Admin)),
         page("/account", &[], Need::Person(200)),
         page("/w/:ws/audit", WS, role(Role::Admin)),
         page("/w/:ws/privacy", WS, role(Role::Admin)),
@@ -1355,6 +1377,17 @@ async fn make_secret(server: &Server, c: &reqwest::Client, ws: &str, o: &mut Obj
     o.secret_id = v["id"].as_str().unwrap().to_owned();
 }
 
+/// The workspace's OpenID provider (its host never resolves).
+async fn make_sso(server: &Server, c: &reqwest::Client, ws: &str) {
+    let url = server.url(&format!("/api/v1/workspaces/{ws}/sso"));
+    let r = send(c.put(url).json(&sso_config())).await;
+    assert_eq!(r.status, 200, "fixture single sign-on: {}", r.body);
+}
+
+fn sso_config() -> Value {
+    json!({"issuer": "https://login.example.invalid/realms/matrix", "client_id": "matrix", "client_secret": "matrix-secret"})
+}
+
 /// A webhook endpoint subscribed to `record.created` (its host never resolves).
 async fn make_webhook(server: &Server, c: &reqwest::Client, ws: &str, o: &mut Objs) {
     let v = make_integration_obj(
@@ -1648,6 +1681,7 @@ impl Run {
             Fresh::Secret => make_secret(&self.server, c, &ws.id, &mut o).await,
             Fresh::Webhook => make_webhook(&self.server, c, &ws.id, &mut o).await,
             Fresh::Inbound => make_inbound(&self.server, c, &ws.id, &mut o).await,
+            Fresh::Sso => make_sso(&self.server, c, &ws.id).await,
         }
         let ws = match side {
             Side::A => &mut self.a,

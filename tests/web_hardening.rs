@@ -285,6 +285,13 @@ async fn walk_ui_form_routes(non_form: bool) {
             "/w/:ws/tokens/revoke" => vec![("token_id", api_token.clone())],
             "/account/sessions/end" => vec![("id", other_session.clone())],
             "/w/:ws/mfa-policy" => vec![("required", "false".into())],
+            "/w/:ws/sso" => vec![
+                ("issuer", "https://login.example.com/realms/acme".into()),
+                ("client_id", "aura".into()),
+                ("client_secret", "s3cret".into()),
+                ("default_role", "member".into()),
+                ("groups_claim", "groups".into()),
+            ],
             "/w/:ws/invitations" => vec![
                 ("email", "csrf-invitee@example.com".into()),
                 ("role", "viewer".into()),
@@ -447,6 +454,8 @@ async fn walk_ui_form_routes(non_form: bool) {
             | "/account/passkeys/remove" => 422,
             // The last owner of a workspace: refused on the page (the form got through).
             "/account/deletion" => 422,
+            // No sign-in waits for this link: the page says so (the form got through).
+            "/auth/oidc/link" => 400,
             _ => 303,
         };
         assert_eq!(r.status(), want, "{route}: the right token works");

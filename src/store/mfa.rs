@@ -213,7 +213,9 @@ pub fn require_mfa(conn: &dyn Sql, ws: WorkspaceId) -> Result<bool> {
 /// without a confirmed second factor in a workspace that requires one).
 pub fn membership_gate(conn: &dyn Sql, ws: WorkspaceId, user: UserId) -> Result<Option<Gate>> {
     let conn = conn.conn(TOKEN);
-    let row: Option<(String, bool, Option<String>, Option<bool>, Option<bool>)> = conn
+    // role, blocked by the MFA policy, frozen, needs SSO, break-glass owner
+    type Row = (String, bool, Option<String>, Option<bool>, Option<bool>);
+    let row: Option<Row> = conn
         .query_row(
             "SELECT m.role,
                     w.require_mfa = 1 AND u.kind = 'person'

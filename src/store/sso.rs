@@ -36,7 +36,8 @@ fn subject_index(keys: &PlatformKeys, issuer: &str, subject: &str) -> Vec<u8> {
 pub fn get(conn: &dyn Sql, keys: &PlatformKeys, ws: WorkspaceId) -> Result<Option<SsoRow>> {
     let conn = conn.conn(TOKEN);
     let id = ws.to_string();
-    let row: Option<(Vec<u8>, Vec<u8>, bool, Option<String>, i64)> = conn
+    type Row = (Vec<u8>, Vec<u8>, bool, Option<String>, i64);
+    let row: Option<Row> = conn
         .query_row(
             "SELECT settings_ct, secret_ct, required, break_glass, updated_at
              FROM workspace_sso WHERE workspace_id = ?1",
@@ -124,7 +125,7 @@ pub fn workspaces_for_domain(
     let ids = stmt
         .query_map([domain_index(keys, domain)], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    ids.into_iter().map(|i| Ok(i.parse()?)).collect()
+    ids.into_iter().map(|i| i.parse()).collect()
 }
 
 /// The account a provider identity is linked to.
@@ -137,12 +138,13 @@ pub fn linked_user(
     let conn = conn.conn(TOKEN);
     let id: Option<String> = conn
         .query_row(
+            // cross-workspace: an identity belongs to an account, not to one workspace
             "SELECT user_id FROM sso_identities WHERE subject_bidx = ?1",
             [subject_index(keys, issuer, subject)],
             |r| r.get(0),
         )
         .optional()?;
-    id.map(|i| Ok(i.parse()?)).transpose()
+    id.map(|i| i.parse()).transpose()
 }
 
 /// Links a provider identity to an account (first sign-in).
@@ -187,19 +189,11 @@ pub fn touch(
     now: i64,
 ) -> Result<()> {
     tx.tx(TOKEN).execute(
+        // cross-workspace: an identity belongs to an account, not to one workspace
         "UPDATE sso_identities SET last_used_at = ?2 WHERE subject_bidx = ?1",
         params![subject_index(keys, issuer, subject), now],
     )?;
     Ok(())
-}
-
-/// How many provider identities an account has (shown on its account page).
-pub fn identities_of(conn: &dyn Sql, user: UserId) -> Result<i64> {
-    Ok(conn.conn(TOKEN).query_row(
-        "SELECT count(*) FROM sso_identities WHERE user_id = ?1",
-        [user.to_string()],
-        |r| r.get(0),
-    )?)
 }
 
 /// Active workspaces that have a provider, and those that require it.

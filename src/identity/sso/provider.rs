@@ -51,9 +51,7 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for Fetch {
                 .check_url(&url)
                 .map_err(|_| FetchError(format!("{url}: refused by the outbound guard")))?;
             let req = reqwest::Request::try_from(req).map_err(|e| FetchError(e.to_string()))?;
-            let mut resp = self
-                .client
-                .execute(req)
+            let mut resp = reqwest::Client::execute(&self.client, req)
                 .await
                 .map_err(|e| FetchError(format!("{url}: {e}")))?;
             let mut out = openidconnect::http::Response::builder().status(resp.status());
@@ -151,10 +149,8 @@ pub fn client(
         .map_err(|e| Error::internal(format!("redirect URL: {e}")))?;
     // A provider that takes the secret only in the body says so.
     let post_only = md.token_endpoint_auth_methods_supported().is_some_and(|m| {
-        !m.iter()
-            .any(|x| *x == openidconnect::core::CoreClientAuthMethod::ClientSecretBasic)
-            && m.iter()
-                .any(|x| *x == openidconnect::core::CoreClientAuthMethod::ClientSecretPost)
+        !m.contains(&openidconnect::core::CoreClientAuthMethod::ClientSecretBasic)
+            && m.contains(&openidconnect::core::CoreClientAuthMethod::ClientSecretPost)
     });
     let c = CoreClient::from_provider_metadata(
         md,

@@ -94,7 +94,7 @@ pub(super) async fn load(control: &Control, ws: WorkspaceId) -> Result<Option<(S
 
 fn audit_view(s: &Settings, required: bool, break_glass: Option<UserId>) -> serde_json::Value {
     json!({
-        "issuer": s.issuer, "client_id": s.client_id, "scopes": s.scopes,
+        "configured": true, "issuer": s.issuer, "client_id": s.client_id, "scopes": s.scopes,
         "allowed_domains": s.allowed_domains, "default_role": s.default_role.as_str(),
         "provisioning": s.provisioning, "groups_claim": s.groups_claim,
         "role_mappings": s.role_mappings, "team_mappings": s.team_mappings,
@@ -160,10 +160,11 @@ pub async fn put(
                 return Err(Error::field("client_secret", "is required the first time"));
             }
         };
-        let before = old
-            .as_ref()
-            .map(|o| Ok::<_, Error>(audit_view(&parse(o)?, o.required, o.break_glass)))
-            .transpose()?;
+        // A first provider is a change from none: before says so.
+        let before = match &old {
+            Some(o) => audit_view(&parse(o)?, o.required, o.break_glass),
+            None => json!({ "configured": false }),
+        };
         let row = SsoRow {
             settings: json,
             secret,
@@ -172,7 +173,7 @@ pub async fn put(
             updated_at: now,
         };
         store::put(tx, &keys, ws, &row, &domains, now)?;
-        Ok(((), before))
+        Ok(((), Some(before)))
     })
     .await?;
     get(control, ctx).await
