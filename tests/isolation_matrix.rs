@@ -892,6 +892,8 @@ fn ui_table() -> Vec<UiRoute> {
         ui("/w/:ws/sso/delete", WS, role(Role::Admin)).fresh_kind(Fresh::Sso),
         // No sign-in waits for this link: the page says so, to anyone.
         ui("/auth/oidc/link", &[], Public(400)),
+        ui("/auth/oidc/link/mail", &[], Public(400)),
+        ui("/auth/oidc/link/:token", INVITE, Public(400)),
         // Integrations. Creating a webhook or an inbound integration answers
         // 200: the new secret is on the answering page.
         ui("/w/:ws/integrations/secrets", WS, role(Role::Admin))
@@ -979,6 +981,7 @@ fn ui_pages() -> Vec<UiRoute> {
         // no flow waits for: refused alike for everyone.
         page("/auth/oidc/start", &[], Public(404)),
         page("/auth/oidc/callback", &[], Public(400)),
+        page("/auth/oidc/link/:token", INVITE, Public(404)),
         page("/trust/incidents/:id", &[(":id", P::Nowhere)], Public(404)),
         // 404 until an operator sets a contact.
         page("/.well-known/security.txt", &[], Public(404)),

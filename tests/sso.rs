@@ -73,7 +73,13 @@ fn start_provider(users: Vec<User>) -> Provider {
 /// The server, with loopback providers allowed, and the provider told its
 /// redirect URI.
 fn serve(env: &Env, op: &mut Provider) -> Server {
-    let server = env.start_with(&[("AURA_SSO__ALLOWED_CIDRS", "[\"127.0.0.0/8\"]")]);
+    serve_with(env, op, &[])
+}
+
+fn serve_with(env: &Env, op: &mut Provider, extra: &[(String, String)]) -> Server {
+    let mut envs: Vec<(&str, &str)> = vec![("AURA_SSO__ALLOWED_CIDRS", "[\"127.0.0.0/8\"]")];
+    envs.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let server = env.start_with(&envs);
     let cb = server.url("/auth/oidc/callback");
     op.update(|c| c.clients[0].redirect_uris = vec![cb]);
     server
@@ -349,10 +355,16 @@ async fn an_existing_account_links_by_password_and_sso_only_keeps_a_break_glass_
     let env = Env::new();
     env.create_user("olga@acme.test", "Olga");
     env.create_user("mia@acme.test", "Mia");
+    env.create_user("sam@acme.test", "Sam");
     let ws = env.create_workspace("Harbour", "olga@acme.test");
     env.add_member(&ws, "mia@acme.test", "admin");
-    let mut op = start_provider(vec![User::new("mia-sub", "mia@acme.test", "Mia")]);
-    let server = serve(&env, &mut op);
+    env.add_member(&ws, "sam@acme.test", "member");
+    let mut op = start_provider(vec![
+        User::new("mia-sub", "mia@acme.test", "Mia"),
+        User::new("sam-sub", "sam@acme.test", "Sam"),
+    ]);
+    let sink = common::smtp::Sink::start();
+    let server = serve_with(&env, &mut op, &sink.env());
     let owner = client(&server);
     assert_eq!(
         login(&owner, &server, "olga@acme.test", PASSWORD)
@@ -391,10 +403,20 @@ async fn an_existing_account_links_by_password_and_sso_only_keeps_a_break_glass_
         ])
     };
     let stranger = browser(&server);
-    let _ = stranger.get(server.url("/login")).send().await.unwrap();
-    let r = post(&stranger, PASSWORD).send().await.unwrap();
-    assert!(
-        r.status().as_u16() >= 400,
+    let stranger_csrf = common::page_csrf(&stranger, &server.url("/login")).await;
+    let r = stranger
+        .post(server.url("/auth/oidc/link"))
+        .form(&[
+            ("csrf", stranger_csrf.as_str()),
+            ("link", link.as_str()),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        400,
         "another browser cannot finish the link"
     );
     let r = post(&mia, "not her password").send().await.unwrap();
@@ -410,6 +432,70 @@ async fn an_existing_account_links_by_password_and_sso_only_keeps_a_break_glass_
     // Next time the identity alone signs her in.
     let (mia_sso, s, _, body) = sso(&server, &start).await;
     assert_eq!(s, 303, "{body}");
+
+    // Sam proves his account by a mailed link instead, which works only in
+    // the browser that signed in at the provider.
+    let (sam, s, _, body) = sso(
+        &server,
+        &format!("/auth/oidc/start?workspace={ws}&email=sam@acme.test"),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let link = body
+        .split("name=\"link\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = common::csrf_from(&body);
+    let ask = |c: &reqwest::Client, csrf: String| {
+        c.post(server.url("/auth/oidc/link/mail"))
+            .form(&[("csrf", csrf), ("link", link.clone())])
+    };
+    let stranger_csrf = common::page_csrf(&stranger, &server.url("/login")).await;
+    assert_eq!(
+        ask(&stranger, stranger_csrf)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        400,
+        "another browser"
+    );
+    let r = ask(&sam, csrf.clone()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().await.unwrap().contains("Check your mail"));
+    let mailed = sink.link_token("sam@acme.test", "/auth/oidc/link/");
+    let finish = server.url(&format!("/auth/oidc/link/{mailed}"));
+    let page = stranger.get(&finish).send().await.unwrap();
+    assert_eq!(
+        page.status().as_u16(),
+        200,
+        "the mailed page shows, and changes nothing"
+    );
+    let form = |c: &reqwest::Client, csrf: String| c.post(&finish).form(&[("csrf", csrf)]);
+    let stranger_csrf = common::csrf_from(&page.text().await.unwrap());
+    assert_eq!(
+        form(&stranger, stranger_csrf)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        400,
+        "another browser"
+    );
+    let sam_csrf = common::page_csrf(&sam, &finish).await;
+    let r = form(&sam, sam_csrf).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+    let linked = audit_actions(&owner, &server, &ws, "sso.linked").await;
+    assert!(
+        linked.iter().any(|e| e.to_string().contains("\"email\"")),
+        "{linked:?}"
+    );
 
     // SSO-only needs a break-glass owner, and a caller who would not be
     // shut out.

@@ -455,7 +455,7 @@ async fn walk_ui_form_routes(non_form: bool) {
             // The last owner of a workspace: refused on the page (the form got through).
             "/account/deletion" => 422,
             // No sign-in waits for this link: the page says so (the form got through).
-            "/auth/oidc/link" => 400,
+            "/auth/oidc/link" | "/auth/oidc/link/mail" | "/auth/oidc/link/:token" => 400,
             _ => 303,
         };
         assert_eq!(r.status(), want, "{route}: the right token works");

@@ -89,6 +89,8 @@ ui_forms! {
     "/w/:ws/sso" => sso_settings::sso_submit, page sso_settings::sso_page;
     "/w/:ws/sso/delete" => sso_settings::sso_delete;
     "/auth/oidc/link" => sso::link_submit;
+    "/auth/oidc/link/mail" => sso::link_mail;
+    "/auth/oidc/link/:token" => sso::link_mail_redeem, page sso::link_mail_page;
     "/platform/workspaces" => platform::create_workspace, page platform::workspaces_page;
     "/platform/workspaces/:ws/suspend" => platform::suspend;
     "/platform/workspaces/:ws/resume" => platform::resume;

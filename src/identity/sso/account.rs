@@ -247,14 +247,9 @@ async fn finish_user(
     })
 }
 
-/// The account a waiting link belongs to (to show its email), if the token
-/// is live and this is the browser that started it.
+/// Whether a link waits for this browser under `token`.
 pub fn link_waiting(deps: &Deps<'_>, sso: &Sso, token: &str, binding: Option<&str>) -> bool {
-    let now = deps.clock.unix();
-    let b = binding.map(|b| crate::crypto::token::sha256(b.as_bytes()));
-    sso.links
-        .peek(token, now, |l| b.is_some_and(|b| b == l.binding))
-        .unwrap_or(false)
+    same_browser(deps, sso, token, binding)
 }
 
 /// How the existing account proves itself.
@@ -262,8 +257,32 @@ pub enum Proof {
     Password(String),
 }
 
-/// Links the provider's identity to the existing account once it proved
-/// itself, then signs in as for a linked identity.
+/// The email of the account a waiting link belongs to.
+pub async fn link_email(deps: &Deps<'_>, sso: &Sso, token: &str) -> Result<Option<String>> {
+    let now = deps.clock.unix();
+    let Some(user) = sso.links.peek(token, now, |l| l.user) else {
+        return Ok(None);
+    };
+    let keys = deps.control.keys.clone();
+    Ok(deps
+        .control
+        .db
+        .read_async(move |c| control::get_user(c, &keys, user))
+        .await?
+        .map(|u| u.email))
+}
+
+fn same_browser(deps: &Deps<'_>, sso: &Sso, token: &str, binding: Option<&str>) -> bool {
+    let now = deps.clock.unix();
+    let b = binding.map(|b| crate::crypto::token::sha256(b.as_bytes()));
+    sso.links
+        .peek(token, now, |l| b.is_some_and(|b| b == l.binding))
+        == Some(true)
+}
+
+/// Links the provider's identity to the existing account once its password
+/// was given (in the browser that signed in at the provider), then signs in
+/// as for a linked identity.
 pub async fn prove_link(
     deps: &Deps<'_>,
     sso: &Sso,
@@ -272,27 +291,12 @@ pub async fn prove_link(
     proof: Proof,
     meta: &RequestMeta,
 ) -> Result<Outcome> {
-    let now = deps.clock.unix();
-    let b = binding.map(|b| crate::crypto::token::sha256(b.as_bytes()));
-    let same_browser = sso
-        .links
-        .peek(token, now, |l| b.is_some_and(|b| b == l.binding));
-    if same_browser != Some(true) {
+    if !same_browser(deps, sso, token, binding) {
         return Ok(Outcome::Refused(Refusal::BadState));
     }
-    let email = {
-        let keys = deps.control.keys.clone();
-        let user = sso
-            .links
-            .peek(token, now, |l| l.user)
-            .ok_or(Error::Unauthenticated)?;
-        deps.control
-            .db
-            .read_async(move |c| control::get_user(c, &keys, user))
-            .await?
-            .ok_or(Error::Unauthenticated)?
-            .email
-    };
+    let email = link_email(deps, sso, token)
+        .await?
+        .ok_or(Error::Unauthenticated)?;
     match proof {
         // Counted by the sign-in limits like any password attempt; a wrong
         // one leaves the link waiting for another try.
@@ -300,6 +304,93 @@ pub async fn prove_link(
             crate::identity::guard::check_password(deps, &email, p, meta).await?;
         }
     }
+    link_and_sign_in(deps, sso, token, "password", meta).await
+}
+
+/// Mails the existing account a one-time link that finishes linking in this
+/// same browser (for an account without a password, or one that prefers it).
+/// The mail says who asked and that it does nothing elsewhere. False when
+/// no link waits for this browser.
+pub async fn mail_link(
+    deps: &Deps<'_>,
+    sso: &Sso,
+    token: &str,
+    binding: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<bool> {
+    if !same_browser(deps, sso, token, binding) {
+        return Ok(false);
+    }
+    let Some(email) = link_email(deps, sso, token).await? else {
+        return Ok(false);
+    };
+    let now = deps.clock.unix();
+    let Some((user, ws)) = sso.links.peek(token, now, |l| (l.user, l.ws)) else {
+        return Ok(false);
+    };
+    let mail_token = random_token();
+    let expires = now + (deps.config.file.sso.flow_minutes as i64) * 60;
+    sso.mails.put(&mail_token, token.to_owned(), expires, now);
+    let keys = deps.control.keys.clone();
+    let m = meta.clone();
+    deps.control
+        .db
+        .write_async(move |tx| {
+            let e = NewEntry::new(Actor::Anonymous, "sso.link_mail_sent", &m)
+                .target("user", user)
+                .after(json!({ "workspace": ws.to_string() }));
+            crate::store::audit::append(tx, &keys.sealer, now, &e).map(|_| ())
+        })
+        .await?;
+    let base = deps.config.public_url.trim_end_matches('/');
+    let mail = crate::mail::Mail {
+        to: email,
+        subject: "Link your Aura account to single sign-on".into(),
+        body: format!(
+            "Someone who signed in through your organisation's identity provider asked to link it to your Aura account.\n\n\
+             If that was you, open this link in the same browser within {} minutes:\n{base}/auth/oidc/link/{mail_token}\n\n\
+             It works once, and only in the browser that asked. If it was not you, ignore this mail: nothing is linked.\n",
+            deps.config.file.sso.flow_minutes
+        ),
+    };
+    deps.mailer.send(mail).await?;
+    Ok(true)
+}
+
+/// Whether a mailed link is live (for its page).
+pub fn mail_link_live(deps: &Deps<'_>, sso: &Sso, mail_token: &str) -> bool {
+    sso.mails
+        .peek(mail_token, deps.clock.unix(), |_| ())
+        .is_some()
+}
+
+/// Finishes a mailed link, in the browser that asked for it.
+pub async fn redeem_mail_link(
+    deps: &Deps<'_>,
+    sso: &Sso,
+    mail_token: &str,
+    binding: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<Outcome> {
+    let now = deps.clock.unix();
+    let Some(token) = sso.mails.peek(mail_token, now, |t| t.clone()) else {
+        return Ok(Outcome::Refused(Refusal::BadState));
+    };
+    if !same_browser(deps, sso, &token, binding) {
+        return Ok(Outcome::Refused(Refusal::BadState));
+    }
+    sso.mails.take(mail_token, now);
+    link_and_sign_in(deps, sso, &token, "email", meta).await
+}
+
+async fn link_and_sign_in(
+    deps: &Deps<'_>,
+    sso: &Sso,
+    token: &str,
+    proof: &'static str,
+    meta: &RequestMeta,
+) -> Result<Outcome> {
+    let now = deps.clock.unix();
     let Some(link) = sso.links.take(token, now) else {
         return Ok(Outcome::Refused(Refusal::BadState));
     };
@@ -317,11 +408,12 @@ pub async fn prove_link(
             store::link(tx, &keys, user, Some(ws), &iss, &sub, now)?;
             let e = NewEntry::new(Actor::User(user), "sso.linked", &m)
                 .target("user", user)
-                .after(json!({ "issuer": iss, "subject": sub, "workspace": ws.to_string(), "proof": "password" }));
+                .after(json!({ "issuer": iss, "subject": sub, "workspace": ws.to_string(), "proof": proof }));
             crate::store::audit::append(tx, &keys.sealer, now, &e).map(|_| ())
         })
         .await?;
-    let detail = json!({ "issuer": link.claims.issuer, "subject": link.claims.subject, "proof": "password" });
+    let detail =
+        json!({ "issuer": link.claims.issuer, "subject": link.claims.subject, "proof": proof });
     let why = crate::access::SystemTask::SsoSignIn;
     crate::audit::service::record_in_workspace(
         deps.control,

@@ -28,6 +28,8 @@ use crate::crypto::token::sha256;
 pub struct Sso {
     flows: Pending<flow::Flow>,
     links: Pending<account::Link>,
+    /// Links mailed to an existing account: their token, to the waiting link's.
+    mails: Pending<String>,
     providers: provider::Cache,
 }
 

@@ -214,6 +214,14 @@ fn link_page(
                     input #link-password type="password" name="password" autocomplete="current-password" required autofocus;
                     button type="submit" { "Link and sign in" }
                 }
+                @if state.mailer.configured() {
+                    form method="post" action="/auth/oidc/link/mail" id="link-mail-form" {
+                        (super::csrf_field(csrf))
+                        input type="hidden" name="link" value=(token);
+                        p.muted { "No password, or rather not type it here? We can mail that account a link that finishes this in this browser." }
+                        button.secondary type="submit" { "Email me a link instead" }
+                    }
+                }
                 p.muted { "Not your account? " a href="/login" { "Go back" } "; nothing was linked." }
             }
         }
@@ -251,7 +259,9 @@ pub async fn link_submit(
     match account::prove_link(&deps, &state.sso, &form.link, b.as_deref(), proof, &meta).await {
         Ok(out) => Ok(answer(req, &state, out, None)),
         Err(Error::InvalidCredentials | Error::Unauthenticated) => {
-            let email = String::new();
+            let email = account::link_email(&deps, &state.sso, &form.link)
+                .await?
+                .unwrap_or_default();
             Ok(link_page(
                 req,
                 &state,
@@ -262,4 +272,91 @@ pub async fn link_submit(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `POST /auth/oidc/link/mail`: mails the existing account a link that
+/// finishes linking in this browser.
+#[handler]
+pub async fn link_mail(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    Form(form): Form<LinkForm>,
+) -> poem::Result<Response> {
+    let b = binding(req, &state);
+    if !account::mail_link(&state.deps(), &state.sso, &form.link, b.as_deref(), &meta).await? {
+        return Ok(answer(
+            req,
+            &state,
+            Outcome::Refused(Refusal::BadState),
+            None,
+        ));
+    }
+    Ok(super::public_page(
+        req,
+        &state,
+        StatusCode::OK,
+        "Check your mail",
+        None,
+        |_| {
+            html! {
+                section.card.narrow {
+                    h1 { "Check your mail" }
+                    p id="link-mail-sent" { "We mailed that account a link. Open it in this browser to finish; it works once, for a few minutes." }
+                }
+            }
+        },
+    ))
+}
+
+/// `GET /auth/oidc/link/:token`: the mailed link's page, with the button
+/// that finishes it (a mail scanner fetching the link changes nothing).
+#[handler]
+pub async fn link_mail_page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    poem::web::Path(token): poem::web::Path<String>,
+) -> Response {
+    if !account::mail_link_live(&state.deps(), &state.sso, &token) {
+        return refused_page(
+            req,
+            &state,
+            StatusCode::NOT_FOUND,
+            Refusal::BadState.message(),
+        );
+    }
+    super::public_page(
+        req,
+        &state,
+        StatusCode::OK,
+        "Link your sign-in",
+        None,
+        |csrf| {
+            html! {
+                section.card.narrow {
+                    h1 { "Link your sign-in" }
+                    p { "Link your organisation's sign-in to this Aura account and sign in." }
+                    form method="post" action=(format!("/auth/oidc/link/{token}")) id="link-mail-finish" {
+                        (super::csrf_field(csrf))
+                        button type="submit" { "Link and sign in" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// `POST /auth/oidc/link/:token`: finishes the mailed link in the browser
+/// that asked for it.
+#[handler]
+pub async fn link_mail_redeem(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    meta: Data<&RequestMeta>,
+    poem::web::Path(token): poem::web::Path<String>,
+) -> poem::Result<Response> {
+    let b = binding(req, &state);
+    let out =
+        account::redeem_mail_link(&state.deps(), &state.sso, &token, b.as_deref(), &meta).await?;
+    Ok(answer(req, &state, out, None))
 }
