@@ -107,6 +107,7 @@ pub(super) fn login_step(
                         label for="sso-email" { "Work email" }
                         input id="sso-email" type="email" name="email" autocomplete="username" required;
                         @if let Some(n) = next.as_deref() { input type="hidden" name="next" value=(n); }
+                        input type="hidden" name="via" value="form";
                         button.secondary type="submit" { "Continue with single sign-on" }
                     }
                 @if state.passkeys.available() {

@@ -83,6 +83,9 @@ pub struct StartQuery {
     email: Option<String>,
     #[serde(default)]
     next: Option<String>,
+    /// `form`: sent by the sign-in page's form (below).
+    #[serde(default)]
+    via: Option<String>,
 }
 
 fn refused_page(req: &Request, state: &AppState, status: StatusCode, message: &str) -> Response {
@@ -122,7 +125,28 @@ pub async fn start(
     let next = q.next.filter(|n| super::pages::same_site_path(n));
     match flow::start(&deps, &state.sso, ws, email, next).await {
         Ok(Ok(started)) => {
-            let mut resp = Redirect::see_other(started.url).into_response();
+            // A form's answer may not redirect to another origin (CSP
+            // `form-action 'self'` covers redirects): after the sign-in
+            // page's form, a page of ours moves on by `Refresh`, a plain
+            // navigation, with a link for browsers that do not follow it.
+            let mut resp = if q.via.as_deref() == Some("form") {
+                let mut r =
+                    super::public_page(req, &state, StatusCode::OK, "Single sign-on", None, |_| {
+                        html! {
+                            section.card.narrow {
+                                h1 { "Single sign-on" }
+                                p { "On to your organisation's identity provider…" }
+                                p { a.button #sso-continue href=(started.url) { "Continue" } }
+                            }
+                        }
+                    });
+                if let Ok(v) = format!("0; url={}", started.url).parse() {
+                    r.headers_mut().insert("refresh", v);
+                }
+                r
+            } else {
+                Redirect::see_other(started.url).into_response()
+            };
             let max_age = state.config.file.sso.flow_minutes * 60;
             set_binding(&mut resp, &state, &started.binding, max_age);
             Ok(resp)
