@@ -19,6 +19,7 @@ pub enum Resource {
     Invitation,
     DataSubject,
     Integration,
+    Scim,
 }
 
 impl Resource {
@@ -35,6 +36,7 @@ impl Resource {
             Resource::Invitation => "invitation",
             Resource::DataSubject => "data subject",
             Resource::Integration => "integration",
+            Resource::Scim => "SCIM token",
         }
     }
 }
@@ -151,6 +153,24 @@ pub const TABLE: &[Rule] = &[
         action: Action::Delete,
         roles: ADMINS,
         note: "revoke a token; it stops working on the next request",
+    },
+    Rule {
+        resource: Resource::Scim,
+        action: Action::Read,
+        roles: ADMINS,
+        note: "whether the workspace has a SCIM token for its identity provider, when it was issued and last used (never the secret)",
+    },
+    Rule {
+        resource: Resource::Scim,
+        action: Action::Create,
+        roles: ADMINS,
+        note: "issue or rotate the SCIM token: the identity provider then creates, deactivates and removes members and manages teams",
+    },
+    Rule {
+        resource: Resource::Scim,
+        action: Action::Delete,
+        roles: ADMINS,
+        note: "revoke the SCIM token; the provider's next request is refused",
     },
     Rule {
         resource: Resource::Workspace,

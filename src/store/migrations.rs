@@ -93,6 +93,11 @@ pub const CONTROL: &[Migration] = &[
         name: "sign_in_device",
         sql: include_str!("migrations/control/0017_sign_in_device.sql"),
     },
+    Migration {
+        version: 19,
+        name: "scim",
+        sql: include_str!("migrations/control/0019_scim.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[

@@ -18,6 +18,7 @@ pub mod passkeys;
 pub mod platform;
 pub mod platform_accounts;
 pub mod records;
+pub mod scim_token;
 pub mod spec;
 pub mod subjects;
 pub mod teams;
@@ -86,6 +87,7 @@ pub type Apis = (
         keys::KeysApi,
         integrations::IntegrationsApi,
         webhooks::WebhooksApi,
+        scim_token::ScimTokenApi,
     ),
 );
 
