@@ -28,6 +28,9 @@ mod common;
 // Token scopes x team places x the team-sensitive routes.
 #[path = "isolation_matrix/team_scopes.rs"]
 mod team_scopes;
+// The SCIM routes: only the workspace's own SCIM token.
+#[path = "isolation_matrix/scim_routes.rs"]
+mod scim_routes;
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -137,6 +140,8 @@ enum Fresh {
     Webhook,
     /// An inbound integration (with its generated secret).
     Inbound,
+    /// A SCIM token (issued anew).
+    Scim,
 }
 
 fn api(method: &'static str, path: &'static str, need: Need) -> ApiRoute {
@@ -438,6 +443,24 @@ fn api_table() -> Vec<ApiRoute> {
             role(Role::Admin),
         )
         .fresh_access(),
+        // The SCIM token: admins see, issue and revoke it; revoking gets a
+        // fresh one each time.
+        api(
+            "GET",
+            "/workspaces/{workspace}/scim/token",
+            role(Role::Admin),
+        ),
+        api(
+            "POST",
+            "/workspaces/{workspace}/scim/token",
+            role(Role::Admin),
+        ),
+        api(
+            "DELETE",
+            "/workspaces/{workspace}/scim/token",
+            role(Role::Admin),
+        )
+        .fresh_kind(Fresh::Scim),
         api(
             "GET",
             "/workspaces/{workspace}/mfa-policy",
@@ -875,6 +898,9 @@ fn ui_table() -> Vec<UiRoute> {
             .form(|s| vec![("token_id".into(), s.token.clone())])
             .fresh_access(),
         ui("/w/:ws/mfa-policy", WS, role(Role::Owner)).form(|_| pairs(&[("required", "false")])),
+        // Answers 200: the new SCIM token is on the answering page.
+        ui("/w/:ws/scim/token", WS, role(Role::Admin)),
+        ui("/w/:ws/scim/token/revoke", WS, role(Role::Admin)).fresh_kind(Fresh::Scim),
         // Integrations. Creating a webhook or an inbound integration answers
         // 200: the new secret is on the answering page.
         ui("/w/:ws/integrations/secrets", WS, role(Role::Admin))
@@ -1008,10 +1034,16 @@ fn ui_pages() -> Vec<UiRoute> {
 
 /// Path literals in `src/web/mod.rs` that are neither form routes nor pages
 /// of `ui_pages()`, and why.
-const NOT_PAGES: &[(&str, &str)] = &[(
-    "/api/v1",
-    "the API's prefix; the OpenAPI document enumerates its routes",
-)];
+const NOT_PAGES: &[(&str, &str)] = &[
+    (
+        "/api/v1",
+        "the API's prefix; the OpenAPI document enumerates its routes",
+    ),
+    (
+        "/scim/v2",
+        "SCIM's prefix; isolation_matrix/scim_routes.rs walks every route of src/web/scim/mod.rs",
+    ),
+];
 
 /// Every string literal in `src/web/mod.rs` that starts with `/`.
 fn router_literals() -> BTreeSet<&'static str> {
@@ -1648,6 +1680,13 @@ impl Run {
             Fresh::Secret => make_secret(&self.server, c, &ws.id, &mut o).await,
             Fresh::Webhook => make_webhook(&self.server, c, &ws.id, &mut o).await,
             Fresh::Inbound => make_inbound(&self.server, c, &ws.id, &mut o).await,
+            Fresh::Scim => {
+                let url = self
+                    .server
+                    .url(&format!("/api/v1/workspaces/{}/scim/token", ws.id));
+                let made = send(c.post(url)).await;
+                assert_eq!(made.status, 201, "fixture SCIM token: {}", made.body);
+            }
         }
         let ws = match side {
             Side::A => &mut self.a,

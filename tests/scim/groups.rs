@@ -227,6 +227,10 @@ async fn groups_are_teams_and_their_members_follow_the_provider() {
     // The first change (Bo added) records the members before and after.
     let added: &Value = &entries[entries.len() - 2].2;
     assert_eq!(added["before"]["members"], json!([ana]), "{added}");
-    assert_eq!(added["after"]["members"], json!(sorted(vec![ana.clone(), bo.clone()])), "{added}");
+    assert_eq!(
+        added["after"]["members"],
+        json!(sorted(vec![ana.clone(), bo.clone()])),
+        "{added}"
+    );
     server.stop();
 }

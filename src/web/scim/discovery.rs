@@ -31,7 +31,6 @@ fn list(items: Vec<Value>) -> Value {
 pub async fn service_provider_config(call: ScimCall) -> Response {
     let body = json!({
         "schemas": [SPC_SCHEMA],
-        "documentationUri": format!("{}/docs/identity-scim", call.state.config.public_url),
         "patch": { "supported": true },
         "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
         "filter": { "supported": true, "maxResults": super::wire::MAX_COUNT },
