@@ -769,3 +769,30 @@ async fn the_members_page_issues_rotates_and_revokes_the_scim_token() {
     assert!(html.contains("SCIM token revoked."), "the flash says so");
     server.stop();
 }
+
+/// A provider over its request budget gets a SCIM error too, with
+/// `Retry-After`.
+#[tokio::test]
+async fn an_exhausted_budget_answers_a_scim_error() {
+    let env = Env::new();
+    env.create_user("owner@example.com", "Owner");
+    let ws = env.create_workspace("Busy", "owner@example.com");
+    let server = env.start_with(&[("AURA_LIMITS__RATE__READ__PER_TOKEN", "3")]);
+    let owner = signed_in(&server, "owner@example.com").await;
+    let token = issue(&server, &owner, &ws).await;
+    let mut last = (0, Value::Null, String::new());
+    for _ in 0..6 {
+        last = scim(&server, &token, Method::GET, &users(&ws), None).await;
+        if last.0 == 429 {
+            break;
+        }
+    }
+    assert_scim_error(last.0, &last.1, &last.2, 429, None);
+    let r = bearer(Method::GET, &server, &token, &users(&ws))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    server.stop();
+}

@@ -108,7 +108,11 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     }
     let work = async {
         if let Some(refused) = rate_refused {
-            return Ok(refused);
+            return Ok(if is_scim {
+                crate::web::scim::rate_refused(refused)
+            } else {
+                refused
+            });
         }
         if let Err(p) = check_origin(&req) {
             return Err(poem::Error::from(p));

@@ -204,6 +204,24 @@ pub fn error_response(p: &Problem) -> Response {
     resp
 }
 
+/// The request budget's 429 (`web::rate`) on a SCIM path, as a SCIM error
+/// with the budget's headers (`Retry-After`, `RateLimit`).
+pub fn rate_refused(refused: Response) -> Response {
+    let retry_after_secs = refused
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let mut out = error_response(&Problem::from(Error::RateLimited { retry_after_secs }));
+    for (k, v) in refused.headers() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
 /// A SCIM JSON answer.
 pub fn scim_json(status: StatusCode, body: &serde_json::Value) -> Response {
     Response::builder()
