@@ -17,7 +17,7 @@ mod wire;
 
 use std::sync::Arc;
 
-use poem::http::{HeaderValue, StatusCode, header};
+use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{FromRequest, IntoResponse, Request, RequestBody, Response, Route, get};
 
 use crate::access::enter::Door;
@@ -97,6 +97,12 @@ impl<'a> FromRequest<'a> for ScimCall {
             clock: &state.clock,
         };
         let h = crate::access::scim::authorise(door, workspace, &secret, meta).await?;
+        // A workspace being deleted or moved is read-only: the provider's
+        // changes are refused before anything is written (its reads go on).
+        let reads = matches!(*req.method(), Method::GET | Method::HEAD);
+        if let Some(kind) = h.db.frozen().filter(|_| !reads) {
+            return Err(Error::WorkspaceReadOnly(kind).into());
+        }
         // A verified credential spends only its own request budget.
         if let Some(v) = req.data::<crate::web::rate::Verified>() {
             v.set();

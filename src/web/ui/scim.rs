@@ -7,10 +7,9 @@
 use maud::{Markup, html};
 use poem::{Response, handler};
 
-use super::forms::WsPost;
+use super::forms::{WsPost, when};
 use super::{csrf_field, row_action};
 use crate::access::op;
-use crate::clock::rfc3339;
 use crate::identity::scim_token;
 use crate::store::scim::ScimTokenRow;
 use crate::web::tenant::TenantPage;
@@ -19,6 +18,7 @@ use crate::web::tenant::TenantPage;
 pub struct Status {
     pub token: Option<ScimTokenRow>,
     pub base_url: String,
+    pub now: i64,
 }
 
 pub async fn status<O>(ctx: &TenantPage<O>) -> poem::Result<Status> {
@@ -26,6 +26,7 @@ pub async fn status<O>(ctx: &TenantPage<O>) -> poem::Result<Status> {
     Ok(Status {
         token: scim_token::status(&state.control, ctx).await?,
         base_url: crate::web::scim::base_url(&state.config.public_url, &ctx.db.id().to_string()),
+        now: ctx.now(),
     })
 }
 
@@ -42,10 +43,10 @@ pub fn section(s: &Status, ws: &str, csrf: &str, secret: Option<&str>, edit: boo
                     @match &s.token {
                         Some(t) => {
                             span.badge { "active" } " issued "
-                            time datetime=(rfc3339(t.created_at)) title=(rfc3339(t.created_at)) { (rfc3339(t.created_at)) }
+                            (when(t.created_at, s.now))
                             ", last used "
                             @match t.last_used_at {
-                                Some(u) => time datetime=(rfc3339(u)) title=(rfc3339(u)) { (rfc3339(u)) },
+                                Some(u) => (when(u, s.now)),
                                 None => "never",
                             }
                         }
