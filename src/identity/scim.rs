@@ -454,8 +454,8 @@ pub async fn delete(control: &Control, h: &ScimHandle, id: &str) -> Result<()> {
 }
 
 /// Whether this workspace's SCIM provisioned the account (created it or
-/// added it as a new member) and keeps it active: an SSO sign-in may link
-/// such an account by its email on first use.
+/// added it as a new member) and it is a member now: an SSO sign-in may
+/// link such an account by its email on first use.
 pub fn scim_provisioned(
     conn: &dyn crate::store::Sql,
     ws: crate::ids::WorkspaceId,

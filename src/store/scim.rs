@@ -310,17 +310,98 @@ pub fn delete_scim_user(tx: &dyn SqlTx, ws: WorkspaceId, user: UserId) -> Result
 }
 
 /// Whether this workspace's SCIM provisioned the account (created it, or
-/// added it as a new member) and still has it active: an SSO sign-in may
-/// then link the account by its email on first use.
+/// added it as a new member) and it is a member now (not deactivated, nor
+/// removed by an admin since): an SSO sign-in may then link the account by
+/// its email on first use.
 pub fn scim_provisioned(conn: &dyn Sql, ws: WorkspaceId, user: UserId) -> Result<bool> {
     let conn = conn.conn(TOKEN);
     Ok(conn
         .query_row(
-            "SELECT 1 FROM scim_users WHERE workspace_id = ?1 AND user_id = ?2
-             AND origin IN ('created', 'linked') AND active = 1",
+            "SELECT 1 FROM scim_users s
+             JOIN memberships m ON m.workspace_id = s.workspace_id AND m.user_id = s.user_id
+             WHERE s.workspace_id = ?1 AND s.user_id = ?2
+             AND s.origin IN ('created', 'linked') AND s.active = 1",
             params![ws.to_string(), user.to_string()],
             |_| Ok(()),
         )
         .optional()?
         .is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{BlindIndex, DataKey, Sealer};
+    use crate::store::control::{NewUser, insert_membership, insert_user, insert_workspace};
+    use crate::store::{Db, migrations, test_options};
+
+    #[test]
+    fn scim_provisioned_means_made_or_added_by_scim_and_a_member_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            &dir.path().join("c.db"),
+            test_options(),
+            migrations::CONTROL,
+        )
+        .unwrap();
+        let key = DataKey::generate(1);
+        let keys = PlatformKeys {
+            sealer: Sealer::new("platform", std::slice::from_ref(&key)).unwrap(),
+            blind: BlindIndex::new(&key),
+        };
+        let id = || uuid::Uuid::now_v7().to_string();
+        let (ws, other): (WorkspaceId, WorkspaceId) =
+            (id().parse().unwrap(), id().parse().unwrap());
+        let people: Vec<UserId> = (0..4).map(|_| id().parse().unwrap()).collect();
+        db.write(|tx| {
+            for w in [ws, other] {
+                insert_workspace(tx, &keys, w, "W", "eu", (1, b"wrapped"), 1)?;
+            }
+            for (i, u) in people.iter().enumerate() {
+                let email = format!("p{i}@example.com");
+                let new = NewUser {
+                    id: *u,
+                    email: &email,
+                    name: None,
+                    password_hash: None,
+                    platform_admin: false,
+                };
+                insert_user(tx, &keys, &new, 1)?;
+            }
+            let rows = [
+                (people[0], Origin::Created, true, true),
+                (people[1], Origin::Linked, true, false),
+                (people[2], Origin::Created, false, false),
+                (people[3], Origin::Adopted, true, true),
+            ];
+            for (u, origin, active, member) in rows {
+                let row = NewScimUser {
+                    ws,
+                    user: u,
+                    origin,
+                    external_id: Some("ext"),
+                    active,
+                    role: Role::Member,
+                };
+                insert_scim_user(tx, &keys, &row, 1)?;
+                if member {
+                    insert_membership(tx, ws, u, Role::Member, 1)?;
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+        let provisioned =
+            |w: WorkspaceId, u: UserId| db.read(|c| scim_provisioned(c, w, u)).unwrap();
+        assert!(provisioned(ws, people[0]), "made by SCIM, a member");
+        assert!(!provisioned(ws, people[1]), "removed by an admin since");
+        assert!(!provisioned(ws, people[2]), "deactivated");
+        assert!(!provisioned(ws, people[3]), "a member SCIM only adopted");
+        assert!(!provisioned(other, people[0]), "another workspace");
+        let row = db
+            .read(|c| scim_user(c, &keys, ws, people[0]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.external_id.as_deref(), Some("ext"), "sealed and opened");
+    }
 }
