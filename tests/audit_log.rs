@@ -903,6 +903,22 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             None,
         ),
         (
+            "POST",
+            "/workspaces/{workspace}/scim/token",
+            "platform",
+            "scim.token_issued",
+            Value::Null,
+            None,
+        ),
+        (
+            "DELETE",
+            "/workspaces/{workspace}/scim/token",
+            "platform",
+            "scim.token_revoked",
+            Value::Null,
+            None,
+        ),
+        (
             "DELETE",
             "/workspaces/{workspace}/members/{user}",
             "platform",

@@ -4,6 +4,9 @@
 //! promise is zero hits. Every capability that adds an input extends this test.
 
 mod common;
+// SCIM: the token and what an identity provider sends.
+#[path = "canary/scim.rs"]
+mod scim;
 
 use std::path::Path;
 

@@ -28,6 +28,9 @@ mod common;
 // Token scopes x team places x the team-sensitive routes.
 #[path = "isolation_matrix/team_scopes.rs"]
 mod team_scopes;
+// The SCIM routes: only the workspace's own SCIM token.
+#[path = "isolation_matrix/scim_routes.rs"]
+mod scim_routes;
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -139,6 +142,8 @@ enum Fresh {
     Inbound,
     /// The workspace's single sign-on settings.
     Sso,
+    /// A SCIM token (issued anew).
+    Scim,
 }
 
 fn api(method: &'static str, path: &'static str, need: Need) -> ApiRoute {
@@ -440,6 +445,24 @@ fn api_table() -> Vec<ApiRoute> {
             role(Role::Admin),
         )
         .fresh_access(),
+        // The SCIM token: admins see, issue and revoke it; revoking gets a
+        // fresh one each time.
+        api(
+            "GET",
+            "/workspaces/{workspace}/scim/token",
+            role(Role::Admin),
+        ),
+        api(
+            "POST",
+            "/workspaces/{workspace}/scim/token",
+            role(Role::Admin),
+        ),
+        api(
+            "DELETE",
+            "/workspaces/{workspace}/scim/token",
+            role(Role::Admin),
+        )
+        .fresh_kind(Fresh::Scim),
         api(
             "GET",
             "/workspaces/{workspace}/mfa-policy",
@@ -894,6 +917,9 @@ fn ui_table() -> Vec<UiRoute> {
         ui("/auth/oidc/link", &[], Public(400)),
         ui("/auth/oidc/link/mail", &[], Public(400)),
         ui("/auth/oidc/link/:token", INVITE, Public(400)),
+        // Answers 200: the new SCIM token is on the answering page.
+        ui("/w/:ws/scim/token", WS, role(Role::Admin)),
+        ui("/w/:ws/scim/token/revoke", WS, role(Role::Admin)).fresh_kind(Fresh::Scim),
         // Integrations. Creating a webhook or an inbound integration answers
         // 200: the new secret is on the answering page.
         ui("/w/:ws/integrations/secrets", WS, role(Role::Admin))
@@ -1033,10 +1059,16 @@ fn ui_pages() -> Vec<UiRoute> {
 
 /// Path literals in `src/web/mod.rs` that are neither form routes nor pages
 /// of `ui_pages()`, and why.
-const NOT_PAGES: &[(&str, &str)] = &[(
-    "/api/v1",
-    "the API's prefix; the OpenAPI document enumerates its routes",
-)];
+const NOT_PAGES: &[(&str, &str)] = &[
+    (
+        "/api/v1",
+        "the API's prefix; the OpenAPI document enumerates its routes",
+    ),
+    (
+        "/scim/v2",
+        "SCIM's prefix; isolation_matrix/scim_routes.rs walks every route of src/web/scim/mod.rs",
+    ),
+];
 
 /// Every string literal in `src/web/mod.rs` that starts with `/`.
 fn router_literals() -> BTreeSet<&'static str> {
@@ -1685,6 +1717,13 @@ impl Run {
             Fresh::Webhook => make_webhook(&self.server, c, &ws.id, &mut o).await,
             Fresh::Inbound => make_inbound(&self.server, c, &ws.id, &mut o).await,
             Fresh::Sso => make_sso(&self.server, c, &ws.id).await,
+            Fresh::Scim => {
+                let url = self
+                    .server
+                    .url(&format!("/api/v1/workspaces/{}/scim/token", ws.id));
+                let made = send(c.post(url)).await;
+                assert_eq!(made.status, 201, "fixture SCIM token: {}", made.body);
+            }
         }
         let ws = match side {
             Side::A => &mut self.a,

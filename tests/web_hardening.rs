@@ -438,6 +438,8 @@ async fn walk_ui_form_routes(non_form: bool) {
         let want = match *route {
             "/w/:ws/tokens" | "/account/mfa/start" | "/login/magic" | "/reset"
             | "/reset/:token" => 200,
+            // So is a new SCIM token.
+            "/w/:ws/scim/token" => 200,
             // Results pages and a JSON download answer the post directly.
             "/w/:ws/privacy/subjects"
             | "/w/:ws/privacy/subjects/export"

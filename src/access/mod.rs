@@ -7,6 +7,7 @@ pub mod enter;
 pub mod op;
 pub mod permissions;
 pub mod role;
+pub mod scim;
 pub mod system;
 
 pub use crate::store::sso::SsoMark;
@@ -100,6 +101,11 @@ pub enum GrantHolder {
     System {
         task: SystemTask,
     },
+    /// The workspace's SCIM bearer token (its id): the identity provider
+    /// managing members and teams through the SCIM routes, and nothing else.
+    Scim {
+        token: String,
+    },
 }
 
 impl Grant {
@@ -118,7 +124,7 @@ impl Grant {
     pub fn role(&self) -> Option<Role> {
         match &self.holder {
             GrantHolder::Member { role, .. } | GrantHolder::Staff { role, .. } => Some(*role),
-            GrantHolder::System { .. } => None,
+            GrantHolder::System { .. } | GrantHolder::Scim { .. } => None,
         }
     }
 

@@ -75,6 +75,11 @@ ops! {
     ApiTokenRead = ApiToken Read "api_token.read";
     ApiTokenCreate = ApiToken Create "api_token.create" { GRANTS_ACCESS };
     ApiTokenDelete = ApiToken Delete "api_token.delete";
+    ScimTokenRead = Scim Read "scim.read";
+    /// Issuing or rotating the SCIM token hands the identity provider
+    /// lasting control of the workspace's members.
+    ScimTokenIssue = Scim Create "scim.token_issue" { GRANTS_ACCESS };
+    ScimTokenRevoke = Scim Delete "scim.token_revoke";
     WorkspaceRead = Workspace Read "workspace.read";
     WorkspaceSettings = Workspace Settings "workspace.settings";
     WorkspaceDelete = Workspace Delete "workspace.delete";

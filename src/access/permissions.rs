@@ -20,6 +20,7 @@ pub enum Resource {
     DataSubject,
     Integration,
     SingleSignOn,
+    Scim,
 }
 
 impl Resource {
@@ -37,6 +38,7 @@ impl Resource {
             Resource::DataSubject => "data subject",
             Resource::Integration => "integration",
             Resource::SingleSignOn => "single sign-on",
+            Resource::Scim => "SCIM token",
         }
     }
 }
@@ -153,6 +155,24 @@ pub const TABLE: &[Rule] = &[
         action: Action::Delete,
         roles: ADMINS,
         note: "revoke a token; it stops working on the next request",
+    },
+    Rule {
+        resource: Resource::Scim,
+        action: Action::Read,
+        roles: ADMINS,
+        note: "whether the workspace has a SCIM token for its identity provider, when it was issued and last used (never the secret)",
+    },
+    Rule {
+        resource: Resource::Scim,
+        action: Action::Create,
+        roles: ADMINS,
+        note: "issue or rotate the SCIM token: the identity provider then creates, deactivates and removes members and manages teams",
+    },
+    Rule {
+        resource: Resource::Scim,
+        action: Action::Delete,
+        roles: ADMINS,
+        note: "revoke the SCIM token; the provider's next request is refused",
     },
     Rule {
         resource: Resource::Workspace,

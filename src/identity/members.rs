@@ -8,10 +8,11 @@ use serde_json::json;
 
 use crate::access::Role;
 use crate::access::enter::TenantHandle;
-use crate::audit::NewEntry;
+use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::store::control::{self, Control, NewUser};
+use crate::store::tenant::{TenantDb, TenantTx};
 use crate::store::{accounts, audit, tokens};
 
 /// One change to record, in both chains.
@@ -51,12 +52,50 @@ where
     T: Send + 'static,
     F: FnOnce(&dyn SqlTx) -> Result<(T, Option<serde_json::Value>)> + Send + 'static,
 {
-    let now = ctx.now();
+    let by = By {
+        db: &ctx.db,
+        actor: ctx.actor.clone(),
+        meta: ctx.meta.clone(),
+        now: ctx.now(),
+    };
+    control_update_then(control, by, change, f, |_| Ok(())).await
+}
+
+/// Who makes a change kept in control.db, and the workspace whose chain
+/// records it: a member's request (`TenantHandle`) or the workspace's
+/// identity provider (`access::scim::ScimHandle`).
+pub struct By<'a> {
+    pub db: &'a TenantDb,
+    pub actor: Actor,
+    pub meta: RequestMeta,
+    pub now: i64,
+}
+
+/// `control_update`, and `then` in the workspace's own transaction that
+/// appends the entry to its chain: workspace data that goes with the change
+/// (team places that go with a membership) changes with its entry.
+pub async fn control_update_then<T, F, G>(
+    control: &Control,
+    by: By<'_>,
+    change: Change,
+    f: F,
+    then: G,
+) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn SqlTx) -> Result<(T, Option<serde_json::Value>)> + Send + 'static,
+    G: FnOnce(&TenantTx<'_>) -> Result<()> + Send + 'static,
+{
+    let By {
+        db,
+        actor,
+        meta,
+        now,
+    } = by;
     let keys = control.keys.clone();
-    let actor = ctx.actor.clone();
     let a2 = actor.clone();
-    let ws = ctx.db.id();
-    let m = ctx.meta.clone();
+    let ws = db.id();
+    let m = meta.clone();
     let c = change.clone();
     let (out, before) = control
         .db
@@ -79,18 +118,17 @@ where
             Ok((out, before))
         })
         .await?;
-    let m = ctx.meta.clone();
-    ctx.db
-        .write(move |t| {
-            let mut entry = NewEntry::new(actor, change.action, &m)
-                .target(change.target_type, &change.target_id)
-                .after(change.after);
-            if let Some(b) = before {
-                entry = entry.before(b);
-            }
-            t.audit(now, &entry)
-        })
-        .await?;
+    db.write(move |t| {
+        then(t)?;
+        let mut entry = NewEntry::new(actor, change.action, &meta)
+            .target(change.target_type, &change.target_id)
+            .after(change.after);
+        if let Some(b) = before {
+            entry = entry.before(b);
+        }
+        t.audit(now, &entry)
+    })
+    .await?;
     Ok(out)
 }
 

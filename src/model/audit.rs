@@ -23,6 +23,8 @@ pub enum Actor {
     Anonymous,
     /// A program using an API token (its id, never the secret).
     Token(String),
+    /// The workspace's identity provider through its SCIM token (its id).
+    Scim(String),
     /// Platform staff inside a workspace through recorded impersonation; the
     /// stated reason is person-typed, so it goes into the sealed details.
     Staff {
@@ -39,6 +41,7 @@ impl Actor {
             Actor::System => "system",
             Actor::Anonymous => "anonymous",
             Actor::Token(_) => "token",
+            Actor::Scim(_) => "scim",
             Actor::Staff { .. } => "staff",
         }
     }
@@ -56,7 +59,7 @@ impl Actor {
     pub fn id(&self) -> Option<String> {
         match self {
             Actor::User(u) => Some(u.to_string()),
-            Actor::Token(t) => Some(t.clone()),
+            Actor::Token(t) | Actor::Scim(t) => Some(t.clone()),
             Actor::Staff { staff, .. } => Some(staff.to_string()),
             _ => None,
         }

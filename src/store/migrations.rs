@@ -98,6 +98,11 @@ pub const CONTROL: &[Migration] = &[
         name: "sso",
         sql: include_str!("migrations/control/0018_sso.sql"),
     },
+    Migration {
+        version: 19,
+        name: "scim",
+        sql: include_str!("migrations/control/0019_scim.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[

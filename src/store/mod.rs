@@ -1,9 +1,8 @@
 //! All SQL lives under `store/`. A `Db` is one SQLite file with one writer
 //! connection and a small set of readers (WAL lets them run beside the writer).
 //! Writes run on the blocking pool, reads on the reader threads (`readers`);
-//! callers hand in closures. A closure gets a handle
-//! (`handle::Sql`, `handle::SqlTx`) to pass to store functions, never the
-//! connection itself.
+//! callers hand in closures. A closure gets a handle (`handle::Sql`,
+//! `handle::SqlTx`) to pass to store functions, never the connection itself.
 
 pub mod accounts;
 pub mod admission;
@@ -36,6 +35,7 @@ pub mod power_cut;
 pub mod readers;
 pub mod records;
 pub mod replica_copy;
+pub mod scim;
 pub mod sso;
 pub mod subjects;
 pub mod teams;

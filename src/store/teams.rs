@@ -109,3 +109,16 @@ pub fn remove_user_everywhere(tx: &dyn SqlTx, user: &str) -> Result<usize> {
     let tx = tx.tx(TOKEN);
     Ok(tx.execute("DELETE FROM team_members WHERE user_id = ?1", [user])?)
 }
+
+pub fn rename_team(tx: &dyn SqlTx, sealer: &Sealer, id: &str, name: &str) -> Result<()> {
+    let tx = tx.tx(TOKEN);
+    let ct = sealer.seal_str(Slot::new("teams", id, "name"), name)?;
+    if tx.execute(
+        "UPDATE teams SET name_ct = ?2 WHERE id = ?1",
+        params![id, ct],
+    )? == 0
+    {
+        return Err(Error::NotFound("team"));
+    }
+    Ok(())
+}

@@ -96,6 +96,7 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         .then(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()))
         .flatten();
     let is_api = path.starts_with("/api/");
+    let is_scim = path.starts_with("/scim/");
     let (logged_path, route_label) = path_forms(&path);
     let span =
         tracing::info_span!("request", id = %request_id, method = %method, path = %logged_path);
@@ -107,7 +108,11 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
     }
     let work = async {
         if let Some(refused) = rate_refused {
-            return Ok(refused);
+            return Ok(if is_scim {
+                crate::web::scim::rate_refused(refused)
+            } else {
+                refused
+            });
         }
         if let Err(p) = check_origin(&req) {
             return Err(poem::Error::from(p));
@@ -116,7 +121,11 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         // global budget for that long.
         let _reserved = limit_body(&mut req, state.as_deref(), client).await?;
         // Inbound webhooks take no session: they authenticate by signature.
-        if let Some(st) = state.as_ref().filter(|_| !path.starts_with("/hooks/")) {
+        // SCIM takes its bearer token only, never a cookie: no form, no CSRF.
+        if let Some(st) = state
+            .as_ref()
+            .filter(|_| !path.starts_with("/hooks/") && !is_scim)
+        {
             crate::web::csrf::check_form(&req, st).map_err(poem::Error::from)?;
         }
         next.call(req).await.map(IntoResponse::into_response)
@@ -138,7 +147,9 @@ pub async fn envelope<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Re
         Ok(r) => r,
         Err(err) => {
             let problem = span.in_scope(|| Problem::from_poem(&err));
-            if is_api
+            if is_scim {
+                crate::web::scim::error_response(&problem)
+            } else if is_api
                 || path.starts_with("/healthz")
                 || path.starts_with("/readyz")
                 || path.starts_with("/hooks/")
@@ -272,6 +283,13 @@ const ROUTE_WORDS: &[&str] = &[
     "inbound",
     "events",
     "hooks",
+    "scim",
+    "v2",
+    "Users",
+    "Groups",
+    "ServiceProviderConfig",
+    "ResourceTypes",
+    "Schemas",
 ];
 
 /// A path segment that is a UUID in any form `uuid` parses (checked by

@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod middleware;
 pub mod problem;
 pub mod rate;
+pub mod scim;
 pub mod session;
 pub mod tenant;
 pub mod ui;
@@ -78,6 +79,8 @@ ui_forms! {
     "/w/:ws/service-accounts" => access::create_service_account;
     "/w/:ws/tokens" => access::create_token;
     "/w/:ws/tokens/revoke" => access::revoke_token;
+    "/w/:ws/scim/token" => scim::issue_token;
+    "/w/:ws/scim/token/revoke" => scim::revoke_token;
     "/account/sessions/end" => account::end_session;
     "/account/password" => account::change_password;
     "/account/mfa/start" => account::mfa_start;
@@ -146,6 +149,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
             get(crate::ops::trust::security_txt),
         )
         .nest("/api/v1", api)
+        .nest("/scim/v2", scim::routes())
         .at(
             "/api/openapi.json",
             get(poem::endpoint::make_sync(move |_| {

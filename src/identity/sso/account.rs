@@ -64,7 +64,7 @@ pub(super) async fn sign_in(
     }
     let keys = deps.control.keys.clone();
     let (iss, sub, e2) = (claims.issuer.clone(), claims.subject.clone(), email.clone());
-    let (linked, by_email, active) = deps
+    let (linked, by_email, active, by_scim) = deps
         .control
         .db
         .read_async(move |c| {
@@ -73,7 +73,15 @@ pub(super) async fn sign_in(
                 None => None,
             };
             let by_email = control::find_user_by_email(c, &keys, &e2)?;
-            Ok((linked, by_email, store::workspace_active(c, ws)?))
+            // This workspace's own provider made the account through SCIM
+            // and it has no password: the same provider vouches for it.
+            let by_scim = match &by_email {
+                Some(u) if u.password_hash.is_none() => {
+                    crate::store::scim::scim_provisioned(c, ws, u.id)?
+                }
+                _ => false,
+            };
+            Ok((linked, by_email, store::workspace_active(c, ws)?, by_scim))
         })
         .await?;
     if !active {
@@ -81,6 +89,17 @@ pub(super) async fn sign_in(
     }
     let user = match (linked, by_email) {
         (Some(u), _) => u,
+        (None, Some(existing)) if by_scim && !existing.disabled => {
+            let link = Link {
+                user: existing.id,
+                ws,
+                settings: settings.clone(),
+                claims,
+                binding,
+                next,
+            };
+            return link_now(deps, link, "scim", meta).await;
+        }
         (None, Some(existing)) => {
             if existing.disabled {
                 return Ok(Outcome::Refused(Refusal::Disabled));
@@ -394,6 +413,17 @@ async fn link_and_sign_in(
     let Some(link) = sso.links.take(token, now) else {
         return Ok(Outcome::Refused(Refusal::BadState));
     };
+    link_now(deps, link, proof, meta).await
+}
+
+/// Links the identity to the account (both chains), then signs in.
+async fn link_now(
+    deps: &Deps<'_>,
+    link: Link,
+    proof: &'static str,
+    meta: &RequestMeta,
+) -> Result<Outcome> {
+    let now = deps.clock.unix();
     let keys = deps.control.keys.clone();
     let (iss, sub, user, ws) = (
         link.claims.issuer.clone(),

@@ -92,3 +92,18 @@ pub fn policy(cfg: &crate::config::SsoConfig) -> crate::integrations::ssrf::Poli
 }
 
 pub use settings::{counts, delete, get, put, start_link};
+
+/// The role people brought in by the workspace's provider get (SSO's
+/// just-in-time provisioning and SCIM): its `default_role`, else member.
+pub fn default_role(
+    conn: &dyn crate::store::Sql,
+    keys: &crate::store::control::PlatformKeys,
+    ws: crate::ids::WorkspaceId,
+) -> crate::error::Result<crate::access::Role> {
+    Ok(match crate::store::sso::get(conn, keys, ws)? {
+        Some(row) => serde_json::from_str::<Settings>(&row.settings)
+            .map(|s| s.default_role)
+            .unwrap_or(crate::access::Role::Member),
+        None => crate::access::Role::Member,
+    })
+}

@@ -18,6 +18,7 @@ pub mod passkeys;
 pub mod platform;
 pub mod platform_accounts;
 pub mod records;
+pub mod scim_token;
 pub mod spec;
 pub mod sso;
 pub mod subjects;
@@ -88,6 +89,7 @@ pub type Apis = (
         integrations::IntegrationsApi,
         webhooks::WebhooksApi,
         sso::SsoApi,
+        scim_token::ScimTokenApi,
     ),
 );
 

@@ -49,6 +49,21 @@ async fn render<O>(
     secret: Option<&str>,
     sent: Option<Sent<'_>>,
 ) -> poem::Result<Response> {
+    render_all(ctx, errors, secret, sent, None).await
+}
+
+/// The page answering the SCIM token form: the new secret shown once.
+pub async fn render_with_scim<O>(ctx: &TenantPage<O>, scim_secret: &str) -> poem::Result<Response> {
+    render_all(ctx, &[], None, None, Some(scim_secret)).await
+}
+
+async fn render_all<O>(
+    ctx: &TenantPage<O>,
+    errors: &[FieldError],
+    secret: Option<&str>,
+    sent: Option<Sent<'_>>,
+    scim_secret: Option<&str>,
+) -> poem::Result<Response> {
     // What a refused form sent, shown again.
     let kept = |form: &str, key: &str| sent.and_then(|s| s.kept(form, key));
     // A refused form's errors, beside its inputs.
@@ -84,6 +99,11 @@ async fn render<O>(
         Default::default()
     };
     let service_ids: Vec<String> = services.iter().map(|(id, ..)| id.to_string()).collect();
+    let scim = if admin {
+        Some(super::scim::status(ctx).await?)
+    } else {
+        None
+    };
     let owner = ctx.may(Resource::Workspace, Action::Settings);
     // Forms that change members: not while the workspace is read-only.
     let edit = admin && ctx.writable();
@@ -245,6 +265,9 @@ async fn render<O>(
                     }
                 }
             }
+            @if let Some(s) = &scim {
+                (super::scim::section(s, &ws, token, scim_secret, edit))
+            }
         }
     })
     .await
@@ -271,6 +294,15 @@ impl<O: crate::access::op::Op> WsPost<O> {
         };
         self.then(r, to, async |ctx, errors| {
             render(ctx, errors, None, Some(sent)).await
+        })
+        .await
+    }
+
+    /// Back to the page after a SCIM token form, at its section.
+    pub(super) async fn back_scim<T>(&self, r: Result<T, Error>) -> poem::Result<Response> {
+        let to = |_| format!("/w/{}/members#scim", self.ctx.db.id());
+        self.then(r, to, async |ctx, errors| {
+            render(ctx, errors, None, None).await
         })
         .await
     }

@@ -56,7 +56,8 @@ pub fn sentence(label: &str) -> Option<String> {
     }
     let done = match (label, action) {
         ("member.delete", _) => "removed",
-        ("api_token.delete" | "invitation.delete", _) => "revoked",
+        ("api_token.delete" | "invitation.delete" | "scim.token_revoke", _) => "revoked",
+        ("scim.token_issue", _) => "issued",
         ("data_subject.anonymise", _) => "anonymised",
         (_, Action::Create) => "created",
         (_, Action::Update | Action::Settings) => "saved",

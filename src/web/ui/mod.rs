@@ -21,6 +21,7 @@ pub mod privacy;
 pub mod record_form;
 pub mod records;
 pub mod schema;
+pub mod scim;
 pub mod shell;
 pub mod sso;
 pub mod sso_settings;
