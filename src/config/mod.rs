@@ -1,7 +1,7 @@
 //! Configuration: built-in defaults, then the TOML file, then `AURA_*` variables
 //! (nested keys with `__`, e.g. `AURA_STORAGE__SYNCHRONOUS=normal`). Unknown keys
 //! are an error that names the key, its source and, for files, the line.
-//! `packaging/aura.toml` documents every key; a unit test keeps it in sync.
+//! `packaging/aura.toml` (`aura init` writes it) documents every key; a test keeps it in sync.
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -25,13 +25,12 @@ pub use limits::{LimitsConfig, RateBudget, RateConfig};
 pub use replication::ReplicationConfig;
 pub use residency::{OutboundConfig, OutboundHost};
 pub use sections::*;
-pub use sso::SsoConfig;
+pub use sso::{PlatformConfig, PlatformSsoConfig, SsoConfig};
 pub use trust::{DeclaredSubprocessor, TrustConfig, TrustLink};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/aura/aura.toml";
 pub const DEV_DATA_DIR: &str = "aura-dev";
 pub const DEV_LISTEN: &str = "127.0.0.1:8080";
-/// The commented default config that `aura init` writes.
 pub const DOCUMENTED_DEFAULTS: &str = include_str!("../../packaging/aura.toml");
 
 /// Variables with the `AURA_` prefix that are not config keys.
@@ -66,6 +65,7 @@ pub struct FileConfig {
     pub lifecycle: LifecycleConfig,
     pub integrations: IntegrationsConfig,
     pub sso: SsoConfig,
+    pub platform: PlatformConfig,
     pub data_limits: DataLimitsConfig,
     pub limits: LimitsConfig,
     pub outbound: OutboundConfig,
@@ -147,6 +147,7 @@ impl Default for FileConfig {
             lifecycle: LifecycleConfig::default(),
             integrations: IntegrationsConfig::default(),
             sso: SsoConfig::default(),
+            platform: PlatformConfig::default(),
             data_limits: DataLimitsConfig::default(),
             limits: LimitsConfig::default(),
             outbound: OutboundConfig::default(),
@@ -424,7 +425,7 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
         }
     }
     file.integrations.validate().map_err(Error::Config)?;
-    file.sso.validate().map_err(Error::Config)?;
+    sso::validate(&file.sso, &file.platform).map_err(Error::Config)?;
     residency::validate(&file.outbound).map_err(Error::Config)?;
     if !file.mail.smtp_host.is_empty()
         && let Err(e) = residency::Residency::from_file(&file).check_host_str(&file.mail.smtp_host)

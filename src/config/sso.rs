@@ -65,3 +65,72 @@ impl SsoConfig {
         Ok(nets)
     }
 }
+
+/// The `[platform]` section: how operators sign in to the platform area.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlatformConfig {
+    pub sso: PlatformSsoConfig,
+}
+
+/// `[platform.sso]`: an OpenID provider for the platform area. Only existing,
+/// enabled platform admins sign in through it (never a new account); the
+/// first sign-in links the provider's identity after the account proves
+/// itself, like a workspace's.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlatformSsoConfig {
+    pub enabled: bool,
+    pub issuer: String,
+    pub client_id: String,
+    /// A file holding the client secret (mode 0600, or a systemd credential).
+    pub client_secret_file: std::path::PathBuf,
+    pub scopes: Vec<String>,
+    /// Email domains accepted; empty accepts any email the provider verified.
+    pub allowed_domains: Vec<String>,
+    pub groups_claim: String,
+    /// When set, the ID token's groups must include it.
+    pub admin_group: String,
+}
+
+impl Default for PlatformSsoConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret_file: std::path::PathBuf::new(),
+            scopes: vec!["email".into(), "profile".into()],
+            allowed_domains: Vec::new(),
+            groups_claim: "groups".into(),
+            admin_group: String::new(),
+        }
+    }
+}
+
+impl PlatformSsoConfig {
+    /// Checks the section when it is on; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(());
+        }
+        // The guard checks the address at every request (`[sso] allowed_cidrs`).
+        let url_ok = url::Url::parse(&self.issuer)
+            .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
+        if !url_ok {
+            return Err(
+                "key `platform.sso.issuer` must be the provider's https:// issuer URL".into(),
+            );
+        }
+        if self.client_id.is_empty() || self.client_secret_file.as_os_str().is_empty() {
+            return Err("keys `platform.sso.client_id` and `platform.sso.client_secret_file` are required when `platform.sso.enabled` is true".into());
+        }
+        Ok(())
+    }
+}
+
+/// Checks `[sso]` and `[platform.sso]`; the error names the key.
+pub fn validate(sso: &SsoConfig, platform: &PlatformConfig) -> Result<(), String> {
+    sso.validate()?;
+    platform.sso.validate()
+}

@@ -112,25 +112,24 @@ pub async fn sign_in_new(deps: &Deps<'_>, user: UserId, meta: &RequestMeta) -> R
 pub async fn after_sso(
     deps: &Deps<'_>,
     user: UserId,
-    mark: SsoMark,
+    mark: Option<SsoMark>,
+    provider_mfa: bool,
     meta: &RequestMeta,
 ) -> Result<FirstStep> {
-    if mark.mfa {
+    if provider_mfa {
         return Ok(FirstStep::Done(
-            open_session(deps, user, None, Some(mark), meta).await?,
+            open_session(deps, user, None, mark, meta).await?,
         ));
     }
     match super::mfa::second_factor(deps, user, None, meta).await {
         Ok(proof) => Ok(FirstStep::Done(
-            open_session(deps, user, proof, Some(mark), meta).await?,
+            open_session(deps, user, proof, mark, meta).await?,
         )),
         Err(Error::MfaRequired) => {
             let now = deps.clock.unix();
-            Ok(FirstStep::NeedsCode(deps.limits.mfa_pending.start_sso(
-                user,
-                Some(mark),
-                now,
-            )))
+            Ok(FirstStep::NeedsCode(
+                deps.limits.mfa_pending.start_sso(user, mark, now),
+            ))
         }
         Err(e) => Err(e),
     }

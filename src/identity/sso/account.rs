@@ -8,7 +8,7 @@
 use serde_json::json;
 
 use super::Sso;
-use super::flow::{Claims, Outcome, Refusal};
+use super::flow::{Claims, Outcome, Realm, Refusal};
 use super::settings::Settings;
 use crate::access::{Role, SsoMark};
 use crate::audit::{Actor, NewEntry, RequestMeta};
@@ -23,7 +23,7 @@ use crate::store::{accounts, sso as store};
 /// A first sign-in waiting for the existing account to prove itself.
 pub(super) struct Link {
     user: UserId,
-    ws: WorkspaceId,
+    realm: Realm,
     settings: Settings,
     claims: Claims,
     binding: [u8; 32],
@@ -34,6 +34,25 @@ fn domain_ok(settings: &Settings, email: &str) -> bool {
     let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
     settings.allowed_domains.is_empty()
         || domain.is_some_and(|d| settings.allowed_domains.contains(&d))
+}
+
+/// The email the provider vouches for: present, in an allowed domain, and
+/// verified (an email the provider does not call verified counts only where
+/// the domains are listed, so the operator or workspace vouches for them).
+fn email_of(settings: &Settings, claims: &Claims) -> std::result::Result<String, Refusal> {
+    let email = claims.email.clone().map(|e| e.trim().to_ascii_lowercase());
+    let Some(email) = email.filter(|e| e.contains('@') && e.len() <= 320) else {
+        return Err(Refusal::NoEmail);
+    };
+    if !domain_ok(settings, &email) {
+        return Err(Refusal::Domain);
+    }
+    if claims.email_verified == Some(false)
+        || (claims.email_verified.is_none() && settings.allowed_domains.is_empty())
+    {
+        return Err(Refusal::UnverifiedEmail);
+    }
+    Ok(email)
 }
 
 /// Signs in the person the provider vouched for, in `ws`.
@@ -48,20 +67,10 @@ pub(super) async fn sign_in(
     next: Option<String>,
     meta: &RequestMeta,
 ) -> Result<Outcome> {
-    let email = claims.email.clone().map(|e| e.trim().to_ascii_lowercase());
-    let Some(email) = email.filter(|e| e.contains('@') && e.len() <= 320) else {
-        return Ok(Outcome::Refused(Refusal::NoEmail));
+    let email = match email_of(settings, &claims) {
+        Ok(e) => e,
+        Err(r) => return Ok(Outcome::Refused(r)),
     };
-    if !domain_ok(settings, &email) {
-        return Ok(Outcome::Refused(Refusal::Domain));
-    }
-    // An email the provider does not call verified counts only where the
-    // workspace vouches for the provider's domains.
-    if claims.email_verified == Some(false)
-        || (claims.email_verified.is_none() && settings.allowed_domains.is_empty())
-    {
-        return Ok(Outcome::Refused(Refusal::UnverifiedEmail));
-    }
     let keys = deps.control.keys.clone();
     let (iss, sub, e2) = (claims.issuer.clone(), claims.subject.clone(), email.clone());
     let (linked, by_email, active, by_scim) = deps
@@ -92,7 +101,7 @@ pub(super) async fn sign_in(
         (None, Some(existing)) if by_scim && !existing.disabled => {
             let link = Link {
                 user: existing.id,
-                ws,
+                realm: Realm::Workspace(ws),
                 settings: settings.clone(),
                 claims,
                 binding,
@@ -109,7 +118,7 @@ pub(super) async fn sign_in(
             let expires = now + (deps.config.file.sso.flow_minutes as i64) * 60;
             let link = Link {
                 user: existing.id,
-                ws,
+                realm: Realm::Workspace(ws),
                 settings: settings.clone(),
                 claims,
                 binding,
@@ -256,14 +265,16 @@ async fn finish_user(
     )
     .await?;
     let mark = SsoMark { workspace: ws, mfa };
-    Ok(match sessions::after_sso(deps, user, mark, meta).await? {
-        FirstStep::Done(done) => Outcome::SignedIn {
-            token: done.token,
-            ws,
-            next,
+    Ok(
+        match sessions::after_sso(deps, user, Some(mark), mfa, meta).await? {
+            FirstStep::Done(done) => Outcome::SignedIn {
+                token: done.token,
+                to: format!("/w/{ws}"),
+                next,
+            },
+            FirstStep::NeedsCode(pending) => Outcome::NeedsCode { pending, next },
         },
-        FirstStep::NeedsCode(pending) => Outcome::NeedsCode { pending, next },
-    })
+    )
 }
 
 /// Whether a link waits for this browser under `token`.
@@ -344,7 +355,7 @@ pub async fn mail_link(
         return Ok(false);
     };
     let now = deps.clock.unix();
-    let Some((user, ws)) = sso.links.peek(token, now, |l| (l.user, l.ws)) else {
+    let Some((user, realm)) = sso.links.peek(token, now, |l| (l.user, l.realm)) else {
         return Ok(false);
     };
     let mail_token = random_token();
@@ -357,7 +368,7 @@ pub async fn mail_link(
         .write_async(move |tx| {
             let e = NewEntry::new(Actor::Anonymous, "sso.link_mail_sent", &m)
                 .target("user", user)
-                .after(json!({ "workspace": ws.to_string() }));
+                .after(json!({ "workspace": realm.workspace().map(|w| w.to_string()) }));
             crate::store::audit::append(tx, &keys.sealer, now, &e).map(|_| ())
         })
         .await?;
@@ -429,19 +440,22 @@ async fn link_now(
         link.claims.issuer.clone(),
         link.claims.subject.clone(),
         link.user,
-        link.ws,
+        link.realm.workspace(),
     );
     let m = meta.clone();
     deps.control
         .db
         .write_async(move |tx| {
-            store::link(tx, &keys, user, Some(ws), &iss, &sub, now)?;
+            store::link(tx, &keys, user, ws, &iss, &sub, now)?;
             let e = NewEntry::new(Actor::User(user), "sso.linked", &m)
                 .target("user", user)
-                .after(json!({ "issuer": iss, "subject": sub, "workspace": ws.to_string(), "proof": proof }));
+                .after(json!({ "issuer": iss, "subject": sub, "workspace": ws.map(|w| w.to_string()), "proof": proof }));
             crate::store::audit::append(tx, &keys.sealer, now, &e).map(|_| ())
         })
         .await?;
+    let Some(ws) = ws else {
+        return finish_platform(deps, &link.claims, user, meta).await;
+    };
     let detail =
         json!({ "issuer": link.claims.issuer, "subject": link.claims.subject, "proof": proof });
     let why = crate::access::SystemTask::SsoSignIn;
@@ -469,6 +483,96 @@ async fn link_now(
         meta,
     )
     .await
+}
+
+/// Signs an operator in to the platform area through `[platform.sso]`: only
+/// an enabled platform admin (in `admin_group`, when one is named), found by
+/// the provider's identity or linked after proving the account; never a new
+/// account.
+pub(super) async fn platform_sign_in(
+    deps: &Deps<'_>,
+    sso: &Sso,
+    settings: &Settings,
+    claims: Claims,
+    binding: [u8; 32],
+    meta: &RequestMeta,
+) -> Result<Outcome> {
+    let email = match email_of(settings, &claims) {
+        Ok(e) => e,
+        Err(r) => return Ok(Outcome::Refused(r)),
+    };
+    let group = &deps.config.file.platform.sso.admin_group;
+    if !group.is_empty() && !claims.groups.contains(group) {
+        return Ok(Outcome::Refused(Refusal::NotProvisioned));
+    }
+    let keys = deps.control.keys.clone();
+    let (iss, sub, e2) = (claims.issuer.clone(), claims.subject.clone(), email.clone());
+    let (linked, by_email) = deps
+        .control
+        .db
+        .read_async(move |c| {
+            let linked = match store::linked_user(c, &keys, &iss, &sub)? {
+                Some(u) => control::get_user(c, &keys, u)?,
+                None => None,
+            };
+            Ok((linked, control::find_user_by_email(c, &keys, &e2)?))
+        })
+        .await?;
+    let admin = |u: &control::UserRow| u.platform_admin && !u.disabled;
+    match (linked, by_email) {
+        (Some(u), _) if admin(&u) => finish_platform(deps, &claims, u.id, meta).await,
+        (None, Some(u)) if admin(&u) => {
+            let token = random_token();
+            let now = deps.clock.unix();
+            let expires = now + (deps.config.file.sso.flow_minutes as i64) * 60;
+            let link = Link {
+                user: u.id,
+                realm: Realm::Platform,
+                settings: settings.clone(),
+                claims,
+                binding,
+                next: None,
+            };
+            sso.links.put(&token, link, expires, now);
+            Ok(Outcome::NeedsLink { token, email })
+        }
+        _ => Ok(Outcome::Refused(Refusal::NotProvisioned)),
+    }
+}
+
+async fn finish_platform(
+    deps: &Deps<'_>,
+    claims: &Claims,
+    user: UserId,
+    meta: &RequestMeta,
+) -> Result<Outcome> {
+    let now = deps.clock.unix();
+    let mfa = super::provider_mfa(&deps.config.file.sso, &claims.amr, claims.acr.as_deref());
+    let keys = deps.control.keys.clone();
+    let (m, iss, sub) = (meta.clone(), claims.issuer.clone(), claims.subject.clone());
+    deps.control
+        .db
+        .write_async(move |tx| {
+            store::touch(tx, &keys, &iss, &sub, now)?;
+            let e = NewEntry::new(Actor::User(user), "sso.signed_in", &m)
+                .target("user", user)
+                .after(json!({ "issuer": iss, "subject": sub, "realm": "platform", "provider_mfa": mfa }));
+            crate::store::audit::append(tx, &keys.sealer, now, &e).map(|_| ())
+        })
+        .await?;
+    Ok(
+        match sessions::after_sso(deps, user, None, mfa, meta).await? {
+            FirstStep::Done(done) => Outcome::SignedIn {
+                token: done.token,
+                to: "/platform".into(),
+                next: None,
+            },
+            FirstStep::NeedsCode(pending) => Outcome::NeedsCode {
+                pending,
+                next: None,
+            },
+        },
+    )
 }
 
 /// The role a person keeps when a mapping would touch an owner: owners are

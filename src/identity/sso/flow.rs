@@ -20,9 +20,26 @@ use crate::error::{Error, Result};
 use crate::identity::Deps;
 use crate::ids::WorkspaceId;
 
+/// Whose provider a sign-in goes through: a workspace's, or the platform
+/// area's (`[platform.sso]`, for operators).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Realm {
+    Workspace(WorkspaceId),
+    Platform,
+}
+
+impl Realm {
+    pub fn workspace(self) -> Option<WorkspaceId> {
+        match self {
+            Realm::Workspace(ws) => Some(ws),
+            Realm::Platform => None,
+        }
+    }
+}
+
 /// A sign-in waiting at the provider.
 pub(super) struct Flow {
-    ws: WorkspaceId,
+    realm: Realm,
     nonce: String,
     verifier: String,
     binding: [u8; 32],
@@ -131,7 +148,8 @@ impl Refusal {
 pub enum Outcome {
     SignedIn {
         token: String,
-        ws: WorkspaceId,
+        /// Where the person lands: their workspace, or the platform area.
+        to: String,
         next: Option<String>,
     },
     /// Aura's own second factor, then the session (`login_with_code`).
@@ -184,16 +202,16 @@ pub async fn workspace_for_email(deps: &Deps<'_>, email: &str) -> Result<Option<
     })
 }
 
-/// Starts a sign-in through `ws`'s provider. A workspace without one
+/// Starts a sign-in through the realm's provider. A workspace without one
 /// answers like a missing workspace.
 pub async fn start(
     deps: &Deps<'_>,
     sso: &Sso,
-    ws: WorkspaceId,
+    realm: Realm,
     login_hint: Option<&str>,
     next: Option<String>,
 ) -> Result<std::result::Result<Started, Refusal>> {
-    let Some((settings, secret)) = load(deps.control, ws).await? else {
+    let Some((settings, secret)) = load(deps, realm).await? else {
         return Err(Error::NotFound("single sign-on"));
     };
     let cfg = &deps.config.file.sso;
@@ -206,7 +224,7 @@ pub async fn start(
     {
         Ok(md) => md,
         Err(e) => {
-            tracing::warn!(workspace = %ws, error = %e, "single sign-on: provider unreachable");
+            tracing::warn!(realm = ?realm, error = %e, "single sign-on: provider unreachable");
             return Ok(Err(Refusal::Unreachable));
         }
     };
@@ -228,7 +246,7 @@ pub async fn start(
     let (url, state, nonce) = req.url();
     let binding = random_token();
     let flow = Flow {
-        ws,
+        realm,
         nonce: nonce.secret().clone(),
         verifier: verifier.secret().clone(),
         binding: sha256(binding.as_bytes()),
@@ -279,27 +297,33 @@ pub async fn finish(
         refuse(deps, None, Refusal::BadState, None, meta).await?;
         return Ok(Outcome::Refused(Refusal::BadState));
     };
-    let ws = flow.ws;
+    let ws = flow.realm.workspace();
     match verify(deps, sso, &flow, &cb).await? {
         Ok((claims, settings)) => {
-            let out = super::account::sign_in(
-                deps,
-                sso,
-                ws,
-                &settings,
-                claims,
-                flow.binding,
-                flow.next,
-                meta,
-            )
-            .await?;
+            let out = match flow.realm {
+                Realm::Workspace(w) => {
+                    let (b, next) = (flow.binding, flow.next);
+                    super::account::sign_in(deps, sso, w, &settings, claims, b, next, meta).await?
+                }
+                Realm::Platform => {
+                    super::account::platform_sign_in(
+                        deps,
+                        sso,
+                        &settings,
+                        claims,
+                        flow.binding,
+                        meta,
+                    )
+                    .await?
+                }
+            };
             if let Outcome::Refused(r) = &out {
-                refuse(deps, Some(ws), *r, None, meta).await?;
+                refuse(deps, ws, *r, None, meta).await?;
             }
             Ok(out)
         }
         Err((r, issuer)) => {
-            refuse(deps, Some(ws), r, issuer, meta).await?;
+            refuse(deps, ws, r, issuer, meta).await?;
             Ok(Outcome::Refused(r))
         }
     }
@@ -308,7 +332,7 @@ pub async fn finish(
 type Verified = std::result::Result<(Claims, Settings), (Refusal, Option<String>)>;
 
 async fn verify(deps: &Deps<'_>, sso: &Sso, flow: &Flow, cb: &Callback) -> Result<Verified> {
-    let Some((settings, secret)) = load(deps.control, flow.ws).await? else {
+    let Some((settings, secret)) = load(deps, flow.realm).await? else {
         return Ok(Err((Refusal::BadState, None)));
     };
     let issuer = Some(settings.issuer.clone());
@@ -345,7 +369,7 @@ async fn verify(deps: &Deps<'_>, sso: &Sso, flow: &Flow, cb: &Callback) -> Resul
     let token = match token {
         Ok(t) => t,
         Err(e) => {
-            tracing::info!(workspace = %flow.ws, error = %e, "single sign-on: the code was refused");
+            tracing::info!(realm = ?flow.realm, error = %e, "single sign-on: the code was refused");
             return fail(Refusal::Code);
         }
     };

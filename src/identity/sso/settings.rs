@@ -82,14 +82,45 @@ pub async fn get(control: &Control, ctx: &TenantHandle) -> Result<SsoView> {
     })
 }
 
-/// The provider as sign-in needs it: settings and the opened secret.
-pub(super) async fn load(control: &Control, ws: WorkspaceId) -> Result<Option<(Settings, String)>> {
-    let keys = control.keys.clone();
-    let row = control
+/// The provider as sign-in needs it: settings and the opened secret; for
+/// the platform area, from `[platform.sso]` and its secret file.
+pub(super) async fn load(
+    deps: &crate::identity::Deps<'_>,
+    realm: super::flow::Realm,
+) -> Result<Option<(Settings, String)>> {
+    let ws = match realm {
+        super::flow::Realm::Workspace(ws) => ws,
+        super::flow::Realm::Platform => return platform(deps).await,
+    };
+    let keys = deps.control.keys.clone();
+    let row = deps
+        .control
         .db
         .read_async(move |c| store::get(c, &keys, ws))
         .await?;
     row.map(|r| Ok((parse(&r)?, r.secret))).transpose()
+}
+
+async fn platform(deps: &crate::identity::Deps<'_>) -> Result<Option<(Settings, String)>> {
+    let p = &deps.config.file.platform.sso;
+    if !p.enabled {
+        return Ok(None);
+    }
+    let secret = tokio::fs::read_to_string(&p.client_secret_file)
+        .await
+        .map_err(|e| Error::internal(format!("[platform.sso] client_secret_file: {e}")))?;
+    let settings = Settings {
+        issuer: p.issuer.clone(),
+        client_id: p.client_id.clone(),
+        scopes: p.scopes.clone(),
+        allowed_domains: p.allowed_domains.clone(),
+        default_role: Role::Member,
+        provisioning: false,
+        groups_claim: p.groups_claim.clone(),
+        role_mappings: Vec::new(),
+        team_mappings: Vec::new(),
+    };
+    Ok(Some((settings, secret.trim().to_owned())))
 }
 
 fn audit_view(s: &Settings, required: bool, break_glass: Option<UserId>) -> serde_json::Value {

@@ -110,6 +110,9 @@ pub(super) fn login_step(
                         input type="hidden" name="via" value="form";
                         button.secondary type="submit" { "Continue with single sign-on" }
                     }
+                    @if state.config.file.platform.sso.enabled {
+                        p.muted { a #platform-sso href="/auth/oidc/start?platform=1" { "Operators: sign in to the platform area with single sign-on" } }
+                    }
                 @if state.passkeys.available() {
                     p { button.secondary type="button" id="passkey-login" data-passkey="login" data-next=[next.as_deref()] { "Sign in with a passkey" } }
                     p.muted id="passkey-status" role="status" {}

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::error::Error;
-use crate::identity::sso::flow::{self, Callback, Outcome, Refusal};
+use crate::identity::sso::flow::{self, Callback, Outcome, Realm, Refusal};
 use crate::identity::sso::{self, account};
 use crate::ids::WorkspaceId;
 use crate::web::session::session_cookie;
@@ -86,6 +86,9 @@ pub struct StartQuery {
     /// `form`: sent by the sign-in page's form (below).
     #[serde(default)]
     via: Option<String>,
+    /// `1`: the platform area's provider (`[platform.sso]`), for operators.
+    #[serde(default)]
+    platform: Option<String>,
 }
 
 fn refused_page(req: &Request, state: &AppState, status: StatusCode, message: &str) -> Response {
@@ -110,11 +113,14 @@ pub async fn start(
     let deps = state.deps();
     let email = q.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
     let ws = match (q.workspace.as_deref().filter(|w| !w.is_empty()), email) {
-        (Some(w), _) => w.parse::<WorkspaceId>().ok(),
-        (None, Some(e)) => flow::workspace_for_email(&deps, e).await?,
+        _ if q.platform.as_deref() == Some("1") => Some(Realm::Platform),
+        (Some(w), _) => w.parse::<WorkspaceId>().ok().map(Realm::Workspace),
+        (None, Some(e)) => flow::workspace_for_email(&deps, e)
+            .await?
+            .map(Realm::Workspace),
         (None, None) => None,
     };
-    let Some(ws) = ws else {
+    let Some(realm) = ws else {
         let msg = if email.is_some() {
             "No single sign-on is set up for that email's domain here (or several workspaces use it). Use the sign-in link your administrator gave you, or sign in with your password."
         } else {
@@ -123,7 +129,7 @@ pub async fn start(
         return Ok(refused_page(req, &state, StatusCode::NOT_FOUND, msg));
     };
     let next = q.next.filter(|n| super::pages::same_site_path(n));
-    match flow::start(&deps, &state.sso, ws, email, next).await {
+    match flow::start(&deps, &state.sso, realm, email, next).await {
         Ok(Ok(started)) => {
             // A form's answer may not redirect to another origin (CSP
             // `form-action 'self'` covers redirects): after the sign-in
@@ -171,8 +177,8 @@ pub async fn start(
 /// the refusal.
 fn answer(req: &Request, state: &AppState, out: Outcome, error: Option<&str>) -> Response {
     match out {
-        Outcome::SignedIn { token, ws, next } => {
-            let to = next.unwrap_or_else(|| format!("/w/{ws}"));
+        Outcome::SignedIn { token, to, next } => {
+            let to = next.unwrap_or(to);
             let mut resp = Redirect::see_other(to).into_response();
             if let Ok(v) = session_cookie(&state.config, &token).parse() {
                 resp.headers_mut().append("set-cookie", v);
