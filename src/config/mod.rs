@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 mod data_limits;
+mod files;
 mod integrations;
 mod limits;
 mod replication;
@@ -20,6 +21,7 @@ pub mod residency;
 mod sections;
 mod trust;
 pub use data_limits::DataLimitsConfig;
+pub use files::FilesConfig;
 pub use integrations::IntegrationsConfig;
 pub use limits::{LimitsConfig, RateBudget, RateConfig};
 pub use replication::ReplicationConfig;
@@ -65,6 +67,7 @@ pub struct FileConfig {
     pub lifecycle: LifecycleConfig,
     pub integrations: IntegrationsConfig,
     pub data_limits: DataLimitsConfig,
+    pub files: FilesConfig,
     pub limits: LimitsConfig,
     pub outbound: OutboundConfig,
     pub replication: ReplicationConfig,
@@ -145,6 +148,7 @@ impl Default for FileConfig {
             lifecycle: LifecycleConfig::default(),
             integrations: IntegrationsConfig::default(),
             data_limits: DataLimitsConfig::default(),
+            files: FilesConfig::default(),
             limits: LimitsConfig::default(),
             outbound: OutboundConfig::default(),
             replication: ReplicationConfig::default(),
@@ -431,6 +435,7 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
         )));
     }
     file.data_limits.validate().map_err(Error::Config)?;
+    file.files.validate().map_err(Error::Config)?;
     file.limits.validate().map_err(Error::Config)?;
     file.replication
         .validate(&file.region, &file.residency)

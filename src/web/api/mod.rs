@@ -8,6 +8,7 @@ pub mod body;
 pub mod body_stream;
 pub mod collections;
 pub mod exports;
+pub mod files;
 pub mod integrations;
 pub mod invitations;
 pub mod keys;
@@ -86,6 +87,7 @@ pub type Apis = (
         keys::KeysApi,
         integrations::IntegrationsApi,
         webhooks::WebhooksApi,
+        files::FilesApi,
     ),
 );
 
