@@ -602,3 +602,266 @@ async fn anonymising_a_data_subject_removes_their_files() {
     let (_, rec) = send(w.c.get(format!("{base}/{record}"))).await;
     assert!(rec["values"].get("Passport").is_none(), "{rec}");
 }
+
+/// A data key rotation re-seals every file's key (the old data key is then
+/// destroyed); the files still open, byte for byte. Each change's audit
+/// entry lists the file references, never the contents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_survive_a_key_rotation_and_the_audit_holds_references_only() {
+    let w = world().await;
+    let data = pseudo_random(150_000, 13);
+    let (s, f) = upload(&w, &w.field, "rotated.bin", data.clone()).await;
+    assert_eq!(s, 201, "{f}");
+    let file = f["id"].as_str().unwrap().to_owned();
+    let db = w.env.tenant_db(&w.ws);
+    let key_id = || -> Vec<u8> {
+        common::open_db(&db)
+            .query_row(
+                "SELECT substr(key_ct, 2, 4) FROM files WHERE id = ?1",
+                [&file],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let before = key_id();
+    let (s, p) = send(w.c.post(w.url("/keys/rotate"))).await;
+    assert!((200..300).contains(&s), "{p}");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (_, st) = send(w.c.get(w.url("/keys/rotation"))).await;
+        if st["state"] == "finished" {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "rotation stuck: {st}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_ne!(
+        key_id(),
+        before,
+        "the file key is sealed under the new data key"
+    );
+    let (s, _, body) = download(&w, &w.field, &file).await;
+    assert_eq!(s, 200);
+    assert_eq!(hex_sha(&body.unwrap()), hex_sha(&data));
+
+    let (s, log) = send(w.c.get(w.url("/audit?action=record.file_added"))).await;
+    assert_eq!(s, 200, "{log}");
+    let entry = log["items"][0].to_string();
+    assert!(
+        entry.contains(&file) && entry.contains("rotated.bin"),
+        "{entry}"
+    );
+    let needle = hex::encode(&data[..16]);
+    assert!(
+        !entry.contains(&needle),
+        "no contents in the audit: {entry}"
+    );
+}
+
+/// Crypto-shredding: once the workspace's key is destroyed, its files are
+/// gone from the data dir, and the backup taken before holds them only
+/// sealed, under a key that no longer exists (a restore refuses).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shredding_the_workspace_key_leaves_its_files_unreadable_in_backups() {
+    let w = world().await;
+    let data = pseudo_random(90_000, 17);
+    let (s, f) = upload(&w, &w.field, "doomed.bin", data.clone()).await;
+    assert_eq!(s, 201, "{f}");
+    let identity = age::x25519::Identity::generate();
+    let identity_file = w.env.root().join("backup-identity.txt");
+    std::fs::write(
+        &identity_file,
+        format!("{}\n", identity.to_string().expose_secret()),
+    )
+    .unwrap();
+    let cli = |days: i64, args: &[&str]| {
+        w.env
+            .command(args)
+            .env(
+                "AURA_BACKUP__RECIPIENTS",
+                format!("[\"{}\"]", identity.to_public()),
+            )
+            .env("AURA_TEST_CLOCK_OFFSET", (days * 86_400).to_string())
+            .output()
+            .unwrap()
+    };
+    let out = cli(0, &["backup", "run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let backup = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (s, p) = send(
+        w.c.post(w.url("/deletion"))
+            .json(&json!({"confirm_name": "Files Ltd"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{p}");
+    let out = cli(15, &["workspace", "purge-due"]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("1 workspace(s) shredded"), "{said}");
+    assert!(
+        !w.env.data_dir().join("tenants").join(&w.ws).exists(),
+        "the workspace's files left the data dir with it"
+    );
+    // The old archive still holds the sealed file, and nothing opens it.
+    let work = w.env.root().join("unpacked");
+    let ident = aura::backup::read_identity(&identity_file).unwrap();
+    let archive = w
+        .env
+        .data_dir()
+        .join("backups")
+        .join(format!("{backup}.tar.zst.age"));
+    let manifest = aura::backup::archive::unpack(&archive, &ident, &work, Some(&backup)).unwrap();
+    assert!(
+        manifest.files.iter().any(|f| f.path.contains("/files/fl_")),
+        "the backup holds the sealed file"
+    );
+    let escrow = aura::backup::archive::read_escrow(
+        &w.env.data_dir().join("backups").join("keys-latest.age"),
+        &ident,
+    )
+    .unwrap();
+    assert!(escrow.shredded.contains(&w.ws));
+    assert!(
+        !escrow.keys.iter().any(|k| k.workspace == w.ws),
+        "no key left for it"
+    );
+    let out = cli(
+        15,
+        &[
+            "restore",
+            "--from",
+            &backup,
+            "--workspace",
+            &w.ws,
+            "--identity",
+            identity_file.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("key destroyed"));
+    let needle = &data[500..532];
+    for p in all_files(&work) {
+        let b = std::fs::read(&p).unwrap();
+        assert!(!b.windows(32).any(|x| x == needle), "{}", p.display());
+    }
+}
+
+/// The record page without JavaScript: a plain multipart form post uploads
+/// (its CSRF token in the query), the page lists the file with its link
+/// (served with the download's headers), a remove form takes it away, and a
+/// type the field refuses comes back at the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_record_page_uploads_lists_and_removes_files_without_javascript() {
+    let w = world_with(
+        &[],
+        json!([
+            {"name": "Name", "type": "text"},
+            {"name": "Documents", "type": "file", "multiple": true},
+            {"name": "Photo", "type": "file", "types": ["image/*"]}
+        ]),
+    )
+    .await;
+    let page_url = w
+        .server
+        .url(&format!("/w/{}/c/{}/r/{}", w.ws, w.coll, w.record));
+    let page = common::get_text(&w.c, &page_url).await;
+    let action = format!(
+        "{}/files/{}?csrf=",
+        &page_url[w.server.base.len()..],
+        w.field
+    );
+    let start = page.find(&action).expect("an upload form for the field");
+    let token: String = page[start + action.len()..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    assert!(page.contains("enctype=\"multipart/form-data\""), "{page}");
+    let multipart = |name: &str, body: &str| {
+        format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n{body}\r\n--XyZ--\r\n"
+        )
+    };
+    let r =
+        w.c.post(w.server.url(&format!("{action}{token}")))
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .body(multipart("minutes.txt", "the minutes of the meeting"))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("#files")
+    );
+    let page = common::get_text(&w.c, &page_url).await;
+    assert!(page.contains("minutes.txt"), "the page lists the file");
+    let (_, rec) =
+        send(w.c.get(w.url(&format!("/collections/{}/records/{}", w.coll, w.record)))).await;
+    let file = rec["values"]["Documents"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link = format!(
+        "{}/files/{}/{file}",
+        &page_url[w.server.base.len()..],
+        w.field
+    );
+    assert!(page.contains(&link), "a download link");
+    let r = w.c.get(w.server.url(&link)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    assert_eq!(r.text().await.unwrap(), "the minutes of the meeting");
+    // A type the photo field refuses: the page again, the error at the field.
+    let (_, coll) = send(w.c.get(w.url(&format!("/collections/{}", w.coll)))).await;
+    let photo = coll["fields"][2]["id"].as_str().unwrap();
+    let r =
+        w.c.post(w.server.url(&format!(
+            "{}/files/{photo}?csrf={token}",
+            &page_url[w.server.base.len()..]
+        )))
+        .header("content-type", "multipart/form-data; boundary=XyZ")
+        .body(multipart("selfie.png", "not an image at all"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains(&format!("err-file-{photo}")) && text.contains("takes files of type image/*"),
+        "{text}"
+    );
+    // Remove it through its form.
+    let r =
+        w.c.post(w.server.url(&format!(
+            "{}/files/remove",
+            &page_url[w.server.base.len()..]
+        )))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("field", w.field.as_str()),
+            ("file", file.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(stored_files(&w).is_empty());
+    // Gone from the files section (the history still names the old version).
+    assert!(!common::get_text(&w.c, &page_url).await.contains(&link));
+}
