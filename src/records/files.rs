@@ -38,13 +38,14 @@ pub struct NewFile<R> {
     pub body: R,
 }
 
-/// The live `file` field `key` names; else 422 on `field`.
+/// The live `file` field `key` names; else 404, like any path naming
+/// nothing there.
 fn file_field<'a>(coll: &'a Visible, key: &str) -> Result<&'a Field> {
     coll.row
         .def
         .live_field(key)
         .filter(|f| f.kind == FieldType::File)
-        .ok_or_else(|| Error::field("field", "is not a file field of this collection"))
+        .ok_or(Error::NotFound("file field"))
 }
 
 /// The media type of content starting with `head`: by its bytes, never its
