@@ -658,6 +658,35 @@ async fn files_survive_a_key_rotation_and_the_audit_holds_references_only() {
     );
 }
 
+/// Moves do not carry files yet: moving a workspace that holds one is
+/// refused before anything changes (it stays writable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_a_workspace_with_files_is_refused_and_changes_nothing() {
+    let w = world().await;
+    let (s, _) = upload(&w, &w.field, "stays.txt", b"stays here".to_vec()).await;
+    assert_eq!(s, 201);
+    let recipient = age::x25519::Identity::generate().to_public().to_string();
+    let bundle = w.env.root().join("bundle.age");
+    let out = w.env.cli(
+        &[
+            "workspace",
+            "move-out",
+            &w.ws,
+            "--to-recipient",
+            &recipient,
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("attached file"), "{err}");
+    assert!(!bundle.exists());
+    let (s, _) = upload(&w, &w.field, "more.txt", b"still writable".to_vec()).await;
+    assert_eq!(s, 201, "the workspace is not read-only");
+}
+
 /// Crypto-shredding: once the workspace's key is destroyed, its files are
 /// gone from the data dir, and the backup taken before holds them only
 /// sealed, under a key that no longer exists (a restore refuses).

@@ -177,6 +177,12 @@ pub fn used_bytes(c: &dyn Sql) -> Result<u64> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// How many files the workspace holds.
+pub fn count(c: &dyn Sql) -> Result<i64> {
+    let c = c.conn(TOKEN);
+    Ok(c.query_row("SELECT count(*) FROM files", [], |r| r.get(0))?)
+}
+
 /// A file's key, if the file belongs to that record and field.
 pub fn file_key(
     c: &dyn Sql,
