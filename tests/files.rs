@@ -410,9 +410,17 @@ async fn limits_answer_413_and_422_and_leave_nothing() {
         "nothing left: {:?}",
         stored_files(&w)
     );
-    // The quota: 2 x 150 kB fit, the third passes 300 kB.
-    for _ in 0..2 {
-        let (s, p) = upload(&w, &w.field, "q.bin", vec![3u8; 150_000]).await;
+    // The quota: a 100-byte photo and 150,000 + 149,900 bytes fill it
+    // exactly; 10 more bytes pass it.
+    let small_png = |fill: u8| {
+        let mut p = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+        p.resize(100, fill);
+        p
+    };
+    let (s, p) = upload(&w, &photo, "a.png", small_png(1)).await;
+    assert_eq!(s, 201, "{p}");
+    for n in [150_000, 149_900] {
+        let (s, p) = upload(&w, &w.field, "q.bin", vec![3u8; n]).await;
         assert_eq!(s, 201, "{p}");
     }
     let (s, p) = upload(&w, &w.field, "q.bin", vec![3u8; 10]).await;
@@ -422,7 +430,12 @@ async fn limits_answer_413_and_422_and_leave_nothing() {
         detail.contains("300000 bytes") && detail.contains("files.workspace_quota_bytes"),
         "{p}"
     );
-    assert_eq!(stored_files(&w).len(), 2);
+    assert_eq!(stored_files(&w).len(), 3);
+    // Replacing the single photo frees its bytes: it fits, and the old one
+    // is gone.
+    let (s, p) = upload(&w, &photo, "b.png", small_png(2)).await;
+    assert_eq!(s, 201, "{p}");
+    assert_eq!(stored_files(&w).len(), 3);
     // A file field is not set through values.
     let (s, p) = send(
         w.c.patch(w.url(&format!("/collections/{}/records/{}", w.coll, w.record)))

@@ -145,9 +145,12 @@ pub async fn upload_file<R: Read + Send + 'static>(
             fstore::used_bytes(c)
         })
         .await?;
-    if input
-        .declared
-        .is_some_and(|n| used.saturating_add(n) > quota)
+    // Early, by the declared length (a single-file field's replacement is
+    // checked in the transaction, where the bytes it frees are known).
+    if field.multiple
+        && input
+            .declared
+            .is_some_and(|n| used.saturating_add(n) > quota)
     {
         return Err(over_quota(quota, used));
     }
@@ -226,11 +229,17 @@ pub async fn upload_file<R: Read + Send + 'static>(
         .write(move |t| {
             let old = rstore::get_record(t, t.sealer, &row.id, &rid)?
                 .ok_or(Error::NotFound("record"))?;
+            let before = file_ref::refs(old.values.get(&field.id));
+            // A single-file field's file is replaced: its bytes are freed.
+            let freed: u64 = if field.multiple {
+                0
+            } else {
+                before.iter().map(|f| f.size).sum()
+            };
             let used = fstore::used_bytes(t)?;
-            if used.saturating_add(size) > quota {
+            if used.saturating_sub(freed).saturating_add(size) > quota {
                 return Err(over_quota(quota, used));
             }
-            let before = file_ref::refs(old.values.get(&field.id));
             let (mut after, replaced): (Vec<FileRef>, Vec<String>) = if field.multiple {
                 (before.clone(), Vec::new())
             } else {
