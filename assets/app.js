@@ -264,3 +264,42 @@ document.addEventListener("submit", (ev) => {
   dialog.showModal();
   cancel.focus();
 }, true);
+
+// File uploads (form[data-upload]): the same multipart post, sent with a
+// progress bar. The answer (the record's page, with the new file or the
+// error at the field) replaces the page. Without this script the form
+// posts as it is and the browser shows that page itself.
+document.addEventListener("submit", (ev) => {
+  const form = ev.target;
+  if (!(form instanceof HTMLFormElement) || !("upload" in form.dataset)) return;
+  ev.preventDefault();
+  const bar = form.querySelector("progress");
+  const button = form.querySelector("button[type=submit]");
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", form.action);
+  const token = new URL(form.action, location.href).searchParams.get("csrf");
+  if (token) xhr.setRequestHeader("x-csrf-token", token);
+  if (bar) { bar.hidden = false; bar.value = 0; }
+  if (button) button.disabled = true;
+  xhr.upload.addEventListener("progress", (e) => {
+    if (bar && e.lengthComputable) bar.value = Math.round((e.loaded / e.total) * 100);
+  });
+  xhr.addEventListener("load", () => {
+    const doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+    document.title = doc.title;
+    document.body.replaceWith(document.adoptNode(doc.body));
+    if (xhr.responseURL) history.replaceState(null, "", xhr.responseURL);
+    const files = document.getElementById("files");
+    if (files) files.scrollIntoView();
+  });
+  xhr.addEventListener("error", () => {
+    if (button) button.disabled = false;
+    if (bar) bar.hidden = true;
+    const note = document.createElement("p");
+    note.className = "field-error";
+    note.setAttribute("role", "alert");
+    note.textContent = "The upload did not finish; check the connection and try again.";
+    form.append(note);
+  });
+  xhr.send(new FormData(form));
+});

@@ -54,6 +54,13 @@ pub enum Error {
     /// `moving` (being moved to another appliance).
     #[error("the workspace is read-only ({})", .0.as_str())]
     WorkspaceReadOnly(crate::model::Frozen),
+    /// A body, file or quota limit was reached; the message names it.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// Stored data failed its authentication (a sealed file changed, cut
+    /// or moved): nothing of it was handed out as content.
+    #[error("integrity check failed: {0}")]
+    Integrity(&'static str),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
     #[error("not ready: {0}")]

@@ -730,7 +730,7 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             "/workspaces/{workspace}/collections",
             wschain,
             "collection.created",
-            json!({"name": "Fixture", "fields": [{"name": "N", "type": "text"}]}),
+            json!({"name": "Fixture", "fields": [{"name": "N", "type": "text"}, {"name": "F", "type": "file"}]}),
             Some("{collection}"),
         ),
         (
@@ -771,6 +771,23 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
             wschain,
             "record.updated",
             json!({"values": {"N": "b"}}),
+            None,
+        ),
+        // A file: the raw body (sent as text here), its name in the query.
+        (
+            "POST",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}/files/{field}",
+            wschain,
+            "record.file_added",
+            json!("a file for the audit"),
+            Some("{file}"),
+        ),
+        (
+            "DELETE",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}/files/{field}/{file}",
+            wschain,
+            "record.file_removed",
+            Value::Null,
             None,
         ),
         (
@@ -1262,6 +1279,7 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
         ("{workspace}", s.ws.clone()),
         ("{user}", s.owner_id.clone()),
         ("{version}", "1".into()),
+        ("{field}", "F".into()),
     ];
     for (method, path, chain, action, body, capture) in table {
         let db = if *chain == "platform" {
@@ -1314,7 +1332,10 @@ async fn every_mutating_api_route_writes_exactly_its_entry() {
         for (k, v) in &ids {
             p = p.replace(k, v);
         }
-        let url = s.server.url(&format!("/api/v1{p}"));
+        let mut url = s.server.url(&format!("/api/v1{p}"));
+        if path.ends_with("/files/{field}") {
+            url.push_str("?name=audit.txt");
+        }
         let client = if path.starts_with("/platform/")
             || path.starts_with("/invitations/")
             || path.starts_with("/me/deletion")

@@ -442,6 +442,7 @@ async fn every_field_type_search_and_csv_leave_no_plaintext() {
         "multi_select",
         "relation",
         "member",
+        "file",
     ];
     let names: Vec<String> = types
         .iter()
@@ -470,6 +471,9 @@ async fn every_field_type_search_and_csv_leave_no_plaintext() {
     let renamed = mint("collrenamed");
     let new_field = mint("fadded");
     let team_name = mint("teamname");
+    // An attached file: its name and its contents.
+    let file_name = mint("filename");
+    let file_body = mint("filebody");
 
     let send = |req: reqwest::RequestBuilder| async move {
         let r = req.send().await.unwrap();
@@ -513,7 +517,8 @@ async fn every_field_type_search_and_csv_leave_no_plaintext() {
         {"name": name("select"), "type": "select", "options": [opt_a, opt_b]},
         {"name": name("multi_select"), "type": "multi_select", "options": [tag_a, tag_b]},
         {"name": name("relation"), "type": "relation", "collection": companies},
-        {"name": name("member"), "type": "member"}
+        {"name": name("member"), "type": "member"},
+        {"name": name("file"), "type": "file", "multiple": true, "pii": true, "searchable": true}
     ]);
     let (s, body) = send(
         c.post(url("/collections"))
@@ -523,7 +528,7 @@ async fn every_field_type_search_and_csv_leave_no_plaintext() {
     assert_eq!(s, 201, "{body}");
     let coll_json = json_of(&body);
     let coll = coll_json["id"].as_str().unwrap().to_owned();
-    assert_eq!(coll_json["fields"].as_array().unwrap().len(), 15);
+    assert_eq!(coll_json["fields"].as_array().unwrap().len(), 16);
     for n in names
         .iter()
         .chain([&coll_name, &opt_a, &opt_b, &tag_a, &tag_b])
@@ -579,6 +584,31 @@ async fn every_field_type_search_and_csv_leave_no_plaintext() {
     let (s, body) = send(c.get(format!("{rec_url}/history"))).await;
     assert_eq!(s, 200);
     assert!(body.contains(&v_long) && body.contains(&v_long_2), "{body}");
+
+    // A file: its name and contents are canaries; it comes back whole.
+    let contents = format!("{file_body}\n{file_body} again\n").repeat(2000);
+    let file_field = coll_json["fields"][15]["id"].as_str().unwrap().to_owned();
+    let (s, body) = send(
+        c.post(format!("{rec_url}/files/{file_field}"))
+            .query(&[("name", format!("{file_name}.txt"))])
+            .header("content-type", "text/plain")
+            .body(contents.clone()),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    assert!(body.contains(&file_name), "{body}");
+    let file_id = json_of(&body)["id"].as_str().unwrap().to_owned();
+    let r = c
+        .get(format!("{rec_url}/files/{file_field}/{file_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.text().await.unwrap(),
+        contents,
+        "the file comes back whole"
+    );
 
     // The search index is built from the sealed rows on the first query.
     let search = |q: String| {

@@ -107,6 +107,8 @@ enum Payload {
     None,
     Json(Value),
     Csv(&'static str),
+    /// A raw body (a file upload).
+    Bytes(&'static [u8]),
 }
 
 struct ApiRoute {
@@ -165,6 +167,10 @@ impl ApiRoute {
     }
     fn csv(mut self, s: &'static str) -> Self {
         self.payload = Payload::Csv(s);
+        self
+    }
+    fn bytes(mut self, b: &'static [u8]) -> Self {
+        self.payload = Payload::Bytes(b);
         self
     }
     fn query(mut self, q: &'static str) -> Self {
@@ -410,6 +416,28 @@ fn api_table() -> Vec<ApiRoute> {
             "/workspaces/{workspace}/collections/{collection}/records/{record}/history/{version}/restore",
             role(Role::Member),
         ),
+        // Files: `{field}` is the fixture's file field, `{file}` a file in
+        // the fixture record.
+        api(
+            "POST",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}/files/{field}",
+            role(Role::Member),
+        )
+        .bytes(b"a file from the matrix")
+        .query("name=matrix.txt")
+        // Each upload is a new version: the shared record keeps its history.
+        .fresh(),
+        api(
+            "GET",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}/files/{field}/{file}",
+            role(Role::Viewer),
+        ),
+        api(
+            "DELETE",
+            "/workspaces/{workspace}/collections/{collection}/records/{record}/files/{field}/{file}",
+            role(Role::Member),
+        )
+        .fresh(),
         // Members, service accounts and API tokens. `{user}` is a service
         // account with the viewer role, which any admin may change.
         api("GET", "/workspaces/{workspace}/members", role(Role::Viewer)),
@@ -665,6 +693,9 @@ enum P {
     Nowhere,
     /// An inbound integration of the workspace.
     Integration,
+    /// The fixture collection's file field, and a file in the record.
+    Field,
+    File,
 }
 
 const WS: &[(&str, P)] = &[(":ws", P::Ws)];
@@ -673,6 +704,19 @@ const INVITE: &[(&str, P)] = &[(":token", P::Nowhere)];
 const COLL: &[(&str, P)] = &[(":ws", P::Ws), (":coll", P::Coll)];
 const REC: &[(&str, P)] = &[(":ws", P::Ws), (":coll", P::Coll), (":rec", P::Rec)];
 const TEAM: &[(&str, P)] = &[(":ws", P::Ws), (":team", P::Team)];
+const FIELD: &[(&str, P)] = &[
+    (":ws", P::Ws),
+    (":coll", P::Coll),
+    (":rec", P::Rec),
+    (":field", P::Field),
+];
+const FILE: &[(&str, P)] = &[
+    (":ws", P::Ws),
+    (":coll", P::Coll),
+    (":rec", P::Rec),
+    (":field", P::Field),
+    (":file", P::File),
+];
 
 type FormFn = fn(&Subst) -> Vec<(String, String)>;
 
@@ -689,6 +733,8 @@ struct UiRoute {
     query: &'static str,
     fresh: Fresh,
     own_session: bool,
+    /// A multipart post of one file (its CSRF token in the query string).
+    multipart: bool,
 }
 
 fn no_fields(_: &Subst) -> Vec<(String, String)> {
@@ -705,6 +751,7 @@ fn ui(path: &'static str, params: &'static [(&'static str, P)], need: Need) -> U
         query: "",
         fresh: Fresh::No,
         own_session: false,
+        multipart: false,
     }
 }
 
@@ -738,6 +785,10 @@ impl UiRoute {
     }
     fn query(mut self, q: &'static str) -> Self {
         self.query = q;
+        self
+    }
+    fn multipart(mut self) -> Self {
+        self.multipart = true;
         self
     }
 }
@@ -866,11 +917,30 @@ fn ui_table() -> Vec<UiRoute> {
                 (format!("v.{}", s.note_field), "updated in the UI".into()),
             ]
         }),
+        ui(
+            "/w/:ws/c/:coll/r/:rec/files/:field",
+            FIELD,
+            role(Role::Member),
+        )
+        .multipart()
+        .fresh(),
+        ui(
+            "/w/:ws/c/:coll/r/:rec/files/remove",
+            REC,
+            role(Role::Member),
+        )
+        .form(|s| {
+            vec![
+                ("field".into(), s.file_field.clone()),
+                ("file".into(), s.file.clone()),
+            ]
+        })
+        .fresh(),
         ui("/w/:ws/c/:coll/r/:rec/delete", REC, role(Role::Manager)).fresh(),
         ui("/w/:ws/c/:coll/r/:rec/undelete", REC, role(Role::Manager)).fresh_kind(Fresh::Deleted),
         ui("/w/:ws/c/:coll/delete", COLL, role(Role::Admin)).fresh(),
         ui("/w/:ws/c/:coll/r/:rec/restore", REC, role(Role::Member))
-            .form(|_| pairs(&[("version", "1")])),
+            .form(|_| pairs(&[("version", "2")])),
         ui("/w/:ws/teams", WS, role(Role::Admin)).form(|_| pairs(&[("name", "UI matrix team")])),
         ui("/w/:ws/teams/:team/members", TEAM, role(Role::Admin))
             .form(|s| {
@@ -1021,6 +1091,11 @@ fn ui_pages() -> Vec<UiRoute> {
         page("/w/:ws/c/:coll/new", COLL, role(Role::Member)),
         page("/w/:ws/c/:coll/schema", COLL, role(Role::Manager)),
         page("/w/:ws/c/:coll/r/:rec", REC, role(Role::Viewer)),
+        page(
+            "/w/:ws/c/:coll/r/:rec/files/:field/:file",
+            FILE,
+            role(Role::Viewer),
+        ),
         page("/w/:ws/teams", WS, role(Role::Viewer)),
         page("/w/:ws/members", WS, role(Role::Viewer)),
         page("/w/:ws/sso", WS, role(Role::Admin)),
@@ -1223,6 +1298,9 @@ struct Objs {
     collection: String,
     title_field: String,
     note_field: String,
+    /// The collection's file field, and a file in `record`.
+    file_field: String,
+    file: String,
     record: String,
     team: String,
     /// A member of `team` (the workspace's owner).
@@ -1251,6 +1329,7 @@ impl Objs {
         [
             &self.collection,
             &self.record,
+            &self.file,
             &self.team,
             &self.token_secret,
             &self.secret_id,
@@ -1280,6 +1359,8 @@ struct Subst {
     collection: String,
     title_field: String,
     note_field: String,
+    file_field: String,
+    file: String,
     record: String,
     team: String,
     user: String,
@@ -1468,7 +1549,8 @@ async fn make_content(
         "name": format!("{canary} collection {}", &rand_hex()[..6]),
         "fields": [
             {"name": "Title", "type": "text", "searchable": true},
-            {"name": "Note", "type": "text"}
+            {"name": "Note", "type": "text"},
+            {"name": "Scan", "type": "file", "multiple": true}
         ]
     })))
     .await;
@@ -1483,6 +1565,21 @@ async fn make_content(
     .await;
     assert_eq!(rec.status, 201, "fixture record: {}", rec.body);
     let rec: Value = serde_json::from_str(&rec.body).unwrap();
+    let rid = rec["id"].as_str().unwrap();
+    let file = send(
+        c.post(url(&format!(
+            "/collections/{cid}/records/{rid}/files/{}",
+            field(2)
+        )))
+        .query(&[("name", "fixture.txt")])
+        .header("content-type", "text/plain")
+        .body("a fixture file"),
+    )
+    .await;
+    assert_eq!(file.status, 201, "fixture file: {}", file.body);
+    let file: Value = serde_json::from_str(&file.body).unwrap();
+    o.file_field = field(2);
+    o.file = file["id"].as_str().unwrap().to_owned();
     let team = send(
         c.post(url("/teams"))
             .json(&json!({"name": format!("{canary} team")})),
@@ -1758,6 +1855,8 @@ impl Run {
             collection: coll.collection,
             title_field: coll.title_field,
             note_field: coll.note_field,
+            file_field: coll.file_field,
+            file: rest.file,
             record: rest.record,
             team: rest.team,
             user: rest.user,
@@ -1880,7 +1979,11 @@ fn fill_api_path(path: &str, s: &Subst) -> Result<String, String> {
         ("{invitation}", "00000000-0000-0000-0000-000000000000"),
         ("{id}", "no-such-sign-in"),
         ("{seq}", "1"),
-        ("{version}", "1"),
+        // Version 2: the fixture record with its file (the newest before
+        // the matrix writes more; a record keeps its last 20).
+        ("{version}", "2"),
+        ("{field}", &s.file_field),
+        ("{file}", &s.file),
         ("{export}", "no-such-export"),
     ] {
         out = out.replace(k, v);
@@ -1917,6 +2020,8 @@ fn fill_ui_path(route: &UiRoute, s: &Subst) -> String {
                 P::Asset => "app.css".to_owned(),
                 P::Nowhere => NOWHERE.to_owned(),
                 P::Integration => s.integration.clone(),
+                P::Field => s.file_field.clone(),
+                P::File => s.file.clone(),
             }
         })
         .collect::<Vec<_>>()
@@ -1978,6 +2083,11 @@ async fn run_api(run: &mut Run, routes: &[ApiRoute], attempts: &[Attempt]) {
                     req.header("content-type", "text/csv").body(*csv),
                     (*csv).to_owned(),
                 ),
+                Payload::Bytes(b) => (
+                    req.header("content-type", "application/octet-stream")
+                        .body(*b),
+                    String::from_utf8_lossy(b).into_owned(),
+                ),
             };
             let reply = send(req).await;
             let e = expect(route.need, a);
@@ -2025,7 +2135,18 @@ async fn run_ui(run: &mut Run, routes: &[UiRoute], attempts: &[Attempt]) {
                     .collect::<Vec<_>>()
                     .join("&")
             );
-            let reply = if route.post {
+            let reply = if route.multipart {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                send(
+                    c.post(format!("{url}{sep}csrf={csrf}"))
+                        .header("content-type", "multipart/form-data; boundary=M4TR1X")
+                        .body(
+                            "--M4TR1X\r\nContent-Disposition: form-data; name=\"file\"; \
+                             filename=\"m.txt\"\r\n\r\na file from the matrix\r\n--M4TR1X--\r\n",
+                        ),
+                )
+                .await
+            } else if route.post {
                 form.push(("csrf".into(), csrf));
                 send(c.post(&url).form(&form)).await
             } else {

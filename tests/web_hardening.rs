@@ -89,7 +89,7 @@ async fn walk_ui_form_routes(non_form: bool) {
     let created = |v: serde_json::Value| v["id"].as_str().unwrap().to_owned();
     let coll = created(
         me.post(api("/collections"))
-            .json(&serde_json::json!({"name": "Forms", "fields": [{"name": "N", "type": "text"}]}))
+            .json(&serde_json::json!({"name": "Forms", "fields": [{"name": "N", "type": "text"}, {"name": "Doc", "type": "file", "multiple": true}]}))
             .send()
             .await
             .unwrap()
@@ -215,7 +215,8 @@ async fn walk_ui_form_routes(non_form: bool) {
             .replace(":ws", &ws)
             .replace(":coll", &coll)
             .replace(":rec", &rec)
-            .replace(":team", &team);
+            .replace(":team", &team)
+            .replace(":field", "Doc");
         if *route == "/invite/:token" {
             // The invitation the invitations form (earlier in the list) sent.
             path = path.replace(":token", &sink.token_for("csrf-invitee@example.com"));
@@ -249,8 +250,22 @@ async fn walk_ui_form_routes(non_form: bool) {
         } else {
             String::new()
         };
+        // The file the upload form (just before) added.
+        let uploaded = if *route == "/w/:ws/c/:coll/r/:rec/files/remove" {
+            let r: serde_json::Value =
+                common::get_json(&me, api(&format!("/collections/{coll}/records/{rec}"))).await;
+            r["values"]["Doc"][0]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        } else {
+            String::new()
+        };
         // What each form needs to succeed.
         let extra: Vec<(&str, String)> = match *route {
+            "/w/:ws/c/:coll/r/:rec/files/remove" => {
+                vec![("field", "Doc".into()), ("file", uploaded.clone())]
+            }
             "/platform/accounts" => vec![
                 ("email", "csrf-account@example.com".into()),
                 ("name", "Form account".into()),
@@ -426,12 +441,21 @@ async fn walk_ui_form_routes(non_form: bool) {
                 );
             }
         }
-        let r = c
-            .post(server.url(&path))
-            .form(&form(Some(&good)))
-            .send()
-            .await
-            .unwrap();
+        let r = if *route == "/w/:ws/c/:coll/r/:rec/files/:field" {
+            // A file upload: multipart, its token in the query string.
+            c.post(server.url(&format!("{path}?csrf={good}")))
+                .header("content-type", "multipart/form-data; boundary=B0UND")
+                .body("--B0UND\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.txt\"\r\n\r\na file\r\n--B0UND--\r\n")
+                .send()
+                .await
+                .unwrap()
+        } else {
+            c.post(server.url(&path))
+                .form(&form(Some(&good)))
+                .send()
+                .await
+                .unwrap()
+        };
         // A new token's secret and a new authenticator's QR code are shown on
         // the answering page, not after a redirect; a wrong code is a 422
         // (the token was accepted, the form was not).

@@ -109,6 +109,7 @@ pub fn run(deps: super::Deps<'_>, progress: &dyn Fn(&str)) -> Result<RunSummary>
         }
         let ids = deps.control.db.read(control::workspace_ids)?;
         let mut workspaces = Vec::new();
+        let mut file_paths = Vec::new();
         for (n, ws) in ids.iter().enumerate() {
             progress(&format!(
                 "snapshot workspace {} of {}: {ws}",
@@ -121,6 +122,18 @@ pub fn run(deps: super::Deps<'_>, progress: &dyn Fn(&str)) -> Result<RunSummary>
                 .visit(deps.control, &SystemTask::Backup.grant(*ws))?;
             let dest = scratch.join("tenants").join(ws.to_string()).join("data.db");
             t.read_blocking(|c, _| crate::store::vacuum_into_private(c, &dest))?;
+            // The sealed files the snapshot's rows name (a file's bytes
+            // never change once placed, so linking is a snapshot).
+            let linked = crate::store::files::snapshot_into(
+                &Detached::read_only(&dest)?,
+                t.dir(),
+                &scratch.join("tenants").join(ws.to_string()),
+            )?;
+            file_paths.extend(
+                linked
+                    .into_iter()
+                    .map(|f| format!("tenants/{ws}/files/{f}")),
+            );
             workspaces.push(ManifestWorkspace {
                 id: ws.to_string(),
                 key_ids: escrow
@@ -133,6 +146,7 @@ pub fn run(deps: super::Deps<'_>, progress: &dyn Fn(&str)) -> Result<RunSummary>
         }
         let mut rel: Vec<String> = vec!["control.db".into()];
         rel.extend(ids.iter().map(|w| format!("tenants/{w}/data.db")));
+        rel.extend(file_paths);
         let files = rel
             .iter()
             .map(|r| {
@@ -141,7 +155,11 @@ pub fn run(deps: super::Deps<'_>, progress: &dyn Fn(&str)) -> Result<RunSummary>
                     path: r.clone(),
                     sha256: sha256_file(&p)?,
                     size: std::fs::metadata(&p)?.len(),
-                    tables: table_counts(&p)?,
+                    tables: if is_sealed_file(r) {
+                        Default::default()
+                    } else {
+                        table_counts(&p)?
+                    },
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -245,6 +263,14 @@ fn allowed(path: &str) -> bool {
     }
     let parts: Vec<&str> = path.split('/').collect();
     matches!(parts.as_slice(), ["tenants", id, "data.db"] if id.parse::<crate::ids::WorkspaceId>().is_ok())
+        || is_sealed_file(path)
+}
+
+/// `tenants/<id>/files/<file id>`: a sealed attached file (not a database).
+pub fn is_sealed_file(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    matches!(parts.as_slice(), ["tenants", id, "files", f]
+        if id.parse::<crate::ids::WorkspaceId>().is_ok() && crate::model::file_ref::is_file_id(f))
 }
 
 /// Decrypts and unpacks an archive into `dir`, then checks every file against
@@ -276,7 +302,7 @@ pub fn unpack(
             let p = path.trim_end_matches('/');
             let parts: Vec<&str> = p.split('/').collect();
             let ok = matches!(parts.as_slice(), ["tenants"])
-                || matches!(parts.as_slice(), ["tenants", id] if id.parse::<crate::ids::WorkspaceId>().is_ok());
+                || matches!(parts.as_slice(), ["tenants", id] | ["tenants", id, "files"] if id.parse::<crate::ids::WorkspaceId>().is_ok());
             if ok {
                 continue;
             }

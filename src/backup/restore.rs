@@ -197,13 +197,21 @@ pub fn workspace(
                 "backup {id} failed the {step} check: {why}; nothing was changed"
             )));
         }
-        swap_in(
-            deps,
-            ws,
-            &scratch.join("tenants").join(ws.to_string()).join("data.db"),
-            id,
-            json!({}),
-        )
+        let from = scratch.join("tenants").join(ws.to_string());
+        let tenant = deps
+            .tenants
+            .open(deps.control, &crate::access::SystemTask::Restore.grant(ws))?;
+        // The backup's files first, so the restored rows never name a
+        // file that is not there; then the rows; then what only the
+        // replaced state named goes.
+        crate::store::files::restore_from(&from, tenant.dir())?;
+        let head = swap_in(deps, ws, &from.join("data.db"), id, json!({}))?;
+        let swept =
+            tenant.read_blocking(|c, _| crate::store::files::sweep(c, tenant.dir(), false))?;
+        if swept > 0 {
+            tracing::info!(workspace = %ws, files = swept, "files of the replaced state removed");
+        }
+        Ok(head)
     })();
     let _ = std::fs::remove_dir_all(&scratch);
     result

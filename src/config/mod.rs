@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 mod data_limits;
+mod files;
 mod integrations;
 mod limits;
 mod replication;
@@ -20,6 +21,7 @@ mod sections;
 mod sso;
 mod trust;
 pub use data_limits::DataLimitsConfig;
+pub use files::FilesConfig;
 pub use integrations::IntegrationsConfig;
 pub use limits::{LimitsConfig, RateBudget, RateConfig};
 pub use replication::ReplicationConfig;
@@ -67,6 +69,7 @@ pub struct FileConfig {
     pub sso: SsoConfig,
     pub platform: PlatformConfig,
     pub data_limits: DataLimitsConfig,
+    pub files: FilesConfig,
     pub limits: LimitsConfig,
     pub outbound: OutboundConfig,
     pub replication: ReplicationConfig,
@@ -149,6 +152,7 @@ impl Default for FileConfig {
             sso: SsoConfig::default(),
             platform: PlatformConfig::default(),
             data_limits: DataLimitsConfig::default(),
+            files: FilesConfig::default(),
             limits: LimitsConfig::default(),
             outbound: OutboundConfig::default(),
             replication: ReplicationConfig::default(),
@@ -436,6 +440,7 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
         )));
     }
     file.data_limits.validate().map_err(Error::Config)?;
+    file.files.validate().map_err(Error::Config)?;
     file.limits.validate().map_err(Error::Config)?;
     file.replication
         .validate(&file.region, &file.residency)

@@ -3,6 +3,7 @@
 //! a home-made primitive; this module only fixes formats and bindings.
 
 pub mod blind;
+pub mod file_seal;
 pub mod jwt;
 pub mod keys;
 pub mod master_source;

@@ -77,6 +77,17 @@ pub fn move_out(
         ask.target_region.as_deref(),
         ask.allow_cross_region.as_deref(),
     )?;
+    // A move bundle carries the database only: refused, before anything
+    // changes, while the workspace holds attached files (docs/files.md).
+    let files = deps
+        .tenants
+        .open(deps.control, &SystemTask::MoveOut.grant(ws))?
+        .read_blocking(|c, _| crate::store::files::count(c))?;
+    if files > 0 {
+        return Err(Error::Usage(format!(
+            "workspace {ws} holds {files} attached file(s), and moving files to another appliance is not built yet; nothing was changed"
+        )));
+    }
     let now = deps.clock.unix();
     let meta = RequestMeta::cli();
     let mut detail = dest.detail();

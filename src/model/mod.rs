@@ -10,6 +10,8 @@ pub mod audit;
 pub mod bounded;
 pub mod checkpoint;
 pub mod email;
+pub mod field_type;
+pub mod file_ref;
 pub mod frozen;
 pub mod rights;
 pub mod role;

@@ -14,87 +14,7 @@ pub const MAX_FIELDS: usize = 100;
 const MAX_NAME: usize = 64;
 const MAX_OPTIONS: usize = 200;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Enum)]
-#[serde(rename_all = "snake_case")]
-#[oai(rename_all = "snake_case")]
-pub enum FieldType {
-    Text,
-    LongText,
-    Integer,
-    Decimal,
-    Money,
-    Boolean,
-    Date,
-    Datetime,
-    Email,
-    Phone,
-    Url,
-    Select,
-    MultiSelect,
-    Relation,
-    Member,
-}
-
-impl FieldType {
-    pub const ALL: [FieldType; 15] = [
-        FieldType::Text,
-        FieldType::LongText,
-        FieldType::Integer,
-        FieldType::Decimal,
-        FieldType::Money,
-        FieldType::Boolean,
-        FieldType::Date,
-        FieldType::Datetime,
-        FieldType::Email,
-        FieldType::Phone,
-        FieldType::Url,
-        FieldType::Select,
-        FieldType::MultiSelect,
-        FieldType::Relation,
-        FieldType::Member,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FieldType::Text => "text",
-            FieldType::LongText => "long_text",
-            FieldType::Integer => "integer",
-            FieldType::Decimal => "decimal",
-            FieldType::Money => "money",
-            FieldType::Boolean => "boolean",
-            FieldType::Date => "date",
-            FieldType::Datetime => "datetime",
-            FieldType::Email => "email",
-            FieldType::Phone => "phone",
-            FieldType::Url => "url",
-            FieldType::Select => "select",
-            FieldType::MultiSelect => "multi_select",
-            FieldType::Relation => "relation",
-            FieldType::Member => "member",
-        }
-    }
-
-    pub fn parse(field: &str, s: &str) -> Result<Self> {
-        FieldType::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| {
-                Error::field(
-                    field,
-                    "must be one of text, long_text, integer, decimal, money, boolean, date, \
-                     datetime, email, phone, url, select, multi_select, relation, member",
-                )
-            })
-    }
-
-    /// Types whose values can be unique (equality on a normalised value).
-    pub fn can_be_unique(self) -> bool {
-        !matches!(
-            self,
-            FieldType::Boolean | FieldType::MultiSelect | FieldType::LongText
-        )
-    }
-}
+pub use super::field_type::FieldType;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, poem_openapi::Object)]
 pub struct Field {
@@ -131,6 +51,25 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[oai(skip_serializing_if_is_none)]
     pub collection: Option<String>,
+    /// A `file` field's largest file in bytes (never above the operator's
+    /// `files.max_file_bytes`, which applies when this is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub max_size: Option<u64>,
+    /// A `file` field's allowed media types (`image/png`, `image/*`), checked
+    /// against the content's sniffed type; empty allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[oai(default, skip_serializing_if_is_empty)]
+    pub types: Vec<String>,
+    /// A `file` field holding several files (else one; a new upload
+    /// replaces it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[oai(default, skip_serializing_if = "is_false")]
+    pub multiple: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// What is sealed in `collections.def_ct`.
@@ -198,11 +137,11 @@ pub struct FieldInput {
     ))]
     pub name: String,
     /// text, long_text, integer, decimal, money, boolean, date, datetime,
-    /// email, phone, url, select, multi_select, relation or member.
+    /// email, phone, url, select, multi_select, relation, member or file.
     #[serde(rename = "type")]
     #[oai(rename = "type")]
     #[oai(validator(
-        pattern = r"^(text|long_text|integer|decimal|money|boolean|date|datetime|email|phone|url|select|multi_select|relation|member)$"
+        pattern = r"^(text|long_text|integer|decimal|money|boolean|date|datetime|email|phone|url|select|multi_select|relation|member|file)$"
     ))]
     pub kind: String,
     #[serde(default)]
@@ -230,6 +169,20 @@ pub struct FieldInput {
     #[serde(default)]
     #[oai(default)]
     pub collection: Option<String>,
+    /// `file` only: the largest file in bytes (at most the operator's
+    /// `files.max_file_bytes`, the default).
+    #[serde(default)]
+    #[oai(default, validator(minimum(value = "1")))]
+    pub max_size: Option<u64>,
+    /// `file` only: allowed media types such as `image/png` or `image/*`,
+    /// checked against the content, not the name; empty allows any.
+    #[serde(default)]
+    #[oai(default)]
+    pub types: Vec<String>,
+    /// `file` only: several files in the field.
+    #[serde(default)]
+    #[oai(default)]
+    pub multiple: bool,
 }
 
 pub fn new_field_id() -> String {
@@ -291,7 +244,7 @@ fn build_field(
         Err(_) => {
             push(
                 "type",
-                "must be one of text, long_text, integer, decimal, money, boolean, date, datetime, email, phone, url, select, multi_select, relation, member",
+                &format!("must be one of {}", super::field_type::TYPE_NAMES),
             );
             None
         }
@@ -391,6 +344,7 @@ fn build_field(
             push("collection", "cannot change once set");
         }
     }
+    let (max_size, types, multiple) = file_settings(kind, input, &mut push);
     Some(Field {
         id: existing.map(|f| f.id.clone()).unwrap_or_else(new_field_id),
         name,
@@ -403,7 +357,57 @@ fn build_field(
         options,
         currency,
         collection,
+        max_size,
+        types,
+        multiple,
     })
+}
+
+/// A `file` field's `max_size`, `types` and `multiple`; any of them on
+/// another type is a problem.
+fn file_settings(
+    kind: FieldType,
+    input: &FieldInput,
+    push: &mut impl FnMut(&str, &str),
+) -> (Option<u64>, Vec<String>, bool) {
+    use super::file_ref::{MAX_TYPES, valid_media_pattern};
+    if kind != FieldType::File {
+        if input.max_size.is_some() {
+            push("max_size", "applies only to file");
+        }
+        if !input.types.is_empty() {
+            push("types", "applies only to file");
+        }
+        if input.multiple {
+            push("multiple", "applies only to file");
+        }
+        return (None, Vec::new(), false);
+    }
+    if input.required {
+        push(
+            "required",
+            "is not available for file fields (files are added after the record is made)",
+        );
+    }
+    if input.max_size == Some(0) {
+        push("max_size", "must be at least 1 byte");
+    }
+    let mut types: Vec<String> = Vec::new();
+    for (i, t) in input.types.iter().enumerate() {
+        let t = t.trim().to_ascii_lowercase();
+        if !valid_media_pattern(&t) {
+            push(
+                &format!("types[{i}]"),
+                "must be a media type such as image/png or image/*",
+            );
+        } else if !types.contains(&t) {
+            types.push(t);
+        }
+    }
+    if types.len() > MAX_TYPES {
+        push("types", "must list at most 50 media types");
+    }
+    (input.max_size, types, input.multiple)
 }
 
 /// Two live fields may not share a name. `origin` maps a field id to its

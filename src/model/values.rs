@@ -59,6 +59,15 @@ pub fn validate(
             });
             continue;
         };
+        if field.kind == FieldType::File {
+            errors.push(FieldError {
+                field: format!("values.{}", field.name),
+                message: "is a file field: upload to or delete from its files route \
+                          (.../records/{id}/files/{field})"
+                    .into(),
+            });
+            continue;
+        }
         if value.is_null() {
             out.remove(&field.id);
             continue;
@@ -194,6 +203,8 @@ fn normalize(field: &Field, v: &Value, lookup: &dyn Lookup) -> std::result::Resu
             }
             json!(id)
         }
+        // Never set from values (`validate` refuses them before this).
+        FieldType::File => return Err("is set by uploading a file".into()),
         FieldType::Member => {
             let id = as_str(v)?;
             if !lookup.is_member(id) {
@@ -355,6 +366,11 @@ pub fn to_text(field: &Field, v: &Value) -> String {
                     .join("; ")
             })
             .unwrap_or_default(),
+        FieldType::File => super::file_ref::refs(Some(v))
+            .into_iter()
+            .map(|r| r.name)
+            .collect::<Vec<_>>()
+            .join("; "),
         _ => match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),

@@ -285,7 +285,8 @@ pub async fn delete_collection(ctx: &TenantHandle, id: &CollectionId) -> Result<
     let now = ctx.now();
     let actor = ctx.actor.clone();
     let meta2 = ctx.meta.clone();
-    ctx.db
+    let files = ctx
+        .db
         .write(move |t| {
             let others = rstore::list_collections(t, t.sealer)?;
             if others.iter().any(|o| {
@@ -301,6 +302,12 @@ pub async fn delete_collection(ctx: &TenantHandle, id: &CollectionId) -> Result<
             }
             let record_ids = crate::store::subjects::record_ids(t, &v.row.id)?;
             let audit_seqs = crate::store::subjects::audit_seqs(t, &record_ids)?;
+            let mut files = Vec::new();
+            for r in &record_ids {
+                let ids = crate::store::files::files_of_record(t, r)?;
+                crate::store::files::forget(t, r, &ids)?;
+                files.extend(ids);
+            }
             let n = rstore::delete_collection(t, &v.row.id)?;
             let seq = t.audit(
                 now,
@@ -312,7 +319,9 @@ pub async fn delete_collection(ctx: &TenantHandle, id: &CollectionId) -> Result<
             )?;
             // The records are gone, so their values leave the audit too.
             crate::subjects::erase_audit_values(t, &audit_seqs, seq)?;
-            Ok(())
+            Ok(files)
         })
-        .await
+        .await?;
+    // Their records are gone: so are their files' sealed bytes.
+    crate::store::files::remove_blobs(ctx.db.dir(), &files)
 }

@@ -190,6 +190,9 @@ fn parse(def: &Definition, source: impl Read) -> Result<Read3> {
             continue;
         }
         match def.live_field(h) {
+            // An export lists a file field's file names; files are not
+            // imported (upload them through the files route).
+            Some(f) if f.kind == crate::model::schema::FieldType::File => {}
             Some(f) => {
                 columns.push(i);
                 fields.push(f.clone());

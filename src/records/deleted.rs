@@ -53,10 +53,12 @@ pub async fn undelete_record(
         .db
         .write(move |t| {
             let tomb = rstore::tombstone(t, &row.id, &id)?.ok_or(Error::NotFound("record"))?;
-            let vals: Values = values_when_deleted(t, t.sealer, &row.id, &id, entry)?
+            let mut vals: Values = values_when_deleted(t, t.sealer, &row.id, &id, entry)?
                 .into_iter()
                 .filter(|(k, _)| row.def.live_fields().any(|f| &f.id == k))
                 .collect();
+            // The deletion removed the record's files: they do not come back.
+            super::files::keep_existing(t, &row.def, &id, &mut vals)?;
             let rec = rstore::undelete_record(t, &row, &tomb, vals, ms, Some(&user))?;
             t.audit(
                 now,

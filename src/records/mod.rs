@@ -21,6 +21,7 @@ pub mod schema {
     pub use crate::model::schema::*;
 }
 mod deleted;
+pub mod files;
 pub mod search;
 pub mod teams;
 /// Moved to `model::values` (the store indexes values); re-exported here.
@@ -392,7 +393,10 @@ async fn write_update(
                         .into_iter()
                         .find(|v| v.version == version)
                         .ok_or(Error::NotFound("version"))?;
-                    (v.values, "record.restored", json!(version))
+                    // File fields change only through their own routes:
+                    // a restore keeps the files the record has now.
+                    let vals = files::with_current_files(&row.def, v.values, &old.values);
+                    (vals, "record.restored", json!(version))
                 }
             };
             let fields = changed_fields(&row.def, &old.values, &vals);
@@ -457,10 +461,15 @@ pub async fn delete_record(
     let actor = ctx.actor.clone();
     let meta2 = ctx.meta.clone();
     let (c, r) = (coll.row.id.clone(), id.to_string());
-    ctx.db
+    let files = ctx
+        .db
         .write(move |t| {
             let old =
                 rstore::get_record(t, t.sealer, &c, &r)?.ok_or(Error::NotFound("record"))?;
+            // Its files go with it (an undo brings the record back without
+            // them: docs/files.md).
+            let files = crate::store::files::files_of_record(t, &old.id)?;
+            crate::store::files::forget(t, &old.id, &files)?;
             rstore::delete_record(t, old.seq, ms)?;
             t.audit(
                 now,
@@ -468,9 +477,10 @@ pub async fn delete_record(
                     .target("record", &old.id)
                     .before(json!({"collection": c, "version": old.version, "values": audit_values(&old.values, None)})),
             )?;
-            Ok(())
+            Ok(files)
         })
-        .await
+        .await?;
+    crate::store::files::remove_blobs(ctx.db.dir(), &files)
 }
 
 pub async fn history(

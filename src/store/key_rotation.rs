@@ -29,6 +29,11 @@ const SEALED: &[SealedTable] = &[
     ("collections", "id", &[("def_ct", "def")]),
     ("records", "id", &[("values_ct", "values")]),
     (
+        "files",
+        "record_id || '/' || field_id || '/' || id",
+        &[("key_ct", "key")],
+    ),
+    (
         "record_versions",
         "(SELECT r.id FROM records r WHERE r.seq = record_versions.record_seq) || ':' || version",
         &[("values_ct", "values")],

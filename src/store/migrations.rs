@@ -141,6 +141,11 @@ pub const TENANT: &[Migration] = &[
         name: "incident_acks",
         sql: include_str!("migrations/tenant/0007_incident_acks.sql"),
     },
+    Migration {
+        version: 8,
+        name: "files",
+        sql: include_str!("migrations/tenant/0008_files.sql"),
+    },
 ];
 
 pub fn latest(migrations: &[Migration]) -> i64 {

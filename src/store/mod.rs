@@ -15,6 +15,7 @@ pub mod control;
 mod control_key;
 mod db_writer;
 pub mod dir_lock;
+pub mod files;
 pub mod handle;
 pub mod integrations;
 pub mod invitations;

@@ -277,6 +277,20 @@ pub async fn anonymise(ctx: &TenantHandle, raw: &str) -> Result<Anonymised> {
                 .collect::<Result<_>>()?;
             let mut audit_seqs: Vec<i64> = per_hit.iter().flatten().copied().collect();
             audit_seqs.sort_unstable();
+            // Files in their personal-data file fields go, rows and bytes.
+            let mut files: Vec<(String, Vec<String>)> = Vec::new();
+            for h in found.hits.iter().filter(|h| !h.deleted) {
+                let (Some(coll), Some(rec)) = (
+                    found.collections.get(&h.collection_id),
+                    rstore::get_record_by_seq(t, t.sealer, h.seq)?,
+                ) else {
+                    continue;
+                };
+                let ids = crate::records::files::file_ids(&coll.def, &rec.values, true);
+                if !ids.is_empty() {
+                    files.push((rec.id, ids));
+                }
+            }
             let redactor = t.audit(
                 now,
                 &NewEntry::new(actor.clone(), ANONYMISED, &entry_meta)
@@ -285,6 +299,7 @@ pub async fn anonymise(ctx: &TenantHandle, raw: &str) -> Result<Anonymised> {
                         "records": found.hits.len(),
                         "record_ids": record_ids,
                         "collections": collections,
+                        "files_removed": files.iter().map(|(_, f)| f.len()).sum::<usize>(),
                         // The entries it may rewrite: `aura audit verify`
                         // checks every rewritten entry is listed here.
                         "audit_seqs": audit_seqs,
@@ -322,9 +337,16 @@ pub async fn anonymise(ctx: &TenantHandle, raw: &str) -> Result<Anonymised> {
                     }
                 })?;
             }
-            Ok(out)
+            let mut removed = Vec::new();
+            for (rec, ids) in files {
+                crate::store::files::forget(t, &rec, &ids)?;
+                removed.extend(ids);
+            }
+            Ok((out, removed))
         })
         .await?;
+    let (done, removed) = done;
+    crate::store::files::remove_blobs(ctx.db.dir(), &removed)?;
     // The indexes rebuild (the generation moved); the files lose the old
     // ciphertexts.
     ctx.db.scrub().await?;

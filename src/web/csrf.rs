@@ -85,6 +85,12 @@ fn is_form(req: &Request) -> bool {
         })
 }
 
+fn is_multipart(req: &Request) -> bool {
+    req.content_type()
+        .and_then(|c| c.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.type_() == mime::MULTIPART && m.subtype() == mime::FORM_DATA)
+}
+
 fn refused(detail: &str) -> Problem {
     Problem::new(
         StatusCode::FORBIDDEN,
@@ -113,8 +119,9 @@ fn not_a_form() -> Problem {
 }
 
 /// Checks a form post's token; a UI write that is not a form is refused
-/// first. Multipart forms must send the token in the `x-csrf-token` header
-/// (the body is not parsed here).
+/// first. Multipart forms send the token in the `x-csrf-token` header or,
+/// without JavaScript, as `csrf` in the query string (the body is streamed
+/// to its handler, never parsed here).
 pub fn check_form(req: &Request, state: &AppState) -> Result<(), Problem> {
     if !is_form(req) {
         return if is_ui_write(req) {
@@ -129,6 +136,12 @@ pub fn check_form(req: &Request, state: &AppState) -> Result<(), Problem> {
         .and_then(|v| v.to_str().ok())
     {
         Some(h.to_owned())
+    } else if is_multipart(req) {
+        req.uri().query().and_then(|q| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+                .ok()
+                .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == FIELD).map(|(_, v)| v))
+        })
     } else {
         let body = req
             .data::<FormBody>()

@@ -14,57 +14,9 @@ use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::web::problem::Problem;
 
-/// Bodies beyond the limit are refused with 413 before any parsing. Small by
-/// default; a route that needs more (imports) gets an entry in
-/// `body_limit_for`.
-pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
-/// A request's handler must finish within this (bodies included), so a
-/// trickling client cannot hold a worker (slowloris).
-pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// CSV imports may carry up to this much.
-pub const IMPORT_BODY_LIMIT: usize = 16 * 1024 * 1024;
-
-pub fn body_limit_for(method: &Method, path: &str) -> usize {
-    if is_import_route(method, path) {
-        IMPORT_BODY_LIMIT
-    } else {
-        DEFAULT_BODY_LIMIT
-    }
-}
-
-/// Exactly `POST /api/v1/workspaces/{ws}/collections/{collection}/import`:
-/// the one route whose body is read late and streamed (after the caller was
-/// authorised). Any other path merely ending in `/import` (a member or
-/// record id of that name, say) keeps the small limit.
-fn is_import_route(method: &Method, path: &str) -> bool {
-    let mut parts = path.split('/');
-    *method == Method::POST
-        && matches!(
-            (
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next()
-            ),
-            (
-                Some(""),
-                Some("api"),
-                Some("v1"),
-                Some("workspaces"),
-                Some(ws),
-                Some("collections"),
-                Some(c),
-                Some("import"),
-                None
-            ) if !ws.is_empty() && !c.is_empty()
-        )
-}
+pub use super::body_limits::{
+    DEFAULT_BODY_LIMIT, FILE_BODY_LIMIT, IMPORT_BODY_LIMIT, REQUEST_DEADLINE, body_limit_for,
+};
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 font-src 'self'; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
@@ -484,10 +436,14 @@ fn set_security_headers(resp: &mut Response, request_id: &str, path: &str) {
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert("x-request-id", v);
     }
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    // A file download sets its own (sandboxed) policy; everything else
+    // gets the app's.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod body_limits;
 pub mod budget;
 pub mod conn;
 pub mod csrf;
@@ -66,6 +67,9 @@ ui_forms! {
     "/w/:ws/c/:coll/schema" => schema::schema_submit, page schema::schema_page;
     "/w/:ws/c/:coll/records" => record_form::create_record;
     "/w/:ws/c/:coll/r/:rec" => record_form::update_record, page record_form::record_page;
+    // A multipart post (its token in the query), then a removal of what it added.
+    "/w/:ws/c/:coll/r/:rec/files/:field" => record_files::upload;
+    "/w/:ws/c/:coll/r/:rec/files/remove" => record_files::remove;
     "/w/:ws/c/:coll/r/:rec/restore" => record_form::restore_record;
     "/w/:ws/c/:coll/r/:rec/delete" => record_form::delete_record;
     "/w/:ws/c/:coll/r/:rec/undelete" => record_form::undelete_record;
@@ -164,6 +168,10 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/w/:ws/collections/new", get(ui::schema::new_collection))
         .at("/w/:ws/c/:coll", get(ui::records::collection_page))
         .at("/w/:ws/c/:coll/new", get(ui::record_form::new_record))
+        .at(
+            "/w/:ws/c/:coll/r/:rec/files/:field/:file",
+            get(ui::record_files::download),
+        )
         .at("/w/:ws/members", get(ui::access::members_page))
         .at("/account", get(ui::account::account_page))
         .at("/w/:ws/audit", get(ui::audit::workspace_audit))

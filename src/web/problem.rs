@@ -230,6 +230,21 @@ impl From<Error> for Problem {
                     "Too many requests",
                 )
             },
+            Error::TooLarge(d) => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "urn:aura:problem:too-large",
+                "Too large",
+            )
+            .detail(d),
+            Error::Integrity(what) => {
+                tracing::error!(what, "stored data failed its integrity check");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "urn:aura:problem:integrity",
+                    "Stored data failed its integrity check",
+                )
+                .detail(format!("{what} failed its integrity check and was not sent; an operator should restore it from a backup"))
+            }
             Error::Usage(d) => Self::bad_request(d),
             Error::Unavailable(what) => {
                 tracing::warn!(what, "service unavailable");

@@ -143,6 +143,25 @@ fn table() -> Vec<Route> {
             leak(&format!("{r}/undelete")),
             coll(R::Viewer, R::Manager),
         ),
+        // Files: the raw body (sent as text), the name in the query.
+        Route {
+            csv: Some("a file from the team matrix"),
+            ..route(
+                "POST",
+                leak(&format!("{r}/files/{{field}}")),
+                coll(R::Viewer, R::Member),
+            )
+        },
+        route(
+            "GET",
+            leak(&format!("{r}/files/{{field}}/{{file}}")),
+            coll(R::Viewer, R::Viewer),
+        ),
+        route(
+            "DELETE",
+            leak(&format!("{r}/files/{{field}}/{{file}}")),
+            coll(R::Viewer, R::Member),
+        ),
         route(
             "DELETE",
             "/workspaces/{workspace}/teams/{team}",
@@ -239,6 +258,23 @@ impl World {
         v
     }
 
+    /// A new file in the record's `Scan` field (uploaded by the owner).
+    async fn file_in(&self, cid: &str, rid: &str) -> String {
+        let r = self
+            .owner
+            .post(self.api(&format!(
+                "/collections/{cid}/records/{rid}/files/Scan?name=team.txt"
+            )))
+            .header("content-type", "text/plain")
+            .body("a team fixture file")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "fixture file");
+        let v: Value = r.json().await.unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+
     async fn place(&self, user: &str, role: &str) {
         let r = self
             .owner
@@ -257,7 +293,8 @@ impl World {
             .post(
                 "/collections",
                 json!({"name": format!("Team matrix {}", uuid()), "team_id": self.team,
-                       "fields": [{"name": "Title", "type": "text"}]}),
+                       "fields": [{"name": "Title", "type": "text"},
+                                  {"name": "Scan", "type": "file", "multiple": true}]}),
             )
             .await;
         let cid = c["id"].as_str().unwrap().to_owned();
@@ -484,6 +521,7 @@ async fn finding1_token_scopes_times_team_roles() {
     );
 
     let (shared_coll, shared_rec) = w.team_collection().await;
+    let shared_file = w.file_in(&shared_coll, &shared_rec).await;
     let mut failures = Vec::new();
     let mut tried = 0;
     for c in &w.callers {
@@ -515,6 +553,11 @@ async fn finding1_token_scopes_times_team_roles() {
             if r.path.contains("{user}") {
                 w.place(&w.target, "member").await;
             }
+            // A deletion removes its file: each attempt gets one.
+            let file = match r.method {
+                "DELETE" if r.path.ends_with("{file}") => w.file_in(&coll, &rec).await,
+                _ => shared_file.clone(),
+            };
             let path = r
                 .path
                 .replace("{workspace}", &w.ws)
@@ -522,8 +565,13 @@ async fn finding1_token_scopes_times_team_roles() {
                 .replace("{record}", &rec)
                 .replace("{version}", "1")
                 .replace("{team}", &w.team)
-                .replace("{user}", &w.target);
-            let url = w.server.url(&format!("/api/v1{path}"));
+                .replace("{user}", &w.target)
+                .replace("{field}", "Scan")
+                .replace("{file}", &file);
+            let mut url = w.server.url(&format!("/api/v1{path}"));
+            if r.path.ends_with("/files/{field}") {
+                url.push_str("?name=team.txt");
+            }
             let mut req = c.client.request(r.method.parse().unwrap(), url);
             if let Some(b) = &r.body {
                 req = req.json(b);

@@ -8,6 +8,7 @@ pub mod body;
 pub mod body_stream;
 pub mod collections;
 pub mod exports;
+pub mod files;
 pub mod integrations;
 pub mod invitations;
 pub mod keys;
@@ -90,6 +91,7 @@ pub type Apis = (
         webhooks::WebhooksApi,
         sso::SsoApi,
         scim_token::ScimTokenApi,
+        files::FilesApi,
     ),
 );
 

@@ -388,7 +388,8 @@ impl RecordsApi {
     }
 
     /// Streams the collection as CSV (`id`, `created_at`, `updated_at`, then
-    /// one column per field). Audited.
+    /// one column per field; a file field's column lists its file names,
+    /// not the files). Audited.
     #[oai(
         path = "/workspaces/:workspace/collections/:collection/export",
         method = "get"
@@ -409,6 +410,8 @@ impl RecordsApi {
 
     /// Imports CSV rows as new records: all of them, or none with every
     /// problem named by line and column. The header row names the fields.
+    /// Files are not imported: a file field's column is skipped (upload
+    /// files through the record's files route).
     #[oai(
         path = "/workspaces/:workspace/collections/:collection/import",
         method = "post"

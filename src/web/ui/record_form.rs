@@ -88,7 +88,8 @@ fn values_from_form(
 ) -> (Map<String, Value>, Vec<FieldError>) {
     let mut map = Map::new();
     let mut errors = Vec::new();
-    for f in def_fields {
+    // File fields change through their own forms (`record_files`).
+    for f in def_fields.iter().filter(|f| f.kind != FieldType::File) {
         let key = format!("v.{}", f.id);
         let raw = one(pairs, &key).unwrap_or_default();
         let parsed = match f.kind {
@@ -224,6 +225,8 @@ fn input_for(f: &Field, shown: &Shown, choices: &Choices, invalid: bool) -> Mark
                 @for (uid, email) in &choices.members { option value=(uid) selected[first == *uid] { (email) } }
             },
             FieldType::Text => input id=(id) aria-invalid=[inv] aria-describedby=[described.as_deref()] name=(name) value=(first) required[req] maxlength="1000";
+            // Shown in the files section below the form instead.
+            FieldType::File => {},
         }
     }
 }
@@ -274,7 +277,7 @@ fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
             form id="record" method="post" action=(action) {
                 (csrf_field(token))
                 fieldset disabled[!editable] {
-                    @for fd in f.v.row.def.live_fields() {
+                    @for fd in f.v.row.def.live_fields().filter(|fd| fd.kind != FieldType::File) {
                         label for=(format!("in-{}", fd.id)) {
                             (fd.name)
                             @if fd.required { " *" }
@@ -301,6 +304,11 @@ fn record_form(f: RecordForm<'_>, token: &str) -> Markup {
                     }
                 }
             }
+        }
+        @if let Some(r) = f.rec {
+            (super::record_files::files_section(f.ws, f.v, r, token, f.writable, f.errors))
+        } @else if f.v.row.def.live_fields().any(|fd| fd.kind == FieldType::File) {
+            p.muted { "Save the record first, then add its files." }
         }
         @if let Some(r) = f.rec {
             section.card {
@@ -445,6 +453,23 @@ pub async fn record_page(
         rec: Some((&rec, &history)),
     };
     render_record(&ctx, s, &shown, &[]).await
+}
+
+/// The record's page with `errors` (a file upload's, at its field).
+pub async fn record_page_with_errors<O>(
+    ctx: &TenantPage<O>,
+    cid: &CollectionId,
+    rid: &RecordId,
+    errors: &[FieldError],
+) -> poem::Result<Response> {
+    let (v, rec, history) = records::history(ctx, cid, rid).await?;
+    let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
+    let shown = shown_from(&fields, &rec.values);
+    let s = Subject {
+        v: &v,
+        rec: Some((&rec, &history)),
+    };
+    render_record(ctx, s, &shown, errors).await
 }
 
 #[handler]

@@ -1,0 +1,361 @@
+//! Attached files in one workspace: the `files` rows (what each belongs to,
+//! its size, its key sealed by the workspace key) and the sealed bytes under
+//! `tenants/<id>/files/`. A file is written to `files/tmp/` first (sealed
+//! already, so nothing of it is ever plaintext on disk), synced, then
+//! renamed into place inside the transaction that adds its row; a failed
+//! upload removes its temporary file.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{OptionalExtension, params};
+
+use super::handle::{Sql, TOKEN};
+use super::tenant::TenantTx;
+use crate::crypto::file_seal::{FileBinding, OpeningReader, SealingWriter};
+use crate::crypto::keys::KeyBytes;
+use crate::crypto::{Sealer, Slot};
+use crate::error::{Error, Result};
+use crate::model::file_ref::is_file_id;
+
+/// The directory of a workspace's files (`tenants/<id>/files`).
+pub fn dir(tenant_dir: &Path) -> PathBuf {
+    tenant_dir.join("files")
+}
+
+/// Where a sealed file lives; `None` for an id that is not a file id (it
+/// could not name a path inside the directory).
+pub fn path(tenant_dir: &Path, file: &str) -> Option<PathBuf> {
+    is_file_id(file).then(|| dir(tenant_dir).join(file))
+}
+
+fn key_slot_row(record: &str, field: &str, file: &str) -> String {
+    format!("{record}/{field}/{file}")
+}
+
+/// An upload being sealed into `files/tmp/<id>.part`. Dropped before
+/// `place`, it removes that file; dropped after `place` but before
+/// `committed` (its transaction failed), it removes the placed file.
+pub struct Upload {
+    pub file_id: String,
+    key: KeyBytes,
+    tmp: PathBuf,
+    writer: Option<SealingWriter<BufWriter<File>>>,
+    placed: Option<PathBuf>,
+    committed: bool,
+}
+
+impl Upload {
+    pub fn start(tenant_dir: &Path, binding: FileBinding<'_>) -> Result<Self> {
+        let tmp_dir = dir(tenant_dir).join("tmp");
+        super::create_private_dir(&tmp_dir)?;
+        clear_stale_uploads(&tmp_dir);
+        let tmp = tmp_dir.join(format!("{}.part", binding.file));
+        let f = super::create_private_file(&tmp)?;
+        let key = KeyBytes::random();
+        let mut up = Self {
+            file_id: binding.file.to_owned(),
+            key,
+            tmp,
+            writer: None,
+            placed: None,
+            committed: false,
+        };
+        up.writer = Some(SealingWriter::new(
+            &up.key,
+            binding,
+            BufWriter::with_capacity(256 * 1024, f),
+        )?);
+        Ok(up)
+    }
+
+    pub fn write_all(&mut self, data: &[u8]) -> Result<()> {
+        match self.writer.as_mut() {
+            Some(w) => Ok(w.write_all(data)?),
+            None => Err(Error::internal("upload already finished")),
+        }
+    }
+
+    /// Seals the last chunk and syncs the temporary file to disk.
+    pub fn finish(&mut self) -> Result<()> {
+        let w = self
+            .writer
+            .take()
+            .ok_or_else(|| Error::internal("upload already finished"))?;
+        let f = w
+            .finish()?
+            .into_inner()
+            .map_err(|e| Error::Io(e.into_error()))?;
+        f.sync_all()?;
+        Ok(())
+    }
+
+    /// In the transaction that adds the file to its record: the row, with
+    /// the file key sealed by the workspace key, and the file renamed into
+    /// place (its directory synced). If the transaction then fails, the
+    /// caller calls `unplace`.
+    pub fn place(
+        &mut self,
+        t: &TenantTx<'_>,
+        tenant_dir: &Path,
+        record: &str,
+        field: &str,
+        size: u64,
+        now: i64,
+    ) -> Result<()> {
+        if self.writer.is_some() {
+            return Err(Error::internal("upload not finished"));
+        }
+        let key_ct = t.sealer.seal(
+            Slot::new("files", &key_slot_row(record, field, &self.file_id), "key"),
+            self.key.expose(),
+        )?;
+        t.tx.execute(
+            "INSERT INTO files (id, record_id, field_id, size, key_ct, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                self.file_id,
+                record,
+                field,
+                i64::try_from(size).unwrap_or(i64::MAX),
+                key_ct,
+                now
+            ],
+        )?;
+        let to = path(tenant_dir, &self.file_id).ok_or(Error::NotFound("file"))?;
+        std::fs::rename(&self.tmp, &to)?;
+        self.placed = Some(to.clone());
+        crate::dirsync::sync_parent(&to)?;
+        Ok(())
+    }
+
+    /// The transaction that placed the file has committed: it stays.
+    pub fn committed(mut self) {
+        self.committed = true;
+    }
+}
+
+/// Temporary files older than any request may run: uploads cut short by a
+/// crash (a running upload removes its own on failure).
+fn clear_stale_uploads(tmp_dir: &Path) {
+    let stale = std::time::Duration::from_secs(15 * 60);
+    let Ok(entries) = std::fs::read_dir(tmp_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > stale);
+        if old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        match &self.placed {
+            None => {
+                let _ = std::fs::remove_file(&self.tmp);
+            }
+            Some(p) if !self.committed => {
+                let _ = std::fs::remove_file(p);
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Bytes of files the workspace holds (the quota counts plaintext bytes).
+pub fn used_bytes(c: &dyn Sql) -> Result<u64> {
+    let c = c.conn(TOKEN);
+    let n: i64 = c.query_row("SELECT coalesce(sum(size), 0) FROM files", [], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// How many files the workspace holds.
+pub fn count(c: &dyn Sql) -> Result<i64> {
+    let c = c.conn(TOKEN);
+    Ok(c.query_row("SELECT count(*) FROM files", [], |r| r.get(0))?)
+}
+
+/// A file's key, if the file belongs to that record and field.
+pub fn file_key(
+    c: &dyn Sql,
+    sealer: &Sealer,
+    record: &str,
+    field: &str,
+    file: &str,
+) -> Result<Option<KeyBytes>> {
+    let c = c.conn(TOKEN);
+    let ct: Option<Vec<u8>> = c
+        .query_row(
+            "SELECT key_ct FROM files WHERE id = ?1 AND record_id = ?2 AND field_id = ?3",
+            params![file, record, field],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(ct) = ct else { return Ok(None) };
+    let plain = sealer.open(
+        Slot::new("files", &key_slot_row(record, field, file), "key"),
+        &ct,
+    )?;
+    Ok(Some(KeyBytes::from_slice(&plain)?))
+}
+
+/// Opens a placed file for reading with its key.
+pub fn open(
+    tenant_dir: &Path,
+    key: &KeyBytes,
+    binding: FileBinding<'_>,
+) -> Result<OpeningReader<std::io::BufReader<File>>> {
+    let p = path(tenant_dir, binding.file).ok_or(Error::NotFound("file"))?;
+    let f = match File::open(&p) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound("file")),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(OpeningReader::new(
+        key,
+        binding,
+        std::io::BufReader::with_capacity(128 * 1024, f),
+    )?)
+}
+
+/// Ids of the files a record holds (every field).
+pub fn files_of_record(c: &dyn Sql, record: &str) -> Result<Vec<String>> {
+    let c = c.conn(TOKEN);
+    let mut stmt = c.prepare_cached("SELECT id FROM files WHERE record_id = ?1 ORDER BY id")?;
+    let rows = stmt.query_map([record], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Which of `ids` still exist for that record.
+pub fn existing(c: &dyn Sql, record: &str, ids: &[String]) -> Result<Vec<String>> {
+    let all = files_of_record(c, record)?;
+    Ok(ids.iter().filter(|i| all.contains(i)).cloned().collect())
+}
+
+/// Drops the rows of `ids` (of that record); the caller removes the bytes
+/// with `remove_blobs` once the transaction has committed.
+pub fn forget(t: &TenantTx<'_>, record: &str, ids: &[String]) -> Result<()> {
+    let mut stmt =
+        t.tx.prepare_cached("DELETE FROM files WHERE id = ?1 AND record_id = ?2")?;
+    for id in ids {
+        stmt.execute(params![id, record])?;
+    }
+    Ok(())
+}
+
+/// Removes files' sealed bytes (after the rows are gone), then syncs the
+/// directory. A file that is already gone is no error.
+pub fn remove_blobs(tenant_dir: &Path, ids: &[String]) -> Result<()> {
+    let mut any = None;
+    for id in ids {
+        if let Some(p) = path(tenant_dir, id) {
+            match std::fs::remove_file(&p) {
+                Ok(()) => any = Some(p),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if let Some(p) = any {
+        crate::dirsync::sync_parent(&p)?;
+    }
+    Ok(())
+}
+
+/// Links (or copies, across file systems) into `<to>/files/` every sealed
+/// file the database `c` (a backup's snapshot) names, from the live
+/// `tenant_dir`; returns their ids. A file removed since the snapshot is
+/// left out (its removal committed after it; a restore lists a file it
+/// cannot serve, which answers 404).
+pub fn snapshot_into(c: &dyn Sql, tenant_dir: &Path, to: &Path) -> Result<Vec<String>> {
+    let ids: Vec<String> = {
+        let conn = c.conn(TOKEN);
+        let mut stmt = conn.prepare("SELECT id FROM files ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let (Some(from), Some(dest)) = (path(tenant_dir, &id), path(to, &id)) else {
+            continue;
+        };
+        if out.is_empty() {
+            super::create_private_dir(&dir(to))?;
+        }
+        let linked =
+            std::fs::hard_link(&from, &dest).or_else(|_| std::fs::copy(&from, &dest).map(|_| ()));
+        match linked {
+            Ok(()) => out.push(id),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(file = %id, "a file removed since the snapshot is not in the backup");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Copies into the live `tenant_dir` the sealed files of a restored
+/// snapshot (`from` holds `files/`) that it lacks; ids are never reused,
+/// so a file present is the same file.
+pub fn restore_from(from: &Path, tenant_dir: &Path) -> Result<usize> {
+    let Ok(entries) = std::fs::read_dir(dir(from)) else {
+        return Ok(0);
+    };
+    super::create_private_dir(&dir(tenant_dir))?;
+    let mut n = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(dest) = path(tenant_dir, &name) else {
+            continue;
+        };
+        if !dest.exists() {
+            std::fs::copy(entry.path(), &dest)?;
+            File::open(&dest)?.sync_all()?;
+            n += 1;
+        }
+    }
+    crate::dirsync::sync_parent(&dir(tenant_dir).join("x"))?;
+    Ok(n)
+}
+
+/// Removes sealed files no row names (a crash between a commit and the
+/// removal of what it dropped; the files of a state a restore replaced)
+/// and, with `uploads_too` (at startup, when none can be running), the
+/// temporary files of uploads cut short. Returns how many went.
+pub fn sweep(c: &dyn Sql, tenant_dir: &Path, uploads_too: bool) -> Result<usize> {
+    let d = dir(tenant_dir);
+    if !d.is_dir() {
+        return Ok(0);
+    }
+    let conn = c.conn(TOKEN);
+    let mut known = conn.prepare_cached("SELECT 1 FROM files WHERE id = ?1")?;
+    let mut gone = 0;
+    for entry in std::fs::read_dir(&d)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_file_id(&name) && !known.exists([&name])? {
+            std::fs::remove_file(entry.path())?;
+            gone += 1;
+        }
+    }
+    if let Some(tmp) = uploads_too
+        .then(|| std::fs::read_dir(d.join("tmp")).ok())
+        .flatten()
+    {
+        for entry in tmp.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+            gone += 1;
+        }
+    }
+    Ok(gone)
+}
