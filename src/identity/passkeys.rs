@@ -324,17 +324,19 @@ pub fn start_discoverable(
     Ok((id, options))
 }
 
-/// Finishes either sign-in ceremony; returns the account, with the pending
-/// second step spent. The counter is updated and the use audited.
+/// Finishes either sign-in ceremony; returns the account (and, for a second
+/// step after a provider's sign-in, its SSO mark), with the pending second
+/// step spent. The counter is updated and the use audited.
 pub async fn finish_sign_in(
     deps: &Deps<'_>,
     ceremony: &str,
     credential: &PublicKeyCredential,
     meta: &RequestMeta,
-) -> Result<UserId> {
+) -> Result<(UserId, Option<crate::access::SsoMark>)> {
     let rp = deps.passkeys.rp()?;
     let now = deps.clock.unix();
     let refused = || Error::MfaInvalid;
+    let mut mark = None;
     let (user, stored, result) = match deps.passkeys.take(ceremony, now) {
         Some(Ceremony::SecondFactor {
             user,
@@ -342,6 +344,12 @@ pub async fn finish_sign_in(
             state: auth,
         }) => {
             let r = rp.finish_passkey_authentication(credential, &auth);
+            // A sign-in through a workspace's provider keeps its mark.
+            mark = deps
+                .limits
+                .mfa_pending
+                .peek_sso(&pending, now)
+                .and_then(|(_, m)| m);
             deps.limits.mfa_pending.finish(&pending);
             let r = r.map_err(|_| refused())?;
             (user, list(deps, user).await?, r)
@@ -397,7 +405,7 @@ pub async fn finish_sign_in(
     if disabled {
         return Err(Error::Unauthenticated);
     }
-    Ok(user)
+    Ok((user, mark))
 }
 
 #[cfg(test)]

@@ -105,6 +105,17 @@ pub async fn sign_in_new(deps: &Deps<'_>, user: UserId, meta: &RequestMeta) -> R
     open_session(deps, user, None, None, meta).await
 }
 
+/// A verified passkey's session; after a provider's sign-in (the passkey
+/// as Aura's second factor) it keeps the SSO mark.
+pub async fn sign_in_marked(
+    deps: &Deps<'_>,
+    user: UserId,
+    mark: Option<SsoMark>,
+    meta: &RequestMeta,
+) -> Result<LoggedIn> {
+    open_session(deps, user, None, mark, meta).await
+}
+
 /// After a workspace's provider vouched for the person: the session (its
 /// mark says through which workspace, and whether the provider's second
 /// factor counts), or Aura's own code step when it does not and the

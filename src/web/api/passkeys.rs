@@ -194,8 +194,8 @@ impl PasskeysApi {
             credential: c,
         } = body.0;
         let cred = credential(c)?;
-        let user = passkeys::finish_sign_in(&state.deps(), &ceremony, &cred, &meta).await?;
-        let s = crate::identity::sessions::sign_in_new(&state.deps(), user, &meta).await?;
+        let (user, mark) = passkeys::finish_sign_in(&state.deps(), &ceremony, &cred, &meta).await?;
+        let s = crate::identity::sessions::sign_in_marked(&state.deps(), user, mark, &meta).await?;
         Ok(Response::new(Json(SignedInAs {
             user_id: user.to_string(),
         }))
