@@ -390,9 +390,11 @@ async fn deactivate(
         change,
         move |tx| {
             let held = accounts::membership_role(tx, ws, uid)?;
-            if held == Some(Role::Owner) && accounts::owner_count(tx, ws)? <= 1 {
+            // Owners are named and removed in Aura by owners; a SCIM token,
+            // which admins may issue too, never removes one.
+            if held == Some(Role::Owner) {
                 return Err(Error::Conflict(
-                    "this is the workspace's last owner: make someone else owner in Aura first"
+                    "owners are managed in Aura: an owner makes this person something else first"
                         .into(),
                 ));
             }

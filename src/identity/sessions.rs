@@ -118,20 +118,18 @@ pub async fn sign_in_marked(
 
 /// After a workspace's provider vouched for the person: the session (its
 /// mark says through which workspace, and whether the provider's second
-/// factor counts), or Aura's own code step when it does not and the
-/// account has a second factor.
+/// factor counts there), or Aura's own code step when the account has a
+/// second factor.
 pub async fn after_sso(
     deps: &Deps<'_>,
     user: UserId,
     mark: Option<SsoMark>,
-    provider_mfa: bool,
     meta: &RequestMeta,
 ) -> Result<FirstStep> {
-    if provider_mfa {
-        return Ok(FirstStep::Done(
-            open_session(deps, user, None, mark, meta).await?,
-        ));
-    }
+    // The account's own second factor is asked for whatever the provider
+    // says: any workspace's admin names a provider, and an account may be
+    // in several workspaces. A provider's second factor only satisfies the
+    // workspace's policy for people without one (the mark's `mfa`).
     match super::mfa::second_factor(deps, user, None, meta).await {
         Ok(proof) => Ok(FirstStep::Done(
             open_session(deps, user, proof, mark, meta).await?,
@@ -263,7 +261,9 @@ pub async fn authenticate(deps: &Deps<'_>, token: &str) -> Result<Principal> {
     }
     Ok(Principal {
         user_id: row.user_id,
-        platform_admin: found.platform_admin,
+        // A session a workspace's provider opened never carries platform
+        // rights: that provider is a workspace admin's choice.
+        platform_admin: found.platform_admin && row.sso.is_none(),
         via: Via::Session {
             hash: id_hash,
             sso: row.sso,

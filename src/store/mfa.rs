@@ -224,9 +224,9 @@ pub fn membership_gate(conn: &dyn Sql, ws: WorkspaceId, user: UserId) -> Result<
                     AND NOT EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = u.id),
                     (SELECT l.kind FROM workspace_lifecycle l WHERE l.workspace_id = w.id),
                     (SELECT s.required = 1 AND u.kind = 'person'
-                            AND s.break_glass IS NOT u.id
+                            AND NOT (s.break_glass IS u.id AND m.role = 'owner')
                      FROM workspace_sso s WHERE s.workspace_id = w.id),
-                    (SELECT s.required = 1 AND s.break_glass IS u.id
+                    (SELECT s.required = 1 AND s.break_glass IS u.id AND m.role = 'owner'
                      FROM workspace_sso s WHERE s.workspace_id = w.id)
              FROM memberships m
              JOIN workspaces w ON w.id = m.workspace_id

@@ -309,18 +309,38 @@ pub fn delete_scim_user(tx: &dyn SqlTx, ws: WorkspaceId, user: UserId) -> Result
     )? > 0)
 }
 
-/// Whether this workspace's SCIM provisioned the account (created it, or
-/// added it as a new member) and it is a member now (not deactivated, nor
-/// removed by an admin since): an SSO sign-in may then link the account by
-/// its email on first use.
+/// Whether this workspace's SCIM made the account (created it, not merely
+/// added an account that existed) and the account belongs to nothing else:
+/// an active member here, not an owner, not a platform admin, and a member
+/// of no other workspace. Only then may the workspace's own provider link
+/// it by its email at a first SSO sign-in: it vouches for nothing beyond
+/// what it made.
 pub fn scim_provisioned(conn: &dyn Sql, ws: WorkspaceId, user: UserId) -> Result<bool> {
     let conn = conn.conn(TOKEN);
     Ok(conn
         .query_row(
             "SELECT 1 FROM scim_users s
              JOIN memberships m ON m.workspace_id = s.workspace_id AND m.user_id = s.user_id
+             JOIN users u ON u.id = s.user_id
              WHERE s.workspace_id = ?1 AND s.user_id = ?2
-             AND s.origin IN ('created', 'linked') AND s.active = 1",
+             AND s.origin = 'created' AND s.active = 1 AND m.role != 'owner'
+             AND u.platform_admin = 0 AND u.password_hash IS NULL
+             AND NOT EXISTS (SELECT 1 FROM memberships o
+                             WHERE o.user_id = s.user_id AND o.workspace_id != s.workspace_id)",
+            params![ws.to_string(), user.to_string()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Whether this workspace's provider deactivated the person through SCIM
+/// (single sign-on's provisioning must not bring them back).
+pub fn scim_deactivated(conn: &dyn Sql, ws: WorkspaceId, user: UserId) -> Result<bool> {
+    let conn = conn.conn(TOKEN);
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM scim_users WHERE workspace_id = ?1 AND user_id = ?2 AND active = 0",
             params![ws.to_string(), user.to_string()],
             |_| Ok(()),
         )
@@ -370,7 +390,7 @@ mod tests {
             }
             let rows = [
                 (people[0], Origin::Created, true, true),
-                (people[1], Origin::Linked, true, false),
+                (people[1], Origin::Linked, true, true),
                 (people[2], Origin::Created, false, false),
                 (people[3], Origin::Adopted, true, true),
             ];
@@ -394,10 +414,19 @@ mod tests {
         let provisioned =
             |w: WorkspaceId, u: UserId| db.read(|c| scim_provisioned(c, w, u)).unwrap();
         assert!(provisioned(ws, people[0]), "made by SCIM, a member");
-        assert!(!provisioned(ws, people[1]), "removed by an admin since");
+        assert!(
+            !provisioned(ws, people[1]),
+            "an account that existed: SCIM only added it"
+        );
         assert!(!provisioned(ws, people[2]), "deactivated");
         assert!(!provisioned(ws, people[3]), "a member SCIM only adopted");
         assert!(!provisioned(other, people[0]), "another workspace");
+        db.write(|tx| insert_membership(tx, other, people[0], Role::Member, 2))
+            .unwrap();
+        assert!(
+            !provisioned(ws, people[0]),
+            "a member of another workspace too: this provider does not vouch for it"
+        );
         let row = db
             .read(|c| scim_user(c, &keys, ws, people[0]))
             .unwrap()

@@ -200,7 +200,14 @@ async fn finish_user(
         .read_async(move |c| accounts::membership_role(c, ws, user))
         .await?;
     if role.is_none() {
-        if !settings.provisioning {
+        // Whom the provider deactivated through SCIM stays out until SCIM
+        // brings them back.
+        let gone = deps
+            .control
+            .db
+            .read_async(move |c| crate::store::scim::scim_deactivated(c, ws, user))
+            .await?;
+        if !settings.provisioning || gone {
             return Ok(Outcome::Refused(Refusal::NotProvisioned));
         }
         let role =
@@ -221,21 +228,7 @@ async fn finish_user(
                 crate::store::audit::append(tx, &keys.sealer, now, &e).map(|_| ())
             })
             .await?;
-        let why = crate::access::SystemTask::SsoSignIn;
-        crate::audit::service::record_in_workspace(
-            deps.control,
-            deps.tenants,
-            ws,
-            why,
-            now,
-            meta,
-            move |m| {
-                NewEntry::new(Actor::User(user), "sso.provisioned", m)
-                    .target("user", user)
-                    .after(detail)
-            },
-        )
-        .await?;
+        super::in_workspace(deps, ws, Some(user), "sso.provisioned", detail, meta).await?;
     }
     super::mapping::apply(deps, ws, settings, claims, user, meta).await?;
     let keys = deps.control.keys.clone();
@@ -249,24 +242,10 @@ async fn finish_user(
         "issuer": claims.issuer, "subject": claims.subject,
         "provider_mfa": mfa, "amr": claims.amr, "acr": claims.acr,
     });
-    let why = crate::access::SystemTask::SsoSignIn;
-    crate::audit::service::record_in_workspace(
-        deps.control,
-        deps.tenants,
-        ws,
-        why,
-        now,
-        meta,
-        move |m| {
-            NewEntry::new(Actor::User(user), "sso.signed_in", m)
-                .target("user", user)
-                .after(detail)
-        },
-    )
-    .await?;
+    super::in_workspace(deps, ws, Some(user), "sso.signed_in", detail, meta).await?;
     let mark = SsoMark { workspace: ws, mfa };
     Ok(
-        match sessions::after_sso(deps, user, Some(mark), mfa, meta).await? {
+        match sessions::after_sso(deps, user, Some(mark), meta).await? {
             FirstStep::Done(done) => Outcome::SignedIn {
                 token: done.token,
                 to: format!("/w/{ws}"),
@@ -358,8 +337,13 @@ pub async fn mail_link(
     let Some((user, realm)) = sso.links.peek(token, now, |l| (l.user, l.realm)) else {
         return Ok(false);
     };
-    let mail_token = random_token();
     let expires = now + (deps.config.file.sso.flow_minutes as i64) * 60;
+    // One mail per waiting link: posting again sends nothing more.
+    if sso.mailed.peek(token, now, |_| ()).is_some() {
+        return Ok(true);
+    }
+    sso.mailed.put(token, (), expires, now);
+    let mail_token = random_token();
     sso.mails.put(&mail_token, token.to_owned(), expires, now);
     let keys = deps.control.keys.clone();
     let m = meta.clone();
@@ -458,21 +442,7 @@ async fn link_now(
     };
     let detail =
         json!({ "issuer": link.claims.issuer, "subject": link.claims.subject, "proof": proof });
-    let why = crate::access::SystemTask::SsoSignIn;
-    crate::audit::service::record_in_workspace(
-        deps.control,
-        deps.tenants,
-        ws,
-        why,
-        now,
-        meta,
-        move |m| {
-            NewEntry::new(Actor::User(user), "sso.linked", m)
-                .target("user", user)
-                .after(detail)
-        },
-    )
-    .await?;
+    super::in_workspace(deps, ws, Some(user), "sso.linked", detail, meta).await?;
     finish_user(
         deps,
         ws,
@@ -560,19 +530,17 @@ async fn finish_platform(
             crate::store::audit::append(tx, &keys.sealer, now, &e).map(|_| ())
         })
         .await?;
-    Ok(
-        match sessions::after_sso(deps, user, None, mfa, meta).await? {
-            FirstStep::Done(done) => Outcome::SignedIn {
-                token: done.token,
-                to: "/platform".into(),
-                next: None,
-            },
-            FirstStep::NeedsCode(pending) => Outcome::NeedsCode {
-                pending,
-                next: None,
-            },
+    Ok(match sessions::after_sso(deps, user, None, meta).await? {
+        FirstStep::Done(done) => Outcome::SignedIn {
+            token: done.token,
+            to: "/platform".into(),
+            next: None,
         },
-    )
+        FirstStep::NeedsCode(pending) => Outcome::NeedsCode {
+            pending,
+            next: None,
+        },
+    })
 }
 
 /// The role a person keeps when a mapping would touch an owner: owners are

@@ -532,17 +532,7 @@ pub(super) async fn refuse(
         })
         .await?;
     if let Some(ws) = ws {
-        let why = crate::access::SystemTask::SsoSignIn;
-        crate::audit::service::record_in_workspace(
-            deps.control,
-            deps.tenants,
-            ws,
-            why,
-            now,
-            meta,
-            move |m| NewEntry::new(Actor::Anonymous, "sso.refused", m).after(detail),
-        )
-        .await?;
+        super::in_workspace(deps, ws, None, "sso.refused", detail, meta).await?;
     }
     Ok(())
 }

@@ -30,6 +30,8 @@ pub struct Sso {
     links: Pending<account::Link>,
     /// Links mailed to an existing account: their token, to the waiting link's.
     mails: Pending<String>,
+    /// Waiting links already mailed (one mail per link).
+    mailed: Pending<()>,
     providers: provider::Cache,
 }
 
@@ -106,4 +108,34 @@ pub fn default_role(
             .unwrap_or(crate::access::Role::Member),
         None => crate::access::Role::Member,
     })
+}
+
+/// Records `action` in the workspace's chain, about `user` (acting for
+/// themself) or by an anonymous caller (a refused sign-in).
+pub(super) async fn in_workspace(
+    deps: &crate::identity::Deps<'_>,
+    ws: crate::ids::WorkspaceId,
+    user: Option<crate::ids::UserId>,
+    action: &'static str,
+    detail: serde_json::Value,
+    meta: &crate::audit::RequestMeta,
+) -> crate::error::Result<()> {
+    use crate::audit::{Actor, NewEntry};
+    let now = deps.clock.unix();
+    let why = crate::access::SystemTask::SsoSignIn;
+    crate::audit::service::record_in_workspace(
+        deps.control,
+        deps.tenants,
+        ws,
+        why,
+        now,
+        meta,
+        move |m| match user {
+            Some(u) => NewEntry::new(Actor::User(u), action, m)
+                .target("user", u)
+                .after(detail),
+            None => NewEntry::new(Actor::Anonymous, action, m).after(detail),
+        },
+    )
+    .await
 }

@@ -112,6 +112,11 @@ pub async fn start(
 ) -> poem::Result<Response> {
     let deps = state.deps();
     let email = q.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
+    // Found by the email's domain, which any workspace's admin may list: the
+    // person then sees the provider's address and goes on by a click.
+    let by_domain = q.platform.as_deref() != Some("1")
+        && q.workspace.as_deref().is_none_or(str::is_empty)
+        && email.is_some();
     let ws = match (q.workspace.as_deref().filter(|w| !w.is_empty()), email) {
         _ if q.platform.as_deref() == Some("1") => Some(Realm::Platform),
         (Some(w), _) => w.parse::<WorkspaceId>().ok().map(Realm::Workspace),
@@ -135,18 +140,28 @@ pub async fn start(
             // `form-action 'self'` covers redirects): after the sign-in
             // page's form, a page of ours moves on by `Refresh`, a plain
             // navigation, with a link for browsers that do not follow it.
-            let mut resp = if q.via.as_deref() == Some("form") {
-                let mut r =
-                    super::public_page(req, &state, StatusCode::OK, "Single sign-on", None, |_| {
+            let mut resp = if q.via.as_deref() == Some("form") || by_domain {
+                let host = reqwest::Url::parse(&started.url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let mut r = super::public_page(
+                    req,
+                    &state,
+                    StatusCode::OK,
+                    "Single sign-on",
+                    None,
+                    |_| {
                         html! {
                             section.card.narrow {
                                 h1 { "Single sign-on" }
-                                p { "On to your organisation's identity provider…" }
-                                p { a.button #sso-continue href=(started.url) { "Continue" } }
+                                p { "Your organisation signs you in at " strong #sso-host { (host) } ". Continue only if that is your organisation's sign-in page." }
+                                p { a.button #sso-continue href=(started.url) { "Continue to " (host) } }
                             }
                         }
-                    });
-                if let Ok(v) = format!("0; url={}", started.url).parse() {
+                    },
+                );
+                if !by_domain && let Ok(v) = format!("0; url={}", started.url).parse() {
                     r.headers_mut().insert("refresh", v);
                 }
                 r
