@@ -468,9 +468,6 @@ pub async fn reauthenticate(
     if matches!(who.via, crate::access::Via::ApiToken { .. }) {
         return Err(Error::Forbidden);
     }
-    if password.is_empty() {
-        return Err(Error::field(field, "is required"));
-    }
     let keys = deps.control.keys.clone();
     let id = who.user_id;
     let me = deps
@@ -479,9 +476,44 @@ pub async fn reauthenticate(
         .read_async(move |c| control::get_user(c, &keys, id))
         .await?
         .ok_or(Error::Unauthenticated)?;
+    // An account without a password (made by single sign-on or SCIM)
+    // proves itself by a sign-in through its provider in the last
+    // `SSO_REAUTH_SECS`; whatever `password` says is not read.
+    if me.password_hash.is_none() {
+        return match fresh_sso_session(deps, who).await? {
+            true => Ok(me),
+            false => Err(Error::field(
+                field,
+                "this account has no password: sign in again through your organisation's provider, then do this within 10 minutes",
+            )),
+        };
+    }
+    if password.is_empty() {
+        return Err(Error::field(field, "is required"));
+    }
     check_password(deps, &me.email, password, meta)
         .await
         .map_err(|e| e.wrong_password(field))
+}
+
+/// How recent a provider's sign-in must be to stand in for a password.
+const SSO_REAUTH_SECS: i64 = 600;
+
+/// Whether the caller's browser session was opened by a provider's sign-in
+/// in the last `SSO_REAUTH_SECS`.
+async fn fresh_sso_session(deps: &Deps<'_>, who: &crate::access::Principal) -> Result<bool> {
+    let crate::access::Via::Session { hash, sso: Some(_) } = &who.via else {
+        return Ok(false);
+    };
+    let h = hash.clone();
+    let found = deps
+        .control
+        .db
+        .read_async(move |c| control::find_session(c, &h))
+        .await?;
+    let now = deps.clock.unix();
+    Ok(found
+        .is_some_and(|f| f.session.sso.is_some() && now - f.session.created_at <= SSO_REAUTH_SECS))
 }
 
 #[cfg(test)]

@@ -85,9 +85,32 @@ async fn a_providers_second_factor_counts_only_when_the_operator_trusts_it() {
     let server = serve(&env, &mut op);
     let (kai, s, _, body) = sso(&server, &start("kai@acme.test")).await;
     assert_eq!(s, 303, "{body}");
-    let (s, p) = send(kai.get(server.url(&format!("/api/v1/workspaces/{ws}/collections")))).await;
+    let collections = server.url(&format!("/api/v1/workspaces/{ws}/collections"));
+    let (s, p) = send(kai.get(&collections)).await;
     assert_eq!(
         (s, p["type"].as_str()),
         (403, Some("urn:aura:problem:mfa-enrolment-required"))
     );
+    // Kai has no password (the provider made his account): his fresh
+    // provider sign-in proves him, so he sets up Aura's own factor and is in.
+    let (s, e) = send(
+        kai.post(server.url("/api/v1/me/mfa/totp"))
+            .json(&json!({"password": "-"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{e}");
+    let code = common::otp::code_now(e["secret"].as_str().unwrap());
+    let (s, v) = send(
+        kai.post(server.url("/api/v1/me/mfa/totp/confirm"))
+            .json(&json!({"code": code})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(send(kai.get(&collections)).await.0, 200);
+    // The account page asks such an account for no password, and says why.
+    let (lee, s, _, body) = sso(&server, &start("lee@acme.test")).await;
+    assert_eq!(s, 303, "{body}");
+    let page = common::get_text(&lee, server.url("/account")).await;
+    assert!(page.contains("id=\"mfa-sso-proof\""), "{page}");
+    assert!(!page.contains("id=\"mfa-password\""));
 }

@@ -19,7 +19,9 @@ pub struct MfaStatus {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reauth {
-    /// Your current password.
+    /// Your current password. An account without one (made by single
+    /// sign-on or SCIM) sends any value, from a session its provider opened
+    /// in the last 10 minutes.
     #[oai(validator(min_length = 1))]
     pub password: String,
 }

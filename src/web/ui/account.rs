@@ -78,7 +78,7 @@ fn recovery_codes(codes: &[String]) -> Markup {
 
 fn mfa_section(
     token: &str,
-    enabled: bool,
+    (enabled, has_password): (bool, bool),
     left: i64,
     step: &MfaStep<'_>,
     errors: &[FieldError],
@@ -139,8 +139,13 @@ fn mfa_section(
                         p.muted { "Off. With it on, signing in also asks for a code from an authenticator app." }
                         form id="mfa-start" method="post" action="/account/mfa/start" {
                             (csrf_field(token))
-                            label for="mfa-password" { "Password" }
-                            input id="mfa-password" name="password" type="password" required autocomplete="current-password";
+                            @if has_password {
+                                label for="mfa-password" { "Password" }
+                                input id="mfa-password" name="password" type="password" required autocomplete="current-password";
+                            } @else {
+                                p.muted id="mfa-sso-proof" { "Your account has no password: a sign-in through your organisation's provider in the last 10 minutes proves it is you." }
+                                input type="hidden" name="password" value="-";
+                            }
                             button type="submit" { "Set up" }
                         }
                     }
@@ -177,6 +182,13 @@ async fn render_mfa(
 ) -> poem::Result<Response> {
     let list = sign_ins(state, &who.0).await?;
     let (enabled, left) = crate::identity::mfa::status(&state.deps(), who.0.user_id).await?;
+    let (keys_, me_id) = (state.control.keys.clone(), who.0.user_id);
+    let has_password = state
+        .control
+        .db
+        .read_async(move |c| crate::store::control::get_user(c, &keys_, me_id))
+        .await?
+        .is_some_and(|u| u.password_hash.is_some());
     let keys = crate::identity::passkeys::list(&state.deps(), who.0.user_id).await?;
     let passkeys_on = state.passkeys.available();
     let deletion_due = crate::lifecycle::accounts::due(&state.deps(), who.0.user_id).await?;
@@ -240,7 +252,7 @@ async fn render_mfa(
                     }
                 }
             }
-            (mfa_section(token, enabled, left, &step, errors))
+            (mfa_section(token, (enabled, has_password), left, &step, errors))
             section.card id="passkeys" {
                 h2 { "Passkeys" }
                 @if !passkeys_on {
