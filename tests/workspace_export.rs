@@ -421,3 +421,132 @@ async fn exports_keep_working_while_the_workspace_is_read_only() {
     assert_eq!(check(&files, &env).len(), 1, "the record is in the archive");
     server.stop();
 }
+
+/// Attached files travel in the archive as uploaded, listed in the
+/// manifest; the API export leaves out a collection its requester may not
+/// read, files included; a sealed file damaged on disk stops the export
+/// with an integrity error instead of writing wrong bytes.
+#[tokio::test]
+async fn attached_files_travel_in_the_archive() {
+    let env = Env::new();
+    env.create_user("owner@example.com", "Owner");
+    let ws = env.create_workspace("Files Export Ltd", "owner@example.com");
+    let server = env.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "owner@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let api = |p: &str| server.url(&format!("/api/v1/workspaces/{ws}{p}"));
+    let coll: Value = c
+        .post(api("/collections"))
+        .json(&json!({"name": "Guests", "fields": [
+            {"name": "Name", "type": "text"},
+            {"name": "Passport", "type": "file", "multiple": true}
+        ]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let coll_id = coll["id"].as_str().unwrap();
+    let field = coll["fields"][1]["id"].as_str().unwrap();
+    let rec: Value = c
+        .post(api(&format!("/collections/{coll_id}/records")))
+        .json(&json!({"values": {"Name": "Ada"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rec_id = rec["id"].as_str().unwrap();
+    let mut uploaded = Vec::new();
+    for (name, body) in [
+        (
+            "scan one.pdf",
+            format!("%PDF-1.4 {CANARY} one").into_bytes(),
+        ),
+        ("notes.txt", vec![7u8; 300_000]),
+    ] {
+        let r = c
+            .post(api(&format!(
+                "/collections/{coll_id}/records/{rec_id}/files/{field}"
+            )))
+            .query(&[("name", name)])
+            .header("content-type", "application/octet-stream")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let f: Value = r.json().await.unwrap();
+        uploaded.push((f["id"].as_str().unwrap().to_owned(), name, body));
+    }
+
+    let out_path = env.root().join("with-files.tar.zst");
+    let out = env.cli(
+        &[
+            "workspace",
+            "export",
+            &ws,
+            "--out",
+            out_path.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 attached"), "{stdout}");
+    let files = unpack(&std::fs::read(&out_path).unwrap());
+    let manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    assert_eq!(manifest["counts"]["attached_files"], 2, "{manifest}");
+    for (id, name, body) in &uploaded {
+        let path = format!("collections/{coll_id}/files/{rec_id}/{id}/{name}");
+        assert_eq!(
+            files.get(&path),
+            Some(body),
+            "{path} is in the archive as uploaded"
+        );
+        let listed = manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path.as_str())
+            .unwrap_or_else(|| panic!("{path} is in the manifest"));
+        assert_eq!(listed["sha256"], hex::encode(Sha256::digest(body)));
+    }
+
+    // One byte flipped in a sealed file: the export fails, and says why.
+    let sealed = env
+        .data_dir()
+        .join("tenants")
+        .join(&ws)
+        .join("files")
+        .join(&uploaded[1].0);
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    bytes[1000] ^= 1;
+    std::fs::write(&sealed, bytes).unwrap();
+    let broken_path = env.root().join("broken.tar.zst");
+    let out = env.cli(
+        &[
+            "workspace",
+            "export",
+            &ws,
+            "--out",
+            broken_path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!out.status.success(), "a damaged file stops the export");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("integrity"), "{err}");
+    server.stop();
+}

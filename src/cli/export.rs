@@ -104,11 +104,12 @@ pub fn run(
     };
     bar.finish_and_clear();
     println!(
-        "exported workspace {ws}: {} collections, {} records, {} audit entries, {} files, {} bytes -> {}",
+        "exported workspace {ws}: {} collections, {} records, {} audit entries, {} files ({} attached), {} bytes -> {}",
         summary.collections,
         summary.records,
         summary.audit_entries,
         summary.files,
+        summary.attached_files,
         summary.bytes,
         out.display()
     );

@@ -9,6 +9,8 @@
 //!   collections/<id>/schema.json           the definition (fields, permissions)
 //!   collections/<id>/records-0001.json     records as the API shows them
 //!   collections/<id>/records-0001.csv      the same as CSV (5,000 per part)
+//!   collections/<id>/files/<record>/<file id>/<name>
+//!                                          each attached file, as uploaded
 //!   audit/log.ndjson                       the chain, signed checkpoint first
 //!   manifest.json                          SHA-256 and size of every file
 //! ) ) [)]
@@ -24,6 +26,7 @@
 //! spool for the server's export jobs); each part is built in memory, so no
 //! plaintext touches a temp file.
 
+mod files;
 pub mod jobs;
 
 use std::io::{Read, Write};
@@ -55,6 +58,8 @@ pub struct Summary {
     pub records: u64,
     pub audit_entries: u64,
     pub files: u64,
+    /// Attached files carried (each also counted in `files`).
+    pub attached_files: u64,
     pub bytes: u64,
 }
 
@@ -129,9 +134,13 @@ impl<W: Write> Builder<W> {
         h.set_mode(0o600);
         h.set_mtime(self.time);
         h.set_cksum();
-        self.tar
-            .append_data(&mut h, path, data)
-            .map_err(|e| Error::internal(format!("export archive: {e}")))?;
+        self.tar.append_data(&mut h, path, data).map_err(|e| {
+            if crate::crypto::file_seal::is_integrity_error(&e) {
+                Error::Integrity("a file")
+            } else {
+                Error::internal(format!("export archive: {e}"))
+            }
+        })?;
         self.sums.push(FileSum {
             path: path.to_owned(),
             sha256: hex::encode(sha),
@@ -297,6 +306,7 @@ pub fn write<W: Write>(
             let csv = csv_rows(&fields, &page, true)
                 .ok_or_else(|| Error::internal("export: csv rows"))?;
             b.add(&format!("{dir}/records-{part:04}.csv"), &csv)?;
+            summary.attached_files += files::append(&mut b, db, &coll.id, &coll.def, &page)?;
             summary.records += page.len() as u64;
             done += page.len() as u64;
             progress(done, total);
@@ -330,7 +340,7 @@ pub fn write<W: Write>(
         "workspace": ws.to_string(),
         "exported_at": crate::clock::rfc3339(now),
         "audit_checkpoint": { "seq": checkpoint.seq, "hash": checkpoint.hash },
-        "counts": { "collections": summary.collections, "records": summary.records, "audit_entries": summary.audit_entries, "members": members.len(), "teams": teams.len() },
+        "counts": { "collections": summary.collections, "records": summary.records, "attached_files": summary.attached_files, "audit_entries": summary.audit_entries, "members": members.len(), "teams": teams.len() },
         // Collections the requester may not read: not in the archive, and
         // their values withheld from its audit log.
         "withheld_collections": withheld_collections,
