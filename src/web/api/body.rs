@@ -88,9 +88,18 @@ pub fn parse_json<T: DeserializeOwned>(data: &[u8]) -> Result<T, Problem> {
 /// A `text/csv` request body (CSV import), left unread until the handler
 /// has authorised the caller (`stream`), then read incrementally, within the
 /// route's body limit, by the blocking code that parses it.
-pub struct CsvBody {
-    body: poem::Body,
-    declared: Option<usize>,
+pub type CsvBody = super::body_stream::Streamed<Csv>;
+
+/// `text/csv` bodies.
+pub struct Csv;
+
+impl super::body_stream::BodyKind for Csv {
+    const CONTENT_TYPE: &'static str = "text/csv";
+
+    fn accepts(content_type: &str) -> bool {
+        matches!(content_type.parse::<mime::Mime>(), Ok(m)
+            if m.type_() == "text" && m.subtype() == "csv")
+    }
 }
 
 /// The 413 a body past its limit gets.
@@ -120,7 +129,12 @@ impl CsvBody {
         let limit = crate::web::middleware::IMPORT_BODY_LIMIT;
         let reserved = state
             .bodies
-            .reserve(self.declared.unwrap_or(limit).min(limit))
+            .reserve(
+                self.declared
+                    .and_then(|d| usize::try_from(d).ok())
+                    .unwrap_or(limit)
+                    .min(limit),
+            )
             .await?;
         let slot = super::body_stream::slot().await?;
         let until = tokio::time::Instant::now() + crate::web::middleware::REQUEST_DEADLINE;
@@ -128,37 +142,6 @@ impl CsvBody {
         Ok((reader.holding(slot), over, reserved))
     }
 }
-
-impl Payload for CsvBody {
-    const CONTENT_TYPE: &'static str = "text/csv";
-
-    fn check_content_type(content_type: &str) -> bool {
-        matches!(content_type.parse::<mime::Mime>(), Ok(m)
-            if m.type_() == "text" && m.subtype() == "csv")
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        <poem_openapi::types::Binary<Vec<u8>> as Type>::schema_ref()
-    }
-}
-
-impl ParsePayload for CsvBody {
-    const IS_REQUIRED: bool = true;
-
-    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let declared = request
-            .headers()
-            .get(poem::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        Ok(CsvBody {
-            body: body.take()?,
-            declared,
-        })
-    }
-}
-
-poem_openapi::impl_apirequest_for_payload!(CsvBody,);
 
 /// serde_json appends " at line 1 column 7"; the field path says more.
 fn strip_position(msg: &str) -> String {

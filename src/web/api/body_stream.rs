@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{Buf, Bytes};
+use poem_openapi::payload::{ParsePayload, Payload};
 use tokio::time::Instant;
 use tokio_stream::{Stream, StreamExt};
 
@@ -154,3 +155,54 @@ mod tests {
         assert!(over.happened());
     }
 }
+
+/// Which request bodies a `Streamed` payload takes: the content type the
+/// OpenAPI document names, and which `Content-Type` headers pass.
+pub trait BodyKind: Send + Sync + 'static {
+    const CONTENT_TYPE: &'static str;
+    fn accepts(content_type: &str) -> bool;
+}
+
+/// A raw request body, left unread until the handler has authorised the
+/// caller, then read incrementally (`BodyReader`) by blocking code. `K`
+/// says which content types it takes; the declared `Content-Length`, if
+/// any, sizes reservations.
+pub struct Streamed<K> {
+    pub body: poem::Body,
+    pub declared: Option<u64>,
+    kind: std::marker::PhantomData<K>,
+}
+
+impl<K: BodyKind> Payload for Streamed<K> {
+    const CONTENT_TYPE: &'static str = K::CONTENT_TYPE;
+
+    fn check_content_type(content_type: &str) -> bool {
+        K::accepts(content_type)
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        <poem_openapi::types::Binary<Vec<u8>> as poem_openapi::types::Type>::schema_ref()
+    }
+}
+
+impl<K: BodyKind> ParsePayload for Streamed<K> {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(
+        request: &poem::Request,
+        body: &mut poem::RequestBody,
+    ) -> poem::Result<Self> {
+        let declared = request
+            .headers()
+            .get(poem::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        Ok(Self {
+            body: body.take()?,
+            declared,
+            kind: std::marker::PhantomData,
+        })
+    }
+}
+
+poem_openapi::impl_apirequest_for_payload!(Streamed<K>, K: BodyKind);

@@ -7,12 +7,9 @@
 
 use std::sync::Arc;
 
+use poem::Body;
 use poem::web::Data;
-use poem::{Body, Request, RequestBody};
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::{ParsePayload, Payload};
-use poem_openapi::registry::MetaSchemaRef;
-use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -67,40 +64,19 @@ pub enum FileDeleted {
 
 /// A raw request body of any type, left unread until the caller is
 /// authorised, then streamed to disk.
-pub struct FileBody {
-    body: Body,
-    declared: Option<u64>,
-}
+pub type FileBody = super::body_stream::Streamed<AnyBody>;
 
-impl Payload for FileBody {
+/// Bodies of any type (a file's type is sniffed, never taken from the
+/// request).
+pub struct AnyBody;
+
+impl super::body_stream::BodyKind for AnyBody {
     const CONTENT_TYPE: &'static str = "application/octet-stream";
 
-    fn check_content_type(_content_type: &str) -> bool {
+    fn accepts(_content_type: &str) -> bool {
         true
     }
-
-    fn schema_ref() -> MetaSchemaRef {
-        <poem_openapi::types::Binary<Vec<u8>> as Type>::schema_ref()
-    }
 }
-
-impl ParsePayload for FileBody {
-    const IS_REQUIRED: bool = true;
-
-    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let declared = request
-            .headers()
-            .get(poem::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        Ok(FileBody {
-            body: body.take()?,
-            declared,
-        })
-    }
-}
-
-poem_openapi::impl_apirequest_for_payload!(FileBody,);
 
 impl FileBody {
     /// The body as a blocking reader, holding one of the places for

@@ -203,26 +203,7 @@ pub async fn patch(
 ) -> Response {
     finish(
         async {
-            let v = wire::body(req, &bytes)?;
-            let mut change = UserChange::default();
-            for (i, op) in wire::patch_ops(&v)?.iter().enumerate() {
-                match &op.path {
-                    Some(path) => fold(&mut change, &op.op, path, op.value.as_ref())?,
-                    // No path: the value is an object of attributes (Okta,
-                    // and Entra ID's `{"op":"replace","value":{"active":false}}`).
-                    None => {
-                        let obj = op.value.as_ref().and_then(Value::as_object).ok_or_else(|| {
-                            Failure::bad(
-                                "invalidValue",
-                                format!("Operations[{i}].value: must be an object when there is no path"),
-                            )
-                        })?;
-                        for (k, val) in obj {
-                            fold(&mut change, &op.op, k, Some(val))?;
-                        }
-                    }
-                }
-            }
+            let change = wire::fold_patch(&wire::body(req, &bytes)?, fold)?;
             apply(&call, &id, change).await
         }
         .await,

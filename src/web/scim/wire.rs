@@ -186,6 +186,39 @@ pub struct Op {
     pub value: Option<Value>,
 }
 
+/// A PATCH body's operations folded into one change by `fold(change, op,
+/// path, value)`. An operation without a path applies each attribute of its
+/// value (Okta, and Entra ID's `{"op":"replace","value":{"active":false}}`).
+pub fn fold_patch<C: Default>(
+    body: &Value,
+    fold: impl Fn(&mut C, &str, &str, Option<&Value>) -> Result<(), Failure>,
+) -> Result<C, Failure> {
+    let mut change = C::default();
+    for (i, op) in patch_ops(body)?.iter().enumerate() {
+        match &op.path {
+            Some(path) => fold(&mut change, &op.op, path, op.value.as_ref())?,
+            None => {
+                let obj = op
+                    .value
+                    .as_ref()
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| {
+                        Failure::bad(
+                            "invalidValue",
+                            format!(
+                                "Operations[{i}].value: must be an object when there is no path"
+                            ),
+                        )
+                    })?;
+                for (k, val) in obj {
+                    fold(&mut change, &op.op, k, Some(val))?;
+                }
+            }
+        }
+    }
+    Ok(change)
+}
+
 pub fn patch_ops(body: &Value) -> Result<Vec<Op>, Failure> {
     let ops = attr(body, "Operations")
         .and_then(Value::as_array)
