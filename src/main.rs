@@ -26,6 +26,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    // No transparent huge pages: mimalloc asks for them on its arenas, and
+    // a 2 MiB page stays resident whole while a few KiB of it are in use.
+    // With them, ~20-30 MiB of an idle server's RSS was mostly-free huge
+    // pages (issue 23, docs/benchmarks.md); allocation speed is unchanged.
+    if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
+        eprintln!("warning: cannot turn transparent huge pages off: {e}");
+    }
     // Workers run under SCHED_BATCH like the reader threads (see
     // `store::readers::batch_policy`): measured 23 % more creates at 64
     // clients and 15 % more `GET /me` on one core (docs/benchmarks.md).
