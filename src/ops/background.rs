@@ -41,6 +41,34 @@ pub fn purges(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Retention windows: at start (every workspace, recounting the windows
+/// /trust states), then every `files.retention_interval_secs` (the
+/// workspaces with a window).
+pub fn retention(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let secs = state.config.file.files.retention_interval_secs.max(1);
+        let mut tick = tokio::time::interval(Duration::from_secs(secs));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut all = true;
+        loop {
+            tick.tick().await;
+            let run = crate::records::retention::run_all(
+                &state.control,
+                &state.tenants,
+                &state.clock,
+                all,
+            );
+            match run.await {
+                Ok(summary) => {
+                    all = false;
+                    tracing::info!(job = "retention", %summary, "job done");
+                }
+                Err(e) => tracing::warn!(job = "retention", error = %e, "job failed"),
+            }
+        }
+    })
+}
+
 /// Subprocessor notices and the mail still owed: at start, then hourly.
 pub fn notices(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
