@@ -2,7 +2,8 @@
 -- one. The windows themselves are sealed in the workspace's own database;
 -- this count (a number, nothing a person typed) lets /trust state the total
 -- and the purge job skip workspaces without any. Collection changes and every
--- purge run keep it current; the first run after a start recounts them all.
+-- purge run keep it current; the first run after a start, and one a day,
+-- recount them all.
 CREATE TABLE retention_windows (
     workspace_id TEXT PRIMARY KEY REFERENCES workspaces(id) ON DELETE CASCADE,
     collections INTEGER NOT NULL,
