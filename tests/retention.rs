@@ -488,3 +488,76 @@ async fn the_start_up_sweep_removes_orphans_and_keeps_referenced_files() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().to_vec(), png());
 }
+
+#[tokio::test]
+async fn the_schema_editor_sets_a_window_and_names_a_bad_one_at_its_input() {
+    let w = World::start(&[]).await;
+    let coll = w
+        .collection(json!({
+            "name": "Stays",
+            "fields": [{"name": "Name", "type": "text"}, {"name": "Check-out", "type": "date"}]
+        }))
+        .await;
+    let cid = coll["id"].as_str().unwrap();
+    let page = w.server.url(&format!("/w/{}/c/{cid}/schema", w.ws));
+    let csrf = common::page_csrf(&w.c, &page).await;
+    let form = |field: &str, days: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.clone()),
+            ("name".to_owned(), "Stays".to_owned()),
+            ("f0.id".to_owned(), field_id(&coll, "Name")),
+            ("f0.name".to_owned(), "Name".to_owned()),
+            ("f0.type".to_owned(), "text".to_owned()),
+            ("f1.id".to_owned(), field_id(&coll, "Check-out")),
+            ("f1.name".to_owned(), "Check-out".to_owned()),
+            ("f1.type".to_owned(), "date".to_owned()),
+            ("retention.present".to_owned(), "1".to_owned()),
+            ("retention.field".to_owned(), field.to_owned()),
+            ("retention.days".to_owned(), days.to_owned()),
+        ]
+    };
+    // A text field: 422, the error at the date-field input, what was typed kept.
+    let r =
+        w.c.post(&page)
+            .form(&form("Name", "30"))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("id=\"err-retention-field\""),
+        "no error at the input"
+    );
+    assert!(html.contains("must name a date or datetime field"));
+    assert!(html.contains("value=\"Name\""));
+    let (_, now) = send(w.c.get(w.url(&format!("/collections/{cid}")))).await;
+    assert!(now.get("retention").is_none_or(Value::is_null), "{now}");
+    // A date field: saved, and the collection's page says so.
+    let r =
+        w.c.post(&page)
+            .form(&form("Check-out", "30"))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, now) = send(w.c.get(w.url(&format!("/collections/{cid}")))).await;
+    assert_eq!(
+        now["retention"],
+        json!({"field": field_id(&coll, "Check-out"), "days": 30})
+    );
+    let html =
+        w.c.get(w.server.url(&format!("/w/{}/c/{cid}", w.ws)))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    assert!(html.contains("Records are deleted, with their files, 30 days after Check-out."));
+    // Both inputs emptied: the window goes.
+    let r = w.c.post(&page).form(&form("", "")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, now) = send(w.c.get(w.url(&format!("/collections/{cid}")))).await;
+    assert!(now.get("retention").is_none_or(Value::is_null), "{now}");
+}
