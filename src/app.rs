@@ -266,6 +266,21 @@ pub async fn serve_with<A: poem::listener::Acceptor + 'static>(
     state: Arc<AppState>,
     acceptor: A,
 ) -> Result<()> {
+    // Before the first request: no upload runs yet, so the sweep cannot
+    // take a file an upload is about to commit. A standby's files follow
+    // the primary's and are left alone.
+    if !state.replication.is_standby() {
+        let st = Arc::clone(&state);
+        match tokio::task::spawn_blocking(move || {
+            crate::records::files_sweep::sweep_all(&st.control, &st.tenants)
+        })
+        .await
+        {
+            Ok(Ok(n)) => tracing::info!(files = n, "start-up sweep of sealed files done"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "start-up sweep of sealed files failed"),
+            Err(e) => tracing::warn!(error = %e, "start-up sweep of sealed files panicked"),
+        }
+    }
     let app = crate::web::routes(Arc::clone(&state));
     let jobs = crate::ops::jobs::spawn(Arc::clone(&state));
     // READY before the first watchdog ping: the watchdog's first tick is at

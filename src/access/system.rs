@@ -53,6 +53,10 @@ pub enum SystemTask {
     SsoSignIn,
     /// A warm standby applying the replica to its local copy.
     StandbyFollow,
+    /// The scheduled purge of data past its retention window.
+    RetentionPurge,
+    /// At start, removing sealed files no row names and uploads cut short.
+    FileSweep,
     /// `benches/`: measuring a workspace's search outside a server.
     Benchmark,
 }
@@ -87,6 +91,8 @@ impl SystemTask {
             SystemTask::RecordPlatformAction => "platform workspace state change",
             SystemTask::RecordImpersonation => "recording an impersonation",
             SystemTask::SsoSignIn => "single sign-on",
+            SystemTask::RetentionPurge => "retention purge",
+            SystemTask::FileSweep => "sweep of orphaned files",
             SystemTask::Benchmark => "benchmark",
         }
     }

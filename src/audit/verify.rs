@@ -32,6 +32,8 @@ use crate::store::audit as sql;
 pub const ANONYMISED: &str = "data_subject.anonymised";
 /// Deleting a collection removes its records' values from their entries.
 pub const COLLECTION_DELETED: &str = "collection.deleted";
+/// A retention purge removes its records' values from their entries.
+pub const RETENTION_PURGED: &str = "retention.purged";
 
 /// Entries read per page while verifying: memory stays at one page however
 /// long the chain is.
@@ -386,7 +388,12 @@ fn redaction_problem(e: &StoredEntry, lookup: &mut Lookup<'_>) -> Result<Option<
         (Some(by), Some(_)) => {
             let redactor = if by > e.seq { lookup(by)? } else { None };
             match redactor {
-                Some(r) if [ANONYMISED, COLLECTION_DELETED].contains(&r.action.as_str()) => None,
+                Some(r)
+                    if [ANONYMISED, COLLECTION_DELETED, RETENTION_PURGED]
+                        .contains(&r.action.as_str()) =>
+                {
+                    None
+                }
                 _ => Some(
                     "the entry's details were replaced, but no later anonymisation entry covers it",
                 ),

@@ -12,6 +12,9 @@ pub struct FilesConfig {
     pub max_file_bytes: u64,
     /// The bytes of files one workspace may hold in all (plaintext sizes).
     pub workspace_quota_bytes: u64,
+    /// Seconds between two runs of the retention purge (the first runs at
+    /// start).
+    pub retention_interval_secs: u64,
 }
 
 impl Default for FilesConfig {
@@ -19,6 +22,7 @@ impl Default for FilesConfig {
         Self {
             max_file_bytes: 256 * 1024 * 1024,
             workspace_quota_bytes: 10 * 1024 * 1024 * 1024,
+            retention_interval_secs: 3600,
         }
     }
 }
@@ -28,6 +32,11 @@ impl FilesConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.max_file_bytes == 0 {
             return Err("key `files.max_file_bytes` must be above 0".into());
+        }
+        if !(1..=7 * 86_400).contains(&self.retention_interval_secs) {
+            return Err(
+                "key `files.retention_interval_secs` must be from 1 to 604800 (a week)".into(),
+            );
         }
         if self.workspace_quota_bytes < self.max_file_bytes {
             return Err(

@@ -13,6 +13,7 @@ pub mod email;
 pub mod field_type;
 pub mod file_ref;
 pub mod frozen;
+pub mod retention;
 pub mod rights;
 pub mod role;
 pub mod schema;

@@ -15,6 +15,7 @@ const MAX_NAME: usize = 64;
 const MAX_OPTIONS: usize = 200;
 
 pub use super::field_type::FieldType;
+pub use super::retention::Retention;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, poem_openapi::Object)]
 pub struct Field {
@@ -66,6 +67,10 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     #[oai(default, skip_serializing_if = "is_false")]
     pub multiple: bool,
+    /// A `file` field's retention window (`model::retention`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub retention: Option<Retention>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -79,6 +84,9 @@ pub struct Definition {
     pub fields: Vec<Field>,
     #[serde(default)]
     pub permissions: Permissions,
+    /// The whole collection's retention window (`model::retention`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
 }
 
 impl Definition {
@@ -183,6 +191,11 @@ pub struct FieldInput {
     #[serde(default)]
     #[oai(default)]
     pub multiple: bool,
+    /// `file` only: delete the field's files `days` after the date in
+    /// `field` (a date or datetime field of this collection).
+    #[serde(default)]
+    #[oai(default)]
+    pub retention: Option<Retention>,
 }
 
 pub fn new_field_id() -> String {
@@ -360,6 +373,7 @@ fn build_field(
         max_size,
         types,
         multiple,
+        retention: input.retention.clone(),
     })
 }
 
@@ -380,6 +394,9 @@ fn file_settings(
         }
         if input.multiple {
             push("multiple", "applies only to file");
+        }
+        if input.retention.is_some() {
+            push("retention", "applies only to file fields");
         }
         return (None, Vec::new(), false);
     }
@@ -441,6 +458,17 @@ pub fn build_definition(
     permissions: Option<Permissions>,
     collections: &HashSet<String>,
 ) -> Result<Definition> {
+    build_definition_with(name, fields, permissions, None, collections)
+}
+
+/// `build_definition` with the collection's retention window.
+pub fn build_definition_with(
+    name: &str,
+    fields: &[FieldInput],
+    permissions: Option<Permissions>,
+    retention: Option<Retention>,
+    collections: &HashSet<String>,
+) -> Result<Definition> {
     let mut errors = Vec::new();
     let name = match validate_collection_name("name", name) {
         Ok(n) => n,
@@ -472,14 +500,17 @@ pub fn build_definition(
         }
     }
     check_names(&out, &origin, &mut errors);
-    if !errors.is_empty() {
-        return Err(Error::Validation(errors));
-    }
-    Ok(Definition {
+    let mut def = Definition {
         name,
         fields: out,
         permissions: permissions.unwrap_or_default().normalize(),
-    })
+        retention,
+    };
+    super::retention::check(&mut def, &origin, &mut errors);
+    if !errors.is_empty() {
+        return Err(Error::Validation(errors));
+    }
+    Ok(def)
 }
 
 /// A schema change: `fields` entries with an id change that field, the others
@@ -492,8 +523,23 @@ pub fn apply_change(
     permissions: Option<Permissions>,
     collections: &HashSet<String>,
 ) -> Result<Definition> {
+    apply_change_with(def, name, fields, permissions, None, collections)
+}
+
+/// `apply_change`, also setting or (`Some(None)`) removing the collection's retention window.
+pub fn apply_change_with(
+    def: &Definition,
+    name: Option<&str>,
+    fields: Option<&[FieldInput]>,
+    permissions: Option<Permissions>,
+    retention: Option<Option<Retention>>,
+    collections: &HashSet<String>,
+) -> Result<Definition> {
     let mut errors = Vec::new();
     let mut next = def.clone();
+    if let Some(r) = retention {
+        next.retention = r;
+    }
     if let Some(n) = name {
         match validate_collection_name("name", n) {
             Ok(n) => next.name = n,
@@ -538,6 +584,7 @@ pub fn apply_change(
         });
     }
     check_names(&next.fields, &origin, &mut errors);
+    super::retention::check(&mut next, &origin, &mut errors);
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
     }

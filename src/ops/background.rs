@@ -41,6 +41,38 @@ pub fn purges(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Retention windows: every `files.retention_interval_secs`, the
+/// workspaces control.db knows to have a window; at start and then once a
+/// day, every workspace (recounting the windows, so a count a failed
+/// update left wrong is put right within a day).
+pub fn retention(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let secs = state.config.file.files.retention_interval_secs.max(1);
+        let mut tick = tokio::time::interval(Duration::from_secs(secs));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_full: Option<std::time::Instant> = None;
+        loop {
+            tick.tick().await;
+            let all = last_full.is_none_or(|t| t.elapsed() >= Duration::from_secs(86_400));
+            let run = crate::records::retention::run_all(
+                &state.control,
+                &state.tenants,
+                &state.clock,
+                all,
+            );
+            match run.await {
+                Ok(summary) => {
+                    if all {
+                        last_full = Some(std::time::Instant::now());
+                    }
+                    tracing::info!(job = "retention", %summary, "job done");
+                }
+                Err(e) => tracing::warn!(job = "retention", error = %e, "job failed"),
+            }
+        }
+    })
+}
+
 /// Subprocessor notices and the mail still owed: at start, then hourly.
 pub fn notices(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {

@@ -28,6 +28,8 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     );
     // Deletions that are due: at start, then every lifecycle.purge_interval_secs.
     let purges = super::background::purges(Arc::clone(&state));
+    // Retention windows: at start, then every files.retention_interval_secs.
+    let retention = super::background::retention(Arc::clone(&state));
     let integrations = crate::integrations::worker::spawn(state.integrations_deps());
     // Subprocessor notices and mail still owed: at start, then hourly.
     let notices = super::background::notices(Arc::clone(&state));
@@ -43,6 +45,7 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         );
         let _integrations = AbortOnDrop(integrations);
         let _notices = AbortOnDrop(notices);
+        let _retention = AbortOnDrop(retention);
         let _rotations = AbortOnDrop(rotations);
         let _idle_close = AbortOnDrop(idle_close);
         let cfg = state.config.file.audit.clone();

@@ -208,6 +208,7 @@ pub fn compute(src: &Sources) -> Trust {
             account_grace_days: f.lifecycle.account_grace_days,
             crypto_shredding: true,
             workspaces_shredded: read(crate::store::ops::shredded_count),
+            collections_with_retention: read(crate::store::retention::total),
         },
         incidents: incidents(control, &cfg.public_url),
         disclosure: Disclosure {

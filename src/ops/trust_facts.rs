@@ -262,6 +262,9 @@ pub struct TrustDataRights {
     pub crypto_shredding: bool,
     /// Workspaces whose keys were destroyed so far.
     pub workspaces_shredded: i64,
+    /// Collections (in active workspaces) with a retention window on the
+    /// collection or on a file field: what is due is purged on schedule.
+    pub collections_with_retention: i64,
 }
 
 /// One incident as the public sees it: never which workspaces it affects,

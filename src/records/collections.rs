@@ -116,6 +116,8 @@ pub struct NewCollection {
     pub fields: Vec<FieldInput>,
     pub team_id: Option<String>,
     pub permissions: Option<Permissions>,
+    /// The collection's retention window (`model::retention`).
+    pub retention: Option<schema::Retention>,
 }
 
 /// Defines a collection, within the operator's `limits` on definitions.
@@ -143,7 +145,13 @@ pub async fn create_collection(
                     ),
                 ));
             }
-            let def = schema::build_definition(&input.name, &input.fields, input.permissions, &ids)?;
+            let def = schema::build_definition_with(
+                &input.name,
+                &input.fields,
+                input.permissions,
+                input.retention,
+                &ids,
+            )?;
             caps.check(&def)?;
             name_free(t, &def.name, None)?;
             if let Some(team) = &input.team_id {
@@ -166,7 +174,8 @@ pub async fn create_collection(
                     .after(json!({
                         "name": row.def.name,
                         "team": row.team_id,
-                        "fields": row.def.fields.iter().map(|f| json!({"id": f.id, "name": f.name, "type": f.kind.as_str()})).collect::<Vec<_>>(),
+                        "fields": row.def.fields.iter().map(|f| json!({"id": f.id, "name": f.name, "type": f.kind.as_str(), "retention": f.retention})).collect::<Vec<_>>(),
+                        "retention": row.def.retention,
                     })),
             )?;
             Ok(row)
@@ -200,6 +209,9 @@ pub struct CollectionChange {
     pub name: Option<String>,
     pub fields: Option<Vec<FieldInput>>,
     pub permissions: Option<Permissions>,
+    /// Set (`Some(Some)`), remove (`Some(None)`) or keep (`None`) the
+    /// collection's retention window.
+    pub retention: Option<Option<schema::Retention>>,
 }
 
 /// Changes a collection's definition, within the operator's `limits`.
@@ -223,11 +235,12 @@ pub async fn change_collection(
             let current = rstore::get_collection(t, t.sealer, &v.row.id)?
                 .ok_or(Error::NotFound("collection"))?;
             let ids = rstore::collection_ids(t)?;
-            let def = schema::apply_change(
+            let def = schema::apply_change_with(
                 &current.def,
                 change.name.as_deref(),
                 change.fields.as_deref(),
                 change.permissions,
+                change.retention,
                 &ids,
             )?;
             caps.check(&def)?;
@@ -242,8 +255,9 @@ pub async fn change_collection(
             // Before and after in the same shape, so a reader sees what changed.
             let before = json!({
                 "name": current.def.name,
-                "fields": current.def.fields.iter().map(|f| json!({"id": f.id, "name": f.name, "type": f.kind.as_str(), "retired": f.retired})).collect::<Vec<_>>(),
+                "fields": current.def.fields.iter().map(|f| json!({"id": f.id, "name": f.name, "type": f.kind.as_str(), "retired": f.retired, "retention": f.retention})).collect::<Vec<_>>(),
                 "permissions": current.def.permissions,
+                "retention": current.def.retention,
             });
             let row = CollectionRow {
                 def: def.into(),
@@ -267,8 +281,9 @@ pub async fn change_collection(
                     .before(before)
                     .after(json!({
                         "name": row.def.name,
-                        "fields": row.def.fields.iter().map(|f| json!({"id": f.id, "name": f.name, "type": f.kind.as_str(), "retired": f.retired})).collect::<Vec<_>>(),
+                        "fields": row.def.fields.iter().map(|f| json!({"id": f.id, "name": f.name, "type": f.kind.as_str(), "retired": f.retired, "retention": f.retention})).collect::<Vec<_>>(),
                         "permissions": row.def.permissions,
+                        "retention": row.def.retention,
                     })),
             )?;
             Ok(row)

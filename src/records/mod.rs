@@ -22,6 +22,8 @@ pub mod schema {
 }
 mod deleted;
 pub mod files;
+pub mod files_sweep;
+pub mod retention;
 pub mod search;
 pub mod teams;
 /// Moved to `model::values` (the store indexes values); re-exported here.

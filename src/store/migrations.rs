@@ -103,6 +103,11 @@ pub const CONTROL: &[Migration] = &[
         name: "scim",
         sql: include_str!("migrations/control/0019_scim.sql"),
     },
+    Migration {
+        version: 20,
+        name: "retention",
+        sql: include_str!("migrations/control/0020_retention.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[

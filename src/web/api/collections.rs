@@ -7,6 +7,7 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
@@ -15,7 +16,7 @@ use super::body::JsonBody;
 use super::records::Deleted;
 use crate::access::op;
 use crate::app::AppState;
-use crate::records::schema::{Field, FieldInput, Permissions, RecordAction};
+use crate::records::schema::{Field, FieldInput, Permissions, RecordAction, Retention};
 use crate::records::{self, CollectionChange, Need, NewCollection, Visible, rfc3339_ms};
 use crate::web::tenant;
 
@@ -37,6 +38,9 @@ pub struct Collection {
     pub team_id: Option<String>,
     pub fields: Vec<Field>,
     pub permissions: Permissions,
+    /// Records are deleted (their files with them) `days` after the date
+    /// in `field` (its id); absent when the collection has no window.
+    pub retention: Option<Retention>,
     /// What the caller may do here.
     pub you: Rights,
     pub created_at: String,
@@ -59,6 +63,7 @@ impl From<Visible> for Collection {
             team_id: v.row.team_id,
             fields: def.fields,
             permissions: def.permissions,
+            retention: def.retention,
             you,
             created_at: rfc3339_ms(v.row.created_at),
             updated_at: rfc3339_ms(v.row.updated_at),
@@ -80,6 +85,10 @@ pub struct CollectionCreate {
     pub team_id: Option<String>,
     #[serde(default)]
     pub permissions: Option<Permissions>,
+    /// Delete each record (its files with it) `days` after the date in
+    /// `field` (a date or datetime field's name or id).
+    #[serde(default)]
+    pub retention: Option<Retention>,
 }
 
 #[derive(Object, Deserialize)]
@@ -97,6 +106,9 @@ pub struct CollectionPatch {
     pub fields: Option<Vec<FieldInput>>,
     #[serde(default)]
     pub permissions: Option<Permissions>,
+    /// The collection's retention window; `null` removes it, absent keeps it.
+    #[serde(default)]
+    pub retention: MaybeUndefined<Retention>,
 }
 
 #[derive(Object)]
@@ -178,9 +190,11 @@ impl CollectionsApi {
                 fields: b.fields,
                 team_id: b.team_id,
                 permissions: b.permissions,
+                retention: b.retention,
             },
         )
         .await?;
+        records::retention::recount(&state.control, &workspace.db, workspace.now()).await;
         Ok(CollectionCreated::Created(Json(v.into())))
     }
 
@@ -225,9 +239,11 @@ impl CollectionsApi {
                 name: b.name,
                 fields: b.fields,
                 permissions: b.permissions,
+                retention: b.retention.into(),
             },
         )
         .await?;
+        records::retention::recount(&state.control, &workspace.db, workspace.now()).await;
         Ok(Json(v.into()))
     }
 
@@ -238,10 +254,12 @@ impl CollectionsApi {
     )]
     async fn delete_collection(
         &self,
+        state: Data<&Arc<AppState>>,
         workspace: tenant::Path<op::CollectionDelete>,
         collection: Path<String>,
     ) -> poem::Result<Deleted> {
         records::delete_collection(&workspace, &collection.parse()?).await?;
+        records::retention::recount(&state.control, &workspace.db, workspace.now()).await;
         Ok(Deleted::Deleted)
     }
 }

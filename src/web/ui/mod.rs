@@ -23,6 +23,7 @@ pub mod record_form;
 pub mod records;
 pub mod schema;
 mod schema_fields;
+pub mod schema_retention;
 pub mod scim;
 pub mod shell;
 pub mod sso;

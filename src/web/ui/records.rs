@@ -170,6 +170,7 @@ pub async fn collection_page(
                         @if writable && v.can_manage() { a.button.secondary href=(format!("{base}/schema")) { "Schema" } }
                     }
                 }
+                (super::schema_retention::notice(&v.row.def))
                 form.search method="get" action=(base) {
                     input id="q" type="search" name="q" value=(q) placeholder="Search the searchable fields" aria-label="Search";
                     button type="submit" { "Search" }

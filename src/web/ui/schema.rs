@@ -8,12 +8,13 @@ use poem::{Response, handler};
 use super::csrf_field;
 use super::forms::{Id, WsPost, breadcrumbs, every, status_for};
 use super::schema_fields::{as_input, field_row, parse_fields};
+use super::schema_retention;
 use crate::access::enter::TenantHandle;
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, op};
 use crate::error::FieldError;
 use crate::ids::CollectionId;
-use crate::records::schema::{FieldInput, Permissions};
+use crate::records::schema::{FieldInput, Permissions, Retention};
 use crate::records::{self, CollectionChange, Need, NewCollection, Visible};
 use crate::web::tenant::TenantPage;
 
@@ -49,6 +50,8 @@ fn input_key(key: &str) -> Option<&'static str> {
         "max_size" => "max_size",
         "types" => "types",
         "multiple" => "multiple",
+        "retention" | "retention.field" => "retention_field",
+        "retention.days" => "retention_days",
         _ => return None,
     })
 }
@@ -67,6 +70,8 @@ fn key_label(key: &str) -> &'static str {
         "max_size" => "largest file",
         "types" => "file types",
         "multiple" => "several files",
+        "retention_field" => "retention date field",
+        "retention_days" => "retention days",
         _ => "retired",
     }
 }
@@ -77,6 +82,9 @@ fn schema_errors_box(errors: &[FieldError], fields: &[FieldInput]) -> Markup {
     let anchor = |field: &str| -> Option<(String, String)> {
         if field == "name" {
             return Some(("Name".into(), "name".into()));
+        }
+        if let Some(k) = field.strip_prefix("retention.") {
+            return Some((format!("Retention: {k}"), format!("retention-{k}")));
         }
         let rest = field.strip_prefix("fields[")?;
         let (i, key) = rest.split_once("].")?;
@@ -131,6 +139,8 @@ struct SchemaForm<'a> {
     team: Option<&'a str>,
     /// Whether the person may delete the collection (admins).
     can_delete: bool,
+    /// The collection's retention window as shown (its date field by name).
+    retention: Option<&'a Retention>,
     errors: &'a [FieldError],
 }
 
@@ -179,6 +189,7 @@ fn schema_form(f: SchemaForm<'_>, token: &str) -> Markup {
                     }
                 }
                 button.secondary type="button" data-add-row="#fields" { "Add another field" }
+                (schema_retention::collection_inputs(f.retention, f.errors))
                 h2 { "Who may work with records" }
                 (permissions_table(f.permissions))
                 button type="submit" { "Save" }
@@ -236,6 +247,7 @@ struct Editing<'a> {
     permissions: &'a Permissions,
     fields: Vec<FieldInput>,
     team: Option<&'a str>,
+    retention: Option<Retention>,
 }
 
 impl<'a> Editing<'a> {
@@ -245,8 +257,22 @@ impl<'a> Editing<'a> {
             coll: Some(v),
             name: &d.name,
             permissions: &d.permissions,
-            fields: d.fields.iter().map(as_input).collect(),
+            fields: d
+                .fields
+                .iter()
+                .map(|f| FieldInput {
+                    retention: f
+                        .retention
+                        .as_ref()
+                        .map(|r| schema_retention::for_editing(d, r)),
+                    ..as_input(f)
+                })
+                .collect(),
             team: None,
+            retention: d
+                .retention
+                .as_ref()
+                .map(|r| schema_retention::for_editing(d, r)),
         }
     }
 }
@@ -282,6 +308,7 @@ async fn render_schema<O>(
                 && e.coll
                     .is_some_and(|c| allows(c.role, Resource::Collection, Action::Delete)),
             errors,
+            retention: e.retention.as_ref(),
         };
         schema_form(form, t)
     })
@@ -302,6 +329,7 @@ pub async fn new_collection(ctx: TenantPage<op::CollectionCreate>) -> poem::Resu
         permissions: &permissions,
         fields: Vec::new(),
         team: None,
+        retention: None,
     };
     render_schema(&ctx, e, &[]).await
 }
@@ -320,14 +348,19 @@ pub async fn create_collection(p: WsPost<op::CollectionCreate>) -> poem::Result<
             .filter(|s| !s.is_empty())
             .map(str::to_owned),
         permissions: Some(permissions.clone()),
+        retention: schema_retention::parse(pairs, "retention."),
     };
     let created = records::create_collection(&p.ctx, &p.state.bounds.limits, input).await;
+    if created.is_ok() {
+        records::retention::recount(&p.state.control, &p.ctx.db, p.ctx.now()).await;
+    }
     let e = Editing {
         coll: None,
         name: &name,
         permissions: &permissions,
         fields: parse_fields(pairs),
         team: p.form.get("team_id"),
+        retention: schema_retention::parse(pairs, "retention."),
     };
     p.then(created, to_collection(p.ctx.ws()), async |ctx, errors| {
         render_schema(ctx, e, errors).await
@@ -356,15 +389,24 @@ pub async fn schema_submit(
         // The editor always sends the marker; a form without it leaves the
         // permissions alone rather than reading "no boxes" as "nobody".
         permissions: p.form.get("perm.present").map(|_| parse_permissions(pairs)),
+        // Likewise: only a form with the retention inputs changes the window.
+        retention: p
+            .form
+            .get("retention.present")
+            .map(|_| schema_retention::parse(pairs, "retention.")),
     };
     let limits = &p.state.bounds.limits;
     let changed = records::change_collection(&p.ctx, limits, &cid, change).await;
+    if changed.is_ok() {
+        records::retention::recount(&p.state.control, &p.ctx.db, p.ctx.now()).await;
+    }
     p.then(changed, to_collection(p.ctx.ws()), async |ctx, errors| {
         // The form again as it was sent, not as stored: nothing typed is lost.
         let v = records::load(ctx, &cid, Need::See).await?;
         let e = Editing {
             name: p.form.get("name").unwrap_or(&v.row.def.name),
             fields: parse_fields(pairs),
+            retention: schema_retention::parse(pairs, "retention."),
             ..Editing::stored(&v)
         };
         render_schema(ctx, e, errors).await
@@ -380,6 +422,9 @@ pub async fn delete_collection(
     Id(cid): Id<CollectionId>,
 ) -> poem::Result<Response> {
     let deleted = records::delete_collection(&p.ctx, &cid).await;
+    if deleted.is_ok() {
+        records::retention::recount(&p.state.control, &p.ctx.db, p.ctx.now()).await;
+    }
     let ws = p.ctx.ws();
     p.then(
         deleted,

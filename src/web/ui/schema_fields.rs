@@ -42,6 +42,7 @@ pub(super) fn as_input(f: &Field) -> FieldInput {
         max_size: f.max_size,
         types: f.types.clone(),
         multiple: f.multiple,
+        retention: f.retention.clone(),
     }
 }
 
@@ -51,7 +52,7 @@ fn setting_for(key: &str) -> &'static str {
     match key {
         "options" => "select multi_select",
         "currency" => "money",
-        "max_size" | "types" | "multiple" => "file",
+        "max_size" | "types" | "multiple" | "retention" => "file",
         _ => "relation",
     }
 }
@@ -146,6 +147,16 @@ pub(super) fn field_row(
                         " Several files (file)"
                         (message("multiple"))
                     }
+                    label.opt data-for=(setting_for("retention")) {
+                        span { "Delete the files this many days after a date (file); empty: keep them" }
+                        input id=(id("retention_days")) name=(p("retention.days")) inputmode="numeric" pattern="[0-9]*" value=(f.and_then(|f| f.retention.as_ref()).map(|r| r.days.to_string()).unwrap_or_default()) placeholder="e.g. 30" aria-invalid=[inv("retention_days")] aria-describedby=[described("retention_days")];
+                        (message("retention_days"))
+                    }
+                    label.opt data-for=(setting_for("retention")) {
+                        span { "…after this date field (file), by name" }
+                        input id=(id("retention_field")) name=(p("retention.field")) value=(f.and_then(|f| f.retention.as_ref()).map(|r| r.field.as_str()).unwrap_or_default()) placeholder="e.g. Check-out" aria-invalid=[inv("retention_field")] aria-describedby=[described("retention_field")];
+                        (message("retention_field"))
+                    }
                 }
                 @if let Some(target) = stored_target {
                     // Fixed once set: sent as it is, shown by name.
@@ -221,6 +232,7 @@ pub(super) fn parse_fields(pairs: &[(String, String)]) -> Vec<FieldInput> {
                     .map(str::to_owned)
                     .collect(),
                 multiple: flag("multiple"),
+                retention: super::schema_retention::parse(pairs, &format!("f{i}.retention.")),
             })
         })
         .collect()

@@ -285,6 +285,7 @@ fn your_data(t: &Trust) -> Markup {
                 li { "A deleted workspace is removed after " (d.workspace_grace_days) " days, an account after "
                     (d.account_grace_days) " days; then the workspace's key is destroyed, so its data in every backup is unreadable" }
                 li { (d.workspaces_shredded) " workspace(s) deleted this way so far" }
+                li id="trust-retention" { (d.collections_with_retention) " collections have retention windows: what is past its window is deleted on schedule, files included" }
             }
         },
         &[(
