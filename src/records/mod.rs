@@ -480,7 +480,7 @@ pub async fn delete_record(
             Ok(files)
         })
         .await?;
-    crate::store::files::remove_blobs(ctx.db.dir(), &files)
+    crate::store::files::remove_blobs(&ctx.db.files(), &files)
 }
 
 pub async fn history(
