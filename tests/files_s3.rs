@@ -4,7 +4,8 @@
 //! the file and its name is absent), objects named by ids only, deletion
 //! removes the object, an upload cut halfway leaves no object and no
 //! multipart upload, backup → restore → download, shredding removes the
-//! workspace's objects, and a bucket outside `residency` refuses to start.
+//! workspace's objects, a move between two appliances on S3 carries the
+//! file, and a bucket outside `residency` refuses to start.
 
 mod common;
 
@@ -423,4 +424,109 @@ fn a_bucket_outside_the_residency_refuses_to_start() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// A move between two appliances that both keep files on S3 (two prefixes
+/// of one bucket): move-out reads the sealed file from the bucket into the
+/// bundle, move-in writes it under the target's prefix, and it downloads
+/// there with the same SHA-256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_between_appliances_on_s3_carries_the_file() {
+    let w = world().await;
+    let data = with_canary(400_000, 13);
+    let (s, f) = upload(&w, "moving.pdf", data.clone()).await;
+    assert_eq!(s, 201, "{f}");
+    let file = f["id"].as_str().unwrap().to_owned();
+    let target = Env::new();
+    target.create_user("owner@example.com", "Owner there");
+    let tid = age::x25519::Identity::generate();
+    let tid_file = target.root().join("target-identity.txt");
+    std::fs::write(&tid_file, format!("{}\n", tid.to_string().expose_secret())).unwrap();
+    let bundle = w.env.root().join("bundle.age");
+    let said = w.cli(
+        &[
+            "workspace",
+            "move-out",
+            &w.ws,
+            "--to-recipient",
+            &tid.to_public().to_string(),
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let source_key = said
+        .split("--source-key ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .trim_matches(|c: char| !c.is_ascii_hexdigit())
+        .to_owned();
+    let tenvs: Vec<(&str, String)> = w
+        .envs
+        .iter()
+        .map(|(k, v)| {
+            if *k == "AURA_FILES__URL" {
+                (*k, format!("s3://{BUCKET}/appliance-2"))
+            } else {
+                (*k, v.clone())
+            }
+        })
+        .collect();
+    let mut c = target.command(&[
+        "workspace",
+        "move-in",
+        bundle.to_str().unwrap(),
+        "--identity",
+        tid_file.to_str().unwrap(),
+        "--source-key",
+        &source_key,
+    ]);
+    for (k, v) in &tenvs {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = reqwest::get(format!(
+        "{}/{BUCKET}?list-type=2&prefix=appliance-2/{}/",
+        w.endpoint, w.ws
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        listing.contains(&format!("<Key>appliance-2/{}/{file}</Key>", w.ws)),
+        "{listing}"
+    );
+    let placed =
+        common::replica::files_under(&target.data_dir().join("tenants").join(&w.ws).join("files"));
+    assert!(
+        placed.is_empty(),
+        "on the target's bucket, not its disk: {placed:?}"
+    );
+    let pairs: Vec<(&str, &str)> = tenvs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = target.start_with(&pairs);
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "owner@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let r = c
+        .get(server.url(&format!(
+            "/api/v1/workspaces/{}/collections/{}/records/{}/files/{}/{file}",
+            w.ws, w.coll, w.record, w.field
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(sha(&r.bytes().await.unwrap()), sha(&data));
 }
