@@ -4,10 +4,12 @@
 //! the file and its name is absent), objects named by ids only, deletion
 //! removes the object, an upload cut halfway leaves no object and no
 //! multipart upload, backup → restore → download, shredding removes the
-//! workspace's objects, a move between two appliances on S3 carries the
+//! workspace's objects, 250 MiB both ways in bounded memory, a move between two appliances on S3 carries the
 //! file, and a bucket outside `residency` refuses to start.
 
 mod common;
+#[path = "common/proc.rs"]
+mod proc;
 
 use age::secrecy::ExposeSecret;
 use common::replica::start_moto;
@@ -529,4 +531,34 @@ async fn a_move_between_appliances_on_s3_carries_the_file() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(sha(&r.bytes().await.unwrap()), sha(&data));
+}
+
+/// 250 MiB up to the bucket and back with the server's peak resident memory
+/// watched: parts are streamed, so it stays far below the file's size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_streams_to_and_from_s3_in_bounded_memory() {
+    let w = world().await;
+    let pid = w.server.pid();
+    let data = with_canary(250 << 20, 21);
+    let before = proc::rss_mib(pid);
+    let t = std::time::Instant::now();
+    let (s, f) = upload(&w, "large.bin", data.clone()).await;
+    let up = t.elapsed();
+    assert_eq!(s, 201, "{f}");
+    let file = f["id"].as_str().unwrap().to_owned();
+    let t = std::time::Instant::now();
+    let (s, got) = download(&w, &file).await;
+    let down = t.elapsed();
+    assert_eq!(s, 200);
+    assert_eq!(sha(&got), sha(&data));
+    let peak = proc::peak_rss_mib(pid);
+    eprintln!(
+        "250 MiB on S3 (moto): upload {:.0} MB/s, download {:.0} MB/s; RSS {before} MiB before, {peak} MiB peak",
+        data.len() as f64 / 1e6 / up.as_secs_f64(),
+        data.len() as f64 / 1e6 / down.as_secs_f64()
+    );
+    assert!(
+        peak < before + 100,
+        "bounded: {before} MiB before, {peak} MiB peak for a 250 MiB file"
+    );
 }
