@@ -4,7 +4,8 @@
 //! the file and its name is absent), objects named by ids only, deletion
 //! removes the object, an upload cut halfway leaves no object and no
 //! multipart upload, backup → restore → download, shredding removes the
-//! workspace's objects, 250 MiB both ways in bounded memory, a move between two appliances on S3 carries the
+//! workspace's objects, a full restore puts files back in the bucket,
+//! 250 MiB both ways in bounded memory, a move between two appliances on S3 carries the
 //! file, and a bucket outside `residency` refuses to start.
 
 mod common;
@@ -561,4 +562,99 @@ async fn a_large_file_streams_to_and_from_s3_in_bounded_memory() {
         peak < before + 100,
         "bounded: {before} MiB before, {peak} MiB peak for a 250 MiB file"
     );
+}
+
+/// A full restore writes the backup's sealed files into the new data dir;
+/// the server started on it with S3 storage (a new prefix, as after losing
+/// the old bucket) moves them into the bucket and serves them from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_restore_puts_the_files_back_in_the_bucket() {
+    let w = world().await;
+    let data = with_canary(200_000, 31);
+    let (s, f) = upload(&w, "kept.pdf", data.clone()).await;
+    assert_eq!(s, 201, "{f}");
+    let file = f["id"].as_str().unwrap().to_owned();
+    let identity = age::x25519::Identity::generate();
+    let identity_file = w.env.root().join("backup-identity.txt");
+    std::fs::write(
+        &identity_file,
+        format!("{}\n", identity.to_string().expose_secret()),
+    )
+    .unwrap();
+    let rcpt = vec![(
+        "AURA_BACKUP__RECIPIENTS",
+        format!("[\"{}\"]", identity.to_public()),
+    )];
+    let id = w
+        .cli(&["backup", "run"], &rcpt)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let restored = w.env.root().join("restored");
+    w.cli(
+        &[
+            "restore",
+            "--from",
+            &id,
+            "--to",
+            restored.to_str().unwrap(),
+            "--identity",
+            identity_file.to_str().unwrap(),
+        ],
+        &rcpt,
+    );
+    let local = restored
+        .join("tenants")
+        .join(&w.ws)
+        .join("files")
+        .join(&file);
+    assert!(local.exists(), "the full restore wrote the sealed file");
+    let mut cmd = w.env.command(&["serve", "--listen", "127.0.0.1:0"]);
+    cmd.arg("--data-dir").arg(&restored);
+    for (k, v) in &w.envs {
+        cmd.env(k, v);
+    }
+    // A new prefix, as after losing the old bucket.
+    cmd.env("AURA_FILES__URL", format!("s3://{BUCKET}/restored-1"));
+    let server = Server::start(cmd);
+    let key = format!("restored-1/{}/{file}", w.ws);
+    let listed = || async {
+        reqwest::get(format!(
+            "{}/{BUCKET}?list-type=2&prefix=restored-1/",
+            w.endpoint
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !listed().await.contains(&key) || local.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file was not moved into the bucket"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(listed().await.matches("<Key>").count(), 1);
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "owner@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let r = c
+        .get(server.url(&format!(
+            "/api/v1/workspaces/{}/collections/{}/records/{}/files/{}/{file}",
+            w.ws, w.coll, w.record, w.field
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(sha(&r.bytes().await.unwrap()), sha(&data));
 }
