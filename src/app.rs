@@ -200,6 +200,10 @@ impl AppState {
             opts,
             config.file.storage.tenant_pool_size,
             Arc::new(crate::integrations::outbox::Outbox),
+            Arc::new(crate::store::blobs::Storage::from_url(
+                &config.file.files.url,
+                config.file.files.effective_region(&config.file.region),
+            )?),
         );
         let reloadable = std::sync::RwLock::new(Reloadable::from_config(&config));
         let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);

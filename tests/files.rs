@@ -671,14 +671,23 @@ async fn files_survive_a_key_rotation_and_the_audit_holds_references_only() {
     );
 }
 
-/// Moves do not carry files yet: moving a workspace that holds one is
-/// refused before anything changes (it stays writable).
+/// A move carries the workspace's files: move-out puts them, sealed, in
+/// the bundle (listed with their SHA-256), move-in on another appliance
+/// (its own data dir and master key) places them, and they download there
+/// byte for byte. A bundle whose file was altered is refused, and nothing is
+/// imported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn moving_a_workspace_with_files_is_refused_and_changes_nothing() {
+async fn a_move_carries_the_files_and_a_tampered_one_is_refused() {
     let w = world().await;
-    let (s, _) = upload(&w, &w.field, "stays.txt", b"stays here".to_vec()).await;
-    assert_eq!(s, 201);
-    let recipient = age::x25519::Identity::generate().to_public().to_string();
+    let data = pseudo_random(300_000, 23);
+    let (s, f) = upload(&w, &w.field, "moves.pdf", data.clone()).await;
+    assert_eq!(s, 201, "{f}");
+    let file = f["id"].as_str().unwrap().to_owned();
+    let target = Env::new();
+    target.create_user("owner@example.com", "Owner there");
+    let tid = age::x25519::Identity::generate();
+    let tid_file = target.root().join("target-identity.txt");
+    std::fs::write(&tid_file, format!("{}\n", tid.to_string().expose_secret())).unwrap();
     let bundle = w.env.root().join("bundle.age");
     let out = w.env.cli(
         &[
@@ -686,18 +695,141 @@ async fn moving_a_workspace_with_files_is_refused_and_changes_nothing() {
             "move-out",
             &w.ws,
             "--to-recipient",
-            &recipient,
+            &tid.to_public().to_string(),
             "--out",
             bundle.to_str().unwrap(),
         ],
         None,
     );
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let source_key = said
+        .split("--source-key ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .trim_matches(|c: char| !c.is_ascii_hexdigit())
+        .to_owned();
+    let move_in = |b: &Path| {
+        target.cli(
+            &[
+                "workspace",
+                "move-in",
+                b.to_str().unwrap(),
+                "--identity",
+                tid_file.to_str().unwrap(),
+                "--source-key",
+                &source_key,
+            ],
+            None,
+        )
+    };
+    // One byte of the sealed file changed inside the bundle: refused.
+    let tampered = w.env.root().join("tampered.age");
+    rewrite_bundle(&bundle, &tampered, &tid, |path, bytes| {
+        if path.starts_with("files/") {
+            bytes[5000] ^= 1;
+        }
+        true
+    });
+    let out = move_in(&tampered);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("attached file"), "{err}");
-    assert!(!bundle.exists());
-    let (s, _) = upload(&w, &w.field, "more.txt", b"still writable".to_vec()).await;
-    assert_eq!(s, 201, "the workspace is not read-only");
+    assert!(
+        err.contains(&format!("file {file} does not match its SHA-256")),
+        "{err}"
+    );
+    assert!(
+        !target.data_dir().join("tenants").join(&w.ws).exists(),
+        "nothing imported"
+    );
+    // A file left out of the bundle: refused too.
+    let short = w.env.root().join("short.age");
+    rewrite_bundle(&bundle, &short, &tid, |path, _| !path.starts_with("files/"));
+    let out = move_in(&short);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is listed but missing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The real bundle moves in, and the file downloads there.
+    let out = move_in(&bundle);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let placed = all_files(&target.data_dir().join("tenants").join(&w.ws).join("files"));
+    assert_eq!(placed.len(), 1, "{placed:?}");
+    let server = target.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "owner@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let r = c
+        .get(server.url(&format!(
+            "/api/v1/workspaces/{}/collections/{}/records/{}/files/{}/{file}",
+            w.ws, w.coll, w.record, w.field
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(hex_sha(&r.bytes().await.unwrap()), hex_sha(&data));
+}
+
+/// Decrypts a move bundle, changes its entries with `edit` (which keeps an
+/// entry by answering true), and seals it again to the same identity (what
+/// anyone who knows the recipient can do).
+fn rewrite_bundle(
+    from: &Path,
+    to: &Path,
+    id: &age::x25519::Identity,
+    edit: impl Fn(&str, &mut Vec<u8>) -> bool,
+) {
+    use std::io::{Read, Write};
+    let dec = age::Decryptor::new(std::fs::File::open(from).unwrap()).unwrap();
+    let r = dec
+        .decrypt(std::iter::once(id as &dyn age::Identity))
+        .unwrap();
+    let mut tar_in = tar::Archive::new(zstd::Decoder::new(r).unwrap());
+    let mut out = Vec::new();
+    {
+        let mut tar_out = tar::Builder::new(&mut out);
+        for e in tar_in.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().to_string();
+            let mut bytes = Vec::new();
+            e.read_to_end(&mut bytes).unwrap();
+            if !edit(&path, &mut bytes) {
+                continue;
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o600);
+            h.set_cksum();
+            tar_out
+                .append_data(&mut h, &path, bytes.as_slice())
+                .unwrap();
+        }
+        tar_out.finish().unwrap();
+    }
+    let z = zstd::encode_all(out.as_slice(), 3).unwrap();
+    let enc =
+        age::Encryptor::with_recipients(std::iter::once(&id.to_public() as &dyn age::Recipient))
+            .unwrap();
+    let mut f = std::fs::File::create(to).unwrap();
+    let mut w = enc.wrap_output(&mut f).unwrap();
+    w.write_all(&z).unwrap();
+    w.finish().unwrap();
 }
 
 /// Crypto-shredding: once the workspace's key is destroyed, its files are

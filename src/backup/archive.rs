@@ -126,7 +126,7 @@ pub fn run(deps: super::Deps<'_>, progress: &dyn Fn(&str)) -> Result<RunSummary>
             // never change once placed, so linking is a snapshot).
             let linked = crate::store::files::snapshot_into(
                 &Detached::read_only(&dest)?,
-                t.dir(),
+                &t.files(),
                 &scratch.join("tenants").join(ws.to_string()),
             )?;
             file_paths.extend(

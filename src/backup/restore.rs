@@ -204,10 +204,10 @@ pub fn workspace(
         // The backup's files first, so the restored rows never name a
         // file that is not there; then the rows; then what only the
         // replaced state named goes.
-        crate::store::files::restore_from(&from, tenant.dir())?;
+        crate::store::files::restore_from(&from, &tenant.files())?;
         let head = swap_in(deps, ws, &from.join("data.db"), id, json!({}))?;
-        let swept =
-            tenant.read_blocking(|c, _| crate::store::files::sweep(c, tenant.dir(), false))?;
+        let blobs = tenant.files();
+        let swept = tenant.read_blocking(|c, _| crate::store::files::sweep(c, &blobs, false))?;
         if swept > 0 {
             tracing::info!(workspace = %ws, files = swept, "files of the replaced state removed");
         }

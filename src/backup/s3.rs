@@ -1,14 +1,12 @@
 //! S3-compatible targets (AWS S3, MinIO, Ceph, Garage...) through object_store.
 //! Uploads are multipart and become visible only when complete, so a failed
-//! upload never replaces a good object. Credentials come from the standard
-//! `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` environment (a systemd
-//! `EnvironmentFile=` or credential), never from the data dir.
+//! upload never replaces a good object. The bucket is opened by
+//! `store::s3::bucket`, credentials from the `AWS_*` environment.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
-use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use tokio::io::AsyncWriteExt;
@@ -33,17 +31,7 @@ impl S3Target {
         } else {
             t.region.clone()
         };
-        let store = AmazonS3Builder::from_env()
-            .with_bucket_name(&t.bucket)
-            .with_endpoint(&t.endpoint)
-            .with_region(if region.is_empty() {
-                "us-east-1".to_owned()
-            } else {
-                region.to_lowercase()
-            })
-            .with_allow_http(t.endpoint.starts_with("http://"))
-            .with_virtual_hosted_style_request(false)
-            .build()
+        let store = crate::store::s3::bucket(&t.bucket, &t.endpoint, &region)
             .map_err(|e| s3_err("configuration", e))?;
         Ok(S3Target {
             label: format!("s3://{}", t.bucket),

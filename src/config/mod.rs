@@ -387,25 +387,22 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
         file.public_url.trim_end_matches('/').to_owned()
     };
     for (i, target) in file.backup.targets.iter().enumerate() {
-        let region = if target.region.is_empty() {
-            &file.region
-        } else {
-            &target.region
-        };
-        if !residency::region_allowed(&file.residency, region) {
-            return Err(Error::Config(format!(
-                "key `backup.targets[{i}]` ({:?} {}) is in region `{region}`, outside this appliance's residency `{}`; \
-                 choose a target in {} or change `residency`",
-                target.kind,
-                if target.kind == BackupTargetKind::Local {
-                    target.path.display().to_string()
-                } else {
-                    target.bucket.clone()
-                },
-                file.residency,
-                file.residency
-            )));
-        }
+        let what = format!(
+            "{:?} {}",
+            target.kind,
+            if target.kind == BackupTargetKind::Local {
+                target.path.display().to_string()
+            } else {
+                target.bucket.clone()
+            }
+        );
+        residency::check_target(
+            &format!("backup.targets[{i}]"),
+            &what,
+            residency::target_region(&target.region, &file.region),
+            &file.residency,
+        )
+        .map_err(Error::Config)?;
         if target.kind == BackupTargetKind::S3
             && (target.bucket.is_empty() || target.endpoint.is_empty())
         {
@@ -440,7 +437,9 @@ fn validate(file: FileConfig, dev: bool, source: Option<PathBuf>) -> Result<Conf
         )));
     }
     file.data_limits.validate().map_err(Error::Config)?;
-    file.files.validate().map_err(Error::Config)?;
+    file.files
+        .validate(&file.region, &file.residency)
+        .map_err(Error::Config)?;
     file.limits.validate().map_err(Error::Config)?;
     file.replication
         .validate(&file.region, &file.residency)

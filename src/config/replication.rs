@@ -35,11 +35,7 @@ impl ReplicationConfig {
 
     /// The region the target is tagged with (its own, or the appliance's).
     pub fn effective_region<'a>(&'a self, appliance_region: &'a str) -> &'a str {
-        if self.region.is_empty() {
-            appliance_region
-        } else {
-            &self.region
-        }
+        super::residency::target_region(&self.region, appliance_region)
     }
 
     /// Checks the keys, and the region against `residency` as backup
@@ -52,9 +48,7 @@ impl ReplicationConfig {
         let ok = url
             .strip_prefix("file://")
             .is_some_and(|p| p.starts_with('/'))
-            || url
-                .strip_prefix("s3://")
-                .is_some_and(|b| !b.is_empty() && !b.starts_with('/'));
+            || super::residency::is_s3_url(url);
         if !ok {
             return Err(format!(
                 "key `replication.url`: `{url}` is not `s3://bucket/prefix` or `file:///absolute/dir`"
@@ -66,13 +60,11 @@ impl ReplicationConfig {
         if self.retention_days == 0 {
             return Err("key `replication.retention_days` must be at least 1".into());
         }
-        let region = self.effective_region(appliance_region);
-        if !residency.is_empty() && !region.eq_ignore_ascii_case(residency) {
-            return Err(format!(
-                "key `replication.region`: the replica target {url} is in region `{region}`, outside this appliance's residency `{residency}`; \
-                 choose a target in {residency} or change `residency`"
-            ));
-        }
-        Ok(())
+        super::residency::check_target(
+            "replication.region",
+            &format!("the replica target {url}"),
+            self.effective_region(appliance_region),
+            residency,
+        )
     }
 }

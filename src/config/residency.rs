@@ -88,6 +88,34 @@ pub fn region_allowed(residency: &str, region: &str) -> bool {
     r.is_empty() || region.trim().eq_ignore_ascii_case(r)
 }
 
+/// The region a target (backup target, replica, file storage) is tagged
+/// with: its own `region`, or else the appliance's.
+pub fn target_region<'a>(own: &'a str, appliance: &'a str) -> &'a str {
+    if own.trim().is_empty() {
+        appliance
+    } else {
+        own
+    }
+}
+
+/// Refuses a target outside `residency`, in one wording for every kind:
+/// `key` is the config key, `what` the target as the operator wrote it.
+pub fn check_target(key: &str, what: &str, region: &str, residency: &str) -> Result<(), String> {
+    if region_allowed(residency, region) {
+        return Ok(());
+    }
+    Err(format!(
+        "key `{key}` ({what}) is in region `{region}`, outside this appliance's residency `{residency}`; \
+         choose a target in {residency} or change `residency`"
+    ))
+}
+
+/// Whether `url` is `s3://bucket` or `s3://bucket/prefix`.
+pub fn is_s3_url(url: &str) -> bool {
+    url.strip_prefix("s3://")
+        .is_some_and(|b| !b.is_empty() && !b.starts_with('/'))
+}
+
 /// The residency rule of one appliance, built from its validated config.
 #[derive(Clone, Debug, Default)]
 pub struct Residency {

@@ -27,6 +27,7 @@ pub(super) fn append<W: Write>(
     page: &[RecordRow],
 ) -> Result<u64> {
     let ws = db.id().to_string();
+    let blobs = db.files();
     let mut n = 0;
     for rec in page {
         for field in def.fields.iter().filter(|f| f.kind == FieldType::File) {
@@ -46,7 +47,7 @@ pub(super) fn append<W: Write>(
                     file: &file.id,
                 };
                 let mut reader = Hashing {
-                    inner: fstore::open(db.dir(), &key, binding)?,
+                    inner: fstore::open(&blobs, &key, binding)?,
                     hasher: Sha256::new(),
                 };
                 let want = hex::decode(&file.sha256)

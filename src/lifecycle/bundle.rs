@@ -1,5 +1,8 @@
-//! The move bundle: `age(zstd(tar(bundle.json, data.db)))`, encrypted to the
-//! target appliance's age recipient only. `bundle.json` carries what lives
+//! The move bundle: `age(zstd(tar(bundle.json, data.db, files/<id>...)))`,
+//! encrypted to the target appliance's age recipient only. The attached
+//! files travel sealed as they are stored (their keys are in data.db, under
+//! the workspace's data keys), each listed with its SHA-256 and checked
+//! before anything is imported. `bundle.json` carries what lives
 //! outside the workspace's database: its name and settings, its data keys
 //! (raw, so only the target's identity can read them), its members, and its
 //! chain's signed checkpoints with the source's public audit key. That key
@@ -13,10 +16,12 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::file_ref::is_file_id;
 
 pub const FORMAT: u32 = 1;
 const MANIFEST: &str = "bundle.json";
 const DATA: &str = "data.db";
+const FILES: &str = "files/";
 
 #[derive(Serialize, Deserialize)]
 pub struct Manifest {
@@ -39,6 +44,17 @@ pub struct Manifest {
     /// leaves the workspace's region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cross_region_reason: Option<String>,
+    /// The sealed attached files, each as `files/<id>` in the bundle.
+    #[serde(default)]
+    pub files: Vec<File>,
+}
+
+/// One sealed file in the bundle.
+#[derive(Serialize, Deserialize)]
+pub struct File {
+    pub id: String,
+    pub size: u64,
+    pub sha256: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -87,12 +103,13 @@ pub struct Checkpoint {
 }
 
 /// Writes the bundle to `out` (under a temporary name, synced, then renamed;
-/// mode 0600).
+/// mode 0600); the files `manifest` lists are read from `files_dir`.
 pub fn write(
     out: &Path,
     recipient: &age::x25519::Recipient,
     manifest: &Manifest,
     data: &Path,
+    files_dir: &Path,
 ) -> Result<u64> {
     let name = out
         .file_name()
@@ -113,6 +130,9 @@ pub fn write(
                 h.set_cksum();
                 tar.append_data(&mut h, MANIFEST, json.as_slice())?;
                 tar.append_path_with_name(data, DATA)?;
+                for f in &manifest.files {
+                    tar.append_path_with_name(files_dir.join(&f.id), format!("{FILES}{}", f.id))?;
+                }
                 tar.finish()?;
             }
             z.finish()?;
@@ -132,8 +152,9 @@ pub fn write(
 }
 
 /// Decrypts and unpacks a bundle into `dir` (which must be private to the
-/// service): only `bundle.json` and `data.db` are accepted, and the data
-/// must match its SHA-256.
+/// service): only `bundle.json`, `data.db` and `files/<file id>` are
+/// accepted, and the data and every file must match the SHA-256 the
+/// manifest lists (a file it does not list is refused).
 pub fn unpack(bundle: &Path, identity: &age::x25519::Identity, dir: &Path) -> Result<Manifest> {
     let bad = |m: String| Error::Usage(format!("bundle rejected: {m}"));
     let f = std::fs::File::open(bundle)
@@ -174,7 +195,17 @@ pub fn unpack(bundle: &Path, identity: &age::x25519::Identity, dir: &Path) -> Re
                 })?;
                 out.sync_all()?;
             }
-            other => return Err(bad(format!("unexpected file `{other}`"))),
+            other => match other.strip_prefix(FILES).filter(|id| is_file_id(id)) {
+                Some(id) => {
+                    crate::store::create_private_dir(&dir.join("files"))?;
+                    let mut out = crate::store::create_private_file(&dir.join("files").join(id))?;
+                    std::io::copy(&mut entry, &mut out).map_err(|e| {
+                        crate::error::or_disk_full(e, |e| bad(format!("damaged file: {e}")))
+                    })?;
+                    out.sync_all()?;
+                }
+                None => return Err(bad(format!("unexpected file `{other}`"))),
+            },
         }
     }
     let manifest: Manifest =
@@ -192,7 +223,32 @@ pub fn unpack(bundle: &Path, identity: &age::x25519::Identity, dir: &Path) -> Re
     if crate::backup::target::sha256_file(&data)? != manifest.data_sha256 {
         return Err(bad("data.db does not match its SHA-256".into()));
     }
+    check_files(&manifest, &dir.join("files")).map_err(bad)?;
     Ok(manifest)
+}
+
+/// Every listed file is there with its SHA-256, and nothing else is.
+fn check_files(manifest: &Manifest, files: &Path) -> std::result::Result<(), String> {
+    for f in &manifest.files {
+        if !is_file_id(&f.id) {
+            return Err(format!("`{}` is not a file id", f.id));
+        }
+        let p = files.join(&f.id);
+        if !p.exists() {
+            return Err(format!("file {} is listed but missing", f.id));
+        }
+        let sha = crate::backup::target::sha256_file(&p).map_err(|e| e.to_string())?;
+        if sha != f.sha256 {
+            return Err(format!("file {} does not match its SHA-256", f.id));
+        }
+    }
+    for e in std::fs::read_dir(files).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !manifest.files.iter().any(|f| f.id == name) {
+            return Err(format!("file {name} is not listed in bundle.json"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod bundle;
+mod move_files;
 pub mod move_region;
 pub mod moving;
 mod notify;
@@ -247,6 +248,11 @@ pub fn shred(
     {
         // The key is gone already, so what is left is unreadable; say so.
         tracing::error!(workspace = %ws, error = %e, "could not remove the shredded workspace's files");
+    }
+    // Files in an S3 bucket go too (unreadable already: their keys were in
+    // the workspace's database, under the destroyed key).
+    if let Err(e) = crate::store::files::remove_all(&deps.tenants.blobs(ws)) {
+        tracing::error!(workspace = %ws, error = %e, "could not remove the shredded workspace's files from the bucket");
     }
     crate::backup::escrow::rewrite_after_shred(deps.backup())
 }

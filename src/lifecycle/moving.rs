@@ -77,17 +77,6 @@ pub fn move_out(
         ask.target_region.as_deref(),
         ask.allow_cross_region.as_deref(),
     )?;
-    // A move bundle carries the database only: refused, before anything
-    // changes, while the workspace holds attached files (docs/files.md).
-    let files = deps
-        .tenants
-        .open(deps.control, &SystemTask::MoveOut.grant(ws))?
-        .read_blocking(|c, _| crate::store::files::count(c))?;
-    if files > 0 {
-        return Err(Error::Usage(format!(
-            "workspace {ws} holds {files} attached file(s), and moving files to another appliance is not built yet; nothing was changed"
-        )));
-    }
     let now = deps.clock.unix();
     let meta = RequestMeta::cli();
     let mut detail = dest.detail();
@@ -135,6 +124,8 @@ pub fn move_out(
         let data = scratch.join("data.db");
         tenant.read_blocking(|c, _| crate::store::vacuum_into_private(c, &data))?;
         let entries = tenant.read_blocking(|c, _| sql::entry_count(c))?;
+        progress("copy the workspace's sealed files");
+        let files = super::move_files::gather(&tenant, &data, &scratch)?;
         let manifest = deps.control.db.read(|c| {
             let wrapped = control::workspace_keys(c, ws)?;
             let keys_out = wrapped
@@ -189,10 +180,11 @@ pub fn move_out(
                 data_sha256: crate::backup::target::sha256_file(&data)?,
                 target_region: dest.target_region.clone(),
                 cross_region_reason: dest.cross_region_reason.clone(),
+                files,
             })
         })?;
         progress("compress and encrypt for the target");
-        let size = bundle::write(out, &to, &manifest, &data)?;
+        let size = bundle::write(out, &to, &manifest, &data, &scratch.join("files"))?;
         Ok(MovedOut {
             path: out.to_owned(),
             size,
@@ -401,9 +393,18 @@ fn import(
         .map(|k| Ok((k.key_id, deps.control.master.wrap_key(&ws.to_string(), k)?)))
         .collect::<Result<Vec<_>>>()?;
 
+    let listed = Detached::read_only(data)?;
+    super::move_files::check_rows(&listed, m).map_err(bad)?;
+    drop(listed);
+
     progress("import");
     let dir = deps.tenants.tenants_dir().join(ws.to_string());
     crate::store::create_private_dir(&dir)?;
+    let blobs = deps.tenants.blobs(ws);
+    if let Err(e) = super::move_files::place(&blobs, data, m) {
+        let _ = super::move_files::remove(&blobs, &dir);
+        return Err(e);
+    }
     for f in ["data.db", "data.db-wal", "data.db-shm"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
@@ -485,7 +486,7 @@ fn import(
     let (matched, created) = match written {
         Ok(v) => v,
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = super::move_files::remove(&blobs, &dir);
             return Err(e);
         }
     };

@@ -87,3 +87,26 @@ pub fn notices(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         }
     })
 }
+
+/// With files on S3, the sealed files found in workspaces' local `files/`
+/// directories (a full restore writes them there; so did this appliance
+/// before `[files] url` was set) go to the bucket, and the local copies go.
+pub fn adopt_local_files(state: &AppState) -> crate::error::Result<String> {
+    let mut moved = 0;
+    let Ok(entries) = std::fs::read_dir(state.tenants.tenants_dir()) else {
+        return Ok("no workspaces".into());
+    };
+    for e in entries.flatten() {
+        let Ok(ws) = e
+            .file_name()
+            .to_string_lossy()
+            .parse::<crate::ids::WorkspaceId>()
+        else {
+            continue;
+        };
+        if e.path().join("files").is_dir() {
+            moved += crate::store::files::adopt_local(&state.tenants.blobs(ws))?;
+        }
+    }
+    Ok(format!("{moved} local file(s) moved to the bucket"))
+}

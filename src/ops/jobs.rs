@@ -60,6 +60,14 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         // while the server was stopped). Checkpoints deleted while it was
         // stopped are caught by `aura audit verify` before starting it, or
         // against an outside anchor (the restore drill); see docs/audit.md.
+        if state.tenants.files_remote() {
+            run_blocking(
+                &state,
+                "local files to the bucket",
+                super::background::adopt_local_files,
+            )
+            .await;
+        }
         checkpoint.tick().await;
         run_blocking(&state, "audit checkpoint", checkpoint_all).await;
         loop {

@@ -1,5 +1,5 @@
 //! The trust page's list of outbound paths: every way data leaves this
-//! appliance (backups, replication, webhooks, the SMTP relay, workspace
+//! appliance (backups, replication, files on S3, webhooks, the SMTP relay, workspace
 //! moves), the region it goes to and whether `residency` is enforced on it.
 //! Computed from the running config. The page is public, so it names no
 //! workspace's receivers and no host, only regions and counts.
@@ -11,7 +11,7 @@ use crate::config::{BackupTargetKind, FileConfig};
 
 #[derive(Clone, Serialize)]
 pub struct OutboundPath {
-    /// `backups`, `replication`, `webhooks`, `smtp_relay` or `moves`.
+    /// `backups`, `replication`, `files`, `webhooks`, `smtp_relay` or `moves`.
     pub path: String,
     /// Where data on this path goes; empty when not known or not configured.
     pub region: String,
@@ -74,6 +74,14 @@ pub fn paths(f: &FileConfig) -> Vec<OutboundPath> {
         on,
         "the replica target's `[replication] region` is checked against the residency region at start".into(),
     ));
+    if f.files.on_s3() {
+        out.push(row(
+            "files",
+            f.files.effective_region(&f.region).to_owned(),
+            on,
+            "attached files are kept sealed in an S3-compatible bucket; a bucket outside the residency region is refused at start".into(),
+        ));
+    }
     let declared = patterns_in(&f.outbound, &res).len();
     out.push(row(
         "webhooks",

@@ -338,5 +338,5 @@ pub async fn delete_collection(ctx: &TenantHandle, id: &CollectionId) -> Result<
         })
         .await?;
     // Their records are gone: so are their files' sealed bytes.
-    crate::store::files::remove_blobs(ctx.db.dir(), &files)
+    crate::store::files::remove_blobs_async(ctx.db.files(), files).await
 }

@@ -156,7 +156,7 @@ pub async fn upload_file<R: Read + Send + 'static>(
     }
     let file_id = file_ref::new_file_id();
     let ws = ctx.db.id().to_string();
-    let dir = ctx.db.dir().to_owned();
+    let blobs = ctx.db.files();
     let (record, fid, allowed) = (rec_id.to_string(), field.id.clone(), field.types.clone());
     let field_name = field.name.clone();
     let mut body = input.body;
@@ -180,7 +180,7 @@ pub async fn upload_file<R: Read + Send + 'static>(
                 ),
             ));
         }
-        let mut up = fstore::Upload::start(&dir, binding)?;
+        let mut up = fstore::Upload::start(&blobs, binding)?;
         let mut sha = Sha256::new();
         let mut size = 0u64;
         let mut buf = head;
@@ -218,12 +218,7 @@ pub async fn upload_file<R: Read + Send + 'static>(
     let now = ctx.now();
     let ms = now_ms(&ctx.clock);
     let (user, actor, meta) = (ctx.user.to_string(), ctx.actor.clone(), ctx.meta.clone());
-    let (row, dir, rid, added) = (
-        coll.row.clone(),
-        ctx.db.dir().to_owned(),
-        rec_id.to_string(),
-        file.clone(),
-    );
+    let (row, rid, added) = (coll.row.clone(), rec_id.to_string(), file.clone());
     let (rec, up, replaced) = ctx
         .db
         .write(move |t| {
@@ -253,7 +248,7 @@ pub async fn upload_file<R: Read + Send + 'static>(
             }
             after.push(added.clone());
             fstore::forget(t, &rid, &replaced)?;
-            up.place(t, &dir, &rid, &field.id, size, now)?;
+            up.place(t, &rid, &field.id, size, now)?;
             let rec = change_files(t, &row, &old, &field, &after, ms, &user)?;
             t.audit(
                 now,
@@ -272,7 +267,7 @@ pub async fn upload_file<R: Read + Send + 'static>(
         })
         .await?;
     up.committed();
-    fstore::remove_blobs(ctx.db.dir(), &replaced)?;
+    fstore::remove_blobs_async(ctx.db.files(), replaced).await?;
     Ok((coll, rec, file))
 }
 
@@ -336,7 +331,7 @@ pub async fn delete_file(
             Ok(rec)
         })
         .await?;
-    fstore::remove_blobs(ctx.db.dir(), &[file_id.to_owned()])?;
+    fstore::remove_blobs_async(ctx.db.files(), vec![file_id.to_owned()]).await?;
     Ok((coll, rec))
 }
 
@@ -376,7 +371,7 @@ pub async fn download_file(
         .read(move |c, s| fstore::file_key(c, s, &rid, &fid, &id))
         .await?
         .ok_or(Error::NotFound("file"))?;
-    let (ws, dir) = (ctx.db.id().to_string(), ctx.db.dir().to_owned());
+    let (ws, blobs) = (ctx.db.id().to_string(), ctx.db.files());
     let (rid, fid, id) = (rec.id.clone(), field.id.clone(), file.id.clone());
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<()>>();
@@ -387,7 +382,7 @@ pub async fn download_file(
             field: &fid,
             file: &id,
         };
-        let opened = fstore::open(&dir, &key, binding);
+        let opened = fstore::open(&blobs, &key, binding);
         let mut reader = match opened {
             Ok(r) => r,
             Err(e) => {

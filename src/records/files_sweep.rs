@@ -23,7 +23,7 @@ pub fn sweep_all(control: &Control, tenants: &TenantPool) -> Result<usize> {
         }
         let swept = tenants
             .visit(control, &SystemTask::FileSweep.grant(ws))
-            .and_then(|t| t.read_blocking(|c, _| fstore::sweep(c, t.dir(), true)));
+            .and_then(|t| t.read_blocking(|c, _| fstore::sweep(c, &t.files(), true)));
         match swept {
             Ok(n) => {
                 if n > 0 {

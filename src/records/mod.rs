@@ -482,7 +482,7 @@ pub async fn delete_record(
             Ok(files)
         })
         .await?;
-    crate::store::files::remove_blobs(ctx.db.dir(), &files)
+    crate::store::files::remove_blobs_async(ctx.db.files(), files).await
 }
 
 pub async fn history(

@@ -102,7 +102,7 @@ pub async fn purge(db: &TenantDb, now: i64, now_ms: i64) -> Result<Purged> {
         return Ok(out);
     }
     let (records, files) = db.write(move |t| apply(t, &found, now, now_ms)).await?;
-    fstore::remove_blobs(db.dir(), &files)?;
+    fstore::remove_blobs_async(db.files(), files.clone()).await?;
     db.scrub().await?;
     out.records = records;
     out.files = files.len();

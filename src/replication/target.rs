@@ -43,23 +43,10 @@ impl Replica {
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
                     .map_err(|e| err("directory", e))?;
                 (Arc::new(fs), String::new())
-            } else if let Some(rest) = url.strip_prefix("s3://") {
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                let endpoint = std::env::var("AWS_ENDPOINT_URL")
-                    .or_else(|_| std::env::var("AWS_ENDPOINT"))
-                    .unwrap_or_default();
-                let s3 = object_store::aws::AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_region(if region.is_empty() {
-                        "us-east-1".to_owned()
-                    } else {
-                        region.to_lowercase()
-                    })
-                    .with_allow_http(endpoint.starts_with("http://"))
-                    .with_virtual_hosted_style_request(false)
-                    .build()
+            } else if let Some((bucket, prefix)) = crate::store::s3::parse_url(url) {
+                let s3 = crate::store::s3::bucket(bucket, "", &region)
                     .map_err(|e| err("configuration", e))?;
-                (Arc::new(s3), prefix.trim_matches('/').to_owned())
+                (Arc::new(s3), prefix.to_owned())
             } else {
                 return Err(Error::Config(format!(
                     "key `replication.url`: `{url}` is not s3:// or file://"

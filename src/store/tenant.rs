@@ -82,6 +82,8 @@ pub struct TenantDb {
     /// Decrypted collection definitions, checked against the stored
     /// ciphertext on every use (`store::cache`).
     defs: Arc<super::cache::DefCache>,
+    /// Where the appliance keeps attached files' sealed bytes.
+    files: Arc<super::blobs::Storage>,
 }
 
 impl std::fmt::Debug for TenantDb {
@@ -140,6 +142,15 @@ impl TenantDb {
     /// This workspace's directory (`tenants/<id>`), beside its database.
     pub fn dir(&self) -> &std::path::Path {
         self.db.path().parent().unwrap_or(std::path::Path::new("."))
+    }
+
+    /// This workspace's attached files (local or in the S3 bucket).
+    pub fn files(&self) -> super::blobs::Blobs {
+        super::blobs::Blobs::new(
+            Arc::clone(&self.files),
+            self.dir().to_owned(),
+            self.id.to_string(),
+        )
     }
 
     /// Dead once this workspace is closed (evicted from the pool and no
@@ -310,6 +321,7 @@ pub struct TenantPool {
     opts: DbOptions,
     capacity: usize,
     open: Mutex<Lru<TenantDb>>,
+    files: Arc<super::blobs::Storage>,
 }
 
 /// See `TenantPool::file_stamp`.
@@ -324,15 +336,37 @@ fn in_use(t: &TenantDb) -> bool {
 
 impl TenantPool {
     /// `hook` runs beside every workspace audit entry; `app.rs` installs the
-    /// webhook outbox.
-    pub fn new(dir: PathBuf, opts: DbOptions, capacity: usize, hook: Arc<dyn AuditHook>) -> Self {
+    /// webhook outbox. `files`: where attached files' bytes go.
+    pub fn new(
+        dir: PathBuf,
+        opts: DbOptions,
+        capacity: usize,
+        hook: Arc<dyn AuditHook>,
+        files: Arc<super::blobs::Storage>,
+    ) -> Self {
         Self {
             dir,
             hook,
             opts,
             capacity: capacity.max(1),
             open: Mutex::new(Lru::default()),
+            files,
         }
+    }
+
+    /// A workspace's attached files, without opening its database (a
+    /// shredded workspace's, a moved-in one's).
+    pub fn blobs(&self, id: WorkspaceId) -> super::blobs::Blobs {
+        super::blobs::Blobs::new(
+            Arc::clone(&self.files),
+            self.dir.join(id.to_string()),
+            id.to_string(),
+        )
+    }
+
+    /// Whether attached files go to an S3-compatible bucket.
+    pub fn files_remote(&self) -> bool {
+        self.files.is_remote()
     }
 
     fn path_for(&self, id: WorkspaceId) -> PathBuf {
@@ -378,6 +412,7 @@ impl TenantPool {
             frozen: None,
             hook: Arc::clone(&self.hook),
             defs: Default::default(),
+            files: Arc::clone(&self.files),
         };
         let (out, closed) = {
             let mut open = self.pooled()?;

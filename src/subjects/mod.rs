@@ -346,7 +346,7 @@ pub async fn anonymise(ctx: &TenantHandle, raw: &str) -> Result<Anonymised> {
         })
         .await?;
     let (done, removed) = done;
-    crate::store::files::remove_blobs(ctx.db.dir(), &removed)?;
+    crate::store::files::remove_blobs_async(ctx.db.files(), removed.clone()).await?;
     // The indexes rebuild (the generation moved); the files lose the old
     // ciphertexts.
     ctx.db.scrub().await?;

@@ -238,6 +238,7 @@ fn path_name(p: &str) -> &str {
     match p {
         "backups" => "Backups",
         "replication" => "Replication",
+        "files" => "Attached files (S3)",
         "webhooks" => "Webhooks",
         "smtp_relay" => "Email relay (SMTP)",
         "moves" => "Workspace moves",
