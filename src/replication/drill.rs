@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::Deps;
 use super::target::Replica;
-use super::{CONTROL, catalog, restore};
+use super::{CONTROL, catalog, files, restore};
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::backup::drill::{BackupTrust, check_unpacked};
 use crate::backup::{FORMAT_VERSION, FileEntry, Manifest, ManifestWorkspace};
@@ -129,12 +129,26 @@ async fn drill(
         audit_anchor: None,
     };
     let escrow = crate::backup::escrow::current(&deps.control, deps.clock.unix())?;
-    let verdict = check_unpacked(
+    let mut verdict = check_unpacked(
         scratch,
         &manifest,
         &escrow,
         &deps.control.master,
         &BackupTrust::live(deps.backup()),
     );
+    // One of the files that state names, if any: fetched and opened to
+    // its end with the live key.
+    if verdict.is_ok() {
+        let checked = match files::sealer_from_escrow(&escrow, &deps.control.master, &ws) {
+            Ok(sealer) => {
+                let dir = scratch.join("tenants").join(&ws);
+                files::drill_one(replica, &ws, &ws_file, &dir, identity, &sealer).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = checked {
+            verdict = Err(("files".into(), e.to_string()));
+        }
+    }
     Ok((ws, at, verdict))
 }

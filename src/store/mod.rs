@@ -36,6 +36,7 @@ pub mod power_cut;
 pub mod readers;
 pub mod records;
 pub mod replica_copy;
+pub mod replica_files;
 pub mod scim;
 pub mod sso;
 pub mod subjects;

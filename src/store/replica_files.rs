@@ -1,0 +1,71 @@
+//! What continuous replication needs of a workspace's `files` table
+//! (docs/replication.md, "Files"): the rows added since a rowid (the new
+//! sealed files to ship, without listing the files directory), and every
+//! file a database names with what it is bound to (what a point-in-time
+//! restore fetches and checks).
+
+use rusqlite::{OptionalExtension, params};
+
+use super::handle::{Sql, TOKEN};
+use crate::error::Result;
+
+/// A file a database names: its id and the record and field it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    pub id: String,
+    pub record: String,
+    pub field: String,
+}
+
+/// Rows added (rowid, file id), and the id at the rowid asked after.
+pub type Added = (Vec<(i64, String)>, Option<String>);
+
+fn has_files(c: &dyn Sql) -> Result<bool> {
+    let c = c.conn(TOKEN);
+    Ok(c.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'files'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? > 0)
+}
+
+/// The rows whose rowid is above `after` (ascending), and the id of the row
+/// at `after` now: when that is not the id last seen there, the newest rows
+/// were removed and their rowids may have been given to new files (SQLite
+/// reuses the highest rowid once its row is gone), so the caller compares
+/// everything instead.
+pub fn added_since(c: &dyn Sql, after: i64) -> Result<Added> {
+    if !has_files(c)? {
+        return Ok((Vec::new(), None));
+    }
+    let conn = c.conn(TOKEN);
+    let mut stmt =
+        conn.prepare_cached("SELECT rowid, id FROM files WHERE rowid > ?1 ORDER BY rowid")?;
+    let rows = stmt.query_map(params![after], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let added = rows.collect::<rusqlite::Result<Vec<(i64, String)>>>()?;
+    let at = conn
+        .query_row(
+            "SELECT id FROM files WHERE rowid = ?1",
+            params![after],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok((added, at))
+}
+
+/// Every file the database names, by id.
+pub fn named(c: &dyn Sql) -> Result<Vec<Named>> {
+    if !has_files(c)? {
+        return Ok(Vec::new());
+    }
+    let conn = c.conn(TOKEN);
+    let mut stmt = conn.prepare("SELECT id, record_id, field_id FROM files ORDER BY id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Named {
+            id: r.get(0)?,
+            record: r.get(1)?,
+            field: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
