@@ -417,3 +417,118 @@ async fn a_deleted_file_leaves_the_replica_once_no_kept_state_names_it() {
         s.stop();
     }
 }
+
+/// The replica drill opens one file of the drilled state (named in its
+/// entry as `file_checked`); a damaged file object fails it at `files`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_replica_drill_opens_a_file_and_a_damaged_one_fails_it() {
+    let mut r = Replicated::new();
+    let out = r.env.cli(
+        &[
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--platform-admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(out.status.success());
+    let ws = r.env.create_workspace("Drilled Files", "ops@example.com");
+    r.extra = vec![(
+        "AURA_BACKUP__DRILL_IDENTITY_FILE",
+        r.identity.display().to_string(),
+    )];
+    let server = r.start();
+    let c = client(&server);
+    assert_eq!(
+        login(&c, &server, "ops@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let f = files_in(&c, &server, &ws).await;
+    let id = upload(&c, &server, &f, "drilled.bin", pseudo_random(150_000, 41)).await;
+    r.wait_replicated(&format!("ws-{ws}"), now_ms());
+    r.wait_replicated("control", now_ms());
+    // The drill starts with a backup drill: a backup first.
+    let page = common::get_text(&c, server.url("/platform/backups")).await;
+    let token = common::csrf_from(&page);
+    let s = c
+        .post(server.url("/platform/backups/run"))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(s, 303);
+    // The window ends at the workspace's last change: later writes make
+    // most of it hold the file (the drill's instant is random).
+    for i in 0..16 {
+        let s = c
+            .post(server.url(&format!("/api/v1/workspaces/{ws}/teams")))
+            .json(&json!({"name": format!("t{i}")}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(s, 201);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    r.wait_replicated(&format!("ws-{ws}"), now_ms());
+    let drill = || async {
+        let before = common::mfa::platform_entries(&r.env, "replication.drill").len();
+        let page = common::get_text(&c, server.url("/platform/backups")).await;
+        let token = common::csrf_from(&page);
+        let s = c
+            .post(server.url("/platform/backups/drill"))
+            .form(&[("csrf", token.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(s, 303);
+        // The drill runs in the background.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let entries = common::mfa::platform_entries(&r.env, "replication.drill");
+            if entries.len() > before {
+                return entries.last().cloned().unwrap();
+            }
+            assert!(Instant::now() < deadline, "no replica drill entry");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let mut checked = None;
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let e = drill().await;
+        seen.push(e.to_string());
+        assert_eq!(e["after"]["ok"], true, "{e}");
+        if !e["after"]["file_checked"].is_null() {
+            checked = Some(e);
+            break;
+        }
+    }
+    let e = checked.unwrap_or_else(|| panic!("no drill landed on a state with the file: {seen:?}"));
+    assert_eq!(e["after"]["file_checked"], id.as_str(), "{e}");
+
+    // One byte flipped in the file's replica object.
+    let obj = object(&r, &ws, &id);
+    let mut bytes = std::fs::read(&obj).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&obj, bytes).unwrap();
+    let mut failed = None;
+    for _ in 0..10 {
+        let e = drill().await;
+        if e["after"]["ok"] == false {
+            failed = Some(e);
+            break;
+        }
+    }
+    let e = failed.expect("the drill never failed on the damaged file");
+    assert_eq!(e["after"]["failed_step"], "files", "{e}");
+    server.stop();
+}
