@@ -69,3 +69,39 @@ pub fn named(c: &dyn Sql) -> Result<Vec<Named>> {
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Detached;
+
+    fn insert(c: &Detached, id: &str) {
+        c.conn(TOKEN)
+            .execute(
+                "INSERT INTO files (id, record_id, field_id, size, key_ct, created_at)
+                 VALUES (?1, 'r', 'f', 1, x'00', 0)",
+                [id],
+            )
+            .unwrap();
+    }
+
+    /// SQLite gives a removed highest rowid to the next row: `added_since`
+    /// then finds nothing above it, and the id at it changed, which is what
+    /// tells the shipper to compare the whole table.
+    #[test]
+    fn a_reused_highest_rowid_shows_as_another_id_at_it() {
+        let c = Detached::memory(crate::store::migrations::TENANT).unwrap();
+        insert(&c, "fl_a");
+        insert(&c, "fl_b");
+        let (added, _) = added_since(&c, 0).unwrap();
+        assert_eq!(added, vec![(1, "fl_a".into()), (2, "fl_b".into())]);
+        c.conn(TOKEN)
+            .execute("DELETE FROM files WHERE id = 'fl_b'", [])
+            .unwrap();
+        insert(&c, "fl_c");
+        let (added, at) = added_since(&c, 2).unwrap();
+        assert!(added.is_empty(), "nothing above the old highest rowid");
+        assert_eq!(at.as_deref(), Some("fl_c"), "another id at it");
+        assert_eq!(named(&c).unwrap().len(), 2);
+    }
+}
