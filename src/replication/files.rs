@@ -143,7 +143,7 @@ impl FileShipper {
                 .await?
                 .0;
         }
-        let present: BTreeSet<String> = if self.compared {
+        let present: BTreeSet<String> = if self.compared || added.is_empty() {
             BTreeSet::new()
         } else {
             listed(replica, ws)
