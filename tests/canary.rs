@@ -251,7 +251,54 @@ async fn no_person_typed_string_reaches_disk_or_logs() {
         .unwrap();
     assert_eq!(form.status(), 401);
 
+    // A file whose content and name carry canaries: it is shipped to the
+    // replica as its own object, which must hold neither.
+    let file_text = canary("filecontent");
+    let file_name = canary("filename");
+    let coll: serde_json::Value = c
+        .post(server.url(&format!("/api/v1/workspaces/{me_ws}/collections")))
+        .json(&serde_json::json!({"name": "Docs", "fields": [
+            {"name": "Title", "type": "text"},
+            {"name": "Scan", "type": "file"}
+        ]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let coll_id = coll["id"].as_str().unwrap().to_owned();
+    let rec: serde_json::Value = c
+        .post(server.url(&format!(
+            "/api/v1/workspaces/{me_ws}/collections/{coll_id}/records"
+        )))
+        .json(&serde_json::json!({"values": {"Title": "t"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rec_id = rec["id"].as_str().unwrap().to_owned();
+    let up = c
+        .post(server.url(&format!(
+            "/api/v1/workspaces/{me_ws}/collections/{coll_id}/records/{rec_id}/files/Scan"
+        )))
+        .query(&[("name", format!("{file_name}.txt"))])
+        .header("content-type", "application/octet-stream")
+        .body(format!("scan of {file_text} ").repeat(1000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), 201);
+    let file_id = up.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
     let all = vec![
+        file_text,
+        file_name,
         user_name,
         email_local,
         email.clone(),
@@ -315,6 +362,14 @@ async fn no_person_typed_string_reaches_disk_or_logs() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    let shipped = replica
+        .join("files")
+        .join(format!("ws-{me_ws}"))
+        .join(format!("{file_id}.age"));
+    assert!(
+        shipped.exists(),
+        "the file is in the replica, to be scanned"
+    );
     let (hits, files) = scan_tree(&replica, &all);
     assert!(
         hits.is_empty() && files >= 3,

@@ -124,6 +124,17 @@ fn bar() -> ProgressBar {
     bar
 }
 
+/// ", N file(s)" and any named but not in the replica.
+fn files_note(f: crate::replication::files::Fetched) -> String {
+    match (f.placed, f.missing) {
+        (0, 0) => String::new(),
+        (n, 0) => format!(", {n} file(s) fetched and checked"),
+        (n, m) => format!(
+            ", {n} file(s) fetched and checked, {m} named but not in the replica (removed before they could be shipped; they answer 404)"
+        ),
+    }
+}
+
 /// `aura restore --at TIME|latest [--workspace WS | --to DIR]`.
 pub async fn restore(
     g: &Global,
@@ -144,7 +155,7 @@ pub async fn restore(
         let state = open_state(g, load_config(g)?, false)?;
         let ident = identity(g, &state.config, identity_path)?;
         let replica = replica_of(&state.config)?;
-        let (head, state_ms) = restore::workspace_in_place(
+        let (head, state_ms, files) = restore::workspace_in_place(
             &state.replication_deps(),
             &replica,
             ws,
@@ -155,8 +166,9 @@ pub async fn restore(
         .await?;
         bar.finish_and_clear();
         println!(
-            "restored workspace {ws} to {at} (its state replicated at {}) from {}; its audit chain continues from seq {head}; other workspaces were not touched",
+            "restored workspace {ws} to {at} (its state replicated at {}{}) from {}; its audit chain continues from seq {head}; other workspaces were not touched",
             rfc3339_ms(state_ms),
+            files_note(files),
             replica.label
         );
         return Ok(ExitCode::SUCCESS);
@@ -171,9 +183,10 @@ pub async fn restore(
     let r = restore::appliance(&cfg, &replica, t, &ident, &to, master, &progress).await?;
     bar.finish_and_clear();
     println!(
-        "restored the appliance to {at} (control.db as replicated at {}, {} workspace(s){}) into {}; start it with `aura serve --data-dir {}` and the same master key",
+        "restored the appliance to {at} (control.db as replicated at {}, {} workspace(s){}{}) into {}; start it with `aura serve --data-dir {}` and the same master key",
         rfc3339_ms(r.state_ms),
         r.workspaces,
+        files_note(r.files),
         if r.later > 0 {
             format!(", {} created later left out", r.later)
         } else {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::Deps;
 use super::target::Replica;
-use super::{CONTROL, catalog, restore};
+use super::{CONTROL, catalog, files, restore};
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::backup::drill::{BackupTrust, check_unpacked};
 use crate::backup::{FORMAT_VERSION, FileEntry, Manifest, ManifestWorkspace};
@@ -32,14 +32,14 @@ pub fn run(deps: &Deps, identity: &age::x25519::Identity) -> Result<Option<Strin
     let _ = std::fs::remove_dir_all(&scratch);
     let outcome = handle.block_on(drill(deps, &replica, identity, &scratch));
     let _ = std::fs::remove_dir_all(&scratch);
-    let (ws, at, verdict) = outcome?;
+    let (ws, at, verdict, file) = outcome?;
     let ok = verdict.is_ok();
     let (step, detail) = verdict.err().unwrap_or_default();
     deps.control.audit_alone(
         deps.clock.unix(),
         &NewEntry::new(Actor::System, "replication.drill", &RequestMeta::default())
             .target("workspace", &ws)
-            .after(json!({ "ok": ok, "at": rfc3339_ms(at), "failed_step": (!ok).then_some(&step), "detail": detail })),
+            .after(json!({ "ok": ok, "at": rfc3339_ms(at), "failed_step": (!ok).then_some(&step), "detail": detail, "file_checked": file })),
     )?;
     Ok(Some(if ok {
         format!(
@@ -61,7 +61,7 @@ async fn drill(
     replica: &Replica,
     identity: &age::x25519::Identity,
     scratch: &std::path::Path,
-) -> Result<(String, i64, Verdict)> {
+) -> Result<(String, i64, Verdict, Option<String>)> {
     let live: Vec<String> = replica
         .databases()
         .await?
@@ -129,12 +129,28 @@ async fn drill(
         audit_anchor: None,
     };
     let escrow = crate::backup::escrow::current(&deps.control, deps.clock.unix())?;
-    let verdict = check_unpacked(
+    let mut verdict = check_unpacked(
         scratch,
         &manifest,
         &escrow,
         &deps.control.master,
         &BackupTrust::live(deps.backup()),
     );
-    Ok((ws, at, verdict))
+    // One of the files that state names, if any: fetched and opened to
+    // its end with the live key.
+    let mut file = None;
+    if verdict.is_ok() {
+        let checked = match files::sealer_from_escrow(&escrow, &deps.control.master, &ws) {
+            Ok(sealer) => {
+                let dir = scratch.join("tenants").join(&ws);
+                files::drill_one(replica, &ws, &ws_file, &dir, identity, &sealer).await
+            }
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(f) => file = f,
+            Err(e) => verdict = Err(("files".into(), e.to_string())),
+        }
+    }
+    Ok((ws, at, verdict, file))
 }

@@ -15,6 +15,7 @@
 
 pub mod catalog;
 pub mod drill;
+pub mod files;
 pub mod lease;
 #[cfg(test)]
 mod pass_tests;
@@ -44,6 +45,9 @@ pub const HEARTBEAT: &str = "status.json";
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 const LEASE_EVERY: Duration = Duration::from_secs(2);
+/// Deleted files' objects are looked for this often (each workspace's file
+/// objects are listed): their removal waits for days of retention anyway.
+const FILES_PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// What replication needs from the appliance, owned: the replicator and a
 /// standby run for as long as the server does (`AppState::replication_deps`).
@@ -118,6 +122,8 @@ async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipien
         return;
     }
     let mut shippers: BTreeMap<String, Shipper> = BTreeMap::new();
+    let mut file_shippers: BTreeMap<String, files::FileShipper> = BTreeMap::new();
+    let mut last_prune: Option<Instant> = None;
     let mut failing: std::collections::BTreeSet<String> = Default::default();
     let mut last_sweep: Option<Instant> = None;
     let mut last_beat: Option<Instant> = None;
@@ -143,7 +149,31 @@ async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipien
         let mut gone = Vec::new();
         for (name, sh) in shippers.iter_mut() {
             let now_ms = deps.clock.unix_ms();
-            match sh.sync(&replica, &recipients, &tmp_dir, now_ms).await {
+            let mut synced = sh.sync(&replica, &recipients, &tmp_dir, now_ms).await;
+            // A workspace's new files follow the segment that names them;
+            // the database counts as replicated once they are shipped too.
+            if let Some(ws) = name.strip_prefix("ws-") {
+                let fs = file_shippers.entry(name.clone()).or_default();
+                let due = match &synced {
+                    Ok(Outcome::Shipped { .. }) => true,
+                    Ok(Outcome::Unchanged) => fs.pending,
+                    _ => false,
+                };
+                if due {
+                    let shipped = match ws.parse() {
+                        Ok(id) => {
+                            let blobs = deps.tenants.blobs(id);
+                            fs.ship_new(&replica, &recipients, &tmp_dir, ws, &blobs)
+                                .await
+                        }
+                        Err(_) => Ok(0),
+                    };
+                    if let Err(e) = shipped {
+                        synced = Err(e);
+                    }
+                }
+            }
+            match synced {
                 Ok(Outcome::Gone) => gone.push(name.clone()),
                 Ok(o) => {
                     if failing.remove(name) {
@@ -178,6 +208,7 @@ async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipien
         }
         for name in gone {
             shippers.remove(&name);
+            file_shippers.remove(&name);
             deps.status.remove(&name);
             // A workspace whose files went is forgotten by the replica too
             // if its key was destroyed (the sweep also catches shreds done
@@ -187,8 +218,14 @@ async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipien
             }
         }
         if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
-            match sweep(&deps, &replica, &mut shippers).await {
-                Ok(()) => last_sweep = Some(Instant::now()),
+            let prune = last_prune.is_none_or(|t| t.elapsed() >= FILES_PRUNE_EVERY);
+            match sweep(&deps, &replica, &mut shippers, prune).await {
+                Ok(()) => {
+                    last_sweep = Some(Instant::now());
+                    if prune {
+                        last_prune = last_sweep;
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "replica retention sweep failed"),
             }
         }
@@ -286,12 +323,14 @@ fn discover(deps: &Deps, shippers: &mut BTreeMap<String, Shipper>) {
     }
 }
 
-/// Deletes shredded workspaces' objects (and rolls control.db to a new
-/// generation when it did), then applies retention to every database.
+/// Deletes shredded workspaces' objects, their files' too (and rolls
+/// control.db to a new generation when it did), then applies retention to
+/// every database and, with `prune_files`, to deleted files.
 async fn sweep(
     deps: &Deps,
     replica: &Replica,
     shippers: &mut BTreeMap<String, Shipper>,
+    prune_files: bool,
 ) -> Result<()> {
     let control_db = deps.config.control_db_path();
     let shredded =
@@ -299,9 +338,14 @@ async fn sweep(
             .await
             .map_err(|e| crate::error::Error::internal(format!("replication task: {e}")))??;
     let dbs = replica.databases().await?;
+    let with_files = replica.children(files::ROOT).await?;
     let mut forgot = 0;
     for id in &shredded {
         let name = workspace_db(id);
+        if with_files.contains(&name) && !shippers.contains_key(&name) {
+            let n = replica.delete_all(&files::prefix(id)).await?;
+            tracing::info!(workspace = %id, objects = n, "shredded workspace's files deleted from the replica");
+        }
         if dbs.contains(&name) && !shippers.contains_key(&name) {
             let n = replica.delete_all(&format!("{name}/")).await?;
             if n > 0 {
@@ -329,8 +373,19 @@ async fn sweep(
         deps.clock.unix_ms() - i64::from(deps.config.file.replication.retention_days) * 86_400_000;
     for name in replica.databases().await? {
         let oldest = restore::apply_retention(replica, &name, cutoff).await?;
-        if let Some(o) = oldest.filter(|_| shippers.contains_key(&name)) {
+        let live = shippers.contains_key(&name);
+        if let Some(o) = oldest.filter(|_| live) {
             deps.status.update(&name, |d| d.oldest_ms = o.max(cutoff));
+        }
+        let (Some(o), Some(ws)) = (oldest, name.strip_prefix("ws-")) else {
+            continue;
+        };
+        if prune_files && live && with_files.contains(&name) {
+            let db = deps.config.tenants_dir().join(ws).join("data.db");
+            let n = files::prune_deleted(replica, ws, &db, o, deps.clock.unix_ms()).await?;
+            if n > 0 {
+                tracing::info!(workspace = %ws, files = n, "deleted files no kept state names left the replica");
+            }
         }
     }
     Ok(())

@@ -10,9 +10,9 @@ use std::path::Path;
 use serde_json::json;
 
 use super::catalog::{self, Generation};
-use super::segment;
 use super::target::Replica;
 use super::{CONTROL, workspace_db};
+use super::{files, segment};
 use crate::audit::{Actor, NewEntry, RequestMeta};
 use crate::clock::rfc3339_ms;
 use crate::error::{Error, Result};
@@ -108,7 +108,10 @@ fn cutoff(retention_days: u32, now_ms: i64) -> i64 {
 }
 
 /// Restores one workspace in place, beside a running server, to its state
-/// at `at`; returns (the restored audit head, the instant of the state).
+/// at `at`, with the files that state names (fetched, checked to open with
+/// the workspace key, and placed before the swap; files only the replaced
+/// state named are removed after it); returns (the restored audit head, the
+/// instant of the state, what was done with the files).
 pub async fn workspace_in_place(
     deps: &super::Deps,
     replica: &Replica,
@@ -116,7 +119,7 @@ pub async fn workspace_in_place(
     at: Option<i64>,
     identity: &age::x25519::Identity,
     progress: Progress<'_>,
-) -> Result<(i64, i64)> {
+) -> Result<(i64, i64, files::Fetched)> {
     let now = deps.clock.unix_ms();
     if at.is_some_and(|t| t > now) {
         return Err(Error::Usage("--at is in the future".into()));
@@ -135,19 +138,44 @@ pub async fn workspace_in_place(
         else {
             return Err(not_there(replica, &db, at.unwrap_or(now), cut).await);
         };
+        let id = ws.to_string();
+        let live_dir = deps.config.tenants_dir().join(&id);
+        let (named, fetched) =
+            files::fetch_named(replica, &id, &dest, &scratch, Some(&live_dir), identity).await?;
         let st = deps.clone();
         let (src, label) = (dest.clone(), format!("replica {}", replica.label));
         let detail = json!({
             "source": "replica",
             "at": at.map(rfc3339_ms).unwrap_or_else(|| "latest".into()),
             "state_of": rfc3339_ms(state_ms),
+            "files": fetched.placed,
+            "files_missing": fetched.missing,
         });
+        let from = scratch.clone();
         let head = tokio::task::spawn_blocking(move || {
-            crate::backup::restore::swap_in(st.backup(), ws, &src, &label, detail)
+            if !named.is_empty() {
+                let escrow = crate::backup::escrow::current(&st.control, st.clock.unix())?;
+                let sealer = files::sealer_from_escrow(&escrow, &st.control.master, &id)?;
+                files::verify(&id, &src, &from, &named, &sealer)?;
+            }
+            let tenant = st
+                .tenants
+                .open(&st.control, &crate::access::SystemTask::Restore.grant(ws))?;
+            // The state's files first, so the restored rows never name a
+            // file that is not there; then the rows; then what only the
+            // replaced state named goes (as a backup restore does).
+            crate::store::files::restore_from(&from, &tenant.files())?;
+            let head = crate::backup::restore::swap_in(st.backup(), ws, &src, &label, detail)?;
+            let swept =
+                tenant.read_blocking(|c, _| crate::store::files::sweep(c, &tenant.files(), false))?;
+            if swept > 0 {
+                tracing::info!(workspace = %ws, files = swept, "files of the replaced state removed");
+            }
+            Ok::<_, Error>(head)
         })
         .await
         .map_err(|e| Error::internal(format!("restore task: {e}")))??;
-        Ok((head, state_ms))
+        Ok((head, state_ms, fetched))
     }
     .await;
     let _ = std::fs::remove_dir_all(&scratch);
@@ -157,6 +185,8 @@ pub async fn workspace_in_place(
 pub struct Appliance {
     pub state_ms: i64,
     pub workspaces: usize,
+    /// The workspaces' files, fetched and checked.
+    pub files: files::Fetched,
     /// Workspaces the replica holds that did not exist yet at the instant.
     pub later: usize,
 }
@@ -191,14 +221,25 @@ pub async fn appliance(
             return Err(not_there(replica, CONTROL, at.unwrap_or(now), cut).await);
         };
         let (mut workspaces, mut later) = (0, 0);
+        let mut fetched = files::Fetched::default();
+        let mut to_check = Vec::new();
         for db in replica.databases().await? {
             let Some(id) = db.strip_prefix("ws-") else {
                 continue;
             };
             let ws: crate::ids::WorkspaceId = id.parse()?;
-            let dest = staging.join("tenants").join(ws.to_string()).join("data.db");
+            let dir = staging.join("tenants").join(ws.to_string());
+            let dest = dir.join("data.db");
             match rebuild(replica, &db, at, cut, identity, &dest, progress).await? {
-                Some(_) => workspaces += 1,
+                Some(_) => {
+                    workspaces += 1;
+                    let (named, got) = files::fetch_named(replica, id, &dest, &dir, None, identity).await?;
+                    fetched.placed += got.placed;
+                    fetched.missing += got.missing;
+                    if !named.is_empty() {
+                        to_check.push((id.to_owned(), dir, named));
+                    }
+                }
                 None => later += 1,
             }
         }
@@ -208,11 +249,19 @@ pub async fn appliance(
         let path = control.clone();
         tokio::task::spawn_blocking(move || {
             let c = crate::store::control::Control::open(&path, opts, master)?;
+            // Each file opens with its workspace's key as the restored
+            // control.db holds it.
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let escrow = crate::backup::escrow::current(&c, now)?;
+            for (id, dir, named) in &to_check {
+                let sealer = files::sealer_from_escrow(&escrow, &c.master, id)?;
+                files::verify(id, &dir.join("data.db"), dir, named, &sealer)?;
+            }
             c.audit_alone(
                 time::OffsetDateTime::now_utc().unix_timestamp(),
                 &NewEntry::new(Actor::Operator, "backup.restored", &RequestMeta::cli())
                     .target("replica", &label)
-                    .after(json!({ "scope": "appliance", "source": "replica", "at": at_text, "state_of": rfc3339_ms(state_ms), "workspaces": workspaces })),
+                    .after(json!({ "scope": "appliance", "source": "replica", "at": at_text, "state_of": rfc3339_ms(state_ms), "workspaces": workspaces, "files": fetched.placed, "files_missing": fetched.missing })),
             )?;
             c.db.checkpoint()
         })
@@ -221,6 +270,7 @@ pub async fn appliance(
         Ok(Appliance {
             state_ms,
             workspaces,
+            files: fetched,
             later,
         })
     }

@@ -50,6 +50,7 @@ pub async fn follow(deps: &Deps, identity: Result<age::x25519::Identity>) -> Res
     crate::store::create_private_dir(&scratch)?;
     let interval = Duration::from_millis(deps.config.file.replication.interval_ms);
     let mut applied = Applied::new();
+    let mut behind = std::collections::BTreeSet::new();
     tracing::info!(target = %replica.label, "following the replica as a warm standby");
     loop {
         if lease::read(&replica)
@@ -61,8 +62,18 @@ pub async fn follow(deps: &Deps, identity: Result<age::x25519::Identity>) -> Res
             break;
         }
         for db in replica.databases().await.unwrap_or_default() {
-            if let Err(e) = catch_up(deps, &replica, &identity, &scratch, &db, &mut applied).await {
-                tracing::warn!(database = %db, error = %e, "standby could not apply the replica; retrying");
+            let due = behind.contains(&db);
+            let caught = catch_up(deps, &replica, &identity, &scratch, &db, &mut applied, due);
+            match caught.await {
+                Ok(true) => {
+                    behind.insert(db.clone());
+                }
+                Ok(false) => {
+                    behind.remove(&db);
+                }
+                Err(e) => {
+                    tracing::warn!(database = %db, error = %e, "standby could not apply the replica; retrying");
+                }
             }
         }
         tokio::time::sleep(interval).await;
@@ -79,8 +90,10 @@ pub type Applied = BTreeMap<String, (String, u64)>;
 
 /// Brings `db` to its newest replicated state: only the new segments of the
 /// same generation are fetched and applied to the local copy; a new
-/// generation is rebuilt from its snapshot. The copy then replaces the live
-/// database.
+/// generation is rebuilt from its snapshot. A workspace's files the copy
+/// names are fetched before the copy replaces the live database (and those
+/// it no longer names removed after). `Ok(true)`: some of those files are
+/// not in the replica yet (`files_due` then retries them at the next round).
 async fn catch_up(
     deps: &Deps,
     replica: &Replica,
@@ -88,14 +101,17 @@ async fn catch_up(
     scratch: &Path,
     db: &str,
     applied: &mut Applied,
-) -> Result<()> {
+    files_due: bool,
+) -> Result<bool> {
     let gens = restore::generations(replica, db).await?;
     let Some(g) = gens.last() else {
-        return Ok(());
+        return Ok(false);
     };
     let Some(snap) = &g.snapshot else {
-        return Ok(());
+        return Ok(false);
     };
+    let ws = db.strip_prefix("ws-");
+    let tenant_dir = ws.map(|w| deps.config.tenants_dir().join(w));
     let newest_seq = g.segments.last().map(|(s, _)| *s).unwrap_or(0);
     let newest_ms = g
         .segments
@@ -104,7 +120,14 @@ async fn catch_up(
         .unwrap_or(snap.at_ms);
     let file = scratch.join(format!("{db}.db"));
     match applied.get(db).cloned() {
-        Some((id, seq)) if id == g.id && seq == newest_seq && file.exists() => return Ok(()),
+        Some((id, seq)) if id == g.id && seq == newest_seq && file.exists() => {
+            return match (ws, &tenant_dir) {
+                (Some(ws), Some(dir)) if files_due => {
+                    Ok(super::files::follow(replica, identity, ws, &file, dir).await? > 0)
+                }
+                _ => Ok(false),
+            };
+        }
         Some((id, seq)) if id == g.id && seq < newest_seq && file.exists() => {
             let mut f = std::fs::OpenOptions::new()
                 .read(true)
@@ -137,15 +160,27 @@ async fn catch_up(
             .await?
             .is_none()
             {
-                return Ok(());
+                return Ok(false);
             }
             applied.insert(db.to_owned(), (g.id.clone(), newest_seq));
         }
     }
+    let mut files_behind = false;
+    if let (Some(ws), Some(dir)) = (ws, &tenant_dir) {
+        crate::store::create_private_dir(dir)?;
+        files_behind = super::files::follow(replica, identity, ws, &file, dir).await? > 0;
+    }
     let (st, name, f) = (deps.clone(), db.to_owned(), file.clone());
-    if let Err(e) = tokio::task::spawn_blocking(move || apply(&st, &name, &f))
-        .await
-        .map_err(|e| Error::internal(format!("standby task: {e}")))?
+    let dir = tenant_dir.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || {
+        apply(&st, &name, &f)?;
+        match dir {
+            Some(d) => super::files::follow_sweep(&f, &d).map(|_| ()),
+            None => Ok(()),
+        }
+    })
+    .await
+    .map_err(|e| Error::internal(format!("standby task: {e}")))?
     {
         applied.remove(db);
         return Err(e);
@@ -156,7 +191,7 @@ async fn catch_up(
         d.seq = newest_seq;
         d.generation = g.id.clone();
     });
-    Ok(())
+    Ok(files_behind)
 }
 
 /// Swaps the rebuilt file into the live database (or places a workspace

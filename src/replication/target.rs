@@ -161,9 +161,22 @@ impl Replica {
             .collect())
     }
 
-    /// The first-level names under the root (one per database).
+    /// The first-level names under the root that are databases (`control`,
+    /// `ws-<id>`; not `files/`, which holds attached files).
     pub async fn databases(&self) -> Result<Vec<String>> {
-        let root = (!self.prefix.is_empty()).then(|| ObjPath::from(self.prefix.as_str()));
+        let mut out = self.children("").await?;
+        out.retain(|d| d == super::CONTROL || d.starts_with("ws-"));
+        Ok(out)
+    }
+
+    /// The names one level below `rel_prefix` (`""`: the root), sorted.
+    pub async fn children(&self, rel_prefix: &str) -> Result<Vec<String>> {
+        let rel_prefix = rel_prefix.trim_end_matches('/');
+        let root = if rel_prefix.is_empty() {
+            (!self.prefix.is_empty()).then(|| ObjPath::from(self.prefix.as_str()))
+        } else {
+            Some(self.path(rel_prefix))
+        };
         let l = self
             .store
             .list_with_delimiter(root.as_ref())
@@ -176,6 +189,60 @@ impl Replica {
             .collect();
         out.sort();
         Ok(out)
+    }
+
+    /// Uploads the file at `from` as one object, streamed (a multipart
+    /// upload in 8 MiB parts, at most 4 in flight, past 8 MiB): never the
+    /// whole file in memory.
+    pub async fn put_file(&self, rel: &str, from: &std::path::Path) -> Result<()> {
+        use tokio::io::AsyncReadExt;
+        const PART: usize = 8 << 20;
+        let mut f = tokio::fs::File::open(from).await?;
+        let len = f.metadata().await?.len();
+        if len <= PART as u64 {
+            let mut buf = Vec::with_capacity(len as usize);
+            f.read_to_end(&mut buf).await?;
+            return self.put(rel, buf).await;
+        }
+        let upload = self
+            .store
+            .put_multipart(&self.path(rel))
+            .await
+            .map_err(|e| err("upload", e))?;
+        let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            if let Err(e) = w.wait_for_capacity(4).await {
+                let _ = w.abort().await;
+                return Err(err("upload", e));
+            }
+            w.write(&buf[..n]);
+        }
+        w.finish().await.map(|_| ()).map_err(|e| err("upload", e))
+    }
+
+    /// Downloads an object into a new private file at `to`, streamed;
+    /// `Ok(false)` when there is no such object.
+    pub async fn get_to_file(&self, rel: &str, to: &std::path::Path) -> Result<bool> {
+        use std::io::Write;
+        let got = match self.store.get(&self.path(rel)).await {
+            Ok(g) => g,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(err("download", e)),
+        };
+        let mut out = std::io::BufWriter::new(crate::store::create_private_file(to)?);
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.try_next().await.map_err(|e| err("download", e))? {
+            out.write_all(&chunk)?;
+        }
+        out.into_inner()
+            .map_err(|e| Error::Io(e.into_error()))?
+            .sync_all()?;
+        Ok(true)
     }
 
     pub async fn delete(&self, rel: &str) -> Result<()> {

@@ -37,6 +37,7 @@ pub mod power_cut;
 pub mod readers;
 pub mod records;
 pub mod replica_copy;
+pub mod replica_files;
 pub mod retention;
 pub mod s3;
 pub mod scim;
