@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     // No transparent huge pages: mimalloc asks for them on its arenas, and
     // a 2 MiB page stays resident whole while a few KiB of it are in use.
     // With them, ~20-30 MiB of an idle server's RSS was mostly-free huge
-    // pages (issue 23, docs/benchmarks.md); allocation speed is unchanged.
+    // pages (issue 23, docs/benchmarks.md).
     if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
         eprintln!("warning: cannot turn transparent huge pages off: {e}");
     }
