@@ -561,3 +561,78 @@ async fn the_schema_editor_sets_a_window_and_names_a_bad_one_at_its_input() {
     let (_, now) = send(w.c.get(w.url(&format!("/collections/{cid}")))).await;
     assert!(now.get("retention").is_none_or(Value::is_null), "{now}");
 }
+
+/// A window added to, or tightened on, a collection purges its records
+/// beyond undo, as deleting the collection would: a manager (who may
+/// change the collection but not delete it) is refused with 403 and an
+/// `access.denied` entry, nothing changes, and loosening or keeping a
+/// window stays theirs; an admin may set one.
+#[tokio::test]
+async fn only_those_who_may_delete_the_collection_add_or_tighten_a_window() {
+    let w = World::start(&[]).await;
+    w.env.create_user("manager@example.com", "Manager");
+    w.env.add_member(&w.ws, "manager@example.com", "manager");
+    let m = client(&w.server);
+    assert_eq!(
+        login(&m, &w.server, "manager@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let coll = w
+        .collection(json!({
+            "name": "Guests",
+            "fields": [
+                {"name": "Name", "type": "text"},
+                {"name": "Check-out", "type": "date"},
+                {"name": "Photo", "type": "file",
+                 "retention": {"field": "Check-out", "days": 30}}
+            ]
+        }))
+        .await;
+    let cid = coll["id"].as_str().unwrap().to_owned();
+    w.record(&cid, json!({"Name": "Ada", "Check-out": "2020-01-01"}))
+        .await;
+    let url = w.url(&format!("/collections/{cid}"));
+    let photo = field_id(&coll, "Photo");
+    let fields = |days: i64| {
+        json!([
+            {"id": field_id(&coll, "Name"), "name": "Name", "type": "text"},
+            {"id": field_id(&coll, "Check-out"), "name": "Check-out", "type": "date"},
+            {"id": photo, "name": "Photo", "type": "file",
+             "retention": {"field": "Check-out", "days": days}}
+        ])
+    };
+    // The manager: a collection window, and a file field's window
+    // shortened, are refused; nothing changed.
+    for body in [
+        json!({"retention": {"field": "Check-out", "days": 1}}),
+        json!({"fields": fields(1)}),
+    ] {
+        let (s, p) = send(m.patch(&url).json(&body)).await;
+        assert_eq!(s, 403, "{body}: {p}");
+    }
+    let (_, now) = send(w.c.get(&url)).await;
+    assert!(now["retention"].is_null(), "{now}");
+    assert_eq!(now["fields"][2]["retention"]["days"], 30, "{now}");
+    let (_, denied) = send(
+        w.c.get(w.url("/audit"))
+            .query(&[("action", "access.denied")]),
+    )
+    .await;
+    assert!(
+        denied.to_string().contains("collection.retention"),
+        "{denied}"
+    );
+    // Keeping or loosening a window is the manager's to do.
+    let (s, p) = send(m.patch(&url).json(&json!({"fields": fields(90)}))).await;
+    assert_eq!(s, 200, "{p}");
+    // An admin (here the owner) may tighten it.
+    let (s, p) = send(
+        w.c.patch(&url)
+            .json(&json!({"retention": {"field": "Check-out", "days": 1}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(p["retention"]["days"], 1, "{p}");
+}

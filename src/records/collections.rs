@@ -227,8 +227,9 @@ pub async fn change_collection(
     let actor = ctx.actor.clone();
     let meta2 = ctx.meta.clone();
     let role = v.role;
+    let may_delete = allows(role, Resource::Collection, Action::Delete);
     let caps = Caps::from(limits);
-    let row = ctx
+    let written = ctx
         .db
         .write(move |t| {
             // Re-read inside the transaction: another change may have landed.
@@ -244,6 +245,12 @@ pub async fn change_collection(
                 &ids,
             )?;
             caps.check(&def)?;
+            // A window added to, or tightened on, a collection that holds
+            // records purges them beyond undo: as destructive as deleting
+            // the collection, so it takes the same permission.
+            if !may_delete && tightens_retention(&current.def, &def) {
+                return Err(Error::Forbidden);
+            }
             name_free(t, &def.name, Some(&current.id))?;
             let newly_keyed = def.live_fields().any(|f| {
                 (f.unique || f.pii)
@@ -288,8 +295,32 @@ pub async fn change_collection(
             )?;
             Ok(row)
         })
-        .await?;
+        .await;
+    let row = match written {
+        Err(Error::Forbidden) => {
+            return Err(ctx.deny(role, "collection.retention", "admin").await);
+        }
+        other => other?,
+    };
     Ok(Visible { row, role })
+}
+
+/// Whether `after` adds a retention window `before` did not have, or makes
+/// one purge sooner (fewer days, or another date field), on a collection
+/// or on a field that already existed. New fields hold no data yet.
+fn tightens_retention(before: &schema::Definition, after: &schema::Definition) -> bool {
+    let tighter =
+        |old: Option<&schema::Retention>, new: Option<&schema::Retention>| match (old, new) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(o), Some(n)) => n.days < o.days || n.field != o.field,
+        };
+    tighter(before.retention.as_ref(), after.retention.as_ref())
+        || after.fields.iter().any(|f| {
+            before
+                .field_by_id(&f.id)
+                .is_some_and(|o| tighter(o.retention.as_ref(), f.retention.as_ref()))
+        })
 }
 
 pub async fn delete_collection(ctx: &TenantHandle, id: &CollectionId) -> Result<()> {

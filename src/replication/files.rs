@@ -223,6 +223,12 @@ pub async fn prune_deleted(
     let mut n = 0;
     for (id, (there, gone)) in listed(replica, ws).await? {
         if live.contains(&id) {
+            // Live again (a restore to before its deletion): the old mark
+            // goes, so a later deletion is timed afresh and the object
+            // stays while kept states name it.
+            if let Some(ms) = gone {
+                replica.delete(&format!("{p}{id}.gone-{ms:013}")).await?;
+            }
             continue;
         }
         match gone {
