@@ -110,7 +110,12 @@ async fn catch_up(
     let Some(snap) = &g.snapshot else {
         return Ok(false);
     };
-    let ws = db.strip_prefix("ws-");
+    // Only a well-formed workspace id names a directory (a replica
+    // listing is not trusted to be one).
+    let ws = db.strip_prefix("ws-").filter(|w| {
+        w.parse::<crate::ids::WorkspaceId>()
+            .is_ok_and(|id| id.to_string() == *w)
+    });
     let tenant_dir = ws.map(|w| deps.config.tenants_dir().join(w));
     let newest_seq = g.segments.last().map(|(s, _)| *s).unwrap_or(0);
     let newest_ms = g
