@@ -195,15 +195,16 @@ impl AppState {
             a.password_workers,
         )?
         .with_queue(config.file.limits.password_queue);
+        let files = crate::store::blobs::Storage::from_url(
+            &config.file.files.url,
+            config.file.files.effective_region(&config.file.region),
+        )?;
         let tenants = TenantPool::new(
             config.tenants_dir(),
             opts,
             config.file.storage.tenant_pool_size,
             Arc::new(crate::integrations::outbox::Outbox),
-            Arc::new(crate::store::blobs::Storage::from_url(
-                &config.file.files.url,
-                config.file.files.effective_region(&config.file.region),
-            )?),
+            Arc::new(files),
         );
         let reloadable = std::sync::RwLock::new(Reloadable::from_config(&config));
         let mailer = Arc::new(crate::mail::Mailer::from_config(&config)?);
@@ -270,6 +271,14 @@ pub async fn serve_with<A: poem::listener::Acceptor + 'static>(
     state: Arc<AppState>,
     acceptor: A,
 ) -> Result<()> {
+    // A bucket prefix for files belongs to one appliance (`Storage::claim`).
+    let st = Arc::clone(&state);
+    tokio::task::spawn_blocking(move || {
+        let owner = hex::encode(st.control.signer.public_key());
+        st.tenants.storage().claim(&owner)
+    })
+    .await
+    .map_err(|_| crate::error::Error::internal("the files bucket check stopped"))??;
     // Before the first request: no upload runs yet, so the sweep cannot
     // take a file an upload is about to commit. A standby's files follow
     // the primary's and are left alone.

@@ -639,7 +639,10 @@ async fn a_full_restore_puts_the_files_back_in_the_bucket() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert_eq!(listed().await.matches("<Key>").count(), 1);
+    // One file object (beside the prefix's `.aura-owner`).
+    let keys = listed().await;
+    assert_eq!(keys.matches("<Key>").count(), 2, "{keys}");
+    assert!(keys.contains(".aura-owner</Key>"), "{keys}");
     let c = client(&server);
     assert_eq!(
         login(&c, &server, "owner@example.com", PASSWORD)
@@ -657,4 +660,52 @@ async fn a_full_restore_puts_the_files_back_in_the_bucket() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(sha(&r.bytes().await.unwrap()), sha(&data));
+}
+
+/// A files prefix belongs to one appliance: the first to serve writes
+/// `<prefix>/.aura-owner` naming its audit key, and another appliance
+/// (another data dir, another key) started on the same prefix refuses to
+/// start and names the fix, instead of sweeping the first one's files as
+/// orphans. The same appliance starts again, and its file still downloads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_appliance_on_the_same_prefix_refuses_to_start() {
+    let w = world().await;
+    let data = with_canary(50_000, 21);
+    let (s, f) = upload(&w, "kept.pdf", data.clone()).await;
+    assert_eq!(s, 201, "{f}");
+    let other = Env::new();
+    let mut cmd = other.command(&["serve", "--listen", "127.0.0.1:0"]);
+    for (k, v) in &w.envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the second appliance started on the first one's prefix");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(!status.success(), "the second appliance started");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(
+        err.contains("belongs to another appliance") && err.contains("its own prefix"),
+        "{err}"
+    );
+    let (s, got) = download(&w, f["id"].as_str().unwrap()).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        sha(&got),
+        sha(&data),
+        "the first appliance's file is intact"
+    );
 }

@@ -69,6 +69,51 @@ impl Storage {
     pub fn is_remote(&self) -> bool {
         matches!(self, Storage::S3(_))
     }
+
+    /// Marks the bucket prefix as this appliance's (`<prefix>/.aura-owner`,
+    /// created by a conditional write), or refuses when another appliance
+    /// holds it: two appliances on one prefix would each sweep and shred
+    /// the other's files. `owner` names the appliance (its audit key). A
+    /// copy of the same appliance (a standby, a restored data dir) has the
+    /// same owner and is not stopped.
+    pub fn claim(&self, owner: &str) -> Result<()> {
+        let Storage::S3(s) = self else {
+            return Ok(());
+        };
+        let (store, key) = (Arc::clone(&s.store), s.key(".aura-owner"));
+        let mine = owner.to_owned();
+        let held = s.rt.run(async move {
+            let opts = object_store::PutOptions {
+                mode: object_store::PutMode::Create,
+                ..Default::default()
+            };
+            let put = store
+                .put_opts(
+                    &key,
+                    object_store::PutPayload::from(mine.into_bytes()),
+                    opts,
+                )
+                .await;
+            match put {
+                Ok(_) => Ok(None),
+                Err(object_store::Error::AlreadyExists { .. })
+                | Err(object_store::Error::Precondition { .. }) => {
+                    let got = store.get(&key).await?.bytes().await?;
+                    Ok(Some(String::from_utf8_lossy(&got).trim().to_owned()))
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        match held {
+            Ok(None) => Ok(()),
+            Ok(Some(other)) if other == owner => Ok(()),
+            Ok(Some(other)) => Err(Error::Config(format!(
+                "key `files.url`: `{}` belongs to another appliance (its .aura-owner names {other}); two appliances on one prefix would delete each other's files: give this one its own prefix",
+                s.label
+            ))),
+            Err(e) => Err(s3_err("claim", e)),
+        }
+    }
 }
 
 /// A runtime for S3 calls, shut down in the background when dropped

@@ -356,6 +356,11 @@ impl TenantPool {
 
     /// A workspace's attached files, without opening its database (a
     /// shredded workspace's, a moved-in one's).
+    /// Where attached files go on this appliance.
+    pub fn storage(&self) -> &super::blobs::Storage {
+        &self.files
+    }
+
     pub fn blobs(&self, id: WorkspaceId) -> super::blobs::Blobs {
         super::blobs::Blobs::new(
             Arc::clone(&self.files),
