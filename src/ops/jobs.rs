@@ -95,9 +95,16 @@ fn spawn_idle_close(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             let st = Arc::clone(&state);
-            if let Ok(n) = tokio::task::spawn_blocking(move || st.tenants.close_idle(idle)).await {
-                if n > 0 {
-                    tracing::debug!(closed = n, "idle workspace databases closed");
+            let closed = tokio::task::spawn_blocking(move || {
+                let n = st.tenants.close_idle(idle);
+                // Whatever closed them (this, an eviction, a pass's visit):
+                // their pages go back to the OS.
+                (n, super::memory::release_after_closes())
+            })
+            .await;
+            if let Ok((n, released)) = closed {
+                if n > 0 || released {
+                    tracing::debug!(closed = n, released, "idle workspace databases closed");
                 }
             }
         }

@@ -4,6 +4,7 @@ pub mod background;
 pub mod dev;
 pub mod health;
 pub mod jobs;
+pub mod memory;
 pub mod metrics;
 pub mod schedule;
 pub mod systemd;

@@ -95,6 +95,22 @@ pub struct Db {
     yielding: std::sync::atomic::AtomicUsize,
 }
 
+/// Databases closed since the process started (every `Db` dropped: idle
+/// closes, evictions, the start passes' visits). `ops::memory` gives the
+/// allocators' free pages back to the OS once closes have happened.
+static CLOSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// See `CLOSED`.
+pub fn databases_closed() -> u64 {
+    CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        CLOSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A queued write: runs inside the batch's transaction (in its own savepoint)
 /// and returns what to do once the batch's commit has succeeded or failed.
 type Job = Box<dyn FnOnce(&Transaction<'_>) -> Ack + Send>;
