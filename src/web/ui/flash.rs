@@ -129,16 +129,7 @@ pub fn set_platform(resp: &mut Response, secure: bool, label: &str) {
 
 /// The flash a request carries (its label), if any.
 pub fn take(req: &Request, secure: bool) -> Option<String> {
-    let want = name(secure);
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == want)
-        .map(|(_, v)| v.to_owned())
-        .filter(|v| !v.is_empty())
+    crate::web::session::cookie(req, name(secure))
 }
 
 /// Clears the flash once shown.
