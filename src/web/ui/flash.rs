@@ -117,14 +117,7 @@ fn undo_path<'a>(p: &'a str, ws: Option<&str>) -> Option<&'a str> {
 
 /// Marks `resp` with one of the platform area's flashes (`PLATFORM`).
 pub fn set_platform(resp: &mut Response, secure: bool, label: &str) {
-    let c = format!(
-        "{}={label}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60{}",
-        name(secure),
-        if secure { "; Secure" } else { "" }
-    );
-    if let Ok(v) = c.parse() {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
+    set_cookie(resp, secure, label, 60);
 }
 
 /// The flash a request carries (its label), if any.
@@ -134,8 +127,12 @@ pub fn take(req: &Request, secure: bool) -> Option<String> {
 
 /// Clears the flash once shown.
 pub fn clear(resp: &mut Response, secure: bool) {
+    set_cookie(resp, secure, "", 0);
+}
+
+fn set_cookie(resp: &mut Response, secure: bool, value: &str, max_age: u32) {
     let c = format!(
-        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
         name(secure),
         if secure { "; Secure" } else { "" }
     );
