@@ -13,14 +13,14 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use poem::Request;
-use poem::http::{Method, StatusCode, header};
+use poem::http::{Method, StatusCode};
 use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
 use crate::config::Config;
 use crate::crypto::token::{hash_token, random_token};
 use crate::web::problem::Problem;
-use crate::web::session::token_from_request;
+use crate::web::session::{cookie, token_from_request};
 
 pub const FIELD: &str = "csrf";
 const PRE_SESSION_COOKIE: &str = "aura_csrf";
@@ -32,18 +32,6 @@ fn cookie_name(cfg: &Config) -> &'static str {
     } else {
         PRE_SESSION_COOKIE
     }
-}
-
-fn cookie_value(req: &Request, name: &str) -> Option<String> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-        .filter(|v| !v.is_empty())
 }
 
 fn session_token(state: &AppState, session_hash: &[u8]) -> String {
@@ -63,7 +51,7 @@ pub fn token_for(req: &Request, state: &AppState) -> (String, Option<String>) {
         return (session_token(state, &hash_token(&t)), None);
     }
     let name = cookie_name(&state.config);
-    if let Some(v) = cookie_value(req, name) {
+    if let Some(v) = cookie(req, name) {
         return (v, None);
     }
     let v = random_token();
@@ -158,7 +146,7 @@ pub fn check_form(req: &Request, state: &AppState) -> Result<(), Problem> {
     };
     let expected = match token_from_request(req, &state.config) {
         Some(t) => session_token(state, &hash_token(&t)),
-        None => cookie_value(req, cookie_name(&state.config))
+        None => cookie(req, cookie_name(&state.config))
             .ok_or_else(|| refused("reload the page and try again"))?,
     };
     if bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {

@@ -45,7 +45,11 @@ pub fn clear_cookie(cfg: &Config) -> String {
 }
 
 pub fn token_from_request(req: &Request, cfg: &Config) -> Option<String> {
-    let name = cookie_name(cfg);
+    cookie(req, cookie_name(cfg))
+}
+
+/// The value of the request's cookie `name`; an empty one counts as absent.
+pub fn cookie(req: &Request, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()

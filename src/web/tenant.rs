@@ -24,10 +24,12 @@ use crate::error::Error;
 use crate::web::csrf;
 use crate::web::session::{SignedIn, app_state};
 
-/// An API request's workspace, entered for the operation `O`. In the
-/// OpenAPI document it is the `workspace` path parameter (a string).
+/// An API request's workspace, entered for the operation `O`, and the
+/// appliance (`state()`) for what the domain needs beside the workspace. In
+/// the OpenAPI document it is the `workspace` path parameter (a string).
 pub struct Tenant<O> {
     handle: TenantHandle,
+    state: Arc<AppState>,
     op: PhantomData<fn() -> O>,
 }
 
@@ -122,6 +124,10 @@ impl<O> Tenant<O> {
     pub fn into_handle(self) -> TenantHandle {
         self.handle
     }
+
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
 }
 
 /// Signs the caller in, then enters the workspace named by `param`.
@@ -193,6 +199,7 @@ impl<'a, O: Op> ApiExtractor<'a> for Tenant<O> {
         let (handle, _) = open::<O>(req, body, opts.name).await?;
         Ok(Tenant {
             handle,
+            state: app_state(req)?,
             op: PhantomData,
         })
     }

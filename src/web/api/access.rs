@@ -1,18 +1,16 @@
 //! Who may act in a workspace, over HTTP: member roles and removal, service
 //! accounts, and `aura_` API tokens.
 
-use std::sync::Arc;
-
-use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::fields::Name;
+use super::routes::api;
 use super::{ApiTags, Created, Done};
 use crate::access::{Role, op};
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::{api_tokens, members};
@@ -29,11 +27,7 @@ pub struct RoleChange {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceAccountCreate {
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    ))]
-    pub name: String,
+    pub name: Name,
     pub role: Role,
 }
 
@@ -52,11 +46,7 @@ pub struct ServiceAccountList {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenCreate {
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    ))]
-    pub name: String,
+    pub name: Name,
     /// The most this token may do; at most the creator's role.
     pub scope: Role,
     /// Days until it expires; absent means it does not expire.
@@ -125,155 +115,150 @@ pub struct MfaPolicy {
 #[derive(Default)]
 pub struct AccessApi;
 
-#[OpenApi(tag = "ApiTags::Access")]
-impl AccessApi {
-    /// Changes a member's role (admins; only owners touch `owner`, and the
-    /// last owner stays). Takes effect on the member's next request.
-    #[oai(path = "/workspaces/:workspace/members/:user", method = "put")]
-    async fn set_role(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::MemberUpdate>,
-        user: Path<String>,
-        body: JsonBody<RoleChange>,
-    ) -> poem::Result<Done> {
-        members::set_role(&state.control, &workspace, user_id(&user)?, body.0.role).await?;
-        Ok(Done::Done)
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Access")]
+    impl AccessApi {
+        /// Changes a member's role (admins; only owners touch `owner`, and the
+        /// last owner stays). Takes effect on the member's next request.
+        PUT "/workspaces/:workspace/members/:user"
+        async fn set_role(
+            workspace: tenant::Path<op::MemberUpdate>,
+            user: Path<String>,
+            body: JsonBody<RoleChange>,
+        ) -> Done {
+            members::set_role(
+                &workspace.state().control,
+                &workspace,
+                user_id(&user)?,
+                body.0.role,
+            )
+            .await?;
+            Ok(Done::Done)
+        }
 
-    /// Removes a member: their access to this workspace ends at once and
-    /// their API tokens for it are revoked.
-    #[oai(path = "/workspaces/:workspace/members/:user", method = "delete")]
-    async fn remove(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::MemberDelete>,
-        user: Path<String>,
-    ) -> poem::Result<Done> {
-        members::remove(&state.control, &workspace, user_id(&user)?).await?;
-        Ok(Done::Done)
-    }
+        /// Removes a member: their access to this workspace ends at once and
+        /// their API tokens for it are revoked.
+        DELETE "/workspaces/:workspace/members/:user"
+        async fn remove(workspace: tenant::Path<op::MemberDelete>, user: Path<String>) -> Done {
+            members::remove(&workspace.state().control, &workspace, user_id(&user)?).await?;
+            Ok(Done::Done)
+        }
 
-    /// The workspace's service accounts (admins).
-    #[oai(path = "/workspaces/:workspace/service-accounts", method = "get")]
-    async fn service_accounts(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::ServiceAccountRead>,
-    ) -> poem::Result<Json<ServiceAccountList>> {
-        let items = members::service_accounts(&state.control, &workspace)
-            .await?
-            .into_iter()
-            .map(|(id, name, role)| ServiceAccount {
-                id: id.to_string(),
-                name,
+        /// The workspace's service accounts (admins).
+        GET "/workspaces/:workspace/service-accounts"
+        async fn service_accounts(
+            workspace: tenant::Path<op::ServiceAccountRead>,
+        ) -> Json<ServiceAccountList> {
+            let items = members::service_accounts(&workspace.state().control, &workspace)
+                .await?
+                .into_iter()
+                .map(|(id, name, role)| ServiceAccount {
+                    id: id.to_string(),
+                    name,
+                    role,
+                })
+                .collect();
+            Ok(Json(ServiceAccountList { items }))
+        }
+
+        /// Creates a service account with a role no higher than the caller's.
+        POST "/workspaces/:workspace/service-accounts"
+        async fn create_service_account(
+            workspace: tenant::Path<op::ServiceAccountCreate>,
+            body: JsonBody<ServiceAccountCreate>,
+        ) -> Created<ServiceAccount> {
+            let ServiceAccountCreate { name, role } = body.0;
+            let id = members::create_service_account(
+                &workspace.state().control,
+                &workspace,
+                &name,
                 role,
-            })
-            .collect();
-        Ok(Json(ServiceAccountList { items }))
-    }
+            )
+            .await?;
+            Ok(Created::Created(Json(ServiceAccount {
+                id: id.to_string(),
+                name: name.trim().to_owned(),
+                role,
+            })))
+        }
 
-    /// Creates a service account with a role no higher than the caller's.
-    #[oai(path = "/workspaces/:workspace/service-accounts", method = "post")]
-    async fn create_service_account(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::ServiceAccountCreate>,
-        body: JsonBody<ServiceAccountCreate>,
-    ) -> poem::Result<Created<ServiceAccount>> {
-        let ServiceAccountCreate { name, role } = body.0;
-        let id = members::create_service_account(&state.control, &workspace, &name, role).await?;
-        Ok(Created::Created(Json(ServiceAccount {
-            id: id.to_string(),
-            name: name.trim().to_owned(),
-            role,
-        })))
-    }
+        /// The workspace's API tokens, revoked ones included (admins). Secrets
+        /// are never shown again.
+        GET "/workspaces/:workspace/tokens"
+        async fn tokens(workspace: tenant::Path<op::ApiTokenRead>) -> Json<ApiTokenList> {
+            let names = api_tokens::holder_names(&workspace.state().control, &workspace).await?;
+            let items = api_tokens::list(&workspace.state().control, &workspace)
+                .await?
+                .into_iter()
+                .map(|t| {
+                    let n = names.get(&t.user_id).cloned();
+                    ApiToken::from_row(t, n)
+                })
+                .collect();
+            Ok(Json(ApiTokenList { items }))
+        }
 
-    /// The workspace's API tokens, revoked ones included (admins). Secrets
-    /// are never shown again.
-    #[oai(path = "/workspaces/:workspace/tokens", method = "get")]
-    async fn tokens(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::ApiTokenRead>,
-    ) -> poem::Result<Json<ApiTokenList>> {
-        let names = api_tokens::holder_names(&state.control, &workspace).await?;
-        let items = api_tokens::list(&state.control, &workspace)
-            .await?
-            .into_iter()
-            .map(|t| {
-                let n = names.get(&t.user_id).cloned();
-                ApiToken::from_row(t, n)
-            })
-            .collect();
-        Ok(Json(ApiTokenList { items }))
-    }
+        /// Creates an `aura_` token for the caller or a service account. The
+        /// secret is in this response only.
+        POST "/workspaces/:workspace/tokens"
+        async fn create_token(
+            workspace: tenant::Path<op::ApiTokenCreate>,
+            body: JsonBody<TokenCreate>,
+        ) -> Created<ApiTokenCreated> {
+            let TokenCreate {
+                name,
+                scope,
+                expires_in_days,
+                service_account,
+            } = body.0;
+            let req = api_tokens::NewToken {
+                name: name.into(),
+                scope,
+                expires_in_days,
+                service_account,
+            };
+            let made = api_tokens::create(&workspace.state().control, &workspace, req).await?;
+            Ok(Created::Created(Json(ApiTokenCreated {
+                token: ApiToken::from_row(made.row, None),
+                secret: made.secret,
+            })))
+        }
 
-    /// Creates an `aura_` token for the caller or a service account. The
-    /// secret is in this response only.
-    #[oai(path = "/workspaces/:workspace/tokens", method = "post")]
-    async fn create_token(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::ApiTokenCreate>,
-        body: JsonBody<TokenCreate>,
-    ) -> poem::Result<Created<ApiTokenCreated>> {
-        let TokenCreate {
-            name,
-            scope,
-            expires_in_days,
-            service_account,
-        } = body.0;
-        let req = api_tokens::NewToken {
-            name,
-            scope,
-            expires_in_days,
-            service_account,
-        };
-        let made = api_tokens::create(&state.control, &workspace, req).await?;
-        Ok(Created::Created(Json(ApiTokenCreated {
-            token: ApiToken::from_row(made.row, None),
-            secret: made.secret,
-        })))
-    }
+        /// Revokes a token; it fails from the next request on.
+        DELETE "/workspaces/:workspace/tokens/:token"
+        async fn revoke_token(
+            workspace: tenant::Path<op::ApiTokenDelete>,
+            token: Path<String>,
+        ) -> Done {
+            api_tokens::revoke(
+                &workspace.state().control,
+                &workspace,
+                token.parse::<TokenId>()?,
+            )
+            .await?;
+            Ok(Done::Done)
+        }
 
-    /// Revokes a token; it fails from the next request on.
-    #[oai(path = "/workspaces/:workspace/tokens/:token", method = "delete")]
-    async fn revoke_token(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::ApiTokenDelete>,
-        token: Path<String>,
-    ) -> poem::Result<Done> {
-        api_tokens::revoke(&state.control, &workspace, token.parse::<TokenId>()?).await?;
-        Ok(Done::Done)
-    }
+        /// Whether the workspace requires two-factor sign-in.
+        GET "/workspaces/:workspace/mfa-policy"
+        async fn mfa_policy(workspace: tenant::Path<op::WorkspaceRead>) -> Json<MfaPolicy> {
+            let required = members::mfa_policy(&workspace.state().control, &workspace).await?;
+            Ok(Json(MfaPolicy { required }))
+        }
 
-    /// Whether the workspace requires two-factor sign-in.
-    #[oai(path = "/workspaces/:workspace/mfa-policy", method = "get")]
-    async fn mfa_policy(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::WorkspaceRead>,
-    ) -> poem::Result<Json<MfaPolicy>> {
-        let required = members::mfa_policy(&state.control, &workspace).await?;
-        Ok(Json(MfaPolicy { required }))
-    }
-
-    /// Requires (or stops requiring) two-factor sign-in (owners). Members
-    /// without a second factor then get 403 `mfa-enrolment-required` until
-    /// they enrol.
-    #[oai(path = "/workspaces/:workspace/mfa-policy", method = "put")]
-    async fn set_mfa_policy(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::WorkspaceSettings>,
-        body: JsonBody<MfaPolicy>,
-    ) -> poem::Result<Json<MfaPolicy>> {
-        members::set_mfa_policy(&state.control, &workspace, body.0.required).await?;
-        Ok(Json(MfaPolicy {
-            required: body.0.required,
-        }))
+        /// Requires (or stops requiring) two-factor sign-in (owners). Members
+        /// without a second factor then get 403 `mfa-enrolment-required` until
+        /// they enrol.
+        PUT "/workspaces/:workspace/mfa-policy"
+        async fn set_mfa_policy(
+            workspace: tenant::Path<op::WorkspaceSettings>,
+            body: JsonBody<MfaPolicy>,
+        ) -> Json<MfaPolicy> {
+            members::set_mfa_policy(&workspace.state().control, &workspace, body.0.required)
+                .await?;
+            Ok(Json(MfaPolicy {
+                required: body.0.required,
+            }))
+        }
     }
 }

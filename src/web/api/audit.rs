@@ -2,10 +2,7 @@
 //! status and retention, for a workspace's owners and admins, and the platform
 //! chain for platform admins.
 
-use std::sync::Arc;
-
 use poem::Body;
-use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -14,8 +11,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
 use super::body::JsonBody;
+use super::routes::api;
 use crate::access::op;
-use crate::app::AppState;
 use crate::audit::Actor;
 use crate::audit::chains::Chain;
 use crate::audit::export::Format;
@@ -188,195 +185,186 @@ fn export_response(
     .header("x-aura-checkpoint", checkpoint)
 }
 
-#[OpenApi(tag = "ApiTags::Audit")]
-impl AuditApi {
-    /// Searches a workspace's audit log, newest first. `action` matches a
-    /// dotted prefix (`member` matches `member.role_changed`; `rec*` any
-    /// prefix); `q` is free text over the decrypted entries.
-    #[oai(path = "/workspaces/:workspace/audit", method = "get")]
-    #[allow(clippy::too_many_arguments)]
-    async fn search(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::AuditRead>,
-        q: Query<Option<String>>,
-        actor: Query<Option<String>>,
-        action: Query<Option<String>>,
-        target: Query<Option<String>>,
-        ip: Query<Option<String>>,
-        from: Query<Option<String>>,
-        to: Query<Option<String>>,
-        cursor: Query<Option<String>>,
-        limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<AuditPage>> {
-        let p = service::params(
-            q.0, actor.0, action.0, target.0, ip.0, from.0, to.0, cursor.0, limit.0,
-        )?;
-        Ok(Json(
-            service::search_workspace(state.audit_deps(), &workspace, p)
+api! {
+    #[OpenApi(tag = "ApiTags::Audit")]
+    impl AuditApi {
+        /// Searches a workspace's audit log, newest first. `action` matches a
+        /// dotted prefix (`member` matches `member.role_changed`; `rec*` any
+        /// prefix); `q` is free text over the decrypted entries.
+        #[allow(clippy::too_many_arguments)]
+        GET "/workspaces/:workspace/audit"
+        async fn search(
+            workspace: tenant::Path<op::AuditRead>,
+            q: Query<Option<String>>,
+            actor: Query<Option<String>>,
+            action: Query<Option<String>>,
+            target: Query<Option<String>>,
+            ip: Query<Option<String>>,
+            from: Query<Option<String>>,
+            to: Query<Option<String>>,
+            cursor: Query<Option<String>>,
+            limit: Query<Option<i64>>,
+        ) -> Json<AuditPage> {
+            let p = service::params(
+                q.0, actor.0, action.0, target.0, ip.0, from.0, to.0, cursor.0, limit.0,
+            )?;
+            Ok(Json(
+                service::search_workspace(workspace.state().audit_deps(), &workspace, p)
+                    .await?
+                    .into(),
+            ))
+        }
+
+        /// Streams the workspace's audit log as NDJSON (first line: the signed
+        /// checkpoint it was cut at) or CSV (checkpoint in `x-aura-checkpoint`).
+        #[allow(clippy::too_many_arguments)]
+        GET "/workspaces/:workspace/audit/export"
+        async fn export(
+            workspace: tenant::Path<op::AuditExport>,
+            format: Query<Option<String>>,
+            actor: Query<Option<String>>,
+            action: Query<Option<String>>,
+            target: Query<Option<String>>,
+            ip: Query<Option<String>>,
+            from: Query<Option<String>>,
+            to: Query<Option<String>>,
+        ) -> ExportResponse {
+            let format = Format::parse(format.0.as_deref().unwrap_or("ndjson"))?;
+            let p = service::params(
+                None, actor.0, action.0, target.0, ip.0, from.0, to.0, None, None,
+            )?;
+            let (line, rx) = service::export_workspace(
+                workspace.state().audit_deps(),
+                &workspace,
+                p.filter,
+                format,
+            )
+            .await?;
+            Ok(export_response(format, line, rx))
+        }
+
+        /// One entry, with its state before and after.
+        GET "/workspaces/:workspace/audit/entries/:seq"
+        async fn entry(
+            workspace: tenant::Path<op::AuditRead>,
+            seq: Path<String>,
+        ) -> Json<AuditEntry> {
+            let seq: i64 = seq.0.parse().map_err(|_| Error::NotFound("audit entry"))?;
+            Ok(Json(
+                service::entry_workspace(&workspace, seq).await?.into(),
+            ))
+        }
+
+        /// Retention, the newest signed checkpoint and the last verification.
+        GET "/workspaces/:workspace/audit/status"
+        async fn status(workspace: tenant::Path<op::AuditRead>) -> Json<AuditStatus> {
+            Ok(Json(
+                service::status_workspace(workspace.state().audit_deps(), &workspace)
+                    .await?
+                    .into(),
+            ))
+        }
+
+        /// Verifies the workspace's chain against its signed checkpoints now.
+        POST "/workspaces/:workspace/audit/verify"
+        async fn verify(workspace: tenant::Path<op::AuditVerify>) -> Json<VerifyResult> {
+            let chain = Chain::Workspace(workspace.db.id());
+            let actor = workspace.actor.clone();
+            Ok(Json(
+                service::verify_now(
+                    workspace.state().audit_deps(),
+                    chain,
+                    actor,
+                    &workspace.meta,
+                )
                 .await?
                 .into(),
-        ))
-    }
+            ))
+        }
 
-    /// Streams the workspace's audit log as NDJSON (first line: the signed
-    /// checkpoint it was cut at) or CSV (checkpoint in `x-aura-checkpoint`).
-    #[oai(path = "/workspaces/:workspace/audit/export", method = "get")]
-    #[allow(clippy::too_many_arguments)]
-    async fn export(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::AuditExport>,
-        format: Query<Option<String>>,
-        actor: Query<Option<String>>,
-        action: Query<Option<String>>,
-        target: Query<Option<String>>,
-        ip: Query<Option<String>>,
-        from: Query<Option<String>>,
-        to: Query<Option<String>>,
-    ) -> poem::Result<ExportResponse> {
-        let format = Format::parse(format.0.as_deref().unwrap_or("ndjson"))?;
-        let p = service::params(
-            None, actor.0, action.0, target.0, ip.0, from.0, to.0, None, None,
-        )?;
-        let (line, rx) =
-            service::export_workspace(state.audit_deps(), &workspace, p.filter, format).await?;
-        Ok(export_response(format, line, rx))
-    }
+        /// Sets how long this workspace keeps audit entries (owners only).
+        PUT "/workspaces/:workspace/audit/settings"
+        async fn settings(
+            workspace: tenant::Path<op::AuditSettings>,
+            body: JsonBody<RetentionSettings>,
+        ) -> Json<RetentionSettings> {
+            let days = service::set_retention(
+                &workspace,
+                &workspace.state().config.file.audit,
+                body.0.retention_days,
+            )
+            .await?;
+            Ok(Json(RetentionSettings {
+                retention_days: days,
+            }))
+        }
 
-    /// One entry, with its state before and after.
-    #[oai(path = "/workspaces/:workspace/audit/entries/:seq", method = "get")]
-    async fn entry(
-        &self,
-        workspace: tenant::Path<op::AuditRead>,
-        seq: Path<String>,
-    ) -> poem::Result<Json<AuditEntry>> {
-        let seq: i64 = seq.0.parse().map_err(|_| Error::NotFound("audit entry"))?;
-        Ok(Json(
-            service::entry_workspace(&workspace, seq).await?.into(),
-        ))
-    }
+        /// Searches the platform's own chain (sign-ins, accounts, workspaces).
+        #[allow(clippy::too_many_arguments)]
+        GET "/platform/audit"
+        async fn platform_search(
+            admin: Admin,
+            q: Query<Option<String>>,
+            actor: Query<Option<String>>,
+            action: Query<Option<String>>,
+            target: Query<Option<String>>,
+            ip: Query<Option<String>>,
+            from: Query<Option<String>>,
+            to: Query<Option<String>>,
+            cursor: Query<Option<String>>,
+            limit: Query<Option<i64>>,
+        ) -> Json<AuditPage> {
+            let p = service::params(
+                q.0, actor.0, action.0, target.0, ip.0, from.0, to.0, cursor.0, limit.0,
+            )?;
+            Ok(Json(
+                service::search_platform(admin.state.audit_deps(), p)
+                    .await?
+                    .into(),
+            ))
+        }
 
-    /// Retention, the newest signed checkpoint and the last verification.
-    #[oai(path = "/workspaces/:workspace/audit/status", method = "get")]
-    async fn status(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::AuditRead>,
-    ) -> poem::Result<Json<AuditStatus>> {
-        Ok(Json(
-            service::status_workspace(state.audit_deps(), &workspace)
-                .await?
-                .into(),
-        ))
-    }
-
-    /// Verifies the workspace's chain against its signed checkpoints now.
-    #[oai(path = "/workspaces/:workspace/audit/verify", method = "post")]
-    async fn verify(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::AuditVerify>,
-    ) -> poem::Result<Json<VerifyResult>> {
-        let chain = Chain::Workspace(workspace.db.id());
-        let actor = workspace.actor.clone();
-        Ok(Json(
-            service::verify_now(state.audit_deps(), chain, actor, &workspace.meta)
-                .await?
-                .into(),
-        ))
-    }
-
-    /// Sets how long this workspace keeps audit entries (owners only).
-    #[oai(path = "/workspaces/:workspace/audit/settings", method = "put")]
-    async fn settings(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::AuditSettings>,
-        body: JsonBody<RetentionSettings>,
-    ) -> poem::Result<Json<RetentionSettings>> {
-        let days =
-            service::set_retention(&workspace, &state.config.file.audit, body.0.retention_days)
-                .await?;
-        Ok(Json(RetentionSettings {
-            retention_days: days,
-        }))
-    }
-
-    /// Searches the platform's own chain (sign-ins, accounts, workspaces).
-    #[oai(path = "/platform/audit", method = "get")]
-    #[allow(clippy::too_many_arguments)]
-    async fn platform_search(
-        &self,
-        admin: Admin,
-        q: Query<Option<String>>,
-        actor: Query<Option<String>>,
-        action: Query<Option<String>>,
-        target: Query<Option<String>>,
-        ip: Query<Option<String>>,
-        from: Query<Option<String>>,
-        to: Query<Option<String>>,
-        cursor: Query<Option<String>>,
-        limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<AuditPage>> {
-        let p = service::params(
-            q.0, actor.0, action.0, target.0, ip.0, from.0, to.0, cursor.0, limit.0,
-        )?;
-        Ok(Json(
-            service::search_platform(admin.state.audit_deps(), p)
-                .await?
-                .into(),
-        ))
-    }
-
-    /// Streams the platform chain (same formats as the workspace export).
-    #[oai(path = "/platform/audit/export", method = "get")]
-    async fn platform_export(
-        &self,
-        admin: Admin,
-        format: Query<Option<String>>,
-    ) -> poem::Result<ExportResponse> {
-        let format = Format::parse(format.0.as_deref().unwrap_or("ndjson"))?;
-        let (line, rx) = service::export(
-            admin.state.audit_deps(),
-            Chain::Platform,
-            Default::default(),
-            format,
-            Actor::User(admin.who.user_id),
-            &admin.meta,
-            None,
-        )
-        .await?;
-        Ok(export_response(format, line, rx))
-    }
-
-    /// One platform entry.
-    #[oai(path = "/platform/audit/entries/:seq", method = "get")]
-    async fn platform_entry(
-        &self,
-        admin: Admin,
-        seq: Path<String>,
-    ) -> poem::Result<Json<AuditEntry>> {
-        let seq: i64 = seq.0.parse().map_err(|_| Error::NotFound("audit entry"))?;
-        Ok(Json(
-            service::entry_platform(&admin.state.control, seq)
-                .await?
-                .into(),
-        ))
-    }
-
-    /// Verifies the platform chain now.
-    #[oai(path = "/platform/audit/verify", method = "post")]
-    async fn platform_verify(&self, admin: Admin) -> poem::Result<Json<VerifyResult>> {
-        Ok(Json(
-            service::verify_now(
+        /// Streams the platform chain (same formats as the workspace export).
+        GET "/platform/audit/export"
+        async fn platform_export(admin: Admin, format: Query<Option<String>>) -> ExportResponse {
+            let format = Format::parse(format.0.as_deref().unwrap_or("ndjson"))?;
+            let (line, rx) = service::export(
                 admin.state.audit_deps(),
                 Chain::Platform,
+                Default::default(),
+                format,
                 Actor::User(admin.who.user_id),
                 &admin.meta,
+                None,
             )
-            .await?
-            .into(),
-        ))
+            .await?;
+            Ok(export_response(format, line, rx))
+        }
+
+        /// One platform entry.
+        GET "/platform/audit/entries/:seq"
+        async fn platform_entry(admin: Admin, seq: Path<String>) -> Json<AuditEntry> {
+            let seq: i64 = seq.0.parse().map_err(|_| Error::NotFound("audit entry"))?;
+            Ok(Json(
+                service::entry_platform(&admin.state.control, seq)
+                    .await?
+                    .into(),
+            ))
+        }
+
+        /// Verifies the platform chain now.
+        POST "/platform/audit/verify"
+        async fn platform_verify(admin: Admin) -> Json<VerifyResult> {
+            Ok(Json(
+                service::verify_now(
+                    admin.state.audit_deps(),
+                    Chain::Platform,
+                    Actor::User(admin.who.user_id),
+                    &admin.meta,
+                )
+                .await?
+                .into(),
+            ))
+        }
     }
 }

@@ -8,6 +8,8 @@ use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::fields::Email;
+use super::routes::api;
 use super::{ApiTags, Done};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
@@ -74,12 +76,7 @@ impl From<crate::identity::tokens::TokenPair> for TokenResponse {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MagicLinkRequest {
-    #[oai(validator(
-        max_length = 254,
-        // As `identity::users::validate_email` takes it.
-        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]+@[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.][^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*\.[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.][\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
-    ))]
-    pub email: String,
+    pub email: Email,
 }
 
 #[derive(Object)]
@@ -112,132 +109,135 @@ pub struct LogoutResponse {
 #[derive(Default)]
 pub struct AuthApi;
 
-#[OpenApi(tag = "ApiTags::Auth")]
-impl AuthApi {
-    /// Signs in with email and password and sets the session cookie.
-    /// A wrong password and an unknown email both answer 401.
-    #[oai(path = "/auth/login", method = "post")]
-    async fn login(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        body: JsonBody<LoginRequest>,
-    ) -> poem::Result<Response<Json<LoginResponse>>> {
-        let LoginRequest {
-            email,
-            password,
-            totp,
-        } = body.0;
-        let done =
-            crate::identity::login(&state.deps(), &email, password, totp.as_deref(), &meta).await?;
-        Ok(Response::new(Json(LoginResponse {
-            user_id: done.user_id.to_string(),
-        }))
-        .header("set-cookie", session_cookie(&state.config, &done.token)))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Auth")]
+    impl AuthApi {
+        /// Signs in with email and password and sets the session cookie.
+        /// A wrong password and an unknown email both answer 401.
+        POST "/auth/login"
+        async fn login(
+            state: Data<&Arc<AppState>>,
+            meta: Data<&RequestMeta>,
+            body: JsonBody<LoginRequest>,
+        ) -> Response<Json<LoginResponse>> {
+            let LoginRequest {
+                email,
+                password,
+                totp,
+            } = body.0;
+            let done =
+                crate::identity::login(&state.deps(), &email, password, totp.as_deref(), &meta)
+                    .await?;
+            Ok(Response::new(Json(LoginResponse {
+                user_id: done.user_id.to_string(),
+            }))
+            .header("set-cookie", session_cookie(&state.config, &done.token)))
+        }
 
-    /// Trades email and password (plus `totp` once enrolled) for a short-lived
-    /// access JWT and a refresh token. Shares the sign-in rate limits.
-    #[oai(path = "/auth/token", method = "post")]
-    async fn token(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        body: JsonBody<TokenRequest>,
-    ) -> poem::Result<Json<TokenResponse>> {
-        let TokenRequest {
-            email,
-            password,
-            totp,
-        } = body.0;
-        let pair =
-            crate::identity::tokens::issue(&state.deps(), &email, password, totp.as_deref(), &meta)
+        /// Trades email and password (plus `totp` once enrolled) for a short-lived
+        /// access JWT and a refresh token. Shares the sign-in rate limits.
+        POST "/auth/token"
+        async fn token(
+            state: Data<&Arc<AppState>>,
+            meta: Data<&RequestMeta>,
+            body: JsonBody<TokenRequest>,
+        ) -> Json<TokenResponse> {
+            let TokenRequest {
+                email,
+                password,
+                totp,
+            } = body.0;
+            let pair = crate::identity::tokens::issue(
+                &state.deps(),
+                &email,
+                password,
+                totp.as_deref(),
+                &meta,
+            )
+            .await?;
+            Ok(Json(pair.into()))
+        }
+
+        /// Rotates a refresh token: the presented one is spent, a new pair comes
+        /// back. Presenting a spent one revokes its whole family (401).
+        POST "/auth/refresh"
+        async fn refresh(
+            state: Data<&Arc<AppState>>,
+            meta: Data<&RequestMeta>,
+            body: JsonBody<RefreshRequest>,
+        ) -> Json<TokenResponse> {
+            let pair =
+                crate::identity::tokens::refresh(&state.deps(), &body.0.refresh_token, &meta)
+                    .await?;
+            Ok(Json(pair.into()))
+        }
+
+        /// Mails a single-use sign-in link (15 minutes), when the appliance has
+        /// magic links on (`auth.magic_links`; else 404). Every address gets the
+        /// same 202; 5 requests per IP per 15 minutes.
+        POST "/auth/magic-link"
+        async fn magic_link(
+            state: Data<&Arc<AppState>>,
+            meta: Data<&RequestMeta>,
+            body: JsonBody<MagicLinkRequest>,
+        ) -> MagicLinkResponse {
+            crate::identity::magic::request(
+                &state.deps(),
+                &body.0.email,
+                crate::identity::magic::Purpose::SignIn,
+                &meta,
+            )
+            .await?;
+            Ok(MagicLinkResponse::Accepted(Json(MagicLinkAccepted {
+                message: "If this address has an account, a sign-in link is on its way.".into(),
+            })))
+        }
+
+        /// Mails a single-use password-reset link (15 minutes). Every address gets
+        /// the same 202; 5 requests per IP per 15 minutes; 404 when no mail is
+        /// configured.
+        POST "/auth/password-reset"
+        async fn password_reset(
+            state: Data<&Arc<AppState>>,
+            meta: Data<&RequestMeta>,
+            body: JsonBody<MagicLinkRequest>,
+        ) -> MagicLinkResponse {
+            use crate::identity::magic::{Purpose, request};
+            request(&state.deps(), &body.0.email, Purpose::PasswordReset, &meta).await?;
+            Ok(MagicLinkResponse::Accepted(Json(MagicLinkAccepted {
+                message: "If this address has an account, a reset link is on its way.".into(),
+            })))
+        }
+
+        /// Sets a new password with a reset link's token (401 when it is used,
+        /// expired or unknown). Every session and API sign-in of the account ends;
+        /// a second factor stays.
+        POST "/auth/password-reset/confirm"
+        async fn password_reset_confirm(
+            state: Data<&Arc<AppState>>,
+            meta: Data<&RequestMeta>,
+            body: JsonBody<PasswordResetConfirm>,
+        ) -> Done {
+            let PasswordResetConfirm {
+                token,
+                new_password,
+            } = body.0;
+            crate::identity::magic::reset_password(&state.deps(), &token, new_password, &meta)
                 .await?;
-        Ok(Json(pair.into()))
-    }
+            Ok(Done::Done)
+        }
 
-    /// Rotates a refresh token: the presented one is spent, a new pair comes
-    /// back. Presenting a spent one revokes its whole family (401).
-    #[oai(path = "/auth/refresh", method = "post")]
-    async fn refresh(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        body: JsonBody<RefreshRequest>,
-    ) -> poem::Result<Json<TokenResponse>> {
-        let pair =
-            crate::identity::tokens::refresh(&state.deps(), &body.0.refresh_token, &meta).await?;
-        Ok(Json(pair.into()))
-    }
-
-    /// Mails a single-use sign-in link (15 minutes), when the appliance has
-    /// magic links on (`auth.magic_links`; else 404). Every address gets the
-    /// same 202; 5 requests per IP per 15 minutes.
-    #[oai(path = "/auth/magic-link", method = "post")]
-    async fn magic_link(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        body: JsonBody<MagicLinkRequest>,
-    ) -> poem::Result<MagicLinkResponse> {
-        crate::identity::magic::request(
-            &state.deps(),
-            &body.0.email,
-            crate::identity::magic::Purpose::SignIn,
-            &meta,
-        )
-        .await?;
-        Ok(MagicLinkResponse::Accepted(Json(MagicLinkAccepted {
-            message: "If this address has an account, a sign-in link is on its way.".into(),
-        })))
-    }
-
-    /// Mails a single-use password-reset link (15 minutes). Every address gets
-    /// the same 202; 5 requests per IP per 15 minutes; 404 when no mail is
-    /// configured.
-    #[oai(path = "/auth/password-reset", method = "post")]
-    async fn password_reset(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        body: JsonBody<MagicLinkRequest>,
-    ) -> poem::Result<MagicLinkResponse> {
-        use crate::identity::magic::{Purpose, request};
-        request(&state.deps(), &body.0.email, Purpose::PasswordReset, &meta).await?;
-        Ok(MagicLinkResponse::Accepted(Json(MagicLinkAccepted {
-            message: "If this address has an account, a reset link is on its way.".into(),
-        })))
-    }
-
-    /// Sets a new password with a reset link's token (401 when it is used,
-    /// expired or unknown). Every session and API sign-in of the account ends;
-    /// a second factor stays.
-    #[oai(path = "/auth/password-reset/confirm", method = "post")]
-    async fn password_reset_confirm(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        body: JsonBody<PasswordResetConfirm>,
-    ) -> poem::Result<Done> {
-        let PasswordResetConfirm {
-            token,
-            new_password,
-        } = body.0;
-        crate::identity::magic::reset_password(&state.deps(), &token, new_password, &meta).await?;
-        Ok(Done::Done)
-    }
-
-    /// Ends the current session (or, with a bearer access token, its whole
-    /// refresh-token family) on the server and clears the cookie.
-    #[oai(path = "/auth/logout", method = "post")]
-    async fn logout(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: SignedIn,
-    ) -> poem::Result<Response<Json<LogoutResponse>>> {
-        crate::identity::logout(&state.deps(), &who.0, &meta).await?;
-        Ok(Response::new(Json(LogoutResponse { signed_out: true }))
-            .header("set-cookie", clear_cookie(&state.config)))
+        /// Ends the current session (or, with a bearer access token, its whole
+        /// refresh-token family) on the server and clears the cookie.
+        POST "/auth/logout"
+        async fn logout(
+            state: Data<&Arc<AppState>>,
+            meta: Data<&RequestMeta>,
+            who: SignedIn,
+        ) -> Response<Json<LogoutResponse>> {
+            crate::identity::logout(&state.deps(), &who.0, &meta).await?;
+            Ok(Response::new(Json(LogoutResponse { signed_out: true }))
+                .header("set-cookie", clear_cookie(&state.config)))
+        }
     }
 }

@@ -2,9 +2,6 @@
 //! inside them are in `records.rs`; both enter the workspace through the
 //! `tenant::Path<op::X>` extractor.
 
-use std::sync::Arc;
-
-use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
@@ -13,9 +10,10 @@ use serde::Deserialize;
 
 use super::ApiTags;
 use super::body::JsonBody;
+use super::fields::ShortName;
 use super::records::Deleted;
+use super::routes::api;
 use crate::access::op;
-use crate::app::AppState;
 use crate::records::schema::{Field, FieldInput, Permissions, RecordAction, Retention};
 use crate::records::{self, CollectionChange, Need, NewCollection, Visible, rfc3339_ms};
 use crate::web::tenant;
@@ -74,11 +72,7 @@ impl From<Visible> for Collection {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CollectionCreate {
-    #[oai(validator(
-        max_length = 64,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    ))]
-    pub name: String,
+    pub name: ShortName,
     pub fields: Vec<FieldInput>,
     /// A team to own the collection; only its lead and members will see it.
     #[serde(default)]
@@ -95,11 +89,7 @@ pub struct CollectionCreate {
 #[serde(deny_unknown_fields)]
 pub struct CollectionPatch {
     #[serde(default)]
-    #[oai(validator(
-        max_length = 64,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    ))]
-    pub name: Option<String>,
+    pub name: Option<ShortName>,
     /// Entries with an `id` change that field (rename, flags, `retired`);
     /// entries without add a field. Fields not listed stay as they are.
     #[serde(default)]
@@ -136,130 +126,120 @@ pub enum CollectionCreated {
 #[derive(Default)]
 pub struct CollectionsApi;
 
-#[OpenApi(tag = "ApiTags::Records")]
-impl CollectionsApi {
-    /// The collections the caller can see, in pages: `limit` (1 to 500,
-    /// default 500) and `cursor`. When there may be more, the response has a
-    /// `Link: <...>; rel="next"` header (RFC 8288) with the next page's URL;
-    /// the body keeps its shape.
-    #[oai(path = "/workspaces/:workspace/collections", method = "get")]
-    async fn list_collections(
-        &self,
-        workspace: tenant::Path<op::CollectionRead>,
-        limit: Query<Option<i64>>,
-        cursor: Query<Option<String>>,
-    ) -> poem::Result<CollectionPage> {
-        let max = records::COLLECTIONS_PAGE_MAX;
-        let limit = match limit.0 {
-            None => max,
-            Some(n) => usize::try_from(n)
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| {
-                    crate::error::Error::field("limit", format!("must be between 1 and {max}"))
-                })?,
-        };
-        let (items, next) =
-            records::list_collections_page(&workspace, limit, cursor.0.as_deref()).await?;
-        let ws = workspace.db.id();
-        let link = next.map(|c| {
-            format!("</api/v1/workspaces/{ws}/collections?limit={limit}&cursor={c}>; rel=\"next\"")
-        });
-        Ok(CollectionPage::Ok(
-            Json(CollectionList {
-                items: items.into_iter().map(Collection::from).collect(),
-            }),
-            link,
-        ))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Records")]
+    impl CollectionsApi {
+        /// The collections the caller can see, in pages: `limit` (1 to 500,
+        /// default 500) and `cursor`. When there may be more, the response has a
+        /// `Link: <...>; rel="next"` header (RFC 8288) with the next page's URL;
+        /// the body keeps its shape.
+        GET "/workspaces/:workspace/collections"
+        async fn list_collections(
+            workspace: tenant::Path<op::CollectionRead>,
+            limit: Query<Option<i64>>,
+            cursor: Query<Option<String>>,
+        ) -> CollectionPage {
+            let max = records::COLLECTIONS_PAGE_MAX;
+            let limit = match limit.0 {
+                None => max,
+                Some(n) => usize::try_from(n)
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        crate::error::Error::field("limit", format!("must be between 1 and {max}"))
+                    })?,
+            };
+            let (items, next) =
+                records::list_collections_page(&workspace, limit, cursor.0.as_deref()).await?;
+            let ws = workspace.db.id();
+            let link = next.map(|c| {
+                format!(
+                    "</api/v1/workspaces/{ws}/collections?limit={limit}&cursor={c}>; rel=\"next\""
+                )
+            });
+            Ok(CollectionPage::Ok(
+                Json(CollectionList {
+                    items: items.into_iter().map(Collection::from).collect(),
+                }),
+                link,
+            ))
+        }
 
-    /// Defines a collection (admins and managers).
-    #[oai(path = "/workspaces/:workspace/collections", method = "post")]
-    async fn create_collection(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::CollectionCreate>,
-        body: JsonBody<CollectionCreate>,
-    ) -> poem::Result<CollectionCreated> {
-        let b = body.0;
-        let v = records::create_collection(
-            &workspace,
-            &state.bounds.limits,
-            NewCollection {
-                name: b.name,
-                fields: b.fields,
-                team_id: b.team_id,
-                permissions: b.permissions,
-                retention: b.retention,
-            },
-        )
-        .await?;
-        records::retention::recount(&state.control, &workspace.db, workspace.now()).await;
-        Ok(CollectionCreated::Created(Json(v.into())))
-    }
+        /// Defines a collection (admins and managers).
+        POST "/workspaces/:workspace/collections"
+        async fn create_collection(
+            workspace: tenant::Path<op::CollectionCreate>,
+            body: JsonBody<CollectionCreate>,
+        ) -> CollectionCreated {
+            let b = body.0;
+            let v = records::create_collection(
+                &workspace,
+                &workspace.state().bounds.limits,
+                NewCollection {
+                    name: b.name.into(),
+                    fields: b.fields,
+                    team_id: b.team_id,
+                    permissions: b.permissions,
+                    retention: b.retention,
+                },
+            )
+            .await?;
+            records::retention::recount(&workspace.state().control, &workspace.db, workspace.now())
+                .await;
+            Ok(CollectionCreated::Created(Json(v.into())))
+        }
 
-    /// One collection with its schema.
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection",
-        method = "get"
-    )]
-    async fn get_collection(
-        &self,
-        workspace: tenant::Path<op::CollectionRead>,
-        collection: Path<String>,
-    ) -> poem::Result<Json<Collection>> {
-        Ok(Json(
-            records::load(&workspace, &collection.parse()?, Need::See)
-                .await?
-                .into(),
-        ))
-    }
+        /// One collection with its schema.
+        GET "/workspaces/:workspace/collections/:collection"
+        async fn get_collection(
+            workspace: tenant::Path<op::CollectionRead>,
+            collection: Path<String>,
+        ) -> Json<Collection> {
+            Ok(Json(
+                records::load(&workspace, &collection.parse()?, Need::See)
+                    .await?
+                    .into(),
+            ))
+        }
 
-    /// Changes the name, the fields (add, rename, retire, flags) or the
-    /// record permissions. A field's type never changes.
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection",
-        method = "patch"
-    )]
-    async fn change_collection(
-        &self,
-        state: Data<&Arc<AppState>>,
-        // Team leads manage their team's collections whatever their workspace
-        // role, so the door lets members through and the collection decides.
-        workspace: tenant::Path<op::CollectionUpdate>,
-        collection: Path<String>,
-        body: JsonBody<CollectionPatch>,
-    ) -> poem::Result<Json<Collection>> {
-        let b = body.0;
-        let v = records::change_collection(
-            &workspace,
-            &state.bounds.limits,
-            &collection.parse()?,
-            CollectionChange {
-                name: b.name,
-                fields: b.fields,
-                permissions: b.permissions,
-                retention: b.retention.into(),
-            },
-        )
-        .await?;
-        records::retention::recount(&state.control, &workspace.db, workspace.now()).await;
-        Ok(Json(v.into()))
-    }
+        /// Changes the name, the fields (add, rename, retire, flags) or the
+        /// record permissions. A field's type never changes.
+        PATCH "/workspaces/:workspace/collections/:collection"
+        async fn change_collection(
+            // Team leads manage their team's collections whatever their workspace
+            // role, so the door lets members through and the collection decides.
+            workspace: tenant::Path<op::CollectionUpdate>,
+            collection: Path<String>,
+            body: JsonBody<CollectionPatch>,
+        ) -> Json<Collection> {
+            let b = body.0;
+            let v = records::change_collection(
+                &workspace,
+                &workspace.state().bounds.limits,
+                &collection.parse()?,
+                CollectionChange {
+                    name: b.name.map(String::from),
+                    fields: b.fields,
+                    permissions: b.permissions,
+                    retention: b.retention.into(),
+                },
+            )
+            .await?;
+            records::retention::recount(&workspace.state().control, &workspace.db, workspace.now())
+                .await;
+            Ok(Json(v.into()))
+        }
 
-    /// Deletes a collection with all its records (admins).
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection",
-        method = "delete"
-    )]
-    async fn delete_collection(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::CollectionDelete>,
-        collection: Path<String>,
-    ) -> poem::Result<Deleted> {
-        records::delete_collection(&workspace, &collection.parse()?).await?;
-        records::retention::recount(&state.control, &workspace.db, workspace.now()).await;
-        Ok(Deleted::Deleted)
+        /// Deletes a collection with all its records (admins).
+        DELETE "/workspaces/:workspace/collections/:collection"
+        async fn delete_collection(
+            workspace: tenant::Path<op::CollectionDelete>,
+            collection: Path<String>,
+        ) -> Deleted {
+            records::delete_collection(&workspace, &collection.parse()?).await?;
+            records::retention::recount(&workspace.state().control, &workspace.db, workspace.now())
+                .await;
+            Ok(Deleted::Deleted)
+        }
     }
 }

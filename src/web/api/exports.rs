@@ -1,10 +1,7 @@
 //! Workspace exports over HTTP (owners and admins): start one, watch its
 //! progress, download the archive. See `crate::export` for what it holds.
 
-use std::sync::Arc;
-
 use poem::Body;
-use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -13,6 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
 use super::body::{Download, JsonBody, MediaTypes};
+use super::routes::api;
 use crate::access::op;
 use crate::app::AppState;
 use crate::export::jobs::{self, Job};
@@ -104,72 +102,68 @@ impl MediaTypes for ExportTypes {
 #[derive(Default)]
 pub struct ExportsApi;
 
-#[OpenApi(tag = "ApiTags::Privacy")]
-impl ExportsApi {
-    /// Starts an export of the whole workspace (owners and admins; audited
-    /// as `workspace.exported`).
-    #[oai(path = "/workspaces/:workspace/exports", method = "post")]
-    async fn start(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::WorkspaceExport>,
-        body: JsonBody<ExportRequest>,
-    ) -> poem::Result<ExportStarted> {
-        let recipient = match body.0.recipient.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(r) => Some(crate::export::recipient("recipient", r)?),
-        };
-        let job = jobs::start(&workspace, exporter(&state), recipient).await?;
-        Ok(ExportStarted::Accepted(Json(ExportJob::of(&job))))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Privacy")]
+    impl ExportsApi {
+        /// Starts an export of the whole workspace (owners and admins; audited
+        /// as `workspace.exported`).
+        POST "/workspaces/:workspace/exports"
+        async fn start(
+            workspace: tenant::Path<op::WorkspaceExport>,
+            body: JsonBody<ExportRequest>,
+        ) -> ExportStarted {
+            let recipient = match body.0.recipient.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(r) => Some(crate::export::recipient("recipient", r)?),
+            };
+            let job = jobs::start(&workspace, exporter(workspace.state()), recipient).await?;
+            Ok(ExportStarted::Accepted(Json(ExportJob::of(&job))))
+        }
 
-    /// The workspace's exports of the last hour, newest first.
-    #[oai(path = "/workspaces/:workspace/exports", method = "get")]
-    async fn list(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::WorkspaceExport>,
-    ) -> poem::Result<Json<ExportJobs>> {
-        let list = state.exports.list(workspace.db.id(), workspace.now())?;
-        Ok(Json(ExportJobs {
-            items: list.iter().map(|j| ExportJob::of(j)).collect(),
-        }))
-    }
+        /// The workspace's exports of the last hour, newest first.
+        GET "/workspaces/:workspace/exports"
+        async fn list(workspace: tenant::Path<op::WorkspaceExport>) -> Json<ExportJobs> {
+            let list = workspace
+                .state()
+                .exports
+                .list(workspace.db.id(), workspace.now())?;
+            Ok(Json(ExportJobs {
+                items: list.iter().map(|j| ExportJob::of(j)).collect(),
+            }))
+        }
 
-    /// One export's progress.
-    #[oai(path = "/workspaces/:workspace/exports/:export", method = "get")]
-    async fn get(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::WorkspaceExport>,
-        export: Path<String>,
-    ) -> poem::Result<Json<ExportJob>> {
-        let job = state
-            .exports
-            .get(workspace.db.id(), &export.parse()?, workspace.now())?;
-        Ok(Json(ExportJob::of(&job)))
-    }
+        /// One export's progress.
+        GET "/workspaces/:workspace/exports/:export"
+        async fn get(
+            workspace: tenant::Path<op::WorkspaceExport>,
+            export: Path<String>,
+        ) -> Json<ExportJob> {
+            let job = workspace.state().exports.get(
+                workspace.db.id(),
+                &export.parse()?,
+                workspace.now(),
+            )?;
+            Ok(Json(ExportJob::of(&job)))
+        }
 
-    /// The archive, streamed (409 until the export is ready).
-    #[oai(
-        path = "/workspaces/:workspace/exports/:export/download",
-        method = "get"
-    )]
-    async fn download(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::WorkspaceExport>,
-        export: Path<String>,
-    ) -> poem::Result<Download<ExportTypes>> {
-        let job = state
-            .exports
-            .get(workspace.db.id(), &export.parse()?, workspace.now())?;
-        let (name, ctype) = (job.file_name(), job.content_type());
-        let rx = jobs::download(job)?;
-        Ok(Download::new(
-            ctype,
-            format!("attachment; filename=\"{name}\""),
-            Body::from_bytes_stream(ReceiverStream::new(rx)),
-        ))
+        /// The archive, streamed (409 until the export is ready).
+        GET "/workspaces/:workspace/exports/:export/download"
+        async fn download(
+            workspace: tenant::Path<op::WorkspaceExport>,
+            export: Path<String>,
+        ) -> Download<ExportTypes> {
+            let job = workspace.state().exports.get(
+                workspace.db.id(),
+                &export.parse()?,
+                workspace.now(),
+            )?;
+            let (name, ctype) = (job.file_name(), job.content_type());
+            let rx = jobs::download(job)?;
+            Ok(Download::new(
+                ctype,
+                format!("attachment; filename=\"{name}\""),
+                Body::from_bytes_stream(ReceiverStream::new(rx)),
+            ))
+        }
     }
 }

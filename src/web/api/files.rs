@@ -5,16 +5,14 @@
 //! an attachment, and every download carries `nosniff` and a sandboxing
 //! `Content-Security-Policy`.
 
-use std::sync::Arc;
-
 use poem::Body;
-use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
 use super::body::{Download, JsonOut, MediaTypes};
+use super::routes::api;
 use crate::access::op;
 use crate::app::AppState;
 use crate::model::file_ref::{FileRef, safe_inline};
@@ -147,118 +145,106 @@ pub fn download_response(d: files::Download) -> Download<AnyType> {
 #[derive(Default)]
 pub struct FilesApi;
 
-#[OpenApi(tag = "ApiTags::Records")]
-impl FilesApi {
-    /// Uploads a file into a record's file field: the raw bytes as the
-    /// body, the file's name in `name`. The media type is found from the
-    /// content (not the name) and must be one the field allows (else 422
-    /// naming the field); a file above the field's `max_size` or the
-    /// operator's `files.max_file_bytes`, or past the workspace's quota,
-    /// gets 413 and nothing is kept. A single-file field's earlier file is
-    /// replaced. The file is sealed on disk, bound to its workspace,
-    /// record, field and id. Audited (`record.file_added`).
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection/records/:record/files/:field",
-        method = "post"
-    )]
-    #[allow(clippy::too_many_arguments)]
-    async fn upload(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::RecordUpdate>,
-        collection: Path<String>,
-        record: Path<String>,
-        field: Path<String>,
-        #[oai(validator(min_length = 1, max_length = 1024))] name: Query<String>,
-        body: FileBody,
-    ) -> poem::Result<FileAdded> {
-        let (reader, declared) = body.reader(&state).await?;
-        let (coll, rec, file) = files::upload_file(
-            &workspace,
-            &state.config.file.files,
-            &collection.parse()?,
-            &record.parse()?,
-            NewFile {
-                field: field.0,
-                name: name.0,
-                declared,
-                body: reader,
-            },
-        )
-        .await?;
-        let field_id = coll
-            .row
-            .def
-            .fields
-            .iter()
-            .find(|f| {
-                crate::model::file_ref::refs(rec.values.get(&f.id))
-                    .iter()
-                    .any(|r| r.id == file.id)
-            })
-            .map(|f| f.id.clone())
-            .unwrap_or_default();
-        let location = format!(
-            "/api/v1/workspaces/{}/collections/{}/records/{}/files/{}/{}",
-            workspace.db.id(),
-            coll.row.id,
-            rec.id,
-            field_id,
-            file.id
-        );
-        Ok(FileAdded::Created(JsonOut(file.into()), location))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Records")]
+    impl FilesApi {
+        /// Uploads a file into a record's file field: the raw bytes as the
+        /// body, the file's name in `name`. The media type is found from the
+        /// content (not the name) and must be one the field allows (else 422
+        /// naming the field); a file above the field's `max_size` or the
+        /// operator's `files.max_file_bytes`, or past the workspace's quota,
+        /// gets 413 and nothing is kept. A single-file field's earlier file is
+        /// replaced. The file is sealed on disk, bound to its workspace,
+        /// record, field and id. Audited (`record.file_added`).
+        POST "/workspaces/:workspace/collections/:collection/records/:record/files/:field"
+        async fn upload(
+            workspace: tenant::Path<op::RecordUpdate>,
+            collection: Path<String>,
+            record: Path<String>,
+            field: Path<String>,
+            #[oai(validator(min_length = 1, max_length = 1024))] name: Query<String>,
+            body: FileBody,
+        ) -> FileAdded {
+            let (reader, declared) = body.reader(workspace.state()).await?;
+            let (coll, rec, file) = files::upload_file(
+                &workspace,
+                &workspace.state().config.file.files,
+                &collection.parse()?,
+                &record.parse()?,
+                NewFile {
+                    field: field.0,
+                    name: name.0,
+                    declared,
+                    body: reader,
+                },
+            )
+            .await?;
+            let field_id = coll
+                .row
+                .def
+                .fields
+                .iter()
+                .find(|f| {
+                    crate::model::file_ref::refs(rec.values.get(&f.id))
+                        .iter()
+                        .any(|r| r.id == file.id)
+                })
+                .map(|f| f.id.clone())
+                .unwrap_or_default();
+            let location = format!(
+                "/api/v1/workspaces/{}/collections/{}/records/{}/files/{}/{}",
+                workspace.db.id(),
+                coll.row.id,
+                rec.id,
+                field_id,
+                file.id
+            );
+            Ok(FileAdded::Created(JsonOut(file.into()), location))
+        }
 
-    /// Downloads a file, streamed. PNG, JPEG, GIF, WebP, AVIF and PDF come
-    /// with their type and `inline`; anything else as
-    /// `application/octet-stream` and `attachment`. A file that fails its
-    /// integrity check answers 500 `integrity` (or, past its first 64 KiB,
-    /// the transfer is cut short): never altered content.
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection/records/:record/files/:field/:file",
-        method = "get"
-    )]
-    async fn download(
-        &self,
-        workspace: tenant::Path<op::RecordRead>,
-        collection: Path<String>,
-        record: Path<String>,
-        field: Path<String>,
-        file: Path<String>,
-    ) -> poem::Result<Download<AnyType>> {
-        let d = files::download_file(
-            &workspace,
-            &collection.parse()?,
-            &record.parse()?,
-            &field.0,
-            &file.0,
-        )
-        .await?;
-        Ok(download_response(d))
-    }
+        /// Downloads a file, streamed. PNG, JPEG, GIF, WebP, AVIF and PDF come
+        /// with their type and `inline`; anything else as
+        /// `application/octet-stream` and `attachment`. A file that fails its
+        /// integrity check answers 500 `integrity` (or, past its first 64 KiB,
+        /// the transfer is cut short): never altered content.
+        GET "/workspaces/:workspace/collections/:collection/records/:record/files/:field/:file"
+        async fn download(
+            workspace: tenant::Path<op::RecordRead>,
+            collection: Path<String>,
+            record: Path<String>,
+            field: Path<String>,
+            file: Path<String>,
+        ) -> Download<AnyType> {
+            let d = files::download_file(
+                &workspace,
+                &collection.parse()?,
+                &record.parse()?,
+                &field.0,
+                &file.0,
+            )
+            .await?;
+            Ok(download_response(d))
+        }
 
-    /// Removes a file from a record's file field (the record gets a new
-    /// version). Audited (`record.file_removed`).
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection/records/:record/files/:field/:file",
-        method = "delete"
-    )]
-    async fn delete(
-        &self,
-        workspace: tenant::Path<op::RecordUpdate>,
-        collection: Path<String>,
-        record: Path<String>,
-        field: Path<String>,
-        file: Path<String>,
-    ) -> poem::Result<FileDeleted> {
-        files::delete_file(
-            &workspace,
-            &collection.parse()?,
-            &record.parse()?,
-            &field.0,
-            &file.0,
-        )
-        .await?;
-        Ok(FileDeleted::Deleted)
+        /// Removes a file from a record's file field (the record gets a new
+        /// version). Audited (`record.file_removed`).
+        DELETE "/workspaces/:workspace/collections/:collection/records/:record/files/:field/:file"
+        async fn delete(
+            workspace: tenant::Path<op::RecordUpdate>,
+            collection: Path<String>,
+            record: Path<String>,
+            field: Path<String>,
+            file: Path<String>,
+        ) -> FileDeleted {
+            files::delete_file(
+                &workspace,
+                &collection.parse()?,
+                &record.parse()?,
+                &field.0,
+                &file.0,
+            )
+            .await?;
+            Ok(FileDeleted::Deleted)
+        }
     }
 }

@@ -2,19 +2,17 @@
 //! secret's value is never returned: only its name, last four characters and
 //! times. A generated inbound secret is in the creating answer only.
 
-use std::sync::Arc;
-
-use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::fields::{Name, SecretValue};
+use super::routes::api;
 use super::{ApiTags, Created, Done};
 use crate::access::enter::TenantHandle;
 use crate::access::op;
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::config::Config;
 use crate::integrations::{inbound, secrets};
@@ -24,29 +22,15 @@ use crate::web::tenant;
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationSecretCreate {
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    ))]
-    pub name: String,
+    pub name: Name,
     /// The API key or token; stored sealed and never shown again.
-    #[oai(validator(
-        min_length = 8,
-        max_length = 4096,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    ))]
-    pub value: String,
+    pub value: SecretValue,
 }
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationSecretRotate {
-    #[oai(validator(
-        min_length = 8,
-        max_length = 4096,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    ))]
-    pub value: String,
+    pub value: SecretValue,
     /// How long the previous value keeps working (0..720; default from the
     /// operator's config).
     #[oai(validator(minimum(value = "0"), maximum(value = "720")))]
@@ -89,11 +73,7 @@ pub struct IntegrationSecretList {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InboundCreate {
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    ))]
-    pub name: String,
+    pub name: Name,
     pub mode: InboundMode,
     /// A stored secret to verify with; absent: a new one is generated and
     /// returned once.
@@ -203,142 +183,125 @@ pub struct InboundEventList {
 #[derive(Default)]
 pub struct IntegrationsApi;
 
-#[OpenApi(tag = "ApiTags::Integrations")]
-impl IntegrationsApi {
-    /// The stored secrets: names, last four characters and times, never values.
-    #[oai(path = "/workspaces/:workspace/integrations/secrets", method = "get")]
-    async fn secrets(
-        &self,
-        workspace: tenant::Path<op::IntegrationRead>,
-    ) -> poem::Result<Json<IntegrationSecretList>> {
-        let now = workspace.now();
-        let items = secrets::list(&workspace)
-            .await?
-            .into_iter()
-            .map(|r| IntegrationSecret::from_row(r, now))
-            .collect();
-        Ok(Json(IntegrationSecretList { items }))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Integrations")]
+    impl IntegrationsApi {
+        /// The stored secrets: names, last four characters and times, never values.
+        GET "/workspaces/:workspace/integrations/secrets"
+        async fn secrets(
+            workspace: tenant::Path<op::IntegrationRead>,
+        ) -> Json<IntegrationSecretList> {
+            let now = workspace.now();
+            let items = secrets::list(&workspace)
+                .await?
+                .into_iter()
+                .map(|r| IntegrationSecret::from_row(r, now))
+                .collect();
+            Ok(Json(IntegrationSecretList { items }))
+        }
 
-    /// Stores a secret (sealed). The answer does not contain the value.
-    #[oai(path = "/workspaces/:workspace/integrations/secrets", method = "post")]
-    async fn create_secret(
-        &self,
-        workspace: tenant::Path<op::IntegrationCreate>,
-        body: JsonBody<IntegrationSecretCreate>,
-    ) -> poem::Result<Created<IntegrationSecret>> {
-        let row = secrets::create(&workspace, &body.0.name, &body.0.value).await?;
-        Ok(Created::Created(Json(IntegrationSecret::from_row(
-            row,
-            workspace.now(),
-        ))))
-    }
+        /// Stores a secret (sealed). The answer does not contain the value.
+        POST "/workspaces/:workspace/integrations/secrets"
+        async fn create_secret(
+            workspace: tenant::Path<op::IntegrationCreate>,
+            body: JsonBody<IntegrationSecretCreate>,
+        ) -> Created<IntegrationSecret> {
+            let row = secrets::create(&workspace, &body.0.name, &body.0.value).await?;
+            Ok(Created::Created(Json(IntegrationSecret::from_row(
+                row,
+                workspace.now(),
+            ))))
+        }
 
-    /// Replaces a secret's value; the previous one keeps working for the overlap.
-    #[oai(
-        path = "/workspaces/:workspace/integrations/secrets/:secret_id/rotate",
-        method = "post"
-    )]
-    async fn rotate_secret(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::IntegrationUpdate>,
-        secret_id: Path<String>,
-        body: JsonBody<IntegrationSecretRotate>,
-    ) -> poem::Result<Json<IntegrationSecret>> {
-        let b = body.0;
-        let row = secrets::rotate(
-            &workspace,
-            &state.config,
-            &secret_id,
-            &b.value,
-            b.overlap_hours,
-        )
-        .await?;
-        Ok(Json(IntegrationSecret::from_row(row, workspace.now())))
-    }
+        /// Replaces a secret's value; the previous one keeps working for the overlap.
+        POST "/workspaces/:workspace/integrations/secrets/:secret_id/rotate"
+        async fn rotate_secret(
+            workspace: tenant::Path<op::IntegrationUpdate>,
+            secret_id: Path<String>,
+            body: JsonBody<IntegrationSecretRotate>,
+        ) -> Json<IntegrationSecret> {
+            let b = body.0;
+            let row = secrets::rotate(
+                &workspace,
+                &workspace.state().config,
+                &secret_id,
+                &b.value,
+                b.overlap_hours,
+            )
+            .await?;
+            Ok(Json(IntegrationSecret::from_row(row, workspace.now())))
+        }
 
-    /// Deletes a secret (409 while an inbound integration verifies with it).
-    #[oai(
-        path = "/workspaces/:workspace/integrations/secrets/:secret_id",
-        method = "delete"
-    )]
-    async fn delete_secret(
-        &self,
-        workspace: tenant::Path<op::IntegrationDelete>,
-        secret_id: Path<String>,
-    ) -> poem::Result<Done> {
-        secrets::delete(&workspace, &secret_id).await?;
-        Ok(Done::Done)
-    }
+        /// Deletes a secret (409 while an inbound integration verifies with it).
+        DELETE "/workspaces/:workspace/integrations/secrets/:secret_id"
+        async fn delete_secret(
+            workspace: tenant::Path<op::IntegrationDelete>,
+            secret_id: Path<String>,
+        ) -> Done {
+            secrets::delete(&workspace, &secret_id).await?;
+            Ok(Done::Done)
+        }
 
-    /// The inbound integrations, with the URL each sender posts to.
-    #[oai(path = "/workspaces/:workspace/integrations/inbound", method = "get")]
-    async fn inbound(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::IntegrationRead>,
-    ) -> poem::Result<Json<InboundIntegrationList>> {
-        let items = inbound::list(&workspace)
-            .await?
-            .into_iter()
-            .map(|r| InboundIntegration::from_row(&state.config, &workspace, r))
-            .collect();
-        Ok(Json(InboundIntegrationList { items }))
-    }
+        /// The inbound integrations, with the URL each sender posts to.
+        GET "/workspaces/:workspace/integrations/inbound"
+        async fn inbound(
+            workspace: tenant::Path<op::IntegrationRead>,
+        ) -> Json<InboundIntegrationList> {
+            let items = inbound::list(&workspace)
+                .await?
+                .into_iter()
+                .map(|r| InboundIntegration::from_row(&workspace.state().config, &workspace, r))
+                .collect();
+            Ok(Json(InboundIntegrationList { items }))
+        }
 
-    /// Creates an inbound integration. Without `secret_id` a secret is
-    /// generated and returned in this answer only.
-    #[oai(path = "/workspaces/:workspace/integrations/inbound", method = "post")]
-    async fn create_inbound(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::IntegrationCreate>,
-        body: JsonBody<InboundCreate>,
-    ) -> poem::Result<Created<InboundIntegrationCreated>> {
-        let b = body.0;
-        let req = inbound::NewInbound {
-            name: b.name,
-            mode: b.mode.as_str().into(),
-            secret_id: b.secret_id,
-            collection_id: b.collection_id,
-        };
-        let made = inbound::create(&workspace, req).await?;
-        Ok(Created::Created(Json(InboundIntegrationCreated {
-            integration: InboundIntegration::from_row(&state.config, &workspace, made.integration),
-            secret: made.secret,
-        })))
-    }
+        /// Creates an inbound integration. Without `secret_id` a secret is
+        /// generated and returned in this answer only.
+        POST "/workspaces/:workspace/integrations/inbound"
+        async fn create_inbound(
+            workspace: tenant::Path<op::IntegrationCreate>,
+            body: JsonBody<InboundCreate>,
+        ) -> Created<InboundIntegrationCreated> {
+            let b = body.0;
+            let req = inbound::NewInbound {
+                name: b.name.into(),
+                mode: b.mode.as_str().into(),
+                secret_id: b.secret_id,
+                collection_id: b.collection_id,
+            };
+            let made = inbound::create(&workspace, req).await?;
+            Ok(Created::Created(Json(InboundIntegrationCreated {
+                integration: InboundIntegration::from_row(
+                    &workspace.state().config,
+                    &workspace,
+                    made.integration,
+                ),
+                secret: made.secret,
+            })))
+        }
 
-    /// Deletes an inbound integration and its received events (its secret stays).
-    #[oai(
-        path = "/workspaces/:workspace/integrations/inbound/:integration",
-        method = "delete"
-    )]
-    async fn delete_inbound(
-        &self,
-        workspace: tenant::Path<op::IntegrationDelete>,
-        integration: Path<String>,
-    ) -> poem::Result<Done> {
-        inbound::delete(&workspace, &integration).await?;
-        Ok(Done::Done)
-    }
+        /// Deletes an inbound integration and its received events (its secret stays).
+        DELETE "/workspaces/:workspace/integrations/inbound/:integration"
+        async fn delete_inbound(
+            workspace: tenant::Path<op::IntegrationDelete>,
+            integration: Path<String>,
+        ) -> Done {
+            inbound::delete(&workspace, &integration).await?;
+            Ok(Done::Done)
+        }
 
-    /// The newest 100 events an inbound integration received.
-    #[oai(
-        path = "/workspaces/:workspace/integrations/inbound/:integration/events",
-        method = "get"
-    )]
-    async fn inbound_events(
-        &self,
-        workspace: tenant::Path<op::IntegrationRead>,
-        integration: Path<String>,
-    ) -> poem::Result<Json<InboundEventList>> {
-        let items = inbound::events(&workspace, Some(&integration), 100)
-            .await?
-            .into_iter()
-            .map(InboundEvent::from)
-            .collect();
-        Ok(Json(InboundEventList { items }))
+        /// The newest 100 events an inbound integration received.
+        GET "/workspaces/:workspace/integrations/inbound/:integration/events"
+        async fn inbound_events(
+            workspace: tenant::Path<op::IntegrationRead>,
+            integration: Path<String>,
+        ) -> Json<InboundEventList> {
+            let items = inbound::events(&workspace, Some(&integration), 100)
+                .await?
+                .into_iter()
+                .map(InboundEvent::from)
+                .collect();
+            Ok(Json(InboundEventList { items }))
+        }
     }
 }

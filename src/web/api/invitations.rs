@@ -10,6 +10,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::fields::{Email, Name};
+use super::routes::api;
 use super::{ApiTags, Done};
 use crate::access::{Role, op};
 use crate::app::AppState;
@@ -32,12 +34,7 @@ pub(crate) fn invite_mail(state: &AppState) -> InviteMail<'_> {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InvitationCreate {
-    #[oai(validator(
-        max_length = 254,
-        // As `identity::users::validate_email` takes it.
-        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]+@[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.][^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*\.[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.][\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
-    ))]
-    pub email: String,
+    pub email: Email,
     pub role: Role,
 }
 
@@ -93,11 +90,7 @@ pub struct InvitationPreview {
 #[serde(deny_unknown_fields)]
 pub struct InvitationAccept {
     /// For a new account: your name.
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    ))]
-    pub name: Option<String>,
+    pub name: Option<Name>,
     /// For a new account: your password.
     #[oai(validator(min_length = 10, max_length = 256))]
     pub password: Option<String>,
@@ -120,101 +113,98 @@ pub enum Created {
 #[derive(Default)]
 pub struct InvitationsApi;
 
-#[OpenApi(tag = "ApiTags::Access")]
-impl InvitationsApi {
-    /// Invites an email address with a role; the link goes out by mail,
-    /// works once and expires after 7 days.
-    #[oai(path = "/workspaces/:workspace/invitations", method = "post")]
-    async fn create(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::InvitationCreate>,
-        body: JsonBody<InvitationCreate>,
-    ) -> poem::Result<Created> {
-        let row = invitations::invite(invite_mail(&state), &workspace, &body.0.email, body.0.role)
+api! {
+    #[OpenApi(tag = "ApiTags::Access")]
+    impl InvitationsApi {
+        /// Invites an email address with a role; the link goes out by mail,
+        /// works once and expires after 7 days.
+        POST "/workspaces/:workspace/invitations"
+        async fn create(
+            workspace: tenant::Path<op::InvitationCreate>,
+            body: JsonBody<InvitationCreate>,
+        ) -> Created {
+            let row = invitations::invite(
+                invite_mail(workspace.state()),
+                &workspace,
+                &body.0.email,
+                body.0.role,
+            )
             .await?;
-        Ok(Created::Created(Json(Invitation::from_row(
-            row,
-            workspace.now(),
-        ))))
-    }
+            Ok(Created::Created(Json(Invitation::from_row(
+                row,
+                workspace.now(),
+            ))))
+        }
 
-    /// The workspace's invitations, newest first.
-    #[oai(path = "/workspaces/:workspace/invitations", method = "get")]
-    async fn list(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::InvitationRead>,
-    ) -> poem::Result<Json<InvitationList>> {
-        let now = workspace.now();
-        let items = invitations::list(&state.control, &workspace)
-            .await?
-            .into_iter()
-            .map(|r| Invitation::from_row(r, now))
-            .collect();
-        Ok(Json(InvitationList { items }))
-    }
+        /// The workspace's invitations, newest first.
+        GET "/workspaces/:workspace/invitations"
+        async fn list(workspace: tenant::Path<op::InvitationRead>) -> Json<InvitationList> {
+            let now = workspace.now();
+            let items = invitations::list(&workspace.state().control, &workspace)
+                .await?
+                .into_iter()
+                .map(|r| Invitation::from_row(r, now))
+                .collect();
+            Ok(Json(InvitationList { items }))
+        }
 
-    /// Revokes a pending invitation.
-    #[oai(
-        path = "/workspaces/:workspace/invitations/:invitation",
-        method = "delete"
-    )]
-    async fn revoke(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::InvitationDelete>,
-        invitation: Path<String>,
-    ) -> poem::Result<Done> {
-        invitations::revoke(&state.control, &workspace, &invitation).await?;
-        Ok(Done::Done)
-    }
+        /// Revokes a pending invitation.
+        DELETE "/workspaces/:workspace/invitations/:invitation"
+        async fn revoke(
+            workspace: tenant::Path<op::InvitationDelete>,
+            invitation: Path<String>,
+        ) -> Done {
+            invitations::revoke(&workspace.state().control, &workspace, &invitation).await?;
+            Ok(Done::Done)
+        }
 
-    /// What an invitation link offers (404 once used, revoked or expired).
-    #[oai(path = "/invitations/:token", method = "get")]
-    async fn preview(
-        &self,
-        state: Data<&Arc<AppState>>,
-        token: Path<String>,
-    ) -> poem::Result<Json<InvitationPreview>> {
-        let p = invitations::preview(&state.deps(), &token).await?;
-        Ok(Json(InvitationPreview {
-            workspace_name: p.workspace_name,
-            email: p.invitation.email,
-            role: p.invitation.role,
-            expires_at: rfc3339(p.invitation.expires_at),
-            account_exists: p.account_exists,
-        }))
-    }
+        /// What an invitation link offers (404 once used, revoked or expired).
+        GET "/invitations/:token"
+        async fn preview(
+            state: Data<&Arc<AppState>>,
+            token: Path<String>,
+        ) -> Json<InvitationPreview> {
+            let p = invitations::preview(&state.deps(), &token).await?;
+            Ok(Json(InvitationPreview {
+                workspace_name: p.workspace_name,
+                email: p.invitation.email,
+                role: p.invitation.role,
+                expires_at: rfc3339(p.invitation.expires_at),
+                account_exists: p.account_exists,
+            }))
+        }
 
-    /// Accepts an invitation: with `name` and `password` when the address has
-    /// no account yet, else signed in as that account. At most 3 attempts per
-    /// IP per 30 minutes.
-    #[oai(path = "/invitations/:token/accept", method = "post")]
-    async fn accept(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        who: Option<SignedIn>,
-        token: Path<String>,
-        body: JsonBody<InvitationAccept>,
-    ) -> poem::Result<Json<InvitationAccepted>> {
-        let new_account = match (body.0.name, body.0.password) {
-            (Some(name), Some(password)) => Some(NewAccount { name, password }),
-            _ => None,
-        };
-        let done = invitations::accept(
-            &state.deps(),
-            &token,
-            who.as_ref().map(|w| &w.0),
-            new_account,
-            &meta,
-        )
-        .await?;
-        Ok(Json(InvitationAccepted {
-            workspace_id: done.workspace.to_string(),
-            user_id: done.user.to_string(),
-            account_created: done.created,
-        }))
+        /// Accepts an invitation: with `name` and `password` when the address has
+        /// no account yet, else signed in as that account. At most 3 attempts per
+        /// IP per 30 minutes.
+        POST "/invitations/:token/accept"
+        async fn accept(
+            state: Data<&Arc<AppState>>,
+            meta: Data<&RequestMeta>,
+            who: Option<SignedIn>,
+            token: Path<String>,
+            body: JsonBody<InvitationAccept>,
+        ) -> Json<InvitationAccepted> {
+            let new_account = match (body.0.name, body.0.password) {
+                (Some(name), Some(password)) => Some(NewAccount {
+                    name: name.into(),
+                    password,
+                }),
+                _ => None,
+            };
+            let done = invitations::accept(
+                &state.deps(),
+                &token,
+                who.as_ref().map(|w| &w.0),
+                new_account,
+                &meta,
+            )
+            .await?;
+            Ok(Json(InvitationAccepted {
+                workspace_id: done.workspace.to_string(),
+                user_id: done.user.to_string(),
+                account_created: done.created,
+            }))
+        }
     }
 }

@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 
-use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
+use super::routes::api;
 use crate::access::op;
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::store::key_rotation::Rotation;
 use crate::web::tenant;
@@ -54,42 +53,28 @@ impl From<Rotation> for KeyRotation {
 #[derive(Default)]
 pub struct KeysApi;
 
-#[OpenApi]
-impl KeysApi {
-    /// Rotates the workspace's data key (owners): new writes use a new key at
-    /// once, every older value is re-sealed in the background, then the old
-    /// key is destroyed. Reads work throughout. A second call while one runs
-    /// answers that one.
-    #[oai(
-        path = "/workspaces/:workspace/keys/rotate",
-        method = "post",
-        tag = "ApiTags::Access"
-    )]
-    async fn rotate(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::WorkspaceRotateKey>,
-    ) -> poem::Result<Json<KeyRotation>> {
-        let r = key_rotation::request_for(&state.control, &workspace).await?;
-        Ok(Json(r.into()))
-    }
+api! {
+    #[OpenApi]
+    impl KeysApi {
+        /// Rotates the workspace's data key (owners): new writes use a new key at
+        /// once, every older value is re-sealed in the background, then the old
+        /// key is destroyed. Reads work throughout. A second call while one runs
+        /// answers that one.
+        POST "/workspaces/:workspace/keys/rotate" tag = "ApiTags::Access"
+        async fn rotate(workspace: tenant::Path<op::WorkspaceRotateKey>) -> Json<KeyRotation> {
+            let r = key_rotation::request_for(&workspace.state().control, &workspace).await?;
+            Ok(Json(r.into()))
+        }
 
-    /// The workspace's newest data key rotation (owners); 404 if none ever ran.
-    #[oai(
-        path = "/workspaces/:workspace/keys/rotation",
-        method = "get",
-        tag = "ApiTags::Access"
-    )]
-    async fn rotation(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::WorkspaceRotateKey>,
-    ) -> poem::Result<Json<KeyRotation>> {
-        let (control, ws) = (Arc::clone(&state.control), workspace.db.id());
-        let r = tokio::task::spawn_blocking(move || key_rotation::status(&control, ws))
-            .await
-            .map_err(crate::error::Error::from)??
-            .ok_or(crate::error::Error::NotFound("key rotation"))?;
-        Ok(Json(r.into()))
+        /// The workspace's newest data key rotation (owners); 404 if none ever ran.
+        GET "/workspaces/:workspace/keys/rotation" tag = "ApiTags::Access"
+        async fn rotation(workspace: tenant::Path<op::WorkspaceRotateKey>) -> Json<KeyRotation> {
+            let (control, ws) = (Arc::clone(&workspace.state().control), workspace.db.id());
+            let r = tokio::task::spawn_blocking(move || key_rotation::status(&control, ws))
+                .await
+                .map_err(crate::error::Error::from)??
+                .ok_or(crate::error::Error::NotFound("key rotation"))?;
+            Ok(Json(r.into()))
+        }
     }
 }

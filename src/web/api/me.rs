@@ -9,6 +9,7 @@ use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::routes::api;
 use super::{ApiTags, Done};
 use crate::access::{Principal, Via};
 use crate::app::AppState;
@@ -68,62 +69,60 @@ pub struct PasswordChange {
 #[derive(Default)]
 pub struct MeApi;
 
-#[OpenApi(tag = "ApiTags::Me")]
-impl MeApi {
-    /// The signed-in account, with `workspaces: [{id, name, role}]`.
-    #[oai(path = "/me", method = "get")]
-    async fn me(
-        &self,
-        state: Data<&Arc<AppState>>,
-        who: SignedIn,
-    ) -> poem::Result<Json<MeResponse>> {
-        Ok(Json(load_me(&state, &who).await?))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Me")]
+    impl MeApi {
+        /// The signed-in account, with `workspaces: [{id, name, role}]`.
+        GET "/me"
+        async fn me(state: Data<&Arc<AppState>>, who: SignedIn) -> Json<MeResponse> {
+            Ok(Json(load_me(&state, &who).await?))
+        }
 
-    /// Your live sign-ins: browser sessions and API (`/auth/token`) sign-ins.
-    #[oai(path = "/me/sessions", method = "get")]
-    async fn sessions(&self, me: Me) -> poem::Result<Json<SignInList>> {
-        let items = sign_ins(&me.state, &me.who)
-            .await?
-            .into_iter()
-            .map(|(s, current)| SignInInfo {
-                id: s.id,
-                kind: if s.browser { "browser" } else { "api" }.into(),
-                current,
-                created_at: rfc3339(s.created_at),
-                last_seen_at: s.last_seen_at.map(rfc3339),
-                expires_at: rfc3339(s.expires_at),
-                ip: s.ip,
-                device: s.device,
-            })
-            .collect();
-        Ok(Json(SignInList { items }))
-    }
+        /// Your live sign-ins: browser sessions and API (`/auth/token`) sign-ins.
+        GET "/me/sessions"
+        async fn sessions(me: Me) -> Json<SignInList> {
+            let items = sign_ins(&me.state, &me.who)
+                .await?
+                .into_iter()
+                .map(|(s, current)| SignInInfo {
+                    id: s.id,
+                    kind: if s.browser { "browser" } else { "api" }.into(),
+                    current,
+                    created_at: rfc3339(s.created_at),
+                    last_seen_at: s.last_seen_at.map(rfc3339),
+                    expires_at: rfc3339(s.expires_at),
+                    ip: s.ip,
+                    device: s.device,
+                })
+                .collect();
+            Ok(Json(SignInList { items }))
+        }
 
-    /// Ends one of your sign-ins, server-side, at once.
-    #[oai(path = "/me/sessions/:id", method = "delete")]
-    async fn end_session(&self, me: Me, id: Path<String>) -> poem::Result<Done> {
-        end_sign_in(&me.state, &me.who, &id, &me.meta).await?;
-        Ok(Done::Done)
-    }
+        /// Ends one of your sign-ins, server-side, at once.
+        DELETE "/me/sessions/:id"
+        async fn end_session(me: Me, id: Path<String>) -> Done {
+            end_sign_in(&me.state, &me.who, &id, &me.meta).await?;
+            Ok(Done::Done)
+        }
 
-    /// Changes your password (the current one is required). Every other
-    /// session and API sign-in of yours ends.
-    #[oai(path = "/me/password", method = "post")]
-    async fn change_password(&self, me: Me, body: JsonBody<PasswordChange>) -> poem::Result<Done> {
-        let PasswordChange {
-            current_password,
-            new_password,
-        } = body.0;
-        crate::identity::users::change_password(
-            &me.deps(),
-            &me.who,
-            current_password,
-            new_password,
-            &me.meta,
-        )
-        .await?;
-        Ok(Done::Done)
+        /// Changes your password (the current one is required). Every other
+        /// session and API sign-in of yours ends.
+        POST "/me/password"
+        async fn change_password(me: Me, body: JsonBody<PasswordChange>) -> Done {
+            let PasswordChange {
+                current_password,
+                new_password,
+            } = body.0;
+            crate::identity::users::change_password(
+                &me.deps(),
+                &me.who,
+                current_password,
+                new_password,
+                &me.meta,
+            )
+            .await?;
+            Ok(Done::Done)
+        }
     }
 }
 

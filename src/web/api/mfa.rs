@@ -6,6 +6,7 @@ use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::routes::api;
 use super::{ApiTags, Done};
 use crate::identity::mfa;
 use crate::web::session::Me;
@@ -61,56 +62,56 @@ pub struct RemoveTotp {
 #[derive(Default)]
 pub struct MfaApi;
 
-#[OpenApi(tag = "ApiTags::Me")]
-impl MfaApi {
-    /// Whether you have a second factor, and how many recovery codes are left.
-    #[oai(path = "/me/mfa", method = "get")]
-    async fn status(&self, me: Me) -> poem::Result<Json<MfaStatus>> {
-        let (totp_enabled, recovery_codes_left) = mfa::status(&me.deps(), me.who.user_id).await?;
-        Ok(Json(MfaStatus {
-            totp_enabled,
-            recovery_codes_left,
-        }))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Me")]
+    impl MfaApi {
+        /// Whether you have a second factor, and how many recovery codes are left.
+        GET "/me/mfa"
+        async fn status(me: Me) -> Json<MfaStatus> {
+            let (totp_enabled, recovery_codes_left) =
+                mfa::status(&me.deps(), me.who.user_id).await?;
+            Ok(Json(MfaStatus {
+                totp_enabled,
+                recovery_codes_left,
+            }))
+        }
 
-    /// Starts TOTP enrolment (your password required). Confirm it with a code.
-    #[oai(path = "/me/mfa/totp", method = "post")]
-    async fn start(&self, me: Me, body: JsonBody<Reauth>) -> poem::Result<Json<TotpEnrolment>> {
-        let e = mfa::start_enrolment(&me.deps(), &me.who, body.0.password, &me.meta).await?;
-        Ok(Json(TotpEnrolment {
-            secret: e.secret_base32,
-            otpauth_uri: e.otpauth_uri,
-            qr_svg: e.qr_svg,
-        }))
-    }
+        /// Starts TOTP enrolment (your password required). Confirm it with a code.
+        POST "/me/mfa/totp"
+        async fn start(me: Me, body: JsonBody<Reauth>) -> Json<TotpEnrolment> {
+            let e = mfa::start_enrolment(&me.deps(), &me.who, body.0.password, &me.meta).await?;
+            Ok(Json(TotpEnrolment {
+                secret: e.secret_base32,
+                otpauth_uri: e.otpauth_uri,
+                qr_svg: e.qr_svg,
+            }))
+        }
 
-    /// Confirms enrolment with a code from the app; answers the recovery
-    /// codes, once.
-    #[oai(path = "/me/mfa/totp/confirm", method = "post")]
-    async fn confirm(&self, me: Me, body: JsonBody<Code>) -> poem::Result<Json<RecoveryCodes>> {
-        let recovery_codes = mfa::confirm(&me.deps(), &me.who, &body.0.code, &me.meta).await?;
-        Ok(Json(RecoveryCodes { recovery_codes }))
-    }
+        /// Confirms enrolment with a code from the app; answers the recovery
+        /// codes, once.
+        POST "/me/mfa/totp/confirm"
+        async fn confirm(me: Me, body: JsonBody<Code>) -> Json<RecoveryCodes> {
+            let recovery_codes = mfa::confirm(&me.deps(), &me.who, &body.0.code, &me.meta).await?;
+            Ok(Json(RecoveryCodes { recovery_codes }))
+        }
 
-    /// New recovery codes in place of the old ones, which stop working
-    /// (your password required; two-factor sign-in must be on). Answers
-    /// them this once.
-    #[oai(path = "/me/mfa/recovery-codes", method = "post")]
-    async fn recovery_codes(
-        &self,
-        me: Me,
-        body: JsonBody<Reauth>,
-    ) -> poem::Result<Json<RecoveryCodes>> {
-        let recovery_codes =
-            mfa::regenerate_recovery_codes(&me.deps(), &me.who, body.0.password, &me.meta).await?;
-        Ok(Json(RecoveryCodes { recovery_codes }))
-    }
+        /// New recovery codes in place of the old ones, which stop working
+        /// (your password required; two-factor sign-in must be on). Answers
+        /// them this once.
+        POST "/me/mfa/recovery-codes"
+        async fn recovery_codes(me: Me, body: JsonBody<Reauth>) -> Json<RecoveryCodes> {
+            let recovery_codes =
+                mfa::regenerate_recovery_codes(&me.deps(), &me.who, body.0.password, &me.meta)
+                    .await?;
+            Ok(Json(RecoveryCodes { recovery_codes }))
+        }
 
-    /// Removes the second factor (password and a current code required).
-    #[oai(path = "/me/mfa/totp/remove", method = "post")]
-    async fn remove(&self, me: Me, body: JsonBody<RemoveTotp>) -> poem::Result<Done> {
-        let RemoveTotp { password, code } = body.0;
-        mfa::remove(&me.deps(), &me.who, password, &code, &me.meta).await?;
-        Ok(Done::Done)
+        /// Removes the second factor (password and a current code required).
+        POST "/me/mfa/totp/remove"
+        async fn remove(me: Me, body: JsonBody<RemoveTotp>) -> Done {
+            let RemoveTotp { password, code } = body.0;
+            mfa::remove(&me.deps(), &me.who, password, &code, &me.meta).await?;
+            Ok(Done::Done)
+        }
     }
 }

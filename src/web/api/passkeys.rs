@@ -11,7 +11,9 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::fields::Name;
 use super::mfa::Reauth;
+use super::routes::api;
 use super::{ApiTags, Done};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
@@ -52,11 +54,7 @@ pub struct RegisterStart {
     #[oai(validator(min_length = 1))]
     pub password: String,
     /// A label, such as "Laptop".
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    ))]
-    pub name: String,
+    pub name: Name,
 }
 
 #[derive(Object)]
@@ -109,96 +107,92 @@ fn credential<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T,
 #[derive(Default)]
 pub struct PasskeysApi;
 
-#[OpenApi(tag = "ApiTags::Me")]
-impl PasskeysApi {
-    /// Your passkeys.
-    #[oai(path = "/me/passkeys", method = "get")]
-    async fn list(&self, me: Me) -> poem::Result<Json<PasskeyList>> {
-        let items = passkeys::list(&me.deps(), me.who.user_id)
-            .await?
-            .into_iter()
-            .map(PasskeyInfo::from)
-            .collect();
-        Ok(Json(PasskeyList { items }))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Me")]
+    impl PasskeysApi {
+        /// Your passkeys.
+        GET "/me/passkeys"
+        async fn list(me: Me) -> Json<PasskeyList> {
+            let items = passkeys::list(&me.deps(), me.who.user_id)
+                .await?
+                .into_iter()
+                .map(PasskeyInfo::from)
+                .collect();
+            Ok(Json(PasskeyList { items }))
+        }
 
-    /// Starts registering a passkey (your password again).
-    #[oai(path = "/me/passkeys/register/start", method = "post")]
-    async fn register_start(
-        &self,
-        me: Me,
-        body: JsonBody<RegisterStart>,
-    ) -> poem::Result<Json<Ceremony>> {
-        let RegisterStart { password, name } = body.0;
-        let (ceremony, opts) =
-            passkeys::start_registration(&me.deps(), &me.who, password, &name, &me.meta).await?;
-        Ok(Json(Ceremony {
-            ceremony,
-            options: options(opts)?,
-        }))
-    }
+        /// Starts registering a passkey (your password again).
+        POST "/me/passkeys/register/start"
+        async fn register_start(me: Me, body: JsonBody<RegisterStart>) -> Json<Ceremony> {
+            let RegisterStart { password, name } = body.0;
+            let (ceremony, opts) =
+                passkeys::start_registration(&me.deps(), &me.who, password, &name, &me.meta)
+                    .await?;
+            Ok(Json(Ceremony {
+                ceremony,
+                options: options(opts)?,
+            }))
+        }
 
-    /// Finishes registering a passkey.
-    #[oai(path = "/me/passkeys/register/finish", method = "post")]
-    async fn register_finish(
-        &self,
-        me: Me,
-        body: JsonBody<CeremonyFinish>,
-    ) -> poem::Result<Created> {
-        let CeremonyFinish {
-            ceremony,
-            credential: c,
-        } = body.0;
-        let cred = credential(c)?;
-        let row =
-            passkeys::finish_registration(&me.deps(), &me.who, &ceremony, &cred, &me.meta).await?;
-        Ok(Created::Created(Json(row.into())))
-    }
+        /// Finishes registering a passkey.
+        POST "/me/passkeys/register/finish"
+        async fn register_finish(me: Me, body: JsonBody<CeremonyFinish>) -> Created {
+            let CeremonyFinish {
+                ceremony,
+                credential: c,
+            } = body.0;
+            let cred = credential(c)?;
+            let row =
+                passkeys::finish_registration(&me.deps(), &me.who, &ceremony, &cred, &me.meta)
+                    .await?;
+            Ok(Created::Created(Json(row.into())))
+        }
 
-    /// Removes one of your passkeys (your password again).
-    #[oai(path = "/me/passkeys/:id/remove", method = "post")]
-    async fn remove(&self, me: Me, id: Path<String>, body: JsonBody<Reauth>) -> poem::Result<Done> {
-        passkeys::remove(&me.deps(), &me.who, &id, body.0.password, &me.meta).await?;
-        Ok(Done::Done)
-    }
+        /// Removes one of your passkeys (your password again).
+        POST "/me/passkeys/:id/remove"
+        async fn remove(me: Me, id: Path<String>, body: JsonBody<Reauth>) -> Done {
+            passkeys::remove(&me.deps(), &me.who, &id, body.0.password, &me.meta).await?;
+            Ok(Done::Done)
+        }
 
-    /// Starts a passkey sign-in: the second step of a sign-in (with its
-    /// `mfa_token`), or a passkey alone.
-    #[oai(path = "/auth/passkey/start", method = "post")]
-    async fn sign_in_start(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        body: JsonBody<SignInStart>,
-    ) -> poem::Result<Json<Ceremony>> {
-        let (ceremony, opts) = match body.0.mfa_token.as_deref() {
-            Some(t) => passkeys::start_second_factor(&state.deps(), t).await?,
-            None => passkeys::start_discoverable(&state.deps(), &meta)?,
-        };
-        Ok(Json(Ceremony {
-            ceremony,
-            options: options(opts)?,
-        }))
-    }
+        /// Starts a passkey sign-in: the second step of a sign-in (with its
+        /// `mfa_token`), or a passkey alone.
+        POST "/auth/passkey/start"
+        async fn sign_in_start(
+            state: Data<&Arc<AppState>>,
+            meta: Data<&RequestMeta>,
+            body: JsonBody<SignInStart>,
+        ) -> Json<Ceremony> {
+            let (ceremony, opts) = match body.0.mfa_token.as_deref() {
+                Some(t) => passkeys::start_second_factor(&state.deps(), t).await?,
+                None => passkeys::start_discoverable(&state.deps(), &meta)?,
+            };
+            Ok(Json(Ceremony {
+                ceremony,
+                options: options(opts)?,
+            }))
+        }
 
-    /// Finishes a passkey sign-in and sets the session cookie.
-    #[oai(path = "/auth/passkey/finish", method = "post")]
-    async fn sign_in_finish(
-        &self,
-        state: Data<&Arc<AppState>>,
-        meta: Data<&RequestMeta>,
-        body: JsonBody<CeremonyFinish>,
-    ) -> poem::Result<Response<Json<SignedInAs>>> {
-        let CeremonyFinish {
-            ceremony,
-            credential: c,
-        } = body.0;
-        let cred = credential(c)?;
-        let (user, mark) = passkeys::finish_sign_in(&state.deps(), &ceremony, &cred, &meta).await?;
-        let s = crate::identity::sessions::sign_in_marked(&state.deps(), user, mark, &meta).await?;
-        Ok(Response::new(Json(SignedInAs {
-            user_id: user.to_string(),
-        }))
-        .header("set-cookie", session_cookie(&state.config, &s.token)))
+        /// Finishes a passkey sign-in and sets the session cookie.
+        POST "/auth/passkey/finish"
+        async fn sign_in_finish(
+            state: Data<&Arc<AppState>>,
+            meta: Data<&RequestMeta>,
+            body: JsonBody<CeremonyFinish>,
+        ) -> Response<Json<SignedInAs>> {
+            let CeremonyFinish {
+                ceremony,
+                credential: c,
+            } = body.0;
+            let cred = credential(c)?;
+            let (user, mark) =
+                passkeys::finish_sign_in(&state.deps(), &ceremony, &cred, &meta).await?;
+            let s =
+                crate::identity::sessions::sign_in_marked(&state.deps(), user, mark, &meta).await?;
+            Ok(Response::new(Json(SignedInAs {
+                user_id: user.to_string(),
+            }))
+            .header("set-cookie", session_cookie(&state.config, &s.token)))
+        }
     }
 }

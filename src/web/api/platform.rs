@@ -7,6 +7,8 @@ use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::fields::{Email, Name};
+use super::routes::api;
 use super::{ApiTags, Created, Done};
 use crate::access::Role;
 use crate::app::AppState;
@@ -36,18 +38,9 @@ pub struct WorkspaceList {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceCreate {
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    ))]
-    pub name: String,
+    pub name: Name,
     /// The email of an existing account, who becomes the owner.
-    #[oai(validator(
-        max_length = 254,
-        // As `identity::users::validate_email` takes it.
-        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]+@[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.][^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*\.[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.][\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
-    ))]
-    pub owner_email: String,
+    pub owner_email: Email,
     /// A region label (default: the appliance's).
     #[oai(validator(max_length = 32, pattern = r"^[A-Za-z0-9_-]*$"))]
     pub region: Option<String>,
@@ -115,114 +108,114 @@ pub fn status(state: &AppState) -> PlatformStatus {
 #[derive(Default)]
 pub struct PlatformApi;
 
-#[OpenApi(tag = "ApiTags::Platform")]
-impl PlatformApi {
-    /// The appliance's state for operators.
-    #[oai(path = "/platform/status", method = "get")]
-    async fn status(&self, admin: Admin) -> Json<PlatformStatus> {
-        Json(status(&admin.state))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Platform")]
+    impl PlatformApi {
+        /// The appliance's state for operators.
+        GET "/platform/status"
+        async fn status(admin: Admin) -> Json<PlatformStatus> {
+            Ok(Json(status(&admin.state)))
+        }
 
-    /// Every workspace with its health: state, region, members, size.
-    /// Nothing inside a workspace is shown here.
-    #[oai(path = "/platform/workspaces", method = "get")]
-    async fn workspaces(&self, admin: Admin) -> poem::Result<Json<WorkspaceList>> {
-        let items = crate::platform::list(&admin.deps())
-            .await?
-            .into_iter()
-            .map(|h| WorkspaceHealth {
-                id: h.row.id.to_string(),
-                name: h.row.name,
-                region: h.row.region,
-                state: h.row.state,
-                members: h.members,
-                size_bytes: h.size_bytes,
-                created_at: rfc3339(h.row.created_at),
-                deletion_due_at: h.deletion_due_at.map(rfc3339),
-            })
-            .collect();
-        Ok(Json(WorkspaceList { items }))
-    }
+        /// Every workspace with its health: state, region, members, size.
+        /// Nothing inside a workspace is shown here.
+        GET "/platform/workspaces"
+        async fn workspaces(admin: Admin) -> Json<WorkspaceList> {
+            let items = crate::platform::list(&admin.deps())
+                .await?
+                .into_iter()
+                .map(|h| WorkspaceHealth {
+                    id: h.row.id.to_string(),
+                    name: h.row.name,
+                    region: h.row.region,
+                    state: h.row.state,
+                    members: h.members,
+                    size_bytes: h.size_bytes,
+                    created_at: rfc3339(h.row.created_at),
+                    deletion_due_at: h.deletion_due_at.map(rfc3339),
+                })
+                .collect();
+            Ok(Json(WorkspaceList { items }))
+        }
 
-    /// Creates a workspace owned by an existing account.
-    #[oai(path = "/platform/workspaces", method = "post")]
-    async fn create_workspace(
-        &self,
-        admin: Admin,
-        body: JsonBody<WorkspaceCreate>,
-    ) -> poem::Result<Created<WorkspaceCreated>> {
-        let WorkspaceCreate {
-            name,
-            owner_email,
-            region,
-        } = body.0;
-        let id = crate::workspace::create_workspace(
-            admin.state.platform(),
-            crate::workspace::CreateWorkspace {
+        /// Creates a workspace owned by an existing account.
+        POST "/platform/workspaces"
+        async fn create_workspace(
+            admin: Admin,
+            body: JsonBody<WorkspaceCreate>,
+        ) -> Created<WorkspaceCreated> {
+            let WorkspaceCreate {
                 name,
                 owner_email,
                 region,
-            },
-            Actor::User(admin.who.user_id),
-            &admin.meta,
-        )
-        .await?;
-        Ok(Created::Created(Json(WorkspaceCreated {
-            id: id.to_string(),
-        })))
-    }
-
-    /// Suspends a workspace: its members get 404 until it is resumed.
-    #[oai(path = "/platform/workspaces/:workspace/suspend", method = "post")]
-    async fn suspend(&self, admin: Admin, workspace: Path<String>) -> poem::Result<Done> {
-        crate::platform::set_active(&admin.deps(), &admin.who, &workspace, false, &admin.meta)
+            } = body.0;
+            let id = crate::workspace::create_workspace(
+                admin.state.platform(),
+                crate::workspace::CreateWorkspace {
+                    name: name.into(),
+                    owner_email: owner_email.into(),
+                    region,
+                },
+                Actor::User(admin.who.user_id),
+                &admin.meta,
+            )
             .await?;
-        Ok(Done::Done)
-    }
+            Ok(Created::Created(Json(WorkspaceCreated {
+                id: id.to_string(),
+            })))
+        }
 
-    /// Resumes a suspended workspace.
-    #[oai(path = "/platform/workspaces/:workspace/resume", method = "post")]
-    async fn resume(&self, admin: Admin, workspace: Path<String>) -> poem::Result<Done> {
-        crate::platform::set_active(&admin.deps(), &admin.who, &workspace, true, &admin.meta)
+        /// Suspends a workspace: its members get 404 until it is resumed.
+        POST "/platform/workspaces/:workspace/suspend"
+        async fn suspend(admin: Admin, workspace: Path<String>) -> Done {
+            crate::platform::set_active(&admin.deps(), &admin.who, &workspace, false, &admin.meta)
+                .await?;
+            Ok(Done::Done)
+        }
+
+        /// Resumes a suspended workspace.
+        POST "/platform/workspaces/:workspace/resume"
+        async fn resume(admin: Admin, workspace: Path<String>) -> Done {
+            crate::platform::set_active(&admin.deps(), &admin.who, &workspace, true, &admin.meta)
+                .await?;
+            Ok(Done::Done)
+        }
+
+        /// Starts a recorded impersonation of a workspace for this browser
+        /// session: a stated reason, an expiry, a role (default viewer). It is
+        /// written to the platform log and to the workspace's own audit log.
+        POST "/platform/workspaces/:workspace/impersonate"
+        async fn impersonate(
+            admin: Admin,
+            workspace: Path<String>,
+            body: JsonBody<ImpersonationStart>,
+        ) -> Created<ImpersonationStarted> {
+            let ImpersonationStart {
+                reason,
+                minutes,
+                role,
+            } = body.0;
+            let started = crate::platform::impersonate(
+                &admin.deps(),
+                &admin.who,
+                &workspace,
+                &reason,
+                minutes.unwrap_or(30),
+                role.unwrap_or(Role::Viewer),
+                &admin.meta,
+            )
             .await?;
-        Ok(Done::Done)
-    }
+            Ok(Created::Created(Json(ImpersonationStarted {
+                id: started.id,
+                expires_at: rfc3339(started.expires_at),
+            })))
+        }
 
-    /// Starts a recorded impersonation of a workspace for this browser
-    /// session: a stated reason, an expiry, a role (default viewer). It is
-    /// written to the platform log and to the workspace's own audit log.
-    #[oai(path = "/platform/workspaces/:workspace/impersonate", method = "post")]
-    async fn impersonate(
-        &self,
-        admin: Admin,
-        workspace: Path<String>,
-        body: JsonBody<ImpersonationStart>,
-    ) -> poem::Result<Created<ImpersonationStarted>> {
-        let ImpersonationStart {
-            reason,
-            minutes,
-            role,
-        } = body.0;
-        let started = crate::platform::impersonate(
-            &admin.deps(),
-            &admin.who,
-            &workspace,
-            &reason,
-            minutes.unwrap_or(30),
-            role.unwrap_or(Role::Viewer),
-            &admin.meta,
-        )
-        .await?;
-        Ok(Created::Created(Json(ImpersonationStarted {
-            id: started.id,
-            expires_at: rfc3339(started.expires_at),
-        })))
-    }
-
-    /// Ends this session's impersonation (204 also when there was none).
-    #[oai(path = "/platform/impersonation/end", method = "post")]
-    async fn end_impersonation(&self, admin: Admin) -> poem::Result<Done> {
-        crate::platform::end(&admin.deps(), &admin.who, &admin.meta).await?;
-        Ok(Done::Done)
+        /// Ends this session's impersonation (204 also when there was none).
+        POST "/platform/impersonation/end"
+        async fn end_impersonation(admin: Admin) -> Done {
+            crate::platform::end(&admin.deps(), &admin.who, &admin.meta).await?;
+            Ok(Done::Done)
+        }
     }
 }

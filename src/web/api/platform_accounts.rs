@@ -9,6 +9,8 @@ use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::fields::{Email, Name};
+use super::routes::api;
 use super::{ApiTags, Created, Done};
 use crate::clock::rfc3339;
 use crate::error::Error;
@@ -44,18 +46,9 @@ pub struct AccountList {
 #[serde(deny_unknown_fields)]
 pub struct AccountCreate {
     /// Where the invitation goes; unique across the appliance.
-    #[oai(validator(
-        max_length = 254,
-        // As `identity::users::validate_email` takes it.
-        pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]+@[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.][^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*\.[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.][\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
-    ))]
-    pub email: String,
+    pub email: Email,
     /// The person's name (1 to 200 characters, no control characters).
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    ))]
-    pub name: String,
+    pub name: Name,
     /// Give the account access to the platform area (default false).
     pub platform_admin: Option<bool>,
 }
@@ -81,99 +74,96 @@ fn user_id(s: &str) -> Result<UserId, Error> {
 #[derive(Default)]
 pub struct PlatformAccountsApi;
 
-#[OpenApi(tag = "ApiTags::Platform")]
-impl PlatformAccountsApi {
-    /// Every person's account (not workspaces' service accounts), oldest
-    /// first.
-    #[oai(path = "/platform/accounts", method = "get")]
-    async fn list(&self, admin: Admin) -> poem::Result<Json<AccountList>> {
-        let items = staff::list(&admin.deps())
-            .await?
-            .into_iter()
-            .map(|o| Account {
-                id: o.user.id.to_string(),
-                email: o.user.email,
-                name: o.user.name,
-                platform_admin: o.user.platform_admin,
-                disabled: o.user.disabled,
-                invited: o.user.password_hash.is_none(),
-                created_at: rfc3339(o.user.created_at),
-                last_seen_at: o.last_seen_at.map(rfc3339),
-                workspaces: o.workspaces,
-            })
-            .collect();
-        Ok(Json(AccountList { items }))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Platform")]
+    impl PlatformAccountsApi {
+        /// Every person's account (not workspaces' service accounts), oldest
+        /// first.
+        GET "/platform/accounts"
+        async fn list(admin: Admin) -> Json<AccountList> {
+            let items = staff::list(&admin.deps())
+                .await?
+                .into_iter()
+                .map(|o| Account {
+                    id: o.user.id.to_string(),
+                    email: o.user.email,
+                    name: o.user.name,
+                    platform_admin: o.user.platform_admin,
+                    disabled: o.user.disabled,
+                    invited: o.user.password_hash.is_none(),
+                    created_at: rfc3339(o.user.created_at),
+                    last_seen_at: o.last_seen_at.map(rfc3339),
+                    workspaces: o.workspaces,
+                })
+                .collect();
+            Ok(Json(AccountList { items }))
+        }
 
-    /// Creates an account and mails its owner a single-use link (7 days) to
-    /// choose a password; no one else ever sets or sees it. 422 when mail is
-    /// not set up on this appliance (use `aura user create` there) or the
-    /// email already has an account.
-    #[oai(path = "/platform/accounts", method = "post")]
-    async fn create(
-        &self,
-        admin: Admin,
-        body: JsonBody<AccountCreate>,
-    ) -> poem::Result<Created<AccountCreated>> {
-        let AccountCreate {
-            email,
-            name,
-            platform_admin,
-        } = body.0;
-        let invited = staff::invite(
-            &admin.deps(),
-            &admin.who,
-            staff::Invite {
+        /// Creates an account and mails its owner a single-use link (7 days) to
+        /// choose a password; no one else ever sets or sees it. 422 when mail is
+        /// not set up on this appliance (use `aura user create` there) or the
+        /// email already has an account.
+        POST "/platform/accounts"
+        async fn create(admin: Admin, body: JsonBody<AccountCreate>) -> Created<AccountCreated> {
+            let AccountCreate {
                 email,
                 name,
-                platform_admin: platform_admin.unwrap_or(false),
-            },
-            &admin.meta,
-        )
-        .await?;
-        Ok(Created::Created(Json(AccountCreated {
-            id: invited.id.to_string(),
-            mailed: invited.mailed,
-        })))
-    }
+                platform_admin,
+            } = body.0;
+            let invited = staff::invite(
+                &admin.deps(),
+                &admin.who,
+                staff::Invite {
+                    email: email.into(),
+                    name: name.into(),
+                    platform_admin: platform_admin.unwrap_or(false),
+                },
+                &admin.meta,
+            )
+            .await?;
+            Ok(Created::Created(Json(AccountCreated {
+                id: invited.id.to_string(),
+                mailed: invited.mailed,
+            })))
+        }
 
-    /// Disables an account: every browser session and API sign-in ends at
-    /// once, its personal API tokens are revoked (enabling it again brings
-    /// none back), and no sign-in method works until it is enabled. 422 for
-    /// your own account and for the last enabled platform admin.
-    #[oai(path = "/platform/accounts/:user/disable", method = "post")]
-    async fn disable(&self, admin: Admin, user: Path<String>) -> poem::Result<Done> {
-        let user = user_id(&user)?;
-        staff::set_disabled(&admin.deps(), &admin.who, user, true, &admin.meta).await?;
-        Ok(Done::Done)
-    }
+        /// Disables an account: every browser session and API sign-in ends at
+        /// once, its personal API tokens are revoked (enabling it again brings
+        /// none back), and no sign-in method works until it is enabled. 422 for
+        /// your own account and for the last enabled platform admin.
+        POST "/platform/accounts/:user/disable"
+        async fn disable(admin: Admin, user: Path<String>) -> Done {
+            let user = user_id(&user)?;
+            staff::set_disabled(&admin.deps(), &admin.who, user, true, &admin.meta).await?;
+            Ok(Done::Done)
+        }
 
-    /// Enables a disabled account: it signs in afresh.
-    #[oai(path = "/platform/accounts/:user/enable", method = "post")]
-    async fn enable(&self, admin: Admin, user: Path<String>) -> poem::Result<Done> {
-        let user = user_id(&user)?;
-        staff::set_disabled(&admin.deps(), &admin.who, user, false, &admin.meta).await?;
-        Ok(Done::Done)
-    }
+        /// Enables a disabled account: it signs in afresh.
+        POST "/platform/accounts/:user/enable"
+        async fn enable(admin: Admin, user: Path<String>) -> Done {
+            let user = user_id(&user)?;
+            staff::set_disabled(&admin.deps(), &admin.who, user, false, &admin.meta).await?;
+            Ok(Done::Done)
+        }
 
-    /// Gives or takes platform rights (the platform area and its API). 422
-    /// when it would leave no enabled platform admin.
-    #[oai(path = "/platform/accounts/:user/platform-admin", method = "put")]
-    async fn set_platform_admin(
-        &self,
-        admin: Admin,
-        user: Path<String>,
-        body: JsonBody<PlatformAdminChange>,
-    ) -> poem::Result<Done> {
-        let user = user_id(&user)?;
-        staff::set_platform_admin(
-            &admin.deps(),
-            &admin.who,
-            user,
-            body.0.platform_admin,
-            &admin.meta,
-        )
-        .await?;
-        Ok(Done::Done)
+        /// Gives or takes platform rights (the platform area and its API). 422
+        /// when it would leave no enabled platform admin.
+        PUT "/platform/accounts/:user/platform-admin"
+        async fn set_platform_admin(
+            admin: Admin,
+            user: Path<String>,
+            body: JsonBody<PlatformAdminChange>,
+        ) -> Done {
+            let user = user_id(&user)?;
+            staff::set_platform_admin(
+                &admin.deps(),
+                &admin.who,
+                user,
+                body.0.platform_admin,
+                &admin.meta,
+            )
+            .await?;
+            Ok(Done::Done)
+        }
     }
 }

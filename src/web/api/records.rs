@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use poem::Body;
-use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Type;
@@ -17,8 +16,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
 use super::body::{CsvBody, Download, JsonBody, JsonOut, MediaTypes};
+use super::routes::api;
 use crate::access::op;
-use crate::app::AppState;
 use crate::error::Error;
 use crate::records::values::ApiValues;
 use crate::records::{self, Visible, csv_io, rfc3339_ms};
@@ -182,257 +181,220 @@ impl MediaTypes for CsvType {
 #[derive(Default)]
 pub struct RecordsApi;
 
-#[OpenApi(tag = "ApiTags::Records")]
-impl RecordsApi {
-    /// A page of records, newest first by default. `sort` is `created_at`,
-    /// `-created_at`, `updated_at`, `-updated_at`, or a sortable field's id
-    /// (text, email, phone, url, integer, decimal, money, boolean, date,
-    /// datetime, select), `-` before it for descending: records without a
-    /// value come last, and a collection of more than 5,000 records answers
-    /// 422 on `sort` (sort by time instead). `q` searches the searchable
-    /// fields, each word also as the start of a longer one from 2 letters
-    /// (results newest first; a field `sort` with `q` is a 422 on `sort`).
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection/records",
-        method = "get"
-    )]
-    #[allow(clippy::too_many_arguments)]
-    async fn list_records(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::RecordRead>,
-        collection: Path<String>,
-        limit: Query<Option<i64>>,
-        cursor: Query<Option<String>>,
-        q: Query<Option<String>>,
-        sort: Query<Option<String>>,
-    ) -> poem::Result<JsonOut<RecordPageOut>> {
-        let finder = records::search::Finder {
-            indexes: &state.indexes,
-            bounds: &state.bounds,
-        };
-        let page = records::list_records(
-            &workspace,
-            finder,
-            &collection.parse()?,
-            records::ListParams {
-                limit: limit.0,
-                cursor: cursor.0,
-                q: q.0,
-                sort: sort.0,
-            },
-        )
-        .await?;
-        let coll = page.coll;
-        Ok(JsonOut(RecordPageOut {
-            items: page.items.into_iter().map(|r| record(&coll, r)).collect(),
-            next_cursor: page.next_cursor,
-        }))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Records")]
+    impl RecordsApi {
+        /// A page of records, newest first by default. `sort` is `created_at`,
+        /// `-created_at`, `updated_at`, `-updated_at`, or a sortable field's id
+        /// (text, email, phone, url, integer, decimal, money, boolean, date,
+        /// datetime, select), `-` before it for descending: records without a
+        /// value come last, and a collection of more than 5,000 records answers
+        /// 422 on `sort` (sort by time instead). `q` searches the searchable
+        /// fields, each word also as the start of a longer one from 2 letters
+        /// (results newest first; a field `sort` with `q` is a 422 on `sort`).
+        GET "/workspaces/:workspace/collections/:collection/records"
+        async fn list_records(
+            workspace: tenant::Path<op::RecordRead>,
+            collection: Path<String>,
+            limit: Query<Option<i64>>,
+            cursor: Query<Option<String>>,
+            q: Query<Option<String>>,
+            sort: Query<Option<String>>,
+        ) -> JsonOut<RecordPageOut> {
+            let finder = records::search::Finder {
+                indexes: &workspace.state().indexes,
+                bounds: &workspace.state().bounds,
+            };
+            let page = records::list_records(
+                &workspace,
+                finder,
+                &collection.parse()?,
+                records::ListParams {
+                    limit: limit.0,
+                    cursor: cursor.0,
+                    q: q.0,
+                    sort: sort.0,
+                },
+            )
+            .await?;
+            let coll = page.coll;
+            Ok(JsonOut(RecordPageOut {
+                items: page.items.into_iter().map(|r| record(&coll, r)).collect(),
+                next_cursor: page.next_cursor,
+            }))
+        }
 
-    /// Creates a record. Send `Idempotency-Key` to make retries safe: the same
-    /// key with the same body answers with the first record.
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection/records",
-        method = "post"
-    )]
-    async fn create_record(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::RecordCreate>,
-        collection: Path<String>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
-        body: JsonBody<RecordInput>,
-    ) -> poem::Result<RecordCreated> {
-        let input = body.0.into_map()?;
-        let c = records::create_record(
-            &workspace,
-            &state.control,
-            &collection.parse()?,
-            input,
-            idempotency_key.0,
-        )
-        .await?;
-        let location = format!(
-            "/api/v1/workspaces/{}/collections/{}/records/{}",
-            workspace.db.id(),
-            c.coll.row.id,
-            c.record.id
-        );
-        let replayed = c.replayed.then(|| "true".to_owned());
-        Ok(RecordCreated::Created(
-            JsonOut(record(&c.coll, c.record)),
-            location,
-            replayed,
-        ))
-    }
+        /// Creates a record. Send `Idempotency-Key` to make retries safe: the same
+        /// key with the same body answers with the first record.
+        POST "/workspaces/:workspace/collections/:collection/records"
+        async fn create_record(
+            workspace: tenant::Path<op::RecordCreate>,
+            collection: Path<String>,
+            #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+            body: JsonBody<RecordInput>,
+        ) -> RecordCreated {
+            let input = body.0.into_map()?;
+            let c = records::create_record(
+                &workspace,
+                &workspace.state().control,
+                &collection.parse()?,
+                input,
+                idempotency_key.0,
+            )
+            .await?;
+            let location = format!(
+                "/api/v1/workspaces/{}/collections/{}/records/{}",
+                workspace.db.id(),
+                c.coll.row.id,
+                c.record.id
+            );
+            let replayed = c.replayed.then(|| "true".to_owned());
+            Ok(RecordCreated::Created(
+                JsonOut(record(&c.coll, c.record)),
+                location,
+                replayed,
+            ))
+        }
 
-    /// One record.
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection/records/:record",
-        method = "get"
-    )]
-    async fn get_record(
-        &self,
-        workspace: tenant::Path<op::RecordRead>,
-        collection: Path<String>,
-        record: Path<String>,
-    ) -> poem::Result<JsonOut<RecordOut>> {
-        let (v, r) =
-            records::get_record(&workspace, &collection.parse()?, &record.parse()?).await?;
-        Ok(JsonOut(self::record(&v, r)))
-    }
+        /// One record.
+        GET "/workspaces/:workspace/collections/:collection/records/:record"
+        async fn get_record(
+            workspace: tenant::Path<op::RecordRead>,
+            collection: Path<String>,
+            record: Path<String>,
+        ) -> JsonOut<RecordOut> {
+            let (v, r) =
+                records::get_record(&workspace, &collection.parse()?, &record.parse()?).await?;
+            Ok(JsonOut(self::record(&v, r)))
+        }
 
-    /// Changes some fields of a record (`null` clears one).
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection/records/:record",
-        method = "patch"
-    )]
-    async fn update_record(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::RecordUpdate>,
-        collection: Path<String>,
-        record: Path<String>,
-        body: JsonBody<RecordInput>,
-    ) -> poem::Result<JsonOut<RecordOut>> {
-        let input = body.0.into_map()?;
-        let (v, r) = records::update_record(
-            &workspace,
-            &state.control,
-            &collection.parse()?,
-            &record.parse()?,
-            input,
-        )
-        .await?;
-        Ok(JsonOut(self::record(&v, r)))
-    }
+        /// Changes some fields of a record (`null` clears one).
+        PATCH "/workspaces/:workspace/collections/:collection/records/:record"
+        async fn update_record(
+            workspace: tenant::Path<op::RecordUpdate>,
+            collection: Path<String>,
+            record: Path<String>,
+            body: JsonBody<RecordInput>,
+        ) -> JsonOut<RecordOut> {
+            let input = body.0.into_map()?;
+            let (v, r) = records::update_record(
+                &workspace,
+                &workspace.state().control,
+                &collection.parse()?,
+                &record.parse()?,
+                input,
+            )
+            .await?;
+            Ok(JsonOut(self::record(&v, r)))
+        }
 
-    /// Deletes a record and its history.
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection/records/:record",
-        method = "delete"
-    )]
-    async fn delete_record(
-        &self,
-        workspace: tenant::Path<op::RecordDelete>,
-        collection: Path<String>,
-        record: Path<String>,
-    ) -> poem::Result<Deleted> {
-        records::delete_record(&workspace, &collection.parse()?, &record.parse()?).await?;
-        Ok(Deleted::Deleted)
-    }
+        /// Deletes a record and its history.
+        DELETE "/workspaces/:workspace/collections/:collection/records/:record"
+        async fn delete_record(
+            workspace: tenant::Path<op::RecordDelete>,
+            collection: Path<String>,
+            record: Path<String>,
+        ) -> Deleted {
+            records::delete_record(&workspace, &collection.parse()?, &record.parse()?).await?;
+            Ok(Deleted::Deleted)
+        }
 
-    /// Undoes a record's deletion: the values its deletion's audit entry
-    /// recorded come back as a new version. For those who may delete and
-    /// read the collection's records; 404 for a record that is not deleted,
-    /// 409 once that entry is gone or redacted or a data-subject
-    /// anonymisation ran after the deletion.
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection/records/:record/undelete",
-        method = "post"
-    )]
-    async fn undelete_record(
-        &self,
-        workspace: tenant::Path<op::RecordUndelete>,
-        collection: Path<String>,
-        record: Path<String>,
-    ) -> poem::Result<JsonOut<RecordOut>> {
-        let (v, r) =
-            records::undelete_record(&workspace, &collection.parse()?, &record.parse()?, None)
-                .await?;
-        Ok(JsonOut(self::record(&v, r)))
-    }
+        /// Undoes a record's deletion: the values its deletion's audit entry
+        /// recorded come back as a new version. For those who may delete and
+        /// read the collection's records; 404 for a record that is not deleted,
+        /// 409 once that entry is gone or redacted or a data-subject
+        /// anonymisation ran after the deletion.
+        POST "/workspaces/:workspace/collections/:collection/records/:record/undelete"
+        async fn undelete_record(
+            workspace: tenant::Path<op::RecordUndelete>,
+            collection: Path<String>,
+            record: Path<String>,
+        ) -> JsonOut<RecordOut> {
+            let (v, r) =
+                records::undelete_record(&workspace, &collection.parse()?, &record.parse()?, None)
+                    .await?;
+            Ok(JsonOut(self::record(&v, r)))
+        }
 
-    /// The record's last versions, newest first.
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection/records/:record/history",
-        method = "get"
-    )]
-    async fn history(
-        &self,
-        workspace: tenant::Path<op::RecordRead>,
-        collection: Path<String>,
-        record: Path<String>,
-    ) -> poem::Result<Json<History>> {
-        let (v, _, versions) =
-            records::history(&workspace, &collection.parse()?, &record.parse()?).await?;
-        Ok(Json(History {
-            items: versions.into_iter().map(|x| version(&v, x)).collect(),
-        }))
-    }
+        /// The record's last versions, newest first.
+        GET "/workspaces/:workspace/collections/:collection/records/:record/history"
+        async fn history(
+            workspace: tenant::Path<op::RecordRead>,
+            collection: Path<String>,
+            record: Path<String>,
+        ) -> Json<History> {
+            let (v, _, versions) =
+                records::history(&workspace, &collection.parse()?, &record.parse()?).await?;
+            Ok(Json(History {
+                items: versions.into_iter().map(|x| version(&v, x)).collect(),
+            }))
+        }
 
-    /// Restores an earlier version's values as a new version.
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection/records/:record/history/:version/restore",
-        method = "post"
-    )]
-    async fn restore(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::RecordUpdate>,
-        collection: Path<String>,
-        record: Path<String>,
-        version: Path<String>,
-    ) -> poem::Result<JsonOut<RecordOut>> {
-        let n: i64 = version.0.parse().map_err(|_| Error::NotFound("version"))?;
-        let (v, r) = records::restore_version(
-            &workspace,
-            &state.control,
-            &collection.parse()?,
-            &record.parse()?,
-            n,
-        )
-        .await?;
-        Ok(JsonOut(self::record(&v, r)))
-    }
+        /// Restores an earlier version's values as a new version.
+        POST "/workspaces/:workspace/collections/:collection/records/:record/history/:version/restore"
+        async fn restore(
+            workspace: tenant::Path<op::RecordUpdate>,
+            collection: Path<String>,
+            record: Path<String>,
+            version: Path<String>,
+        ) -> JsonOut<RecordOut> {
+            let n: i64 = version.0.parse().map_err(|_| Error::NotFound("version"))?;
+            let (v, r) = records::restore_version(
+                &workspace,
+                &workspace.state().control,
+                &collection.parse()?,
+                &record.parse()?,
+                n,
+            )
+            .await?;
+            Ok(JsonOut(self::record(&v, r)))
+        }
 
-    /// Streams the collection as CSV (`id`, `created_at`, `updated_at`, then
-    /// one column per field; a file field's column lists its file names,
-    /// not the files). Audited.
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection/export",
-        method = "get"
-    )]
-    async fn export(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::RecordExport>,
-        collection: Path<String>,
-    ) -> poem::Result<Download<CsvType>> {
-        let rx = csv_io::export(&workspace, &state.bounds, &collection.parse()?).await?;
-        Ok(Download::new(
-            "text/csv; charset=utf-8",
-            format!("attachment; filename=\"collection-{}.csv\"", collection.0),
-            Body::from_bytes_stream(ReceiverStream::new(rx)),
-        ))
-    }
+        /// Streams the collection as CSV (`id`, `created_at`, `updated_at`, then
+        /// one column per field; a file field's column lists its file names,
+        /// not the files). Audited.
+        GET "/workspaces/:workspace/collections/:collection/export"
+        async fn export(
+            workspace: tenant::Path<op::RecordExport>,
+            collection: Path<String>,
+        ) -> Download<CsvType> {
+            let rx =
+                csv_io::export(&workspace, &workspace.state().bounds, &collection.parse()?).await?;
+            Ok(Download::new(
+                "text/csv; charset=utf-8",
+                format!("attachment; filename=\"collection-{}.csv\"", collection.0),
+                Body::from_bytes_stream(ReceiverStream::new(rx)),
+            ))
+        }
 
-    /// Imports CSV rows as new records: all of them, or none with every
-    /// problem named by line and column. The header row names the fields.
-    /// Files are not imported: a file field's column is skipped (upload
-    /// files through the record's files route).
-    #[oai(
-        path = "/workspaces/:workspace/collections/:collection/import",
-        method = "post"
-    )]
-    async fn import(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::RecordImport>,
-        collection: Path<String>,
-        body: CsvBody,
-    ) -> poem::Result<Json<ImportResult>> {
-        let (csv, over, _reserved) = body.stream(&state).await?;
-        let n = match csv_io::import(&workspace, &state.control, &collection.parse()?, csv).await {
-            Err(_) if over.happened() => {
-                return Err(super::body::too_large(
-                    crate::web::middleware::IMPORT_BODY_LIMIT,
-                ));
-            }
-            r => r?,
-        };
-        Ok(Json(ImportResult { imported: n as u64 }))
+        /// Imports CSV rows as new records: all of them, or none with every
+        /// problem named by line and column. The header row names the fields.
+        /// Files are not imported: a file field's column is skipped (upload
+        /// files through the record's files route).
+        POST "/workspaces/:workspace/collections/:collection/import"
+        async fn import(
+            workspace: tenant::Path<op::RecordImport>,
+            collection: Path<String>,
+            body: CsvBody,
+        ) -> Json<ImportResult> {
+            let (csv, over, _reserved) = body.stream(workspace.state()).await?;
+            let n = match csv_io::import(
+                &workspace,
+                &workspace.state().control,
+                &collection.parse()?,
+                csv,
+            )
+            .await
+            {
+                Err(_) if over.happened() => {
+                    return Err(super::body::too_large(
+                        crate::web::middleware::IMPORT_BODY_LIMIT,
+                    ));
+                }
+                r => r?,
+            };
+            Ok(Json(ImportResult { imported: n as u64 }))
+        }
     }
 }
 

@@ -2,12 +2,10 @@
 //! is one, issue or rotate it (the secret is in that answer only), revoke
 //! it. The SCIM routes themselves are `web::scim`, outside this API.
 
-use std::sync::Arc;
-
-use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
+use super::routes::api;
 use super::{ApiTags, Created, Done};
 use crate::access::op;
 use crate::app::AppState;
@@ -56,43 +54,36 @@ fn base(state: &AppState, ws: &tenant::Tenant<impl Sized>) -> String {
     crate::web::scim::base_url(&state.config.public_url, &ws.db.id().to_string())
 }
 
-#[OpenApi(tag = "ApiTags::Access")]
-impl ScimTokenApi {
-    /// The workspace's SCIM token: whether it exists, when it was issued and
-    /// last used, and the SCIM base URL (admins). Never the secret.
-    #[oai(path = "/workspaces/:workspace/scim/token", method = "get")]
-    async fn get(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::ScimTokenRead>,
-    ) -> poem::Result<Json<ScimToken>> {
-        let row = scim_token::status(&state.control, &workspace).await?;
-        Ok(Json(ScimToken::from_row(row, base(&state, &workspace))))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Access")]
+    impl ScimTokenApi {
+        /// The workspace's SCIM token: whether it exists, when it was issued and
+        /// last used, and the SCIM base URL (admins). Never the secret.
+        GET "/workspaces/:workspace/scim/token"
+        async fn get(workspace: tenant::Path<op::ScimTokenRead>) -> Json<ScimToken> {
+            let row = scim_token::status(&workspace.state().control, &workspace).await?;
+            Ok(Json(ScimToken::from_row(
+                row,
+                base(workspace.state(), &workspace),
+            )))
+        }
 
-    /// Issues the workspace's SCIM token, or rotates it: the token before
-    /// stops working at once. The secret is in this response only.
-    #[oai(path = "/workspaces/:workspace/scim/token", method = "post")]
-    async fn issue(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::ScimTokenIssue>,
-    ) -> poem::Result<Created<ScimTokenIssued>> {
-        let made = scim_token::issue(&state.control, &workspace).await?;
-        Ok(Created::Created(Json(ScimTokenIssued {
-            token: ScimToken::from_row(Some(made.row), base(&state, &workspace)),
-            secret: made.secret,
-        })))
-    }
+        /// Issues the workspace's SCIM token, or rotates it: the token before
+        /// stops working at once. The secret is in this response only.
+        POST "/workspaces/:workspace/scim/token"
+        async fn issue(workspace: tenant::Path<op::ScimTokenIssue>) -> Created<ScimTokenIssued> {
+            let made = scim_token::issue(&workspace.state().control, &workspace).await?;
+            Ok(Created::Created(Json(ScimTokenIssued {
+                token: ScimToken::from_row(Some(made.row), base(workspace.state(), &workspace)),
+                secret: made.secret,
+            })))
+        }
 
-    /// Revokes the SCIM token; the provider's next request gets 401.
-    #[oai(path = "/workspaces/:workspace/scim/token", method = "delete")]
-    async fn revoke(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::ScimTokenRevoke>,
-    ) -> poem::Result<Done> {
-        scim_token::revoke(&state.control, &workspace).await?;
-        Ok(Done::Done)
+        /// Revokes the SCIM token; the provider's next request gets 401.
+        DELETE "/workspaces/:workspace/scim/token"
+        async fn revoke(workspace: tenant::Path<op::ScimTokenRevoke>) -> Done {
+            scim_token::revoke(&workspace.state().control, &workspace).await?;
+            Ok(Done::Done)
+        }
     }
 }

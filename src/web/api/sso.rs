@@ -1,14 +1,12 @@
 //! A workspace's single sign-on over HTTP: its OpenID provider, mappings
 //! and policy (owners and admins). docs/identity.md.
 
-use std::sync::Arc;
-
-use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::routes::api;
 use super::{ApiTags, Done};
 use crate::access::{Role, Via, op};
 use crate::app::AppState;
@@ -212,53 +210,45 @@ pub fn signed_in_by_sso(who: &SignedIn, ws: crate::ids::WorkspaceId) -> bool {
 #[derive(Default)]
 pub struct SsoApi;
 
-#[OpenApi(tag = "ApiTags::Access")]
-impl SsoApi {
-    /// The workspace's OpenID provider, mappings and policy (owners and
-    /// admins); 404 when it has none.
-    #[oai(path = "/workspaces/:workspace/sso", method = "get")]
-    async fn get_sso(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::SsoRead>,
-    ) -> poem::Result<Json<SsoSettings>> {
-        let v = sso::get(&state.control, &workspace).await?;
-        Ok(Json(view(&state, workspace.db.id(), v)))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Access")]
+    impl SsoApi {
+        /// The workspace's OpenID provider, mappings and policy (owners and
+        /// admins); 404 when it has none.
+        GET "/workspaces/:workspace/sso"
+        async fn get_sso(workspace: tenant::Path<op::SsoRead>) -> Json<SsoSettings> {
+            let v = sso::get(&workspace.state().control, &workspace).await?;
+            Ok(Json(view(workspace.state(), workspace.db.id(), v)))
+        }
 
-    /// Sets the workspace's OpenID provider (owners and admins). Requiring
-    /// single sign-on needs a break-glass owner, and a caller signed in
-    /// through the provider (or the break-glass owner themself).
-    #[oai(path = "/workspaces/:workspace/sso", method = "put")]
-    async fn put_sso(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::SsoUpdate>,
-        who: SignedIn,
-        body: JsonBody<SsoInput>,
-    ) -> poem::Result<Json<SsoSettings>> {
-        let ws = workspace.db.id();
-        let change = body.0.into_change()?;
-        let by_sso = signed_in_by_sso(&who, ws);
-        let v = sso::put(
-            &state.control,
-            &state.config.file.sso,
-            &workspace,
-            by_sso,
-            change,
-        )
-        .await?;
-        Ok(Json(view(&state, ws, v)))
-    }
+        /// Sets the workspace's OpenID provider (owners and admins). Requiring
+        /// single sign-on needs a break-glass owner, and a caller signed in
+        /// through the provider (or the break-glass owner themself).
+        PUT "/workspaces/:workspace/sso"
+        async fn put_sso(
+            workspace: tenant::Path<op::SsoUpdate>,
+            who: SignedIn,
+            body: JsonBody<SsoInput>,
+        ) -> Json<SsoSettings> {
+            let ws = workspace.db.id();
+            let change = body.0.into_change()?;
+            let by_sso = signed_in_by_sso(&who, ws);
+            let v = sso::put(
+                &workspace.state().control,
+                &workspace.state().config.file.sso,
+                &workspace,
+                by_sso,
+                change,
+            )
+            .await?;
+            Ok(Json(view(workspace.state(), ws, v)))
+        }
 
-    /// Removes the workspace's OpenID provider and any SSO requirement.
-    #[oai(path = "/workspaces/:workspace/sso", method = "delete")]
-    async fn delete_sso(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::SsoDelete>,
-    ) -> poem::Result<Done> {
-        sso::delete(&state.control, &workspace).await?;
-        Ok(Done::Done)
+        /// Removes the workspace's OpenID provider and any SSO requirement.
+        DELETE "/workspaces/:workspace/sso"
+        async fn delete_sso(workspace: tenant::Path<op::SsoDelete>) -> Done {
+            sso::delete(&workspace.state().control, &workspace).await?;
+            Ok(Done::Done)
+        }
     }
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::ApiTags;
 use super::body::JsonBody;
+use super::routes::api;
 use crate::access::op;
 use crate::subjects;
 use crate::web::tenant;
@@ -56,67 +57,63 @@ pub struct AnonymiseResult {
 #[derive(Default)]
 pub struct SubjectsApi;
 
-#[OpenApi(tag = "ApiTags::Privacy")]
-impl SubjectsApi {
-    /// Finds every record that refers to a person, through the pii blind
-    /// indexes (owners and admins; audited as `data_subject.searched`).
-    #[oai(path = "/workspaces/:workspace/data-subjects/search", method = "post")]
-    async fn search(
-        &self,
-        workspace: tenant::Path<op::DataSubjectRead>,
-        body: JsonBody<SubjectRequest>,
-    ) -> poem::Result<Json<SubjectMatches>> {
-        let found = subjects::find(&workspace, &body.0.identifier).await?;
-        Ok(Json(SubjectMatches {
-            items: found
-                .into_iter()
-                .map(|m| SubjectMatch {
-                    collection_id: m.collection_id,
-                    collection: m.collection,
-                    record_id: m.record_id,
-                    deleted: m.deleted,
-                    matched_fields: m.matched_fields,
-                    record: m.record,
-                })
-                .collect(),
-        }))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Privacy")]
+    impl SubjectsApi {
+        /// Finds every record that refers to a person, through the pii blind
+        /// indexes (owners and admins; audited as `data_subject.searched`).
+        POST "/workspaces/:workspace/data-subjects/search"
+        async fn search(
+            workspace: tenant::Path<op::DataSubjectRead>,
+            body: JsonBody<SubjectRequest>,
+        ) -> Json<SubjectMatches> {
+            let found = subjects::find(&workspace, &body.0.identifier).await?;
+            Ok(Json(SubjectMatches {
+                items: found
+                    .into_iter()
+                    .map(|m| SubjectMatch {
+                        collection_id: m.collection_id,
+                        collection: m.collection,
+                        record_id: m.record_id,
+                        deleted: m.deleted,
+                        matched_fields: m.matched_fields,
+                        record: m.record,
+                    })
+                    .collect(),
+            }))
+        }
 
-    /// Exports the person's records, their kept versions and their audit
-    /// entries as one JSON document (audited as `data_subject.exported`).
-    #[oai(path = "/workspaces/:workspace/data-subjects/export", method = "post")]
-    async fn export(
-        &self,
-        workspace: tenant::Path<op::DataSubjectExport>,
-        body: JsonBody<SubjectRequest>,
-    ) -> poem::Result<Json<Value>> {
-        let out = subjects::export(&workspace, &body.0.identifier).await?;
-        Ok(Json(
-            serde_json::to_value(out).map_err(crate::error::Error::from)?,
-        ))
-    }
+        /// Exports the person's records, their kept versions and their audit
+        /// entries as one JSON document (audited as `data_subject.exported`).
+        POST "/workspaces/:workspace/data-subjects/export"
+        async fn export(
+            workspace: tenant::Path<op::DataSubjectExport>,
+            body: JsonBody<SubjectRequest>,
+        ) -> Json<Value> {
+            let out = subjects::export(&workspace, &body.0.identifier).await?;
+            Ok(Json(
+                serde_json::to_value(out).map_err(crate::error::Error::from)?,
+            ))
+        }
 
-    /// Anonymises the person: every pii value in their records, the records'
-    /// kept versions and their audit entries becomes the keyed pseudonym (or is
-    /// removed where no pseudonym fits the type); other values stay. The
-    /// audit chain still verifies (audited as `data_subject.anonymised`).
-    #[oai(
-        path = "/workspaces/:workspace/data-subjects/anonymise",
-        method = "post"
-    )]
-    async fn anonymise(
-        &self,
-        workspace: tenant::Path<op::DataSubjectDelete>,
-        body: JsonBody<SubjectRequest>,
-    ) -> poem::Result<Json<AnonymiseResult>> {
-        let a = subjects::anonymise(&workspace, &body.0.identifier).await?;
-        let n = |x: usize| u64::try_from(x).unwrap_or(u64::MAX);
-        Ok(Json(AnonymiseResult {
-            pseudonym: a.pseudonym,
-            records: n(a.records),
-            deleted_records: n(a.deleted_records),
-            versions: n(a.versions),
-            audit_entries: n(a.audit_entries),
-        }))
+        /// Anonymises the person: every pii value in their records, the records'
+        /// kept versions and their audit entries becomes the keyed pseudonym (or is
+        /// removed where no pseudonym fits the type); other values stay. The
+        /// audit chain still verifies (audited as `data_subject.anonymised`).
+        POST "/workspaces/:workspace/data-subjects/anonymise"
+        async fn anonymise(
+            workspace: tenant::Path<op::DataSubjectDelete>,
+            body: JsonBody<SubjectRequest>,
+        ) -> Json<AnonymiseResult> {
+            let a = subjects::anonymise(&workspace, &body.0.identifier).await?;
+            let n = |x: usize| u64::try_from(x).unwrap_or(u64::MAX);
+            Ok(Json(AnonymiseResult {
+                pseudonym: a.pseudonym,
+                records: n(a.records),
+                deleted_records: n(a.deleted_records),
+                versions: n(a.versions),
+                audit_entries: n(a.audit_entries),
+            }))
+        }
     }
 }

@@ -1,17 +1,15 @@
 //! A workspace's members and teams over HTTP.
 
-use std::sync::Arc;
-
-use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::fields::ShortName;
+use super::routes::api;
 use super::{ApiTags, Done};
 use crate::access::{Role, op};
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::ids::TeamId;
 use crate::records::teams;
@@ -69,11 +67,7 @@ pub struct TeamList {
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamCreate {
-    #[oai(validator(
-        max_length = 64,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    ))]
-    pub name: String,
+    pub name: ShortName,
 }
 
 #[derive(Object, Deserialize)]
@@ -109,97 +103,81 @@ pub enum TeamCreated {
 #[derive(Default)]
 pub struct TeamsApi;
 
-#[OpenApi(tag = "ApiTags::Teams")]
-impl TeamsApi {
-    /// The workspace's members and their roles.
-    #[oai(path = "/workspaces/:workspace/members", method = "get")]
-    async fn members(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::MemberRead>,
-    ) -> poem::Result<Json<MemberList>> {
-        let items = teams::members(&state.control, &workspace).await?;
-        Ok(Json(MemberList {
-            items: items
-                .into_iter()
-                .map(|(u, role)| Member {
-                    user_id: u.id.to_string(),
-                    email: u.email,
-                    name: u.name,
-                    role,
-                })
-                .collect(),
-        }))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Teams")]
+    impl TeamsApi {
+        /// The workspace's members and their roles.
+        GET "/workspaces/:workspace/members"
+        async fn members(workspace: tenant::Path<op::MemberRead>) -> Json<MemberList> {
+            let items = teams::members(&workspace.state().control, &workspace).await?;
+            Ok(Json(MemberList {
+                items: items
+                    .into_iter()
+                    .map(|(u, role)| Member {
+                        user_id: u.id.to_string(),
+                        email: u.email,
+                        name: u.name,
+                        role,
+                    })
+                    .collect(),
+            }))
+        }
 
-    /// Teams with their leads and members.
-    #[oai(path = "/workspaces/:workspace/teams", method = "get")]
-    async fn list(&self, workspace: tenant::Path<op::TeamRead>) -> poem::Result<Json<TeamList>> {
-        let items = teams::list(&workspace).await?;
-        Ok(Json(TeamList {
-            items: items.into_iter().map(Team::from).collect(),
-        }))
-    }
+        /// Teams with their leads and members.
+        GET "/workspaces/:workspace/teams"
+        async fn list(workspace: tenant::Path<op::TeamRead>) -> Json<TeamList> {
+            let items = teams::list(&workspace).await?;
+            Ok(Json(TeamList {
+                items: items.into_iter().map(Team::from).collect(),
+            }))
+        }
 
-    /// Creates a team (admins).
-    #[oai(path = "/workspaces/:workspace/teams", method = "post")]
-    async fn create(
-        &self,
-        workspace: tenant::Path<op::TeamCreate>,
-        body: JsonBody<TeamCreate>,
-    ) -> poem::Result<TeamCreated> {
-        let t = teams::create(&workspace, &body.0.name).await?;
-        Ok(TeamCreated::Created(Json(t.into())))
-    }
+        /// Creates a team (admins).
+        POST "/workspaces/:workspace/teams"
+        async fn create(
+            workspace: tenant::Path<op::TeamCreate>,
+            body: JsonBody<TeamCreate>,
+        ) -> TeamCreated {
+            let t = teams::create(&workspace, &body.0.name).await?;
+            Ok(TeamCreated::Created(Json(t.into())))
+        }
 
-    /// Deletes a team that owns no collection (admins).
-    #[oai(path = "/workspaces/:workspace/teams/:team", method = "delete")]
-    async fn delete(
-        &self,
-        workspace: tenant::Path<op::TeamDelete>,
-        team: Path<String>,
-    ) -> poem::Result<Done> {
-        teams::delete(&workspace, team.parse::<TeamId>()?).await?;
-        Ok(Done::Done)
-    }
+        /// Deletes a team that owns no collection (admins).
+        DELETE "/workspaces/:workspace/teams/:team"
+        async fn delete(workspace: tenant::Path<op::TeamDelete>, team: Path<String>) -> Done {
+            teams::delete(&workspace, team.parse::<TeamId>()?).await?;
+            Ok(Done::Done)
+        }
 
-    /// Adds a workspace member to the team, or changes their team role
-    /// (admins, or the team's lead).
-    #[oai(
-        path = "/workspaces/:workspace/teams/:team/members/:user",
-        method = "put"
-    )]
-    async fn set_member(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::TeamUpdate>,
-        team: Path<String>,
-        user: Path<String>,
-        body: JsonBody<TeamRole>,
-    ) -> poem::Result<Done> {
-        teams::set_member(
-            &state.control,
-            &workspace,
-            team.parse::<TeamId>()?,
-            &user,
-            body.0.role.as_str(),
-        )
-        .await?;
-        Ok(Done::Done)
-    }
+        /// Adds a workspace member to the team, or changes their team role
+        /// (admins, or the team's lead).
+        PUT "/workspaces/:workspace/teams/:team/members/:user"
+        async fn set_member(
+            workspace: tenant::Path<op::TeamUpdate>,
+            team: Path<String>,
+            user: Path<String>,
+            body: JsonBody<TeamRole>,
+        ) -> Done {
+            teams::set_member(
+                &workspace.state().control,
+                &workspace,
+                team.parse::<TeamId>()?,
+                &user,
+                body.0.role.as_str(),
+            )
+            .await?;
+            Ok(Done::Done)
+        }
 
-    /// Removes someone from the team (admins, or the team's lead).
-    #[oai(
-        path = "/workspaces/:workspace/teams/:team/members/:user",
-        method = "delete"
-    )]
-    async fn remove_member(
-        &self,
-        workspace: tenant::Path<op::TeamUpdate>,
-        team: Path<String>,
-        user: Path<String>,
-    ) -> poem::Result<Done> {
-        teams::remove_member(&workspace, team.parse::<TeamId>()?, &user).await?;
-        Ok(Done::Done)
+        /// Removes someone from the team (admins, or the team's lead).
+        DELETE "/workspaces/:workspace/teams/:team/members/:user"
+        async fn remove_member(
+            workspace: tenant::Path<op::TeamUpdate>,
+            team: Path<String>,
+            user: Path<String>,
+        ) -> Done {
+            teams::remove_member(&workspace, team.parse::<TeamId>()?, &user).await?;
+            Ok(Done::Done)
+        }
     }
 }

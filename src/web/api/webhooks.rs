@@ -2,18 +2,16 @@
 //! signing secret (shown once, like at creation), delete, read the delivery
 //! log and redeliver a message.
 
-use std::sync::Arc;
-
-use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::fields::HttpsUrl;
+use super::routes::api;
 use super::{ApiTags, Created, Done};
 use crate::access::op;
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::integrations::webhooks;
 use crate::store::webhooks::{DeliveryRow, EndpointRow};
@@ -23,8 +21,7 @@ use crate::web::tenant;
 #[serde(deny_unknown_fields)]
 pub struct WebhookCreate {
     /// `https://...` (`http://` only to an IP the operator allow-listed).
-    #[oai(validator(max_length = 2048, pattern = r"^https://[^\s/?#]+[^\s]*$"))]
-    pub url: String,
+    pub url: HttpsUrl,
     /// Event types, e.g. `record.created`, `member.role_changed`.
     #[oai(validator(
         min_items = 1,
@@ -37,8 +34,7 @@ pub struct WebhookCreate {
 #[serde(deny_unknown_fields)]
 pub struct WebhookUpdate {
     /// A new receiver URL (checked like at creation, residency included).
-    #[oai(validator(max_length = 2048, pattern = r"^https://[^\s/?#]+[^\s]*$"))]
-    pub url: Option<String>,
+    pub url: Option<HttpsUrl>,
     /// New event types (replace the old ones).
     #[oai(validator(
         min_items = 1,
@@ -147,122 +143,113 @@ pub enum Queued {
 #[derive(Default)]
 pub struct WebhooksApi;
 
-#[OpenApi(tag = "ApiTags::Integrations")]
-impl WebhooksApi {
-    /// The workspace's webhook endpoints.
-    #[oai(path = "/workspaces/:workspace/webhooks", method = "get")]
-    async fn list(
-        &self,
-        workspace: tenant::Path<op::IntegrationRead>,
-    ) -> poem::Result<Json<WebhookEndpointList>> {
-        let now = workspace.now();
-        let items = webhooks::list(&workspace)
-            .await?
-            .into_iter()
-            .map(|e| WebhookEndpoint::from_row(e, now))
-            .collect();
-        Ok(Json(WebhookEndpointList { items }))
-    }
+api! {
+    #[OpenApi(tag = "ApiTags::Integrations")]
+    impl WebhooksApi {
+        /// The workspace's webhook endpoints.
+        GET "/workspaces/:workspace/webhooks"
+        async fn list(workspace: tenant::Path<op::IntegrationRead>) -> Json<WebhookEndpointList> {
+            let now = workspace.now();
+            let items = webhooks::list(&workspace)
+                .await?
+                .into_iter()
+                .map(|e| WebhookEndpoint::from_row(e, now))
+                .collect();
+            Ok(Json(WebhookEndpointList { items }))
+        }
 
-    /// Subscribes an endpoint. The signing secret is in this answer only.
-    #[oai(path = "/workspaces/:workspace/webhooks", method = "post")]
-    async fn create(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::IntegrationCreate>,
-        body: JsonBody<WebhookCreate>,
-    ) -> poem::Result<Created<WebhookEndpointCreated>> {
-        let made = webhooks::create(&workspace, &state.config, &body.0.url, &body.0.events).await?;
-        Ok(Created::Created(Json(WebhookEndpointCreated {
-            endpoint: WebhookEndpoint::from_row(made.endpoint, workspace.now()),
-            secret: made.secret,
-        })))
-    }
+        /// Subscribes an endpoint. The signing secret is in this answer only.
+        POST "/workspaces/:workspace/webhooks"
+        async fn create(
+            workspace: tenant::Path<op::IntegrationCreate>,
+            body: JsonBody<WebhookCreate>,
+        ) -> Created<WebhookEndpointCreated> {
+            let made = webhooks::create(
+                &workspace,
+                &workspace.state().config,
+                &body.0.url,
+                &body.0.events,
+            )
+            .await?;
+            Ok(Created::Created(Json(WebhookEndpointCreated {
+                endpoint: WebhookEndpoint::from_row(made.endpoint, workspace.now()),
+                secret: made.secret,
+            })))
+        }
 
-    /// Changes an endpoint's URL or event types (the secret stays).
-    #[oai(path = "/workspaces/:workspace/webhooks/:webhook", method = "patch")]
-    async fn update(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::IntegrationUpdate>,
-        webhook: Path<String>,
-        body: JsonBody<WebhookUpdate>,
-    ) -> poem::Result<Json<WebhookEndpoint>> {
-        let b = body.0;
-        let row = webhooks::update(
-            &workspace,
-            &state.config,
-            &webhook,
-            b.url.as_deref(),
-            b.events.as_deref(),
-        )
-        .await?;
-        Ok(Json(WebhookEndpoint::from_row(row, workspace.now())))
-    }
+        /// Changes an endpoint's URL or event types (the secret stays).
+        PATCH "/workspaces/:workspace/webhooks/:webhook"
+        async fn update(
+            workspace: tenant::Path<op::IntegrationUpdate>,
+            webhook: Path<String>,
+            body: JsonBody<WebhookUpdate>,
+        ) -> Json<WebhookEndpoint> {
+            let b = body.0;
+            let row = webhooks::update(
+                &workspace,
+                &workspace.state().config,
+                &webhook,
+                b.url.as_deref(),
+                b.events.as_deref(),
+            )
+            .await?;
+            Ok(Json(WebhookEndpoint::from_row(row, workspace.now())))
+        }
 
-    /// A new signing secret, shown this once; the previous one keeps signing
-    /// (a second signature) for the overlap.
-    #[oai(
-        path = "/workspaces/:workspace/webhooks/:webhook/rotate-secret",
-        method = "post"
-    )]
-    async fn rotate(
-        &self,
-        state: Data<&Arc<AppState>>,
-        workspace: tenant::Path<op::IntegrationUpdate>,
-        webhook: Path<String>,
-        body: JsonBody<WebhookRotate>,
-    ) -> poem::Result<Json<WebhookEndpointCreated>> {
-        let made =
-            webhooks::rotate_secret(&workspace, &state.config, &webhook, body.0.overlap_hours)
-                .await?;
-        Ok(Json(WebhookEndpointCreated {
-            endpoint: WebhookEndpoint::from_row(made.endpoint, workspace.now()),
-            secret: made.secret,
-        }))
-    }
+        /// A new signing secret, shown this once; the previous one keeps signing
+        /// (a second signature) for the overlap.
+        POST "/workspaces/:workspace/webhooks/:webhook/rotate-secret"
+        async fn rotate(
+            workspace: tenant::Path<op::IntegrationUpdate>,
+            webhook: Path<String>,
+            body: JsonBody<WebhookRotate>,
+        ) -> Json<WebhookEndpointCreated> {
+            let made = webhooks::rotate_secret(
+                &workspace,
+                &workspace.state().config,
+                &webhook,
+                body.0.overlap_hours,
+            )
+            .await?;
+            Ok(Json(WebhookEndpointCreated {
+                endpoint: WebhookEndpoint::from_row(made.endpoint, workspace.now()),
+                secret: made.secret,
+            }))
+        }
 
-    /// Deletes an endpoint and its delivery log.
-    #[oai(path = "/workspaces/:workspace/webhooks/:webhook", method = "delete")]
-    async fn delete(
-        &self,
-        workspace: tenant::Path<op::IntegrationDelete>,
-        webhook: Path<String>,
-    ) -> poem::Result<Done> {
-        webhooks::delete(&workspace, &webhook).await?;
-        Ok(Done::Done)
-    }
+        /// Deletes an endpoint and its delivery log.
+        DELETE "/workspaces/:workspace/webhooks/:webhook"
+        async fn delete(
+            workspace: tenant::Path<op::IntegrationDelete>,
+            webhook: Path<String>,
+        ) -> Done {
+            webhooks::delete(&workspace, &webhook).await?;
+            Ok(Done::Done)
+        }
 
-    /// The endpoint's newest 100 deliveries.
-    #[oai(
-        path = "/workspaces/:workspace/webhooks/:webhook/deliveries",
-        method = "get"
-    )]
-    async fn deliveries(
-        &self,
-        workspace: tenant::Path<op::IntegrationRead>,
-        webhook: Path<String>,
-    ) -> poem::Result<Json<WebhookDeliveryList>> {
-        let items = webhooks::deliveries(&workspace, &webhook, 100)
-            .await?
-            .into_iter()
-            .map(WebhookDelivery::from)
-            .collect();
-        Ok(Json(WebhookDeliveryList { items }))
-    }
+        /// The endpoint's newest 100 deliveries.
+        GET "/workspaces/:workspace/webhooks/:webhook/deliveries"
+        async fn deliveries(
+            workspace: tenant::Path<op::IntegrationRead>,
+            webhook: Path<String>,
+        ) -> Json<WebhookDeliveryList> {
+            let items = webhooks::deliveries(&workspace, &webhook, 100)
+                .await?
+                .into_iter()
+                .map(WebhookDelivery::from)
+                .collect();
+            Ok(Json(WebhookDeliveryList { items }))
+        }
 
-    /// Sends a delivery's message again (same `webhook-id`), as a new delivery.
-    #[oai(
-        path = "/workspaces/:workspace/webhooks/:webhook/deliveries/:delivery/redeliver",
-        method = "post"
-    )]
-    async fn redeliver(
-        &self,
-        workspace: tenant::Path<op::IntegrationUpdate>,
-        webhook: Path<String>,
-        delivery: Path<String>,
-    ) -> poem::Result<Queued> {
-        let row = webhooks::redeliver(&workspace, &webhook, &delivery).await?;
-        Ok(Queued::Queued(Json(row.into())))
+        /// Sends a delivery's message again (same `webhook-id`), as a new delivery.
+        POST "/workspaces/:workspace/webhooks/:webhook/deliveries/:delivery/redeliver"
+        async fn redeliver(
+            workspace: tenant::Path<op::IntegrationUpdate>,
+            webhook: Path<String>,
+            delivery: Path<String>,
+        ) -> Queued {
+            let row = webhooks::redeliver(&workspace, &webhook, &delivery).await?;
+            Ok(Queued::Queued(Json(row.into())))
+        }
     }
 }

@@ -117,34 +117,22 @@ fn undo_path<'a>(p: &'a str, ws: Option<&str>) -> Option<&'a str> {
 
 /// Marks `resp` with one of the platform area's flashes (`PLATFORM`).
 pub fn set_platform(resp: &mut Response, secure: bool, label: &str) {
-    let c = format!(
-        "{}={label}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60{}",
-        name(secure),
-        if secure { "; Secure" } else { "" }
-    );
-    if let Ok(v) = c.parse() {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
+    set_cookie(resp, secure, label, 60);
 }
 
 /// The flash a request carries (its label), if any.
 pub fn take(req: &Request, secure: bool) -> Option<String> {
-    let want = name(secure);
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == want)
-        .map(|(_, v)| v.to_owned())
-        .filter(|v| !v.is_empty())
+    crate::web::session::cookie(req, name(secure))
 }
 
 /// Clears the flash once shown.
 pub fn clear(resp: &mut Response, secure: bool) {
+    set_cookie(resp, secure, "", 0);
+}
+
+fn set_cookie(resp: &mut Response, secure: bool, value: &str, max_age: u32) {
     let c = format!(
-        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
         name(secure),
         if secure { "; Secure" } else { "" }
     );

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use maud::{Markup, html};
 use poem::{Response, handler};
 
-use super::forms::{Sent, WsPost, every, one, status_for};
+use super::forms::{Posted, Sent, WsPost, every, status_for};
 use super::{csrf_field, row_action};
 use crate::access::enter::TenantHandle;
 use crate::access::op;
@@ -322,8 +322,8 @@ async fn done<O: crate::access::op::Op>(
     }
 }
 
-fn overlap(pairs: &[(String, String)]) -> Result<Option<u32>, Error> {
-    match one(pairs, "overlap_hours").map(str::trim) {
+fn overlap(form: &Posted) -> Result<Option<u32>, Error> {
+    match form.get("overlap_hours").map(str::trim) {
         None | Some("") => Ok(None),
         Some(h) => h
             .parse()
@@ -337,8 +337,8 @@ macro_rules! form_handler {
         #[handler]
         pub async fn $name(p: WsPost<$op>) -> poem::Result<Response> {
             let r: Result<Option<Shown>, Error> = {
-                let ($cfg, $ctx, $pairs): (&Config, &TenantHandle, _) =
-                    (&p.state.config, &p.ctx, &p.form.0);
+                let ($cfg, $ctx, $pairs): (&Config, &TenantHandle, &Posted) =
+                    (&p.state.config, &p.ctx, &p.form);
                 $body
             };
             done(&p, $form, r).await
@@ -351,10 +351,7 @@ form_handler!(
     op::IntegrationCreate,
     "secret",
     |_, ctx, p| {
-        let (name, value) = (
-            one(p, "name").unwrap_or_default(),
-            one(p, "value").unwrap_or_default(),
-        );
+        let (name, value) = (p.text("name"), p.text("value"));
         secrets::create(ctx, name, value).await.map(|_| None)
     }
 );
@@ -366,10 +363,7 @@ form_handler!(
     |cfg, ctx, p| {
         match overlap(p) {
             Ok(h) => {
-                let (id, value) = (
-                    one(p, "secret_id").unwrap_or_default(),
-                    one(p, "value").unwrap_or_default(),
-                );
+                let (id, value) = (p.text("secret_id"), p.text("value"));
                 secrets::rotate(ctx, cfg, id, value, h).await.map(|_| None)
             }
             Err(e) => Err(e),
@@ -382,7 +376,7 @@ form_handler!(
     op::IntegrationDelete,
     "delete-secret",
     |_, ctx, p| {
-        secrets::delete(ctx, one(p, "secret_id").unwrap_or_default())
+        secrets::delete(ctx, p.text("secret_id"))
             .await
             .map(|_| None)
     }
@@ -393,8 +387,11 @@ form_handler!(
     op::IntegrationCreate,
     "webhook",
     |cfg, ctx, p| {
-        let events: Vec<String> = every(p, "events").into_iter().map(str::to_owned).collect();
-        webhooks::create(ctx, cfg, one(p, "url").unwrap_or_default(), &events)
+        let events: Vec<String> = every(&p.0, "events")
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        webhooks::create(ctx, cfg, p.text("url"), &events)
             .await
             .map(|c| {
                 Some(Shown {
@@ -411,7 +408,7 @@ form_handler!(
     "rotate-webhook",
     |cfg, ctx, p| {
         match overlap(p) {
-            Ok(h) => webhooks::rotate_secret(ctx, cfg, one(p, "webhook_id").unwrap_or_default(), h)
+            Ok(h) => webhooks::rotate_secret(ctx, cfg, p.text("webhook_id"), h)
                 .await
                 .map(|c| {
                     Some(Shown {
@@ -429,7 +426,7 @@ form_handler!(
     op::IntegrationDelete,
     "delete-webhook",
     |_, ctx, p| {
-        webhooks::delete(ctx, one(p, "webhook_id").unwrap_or_default())
+        webhooks::delete(ctx, p.text("webhook_id"))
             .await
             .map(|_| None)
     }
@@ -440,10 +437,7 @@ form_handler!(
     op::IntegrationUpdate,
     "redeliver",
     |_, ctx, p| {
-        let (hook, delivery) = (
-            one(p, "webhook_id").unwrap_or_default(),
-            one(p, "delivery_id").unwrap_or_default(),
-        );
+        let (hook, delivery) = (p.text("webhook_id"), p.text("delivery_id"));
         webhooks::redeliver(ctx, hook, delivery).await.map(|_| None)
     }
 );
@@ -453,10 +447,10 @@ form_handler!(
     op::IntegrationCreate,
     "inbound",
     |_, ctx, p| {
-        let opt = |k| one(p, k).filter(|v| !v.is_empty()).map(str::to_owned);
+        let opt = |k| p.get(k).filter(|v| !v.is_empty()).map(str::to_owned);
         let req = inbound::NewInbound {
-            name: one(p, "name").unwrap_or_default().to_owned(),
-            mode: one(p, "mode").unwrap_or("signature").to_owned(),
+            name: p.text("name").to_owned(),
+            mode: p.get("mode").unwrap_or("signature").to_owned(),
             secret_id: opt("secret_id"),
             collection_id: opt("collection_id"),
         };
@@ -474,7 +468,7 @@ form_handler!(
     op::IntegrationDelete,
     "delete-inbound",
     |_, ctx, p| {
-        inbound::delete(ctx, one(p, "integration_id").unwrap_or_default())
+        inbound::delete(ctx, p.text("integration_id"))
             .await
             .map(|_| None)
     }

@@ -192,7 +192,19 @@ pub(super) fn parse_fields(pairs: &[(String, String)]) -> Vec<FieldInput> {
         .filter_map(|i| {
             let get = |k: &str| one(pairs, &format!("f{i}.{k}")).map(str::trim);
             let flag = |k: &str| get(k) == Some("on");
-            let id = get("id").filter(|s| !s.is_empty()).map(str::to_owned);
+            // A comma-separated list (`a, b,c`), blanks dropped.
+            let list = |k: &str| -> Vec<String> {
+                get(k)
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            };
+            // A value, or nothing for a blank one.
+            let given = |k: &str| get(k).filter(|s| !s.is_empty());
+            let id = given("id").map(str::to_owned);
             let name = get("name").unwrap_or_default().to_owned();
             if id.is_none() && name.is_empty() {
                 return None;
@@ -206,31 +218,13 @@ pub(super) fn parse_fields(pairs: &[(String, String)]) -> Vec<FieldInput> {
                 pii: flag("pii"),
                 searchable: flag("searchable"),
                 retired: flag("retired"),
-                options: get("options")
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                currency: get("currency")
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_uppercase),
-                collection: get("collection")
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned),
+                options: list("options"),
+                currency: given("currency").map(str::to_uppercase),
+                collection: given("collection").map(str::to_owned),
                 // A size that is not a number is sent as 0, which the
                 // schema refuses at this field ("at least 1 byte").
-                max_size: get("max_size")
-                    .filter(|s| !s.is_empty())
-                    .map(|s| s.parse().unwrap_or(0)),
-                types: get("types")
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                max_size: given("max_size").map(|s| s.parse().unwrap_or(0)),
+                types: list("types"),
                 multiple: flag("multiple"),
                 retention: super::schema_retention::parse(pairs, &format!("f{i}.retention.")),
             })

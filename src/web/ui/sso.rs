@@ -31,15 +31,7 @@ fn cookie_name(state: &AppState) -> &'static str {
 }
 
 fn binding(req: &Request, state: &AppState) -> Option<String> {
-    let name = cookie_name(state);
-    req.headers()
-        .get_all(poem::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
+    crate::web::session::cookie(req, cookie_name(state))
 }
 
 fn set_binding(resp: &mut Response, state: &AppState, value: &str, max_age: u64) {

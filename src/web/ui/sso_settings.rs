@@ -32,8 +32,9 @@ const FIELDS: &[(&str, &str, &str)] = &[
     ("break_glass", "Break-glass owner", "sso-break-glass"),
 ];
 
-fn lines(pairs: &[(String, String)]) -> String {
-    pairs.iter().map(|(g, v)| format!("{g} = {v}\n")).collect()
+/// Mappings as the form shows them: `group = value`, one a line.
+fn lines<'a>(pairs: impl Iterator<Item = (&'a str, String)>) -> String {
+    pairs.map(|(g, v)| format!("{g} = {v}\n")).collect()
 }
 
 /// The page; after a refused form, what was sent (`sent`) stays in it.
@@ -93,30 +94,22 @@ async fn render<O>(
         s.map(|s| s.groups_claim.clone())
             .unwrap_or_else(|| "groups".into()),
     );
-    let roles = kept(
-        "role_mappings",
-        s.map(|s| {
-            lines(
-                &s.role_mappings
-                    .iter()
-                    .map(|m| (m.group.clone(), m.role.as_str().to_owned()))
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .unwrap_or_default(),
-    );
-    let team_lines = kept(
-        "team_mappings",
-        s.map(|s| {
-            lines(
-                &s.team_mappings
-                    .iter()
-                    .map(|m| (m.group.clone(), team_name(&m.team)))
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .unwrap_or_default(),
-    );
+    let roles = s.map(|s| {
+        lines(
+            s.role_mappings
+                .iter()
+                .map(|m| (&*m.group, m.role.as_str().into())),
+        )
+    });
+    let roles = kept("role_mappings", roles.unwrap_or_default());
+    let team_map = s.map(|s| {
+        lines(
+            s.team_mappings
+                .iter()
+                .map(|m| (&*m.group, team_name(&m.team))),
+        )
+    });
+    let team_lines = kept("team_mappings", team_map.unwrap_or_default());
     let default_role = s.map(|s| s.default_role).unwrap_or(Role::Member);
     let provisioning = match sent {
         Some(p) => p.get("provisioning").is_some(),
