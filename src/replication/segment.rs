@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn a_segment_larger_than_one_frame_round_trips() {
-        // 700 pages of 4 KiB: three zstd frames, one cut inside a page.
+        // 700 pages of 4 KiB: three zstd frames.
         let pages: Vec<(u32, Vec<u8>)> = (1..=700u32)
             .map(|no| {
                 let mut p = vec![0u8; 4096];
