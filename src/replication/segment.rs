@@ -28,6 +28,15 @@ impl Segment {
     pub fn encode(&self) -> Vec<u8> {
         let ps = self.page_size as usize;
         let mut out = Vec::with_capacity(HEADER + self.pages.len() * (4 + ps));
+        self.header_into(&mut out);
+        for (no, bytes) in &self.pages {
+            out.extend_from_slice(&no.to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        out
+    }
+
+    fn header_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.page_size.to_le_bytes());
         out.extend_from_slice(&self.page_count.to_le_bytes());
@@ -37,11 +46,6 @@ impl Segment {
                 .unwrap_or(u32::MAX)
                 .to_le_bytes(),
         );
-        for (no, bytes) in &self.pages {
-            out.extend_from_slice(&no.to_le_bytes());
-            out.extend_from_slice(bytes);
-        }
-        out
     }
 
     pub fn decode(b: &[u8]) -> Result<Segment> {
@@ -97,14 +101,52 @@ impl Segment {
     }
 }
 
+/// zstd's level for segments and snapshots: its first "fast" level. On
+/// the pages a busy workspace's passes ship (sealed values in B-tree pages,
+/// zero-filled free space), measured with `zstd -b` on segments from
+/// `scripts/bench --only repl`: 1,119 MB/s at a ratio of 2.00, against
+/// 512 MB/s (2.01) at level 1 and 275 MB/s (2.05) at level 3, which the
+/// passes used before and which took most of their CPU
+/// (docs/benchmarks.md, "Replication's CPU").
+const LEVEL: i32 = -1;
+
+/// The encoding is compressed in frames of about this many bytes, each
+/// from one contiguous buffer (zstd's one-shot path, not its streaming
+/// copy), the buffers reused from frame to frame: a pass's memory stays
+/// this size, not the segment's, and a 400 MB snapshot needs no 400 MB
+/// buffer. `open` reads the frames back to back (zstd's decoder continues
+/// across frames).
+const FRAME: usize = 1 << 20;
+
 /// zstd, then age to the recipients.
 pub fn seal(seg: &Segment, recipients: &[age::x25519::Recipient]) -> Result<Vec<u8>> {
-    let packed = zstd::encode_all(&seg.encode()[..], 3)?;
     let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
         .map_err(|e| Error::internal(format!("age: {e}")))?;
-    let mut out = Vec::with_capacity(packed.len() + 256);
+    let ps = seg.page_size as usize;
+    // Sealed pages compress about twofold.
+    let mut out = Vec::with_capacity(HEADER + seg.pages.len() * (4 + ps) / 2 + 256);
     let mut w = enc.wrap_output(&mut out)?;
-    w.write_all(&packed)?;
+    let mut z = zstd::bulk::Compressor::new(LEVEL)?;
+    let mut raw = Vec::with_capacity(FRAME + 4 + ps);
+    let mut packed = Vec::with_capacity(zstd::zstd_safe::compress_bound(FRAME + 4 + ps));
+    let mut frame = |raw: &mut Vec<u8>, w: &mut dyn Write| -> Result<()> {
+        packed.clear();
+        z.compress_to_buffer(&raw[..], &mut packed)?;
+        w.write_all(&packed)?;
+        raw.clear();
+        Ok(())
+    };
+    seg.header_into(&mut raw);
+    for (no, bytes) in &seg.pages {
+        raw.extend_from_slice(&no.to_le_bytes());
+        raw.extend_from_slice(bytes);
+        if raw.len() >= FRAME {
+            frame(&mut raw, &mut w)?;
+        }
+    }
+    if !raw.is_empty() {
+        frame(&mut raw, &mut w)?;
+    }
     w.finish()?;
     Ok(out)
 }
@@ -153,5 +195,28 @@ mod tests {
         assert!(Segment::decode(&enc[..enc.len() - 1]).is_err());
         let other = age::x25519::Identity::generate();
         assert!(open(&sealed, &other).is_err());
+    }
+
+    #[test]
+    fn a_segment_larger_than_one_frame_round_trips() {
+        // 700 pages of 4 KiB: three zstd frames.
+        let pages: Vec<(u32, Vec<u8>)> = (1..=700u32)
+            .map(|no| {
+                let mut p = vec![0u8; 4096];
+                p[..4].copy_from_slice(&no.to_le_bytes());
+                p[100..100 + (no as usize % 2000)].fill(no as u8);
+                (no, p)
+            })
+            .collect();
+        let seg = Segment {
+            page_size: 4096,
+            page_count: 800,
+            at_ms: 7,
+            pages,
+        };
+        assert!(seg.encode().len() > 2 * FRAME);
+        let id = age::x25519::Identity::generate();
+        let sealed = seal(&seg, &[id.to_public()]).unwrap();
+        assert_eq!(open(&sealed, &id).unwrap(), seg);
     }
 }

@@ -148,6 +148,11 @@ fn racy(fp: &Fingerprint) -> bool {
     fp.iter().any(|(_, mtime)| now - mtime < RACY_NS)
 }
 
+/// The hash of a page shipped on the WAL's word, not hashed (`changes`):
+/// no page's (16 bytes of SHA-256 all zero), so a comparison of every page
+/// finds it changed and ships it.
+const UNKNOWN: [u8; 16] = [0; 16];
+
 fn page_hash(p: &[u8]) -> [u8; 16] {
     let d = sha2::Sha256::digest(p);
     let mut h = [0u8; 16];
@@ -295,9 +300,9 @@ impl Shipper {
 
 /// Reads `src` in one read transaction and diffs it against the last
 /// shipped state: only the pages `hint` names (the WAL frames written since
-/// the last pass's mark) and any new pages when it gives a hint, else every
-/// page. A hinted page whose hash did not change is not shipped, so a hint
-/// may name too many pages, never too few.
+/// the last pass's mark) and any new pages when it gives a hint, all
+/// shipped, else every page, compared. A hint may name too many pages,
+/// never too few.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pass(
     db: &str,
@@ -425,9 +430,10 @@ fn diff(
     })
 }
 
-/// The pages, ascending, whose content differs from what `g` last
-/// shipped: among the hinted ones and those past `g`'s page count, or
-/// among all without a hint. `g`'s hashes become the read's.
+/// The pages, ascending, to ship: every hinted one and those past `g`'s
+/// page count, or, without a hint, those among all whose content differs
+/// from what `g` last shipped (an unknown hash always does). `g`'s hashes
+/// become the read's.
 pub(super) fn changes(
     src: &mut dyn PageSource,
     g: &mut Gen,
@@ -439,15 +445,15 @@ pub(super) fn changes(
         Some(mut candidates) => {
             candidates.retain(|&p| p >= 1 && p as usize <= count);
             candidates.extend((old_count + 1..=count).map(|p| p as u32));
-            g.hashes.resize(count, [0; 16]);
+            // Every named page is shipped as it is, unhashed: a commit
+            // wrote it, so it almost always changed, and hashing it only
+            // to find out cost more than the rare page shipped again
+            // unchanged. Its hash becomes unknown, so a later comparison
+            // of every page ships it once more (never too few pages).
+            g.hashes.resize(count, UNKNOWN);
             for no in candidates {
-                let data = src.page(no)?;
-                let h = page_hash(&data);
-                let i = no as usize - 1;
-                if i >= old_count || g.hashes[i] != h {
-                    g.hashes[i] = h;
-                    changed.push((no, data));
-                }
+                changed.push((no, src.page(no)?));
+                g.hashes[no as usize - 1] = UNKNOWN;
             }
         }
         None => {
