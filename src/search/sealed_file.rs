@@ -29,8 +29,12 @@ const HEADER_LEN: usize = 16;
 pub const CHUNK: usize = 64 * 1024;
 /// What sealing adds to a chunk (header, nonce, tag: `crypto::seal`).
 const OVERHEAD: usize = 5 + 24 + 16;
-/// Decrypted chunks kept per index.
-pub const CACHE_BYTES: usize = 8 << 20;
+/// Decrypted chunks kept per index. The chunks a query mix touches at
+/// 1,000,000 audit entries came to ~15-26 MiB: with 8 MiB every query
+/// decrypted again what the last one evicted (search p95 17.7 ms), with 16
+/// or 32 MiB p95 was 3.6 ms (docs/benchmarks.md). A workspace's two indexes
+/// (audit and records) then hold at most 64 MiB, and only what was read.
+pub const CACHE_BYTES: usize = 32 << 20;
 
 fn bad(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
