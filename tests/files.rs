@@ -363,6 +363,37 @@ async fn active_content_is_never_served_inline() {
     }
 }
 
+/// A body refused by its declared length before it was read is still read
+/// (up to 4 MiB) and thrown away, so the client gets its 413: closing with
+/// its bytes unread would send a reset that can arrive before the answer
+/// (seen as a flaky send error in the limits test below).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_uploads_get_their_answer_not_a_reset() {
+    let w = world_with(
+        &[("AURA_FILES__MAX_FILE_BYTES", "200000")],
+        json!([
+            {"name": "Name", "type": "text"},
+            {"name": "Documents", "type": "file", "multiple": true}
+        ]),
+    )
+    .await;
+    let big = vec![7u8; 1 << 20];
+    for i in 0..40 {
+        let r =
+            w.c.post(w.files_url(&w.record, &w.field))
+                .query(&[("name", "big.bin")])
+                .header("content-type", "application/octet-stream")
+                .body(big.clone())
+                .send()
+                .await;
+        match r {
+            Ok(r) => assert_eq!(r.status().as_u16(), 413, "upload {i}"),
+            Err(e) => panic!("upload {i}: no answer: {e:?}"),
+        }
+    }
+    assert!(stored_files(&w).is_empty(), "{:?}", stored_files(&w));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_answer_413_and_422_and_leave_nothing() {
     let w = world_with(

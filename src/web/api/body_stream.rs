@@ -54,6 +54,8 @@ pub struct BodyReader {
     limit: usize,
     until: Instant,
     over: Arc<AtomicBool>,
+    /// The body's end was read.
+    ended: bool,
     /// Its place among the `AT_ONCE`, given back when the blocking reader
     /// is done with it (not when the handler is).
     _slot: Option<tokio::sync::SemaphorePermit<'static>>,
@@ -81,6 +83,7 @@ impl BodyReader {
             limit,
             until,
             over: Arc::clone(&over.0),
+            ended: false,
             _slot: None,
         };
         (reader, over)
@@ -106,7 +109,10 @@ impl Read for BodyReader {
                         "request body too slow",
                     ));
                 }
-                Ok(None) => return Ok(0),
+                Ok(None) => {
+                    self.ended = true;
+                    return Ok(0);
+                }
                 Ok(Some(Err(e))) => return Err(e),
                 Ok(Some(Ok(b))) => {
                     self.seen = self.seen.saturating_add(b.len());
@@ -122,6 +128,37 @@ impl Read for BodyReader {
         buf[..n].copy_from_slice(&self.chunk[..n]);
         self.chunk.advance(n);
         Ok(n)
+    }
+}
+
+/// What a refused body may still send after its answer: read and thrown
+/// away (`BodyReader`'s drop), at most this much and for at most `DRAIN_FOR`.
+const DRAIN_BYTES: usize = 4 << 20;
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Drop for BodyReader {
+    /// A body left unread (refused by its declared length, or past its
+    /// limit): the rest, up to `DRAIN_BYTES`, is read and thrown away in the
+    /// background. Closing the connection with the client's bytes unread
+    /// in the kernel's buffer sends a reset, which can reach the client
+    /// before the 413 and lose it; a client sending a body no larger than
+    /// that gets its answer.
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let mut chunks: Chunks =
+            std::mem::replace(&mut self.chunks, Box::pin(tokio_stream::empty()));
+        self.handle.spawn(async move {
+            let until = Instant::now() + DRAIN_FOR;
+            let mut read = 0usize;
+            while read < DRAIN_BYTES {
+                match tokio::time::timeout_at(until, chunks.next()).await {
+                    Ok(Some(Ok(b))) => read = read.saturating_add(b.len()),
+                    _ => break,
+                }
+            }
+        });
     }
 }
 
