@@ -100,8 +100,10 @@ impl ChunkCache {
             return;
         };
         c.bytes += chunk.len();
-        if c.chunks.insert(key, chunk).is_none() {
-            c.order.push_back(key);
+        match c.chunks.insert(key, chunk) {
+            // Two readers decrypted the same chunk at once: one copy counts.
+            Some(was) => c.bytes -= was.len(),
+            None => c.order.push_back(key),
         }
         while c.bytes > CACHE_BYTES {
             let Some(old) = c.order.pop_front() else {
@@ -233,6 +235,14 @@ impl FileHandle for SealedFile {
 mod tests {
     use super::*;
     use crate::crypto::DataKey;
+
+    #[test]
+    fn a_chunk_put_twice_counts_once() {
+        let cache = ChunkCache::default();
+        cache.put((1, 0), Arc::new(vec![0u8; 100]));
+        cache.put((1, 0), Arc::new(vec![0u8; 100]));
+        assert_eq!(cache.bytes(), 100);
+    }
 
     #[test]
     fn chunks_open_only_in_their_place() {

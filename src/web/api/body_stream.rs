@@ -135,6 +135,9 @@ impl Read for BodyReader {
 /// away (`BodyReader`'s drop), at most this much and for at most `DRAIN_FOR`.
 const DRAIN_BYTES: usize = 4 << 20;
 const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+/// Drains running at once; past them a refused body's connection closes as
+/// before (its client may then see a reset instead of the answer).
+static DRAINING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(64);
 
 impl Drop for BodyReader {
     /// A body left unread (refused by its declared length, or past its
@@ -147,10 +150,15 @@ impl Drop for BodyReader {
         if self.ended {
             return;
         }
+        let Ok(permit) = DRAINING.try_acquire() else {
+            return;
+        };
         let mut chunks: Chunks =
             std::mem::replace(&mut self.chunks, Box::pin(tokio_stream::empty()));
+        // Within the request's own deadline too.
+        let until = self.until.min(Instant::now() + DRAIN_FOR);
         self.handle.spawn(async move {
-            let until = Instant::now() + DRAIN_FOR;
+            let _permit = permit;
             let mut read = 0usize;
             while read < DRAIN_BYTES {
                 match tokio::time::timeout_at(until, chunks.next()).await {

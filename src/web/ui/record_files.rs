@@ -130,13 +130,15 @@ pub async fn upload(
         None => Err(Error::field("file", "choose a file to upload")),
         Some(p) => {
             let name = p.file_name().unwrap_or("file").to_owned();
+            // The place first: a refused one leaves the body unread.
+            let slot = crate::web::api::body_stream::slot().await?;
             let reader = crate::web::api::body_stream::BodyReader::new(
                 poem::Body::from_async_read(p.into_async_read()),
                 rfiles::body_backstop(&state.config.file.files),
                 tokio::time::Instant::now() + crate::web::middleware::REQUEST_DEADLINE,
             )
             .0
-            .holding(crate::web::api::body_stream::slot().await?);
+            .holding(slot);
             rfiles::upload_file(
                 &ctx,
                 &state.config.file.files,
