@@ -190,7 +190,7 @@ pub async fn grant_for(control: &Control, who: &Principal, ws: WorkspaceId) -> R
         Some(v) => v,
         None => control.cache.version()?,
     };
-    let gate = match control.cache.gate(version, ws, user) {
+    let gate = match control.cache.gate(ws, user) {
         Some(g) => g,
         None => {
             let g = control

@@ -174,7 +174,7 @@ pub async fn authenticate(control: &Control, now: i64, secret: &str) -> Result<P
     let hash = hash_token(secret);
     let cache = &control.cache;
     let version = cache.version()?;
-    let found = match cache.api_token(version, &hash).filter(|t| t.live_at(now)) {
+    let found = match cache.api_token(&hash).filter(|t| t.live_at(now)) {
         Some(hit) => hit,
         None => {
             let lookup = hash.clone();

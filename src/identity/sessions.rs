@@ -209,7 +209,7 @@ pub async fn authenticate(deps: &Deps<'_>, token: &str) -> Result<Principal> {
     let now = deps.clock.unix();
     let cache = &deps.control.cache;
     let version = cache.version()?;
-    let found = match cache.session(version, &id_hash) {
+    let found = match cache.session(&id_hash) {
         Some(hit) => Some((hit, None)),
         None => {
             let lookup = id_hash.clone();

@@ -153,7 +153,7 @@ pub async fn authenticate_access(deps: &Deps<'_>, token: &str) -> Result<Princip
     let claims = deps.control.jwt.verify(token, now)?;
     let cache = &deps.control.cache;
     let version = cache.version()?;
-    let fam = match cache.family(version, &claims.sid) {
+    let fam = match cache.family(&claims.sid) {
         Some(hit) => Some(hit),
         None => {
             let sid = claims.sid.clone();

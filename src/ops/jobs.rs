@@ -97,6 +97,8 @@ fn spawn_idle_close(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
             let st = Arc::clone(&state);
             let closed = tokio::task::spawn_blocking(move || {
                 let n = st.tenants.close_idle(idle);
+                // Their search indexes (and decrypted chunks) go with them.
+                st.indexes.prune_closed();
                 // Whatever closed them (this, an eviction, a pass's visit):
                 // their pages go back to the OS.
                 (n, super::memory::release_after_closes())

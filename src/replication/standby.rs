@@ -204,7 +204,10 @@ async fn catch_up(
 fn apply(deps: &Deps, db: &str, file: &Path) -> Result<()> {
     let src = Detached::read_only(file)?;
     if db == CONTROL {
-        return deps.control.db.replace_from(&src);
+        deps.control.db.replace_from(&src)?;
+        // Its change log is the primary's now, not the one the cache read.
+        deps.control.cache.forget_all();
+        return Ok(());
     }
     let id = db.trim_start_matches("ws-");
     let ws: crate::ids::WorkspaceId = id.parse()?;

@@ -521,11 +521,15 @@ mod tests {
             i.commit().unwrap();
         }
         drop(idx);
-        // The workspace closes: its index leaves memory at the next lookup.
+        // The workspace closes: the idle-close job's prune drops its index
+        // (and its decrypted chunks) without waiting for another search.
+        let _ = reg.get("audit:platform").unwrap();
+        assert_eq!(reg.prune_closed(), 0, "an open workspace's index stays");
         drop(workspace);
         let other: Arc<dyn Any + Send + Sync> = Arc::new(());
-        let _ = reg.get("audit:platform").unwrap();
+        assert_eq!(reg.prune_closed(), 1);
         assert!(!reg.open.lock().unwrap().contains_key("audit:ws"));
+        assert!(reg.open.lock().unwrap().contains_key("audit:platform"));
         // Reopened from its sealed files, watermark and all.
         let before = rebuilds();
         let idx = reg

@@ -29,6 +29,10 @@ impl Entry {
     }
 }
 
+fn retain_live(open: &mut HashMap<String, Entry>) {
+    open.retain(|_, e| !e.closed() || e.in_use());
+}
+
 /// Open indexes by key (e.g. `audit:<workspace-id>`), capped in number and
 /// dropped with their workspace; an evicted index reopens from its sealed
 /// files (or is rebuilt from the sealed rows) on its next use. Cheap to
@@ -53,7 +57,7 @@ impl IndexRegistry {
             .lock()
             .map_err(|_| Error::internal("index registry lock poisoned"))?;
         // Workspaces closed since: their indexes go (unless a search runs).
-        open.retain(|_, e| !e.closed() || e.in_use());
+        retain_live(&mut open);
         if let Some(e) = open.get(key) {
             return Ok(Arc::clone(&e.slot));
         }
@@ -121,6 +125,18 @@ impl IndexRegistry {
             *g = MemIndex::open_sealed(disk, purpose, current)?;
         }
         Ok(idx)
+    }
+
+    /// Drops the indexes of workspaces closed since (unless a search runs),
+    /// with their decrypted chunks: the idle-close job calls it, so what a
+    /// closed workspace's searches decrypted does not wait for the next
+    /// search to go. Returns how many went.
+    pub fn prune_closed(&self) -> usize {
+        self.open.lock().map_or(0, |mut open| {
+            let before = open.len();
+            retain_live(&mut open);
+            before - open.len()
+        })
     }
 
     /// Forgets an index (after retention or a restore), so it is rebuilt.

@@ -4,16 +4,24 @@
 //! collection definitions (its data.db).
 //!
 //! Invalidation is by construction, not by remembering to call something:
-//! - control.db entries are tagged with a change number (`Watch`), read
-//!   before the entry's data was read. It moves whenever any connection
-//!   commits to control.db, in this process or another (the `aura` CLI
-//!   beside a running server): it follows the WAL-index header at the start
-//!   of control.db's `-shm` file (one `pread`, no lock), with `PRAGMA
-//!   data_version` of a dedicated connection as the fallback. A cached entry
-//!   is served only while the number is unchanged, so every change (logout,
-//!   password change, disable, role change, removal, suspend, deletion and
-//!   move freezes, MFA policy, a session touch) empties every map before the
-//!   next request reads them.
+//! - control.db's triggers write what each commit changed into its
+//!   `cache_changes` table (migration 0021), whoever the writer is: this
+//!   process or another (the `aura` CLI beside a running server). A change
+//!   number (`Watch`) notices every commit: it follows the WAL-index header
+//!   at the start of control.db's `-shm` file (one `pread`, no lock), with
+//!   `PRAGMA data_version` of a dedicated connection as the fallback. When
+//!   it moves, the new `cache_changes` rows are read and exactly the entries
+//!   they name are dropped (a session, an API token, a token family, all of
+//!   one account's or one workspace's entries) before the next request
+//!   reads the maps. A sign-in or a session touch therefore costs the other
+//!   sessions nothing, while a logout, password change, disable, role
+//!   change, removal, suspension, deletion or move freeze, or MFA policy
+//!   still applies on the very next request. When the rows cannot tell
+//!   (a table without targeted triggers changed, the cache fell more than
+//!   the log's length behind, the file was replaced), every map is emptied.
+//! - A value read before a change is never cached after it: `put` takes the
+//!   change number read before the value was read, and is ignored once the
+//!   number has moved.
 //! - a collection definition is cached against its ciphertext: the row is
 //!   read on every request and the cached plaintext is used only when the
 //!   stored ciphertext is byte-for-byte the one it was decrypted from. Each
@@ -26,11 +34,11 @@
 //! dead one is looked up again each time.
 
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::Connection;
+use rusqlite::types::Value;
 
 use super::DbOptions;
 use super::control::SessionLookup;
@@ -49,51 +57,100 @@ const MAX_ENTRIES: usize = 20_000;
 /// Collection definitions kept per workspace.
 const MAX_DEFS: usize = 512;
 
-/// Entries that were read while control.db was at `version`.
-struct Tagged<K, V> {
-    version: i64,
-    map: HashMap<K, V>,
+/// What one `cache_changes` row asks to drop.
+#[derive(Debug, PartialEq)]
+enum Change {
+    Session(Vec<u8>),
+    Token(Vec<u8>),
+    Family(String),
+    User(UserId),
+    Workspace(WorkspaceId),
+    All,
 }
 
-impl<K: Eq + Hash, V: Clone> Tagged<K, V> {
+impl Change {
+    /// An unknown kind or a key of the wrong type drops everything.
+    fn from_row(kind: &str, key: Value) -> Change {
+        match (kind, key) {
+            ("session", Value::Blob(b)) => Change::Session(b),
+            ("token", Value::Blob(b)) => Change::Token(b),
+            ("family", Value::Text(t)) => Change::Family(t),
+            ("user", Value::Text(t)) => t.parse().map_or(Change::All, Change::User),
+            ("workspace", Value::Text(t)) => t.parse().map_or(Change::All, Change::Workspace),
+            _ => Change::All,
+        }
+    }
+}
+
+/// The cached control.db reads, all valid as of `generation`.
+struct Maps {
+    generation: i64,
+    sessions: HashMap<Vec<u8>, SessionLookup>,
+    /// `None` is a cached "not a member".
+    gates: HashMap<(WorkspaceId, UserId), Option<Gate>>,
+    /// API tokens by hash; only live ones are cached.
+    api_tokens: HashMap<Vec<u8>, TokenAuth>,
+    /// Access-token families by id.
+    families: HashMap<String, FamilyState>,
+}
+
+impl Maps {
     fn new() -> Self {
         Self {
-            version: i64::MIN,
-            map: HashMap::new(),
+            generation: 0,
+            sessions: HashMap::new(),
+            gates: HashMap::new(),
+            api_tokens: HashMap::new(),
+            families: HashMap::new(),
         }
     }
 
-    fn get<Q>(&mut self, current: i64, key: &Q) -> Option<V>
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        if self.version != current {
-            self.map.clear();
-            self.version = current;
-            return None;
+    fn drop_matching(&mut self, change: &Change) {
+        match change {
+            Change::Session(h) => {
+                self.sessions.remove(h);
+            }
+            Change::Token(h) => {
+                self.api_tokens.remove(h);
+            }
+            Change::Family(id) => {
+                self.families.remove(id);
+            }
+            Change::User(u) => {
+                self.sessions.retain(|_, s| s.session.user_id != *u);
+                self.gates.retain(|(_, user), _| user != u);
+                self.api_tokens.retain(|_, t| t.user_id != *u);
+                self.families.retain(|_, f| f.user_id != *u);
+            }
+            Change::Workspace(ws) => {
+                self.gates.retain(|(w, _), _| w != ws);
+                self.api_tokens.retain(|_, t| t.workspace_id != *ws);
+            }
+            Change::All => {
+                self.sessions.clear();
+                self.gates.clear();
+                self.api_tokens.clear();
+                self.families.clear();
+            }
         }
-        self.map.get(key).cloned()
     }
+}
 
-    /// `read_at` is the version observed before the value was read.
-    fn put(&mut self, read_at: i64, key: K, value: V) {
-        if self.version != read_at {
-            self.map.clear();
-            self.version = read_at;
-        }
-        if self.map.len() >= MAX_ENTRIES {
-            self.map.clear();
-        }
-        self.map.insert(key, value);
+/// Inserts unless the map is at its bound, in which case it is emptied
+/// first.
+fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+    if map.len() >= MAX_ENTRIES {
+        map.clear();
     }
+    map.insert(key, value);
 }
 
 /// The length of the two copies of the WAL-index header at the start of a
 /// WAL database's `-shm` file (SQLite's walformat.html, section 2.1).
 const WAL_INDEX_HEADERS: usize = 96;
 
-/// Notices commits to control.db, by any connection of any process.
+/// Notices commits to control.db, by any connection of any process, and
+/// reads what they changed.
 ///
 /// In WAL mode every commit rewrites the WAL-index header, kept twice at the
 /// start of the `-shm` file, which every connection maps (its frame count,
@@ -105,7 +162,7 @@ const WAL_INDEX_HEADERS: usize = 96;
 /// takes and drops the WAL read lock with two `fcntl` calls on every request.
 ///
 /// A header caught mid-update (the copies differ) counts as a change, which
-/// only empties the caches once more. The connection stays open so the
+/// only reads the change log once more. The connection stays open so the
 /// `-shm` file is never removed under the watch (SQLite deletes it only when
 /// the last connection closes). If the file cannot be read, the watch falls
 /// back to `PRAGMA data_version` for good.
@@ -114,8 +171,18 @@ struct Watch {
     shm: Option<std::fs::File>,
     header: [u8; WAL_INDEX_HEADERS],
     data_version: i64,
-    /// Goes up by one whenever either signal changes.
-    generation: i64,
+    /// The newest `cache_changes` row already applied to the maps; `None`
+    /// when the database has no change log (every change empties the maps).
+    applied: Option<i64>,
+}
+
+/// What a moved change number found in the log.
+enum Found {
+    /// The rows after the last applied one, and the newest row's number.
+    Changes(Vec<Change>, i64),
+    /// The log cannot say what changed (the cache fell behind its length,
+    /// the file was replaced, or there is no log).
+    Unknown(Option<i64>),
 }
 
 impl Watch {
@@ -126,10 +193,10 @@ impl Watch {
             shm: None,
             header: [0; WAL_INDEX_HEADERS],
             data_version: i64::MIN,
-            generation: 0,
+            applied: None,
         };
         // A read transaction maps (and if need be creates) the -shm file.
-        w.data_version()?;
+        w.data_version_moved()?;
         let mut shm_path = path.as_os_str().to_owned();
         shm_path.push("-shm");
         match std::fs::File::open(&shm_path) {
@@ -138,19 +205,21 @@ impl Watch {
                 tracing::debug!(error = %e, "control.db's WAL index is not readable; caches use PRAGMA data_version")
             }
         }
+        if let Found::Unknown(newest) = w.changes()? {
+            w.applied = newest;
+        }
         Ok(w)
     }
 
-    fn version(&mut self) -> Result<i64> {
+    /// Whether anything committed since the last call.
+    fn moved(&mut self) -> Result<bool> {
         if let Some(shm) = &self.shm {
             let mut now = [0u8; WAL_INDEX_HEADERS];
             match std::os::unix::fs::FileExt::read_exact_at(shm, &mut now, 0) {
                 Ok(()) => {
-                    if now != self.header {
-                        self.header = now;
-                        self.generation += 1;
-                    }
-                    return Ok(self.generation);
+                    let moved = now != self.header;
+                    self.header = now;
+                    return Ok(moved);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read control.db's WAL index; caches use PRAGMA data_version");
@@ -158,17 +227,49 @@ impl Watch {
                 }
             }
         }
-        self.data_version()
+        self.data_version_moved()
     }
 
-    fn data_version(&mut self) -> Result<i64> {
+    fn data_version_moved(&mut self) -> Result<bool> {
         let mut stmt = self.conn.prepare_cached("PRAGMA data_version")?;
         let dv: i64 = stmt.query_row([], |r| r.get(0))?;
-        if dv != self.data_version {
-            self.data_version = dv;
-            self.generation += 1;
+        let moved = dv != self.data_version;
+        self.data_version = dv;
+        Ok(moved)
+    }
+
+    /// The log's rows from the last applied one on, in one read.
+    fn changes(&mut self) -> Result<Found> {
+        let from = self.applied.unwrap_or(0);
+        let rows: Vec<(i64, String, Value)> = {
+            let stmt = self.conn.prepare_cached(
+                "SELECT seq, kind, key FROM cache_changes WHERE seq >= ?1 ORDER BY seq",
+            );
+            let mut stmt = match stmt {
+                Ok(s) => s,
+                // control.db before migration 0021 (or another database).
+                Err(_) => return Ok(Found::Unknown(None)),
+            };
+            let rows = stmt.query_map([from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let newest = rows.last().map(|(seq, _, _)| *seq);
+        // The last applied row must still be there: otherwise the log was
+        // trimmed past it or the file is another one.
+        match (self.applied, rows.first()) {
+            (Some(applied), Some((first, _, _))) if *first == applied => {
+                let changes = rows
+                    .into_iter()
+                    .skip(1)
+                    .map(|(_, kind, key)| Change::from_row(&kind, key))
+                    .collect();
+                Ok(Found::Changes(
+                    changes,
+                    applied.max(newest.unwrap_or(applied)),
+                ))
+            }
+            _ => Ok(Found::Unknown(newest)),
         }
-        Ok(self.generation)
     }
 }
 
@@ -179,12 +280,7 @@ pub struct ControlCache {
     /// Opened on first use, so CLI commands that never authenticate a
     /// request open nothing extra.
     watch: Mutex<Option<Watch>>,
-    sessions: Mutex<Tagged<Vec<u8>, SessionLookup>>,
-    gates: Mutex<Tagged<(WorkspaceId, UserId), Option<Gate>>>,
-    /// API tokens by hash; only live ones are cached.
-    api_tokens: Mutex<Tagged<Vec<u8>, TokenAuth>>,
-    /// Access-token families by id.
-    families: Mutex<Tagged<String, FamilyState>>,
+    maps: Mutex<Maps>,
 }
 
 impl ControlCache {
@@ -193,15 +289,17 @@ impl ControlCache {
             path,
             opts,
             watch: Mutex::new(None),
-            sessions: Mutex::new(Tagged::new()),
-            gates: Mutex::new(Tagged::new()),
-            api_tokens: Mutex::new(Tagged::new()),
-            families: Mutex::new(Tagged::new()),
+            maps: Mutex::new(Maps::new()),
         }
     }
 
-    /// A number that changes whenever anything commits to control.db, in
-    /// this process or another. Read it before reading what is to be cached.
+    fn maps(&self) -> Option<MutexGuard<'_, Maps>> {
+        self.maps.lock().ok()
+    }
+
+    /// A number that moves whenever anything commits to control.db, in this
+    /// process or another; by the time it is returned, the maps hold nothing
+    /// those commits changed. Read it before reading what is to be cached.
     pub fn version(&self) -> Result<i64> {
         let mut watch = self
             .watch
@@ -211,47 +309,78 @@ impl ControlCache {
             Some(w) => w,
             None => watch.insert(Watch::open(&self.path, self.opts)?),
         };
-        w.version()
+        // The log is read before the maps are locked, so requests keep
+        // reading them meanwhile: they all read the number before this.
+        let found = if w.moved()? { Some(w.changes()?) } else { None };
+        let mut maps = self
+            .maps
+            .lock()
+            .map_err(|_| Error::internal("cache lock poisoned"))?;
+        if let Some(found) = found {
+            match found {
+                Found::Changes(changes, newest) => {
+                    for c in &changes {
+                        maps.drop_matching(c);
+                    }
+                    w.applied = Some(newest);
+                }
+                Found::Unknown(newest) => {
+                    maps.drop_matching(&Change::All);
+                    w.applied = newest;
+                }
+            }
+            maps.generation += 1;
+        }
+        Ok(maps.generation)
     }
 
-    pub fn session(&self, version: i64, id_hash: &[u8]) -> Option<SessionLookup> {
-        self.sessions.lock().ok()?.get(version, id_hash)
+    /// Empties every map, for when control.db's content was swapped under
+    /// it (a standby applying the primary's copy).
+    pub fn forget_all(&self) {
+        if let Some(mut m) = self.maps() {
+            m.drop_matching(&Change::All);
+            m.generation += 1;
+        }
+    }
+
+    pub fn session(&self, id_hash: &[u8]) -> Option<SessionLookup> {
+        self.maps()?.sessions.get(id_hash).cloned()
     }
 
     pub fn put_session(&self, read_at: i64, id_hash: Vec<u8>, found: SessionLookup) {
-        if let Ok(mut m) = self.sessions.lock() {
-            m.put(read_at, id_hash, found);
+        if let Some(mut m) = self.maps().filter(|m| m.generation == read_at) {
+            bounded_insert(&mut m.sessions, id_hash, found);
         }
     }
 
-    pub fn api_token(&self, version: i64, hash: &[u8]) -> Option<TokenAuth> {
-        self.api_tokens.lock().ok()?.get(version, hash)
+    pub fn api_token(&self, hash: &[u8]) -> Option<TokenAuth> {
+        self.maps()?.api_tokens.get(hash).cloned()
     }
 
     pub fn put_api_token(&self, read_at: i64, hash: Vec<u8>, found: TokenAuth) {
-        if let Ok(mut m) = self.api_tokens.lock() {
-            m.put(read_at, hash, found);
+        if let Some(mut m) = self.maps().filter(|m| m.generation == read_at) {
+            bounded_insert(&mut m.api_tokens, hash, found);
         }
     }
 
-    pub fn family(&self, version: i64, id: &str) -> Option<FamilyState> {
-        self.families.lock().ok()?.get(version, id)
+    pub fn family(&self, id: &str) -> Option<FamilyState> {
+        self.maps()?.families.get(id).cloned()
     }
 
     pub fn put_family(&self, read_at: i64, id: String, found: FamilyState) {
-        if let Ok(mut m) = self.families.lock() {
-            m.put(read_at, id, found);
+        if let Some(mut m) = self.maps().filter(|m| m.generation == read_at) {
+            bounded_insert(&mut m.families, id, found);
         }
     }
 
     /// `Some(None)` is a cached "not a member".
-    pub fn gate(&self, version: i64, ws: WorkspaceId, user: UserId) -> Option<Option<Gate>> {
-        self.gates.lock().ok()?.get(version, &(ws, user))
+    pub fn gate(&self, ws: WorkspaceId, user: UserId) -> Option<Option<Gate>> {
+        self.maps()?.gates.get(&(ws, user)).cloned()
     }
 
     pub fn put_gate(&self, read_at: i64, ws: WorkspaceId, user: UserId, gate: Option<Gate>) {
-        if let Ok(mut m) = self.gates.lock() {
-            m.put(read_at, (ws, user), gate);
+        if let Some(mut m) = self.maps().filter(|m| m.generation == read_at) {
+            bounded_insert(&mut m.gates, (ws, user), gate);
         }
     }
 }
@@ -375,66 +504,5 @@ fn collection_from_row(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tagged_entries_die_with_their_version() {
-        let mut t: Tagged<u8, &str> = Tagged::new();
-        t.put(7, 1, "a");
-        assert_eq!(t.get(7, &1), Some("a"));
-        assert_eq!(t.get(8, &1), None, "a newer version empties the map");
-        assert_eq!(t.get(7, &1), None);
-        // A value read before a change must not come back after it.
-        t.put(8, 2, "b");
-        t.put(7, 3, "stale");
-        assert_eq!(t.get(8, &2), None);
-        assert_eq!(t.get(8, &3), None);
-    }
-
-    /// Both signals, the WAL-index header and the `PRAGMA data_version`
-    /// fallback: a commit by another connection changes the number, while
-    /// reads (which move the read marks just after the headers) do not.
-    #[test]
-    fn version_sees_commits_of_other_connections() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.db");
-        let opts = crate::store::test_options();
-        let db = super::super::Db::open(&path, opts, super::super::migrations::TENANT).unwrap();
-        let other = super::super::connect(&path, opts, false).unwrap();
-        let mut n = 0;
-        let mut commit = || {
-            n += 1;
-            db.write(move |tx| {
-                let tx = tx.tx(TOKEN);
-                tx.execute(
-                    "INSERT INTO meta(key, value) VALUES (?1, x'00')",
-                    [format!("k{n}")],
-                )?;
-                Ok(())
-            })
-            .unwrap();
-        };
-        for via_shm in [true, false] {
-            let cache = ControlCache::new(path.clone(), opts);
-            let v1 = cache.version().unwrap();
-            if !via_shm {
-                let mut w = cache.watch.lock().unwrap();
-                let w = w.as_mut().unwrap();
-                assert!(w.shm.is_some(), "the WAL index is read on Linux");
-                w.shm = None;
-            }
-            assert_eq!(cache.version().unwrap(), v1, "no commit, no change");
-            let _: i64 = other
-                .query_row("SELECT count(*) FROM meta", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!(cache.version().unwrap(), v1, "a read is not a change");
-            commit();
-            let v2 = cache.version().unwrap();
-            assert_ne!(v2, v1, "a commit is a change (via_shm {via_shm})");
-            assert_eq!(cache.version().unwrap(), v2);
-            commit();
-            assert_ne!(cache.version().unwrap(), v2);
-        }
-    }
-}
+#[path = "cache_tests.rs"]
+mod tests;

@@ -108,6 +108,11 @@ pub const CONTROL: &[Migration] = &[
         name: "retention",
         sql: include_str!("migrations/control/0020_retention.sql"),
     },
+    Migration {
+        version: 21,
+        name: "cache_changes",
+        sql: include_str!("migrations/control/0021_cache_changes.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[
