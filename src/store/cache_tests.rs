@@ -60,14 +60,14 @@ impl Fixture {
         for (hash, user) in [(SU, self.u), (SV, self.v)] {
             let found = self
                 .db
-                .read(|c| super::super::control::find_session(c, hash))
+                .read(|c| crate::store::control::find_session(c, hash))
                 .unwrap();
             if let Some(found) = found {
                 cache.put_session(v, hash.to_vec(), found);
             }
             let gate = self
                 .db
-                .read(|c| super::super::mfa::membership_gate(c, self.ws, user))
+                .read(|c| crate::store::mfa::membership_gate(c, self.ws, user))
                 .unwrap();
             cache.put_gate(v, self.ws, user, gate);
         }
@@ -177,7 +177,7 @@ fn a_value_read_before_a_change_is_not_cached_after_it() {
     let cache = ControlCache::new(f.path.clone(), test_options());
     let before = cache.version().unwrap();
     let stale =
-        f.db.read(|c| super::super::control::find_session(c, SV))
+        f.db.read(|c| crate::store::control::find_session(c, SV))
             .unwrap()
             .unwrap();
     f.sql(&format!(
