@@ -12,9 +12,11 @@
 
 mod discovery;
 mod groups;
+mod resource;
 mod users;
 mod wire;
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use poem::http::{HeaderValue, Method, StatusCode, header};
@@ -34,51 +36,28 @@ pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 /// The SCIM routes, nested under `/scim/v2`.
 pub fn routes() -> Route {
     let ws = "/workspaces/:workspace";
-    Route::new()
-        .at(format!("{ws}/Users"), get(users::list).post(users::create))
-        .at(
-            format!("{ws}/Users/:id"),
-            get(users::get)
-                .put(users::replace)
-                .patch(users::patch)
-                .delete(users::delete),
-        )
-        .at(
-            format!("{ws}/Groups"),
-            get(groups::list).post(groups::create),
-        )
-        .at(
-            format!("{ws}/Groups/:id"),
-            get(groups::get)
-                .put(groups::replace)
-                .patch(groups::patch)
-                .delete(groups::delete),
-        )
-        .at(
-            format!("{ws}/ServiceProviderConfig"),
-            get(discovery::service_provider_config),
-        )
-        .at(
-            format!("{ws}/ResourceTypes"),
-            get(discovery::resource_types_list),
-        )
-        .at(
-            format!("{ws}/ResourceTypes/:id"),
-            get(discovery::resource_type),
-        )
-        .at(format!("{ws}/Schemas"), get(discovery::schemas_list))
-        .at(format!("{ws}/Schemas/:id"), get(discovery::schema))
+    let route = resource::routes::<users::Users>(Route::new(), ws);
+    let route = resource::routes::<groups::Groups>(route, ws);
+    let route = route.at(
+        format!("{ws}/ServiceProviderConfig"),
+        get(discovery::service_provider_config),
+    );
+    let route = discovery::routes::<discovery::ResourceTypes>(route, ws);
+    discovery::routes::<discovery::Schemas>(route, ws)
 }
 
-/// A SCIM request, its token checked against the workspace of the path.
-pub struct ScimCall {
+/// A SCIM request, its token checked against the workspace of the path; on
+/// the routes of `R` (`resource::Resource`, `discovery::Catalog`) when the
+/// handler serves more than one.
+pub struct ScimCall<R = ()> {
     pub h: ScimHandle,
     pub state: Arc<AppState>,
     /// `<public_url>/scim/v2/workspaces/<id>`, for `meta.location`.
     pub base: String,
+    on: PhantomData<fn() -> R>,
 }
 
-impl<'a> FromRequest<'a> for ScimCall {
+impl<'a, R> FromRequest<'a> for ScimCall<R> {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         let state = app_state(req)?;
         let meta = req
@@ -108,7 +87,12 @@ impl<'a> FromRequest<'a> for ScimCall {
             v.set();
         }
         let base = base_url(&state.config.public_url, &h.workspace().to_string());
-        Ok(ScimCall { h, state, base })
+        Ok(ScimCall {
+            h,
+            state,
+            base,
+            on: PhantomData,
+        })
     }
 }
 

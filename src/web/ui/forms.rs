@@ -18,7 +18,7 @@ use crate::error::{Error, FieldError};
 use crate::ids::{CollectionId, ExportId, RecordId, TeamId};
 use crate::records::Visible;
 use crate::web::csrf;
-use crate::web::session::{AccountHolder, SignedIn};
+use crate::web::session::{AccountHolder, PublicCall, SignedIn};
 use crate::web::tenant::TenantPage;
 
 /// The form fields of a posted form, in order, repeated keys kept.
@@ -67,11 +67,10 @@ pub struct PublicPost {
 
 impl<'a> FromRequest<'a> for PublicPost {
     async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let state = Data::<&Arc<AppState>>::from_request(req, body).await?;
-        let meta = Data::<&RequestMeta>::from_request(req, body).await?;
+        let PublicCall { state, meta } = PublicCall::from_request(req, body).await?;
         Ok(PublicPost {
-            state: Arc::clone(&state),
-            meta: meta.clone(),
+            state,
+            meta,
             form: Posted::from_request(req, body).await?,
         })
     }
@@ -174,10 +173,9 @@ impl<O: Op> WsPost<O> {
         to: impl FnOnce(T) -> String,
         again: impl AsyncFnOnce(&TenantPage<O>, &[FieldError]) -> poem::Result<Response>,
     ) -> poem::Result<Response> {
-        match r {
-            Ok(t) => Ok(self.done(to(t))),
-            Err(e) => again(&self.ctx, &validation_errors(e)?).await,
-        }
+        let next = |t| self.done(to(t));
+        super::admin_page::next_or_again(r, next, async |errors| again(&self.ctx, errors).await)
+            .await
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod account;
+pub mod admin_page;
 pub mod audit;
 pub mod backups;
 pub mod flash;
