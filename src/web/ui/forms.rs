@@ -57,18 +57,22 @@ impl Posted {
     }
 }
 
-/// A form posted by someone who may not be signed in (sign-in, links by
-/// mail): the appliance, the request's metadata and the form's fields.
-pub struct PublicPost {
+/// A page anyone may open, or a form they post (sign-in, links by mail):
+/// the request (its CSRF token, browser binding, the page to go back to),
+/// the appliance, the request's metadata and the posted fields (none on a
+/// GET).
+pub struct PublicPage<'a> {
+    pub req: &'a Request,
     pub state: Arc<AppState>,
     pub meta: RequestMeta,
     pub form: Posted,
 }
 
-impl<'a> FromRequest<'a> for PublicPost {
+impl<'a> FromRequest<'a> for PublicPage<'a> {
     async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
         let PublicCall { state, meta } = PublicCall::from_request(req, body).await?;
-        Ok(PublicPost {
+        Ok(PublicPage {
+            req,
             state,
             meta,
             form: Posted::from_request(req, body).await?,
@@ -89,7 +93,9 @@ pub struct AccountPost {
 impl<'a> FromRequest<'a> for AccountPost {
     async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
         let who = SignedIn::from(AccountHolder::from_request(req, body).await?);
-        let PublicPost { state, meta, form } = PublicPost::from_request(req, body).await?;
+        let PublicPage {
+            state, meta, form, ..
+        } = PublicPage::from_request(req, body).await?;
         Ok(AccountPost {
             state,
             meta,
