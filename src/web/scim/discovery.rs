@@ -5,7 +5,7 @@
 
 use poem::http::StatusCode;
 use poem::web::Path;
-use poem::{Response, Route, get, handler};
+use poem::{Response, RouteMethod, get, handler};
 use serde_json::{Value, json};
 
 use super::groups::GROUP_SCHEMA;
@@ -138,15 +138,12 @@ fn one(items: Vec<Value>, id: &str) -> Response {
 
 /// One of SCIM's self-describing lists, each item found by its `id`.
 pub trait Catalog: Send + Sync + 'static {
-    /// The path segment under the workspace.
-    const PATH: &'static str;
     fn items(base: &str) -> Vec<Value>;
 }
 
 pub struct ResourceTypes;
 
 impl Catalog for ResourceTypes {
-    const PATH: &'static str = "ResourceTypes";
     fn items(base: &str) -> Vec<Value> {
         resource_types(base)
     }
@@ -155,17 +152,19 @@ impl Catalog for ResourceTypes {
 pub struct Schemas;
 
 impl Catalog for Schemas {
-    const PATH: &'static str = "Schemas";
     fn items(base: &str) -> Vec<Value> {
         schemas(base)
     }
 }
 
-/// `C`'s routes under the workspace path `ws`: the list, and one by id.
-pub fn routes<C: Catalog>(route: Route, ws: &str) -> Route {
-    route
-        .at(format!("{ws}/{}", C::PATH), get(listing::<C>::default()))
-        .at(format!("{ws}/{}/:id", C::PATH), get(entry::<C>::default()))
+/// `C`'s own path (`/Schemas`): the whole list.
+pub fn collection<C: Catalog>() -> RouteMethod {
+    get(listing::<C>::default())
+}
+
+/// One item of `C` by its id (`/Schemas/:id`).
+pub fn by_id<C: Catalog>() -> RouteMethod {
+    get(entry::<C>::default())
 }
 
 #[handler]

@@ -43,7 +43,6 @@ fn group_json(base: &str, t: &TeamRow, with_members: bool) -> Value {
 pub struct Groups;
 
 impl Resource for Groups {
-    const PATH: &'static str = "Groups";
     const FILTERABLE: &'static [&'static str] = &["displayname", "id"];
     type Row = TeamRow;
     type Change = GroupChange;

@@ -33,17 +33,32 @@ use crate::web::session::{app_state, bearer_from_request};
 pub const SCIM_JSON: &str = "application/scim+json";
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
-/// The SCIM routes, nested under `/scim/v2`.
+/// The SCIM routes, nested under `/scim/v2`. Each path is written out here
+/// (the isolation matrix reads them from this file).
 pub fn routes() -> Route {
+    use discovery::{ResourceTypes, Schemas};
+    use groups::Groups;
+    use users::Users;
     let ws = "/workspaces/:workspace";
-    let route = resource::routes::<users::Users>(Route::new(), ws);
-    let route = resource::routes::<groups::Groups>(route, ws);
-    let route = route.at(
-        format!("{ws}/ServiceProviderConfig"),
-        get(discovery::service_provider_config),
-    );
-    let route = discovery::routes::<discovery::ResourceTypes>(route, ws);
-    discovery::routes::<discovery::Schemas>(route, ws)
+    Route::new()
+        .at(format!("{ws}/Users"), resource::collection::<Users>())
+        .at(format!("{ws}/Users/:id"), resource::by_id::<Users>())
+        .at(format!("{ws}/Groups"), resource::collection::<Groups>())
+        .at(format!("{ws}/Groups/:id"), resource::by_id::<Groups>())
+        .at(
+            format!("{ws}/ServiceProviderConfig"),
+            get(discovery::service_provider_config),
+        )
+        .at(
+            format!("{ws}/ResourceTypes"),
+            discovery::collection::<ResourceTypes>(),
+        )
+        .at(
+            format!("{ws}/ResourceTypes/:id"),
+            discovery::by_id::<ResourceTypes>(),
+        )
+        .at(format!("{ws}/Schemas"), discovery::collection::<Schemas>())
+        .at(format!("{ws}/Schemas/:id"), discovery::by_id::<Schemas>())
 }
 
 /// A SCIM request, its token checked against the workspace of the path; on

@@ -1,4 +1,4 @@
-//! What `/Users` and `/Groups` share: their routes, the list with its
+//! What `/Users` and `/Groups` share: their handlers, the list with its
 //! filter and page, PUT and PATCH read into one change and applied, the 201
 //! with its `Location`, DELETE. Each resource says how it is stored, matched,
 //! read and changed (`Resource`); the handlers here are the same for both.
@@ -7,7 +7,7 @@ use std::future::Future;
 
 use poem::http::{Method, StatusCode, header};
 use poem::web::Path;
-use poem::{Request, Response, Route, get, handler};
+use poem::{Request, Response, RouteMethod, get, handler};
 use serde_json::Value;
 
 use super::wire::{self, Filter, ListQuery};
@@ -16,8 +16,6 @@ use crate::error::Error;
 
 /// A SCIM resource type as Aura keeps it.
 pub trait Resource: Sized + Send + Sync + 'static {
-    /// The path segment under the workspace: `Users` or `Groups`.
-    const PATH: &'static str;
     /// The attributes a list filter may name, lower-cased.
     const FILTERABLE: &'static [&'static str];
     /// One resource as the store gives it.
@@ -60,20 +58,17 @@ pub trait Resource: Sized + Send + Sync + 'static {
     fn delete(call: &ScimCall<Self>, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
-/// `R`'s routes under the workspace path `ws`.
-pub fn routes<R: Resource>(route: Route, ws: &str) -> Route {
-    route
-        .at(
-            format!("{ws}/{}", R::PATH),
-            get(list::<R>::default()).post(create::<R>::default()),
-        )
-        .at(
-            format!("{ws}/{}/:id", R::PATH),
-            get(read::<R>::default())
-                .put(change::<R>::default())
-                .patch(change::<R>::default())
-                .delete(delete::<R>::default()),
-        )
+/// `R`'s own path (`/Users`): the list, and POST to create one.
+pub fn collection<R: Resource>() -> RouteMethod {
+    get(list::<R>::default()).post(create::<R>::default())
+}
+
+/// One `R` by id (`/Users/:id`): GET, PUT, PATCH and DELETE.
+pub fn by_id<R: Resource>() -> RouteMethod {
+    get(read::<R>::default())
+        .put(change::<R>::default())
+        .patch(change::<R>::default())
+        .delete(delete::<R>::default())
 }
 
 #[handler]

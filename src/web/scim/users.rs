@@ -42,7 +42,6 @@ fn user_json(base: &str, u: &ScimUser) -> Value {
 pub struct Users;
 
 impl Resource for Users {
-    const PATH: &'static str = "Users";
     const FILTERABLE: &'static [&'static str] = &["username", "externalid", "id"];
     type Row = ScimUser;
     type Change = UserChange;

@@ -185,25 +185,6 @@ impl<O: Op> WsPost<O> {
     }
 }
 
-/// A form sent back after a 4xx: which form of the page (`webhook`,
-/// `invite`, ...) and what it sent, shown again as typed.
-#[derive(Clone, Copy)]
-pub struct Sent<'a> {
-    pub form: &'static str,
-    pub pairs: &'a [(String, String)],
-}
-
-impl<'a> Sent<'a> {
-    /// What `key` of `form` was typed (nothing for another form).
-    pub fn kept(self, form: &str, key: &str) -> Option<&'a str> {
-        (self.form == form).then(|| one(self.pairs, key)).flatten()
-    }
-
-    pub fn checked(self, form: &str, key: &str, value: &str) -> bool {
-        self.form == form && every(self.pairs, key).contains(&value)
-    }
-}
-
 /// One input's errors: its `aria-invalid` and `aria-describedby`, and the
 /// messages shown beside it (`err-<id>`).
 pub struct At {
