@@ -138,6 +138,31 @@ impl<'a> FromRequest<'a> for PlatformAdmin {
     }
 }
 
+/// A call that needs no one signed in (sign-in, links by mail): the
+/// appliance and the request's metadata. One parameter instead of two.
+pub struct PublicCall {
+    pub state: Arc<AppState>,
+    pub meta: crate::audit::RequestMeta,
+}
+
+impl<'a> FromRequest<'a> for PublicCall {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let state = poem::web::Data::<&Arc<AppState>>::from_request(req, body).await?;
+        let meta = poem::web::Data::<&crate::audit::RequestMeta>::from_request(req, body).await?;
+        Ok(PublicCall {
+            state: Arc::clone(&state),
+            meta: meta.clone(),
+        })
+    }
+}
+
+impl PublicCall {
+    /// What identity code needs from the appliance.
+    pub fn deps(&self) -> crate::identity::Deps<'_> {
+        self.state.deps()
+    }
+}
+
 /// A call outside any workspace by `W` (an account holder, a platform
 /// admin), with what its handler hands on: the appliance and the request's
 /// metadata. One parameter instead of three.
@@ -160,13 +185,11 @@ macro_rules! call_by {
     ($($w:ident),*) => {$(
         impl<'a> FromRequest<'a> for Call<$w> {
             async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
-                let state = poem::web::Data::<&Arc<AppState>>::from_request(req, body).await?;
-                let meta =
-                    poem::web::Data::<&crate::audit::RequestMeta>::from_request(req, body).await?;
+                let PublicCall { state, meta } = PublicCall::from_request(req, body).await?;
                 let $w(who) = $w::from_request(req, body).await?;
                 Ok(Call {
-                    state: Arc::clone(&state),
-                    meta: meta.clone(),
+                    state,
+                    meta,
                     who,
                     by: std::marker::PhantomData,
                 })

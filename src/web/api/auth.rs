@@ -1,8 +1,5 @@
 //! `POST /auth/login` and `POST /auth/logout`: browser-session sign-in.
 
-use std::sync::Arc;
-
-use poem::web::Data;
 use poem_openapi::payload::{Json, Response};
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
@@ -11,9 +8,8 @@ use super::body::JsonBody;
 use super::fields::Email;
 use super::routes::api;
 use super::{ApiTags, Done};
-use crate::app::AppState;
-use crate::audit::RequestMeta;
-use crate::web::session::{SignedIn, clear_cookie, session_cookie};
+use crate::identity::magic::Purpose;
+use crate::web::session::{PublicCall, SignedIn, clear_cookie, session_cookie};
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,6 +105,19 @@ pub struct LogoutResponse {
 #[derive(Default)]
 pub struct AuthApi;
 
+/// The 202 of a link by mail, whoever the address belongs to.
+async fn mail_link(
+    call: &PublicCall,
+    email: &str,
+    purpose: Purpose,
+    message: &str,
+) -> poem::Result<MagicLinkResponse> {
+    crate::identity::magic::request(&call.deps(), email, purpose, &call.meta).await?;
+    Ok(MagicLinkResponse::Accepted(Json(MagicLinkAccepted {
+        message: message.into(),
+    })))
+}
+
 api! {
     #[OpenApi(tag = "ApiTags::Auth")]
     impl AuthApi {
@@ -116,8 +125,7 @@ api! {
         /// A wrong password and an unknown email both answer 401.
         POST "/auth/login"
         async fn login(
-            state: Data<&Arc<AppState>>,
-            meta: Data<&RequestMeta>,
+            call: PublicCall,
             body: JsonBody<LoginRequest>,
         ) -> Response<Json<LoginResponse>> {
             let LoginRequest {
@@ -126,33 +134,32 @@ api! {
                 totp,
             } = body.0;
             let done =
-                crate::identity::login(&state.deps(), &email, password, totp.as_deref(), &meta)
+                crate::identity::login(&call.deps(), &email, password, totp.as_deref(), &call.meta)
                     .await?;
             Ok(Response::new(Json(LoginResponse {
                 user_id: done.user_id.to_string(),
             }))
-            .header("set-cookie", session_cookie(&state.config, &done.token)))
+            .header(
+                "set-cookie",
+                session_cookie(&call.state.config, &done.token),
+            ))
         }
 
         /// Trades email and password (plus `totp` once enrolled) for a short-lived
         /// access JWT and a refresh token. Shares the sign-in rate limits.
         POST "/auth/token"
-        async fn token(
-            state: Data<&Arc<AppState>>,
-            meta: Data<&RequestMeta>,
-            body: JsonBody<TokenRequest>,
-        ) -> Json<TokenResponse> {
+        async fn token(call: PublicCall, body: JsonBody<TokenRequest>) -> Json<TokenResponse> {
             let TokenRequest {
                 email,
                 password,
                 totp,
             } = body.0;
             let pair = crate::identity::tokens::issue(
-                &state.deps(),
+                &call.deps(),
                 &email,
                 password,
                 totp.as_deref(),
-                &meta,
+                &call.meta,
             )
             .await?;
             Ok(Json(pair.into()))
@@ -161,13 +168,9 @@ api! {
         /// Rotates a refresh token: the presented one is spent, a new pair comes
         /// back. Presenting a spent one revokes its whole family (401).
         POST "/auth/refresh"
-        async fn refresh(
-            state: Data<&Arc<AppState>>,
-            meta: Data<&RequestMeta>,
-            body: JsonBody<RefreshRequest>,
-        ) -> Json<TokenResponse> {
+        async fn refresh(call: PublicCall, body: JsonBody<RefreshRequest>) -> Json<TokenResponse> {
             let pair =
-                crate::identity::tokens::refresh(&state.deps(), &body.0.refresh_token, &meta)
+                crate::identity::tokens::refresh(&call.deps(), &body.0.refresh_token, &call.meta)
                     .await?;
             Ok(Json(pair.into()))
         }
@@ -177,20 +180,11 @@ api! {
         /// same 202; 5 requests per IP per 15 minutes.
         POST "/auth/magic-link"
         async fn magic_link(
-            state: Data<&Arc<AppState>>,
-            meta: Data<&RequestMeta>,
+            call: PublicCall,
             body: JsonBody<MagicLinkRequest>,
         ) -> MagicLinkResponse {
-            crate::identity::magic::request(
-                &state.deps(),
-                &body.0.email,
-                crate::identity::magic::Purpose::SignIn,
-                &meta,
-            )
-            .await?;
-            Ok(MagicLinkResponse::Accepted(Json(MagicLinkAccepted {
-                message: "If this address has an account, a sign-in link is on its way.".into(),
-            })))
+            let message = "If this address has an account, a sign-in link is on its way.";
+            mail_link(&call, &body.0.email, Purpose::SignIn, message).await
         }
 
         /// Mails a single-use password-reset link (15 minutes). Every address gets
@@ -198,15 +192,11 @@ api! {
         /// configured.
         POST "/auth/password-reset"
         async fn password_reset(
-            state: Data<&Arc<AppState>>,
-            meta: Data<&RequestMeta>,
+            call: PublicCall,
             body: JsonBody<MagicLinkRequest>,
         ) -> MagicLinkResponse {
-            use crate::identity::magic::{Purpose, request};
-            request(&state.deps(), &body.0.email, Purpose::PasswordReset, &meta).await?;
-            Ok(MagicLinkResponse::Accepted(Json(MagicLinkAccepted {
-                message: "If this address has an account, a reset link is on its way.".into(),
-            })))
+            let message = "If this address has an account, a reset link is on its way.";
+            mail_link(&call, &body.0.email, Purpose::PasswordReset, message).await
         }
 
         /// Sets a new password with a reset link's token (401 when it is used,
@@ -214,15 +204,14 @@ api! {
         /// a second factor stays.
         POST "/auth/password-reset/confirm"
         async fn password_reset_confirm(
-            state: Data<&Arc<AppState>>,
-            meta: Data<&RequestMeta>,
+            call: PublicCall,
             body: JsonBody<PasswordResetConfirm>,
         ) -> Done {
             let PasswordResetConfirm {
                 token,
                 new_password,
             } = body.0;
-            crate::identity::magic::reset_password(&state.deps(), &token, new_password, &meta)
+            crate::identity::magic::reset_password(&call.deps(), &token, new_password, &call.meta)
                 .await?;
             Ok(Done::Done)
         }
@@ -230,14 +219,10 @@ api! {
         /// Ends the current session (or, with a bearer access token, its whole
         /// refresh-token family) on the server and clears the cookie.
         POST "/auth/logout"
-        async fn logout(
-            state: Data<&Arc<AppState>>,
-            meta: Data<&RequestMeta>,
-            who: SignedIn,
-        ) -> Response<Json<LogoutResponse>> {
-            crate::identity::logout(&state.deps(), &who.0, &meta).await?;
+        async fn logout(call: PublicCall, who: SignedIn) -> Response<Json<LogoutResponse>> {
+            crate::identity::logout(&call.deps(), &who.0, &call.meta).await?;
             Ok(Response::new(Json(LogoutResponse { signed_out: true }))
-                .header("set-cookie", clear_cookie(&state.config)))
+                .header("set-cookie", clear_cookie(&call.state.config)))
         }
     }
 }

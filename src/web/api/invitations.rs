@@ -15,11 +15,10 @@ use super::routes::api;
 use super::{ApiTags, Done};
 use crate::access::{Role, op};
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::identity::invitations::{self, InviteMail, NewAccount};
 use crate::store::invitations::InvitationRow;
-use crate::web::session::SignedIn;
+use crate::web::session::{PublicCall, SignedIn};
 use crate::web::tenant;
 
 /// What sending an invitation takes from the appliance (API and UI).
@@ -179,8 +178,7 @@ api! {
         /// IP per 30 minutes.
         POST "/invitations/:token/accept"
         async fn accept(
-            state: Data<&Arc<AppState>>,
-            meta: Data<&RequestMeta>,
+            call: PublicCall,
             who: Option<SignedIn>,
             token: Path<String>,
             body: JsonBody<InvitationAccept>,
@@ -193,11 +191,11 @@ api! {
                 _ => None,
             };
             let done = invitations::accept(
-                &state.deps(),
+                &call.deps(),
                 &token,
                 who.as_ref().map(|w| &w.0),
                 new_account,
-                &meta,
+                &call.meta,
             )
             .await?;
             Ok(Json(InvitationAccepted {

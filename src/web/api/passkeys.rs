@@ -2,9 +2,6 @@
 //! remove), and the sign-in ceremonies the browser drives (a passkey as the
 //! second step of a sign-in, or on its own).
 
-use std::sync::Arc;
-
-use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::{Json, Response};
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -15,14 +12,11 @@ use super::fields::Name;
 use super::mfa::Reauth;
 use super::routes::api;
 use super::{ApiTags, Done};
-use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::passkeys;
 use crate::store::passkeys::PasskeyRow;
-use crate::web::session::Me;
-use crate::web::session::session_cookie;
+use crate::web::session::{Me, PublicCall, session_cookie};
 
 #[derive(Object)]
 pub struct PasskeyInfo {
@@ -158,14 +152,10 @@ api! {
         /// Starts a passkey sign-in: the second step of a sign-in (with its
         /// `mfa_token`), or a passkey alone.
         POST "/auth/passkey/start"
-        async fn sign_in_start(
-            state: Data<&Arc<AppState>>,
-            meta: Data<&RequestMeta>,
-            body: JsonBody<SignInStart>,
-        ) -> Json<Ceremony> {
+        async fn sign_in_start(call: PublicCall, body: JsonBody<SignInStart>) -> Json<Ceremony> {
             let (ceremony, opts) = match body.0.mfa_token.as_deref() {
-                Some(t) => passkeys::start_second_factor(&state.deps(), t).await?,
-                None => passkeys::start_discoverable(&state.deps(), &meta)?,
+                Some(t) => passkeys::start_second_factor(&call.deps(), t).await?,
+                None => passkeys::start_discoverable(&call.deps(), &call.meta)?,
             };
             Ok(Json(Ceremony {
                 ceremony,
@@ -176,8 +166,7 @@ api! {
         /// Finishes a passkey sign-in and sets the session cookie.
         POST "/auth/passkey/finish"
         async fn sign_in_finish(
-            state: Data<&Arc<AppState>>,
-            meta: Data<&RequestMeta>,
+            call: PublicCall,
             body: JsonBody<CeremonyFinish>,
         ) -> Response<Json<SignedInAs>> {
             let CeremonyFinish {
@@ -186,13 +175,13 @@ api! {
             } = body.0;
             let cred = credential(c)?;
             let (user, mark) =
-                passkeys::finish_sign_in(&state.deps(), &ceremony, &cred, &meta).await?;
-            let s =
-                crate::identity::sessions::sign_in_marked(&state.deps(), user, mark, &meta).await?;
+                passkeys::finish_sign_in(&call.deps(), &ceremony, &cred, &call.meta).await?;
+            let s = crate::identity::sessions::sign_in_marked(&call.deps(), user, mark, &call.meta)
+                .await?;
             Ok(Response::new(Json(SignedInAs {
                 user_id: user.to_string(),
             }))
-            .header("set-cookie", session_cookie(&state.config, &s.token)))
+            .header("set-cookie", session_cookie(&call.state.config, &s.token)))
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use poem::http::StatusCode;
 use poem::web::Path;
-use poem::{Response, handler};
+use poem::{Response, RouteMethod, get, handler};
 use serde_json::{Value, json};
 
 use super::groups::GROUP_SCHEMA;
@@ -136,22 +136,43 @@ fn one(items: Vec<Value>, id: &str) -> Response {
     )
 }
 
-#[handler]
-pub async fn resource_types_list(call: ScimCall) -> Response {
-    scim_json(StatusCode::OK, &list(resource_types(&call.base)))
+/// One of SCIM's self-describing lists, each item found by its `id`.
+pub trait Catalog: Send + Sync + 'static {
+    fn items(base: &str) -> Vec<Value>;
+}
+
+pub struct ResourceTypes;
+
+impl Catalog for ResourceTypes {
+    fn items(base: &str) -> Vec<Value> {
+        resource_types(base)
+    }
+}
+
+pub struct Schemas;
+
+impl Catalog for Schemas {
+    fn items(base: &str) -> Vec<Value> {
+        schemas(base)
+    }
+}
+
+/// `C`'s own path (`/Schemas`): the whole list.
+pub fn collection<C: Catalog>() -> RouteMethod {
+    get(listing::<C>::default())
+}
+
+/// One item of `C` by its id (`/Schemas/:id`).
+pub fn by_id<C: Catalog>() -> RouteMethod {
+    get(entry::<C>::default())
 }
 
 #[handler]
-pub async fn resource_type(call: ScimCall, Path((_, id)): Path<(String, String)>) -> Response {
-    one(resource_types(&call.base), &id)
+async fn listing<C: Catalog>(call: ScimCall<C>) -> Response {
+    scim_json(StatusCode::OK, &list(C::items(&call.base)))
 }
 
 #[handler]
-pub async fn schemas_list(call: ScimCall) -> Response {
-    scim_json(StatusCode::OK, &list(schemas(&call.base)))
-}
-
-#[handler]
-pub async fn schema(call: ScimCall, Path((_, id)): Path<(String, String)>) -> Response {
-    one(schemas(&call.base), &id)
+async fn entry<C: Catalog>(call: ScimCall<C>, Path((_, id)): Path<(String, String)>) -> Response {
+    one(C::items(&call.base), &id)
 }

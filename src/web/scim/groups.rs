@@ -2,19 +2,18 @@
 //! semantics live in `identity::scim_groups`; this file reads and writes the
 //! wire form, PATCH in the forms Entra ID and Okta send.
 
-use poem::http::{StatusCode, header};
-use poem::web::Path;
-use poem::{Request, Response, handler};
+use poem::Request;
 use serde_json::{Value, json};
 
-use super::wire::{self, attr, string_attr};
-use super::{Failure, ScimCall, finish, scim_json};
+use super::resource::Resource;
+use super::wire::{self, Filter, ListQuery, attr, string_attr};
+use super::{Failure, ScimCall};
 use crate::clock::rfc3339;
+use crate::error::Error;
 use crate::identity::scim_groups::{self, GroupChange};
 use crate::store::teams::TeamRow;
 
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const FILTERABLE: &[&str] = &["displayname", "id"];
 
 fn group_json(base: &str, t: &TeamRow, with_members: bool) -> Value {
     let mut v = json!({
@@ -40,40 +39,103 @@ fn group_json(base: &str, t: &TeamRow, with_members: bool) -> Value {
     v
 }
 
-#[handler]
-pub async fn list(req: &Request, call: ScimCall) -> Response {
-    finish(
-        async {
-            let q = wire::list_query(req, FILTERABLE)?;
-            let items = scim_groups::list(&call.h)
-                .await?
-                .iter()
-                .filter(|t| match &q.filter {
-                    None => true,
-                    Some(f) if f.attr == "displayname" => t.name == f.value,
-                    Some(f) => t.id == f.value,
-                })
-                .map(|t| group_json(&call.base, t, !q.exclude_members))
-                .collect();
-            Ok(scim_json(StatusCode::OK, &wire::list_response(&q, items)))
-        }
-        .await,
-    )
-}
+/// The workspace's teams.
+pub struct Groups;
 
-#[handler]
-pub async fn get(req: &Request, call: ScimCall, Path((_, id)): Path<(String, String)>) -> Response {
-    finish(
-        async {
-            let q = wire::list_query(req, FILTERABLE)?;
-            let t = scim_groups::get(&call.h, &id).await?;
-            Ok(scim_json(
-                StatusCode::OK,
-                &group_json(&call.base, &t, !q.exclude_members),
-            ))
+impl Resource for Groups {
+    const FILTERABLE: &'static [&'static str] = &["displayname", "id"];
+    type Row = TeamRow;
+    type Change = GroupChange;
+
+    async fn all(call: &ScimCall<Self>) -> Result<Vec<TeamRow>, Error> {
+        scim_groups::list(&call.h).await
+    }
+
+    fn matches(t: &TeamRow, f: &Filter) -> bool {
+        match f.attr.as_str() {
+            "displayname" => t.name == f.value,
+            _ => t.id == f.value,
         }
-        .await,
-    )
+    }
+
+    fn listed(base: &str, t: &TeamRow, q: &ListQuery) -> Value {
+        group_json(base, t, !q.exclude_members)
+    }
+
+    async fn read(req: &Request, call: &ScimCall<Self>, id: &str) -> Result<Value, Failure> {
+        let q = wire::list_query(req, Self::FILTERABLE)?;
+        let t = scim_groups::get(&call.h, id).await?;
+        Ok(group_json(&call.base, &t, !q.exclude_members))
+    }
+
+    async fn create(call: &ScimCall<Self>, v: &Value) -> Result<Value, Failure> {
+        let name = string_attr(v, "displayName")?
+            .ok_or_else(|| Failure::bad("invalidValue", "displayName: is required"))?;
+        let members = attr(v, "members")
+            .map(member_ids)
+            .transpose()?
+            .unwrap_or_default();
+        let t = scim_groups::create(&call.state.control, &call.h, &name, members).await?;
+        Ok(group_json(&call.base, &t, true))
+    }
+
+    /// PUT: the name, and the members when the body lists them.
+    fn put(v: &Value) -> Result<GroupChange, Failure> {
+        Ok(GroupChange {
+            rename: string_attr(v, "displayName")?,
+            replace: attr(v, "members").map(member_ids).transpose()?,
+            ..GroupChange::default()
+        })
+    }
+
+    fn fold(
+        change: &mut GroupChange,
+        op: &str,
+        path: &str,
+        value: Option<&Value>,
+    ) -> Result<(), Failure> {
+        if let Some(id) = member_in_path(path)? {
+            if op != "remove" {
+                return Err(Failure::bad(
+                    "invalidPath",
+                    format!("{path}: only remove takes a member filter"),
+                ));
+            }
+            change.remove.push(id);
+            return Ok(());
+        }
+        match (path.to_ascii_lowercase().as_str(), op) {
+            ("members", "remove") => match value {
+                Some(v) => change.remove.extend(member_ids(v)?),
+                None => change.remove_all = true,
+            },
+            ("members", "add") => change
+                .add
+                .extend(member_ids(value.unwrap_or(&Value::Null))?),
+            ("members", _) => change.replace = Some(member_ids(value.unwrap_or(&Value::Null))?),
+            ("displayname", "remove") => {
+                return Err(Failure::bad("mutability", "displayName: cannot be removed"));
+            }
+            ("displayname", _) => {
+                let n = value
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| Failure::bad("invalidValue", "displayName: must be a string"))?;
+                change.rename = Some(n.to_owned());
+            }
+            // The group's own id, its externalId, schemas: nothing Aura keeps.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn apply(call: &ScimCall<Self>, id: &str, change: GroupChange) -> Result<Value, Error> {
+        let t = scim_groups::change(&call.state.control, &call.h, id, change).await?;
+        Ok(group_json(&call.base, &t, true))
+    }
+
+    async fn delete(call: &ScimCall<Self>, id: &str) -> Result<(), Error> {
+        scim_groups::delete(&call.h, id).await
+    }
 }
 
 /// The user ids of a `members` value: a list of `{"value": "<id>"}`.
@@ -95,55 +157,6 @@ fn member_ids(v: &Value) -> Result<Vec<String>, Failure> {
         .collect()
 }
 
-#[handler]
-pub async fn create(req: &Request, call: ScimCall, bytes: Vec<u8>) -> Response {
-    finish(
-        async {
-            let v = wire::body(req, &bytes)?;
-            let name = string_attr(&v, "displayName")?
-                .ok_or_else(|| Failure::bad("invalidValue", "displayName: is required"))?;
-            let members = attr(&v, "members")
-                .map(member_ids)
-                .transpose()?
-                .unwrap_or_default();
-            let t = scim_groups::create(&call.state.control, &call.h, &name, members).await?;
-            let mut r = scim_json(StatusCode::CREATED, &group_json(&call.base, &t, true));
-            if let Ok(loc) = format!("{}/Groups/{}", call.base, t.id).parse() {
-                r.headers_mut().insert(header::LOCATION, loc);
-            }
-            Ok(r)
-        }
-        .await,
-    )
-}
-
-async fn apply(call: &ScimCall, id: &str, change: GroupChange) -> super::Reply {
-    let t = scim_groups::change(&call.state.control, &call.h, id, change).await?;
-    Ok(scim_json(StatusCode::OK, &group_json(&call.base, &t, true)))
-}
-
-/// PUT: the name, and the members when the body lists them.
-#[handler]
-pub async fn replace(
-    req: &Request,
-    call: ScimCall,
-    Path((_, id)): Path<(String, String)>,
-    bytes: Vec<u8>,
-) -> Response {
-    finish(
-        async {
-            let v = wire::body(req, &bytes)?;
-            let change = GroupChange {
-                rename: string_attr(&v, "displayName")?,
-                replace: attr(&v, "members").map(member_ids).transpose()?,
-                ..GroupChange::default()
-            };
-            apply(&call, &id, change).await
-        }
-        .await,
-    )
-}
-
 /// The user id in a `members[value eq "<id>"]` path.
 fn member_in_path(path: &str) -> Result<Option<String>, Failure> {
     let lower = path.to_ascii_lowercase();
@@ -161,71 +174,4 @@ fn member_in_path(path: &str) -> Result<Option<String>, Failure> {
         )
     })?;
     Ok(Some(f.value))
-}
-
-fn fold(
-    change: &mut GroupChange,
-    op: &str,
-    path: &str,
-    value: Option<&Value>,
-) -> Result<(), Failure> {
-    if let Some(id) = member_in_path(path)? {
-        if op != "remove" {
-            return Err(Failure::bad(
-                "invalidPath",
-                format!("{path}: only remove takes a member filter"),
-            ));
-        }
-        change.remove.push(id);
-        return Ok(());
-    }
-    match (path.to_ascii_lowercase().as_str(), op) {
-        ("members", "remove") => match value {
-            Some(v) => change.remove.extend(member_ids(v)?),
-            None => change.remove_all = true,
-        },
-        ("members", "add") => change
-            .add
-            .extend(member_ids(value.unwrap_or(&Value::Null))?),
-        ("members", _) => change.replace = Some(member_ids(value.unwrap_or(&Value::Null))?),
-        ("displayname", "remove") => {
-            return Err(Failure::bad("mutability", "displayName: cannot be removed"));
-        }
-        ("displayname", _) => {
-            let n = value
-                .and_then(Value::as_str)
-                .ok_or_else(|| Failure::bad("invalidValue", "displayName: must be a string"))?;
-            change.rename = Some(n.to_owned());
-        }
-        // The group's own id, its externalId, schemas: nothing Aura keeps.
-        _ => {}
-    }
-    Ok(())
-}
-
-#[handler]
-pub async fn patch(
-    req: &Request,
-    call: ScimCall,
-    Path((_, id)): Path<(String, String)>,
-    bytes: Vec<u8>,
-) -> Response {
-    finish(
-        async {
-            let change = wire::fold_patch(&wire::body(req, &bytes)?, fold)?;
-            apply(&call, &id, change).await
-        }
-        .await,
-    )
-}
-
-#[handler]
-pub async fn delete(call: ScimCall, Path((_, id)): Path<(String, String)>) -> Response {
-    finish(
-        async {
-            scim_groups::delete(&call.h, &id).await?;
-            Ok(Response::builder().status(StatusCode::NO_CONTENT).finish())
-        }
-        .await,
-    )
 }

@@ -12,9 +12,11 @@
 
 mod discovery;
 mod groups;
+mod resource;
 mod users;
 mod wire;
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use poem::http::{HeaderValue, Method, StatusCode, header};
@@ -31,54 +33,46 @@ use crate::web::session::{app_state, bearer_from_request};
 pub const SCIM_JSON: &str = "application/scim+json";
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
-/// The SCIM routes, nested under `/scim/v2`.
+/// The SCIM routes, nested under `/scim/v2`. Each path is written out here
+/// (the isolation matrix reads them from this file).
 pub fn routes() -> Route {
+    use discovery::{ResourceTypes, Schemas};
+    use groups::Groups;
+    use users::Users;
     let ws = "/workspaces/:workspace";
     Route::new()
-        .at(format!("{ws}/Users"), get(users::list).post(users::create))
-        .at(
-            format!("{ws}/Users/:id"),
-            get(users::get)
-                .put(users::replace)
-                .patch(users::patch)
-                .delete(users::delete),
-        )
-        .at(
-            format!("{ws}/Groups"),
-            get(groups::list).post(groups::create),
-        )
-        .at(
-            format!("{ws}/Groups/:id"),
-            get(groups::get)
-                .put(groups::replace)
-                .patch(groups::patch)
-                .delete(groups::delete),
-        )
+        .at(format!("{ws}/Users"), resource::collection::<Users>())
+        .at(format!("{ws}/Users/:id"), resource::by_id::<Users>())
+        .at(format!("{ws}/Groups"), resource::collection::<Groups>())
+        .at(format!("{ws}/Groups/:id"), resource::by_id::<Groups>())
         .at(
             format!("{ws}/ServiceProviderConfig"),
             get(discovery::service_provider_config),
         )
         .at(
             format!("{ws}/ResourceTypes"),
-            get(discovery::resource_types_list),
+            discovery::collection::<ResourceTypes>(),
         )
         .at(
             format!("{ws}/ResourceTypes/:id"),
-            get(discovery::resource_type),
+            discovery::by_id::<ResourceTypes>(),
         )
-        .at(format!("{ws}/Schemas"), get(discovery::schemas_list))
-        .at(format!("{ws}/Schemas/:id"), get(discovery::schema))
+        .at(format!("{ws}/Schemas"), discovery::collection::<Schemas>())
+        .at(format!("{ws}/Schemas/:id"), discovery::by_id::<Schemas>())
 }
 
-/// A SCIM request, its token checked against the workspace of the path.
-pub struct ScimCall {
+/// A SCIM request, its token checked against the workspace of the path; on
+/// the routes of `R` (`resource::Resource`, `discovery::Catalog`) when the
+/// handler serves more than one.
+pub struct ScimCall<R = ()> {
     pub h: ScimHandle,
     pub state: Arc<AppState>,
     /// `<public_url>/scim/v2/workspaces/<id>`, for `meta.location`.
     pub base: String,
+    on: PhantomData<fn() -> R>,
 }
 
-impl<'a> FromRequest<'a> for ScimCall {
+impl<'a, R> FromRequest<'a> for ScimCall<R> {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         let state = app_state(req)?;
         let meta = req
@@ -108,7 +102,12 @@ impl<'a> FromRequest<'a> for ScimCall {
             v.set();
         }
         let base = base_url(&state.config.public_url, &h.workspace().to_string());
-        Ok(ScimCall { h, state, base })
+        Ok(ScimCall {
+            h,
+            state,
+            base,
+            on: PhantomData,
+        })
     }
 }
 

@@ -5,7 +5,8 @@
 use maud::html;
 use poem::{Response, handler};
 
-use super::forms::{At, Sent, WsPost, at, status_for, summary};
+use super::forms::{At, WsPost, at, status_for, summary};
+use super::sent::Sent;
 use super::{csrf_field, row_action};
 use crate::access::permissions::{Action, Resource, allows};
 use crate::access::{Role, op};
@@ -287,12 +288,7 @@ impl<O: crate::access::op::Op> WsPost<O> {
     /// `back`, the form named `form` (`invite`, `service`, `token`) shown
     /// again as it was sent.
     async fn back_to<T>(&self, r: Result<T, Error>, form: &'static str) -> poem::Result<Response> {
-        let to = |_| format!("/w/{}/members", self.ctx.db.id());
-        let sent = Sent {
-            form,
-            pairs: &self.form.0,
-        };
-        self.then(r, to, async |ctx, errors| {
+        self.back_to_section(r, "members", form, async |ctx, errors, sent| {
             render(ctx, errors, None, Some(sent)).await
         })
         .await

@@ -1,15 +1,13 @@
 //! The signed-in person's own account: where they are signed in (and ending
 //! any of it), and changing the password, which ends every other sign-in.
 
-use std::sync::Arc;
-
 use maud::{Markup, PreEscaped, html};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use poem::http::StatusCode;
-use poem::web::Data;
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
+use super::forms::PublicPage;
 use super::forms::when;
 use super::forms::{AccountPost, errors_box, page, see_other, validation_errors};
 use crate::app::AppState;
@@ -308,15 +306,11 @@ async fn render_mfa(
 }
 
 #[handler]
-pub async fn account_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    who: AccountHolder,
-) -> poem::Result<Response> {
+pub async fn account_page(p: PublicPage<'_>, who: AccountHolder) -> poem::Result<Response> {
     let who = SignedIn::from(who);
-    let changed = req.uri().query() == Some("changed=1");
+    let changed = p.req.uri().query() == Some("changed=1");
     let note = changed.then_some("Password changed; your other sign-ins have ended.");
-    render(req, &state, &who, StatusCode::OK, &[], note).await
+    render(p.req, &p.state, &who, StatusCode::OK, &[], note).await
 }
 
 #[handler]

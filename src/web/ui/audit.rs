@@ -4,11 +4,11 @@
 
 use maud::{Markup, html};
 use poem::web::{Path, Query, Redirect};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::forms::page as framed_page;
+use super::admin_page::AdminPage;
 use super::names::Names;
 use crate::access::op;
 use crate::audit::Actor;
@@ -16,7 +16,7 @@ use crate::audit::chains::Chain;
 use crate::audit::search::{EntryView, SearchPage};
 use crate::audit::service::{self, ChainStatus};
 use crate::error::Error;
-use crate::web::session::{Admin, SignedIn};
+use crate::web::session::Admin;
 use crate::web::tenant::TenantPage;
 use poem::http::StatusCode;
 
@@ -297,10 +297,10 @@ pub async fn workspace_verify(ctx: TenantPage<op::AuditVerify>) -> poem::Result<
 
 #[handler]
 pub async fn platform_audit(
-    req: &Request,
-    admin: Admin,
+    p: AdminPage<'_>,
     Query(filters): Query<Filters>,
 ) -> poem::Result<Response> {
+    let admin = &p.admin;
     let named = Names::accounts(&admin.state, &[], filters.actor.as_deref()).await?;
     let page = service::search_platform(admin.state.audit_deps(), filters.params(&named)?).await?;
     let ids: Vec<&str> = page
@@ -311,7 +311,7 @@ pub async fn platform_audit(
         .collect();
     let names = Names::accounts(&admin.state, &ids, None).await?;
     let status = service::status_platform(admin.state.audit_deps()).await?;
-    let (csrf, _) = crate::web::csrf::token_for(req, &admin.state);
+    let (csrf, _) = crate::web::csrf::token_for(p.req, &admin.state);
     let st = crate::web::api::platform::status(&admin.state);
     let tls_box = maud::html! {
         section.card.tls {
@@ -333,29 +333,17 @@ pub async fn platform_audit(
         names: &names,
         now: admin.state.clock.unix(),
     });
-    let who = SignedIn(admin.who.clone());
-    framed_page(
-        req,
-        &admin.state,
-        &who,
-        StatusCode::OK,
-        "Platform audit",
-        |_| {
-            maud::html! { (tls_box) (body) }
-        },
-    )
+    p.page(StatusCode::OK, "Platform audit", |_| {
+        maud::html! { (tls_box) (body) }
+    })
     .await
 }
 
 #[handler]
-pub async fn platform_entry(
-    req: &Request,
-    admin: Admin,
-    Path(seq): Path<String>,
-) -> poem::Result<Response> {
+pub async fn platform_entry(p: AdminPage<'_>, Path(seq): Path<String>) -> poem::Result<Response> {
+    let admin = &p.admin;
     let seq: i64 = seq.parse().map_err(|_| Error::NotFound("audit entry"))?;
     let e = service::entry_platform(&admin.state.control, seq).await?;
-    let who = SignedIn(admin.who.clone());
     let ids: Vec<&str> = [Some(e.actor.as_str()), e.target.as_deref()]
         .into_iter()
         .flatten()
@@ -363,15 +351,7 @@ pub async fn platform_entry(
     let names = Names::accounts(&admin.state, &ids, None).await?;
     // Platform entries restore nothing: no CSRF token needed.
     let body = entry_page(&e, "/platform/audit", &names, "");
-    framed_page(
-        req,
-        &admin.state,
-        &who,
-        StatusCode::OK,
-        "Audit entry",
-        |_| body,
-    )
-    .await
+    p.page(StatusCode::OK, "Audit entry", |_| body).await
 }
 
 #[handler]

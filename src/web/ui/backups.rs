@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use maud::html;
 use poem::web::{Data, Redirect};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, Response, handler};
 
+use super::admin_page::AdminPage;
 use super::csrf_field;
 use super::forms::human_size;
 use crate::app::AppState;
@@ -16,7 +17,7 @@ use crate::audit::service::{last_platform_entry, recent_platform_entries};
 use crate::backup::target::{BackupMeta, LocalTarget};
 use crate::clock::rfc3339;
 use crate::error::Result;
-use crate::web::session::{Admin, SignedIn};
+use crate::web::session::PlatformAdmin;
 use poem::http::StatusCode;
 
 /// How many of the newest restore drills the page lists.
@@ -56,7 +57,8 @@ fn next_run(schedule: &str, now: i64) -> String {
 }
 
 #[handler]
-pub async fn page(req: &Request, admin: Admin) -> poem::Result<Response> {
+pub async fn page(p: AdminPage<'_>) -> poem::Result<Response> {
+    let admin = &p.admin;
     let st = Arc::clone(&admin.state);
     let s = tokio::task::spawn_blocking(move || status(&st))
         .await
@@ -77,8 +79,7 @@ pub async fn page(req: &Request, admin: Admin) -> poem::Result<Response> {
         (Some(_), None) => true,
         _ => false,
     };
-    let who = SignedIn(admin.who.clone());
-    super::forms::page(req, &admin.state, &who, StatusCode::OK, "Backups", |csrf| html! {
+    p.page(StatusCode::OK, "Backups", |csrf| html! {
         section.card {
             p.crumbs { a href="/platform" { "Platform" } }
             h1 { "Backups" }
@@ -165,37 +166,47 @@ pub async fn page(req: &Request, admin: Admin) -> poem::Result<Response> {
     .await
 }
 
-#[handler]
-pub async fn run_now(
-    state: Data<&Arc<AppState>>,
-    _admin: crate::web::session::PlatformAdmin,
+/// Runs `job` (`ops::jobs`) on a blocking thread, logs how it went, and
+/// answers with the backups page again. The error it could not run with is
+/// handed to `refused`.
+async fn run_job(
+    state: &Arc<AppState>,
+    what: &str,
+    job: fn(&AppState) -> Result<String>,
+    refused: impl FnOnce(&crate::error::Error),
 ) -> Response {
-    let st = Arc::clone(&state);
-    match tokio::task::spawn_blocking(move || crate::ops::jobs::backup_now(&st)).await {
-        Ok(Ok(summary)) => tracing::info!(%summary, "backup run from the UI"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "backup from the UI failed"),
-        Err(e) => tracing::warn!(error = %e, "backup task failed"),
+    let st = Arc::clone(state);
+    match tokio::task::spawn_blocking(move || job(&st)).await {
+        Ok(Ok(summary)) => tracing::info!(%summary, "{what} run from the UI"),
+        Ok(Err(e)) => refused(&e),
+        Err(e) => tracing::warn!(error = %e, "{what} task failed"),
     }
     Redirect::see_other("/platform/backups").into_response()
 }
 
 #[handler]
-pub async fn drill_now(
-    state: Data<&Arc<AppState>>,
-    _admin: crate::web::session::PlatformAdmin,
-) -> Response {
-    let st = Arc::clone(&state);
-    match tokio::task::spawn_blocking(move || crate::ops::jobs::drill_now(&st)).await {
-        Ok(Ok(summary)) => tracing::info!(%summary, "drill run from the UI"),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "drill from the UI could not run");
-            let _ = state.control.audit_alone(
-                state.clock.unix(),
-                &crate::audit::NewEntry::new(crate::audit::Actor::System, "backup.drill", &crate::audit::RequestMeta::default())
-                    .after(serde_json::json!({ "ok": false, "failed_step": "start", "error": e.to_string() })),
-            );
-        }
-        Err(e) => tracing::warn!(error = %e, "drill task failed"),
-    }
-    Redirect::see_other("/platform/backups").into_response()
+pub async fn run_now(state: Data<&Arc<AppState>>, _admin: PlatformAdmin) -> Response {
+    run_job(&state, "backup", crate::ops::jobs::backup_now, |e| {
+        tracing::warn!(error = %e, "backup from the UI failed");
+    })
+    .await
+}
+
+#[handler]
+pub async fn drill_now(state: Data<&Arc<AppState>>, _admin: PlatformAdmin) -> Response {
+    run_job(&state, "drill", crate::ops::jobs::drill_now, |e| {
+        tracing::warn!(error = %e, "drill from the UI could not run");
+        let _ = state.control.audit_alone(
+            state.clock.unix(),
+            &crate::audit::NewEntry::new(
+                crate::audit::Actor::System,
+                "backup.drill",
+                &crate::audit::RequestMeta::default(),
+            )
+            .after(
+                serde_json::json!({ "ok": false, "failed_step": "start", "error": e.to_string() }),
+            ),
+        );
+    })
+    .await
 }

@@ -18,7 +18,7 @@ use crate::error::{Error, FieldError};
 use crate::ids::{CollectionId, ExportId, RecordId, TeamId};
 use crate::records::Visible;
 use crate::web::csrf;
-use crate::web::session::{AccountHolder, SignedIn};
+use crate::web::session::{AccountHolder, PublicCall, SignedIn};
 use crate::web::tenant::TenantPage;
 
 /// The form fields of a posted form, in order, repeated keys kept.
@@ -57,21 +57,24 @@ impl Posted {
     }
 }
 
-/// A form posted by someone who may not be signed in (sign-in, links by
-/// mail): the appliance, the request's metadata and the form's fields.
-pub struct PublicPost {
+/// A page anyone may open, or a form they post (sign-in, links by mail):
+/// the request (its CSRF token, browser binding, the page to go back to),
+/// the appliance, the request's metadata and the posted fields (none on a
+/// GET).
+pub struct PublicPage<'a> {
+    pub req: &'a Request,
     pub state: Arc<AppState>,
     pub meta: RequestMeta,
     pub form: Posted,
 }
 
-impl<'a> FromRequest<'a> for PublicPost {
+impl<'a> FromRequest<'a> for PublicPage<'a> {
     async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let state = Data::<&Arc<AppState>>::from_request(req, body).await?;
-        let meta = Data::<&RequestMeta>::from_request(req, body).await?;
-        Ok(PublicPost {
-            state: Arc::clone(&state),
-            meta: meta.clone(),
+        let PublicCall { state, meta } = PublicCall::from_request(req, body).await?;
+        Ok(PublicPage {
+            req,
+            state,
+            meta,
             form: Posted::from_request(req, body).await?,
         })
     }
@@ -90,7 +93,9 @@ pub struct AccountPost {
 impl<'a> FromRequest<'a> for AccountPost {
     async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
         let who = SignedIn::from(AccountHolder::from_request(req, body).await?);
-        let PublicPost { state, meta, form } = PublicPost::from_request(req, body).await?;
+        let PublicPage {
+            state, meta, form, ..
+        } = PublicPage::from_request(req, body).await?;
         Ok(AccountPost {
             state,
             meta,
@@ -174,29 +179,9 @@ impl<O: Op> WsPost<O> {
         to: impl FnOnce(T) -> String,
         again: impl AsyncFnOnce(&TenantPage<O>, &[FieldError]) -> poem::Result<Response>,
     ) -> poem::Result<Response> {
-        match r {
-            Ok(t) => Ok(self.done(to(t))),
-            Err(e) => again(&self.ctx, &validation_errors(e)?).await,
-        }
-    }
-}
-
-/// A form sent back after a 4xx: which form of the page (`webhook`,
-/// `invite`, ...) and what it sent, shown again as typed.
-#[derive(Clone, Copy)]
-pub struct Sent<'a> {
-    pub form: &'static str,
-    pub pairs: &'a [(String, String)],
-}
-
-impl<'a> Sent<'a> {
-    /// What `key` of `form` was typed (nothing for another form).
-    pub fn kept(self, form: &str, key: &str) -> Option<&'a str> {
-        (self.form == form).then(|| one(self.pairs, key)).flatten()
-    }
-
-    pub fn checked(self, form: &str, key: &str, value: &str) -> bool {
-        self.form == form && every(self.pairs, key).contains(&value)
+        let next = |t| self.done(to(t));
+        super::admin_page::next_or_again(r, next, async |errors| again(&self.ctx, errors).await)
+            .await
     }
 }
 

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use maud::{Markup, html};
 use poem::{Response, handler};
 
-use super::forms::{Posted, Sent, WsPost, every, status_for};
+use super::forms::{Posted, WsPost, every, status_for};
+use super::sent::Sent;
 use super::{csrf_field, row_action};
 use crate::access::enter::TenantHandle;
 use crate::access::op;
@@ -309,12 +310,7 @@ async fn done<O: crate::access::op::Op>(
     match r {
         Ok(Some(s)) => render(&p.ctx, &[], Some(s), None).await,
         r => {
-            let to = |_| format!("/w/{}/integrations", p.ctx.db.id());
-            let sent = Sent {
-                form,
-                pairs: &p.form.0,
-            };
-            p.then(r, to, async |ctx, errors| {
+            p.back_to_section(r, "integrations", form, async |ctx, errors, sent| {
                 render(ctx, errors, None, Some(sent)).await
             })
             .await

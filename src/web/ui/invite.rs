@@ -8,7 +8,7 @@ use poem::web::{Data, Path};
 use poem::{IntoResponse, Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::{PublicPost, errors_box, see_other};
+use super::forms::{PublicPage, errors_box, see_other};
 use crate::app::AppState;
 use crate::error::{Error, FieldError};
 use crate::identity::invitations::{self, NewAccount, Preview};
@@ -95,8 +95,7 @@ pub async fn invite_page(
 
 #[handler]
 pub async fn accept(
-    req: &Request,
-    p: PublicPost,
+    p: PublicPage<'_>,
     who: Option<SignedIn>,
     Path(token): Path<String>,
 ) -> poem::Result<Response> {
@@ -121,7 +120,7 @@ pub async fn accept(
             }
             Ok(resp.into_response())
         }
-        Err(Error::Validation(errors)) => show(req, state, &who, &token, &errors).await,
+        Err(Error::Validation(errors)) => show(p.req, state, &who, &token, &errors).await,
         Err(e) => Err(e.into()),
     }
 }

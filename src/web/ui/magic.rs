@@ -4,15 +4,13 @@
 //! second factor. Password reset: asking for a link, and the link's form for
 //! the new password.
 
-use std::sync::Arc;
-
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::{Data, Path};
+use poem::web::Path;
 use poem::{Request, Response, handler};
 
 use super::csrf_field;
-use super::forms::PublicPost;
+use super::forms::PublicPage;
 use super::pages::{login_step, signed_in};
 use crate::app::AppState;
 use crate::error::Error;
@@ -29,15 +27,15 @@ fn simple(
 }
 
 #[handler]
-pub async fn request_link(req: &Request, p: PublicPost) -> poem::Result<Response> {
+pub async fn request_link(p: PublicPage<'_>) -> poem::Result<Response> {
     let (state, email) = (&p.state, p.form.text("email"));
     match crate::identity::magic::request(&state.deps(), email, Purpose::SignIn, &p.meta).await {
-        Ok(()) => Ok(simple(req, state, "Check your mail", |_| {
+        Ok(()) => Ok(simple(p.req, state, "Check your mail", |_| {
             html! { section.card.narrow { h1 { "Check your mail" }
             p id="magic-sent" { "If this address has an account, a sign-in link is on its way. It works once, for 15 minutes." } } }
         })),
         Err(Error::Validation(_)) => Ok(login_step(
-            req,
+            p.req,
             state,
             StatusCode::UNPROCESSABLE_ENTITY,
             Some("Enter an email address."),
@@ -49,12 +47,8 @@ pub async fn request_link(req: &Request, p: PublicPost) -> poem::Result<Response
 }
 
 #[handler]
-pub fn link_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    Path(token): Path<String>,
-) -> Response {
-    simple(req, &state, "Sign in", |csrf_token| {
+pub fn link_page(p: PublicPage<'_>, Path(token): Path<String>) -> Response {
+    simple(p.req, &p.state, "Sign in", |csrf_token| {
         html! { section.card.narrow {
             h1 { "Sign in to Aura" }
             form id="magic-redeem" method="post" action=(format!("/magic/{token}")) {
@@ -66,17 +60,13 @@ pub fn link_page(
 }
 
 #[handler]
-pub async fn redeem(
-    req: &Request,
-    p: PublicPost,
-    Path(token): Path<String>,
-) -> poem::Result<Response> {
+pub async fn redeem(p: PublicPage<'_>, Path(token): Path<String>) -> poem::Result<Response> {
     let (state, meta) = (&p.state, &p.meta);
     let user = match crate::identity::magic::redeem(&state.deps(), &token, meta).await {
         Ok(u) => u,
         Err(Error::Unauthenticated) => {
             return Ok(login_step(
-                req,
+                p.req,
                 state,
                 StatusCode::UNAUTHORIZED,
                 Some("That sign-in link is used or expired. Ask for a new one."),
@@ -87,9 +77,9 @@ pub async fn redeem(
         Err(e) => return Err(e.into()),
     };
     match after_first_factor(&state.deps(), user, meta).await? {
-        FirstStep::Done(done) => Ok(signed_in(req, state, &done.token)),
+        FirstStep::Done(done) => Ok(signed_in(p.req, state, &done.token)),
         FirstStep::NeedsCode(pending) => Ok(login_step(
-            req,
+            p.req,
             state,
             StatusCode::OK,
             None,
@@ -114,9 +104,9 @@ fn reset_form(token: &str, csrf_token: &str, errors: &[crate::error::FieldError]
 }
 
 #[handler]
-pub fn forgot_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
-    let on = crate::identity::magic::reset_enabled(&state.deps());
-    simple(req, &state, "Reset your password", |csrf_token| {
+pub fn forgot_page(p: PublicPage<'_>) -> Response {
+    let on = crate::identity::magic::reset_enabled(&p.state.deps());
+    simple(p.req, &p.state, "Reset your password", |csrf_token| {
         html! { section.card.narrow {
             h1 { "Reset your password" }
             @if on {
@@ -134,39 +124,34 @@ pub fn forgot_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
 }
 
 #[handler]
-pub async fn request_reset(req: &Request, p: PublicPost) -> poem::Result<Response> {
+pub async fn request_reset(p: PublicPage<'_>) -> poem::Result<Response> {
     let (state, email) = (&p.state, p.form.text("email"));
     crate::identity::magic::request(&state.deps(), email, Purpose::PasswordReset, &p.meta).await?;
-    Ok(simple(req, state, "Check your mail", |_| {
+    Ok(simple(p.req, state, "Check your mail", |_| {
         html! { section.card.narrow { h1 { "Check your mail" }
         p id="reset-sent" { "If this address has an account, a reset link is on its way. It works once, for 15 minutes." } } }
     }))
 }
 
 #[handler]
-pub async fn reset_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    Path(token): Path<String>,
-) -> poem::Result<Response> {
-    if !crate::identity::magic::reset_link_live(&state.deps(), &token).await? {
+pub async fn reset_page(p: PublicPage<'_>, Path(token): Path<String>) -> poem::Result<Response> {
+    if !crate::identity::magic::reset_link_live(&p.state.deps(), &token).await? {
         return Err(Error::NotFound("reset link").into());
     }
-    Ok(simple(req, &state, "Choose a new password", |csrf_token| {
-        reset_form(&token, csrf_token, &[])
-    }))
+    Ok(simple(
+        p.req,
+        &p.state,
+        "Choose a new password",
+        |csrf_token| reset_form(&token, csrf_token, &[]),
+    ))
 }
 
 #[handler]
-pub async fn reset(
-    req: &Request,
-    p: PublicPost,
-    Path(token): Path<String>,
-) -> poem::Result<Response> {
+pub async fn reset(p: PublicPage<'_>, Path(token): Path<String>) -> poem::Result<Response> {
     let (state, password) = (&p.state, p.form.owned("new_password"));
     match crate::identity::magic::reset_password(&state.deps(), &token, password, &p.meta).await {
         Ok(()) => Ok(login_step(
-            req,
+            p.req,
             state,
             StatusCode::OK,
             Some("Your password is changed. Sign in with it."),
@@ -174,7 +159,7 @@ pub async fn reset(
             None,
         )),
         Err(Error::Validation(errors)) => {
-            let mut resp = simple(req, state, "Choose a new password", |csrf_token| {
+            let mut resp = simple(p.req, state, "Choose a new password", |csrf_token| {
                 reset_form(&token, csrf_token, &errors)
             });
             resp.set_status(StatusCode::UNPROCESSABLE_ENTITY);

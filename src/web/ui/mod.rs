@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod account;
+pub mod admin_page;
 pub mod audit;
 pub mod backups;
 pub mod flash;
@@ -25,6 +26,7 @@ pub mod schema;
 mod schema_fields;
 pub mod schema_retention;
 pub mod scim;
+pub mod sent;
 pub mod shell;
 pub mod sso;
 pub mod sso_settings;

@@ -1,15 +1,13 @@
 //! The sign-in page, the workspace list and sign-out.
 
-use std::sync::Arc;
-
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Redirect};
+use poem::web::{Form, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
+use super::forms::PublicPage;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::error::Error;
 use crate::web::session::{SignedIn, clear_cookie, session_cookie};
 
@@ -133,16 +131,12 @@ pub(super) fn login_step(
 }
 
 #[handler]
-pub async fn login_form(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    who: Option<SignedIn>,
-) -> Response {
+pub async fn login_form(p: PublicPage<'_>, who: Option<SignedIn>) -> Response {
     if who.is_some() {
-        return Redirect::see_other(next_path(req).as_deref().unwrap_or("/workspaces"))
+        return Redirect::see_other(next_path(p.req).as_deref().unwrap_or("/workspaces"))
             .into_response();
     }
-    login_page(req, &state, StatusCode::OK, None, "")
+    login_page(p.req, &p.state, StatusCode::OK, None, "")
 }
 
 #[derive(Deserialize)]
@@ -170,32 +164,30 @@ pub(super) fn signed_in(req: &Request, state: &AppState, token: &str) -> Respons
 
 #[handler]
 pub async fn login_submit(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
+    p: PublicPage<'_>,
     Form(form): Form<LoginForm>,
 ) -> poem::Result<Response> {
     if !form.mfa_token.is_empty() {
         let done = crate::identity::sessions::login_with_code(
-            &state.deps(),
+            &p.state.deps(),
             &form.mfa_token,
             &form.code,
-            &meta,
+            &p.meta,
         )
         .await;
         return match done {
-            Ok(done) => Ok(signed_in(req, &state, &done.token)),
+            Ok(done) => Ok(signed_in(p.req, &p.state, &done.token)),
             Err(Error::MfaInvalid) => Ok(login_step(
-                req,
-                &state,
+                p.req,
+                &p.state,
                 StatusCode::UNAUTHORIZED,
                 Some("That code is not valid (each code works once). Try the next one."),
                 "",
                 Some(&form.mfa_token),
             )),
             Err(Error::Unauthenticated) => Ok(login_page(
-                req,
-                &state,
+                p.req,
+                &p.state,
                 StatusCode::UNAUTHORIZED,
                 Some("That sign-in expired. Please start again."),
                 "",
@@ -205,27 +197,27 @@ pub async fn login_submit(
     }
     if form.email.trim().is_empty() || form.password.is_empty() {
         return Ok(login_page(
-            req,
-            &state,
+            p.req,
+            &p.state,
             StatusCode::UNPROCESSABLE_ENTITY,
             Some("Enter your email and password."),
             &form.email,
         ));
     }
     use crate::identity::sessions::{FirstStep, login_browser};
-    match login_browser(&state.deps(), &form.email, form.password, &meta).await {
-        Ok(FirstStep::Done(done)) => Ok(signed_in(req, &state, &done.token)),
+    match login_browser(&p.state.deps(), &form.email, form.password, &p.meta).await {
+        Ok(FirstStep::Done(done)) => Ok(signed_in(p.req, &p.state, &done.token)),
         Ok(FirstStep::NeedsCode(pending)) => Ok(login_step(
-            req,
-            &state,
+            p.req,
+            &p.state,
             StatusCode::OK,
             None,
             "",
             Some(&pending),
         )),
         Err(Error::InvalidCredentials) => Ok(login_page(
-            req,
-            &state,
+            p.req,
+            &p.state,
             StatusCode::UNAUTHORIZED,
             Some("That email and password do not match an account."),
             &form.email,
@@ -235,28 +227,20 @@ pub async fn login_submit(
 }
 
 #[handler]
-pub async fn logout_submit(
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    who: Option<SignedIn>,
-) -> poem::Result<Response> {
+pub async fn logout_submit(p: PublicPage<'_>, who: Option<SignedIn>) -> poem::Result<Response> {
     if let Some(who) = who {
-        crate::identity::logout(&state.deps(), &who.0, &meta).await?;
+        crate::identity::logout(&p.state.deps(), &who.0, &p.meta).await?;
     }
     let mut resp = Redirect::see_other("/login").into_response();
-    if let Ok(v) = clear_cookie(&state.config).parse() {
+    if let Ok(v) = clear_cookie(&p.state.config).parse() {
         resp.headers_mut().insert("set-cookie", v);
     }
     Ok(resp)
 }
 
 #[handler]
-pub async fn workspaces(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    who: SignedIn,
-) -> poem::Result<Response> {
-    let me = crate::web::api::me::load_me(&state, &who).await?;
+pub async fn workspaces(p: PublicPage<'_>, who: SignedIn) -> poem::Result<Response> {
+    let me = crate::web::api::me::load_me(&p.state, &who).await?;
     let body = html! {
         section.card {
             h1 { "Your workspaces" }
@@ -284,5 +268,8 @@ pub async fn workspaces(
             }
         }
     };
-    super::forms::page(req, &state, &who, StatusCode::OK, "Workspaces", |_| body).await
+    super::forms::page(p.req, &p.state, &who, StatusCode::OK, "Workspaces", |_| {
+        body
+    })
+    .await
 }

@@ -4,30 +4,27 @@
 use maud::html;
 use poem::http::StatusCode;
 use poem::web::Path;
-use poem::{Request, Response, handler};
+use poem::{Response, handler};
 
+use super::admin_page::{AdminPage, next_or_again};
 use super::csrf_field;
-use super::forms::{at, form_pairs, one, page, see_other, summary, validation_errors};
+use super::forms::{at, see_other, summary};
 use crate::access::Role;
 use crate::audit::Actor;
 use crate::clock::rfc3339;
 use crate::error::{Error, FieldError};
 use crate::platform::MAX_IMPERSONATION_MINUTES;
-use crate::web::session::{Admin, SignedIn};
+use crate::web::session::Admin;
 
 async fn render(
-    req: &Request,
-    admin: &Admin,
+    p: &AdminPage<'_>,
     status: StatusCode,
     errors: &[FieldError],
 ) -> poem::Result<Response> {
-    let state = &admin.state;
-    let list = crate::platform::list(&admin.deps()).await?;
+    let list = crate::platform::list(&p.admin.deps()).await?;
     // A refused form's fields (none on a GET), shown again as typed.
-    let sent = form_pairs(req);
-    let kept = |key: &str| one(&sent, key).unwrap_or_default().to_owned();
-    let who = SignedIn(admin.who.clone());
-    page(req, state, &who, status, "Workspaces (platform)", |token| {
+    let kept = |key: &str| p.form.owned(key);
+    p.page(status, "Workspaces (platform)", |token| {
         html! {
             section.card {
                 p.crumbs { a href="/platform" { "Platform" } }
@@ -108,14 +105,13 @@ async fn render(
 
 /// `/platform`: what the platform area holds, with a line of live state each.
 #[handler]
-pub async fn index(req: &Request, admin: Admin) -> poem::Result<Response> {
-    let state = &admin.state;
+pub async fn index(p: AdminPage<'_>) -> poem::Result<Response> {
+    let admin = &p.admin;
     let list = crate::platform::list(&admin.deps()).await?;
     let active = list.iter().filter(|h| h.row.state == "active").count();
     let accounts = crate::identity::staff::list(&admin.deps()).await?;
     let disabled = accounts.iter().filter(|a| a.user.disabled).count();
-    let who = SignedIn(admin.who.clone());
-    page(req, state, &who, StatusCode::OK, "Platform", |_| {
+    p.page(StatusCode::OK, "Platform", |_| {
         html! {
             section.card {
                 h1 { "Platform" }
@@ -149,37 +145,34 @@ pub async fn index(req: &Request, admin: Admin) -> poem::Result<Response> {
 }
 
 #[handler]
-pub async fn workspaces_page(req: &Request, admin: Admin) -> poem::Result<Response> {
-    render(req, &admin, StatusCode::OK, &[]).await
+pub async fn workspaces_page(p: AdminPage<'_>) -> poem::Result<Response> {
+    render(&p, StatusCode::OK, &[]).await
 }
 
-async fn done(
-    req: &Request,
-    admin: &Admin,
-    r: Result<(), Error>,
-    to: String,
-) -> poem::Result<Response> {
-    match r {
-        Ok(()) => Ok(see_other(to)),
-        Err(e) => {
-            let errors = validation_errors(e)?;
-            render(req, admin, StatusCode::UNPROCESSABLE_ENTITY, &errors).await
-        }
-    }
+/// On to `to`, or the workspaces page again with the refusal's field errors.
+async fn done(p: &AdminPage<'_>, r: Result<(), Error>, to: String) -> poem::Result<Response> {
+    next_or_again(
+        r,
+        |()| see_other(to),
+        async |errors| render(p, StatusCode::UNPROCESSABLE_ENTITY, errors).await,
+    )
+    .await
 }
 
 #[handler]
-pub async fn create_workspace(req: &Request, admin: Admin) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let region = one(&pairs, "region")
+pub async fn create_workspace(p: AdminPage<'_>) -> poem::Result<Response> {
+    let admin = &p.admin;
+    let region = p
+        .form
+        .get("region")
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .map(str::to_owned);
     let r = crate::workspace::create_workspace(
         admin.state.platform(),
         crate::workspace::CreateWorkspace {
-            name: one(&pairs, "name").unwrap_or_default().to_owned(),
-            owner_email: one(&pairs, "owner_email").unwrap_or_default().to_owned(),
+            name: p.form.owned("name"),
+            owner_email: p.form.owned("owner_email"),
             region,
         },
         Actor::User(admin.who.user_id),
@@ -187,44 +180,45 @@ pub async fn create_workspace(req: &Request, admin: Admin) -> poem::Result<Respo
     )
     .await
     .map(|_| ());
-    done(req, &admin, r, "/platform/workspaces".into()).await
+    done(&p, r, "/platform/workspaces".into()).await
+}
+
+/// Suspends (`active` false) or resumes a workspace.
+async fn set_active(p: AdminPage<'_>, ws: String, active: bool) -> poem::Result<Response> {
+    let a = &p.admin;
+    let r = crate::platform::set_active(&a.deps(), &a.who, &ws, active, &a.meta).await;
+    done(&p, r, "/platform/workspaces".into()).await
 }
 
 #[handler]
-pub async fn suspend(
-    req: &Request,
-    admin: Admin,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
-    let r = crate::platform::set_active(&admin.deps(), &admin.who, &ws, false, &admin.meta).await;
-    done(req, &admin, r, "/platform/workspaces".into()).await
+pub async fn suspend(p: AdminPage<'_>, Path(ws): Path<String>) -> poem::Result<Response> {
+    set_active(p, ws, false).await
 }
 
 #[handler]
-pub async fn resume(req: &Request, admin: Admin, Path(ws): Path<String>) -> poem::Result<Response> {
-    let r = crate::platform::set_active(&admin.deps(), &admin.who, &ws, true, &admin.meta).await;
-    done(req, &admin, r, "/platform/workspaces".into()).await
+pub async fn resume(p: AdminPage<'_>, Path(ws): Path<String>) -> poem::Result<Response> {
+    set_active(p, ws, true).await
 }
 
 #[handler]
-pub async fn impersonate(
-    req: &Request,
-    admin: Admin,
-    Path(ws): Path<String>,
-) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let minutes = one(&pairs, "minutes")
+pub async fn impersonate(p: AdminPage<'_>, Path(ws): Path<String>) -> poem::Result<Response> {
+    let admin = &p.admin;
+    let minutes = p
+        .form
+        .get("minutes")
         .unwrap_or("30")
         .trim()
         .parse::<u32>()
         .map_err(|_| Error::field("minutes", "must be a whole number of minutes"));
-    let role = one(&pairs, "role")
+    let role = p
+        .form
+        .get("role")
         .unwrap_or("viewer")
         .parse::<Role>()
         .map_err(|_| Error::field("role", "must be admin, manager, member or viewer"));
     let r = match (minutes, role) {
         (Ok(m), Ok(role)) => {
-            let reason = one(&pairs, "reason").unwrap_or_default();
+            let reason = p.form.text("reason");
             crate::platform::impersonate(
                 &admin.deps(),
                 &admin.who,
@@ -239,7 +233,7 @@ pub async fn impersonate(
         }
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
-    done(req, &admin, r, format!("/w/{ws}")).await
+    done(&p, r, format!("/w/{ws}")).await
 }
 
 #[handler]

@@ -5,32 +5,29 @@
 
 use maud::html;
 use poem::http::StatusCode;
-use poem::{Request, Response, handler};
+use poem::{Response, handler};
 
+use super::admin_page::{AdminPage, next_or_again};
 use super::csrf_field;
-use super::forms::{at, form_pairs, one, page, see_other, summary, validation_errors, when};
+use super::forms::{Posted, at, see_other, summary, when};
 use crate::error::{Error, FieldError};
 use crate::identity::staff;
 use crate::ids::UserId;
-use crate::web::session::{Admin, SignedIn};
 
 const HERE: &str = "/platform/accounts";
 
 async fn render(
-    req: &Request,
-    admin: &Admin,
+    p: &AdminPage<'_>,
     status: StatusCode,
     errors: &[FieldError],
 ) -> poem::Result<Response> {
-    let state = &admin.state;
+    let admin = &p.admin;
     let list = staff::list(&admin.deps()).await?;
     // A refused form's fields (none on a GET), shown again as typed.
-    let sent = form_pairs(req);
-    let kept = |key: &str| one(&sent, key).unwrap_or_default().to_owned();
-    let now = state.clock.unix();
+    let kept = |key: &str| p.form.owned(key);
+    let now = admin.state.clock.unix();
     let me = admin.who.user_id;
-    let who = SignedIn(admin.who.clone());
-    page(req, state, &who, status, "Accounts (platform)", |token| {
+    p.page(status, "Accounts (platform)", |token| {
         html! {
             section.card {
                 p.crumbs { a href="/platform" { "Platform" } }
@@ -110,47 +107,41 @@ async fn render(
 }
 
 #[handler]
-pub async fn accounts_page(req: &Request, admin: Admin) -> poem::Result<Response> {
-    render(req, &admin, StatusCode::OK, &[]).await
+pub async fn accounts_page(p: AdminPage<'_>) -> poem::Result<Response> {
+    render(&p, StatusCode::OK, &[]).await
 }
 
 /// Back to the list with `label`'s flash, or the list again with the
 /// refusal's field errors.
-async fn done(
-    req: &Request,
-    admin: &Admin,
-    r: Result<&'static str, Error>,
-) -> poem::Result<Response> {
-    match r {
-        Ok(label) => {
-            let mut resp = see_other(HERE.into());
-            super::flash::set_platform(&mut resp, admin.state.config.secure_cookies(), label);
-            Ok(resp)
-        }
-        Err(e) => {
-            let errors = validation_errors(e)?;
-            render(req, admin, StatusCode::UNPROCESSABLE_ENTITY, &errors).await
-        }
-    }
+async fn done(p: &AdminPage<'_>, r: Result<&'static str, Error>) -> poem::Result<Response> {
+    let secure = p.admin.state.config.secure_cookies();
+    let next = |label| {
+        let mut resp = see_other(HERE.into());
+        super::flash::set_platform(&mut resp, secure, label);
+        resp
+    };
+    next_or_again(r, next, async |errors| {
+        render(p, StatusCode::UNPROCESSABLE_ENTITY, errors).await
+    })
+    .await
 }
 
-fn user_field(pairs: &[(String, String)]) -> Result<UserId, Error> {
-    one(pairs, "user_id")
-        .unwrap_or_default()
+fn user_field(form: &Posted) -> Result<UserId, Error> {
+    form.text("user_id")
         .parse()
         .map_err(|_| Error::NotFound("user"))
 }
 
 #[handler]
-pub async fn create_account(req: &Request, admin: Admin) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
+pub async fn create_account(p: AdminPage<'_>) -> poem::Result<Response> {
+    let admin = &p.admin;
     let r = staff::invite(
         &admin.deps(),
         &admin.who,
         staff::Invite {
-            email: one(&pairs, "email").unwrap_or_default().to_owned(),
-            name: one(&pairs, "name").unwrap_or_default().to_owned(),
-            platform_admin: one(&pairs, "platform_admin") == Some("true"),
+            email: p.form.owned("email"),
+            name: p.form.owned("name"),
+            platform_admin: p.form.get("platform_admin") == Some("true"),
         },
         &admin.meta,
     )
@@ -162,11 +153,12 @@ pub async fn create_account(req: &Request, admin: Admin) -> poem::Result<Respons
             "platform.account_invite_unsent"
         }
     });
-    done(req, &admin, r).await
+    done(&p, r).await
 }
 
-async fn set_disabled(req: &Request, admin: Admin, disabled: bool) -> poem::Result<Response> {
-    let user = user_field(&form_pairs(req))?;
+async fn set_disabled(p: AdminPage<'_>, disabled: bool) -> poem::Result<Response> {
+    let admin = &p.admin;
+    let user = user_field(&p.form)?;
     let r = staff::set_disabled(&admin.deps(), &admin.who, user, disabled, &admin.meta)
         .await
         .map(|()| {
@@ -176,33 +168,33 @@ async fn set_disabled(req: &Request, admin: Admin, disabled: bool) -> poem::Resu
                 "platform.account_enabled"
             }
         });
-    done(req, &admin, r).await
+    done(&p, r).await
 }
 
 #[handler]
-pub async fn disable(req: &Request, admin: Admin) -> poem::Result<Response> {
-    set_disabled(req, admin, true).await
+pub async fn disable(p: AdminPage<'_>) -> poem::Result<Response> {
+    set_disabled(p, true).await
 }
 
 #[handler]
-pub async fn enable(req: &Request, admin: Admin) -> poem::Result<Response> {
-    set_disabled(req, admin, false).await
+pub async fn enable(p: AdminPage<'_>) -> poem::Result<Response> {
+    set_disabled(p, false).await
 }
 
 #[handler]
-pub async fn set_platform_admin(req: &Request, admin: Admin) -> poem::Result<Response> {
-    let pairs = form_pairs(req);
-    let user = user_field(&pairs)?;
-    let on = match one(&pairs, "platform_admin") {
+pub async fn set_platform_admin(p: AdminPage<'_>) -> poem::Result<Response> {
+    let admin = &p.admin;
+    let user = user_field(&p.form)?;
+    let on = match p.form.get("platform_admin") {
         Some("true") => true,
         Some("false") => false,
         _ => {
             let e = Error::field("platform_admin", "must be true or false");
-            return done(req, &admin, Err(e)).await;
+            return done(&p, Err(e)).await;
         }
     };
     let r = staff::set_platform_admin(&admin.deps(), &admin.who, user, on, &admin.meta)
         .await
         .map(|()| "platform.account_admin");
-    done(req, &admin, r).await
+    done(&p, r).await
 }

@@ -2,16 +2,14 @@
 //! workspace, or found from the email's domain), the callback, and the page
 //! where an existing account proves itself before its first link.
 
-use std::sync::Arc;
-
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Query, Redirect};
+use poem::web::{Form, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
+use super::forms::PublicPage;
 use crate::app::AppState;
-use crate::audit::RequestMeta;
 use crate::error::Error;
 use crate::identity::sso::flow::{self, Callback, Outcome, Realm, Refusal};
 use crate::identity::sso::{self, account};
@@ -97,12 +95,8 @@ fn refused_page(req: &Request, state: &AppState, status: StatusCode, message: &s
 
 /// `GET /auth/oidc/start?workspace=ID` (or `?email=`): on to the provider.
 #[handler]
-pub async fn start(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    Query(q): Query<StartQuery>,
-) -> poem::Result<Response> {
-    let deps = state.deps();
+pub async fn start(p: PublicPage<'_>, Query(q): Query<StartQuery>) -> poem::Result<Response> {
+    let deps = p.state.deps();
     let email = q.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
     // Found by the email's domain, which any workspace's admin may list: the
     // person then sees the provider's address and goes on by a click.
@@ -123,10 +117,10 @@ pub async fn start(
         } else {
             "Enter your work email, or use the sign-in link your administrator gave you."
         };
-        return Ok(refused_page(req, &state, StatusCode::NOT_FOUND, msg));
+        return Ok(refused_page(p.req, &p.state, StatusCode::NOT_FOUND, msg));
     };
     let next = q.next.filter(|n| super::pages::same_site_path(n));
-    match flow::start(&deps, &state.sso, realm, email, next).await {
+    match flow::start(&deps, &p.state.sso, realm, email, next).await {
         Ok(Ok(started)) => {
             // A form's answer may not redirect to another origin (CSP
             // `form-action 'self'` covers redirects): after the sign-in
@@ -138,8 +132,8 @@ pub async fn start(
                     .and_then(|u| u.host_str().map(str::to_owned))
                     .unwrap_or_default();
                 let mut r = super::public_page(
-                    req,
-                    &state,
+                    p.req,
+                    &p.state,
                     StatusCode::OK,
                     "Single sign-on",
                     None,
@@ -160,19 +154,19 @@ pub async fn start(
             } else {
                 Redirect::see_other(started.url).into_response()
             };
-            let max_age = state.config.file.sso.flow_minutes * 60;
-            set_binding(&mut resp, &state, &started.binding, max_age);
+            let max_age = p.state.config.file.sso.flow_minutes * 60;
+            set_binding(&mut resp, &p.state, &started.binding, max_age);
             Ok(resp)
         }
         Ok(Err(r)) => Ok(refused_page(
-            req,
-            &state,
+            p.req,
+            &p.state,
             StatusCode::BAD_GATEWAY,
             r.message(),
         )),
         Err(Error::NotFound(_)) => Ok(refused_page(
-            req,
-            &state,
+            p.req,
+            &p.state,
             StatusCode::NOT_FOUND,
             "This workspace does not use single sign-on here. Sign in with your password or a passkey.",
         )),
@@ -210,20 +204,17 @@ fn answer(req: &Request, state: &AppState, out: Outcome, error: Option<&str>) ->
 
 /// `GET /auth/oidc/callback`: the provider sends the browser back here.
 #[handler]
-pub async fn callback(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-) -> poem::Result<Response> {
+pub async fn callback(p: PublicPage<'_>) -> poem::Result<Response> {
     // A malformed query is a bad state like any other.
-    let cb: Callback = req
+    let cb: Callback = p
+        .req
         .uri()
         .query()
         .and_then(|q| serde_urlencoded::from_str(q).ok())
         .unwrap_or_default();
-    let b = binding(req, &state);
-    let out = flow::finish(&state.deps(), &state.sso, cb, b.as_deref(), &meta).await?;
-    Ok(answer(req, &state, out, None))
+    let b = binding(p.req, &p.state);
+    let out = flow::finish(&p.state.deps(), &p.state.sso, cb, b.as_deref(), &p.meta).await?;
+    Ok(answer(p.req, &p.state, out, None))
 }
 
 fn link_page(
@@ -276,32 +267,36 @@ pub struct LinkForm {
 /// `POST /auth/oidc/link`: the existing account's password links the
 /// provider's identity to it, from the browser that signed in there.
 #[handler]
-pub async fn link_submit(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    Form(form): Form<LinkForm>,
-) -> poem::Result<Response> {
-    let deps = state.deps();
-    let b = binding(req, &state);
-    if !account::link_waiting(&deps, &state.sso, &form.link, b.as_deref()) {
+pub async fn link_submit(p: PublicPage<'_>, Form(form): Form<LinkForm>) -> poem::Result<Response> {
+    let deps = p.state.deps();
+    let b = binding(p.req, &p.state);
+    if !account::link_waiting(&deps, &p.state.sso, &form.link, b.as_deref()) {
         return Ok(answer(
-            req,
-            &state,
+            p.req,
+            &p.state,
             Outcome::Refused(Refusal::BadState),
             None,
         ));
     }
     let proof = account::Proof::Password(form.password);
-    match account::prove_link(&deps, &state.sso, &form.link, b.as_deref(), proof, &meta).await {
-        Ok(out) => Ok(answer(req, &state, out, None)),
+    match account::prove_link(
+        &deps,
+        &p.state.sso,
+        &form.link,
+        b.as_deref(),
+        proof,
+        &p.meta,
+    )
+    .await
+    {
+        Ok(out) => Ok(answer(p.req, &p.state, out, None)),
         Err(Error::InvalidCredentials | Error::Unauthenticated) => {
-            let email = account::link_email(&deps, &state.sso, &form.link)
+            let email = account::link_email(&deps, &p.state.sso, &form.link)
                 .await?
                 .unwrap_or_default();
             Ok(link_page(
-                req,
-                &state,
+                p.req,
+                &p.state,
                 &form.link,
                 &email,
                 Some("That password is not right. Try again, or go back."),
@@ -314,24 +309,27 @@ pub async fn link_submit(
 /// `POST /auth/oidc/link/mail`: mails the existing account a link that
 /// finishes linking in this browser.
 #[handler]
-pub async fn link_mail(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
-    Form(form): Form<LinkForm>,
-) -> poem::Result<Response> {
-    let b = binding(req, &state);
-    if !account::mail_link(&state.deps(), &state.sso, &form.link, b.as_deref(), &meta).await? {
+pub async fn link_mail(p: PublicPage<'_>, Form(form): Form<LinkForm>) -> poem::Result<Response> {
+    let b = binding(p.req, &p.state);
+    if !account::mail_link(
+        &p.state.deps(),
+        &p.state.sso,
+        &form.link,
+        b.as_deref(),
+        &p.meta,
+    )
+    .await?
+    {
         return Ok(answer(
-            req,
-            &state,
+            p.req,
+            &p.state,
             Outcome::Refused(Refusal::BadState),
             None,
         ));
     }
     Ok(super::public_page(
-        req,
-        &state,
+        p.req,
+        &p.state,
         StatusCode::OK,
         "Check your mail",
         None,
@@ -350,21 +348,20 @@ pub async fn link_mail(
 /// that finishes it (a mail scanner fetching the link changes nothing).
 #[handler]
 pub async fn link_mail_page(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
+    p: PublicPage<'_>,
     poem::web::Path(token): poem::web::Path<String>,
 ) -> Response {
-    if !account::mail_link_live(&state.deps(), &state.sso, &token) {
+    if !account::mail_link_live(&p.state.deps(), &p.state.sso, &token) {
         return refused_page(
-            req,
-            &state,
+            p.req,
+            &p.state,
             StatusCode::NOT_FOUND,
             Refusal::BadState.message(),
         );
     }
     super::public_page(
-        req,
-        &state,
+        p.req,
+        &p.state,
         StatusCode::OK,
         "Link your sign-in",
         None,
@@ -387,13 +384,12 @@ pub async fn link_mail_page(
 /// that asked for it.
 #[handler]
 pub async fn link_mail_redeem(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    meta: Data<&RequestMeta>,
+    p: PublicPage<'_>,
     poem::web::Path(token): poem::web::Path<String>,
 ) -> poem::Result<Response> {
-    let b = binding(req, &state);
+    let b = binding(p.req, &p.state);
     let out =
-        account::redeem_mail_link(&state.deps(), &state.sso, &token, b.as_deref(), &meta).await?;
-    Ok(answer(req, &state, out, None))
+        account::redeem_mail_link(&p.state.deps(), &p.state.sso, &token, b.as_deref(), &p.meta)
+            .await?;
+    Ok(answer(p.req, &p.state, out, None))
 }
