@@ -394,6 +394,77 @@ async fn refused_uploads_get_their_answer_not_a_reset() {
     assert!(stored_files(&w).is_empty(), "{:?}", stored_files(&w));
 }
 
+/// A client that sends `Expect: 100-continue` and declares a body over the
+/// limit is told 413 without being asked for the body first: no `100
+/// Continue`, no body read and thrown away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upload_that_waits_for_continue_is_not_asked_for_its_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let w = world_with(
+        &[("AURA_FILES__MAX_FILE_BYTES", "200000")],
+        json!([
+            {"name": "Name", "type": "text"},
+            {"name": "Documents", "type": "file", "multiple": true}
+        ]),
+    )
+    .await;
+    // A session cookie of its own, for a hand-written request.
+    let plain = reqwest::Client::new();
+    let r = plain
+        .post(w.server.url("/api/v1/auth/login"))
+        .header("origin", &w.server.base)
+        .json(&json!({"email": "owner@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect();
+    let url = reqwest::Url::parse(&w.files_url(&w.record, &w.field)).unwrap();
+    let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let mut tcp = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let head = format!(
+        "POST {}?name=big.bin HTTP/1.1\r\nhost: {host}\r\norigin: {}\r\ncookie: {}\r\n\
+         content-type: application/octet-stream\r\ncontent-length: 1048576\r\n\
+         expect: 100-continue\r\n\r\n",
+        url.path(),
+        w.server.base,
+        cookie.join("; "),
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read(&mut buf))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before an answer: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    // Whatever follows within half a second: never a `100 Continue`.
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(std::time::Duration::from_millis(500), tcp.read(&mut buf)).await
+    {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(!text.contains(" 100 "), "asked for the body: {text}");
+    assert!(stored_files(&w).is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_answer_413_and_422_and_leave_nothing() {
     let w = world_with(

@@ -139,6 +139,7 @@ impl CsvBody {
         let slot = super::body_stream::slot().await?;
         let until = tokio::time::Instant::now() + crate::web::middleware::REQUEST_DEADLINE;
         let (reader, over) = super::body_stream::BodyReader::new(self.body, limit, until);
+        let reader = reader.awaiting_continue(self.expects_continue);
         Ok((reader.holding(slot), over, reserved))
     }
 }

@@ -56,6 +56,11 @@ pub struct BodyReader {
     over: Arc<AtomicBool>,
     /// The body's end was read.
     ended: bool,
+    /// A chunk was asked for: past that, hyper has answered a client that
+    /// sent `Expect: 100-continue` with `100 Continue`.
+    polled: bool,
+    /// The client waits for `100 Continue` before it sends the body.
+    awaits_continue: bool,
     /// Its place among the `AT_ONCE`, given back when the blocking reader
     /// is done with it (not when the handler is).
     _slot: Option<tokio::sync::SemaphorePermit<'static>>,
@@ -84,9 +89,19 @@ impl BodyReader {
             until,
             over: Arc::clone(&over.0),
             ended: false,
+            polled: false,
+            awaits_continue: false,
             _slot: None,
         };
         (reader, over)
+    }
+
+    /// The request said `Expect: 100-continue`: refused before a byte was
+    /// asked for, its body was never sent, and nothing is drained (asking
+    /// for it would send `100 Continue` and invite the bytes in).
+    pub fn awaiting_continue(mut self, awaits: bool) -> Self {
+        self.awaits_continue = awaits;
+        self
     }
 
     /// Keeps `slot` (from `slot()`) until the reader is dropped.
@@ -99,6 +114,7 @@ impl BodyReader {
 impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.chunk.is_empty() {
+            self.polled = true;
             let next = self
                 .handle
                 .block_on(tokio::time::timeout_at(self.until, self.chunks.next()));
@@ -147,7 +163,7 @@ impl Drop for BodyReader {
     /// before the 413 and lose it; a client sending a body no larger than
     /// that gets its answer.
     fn drop(&mut self) {
-        if self.ended {
+        if self.ended || (self.awaits_continue && !self.polled) {
             return;
         }
         let Ok(permit) = DRAINING.try_acquire() else {
@@ -215,6 +231,8 @@ pub trait BodyKind: Send + Sync + 'static {
 pub struct Streamed<K> {
     pub body: poem::Body,
     pub declared: Option<u64>,
+    /// `Expect: 100-continue`: the client sends the body only once asked.
+    pub expects_continue: bool,
     kind: std::marker::PhantomData<K>,
 }
 
@@ -242,9 +260,15 @@ impl<K: BodyKind> ParsePayload for Streamed<K> {
             .get(poem::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
+        let expects_continue = request
+            .headers()
+            .get(poem::http::header::EXPECT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
         Ok(Self {
             body: body.take()?,
             declared,
+            expects_continue,
             kind: std::marker::PhantomData,
         })
     }

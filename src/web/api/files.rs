@@ -88,6 +88,7 @@ impl FileBody {
         let until = tokio::time::Instant::now() + crate::web::middleware::REQUEST_DEADLINE;
         let limit = files::body_backstop(&state.config.file.files);
         let (reader, _over) = super::body_stream::BodyReader::new(self.body, limit, until);
+        let reader = reader.awaiting_continue(self.expects_continue);
         Ok((reader.holding(slot), self.declared))
     }
 }
