@@ -363,20 +363,25 @@ async fn active_content_is_never_served_inline() {
     }
 }
 
-/// A body refused by its declared length before it was read is still read
-/// (up to 4 MiB) and thrown away, so the client gets its 413: closing with
-/// its bytes unread would send a reset that can arrive before the answer
-/// (seen as a flaky send error in the limits test below).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_uploads_get_their_answer_not_a_reset() {
-    let w = world_with(
+/// A world whose files may be at most 200,000 bytes.
+async fn world_under_200k() -> World {
+    world_with(
         &[("AURA_FILES__MAX_FILE_BYTES", "200000")],
         json!([
             {"name": "Name", "type": "text"},
             {"name": "Documents", "type": "file", "multiple": true}
         ]),
     )
-    .await;
+    .await
+}
+
+/// A body refused by its declared length before it was read is still read
+/// (up to 4 MiB) and thrown away, so the client gets its 413: closing with
+/// its bytes unread would send a reset that can arrive before the answer
+/// (seen as a flaky send error in the limits test below).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_uploads_get_their_answer_not_a_reset() {
+    let w = world_under_200k().await;
     let big = vec![7u8; 1 << 20];
     for i in 0..40 {
         let r =
@@ -400,14 +405,7 @@ async fn refused_uploads_get_their_answer_not_a_reset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_upload_that_waits_for_continue_is_not_asked_for_its_body() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let w = world_with(
-        &[("AURA_FILES__MAX_FILE_BYTES", "200000")],
-        json!([
-            {"name": "Name", "type": "text"},
-            {"name": "Documents", "type": "file", "multiple": true}
-        ]),
-    )
-    .await;
+    let w = world_under_200k().await;
     // A session cookie of its own, for a hand-written request.
     let plain = reqwest::Client::new();
     let r = plain

@@ -10,7 +10,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier,
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 
@@ -147,7 +147,7 @@ impl PasswordHasher {
     async fn worker(
         &self,
         priority: bool,
-    ) -> Result<(SemaphorePermit<'_>, Option<SemaphorePermit<'_>>)> {
+    ) -> Result<(OwnedSemaphorePermit, Option<OwnedSemaphorePermit>)> {
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
@@ -178,18 +178,34 @@ impl PasswordHasher {
         let gate = if priority {
             None
         } else {
-            Some(self.low_gate.acquire().await.map_err(closed)?)
+            Some(
+                Arc::clone(&self.low_gate)
+                    .acquire_owned()
+                    .await
+                    .map_err(closed)?,
+            )
         };
-        let permit = self.permits.acquire().await.map_err(closed)?;
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(closed)?;
         drop(waiting);
         Ok((permit, gate))
     }
 
     pub async fn hash(&self, password: String) -> Result<String> {
         check_password_policy(&password)?;
-        let _permit = self.worker(true).await?;
+        // The worker's place goes with the job: a request that goes away
+        // leaves it held until its job has run, so abandoned checks count
+        // against the queue like waiting ones.
+        let permit = self.worker(true).await?;
         let params = self.params.clone();
-        self.pool.run(move || hash_with(&params, &password)).await?
+        self.pool
+            .run(move || {
+                let _permit = permit;
+                hash_with(&params, &password)
+            })
+            .await?
     }
 
     /// `None` as the stored hash means "unknown account": the dummy hash is
@@ -206,12 +222,15 @@ impl PasswordHasher {
         stored: Option<String>,
         priority: bool,
     ) -> Result<bool> {
-        let _permit = self.worker(priority).await?;
+        let permit = self.worker(priority).await?;
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
         let ok = self
             .pool
-            .run(move || verify_with(&password, &stored))
+            .run(move || {
+                let _permit = permit;
+                verify_with(&password, &stored)
+            })
             .await?;
         Ok(known && ok)
     }
@@ -346,6 +365,33 @@ mod tests {
                 .is_err()
         );
         assert!(h.verify("anything at all".into(), None).await.is_ok());
+    }
+
+    /// A check whose request went away keeps its worker until its job has
+    /// run, so abandoned checks cannot pile up behind the queue's bound.
+    #[tokio::test]
+    async fn an_abandoned_check_keeps_its_worker_until_its_job_ran() {
+        let h = PasswordHasher::new(MIN_M_KIB, MIN_T, MIN_P, 1).unwrap();
+        let h2 = h.clone();
+        let task = tokio::spawn(async move { h2.verify("anything at all".into(), None).await });
+        while h.permits.available_permits() == 1 {
+            tokio::task::yield_now().await;
+        }
+        task.abort();
+        let _ = task.await;
+        assert_eq!(
+            h.permits.available_permits(),
+            0,
+            "the abandoned check gave its worker back before its job ran"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while h.permits.available_permits() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the worker never came back"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     #[test]

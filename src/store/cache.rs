@@ -311,7 +311,16 @@ impl ControlCache {
         };
         // The log is read before the maps are locked, so requests keep
         // reading them meanwhile: they all read the number before this.
-        let found = if w.moved()? { Some(w.changes()?) } else { None };
+        // A log that cannot be read (the move is already recorded) empties
+        // everything rather than leave the change unapplied.
+        let found = if w.moved()? {
+            Some(w.changes().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read control.db's change log; caches emptied");
+                Found::Unknown(None)
+            }))
+        } else {
+            None
+        };
         let mut maps = self
             .maps
             .lock()
