@@ -18,7 +18,6 @@
 //! truncate its WAL again; its next pass then compares every page if the
 //! WAL was restarted meanwhile.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
@@ -28,7 +27,7 @@ use super::catalog::{segment_name, snapshot_name};
 use super::restart::{self, Writer};
 use super::segment::{self, Segment};
 use super::target::Replica;
-use super::wal::WalMark;
+use super::wal::{WalMark, WalPages};
 use crate::error::{Error, Result};
 use crate::store::replica_copy::{self, PageSource};
 
@@ -312,7 +311,7 @@ pub(crate) fn pass(
     force: bool,
     now_ms: i64,
     began: std::time::Instant,
-    hint: impl FnOnce(&Path, &WalMark, &WalMark, u32) -> Option<BTreeSet<u32>>,
+    hint: impl FnOnce(&Path, &WalMark, &WalMark, u32) -> Option<WalPages>,
 ) -> Result<Pass> {
     // The read holds every commit made before it began, which can be after
     // `now_ms`: the state is stamped once the read is done, so a restore to
@@ -393,7 +392,7 @@ fn diff(
     db: &str,
     src: &mut dyn PageSource,
     mut g: Gen,
-    hinted: Option<BTreeSet<u32>>,
+    hinted: Option<WalPages>,
     stamp: &dyn Fn() -> i64,
     mark: Option<WalMark>,
 ) -> Result<Pass> {
@@ -430,30 +429,43 @@ fn diff(
     })
 }
 
-/// The pages, ascending, to ship: every hinted one and those past `g`'s
-/// page count, or, without a hint, those among all whose content differs
+/// The pages, ascending, to ship: every hinted one (with its content from
+/// the WAL) and those past `g`'s page count, or, without a hint, those among all whose content differs
 /// from what `g` last shipped (an unknown hash always does). `g`'s hashes
 /// become the read's.
 pub(super) fn changes(
     src: &mut dyn PageSource,
     g: &mut Gen,
-    hinted: Option<BTreeSet<u32>>,
+    hinted: Option<WalPages>,
 ) -> Result<Vec<(u32, Vec<u8>)>> {
     let (old_count, count) = (g.hashes.len(), src.page_count() as usize);
     let mut changed: Vec<(u32, Vec<u8>)> = Vec::new();
     match hinted {
-        Some(mut candidates) => {
-            candidates.retain(|&p| p >= 1 && p as usize <= count);
-            candidates.extend((old_count + 1..=count).map(|p| p as u32));
+        Some(mut named) => {
+            named.retain(|&p, _| p >= 1 && p as usize <= count);
             // Every named page is shipped as it is, unhashed: a commit
             // wrote it, so it almost always changed, and hashing it only
             // to find out cost more than the rare page shipped again
             // unchanged. Its hash becomes unknown, so a later comparison
             // of every page ships it once more (never too few pages).
             g.hashes.resize(count, UNKNOWN);
-            for no in candidates {
-                changed.push((no, src.page(no)?));
+            // New pages the WAL does not hold (a checkpoint copied them
+            // into the file) are read through SQLite.
+            for no in (old_count + 1..=count).map(|p| p as u32) {
+                if let std::collections::btree_map::Entry::Vacant(e) = named.entry(no) {
+                    e.insert(src.page(no)?);
+                }
+            }
+            for (no, page) in named {
+                if page.len() != g.page_size as usize {
+                    return Err(crate::error::Error::internal(format!(
+                        "replica read: page {no} has {} bytes, not {}",
+                        page.len(),
+                        g.page_size
+                    )));
+                }
                 g.hashes[no as usize - 1] = UNKNOWN;
+                changed.push((no, page));
             }
         }
         None => {

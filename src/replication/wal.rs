@@ -18,7 +18,7 @@
 //! every lock this process holds on it (sqlite.org/howtocorrupt.html, 2.2).
 //! SQLite takes no lock on the WAL file itself.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,11 @@ pub use crate::store::replica_copy::WalMark;
 
 const WAL_HEADER: usize = 32;
 const FRAME_HEADER: u64 = 24;
+/// How many bytes of frames one read takes (a whole number of frames).
+const BLOCK: usize = 1 << 20;
+
+/// Pages by number, each with its content as of a read's snapshot.
+pub type WalPages = BTreeMap<u32, Vec<u8>>;
 
 fn sibling(db: &Path, suffix: &str) -> PathBuf {
     let mut s = db.as_os_str().to_owned();
@@ -55,11 +60,17 @@ fn next_epoch(from: &WalMark, to: &WalMark) -> bool {
     first(to) == first(from).wrapping_add(1)
 }
 
-/// The pages written by the frames after `from` up to `to`, read while the
-/// transaction `to` belongs to is still open (so no frame up to it can be
-/// overwritten unless the WAL restarts, which the salts show); `None` when
-/// the WAL was restarted in between or looks wrong, so no hint can be
-/// trusted.
+/// The pages written by the frames after `from` up to `to`, each with its
+/// content as of `to` (its last frame up to `to`: what SQLite reads for it
+/// in `to`'s snapshot), read while the transaction `to` belongs to is still
+/// open (so no frame up to it can be overwritten unless the WAL restarts,
+/// which the salts show); `None` when the WAL was restarted in between or
+/// looks wrong, so no hint can be trusted.
+///
+/// The frames are read in large blocks from the last back, so a page
+/// rewritten by many commits is copied once, and neither a read per frame
+/// header nor SQLite's page reader (`sqlite_dbpage`) is needed for a page
+/// the WAL holds (docs/benchmarks.md, "Replication's CPU").
 ///
 /// `pinned`: `from`'s read transaction stayed open until `to`'s began. Then
 /// at most one restart can have happened in between, and only if every
@@ -77,11 +88,11 @@ pub fn changed_between(
     to: &WalMark,
     page_size: u32,
     pinned: bool,
-) -> Option<BTreeSet<u32>> {
+) -> Option<WalPages> {
     // A WAL without frames has no known salts (`replica_copy::empty_wal`).
     let unknown = |m: &WalMark| m.salt == [0; 8];
     let start = if unknown(to) {
-        return (pinned && from.frames == 0).then(BTreeSet::new);
+        return (pinned && from.frames == 0).then(WalPages::new);
     } else if from.salt == to.salt {
         if to.frames < from.frames {
             return None;
@@ -93,24 +104,37 @@ pub fn changed_between(
         return None;
     };
     if to.frames == start {
-        return Some(BTreeSet::new());
+        return Some(WalPages::new());
     }
     let wal = File::open(sibling(db, "-wal")).ok()?;
     let (salt, ps) = wal_header(&wal)?;
     if salt != to.salt || ps != page_size {
         return None;
     }
-    let stride = FRAME_HEADER + u64::from(ps);
-    let mut pages = BTreeSet::new();
-    let mut fh = [0u8; FRAME_HEADER as usize];
-    for i in start..to.frames {
-        wal.read_exact_at(&mut fh, WAL_HEADER as u64 + u64::from(i) * stride)
-            .ok()?;
-        // A frame of another epoch: the WAL was restarted under the read.
-        if fh[8..16] != to.salt {
-            return None;
+    let stride = FRAME_HEADER as usize + ps as usize;
+    let per_block = (BLOCK / stride).max(1) as u32;
+    let mut pages = WalPages::new();
+    let mut block = Vec::new();
+    let mut end = to.frames;
+    while end > start {
+        let first = end.saturating_sub(per_block).max(start);
+        block.resize((end - first) as usize * stride, 0);
+        wal.read_exact_at(
+            &mut block,
+            WAL_HEADER as u64 + u64::from(first) * stride as u64,
+        )
+        .ok()?;
+        for frame in block.chunks_exact(stride).rev() {
+            // A frame of another epoch: the WAL was restarted under the read.
+            if frame[8..16] != to.salt {
+                return None;
+            }
+            let pgno = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+            pages
+                .entry(pgno)
+                .or_insert_with(|| frame[FRAME_HEADER as usize..].to_vec());
         }
-        pages.insert(u32::from_be_bytes([fh[0], fh[1], fh[2], fh[3]]));
+        end = first;
     }
     // A restart rewrites the header before its first frame: still the same
     // header means no frame read above was from a new epoch.
