@@ -315,16 +315,20 @@ pub async fn serve_with<A: poem::listener::Acceptor + 'static>(
     tracing::info!("stopped accepting; signing audit heads and closing databases");
     let st = Arc::clone(&state);
     let signed = tokio::task::spawn_blocking(move || {
+        // Closed first: closing moves each WAL into its database, which
+        // changes the files' stamps. Stamped after that, a workspace left
+        // alone until the next start is not opened by its first pass.
+        st.tenants.close_all();
         let now = st.clock.unix();
-        let (n, refused) = crate::audit::chains::checkpoint_all_watched(
+        let pass = crate::audit::chains::checkpoint_all_watched(
             &st.control,
             &st.tenants,
             "shutdown",
             now,
             &st.checkpoint_tips,
         )?;
-        crate::ops::jobs::record_refusals(&st, &refused, now)?;
-        Ok::<_, Error>(n)
+        crate::ops::jobs::record_refusals(&st, &pass.refused, now)?;
+        Ok::<_, Error>(pass.signed)
     })
     .await;
     if let Ok(Err(e)) = signed {

@@ -350,3 +350,102 @@ fn four_cli_processes_at_once_never_fail_on_a_torn_key_check() {
     let ids = workspaces(&env, 120);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 120);
 }
+
+/// The first checkpoint pass after a restart opens no workspace whose files
+/// have not changed since the last run signed its head: the stamps the
+/// signer keeps are saved in control.db, so a start's work follows what
+/// changed, not the number of workspaces. A workspace written while the
+/// server was stopped is opened and signed.
+#[tokio::test]
+async fn a_restart_opens_only_the_workspaces_whose_files_changed() {
+    let env = Env::new();
+    let ids = workspaces(&env, 4);
+    env.create_user("bea@example.com", "Bea");
+    let opts = [
+        ("AURA_AUDIT__CHECKPOINT_INTERVAL_SECS", "1"),
+        ("AURA_STORAGE__TENANT_IDLE_SECS", "1"),
+    ];
+    let control = env.data_dir().join("control.db");
+    // The saved stamps describe every workspace's files as they are now.
+    let settled = || {
+        let c = common::open_db(&control);
+        ids.iter().all(|ws| {
+            let saved: Option<[i64; 4]> = c
+                .query_row(
+                    "SELECT db_len, db_mtime_ns, wal_len, wal_mtime_ns FROM idle_stamps
+                     WHERE job = 'checkpoint' AND workspace_id = ?1",
+                    [ws],
+                    |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
+                )
+                .ok();
+            let stat = |p: std::path::PathBuf| match std::fs::metadata(p) {
+                Ok(m) => {
+                    let t = m.modified().unwrap().duration_since(std::time::UNIX_EPOCH);
+                    (m.len() as i64, t.unwrap().as_nanos() as i64)
+                }
+                Err(_) => (0, 0),
+            };
+            let data = env.tenant_db(ws);
+            let ((a, b), (c, d)) = (stat(data.clone()), stat(data.with_file_name("data.db-wal")));
+            saved == Some([a, b, c, d])
+        })
+    };
+    let server = env.start_with(&opts);
+    // The first passes sign the new workspaces' heads (writing to their
+    // files); a later one finds them signed and saves their stamps.
+    for _ in 0..300 {
+        if settled() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(settled(), "every workspace's stamp is saved");
+    server.stop();
+    // One workspace changes while the server is stopped, dated back so its
+    // files are trusted at once.
+    env.add_member(&ids[2], "bea@example.com", "member");
+    // Dated back: files younger than two seconds are never trusted
+    // (`file_stamp`), and this one must be told from its saved stamp.
+    let data = env.tenant_db(&ids[2]);
+    for f in [data.clone(), data.with_file_name("data.db-wal")] {
+        if f.exists() {
+            let ok = std::process::Command::new("touch")
+                .args(["-d", "1 hour ago"])
+                .arg(&f)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "touch {}", f.display());
+        }
+    }
+    let server = env.start_with(&opts);
+    let first = (0..300)
+        .find_map(|_| {
+            let logs = String::from_utf8_lossy(&server.logs()).into_owned();
+            let line = logs
+                .lines()
+                .find(|l| l.contains("\"job\":\"audit checkpoint\""))
+                .map(str::to_owned);
+            if line.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            line
+        })
+        .expect("the first checkpoint pass ran");
+    assert!(
+        first.contains("1 workspace(s) opened"),
+        "only the changed workspace was opened: {first}"
+    );
+    // ...and its new entry signed by that pass.
+    let head = scalar(
+        &env.tenant_db(&ids[2]),
+        "SELECT coalesce(max(seq), 0) FROM audit_log WHERE ?1 = ?1",
+        "",
+    );
+    let signed = scalar(
+        &control,
+        "SELECT coalesce(max(seq), 0) FROM audit_checkpoints WHERE scope = ?1",
+        &ids[2],
+    );
+    assert_eq!(signed, head, "the changed workspace's head is signed");
+}

@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::ids::WorkspaceId;
 use crate::store::audit as sql;
 use crate::store::control::{self, Control};
+use crate::store::idle_stamps;
 use crate::store::tenant::{FileStamp, TenantDb, TenantPool, Visit};
 
 pub const PLATFORM: &str = "platform";
@@ -152,7 +153,7 @@ pub fn checkpoint_all(
     reason: &str,
     now: i64,
 ) -> Result<usize> {
-    Ok(sign_heads(control, pool, reason, now, None)?.0)
+    Ok(sign_heads(control, pool, reason, now, None)?.signed)
 }
 
 /// The newest checkpoint (by chain index) the running server has seen or
@@ -164,26 +165,88 @@ pub fn checkpoint_all(
 /// It also keeps, per workspace, the file stamp taken before the last pass
 /// that found its head signed: a workspace whose files have not changed since
 /// is skipped without being opened (ten thousand mostly idle workspaces
-/// stay closed between passes).
+/// stay closed between passes). The stamps are kept in control.db too
+/// (`store::idle_stamps`), so the first pass after a start skips them as
+/// well; a forged stamp can only make the signer skip a workspace.
 #[derive(Debug, Default)]
 pub struct SeenTips(
     std::sync::Mutex<std::collections::HashMap<String, i64>>,
-    std::sync::Mutex<std::collections::HashMap<WorkspaceId, FileStamp>>,
+    std::sync::Mutex<Stamps>,
 );
+
+/// The stamps, whether they were read from control.db yet, and whether
+/// they changed since they were last saved there.
+#[derive(Debug, Default)]
+pub struct Stamps {
+    by_workspace: std::collections::HashMap<WorkspaceId, FileStamp>,
+    loaded: bool,
+    changed: bool,
+}
 
 impl SeenTips {
     fn unchanged(&self, ws: WorkspaceId, stamp: Option<FileStamp>) -> bool {
-        stamp.is_some() && self.1.lock().is_ok_and(|m| m.get(&ws).copied() == stamp)
+        stamp.is_some()
+            && self
+                .1
+                .lock()
+                .is_ok_and(|m| m.by_workspace.get(&ws).copied() == stamp)
     }
 
     fn note_signed(&self, ws: WorkspaceId, stamp: Option<FileStamp>) {
         if let Ok(mut m) = self.1.lock() {
-            match stamp {
-                Some(st) => m.insert(ws, st),
-                None => m.remove(&ws),
+            let before = match stamp {
+                Some(st) => m.by_workspace.insert(ws, st),
+                None => m.by_workspace.remove(&ws),
             };
+            m.changed |= before != stamp;
         }
     }
+
+    /// Reads the saved stamps once, before the first pass.
+    fn load(&self, control: &Control) -> Result<()> {
+        let Ok(mut m) = self.1.lock() else {
+            return Ok(());
+        };
+        if !m.loaded {
+            let saved = control
+                .db
+                .read(|c| idle_stamps::load(c, idle_stamps::Pass::Checkpoint))?;
+            // A stamp noted meanwhile is newer than the saved one.
+            for (ws, st) in saved {
+                m.by_workspace.entry(ws).or_insert(st);
+            }
+            m.loaded = true;
+        }
+        Ok(())
+    }
+
+    /// Saves the stamps if a pass changed them.
+    fn save(&self, control: &Control) -> Result<()> {
+        let stamps = match self.1.lock() {
+            Ok(mut m) if m.changed => {
+                m.changed = false;
+                m.by_workspace.clone()
+            }
+            _ => return Ok(()),
+        };
+        let saved = control
+            .db
+            .write(|tx| idle_stamps::save(tx, idle_stamps::Pass::Checkpoint, &stamps));
+        if saved.is_err() {
+            if let Ok(mut m) = self.1.lock() {
+                m.changed = true;
+            }
+        }
+        saved
+    }
+}
+
+/// What one pass of the signer did.
+pub struct Signed {
+    pub signed: usize,
+    /// Workspaces it opened to read their head (the others were skipped).
+    pub opened: usize,
+    pub refused: Vec<Refused>,
 }
 
 /// A chain the scheduled signer refused to sign, and why.
@@ -201,7 +264,7 @@ pub fn checkpoint_all_watched(
     reason: &str,
     now: i64,
     seen: &SeenTips,
-) -> Result<(usize, Vec<Refused>)> {
+) -> Result<Signed> {
     sign_heads(control, pool, reason, now, Some(seen))
 }
 
@@ -211,9 +274,13 @@ fn sign_heads(
     reason: &str,
     now: i64,
     seen: Option<&SeenTips>,
-) -> Result<(usize, Vec<Refused>)> {
+) -> Result<Signed> {
     let mut signed = 0;
+    let mut opened = 0;
     let mut refused = Vec::new();
+    if let Some(s) = seen {
+        s.load(control)?;
+    }
     let chains = all_chains(control)?;
     let mut known = match seen {
         Some(s) => {
@@ -262,6 +329,7 @@ fn sign_heads(
                 s.note_signed(ws, stamp);
             }
         };
+        opened += usize::from(matches!(chain, Chain::Workspace(_)));
         let tenant = match chain {
             Chain::Platform => None,
             Chain::Workspace(ws) => Some(visit_tenant(
@@ -299,8 +367,14 @@ fn sign_heads(
             *e = (*e).max(index);
         }
         map.retain(|scope, _| scopes.contains(scope));
+        drop(map);
+        s.save(control)?;
     }
-    Ok((signed, refused))
+    Ok(Signed {
+        signed,
+        opened,
+        refused,
+    })
 }
 
 /// How old an unsigned entry may be before verification calls it uncovered:

@@ -4,7 +4,7 @@
 //! where it competes for a core with other requests they go first, instead
 //! of every request waiting behind a verification's time slice.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -34,8 +34,11 @@ pub struct PasswordHasher {
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
     shed: Arc<AtomicU64>,
-    /// Verified against when the email is unknown, so both paths cost the same.
-    dummy_hash: Arc<String>,
+    /// Verified against when the email is unknown, so both paths cost the
+    /// same. Made by the first hashing worker free after the start, not
+    /// before it (a whole hash of start-up time, and of every CLI command);
+    /// a check that needs it first waits for it on its worker.
+    dummy_hash: Arc<OnceLock<String>>,
     pool: Pool,
 }
 
@@ -118,7 +121,12 @@ impl PasswordHasher {
         }
         let params = Params::new(m_kib, t, p, None)
             .map_err(|e| Error::Config(format!("argon2 parameters: {e}")))?;
-        let dummy = hash_with(&params, &crate::crypto::token::random_password())?;
+        let pool = Pool::start(workers.max(1))?;
+        let dummy_hash = Arc::new(OnceLock::new());
+        let (dummy, p) = (Arc::clone(&dummy_hash), params.clone());
+        let _ = pool.jobs.send(Box::new(move || {
+            dummy_of(&dummy, &p);
+        }));
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(workers.max(1))),
@@ -126,8 +134,8 @@ impl PasswordHasher {
             waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting: usize::MAX,
             shed: Arc::new(AtomicU64::new(0)),
-            dummy_hash: Arc::new(dummy),
-            pool: Pool::start(workers.max(1))?,
+            dummy_hash,
+            pool,
         })
     }
 
@@ -224,12 +232,15 @@ impl PasswordHasher {
     ) -> Result<bool> {
         let permit = self.worker(priority).await?;
         let known = stored.is_some();
-        let stored = stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
+        let (dummy, params) = (Arc::clone(&self.dummy_hash), self.params.clone());
         let ok = self
             .pool
             .run(move || {
                 let _permit = permit;
-                verify_with(&password, &stored)
+                match &stored {
+                    Some(stored) => verify_with(&password, stored),
+                    None => verify_with(&password, dummy_of(&dummy, &params)),
+                }
             })
             .await?;
         Ok(known && ok)
@@ -240,6 +251,15 @@ impl PasswordHasher {
         check_password_policy(password)?;
         hash_with(&self.params, password)
     }
+}
+
+/// The dummy hash, made on first use (on a hashing worker). A hash that
+/// cannot be made (never with checked parameters) leaves an empty one,
+/// which no password matches.
+fn dummy_of<'a>(dummy: &'a OnceLock<String>, params: &Params) -> &'a str {
+    dummy.get_or_init(|| {
+        hash_with(params, &crate::crypto::token::random_password()).unwrap_or_default()
+    })
 }
 
 pub fn check_password_policy(password: &str) -> Result<()> {

@@ -23,6 +23,7 @@ use crate::config::{Config, IntegrationsConfig};
 use crate::error::{Error, Result};
 use crate::ids::WorkspaceId;
 use crate::store::control::Control;
+use crate::store::idle_stamps;
 use crate::store::integrations::{self as istore, EventRow};
 use crate::store::records as rstore;
 use crate::store::tenant::{FileStamp, TenantDb, TenantPool, TenantTx};
@@ -89,7 +90,10 @@ pub fn spawn(deps: Deps) -> tokio::task::JoinHandle<()> {
         let mut last_scan: Option<Instant> = None;
         // The file stamp of each workspace whose last pass left nothing to
         // do: the full scan skips it, unopened, until its files change.
-        let mut idle: HashMap<WorkspaceId, FileStamp> = HashMap::new();
+        // Kept in control.db at each full scan, so the first scan after a
+        // start skips them too (`store::idle_stamps`).
+        let mut idle = saved_stamps(&deps).await;
+        let mut saved = idle.clone();
         loop {
             while let Ok(done) = done_rx.try_recv() {
                 finished(done, &mut running, &mut again, &mut pending, &mut idle);
@@ -98,6 +102,9 @@ pub fn spawn(deps: Deps) -> tokio::task::JoinHandle<()> {
             targets.extend(pending.iter().copied());
             if last_scan.is_none_or(|t| t.elapsed() >= FULL_SCAN_EVERY) {
                 last_scan = Some(Instant::now());
+                if idle != saved && save_stamps(&deps, idle.clone()).await {
+                    saved = idle.clone();
+                }
                 match active_workspaces(&deps).await {
                     Ok(all) => targets.extend(all.into_iter().filter(|ws| {
                         let stamp = deps.tenants.file_stamp(*ws);
@@ -175,6 +182,31 @@ fn finished(
     if again.remove(&ws) || more {
         pending.insert(ws);
     }
+}
+
+async fn saved_stamps(deps: &Deps) -> HashMap<WorkspaceId, FileStamp> {
+    let read = deps
+        .control
+        .db
+        .read_async(|c| idle_stamps::load(c, idle_stamps::Pass::Webhooks))
+        .await;
+    read.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "integrations worker: reading the saved file stamps");
+        HashMap::new()
+    })
+}
+
+/// True once saved.
+async fn save_stamps(deps: &Deps, stamps: HashMap<WorkspaceId, FileStamp>) -> bool {
+    let saved = deps
+        .control
+        .db
+        .write_async(move |tx| idle_stamps::save(tx, idle_stamps::Pass::Webhooks, &stamps))
+        .await;
+    if let Err(e) = &saved {
+        tracing::warn!(error = %e, "integrations worker: saving the file stamps");
+    }
+    saved.is_ok()
 }
 
 async fn active_workspaces(deps: &Deps) -> Result<Vec<WorkspaceId>> {

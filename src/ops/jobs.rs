@@ -273,16 +273,17 @@ pub fn checkpoint_all(state: &AppState) -> crate::error::Result<String> {
         }
         Ok(n)
     })?;
-    let (n, refused) = chains::checkpoint_all_watched(
+    let pass = chains::checkpoint_all_watched(
         &state.control,
         &state.tenants,
         "schedule",
         now,
         &state.checkpoint_tips,
     )?;
-    record_refusals(state, &refused, now)?;
+    record_refusals(state, &pass.refused, now)?;
     Ok(format!(
-        "{n} checkpoint(s) signed, {purged} expired session(s) purged"
+        "{} checkpoint(s) signed, {} workspace(s) opened (the others unchanged since), {purged} expired session(s) purged",
+        pass.signed, pass.opened
     ))
 }
 

@@ -238,6 +238,7 @@ fn every_control_table_reports_its_changes() {
         "recovery_codes",
         "cache_changes",
         "schema_migrations",
+        "idle_stamps",
     ];
     let f = Fixture::new();
     let (tables, triggers): (Vec<String>, Vec<String>) =

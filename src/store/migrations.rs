@@ -113,6 +113,11 @@ pub const CONTROL: &[Migration] = &[
         name: "cache_changes",
         sql: include_str!("migrations/control/0021_cache_changes.sql"),
     },
+    Migration {
+        version: 22,
+        name: "idle_stamps",
+        sql: include_str!("migrations/control/0022_idle_stamps.sql"),
+    },
 ];
 
 pub const TENANT: &[Migration] = &[

@@ -18,6 +18,7 @@ mod db_writer;
 pub mod dir_lock;
 pub mod files;
 pub mod handle;
+pub mod idle_stamps;
 pub mod integrations;
 pub mod invitations;
 pub mod key_rotation;

@@ -326,7 +326,7 @@ pub struct TenantPool {
 
 /// See `TenantPool::file_stamp`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileStamp([(u64, u128); 2]);
+pub struct FileStamp(pub(super) [(u64, u128); 2]);
 
 /// True while a request (or a job) holds a clone of the handle: the pool's
 /// own copy is then not the only one.
@@ -523,6 +523,9 @@ impl TenantPool {
         let now = std::time::SystemTime::now();
         let one = |p: &std::path::Path| -> Option<(u64, u128)> {
             match std::fs::metadata(p) {
+                // An empty WAL holds nothing: opening a database makes one,
+                // and a pass must not take that for a change.
+                Ok(m) if m.len() == 0 && p == wal => Some((0, 0)),
                 Ok(m) => {
                     let t = m.modified().ok()?;
                     let age = now.duration_since(t).ok()?;
