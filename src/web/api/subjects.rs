@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::ApiTags;
 use super::body::JsonBody;
+use super::list::list;
 use super::routes::api;
 use crate::access::op;
 use crate::subjects;
@@ -35,10 +36,7 @@ pub struct SubjectMatch {
     pub record: Option<Value>,
 }
 
-#[derive(Object)]
-pub struct SubjectMatches {
-    pub items: Vec<SubjectMatch>,
-}
+list!(SubjectMatches of SubjectMatch);
 
 #[derive(Object)]
 pub struct AnonymiseResult {
@@ -68,8 +66,8 @@ api! {
             body: JsonBody<SubjectRequest>,
         ) -> Json<SubjectMatches> {
             let found = subjects::find(&workspace, &body.0.identifier).await?;
-            Ok(Json(SubjectMatches {
-                items: found
+            Ok(Json(
+                found
                     .into_iter()
                     .map(|m| SubjectMatch {
                         collection_id: m.collection_id,
@@ -80,7 +78,7 @@ api! {
                         record: m.record,
                     })
                     .collect(),
-            }))
+            ))
         }
 
         /// Exports the person's records, their kept versions and their audit

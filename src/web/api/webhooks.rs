@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::fields::HttpsUrl;
+use super::list::list;
 use super::routes::api;
 use super::{ApiTags, Created, Done};
 use crate::access::op;
@@ -82,10 +83,7 @@ pub struct WebhookEndpointCreated {
     pub secret: String,
 }
 
-#[derive(Object)]
-pub struct WebhookEndpointList {
-    pub items: Vec<WebhookEndpoint>,
-}
+list!(WebhookEndpointList of WebhookEndpoint);
 
 #[derive(Object)]
 pub struct WebhookDelivery {
@@ -128,10 +126,7 @@ impl From<DeliveryRow> for WebhookDelivery {
     }
 }
 
-#[derive(Object)]
-pub struct WebhookDeliveryList {
-    pub items: Vec<WebhookDelivery>,
-}
+list!(WebhookDeliveryList of WebhookDelivery);
 
 /// 202 Accepted: queued, sent by the worker.
 #[derive(ApiResponse)]
@@ -150,12 +145,13 @@ api! {
         GET "/workspaces/:workspace/webhooks"
         async fn list(workspace: tenant::Path<op::IntegrationRead>) -> Json<WebhookEndpointList> {
             let now = workspace.now();
-            let items = webhooks::list(&workspace)
-                .await?
-                .into_iter()
-                .map(|e| WebhookEndpoint::from_row(e, now))
-                .collect();
-            Ok(Json(WebhookEndpointList { items }))
+            Ok(Json(
+                webhooks::list(&workspace)
+                    .await?
+                    .into_iter()
+                    .map(|e| WebhookEndpoint::from_row(e, now))
+                    .collect(),
+            ))
         }
 
         /// Subscribes an endpoint. The signing secret is in this answer only.
@@ -233,12 +229,11 @@ api! {
             workspace: tenant::Path<op::IntegrationRead>,
             webhook: Path<String>,
         ) -> Json<WebhookDeliveryList> {
-            let items = webhooks::deliveries(&workspace, &webhook, 100)
-                .await?
-                .into_iter()
-                .map(WebhookDelivery::from)
-                .collect();
-            Ok(Json(WebhookDeliveryList { items }))
+            Ok(Json(
+                webhooks::deliveries(&workspace, &webhook, 100)
+                    .await?
+                    .into(),
+            ))
         }
 
         /// Sends a delivery's message again (same `webhook-id`), as a new delivery.
