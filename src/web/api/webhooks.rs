@@ -83,6 +83,15 @@ pub struct WebhookEndpointCreated {
     pub secret: String,
 }
 
+impl WebhookEndpointCreated {
+    fn of(made: webhooks::Created, now: i64) -> Self {
+        Self {
+            endpoint: WebhookEndpoint::from_row(made.endpoint, now),
+            secret: made.secret,
+        }
+    }
+}
+
 list!(WebhookEndpointList of WebhookEndpoint);
 
 #[derive(Object)]
@@ -167,10 +176,8 @@ api! {
                 &body.0.events,
             )
             .await?;
-            Ok(Created::Created(Json(WebhookEndpointCreated {
-                endpoint: WebhookEndpoint::from_row(made.endpoint, workspace.now()),
-                secret: made.secret,
-            })))
+            let created = WebhookEndpointCreated::of(made, workspace.now());
+            Ok(Created::Created(Json(created)))
         }
 
         /// Changes an endpoint's URL or event types (the secret stays).
@@ -207,10 +214,7 @@ api! {
                 body.0.overlap_hours,
             )
             .await?;
-            Ok(Json(WebhookEndpointCreated {
-                endpoint: WebhookEndpoint::from_row(made.endpoint, workspace.now()),
-                secret: made.secret,
-            }))
+            Ok(Json(WebhookEndpointCreated::of(made, workspace.now())))
         }
 
         /// Deletes an endpoint and its delivery log.
