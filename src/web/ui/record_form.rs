@@ -444,14 +444,7 @@ pub async fn record_page(
     ctx: TenantPage<op::RecordRead>,
     RecordAt(cid, rid): RecordAt,
 ) -> poem::Result<Response> {
-    let (v, rec, history) = records::history(&ctx, &cid, &rid).await?;
-    let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
-    let shown = shown_from(&fields, &rec.values);
-    let s = Subject {
-        v: &v,
-        rec: Some((&rec, &history)),
-    };
-    render_record(&ctx, s, &shown, &[]).await
+    record_page_with_errors(&ctx, &cid, &rid, &[]).await
 }
 
 /// The record's page with `errors` (a file upload's, at its field).
