@@ -36,6 +36,19 @@ pub struct SubjectMatch {
     pub record: Option<Value>,
 }
 
+impl From<subjects::Match> for SubjectMatch {
+    fn from(m: subjects::Match) -> Self {
+        Self {
+            collection_id: m.collection_id,
+            collection: m.collection,
+            record_id: m.record_id,
+            deleted: m.deleted,
+            matched_fields: m.matched_fields,
+            record: m.record,
+        }
+    }
+}
+
 list!(SubjectMatches of SubjectMatch);
 
 #[derive(Object)]
@@ -66,19 +79,7 @@ api! {
             body: JsonBody<SubjectRequest>,
         ) -> Json<SubjectMatches> {
             let found = subjects::find(&workspace, &body.0.identifier).await?;
-            Ok(Json(
-                found
-                    .into_iter()
-                    .map(|m| SubjectMatch {
-                        collection_id: m.collection_id,
-                        collection: m.collection,
-                        record_id: m.record_id,
-                        deleted: m.deleted,
-                        matched_fields: m.matched_fields,
-                        record: m.record,
-                    })
-                    .collect(),
-            ))
+            Ok(Json(found.into()))
         }
 
         /// Exports the person's records, their kept versions and their audit
