@@ -10,10 +10,12 @@ use super::csrf_field;
 use super::forms::PublicPage;
 use super::forms::when;
 use super::forms::{AccountPost, errors_box, page, see_other, validation_errors};
+use crate::access::Principal;
 use crate::app::AppState;
+use crate::audit::RequestMeta;
 use crate::error::{Error, FieldError};
 use crate::identity::mfa::{self, Enrolment};
-use crate::identity::{passkeys, users};
+use crate::identity::{Deps, passkeys, users};
 use crate::web::api::me::{end_sign_in, sign_ins};
 use crate::web::session::{AccountHolder, SignedIn};
 
@@ -355,15 +357,27 @@ impl AccountPost {
     async fn mfa_step(&self, req: &Request, step: MfaStep<'_>) -> poem::Result<Response> {
         render_mfa(req, &self.state, &self.who, StatusCode::OK, &[], None, step).await
     }
+
+    /// A two-factor change made with the password again: the page at the
+    /// step it reached, else the page again with the errors.
+    async fn mfa_change<T>(
+        &self,
+        req: &Request,
+        change: impl AsyncFnOnce(&Deps<'_>, &Principal, String, &RequestMeta) -> Result<T, Error>,
+        step: impl FnOnce(&T) -> MfaStep<'_>,
+    ) -> poem::Result<Response> {
+        let password = self.form.owned("password");
+        match change(&self.state.deps(), &self.who.0, password, &self.meta).await {
+            Ok(t) => self.mfa_step(req, step(&t)).await,
+            Err(e) => self.failed(req, e).await,
+        }
+    }
 }
 
 #[handler]
 pub async fn mfa_start(req: &Request, p: AccountPost) -> poem::Result<Response> {
-    let password = p.form.owned("password");
-    match mfa::start_enrolment(&p.state.deps(), &p.who.0, password, &p.meta).await {
-        Ok(e) => p.mfa_step(req, MfaStep::Enrolling(&e)).await,
-        Err(e) => p.failed(req, e).await,
-    }
+    p.mfa_change(req, mfa::start_enrolment, |e| MfaStep::Enrolling(e))
+        .await
 }
 
 #[handler]
@@ -386,11 +400,10 @@ pub async fn mfa_confirm(req: &Request, p: AccountPost) -> poem::Result<Response
 
 #[handler]
 pub async fn mfa_recovery_codes(req: &Request, p: AccountPost) -> poem::Result<Response> {
-    let password = p.form.owned("password");
-    match mfa::regenerate_recovery_codes(&p.state.deps(), &p.who.0, password, &p.meta).await {
-        Ok(codes) => p.mfa_step(req, MfaStep::Regenerated(&codes)).await,
-        Err(e) => p.failed(req, e).await,
-    }
+    p.mfa_change(req, mfa::regenerate_recovery_codes, |c| {
+        MfaStep::Regenerated(c)
+    })
+    .await
 }
 
 #[handler]
