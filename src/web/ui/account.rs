@@ -160,18 +160,9 @@ fn svg_only(doc: &str) -> &str {
     doc.find("<svg").map_or(doc, |i| &doc[i..])
 }
 
-pub(super) async fn render(
-    req: &Request,
-    state: &AppState,
-    who: &SignedIn,
-    status: StatusCode,
-    errors: &[FieldError],
-    notice: Option<&str>,
-) -> poem::Result<Response> {
-    render_mfa(req, state, who, status, errors, notice, MfaStep::Idle).await
-}
-
-async fn render_mfa(
+/// The account page, at a step of setting up two-factor sign-in (`Idle`
+/// when none is under way).
+async fn render(
     req: &Request,
     state: &AppState,
     who: &SignedIn,
@@ -312,7 +303,8 @@ pub async fn account_page(p: PublicPage<'_>, who: AccountHolder) -> poem::Result
     let who = SignedIn::from(who);
     let changed = p.req.uri().query() == Some("changed=1");
     let note = changed.then_some("Password changed; your other sign-ins have ended.");
-    render(p.req, &p.state, &who, StatusCode::OK, &[], note).await
+    let (status, step) = (StatusCode::OK, MfaStep::Idle);
+    render(p.req, &p.state, &who, status, &[], note, step).await
 }
 
 #[handler]
@@ -349,13 +341,13 @@ impl AccountPost {
     /// Re-renders the page with the errors of a failed form.
     pub(super) async fn failed(&self, req: &Request, e: Error) -> poem::Result<Response> {
         let errors = validation_errors(e)?;
-        let status = StatusCode::UNPROCESSABLE_ENTITY;
-        render(req, &self.state, &self.who, status, &errors, None).await
+        let (status, step) = (StatusCode::UNPROCESSABLE_ENTITY, MfaStep::Idle);
+        render(req, &self.state, &self.who, status, &errors, None, step).await
     }
 
     /// The page at a step of setting up two-factor sign-in.
     async fn mfa_step(&self, req: &Request, step: MfaStep<'_>) -> poem::Result<Response> {
-        render_mfa(req, &self.state, &self.who, StatusCode::OK, &[], None, step).await
+        render(req, &self.state, &self.who, StatusCode::OK, &[], None, step).await
     }
 
     /// A two-factor change made with the password again: the page at the
@@ -392,7 +384,7 @@ pub async fn mfa_confirm(req: &Request, p: AccountPost) -> poem::Result<Response
         (Error::Validation(errors), Some(pending)) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             let step = MfaStep::Enrolling(&pending);
-            render_mfa(req, &p.state, &p.who, status, errors, None, step).await
+            render(req, &p.state, &p.who, status, errors, None, step).await
         }
         _ => p.failed(req, e).await,
     }
