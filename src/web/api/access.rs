@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::fields::Name;
+use super::list::list;
 use super::routes::api;
 use super::{ApiTags, Created, Done};
 use crate::access::{Role, op};
@@ -38,10 +39,7 @@ pub struct ServiceAccount {
     pub role: Role,
 }
 
-#[derive(Object)]
-pub struct ServiceAccountList {
-    pub items: Vec<ServiceAccount>,
-}
+list!(ServiceAccountList of ServiceAccount);
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,10 +94,7 @@ pub struct ApiTokenCreated {
     pub secret: String,
 }
 
-#[derive(Object)]
-pub struct ApiTokenList {
-    pub items: Vec<ApiToken>,
-}
+list!(ApiTokenList of ApiToken);
 
 fn user_id(raw: &str) -> Result<UserId, Error> {
     raw.parse().map_err(|_| Error::NotFound("member"))
@@ -149,16 +144,17 @@ api! {
         async fn service_accounts(
             workspace: tenant::Path<op::ServiceAccountRead>,
         ) -> Json<ServiceAccountList> {
-            let items = members::service_accounts(&workspace.state().control, &workspace)
-                .await?
-                .into_iter()
-                .map(|(id, name, role)| ServiceAccount {
-                    id: id.to_string(),
-                    name,
-                    role,
-                })
-                .collect();
-            Ok(Json(ServiceAccountList { items }))
+            Ok(Json(
+                members::service_accounts(&workspace.state().control, &workspace)
+                    .await?
+                    .into_iter()
+                    .map(|(id, name, role)| ServiceAccount {
+                        id: id.to_string(),
+                        name,
+                        role,
+                    })
+                    .collect(),
+            ))
         }
 
         /// Creates a service account with a role no higher than the caller's.
@@ -187,15 +183,16 @@ api! {
         GET "/workspaces/:workspace/tokens"
         async fn tokens(workspace: tenant::Path<op::ApiTokenRead>) -> Json<ApiTokenList> {
             let names = api_tokens::holder_names(&workspace.state().control, &workspace).await?;
-            let items = api_tokens::list(&workspace.state().control, &workspace)
-                .await?
-                .into_iter()
-                .map(|t| {
-                    let n = names.get(&t.user_id).cloned();
-                    ApiToken::from_row(t, n)
-                })
-                .collect();
-            Ok(Json(ApiTokenList { items }))
+            Ok(Json(
+                api_tokens::list(&workspace.state().control, &workspace)
+                    .await?
+                    .into_iter()
+                    .map(|t| {
+                        let n = names.get(&t.user_id).cloned();
+                        ApiToken::from_row(t, n)
+                    })
+                    .collect(),
+            ))
         }
 
         /// Creates an `aura_` token for the caller or a service account. The

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::ApiTags;
 use super::body::JsonBody;
 use super::fields::ShortName;
+use super::list::list;
 use super::records::Deleted;
 use super::routes::api;
 use crate::access::op;
@@ -101,10 +102,7 @@ pub struct CollectionPatch {
     pub retention: MaybeUndefined<Retention>,
 }
 
-#[derive(Object)]
-pub struct CollectionList {
-    pub items: Vec<Collection>,
-}
+list!(CollectionList of Collection);
 
 #[derive(ApiResponse)]
 pub enum CollectionPage {
@@ -157,12 +155,7 @@ api! {
                     "</api/v1/workspaces/{ws}/collections?limit={limit}&cursor={c}>; rel=\"next\""
                 )
             });
-            Ok(CollectionPage::Ok(
-                Json(CollectionList {
-                    items: items.into_iter().map(Collection::from).collect(),
-                }),
-                link,
-            ))
+            Ok(CollectionPage::Ok(Json(items.into()), link))
         }
 
         /// Defines a collection (admins and managers).

@@ -1,6 +1,8 @@
 //! Workspace exports over HTTP (owners and admins): start one, watch its
 //! progress, download the archive. See `crate::export` for what it holds.
 
+use std::sync::Arc;
+
 use poem::Body;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -10,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::ApiTags;
 use super::body::{Download, JsonBody, MediaTypes};
+use super::list::list;
 use super::routes::api;
 use crate::access::op;
 use crate::app::AppState;
@@ -71,10 +74,7 @@ impl ExportJob {
     }
 }
 
-#[derive(Object)]
-pub struct ExportJobs {
-    pub items: Vec<ExportJob>,
-}
+list!(ExportJobs of ExportJob);
 
 #[derive(ApiResponse)]
 pub enum ExportStarted {
@@ -97,6 +97,16 @@ pub struct ExportTypes;
 
 impl MediaTypes for ExportTypes {
     const TYPES: &'static [&'static str] = &["application/zstd", "application/octet-stream"];
+}
+
+/// One of the workspace's exports, by the id in the path (404 when it is
+/// another workspace's, expired or unknown).
+fn job(workspace: &tenant::Path<op::WorkspaceExport>, export: &str) -> poem::Result<Arc<Job>> {
+    let id = export.parse()?;
+    Ok(workspace
+        .state()
+        .exports
+        .get(workspace.db.id(), &id, workspace.now())?)
 }
 
 #[derive(Default)]
@@ -127,9 +137,7 @@ api! {
                 .state()
                 .exports
                 .list(workspace.db.id(), workspace.now())?;
-            Ok(Json(ExportJobs {
-                items: list.iter().map(|j| ExportJob::of(j)).collect(),
-            }))
+            Ok(Json(list.iter().map(|j| ExportJob::of(j)).collect()))
         }
 
         /// One export's progress.
@@ -138,12 +146,7 @@ api! {
             workspace: tenant::Path<op::WorkspaceExport>,
             export: Path<String>,
         ) -> Json<ExportJob> {
-            let job = workspace.state().exports.get(
-                workspace.db.id(),
-                &export.parse()?,
-                workspace.now(),
-            )?;
-            Ok(Json(ExportJob::of(&job)))
+            job(&workspace, &export).map(|j| Json(ExportJob::of(&j)))
         }
 
         /// The archive, streamed (409 until the export is ready).
@@ -152,11 +155,7 @@ api! {
             workspace: tenant::Path<op::WorkspaceExport>,
             export: Path<String>,
         ) -> Download<ExportTypes> {
-            let job = workspace.state().exports.get(
-                workspace.db.id(),
-                &export.parse()?,
-                workspace.now(),
-            )?;
+            let job = job(&workspace, &export)?;
             let (name, ctype) = (job.file_name(), job.content_type());
             let rx = jobs::download(job)?;
             Ok(Download::new(

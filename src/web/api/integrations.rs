@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::fields::{Name, SecretValue};
+use super::list::list;
 use super::routes::api;
 use super::{ApiTags, Created, Done};
 use crate::access::enter::TenantHandle;
@@ -65,10 +66,7 @@ impl IntegrationSecret {
     }
 }
 
-#[derive(Object)]
-pub struct IntegrationSecretList {
-    pub items: Vec<IntegrationSecret>,
-}
+list!(IntegrationSecretList of IntegrationSecret);
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,10 +134,7 @@ pub struct InboundIntegrationCreated {
     pub secret: Option<String>,
 }
 
-#[derive(Object)]
-pub struct InboundIntegrationList {
-    pub items: Vec<InboundIntegration>,
-}
+list!(InboundIntegrationList of InboundIntegration);
 
 /// A received, verified event.
 #[derive(Object)]
@@ -175,10 +170,7 @@ impl From<EventRow> for InboundEvent {
     }
 }
 
-#[derive(Object)]
-pub struct InboundEventList {
-    pub items: Vec<InboundEvent>,
-}
+list!(InboundEventList of InboundEvent);
 
 #[derive(Default)]
 pub struct IntegrationsApi;
@@ -192,12 +184,13 @@ api! {
             workspace: tenant::Path<op::IntegrationRead>,
         ) -> Json<IntegrationSecretList> {
             let now = workspace.now();
-            let items = secrets::list(&workspace)
-                .await?
-                .into_iter()
-                .map(|r| IntegrationSecret::from_row(r, now))
-                .collect();
-            Ok(Json(IntegrationSecretList { items }))
+            Ok(Json(
+                secrets::list(&workspace)
+                    .await?
+                    .into_iter()
+                    .map(|r| IntegrationSecret::from_row(r, now))
+                    .collect(),
+            ))
         }
 
         /// Stores a secret (sealed). The answer does not contain the value.
@@ -247,12 +240,13 @@ api! {
         async fn inbound(
             workspace: tenant::Path<op::IntegrationRead>,
         ) -> Json<InboundIntegrationList> {
-            let items = inbound::list(&workspace)
-                .await?
-                .into_iter()
-                .map(|r| InboundIntegration::from_row(&workspace.state().config, &workspace, r))
-                .collect();
-            Ok(Json(InboundIntegrationList { items }))
+            Ok(Json(
+                inbound::list(&workspace)
+                    .await?
+                    .into_iter()
+                    .map(|r| InboundIntegration::from_row(&workspace.state().config, &workspace, r))
+                    .collect(),
+            ))
         }
 
         /// Creates an inbound integration. Without `secret_id` a secret is
@@ -296,12 +290,11 @@ api! {
             workspace: tenant::Path<op::IntegrationRead>,
             integration: Path<String>,
         ) -> Json<InboundEventList> {
-            let items = inbound::events(&workspace, Some(&integration), 100)
-                .await?
-                .into_iter()
-                .map(InboundEvent::from)
-                .collect();
-            Ok(Json(InboundEventList { items }))
+            Ok(Json(
+                inbound::events(&workspace, Some(&integration), 100)
+                    .await?
+                    .into(),
+            ))
         }
     }
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::fields::{Email, Name};
+use super::list::list;
 use super::routes::api;
 use super::{ApiTags, Done};
 use crate::access::{Role, op};
@@ -70,10 +71,7 @@ impl Invitation {
     }
 }
 
-#[derive(Object)]
-pub struct InvitationList {
-    pub items: Vec<Invitation>,
-}
+list!(InvitationList of Invitation);
 
 #[derive(Object)]
 pub struct InvitationPreview {
@@ -139,12 +137,13 @@ api! {
         GET "/workspaces/:workspace/invitations"
         async fn list(workspace: tenant::Path<op::InvitationRead>) -> Json<InvitationList> {
             let now = workspace.now();
-            let items = invitations::list(&workspace.state().control, &workspace)
-                .await?
-                .into_iter()
-                .map(|r| Invitation::from_row(r, now))
-                .collect();
-            Ok(Json(InvitationList { items }))
+            Ok(Json(
+                invitations::list(&workspace.state().control, &workspace)
+                    .await?
+                    .into_iter()
+                    .map(|r| Invitation::from_row(r, now))
+                    .collect(),
+            ))
         }
 
         /// Revokes a pending invitation.

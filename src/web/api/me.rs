@@ -9,6 +9,7 @@ use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
 use super::body::JsonBody;
+use super::list::list;
 use super::routes::api;
 use super::{ApiTags, Done};
 use crate::access::{Principal, Via};
@@ -52,10 +53,7 @@ pub struct SignInInfo {
     pub device: Option<String>,
 }
 
-#[derive(Object)]
-pub struct SignInList {
-    pub items: Vec<SignInInfo>,
-}
+list!(SignInList of SignInInfo);
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,21 +79,22 @@ api! {
         /// Your live sign-ins: browser sessions and API (`/auth/token`) sign-ins.
         GET "/me/sessions"
         async fn sessions(me: Me) -> Json<SignInList> {
-            let items = sign_ins(&me.state, &me.who)
-                .await?
-                .into_iter()
-                .map(|(s, current)| SignInInfo {
-                    id: s.id,
-                    kind: if s.browser { "browser" } else { "api" }.into(),
-                    current,
-                    created_at: rfc3339(s.created_at),
-                    last_seen_at: s.last_seen_at.map(rfc3339),
-                    expires_at: rfc3339(s.expires_at),
-                    ip: s.ip,
-                    device: s.device,
-                })
-                .collect();
-            Ok(Json(SignInList { items }))
+            Ok(Json(
+                sign_ins(&me.state, &me.who)
+                    .await?
+                    .into_iter()
+                    .map(|(s, current)| SignInInfo {
+                        id: s.id,
+                        kind: if s.browser { "browser" } else { "api" }.into(),
+                        current,
+                        created_at: rfc3339(s.created_at),
+                        last_seen_at: s.last_seen_at.map(rfc3339),
+                        expires_at: rfc3339(s.expires_at),
+                        ip: s.ip,
+                        device: s.device,
+                    })
+                    .collect(),
+            ))
         }
 
         /// Ends one of your sign-ins, server-side, at once.

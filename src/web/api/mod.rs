@@ -14,6 +14,7 @@ pub mod integrations;
 pub mod invitations;
 pub mod keys;
 pub mod lifecycle;
+pub mod list;
 pub mod me;
 pub mod mfa;
 pub mod passkeys;

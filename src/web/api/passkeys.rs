@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::fields::Name;
+use super::list::list;
 use super::mfa::Reauth;
 use super::routes::api;
 use super::{ApiTags, Done};
@@ -37,10 +38,7 @@ impl From<PasskeyRow> for PasskeyInfo {
     }
 }
 
-#[derive(Object)]
-pub struct PasskeyList {
-    pub items: Vec<PasskeyInfo>,
-}
+list!(PasskeyList of PasskeyInfo);
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,12 +105,9 @@ api! {
         /// Your passkeys.
         GET "/me/passkeys"
         async fn list(me: Me) -> Json<PasskeyList> {
-            let items = passkeys::list(&me.deps(), me.who.user_id)
-                .await?
-                .into_iter()
-                .map(PasskeyInfo::from)
-                .collect();
-            Ok(Json(PasskeyList { items }))
+            Ok(Json(
+                passkeys::list(&me.deps(), me.who.user_id).await?.into(),
+            ))
         }
 
         /// Starts registering a passkey (your password again).

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::fields::{Email, Name};
+use super::list::list;
 use super::routes::api;
 use super::{ApiTags, Created, Done};
 use crate::access::Role;
@@ -30,10 +31,22 @@ pub struct WorkspaceHealth {
     pub deletion_due_at: Option<String>,
 }
 
-#[derive(Object)]
-pub struct WorkspaceList {
-    pub items: Vec<WorkspaceHealth>,
+impl From<crate::platform::Health> for WorkspaceHealth {
+    fn from(h: crate::platform::Health) -> Self {
+        Self {
+            id: h.row.id.to_string(),
+            name: h.row.name,
+            region: h.row.region,
+            state: h.row.state,
+            members: h.members,
+            size_bytes: h.size_bytes,
+            created_at: rfc3339(h.row.created_at),
+            deletion_due_at: h.deletion_due_at.map(rfc3339),
+        }
+    }
 }
+
+list!(WorkspaceList of WorkspaceHealth);
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,21 +134,7 @@ api! {
         /// Nothing inside a workspace is shown here.
         GET "/platform/workspaces"
         async fn workspaces(admin: Admin) -> Json<WorkspaceList> {
-            let items = crate::platform::list(&admin.deps())
-                .await?
-                .into_iter()
-                .map(|h| WorkspaceHealth {
-                    id: h.row.id.to_string(),
-                    name: h.row.name,
-                    region: h.row.region,
-                    state: h.row.state,
-                    members: h.members,
-                    size_bytes: h.size_bytes,
-                    created_at: rfc3339(h.row.created_at),
-                    deletion_due_at: h.deletion_due_at.map(rfc3339),
-                })
-                .collect();
-            Ok(Json(WorkspaceList { items }))
+            Ok(Json(crate::platform::list(&admin.deps()).await?.into()))
         }
 
         /// Creates a workspace owned by an existing account.

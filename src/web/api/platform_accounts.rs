@@ -10,12 +10,14 @@ use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::fields::{Email, Name};
+use super::list::list;
 use super::routes::api;
 use super::{ApiTags, Created, Done};
 use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::staff;
 use crate::ids::UserId;
+use crate::store::accounts::Overview;
 use crate::web::session::Admin;
 
 #[derive(Object)]
@@ -37,10 +39,23 @@ pub struct Account {
     pub workspaces: i64,
 }
 
-#[derive(Object)]
-pub struct AccountList {
-    pub items: Vec<Account>,
+impl From<Overview> for Account {
+    fn from(o: Overview) -> Self {
+        Self {
+            id: o.user.id.to_string(),
+            email: o.user.email,
+            name: o.user.name,
+            platform_admin: o.user.platform_admin,
+            disabled: o.user.disabled,
+            invited: o.user.password_hash.is_none(),
+            created_at: rfc3339(o.user.created_at),
+            last_seen_at: o.last_seen_at.map(rfc3339),
+            workspaces: o.workspaces,
+        }
+    }
 }
+
+list!(AccountList of Account);
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,22 +96,7 @@ api! {
         /// first.
         GET "/platform/accounts"
         async fn list(admin: Admin) -> Json<AccountList> {
-            let items = staff::list(&admin.deps())
-                .await?
-                .into_iter()
-                .map(|o| Account {
-                    id: o.user.id.to_string(),
-                    email: o.user.email,
-                    name: o.user.name,
-                    platform_admin: o.user.platform_admin,
-                    disabled: o.user.disabled,
-                    invited: o.user.password_hash.is_none(),
-                    created_at: rfc3339(o.user.created_at),
-                    last_seen_at: o.last_seen_at.map(rfc3339),
-                    workspaces: o.workspaces,
-                })
-                .collect();
-            Ok(Json(AccountList { items }))
+            Ok(Json(staff::list(&admin.deps()).await?.into()))
         }
 
         /// Creates an account and mails its owner a single-use link (7 days) to

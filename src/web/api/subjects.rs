@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::ApiTags;
 use super::body::JsonBody;
+use super::list::list;
 use super::routes::api;
 use crate::access::op;
 use crate::subjects;
@@ -35,10 +36,20 @@ pub struct SubjectMatch {
     pub record: Option<Value>,
 }
 
-#[derive(Object)]
-pub struct SubjectMatches {
-    pub items: Vec<SubjectMatch>,
+impl From<subjects::Match> for SubjectMatch {
+    fn from(m: subjects::Match) -> Self {
+        Self {
+            collection_id: m.collection_id,
+            collection: m.collection,
+            record_id: m.record_id,
+            deleted: m.deleted,
+            matched_fields: m.matched_fields,
+            record: m.record,
+        }
+    }
 }
+
+list!(SubjectMatches of SubjectMatch);
 
 #[derive(Object)]
 pub struct AnonymiseResult {
@@ -68,19 +79,7 @@ api! {
             body: JsonBody<SubjectRequest>,
         ) -> Json<SubjectMatches> {
             let found = subjects::find(&workspace, &body.0.identifier).await?;
-            Ok(Json(SubjectMatches {
-                items: found
-                    .into_iter()
-                    .map(|m| SubjectMatch {
-                        collection_id: m.collection_id,
-                        collection: m.collection,
-                        record_id: m.record_id,
-                        deleted: m.deleted,
-                        matched_fields: m.matched_fields,
-                        record: m.record,
-                    })
-                    .collect(),
-            }))
+            Ok(Json(found.into()))
         }
 
         /// Exports the person's records, their kept versions and their audit

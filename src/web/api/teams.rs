@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::fields::ShortName;
+use super::list::list;
 use super::routes::api;
 use super::{ApiTags, Done};
 use crate::access::{Role, op};
@@ -24,10 +25,7 @@ pub struct Member {
     pub role: Role,
 }
 
-#[derive(Object)]
-pub struct MemberList {
-    pub items: Vec<Member>,
-}
+list!(MemberList of Member);
 
 #[derive(Object)]
 pub struct TeamMember {
@@ -59,10 +57,7 @@ impl From<TeamRow> for Team {
     }
 }
 
-#[derive(Object)]
-pub struct TeamList {
-    pub items: Vec<Team>,
-}
+list!(TeamList of Team);
 
 #[derive(Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,8 +105,8 @@ api! {
         GET "/workspaces/:workspace/members"
         async fn members(workspace: tenant::Path<op::MemberRead>) -> Json<MemberList> {
             let items = teams::members(&workspace.state().control, &workspace).await?;
-            Ok(Json(MemberList {
-                items: items
+            Ok(Json(
+                items
                     .into_iter()
                     .map(|(u, role)| Member {
                         user_id: u.id.to_string(),
@@ -120,16 +115,13 @@ api! {
                         role,
                     })
                     .collect(),
-            }))
+            ))
         }
 
         /// Teams with their leads and members.
         GET "/workspaces/:workspace/teams"
         async fn list(workspace: tenant::Path<op::TeamRead>) -> Json<TeamList> {
-            let items = teams::list(&workspace).await?;
-            Ok(Json(TeamList {
-                items: items.into_iter().map(Team::from).collect(),
-            }))
+            Ok(Json(teams::list(&workspace).await?.into()))
         }
 
         /// Creates a team (admins).

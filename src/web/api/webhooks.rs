@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::fields::HttpsUrl;
+use super::list::list;
 use super::routes::api;
 use super::{ApiTags, Created, Done};
 use crate::access::op;
@@ -82,10 +83,16 @@ pub struct WebhookEndpointCreated {
     pub secret: String,
 }
 
-#[derive(Object)]
-pub struct WebhookEndpointList {
-    pub items: Vec<WebhookEndpoint>,
+impl WebhookEndpointCreated {
+    fn of(made: webhooks::Created, now: i64) -> Self {
+        Self {
+            endpoint: WebhookEndpoint::from_row(made.endpoint, now),
+            secret: made.secret,
+        }
+    }
 }
+
+list!(WebhookEndpointList of WebhookEndpoint);
 
 #[derive(Object)]
 pub struct WebhookDelivery {
@@ -128,10 +135,7 @@ impl From<DeliveryRow> for WebhookDelivery {
     }
 }
 
-#[derive(Object)]
-pub struct WebhookDeliveryList {
-    pub items: Vec<WebhookDelivery>,
-}
+list!(WebhookDeliveryList of WebhookDelivery);
 
 /// 202 Accepted: queued, sent by the worker.
 #[derive(ApiResponse)]
@@ -150,12 +154,13 @@ api! {
         GET "/workspaces/:workspace/webhooks"
         async fn list(workspace: tenant::Path<op::IntegrationRead>) -> Json<WebhookEndpointList> {
             let now = workspace.now();
-            let items = webhooks::list(&workspace)
-                .await?
-                .into_iter()
-                .map(|e| WebhookEndpoint::from_row(e, now))
-                .collect();
-            Ok(Json(WebhookEndpointList { items }))
+            Ok(Json(
+                webhooks::list(&workspace)
+                    .await?
+                    .into_iter()
+                    .map(|e| WebhookEndpoint::from_row(e, now))
+                    .collect(),
+            ))
         }
 
         /// Subscribes an endpoint. The signing secret is in this answer only.
@@ -171,10 +176,8 @@ api! {
                 &body.0.events,
             )
             .await?;
-            Ok(Created::Created(Json(WebhookEndpointCreated {
-                endpoint: WebhookEndpoint::from_row(made.endpoint, workspace.now()),
-                secret: made.secret,
-            })))
+            let created = WebhookEndpointCreated::of(made, workspace.now());
+            Ok(Created::Created(Json(created)))
         }
 
         /// Changes an endpoint's URL or event types (the secret stays).
@@ -211,10 +214,7 @@ api! {
                 body.0.overlap_hours,
             )
             .await?;
-            Ok(Json(WebhookEndpointCreated {
-                endpoint: WebhookEndpoint::from_row(made.endpoint, workspace.now()),
-                secret: made.secret,
-            }))
+            Ok(Json(WebhookEndpointCreated::of(made, workspace.now())))
         }
 
         /// Deletes an endpoint and its delivery log.
@@ -233,12 +233,11 @@ api! {
             workspace: tenant::Path<op::IntegrationRead>,
             webhook: Path<String>,
         ) -> Json<WebhookDeliveryList> {
-            let items = webhooks::deliveries(&workspace, &webhook, 100)
-                .await?
-                .into_iter()
-                .map(WebhookDelivery::from)
-                .collect();
-            Ok(Json(WebhookDeliveryList { items }))
+            Ok(Json(
+                webhooks::deliveries(&workspace, &webhook, 100)
+                    .await?
+                    .into(),
+            ))
         }
 
         /// Sends a delivery's message again (same `webhook-id`), as a new delivery.

@@ -4,14 +4,13 @@
 //! every other SCIM route.
 
 use poem::http::StatusCode;
-use poem::web::Path;
 use poem::{Response, RouteMethod, get, handler};
 use serde_json::{Value, json};
 
 use super::groups::GROUP_SCHEMA;
 use super::users::USER_SCHEMA;
 use super::wire::LIST_SCHEMA;
-use super::{Failure, ScimCall, finish, scim_json};
+use super::{Failure, ResourceId, ScimCall, finish, scim_json};
 
 const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 const RT_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
@@ -173,6 +172,6 @@ async fn listing<C: Catalog>(call: ScimCall<C>) -> Response {
 }
 
 #[handler]
-async fn entry<C: Catalog>(call: ScimCall<C>, Path((_, id)): Path<(String, String)>) -> Response {
+async fn entry<C: Catalog>(call: ScimCall<C>, ResourceId(id): ResourceId) -> Response {
     one(C::items(&call.base), &id)
 }

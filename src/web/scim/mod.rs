@@ -20,6 +20,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::web::Path;
 use poem::{FromRequest, IntoResponse, Request, RequestBody, Response, Route, get};
 
 use crate::access::enter::Door;
@@ -108,6 +109,17 @@ impl<'a, R> FromRequest<'a> for ScimCall<R> {
             base,
             on: PhantomData,
         })
+    }
+}
+
+/// The id that ends a path by id (`/Users/:id`, `/Schemas/:id`), after the
+/// workspace's.
+pub struct ResourceId(pub String);
+
+impl<'a> FromRequest<'a> for ResourceId {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let Path((_, id)) = Path::<(String, String)>::from_request(req, body).await?;
+        Ok(ResourceId(id))
     }
 }
 

@@ -6,12 +6,11 @@
 use std::future::Future;
 
 use poem::http::{Method, StatusCode, header};
-use poem::web::Path;
 use poem::{Request, Response, RouteMethod, get, handler};
 use serde_json::Value;
 
 use super::wire::{self, Filter, ListQuery};
-use super::{Failure, ScimCall, finish, scim_json};
+use super::{Failure, ResourceId, ScimCall, finish, scim_json};
 use crate::error::Error;
 
 /// A SCIM resource type as Aura keeps it.
@@ -92,7 +91,7 @@ async fn list<R: Resource>(req: &Request, call: ScimCall<R>) -> Response {
 async fn read<R: Resource>(
     req: &Request,
     call: ScimCall<R>,
-    Path((_, id)): Path<(String, String)>,
+    ResourceId(id): ResourceId,
 ) -> Response {
     finish(
         R::read(req, &call, &id)
@@ -123,7 +122,7 @@ async fn create<R: Resource>(req: &Request, call: ScimCall<R>, bytes: Vec<u8>) -
 async fn change<R: Resource>(
     req: &Request,
     call: ScimCall<R>,
-    Path((_, id)): Path<(String, String)>,
+    ResourceId(id): ResourceId,
     bytes: Vec<u8>,
 ) -> Response {
     finish(
@@ -141,7 +140,7 @@ async fn change<R: Resource>(
 }
 
 #[handler]
-async fn delete<R: Resource>(call: ScimCall<R>, Path((_, id)): Path<(String, String)>) -> Response {
+async fn delete<R: Resource>(call: ScimCall<R>, ResourceId(id): ResourceId) -> Response {
     finish(
         async {
             R::delete(&call, &id).await?;

@@ -10,10 +10,12 @@ use super::csrf_field;
 use super::forms::PublicPage;
 use super::forms::when;
 use super::forms::{AccountPost, errors_box, page, see_other, validation_errors};
+use crate::access::Principal;
 use crate::app::AppState;
+use crate::audit::RequestMeta;
 use crate::error::{Error, FieldError};
 use crate::identity::mfa::{self, Enrolment};
-use crate::identity::{passkeys, users};
+use crate::identity::{Deps, passkeys, users};
 use crate::web::api::me::{end_sign_in, sign_ins};
 use crate::web::session::{AccountHolder, SignedIn};
 
@@ -158,18 +160,9 @@ fn svg_only(doc: &str) -> &str {
     doc.find("<svg").map_or(doc, |i| &doc[i..])
 }
 
-pub(super) async fn render(
-    req: &Request,
-    state: &AppState,
-    who: &SignedIn,
-    status: StatusCode,
-    errors: &[FieldError],
-    notice: Option<&str>,
-) -> poem::Result<Response> {
-    render_mfa(req, state, who, status, errors, notice, MfaStep::Idle).await
-}
-
-async fn render_mfa(
+/// The account page, at a step of setting up two-factor sign-in (`Idle`
+/// when none is under way).
+async fn render(
     req: &Request,
     state: &AppState,
     who: &SignedIn,
@@ -310,7 +303,8 @@ pub async fn account_page(p: PublicPage<'_>, who: AccountHolder) -> poem::Result
     let who = SignedIn::from(who);
     let changed = p.req.uri().query() == Some("changed=1");
     let note = changed.then_some("Password changed; your other sign-ins have ended.");
-    render(p.req, &p.state, &who, StatusCode::OK, &[], note).await
+    let (status, step) = (StatusCode::OK, MfaStep::Idle);
+    render(p.req, &p.state, &who, status, &[], note, step).await
 }
 
 #[handler]
@@ -347,23 +341,35 @@ impl AccountPost {
     /// Re-renders the page with the errors of a failed form.
     pub(super) async fn failed(&self, req: &Request, e: Error) -> poem::Result<Response> {
         let errors = validation_errors(e)?;
-        let status = StatusCode::UNPROCESSABLE_ENTITY;
-        render(req, &self.state, &self.who, status, &errors, None).await
+        let (status, step) = (StatusCode::UNPROCESSABLE_ENTITY, MfaStep::Idle);
+        render(req, &self.state, &self.who, status, &errors, None, step).await
     }
 
     /// The page at a step of setting up two-factor sign-in.
     async fn mfa_step(&self, req: &Request, step: MfaStep<'_>) -> poem::Result<Response> {
-        render_mfa(req, &self.state, &self.who, StatusCode::OK, &[], None, step).await
+        render(req, &self.state, &self.who, StatusCode::OK, &[], None, step).await
+    }
+
+    /// A two-factor change made with the password again: the page at the
+    /// step it reached, else the page again with the errors.
+    async fn mfa_change<T>(
+        &self,
+        req: &Request,
+        change: impl AsyncFnOnce(&Deps<'_>, &Principal, String, &RequestMeta) -> Result<T, Error>,
+        step: impl FnOnce(&T) -> MfaStep<'_>,
+    ) -> poem::Result<Response> {
+        let password = self.form.owned("password");
+        match change(&self.state.deps(), &self.who.0, password, &self.meta).await {
+            Ok(t) => self.mfa_step(req, step(&t)).await,
+            Err(e) => self.failed(req, e).await,
+        }
     }
 }
 
 #[handler]
 pub async fn mfa_start(req: &Request, p: AccountPost) -> poem::Result<Response> {
-    let password = p.form.owned("password");
-    match mfa::start_enrolment(&p.state.deps(), &p.who.0, password, &p.meta).await {
-        Ok(e) => p.mfa_step(req, MfaStep::Enrolling(&e)).await,
-        Err(e) => p.failed(req, e).await,
-    }
+    p.mfa_change(req, mfa::start_enrolment, |e| MfaStep::Enrolling(e))
+        .await
 }
 
 #[handler]
@@ -378,7 +384,7 @@ pub async fn mfa_confirm(req: &Request, p: AccountPost) -> poem::Result<Response
         (Error::Validation(errors), Some(pending)) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             let step = MfaStep::Enrolling(&pending);
-            render_mfa(req, &p.state, &p.who, status, errors, None, step).await
+            render(req, &p.state, &p.who, status, errors, None, step).await
         }
         _ => p.failed(req, e).await,
     }
@@ -386,11 +392,10 @@ pub async fn mfa_confirm(req: &Request, p: AccountPost) -> poem::Result<Response
 
 #[handler]
 pub async fn mfa_recovery_codes(req: &Request, p: AccountPost) -> poem::Result<Response> {
-    let password = p.form.owned("password");
-    match mfa::regenerate_recovery_codes(&p.state.deps(), &p.who.0, password, &p.meta).await {
-        Ok(codes) => p.mfa_step(req, MfaStep::Regenerated(&codes)).await,
-        Err(e) => p.failed(req, e).await,
-    }
+    p.mfa_change(req, mfa::regenerate_recovery_codes, |c| {
+        MfaStep::Regenerated(c)
+    })
+    .await
 }
 
 #[handler]

@@ -2,7 +2,7 @@
 //! admin, the request the page is drawn for (its CSRF token, its flash and
 //! banner), the posted fields (none on a GET), and where a form goes next.
 
-use maud::Markup;
+use maud::{Markup, html};
 use poem::http::StatusCode;
 use poem::{FromRequest, Request, RequestBody, Response};
 
@@ -35,6 +35,15 @@ impl AdminPage<'_> {
     ) -> poem::Result<Response> {
         let who = SignedIn(self.admin.who.clone());
         page(self.req, &self.admin.state, &who, status, title, body).await
+    }
+}
+
+/// A platform page's heading: the way back to the platform area, then the
+/// page's title.
+pub fn heading(title: &str) -> Markup {
+    html! {
+        p.crumbs { a href="/platform" { "Platform" } }
+        h1 { (title) }
     }
 }
 

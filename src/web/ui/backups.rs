@@ -8,7 +8,7 @@ use maud::html;
 use poem::web::{Data, Redirect};
 use poem::{IntoResponse, Response, handler};
 
-use super::admin_page::AdminPage;
+use super::admin_page::{AdminPage, heading};
 use super::csrf_field;
 use super::forms::human_size;
 use crate::app::AppState;
@@ -81,8 +81,7 @@ pub async fn page(p: AdminPage<'_>) -> poem::Result<Response> {
     };
     p.page(StatusCode::OK, "Backups", |csrf| html! {
         section.card {
-            p.crumbs { a href="/platform" { "Platform" } }
-            h1 { "Backups" }
+            (heading("Backups"))
             p.muted { "Encrypted with age to " (cfg.recipients.len().max(1)) " recipient(s) into " code { (s.target) }
                 @if !s.region.is_empty() { " (region " (s.region) ")" }
                 "; keeping " (cfg.keep_daily) " daily and " (cfg.keep_weekly) " weekly." }

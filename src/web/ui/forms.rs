@@ -137,6 +137,18 @@ impl<'a, T: PathId> FromRequest<'a> for Id<T> {
     }
 }
 
+/// The record a page's path names: its collection (`{coll}`) and its id
+/// (`{rec}`).
+pub struct RecordAt(pub CollectionId, pub RecordId);
+
+impl<'a> FromRequest<'a> for RecordAt {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let Id(cid) = Id::from_request(req, body).await?;
+        let Id(rid) = Id::from_request(req, body).await?;
+        Ok(RecordAt(cid, rid))
+    }
+}
+
 /// A form posted to a workspace's page: the appliance, the workspace
 /// entered for `O` (through `TenantPage`, the UI's door) and the fields.
 pub struct WsPost<O> {

@@ -6,7 +6,7 @@ use poem::http::StatusCode;
 use poem::web::Path;
 use poem::{Response, handler};
 
-use super::admin_page::{AdminPage, next_or_again};
+use super::admin_page::{AdminPage, heading, next_or_again};
 use super::csrf_field;
 use super::forms::{at, see_other, summary};
 use crate::access::Role;
@@ -27,8 +27,7 @@ async fn render(
     p.page(status, "Workspaces (platform)", |token| {
         html! {
             section.card {
-                p.crumbs { a href="/platform" { "Platform" } }
-                h1 { "Workspaces" }
+                (heading("Workspaces"))
                 p.muted { "Health only: what is inside a workspace is not shown here. To help a workspace, start an impersonation: it is recorded, with your reason, in the platform log and in the workspace's own audit log, and ends by itself." }
                 (summary(errors, &[
                     ("name", "Name", "ws-name"),

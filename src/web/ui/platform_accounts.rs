@@ -7,7 +7,7 @@ use maud::html;
 use poem::http::StatusCode;
 use poem::{Response, handler};
 
-use super::admin_page::{AdminPage, next_or_again};
+use super::admin_page::{AdminPage, heading, next_or_again};
 use super::csrf_field;
 use super::forms::{Posted, at, see_other, summary, when};
 use crate::error::{Error, FieldError};
@@ -30,8 +30,7 @@ async fn render(
     p.page(status, "Accounts (platform)", |token| {
         html! {
             section.card {
-                p.crumbs { a href="/platform" { "Platform" } }
-                h1 { "Accounts" }
+                (heading("Accounts"))
                 p.muted { "People's accounts on this appliance (a workspace's service accounts are managed in the workspace). A disabled account cannot sign in by any method; disabling it ends its sessions and API sign-ins and revokes its personal API tokens. Every change here is in the platform audit log." }
                 (summary(errors, &[("email", "Email", "acct-email"), ("name", "Name", "acct-name")]))
                 table.list id="platform-accounts" {

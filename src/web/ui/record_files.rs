@@ -9,11 +9,10 @@ use maud::{Markup, html};
 use poem::web::{Data, Multipart, Path as PoemPath};
 use poem::{Response, handler};
 
-use super::forms::{Id, WsPost, see_other};
+use super::forms::{RecordAt, WsPost, see_other};
 use crate::access::op;
 use crate::app::AppState;
 use crate::error::{Error, FieldError};
-use crate::ids::{CollectionId, RecordId};
 use crate::model::file_ref::{self, safe_inline};
 use crate::records::files::{self as rfiles, NewFile};
 use crate::records::schema::{FieldType, RecordAction};
@@ -113,8 +112,7 @@ pub fn files_section(
 pub async fn upload(
     ctx: TenantPage<op::RecordUpdate>,
     state: Data<&Arc<AppState>>,
-    Id(cid): Id<CollectionId>,
-    Id(rid): Id<RecordId>,
+    RecordAt(cid, rid): RecordAt,
     PoemPath((_, _, _, field)): PoemPath<(String, String, String, String)>,
     mut form: Multipart,
 ) -> poem::Result<Response> {
@@ -197,8 +195,7 @@ pub async fn upload(
 #[handler]
 pub async fn remove(
     p: WsPost<op::RecordUpdate>,
-    Id(cid): Id<CollectionId>,
-    Id(rid): Id<RecordId>,
+    RecordAt(cid, rid): RecordAt,
 ) -> poem::Result<Response> {
     let field = p.form.get("field").unwrap_or_default().to_owned();
     let file = p.form.get("file").unwrap_or_default().to_owned();
@@ -210,8 +207,7 @@ pub async fn remove(
 #[handler]
 pub async fn download(
     ctx: TenantPage<op::RecordRead>,
-    Id(cid): Id<CollectionId>,
-    Id(rid): Id<RecordId>,
+    RecordAt(cid, rid): RecordAt,
     PoemPath((_, _, _, field, file)): PoemPath<(String, String, String, String, String)>,
 ) -> poem::Result<Response> {
     let d = rfiles::download_file(&ctx, &cid, &rid, &field, &file).await?;

@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use poem::{Response, handler};
 use serde_json::{Map, Value, json};
 
-use super::forms::{Id, Posted, WsPost, breadcrumbs, every, one, status_for, summary_by};
+use super::forms::{Id, Posted, RecordAt, WsPost, breadcrumbs, every, one, status_for, summary_by};
 use super::{csrf_field, row_action};
 use crate::access::enter::TenantHandle;
 use crate::access::op;
@@ -442,17 +442,9 @@ pub async fn create_record(
 #[handler]
 pub async fn record_page(
     ctx: TenantPage<op::RecordRead>,
-    Id(cid): Id<CollectionId>,
-    Id(rid): Id<RecordId>,
+    RecordAt(cid, rid): RecordAt,
 ) -> poem::Result<Response> {
-    let (v, rec, history) = records::history(&ctx, &cid, &rid).await?;
-    let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
-    let shown = shown_from(&fields, &rec.values);
-    let s = Subject {
-        v: &v,
-        rec: Some((&rec, &history)),
-    };
-    render_record(&ctx, s, &shown, &[]).await
+    record_page_with_errors(&ctx, &cid, &rid, &[]).await
 }
 
 /// The record's page with `errors` (a file upload's, at its field).
@@ -475,8 +467,7 @@ pub async fn record_page_with_errors<O>(
 #[handler]
 pub async fn update_record(
     p: WsPost<op::RecordUpdate>,
-    Id(cid): Id<CollectionId>,
-    Id(rid): Id<RecordId>,
+    RecordAt(cid, rid): RecordAt,
 ) -> poem::Result<Response> {
     let v = records::load(&p.ctx, &cid, records::Need::Record(RecordAction::Update)).await?;
     let fields: Vec<Field> = v.row.def.live_fields().cloned().collect();
@@ -500,8 +491,7 @@ pub async fn update_record(
 #[handler]
 pub async fn delete_record(
     p: WsPost<op::RecordDelete>,
-    Id(cid): Id<CollectionId>,
-    Id(rid): Id<RecordId>,
+    RecordAt(cid, rid): RecordAt,
 ) -> poem::Result<Response> {
     records::delete_record(&p.ctx, &cid, &rid).await?;
     let undo = format!("{}/undelete", record_url(p.ctx.ws(), &cid, rid));
@@ -512,8 +502,7 @@ pub async fn delete_record(
 #[handler]
 pub async fn undelete_record(
     p: WsPost<op::RecordUndelete>,
-    Id(cid): Id<CollectionId>,
-    Id(rid): Id<RecordId>,
+    RecordAt(cid, rid): RecordAt,
 ) -> poem::Result<Response> {
     // From an audit entry's page: that deletion's values, or a 409.
     let entry = p.form.get("entry").and_then(|s| s.parse().ok());
@@ -524,8 +513,7 @@ pub async fn undelete_record(
 #[handler]
 pub async fn restore_record(
     p: WsPost<op::RecordUpdate>,
-    Id(cid): Id<CollectionId>,
-    Id(rid): Id<RecordId>,
+    RecordAt(cid, rid): RecordAt,
 ) -> poem::Result<Response> {
     let version: i64 = p
         .form
