@@ -18,12 +18,12 @@ impl Db {
         let conn = if wait {
             self.waiting.fetch_add(1, Ordering::Relaxed);
             self.yielding.fetch_add(1, Ordering::AcqRel);
-            let lock = self.writer.lock();
+            let lock = self.writer()?.lock();
             self.yielding.fetch_sub(1, Ordering::AcqRel);
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             lock.map_err(|_| Error::internal("writer lock poisoned"))?
         } else {
-            match self.writer.try_lock() {
+            match self.writer()?.try_lock() {
                 Ok(c) => c,
                 Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
                 Err(_) => return Err(Error::internal("writer lock poisoned")),

@@ -176,7 +176,7 @@ pub fn current_version(conn: &dyn Sql) -> Result<i64> {
 /// header, no table read) is the latest, and the recorded versions include
 /// each one. Opening a cold workspace then takes no write lock and runs no
 /// DDL (issue 23: the first request to a cold workspace stays cheap).
-fn up_to_date(conn: &Connection, migrations: &[Migration]) -> Result<bool> {
+pub(in crate::store) fn up_to_date(conn: &Connection, migrations: &[Migration]) -> Result<bool> {
     if current_version(conn)? != latest(migrations) {
         return Ok(false);
     }

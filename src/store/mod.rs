@@ -85,7 +85,12 @@ pub struct Db {
     opts: DbOptions,
     /// Callers waiting for the writer (the write queue, for metrics).
     waiting: std::sync::atomic::AtomicUsize,
-    writer: Mutex<Connection>,
+    /// Opened on the first write (or check of the writer): a workspace
+    /// that is only read never opens it, so its first request opens (and
+    /// parses the schema on) one connection, not two (issue 23).
+    writer: std::sync::OnceLock<Mutex<Connection>>,
+    /// Held while the writer is being opened.
+    opening: Mutex<()>,
     readers: Mutex<Vec<Connection>>,
     /// Writes queued for the next group commit (see `write_async`).
     pending: Mutex<Vec<Job>>,
@@ -127,11 +132,18 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Opens (creating if needed) and brings the schema up to date.
+    /// Opens (creating if needed) and brings the schema up to date. An
+    /// existing file whose schema is current is checked on a reader
+    /// connection, which stays pooled; the writer opens on the first write.
     pub fn open(path: &Path, opts: DbOptions, migrations: &[Migration]) -> Result<Self> {
         let created = !path.exists();
-        let mut writer = connect(path, opts, true)?;
-        migrations::apply(&mut writer, migrations)?;
+        let mut conn = connect(path, opts, created)?;
+        let (writer, readers) = if !created && migrations::up_to_date(&conn, migrations)? {
+            (std::sync::OnceLock::new(), vec![conn])
+        } else {
+            migrations::apply(&mut conn, migrations)?;
+            (std::sync::OnceLock::from(Mutex::new(conn)), Vec::new())
+        };
         if created {
             // SQLite syncs a new file's contents, not its directory entry.
             crate::dirsync::sync_parent(path)?;
@@ -140,8 +152,9 @@ impl Db {
             path: path.to_owned(),
             opts,
             waiting: Default::default(),
-            writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
+            writer,
+            opening: Mutex::new(()),
+            readers: Mutex::new(readers),
             pending: Mutex::new(Vec::new()),
             draining: Default::default(),
             yielding: Default::default(),
@@ -162,12 +175,32 @@ impl Db {
             path: path.to_owned(),
             opts,
             waiting: Default::default(),
-            writer: Mutex::new(writer),
+            writer: std::sync::OnceLock::from(Mutex::new(writer)),
+            opening: Mutex::new(()),
             readers: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
             draining: Default::default(),
             yielding: Default::default(),
         })
+    }
+
+    /// The writer connection's lock, the connection opened if this is the
+    /// first write.
+    fn writer(&self) -> Result<&Mutex<Connection>> {
+        if let Some(w) = self.writer.get() {
+            return Ok(w);
+        }
+        let _opening = self
+            .opening
+            .lock()
+            .map_err(|_| Error::internal("writer open lock poisoned"))?;
+        if self.writer.get().is_none() {
+            let conn = connect(&self.path, self.opts, false)?;
+            let _ = self.writer.set(Mutex::new(conn));
+        }
+        self.writer
+            .get()
+            .ok_or_else(|| Error::internal("writer connection missing"))
     }
 
     pub fn write_waiters(&self) -> usize {
@@ -183,7 +216,7 @@ impl Db {
     pub fn write<T>(&self, f: impl FnOnce(&dyn SqlTx) -> Result<T>) -> Result<T> {
         use std::sync::atomic::Ordering;
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        let lock = self.writer.lock();
+        let lock = self.writer()?.lock();
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let mut conn = lock.map_err(|_| Error::internal("writer lock poisoned"))?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -311,7 +344,7 @@ impl Db {
     fn run_pending(&self) -> Result<()> {
         use std::sync::atomic::Ordering;
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        let lock = self.writer.lock();
+        let lock = self.writer()?.lock();
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let mut conn = lock.map_err(|_| Error::internal("writer lock poisoned"))?;
         loop {
@@ -324,7 +357,7 @@ impl Db {
                     spins += 1;
                 }
                 conn = self
-                    .writer
+                    .writer()?
                     .lock()
                     .map_err(|_| Error::internal("writer lock poisoned"))?;
             }
@@ -364,7 +397,7 @@ impl Db {
     pub fn replace_from(&self, src: &dyn Sql) -> Result<()> {
         let src = src.conn(TOKEN);
         let mut conn = self
-            .writer
+            .writer()?
             .lock()
             .map_err(|_| Error::internal("writer lock poisoned"))?;
         let backup = rusqlite::backup::Backup::new(src, &mut conn)?;
@@ -376,7 +409,7 @@ impl Db {
     /// lingers in free pages or old WAL frames (after an anonymisation).
     pub fn scrub(&self) -> Result<()> {
         let conn = self
-            .writer
+            .writer()?
             .lock()
             .map_err(|_| Error::internal("writer lock poisoned"))?;
         conn.execute_batch("PRAGMA secure_delete = ON; VACUUM;")?;
@@ -384,13 +417,20 @@ impl Db {
         Ok(())
     }
 
-    /// Flushes the WAL into the main file; used at clean shutdown.
+    /// Flushes the WAL into the main file; used at clean shutdown. A
+    /// database this process never wrote to is checkpointed on a reader
+    /// (no writer opened only for this).
     pub fn checkpoint(&self) -> Result<()> {
-        let conn = self
-            .writer
-            .lock()
-            .map_err(|_| Error::internal("writer lock poisoned"))?;
-        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        const SQL: &str = "PRAGMA wal_checkpoint(TRUNCATE);";
+        match self.writer.get() {
+            Some(w) => {
+                let conn = w
+                    .lock()
+                    .map_err(|_| Error::internal("writer lock poisoned"))?;
+                conn.execute_batch(SQL)?;
+            }
+            None => self.read(|c| Ok(c.conn(TOKEN).execute_batch(SQL)?))?,
+        }
         Ok(())
     }
 }

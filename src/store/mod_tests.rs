@@ -80,3 +80,45 @@ fn failed_write_rolls_back() {
         .unwrap();
     assert_eq!(n, 0);
 }
+
+/// A database opened again with its schema current is checked on one
+/// connection, which serves its reads: the writer opens on the first write,
+/// so a workspace that is only read parses its schema once, not twice.
+#[test]
+fn an_existing_database_opens_its_writer_on_the_first_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    drop(Db::open(&path, test_options(), migrations::TENANT).unwrap());
+    let db = Db::open(&path, test_options(), migrations::TENANT).unwrap();
+    assert!(db.writer.get().is_none(), "no writer before a write");
+    let tables: i64 = db
+        .read(|c| {
+            Ok(c.conn(TOKEN).query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert!(tables > 5);
+    assert!(db.writer.get().is_none(), "a read opens no writer");
+    assert_eq!(
+        db.readers.lock().unwrap().len(),
+        1,
+        "the checking connection reads"
+    );
+    db.write(|tx| {
+        tx.tx(TOKEN)
+            .execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")?;
+        Ok(())
+    })
+    .unwrap();
+    assert!(db.writer.get().is_some());
+    // An out-of-date schema is migrated on the writer at open.
+    let fresh = dir.path().join("new.db");
+    let db = Db::open(&fresh, test_options(), migrations::TENANT).unwrap();
+    assert!(
+        db.writer.get().is_some(),
+        "a new file is created by the writer"
+    );
+}
