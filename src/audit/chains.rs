@@ -174,13 +174,13 @@ pub struct SeenTips(
     std::sync::Mutex<Stamps>,
 );
 
-/// The stamps, whether they were read from control.db yet, and whether
-/// they changed since they were last saved there.
+/// The stamps, whether they were read from control.db yet, and what was
+/// saved there last.
 #[derive(Debug, Default)]
 pub struct Stamps {
     by_workspace: std::collections::HashMap<WorkspaceId, FileStamp>,
     loaded: bool,
-    changed: bool,
+    saved: std::collections::HashMap<WorkspaceId, FileStamp>,
 }
 
 impl SeenTips {
@@ -194,50 +194,56 @@ impl SeenTips {
 
     fn note_signed(&self, ws: WorkspaceId, stamp: Option<FileStamp>) {
         if let Ok(mut m) = self.1.lock() {
-            let before = match stamp {
+            match stamp {
                 Some(st) => m.by_workspace.insert(ws, st),
                 None => m.by_workspace.remove(&ws),
             };
-            m.changed |= before != stamp;
         }
     }
 
-    /// Reads the saved stamps once, before the first pass.
-    fn load(&self, control: &Control) -> Result<()> {
+    /// Reads the saved stamps once, before the first pass. A failed read
+    /// costs looks, never a pass: logged, and the pass opens them all.
+    fn load(&self, control: &Control) {
         let Ok(mut m) = self.1.lock() else {
-            return Ok(());
+            return;
         };
-        if !m.loaded {
-            let saved = control
-                .db
-                .read(|c| idle_stamps::load(c, idle_stamps::Pass::Checkpoint))?;
-            // A stamp noted meanwhile is newer than the saved one.
-            for (ws, st) in saved {
-                m.by_workspace.entry(ws).or_insert(st);
-            }
-            m.loaded = true;
+        if m.loaded {
+            return;
         }
-        Ok(())
+        m.loaded = true;
+        match control
+            .db
+            .read(|c| idle_stamps::load(c, idle_stamps::Pass::Checkpoint))
+        {
+            Ok(saved) => {
+                // A stamp noted meanwhile is newer than the saved one.
+                for (ws, st) in &saved {
+                    m.by_workspace.entry(*ws).or_insert(*st);
+                }
+                m.saved = saved;
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the checkpoint pass's saved file stamps"),
+        }
     }
 
-    /// Saves the stamps if a pass changed them.
-    fn save(&self, control: &Control) -> Result<()> {
-        let stamps = match self.1.lock() {
-            Ok(mut m) if m.changed => {
-                m.changed = false;
-                m.by_workspace.clone()
-            }
-            _ => return Ok(()),
+    /// Saves the stamps that changed since the last save. A failed save is
+    /// logged; the next pass tries again.
+    fn save(&self, control: &Control) {
+        let (before, now) = match self.1.lock() {
+            Ok(m) if m.by_workspace != m.saved => (m.saved.clone(), m.by_workspace.clone()),
+            _ => return,
         };
         let saved = control
             .db
-            .write(|tx| idle_stamps::save(tx, idle_stamps::Pass::Checkpoint, &stamps));
-        if saved.is_err() {
-            if let Ok(mut m) = self.1.lock() {
-                m.changed = true;
+            .write(|tx| idle_stamps::save(tx, idle_stamps::Pass::Checkpoint, &before, &now));
+        match saved {
+            Ok(()) => {
+                if let Ok(mut m) = self.1.lock() {
+                    m.saved = now;
+                }
             }
+            Err(e) => tracing::warn!(error = %e, "saving the checkpoint pass's file stamps"),
         }
-        saved
     }
 }
 
@@ -279,7 +285,7 @@ fn sign_heads(
     let mut opened = 0;
     let mut refused = Vec::new();
     if let Some(s) = seen {
-        s.load(control)?;
+        s.load(control);
     }
     let chains = all_chains(control)?;
     let mut known = match seen {
@@ -368,7 +374,7 @@ fn sign_heads(
         }
         map.retain(|scope, _| scopes.contains(scope));
         drop(map);
-        s.save(control)?;
+        s.save(control);
     }
     Ok(Signed {
         signed,

@@ -38,7 +38,7 @@ pub struct PasswordHasher {
     /// same. Made by the first hashing worker free after the start, not
     /// before it (a whole hash of start-up time, and of every CLI command);
     /// a check that needs it first waits for it on its worker.
-    dummy_hash: Arc<OnceLock<String>>,
+    dummy_hash: Arc<OnceLock<Option<String>>>,
     pool: Pool,
 }
 
@@ -239,7 +239,15 @@ impl PasswordHasher {
                 let _permit = permit;
                 match &stored {
                     Some(stored) => verify_with(&password, stored),
-                    None => verify_with(&password, dummy_of(&dummy, &params)),
+                    None => match dummy_of(&dummy, &params) {
+                        Some(dummy) => verify_with(&password, dummy),
+                        // No dummy (never with checked parameters): a whole
+                        // hash instead, so an unknown account still costs one.
+                        None => {
+                            let _ = hash_with(&params, &password);
+                            false
+                        }
+                    },
                 }
             })
             .await?;
@@ -253,13 +261,12 @@ impl PasswordHasher {
     }
 }
 
-/// The dummy hash, made on first use (on a hashing worker). A hash that
-/// cannot be made (never with checked parameters) leaves an empty one,
-/// which no password matches.
-fn dummy_of<'a>(dummy: &'a OnceLock<String>, params: &Params) -> &'a str {
-    dummy.get_or_init(|| {
-        hash_with(params, &crate::crypto::token::random_password()).unwrap_or_default()
-    })
+/// The dummy hash, made on first use (on a hashing worker); `None` if it
+/// cannot be made (never with checked parameters).
+fn dummy_of<'a>(dummy: &'a OnceLock<Option<String>>, params: &Params) -> Option<&'a str> {
+    dummy
+        .get_or_init(|| hash_with(params, &crate::crypto::token::random_password()).ok())
+        .as_deref()
 }
 
 pub fn check_password_policy(password: &str) -> Result<()> {

@@ -102,7 +102,7 @@ pub fn spawn(deps: Deps) -> tokio::task::JoinHandle<()> {
             targets.extend(pending.iter().copied());
             if last_scan.is_none_or(|t| t.elapsed() >= FULL_SCAN_EVERY) {
                 last_scan = Some(Instant::now());
-                if idle != saved && save_stamps(&deps, idle.clone()).await {
+                if idle != saved && save_stamps(&deps, saved.clone(), idle.clone()).await {
                     saved = idle.clone();
                 }
                 match active_workspaces(&deps).await {
@@ -197,11 +197,15 @@ async fn saved_stamps(deps: &Deps) -> HashMap<WorkspaceId, FileStamp> {
 }
 
 /// True once saved.
-async fn save_stamps(deps: &Deps, stamps: HashMap<WorkspaceId, FileStamp>) -> bool {
+async fn save_stamps(
+    deps: &Deps,
+    before: HashMap<WorkspaceId, FileStamp>,
+    now: HashMap<WorkspaceId, FileStamp>,
+) -> bool {
     let saved = deps
         .control
         .db
-        .write_async(move |tx| idle_stamps::save(tx, idle_stamps::Pass::Webhooks, &stamps))
+        .write_async(move |tx| idle_stamps::save(tx, idle_stamps::Pass::Webhooks, &before, &now))
         .await;
     if let Err(e) = &saved {
         tracing::warn!(error = %e, "integrations worker: saving the file stamps");

@@ -15,15 +15,18 @@ impl Db {
         f: impl FnOnce(&dyn super::Sql) -> Result<T>,
     ) -> Result<Option<T>> {
         use std::sync::atomic::Ordering;
+        // Opened (if need be) before any count moves: a failed open must
+        // not leave a drainer yielding to a waiter that never comes.
+        let writer = self.writer()?;
         let conn = if wait {
             self.waiting.fetch_add(1, Ordering::Relaxed);
             self.yielding.fetch_add(1, Ordering::AcqRel);
-            let lock = self.writer()?.lock();
+            let lock = writer.lock();
             self.yielding.fetch_sub(1, Ordering::AcqRel);
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             lock.map_err(|_| Error::internal("writer lock poisoned"))?
         } else {
-            match self.writer()?.try_lock() {
+            match writer.try_lock() {
                 Ok(c) => c,
                 Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
                 Err(_) => return Err(Error::internal("writer lock poisoned")),

@@ -36,7 +36,8 @@ impl Pass {
     }
 }
 
-/// The stamps `pass` saved last (of workspaces that still exist).
+/// The stamps `pass` saved last (of workspaces that still exist). A row
+/// that does not read as a stamp is left out: its workspace gets a look.
 pub fn load(conn: &dyn Sql, pass: Pass) -> Result<HashMap<WorkspaceId, FileStamp>> {
     let conn = conn.conn(TOKEN);
     // cross-workspace: one background pass's file stamps of every workspace
@@ -44,37 +45,52 @@ pub fn load(conn: &dyn Sql, pass: Pass) -> Result<HashMap<WorkspaceId, FileStamp
         "SELECT workspace_id, db_len, db_mtime_ns, wal_len, wal_mtime_ns
          FROM idle_stamps WHERE job = ?1",
     )?;
-    let rows = stmt.query_map([pass.name()], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            [r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?],
-        ))
-    })?;
+    let mut rows = stmt.query([pass.name()])?;
     let mut out = HashMap::new();
-    for row in rows {
-        let (id, n) = row?;
-        // A row that does not parse is left out: its workspace is opened.
-        let (Ok(id), Some(stamp)) = (id.parse::<WorkspaceId>(), from_parts(n)) else {
+    while let Some(r) = rows.next()? {
+        let int = |i| r.get_ref(i).ok().and_then(|v| v.as_i64().ok());
+        let id = r.get_ref(0).ok().and_then(|v| v.as_str().ok());
+        let (Some(Ok(id)), Some(a), Some(b), Some(c), Some(d)) = (
+            id.map(str::parse::<WorkspaceId>),
+            int(1),
+            int(2),
+            int(3),
+            int(4),
+        ) else {
             continue;
         };
-        out.insert(id, stamp);
+        if let Some(stamp) = from_parts([a, b, c, d]) {
+            out.insert(id, stamp);
+        }
     }
     Ok(out)
 }
 
-/// Replaces what `pass` saved with `stamps`. Stamps of workspaces that no
+/// Brings what `pass` saved from `before` (what it saved last) to `now`:
+/// only the rows that changed are written. Stamps of workspaces that no
 /// longer exist are left out.
-pub fn save(tx: &dyn SqlTx, pass: Pass, stamps: &HashMap<WorkspaceId, FileStamp>) -> Result<()> {
+pub fn save(
+    tx: &dyn SqlTx,
+    pass: Pass,
+    before: &HashMap<WorkspaceId, FileStamp>,
+    now: &HashMap<WorkspaceId, FileStamp>,
+) -> Result<()> {
     let tx = tx.tx(TOKEN);
-    // cross-workspace: one background pass's file stamps of every workspace, replaced whole
-    tx.execute("DELETE FROM idle_stamps WHERE job = ?1", [pass.name()])?;
-    let mut put = tx.prepare(
-        "INSERT INTO idle_stamps (job, workspace_id, db_len, db_mtime_ns, wal_len, wal_mtime_ns)
+    let mut gone =
+        tx.prepare_cached("DELETE FROM idle_stamps WHERE job = ?1 AND workspace_id = ?2")?;
+    for ws in before.keys().filter(|ws| !now.contains_key(ws)) {
+        gone.execute(params![pass.name(), ws.to_string()])?;
+    }
+    let mut put = tx.prepare_cached(
+        "INSERT OR REPLACE INTO idle_stamps
+             (job, workspace_id, db_len, db_mtime_ns, wal_len, wal_mtime_ns)
          SELECT ?1, id, ?3, ?4, ?5, ?6 FROM workspaces WHERE id = ?2",
     )?;
-    for (ws, stamp) in stamps {
-        let Some(n) = to_parts(stamp) else { continue };
-        put.execute(params![pass.name(), ws.to_string(), n[0], n[1], n[2], n[3]])?;
+    for (ws, stamp) in now.iter().filter(|(ws, st)| before.get(ws) != Some(st)) {
+        match to_parts(stamp) {
+            Some(n) => put.execute(params![pass.name(), ws.to_string(), n[0], n[1], n[2], n[3]])?,
+            None => gone.execute(params![pass.name(), ws.to_string()])?,
+        };
     }
     Ok(())
 }

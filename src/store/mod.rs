@@ -184,6 +184,12 @@ impl Db {
         })
     }
 
+    /// Whether the writer connection is open (this process has written, or
+    /// asked to write, since the database was opened).
+    pub fn writer_open(&self) -> bool {
+        self.writer.get().is_some()
+    }
+
     /// The writer connection's lock, the connection opened if this is the
     /// first write.
     fn writer(&self) -> Result<&Mutex<Connection>> {
@@ -215,8 +221,9 @@ impl Db {
     /// or not at all.
     pub fn write<T>(&self, f: impl FnOnce(&dyn SqlTx) -> Result<T>) -> Result<T> {
         use std::sync::atomic::Ordering;
+        let writer = self.writer()?;
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        let lock = self.writer()?.lock();
+        let lock = writer.lock();
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let mut conn = lock.map_err(|_| Error::internal("writer lock poisoned"))?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -343,8 +350,9 @@ impl Db {
     /// answer arrives through its channel.
     fn run_pending(&self) -> Result<()> {
         use std::sync::atomic::Ordering;
+        let writer = self.writer()?;
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        let lock = self.writer()?.lock();
+        let lock = writer.lock();
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let mut conn = lock.map_err(|_| Error::internal("writer lock poisoned"))?;
         loop {

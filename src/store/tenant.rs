@@ -523,8 +523,7 @@ impl TenantPool {
         let now = std::time::SystemTime::now();
         let one = |p: &std::path::Path| -> Option<(u64, u128)> {
             match std::fs::metadata(p) {
-                // An empty WAL holds nothing: opening a database makes one,
-                // and a pass must not take that for a change.
+                // An empty WAL holds nothing (opening a database makes one).
                 Ok(m) if m.len() == 0 && p == wal => Some((0, 0)),
                 Ok(m) => {
                     let t = m.modified().ok()?;
@@ -543,7 +542,7 @@ impl TenantPool {
     }
 
     /// `Db::with_writer` on the workspace's pooled database; `None` when
-    /// the pool does not hold it open (this process has no writer on it)
+    /// this process has no writer on it (not pooled, or only read so far)
     /// or, without `wait`, when its writer is busy.
     pub fn with_writer<T>(
         &self,
@@ -552,7 +551,8 @@ impl TenantPool {
         f: impl FnOnce(&dyn super::Sql) -> Result<T>,
     ) -> Option<Result<T>> {
         let db = self.pooled().ok()?.get(&id).map(|t| Arc::clone(&t.db))?;
-        db.with_writer(wait, f).transpose()
+        db.writer_open()
+            .then(|| db.with_writer(wait, f).transpose())?
     }
 
     /// How many databases the pool holds open now.

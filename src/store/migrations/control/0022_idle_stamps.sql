@@ -12,4 +12,4 @@ CREATE TABLE idle_stamps (
     wal_len INTEGER NOT NULL,
     wal_mtime_ns INTEGER NOT NULL,
     PRIMARY KEY (job, workspace_id)
-) WITHOUT ROWID;
+) STRICT, WITHOUT ROWID;
