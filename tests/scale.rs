@@ -263,6 +263,22 @@ async fn a_database_in_use_is_not_closed_under_its_request() {
     assert_eq!(back["values"]["Title"], json!("written while evicting"));
 }
 
+/// Dates a workspace's `data.db` and WAL back an hour (as a skewed clock
+/// would): `file_stamp` trusts no file changed in the last two seconds.
+fn back_an_hour(data: &std::path::Path) {
+    for f in [data.to_owned(), data.with_file_name("data.db-wal")] {
+        if f.exists() {
+            let ok = std::process::Command::new("touch")
+                .args(["-d", "1 hour ago"])
+                .arg(&f)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "touch {}", f.display());
+        }
+    }
+}
+
 fn scalar(db: &std::path::Path, sql: &str, arg: &str) -> i64 {
     common::open_db(db)
         .query_row(sql, [arg], |r| r.get(0))
@@ -324,17 +340,7 @@ async fn a_closed_workspace_written_by_the_cli_still_gets_its_head_signed() {
     );
     // Files changed in the last two seconds always get a look; dated back an
     // hour (a skewed clock), the change must still show in the stamp.
-    for f in [data.clone(), data.with_file_name("data.db-wal")] {
-        if f.exists() {
-            let ok = std::process::Command::new("touch")
-                .args(["-d", "1 hour ago"])
-                .arg(&f)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "touch {}", f.display());
-        }
-    }
+    back_an_hour(&data);
     wait_signed("after the CLI's write");
 }
 
@@ -407,17 +413,7 @@ async fn a_restart_opens_only_the_workspaces_whose_files_changed() {
     // Dated back: files younger than two seconds are never trusted
     // (`file_stamp`), and this one must be told from its saved stamp.
     let data = env.tenant_db(&ids[2]);
-    for f in [data.clone(), data.with_file_name("data.db-wal")] {
-        if f.exists() {
-            let ok = std::process::Command::new("touch")
-                .args(["-d", "1 hour ago"])
-                .arg(&f)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "touch {}", f.display());
-        }
-    }
+    back_an_hour(&data);
     let server = env.start_with(&opts);
     let first = (0..300)
         .find_map(|_| {
