@@ -48,10 +48,6 @@ const LEASE_EVERY: Duration = Duration::from_secs(2);
 /// Deleted files' objects are looked for this often (each workspace's file
 /// objects are listed): their removal waits for days of retention anyway.
 const FILES_PRUNE_EVERY: Duration = Duration::from_secs(3600);
-/// Between passes, how often the WALs of databases under write load are
-/// looked at, and past what length one is read (and restarted) early.
-const EARLY_CHECK_EVERY: Duration = Duration::from_millis(100);
-const EARLY_WAL: u64 = 8 << 20;
 
 /// What replication needs from the appliance, owned: the replicator and a
 /// standby run for as long as the server does (`AppState::replication_deps`).
@@ -152,9 +148,62 @@ async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipien
         discover(&deps, &mut shippers);
         let mut gone = Vec::new();
         for (name, sh) in shippers.iter_mut() {
-            let ctx = (&deps, &replica, recipients.as_slice(), tmp_dir.as_path());
-            if sync_one(ctx, name, sh, &mut file_shippers, &mut failing).await {
-                gone.push(name.clone());
+            let now_ms = deps.clock.unix_ms();
+            let mut synced = sh.sync(&replica, &recipients, &tmp_dir, now_ms).await;
+            // A workspace's new files follow the segment that names them;
+            // the database counts as replicated once they are shipped too.
+            if let Some(ws) = name.strip_prefix("ws-") {
+                let fs = file_shippers.entry(name.clone()).or_default();
+                let due = match &synced {
+                    Ok(Outcome::Shipped { .. }) => true,
+                    Ok(Outcome::Unchanged) => fs.pending,
+                    _ => false,
+                };
+                if due {
+                    let shipped = match ws.parse() {
+                        Ok(id) => {
+                            let blobs = deps.tenants.blobs(id);
+                            fs.ship_new(&replica, &recipients, &tmp_dir, ws, &blobs)
+                                .await
+                        }
+                        Err(_) => Ok(0),
+                    };
+                    if let Err(e) = shipped {
+                        synced = Err(e);
+                    }
+                }
+            }
+            match synced {
+                Ok(Outcome::Gone) => gone.push(name.clone()),
+                Ok(o) => {
+                    if failing.remove(name) {
+                        tracing::info!(database = %name, "replication resumed");
+                    }
+                    deps.status.update(name, |d| {
+                        d.synced_ms = now_ms;
+                        d.full_compares = sh.full_compares;
+                        d.wal_restarts = sh.wal_restarts;
+                        if let Outcome::Shipped {
+                            seq,
+                            generation,
+                            new_generation,
+                            at_ms,
+                        } = o
+                        {
+                            d.shipped_ms = at_ms;
+                            d.seq = seq;
+                            if new_generation && d.oldest_ms == 0 {
+                                d.oldest_ms = at_ms;
+                            }
+                            d.generation = generation;
+                        }
+                    });
+                }
+                Err(e) => {
+                    if failing.insert(name.clone()) {
+                        tracing::warn!(database = %name, error = %e, "replication failed; retrying every pass");
+                    }
+                }
             }
         }
         for name in gone {
@@ -191,102 +240,8 @@ async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipien
                 }
             }
         }
-        // Until the next pass, a database under write load whose WAL
-        // outgrew `EARLY_WAL` is read (and its WAL restarted) at once: the
-        // pin otherwise lets the WAL grow to `PIN_WAL_LIMIT` between passes,
-        // and every commit then appends to cold memory (docs/benchmarks.md,
-        // "after the start and cold-open changes").
-        let next = pass + interval;
-        loop {
-            let left = next.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            tokio::time::sleep(left.min(EARLY_CHECK_EVERY)).await;
-            for (name, sh) in shippers.iter_mut() {
-                if sh.wal_outgrew(EARLY_WAL) {
-                    let ctx = (&deps, &replica, recipients.as_slice(), tmp_dir.as_path());
-                    // A database gone is dropped at the next pass.
-                    let _ = sync_one(ctx, name, sh, &mut file_shippers, &mut failing).await;
-                }
-            }
-        }
+        tokio::time::sleep(interval.saturating_sub(pass.elapsed())).await;
     }
-}
-
-type Ctx<'a> = (
-    &'a Deps,
-    &'a Replica,
-    &'a [age::x25519::Recipient],
-    &'a std::path::Path,
-);
-
-/// One database's pass: its segment shipped, then the files it names, and
-/// the status updated. True when the database is gone.
-async fn sync_one(
-    (deps, replica, recipients, tmp_dir): Ctx<'_>,
-    name: &str,
-    sh: &mut Shipper,
-    file_shippers: &mut BTreeMap<String, files::FileShipper>,
-    failing: &mut std::collections::BTreeSet<String>,
-) -> bool {
-    let now_ms = deps.clock.unix_ms();
-    let mut synced = sh.sync(replica, recipients, tmp_dir, now_ms).await;
-    // A workspace's new files follow the segment that names them;
-    // the database counts as replicated once they are shipped too.
-    if let Some(ws) = name.strip_prefix("ws-") {
-        let fs = file_shippers.entry(name.to_owned()).or_default();
-        let due = match &synced {
-            Ok(Outcome::Shipped { .. }) => true,
-            Ok(Outcome::Unchanged) => fs.pending,
-            _ => false,
-        };
-        if due {
-            let shipped = match ws.parse() {
-                Ok(id) => {
-                    let blobs = deps.tenants.blobs(id);
-                    fs.ship_new(replica, recipients, tmp_dir, ws, &blobs).await
-                }
-                Err(_) => Ok(0),
-            };
-            if let Err(e) = shipped {
-                synced = Err(e);
-            }
-        }
-    }
-    match synced {
-        Ok(Outcome::Gone) => return true,
-        Ok(o) => {
-            if failing.remove(name) {
-                tracing::info!(database = %name, "replication resumed");
-            }
-            deps.status.update(name, |d| {
-                d.synced_ms = now_ms;
-                d.full_compares = sh.full_compares;
-                d.wal_restarts = sh.wal_restarts;
-                if let Outcome::Shipped {
-                    seq,
-                    generation,
-                    new_generation,
-                    at_ms,
-                } = o
-                {
-                    d.shipped_ms = at_ms;
-                    d.seq = seq;
-                    if new_generation && d.oldest_ms == 0 {
-                        d.oldest_ms = at_ms;
-                    }
-                    d.generation = generation;
-                }
-            });
-        }
-        Err(e) => {
-            if failing.insert(name.to_owned()) {
-                tracing::warn!(database = %name, error = %e, "replication failed; retrying every pass");
-            }
-        }
-    }
-    false
 }
 
 /// Before the server listens: a primary whose replica lease another

@@ -39,7 +39,7 @@ const MAX_SEGMENTS: u64 = 3_600;
 /// is restarted by the pass itself, under the database's writer lock
 /// (`restart`); without a writer of this process to hold, the pin is let
 /// go, so checkpoints can restart it (the pin stops restarts, not appends).
-pub(super) const PIN_WAL_LIMIT: u64 = 8 << 20;
+pub(super) const PIN_WAL_LIMIT: u64 = 64 << 20;
 
 /// An idle database's pin (at read lock 0, `restart::repin_idle`) is let go
 /// after this long without a change: idle databases hold nothing.
@@ -173,12 +173,6 @@ impl Shipper {
             wal_restarts: 0,
             idle_since: None,
         }
-    }
-
-    /// True when the database is under write load (its last pass found a
-    /// change and holds a pin) and its WAL has passed `limit` bytes.
-    pub fn wal_outgrew(&self, limit: u64) -> bool {
-        self.pin.is_some() && self.idle_since.is_none() && super::wal::size(&self.path) > limit
     }
 
     pub fn generation(&self) -> Option<&str> {
