@@ -15,6 +15,8 @@
 
 pub mod catalog;
 pub mod drill;
+#[cfg(test)]
+mod early_tests;
 pub mod files;
 pub mod lease;
 #[cfg(test)]
@@ -37,7 +39,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::store::control::Control;
 use crate::store::tenant::TenantPool;
-use shipper::{Outcome, Shipper};
+use shipper::{Due, Outcome, Shipper};
 use target::Replica;
 
 pub const CONTROL: &str = "control";
@@ -48,6 +50,9 @@ const LEASE_EVERY: Duration = Duration::from_secs(2);
 /// Deleted files' objects are looked for this often (each workspace's file
 /// objects are listed): their removal waits for days of retention anyway.
 const FILES_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Between passes, how often the WALs of databases under write load are
+/// looked at (`Shipper::early_due`).
+const EARLY_CHECK_EVERY: Duration = Duration::from_millis(25);
 
 /// What replication needs from the appliance, owned: the replicator and a
 /// standby run for as long as the server does (`AppState::replication_deps`).
@@ -148,62 +153,18 @@ async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipien
         discover(&deps, &mut shippers);
         let mut gone = Vec::new();
         for (name, sh) in shippers.iter_mut() {
-            let now_ms = deps.clock.unix_ms();
-            let mut synced = sh.sync(&replica, &recipients, &tmp_dir, now_ms).await;
-            // A workspace's new files follow the segment that names them;
-            // the database counts as replicated once they are shipped too.
-            if let Some(ws) = name.strip_prefix("ws-") {
-                let fs = file_shippers.entry(name.clone()).or_default();
-                let due = match &synced {
-                    Ok(Outcome::Shipped { .. }) => true,
-                    Ok(Outcome::Unchanged) => fs.pending,
-                    _ => false,
-                };
-                if due {
-                    let shipped = match ws.parse() {
-                        Ok(id) => {
-                            let blobs = deps.tenants.blobs(id);
-                            fs.ship_new(&replica, &recipients, &tmp_dir, ws, &blobs)
-                                .await
-                        }
-                        Err(_) => Ok(0),
-                    };
-                    if let Err(e) = shipped {
-                        synced = Err(e);
-                    }
-                }
-            }
-            match synced {
-                Ok(Outcome::Gone) => gone.push(name.clone()),
-                Ok(o) => {
-                    if failing.remove(name) {
-                        tracing::info!(database = %name, "replication resumed");
-                    }
-                    deps.status.update(name, |d| {
-                        d.synced_ms = now_ms;
-                        d.full_compares = sh.full_compares;
-                        d.wal_restarts = sh.wal_restarts;
-                        if let Outcome::Shipped {
-                            seq,
-                            generation,
-                            new_generation,
-                            at_ms,
-                        } = o
-                        {
-                            d.shipped_ms = at_ms;
-                            d.seq = seq;
-                            if new_generation && d.oldest_ms == 0 {
-                                d.oldest_ms = at_ms;
-                            }
-                            d.generation = generation;
-                        }
-                    });
-                }
-                Err(e) => {
-                    if failing.insert(name.clone()) {
-                        tracing::warn!(database = %name, error = %e, "replication failed; retrying every pass");
-                    }
-                }
+            let ctx = (&deps, &replica, recipients.as_slice(), tmp_dir.as_path());
+            if sync_one(
+                ctx,
+                name,
+                sh,
+                Due::Regular,
+                &mut file_shippers,
+                &mut failing,
+            )
+            .await
+            {
+                gone.push(name.clone());
             }
         }
         for name in gone {
@@ -240,8 +201,119 @@ async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipien
                 }
             }
         }
-        tokio::time::sleep(interval.saturating_sub(pass.elapsed())).await;
+        // Until the next pass, a database under write load whose WAL
+        // outgrew `EARLY_WAL` is read (and its WAL restarted) at once: the
+        // pin otherwise lets the WAL grow to `PIN_WAL_LIMIT` between passes,
+        // and every commit then appends to cold memory (docs/benchmarks.md,
+        // "after the start and cold-open changes").
+        // No check this close to the next pass: it reads them all anyway.
+        let next = pass + interval;
+        loop {
+            let left = next.saturating_duration_since(Instant::now());
+            if left <= EARLY_CHECK_EVERY {
+                tokio::time::sleep(left).await;
+                break;
+            }
+            tokio::time::sleep(EARLY_CHECK_EVERY).await;
+            if deps.status.fenced().is_some() {
+                continue;
+            }
+            for (name, sh) in shippers.iter_mut() {
+                if sh.early_due() {
+                    let ctx = (&deps, &replica, recipients.as_slice(), tmp_dir.as_path());
+                    // A database gone is dropped at the next pass.
+                    let _ =
+                        sync_one(ctx, name, sh, Due::Early, &mut file_shippers, &mut failing).await;
+                }
+            }
+        }
     }
+}
+
+type Ctx<'a> = (
+    &'a Deps,
+    &'a Replica,
+    &'a [age::x25519::Recipient],
+    &'a std::path::Path,
+);
+
+/// One database's pass: its segment shipped, then the files it names, and
+/// the status updated. True when the database is gone.
+async fn sync_one(
+    (deps, replica, recipients, tmp_dir): Ctx<'_>,
+    name: &str,
+    sh: &mut Shipper,
+    due: Due,
+    file_shippers: &mut BTreeMap<String, files::FileShipper>,
+    failing: &mut std::collections::BTreeSet<String>,
+) -> bool {
+    let now_ms = deps.clock.unix_ms();
+    let mut synced = sh.sync(replica, recipients, tmp_dir, now_ms, due).await;
+    // A workspace's new files follow the segment that names them;
+    // the database counts as replicated once they are shipped too.
+    if let Some(ws) = name.strip_prefix("ws-") {
+        let fs = file_shippers.entry(name.to_owned()).or_default();
+        let due = match &synced {
+            Ok(Outcome::Shipped { .. }) => true,
+            Ok(Outcome::Unchanged) => fs.pending,
+            _ => false,
+        };
+        if due {
+            let shipped = match ws.parse() {
+                Ok(id) => {
+                    let blobs = deps.tenants.blobs(id);
+                    fs.ship_new(replica, recipients, tmp_dir, ws, &blobs).await
+                }
+                Err(_) => Ok(0),
+            };
+            if let Err(e) = shipped {
+                synced = Err(e);
+            }
+        }
+    }
+    match synced {
+        Ok(Outcome::Gone) => return true,
+        Ok(o) => {
+            // The generation forced after a shred is shipped: the older
+            // ones, which may hold the destroyed key, go (retried each pass).
+            if let (true, false, Some(keep)) = (sh.drop_older, sh.force_new, sh.generation()) {
+                match restore::drop_generations_except(replica, name, keep).await {
+                    Ok(()) => sh.drop_older = false,
+                    Err(e) => {
+                        tracing::warn!(database = %name, error = %e, "older generations not yet dropped after a shred; retrying")
+                    }
+                }
+            }
+            if failing.remove(name) {
+                tracing::info!(database = %name, "replication resumed");
+            }
+            deps.status.update(name, |d| {
+                d.synced_ms = now_ms;
+                d.full_compares = sh.full_compares;
+                d.wal_restarts = sh.wal_restarts;
+                if let Outcome::Shipped {
+                    seq,
+                    generation,
+                    new_generation,
+                    at_ms,
+                } = o
+                {
+                    d.shipped_ms = at_ms;
+                    d.seq = seq;
+                    if new_generation && d.oldest_ms == 0 {
+                        d.oldest_ms = at_ms;
+                    }
+                    d.generation = generation;
+                }
+            });
+        }
+        Err(e) => {
+            if failing.insert(name.to_owned()) {
+                tracing::warn!(database = %name, error = %e, "replication failed; retrying every pass");
+            }
+        }
+    }
+    false
 }
 
 /// Before the server listens: a primary whose replica lease another
@@ -357,14 +429,20 @@ async fn sweep(
     if forgot > 0 {
         if let Some(c) = shippers.get_mut(CONTROL) {
             c.force_new = true;
+            // Kept until the older generations are gone, should this
+            // pass fail and a later one ship the new generation.
+            c.drop_older = true;
             let now_ms = deps.clock.unix_ms();
             let tmp = deps.config.data_dir.join(".replica-tmp");
             let recipients = crate::backup::recipients(&deps.config)?;
             if let Outcome::Shipped {
                 generation, at_ms, ..
-            } = c.sync(replica, &recipients, &tmp, now_ms).await?
+            } = c
+                .sync(replica, &recipients, &tmp, now_ms, Due::Regular)
+                .await?
             {
                 restore::drop_generations_except(replica, CONTROL, &generation).await?;
+                c.drop_older = false;
                 deps.status.update(CONTROL, |d| d.oldest_ms = at_ms);
             }
         }

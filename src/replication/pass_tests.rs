@@ -98,6 +98,7 @@ impl Follower {
             self.pin.take(),
             Some(writer),
             limit,
+            super::shipper::Due::Regular,
         )
         .unwrap();
         match restarted {

@@ -23,21 +23,21 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::store::Sql;
+use crate::store::{Sql, Wait};
 
 use super::catalog::segment_name;
 use super::segment::Segment;
-use super::shipper::{Gen, Pass, changes};
+use super::shipper::{Due, Gen, Pass, changes, writer_wait};
 use super::wal::{self, WalMark};
 use crate::error::Result;
 use crate::store::replica_copy::{self, Pin};
 
 /// Runs `f` while this process's writer of one database is held
-/// (`Db::with_writer`, `TenantPool::with_writer`), waiting for it if told
-/// to; `None` when this process has no writer open on it, or it is busy
-/// and not to be waited for.
+/// (`Db::with_writer`, `TenantPool::with_writer`), waiting for it as long
+/// as told to; `None` when this process has no writer open on it, or it
+/// stayed busy that long.
 pub type Writer = std::sync::Arc<
-    dyn Fn(bool, &mut dyn FnMut(&dyn Sql) -> Result<()>) -> Option<Result<()>> + Send + Sync,
+    dyn Fn(Wait, &mut dyn FnMut(&dyn Sql) -> Result<()>) -> Option<Result<()>> + Send + Sync,
 >;
 
 #[derive(Debug)]
@@ -45,7 +45,8 @@ pub(crate) enum Restarted {
     /// Restarted; `reached_end`: the checkpoint copied every frame, so the
     /// next commit starts the WAL over.
     Yes { reached_end: bool },
-    /// This process holds no writer of the database.
+    /// This process holds no writer of the database, or (an early pass)
+    /// its writer stayed busy.
     NoWriter,
     /// The last read had no exact hint (never expected): nothing done.
     NoHint,
@@ -60,8 +61,10 @@ pub(crate) fn wal_bytes(g: &Gen) -> u64 {
 
 /// One pass as the shipper runs it: `shipper::pass`, hinted across one
 /// WAL restart while the last pass's pin (`old_pin`) is held, then, when
-/// the WAL has outgrown `limit` bytes, the controlled restart (or, without
-/// a writer to hold, the pin let go so checkpoints can restart the WAL).
+/// the WAL has outgrown `limit` bytes, the controlled restart, the writer
+/// waited for as long as `due` says (`shipper::writer_wait`). Without a
+/// writer to hold, a regular pass lets the pin go so checkpoints can
+/// restart the WAL; an early one keeps it and leaves that to the next pass.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_pass(
     db: &str,
@@ -74,6 +77,7 @@ pub(crate) fn run_pass(
     old_pin: Option<Pin>,
     writer: Option<&Writer>,
     limit: u64,
+    due: Due,
 ) -> Result<(Pass, Option<Restarted>)> {
     // The last pass's read transaction is held until this one has begun:
     // at most one WAL restart can lie between the two.
@@ -98,10 +102,10 @@ pub(crate) fn run_pass(
     let stamp =
         || now_ms.saturating_add(i64::try_from(began.elapsed().as_millis()).unwrap_or(i64::MAX));
     let done = match writer {
-        Some(w) => controlled(&mut p, db, src, tmp, w, &stamp)?,
+        Some(w) => controlled(&mut p, db, src, tmp, w, writer_wait(due), &stamp)?,
         None => Restarted::NoWriter,
     };
-    if !matches!(done, Restarted::Yes { .. }) {
+    if !matches!(done, Restarted::Yes { .. }) && due == Due::Regular {
         // Let checkpoints restart it; the next pass may then compare every
         // page.
         p.pin = None;
@@ -125,7 +129,7 @@ pub(crate) fn repin_idle(
 ) -> Result<Option<Pin>> {
     let mut old = Some(pin);
     let mut new = None;
-    let held = writer(false, &mut |conn| {
+    let held = writer(Wait::NOT, &mut |conn| {
         old = None;
         if replica_copy::checkpoint_passive(conn)? {
             let (m, pin) = replica_copy::read_snapshot(src, tmp, |pages| Ok(pages.wal_mark()))?;
@@ -157,6 +161,7 @@ pub(crate) fn controlled(
     src: &Path,
     tmp: &Path,
     writer: &Writer,
+    wait: Wait,
     stamp: &dyn Fn() -> i64,
 ) -> Result<Restarted> {
     let Some(from) = p.current.mark else {
@@ -166,7 +171,7 @@ pub(crate) fn controlled(
         return Ok(Restarted::NoHint);
     }
     let mut tail: Option<Tail> = None;
-    let held = writer(true, &mut |conn| {
+    let held = writer(wait, &mut |conn| {
         tail = last_read(p, &from, src, tmp, conn, stamp)?;
         Ok(())
     });

@@ -29,21 +29,55 @@ use super::segment::{self, Segment};
 use super::target::Replica;
 use super::wal::{WalMark, WalPages};
 use crate::error::{Error, Result};
+use crate::store::Wait;
 use crate::store::replica_copy::{self, PageSource};
 
 /// A new generation (a full snapshot) at least this often.
 const SNAPSHOT_EVERY_MS: i64 = 3_600_000;
 const MAX_SEGMENTS: u64 = 3_600;
+/// Early passes (`Shipper::early_due`) are counted apart: each follows
+/// `WAL_SIZE_LIMIT` bytes of commits, so this many mean some 28 GiB written
+/// since the snapshot, past which a new one is cheaper to restore from.
+const MAX_EARLY: u64 = 3_600;
 
 /// A pinned WAL longer than this (in frames, as the pass's read found it)
 /// is restarted by the pass itself, under the database's writer lock
 /// (`restart`); without a writer of this process to hold, the pin is let
 /// go, so checkpoints can restart it (the pin stops restarts, not appends).
-pub(super) const PIN_WAL_LIMIT: u64 = 64 << 20;
+/// The same length as the WAL file is cut back to, so that a WAL file past
+/// it means the pinned WAL needs its restart (`Shipper::early_due`).
+pub(super) const PIN_WAL_LIMIT: u64 = crate::store::WAL_SIZE_LIMIT;
 
 /// An idle database's pin (at read lock 0, `restart::repin_idle`) is let go
 /// after this long without a change: idle databases hold nothing.
 const IDLE_PIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a pass waits for the writer lock for its restart: an early
+/// pass a little, for a writer busy with group commits (they hand it over
+/// between two batches); a regular one longer, but not for a writer held by
+/// a long import or a scrub (whose `TRUNCATE` checkpoint waits for the very
+/// read transaction the pass holds), and the replicator's other databases
+/// wait behind it.
+const EARLY_WRITER_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+const REGULAR_WRITER_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long a pass of this kind waits for the writer lock.
+pub(crate) fn writer_wait(due: Due) -> Wait {
+    Wait::Upto(match due {
+        Due::Early => EARLY_WRITER_WAIT,
+        Due::Regular => REGULAR_WRITER_WAIT,
+    })
+}
+
+/// Whether a WAL file now `len` bytes long is due an early pass, `restarted`
+/// when its header is of a later epoch than the last pass's mark and
+/// `due_past` the length the last pass set (`Shipper::due_past`). Past
+/// `WAL_SIZE_LIMIT` SQLite cuts the file back when it starts the WAL over,
+/// so a longer file in a new epoch means as much WAL in use; in the same
+/// epoch only growth past `due_past` counts.
+pub(super) fn early_due(len: u64, restarted: bool, due_past: u64) -> bool {
+    len > crate::store::WAL_SIZE_LIMIT && (restarted || len > due_past)
+}
 
 /// Sizes and modification times of the file and its WAL.
 type Fingerprint = [(u64, i128); 2];
@@ -58,6 +92,8 @@ pub(crate) struct Gen {
     /// Where the WAL ended at the last read: the next pass reads the frames
     /// after it to know what changed.
     pub(super) mark: Option<WalMark>,
+    /// How many of the `seq` segments early passes shipped.
+    pub(super) early: u64,
 }
 
 pub struct Shipper {
@@ -72,15 +108,35 @@ pub struct Shipper {
     /// Start a new generation at the next pass (after a shred, so no older
     /// control.db state, with the destroyed key in it, is kept).
     pub force_new: bool,
+    /// Once the forced generation is shipped, drop every older one (a
+    /// shred's; `sweep`).
+    pub drop_older: bool,
     /// This process's writer of the database, held for a controlled WAL
     /// restart (`restart`).
     writer: Option<Writer>,
     /// Passes that compared every page for want of a WAL hint (the
-    /// fallback; snapshots not counted), and controlled WAL restarts.
+    /// fallback; snapshots not counted), and WAL restarts passes saw (a
+    /// mark of a later epoch than the last pass's).
     pub full_compares: u64,
     pub wal_restarts: u64,
     /// Since when the database has been found unchanged at every pass.
     idle_since: Option<std::time::Instant>,
+    /// In the last pass's WAL epoch, the WAL file's length past which an
+    /// early pass is due: its length when the pass ended, plus
+    /// `WAL_SIZE_LIMIT` after an early pass or a restart tried (which did
+    /// not start the WAL over if the epoch stays: a reader between the
+    /// checkpoint and the next commit, a busy writer, or frames of a long
+    /// transaction not yet committed).
+    due_past: u64,
+}
+
+/// A regular pass (every `replication.interval_ms`) or an early one, between
+/// two regular passes, for a database whose WAL outgrew its limit
+/// (`Shipper::early_due`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Due {
+    Regular,
+    Early,
 }
 
 pub enum Outcome {
@@ -168,11 +224,34 @@ impl Shipper {
             current: None,
             pin: None,
             force_new: false,
+            drop_older: false,
             writer,
             full_compares: 0,
             wal_restarts: 0,
             idle_since: None,
+            due_past: 0,
         }
+    }
+
+    /// True when the database is under write load (its last pass found a
+    /// change and holds a pin) and its WAL is due its restart now rather
+    /// than at the next regular pass: the pin lets the WAL grow for a whole
+    /// interval, and every commit then appends to cold memory
+    /// (docs/benchmarks.md, "after the start and cold-open changes").
+    pub fn early_due(&self) -> bool {
+        if self.pin.is_none() || self.idle_since.is_some() {
+            return false;
+        }
+        let len = super::wal::size(&self.path);
+        if len <= crate::store::WAL_SIZE_LIMIT {
+            return false;
+        }
+        let mark = self.current.as_ref().and_then(|g| g.mark);
+        let restarted = match (mark, super::wal::salt(&self.path)) {
+            (Some(m), Some(salt)) => m.salt != salt,
+            _ => false,
+        };
+        early_due(len, restarted, self.due_past)
     }
 
     pub fn generation(&self) -> Option<&str> {
@@ -186,6 +265,7 @@ impl Shipper {
         recipients: &[age::x25519::Recipient],
         tmp_dir: &Path,
         now_ms: i64,
+        due: Due,
     ) -> Result<Outcome> {
         let Some(fp) = fingerprint(&self.path) else {
             self.pin = None;
@@ -222,6 +302,8 @@ impl Shipper {
             tmp_dir.join(format!("{}.copy", self.name)),
         );
         let (prev, name, force) = (self.current.clone(), self.name.clone(), self.force_new);
+        let epoch = |g: &Option<Gen>| g.as_ref().and_then(|g| g.mark).map(|m| m.salt);
+        let epoch_before = epoch(&prev);
         let old_pin = self.pin.take();
         let recipients = recipients.to_vec();
         let writer = self.writer.clone();
@@ -238,6 +320,7 @@ impl Shipper {
                 old_pin,
                 writer.as_ref(),
                 PIN_WAL_LIMIT,
+                due,
             )?;
             let shipped = match p.segment.take() {
                 Some((object, seg)) => Some(Shipped {
@@ -252,24 +335,37 @@ impl Shipper {
         .await
         .map_err(|e| Error::internal(format!("replication task: {e}")))??;
         let Pass {
-            current,
+            mut current,
             pin,
             at_ms,
             compared_all,
+            fresh,
             ..
         } = p;
+        if due == Due::Early && shipped.is_some() && !fresh {
+            current.early += 1;
+        }
         self.pin = pin;
+        let tried = restarted.is_some();
+        self.due_past = super::wal::size(&self.path)
+            + if tried || due == Due::Early {
+                PIN_WAL_LIMIT
+            } else {
+                0
+            };
+        if let (Some(a), Some(b)) = (epoch_before, current.mark.map(|m| m.salt)) {
+            self.wal_restarts += u64::from(a != b);
+        }
         self.full_compares += u64::from(compared_all);
         if compared_all {
             tracing::debug!(database = %self.name, "replication pass compared every page (no WAL hint)");
         }
-        match restarted {
+        match &restarted {
             Some(restart::Restarted::Yes { reached_end }) => {
-                self.wal_restarts += 1;
-                tracing::debug!(database = %self.name, reached_end, "replication restarted the WAL");
+                tracing::debug!(database = %self.name, reached_end, "replication checkpointed the WAL for its restart");
             }
             Some(other) => {
-                tracing::debug!(database = %self.name, why = ?other, "WAL past the pin's limit; pin let go")
+                tracing::debug!(database = %self.name, why = ?other, ?due, "WAL past the pin's limit, not restarted")
             }
             None => {}
         }
@@ -322,7 +418,8 @@ pub(crate) fn pass(
         let prev = prev.filter(|g| {
             !(force
                 || g.page_size != pages.page_size()
-                || g.seq >= MAX_SEGMENTS
+                || g.seq.saturating_sub(g.early) >= MAX_SEGMENTS
+                || g.early >= MAX_EARLY
                 || now_ms - g.started_ms >= SNAPSHOT_EVERY_MS)
         });
         match prev {
@@ -375,6 +472,7 @@ fn snapshot(
         page_size,
         hashes,
         mark,
+        early: 0,
     };
     Ok(Pass {
         segment: Some((name, seg)),

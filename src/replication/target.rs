@@ -61,6 +61,19 @@ impl Replica {
         }))
     }
 
+    /// A `file://` target in `dir`, for tests.
+    #[cfg(test)]
+    pub fn in_dir(dir: &std::path::Path) -> Replica {
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap();
+        Replica {
+            store: Arc::new(fs),
+            local_root: Some(dir.to_owned()),
+            prefix: String::new(),
+            label: format!("file://{}", dir.display()),
+            region: "EU".into(),
+        }
+    }
+
     fn path(&self, rel: &str) -> ObjPath {
         if self.prefix.is_empty() {
             ObjPath::from(rel)

@@ -141,6 +141,13 @@ pub fn changed_between(
     (wal_header(&wal)?.0 == to.salt).then_some(pages)
 }
 
+/// The salts of the WAL's header (its epoch: every restart changes them),
+/// if it has a WAL.
+pub fn salt(db: &Path) -> Option<[u8; 8]> {
+    let wal = File::open(sibling(db, "-wal")).ok()?;
+    wal_header(&wal).map(|(salt, _)| salt)
+}
+
 /// The WAL's length in bytes (0 without one).
 pub fn size(db: &Path) -> u64 {
     std::fs::metadata(sibling(db, "-wal"))

@@ -1,35 +1,73 @@
 //! The writer lock lent out: the replicator restarts a database's WAL
 //! while no commit of this process can run (`replication::restart`).
 
+use std::time::{Duration, Instant};
+
 use super::Db;
 use crate::error::{Error, Result};
 
+/// How long `Db::with_writer` waits for the writer lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Until it is free (a long import holds it for as long as it runs).
+    Forever,
+    /// At most this long (`ZERO`: one try).
+    Upto(Duration),
+}
+
+impl Wait {
+    pub const NOT: Wait = Wait::Upto(Duration::ZERO);
+}
+
 impl Db {
     /// Runs `f` on the writer connection, its lock held: no commit of this
-    /// process meanwhile, so every write waits for it. With `wait`, a
+    /// process meanwhile, so every write waits for it. While it waits, a
     /// drainer of group commits hands the lock over between two batches
-    /// (`yielding`); without, `None` at once when the lock is taken.
+    /// (`yielding`); `None` when the lock stayed taken for all of `wait`.
     pub fn with_writer<T>(
         &self,
-        wait: bool,
+        wait: Wait,
         f: impl FnOnce(&dyn super::Sql) -> Result<T>,
     ) -> Result<Option<T>> {
         use std::sync::atomic::Ordering;
         // Opened (if need be) before any count moves: a failed open must
         // not leave a drainer yielding to a waiter that never comes.
         let writer = self.writer()?;
-        let conn = if wait {
-            self.waiting.fetch_add(1, Ordering::Relaxed);
-            self.yielding.fetch_add(1, Ordering::AcqRel);
-            let lock = writer.lock();
-            self.yielding.fetch_sub(1, Ordering::AcqRel);
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            lock.map_err(|_| Error::internal("writer lock poisoned"))?
-        } else {
-            match writer.try_lock() {
-                Ok(c) => c,
-                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
-                Err(_) => return Err(Error::internal("writer lock poisoned")),
+        let poisoned = || Error::internal("writer lock poisoned");
+        let conn = match wait {
+            Wait::Forever => {
+                self.waiting.fetch_add(1, Ordering::Relaxed);
+                self.yielding.fetch_add(1, Ordering::AcqRel);
+                let lock = writer.lock();
+                self.yielding.fetch_sub(1, Ordering::AcqRel);
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                lock.map_err(|_| poisoned())?
+            }
+            Wait::Upto(d) => {
+                let deadline = Instant::now() + d;
+                let announced = !d.is_zero();
+                if announced {
+                    self.waiting.fetch_add(1, Ordering::Relaxed);
+                    self.yielding.fetch_add(1, Ordering::AcqRel);
+                }
+                let got = loop {
+                    match writer.try_lock() {
+                        Ok(c) => break Ok(Some(c)),
+                        Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_micros(100));
+                        }
+                        Err(std::sync::TryLockError::WouldBlock) => break Ok(None),
+                        Err(_) => break Err(poisoned()),
+                    }
+                };
+                if announced {
+                    self.yielding.fetch_sub(1, Ordering::AcqRel);
+                    self.waiting.fetch_sub(1, Ordering::Relaxed);
+                }
+                match got? {
+                    Some(c) => c,
+                    None => return Ok(None),
+                }
             }
         };
         let conn: &rusqlite::Connection = &conn;

@@ -14,7 +14,9 @@ pub mod cache;
 pub mod collections;
 pub mod control;
 mod control_key;
+mod db_wal;
 mod db_writer;
+pub use db_writer::Wait;
 pub mod dir_lock;
 pub mod files;
 pub mod handle;
@@ -412,35 +414,6 @@ impl Db {
         backup.run_to_completion(256, std::time::Duration::from_millis(0), None)?;
         Ok(())
     }
-
-    /// Rebuilds the file and empties the WAL, so nothing a change replaced
-    /// lingers in free pages or old WAL frames (after an anonymisation).
-    pub fn scrub(&self) -> Result<()> {
-        let conn = self
-            .writer()?
-            .lock()
-            .map_err(|_| Error::internal("writer lock poisoned"))?;
-        conn.execute_batch("PRAGMA secure_delete = ON; VACUUM;")?;
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
-    }
-
-    /// Flushes the WAL into the main file; used at clean shutdown. A
-    /// database this process never wrote to is checkpointed on a reader
-    /// (no writer opened only for this).
-    pub fn checkpoint(&self) -> Result<()> {
-        const SQL: &str = "PRAGMA wal_checkpoint(TRUNCATE);";
-        match self.writer.get() {
-            Some(w) => {
-                let conn = w
-                    .lock()
-                    .map_err(|_| Error::internal("writer lock poisoned"))?;
-                conn.execute_batch(SQL)?;
-            }
-            None => self.read(|c| Ok(c.conn(TOKEN).execute_batch(SQL)?))?,
-        }
-        Ok(())
-    }
 }
 
 /// Runs one queued write inside a savepoint of the batch's transaction.
@@ -474,6 +447,13 @@ fn commit_failed(e: &rusqlite::Error) -> Error {
     }
 }
 
+/// The length SQLite cuts a WAL file back to when it starts the WAL over
+/// (`PRAGMA journal_size_limit`, on every connection). SQLite alone never
+/// lets a WAL grow near it (it starts over every ~4 MiB); a WAL the
+/// replicator held longer shrinks again, so a WAL *file* past this length
+/// means a WAL in use past it (`replication::shipper::Shipper::early_due`).
+pub const WAL_SIZE_LIMIT: u64 = 8 << 20;
+
 fn connect(path: &Path, opts: DbOptions, create: bool) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
@@ -495,9 +475,11 @@ fn connect(path: &Path, opts: DbOptions, create: bool) -> Result<Connection> {
         Synchronous::Normal => "NORMAL",
     };
     // temp_store=MEMORY keeps sorter and temp-table spills off the disk;
-    // secure_delete overwrites freed pages so deleted ciphertext does not linger.
+    // secure_delete overwrites freed pages so deleted ciphertext does not linger;
+    // journal_size_limit: see `WAL_SIZE_LIMIT`.
     conn.execute_batch(&format!(
         "PRAGMA journal_mode=WAL;
+         PRAGMA journal_size_limit={WAL_SIZE_LIMIT};
          PRAGMA synchronous={sync};
          PRAGMA foreign_keys=ON;
          PRAGMA temp_store=MEMORY;

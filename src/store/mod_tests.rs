@@ -122,3 +122,116 @@ fn an_existing_database_opens_its_writer_on_the_first_write() {
         "a new file is created by the writer"
     );
 }
+
+/// A WAL held long (a reader's snapshot stops SQLite starting it over, as
+/// the replicator's pin does) is cut back to `WAL_SIZE_LIMIT` once it
+/// starts over: a WAL file past the limit then means a WAL in use past it
+/// (`replication::shipper::early_due`).
+#[test]
+fn a_wal_held_long_is_cut_back_when_it_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let db = Db::open(&path, test_options(), migrations::TENANT).unwrap();
+    let write = |n: i64| {
+        db.write(|tx| {
+            tx.tx(TOKEN).execute(
+                "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?1)
+                 INSERT INTO t(v) SELECT randomblob(4000) FROM s",
+                [n],
+            )?;
+            Ok(())
+        })
+        .unwrap()
+    };
+    db.write(|tx| Ok(tx.tx(TOKEN).execute_batch("CREATE TABLE t (v BLOB)")?))
+        .unwrap();
+    let wal = || {
+        std::fs::metadata(dir.path().join("t.db-wal"))
+            .unwrap()
+            .len()
+    };
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM t;")
+        .unwrap();
+    for _ in 0..50 {
+        write(100);
+    }
+    let held = wal();
+    assert!(
+        held > 2 * WAL_SIZE_LIMIT,
+        "the held WAL reached {held} bytes"
+    );
+    reader.execute_batch("COMMIT").unwrap();
+    // The automatic checkpoint copies every frame; the next commit starts
+    // the WAL over and cuts the file.
+    write(1);
+    write(1);
+    let cut = wal();
+    assert!(
+        cut <= WAL_SIZE_LIMIT,
+        "the WAL stayed {cut} bytes (it was {held})"
+    );
+}
+
+/// `with_writer` waits as long as told: a writer held past the wait answers
+/// `None`, and a wait that outlasts it gets the lock.
+#[test]
+fn with_writer_waits_as_long_as_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let db =
+        Arc::new(Db::open(&dir.path().join("t.db"), test_options(), migrations::TENANT).unwrap());
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let db = Arc::clone(&db);
+        std::thread::spawn(move || {
+            db.with_writer(Wait::Forever, |_| {
+                held_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1000));
+                Ok(())
+            })
+            .unwrap()
+        })
+    };
+    held_rx.recv().unwrap();
+    assert_eq!(db.with_writer(Wait::NOT, |_| Ok(())).unwrap(), None);
+    let short = Wait::Upto(std::time::Duration::from_millis(20));
+    assert_eq!(db.with_writer(short, |_| Ok(())).unwrap(), None);
+    // A wait that gave up leaves no drainer yielding to it.
+    use std::sync::atomic::Ordering;
+    assert_eq!(db.yielding.load(Ordering::Acquire), 0);
+    assert_eq!(db.write_waiters(), 0);
+    let long = Wait::Upto(std::time::Duration::from_secs(30));
+    assert_eq!(db.with_writer(long, |_| Ok(1)).unwrap(), Some(1));
+    assert_eq!(holder.join().unwrap(), Some(()));
+    assert_eq!(db.with_writer(Wait::NOT, |_| Ok(2)).unwrap(), Some(2));
+}
+
+/// A scrub whose WAL a reader holds says so instead of leaving the old
+/// frames behind unnoticed; once the reader is gone it empties the WAL.
+#[test]
+fn a_scrub_held_up_by_a_reader_fails_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let opts = DbOptions {
+        busy_timeout: Duration::from_millis(50),
+        ..test_options()
+    };
+    let db = Db::open(&path, opts, migrations::TENANT).unwrap();
+    db.write(|tx| {
+        Ok(tx
+            .tx(TOKEN)
+            .execute_batch("CREATE TABLE t (v); INSERT INTO t VALUES (1);")?)
+    })
+    .unwrap();
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert!(db.scrub().is_err(), "a scrub that left the WAL passed");
+    reader.execute_batch("COMMIT").unwrap();
+    db.scrub().unwrap();
+    let wal = std::fs::metadata(dir.path().join("t.db-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal, 0);
+}

@@ -371,6 +371,43 @@ pub mod fixture {
         pub fn vacuum(&self) {
             self.0.execute_batch("VACUUM").unwrap();
         }
+        /// The WAL cut back at each restart, as the store's connections do
+        /// (`store::WAL_SIZE_LIMIT`).
+        pub fn limit_wal(&self) {
+            self.0
+                .execute_batch(&format!(
+                    "PRAGMA journal_size_limit={}",
+                    crate::store::WAL_SIZE_LIMIT
+                ))
+                .unwrap();
+        }
+        /// Opens a read transaction, ended by `end`.
+        pub fn begin_read(&self) {
+            self.0.execute_batch("BEGIN").unwrap();
+            self.0
+                .query_row("SELECT count(*) FROM t", [], |_| Ok(()))
+                .unwrap();
+        }
+        /// Opens a write transaction, ended by `end`.
+        pub fn begin_write(&self) {
+            self.0.execute_batch("BEGIN IMMEDIATE").unwrap();
+        }
+        pub fn end(&self) {
+            self.0.execute_batch("COMMIT").unwrap();
+        }
+        /// A hash of every row of the database at `path`, read on its own.
+        pub fn digest(path: &Path) -> Vec<u8> {
+            use sha2::Digest;
+            let c = Connection::open(path).unwrap();
+            let mut h = sha2::Sha256::new();
+            let mut q = c.prepare("SELECT id, v FROM t ORDER BY id").unwrap();
+            let mut rows = q.query([]).unwrap();
+            while let Some(r) = rows.next().unwrap() {
+                h.update(r.get::<_, i64>(0).unwrap().to_be_bytes());
+                h.update(r.get::<_, Vec<u8>>(1).unwrap());
+            }
+            h.finalize().to_vec()
+        }
         pub fn autocheckpoint(&self, pages: u32) {
             self.0
                 .execute_batch(&format!("PRAGMA wal_autocheckpoint={pages}"))

@@ -543,11 +543,11 @@ impl TenantPool {
 
     /// `Db::with_writer` on the workspace's pooled database; `None` when
     /// this process has no writer on it (not pooled, or only read so far)
-    /// or, without `wait`, when its writer is busy.
+    /// or when its writer stayed busy for all of `wait`.
     pub fn with_writer<T>(
         &self,
         id: WorkspaceId,
-        wait: bool,
+        wait: super::Wait,
         f: impl FnOnce(&dyn super::Sql) -> Result<T>,
     ) -> Option<Result<T>> {
         let db = self.pooled().ok()?.get(&id).map(|t| Arc::clone(&t.db))?;
