@@ -46,7 +46,7 @@ fn now_ms() -> i64 {
 }
 
 /// Runs an early pass when one is due, as the replicator's check every
-/// 100 ms does; true when it ran.
+/// 25 ms does; true when it ran.
 async fn check(
     sh: &mut Shipper,
     replica: &Replica,
@@ -166,6 +166,19 @@ async fn early_passes_follow_the_wal_and_none_follows_a_restart() {
         }
         held.end();
         assert!(spill <= 2, "{spill} early passes during one transaction");
+
+        // A regular pass gives up on a writer held this long (a scrub's
+        // checkpoint may be waiting for its very read transaction) and
+        // lets its pin go.
+        let began = Instant::now();
+        sh.sync(&replica, &to, &tmp, now_ms(), Due::Regular)
+            .await
+            .unwrap();
+        assert!(
+            !sh.pinned(),
+            "a regular pass kept its pin with the writer busy"
+        );
+        assert!(began.elapsed() < Duration::from_secs(5));
     }
     // The regular pass waits for the writer and starts the WAL over.
     sh.sync(&replica, &to, &tmp, now_ms(), Due::Regular)
@@ -188,4 +201,47 @@ async fn early_passes_follow_the_wal_and_none_follows_a_restart() {
         Db::digest(&rebuilt) == Db::digest(&db),
         "the replica differs from the live database"
     );
+}
+
+/// A scrub's `TRUNCATE` checkpoint does not wait for the replicator's next
+/// pass (which may be minutes away): the pin is let go at the next check,
+/// every 25 ms, and the WAL is emptied at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrub_beside_a_pinned_database_empties_its_wal_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, tmp, rdir) = (
+        dir.path().join("data.db"),
+        dir.path().join("tmp"),
+        dir.path().join("replica"),
+    );
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::create_dir(&rdir).unwrap();
+    let d = Db::create(&db);
+    d.insert(1, 100, 1000);
+    let replica = Replica::in_dir(&rdir);
+    let to = vec![age::x25519::Identity::generate().to_public()];
+    let mut sh = Shipper::new("ws-t".into(), db.clone(), None);
+    for n in 0..2 {
+        d.insert(1_000 + n * 100, 100, 1000);
+        sh.sync(&replica, &to, &tmp, now_ms(), Due::Regular)
+            .await
+            .unwrap();
+    }
+    assert!(wal::size(&db) > 0);
+    let opts = crate::store::DbOptions {
+        busy_timeout: Duration::from_secs(3),
+        ..crate::store::test_options()
+    };
+    let store = crate::store::Db::open_existing(&db, opts).unwrap();
+    let scrub = std::thread::spawn(move || {
+        let began = Instant::now();
+        (store.scrub().unwrap(), began.elapsed())
+    });
+    while !scrub.is_finished() {
+        sh.let_go_if_wanted();
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (done, took) = scrub.join().unwrap();
+    assert_eq!(done, crate::store::Scrubbed::Done, "after {took:?}");
+    assert_eq!(wal::size(&db), 0);
 }

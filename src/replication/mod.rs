@@ -202,7 +202,7 @@ async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipien
             }
         }
         // Until the next pass, a database under write load whose WAL
-        // outgrew `EARLY_WAL` is read (and its WAL restarted) at once: the
+        // outgrew its limit is read (and its WAL restarted) at once: the
         // pin otherwise lets the WAL grow to `PIN_WAL_LIMIT` between passes,
         // and every commit then appends to cold memory (docs/benchmarks.md,
         // "after the start and cold-open changes").
@@ -215,11 +215,14 @@ async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipien
                 break;
             }
             tokio::time::sleep(EARLY_CHECK_EVERY).await;
-            if deps.status.fenced().is_some() {
-                continue;
-            }
+            let fenced = deps.status.fenced().is_some();
             for (name, sh) in shippers.iter_mut() {
-                if sh.early_due() {
+                // A scrub's checkpoint waits for this pin: let go now, not
+                // at the next pass.
+                if sh.let_go_if_wanted() {
+                    tracing::debug!(database = %name, "pin let go for a checkpoint");
+                }
+                if !fenced && sh.early_due() {
                     let ctx = (&deps, &replica, recipients.as_slice(), tmp_dir.as_path());
                     // A database gone is dropped at the next pass.
                     let _ =

@@ -254,6 +254,21 @@ impl Shipper {
         early_due(len, restarted, self.due_past)
     }
 
+    /// Whether the last pass's read transaction is still held.
+    pub fn pinned(&self) -> bool {
+        self.pin.is_some()
+    }
+
+    /// Lets go of the pin if a checkpoint of this process waits to empty
+    /// the WAL (a scrub's, `store::wal_wanted`); true when it did.
+    pub fn let_go_if_wanted(&mut self) -> bool {
+        let go = self.pin.is_some() && crate::store::wal_wanted::wanted(&self.path);
+        if go {
+            self.pin = None;
+        }
+        go
+    }
+
     pub fn generation(&self) -> Option<&str> {
         self.current.as_ref().map(|g| g.id.as_str())
     }
@@ -346,16 +361,25 @@ impl Shipper {
             current.early += 1;
         }
         self.pin = pin;
+        self.let_go_if_wanted();
         let tried = restarted.is_some();
-        self.due_past = super::wal::size(&self.path)
+        let due_past = super::wal::size(&self.path)
             + if tried || due == Due::Early {
                 PIN_WAL_LIMIT
             } else {
                 0
             };
-        if let (Some(a), Some(b)) = (epoch_before, current.mark.map(|m| m.salt)) {
-            self.wal_restarts += u64::from(a != b);
-        }
+        let epoch_after = current.mark.map(|m| m.salt);
+        let same_epoch = epoch_before.is_some() && epoch_before == epoch_after;
+        // In the same epoch a regular pass does not bring the next early
+        // one forward (frames of a long transaction grew the file).
+        self.due_past = if same_epoch {
+            due_past.max(self.due_past)
+        } else {
+            due_past
+        };
+        self.wal_restarts +=
+            u64::from(epoch_before.is_some() && epoch_after.is_some() && !same_epoch);
         self.full_compares += u64::from(compared_all);
         if compared_all {
             tracing::debug!(database = %self.name, "replication pass compared every page (no WAL hint)");

@@ -16,6 +16,7 @@ pub mod control;
 mod control_key;
 mod db_wal;
 mod db_writer;
+pub use db_wal::Scrubbed;
 pub use db_writer::Wait;
 pub mod dir_lock;
 pub mod files;
@@ -51,6 +52,7 @@ pub mod tenant;
 pub mod tenant_settings;
 pub mod tokens;
 mod tombstones;
+pub mod wal_wanted;
 pub mod webhooks;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};

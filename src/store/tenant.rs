@@ -286,10 +286,7 @@ impl TenantDb {
 
     /// See `Db::scrub`: runs on the blocking pool.
     pub async fn scrub(&self) -> Result<()> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || db.scrub())
-            .await
-            .map_err(|_| Error::internal("scrub task failed"))?
+        super::db_wal::scrub(Arc::clone(&self.db)).await
     }
 
     /// Overwrites this database with `src` through SQLite's online backup API
