@@ -228,6 +228,7 @@ async fn a_scrub_beside_a_pinned_database_empties_its_wal_at_once() {
             .unwrap();
     }
     assert!(wal::size(&db) > 0);
+    assert!(sh.pinned());
     let opts = crate::store::DbOptions {
         busy_timeout: Duration::from_secs(3),
         ..crate::store::test_options()
@@ -243,5 +244,7 @@ async fn a_scrub_beside_a_pinned_database_empties_its_wal_at_once() {
     }
     let (done, took) = scrub.join().unwrap();
     assert_eq!(done, crate::store::Scrubbed::Done, "after {took:?}");
+    assert!(took < Duration::from_secs(2), "the scrub took {took:?}");
+    assert!(!sh.pinned());
     assert_eq!(wal::size(&db), 0);
 }

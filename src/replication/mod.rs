@@ -147,16 +147,22 @@ async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipien
             last_lease = Some(Instant::now());
         }
         if deps.status.fenced().is_some() {
+            // Nothing is shipped while fenced: no read transaction is held.
+            shippers.values_mut().for_each(Shipper::let_go);
             tokio::time::sleep(interval).await;
             continue;
         }
         discover(&deps, &mut shippers);
         let mut gone = Vec::new();
-        for (name, sh) in shippers.iter_mut() {
+        let names: Vec<String> = shippers.keys().cloned().collect();
+        for name in names {
+            let Some(sh) = shippers.get_mut(&name) else {
+                continue;
+            };
             let ctx = (&deps, &replica, recipients.as_slice(), tmp_dir.as_path());
             if sync_one(
                 ctx,
-                name,
+                &name,
                 sh,
                 Due::Regular,
                 &mut file_shippers,
@@ -164,7 +170,14 @@ async fn run(deps: Deps, replica: Replica, recipients: Vec<age::x25519::Recipien
             )
             .await
             {
-                gone.push(name.clone());
+                gone.push(name);
+            }
+            // A round can take seconds: a scrub's checkpoint waiting on a
+            // pin taken earlier in it does not wait for its end.
+            if crate::store::wal_wanted::any() {
+                shippers.values_mut().for_each(|sh| {
+                    sh.let_go_if_wanted();
+                });
             }
         }
         for name in gone {

@@ -254,6 +254,12 @@ impl Shipper {
         early_due(len, restarted, self.due_past)
     }
 
+    /// Ends the last pass's read transaction (the next pass may then
+    /// compare every page, if the WAL starts over meanwhile).
+    pub fn let_go(&mut self) {
+        self.pin = None;
+    }
+
     /// Whether the last pass's read transaction is still held.
     pub fn pinned(&self) -> bool {
         self.pin.is_some()

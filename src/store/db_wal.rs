@@ -17,10 +17,13 @@ pub enum Scrubbed {
     WalHeld,
 }
 
-/// A held WAL is tried again this often, this many times, each try holding
-/// the writer for at most `RETRY_BUSY` (writes wait meanwhile).
+/// A held WAL is tried again this often for half an hour, then every
+/// `RETRY_SLOWLY`, each try waiting `RETRY_BUSY` for readers with the writer
+/// held (writes wait meanwhile, and for the copy of the frames into the
+/// file when the try succeeds).
 const RETRY_EVERY: Duration = Duration::from_secs(2);
 const RETRIES: u32 = 900;
+const RETRY_SLOWLY: Duration = Duration::from_secs(60);
 const RETRY_BUSY: Duration = Duration::from_millis(100);
 
 impl Db {
@@ -47,8 +50,8 @@ impl Db {
     /// One more try at emptying the WAL: the writer waited for a second at
     /// most, readers for `RETRY_BUSY`. `Ok(true)` once it is empty.
     fn empty_wal(&self) -> Result<bool> {
-        let _wanting = super::wal_wanted::Wanting::new(&self.path);
         let done = self.with_writer(Wait::Upto(Duration::from_secs(1)), |c| {
+            let _wanting = super::wal_wanted::Wanting::new(&self.path);
             let conn = c.conn(TOKEN);
             conn.busy_timeout(RETRY_BUSY)?;
             let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
@@ -80,35 +83,54 @@ impl Db {
 
 /// `Db::scrub` on the blocking pool. The change it follows has committed,
 /// so a WAL still held by a reader does not fail it: the WAL is emptied in
-/// the background, tried every 2 s for half an hour, and a warning logged
-/// until it is.
+/// the background by one task per database, tried every 2 s for half an
+/// hour and then every minute, until it is empty or the database is no
+/// longer in use (closing it empties the WAL too). A warning is logged when
+/// it starts, an error after half an hour.
 pub async fn scrub(db: Arc<Db>) -> Result<()> {
+    use std::sync::atomic::Ordering;
     let task = Arc::clone(&db);
     let done = tokio::task::spawn_blocking(move || task.scrub())
         .await
         .map_err(|_| Error::internal("scrub task failed"))??;
-    if done == Scrubbed::Done {
+    if done == Scrubbed::Done || db.wal_retrying.swap(true, Ordering::AcqRel) {
         return Ok(());
     }
-    tracing::warn!(database = %db.path.display(), "a reader holds the WAL after a scrub; emptying it in the background");
+    let path = db.path.display().to_string();
+    tracing::warn!(database = %path, "a reader holds the WAL after a scrub; emptying it in the background");
     tokio::spawn(async move {
-        for _ in 0..RETRIES {
-            tokio::time::sleep(RETRY_EVERY).await;
-            let db = Arc::clone(&db);
-            let path = db.path.display().to_string();
-            match tokio::task::spawn_blocking(move || db.empty_wal()).await {
+        for tried in 1u32.. {
+            let pause = if tried <= RETRIES {
+                RETRY_EVERY
+            } else {
+                RETRY_SLOWLY
+            };
+            tokio::time::sleep(pause).await;
+            if tried == RETRIES {
+                tracing::error!(database = %path, "the WAL still holds frames from before a scrub after half an hour; trying every minute");
+            }
+            // Only this task holds it: the pool let the database go, and
+            // its close empties the WAL.
+            if Arc::strong_count(&db) == 1 {
+                return;
+            }
+            let again = Arc::clone(&db);
+            match tokio::task::spawn_blocking(move || again.empty_wal()).await {
                 Ok(Ok(true)) => {
                     tracing::info!(database = %path, "WAL emptied after a scrub");
-                    return;
+                    break;
                 }
                 Ok(Ok(false)) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(database = %path, error = %e, "emptying the WAL after a scrub failed; retrying")
                 }
-                Err(_) => return,
+                Err(e) => {
+                    tracing::error!(database = %path, error = %e, "the task emptying the WAL after a scrub failed");
+                    break;
+                }
             }
         }
-        tracing::error!(database = %db.path.display(), "the WAL still holds frames from before a scrub after half an hour of tries; they go at the next clean stop");
+        db.wal_retrying.store(false, Ordering::Release);
     });
     Ok(())
 }

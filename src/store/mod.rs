@@ -103,6 +103,8 @@ pub struct Db {
     /// Callers of `with_writer` waiting: a drainer hands them the lock
     /// between two batches (else it keeps it while writes keep coming).
     yielding: std::sync::atomic::AtomicUsize,
+    /// A background task is emptying the WAL after a scrub (`db_wal`).
+    wal_retrying: std::sync::atomic::AtomicBool,
 }
 
 /// Databases closed since the process started (every `Db` dropped: idle
@@ -162,6 +164,7 @@ impl Db {
             pending: Mutex::new(Vec::new()),
             draining: Default::default(),
             yielding: Default::default(),
+            wal_retrying: Default::default(),
         })
     }
 
@@ -185,6 +188,7 @@ impl Db {
             pending: Mutex::new(Vec::new()),
             draining: Default::default(),
             yielding: Default::default(),
+            wal_retrying: Default::default(),
         })
     }
 

@@ -8,11 +8,17 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 static ANY: AtomicUsize = AtomicUsize::new(0);
 static WANTED: Mutex<BTreeMap<(u64, u64), usize>> = Mutex::new(BTreeMap::new());
+
+/// The registry, even if a holder panicked (nothing here can leave it
+/// half-changed).
+fn registry() -> MutexGuard<'static, BTreeMap<(u64, u64), usize>> {
+    WANTED.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn id(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
@@ -23,14 +29,11 @@ pub struct Wanting(Option<(u64, u64)>);
 
 impl Wanting {
     pub fn new(path: &Path) -> Wanting {
-        let key = id(path).filter(|k| match WANTED.lock() {
-            Ok(mut w) => {
-                *w.entry(*k).or_default() += 1;
-                ANY.fetch_add(1, Ordering::AcqRel);
-                true
-            }
-            Err(_) => false,
-        });
+        let key = id(path);
+        if let Some(k) = key {
+            *registry().entry(k).or_default() += 1;
+            ANY.fetch_add(1, Ordering::AcqRel);
+        }
         Wanting(key)
     }
 }
@@ -38,24 +41,28 @@ impl Wanting {
 impl Drop for Wanting {
     fn drop(&mut self) {
         let Some(k) = self.0 else { return };
-        if let Ok(mut w) = WANTED.lock() {
-            if let Some(n) = w.get_mut(&k) {
-                *n -= 1;
-                if *n == 0 {
-                    w.remove(&k);
-                }
+        let mut w = registry();
+        if let Some(n) = w.get_mut(&k) {
+            *n -= 1;
+            if *n == 0 {
+                w.remove(&k);
             }
-            ANY.fetch_sub(1, Ordering::AcqRel);
         }
+        ANY.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// Whether a checkpoint of this process waits to empty the WAL of the
 /// database at `path` (one atomic load while none does).
 pub fn wanted(path: &Path) -> bool {
-    if ANY.load(Ordering::Acquire) == 0 {
+    if !any() {
         return false;
     }
     let Some(k) = id(path) else { return false };
-    WANTED.lock().map(|w| w.contains_key(&k)).unwrap_or(false)
+    registry().contains_key(&k)
+}
+
+/// Whether a checkpoint of this process waits to empty any WAL.
+pub fn any() -> bool {
+    ANY.load(Ordering::Acquire) > 0
 }
