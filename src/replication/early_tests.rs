@@ -45,6 +45,34 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// A database's place, its shipper's scratch dir and a `file://` replica.
+struct Setup {
+    dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    replica: Replica,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, tmp, rdir) = (
+            dir.path().join("data.db"),
+            dir.path().join("tmp"),
+            dir.path().join("replica"),
+        );
+        std::fs::create_dir(&tmp).unwrap();
+        std::fs::create_dir(&rdir).unwrap();
+        let replica = Replica::in_dir(&rdir);
+        Setup {
+            dir,
+            db,
+            tmp,
+            replica,
+        }
+    }
+}
+
 /// Runs an early pass when one is due, as the replicator's check every
 /// 25 ms does; true when it ran.
 async fn check(
@@ -67,20 +95,17 @@ async fn check(
 #[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_passes_follow_the_wal_and_none_follows_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, tmp, rdir) = (
-        dir.path().join("data.db"),
-        dir.path().join("tmp"),
-        dir.path().join("replica"),
-    );
-    std::fs::create_dir(&tmp).unwrap();
-    std::fs::create_dir(&rdir).unwrap();
+    let Setup {
+        dir,
+        db,
+        tmp,
+        replica,
+    } = Setup::new();
     let d = Db::create(&db);
     d.limit_wal();
     d.unsynced();
     d.insert(1, 100, 1000);
     let w = Arc::new(Mutex::new(d));
-    let replica = Replica::in_dir(&rdir);
     let id = age::x25519::Identity::generate();
     let to = vec![id.to_public()];
     let mut sh = Shipper::new("ws-t".into(), db.clone(), Some(writer(&w)));
@@ -208,17 +233,14 @@ async fn early_passes_follow_the_wal_and_none_follows_a_restart() {
 /// every 25 ms, and the WAL is emptied at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrub_beside_a_pinned_database_empties_its_wal_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, tmp, rdir) = (
-        dir.path().join("data.db"),
-        dir.path().join("tmp"),
-        dir.path().join("replica"),
-    );
-    std::fs::create_dir(&tmp).unwrap();
-    std::fs::create_dir(&rdir).unwrap();
+    let Setup {
+        dir: _dir,
+        db,
+        tmp,
+        replica,
+    } = Setup::new();
     let d = Db::create(&db);
     d.insert(1, 100, 1000);
-    let replica = Replica::in_dir(&rdir);
     let to = vec![age::x25519::Identity::generate().to_public()];
     let mut sh = Shipper::new("ws-t".into(), db.clone(), None);
     for n in 0..2 {
