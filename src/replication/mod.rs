@@ -15,6 +15,7 @@
 
 pub mod catalog;
 pub mod drill;
+mod early;
 #[cfg(test)]
 mod early_tests;
 pub mod files;

@@ -26,8 +26,9 @@ use std::path::Path;
 use crate::store::{Sql, Wait};
 
 use super::catalog::segment_name;
+use super::early::writer_wait;
 use super::segment::Segment;
-use super::shipper::{Due, Gen, Pass, changes, writer_wait};
+use super::shipper::{Due, Gen, Pass, changes};
 use super::wal::{self, WalMark};
 use crate::error::Result;
 use crate::store::replica_copy::{self, Pin};

@@ -24,12 +24,13 @@ use rand::RngCore;
 use sha2::Digest;
 
 use super::catalog::{segment_name, snapshot_name};
+pub use super::early::Due;
+use super::early::early_due;
 use super::restart::{self, Writer};
 use super::segment::{self, Segment};
 use super::target::Replica;
 use super::wal::{WalMark, WalPages};
 use crate::error::{Error, Result};
-use crate::store::Wait;
 use crate::store::replica_copy::{self, PageSource};
 
 /// A new generation (a full snapshot) at least this often.
@@ -51,33 +52,6 @@ pub(super) const PIN_WAL_LIMIT: u64 = crate::store::WAL_SIZE_LIMIT;
 /// An idle database's pin (at read lock 0, `restart::repin_idle`) is let go
 /// after this long without a change: idle databases hold nothing.
 const IDLE_PIN: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// How long a pass waits for the writer lock for its restart: an early
-/// pass a little, for a writer busy with group commits (they hand it over
-/// between two batches); a regular one longer, but not for a writer held by
-/// a long import or a scrub (whose `TRUNCATE` checkpoint waits for the very
-/// read transaction the pass holds), and the replicator's other databases
-/// wait behind it.
-const EARLY_WRITER_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
-const REGULAR_WRITER_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// How long a pass of this kind waits for the writer lock.
-pub(crate) fn writer_wait(due: Due) -> Wait {
-    Wait::Upto(match due {
-        Due::Early => EARLY_WRITER_WAIT,
-        Due::Regular => REGULAR_WRITER_WAIT,
-    })
-}
-
-/// Whether a WAL file now `len` bytes long is due an early pass, `restarted`
-/// when its header is of a later epoch than the last pass's mark and
-/// `due_past` the length the last pass set (`Shipper::due_past`). Past
-/// `WAL_SIZE_LIMIT` SQLite cuts the file back when it starts the WAL over,
-/// so a longer file in a new epoch means as much WAL in use; in the same
-/// epoch only growth past `due_past` counts.
-pub(super) fn early_due(len: u64, restarted: bool, due_past: u64) -> bool {
-    len > crate::store::WAL_SIZE_LIMIT && (restarted || len > due_past)
-}
 
 /// Sizes and modification times of the file and its WAL.
 type Fingerprint = [(u64, i128); 2];
@@ -128,15 +102,6 @@ pub struct Shipper {
     /// checkpoint and the next commit, a busy writer, or frames of a long
     /// transaction not yet committed).
     due_past: u64,
-}
-
-/// A regular pass (every `replication.interval_ms`) or an early one, between
-/// two regular passes, for a database whose WAL outgrew its limit
-/// (`Shipper::early_due`).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Due {
-    Regular,
-    Early,
 }
 
 pub enum Outcome {
