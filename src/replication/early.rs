@@ -23,7 +23,7 @@ const REGULAR_WRITER_WAIT: std::time::Duration = std::time::Duration::from_milli
 
 /// How long a pass of this kind waits for the writer lock.
 pub(crate) fn writer_wait(due: Due) -> Wait {
-    Wait::Upto(match due {
+    Wait(match due {
         Due::Early => EARLY_WRITER_WAIT,
         Due::Regular => REGULAR_WRITER_WAIT,
     })

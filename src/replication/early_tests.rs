@@ -12,26 +12,19 @@ use super::restart::Writer;
 use super::shipper::{Due, Shipper};
 use super::target::Replica;
 use super::wal;
+use crate::store::WAL_SIZE_LIMIT;
 use crate::store::replica_copy::fixture::Db;
-use crate::store::{WAL_SIZE_LIMIT, Wait};
 
 /// The store's writer lock, as `Db::with_writer` lends it.
 fn writer(w: &Arc<Mutex<Db>>) -> Writer {
     let w = Arc::clone(w);
     Arc::new(move |wait, f| {
-        let held = match wait {
-            Wait::Forever => w.lock().unwrap(),
-            Wait::Upto(d) => {
-                let end = Instant::now() + d;
-                loop {
-                    match w.try_lock() {
-                        Ok(g) => break g,
-                        Err(_) if Instant::now() < end => {
-                            std::thread::sleep(Duration::from_micros(100))
-                        }
-                        Err(_) => return None,
-                    }
-                }
+        let end = Instant::now() + wait.0;
+        let held = loop {
+            match w.try_lock() {
+                Ok(g) => break g,
+                Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_micros(100)),
+                Err(_) => return None,
             }
         };
         Some(f(held.conn()))

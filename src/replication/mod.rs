@@ -270,12 +270,12 @@ async fn sync_one(
     // the database counts as replicated once they are shipped too.
     if let Some(ws) = name.strip_prefix("ws-") {
         let fs = file_shippers.entry(name.to_owned()).or_default();
-        let due = match &synced {
+        let files_due = match &synced {
             Ok(Outcome::Shipped { .. }) => true,
             Ok(Outcome::Unchanged) => fs.pending,
             _ => false,
         };
-        if due {
+        if files_due {
             let shipped = match ws.parse() {
                 Ok(id) => {
                     let blobs = deps.tenants.blobs(id);

@@ -288,8 +288,7 @@ impl Shipper {
             tmp_dir.join(format!("{}.copy", self.name)),
         );
         let (prev, name, force) = (self.current.clone(), self.name.clone(), self.force_new);
-        let epoch = |g: &Option<Gen>| g.as_ref().and_then(|g| g.mark).map(|m| m.salt);
-        let epoch_before = epoch(&prev);
+        let epoch_before = prev.as_ref().and_then(|g| g.mark).map(|m| m.salt);
         let old_pin = self.pin.take();
         let recipients = recipients.to_vec();
         let writer = self.writer.clone();

@@ -50,7 +50,7 @@ impl Db {
     /// One more try at emptying the WAL: the writer waited for a second at
     /// most, readers for `RETRY_BUSY`. `Ok(true)` once it is empty.
     fn empty_wal(&self) -> Result<bool> {
-        let done = self.with_writer(Wait::Upto(Duration::from_secs(1)), |c| {
+        let done = self.with_writer(Wait(Duration::from_secs(1)), |c| {
             let _wanting = super::wal_wanted::Wanting::new(&self.path);
             let conn = c.conn(TOKEN);
             conn.busy_timeout(RETRY_BUSY)?;

@@ -6,17 +6,13 @@ use std::time::{Duration, Instant};
 use super::Db;
 use crate::error::{Error, Result};
 
-/// How long `Db::with_writer` waits for the writer lock.
+/// How long `Db::with_writer` waits for the writer lock at most (`NOT`:
+/// one try). Never unbounded: a writer may be held by a long import.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wait {
-    /// Until it is free (a long import holds it for as long as it runs).
-    Forever,
-    /// At most this long (`ZERO`: one try).
-    Upto(Duration),
-}
+pub struct Wait(pub Duration);
 
 impl Wait {
-    pub const NOT: Wait = Wait::Upto(Duration::ZERO);
+    pub const NOT: Wait = Wait(Duration::ZERO);
 }
 
 impl Db {
@@ -33,42 +29,28 @@ impl Db {
         // Opened (if need be) before any count moves: a failed open must
         // not leave a drainer yielding to a waiter that never comes.
         let writer = self.writer()?;
-        let poisoned = || Error::internal("writer lock poisoned");
-        let conn = match wait {
-            Wait::Forever => {
-                self.waiting.fetch_add(1, Ordering::Relaxed);
-                self.yielding.fetch_add(1, Ordering::AcqRel);
-                let lock = writer.lock();
-                self.yielding.fetch_sub(1, Ordering::AcqRel);
-                self.waiting.fetch_sub(1, Ordering::Relaxed);
-                lock.map_err(|_| poisoned())?
+        let deadline = Instant::now() + wait.0;
+        let announced = !wait.0.is_zero();
+        if announced {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            self.yielding.fetch_add(1, Ordering::AcqRel);
+        }
+        let got = loop {
+            match writer.try_lock() {
+                Ok(c) => break Ok(Some(c)),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => break Ok(None),
+                Err(_) => break Err(Error::internal("writer lock poisoned")),
             }
-            Wait::Upto(d) => {
-                let deadline = Instant::now() + d;
-                let announced = !d.is_zero();
-                if announced {
-                    self.waiting.fetch_add(1, Ordering::Relaxed);
-                    self.yielding.fetch_add(1, Ordering::AcqRel);
-                }
-                let got = loop {
-                    match writer.try_lock() {
-                        Ok(c) => break Ok(Some(c)),
-                        Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                            std::thread::sleep(Duration::from_micros(100));
-                        }
-                        Err(std::sync::TryLockError::WouldBlock) => break Ok(None),
-                        Err(_) => break Err(poisoned()),
-                    }
-                };
-                if announced {
-                    self.yielding.fetch_sub(1, Ordering::AcqRel);
-                    self.waiting.fetch_sub(1, Ordering::Relaxed);
-                }
-                match got? {
-                    Some(c) => c,
-                    None => return Ok(None),
-                }
-            }
+        };
+        if announced {
+            self.yielding.fetch_sub(1, Ordering::AcqRel);
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        let Some(conn) = got? else {
+            return Ok(None);
         };
         let conn: &rusqlite::Connection = &conn;
         f(conn).map(Some)

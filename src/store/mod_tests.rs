@@ -185,7 +185,7 @@ fn with_writer_waits_as_long_as_told() {
     let holder = {
         let db = Arc::clone(&db);
         std::thread::spawn(move || {
-            db.with_writer(Wait::Forever, |_| {
+            db.with_writer(Wait(std::time::Duration::from_secs(60)), |_| {
                 held_tx.send(()).unwrap();
                 std::thread::sleep(std::time::Duration::from_millis(1000));
                 Ok(())
@@ -195,13 +195,13 @@ fn with_writer_waits_as_long_as_told() {
     };
     held_rx.recv().unwrap();
     assert_eq!(db.with_writer(Wait::NOT, |_| Ok(())).unwrap(), None);
-    let short = Wait::Upto(std::time::Duration::from_millis(20));
+    let short = Wait(std::time::Duration::from_millis(20));
     assert_eq!(db.with_writer(short, |_| Ok(())).unwrap(), None);
     // A wait that gave up leaves no drainer yielding to it.
     use std::sync::atomic::Ordering;
     assert_eq!(db.yielding.load(Ordering::Acquire), 0);
     assert_eq!(db.write_waiters(), 0);
-    let long = Wait::Upto(std::time::Duration::from_secs(30));
+    let long = Wait(std::time::Duration::from_secs(30));
     assert_eq!(db.with_writer(long, |_| Ok(1)).unwrap(), Some(1));
     assert_eq!(holder.join().unwrap(), Some(()));
     assert_eq!(db.with_writer(Wait::NOT, |_| Ok(2)).unwrap(), Some(2));
